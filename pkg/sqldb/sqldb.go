@@ -1,0 +1,186 @@
+// Package sqldb opens a service's database and runs its migrations. It gives
+// every service one code path over two engines: PostgreSQL (pgx) for compose
+// and production, and embedded pure-Go SQLite for the single-process default.
+//
+// Queries are written once, in the SQL subset both engines share, with $N
+// placeholders (SQLite accepts them as numbered parameters).
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+// The supported engines.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is a database handle that remembers which engine it talks to.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+// Open connects to the database named by rawURL: a postgres:// or
+// postgresql:// URL selects PostgreSQL; sqlite:PATH, file:PATH or a bare path
+// selects SQLite (the file and its directory are created when missing).
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		db, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("sqldb: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(16)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		return ping(ctx, &DB{DB: db, Dialect: Postgres})
+	case rawURL == "":
+		return nil, errors.New("sqldb: empty database URL")
+	default:
+		return openSQLite(ctx, rawURL)
+	}
+}
+
+func openSQLite(ctx context.Context, rawURL string) (*DB, error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "file:")
+	path = strings.TrimPrefix(path, "//")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" {
+		return nil, errors.New("sqldb: sqlite URL has no path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqldb: create sqlite directory: %w", err)
+	}
+	// WAL lets readers proceed during a write; busy_timeout makes concurrent
+	// writers wait for the lock instead of failing with SQLITE_BUSY.
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
+	}
+	// SQLite has one writer at a time; a small pool keeps lock waits short
+	// while still letting reads run beside a write under WAL.
+	db.SetMaxOpenConns(4)
+	return ping(ctx, &DB{DB: db, Dialect: SQLite})
+}
+
+func ping(ctx context.Context, db *DB) (*DB, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqldb: connect to %s: %w", db.Dialect, err)
+	}
+	return db, nil
+}
+
+// Migrations is one named set of migrations, tracked in its own version
+// table so that a service and the shared libraries it embeds (the event
+// outbox, for one) can each evolve their schema independently.
+type Migrations struct {
+	// Name identifies the set; its versions live in table "<name>_schema".
+	Name string
+	// FS holds one directory per dialect ("postgres", "sqlite") of goose
+	// SQL files.
+	FS fs.FS
+}
+
+// Migrate applies every pending migration of each set, in order. On
+// PostgreSQL a session advisory lock serialises concurrent migrators, so
+// several replicas may start at once.
+func (db *DB) Migrate(ctx context.Context, sets ...Migrations) error {
+	for _, set := range sets {
+		sub, err := fs.Sub(set.FS, string(db.Dialect))
+		if err != nil {
+			return fmt.Errorf("sqldb: migrations %s: %w", set.Name, err)
+		}
+		opts := []goose.ProviderOption{
+			goose.WithTableName(set.Name + "_schema"),
+			goose.WithDisableGlobalRegistry(true),
+		}
+		dialect := goose.DialectSQLite3
+		if db.Dialect == Postgres {
+			dialect = goose.DialectPostgres
+			locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(set.Name)))
+			if err != nil {
+				return fmt.Errorf("sqldb: migration lock: %w", err)
+			}
+			opts = append(opts, goose.WithSessionLocker(locker))
+		}
+		p, err := goose.NewProvider(dialect, db.DB, sub, opts...)
+		if err != nil {
+			return fmt.Errorf("sqldb: migrations %s: %w", set.Name, err)
+		}
+		if _, err := p.Up(ctx); err != nil {
+			return fmt.Errorf("sqldb: migrate %s: %w", set.Name, err)
+		}
+	}
+	return nil
+}
+
+// lockID derives a stable advisory-lock key per migration set (FNV-1a).
+func lockID(name string) int64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return int64(h >> 1)
+}
+
+// InTx runs fn inside a transaction, committing when it returns nil and
+// rolling back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation on
+// either engine.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		code := sqliteErr.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
