@@ -1,0 +1,101 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// targets are the components `serve --target` can run.
+var targets = []string{"all", "gateway", "projects"}
+
+// config is the whole configuration; every field has a flag and a
+// SLIPWAY_* environment variable (flags win). The README's configuration
+// table mirrors settings below.
+type config struct {
+	Target              string
+	HTTPAddr            string
+	GRPCAddr            string
+	DataDir             string
+	ProjectsDatabaseURL string
+	ProjectsAddr        string
+	NATSURL             string
+	RedisURL            string
+	CatalogFile         string
+	LogLevel            string
+	LogFormat           string
+}
+
+// setting describes one configuration knob.
+type setting struct {
+	flag, env, def, help string
+	field                func(*config) *string
+}
+
+var settings = []setting{
+	{"target", "SLIPWAY_TARGET", "all", "component to run: " + strings.Join(targets, ", "), func(c *config) *string { return &c.Target }},
+	{"http-addr", "SLIPWAY_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address (the API on gateway targets; /health and /metrics on service targets)", func(c *config) *string { return &c.HTTPAddr }},
+	{"grpc-addr", "SLIPWAY_GRPC_ADDR", "127.0.0.1:9090", "gRPC listen address of the services run by this process", func(c *config) *string { return &c.GRPCAddr }},
+	{"data-dir", "SLIPWAY_DATA_DIR", "./data", "directory for SQLite databases and the embedded NATS store", func(c *config) *string { return &c.DataDir }},
+	{"projects-database-url", "SLIPWAY_PROJECTS_DATABASE_URL", "", "projects database: postgres://... (empty: SQLite in the data directory)", func(c *config) *string { return &c.ProjectsDatabaseURL }},
+	{"projects-addr", "SLIPWAY_PROJECTS_ADDR", "", "gRPC address of the projects service for a gateway running apart (empty: this process)", func(c *config) *string { return &c.ProjectsAddr }},
+	{"nats-url", "SLIPWAY_NATS_URL", "", "NATS server with JetStream (empty: embedded server in the data directory)", func(c *config) *string { return &c.NATSURL }},
+	{"redis-url", "SLIPWAY_REDIS_URL", "", "Redis for quotas shared by gateway replicas (empty: in-process)", func(c *config) *string { return &c.RedisURL }},
+	{"catalog-file", "SLIPWAY_CATALOG_FILE", "", "JSON file with the regions and plans catalogue (empty: built-in)", func(c *config) *string { return &c.CatalogFile }},
+	{"log-level", "SLIPWAY_LOG_LEVEL", "info", "log level: debug, info, warn, error", func(c *config) *string { return &c.LogLevel }},
+	{"log-format", "SLIPWAY_LOG_FORMAT", "text", "log format: text or json", func(c *config) *string { return &c.LogFormat }},
+}
+
+func parseConfig(cmd string, args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("slipway "+cmd, flag.ContinueOnError)
+	for _, s := range settings {
+		def := s.def
+		if v, ok := os.LookupEnv(s.env); ok {
+			def = v
+		}
+		fs.StringVar(s.field(&c), s.flag, def, s.help+" ($"+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if !slices.Contains(targets, c.Target) {
+		return c, fmt.Errorf("unknown target %q (want one of %s)", c.Target, strings.Join(targets, ", "))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return c, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return c, nil
+}
+
+func (c config) runs(component string) bool { return c.Target == "all" || c.Target == component }
+
+// projectsDatabase is the projects database URL, defaulting to SQLite in
+// the data directory.
+func (c config) projectsDatabase() string {
+	if c.ProjectsDatabaseURL != "" {
+		return c.ProjectsDatabaseURL
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, "projects.db")
+}
+
+func (c config) logger() *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
+)
+
+// envelope is the grpc-gateway marshaler that speaks Northflank's wire
+// format: responses are {"data": <message>} with a list's pagination lifted
+// next to "data", and request bodies are decoded strictly (decodeJSON).
+type envelope struct{}
+
+var _ runtime.Marshaler = envelope{}
+
+// marshalOptions emits empty lists and zero values so clients see every
+// documented field, while fields with presence (a last page's cursor) stay
+// absent when unset.
+var marshalOptions = protojson.MarshalOptions{EmitDefaultValues: true}
+
+var paginationName = (&apiv1.Pagination{}).ProtoReflect().Descriptor().FullName()
+
+// Marshal implements runtime.Marshaler.
+func (envelope) Marshal(v any) ([]byte, error) {
+	msg, ok := v.(proto.Message)
+	if !ok {
+		return nil, errors.New("gateway: response is not a proto message")
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"data":`)
+	var pagination []byte
+	m := msg.ProtoReflect()
+	if fd := m.Descriptor().Fields().ByName("pagination"); fd != nil && fd.Kind() == protoreflect.MessageKind &&
+		fd.Message().FullName() == paginationName && m.Has(fd) {
+		// Lift pagination out of "data". The response is ours alone once
+		// the handler returned it, so clearing the field is safe.
+		var err error
+		if pagination, err = marshalOptions.Marshal(m.Get(fd).Message().Interface()); err != nil {
+			return nil, err
+		}
+		m.Clear(fd)
+	}
+	data, err := marshalOptions.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	// protojson varies its whitespace on purpose; compacting gives clients
+	// stable, smaller bodies.
+	if err := json.Compact(&buf, data); err != nil {
+		return nil, err
+	}
+	if pagination != nil {
+		buf.WriteString(`,"pagination":`)
+		if err := json.Compact(&buf, pagination); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// Unmarshal implements runtime.Marshaler.
+func (envelope) Unmarshal(data []byte, v any) error {
+	msg, ok := v.(proto.Message)
+	if !ok {
+		return errors.New("gateway: request is not a proto message")
+	}
+	return decodeJSON(data, msg)
+}
+
+// NewDecoder implements runtime.Marshaler. Decode errors are also parked on
+// the request body so the error handler can report their field details,
+// which grpc-gateway's own wrapping would otherwise flatten to a string.
+func (e envelope) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		err = e.Unmarshal(data, v)
+		if b, ok := r.(*requestBody); ok && err != nil && !errors.Is(err, io.EOF) {
+			b.decodeErr = err
+		}
+		return err
+	})
+}
+
+// NewEncoder implements runtime.Marshaler.
+func (e envelope) NewEncoder(w io.Writer) runtime.Encoder {
+	return runtime.EncoderFunc(func(v any) error {
+		data, err := e.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	})
+}
+
+// ContentType implements runtime.Marshaler.
+func (envelope) ContentType(any) string { return "application/json" }
+
+// requestBody is the buffered request body the middleware hands on: the
+// size limit has already been enforced by the time a handler reads it.
+type requestBody struct {
+	*bytes.Reader
+	decodeErr error
+}
+
+// Close implements io.Closer.
+func (*requestBody) Close() error { return nil }

@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/requestid"
+)
+
+// errorBody is Northflank's error envelope.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+	ID      string `json:"id"`
+	Details any    `json:"details,omitempty"`
+}
+
+// httpStatus maps gRPC codes to HTTP statuses: the one table for the API.
+var httpStatus = map[codes.Code]int{
+	codes.OK:                 http.StatusOK,
+	codes.InvalidArgument:    http.StatusBadRequest,
+	codes.OutOfRange:         http.StatusBadRequest,
+	codes.Unauthenticated:    http.StatusUnauthorized,
+	codes.PermissionDenied:   http.StatusForbidden,
+	codes.NotFound:           http.StatusNotFound,
+	codes.AlreadyExists:      http.StatusConflict,
+	codes.Aborted:            http.StatusConflict,
+	codes.FailedPrecondition: http.StatusConflict,
+	codes.ResourceExhausted:  http.StatusTooManyRequests,
+	codes.Canceled:           499, // client closed request
+	codes.Unimplemented:      http.StatusNotImplemented,
+	codes.Unavailable:        http.StatusServiceUnavailable,
+	codes.DeadlineExceeded:   http.StatusGatewayTimeout,
+}
+
+// genericMessage is what callers see for a status whose message is not
+// known to be safe (it did not come from a Slipway service).
+var genericMessage = map[codes.Code]string{
+	codes.InvalidArgument:  "invalid request",
+	codes.Unauthenticated:  "authentication required",
+	codes.PermissionDenied: "permission denied",
+	codes.NotFound:         "not found",
+	codes.Canceled:         "request canceled",
+	codes.Unimplemented:    "not implemented",
+	codes.Unavailable:      "service unavailable, try again later",
+	codes.DeadlineExceeded: "request timed out",
+}
+
+// writeError writes the envelope with the given status.
+func writeError(w http.ResponseWriter, status int, id, message string, details any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: id, Details: details}})
+}
+
+// queryParseError recognises grpc-gateway's message for a query or path
+// parameter of the wrong type, to name the parameter without the parser's
+// internals.
+var queryParseError = regexp.MustCompile(`^parsing (?:field|list) "([^"]+)"`)
+
+// handleError is grpc-gateway's error handler: every failed call, from the
+// gateway's own decoding or from a service, is shaped here.
+func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if b, ok := r.Body.(*requestBody); ok && b.decodeErr != nil {
+		err = b.decodeErr
+	}
+	if e := apierr.From(err); e != nil {
+		err = e.GRPCStatus().Err()
+	}
+	st := status.Convert(err)
+	code := st.Code()
+	httpCode, known := httpStatus[code]
+	if !known {
+		httpCode = http.StatusInternalServerError
+	}
+	reason, message, details := describe(st)
+	if reason == "" { // not from a Slipway service: don't trust its text
+		reason = code.String()
+		message = genericMessage[code]
+		if m := queryParseError.FindStringSubmatch(st.Message()); m != nil && code == codes.InvalidArgument {
+			message = "request validation failed"
+			details = map[string][]string{m[1]: {"has the wrong type"}}
+			reason = "VALIDATION_FAILED"
+		}
+	}
+	if httpCode == http.StatusInternalServerError {
+		g.log.ErrorContext(ctx, "request failed", "code", code.String(), "error", st.Message(), "request_id", requestid.FromContext(r.Context()))
+		reason, message, details = apierr.Internal.Reason, apierr.Internal.Message, nil
+	}
+	if message == "" {
+		message = http.StatusText(httpCode)
+	}
+	writeError(w, httpCode, reason, message, details)
+}
+
+// describe extracts the reason, message and field details a Slipway
+// service attached to st; reason is empty when st carries none.
+func describe(st *status.Status) (reason, message string, details any) {
+	var fields map[string][]string
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			if d.GetDomain() == apierr.Domain {
+				reason = d.GetReason()
+			}
+		case *errdetails.BadRequest:
+			fields = map[string][]string{}
+			for _, v := range d.GetFieldViolations() {
+				fields[v.GetField()] = append(fields[v.GetField()], v.GetDescription())
+			}
+		}
+	}
+	if reason == "" {
+		return "", "", nil
+	}
+	if fields != nil {
+		details = fields
+	}
+	return reason, st.Message(), details
+}
+
+// handleRoutingError shapes the mux's own 404/405/501 answers.
+func (g *Gateway) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+	switch code {
+	case http.StatusNotFound:
+		writeError(w, code, "ROUTE_NOT_FOUND", "no route for "+r.Method+" "+r.URL.Path, nil)
+	case http.StatusMethodNotAllowed:
+		writeError(w, code, "METHOD_NOT_ALLOWED", "method "+r.Method+" is not allowed on "+r.URL.Path, nil)
+	default:
+		writeError(w, code, "HTTP_"+strconv.Itoa(code), http.StatusText(code), nil)
+	}
+}

@@ -1,0 +1,203 @@
+// Package gateway is Slipway's public HTTP entry: grpc-gateway translating
+// the JSON REST API to the services' gRPC APIs, shaped the Northflank way
+// (envelopes, errors, pagination), with request ids, API version
+// negotiation, body limits, health, version, OpenAPI and metrics.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+
+	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/slipwayhq/slipway/gen/openapi"
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/requestid"
+)
+
+// Backends are the gRPC connections to the services the gateway fronts.
+type Backends struct {
+	// Projects reaches the projects service.
+	Projects grpc.ClientConnInterface
+}
+
+// Options configure New.
+type Options struct {
+	// Logger receives access logs and the causes of 500s.
+	Logger *slog.Logger
+	// Registerer receives HTTP metrics; Gatherer is served on /metrics.
+	// Either may be nil.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Version is the build's version string, served on /version.
+	Version string
+	// Backends are the services' connections.
+	Backends Backends
+	// Ready is an extra readiness check of the gateway's own dependencies;
+	// may be nil.
+	Ready func(ctx context.Context) map[string]string
+}
+
+// Gateway is the public HTTP handler.
+type Gateway struct {
+	log     *slog.Logger
+	metrics *httpMetrics
+	opts    Options
+	health  []healthTarget
+	handler http.Handler
+}
+
+// healthTarget is a backend the readiness probe asks over gRPC health.
+type healthTarget struct {
+	name    string
+	service string
+	client  healthpb.HealthClient
+}
+
+// New builds the gateway.
+func New(ctx context.Context, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m, err := newHTTPMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{log: opts.Logger, metrics: m, opts: opts}
+	mux := gwruntime.NewServeMux(
+		gwruntime.WithMarshalerOption(gwruntime.MIMEWildcard, envelope{}),
+		gwruntime.WithErrorHandler(g.handleError),
+		gwruntime.WithRoutingErrorHandler(g.handleRoutingError),
+		gwruntime.WithIncomingHeaderMatcher(incomingHeader),
+		// Services' response metadata stays internal.
+		gwruntime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		gwruntime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+		gwruntime.WithForwardResponseOption(noStore),
+		gwruntime.WithMiddlewares(recordRoute),
+		gwruntime.WithMetadata(forwardRequestID),
+	)
+	if opts.Backends.Projects == nil {
+		return nil, fmt.Errorf("gateway: no projects backend")
+	}
+	if err := projectsv1.RegisterProjectsServiceHandlerClient(ctx, mux, projectsv1.NewProjectsServiceClient(opts.Backends.Projects)); err != nil {
+		return nil, err
+	}
+	g.health = append(g.health, healthTarget{"projects", projectsv1.ProjectsService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Projects)})
+
+	for _, route := range []struct {
+		method, path string
+		h            gwruntime.HandlerFunc
+	}{
+		{"GET", "/health", g.ready},
+		{"GET", "/health/ready", g.ready},
+		{"GET", "/health/live", g.live},
+		{"GET", "/version", g.version},
+		{"GET", "/v1/openapi.json", serveOpenAPI},
+		{"GET", "/metrics", g.serveMetrics},
+	} {
+		if err := mux.HandlePath(route.method, route.path, route.h); err != nil {
+			return nil, err
+		}
+	}
+	g.handler = g.instrument(negotiate(limitBody(mux)))
+	return g, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// incomingHeader forwards what services need: Authorization (for the
+// auth interceptors) and the request id. Other headers stay at the edge.
+func incomingHeader(key string) (string, bool) {
+	switch http.CanonicalHeaderKey(key) {
+	case "Authorization":
+		return "authorization", true
+	case requestid.Header:
+		return requestid.MetadataKey, true
+	}
+	return "", false
+}
+
+func forwardRequestID(ctx context.Context, _ *http.Request) metadata.MD {
+	if id := requestid.FromContext(ctx); id != "" {
+		return metadata.Pairs(requestid.MetadataKey, id)
+	}
+	return nil
+}
+
+func noStore(_ context.Context, w http.ResponseWriter, _ proto.Message) error {
+	w.Header().Set("Cache-Control", "no-store")
+	return nil
+}
+
+func writeData(w http.ResponseWriter, status int, data []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+func (g *Gateway) live(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	writeData(w, http.StatusOK, []byte(`{"data":{"status":"ok"}}`+"\n"))
+}
+
+// ready asks every backend's gRPC health service (which checks its
+// database and NATS) and the gateway's own dependencies.
+func (g *Gateway) ready(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	healthy := true
+	for _, t := range g.health {
+		resp, err := t.client.Check(ctx, &healthpb.HealthCheckRequest{Service: t.service})
+		switch {
+		case err != nil:
+			checks[t.name], healthy = "unreachable", false
+		case resp.GetStatus() != healthpb.HealthCheckResponse_SERVING:
+			checks[t.name], healthy = "not serving", false
+		default:
+			checks[t.name] = "ok"
+		}
+	}
+	if g.opts.Ready != nil {
+		for name, result := range g.opts.Ready(ctx) {
+			checks[name] = result
+			healthy = healthy && result == "ok"
+		}
+	}
+	if !healthy {
+		writeError(w, http.StatusServiceUnavailable, "NOT_READY", "not ready", map[string]any{"checks": checks})
+		return
+	}
+	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": map[string]any{"status": "ok", "checks": checks}}))
+}
+
+func (g *Gateway) version(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": map[string]any{
+		"version":     g.opts.Version,
+		"goVersion":   runtime.Version(),
+		"apiVersions": APIVersions,
+	}}))
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	writeData(w, http.StatusOK, openapi.Document)
+}
+
+func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	if g.opts.Gatherer == nil {
+		writeError(w, http.StatusNotFound, "ROUTE_NOT_FOUND", "metrics are disabled", nil)
+		return
+	}
+	promhttp.HandlerFor(g.opts.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}

@@ -1,0 +1,112 @@
+package projects
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/slug"
+)
+
+//go:embed catalog.json
+var defaultCatalog []byte
+
+// Catalog is the configured set of regions and plans. A self-hosted install
+// describes its own machines here; prices default to zero.
+type Catalog struct {
+	regions *projectsv1.ListRegionsResponse
+	plans   *projectsv1.ListPlansResponse
+}
+
+// LoadCatalog reads the catalogue from path, or the built-in one (a single
+// "local" region and the standard plan sizes) when path is empty.
+func LoadCatalog(path string) (*Catalog, error) {
+	data := defaultCatalog
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+	}
+	return ParseCatalog(data)
+}
+
+// ParseCatalog parses a catalogue document. Every region and plan needs an
+// id that is a slug, ids are unique, and there is at least one region.
+func ParseCatalog(data []byte) (*Catalog, error) {
+	// The file is {"regions": [...], "plans": [...]} in the API's own JSON
+	// shapes, so each half is decoded by protojson through its response
+	// message, which also rejects unknown fields.
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	var doc struct {
+		regions projectsv1.ListRegionsResponse
+		plans   projectsv1.ListPlansResponse
+	}
+	for key, value := range raw {
+		var target proto.Message
+		switch key {
+		case "regions":
+			target = &doc.regions
+		case "plans":
+			target = &doc.plans
+		default:
+			return nil, fmt.Errorf("catalog: unknown key %q", key)
+		}
+		wrapped, _ := json.Marshal(map[string]json.RawMessage{key: value})
+		if err := protojson.Unmarshal(wrapped, target); err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", key, err)
+		}
+	}
+	if len(doc.regions.GetRegions()) == 0 {
+		return nil, errors.New("catalog: at least one region is required")
+	}
+	seen := map[string]bool{}
+	for _, r := range doc.regions.GetRegions() {
+		if err := checkID("region", r.GetId(), seen); err != nil {
+			return nil, err
+		}
+	}
+	seen = map[string]bool{}
+	for _, p := range doc.plans.GetPlans() {
+		if err := checkID("plan", p.GetId(), seen); err != nil {
+			return nil, err
+		}
+		if p.GetCurrency() == "" {
+			p.Currency = "usd"
+		}
+	}
+	return &Catalog{regions: &doc.regions, plans: &doc.plans}, nil
+}
+
+func checkID(kind, id string, seen map[string]bool) error {
+	if id == "" || slug.Make(id) != id {
+		return fmt.Errorf("catalog: %s id %q must be a slug", kind, id)
+	}
+	if seen[id] {
+		return fmt.Errorf("catalog: duplicate %s id %q", kind, id)
+	}
+	seen[id] = true
+	return nil
+}
+
+// DefaultRegion is the region projects get when they name none.
+func (c *Catalog) DefaultRegion() *projectsv1.Region { return c.regions.GetRegions()[0] }
+
+// Region returns the region with the given id, or nil.
+func (c *Catalog) Region(id string) *projectsv1.Region {
+	for _, r := range c.regions.GetRegions() {
+		if r.GetId() == id {
+			return r
+		}
+	}
+	return nil
+}

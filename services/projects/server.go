@@ -1,0 +1,295 @@
+// Package projects is the projects service: projects, the resources other
+// services report into them, and the regions and plans catalogue.
+package projects
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/slug"
+)
+
+// Event coordinates: subjects are slipway.projects.project.<verb>.
+const (
+	eventService  = "projects"
+	eventResource = "project"
+)
+
+// Paging defaults of the Northflank API.
+const (
+	defaultPerPage = 50
+)
+
+type server struct {
+	projectsv1.UnimplementedProjectsServiceServer
+	store   Store
+	catalog *Catalog
+	now     func() time.Time
+}
+
+// NewServer returns the ProjectsService gRPC implementation over store.
+func NewServer(store Store, catalog *Catalog) projectsv1.ProjectsServiceServer {
+	return &server{store: store, catalog: catalog, now: now}
+}
+
+// now is the clock, at the millisecond precision of Northflank's
+// timestamps (and within what both databases store exactly).
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// ListProjects implements ProjectsService.
+func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsRequest) (*projectsv1.ListProjectsResponse, error) {
+	page, err := pageOf(req.GetPerPage(), req.GetPage(), req.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	list, more, err := s.store.List(ctx, page)
+	if err != nil {
+		return nil, err
+	}
+	resp := &projectsv1.ListProjectsResponse{
+		Projects:   make([]*projectsv1.ProjectSummary, 0, len(list)),
+		Pagination: &apiv1.Pagination{HasNextPage: more, Count: int32(len(list))},
+	}
+	for _, p := range list {
+		resp.Projects = append(resp.Projects, summaryOf(p))
+	}
+	if more {
+		cursor := encodeCursor(list[len(list)-1].ID)
+		resp.Pagination.Cursor = &cursor
+	}
+	return resp, nil
+}
+
+// CreateProject implements ProjectsService.
+func (s *server) CreateProject(ctx context.Context, req *projectsv1.CreateProjectRequest) (*projectsv1.CreateProjectResponse, error) {
+	p, err := s.newProject(req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
+	if err != nil {
+		return nil, err
+	}
+	ev, err := projectEvent("created", p, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Create(ctx, p, ev); err != nil {
+		return nil, storeErr(err, p.ID)
+	}
+	return &projectsv1.CreateProjectResponse{Project: s.projectOf(p, nil)}, nil
+}
+
+// PutProject implements ProjectsService.
+func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectRequest) (*projectsv1.PutProjectResponse, error) {
+	want, err := s.newProject(req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
+	if err != nil {
+		return nil, err
+	}
+	// Create first; on a taken id fall through to the update, so two racing
+	// PUTs both succeed and the later one wins.
+	ev, err := projectEvent("created", want, false)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Create(ctx, want, ev)
+	if err == nil {
+		return &projectsv1.PutProjectResponse{Project: s.projectOf(want, nil)}, nil
+	}
+	if !errors.Is(err, ErrAlreadyExists) {
+		return nil, storeErr(err, want.ID)
+	}
+	p, err := s.store.Update(ctx, want.ID, func(p *Project) ([]events.Event, error) {
+		if req.GetRegion() != "" && req.GetRegion() != p.Region {
+			return nil, apierr.InvalidField("region", "a project's region cannot be changed")
+		}
+		p.Name, p.Description, p.Color, p.UpdatedAt = want.Name, want.Description, want.Color, s.now()
+		return eventsOf(projectEvent("updated", *p, false))
+	})
+	if err != nil {
+		return nil, storeErr(err, want.ID)
+	}
+	resources, err := s.store.Resources(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &projectsv1.PutProjectResponse{Project: s.projectOf(p, resources)}, nil
+}
+
+// GetProject implements ProjectsService.
+func (s *server) GetProject(ctx context.Context, req *projectsv1.GetProjectRequest) (*projectsv1.GetProjectResponse, error) {
+	p, err := s.store.Get(ctx, req.GetProjectId())
+	if err != nil {
+		return nil, storeErr(err, req.GetProjectId())
+	}
+	resources, err := s.store.Resources(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &projectsv1.GetProjectResponse{Project: s.projectOf(p, resources)}, nil
+}
+
+// PatchProject implements ProjectsService.
+func (s *server) PatchProject(ctx context.Context, req *projectsv1.PatchProjectRequest) (*projectsv1.PatchProjectResponse, error) {
+	p, err := s.store.Update(ctx, req.GetProjectId(), func(p *Project) ([]events.Event, error) {
+		if req.Description != nil {
+			p.Description = req.GetDescription()
+		}
+		if req.Color != nil {
+			p.Color = req.GetColor()
+		}
+		p.UpdatedAt = s.now()
+		return eventsOf(projectEvent("updated", *p, false))
+	})
+	if err != nil {
+		return nil, storeErr(err, req.GetProjectId())
+	}
+	resources, err := s.store.Resources(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &projectsv1.PatchProjectResponse{Project: s.projectOf(p, resources)}, nil
+}
+
+// DeleteProject implements ProjectsService.
+func (s *server) DeleteProject(ctx context.Context, req *projectsv1.DeleteProjectRequest) (*projectsv1.DeleteProjectResponse, error) {
+	p, err := s.store.Get(ctx, req.GetProjectId())
+	if err != nil {
+		return nil, storeErr(err, req.GetProjectId())
+	}
+	ev, err := projectEvent("deleted", p, req.GetDeleteChildObjects())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Delete(ctx, p.ID, req.GetDeleteChildObjects(), ev); err != nil {
+		return nil, storeErr(err, p.ID)
+	}
+	return &projectsv1.DeleteProjectResponse{}, nil
+}
+
+// ListRegions implements ProjectsService.
+func (s *server) ListRegions(context.Context, *projectsv1.ListRegionsRequest) (*projectsv1.ListRegionsResponse, error) {
+	return s.catalog.regions, nil
+}
+
+// ListPlans implements ProjectsService.
+func (s *server) ListPlans(context.Context, *projectsv1.ListPlansRequest) (*projectsv1.ListPlansResponse, error) {
+	return s.catalog.plans, nil
+}
+
+// newProject validates what protovalidate can't (the derived id, the
+// region) and builds the project to store.
+func (s *server) newProject(name, description, color, region string) (Project, error) {
+	id := slug.Make(name)
+	if len(id) < 3 {
+		return Project{}, apierr.InvalidField("name", "must contain at least 3 letters or digits")
+	}
+	if region == "" {
+		region = s.catalog.DefaultRegion().GetId()
+	} else if s.catalog.Region(region) == nil {
+		return Project{}, apierr.InvalidField("region", "unknown region; GET /v1/regions lists them")
+	}
+	now := s.now()
+	return Project{ID: id, Name: name, Description: description, Color: color, Region: region, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// projectEventData is the payload of projects.project.* events.
+type projectEventData struct {
+	ID                 string    `json:"id"`
+	Name               string    `json:"name"`
+	Description        string    `json:"description,omitempty"`
+	Color              string    `json:"color,omitempty"`
+	Region             string    `json:"region"`
+	CreatedAt          time.Time `json:"createdAt"`
+	UpdatedAt          time.Time `json:"updatedAt"`
+	DeleteChildObjects bool      `json:"deleteChildObjects,omitempty"`
+}
+
+func projectEvent(verb string, p Project, deleteChildObjects bool) (events.Event, error) {
+	return events.New(eventService, eventResource, verb, p.ID, projectEventData{
+		ID: p.ID, Name: p.Name, Description: p.Description, Color: p.Color, Region: p.Region,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, DeleteChildObjects: deleteChildObjects,
+	})
+}
+
+func eventsOf(ev events.Event, err error) ([]events.Event, error) {
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{ev}, nil
+}
+
+// storeErr maps store errors onto the API vocabulary.
+func storeErr(err error, id string) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return apierr.NotFound("project", id)
+	case errors.Is(err, ErrAlreadyExists):
+		return apierr.AlreadyExists("project", id)
+	case errors.Is(err, ErrNotEmpty):
+		return apierr.Conflict("PROJECT_NOT_EMPTY",
+			"project %q still has services, jobs or addons; delete them first or set delete_child_objects=true", id)
+	case errors.Is(err, ErrConflict):
+		return apierr.Aborted("project %q is being modified concurrently; retry", id)
+	}
+	return err
+}
+
+func pageOf(perPage, page int32, cursor string) (Page, error) {
+	p := Page{Limit: int(perPage)}
+	if p.Limit == 0 {
+		p.Limit = defaultPerPage
+	}
+	if cursor != "" {
+		after, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || len(after) == 0 {
+			return Page{}, apierr.InvalidField("cursor", "is not a cursor returned by this API")
+		}
+		p.After = string(after)
+		return p, nil
+	}
+	if page > 1 {
+		p.Offset = int(page-1) * p.Limit
+	}
+	return p, nil
+}
+
+// encodeCursor makes the keyset position opaque, so clients don't come to
+// depend on it being an id.
+func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+func summaryOf(p Project) *projectsv1.ProjectSummary {
+	return &projectsv1.ProjectSummary{
+		Id: p.ID, Name: p.Name, Description: p.Description, Color: p.Color, Region: p.Region,
+		CreatedAt: timestamppb.New(p.CreatedAt), UpdatedAt: timestamppb.New(p.UpdatedAt),
+	}
+}
+
+func (s *server) projectOf(p Project, resources []Resource) *projectsv1.Project {
+	out := &projectsv1.Project{
+		Id: p.ID, Name: p.Name, Description: p.Description, Color: p.Color, Region: p.Region,
+		Deployment: &projectsv1.ProjectDeployment{Region: p.Region},
+		CreatedAt:  timestamppb.New(p.CreatedAt), UpdatedAt: timestamppb.New(p.UpdatedAt),
+		Services: []*projectsv1.ProjectService{}, Jobs: []*projectsv1.ProjectJob{}, Addons: []*projectsv1.ProjectAddon{},
+		Cluster: &projectsv1.ProjectCluster{Id: p.Region, Name: p.Region},
+	}
+	if r := s.catalog.Region(p.Region); r != nil {
+		out.Cluster.Name = r.GetName()
+	}
+	for _, r := range resources {
+		appID := "/" + p.ID + "/" + r.ID
+		switch r.Kind {
+		case KindService:
+			out.Services = append(out.Services, &projectsv1.ProjectService{Id: r.ID, AppId: appID, Name: r.Name, Description: r.Description, ServiceType: r.Type})
+		case KindJob:
+			out.Jobs = append(out.Jobs, &projectsv1.ProjectJob{Id: r.ID, AppId: appID, Name: r.Name, Description: r.Description, JobType: r.Type})
+		case KindAddon:
+			out.Addons = append(out.Addons, &projectsv1.ProjectAddon{Id: r.ID, AppId: appID, Name: r.Name, Description: r.Description, Spec: &projectsv1.ProjectAddonSpec{Type: r.Type}})
+		}
+	}
+	return out
+}

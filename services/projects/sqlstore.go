@@ -1,0 +1,222 @@
+package projects
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+)
+
+// maxUpdateAttempts bounds optimistic-concurrency retries: enough for
+// heavy contention on one project, small enough to fail fast.
+const maxUpdateAttempts = 16
+
+// SQLStore is the Store on PostgreSQL or SQLite.
+type SQLStore struct {
+	db *sqldb.DB
+	// committed is called after a transaction carrying events commits, to
+	// wake the outbox relay; may be nil.
+	committed func()
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// NewSQLStore returns a store on db, whose schema must be migrated
+// (migrations.Set and events.Migrations). committed, when not nil, is
+// called after every commit that enqueued events.
+func NewSQLStore(db *sqldb.DB, committed func()) *SQLStore {
+	return &SQLStore{db: db, committed: committed}
+}
+
+const projectColumns = `id, name, description, color, region, created_at, updated_at, version`
+
+type scanner interface{ Scan(...any) error }
+
+func scanProject(row scanner) (Project, error) {
+	var p Project
+	var created, updated int64
+	err := row.Scan(&p.ID, &p.Name, &p.Description, &p.Color, &p.Region, &created, &updated, &p.Version)
+	p.CreatedAt = time.UnixMicro(created).UTC()
+	p.UpdatedAt = time.UnixMicro(updated).UTC()
+	return p, err
+}
+
+// write runs fn and enqueues evs in one transaction, then wakes the relay.
+func (s *SQLStore) write(ctx context.Context, fn func(*sql.Tx) error, evs func() []events.Event) error {
+	var n int
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		list := evs()
+		n = len(list)
+		return events.Enqueue(ctx, tx, list...)
+	})
+	if err == nil && n > 0 && s.committed != nil {
+		s.committed()
+	}
+	return err
+}
+
+// Create implements Store.
+func (s *SQLStore) Create(ctx context.Context, p Project, evs ...events.Event) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, 1)`,
+			p.ID, p.Name, p.Description, p.Color, p.Region, p.CreatedAt.UnixMicro(), p.UpdatedAt.UnixMicro())
+		return err
+	}, func() []events.Event { return evs })
+	if sqldb.IsUniqueViolation(err) {
+		return ErrAlreadyExists
+	}
+	return err
+}
+
+// Get implements Store.
+func (s *SQLStore) Get(ctx context.Context, id string) (Project, error) {
+	p, err := scanProject(s.db.QueryRowContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Project{}, ErrNotFound
+	}
+	return p, err
+}
+
+// List implements Store.
+func (s *SQLStore) List(ctx context.Context, page Page) ([]Project, bool, error) {
+	// One row more than asked tells whether another page follows.
+	var rows *sql.Rows
+	var err error
+	if page.After != "" {
+		rows, err = s.db.QueryContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE id > $1 ORDER BY id LIMIT $2`, page.After, page.Limit+1)
+	} else {
+		rows, err = s.db.QueryContext(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY id LIMIT $1 OFFSET $2`, page.Limit+1, page.Offset)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	out := make([]Project, 0, page.Limit+1)
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(out) > page.Limit {
+		return out[:page.Limit], true, nil
+	}
+	return out, false, nil
+}
+
+// Update implements Store.
+func (s *SQLStore) Update(ctx context.Context, id string, mutate func(*Project) ([]events.Event, error)) (Project, error) {
+	for range maxUpdateAttempts {
+		current, err := s.Get(ctx, id)
+		if err != nil {
+			return Project{}, err
+		}
+		next := current
+		evs, err := mutate(&next)
+		if err != nil {
+			return Project{}, err
+		}
+		next.ID, next.Version = current.ID, current.Version+1
+		lost := false
+		err = s.write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `UPDATE projects SET name = $1, description = $2, color = $3, region = $4, updated_at = $5, version = $6
+				WHERE id = $7 AND version = $8`,
+				next.Name, next.Description, next.Color, next.Region, next.UpdatedAt.UnixMicro(), next.Version, id, current.Version)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				lost = true
+				return errLostRace
+			}
+			return nil
+		}, func() []events.Event { return evs })
+		if lost {
+			continue
+		}
+		if err != nil {
+			return Project{}, err
+		}
+		return next, nil
+	}
+	return Project{}, ErrConflict
+}
+
+// errLostRace rolls back an update whose version check failed.
+var errLostRace = errors.New("lost update race")
+
+// Delete implements Store.
+func (s *SQLStore) Delete(ctx context.Context, id string, force bool, evs ...events.Event) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var held int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM project_resources WHERE project_id = $1`, id).Scan(&held); err != nil {
+			return err
+		}
+		if held > 0 && !force {
+			return fmt.Errorf("%w: %d", ErrNotEmpty, held)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM project_resources WHERE project_id = $1`, id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM projects WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}, func() []events.Event { return evs })
+}
+
+// Resources implements Store.
+func (s *SQLStore) Resources(ctx context.Context, projectID string) ([]Resource, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT project_id, kind, id, name, description, type FROM project_resources
+		WHERE project_id = $1 ORDER BY kind, id`, projectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Resource
+	for rows.Next() {
+		var r Resource
+		if err := rows.Scan(&r.ProjectID, &r.Kind, &r.ID, &r.Name, &r.Description, &r.Type); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// PutResource implements Store.
+func (s *SQLStore) PutResource(ctx context.Context, r Resource) error {
+	// The INSERT ... SELECT makes "project exists" and "record resource"
+	// one statement, so a resource can't outlive a concurrently deleted
+	// project.
+	_, err := s.db.ExecContext(ctx, `INSERT INTO project_resources (project_id, kind, id, name, description, type)
+		SELECT id, $2, $3, $4, $5, $6 FROM projects WHERE id = $1
+		ON CONFLICT (project_id, kind, id) DO UPDATE SET name = excluded.name, description = excluded.description, type = excluded.type`,
+		r.ProjectID, string(r.Kind), r.ID, r.Name, r.Description, r.Type)
+	return err
+}
+
+// DeleteResource implements Store.
+func (s *SQLStore) DeleteResource(ctx context.Context, projectID string, kind ResourceKind, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM project_resources WHERE project_id = $1 AND kind = $2 AND id = $3`, projectID, string(kind), id)
+	return err
+}

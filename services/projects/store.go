@@ -1,0 +1,98 @@
+package projects
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/events"
+)
+
+// Project is the stored state of a project.
+type Project struct {
+	ID          string
+	Name        string
+	Description string
+	Color       string
+	Region      string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	// Version increases with every write; updates are conditional on it
+	// (optimistic concurrency).
+	Version int64
+}
+
+// ResourceKind is the kind of a resource a project holds.
+type ResourceKind string
+
+// The kinds of resources other services report through events.
+const (
+	KindService ResourceKind = "service"
+	KindJob     ResourceKind = "job"
+	KindAddon   ResourceKind = "addon"
+)
+
+// Resource is a project's view of a resource another service owns: enough
+// to list it on the project and to refuse deleting a non-empty project.
+type Resource struct {
+	ProjectID   string
+	Kind        ResourceKind
+	ID          string
+	Name        string
+	Description string
+	// Type is the service type, job type or addon type.
+	Type string
+}
+
+// Page selects a slice of a list: after a cursor (an id) when After is
+// set, else at an offset.
+type Page struct {
+	After  string
+	Offset int
+	Limit  int
+}
+
+// Store errors. Implementations return them (possibly wrapped) so that the
+// server can map them without knowing the engine.
+var (
+	ErrNotFound      = errors.New("project not found")
+	ErrAlreadyExists = errors.New("project already exists")
+	ErrNotEmpty      = errors.New("project has resources")
+	ErrConflict      = errors.New("concurrent modification")
+)
+
+// Store persists projects. Every write that changes state takes the events
+// announcing it and commits them in the same transaction (outbox), so an
+// event is published if and only if its change was committed.
+type Store interface {
+	// Create inserts p. It returns ErrAlreadyExists when p.ID is taken.
+	Create(ctx context.Context, p Project, evs ...events.Event) error
+
+	// Get returns the project with the given id or ErrNotFound.
+	Get(ctx context.Context, id string) (Project, error)
+
+	// List returns projects ordered by id, and whether more follow.
+	List(ctx context.Context, page Page) ([]Project, bool, error)
+
+	// Update reads the project, lets mutate change it and return the events
+	// to emit, and writes it back only if nobody else wrote in between,
+	// retrying mutate on a fresh copy otherwise. It returns ErrNotFound,
+	// mutate's error, or ErrConflict when retries are exhausted.
+	Update(ctx context.Context, id string, mutate func(*Project) ([]events.Event, error)) (Project, error)
+
+	// Delete removes the project. Unless force is set it returns
+	// ErrNotEmpty while the project holds resources; with force the
+	// resource records go too (their owners delete the resources
+	// themselves on the deletion event).
+	Delete(ctx context.Context, id string, force bool, evs ...events.Event) error
+
+	// Resources lists the resources a project holds, ordered by kind and id.
+	Resources(ctx context.Context, projectID string) ([]Resource, error)
+
+	// PutResource records or refreshes a resource. It is a no-op when the
+	// project does not exist (the project was deleted first).
+	PutResource(ctx context.Context, r Resource) error
+
+	// DeleteResource forgets a resource; forgetting an unknown one is a no-op.
+	DeleteResource(ctx context.Context, projectID string, kind ResourceKind, id string) error
+}
