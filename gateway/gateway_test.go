@@ -1,0 +1,357 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/gateway"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/health"
+	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/services/projects"
+	"github.com/slipwayhq/slipway/services/projects/migrations"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// newGateway serves the gateway in front of a real projects service (gRPC
+// on loopback, SQLite) and returns its base URL.
+func newGateway(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "projects.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(ctx, migrations.Set, events.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := projects.LoadCatalog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := rpcserver.New(rpcserver.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projects.NewSQLStore(db, nil), catalog))
+	hs := health.NewServer()
+	hs.Add(projectsv1.ProjectsService_ServiceDesc.ServiceName, "db", db.PingContext)
+	healthpb.RegisterHealthServer(srv, hs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	reg := prometheus.NewRegistry()
+	gw, err := gateway.New(ctx, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Version: "test", Backends: gateway.Backends{Projects: conn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(gw)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    []byte
+}
+
+func do(t testing.TB, method, url, body string, header ...string) response {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, raw: raw}
+	if err := json.Unmarshal(raw, &out.body); err != nil {
+		t.Fatalf("%s %s: body is not a JSON object: %q", method, url, raw)
+	}
+	return out
+}
+
+// errorOf checks the Northflank error envelope and returns it.
+func errorOf(t testing.TB, r response, status int) map[string]any {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
+	}
+	e, ok := r.body["error"].(map[string]any)
+	if !ok {
+		t.Fatalf("no error envelope: %s", r.raw)
+	}
+	if int(e["status"].(float64)) != status || e["message"] == "" || e["id"] == "" {
+		t.Fatalf("malformed error envelope: %s", r.raw)
+	}
+	if _, ok := r.body["data"]; ok {
+		t.Fatalf("error response has data: %s", r.raw)
+	}
+	return e
+}
+
+func details(t testing.TB, e map[string]any) map[string]any {
+	t.Helper()
+	d, ok := e["details"].(map[string]any)
+	if !ok {
+		t.Fatalf("error has no details: %v", e)
+	}
+	return d
+}
+
+func TestEnvelopeAndCRUD(t *testing.T) {
+	base := newGateway(t)
+	r := do(t, "POST", base+"/v1/projects", `{"name":"Wire Test","description":"d","color":"#112233"}`)
+	if r.status != 200 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	data := r.body["data"].(map[string]any)
+	if data["id"] != "wire-test" || data["createdAt"] == nil || data["services"] == nil {
+		t.Fatalf("create data = %v", data)
+	}
+	if r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("content type %q", r.header.Get("Content-Type"))
+	}
+	r = do(t, "GET", base+"/v1/projects/wire-test", "")
+	if r.body["data"].(map[string]any)["deployment"].(map[string]any)["region"] != "local" {
+		t.Fatalf("get = %s", r.raw)
+	}
+	r = do(t, "PATCH", base+"/v1/projects/wire-test", `{"description":"patched"}`)
+	if d := r.body["data"].(map[string]any); d["description"] != "patched" || d["color"] != "#112233" {
+		t.Fatalf("patch = %s", r.raw)
+	}
+	r = do(t, "PUT", base+"/v1/projects", `{"name":"Wire Test","description":"put"}`)
+	if d := r.body["data"].(map[string]any); r.status != 200 || d["description"] != "put" {
+		t.Fatalf("put = %s", r.raw)
+	}
+	r = do(t, "DELETE", base+"/v1/projects/wire-test", "")
+	if r.status != 200 || string(r.raw) != `{"data":{}}` {
+		t.Fatalf("delete = %d %s", r.status, r.raw)
+	}
+	errorOf(t, do(t, "GET", base+"/v1/projects/wire-test", ""), 404)
+}
+
+func TestPagination(t *testing.T) {
+	base := newGateway(t)
+	for _, name := range []string{"Page One", "Page Two", "Page Three", "Page Four", "Page Five"} {
+		if r := do(t, "POST", base+"/v1/projects", `{"name":"`+name+`"}`); r.status != 200 {
+			t.Fatalf("create %s: %s", name, r.raw)
+		}
+	}
+	var ids []string
+	url := base + "/v1/projects?per_page=2"
+	for pages := 0; ; pages++ {
+		r := do(t, "GET", url, "")
+		pag := r.body["pagination"].(map[string]any)
+		list := r.body["data"].(map[string]any)["projects"].([]any)
+		if _, inData := r.body["data"].(map[string]any)["pagination"]; inData {
+			t.Fatal("pagination left inside data")
+		}
+		if int(pag["count"].(float64)) != len(list) {
+			t.Fatalf("count %v for %d items", pag["count"], len(list))
+		}
+		for _, p := range list {
+			ids = append(ids, p.(map[string]any)["id"].(string))
+		}
+		cursor, hasCursor := pag["cursor"]
+		if pag["hasNextPage"] != hasCursor {
+			t.Fatalf("hasNextPage %v but cursor present=%v", pag["hasNextPage"], hasCursor)
+		}
+		if !hasCursor {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging never ends")
+		}
+		url = base + "/v1/projects?per_page=2&cursor=" + cursor.(string)
+	}
+	if strings.Join(ids, ",") != "page-five,page-four,page-one,page-three,page-two" {
+		t.Fatalf("paged ids %v", ids)
+	}
+	r := do(t, "GET", base+"/v1/projects?per_page=2&page=3", "")
+	if list := r.body["data"].(map[string]any)["projects"].([]any); len(list) != 1 || list[0].(map[string]any)["id"] != "page-two" {
+		t.Fatalf("page 3 = %s", r.raw)
+	}
+	r = do(t, "GET", base+"/v1/projects", "")
+	if n := len(r.body["data"].(map[string]any)["projects"].([]any)); n != 5 {
+		t.Fatalf("default page has %d projects", n)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	base := newGateway(t)
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		field                    string
+	}{
+		{"malformed JSON", "POST", "/v1/projects", `{"name": "x"`, 400, "body"},
+		{"not an object", "POST", "/v1/projects", `["name"]`, 400, "body"},
+		{"trailing data", "POST", "/v1/projects", `{"name":"abc"} {}`, 400, "body"},
+		{"unknown field", "POST", "/v1/projects", `{"name":"Good Name","colour":"#000000"}`, 400, "colour"},
+		{"wrong type", "POST", "/v1/projects", `{"name":42}`, 400, "name"},
+		{"wrong type bool", "PATCH", "/v1/projects/x", `{"description":true}`, 400, "description"},
+		{"missing name", "POST", "/v1/projects", `{}`, 400, "name"},
+		{"empty body", "POST", "/v1/projects", ``, 400, "name"},
+		{"too short", "POST", "/v1/projects", `{"name":"ab"}`, 400, "name"},
+		{"too long", "POST", "/v1/projects", `{"name":"` + strings.Repeat("a", 40) + `"}`, 400, "name"},
+		{"bad region", "POST", "/v1/projects", `{"name":"Somewhere","region":"mars"}`, 400, "region"},
+		{"per_page type", "GET", "/v1/projects?per_page=many", ``, 400, "per_page"},
+		{"per_page range", "GET", "/v1/projects?per_page=101", ``, 400, "perPage"},
+		{"bad cursor", "GET", "/v1/projects?cursor=%21%21", ``, 400, "cursor"},
+		{"null is unset", "POST", "/v1/projects", `{"name":null}`, 400, "name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := errorOf(t, do(t, tc.method, base+tc.path, tc.body), tc.status)
+			if _, ok := details(t, e)[tc.field]; !ok {
+				t.Fatalf("details %v do not name %q", e["details"], tc.field)
+			}
+		})
+	}
+	t.Run("oversize body", func(t *testing.T) {
+		big := `{"name":"Big","description":"` + strings.Repeat("x", 2<<20) + `"}`
+		if e := errorOf(t, do(t, "POST", base+"/v1/projects", big), 413); e["id"] != "BODY_TOO_LARGE" {
+			t.Fatalf("413 id = %v", e["id"])
+		}
+	})
+	t.Run("duplicate", func(t *testing.T) {
+		do(t, "POST", base+"/v1/projects", `{"name":"Twin"}`)
+		if e := errorOf(t, do(t, "POST", base+"/v1/projects", `{"name":"TWIN"}`), 409); !strings.Contains(e["message"].(string), "twin") {
+			t.Fatalf("409 message %v", e["message"])
+		}
+	})
+}
+
+func TestRoutingErrors(t *testing.T) {
+	base := newGateway(t)
+	errorOf(t, do(t, "GET", base+"/v1/nothing-here", ""), 404)
+	errorOf(t, do(t, "GET", base+"/", ""), 404)
+	e := errorOf(t, do(t, "POST", base+"/v1/projects/some-id", `{}`), 405)
+	if e["id"] != "METHOD_NOT_ALLOWED" {
+		t.Fatalf("405 id %v", e["id"])
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	base := newGateway(t)
+	r := do(t, "GET", base+"/v1/projects", "", "X-Request-Id", "my-trace-123")
+	if got := r.header.Get("X-Request-Id"); got != "my-trace-123" {
+		t.Fatalf("echoed %q", got)
+	}
+	r = do(t, "GET", base+"/v1/projects", "", "X-Request-Id", "bad id with spaces")
+	if got := r.header.Get("X-Request-Id"); got == "" || strings.Contains(got, " ") {
+		t.Fatalf("invalid id not replaced: %q", got)
+	}
+	r = do(t, "GET", base+"/v1/nope", "")
+	if r.header.Get("X-Request-Id") == "" {
+		t.Fatal("no request id on an error response")
+	}
+}
+
+func TestAPIVersionNegotiation(t *testing.T) {
+	base := newGateway(t)
+	for accept, want := range map[string]int{
+		"application/json":                           200,
+		"application/json; api_version=1":            200,
+		"text/html, application/json; api_version=1": 200,
+		"application/json; api_version=2":            422,
+		"application/json; api_version=abc":          422,
+	} {
+		r := do(t, "GET", base+"/v1/projects", "", "Accept", accept)
+		if r.status != want {
+			t.Errorf("Accept %q: %d, want %d", accept, r.status, want)
+			continue
+		}
+		if want == 422 {
+			errorOf(t, r, 422)
+		} else if r.header.Get("X-Api-Version") != "1" {
+			t.Errorf("Accept %q: X-Api-Version %q", accept, r.header.Get("X-Api-Version"))
+		}
+	}
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	base := newGateway(t)
+	r := do(t, "GET", base+"/health", "")
+	if r.status != 200 || r.body["data"].(map[string]any)["checks"].(map[string]any)["projects"] != "ok" {
+		t.Fatalf("health = %d %s", r.status, r.raw)
+	}
+	if r := do(t, "GET", base+"/health/live", ""); r.status != 200 {
+		t.Fatalf("live = %d", r.status)
+	}
+	if r := do(t, "GET", base+"/version", ""); r.body["data"].(map[string]any)["version"] != "test" {
+		t.Fatalf("version = %s", r.raw)
+	}
+	r = do(t, "GET", base+"/v1/openapi.json", "")
+	if r.body["swagger"] != "2.0" || r.body["paths"].(map[string]any)["/v1/projects"] == nil {
+		t.Fatalf("openapi document lacks /v1/projects")
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte(`slipway_http_requests_total{method="GET",route="/v1/openapi.json",status="200"}`)) {
+		t.Fatalf("metrics lack the openapi request:\n%s", metrics)
+	}
+}
+
+// TestBackendDown: a dead service is a 503 that says nothing about why.
+func TestBackendDown(t *testing.T) {
+	conn, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	gw, err := gateway.New(context.Background(), gateway.Options{Logger: quiet, Backends: gateway.Backends{Projects: conn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(gw)
+	defer ts.Close()
+	e := errorOf(t, do(t, "GET", ts.URL+"/v1/projects", ""), 503)
+	if strings.Contains(e["message"].(string), "127.0.0.1") || strings.Contains(e["message"].(string), "connection") {
+		t.Fatalf("503 leaks internals: %v", e["message"])
+	}
+	errorOf(t, do(t, "GET", ts.URL+"/health", ""), 503)
+}

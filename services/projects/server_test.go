@@ -1,0 +1,328 @@
+package projects_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/testenv"
+	"github.com/slipwayhq/slipway/services/projects"
+)
+
+// stack is a projects service on real gRPC, a real database and a real
+// NATS JetStream, wired as `slipway serve` wires it.
+type stack struct {
+	client projectsv1.ProjectsServiceClient
+	js     jetstream.JetStream
+}
+
+func newStack(t *testing.T, engine string) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	db := openDB(t, engine)
+	nats := testenv.StartNATS(t)
+	nc, err := events.Connect(nats.URL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureStream(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	relay := events.NewRelay(db, js)
+	go func() { _ = relay.Run(ctx) }()
+	store := projects.NewSQLStore(db, relay.Notify)
+	stop, err := events.Consume(ctx, js, events.ConsumerConfig{Durable: projects.ResourceConsumer, Subjects: projects.ResourceSubjects}, projects.ResourceHandler(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	catalog, err := projects.LoadCatalog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := rpcserver.New(rpcserver.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(store, catalog))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &stack{client: projectsv1.NewProjectsServiceClient(conn), js: js}
+}
+
+// collect subscribes to subject on the stream from the start and returns
+// a function that waits for n events.
+func (s *stack) collect(t *testing.T, subject string) func(n int) []events.Event {
+	t.Helper()
+	ctx := context.Background()
+	cons, err := s.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(n int) []events.Event {
+		t.Helper()
+		var out []events.Event
+		deadline := time.Now().Add(15 * time.Second)
+		for len(out) < n && time.Now().Before(deadline) {
+			msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				continue
+			}
+			var ev events.Event
+			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ev)
+		}
+		if len(out) != n {
+			t.Fatalf("got %d events on %s, want %d", len(out), subject, n)
+		}
+		return out
+	}
+}
+
+func fieldViolations(t *testing.T, err error) map[string]string {
+	t.Helper()
+	st := status.Convert(err)
+	out := map[string]string{}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				out[v.GetField()] = v.GetDescription()
+			}
+		}
+	}
+	return out
+}
+
+func TestServer(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			s := newStack(t, engine)
+			t.Run("CreateEmitsEvent", func(t *testing.T) { testCreateEmitsEvent(t, s) })
+			t.Run("Validation", func(t *testing.T) { testValidation(t, s) })
+			t.Run("PutCreatesThenUpdates", func(t *testing.T) { testPut(t, s) })
+			t.Run("PatchIsPartial", func(t *testing.T) { testPatch(t, s) })
+			t.Run("DeleteRefusesNonEmpty", func(t *testing.T) { testDeleteNonEmpty(t, s) })
+			t.Run("Catalog", func(t *testing.T) { testCatalog(t, s) })
+		})
+	}
+}
+
+func testCreateEmitsEvent(t *testing.T, s *stack) {
+	ctx := context.Background()
+	wait := s.collect(t, "slipway.projects.project.created")
+	resp, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Event Project", Color: "#EF233C"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.GetProject()
+	if p.GetId() != "event-project" || p.GetRegion() != "local" || p.GetDeployment().GetRegion() != "local" || p.GetCreatedAt() == nil {
+		t.Fatalf("created %+v", p)
+	}
+	var found bool
+	for _, ev := range wait(1) {
+		var data map[string]any
+		if err := ev.Decode(&data); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Subject == "event-project" && data["name"] == "Event Project" && ev.Source == "slipway/projects" && ev.SpecVersion == "1.0" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no created event for event-project")
+	}
+	_, err = s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "event  PROJECT"})
+	if status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("duplicate derived id: %v, want AlreadyExists", err)
+	}
+}
+
+func testValidation(t *testing.T, s *stack) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		req   *projectsv1.CreateProjectRequest
+		field string
+	}{
+		"short name":     {&projectsv1.CreateProjectRequest{Name: "ab"}, "name"},
+		"long name":      {&projectsv1.CreateProjectRequest{Name: "a123456789012345678901234567890123456789"}, "name"},
+		"bad characters": {&projectsv1.CreateProjectRequest{Name: "bad/name"}, "name"},
+		"bad color":      {&projectsv1.CreateProjectRequest{Name: "colorful", Color: "red"}, "color"},
+		"unknown region": {&projectsv1.CreateProjectRequest{Name: "placed", Region: "mars"}, "region"},
+	} {
+		_, err := s.client.CreateProject(ctx, tc.req)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+			continue
+		}
+		if _, ok := fieldViolations(t, err)[tc.field]; !ok {
+			t.Errorf("%s: violations %v do not name %q", name, fieldViolations(t, err), tc.field)
+		}
+	}
+	_, err := s.client.ListProjects(ctx, &projectsv1.ListProjectsRequest{PerPage: 101})
+	if _, ok := fieldViolations(t, err)["perPage"]; !ok {
+		t.Errorf("per_page 101: %v, want a perPage violation", err)
+	}
+	_, err = s.client.ListProjects(ctx, &projectsv1.ListProjectsRequest{Cursor: "!!!"})
+	if _, ok := fieldViolations(t, err)["cursor"]; !ok {
+		t.Errorf("bad cursor: %v, want a cursor violation", err)
+	}
+}
+
+func testPut(t *testing.T, s *stack) {
+	ctx := context.Background()
+	first, err := s.client.PutProject(ctx, &projectsv1.PutProjectRequest{Name: "Put Project", Description: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.client.PutProject(ctx, &projectsv1.PutProjectRequest{Name: "Put Project", Description: "two"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.GetProject().GetId() != first.GetProject().GetId() || second.GetProject().GetDescription() != "two" {
+		t.Fatalf("PUT update = %+v", second.GetProject())
+	}
+	if !second.GetProject().GetCreatedAt().AsTime().Equal(first.GetProject().GetCreatedAt().AsTime()) {
+		t.Fatal("PUT update changed createdAt")
+	}
+	_, err = s.client.PutProject(ctx, &projectsv1.PutProjectRequest{Name: "Put Project", Region: "elsewhere"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("PUT with another region: %v, want InvalidArgument", err)
+	}
+}
+
+func testPatch(t *testing.T, s *stack) {
+	ctx := context.Background()
+	if _, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Patchy", Description: "keep", Color: "#000000"}); err != nil {
+		t.Fatal(err)
+	}
+	color := "#FFFFFF"
+	resp, err := s.client.PatchProject(ctx, &projectsv1.PatchProjectRequest{ProjectId: "patchy", Color: &color})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetProject().GetColor() != "#FFFFFF" || resp.GetProject().GetDescription() != "keep" {
+		t.Fatalf("PATCH = %+v", resp.GetProject())
+	}
+	if _, err := s.client.PatchProject(ctx, &projectsv1.PatchProjectRequest{ProjectId: "missing", Color: &color}); status.Code(err) != codes.NotFound {
+		t.Fatalf("PATCH missing: %v, want NotFound", err)
+	}
+}
+
+// testDeleteNonEmpty shows the non-empty rule working from real events: a
+// job created by the jobs service (here: its event) blocks the delete.
+func testDeleteNonEmpty(t *testing.T, s *stack) {
+	ctx := context.Background()
+	if _, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Busy"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.New("jobs", "job", "created", "busy/nightly", projects.ResourceEventData{ProjectID: "busy", ID: "nightly", Name: "Nightly", Type: "cron"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(ev)
+	if _, err := s.js.Publish(ctx, ev.NATSSubject(), payload, jetstream.WithMsgID(ev.ID)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, err := s.client.GetProject(ctx, &projectsv1.GetProjectRequest{ProjectId: "busy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.GetProject().GetJobs()) == 1 {
+			if j := got.GetProject().GetJobs()[0]; j.GetId() != "nightly" || j.GetJobType() != "cron" || j.GetAppId() != "/busy/nightly" {
+				t.Fatalf("job = %+v", j)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job's event never reached the project")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, err = s.client.DeleteProject(ctx, &projectsv1.DeleteProjectRequest{ProjectId: "busy"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("delete non-empty: %v, want FailedPrecondition", err)
+	}
+	wait := s.collect(t, "slipway.projects.project.deleted")
+	if _, err := s.client.DeleteProject(ctx, &projectsv1.DeleteProjectRequest{ProjectId: "busy", DeleteChildObjects: true}); err != nil {
+		t.Fatal(err)
+	}
+	var data struct {
+		ID                 string `json:"id"`
+		DeleteChildObjects bool   `json:"deleteChildObjects"`
+	}
+	if err := wait(1)[0].Decode(&data); err != nil {
+		t.Fatal(err)
+	}
+	if data.ID != "busy" || !data.DeleteChildObjects {
+		t.Fatalf("deleted event data = %+v", data)
+	}
+	if _, err := s.client.GetProject(ctx, &projectsv1.GetProjectRequest{ProjectId: "busy"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+func testCatalog(t *testing.T, s *stack) {
+	ctx := context.Background()
+	regions, err := s.client.ListRegions(ctx, &projectsv1.ListRegionsRequest{})
+	if err != nil || len(regions.GetRegions()) == 0 {
+		t.Fatalf("regions = %v, %v", regions, err)
+	}
+	plans, err := s.client.ListPlans(ctx, &projectsv1.ListPlansRequest{})
+	if err != nil || len(plans.GetPlans()) == 0 || plans.GetPlans()[0].GetCurrency() != "usd" {
+		t.Fatalf("plans = %v, %v", plans, err)
+	}
+}
+
+func TestParseCatalog(t *testing.T) {
+	for name, doc := range map[string]string{
+		"no regions":     `{"regions": [], "plans": []}`,
+		"unknown key":    `{"regions": [{"id": "a"}], "zones": []}`,
+		"unknown field":  `{"regions": [{"id": "a", "size": 1}]}`,
+		"non-slug id":    `{"regions": [{"id": "Not A Slug"}]}`,
+		"duplicate plan": `{"regions": [{"id": "a"}], "plans": [{"id": "p"}, {"id": "p"}]}`,
+		"not json":       `regions: []`,
+	} {
+		if _, err := projects.ParseCatalog([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	c, err := projects.ParseCatalog([]byte(`{"regions": [{"id": "eu", "name": "Europe", "regionName": "EMEA"}], "plans": [{"id": "small", "cpuResource": 0.5, "ramResource": 512}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultRegion().GetName() != "Europe" || c.Region("eu") == nil || c.Region("us") != nil {
+		t.Fatal("catalog lookups wrong")
+	}
+}
