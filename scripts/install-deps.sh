@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Ensures the system packages the test suite needs are installed.
+#
+# The tests start real servers (see pkg/testenv) instead of mocking them, so
+# their binaries must exist on the machine. This script is run by `make test`
+# on every invocation: it is silent and fast when everything is present, and
+# installs what is missing (Debian/Ubuntu, as root) otherwise.
+#
+# To add a dependency, append a "binary:package" pair to DEPS below: the
+# binary whose presence proves the package is installed, and the apt package
+# that provides it.
+set -euo pipefail
+
+DEPS=(
+	"initdb:postgresql"         # PostgreSQL server (initdb + postgres), pkg/testenv.Postgres
+	"redis-server:redis-server" # pkg/testenv.Redis
+)
+
+# Directories searched in addition to PATH: non-login root shells and sudo
+# may lack the sbin dirs, and Debian's versioned PostgreSQL packages keep the
+# server binaries off PATH entirely (pkg/testenv looks there too).
+EXTRA_DIRS=(/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin /usr/lib/postgresql/*/bin)
+
+log() { echo "install-deps: $*" >&2; }
+
+have() {
+	local bin=$1 dir
+	command -v "$bin" >/dev/null 2>&1 && return 0
+	for dir in "${EXTRA_DIRS[@]}"; do
+		[[ -x "$dir/$bin" ]] && return 0
+	done
+	return 1
+}
+
+missing_packages() {
+	local dep bin pkg seen=" "
+	for dep in "${DEPS[@]}"; do
+		bin=${dep%%:*}
+		pkg=${dep#*:}
+		if ! have "$bin" && [[ $seen != *" $pkg "* ]]; then
+			seen+="$pkg "
+			echo "$pkg"
+		fi
+	done
+}
+
+mapfile -t missing < <(missing_packages)
+((${#missing[@]} == 0)) && exit 0
+
+if ((EUID != 0)); then
+	log "missing packages: ${missing[*]}"
+	log "install them with:"
+	log "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+	log "(or re-run this script as root)"
+	exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+	log "missing packages: ${missing[*]}, and apt-get is not available to install them;"
+	log "install the equivalent packages with your system's package manager"
+	exit 1
+fi
+
+# The packages are wanted for their binaries only: pkg/testenv starts its own
+# throwaway servers. A policy-rc.d that denies everything (exit 101) stops
+# the packages' maintainer scripts from starting system-wide daemons. Any
+# pre-existing policy-rc.d is put back afterwards.
+policy=/usr/sbin/policy-rc.d
+backup=""
+restore_policy() {
+	rm -f "$policy"
+	if [[ -n $backup ]]; then
+		mv -f "$backup" "$policy"
+	fi
+}
+if [[ -e $policy ]]; then
+	backup=$(mktemp "${policy}.install-deps.XXXXXX")
+	cp -p "$policy" "$backup"
+fi
+trap restore_policy EXIT
+printf '#!/bin/sh\n# installed temporarily by scripts/install-deps.sh\nexit 101\n' >"$policy"
+chmod 755 "$policy"
+
+log "installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Verify: a package name that no longer provides the expected binary should
+# fail here, not later in a confusing test failure.
+mapfile -t still_missing < <(missing_packages)
+if ((${#still_missing[@]} != 0)); then
+	log "installed, but the expected binaries are still missing for: ${still_missing[*]}"
+	exit 1
+fi
+log "done"
