@@ -14,6 +14,8 @@ set -euo pipefail
 DEPS=(
 	"initdb:postgresql"         # PostgreSQL server (initdb + postgres), pkg/testenv.Postgres
 	"redis-server:redis-server" # pkg/testenv.Redis
+	"node:nodejs"               # e2e/js: the official Northflank JS client
+	"npm:npm"                   # installs e2e/js from its lockfile
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo
