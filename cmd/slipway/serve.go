@@ -86,7 +86,11 @@ func serve(ctx context.Context, cfg config) error {
 		}
 		grpcAddr = lis.Addr().String()
 		g.Go(func() error { return srv.Serve(lis) })
-		p.onClose(srv.GracefulStop)
+		g.Go(func() error {
+			<-ctx.Done()
+			stopGRPC(srv)
+			return nil
+		})
 		p.log.Info("gRPC services listening", "addr", grpcAddr, "target", cfg.Target)
 	}
 
@@ -230,6 +234,17 @@ func (p *process) serviceHTTP() http.Handler {
 	mux.HandleFunc("GET /health/ready", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// stopGRPC lets in-flight RPCs finish, but not forever.
+func stopGRPC(srv *grpc.Server) {
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		srv.Stop()
+	}
 }
 
 func ignoreCanceled(err error) error {
