@@ -139,6 +139,9 @@ func (g *Gateway) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ r
 	case http.StatusNotFound:
 		writeError(w, code, "ROUTE_NOT_FOUND", "no route for "+r.Method+" "+r.URL.Path, nil)
 	case http.StatusMethodNotAllowed:
+		if allow := g.routes.allowed(r.URL.Path); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
 		writeError(w, code, "METHOD_NOT_ALLOWED", "method "+r.Method+" is not allowed on "+r.URL.Path, nil)
 	default:
 		writeError(w, code, "HTTP_"+strconv.Itoa(code), http.StatusText(code), nil)

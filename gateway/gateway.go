@@ -52,6 +52,7 @@ type Options struct {
 type Gateway struct {
 	log     *slog.Logger
 	metrics *httpMetrics
+	routes  routeTable
 	opts    Options
 	health  []healthTarget
 	handler http.Handler
@@ -94,7 +95,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}
 	g.health = append(g.health, healthTarget{"projects", projectsv1.ProjectsService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Projects)})
 
-	for _, route := range []struct {
+	operational := []struct {
 		method, path string
 		h            gwruntime.HandlerFunc
 	}{
@@ -104,10 +105,16 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{"GET", "/version", g.version},
 		{"GET", "/v1/openapi.json", serveOpenAPI},
 		{"GET", "/metrics", g.serveMetrics},
-	} {
+	}
+	extra := map[string][]string{}
+	for _, route := range operational {
 		if err := mux.HandlePath(route.method, route.path, route.h); err != nil {
 			return nil, err
 		}
+		extra[route.path] = append(extra[route.path], route.method)
+	}
+	if g.routes, err = newRouteTable(extra); err != nil {
+		return nil, err
 	}
 	g.handler = g.instrument(negotiate(limitBody(mux)))
 	return g, nil

@@ -265,9 +265,15 @@ func TestRoutingErrors(t *testing.T) {
 	base := newGateway(t)
 	errorOf(t, do(t, "GET", base+"/v1/nothing-here", ""), 404)
 	errorOf(t, do(t, "GET", base+"/", ""), 404)
-	e := errorOf(t, do(t, "POST", base+"/v1/projects/some-id", `{}`), 405)
-	if e["id"] != "METHOD_NOT_ALLOWED" {
+	r := do(t, "POST", base+"/v1/projects/some-id", `{}`)
+	if e := errorOf(t, r, 405); e["id"] != "METHOD_NOT_ALLOWED" {
 		t.Fatalf("405 id %v", e["id"])
+	}
+	if allow := r.header.Get("Allow"); allow != "DELETE, GET, PATCH" {
+		t.Fatalf("Allow = %q", allow)
+	}
+	if allow := do(t, "DELETE", base+"/health", "").header.Get("Allow"); allow != "GET" {
+		t.Fatalf("Allow on /health = %q", allow)
 	}
 }
 

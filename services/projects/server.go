@@ -107,8 +107,9 @@ func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectReque
 		if req.GetRegion() != "" && req.GetRegion() != p.Region {
 			return nil, apierr.InvalidField("region", "a project's region cannot be changed")
 		}
-		p.Name, p.Description, p.Color, p.UpdatedAt = want.Name, want.Description, want.Color, s.now()
-		return eventsOf(projectEvent("updated", *p, false))
+		before := *p
+		p.Name, p.Description, p.Color = want.Name, want.Description, want.Color
+		return s.touched(before, p)
 	})
 	if err != nil {
 		return nil, storeErr(err, want.ID)
@@ -136,14 +137,14 @@ func (s *server) GetProject(ctx context.Context, req *projectsv1.GetProjectReque
 // PatchProject implements ProjectsService.
 func (s *server) PatchProject(ctx context.Context, req *projectsv1.PatchProjectRequest) (*projectsv1.PatchProjectResponse, error) {
 	p, err := s.store.Update(ctx, req.GetProjectId(), func(p *Project) ([]events.Event, error) {
+		before := *p
 		if req.Description != nil {
 			p.Description = req.GetDescription()
 		}
 		if req.Color != nil {
 			p.Color = req.GetColor()
 		}
-		p.UpdatedAt = s.now()
-		return eventsOf(projectEvent("updated", *p, false))
+		return s.touched(before, p)
 	})
 	if err != nil {
 		return nil, storeErr(err, req.GetProjectId())
@@ -216,7 +217,15 @@ func projectEvent(verb string, p Project, deleteChildObjects bool) (events.Event
 	})
 }
 
-func eventsOf(ev events.Event, err error) ([]events.Event, error) {
+// touched stamps and announces an update that changed something; an
+// update that changed nothing (a repeated PUT) stays a no-op, which keeps
+// PUT idempotent down to updatedAt and emits no event.
+func (s *server) touched(before Project, p *Project) ([]events.Event, error) {
+	if *p == before {
+		return nil, nil
+	}
+	p.UpdatedAt = s.now()
+	ev, err := projectEvent("updated", *p, false)
 	if err != nil {
 		return nil, err
 	}

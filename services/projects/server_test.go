@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -213,6 +214,13 @@ func testPut(t *testing.T, s *stack) {
 	}
 	if !second.GetProject().GetCreatedAt().AsTime().Equal(first.GetProject().GetCreatedAt().AsTime()) {
 		t.Fatal("PUT update changed createdAt")
+	}
+	third, err := s.client.PutProject(ctx, &projectsv1.PutProjectRequest{Name: "Put Project", Description: "two"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(third.GetProject(), second.GetProject()) {
+		t.Fatalf("repeated PUT changed the project:\n%v\n%v", second.GetProject(), third.GetProject())
 	}
 	_, err = s.client.PutProject(ctx, &projectsv1.PutProjectRequest{Name: "Put Project", Region: "elsewhere"})
 	if status.Code(err) != codes.InvalidArgument {

@@ -127,6 +127,9 @@ func (s *SQLStore) Update(ctx context.Context, id string, mutate func(*Project) 
 		if err != nil {
 			return Project{}, err
 		}
+		if next == current {
+			return current, nil // nothing to write, nothing to announce
+		}
 		next.ID, next.Version = current.ID, current.Version+1
 		lost := false
 		err = s.write(ctx, func(tx *sql.Tx) error {

@@ -77,7 +77,8 @@ type Store interface {
 	// Update reads the project, lets mutate change it and return the events
 	// to emit, and writes it back only if nobody else wrote in between,
 	// retrying mutate on a fresh copy otherwise. It returns ErrNotFound,
-	// mutate's error, or ErrConflict when retries are exhausted.
+	// mutate's error, or ErrConflict when retries are exhausted. When
+	// mutate leaves the project as it was, nothing is written.
 	Update(ctx context.Context, id string, mutate func(*Project) ([]events.Event, error)) (Project, error)
 
 	// Delete removes the project. Unless force is set it returns

@@ -162,6 +162,13 @@ func testUpdate(t *testing.T, s projects.Store, outbox func() int) {
 	if n := outbox(); n != 2 {
 		t.Fatalf("outbox has %d events, want 2", n)
 	}
+	same, err := s.Update(ctx, "upd", func(*projects.Project) ([]events.Event, error) { return nil, nil })
+	if err != nil || same.Version != 2 {
+		t.Fatalf("no-op Update = %+v, %v; want version 2 unchanged", same, err)
+	}
+	if n := outbox(); n != 2 {
+		t.Fatalf("no-op update wrote events: outbox has %d", n)
+	}
 	if _, err := s.Update(ctx, "missing", func(*projects.Project) ([]events.Event, error) { return nil, nil }); !errors.Is(err, projects.ErrNotFound) {
 		t.Fatalf("Update(missing) = %v, want ErrNotFound", err)
 	}
