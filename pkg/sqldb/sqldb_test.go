@@ -1,0 +1,82 @@
+package sqldb_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var schema = sqldb.Migrations{Name: "demo", FS: fstest.MapFS{
+	"postgres/00001_demo.sql": {Data: []byte("-- +goose Up\nCREATE TABLE demo (id TEXT PRIMARY KEY, n BIGINT NOT NULL);\n")},
+	"sqlite/00001_demo.sql":   {Data: []byte("-- +goose Up\nCREATE TABLE demo (id TEXT PRIMARY KEY, n BIGINT NOT NULL);\n")},
+}}
+
+// TestOneCodePath runs the same statements, $N placeholders included, on
+// both engines.
+func TestOneCodePath(t *testing.T) {
+	ctx := context.Background()
+	for engine, url := range map[string]string{
+		"sqlite":   "sqlite:" + filepath.Join(t.TempDir(), "nested", "demo.db"),
+		"postgres": testenv.Postgres(t),
+	} {
+		t.Run(engine, func(t *testing.T) {
+			db, err := sqldb.Open(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if string(db.Dialect) != engine {
+				t.Fatalf("dialect %s", db.Dialect)
+			}
+			for range 2 { // migrating twice is a no-op
+				if err := db.Migrate(ctx, schema); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.InTx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO demo (id, n) VALUES ($1, $2)`, "a", 1)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = db.ExecContext(ctx, `INSERT INTO demo (id, n) VALUES ($1, $2)`, "a", 2)
+			if !sqldb.IsUniqueViolation(err) {
+				t.Fatalf("duplicate insert: %v, want a unique violation", err)
+			}
+			boom := errors.New("boom")
+			if err := db.InTx(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `UPDATE demo SET n = $1 WHERE id = $2`, 99, "a"); err != nil {
+					return err
+				}
+				return boom
+			}); !errors.Is(err, boom) {
+				t.Fatalf("InTx = %v", err)
+			}
+			var n int
+			if err := db.QueryRowContext(ctx, `SELECT n FROM demo WHERE id = $1`, "a").Scan(&n); err != nil || n != 1 {
+				t.Fatalf("n = %d, %v; the failed transaction must roll back", n, err)
+			}
+			if sqldb.IsUniqueViolation(errors.New("other")) {
+				t.Fatal("plain error taken for a unique violation")
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, url := range []string{"", "sqlite:", "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"} {
+		if db, err := sqldb.Open(ctx, url); err == nil {
+			db.Close()
+			t.Errorf("Open(%q) succeeded", url)
+		}
+	}
+}
