@@ -1734,7 +1734,7 @@ var File_slipway_projects_v1_projects_proto protoreflect.FileDescriptor
 
 const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\n" +
-	"\"slipway/projects/v1/projects.proto\x12\x13slipway.projects.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xab\x04\n" +
+	"\"slipway/projects/v1/projects.proto\x12\x13slipway.projects.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xab\x04\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1856,18 +1856,25 @@ const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\x10amount_per_month\x18\x04 \x01(\x01R\x0eamountPerMonth\x12&\n" +
 	"\x0famount_per_hour\x18\x05 \x01(\x01R\ramountPerHour\x12!\n" +
 	"\fcpu_resource\x18\x06 \x01(\x01R\vcpuResource\x12!\n" +
-	"\fram_resource\x18\a \x01(\x05R\vramResource2\xab\b\n" +
-	"\x0fProjectsService\x12y\n" +
-	"\fListProjects\x12(.slipway.projects.v1.ListProjectsRequest\x1a).slipway.projects.v1.ListProjectsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/projects\x12\x88\x01\n" +
-	"\rCreateProject\x12).slipway.projects.v1.CreateProjectRequest\x1a*.slipway.projects.v1.CreateProjectResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*b\aproject\"\f/v1/projects\x12\x7f\n" +
+	"\fram_resource\x18\a \x01(\x05R\vramResource2\xbd\n" +
 	"\n" +
-	"PutProject\x12&.slipway.projects.v1.PutProjectRequest\x1a'.slipway.projects.v1.PutProjectResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*b\aproject\x1a\f/v1/projects\x12\x89\x01\n" +
+	"\x0fProjectsService\x12\xa3\x01\n" +
+	"\fListProjects\x12(.slipway.projects.v1.ListProjectsRequest\x1a).slipway.projects.v1.ListProjectsResponse\">\xa2\xbb\x18&\n" +
+	"\"Project > Projects > Manage > Read\x10\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/projects\x12\xb4\x01\n" +
+	"\rCreateProject\x12).slipway.projects.v1.CreateProjectRequest\x1a*.slipway.projects.v1.CreateProjectResponse\"L\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Create\x10\x01\x82\xd3\xe4\x93\x02\x1a:\x01*b\aproject\"\f/v1/projects\x12\xab\x01\n" +
 	"\n" +
-	"GetProject\x12&.slipway.projects.v1.GetProjectRequest\x1a'.slipway.projects.v1.GetProjectResponse\"*\x82\xd3\xe4\x93\x02$b\aproject\x12\x19/v1/projects/{project_id}\x12\x92\x01\n" +
-	"\fPatchProject\x12(.slipway.projects.v1.PatchProjectRequest\x1a).slipway.projects.v1.PatchProjectResponse\"-\x82\xd3\xe4\x93\x02':\x01*b\aproject2\x19/v1/projects/{project_id}\x12\x89\x01\n" +
-	"\rDeleteProject\x12).slipway.projects.v1.DeleteProjectRequest\x1a*.slipway.projects.v1.DeleteProjectResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/projects/{project_id}\x12u\n" +
-	"\vListRegions\x12'.slipway.projects.v1.ListRegionsRequest\x1a(.slipway.projects.v1.ListRegionsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/regions\x12m\n" +
-	"\tListPlans\x12%.slipway.projects.v1.ListPlansRequest\x1a&.slipway.projects.v1.ListPlansResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/plansB\xed\x01\x92A\xa8\x01\x12]\n" +
+	"PutProject\x12&.slipway.projects.v1.PutProjectRequest\x1a'.slipway.projects.v1.PutProjectResponse\"L\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Create\x10\x01\x82\xd3\xe4\x93\x02\x1a:\x01*b\aproject\x1a\f/v1/projects\x12\xb3\x01\n" +
+	"\n" +
+	"GetProject\x12&.slipway.projects.v1.GetProjectRequest\x1a'.slipway.projects.v1.GetProjectResponse\"T\xa2\xbb\x18&\n" +
+	"\"Project > Projects > Manage > Read\x10\x01\x82\xd3\xe4\x93\x02$b\aproject\x12\x19/v1/projects/{project_id}\x12\xbe\x01\n" +
+	"\fPatchProject\x12(.slipway.projects.v1.PatchProjectRequest\x1a).slipway.projects.v1.PatchProjectResponse\"Y\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Update\x10\x01\x82\xd3\xe4\x93\x02':\x01*b\aproject2\x19/v1/projects/{project_id}\x12\xb5\x01\n" +
+	"\rDeleteProject\x12).slipway.projects.v1.DeleteProjectRequest\x1a*.slipway.projects.v1.DeleteProjectResponse\"M\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Delete\x10\x01\x82\xd3\xe4\x93\x02\x1b*\x19/v1/projects/{project_id}\x12{\n" +
+	"\vListRegions\x12'.slipway.projects.v1.ListRegionsRequest\x1a(.slipway.projects.v1.ListRegionsResponse\"\x19\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\r\x12\v/v1/regions\x12s\n" +
+	"\tListPlans\x12%.slipway.projects.v1.ListPlansRequest\x1a&.slipway.projects.v1.ListPlansResponse\"\x17\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\v\x12\t/v1/plansB\xed\x01\x92A\xa8\x01\x12]\n" +
 	"\vSlipway API\x12KSelf-hosted PaaS control plane, wire-compatible with the Northflank v1 API.2\x011*\x02\x01\x022\x10application/json:\x10application/jsonZ\x1f\n" +
 	"\x1d\n" +
 	"\x06bearer\x12\x13\b\x02\x1a\rAuthorization \x02Z?github.com/slipwayhq/slipway/gen/slipway/projects/v1;projectsv1b\x06proto3"
