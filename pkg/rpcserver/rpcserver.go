@@ -24,11 +24,12 @@ import (
 	"github.com/slipwayhq/slipway/pkg/requestid"
 )
 
-// Authorizer decides whether the caller in ctx may call fullMethod. It may
-// return a context enriched with the caller's identity. Every service runs
-// it on every RPC, internal callers included.
+// Authorizer decides whether the caller in ctx may call fullMethod with
+// req (which names the team or project the call acts on). It may return a
+// context enriched with the caller's identity. Every service runs it on
+// every RPC, internal callers included, before the request is validated.
 type Authorizer interface {
-	Authorize(ctx context.Context, fullMethod string) (context.Context, error)
+	Authorize(ctx context.Context, fullMethod string, req any) (context.Context, error)
 }
 
 // AllowAll is the Authorizer used until authentication exists: it lets
@@ -36,7 +37,9 @@ type Authorizer interface {
 type AllowAll struct{}
 
 // Authorize implements Authorizer.
-func (AllowAll) Authorize(ctx context.Context, _ string) (context.Context, error) { return ctx, nil }
+func (AllowAll) Authorize(ctx context.Context, _ string, _ any) (context.Context, error) {
+	return ctx, nil
+}
 
 // Options configure New.
 type Options struct {
@@ -100,7 +103,7 @@ func (c *chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		c.log.Log(ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
 	}()
 
-	if ctx, err = c.authz.Authorize(ctx, info.FullMethod); err != nil {
+	if ctx, err = c.authz.Authorize(ctx, info.FullMethod, req); err != nil {
 		return nil, err
 	}
 	if msg, ok := req.(proto.Message); ok {

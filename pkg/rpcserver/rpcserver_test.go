@@ -49,7 +49,7 @@ func (f *fake) GetProject(ctx context.Context, req *projectsv1.GetProjectRequest
 
 type denyAll struct{}
 
-func (denyAll) Authorize(ctx context.Context, _ string) (context.Context, error) {
+func (denyAll) Authorize(ctx context.Context, _ string, _ any) (context.Context, error) {
 	return ctx, &apierr.Error{Code: codes.Unauthenticated, Reason: "UNAUTHENTICATED", Message: "credentials required"}
 }
 
