@@ -654,8 +654,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 	}{
 		{
 			name:    "service target without the migrate dependency",
-			old:     "      migrate:\n        condition: service_completed_successfully\n      nats:\n        condition: service_started\n\n  gateway:",
-			new:     "      nats:\n        condition: service_started\n\n  gateway:",
+			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
+			new:     "      auth:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
 			check:   checkMigrate,
 			wantErr: "projects: does not depend on migrate",
 		},
@@ -696,8 +696,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		},
 		{
 			name:    "loopback listener",
-			old:     "SLIPWAY_GRPC_ADDR: 0.0.0.0:9090",
-			new:     "SLIPWAY_GRPC_ADDR: 127.0.0.1:9090",
+			old:     "SLIPWAY_GRPC_ADDR: 0.0.0.0:9090\n      SLIPWAY_PROJECTS_DATABASE_URL",
+			new:     "SLIPWAY_GRPC_ADDR: 127.0.0.1:9090\n      SLIPWAY_PROJECTS_DATABASE_URL",
 			check:   checkListeners,
 			wantErr: "listens on loopback only",
 		},

@@ -49,6 +49,13 @@ var (
 	buildErr   error
 )
 
+// adminToken is the preset first admin token (SLIPWAY_BOOTSTRAP_TOKEN) of
+// every instance the tests start.
+const adminToken = "e2e-bootstrap-admin-token-0123456789abcdef"
+
+// internalKey is the shared internal key of components run apart.
+const internalKey = "e2e-internal-key-0123456789abcdef0123"
+
 func TestMain(m *testing.M) {
 	dir, err := binDir()
 	if err == nil {
@@ -226,6 +233,7 @@ func startSlipway(t testing.TB, env ...string) *instance {
 			"SLIPWAY_GRPC_ADDR=" + grpcAddr,
 			"SLIPWAY_DATA_DIR=" + dataDir,
 			"SLIPWAY_LOG_FORMAT=json",
+			"SLIPWAY_BOOTSTRAP_TOKEN=" + adminToken,
 		}, env...)
 		inst := &instance{
 			t: t, HTTPAddr: lookupEnv(full, "SLIPWAY_HTTP_ADDR"), GRPCAddr: lookupEnv(full, "SLIPWAY_GRPC_ADDR"),
@@ -426,7 +434,7 @@ func call(t testing.TB, method, url string, body io.Reader, headers ...string) r
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	req.Header.Set("Authorization", "Bearer e2e-token")
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -544,7 +552,7 @@ func runNodeSuite(t *testing.T, dir, url string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec")
 	cmd.Dir = dir
-	cmd.Env = append(baseEnv(), "SLIPWAY_URL="+url, "SLIPWAY_TOKEN=e2e-token", "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.Env = append(baseEnv(), "SLIPWAY_URL="+url, "SLIPWAY_TOKEN="+adminToken, "NO_COLOR=1", "FORCE_COLOR=0")
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +638,8 @@ func TestDataSurvivesRestart(t *testing.T) {
 	subjects := eventSubjects(t, filepath.Join(dataDir, "nats"))
 	t.Logf("events in the store after two runs: %v", subjects)
 	for _, want := range []string{"survivor-one", "survivor-two"} {
-		if !slices.ContainsFunc(subjects, func(s string) bool { return strings.HasSuffix(s, " "+want) }) {
+		// Project events' subjects are "<team>/<project>".
+		if !slices.ContainsFunc(subjects, func(s string) bool { return strings.HasSuffix(s, "/"+want) }) {
 			t.Errorf("no event about project %q in the embedded NATS store after the restart: %v", want, subjects)
 		}
 	}
@@ -835,17 +844,28 @@ func TestServeTargetsApart(t *testing.T) {
 	dbURL := testenv.Postgres(t)
 	natsURL := testenv.StartNATS(t).URL()
 
-	runSlipway(t, []string{"migrate"}, "SLIPWAY_PROJECTS_DATABASE_URL="+dbURL)
+	authURL := testenv.Postgres(t)
+	runSlipway(t, []string{"migrate"}, "SLIPWAY_PROJECTS_DATABASE_URL="+dbURL, "SLIPWAY_AUTH_DATABASE_URL="+authURL)
 
+	auth := startSlipway(t,
+		"SLIPWAY_TARGET=auth",
+		"SLIPWAY_AUTH_DATABASE_URL="+authURL,
+		"SLIPWAY_NATS_URL="+natsURL,
+		"SLIPWAY_INTERNAL_KEY="+internalKey,
+	)
 	projects := startSlipway(t,
 		"SLIPWAY_TARGET=projects",
 		"SLIPWAY_PROJECTS_DATABASE_URL="+dbURL,
+		"SLIPWAY_AUTH_ADDR="+auth.GRPCAddr,
 		"SLIPWAY_NATS_URL="+natsURL,
+		"SLIPWAY_INTERNAL_KEY="+internalKey,
 	)
 	gateway := startSlipway(t,
 		"SLIPWAY_TARGET=gateway",
 		"SLIPWAY_PROJECTS_ADDR="+projects.GRPCAddr,
+		"SLIPWAY_AUTH_ADDR="+auth.GRPCAddr,
 		"SLIPWAY_NATS_URL="+natsURL,
+		"SLIPWAY_INTERNAL_KEY="+internalKey,
 	)
 
 	created := callJSON(t, "POST", gateway.URL+"/v1/projects", `{"name":"Split Deploy","description":"via the gateway"}`).data(t)
@@ -862,7 +882,7 @@ func TestServeTargetsApart(t *testing.T) {
 		t.Errorf("list through the gateway has %d projects, want 1", n)
 	}
 
-	for name, inst := range map[string]*instance{"projects": projects, "gateway": gateway} {
+	for name, inst := range map[string]*instance{"auth": auth, "projects": projects, "gateway": gateway} {
 		r := callJSON(t, "GET", inst.URL+"/health", "")
 		d := r.data(t)
 		if d["status"] != "ok" {
@@ -881,6 +901,9 @@ func TestServeTargetsApart(t *testing.T) {
 	}
 	if err := projects.Stop(); err != nil {
 		t.Errorf("stop the projects service: %v", err)
+	}
+	if err := auth.Stop(); err != nil {
+		t.Errorf("stop the auth service: %v", err)
 	}
 }
 

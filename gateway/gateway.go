@@ -21,12 +21,17 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/slipwayhq/slipway/gen/openapi"
+	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 )
 
 // Backends are the gRPC connections to the services the gateway fronts.
 type Backends struct {
+	// Auth reaches the auth service.
+	Auth grpc.ClientConnInterface
 	// Projects reaches the projects service.
 	Projects grpc.ClientConnInterface
 }
@@ -46,6 +51,14 @@ type Options struct {
 	// Ready is an extra readiness check of the gateway's own dependencies;
 	// may be nil.
 	Ready func(ctx context.Context) map[string]string
+	// Auth resolves credentials (for 401s and quota keys); nil serves
+	// without authentication, which only tests of the wire format use.
+	Auth *authz.Authorizer
+	// Quota limits requests per team (or user, or address) and hour; nil
+	// means no quotas.
+	Quota quota.Limiter
+	// Plans gives each team plan its hourly limit.
+	Plans quota.Plans
 }
 
 // Gateway is the public HTTP handler.
@@ -94,6 +107,12 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.health = append(g.health, healthTarget{"projects", projectsv1.ProjectsService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Projects)})
+	if opts.Backends.Auth != nil {
+		if err := authv1.RegisterAuthServiceHandlerClient(ctx, mux, authv1.NewAuthServiceClient(opts.Backends.Auth)); err != nil {
+			return nil, err
+		}
+		g.health = append(g.health, healthTarget{"auth", authv1.AuthService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Auth)})
+	}
 
 	operational := []struct {
 		method, path string
@@ -116,7 +135,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if g.routes, err = newRouteTable(extra); err != nil {
 		return nil, err
 	}
-	g.handler = g.instrument(negotiate(limitBody(mux)))
+	g.handler = g.instrument(negotiate(g.guard(limitBody(mux))))
 	return g, nil
 }
 

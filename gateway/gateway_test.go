@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -20,8 +22,11 @@ import (
 
 	"github.com/slipwayhq/slipway/gateway"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/authz/authztest"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
+	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/projects"
@@ -30,9 +35,20 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// tokens are the credentials of these tests; the auth service's own
+// resolution is tested in services/auth and end to end in e2e.
+var tokens = authztest.Static{
+	"Bearer test-token": authztest.TeamToken("acme", "admin"),
+	"Bearer viewer":     authztest.TeamToken("acme", "viewer"),
+}
+
 // newGateway serves the gateway in front of a real projects service (gRPC
 // on loopback, SQLite) and returns its base URL.
 func newGateway(t testing.TB) string {
+	return newGatewayWith(t, quota.NewMemory(time.Hour), quota.Plans{Default: 1_000_000})
+}
+
+func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) string {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "projects.db"))
@@ -47,7 +63,7 @@ func newGateway(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpcserver.New(rpcserver.Options{Logger: quiet})
+	srv, err := rpcserver.New(rpcserver.Options{Logger: quiet, Authorizer: authz.New(tokens, "internal")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +83,8 @@ func newGateway(t testing.TB) string {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	reg := prometheus.NewRegistry()
-	gw, err := gateway.New(ctx, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Version: "test", Backends: gateway.Backends{Projects: conn}})
+	gw, err := gateway.New(ctx, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Version: "test", Backends: gateway.Backends{Projects: conn},
+		Auth: authz.New(tokens, "internal"), Quota: limiter, Plans: plans})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +111,7 @@ func do(t testing.TB, method, url, body string, header ...string) response {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer test-token")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -360,4 +378,65 @@ func TestBackendDown(t *testing.T) {
 		t.Fatalf("503 leaks internals: %v", e["message"])
 	}
 	errorOf(t, do(t, "GET", ts.URL+"/health", ""), 503)
+}
+
+func TestAuthentication(t *testing.T) {
+	base := newGateway(t)
+	for name, header := range map[string]string{"missing": "", "unknown": "Bearer nope", "malformed": "Token abc"} {
+		t.Run(name, func(t *testing.T) {
+			r := do(t, "GET", base+"/v1/projects", "", "Authorization", header)
+			if e := errorOf(t, r, 401); e["id"] != "UNAUTHENTICATED" {
+				t.Fatalf("401 id %v", e["id"])
+			}
+			if r.header.Get("WWW-Authenticate") == "" || r.header.Get("X-Ratelimit-Limit") == "" {
+				t.Fatalf("401 headers %v", r.header)
+			}
+		})
+	}
+	r := do(t, "POST", base+"/v1/projects", `{"name":"Not For Viewers"}`, "Authorization", "Bearer viewer")
+	errorOf(t, r, 403)
+	// Operational endpoints need no credentials.
+	for _, path := range []string{"/health", "/version", "/v1/openapi.json"} {
+		if r := do(t, "GET", base+path, "", "Authorization", ""); r.status != 200 {
+			t.Errorf("%s without credentials: %d", path, r.status)
+		}
+	}
+}
+
+func TestQuota(t *testing.T) {
+	base := newGatewayWith(t, quota.NewMemory(time.Hour), quota.Plans{Default: 3})
+	for i := range 3 {
+		r := do(t, "GET", base+"/v1/projects", "")
+		if r.status != 200 || r.header.Get("X-Ratelimit-Limit") != "3" || r.header.Get("X-Ratelimit-Remaining") != strconv.Itoa(2-i) {
+			t.Fatalf("request %d: %d %v", i, r.status, r.header)
+		}
+		if reset, _ := strconv.Atoi(r.header.Get("X-Ratelimit-Reset")); reset < 3500 || reset > 3600 {
+			t.Fatalf("reset %d s", reset)
+		}
+	}
+	r := do(t, "GET", base+"/v1/projects", "")
+	if e := errorOf(t, r, 429); e["id"] != "QUOTA_EXCEEDED" || r.header.Get("Retry-After") == "" || r.header.Get("X-Ratelimit-Remaining") != "0" {
+		t.Fatalf("429: %v %v", e, r.header)
+	}
+	// Another team's quota is its own; the viewer token is also acme's.
+	if r := do(t, "GET", base+"/v1/projects", "", "Authorization", "Bearer viewer"); r.status != 429 {
+		t.Fatalf("same team, other token: %d", r.status)
+	}
+}
+
+func TestTeamScopedRoutes(t *testing.T) {
+	base := newGateway(t)
+	if r := do(t, "POST", base+"/v1/teams/acme/projects", `{"name":"Team Route"}`); r.status != 200 {
+		t.Fatalf("create through the team route: %d %s", r.status, r.raw)
+	}
+	r := do(t, "GET", base+"/v1/teams/acme/projects/team-route", "")
+	if r.status != 200 || r.body["data"].(map[string]any)["id"] != "team-route" {
+		t.Fatalf("get through the team route: %d %s", r.status, r.raw)
+	}
+	if r := do(t, "GET", base+"/v1/projects/team-route", ""); r.status != 200 {
+		t.Fatalf("the default team is the same team: %d", r.status)
+	}
+	// Another team is 404, whether or not it exists: no existence leaks.
+	errorOf(t, do(t, "GET", base+"/v1/teams/globex/projects", ""), 404)
+	errorOf(t, do(t, "GET", base+"/v1/teams/globex/projects/team-route", ""), 404)
 }

@@ -7,11 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/slipwayhq/slipway/pkg/quota"
 )
 
 // targets are the components `serve --target` can run.
-var targets = []string{"all", "gateway", "projects"}
+var targets = []string{"all", "gateway", "auth", "projects"}
 
 // config is the whole configuration; every field has a flag and a
 // SLIPWAY_* environment variable (flags win). The README's configuration
@@ -21,8 +24,14 @@ type config struct {
 	HTTPAddr            string
 	GRPCAddr            string
 	DataDir             string
+	AuthDatabaseURL     string
+	AuthAddr            string
 	ProjectsDatabaseURL string
 	ProjectsAddr        string
+	InternalKey         string
+	BootstrapToken      string
+	RateLimitPerHour    string
+	RateLimitPlans      string
 	NATSURL             string
 	RedisURL            string
 	CatalogFile         string
@@ -41,8 +50,14 @@ var settings = []setting{
 	{"http-addr", "SLIPWAY_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address (the API on gateway targets; /health and /metrics on service targets)", func(c *config) *string { return &c.HTTPAddr }},
 	{"grpc-addr", "SLIPWAY_GRPC_ADDR", "127.0.0.1:9090", "gRPC listen address of the services run by this process", func(c *config) *string { return &c.GRPCAddr }},
 	{"data-dir", "SLIPWAY_DATA_DIR", "./data", "directory for SQLite databases and the embedded NATS store", func(c *config) *string { return &c.DataDir }},
+	{"auth-database-url", "SLIPWAY_AUTH_DATABASE_URL", "", "auth database: postgres://... (empty: SQLite in the data directory)", func(c *config) *string { return &c.AuthDatabaseURL }},
+	{"auth-addr", "SLIPWAY_AUTH_ADDR", "", "gRPC address of the auth service when it runs in another process (empty: this process)", func(c *config) *string { return &c.AuthAddr }},
 	{"projects-database-url", "SLIPWAY_PROJECTS_DATABASE_URL", "", "projects database: postgres://... (empty: SQLite in the data directory)", func(c *config) *string { return &c.ProjectsDatabaseURL }},
 	{"projects-addr", "SLIPWAY_PROJECTS_ADDR", "", "gRPC address of the projects service for a gateway running apart (empty: this process)", func(c *config) *string { return &c.ProjectsAddr }},
+	{"internal-key", "SLIPWAY_INTERNAL_KEY", "", "shared secret services prove internal calls with; required when components run apart (empty with --target=all: random per start)", func(c *config) *string { return &c.InternalKey }},
+	{"bootstrap-token", "SLIPWAY_BOOTSTRAP_TOKEN", "", "first admin token of an empty install (at least 32 characters; empty: one is generated and printed once)", func(c *config) *string { return &c.BootstrapToken }},
+	{"rate-limit-per-hour", "SLIPWAY_RATE_LIMIT_PER_HOUR", "1000", "requests per hour per team (or user, for personal tokens) unless its plan says otherwise", func(c *config) *string { return &c.RateLimitPerHour }},
+	{"rate-limit-plans", "SLIPWAY_RATE_LIMIT_PLANS", "", "hourly limits per team plan, e.g. free=100,pro=1000,enterprise=50000", func(c *config) *string { return &c.RateLimitPlans }},
 	{"nats-url", "SLIPWAY_NATS_URL", "", "NATS server with JetStream (empty: embedded server in the data directory)", func(c *config) *string { return &c.NATSURL }},
 	{"redis-url", "SLIPWAY_REDIS_URL", "", "Redis for quotas shared by gateway replicas (empty: in-process)", func(c *config) *string { return &c.RedisURL }},
 	{"catalog-file", "SLIPWAY_CATALOG_FILE", "", "JSON file with the regions and plans catalogue (empty: built-in)", func(c *config) *string { return &c.CatalogFile }},
@@ -76,7 +91,35 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return c, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	if _, err := c.plans(); err != nil {
+		return c, err
+	}
+	if c.Target != "all" && cmd == "serve" && len(c.InternalKey) < 32 {
+		return c, fmt.Errorf("--internal-key (SLIPWAY_INTERNAL_KEY) of at least 32 characters is required when components run apart")
+	}
 	return c, nil
+}
+
+// plans is the quota configuration.
+func (c config) plans() (quota.Plans, error) {
+	def, err := strconv.ParseInt(c.RateLimitPerHour, 10, 64)
+	if err != nil || def <= 0 {
+		return quota.Plans{}, fmt.Errorf("rate limit per hour %q: want a positive integer", c.RateLimitPerHour)
+	}
+	per, err := quota.ParsePlans(c.RateLimitPlans)
+	if err != nil {
+		return quota.Plans{}, fmt.Errorf("rate limit plans: %w", err)
+	}
+	return quota.Plans{Default: def, PerPlan: per}, nil
+}
+
+// authDatabase is the auth database URL, defaulting to SQLite in the data
+// directory.
+func (c config) authDatabase() string {
+	if c.AuthDatabaseURL != "" {
+		return c.AuthDatabaseURL
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, "auth.db")
 }
 
 func (c config) runs(component string) bool { return c.Target == "all" || c.Target == component }

@@ -36,7 +36,7 @@ func TestREADMEConfigTable(t *testing.T) {
 func TestParseConfig(t *testing.T) {
 	t.Setenv("SLIPWAY_HTTP_ADDR", "127.0.0.1:1234")
 	t.Setenv("SLIPWAY_LOG_FORMAT", "json")
-	c, err := parseConfig("serve", []string{"--target=projects", "--data-dir", "/tmp/x"})
+	c, err := parseConfig("serve", []string{"--target=projects", "--data-dir", "/tmp/x", "--internal-key", strings.Repeat("k", 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,8 @@ func TestParseConfig(t *testing.T) {
 	if got := c.projectsDatabase(); got != "sqlite:/tmp/x/projects.db" {
 		t.Fatalf("default projects database %q", got)
 	}
-	for _, bad := range [][]string{{"--target=nope"}, {"--log-format=xml"}, {"--log-level=loud"}, {"extra"}, {"--unknown"}} {
+	for _, bad := range [][]string{{"--target=nope"}, {"--log-format=xml"}, {"--log-level=loud"}, {"extra"}, {"--unknown"},
+		{"--target=projects"}, {"--rate-limit-per-hour=0"}, {"--rate-limit-plans=free"}} {
 		if _, err := parseConfig("serve", bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,17 +19,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/slipwayhq/slipway/gateway"
+	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
+	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/services/auth"
+	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
 	"github.com/slipwayhq/slipway/services/projects"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
@@ -68,49 +76,85 @@ func serve(ctx context.Context, cfg config) error {
 		return fmt.Errorf("events stream: %w", err)
 	}
 
-	var grpcAddr string
+	// Listen first: components in one process reach each other through this
+	// address, exactly as they would across processes.
+	var grpcLis net.Listener
 	if cfg.Target != "gateway" {
-		srv, err := rpcserver.New(rpcserver.Options{Logger: p.log, Registerer: p.registry})
+		if grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			return fmt.Errorf("gRPC listener: %w", err)
+		}
+	}
+	dial := func(configured, component string) (*grpc.ClientConn, error) {
+		addr := configured
+		if addr == "" {
+			if grpcLis == nil || !cfg.runs(component) {
+				return nil, fmt.Errorf("this target needs the address of the %s service (--%s-addr)", component, component)
+			}
+			addr = grpcLis.Addr().String()
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("%s service: %w", component, err)
+		}
+		p.onClose(func() { _ = conn.Close() })
+		return conn, nil
+	}
+
+	// Every component authorizes through the auth service; one authorizer
+	// (and its cache) serves the whole process.
+	authConn, err := dial(cfg.AuthAddr, "auth")
+	if err != nil {
+		return err
+	}
+	internalKey := cfg.InternalKey
+	if internalKey == "" { // --target=all: nothing outside this process needs it
+		internalKey = randomKey()
+	}
+	authorizer := authz.New(authv1.NewAuthServiceClient(authConn), internalKey)
+	if err := authz.WatchRevocations(ctx, js, authorizer, p.log); err != nil {
+		return fmt.Errorf("token revocations: %w", err)
+	}
+
+	if grpcLis != nil {
+		srv, err := rpcserver.New(rpcserver.Options{Logger: p.log, Registerer: p.registry, Authorizer: authorizer})
 		if err != nil {
 			return err
 		}
 		healthpb.RegisterHealthServer(srv, p.health)
+		if cfg.runs("auth") {
+			if err := p.startAuth(ctx, g, srv, js); err != nil {
+				return err
+			}
+		}
 		if cfg.runs("projects") {
 			if err := p.startProjects(ctx, g, srv, js); err != nil {
 				return err
 			}
 		}
-		lis, err := net.Listen("tcp", cfg.GRPCAddr)
-		if err != nil {
-			return fmt.Errorf("gRPC listener: %w", err)
-		}
-		grpcAddr = lis.Addr().String()
-		g.Go(func() error { return srv.Serve(lis) })
+		g.Go(func() error { return srv.Serve(grpcLis) })
 		g.Go(func() error {
 			<-ctx.Done()
 			stopGRPC(srv)
 			return nil
 		})
-		p.log.Info("gRPC services listening", "addr", grpcAddr, "target", cfg.Target)
+		p.log.Info("gRPC services listening", "addr", grpcLis.Addr().String(), "target", cfg.Target)
 	}
 
 	var handler http.Handler
 	if cfg.runs("gateway") {
-		projectsAddr := cfg.ProjectsAddr
-		if projectsAddr == "" {
-			if grpcAddr == "" {
-				return errors.New("the gateway needs --projects-addr (SLIPWAY_PROJECTS_ADDR) when projects runs elsewhere")
-			}
-			projectsAddr = grpcAddr
-		}
-		conn, err := grpc.NewClient(projectsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		projectsConn, err := dial(cfg.ProjectsAddr, "projects")
 		if err != nil {
-			return fmt.Errorf("projects backend: %w", err)
+			return err
 		}
-		p.onClose(func() { _ = conn.Close() })
+		limiter, err := p.quotas()
+		if err != nil {
+			return err
+		}
+		plans, _ := cfg.plans() // validated by parseConfig
 		gw, err := gateway.New(ctx, gateway.Options{
 			Logger: p.log, Registerer: p.registry, Gatherer: p.registry, Version: version,
-			Backends: gateway.Backends{Projects: conn},
+			Backends: gateway.Backends{Projects: projectsConn, Auth: authConn},
+			Auth:     authorizer, Quota: limiter, Plans: plans,
 		})
 		if err != nil {
 			return err
@@ -174,6 +218,39 @@ func (p *process) connectNATS() (jetstream.JetStream, error) {
 	return jetstream.New(nc)
 }
 
+// startAuth opens the auth database, bootstraps an empty install and
+// registers the auth service with its outbox relay.
+func (p *process) startAuth(ctx context.Context, g *errgroup.Group, srv *grpc.Server, js jetstream.JetStream) error {
+	db, err := sqldb.Open(ctx, p.cfg.authDatabase())
+	if err != nil {
+		return err
+	}
+	p.onClose(func() { _ = db.Close() })
+	if p.cfg.Target == "all" {
+		if err := db.Migrate(ctx, authmigrations.Set, events.Migrations); err != nil {
+			return err
+		}
+	}
+	relay := events.NewRelay(db, js, events.WithLogger(p.log))
+	g.Go(func() error { return ignoreCanceled(relay.Run(ctx)) })
+	store := auth.NewSQLStore(db, relay.Notify)
+	boot, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{Token: p.cfg.BootstrapToken})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	switch {
+	case boot.Created && p.cfg.BootstrapToken == "":
+		// The only time this token is ever shown: it is stored hashed.
+		fmt.Printf("\nFirst start: created the admin user, the team %q and this admin token.\n"+
+			"It is shown once; keep it now:\n\n    %s\n\n", "default", boot.Token)
+	case boot.Created:
+		p.log.Info("first start: created the admin user and team with the preset bootstrap token")
+	}
+	authv1.RegisterAuthServiceServer(srv, auth.NewServer(store))
+	p.health.Add(authv1.AuthService_ServiceDesc.ServiceName, "auth-database", db.PingContext)
+	return nil
+}
+
 // startProjects opens the projects database and registers the service,
 // its outbox relay and its resource consumer.
 func (p *process) startProjects(ctx context.Context, g *errgroup.Group, srv *grpc.Server, js jetstream.JetStream) error {
@@ -211,6 +288,26 @@ func (p *process) startProjects(ctx context.Context, g *errgroup.Group, srv *grp
 	return nil
 }
 
+// quotas returns the gateway's limiter: Redis shared by every gateway
+// replica when configured (with the in-process limiter standing in while
+// Redis is unreachable), else in-process.
+func (p *process) quotas() (quota.Limiter, error) {
+	memory := quota.NewMemory(quota.DefaultWindow)
+	if p.cfg.RedisURL == "" {
+		return memory, nil
+	}
+	opts, err := redis.ParseURL(p.cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	// Fail fast: while Redis is down the fallback answers, so retries would
+	// only add latency to requests.
+	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
+	client := redis.NewClient(opts)
+	p.onClose(func() { _ = client.Close() })
+	return quota.NewFailover(quota.NewRedis(client, quota.DefaultWindow), memory, p.log, p.registry), nil
+}
+
 // serviceHTTP is the small HTTP surface of a service-only process: health
 // for orchestrators and metrics for Prometheus.
 func (p *process) serviceHTTP() http.Handler {
@@ -245,6 +342,13 @@ func stopGRPC(srv *grpc.Server) {
 	case <-time.After(10 * time.Second):
 		srv.Stop()
 	}
+}
+
+// randomKey returns 256 random bits, hex-encoded.
+func randomKey() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func ignoreCanceled(err error) error {

@@ -18,6 +18,9 @@
 -- CREATE DATABASE has no IF NOT EXISTS, hence the SELECT ... \gexec form: psql
 -- executes the generated statement only when the database is missing.
 
+SELECT 'CREATE DATABASE auth'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'auth')\gexec
+
 SELECT 'CREATE DATABASE projects'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'projects')\gexec
 
@@ -25,7 +28,6 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'projects')\gexec
 -- its line, add SLIPWAY_<SERVICE>_DATABASE_URL to the migrate service and to
 -- its own service in docker-compose.yml, and document the variable:
 --
--- SELECT 'CREATE DATABASE auth' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'auth')\gexec
 -- SELECT 'CREATE DATABASE builds' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'builds')\gexec
 -- SELECT 'CREATE DATABASE deployments' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'deployments')\gexec
 -- SELECT 'CREATE DATABASE jobs' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'jobs')\gexec

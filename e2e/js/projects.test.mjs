@@ -42,9 +42,9 @@ function slugOf(name) {
 }
 
 /** Creates a client whose context points at host (Slipway by default). */
-async function newClient({ host = BASE_URL, ...opts } = {}) {
+async function newClient({ host = BASE_URL, token = TOKEN, ...opts } = {}) {
   const contextProvider = new ApiClientInMemoryContextProvider();
-  await contextProvider.addContext({ name: 'slipway-e2e', token: TOKEN, host });
+  await contextProvider.addContext({ name: 'slipway-e2e', token, host });
   return new ApiClient(contextProvider, opts);
 }
 
@@ -461,4 +461,14 @@ test('list plans', async () => {
   }
   const ids = res.data.plans.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'duplicate plan ids');
+});
+
+test('a wrong token is refused with 401 through the client error object', async () => {
+  const stranger = await newClient({ token: 'slw_pat_' + 'x'.repeat(47) });
+  const res = await stranger.list.projects({});
+  assertApiError(res, 401, 'list with a wrong token');
+  assert.equal(res.error.id, 'UNAUTHENTICATED');
+  assert.ok(res.rawResponse.headers.get('www-authenticate'), '401 without WWW-Authenticate');
+  const created = await stranger.create.project({ data: { name: uniqueName('Stranger') } });
+  assertApiError(created, 401, 'create with a wrong token');
 });

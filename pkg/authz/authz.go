@@ -139,6 +139,13 @@ func (a *Authorizer) internal(md metadata.MD) bool {
 	return len(a.internalKey) > 0 && subtle.ConstantTimeCompare([]byte(key), a.internalKey) == 1
 }
 
+// Principal resolves an Authorization header value to its principal (for
+// the gateway, which needs the caller before any RPC: for 401s and
+// quotas).
+func (a *Authorizer) Principal(ctx context.Context, header string) (*authv1.Principal, error) {
+	return a.resolve(ctx, header)
+}
+
 // resolve returns the principal for an Authorization header, from the
 // cache when fresh. The cache is keyed by a hash of the header so that raw
 // credentials are not kept in memory longer than the request.

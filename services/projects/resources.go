@@ -21,6 +21,7 @@ var ResourceSubjects = []string{
 // service reads. Every service that owns project resources puts these
 // fields in its events' data.
 type ResourceEventData struct {
+	TeamID      string `json:"teamId"`
 	ProjectID   string `json:"projectId"`
 	ID          string `json:"id"`
 	Name        string `json:"name"`
@@ -52,14 +53,14 @@ func ResourceHandler(store Store) events.Handler {
 		if err := ev.Decode(&data); err != nil {
 			return fmt.Errorf("projects: decode %s: %w", ev.Type, err)
 		}
-		if data.ProjectID == "" || data.ID == "" {
+		if data.TeamID == "" || data.ProjectID == "" || data.ID == "" {
 			return nil // not a project resource
 		}
 		switch parts[3] {
 		case "created", "updated":
-			return store.PutResource(ctx, Resource{ProjectID: data.ProjectID, Kind: kind, ID: data.ID, Name: data.Name, Description: data.Description, Type: data.Type})
+			return store.PutResource(ctx, Resource{TeamID: data.TeamID, ProjectID: data.ProjectID, Kind: kind, ID: data.ID, Name: data.Name, Description: data.Description, Type: data.Type})
 		case "deleted":
-			return store.DeleteResource(ctx, data.ProjectID, kind, data.ID)
+			return store.DeleteResource(ctx, data.TeamID, data.ProjectID, kind, data.ID)
 		}
 		return nil
 	}

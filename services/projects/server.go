@@ -8,11 +8,14 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
+	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/slug"
 )
@@ -46,11 +49,16 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // ListProjects implements ProjectsService.
 func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsRequest) (*projectsv1.ListProjectsResponse, error) {
+	grant, err := grantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	page, err := pageOf(req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.List(ctx, page)
+	page.Only = grant.GetProjects()
+	list, more, err := s.store.List(ctx, grant.GetTeamId(), page)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +78,7 @@ func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsR
 
 // CreateProject implements ProjectsService.
 func (s *server) CreateProject(ctx context.Context, req *projectsv1.CreateProjectRequest) (*projectsv1.CreateProjectResponse, error) {
-	p, err := s.newProject(req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
+	p, err := s.newProject(ctx, req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +94,7 @@ func (s *server) CreateProject(ctx context.Context, req *projectsv1.CreateProjec
 
 // PutProject implements ProjectsService.
 func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectRequest) (*projectsv1.PutProjectResponse, error) {
-	want, err := s.newProject(req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
+	want, err := s.newProject(ctx, req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +111,7 @@ func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectReque
 	if !errors.Is(err, ErrAlreadyExists) {
 		return nil, storeErr(err, want.ID)
 	}
-	p, err := s.store.Update(ctx, want.ID, func(p *Project) ([]events.Event, error) {
+	p, err := s.store.Update(ctx, want.TeamID, want.ID, func(p *Project) ([]events.Event, error) {
 		if req.GetRegion() != "" && req.GetRegion() != p.Region {
 			return nil, apierr.InvalidField("region", "a project's region cannot be changed")
 		}
@@ -114,7 +122,7 @@ func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectReque
 	if err != nil {
 		return nil, storeErr(err, want.ID)
 	}
-	resources, err := s.store.Resources(ctx, p.ID)
+	resources, err := s.store.Resources(ctx, p.TeamID, p.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -123,11 +131,15 @@ func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectReque
 
 // GetProject implements ProjectsService.
 func (s *server) GetProject(ctx context.Context, req *projectsv1.GetProjectRequest) (*projectsv1.GetProjectResponse, error) {
-	p, err := s.store.Get(ctx, req.GetProjectId())
+	grant, err := grantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.store.Get(ctx, grant.GetTeamId(), req.GetProjectId())
 	if err != nil {
 		return nil, storeErr(err, req.GetProjectId())
 	}
-	resources, err := s.store.Resources(ctx, p.ID)
+	resources, err := s.store.Resources(ctx, p.TeamID, p.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +148,11 @@ func (s *server) GetProject(ctx context.Context, req *projectsv1.GetProjectReque
 
 // PatchProject implements ProjectsService.
 func (s *server) PatchProject(ctx context.Context, req *projectsv1.PatchProjectRequest) (*projectsv1.PatchProjectResponse, error) {
-	p, err := s.store.Update(ctx, req.GetProjectId(), func(p *Project) ([]events.Event, error) {
+	grant, err := grantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.store.Update(ctx, grant.GetTeamId(), req.GetProjectId(), func(p *Project) ([]events.Event, error) {
 		before := *p
 		if req.Description != nil {
 			p.Description = req.GetDescription()
@@ -149,7 +165,7 @@ func (s *server) PatchProject(ctx context.Context, req *projectsv1.PatchProjectR
 	if err != nil {
 		return nil, storeErr(err, req.GetProjectId())
 	}
-	resources, err := s.store.Resources(ctx, p.ID)
+	resources, err := s.store.Resources(ctx, p.TeamID, p.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +174,11 @@ func (s *server) PatchProject(ctx context.Context, req *projectsv1.PatchProjectR
 
 // DeleteProject implements ProjectsService.
 func (s *server) DeleteProject(ctx context.Context, req *projectsv1.DeleteProjectRequest) (*projectsv1.DeleteProjectResponse, error) {
-	p, err := s.store.Get(ctx, req.GetProjectId())
+	grant, err := grantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.store.Get(ctx, grant.GetTeamId(), req.GetProjectId())
 	if err != nil {
 		return nil, storeErr(err, req.GetProjectId())
 	}
@@ -166,7 +186,7 @@ func (s *server) DeleteProject(ctx context.Context, req *projectsv1.DeleteProjec
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Delete(ctx, p.ID, req.GetDeleteChildObjects(), ev); err != nil {
+	if err := s.store.Delete(ctx, p.TeamID, p.ID, req.GetDeleteChildObjects(), ev); err != nil {
 		return nil, storeErr(err, p.ID)
 	}
 	return &projectsv1.DeleteProjectResponse{}, nil
@@ -183,11 +203,19 @@ func (s *server) ListPlans(context.Context, *projectsv1.ListPlansRequest) (*proj
 }
 
 // newProject validates what protovalidate can't (the derived id, the
-// region) and builds the project to store.
-func (s *server) newProject(name, description, color, region string) (Project, error) {
+// region, the caller's project restriction) and builds the project to
+// store in the caller's team.
+func (s *server) newProject(ctx context.Context, name, description, color, region string) (Project, error) {
+	grant, err := grantOf(ctx)
+	if err != nil {
+		return Project{}, err
+	}
 	id := slug.Make(name)
 	if len(id) < 3 {
 		return Project{}, apierr.InvalidField("name", "must contain at least 3 letters or digits")
+	}
+	if !authz.ProjectAllowed(grant, id) {
+		return Project{}, &apierr.Error{Code: codes.PermissionDenied, Reason: "PROJECT_RESTRICTED", Message: "these credentials are restricted to other projects"}
 	}
 	if region == "" {
 		region = s.catalog.DefaultRegion().GetId()
@@ -195,11 +223,12 @@ func (s *server) newProject(name, description, color, region string) (Project, e
 		return Project{}, apierr.InvalidField("region", "unknown region; GET /v1/regions lists them")
 	}
 	now := s.now()
-	return Project{ID: id, Name: name, Description: description, Color: color, Region: region, CreatedAt: now, UpdatedAt: now}, nil
+	return Project{TeamID: grant.GetTeamId(), ID: id, Name: name, Description: description, Color: color, Region: region, CreatedAt: now, UpdatedAt: now}, nil
 }
 
 // projectEventData is the payload of projects.project.* events.
 type projectEventData struct {
+	TeamID             string    `json:"teamId"`
 	ID                 string    `json:"id"`
 	Name               string    `json:"name"`
 	Description        string    `json:"description,omitempty"`
@@ -211,8 +240,8 @@ type projectEventData struct {
 }
 
 func projectEvent(verb string, p Project, deleteChildObjects bool) (events.Event, error) {
-	return events.New(eventService, eventResource, verb, p.ID, projectEventData{
-		ID: p.ID, Name: p.Name, Description: p.Description, Color: p.Color, Region: p.Region,
+	return events.New(eventService, eventResource, verb, p.TeamID+"/"+p.ID, projectEventData{
+		TeamID: p.TeamID, ID: p.ID, Name: p.Name, Description: p.Description, Color: p.Color, Region: p.Region,
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, DeleteChildObjects: deleteChildObjects,
 	})
 }
@@ -230,6 +259,16 @@ func (s *server) touched(before Project, p *Project) ([]events.Event, error) {
 		return nil, err
 	}
 	return []events.Event{ev}, nil
+}
+
+// grantOf is the caller's standing in the team the call acts on, which
+// the authorization interceptor resolved.
+func grantOf(ctx context.Context) (*authv1.TeamGrant, error) {
+	grant, ok := authz.GrantFrom(ctx)
+	if !ok {
+		return nil, authz.Unauthenticated("credentials required")
+	}
+	return grant, nil
 }
 
 // storeErr maps store errors onto the API vocabulary.
@@ -290,7 +329,7 @@ func (s *server) projectOf(p Project, resources []Resource) *projectsv1.Project 
 		out.Cluster.Name = r.GetName()
 	}
 	for _, r := range resources {
-		appID := "/" + p.ID + "/" + r.ID
+		appID := "/" + p.TeamID + "/" + p.ID + "/" + r.ID
 		switch r.Kind {
 		case KindService:
 			out.Services = append(out.Services, &projectsv1.ProjectService{Id: r.ID, AppId: appID, Name: r.Name, Description: r.Description, ServiceType: r.Type})

@@ -13,10 +13,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/authz/authztest"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/testenv"
@@ -60,7 +63,7 @@ func newStack(t *testing.T, engine string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpcserver.New(rpcserver.Options{Logger: slog.New(slog.DiscardHandler)})
+	srv, err := rpcserver.New(rpcserver.Options{Logger: slog.New(slog.DiscardHandler), Authorizer: authz.New(tokens, "internal")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +74,35 @@ func newStack(t *testing.T, engine string) *stack {
 	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(asAcmeAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return &stack{client: projectsv1.NewProjectsServiceClient(conn), js: js}
+}
+
+// tokens are the credentials the tests use: acme's admin (the default),
+// acme's viewer, a token restricted to one project, and globex's admin.
+var tokens = authztest.Static{
+	"Bearer acme-admin":  authztest.TeamToken("acme", "admin"),
+	"Bearer acme-viewer": authztest.TeamToken("acme", "viewer"),
+	"Bearer acme-only":   authztest.TeamToken("acme", "admin", "only-this"),
+	"Bearer globex":      authztest.TeamToken("globex", "admin"),
+}
+
+// asAcmeAdmin sends acme's admin token unless the call names another.
+func asAcmeAdmin(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if md, _ := metadata.FromOutgoingContext(ctx); len(md.Get("authorization")) == 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer acme-admin")
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// as returns ctx carrying another token.
+func as(token string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 }
 
 // collect subscribes to subject on the stream from the start and returns
@@ -134,6 +160,7 @@ func TestServer(t *testing.T) {
 			t.Run("PatchIsPartial", func(t *testing.T) { testPatch(t, s) })
 			t.Run("DeleteRefusesNonEmpty", func(t *testing.T) { testDeleteNonEmpty(t, s) })
 			t.Run("Catalog", func(t *testing.T) { testCatalog(t, s) })
+			t.Run("Authorization", func(t *testing.T) { testAuthorization(t, s) })
 		})
 	}
 }
@@ -155,7 +182,7 @@ func testCreateEmitsEvent(t *testing.T, s *stack) {
 		if err := ev.Decode(&data); err != nil {
 			t.Fatal(err)
 		}
-		if ev.Subject == "event-project" && data["name"] == "Event Project" && ev.Source == "slipway/projects" && ev.SpecVersion == "1.0" {
+		if ev.Subject == "acme/event-project" && data["name"] == "Event Project" && ev.Source == "slipway/projects" && ev.SpecVersion == "1.0" {
 			found = true
 		}
 	}
@@ -253,7 +280,7 @@ func testDeleteNonEmpty(t *testing.T, s *stack) {
 	if _, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Busy"}); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := events.New("jobs", "job", "created", "busy/nightly", projects.ResourceEventData{ProjectID: "busy", ID: "nightly", Name: "Nightly", Type: "cron"})
+	ev, err := events.New("jobs", "job", "created", "busy/nightly", projects.ResourceEventData{TeamID: "acme", ProjectID: "busy", ID: "nightly", Name: "Nightly", Type: "cron"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +295,7 @@ func testDeleteNonEmpty(t *testing.T, s *stack) {
 			t.Fatal(err)
 		}
 		if len(got.GetProject().GetJobs()) == 1 {
-			if j := got.GetProject().GetJobs()[0]; j.GetId() != "nightly" || j.GetJobType() != "cron" || j.GetAppId() != "/busy/nightly" {
+			if j := got.GetProject().GetJobs()[0]; j.GetId() != "nightly" || j.GetJobType() != "cron" || j.GetAppId() != "/acme/busy/nightly" {
 				t.Fatalf("job = %+v", j)
 			}
 			break
@@ -332,5 +359,64 @@ func TestParseCatalog(t *testing.T) {
 	}
 	if c.DefaultRegion().GetName() != "Europe" || c.Region("eu") == nil || c.Region("us") != nil {
 		t.Fatal("catalog lookups wrong")
+	}
+}
+
+// testAuthorization runs the service behind the real interceptor: roles,
+// teams and project restrictions decide, and other teams see 404s.
+func testAuthorization(t *testing.T, s *stack) {
+	if _, err := s.client.CreateProject(context.Background(), &projectsv1.CreateProjectRequest{Name: "Guarded"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.CreateProject(as("globex"), &projectsv1.CreateProjectRequest{Name: "Guarded", Description: "globex's own"}); err != nil {
+		t.Fatalf("same name in another team: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		ctx  context.Context
+		call func(context.Context) error
+		want codes.Code
+	}{
+		"no token": {metadata.AppendToOutgoingContext(context.Background(), "authorization", ""), func(ctx context.Context) error {
+			_, err := s.client.GetProject(ctx, &projectsv1.GetProjectRequest{ProjectId: "guarded"})
+			return err
+		}, codes.Unauthenticated},
+		"viewer reads": {as("acme-viewer"), func(ctx context.Context) error {
+			_, err := s.client.GetProject(ctx, &projectsv1.GetProjectRequest{ProjectId: "guarded"})
+			return err
+		}, codes.OK},
+		"viewer writes": {as("acme-viewer"), func(ctx context.Context) error {
+			_, err := s.client.DeleteProject(ctx, &projectsv1.DeleteProjectRequest{ProjectId: "guarded"})
+			return err
+		}, codes.PermissionDenied},
+		"restricted elsewhere": {as("acme-only"), func(ctx context.Context) error {
+			_, err := s.client.GetProject(ctx, &projectsv1.GetProjectRequest{ProjectId: "guarded"})
+			return err
+		}, codes.NotFound},
+		"restricted create elsewhere": {as("acme-only"), func(ctx context.Context) error {
+			_, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Somewhere Else"})
+			return err
+		}, codes.PermissionDenied},
+		"restricted create its own": {as("acme-only"), func(ctx context.Context) error {
+			_, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Only This"})
+			return err
+		}, codes.OK},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := status.Code(tc.call(tc.ctx)); got != tc.want {
+				t.Fatalf("code %v, want %v", got, tc.want)
+			}
+		})
+	}
+	got, err := s.client.GetProject(as("globex"), &projectsv1.GetProjectRequest{ProjectId: "guarded"})
+	if err != nil || got.GetProject().GetDescription() != "globex's own" {
+		t.Fatalf("globex sees %v, %v", got, err)
+	}
+	list, err := s.client.ListProjects(as("acme-only"), &projectsv1.ListProjectsRequest{})
+	if err != nil || len(list.GetProjects()) != 1 || list.GetProjects()[0].GetId() != "only-this" {
+		t.Fatalf("restricted list = %v, %v", list, err)
+	}
+	list, err = s.client.ListProjects(as("globex"), &projectsv1.ListProjectsRequest{})
+	if err != nil || len(list.GetProjects()) != 1 {
+		t.Fatalf("globex list = %v, %v", list, err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -12,8 +14,9 @@ import (
 )
 
 // maxUpdateAttempts bounds optimistic-concurrency retries: enough for
-// heavy contention on one project, small enough to fail fast.
-const maxUpdateAttempts = 16
+// heavy contention on one project (with the jittered backoff below), small
+// enough to fail fast.
+const maxUpdateAttempts = 32
 
 // SQLStore is the Store on PostgreSQL or SQLite.
 type SQLStore struct {
@@ -32,14 +35,14 @@ func NewSQLStore(db *sqldb.DB, committed func()) *SQLStore {
 	return &SQLStore{db: db, committed: committed}
 }
 
-const projectColumns = `id, name, description, color, region, created_at, updated_at, version`
+const projectColumns = `team_id, id, name, description, color, region, created_at, updated_at, version`
 
 type scanner interface{ Scan(...any) error }
 
 func scanProject(row scanner) (Project, error) {
 	var p Project
 	var created, updated int64
-	err := row.Scan(&p.ID, &p.Name, &p.Description, &p.Color, &p.Region, &created, &updated, &p.Version)
+	err := row.Scan(&p.TeamID, &p.ID, &p.Name, &p.Description, &p.Color, &p.Region, &created, &updated, &p.Version)
 	p.CreatedAt = time.UnixMicro(created).UTC()
 	p.UpdatedAt = time.UnixMicro(updated).UTC()
 	return p, err
@@ -65,8 +68,8 @@ func (s *SQLStore) write(ctx context.Context, fn func(*sql.Tx) error, evs func()
 // Create implements Store.
 func (s *SQLStore) Create(ctx context.Context, p Project, evs ...events.Event) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, 1)`,
-			p.ID, p.Name, p.Description, p.Color, p.Region, p.CreatedAt.UnixMicro(), p.UpdatedAt.UnixMicro())
+		_, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
+			p.TeamID, p.ID, p.Name, p.Description, p.Color, p.Region, p.CreatedAt.UnixMicro(), p.UpdatedAt.UnixMicro())
 		return err
 	}, func() []events.Event { return evs })
 	if sqldb.IsUniqueViolation(err) {
@@ -76,8 +79,8 @@ func (s *SQLStore) Create(ctx context.Context, p Project, evs ...events.Event) e
 }
 
 // Get implements Store.
-func (s *SQLStore) Get(ctx context.Context, id string) (Project, error) {
-	p, err := scanProject(s.db.QueryRowContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
+func (s *SQLStore) Get(ctx context.Context, team, id string) (Project, error) {
+	p, err := scanProject(s.db.QueryRowContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE team_id = $1 AND id = $2`, team, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Project{}, ErrNotFound
 	}
@@ -85,15 +88,27 @@ func (s *SQLStore) Get(ctx context.Context, id string) (Project, error) {
 }
 
 // List implements Store.
-func (s *SQLStore) List(ctx context.Context, page Page) ([]Project, bool, error) {
+func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project, bool, error) {
 	// One row more than asked tells whether another page follows.
-	var rows *sql.Rows
-	var err error
-	if page.After != "" {
-		rows, err = s.db.QueryContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE id > $1 ORDER BY id LIMIT $2`, page.After, page.Limit+1)
-	} else {
-		rows, err = s.db.QueryContext(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY id LIMIT $1 OFFSET $2`, page.Limit+1, page.Offset)
+	query := `SELECT ` + projectColumns + ` FROM projects WHERE team_id = $1 AND id > $2`
+	args := []any{team, page.After}
+	if len(page.Only) > 0 {
+		// The restriction list is short (a token's projects), so an IN
+		// list with one placeholder each serves both engines.
+		marks := make([]string, len(page.Only))
+		for i, id := range page.Only {
+			args = append(args, id)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		query += ` AND id IN (` + strings.Join(marks, ", ") + `)`
 	}
+	offset := page.Offset
+	if page.After != "" {
+		offset = 0 // a cursor already says where the page starts
+	}
+	args = append(args, page.Limit+1, offset)
+	query += fmt.Sprintf(` ORDER BY id LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -116,9 +131,14 @@ func (s *SQLStore) List(ctx context.Context, page Page) ([]Project, bool, error)
 }
 
 // Update implements Store.
-func (s *SQLStore) Update(ctx context.Context, id string, mutate func(*Project) ([]events.Event, error)) (Project, error) {
-	for range maxUpdateAttempts {
-		current, err := s.Get(ctx, id)
+func (s *SQLStore) Update(ctx context.Context, team, id string, mutate func(*Project) ([]events.Event, error)) (Project, error) {
+	for attempt := range maxUpdateAttempts {
+		if attempt > 0 {
+			// Losers of a race back off by a random amount so they don't
+			// collide again in lockstep.
+			time.Sleep(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond) + 1)))
+		}
+		current, err := s.Get(ctx, team, id)
 		if err != nil {
 			return Project{}, err
 		}
@@ -130,12 +150,12 @@ func (s *SQLStore) Update(ctx context.Context, id string, mutate func(*Project) 
 		if next == current {
 			return current, nil // nothing to write, nothing to announce
 		}
-		next.ID, next.Version = current.ID, current.Version+1
+		next.TeamID, next.ID, next.Version = current.TeamID, current.ID, current.Version+1
 		lost := false
 		err = s.write(ctx, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `UPDATE projects SET name = $1, description = $2, color = $3, region = $4, updated_at = $5, version = $6
-				WHERE id = $7 AND version = $8`,
-				next.Name, next.Description, next.Color, next.Region, next.UpdatedAt.UnixMicro(), next.Version, id, current.Version)
+				WHERE team_id = $7 AND id = $8 AND version = $9`,
+				next.Name, next.Description, next.Color, next.Region, next.UpdatedAt.UnixMicro(), next.Version, team, id, current.Version)
 			if err != nil {
 				return err
 			}
@@ -162,19 +182,19 @@ func (s *SQLStore) Update(ctx context.Context, id string, mutate func(*Project) 
 var errLostRace = errors.New("lost update race")
 
 // Delete implements Store.
-func (s *SQLStore) Delete(ctx context.Context, id string, force bool, evs ...events.Event) error {
+func (s *SQLStore) Delete(ctx context.Context, team, id string, force bool, evs ...events.Event) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var held int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM project_resources WHERE project_id = $1`, id).Scan(&held); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM project_resources WHERE team_id = $1 AND project_id = $2`, team, id).Scan(&held); err != nil {
 			return err
 		}
 		if held > 0 && !force {
 			return fmt.Errorf("%w: %d", ErrNotEmpty, held)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM project_resources WHERE project_id = $1`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM project_resources WHERE team_id = $1 AND project_id = $2`, team, id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM projects WHERE id = $1`, id)
+		res, err := tx.ExecContext(ctx, `DELETE FROM projects WHERE team_id = $1 AND id = $2`, team, id)
 		if err != nil {
 			return err
 		}
@@ -188,9 +208,9 @@ func (s *SQLStore) Delete(ctx context.Context, id string, force bool, evs ...eve
 }
 
 // Resources implements Store.
-func (s *SQLStore) Resources(ctx context.Context, projectID string) ([]Resource, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT project_id, kind, id, name, description, type FROM project_resources
-		WHERE project_id = $1 ORDER BY kind, id`, projectID)
+func (s *SQLStore) Resources(ctx context.Context, team, projectID string) ([]Resource, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT team_id, project_id, kind, id, name, description, type FROM project_resources
+		WHERE team_id = $1 AND project_id = $2 ORDER BY kind, id`, team, projectID)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +218,7 @@ func (s *SQLStore) Resources(ctx context.Context, projectID string) ([]Resource,
 	var out []Resource
 	for rows.Next() {
 		var r Resource
-		if err := rows.Scan(&r.ProjectID, &r.Kind, &r.ID, &r.Name, &r.Description, &r.Type); err != nil {
+		if err := rows.Scan(&r.TeamID, &r.ProjectID, &r.Kind, &r.ID, &r.Name, &r.Description, &r.Type); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -211,15 +231,15 @@ func (s *SQLStore) PutResource(ctx context.Context, r Resource) error {
 	// The INSERT ... SELECT makes "project exists" and "record resource"
 	// one statement, so a resource can't outlive a concurrently deleted
 	// project.
-	_, err := s.db.ExecContext(ctx, `INSERT INTO project_resources (project_id, kind, id, name, description, type)
-		SELECT id, $2, $3, $4, $5, $6 FROM projects WHERE id = $1
-		ON CONFLICT (project_id, kind, id) DO UPDATE SET name = excluded.name, description = excluded.description, type = excluded.type`,
-		r.ProjectID, string(r.Kind), r.ID, r.Name, r.Description, r.Type)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO project_resources (team_id, project_id, kind, id, name, description, type)
+		SELECT team_id, id, $3, $4, $5, $6, $7 FROM projects WHERE team_id = $1 AND id = $2
+		ON CONFLICT (team_id, project_id, kind, id) DO UPDATE SET name = excluded.name, description = excluded.description, type = excluded.type`,
+		r.TeamID, r.ProjectID, string(r.Kind), r.ID, r.Name, r.Description, r.Type)
 	return err
 }
 
 // DeleteResource implements Store.
-func (s *SQLStore) DeleteResource(ctx context.Context, projectID string, kind ResourceKind, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM project_resources WHERE project_id = $1 AND kind = $2 AND id = $3`, projectID, string(kind), id)
+func (s *SQLStore) DeleteResource(ctx context.Context, team, projectID string, kind ResourceKind, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM project_resources WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND id = $4`, team, projectID, string(kind), id)
 	return err
 }

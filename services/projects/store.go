@@ -10,6 +10,8 @@ import (
 
 // Project is the stored state of a project.
 type Project struct {
+	// TeamID is the owning team; ids are unique within a team.
+	TeamID      string
 	ID          string
 	Name        string
 	Description string
@@ -35,6 +37,7 @@ const (
 // Resource is a project's view of a resource another service owns: enough
 // to list it on the project and to refuse deleting a non-empty project.
 type Resource struct {
+	TeamID      string
 	ProjectID   string
 	Kind        ResourceKind
 	ID          string
@@ -50,6 +53,9 @@ type Page struct {
 	After  string
 	Offset int
 	Limit  int
+	// Only, when not empty, limits the list to these ids (a token's
+	// project restriction).
+	Only []string
 }
 
 // Store errors. Implementations return them (possibly wrapped) so that the
@@ -61,39 +67,41 @@ var (
 	ErrConflict      = errors.New("concurrent modification")
 )
 
-// Store persists projects. Every write that changes state takes the events
+// Store persists projects, each within its team: no method reads or
+// writes across teams. Every write that changes state takes the events
 // announcing it and commits them in the same transaction (outbox), so an
 // event is published if and only if its change was committed.
 type Store interface {
-	// Create inserts p. It returns ErrAlreadyExists when p.ID is taken.
+	// Create inserts p. It returns ErrAlreadyExists when p.ID is taken in
+	// p.TeamID.
 	Create(ctx context.Context, p Project, evs ...events.Event) error
 
 	// Get returns the project with the given id or ErrNotFound.
-	Get(ctx context.Context, id string) (Project, error)
+	Get(ctx context.Context, team, id string) (Project, error)
 
 	// List returns projects ordered by id, and whether more follow.
-	List(ctx context.Context, page Page) ([]Project, bool, error)
+	List(ctx context.Context, team string, page Page) ([]Project, bool, error)
 
 	// Update reads the project, lets mutate change it and return the events
 	// to emit, and writes it back only if nobody else wrote in between,
 	// retrying mutate on a fresh copy otherwise. It returns ErrNotFound,
 	// mutate's error, or ErrConflict when retries are exhausted. When
 	// mutate leaves the project as it was, nothing is written.
-	Update(ctx context.Context, id string, mutate func(*Project) ([]events.Event, error)) (Project, error)
+	Update(ctx context.Context, team, id string, mutate func(*Project) ([]events.Event, error)) (Project, error)
 
 	// Delete removes the project. Unless force is set it returns
 	// ErrNotEmpty while the project holds resources; with force the
 	// resource records go too (their owners delete the resources
 	// themselves on the deletion event).
-	Delete(ctx context.Context, id string, force bool, evs ...events.Event) error
+	Delete(ctx context.Context, team, id string, force bool, evs ...events.Event) error
 
 	// Resources lists the resources a project holds, ordered by kind and id.
-	Resources(ctx context.Context, projectID string) ([]Resource, error)
+	Resources(ctx context.Context, team, projectID string) ([]Resource, error)
 
 	// PutResource records or refreshes a resource. It is a no-op when the
 	// project does not exist (the project was deleted first).
 	PutResource(ctx context.Context, r Resource) error
 
 	// DeleteResource forgets a resource; forgetting an unknown one is a no-op.
-	DeleteResource(ctx context.Context, projectID string, kind ResourceKind, id string) error
+	DeleteResource(ctx context.Context, team, projectID string, kind ResourceKind, id string) error
 }

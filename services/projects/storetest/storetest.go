@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore Factory) {
 		"ConcurrentUpdatesLoseNone": testConcurrentUpdates,
 		"DeleteRules":               testDelete,
 		"Resources":                 testResources,
+		"TeamsAreIsolated":          testTeams,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -40,9 +41,12 @@ func Run(t *testing.T, newStore Factory) {
 	}
 }
 
+// team is the team most tests work in.
+const team = "acme"
+
 func project(id string) projects.Project {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	return projects.Project{ID: id, Name: id, Description: "d " + id, Color: "#000000", Region: "local", CreatedAt: now, UpdatedAt: now}
+	return projects.Project{TeamID: team, ID: id, Name: id, Description: "d " + id, Color: "#000000", Region: "local", CreatedAt: now, UpdatedAt: now}
 }
 
 func event(t *testing.T, verb, id string) events.Event {
@@ -60,7 +64,7 @@ func testCreateGet(t *testing.T, s projects.Store, outbox func() int) {
 	if err := s.Create(ctx, want, event(t, "created", "alpha")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Get(ctx, "alpha")
+	got, err := s.Get(ctx, team, "alpha")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +92,7 @@ func testCreateDuplicate(t *testing.T, s projects.Store, outbox func() int) {
 }
 
 func testGetMissing(t *testing.T, s projects.Store, _ func() int) {
-	if _, err := s.Get(context.Background(), "nope"); !errors.Is(err, projects.ErrNotFound) {
+	if _, err := s.Get(context.Background(), team, "nope"); !errors.Is(err, projects.ErrNotFound) {
 		t.Fatalf("Get = %v, want ErrNotFound", err)
 	}
 }
@@ -104,7 +108,7 @@ func testListPages(t *testing.T, s projects.Store, _ func() int) {
 	var seen []string
 	page := projects.Page{Limit: 10}
 	for round := 0; ; round++ {
-		list, more, err := s.List(ctx, page)
+		list, more, err := s.List(ctx, team, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,14 +132,14 @@ func testListPages(t *testing.T, s projects.Store, _ func() int) {
 		}
 	}
 	// Offset paging.
-	list, more, err := s.List(ctx, projects.Page{Offset: 20, Limit: 10})
+	list, more, err := s.List(ctx, team, projects.Page{Offset: 20, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != 5 || more || list[0].ID != "p-20" {
 		t.Fatalf("offset page = %d items (first %v), more=%v; want 5 from p-20, no more", len(list), list[0].ID, more)
 	}
-	list, more, err = s.List(ctx, projects.Page{Limit: 25})
+	list, more, err = s.List(ctx, team, projects.Page{Limit: 25})
 	if err != nil || len(list) != 25 || more {
 		t.Fatalf("exact page = %d items, more=%v, err=%v; want 25, false", len(list), more, err)
 	}
@@ -146,7 +150,7 @@ func testUpdate(t *testing.T, s projects.Store, outbox func() int) {
 	if err := s.Create(ctx, project("upd"), event(t, "created", "upd")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Update(ctx, "upd", func(p *projects.Project) ([]events.Event, error) {
+	got, err := s.Update(ctx, team, "upd", func(p *projects.Project) ([]events.Event, error) {
 		p.Description = "new"
 		return []events.Event{event(t, "updated", "upd")}, nil
 	})
@@ -156,20 +160,20 @@ func testUpdate(t *testing.T, s projects.Store, outbox func() int) {
 	if got.Description != "new" || got.Version != 2 {
 		t.Fatalf("Update = %+v, want description new, version 2", got)
 	}
-	if again, _ := s.Get(ctx, "upd"); again.Description != "new" || again.Version != 2 {
+	if again, _ := s.Get(ctx, team, "upd"); again.Description != "new" || again.Version != 2 {
 		t.Fatalf("Get after Update = %+v", again)
 	}
 	if n := outbox(); n != 2 {
 		t.Fatalf("outbox has %d events, want 2", n)
 	}
-	same, err := s.Update(ctx, "upd", func(*projects.Project) ([]events.Event, error) { return nil, nil })
+	same, err := s.Update(ctx, team, "upd", func(*projects.Project) ([]events.Event, error) { return nil, nil })
 	if err != nil || same.Version != 2 {
 		t.Fatalf("no-op Update = %+v, %v; want version 2 unchanged", same, err)
 	}
 	if n := outbox(); n != 2 {
 		t.Fatalf("no-op update wrote events: outbox has %d", n)
 	}
-	if _, err := s.Update(ctx, "missing", func(*projects.Project) ([]events.Event, error) { return nil, nil }); !errors.Is(err, projects.ErrNotFound) {
+	if _, err := s.Update(ctx, team, "missing", func(*projects.Project) ([]events.Event, error) { return nil, nil }); !errors.Is(err, projects.ErrNotFound) {
 		t.Fatalf("Update(missing) = %v, want ErrNotFound", err)
 	}
 }
@@ -180,14 +184,14 @@ func testUpdateMutateError(t *testing.T, s projects.Store, outbox func() int) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	_, err := s.Update(ctx, "bad", func(p *projects.Project) ([]events.Event, error) {
+	_, err := s.Update(ctx, team, "bad", func(p *projects.Project) ([]events.Event, error) {
 		p.Description = "should not persist"
 		return nil, boom
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Update = %v, want mutate's error", err)
 	}
-	if got, _ := s.Get(ctx, "bad"); got.Description == "should not persist" || got.Version != 1 {
+	if got, _ := s.Get(ctx, team, "bad"); got.Description == "should not persist" || got.Version != 1 {
 		t.Fatalf("failed Update changed the project: %+v", got)
 	}
 	if n := outbox(); n != 0 {
@@ -210,7 +214,7 @@ func testConcurrentUpdates(t *testing.T, s projects.Store, outbox func() int) {
 		go func() {
 			defer wg.Done()
 			for i := range writes {
-				_, err := s.Update(ctx, "race", func(p *projects.Project) ([]events.Event, error) {
+				_, err := s.Update(ctx, team, "race", func(p *projects.Project) ([]events.Event, error) {
 					// Each writer appends its own mark: a lost update would
 					// drop another writer's mark.
 					p.Description += fmt.Sprintf("[%d.%d]", w, i)
@@ -227,7 +231,7 @@ func testConcurrentUpdates(t *testing.T, s projects.Store, outbox func() int) {
 	for err := range errs {
 		t.Fatalf("concurrent Update: %v", err)
 	}
-	got, err := s.Get(ctx, "race")
+	got, err := s.Get(ctx, team, "race")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,25 +264,25 @@ func testDelete(t *testing.T, s projects.Store, outbox func() int) {
 	if err := s.Create(ctx, project("del")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutResource(ctx, projects.Resource{ProjectID: "del", Kind: projects.KindJob, ID: "j", Name: "J", Type: "manual"}); err != nil {
+	if err := s.PutResource(ctx, projects.Resource{TeamID: team, ProjectID: "del", Kind: projects.KindJob, ID: "j", Name: "J", Type: "manual"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(ctx, "del", false, event(t, "deleted", "del")); !errors.Is(err, projects.ErrNotEmpty) {
+	if err := s.Delete(ctx, team, "del", false, event(t, "deleted", "del")); !errors.Is(err, projects.ErrNotEmpty) {
 		t.Fatalf("Delete(non-empty) = %v, want ErrNotEmpty", err)
 	}
 	if n := outbox(); n != 0 {
 		t.Fatalf("refused delete left %d events", n)
 	}
-	if err := s.Delete(ctx, "del", true, event(t, "deleted", "del")); err != nil {
+	if err := s.Delete(ctx, team, "del", true, event(t, "deleted", "del")); err != nil {
 		t.Fatalf("Delete(force) = %v", err)
 	}
-	if _, err := s.Get(ctx, "del"); !errors.Is(err, projects.ErrNotFound) {
+	if _, err := s.Get(ctx, team, "del"); !errors.Is(err, projects.ErrNotFound) {
 		t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
 	}
-	if rs, err := s.Resources(ctx, "del"); err != nil || len(rs) != 0 {
+	if rs, err := s.Resources(ctx, team, "del"); err != nil || len(rs) != 0 {
 		t.Fatalf("resources after delete = %v, %v", rs, err)
 	}
-	if err := s.Delete(ctx, "del", true); !errors.Is(err, projects.ErrNotFound) {
+	if err := s.Delete(ctx, team, "del", true); !errors.Is(err, projects.ErrNotFound) {
 		t.Fatalf("Delete(missing) = %v, want ErrNotFound", err)
 	}
 	if n := outbox(); n != 1 {
@@ -297,27 +301,66 @@ func testResources(t *testing.T, s projects.Store, _ func() int) {
 			t.Fatal(err)
 		}
 	}
-	put(projects.Resource{ProjectID: "res", Kind: projects.KindService, ID: "web", Name: "Web", Type: "combined"})
-	put(projects.Resource{ProjectID: "res", Kind: projects.KindAddon, ID: "db", Name: "DB", Type: "postgresql"})
-	put(projects.Resource{ProjectID: "res", Kind: projects.KindService, ID: "web", Name: "Web 2", Type: "deployment"}) // upsert
-	put(projects.Resource{ProjectID: "ghost", Kind: projects.KindJob, ID: "j", Name: "J"})                             // unknown project: ignored
-	rs, err := s.Resources(ctx, "res")
+	put(projects.Resource{TeamID: team, ProjectID: "res", Kind: projects.KindService, ID: "web", Name: "Web", Type: "combined"})
+	put(projects.Resource{TeamID: team, ProjectID: "res", Kind: projects.KindAddon, ID: "db", Name: "DB", Type: "postgresql"})
+	put(projects.Resource{TeamID: team, ProjectID: "res", Kind: projects.KindService, ID: "web", Name: "Web 2", Type: "deployment"}) // upsert
+	put(projects.Resource{TeamID: team, ProjectID: "ghost", Kind: projects.KindJob, ID: "j", Name: "J"})                             // unknown project: ignored
+	rs, err := s.Resources(ctx, team, "res")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rs) != 2 || rs[0].Kind != projects.KindAddon || rs[1].Name != "Web 2" || rs[1].Type != "deployment" {
 		t.Fatalf("Resources = %+v", rs)
 	}
-	if rs, _ := s.Resources(ctx, "ghost"); len(rs) != 0 {
+	if rs, _ := s.Resources(ctx, team, "ghost"); len(rs) != 0 {
 		t.Fatalf("resource recorded for a missing project: %+v", rs)
 	}
-	if err := s.DeleteResource(ctx, "res", projects.KindService, "web"); err != nil {
+	if err := s.DeleteResource(ctx, team, "res", projects.KindService, "web"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteResource(ctx, "res", projects.KindService, "web"); err != nil {
+	if err := s.DeleteResource(ctx, team, "res", projects.KindService, "web"); err != nil {
 		t.Fatalf("second DeleteResource = %v, want idempotent", err)
 	}
-	if rs, _ := s.Resources(ctx, "res"); len(rs) != 1 || rs[0].ID != "db" {
+	if rs, _ := s.Resources(ctx, team, "res"); len(rs) != 1 || rs[0].ID != "db" {
 		t.Fatalf("Resources after delete = %+v", rs)
+	}
+}
+
+// testTeams: the same id in two teams is two projects, and nothing of one
+// team is visible, changeable or deletable through the other.
+func testTeams(t *testing.T, s projects.Store, _ func() int) {
+	ctx := context.Background()
+	mine, theirs := project("shared"), project("shared")
+	theirs.TeamID, theirs.Description = "globex", "theirs"
+	for _, p := range []projects.Project{mine, theirs, project("other")} {
+		if err := s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Get(ctx, "globex", "shared"); err != nil || got.Description != "theirs" {
+		t.Fatalf("Get(globex) = %+v, %v", got, err)
+	}
+	if _, err := s.Get(ctx, "globex", "other"); !errors.Is(err, projects.ErrNotFound) {
+		t.Fatalf("another team's project: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Update(ctx, "globex", "other", func(*projects.Project) ([]events.Event, error) { return nil, nil }); !errors.Is(err, projects.ErrNotFound) {
+		t.Fatalf("Update across teams: %v", err)
+	}
+	if err := s.Delete(ctx, "globex", "other", true); !errors.Is(err, projects.ErrNotFound) {
+		t.Fatalf("Delete across teams: %v", err)
+	}
+	if err := s.PutResource(ctx, projects.Resource{TeamID: "globex", ProjectID: "other", Kind: projects.KindJob, ID: "j"}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := s.Resources(ctx, team, "other"); len(rs) != 0 {
+		t.Fatalf("a resource reported for another team's project landed here: %+v", rs)
+	}
+	list, _, err := s.List(ctx, "globex", projects.Page{Limit: 10})
+	if err != nil || len(list) != 1 || list[0].Description != "theirs" {
+		t.Fatalf("List(globex) = %+v, %v", list, err)
+	}
+	list, _, err = s.List(ctx, team, projects.Page{Limit: 10, Only: []string{"other", "missing"}})
+	if err != nil || len(list) != 1 || list[0].ID != "other" {
+		t.Fatalf("List restricted = %+v, %v", list, err)
 	}
 }

@@ -772,6 +772,8 @@ type CreateApiTokenRequest struct {
 	Projects []string `protobuf:"bytes,4,rep,name=projects,proto3" json:"projects,omitempty"`
 	// Expiry in days from now; 0 means it does not expire.
 	ExpiresInDays int32 `protobuf:"varint,5,opt,name=expires_in_days,json=expiresInDays,proto3" json:"expires_in_days,omitempty"`
+	// Team the token acts on; the caller's default team when empty.
+	TeamId        string `protobuf:"bytes,6,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -839,6 +841,13 @@ func (x *CreateApiTokenRequest) GetExpiresInDays() int32 {
 		return x.ExpiresInDays
 	}
 	return 0
+}
+
+func (x *CreateApiTokenRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
 }
 
 // CreateApiTokenResponse carries the token, secret included, once.
@@ -1236,6 +1245,107 @@ func (x *ListTeamsResponse) GetPagination() *v1.Pagination {
 	return nil
 }
 
+// CreateTeamRequest describes a new team.
+type CreateTeamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Display name; its slug becomes the id.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Description.
+	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTeamRequest) Reset() {
+	*x = CreateTeamRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTeamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTeamRequest) ProtoMessage() {}
+
+func (x *CreateTeamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTeamRequest.ProtoReflect.Descriptor instead.
+func (*CreateTeamRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateTeamRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTeamRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// CreateTeamResponse is the new team.
+type CreateTeamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The team.
+	Team          *Team `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTeamResponse) Reset() {
+	*x = CreateTeamResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTeamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTeamResponse) ProtoMessage() {}
+
+func (x *CreateTeamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTeamResponse.ProtoReflect.Descriptor instead.
+func (*CreateTeamResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateTeamResponse) GetTeam() *Team {
+	if x != nil {
+		return x.Team
+	}
+	return nil
+}
+
 // GetTeamRequest names a team.
 type GetTeamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1247,7 +1357,7 @@ type GetTeamRequest struct {
 
 func (x *GetTeamRequest) Reset() {
 	*x = GetTeamRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1369,7 @@ func (x *GetTeamRequest) String() string {
 func (*GetTeamRequest) ProtoMessage() {}
 
 func (x *GetTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1382,7 @@ func (x *GetTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamRequest.ProtoReflect.Descriptor instead.
 func (*GetTeamRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetTeamRequest) GetTeamId() string {
@@ -1293,7 +1403,7 @@ type GetTeamResponse struct {
 
 func (x *GetTeamResponse) Reset() {
 	*x = GetTeamResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1415,7 @@ func (x *GetTeamResponse) String() string {
 func (*GetTeamResponse) ProtoMessage() {}
 
 func (x *GetTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1428,7 @@ func (x *GetTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamResponse.ProtoReflect.Descriptor instead.
 func (*GetTeamResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetTeamResponse) GetTeam() *Team {
@@ -1347,7 +1457,7 @@ type TeamMember struct {
 
 func (x *TeamMember) Reset() {
 	*x = TeamMember{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1469,7 @@ func (x *TeamMember) String() string {
 func (*TeamMember) ProtoMessage() {}
 
 func (x *TeamMember) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1482,7 @@ func (x *TeamMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TeamMember.ProtoReflect.Descriptor instead.
 func (*TeamMember) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TeamMember) GetId() string {
@@ -1423,7 +1533,7 @@ type MemberEmail struct {
 
 func (x *MemberEmail) Reset() {
 	*x = MemberEmail{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1545,7 @@ func (x *MemberEmail) String() string {
 func (*MemberEmail) ProtoMessage() {}
 
 func (x *MemberEmail) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[22]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1558,7 @@ func (x *MemberEmail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEmail.ProtoReflect.Descriptor instead.
 func (*MemberEmail) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MemberEmail) GetAddress() string {
@@ -1476,7 +1586,7 @@ type ListTeamMembersRequest struct {
 
 func (x *ListTeamMembersRequest) Reset() {
 	*x = ListTeamMembersRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1598,7 @@ func (x *ListTeamMembersRequest) String() string {
 func (*ListTeamMembersRequest) ProtoMessage() {}
 
 func (x *ListTeamMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[23]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1611,7 @@ func (x *ListTeamMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamMembersRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListTeamMembersRequest) GetTeamId() string {
@@ -1524,7 +1634,7 @@ type ListTeamMembersResponse struct {
 
 func (x *ListTeamMembersResponse) Reset() {
 	*x = ListTeamMembersResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1646,7 @@ func (x *ListTeamMembersResponse) String() string {
 func (*ListTeamMembersResponse) ProtoMessage() {}
 
 func (x *ListTeamMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[24]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1659,7 @@ func (x *ListTeamMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListTeamMembersResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListTeamMembersResponse) GetMembers() []*TeamMember {
@@ -1591,7 +1701,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1713,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[25]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1726,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{25}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Role) GetId() string {
@@ -1688,7 +1798,7 @@ type RolePermissions struct {
 
 func (x *RolePermissions) Reset() {
 	*x = RolePermissions{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1810,7 @@ func (x *RolePermissions) String() string {
 func (*RolePermissions) ProtoMessage() {}
 
 func (x *RolePermissions) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1823,7 @@ func (x *RolePermissions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolePermissions.ProtoReflect.Descriptor instead.
 func (*RolePermissions) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RolePermissions) GetTeamScope() []string {
@@ -1745,7 +1855,7 @@ type RoleRestrictions struct {
 
 func (x *RoleRestrictions) Reset() {
 	*x = RoleRestrictions{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1867,7 @@ func (x *RoleRestrictions) String() string {
 func (*RoleRestrictions) ProtoMessage() {}
 
 func (x *RoleRestrictions) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1880,7 @@ func (x *RoleRestrictions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleRestrictions.ProtoReflect.Descriptor instead.
 func (*RoleRestrictions) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RoleRestrictions) GetEnabled() bool {
@@ -1805,7 +1915,7 @@ type ListTeamRolesRequest struct {
 
 func (x *ListTeamRolesRequest) Reset() {
 	*x = ListTeamRolesRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1927,7 @@ func (x *ListTeamRolesRequest) String() string {
 func (*ListTeamRolesRequest) ProtoMessage() {}
 
 func (x *ListTeamRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1940,7 @@ func (x *ListTeamRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamRolesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListTeamRolesRequest) GetTeamId() string {
@@ -1853,7 +1963,7 @@ type ListTeamRolesResponse struct {
 
 func (x *ListTeamRolesResponse) Reset() {
 	*x = ListTeamRolesResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +1975,7 @@ func (x *ListTeamRolesResponse) String() string {
 func (*ListTeamRolesResponse) ProtoMessage() {}
 
 func (x *ListTeamRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +1988,7 @@ func (x *ListTeamRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListTeamRolesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListTeamRolesResponse) GetRoles() []*Role {
@@ -1914,7 +2024,7 @@ type CreateTeamRoleRequest struct {
 
 func (x *CreateTeamRoleRequest) Reset() {
 	*x = CreateTeamRoleRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2036,7 @@ func (x *CreateTeamRoleRequest) String() string {
 func (*CreateTeamRoleRequest) ProtoMessage() {}
 
 func (x *CreateTeamRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2049,7 @@ func (x *CreateTeamRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTeamRoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateTeamRoleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateTeamRoleRequest) GetTeamId() string {
@@ -1988,7 +2098,7 @@ type CreateTeamRoleResponse struct {
 
 func (x *CreateTeamRoleResponse) Reset() {
 	*x = CreateTeamRoleResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2110,7 @@ func (x *CreateTeamRoleResponse) String() string {
 func (*CreateTeamRoleResponse) ProtoMessage() {}
 
 func (x *CreateTeamRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2123,7 @@ func (x *CreateTeamRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTeamRoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateTeamRoleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateTeamRoleResponse) GetRole() *Role {
@@ -2036,7 +2146,7 @@ type GetTeamRoleRequest struct {
 
 func (x *GetTeamRoleRequest) Reset() {
 	*x = GetTeamRoleRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2158,7 @@ func (x *GetTeamRoleRequest) String() string {
 func (*GetTeamRoleRequest) ProtoMessage() {}
 
 func (x *GetTeamRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2171,7 @@ func (x *GetTeamRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetTeamRoleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetTeamRoleRequest) GetTeamId() string {
@@ -2089,7 +2199,7 @@ type GetTeamRoleResponse struct {
 
 func (x *GetTeamRoleResponse) Reset() {
 	*x = GetTeamRoleResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2211,7 @@ func (x *GetTeamRoleResponse) String() string {
 func (*GetTeamRoleResponse) ProtoMessage() {}
 
 func (x *GetTeamRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2224,7 @@ func (x *GetTeamRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamRoleResponse.ProtoReflect.Descriptor instead.
 func (*GetTeamRoleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{33}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetTeamRoleResponse) GetRole() *Role {
@@ -2137,7 +2247,7 @@ type DeleteTeamRoleRequest struct {
 
 func (x *DeleteTeamRoleRequest) Reset() {
 	*x = DeleteTeamRoleRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2259,7 @@ func (x *DeleteTeamRoleRequest) String() string {
 func (*DeleteTeamRoleRequest) ProtoMessage() {}
 
 func (x *DeleteTeamRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2272,7 @@ func (x *DeleteTeamRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTeamRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTeamRoleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{34}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteTeamRoleRequest) GetTeamId() string {
@@ -2188,7 +2298,7 @@ type DeleteTeamRoleResponse struct {
 
 func (x *DeleteTeamRoleResponse) Reset() {
 	*x = DeleteTeamRoleResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2310,7 @@ func (x *DeleteTeamRoleResponse) String() string {
 func (*DeleteTeamRoleResponse) ProtoMessage() {}
 
 func (x *DeleteTeamRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2323,7 @@ func (x *DeleteTeamRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTeamRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTeamRoleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{35}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{37}
 }
 
 var File_slipway_auth_v1_auth_proto protoreflect.FileDescriptor
@@ -2280,7 +2390,7 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x19.slipway.auth.v1.ApiTokenR\x06tokens\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xe7\x01\n" +
+	"pagination\"\x89\x02\n" +
 	"\x15CreateApiTokenRequest\x12\x1d\n" +
 	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18@R\x04name\x12)\n" +
 	"\x04kind\x18\x02 \x01(\tB\x15\xbaH\x12r\x10R\bpersonalR\x04teamR\x04kind\x12\"\n" +
@@ -2288,7 +2398,8 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\bprojects\x18\x04 \x03(\tB\x10\xbaH\r\x92\x01\n" +
 	"\x10d\"\x06r\x04\x10\x01\x18@R\bprojects\x122\n" +
 	"\x0fexpires_in_days\x18\x05 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x00R\rexpiresInDays\"I\n" +
+	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x00R\rexpiresInDays\x12 \n" +
+	"\ateam_id\x18\x06 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"I\n" +
 	"\x16CreateApiTokenResponse\x12/\n" +
 	"\x05token\x18\x01 \x01(\v2\x19.slipway.auth.v1.ApiTokenR\x05token\":\n" +
 	"\x12GetApiTokenRequest\x12$\n" +
@@ -2310,7 +2421,12 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x05teams\x18\x01 \x03(\v2\x15.slipway.auth.v1.TeamR\x05teams\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"4\n" +
+	"pagination\"\x8a\x01\n" +
+	"\x11CreateTeamRequest\x12I\n" +
+	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\"?\n" +
+	"\x12CreateTeamResponse\x12)\n" +
+	"\x04team\x18\x01 \x01(\v2\x15.slipway.auth.v1.TeamR\x04team\"4\n" +
 	"\x0eGetTeamRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\"<\n" +
 	"\x0fGetTeamResponse\x12)\n" +
@@ -2374,7 +2490,7 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x15DeleteTeamRoleRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
 	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\"\x18\n" +
-	"\x16DeleteTeamRoleResponse2\xd2\x10\n" +
+	"\x16DeleteTeamRoleResponse2\xf4\x11\n" +
 	"\vAuthService\x12c\n" +
 	"\fAuthenticate\x12$.slipway.auth.v1.AuthenticateRequest\x1a%.slipway.auth.v1.AuthenticateResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12j\n" +
 	"\aGetAuth\x12\x1f.slipway.auth.v1.GetAuthRequest\x1a .slipway.auth.v1.GetAuthResponse\"\x1c\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x10b\x04auth\x12\b/v1/auth\x12\xa2\x01\n" +
@@ -2387,7 +2503,10 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x0eRevokeApiToken\x12&.slipway.auth.v1.RevokeApiTokenRequest\x1a'.slipway.auth.v1.RevokeApiTokenResponse\"O\xa2\xbb\x18*\n" +
 	"&Account > ApiTokens > General > Delete\x10\x01\x82\xd3\xe4\x93\x02\x1b*\x19/v1/api-tokens/{token_id}\x12\x91\x01\n" +
 	"\tListTeams\x12!.slipway.auth.v1.ListTeamsRequest\x1a\".slipway.auth.v1.ListTeamsResponse\"=\xa2\xbb\x18(\n" +
-	"$Organisation > Team > General > Read\x10\x01\x82\xd3\xe4\x93\x02\v\x12\t/v1/teams\x12\x9b\x01\n" +
+	"$Organisation > Team > General > Read\x10\x01\x82\xd3\xe4\x93\x02\v\x12\t/v1/teams\x12\x9f\x01\n" +
+	"\n" +
+	"CreateTeam\x12\".slipway.auth.v1.CreateTeamRequest\x1a#.slipway.auth.v1.CreateTeamResponse\"H\xa2\xbb\x18*\n" +
+	"&Organisation > Team > General > Create\x10\x01\x82\xd3\xe4\x93\x02\x14:\x01*b\x04team\"\t/v1/teams\x12\x9b\x01\n" +
 	"\aGetTeam\x12\x1f.slipway.auth.v1.GetTeamRequest\x1a .slipway.auth.v1.GetTeamResponse\"M\xa2\xbb\x18(\n" +
 	"$Organisation > Team > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x1bb\x04team\x12\x13/v1/teams/{team_id}\x12\xb1\x01\n" +
 	"\x0fListTeamMembers\x12'.slipway.auth.v1.ListTeamMembersRequest\x1a(.slipway.auth.v1.ListTeamMembersResponse\"K\xa2\xbb\x18$\n" +
@@ -2413,7 +2532,7 @@ func file_slipway_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_slipway_auth_v1_auth_proto_rawDescData
 }
 
-var file_slipway_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_slipway_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_slipway_auth_v1_auth_proto_goTypes = []any{
 	(*AuthenticateRequest)(nil),     // 0: slipway.auth.v1.AuthenticateRequest
 	(*AuthenticateResponse)(nil),    // 1: slipway.auth.v1.AuthenticateResponse
@@ -2434,89 +2553,94 @@ var file_slipway_auth_v1_auth_proto_goTypes = []any{
 	(*Team)(nil),                    // 16: slipway.auth.v1.Team
 	(*ListTeamsRequest)(nil),        // 17: slipway.auth.v1.ListTeamsRequest
 	(*ListTeamsResponse)(nil),       // 18: slipway.auth.v1.ListTeamsResponse
-	(*GetTeamRequest)(nil),          // 19: slipway.auth.v1.GetTeamRequest
-	(*GetTeamResponse)(nil),         // 20: slipway.auth.v1.GetTeamResponse
-	(*TeamMember)(nil),              // 21: slipway.auth.v1.TeamMember
-	(*MemberEmail)(nil),             // 22: slipway.auth.v1.MemberEmail
-	(*ListTeamMembersRequest)(nil),  // 23: slipway.auth.v1.ListTeamMembersRequest
-	(*ListTeamMembersResponse)(nil), // 24: slipway.auth.v1.ListTeamMembersResponse
-	(*Role)(nil),                    // 25: slipway.auth.v1.Role
-	(*RolePermissions)(nil),         // 26: slipway.auth.v1.RolePermissions
-	(*RoleRestrictions)(nil),        // 27: slipway.auth.v1.RoleRestrictions
-	(*ListTeamRolesRequest)(nil),    // 28: slipway.auth.v1.ListTeamRolesRequest
-	(*ListTeamRolesResponse)(nil),   // 29: slipway.auth.v1.ListTeamRolesResponse
-	(*CreateTeamRoleRequest)(nil),   // 30: slipway.auth.v1.CreateTeamRoleRequest
-	(*CreateTeamRoleResponse)(nil),  // 31: slipway.auth.v1.CreateTeamRoleResponse
-	(*GetTeamRoleRequest)(nil),      // 32: slipway.auth.v1.GetTeamRoleRequest
-	(*GetTeamRoleResponse)(nil),     // 33: slipway.auth.v1.GetTeamRoleResponse
-	(*DeleteTeamRoleRequest)(nil),   // 34: slipway.auth.v1.DeleteTeamRoleRequest
-	(*DeleteTeamRoleResponse)(nil),  // 35: slipway.auth.v1.DeleteTeamRoleResponse
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
-	(*v1.Pagination)(nil),           // 37: slipway.api.v1.Pagination
+	(*CreateTeamRequest)(nil),       // 19: slipway.auth.v1.CreateTeamRequest
+	(*CreateTeamResponse)(nil),      // 20: slipway.auth.v1.CreateTeamResponse
+	(*GetTeamRequest)(nil),          // 21: slipway.auth.v1.GetTeamRequest
+	(*GetTeamResponse)(nil),         // 22: slipway.auth.v1.GetTeamResponse
+	(*TeamMember)(nil),              // 23: slipway.auth.v1.TeamMember
+	(*MemberEmail)(nil),             // 24: slipway.auth.v1.MemberEmail
+	(*ListTeamMembersRequest)(nil),  // 25: slipway.auth.v1.ListTeamMembersRequest
+	(*ListTeamMembersResponse)(nil), // 26: slipway.auth.v1.ListTeamMembersResponse
+	(*Role)(nil),                    // 27: slipway.auth.v1.Role
+	(*RolePermissions)(nil),         // 28: slipway.auth.v1.RolePermissions
+	(*RoleRestrictions)(nil),        // 29: slipway.auth.v1.RoleRestrictions
+	(*ListTeamRolesRequest)(nil),    // 30: slipway.auth.v1.ListTeamRolesRequest
+	(*ListTeamRolesResponse)(nil),   // 31: slipway.auth.v1.ListTeamRolesResponse
+	(*CreateTeamRoleRequest)(nil),   // 32: slipway.auth.v1.CreateTeamRoleRequest
+	(*CreateTeamRoleResponse)(nil),  // 33: slipway.auth.v1.CreateTeamRoleResponse
+	(*GetTeamRoleRequest)(nil),      // 34: slipway.auth.v1.GetTeamRoleRequest
+	(*GetTeamRoleResponse)(nil),     // 35: slipway.auth.v1.GetTeamRoleResponse
+	(*DeleteTeamRoleRequest)(nil),   // 36: slipway.auth.v1.DeleteTeamRoleRequest
+	(*DeleteTeamRoleResponse)(nil),  // 37: slipway.auth.v1.DeleteTeamRoleResponse
+	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
+	(*v1.Pagination)(nil),           // 39: slipway.api.v1.Pagination
 }
 var file_slipway_auth_v1_auth_proto_depIdxs = []int32{
 	2,  // 0: slipway.auth.v1.AuthenticateResponse.principal:type_name -> slipway.auth.v1.Principal
 	3,  // 1: slipway.auth.v1.Principal.grants:type_name -> slipway.auth.v1.TeamGrant
-	36, // 2: slipway.auth.v1.Principal.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 2: slipway.auth.v1.Principal.expires_at:type_name -> google.protobuf.Timestamp
 	6,  // 3: slipway.auth.v1.GetAuthResponse.auth:type_name -> slipway.auth.v1.AuthInfo
-	36, // 4: slipway.auth.v1.AuthInfo.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 5: slipway.auth.v1.ApiToken.created_at:type_name -> google.protobuf.Timestamp
-	36, // 6: slipway.auth.v1.ApiToken.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 7: slipway.auth.v1.ApiToken.last_used_at:type_name -> google.protobuf.Timestamp
-	36, // 8: slipway.auth.v1.ApiToken.revoked_at:type_name -> google.protobuf.Timestamp
+	38, // 4: slipway.auth.v1.AuthInfo.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 5: slipway.auth.v1.ApiToken.created_at:type_name -> google.protobuf.Timestamp
+	38, // 6: slipway.auth.v1.ApiToken.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 7: slipway.auth.v1.ApiToken.last_used_at:type_name -> google.protobuf.Timestamp
+	38, // 8: slipway.auth.v1.ApiToken.revoked_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: slipway.auth.v1.ListApiTokensResponse.tokens:type_name -> slipway.auth.v1.ApiToken
-	37, // 10: slipway.auth.v1.ListApiTokensResponse.pagination:type_name -> slipway.api.v1.Pagination
+	39, // 10: slipway.auth.v1.ListApiTokensResponse.pagination:type_name -> slipway.api.v1.Pagination
 	7,  // 11: slipway.auth.v1.CreateApiTokenResponse.token:type_name -> slipway.auth.v1.ApiToken
 	7,  // 12: slipway.auth.v1.GetApiTokenResponse.token:type_name -> slipway.auth.v1.ApiToken
-	36, // 13: slipway.auth.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	38, // 13: slipway.auth.v1.Team.created_at:type_name -> google.protobuf.Timestamp
 	16, // 14: slipway.auth.v1.ListTeamsResponse.teams:type_name -> slipway.auth.v1.Team
-	37, // 15: slipway.auth.v1.ListTeamsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	16, // 16: slipway.auth.v1.GetTeamResponse.team:type_name -> slipway.auth.v1.Team
-	22, // 17: slipway.auth.v1.TeamMember.emails:type_name -> slipway.auth.v1.MemberEmail
-	36, // 18: slipway.auth.v1.TeamMember.joined_at:type_name -> google.protobuf.Timestamp
-	21, // 19: slipway.auth.v1.ListTeamMembersResponse.members:type_name -> slipway.auth.v1.TeamMember
-	37, // 20: slipway.auth.v1.ListTeamMembersResponse.pagination:type_name -> slipway.api.v1.Pagination
-	26, // 21: slipway.auth.v1.Role.permissions:type_name -> slipway.auth.v1.RolePermissions
-	27, // 22: slipway.auth.v1.Role.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
-	36, // 23: slipway.auth.v1.Role.created_at:type_name -> google.protobuf.Timestamp
-	36, // 24: slipway.auth.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
-	25, // 25: slipway.auth.v1.ListTeamRolesResponse.roles:type_name -> slipway.auth.v1.Role
-	37, // 26: slipway.auth.v1.ListTeamRolesResponse.pagination:type_name -> slipway.api.v1.Pagination
-	26, // 27: slipway.auth.v1.CreateTeamRoleRequest.permissions:type_name -> slipway.auth.v1.RolePermissions
-	27, // 28: slipway.auth.v1.CreateTeamRoleRequest.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
-	25, // 29: slipway.auth.v1.CreateTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
-	25, // 30: slipway.auth.v1.GetTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
-	0,  // 31: slipway.auth.v1.AuthService.Authenticate:input_type -> slipway.auth.v1.AuthenticateRequest
-	4,  // 32: slipway.auth.v1.AuthService.GetAuth:input_type -> slipway.auth.v1.GetAuthRequest
-	8,  // 33: slipway.auth.v1.AuthService.ListApiTokens:input_type -> slipway.auth.v1.ListApiTokensRequest
-	10, // 34: slipway.auth.v1.AuthService.CreateApiToken:input_type -> slipway.auth.v1.CreateApiTokenRequest
-	12, // 35: slipway.auth.v1.AuthService.GetApiToken:input_type -> slipway.auth.v1.GetApiTokenRequest
-	14, // 36: slipway.auth.v1.AuthService.RevokeApiToken:input_type -> slipway.auth.v1.RevokeApiTokenRequest
-	17, // 37: slipway.auth.v1.AuthService.ListTeams:input_type -> slipway.auth.v1.ListTeamsRequest
-	19, // 38: slipway.auth.v1.AuthService.GetTeam:input_type -> slipway.auth.v1.GetTeamRequest
-	23, // 39: slipway.auth.v1.AuthService.ListTeamMembers:input_type -> slipway.auth.v1.ListTeamMembersRequest
-	28, // 40: slipway.auth.v1.AuthService.ListTeamRoles:input_type -> slipway.auth.v1.ListTeamRolesRequest
-	30, // 41: slipway.auth.v1.AuthService.CreateTeamRole:input_type -> slipway.auth.v1.CreateTeamRoleRequest
-	32, // 42: slipway.auth.v1.AuthService.GetTeamRole:input_type -> slipway.auth.v1.GetTeamRoleRequest
-	34, // 43: slipway.auth.v1.AuthService.DeleteTeamRole:input_type -> slipway.auth.v1.DeleteTeamRoleRequest
-	1,  // 44: slipway.auth.v1.AuthService.Authenticate:output_type -> slipway.auth.v1.AuthenticateResponse
-	5,  // 45: slipway.auth.v1.AuthService.GetAuth:output_type -> slipway.auth.v1.GetAuthResponse
-	9,  // 46: slipway.auth.v1.AuthService.ListApiTokens:output_type -> slipway.auth.v1.ListApiTokensResponse
-	11, // 47: slipway.auth.v1.AuthService.CreateApiToken:output_type -> slipway.auth.v1.CreateApiTokenResponse
-	13, // 48: slipway.auth.v1.AuthService.GetApiToken:output_type -> slipway.auth.v1.GetApiTokenResponse
-	15, // 49: slipway.auth.v1.AuthService.RevokeApiToken:output_type -> slipway.auth.v1.RevokeApiTokenResponse
-	18, // 50: slipway.auth.v1.AuthService.ListTeams:output_type -> slipway.auth.v1.ListTeamsResponse
-	20, // 51: slipway.auth.v1.AuthService.GetTeam:output_type -> slipway.auth.v1.GetTeamResponse
-	24, // 52: slipway.auth.v1.AuthService.ListTeamMembers:output_type -> slipway.auth.v1.ListTeamMembersResponse
-	29, // 53: slipway.auth.v1.AuthService.ListTeamRoles:output_type -> slipway.auth.v1.ListTeamRolesResponse
-	31, // 54: slipway.auth.v1.AuthService.CreateTeamRole:output_type -> slipway.auth.v1.CreateTeamRoleResponse
-	33, // 55: slipway.auth.v1.AuthService.GetTeamRole:output_type -> slipway.auth.v1.GetTeamRoleResponse
-	35, // 56: slipway.auth.v1.AuthService.DeleteTeamRole:output_type -> slipway.auth.v1.DeleteTeamRoleResponse
-	44, // [44:57] is the sub-list for method output_type
-	31, // [31:44] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	39, // 15: slipway.auth.v1.ListTeamsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	16, // 16: slipway.auth.v1.CreateTeamResponse.team:type_name -> slipway.auth.v1.Team
+	16, // 17: slipway.auth.v1.GetTeamResponse.team:type_name -> slipway.auth.v1.Team
+	24, // 18: slipway.auth.v1.TeamMember.emails:type_name -> slipway.auth.v1.MemberEmail
+	38, // 19: slipway.auth.v1.TeamMember.joined_at:type_name -> google.protobuf.Timestamp
+	23, // 20: slipway.auth.v1.ListTeamMembersResponse.members:type_name -> slipway.auth.v1.TeamMember
+	39, // 21: slipway.auth.v1.ListTeamMembersResponse.pagination:type_name -> slipway.api.v1.Pagination
+	28, // 22: slipway.auth.v1.Role.permissions:type_name -> slipway.auth.v1.RolePermissions
+	29, // 23: slipway.auth.v1.Role.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
+	38, // 24: slipway.auth.v1.Role.created_at:type_name -> google.protobuf.Timestamp
+	38, // 25: slipway.auth.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
+	27, // 26: slipway.auth.v1.ListTeamRolesResponse.roles:type_name -> slipway.auth.v1.Role
+	39, // 27: slipway.auth.v1.ListTeamRolesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	28, // 28: slipway.auth.v1.CreateTeamRoleRequest.permissions:type_name -> slipway.auth.v1.RolePermissions
+	29, // 29: slipway.auth.v1.CreateTeamRoleRequest.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
+	27, // 30: slipway.auth.v1.CreateTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
+	27, // 31: slipway.auth.v1.GetTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
+	0,  // 32: slipway.auth.v1.AuthService.Authenticate:input_type -> slipway.auth.v1.AuthenticateRequest
+	4,  // 33: slipway.auth.v1.AuthService.GetAuth:input_type -> slipway.auth.v1.GetAuthRequest
+	8,  // 34: slipway.auth.v1.AuthService.ListApiTokens:input_type -> slipway.auth.v1.ListApiTokensRequest
+	10, // 35: slipway.auth.v1.AuthService.CreateApiToken:input_type -> slipway.auth.v1.CreateApiTokenRequest
+	12, // 36: slipway.auth.v1.AuthService.GetApiToken:input_type -> slipway.auth.v1.GetApiTokenRequest
+	14, // 37: slipway.auth.v1.AuthService.RevokeApiToken:input_type -> slipway.auth.v1.RevokeApiTokenRequest
+	17, // 38: slipway.auth.v1.AuthService.ListTeams:input_type -> slipway.auth.v1.ListTeamsRequest
+	19, // 39: slipway.auth.v1.AuthService.CreateTeam:input_type -> slipway.auth.v1.CreateTeamRequest
+	21, // 40: slipway.auth.v1.AuthService.GetTeam:input_type -> slipway.auth.v1.GetTeamRequest
+	25, // 41: slipway.auth.v1.AuthService.ListTeamMembers:input_type -> slipway.auth.v1.ListTeamMembersRequest
+	30, // 42: slipway.auth.v1.AuthService.ListTeamRoles:input_type -> slipway.auth.v1.ListTeamRolesRequest
+	32, // 43: slipway.auth.v1.AuthService.CreateTeamRole:input_type -> slipway.auth.v1.CreateTeamRoleRequest
+	34, // 44: slipway.auth.v1.AuthService.GetTeamRole:input_type -> slipway.auth.v1.GetTeamRoleRequest
+	36, // 45: slipway.auth.v1.AuthService.DeleteTeamRole:input_type -> slipway.auth.v1.DeleteTeamRoleRequest
+	1,  // 46: slipway.auth.v1.AuthService.Authenticate:output_type -> slipway.auth.v1.AuthenticateResponse
+	5,  // 47: slipway.auth.v1.AuthService.GetAuth:output_type -> slipway.auth.v1.GetAuthResponse
+	9,  // 48: slipway.auth.v1.AuthService.ListApiTokens:output_type -> slipway.auth.v1.ListApiTokensResponse
+	11, // 49: slipway.auth.v1.AuthService.CreateApiToken:output_type -> slipway.auth.v1.CreateApiTokenResponse
+	13, // 50: slipway.auth.v1.AuthService.GetApiToken:output_type -> slipway.auth.v1.GetApiTokenResponse
+	15, // 51: slipway.auth.v1.AuthService.RevokeApiToken:output_type -> slipway.auth.v1.RevokeApiTokenResponse
+	18, // 52: slipway.auth.v1.AuthService.ListTeams:output_type -> slipway.auth.v1.ListTeamsResponse
+	20, // 53: slipway.auth.v1.AuthService.CreateTeam:output_type -> slipway.auth.v1.CreateTeamResponse
+	22, // 54: slipway.auth.v1.AuthService.GetTeam:output_type -> slipway.auth.v1.GetTeamResponse
+	26, // 55: slipway.auth.v1.AuthService.ListTeamMembers:output_type -> slipway.auth.v1.ListTeamMembersResponse
+	31, // 56: slipway.auth.v1.AuthService.ListTeamRoles:output_type -> slipway.auth.v1.ListTeamRolesResponse
+	33, // 57: slipway.auth.v1.AuthService.CreateTeamRole:output_type -> slipway.auth.v1.CreateTeamRoleResponse
+	35, // 58: slipway.auth.v1.AuthService.GetTeamRole:output_type -> slipway.auth.v1.GetTeamRoleResponse
+	37, // 59: slipway.auth.v1.AuthService.DeleteTeamRole:output_type -> slipway.auth.v1.DeleteTeamRoleResponse
+	46, // [46:60] is the sub-list for method output_type
+	32, // [32:46] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_slipway_auth_v1_auth_proto_init() }
@@ -2530,7 +2654,7 @@ func file_slipway_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_auth_v1_auth_proto_rawDesc), len(file_slipway_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	AuthService_GetApiToken_FullMethodName     = "/slipway.auth.v1.AuthService/GetApiToken"
 	AuthService_RevokeApiToken_FullMethodName  = "/slipway.auth.v1.AuthService/RevokeApiToken"
 	AuthService_ListTeams_FullMethodName       = "/slipway.auth.v1.AuthService/ListTeams"
+	AuthService_CreateTeam_FullMethodName      = "/slipway.auth.v1.AuthService/CreateTeam"
 	AuthService_GetTeam_FullMethodName         = "/slipway.auth.v1.AuthService/GetTeam"
 	AuthService_ListTeamMembers_FullMethodName = "/slipway.auth.v1.AuthService/ListTeamMembers"
 	AuthService_ListTeamRoles_FullMethodName   = "/slipway.auth.v1.AuthService/ListTeamRoles"
@@ -60,6 +61,9 @@ type AuthServiceClient interface {
 	RevokeApiToken(ctx context.Context, in *RevokeApiTokenRequest, opts ...grpc.CallOption) (*RevokeApiTokenResponse, error)
 	// ListTeams lists the teams the caller belongs to.
 	ListTeams(ctx context.Context, in *ListTeamsRequest, opts ...grpc.CallOption) (*ListTeamsResponse, error)
+	// CreateTeam creates a team with the caller as its admin and the
+	// built-in roles.
+	CreateTeam(ctx context.Context, in *CreateTeamRequest, opts ...grpc.CallOption) (*CreateTeamResponse, error)
 	// GetTeam describes a team.
 	GetTeam(ctx context.Context, in *GetTeamRequest, opts ...grpc.CallOption) (*GetTeamResponse, error)
 	// ListTeamMembers lists a team's members.
@@ -152,6 +156,16 @@ func (c *authServiceClient) ListTeams(ctx context.Context, in *ListTeamsRequest,
 	return out, nil
 }
 
+func (c *authServiceClient) CreateTeam(ctx context.Context, in *CreateTeamRequest, opts ...grpc.CallOption) (*CreateTeamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTeamResponse)
+	err := c.cc.Invoke(ctx, AuthService_CreateTeam_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authServiceClient) GetTeam(ctx context.Context, in *GetTeamRequest, opts ...grpc.CallOption) (*GetTeamResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetTeamResponse)
@@ -234,6 +248,9 @@ type AuthServiceServer interface {
 	RevokeApiToken(context.Context, *RevokeApiTokenRequest) (*RevokeApiTokenResponse, error)
 	// ListTeams lists the teams the caller belongs to.
 	ListTeams(context.Context, *ListTeamsRequest) (*ListTeamsResponse, error)
+	// CreateTeam creates a team with the caller as its admin and the
+	// built-in roles.
+	CreateTeam(context.Context, *CreateTeamRequest) (*CreateTeamResponse, error)
 	// GetTeam describes a team.
 	GetTeam(context.Context, *GetTeamRequest) (*GetTeamResponse, error)
 	// ListTeamMembers lists a team's members.
@@ -276,6 +293,9 @@ func (UnimplementedAuthServiceServer) RevokeApiToken(context.Context, *RevokeApi
 }
 func (UnimplementedAuthServiceServer) ListTeams(context.Context, *ListTeamsRequest) (*ListTeamsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTeams not implemented")
+}
+func (UnimplementedAuthServiceServer) CreateTeam(context.Context, *CreateTeamRequest) (*CreateTeamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateTeam not implemented")
 }
 func (UnimplementedAuthServiceServer) GetTeam(context.Context, *GetTeamRequest) (*GetTeamResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTeam not implemented")
@@ -442,6 +462,24 @@ func _AuthService_ListTeams_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_CreateTeam_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTeamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).CreateTeam(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_CreateTeam_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).CreateTeam(ctx, req.(*CreateTeamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthService_GetTeam_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetTeamRequest)
 	if err := dec(in); err != nil {
@@ -584,6 +622,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTeams",
 			Handler:    _AuthService_ListTeams_Handler,
+		},
+		{
+			MethodName: "CreateTeam",
+			Handler:    _AuthService_CreateTeam_Handler,
 		},
 		{
 			MethodName: "GetTeam",

@@ -675,7 +675,10 @@ type ListProjectsRequest struct {
 	// 1-based page number (ignored when cursor is given).
 	Page int32 `protobuf:"varint,2,opt,name=page,proto3" json:"page,omitempty"`
 	// Cursor from the previous page.
-	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId        string `protobuf:"bytes,4,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -727,6 +730,13 @@ func (x *ListProjectsRequest) GetPage() int32 {
 func (x *ListProjectsRequest) GetCursor() string {
 	if x != nil {
 		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListProjectsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
 	}
 	return ""
 }
@@ -796,7 +806,10 @@ type CreateProjectRequest struct {
 	// Colour as #RRGGBB.
 	Color string `protobuf:"bytes,3,opt,name=color,proto3" json:"color,omitempty"`
 	// Region id from GET /v1/regions; the first region when unset.
-	Region        string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId        string `protobuf:"bytes,5,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -859,6 +872,13 @@ func (x *CreateProjectRequest) GetRegion() string {
 	return ""
 }
 
+func (x *CreateProjectRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
 // CreateProjectResponse is the created project.
 type CreateProjectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -915,7 +935,10 @@ type PutProjectRequest struct {
 	// Colour as #RRGGBB.
 	Color string `protobuf:"bytes,3,opt,name=color,proto3" json:"color,omitempty"`
 	// Region id; a project's region cannot change once created.
-	Region        string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId        string `protobuf:"bytes,5,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -978,6 +1001,13 @@ func (x *PutProjectRequest) GetRegion() string {
 	return ""
 }
 
+func (x *PutProjectRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
 // PutProjectResponse is the project as it now is.
 type PutProjectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1028,7 +1058,10 @@ func (x *PutProjectResponse) GetProject() *Project {
 type GetProjectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Project id.
-	ProjectId     string `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	ProjectId string `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId        string `protobuf:"bytes,2,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1066,6 +1099,13 @@ func (*GetProjectRequest) Descriptor() ([]byte, []int) {
 func (x *GetProjectRequest) GetProjectId() string {
 	if x != nil {
 		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetProjectRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
 	}
 	return ""
 }
@@ -1124,7 +1164,10 @@ type PatchProjectRequest struct {
 	// New description, when given.
 	Description *string `protobuf:"bytes,2,opt,name=description,proto3,oneof" json:"description,omitempty"`
 	// New colour, when given.
-	Color         *string `protobuf:"bytes,3,opt,name=color,proto3,oneof" json:"color,omitempty"`
+	Color *string `protobuf:"bytes,3,opt,name=color,proto3,oneof" json:"color,omitempty"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId        string `protobuf:"bytes,4,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1176,6 +1219,13 @@ func (x *PatchProjectRequest) GetDescription() string {
 func (x *PatchProjectRequest) GetColor() string {
 	if x != nil && x.Color != nil {
 		return *x.Color
+	}
+	return ""
+}
+
+func (x *PatchProjectRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
 	}
 	return ""
 }
@@ -1233,8 +1283,11 @@ type DeleteProjectRequest struct {
 	ProjectId string `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	// Delete the project's resources too instead of refusing.
 	DeleteChildObjects bool `protobuf:"varint,2,opt,name=delete_child_objects,json=deleteChildObjects,proto3" json:"delete_child_objects,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId        string `protobuf:"bytes,3,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteProjectRequest) Reset() {
@@ -1279,6 +1332,13 @@ func (x *DeleteProjectRequest) GetDeleteChildObjects() bool {
 		return x.DeleteChildObjects
 	}
 	return false
+}
+
+func (x *DeleteProjectRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
 }
 
 // DeleteProjectResponse is empty.
@@ -1788,48 +1848,54 @@ const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x129\n" +
 	"\x04spec\x18\x05 \x01(\v2%.slipway.projects.v1.ProjectAddonSpecR\x04spec\"&\n" +
 	"\x10ProjectAddonSpec\x12\x12\n" +
-	"\x04type\x18\x01 \x01(\tR\x04type\"z\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\"\x9c\x01\n" +
 	"\x13ListProjectsRequest\x12$\n" +
 	"\bper_page\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
 	"\x04page\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
-	"\x06cursor\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x93\x01\n" +
+	"\x06cursor\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\x12 \n" +
+	"\ateam_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"\x93\x01\n" +
 	"\x14ListProjectsResponse\x12?\n" +
 	"\bprojects\x18\x01 \x03(\v2#.slipway.projects.v1.ProjectSummaryR\bprojects\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xe1\x01\n" +
+	"pagination\"\x83\x02\n" +
 	"\x14CreateProjectRequest\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x121\n" +
 	"\x05color\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^(#[0-9A-Fa-f]{6})?$R\x05color\x12\x1f\n" +
-	"\x06region\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06region\"O\n" +
+	"\x06region\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06region\x12 \n" +
+	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"O\n" +
 	"\x15CreateProjectResponse\x126\n" +
-	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\xde\x01\n" +
+	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\x80\x02\n" +
 	"\x11PutProjectRequest\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x121\n" +
 	"\x05color\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^(#[0-9A-Fa-f]{6})?$R\x05color\x12\x1f\n" +
-	"\x06region\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06region\"L\n" +
+	"\x06region\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06region\x12 \n" +
+	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"L\n" +
 	"\x12PutProjectResponse\x126\n" +
-	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"=\n" +
+	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"_\n" +
 	"\x11GetProjectRequest\x12(\n" +
 	"\n" +
-	"project_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\"L\n" +
+	"project_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
+	"\ateam_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"L\n" +
 	"\x12GetProjectResponse\x126\n" +
-	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\xc2\x01\n" +
+	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\xe4\x01\n" +
 	"\x13PatchProjectRequest\x12(\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12/\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x126\n" +
-	"\x05color\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^(#[0-9A-Fa-f]{6})?$H\x01R\x05color\x88\x01\x01B\x0e\n" +
+	"\x05color\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^(#[0-9A-Fa-f]{6})?$H\x01R\x05color\x88\x01\x01\x12 \n" +
+	"\ateam_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamIdB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_color\"N\n" +
 	"\x14PatchProjectResponse\x126\n" +
-	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"r\n" +
+	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\x94\x01\n" +
 	"\x14DeleteProjectRequest\x12(\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x120\n" +
-	"\x14delete_child_objects\x18\x02 \x01(\bR\x12deleteChildObjects\"\x17\n" +
+	"\x14delete_child_objects\x18\x02 \x01(\bR\x12deleteChildObjects\x12 \n" +
+	"\ateam_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"\x17\n" +
 	"\x15DeleteProjectResponse\"\x14\n" +
 	"\x12ListRegionsRequest\"L\n" +
 	"\x13ListRegionsResponse\x125\n" +
@@ -1856,23 +1922,22 @@ const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\x10amount_per_month\x18\x04 \x01(\x01R\x0eamountPerMonth\x12&\n" +
 	"\x0famount_per_hour\x18\x05 \x01(\x01R\ramountPerHour\x12!\n" +
 	"\fcpu_resource\x18\x06 \x01(\x01R\vcpuResource\x12!\n" +
-	"\fram_resource\x18\a \x01(\x05R\vramResource2\xbd\n" +
+	"\fram_resource\x18\a \x01(\x05R\vramResource2\xd3\f\n" +
+	"\x0fProjectsService\x12\xc3\x01\n" +
+	"\fListProjects\x12(.slipway.projects.v1.ListProjectsRequest\x1a).slipway.projects.v1.ListProjectsResponse\"^\xa2\xbb\x18&\n" +
+	"\"Project > Projects > Manage > Read\x10\x01\x82\xd3\xe4\x93\x02.Z\x1e\x12\x1c/v1/teams/{team_id}/projects\x12\f/v1/projects\x12\xe0\x01\n" +
+	"\rCreateProject\x12).slipway.projects.v1.CreateProjectRequest\x1a*.slipway.projects.v1.CreateProjectResponse\"x\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Create\x10\x01\x82\xd3\xe4\x93\x02F:\x01*Z*:\x01*b\aproject\"\x1c/v1/teams/{team_id}/projectsb\aproject\"\f/v1/projects\x12\xd7\x01\n" +
 	"\n" +
-	"\x0fProjectsService\x12\xa3\x01\n" +
-	"\fListProjects\x12(.slipway.projects.v1.ListProjectsRequest\x1a).slipway.projects.v1.ListProjectsResponse\">\xa2\xbb\x18&\n" +
-	"\"Project > Projects > Manage > Read\x10\x01\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/projects\x12\xb4\x01\n" +
-	"\rCreateProject\x12).slipway.projects.v1.CreateProjectRequest\x1a*.slipway.projects.v1.CreateProjectResponse\"L\xa2\xbb\x18(\n" +
-	"$Project > Projects > Manage > Create\x10\x01\x82\xd3\xe4\x93\x02\x1a:\x01*b\aproject\"\f/v1/projects\x12\xab\x01\n" +
+	"PutProject\x12&.slipway.projects.v1.PutProjectRequest\x1a'.slipway.projects.v1.PutProjectResponse\"x\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Create\x10\x01\x82\xd3\xe4\x93\x02F:\x01*Z*:\x01*b\aproject\x1a\x1c/v1/teams/{team_id}/projectsb\aproject\x1a\f/v1/projects\x12\xea\x01\n" +
 	"\n" +
-	"PutProject\x12&.slipway.projects.v1.PutProjectRequest\x1a'.slipway.projects.v1.PutProjectResponse\"L\xa2\xbb\x18(\n" +
-	"$Project > Projects > Manage > Create\x10\x01\x82\xd3\xe4\x93\x02\x1a:\x01*b\aproject\x1a\f/v1/projects\x12\xb3\x01\n" +
-	"\n" +
-	"GetProject\x12&.slipway.projects.v1.GetProjectRequest\x1a'.slipway.projects.v1.GetProjectResponse\"T\xa2\xbb\x18&\n" +
-	"\"Project > Projects > Manage > Read\x10\x01\x82\xd3\xe4\x93\x02$b\aproject\x12\x19/v1/projects/{project_id}\x12\xbe\x01\n" +
-	"\fPatchProject\x12(.slipway.projects.v1.PatchProjectRequest\x1a).slipway.projects.v1.PatchProjectResponse\"Y\xa2\xbb\x18(\n" +
-	"$Project > Projects > Manage > Update\x10\x01\x82\xd3\xe4\x93\x02':\x01*b\aproject2\x19/v1/projects/{project_id}\x12\xb5\x01\n" +
-	"\rDeleteProject\x12).slipway.projects.v1.DeleteProjectRequest\x1a*.slipway.projects.v1.DeleteProjectResponse\"M\xa2\xbb\x18(\n" +
-	"$Project > Projects > Manage > Delete\x10\x01\x82\xd3\xe4\x93\x02\x1b*\x19/v1/projects/{project_id}\x12{\n" +
+	"GetProject\x12&.slipway.projects.v1.GetProjectRequest\x1a'.slipway.projects.v1.GetProjectResponse\"\x8a\x01\xa2\xbb\x18&\n" +
+	"\"Project > Projects > Manage > Read\x10\x01\x82\xd3\xe4\x93\x02ZZ4b\aproject\x12)/v1/teams/{team_id}/projects/{project_id}b\aproject\x12\x19/v1/projects/{project_id}\x12\xf8\x01\n" +
+	"\fPatchProject\x12(.slipway.projects.v1.PatchProjectRequest\x1a).slipway.projects.v1.PatchProjectResponse\"\x92\x01\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Update\x10\x01\x82\xd3\xe4\x93\x02`:\x01*Z7:\x01*b\aproject2)/v1/teams/{team_id}/projects/{project_id}b\aproject2\x19/v1/projects/{project_id}\x12\xe2\x01\n" +
+	"\rDeleteProject\x12).slipway.projects.v1.DeleteProjectRequest\x1a*.slipway.projects.v1.DeleteProjectResponse\"z\xa2\xbb\x18(\n" +
+	"$Project > Projects > Manage > Delete\x10\x01\x82\xd3\xe4\x93\x02HZ+*)/v1/teams/{team_id}/projects/{project_id}*\x19/v1/projects/{project_id}\x12{\n" +
 	"\vListRegions\x12'.slipway.projects.v1.ListRegionsRequest\x1a(.slipway.projects.v1.ListRegionsResponse\"\x19\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\r\x12\v/v1/regions\x12s\n" +
 	"\tListPlans\x12%.slipway.projects.v1.ListPlansRequest\x1a&.slipway.projects.v1.ListPlansResponse\"\x17\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\v\x12\t/v1/plansB\xed\x01\x92A\xa8\x01\x12]\n" +
 	"\vSlipway API\x12KSelf-hosted PaaS control plane, wire-compatible with the Northflank v1 API.2\x011*\x02\x01\x022\x10application/json:\x10application/jsonZ\x1f\n" +
