@@ -61,6 +61,9 @@ const requestTimeout = 10 * time.Second
 // binary is the slipway binary built by TestMain.
 var binary string
 
+// benchToken is the preset admin token of the benchmarked instances.
+const benchToken = "bench-bootstrap-admin-token-0123456789abcdef"
+
 // TestMain builds the slipway binary once (only when benchmarks were asked
 // for, so that `go test ./...` stays fast) and hands over to testenv.Main,
 // which stops the shared PostgreSQL server at the end.
@@ -69,9 +72,6 @@ var binary string
 // temporary work directory, which `go test` removes when it finishes:
 // testenv.Main exits the process, so TestMain gets no chance to clean up a
 // directory of its own.
-// benchToken is the preset admin token of the benchmarked instances.
-const benchToken = "bench-bootstrap-admin-token-0123456789abcdef"
-
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
@@ -344,12 +344,10 @@ func (s *server) stop(b *testing.B) {
 // (read to the end so the connection is reused).
 func (s *server) call(method, path, body string, out any) error {
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	if err == nil {
-		req.Header.Set("Authorization", "Bearer "+benchToken)
-	}
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+benchToken)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
