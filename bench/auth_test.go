@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/slipwayhq/slipway/gateway"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
-	"github.com/slipwayhq/slipway/gateway"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
 	"github.com/slipwayhq/slipway/pkg/events"
