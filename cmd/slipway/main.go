@@ -21,6 +21,7 @@ const usage = `Slipway, a self-hosted PaaS control plane.
 Usage:
   slipway serve   [flags]   run Slipway (all components by default)
   slipway migrate [flags]   apply database migrations and exit
+  slipway admin <command>   create users, teams, members and tokens in the auth database
   slipway version           print the version
 
 Run "slipway serve -h" for the flags; each has a SLIPWAY_* environment variable.
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return migrate(ctx, cfg)
+	case "admin":
+		return admin(ctx, args)
 	case "version":
 		fmt.Println(version)
 		return nil

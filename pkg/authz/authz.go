@@ -88,7 +88,7 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string, req any) 
 	if header == "" {
 		return ctx, Unauthenticated("credentials required")
 	}
-	p, err := a.resolve(ctx, header)
+	p, cached, err := a.resolve(ctx, header, false)
 	if err != nil {
 		return ctx, err
 	}
@@ -97,6 +97,14 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string, req any) 
 		team = p.GetDefaultTeamId()
 	}
 	grant, ok := Grant(p, team)
+	if !ok && cached {
+		// The caller may have joined the team since it was cached (it may
+		// have just created it): ask once more before answering 404.
+		if p, _, err = a.resolve(ctx, header, true); err != nil {
+			return ctx, err
+		}
+		grant, ok = Grant(p, team)
+	}
 	if !ok {
 		return ctx, apierr.NotFound("team", team)
 	}
@@ -143,25 +151,29 @@ func (a *Authorizer) internal(md metadata.MD) bool {
 // the gateway, which needs the caller before any RPC: for 401s and
 // quotas).
 func (a *Authorizer) Principal(ctx context.Context, header string) (*authv1.Principal, error) {
-	return a.resolve(ctx, header)
+	p, _, err := a.resolve(ctx, header, false)
+	return p, err
 }
 
 // resolve returns the principal for an Authorization header, from the
-// cache when fresh. The cache is keyed by a hash of the header so that raw
+// cache when fresh (and fresh is not demanded), and whether it came from
+// the cache. The cache is keyed by a hash of the header so that raw
 // credentials are not kept in memory longer than the request.
-func (a *Authorizer) resolve(ctx context.Context, header string) (*authv1.Principal, error) {
+func (a *Authorizer) resolve(ctx context.Context, header string, fresh bool) (*authv1.Principal, bool, error) {
 	key := sha256.Sum256([]byte(header))
 	now := a.now()
-	a.mu.Lock()
-	if c, ok := a.cache[key]; ok && now.Before(c.until) {
+	if !fresh {
+		a.mu.Lock()
+		c, ok := a.cache[key]
 		a.mu.Unlock()
-		return c.principal, nil
+		if ok && now.Before(c.until) {
+			return c.principal, true, nil
+		}
 	}
-	a.mu.Unlock()
 	out := metadata.AppendToOutgoingContext(ctx, InternalKeyHeader, string(a.internalKey))
 	resp, err := a.auth.Authenticate(out, &authv1.AuthenticateRequest{Authorization: header})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p := resp.GetPrincipal()
 	until := now.Add(CacheTTL)
@@ -178,16 +190,26 @@ func (a *Authorizer) resolve(ctx context.Context, header string) (*authv1.Princi
 	}
 	a.cache[key] = cached{principal: p, until: until}
 	a.mu.Unlock()
-	return p, nil
+	return p, false, nil
 }
 
 // Revoked drops every cached principal of the token, so the next call with
 // it is resolved afresh (and refused).
 func (a *Authorizer) Revoked(tokenID string) {
+	a.forget(func(p *authv1.Principal) bool { return p.GetTokenId() == tokenID })
+}
+
+// UserChanged drops every cached principal of the user, whose memberships
+// or roles changed.
+func (a *Authorizer) UserChanged(userID string) {
+	a.forget(func(p *authv1.Principal) bool { return p.GetUserId() == userID })
+}
+
+func (a *Authorizer) forget(match func(*authv1.Principal) bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for k, c := range a.cache {
-		if c.principal.GetTokenId() == tokenID {
+		if match(c.principal) {
 			delete(a.cache, k)
 		}
 	}

@@ -166,3 +166,39 @@ func TestCacheAndRevocation(t *testing.T) {
 		t.Fatalf("expired token served from cache: %v", err)
 	}
 }
+
+// TestNewTeamIsSeenAtOnce: a principal cached before its user joined a team
+// (or created it) is refreshed when a call names that team, instead of
+// answering 404 until the cache expires.
+func TestNewTeamIsSeenAtOnce(t *testing.T) {
+	a, auth := setup()
+	team := &authv1.GetTeamRequest{TeamId: "acme"}
+	if _, err := call(a, "Bearer admin", "/slipway.auth.v1.AuthService/GetTeam", team); err != nil {
+		t.Fatal(err)
+	}
+	p := auth.principals["Bearer admin"]
+	p.Grants = append(p.Grants, &authv1.TeamGrant{TeamId: "newco", RoleId: "admin", Permissions: role("admin")})
+	if _, err := call(a, "Bearer admin", "/slipway.auth.v1.AuthService/GetTeam", &authv1.GetTeamRequest{TeamId: "newco"}); err != nil {
+		t.Fatalf("the new team: %v", err)
+	}
+	before := auth.calls
+	if _, err := call(a, "Bearer admin", "/slipway.auth.v1.AuthService/GetTeam", &authv1.GetTeamRequest{TeamId: "nowhere"}); code(err) != codes.NotFound {
+		t.Fatalf("a team the caller is not in: %v", err)
+	}
+	if auth.calls != before+1 {
+		t.Fatalf("%d lookups for an unknown team, want exactly one refresh", auth.calls-before)
+	}
+	// A membership change drops the user's cached principals.
+	auth.principals["Bearer mine"] = &authv1.Principal{UserId: "u1", TokenId: "m", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", Permissions: role("admin")}}}
+	if _, err := call(a, "Bearer mine", getProject, &projectsv1.GetProjectRequest{ProjectId: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	auth.principals["Bearer mine"] = &authv1.Principal{UserId: "u1", TokenId: "m", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", Permissions: role("viewer")}}}
+	if _, err := call(a, "Bearer mine", createProject, &projectsv1.CreateProjectRequest{Name: "x"}); err != nil {
+		t.Fatalf("still cached before the event: %v", err)
+	}
+	a.UserChanged("u1")
+	if _, err := call(a, "Bearer mine", createProject, &projectsv1.CreateProjectRequest{Name: "x"}); code(err) != codes.PermissionDenied {
+		t.Fatalf("after a downgrade: %v", err)
+	}
+}

@@ -11,16 +11,20 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 )
 
-// RevokedSubject is the event the auth service emits when a token is
-// revoked.
-var RevokedSubject = events.SubjectFor("auth", "token", "revoked")
+// The events after which cached principals are stale: a token revoked
+// (data {"id"}), or a user's memberships changed (data {"userId"}).
+var (
+	RevokedSubject = events.SubjectFor("auth", "token", "revoked")
+	MemberSubject  = events.SubjectFor("auth", "member", "*")
+)
 
-// WatchRevocations clears a's cache of every token revoked from now on,
-// until ctx ends. Every process needs every revocation, so this is an
-// ephemeral ordered consumer per process rather than a shared durable one.
+// WatchRevocations keeps a's cache honest until ctx ends: it drops revoked
+// tokens and the principals of users whose memberships changed. Every
+// process needs every such event, so this is an ephemeral ordered consumer
+// per process rather than a shared durable one.
 func WatchRevocations(ctx context.Context, js jetstream.JetStream, a *Authorizer, log *slog.Logger) error {
 	cons, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{RevokedSubject},
+		FilterSubjects: []string{RevokedSubject, MemberSubject},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
@@ -34,13 +38,18 @@ func WatchRevocations(ctx context.Context, js jetstream.JetStream, a *Authorizer
 			}
 			var ev events.Event
 			var data struct {
-				ID string `json:"id"`
+				ID     string `json:"id"`
+				UserID string `json:"userId"`
 			}
-			if json.Unmarshal(msg.Data(), &ev) != nil || ev.Decode(&data) != nil || data.ID == "" {
-				log.Warn("malformed token revocation event", "subject", msg.Subject())
+			if json.Unmarshal(msg.Data(), &ev) != nil || ev.Decode(&data) != nil {
+				log.Warn("malformed auth event", "subject", msg.Subject())
 				continue
 			}
-			a.Revoked(data.ID)
+			if msg.Subject() == RevokedSubject {
+				a.Revoked(data.ID)
+			} else {
+				a.UserChanged(data.UserID)
+			}
 		}
 	}()
 	return nil

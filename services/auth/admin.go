@@ -172,6 +172,20 @@ func tokenEvent(verb string, t Token) (events.Event, error) {
 	return events.New(eventService, eventTokenResource, verb, t.ID, tokenEventData{ID: t.ID, TeamID: t.TeamID})
 }
 
+// memberEventData is the payload of auth.member.* events: whose standing
+// changed, so authorization caches drop that user's principals.
+type memberEventData struct {
+	UserID string `json:"userId"`
+	TeamID string `json:"teamId"`
+	RoleID string `json:"roleId,omitempty"`
+}
+
+// MemberEvent announces a membership change (verb "added", "updated" or
+// "removed"); every write of a membership carries one.
+func MemberEvent(verb string, m Member) (events.Event, error) {
+	return events.New(eventService, "member", verb, m.UserID, memberEventData{UserID: m.UserID, TeamID: m.TeamID, RoleID: m.RoleID})
+}
+
 // normalizeList sorts and de-duplicates, so stored lists compare equal
 // whatever order they were given in.
 func normalizeList(list []string) []string {
@@ -270,7 +284,11 @@ func CreateTeam(ctx context.Context, store Store, name, ownerUserID string) (Tea
 		return Team{}, apierr.InvalidField("owner", "a team needs an owner")
 	}
 	owner := Member{TeamID: t.ID, UserID: ownerUserID, RoleID: "admin", JoinedAt: at}
-	switch err := store.CreateTeam(ctx, t, roles, []Member{owner}); {
+	ev, err := MemberEvent("added", owner)
+	if err != nil {
+		return Team{}, err
+	}
+	switch err := store.CreateTeam(ctx, t, roles, []Member{owner}, ev); {
 	case errors.Is(err, ErrAlreadyExists):
 		return Team{}, apierr.AlreadyExists("team", t.ID)
 	case errors.Is(err, ErrNotFound):

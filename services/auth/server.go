@@ -141,7 +141,9 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 // caller has a grant in) or the caller's default team. The new token can
 // never do more than its creator: its role's permissions must be among the
 // caller's in that team, and a caller restricted to some projects can only
-// mint tokens within them.
+// mint tokens within them. Kind "credential" makes an API credential for
+// HTTP Basic auth: a team credential (no user) checked like a team token,
+// whose id is the public key id and whose secret is the Basic password.
 func (s *server) CreateApiToken(ctx context.Context, req *authv1.CreateApiTokenRequest) (*authv1.CreateApiTokenResponse, error) {
 	p, g, err := caller(ctx)
 	if err != nil {
@@ -159,9 +161,10 @@ func (s *server) CreateApiToken(ctx context.Context, req *authv1.CreateApiTokenR
 			return nil, apierr.InvalidField("kind", "a personal token acts as a user and this caller has none; create a team token")
 		}
 		spec.UserID = p.GetUserId()
-	case KindTeam:
+	case KindTeam, KindCredential:
+		// Both act as the team, within their role; neither has a user.
 	default:
-		return nil, apierr.InvalidField("kind", `must be "personal" or "team"`)
+		return nil, apierr.InvalidField("kind", `must be "personal", "team" or "credential"`)
 	}
 	role, err := s.store.GetRole(ctx, spec.TeamID, spec.RoleID)
 	if errors.Is(err, ErrNotFound) {
@@ -285,7 +288,11 @@ func (s *server) CreateTeam(ctx context.Context, req *authv1.CreateTeamRequest) 
 	}
 	t.Description = req.GetDescription()
 	owner := Member{TeamID: t.ID, UserID: p.GetUserId(), RoleID: "admin", JoinedAt: at}
-	switch err := s.store.CreateTeam(ctx, t, roles, []Member{owner}); {
+	ev, err := MemberEvent("added", owner)
+	if err != nil {
+		return nil, err
+	}
+	switch err := s.store.CreateTeam(ctx, t, roles, []Member{owner}, ev); {
 	case errors.Is(err, ErrAlreadyExists):
 		return nil, apierr.AlreadyExists("team", t.ID)
 	case errors.Is(err, ErrNotFound): // the user was deleted meanwhile

@@ -258,6 +258,7 @@ func TestServer(t *testing.T) {
 			t.Run("RoleValidation", func(t *testing.T) { testRoleValidation(t, s) })
 			t.Run("RoleDeleteRules", func(t *testing.T) { testRoleDelete(t, s) })
 			t.Run("TokenLifecycleAndEvents", func(t *testing.T) { testTokenLifecycle(t, s) })
+			t.Run("CredentialThroughAPI", func(t *testing.T) { testCredentialRPC(t, s) })
 			t.Run("LastUsedThrottled", func(t *testing.T) { testLastUsed(t, s) })
 		})
 	}
@@ -1023,5 +1024,119 @@ func testCreateTeamRPC(t *testing.T, s *stack) {
 	explicit, err := s.client.CreateApiToken(ctx, &authv1.CreateApiTokenRequest{Name: "explicit", Kind: "team", RoleId: "viewer", TeamId: "default"})
 	if err != nil || explicit.GetToken().GetTeamId() != "default" {
 		t.Fatalf("token for the default team named explicitly = %v, %v", explicit, err)
+	}
+}
+
+// testCredentialRPC creates an API credential through CreateApiToken and
+// uses it as HTTP Basic auth: the id is the key id, the token the secret.
+func testCredentialRPC(t *testing.T, s *stack) {
+	ctx := bearer(s.admin)
+	created, err := s.client.CreateApiToken(ctx, &authv1.CreateApiTokenRequest{
+		Name: "deploy bot", Kind: "credential", RoleId: "developer", Projects: []string{"web"}, ExpiresInDays: 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := created.GetToken()
+	keyID, sec := cred.GetId(), cred.GetToken()
+	if !secret.ValidKeyID(keyID) || !strings.HasPrefix(sec, "slw_sk_") || cred.GetKind() != "credential" || cred.GetUserId() != "" ||
+		cred.GetTeamId() != "default" || cred.GetRoleId() != "developer" || cred.GetPrefix() != keyID[:12] ||
+		!slices.Equal(cred.GetProjects(), []string{"web"}) || !cred.GetExpiresAt().AsTime().Equal(s.clock.Now().AddDate(0, 0, 10)) {
+		t.Fatalf("created credential = %v", cred)
+	}
+	if kind, err := secret.Parse(sec); err != nil || kind != secret.KindAPISecret {
+		t.Fatalf("credential secret parses as %v, %v", kind, err)
+	}
+	basic := func(id, sec string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+sec)) }
+
+	p, err := s.authenticate(basic(keyID, sec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.GetKind() != "credential" || p.GetTokenId() != keyID || p.GetUserId() != "" || p.GetDefaultTeamId() != "default" || len(p.GetGrants()) != 1 {
+		t.Fatalf("credential principal = %v", p)
+	}
+	if g := p.GetGrants()[0]; g.GetRoleId() != "developer" || !slices.Equal(g.GetPermissions(), builtin("developer")) ||
+		!slices.Equal(g.GetProjects(), []string{"web"}) {
+		t.Fatalf("credential grant = %v", g)
+	}
+	if p.GetExpiresAt() == nil {
+		t.Fatal("credential principal has no expiry")
+	}
+	// Over gRPC, as any caller would send it.
+	basicCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", basic(keyID, sec))
+	if got, err := s.client.GetAuth(basicCtx, &authv1.GetAuthRequest{}); err != nil || got.GetAuth().GetTokenKind() != "credential" ||
+		got.GetAuth().GetTokenId() != keyID {
+		t.Fatalf("GetAuth with the credential = %v, %v", got, err)
+	}
+
+	otherSecret, _ := secret.New(secret.KindAPISecret)
+	_, err = s.authenticate(basic(keyID, otherSecret))
+	wantRejected(t, "wrong credential secret", err)
+	_, err = s.authenticate("Bearer " + sec)
+	wantRejected(t, "credential secret as a bearer token", err)
+
+	// Listed (by key id) without its secret, and fetched the same way.
+	found := false
+	req := &authv1.ListApiTokensRequest{PerPage: 100}
+	for {
+		page, err := s.client.ListApiTokens(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lt := range page.GetTokens() {
+			if lt.GetToken() != "" {
+				t.Fatal("ListApiTokens returned a secret")
+			}
+			if lt.GetId() == keyID {
+				found = true
+				if lt.GetKind() != "credential" || lt.GetPrefix() != keyID[:12] || strings.Contains(lt.String(), sec) {
+					t.Fatalf("listed credential = %v", lt)
+				}
+			}
+		}
+		if !page.GetPagination().GetHasNextPage() {
+			break
+		}
+		req.Cursor = page.GetPagination().GetCursor()
+	}
+	if !found {
+		t.Fatal("credential not listed")
+	}
+	if got, err := s.client.GetApiToken(ctx, &authv1.GetApiTokenRequest{TokenId: keyID}); err != nil || got.GetToken().GetToken() != "" ||
+		got.GetToken().GetKind() != "credential" {
+		t.Fatalf("GetApiToken(key id) = %v, %v", got, err)
+	}
+
+	// Same checks as a team token: the role cannot exceed the creator's,
+	// and a team token (no user) may create one.
+	devID := s.member(t, "default", "cred-dev@example.com", "developer")
+	_, dev := s.issue(t, auth.TokenSpec{Kind: auth.KindPersonal, TeamID: "default", UserID: devID, RoleID: "developer"})
+	_, err = s.client.CreateApiToken(bearer(dev), &authv1.CreateApiTokenRequest{Name: "escalate", Kind: "credential", RoleId: "admin"})
+	wantCode(t, "developer creating an admin credential", err, codes.PermissionDenied)
+	_, err = s.client.CreateApiToken(ctx, &authv1.CreateApiTokenRequest{Name: "no role", Kind: "credential", RoleId: "owner"})
+	if _, ok := fieldViolations(err)["roleId"]; !ok {
+		t.Fatalf("credential with an unknown role: %v, want a roleId violation", err)
+	}
+	teamTok, err := s.client.CreateApiToken(ctx, &authv1.CreateApiTokenRequest{Name: "cred maker", Kind: "team", RoleId: "developer", Projects: []string{"web", "api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := s.client.CreateApiToken(bearer(teamTok.GetToken().GetToken()), &authv1.CreateApiTokenRequest{Name: "child", Kind: "credential", RoleId: "viewer"})
+	if err != nil {
+		t.Fatalf("team token creating a credential: %v", err)
+	}
+	if got := child.GetToken().GetProjects(); !slices.Equal(got, []string{"api", "web"}) {
+		t.Fatalf("credential of a restricted token has projects %v, want the creator's", got)
+	}
+
+	// Revoked: rejected at once.
+	if _, err := s.client.RevokeApiToken(ctx, &authv1.RevokeApiTokenRequest{TokenId: keyID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.authenticate(basic(keyID, sec))
+	wantRejected(t, "revoked credential", err)
+	if got, err := s.client.GetApiToken(ctx, &authv1.GetApiTokenRequest{TokenId: keyID}); err != nil || got.GetToken().GetRevokedAt() == nil {
+		t.Fatalf("revoked credential = %v, %v", got, err)
 	}
 }

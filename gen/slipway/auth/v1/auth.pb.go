@@ -489,11 +489,12 @@ func (x *AuthInfo) GetExpiresAt() *timestamppb.Timestamp {
 // ApiToken is a token's metadata; its secret is never stored.
 type ApiToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Token id.
+	// Token id; for a credential, the key id (slwk_...), the HTTP Basic
+	// username.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Display name.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// "personal" or "team".
+	// "personal", "team", "credential" or "bootstrap".
 	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	// Team it acts on.
 	TeamId string `protobuf:"bytes,4,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
@@ -513,7 +514,8 @@ type ApiToken struct {
 	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
 	// Revocation time, if revoked.
 	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
-	// The secret: set only in the response that creates the token.
+	// The secret: set only in the response that creates the token. For a
+	// credential it is the HTTP Basic password that goes with the key id.
 	Token         string `protobuf:"bytes,13,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -764,7 +766,11 @@ type CreateApiTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Display name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// "personal" (acts as its user, within its role) or "team".
+	// "personal" (acts as its user, within its role), "team" (acts as the
+	// team, within its role) or "credential" (an API credential for HTTP
+	// Basic auth, bound to a role like a team token: the response's id is
+	// the public key id, slwk_..., and token the secret; send
+	// base64(id:secret) as "Authorization: Basic ...").
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	// Role the token is bound to; it cannot exceed the creator's own.
 	RoleId string `protobuf:"bytes,3,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
@@ -2390,10 +2396,11 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x19.slipway.auth.v1.ApiTokenR\x06tokens\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\x89\x02\n" +
+	"pagination\"\x95\x02\n" +
 	"\x15CreateApiTokenRequest\x12\x1d\n" +
-	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18@R\x04name\x12)\n" +
-	"\x04kind\x18\x02 \x01(\tB\x15\xbaH\x12r\x10R\bpersonalR\x04teamR\x04kind\x12\"\n" +
+	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18@R\x04name\x125\n" +
+	"\x04kind\x18\x02 \x01(\tB!\xbaH\x1er\x1cR\bpersonalR\x04teamR\n" +
+	"credentialR\x04kind\x12\"\n" +
 	"\arole_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\x12,\n" +
 	"\bprojects\x18\x04 \x03(\tB\x10\xbaH\r\x92\x01\n" +
 	"\x10d\"\x06r\x04\x10\x01\x18@R\bprojects\x122\n" +

@@ -53,7 +53,8 @@ type AuthServiceClient interface {
 	GetAuth(ctx context.Context, in *GetAuthRequest, opts ...grpc.CallOption) (*GetAuthResponse, error)
 	// ListApiTokens lists the caller team's tokens (never their secrets).
 	ListApiTokens(ctx context.Context, in *ListApiTokensRequest, opts ...grpc.CallOption) (*ListApiTokensResponse, error)
-	// CreateApiToken creates a token; its secret is returned this once.
+	// CreateApiToken creates a token or API credential; its secret is
+	// returned this once.
 	CreateApiToken(ctx context.Context, in *CreateApiTokenRequest, opts ...grpc.CallOption) (*CreateApiTokenResponse, error)
 	// GetApiToken describes one token.
 	GetApiToken(ctx context.Context, in *GetApiTokenRequest, opts ...grpc.CallOption) (*GetApiTokenResponse, error)
@@ -240,7 +241,8 @@ type AuthServiceServer interface {
 	GetAuth(context.Context, *GetAuthRequest) (*GetAuthResponse, error)
 	// ListApiTokens lists the caller team's tokens (never their secrets).
 	ListApiTokens(context.Context, *ListApiTokensRequest) (*ListApiTokensResponse, error)
-	// CreateApiToken creates a token; its secret is returned this once.
+	// CreateApiToken creates a token or API credential; its secret is
+	// returned this once.
 	CreateApiToken(context.Context, *CreateApiTokenRequest) (*CreateApiTokenResponse, error)
 	// GetApiToken describes one token.
 	GetApiToken(context.Context, *GetApiTokenRequest) (*GetApiTokenResponse, error)

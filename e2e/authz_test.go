@@ -1,0 +1,359 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	// The services' descriptors, with their access rules, must be in the
+	// global registry for permissions.ForMethod to find them.
+	_ "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	_ "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+
+	"github.com/slipwayhq/slipway/pkg/permissions"
+)
+
+// requestAs sends one request with Authorization set to authorization, or
+// without any Authorization header when it is "". (call always sends one:
+// its headers can replace the admin token but not remove the header.)
+func requestAs(t testing.TB, authorization, method, url, body string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	r := response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+	_ = json.Unmarshal(raw, &r.Body)
+	return r
+}
+
+// apiServices maps the service names of the OpenAPI operation ids to their
+// full gRPC names. A new service must be added here, or
+// TestEveryRouteIsGuarded fails on its routes.
+var apiServices = map[string]string{
+	"ProjectsService": "slipway.projects.v1.ProjectsService",
+	"AuthService":     "slipway.auth.v1.AuthService",
+}
+
+// apiRoute is one path × method of the OpenAPI document.
+type apiRoute struct {
+	Method, Path, OperationID string
+}
+
+// FullMethod is the gRPC method behind the route: the operation id
+// without the digits grpc-gateway appends to additional bindings.
+func (r apiRoute) FullMethod(t testing.TB) string {
+	t.Helper()
+	op := strings.TrimRight(r.OperationID, "0123456789")
+	svc, method, ok := strings.Cut(op, "_")
+	if !ok {
+		t.Fatalf("%s %s: operationId %q is not Service_Method", r.Method, r.Path, r.OperationID)
+	}
+	full, ok := apiServices[svc]
+	if !ok {
+		t.Fatalf("%s %s: operationId %q names service %q, unknown to this test: add it to apiServices", r.Method, r.Path, r.OperationID, svc)
+	}
+	return "/" + full + "/" + method
+}
+
+// openAPIRoutes reads every route from the running server's document.
+func openAPIRoutes(t testing.TB, base string) []apiRoute {
+	t.Helper()
+	doc := callJSON(t, "GET", base+"/v1/openapi.json", "")
+	if doc.Status != http.StatusOK {
+		t.Fatalf("GET /v1/openapi.json: HTTP %d: %.300s", doc.Status, doc.Raw)
+	}
+	paths, ok := doc.Body["paths"].(map[string]any)
+	if !ok || len(paths) == 0 {
+		t.Fatalf("GET /v1/openapi.json: no paths: %.300s", doc.Raw)
+	}
+	httpMethods := []string{"get", "put", "post", "delete", "options", "head", "patch"}
+	var routes []apiRoute
+	for path, item := range paths {
+		ops, _ := item.(map[string]any)
+		for method, v := range ops {
+			if !slices.Contains(httpMethods, method) {
+				continue // path-level "parameters" and the like
+			}
+			op, _ := v.(map[string]any)
+			id, _ := op["operationId"].(string)
+			if id == "" {
+				t.Fatalf("%s %s has no operationId in the OpenAPI document", strings.ToUpper(method), path)
+			}
+			routes = append(routes, apiRoute{Method: strings.ToUpper(method), Path: path, OperationID: id})
+		}
+	}
+	slices.SortFunc(routes, func(a, b apiRoute) int {
+		return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method)
+	})
+	return routes
+}
+
+// routeFixture is what one call of a route needs: values of its path
+// parameters other than {teamId}, and its JSON body.
+type routeFixture struct {
+	params map[string]string
+	body   string
+}
+
+var pathParam = regexp.MustCompile(`\{[^}]+\}`)
+
+// url fills the route's path: {teamId} is always the team "default".
+func (f routeFixture) url(t testing.TB, base string, r apiRoute) string {
+	t.Helper()
+	path := pathParam.ReplaceAllStringFunc(r.Path, func(p string) string {
+		name := strings.Trim(p, "{}")
+		if name == "teamId" {
+			return "default"
+		}
+		if v, ok := f.params[name]; ok {
+			return v
+		}
+		t.Fatalf("add a case for %s: no value for the path parameter {%s} of %s %s", r.OperationID, name, r.Method, r.Path)
+		return ""
+	})
+	return base + path
+}
+
+// TestEveryRouteIsGuarded walks every route of the OpenAPI document the
+// server serves: without credentials (or with invalid ones) each is a 401
+// with WWW-Authenticate; with a viewer token each is a 403 unless the
+// viewer role holds the route's permission; with another team's admin
+// token each route addressing a resource of team "default" is a 404; and
+// with the admin token each succeeds. A route the table below has no case
+// for fails the test, so a new route cannot go unchecked.
+func TestEveryRouteIsGuarded(t *testing.T) {
+	// Every call below spends quota; keep the limit out of the way.
+	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=1000000")
+	base := inst.URL
+	admin := "Bearer " + adminToken
+
+	seq := 0
+	next := func() int { seq++; return seq }
+
+	newProject := func(t testing.TB) string {
+		t.Helper()
+		d := callJSON(t, "POST", base+"/v1/projects", fmt.Sprintf(`{"name":"Authz Project %d"}`, next())).data(t)
+		return d["id"].(string)
+	}
+	newRole := func(t testing.TB) string {
+		t.Helper()
+		d := callJSON(t, "POST", base+"/v1/teams/default/roles", fmt.Sprintf(
+			`{"name":"Authz Role %d","permissions":{"teamScope":["Account > Admin > Roles > Read"]}}`, next())).data(t)
+		return d["id"].(string)
+	}
+	newToken := func(t testing.TB, auth, role, team string) (id, secret string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"name":"authz-token-%d","kind":"team","roleId":%q,"teamId":%q}`, next(), role, team)
+		d := requestAs(t, auth, "POST", base+"/v1/api-tokens", body).data(t)
+		return d["id"].(string), d["token"].(string)
+	}
+
+	// Fixtures: a project of team "default", a viewer team token of that
+	// team, and a second team with an admin team token of its own.
+	project := newProject(t)
+	viewerID, viewerSecret := newToken(t, admin, "viewer", "default")
+	viewer := "Bearer " + viewerSecret
+	team := callJSON(t, "POST", base+"/v1/teams", `{"name":"Authz Other Team"}`).data(t)
+	otherTeam, _ := team["id"].(string)
+	if otherTeam == "" || otherTeam == "default" {
+		t.Fatalf("POST /v1/teams created team %q", otherTeam)
+	}
+	t.Run("creator acts in the new team at once", func(t *testing.T) {
+		// The principal cached before the team existed has no grant in it;
+		// naming the team makes the authorizer resolve it afresh.
+		res := requestAs(t, admin, "POST", base+"/v1/api-tokens",
+			fmt.Sprintf(`{"name":"authz-token-%d","kind":"team","roleId":"viewer","teamId":%q}`, next(), otherTeam))
+		if res.Status != http.StatusOK {
+			t.Errorf("POST /v1/api-tokens in team %q just created by the caller: HTTP %d, want 200: %s", otherTeam, res.Status, res.Raw)
+		}
+		teams := callJSON(t, "GET", base+"/v1/teams", "").data(t)
+		listed := slices.ContainsFunc(teams["teams"].([]any), func(v any) bool {
+			m, _ := v.(map[string]any)
+			return m["id"] == otherTeam
+		})
+		if !listed {
+			t.Errorf("GET /v1/teams right after creating team %q does not list it: %v", otherTeam, teams)
+		}
+	})
+	_, otherSecret := newToken(t, admin, "admin", otherTeam)
+	other := "Bearer " + otherSecret
+	if d := requestAs(t, other, "GET", base+"/v1/auth", "").data(t); d["teamId"] != otherTeam {
+		t.Fatalf("the other team's token acts on team %v, want %s", d["teamId"], otherTeam)
+	}
+
+	var viewerPerms []string
+	for _, r := range permissions.Builtin() {
+		if r.ID == "viewer" {
+			viewerPerms = r.Permissions
+		}
+	}
+	if len(viewerPerms) == 0 {
+		t.Fatal("no built-in viewer role")
+	}
+
+	none := func(testing.TB) routeFixture { return routeFixture{} }
+	params := func(kv ...string) routeFixture {
+		f := routeFixture{params: map[string]string{}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			f.params[kv[i]] = kv[i+1]
+		}
+		return f
+	}
+	createProject := func(testing.TB) routeFixture {
+		return routeFixture{body: fmt.Sprintf(`{"name":"Authz Created %d","description":"by the route walk"}`, next())}
+	}
+	putProject := func(testing.TB) routeFixture {
+		return routeFixture{body: fmt.Sprintf(`{"name":"Authz Put %d","description":"put by the route walk"}`, next())}
+	}
+	getProject := func(testing.TB) routeFixture { return params("projectId", project) }
+	patchProject := func(testing.TB) routeFixture {
+		f := params("projectId", project)
+		f.body = fmt.Sprintf(`{"description":"patched %d"}`, next())
+		return f
+	}
+	deleteProject := func(t testing.TB) routeFixture { return params("projectId", newProject(t)) }
+
+	// cases gives each operation what a call needs; prepare is called again
+	// for every call that is to succeed, so a delete gets a fresh resource
+	// and a create a fresh name.
+	cases := map[string]func(t testing.TB) routeFixture{
+		"AuthService_GetAuth":       none,
+		"AuthService_ListApiTokens": none,
+		"AuthService_CreateApiToken": func(testing.TB) routeFixture {
+			return routeFixture{body: fmt.Sprintf(`{"name":"authz-created-%d","kind":"team","roleId":"viewer"}`, next())}
+		},
+		"AuthService_GetApiToken": func(testing.TB) routeFixture { return params("tokenId", viewerID) },
+		"AuthService_RevokeApiToken": func(t testing.TB) routeFixture {
+			id, _ := newToken(t, admin, "viewer", "default")
+			return params("tokenId", id)
+		},
+		"AuthService_ListTeams": none,
+		"AuthService_CreateTeam": func(testing.TB) routeFixture {
+			return routeFixture{body: fmt.Sprintf(`{"name":"Authz Team %d"}`, next())}
+		},
+		"AuthService_GetTeam":         none,
+		"AuthService_ListTeamMembers": none,
+		"AuthService_ListTeamRoles":   none,
+		"AuthService_CreateTeamRole": func(testing.TB) routeFixture {
+			return routeFixture{body: fmt.Sprintf(
+				`{"name":"Authz New Role %d","permissions":{"teamScope":["Account > Admin > Members > Read"]}}`, next())}
+		},
+		"AuthService_GetTeamRole":        func(testing.TB) routeFixture { return params("roleId", "viewer") },
+		"AuthService_DeleteTeamRole":     func(t testing.TB) routeFixture { return params("roleId", newRole(t)) },
+		"ProjectsService_ListProjects":   none,
+		"ProjectsService_ListProjects2":  none,
+		"ProjectsService_CreateProject":  createProject,
+		"ProjectsService_CreateProject2": createProject,
+		"ProjectsService_PutProject":     putProject,
+		"ProjectsService_PutProject2":    putProject,
+		"ProjectsService_GetProject":     getProject,
+		"ProjectsService_GetProject2":    getProject,
+		"ProjectsService_PatchProject":   patchProject,
+		"ProjectsService_PatchProject2":  patchProject,
+		"ProjectsService_DeleteProject":  deleteProject,
+		"ProjectsService_DeleteProject2": deleteProject,
+		"ProjectsService_ListRegions":    none,
+		"ProjectsService_ListPlans":      none,
+	}
+
+	routes := openAPIRoutes(t, base)
+	walked, used := 0, map[string]bool{}
+	for _, r := range routes {
+		used[r.OperationID] = true
+		t.Run(r.Method+" "+r.Path, func(t *testing.T) {
+			prepare, ok := cases[r.OperationID]
+			if !ok {
+				t.Fatalf("add a case for %s (%s %s) to TestEveryRouteIsGuarded", r.OperationID, r.Method, r.Path)
+			}
+			method := r.FullMethod(t)
+			access, ok := permissions.ForMethod(method)
+			if !ok {
+				t.Fatalf("%s declares no access rule", method)
+			}
+			if !access.GetAuthenticated() || access.GetInternal() {
+				t.Fatalf("%s is served over HTTP but its access rule is %v: want authenticated and not internal", method, access)
+			}
+			// One fixture serves the refused calls: the final call with the
+			// admin token then also shows that none of them had an effect
+			// (the resource is still there, the name still free).
+			fx := prepare(t)
+			url := fx.url(t, base, r)
+
+			// (a) No credentials, or invalid ones: 401 with WWW-Authenticate.
+			for _, auth := range []string{"", "Bearer not-a-valid-token-0123456789abcdefghij", "Bearer slw_pat_bogus"} {
+				res := requestAs(t, auth, r.Method, url, fx.body)
+				res.apiErr(t, http.StatusUnauthorized)
+				if res.Header.Get("WWW-Authenticate") == "" {
+					t.Errorf("Authorization %q: 401 without WWW-Authenticate", auth)
+				}
+			}
+
+			// (c) Another team's admin token: routes that address a resource
+			// of team "default" (a path parameter: its project, role, token,
+			// or the team itself) are 404, never 403, so that other teams'
+			// resources cannot even be told apart from missing ones.
+			// Collection routes without ids act on the caller's own team (they
+			// list or create there), so there is nothing of team "default" to
+			// hide; they are left out.
+			if strings.Contains(r.Path, "{") {
+				if e := requestAs(t, other, r.Method, url, fx.body).apiErr(t, http.StatusNotFound); e.ID == "ROUTE_NOT_FOUND" {
+					t.Errorf("other team's token: the 404 is the router's, not the service's: %v", e)
+				}
+			}
+
+			// (b) The viewer role: 403 unless it holds the permission.
+			perm := access.GetPermission()
+			if perm == "" || slices.Contains(viewerPerms, perm) {
+				if res := requestAs(t, viewer, r.Method, url, fx.body); res.Status != http.StatusOK {
+					t.Errorf("viewer token (holds %q): HTTP %d, want 200: %s", perm, res.Status, res.Raw)
+				} else {
+					fx = prepare(t)
+					url = fx.url(t, base, r)
+				}
+			} else {
+				e := requestAs(t, viewer, r.Method, url, fx.body).apiErr(t, http.StatusForbidden)
+				if !strings.Contains(e.Message, perm) {
+					t.Logf("403 message %q does not name the permission %q", e.Message, perm)
+				}
+			}
+
+			// (d) The admin token: success.
+			requestAs(t, admin, r.Method, url, fx.body).data(t)
+			walked++
+		})
+	}
+	if walked < len(routes) {
+		t.Errorf("walked %d routes to the end, the OpenAPI document lists %d", walked, len(routes))
+	}
+	for id := range cases {
+		if !used[id] {
+			t.Errorf("the OpenAPI document has no route for %s, which the table has a case for: was a route lost?", id)
+		}
+	}
+	t.Logf("walked %d routes", walked)
+}
