@@ -6,12 +6,13 @@ package auth
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/slipwayhq/slipway/pkg/paging"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -23,9 +24,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/slug"
 )
-
-// Paging defaults of the Northflank API.
-const defaultPerPage = 50
 
 // Options configure NewServer; the zero value is ready for production.
 type Options struct {
@@ -115,7 +113,7 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 	if err != nil {
 		return nil, err
 	}
-	page, err := pageOf(req.GetPerPage(), req.GetPage(), req.GetCursor())
+	page, err := paging.Parse(req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
@@ -124,16 +122,14 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 		return nil, err
 	}
 	resp := &authv1.ListApiTokensResponse{
-		Tokens:     make([]*authv1.ApiToken, 0, len(list)),
-		Pagination: &apiv1.Pagination{HasNextPage: more, Count: int32(len(list))},
+		Tokens: make([]*authv1.ApiToken, 0, len(list)),
 	}
+	lastID := ""
 	for _, t := range list {
 		resp.Tokens = append(resp.Tokens, tokenOf(t))
+		lastID = t.ID
 	}
-	if more {
-		cursor := encodeCursor(list[len(list)-1].ID)
-		resp.Pagination.Cursor = &cursor
-	}
+	resp.Pagination = paging.Result(len(list), more, lastID)
 	return resp, nil
 }
 
@@ -500,29 +496,6 @@ func subset(a, b []string) bool {
 	}
 	return true
 }
-
-func pageOf(perPage, page int32, cursor string) (Page, error) {
-	p := Page{Limit: int(perPage)}
-	if p.Limit == 0 {
-		p.Limit = defaultPerPage
-	}
-	if cursor != "" {
-		after, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(after) == 0 {
-			return Page{}, apierr.InvalidField("cursor", "is not a cursor returned by this API")
-		}
-		p.After = string(after)
-		return p, nil
-	}
-	if page > 1 {
-		p.Offset = int(page-1) * p.Limit
-	}
-	return p, nil
-}
-
-// encodeCursor makes the keyset position opaque, so clients don't come to
-// depend on it being an id.
-func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
 
 // timestamp is t on the wire, or nil for "never".
 func timestamp(t time.Time) *timestamppb.Timestamp {

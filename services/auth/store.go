@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/paging"
+
 	"github.com/slipwayhq/slipway/pkg/events"
 )
 
@@ -139,13 +141,8 @@ type Install struct {
 	Token  Token
 }
 
-// Page selects a slice of a list: after a cursor (an id) when After is
-// set, else at an offset.
-type Page struct {
-	After  string
-	Offset int
-	Limit  int
-}
+// Page selects a slice of a list (see pkg/paging).
+type Page = paging.Page
 
 // Store errors. Implementations return them (possibly wrapped) so that the
 // server can map them without knowing the engine.

@@ -4,14 +4,14 @@ package projects
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"time"
+
+	"github.com/slipwayhq/slipway/pkg/paging"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
@@ -24,11 +24,6 @@ import (
 const (
 	eventService  = "projects"
 	eventResource = "project"
-)
-
-// Paging defaults of the Northflank API.
-const (
-	defaultPerPage = 50
 )
 
 type server struct {
@@ -53,26 +48,23 @@ func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsR
 	if err != nil {
 		return nil, err
 	}
-	page, err := pageOf(req.GetPerPage(), req.GetPage(), req.GetCursor())
+	p, err := paging.Parse(req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
-	page.Only = grant.GetProjects()
-	list, more, err := s.store.List(ctx, grant.GetTeamId(), page)
+	list, more, err := s.store.List(ctx, grant.GetTeamId(), Page{Page: p, Only: grant.GetProjects()})
 	if err != nil {
 		return nil, err
 	}
 	resp := &projectsv1.ListProjectsResponse{
-		Projects:   make([]*projectsv1.ProjectSummary, 0, len(list)),
-		Pagination: &apiv1.Pagination{HasNextPage: more, Count: int32(len(list))},
+		Projects: make([]*projectsv1.ProjectSummary, 0, len(list)),
 	}
+	lastID := ""
 	for _, p := range list {
 		resp.Projects = append(resp.Projects, summaryOf(p))
+		lastID = p.ID
 	}
-	if more {
-		cursor := encodeCursor(list[len(list)-1].ID)
-		resp.Pagination.Cursor = &cursor
-	}
+	resp.Pagination = paging.Result(len(list), more, lastID)
 	return resp, nil
 }
 
@@ -286,29 +278,6 @@ func storeErr(err error, id string) error {
 	}
 	return err
 }
-
-func pageOf(perPage, page int32, cursor string) (Page, error) {
-	p := Page{Limit: int(perPage)}
-	if p.Limit == 0 {
-		p.Limit = defaultPerPage
-	}
-	if cursor != "" {
-		after, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(after) == 0 {
-			return Page{}, apierr.InvalidField("cursor", "is not a cursor returned by this API")
-		}
-		p.After = string(after)
-		return p, nil
-	}
-	if page > 1 {
-		p.Offset = int(page-1) * p.Limit
-	}
-	return p, nil
-}
-
-// encodeCursor makes the keyset position opaque, so clients don't come to
-// depend on it being an id.
-func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
 
 func summaryOf(p Project) *projectsv1.ProjectSummary {
 	return &projectsv1.ProjectSummary{

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/paging"
+
 	"github.com/slipwayhq/slipway/pkg/events"
 )
 
@@ -50,9 +52,7 @@ type Resource struct {
 // Page selects a slice of a list: after a cursor (an id) when After is
 // set, else at an offset.
 type Page struct {
-	After  string
-	Offset int
-	Limit  int
+	paging.Page
 	// Only, when not empty, limits the list to these ids (a token's
 	// project restriction).
 	Only []string

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/paging"
+
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/services/projects"
 )
@@ -106,7 +108,7 @@ func testListPages(t *testing.T, s projects.Store, _ func() int) {
 	}
 	// Keyset paging visits every project once, in id order.
 	var seen []string
-	page := projects.Page{Limit: 10}
+	page := projects.Page{Page: paging.Page{Limit: 10}}
 	for round := 0; ; round++ {
 		list, more, err := s.List(ctx, team, page)
 		if err != nil {
@@ -132,14 +134,14 @@ func testListPages(t *testing.T, s projects.Store, _ func() int) {
 		}
 	}
 	// Offset paging.
-	list, more, err := s.List(ctx, team, projects.Page{Offset: 20, Limit: 10})
+	list, more, err := s.List(ctx, team, projects.Page{Page: paging.Page{Offset: 20, Limit: 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != 5 || more || list[0].ID != "p-20" {
 		t.Fatalf("offset page = %d items (first %v), more=%v; want 5 from p-20, no more", len(list), list[0].ID, more)
 	}
-	list, more, err = s.List(ctx, team, projects.Page{Limit: 25})
+	list, more, err = s.List(ctx, team, projects.Page{Page: paging.Page{Limit: 25}})
 	if err != nil || len(list) != 25 || more {
 		t.Fatalf("exact page = %d items, more=%v, err=%v; want 25, false", len(list), more, err)
 	}
@@ -355,11 +357,11 @@ func testTeams(t *testing.T, s projects.Store, _ func() int) {
 	if rs, _ := s.Resources(ctx, team, "other"); len(rs) != 0 {
 		t.Fatalf("a resource reported for another team's project landed here: %+v", rs)
 	}
-	list, _, err := s.List(ctx, "globex", projects.Page{Limit: 10})
+	list, _, err := s.List(ctx, "globex", projects.Page{Page: paging.Page{Limit: 10}})
 	if err != nil || len(list) != 1 || list[0].Description != "theirs" {
 		t.Fatalf("List(globex) = %+v, %v", list, err)
 	}
-	list, _, err = s.List(ctx, team, projects.Page{Limit: 10, Only: []string{"other", "missing"}})
+	list, _, err = s.List(ctx, team, projects.Page{Page: paging.Page{Limit: 10}, Only: []string{"other", "missing"}})
 	if err != nil || len(list) != 1 || list[0].ID != "other" {
 		t.Fatalf("List restricted = %+v, %v", list, err)
 	}
