@@ -401,7 +401,9 @@ func checkAddresses(s *stack) []error {
 		sort.Strings(keys)
 		for _, k := range keys {
 			v, _ := env(svc, k)
-			if !strings.HasPrefix(k, "SLIPWAY_") || v == "" || slices.Contains(listenEnv, k) ||
+			// The public URL is where clients outside the stack reach it,
+			// not an address of a service inside.
+			if !strings.HasPrefix(k, "SLIPWAY_") || v == "" || slices.Contains(listenEnv, k) || k == "SLIPWAY_PUBLIC_URL" ||
 				!(strings.HasSuffix(k, "_URL") || strings.HasSuffix(k, "_ADDR")) {
 				continue
 			}

@@ -252,6 +252,16 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 			id, _ := newToken(t, admin, "viewer", "default")
 			return params("tokenId", id)
 		},
+		"AuthService_ListOAuthClients": none,
+		"AuthService_CreateOAuthClient": func(testing.TB) routeFixture {
+			return routeFixture{body: fmt.Sprintf(`{"name":"authz-client-%d","grantTypes":["client_credentials"],"scopes":["project_read"]}`, next())}
+		},
+		"AuthService_DeleteOAuthClient": func(t testing.TB) routeFixture {
+			c := callJSON(t, "POST", base+"/v1/oauth-clients",
+				fmt.Sprintf(`{"name":"authz-client-%d","grantTypes":["client_credentials"],"scopes":["project_read"]}`, next())).data(t)
+			id, _ := c["id"].(string)
+			return params("clientId", id)
+		},
 		"AuthService_ListTeams": none,
 		"AuthService_CreateTeam": func(testing.TB) routeFixture {
 			return routeFixture{body: fmt.Sprintf(`{"name":"Authz Team %d"}`, next())}

@@ -64,7 +64,9 @@ func writeError(w http.ResponseWriter, status int, id, message string, details a
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: id, Details: details}})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages quote permissions like "Project > Jobs"
+	_ = enc.Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: id, Details: details}})
 }
 
 // queryParseError recognises grpc-gateway's message for a query or path

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -59,6 +60,9 @@ type Options struct {
 	Quota quota.Limiter
 	// Plans gives each team plan its hourly limit.
 	Plans quota.Plans
+	// OAuth serves /oauth2/... and the RFC 8414 metadata (the OAuth2
+	// server, or a proxy to the auth service running it); nil: not served.
+	OAuth http.Handler
 }
 
 // Gateway is the public HTTP handler.
@@ -135,8 +139,23 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if g.routes, err = newRouteTable(extra); err != nil {
 		return nil, err
 	}
-	g.handler = g.instrument(negotiate(g.guard(limitBody(mux))))
+	var router http.Handler = mux
+	if opts.OAuth != nil {
+		router = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if isOAuthPath(r.URL.Path) {
+				opts.OAuth.ServeHTTP(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
+	g.handler = g.instrument(negotiate(g.guard(limitBody(router))))
 	return g, nil
+}
+
+// isOAuthPath reports whether the OAuth2 server answers path.
+func isOAuthPath(path string) bool {
+	return strings.HasPrefix(path, "/oauth2/") || path == "/.well-known/oauth-authorization-server"
 }
 
 // ServeHTTP implements http.Handler.

@@ -29,6 +29,9 @@ type config struct {
 	ProjectsDatabaseURL string
 	ProjectsAddr        string
 	InternalKey         string
+	PublicURL           string
+	OAuthSecret         string
+	AuthURL             string
 	BootstrapToken      string
 	RateLimitPerHour    string
 	RateLimitPlans      string
@@ -55,6 +58,9 @@ var settings = []setting{
 	{"projects-database-url", "SLIPWAY_PROJECTS_DATABASE_URL", "", "projects database: postgres://... (empty: SQLite in the data directory)", func(c *config) *string { return &c.ProjectsDatabaseURL }},
 	{"projects-addr", "SLIPWAY_PROJECTS_ADDR", "", "gRPC address of the projects service for a gateway running apart (empty: this process)", func(c *config) *string { return &c.ProjectsAddr }},
 	{"internal-key", "SLIPWAY_INTERNAL_KEY", "", "shared secret services prove internal calls with; required when components run apart (empty with --target=all: random per start)", func(c *config) *string { return &c.InternalKey }},
+	{"public-url", "SLIPWAY_PUBLIC_URL", "", "public base URL of the API, the OAuth2 issuer (empty: http://<http-addr>)", func(c *config) *string { return &c.PublicURL }},
+	{"oauth-secret", "SLIPWAY_OAUTH_SECRET", "", "key (at least 32 characters) of the OAuth2 server's codes, cookies and CSRF tokens; the same on every auth replica (empty: generated once into the data directory)", func(c *config) *string { return &c.OAuthSecret }},
+	{"auth-url", "SLIPWAY_AUTH_URL", "", "HTTP base URL of the auth service, to which a gateway running apart forwards /oauth2/ (empty: this process)", func(c *config) *string { return &c.AuthURL }},
 	{"bootstrap-token", "SLIPWAY_BOOTSTRAP_TOKEN", "", "first admin token of an empty install (at least 32 characters; empty: one is generated and printed once)", func(c *config) *string { return &c.BootstrapToken }},
 	{"rate-limit-per-hour", "SLIPWAY_RATE_LIMIT_PER_HOUR", "1000", "requests per hour per team (or user, for personal tokens) unless its plan says otherwise", func(c *config) *string { return &c.RateLimitPerHour }},
 	{"rate-limit-plans", "SLIPWAY_RATE_LIMIT_PLANS", "", "hourly limits per team plan, e.g. free=100,pro=1000,enterprise=50000", func(c *config) *string { return &c.RateLimitPlans }},
@@ -93,6 +99,9 @@ func parseConfig(cmd string, args []string) (config, error) {
 	}
 	if _, err := c.plans(); err != nil {
 		return c, err
+	}
+	if c.OAuthSecret != "" && len(c.OAuthSecret) < 32 {
+		return c, fmt.Errorf("--oauth-secret (SLIPWAY_OAUTH_SECRET) must have at least 32 characters")
 	}
 	if c.Target != "all" && cmd == "serve" && len(c.InternalKey) < 32 {
 		return c, fmt.Errorf("--internal-key (SLIPWAY_INTERNAL_KEY) of at least 32 characters is required when components run apart")

@@ -8,6 +8,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
+	"github.com/slipwayhq/slipway/services/auth/oauth"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
 
@@ -21,7 +22,7 @@ func migrate(ctx context.Context, cfg config) error {
 		sets []sqldb.Migrations
 	}
 	services := []service{
-		{"auth", cfg.authDatabase(), []sqldb.Migrations{authmigrations.Set, events.Migrations}},
+		{"auth", cfg.authDatabase(), []sqldb.Migrations{authmigrations.Set, events.Migrations, oauth.Migrations}},
 		{"projects", cfg.projectsDatabase(), []sqldb.Migrations{migrations.Set, events.Migrations}},
 	}
 	for _, s := range services {

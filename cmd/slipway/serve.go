@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -36,6 +39,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/auth"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
+	"github.com/slipwayhq/slipway/services/auth/oauth"
 	"github.com/slipwayhq/slipway/services/projects"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
@@ -48,6 +52,10 @@ type process struct {
 	registry *prometheus.Registry
 	health   *health.Server
 	closers  []func()
+	// publicURL is where clients reach the API (the OAuth2 issuer).
+	publicURL string
+	// oauth serves the OAuth2 endpoints when auth runs in this process.
+	oauth http.Handler
 }
 
 func (p *process) onClose(f func()) { p.closers = append(p.closers, f) }
@@ -76,8 +84,17 @@ func serve(ctx context.Context, cfg config) error {
 		return fmt.Errorf("events stream: %w", err)
 	}
 
-	// Listen first: components in one process reach each other through this
-	// address, exactly as they would across processes.
+	// Listen first: the HTTP address is the default public URL (the OAuth2
+	// issuer), and components in one process reach each other through the
+	// gRPC address exactly as they would across processes.
+	lis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	p.publicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if p.publicURL == "" {
+		p.publicURL = "http://" + lis.Addr().String()
+	}
 	var grpcLis net.Listener
 	if cfg.Target != "gateway" {
 		if grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -151,10 +168,18 @@ func serve(ctx context.Context, cfg config) error {
 			return err
 		}
 		plans, _ := cfg.plans() // validated by parseConfig
+		oauthHandler := p.oauth
+		if oauthHandler == nil && cfg.AuthURL != "" {
+			target, err := url.Parse(cfg.AuthURL)
+			if err != nil {
+				return fmt.Errorf("auth URL: %w", err)
+			}
+			oauthHandler = httputil.NewSingleHostReverseProxy(target)
+		}
 		gw, err := gateway.New(ctx, gateway.Options{
 			Logger: p.log, Registerer: p.registry, Gatherer: p.registry, Version: version,
 			Backends: gateway.Backends{Projects: projectsConn, Auth: authConn},
-			Auth:     authorizer, Quota: limiter, Plans: plans,
+			Auth:     authorizer, Quota: limiter, Plans: plans, OAuth: oauthHandler,
 		})
 		if err != nil {
 			return err
@@ -164,10 +189,6 @@ func serve(ctx context.Context, cfg config) error {
 		handler = p.serviceHTTP()
 	}
 
-	lis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP listener: %w", err)
-	}
 	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error {
 		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
@@ -227,7 +248,7 @@ func (p *process) startAuth(ctx context.Context, g *errgroup.Group, srv *grpc.Se
 	}
 	p.onClose(func() { _ = db.Close() })
 	if p.cfg.Target == "all" {
-		if err := db.Migrate(ctx, authmigrations.Set, events.Migrations); err != nil {
+		if err := db.Migrate(ctx, authmigrations.Set, events.Migrations, oauth.Migrations); err != nil {
 			return err
 		}
 	}
@@ -246,9 +267,53 @@ func (p *process) startAuth(ctx context.Context, g *errgroup.Group, srv *grpc.Se
 	case boot.Created:
 		p.log.Info("first start: created the admin user and team with the preset bootstrap token")
 	}
-	authv1.RegisterAuthServiceServer(srv, auth.NewServer(store))
+	key, err := p.oauthKey()
+	if err != nil {
+		return err
+	}
+	provider, err := auth.NewOAuthProvider(db, store, p.publicURL, key)
+	if err != nil {
+		return fmt.Errorf("OAuth2 server: %w", err)
+	}
+	p.oauth = provider.Handler()
+	g.Go(func() error { return sweepOAuth(ctx, provider, p.log) })
+	authv1.RegisterAuthServiceServer(srv, auth.NewServer(store, auth.Options{OAuth: provider, Logger: p.log}))
 	p.health.Add(authv1.AuthService_ServiceDesc.ServiceName, "auth-database", db.PingContext)
 	return nil
+}
+
+// oauthKey is the OAuth2 server's key: configured, or generated once into
+// the data directory so that codes and sign-in cookies survive restarts.
+func (p *process) oauthKey() ([]byte, error) {
+	if p.cfg.OAuthSecret != "" {
+		return []byte(p.cfg.OAuthSecret), nil
+	}
+	path := filepath.Join(p.cfg.DataDir, "oauth.key")
+	if key, err := os.ReadFile(path); err == nil && len(key) >= 32 {
+		return key, nil
+	}
+	key := []byte(randomKey())
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("OAuth2 key: %w", err)
+	}
+	return key, nil
+}
+
+// sweepOAuth deletes expired OAuth codes and tokens hourly; the OAuth
+// library never deletes on its own.
+func sweepOAuth(ctx context.Context, provider *oauth.Provider, log *slog.Logger) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := provider.Store().DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("deleting expired OAuth tokens", "error", err)
+			}
+		}
+	}
 }
 
 // startProjects opens the projects database and registers the service,
@@ -326,6 +391,10 @@ func (p *process) serviceHTTP() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body + "\n"))
+	}
+	if p.oauth != nil { // an auth target serves the OAuth2 pages and endpoints
+		mux.Handle("/oauth2/", p.oauth)
+		mux.Handle("/.well-known/oauth-authorization-server", p.oauth)
 	}
 	mux.HandleFunc("GET /health", ready)
 	mux.HandleFunc("GET /health/ready", ready)

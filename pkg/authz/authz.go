@@ -109,7 +109,7 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string, req any) 
 		return ctx, apierr.NotFound("team", team)
 	}
 	if perm := access.GetPermission(); perm != "" && !slices.Contains(grant.GetPermissions(), perm) {
-		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED", Message: "your role does not grant " + perm}
+		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED", Message: "these credentials do not grant " + perm}
 	}
 	if project := stringField(req, "project_id"); project != "" && !ProjectAllowed(grant, project) {
 		return ctx, apierr.NotFound("project", project)
@@ -176,6 +176,12 @@ func (a *Authorizer) resolve(ctx context.Context, header string, fresh bool) (*a
 		return nil, false, err
 	}
 	p := resp.GetPrincipal()
+	if p.GetKind() == "oauth" {
+		// OAuth tokens are revoked inside the OAuth server (/oauth2/revoke,
+		// refresh-token reuse), not through the event stream, so they are
+		// resolved on every call to make revocation immediate.
+		return p, false, nil
+	}
 	until := now.Add(CacheTTL)
 	if exp := p.GetExpiresAt(); exp != nil && exp.AsTime().Before(until) {
 		until = exp.AsTime()

@@ -83,13 +83,13 @@ func Builtin() []Role {
 		if isRead(p) {
 			viewer = append(viewer, p)
 		}
-		if IsProjectScope(p) || isRead(p) || strings.HasPrefix(p, "Account > ApiTokens > ") {
+		if IsProjectScope(p) || isRead(p) || strings.HasPrefix(p, "Account > ApiTokens > ") || strings.HasPrefix(p, "Account > OAuthClients > ") {
 			developer = append(developer, p)
 		}
 	}
 	return []Role{
 		{ID: "admin", Name: "Admin", Description: "Everything, including members, roles and tokens.", Permissions: All()},
-		{ID: "developer", Name: "Developer", Description: "Everything within projects, reads elsewhere, own API tokens.", Permissions: developer},
+		{ID: "developer", Name: "Developer", Description: "Everything within projects, reads elsewhere, API tokens and OAuth clients.", Permissions: developer},
 		{ID: "viewer", Name: "Viewer", Description: "Read-only access.", Permissions: viewer},
 	}
 }

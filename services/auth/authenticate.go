@@ -53,6 +53,9 @@ func (s *server) Authenticate(ctx context.Context, req *authv1.AuthenticateReque
 }
 
 func (s *server) authenticate(ctx context.Context, header string) (*authv1.Principal, error) {
+	if token, ok := isOAuthAccessToken(header); ok {
+		return s.oauthPrincipal(ctx, token)
+	}
 	tok, err := s.lookup(ctx, header)
 	if err != nil {
 		return nil, err

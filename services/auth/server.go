@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/slipwayhq/slipway/services/auth/oauth"
+
 	"github.com/slipwayhq/slipway/pkg/paging"
 
 	"google.golang.org/grpc/codes"
@@ -33,10 +35,14 @@ type Options struct {
 	// Logger receives failures that must not fail a request (recording a
 	// token's last use); nil discards them.
 	Logger *slog.Logger
+	// OAuth is the authorization server whose access tokens Authenticate
+	// resolves and whose clients the API registers; nil disables both.
+	OAuth *oauth.Provider
 }
 
 type server struct {
 	authv1.UnimplementedAuthServiceServer
+	oauth *oauth.Provider
 	store Store
 	now   func() time.Time
 	log   *slog.Logger
@@ -51,7 +57,7 @@ func NewServer(store Store, opts ...Options) authv1.AuthServiceServer {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	s := &server{store: store, now: o.Now, log: o.Logger}
+	s := &server{store: store, now: o.Now, log: o.Logger, oauth: o.OAuth}
 	if s.now == nil {
 		s.now = now
 	}
@@ -189,7 +195,7 @@ func (s *server) CreateApiToken(ctx context.Context, req *authv1.CreateApiTokenR
 		return nil, err
 	}
 	out := tokenOf(tok)
-	out.Token = sec
+	out.Token = &sec
 	return &authv1.CreateApiTokenResponse{Token: out}, nil
 }
 

@@ -71,6 +71,7 @@ func NewStore(db *sqldb.DB) *Store {
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 type txKey struct{}
@@ -150,6 +151,38 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		return fmt.Errorf("oauth: client %q: %w", c.ID, ErrClientExists)
 	}
 	return err
+}
+
+// ListClients returns a team's clients, ordered by id. Teams hold a
+// handful of clients, so each is read with getClient rather than a second
+// scanning path.
+func (s *Store) ListClients(ctx context.Context, teamID string) ([]*Client, error) {
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT id FROM oauth_clients WHERE team_id = $1 ORDER BY id`, teamID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]*Client, 0, len(ids))
+	for _, id := range ids {
+		c, err := s.getClient(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // DeleteClient removes a client and every token issued to it.

@@ -516,7 +516,7 @@ type ApiToken struct {
 	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
 	// The secret: set only in the response that creates the token. For a
 	// credential it is the HTTP Basic password that goes with the key id.
-	Token         string `protobuf:"bytes,13,opt,name=token,proto3" json:"token,omitempty"`
+	Token         *string `protobuf:"bytes,13,opt,name=token,proto3,oneof" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -636,8 +636,8 @@ func (x *ApiToken) GetRevokedAt() *timestamppb.Timestamp {
 }
 
 func (x *ApiToken) GetToken() string {
-	if x != nil {
-		return x.Token
+	if x != nil && x.Token != nil {
+		return *x.Token
 	}
 	return ""
 }
@@ -2332,6 +2332,455 @@ func (*DeleteTeamRoleResponse) Descriptor() ([]byte, []int) {
 	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{37}
 }
 
+// OAuthClient is a registered OAuth client.
+type OAuthClient struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Client id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Display name, shown on the consent page.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Public clients (browser, native, CLI) have no secret and must use PKCE.
+	Public bool `protobuf:"varint,3,opt,name=public,proto3" json:"public,omitempty"`
+	// Redirect URIs, matched exactly.
+	RedirectUris []string `protobuf:"bytes,4,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	// Grants: authorization_code, client_credentials, refresh_token, password.
+	GrantTypes []string `protobuf:"bytes,5,rep,name=grant_types,json=grantTypes,proto3" json:"grant_types,omitempty"`
+	// The most any of its tokens can carry (project_read, project_write, ...).
+	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Whether the resource-owner password grant is allowed.
+	AllowPasswordGrant bool `protobuf:"varint,7,opt,name=allow_password_grant,json=allowPasswordGrant,proto3" json:"allow_password_grant,omitempty"`
+	// Team its tokens act on.
+	TeamId string `protobuf:"bytes,8,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// User who registered it; client-credentials tokens act within this
+	// user's role.
+	OwnerId string `protobuf:"bytes,9,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// Creation time.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The secret of a confidential client: only in the creating response.
+	Secret        *string `protobuf:"bytes,11,opt,name=secret,proto3,oneof" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OAuthClient) Reset() {
+	*x = OAuthClient{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OAuthClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OAuthClient) ProtoMessage() {}
+
+func (x *OAuthClient) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OAuthClient.ProtoReflect.Descriptor instead.
+func (*OAuthClient) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *OAuthClient) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OAuthClient) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OAuthClient) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *OAuthClient) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *OAuthClient) GetGrantTypes() []string {
+	if x != nil {
+		return x.GrantTypes
+	}
+	return nil
+}
+
+func (x *OAuthClient) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *OAuthClient) GetAllowPasswordGrant() bool {
+	if x != nil {
+		return x.AllowPasswordGrant
+	}
+	return false
+}
+
+func (x *OAuthClient) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *OAuthClient) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *OAuthClient) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *OAuthClient) GetSecret() string {
+	if x != nil && x.Secret != nil {
+		return *x.Secret
+	}
+	return ""
+}
+
+// ListOAuthClientsRequest has no parameters.
+type ListOAuthClientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOAuthClientsRequest) Reset() {
+	*x = ListOAuthClientsRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOAuthClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOAuthClientsRequest) ProtoMessage() {}
+
+func (x *ListOAuthClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOAuthClientsRequest.ProtoReflect.Descriptor instead.
+func (*ListOAuthClientsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{39}
+}
+
+// ListOAuthClientsResponse lists clients.
+type ListOAuthClientsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The clients.
+	Clients []*OAuthClient `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	// Where this page sits.
+	Pagination    *v1.Pagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOAuthClientsResponse) Reset() {
+	*x = ListOAuthClientsResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOAuthClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOAuthClientsResponse) ProtoMessage() {}
+
+func (x *ListOAuthClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOAuthClientsResponse.ProtoReflect.Descriptor instead.
+func (*ListOAuthClientsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListOAuthClientsResponse) GetClients() []*OAuthClient {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *ListOAuthClientsResponse) GetPagination() *v1.Pagination {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// CreateOAuthClientRequest describes a client.
+type CreateOAuthClientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Display name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether it is a public client.
+	Public bool `protobuf:"varint,2,opt,name=public,proto3" json:"public,omitempty"`
+	// Redirect URIs.
+	RedirectUris []string `protobuf:"bytes,3,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	// Grants.
+	GrantTypes []string `protobuf:"bytes,4,rep,name=grant_types,json=grantTypes,proto3" json:"grant_types,omitempty"`
+	// Scopes.
+	Scopes []string `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Allow the password grant (off by default).
+	AllowPasswordGrant bool `protobuf:"varint,6,opt,name=allow_password_grant,json=allowPasswordGrant,proto3" json:"allow_password_grant,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CreateOAuthClientRequest) Reset() {
+	*x = CreateOAuthClientRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOAuthClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOAuthClientRequest) ProtoMessage() {}
+
+func (x *CreateOAuthClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOAuthClientRequest.ProtoReflect.Descriptor instead.
+func (*CreateOAuthClientRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateOAuthClientRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateOAuthClientRequest) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *CreateOAuthClientRequest) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *CreateOAuthClientRequest) GetGrantTypes() []string {
+	if x != nil {
+		return x.GrantTypes
+	}
+	return nil
+}
+
+func (x *CreateOAuthClientRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CreateOAuthClientRequest) GetAllowPasswordGrant() bool {
+	if x != nil {
+		return x.AllowPasswordGrant
+	}
+	return false
+}
+
+// CreateOAuthClientResponse is the client, with its secret once.
+type CreateOAuthClientResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The client.
+	Client        *OAuthClient `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOAuthClientResponse) Reset() {
+	*x = CreateOAuthClientResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOAuthClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOAuthClientResponse) ProtoMessage() {}
+
+func (x *CreateOAuthClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOAuthClientResponse.ProtoReflect.Descriptor instead.
+func (*CreateOAuthClientResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *CreateOAuthClientResponse) GetClient() *OAuthClient {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+// DeleteOAuthClientRequest names a client.
+type DeleteOAuthClientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Client id.
+	ClientId      string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOAuthClientRequest) Reset() {
+	*x = DeleteOAuthClientRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOAuthClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOAuthClientRequest) ProtoMessage() {}
+
+func (x *DeleteOAuthClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOAuthClientRequest.ProtoReflect.Descriptor instead.
+func (*DeleteOAuthClientRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DeleteOAuthClientRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// DeleteOAuthClientResponse is empty.
+type DeleteOAuthClientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOAuthClientResponse) Reset() {
+	*x = DeleteOAuthClientResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOAuthClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOAuthClientResponse) ProtoMessage() {}
+
+func (x *DeleteOAuthClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOAuthClientResponse.ProtoReflect.Descriptor instead.
+func (*DeleteOAuthClientResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{44}
+}
+
 var File_slipway_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_slipway_auth_v1_auth_proto_rawDesc = "" +
@@ -2368,7 +2817,7 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\vpermissions\x18\x06 \x03(\tR\vpermissions\x12\x1a\n" +
 	"\bprojects\x18\a \x03(\tR\bprojects\x129\n" +
 	"\n" +
-	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc6\x03\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xd5\x03\n" +
 	"\bApiToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -2386,8 +2835,9 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\flast_used_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastUsedAt\x129\n" +
 	"\n" +
-	"revoked_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x14\n" +
-	"\x05token\x18\r \x01(\tR\x05token\"{\n" +
+	"revoked_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x19\n" +
+	"\x05token\x18\r \x01(\tH\x00R\x05token\x88\x01\x01B\b\n" +
+	"\x06_token\"{\n" +
 	"\x14ListApiTokensRequest\x12$\n" +
 	"\bper_page\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
 	"\x04page\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
@@ -2497,7 +2947,45 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x15DeleteTeamRoleRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
 	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\"\x18\n" +
-	"\x16DeleteTeamRoleResponse2\xf4\x11\n" +
+	"\x16DeleteTeamRoleResponse\"\xf0\x02\n" +
+	"\vOAuthClient\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06public\x18\x03 \x01(\bR\x06public\x12#\n" +
+	"\rredirect_uris\x18\x04 \x03(\tR\fredirectUris\x12\x1f\n" +
+	"\vgrant_types\x18\x05 \x03(\tR\n" +
+	"grantTypes\x12\x16\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x120\n" +
+	"\x14allow_password_grant\x18\a \x01(\bR\x12allowPasswordGrant\x12\x17\n" +
+	"\ateam_id\x18\b \x01(\tR\x06teamId\x12\x19\n" +
+	"\bowner_id\x18\t \x01(\tR\aownerId\x129\n" +
+	"\n" +
+	"created_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1b\n" +
+	"\x06secret\x18\v \x01(\tH\x00R\x06secret\x88\x01\x01B\t\n" +
+	"\a_secret\"\x19\n" +
+	"\x17ListOAuthClientsRequest\"\x8e\x01\n" +
+	"\x18ListOAuthClientsResponse\x126\n" +
+	"\aclients\x18\x01 \x03(\v2\x1c.slipway.auth.v1.OAuthClientR\aclients\x12:\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
+	"pagination\"\x8c\x02\n" +
+	"\x18CreateOAuthClientRequest\x12\x1d\n" +
+	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18@R\x04name\x12\x16\n" +
+	"\x06public\x18\x02 \x01(\bR\x06public\x126\n" +
+	"\rredirect_uris\x18\x03 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10\x14\"\ar\x05\x10\x01\x18\x80\x10R\fredirectUris\x12+\n" +
+	"\vgrant_types\x18\x04 \x03(\tB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10\x04R\n" +
+	"grantTypes\x12\"\n" +
+	"\x06scopes\x18\x05 \x03(\tB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x06scopes\x120\n" +
+	"\x14allow_password_grant\x18\x06 \x01(\bR\x12allowPasswordGrant\"Q\n" +
+	"\x19CreateOAuthClientResponse\x124\n" +
+	"\x06client\x18\x01 \x01(\v2\x1c.slipway.auth.v1.OAuthClientR\x06client\"C\n" +
+	"\x18DeleteOAuthClientRequest\x12'\n" +
+	"\tclient_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bclientId\"\x1b\n" +
+	"\x19DeleteOAuthClientResponse2\xb1\x16\n" +
 	"\vAuthService\x12c\n" +
 	"\fAuthenticate\x12$.slipway.auth.v1.AuthenticateRequest\x1a%.slipway.auth.v1.AuthenticateResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12j\n" +
 	"\aGetAuth\x12\x1f.slipway.auth.v1.GetAuthRequest\x1a .slipway.auth.v1.GetAuthResponse\"\x1c\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x10b\x04auth\x12\b/v1/auth\x12\xa2\x01\n" +
@@ -2508,7 +2996,13 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\vGetApiToken\x12#.slipway.auth.v1.GetApiTokenRequest\x1a$.slipway.auth.v1.GetApiTokenResponse\"T\xa2\xbb\x18(\n" +
 	"$Account > ApiTokens > General > Read\x10\x01\x82\xd3\xe4\x93\x02\"b\x05token\x12\x19/v1/api-tokens/{token_id}\x12\xb2\x01\n" +
 	"\x0eRevokeApiToken\x12&.slipway.auth.v1.RevokeApiTokenRequest\x1a'.slipway.auth.v1.RevokeApiTokenResponse\"O\xa2\xbb\x18*\n" +
-	"&Account > ApiTokens > General > Delete\x10\x01\x82\xd3\xe4\x93\x02\x1b*\x19/v1/api-tokens/{token_id}\x12\x91\x01\n" +
+	"&Account > ApiTokens > General > Delete\x10\x01\x82\xd3\xe4\x93\x02\x1b*\x19/v1/api-tokens/{token_id}\x12\xb1\x01\n" +
+	"\x10ListOAuthClients\x12(.slipway.auth.v1.ListOAuthClientsRequest\x1a).slipway.auth.v1.ListOAuthClientsResponse\"H\xa2\xbb\x18+\n" +
+	"'Account > OAuthClients > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/oauth-clients\x12\xc1\x01\n" +
+	"\x11CreateOAuthClient\x12).slipway.auth.v1.CreateOAuthClientRequest\x1a*.slipway.auth.v1.CreateOAuthClientResponse\"U\xa2\xbb\x18-\n" +
+	")Account > OAuthClients > General > Create\x10\x01\x82\xd3\xe4\x93\x02\x1e:\x01*b\x06client\"\x11/v1/oauth-clients\x12\xc2\x01\n" +
+	"\x11DeleteOAuthClient\x12).slipway.auth.v1.DeleteOAuthClientRequest\x1a*.slipway.auth.v1.DeleteOAuthClientResponse\"V\xa2\xbb\x18-\n" +
+	")Account > OAuthClients > General > Delete\x10\x01\x82\xd3\xe4\x93\x02\x1f*\x1d/v1/oauth-clients/{client_id}\x12\x91\x01\n" +
 	"\tListTeams\x12!.slipway.auth.v1.ListTeamsRequest\x1a\".slipway.auth.v1.ListTeamsResponse\"=\xa2\xbb\x18(\n" +
 	"$Organisation > Team > General > Read\x10\x01\x82\xd3\xe4\x93\x02\v\x12\t/v1/teams\x12\x9f\x01\n" +
 	"\n" +
@@ -2539,115 +3033,132 @@ func file_slipway_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_slipway_auth_v1_auth_proto_rawDescData
 }
 
-var file_slipway_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_slipway_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_slipway_auth_v1_auth_proto_goTypes = []any{
-	(*AuthenticateRequest)(nil),     // 0: slipway.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),    // 1: slipway.auth.v1.AuthenticateResponse
-	(*Principal)(nil),               // 2: slipway.auth.v1.Principal
-	(*TeamGrant)(nil),               // 3: slipway.auth.v1.TeamGrant
-	(*GetAuthRequest)(nil),          // 4: slipway.auth.v1.GetAuthRequest
-	(*GetAuthResponse)(nil),         // 5: slipway.auth.v1.GetAuthResponse
-	(*AuthInfo)(nil),                // 6: slipway.auth.v1.AuthInfo
-	(*ApiToken)(nil),                // 7: slipway.auth.v1.ApiToken
-	(*ListApiTokensRequest)(nil),    // 8: slipway.auth.v1.ListApiTokensRequest
-	(*ListApiTokensResponse)(nil),   // 9: slipway.auth.v1.ListApiTokensResponse
-	(*CreateApiTokenRequest)(nil),   // 10: slipway.auth.v1.CreateApiTokenRequest
-	(*CreateApiTokenResponse)(nil),  // 11: slipway.auth.v1.CreateApiTokenResponse
-	(*GetApiTokenRequest)(nil),      // 12: slipway.auth.v1.GetApiTokenRequest
-	(*GetApiTokenResponse)(nil),     // 13: slipway.auth.v1.GetApiTokenResponse
-	(*RevokeApiTokenRequest)(nil),   // 14: slipway.auth.v1.RevokeApiTokenRequest
-	(*RevokeApiTokenResponse)(nil),  // 15: slipway.auth.v1.RevokeApiTokenResponse
-	(*Team)(nil),                    // 16: slipway.auth.v1.Team
-	(*ListTeamsRequest)(nil),        // 17: slipway.auth.v1.ListTeamsRequest
-	(*ListTeamsResponse)(nil),       // 18: slipway.auth.v1.ListTeamsResponse
-	(*CreateTeamRequest)(nil),       // 19: slipway.auth.v1.CreateTeamRequest
-	(*CreateTeamResponse)(nil),      // 20: slipway.auth.v1.CreateTeamResponse
-	(*GetTeamRequest)(nil),          // 21: slipway.auth.v1.GetTeamRequest
-	(*GetTeamResponse)(nil),         // 22: slipway.auth.v1.GetTeamResponse
-	(*TeamMember)(nil),              // 23: slipway.auth.v1.TeamMember
-	(*MemberEmail)(nil),             // 24: slipway.auth.v1.MemberEmail
-	(*ListTeamMembersRequest)(nil),  // 25: slipway.auth.v1.ListTeamMembersRequest
-	(*ListTeamMembersResponse)(nil), // 26: slipway.auth.v1.ListTeamMembersResponse
-	(*Role)(nil),                    // 27: slipway.auth.v1.Role
-	(*RolePermissions)(nil),         // 28: slipway.auth.v1.RolePermissions
-	(*RoleRestrictions)(nil),        // 29: slipway.auth.v1.RoleRestrictions
-	(*ListTeamRolesRequest)(nil),    // 30: slipway.auth.v1.ListTeamRolesRequest
-	(*ListTeamRolesResponse)(nil),   // 31: slipway.auth.v1.ListTeamRolesResponse
-	(*CreateTeamRoleRequest)(nil),   // 32: slipway.auth.v1.CreateTeamRoleRequest
-	(*CreateTeamRoleResponse)(nil),  // 33: slipway.auth.v1.CreateTeamRoleResponse
-	(*GetTeamRoleRequest)(nil),      // 34: slipway.auth.v1.GetTeamRoleRequest
-	(*GetTeamRoleResponse)(nil),     // 35: slipway.auth.v1.GetTeamRoleResponse
-	(*DeleteTeamRoleRequest)(nil),   // 36: slipway.auth.v1.DeleteTeamRoleRequest
-	(*DeleteTeamRoleResponse)(nil),  // 37: slipway.auth.v1.DeleteTeamRoleResponse
-	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
-	(*v1.Pagination)(nil),           // 39: slipway.api.v1.Pagination
+	(*AuthenticateRequest)(nil),       // 0: slipway.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),      // 1: slipway.auth.v1.AuthenticateResponse
+	(*Principal)(nil),                 // 2: slipway.auth.v1.Principal
+	(*TeamGrant)(nil),                 // 3: slipway.auth.v1.TeamGrant
+	(*GetAuthRequest)(nil),            // 4: slipway.auth.v1.GetAuthRequest
+	(*GetAuthResponse)(nil),           // 5: slipway.auth.v1.GetAuthResponse
+	(*AuthInfo)(nil),                  // 6: slipway.auth.v1.AuthInfo
+	(*ApiToken)(nil),                  // 7: slipway.auth.v1.ApiToken
+	(*ListApiTokensRequest)(nil),      // 8: slipway.auth.v1.ListApiTokensRequest
+	(*ListApiTokensResponse)(nil),     // 9: slipway.auth.v1.ListApiTokensResponse
+	(*CreateApiTokenRequest)(nil),     // 10: slipway.auth.v1.CreateApiTokenRequest
+	(*CreateApiTokenResponse)(nil),    // 11: slipway.auth.v1.CreateApiTokenResponse
+	(*GetApiTokenRequest)(nil),        // 12: slipway.auth.v1.GetApiTokenRequest
+	(*GetApiTokenResponse)(nil),       // 13: slipway.auth.v1.GetApiTokenResponse
+	(*RevokeApiTokenRequest)(nil),     // 14: slipway.auth.v1.RevokeApiTokenRequest
+	(*RevokeApiTokenResponse)(nil),    // 15: slipway.auth.v1.RevokeApiTokenResponse
+	(*Team)(nil),                      // 16: slipway.auth.v1.Team
+	(*ListTeamsRequest)(nil),          // 17: slipway.auth.v1.ListTeamsRequest
+	(*ListTeamsResponse)(nil),         // 18: slipway.auth.v1.ListTeamsResponse
+	(*CreateTeamRequest)(nil),         // 19: slipway.auth.v1.CreateTeamRequest
+	(*CreateTeamResponse)(nil),        // 20: slipway.auth.v1.CreateTeamResponse
+	(*GetTeamRequest)(nil),            // 21: slipway.auth.v1.GetTeamRequest
+	(*GetTeamResponse)(nil),           // 22: slipway.auth.v1.GetTeamResponse
+	(*TeamMember)(nil),                // 23: slipway.auth.v1.TeamMember
+	(*MemberEmail)(nil),               // 24: slipway.auth.v1.MemberEmail
+	(*ListTeamMembersRequest)(nil),    // 25: slipway.auth.v1.ListTeamMembersRequest
+	(*ListTeamMembersResponse)(nil),   // 26: slipway.auth.v1.ListTeamMembersResponse
+	(*Role)(nil),                      // 27: slipway.auth.v1.Role
+	(*RolePermissions)(nil),           // 28: slipway.auth.v1.RolePermissions
+	(*RoleRestrictions)(nil),          // 29: slipway.auth.v1.RoleRestrictions
+	(*ListTeamRolesRequest)(nil),      // 30: slipway.auth.v1.ListTeamRolesRequest
+	(*ListTeamRolesResponse)(nil),     // 31: slipway.auth.v1.ListTeamRolesResponse
+	(*CreateTeamRoleRequest)(nil),     // 32: slipway.auth.v1.CreateTeamRoleRequest
+	(*CreateTeamRoleResponse)(nil),    // 33: slipway.auth.v1.CreateTeamRoleResponse
+	(*GetTeamRoleRequest)(nil),        // 34: slipway.auth.v1.GetTeamRoleRequest
+	(*GetTeamRoleResponse)(nil),       // 35: slipway.auth.v1.GetTeamRoleResponse
+	(*DeleteTeamRoleRequest)(nil),     // 36: slipway.auth.v1.DeleteTeamRoleRequest
+	(*DeleteTeamRoleResponse)(nil),    // 37: slipway.auth.v1.DeleteTeamRoleResponse
+	(*OAuthClient)(nil),               // 38: slipway.auth.v1.OAuthClient
+	(*ListOAuthClientsRequest)(nil),   // 39: slipway.auth.v1.ListOAuthClientsRequest
+	(*ListOAuthClientsResponse)(nil),  // 40: slipway.auth.v1.ListOAuthClientsResponse
+	(*CreateOAuthClientRequest)(nil),  // 41: slipway.auth.v1.CreateOAuthClientRequest
+	(*CreateOAuthClientResponse)(nil), // 42: slipway.auth.v1.CreateOAuthClientResponse
+	(*DeleteOAuthClientRequest)(nil),  // 43: slipway.auth.v1.DeleteOAuthClientRequest
+	(*DeleteOAuthClientResponse)(nil), // 44: slipway.auth.v1.DeleteOAuthClientResponse
+	(*timestamppb.Timestamp)(nil),     // 45: google.protobuf.Timestamp
+	(*v1.Pagination)(nil),             // 46: slipway.api.v1.Pagination
 }
 var file_slipway_auth_v1_auth_proto_depIdxs = []int32{
 	2,  // 0: slipway.auth.v1.AuthenticateResponse.principal:type_name -> slipway.auth.v1.Principal
 	3,  // 1: slipway.auth.v1.Principal.grants:type_name -> slipway.auth.v1.TeamGrant
-	38, // 2: slipway.auth.v1.Principal.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 2: slipway.auth.v1.Principal.expires_at:type_name -> google.protobuf.Timestamp
 	6,  // 3: slipway.auth.v1.GetAuthResponse.auth:type_name -> slipway.auth.v1.AuthInfo
-	38, // 4: slipway.auth.v1.AuthInfo.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 5: slipway.auth.v1.ApiToken.created_at:type_name -> google.protobuf.Timestamp
-	38, // 6: slipway.auth.v1.ApiToken.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 7: slipway.auth.v1.ApiToken.last_used_at:type_name -> google.protobuf.Timestamp
-	38, // 8: slipway.auth.v1.ApiToken.revoked_at:type_name -> google.protobuf.Timestamp
+	45, // 4: slipway.auth.v1.AuthInfo.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 5: slipway.auth.v1.ApiToken.created_at:type_name -> google.protobuf.Timestamp
+	45, // 6: slipway.auth.v1.ApiToken.expires_at:type_name -> google.protobuf.Timestamp
+	45, // 7: slipway.auth.v1.ApiToken.last_used_at:type_name -> google.protobuf.Timestamp
+	45, // 8: slipway.auth.v1.ApiToken.revoked_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: slipway.auth.v1.ListApiTokensResponse.tokens:type_name -> slipway.auth.v1.ApiToken
-	39, // 10: slipway.auth.v1.ListApiTokensResponse.pagination:type_name -> slipway.api.v1.Pagination
+	46, // 10: slipway.auth.v1.ListApiTokensResponse.pagination:type_name -> slipway.api.v1.Pagination
 	7,  // 11: slipway.auth.v1.CreateApiTokenResponse.token:type_name -> slipway.auth.v1.ApiToken
 	7,  // 12: slipway.auth.v1.GetApiTokenResponse.token:type_name -> slipway.auth.v1.ApiToken
-	38, // 13: slipway.auth.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	45, // 13: slipway.auth.v1.Team.created_at:type_name -> google.protobuf.Timestamp
 	16, // 14: slipway.auth.v1.ListTeamsResponse.teams:type_name -> slipway.auth.v1.Team
-	39, // 15: slipway.auth.v1.ListTeamsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	46, // 15: slipway.auth.v1.ListTeamsResponse.pagination:type_name -> slipway.api.v1.Pagination
 	16, // 16: slipway.auth.v1.CreateTeamResponse.team:type_name -> slipway.auth.v1.Team
 	16, // 17: slipway.auth.v1.GetTeamResponse.team:type_name -> slipway.auth.v1.Team
 	24, // 18: slipway.auth.v1.TeamMember.emails:type_name -> slipway.auth.v1.MemberEmail
-	38, // 19: slipway.auth.v1.TeamMember.joined_at:type_name -> google.protobuf.Timestamp
+	45, // 19: slipway.auth.v1.TeamMember.joined_at:type_name -> google.protobuf.Timestamp
 	23, // 20: slipway.auth.v1.ListTeamMembersResponse.members:type_name -> slipway.auth.v1.TeamMember
-	39, // 21: slipway.auth.v1.ListTeamMembersResponse.pagination:type_name -> slipway.api.v1.Pagination
+	46, // 21: slipway.auth.v1.ListTeamMembersResponse.pagination:type_name -> slipway.api.v1.Pagination
 	28, // 22: slipway.auth.v1.Role.permissions:type_name -> slipway.auth.v1.RolePermissions
 	29, // 23: slipway.auth.v1.Role.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
-	38, // 24: slipway.auth.v1.Role.created_at:type_name -> google.protobuf.Timestamp
-	38, // 25: slipway.auth.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
+	45, // 24: slipway.auth.v1.Role.created_at:type_name -> google.protobuf.Timestamp
+	45, // 25: slipway.auth.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
 	27, // 26: slipway.auth.v1.ListTeamRolesResponse.roles:type_name -> slipway.auth.v1.Role
-	39, // 27: slipway.auth.v1.ListTeamRolesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	46, // 27: slipway.auth.v1.ListTeamRolesResponse.pagination:type_name -> slipway.api.v1.Pagination
 	28, // 28: slipway.auth.v1.CreateTeamRoleRequest.permissions:type_name -> slipway.auth.v1.RolePermissions
 	29, // 29: slipway.auth.v1.CreateTeamRoleRequest.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
 	27, // 30: slipway.auth.v1.CreateTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
 	27, // 31: slipway.auth.v1.GetTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
-	0,  // 32: slipway.auth.v1.AuthService.Authenticate:input_type -> slipway.auth.v1.AuthenticateRequest
-	4,  // 33: slipway.auth.v1.AuthService.GetAuth:input_type -> slipway.auth.v1.GetAuthRequest
-	8,  // 34: slipway.auth.v1.AuthService.ListApiTokens:input_type -> slipway.auth.v1.ListApiTokensRequest
-	10, // 35: slipway.auth.v1.AuthService.CreateApiToken:input_type -> slipway.auth.v1.CreateApiTokenRequest
-	12, // 36: slipway.auth.v1.AuthService.GetApiToken:input_type -> slipway.auth.v1.GetApiTokenRequest
-	14, // 37: slipway.auth.v1.AuthService.RevokeApiToken:input_type -> slipway.auth.v1.RevokeApiTokenRequest
-	17, // 38: slipway.auth.v1.AuthService.ListTeams:input_type -> slipway.auth.v1.ListTeamsRequest
-	19, // 39: slipway.auth.v1.AuthService.CreateTeam:input_type -> slipway.auth.v1.CreateTeamRequest
-	21, // 40: slipway.auth.v1.AuthService.GetTeam:input_type -> slipway.auth.v1.GetTeamRequest
-	25, // 41: slipway.auth.v1.AuthService.ListTeamMembers:input_type -> slipway.auth.v1.ListTeamMembersRequest
-	30, // 42: slipway.auth.v1.AuthService.ListTeamRoles:input_type -> slipway.auth.v1.ListTeamRolesRequest
-	32, // 43: slipway.auth.v1.AuthService.CreateTeamRole:input_type -> slipway.auth.v1.CreateTeamRoleRequest
-	34, // 44: slipway.auth.v1.AuthService.GetTeamRole:input_type -> slipway.auth.v1.GetTeamRoleRequest
-	36, // 45: slipway.auth.v1.AuthService.DeleteTeamRole:input_type -> slipway.auth.v1.DeleteTeamRoleRequest
-	1,  // 46: slipway.auth.v1.AuthService.Authenticate:output_type -> slipway.auth.v1.AuthenticateResponse
-	5,  // 47: slipway.auth.v1.AuthService.GetAuth:output_type -> slipway.auth.v1.GetAuthResponse
-	9,  // 48: slipway.auth.v1.AuthService.ListApiTokens:output_type -> slipway.auth.v1.ListApiTokensResponse
-	11, // 49: slipway.auth.v1.AuthService.CreateApiToken:output_type -> slipway.auth.v1.CreateApiTokenResponse
-	13, // 50: slipway.auth.v1.AuthService.GetApiToken:output_type -> slipway.auth.v1.GetApiTokenResponse
-	15, // 51: slipway.auth.v1.AuthService.RevokeApiToken:output_type -> slipway.auth.v1.RevokeApiTokenResponse
-	18, // 52: slipway.auth.v1.AuthService.ListTeams:output_type -> slipway.auth.v1.ListTeamsResponse
-	20, // 53: slipway.auth.v1.AuthService.CreateTeam:output_type -> slipway.auth.v1.CreateTeamResponse
-	22, // 54: slipway.auth.v1.AuthService.GetTeam:output_type -> slipway.auth.v1.GetTeamResponse
-	26, // 55: slipway.auth.v1.AuthService.ListTeamMembers:output_type -> slipway.auth.v1.ListTeamMembersResponse
-	31, // 56: slipway.auth.v1.AuthService.ListTeamRoles:output_type -> slipway.auth.v1.ListTeamRolesResponse
-	33, // 57: slipway.auth.v1.AuthService.CreateTeamRole:output_type -> slipway.auth.v1.CreateTeamRoleResponse
-	35, // 58: slipway.auth.v1.AuthService.GetTeamRole:output_type -> slipway.auth.v1.GetTeamRoleResponse
-	37, // 59: slipway.auth.v1.AuthService.DeleteTeamRole:output_type -> slipway.auth.v1.DeleteTeamRoleResponse
-	46, // [46:60] is the sub-list for method output_type
-	32, // [32:46] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	45, // 32: slipway.auth.v1.OAuthClient.created_at:type_name -> google.protobuf.Timestamp
+	38, // 33: slipway.auth.v1.ListOAuthClientsResponse.clients:type_name -> slipway.auth.v1.OAuthClient
+	46, // 34: slipway.auth.v1.ListOAuthClientsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	38, // 35: slipway.auth.v1.CreateOAuthClientResponse.client:type_name -> slipway.auth.v1.OAuthClient
+	0,  // 36: slipway.auth.v1.AuthService.Authenticate:input_type -> slipway.auth.v1.AuthenticateRequest
+	4,  // 37: slipway.auth.v1.AuthService.GetAuth:input_type -> slipway.auth.v1.GetAuthRequest
+	8,  // 38: slipway.auth.v1.AuthService.ListApiTokens:input_type -> slipway.auth.v1.ListApiTokensRequest
+	10, // 39: slipway.auth.v1.AuthService.CreateApiToken:input_type -> slipway.auth.v1.CreateApiTokenRequest
+	12, // 40: slipway.auth.v1.AuthService.GetApiToken:input_type -> slipway.auth.v1.GetApiTokenRequest
+	14, // 41: slipway.auth.v1.AuthService.RevokeApiToken:input_type -> slipway.auth.v1.RevokeApiTokenRequest
+	39, // 42: slipway.auth.v1.AuthService.ListOAuthClients:input_type -> slipway.auth.v1.ListOAuthClientsRequest
+	41, // 43: slipway.auth.v1.AuthService.CreateOAuthClient:input_type -> slipway.auth.v1.CreateOAuthClientRequest
+	43, // 44: slipway.auth.v1.AuthService.DeleteOAuthClient:input_type -> slipway.auth.v1.DeleteOAuthClientRequest
+	17, // 45: slipway.auth.v1.AuthService.ListTeams:input_type -> slipway.auth.v1.ListTeamsRequest
+	19, // 46: slipway.auth.v1.AuthService.CreateTeam:input_type -> slipway.auth.v1.CreateTeamRequest
+	21, // 47: slipway.auth.v1.AuthService.GetTeam:input_type -> slipway.auth.v1.GetTeamRequest
+	25, // 48: slipway.auth.v1.AuthService.ListTeamMembers:input_type -> slipway.auth.v1.ListTeamMembersRequest
+	30, // 49: slipway.auth.v1.AuthService.ListTeamRoles:input_type -> slipway.auth.v1.ListTeamRolesRequest
+	32, // 50: slipway.auth.v1.AuthService.CreateTeamRole:input_type -> slipway.auth.v1.CreateTeamRoleRequest
+	34, // 51: slipway.auth.v1.AuthService.GetTeamRole:input_type -> slipway.auth.v1.GetTeamRoleRequest
+	36, // 52: slipway.auth.v1.AuthService.DeleteTeamRole:input_type -> slipway.auth.v1.DeleteTeamRoleRequest
+	1,  // 53: slipway.auth.v1.AuthService.Authenticate:output_type -> slipway.auth.v1.AuthenticateResponse
+	5,  // 54: slipway.auth.v1.AuthService.GetAuth:output_type -> slipway.auth.v1.GetAuthResponse
+	9,  // 55: slipway.auth.v1.AuthService.ListApiTokens:output_type -> slipway.auth.v1.ListApiTokensResponse
+	11, // 56: slipway.auth.v1.AuthService.CreateApiToken:output_type -> slipway.auth.v1.CreateApiTokenResponse
+	13, // 57: slipway.auth.v1.AuthService.GetApiToken:output_type -> slipway.auth.v1.GetApiTokenResponse
+	15, // 58: slipway.auth.v1.AuthService.RevokeApiToken:output_type -> slipway.auth.v1.RevokeApiTokenResponse
+	40, // 59: slipway.auth.v1.AuthService.ListOAuthClients:output_type -> slipway.auth.v1.ListOAuthClientsResponse
+	42, // 60: slipway.auth.v1.AuthService.CreateOAuthClient:output_type -> slipway.auth.v1.CreateOAuthClientResponse
+	44, // 61: slipway.auth.v1.AuthService.DeleteOAuthClient:output_type -> slipway.auth.v1.DeleteOAuthClientResponse
+	18, // 62: slipway.auth.v1.AuthService.ListTeams:output_type -> slipway.auth.v1.ListTeamsResponse
+	20, // 63: slipway.auth.v1.AuthService.CreateTeam:output_type -> slipway.auth.v1.CreateTeamResponse
+	22, // 64: slipway.auth.v1.AuthService.GetTeam:output_type -> slipway.auth.v1.GetTeamResponse
+	26, // 65: slipway.auth.v1.AuthService.ListTeamMembers:output_type -> slipway.auth.v1.ListTeamMembersResponse
+	31, // 66: slipway.auth.v1.AuthService.ListTeamRoles:output_type -> slipway.auth.v1.ListTeamRolesResponse
+	33, // 67: slipway.auth.v1.AuthService.CreateTeamRole:output_type -> slipway.auth.v1.CreateTeamRoleResponse
+	35, // 68: slipway.auth.v1.AuthService.GetTeamRole:output_type -> slipway.auth.v1.GetTeamRoleResponse
+	37, // 69: slipway.auth.v1.AuthService.DeleteTeamRole:output_type -> slipway.auth.v1.DeleteTeamRoleResponse
+	53, // [53:70] is the sub-list for method output_type
+	36, // [36:53] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_slipway_auth_v1_auth_proto_init() }
@@ -2655,13 +3166,15 @@ func file_slipway_auth_v1_auth_proto_init() {
 	if File_slipway_auth_v1_auth_proto != nil {
 		return
 	}
+	file_slipway_auth_v1_auth_proto_msgTypes[7].OneofWrappers = []any{}
+	file_slipway_auth_v1_auth_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_auth_v1_auth_proto_rawDesc), len(file_slipway_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,20 +23,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Authenticate_FullMethodName    = "/slipway.auth.v1.AuthService/Authenticate"
-	AuthService_GetAuth_FullMethodName         = "/slipway.auth.v1.AuthService/GetAuth"
-	AuthService_ListApiTokens_FullMethodName   = "/slipway.auth.v1.AuthService/ListApiTokens"
-	AuthService_CreateApiToken_FullMethodName  = "/slipway.auth.v1.AuthService/CreateApiToken"
-	AuthService_GetApiToken_FullMethodName     = "/slipway.auth.v1.AuthService/GetApiToken"
-	AuthService_RevokeApiToken_FullMethodName  = "/slipway.auth.v1.AuthService/RevokeApiToken"
-	AuthService_ListTeams_FullMethodName       = "/slipway.auth.v1.AuthService/ListTeams"
-	AuthService_CreateTeam_FullMethodName      = "/slipway.auth.v1.AuthService/CreateTeam"
-	AuthService_GetTeam_FullMethodName         = "/slipway.auth.v1.AuthService/GetTeam"
-	AuthService_ListTeamMembers_FullMethodName = "/slipway.auth.v1.AuthService/ListTeamMembers"
-	AuthService_ListTeamRoles_FullMethodName   = "/slipway.auth.v1.AuthService/ListTeamRoles"
-	AuthService_CreateTeamRole_FullMethodName  = "/slipway.auth.v1.AuthService/CreateTeamRole"
-	AuthService_GetTeamRole_FullMethodName     = "/slipway.auth.v1.AuthService/GetTeamRole"
-	AuthService_DeleteTeamRole_FullMethodName  = "/slipway.auth.v1.AuthService/DeleteTeamRole"
+	AuthService_Authenticate_FullMethodName      = "/slipway.auth.v1.AuthService/Authenticate"
+	AuthService_GetAuth_FullMethodName           = "/slipway.auth.v1.AuthService/GetAuth"
+	AuthService_ListApiTokens_FullMethodName     = "/slipway.auth.v1.AuthService/ListApiTokens"
+	AuthService_CreateApiToken_FullMethodName    = "/slipway.auth.v1.AuthService/CreateApiToken"
+	AuthService_GetApiToken_FullMethodName       = "/slipway.auth.v1.AuthService/GetApiToken"
+	AuthService_RevokeApiToken_FullMethodName    = "/slipway.auth.v1.AuthService/RevokeApiToken"
+	AuthService_ListOAuthClients_FullMethodName  = "/slipway.auth.v1.AuthService/ListOAuthClients"
+	AuthService_CreateOAuthClient_FullMethodName = "/slipway.auth.v1.AuthService/CreateOAuthClient"
+	AuthService_DeleteOAuthClient_FullMethodName = "/slipway.auth.v1.AuthService/DeleteOAuthClient"
+	AuthService_ListTeams_FullMethodName         = "/slipway.auth.v1.AuthService/ListTeams"
+	AuthService_CreateTeam_FullMethodName        = "/slipway.auth.v1.AuthService/CreateTeam"
+	AuthService_GetTeam_FullMethodName           = "/slipway.auth.v1.AuthService/GetTeam"
+	AuthService_ListTeamMembers_FullMethodName   = "/slipway.auth.v1.AuthService/ListTeamMembers"
+	AuthService_ListTeamRoles_FullMethodName     = "/slipway.auth.v1.AuthService/ListTeamRoles"
+	AuthService_CreateTeamRole_FullMethodName    = "/slipway.auth.v1.AuthService/CreateTeamRole"
+	AuthService_GetTeamRole_FullMethodName       = "/slipway.auth.v1.AuthService/GetTeamRole"
+	AuthService_DeleteTeamRole_FullMethodName    = "/slipway.auth.v1.AuthService/DeleteTeamRole"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -60,6 +63,13 @@ type AuthServiceClient interface {
 	GetApiToken(ctx context.Context, in *GetApiTokenRequest, opts ...grpc.CallOption) (*GetApiTokenResponse, error)
 	// RevokeApiToken revokes a token at once, everywhere (auth.token.revoked).
 	RevokeApiToken(ctx context.Context, in *RevokeApiTokenRequest, opts ...grpc.CallOption) (*RevokeApiTokenResponse, error)
+	// ListOAuthClients lists the team's OAuth clients (never their secrets).
+	ListOAuthClients(ctx context.Context, in *ListOAuthClientsRequest, opts ...grpc.CallOption) (*ListOAuthClientsResponse, error)
+	// CreateOAuthClient registers an OAuth client in the caller's team, owned
+	// by the caller; a confidential client's secret is returned this once.
+	CreateOAuthClient(ctx context.Context, in *CreateOAuthClientRequest, opts ...grpc.CallOption) (*CreateOAuthClientResponse, error)
+	// DeleteOAuthClient deletes a client and every token issued to it.
+	DeleteOAuthClient(ctx context.Context, in *DeleteOAuthClientRequest, opts ...grpc.CallOption) (*DeleteOAuthClientResponse, error)
 	// ListTeams lists the teams the caller belongs to.
 	ListTeams(ctx context.Context, in *ListTeamsRequest, opts ...grpc.CallOption) (*ListTeamsResponse, error)
 	// CreateTeam creates a team with the caller as its admin and the
@@ -141,6 +151,36 @@ func (c *authServiceClient) RevokeApiToken(ctx context.Context, in *RevokeApiTok
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RevokeApiTokenResponse)
 	err := c.cc.Invoke(ctx, AuthService_RevokeApiToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) ListOAuthClients(ctx context.Context, in *ListOAuthClientsRequest, opts ...grpc.CallOption) (*ListOAuthClientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOAuthClientsResponse)
+	err := c.cc.Invoke(ctx, AuthService_ListOAuthClients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) CreateOAuthClient(ctx context.Context, in *CreateOAuthClientRequest, opts ...grpc.CallOption) (*CreateOAuthClientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateOAuthClientResponse)
+	err := c.cc.Invoke(ctx, AuthService_CreateOAuthClient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) DeleteOAuthClient(ctx context.Context, in *DeleteOAuthClientRequest, opts ...grpc.CallOption) (*DeleteOAuthClientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteOAuthClientResponse)
+	err := c.cc.Invoke(ctx, AuthService_DeleteOAuthClient_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +288,13 @@ type AuthServiceServer interface {
 	GetApiToken(context.Context, *GetApiTokenRequest) (*GetApiTokenResponse, error)
 	// RevokeApiToken revokes a token at once, everywhere (auth.token.revoked).
 	RevokeApiToken(context.Context, *RevokeApiTokenRequest) (*RevokeApiTokenResponse, error)
+	// ListOAuthClients lists the team's OAuth clients (never their secrets).
+	ListOAuthClients(context.Context, *ListOAuthClientsRequest) (*ListOAuthClientsResponse, error)
+	// CreateOAuthClient registers an OAuth client in the caller's team, owned
+	// by the caller; a confidential client's secret is returned this once.
+	CreateOAuthClient(context.Context, *CreateOAuthClientRequest) (*CreateOAuthClientResponse, error)
+	// DeleteOAuthClient deletes a client and every token issued to it.
+	DeleteOAuthClient(context.Context, *DeleteOAuthClientRequest) (*DeleteOAuthClientResponse, error)
 	// ListTeams lists the teams the caller belongs to.
 	ListTeams(context.Context, *ListTeamsRequest) (*ListTeamsResponse, error)
 	// CreateTeam creates a team with the caller as its admin and the
@@ -292,6 +339,15 @@ func (UnimplementedAuthServiceServer) GetApiToken(context.Context, *GetApiTokenR
 }
 func (UnimplementedAuthServiceServer) RevokeApiToken(context.Context, *RevokeApiTokenRequest) (*RevokeApiTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiToken not implemented")
+}
+func (UnimplementedAuthServiceServer) ListOAuthClients(context.Context, *ListOAuthClientsRequest) (*ListOAuthClientsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOAuthClients not implemented")
+}
+func (UnimplementedAuthServiceServer) CreateOAuthClient(context.Context, *CreateOAuthClientRequest) (*CreateOAuthClientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateOAuthClient not implemented")
+}
+func (UnimplementedAuthServiceServer) DeleteOAuthClient(context.Context, *DeleteOAuthClientRequest) (*DeleteOAuthClientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteOAuthClient not implemented")
 }
 func (UnimplementedAuthServiceServer) ListTeams(context.Context, *ListTeamsRequest) (*ListTeamsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTeams not implemented")
@@ -442,6 +498,60 @@ func _AuthService_RevokeApiToken_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuthServiceServer).RevokeApiToken(ctx, req.(*RevokeApiTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_ListOAuthClients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOAuthClientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ListOAuthClients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ListOAuthClients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ListOAuthClients(ctx, req.(*ListOAuthClientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_CreateOAuthClient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateOAuthClientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).CreateOAuthClient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_CreateOAuthClient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).CreateOAuthClient(ctx, req.(*CreateOAuthClientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_DeleteOAuthClient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteOAuthClientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).DeleteOAuthClient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_DeleteOAuthClient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).DeleteOAuthClient(ctx, req.(*DeleteOAuthClientRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -620,6 +730,18 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiToken",
 			Handler:    _AuthService_RevokeApiToken_Handler,
+		},
+		{
+			MethodName: "ListOAuthClients",
+			Handler:    _AuthService_ListOAuthClients_Handler,
+		},
+		{
+			MethodName: "CreateOAuthClient",
+			Handler:    _AuthService_CreateOAuthClient_Handler,
+		},
+		{
+			MethodName: "DeleteOAuthClient",
+			Handler:    _AuthService_DeleteOAuthClient_Handler,
 		},
 		{
 			MethodName: "ListTeams",
