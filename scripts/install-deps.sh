@@ -16,6 +16,7 @@ DEPS=(
 	"redis-server:redis-server" # pkg/testenv.Redis
 	"node:nodejs"               # e2e/js: the official Northflank JS client
 	"npm:npm"                   # installs e2e/js from its lockfile
+	"chromium:chromium"         # e2e: the OAuth sign-in and consent pages in headless Chromium (/usr/bin/chromium)
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo
