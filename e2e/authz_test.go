@@ -173,6 +173,21 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		return d["id"].(string), d["token"].(string)
 	}
 
+	// newUser creates a user with the admin CLI (the API has no sign-up)
+	// and returns its email; newMember also adds it to team "default" with
+	// role and returns its id.
+	newUser := func(t testing.TB) string {
+		t.Helper()
+		email := fmt.Sprintf("authz-user-%d@example.com", next())
+		runSlipway(t, []string{"admin", "create-user", "--email", email}, "SLIPWAY_DATA_DIR="+inst.DataDir)
+		return email
+	}
+	newMember := func(t testing.TB, role string) string {
+		t.Helper()
+		d := callJSON(t, "POST", base+"/v1/teams/default/members", fmt.Sprintf(`{"email":%q,"roleId":%q}`, newUser(t), role)).data(t)
+		return d["id"].(string)
+	}
+
 	// Fixtures: a project of team "default", a viewer team token of that
 	// team, and a second team with an admin team token of its own.
 	project := newProject(t)
@@ -273,7 +288,33 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 			return routeFixture{body: fmt.Sprintf(
 				`{"name":"Authz New Role %d","permissions":{"teamScope":["Account > Admin > Members > Read"]}}`, next())}
 		},
-		"AuthService_GetTeamRole":        func(testing.TB) routeFixture { return params("roleId", "viewer") },
+		"AuthService_GetTeamRole": func(testing.TB) routeFixture { return params("roleId", "viewer") },
+		"AuthService_PatchTeam": func(testing.TB) routeFixture {
+			return routeFixture{body: fmt.Sprintf(`{"description":"patched by the route walk %d"}`, next())}
+		},
+		"AuthService_AddTeamMember": func(t testing.TB) routeFixture {
+			return routeFixture{body: fmt.Sprintf(`{"email":%q,"roleId":"viewer"}`, newUser(t))}
+		},
+		"AuthService_RemoveTeamMember": func(t testing.TB) routeFixture { return params("memberId", newMember(t, "viewer")) },
+		"AuthService_PutTeamRole": func(testing.TB) routeFixture {
+			return routeFixture{body: fmt.Sprintf(
+				`{"name":"Authz Put Role %d","permissions":{"teamScope":["Account > Admin > Roles > Read"]}}`, next())}
+		},
+		"AuthService_PatchTeamRole": func(t testing.TB) routeFixture {
+			f := params("roleId", newRole(t))
+			f.body = `{"description":"patched by the route walk"}`
+			return f
+		},
+		"AuthService_ListTeamRoleMembers": func(testing.TB) routeFixture { return params("roleId", "viewer") },
+		"AuthService_AddTeamRoleMember": func(t testing.TB) routeFixture {
+			f := params("roleId", "viewer")
+			f.body = fmt.Sprintf(`{"userId":%q}`, newMember(t, "developer"))
+			return f
+		},
+		"AuthService_RemoveTeamRoleMember": func(t testing.TB) routeFixture {
+			role := newRole(t)
+			return params("roleId", role, "memberId", newMember(t, role))
+		},
 		"AuthService_DeleteTeamRole":     func(t testing.TB) routeFixture { return params("roleId", newRole(t)) },
 		"ProjectsService_ListProjects":   none,
 		"ProjectsService_ListProjects2":  none,

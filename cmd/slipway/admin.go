@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/slug"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -31,6 +33,7 @@ Commands:
   create-user   --email E [--name N] [--password-stdin]
   create-team   --name N --owner-email E
   add-member    --team T --email E --role R
+  set-plan      --team T --plan P
   create-token  --email E --team T --role R --name N [--kind personal|team]
                 [--expires-in-days D] [--project P]...
 
@@ -57,6 +60,7 @@ var adminCommands = map[string]struct {
 	"create-user":  {"--email E [--name N] [--password-stdin]", adminCreateUser},
 	"create-team":  {"--name N --owner-email E", adminCreateTeam},
 	"add-member":   {"--team T --email E --role R", adminAddMember},
+	"set-plan":     {"--team T --plan P", adminSetPlan},
 	"create-token": {"--email E --team T --role R --name N [--kind personal|team] [--expires-in-days D] [--project P]...", adminCreateToken},
 }
 
@@ -308,6 +312,56 @@ func adminAddMember(fs *flag.FlagSet) func(context.Context, auth.Store, adminIO)
 			return err
 		}
 		fmt.Fprintf(cio.log, "added %s to team %q as %s\n", u.Email, *team, *role)
+		return nil
+	}
+}
+
+// adminSetPlan sets a team's plan, which selects its hourly quota from
+// SLIPWAY_RATE_LIMIT_PLANS. Every member's cached principals are dropped
+// (one auth.member.updated event each), since grants carry the plan.
+func adminSetPlan(fs *flag.FlagSet) func(context.Context, auth.Store, adminIO) error {
+	team := fs.String("team", "", "team id (required)")
+	plan := fs.String("plan", "", "plan id, a slug such as free or pro; \""+auth.DefaultPlan+"\" is the plan of new teams (required)")
+	return func(ctx context.Context, store auth.Store, cio adminIO) error {
+		if err := required("team", *team, "plan", *plan); err != nil {
+			return err
+		}
+		if slug.Make(*plan) != *plan {
+			return fmt.Errorf("--plan %q is not a plan id (lower-case letters, digits and inner hyphens)", *plan)
+		}
+		t, err := store.GetTeam(ctx, *team)
+		if errors.Is(err, auth.ErrNotFound) {
+			return fmt.Errorf("no team %q (team ids are slugs of the name, e.g. \"default\")", *team)
+		} else if err != nil {
+			return err
+		}
+		members, err := store.ListMembers(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		var evs []events.Event
+		for _, m := range members {
+			ev, err := auth.MemberEvent("updated", m.Member)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, ev)
+		}
+		old := t.Plan
+		t.Plan = *plan
+		if err := store.UpdateTeam(ctx, t, evs...); err != nil {
+			return err
+		}
+		fmt.Fprintf(cio.log, "team %q: plan %s (was %s)\n", t.ID, t.Plan, old)
+		// The limits are the settings of this invocation, which are the
+		// server's when both read the same environment.
+		if f := fs.Lookup("rate-limit-plans"); f != nil && t.Plan != auth.DefaultPlan {
+			if plans, err := quota.ParsePlans(f.Value.String()); err == nil {
+				if _, ok := plans[t.Plan]; !ok {
+					fmt.Fprintf(cio.log, "note: SLIPWAY_RATE_LIMIT_PLANS names no plan %q here, so the team gets the default limit\n", t.Plan)
+				}
+			}
+		}
 		return nil
 	}
 }

@@ -341,3 +341,54 @@ func TestAdminWhileServing(t *testing.T) {
 		t.Fatalf("token created while serving = %v, %v", p, err)
 	}
 }
+
+func TestAdminSetPlan(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			e := newAdminEnv(t, engine)
+			ctx := context.Background()
+			e.ok(t, "", "create-user", "--email", "owner@example.com")
+			team := e.ok(t, "", "create-team", "--name", "Plan Team", "--owner-email", "owner@example.com")
+			owner, err := e.store.GetUserByEmail(ctx, "owner@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, tok, err := auth.IssueToken(ctx, e.store, auth.TokenSpec{Kind: auth.KindPersonal, Name: "owner", TeamID: team, UserID: owner.ID, RoleID: "admin"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, log, err := e.admin(t, "", "set-plan", "--team", team, "--plan", "pro", "--rate-limit-plans", "free=10,pro=1000")
+			if err != nil || out != "" || !strings.Contains(log, "plan pro (was default)") || strings.Contains(log, "note:") {
+				t.Fatalf("set-plan = %q, %q, %v", out, log, err)
+			}
+			if got, err := e.store.GetTeam(ctx, team); err != nil || got.Plan != "pro" || got.Name != "Plan Team" {
+				t.Fatalf("team after set-plan = %+v, %v", got, err)
+			}
+			// Grants carry the plan.
+			p, err := e.authenticate("Bearer " + tok)
+			if err != nil || len(p.GetGrants()) != 1 || p.GetGrants()[0].GetPlan() != "pro" {
+				t.Fatalf("grant after set-plan = %v, %v", p, err)
+			}
+			// A plan without a configured limit works, with a note.
+			if _, log, err := e.admin(t, "", "set-plan", "--team", team, "--plan", "enterprise"); err != nil || !strings.Contains(log, "names no plan \"enterprise\"") {
+				t.Fatalf("set-plan (unconfigured plan) = %q, %v", log, err)
+			}
+			for _, tc := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{"set-plan", "--team", team}, "--plan is required"},
+				{[]string{"set-plan", "--plan", "pro"}, "--team is required"},
+				{[]string{"set-plan", "--team", "nope", "--plan", "pro"}, `no team "nope"`},
+				{[]string{"set-plan", "--team", team, "--plan", "Pro Plan"}, "is not a plan id"},
+			} {
+				if out, _, err := e.admin(t, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) || out != "" {
+					t.Errorf("%v: %v (stdout %q), want an error containing %q", tc.args, err, out, tc.want)
+				}
+			}
+			if got, _ := e.store.GetTeam(ctx, team); got.Plan != "enterprise" {
+				t.Fatalf("refused set-plan changed the plan to %q", got.Plan)
+			}
+		})
+	}
+}

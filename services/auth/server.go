@@ -333,11 +333,7 @@ func (s *server) ListTeamMembers(ctx context.Context, req *authv1.ListTeamMember
 		Pagination: &apiv1.Pagination{Count: int32(len(list))},
 	}
 	for _, m := range list {
-		resp.Members = append(resp.Members, &authv1.TeamMember{
-			Id: m.UserID, Name: m.User.Name, RoleId: m.RoleID, JoinedAt: timestamppb.New(m.JoinedAt),
-			// Slipway does not verify addresses (yet), so it claims none is.
-			Emails: []*authv1.MemberEmail{{Address: m.User.Email}},
-		})
+		resp.Members = append(resp.Members, memberOf(m))
 	}
 	return resp, nil
 }

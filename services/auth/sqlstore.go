@@ -237,6 +237,14 @@ func (s *SQLStore) GetTeam(ctx context.Context, id string) (Team, error) {
 	return t, notFound(err)
 }
 
+// UpdateTeam implements Store.
+func (s *SQLStore) UpdateTeam(ctx context.Context, t Team, evs ...events.Event) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affectedOne(tx.ExecContext(ctx, `UPDATE teams SET name = $1, description = $2, plan = $3 WHERE id = $4`,
+			t.Name, t.Description, t.Plan, t.ID))
+	}, always(evs))
+}
+
 // Members.
 
 func insertMember(ctx context.Context, tx *sql.Tx, m Member) error {
@@ -401,6 +409,35 @@ func insertRole(ctx context.Context, tx *sql.Tx, r Role) error {
 // CreateRole implements Store.
 func (s *SQLStore) CreateRole(ctx context.Context, r Role, evs ...events.Event) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return insertRole(ctx, tx, r) }, always(evs))
+}
+
+// UpdateRole implements Store.
+func (s *SQLStore) UpdateRole(ctx context.Context, r Role, evs ...events.Event) error {
+	perms, err := encodeList(r.Permissions)
+	if err != nil {
+		return err
+	}
+	projects, err := encodeList(r.Restrictions.Projects)
+	if err != nil {
+		return err
+	}
+	mode := r.Restrictions.Mode
+	if mode == "" {
+		mode = RestrictIn
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var builtin bool
+		err := tx.QueryRowContext(ctx, `SELECT builtin FROM roles WHERE team_id = $1 AND id = $2`, r.TeamID, r.ID).Scan(&builtin)
+		if err != nil {
+			return notFound(err)
+		}
+		if builtin {
+			return ErrBuiltin
+		}
+		return affectedOne(tx.ExecContext(ctx, `UPDATE roles SET name = $1, description = $2, permissions = $3, restricted = $4,
+			restriction_mode = $5, restriction_projects = $6, updated_at = $7 WHERE team_id = $8 AND id = $9 AND builtin = $10`,
+			r.Name, r.Description, perms, r.Restrictions.Enabled, string(mode), projects, r.UpdatedAt.UnixMicro(), r.TeamID, r.ID, false))
+	}, always(evs))
 }
 
 // GetRole implements Store.

@@ -195,6 +195,11 @@ type Store interface {
 	// GetTeam returns the team with the given id or ErrNotFound.
 	GetTeam(ctx context.Context, id string) (Team, error)
 
+	// UpdateTeam writes t's name, description and plan over the team with
+	// its id (the id and creation time never change), or returns
+	// ErrNotFound.
+	UpdateTeam(ctx context.Context, t Team, evs ...events.Event) error
+
 	// AddMember inserts m. It returns ErrNotFound when the team, the user
 	// or the role (in that team) does not exist, and ErrAlreadyExists when
 	// the user is already a member.
@@ -220,6 +225,12 @@ type Store interface {
 	// CreateRole inserts r. It returns ErrNotFound when its team does not
 	// exist and ErrAlreadyExists when the id is taken in the team.
 	CreateRole(ctx context.Context, r Role, evs ...events.Event) error
+
+	// UpdateRole writes r's name, description, permissions, restrictions
+	// and update time over the role with its team and id (the creation
+	// time and the built-in flag never change). It returns ErrNotFound,
+	// and ErrBuiltin for a built-in role.
+	UpdateRole(ctx context.Context, r Role, evs ...events.Event) error
 
 	// GetRole returns a team's role or ErrNotFound.
 	GetRole(ctx context.Context, teamID, id string) (Role, error)

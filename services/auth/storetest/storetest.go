@@ -30,6 +30,8 @@ func Run(t *testing.T, newStore Factory) {
 		"Members":                  testMembers,
 		"Roles":                    testRoles,
 		"DeleteRoleRules":          testDeleteRole,
+		"UpdateRole":               testUpdateRole,
+		"UpdateTeam":               testUpdateTeam,
 		"TokenRoundTrip":           testTokenRoundTrip,
 		"TokenReferences":          testTokenReferences,
 		"ListTokensPages":          testListTokens,
@@ -610,5 +612,72 @@ func testTouch(t *testing.T, s auth.Store, _ func() int) {
 	}
 	if wrote, err := s.TouchToken(ctx, "nope", t0, time.Minute); err != nil || wrote {
 		t.Fatalf("TouchToken(missing) = %v, %v; want a no-op", wrote, err)
+	}
+}
+
+func testUpdateRole(t *testing.T, s auth.Store, outbox func() int) {
+	ctx := context.Background()
+	seed(t, s, "alpha", "u1")
+	before, err := s.GetRole(ctx, "alpha", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := before
+	upd.Name, upd.Description = "Developers", "write code"
+	upd.Permissions = []string{"Account > Admin > Roles > Read"}
+	upd.Restrictions = auth.Restrictions{Enabled: true, Projects: []string{"web"}, Mode: auth.RestrictIn}
+	upd.UpdatedAt = before.UpdatedAt.Add(time.Hour)
+	upd.CreatedAt = before.CreatedAt.Add(time.Hour) // ignored
+	upd.Builtin = true                              // ignored
+	if err := s.UpdateRole(ctx, upd, event(t, "updated", "u1"), event(t, "updated", "u2")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetRole(ctx, "alpha", "dev")
+	if err != nil || got.Name != "Developers" || got.Description != "write code" || got.Builtin ||
+		!slices.Equal(got.Permissions, upd.Permissions) || !got.Restrictions.Enabled || !slices.Equal(got.Restrictions.Projects, []string{"web"}) ||
+		!got.CreatedAt.Equal(before.CreatedAt) || !got.UpdatedAt.Equal(upd.UpdatedAt) {
+		t.Fatalf("role after UpdateRole = %+v, %v", got, err)
+	}
+	admin, _ := s.GetRole(ctx, "alpha", "admin")
+	admin.Permissions = nil
+	if err := s.UpdateRole(ctx, admin, event(t, "updated", "x")); !errors.Is(err, auth.ErrBuiltin) {
+		t.Fatalf("UpdateRole(builtin) = %v, want ErrBuiltin", err)
+	}
+	if got, _ := s.GetRole(ctx, "alpha", "admin"); len(got.Permissions) == 0 {
+		t.Fatal("a refused UpdateRole changed the built-in role")
+	}
+	for name, r := range map[string]auth.Role{"unknown role": role("alpha", "nope"), "unknown team": role("nope", "dev")} {
+		if err := s.UpdateRole(ctx, r, event(t, "updated", "x")); !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("UpdateRole(%s) = %v, want ErrNotFound", name, err)
+		}
+	}
+	if n := outbox(); n != 2 {
+		t.Fatalf("outbox has %d events, want 2 (refused updates enqueue none)", n)
+	}
+}
+
+func testUpdateTeam(t *testing.T, s auth.Store, outbox func() int) {
+	ctx := context.Background()
+	seed(t, s, "alpha", "u1")
+	before, err := s.GetTeam(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := before
+	upd.Name, upd.Description, upd.Plan = "Alpha Crew", "the first", "pro"
+	upd.CreatedAt = before.CreatedAt.Add(time.Hour) // ignored
+	if err := s.UpdateTeam(ctx, upd, event(t, "updated", "u1")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetTeam(ctx, "alpha")
+	if err != nil || got.ID != "alpha" || got.Name != "Alpha Crew" || got.Description != "the first" || got.Plan != "pro" ||
+		!got.CreatedAt.Equal(before.CreatedAt) {
+		t.Fatalf("team after UpdateTeam = %+v, %v", got, err)
+	}
+	if err := s.UpdateTeam(ctx, auth.Team{ID: "nope", Name: "Nope", Plan: "pro"}, event(t, "updated", "x")); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("UpdateTeam(unknown) = %v, want ErrNotFound", err)
+	}
+	if n := outbox(); n != 1 {
+		t.Fatalf("outbox has %d events, want 1", n)
 	}
 }

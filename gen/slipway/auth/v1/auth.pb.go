@@ -1682,6 +1682,328 @@ func (x *ListTeamMembersResponse) GetPagination() *v1.Pagination {
 	return nil
 }
 
+// PatchTeamRequest updates a team.
+type PatchTeamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// New display name; the id does not change.
+	Name *string `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// New description.
+	Description   *string `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchTeamRequest) Reset() {
+	*x = PatchTeamRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchTeamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchTeamRequest) ProtoMessage() {}
+
+func (x *PatchTeamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchTeamRequest.ProtoReflect.Descriptor instead.
+func (*PatchTeamRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PatchTeamRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *PatchTeamRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *PatchTeamRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+// PatchTeamResponse is the updated team.
+type PatchTeamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The team.
+	Team          *Team `protobuf:"bytes,1,opt,name=team,proto3" json:"team,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchTeamResponse) Reset() {
+	*x = PatchTeamResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchTeamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchTeamResponse) ProtoMessage() {}
+
+func (x *PatchTeamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchTeamResponse.ProtoReflect.Descriptor instead.
+func (*PatchTeamResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PatchTeamResponse) GetTeam() *Team {
+	if x != nil {
+		return x.Team
+	}
+	return nil
+}
+
+// AddTeamMemberRequest names an existing user and the role to give them.
+type AddTeamMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Email of an existing user (any case).
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// Role id; "developer" when neither this nor roles is given.
+	RoleId string `protobuf:"bytes,3,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// Northflank's role list; a Slipway member holds exactly one role, so at
+	// most one, and it must agree with role_id when both are given.
+	Roles         []string `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTeamMemberRequest) Reset() {
+	*x = AddTeamMemberRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTeamMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTeamMemberRequest) ProtoMessage() {}
+
+func (x *AddTeamMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTeamMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddTeamMemberRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AddTeamMemberRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *AddTeamMemberRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *AddTeamMemberRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *AddTeamMemberRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// AddTeamMemberResponse is the new member.
+type AddTeamMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member.
+	Member        *TeamMember `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTeamMemberResponse) Reset() {
+	*x = AddTeamMemberResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTeamMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTeamMemberResponse) ProtoMessage() {}
+
+func (x *AddTeamMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTeamMemberResponse.ProtoReflect.Descriptor instead.
+func (*AddTeamMemberResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AddTeamMemberResponse) GetMember() *TeamMember {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// RemoveTeamMemberRequest names a member.
+type RemoveTeamMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Member id: the user id.
+	MemberId      string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTeamMemberRequest) Reset() {
+	*x = RemoveTeamMemberRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTeamMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTeamMemberRequest) ProtoMessage() {}
+
+func (x *RemoveTeamMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTeamMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveTeamMemberRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RemoveTeamMemberRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *RemoveTeamMemberRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+// RemoveTeamMemberResponse is empty.
+type RemoveTeamMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTeamMemberResponse) Reset() {
+	*x = RemoveTeamMemberResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTeamMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTeamMemberResponse) ProtoMessage() {}
+
+func (x *RemoveTeamMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTeamMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveTeamMemberResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+}
+
 // Role is a named set of permissions.
 type Role struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1707,7 +2029,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2041,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2054,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Role) GetId() string {
@@ -1804,7 +2126,7 @@ type RolePermissions struct {
 
 func (x *RolePermissions) Reset() {
 	*x = RolePermissions{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2138,7 @@ func (x *RolePermissions) String() string {
 func (*RolePermissions) ProtoMessage() {}
 
 func (x *RolePermissions) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2151,7 @@ func (x *RolePermissions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolePermissions.ProtoReflect.Descriptor instead.
 func (*RolePermissions) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RolePermissions) GetTeamScope() []string {
@@ -1861,7 +2183,7 @@ type RoleRestrictions struct {
 
 func (x *RoleRestrictions) Reset() {
 	*x = RoleRestrictions{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2195,7 @@ func (x *RoleRestrictions) String() string {
 func (*RoleRestrictions) ProtoMessage() {}
 
 func (x *RoleRestrictions) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2208,7 @@ func (x *RoleRestrictions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleRestrictions.ProtoReflect.Descriptor instead.
 func (*RoleRestrictions) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RoleRestrictions) GetEnabled() bool {
@@ -1921,7 +2243,7 @@ type ListTeamRolesRequest struct {
 
 func (x *ListTeamRolesRequest) Reset() {
 	*x = ListTeamRolesRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +2255,7 @@ func (x *ListTeamRolesRequest) String() string {
 func (*ListTeamRolesRequest) ProtoMessage() {}
 
 func (x *ListTeamRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +2268,7 @@ func (x *ListTeamRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamRolesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListTeamRolesRequest) GetTeamId() string {
@@ -1969,7 +2291,7 @@ type ListTeamRolesResponse struct {
 
 func (x *ListTeamRolesResponse) Reset() {
 	*x = ListTeamRolesResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2303,7 @@ func (x *ListTeamRolesResponse) String() string {
 func (*ListTeamRolesResponse) ProtoMessage() {}
 
 func (x *ListTeamRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2316,7 @@ func (x *ListTeamRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListTeamRolesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListTeamRolesResponse) GetRoles() []*Role {
@@ -2030,7 +2352,7 @@ type CreateTeamRoleRequest struct {
 
 func (x *CreateTeamRoleRequest) Reset() {
 	*x = CreateTeamRoleRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2042,7 +2364,7 @@ func (x *CreateTeamRoleRequest) String() string {
 func (*CreateTeamRoleRequest) ProtoMessage() {}
 
 func (x *CreateTeamRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[32]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2055,7 +2377,7 @@ func (x *CreateTeamRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTeamRoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateTeamRoleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateTeamRoleRequest) GetTeamId() string {
@@ -2104,7 +2426,7 @@ type CreateTeamRoleResponse struct {
 
 func (x *CreateTeamRoleResponse) Reset() {
 	*x = CreateTeamRoleResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2438,7 @@ func (x *CreateTeamRoleResponse) String() string {
 func (*CreateTeamRoleResponse) ProtoMessage() {}
 
 func (x *CreateTeamRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[33]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2451,7 @@ func (x *CreateTeamRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTeamRoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateTeamRoleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{33}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateTeamRoleResponse) GetRole() *Role {
@@ -2152,7 +2474,7 @@ type GetTeamRoleRequest struct {
 
 func (x *GetTeamRoleRequest) Reset() {
 	*x = GetTeamRoleRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2486,7 @@ func (x *GetTeamRoleRequest) String() string {
 func (*GetTeamRoleRequest) ProtoMessage() {}
 
 func (x *GetTeamRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[34]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2499,7 @@ func (x *GetTeamRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetTeamRoleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{34}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetTeamRoleRequest) GetTeamId() string {
@@ -2205,7 +2527,7 @@ type GetTeamRoleResponse struct {
 
 func (x *GetTeamRoleResponse) Reset() {
 	*x = GetTeamRoleResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2539,7 @@ func (x *GetTeamRoleResponse) String() string {
 func (*GetTeamRoleResponse) ProtoMessage() {}
 
 func (x *GetTeamRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[35]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2552,7 @@ func (x *GetTeamRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamRoleResponse.ProtoReflect.Descriptor instead.
 func (*GetTeamRoleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{35}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetTeamRoleResponse) GetRole() *Role {
@@ -2238,6 +2560,602 @@ func (x *GetTeamRoleResponse) GetRole() *Role {
 		return x.Role
 	}
 	return nil
+}
+
+// PutTeamRoleRequest describes a role to create or replace.
+type PutTeamRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Display name; its slug is the id of the role created or replaced.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Description.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// Permissions; each must be a known permission of its scope.
+	Permissions *RolePermissions `protobuf:"bytes,4,opt,name=permissions,proto3" json:"permissions,omitempty"`
+	// Project restriction.
+	Restrictions  *RoleRestrictions `protobuf:"bytes,5,opt,name=restrictions,proto3" json:"restrictions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutTeamRoleRequest) Reset() {
+	*x = PutTeamRoleRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutTeamRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutTeamRoleRequest) ProtoMessage() {}
+
+func (x *PutTeamRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutTeamRoleRequest.ProtoReflect.Descriptor instead.
+func (*PutTeamRoleRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PutTeamRoleRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *PutTeamRoleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutTeamRoleRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *PutTeamRoleRequest) GetPermissions() *RolePermissions {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *PutTeamRoleRequest) GetRestrictions() *RoleRestrictions {
+	if x != nil {
+		return x.Restrictions
+	}
+	return nil
+}
+
+// PutTeamRoleResponse is the role.
+type PutTeamRoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The role.
+	Role          *Role `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutTeamRoleResponse) Reset() {
+	*x = PutTeamRoleResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutTeamRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutTeamRoleResponse) ProtoMessage() {}
+
+func (x *PutTeamRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutTeamRoleResponse.ProtoReflect.Descriptor instead.
+func (*PutTeamRoleResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PutTeamRoleResponse) GetRole() *Role {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+// PatchTeamRoleRequest updates a role; fields left out keep their value.
+type PatchTeamRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Role id.
+	RoleId string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// New description.
+	Description *string `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// New permissions, replacing both scopes.
+	Permissions *RolePermissions `protobuf:"bytes,4,opt,name=permissions,proto3" json:"permissions,omitempty"`
+	// New project restriction.
+	Restrictions  *RoleRestrictions `protobuf:"bytes,5,opt,name=restrictions,proto3" json:"restrictions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchTeamRoleRequest) Reset() {
+	*x = PatchTeamRoleRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchTeamRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchTeamRoleRequest) ProtoMessage() {}
+
+func (x *PatchTeamRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchTeamRoleRequest.ProtoReflect.Descriptor instead.
+func (*PatchTeamRoleRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PatchTeamRoleRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *PatchTeamRoleRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *PatchTeamRoleRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *PatchTeamRoleRequest) GetPermissions() *RolePermissions {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *PatchTeamRoleRequest) GetRestrictions() *RoleRestrictions {
+	if x != nil {
+		return x.Restrictions
+	}
+	return nil
+}
+
+// PatchTeamRoleResponse is the role.
+type PatchTeamRoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The role.
+	Role          *Role `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchTeamRoleResponse) Reset() {
+	*x = PatchTeamRoleResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchTeamRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchTeamRoleResponse) ProtoMessage() {}
+
+func (x *PatchTeamRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchTeamRoleResponse.ProtoReflect.Descriptor instead.
+func (*PatchTeamRoleResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *PatchTeamRoleResponse) GetRole() *Role {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+// ListTeamRoleMembersRequest names a role.
+type ListTeamRoleMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Role id.
+	RoleId        string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTeamRoleMembersRequest) Reset() {
+	*x = ListTeamRoleMembersRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTeamRoleMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTeamRoleMembersRequest) ProtoMessage() {}
+
+func (x *ListTeamRoleMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTeamRoleMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListTeamRoleMembersRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListTeamRoleMembersRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ListTeamRoleMembersRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+// ListTeamRoleMembersResponse lists the role's members.
+type ListTeamRoleMembersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The members.
+	Members []*TeamMember `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	// Where this page sits.
+	Pagination    *v1.Pagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTeamRoleMembersResponse) Reset() {
+	*x = ListTeamRoleMembersResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTeamRoleMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTeamRoleMembersResponse) ProtoMessage() {}
+
+func (x *ListTeamRoleMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTeamRoleMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListTeamRoleMembersResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListTeamRoleMembersResponse) GetMembers() []*TeamMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ListTeamRoleMembersResponse) GetPagination() *v1.Pagination {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// AddTeamRoleMemberRequest names a member to give the role; exactly one of
+// user_id (Northflank's field), member_id and email.
+type AddTeamRoleMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Role id.
+	RoleId string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// User id of the member.
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Same as user_id.
+	MemberId string `protobuf:"bytes,4,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Email of the member (any case).
+	Email         string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTeamRoleMemberRequest) Reset() {
+	*x = AddTeamRoleMemberRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTeamRoleMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTeamRoleMemberRequest) ProtoMessage() {}
+
+func (x *AddTeamRoleMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTeamRoleMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddTeamRoleMemberRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *AddTeamRoleMemberRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *AddTeamRoleMemberRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *AddTeamRoleMemberRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AddTeamRoleMemberRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *AddTeamRoleMemberRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// AddTeamRoleMemberResponse is the member with its new role.
+type AddTeamRoleMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member.
+	Member        *TeamMember `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTeamRoleMemberResponse) Reset() {
+	*x = AddTeamRoleMemberResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTeamRoleMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTeamRoleMemberResponse) ProtoMessage() {}
+
+func (x *AddTeamRoleMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTeamRoleMemberResponse.ProtoReflect.Descriptor instead.
+func (*AddTeamRoleMemberResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AddTeamRoleMemberResponse) GetMember() *TeamMember {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// RemoveTeamRoleMemberRequest names a role and a member holding it.
+type RemoveTeamRoleMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Role id.
+	RoleId string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// Member id: the user id.
+	MemberId      string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTeamRoleMemberRequest) Reset() {
+	*x = RemoveTeamRoleMemberRequest{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTeamRoleMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTeamRoleMemberRequest) ProtoMessage() {}
+
+func (x *RemoveTeamRoleMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTeamRoleMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveTeamRoleMemberRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RemoveTeamRoleMemberRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *RemoveTeamRoleMemberRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *RemoveTeamRoleMemberRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+// RemoveTeamRoleMemberResponse is empty.
+type RemoveTeamRoleMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTeamRoleMemberResponse) Reset() {
+	*x = RemoveTeamRoleMemberResponse{}
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTeamRoleMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTeamRoleMemberResponse) ProtoMessage() {}
+
+func (x *RemoveTeamRoleMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTeamRoleMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveTeamRoleMemberResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{51}
 }
 
 // DeleteTeamRoleRequest names a role.
@@ -2253,7 +3171,7 @@ type DeleteTeamRoleRequest struct {
 
 func (x *DeleteTeamRoleRequest) Reset() {
 	*x = DeleteTeamRoleRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[36]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +3183,7 @@ func (x *DeleteTeamRoleRequest) String() string {
 func (*DeleteTeamRoleRequest) ProtoMessage() {}
 
 func (x *DeleteTeamRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[36]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +3196,7 @@ func (x *DeleteTeamRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTeamRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTeamRoleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{36}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DeleteTeamRoleRequest) GetTeamId() string {
@@ -2304,7 +3222,7 @@ type DeleteTeamRoleResponse struct {
 
 func (x *DeleteTeamRoleResponse) Reset() {
 	*x = DeleteTeamRoleResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[37]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +3234,7 @@ func (x *DeleteTeamRoleResponse) String() string {
 func (*DeleteTeamRoleResponse) ProtoMessage() {}
 
 func (x *DeleteTeamRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[37]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +3247,7 @@ func (x *DeleteTeamRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTeamRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTeamRoleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{37}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{53}
 }
 
 // OAuthClient is a registered OAuth client.
@@ -2364,7 +3282,7 @@ type OAuthClient struct {
 
 func (x *OAuthClient) Reset() {
 	*x = OAuthClient{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[38]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +3294,7 @@ func (x *OAuthClient) String() string {
 func (*OAuthClient) ProtoMessage() {}
 
 func (x *OAuthClient) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[38]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +3307,7 @@ func (x *OAuthClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OAuthClient.ProtoReflect.Descriptor instead.
 func (*OAuthClient) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{38}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *OAuthClient) GetId() string {
@@ -2478,7 +3396,7 @@ type ListOAuthClientsRequest struct {
 
 func (x *ListOAuthClientsRequest) Reset() {
 	*x = ListOAuthClientsRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[39]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +3408,7 @@ func (x *ListOAuthClientsRequest) String() string {
 func (*ListOAuthClientsRequest) ProtoMessage() {}
 
 func (x *ListOAuthClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[39]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +3421,7 @@ func (x *ListOAuthClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOAuthClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListOAuthClientsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{39}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{55}
 }
 
 // ListOAuthClientsResponse lists clients.
@@ -2519,7 +3437,7 @@ type ListOAuthClientsResponse struct {
 
 func (x *ListOAuthClientsResponse) Reset() {
 	*x = ListOAuthClientsResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[40]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +3449,7 @@ func (x *ListOAuthClientsResponse) String() string {
 func (*ListOAuthClientsResponse) ProtoMessage() {}
 
 func (x *ListOAuthClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[40]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +3462,7 @@ func (x *ListOAuthClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOAuthClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListOAuthClientsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{40}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListOAuthClientsResponse) GetClients() []*OAuthClient {
@@ -2582,7 +3500,7 @@ type CreateOAuthClientRequest struct {
 
 func (x *CreateOAuthClientRequest) Reset() {
 	*x = CreateOAuthClientRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[41]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +3512,7 @@ func (x *CreateOAuthClientRequest) String() string {
 func (*CreateOAuthClientRequest) ProtoMessage() {}
 
 func (x *CreateOAuthClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[41]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +3525,7 @@ func (x *CreateOAuthClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOAuthClientRequest.ProtoReflect.Descriptor instead.
 func (*CreateOAuthClientRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{41}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateOAuthClientRequest) GetName() string {
@@ -2663,7 +3581,7 @@ type CreateOAuthClientResponse struct {
 
 func (x *CreateOAuthClientResponse) Reset() {
 	*x = CreateOAuthClientResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[42]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +3593,7 @@ func (x *CreateOAuthClientResponse) String() string {
 func (*CreateOAuthClientResponse) ProtoMessage() {}
 
 func (x *CreateOAuthClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[42]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +3606,7 @@ func (x *CreateOAuthClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOAuthClientResponse.ProtoReflect.Descriptor instead.
 func (*CreateOAuthClientResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{42}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CreateOAuthClientResponse) GetClient() *OAuthClient {
@@ -2709,7 +3627,7 @@ type DeleteOAuthClientRequest struct {
 
 func (x *DeleteOAuthClientRequest) Reset() {
 	*x = DeleteOAuthClientRequest{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[43]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +3639,7 @@ func (x *DeleteOAuthClientRequest) String() string {
 func (*DeleteOAuthClientRequest) ProtoMessage() {}
 
 func (x *DeleteOAuthClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[43]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +3652,7 @@ func (x *DeleteOAuthClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOAuthClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOAuthClientRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{43}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteOAuthClientRequest) GetClientId() string {
@@ -2753,7 +3671,7 @@ type DeleteOAuthClientResponse struct {
 
 func (x *DeleteOAuthClientResponse) Reset() {
 	*x = DeleteOAuthClientResponse{}
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[44]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +3683,7 @@ func (x *DeleteOAuthClientResponse) String() string {
 func (*DeleteOAuthClientResponse) ProtoMessage() {}
 
 func (x *DeleteOAuthClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_auth_v1_auth_proto_msgTypes[44]
+	mi := &file_slipway_auth_v1_auth_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +3696,7 @@ func (x *DeleteOAuthClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOAuthClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOAuthClientResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{44}
+	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{60}
 }
 
 var File_slipway_auth_v1_auth_proto protoreflect.FileDescriptor
@@ -2904,7 +3822,28 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xe7\x02\n" +
+	"pagination\"\xd0\x01\n" +
+	"\x10PatchTeamRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12N\n" +
+	"\x04name\x18\x02 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$H\x00R\x04name\x88\x01\x01\x12/\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x01R\vdescription\x88\x01\x01B\a\n" +
+	"\x05_nameB\x0e\n" +
+	"\f_description\">\n" +
+	"\x11PatchTeamResponse\x12)\n" +
+	"\x04team\x18\x01 \x01(\v2\x15.slipway.auth.v1.TeamR\x04team\"\xa6\x01\n" +
+	"\x14AddTeamMemberRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12 \n" +
+	"\x05email\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x03\x18\xfe\x01R\x05email\x12 \n" +
+	"\arole_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06roleId\x12&\n" +
+	"\x05roles\x18\x04 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10\x01\"\x06r\x04\x10\x01\x18@R\x05roles\"L\n" +
+	"\x15AddTeamMemberResponse\x123\n" +
+	"\x06member\x18\x01 \x01(\v2\x1b.slipway.auth.v1.TeamMemberR\x06member\"e\n" +
+	"\x17RemoveTeamMemberRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12&\n" +
+	"\tmember_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bmemberId\"\x1a\n" +
+	"\x18RemoveTeamMemberResponse\"\xe7\x02\n" +
 	"\x04Role\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -2943,7 +3882,45 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
 	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\"@\n" +
 	"\x13GetTeamRoleResponse\x12)\n" +
-	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"_\n" +
+	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"\x8e\x02\n" +
+	"\x12PutTeamRoleRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\x1d\n" +
+	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18'R\x04name\x12*\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12B\n" +
+	"\vpermissions\x18\x04 \x01(\v2 .slipway.auth.v1.RolePermissionsR\vpermissions\x12E\n" +
+	"\frestrictions\x18\x05 \x01(\v2!.slipway.auth.v1.RoleRestrictionsR\frestrictions\"@\n" +
+	"\x13PutTeamRoleResponse\x12)\n" +
+	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"\xaa\x02\n" +
+	"\x14PatchTeamRoleRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
+	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\x12/\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x12B\n" +
+	"\vpermissions\x18\x04 \x01(\v2 .slipway.auth.v1.RolePermissionsR\vpermissions\x12E\n" +
+	"\frestrictions\x18\x05 \x01(\v2!.slipway.auth.v1.RoleRestrictionsR\frestrictionsB\x0e\n" +
+	"\f_description\"B\n" +
+	"\x15PatchTeamRoleResponse\x12)\n" +
+	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"d\n" +
+	"\x1aListTeamRoleMembersRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
+	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\"\x90\x01\n" +
+	"\x1bListTeamRoleMembersResponse\x125\n" +
+	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
+	"pagination\"\xca\x01\n" +
+	"\x18AddTeamRoleMemberRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
+	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\x12 \n" +
+	"\auser_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06userId\x12$\n" +
+	"\tmember_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\bmemberId\x12\x1e\n" +
+	"\x05email\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xfe\x01R\x05email\"P\n" +
+	"\x19AddTeamRoleMemberResponse\x123\n" +
+	"\x06member\x18\x01 \x01(\v2\x1b.slipway.auth.v1.TeamMemberR\x06member\"\x8d\x01\n" +
+	"\x1bRemoveTeamRoleMemberRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
+	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\x12&\n" +
+	"\tmember_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bmemberId\"\x1e\n" +
+	"\x1cRemoveTeamRoleMemberResponse\"_\n" +
 	"\x15DeleteTeamRoleRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
 	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\"\x18\n" +
@@ -2985,7 +3962,7 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x18DeleteOAuthClientRequest\x12'\n" +
 	"\tclient_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bclientId\"\x1b\n" +
-	"\x19DeleteOAuthClientResponse2\xb1\x16\n" +
+	"\x19DeleteOAuthClientResponse2\xca\"\n" +
 	"\vAuthService\x12c\n" +
 	"\fAuthenticate\x12$.slipway.auth.v1.AuthenticateRequest\x1a%.slipway.auth.v1.AuthenticateResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12j\n" +
 	"\aGetAuth\x12\x1f.slipway.auth.v1.GetAuthRequest\x1a .slipway.auth.v1.GetAuthResponse\"\x1c\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x10b\x04auth\x12\b/v1/auth\x12\xa2\x01\n" +
@@ -3011,13 +3988,29 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\aGetTeam\x12\x1f.slipway.auth.v1.GetTeamRequest\x1a .slipway.auth.v1.GetTeamResponse\"M\xa2\xbb\x18(\n" +
 	"$Organisation > Team > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x1bb\x04team\x12\x13/v1/teams/{team_id}\x12\xb1\x01\n" +
 	"\x0fListTeamMembers\x12'.slipway.auth.v1.ListTeamMembersRequest\x1a(.slipway.auth.v1.ListTeamMembersResponse\"K\xa2\xbb\x18$\n" +
-	" Account > Admin > Members > Read\x10\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/teams/{team_id}/members\x12\xa7\x01\n" +
+	" Account > Admin > Members > Read\x10\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/teams/{team_id}/members\x12\xa6\x01\n" +
+	"\tPatchTeam\x12!.slipway.auth.v1.PatchTeamRequest\x1a\".slipway.auth.v1.PatchTeamResponse\"R\xa2\xbb\x18*\n" +
+	"&Organisation > Team > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x1e:\x01*b\x04team2\x13/v1/teams/{team_id}\x12\xb8\x01\n" +
+	"\rAddTeamMember\x12%.slipway.auth.v1.AddTeamMemberRequest\x1a&.slipway.auth.v1.AddTeamMemberResponse\"X\xa2\xbb\x18&\n" +
+	"\"Account > Admin > Members > Manage\x10\x01\x82\xd3\xe4\x93\x02(:\x01*b\x06member\"\x1b/v1/teams/{team_id}/members\x12\xc2\x01\n" +
+	"\x10RemoveTeamMember\x12(.slipway.auth.v1.RemoveTeamMemberRequest\x1a).slipway.auth.v1.RemoveTeamMemberResponse\"Y\xa2\xbb\x18&\n" +
+	"\"Account > Admin > Members > Manage\x10\x01\x82\xd3\xe4\x93\x02)*'/v1/teams/{team_id}/members/{member_id}\x12\xa7\x01\n" +
 	"\rListTeamRoles\x12%.slipway.auth.v1.ListTeamRolesRequest\x1a&.slipway.auth.v1.ListTeamRolesResponse\"G\xa2\xbb\x18\"\n" +
 	"\x1eAccount > Admin > Roles > Read\x10\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/teams/{team_id}/roles\x12\xb5\x01\n" +
 	"\x0eCreateTeamRole\x12&.slipway.auth.v1.CreateTeamRoleRequest\x1a'.slipway.auth.v1.CreateTeamRoleResponse\"R\xa2\xbb\x18$\n" +
 	" Account > Admin > Roles > Manage\x10\x01\x82\xd3\xe4\x93\x02$:\x01*b\x04role\"\x19/v1/teams/{team_id}/roles\x12\xb1\x01\n" +
 	"\vGetTeamRole\x12#.slipway.auth.v1.GetTeamRoleRequest\x1a$.slipway.auth.v1.GetTeamRoleResponse\"W\xa2\xbb\x18\"\n" +
-	"\x1eAccount > Admin > Roles > Read\x10\x01\x82\xd3\xe4\x93\x02+b\x04role\x12#/v1/teams/{team_id}/roles/{role_id}\x12\xb6\x01\n" +
+	"\x1eAccount > Admin > Roles > Read\x10\x01\x82\xd3\xe4\x93\x02+b\x04role\x12#/v1/teams/{team_id}/roles/{role_id}\x12\xac\x01\n" +
+	"\vPutTeamRole\x12#.slipway.auth.v1.PutTeamRoleRequest\x1a$.slipway.auth.v1.PutTeamRoleResponse\"R\xa2\xbb\x18$\n" +
+	" Account > Admin > Roles > Manage\x10\x01\x82\xd3\xe4\x93\x02$:\x01*b\x04role\x1a\x19/v1/teams/{team_id}/roles\x12\xbc\x01\n" +
+	"\rPatchTeamRole\x12%.slipway.auth.v1.PatchTeamRoleRequest\x1a&.slipway.auth.v1.PatchTeamRoleResponse\"\\\xa2\xbb\x18$\n" +
+	" Account > Admin > Roles > Manage\x10\x01\x82\xd3\xe4\x93\x02.:\x01*b\x04role2#/v1/teams/{team_id}/roles/{role_id}\x12\xcb\x01\n" +
+	"\x13ListTeamRoleMembers\x12+.slipway.auth.v1.ListTeamRoleMembersRequest\x1a,.slipway.auth.v1.ListTeamRoleMembersResponse\"Y\xa2\xbb\x18\"\n" +
+	"\x1eAccount > Admin > Roles > Read\x10\x01\x82\xd3\xe4\x93\x02-\x12+/v1/teams/{team_id}/roles/{role_id}/members\x12\xd2\x01\n" +
+	"\x11AddTeamRoleMember\x12).slipway.auth.v1.AddTeamRoleMemberRequest\x1a*.slipway.auth.v1.AddTeamRoleMemberResponse\"f\xa2\xbb\x18$\n" +
+	" Account > Admin > Roles > Manage\x10\x01\x82\xd3\xe4\x93\x028:\x01*b\x06member\"+/v1/teams/{team_id}/roles/{role_id}/members\x12\xdc\x01\n" +
+	"\x14RemoveTeamRoleMember\x12,.slipway.auth.v1.RemoveTeamRoleMemberRequest\x1a-.slipway.auth.v1.RemoveTeamRoleMemberResponse\"g\xa2\xbb\x18$\n" +
+	" Account > Admin > Roles > Manage\x10\x01\x82\xd3\xe4\x93\x029*7/v1/teams/{team_id}/roles/{role_id}/members/{member_id}\x12\xb6\x01\n" +
 	"\x0eDeleteTeamRole\x12&.slipway.auth.v1.DeleteTeamRoleRequest\x1a'.slipway.auth.v1.DeleteTeamRoleResponse\"S\xa2\xbb\x18$\n" +
 	" Account > Admin > Roles > Manage\x10\x01\x82\xd3\xe4\x93\x02%*#/v1/teams/{team_id}/roles/{role_id}B9Z7github.com/slipwayhq/slipway/gen/slipway/auth/v1;authv1b\x06proto3"
 
@@ -3033,132 +4026,175 @@ func file_slipway_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_slipway_auth_v1_auth_proto_rawDescData
 }
 
-var file_slipway_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_slipway_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_slipway_auth_v1_auth_proto_goTypes = []any{
-	(*AuthenticateRequest)(nil),       // 0: slipway.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),      // 1: slipway.auth.v1.AuthenticateResponse
-	(*Principal)(nil),                 // 2: slipway.auth.v1.Principal
-	(*TeamGrant)(nil),                 // 3: slipway.auth.v1.TeamGrant
-	(*GetAuthRequest)(nil),            // 4: slipway.auth.v1.GetAuthRequest
-	(*GetAuthResponse)(nil),           // 5: slipway.auth.v1.GetAuthResponse
-	(*AuthInfo)(nil),                  // 6: slipway.auth.v1.AuthInfo
-	(*ApiToken)(nil),                  // 7: slipway.auth.v1.ApiToken
-	(*ListApiTokensRequest)(nil),      // 8: slipway.auth.v1.ListApiTokensRequest
-	(*ListApiTokensResponse)(nil),     // 9: slipway.auth.v1.ListApiTokensResponse
-	(*CreateApiTokenRequest)(nil),     // 10: slipway.auth.v1.CreateApiTokenRequest
-	(*CreateApiTokenResponse)(nil),    // 11: slipway.auth.v1.CreateApiTokenResponse
-	(*GetApiTokenRequest)(nil),        // 12: slipway.auth.v1.GetApiTokenRequest
-	(*GetApiTokenResponse)(nil),       // 13: slipway.auth.v1.GetApiTokenResponse
-	(*RevokeApiTokenRequest)(nil),     // 14: slipway.auth.v1.RevokeApiTokenRequest
-	(*RevokeApiTokenResponse)(nil),    // 15: slipway.auth.v1.RevokeApiTokenResponse
-	(*Team)(nil),                      // 16: slipway.auth.v1.Team
-	(*ListTeamsRequest)(nil),          // 17: slipway.auth.v1.ListTeamsRequest
-	(*ListTeamsResponse)(nil),         // 18: slipway.auth.v1.ListTeamsResponse
-	(*CreateTeamRequest)(nil),         // 19: slipway.auth.v1.CreateTeamRequest
-	(*CreateTeamResponse)(nil),        // 20: slipway.auth.v1.CreateTeamResponse
-	(*GetTeamRequest)(nil),            // 21: slipway.auth.v1.GetTeamRequest
-	(*GetTeamResponse)(nil),           // 22: slipway.auth.v1.GetTeamResponse
-	(*TeamMember)(nil),                // 23: slipway.auth.v1.TeamMember
-	(*MemberEmail)(nil),               // 24: slipway.auth.v1.MemberEmail
-	(*ListTeamMembersRequest)(nil),    // 25: slipway.auth.v1.ListTeamMembersRequest
-	(*ListTeamMembersResponse)(nil),   // 26: slipway.auth.v1.ListTeamMembersResponse
-	(*Role)(nil),                      // 27: slipway.auth.v1.Role
-	(*RolePermissions)(nil),           // 28: slipway.auth.v1.RolePermissions
-	(*RoleRestrictions)(nil),          // 29: slipway.auth.v1.RoleRestrictions
-	(*ListTeamRolesRequest)(nil),      // 30: slipway.auth.v1.ListTeamRolesRequest
-	(*ListTeamRolesResponse)(nil),     // 31: slipway.auth.v1.ListTeamRolesResponse
-	(*CreateTeamRoleRequest)(nil),     // 32: slipway.auth.v1.CreateTeamRoleRequest
-	(*CreateTeamRoleResponse)(nil),    // 33: slipway.auth.v1.CreateTeamRoleResponse
-	(*GetTeamRoleRequest)(nil),        // 34: slipway.auth.v1.GetTeamRoleRequest
-	(*GetTeamRoleResponse)(nil),       // 35: slipway.auth.v1.GetTeamRoleResponse
-	(*DeleteTeamRoleRequest)(nil),     // 36: slipway.auth.v1.DeleteTeamRoleRequest
-	(*DeleteTeamRoleResponse)(nil),    // 37: slipway.auth.v1.DeleteTeamRoleResponse
-	(*OAuthClient)(nil),               // 38: slipway.auth.v1.OAuthClient
-	(*ListOAuthClientsRequest)(nil),   // 39: slipway.auth.v1.ListOAuthClientsRequest
-	(*ListOAuthClientsResponse)(nil),  // 40: slipway.auth.v1.ListOAuthClientsResponse
-	(*CreateOAuthClientRequest)(nil),  // 41: slipway.auth.v1.CreateOAuthClientRequest
-	(*CreateOAuthClientResponse)(nil), // 42: slipway.auth.v1.CreateOAuthClientResponse
-	(*DeleteOAuthClientRequest)(nil),  // 43: slipway.auth.v1.DeleteOAuthClientRequest
-	(*DeleteOAuthClientResponse)(nil), // 44: slipway.auth.v1.DeleteOAuthClientResponse
-	(*timestamppb.Timestamp)(nil),     // 45: google.protobuf.Timestamp
-	(*v1.Pagination)(nil),             // 46: slipway.api.v1.Pagination
+	(*AuthenticateRequest)(nil),          // 0: slipway.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),         // 1: slipway.auth.v1.AuthenticateResponse
+	(*Principal)(nil),                    // 2: slipway.auth.v1.Principal
+	(*TeamGrant)(nil),                    // 3: slipway.auth.v1.TeamGrant
+	(*GetAuthRequest)(nil),               // 4: slipway.auth.v1.GetAuthRequest
+	(*GetAuthResponse)(nil),              // 5: slipway.auth.v1.GetAuthResponse
+	(*AuthInfo)(nil),                     // 6: slipway.auth.v1.AuthInfo
+	(*ApiToken)(nil),                     // 7: slipway.auth.v1.ApiToken
+	(*ListApiTokensRequest)(nil),         // 8: slipway.auth.v1.ListApiTokensRequest
+	(*ListApiTokensResponse)(nil),        // 9: slipway.auth.v1.ListApiTokensResponse
+	(*CreateApiTokenRequest)(nil),        // 10: slipway.auth.v1.CreateApiTokenRequest
+	(*CreateApiTokenResponse)(nil),       // 11: slipway.auth.v1.CreateApiTokenResponse
+	(*GetApiTokenRequest)(nil),           // 12: slipway.auth.v1.GetApiTokenRequest
+	(*GetApiTokenResponse)(nil),          // 13: slipway.auth.v1.GetApiTokenResponse
+	(*RevokeApiTokenRequest)(nil),        // 14: slipway.auth.v1.RevokeApiTokenRequest
+	(*RevokeApiTokenResponse)(nil),       // 15: slipway.auth.v1.RevokeApiTokenResponse
+	(*Team)(nil),                         // 16: slipway.auth.v1.Team
+	(*ListTeamsRequest)(nil),             // 17: slipway.auth.v1.ListTeamsRequest
+	(*ListTeamsResponse)(nil),            // 18: slipway.auth.v1.ListTeamsResponse
+	(*CreateTeamRequest)(nil),            // 19: slipway.auth.v1.CreateTeamRequest
+	(*CreateTeamResponse)(nil),           // 20: slipway.auth.v1.CreateTeamResponse
+	(*GetTeamRequest)(nil),               // 21: slipway.auth.v1.GetTeamRequest
+	(*GetTeamResponse)(nil),              // 22: slipway.auth.v1.GetTeamResponse
+	(*TeamMember)(nil),                   // 23: slipway.auth.v1.TeamMember
+	(*MemberEmail)(nil),                  // 24: slipway.auth.v1.MemberEmail
+	(*ListTeamMembersRequest)(nil),       // 25: slipway.auth.v1.ListTeamMembersRequest
+	(*ListTeamMembersResponse)(nil),      // 26: slipway.auth.v1.ListTeamMembersResponse
+	(*PatchTeamRequest)(nil),             // 27: slipway.auth.v1.PatchTeamRequest
+	(*PatchTeamResponse)(nil),            // 28: slipway.auth.v1.PatchTeamResponse
+	(*AddTeamMemberRequest)(nil),         // 29: slipway.auth.v1.AddTeamMemberRequest
+	(*AddTeamMemberResponse)(nil),        // 30: slipway.auth.v1.AddTeamMemberResponse
+	(*RemoveTeamMemberRequest)(nil),      // 31: slipway.auth.v1.RemoveTeamMemberRequest
+	(*RemoveTeamMemberResponse)(nil),     // 32: slipway.auth.v1.RemoveTeamMemberResponse
+	(*Role)(nil),                         // 33: slipway.auth.v1.Role
+	(*RolePermissions)(nil),              // 34: slipway.auth.v1.RolePermissions
+	(*RoleRestrictions)(nil),             // 35: slipway.auth.v1.RoleRestrictions
+	(*ListTeamRolesRequest)(nil),         // 36: slipway.auth.v1.ListTeamRolesRequest
+	(*ListTeamRolesResponse)(nil),        // 37: slipway.auth.v1.ListTeamRolesResponse
+	(*CreateTeamRoleRequest)(nil),        // 38: slipway.auth.v1.CreateTeamRoleRequest
+	(*CreateTeamRoleResponse)(nil),       // 39: slipway.auth.v1.CreateTeamRoleResponse
+	(*GetTeamRoleRequest)(nil),           // 40: slipway.auth.v1.GetTeamRoleRequest
+	(*GetTeamRoleResponse)(nil),          // 41: slipway.auth.v1.GetTeamRoleResponse
+	(*PutTeamRoleRequest)(nil),           // 42: slipway.auth.v1.PutTeamRoleRequest
+	(*PutTeamRoleResponse)(nil),          // 43: slipway.auth.v1.PutTeamRoleResponse
+	(*PatchTeamRoleRequest)(nil),         // 44: slipway.auth.v1.PatchTeamRoleRequest
+	(*PatchTeamRoleResponse)(nil),        // 45: slipway.auth.v1.PatchTeamRoleResponse
+	(*ListTeamRoleMembersRequest)(nil),   // 46: slipway.auth.v1.ListTeamRoleMembersRequest
+	(*ListTeamRoleMembersResponse)(nil),  // 47: slipway.auth.v1.ListTeamRoleMembersResponse
+	(*AddTeamRoleMemberRequest)(nil),     // 48: slipway.auth.v1.AddTeamRoleMemberRequest
+	(*AddTeamRoleMemberResponse)(nil),    // 49: slipway.auth.v1.AddTeamRoleMemberResponse
+	(*RemoveTeamRoleMemberRequest)(nil),  // 50: slipway.auth.v1.RemoveTeamRoleMemberRequest
+	(*RemoveTeamRoleMemberResponse)(nil), // 51: slipway.auth.v1.RemoveTeamRoleMemberResponse
+	(*DeleteTeamRoleRequest)(nil),        // 52: slipway.auth.v1.DeleteTeamRoleRequest
+	(*DeleteTeamRoleResponse)(nil),       // 53: slipway.auth.v1.DeleteTeamRoleResponse
+	(*OAuthClient)(nil),                  // 54: slipway.auth.v1.OAuthClient
+	(*ListOAuthClientsRequest)(nil),      // 55: slipway.auth.v1.ListOAuthClientsRequest
+	(*ListOAuthClientsResponse)(nil),     // 56: slipway.auth.v1.ListOAuthClientsResponse
+	(*CreateOAuthClientRequest)(nil),     // 57: slipway.auth.v1.CreateOAuthClientRequest
+	(*CreateOAuthClientResponse)(nil),    // 58: slipway.auth.v1.CreateOAuthClientResponse
+	(*DeleteOAuthClientRequest)(nil),     // 59: slipway.auth.v1.DeleteOAuthClientRequest
+	(*DeleteOAuthClientResponse)(nil),    // 60: slipway.auth.v1.DeleteOAuthClientResponse
+	(*timestamppb.Timestamp)(nil),        // 61: google.protobuf.Timestamp
+	(*v1.Pagination)(nil),                // 62: slipway.api.v1.Pagination
 }
 var file_slipway_auth_v1_auth_proto_depIdxs = []int32{
 	2,  // 0: slipway.auth.v1.AuthenticateResponse.principal:type_name -> slipway.auth.v1.Principal
 	3,  // 1: slipway.auth.v1.Principal.grants:type_name -> slipway.auth.v1.TeamGrant
-	45, // 2: slipway.auth.v1.Principal.expires_at:type_name -> google.protobuf.Timestamp
+	61, // 2: slipway.auth.v1.Principal.expires_at:type_name -> google.protobuf.Timestamp
 	6,  // 3: slipway.auth.v1.GetAuthResponse.auth:type_name -> slipway.auth.v1.AuthInfo
-	45, // 4: slipway.auth.v1.AuthInfo.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 5: slipway.auth.v1.ApiToken.created_at:type_name -> google.protobuf.Timestamp
-	45, // 6: slipway.auth.v1.ApiToken.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 7: slipway.auth.v1.ApiToken.last_used_at:type_name -> google.protobuf.Timestamp
-	45, // 8: slipway.auth.v1.ApiToken.revoked_at:type_name -> google.protobuf.Timestamp
+	61, // 4: slipway.auth.v1.AuthInfo.expires_at:type_name -> google.protobuf.Timestamp
+	61, // 5: slipway.auth.v1.ApiToken.created_at:type_name -> google.protobuf.Timestamp
+	61, // 6: slipway.auth.v1.ApiToken.expires_at:type_name -> google.protobuf.Timestamp
+	61, // 7: slipway.auth.v1.ApiToken.last_used_at:type_name -> google.protobuf.Timestamp
+	61, // 8: slipway.auth.v1.ApiToken.revoked_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: slipway.auth.v1.ListApiTokensResponse.tokens:type_name -> slipway.auth.v1.ApiToken
-	46, // 10: slipway.auth.v1.ListApiTokensResponse.pagination:type_name -> slipway.api.v1.Pagination
+	62, // 10: slipway.auth.v1.ListApiTokensResponse.pagination:type_name -> slipway.api.v1.Pagination
 	7,  // 11: slipway.auth.v1.CreateApiTokenResponse.token:type_name -> slipway.auth.v1.ApiToken
 	7,  // 12: slipway.auth.v1.GetApiTokenResponse.token:type_name -> slipway.auth.v1.ApiToken
-	45, // 13: slipway.auth.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	61, // 13: slipway.auth.v1.Team.created_at:type_name -> google.protobuf.Timestamp
 	16, // 14: slipway.auth.v1.ListTeamsResponse.teams:type_name -> slipway.auth.v1.Team
-	46, // 15: slipway.auth.v1.ListTeamsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	62, // 15: slipway.auth.v1.ListTeamsResponse.pagination:type_name -> slipway.api.v1.Pagination
 	16, // 16: slipway.auth.v1.CreateTeamResponse.team:type_name -> slipway.auth.v1.Team
 	16, // 17: slipway.auth.v1.GetTeamResponse.team:type_name -> slipway.auth.v1.Team
 	24, // 18: slipway.auth.v1.TeamMember.emails:type_name -> slipway.auth.v1.MemberEmail
-	45, // 19: slipway.auth.v1.TeamMember.joined_at:type_name -> google.protobuf.Timestamp
+	61, // 19: slipway.auth.v1.TeamMember.joined_at:type_name -> google.protobuf.Timestamp
 	23, // 20: slipway.auth.v1.ListTeamMembersResponse.members:type_name -> slipway.auth.v1.TeamMember
-	46, // 21: slipway.auth.v1.ListTeamMembersResponse.pagination:type_name -> slipway.api.v1.Pagination
-	28, // 22: slipway.auth.v1.Role.permissions:type_name -> slipway.auth.v1.RolePermissions
-	29, // 23: slipway.auth.v1.Role.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
-	45, // 24: slipway.auth.v1.Role.created_at:type_name -> google.protobuf.Timestamp
-	45, // 25: slipway.auth.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
-	27, // 26: slipway.auth.v1.ListTeamRolesResponse.roles:type_name -> slipway.auth.v1.Role
-	46, // 27: slipway.auth.v1.ListTeamRolesResponse.pagination:type_name -> slipway.api.v1.Pagination
-	28, // 28: slipway.auth.v1.CreateTeamRoleRequest.permissions:type_name -> slipway.auth.v1.RolePermissions
-	29, // 29: slipway.auth.v1.CreateTeamRoleRequest.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
-	27, // 30: slipway.auth.v1.CreateTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
-	27, // 31: slipway.auth.v1.GetTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
-	45, // 32: slipway.auth.v1.OAuthClient.created_at:type_name -> google.protobuf.Timestamp
-	38, // 33: slipway.auth.v1.ListOAuthClientsResponse.clients:type_name -> slipway.auth.v1.OAuthClient
-	46, // 34: slipway.auth.v1.ListOAuthClientsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	38, // 35: slipway.auth.v1.CreateOAuthClientResponse.client:type_name -> slipway.auth.v1.OAuthClient
-	0,  // 36: slipway.auth.v1.AuthService.Authenticate:input_type -> slipway.auth.v1.AuthenticateRequest
-	4,  // 37: slipway.auth.v1.AuthService.GetAuth:input_type -> slipway.auth.v1.GetAuthRequest
-	8,  // 38: slipway.auth.v1.AuthService.ListApiTokens:input_type -> slipway.auth.v1.ListApiTokensRequest
-	10, // 39: slipway.auth.v1.AuthService.CreateApiToken:input_type -> slipway.auth.v1.CreateApiTokenRequest
-	12, // 40: slipway.auth.v1.AuthService.GetApiToken:input_type -> slipway.auth.v1.GetApiTokenRequest
-	14, // 41: slipway.auth.v1.AuthService.RevokeApiToken:input_type -> slipway.auth.v1.RevokeApiTokenRequest
-	39, // 42: slipway.auth.v1.AuthService.ListOAuthClients:input_type -> slipway.auth.v1.ListOAuthClientsRequest
-	41, // 43: slipway.auth.v1.AuthService.CreateOAuthClient:input_type -> slipway.auth.v1.CreateOAuthClientRequest
-	43, // 44: slipway.auth.v1.AuthService.DeleteOAuthClient:input_type -> slipway.auth.v1.DeleteOAuthClientRequest
-	17, // 45: slipway.auth.v1.AuthService.ListTeams:input_type -> slipway.auth.v1.ListTeamsRequest
-	19, // 46: slipway.auth.v1.AuthService.CreateTeam:input_type -> slipway.auth.v1.CreateTeamRequest
-	21, // 47: slipway.auth.v1.AuthService.GetTeam:input_type -> slipway.auth.v1.GetTeamRequest
-	25, // 48: slipway.auth.v1.AuthService.ListTeamMembers:input_type -> slipway.auth.v1.ListTeamMembersRequest
-	30, // 49: slipway.auth.v1.AuthService.ListTeamRoles:input_type -> slipway.auth.v1.ListTeamRolesRequest
-	32, // 50: slipway.auth.v1.AuthService.CreateTeamRole:input_type -> slipway.auth.v1.CreateTeamRoleRequest
-	34, // 51: slipway.auth.v1.AuthService.GetTeamRole:input_type -> slipway.auth.v1.GetTeamRoleRequest
-	36, // 52: slipway.auth.v1.AuthService.DeleteTeamRole:input_type -> slipway.auth.v1.DeleteTeamRoleRequest
-	1,  // 53: slipway.auth.v1.AuthService.Authenticate:output_type -> slipway.auth.v1.AuthenticateResponse
-	5,  // 54: slipway.auth.v1.AuthService.GetAuth:output_type -> slipway.auth.v1.GetAuthResponse
-	9,  // 55: slipway.auth.v1.AuthService.ListApiTokens:output_type -> slipway.auth.v1.ListApiTokensResponse
-	11, // 56: slipway.auth.v1.AuthService.CreateApiToken:output_type -> slipway.auth.v1.CreateApiTokenResponse
-	13, // 57: slipway.auth.v1.AuthService.GetApiToken:output_type -> slipway.auth.v1.GetApiTokenResponse
-	15, // 58: slipway.auth.v1.AuthService.RevokeApiToken:output_type -> slipway.auth.v1.RevokeApiTokenResponse
-	40, // 59: slipway.auth.v1.AuthService.ListOAuthClients:output_type -> slipway.auth.v1.ListOAuthClientsResponse
-	42, // 60: slipway.auth.v1.AuthService.CreateOAuthClient:output_type -> slipway.auth.v1.CreateOAuthClientResponse
-	44, // 61: slipway.auth.v1.AuthService.DeleteOAuthClient:output_type -> slipway.auth.v1.DeleteOAuthClientResponse
-	18, // 62: slipway.auth.v1.AuthService.ListTeams:output_type -> slipway.auth.v1.ListTeamsResponse
-	20, // 63: slipway.auth.v1.AuthService.CreateTeam:output_type -> slipway.auth.v1.CreateTeamResponse
-	22, // 64: slipway.auth.v1.AuthService.GetTeam:output_type -> slipway.auth.v1.GetTeamResponse
-	26, // 65: slipway.auth.v1.AuthService.ListTeamMembers:output_type -> slipway.auth.v1.ListTeamMembersResponse
-	31, // 66: slipway.auth.v1.AuthService.ListTeamRoles:output_type -> slipway.auth.v1.ListTeamRolesResponse
-	33, // 67: slipway.auth.v1.AuthService.CreateTeamRole:output_type -> slipway.auth.v1.CreateTeamRoleResponse
-	35, // 68: slipway.auth.v1.AuthService.GetTeamRole:output_type -> slipway.auth.v1.GetTeamRoleResponse
-	37, // 69: slipway.auth.v1.AuthService.DeleteTeamRole:output_type -> slipway.auth.v1.DeleteTeamRoleResponse
-	53, // [53:70] is the sub-list for method output_type
-	36, // [36:53] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	62, // 21: slipway.auth.v1.ListTeamMembersResponse.pagination:type_name -> slipway.api.v1.Pagination
+	16, // 22: slipway.auth.v1.PatchTeamResponse.team:type_name -> slipway.auth.v1.Team
+	23, // 23: slipway.auth.v1.AddTeamMemberResponse.member:type_name -> slipway.auth.v1.TeamMember
+	34, // 24: slipway.auth.v1.Role.permissions:type_name -> slipway.auth.v1.RolePermissions
+	35, // 25: slipway.auth.v1.Role.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
+	61, // 26: slipway.auth.v1.Role.created_at:type_name -> google.protobuf.Timestamp
+	61, // 27: slipway.auth.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 28: slipway.auth.v1.ListTeamRolesResponse.roles:type_name -> slipway.auth.v1.Role
+	62, // 29: slipway.auth.v1.ListTeamRolesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	34, // 30: slipway.auth.v1.CreateTeamRoleRequest.permissions:type_name -> slipway.auth.v1.RolePermissions
+	35, // 31: slipway.auth.v1.CreateTeamRoleRequest.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
+	33, // 32: slipway.auth.v1.CreateTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
+	33, // 33: slipway.auth.v1.GetTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
+	34, // 34: slipway.auth.v1.PutTeamRoleRequest.permissions:type_name -> slipway.auth.v1.RolePermissions
+	35, // 35: slipway.auth.v1.PutTeamRoleRequest.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
+	33, // 36: slipway.auth.v1.PutTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
+	34, // 37: slipway.auth.v1.PatchTeamRoleRequest.permissions:type_name -> slipway.auth.v1.RolePermissions
+	35, // 38: slipway.auth.v1.PatchTeamRoleRequest.restrictions:type_name -> slipway.auth.v1.RoleRestrictions
+	33, // 39: slipway.auth.v1.PatchTeamRoleResponse.role:type_name -> slipway.auth.v1.Role
+	23, // 40: slipway.auth.v1.ListTeamRoleMembersResponse.members:type_name -> slipway.auth.v1.TeamMember
+	62, // 41: slipway.auth.v1.ListTeamRoleMembersResponse.pagination:type_name -> slipway.api.v1.Pagination
+	23, // 42: slipway.auth.v1.AddTeamRoleMemberResponse.member:type_name -> slipway.auth.v1.TeamMember
+	61, // 43: slipway.auth.v1.OAuthClient.created_at:type_name -> google.protobuf.Timestamp
+	54, // 44: slipway.auth.v1.ListOAuthClientsResponse.clients:type_name -> slipway.auth.v1.OAuthClient
+	62, // 45: slipway.auth.v1.ListOAuthClientsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	54, // 46: slipway.auth.v1.CreateOAuthClientResponse.client:type_name -> slipway.auth.v1.OAuthClient
+	0,  // 47: slipway.auth.v1.AuthService.Authenticate:input_type -> slipway.auth.v1.AuthenticateRequest
+	4,  // 48: slipway.auth.v1.AuthService.GetAuth:input_type -> slipway.auth.v1.GetAuthRequest
+	8,  // 49: slipway.auth.v1.AuthService.ListApiTokens:input_type -> slipway.auth.v1.ListApiTokensRequest
+	10, // 50: slipway.auth.v1.AuthService.CreateApiToken:input_type -> slipway.auth.v1.CreateApiTokenRequest
+	12, // 51: slipway.auth.v1.AuthService.GetApiToken:input_type -> slipway.auth.v1.GetApiTokenRequest
+	14, // 52: slipway.auth.v1.AuthService.RevokeApiToken:input_type -> slipway.auth.v1.RevokeApiTokenRequest
+	55, // 53: slipway.auth.v1.AuthService.ListOAuthClients:input_type -> slipway.auth.v1.ListOAuthClientsRequest
+	57, // 54: slipway.auth.v1.AuthService.CreateOAuthClient:input_type -> slipway.auth.v1.CreateOAuthClientRequest
+	59, // 55: slipway.auth.v1.AuthService.DeleteOAuthClient:input_type -> slipway.auth.v1.DeleteOAuthClientRequest
+	17, // 56: slipway.auth.v1.AuthService.ListTeams:input_type -> slipway.auth.v1.ListTeamsRequest
+	19, // 57: slipway.auth.v1.AuthService.CreateTeam:input_type -> slipway.auth.v1.CreateTeamRequest
+	21, // 58: slipway.auth.v1.AuthService.GetTeam:input_type -> slipway.auth.v1.GetTeamRequest
+	25, // 59: slipway.auth.v1.AuthService.ListTeamMembers:input_type -> slipway.auth.v1.ListTeamMembersRequest
+	27, // 60: slipway.auth.v1.AuthService.PatchTeam:input_type -> slipway.auth.v1.PatchTeamRequest
+	29, // 61: slipway.auth.v1.AuthService.AddTeamMember:input_type -> slipway.auth.v1.AddTeamMemberRequest
+	31, // 62: slipway.auth.v1.AuthService.RemoveTeamMember:input_type -> slipway.auth.v1.RemoveTeamMemberRequest
+	36, // 63: slipway.auth.v1.AuthService.ListTeamRoles:input_type -> slipway.auth.v1.ListTeamRolesRequest
+	38, // 64: slipway.auth.v1.AuthService.CreateTeamRole:input_type -> slipway.auth.v1.CreateTeamRoleRequest
+	40, // 65: slipway.auth.v1.AuthService.GetTeamRole:input_type -> slipway.auth.v1.GetTeamRoleRequest
+	42, // 66: slipway.auth.v1.AuthService.PutTeamRole:input_type -> slipway.auth.v1.PutTeamRoleRequest
+	44, // 67: slipway.auth.v1.AuthService.PatchTeamRole:input_type -> slipway.auth.v1.PatchTeamRoleRequest
+	46, // 68: slipway.auth.v1.AuthService.ListTeamRoleMembers:input_type -> slipway.auth.v1.ListTeamRoleMembersRequest
+	48, // 69: slipway.auth.v1.AuthService.AddTeamRoleMember:input_type -> slipway.auth.v1.AddTeamRoleMemberRequest
+	50, // 70: slipway.auth.v1.AuthService.RemoveTeamRoleMember:input_type -> slipway.auth.v1.RemoveTeamRoleMemberRequest
+	52, // 71: slipway.auth.v1.AuthService.DeleteTeamRole:input_type -> slipway.auth.v1.DeleteTeamRoleRequest
+	1,  // 72: slipway.auth.v1.AuthService.Authenticate:output_type -> slipway.auth.v1.AuthenticateResponse
+	5,  // 73: slipway.auth.v1.AuthService.GetAuth:output_type -> slipway.auth.v1.GetAuthResponse
+	9,  // 74: slipway.auth.v1.AuthService.ListApiTokens:output_type -> slipway.auth.v1.ListApiTokensResponse
+	11, // 75: slipway.auth.v1.AuthService.CreateApiToken:output_type -> slipway.auth.v1.CreateApiTokenResponse
+	13, // 76: slipway.auth.v1.AuthService.GetApiToken:output_type -> slipway.auth.v1.GetApiTokenResponse
+	15, // 77: slipway.auth.v1.AuthService.RevokeApiToken:output_type -> slipway.auth.v1.RevokeApiTokenResponse
+	56, // 78: slipway.auth.v1.AuthService.ListOAuthClients:output_type -> slipway.auth.v1.ListOAuthClientsResponse
+	58, // 79: slipway.auth.v1.AuthService.CreateOAuthClient:output_type -> slipway.auth.v1.CreateOAuthClientResponse
+	60, // 80: slipway.auth.v1.AuthService.DeleteOAuthClient:output_type -> slipway.auth.v1.DeleteOAuthClientResponse
+	18, // 81: slipway.auth.v1.AuthService.ListTeams:output_type -> slipway.auth.v1.ListTeamsResponse
+	20, // 82: slipway.auth.v1.AuthService.CreateTeam:output_type -> slipway.auth.v1.CreateTeamResponse
+	22, // 83: slipway.auth.v1.AuthService.GetTeam:output_type -> slipway.auth.v1.GetTeamResponse
+	26, // 84: slipway.auth.v1.AuthService.ListTeamMembers:output_type -> slipway.auth.v1.ListTeamMembersResponse
+	28, // 85: slipway.auth.v1.AuthService.PatchTeam:output_type -> slipway.auth.v1.PatchTeamResponse
+	30, // 86: slipway.auth.v1.AuthService.AddTeamMember:output_type -> slipway.auth.v1.AddTeamMemberResponse
+	32, // 87: slipway.auth.v1.AuthService.RemoveTeamMember:output_type -> slipway.auth.v1.RemoveTeamMemberResponse
+	37, // 88: slipway.auth.v1.AuthService.ListTeamRoles:output_type -> slipway.auth.v1.ListTeamRolesResponse
+	39, // 89: slipway.auth.v1.AuthService.CreateTeamRole:output_type -> slipway.auth.v1.CreateTeamRoleResponse
+	41, // 90: slipway.auth.v1.AuthService.GetTeamRole:output_type -> slipway.auth.v1.GetTeamRoleResponse
+	43, // 91: slipway.auth.v1.AuthService.PutTeamRole:output_type -> slipway.auth.v1.PutTeamRoleResponse
+	45, // 92: slipway.auth.v1.AuthService.PatchTeamRole:output_type -> slipway.auth.v1.PatchTeamRoleResponse
+	47, // 93: slipway.auth.v1.AuthService.ListTeamRoleMembers:output_type -> slipway.auth.v1.ListTeamRoleMembersResponse
+	49, // 94: slipway.auth.v1.AuthService.AddTeamRoleMember:output_type -> slipway.auth.v1.AddTeamRoleMemberResponse
+	51, // 95: slipway.auth.v1.AuthService.RemoveTeamRoleMember:output_type -> slipway.auth.v1.RemoveTeamRoleMemberResponse
+	53, // 96: slipway.auth.v1.AuthService.DeleteTeamRole:output_type -> slipway.auth.v1.DeleteTeamRoleResponse
+	72, // [72:97] is the sub-list for method output_type
+	47, // [47:72] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_slipway_auth_v1_auth_proto_init() }
@@ -3167,14 +4203,16 @@ func file_slipway_auth_v1_auth_proto_init() {
 		return
 	}
 	file_slipway_auth_v1_auth_proto_msgTypes[7].OneofWrappers = []any{}
-	file_slipway_auth_v1_auth_proto_msgTypes[38].OneofWrappers = []any{}
+	file_slipway_auth_v1_auth_proto_msgTypes[27].OneofWrappers = []any{}
+	file_slipway_auth_v1_auth_proto_msgTypes[44].OneofWrappers = []any{}
+	file_slipway_auth_v1_auth_proto_msgTypes[54].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_auth_v1_auth_proto_rawDesc), len(file_slipway_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,23 +23,31 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Authenticate_FullMethodName      = "/slipway.auth.v1.AuthService/Authenticate"
-	AuthService_GetAuth_FullMethodName           = "/slipway.auth.v1.AuthService/GetAuth"
-	AuthService_ListApiTokens_FullMethodName     = "/slipway.auth.v1.AuthService/ListApiTokens"
-	AuthService_CreateApiToken_FullMethodName    = "/slipway.auth.v1.AuthService/CreateApiToken"
-	AuthService_GetApiToken_FullMethodName       = "/slipway.auth.v1.AuthService/GetApiToken"
-	AuthService_RevokeApiToken_FullMethodName    = "/slipway.auth.v1.AuthService/RevokeApiToken"
-	AuthService_ListOAuthClients_FullMethodName  = "/slipway.auth.v1.AuthService/ListOAuthClients"
-	AuthService_CreateOAuthClient_FullMethodName = "/slipway.auth.v1.AuthService/CreateOAuthClient"
-	AuthService_DeleteOAuthClient_FullMethodName = "/slipway.auth.v1.AuthService/DeleteOAuthClient"
-	AuthService_ListTeams_FullMethodName         = "/slipway.auth.v1.AuthService/ListTeams"
-	AuthService_CreateTeam_FullMethodName        = "/slipway.auth.v1.AuthService/CreateTeam"
-	AuthService_GetTeam_FullMethodName           = "/slipway.auth.v1.AuthService/GetTeam"
-	AuthService_ListTeamMembers_FullMethodName   = "/slipway.auth.v1.AuthService/ListTeamMembers"
-	AuthService_ListTeamRoles_FullMethodName     = "/slipway.auth.v1.AuthService/ListTeamRoles"
-	AuthService_CreateTeamRole_FullMethodName    = "/slipway.auth.v1.AuthService/CreateTeamRole"
-	AuthService_GetTeamRole_FullMethodName       = "/slipway.auth.v1.AuthService/GetTeamRole"
-	AuthService_DeleteTeamRole_FullMethodName    = "/slipway.auth.v1.AuthService/DeleteTeamRole"
+	AuthService_Authenticate_FullMethodName         = "/slipway.auth.v1.AuthService/Authenticate"
+	AuthService_GetAuth_FullMethodName              = "/slipway.auth.v1.AuthService/GetAuth"
+	AuthService_ListApiTokens_FullMethodName        = "/slipway.auth.v1.AuthService/ListApiTokens"
+	AuthService_CreateApiToken_FullMethodName       = "/slipway.auth.v1.AuthService/CreateApiToken"
+	AuthService_GetApiToken_FullMethodName          = "/slipway.auth.v1.AuthService/GetApiToken"
+	AuthService_RevokeApiToken_FullMethodName       = "/slipway.auth.v1.AuthService/RevokeApiToken"
+	AuthService_ListOAuthClients_FullMethodName     = "/slipway.auth.v1.AuthService/ListOAuthClients"
+	AuthService_CreateOAuthClient_FullMethodName    = "/slipway.auth.v1.AuthService/CreateOAuthClient"
+	AuthService_DeleteOAuthClient_FullMethodName    = "/slipway.auth.v1.AuthService/DeleteOAuthClient"
+	AuthService_ListTeams_FullMethodName            = "/slipway.auth.v1.AuthService/ListTeams"
+	AuthService_CreateTeam_FullMethodName           = "/slipway.auth.v1.AuthService/CreateTeam"
+	AuthService_GetTeam_FullMethodName              = "/slipway.auth.v1.AuthService/GetTeam"
+	AuthService_ListTeamMembers_FullMethodName      = "/slipway.auth.v1.AuthService/ListTeamMembers"
+	AuthService_PatchTeam_FullMethodName            = "/slipway.auth.v1.AuthService/PatchTeam"
+	AuthService_AddTeamMember_FullMethodName        = "/slipway.auth.v1.AuthService/AddTeamMember"
+	AuthService_RemoveTeamMember_FullMethodName     = "/slipway.auth.v1.AuthService/RemoveTeamMember"
+	AuthService_ListTeamRoles_FullMethodName        = "/slipway.auth.v1.AuthService/ListTeamRoles"
+	AuthService_CreateTeamRole_FullMethodName       = "/slipway.auth.v1.AuthService/CreateTeamRole"
+	AuthService_GetTeamRole_FullMethodName          = "/slipway.auth.v1.AuthService/GetTeamRole"
+	AuthService_PutTeamRole_FullMethodName          = "/slipway.auth.v1.AuthService/PutTeamRole"
+	AuthService_PatchTeamRole_FullMethodName        = "/slipway.auth.v1.AuthService/PatchTeamRole"
+	AuthService_ListTeamRoleMembers_FullMethodName  = "/slipway.auth.v1.AuthService/ListTeamRoleMembers"
+	AuthService_AddTeamRoleMember_FullMethodName    = "/slipway.auth.v1.AuthService/AddTeamRoleMember"
+	AuthService_RemoveTeamRoleMember_FullMethodName = "/slipway.auth.v1.AuthService/RemoveTeamRoleMember"
+	AuthService_DeleteTeamRole_FullMethodName       = "/slipway.auth.v1.AuthService/DeleteTeamRole"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -79,12 +87,47 @@ type AuthServiceClient interface {
 	GetTeam(ctx context.Context, in *GetTeamRequest, opts ...grpc.CallOption) (*GetTeamResponse, error)
 	// ListTeamMembers lists a team's members.
 	ListTeamMembers(ctx context.Context, in *ListTeamMembersRequest, opts ...grpc.CallOption) (*ListTeamMembersResponse, error)
+	// PatchTeam updates a team's name and description; fields left out keep
+	// their value. The id (the slug of the name at creation) never changes,
+	// and the plan is the operator's ("slipway admin set-plan").
+	PatchTeam(ctx context.Context, in *PatchTeamRequest, opts ...grpc.CallOption) (*PatchTeamResponse, error)
+	// AddTeamMember adds an existing user, by email, to the team with one
+	// role. Northflank sends an invitation; Slipway sends no email, so the
+	// user must exist already ("slipway admin create-user"). The role cannot
+	// grant more than the caller holds.
+	AddTeamMember(ctx context.Context, in *AddTeamMemberRequest, opts ...grpc.CallOption) (*AddTeamMemberResponse, error)
+	// RemoveTeamMember removes a member from the team; the team's last admin
+	// cannot be removed (409 LAST_ADMIN).
+	RemoveTeamMember(ctx context.Context, in *RemoveTeamMemberRequest, opts ...grpc.CallOption) (*RemoveTeamMemberResponse, error)
 	// ListTeamRoles lists a team's roles.
 	ListTeamRoles(ctx context.Context, in *ListTeamRolesRequest, opts ...grpc.CallOption) (*ListTeamRolesResponse, error)
 	// CreateTeamRole creates a custom role.
 	CreateTeamRole(ctx context.Context, in *CreateTeamRoleRequest, opts ...grpc.CallOption) (*CreateTeamRoleResponse, error)
 	// GetTeamRole describes a role and its permissions.
 	GetTeamRole(ctx context.Context, in *GetTeamRoleRequest, opts ...grpc.CallOption) (*GetTeamRoleResponse, error)
+	// PutTeamRole creates a custom role, or replaces every editable field
+	// (name, description, permissions, restrictions) of the custom role with
+	// the same id (the slug of the name): idempotent. Built-in roles cannot
+	// be changed (409 ROLE_BUILTIN).
+	PutTeamRole(ctx context.Context, in *PutTeamRoleRequest, opts ...grpc.CallOption) (*PutTeamRoleResponse, error)
+	// PatchTeamRole updates a custom role; fields left out keep their value.
+	// Built-in roles cannot be changed (409 ROLE_BUILTIN).
+	PatchTeamRole(ctx context.Context, in *PatchTeamRoleRequest, opts ...grpc.CallOption) (*PatchTeamRoleResponse, error)
+	// ListTeamRoleMembers lists the members holding a role.
+	ListTeamRoleMembers(ctx context.Context, in *ListTeamRoleMembersRequest, opts ...grpc.CallOption) (*ListTeamRoleMembersResponse, error)
+	// AddTeamRoleMember gives a member of the team this role. In Slipway
+	// every member holds exactly one role, so this replaces the member's
+	// current role. The role cannot grant more than the caller holds, and
+	// the team's last admin cannot be moved off "admin" (409 LAST_ADMIN).
+	AddTeamRoleMember(ctx context.Context, in *AddTeamRoleMemberRequest, opts ...grpc.CallOption) (*AddTeamRoleMemberResponse, error)
+	// RemoveTeamRoleMember takes a role away from a member who holds it.
+	// Northflank then leaves the member without that role; in Slipway every
+	// member holds exactly one role, so the member falls back to the
+	// built-in "viewer" role (and stays in the team: DELETE
+	// /v1/teams/{teamId}/members/{memberId} removes them). Removing a member
+	// from "viewer" itself is refused (409 ROLE_FALLBACK), as is moving the
+	// team's last admin off "admin" (409 LAST_ADMIN).
+	RemoveTeamRoleMember(ctx context.Context, in *RemoveTeamRoleMemberRequest, opts ...grpc.CallOption) (*RemoveTeamRoleMemberResponse, error)
 	// DeleteTeamRole deletes a custom role no token or member still uses.
 	DeleteTeamRole(ctx context.Context, in *DeleteTeamRoleRequest, opts ...grpc.CallOption) (*DeleteTeamRoleResponse, error)
 }
@@ -227,6 +270,36 @@ func (c *authServiceClient) ListTeamMembers(ctx context.Context, in *ListTeamMem
 	return out, nil
 }
 
+func (c *authServiceClient) PatchTeam(ctx context.Context, in *PatchTeamRequest, opts ...grpc.CallOption) (*PatchTeamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatchTeamResponse)
+	err := c.cc.Invoke(ctx, AuthService_PatchTeam_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) AddTeamMember(ctx context.Context, in *AddTeamMemberRequest, opts ...grpc.CallOption) (*AddTeamMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddTeamMemberResponse)
+	err := c.cc.Invoke(ctx, AuthService_AddTeamMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) RemoveTeamMember(ctx context.Context, in *RemoveTeamMemberRequest, opts ...grpc.CallOption) (*RemoveTeamMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveTeamMemberResponse)
+	err := c.cc.Invoke(ctx, AuthService_RemoveTeamMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authServiceClient) ListTeamRoles(ctx context.Context, in *ListTeamRolesRequest, opts ...grpc.CallOption) (*ListTeamRolesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTeamRolesResponse)
@@ -251,6 +324,56 @@ func (c *authServiceClient) GetTeamRole(ctx context.Context, in *GetTeamRoleRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetTeamRoleResponse)
 	err := c.cc.Invoke(ctx, AuthService_GetTeamRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) PutTeamRole(ctx context.Context, in *PutTeamRoleRequest, opts ...grpc.CallOption) (*PutTeamRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutTeamRoleResponse)
+	err := c.cc.Invoke(ctx, AuthService_PutTeamRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) PatchTeamRole(ctx context.Context, in *PatchTeamRoleRequest, opts ...grpc.CallOption) (*PatchTeamRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatchTeamRoleResponse)
+	err := c.cc.Invoke(ctx, AuthService_PatchTeamRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) ListTeamRoleMembers(ctx context.Context, in *ListTeamRoleMembersRequest, opts ...grpc.CallOption) (*ListTeamRoleMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTeamRoleMembersResponse)
+	err := c.cc.Invoke(ctx, AuthService_ListTeamRoleMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) AddTeamRoleMember(ctx context.Context, in *AddTeamRoleMemberRequest, opts ...grpc.CallOption) (*AddTeamRoleMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddTeamRoleMemberResponse)
+	err := c.cc.Invoke(ctx, AuthService_AddTeamRoleMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) RemoveTeamRoleMember(ctx context.Context, in *RemoveTeamRoleMemberRequest, opts ...grpc.CallOption) (*RemoveTeamRoleMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveTeamRoleMemberResponse)
+	err := c.cc.Invoke(ctx, AuthService_RemoveTeamRoleMember_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -304,12 +427,47 @@ type AuthServiceServer interface {
 	GetTeam(context.Context, *GetTeamRequest) (*GetTeamResponse, error)
 	// ListTeamMembers lists a team's members.
 	ListTeamMembers(context.Context, *ListTeamMembersRequest) (*ListTeamMembersResponse, error)
+	// PatchTeam updates a team's name and description; fields left out keep
+	// their value. The id (the slug of the name at creation) never changes,
+	// and the plan is the operator's ("slipway admin set-plan").
+	PatchTeam(context.Context, *PatchTeamRequest) (*PatchTeamResponse, error)
+	// AddTeamMember adds an existing user, by email, to the team with one
+	// role. Northflank sends an invitation; Slipway sends no email, so the
+	// user must exist already ("slipway admin create-user"). The role cannot
+	// grant more than the caller holds.
+	AddTeamMember(context.Context, *AddTeamMemberRequest) (*AddTeamMemberResponse, error)
+	// RemoveTeamMember removes a member from the team; the team's last admin
+	// cannot be removed (409 LAST_ADMIN).
+	RemoveTeamMember(context.Context, *RemoveTeamMemberRequest) (*RemoveTeamMemberResponse, error)
 	// ListTeamRoles lists a team's roles.
 	ListTeamRoles(context.Context, *ListTeamRolesRequest) (*ListTeamRolesResponse, error)
 	// CreateTeamRole creates a custom role.
 	CreateTeamRole(context.Context, *CreateTeamRoleRequest) (*CreateTeamRoleResponse, error)
 	// GetTeamRole describes a role and its permissions.
 	GetTeamRole(context.Context, *GetTeamRoleRequest) (*GetTeamRoleResponse, error)
+	// PutTeamRole creates a custom role, or replaces every editable field
+	// (name, description, permissions, restrictions) of the custom role with
+	// the same id (the slug of the name): idempotent. Built-in roles cannot
+	// be changed (409 ROLE_BUILTIN).
+	PutTeamRole(context.Context, *PutTeamRoleRequest) (*PutTeamRoleResponse, error)
+	// PatchTeamRole updates a custom role; fields left out keep their value.
+	// Built-in roles cannot be changed (409 ROLE_BUILTIN).
+	PatchTeamRole(context.Context, *PatchTeamRoleRequest) (*PatchTeamRoleResponse, error)
+	// ListTeamRoleMembers lists the members holding a role.
+	ListTeamRoleMembers(context.Context, *ListTeamRoleMembersRequest) (*ListTeamRoleMembersResponse, error)
+	// AddTeamRoleMember gives a member of the team this role. In Slipway
+	// every member holds exactly one role, so this replaces the member's
+	// current role. The role cannot grant more than the caller holds, and
+	// the team's last admin cannot be moved off "admin" (409 LAST_ADMIN).
+	AddTeamRoleMember(context.Context, *AddTeamRoleMemberRequest) (*AddTeamRoleMemberResponse, error)
+	// RemoveTeamRoleMember takes a role away from a member who holds it.
+	// Northflank then leaves the member without that role; in Slipway every
+	// member holds exactly one role, so the member falls back to the
+	// built-in "viewer" role (and stays in the team: DELETE
+	// /v1/teams/{teamId}/members/{memberId} removes them). Removing a member
+	// from "viewer" itself is refused (409 ROLE_FALLBACK), as is moving the
+	// team's last admin off "admin" (409 LAST_ADMIN).
+	RemoveTeamRoleMember(context.Context, *RemoveTeamRoleMemberRequest) (*RemoveTeamRoleMemberResponse, error)
 	// DeleteTeamRole deletes a custom role no token or member still uses.
 	DeleteTeamRole(context.Context, *DeleteTeamRoleRequest) (*DeleteTeamRoleResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
@@ -361,6 +519,15 @@ func (UnimplementedAuthServiceServer) GetTeam(context.Context, *GetTeamRequest) 
 func (UnimplementedAuthServiceServer) ListTeamMembers(context.Context, *ListTeamMembersRequest) (*ListTeamMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTeamMembers not implemented")
 }
+func (UnimplementedAuthServiceServer) PatchTeam(context.Context, *PatchTeamRequest) (*PatchTeamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PatchTeam not implemented")
+}
+func (UnimplementedAuthServiceServer) AddTeamMember(context.Context, *AddTeamMemberRequest) (*AddTeamMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddTeamMember not implemented")
+}
+func (UnimplementedAuthServiceServer) RemoveTeamMember(context.Context, *RemoveTeamMemberRequest) (*RemoveTeamMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveTeamMember not implemented")
+}
 func (UnimplementedAuthServiceServer) ListTeamRoles(context.Context, *ListTeamRolesRequest) (*ListTeamRolesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTeamRoles not implemented")
 }
@@ -369,6 +536,21 @@ func (UnimplementedAuthServiceServer) CreateTeamRole(context.Context, *CreateTea
 }
 func (UnimplementedAuthServiceServer) GetTeamRole(context.Context, *GetTeamRoleRequest) (*GetTeamRoleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTeamRole not implemented")
+}
+func (UnimplementedAuthServiceServer) PutTeamRole(context.Context, *PutTeamRoleRequest) (*PutTeamRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutTeamRole not implemented")
+}
+func (UnimplementedAuthServiceServer) PatchTeamRole(context.Context, *PatchTeamRoleRequest) (*PatchTeamRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PatchTeamRole not implemented")
+}
+func (UnimplementedAuthServiceServer) ListTeamRoleMembers(context.Context, *ListTeamRoleMembersRequest) (*ListTeamRoleMembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTeamRoleMembers not implemented")
+}
+func (UnimplementedAuthServiceServer) AddTeamRoleMember(context.Context, *AddTeamRoleMemberRequest) (*AddTeamRoleMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddTeamRoleMember not implemented")
+}
+func (UnimplementedAuthServiceServer) RemoveTeamRoleMember(context.Context, *RemoveTeamRoleMemberRequest) (*RemoveTeamRoleMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveTeamRoleMember not implemented")
 }
 func (UnimplementedAuthServiceServer) DeleteTeamRole(context.Context, *DeleteTeamRoleRequest) (*DeleteTeamRoleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTeamRole not implemented")
@@ -628,6 +810,60 @@ func _AuthService_ListTeamMembers_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_PatchTeam_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PatchTeamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).PatchTeam(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_PatchTeam_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).PatchTeam(ctx, req.(*PatchTeamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_AddTeamMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddTeamMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).AddTeamMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_AddTeamMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).AddTeamMember(ctx, req.(*AddTeamMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_RemoveTeamMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveTeamMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).RemoveTeamMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_RemoveTeamMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).RemoveTeamMember(ctx, req.(*RemoveTeamMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthService_ListTeamRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListTeamRolesRequest)
 	if err := dec(in); err != nil {
@@ -678,6 +914,96 @@ func _AuthService_GetTeamRole_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuthServiceServer).GetTeamRole(ctx, req.(*GetTeamRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_PutTeamRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutTeamRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).PutTeamRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_PutTeamRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).PutTeamRole(ctx, req.(*PutTeamRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_PatchTeamRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PatchTeamRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).PatchTeamRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_PatchTeamRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).PatchTeamRole(ctx, req.(*PatchTeamRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_ListTeamRoleMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTeamRoleMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ListTeamRoleMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ListTeamRoleMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ListTeamRoleMembers(ctx, req.(*ListTeamRoleMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_AddTeamRoleMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddTeamRoleMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).AddTeamRoleMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_AddTeamRoleMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).AddTeamRoleMember(ctx, req.(*AddTeamRoleMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_RemoveTeamRoleMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveTeamRoleMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).RemoveTeamRoleMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_RemoveTeamRoleMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).RemoveTeamRoleMember(ctx, req.(*RemoveTeamRoleMemberRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -760,6 +1086,18 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuthService_ListTeamMembers_Handler,
 		},
 		{
+			MethodName: "PatchTeam",
+			Handler:    _AuthService_PatchTeam_Handler,
+		},
+		{
+			MethodName: "AddTeamMember",
+			Handler:    _AuthService_AddTeamMember_Handler,
+		},
+		{
+			MethodName: "RemoveTeamMember",
+			Handler:    _AuthService_RemoveTeamMember_Handler,
+		},
+		{
 			MethodName: "ListTeamRoles",
 			Handler:    _AuthService_ListTeamRoles_Handler,
 		},
@@ -770,6 +1108,26 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTeamRole",
 			Handler:    _AuthService_GetTeamRole_Handler,
+		},
+		{
+			MethodName: "PutTeamRole",
+			Handler:    _AuthService_PutTeamRole_Handler,
+		},
+		{
+			MethodName: "PatchTeamRole",
+			Handler:    _AuthService_PatchTeamRole_Handler,
+		},
+		{
+			MethodName: "ListTeamRoleMembers",
+			Handler:    _AuthService_ListTeamRoleMembers_Handler,
+		},
+		{
+			MethodName: "AddTeamRoleMember",
+			Handler:    _AuthService_AddTeamRoleMember_Handler,
+		},
+		{
+			MethodName: "RemoveTeamRoleMember",
+			Handler:    _AuthService_RemoveTeamRoleMember_Handler,
 		},
 		{
 			MethodName: "DeleteTeamRole",
