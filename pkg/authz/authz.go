@@ -211,6 +211,14 @@ func (a *Authorizer) UserChanged(userID string) {
 	a.forget(func(p *authv1.Principal) bool { return p.GetUserId() == userID })
 }
 
+// RoleChanged drops every cached principal holding the role in team.
+func (a *Authorizer) RoleChanged(team, role string) {
+	a.forget(func(p *authv1.Principal) bool {
+		g, ok := Grant(p, team)
+		return ok && g.GetRoleId() == role
+	})
+}
+
 func (a *Authorizer) forget(match func(*authv1.Principal) bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

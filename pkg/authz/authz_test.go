@@ -201,4 +201,17 @@ func TestNewTeamIsSeenAtOnce(t *testing.T) {
 	if _, err := call(a, "Bearer mine", createProject, &projectsv1.CreateProjectRequest{Name: "x"}); code(err) != codes.PermissionDenied {
 		t.Fatalf("after a downgrade: %v", err)
 	}
+	// A role change drops the principals holding the role in its team.
+	if _, err := call(a, "Bearer viewer", getProject, &projectsv1.GetProjectRequest{ProjectId: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	auth.principals["Bearer viewer"] = &authv1.Principal{TokenId: "t-viewer", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", RoleId: "viewer"}}}
+	a.RoleChanged("globex", "viewer")
+	if _, err := call(a, "Bearer viewer", getProject, &projectsv1.GetProjectRequest{ProjectId: "web"}); err != nil {
+		t.Fatalf("another team's role change dropped the principal: %v", err)
+	}
+	a.RoleChanged("acme", "viewer")
+	if _, err := call(a, "Bearer viewer", getProject, &projectsv1.GetProjectRequest{ProjectId: "web"}); code(err) != codes.PermissionDenied {
+		t.Fatalf("after the role lost its permission: %v", err)
+	}
 }

@@ -12,10 +12,12 @@ import (
 )
 
 // The events after which cached principals are stale: a token revoked
-// (data {"id"}), or a user's memberships changed (data {"userId"}).
+// (data {"id"}), a user's memberships changed (data {"userId"}), or a role
+// changed (data {"teamId", "roleId"}).
 var (
 	RevokedSubject = events.SubjectFor("auth", "token", "revoked")
 	MemberSubject  = events.SubjectFor("auth", "member", "*")
+	RoleSubject    = events.SubjectFor("auth", "role", "*")
 )
 
 // WatchRevocations keeps a's cache honest until ctx ends: it drops revoked
@@ -24,7 +26,7 @@ var (
 // per process rather than a shared durable one.
 func WatchRevocations(ctx context.Context, js jetstream.JetStream, a *Authorizer, log *slog.Logger) error {
 	cons, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{RevokedSubject, MemberSubject},
+		FilterSubjects: []string{RevokedSubject, MemberSubject, RoleSubject},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
@@ -40,14 +42,19 @@ func WatchRevocations(ctx context.Context, js jetstream.JetStream, a *Authorizer
 			var data struct {
 				ID     string `json:"id"`
 				UserID string `json:"userId"`
+				TeamID string `json:"teamId"`
+				RoleID string `json:"roleId"`
 			}
 			if json.Unmarshal(msg.Data(), &ev) != nil || ev.Decode(&data) != nil {
 				log.Warn("malformed auth event", "subject", msg.Subject())
 				continue
 			}
-			if msg.Subject() == RevokedSubject {
+			switch {
+			case msg.Subject() == RevokedSubject:
 				a.Revoked(data.ID)
-			} else {
+			case data.RoleID != "" && data.UserID == "":
+				a.RoleChanged(data.TeamID, data.RoleID)
+			default:
 				a.UserChanged(data.UserID)
 			}
 		}

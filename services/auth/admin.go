@@ -186,6 +186,15 @@ func MemberEvent(verb string, m Member) (events.Event, error) {
 	return events.New(eventService, "member", verb, m.UserID, memberEventData{UserID: m.UserID, TeamID: m.TeamID, RoleID: m.RoleID})
 }
 
+// RoleEvent announces a change of a role's permissions or restrictions:
+// principals holding it in its team must be resolved afresh.
+func RoleEvent(verb string, r Role) (events.Event, error) {
+	return events.New(eventService, "role", verb, r.TeamID+"/"+r.ID, struct {
+		TeamID string `json:"teamId"`
+		RoleID string `json:"roleId"`
+	}{r.TeamID, r.ID})
+}
+
 // normalizeList sorts and de-duplicates, so stored lists compare equal
 // whatever order they were given in.
 func normalizeList(list []string) []string {

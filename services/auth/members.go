@@ -252,10 +252,10 @@ func (s *server) RemoveTeamMember(ctx context.Context, req *authv1.RemoveTeamMem
 	return &authv1.RemoveTeamMemberResponse{}, nil
 }
 
-// updateRole stores r over the role with its id, announcing the change to
-// every member holding it so that their cached principals are dropped.
-// (Team tokens and credentials bound to the role keep their cached
-// permissions until the authorizer's cache expires them.)
+// updateRole stores r over the role with its id, announcing the change so
+// that cached principals are dropped: one auth.role.updated event for the
+// tokens and credentials bound to the role, and an auth.member event for
+// every member holding it (their personal tokens are capped by it).
 func (s *server) updateRole(ctx context.Context, g *authv1.TeamGrant, r Role) error {
 	if !withinGrant(g, r.Permissions, r.Restrictions) {
 		return errRoleExceedsCaller()
@@ -264,7 +264,11 @@ func (s *server) updateRole(ctx context.Context, g *authv1.TeamGrant, r Role) er
 	if err != nil {
 		return err
 	}
-	evs := make([]events.Event, 0, len(holders))
+	roleEv, err := RoleEvent("updated", r)
+	if err != nil {
+		return err
+	}
+	evs := append(make([]events.Event, 0, len(holders)+1), roleEv)
 	for _, m := range holders {
 		ev, err := MemberEvent("updated", m.Member)
 		if err != nil {
