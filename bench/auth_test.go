@@ -68,11 +68,10 @@ func (e errStatus) Error() string { return "unexpected status " + string(e) }
 
 // fixedGrant is the "off" switch: every call acts as the admin of team
 // "default" without resolving anything.
-type fixedGrant struct{}
+type fixedGrant struct{ p *authv1.Principal }
 
-func (fixedGrant) Authorize(ctx context.Context, _ string, _ any) (context.Context, error) {
-	p := authztest.TeamToken("default", "admin")
-	return authz.WithGrant(authz.NewContext(ctx, p), p.GetGrants()[0]), nil
+func (f fixedGrant) Authorize(ctx context.Context, _ string, _ any) (context.Context, error) {
+	return authz.WithGrant(authz.NewContext(ctx, f.p), f.p.GetGrants()[0]), nil
 }
 
 // startStack serves auth, projects and the gateway in this process and
@@ -112,7 +111,7 @@ func startStack(b *testing.B, secured bool) string {
 	}
 	b.Cleanup(func() { _ = conn.Close() })
 	const key = "bench-internal-key-0123456789abcdef"
-	var authorizer rpcserver.Authorizer = fixedGrant{}
+	var authorizer rpcserver.Authorizer = fixedGrant{authztest.TeamToken("default", "admin")}
 	opts := gateway.Options{Logger: quiet, Backends: gateway.Backends{Projects: conn}}
 	if secured {
 		a := authz.New(authv1.NewAuthServiceClient(conn), key)
