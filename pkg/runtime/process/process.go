@@ -1,0 +1,795 @@
+// Package process is the runtime driver that runs commands as local
+// processes.
+//
+// Every workload gets a directory <stateDir>/<id>/ holding:
+//
+//	spec.json   name, labels, argv, deadline, start time (never the env)
+//	work/       the working directory of the run
+//	pid         pid, process group and kernel start time of the shim
+//	log.stdout  raw output, appended by the shim's shell
+//	log.stderr
+//	log         JSON lines {time, stream, text, off}, written by the driver
+//	exit.code   the real exit status, written by the shim
+//	reason      why the driver ended it (deadline, stop), if it did
+//	exit        the final status (JSON), written by the driver last
+//	lock        flock held by the one driver instance watching the run
+//
+// The command runs under a tiny /bin/sh shim in its own process group; the
+// shim redirects the command's output to files and writes its exit status,
+// so a run outlives the driver that started it and a later driver on the
+// same state directory reconciles it: finished runs get their real
+// outcome, running ones are watched (and still killed on deadline), and
+// runs that vanished without an exit status become EXITED with
+// runtime.ReasonLost.
+package process
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/runtime"
+)
+
+const (
+	// DefaultPath is the PATH a workload gets when its Env sets none.
+	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// MaxLineBytes caps one log line; longer lines are split.
+	MaxLineBytes = 64 << 10
+
+	defaultKillGrace = 2 * time.Second
+	tailInterval     = 50 * time.Millisecond
+	lockRetry        = 250 * time.Millisecond
+	pollInterval     = 50 * time.Millisecond
+)
+
+var idPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
+
+// Driver runs workloads as local processes. It is safe for concurrent use.
+type Driver struct {
+	dir string
+	// KillGrace is how long a run killed for its deadline gets between
+	// SIGTERM and SIGKILL.
+	KillGrace time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	watching map[string]bool
+	startMu  sync.Mutex // serialises the name-uniqueness check in Start
+}
+
+var _ runtime.Driver = (*Driver)(nil)
+
+// New returns a driver keeping its state under stateDir, and reconciles
+// the workloads an earlier driver left there.
+func New(stateDir string) (*Driver, error) {
+	if stateDir == "" {
+		return nil, errors.New("process: empty state directory")
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("process: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("process: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Driver{dir: abs, KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}}
+	ids, err := d.ids()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	for _, id := range ids {
+		if !d.exited(id) {
+			d.ensureWatch(id, true)
+		}
+	}
+	return d, nil
+}
+
+// Close stops the driver's watchers without touching the workloads: they
+// keep running and a later New on the same state directory reattaches.
+func (d *Driver) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	return nil
+}
+
+// Name implements runtime.Driver.
+func (d *Driver) Name() string { return "process" }
+
+type specFile struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Argv     []string          `json:"argv"`
+	Deadline time.Duration     `json:"deadline,omitempty"`
+	Started  time.Time         `json:"started"`
+}
+
+type pidFile struct {
+	PID   int    `json:"pid"`
+	PGID  int    `json:"pgid"`
+	Start uint64 `json:"start"` // /proc/<pid>/stat starttime
+}
+
+type exitFile struct {
+	Code     int       `json:"code"`
+	Reason   string    `json:"reason,omitempty"`
+	Finished time.Time `json:"finished"`
+}
+
+type logRecord struct {
+	Time   time.Time `json:"time"`
+	Stream string    `json:"stream"`
+	Text   string    `json:"text"`
+	Off    int64     `json:"off"` // end offset of the line in log.<stream>
+}
+
+func (d *Driver) path(id string, elem ...string) string {
+	return filepath.Join(append([]string{d.dir, id}, elem...)...)
+}
+
+func (d *Driver) ids() ([]string, error) {
+	ents, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, fmt.Errorf("process: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() && idPattern.MatchString(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+func (d *Driver) exited(id string) bool {
+	_, err := os.Stat(d.path(id, "exit"))
+	return err == nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// writeFileAtomic writes via a temporary file and a rename.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Start implements runtime.Driver.
+func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
+	if spec.Image != "" {
+		return "", fmt.Errorf("%w: the process driver runs commands, not images (got image %q); use the docker driver or give a command", runtime.ErrUnsupported, spec.Image)
+	}
+	argv := append(slices.Clone(spec.Entrypoint), spec.Command...)
+	if len(argv) == 0 || argv[0] == "" {
+		return "", errors.New("process: the spec has no command to run")
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	if spec.Name != "" {
+		ids, err := d.ids()
+		if err != nil {
+			return "", err
+		}
+		for _, id := range ids {
+			var sf specFile
+			if readJSON(d.path(id, "spec.json"), &sf) == nil && sf.Name == spec.Name {
+				return "", fmt.Errorf("process: a workload named %q exists already (%s)", spec.Name, id)
+			}
+		}
+	}
+
+	var rb [12]byte
+	if _, err := rand.Read(rb[:]); err != nil {
+		return "", fmt.Errorf("process: %w", err)
+	}
+	id := hex.EncodeToString(rb[:])
+	// Build the directory under a hidden name, holding its lock, so that no
+	// other driver instance sees (and reconciles) a half-made workload.
+	tmpDir := filepath.Join(d.dir, ".new-"+id)
+	dir := d.path(id)
+	fail := func(err error) (string, error) {
+		_ = os.RemoveAll(tmpDir)
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("process: starting %q: %w", spec.Name, err)
+	}
+	if err := os.MkdirAll(filepath.Join(tmpDir, "work"), 0o700); err != nil {
+		return fail(err)
+	}
+	lock, ok, err := tryLock(filepath.Join(tmpDir, "lock"))
+	if err != nil || !ok {
+		return fail(fmt.Errorf("locking: %v", err))
+	}
+	sf := specFile{ID: id, Name: spec.Name, Labels: spec.Labels, Argv: argv, Deadline: spec.Deadline, Started: time.Now()}
+	b, _ := json.Marshal(sf)
+	if err := os.WriteFile(filepath.Join(tmpDir, "spec.json"), b, 0o600); err != nil {
+		lock.Close()
+		return fail(err)
+	}
+	for _, f := range []string{"log", "log.stdout", "log.stderr"} {
+		if err := os.WriteFile(filepath.Join(tmpDir, f), nil, 0o600); err != nil {
+			lock.Close()
+			return fail(err)
+		}
+	}
+	if err := os.Rename(tmpDir, dir); err != nil {
+		lock.Close()
+		return fail(err)
+	}
+
+	env := make([]string, 0, len(spec.Env)+1)
+	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
+		env = append(env, k+"="+spec.Env[k])
+	}
+	if _, ok := spec.Env["PATH"]; !ok {
+		env = append(env, "PATH="+DefaultPath)
+	}
+	// The shim: its own process group (so a kill reaches every process of
+	// the run), output to files (so it survives the driver), and the real
+	// exit status to a file. It survives SIGTERM (the trap runs once the
+	// command ended) so that the status of a command that handles SIGTERM
+	// is still recorded; SIGKILL of the group leaves no exit.code.
+	script := "trap : TERM\n" +
+		`"$@" >>` + shellQuote(filepath.Join(dir, "log.stdout")) +
+		` 2>>` + shellQuote(filepath.Join(dir, "log.stderr")) + " </dev/null\n" +
+		"echo $? >" + shellQuote(filepath.Join(dir, "exit.code")) + "\n"
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
+	cmd.Env = env
+	cmd.Dir = filepath.Join(dir, "work")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		lock.Close()
+		return fail(err)
+	}
+	pf := pidFile{PID: cmd.Process.Pid, PGID: cmd.Process.Pid}
+	if st, err := readStat(pf.PID); err == nil {
+		pf.Start = st.start
+	}
+	b, _ = json.Marshal(pf)
+	if err := writeFileAtomic(filepath.Join(dir, "pid"), b); err != nil {
+		_ = syscall.Kill(-pf.PGID, syscall.SIGKILL)
+		_ = cmd.Wait()
+		lock.Close()
+		return fail(err)
+	}
+
+	reaped := make(chan struct{})
+	h := &holder{d: d, id: id, lock: lock, spec: sf, pid: &pf, reaped: reaped}
+	go func() {
+		_ = cmd.Wait()
+		h.state = cmd.ProcessState
+		close(reaped)
+	}()
+	d.mu.Lock()
+	d.watching[id] = true
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go d.watchLoop(id, h)
+	return id, nil
+}
+
+// ensureWatch makes sure some goroutine of d watches the unfinished run
+// id; with sync, a run whose process is gone is reconciled before
+// returning.
+func (d *Driver) ensureWatch(id string, sync bool) {
+	d.mu.Lock()
+	if d.watching[id] || d.ctx.Err() != nil {
+		d.mu.Unlock()
+		return
+	}
+	d.watching[id] = true
+	d.mu.Unlock()
+	var h *holder
+	if sync {
+		h = d.acquire(id)
+		if h != nil && h.gone() {
+			h.finish()
+			d.mu.Lock()
+			delete(d.watching, id)
+			d.mu.Unlock()
+			return
+		}
+	}
+	d.wg.Add(1)
+	go d.watchLoop(id, h)
+}
+
+func (d *Driver) watchLoop(id string, h *holder) {
+	defer d.wg.Done()
+	defer func() {
+		d.mu.Lock()
+		delete(d.watching, id)
+		d.mu.Unlock()
+	}()
+	for {
+		if h == nil {
+			if d.exited(id) {
+				return
+			}
+			if _, err := os.Stat(d.path(id)); err != nil {
+				return // removed
+			}
+			h = d.acquire(id)
+		}
+		if h != nil {
+			h.run(d.ctx)
+			return
+		}
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-time.After(lockRetry):
+		}
+	}
+}
+
+// acquire takes the watch of an unfinished run a previous (or another)
+// driver instance started; nil if someone else watches it.
+func (d *Driver) acquire(id string) *holder {
+	lock, ok, err := tryLock(d.path(id, "lock"))
+	if err != nil || !ok {
+		return nil
+	}
+	if d.exited(id) {
+		lock.Close()
+		return nil
+	}
+	h := &holder{d: d, id: id, lock: lock}
+	_ = readJSON(d.path(id, "spec.json"), &h.spec)
+	var pf pidFile
+	if readJSON(d.path(id, "pid"), &pf) == nil && pf.PID > 0 {
+		h.pid = &pf
+	}
+	h.recoverOffsets()
+	return h
+}
+
+func tryLock(path string) (*os.File, bool, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return f, true, nil
+}
+
+// holder watches one run, holding its lock: it tails the output into the
+// JSON log, enforces the deadline and writes the final status.
+type holder struct {
+	d      *Driver
+	id     string
+	lock   *os.File
+	spec   specFile
+	pid    *pidFile
+	reaped chan struct{}    // closed when the shim was reaped (live runs only)
+	state  *os.ProcessState // valid once reaped is closed
+	offs   [2]int64         // consumed bytes of log.stdout, log.stderr
+}
+
+var streams = [2]string{"stdout", "stderr"}
+
+func (h *holder) gone() bool {
+	if h.reaped != nil {
+		select {
+		case <-h.reaped:
+			return true
+		default:
+			return false
+		}
+	}
+	return h.pid == nil || !alive(h.pid)
+}
+
+func (h *holder) run(ctx context.Context) {
+	var deadline <-chan time.Time
+	if h.spec.Deadline > 0 {
+		t := time.NewTimer(time.Until(h.spec.Started.Add(h.spec.Deadline)))
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(tailInterval)
+	defer tick.Stop()
+	for {
+		h.tail(false)
+		if h.gone() {
+			h.finish()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			h.lock.Close()
+			return
+		case <-h.reaped: // nil (blocks forever) for reattached runs
+		case <-tick.C:
+		case <-deadline:
+			deadline = nil
+			h.d.wg.Add(1)
+			go func() {
+				defer h.d.wg.Done()
+				h.d.kill(context.Background(), h.id, runtime.ReasonDeadline, h.d.KillGrace)
+			}()
+		}
+	}
+}
+
+// finish writes the final status of a run whose shim is gone.
+func (h *holder) finish() {
+	defer h.lock.Close()
+	if h.pid != nil {
+		killGroup(h.pid, syscall.SIGKILL) // background leftovers of the run
+	}
+	h.tail(true)
+	ef := exitFile{Finished: time.Now()}
+	if b, err := os.ReadFile(h.d.path(h.id, "reason")); err == nil {
+		ef.Reason = strings.TrimSpace(string(b))
+	}
+	code, err := readCode(h.d.path(h.id, "exit.code"))
+	switch {
+	case err == nil:
+		ef.Code = code
+	case h.state != nil:
+		ef.Code = h.state.ExitCode()
+		if ws, ok := h.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			ef.Code = 128 + int(ws.Signal())
+		}
+	case ef.Reason != "":
+		ef.Code = 128 + int(syscall.SIGKILL)
+	default:
+		ef.Code, ef.Reason = -1, runtime.ReasonLost
+	}
+	b, _ := json.Marshal(ef)
+	_ = writeFileAtomic(h.d.path(h.id, "exit"), b)
+}
+
+func readCode(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// recoverOffsets learns from the JSON log how much output earlier holders
+// consumed, and ends a line a crash may have left unterminated.
+func (h *holder) recoverOffsets() {
+	f, err := os.OpenFile(h.d.path(h.id, "log"), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	last := byte('\n')
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			last = line[len(line)-1]
+			var rec logRecord
+			if json.Unmarshal(line, &rec) == nil {
+				for i, s := range streams {
+					if rec.Stream == s && rec.Off > h.offs[i] {
+						h.offs[i] = rec.Off
+					}
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if last != '\n' {
+		_, _ = f.Write([]byte{'\n'})
+	}
+}
+
+// tail moves new output lines into the JSON log; final flushes
+// unterminated lines too.
+func (h *holder) tail(final bool) {
+	var out bytes.Buffer
+	now := time.Now()
+	for i, s := range streams {
+		f, err := os.Open(h.d.path(h.id, "log."+s))
+		if err != nil {
+			continue
+		}
+		data, _ := io.ReadAll(io.NewSectionReader(f, h.offs[i], 1<<62))
+		f.Close()
+		for len(data) > 0 {
+			n := bytes.IndexByte(data, '\n')
+			var text []byte
+			var used int
+			switch {
+			case n >= 0 && n <= MaxLineBytes:
+				text, used = data[:n], n+1
+			case len(data) >= MaxLineBytes:
+				text, used = data[:MaxLineBytes], MaxLineBytes
+			case final:
+				text, used = data, len(data)
+			default:
+				used = 0
+			}
+			if used == 0 {
+				break
+			}
+			h.offs[i] += int64(used)
+			data = data[used:]
+			b, _ := json.Marshal(logRecord{Time: now, Stream: s, Text: string(bytes.TrimSuffix(text, []byte{'\r'})), Off: h.offs[i]})
+			out.Write(b)
+			out.WriteByte('\n')
+		}
+	}
+	if out.Len() == 0 {
+		return
+	}
+	f, err := os.OpenFile(h.d.path(h.id, "log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	_, _ = f.Write(out.Bytes())
+	f.Close()
+}
+
+type procStat struct {
+	state byte
+	pgrp  int
+	start uint64
+}
+
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, errors.New("bad stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); field 5 is pgrp, field 22 starttime.
+	if len(f) < 20 {
+		return procStat{}, errors.New("bad stat")
+	}
+	pgrp, _ := strconv.Atoi(f[2])
+	start, _ := strconv.ParseUint(f[19], 10, 64)
+	return procStat{state: f[0][0], pgrp: pgrp, start: start}, nil
+}
+
+// alive reports whether the shim still runs (and is still ours, not a
+// process that reused its pid).
+func alive(p *pidFile) bool {
+	st, err := readStat(p.PID)
+	if err != nil || st.state == 'Z' || st.state == 'X' {
+		return false
+	}
+	return p.Start == 0 || st.start == p.Start
+}
+
+// killGroup signals the run's process group unless its id was reused: a
+// group id cannot be reused while the group has members, so it is ours
+// unless a different process now leads a group of that id.
+func killGroup(p *pidFile, sig syscall.Signal) {
+	if st, err := readStat(p.PGID); err == nil && p.Start != 0 && st.start != p.Start && st.state != 'Z' {
+		return
+	}
+	_ = syscall.Kill(-p.PGID, sig)
+}
+
+// kill ends a run: reason recorded first, SIGTERM to the group, SIGKILL
+// after grace.
+func (d *Driver) kill(ctx context.Context, id, reason string, grace time.Duration) {
+	if d.exited(id) {
+		return
+	}
+	if f, err := os.OpenFile(d.path(id, "reason"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_, _ = f.WriteString(reason)
+		f.Close()
+	}
+	var pf pidFile
+	if readJSON(d.path(id, "pid"), &pf) != nil || pf.PID <= 0 {
+		return
+	}
+	if !alive(&pf) {
+		return // the watcher of the run kills what is left
+	}
+	killGroup(&pf, syscall.SIGTERM)
+	end := time.NewTimer(grace)
+	defer end.Stop()
+	for alive(&pf) {
+		select {
+		case <-ctx.Done():
+		case <-end.C:
+		case <-time.After(pollInterval):
+			continue
+		}
+		break
+	}
+	if alive(&pf) {
+		killGroup(&pf, syscall.SIGKILL)
+	}
+}
+
+func (d *Driver) status(id string) (runtime.Status, error) {
+	if !idPattern.MatchString(id) {
+		return runtime.Status{}, runtime.ErrNotFound
+	}
+	var sf specFile
+	if err := readJSON(d.path(id, "spec.json"), &sf); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return runtime.Status{}, runtime.ErrNotFound
+		}
+		return runtime.Status{}, fmt.Errorf("process: %s: %w", id, err)
+	}
+	st := runtime.Status{ID: id, Name: sf.Name, Labels: sf.Labels, State: runtime.StateRunning, StartedAt: sf.Started}
+	var ef exitFile
+	if err := readJSON(d.path(id, "exit"), &ef); err == nil {
+		st.State, st.ExitCode, st.Reason, st.FinishedAt = runtime.StateExited, ef.Code, ef.Reason, ef.Finished
+	} else {
+		d.ensureWatch(id, false)
+	}
+	return st, nil
+}
+
+// Status implements runtime.Driver.
+func (d *Driver) Status(ctx context.Context, id string) (runtime.Status, error) {
+	return d.status(id)
+}
+
+// Wait implements runtime.Driver.
+func (d *Driver) Wait(ctx context.Context, id string) (runtime.Status, error) {
+	for {
+		st, err := d.status(id)
+		if err != nil || st.State == runtime.StateExited {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// Logs implements runtime.Driver.
+func (d *Driver) Logs(ctx context.Context, id string, follow bool) iter.Seq2[runtime.LogLine, error] {
+	return func(yield func(runtime.LogLine, error) bool) {
+		if _, err := d.status(id); err != nil {
+			yield(runtime.LogLine{}, err)
+			return
+		}
+		f, err := os.Open(d.path(id, "log"))
+		if err != nil {
+			yield(runtime.LogLine{}, fmt.Errorf("process: %w", err))
+			return
+		}
+		defer f.Close()
+		r := bufio.NewReader(f)
+		var partial []byte
+		for {
+			done := !follow || d.exited(id)
+			for {
+				line, err := r.ReadBytes('\n')
+				partial = append(partial, line...)
+				if err != nil {
+					break // EOF: an unterminated line is kept for later
+				}
+				var rec logRecord
+				if json.Unmarshal(partial, &rec) == nil {
+					if !yield(runtime.LogLine{Time: rec.Time, Stream: rec.Stream, Text: rec.Text}, nil) {
+						return
+					}
+				}
+				partial = partial[:0]
+			}
+			if done {
+				return
+			}
+			if _, err := os.Stat(d.path(id)); err != nil {
+				return // removed meanwhile
+			}
+			select {
+			case <-ctx.Done():
+				yield(runtime.LogLine{}, ctx.Err())
+				return
+			case <-time.After(pollInterval):
+			}
+		}
+	}
+}
+
+// Stop implements runtime.Driver.
+func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
+	st, err := d.status(id)
+	if err != nil || st.State == runtime.StateExited {
+		return err
+	}
+	d.kill(ctx, id, runtime.ReasonStopped, grace)
+	return ctx.Err()
+}
+
+// Remove implements runtime.Driver.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	st, err := d.status(id)
+	if err != nil {
+		return err
+	}
+	if st.State != runtime.StateExited {
+		return fmt.Errorf("process: workload %s is still running; stop it first", id)
+	}
+	if err := os.RemoveAll(d.path(id)); err != nil {
+		return fmt.Errorf("process: %w", err)
+	}
+	return nil
+}
+
+// List implements runtime.Driver.
+func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.Status, error) {
+	ids, err := d.ids()
+	if err != nil {
+		return nil, err
+	}
+	var out []runtime.Status
+	for _, id := range ids {
+		st, err := d.status(id)
+		if err != nil {
+			continue // half-made or removed meanwhile
+		}
+		match := true
+		for k, v := range labels {
+			if got, ok := st.Labels[k]; !ok || got != v {
+				match = false
+				break
+			}
+		}
+		if match {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
+	return out, nil
+}
