@@ -17,6 +17,9 @@ DEPS=(
 	"node:nodejs"               # e2e/js: the official Northflank JS client
 	"npm:npm"                   # installs e2e/js from its lockfile
 	"chromium:chromium"         # e2e: the OAuth sign-in and consent pages in headless Chromium (/usr/bin/chromium)
+	"podman:podman"             # pkg/testenv.Podman: the Docker-compatible API (podman system service) for pkg/runtime/docker
+	"runc:runc"                 # the OCI runtime pkg/testenv.Podman configures (crun is not used)
+	"busybox:busybox-static"    # pkg/testenv.BuildTestImage: the static /bin/busybox that the local test image is made of
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo
