@@ -54,3 +54,31 @@ func Result(count int, more bool, lastID string) *apiv1.Pagination {
 	}
 	return out
 }
+
+// Rows is what Collect reads: *sql.Rows.
+type Rows interface {
+	Next() bool
+	Err() error
+	Close() error
+}
+
+// Collect reads a page from rows queried with LIMIT page.Limit+1: the one
+// extra row only says whether another page follows, and is dropped.
+func Collect[T any](rows Rows, limit int, scan func() (T, error)) ([]T, bool, error) {
+	defer rows.Close()
+	out := make([]T, 0, limit+1)
+	for rows.Next() {
+		v, err := scan()
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/paging"
+
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
@@ -576,22 +578,7 @@ func (s *SQLStore) ListTokens(ctx context.Context, teamID string, page Page) ([]
 	if err != nil {
 		return nil, false, err
 	}
-	defer rows.Close()
-	out := make([]Token, 0, page.Limit+1)
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
-	if len(out) > page.Limit {
-		return out[:page.Limit], true, nil
-	}
-	return out, false, nil
+	return paging.Collect(rows, page.Limit, func() (Token, error) { return scanToken(rows) })
 }
 
 // RevokeToken implements Store.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/paging"
+
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
@@ -112,22 +114,7 @@ func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project,
 	if err != nil {
 		return nil, false, err
 	}
-	defer rows.Close()
-	out := make([]Project, 0, page.Limit+1)
-	for rows.Next() {
-		p, err := scanProject(rows)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
-	if len(out) > page.Limit {
-		return out[:page.Limit], true, nil
-	}
-	return out, false, nil
+	return paging.Collect(rows, page.Limit, func() (Project, error) { return scanProject(rows) })
 }
 
 // Update implements Store.
