@@ -312,10 +312,11 @@ func TestAdminWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	writes := 0
+	started := make(chan struct{})
 	go func() {
-		// The "server" keeps issuing tokens meanwhile.
-		for ; ; writes++ {
+		// The "server" keeps issuing tokens meanwhile; the commands start
+		// only once it has written, so they really run beside a writer.
+		for first := true; ; first = false {
 			if ctx.Err() != nil {
 				done <- nil
 				return
@@ -325,17 +326,22 @@ func TestAdminWhileServing(t *testing.T) {
 				done <- err
 				return
 			}
+			if first {
+				close(started)
+			}
 		}
 	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("concurrent server writes: %v", err)
+	}
 	e.ok(t, "", "create-user", "--email", "ops@example.com")
 	e.ok(t, "", "add-member", "--team", "default", "--email", "ops@example.com", "--role", "developer")
 	tok := e.ok(t, "", "create-token", "--email", "ops@example.com", "--team", "default", "--role", "developer", "--name", "ops")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("concurrent server writes: %v", err)
-	}
-	if writes == 0 {
-		t.Fatal("the server wrote nothing while the commands ran")
 	}
 	if p, err := e.authenticate("Bearer " + tok); err != nil || p.GetDefaultTeamId() != "default" {
 		t.Fatalf("token created while serving = %v, %v", p, err)
