@@ -10,15 +10,19 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"buf.build/go/protovalidate"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/requestid"
@@ -70,6 +74,7 @@ func New(opts Options, extra ...grpc.ServerOption) (*grpc.Server, error) {
 	chain := &chain{log: opts.Logger, metrics: m, authz: opts.Authorizer, validator: validator}
 	return grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain.unary),
+		grpc.ChainStreamInterceptor(chain.stream),
 		grpc.MaxRecvMsgSize(4 << 20),
 	}, extra...)...), nil
 }
@@ -108,10 +113,94 @@ func (c *chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 	if msg, ok := req.(proto.Message); ok {
 		if err := c.validator.Validate(msg); err != nil {
-			return nil, validationError(err)
+			return nil, validationError(err, bodyField(info.FullMethod))
 		}
 	}
 	return handler(ctx, req)
+}
+
+// stream is unary's counterpart for streaming RPCs: the request arrives
+// with the first message, so authorization and validation run when the
+// handler receives it, and nothing is sent before they have passed.
+func (c *chain) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	id := incomingRequestID(ss.Context())
+	w := &guardedStream{ServerStream: ss, ctx: requestid.NewContext(ss.Context(), id), chain: c, method: info.FullMethod}
+	_ = ss.SetHeader(metadata.Pairs(requestid.MetadataKey, id))
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.ErrorContext(w.ctx, "panic in RPC handler", "method", info.FullMethod, "request_id", id, "panic", p, "stack", string(debug.Stack()))
+			err = apierr.Internal
+		}
+		err = c.toStatus(w.ctx, info.FullMethod, id, err)
+		code := status.Code(err)
+		c.metrics.observe(info.FullMethod, code, time.Since(start))
+		level := slog.LevelInfo
+		if code == codes.Internal || code == codes.Unknown {
+			level = slog.LevelError
+		}
+		c.log.Log(w.ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+	}()
+	return handler(srv, w)
+}
+
+// guardedStream authorizes and validates a stream's first message and
+// refuses to send anything before.
+type guardedStream struct {
+	grpc.ServerStream
+	ctx        context.Context
+	chain      *chain
+	method     string
+	authorized bool
+}
+
+func (w *guardedStream) Context() context.Context { return w.ctx }
+
+func (w *guardedStream) RecvMsg(m any) error {
+	if err := w.ServerStream.RecvMsg(m); err != nil || w.authorized {
+		return err
+	}
+	ctx, err := w.chain.authz.Authorize(w.ctx, w.method, m)
+	if err != nil {
+		return err
+	}
+	if msg, ok := m.(proto.Message); ok {
+		if err := w.chain.validator.Validate(msg); err != nil {
+			return validationError(err, "")
+		}
+	}
+	w.ctx, w.authorized = ctx, true
+	return nil
+}
+
+func (w *guardedStream) SendMsg(m any) error {
+	if !w.authorized {
+		return &apierr.Error{Code: codes.PermissionDenied, Reason: "NOT_AUTHORIZED", Message: "the stream's request was not authorized"}
+	}
+	return w.ServerStream.SendMsg(m)
+}
+
+// bodyFields caches bodyField per method.
+var bodyFields sync.Map // full method -> string
+
+// bodyField is the request field an RPC's HTTP body maps to (google.api.http
+// body: "spec"), or "" when the body is the whole request. Clients send
+// that field's contents as the body, so violation paths drop its name.
+func bodyField(fullMethod string) string {
+	if v, ok := bodyFields.Load(fullMethod); ok {
+		return v.(string)
+	}
+	body := ""
+	name := strings.Replace(strings.TrimPrefix(fullMethod, "/"), "/", ".", 1)
+	if d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name)); err == nil {
+		if md, ok := d.(protoreflect.MethodDescriptor); ok {
+			if rule, ok := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule); ok && rule.GetBody() != "*" {
+				body = rule.GetBody()
+			}
+		}
+	}
+	bodyFields.Store(fullMethod, body)
+	return body
 }
 
 // toStatus is the one place where errors become wire statuses: Slipway
@@ -148,14 +237,18 @@ func incomingRequestID(ctx context.Context) string {
 
 // validationError turns protovalidate's violations into field details
 // keyed by the JSON field path the client sent.
-func validationError(err error) error {
+func validationError(err error, body string) error {
 	verr, ok := err.(*protovalidate.ValidationError)
 	if !ok {
 		return err
 	}
 	fields := map[string][]string{}
 	for _, v := range verr.Violations {
-		path := jsonPath(protovalidate.FieldPathString(v.Proto.GetField()))
+		path := protovalidate.FieldPathString(v.Proto.GetField())
+		if body != "" {
+			path = strings.TrimPrefix(path, body+".")
+		}
+		path = jsonPath(path)
 		fields[path] = append(fields[path], v.Proto.GetMessage())
 	}
 	return apierr.Invalid("request validation failed", fields)

@@ -110,3 +110,22 @@ func (c *Catalog) Region(id string) *projectsv1.Region {
 	}
 	return nil
 }
+
+// Plan returns the plan with the given id, or nil.
+func (c *Catalog) Plan(id string) *projectsv1.Plan {
+	for _, p := range c.plans.GetPlans() {
+		if p.GetId() == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// DefaultPlan is the plan workloads get when they name none: the first
+// one, or nil when the catalogue has no plans (no limits then).
+func (c *Catalog) DefaultPlan() *projectsv1.Plan {
+	if plans := c.plans.GetPlans(); len(plans) > 0 {
+		return plans[0]
+	}
+	return nil
+}

@@ -253,6 +253,16 @@ func (s *server) touched(before Project, p *Project) ([]events.Event, error) {
 	return []events.Event{ev}, nil
 }
 
+// LookupProject implements ProjectsService (internal: the authorizer has
+// checked the caller's internal key, so the team comes from the request).
+func (s *server) LookupProject(ctx context.Context, req *projectsv1.LookupProjectRequest) (*projectsv1.LookupProjectResponse, error) {
+	p, err := s.store.Get(ctx, req.GetTeamId(), req.GetProjectId())
+	if err != nil {
+		return nil, storeErr(err, req.GetProjectId())
+	}
+	return &projectsv1.LookupProjectResponse{Project: summaryOf(p)}, nil
+}
+
 // grantOf is the caller's standing in the team the call acts on, which
 // the authorization interceptor resolved.
 func grantOf(ctx context.Context) (*authv1.TeamGrant, error) {

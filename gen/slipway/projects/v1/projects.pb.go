@@ -1790,6 +1790,107 @@ func (x *Plan) GetRamResource() int32 {
 	return 0
 }
 
+// LookupProjectRequest names a project in a team.
+type LookupProjectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team id.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId     string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupProjectRequest) Reset() {
+	*x = LookupProjectRequest{}
+	mi := &file_slipway_projects_v1_projects_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupProjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupProjectRequest) ProtoMessage() {}
+
+func (x *LookupProjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_projects_v1_projects_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupProjectRequest.ProtoReflect.Descriptor instead.
+func (*LookupProjectRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_projects_v1_projects_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *LookupProjectRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *LookupProjectRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+// LookupProjectResponse is the project, when it exists.
+type LookupProjectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The project.
+	Project       *ProjectSummary `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupProjectResponse) Reset() {
+	*x = LookupProjectResponse{}
+	mi := &file_slipway_projects_v1_projects_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupProjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupProjectResponse) ProtoMessage() {}
+
+func (x *LookupProjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_projects_v1_projects_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupProjectResponse.ProtoReflect.Descriptor instead.
+func (*LookupProjectResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_projects_v1_projects_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LookupProjectResponse) GetProject() *ProjectSummary {
+	if x != nil {
+		return x.Project
+	}
+	return nil
+}
+
 var File_slipway_projects_v1_projects_proto protoreflect.FileDescriptor
 
 const file_slipway_projects_v1_projects_proto_rawDesc = "" +
@@ -1922,7 +2023,13 @@ const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\x10amount_per_month\x18\x04 \x01(\x01R\x0eamountPerMonth\x12&\n" +
 	"\x0famount_per_hour\x18\x05 \x01(\x01R\ramountPerHour\x12!\n" +
 	"\fcpu_resource\x18\x06 \x01(\x01R\vcpuResource\x12!\n" +
-	"\fram_resource\x18\a \x01(\x05R\vramResource2\xd3\f\n" +
+	"\fram_resource\x18\a \x01(\x05R\vramResource\"d\n" +
+	"\x14LookupProjectRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\"V\n" +
+	"\x15LookupProjectResponse\x12=\n" +
+	"\aproject\x18\x01 \x01(\v2#.slipway.projects.v1.ProjectSummaryR\aproject2\xc3\r\n" +
 	"\x0fProjectsService\x12\xc3\x01\n" +
 	"\fListProjects\x12(.slipway.projects.v1.ListProjectsRequest\x1a).slipway.projects.v1.ListProjectsResponse\"^\xa2\xbb\x18&\n" +
 	"\"Project > Projects > Manage > Read\x10\x01\x82\xd3\xe4\x93\x02.Z\x1e\x12\x1c/v1/teams/{team_id}/projects\x12\f/v1/projects\x12\xe0\x01\n" +
@@ -1939,7 +2046,8 @@ const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\rDeleteProject\x12).slipway.projects.v1.DeleteProjectRequest\x1a*.slipway.projects.v1.DeleteProjectResponse\"z\xa2\xbb\x18(\n" +
 	"$Project > Projects > Manage > Delete\x10\x01\x82\xd3\xe4\x93\x02HZ+*)/v1/teams/{team_id}/projects/{project_id}*\x19/v1/projects/{project_id}\x12{\n" +
 	"\vListRegions\x12'.slipway.projects.v1.ListRegionsRequest\x1a(.slipway.projects.v1.ListRegionsResponse\"\x19\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\r\x12\v/v1/regions\x12s\n" +
-	"\tListPlans\x12%.slipway.projects.v1.ListPlansRequest\x1a&.slipway.projects.v1.ListPlansResponse\"\x17\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\v\x12\t/v1/plansB\xed\x01\x92A\xa8\x01\x12]\n" +
+	"\tListPlans\x12%.slipway.projects.v1.ListPlansRequest\x1a&.slipway.projects.v1.ListPlansResponse\"\x17\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\v\x12\t/v1/plans\x12n\n" +
+	"\rLookupProject\x12).slipway.projects.v1.LookupProjectRequest\x1a*.slipway.projects.v1.LookupProjectResponse\"\x06\xa2\xbb\x18\x02\x18\x01B\xed\x01\x92A\xa8\x01\x12]\n" +
 	"\vSlipway API\x12KSelf-hosted PaaS control plane, wire-compatible with the Northflank v1 API.2\x011*\x02\x01\x022\x10application/json:\x10application/jsonZ\x1f\n" +
 	"\x1d\n" +
 	"\x06bearer\x12\x13\b\x02\x1a\rAuthorization \x02Z?github.com/slipwayhq/slipway/gen/slipway/projects/v1;projectsv1b\x06proto3"
@@ -1956,7 +2064,7 @@ func file_slipway_projects_v1_projects_proto_rawDescGZIP() []byte {
 	return file_slipway_projects_v1_projects_proto_rawDescData
 }
 
-var file_slipway_projects_v1_projects_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_slipway_projects_v1_projects_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_slipway_projects_v1_projects_proto_goTypes = []any{
 	(*Project)(nil),               // 0: slipway.projects.v1.Project
 	(*ProjectSummary)(nil),        // 1: slipway.projects.v1.ProjectSummary
@@ -1985,22 +2093,24 @@ var file_slipway_projects_v1_projects_proto_goTypes = []any{
 	(*ListPlansRequest)(nil),      // 24: slipway.projects.v1.ListPlansRequest
 	(*ListPlansResponse)(nil),     // 25: slipway.projects.v1.ListPlansResponse
 	(*Plan)(nil),                  // 26: slipway.projects.v1.Plan
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
-	(*v1.Pagination)(nil),         // 28: slipway.api.v1.Pagination
+	(*LookupProjectRequest)(nil),  // 27: slipway.projects.v1.LookupProjectRequest
+	(*LookupProjectResponse)(nil), // 28: slipway.projects.v1.LookupProjectResponse
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*v1.Pagination)(nil),         // 30: slipway.api.v1.Pagination
 }
 var file_slipway_projects_v1_projects_proto_depIdxs = []int32{
 	2,  // 0: slipway.projects.v1.Project.deployment:type_name -> slipway.projects.v1.ProjectDeployment
-	27, // 1: slipway.projects.v1.Project.created_at:type_name -> google.protobuf.Timestamp
-	27, // 2: slipway.projects.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 1: slipway.projects.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	29, // 2: slipway.projects.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: slipway.projects.v1.Project.services:type_name -> slipway.projects.v1.ProjectService
 	5,  // 4: slipway.projects.v1.Project.jobs:type_name -> slipway.projects.v1.ProjectJob
 	6,  // 5: slipway.projects.v1.Project.addons:type_name -> slipway.projects.v1.ProjectAddon
 	3,  // 6: slipway.projects.v1.Project.cluster:type_name -> slipway.projects.v1.ProjectCluster
-	27, // 7: slipway.projects.v1.ProjectSummary.created_at:type_name -> google.protobuf.Timestamp
-	27, // 8: slipway.projects.v1.ProjectSummary.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 7: slipway.projects.v1.ProjectSummary.created_at:type_name -> google.protobuf.Timestamp
+	29, // 8: slipway.projects.v1.ProjectSummary.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: slipway.projects.v1.ProjectAddon.spec:type_name -> slipway.projects.v1.ProjectAddonSpec
 	1,  // 10: slipway.projects.v1.ListProjectsResponse.projects:type_name -> slipway.projects.v1.ProjectSummary
-	28, // 11: slipway.projects.v1.ListProjectsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	30, // 11: slipway.projects.v1.ListProjectsResponse.pagination:type_name -> slipway.api.v1.Pagination
 	0,  // 12: slipway.projects.v1.CreateProjectResponse.project:type_name -> slipway.projects.v1.Project
 	0,  // 13: slipway.projects.v1.PutProjectResponse.project:type_name -> slipway.projects.v1.Project
 	0,  // 14: slipway.projects.v1.GetProjectResponse.project:type_name -> slipway.projects.v1.Project
@@ -2008,27 +2118,30 @@ var file_slipway_projects_v1_projects_proto_depIdxs = []int32{
 	22, // 16: slipway.projects.v1.ListRegionsResponse.regions:type_name -> slipway.projects.v1.Region
 	23, // 17: slipway.projects.v1.Region.gpu_devices:type_name -> slipway.projects.v1.GpuDevice
 	26, // 18: slipway.projects.v1.ListPlansResponse.plans:type_name -> slipway.projects.v1.Plan
-	8,  // 19: slipway.projects.v1.ProjectsService.ListProjects:input_type -> slipway.projects.v1.ListProjectsRequest
-	10, // 20: slipway.projects.v1.ProjectsService.CreateProject:input_type -> slipway.projects.v1.CreateProjectRequest
-	12, // 21: slipway.projects.v1.ProjectsService.PutProject:input_type -> slipway.projects.v1.PutProjectRequest
-	14, // 22: slipway.projects.v1.ProjectsService.GetProject:input_type -> slipway.projects.v1.GetProjectRequest
-	16, // 23: slipway.projects.v1.ProjectsService.PatchProject:input_type -> slipway.projects.v1.PatchProjectRequest
-	18, // 24: slipway.projects.v1.ProjectsService.DeleteProject:input_type -> slipway.projects.v1.DeleteProjectRequest
-	20, // 25: slipway.projects.v1.ProjectsService.ListRegions:input_type -> slipway.projects.v1.ListRegionsRequest
-	24, // 26: slipway.projects.v1.ProjectsService.ListPlans:input_type -> slipway.projects.v1.ListPlansRequest
-	9,  // 27: slipway.projects.v1.ProjectsService.ListProjects:output_type -> slipway.projects.v1.ListProjectsResponse
-	11, // 28: slipway.projects.v1.ProjectsService.CreateProject:output_type -> slipway.projects.v1.CreateProjectResponse
-	13, // 29: slipway.projects.v1.ProjectsService.PutProject:output_type -> slipway.projects.v1.PutProjectResponse
-	15, // 30: slipway.projects.v1.ProjectsService.GetProject:output_type -> slipway.projects.v1.GetProjectResponse
-	17, // 31: slipway.projects.v1.ProjectsService.PatchProject:output_type -> slipway.projects.v1.PatchProjectResponse
-	19, // 32: slipway.projects.v1.ProjectsService.DeleteProject:output_type -> slipway.projects.v1.DeleteProjectResponse
-	21, // 33: slipway.projects.v1.ProjectsService.ListRegions:output_type -> slipway.projects.v1.ListRegionsResponse
-	25, // 34: slipway.projects.v1.ProjectsService.ListPlans:output_type -> slipway.projects.v1.ListPlansResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	1,  // 19: slipway.projects.v1.LookupProjectResponse.project:type_name -> slipway.projects.v1.ProjectSummary
+	8,  // 20: slipway.projects.v1.ProjectsService.ListProjects:input_type -> slipway.projects.v1.ListProjectsRequest
+	10, // 21: slipway.projects.v1.ProjectsService.CreateProject:input_type -> slipway.projects.v1.CreateProjectRequest
+	12, // 22: slipway.projects.v1.ProjectsService.PutProject:input_type -> slipway.projects.v1.PutProjectRequest
+	14, // 23: slipway.projects.v1.ProjectsService.GetProject:input_type -> slipway.projects.v1.GetProjectRequest
+	16, // 24: slipway.projects.v1.ProjectsService.PatchProject:input_type -> slipway.projects.v1.PatchProjectRequest
+	18, // 25: slipway.projects.v1.ProjectsService.DeleteProject:input_type -> slipway.projects.v1.DeleteProjectRequest
+	20, // 26: slipway.projects.v1.ProjectsService.ListRegions:input_type -> slipway.projects.v1.ListRegionsRequest
+	24, // 27: slipway.projects.v1.ProjectsService.ListPlans:input_type -> slipway.projects.v1.ListPlansRequest
+	27, // 28: slipway.projects.v1.ProjectsService.LookupProject:input_type -> slipway.projects.v1.LookupProjectRequest
+	9,  // 29: slipway.projects.v1.ProjectsService.ListProjects:output_type -> slipway.projects.v1.ListProjectsResponse
+	11, // 30: slipway.projects.v1.ProjectsService.CreateProject:output_type -> slipway.projects.v1.CreateProjectResponse
+	13, // 31: slipway.projects.v1.ProjectsService.PutProject:output_type -> slipway.projects.v1.PutProjectResponse
+	15, // 32: slipway.projects.v1.ProjectsService.GetProject:output_type -> slipway.projects.v1.GetProjectResponse
+	17, // 33: slipway.projects.v1.ProjectsService.PatchProject:output_type -> slipway.projects.v1.PatchProjectResponse
+	19, // 34: slipway.projects.v1.ProjectsService.DeleteProject:output_type -> slipway.projects.v1.DeleteProjectResponse
+	21, // 35: slipway.projects.v1.ProjectsService.ListRegions:output_type -> slipway.projects.v1.ListRegionsResponse
+	25, // 36: slipway.projects.v1.ProjectsService.ListPlans:output_type -> slipway.projects.v1.ListPlansResponse
+	28, // 37: slipway.projects.v1.ProjectsService.LookupProject:output_type -> slipway.projects.v1.LookupProjectResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_slipway_projects_v1_projects_proto_init() }
@@ -2043,7 +2156,7 @@ func file_slipway_projects_v1_projects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_projects_v1_projects_proto_rawDesc), len(file_slipway_projects_v1_projects_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	ProjectsService_DeleteProject_FullMethodName = "/slipway.projects.v1.ProjectsService/DeleteProject"
 	ProjectsService_ListRegions_FullMethodName   = "/slipway.projects.v1.ProjectsService/ListRegions"
 	ProjectsService_ListPlans_FullMethodName     = "/slipway.projects.v1.ProjectsService/ListPlans"
+	ProjectsService_LookupProject_FullMethodName = "/slipway.projects.v1.ProjectsService/LookupProject"
 )
 
 // ProjectsServiceClient is the client API for ProjectsService service.
@@ -57,6 +58,9 @@ type ProjectsServiceClient interface {
 	ListRegions(ctx context.Context, in *ListRegionsRequest, opts ...grpc.CallOption) (*ListRegionsResponse, error)
 	// ListPlans lists the resource plans workloads can use.
 	ListPlans(ctx context.Context, in *ListPlansRequest, opts ...grpc.CallOption) (*ListPlansResponse, error)
+	// LookupProject tells other services whether a project exists in a team
+	// (the jobs service asks before creating a job in it).
+	LookupProject(ctx context.Context, in *LookupProjectRequest, opts ...grpc.CallOption) (*LookupProjectResponse, error)
 }
 
 type projectsServiceClient struct {
@@ -147,6 +151,16 @@ func (c *projectsServiceClient) ListPlans(ctx context.Context, in *ListPlansRequ
 	return out, nil
 }
 
+func (c *projectsServiceClient) LookupProject(ctx context.Context, in *LookupProjectRequest, opts ...grpc.CallOption) (*LookupProjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupProjectResponse)
+	err := c.cc.Invoke(ctx, ProjectsService_LookupProject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProjectsServiceServer is the server API for ProjectsService service.
 // All implementations must embed UnimplementedProjectsServiceServer
 // for forward compatibility.
@@ -172,6 +186,9 @@ type ProjectsServiceServer interface {
 	ListRegions(context.Context, *ListRegionsRequest) (*ListRegionsResponse, error)
 	// ListPlans lists the resource plans workloads can use.
 	ListPlans(context.Context, *ListPlansRequest) (*ListPlansResponse, error)
+	// LookupProject tells other services whether a project exists in a team
+	// (the jobs service asks before creating a job in it).
+	LookupProject(context.Context, *LookupProjectRequest) (*LookupProjectResponse, error)
 	mustEmbedUnimplementedProjectsServiceServer()
 }
 
@@ -205,6 +222,9 @@ func (UnimplementedProjectsServiceServer) ListRegions(context.Context, *ListRegi
 }
 func (UnimplementedProjectsServiceServer) ListPlans(context.Context, *ListPlansRequest) (*ListPlansResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPlans not implemented")
+}
+func (UnimplementedProjectsServiceServer) LookupProject(context.Context, *LookupProjectRequest) (*LookupProjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupProject not implemented")
 }
 func (UnimplementedProjectsServiceServer) mustEmbedUnimplementedProjectsServiceServer() {}
 func (UnimplementedProjectsServiceServer) testEmbeddedByValue()                         {}
@@ -371,6 +391,24 @@ func _ProjectsService_ListPlans_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProjectsService_LookupProject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupProjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProjectsServiceServer).LookupProject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProjectsService_LookupProject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProjectsServiceServer).LookupProject(ctx, req.(*LookupProjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ProjectsService_ServiceDesc is the grpc.ServiceDesc for ProjectsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -409,6 +447,10 @@ var ProjectsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPlans",
 			Handler:    _ProjectsService_ListPlans_Handler,
+		},
+		{
+			MethodName: "LookupProject",
+			Handler:    _ProjectsService_LookupProject_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
