@@ -1,0 +1,249 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
+	"github.com/slipwayhq/slipway/pkg/apierr"
+)
+
+// Log query bounds.
+const (
+	defaultLineLimit = 1000
+	defaultTailLines = 100
+)
+
+// logSubject carries a job's stored lines to live tails, on core NATS: a
+// tail that misses a message (it was not subscribed yet) reads the line
+// from the store instead.
+func logSubject(team, project, job string) string {
+	return "slipway.jobs.logs." + team + "." + project + "." + job
+}
+
+// publishLines announces stored lines to live tails.
+func (s *Service) publishLines(r Run, lines []LogLine) {
+	if err := s.opts.NATS.Publish(logSubject(r.TeamID, r.ProjectID, r.JobID), encode(lines)); err != nil {
+		s.log.Warn("publishing log lines", "run", r.ID, "error", err)
+	}
+}
+
+// logQuery is the part of GetJobLogsRequest and TailJobLogsRequest the
+// filter uses.
+type logQuery interface {
+	request
+	GetJobId() string
+	GetRunId() string
+	GetContainerName() string
+	GetTextIncludes() string
+	GetTextNotIncludes() string
+	GetRegexIncludes() string
+	GetRegexNotIncludes() string
+	GetLineLimit() int32
+}
+
+// filter selects lines the way Northflank's log options do.
+type filter struct {
+	run, container   string
+	include, exclude string
+	match, notMatch  *regexp.Regexp
+}
+
+func newFilter(q logQuery) (filter, error) {
+	f := filter{run: q.GetRunId(), container: q.GetContainerName(), include: q.GetTextIncludes(), exclude: q.GetTextNotIncludes()}
+	if f.container == "all" {
+		f.container = ""
+	}
+	for _, re := range []struct {
+		field, expr string
+		dst         **regexp.Regexp
+	}{{"regexIncludes", q.GetRegexIncludes(), &f.match}, {"regexNotIncludes", q.GetRegexNotIncludes(), &f.notMatch}} {
+		if re.expr == "" {
+			continue
+		}
+		compiled, err := regexp.Compile(re.expr)
+		if err != nil {
+			return filter{}, apierr.InvalidField(re.field, "is not a valid regular expression: "+err.Error())
+		}
+		*re.dst = compiled
+	}
+	return f, nil
+}
+
+// textOnly reports whether the filter looks at line text (then the store
+// cannot apply it, and reads go in batches).
+func (f filter) textOnly() bool {
+	return f.include != "" || f.exclude != "" || f.match != nil || f.notMatch != nil
+}
+
+func (f filter) keep(l LogLine) bool {
+	switch {
+	case f.run != "" && l.RunID != f.run,
+		f.container != "" && l.Container != f.container,
+		f.include != "" && !strings.Contains(l.Text, f.include),
+		f.exclude != "" && strings.Contains(l.Text, f.exclude),
+		f.match != nil && !f.match.MatchString(l.Text),
+		f.notMatch != nil && f.notMatch.MatchString(l.Text):
+		return false
+	}
+	return true
+}
+
+// read returns up to limit stored lines q and f select.
+func (s *Service) read(ctx context.Context, q LogQuery, f filter, limit int) ([]LogLine, error) {
+	q.RunID, q.Container = f.run, f.container
+	var out []LogLine
+	for len(out) < limit {
+		q.Limit = limit - len(out)
+		if f.textOnly() {
+			q.Limit = max(q.Limit, 500)
+		}
+		batch, err := s.store.ReadLogs(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range batch {
+			if f.keep(l) && len(out) < limit {
+				out = append(out, l)
+			}
+		}
+		if len(batch) < q.Limit {
+			break
+		}
+		last := batch[len(batch)-1]
+		q.AfterTime, q.AfterSeq = last.Time, last.Seq
+	}
+	return out, nil
+}
+
+// GetJobLogs implements JobsService.
+func (s *Service) GetJobLogs(ctx context.Context, req *jobsv1.GetJobLogsRequest) (*jobsv1.GetJobLogsResponse, error) {
+	j, err := s.job(ctx, req, req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFilter(req)
+	if err != nil {
+		return nil, err
+	}
+	q := LogQuery{TeamID: j.TeamID, ProjectID: j.ProjectID, JobID: j.ID, Backward: req.GetDirection() != "forward"}
+	if req.EndTime != nil {
+		q.End = req.GetEndTime().AsTime()
+	}
+	if req.StartTime != nil {
+		q.Start = req.GetStartTime().AsTime()
+	} else if req.GetDuration() > 0 {
+		end := q.End
+		if end.IsZero() {
+			end = s.opts.Clock()
+		}
+		q.Start = end.Add(-secondsOf(req.GetDuration()))
+	}
+	if !q.Start.IsZero() && !q.End.IsZero() && q.End.Before(q.Start) {
+		return nil, apierr.InvalidField("endTime", "is before startTime")
+	}
+	limit := int(req.GetLineLimit())
+	if limit == 0 {
+		limit = defaultLineLimit
+	}
+	lines, err := s.read(ctx, q, f, limit)
+	if err != nil {
+		return nil, err
+	}
+	resp := &jobsv1.GetJobLogsResponse{Lines: make([]*jobsv1.LogLine, 0, len(lines))}
+	for _, l := range lines {
+		resp.Lines = append(resp.Lines, lineOf(l))
+	}
+	return resp, nil
+}
+
+// TailJobLogs implements JobsService: the recent lines first (from
+// start_time, or the last line_limit ones), then every new line as it is
+// stored, until the client goes away.
+func (s *Service) TailJobLogs(req *jobsv1.TailJobLogsRequest, stream jobsv1.JobsService_TailJobLogsServer) error {
+	ctx := stream.Context()
+	j, err := s.job(ctx, req, req.GetJobId())
+	if err != nil {
+		return err
+	}
+	f, err := newFilter(req)
+	if err != nil {
+		return err
+	}
+	// Subscribe before reading the backlog, so no line falls in between;
+	// lines in both are sent once.
+	live := make(chan *nats.Msg, 1024)
+	sub, err := s.opts.NATS.ChanSubscribe(logSubject(j.TeamID, j.ProjectID, j.ID), live)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	limit := int(req.GetLineLimit())
+	if limit == 0 {
+		limit = defaultTailLines
+	}
+	q := LogQuery{TeamID: j.TeamID, ProjectID: j.ProjectID, JobID: j.ID, Backward: true}
+	if req.StartTime != nil {
+		q.Start, q.Backward = req.GetStartTime().AsTime(), false
+	}
+	backlog, err := s.read(ctx, q, f, limit)
+	if err != nil {
+		return err
+	}
+	if q.Backward {
+		slices.Reverse(backlog)
+	}
+	sent := make(map[int64]bool, len(backlog))
+	for _, l := range backlog {
+		sent[l.Seq] = true
+	}
+	if err := sendLines(stream, backlog); err != nil {
+		return err
+	}
+	keepalive := time.NewTicker(30 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-keepalive.C:
+			// An empty batch tells a proxy the stream is alive and finds a
+			// vanished client.
+			if err := stream.Send(&jobsv1.TailJobLogsResponse{Lines: []*jobsv1.LogLine{}}); err != nil {
+				return nil
+			}
+		case msg := <-live:
+			var lines []LogLine
+			if json.Unmarshal(msg.Data, &lines) != nil {
+				continue
+			}
+			out := lines[:0]
+			for _, l := range lines {
+				if !sent[l.Seq] && f.keep(l) {
+					out = append(out, l)
+				}
+			}
+			if err := sendLines(stream, out); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func sendLines(stream jobsv1.JobsService_TailJobLogsServer, lines []LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	resp := &jobsv1.TailJobLogsResponse{Lines: make([]*jobsv1.LogLine, 0, len(lines))}
+	for _, l := range lines {
+		resp.Lines = append(resp.Lines, lineOf(l))
+	}
+	return stream.Send(resp)
+}

@@ -1,0 +1,465 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/runtime"
+)
+
+var zeroTime time.Time
+
+// stopGrace is how long an aborted workload gets to exit before it is
+// killed (Kubernetes' default terminationGracePeriodSeconds is 30 s; an
+// aborted job rarely has anything worth waiting for).
+const stopGrace = 10 * time.Second
+
+// maxLineBytes truncates very long lines, so one runaway line cannot
+// bloat the log store.
+const maxLineBytes = 16 << 10
+
+// supervision is this replica's watch over one run.
+type supervision struct {
+	// wake interrupts a wait for a retry (the run may have been aborted).
+	wake chan struct{}
+}
+
+func runKey(team, project, job, id string) string {
+	return team + "/" + project + "/" + job + "/" + id
+}
+
+func secondsOf(n int64) time.Duration { return time.Duration(n) * time.Second }
+
+// supervise starts watching r unless this replica already does. Before
+// Run has started, the run waits for Run's first reconciliation.
+func (s *Service) supervise(r Run) {
+	key := runKey(r.TeamID, r.ProjectID, r.JobID, r.ID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.supervised[key]; ok || s.ctx == nil || s.ctx.Err() != nil {
+		return
+	}
+	sup := &supervision{wake: make(chan struct{}, 1)}
+	s.supervised[key] = sup
+	s.wg.Add(1)
+	go func(ctx context.Context) {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.supervised, key)
+			s.mu.Unlock()
+		}()
+		s.superviseRun(ctx, r, sup)
+	}(s.ctx)
+}
+
+// superviseRun drives a run to its conclusion: it starts attempts, stores
+// their logs, records their outcome and retries failed ones, until the run
+// concludes or ctx ends (shutdown: the workload keeps running).
+func (s *Service) superviseRun(ctx context.Context, r Run, sup *supervision) {
+	log := s.log.With("run", r.ID, "job", r.JobID, "project", r.ProjectID)
+	for ctx.Err() == nil && !r.Concluded() {
+		var err error
+		if !r.Active {
+			if r, err = s.startAttempt(ctx, r, sup); err != nil {
+				log.Warn("starting an attempt", "error", err)
+				if !sleep(ctx, sup, time.Second) {
+					return
+				}
+				r, err = s.reload(ctx, r)
+				if err != nil {
+					return
+				}
+			}
+			continue
+		}
+		st, err := s.watch(ctx, r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("watching a workload", "workload", r.WorkloadID, "error", err)
+			if !sleep(ctx, sup, time.Second) {
+				return
+			}
+			continue
+		}
+		workload := r.WorkloadID
+		if r, err = s.recordAttempt(ctx, r, st); err != nil {
+			log.Warn("recording an attempt", "error", err)
+			if !sleep(ctx, sup, time.Second) {
+				return
+			}
+			if r, err = s.reload(ctx, r); err != nil {
+				return
+			}
+			continue
+		}
+		// The attempt's logs are stored; its workload has nothing left.
+		if err := s.opts.Driver.Remove(ctx, workload); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			log.Warn("removing a finished workload", "workload", workload, "error", err)
+		}
+	}
+}
+
+// reload reads the run's current state.
+func (s *Service) reload(ctx context.Context, r Run) (Run, error) {
+	return s.store.GetRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID)
+}
+
+// startAttempt waits out a retry delay, then starts the next attempt (or
+// adopts it, when an earlier instance started it but died before
+// recording it) and records it.
+func (s *Service) startAttempt(ctx context.Context, r Run, sup *supervision) (Run, error) {
+	if wait := time.Until(r.RetryAt); wait > 0 {
+		if !sleep(ctx, sup, wait) {
+			return r, ctx.Err()
+		}
+		var err error
+		if r, err = s.reload(ctx, r); err != nil || r.Concluded() || r.Active {
+			return r, err
+		}
+	}
+	if !r.Deadline.IsZero() && !s.opts.Clock().Before(r.Deadline) {
+		return s.store.UpdateRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID, func(r *Run) ([]events.Event, error) {
+			if r.Concluded() || r.Active {
+				return nil, nil
+			}
+			return s.conclude(r, RunFailed, ReasonDeadline, "failed")
+		})
+	}
+	attempt := r.Attempts + 1
+	id := s.findWorkload(ctx, r, attempt)
+	if id == "" {
+		var deadline time.Duration
+		if !r.Deadline.IsZero() {
+			deadline = r.Deadline.Sub(s.opts.Clock())
+		}
+		var err error
+		if id, err = s.opts.Driver.Start(ctx, workload(r, attempt, deadline)); err != nil {
+			if ctx.Err() != nil {
+				return r, ctx.Err()
+			}
+			s.log.Warn("the runtime refused a workload", "run", r.ID, "error", err)
+			return s.store.UpdateRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID, func(r *Run) ([]events.Event, error) {
+				if r.Concluded() || r.Active {
+					return nil, nil
+				}
+				r.Attempts, r.Failed = attempt, r.Failed+1
+				if r.Failed <= r.BackoffLimit {
+					r.RetryAt = s.opts.Clock().Add(s.backoff(r.Failed))
+					return nil, nil
+				}
+				return s.conclude(r, RunFailed, ReasonStart, "failed")
+			})
+		}
+	}
+	var aborted bool
+	r, err := s.store.UpdateRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID, func(r *Run) ([]events.Event, error) {
+		if aborted = r.Concluded(); aborted {
+			return nil, nil
+		}
+		r.Attempts, r.Active, r.WorkloadID, r.RetryAt = attempt, true, id, zeroTime
+		return nil, nil
+	})
+	if err != nil || aborted {
+		// Aborted (or deleted) while starting: the workload must not outlive it.
+		s.stopWorkload(r, id)
+	}
+	return r, err
+}
+
+// findWorkload returns the workload of a run's attempt, if one exists.
+func (s *Service) findWorkload(ctx context.Context, r Run, attempt int32) string {
+	list, err := s.opts.Driver.List(ctx, map[string]string{labelRun: r.ID, labelAttempt: strconv.Itoa(int(attempt))})
+	if err != nil || len(list) == 0 {
+		return ""
+	}
+	return list[0].ID
+}
+
+// watch stores the attempt's logs as they come and returns its final
+// status; a workload the runtime no longer knows is Lost.
+func (s *Service) watch(ctx context.Context, r Run) (runtime.Status, error) {
+	container := containerName(r, r.Attempts)
+	// After a restart, lines stored before it are not stored again.
+	var after time.Time
+	if last, err := s.store.ReadLogs(ctx, LogQuery{TeamID: r.TeamID, ProjectID: r.ProjectID, JobID: r.JobID, RunID: r.ID, Container: container, Backward: true, Limit: 1}); err == nil && len(last) == 1 {
+		after = last[0].Time
+	}
+	logsCtx, cancelLogs := context.WithCancel(ctx)
+	defer cancelLogs()
+	logsDone := make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		s.pumpLogs(logsCtx, r, container, after)
+	}()
+	st, err := s.opts.Driver.Wait(ctx, r.WorkloadID)
+	if errors.Is(err, runtime.ErrNotFound) {
+		st, err = runtime.Status{State: runtime.StateExited, Reason: runtime.ReasonLost, ExitCode: -1}, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	// Following ends when the workload has exited; give the last lines a
+	// moment to arrive, but never hang on a runtime that keeps the stream open.
+	select {
+	case <-logsDone:
+	case <-time.After(10 * time.Second):
+		cancelLogs()
+		<-logsDone
+	}
+	return st, nil
+}
+
+// pumpLogs stores a workload's lines in batches and publishes each stored
+// batch for live tails.
+func (s *Service) pumpLogs(ctx context.Context, r Run, container string, after time.Time) {
+	lines := make(chan runtime.LogLine, 256)
+	go func() {
+		defer close(lines)
+		for l, err := range s.opts.Driver.Logs(ctx, r.WorkloadID, true) {
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, runtime.ErrNotFound) {
+					s.log.Warn("reading workload logs", "run", r.ID, "error", err)
+				}
+				return
+			}
+			select {
+			case lines <- l:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var batch []LogLine
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		// Storing outlives a cancelled pump: these lines were read already.
+		stored, err := s.store.AppendLogs(context.WithoutCancel(ctx), batch)
+		batch = nil
+		if err != nil {
+			s.log.Warn("storing log lines", "run", r.ID, "error", err)
+			return
+		}
+		s.publishLines(r, stored)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				flush()
+				return
+			}
+			if !after.IsZero() && !l.Time.After(after) {
+				continue
+			}
+			text := l.Text
+			if len(text) > maxLineBytes {
+				text = text[:maxLineBytes]
+			}
+			batch = append(batch, LogLine{
+				TeamID: r.TeamID, ProjectID: r.ProjectID, JobID: r.JobID, RunID: r.ID,
+				Container: container, Time: l.Time.UTC(), Stream: l.Stream, Text: text,
+			})
+			if len(batch) >= 200 {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// recordAttempt records how an attempt ended: success concludes the run;
+// a failure is retried while retries remain (backoffLimit), except past
+// the deadline.
+func (s *Service) recordAttempt(ctx context.Context, r Run, st runtime.Status) (Run, error) {
+	return s.store.UpdateRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID, func(r *Run) ([]events.Event, error) {
+		if r.Concluded() || !r.Active {
+			return nil, nil // aborted meanwhile: the abort is the outcome
+		}
+		r.Active = false
+		if st.Reason != runtime.ReasonLost {
+			code := int32(st.ExitCode)
+			r.ExitCode = &code
+		}
+		switch {
+		case st.Reason == "" && st.ExitCode == 0:
+			r.Succeeded = 1
+			return s.conclude(r, RunSuccess, "", "succeeded")
+		case st.Reason == runtime.ReasonDeadline:
+			r.Failed++
+			return s.conclude(r, RunFailed, ReasonDeadline, "failed")
+		}
+		r.Failed++
+		if r.Failed <= r.BackoffLimit {
+			r.RetryAt = s.opts.Clock().Add(s.backoff(r.Failed))
+			return nil, nil
+		}
+		reason := ReasonError
+		if st.Reason == runtime.ReasonLost {
+			reason = ReasonLost
+		}
+		return s.conclude(r, RunFailed, reason, "failed")
+	})
+}
+
+// backoff is the delay before the retry after the n-th failure: doubling
+// from RetryBackoff, at most a minute (Kubernetes Jobs back off the same
+// way, from 10 s to 6 min).
+func (s *Service) backoff(n int32) time.Duration {
+	d := s.opts.RetryBackoff
+	for i := int32(1); i < n && d < time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, time.Minute)
+}
+
+// stopWorkload stops a concluded run's workload: here when this replica
+// supervises it, else through the replica that does.
+func (s *Service) stopWorkload(r Run, workload string) {
+	key := runKey(r.TeamID, r.ProjectID, r.JobID, r.ID)
+	if !s.stopLocal(key, workload) {
+		if err := s.opts.NATS.Publish(abortSubject, encode(abortMessage{Key: key, Workload: workload})); err != nil {
+			s.log.Warn("forwarding an abort", "run", r.ID, "error", err)
+		}
+	}
+}
+
+// stopLocal stops a workload of a run this replica supervises and reports
+// whether it does.
+func (s *Service) stopLocal(key, workload string) bool {
+	s.mu.Lock()
+	sup, ok := s.supervised[key]
+	ctx := s.ctx
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case sup.wake <- struct{}{}:
+	default:
+	}
+	if workload != "" && ctx != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.opts.Driver.Stop(ctx, workload, stopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				s.log.Warn("stopping a workload", "workload", workload, "error", err)
+			}
+		}()
+	}
+	return true
+}
+
+// onAbort handles another replica's abort request.
+func (s *Service) onAbort(msg *nats.Msg) {
+	var m abortMessage
+	if json.Unmarshal(msg.Data, &m) == nil {
+		s.stopLocal(m.Key, m.Workload)
+	}
+}
+
+// reconcile takes back this replica's runs and those of replicas whose
+// lease expired, and removes workloads no run needs any more.
+func (s *Service) reconcile(ctx context.Context) {
+	now := s.opts.Clock()
+	runs, err := s.store.OrphanedRuns(ctx, s.opts.Owner, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("listing runs to reconcile", "error", err)
+		}
+		return
+	}
+	for _, r := range runs {
+		if s.isSupervised(r) {
+			continue
+		}
+		var taken bool
+		r, err := s.store.UpdateRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID, func(r *Run) ([]events.Event, error) {
+			if r.Concluded() {
+				return nil, nil
+			}
+			if r.Owner != s.opts.Owner && r.LeaseUntil.After(now) {
+				taken = true // another replica took it over first
+				return nil, nil
+			}
+			r.Owner, r.LeaseUntil = s.opts.Owner, now.Add(s.opts.LeaseTTL)
+			return nil, nil
+		})
+		if err != nil || taken || r.Concluded() {
+			continue
+		}
+		s.log.Info("reconciling a run", "run", r.ID, "job", r.JobID, "active", r.Active, "workload", r.WorkloadID)
+		s.supervise(r)
+	}
+	s.sweep(ctx)
+}
+
+func (s *Service) isSupervised(r Run) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.supervised[runKey(r.TeamID, r.ProjectID, r.JobID, r.ID)]
+	return ok
+}
+
+// sweep removes workloads whose run is gone or over: nothing this service
+// starts outlives its run.
+func (s *Service) sweep(ctx context.Context) {
+	list, err := s.opts.Driver.List(ctx, map[string]string{labelService: "jobs"})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("listing workloads", "error", err)
+		}
+		return
+	}
+	for _, w := range list {
+		l := w.Labels
+		r, err := s.store.GetRun(ctx, l[labelTeam], l[labelProject], l[labelJob], l[labelRun])
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			continue
+		case !r.Concluded() && (r.WorkloadID == w.ID || w.State == runtime.StateRunning || s.isSupervised(r)):
+			continue // the run's current (or just started) attempt
+		case r.Concluded() && s.isSupervised(r):
+			continue // its supervisor is cleaning up
+		}
+		if w.State == runtime.StateRunning {
+			if err := s.opts.Driver.Stop(ctx, w.ID, stopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				s.log.Warn("stopping an orphaned workload", "workload", w.ID, "error", err)
+				continue
+			}
+		}
+		if err := s.opts.Driver.Remove(ctx, w.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			s.log.Warn("removing an orphaned workload", "workload", w.ID, "error", err)
+			continue
+		}
+		s.log.Info("removed an orphaned workload", "workload", w.ID, "run", l[labelRun])
+	}
+}
+
+// sleep waits d, or until the supervision is woken or ctx ends; it
+// reports whether ctx is still alive.
+func sleep(ctx context.Context, sup *supervision, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-sup.wake:
+	case <-t.C:
+	}
+	return true
+}

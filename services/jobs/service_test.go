@@ -1,0 +1,682 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/runtime/process"
+	"github.com/slipwayhq/slipway/pkg/secret"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/testenv"
+	"github.com/slipwayhq/slipway/services/jobs"
+	"github.com/slipwayhq/slipway/services/jobs/migrations"
+	"github.com/slipwayhq/slipway/services/projects"
+	projectmigrations "github.com/slipwayhq/slipway/services/projects/migrations"
+)
+
+const (
+	teamID     = "acme"
+	projectID  = "web"
+	adminCred  = "Bearer admin"
+	viewerCred = "Bearer viewer"
+	otherCred  = "Bearer other-team"
+)
+
+// quiet drops the services' logs: failures say what went wrong.
+var quiet = slog.New(slog.DiscardHandler)
+
+// harness is a jobs service on the process driver, served over gRPC with
+// the real interceptor chain, next to a real projects service.
+type harness struct {
+	t        *testing.T
+	store    jobs.Store
+	stateDir string
+	nc       *nats.Conn
+	projects projectsv1.ProjectsServiceClient
+	catalog  *projects.Catalog
+	client   jobsv1.JobsServiceClient
+	stop     func()
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := openSQLite(t, filepath.Join(dir, "jobs.db"), migrations.Set)
+	box, err := secret.NewBox([]byte(strings.Repeat("k", 32)), "jobs-env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testenv.StartNATS(t)
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+
+	// The projects service, with the project the tests use.
+	pdb := openSQLite(t, filepath.Join(dir, "projects.db"), projectmigrations.Set)
+	pstore := projects.NewSQLStore(pdb, nil)
+	now := time.Now().UTC()
+	if err := pstore.Create(ctx, projects.Project{TeamID: teamID, ID: projectID, Name: "web", Region: "local", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := projects.LoadCatalog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	psrv, err := rpcserver.New(rpcserver.Options{Logger: quiet}) // internal calls only
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, catalog))
+	h := &harness{t: t, store: jobs.NewSQLStore(db, box, nil), stateDir: filepath.Join(dir, "runtime"), nc: nc, catalog: catalog}
+	h.projects = projectsv1.NewProjectsServiceClient(serve(t, psrv))
+	h.start("replica-1")
+	return h
+}
+
+func openSQLite(t *testing.T, path string, set sqldb.Migrations) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(context.Background(), set, events.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// serve serves srv on a loopback port and returns a connection to it.
+func serve(t *testing.T, srv *grpc.Server) *grpc.ClientConn {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// start (re)starts the jobs service as replica owner, on the same store
+// and runtime state as before: what a restart of the process does.
+func (h *harness) start(owner string) {
+	h.t.Helper()
+	if h.stop != nil {
+		h.stop()
+	}
+	driver, err := process.New(h.stateDir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	svc, err := jobs.New(jobs.Options{
+		Store: h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, Owner: owner, Logger: quiet,
+		LeaseTTL: 2 * time.Second, RetryBackoff: 50 * time.Millisecond,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	authorizer := authz.New(authztest.Static{
+		adminCred:  authztest.TeamToken(teamID, "admin"),
+		viewerCred: authztest.TeamToken(teamID, "viewer"),
+		otherCred:  authztest.TeamToken("other", "admin"),
+	}, "internal-key")
+	srv, err := rpcserver.New(rpcserver.Options{Authorizer: authorizer, Logger: quiet})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	jobsv1.RegisterJobsServiceServer(srv, svc)
+	h.client = jobsv1.NewJobsServiceClient(serve(h.t, srv))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			srv.Stop()
+			_ = driver.Close()
+		})
+	}
+	h.t.Cleanup(h.stop)
+}
+
+func as(cred string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", cred)
+}
+
+func command(cmd string) *jobsv1.JobDeployment {
+	return &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "customCommand", CustomCommand: cmd}}
+}
+
+func (h *harness) manual(name, cmd string, mutate ...func(*jobsv1.JobSpec)) *jobsv1.Job {
+	h.t.Helper()
+	spec := &jobsv1.JobSpec{Name: name, Deployment: command(cmd)}
+	for _, m := range mutate {
+		m(spec)
+	}
+	resp, err := h.client.CreateManualJob(as(adminCred), &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: spec})
+	if err != nil {
+		h.t.Fatalf("CreateManualJob(%s): %v", name, err)
+	}
+	return resp.GetJob()
+}
+
+func (h *harness) run(job string, o *jobsv1.RunOverrides) *jobsv1.JobRun {
+	h.t.Helper()
+	resp, err := h.client.StartJobRun(as(adminCred), &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: job, Overrides: o})
+	if err != nil {
+		h.t.Fatalf("StartJobRun(%s): %v", job, err)
+	}
+	return resp.GetRun()
+}
+
+func (h *harness) getRun(job, id string) *jobsv1.JobRun {
+	h.t.Helper()
+	resp, err := h.client.GetJobRun(as(adminCred), &jobsv1.GetJobRunRequest{ProjectId: projectID, JobId: job, RunId: id})
+	if err != nil {
+		h.t.Fatalf("GetJobRun: %v", err)
+	}
+	return resp.GetRun()
+}
+
+// waitRun polls the run until ok or the timeout.
+func (h *harness) waitRun(job, id string, timeout time.Duration, ok func(*jobsv1.JobRun) bool) *jobsv1.JobRun {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := h.getRun(job, id)
+		if ok(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("run %s did not get there in %v: %v", id, timeout, r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func concluded(r *jobsv1.JobRun) bool { return r.GetConcluded() }
+
+func (h *harness) logs(job string, req *jobsv1.GetJobLogsRequest) []string {
+	h.t.Helper()
+	if req == nil {
+		req = &jobsv1.GetJobLogsRequest{}
+	}
+	req.ProjectId, req.JobId, req.Direction = projectID, job, "forward"
+	resp, err := h.client.GetJobLogs(as(adminCred), req)
+	if err != nil {
+		h.t.Fatalf("GetJobLogs: %v", err)
+	}
+	var out []string
+	for _, l := range resp.GetLines() {
+		out = append(out, l.GetLog())
+	}
+	return out
+}
+
+func wantCode(t *testing.T, err error, code codes.Code, field string) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("err = %v, want %v", err, code)
+	}
+	if field != "" && !strings.Contains(status.Convert(err).String()+errDetails(err), field) {
+		t.Fatalf("err = %v (%s), want a detail about %q", err, errDetails(err), field)
+	}
+}
+
+func errDetails(err error) string { return fmt.Sprint(status.Convert(err).Details()) }
+
+func TestManualRunSucceedsWithEnvAndLogs(t *testing.T) {
+	h := newHarness(t)
+	job := h.manual("hello", `echo "hello $WHO"; echo warning >&2; pwd`, func(s *jobsv1.JobSpec) {
+		s.RuntimeEnvironment = map[string]string{"WHO": "world", "SECRET": "s3cr3t"}
+	})
+	if job.GetJobType() != "manual" || job.GetCluster().GetId() != "process" || job.GetBilling().GetDeploymentPlan() == "" {
+		t.Fatalf("job = %v", job)
+	}
+	env, err := h.client.GetJobRuntimeEnvironment(as(adminCred), &jobsv1.GetJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "hello"})
+	if err != nil || env.GetRuntimeEnvironment()["SECRET"] != "s3cr3t" {
+		t.Fatalf("runtime environment = %v, %v", env, err)
+	}
+	r := h.run("hello", &jobsv1.RunOverrides{RuntimeEnvironment: map[string]string{"WHO": "override"}})
+	if r.GetStatus() != "RUNNING" || !strings.HasPrefix(r.GetRunName(), "hello-") {
+		t.Fatalf("started run = %v", r)
+	}
+	r = h.waitRun("hello", r.GetId(), 10*time.Second, concluded)
+	if r.GetStatus() != "SUCCESS" || r.GetSucceeded() != 1 || r.GetFailed() != 0 || r.GetActive() != 0 || r.GetExitCode() != 0 || r.GetConcludedAt() == nil {
+		t.Fatalf("run = %v", r)
+	}
+	lines := h.logs("hello", &jobsv1.GetJobLogsRequest{RunId: r.GetId()})
+	if len(lines) != 3 || lines[0] != "hello override" || !slices.Contains(lines, "warning") {
+		t.Fatalf("logs = %q", lines)
+	}
+	if got := h.logs("hello", &jobsv1.GetJobLogsRequest{TextIncludes: "warn"}); !slices.Equal(got, []string{"warning"}) {
+		t.Fatalf("textIncludes logs = %q", got)
+	}
+	if got := h.logs("hello", &jobsv1.GetJobLogsRequest{RegexNotIncludes: "^(hello|warning)"}); len(got) != 1 || !strings.HasPrefix(got[0], "/") {
+		t.Fatalf("regexNotIncludes logs = %q (want the working directory)", got)
+	}
+	if got := h.logs("hello", &jobsv1.GetJobLogsRequest{LineLimit: 1}); len(got) != 1 {
+		t.Fatalf("lineLimit 1 gave %q", got)
+	}
+}
+
+func TestFailingRunRetriesThenFails(t *testing.T) {
+	h := newHarness(t)
+	h.manual("flaky", `echo attempt; exit 3`, func(s *jobsv1.JobSpec) { s.BackoffLimit = 2 })
+	r := h.run("flaky", nil)
+	r = h.waitRun("flaky", r.GetId(), 15*time.Second, concluded)
+	if r.GetStatus() != "FAILED" || r.GetFailed() != 3 || r.GetRetries() != 2 || r.GetExitCode() != 3 || r.GetReason() != "Error" || r.GetBackoffLimit() != 2 {
+		t.Fatalf("run = %v", r)
+	}
+	if lines := h.logs("flaky", nil); len(lines) != 3 {
+		t.Fatalf("want one line per attempt, got %q", lines)
+	}
+}
+
+func TestDeadlineKillsRun(t *testing.T) {
+	h := newHarness(t)
+	h.manual("slow", `sleep 30`, func(s *jobsv1.JobSpec) { s.ActiveDeadlineSeconds = proto.Int64(1); s.BackoffLimit = 3 })
+	start := time.Now()
+	r := h.run("slow", nil)
+	r = h.waitRun("slow", r.GetId(), 10*time.Second, concluded)
+	if r.GetStatus() != "FAILED" || r.GetReason() != "DeadlineExceeded" || r.GetRetries() != 0 {
+		t.Fatalf("run = %v", r)
+	}
+	if time.Since(start) > 8*time.Second {
+		t.Fatalf("the deadline took %v to act", time.Since(start))
+	}
+}
+
+func TestAbort(t *testing.T) {
+	h := newHarness(t)
+	h.manual("long", `echo started; sleep 30`)
+	r := h.run("long", nil)
+	h.waitRun("long", r.GetId(), 5*time.Second, func(r *jobsv1.JobRun) bool { return r.GetActive() == 1 })
+	if _, err := h.client.AbortJobRun(as(viewerCred), &jobsv1.AbortJobRunRequest{ProjectId: projectID, JobId: "long", RunId: r.GetId()}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a viewer aborted a run: %v", err)
+	}
+	if _, err := h.client.AbortJobRun(as(adminCred), &jobsv1.AbortJobRunRequest{ProjectId: projectID, JobId: "long", RunId: r.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	r = h.getRun("long", r.GetId())
+	if r.GetStatus() != "FAILED" || r.GetReason() != "Aborted" || !r.GetConcluded() {
+		t.Fatalf("aborted run = %v", r)
+	}
+	_, err := h.client.AbortJobRun(as(adminCred), &jobsv1.AbortJobRunRequest{ProjectId: projectID, JobId: "long", RunId: r.GetId()})
+	wantCode(t, err, codes.FailedPrecondition, "RUN_CONCLUDED")
+	// The process is stopped: the workload ends and is removed.
+	driver, err := process.New(h.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer driver.Close()
+	waitFor(t, 15*time.Second, "the aborted workload to go", func() bool {
+		list, err := driver.List(context.Background(), map[string]string{"dev.slipway.run": r.GetId()})
+		return err == nil && (len(list) == 0 || list[0].State == runtime.StateExited)
+	})
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// TestRestartReconciles stops the service while runs are active, as a
+// crash would (the workloads keep running), and starts it again.
+func TestRestartReconciles(t *testing.T) {
+	h := newHarness(t)
+	h.manual("survivor", `echo before; sleep 2; echo after`)
+	h.manual("quick", `sleep 1; exit 4`)
+	long := h.run("survivor", nil)
+	quick := h.run("quick", nil)
+	h.waitRun("survivor", long.GetId(), 5*time.Second, func(r *jobsv1.JobRun) bool { return r.GetActive() == 1 })
+	h.waitRun("quick", quick.GetId(), 5*time.Second, func(r *jobsv1.JobRun) bool { return r.GetActive() == 1 })
+	h.stop()
+	time.Sleep(1500 * time.Millisecond) // quick exits while no service runs
+
+	h.start("replica-1")
+	r := h.waitRun("survivor", long.GetId(), 10*time.Second, concluded)
+	if r.GetStatus() != "SUCCESS" {
+		t.Fatalf("the run that outlived the service = %v", r)
+	}
+	if lines := h.logs("survivor", nil); !slices.Equal(lines, []string{"before", "after"}) {
+		t.Fatalf("logs across the restart = %q (want each line once)", lines)
+	}
+	r = h.waitRun("quick", quick.GetId(), 10*time.Second, concluded)
+	if r.GetStatus() != "FAILED" || r.GetExitCode() != 4 {
+		t.Fatalf("the run that ended while no service ran = %v (want its real exit code)", r)
+	}
+}
+
+// TestTakeoverAfterLeaseExpires: another replica adopts the runs of one
+// that died, once its lease has expired.
+func TestTakeoverAfterLeaseExpires(t *testing.T) {
+	h := newHarness(t)
+	h.manual("adopted", `sleep 1; echo done`)
+	r := h.run("adopted", nil)
+	h.waitRun("adopted", r.GetId(), 5*time.Second, func(r *jobsv1.JobRun) bool { return r.GetActive() == 1 })
+	h.stop()
+	h.start("replica-2")
+	r = h.waitRun("adopted", r.GetId(), 15*time.Second, concluded)
+	if r.GetStatus() != "SUCCESS" {
+		t.Fatalf("adopted run = %v", r)
+	}
+}
+
+// TestLostWorkload: a run whose workload vanished (the runtime's state
+// was wiped) is not RUNNING forever.
+func TestLostWorkload(t *testing.T) {
+	h := newHarness(t)
+	h.manual("vanishing", `sleep 30`)
+	r := h.run("vanishing", nil)
+	h.waitRun("vanishing", r.GetId(), 5*time.Second, func(r *jobsv1.JobRun) bool { return r.GetActive() == 1 })
+	h.stop()
+	// Kill the workload and wipe the runtime's record of it.
+	driver, err := process.New(h.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := driver.List(context.Background(), map[string]string{"dev.slipway.run": r.GetId()})
+	for _, w := range list {
+		_ = driver.Stop(context.Background(), w.ID, 0)
+		if _, err := driver.Wait(context.Background(), w.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := driver.Remove(context.Background(), w.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = driver.Close()
+	h.start("replica-1")
+	r = h.waitRun("vanishing", r.GetId(), 10*time.Second, concluded)
+	if r.GetStatus() != "FAILED" || r.GetReason() != "Lost" {
+		t.Fatalf("run of a lost workload = %v", r)
+	}
+}
+
+func TestCron(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	resp, err := h.client.CreateCronJob(ctx, &jobsv1.CreateCronJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{
+		Name: "nightly", Schedule: "0 3 * * *", ConcurrencyPolicy: "forbid", Deployment: command(`sleep 30`),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.GetJob().GetSettings().GetCron(); c.GetSchedule() != "0 3 * * *" || c.GetConcurrencyPolicy() != "Forbid" {
+		t.Fatalf("cron settings = %v", c)
+	}
+	// Make the schedule due now, as if 3 am had come.
+	due := func() {
+		t.Helper()
+		if _, err := h.store.UpdateJob(context.Background(), teamID, projectID, "nightly", func(j *jobs.Job) ([]events.Event, error) {
+			j.NextRunAt = time.Now().Add(-time.Second).UTC()
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := func() []*jobsv1.JobRun {
+		t.Helper()
+		resp, err := h.client.ListJobRuns(ctx, &jobsv1.ListJobRunsRequest{ProjectId: projectID, JobId: "nightly"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetRuns()
+	}
+	// A second replica ticks on the same database: each tick fires once.
+	h2 := *h
+	h2.stop = nil
+	h2.start("replica-2")
+	due()
+	waitFor(t, 5*time.Second, "the tick to fire", func() bool { return len(runs()) >= 1 })
+	time.Sleep(2500 * time.Millisecond) // both replicas have ticked a few times
+	if n := len(runs()); n != 1 {
+		t.Fatalf("one tick fired %d runs with two replicas", n)
+	}
+	j, err := h.store.GetJob(context.Background(), teamID, projectID, "nightly")
+	if err != nil || !j.NextRunAt.After(time.Now()) || j.NextRunAt.Hour() != 3 {
+		t.Fatalf("next tick = %v, %v (want the next 03:00)", j.NextRunAt, err)
+	}
+
+	// forbid: a tick while the run is active fires nothing.
+	due()
+	time.Sleep(2 * time.Second)
+	if n := len(runs()); n != 1 {
+		t.Fatalf("forbid fired a second run: %d runs", n)
+	}
+	// replace: the active run is aborted and a new one starts.
+	if _, err := h.client.PatchCronJob(ctx, &jobsv1.PatchCronJobRequest{ProjectId: projectID, JobId: "nightly", Spec: &jobsv1.JobPatch{ConcurrencyPolicy: proto.String("replace")}}); err != nil {
+		t.Fatal(err)
+	}
+	first := runs()[0]
+	due()
+	waitFor(t, 5*time.Second, "the replacing run", func() bool { return len(runs()) == 2 })
+	if r := h.getRun("nightly", first.GetId()); r.GetReason() != "Aborted" {
+		t.Fatalf("replaced run = %v", r)
+	}
+	// Suspended schedules do not fire; resuming schedules the next tick.
+	if _, err := h.client.SuspendJob(ctx, &jobsv1.SuspendJobRequest{ProjectId: projectID, JobId: "nightly"}); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := h.store.GetJob(context.Background(), teamID, projectID, "nightly"); !j.Suspended || !j.NextRunAt.IsZero() {
+		t.Fatalf("suspended job = %+v", j)
+	}
+	if _, err := h.client.ResumeJob(ctx, &jobsv1.ResumeJobRequest{ProjectId: projectID, JobId: "nightly"}); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := h.store.GetJob(context.Background(), teamID, projectID, "nightly"); j.Suspended || j.NextRunAt.IsZero() {
+		t.Fatalf("resumed job = %+v", j)
+	}
+	// A manual job has no schedule to suspend.
+	h.manual("once", "true")
+	_, err = h.client.SuspendJob(ctx, &jobsv1.SuspendJobRequest{ProjectId: projectID, JobId: "once"})
+	wantCode(t, err, codes.FailedPrecondition, "NOT_A_CRON_JOB")
+}
+
+func TestProjectDeletionRemovesJobs(t *testing.T) {
+	h := newHarness(t)
+	h.manual("doomed", `sleep 30`)
+	r := h.run("doomed", nil)
+	h.waitRun("doomed", r.GetId(), 5*time.Second, func(r *jobsv1.JobRun) bool { return r.GetActive() == 1 })
+	// The service's handler, as the projects-deleted consumer calls it.
+	driver, err := process.New(h.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer driver.Close()
+	svc, err := jobs.New(jobs.Options{Store: h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, Owner: "handler"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.New("projects", "project", "deleted", teamID+"/"+projectID, map[string]string{"teamId": teamID, "id": projectID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // redelivery is harmless
+		if err := svc.ProjectHandler()(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.store.GetJob(context.Background(), teamID, projectID, "doomed"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("job of a deleted project: %v", err)
+	}
+	waitFor(t, 15*time.Second, "the run's process to stop", func() bool {
+		list, err := driver.List(context.Background(), map[string]string{"dev.slipway.run": r.GetId()})
+		return err == nil && (len(list) == 0 || list[0].State == runtime.StateExited)
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	create := func(s *jobsv1.JobSpec) error {
+		_, err := h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: s})
+		return err
+	}
+	cron := func(s *jobsv1.JobSpec) error {
+		_, err := h.client.CreateCronJob(ctx, &jobsv1.CreateCronJobRequest{ProjectId: projectID, Spec: s})
+		return err
+	}
+	big := strings.Repeat("x", 60000)
+	env := map[string]string{}
+	for i := range 5 {
+		env["V"+string(rune('A'+i))] = big
+	}
+	cases := []struct {
+		name  string
+		err   error
+		field string
+	}{
+		{"invalid cron", cron(&jobsv1.JobSpec{Name: "job-c1", Schedule: "61 * * * *", Deployment: command("true")}), "schedule"},
+		{"cron without schedule", cron(&jobsv1.JobSpec{Name: "job-c2", Deployment: command("true")}), "schedule"},
+		{"schedule on a manual job", create(&jobsv1.JobSpec{Name: "job-m1", Schedule: "* * * * *", Deployment: command("true")}), "schedule"},
+		{"negative backoff limit", create(&jobsv1.JobSpec{Name: "job-m2", BackoffLimit: -1, Deployment: command("true")}), "backoffLimit"},
+		{"zero deadline", create(&jobsv1.JobSpec{Name: "job-m3", ActiveDeadlineSeconds: proto.Int64(0), Deployment: command("true")}), "activeDeadlineSeconds"},
+		{"unknown configType", create(&jobsv1.JobSpec{Name: "job-m4", Deployment: &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "shell"}}}), "configType"},
+		{"image on the process driver", create(&jobsv1.JobSpec{Name: "job-m5", Deployment: &jobsv1.JobDeployment{External: &jobsv1.ExternalImage{ImagePath: "busybox"}, Docker: command("true").Docker}}), "imagePath"},
+		{"no command without an image", create(&jobsv1.JobSpec{Name: "job-m6"}), "customCommand"},
+		{"command without its configType", create(&jobsv1.JobSpec{Name: "job-m7", Deployment: &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "default", CustomCommand: "true"}}}), "customCommand"},
+		{"oversize env", create(&jobsv1.JobSpec{Name: "job-m8", Deployment: command("true"), RuntimeEnvironment: env}), "runtimeEnvironment"},
+		{"bad env name", create(&jobsv1.JobSpec{Name: "job-m9", Deployment: command("true"), RuntimeEnvironment: map[string]string{"A B": "x"}}), "runtimeEnvironment"},
+		{"unknown plan", create(&jobsv1.JobSpec{Name: "job-m10", Deployment: command("true"), Billing: &jobsv1.JobBilling{DeploymentPlan: "huge"}}), "deploymentPlan"},
+		{"unterminated quote", create(&jobsv1.JobSpec{Name: "job-m11", Deployment: command(`echo "oops`)}), "customCommand"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { wantCode(t, c.err, codes.InvalidArgument, c.field) })
+	}
+	_, err := h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: "nope", Spec: &jobsv1.JobSpec{Name: "job-m12", Deployment: command("true")}})
+	wantCode(t, err, codes.NotFound, "")
+	_, err = h.client.CreateManualJob(as(otherCred), &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "job-m13", Deployment: command("true")}})
+	wantCode(t, err, codes.NotFound, "")
+	_, err = h.client.CreateManualJob(as(viewerCred), &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "job-m14", Deployment: command("true")}})
+	wantCode(t, err, codes.PermissionDenied, "")
+
+	h.manual("dup", "true")
+	_, err = h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "dup", Deployment: command("true")}})
+	wantCode(t, err, codes.AlreadyExists, "")
+	_, err = h.client.PatchCronJob(ctx, &jobsv1.PatchCronJobRequest{ProjectId: projectID, JobId: "dup", Spec: &jobsv1.JobPatch{}})
+	wantCode(t, err, codes.NotFound, "")
+	_, err = h.client.StartJobRun(ctx, &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "dup", Overrides: &jobsv1.RunOverrides{Billing: &jobsv1.RunBilling{DeploymentPlan: "huge"}}})
+	wantCode(t, err, codes.InvalidArgument, "deploymentPlan")
+	_, err = h.client.GetJobLogs(ctx, &jobsv1.GetJobLogsRequest{ProjectId: projectID, JobId: "dup", RegexIncludes: "("})
+	wantCode(t, err, codes.InvalidArgument, "regexIncludes")
+}
+
+func TestPutIsIdempotentAndPatchApplies(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	put := func(desc string) *jobsv1.Job {
+		resp, err := h.client.PutManualJob(ctx, &jobsv1.PutManualJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "Report Job", Description: desc, Deployment: command("true")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetJob()
+	}
+	a := put("one")
+	b := put("one")
+	if a.GetId() != "report-job" || !proto.Equal(a.GetUpdatedAt(), b.GetUpdatedAt()) {
+		t.Fatalf("repeated PUT changed the job: %v then %v", a, b)
+	}
+	if c := put("two"); c.GetDescription() != "two" {
+		t.Fatalf("PUT did not replace: %v", c)
+	}
+	resp, err := h.client.PatchManualJob(ctx, &jobsv1.PatchManualJobRequest{ProjectId: projectID, JobId: "report-job", Spec: &jobsv1.JobPatch{BackoffLimit: proto.Int32(4)}})
+	if err != nil || resp.GetJob().GetBackoffLimit() != 4 || resp.GetJob().GetDescription() != "two" {
+		t.Fatalf("patch = %v, %v", resp, err)
+	}
+	_, err = h.client.PutCronJob(ctx, &jobsv1.PutCronJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "Report Job", Schedule: "@hourly", Deployment: command("true")}})
+	wantCode(t, err, codes.FailedPrecondition, "JOB_TYPE_MISMATCH")
+	list, err := h.client.ListJobs(ctx, &jobsv1.ListJobsRequest{ProjectId: projectID})
+	if err != nil || len(list.GetJobs()) != 1 {
+		t.Fatalf("list = %v, %v", list, err)
+	}
+	if _, err := h.client.DeleteJob(ctx, &jobsv1.DeleteJobRequest{ProjectId: projectID, JobId: "report-job"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.client.GetJob(ctx, &jobsv1.GetJobRequest{ProjectId: projectID, JobId: "report-job"})
+	wantCode(t, err, codes.NotFound, "")
+}
+
+func TestTailJobLogs(t *testing.T) {
+	h := newHarness(t)
+	h.manual("chatty", `echo one; sleep 1; echo two; sleep 1; echo three`)
+	first := h.run("chatty", nil)
+	h.waitRun("chatty", first.GetId(), 10*time.Second, concluded)
+
+	ctx, cancel := context.WithTimeout(as(adminCred), 15*time.Second)
+	defer cancel()
+	stream, err := h.client.TailJobLogs(ctx, &jobsv1.TailJobLogsRequest{ProjectId: projectID, JobId: "chatty", LineLimit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	recv := func(n int) {
+		t.Helper()
+		for len(got) < n {
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("after %q: %v", got, err)
+			}
+			for _, l := range resp.GetLines() {
+				got = append(got, l.GetLog())
+			}
+		}
+	}
+	recv(2) // the backlog: the last two lines
+	if !slices.Equal(got, []string{"two", "three"}) {
+		t.Fatalf("backlog = %q", got)
+	}
+	h.run("chatty", nil) // live lines follow, each once
+	recv(5)
+	if !slices.Equal(got, []string{"two", "three", "one", "two", "three"}) {
+		t.Fatalf("tail = %q", got)
+	}
+	// Another team cannot tail.
+	other, err := h.client.TailJobLogs(as(otherCred), &jobsv1.TailJobLogsRequest{ProjectId: projectID, JobId: "chatty"})
+	if err == nil {
+		_, err = other.Recv()
+	}
+	wantCode(t, err, codes.NotFound, "")
+}

@@ -1,0 +1,268 @@
+package jobs
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-shellwords"
+	"github.com/robfig/cron/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
+	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/runtime"
+)
+
+// maxEnvBytes bounds a job's environment (keys and values together), the
+// way Kubernetes bounds a Secret: enough for any configuration, small
+// enough that a run's spec stays a small row.
+const maxEnvBytes = 256 << 10
+
+// Docker override types (Northflank's deployment.docker.configType).
+const (
+	configDefault           = "default"
+	configEntrypoint        = "customEntrypoint"
+	configCommand           = "customCommand"
+	configEntrypointCommand = "customEntrypointCustomCommand"
+)
+
+// parseSchedule parses a five-field cron expression (UTC); descriptors such
+// as "@hourly" are accepted too.
+func parseSchedule(expr string) (cron.Schedule, error) {
+	s, err := cron.ParseStandard(expr)
+	if err != nil {
+		return nil, apierr.InvalidField("schedule", fmt.Sprintf("is not a valid cron expression: %v", err))
+	}
+	return s, nil
+}
+
+// nextTick is when schedule fires next after now, or zero for a job that
+// does not fire.
+func nextTick(j Job, now time.Time) (time.Time, error) {
+	if j.Type != TypeCron || j.Suspended || j.Schedule == "" {
+		return time.Time{}, nil
+	}
+	s, err := parseSchedule(j.Schedule)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.Next(now.UTC()).UTC(), nil
+}
+
+// deploymentFrom reads the wire deployment.
+func deploymentFrom(d *jobsv1.JobDeployment) Deployment {
+	return Deployment{
+		Image:            strings.TrimSpace(d.GetExternal().GetImagePath()),
+		ConfigType:       d.GetDocker().GetConfigType(),
+		CustomEntrypoint: d.GetDocker().GetCustomEntrypoint(),
+		CustomCommand:    d.GetDocker().GetCustomCommand(),
+		StorageMB:        d.GetStorage().GetEphemeralStorage().GetStorageSize(),
+		ShmMB:            d.GetStorage().GetShmSize(),
+	}
+}
+
+// overlay applies a run's deployment override to the job's: what the
+// override gives replaces the job's.
+func overlay(base Deployment, o *jobsv1.JobDeployment) Deployment {
+	if o == nil {
+		return base
+	}
+	if o.GetExternal().GetImagePath() != "" {
+		base.Image = strings.TrimSpace(o.GetExternal().GetImagePath())
+	}
+	if o.GetDocker() != nil {
+		base.ConfigType = o.GetDocker().GetConfigType()
+		base.CustomEntrypoint = o.GetDocker().GetCustomEntrypoint()
+		base.CustomCommand = o.GetDocker().GetCustomCommand()
+	}
+	if o.GetStorage() != nil {
+		base.StorageMB = o.GetStorage().GetEphemeralStorage().GetStorageSize()
+		base.ShmMB = o.GetStorage().GetShmSize()
+	}
+	return base
+}
+
+// checkDeployment refuses a deployment the runtime cannot run: overrides
+// that contradict their type, and images on the process driver or no image
+// on the docker driver. field prefixes the error paths ("deployment").
+func checkDeployment(d Deployment, driver string) error {
+	hasEntrypoint := d.ConfigType == configEntrypoint || d.ConfigType == configEntrypointCommand
+	hasCommand := d.ConfigType == configCommand || d.ConfigType == configEntrypointCommand
+	switch {
+	case hasEntrypoint && strings.TrimSpace(d.CustomEntrypoint) == "":
+		return apierr.InvalidField("deployment.docker.customEntrypoint", "is required with configType "+d.ConfigType)
+	case !hasEntrypoint && d.CustomEntrypoint != "":
+		return apierr.InvalidField("deployment.docker.customEntrypoint", "is only used with configType customEntrypoint or customEntrypointCustomCommand")
+	case hasCommand && strings.TrimSpace(d.CustomCommand) == "":
+		return apierr.InvalidField("deployment.docker.customCommand", "is required with configType "+d.ConfigType)
+	case !hasCommand && d.CustomCommand != "":
+		return apierr.InvalidField("deployment.docker.customCommand", "is only used with configType customCommand or customEntrypointCustomCommand")
+	}
+	for field, s := range map[string]string{"customEntrypoint": d.CustomEntrypoint, "customCommand": d.CustomCommand} {
+		if _, err := shellwords.Parse(s); err != nil {
+			return apierr.InvalidField("deployment.docker."+field, "cannot be split into words: "+err.Error())
+		}
+	}
+	switch driver {
+	case "process":
+		if d.Image != "" {
+			return apierr.InvalidField("deployment.external.imagePath",
+				`this Slipway runs jobs as local processes (runtime driver "process"), which cannot run images; give a custom command instead, or run Slipway with SLIPWAY_RUNTIME_DRIVER=docker`)
+		}
+		if !hasCommand {
+			return apierr.InvalidField("deployment.docker.customCommand",
+				"a job without an image runs a custom command: set configType customCommand (or customEntrypointCustomCommand) and customCommand")
+		}
+	default:
+		if d.Image == "" {
+			return apierr.InvalidField("deployment.external.imagePath", fmt.Sprintf("is required: the %s runtime runs images", driver))
+		}
+	}
+	return nil
+}
+
+// checkEnv bounds an environment's total size.
+func checkEnv(field string, env map[string]string) error {
+	n := 0
+	for k, v := range env {
+		n += len(k) + len(v)
+	}
+	if n > maxEnvBytes {
+		return apierr.InvalidField(field, fmt.Sprintf("is %d bytes; at most %d are allowed", n, maxEnvBytes))
+	}
+	return nil
+}
+
+// workload turns a run's spec into what the runtime starts. With an image
+// the overrides replace the image's entrypoint and command (split into
+// words like a shell would); without one, the command (after the
+// entrypoint, when given) runs through /bin/sh -c.
+func workload(r Run, attempt int32, deadline time.Duration) runtime.Spec {
+	d := r.Spec.Deployment
+	spec := runtime.Spec{
+		Name:      containerName(r, attempt),
+		Image:     d.Image,
+		Env:       maps.Clone(r.Spec.Env),
+		Labels:    workloadLabels(r, attempt),
+		Resources: runtime.Resources{MilliCPU: r.Spec.MilliCPU, MemoryMB: r.Spec.MemoryMB},
+		Deadline:  deadline,
+	}
+	if spec.Env == nil {
+		spec.Env = map[string]string{}
+	}
+	if d.Image == "" {
+		script := d.CustomCommand
+		if d.CustomEntrypoint != "" {
+			script = d.CustomEntrypoint + " " + d.CustomCommand
+		}
+		spec.Command = []string{"/bin/sh", "-c", script}
+		return spec
+	}
+	if d.CustomEntrypoint != "" {
+		spec.Entrypoint, _ = shellwords.Parse(d.CustomEntrypoint) // checked on write
+	}
+	if d.CustomCommand != "" {
+		spec.Command, _ = shellwords.Parse(d.CustomCommand)
+	}
+	return spec
+}
+
+// Labels on every workload, so a restarted service finds what it started.
+const (
+	labelService = "dev.slipway.service"
+	labelTeam    = "dev.slipway.team"
+	labelProject = "dev.slipway.project"
+	labelJob     = "dev.slipway.job"
+	labelRun     = "dev.slipway.run"
+	labelAttempt = "dev.slipway.attempt"
+)
+
+func workloadLabels(r Run, attempt int32) map[string]string {
+	return map[string]string{
+		labelService: "jobs", labelTeam: r.TeamID, labelProject: r.ProjectID,
+		labelJob: r.JobID, labelRun: r.ID, labelAttempt: fmt.Sprint(attempt),
+	}
+}
+
+// containerName names an attempt's workload, Northflank's containerId.
+func containerName(r Run, attempt int32) string { return fmt.Sprintf("%s-%d", r.Name, attempt) }
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// jobOf is the wire form of a job.
+func jobOf(j Job, cluster string) *jobsv1.Job {
+	out := &jobsv1.Job{
+		Id: j.ID, AppId: "/" + j.TeamID + "/" + j.ProjectID + "/" + j.ID, Name: j.Name, Description: j.Description,
+		Tags: j.Tags, ProjectId: j.ProjectID, JobType: string(j.Type),
+		CreatedAt: timestamp(j.CreatedAt), UpdatedAt: timestamp(j.UpdatedAt),
+		DisabledCi: true, Deployment: deploymentOf(j.Deployment), Billing: &jobsv1.JobBilling{DeploymentPlan: j.Plan},
+		Suspended: j.Suspended, BackoffLimit: j.BackoffLimit, ActiveDeadlineSeconds: j.ActiveDeadlineSeconds,
+		RunOnSourceChange: j.RunOnSourceChange, Schedule: j.Schedule, ConcurrencyPolicy: j.ConcurrencyPolicy,
+		Settings: &jobsv1.JobSettings{BackoffLimit: j.BackoffLimit, ActiveDeadlineSeconds: j.ActiveDeadlineSeconds},
+		Cluster:  &jobsv1.JobCluster{Id: cluster, Name: cluster},
+		Status:   &jobsv1.JobStatus{},
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if j.Type == TypeCron {
+		policy := j.ConcurrencyPolicy
+		if policy != "" {
+			policy = strings.ToUpper(policy[:1]) + policy[1:]
+		}
+		out.Settings.Cron = &jobsv1.JobCronSettings{Schedule: j.Schedule, ConcurrencyPolicy: policy}
+	}
+	return out
+}
+
+func deploymentOf(d Deployment) *jobsv1.JobDeployment {
+	out := &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: d.ConfigType, CustomEntrypoint: d.CustomEntrypoint, CustomCommand: d.CustomCommand}}
+	if out.Docker.ConfigType == "" {
+		out.Docker.ConfigType = configDefault
+	}
+	if d.Image != "" {
+		out.External = &jobsv1.ExternalImage{ImagePath: d.Image}
+	}
+	if d.StorageMB != 0 || d.ShmMB != 0 {
+		out.Storage = &jobsv1.JobStorage{ShmSize: d.ShmMB}
+		if d.StorageMB != 0 {
+			out.Storage.EphemeralStorage = &jobsv1.EphemeralStorage{StorageSize: d.StorageMB}
+		}
+	}
+	return out
+}
+
+func summaryOf(j Job) *jobsv1.JobSummary {
+	tags := j.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return &jobsv1.JobSummary{
+		Id: j.ID, ProjectId: j.ProjectID, AppId: "/" + j.TeamID + "/" + j.ProjectID + "/" + j.ID, Name: j.Name,
+		Tags: tags, Description: j.Description, JobType: string(j.Type), DisabledCi: true, Suspended: j.Suspended,
+	}
+}
+
+func runOf(r Run) *jobsv1.JobRun {
+	out := &jobsv1.JobRun{
+		Id: r.ID, RunName: r.Name, Status: string(r.Status), Succeeded: r.Succeeded, Failed: r.Failed,
+		BackoffLimit: r.BackoffLimit, Retries: max(r.Attempts-1, 0), Completions: 1, Concluded: r.Concluded(),
+		StartedAt: timestamp(r.StartedAt), ConcludedAt: timestamp(r.ConcludedAt), Reason: r.Reason,
+		ExitCode: r.ExitCode, JobId: r.JobID,
+	}
+	if r.Active {
+		out.Active = 1
+	}
+	return out
+}
+
+func lineOf(l LogLine) *jobsv1.LogLine {
+	return &jobsv1.LogLine{ContainerId: l.Container, Log: l.Text, Ts: timestamppb.New(l.Time), RunId: l.RunID, Stream: l.Stream}
+}
