@@ -218,7 +218,7 @@ func (s *Service) newJob(ctx context.Context, req request, typ Type, spec *jobsv
 		Description: spec.GetDescription(), Tags: slices.Clone(spec.GetTags()), Type: typ,
 		Plan: spec.GetBilling().GetDeploymentPlan(), Deployment: deploymentFrom(spec.GetDeployment()),
 		Env: maps.Clone(spec.GetRuntimeEnvironment()), BackoffLimit: spec.GetBackoffLimit(),
-		ActiveDeadlineSeconds: spec.GetActiveDeadlineSeconds(), RunOnSourceChange: spec.GetRunOnSourceChange(),
+		ActiveDeadlineSeconds: int64(spec.GetActiveDeadlineSeconds()), RunOnSourceChange: spec.GetRunOnSourceChange(),
 		Schedule: spec.GetSchedule(), ConcurrencyPolicy: spec.GetConcurrencyPolicy(), Suspended: spec.GetSuspended(),
 		CreatedAt: now, UpdatedAt: now,
 	}
@@ -253,6 +253,11 @@ func (s *Service) check(j *Job) error {
 	if j.Type == TypeCron && j.Schedule == "" {
 		return apierr.InvalidField("schedule", "is required for a cron job")
 	}
+	next, err := nextTick(*j, s.opts.Clock())
+	if err != nil {
+		return err
+	}
+	j.NextRunAt = next
 	if j.Plan == "" {
 		if p := s.opts.Catalog.DefaultPlan(); p != nil {
 			j.Plan = p.GetId()
@@ -263,15 +268,7 @@ func (s *Service) check(j *Job) error {
 	if err := checkDeployment(j.Deployment, s.opts.Driver.Name()); err != nil {
 		return err
 	}
-	if err := checkEnv("runtimeEnvironment", j.Env); err != nil {
-		return err
-	}
-	next, err := nextTick(*j, s.opts.Clock())
-	if err != nil {
-		return err
-	}
-	j.NextRunAt = next
-	return nil
+	return checkEnv("runtimeEnvironment", j.Env)
 }
 
 // patch applies the fields a patch request gives.
@@ -310,7 +307,7 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 			j.RunOnSourceChange = p.GetRunOnSourceChange()
 		}
 		if p.ActiveDeadlineSeconds != nil {
-			j.ActiveDeadlineSeconds = p.GetActiveDeadlineSeconds()
+			j.ActiveDeadlineSeconds = int64(p.GetActiveDeadlineSeconds())
 		}
 		if p.Schedule != nil {
 			j.Schedule = p.GetSchedule()
@@ -352,6 +349,10 @@ func (s *Service) update(ctx context.Context, req request, id string, mutate fun
 		}
 		if err := s.check(j); err != nil {
 			return nil, err
+		}
+		if j.Schedule == before.Schedule && j.Suspended == before.Suspended && !before.NextRunAt.IsZero() {
+			// Same schedule: keep the pending tick, even one already due.
+			j.NextRunAt = before.NextRunAt
 		}
 		if jobsEqual(before, *j) {
 			*j = before

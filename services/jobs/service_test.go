@@ -310,7 +310,7 @@ func TestFailingRunRetriesThenFails(t *testing.T) {
 
 func TestDeadlineKillsRun(t *testing.T) {
 	h := newHarness(t)
-	h.manual("slow", `sleep 30`, func(s *jobsv1.JobSpec) { s.ActiveDeadlineSeconds = proto.Int64(1); s.BackoffLimit = 3 })
+	h.manual("slow", `sleep 30`, func(s *jobsv1.JobSpec) { s.ActiveDeadlineSeconds = proto.Int32(1); s.BackoffLimit = 3 })
 	start := time.Now()
 	r := h.run("slow", nil)
 	r = h.waitRun("slow", r.GetId(), 10*time.Second, concluded)
@@ -573,7 +573,7 @@ func TestBadInput(t *testing.T) {
 		{"cron without schedule", cron(&jobsv1.JobSpec{Name: "job-c2", Deployment: command("true")}), "schedule"},
 		{"schedule on a manual job", create(&jobsv1.JobSpec{Name: "job-m1", Schedule: "* * * * *", Deployment: command("true")}), "schedule"},
 		{"negative backoff limit", create(&jobsv1.JobSpec{Name: "job-m2", BackoffLimit: -1, Deployment: command("true")}), "backoffLimit"},
-		{"zero deadline", create(&jobsv1.JobSpec{Name: "job-m3", ActiveDeadlineSeconds: proto.Int64(0), Deployment: command("true")}), "activeDeadlineSeconds"},
+		{"zero deadline", create(&jobsv1.JobSpec{Name: "job-m3", ActiveDeadlineSeconds: proto.Int32(0), Deployment: command("true")}), "activeDeadlineSeconds"},
 		{"unknown configType", create(&jobsv1.JobSpec{Name: "job-m4", Deployment: &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "shell"}}}), "configType"},
 		{"image on the process driver", create(&jobsv1.JobSpec{Name: "job-m5", Deployment: &jobsv1.JobDeployment{External: &jobsv1.ExternalImage{ImagePath: "busybox"}, Docker: command("true").Docker}}), "imagePath"},
 		{"no command without an image", create(&jobsv1.JobSpec{Name: "job-m6"}), "customCommand"},

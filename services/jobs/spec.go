@@ -203,9 +203,9 @@ func jobOf(j Job, cluster string) *jobsv1.Job {
 		Tags: j.Tags, ProjectId: j.ProjectID, JobType: string(j.Type),
 		CreatedAt: timestamp(j.CreatedAt), UpdatedAt: timestamp(j.UpdatedAt),
 		DisabledCi: true, Deployment: deploymentOf(j.Deployment), Billing: &jobsv1.JobBilling{DeploymentPlan: j.Plan},
-		Suspended: j.Suspended, BackoffLimit: j.BackoffLimit, ActiveDeadlineSeconds: j.ActiveDeadlineSeconds,
+		Suspended: j.Suspended, BackoffLimit: j.BackoffLimit, ActiveDeadlineSeconds: int32(j.ActiveDeadlineSeconds),
 		RunOnSourceChange: j.RunOnSourceChange, Schedule: j.Schedule, ConcurrencyPolicy: j.ConcurrencyPolicy,
-		Settings: &jobsv1.JobSettings{BackoffLimit: j.BackoffLimit, ActiveDeadlineSeconds: j.ActiveDeadlineSeconds},
+		Settings: &jobsv1.JobSettings{BackoffLimit: j.BackoffLimit, ActiveDeadlineSeconds: int32(j.ActiveDeadlineSeconds)},
 		Cluster:  &jobsv1.JobCluster{Id: cluster, Name: cluster},
 		Status:   &jobsv1.JobStatus{},
 	}

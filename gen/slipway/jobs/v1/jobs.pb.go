@@ -66,7 +66,7 @@ type Job struct {
 	// Retries of a failed attempt before a run fails.
 	BackoffLimit int32 `protobuf:"varint,17,opt,name=backoff_limit,json=backoffLimit,proto3" json:"backoff_limit,omitempty"`
 	// Seconds a run may take before it is killed; 0 means no limit.
-	ActiveDeadlineSeconds int64 `protobuf:"varint,18,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3" json:"active_deadline_seconds,omitempty"`
+	ActiveDeadlineSeconds int32 `protobuf:"varint,18,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3" json:"active_deadline_seconds,omitempty"`
 	// When the job runs on a source change: "never" (Slipway builds
 	// nothing, so the only one that has an effect).
 	RunOnSourceChange string `protobuf:"bytes,19,opt,name=run_on_source_change,json=runOnSourceChange,proto3" json:"run_on_source_change,omitempty"`
@@ -230,7 +230,7 @@ func (x *Job) GetBackoffLimit() int32 {
 	return 0
 }
 
-func (x *Job) GetActiveDeadlineSeconds() int64 {
+func (x *Job) GetActiveDeadlineSeconds() int32 {
 	if x != nil {
 		return x.ActiveDeadlineSeconds
 	}
@@ -273,7 +273,7 @@ type JobSettings struct {
 	// Retries of a failed attempt before a run fails.
 	BackoffLimit int32 `protobuf:"varint,2,opt,name=backoff_limit,json=backoffLimit,proto3" json:"backoff_limit,omitempty"`
 	// Seconds a run may take before it is killed; 0 means no limit.
-	ActiveDeadlineSeconds int64 `protobuf:"varint,3,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3" json:"active_deadline_seconds,omitempty"`
+	ActiveDeadlineSeconds int32 `protobuf:"varint,3,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3" json:"active_deadline_seconds,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -322,7 +322,7 @@ func (x *JobSettings) GetBackoffLimit() int32 {
 	return 0
 }
 
-func (x *JobSettings) GetActiveDeadlineSeconds() int64 {
+func (x *JobSettings) GetActiveDeadlineSeconds() int32 {
 	if x != nil {
 		return x.ActiveDeadlineSeconds
 	}
@@ -839,7 +839,7 @@ type JobSpec struct {
 	RunOnSourceChange string `protobuf:"bytes,8,opt,name=run_on_source_change,json=runOnSourceChange,proto3" json:"run_on_source_change,omitempty"`
 	// Seconds a run may take before it is killed (1 to 7 days); no limit
 	// when unset.
-	ActiveDeadlineSeconds *int64 `protobuf:"varint,9,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3,oneof" json:"active_deadline_seconds,omitempty"`
+	ActiveDeadlineSeconds *int32 `protobuf:"varint,9,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3,oneof" json:"active_deadline_seconds,omitempty"`
 	// Cron expression (five fields, UTC); cron jobs only.
 	Schedule string `protobuf:"bytes,10,opt,name=schedule,proto3" json:"schedule,omitempty"`
 	// Whether the schedule starts suspended; cron jobs only.
@@ -938,7 +938,7 @@ func (x *JobSpec) GetRunOnSourceChange() string {
 	return ""
 }
 
-func (x *JobSpec) GetActiveDeadlineSeconds() int64 {
+func (x *JobSpec) GetActiveDeadlineSeconds() int32 {
 	if x != nil && x.ActiveDeadlineSeconds != nil {
 		return *x.ActiveDeadlineSeconds
 	}
@@ -991,7 +991,7 @@ type JobPatch struct {
 	// New source-change behaviour.
 	RunOnSourceChange *string `protobuf:"bytes,7,opt,name=run_on_source_change,json=runOnSourceChange,proto3,oneof" json:"run_on_source_change,omitempty"`
 	// New deadline; 0 removes it.
-	ActiveDeadlineSeconds *int64 `protobuf:"varint,8,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3,oneof" json:"active_deadline_seconds,omitempty"`
+	ActiveDeadlineSeconds *int32 `protobuf:"varint,8,opt,name=active_deadline_seconds,json=activeDeadlineSeconds,proto3,oneof" json:"active_deadline_seconds,omitempty"`
 	// New cron expression; cron jobs only.
 	Schedule *string `protobuf:"bytes,9,opt,name=schedule,proto3,oneof" json:"schedule,omitempty"`
 	// New concurrency policy; cron jobs only.
@@ -1081,7 +1081,7 @@ func (x *JobPatch) GetRunOnSourceChange() string {
 	return ""
 }
 
-func (x *JobPatch) GetActiveDeadlineSeconds() int64 {
+func (x *JobPatch) GetActiveDeadlineSeconds() int32 {
 	if x != nil && x.ActiveDeadlineSeconds != nil {
 		return *x.ActiveDeadlineSeconds
 	}
@@ -4102,7 +4102,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\bsettings\x18\x0f \x01(\v2\x1c.slipway.jobs.v1.JobSettingsR\bsettings\x125\n" +
 	"\acluster\x18\x10 \x01(\v2\x1b.slipway.jobs.v1.JobClusterR\acluster\x12#\n" +
 	"\rbackoff_limit\x18\x11 \x01(\x05R\fbackoffLimit\x126\n" +
-	"\x17active_deadline_seconds\x18\x12 \x01(\x03R\x15activeDeadlineSeconds\x12/\n" +
+	"\x17active_deadline_seconds\x18\x12 \x01(\x05R\x15activeDeadlineSeconds\x12/\n" +
 	"\x14run_on_source_change\x18\x13 \x01(\tR\x11runOnSourceChange\x12\x1a\n" +
 	"\bschedule\x18\x14 \x01(\tR\bschedule\x12-\n" +
 	"\x12concurrency_policy\x18\x15 \x01(\tR\x11concurrencyPolicy\x122\n" +
@@ -4110,7 +4110,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\vJobSettings\x124\n" +
 	"\x04cron\x18\x01 \x01(\v2 .slipway.jobs.v1.JobCronSettingsR\x04cron\x12#\n" +
 	"\rbackoff_limit\x18\x02 \x01(\x05R\fbackoffLimit\x126\n" +
-	"\x17active_deadline_seconds\x18\x03 \x01(\x03R\x15activeDeadlineSeconds\"\\\n" +
+	"\x17active_deadline_seconds\x18\x03 \x01(\x05R\x15activeDeadlineSeconds\"\\\n" +
 	"\x0fJobCronSettings\x12\x1a\n" +
 	"\bschedule\x18\x01 \x01(\tR\bschedule\x12-\n" +
 	"\x12concurrency_policy\x18\x02 \x01(\tR\x11concurrencyPolicy\"\v\n" +
@@ -4156,7 +4156,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\rbackoff_limit\x18\a \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x14(\x00R\fbackoffLimit\x12S\n" +
 	"\x14run_on_source_change\x18\b \x01(\tB\"\xbaH\x1fr\x1dR\x00R\x05neverR\n" +
 	"cd-promoteR\x06alwaysR\x11runOnSourceChange\x12H\n" +
-	"\x17active_deadline_seconds\x18\t \x01(\x03B\v\xbaH\b\"\x06\x18\x80\xf5$(\x01H\x00R\x15activeDeadlineSeconds\x88\x01\x01\x12$\n" +
+	"\x17active_deadline_seconds\x18\t \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\xf5$(\x01H\x00R\x15activeDeadlineSeconds\x88\x01\x01\x12$\n" +
 	"\bschedule\x18\n" +
 	" \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\bschedule\x12\x1c\n" +
 	"\tsuspended\x18\v \x01(\bR\tsuspended\x12N\n" +
@@ -4179,7 +4179,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\rbackoff_limit\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x14(\x00H\x01R\fbackoffLimit\x88\x01\x01\x12V\n" +
 	"\x14run_on_source_change\x18\a \x01(\tB \xbaH\x1dr\x1bR\x05neverR\n" +
 	"cd-promoteR\x06alwaysH\x02R\x11runOnSourceChange\x88\x01\x01\x12H\n" +
-	"\x17active_deadline_seconds\x18\b \x01(\x03B\v\xbaH\b\"\x06\x18\x80\xf5$(\x00H\x03R\x15activeDeadlineSeconds\x88\x01\x01\x12)\n" +
+	"\x17active_deadline_seconds\x18\b \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\xf5$(\x00H\x03R\x15activeDeadlineSeconds\x88\x01\x01\x12)\n" +
 	"\bschedule\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01H\x04R\bschedule\x88\x01\x01\x12Q\n" +
 	"\x12concurrency_policy\x18\n" +
 	" \x01(\tB\x1d\xbaH\x1ar\x18R\x05allowR\x06forbidR\areplaceH\x05R\x11concurrencyPolicy\x88\x01\x01\x12$\n" +
