@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/quota"
 )
 
 // wwwAuthenticate tells clients which schemes the API takes (RFC 9110).
@@ -37,42 +39,80 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		key, plan := "ip:"+clientIP(r), ""
 		header := r.Header.Get("Authorization")
-		var authErr error
-		if header == "" {
-			authErr = authz.Unauthenticated("credentials required: send a Bearer token or Basic API credentials")
-		} else if p, err := g.opts.Auth.Principal(r.Context(), header); err != nil {
-			authErr = err
-		} else {
-			key = "team:" + p.GetDefaultTeamId()
-			if p.GetKind() == "personal_token" && p.GetUserId() != "" {
-				key = "user:" + p.GetUserId()
-			}
-			if grant, ok := authz.Grant(p, p.GetDefaultTeamId()); ok {
-				plan = grant.GetPlan()
-			}
+		if header == "" && g.isLogTail(r) {
+			// A WebSocket log tail sends its credential in its first
+			// message; the tail admits the caller once it has read it.
+			next.ServeHTTP(w, r)
+			return
 		}
-		if g.opts.Quota != nil {
-			d, _ := g.opts.Quota.Allow(r.Context(), key, g.opts.Plans.Limit(plan)) // a Failover never errs
-			d.Headers(w.Header())
-			if !d.Allowed {
-				writeError(w, http.StatusTooManyRequests, "QUOTA_EXCEEDED",
-					"hourly request quota exhausted; retry after the reset", map[string]int64{"limit": d.Limit, "resetSeconds": d.ResetSeconds()})
+		a := g.admit(r.Context(), r, header)
+		if a.quota != nil {
+			a.quota.Headers(w.Header())
+			if !a.quota.Allowed {
+				writeError(w, http.StatusTooManyRequests, quotaExceeded.ID, quotaExceeded.Message, a.quotaDetails())
 				return
 			}
 		}
-		if authErr != nil {
+		if a.authErr != nil {
 			// The error comes from the auth service over gRPC, or from here;
 			// either way the shared error handler shapes it.
-			if status.Code(authErr) == codes.Unauthenticated {
+			if status.Code(a.authErr) == codes.Unauthenticated {
 				w.Header().Set("WWW-Authenticate", wwwAuthenticate)
 			}
-			g.handleError(r.Context(), nil, nil, w, r, authErr)
+			g.handleError(r.Context(), nil, nil, w, r, a.authErr)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// quotaExceeded is the answer to a caller whose hourly quota is spent.
+var quotaExceeded = errorDetail{Status: http.StatusTooManyRequests, ID: "QUOTA_EXCEEDED", Message: "hourly request quota exhausted; retry after the reset"}
+
+// admission is what the gateway decides about a caller before any service
+// is called: whether the credentials resolve, and what is left of the
+// hourly quota the request spent.
+type admission struct {
+	// authErr is the authentication failure; nil when the credentials
+	// resolved.
+	authErr error
+	// quota is the decision on the request; nil without quotas.
+	quota *quota.Decision
+}
+
+// quotaDetails are the details of a 429.
+func (a admission) quotaDetails() map[string]int64 {
+	return map[string]int64{"limit": a.quota.Limit, "resetSeconds": a.quota.ResetSeconds()}
+}
+
+// admit resolves an Authorization header value and spends one request of
+// the caller's hourly quota: its team's (at the team's plan), a personal
+// token's user's, or, for a caller without valid credentials, its
+// address's, which also slows down credential guessing. guard and the
+// WebSocket log tail (whose credential arrives in its first message) both
+// admit callers through it. g.opts.Auth must be set.
+func (g *Gateway) admit(ctx context.Context, r *http.Request, header string) admission {
+	var a admission
+	key, plan := "ip:"+clientIP(r), ""
+	if header == "" {
+		a.authErr = authz.Unauthenticated("credentials required: send a Bearer token or Basic API credentials")
+	} else if p, err := g.opts.Auth.Principal(ctx, header); err != nil {
+		a.authErr = err
+	} else {
+		key = "team:" + p.GetDefaultTeamId()
+		if p.GetKind() == "personal_token" && p.GetUserId() != "" {
+			key = "user:" + p.GetUserId()
+		}
+		if grant, ok := authz.Grant(p, p.GetDefaultTeamId()); ok {
+			plan = grant.GetPlan()
+		}
+	}
+	if g.opts.Quota != nil {
+		d, _ := g.opts.Quota.Allow(ctx, key, g.opts.Plans.Limit(plan)) // a Failover never errs
+		a.quota = &d
+	}
+	return a
 }
 
 func clientIP(r *http.Request) string {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"reflect"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,14 +30,20 @@ var marshalOptions = protojson.MarshalOptions{EmitDefaultValues: true}
 
 var paginationName = (&apiv1.Pagination{}).ProtoReflect().Descriptor().FullName()
 
-// Marshal implements runtime.Marshaler.
+// Marshal implements runtime.Marshaler. v is a response message, or the
+// field a method's response_body selects: a message, or a repeated message
+// field's slice (GetJobLogs' "lines"), which becomes a JSON array.
 func (envelope) Marshal(v any) ([]byte, error) {
-	msg, ok := v.(proto.Message)
-	if !ok {
-		return nil, errors.New("gateway: response is not a proto message")
-	}
 	var buf bytes.Buffer
 	buf.WriteString(`{"data":`)
+	msg, ok := v.(proto.Message)
+	if !ok {
+		if err := appendMessageList(&buf, v); err != nil {
+			return nil, err
+		}
+		buf.WriteByte('}')
+		return buf.Bytes(), nil
+	}
 	var pagination []byte
 	m := msg.ProtoReflect()
 	if fd := m.Descriptor().Fields().ByName("pagination"); fd != nil && fd.Kind() == protoreflect.MessageKind &&
@@ -48,13 +56,7 @@ func (envelope) Marshal(v any) ([]byte, error) {
 		}
 		m.Clear(fd)
 	}
-	data, err := marshalOptions.Marshal(msg)
-	if err != nil {
-		return nil, err
-	}
-	// protojson varies its whitespace on purpose; compacting gives clients
-	// stable, smaller bodies.
-	if err := json.Compact(&buf, data); err != nil {
+	if err := appendMessage(&buf, msg); err != nil {
 		return nil, err
 	}
 	if pagination != nil {
@@ -65,6 +67,41 @@ func (envelope) Marshal(v any) ([]byte, error) {
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
+}
+
+// appendMessageList appends v, a slice of proto messages, to buf as a
+// compact JSON array: [] when it is empty or nil, never null.
+func appendMessageList(buf *bytes.Buffer, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice {
+		return fmt.Errorf("gateway: response is %T, not a proto message or a list of them", v)
+	}
+	buf.WriteByte('[')
+	for i := range rv.Len() {
+		msg, ok := rv.Index(i).Interface().(proto.Message)
+		if !ok {
+			return fmt.Errorf("gateway: response is %T, not a proto message or a list of them", v)
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := appendMessage(buf, msg); err != nil {
+			return err
+		}
+	}
+	buf.WriteByte(']')
+	return nil
+}
+
+// appendMessage appends msg's JSON in the API's options. protojson varies
+// its whitespace on purpose; compacting gives clients stable, smaller
+// bodies.
+func appendMessage(buf *bytes.Buffer, msg proto.Message) error {
+	data, err := marshalOptions.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	return json.Compact(buf, data)
 }
 
 // Unmarshal implements runtime.Marshaler.

@@ -76,10 +76,21 @@ var queryParseError = regexp.MustCompile(`^parsing (?:field|list) "([^"]+)"`)
 
 // handleError is grpc-gateway's error handler: every failed call, from the
 // gateway's own decoding or from a service, is shaped here.
-func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+func (g *Gateway) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if b, ok := r.Body.(*requestBody); ok && b.decodeErr != nil {
 		err = b.decodeErr
 	}
+	e := g.apiError(r.Context(), err)
+	writeError(w, e.Status, e.ID, e.Message, e.Details)
+}
+
+// apiError shapes err as the API shows it: HTTP status, reason, message
+// and field details. Text that did not come from a Slipway service is
+// replaced by a generic message, and internal errors are logged (with
+// ctx's request id) and shown as the generic internal error. The HTTP
+// error envelope and the WebSocket log tail's error messages both say
+// what it returns.
+func (g *Gateway) apiError(ctx context.Context, err error) errorDetail {
 	if e := apierr.From(err); e != nil {
 		err = e.GRPCStatus().Err()
 	}
@@ -100,13 +111,13 @@ func (g *Gateway) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtim
 		}
 	}
 	if httpCode == http.StatusInternalServerError {
-		g.log.ErrorContext(ctx, "request failed", "code", code.String(), "error", st.Message(), "request_id", requestid.FromContext(r.Context()))
+		g.log.ErrorContext(ctx, "request failed", "code", code.String(), "error", st.Message(), "request_id", requestid.FromContext(ctx))
 		reason, message, details = apierr.Internal.Reason, apierr.Internal.Message, nil
 	}
 	if message == "" {
 		message = http.StatusText(httpCode)
 	}
-	writeError(w, httpCode, reason, message, details)
+	return errorDetail{Status: httpCode, Message: message, ID: reason, Details: details}
 }
 
 // describe extracts the reason, message and field details a Slipway

@@ -23,6 +23,7 @@ import (
 
 	"github.com/slipwayhq/slipway/gen/openapi"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/quota"
@@ -35,6 +36,9 @@ type Backends struct {
 	Auth grpc.ClientConnInterface
 	// Projects reaches the projects service.
 	Projects grpc.ClientConnInterface
+	// Jobs reaches the jobs service; nil leaves its routes (and the
+	// WebSocket log tail) unserved.
+	Jobs grpc.ClientConnInterface
 }
 
 // Options configure New.
@@ -67,12 +71,21 @@ type Options struct {
 
 // Gateway is the public HTTP handler.
 type Gateway struct {
+	// ctx bounds the gateway's life: WebSocket log tails, whose hijacked
+	// connections http.Server.Shutdown neither closes nor waits for, end
+	// when it is done.
+	ctx     context.Context
 	log     *slog.Logger
 	metrics *httpMetrics
 	routes  routeTable
 	opts    Options
 	health  []healthTarget
 	handler http.Handler
+	// jobs is the jobs service's client for the log tail; nil without a
+	// jobs backend.
+	jobs jobsv1.JobsServiceClient
+	// tailInitTimeout is how long a log tail waits for its init message.
+	tailInitTimeout time.Duration
 }
 
 // healthTarget is a backend the readiness probe asks over gRPC health.
@@ -82,7 +95,9 @@ type healthTarget struct {
 	client  healthpb.HealthClient
 }
 
-// New builds the gateway.
+// New builds the gateway. ctx should live as long as the gateway serves:
+// its end closes the WebSocket log tails still open (a server's Shutdown
+// does not reach those).
 func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -91,7 +106,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{log: opts.Logger, metrics: m, opts: opts}
+	g := &Gateway{ctx: ctx, log: opts.Logger, metrics: m, opts: opts, tailInitTimeout: tailInitTimeout}
 	mux := gwruntime.NewServeMux(
 		gwruntime.WithMarshalerOption(gwruntime.MIMEWildcard, envelope{}),
 		gwruntime.WithErrorHandler(g.handleError),
@@ -117,6 +132,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		}
 		g.health = append(g.health, healthTarget{"auth", authv1.AuthService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Auth)})
 	}
+	if opts.Backends.Jobs != nil {
+		g.jobs = jobsv1.NewJobsServiceClient(opts.Backends.Jobs)
+		if err := jobsv1.RegisterJobsServiceHandlerClient(ctx, mux, g.jobs); err != nil {
+			return nil, err
+		}
+		g.health = append(g.health, healthTarget{"jobs", jobsv1.JobsService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Jobs)})
+	}
 
 	operational := []struct {
 		method, path string
@@ -139,16 +161,16 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if g.routes, err = newRouteTable(extra); err != nil {
 		return nil, err
 	}
-	var router http.Handler = mux
-	if opts.OAuth != nil {
-		router = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if isOAuthPath(r.URL.Path) {
-				opts.OAuth.ServeHTTP(w, r)
-				return
-			}
+	router := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case opts.OAuth != nil && isOAuthPath(r.URL.Path):
+			opts.OAuth.ServeHTTP(w, r)
+		case g.isLogTail(r):
+			g.serveLogTail(w, r)
+		default:
 			mux.ServeHTTP(w, r)
-		})
-	}
+		}
+	})
 	g.handler = g.instrument(negotiate(g.guard(limitBody(router))))
 	return g, nil
 }

@@ -55,6 +55,12 @@ func (r *statusRecorder) Flush() {
 	}
 }
 
+// Unwrap gives http.ResponseController, and WebSocket upgrades through it,
+// the server's writer: its Hijacker and deadlines. A hijacked connection's
+// 101 is recorded (WriteHeader) before the hijack; what flows after it is
+// not counted in bytes.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // routeKey carries a slot the mux fills with the matched route pattern, so
 // the outer middleware can label logs and metrics with the route rather
 // than the raw path (whose ids would explode metric cardinality).
