@@ -108,7 +108,19 @@ func appendMessage(buf *bytes.Buffer, msg proto.Message) error {
 func (envelope) Unmarshal(data []byte, v any) error {
 	msg, ok := v.(proto.Message)
 	if !ok {
-		return errors.New("gateway: request is not a proto message")
+		// A body mapped to one field (body: "spec") arrives as a pointer to
+		// that field: allocate the message and decode into it.
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Pointer {
+			return errors.New("gateway: request is not a proto message")
+		}
+		field := rv.Elem()
+		if field.IsNil() {
+			field.Set(reflect.New(field.Type().Elem()))
+		}
+		if msg, ok = field.Interface().(proto.Message); !ok {
+			return errors.New("gateway: request is not a proto message")
+		}
 	}
 	return decodeJSON(data, msg)
 }
