@@ -1,0 +1,158 @@
+package drivers
+
+import (
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func open(t *testing.T, opts Options) (runtime.Driver, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, reason, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.(io.Closer).Close() })
+	t.Logf("reason: %s", reason)
+	return d, reason
+}
+
+func openErr(t *testing.T, opts Options) error {
+	t.Helper()
+	d, reason, err := Open(context.Background(), opts)
+	if err == nil {
+		_ = d.(io.Closer).Close()
+		t.Fatalf("Open(%+v) = %s, %q; want an error", opts, d.Name(), reason)
+	}
+	t.Logf("error: %v", err)
+	return err
+}
+
+// noSockets keeps the machine's own sockets and $DOCKER_HOST out.
+func noSockets(t *testing.T, opts Options) Options {
+	t.Setenv("DOCKER_HOST", "")
+	opts.Sockets = []string{filepath.Join(t.TempDir(), "no-docker.sock")}
+	return opts
+}
+
+func TestExplicitProcess(t *testing.T) {
+	d, reason := open(t, Options{Name: "process", StateDir: t.TempDir()})
+	if d.Name() != "process" || !strings.HasPrefix(reason, "process (") {
+		t.Fatalf("%s, %q", d.Name(), reason)
+	}
+	if err := openErr(t, Options{Name: "process"}); !strings.Contains(err.Error(), "state directory") {
+		t.Fatalf("no state dir: %v", err)
+	}
+}
+
+func TestUnknownName(t *testing.T) {
+	err := openErr(t, Options{Name: "kubernetes", StateDir: t.TempDir()})
+	for _, want := range []string{`"kubernetes"`, `"process"`, `"docker"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+func TestAutoWithoutSocket(t *testing.T) {
+	opts := noSockets(t, Options{StateDir: t.TempDir()})
+	d, reason := open(t, opts)
+	if d.Name() != "process" || reason != "process (no Docker or Podman socket found)" {
+		t.Fatalf("%s, %q", d.Name(), reason)
+	}
+
+	// A configured address that does not answer: process, saying why.
+	opts.DockerHost = "unix://" + filepath.Join(t.TempDir(), "missing.sock")
+	d, reason = open(t, opts)
+	if d.Name() != "process" || !strings.Contains(reason, opts.DockerHost) {
+		t.Fatalf("%s, %q", d.Name(), reason)
+	}
+
+	// A socket file nobody serves (a stale one): process.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	opts.DockerHost, opts.Sockets = "", []string{stale}
+	d, reason = open(t, opts)
+	if d.Name() != "process" || !strings.Contains(reason, stale) {
+		t.Fatalf("%s, %q", d.Name(), reason)
+	}
+
+	// A socket that accepts but never answers: process, after PingTimeout.
+	hungPath := filepath.Join(t.TempDir(), "hung.sock")
+	hung, err := net.Listen("unix", hungPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, unanswered, until the test ends
+		}
+	}()
+	opts.Sockets = []string{hungPath}
+	began := time.Now()
+	d, reason = open(t, opts)
+	if took := time.Since(began); d.Name() != "process" || took < PingTimeout || took > PingTimeout+3*time.Second {
+		t.Fatalf("%s, %q after %v", d.Name(), reason, took)
+	}
+
+	// Asking for docker without a socket is an error.
+	opts.Name = "docker"
+	opts.Sockets = []string{filepath.Join(t.TempDir(), "no-docker.sock")}
+	if err := openErr(t, opts); !strings.Contains(err.Error(), "no Docker or Podman socket") {
+		t.Fatalf("error %v", err)
+	}
+	opts.DockerHost = "unix://" + filepath.Join(t.TempDir(), "missing.sock")
+	openErr(t, opts)
+}
+
+func TestDocker(t *testing.T) {
+	host := testenv.Podman(t)
+	sock := strings.TrimPrefix(host, "unix://")
+
+	t.Run("Explicit", func(t *testing.T) {
+		d, reason := open(t, noSockets(t, Options{Name: "docker", DockerHost: host}))
+		if d.Name() != "docker" || !strings.Contains(reason, host) {
+			t.Fatalf("%s, %q", d.Name(), reason)
+		}
+		if _, err := d.List(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("AutoFindsSocket", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "docker.sock")
+		opts := noSockets(t, Options{StateDir: t.TempDir()})
+		opts.Sockets = []string{missing, sock}
+		d, reason := open(t, opts)
+		if want := "docker (socket " + host + " found)"; d.Name() != "docker" || reason != want {
+			t.Fatalf("%s, %q; want docker, %q", d.Name(), reason, want)
+		}
+	})
+	t.Run("AutoFromEnv", func(t *testing.T) {
+		t.Setenv("DOCKER_HOST", host)
+		d, reason := open(t, Options{StateDir: t.TempDir(), Sockets: []string{}})
+		if d.Name() != "docker" || !strings.Contains(reason, "$DOCKER_HOST") {
+			t.Fatalf("%s, %q", d.Name(), reason)
+		}
+	})
+}
