@@ -188,17 +188,20 @@ func (s *Service) findWorkload(ctx context.Context, r Run, attempt int32) string
 // status; a workload the runtime no longer knows is Lost.
 func (s *Service) watch(ctx context.Context, r Run) (runtime.Status, error) {
 	container := containerName(r, r.Attempts)
-	// After a restart, lines stored before it are not stored again.
-	var after time.Time
-	if last, err := s.store.ReadLogs(ctx, LogQuery{TeamID: r.TeamID, ProjectID: r.ProjectID, JobID: r.JobID, RunID: r.ID, Container: container, Backward: true, Limit: 1}); err == nil && len(last) == 1 {
-		after = last[0].Time
+	// After a restart, the lines stored before it are not stored again:
+	// the runtime replays a workload's output from the start, in order, so
+	// they are the first ones. (Counting beats comparing timestamps, which
+	// some runtimes only keep to the second.)
+	skip, err := s.storedLines(ctx, r, container)
+	if err != nil {
+		return runtime.Status{}, err
 	}
 	logsCtx, cancelLogs := context.WithCancel(ctx)
 	defer cancelLogs()
 	logsDone := make(chan struct{})
 	go func() {
 		defer close(logsDone)
-		s.pumpLogs(logsCtx, r, container, after)
+		s.pumpLogs(logsCtx, r, container, skip)
 	}()
 	st, err := s.opts.Driver.Wait(ctx, r.WorkloadID)
 	if errors.Is(err, runtime.ErrNotFound) {
@@ -218,9 +221,27 @@ func (s *Service) watch(ctx context.Context, r Run) (runtime.Status, error) {
 	return st, nil
 }
 
+// storedLines counts the lines stored for a container.
+func (s *Service) storedLines(ctx context.Context, r Run, container string) (int, error) {
+	q := LogQuery{TeamID: r.TeamID, ProjectID: r.ProjectID, JobID: r.JobID, RunID: r.ID, Container: container, Limit: 1000}
+	n := 0
+	for {
+		batch, err := s.store.ReadLogs(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		n += len(batch)
+		if len(batch) < q.Limit {
+			return n, nil
+		}
+		last := batch[len(batch)-1]
+		q.AfterTime, q.AfterSeq = last.Time, last.Seq
+	}
+}
+
 // pumpLogs stores a workload's lines in batches and publishes each stored
 // batch for live tails.
-func (s *Service) pumpLogs(ctx context.Context, r Run, container string, after time.Time) {
+func (s *Service) pumpLogs(ctx context.Context, r Run, container string, skip int) {
 	lines := make(chan runtime.LogLine, 256)
 	go func() {
 		defer close(lines)
@@ -261,7 +282,8 @@ func (s *Service) pumpLogs(ctx context.Context, r Run, container string, after t
 				flush()
 				return
 			}
-			if !after.IsZero() && !l.Time.After(after) {
+			if skip > 0 {
+				skip--
 				continue
 			}
 			text := l.Text
