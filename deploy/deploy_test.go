@@ -656,10 +656,10 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 	}{
 		{
 			name:    "service target without the migrate dependency",
-			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
-			new:     "      auth:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
+			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
+			new:     "      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
 			check:   checkMigrate,
-			wantErr: "projects: does not depend on migrate",
+			wantErr: "jobs: does not depend on migrate",
 		},
 		{
 			name:    "unknown target",
@@ -670,10 +670,10 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		},
 		{
 			name:    "misspelt variable",
-			old:     "      SLIPWAY_PROJECTS_ADDR: projects:9090",
-			new:     "      SLIPWAY_PROJECT_ADDR: projects:9090",
+			old:     "      SLIPWAY_JOBS_ADDR: jobs:9090",
+			new:     "      SLIPWAY_JOB_ADDR: jobs:9090",
 			check:   checkEnvDocumented,
-			wantErr: "SLIPWAY_PROJECT_ADDR is not a documented",
+			wantErr: "SLIPWAY_JOB_ADDR is not a documented",
 		},
 		{
 			name:    "database not created",
@@ -705,8 +705,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		},
 		{
 			name:    "wrong gRPC port",
-			old:     "SLIPWAY_PROJECTS_ADDR: projects:9090",
-			new:     "SLIPWAY_PROJECTS_ADDR: projects:9091",
+			old:     "SLIPWAY_JOBS_ADDR: jobs:9090",
+			new:     "SLIPWAY_JOBS_ADDR: jobs:9091",
 			check:   checkAddresses,
 			wantErr: "listens for gRPC on",
 		},
@@ -715,7 +715,7 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			old:     "      nats:\n        condition: service_started\n\n  gateway:",
 			new:     "      nats:\n        condition: service_healthy\n\n  gateway:",
 			check:   checkHealthchecks,
-			wantErr: "projects: waits for nats to be healthy",
+			wantErr: "jobs: waits for nats to be healthy",
 		},
 	}
 	for _, c := range cases {

@@ -234,6 +234,9 @@ func startSlipway(t testing.TB, env ...string) *instance {
 			"SLIPWAY_DATA_DIR=" + dataDir,
 			"SLIPWAY_LOG_FORMAT=json",
 			"SLIPWAY_BOOTSTRAP_TOKEN=" + adminToken,
+			// Jobs run as local processes unless a test asks for the docker
+			// driver: the auto choice would depend on the machine.
+			"SLIPWAY_RUNTIME_DRIVER=process",
 		}, env...)
 		inst := &instance{
 			t: t, HTTPAddr: lookupEnv(full, "SLIPWAY_HTTP_ADDR"), GRPCAddr: lookupEnv(full, "SLIPWAY_GRPC_ADDR"),
@@ -520,7 +523,7 @@ func TestJSClient(t *testing.T) {
 // TestJSClientPostgres runs the same suite against Slipway on PostgreSQL.
 func TestJSClientPostgres(t *testing.T) {
 	jsDir := requireNodeSuite(t)
-	inst := startSlipway(t, "SLIPWAY_PROJECTS_DATABASE_URL="+testenv.Postgres(t))
+	inst := startSlipway(t, "SLIPWAY_PROJECTS_DATABASE_URL="+testenv.Postgres(t), "SLIPWAY_JOBS_DATABASE_URL="+testenv.Postgres(t))
 	runNodeSuite(t, jsDir, inst.URL)
 }
 

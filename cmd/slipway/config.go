@@ -14,7 +14,7 @@ import (
 )
 
 // targets are the components `serve --target` can run.
-var targets = []string{"all", "gateway", "auth", "projects"}
+var targets = []string{"all", "gateway", "auth", "projects", "jobs"}
 
 // config is the whole configuration; every field has a flag and a
 // SLIPWAY_* environment variable (flags win). The README's configuration
@@ -28,6 +28,11 @@ type config struct {
 	AuthAddr            string
 	ProjectsDatabaseURL string
 	ProjectsAddr        string
+	JobsDatabaseURL     string
+	JobsAddr            string
+	RuntimeDriver       string
+	DockerHost          string
+	EncryptionKey       string
 	InternalKey         string
 	PublicURL           string
 	OAuthSecret         string
@@ -57,6 +62,11 @@ var settings = []setting{
 	{"auth-addr", "SLIPWAY_AUTH_ADDR", "", "gRPC address of the auth service when it runs in another process (empty: this process)", func(c *config) *string { return &c.AuthAddr }},
 	{"projects-database-url", "SLIPWAY_PROJECTS_DATABASE_URL", "", "projects database: postgres://... (empty: SQLite in the data directory)", func(c *config) *string { return &c.ProjectsDatabaseURL }},
 	{"projects-addr", "SLIPWAY_PROJECTS_ADDR", "", "gRPC address of the projects service for a gateway running apart (empty: this process)", func(c *config) *string { return &c.ProjectsAddr }},
+	{"jobs-database-url", "SLIPWAY_JOBS_DATABASE_URL", "", "jobs database: postgres://... (empty: SQLite in the data directory)", func(c *config) *string { return &c.JobsDatabaseURL }},
+	{"jobs-addr", "SLIPWAY_JOBS_ADDR", "", "gRPC address of the jobs service for a gateway running apart (empty: this process)", func(c *config) *string { return &c.JobsAddr }},
+	{"runtime-driver", "SLIPWAY_RUNTIME_DRIVER", "", "how jobs run: process or docker (empty: docker when a Docker or Podman socket answers, else process)", func(c *config) *string { return &c.RuntimeDriver }},
+	{"docker-host", "SLIPWAY_DOCKER_HOST", "", "Docker Engine API address of the docker driver, e.g. unix:///run/podman/podman.sock (empty: $DOCKER_HOST, else the usual sockets)", func(c *config) *string { return &c.DockerHost }},
+	{"encryption-key", "SLIPWAY_ENCRYPTION_KEY", "", "key (at least 32 characters) sealing secrets at rest, such as job environments; the same on every jobs replica (empty: generated once into the data directory)", func(c *config) *string { return &c.EncryptionKey }},
 	{"internal-key", "SLIPWAY_INTERNAL_KEY", "", "shared secret services prove internal calls with; required when components run apart (empty with --target=all: random per start)", func(c *config) *string { return &c.InternalKey }},
 	{"public-url", "SLIPWAY_PUBLIC_URL", "", "public base URL of the API, the OAuth2 issuer (empty: http://<http-addr>)", func(c *config) *string { return &c.PublicURL }},
 	{"oauth-secret", "SLIPWAY_OAUTH_SECRET", "", "key (at least 32 characters) of the OAuth2 server's codes, cookies and CSRF tokens; the same on every auth replica (empty: generated once into the data directory)", func(c *config) *string { return &c.OAuthSecret }},
@@ -103,6 +113,12 @@ func parseConfig(cmd string, args []string) (config, error) {
 	if c.OAuthSecret != "" && len(c.OAuthSecret) < 32 {
 		return c, fmt.Errorf("--oauth-secret (SLIPWAY_OAUTH_SECRET) must have at least 32 characters")
 	}
+	if c.EncryptionKey != "" && len(c.EncryptionKey) < 32 {
+		return c, fmt.Errorf("--encryption-key (SLIPWAY_ENCRYPTION_KEY) must have at least 32 characters")
+	}
+	if c.RuntimeDriver != "" && c.RuntimeDriver != "process" && c.RuntimeDriver != "docker" {
+		return c, fmt.Errorf("runtime driver %q: want process or docker", c.RuntimeDriver)
+	}
 	if c.Target != "all" && cmd == "serve" && len(c.InternalKey) < 32 {
 		return c, fmt.Errorf("--internal-key (SLIPWAY_INTERNAL_KEY) of at least 32 characters is required when components run apart")
 	}
@@ -140,6 +156,15 @@ func (c config) projectsDatabase() string {
 		return c.ProjectsDatabaseURL
 	}
 	return "sqlite:" + filepath.Join(c.DataDir, "projects.db")
+}
+
+// jobsDatabase is the jobs database URL, defaulting to SQLite in the data
+// directory.
+func (c config) jobsDatabase() string {
+	if c.JobsDatabaseURL != "" {
+		return c.JobsDatabaseURL
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, "jobs.db")
 }
 
 func (c config) logger() *slog.Logger {

@@ -9,6 +9,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
 	"github.com/slipwayhq/slipway/services/auth/oauth"
+	jobmigrations "github.com/slipwayhq/slipway/services/jobs/migrations"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
 
@@ -24,6 +25,7 @@ func migrate(ctx context.Context, cfg config) error {
 	services := []service{
 		{"auth", cfg.authDatabase(), []sqldb.Migrations{authmigrations.Set, events.Migrations, oauth.Migrations}},
 		{"projects", cfg.projectsDatabase(), []sqldb.Migrations{migrations.Set, events.Migrations}},
+		{"jobs", cfg.jobsDatabase(), []sqldb.Migrations{jobmigrations.Set, events.Migrations}},
 	}
 	for _, s := range services {
 		if !cfg.runs(s.name) {

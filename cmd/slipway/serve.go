@@ -30,16 +30,21 @@ import (
 
 	"github.com/slipwayhq/slipway/gateway"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
+	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/auth"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
 	"github.com/slipwayhq/slipway/services/auth/oauth"
+	"github.com/slipwayhq/slipway/services/jobs"
+	jobmigrations "github.com/slipwayhq/slipway/services/jobs/migrations"
 	"github.com/slipwayhq/slipway/services/projects"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
@@ -148,6 +153,15 @@ func serve(ctx context.Context, cfg config) error {
 				return err
 			}
 		}
+		if cfg.runs("jobs") {
+			projectsConn, err := dial(cfg.ProjectsAddr, "projects")
+			if err != nil {
+				return err
+			}
+			if err := p.startJobs(ctx, g, srv, js, projectsConn, authorizer); err != nil {
+				return err
+			}
+		}
 		g.Go(func() error { return srv.Serve(grpcLis) })
 		g.Go(func() error {
 			<-ctx.Done()
@@ -160,6 +174,10 @@ func serve(ctx context.Context, cfg config) error {
 	var handler http.Handler
 	if cfg.runs("gateway") {
 		projectsConn, err := dial(cfg.ProjectsAddr, "projects")
+		if err != nil {
+			return err
+		}
+		jobsConn, err := dial(cfg.JobsAddr, "jobs")
 		if err != nil {
 			return err
 		}
@@ -178,7 +196,7 @@ func serve(ctx context.Context, cfg config) error {
 		}
 		gw, err := gateway.New(ctx, gateway.Options{
 			Logger: p.log, Registerer: p.registry, Gatherer: p.registry, Version: version,
-			Backends: gateway.Backends{Projects: projectsConn, Auth: authConn},
+			Backends: gateway.Backends{Projects: projectsConn, Auth: authConn, Jobs: jobsConn},
 			Auth:     authorizer, Quota: limiter, Plans: plans, OAuth: oauthHandler,
 		})
 		if err != nil {
@@ -284,20 +302,7 @@ func (p *process) startAuth(ctx context.Context, g *errgroup.Group, srv *grpc.Se
 
 // oauthKey is the OAuth2 server's key: configured, or generated once into
 // the data directory so that codes and sign-in cookies survive restarts.
-func (p *process) oauthKey() ([]byte, error) {
-	if p.cfg.OAuthSecret != "" {
-		return []byte(p.cfg.OAuthSecret), nil
-	}
-	path := filepath.Join(p.cfg.DataDir, "oauth.key")
-	if key, err := os.ReadFile(path); err == nil && len(key) >= 32 {
-		return key, nil
-	}
-	key := []byte(randomKey())
-	if err := os.WriteFile(path, key, 0o600); err != nil {
-		return nil, fmt.Errorf("OAuth2 key: %w", err)
-	}
-	return key, nil
-}
+func (p *process) oauthKey() ([]byte, error) { return p.keyFile(p.cfg.OAuthSecret, "oauth.key") }
 
 // sweepOAuth deletes expired OAuth codes and tokens hourly; the OAuth
 // library never deletes on its own.
@@ -351,6 +356,97 @@ func (p *process) startProjects(ctx context.Context, g *errgroup.Group, srv *grp
 		return err
 	})
 	return nil
+}
+
+// startJobs opens the jobs database and the runtime driver and registers
+// the jobs service, its outbox relay, its project-deletion consumer and
+// its supervisor and scheduler.
+func (p *process) startJobs(ctx context.Context, g *errgroup.Group, srv *grpc.Server, js jetstream.JetStream, projectsConn *grpc.ClientConn, authorizer *authz.Authorizer) error {
+	db, err := sqldb.Open(ctx, p.cfg.jobsDatabase())
+	if err != nil {
+		return err
+	}
+	p.onClose(func() { _ = db.Close() })
+	if p.cfg.Target == "all" {
+		if err := db.Migrate(ctx, jobmigrations.Set, events.Migrations); err != nil {
+			return err
+		}
+	}
+	catalog, err := projects.LoadCatalog(p.cfg.CatalogFile)
+	if err != nil {
+		return err
+	}
+	key, err := p.keyFile(p.cfg.EncryptionKey, "encryption.key")
+	if err != nil {
+		return err
+	}
+	box, err := secret.NewBox(key, "jobs-env")
+	if err != nil {
+		return err
+	}
+	driver, why, err := drivers.Open(ctx, drivers.Options{Name: p.cfg.RuntimeDriver, StateDir: filepath.Join(p.cfg.DataDir, "runtime"), DockerHost: p.cfg.DockerHost})
+	if err != nil {
+		return fmt.Errorf("runtime driver: %w", err)
+	}
+	if c, ok := driver.(interface{ Close() error }); ok {
+		p.onClose(func() { _ = c.Close() })
+	}
+	p.log.Info("jobs run on the "+driver.Name()+" runtime driver", "why", why)
+	owner, err := p.replicaID()
+	if err != nil {
+		return err
+	}
+	relay := events.NewRelay(db, js, events.WithLogger(p.log))
+	g.Go(func() error { return ignoreCanceled(relay.Run(ctx)) })
+	svc, err := jobs.New(jobs.Options{
+		Store: jobs.NewSQLStore(db, box, relay.Notify), Driver: driver,
+		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: authorizer.Internal,
+		Catalog: catalog, NATS: js.Conn(), Owner: owner, Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	stopConsumer, err := events.Consume(ctx, js, events.ConsumerConfig{Durable: jobs.ProjectsConsumer, Subjects: jobs.ProjectSubjects}, svc.ProjectHandler())
+	if err != nil {
+		return fmt.Errorf("jobs consumer: %w", err)
+	}
+	p.onClose(stopConsumer)
+	g.Go(func() error { return svc.Run(ctx) })
+	jobsv1.RegisterJobsServiceServer(srv, svc)
+	name := jobsv1.JobsService_ServiceDesc.ServiceName
+	p.health.Add(name, "jobs-database", db.PingContext)
+	p.health.Add(name, "nats", func(ctx context.Context) error {
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	return nil
+}
+
+// keyFile returns a configured key, or one generated once into the data
+// directory so that what it seals survives restarts.
+func (p *process) keyFile(configured, name string) ([]byte, error) {
+	if configured != "" {
+		return []byte(configured), nil
+	}
+	path := filepath.Join(p.cfg.DataDir, name)
+	if key, err := os.ReadFile(path); err == nil && len(key) >= 32 {
+		return key, nil
+	}
+	key := []byte(randomKey())
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return key, nil
+}
+
+// replicaID identifies this jobs replica across its restarts (so that it
+// takes its own runs back at once): generated once into the data directory.
+func (p *process) replicaID() (string, error) {
+	id, err := p.keyFile("", "jobs-replica-id")
+	if err != nil {
+		return "", err
+	}
+	return string(id[:16]), nil
 }
 
 // quotas returns the gateway's limiter: Redis shared by every gateway
