@@ -278,9 +278,13 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	firstRun := newRun(t, manualJob)
 	withBody := func(f routeFixture, body string) routeFixture { f.body = body; return f }
 	jobCases := map[string]func(t testing.TB) routeFixture{
-		"ListJobs":        func(testing.TB) routeFixture { return params("projectId", project) },
-		"CreateManualJob": func(testing.TB) routeFixture { return withBody(params("projectId", project), jobBody("Manual", "true")) },
-		"PutManualJob":    func(testing.TB) routeFixture { return withBody(params("projectId", project), jobBody("Manual", "true")) },
+		"ListJobs": func(testing.TB) routeFixture { return params("projectId", project) },
+		"CreateManualJob": func(testing.TB) routeFixture {
+			return withBody(params("projectId", project), jobBody("Manual", "true"))
+		},
+		"PutManualJob": func(testing.TB) routeFixture {
+			return withBody(params("projectId", project), jobBody("Manual", "true"))
+		},
 		"PatchManualJob": func(t testing.TB) routeFixture {
 			return withBody(params("projectId", project, "jobId", newJob(t, "Manual", "true")), `{"description":"patched"}`)
 		},
@@ -289,17 +293,21 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		"PatchCronJob": func(t testing.TB) routeFixture {
 			return withBody(params("projectId", project, "jobId", newJob(t, "Cron", "true")), `{"schedule":"@hourly"}`)
 		},
-		"GetJob":       func(testing.TB) routeFixture { return params("projectId", project, "jobId", manualJob) },
-		"DeleteJob":    func(t testing.TB) routeFixture { return params("projectId", project, "jobId", newJob(t, "Manual", "true")) },
-		"SuspendJob":   func(testing.TB) routeFixture { return withBody(params("projectId", project, "jobId", cronJob), `{}`) },
-		"ResumeJob":    func(testing.TB) routeFixture { return withBody(params("projectId", project, "jobId", cronJob), `{}`) },
+		"GetJob": func(testing.TB) routeFixture { return params("projectId", project, "jobId", manualJob) },
+		"DeleteJob": func(t testing.TB) routeFixture {
+			return params("projectId", project, "jobId", newJob(t, "Manual", "true"))
+		},
+		"SuspendJob":               func(testing.TB) routeFixture { return withBody(params("projectId", project, "jobId", cronJob), `{}`) },
+		"ResumeJob":                func(testing.TB) routeFixture { return withBody(params("projectId", project, "jobId", cronJob), `{}`) },
 		"GetJobRuntimeEnvironment": func(testing.TB) routeFixture { return params("projectId", project, "jobId", manualJob) },
 		"UpdateJobRuntimeEnvironment": func(testing.TB) routeFixture {
 			return withBody(params("projectId", project, "jobId", manualJob), `{"runtimeEnvironment":{"GREETING":"hi"}}`)
 		},
 		"StartJobRun": func(testing.TB) routeFixture { return withBody(params("projectId", project, "jobId", manualJob), `{}`) },
 		"ListJobRuns": func(testing.TB) routeFixture { return params("projectId", project, "jobId", manualJob) },
-		"GetJobRun":   func(testing.TB) routeFixture { return params("projectId", project, "jobId", manualJob, "runId", firstRun) },
+		"GetJobRun": func(testing.TB) routeFixture {
+			return params("projectId", project, "jobId", manualJob, "runId", firstRun)
+		},
 		"AbortJobRun": func(t testing.TB) routeFixture {
 			job := newJob(t, "Manual", "sleep 60")
 			return params("projectId", project, "jobId", job, "runId", newRun(t, job))
