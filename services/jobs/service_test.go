@@ -253,8 +253,9 @@ func wantCode(t *testing.T, err error, code codes.Code, field string) {
 	if status.Code(err) != code {
 		t.Fatalf("err = %v, want %v", err, code)
 	}
-	if field != "" && !strings.Contains(status.Convert(err).String()+errDetails(err), field) {
-		t.Fatalf("err = %v (%s), want a detail about %q", err, errDetails(err), field)
+	// field names the exact JSON path of a field violation, or the reason.
+	if d := errDetails(err); field != "" && !strings.Contains(d, `field:"`+field+`"`) && !strings.Contains(d, `reason:"`+field+`"`) {
+		t.Fatalf("err = %v (%s), want a detail about %q", err, d, field)
 	}
 }
 
@@ -574,14 +575,14 @@ func TestBadInput(t *testing.T) {
 		{"schedule on a manual job", create(&jobsv1.JobSpec{Name: "job-m1", Schedule: "* * * * *", Deployment: command("true")}), "schedule"},
 		{"negative backoff limit", create(&jobsv1.JobSpec{Name: "job-m2", BackoffLimit: -1, Deployment: command("true")}), "backoffLimit"},
 		{"zero deadline", create(&jobsv1.JobSpec{Name: "job-m3", ActiveDeadlineSeconds: proto.Int32(0), Deployment: command("true")}), "activeDeadlineSeconds"},
-		{"unknown configType", create(&jobsv1.JobSpec{Name: "job-m4", Deployment: &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "shell"}}}), "configType"},
-		{"image on the process driver", create(&jobsv1.JobSpec{Name: "job-m5", Deployment: &jobsv1.JobDeployment{External: &jobsv1.ExternalImage{ImagePath: "busybox"}, Docker: command("true").Docker}}), "imagePath"},
-		{"no command without an image", create(&jobsv1.JobSpec{Name: "job-m6"}), "customCommand"},
-		{"command without its configType", create(&jobsv1.JobSpec{Name: "job-m7", Deployment: &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "default", CustomCommand: "true"}}}), "customCommand"},
+		{"unknown configType", create(&jobsv1.JobSpec{Name: "job-m4", Deployment: &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "shell"}}}), "deployment.docker.configType"},
+		{"image on the process driver", create(&jobsv1.JobSpec{Name: "job-m5", Deployment: &jobsv1.JobDeployment{External: &jobsv1.ExternalImage{ImagePath: "busybox"}, Docker: command("true").Docker}}), "deployment.external.imagePath"},
+		{"no command without an image", create(&jobsv1.JobSpec{Name: "job-m6"}), "deployment.docker.customCommand"},
+		{"command without its configType", create(&jobsv1.JobSpec{Name: "job-m7", Deployment: &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: "default", CustomCommand: "true"}}}), "deployment.docker.customCommand"},
 		{"oversize env", create(&jobsv1.JobSpec{Name: "job-m8", Deployment: command("true"), RuntimeEnvironment: env}), "runtimeEnvironment"},
-		{"bad env name", create(&jobsv1.JobSpec{Name: "job-m9", Deployment: command("true"), RuntimeEnvironment: map[string]string{"A B": "x"}}), "runtimeEnvironment"},
-		{"unknown plan", create(&jobsv1.JobSpec{Name: "job-m10", Deployment: command("true"), Billing: &jobsv1.JobBilling{DeploymentPlan: "huge"}}), "deploymentPlan"},
-		{"unterminated quote", create(&jobsv1.JobSpec{Name: "job-m11", Deployment: command(`echo "oops`)}), "customCommand"},
+		{"bad env name", create(&jobsv1.JobSpec{Name: "job-m9", Deployment: command("true"), RuntimeEnvironment: map[string]string{"A B": "x"}}), `runtimeEnvironment[\"A B\"]`},
+		{"unknown plan", create(&jobsv1.JobSpec{Name: "job-m10", Deployment: command("true"), Billing: &jobsv1.JobBilling{DeploymentPlan: "huge"}}), "billing.deploymentPlan"},
+		{"unterminated quote", create(&jobsv1.JobSpec{Name: "job-m11", Deployment: command(`echo "oops`)}), "deployment.docker.customCommand"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { wantCode(t, c.err, codes.InvalidArgument, c.field) })
@@ -599,7 +600,7 @@ func TestBadInput(t *testing.T) {
 	_, err = h.client.PatchCronJob(ctx, &jobsv1.PatchCronJobRequest{ProjectId: projectID, JobId: "dup", Spec: &jobsv1.JobPatch{}})
 	wantCode(t, err, codes.NotFound, "")
 	_, err = h.client.StartJobRun(ctx, &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "dup", Overrides: &jobsv1.RunOverrides{Billing: &jobsv1.RunBilling{DeploymentPlan: "huge"}}})
-	wantCode(t, err, codes.InvalidArgument, "deploymentPlan")
+	wantCode(t, err, codes.InvalidArgument, "billing.deploymentPlan")
 	_, err = h.client.GetJobLogs(ctx, &jobsv1.GetJobLogsRequest{ProjectId: projectID, JobId: "dup", RegexIncludes: "("})
 	wantCode(t, err, codes.InvalidArgument, "regexIncludes")
 }
