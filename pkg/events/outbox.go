@@ -73,3 +73,24 @@ func MarkProcessed(ctx context.Context, tx *sql.Tx, consumer, eventID string) (f
 	}
 	return n == 1, nil
 }
+
+// Write runs fn and enqueues the events evs returns in one transaction of
+// db: the transactional outbox, so an event is published if and only if
+// its change was committed. evs is called after fn, so fn can decide what
+// to announce. committed, when not nil, is called after a commit that
+// enqueued events (to wake the relay).
+func Write(ctx context.Context, db *sqldb.DB, committed func(), fn func(*sql.Tx) error, evs func() []Event) error {
+	var n int
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		list := evs()
+		n = len(list)
+		return Enqueue(ctx, tx, list...)
+	})
+	if err == nil && n > 0 && committed != nil {
+		committed()
+	}
+	return err
+}

@@ -40,25 +40,6 @@ type queryer interface {
 
 type scanner interface{ Scan(...any) error }
 
-// write runs fn and enqueues evs in one transaction, then wakes the relay.
-// evs is a function so that a write which turns out to change nothing can
-// announce nothing.
-func (s *SQLStore) write(ctx context.Context, fn func(*sql.Tx) error, evs func() []events.Event) error {
-	var n int
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		list := evs()
-		n = len(list)
-		return events.Enqueue(ctx, tx, list...)
-	})
-	if err == nil && n > 0 && s.committed != nil {
-		s.committed()
-	}
-	return err
-}
-
 func always(evs []events.Event) func() []events.Event {
 	return func() []events.Event { return evs }
 }
@@ -153,7 +134,7 @@ func (s *SQLStore) HasUsers(ctx context.Context) (bool, error) {
 
 // CreateUser implements Store.
 func (s *SQLStore) CreateUser(ctx context.Context, u User, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return insertUser(ctx, tx, u) }, always(evs))
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error { return insertUser(ctx, tx, u) }, always(evs))
 }
 
 // GetUser implements Store.
@@ -170,7 +151,7 @@ func (s *SQLStore) GetUserByEmail(ctx context.Context, email string) (User, erro
 
 // Bootstrap implements Store.
 func (s *SQLStore) Bootstrap(ctx context.Context, in Install, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		if has, err := exists(ctx, tx, `SELECT 1 FROM users LIMIT 1`); err != nil {
 			return err
 		} else if has {
@@ -230,7 +211,7 @@ func insertTeam(ctx context.Context, tx *sql.Tx, t Team, roles []Role, members [
 
 // CreateTeam implements Store.
 func (s *SQLStore) CreateTeam(ctx context.Context, t Team, roles []Role, members []Member, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return insertTeam(ctx, tx, t, roles, members) }, always(evs))
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error { return insertTeam(ctx, tx, t, roles, members) }, always(evs))
 }
 
 // GetTeam implements Store.
@@ -241,7 +222,7 @@ func (s *SQLStore) GetTeam(ctx context.Context, id string) (Team, error) {
 
 // UpdateTeam implements Store.
 func (s *SQLStore) UpdateTeam(ctx context.Context, t Team, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		return affectedOne(tx.ExecContext(ctx, `UPDATE teams SET name = $1, description = $2, plan = $3 WHERE id = $4`,
 			t.Name, t.Description, t.Plan, t.ID))
 	}, always(evs))
@@ -271,7 +252,7 @@ func insertMember(ctx context.Context, tx *sql.Tx, m Member) error {
 
 // AddMember implements Store.
 func (s *SQLStore) AddMember(ctx context.Context, m Member, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return insertMember(ctx, tx, m) }, always(evs))
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error { return insertMember(ctx, tx, m) }, always(evs))
 }
 
 // GetMember implements Store.
@@ -329,7 +310,7 @@ func (s *SQLStore) ListMembers(ctx context.Context, teamID string) ([]TeamMember
 
 // SetMemberRole implements Store.
 func (s *SQLStore) SetMemberRole(ctx context.Context, teamID, userID, roleID string, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		if ok, err := exists(ctx, tx, `SELECT 1 FROM roles WHERE team_id = $1 AND id = $2`, teamID, roleID); err != nil {
 			return err
 		} else if !ok {
@@ -341,7 +322,7 @@ func (s *SQLStore) SetMemberRole(ctx context.Context, teamID, userID, roleID str
 
 // RemoveMember implements Store.
 func (s *SQLStore) RemoveMember(ctx context.Context, teamID, userID string, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		return affectedOne(tx.ExecContext(ctx, `DELETE FROM members WHERE team_id = $1 AND user_id = $2`, teamID, userID))
 	}, always(evs))
 }
@@ -410,7 +391,7 @@ func insertRole(ctx context.Context, tx *sql.Tx, r Role) error {
 
 // CreateRole implements Store.
 func (s *SQLStore) CreateRole(ctx context.Context, r Role, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return insertRole(ctx, tx, r) }, always(evs))
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error { return insertRole(ctx, tx, r) }, always(evs))
 }
 
 // UpdateRole implements Store.
@@ -427,7 +408,7 @@ func (s *SQLStore) UpdateRole(ctx context.Context, r Role, evs ...events.Event) 
 	if mode == "" {
 		mode = RestrictIn
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		var builtin bool
 		err := tx.QueryRowContext(ctx, `SELECT builtin FROM roles WHERE team_id = $1 AND id = $2`, r.TeamID, r.ID).Scan(&builtin)
 		if err != nil {
@@ -468,7 +449,7 @@ func (s *SQLStore) ListRoles(ctx context.Context, teamID string) ([]Role, error)
 
 // DeleteRole implements Store.
 func (s *SQLStore) DeleteRole(ctx context.Context, teamID, id string, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		var builtin bool
 		err := tx.QueryRowContext(ctx, `SELECT builtin FROM roles WHERE team_id = $1 AND id = $2`, teamID, id).Scan(&builtin)
 		if err != nil {
@@ -544,7 +525,7 @@ func insertToken(ctx context.Context, tx *sql.Tx, t Token) error {
 
 // CreateToken implements Store.
 func (s *SQLStore) CreateToken(ctx context.Context, t Token, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return insertToken(ctx, tx, t) }, always(evs))
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error { return insertToken(ctx, tx, t) }, always(evs))
 }
 
 // GetToken implements Store.
@@ -585,7 +566,7 @@ func (s *SQLStore) ListTokens(ctx context.Context, teamID string, page Page) ([]
 func (s *SQLStore) RevokeToken(ctx context.Context, id string, at time.Time, evs ...events.Event) (Token, bool, error) {
 	var changed bool
 	var t Token
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		// The IS NULL condition makes the first revocation win and keeps
 		// its time: revoking again changes and announces nothing.
 		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, at.UnixMicro(), id)

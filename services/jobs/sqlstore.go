@@ -84,23 +84,6 @@ func (s *SQLStore) open(sealed []byte, v any) error {
 	return json.Unmarshal(plain, v)
 }
 
-// write runs fn and enqueues evs in one transaction, then wakes the relay.
-func (s *SQLStore) write(ctx context.Context, fn func(*sql.Tx) error, evs func() []events.Event) error {
-	var n int
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		list := evs()
-		n = len(list)
-		return events.Enqueue(ctx, tx, list...)
-	})
-	if err == nil && n > 0 && s.committed != nil {
-		s.committed()
-	}
-	return err
-}
-
 // errLostRace rolls back an update whose version check failed.
 var errLostRace = errors.New("lost update race")
 
@@ -191,7 +174,7 @@ func (s *SQLStore) CreateJob(ctx context.Context, j Job, evs ...events.Event) er
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1)`,
 			append([]any{j.TeamID, j.ProjectID, j.ID}, vals...)...)
@@ -279,7 +262,7 @@ func (s *SQLStore) UpdateJob(ctx context.Context, team, project, id string, muta
 			return Job{}, err
 		}
 		lost := false
-		err = s.write(ctx, func(tx *sql.Tx) error {
+		err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `UPDATE jobs SET name = $1, description = $2, tags = $3, type = $4, plan = $5,
 				deployment = $6, env = $7, backoff_limit = $8, active_deadline_seconds = $9, run_on_source_change = $10,
 				schedule = $11, concurrency_policy = $12, suspended = $13, next_run_at = $14, created_at = $15, updated_at = $16,
@@ -310,7 +293,7 @@ func (s *SQLStore) UpdateJob(ctx context.Context, team, project, id string, muta
 
 // DeleteJob implements Store.
 func (s *SQLStore) DeleteJob(ctx context.Context, team, project, id string, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE team_id = $1 AND project_id = $2 AND id = $3`, team, project, id)
 		if err != nil {
 			return err
@@ -418,7 +401,7 @@ func (s *SQLStore) CreateRun(ctx context.Context, r Run, evs ...events.Event) er
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		// INSERT ... SELECT makes "the job exists" and "insert the run" one
 		// statement; the foreign key covers a concurrent deletion.
 		res, err := tx.ExecContext(ctx, `INSERT INTO job_runs (`+runColumns+`)
@@ -534,7 +517,7 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 			fmt.Sprintf(` WHERE team_id = $%d AND project_id = $%d AND job_id = $%d AND id = $%d AND version = $%d RETURNING lease_until`,
 				n-4, n-3, n-2, n-1, n)
 		lost := false
-		err = s.write(ctx, func(tx *sql.Tx) error {
+		err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 			var lease int64
 			err := tx.QueryRowContext(ctx, query, args...).Scan(&lease)
 			if errors.Is(err, sql.ErrNoRows) {

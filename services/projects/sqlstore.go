@@ -50,26 +50,9 @@ func scanProject(row scanner) (Project, error) {
 	return p, err
 }
 
-// write runs fn and enqueues evs in one transaction, then wakes the relay.
-func (s *SQLStore) write(ctx context.Context, fn func(*sql.Tx) error, evs func() []events.Event) error {
-	var n int
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		list := evs()
-		n = len(list)
-		return events.Enqueue(ctx, tx, list...)
-	})
-	if err == nil && n > 0 && s.committed != nil {
-		s.committed()
-	}
-	return err
-}
-
 // Create implements Store.
 func (s *SQLStore) Create(ctx context.Context, p Project, evs ...events.Event) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
 			p.TeamID, p.ID, p.Name, p.Description, p.Color, p.Region, p.CreatedAt.UnixMicro(), p.UpdatedAt.UnixMicro())
 		return err
@@ -139,7 +122,7 @@ func (s *SQLStore) Update(ctx context.Context, team, id string, mutate func(*Pro
 		}
 		next.TeamID, next.ID, next.Version = current.TeamID, current.ID, current.Version+1
 		lost := false
-		err = s.write(ctx, func(tx *sql.Tx) error {
+		err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `UPDATE projects SET name = $1, description = $2, color = $3, region = $4, updated_at = $5, version = $6
 				WHERE team_id = $7 AND id = $8 AND version = $9`,
 				next.Name, next.Description, next.Color, next.Region, next.UpdatedAt.UnixMicro(), next.Version, team, id, current.Version)
@@ -170,7 +153,7 @@ var errLostRace = errors.New("lost update race")
 
 // Delete implements Store.
 func (s *SQLStore) Delete(ctx context.Context, team, id string, force bool, evs ...events.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		var held int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM project_resources WHERE team_id = $1 AND project_id = $2`, team, id).Scan(&held); err != nil {
 			return err
