@@ -15,6 +15,10 @@
 // requests (completed) and errors (must be 0). ns/op is the wall time of
 // the whole measured load. docs/benchmarks.md records a run.
 //
+// BenchmarkJobRuns (jobs_test.go) measures instead how long one job run
+// takes to start and to finish, per runtime driver (process, and docker on
+// a private Podman service, which needs podman, runc and busybox-static).
+//
 // The package is Linux-only because the server is started with a
 // parent-death signal, so that a killed benchmark cannot leak it.
 //
@@ -227,16 +231,18 @@ type server struct {
 	url     string
 	client  *http.Client
 	logPath string
+	dataDir string // SLIPWAY_DATA_DIR
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 }
 
 // startServer starts slipway on free loopback ports and waits until
-// /health answers 200. A free port can be taken by someone else before
-// slipway binds it, so a start that fails that way is retried.
-func startServer(b *testing.B, databaseURL string) *server {
+// /health answers 200; env (KEY=value) is added to its configuration. A
+// free port can be taken by someone else before slipway binds it, so a
+// start that fails that way is retried.
+func startServer(b *testing.B, databaseURL string, env ...string) *server {
 	for attempt := 1; ; attempt++ {
-		srv, err := tryStartServer(b, databaseURL)
+		srv, err := tryStartServer(b, databaseURL, env)
 		if err == nil {
 			return srv
 		}
@@ -246,10 +252,11 @@ func startServer(b *testing.B, databaseURL string) *server {
 	}
 }
 
-func tryStartServer(b *testing.B, databaseURL string) (*server, error) {
+func tryStartServer(b *testing.B, databaseURL string, env []string) (*server, error) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	logPath := filepath.Join(b.TempDir(), "slipway.log")
+	dataDir := b.TempDir()
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -260,18 +267,20 @@ func tryStartServer(b *testing.B, databaseURL string) (*server, error) {
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SLIPWAY_") }),
 		"SLIPWAY_HTTP_ADDR="+httpAddr,
 		"SLIPWAY_GRPC_ADDR="+grpcAddr,
-		"SLIPWAY_DATA_DIR="+b.TempDir(),
+		"SLIPWAY_DATA_DIR="+dataDir,
 		"SLIPWAY_PROJECTS_DATABASE_URL="+databaseURL,
 		"SLIPWAY_LOG_LEVEL=warn", // a log line per request would distort the numbers
 		"SLIPWAY_BOOTSTRAP_TOKEN="+benchToken,
 		"SLIPWAY_RATE_LIMIT_PER_HOUR=100000000", // measure the API, not the quota's refusals
 	)
+	cmd.Env = append(cmd.Env, env...) // later entries win
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 
 	srv := &server{
 		url:     "http://" + httpAddr,
 		logPath: logPath,
+		dataDir: dataDir,
 		cmd:     cmd,
 		done:    make(chan struct{}),
 		client: &http.Client{
