@@ -63,7 +63,7 @@ test-go: ## run every Go test (needs `make deps` once)
 	cd deploy && $(GO) test -count=1 ./...
 
 .PHONY: bench
-bench: ## load benchmark against the real binary (SQLite and PostgreSQL)
+bench: ## benchmarks against the real binary: API load (SQLite, PostgreSQL), job runs (process, docker on Podman)
 	$(GO) test ./bench -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m
 
 .PHONY: fuzz

@@ -77,6 +77,9 @@ type Driver struct {
 
 	mu       sync.Mutex
 	watching map[string]bool
+	// finished is closed (and replaced) whenever a run's final status has
+	// been written, so Wait returns at once instead of at its next poll.
+	finished chan struct{}
 	startMu  sync.Mutex // serialises the name-uniqueness check in Start
 }
 
@@ -96,7 +99,7 @@ func New(stateDir string) (*Driver, error) {
 		return nil, fmt.Errorf("process: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Driver{dir: abs, KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}}
+	d := &Driver{dir: abs, KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
 	ids, err := d.ids()
 	if err != nil {
 		cancel()
@@ -461,6 +464,7 @@ func (h *holder) run(ctx context.Context) {
 
 // finish writes the final status of a run whose shim is gone.
 func (h *holder) finish() {
+	defer h.d.announceFinish()
 	defer h.lock.Close()
 	if h.pid != nil {
 		killGroup(h.pid, syscall.SIGKILL) // background leftovers of the run
@@ -680,9 +684,21 @@ func (d *Driver) Status(ctx context.Context, id string) (runtime.Status, error) 
 	return d.status(id)
 }
 
-// Wait implements runtime.Driver.
+// announceFinish wakes every Wait: some run has finished.
+func (d *Driver) announceFinish() {
+	d.mu.Lock()
+	close(d.finished)
+	d.finished = make(chan struct{})
+	d.mu.Unlock()
+}
+
+// Wait implements runtime.Driver. Runs this driver watches wake it as
+// they finish; the poll covers runs another process watches.
 func (d *Driver) Wait(ctx context.Context, id string) (runtime.Status, error) {
 	for {
+		d.mu.Lock()
+		finished := d.finished // taken before the check, so no finish is missed
+		d.mu.Unlock()
 		st, err := d.status(id)
 		if err != nil || st.State == runtime.StateExited {
 			return st, err
@@ -690,6 +706,7 @@ func (d *Driver) Wait(ctx context.Context, id string) (runtime.Status, error) {
 		select {
 		case <-ctx.Done():
 			return st, ctx.Err()
+		case <-finished:
 		case <-time.After(pollInterval):
 		}
 	}
@@ -711,6 +728,9 @@ func (d *Driver) Logs(ctx context.Context, id string, follow bool) iter.Seq2[run
 		r := bufio.NewReader(f)
 		var partial []byte
 		for {
+			d.mu.Lock()
+			finished := d.finished
+			d.mu.Unlock()
 			done := !follow || d.exited(id)
 			for {
 				line, err := r.ReadBytes('\n')
@@ -736,6 +756,7 @@ func (d *Driver) Logs(ctx context.Context, id string, follow bool) iter.Seq2[run
 			case <-ctx.Done():
 				yield(runtime.LogLine{}, ctx.Err())
 				return
+			case <-finished:
 			case <-time.After(pollInterval):
 			}
 		}
