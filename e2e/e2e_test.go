@@ -848,7 +848,8 @@ func TestServeTargetsApart(t *testing.T) {
 	natsURL := testenv.StartNATS(t).URL()
 
 	authURL := testenv.Postgres(t)
-	runSlipway(t, []string{"migrate"}, "SLIPWAY_PROJECTS_DATABASE_URL="+dbURL, "SLIPWAY_AUTH_DATABASE_URL="+authURL)
+	jobsURL := testenv.Postgres(t)
+	runSlipway(t, []string{"migrate"}, "SLIPWAY_PROJECTS_DATABASE_URL="+dbURL, "SLIPWAY_AUTH_DATABASE_URL="+authURL, "SLIPWAY_JOBS_DATABASE_URL="+jobsURL)
 
 	auth := startSlipway(t,
 		"SLIPWAY_TARGET=auth",
@@ -863,9 +864,19 @@ func TestServeTargetsApart(t *testing.T) {
 		"SLIPWAY_NATS_URL="+natsURL,
 		"SLIPWAY_INTERNAL_KEY="+internalKey,
 	)
+	jobs := startSlipway(t,
+		"SLIPWAY_TARGET=jobs",
+		"SLIPWAY_JOBS_DATABASE_URL="+jobsURL,
+		"SLIPWAY_AUTH_ADDR="+auth.GRPCAddr,
+		"SLIPWAY_PROJECTS_ADDR="+projects.GRPCAddr,
+		"SLIPWAY_NATS_URL="+natsURL,
+		"SLIPWAY_INTERNAL_KEY="+internalKey,
+		"SLIPWAY_ENCRYPTION_KEY=split-deploy-encryption-key-0123456789",
+	)
 	gateway := startSlipway(t,
 		"SLIPWAY_TARGET=gateway",
 		"SLIPWAY_PROJECTS_ADDR="+projects.GRPCAddr,
+		"SLIPWAY_JOBS_ADDR="+jobs.GRPCAddr,
 		"SLIPWAY_AUTH_ADDR="+auth.GRPCAddr,
 		"SLIPWAY_NATS_URL="+natsURL,
 		"SLIPWAY_INTERNAL_KEY="+internalKey,
@@ -885,7 +896,26 @@ func TestServeTargetsApart(t *testing.T) {
 		t.Errorf("list through the gateway has %d projects, want 1", n)
 	}
 
-	for name, inst := range map[string]*instance{"auth": auth, "projects": projects, "gateway": gateway} {
+	// A job runs in the jobs process: it checks the project with the
+	// projects process (an internal call) and its run ends SUCCESS.
+	callJSON(t, "POST", gateway.URL+"/v1/projects/split-deploy/jobs/manual",
+		`{"name":"split job","deployment":{"docker":{"configType":"customCommand","customCommand":"echo split"}}}`).data(t)
+	callJSON(t, "POST", gateway.URL+"/v1/projects/not-there/jobs/manual",
+		`{"name":"lost job","deployment":{"docker":{"configType":"customCommand","customCommand":"true"}}}`).apiErr(t, http.StatusNotFound)
+	run := callJSON(t, "POST", gateway.URL+"/v1/projects/split-deploy/jobs/split-job/runs", `{}`).data(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := callJSON(t, "GET", gateway.URL+"/v1/projects/split-deploy/jobs/split-job/runs/"+run["id"].(string), "").data(t)
+		if r["status"] == "SUCCESS" {
+			break
+		}
+		if r["concluded"] == true || time.Now().After(deadline) {
+			t.Fatalf("run through the split deployment: %v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	for name, inst := range map[string]*instance{"auth": auth, "projects": projects, "jobs": jobs, "gateway": gateway} {
 		r := callJSON(t, "GET", inst.URL+"/health", "")
 		d := r.data(t)
 		if d["status"] != "ok" {
@@ -901,6 +931,9 @@ func TestServeTargetsApart(t *testing.T) {
 	// Both stop cleanly on SIGTERM, the gateway first as in a rollout.
 	if err := gateway.Stop(); err != nil {
 		t.Errorf("stop the gateway: %v", err)
+	}
+	if err := jobs.Stop(); err != nil {
+		t.Errorf("stop the jobs service: %v", err)
 	}
 	if err := projects.Stop(); err != nil {
 		t.Errorf("stop the projects service: %v", err)

@@ -177,9 +177,17 @@ func serve(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
-		jobsConn, err := dial(cfg.JobsAddr, "jobs")
-		if err != nil {
-			return err
+		// A gateway running apart serves the jobs API once it knows where
+		// the jobs service is; without it the jobs routes answer 404.
+		var jobsConn grpc.ClientConnInterface
+		if cfg.JobsAddr != "" || cfg.runs("jobs") {
+			conn, err := dial(cfg.JobsAddr, "jobs")
+			if err != nil {
+				return err
+			}
+			jobsConn = conn
+		} else {
+			p.log.Warn("the jobs API is not served: set SLIPWAY_JOBS_ADDR to the jobs service's gRPC address")
 		}
 		limiter, err := p.quotas()
 		if err != nil {

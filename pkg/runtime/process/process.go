@@ -468,6 +468,10 @@ func (h *holder) finish() {
 	defer h.lock.Close()
 	if h.pid != nil {
 		killGroup(h.pid, syscall.SIGKILL) // background leftovers of the run
+		// A run is reported exited only once nothing of it runs any more.
+		for deadline := time.Now().Add(2 * time.Second); groupMembers(h.pid.PGID) > 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	h.tail(true)
 	ef := exitFile{Finished: time.Now()}
@@ -612,6 +616,25 @@ func alive(p *pidFile) bool {
 		return false
 	}
 	return p.Start == 0 || st.start == p.Start
+}
+
+// groupMembers counts the live (not zombie) processes of a process group.
+func groupMembers(pgid int) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
+			n++
+		}
+	}
+	return n
 }
 
 // killGroup signals the run's process group unless its id was reused: a

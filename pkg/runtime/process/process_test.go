@@ -231,28 +231,9 @@ func TestDeadlineKillsGroup(t *testing.T) {
 	if err := readJSON(d.path(id, "pid"), &pf); err != nil {
 		t.Fatal(err)
 	}
-	if n := groupMembers(t, pf.PGID); n != 0 {
+	if n := groupMembers(pf.PGID); n != 0 {
 		t.Fatalf("%d processes left in the group", n)
 	}
-}
-
-func groupMembers(t *testing.T, pgid int) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' {
-			n++
-		}
-	}
-	return n
 }
 
 func TestDeadlineSigkillAfterGrace(t *testing.T) {
