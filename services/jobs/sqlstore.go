@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,11 +17,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
-
-// maxUpdateAttempts bounds optimistic-concurrency retries: enough for
-// heavy contention on one job or run (with the jittered backoff below),
-// small enough to fail fast.
-const maxUpdateAttempts = 32
 
 // SQLStore is the Store on PostgreSQL or SQLite.
 type SQLStore struct {
@@ -82,23 +76,6 @@ func (s *SQLStore) open(sealed []byte, v any) error {
 		return err
 	}
 	return json.Unmarshal(plain, v)
-}
-
-// errLostRace rolls back an update whose version check failed.
-var errLostRace = errors.New("lost update race")
-
-// updateBackoff sleeps before retry attempt (> 0) of an optimistic
-// update: losers of a race back off by a random amount so they don't
-// collide again in lockstep.
-func updateBackoff(ctx context.Context, attempt int) error {
-	timer := time.NewTimer(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond) + 1)))
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // ---- jobs
@@ -235,33 +212,29 @@ func collectRows[T any](rows *sql.Rows, scan func(rowScanner) (T, error)) ([]T, 
 
 // UpdateJob implements Store.
 func (s *SQLStore) UpdateJob(ctx context.Context, team, project, id string, mutate func(*Job) ([]events.Event, error)) (Job, error) {
-	for attempt := range maxUpdateAttempts {
-		if attempt > 0 {
-			if err := updateBackoff(ctx, attempt); err != nil {
-				return Job{}, err
-			}
-		}
+	var out Job
+	err := sqldb.Optimistic(ctx, func() error {
 		current, err := s.GetJob(ctx, team, project, id)
 		if err != nil {
-			return Job{}, err
+			return err
 		}
 		next := cloneJob(current)
 		evs, err := mutate(&next)
 		if err != nil {
-			return Job{}, err
+			return err
 		}
 		// Identity, creation time and version are the store's.
 		next.TeamID, next.ProjectID, next.ID = current.TeamID, current.ProjectID, current.ID
 		next.CreatedAt, next.Version = current.CreatedAt, current.Version
 		if reflect.DeepEqual(next, current) {
-			return current, nil // nothing to write, nothing to announce
+			out = current // nothing to write, nothing to announce
+			return nil
 		}
 		next.Version++
 		vals, err := s.jobValues(next)
 		if err != nil {
-			return Job{}, err
+			return err
 		}
-		lost := false
 		err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `UPDATE jobs SET name = $1, description = $2, tags = $3, type = $4, plan = $5,
 				deployment = $6, env = $7, backoff_limit = $8, active_deadline_seconds = $9, run_on_source_change = $10,
@@ -269,26 +242,23 @@ func (s *SQLStore) UpdateJob(ctx context.Context, team, project, id string, muta
 				version = $17
 				WHERE team_id = $18 AND project_id = $19 AND id = $20 AND version = $21`,
 				append(vals, next.Version, team, project, id, current.Version)...)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				lost = true
-				return errLostRace
-			}
-			return nil
+			return sqldb.Versioned(res, err)
 		}, func() []events.Event { return evs })
-		if lost {
-			continue
-		}
-		if err != nil {
-			return Job{}, err
-		}
-		return next, nil
+		out = next
+		return err
+	})
+	if err := contended(err); err != nil {
+		return Job{}, err
 	}
-	return Job{}, ErrConflict
+	return out, nil
+}
+
+// contended maps an update that kept losing its race to ErrConflict.
+func contended(err error) error {
+	if errors.Is(err, sqldb.ErrContended) {
+		return ErrConflict
+	}
+	return err
 }
 
 // DeleteJob implements Store.
@@ -470,25 +440,22 @@ func (s *SQLStore) ActiveRuns(ctx context.Context, team, project, job string) ([
 // version) is never undone by an update that read the older lease; the
 // returned run carries the lease as stored.
 func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string, mutate func(*Run) ([]events.Event, error)) (Run, error) {
-	for attempt := range maxUpdateAttempts {
-		if attempt > 0 {
-			if err := updateBackoff(ctx, attempt); err != nil {
-				return Run{}, err
-			}
-		}
+	var out Run
+	err := sqldb.Optimistic(ctx, func() error {
 		current, err := s.GetRun(ctx, team, project, job, id)
 		if err != nil {
-			return Run{}, err
+			return err
 		}
 		next := cloneRun(current)
 		evs, err := mutate(&next)
 		if err != nil {
-			return Run{}, err
+			return err
 		}
 		next.TeamID, next.ProjectID, next.JobID, next.ID = current.TeamID, current.ProjectID, current.JobID, current.ID
 		next.Version = current.Version
 		if reflect.DeepEqual(next, current) {
-			return current, nil // nothing to write, nothing to announce
+			out = current // nothing to write, nothing to announce
+			return nil
 		}
 		next.Version++
 		set := []string{"name = $1", "status = $2", "reason = $3", "backoff_limit = $4", "attempts = $5", "failed = $6",
@@ -502,7 +469,7 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 		if !reflect.DeepEqual(next.Spec, current.Spec) {
 			spec, err := s.seal(next.Spec)
 			if err != nil {
-				return Run{}, err
+				return err
 			}
 			args = append(args, spec)
 			set = append(set, fmt.Sprintf("spec = $%d", len(args)))
@@ -516,26 +483,22 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 		query := `UPDATE job_runs SET ` + strings.Join(set, ", ") +
 			fmt.Sprintf(` WHERE team_id = $%d AND project_id = $%d AND job_id = $%d AND id = $%d AND version = $%d RETURNING lease_until`,
 				n-4, n-3, n-2, n-1, n)
-		lost := false
 		err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 			var lease int64
 			err := tx.QueryRowContext(ctx, query, args...).Scan(&lease)
 			if errors.Is(err, sql.ErrNoRows) {
-				lost = true
-				return errLostRace
+				return sqldb.ErrStale
 			}
 			next.LeaseUntil = fromMicros(lease)
 			return err
 		}, func() []events.Event { return evs })
-		if lost {
-			continue
-		}
-		if err != nil {
-			return Run{}, err
-		}
-		return next, nil
+		out = next
+		return err
+	})
+	if err := contended(err); err != nil {
+		return Run{}, err
 	}
-	return Run{}, ErrConflict
+	return out, nil
 }
 
 // OrphanedRuns implements Store. A run nobody ever leased (LeaseUntil

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -14,11 +13,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
-
-// maxUpdateAttempts bounds optimistic-concurrency retries: enough for
-// heavy contention on one project (with the jittered backoff below), small
-// enough to fail fast.
-const maxUpdateAttempts = 32
 
 // SQLStore is the Store on PostgreSQL or SQLite.
 type SQLStore struct {
@@ -102,54 +96,39 @@ func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project,
 
 // Update implements Store.
 func (s *SQLStore) Update(ctx context.Context, team, id string, mutate func(*Project) ([]events.Event, error)) (Project, error) {
-	for attempt := range maxUpdateAttempts {
-		if attempt > 0 {
-			// Losers of a race back off by a random amount so they don't
-			// collide again in lockstep.
-			time.Sleep(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond) + 1)))
-		}
+	var out Project
+	err := sqldb.Optimistic(ctx, func() error {
 		current, err := s.Get(ctx, team, id)
 		if err != nil {
-			return Project{}, err
+			return err
 		}
 		next := current
 		evs, err := mutate(&next)
 		if err != nil {
-			return Project{}, err
+			return err
 		}
 		if next == current {
-			return current, nil // nothing to write, nothing to announce
+			out = current // nothing to write, nothing to announce
+			return nil
 		}
 		next.TeamID, next.ID, next.Version = current.TeamID, current.ID, current.Version+1
-		lost := false
 		err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `UPDATE projects SET name = $1, description = $2, color = $3, region = $4, updated_at = $5, version = $6
 				WHERE team_id = $7 AND id = $8 AND version = $9`,
 				next.Name, next.Description, next.Color, next.Region, next.UpdatedAt.UnixMicro(), next.Version, team, id, current.Version)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				lost = true
-				return errLostRace
-			}
-			return nil
+			return sqldb.Versioned(res, err)
 		}, func() []events.Event { return evs })
-		if lost {
-			continue
-		}
-		if err != nil {
-			return Project{}, err
-		}
-		return next, nil
+		out = next
+		return err
+	})
+	if errors.Is(err, sqldb.ErrContended) {
+		return Project{}, ErrConflict
 	}
-	return Project{}, ErrConflict
+	if err != nil {
+		return Project{}, err
+	}
+	return out, nil
 }
-
-// errLostRace rolls back an update whose version check failed.
-var errLostRace = errors.New("lost update race")
 
 // Delete implements Store.
 func (s *SQLStore) Delete(ctx context.Context, team, id string, force bool, evs ...events.Event) error {
