@@ -94,18 +94,11 @@ func (c *chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestid.MetadataKey, id))
 
 	defer func() {
-		if p := recover(); p != nil {
-			c.log.ErrorContext(ctx, "panic in RPC handler", "method", info.FullMethod, "request_id", id, "panic", p, "stack", string(debug.Stack()))
-			resp, err = nil, apierr.Internal
+		p := recover()
+		if p != nil {
+			resp = nil
 		}
-		err = c.toStatus(ctx, info.FullMethod, id, err)
-		code := status.Code(err)
-		c.metrics.observe(info.FullMethod, code, time.Since(start))
-		level := slog.LevelInfo
-		if code == codes.Internal || code == codes.Unknown {
-			level = slog.LevelError
-		}
-		c.log.Log(ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+		err = c.finish(ctx, info.FullMethod, id, start, p, err)
 	}()
 
 	if ctx, err = c.authz.Authorize(ctx, info.FullMethod, req); err != nil {
@@ -127,21 +120,27 @@ func (c *chain) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	id := incomingRequestID(ss.Context())
 	w := &guardedStream{ServerStream: ss, ctx: requestid.NewContext(ss.Context(), id), chain: c, method: info.FullMethod}
 	_ = ss.SetHeader(metadata.Pairs(requestid.MetadataKey, id))
-	defer func() {
-		if p := recover(); p != nil {
-			c.log.ErrorContext(w.ctx, "panic in RPC handler", "method", info.FullMethod, "request_id", id, "panic", p, "stack", string(debug.Stack()))
-			err = apierr.Internal
-		}
-		err = c.toStatus(w.ctx, info.FullMethod, id, err)
-		code := status.Code(err)
-		c.metrics.observe(info.FullMethod, code, time.Since(start))
-		level := slog.LevelInfo
-		if code == codes.Internal || code == codes.Unknown {
-			level = slog.LevelError
-		}
-		c.log.Log(w.ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
-	}()
+	defer func() { err = c.finish(w.ctx, info.FullMethod, id, start, recover(), err) }()
 	return handler(srv, w)
+}
+
+// finish ends every RPC, unary or streaming: a panic (recovered by the
+// caller and passed as panicked) becomes an internal error, the error its
+// wire status, and the call is counted and logged.
+func (c *chain) finish(ctx context.Context, method, id string, start time.Time, panicked any, err error) error {
+	if panicked != nil {
+		c.log.ErrorContext(ctx, "panic in RPC handler", "method", method, "request_id", id, "panic", panicked, "stack", string(debug.Stack()))
+		err = apierr.Internal
+	}
+	err = c.toStatus(ctx, method, id, err)
+	code := status.Code(err)
+	c.metrics.observe(method, code, time.Since(start))
+	level := slog.LevelInfo
+	if code == codes.Internal || code == codes.Unknown {
+		level = slog.LevelError
+	}
+	c.log.Log(ctx, level, "rpc", "method", method, "code", code.String(), "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+	return err
 }
 
 // guardedStream authorizes and validates a stream's first message and
