@@ -377,3 +377,42 @@ func waitContainers(t *testing.T, host, run string, timeout time.Duration, ok fu
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestJobsBadInputHTTP sends what the strict decoder must refuse to the
+// jobs routes whose body is one field of the request (body: "spec",
+// "overrides"), and checks nothing was created.
+func TestJobsBadInputHTTP(t *testing.T) {
+	inst := startSlipway(t)
+	a := newJobsProject(t, inst.URL, "Bad Input Jobs")
+	manual := inst.URL + "/v1/projects/" + a.project + "/jobs/manual"
+	job := a.createManual(commandJob("good job", "true"))
+	cases := []struct {
+		name, method, url, body string
+		status                  int
+		field                   string
+	}{
+		{"malformed JSON", "POST", manual, `{"name":"x",`, http.StatusBadRequest, ""},
+		{"unknown field", "POST", manual, `{"name":"bad job","nope":1}`, http.StatusBadRequest, "nope"},
+		{"wrong type", "POST", manual, `{"name":"bad job","backoffLimit":"two"}`, http.StatusBadRequest, "backoffLimit"},
+		{"nested unknown field", "POST", manual, `{"name":"bad job","deployment":{"vcs":{}}}`, http.StatusBadRequest, "deployment.vcs"},
+		{"env value not a string", "POST", manual, `{"name":"bad job","runtimeEnvironment":{"A":1}}`, http.StatusBadRequest, "runtimeEnvironment.A"},
+		{"oversize body", "POST", manual, `{"name":"bad job","description":"` + strings.Repeat("x", 2<<20) + `"}`, http.StatusRequestEntityTooLarge, ""},
+		{"run override unknown field", "POST", a.jobURL(job) + "/runs", `{"env":{}}`, http.StatusBadRequest, "env"},
+		{"patch wrong type", "PATCH", manual + "/" + job, `{"schedule":5}`, http.StatusBadRequest, "schedule"},
+		{"logs bad lineLimit", "GET", a.jobURL(job) + "/logs?lineLimit=lots", "", http.StatusBadRequest, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := requestAs(t, "Bearer "+adminToken, c.method, c.url, c.body).apiErr(t, c.status)
+			if c.field != "" {
+				if _, ok := e.Details[c.field]; !ok {
+					t.Errorf("details %v do not name %q", e.Details, c.field)
+				}
+			}
+		})
+	}
+	list := callJSON(t, "GET", inst.URL+"/v1/projects/"+a.project+"/jobs", "").data(t)
+	if n := len(list["jobs"].([]any)); n != 1 {
+		t.Errorf("%d jobs after the refused requests, want the 1 good one", n)
+	}
+}
