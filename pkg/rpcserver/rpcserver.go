@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
@@ -55,8 +56,19 @@ type Options struct {
 	Authorizer Authorizer
 }
 
-// New returns a gRPC server with Slipway's interceptor chain.
-func New(opts Options, extra ...grpc.ServerOption) (*grpc.Server, error) {
+// Chain is the interceptor chain every RPC runs through, whether it
+// arrives over the network (Server) or from a component in the same
+// process (InProcess): the same authentication, authorization,
+// validation, metrics and logs either way.
+type Chain struct {
+	log       *slog.Logger
+	metrics   *metrics
+	authz     Authorizer
+	validator protovalidate.Validator
+}
+
+// NewChain builds the chain.
+func NewChain(opts Options) (*Chain, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -71,23 +83,41 @@ func New(opts Options, extra ...grpc.ServerOption) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain := &chain{log: opts.Logger, metrics: m, authz: opts.Authorizer, validator: validator}
-	return grpc.NewServer(append([]grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(chain.unary),
-		grpc.ChainStreamInterceptor(chain.stream),
-		grpc.MaxRecvMsgSize(4 << 20),
-	}, extra...)...), nil
+	return &Chain{log: opts.Logger, metrics: m, authz: opts.Authorizer, validator: validator}, nil
 }
 
-type chain struct {
-	log       *slog.Logger
-	metrics   *metrics
-	authz     Authorizer
-	validator protovalidate.Validator
+// Server returns a gRPC server running the chain.
+func (c *Chain) Server(extra ...grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(c.unary),
+		grpc.ChainStreamInterceptor(c.stream),
+		grpc.MaxRecvMsgSize(4 << 20),
+	}, extra...)...)
+}
+
+// Bind makes ch run every RPC through the chain. An in-process channel is
+// registered with services like a server and called like a client
+// connection, and its calls are function calls: no socket, no HTTP/2
+// framing, no serialisation (messages are cloned, so caller and handler
+// never share one); outgoing metadata arrives as incoming metadata, as
+// over the network. ch may already be handed out as a connection (the
+// authorizer behind the chain resolves tokens through it): it runs the
+// chain from the first RPC after Bind.
+func (c *Chain) Bind(ch *inprocgrpc.Channel) *inprocgrpc.Channel {
+	return ch.WithServerUnaryInterceptor(c.unary).WithServerStreamInterceptor(c.stream)
+}
+
+// New returns a gRPC server with Slipway's interceptor chain.
+func New(opts Options, extra ...grpc.ServerOption) (*grpc.Server, error) {
+	c, err := NewChain(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.Server(extra...), nil
 }
 
 // unary runs the whole chain in one function so the order is plain to see.
-func (c *chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+func (c *Chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	id := incomingRequestID(ctx)
 	ctx = requestid.NewContext(ctx, id)
@@ -115,7 +145,7 @@ func (c *chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 // stream is unary's counterpart for streaming RPCs: the request arrives
 // with the first message, so authorization and validation run when the
 // handler receives it, and nothing is sent before they have passed.
-func (c *chain) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+func (c *Chain) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
 	id := incomingRequestID(ss.Context())
 	w := &guardedStream{ServerStream: ss, ctx: requestid.NewContext(ss.Context(), id), chain: c, method: info.FullMethod}
@@ -127,7 +157,7 @@ func (c *chain) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 // finish ends every RPC, unary or streaming: a panic (recovered by the
 // caller and passed as panicked) becomes an internal error, the error its
 // wire status, and the call is counted and logged.
-func (c *chain) finish(ctx context.Context, method, id string, start time.Time, panicked any, err error) error {
+func (c *Chain) finish(ctx context.Context, method, id string, start time.Time, panicked any, err error) error {
 	if panicked != nil {
 		c.log.ErrorContext(ctx, "panic in RPC handler", "method", method, "request_id", id, "panic", panicked, "stack", string(debug.Stack()))
 		err = apierr.Internal
@@ -148,7 +178,7 @@ func (c *chain) finish(ctx context.Context, method, id string, start time.Time, 
 type guardedStream struct {
 	grpc.ServerStream
 	ctx        context.Context
-	chain      *chain
+	chain      *Chain
 	method     string
 	authorized bool
 }
@@ -205,7 +235,7 @@ func bodyField(fullMethod string) string {
 // toStatus is the one place where errors become wire statuses: Slipway
 // errors keep their code and details, statuses pass through, and anything
 // else is logged and replaced by a bare internal error.
-func (c *chain) toStatus(ctx context.Context, method, id string, err error) error {
+func (c *Chain) toStatus(ctx context.Context, method, id string, err error) error {
 	if err == nil {
 		return nil
 	}
