@@ -18,6 +18,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
@@ -112,7 +113,7 @@ func startStack(b *testing.B, secured bool) string {
 	b.Cleanup(func() { _ = conn.Close() })
 	const key = "bench-internal-key-0123456789abcdef"
 	var authorizer rpcserver.Authorizer = fixedGrant{authztest.TeamToken("default", "admin")}
-	opts := gateway.Options{Logger: quiet, Backends: gateway.Backends{Projects: conn}}
+	opts := gateway.Options{Logger: quiet, Backends: []component.Backend{{Name: "projects", API: *projects.Component.API, Conn: conn}}}
 	if secured {
 		a := authz.New(authv1.NewAuthServiceClient(conn), key)
 		authorizer = a

@@ -3,11 +3,13 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -15,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -46,12 +49,13 @@ const (
 	initdbDir      = "/docker-entrypoint-initdb.d"
 )
 
-// documentedEnv reads the configuration table of the README: the
-// environment variables of the slipway binary (cmd/slipway's tests keep the
-// binary and the table in step). A compose file or Dockerfile that sets a
-// SLIPWAY_ variable missing from it is almost always a typo, which the
-// binary would silently ignore.
-var documentedEnv = readmeEnv()
+// documentedEnv are the environment variables of the slipway binary: the
+// shared ones of the README's configuration table and every setting of
+// every component of the component table (cmd/slipway's tests keep the
+// binary, its table and the README in step). A compose file or Dockerfile
+// that sets a SLIPWAY_ variable missing from it is almost always a typo,
+// which the binary would silently ignore.
+var documentedEnv = append(readmeEnv(), tableEnv()...)
 
 func readmeEnv() []string {
 	data, err := os.ReadFile("../README.md")
@@ -69,14 +73,57 @@ func readmeEnv() []string {
 	return out
 }
 
+// component is a row of the binary's component table, as `slipway
+// components --json` prints it.
+type component struct {
+	Name        string   `json:"name"`
+	Deps        []string `json:"deps"`
+	DatabaseEnv string   `json:"databaseEnv"`
+	AddrEnv     string   `json:"addrEnv"`
+	API         bool     `json:"api"`
+	OptionalAPI bool     `json:"optionalApi"`
+	Settings    []struct {
+		Env string `json:"env"`
+	} `json:"settings"`
+}
+
+// components is the component table, read once from the binary.
+var components = sync.OnceValue(func() []component {
+	cmd := exec.Command("go", "run", slipwayMain, "components", "--json")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		panic(fmt.Sprintf("slipway components --json: %v", err))
+	}
+	var table []component
+	if err := json.Unmarshal(out, &table); err != nil {
+		panic(err)
+	}
+	return table
+})
+
+func tableEnv() []string {
+	var out []string
+	for _, c := range components() {
+		for _, s := range c.Settings {
+			out = append(out, s.Env)
+		}
+	}
+	return out
+}
+
+func componentNamed(name string) (component, bool) {
+	for _, c := range components() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return component{}, false
+}
+
 // listenEnv are the documented variables that hold a listen address of the
 // process itself (as opposed to the address of another component).
 var listenEnv = []string{"SLIPWAY_HTTP_ADDR", "SLIPWAY_GRPC_ADDR"}
-
-// serviceTargets are the values of `slipway serve --target=` that can run as a
-// compose service of their own. ("all", also valid for the binary, is the
-// single-process mode and has no place in the split stack.)
-var serviceTargets = []string{"gateway", "projects", "auth", "builds", "deployments", "jobs", "addons"}
 
 // ---------------------------------------------------------------------------
 // docker-compose.yml
@@ -214,6 +261,49 @@ var composeChecks = []composeCheck{
 	{"postgres URLs name databases that init-databases.sql creates", checkDatabases},
 	{"gateway publishes its HTTP port", checkGatewayPort},
 	{"healthchecks back service_healthy dependencies", checkHealthchecks},
+	{"each target has its database and the addresses of its dependencies", checkComponents},
+}
+
+// checkComponents reads the component table: every service that runs a
+// component has the component's database URL and the address of every
+// component it depends on; migrate has the database URL of every component
+// the stack runs; the gateway has the address of every component with an
+// API that the stack runs.
+func checkComponents(s *stack) []error {
+	var errs []error
+	running := map[string]string{} // component -> compose service
+	for _, name := range sortedNames(s.p) {
+		targets, _ := serveTargets(s.p.Services[name])
+		for _, t := range targets {
+			running[t] = name
+		}
+	}
+	need := func(service, key, why string) {
+		if v, ok := env(s.p.Services[service], key); !ok || v == "" {
+			errs = append(errs, fmt.Errorf("%s: %s is not set (%s)", service, key, why))
+		}
+	}
+	for _, c := range components() {
+		service, ok := running[c.Name]
+		if !ok {
+			continue
+		}
+		if c.DatabaseEnv != "" {
+			need(service, c.DatabaseEnv, "its database")
+			need(migrateService, c.DatabaseEnv, "the database of "+c.Name)
+		}
+		for _, d := range c.Deps {
+			if dep, _ := componentNamed(d); dep.AddrEnv != "" {
+				need(service, dep.AddrEnv, "it depends on "+d)
+			}
+		}
+		if c.API && c.Name != gatewayService {
+			if gw, ok := running[gatewayService]; ok {
+				need(gw, c.AddrEnv, "the gateway serves the "+c.Name+" API")
+			}
+		}
+	}
+	return errs
 }
 
 func checkSlipwayBuild(s *stack) []error {
@@ -294,8 +384,12 @@ func checkTargets(s *stack) []error {
 			errs = append(errs, fmt.Errorf("%s: `serve` without --target (it would default to all)", name))
 		}
 		for _, t := range targets {
-			if !slices.Contains(serviceTargets, t) {
-				errs = append(errs, fmt.Errorf("%s: unknown --target=%s (known: %s)", name, t, strings.Join(serviceTargets, ", ")))
+			if _, ok := componentNamed(t); !ok {
+				var known []string
+				for _, c := range components() {
+					known = append(known, c.Name)
+				}
+				errs = append(errs, fmt.Errorf("%s: unknown --target=%s (known: %s)", name, t, strings.Join(known, ", ")))
 			}
 			if other, dup := seen[t]; dup {
 				errs = append(errs, fmt.Errorf("%s: target %s already served by %s", name, t, other))

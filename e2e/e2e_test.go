@@ -206,20 +206,27 @@ func (o *output) logsAt(level string) []string {
 }
 
 // startSlipway starts `slipway serve` and waits until GET /health answers
-// 200. It listens on free loopback ports (HTTP and gRPC) and uses a fresh
-// data dir and embedded NATS, with JSON logs; env entries (KEY=VALUE)
-// override any of that and add more settings. SLIPWAY_* variables of the
-// caller's environment are not inherited. Slipway is stopped when the test
-// ends (SIGTERM, then SIGKILL after a grace period); its output is added to
-// the test log if the test failed.
+// 200. It listens on a free loopback HTTP port (and a free gRPC port when
+// the target is a service that other processes call, or env asks for one
+// with grpcListener) and uses a fresh data dir and embedded NATS, with
+// JSON logs; env entries (KEY=VALUE) override any of that and add more
+// settings. SLIPWAY_* variables of the caller's environment are not
+// inherited. Slipway is stopped when the test ends (SIGTERM, then SIGKILL
+// after a grace period); its output is added to the test log if the test
+// failed.
 func startSlipway(t testing.TB, env ...string) *instance {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatalf("slipway binary not built: %v", buildErr)
 	}
 	pinned := func(key string) bool {
-		return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
+		return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") && kv != grpcListener })
 	}
+	target := lookupEnv(env, "SLIPWAY_TARGET")
+	// --target=all calls its components in memory and opens no gRPC port
+	// unless asked; the gateway never has one.
+	wantGRPC := slices.Contains(env, grpcListener) || (target != "" && target != "all" && target != "gateway")
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return kv == grpcListener })
 	dataDir := lookupEnv(env, "SLIPWAY_DATA_DIR")
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -227,17 +234,19 @@ func startSlipway(t testing.TB, env ...string) *instance {
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
 		httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		grpcAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		full := append([]string{
+		full := []string{
 			"SLIPWAY_HTTP_ADDR=" + httpAddr,
-			"SLIPWAY_GRPC_ADDR=" + grpcAddr,
 			"SLIPWAY_DATA_DIR=" + dataDir,
 			"SLIPWAY_LOG_FORMAT=json",
 			"SLIPWAY_BOOTSTRAP_TOKEN=" + adminToken,
 			// Jobs run as local processes unless a test asks for the docker
 			// driver: the auto choice would depend on the machine.
 			"SLIPWAY_RUNTIME_DRIVER=process",
-		}, env...)
+		}
+		if wantGRPC {
+			full = append(full, fmt.Sprintf("SLIPWAY_GRPC_ADDR=127.0.0.1:%d", testenv.FreePort(t)))
+		}
+		full = append(full, env...)
 		inst := &instance{
 			t: t, HTTPAddr: lookupEnv(full, "SLIPWAY_HTTP_ADDR"), GRPCAddr: lookupEnv(full, "SLIPWAY_GRPC_ADDR"),
 			DataDir: dataDir, done: make(chan struct{}),
@@ -256,6 +265,11 @@ func startSlipway(t testing.TB, env ...string) *instance {
 		t.Fatalf("slipway did not become ready: %v\n--- slipway output ---\n%s", err, inst.out)
 	}
 }
+
+// grpcListener, among startSlipway's env, asks a --target=all process for
+// a gRPC listener on a free port (its GRPCAddr), for processes started
+// apart to call.
+const grpcListener = "SLIPWAY_GRPC_ADDR=<free port>"
 
 // start runs the binary with env and waits for readiness; on error the
 // process has been stopped.
@@ -840,47 +854,74 @@ func mapKeys(m map[string]any) func(func(string) bool) {
 
 // ------------------------------------------------------ split deployment
 
-// TestServeTargetsApart runs the projects service and the gateway as two
-// processes sharing PostgreSQL and an external NATS server, and drives the
-// API through the gateway.
+// component is a row of the component table, as `slipway components
+// --json` prints it.
+type component struct {
+	Name        string   `json:"name"`
+	Deps        []string `json:"deps"`
+	DatabaseEnv string   `json:"databaseEnv"`
+	AddrEnv     string   `json:"addrEnv"`
+}
+
+// componentTable reads the binary's component table.
+func componentTable(t testing.TB) []component {
+	t.Helper()
+	var table []component
+	if err := json.Unmarshal([]byte(runSlipway(t, []string{"components", "--json"})), &table); err != nil {
+		t.Fatalf("slipway components --json: %v", err)
+	}
+	return table
+}
+
+// TestServeTargetsApart runs every component of the component table as a
+// process of its own, sharing an external NATS server, each service on a
+// PostgreSQL database of its own and reached by the others over gRPC at
+// its address, and drives the API through the gateway.
 func TestServeTargetsApart(t *testing.T) {
-	dbURL := testenv.Postgres(t)
 	natsURL := testenv.StartNATS(t).URL()
+	table := componentTable(t)
+	databases := []string{}
+	for _, c := range table {
+		if c.DatabaseEnv != "" {
+			databases = append(databases, c.DatabaseEnv+"="+testenv.Postgres(t))
+		}
+	}
+	runSlipway(t, []string{"migrate"}, databases...)
 
-	authURL := testenv.Postgres(t)
-	jobsURL := testenv.Postgres(t)
-	runSlipway(t, []string{"migrate"}, "SLIPWAY_PROJECTS_DATABASE_URL="+dbURL, "SLIPWAY_AUTH_DATABASE_URL="+authURL, "SLIPWAY_JOBS_DATABASE_URL="+jobsURL)
-
-	auth := startSlipway(t,
-		"SLIPWAY_TARGET=auth",
-		"SLIPWAY_AUTH_DATABASE_URL="+authURL,
-		"SLIPWAY_NATS_URL="+natsURL,
-		"SLIPWAY_INTERNAL_KEY="+internalKey,
-	)
-	projects := startSlipway(t,
-		"SLIPWAY_TARGET=projects",
-		"SLIPWAY_PROJECTS_DATABASE_URL="+dbURL,
-		"SLIPWAY_AUTH_ADDR="+auth.GRPCAddr,
-		"SLIPWAY_NATS_URL="+natsURL,
-		"SLIPWAY_INTERNAL_KEY="+internalKey,
-	)
-	jobs := startSlipway(t,
-		"SLIPWAY_TARGET=jobs",
-		"SLIPWAY_JOBS_DATABASE_URL="+jobsURL,
-		"SLIPWAY_AUTH_ADDR="+auth.GRPCAddr,
-		"SLIPWAY_PROJECTS_ADDR="+projects.GRPCAddr,
-		"SLIPWAY_NATS_URL="+natsURL,
-		"SLIPWAY_INTERNAL_KEY="+internalKey,
+	common := append([]string{
+		"SLIPWAY_NATS_URL=" + natsURL,
+		"SLIPWAY_INTERNAL_KEY=" + internalKey,
+		// Shared by every replica of a component that seals secrets.
 		"SLIPWAY_ENCRYPTION_KEY=split-deploy-encryption-key-0123456789",
-	)
-	gateway := startSlipway(t,
-		"SLIPWAY_TARGET=gateway",
-		"SLIPWAY_PROJECTS_ADDR="+projects.GRPCAddr,
-		"SLIPWAY_JOBS_ADDR="+jobs.GRPCAddr,
-		"SLIPWAY_AUTH_ADDR="+auth.GRPCAddr,
-		"SLIPWAY_NATS_URL="+natsURL,
-		"SLIPWAY_INTERNAL_KEY="+internalKey,
-	)
+	}, databases...)
+	procs := map[string]*instance{}
+	var addrs []string // SLIPWAY_<NAME>_ADDR of every service started
+	var gatewayRow *component
+	for len(procs) < len(table) {
+		started := len(procs)
+		for i, c := range table {
+			ready := procs[c.Name] == nil && !slices.ContainsFunc(c.Deps, func(d string) bool { return procs[d] == nil })
+			if !ready {
+				continue
+			}
+			if c.AddrEnv == "" { // the gateway, last: it needs every address
+				gatewayRow = &table[i]
+				procs[c.Name] = &instance{}
+				continue
+			}
+			procs[c.Name] = startSlipway(t, append(append([]string{"SLIPWAY_TARGET=" + c.Name}, common...), addrs...)...)
+			addrs = append(addrs, c.AddrEnv+"="+procs[c.Name].GRPCAddr)
+		}
+		if len(procs) == started {
+			t.Fatalf("components with unmet dependencies: %v", table)
+		}
+	}
+	if gatewayRow == nil {
+		t.Fatal("the component table has no gateway")
+	}
+	gateway := startSlipway(t, append(append([]string{"SLIPWAY_TARGET=" + gatewayRow.Name}, common...), addrs...)...)
+	procs[gatewayRow.Name] = gateway
+	projects := procs["projects"]
 
 	created := callJSON(t, "POST", gateway.URL+"/v1/projects", `{"name":"Split Deploy","description":"via the gateway"}`).data(t)
 	if created["id"] != "split-deploy" {
@@ -915,7 +956,7 @@ func TestServeTargetsApart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	for name, inst := range map[string]*instance{"auth": auth, "projects": projects, "jobs": jobs, "gateway": gateway} {
+	for name, inst := range procs {
 		r := callJSON(t, "GET", inst.URL+"/health", "")
 		d := r.data(t)
 		if d["status"] != "ok" {
@@ -928,18 +969,34 @@ func TestServeTargetsApart(t *testing.T) {
 		t.Errorf("projects /metrics: HTTP %d without slipway_grpc_server_handled_total", m.Status)
 	}
 
-	// Both stop cleanly on SIGTERM, the gateway first as in a rollout.
+	// All stop cleanly on SIGTERM, the gateway first as in a rollout, then
+	// each component before what it depends on.
 	if err := gateway.Stop(); err != nil {
 		t.Errorf("stop the gateway: %v", err)
 	}
-	if err := jobs.Stop(); err != nil {
-		t.Errorf("stop the jobs service: %v", err)
+	for i := len(table) - 1; i >= 0; i-- {
+		if c := table[i]; c.AddrEnv != "" {
+			if err := procs[c.Name].Stop(); err != nil {
+				t.Errorf("stop %s: %v", c.Name, err)
+			}
+		}
 	}
-	if err := projects.Stop(); err != nil {
-		t.Errorf("stop the projects service: %v", err)
-	}
-	if err := auth.Stop(); err != nil {
-		t.Errorf("stop the auth service: %v", err)
+}
+
+// TestTwoInstancesOnOneMachine: two `slipway serve` with only their HTTP
+// address and data directory apart both start, since the components of one
+// process call each other in memory and open no other port.
+func TestTwoInstancesOnOneMachine(t *testing.T) {
+	a := startSlipway(t)
+	b := startSlipway(t)
+	for _, inst := range []*instance{a, b} {
+		if inst.GRPCAddr != "" {
+			t.Fatalf("an instance was given a gRPC address: %s", inst.GRPCAddr)
+		}
+		callJSON(t, "POST", inst.URL+"/v1/projects", `{"name":"Side by Side"}`).data(t)
+		if got := callJSON(t, "GET", inst.URL+"/v1/projects/side-by-side", "").data(t); got["id"] != "side-by-side" {
+			t.Errorf("%s: %v", inst.URL, got)
+		}
 	}
 }
 

@@ -62,7 +62,7 @@ func TestQuotaSharedAcrossGateways(t *testing.T) {
 	redisURL := testenv.Redis(t)
 	// The services (and a gateway of their own, unused here); other
 	// processes may call the auth service with the internal key.
-	core := startSlipway(t, "SLIPWAY_INTERNAL_KEY="+internalKey, "SLIPWAY_NATS_URL="+natsURL)
+	core := startSlipway(t, grpcListener, "SLIPWAY_INTERNAL_KEY="+internalKey, "SLIPWAY_NATS_URL="+natsURL)
 	quotaEnv := []string{"SLIPWAY_REDIS_URL=" + redisURL, "SLIPWAY_RATE_LIMIT_PER_HOUR=" + strconv.Itoa(limit)}
 	gateways := []*instance{
 		startGateway(t, core, natsURL, quotaEnv...),

@@ -93,6 +93,22 @@ func appendMessageList(buf *bytes.Buffer, v any) error {
 	return nil
 }
 
+// appendList appends a repeated message field's value to buf as a compact
+// JSON array.
+func appendList(buf *bytes.Buffer, list protoreflect.List) error {
+	buf.WriteByte('[')
+	for i := range list.Len() {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := appendMessage(buf, list.Get(i).Message().Interface()); err != nil {
+			return err
+		}
+	}
+	buf.WriteByte(']')
+	return nil
+}
+
 // appendMessage appends msg's JSON in the API's options. protojson varies
 // its whitespace on purpose; compacting gives clients stable, smaller
 // bodies.

@@ -16,30 +16,16 @@ import (
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/slipwayhq/slipway/gen/openapi"
-	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
-	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
-	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 )
-
-// Backends are the gRPC connections to the services the gateway fronts.
-type Backends struct {
-	// Auth reaches the auth service.
-	Auth grpc.ClientConnInterface
-	// Projects reaches the projects service.
-	Projects grpc.ClientConnInterface
-	// Jobs reaches the jobs service; nil leaves its routes (and the
-	// WebSocket log tail) unserved.
-	Jobs grpc.ClientConnInterface
-}
 
 // Options configure New.
 type Options struct {
@@ -51,8 +37,11 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Version is the build's version string, served on /version.
 	Version string
-	// Backends are the services' connections.
-	Backends Backends
+	// Backends are the components the gateway fronts: each one's API (REST
+	// routes, health, live tails) and a connection to it, in memory or over
+	// gRPC. The first is the required core; any may be absent from a
+	// gateway running apart, whose routes then answer 404.
+	Backends []component.Backend
 	// Ready is an extra readiness check of the gateway's own dependencies;
 	// may be nil.
 	Ready func(ctx context.Context) map[string]string
@@ -81,9 +70,8 @@ type Gateway struct {
 	opts    Options
 	health  []healthTarget
 	handler http.Handler
-	// jobs is the jobs service's client for the log tail; nil without a
-	// jobs backend.
-	jobs jobsv1.JobsServiceClient
+	// tails are the live-tail routes of every backend.
+	tails []tailRoute
 	// tailInitTimeout is how long a log tail waits for its init message.
 	tailInitTimeout time.Duration
 }
@@ -119,25 +107,21 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		gwruntime.WithMiddlewares(recordRoute),
 		gwruntime.WithMetadata(forwardRequestID),
 	)
-	if opts.Backends.Projects == nil {
-		return nil, fmt.Errorf("gateway: no projects backend")
+	if len(opts.Backends) == 0 {
+		return nil, fmt.Errorf("gateway: no backends")
 	}
-	if err := projectsv1.RegisterProjectsServiceHandlerClient(ctx, mux, projectsv1.NewProjectsServiceClient(opts.Backends.Projects)); err != nil {
-		return nil, err
-	}
-	g.health = append(g.health, healthTarget{"projects", projectsv1.ProjectsService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Projects)})
-	if opts.Backends.Auth != nil {
-		if err := authv1.RegisterAuthServiceHandlerClient(ctx, mux, authv1.NewAuthServiceClient(opts.Backends.Auth)); err != nil {
-			return nil, err
+	for _, b := range opts.Backends {
+		if err := b.API.Register(ctx, mux, b.Conn); err != nil {
+			return nil, fmt.Errorf("gateway: %s routes: %w", b.Name, err)
 		}
-		g.health = append(g.health, healthTarget{"auth", authv1.AuthService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Auth)})
-	}
-	if opts.Backends.Jobs != nil {
-		g.jobs = jobsv1.NewJobsServiceClient(opts.Backends.Jobs)
-		if err := jobsv1.RegisterJobsServiceHandlerClient(ctx, mux, g.jobs); err != nil {
-			return nil, err
+		g.health = append(g.health, healthTarget{b.Name, b.API.HealthService, healthpb.NewHealthClient(b.Conn)})
+		for _, t := range b.API.Tails {
+			route, err := newTailRoute(t, b.Conn)
+			if err != nil {
+				return nil, fmt.Errorf("gateway: %s: %w", b.Name, err)
+			}
+			g.tails = append(g.tails, route)
 		}
-		g.health = append(g.health, healthTarget{"jobs", jobsv1.JobsService_ServiceDesc.ServiceName, healthpb.NewHealthClient(opts.Backends.Jobs)})
 	}
 
 	operational := []struct {
@@ -165,8 +149,12 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		switch {
 		case opts.OAuth != nil && isOAuthPath(r.URL.Path):
 			opts.OAuth.ServeHTTP(w, r)
-		case g.isLogTail(r):
-			g.serveLogTail(w, r)
+		case isWebSocket(r):
+			if m, ok := g.matchTail(r.URL.Path); ok {
+				g.serveLogTail(w, r, m)
+				return
+			}
+			mux.ServeHTTP(w, r)
 		default:
 			mux.ServeHTTP(w, r)
 		}

@@ -24,6 +24,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
 	"github.com/slipwayhq/slipway/pkg/quota"
@@ -83,7 +84,7 @@ func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) stri
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	reg := prometheus.NewRegistry()
-	gw, err := gateway.New(ctx, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Version: "test", Backends: gateway.Backends{Projects: conn},
+	gw, err := gateway.New(ctx, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Version: "test", Backends: []component.Backend{{Name: "projects", API: *projects.Component.API, Conn: conn}},
 		Auth: authz.New(tokens, "internal"), Quota: limiter, Plans: plans})
 	if err != nil {
 		t.Fatal(err)
@@ -367,7 +368,7 @@ func TestBackendDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	gw, err := gateway.New(context.Background(), gateway.Options{Logger: quiet, Backends: gateway.Backends{Projects: conn}})
+	gw, err := gateway.New(context.Background(), gateway.Options{Logger: quiet, Backends: []component.Backend{{Name: "projects", API: *projects.Component.API, Conn: conn}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,16 @@
 package gateway
 
-// The WebSocket log tail: GET /v1[/teams/{teamId}]/projects/{projectId}/
-// jobs/{jobId}/logs upgraded to a WebSocket, served from the jobs
-// service's TailJobLogs stream, the way @northflank/js-client's LogsClient
-// consumes it. Every frame is a text frame holding one JSON object:
+// Live log tails: a logs route of any component (today a job's,
+// GET /v1[/teams/{teamId}]/projects/{projectId}/jobs/{jobId}/logs) upgraded
+// to a WebSocket, served from the server-streaming RPC its component.Tail
+// names, the way @northflank/js-client's LogsClient consumes it. The routes
+// come from the component table; this one mechanism serves them all. Every
+// frame is a text frame holding one JSON object:
 //
 //	client: {"type":"init","data":{"auth":{"type":"apiToken","apiToken":"<token>"}}}
 //	server: {"type":"init","data":{"auth":"successful"}}
 //	server: {"type":"log-lines","data":[{"containerId":…,"log":…,"ts":…,"runId":…,"stream":…}, …]}
-//	        (one per TailJobLogsResponse, lines oldest first)
+//	        (one per stream response: its lines, oldest first)
 //
 // Failures:
 //
@@ -18,7 +20,7 @@ package gateway
 //   - Credentials that do not resolve, or a spent hourly quota:
 //     {"type":"init","data":{"auth":"failed","message":…,"status":401|403|429,"id":…}},
 //     close 1008.
-//   - A bad query parameter, or an error from the jobs service:
+//   - A bad query parameter, or an error from the component:
 //     {"type":"error","data":{"status":…,"id":…,"message":…[,"details":…]}}
 //     (the HTTP error envelope's fields, shaped by apiError: no internal
 //     text), close 1000.
@@ -37,7 +39,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,12 +51,16 @@ import (
 	"github.com/coder/websocket"
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
-	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/component"
 )
 
 const (
@@ -71,43 +79,153 @@ const (
 // copies it (tests shorten it).
 var tailInitTimeout = 10 * time.Second
 
-// tailTarget is the job a tail path names.
-type tailTarget struct{ team, project, job string }
+// tailRoute is one live-tail route, compiled from a component.Tail.
+type tailRoute struct {
+	// segments of the path below /v1; "{field}" captures a request field.
+	segments []string
+	method   string
+	conn     grpc.ClientConnInterface
+	request  protoreflect.MessageType
+	response protoreflect.MessageType
+	lines    protoreflect.FieldDescriptor
+	// filter keeps the query from setting what the path says.
+	filter *utilities.DoubleArray
+}
 
-// route is the metrics and access-log label of the tail's route, in the
+// newTailRoute checks t against the RPC it names: a server-streaming
+// method whose response has the repeated message field of lines, and
+// whose request has a string field for every path parameter.
+func newTailRoute(t component.Tail, conn grpc.ClientConnInterface) (tailRoute, error) {
+	name := protoreflect.FullName(strings.Replace(strings.TrimPrefix(t.Method, "/"), "/", ".", 1))
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		return tailRoute{}, fmt.Errorf("tail %s: %w", t.Method, err)
+	}
+	md, ok := d.(protoreflect.MethodDescriptor)
+	if !ok || !md.IsStreamingServer() || md.IsStreamingClient() {
+		return tailRoute{}, fmt.Errorf("tail %s: not a server-streaming method", t.Method)
+	}
+	req, err := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	if err != nil {
+		return tailRoute{}, err
+	}
+	resp, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err != nil {
+		return tailRoute{}, err
+	}
+	linesName := t.Lines
+	if linesName == "" {
+		linesName = "lines"
+	}
+	lines := md.Output().Fields().ByName(protoreflect.Name(linesName))
+	if lines == nil || !lines.IsList() || lines.Kind() != protoreflect.MessageKind {
+		return tailRoute{}, fmt.Errorf("tail %s: the response has no repeated message field %q", t.Method, linesName)
+	}
+	r := tailRoute{segments: strings.Split(strings.Trim(t.Path, "/"), "/"), method: t.Method, conn: conn, request: req, response: resp, lines: lines}
+	params := [][]string{{"team_id"}}
+	for _, seg := range append(r.segments, "{team_id}") {
+		if field, ok := pathParam(seg); ok {
+			if fd := md.Input().Fields().ByName(protoreflect.Name(field)); fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+				return tailRoute{}, fmt.Errorf("tail %s: the request has no string field %q", t.Method, field)
+			}
+			params = append(params, []string{field})
+		}
+	}
+	r.filter = utilities.NewDoubleArray(params)
+	return r, nil
+}
+
+// pathParam returns the field a "{field}" segment captures.
+func pathParam(seg string) (string, bool) {
+	if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+		return seg[1 : len(seg)-1], true
+	}
+	return "", false
+}
+
+// tailMatch is a request path matched to a tail route.
+type tailMatch struct {
+	route  *tailRoute
+	params map[string]string // request field -> path segment
+	team   bool              // under /v1/teams/{team_id}
+}
+
+// label is the metrics and access-log label of the tail's route, in the
 // form the mux's routes have.
-func (t tailTarget) route() string {
-	if t.team != "" {
-		return "/v1/teams/{team_id=*}/projects/{project_id=*}/jobs/{job_id=*}/logs"
+func (m tailMatch) label() string {
+	var b strings.Builder
+	b.WriteString("/v1")
+	if m.team {
+		b.WriteString("/teams/{team_id=*}")
 	}
-	return "/v1/projects/{project_id=*}/jobs/{job_id=*}/logs"
+	for _, seg := range m.route.segments {
+		b.WriteByte('/')
+		if field, ok := pathParam(seg); ok {
+			b.WriteString("{" + field + "=*}")
+		} else {
+			b.WriteString(seg)
+		}
+	}
+	return b.String()
 }
 
-// parseTailPath matches /v1/projects/{p}/jobs/{j}/logs and
-// /v1/teams/{t}/projects/{p}/jobs/{j}/logs.
-func parseTailPath(path string) (tailTarget, bool) {
+// matchTail matches path, /v1/<route> or /v1/teams/{team_id}/<route>,
+// against the tail routes.
+func (g *Gateway) matchTail(path string) (tailMatch, bool) {
 	s := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	var t tailTarget
-	switch {
-	case len(s) == 6 && s[0] == "v1" && s[1] == "projects" && s[3] == "jobs" && s[5] == "logs":
-		t = tailTarget{project: s[2], job: s[4]}
-	case len(s) == 8 && s[0] == "v1" && s[1] == "teams" && s[3] == "projects" && s[5] == "jobs" && s[7] == "logs" && s[2] != "":
-		t = tailTarget{team: s[2], project: s[4], job: s[6]}
-	default:
-		return t, false
+	if len(s) < 2 || s[0] != "v1" {
+		return tailMatch{}, false
 	}
-	return t, t.project != "" && t.job != ""
+	s = s[1:]
+	params := map[string]string{}
+	team := len(s) > 2 && s[0] == "teams"
+	if team {
+		params["team_id"], s = s[1], s[2:]
+	}
+	for i := range g.tails {
+		r := &g.tails[i]
+		if m, ok := r.match(s, params); ok {
+			return tailMatch{route: r, params: m, team: team}, true
+		}
+	}
+	return tailMatch{}, false
 }
 
-// isLogTail reports whether r is a WebSocket handshake for a job's log
-// tail (with a jobs backend to serve it). Other requests to the logs
-// path, the range queries, go to GetJobLogs.
+// match matches path segments against the route; every captured segment
+// must be non-empty.
+func (r *tailRoute) match(s []string, base map[string]string) (map[string]string, bool) {
+	if len(s) != len(r.segments) {
+		return nil, false
+	}
+	params := maps.Clone(base)
+	for i, seg := range r.segments {
+		if field, ok := pathParam(seg); ok {
+			if s[i] == "" {
+				return nil, false
+			}
+			params[field] = s[i]
+		} else if seg != s[i] {
+			return nil, false
+		}
+	}
+	if v, ok := params["team_id"]; ok && v == "" {
+		return nil, false
+	}
+	return params, true
+}
+
+// isWebSocket reports whether r is a WebSocket handshake.
+func isWebSocket(r *http.Request) bool {
+	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+// isLogTail reports whether r is a WebSocket handshake for a live-tail
+// route. Other requests to a logs path, the range queries, go to the mux.
 func (g *Gateway) isLogTail(r *http.Request) bool {
-	if g.jobs == nil || r.Method != http.MethodGet ||
-		!headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+	if !isWebSocket(r) {
 		return false
 	}
-	_, ok := parseTailPath(r.URL.Path)
+	_, ok := g.matchTail(r.URL.Path)
 	return ok
 }
 
@@ -124,25 +242,25 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// tailQueryFilter keeps the query from setting what the path says.
-var tailQueryFilter = utilities.NewDoubleArray([][]string{{"team_id"}, {"project_id"}, {"job_id"}})
-
-// tailRequest builds the TailJobLogs request from the path and the query,
-// parsed the way grpc-gateway parses GetJobLogs' (camelCase or snake_case
-// names, RFC 3339 times, repeated "type"; unknown parameters, such as the
-// range-only endTime, are ignored).
-func tailRequest(target tailTarget, rawQuery string) (*jobsv1.TailJobLogsRequest, error) {
+// request builds the stream's request from the path and the query,
+// parsed the way grpc-gateway parses the range route's (camelCase or
+// snake_case names, RFC 3339 times, repeated values; unknown parameters,
+// such as the range-only endTime, are ignored).
+func (m tailMatch) request(rawQuery string) (proto.Message, error) {
 	values, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "malformed query string")
 	}
-	req := &jobsv1.TailJobLogsRequest{}
-	if err := gwruntime.PopulateQueryParameters(req, values, tailQueryFilter); err != nil {
+	req := m.route.request.New().Interface()
+	if err := gwruntime.PopulateQueryParameters(req, values, m.route.filter); err != nil {
 		// The same wording grpc-gateway's handlers give, so apiError names
 		// the parameter.
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	req.TeamId, req.ProjectId, req.JobId = target.team, target.project, target.job
+	fields := req.ProtoReflect().Descriptor().Fields()
+	for field, v := range m.params {
+		req.ProtoReflect().Set(fields.ByName(protoreflect.Name(field)), protoreflect.ValueOfString(v))
+	}
 	return req, nil
 }
 
@@ -175,10 +293,9 @@ type logTail struct {
 
 // serveLogTail upgrades r and serves the tail until the stream ends, the
 // client goes away or the gateway shuts down.
-func (g *Gateway) serveLogTail(w http.ResponseWriter, r *http.Request) {
-	target, _ := parseTailPath(r.URL.Path)
+func (g *Gateway) serveLogTail(w http.ResponseWriter, r *http.Request, m tailMatch) {
 	if slot, ok := r.Context().Value(routeKey{}).(*string); ok {
-		*slot = target.route()
+		*slot = m.label()
 	}
 	// Same-origin browsers and non-browser clients (which send no Origin)
 	// are served; the credential is explicit, never ambient.
@@ -194,10 +311,10 @@ func (g *Gateway) serveLogTail(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	defer context.AfterFunc(g.ctx, cancel)()
 	t := &logTail{g: g, r: r, c: c}
-	t.serve(ctx, target)
+	t.serve(ctx, m)
 }
 
-func (t *logTail) serve(ctx context.Context, target tailTarget) {
+func (t *logTail) serve(ctx context.Context, m tailMatch) {
 	token, ok := t.readInit(ctx)
 	if !ok {
 		return
@@ -221,7 +338,7 @@ func (t *logTail) serve(ctx context.Context, target tailTarget) {
 	defer context.AfterFunc(ctx, stopStream)()
 	wg.Go(func() { t.keepalive(streamCtx) })
 
-	req, err := tailRequest(target, t.r.URL.RawQuery)
+	req, err := m.request(t.r.URL.RawQuery)
 	if err != nil {
 		t.fail(ctx, err)
 		return
@@ -230,14 +347,20 @@ func (t *logTail) serve(ctx context.Context, target tailTarget) {
 	if authorization != "" {
 		md = metadata.Join(md, metadata.Pairs("authorization", authorization))
 	}
-	stream, err := t.g.jobs.TailJobLogs(metadata.NewOutgoingContext(streamCtx, md), req)
+	route := m.route
+	stream, err := route.conn.NewStream(metadata.NewOutgoingContext(streamCtx, md), &grpc.StreamDesc{ServerStreams: true}, route.method)
+	if err == nil {
+		if err = stream.SendMsg(req); err == nil {
+			err = stream.CloseSend()
+		}
+	}
 	for err == nil {
-		var resp *jobsv1.TailJobLogsResponse
-		if resp, err = stream.Recv(); err != nil {
+		resp := route.response.New()
+		if err = stream.RecvMsg(resp.Interface()); err != nil {
 			break
 		}
 		var data bytes.Buffer
-		if err := appendMessageList(&data, resp.GetLines()); err != nil {
+		if err := appendList(&data, resp.Get(route.lines).List()); err != nil {
 			t.fail(ctx, err)
 			return
 		}

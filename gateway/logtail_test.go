@@ -24,7 +24,9 @@ import (
 	"github.com/slipwayhq/slipway/gateway"
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/quota"
+	jobsservice "github.com/slipwayhq/slipway/services/jobs"
 )
 
 // jobsDouble stands in for the jobs service: a real gRPC server on
@@ -80,7 +82,7 @@ func newTailEnv(t *testing.T, jobs *jobsDouble, o tailOptions) tailEnv {
 	ctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	reg := prometheus.NewRegistry()
-	opts := gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Backends: gateway.Backends{Projects: conn, Jobs: conn}}
+	opts := gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Backends: []component.Backend{{Name: "jobs", API: *jobsservice.Component.API, Conn: conn}}}
 	if o.auth {
 		if o.plans.Default == 0 {
 			o.plans.Default = 1_000_000

@@ -92,13 +92,7 @@ func runAdmin(ctx context.Context, args []string, cio adminIO) error {
 	fs.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
 	// Every setting of `slipway serve` is accepted, so the same flags and
 	// environment work here; only the database ones matter.
-	for _, s := range settings {
-		def := s.def
-		if v, ok := os.LookupEnv(s.env); ok {
-			def = v
-		}
-		fs.String(s.flag, def, s.help+" ($"+s.env+")")
-	}
+	registerSettings(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(cio.log, "Usage: slipway admin %s %s\n\n", name, c.synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -147,7 +141,7 @@ func runAdmin(ctx context.Context, args []string, cio adminIO) error {
 // it is migrated. It never creates a SQLite file: a mistyped data
 // directory must not yield a fresh, empty database.
 func openAuthDatabase(ctx context.Context, cfg config) (*sqldb.DB, error) {
-	url := cfg.authDatabase()
+	url := cfg.database(auth.Component)
 	if path, ok := sqlitePath(url); ok {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no auth database at %s: point --data-dir (SLIPWAY_DATA_DIR) or --auth-database-url "+

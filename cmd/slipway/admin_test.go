@@ -31,9 +31,9 @@ type adminEnv struct {
 
 // clearSettings keeps the caller's SLIPWAY_* environment out of the test.
 func clearSettings(t *testing.T) {
-	for _, s := range settings {
-		if _, ok := os.LookupEnv(s.env); ok {
-			t.Setenv(s.env, s.def)
+	for _, s := range settings() {
+		if _, ok := os.LookupEnv(s.Env); ok {
+			t.Setenv(s.Env, s.Default)
 		}
 	}
 }

@@ -4,10 +4,20 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/slipwayhq/slipway/pkg/component"
+)
+
+// Every component's database and address settings are documented once, as
+// a pattern row of the README's configuration table.
+const (
+	databasePattern = "SLIPWAY_<COMPONENT>_DATABASE_URL"
+	addrPattern     = "SLIPWAY_<COMPONENT>_ADDR"
 )
 
 // TestREADMEConfigTable keeps the README's configuration table and the
-// binary's settings the same set (deploy/ checks compose against the table).
+// binary's settings, read off the component table, the same set
+// (deploy/ checks compose against the component table).
 func TestREADMEConfigTable(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -20,13 +30,27 @@ func TestREADMEConfigTable(t *testing.T) {
 			rows[strings.Trim(cells[1], " `")] = strings.Trim(cells[2], " `")
 		}
 	}
-	for _, s := range settings {
-		if flag, ok := rows[s.env]; !ok {
-			t.Errorf("%s is not in the README's configuration table", s.env)
-		} else if flag != "--"+s.flag {
-			t.Errorf("README gives %s the flag %q, the binary --%s", s.env, flag, s.flag)
+	want := map[string]string{
+		databasePattern: "--<component>-database-url",
+		addrPattern:     "--<component>-addr",
+	}
+	generated := map[string]bool{}
+	for _, c := range table {
+		generated[component.DatabaseSetting(c).Env] = true
+		generated[component.AddrSetting(c).Env] = true
+	}
+	for _, s := range settings() {
+		if !generated[s.Env] {
+			want[s.Env] = "--" + s.Flag
 		}
-		delete(rows, s.env)
+	}
+	for env, flag := range want {
+		if got, ok := rows[env]; !ok {
+			t.Errorf("%s is not in the README's configuration table", env)
+		} else if got != flag {
+			t.Errorf("README gives %s the flag %q, the binary %s", env, got, flag)
+		}
+		delete(rows, env)
 	}
 	for env := range rows {
 		t.Errorf("README documents %s, which the binary does not read", env)
@@ -40,16 +64,36 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != "127.0.0.1:1234" || c.Target != "projects" || c.LogFormat != "json" || c.GRPCAddr != "127.0.0.1:9090" {
+	if c.get("http-addr") != "127.0.0.1:1234" || c.target() != "projects" || c.get("log-format") != "json" || c.get("grpc-addr") != "" {
 		t.Fatalf("config = %+v", c)
 	}
-	if got := c.projectsDatabase(); got != "sqlite:/tmp/x/projects.db" {
+	projects, _ := table.Get("projects")
+	if got := c.database(projects); got != "sqlite:/tmp/x/projects.db" {
 		t.Fatalf("default projects database %q", got)
 	}
 	for _, bad := range [][]string{{"--target=nope"}, {"--log-format=xml"}, {"--log-level=loud"}, {"extra"}, {"--unknown"},
-		{"--target=projects"}, {"--rate-limit-per-hour=0"}, {"--rate-limit-plans=free"}} {
+		{"--target=projects"}, {"--rate-limit-per-hour=0"}, {"--rate-limit-plans=free"}, {"--runtime-driver=vm"},
+		{"--encryption-key=short"}, {"--oauth-secret=short"}} {
 		if _, err := parseConfig("serve", bad); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+// TestTable checks the component table itself: names, dependencies and
+// settings that do not collide.
+func TestTable(t *testing.T) {
+	if err := table.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	byEnv := map[string]string{}
+	for _, s := range settings() {
+		if other, ok := byEnv[s.Env]; ok && other != s.Flag {
+			t.Errorf("%s is the variable of both --%s and --%s", s.Env, other, s.Flag)
+		}
+		byEnv[s.Env] = s.Flag
+		if s.Env != "SLIPWAY_"+strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_")) {
+			t.Errorf("--%s has the variable %s", s.Flag, s.Env)
 		}
 	}
 }

@@ -22,6 +22,7 @@ Usage:
   slipway serve   [flags]   run Slipway (all components by default)
   slipway migrate [flags]   apply database migrations and exit
   slipway admin <command>   create users, teams, members and tokens in the auth database
+  slipway components        list the components --target can run, and their settings
   slipway version           print the version
 
 Run "slipway serve -h" for the flags; each has a SLIPWAY_* environment variable.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string) error {
 		return migrate(ctx, cfg)
 	case "admin":
 		return admin(ctx, args)
+	case "components":
+		return components(args, os.Stdout)
 	case "version":
 		fmt.Println(version)
 		return nil

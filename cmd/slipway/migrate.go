@@ -5,44 +5,49 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
-	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
-	"github.com/slipwayhq/slipway/services/auth/oauth"
-	jobmigrations "github.com/slipwayhq/slipway/services/jobs/migrations"
-	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
 
 // migrate applies every pending migration to the databases of the
-// services the target runs (all of them by default) and exits.
+// components the target runs (all of them by default) and exits.
 func migrate(ctx context.Context, cfg config) error {
 	log := cfg.logger()
-	type service struct {
-		name string
-		url  string
-		sets []sqldb.Migrations
-	}
-	services := []service{
-		{"auth", cfg.authDatabase(), []sqldb.Migrations{authmigrations.Set, events.Migrations, oauth.Migrations}},
-		{"projects", cfg.projectsDatabase(), []sqldb.Migrations{migrations.Set, events.Migrations}},
-		{"jobs", cfg.jobsDatabase(), []sqldb.Migrations{jobmigrations.Set, events.Migrations}},
-	}
-	for _, s := range services {
-		if !cfg.runs(s.name) {
+	for _, c := range table {
+		if !cfg.runs(c.Name) || c.Migrations == nil {
 			continue
 		}
-		db, err := sqldb.Open(ctx, s.url)
+		db, err := openDatabase(ctx, cfg, c, true)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+			return err
 		}
-		err = db.Migrate(ctx, s.sets...)
+		dialect := db.Dialect
 		_ = db.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-		log.Info("database migrated", "service", s.name, "dialect", db.Dialect)
+		log.Info("database migrated", "component", c.Name, "dialect", dialect)
 	}
 	return nil
+}
+
+// migrationSets are a component's migrations: its own, then the event
+// outbox and inbox every component with a database has.
+func migrationSets(c component.Component) []sqldb.Migrations {
+	return append(append([]sqldb.Migrations{}, c.Migrations...), events.Migrations)
+}
+
+// openDatabase opens a component's database, migrating it when asked.
+func openDatabase(ctx context.Context, cfg config, c component.Component, migrate bool) (*sqldb.DB, error) {
+	db, err := sqldb.Open(ctx, cfg.database(c))
+	if err != nil {
+		return nil, fmt.Errorf("%s database: %w", c.Name, err)
+	}
+	if migrate {
+		if err := db.Migrate(ctx, migrationSets(c)...); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("%s database: %w", c.Name, err)
+		}
+	}
+	return db, nil
 }
 
 func jsonObject(m map[string]string) string {

@@ -9,58 +9,58 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/slipwayhq/slipway/gateway"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
-	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
-	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
-	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
-	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
-	"github.com/slipwayhq/slipway/pkg/secret"
-	"github.com/slipwayhq/slipway/pkg/sqldb"
-	"github.com/slipwayhq/slipway/services/auth"
-	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
-	"github.com/slipwayhq/slipway/services/auth/oauth"
-	"github.com/slipwayhq/slipway/services/jobs"
-	jobmigrations "github.com/slipwayhq/slipway/services/jobs/migrations"
-	"github.com/slipwayhq/slipway/services/projects"
-	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
 
-// process holds what one `slipway serve` runs, so shutdown can undo it in
-// reverse.
+// process runs the components of one `slipway serve`: it gives each its
+// environment (database, events, connections to the others), registers
+// what it serves, and undoes it all in reverse at shutdown.
 type process struct {
 	cfg      config
 	log      *slog.Logger
 	registry *prometheus.Registry
 	health   *health.Server
 	closers  []func()
-	// publicURL is where clients reach the API (the OAuth2 issuer).
-	publicURL string
-	// oauth serves the OAuth2 endpoints when auth runs in this process.
-	oauth http.Handler
+	g        *errgroup.Group
+	ctx      context.Context
+	js       jetstream.JetStream
+	// local are the components this process runs; they call each other
+	// through channel, in memory, through the same interceptor chain as
+	// calls arriving over the network.
+	local   map[string]bool
+	channel *inprocgrpc.Channel
+	// dialed are the connections to components running elsewhere, by
+	// address.
+	dialed     map[string]*grpc.ClientConn
+	authorizer *authz.Authorizer
+	publicURL  string
+	// http are the HTTP handlers of started components (the auth
+	// component's OAuth2 pages), by component.
+	http map[string]*component.Instance
 }
 
 func (p *process) onClose(f func()) { p.closers = append(p.closers, f) }
@@ -72,167 +72,135 @@ func (p *process) close() {
 }
 
 func serve(ctx context.Context, cfg config) error {
-	p := &process{cfg: cfg, log: cfg.logger(), registry: prometheus.NewRegistry(), health: health.NewServer()}
-	defer p.close()
-	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	slog.SetDefault(p.log)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-
-	js, err := p.connectNATS()
+	run, err := table.Order(runSet(cfg), cfg.target() == "all")
 	if err != nil {
 		return err
 	}
-	if err := events.EnsureStream(ctx, js); err != nil {
+	p := &process{
+		cfg: cfg, log: cfg.logger(), registry: prometheus.NewRegistry(), health: health.NewServer(),
+		local: map[string]bool{}, dialed: map[string]*grpc.ClientConn{}, http: map[string]*component.Instance{},
+		channel: new(inprocgrpc.Channel),
+	}
+	for _, c := range run {
+		p.local[c.Name] = true
+	}
+	defer p.close()
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	slog.SetDefault(p.log)
+	if err := os.MkdirAll(cfg.dataDir(), 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	p.g, p.ctx = errgroup.WithContext(ctx)
+	ctx = p.ctx
+
+	if p.js, err = p.connectNATS(); err != nil {
+		return err
+	}
+	if err := events.EnsureStream(ctx, p.js); err != nil {
 		return fmt.Errorf("events stream: %w", err)
 	}
 
 	// Listen first: the HTTP address is the default public URL (the OAuth2
-	// issuer), and components in one process reach each other through the
-	// gRPC address exactly as they would across processes.
-	lis, err := net.Listen("tcp", cfg.HTTPAddr)
+	// issuer).
+	lis, err := net.Listen("tcp", cfg.get("http-addr"))
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	p.publicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	p.publicURL = strings.TrimSuffix(cfg.get("public-url"), "/")
 	if p.publicURL == "" {
 		p.publicURL = "http://" + lis.Addr().String()
 	}
+	// A gRPC listener only when another process may call in: a service
+	// target, or --target=all with an address asked for.
 	var grpcLis net.Listener
-	if cfg.Target != "gateway" {
-		if grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	grpcAddr := cfg.get("grpc-addr")
+	serves := slices.ContainsFunc(run, component.Component.Serves)
+	if grpcAddr == "" && cfg.target() != "all" && serves {
+		grpcAddr = defaultGRPCAddr
+	}
+	if grpcAddr != "" && serves {
+		if grpcLis, err = net.Listen("tcp", grpcAddr); err != nil {
 			return fmt.Errorf("gRPC listener: %w", err)
 		}
 	}
-	dial := func(configured, component string) (*grpc.ClientConn, error) {
-		addr := configured
-		if addr == "" {
-			if grpcLis == nil || !cfg.runs(component) {
-				return nil, fmt.Errorf("this target needs the address of the %s service (--%s-addr)", component, component)
-			}
-			addr = grpcLis.Addr().String()
-		}
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return nil, fmt.Errorf("%s service: %w", component, err)
-		}
-		p.onClose(func() { _ = conn.Close() })
-		return conn, nil
-	}
 
-	// Every component authorizes through the auth service; one authorizer
-	// (and its cache) serves the whole process.
-	authConn, err := dial(cfg.AuthAddr, "auth")
+	// Every component authorizes through the auth component; one
+	// authorizer (and its cache) serves the whole process.
+	authConn, err := p.conn("auth")
 	if err != nil {
 		return err
 	}
-	internalKey := cfg.InternalKey
+	internalKey := cfg.get("internal-key")
 	if internalKey == "" { // --target=all: nothing outside this process needs it
 		internalKey = randomKey()
 	}
-	authorizer := authz.New(authv1.NewAuthServiceClient(authConn), internalKey)
-	if err := authz.WatchRevocations(ctx, js, authorizer, p.log); err != nil {
+	p.authorizer = authz.New(authv1.NewAuthServiceClient(authConn), internalKey)
+	if err := authz.WatchRevocations(ctx, p.js, p.authorizer, p.log); err != nil {
 		return fmt.Errorf("token revocations: %w", err)
 	}
-
+	chain, err := rpcserver.NewChain(rpcserver.Options{Logger: p.log, Registerer: p.registry, Authorizer: p.authorizer})
+	if err != nil {
+		return err
+	}
+	chain.Bind(p.channel)
+	var srv *grpc.Server
 	if grpcLis != nil {
-		srv, err := rpcserver.New(rpcserver.Options{Logger: p.log, Registerer: p.registry, Authorizer: authorizer})
-		if err != nil {
-			return err
-		}
+		srv = chain.Server()
 		healthpb.RegisterHealthServer(srv, p.health)
-		if cfg.runs("auth") {
-			if err := p.startAuth(ctx, g, srv, js); err != nil {
-				return err
+	}
+	healthpb.RegisterHealthServer(p.channel, p.health)
+
+	var api http.Handler
+	for _, c := range run {
+		inst, err := p.start(ctx, c)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+		for _, s := range inst.Services {
+			p.channel.RegisterService(s.Desc, s.Impl)
+			if srv != nil {
+				srv.RegisterService(s.Desc, s.Impl)
 			}
 		}
-		if cfg.runs("projects") {
-			if err := p.startProjects(ctx, g, srv, js); err != nil {
-				return err
-			}
+		if inst.Handler != nil {
+			api = inst.Handler
 		}
-		if cfg.runs("jobs") {
-			projectsConn, err := dial(cfg.ProjectsAddr, "projects")
-			if err != nil {
-				return err
-			}
-			if err := p.startJobs(ctx, g, srv, js, projectsConn, authorizer); err != nil {
-				return err
-			}
-		}
-		g.Go(func() error { return srv.Serve(grpcLis) })
-		g.Go(func() error {
+	}
+
+	if srv != nil {
+		p.g.Go(func() error { return srv.Serve(grpcLis) })
+		p.g.Go(func() error {
 			<-ctx.Done()
 			stopGRPC(srv)
 			return nil
 		})
-		p.log.Info("gRPC services listening", "addr", grpcLis.Addr().String(), "target", cfg.Target)
+		p.log.Info("gRPC services listening", "addr", grpcLis.Addr().String(), "target", cfg.target())
+	}
+	if api == nil {
+		api = p.serviceHTTP()
+	}
+	if err := p.serveDebug(); err != nil {
+		return err
 	}
 
-	var handler http.Handler
-	if cfg.runs("gateway") {
-		projectsConn, err := dial(cfg.ProjectsAddr, "projects")
-		if err != nil {
-			return err
-		}
-		// A gateway running apart serves the jobs API once it knows where
-		// the jobs service is; without it the jobs routes answer 404.
-		var jobsConn grpc.ClientConnInterface
-		if cfg.JobsAddr != "" || cfg.runs("jobs") {
-			conn, err := dial(cfg.JobsAddr, "jobs")
-			if err != nil {
-				return err
-			}
-			jobsConn = conn
-		} else {
-			p.log.Warn("the jobs API is not served: set SLIPWAY_JOBS_ADDR to the jobs service's gRPC address")
-		}
-		limiter, err := p.quotas()
-		if err != nil {
-			return err
-		}
-		plans, _ := cfg.plans() // validated by parseConfig
-		oauthHandler := p.oauth
-		if oauthHandler == nil && cfg.AuthURL != "" {
-			target, err := url.Parse(cfg.AuthURL)
-			if err != nil {
-				return fmt.Errorf("auth URL: %w", err)
-			}
-			oauthHandler = httputil.NewSingleHostReverseProxy(target)
-		}
-		gw, err := gateway.New(ctx, gateway.Options{
-			Logger: p.log, Registerer: p.registry, Gatherer: p.registry, Version: version,
-			Backends: gateway.Backends{Projects: projectsConn, Auth: authConn, Jobs: jobsConn},
-			Auth:     authorizer, Quota: limiter, Plans: plans, OAuth: oauthHandler,
-		})
-		if err != nil {
-			return err
-		}
-		handler = gw
-	} else {
-		handler = p.serviceHTTP()
-	}
-
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	g.Go(func() error {
+	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	p.g.Go(func() error {
 		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
 	url := "http://" + lis.Addr().String()
-	p.log.Info("Slipway is running", "url", url, "target", cfg.Target, "data_dir", cfg.DataDir)
+	p.log.Info("Slipway is running", "url", url, "target", cfg.target(), "data_dir", cfg.dataDir())
 	fmt.Printf("Slipway is running at %s\n", url)
 
-	g.Go(func() error {
+	p.g.Go(func() error {
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return httpSrv.Shutdown(shutdownCtx)
 	})
-	err = g.Wait()
+	err = p.g.Wait()
 	p.log.Info("shutting down")
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -240,18 +208,147 @@ func serve(ctx context.Context, cfg config) error {
 	return err
 }
 
+// runSet names the components the target runs.
+func runSet(cfg config) []string {
+	if cfg.target() == "all" {
+		return table.Names()
+	}
+	return []string{cfg.target()}
+}
+
+// start opens a component's database (migrating it when every component
+// runs here), relays its outbox, starts it and its event consumers and
+// registers its health checks.
+func (p *process) start(ctx context.Context, c component.Component) (*component.Instance, error) {
+	env := &component.Env{
+		Name: c.Name, Log: p.log, DataDir: p.cfg.dataDir(), Setting: p.cfg.get,
+		JetStream: p.js, Authorizer: p.authorizer, Registerer: p.registry, Gatherer: p.registry,
+		Conn: p.conn, APIs: p.apis, LocalHTTP: p.localHTTP,
+		Go:        func(f func(context.Context) error) { p.g.Go(func() error { return ignoreCanceled(f(ctx)) }) },
+		OnClose:   p.onClose,
+		Key:       p.keyFile,
+		PublicURL: p.publicURL, Version: version,
+	}
+	var checks []func(name string)
+	if c.Migrations != nil {
+		db, err := openDatabase(ctx, p.cfg, c, p.cfg.target() == "all")
+		if err != nil {
+			return nil, err
+		}
+		p.onClose(func() { _ = db.Close() })
+		relay := events.NewRelay(db, p.js, events.WithLogger(p.log))
+		env.Go(relay.Run)
+		env.DB, env.Notify = db, relay.Notify
+		checks = append(checks, func(service string) {
+			p.health.Add(service, c.Name+"-database", db.PingContext)
+			p.health.Add(service, "nats", func(ctx context.Context) error {
+				_, err := p.js.AccountInfo(ctx)
+				return err
+			})
+		})
+	}
+	var services []string
+	env.Health = func(check string, f func(context.Context) error) {
+		checks = append(checks, func(service string) { p.health.Add(service, check, f) })
+	}
+	inst, err := c.Start(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range inst.Services {
+		services = append(services, s.Desc.ServiceName)
+	}
+	for _, service := range services {
+		for _, add := range checks {
+			add(service)
+		}
+	}
+	for _, cons := range inst.Consumers {
+		cfg := cons.Config
+		if cfg.Logger == nil {
+			cfg.Logger = p.log
+		}
+		stop, err := events.Consume(ctx, p.js, cfg, cons.Handler)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+		}
+		p.onClose(stop)
+	}
+	p.http[c.Name] = inst
+	return inst, nil
+}
+
+// conn reaches a component: in memory when it runs in this process, else
+// over gRPC at its configured address.
+func (p *process) conn(name string) (grpc.ClientConnInterface, error) {
+	if p.local[name] {
+		return p.channel, nil
+	}
+	c, ok := table.Get(name)
+	if !ok {
+		return nil, fmt.Errorf("unknown component %q", name)
+	}
+	s := component.AddrSetting(c)
+	addr := p.cfg.get(s.Flag)
+	if addr == "" {
+		return nil, fmt.Errorf("this target needs the address of the %s service (--%s, $%s)", name, s.Flag, s.Env)
+	}
+	if conn, ok := p.dialed[addr]; ok {
+		return conn, nil
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("%s service: %w", name, err)
+	}
+	p.onClose(func() { _ = conn.Close() })
+	p.dialed[addr] = conn
+	return conn, nil
+}
+
+// apis are the backends of a gateway: every component with an API that
+// runs here or whose address is set. One the gateway depends on is
+// required; an optional one without an address is left out, and said so.
+func (p *process) apis() ([]component.Backend, error) {
+	gw, _ := table.Get("gateway")
+	var out []component.Backend
+	for _, c := range table {
+		if c.API == nil {
+			continue
+		}
+		if !p.local[c.Name] && c.API.Optional && !slices.Contains(gw.Deps, c.Name) && p.cfg.get(component.AddrSetting(c).Flag) == "" {
+			p.log.Warn("the "+c.Name+" API is not served: set "+component.AddrSetting(c).Env+" to the "+c.Name+" service's gRPC address", "component", c.Name)
+			continue
+		}
+		conn, err := p.conn(c.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, component.Backend{Name: c.Name, API: *c.API, Conn: conn})
+	}
+	return out, nil
+}
+
+// localHTTP is the HTTP handler of a component started in this process.
+func (p *process) localHTTP(name string) http.Handler {
+	if inst, ok := p.http[name]; ok && inst.HTTP != nil {
+		return inst.HTTP
+	}
+	return nil
+}
+
 // connectNATS connects to SLIPWAY_NATS_URL, or starts the embedded server
 // in the data directory when it is empty.
 func (p *process) connectNATS() (jetstream.JetStream, error) {
 	var embedded *server.Server
-	if p.cfg.NATSURL == "" {
+	natsURL := p.cfg.get("nats-url")
+	if natsURL == "" {
 		var err error
-		if embedded, err = events.StartEmbedded(filepath.Join(p.cfg.DataDir, "nats")); err != nil {
+		if embedded, err = events.StartEmbedded(filepath.Join(p.cfg.dataDir(), "nats")); err != nil {
 			return nil, fmt.Errorf("embedded NATS: %w", err)
 		}
 		p.onClose(func() { embedded.Shutdown(); embedded.WaitForShutdown() })
 	}
-	nc, err := events.Connect(p.cfg.NATSURL, embedded)
+	nc, err := events.Connect(natsURL, embedded)
 	if err != nil {
 		return nil, fmt.Errorf("NATS: %w", err)
 	}
@@ -265,178 +362,13 @@ func (p *process) connectNATS() (jetstream.JetStream, error) {
 	return jetstream.New(nc)
 }
 
-// startAuth opens the auth database, bootstraps an empty install and
-// registers the auth service with its outbox relay.
-func (p *process) startAuth(ctx context.Context, g *errgroup.Group, srv *grpc.Server, js jetstream.JetStream) error {
-	db, err := sqldb.Open(ctx, p.cfg.authDatabase())
-	if err != nil {
-		return err
-	}
-	p.onClose(func() { _ = db.Close() })
-	if p.cfg.Target == "all" {
-		if err := db.Migrate(ctx, authmigrations.Set, events.Migrations, oauth.Migrations); err != nil {
-			return err
-		}
-	}
-	relay := events.NewRelay(db, js, events.WithLogger(p.log))
-	g.Go(func() error { return ignoreCanceled(relay.Run(ctx)) })
-	store := auth.NewSQLStore(db, relay.Notify)
-	boot, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{Token: p.cfg.BootstrapToken})
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	switch {
-	case boot.Created && p.cfg.BootstrapToken == "":
-		// The only time this token is ever shown: it is stored hashed.
-		fmt.Printf("\nFirst start: created the admin user, the team %q and this admin token.\n"+
-			"It is shown once; keep it now:\n\n    %s\n\n", "default", boot.Token)
-	case boot.Created:
-		p.log.Info("first start: created the admin user and team with the preset bootstrap token")
-	}
-	key, err := p.oauthKey()
-	if err != nil {
-		return err
-	}
-	provider, err := auth.NewOAuthProvider(db, store, p.publicURL, key)
-	if err != nil {
-		return fmt.Errorf("OAuth2 server: %w", err)
-	}
-	p.oauth = provider.Handler()
-	g.Go(func() error { return sweepOAuth(ctx, provider, p.log) })
-	authv1.RegisterAuthServiceServer(srv, auth.NewServer(store, auth.Options{OAuth: provider, Logger: p.log}))
-	p.health.Add(authv1.AuthService_ServiceDesc.ServiceName, "auth-database", db.PingContext)
-	return nil
-}
-
-// oauthKey is the OAuth2 server's key: configured, or generated once into
-// the data directory so that codes and sign-in cookies survive restarts.
-func (p *process) oauthKey() ([]byte, error) { return p.keyFile(p.cfg.OAuthSecret, "oauth.key") }
-
-// sweepOAuth deletes expired OAuth codes and tokens hourly; the OAuth
-// library never deletes on its own.
-func sweepOAuth(ctx context.Context, provider *oauth.Provider, log *slog.Logger) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if _, err := provider.Store().DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				log.Warn("deleting expired OAuth tokens", "error", err)
-			}
-		}
-	}
-}
-
-// startProjects opens the projects database and registers the service,
-// its outbox relay and its resource consumer.
-func (p *process) startProjects(ctx context.Context, g *errgroup.Group, srv *grpc.Server, js jetstream.JetStream) error {
-	db, err := sqldb.Open(ctx, p.cfg.projectsDatabase())
-	if err != nil {
-		return err
-	}
-	p.onClose(func() { _ = db.Close() })
-	if p.cfg.Target == "all" {
-		if err := db.Migrate(ctx, migrations.Set, events.Migrations); err != nil {
-			return err
-		}
-	}
-	catalog, err := projects.LoadCatalog(p.cfg.CatalogFile)
-	if err != nil {
-		return err
-	}
-	relay := events.NewRelay(db, js, events.WithLogger(p.log))
-	g.Go(func() error { return ignoreCanceled(relay.Run(ctx)) })
-	store := projects.NewSQLStore(db, relay.Notify)
-	stopConsumer, err := events.Consume(ctx, js, events.ConsumerConfig{
-		Durable: projects.ResourceConsumer, Subjects: projects.ResourceSubjects,
-	}, projects.ResourceHandler(store))
-	if err != nil {
-		return fmt.Errorf("projects consumer: %w", err)
-	}
-	p.onClose(stopConsumer)
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(store, catalog))
-	name := projectsv1.ProjectsService_ServiceDesc.ServiceName
-	p.health.Add(name, "projects-database", db.PingContext)
-	p.health.Add(name, "nats", func(ctx context.Context) error {
-		_, err := js.AccountInfo(ctx)
-		return err
-	})
-	return nil
-}
-
-// startJobs opens the jobs database and the runtime driver and registers
-// the jobs service, its outbox relay, its project-deletion consumer and
-// its supervisor and scheduler.
-func (p *process) startJobs(ctx context.Context, g *errgroup.Group, srv *grpc.Server, js jetstream.JetStream, projectsConn *grpc.ClientConn, authorizer *authz.Authorizer) error {
-	db, err := sqldb.Open(ctx, p.cfg.jobsDatabase())
-	if err != nil {
-		return err
-	}
-	p.onClose(func() { _ = db.Close() })
-	if p.cfg.Target == "all" {
-		if err := db.Migrate(ctx, jobmigrations.Set, events.Migrations); err != nil {
-			return err
-		}
-	}
-	catalog, err := projects.LoadCatalog(p.cfg.CatalogFile)
-	if err != nil {
-		return err
-	}
-	key, err := p.keyFile(p.cfg.EncryptionKey, "encryption.key")
-	if err != nil {
-		return err
-	}
-	box, err := secret.NewBox(key, "jobs-env")
-	if err != nil {
-		return err
-	}
-	driver, why, err := drivers.Open(ctx, drivers.Options{Name: p.cfg.RuntimeDriver, StateDir: filepath.Join(p.cfg.DataDir, "runtime"), DockerHost: p.cfg.DockerHost})
-	if err != nil {
-		return fmt.Errorf("runtime driver: %w", err)
-	}
-	if c, ok := driver.(interface{ Close() error }); ok {
-		p.onClose(func() { _ = c.Close() })
-	}
-	p.log.Info("jobs run on the "+driver.Name()+" runtime driver", "why", why)
-	owner, err := p.replicaID()
-	if err != nil {
-		return err
-	}
-	relay := events.NewRelay(db, js, events.WithLogger(p.log))
-	g.Go(func() error { return ignoreCanceled(relay.Run(ctx)) })
-	svc, err := jobs.New(jobs.Options{
-		Store: jobs.NewSQLStore(db, box, relay.Notify), Driver: driver,
-		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: authorizer.Internal,
-		Catalog: catalog, NATS: js.Conn(), Owner: owner, Logger: p.log,
-	})
-	if err != nil {
-		return err
-	}
-	stopConsumer, err := events.Consume(ctx, js, events.ConsumerConfig{Durable: jobs.ProjectsConsumer, Subjects: jobs.ProjectSubjects}, svc.ProjectHandler())
-	if err != nil {
-		return fmt.Errorf("jobs consumer: %w", err)
-	}
-	p.onClose(stopConsumer)
-	g.Go(func() error { return svc.Run(ctx) })
-	jobsv1.RegisterJobsServiceServer(srv, svc)
-	name := jobsv1.JobsService_ServiceDesc.ServiceName
-	p.health.Add(name, "jobs-database", db.PingContext)
-	p.health.Add(name, "nats", func(ctx context.Context) error {
-		_, err := js.AccountInfo(ctx)
-		return err
-	})
-	return nil
-}
-
 // keyFile returns a configured key, or one generated once into the data
 // directory so that what it seals survives restarts.
 func (p *process) keyFile(configured, name string) ([]byte, error) {
 	if configured != "" {
 		return []byte(configured), nil
 	}
-	path := filepath.Join(p.cfg.DataDir, name)
+	path := filepath.Join(p.cfg.dataDir(), name)
 	if key, err := os.ReadFile(path); err == nil && len(key) >= 32 {
 		return key, nil
 	}
@@ -447,38 +379,9 @@ func (p *process) keyFile(configured, name string) ([]byte, error) {
 	return key, nil
 }
 
-// replicaID identifies this jobs replica across its restarts (so that it
-// takes its own runs back at once): generated once into the data directory.
-func (p *process) replicaID() (string, error) {
-	id, err := p.keyFile("", "jobs-replica-id")
-	if err != nil {
-		return "", err
-	}
-	return string(id[:16]), nil
-}
-
-// quotas returns the gateway's limiter: Redis shared by every gateway
-// replica when configured (with the in-process limiter standing in while
-// Redis is unreachable), else in-process.
-func (p *process) quotas() (quota.Limiter, error) {
-	memory := quota.NewMemory(quota.DefaultWindow)
-	if p.cfg.RedisURL == "" {
-		return memory, nil
-	}
-	opts, err := redis.ParseURL(p.cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", err)
-	}
-	// Fail fast: while Redis is down the fallback answers, so retries would
-	// only add latency to requests.
-	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
-	client := redis.NewClient(opts)
-	p.onClose(func() { _ = client.Close() })
-	return quota.NewFailover(quota.NewRedis(client, quota.DefaultWindow), memory, p.log, p.registry), nil
-}
-
-// serviceHTTP is the small HTTP surface of a service-only process: health
-// for orchestrators and metrics for Prometheus.
+// serviceHTTP is the small HTTP surface of a process without the gateway:
+// health for orchestrators, metrics for Prometheus, and the HTTP pages of
+// its components (the auth component's OAuth2 server).
 func (p *process) serviceHTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, _ *http.Request) {
@@ -496,14 +399,47 @@ func (p *process) serviceHTTP() http.Handler {
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body + "\n"))
 	}
-	if p.oauth != nil { // an auth target serves the OAuth2 pages and endpoints
-		mux.Handle("/oauth2/", p.oauth)
-		mux.Handle("/.well-known/oauth-authorization-server", p.oauth)
+	for _, inst := range p.http {
+		for _, path := range inst.HTTPPaths {
+			mux.Handle(path, inst.HTTP)
+		}
 	}
 	mux.HandleFunc("GET /health", ready)
 	mux.HandleFunc("GET /health/ready", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// serveDebug serves the Go profiler on --debug-addr, when set: apart from
+// the API, so that it is never exposed with it.
+func (p *process) serveDebug() error {
+	addr := p.cfg.get("debug-addr")
+	if addr == "" {
+		return nil
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	p.g.Go(func() error {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	p.g.Go(func() error {
+		<-p.ctx.Done()
+		return srv.Close()
+	})
+	p.log.Info("profiler listening", "url", "http://"+lis.Addr().String()+"/debug/pprof/")
+	return nil
 }
 
 // stopGRPC lets in-flight RPCs finish, but not forever.

@@ -1,0 +1,100 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
+	"github.com/slipwayhq/slipway/pkg/secret"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/services/jobs/migrations"
+	"github.com/slipwayhq/slipway/services/projects"
+)
+
+// Component is the jobs service's row in the component table: manual and
+// cron jobs run on the workload runtime.
+var Component = component.Component{
+	Name:       "jobs",
+	Summary:    "manual and cron jobs, their runs and logs, on the workload runtime",
+	Deps:       []string{"auth", "projects"},
+	Migrations: []sqldb.Migrations{migrations.Set},
+	Settings: []component.Setting{
+		{Flag: "runtime-driver", Env: "SLIPWAY_RUNTIME_DRIVER",
+			Help:  "how jobs run: process or docker (empty: docker when a Docker or Podman socket answers, else process)",
+			Check: component.OneOf("process", "docker")},
+		{Flag: "docker-host", Env: "SLIPWAY_DOCKER_HOST",
+			Help: "Docker Engine API address of the docker driver, e.g. unix:///run/podman/podman.sock (empty: $DOCKER_HOST, else the usual sockets)"},
+		{Flag: "encryption-key", Env: "SLIPWAY_ENCRYPTION_KEY",
+			Help:  "key (at least 32 characters) sealing secrets at rest, such as job environments; the same on every jobs replica (empty: generated once into the data directory)",
+			Check: component.MinLength(32)},
+	},
+	Start: start,
+	API: &component.API{
+		HealthService: jobsv1.JobsService_ServiceDesc.ServiceName,
+		Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
+			return jobsv1.RegisterJobsServiceHandlerClient(ctx, mux, jobsv1.NewJobsServiceClient(conn))
+		},
+		Tails:    []component.Tail{{Path: "/projects/{project_id}/jobs/{job_id}/logs", Method: jobsv1.JobsService_TailJobLogs_FullMethodName}},
+		Optional: true,
+	},
+}
+
+// start opens the runtime driver and starts the supervisor and scheduler.
+func start(ctx context.Context, env *component.Env) (*component.Instance, error) {
+	catalog, err := projects.LoadCatalog(env.Setting("catalog-file"))
+	if err != nil {
+		return nil, err
+	}
+	key, err := env.Key(env.Setting("encryption-key"), "encryption.key")
+	if err != nil {
+		return nil, err
+	}
+	box, err := secret.NewBox(key, "jobs-env")
+	if err != nil {
+		return nil, err
+	}
+	driver, why, err := drivers.Open(ctx, drivers.Options{
+		Name: env.Setting("runtime-driver"), StateDir: filepath.Join(env.DataDir, "runtime"), DockerHost: env.Setting("docker-host"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("runtime driver: %w", err)
+	}
+	if c, ok := driver.(interface{ Close() error }); ok {
+		env.OnClose(func() { _ = c.Close() })
+	}
+	env.Log.Info("jobs run on the "+driver.Name()+" runtime driver", "why", why)
+	// The replica's id survives its restarts, so it takes its own runs
+	// back at once.
+	owner, err := env.Key("", "jobs-replica-id")
+	if err != nil {
+		return nil, err
+	}
+	projectsConn, err := env.Conn("projects")
+	if err != nil {
+		return nil, err
+	}
+	svc, err := New(Options{
+		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver,
+		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
+		Catalog: catalog, NATS: env.JetStream.Conn(), Owner: string(owner[:16]), Logger: env.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	env.Go(svc.Run)
+	return &component.Instance{
+		Services: []component.Service{{Desc: &jobsv1.JobsService_ServiceDesc, Impl: svc}},
+		Consumers: []component.Consumer{{
+			Config:  events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects},
+			Handler: svc.ProjectHandler(),
+		}},
+	}, nil
+}
