@@ -27,16 +27,16 @@ const (
 )
 
 func errLastAdmin(team string) error {
-	return apierr.Conflict("LAST_ADMIN", "this is the last admin of team %q; make another member an admin first", team)
+	return apierr.Conflict(apierr.ReasonLastAdmin, "this is the last admin of team %q; make another member an admin first", team)
 }
 
 func errRoleBuiltin(id string) error {
-	return apierr.Conflict("ROLE_BUILTIN", "role %q is built in and cannot be changed; create a custom role instead", id)
+	return apierr.Conflict(apierr.ReasonRoleBuiltin, "role %q is built in and cannot be changed; create a custom role instead", id)
 }
 
 // errRoleExceedsCaller refuses handing out more than the caller holds.
 func errRoleExceedsCaller() error {
-	return &apierr.Error{Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED",
+	return &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonPermissionDenied,
 		Message: "a role that grants more than the caller's own cannot be given to members or held by them"}
 }
 
@@ -205,7 +205,7 @@ func (s *server) AddTeamMember(ctx context.Context, req *authv1.AddTeamMemberReq
 	}
 	u, err := s.store.GetUserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		return nil, &apierr.Error{Code: codes.NotFound, Reason: "NOT_FOUND", Message: fmt.Sprintf(
+		return nil, &apierr.Error{Code: codes.NotFound, Reason: apierr.ReasonNotFound, Message: fmt.Sprintf(
 			"user not found: no user has the email %q (Slipway sends no invitations; create the user with \"slipway admin create-user\")", email)}
 	} else if err != nil {
 		return nil, err
@@ -217,7 +217,7 @@ func (s *server) AddTeamMember(ctx context.Context, req *authv1.AddTeamMemberReq
 	}
 	switch err := s.store.AddMember(ctx, m.Member, ev); {
 	case errors.Is(err, ErrAlreadyExists):
-		return nil, apierr.Conflict("ALREADY_MEMBER", "%s is already a member of team %q", email, m.TeamID)
+		return nil, apierr.Conflict(apierr.ReasonAlreadyMember, "%s is already a member of team %q", email, m.TeamID)
 	case errors.Is(err, ErrNotFound): // the role or the user went meanwhile
 		return nil, apierr.NotFound("role", r.ID)
 	case err != nil:
@@ -465,7 +465,7 @@ func (s *server) RemoveTeamRoleMember(ctx context.Context, req *authv1.RemoveTea
 		return nil, apierr.NotFound("member", req.GetMemberId()) // not a member of this role
 	}
 	if m.RoleID == fallbackRole {
-		return nil, apierr.Conflict("ROLE_FALLBACK", "every member holds exactly one role and %q is the one they fall back to; "+
+		return nil, apierr.Conflict(apierr.ReasonRoleFallback, "every member holds exactly one role and %q is the one they fall back to; "+
 			"give the member another role, or remove them from the team", fallbackRole)
 	}
 	viewer, err := s.store.GetRole(ctx, g.GetTeamId(), fallbackRole)

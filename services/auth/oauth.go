@@ -109,7 +109,7 @@ func (s *server) CreateOAuthClient(ctx context.Context, req *authv1.CreateOAuthC
 		return nil, oauthDisabled()
 	}
 	if p.GetUserId() == "" {
-		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: "USER_REQUIRED", Message: "an OAuth client is owned by a user: use a personal token"}
+		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonUserRequired, Message: "an OAuth client is owned by a user: use a personal token"}
 	}
 	id, sec, err := s.oauth.RegisterClient(ctx, oauth.ClientSpec{
 		Name: req.GetName(), TeamID: g.GetTeamId(), OwnerID: p.GetUserId(), Public: req.GetPublic(),
@@ -148,7 +148,7 @@ func (s *server) DeleteOAuthClient(ctx context.Context, req *authv1.DeleteOAuthC
 func clientErr(err error) error {
 	switch {
 	case errors.Is(err, oauth.ErrClientExists):
-		return &apierr.Error{Code: codes.AlreadyExists, Reason: "ALREADY_EXISTS", Message: "an OAuth client with this id already exists"}
+		return &apierr.Error{Code: codes.AlreadyExists, Reason: apierr.ReasonAlreadyExists, Message: "an OAuth client with this id already exists"}
 	case errors.Is(err, oauth.ErrInvalidClient):
 		return apierr.Invalid("invalid OAuth client", map[string][]string{"client": {strings.TrimPrefix(err.Error(), "oauth: ")}})
 	}
@@ -156,7 +156,7 @@ func clientErr(err error) error {
 }
 
 func oauthDisabled() error {
-	return &apierr.Error{Code: codes.Unimplemented, Reason: "OAUTH_DISABLED", Message: "the OAuth2 server is not enabled"}
+	return &apierr.Error{Code: codes.Unimplemented, Reason: apierr.ReasonOAuthDisabled, Message: "the OAuth2 server is not enabled"}
 }
 
 func clientOf(c *oauth.Client, sec string) *authv1.OAuthClient {

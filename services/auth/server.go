@@ -69,7 +69,7 @@ func NewServer(store Store, opts ...Options) authv1.AuthServiceServer {
 
 // errTokenExceedsRole refuses minting more power than the caller holds.
 func errTokenExceedsRole() error {
-	return &apierr.Error{Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED", Message: "a token cannot exceed its creator's role"}
+	return &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonPermissionDenied, Message: "a token cannot exceed its creator's role"}
 }
 
 // caller returns the principal and its grant in its default team, the
@@ -280,7 +280,7 @@ func (s *server) CreateTeam(ctx context.Context, req *authv1.CreateTeamRequest) 
 		return nil, authz.Unauthenticated("credentials required")
 	}
 	if p.GetUserId() == "" {
-		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: "USER_REQUIRED",
+		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonUserRequired,
 			Message: "only a user can create a team (it becomes the team's admin); use a personal token"}
 	}
 	at := s.now()
@@ -401,9 +401,9 @@ func (s *server) DeleteTeamRole(ctx context.Context, req *authv1.DeleteTeamRoleR
 	case errors.Is(err, ErrNotFound):
 		return nil, apierr.NotFound("role", id)
 	case errors.Is(err, ErrBuiltin):
-		return nil, apierr.Conflict("ROLE_BUILTIN", "role %q is built in and cannot be deleted", id)
+		return nil, apierr.Conflict(apierr.ReasonRoleBuiltin, "role %q is built in and cannot be deleted", id)
 	case errors.Is(err, ErrInUse):
-		return nil, apierr.Conflict("ROLE_IN_USE", "role %q is held by a member or an unrevoked API token; reassign or revoke them first", id)
+		return nil, apierr.Conflict(apierr.ReasonRoleInUse, "role %q is held by a member or an unrevoked API token; reassign or revoke them first", id)
 	case err != nil:
 		return nil, err
 	}

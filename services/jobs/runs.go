@@ -146,7 +146,7 @@ func (s *Service) abort(ctx context.Context, r Run) (Run, error) {
 	var workload string
 	r, err := s.store.UpdateRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID, func(r *Run) ([]events.Event, error) {
 		if r.Concluded() {
-			return nil, apierr.Conflict("RUN_CONCLUDED", "run %q has already concluded with %s", r.ID, r.Status)
+			return nil, apierr.Conflict(apierr.ReasonRunConcluded, "run %q has already concluded with %s", r.ID, r.Status)
 		}
 		workload = r.WorkloadID
 		return s.conclude(r, RunFailed, ReasonAborted, "aborted")

@@ -193,7 +193,7 @@ func (s *Service) put(ctx context.Context, req request, typ Type, spec *jobsv1.J
 	}
 	j, err := s.update(ctx, req, want.ID, func(j *Job) error {
 		if j.Type != typ {
-			return apierr.Conflict("JOB_TYPE_MISMATCH", "job %q is a %s job; its type cannot change", j.ID, j.Type)
+			return apierr.Conflict(apierr.ReasonJobTypeMismatch, "job %q is a %s job; its type cannot change", j.ID, j.Type)
 		}
 		j.Name, j.Description, j.Tags, j.Plan, j.Deployment, j.Env = want.Name, want.Description, want.Tags, want.Plan, want.Deployment, want.Env
 		j.BackoffLimit, j.ActiveDeadlineSeconds, j.RunOnSourceChange = want.BackoffLimit, want.ActiveDeadlineSeconds, want.RunOnSourceChange
@@ -327,7 +327,7 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 func (s *Service) setSuspended(ctx context.Context, req request, id string, suspended bool) error {
 	_, err := s.update(ctx, req, id, func(j *Job) error {
 		if j.Type != TypeCron {
-			return apierr.Conflict("NOT_A_CRON_JOB", "job %q is a manual job; only cron jobs have a schedule to suspend", j.ID)
+			return apierr.Conflict(apierr.ReasonNotACronJob, "job %q is a manual job; only cron jobs have a schedule to suspend", j.ID)
 		}
 		j.Suspended = suspended
 		return nil

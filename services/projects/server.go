@@ -207,7 +207,7 @@ func (s *server) newProject(ctx context.Context, name, description, color, regio
 		return Project{}, apierr.InvalidField("name", "must contain at least 3 letters or digits")
 	}
 	if !authz.ProjectAllowed(grant, id) {
-		return Project{}, &apierr.Error{Code: codes.PermissionDenied, Reason: "PROJECT_RESTRICTED", Message: "these credentials are restricted to other projects"}
+		return Project{}, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonProjectRestricted, Message: "these credentials are restricted to other projects"}
 	}
 	if region == "" {
 		region = s.catalog.DefaultRegion().GetId()
@@ -281,7 +281,7 @@ func storeErr(err error, id string) error {
 	case errors.Is(err, ErrAlreadyExists):
 		return apierr.AlreadyExists("project", id)
 	case errors.Is(err, ErrNotEmpty):
-		return apierr.Conflict("PROJECT_NOT_EMPTY",
+		return apierr.Conflict(apierr.ReasonProjectNotEmpty,
 			"project %q still has services, jobs or addons; delete them first or set delete_child_objects=true", id)
 	case errors.Is(err, ErrConflict):
 		return apierr.Aborted("project %q is being modified concurrently; retry", id)
