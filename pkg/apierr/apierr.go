@@ -69,12 +69,22 @@ func sortedKeys(m map[string][]string) []string {
 // NotFound reports that a resource does not exist (or is not visible to
 // the caller: the two are indistinguishable on purpose).
 func NotFound(kind, id string) *Error {
-	return &Error{Code: codes.NotFound, Reason: ReasonNotFound, Message: fmt.Sprintf("%s %q not found", kind, id)}
+	return &Error{Code: codes.NotFound, Reason: ReasonNotFound, Message: subject(kind, id) + " not found"}
 }
 
 // AlreadyExists reports a create whose derived id is taken.
 func AlreadyExists(kind, id string) *Error {
-	return &Error{Code: codes.AlreadyExists, Reason: ReasonAlreadyExists, Message: fmt.Sprintf("%s %q already exists", kind, id)}
+	return &Error{Code: codes.AlreadyExists, Reason: ReasonAlreadyExists, Message: subject(kind, id) + " already exists"}
+}
+
+// subject names a resource in a message: its kind and quoted id, or the
+// kind alone when the caller does not know the id (a generated one that
+// collided).
+func subject(kind, id string) string {
+	if id == "" {
+		return kind
+	}
+	return fmt.Sprintf("%s %q", kind, id)
 }
 
 // Conflict reports a request that the resource's current state forbids;
