@@ -4,6 +4,11 @@
 // interceptor, and the gateway turns statuses into Northflank error
 // envelopes in one handler. Nothing else decides what a failure looks like
 // on the wire.
+//
+// The vocabulary has three parts: the Reasons (reason.go), declared once
+// and used by services and the gateway alike; the constructors below,
+// which pair a reason with its gRPC code; and the store contract
+// (store.go), whose sentinels every store returns and FromStore maps.
 package apierr
 
 import (
