@@ -116,8 +116,11 @@ func (s *server) CreateOAuthClient(ctx context.Context, req *authv1.CreateOAuthC
 		RedirectURIs: req.GetRedirectUris(), GrantTypes: req.GetGrantTypes(), Scopes: req.GetScopes(),
 		AllowPasswordGrant: req.GetAllowPasswordGrant(),
 	})
-	if err != nil {
-		return nil, clientErr(err)
+	if errors.Is(err, oauth.ErrInvalidClient) {
+		return nil, apierr.Invalid("invalid OAuth client", map[string][]string{"client": {strings.TrimPrefix(err.Error(), "oauth: ")}})
+	} else if err != nil {
+		// The id is generated, so the caller has none to be told about.
+		return nil, apierr.FromStore(err, "OAuth client", "")
 	}
 	c, err := s.oauth.Store().GetClient(ctx, id)
 	if err != nil {
@@ -143,16 +146,6 @@ func (s *server) DeleteOAuthClient(ctx context.Context, req *authv1.DeleteOAuthC
 		return nil, err
 	}
 	return &authv1.DeleteOAuthClientResponse{}, nil
-}
-
-func clientErr(err error) error {
-	switch {
-	case errors.Is(err, oauth.ErrClientExists):
-		return &apierr.Error{Code: codes.AlreadyExists, Reason: apierr.ReasonAlreadyExists, Message: "an OAuth client with this id already exists"}
-	case errors.Is(err, oauth.ErrInvalidClient):
-		return apierr.Invalid("invalid OAuth client", map[string][]string{"client": {strings.TrimPrefix(err.Error(), "oauth: ")}})
-	}
-	return err
 }
 
 func oauthDisabled() error {
