@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/quota"
 )
@@ -50,7 +51,7 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 		if a.quota != nil {
 			a.quota.Headers(w.Header())
 			if !a.quota.Allowed {
-				writeError(w, http.StatusTooManyRequests, quotaExceeded.ID, quotaExceeded.Message, a.quotaDetails())
+				writeError(w, quotaExceeded.Status, apierr.Reason(quotaExceeded.ID), quotaExceeded.Message, a.quotaDetails())
 				return
 			}
 		}
@@ -68,7 +69,7 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 }
 
 // quotaExceeded is the answer to a caller whose hourly quota is spent.
-var quotaExceeded = errorDetail{Status: http.StatusTooManyRequests, ID: "QUOTA_EXCEEDED", Message: "hourly request quota exhausted; retry after the reset"}
+var quotaExceeded = errorDetail{Status: http.StatusTooManyRequests, ID: string(apierr.ReasonQuotaExceeded), Message: "hourly request quota exhausted; retry after the reset"}
 
 // admission is what the gateway decides about a caller before any service
 // is called: whether the credentials resolve, and what is left of the

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
-	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -24,6 +23,8 @@ type errorBody struct {
 type errorDetail struct {
 	Status  int    `json:"status"`
 	Message string `json:"message"`
+	// ID holds an apierr.Reason; it stays a plain string because the log
+	// tail copies it into its own wire messages.
 	ID      string `json:"id"`
 	Details any    `json:"details,omitempty"`
 }
@@ -59,14 +60,15 @@ var genericMessage = map[codes.Code]string{
 	codes.DeadlineExceeded: "request timed out",
 }
 
-// writeError writes the envelope with the given status.
-func writeError(w http.ResponseWriter, status int, id, message string, details any) {
+// writeError writes the envelope with the given status. id is typed so
+// that the gateway's own answers use the declared vocabulary.
+func writeError(w http.ResponseWriter, status int, id apierr.Reason, message string, details any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // messages quote permissions like "Project > Jobs"
-	_ = enc.Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: id, Details: details}})
+	_ = enc.Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: string(id), Details: details}})
 }
 
 // queryParseError recognises grpc-gateway's message for a query or path
@@ -81,7 +83,7 @@ func (g *Gateway) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 		err = b.decodeErr
 	}
 	e := g.apiError(r.Context(), err)
-	writeError(w, e.Status, e.ID, e.Message, e.Details)
+	writeError(w, e.Status, apierr.Reason(e.ID), e.Message, e.Details)
 }
 
 // apiError shapes err as the API shows it: HTTP status, reason, message
@@ -102,12 +104,12 @@ func (g *Gateway) apiError(ctx context.Context, err error) errorDetail {
 	}
 	reason, message, details := describe(st)
 	if reason == "" { // not from a Slipway service: don't trust its text
-		reason = code.String()
+		reason = apierr.CodeReason(code)
 		message = genericMessage[code]
 		if m := queryParseError.FindStringSubmatch(st.Message()); m != nil && code == codes.InvalidArgument {
 			message = "request validation failed"
 			details = map[string][]string{m[1]: {"has the wrong type"}}
-			reason = "VALIDATION_FAILED"
+			reason = apierr.ReasonValidationFailed
 		}
 	}
 	if httpCode == http.StatusInternalServerError {
@@ -117,18 +119,18 @@ func (g *Gateway) apiError(ctx context.Context, err error) errorDetail {
 	if message == "" {
 		message = http.StatusText(httpCode)
 	}
-	return errorDetail{Status: httpCode, Message: message, ID: reason, Details: details}
+	return errorDetail{Status: httpCode, Message: message, ID: string(reason), Details: details}
 }
 
 // describe extracts the reason, message and field details a Slipway
 // service attached to st; reason is empty when st carries none.
-func describe(st *status.Status) (reason, message string, details any) {
+func describe(st *status.Status) (reason apierr.Reason, message string, details any) {
 	var fields map[string][]string
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
 			if d.GetDomain() == apierr.Domain {
-				reason = d.GetReason()
+				reason = apierr.Reason(d.GetReason())
 			}
 		case *errdetails.BadRequest:
 			fields = map[string][]string{}
@@ -150,13 +152,13 @@ func describe(st *status.Status) (reason, message string, details any) {
 func (g *Gateway) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 	switch code {
 	case http.StatusNotFound:
-		writeError(w, code, "ROUTE_NOT_FOUND", "no route for "+r.Method+" "+r.URL.Path, nil)
+		writeError(w, code, apierr.ReasonRouteNotFound, "no route for "+r.Method+" "+r.URL.Path, nil)
 	case http.StatusMethodNotAllowed:
 		if allow := g.routes.allowed(r.URL.Path); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		writeError(w, code, "METHOD_NOT_ALLOWED", "method "+r.Method+" is not allowed on "+r.URL.Path, nil)
+		writeError(w, code, apierr.ReasonMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path, nil)
 	default:
-		writeError(w, code, "HTTP_"+strconv.Itoa(code), http.StatusText(code), nil)
+		writeError(w, code, apierr.HTTPStatusReason(code), http.StatusText(code), nil)
 	}
 }

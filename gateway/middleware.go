@@ -16,6 +16,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 )
 
@@ -84,7 +85,7 @@ func (g *Gateway) instrument(next http.Handler) http.Handler {
 			if p := recover(); p != nil {
 				g.log.ErrorContext(ctx, "panic in HTTP handler", "panic", p, "stack", string(debug.Stack()), "request_id", id)
 				if rec.status == 0 {
-					writeError(rec, http.StatusInternalServerError, "INTERNAL", "internal error", nil)
+					writeError(rec, http.StatusInternalServerError, apierr.Internal.Reason, apierr.Internal.Message, nil)
 				}
 			}
 			if *route == "" {
@@ -125,7 +126,7 @@ func negotiate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		version, ok := requestedVersion(r.Header.Values("Accept"))
 		if !ok {
-			writeError(w, http.StatusUnprocessableEntity, "UNSUPPORTED_API_VERSION",
+			writeError(w, http.StatusUnprocessableEntity, apierr.ReasonUnsupportedAPIVersion,
 				"unsupported api_version; supported versions: "+supportedList(), map[string][]int{"supported": APIVersions})
 			return
 		}
@@ -190,7 +191,7 @@ func limitBody(next http.Handler) http.Handler {
 					tooLarge(w)
 					return
 				}
-				writeError(w, http.StatusBadRequest, "BODY_UNREADABLE", "could not read the request body", nil)
+				writeError(w, http.StatusBadRequest, apierr.ReasonBodyUnreadable, "could not read the request body", nil)
 				return
 			}
 			if len(data) > MaxBodyBytes {
@@ -207,7 +208,7 @@ func tooLarge(w http.ResponseWriter) {
 	// The rest of an oversize body is not read; closing the connection
 	// saves reading it.
 	w.Header().Set("Connection", "close")
-	writeError(w, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE", "request body exceeds "+strconv.Itoa(MaxBodyBytes)+" bytes", nil)
+	writeError(w, http.StatusRequestEntityTooLarge, apierr.ReasonBodyTooLarge, "request body exceeds "+strconv.Itoa(MaxBodyBytes)+" bytes", nil)
 }
 
 // httpMetrics are the gateway's Prometheus series.

@@ -4,6 +4,11 @@
 // interceptor, and the gateway turns statuses into Northflank error
 // envelopes in one handler. Nothing else decides what a failure looks like
 // on the wire.
+//
+// The vocabulary has three parts: the Reasons (reason.go), declared once
+// and used by services and the gateway alike; the constructors below,
+// which pair a reason with its gRPC code; and the store contract
+// (store.go), whose sentinels every store returns and FromStore maps.
 package apierr
 
 import (
@@ -24,9 +29,9 @@ const Domain = "slipway.dev"
 type Error struct {
 	// Code is the gRPC code, which fixes the HTTP status.
 	Code codes.Code
-	// Reason is a stable, machine-readable identifier (UPPER_SNAKE_CASE);
-	// it becomes the "id" of the Northflank error envelope.
-	Reason string
+	// Reason is a stable, machine-readable identifier, one of the declared
+	// Reasons; it becomes the "id" of the Northflank error envelope.
+	Reason Reason
 	// Message is a human-readable sentence without internals.
 	Message string
 	// Fields maps a request field (JSON name, dotted path) to what is wrong
@@ -41,7 +46,7 @@ func (e *Error) Error() string { return e.Message }
 // with its details attached.
 func (e *Error) GRPCStatus() *status.Status {
 	st := status.New(e.Code, e.Message)
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: e.Reason, Domain: Domain}}
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: string(e.Reason), Domain: Domain}}
 	if len(e.Fields) > 0 {
 		br := &errdetails.BadRequest{}
 		for _, f := range sortedKeys(e.Fields) {
@@ -69,28 +74,39 @@ func sortedKeys(m map[string][]string) []string {
 // NotFound reports that a resource does not exist (or is not visible to
 // the caller: the two are indistinguishable on purpose).
 func NotFound(kind, id string) *Error {
-	return &Error{Code: codes.NotFound, Reason: "NOT_FOUND", Message: fmt.Sprintf("%s %q not found", kind, id)}
+	return &Error{Code: codes.NotFound, Reason: ReasonNotFound, Message: subject(kind, id) + " not found"}
 }
 
 // AlreadyExists reports a create whose derived id is taken.
 func AlreadyExists(kind, id string) *Error {
-	return &Error{Code: codes.AlreadyExists, Reason: "ALREADY_EXISTS", Message: fmt.Sprintf("%s %q already exists", kind, id)}
+	return &Error{Code: codes.AlreadyExists, Reason: ReasonAlreadyExists, Message: subject(kind, id) + " already exists"}
 }
 
-// Conflict reports a request that the resource's current state forbids.
-func Conflict(reason, format string, args ...any) *Error {
+// subject names a resource in a message: its kind and quoted id, or the
+// kind alone when the caller does not know the id (a generated one that
+// collided).
+func subject(kind, id string) string {
+	if id == "" {
+		return kind
+	}
+	return fmt.Sprintf("%s %q", kind, id)
+}
+
+// Conflict reports a request that the resource's current state forbids;
+// reason says which rule refused it.
+func Conflict(reason Reason, format string, args ...any) *Error {
 	return &Error{Code: codes.FailedPrecondition, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 // Aborted reports a write that lost a race and may be retried.
 func Aborted(format string, args ...any) *Error {
-	return &Error{Code: codes.Aborted, Reason: "CONCURRENT_MODIFICATION", Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: codes.Aborted, Reason: ReasonConcurrentModification, Message: fmt.Sprintf(format, args...)}
 }
 
 // Invalid reports invalid input; fields maps each offending field to what
 // is wrong with it.
 func Invalid(message string, fields map[string][]string) *Error {
-	return &Error{Code: codes.InvalidArgument, Reason: "VALIDATION_FAILED", Message: message, Fields: fields}
+	return &Error{Code: codes.InvalidArgument, Reason: ReasonValidationFailed, Message: message, Fields: fields}
 }
 
 // InvalidField reports one invalid field.
@@ -100,12 +116,12 @@ func InvalidField(field, description string) *Error {
 
 // Unavailable reports that a dependency is down; callers may retry.
 func Unavailable(what string) *Error {
-	return &Error{Code: codes.Unavailable, Reason: "UNAVAILABLE", Message: what + " is unavailable, try again later"}
+	return &Error{Code: codes.Unavailable, Reason: ReasonUnavailable, Message: what + " is unavailable, try again later"}
 }
 
 // Internal is what callers see for any unexpected failure: the cause is
 // logged, never returned.
-var Internal = &Error{Code: codes.Internal, Reason: "INTERNAL", Message: "internal error"}
+var Internal = &Error{Code: codes.Internal, Reason: ReasonInternal, Message: "internal error"}
 
 // From returns the *Error in err's chain, or nil.
 func From(err error) *Error {

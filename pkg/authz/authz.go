@@ -72,12 +72,12 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string, req any) 
 	if !ok {
 		// Fail closed: an RPC without an access rule is a bug, not an
 		// open door.
-		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: "NO_ACCESS_RULE", Message: "this method is not available"}
+		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonNoAccessRule, Message: "this method is not available"}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if access.GetInternal() {
 		if !a.internal(md) {
-			return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: "INTERNAL_ONLY", Message: "this method is internal"}
+			return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonInternalOnly, Message: "this method is internal"}
 		}
 		return ctx, nil
 	}
@@ -109,7 +109,7 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string, req any) 
 		return ctx, apierr.NotFound("team", team)
 	}
 	if perm := access.GetPermission(); perm != "" && !slices.Contains(grant.GetPermissions(), perm) {
-		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED", Message: "these credentials do not grant " + perm}
+		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonPermissionDenied, Message: "these credentials do not grant " + perm}
 	}
 	if project := stringField(req, "project_id"); project != "" && !ProjectAllowed(grant, project) {
 		return ctx, apierr.NotFound("project", project)
@@ -120,7 +120,7 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string, req any) 
 // Unauthenticated is the error for missing or bad credentials; the gateway
 // adds WWW-Authenticate to it.
 func Unauthenticated(msg string) *apierr.Error {
-	return &apierr.Error{Code: codes.Unauthenticated, Reason: "UNAUTHENTICATED", Message: msg}
+	return &apierr.Error{Code: codes.Unauthenticated, Reason: apierr.ReasonUnauthenticated, Message: msg}
 }
 
 type teamKey struct{}

@@ -204,7 +204,7 @@ func (w *guardedStream) RecvMsg(m any) error {
 
 func (w *guardedStream) SendMsg(m any) error {
 	if !w.authorized {
-		return &apierr.Error{Code: codes.PermissionDenied, Reason: "NOT_AUTHORIZED", Message: "the stream's request was not authorized"}
+		return &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonNotAuthorized, Message: "the stream's request was not authorized"}
 	}
 	return w.ServerStream.SendMsg(m)
 }

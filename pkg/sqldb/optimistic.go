@@ -4,16 +4,21 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/slipwayhq/slipway/pkg/apierr"
 )
 
 // ErrStale is what a versioned write returns (rolling its transaction
 // back) when the row changed since it was read; Optimistic retries on it.
 var ErrStale = errors.New("sqldb: the row changed since it was read")
 
-// ErrContended is Optimistic's answer when every attempt lost its race.
-var ErrContended = errors.New("sqldb: too many concurrent writers")
+// ErrContended is Optimistic's answer when every attempt lost its race. It
+// is the store contract's apierr.ErrConflict (errors.Is holds), so stores
+// can return it as it is and apierr.FromStore maps it.
+var ErrContended = fmt.Errorf("sqldb: too many concurrent writers: %w", apierr.ErrConflict)
 
 // optimisticAttempts bounds the retries: enough for heavy contention on one
 // row (with the jittered backoff), small enough to fail fast.

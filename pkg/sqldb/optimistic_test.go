@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/slipwayhq/slipway/pkg/apierr"
 )
 
 func TestOptimistic(t *testing.T) {
@@ -18,7 +20,7 @@ func TestOptimistic(t *testing.T) {
 		t.Fatalf("won on try 3: err %v after %d tries", err, tries)
 	}
 	tries = 0
-	if err := Optimistic(ctx, func() error { tries++; return ErrStale }); !errors.Is(err, ErrContended) || tries != optimisticAttempts {
+	if err := Optimistic(ctx, func() error { tries++; return ErrStale }); !errors.Is(err, ErrContended) || !errors.Is(err, apierr.ErrConflict) || tries != optimisticAttempts {
 		t.Fatalf("always losing: err %v after %d tries", err, tries)
 	}
 	boom := errors.New("boom")

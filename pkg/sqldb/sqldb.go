@@ -24,6 +24,8 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/slipwayhq/slipway/pkg/apierr"
 )
 
 // Dialect names the SQL engine behind a DB.
@@ -183,4 +185,23 @@ func IsUniqueViolation(err error) bool {
 		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
 	return false
+}
+
+// NotFoundIfNoRows turns database/sql's "no row" into the store contract's
+// apierr.ErrNotFound and returns any other err unchanged, so that every
+// store's Get answers alike on both engines.
+func NotFoundIfNoRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return apierr.ErrNotFound
+	}
+	return err
+}
+
+// AlreadyExistsIfUnique turns a unique-constraint violation into the store
+// contract's apierr.ErrAlreadyExists and returns any other err unchanged.
+func AlreadyExistsIfUnique(err error) error {
+	if IsUniqueViolation(err) {
+		return apierr.ErrAlreadyExists
+	}
+	return err
 }

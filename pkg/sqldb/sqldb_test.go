@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
@@ -51,6 +52,14 @@ func TestOneCodePath(t *testing.T) {
 			if !sqldb.IsUniqueViolation(err) {
 				t.Fatalf("duplicate insert: %v, want a unique violation", err)
 			}
+			if mapped := sqldb.AlreadyExistsIfUnique(err); mapped != apierr.ErrAlreadyExists {
+				t.Fatalf("AlreadyExistsIfUnique(duplicate insert) = %v, want the store contract's ErrAlreadyExists", mapped)
+			}
+			var missing int
+			err = db.QueryRowContext(ctx, `SELECT n FROM demo WHERE id = $1`, "nope").Scan(&missing)
+			if mapped := sqldb.NotFoundIfNoRows(err); mapped != apierr.ErrNotFound {
+				t.Fatalf("NotFoundIfNoRows(no row) = %v, want the store contract's ErrNotFound", mapped)
+			}
 			boom := errors.New("boom")
 			if err := db.InTx(ctx, func(tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, `UPDATE demo SET n = $1 WHERE id = $2`, 99, "a"); err != nil {
@@ -66,6 +75,9 @@ func TestOneCodePath(t *testing.T) {
 			}
 			if sqldb.IsUniqueViolation(errors.New("other")) {
 				t.Fatal("plain error taken for a unique violation")
+			}
+			if other := errors.New("other"); sqldb.AlreadyExistsIfUnique(other) != other || sqldb.NotFoundIfNoRows(other) != other {
+				t.Fatal("a plain error must pass the store mappings unchanged")
 			}
 		})
 	}

@@ -27,16 +27,16 @@ const (
 )
 
 func errLastAdmin(team string) error {
-	return apierr.Conflict("LAST_ADMIN", "this is the last admin of team %q; make another member an admin first", team)
+	return apierr.Conflict(apierr.ReasonLastAdmin, "this is the last admin of team %q; make another member an admin first", team)
 }
 
 func errRoleBuiltin(id string) error {
-	return apierr.Conflict("ROLE_BUILTIN", "role %q is built in and cannot be changed; create a custom role instead", id)
+	return apierr.Conflict(apierr.ReasonRoleBuiltin, "role %q is built in and cannot be changed; create a custom role instead", id)
 }
 
 // errRoleExceedsCaller refuses handing out more than the caller holds.
 func errRoleExceedsCaller() error {
-	return &apierr.Error{Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED",
+	return &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonPermissionDenied,
 		Message: "a role that grants more than the caller's own cannot be given to members or held by them"}
 }
 
@@ -65,16 +65,12 @@ func memberOf(m TeamMember) *authv1.TeamMember {
 // member is a "member not found".
 func (s *server) teamMember(ctx context.Context, team, userID string) (TeamMember, error) {
 	m, err := s.store.GetMember(ctx, team, userID)
-	if errors.Is(err, ErrNotFound) {
-		return TeamMember{}, apierr.NotFound("member", userID)
-	} else if err != nil {
-		return TeamMember{}, err
+	if err != nil {
+		return TeamMember{}, apierr.FromStore(err, "member", userID)
 	}
 	u, err := s.store.GetUser(ctx, userID)
-	if errors.Is(err, ErrNotFound) {
-		return TeamMember{}, apierr.NotFound("member", userID)
-	} else if err != nil {
-		return TeamMember{}, err
+	if err != nil {
+		return TeamMember{}, apierr.FromStore(err, "member", userID)
 	}
 	return TeamMember{Member: m, User: u}, nil
 }
@@ -145,11 +141,9 @@ func (s *server) setRole(ctx context.Context, m TeamMember, r Role) (TeamMember,
 	if err != nil {
 		return TeamMember{}, err
 	}
-	if err := s.store.SetMemberRole(ctx, m.TeamID, m.UserID, r.ID, ev); errors.Is(err, ErrNotFound) {
-		// The member left, or the role was deleted, meanwhile.
-		return TeamMember{}, apierr.NotFound("member", m.UserID)
-	} else if err != nil {
-		return TeamMember{}, err
+	if err := s.store.SetMemberRole(ctx, m.TeamID, m.UserID, r.ID, ev); err != nil {
+		// Not found: the member left, or the role was deleted, meanwhile.
+		return TeamMember{}, apierr.FromStore(err, "member", m.UserID)
 	}
 	return m, nil
 }
@@ -160,10 +154,8 @@ func (s *server) PatchTeam(ctx context.Context, req *authv1.PatchTeamRequest) (*
 		return nil, err
 	}
 	t, err := s.store.GetTeam(ctx, req.GetTeamId())
-	if errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("team", req.GetTeamId())
-	} else if err != nil {
-		return nil, err
+	if err != nil {
+		return nil, apierr.FromStore(err, "team", req.GetTeamId())
 	}
 	if req.Name != nil {
 		t.Name = strings.TrimSpace(req.GetName())
@@ -171,10 +163,8 @@ func (s *server) PatchTeam(ctx context.Context, req *authv1.PatchTeamRequest) (*
 	if req.Description != nil {
 		t.Description = req.GetDescription()
 	}
-	if err := s.store.UpdateTeam(ctx, t); errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("team", t.ID)
-	} else if err != nil {
-		return nil, err
+	if err := s.store.UpdateTeam(ctx, t); err != nil {
+		return nil, apierr.FromStore(err, "team", t.ID)
 	}
 	return &authv1.PatchTeamResponse{Team: teamOf(t)}, nil
 }
@@ -205,7 +195,7 @@ func (s *server) AddTeamMember(ctx context.Context, req *authv1.AddTeamMemberReq
 	}
 	u, err := s.store.GetUserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		return nil, &apierr.Error{Code: codes.NotFound, Reason: "NOT_FOUND", Message: fmt.Sprintf(
+		return nil, &apierr.Error{Code: codes.NotFound, Reason: apierr.ReasonNotFound, Message: fmt.Sprintf(
 			"user not found: no user has the email %q (Slipway sends no invitations; create the user with \"slipway admin create-user\")", email)}
 	} else if err != nil {
 		return nil, err
@@ -217,7 +207,7 @@ func (s *server) AddTeamMember(ctx context.Context, req *authv1.AddTeamMemberReq
 	}
 	switch err := s.store.AddMember(ctx, m.Member, ev); {
 	case errors.Is(err, ErrAlreadyExists):
-		return nil, apierr.Conflict("ALREADY_MEMBER", "%s is already a member of team %q", email, m.TeamID)
+		return nil, apierr.Conflict(apierr.ReasonAlreadyMember, "%s is already a member of team %q", email, m.TeamID)
 	case errors.Is(err, ErrNotFound): // the role or the user went meanwhile
 		return nil, apierr.NotFound("role", r.ID)
 	case err != nil:
@@ -232,10 +222,8 @@ func (s *server) RemoveTeamMember(ctx context.Context, req *authv1.RemoveTeamMem
 		return nil, err
 	}
 	m, err := s.store.GetMember(ctx, req.GetTeamId(), req.GetMemberId())
-	if errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("member", req.GetMemberId())
-	} else if err != nil {
-		return nil, err
+	if err != nil {
+		return nil, apierr.FromStore(err, "member", req.GetMemberId())
 	}
 	if err := s.keepsAnAdmin(ctx, m); err != nil {
 		return nil, err
@@ -244,10 +232,8 @@ func (s *server) RemoveTeamMember(ctx context.Context, req *authv1.RemoveTeamMem
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.RemoveMember(ctx, m.TeamID, m.UserID, ev); errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("member", m.UserID)
-	} else if err != nil {
-		return nil, err
+	if err := s.store.RemoveMember(ctx, m.TeamID, m.UserID, ev); err != nil {
+		return nil, apierr.FromStore(err, "member", m.UserID)
 	}
 	return &authv1.RemoveTeamMemberResponse{}, nil
 }
@@ -276,14 +262,12 @@ func (s *server) updateRole(ctx context.Context, g *authv1.TeamGrant, r Role) er
 		}
 		evs = append(evs, ev)
 	}
-	switch err := s.store.UpdateRole(ctx, r, evs...); {
-	case errors.Is(err, ErrNotFound):
-		return apierr.NotFound("role", r.ID)
-	case errors.Is(err, ErrBuiltin):
+	if err := s.store.UpdateRole(ctx, r, evs...); errors.Is(err, ErrBuiltin) {
 		return errRoleBuiltin(r.ID)
-	default:
-		return err
+	} else if err != nil {
+		return apierr.FromStore(err, "role", r.ID)
 	}
+	return nil
 }
 
 // PutTeamRole implements AuthService.
@@ -335,10 +319,8 @@ func (s *server) PatchTeamRole(ctx context.Context, req *authv1.PatchTeamRoleReq
 		return nil, err
 	}
 	old, err := s.store.GetRole(ctx, req.GetTeamId(), req.GetRoleId())
-	if errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("role", req.GetRoleId())
-	} else if err != nil {
-		return nil, err
+	if err != nil {
+		return nil, apierr.FromStore(err, "role", req.GetRoleId())
 	}
 	if old.Builtin {
 		return nil, errRoleBuiltin(old.ID)
@@ -377,10 +359,8 @@ func (s *server) ListTeamRoleMembers(ctx context.Context, req *authv1.ListTeamRo
 	if _, err := inTeam(ctx, req.GetTeamId()); err != nil {
 		return nil, err
 	}
-	if _, err := s.store.GetRole(ctx, req.GetTeamId(), req.GetRoleId()); errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("role", req.GetRoleId())
-	} else if err != nil {
-		return nil, err
+	if _, err := s.store.GetRole(ctx, req.GetTeamId(), req.GetRoleId()); err != nil {
+		return nil, apierr.FromStore(err, "role", req.GetRoleId())
 	}
 	list, err := s.membersWith(ctx, req.GetTeamId(), req.GetRoleId())
 	if err != nil {
@@ -429,10 +409,8 @@ func (s *server) AddTeamRoleMember(ctx context.Context, req *authv1.AddTeamRoleM
 			return nil, err
 		}
 		u, err := s.store.GetUserByEmail(ctx, email)
-		if errors.Is(err, ErrNotFound) {
-			return nil, apierr.NotFound("member", email)
-		} else if err != nil {
-			return nil, err
+		if err != nil {
+			return nil, apierr.FromStore(err, "member", email)
 		}
 		userID = u.ID
 	}
@@ -452,10 +430,8 @@ func (s *server) RemoveTeamRoleMember(ctx context.Context, req *authv1.RemoveTea
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.store.GetRole(ctx, req.GetTeamId(), req.GetRoleId()); errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("role", req.GetRoleId())
-	} else if err != nil {
-		return nil, err
+	if _, err := s.store.GetRole(ctx, req.GetTeamId(), req.GetRoleId()); err != nil {
+		return nil, apierr.FromStore(err, "role", req.GetRoleId())
 	}
 	m, err := s.teamMember(ctx, g.GetTeamId(), req.GetMemberId())
 	if err != nil {
@@ -465,7 +441,7 @@ func (s *server) RemoveTeamRoleMember(ctx context.Context, req *authv1.RemoveTea
 		return nil, apierr.NotFound("member", req.GetMemberId()) // not a member of this role
 	}
 	if m.RoleID == fallbackRole {
-		return nil, apierr.Conflict("ROLE_FALLBACK", "every member holds exactly one role and %q is the one they fall back to; "+
+		return nil, apierr.Conflict(apierr.ReasonRoleFallback, "every member holds exactly one role and %q is the one they fall back to; "+
 			"give the member another role, or remove them from the team", fallbackRole)
 	}
 	viewer, err := s.store.GetRole(ctx, g.GetTeamId(), fallbackRole)

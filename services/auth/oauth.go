@@ -109,15 +109,18 @@ func (s *server) CreateOAuthClient(ctx context.Context, req *authv1.CreateOAuthC
 		return nil, oauthDisabled()
 	}
 	if p.GetUserId() == "" {
-		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: "USER_REQUIRED", Message: "an OAuth client is owned by a user: use a personal token"}
+		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonUserRequired, Message: "an OAuth client is owned by a user: use a personal token"}
 	}
 	id, sec, err := s.oauth.RegisterClient(ctx, oauth.ClientSpec{
 		Name: req.GetName(), TeamID: g.GetTeamId(), OwnerID: p.GetUserId(), Public: req.GetPublic(),
 		RedirectURIs: req.GetRedirectUris(), GrantTypes: req.GetGrantTypes(), Scopes: req.GetScopes(),
 		AllowPasswordGrant: req.GetAllowPasswordGrant(),
 	})
-	if err != nil {
-		return nil, clientErr(err)
+	if errors.Is(err, oauth.ErrInvalidClient) {
+		return nil, apierr.Invalid("invalid OAuth client", map[string][]string{"client": {strings.TrimPrefix(err.Error(), "oauth: ")}})
+	} else if err != nil {
+		// The id is generated, so the caller has none to be told about.
+		return nil, apierr.FromStore(err, "OAuth client", "")
 	}
 	c, err := s.oauth.Store().GetClient(ctx, id)
 	if err != nil {
@@ -145,18 +148,8 @@ func (s *server) DeleteOAuthClient(ctx context.Context, req *authv1.DeleteOAuthC
 	return &authv1.DeleteOAuthClientResponse{}, nil
 }
 
-func clientErr(err error) error {
-	switch {
-	case errors.Is(err, oauth.ErrClientExists):
-		return &apierr.Error{Code: codes.AlreadyExists, Reason: "ALREADY_EXISTS", Message: "an OAuth client with this id already exists"}
-	case errors.Is(err, oauth.ErrInvalidClient):
-		return apierr.Invalid("invalid OAuth client", map[string][]string{"client": {strings.TrimPrefix(err.Error(), "oauth: ")}})
-	}
-	return err
-}
-
 func oauthDisabled() error {
-	return &apierr.Error{Code: codes.Unimplemented, Reason: "OAUTH_DISABLED", Message: "the OAuth2 server is not enabled"}
+	return &apierr.Error{Code: codes.Unimplemented, Reason: apierr.ReasonOAuthDisabled, Message: "the OAuth2 server is not enabled"}
 }
 
 func clientOf(c *oauth.Client, sec string) *authv1.OAuthClient {

@@ -69,7 +69,7 @@ func NewServer(store Store, opts ...Options) authv1.AuthServiceServer {
 
 // errTokenExceedsRole refuses minting more power than the caller holds.
 func errTokenExceedsRole() error {
-	return &apierr.Error{Code: codes.PermissionDenied, Reason: "PERMISSION_DENIED", Message: "a token cannot exceed its creator's role"}
+	return &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonPermissionDenied, Message: "a token cannot exceed its creator's role"}
 }
 
 // caller returns the principal and its grant in its default team, the
@@ -243,10 +243,7 @@ func (s *server) RevokeApiToken(ctx context.Context, req *authv1.RevokeApiTokenR
 		return nil, err
 	}
 	if _, _, err := s.store.RevokeToken(ctx, t.ID, s.now(), ev); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, apierr.NotFound("API token", t.ID)
-		}
-		return nil, err
+		return nil, apierr.FromStore(err, "API token", t.ID)
 	}
 	return &authv1.RevokeApiTokenResponse{}, nil
 }
@@ -280,7 +277,7 @@ func (s *server) CreateTeam(ctx context.Context, req *authv1.CreateTeamRequest) 
 		return nil, authz.Unauthenticated("credentials required")
 	}
 	if p.GetUserId() == "" {
-		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: "USER_REQUIRED",
+		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonUserRequired,
 			Message: "only a user can create a team (it becomes the team's admin); use a personal token"}
 	}
 	at := s.now()
@@ -311,10 +308,8 @@ func (s *server) GetTeam(ctx context.Context, req *authv1.GetTeamRequest) (*auth
 		return nil, err
 	}
 	t, err := s.store.GetTeam(ctx, req.GetTeamId())
-	if errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("team", req.GetTeamId())
-	} else if err != nil {
-		return nil, err
+	if err != nil {
+		return nil, apierr.FromStore(err, "team", req.GetTeamId())
 	}
 	return &authv1.GetTeamResponse{Team: teamOf(t)}, nil
 }
@@ -383,10 +378,8 @@ func (s *server) GetTeamRole(ctx context.Context, req *authv1.GetTeamRoleRequest
 		return nil, err
 	}
 	r, err := s.store.GetRole(ctx, req.GetTeamId(), req.GetRoleId())
-	if errors.Is(err, ErrNotFound) {
-		return nil, apierr.NotFound("role", req.GetRoleId())
-	} else if err != nil {
-		return nil, err
+	if err != nil {
+		return nil, apierr.FromStore(err, "role", req.GetRoleId())
 	}
 	return &authv1.GetTeamRoleResponse{Role: roleOf(r)}, nil
 }
@@ -398,14 +391,12 @@ func (s *server) DeleteTeamRole(ctx context.Context, req *authv1.DeleteTeamRoleR
 	}
 	id := req.GetRoleId()
 	switch err := s.store.DeleteRole(ctx, req.GetTeamId(), id); {
-	case errors.Is(err, ErrNotFound):
-		return nil, apierr.NotFound("role", id)
 	case errors.Is(err, ErrBuiltin):
-		return nil, apierr.Conflict("ROLE_BUILTIN", "role %q is built in and cannot be deleted", id)
+		return nil, apierr.Conflict(apierr.ReasonRoleBuiltin, "role %q is built in and cannot be deleted", id)
 	case errors.Is(err, ErrInUse):
-		return nil, apierr.Conflict("ROLE_IN_USE", "role %q is held by a member or an unrevoked API token; reassign or revoke them first", id)
+		return nil, apierr.Conflict(apierr.ReasonRoleInUse, "role %q is held by a member or an unrevoked API token; reassign or revoke them first", id)
 	case err != nil:
-		return nil, err
+		return nil, apierr.FromStore(err, "role", id)
 	}
 	return &authv1.DeleteTeamRoleResponse{}, nil
 }

@@ -93,22 +93,6 @@ func exists(ctx context.Context, q queryer, query string, args ...any) (bool, er
 	return err == nil, err
 }
 
-// notFound maps "no row" onto ErrNotFound.
-func notFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
-	return err
-}
-
-// uniqueIs maps a unique violation onto ErrAlreadyExists.
-func uniqueIs(err error) error {
-	if sqldb.IsUniqueViolation(err) {
-		return ErrAlreadyExists
-	}
-	return err
-}
-
 // Users.
 
 const userColumns = `id, email, name, password_hash, created_at`
@@ -124,7 +108,7 @@ func scanUser(row scanner) (User, error) {
 func insertUser(ctx context.Context, tx *sql.Tx, u User) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5)`,
 		u.ID, u.Email, u.Name, u.PasswordHash, u.CreatedAt.UnixMicro())
-	return uniqueIs(err)
+	return sqldb.AlreadyExistsIfUnique(err)
 }
 
 // HasUsers implements Store.
@@ -140,13 +124,13 @@ func (s *SQLStore) CreateUser(ctx context.Context, u User, evs ...events.Event) 
 // GetUser implements Store.
 func (s *SQLStore) GetUser(ctx context.Context, id string) (User, error) {
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-	return u, notFound(err)
+	return u, sqldb.NotFoundIfNoRows(err)
 }
 
 // GetUserByEmail implements Store.
 func (s *SQLStore) GetUserByEmail(ctx context.Context, email string) (User, error) {
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, email))
-	return u, notFound(err)
+	return u, sqldb.NotFoundIfNoRows(err)
 }
 
 // Bootstrap implements Store.
@@ -192,7 +176,7 @@ func scanTeam(row scanner) (Team, error) {
 func insertTeam(ctx context.Context, tx *sql.Tx, t Team, roles []Role, members []Member) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO teams (`+teamColumns+`) VALUES ($1, $2, $3, $4, $5)`,
 		t.ID, t.Name, t.Description, t.Plan, t.CreatedAt.UnixMicro()); err != nil {
-		return uniqueIs(err)
+		return sqldb.AlreadyExistsIfUnique(err)
 	}
 	for _, r := range roles {
 		r.TeamID = t.ID
@@ -217,7 +201,7 @@ func (s *SQLStore) CreateTeam(ctx context.Context, t Team, roles []Role, members
 // GetTeam implements Store.
 func (s *SQLStore) GetTeam(ctx context.Context, id string) (Team, error) {
 	t, err := scanTeam(s.db.QueryRowContext(ctx, `SELECT `+teamColumns+` FROM teams WHERE id = $1`, id))
-	return t, notFound(err)
+	return t, sqldb.NotFoundIfNoRows(err)
 }
 
 // UpdateTeam implements Store.
@@ -247,7 +231,7 @@ func insertMember(ctx context.Context, tx *sql.Tx, m Member) error {
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO members (team_id, user_id, role_id, joined_at) VALUES ($1, $2, $3, $4)`,
 		m.TeamID, m.UserID, m.RoleID, m.JoinedAt.UnixMicro())
-	return uniqueIs(err)
+	return sqldb.AlreadyExistsIfUnique(err)
 }
 
 // AddMember implements Store.
@@ -262,7 +246,7 @@ func (s *SQLStore) GetMember(ctx context.Context, teamID, userID string) (Member
 	err := s.db.QueryRowContext(ctx, `SELECT team_id, user_id, role_id, joined_at FROM members WHERE team_id = $1 AND user_id = $2`,
 		teamID, userID).Scan(&m.TeamID, &m.UserID, &m.RoleID, &joined)
 	m.JoinedAt = time.UnixMicro(joined).UTC()
-	return m, notFound(err)
+	return m, sqldb.NotFoundIfNoRows(err)
 }
 
 // Memberships implements Store.
@@ -386,7 +370,7 @@ func insertRole(ctx context.Context, tx *sql.Tx, r Role) error {
 	_, err = tx.ExecContext(ctx, `INSERT INTO roles (`+roleColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		r.TeamID, r.ID, r.Name, r.Description, perms, r.Restrictions.Enabled, string(mode), projects, r.Builtin,
 		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro())
-	return uniqueIs(err)
+	return sqldb.AlreadyExistsIfUnique(err)
 }
 
 // CreateRole implements Store.
@@ -412,7 +396,7 @@ func (s *SQLStore) UpdateRole(ctx context.Context, r Role, evs ...events.Event) 
 		var builtin bool
 		err := tx.QueryRowContext(ctx, `SELECT builtin FROM roles WHERE team_id = $1 AND id = $2`, r.TeamID, r.ID).Scan(&builtin)
 		if err != nil {
-			return notFound(err)
+			return sqldb.NotFoundIfNoRows(err)
 		}
 		if builtin {
 			return ErrBuiltin
@@ -426,7 +410,7 @@ func (s *SQLStore) UpdateRole(ctx context.Context, r Role, evs ...events.Event) 
 // GetRole implements Store.
 func (s *SQLStore) GetRole(ctx context.Context, teamID, id string) (Role, error) {
 	r, err := scanRole(s.db.QueryRowContext(ctx, `SELECT `+roleColumns+` FROM roles WHERE team_id = $1 AND id = $2`, teamID, id))
-	return r, notFound(err)
+	return r, sqldb.NotFoundIfNoRows(err)
 }
 
 // ListRoles implements Store.
@@ -453,7 +437,7 @@ func (s *SQLStore) DeleteRole(ctx context.Context, teamID, id string, evs ...eve
 		var builtin bool
 		err := tx.QueryRowContext(ctx, `SELECT builtin FROM roles WHERE team_id = $1 AND id = $2`, teamID, id).Scan(&builtin)
 		if err != nil {
-			return notFound(err)
+			return sqldb.NotFoundIfNoRows(err)
 		}
 		if builtin {
 			return ErrBuiltin
@@ -520,7 +504,7 @@ func insertToken(ctx context.Context, tx *sql.Tx, t Token) error {
 	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		t.ID, string(t.Kind), t.Name, t.TeamID, nullable(t.UserID), t.RoleID, projects, t.Prefix, t.SecretHash,
 		t.CreatedAt.UnixMicro(), micros(t.ExpiresAt), micros(t.LastUsedAt), micros(t.RevokedAt))
-	return uniqueIs(err)
+	return sqldb.AlreadyExistsIfUnique(err)
 }
 
 // CreateToken implements Store.
@@ -535,13 +519,13 @@ func (s *SQLStore) GetToken(ctx context.Context, id string) (Token, error) {
 
 func getToken(ctx context.Context, q queryer, id string) (Token, error) {
 	t, err := scanToken(q.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
-	return t, notFound(err)
+	return t, sqldb.NotFoundIfNoRows(err)
 }
 
 // GetTokenByHash implements Store.
 func (s *SQLStore) GetTokenByHash(ctx context.Context, hash string) (Token, error) {
 	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE secret_hash = $1`, hash))
-	return t, notFound(err)
+	return t, sqldb.NotFoundIfNoRows(err)
 }
 
 // ListTokens implements Store.

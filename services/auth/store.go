@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/paging"
 
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -145,10 +146,15 @@ type Install struct {
 type Page = paging.Page
 
 // Store errors. Implementations return them (possibly wrapped) so that the
-// server can map them without knowing the engine.
+// server can map them without knowing the engine. The first two are the
+// store contract every service shares, which apierr.FromStore maps; they
+// keep their names here so a store's contract reads on its own.
 var (
-	ErrNotFound      = errors.New("not found")
-	ErrAlreadyExists = errors.New("already exists")
+	// ErrNotFound: the row asked for, or the parent a write needs, does
+	// not exist.
+	ErrNotFound = apierr.ErrNotFound
+	// ErrAlreadyExists: an id (or a user's email) is taken.
+	ErrAlreadyExists = apierr.ErrAlreadyExists
 	// ErrInstalled refuses a second bootstrap: the install has users, or
 	// was bootstrapped before.
 	ErrInstalled = errors.New("install already bootstrapped")

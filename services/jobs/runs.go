@@ -63,7 +63,7 @@ func (s *Service) GetJobRun(ctx context.Context, req *jobsv1.GetJobRunRequest) (
 	}
 	r, err := s.store.GetRun(ctx, teamID, req.GetProjectId(), req.GetJobId(), req.GetRunId())
 	if err != nil {
-		return nil, storeErr(err, "run", req.GetRunId())
+		return nil, apierr.FromStore(err, "run", req.GetRunId())
 	}
 	return &jobsv1.GetJobRunResponse{Run: runOf(r)}, nil
 }
@@ -76,7 +76,7 @@ func (s *Service) AbortJobRun(ctx context.Context, req *jobsv1.AbortJobRunReques
 	}
 	r, err := s.store.GetRun(ctx, teamID, req.GetProjectId(), req.GetJobId(), req.GetRunId())
 	if err != nil {
-		return nil, storeErr(err, "run", req.GetRunId())
+		return nil, apierr.FromStore(err, "run", req.GetRunId())
 	}
 	if _, err := s.abort(ctx, r); err != nil {
 		return nil, err
@@ -134,7 +134,7 @@ func (s *Service) startRun(ctx context.Context, j Job, spec RunSpec) (Run, error
 		return Run{}, err
 	}
 	if err := s.store.CreateRun(ctx, r, ev); err != nil {
-		return Run{}, storeErr(err, "run", r.ID)
+		return Run{}, apierr.FromStore(err, "run", r.ID)
 	}
 	s.supervise(r)
 	return r, nil
@@ -146,13 +146,13 @@ func (s *Service) abort(ctx context.Context, r Run) (Run, error) {
 	var workload string
 	r, err := s.store.UpdateRun(ctx, r.TeamID, r.ProjectID, r.JobID, r.ID, func(r *Run) ([]events.Event, error) {
 		if r.Concluded() {
-			return nil, apierr.Conflict("RUN_CONCLUDED", "run %q has already concluded with %s", r.ID, r.Status)
+			return nil, apierr.Conflict(apierr.ReasonRunConcluded, "run %q has already concluded with %s", r.ID, r.Status)
 		}
 		workload = r.WorkloadID
 		return s.conclude(r, RunFailed, ReasonAborted, "aborted")
 	})
 	if err != nil {
-		return Run{}, storeErr(err, "run", r.ID)
+		return Run{}, apierr.FromStore(err, "run", r.ID)
 	}
 	s.stopWorkload(r, workload)
 	return r, nil

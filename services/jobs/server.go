@@ -168,7 +168,7 @@ func (s *Service) create(ctx context.Context, req request, typ Type, spec *jobsv
 		return nil, err
 	}
 	if err := s.store.CreateJob(ctx, j, ev); err != nil {
-		return nil, storeErr(err, "job", j.ID)
+		return nil, apierr.FromStore(err, "job", j.ID)
 	}
 	return jobOf(j, s.opts.Driver.Name()), nil
 }
@@ -189,11 +189,11 @@ func (s *Service) put(ctx context.Context, req request, typ Type, spec *jobsv1.J
 		return jobOf(want, s.opts.Driver.Name()), nil
 	}
 	if !errors.Is(err, ErrAlreadyExists) {
-		return nil, storeErr(err, "job", want.ID)
+		return nil, apierr.FromStore(err, "job", want.ID)
 	}
 	j, err := s.update(ctx, req, want.ID, func(j *Job) error {
 		if j.Type != typ {
-			return apierr.Conflict("JOB_TYPE_MISMATCH", "job %q is a %s job; its type cannot change", j.ID, j.Type)
+			return apierr.Conflict(apierr.ReasonJobTypeMismatch, "job %q is a %s job; its type cannot change", j.ID, j.Type)
 		}
 		j.Name, j.Description, j.Tags, j.Plan, j.Deployment, j.Env = want.Name, want.Description, want.Tags, want.Plan, want.Deployment, want.Env
 		j.BackoffLimit, j.ActiveDeadlineSeconds, j.RunOnSourceChange = want.BackoffLimit, want.ActiveDeadlineSeconds, want.RunOnSourceChange
@@ -327,7 +327,7 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 func (s *Service) setSuspended(ctx context.Context, req request, id string, suspended bool) error {
 	_, err := s.update(ctx, req, id, func(j *Job) error {
 		if j.Type != TypeCron {
-			return apierr.Conflict("NOT_A_CRON_JOB", "job %q is a manual job; only cron jobs have a schedule to suspend", j.ID)
+			return apierr.Conflict(apierr.ReasonNotACronJob, "job %q is a manual job; only cron jobs have a schedule to suspend", j.ID)
 		}
 		j.Suspended = suspended
 		return nil
@@ -366,7 +366,7 @@ func (s *Service) update(ctx context.Context, req request, id string, mutate fun
 		return []events.Event{ev}, nil
 	})
 	if err != nil {
-		return Job{}, storeErr(err, "job", id)
+		return Job{}, apierr.FromStore(err, "job", id)
 	}
 	return j, nil
 }
@@ -379,7 +379,7 @@ func (s *Service) job(ctx context.Context, req request, id string) (Job, error) 
 	}
 	j, err := s.store.GetJob(ctx, teamID, req.GetProjectId(), id)
 	if err != nil {
-		return Job{}, storeErr(err, "job", id)
+		return Job{}, apierr.FromStore(err, "job", id)
 	}
 	return j, nil
 }
@@ -401,7 +401,7 @@ func (s *Service) deleteJob(ctx context.Context, j Job) error {
 		return err
 	}
 	if err := s.store.DeleteJob(ctx, j.TeamID, j.ProjectID, j.ID, ev); err != nil {
-		return storeErr(err, "job", j.ID)
+		return apierr.FromStore(err, "job", j.ID)
 	}
 	return nil
 }
@@ -418,19 +418,6 @@ func (s *Service) checkProject(ctx context.Context, teamID, project string) erro
 		return apierr.Unavailable("the projects service")
 	}
 	return nil
-}
-
-// storeErr maps store errors onto the API vocabulary.
-func storeErr(err error, kind, id string) error {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return apierr.NotFound(kind, id)
-	case errors.Is(err, ErrAlreadyExists):
-		return apierr.AlreadyExists(kind, id)
-	case errors.Is(err, ErrConflict):
-		return apierr.Aborted("%s %q is being modified concurrently; retry", kind, id)
-	}
-	return err
 }
 
 func isConflict(err error) bool {

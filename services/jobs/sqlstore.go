@@ -157,19 +157,16 @@ func (s *SQLStore) CreateJob(ctx context.Context, j Job, evs ...events.Event) er
 			append([]any{j.TeamID, j.ProjectID, j.ID}, vals...)...)
 		return err
 	}, func() []events.Event { return evs })
-	if sqldb.IsUniqueViolation(err) {
-		return ErrAlreadyExists
-	}
-	return err
+	return sqldb.AlreadyExistsIfUnique(err)
 }
 
 // GetJob implements Store.
 func (s *SQLStore) GetJob(ctx context.Context, team, project, id string) (Job, error) {
 	j, err := s.scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id = $3`, team, project, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, ErrNotFound
+	if err != nil {
+		return Job{}, sqldb.NotFoundIfNoRows(err)
 	}
-	return j, err
+	return j, nil
 }
 
 // ListJobs implements Store.
@@ -247,18 +244,10 @@ func (s *SQLStore) UpdateJob(ctx context.Context, team, project, id string, muta
 		out = next
 		return err
 	})
-	if err := contended(err); err != nil {
+	if err != nil { // sqldb.ErrContended is the contract's ErrConflict
 		return Job{}, err
 	}
 	return out, nil
-}
-
-// contended maps an update that kept losing its race to ErrConflict.
-func contended(err error) error {
-	if errors.Is(err, sqldb.ErrContended) {
-		return ErrConflict
-	}
-	return err
 }
 
 // DeleteJob implements Store.
@@ -390,20 +379,17 @@ func (s *SQLStore) CreateRun(ctx context.Context, r Run, evs ...events.Event) er
 		}
 		return nil
 	}, func() []events.Event { return evs })
-	if sqldb.IsUniqueViolation(err) {
-		return ErrAlreadyExists
-	}
-	return err
+	return sqldb.AlreadyExistsIfUnique(err)
 }
 
 // GetRun implements Store.
 func (s *SQLStore) GetRun(ctx context.Context, team, project, job, id string) (Run, error) {
 	r, err := s.scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM job_runs
 		WHERE team_id = $1 AND project_id = $2 AND job_id = $3 AND id = $4`, team, project, job, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Run{}, ErrNotFound
+	if err != nil {
+		return Run{}, sqldb.NotFoundIfNoRows(err)
 	}
-	return r, err
+	return r, nil
 }
 
 // ListRuns implements Store.
@@ -495,7 +481,7 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 		out = next
 		return err
 	})
-	if err := contended(err); err != nil {
+	if err != nil { // sqldb.ErrContended is the contract's ErrConflict
 		return Run{}, err
 	}
 	return out, nil

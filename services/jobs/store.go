@@ -2,9 +2,9 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/paging"
 )
@@ -170,11 +170,17 @@ type LogQuery struct {
 	Limit int
 }
 
-// Store errors. Implementations return them (possibly wrapped).
+// Store errors: the store contract every service shares, which
+// apierr.FromStore maps. Implementations return them (possibly wrapped);
+// they keep their names here so a store's contract reads on its own.
 var (
-	ErrNotFound      = errors.New("not found")
-	ErrAlreadyExists = errors.New("already exists")
-	ErrConflict      = errors.New("concurrent modification")
+	// ErrNotFound: the job or run (or, for a new run, its job) does not
+	// exist.
+	ErrNotFound = apierr.ErrNotFound
+	// ErrAlreadyExists: the job's or run's id is taken.
+	ErrAlreadyExists = apierr.ErrAlreadyExists
+	// ErrConflict: an update kept losing its race with other writers.
+	ErrConflict = apierr.ErrConflict
 )
 
 // Store persists jobs, runs and run logs, each within its team and

@@ -79,7 +79,7 @@ func (s *server) CreateProject(ctx context.Context, req *projectsv1.CreateProjec
 		return nil, err
 	}
 	if err := s.store.Create(ctx, p, ev); err != nil {
-		return nil, storeErr(err, p.ID)
+		return nil, apierr.FromStore(err, "project", p.ID)
 	}
 	return &projectsv1.CreateProjectResponse{Project: s.projectOf(p, nil)}, nil
 }
@@ -101,7 +101,7 @@ func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectReque
 		return &projectsv1.PutProjectResponse{Project: s.projectOf(want, nil)}, nil
 	}
 	if !errors.Is(err, ErrAlreadyExists) {
-		return nil, storeErr(err, want.ID)
+		return nil, apierr.FromStore(err, "project", want.ID)
 	}
 	p, err := s.store.Update(ctx, want.TeamID, want.ID, func(p *Project) ([]events.Event, error) {
 		if req.GetRegion() != "" && req.GetRegion() != p.Region {
@@ -112,7 +112,7 @@ func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectReque
 		return s.touched(before, p)
 	})
 	if err != nil {
-		return nil, storeErr(err, want.ID)
+		return nil, apierr.FromStore(err, "project", want.ID)
 	}
 	resources, err := s.store.Resources(ctx, p.TeamID, p.ID)
 	if err != nil {
@@ -129,7 +129,7 @@ func (s *server) GetProject(ctx context.Context, req *projectsv1.GetProjectReque
 	}
 	p, err := s.store.Get(ctx, grant.GetTeamId(), req.GetProjectId())
 	if err != nil {
-		return nil, storeErr(err, req.GetProjectId())
+		return nil, apierr.FromStore(err, "project", req.GetProjectId())
 	}
 	resources, err := s.store.Resources(ctx, p.TeamID, p.ID)
 	if err != nil {
@@ -155,7 +155,7 @@ func (s *server) PatchProject(ctx context.Context, req *projectsv1.PatchProjectR
 		return s.touched(before, p)
 	})
 	if err != nil {
-		return nil, storeErr(err, req.GetProjectId())
+		return nil, apierr.FromStore(err, "project", req.GetProjectId())
 	}
 	resources, err := s.store.Resources(ctx, p.TeamID, p.ID)
 	if err != nil {
@@ -172,14 +172,17 @@ func (s *server) DeleteProject(ctx context.Context, req *projectsv1.DeleteProjec
 	}
 	p, err := s.store.Get(ctx, grant.GetTeamId(), req.GetProjectId())
 	if err != nil {
-		return nil, storeErr(err, req.GetProjectId())
+		return nil, apierr.FromStore(err, "project", req.GetProjectId())
 	}
 	ev, err := projectEvent("deleted", p, req.GetDeleteChildObjects())
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Delete(ctx, p.TeamID, p.ID, req.GetDeleteChildObjects(), ev); err != nil {
-		return nil, storeErr(err, p.ID)
+	if err := s.store.Delete(ctx, p.TeamID, p.ID, req.GetDeleteChildObjects(), ev); errors.Is(err, ErrNotEmpty) {
+		return nil, apierr.Conflict(apierr.ReasonProjectNotEmpty,
+			"project %q still has services, jobs or addons; delete them first or set delete_child_objects=true", p.ID)
+	} else if err != nil {
+		return nil, apierr.FromStore(err, "project", p.ID)
 	}
 	return &projectsv1.DeleteProjectResponse{}, nil
 }
@@ -207,7 +210,7 @@ func (s *server) newProject(ctx context.Context, name, description, color, regio
 		return Project{}, apierr.InvalidField("name", "must contain at least 3 letters or digits")
 	}
 	if !authz.ProjectAllowed(grant, id) {
-		return Project{}, &apierr.Error{Code: codes.PermissionDenied, Reason: "PROJECT_RESTRICTED", Message: "these credentials are restricted to other projects"}
+		return Project{}, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonProjectRestricted, Message: "these credentials are restricted to other projects"}
 	}
 	if region == "" {
 		region = s.catalog.DefaultRegion().GetId()
@@ -258,7 +261,7 @@ func (s *server) touched(before Project, p *Project) ([]events.Event, error) {
 func (s *server) LookupProject(ctx context.Context, req *projectsv1.LookupProjectRequest) (*projectsv1.LookupProjectResponse, error) {
 	p, err := s.store.Get(ctx, req.GetTeamId(), req.GetProjectId())
 	if err != nil {
-		return nil, storeErr(err, req.GetProjectId())
+		return nil, apierr.FromStore(err, "project", req.GetProjectId())
 	}
 	return &projectsv1.LookupProjectResponse{Project: summaryOf(p)}, nil
 }
@@ -271,22 +274,6 @@ func grantOf(ctx context.Context) (*authv1.TeamGrant, error) {
 		return nil, authz.Unauthenticated("credentials required")
 	}
 	return grant, nil
-}
-
-// storeErr maps store errors onto the API vocabulary.
-func storeErr(err error, id string) error {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return apierr.NotFound("project", id)
-	case errors.Is(err, ErrAlreadyExists):
-		return apierr.AlreadyExists("project", id)
-	case errors.Is(err, ErrNotEmpty):
-		return apierr.Conflict("PROJECT_NOT_EMPTY",
-			"project %q still has services, jobs or addons; delete them first or set delete_child_objects=true", id)
-	case errors.Is(err, ErrConflict):
-		return apierr.Aborted("project %q is being modified concurrently; retry", id)
-	}
-	return err
 }
 
 func summaryOf(p Project) *projectsv1.ProjectSummary {

@@ -3,7 +3,6 @@ package projects
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -51,19 +50,16 @@ func (s *SQLStore) Create(ctx context.Context, p Project, evs ...events.Event) e
 			p.TeamID, p.ID, p.Name, p.Description, p.Color, p.Region, p.CreatedAt.UnixMicro(), p.UpdatedAt.UnixMicro())
 		return err
 	}, func() []events.Event { return evs })
-	if sqldb.IsUniqueViolation(err) {
-		return ErrAlreadyExists
-	}
-	return err
+	return sqldb.AlreadyExistsIfUnique(err)
 }
 
 // Get implements Store.
 func (s *SQLStore) Get(ctx context.Context, team, id string) (Project, error) {
 	p, err := scanProject(s.db.QueryRowContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE team_id = $1 AND id = $2`, team, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Project{}, ErrNotFound
+	if err != nil {
+		return Project{}, sqldb.NotFoundIfNoRows(err)
 	}
-	return p, err
+	return p, nil
 }
 
 // List implements Store.
@@ -121,10 +117,7 @@ func (s *SQLStore) Update(ctx context.Context, team, id string, mutate func(*Pro
 		out = next
 		return err
 	})
-	if errors.Is(err, sqldb.ErrContended) {
-		return Project{}, ErrConflict
-	}
-	if err != nil {
+	if err != nil { // sqldb.ErrContended is the contract's ErrConflict
 		return Project{}, err
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/paging"
 
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -59,12 +60,18 @@ type Page struct {
 }
 
 // Store errors. Implementations return them (possibly wrapped) so that the
-// server can map them without knowing the engine.
+// server can map them without knowing the engine. The first three are the
+// store contract every service shares, which apierr.FromStore maps; they
+// keep their names here so a store's contract reads on its own.
 var (
-	ErrNotFound      = errors.New("project not found")
-	ErrAlreadyExists = errors.New("project already exists")
-	ErrNotEmpty      = errors.New("project has resources")
-	ErrConflict      = errors.New("concurrent modification")
+	// ErrNotFound: the project does not exist in the team.
+	ErrNotFound = apierr.ErrNotFound
+	// ErrAlreadyExists: the project's id is taken in the team.
+	ErrAlreadyExists = apierr.ErrAlreadyExists
+	// ErrConflict: an update kept losing its race with other writers.
+	ErrConflict = apierr.ErrConflict
+	// ErrNotEmpty: a delete without force of a project holding resources.
+	ErrNotEmpty = errors.New("project has resources")
 )
 
 // Store persists projects, each within its team: no method reads or

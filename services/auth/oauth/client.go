@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ory/fosite"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/secret"
 )
@@ -33,8 +34,10 @@ var SupportedGrants = []string{GrantAuthorizationCode, GrantClientCredentials, G
 var (
 	// ErrInvalidClient wraps every validation failure of RegisterClient.
 	ErrInvalidClient = errors.New("oauth: invalid client")
-	// ErrClientExists means the client id is taken.
-	ErrClientExists = errors.New("oauth: client already exists")
+	// ErrClientExists means the client id is taken. It is the store
+	// contract's apierr.ErrAlreadyExists, so the shared mapping
+	// (apierr.FromStore) answers it like any other taken id.
+	ErrClientExists = apierr.ErrAlreadyExists
 )
 
 // Client is a registered OAuth client, as fosite sees it (through the

@@ -1,0 +1,161 @@
+package apierr
+
+import (
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Reason is a stable, machine-readable error identifier in UPPER_SNAKE_CASE.
+// It travels as the google.rpc.ErrorInfo reason of a gRPC status and becomes
+// the "id" of the Northflank error envelope. Clients match on it, so a
+// reason's string never changes once released; every reason is declared
+// below, once, and nowhere else.
+type Reason string
+
+// Reasons shared by every service and the gateway. The HTTP status follows
+// from the gRPC code the error carries (the gateway's one table) or, for
+// the gateway's own answers, is the one stated here.
+const (
+	// ReasonNotFound: the resource does not exist or is not visible to the
+	// caller (the two are indistinguishable on purpose). 404.
+	ReasonNotFound Reason = "NOT_FOUND"
+	// ReasonAlreadyExists: a create whose derived id is already taken in its
+	// parent. 409.
+	ReasonAlreadyExists Reason = "ALREADY_EXISTS"
+	// ReasonConcurrentModification: a write kept losing its race with other
+	// writers of the same resource; the caller may retry. 409.
+	ReasonConcurrentModification Reason = "CONCURRENT_MODIFICATION"
+	// ReasonValidationFailed: malformed or invalid input; details name each
+	// offending field. 400.
+	ReasonValidationFailed Reason = "VALIDATION_FAILED"
+	// ReasonUnavailable: a dependency (database, event bus, another
+	// service) is down; the caller may retry. 503.
+	ReasonUnavailable Reason = "UNAVAILABLE"
+	// ReasonInternal: any unexpected failure; the cause is logged, never
+	// shown. 500.
+	ReasonInternal Reason = "INTERNAL"
+	// ReasonUnauthenticated: no credentials, or credentials that do not
+	// resolve (unknown, expired, revoked). 401.
+	ReasonUnauthenticated Reason = "UNAUTHENTICATED"
+	// ReasonPermissionDenied: the credentials resolve but do not grant what
+	// the request needs. 403.
+	ReasonPermissionDenied Reason = "PERMISSION_DENIED"
+	// ReasonNoAccessRule: the method has no access rule, so no caller may
+	// use it (fail closed). 403.
+	ReasonNoAccessRule Reason = "NO_ACCESS_RULE"
+	// ReasonInternalOnly: the method is for calls between Slipway services
+	// and the caller did not prove to be one. 403.
+	ReasonInternalOnly Reason = "INTERNAL_ONLY"
+	// ReasonNotAuthorized: a streaming RPC whose request skipped
+	// authorization, refused rather than served unchecked. 403.
+	ReasonNotAuthorized Reason = "NOT_AUTHORIZED"
+	// ReasonQuotaExceeded: the caller's hourly request quota is spent. 429.
+	ReasonQuotaExceeded Reason = "QUOTA_EXCEEDED"
+)
+
+// Reasons of the gateway's own answers, given before or instead of any
+// service call.
+const (
+	// ReasonNotReady: the readiness check failed; details list the checks.
+	// 503.
+	ReasonNotReady Reason = "NOT_READY"
+	// ReasonRouteNotFound: no route matches the path (or the route is
+	// switched off, like /metrics when disabled). 404.
+	ReasonRouteNotFound Reason = "ROUTE_NOT_FOUND"
+	// ReasonMethodNotAllowed: the path exists but not with this method; the
+	// Allow header lists the ones it has. 405.
+	ReasonMethodNotAllowed Reason = "METHOD_NOT_ALLOWED"
+	// ReasonBodyTooLarge: the request body exceeds the gateway's limit. 413.
+	ReasonBodyTooLarge Reason = "BODY_TOO_LARGE"
+	// ReasonBodyUnreadable: reading the request body failed midway. 400.
+	ReasonBodyUnreadable Reason = "BODY_UNREADABLE"
+	// ReasonUnsupportedAPIVersion: the Accept header asks for an
+	// api_version the gateway does not speak; details list the supported
+	// ones. 422.
+	ReasonUnsupportedAPIVersion Reason = "UNSUPPORTED_API_VERSION"
+	// ReasonBadInit: a WebSocket log tail's client broke the protocol (its
+	// first message was not a valid init). Sent in an error message before
+	// the socket closes with 1008; 400 in the message's status.
+	ReasonBadInit Reason = "BAD_INIT"
+)
+
+// Reasons of the auth service.
+const (
+	// ReasonUserRequired: only a user may do this (create a team, own an
+	// OAuth client) and the caller is not one, such as a team token. 403.
+	ReasonUserRequired Reason = "USER_REQUIRED"
+	// ReasonOAuthDisabled: an OAuth client call on an install whose OAuth2
+	// server is not enabled. 501.
+	ReasonOAuthDisabled Reason = "OAUTH_DISABLED"
+	// ReasonLastAdmin: the change would leave a team without an admin. 409.
+	ReasonLastAdmin Reason = "LAST_ADMIN"
+	// ReasonRoleBuiltin: a built-in role cannot be changed or deleted. 409.
+	ReasonRoleBuiltin Reason = "ROLE_BUILTIN"
+	// ReasonRoleInUse: a role still held by a member or an unrevoked token
+	// cannot be deleted. 409.
+	ReasonRoleInUse Reason = "ROLE_IN_USE"
+	// ReasonRoleFallback: removing a member from the role members fall back
+	// to; every member holds exactly one role, so there is nothing left to
+	// fall back on. 409.
+	ReasonRoleFallback Reason = "ROLE_FALLBACK"
+	// ReasonAlreadyMember: the user being added is already a member of the
+	// team. 409.
+	ReasonAlreadyMember Reason = "ALREADY_MEMBER"
+)
+
+// Reasons of the projects service.
+const (
+	// ReasonProjectRestricted: the credentials are restricted to other
+	// projects than the one named. 403.
+	ReasonProjectRestricted Reason = "PROJECT_RESTRICTED"
+	// ReasonProjectNotEmpty: a project still holding resources is deleted
+	// without delete_child_objects. 409.
+	ReasonProjectNotEmpty Reason = "PROJECT_NOT_EMPTY"
+)
+
+// Reasons of the jobs service.
+const (
+	// ReasonJobTypeMismatch: a create-or-update that would turn a manual job
+	// into a cron job or back. 409.
+	ReasonJobTypeMismatch Reason = "JOB_TYPE_MISMATCH"
+	// ReasonNotACronJob: suspending or resuming the schedule of a manual
+	// job. 409.
+	ReasonNotACronJob Reason = "NOT_A_CRON_JOB"
+	// ReasonRunConcluded: aborting a run that has already concluded. 409.
+	ReasonRunConcluded Reason = "RUN_CONCLUDED"
+)
+
+// Reasons lists every declared reason, for documentation and for the test
+// that keeps them well-formed and distinct.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonNotFound, ReasonAlreadyExists, ReasonConcurrentModification, ReasonValidationFailed,
+		ReasonUnavailable, ReasonInternal, ReasonUnauthenticated, ReasonPermissionDenied,
+		ReasonNoAccessRule, ReasonInternalOnly, ReasonNotAuthorized, ReasonQuotaExceeded,
+		ReasonNotReady, ReasonRouteNotFound, ReasonMethodNotAllowed, ReasonBodyTooLarge,
+		ReasonBodyUnreadable, ReasonUnsupportedAPIVersion, ReasonBadInit,
+		ReasonUserRequired, ReasonOAuthDisabled, ReasonLastAdmin, ReasonRoleBuiltin,
+		ReasonRoleInUse, ReasonRoleFallback, ReasonAlreadyMember,
+		ReasonProjectRestricted, ReasonProjectNotEmpty,
+		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded,
+	}
+}
+
+// HTTPStatusReason is the reason of a gateway answer with an HTTP status
+// that has no reason of its own (a routing failure other than 404 and
+// 405, such as 400 for an undecodable path or 501): "HTTP_<status>". It is
+// derived rather than declared because the router decides the status.
+func HTTPStatusReason(status int) Reason {
+	return Reason("HTTP_" + strconv.Itoa(status))
+}
+
+// CodeReason is the reason the gateway shows for a gRPC status that did
+// not come from a Slipway service and so carries no reason (a backend that
+// cannot be reached, a deadline, grpc-gateway's own decoding): the code's
+// name, such as "Unavailable" or "NotFound". Those ids predate this
+// vocabulary and clients may match on them, so they keep gRPC's spelling
+// instead of UPPER_SNAKE_CASE.
+func CodeReason(c codes.Code) Reason {
+	return Reason(c.String())
+}
