@@ -251,23 +251,10 @@ func (s *server) CreateTeam(ctx context.Context, req *authv1.CreateTeamRequest) 
 		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: "USER_REQUIRED",
 			Message: "only a user can create a team (it becomes the team's admin); use a personal token"}
 	}
-	at := s.now()
-	t, roles, err := newTeam(req.GetName(), at)
-	if err != nil {
-		return nil, err
-	}
-	t.Description = req.GetDescription()
-	owner := Member{TeamID: t.ID, UserID: p.GetUserId(), RoleID: "admin", JoinedAt: at}
-	ev, err := MemberEvent("added", owner)
-	if err != nil {
-		return nil, err
-	}
-	switch err := s.store.CreateTeam(ctx, t, roles, []Member{owner}, ev); {
-	case errors.Is(err, ErrAlreadyExists):
-		return nil, apierr.AlreadyExists("team", t.ID)
-	case errors.Is(err, ErrNotFound): // the user was deleted meanwhile
+	t, err := createTeam(ctx, s.store, req.GetName(), req.GetDescription(), p.GetUserId(), s.now())
+	if errors.Is(err, ErrNotFound) { // the user was deleted meanwhile
 		return nil, authz.Unauthenticated(BadCredentialsMessage)
-	case err != nil:
+	} else if err != nil {
 		return nil, err
 	}
 	return &authv1.CreateTeamResponse{Team: teamOf(t)}, nil
