@@ -69,7 +69,7 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 }
 
 // quotaExceeded is the answer to a caller whose hourly quota is spent.
-var quotaExceeded = errorDetail{Status: http.StatusTooManyRequests, ID: string(apierr.ReasonQuotaExceeded), Message: "hourly request quota exhausted; retry after the reset"}
+var quotaExceeded = errorDetail{Status: http.StatusTooManyRequests, ID: apierr.ReasonQuotaExceeded, Message: "hourly request quota exhausted; retry after the reset"}
 
 // admission is what the gateway decides about a caller before any service
 // is called: whether the credentials resolve, and what is left of the

@@ -21,12 +21,10 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Status  int    `json:"status"`
-	Message string `json:"message"`
-	// ID holds an apierr.Reason; it stays a plain string because the log
-	// tail copies it into its own wire messages.
-	ID      string `json:"id"`
-	Details any    `json:"details,omitempty"`
+	Status  int           `json:"status"`
+	Message string        `json:"message"`
+	ID      apierr.Reason `json:"id"`
+	Details any           `json:"details,omitempty"`
 }
 
 // httpStatus maps gRPC codes to HTTP statuses: the one table for the API.
@@ -68,7 +66,7 @@ func writeError(w http.ResponseWriter, status int, id apierr.Reason, message str
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // messages quote permissions like "Project > Jobs"
-	_ = enc.Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: string(id), Details: details}})
+	_ = enc.Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: id, Details: details}})
 }
 
 // queryParseError recognises grpc-gateway's message for a query or path
@@ -119,7 +117,7 @@ func (g *Gateway) apiError(ctx context.Context, err error) errorDetail {
 	if message == "" {
 		message = http.StatusText(httpCode)
 	}
-	return errorDetail{Status: httpCode, Message: message, ID: string(reason), Details: details}
+	return errorDetail{Status: httpCode, Message: message, ID: reason, Details: details}
 }
 
 // describe extracts the reason, message and field details a Slipway

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/slipwayhq/slipway/gen/openapi"
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/quota"
@@ -231,7 +232,7 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request, _ map[string]str
 		}
 	}
 	if !healthy {
-		writeError(w, http.StatusServiceUnavailable, "NOT_READY", "not ready", map[string]any{"checks": checks})
+		writeError(w, http.StatusServiceUnavailable, apierr.ReasonNotReady, "not ready", map[string]any{"checks": checks})
 		return
 	}
 	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": map[string]any{"status": "ok", "checks": checks}}))
@@ -251,7 +252,7 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 	if g.opts.Gatherer == nil {
-		writeError(w, http.StatusNotFound, "ROUTE_NOT_FOUND", "metrics are disabled", nil)
+		writeError(w, http.StatusNotFound, apierr.ReasonRouteNotFound, "metrics are disabled", nil)
 		return
 	}
 	promhttp.HandlerFor(g.opts.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)

@@ -59,6 +59,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 )
@@ -277,11 +278,11 @@ type tailInit struct {
 
 // tailInitReply is the data of the server's init answer.
 type tailInitReply struct {
-	Auth    string `json:"auth"`
-	Message string `json:"message,omitempty"`
-	Status  int    `json:"status,omitempty"`
-	ID      string `json:"id,omitempty"`
-	Details any    `json:"details,omitempty"`
+	Auth    string        `json:"auth"`
+	Message string        `json:"message,omitempty"`
+	Status  int           `json:"status,omitempty"`
+	ID      apierr.Reason `json:"id,omitempty"`
+	Details any           `json:"details,omitempty"`
 }
 
 // logTail is one open tail.
@@ -508,7 +509,7 @@ func (t *logTail) refuse(ctx context.Context, e errorDetail) {
 
 // violation reports a protocol violation and closes with 1008.
 func (t *logTail) violation(ctx context.Context, message string) {
-	e := errorDetail{Status: http.StatusBadRequest, ID: "BAD_INIT", Message: message}
+	e := errorDetail{Status: http.StatusBadRequest, ID: apierr.ReasonBadInit, Message: message}
 	if t.send(ctx, "error", mustMarshal(e)) == nil {
 		_ = t.c.Close(websocket.StatusPolicyViolation, "init expected")
 	}

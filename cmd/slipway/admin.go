@@ -9,15 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
-	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/secret"
-	"github.com/slipwayhq/slipway/pkg/slug"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/auth"
 )
@@ -56,12 +54,22 @@ type adminCommand func(fs *flag.FlagSet) func(ctx context.Context, store auth.St
 var adminCommands = map[string]struct {
 	synopsis string
 	cmd      adminCommand
+	// flags names the flag behind each API field the auth rules may
+	// name in an error, so that the operator reads "--role: ..." rather
+	// than the API's "roleId: ...".
+	flags map[string]string
 }{
-	"create-user":  {"--email E [--name N] [--password-stdin]", adminCreateUser},
-	"create-team":  {"--name N --owner-email E", adminCreateTeam},
-	"add-member":   {"--team T --email E --role R", adminAddMember},
-	"set-plan":     {"--team T --plan P", adminSetPlan},
-	"create-token": {"--email E --team T --role R --name N [--kind personal|team] [--expires-in-days D] [--project P]...", adminCreateToken},
+	"create-user": {"--email E [--name N] [--password-stdin]", adminCreateUser,
+		map[string]string{"email": "--email", "password": "--password-stdin"}},
+	"create-team": {"--name N --owner-email E", adminCreateTeam,
+		map[string]string{"name": "--name", "email": "--owner-email", "owner": "--owner-email"}},
+	"add-member": {"--team T --email E --role R", adminAddMember,
+		map[string]string{"email": "--email", "roleId": "--role"}},
+	"set-plan": {"--team T --plan P", adminSetPlan,
+		map[string]string{"plan": "--plan"}},
+	"create-token": {"--email E --team T --role R --name N [--kind personal|team] [--expires-in-days D] [--project P]...", adminCreateToken,
+		map[string]string{"email": "--email", "kind": "--kind", "name": "--name", "roleId": "--role",
+			"expiresInDays": "--expires-in-days", "projects": "--project"}},
 }
 
 // admin runs `slipway admin <command>` on the process's standard streams.
@@ -132,7 +140,7 @@ func runAdmin(ctx context.Context, args []string, cio adminIO) error {
 	// No relay here: the events a command commits to the outbox go out
 	// from the running server's relay at its next poll.
 	if err := run(ctx, auth.NewSQLStore(db, nil), cio); err != nil {
-		return fmt.Errorf("admin %s: %w", name, describe(err))
+		return fmt.Errorf("admin %s: %w", name, describe(err, c.flags))
 	}
 	return nil
 }
@@ -174,16 +182,26 @@ func sqlitePath(url string) (string, bool) {
 }
 
 // describe spells out an API error's field details, which are the useful
-// part on a terminal ("email: must be an email address ...").
-func describe(err error) error {
+// part on a terminal ("--email: must be an email address ..."), naming
+// each field by its flag in flags when it has one; an indexed field is
+// the flag's n-th use ("projects[1]" is "--project #2").
+func describe(err error, flags map[string]string) error {
 	e := apierr.From(err)
 	if e == nil || len(e.Fields) == 0 {
 		return err
 	}
 	var parts []string
 	for field, descs := range e.Fields {
+		name := field
+		stem, index, indexed := strings.Cut(strings.TrimSuffix(field, "]"), "[")
+		if flag, ok := flags[stem]; ok {
+			name = flag
+			if n, err := strconv.Atoi(index); indexed && err == nil {
+				name = fmt.Sprintf("%s #%d", flag, n+1)
+			}
+		}
 		for _, d := range descs {
-			parts = append(parts, field+": "+d)
+			parts = append(parts, name+": "+d)
 		}
 	}
 	slices.Sort(parts)
@@ -262,7 +280,7 @@ func adminCreateTeam(fs *flag.FlagSet) func(context.Context, auth.Store, adminIO
 		if err := required("name", *name, "owner-email", *owner); err != nil {
 			return err
 		}
-		u, err := userByEmail(ctx, store, *owner)
+		u, err := auth.UserByEmail(ctx, store, *owner)
 		if err != nil {
 			return err
 		}
@@ -284,35 +302,17 @@ func adminAddMember(fs *flag.FlagSet) func(context.Context, auth.Store, adminIO)
 		if err := required("team", *team, "email", *email, "role", *role); err != nil {
 			return err
 		}
-		if _, err := teamRole(ctx, store, *team, *role); err != nil {
-			return err
-		}
-		u, err := userByEmail(ctx, store, *email)
+		m, err := auth.AddMember(ctx, store, *team, *email, *role)
 		if err != nil {
 			return err
 		}
-		m := auth.Member{TeamID: *team, UserID: u.ID, RoleID: *role, JoinedAt: time.Now().UTC().Truncate(time.Millisecond)}
-		ev, err := auth.MemberEvent("added", m)
-		if err != nil {
-			return err
-		}
-		err = store.AddMember(ctx, m, ev)
-		if errors.Is(err, auth.ErrAlreadyExists) {
-			if m, err := store.GetMember(ctx, *team, u.ID); err == nil {
-				return fmt.Errorf("%s is already a member of team %q (role %s)", u.Email, *team, m.RoleID)
-			}
-			return fmt.Errorf("%s is already a member of team %q", u.Email, *team)
-		} else if err != nil {
-			return err
-		}
-		fmt.Fprintf(cio.log, "added %s to team %q as %s\n", u.Email, *team, *role)
+		fmt.Fprintf(cio.log, "added %s to team %q as %s\n", m.User.Email, m.TeamID, m.RoleID)
 		return nil
 	}
 }
 
-// adminSetPlan sets a team's plan, which selects its hourly quota from
-// SLIPWAY_RATE_LIMIT_PLANS. Every member's cached principals are dropped
-// (one auth.member.updated event each), since grants carry the plan.
+// adminSetPlan sets a team's plan (auth.SetTeamPlan), which selects its
+// hourly quota from SLIPWAY_RATE_LIMIT_PLANS.
 func adminSetPlan(fs *flag.FlagSet) func(context.Context, auth.Store, adminIO) error {
 	team := fs.String("team", "", "team id (required)")
 	plan := fs.String("plan", "", "plan id, a slug such as free or pro; \""+auth.DefaultPlan+"\" is the plan of new teams (required)")
@@ -320,30 +320,8 @@ func adminSetPlan(fs *flag.FlagSet) func(context.Context, auth.Store, adminIO) e
 		if err := required("team", *team, "plan", *plan); err != nil {
 			return err
 		}
-		if slug.Make(*plan) != *plan {
-			return fmt.Errorf("--plan %q is not a plan id (lower-case letters, digits and inner hyphens)", *plan)
-		}
-		t, err := store.GetTeam(ctx, *team)
-		if errors.Is(err, auth.ErrNotFound) {
-			return fmt.Errorf("no team %q (team ids are slugs of the name, e.g. \"default\")", *team)
-		} else if err != nil {
-			return err
-		}
-		members, err := store.ListMembers(ctx, t.ID)
+		t, old, err := auth.SetTeamPlan(ctx, store, *team, *plan)
 		if err != nil {
-			return err
-		}
-		var evs []events.Event
-		for _, m := range members {
-			ev, err := auth.MemberEvent("updated", m.Member)
-			if err != nil {
-				return err
-			}
-			evs = append(evs, ev)
-		}
-		old := t.Plan
-		t.Plan = *plan
-		if err := store.UpdateTeam(ctx, t, evs...); err != nil {
 			return err
 		}
 		fmt.Fprintf(cio.log, "team %q: plan %s (was %s)\n", t.ID, t.Plan, old)
@@ -376,15 +354,20 @@ func adminCreateToken(fs *flag.FlagSet) func(context.Context, auth.Store, adminI
 	role := fs.String("role", "", "role id in the team the token is bound to (required)")
 	name := fs.String("name", "", "display name, 3 to 64 characters (required)")
 	kind := fs.String("kind", "personal", "personal (acts as the user, within the role) or team (acts as the team)")
-	days := fs.Int("expires-in-days", 0, "expiry in days from now, up to 3650; 0 means it does not expire")
+	days := fs.Int("expires-in-days", 0, fmt.Sprintf("expiry in days from now, up to %d; 0 means it does not expire", auth.MaxTokenExpiryDays))
 	var projects stringList
 	fs.Var(&projects, "project", "restrict the token to this project id; repeat for several (default: every project)")
 	return func(ctx context.Context, store auth.Store, cio adminIO) error {
 		if err := required("team", *team, "role", *role, "name", *name); err != nil {
 			return err
 		}
-		spec := auth.TokenSpec{Kind: auth.TokenKind(*kind), Name: *name, TeamID: *team, RoleID: *role, Projects: projects}
-		switch spec.Kind {
+		req := auth.TokenRequest{Kind: auth.TokenKind(*kind), Name: *name, TeamID: *team, RoleID: *role,
+			Projects: projects, ExpiresInDays: *days}
+		// Which flags go together is the command's business; the values
+		// are checked by auth.CreateToken, as for the API. Credentials
+		// are left to the API, whose response carries both their key id
+		// and their secret, where this command prints only a secret.
+		switch req.Kind {
 		case auth.KindPersonal:
 			if strings.TrimSpace(*email) == "" {
 				return errors.New("--email is required for a personal token (or give --kind team)")
@@ -396,36 +379,17 @@ func adminCreateToken(fs *flag.FlagSet) func(context.Context, auth.Store, adminI
 		default:
 			return fmt.Errorf(`--kind %q: want personal or team (API credentials: POST /v1/api-tokens with "kind": "credential")`, *kind)
 		}
-		if n := utf8.RuneCountInString(*name); n < 3 || n > 64 {
-			return errors.New("--name must be 3 to 64 characters")
-		}
-		if *days < 0 || *days > 3650 {
-			return errors.New("--expires-in-days must be 0 (never) to 3650")
-		}
-		for _, p := range projects {
-			if p == "" || slug.Make(p) != p {
-				return fmt.Errorf("--project %q is not a project id (lower-case letters, digits and hyphens)", p)
-			}
-		}
-		r, err := teamRole(ctx, store, *team, *role)
-		if err != nil {
-			return err
-		}
 		owner := ""
-		if spec.Kind == auth.KindPersonal {
-			u, err := userByEmail(ctx, store, *email)
+		if req.Kind == auth.KindPersonal {
+			u, err := auth.UserByEmail(ctx, store, *email)
 			if err != nil {
 				return err
 			}
-			if err := withinMembership(ctx, store, u, r); err != nil {
-				return err
-			}
-			spec.UserID, owner = u.ID, " of "+u.Email
+			req.UserID, owner = u.ID, " of "+u.Email
 		}
-		if *days > 0 {
-			spec.ExpiresAt = time.Now().UTC().Truncate(time.Millisecond).AddDate(0, 0, *days)
-		}
-		tok, sec, err := auth.IssueToken(ctx, store, spec)
+		// No grant bounds the operator; the token is still capped by its
+		// user's membership.
+		tok, sec, err := auth.CreateToken(ctx, store, req, nil)
 		if err != nil {
 			return err
 		}
@@ -443,57 +407,4 @@ func adminCreateToken(fs *flag.FlagSet) func(context.Context, auth.Store, adminI
 			tok.Kind, tok.Name, owner, tok.ID, tok.RoleID, tok.TeamID, scope, expiry)
 		return nil
 	}
-}
-
-// withinMembership checks that u is a member of role's team whose own role
-// grants at least role's permissions: a personal token is capped by its
-// user's membership, so anything more would be silently lost.
-func withinMembership(ctx context.Context, store auth.Store, u auth.User, role auth.Role) error {
-	m, err := store.GetMember(ctx, role.TeamID, u.ID)
-	if errors.Is(err, auth.ErrNotFound) {
-		return fmt.Errorf("%s is not a member of team %q: add them with \"slipway admin add-member\" first", u.Email, role.TeamID)
-	} else if err != nil {
-		return err
-	}
-	held, err := store.GetRole(ctx, role.TeamID, m.RoleID)
-	if err != nil {
-		return err
-	}
-	for _, p := range role.Permissions {
-		if !slices.Contains(held.Permissions, p) {
-			return fmt.Errorf("role %s grants more than %s's role in team %q (%s), which caps their tokens: "+
-				"choose a narrower role or change their membership", role.ID, u.Email, role.TeamID, held.ID)
-		}
-	}
-	return nil
-}
-
-// userByEmail finds a user by address, as typed (any case).
-func userByEmail(ctx context.Context, store auth.Store, email string) (auth.User, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	u, err := store.GetUserByEmail(ctx, email)
-	if errors.Is(err, auth.ErrNotFound) {
-		return auth.User{}, fmt.Errorf("no user with email %q: create it with \"slipway admin create-user\" first", email)
-	}
-	return u, err
-}
-
-// teamRole returns a role of a team, saying which of the two is missing.
-func teamRole(ctx context.Context, store auth.Store, team, role string) (auth.Role, error) {
-	if _, err := store.GetTeam(ctx, team); errors.Is(err, auth.ErrNotFound) {
-		return auth.Role{}, fmt.Errorf("no team %q (team ids are slugs of the name, e.g. \"default\")", team)
-	} else if err != nil {
-		return auth.Role{}, err
-	}
-	r, err := store.GetRole(ctx, team, role)
-	if errors.Is(err, auth.ErrNotFound) {
-		var ids []string
-		if roles, err := store.ListRoles(ctx, team); err == nil {
-			for _, r := range roles {
-				ids = append(ids, r.ID)
-			}
-		}
-		return auth.Role{}, fmt.Errorf("team %q has no role %q (its roles: %s)", team, role, strings.Join(ids, ", "))
-	}
-	return r, err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -199,32 +200,36 @@ func testAdmin(t *testing.T, e *adminEnv) {
 	}{
 		{"", []string{"create-user"}, "--email is required"},
 		{"", []string{"create-user", "--email", "ada@example.com"}, "already exists"},
-		{"", []string{"create-user", "--email", "not an address"}, "email: must be an email address"},
+		{"", []string{"create-user", "--email", "not an address"}, "--email: must be an email address"},
 		{"", []string{"create-user", "--email", "dan@example.com", "--password-stdin"}, "no password on stdin"},
 		{"hunter2 one\nhunter2 two\n", []string{"create-user", "--email", "dan@example.com", "--password-stdin"}, "several lines"},
 		{"", []string{"create-user", "--email", "dan@example.com", "--password", "hunter2"}, "not defined: -password"},
 		{strings.Repeat("p", secret.MaxPasswordLen+1), []string{"create-user", "--email", "dan@example.com", "--password-stdin"}, "longer than"},
 		{"", []string{"create-user", "--email", "dan@example.com", "stray"}, `unexpected argument "stray"`},
 		{"", []string{"create-team", "--name", "Other"}, "--owner-email is required"},
-		{"", []string{"create-team", "--name", "Other", "--owner-email", "nobody@example.com"}, `no user with email "nobody@example.com"`},
-		{"", []string{"create-team", "--name", "!!", "--owner-email", "ada@example.com"}, "name: must contain 3 to 64 letters or digits"},
+		{"", []string{"create-team", "--name", "Other", "--owner-email", "nobody@example.com"}, `no user has the email "nobody@example.com"`},
+		{"", []string{"create-team", "--name", "!!", "--owner-email", "ada@example.com"}, "--name: must contain 3 to 64 letters or digits"},
 		{"", []string{"create-team", "--name", "acme  OPS", "--owner-email", "ada@example.com"}, `team "acme-ops" already exists`},
-		{"", []string{"add-member", "--team", "nope", "--email", "carol@example.com", "--role", "viewer"}, `no team "nope"`},
-		{"", []string{"add-member", "--team", "acme-ops", "--email", "carol@example.com", "--role", "owner"}, `team "acme-ops" has no role "owner" (its roles: admin, developer, viewer)`},
-		{"", []string{"add-member", "--team", "acme-ops", "--email", "nobody@example.com", "--role", "viewer"}, "no user with email"},
+		{"", []string{"add-member", "--team", "nope", "--email", "carol@example.com", "--role", "viewer"}, `team "nope" not found (team ids are slugs`},
+		{"", []string{"add-member", "--team", "acme-ops", "--email", "carol@example.com", "--role", "owner"}, `--role: team "acme-ops" has no role "owner" (its roles: admin, developer, viewer)`},
+		{"", []string{"add-member", "--team", "acme-ops", "--email", "nobody@example.com", "--role", "viewer"}, "create the user with \"slipway admin create-user\""},
 		{"", []string{"add-member", "--team", "acme-ops", "--email", "bob@example.com", "--role", "viewer"}, "already a member of team \"acme-ops\" (role developer)"},
 		{"", []string{"add-member", "--team", "acme-ops", "--email", "carol@example.com"}, "--role is required"},
 		{"", []string{"create-token", "--email", "bob@example.com", "--team", "acme-ops", "--role", "owner", "--name", "x y z"}, `has no role "owner"`},
-		{"", []string{"create-token", "--email", "bob@example.com", "--team", "nope", "--role", "viewer", "--name", "x y z"}, `no team "nope"`},
-		{"", []string{"create-token", "--email", "carol@example.com", "--team", "acme-ops", "--role", "viewer", "--name", "x y z"}, "not a member of team"},
-		{"", []string{"create-token", "--email", "nobody@example.com", "--team", "acme-ops", "--role", "viewer", "--name", "x y z"}, "no user with email"},
+		{"", []string{"create-token", "--email", "bob@example.com", "--team", "nope", "--role", "viewer", "--name", "x y z"}, `team "nope" not found`},
+		{"", []string{"create-token", "--email", "carol@example.com", "--team", "acme-ops", "--role", "viewer", "--name", "x y z"}, `not a member of team "acme-ops", so their token could do nothing there: add them`},
+		{"", []string{"create-token", "--email", "nobody@example.com", "--team", "acme-ops", "--role", "viewer", "--name", "x y z"}, "no user has the email"},
 		{"", []string{"create-token", "--email", "bob@example.com", "--team", "acme-ops", "--role", "admin", "--name", "x y z"}, "grants more than bob@example.com's role"},
 		{"", []string{"create-token", "--team", "acme-ops", "--role", "viewer", "--name", "x y z"}, "--email is required for a personal token"},
 		{"", []string{"create-token", "--kind", "team", "--email", "bob@example.com", "--team", "acme-ops", "--role", "viewer", "--name", "x y z"}, "drop --email"},
 		{"", []string{"create-token", "--kind", "robot", "--team", "acme-ops", "--role", "viewer", "--name", "x y z"}, `--kind "robot"`},
-		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer", "--name", "xy"}, "--name must be 3 to 64"},
-		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer", "--name", "x y z", "--expires-in-days", "-1"}, "--expires-in-days"},
-		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer", "--name", "x y z", "--project", "Not A Slug"}, "is not a project id"},
+		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer", "--name", "xy"}, "--name: must be 3 to 64 characters"},
+		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer", "--name", "x y z", "--expires-in-days", "-1"}, "--expires-in-days: must be 0 (never expires) to 3650"},
+		// Every bad value at once, each named by its flag.
+		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer", "--name", "xy", "--expires-in-days", "4000",
+			"--project", "web", "--project", "Not A Slug"},
+			"--expires-in-days: must be 0 (never expires) to 3650; --name: must be 3 to 64 characters; --project #2: must be a project id"},
+		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer", "--name", "x y z", "--project", "Not A Slug"}, "--project #1: must be a project id"},
 		{"", []string{"create-token", "--kind", "team", "--team", "acme-ops", "--role", "viewer"}, "--name is required"},
 		{"", []string{"delete-everything"}, `unknown command "delete-everything"`},
 	} {
@@ -250,6 +255,22 @@ func testAdmin(t *testing.T, e *adminEnv) {
 	}
 	if m, err := e.store.GetMember(ctx, "acme-ops", bobID); err != nil || m.RoleID != "developer" {
 		t.Fatalf("a refused add-member changed bob's membership: %+v, %v", m, err)
+	}
+
+	// The command and the API apply the same rules, in the same words:
+	// Ada (the team's admin) adding bob again through the RPC.
+	_, adaTok, err := auth.IssueToken(ctx, e.store, auth.TokenSpec{Kind: auth.KindPersonal, Name: "ada", TeamID: "acme-ops", UserID: ada.ID, RoleID: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adaP, err := e.authenticate("Bearer " + adaTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, cliErr := e.admin(t, "", "add-member", "--team", "acme-ops", "--email", "bob@example.com", "--role", "viewer")
+	_, rpcErr := e.srv.AddTeamMember(authz.NewContext(ctx, adaP), &authv1.AddTeamMemberRequest{TeamId: "acme-ops", Email: "bob@example.com", RoleId: "viewer"})
+	if cliErr == nil || rpcErr == nil || cliErr.Error() != "admin add-member: "+rpcErr.Error() {
+		t.Fatalf("add-member twice: the command says %v, the API %v", cliErr, rpcErr)
 	}
 }
 
@@ -385,8 +406,8 @@ func TestAdminSetPlan(t *testing.T) {
 			}{
 				{[]string{"set-plan", "--team", team}, "--plan is required"},
 				{[]string{"set-plan", "--plan", "pro"}, "--team is required"},
-				{[]string{"set-plan", "--team", "nope", "--plan", "pro"}, `no team "nope"`},
-				{[]string{"set-plan", "--team", team, "--plan", "Pro Plan"}, "is not a plan id"},
+				{[]string{"set-plan", "--team", "nope", "--plan", "pro"}, `team "nope" not found`},
+				{[]string{"set-plan", "--team", team, "--plan", "Pro Plan"}, "--plan: must be a plan id"},
 			} {
 				if out, _, err := e.admin(t, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) || out != "" {
 					t.Errorf("%v: %v (stdout %q), want an error containing %q", tc.args, err, out, tc.want)

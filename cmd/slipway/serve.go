@@ -29,6 +29,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -393,7 +394,7 @@ func (p *process) serviceHTTP() http.Handler {
 		status, body := http.StatusOK, fmt.Sprintf(`{"data":{"status":"ok","checks":%s}}`, jsonObject(checks))
 		if !healthy {
 			status = http.StatusServiceUnavailable
-			body = fmt.Sprintf(`{"error":{"status":503,"message":"not ready","id":"NOT_READY","details":{"checks":%s}}}`, jsonObject(checks))
+			body = fmt.Sprintf(`{"error":{"status":503,"message":"not ready","id":%q,"details":{"checks":%s}}}`, apierr.ReasonNotReady, jsonObject(checks))
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)

@@ -284,25 +284,33 @@ func newTeam(name string, at time.Time) (Team, []Role, error) {
 // commands. Invalid input, a taken id and an unknown owner are
 // *apierr.Error.
 func CreateTeam(ctx context.Context, store Store, name, ownerUserID string) (Team, error) {
-	at := now()
+	if ownerUserID == "" {
+		return Team{}, apierr.InvalidField("owner", "a team needs an owner")
+	}
+	t, err := createTeam(ctx, store, name, "", ownerUserID, now())
+	if errors.Is(err, ErrNotFound) {
+		return Team{}, apierr.NotFound("user", ownerUserID)
+	}
+	return t, err
+}
+
+// createTeam creates a team with the built-in roles and its owner as its
+// admin, created at at: what CreateTeam and the CreateTeam RPC both do.
+// An unknown owner is ErrNotFound, which each caller words for its asker.
+func createTeam(ctx context.Context, store Store, name, description, ownerUserID string, at time.Time) (Team, error) {
 	t, roles, err := newTeam(name, at)
 	if err != nil {
 		return Team{}, err
 	}
-	if ownerUserID == "" {
-		return Team{}, apierr.InvalidField("owner", "a team needs an owner")
-	}
-	owner := Member{TeamID: t.ID, UserID: ownerUserID, RoleID: "admin", JoinedAt: at}
+	t.Description = description
+	owner := Member{TeamID: t.ID, UserID: ownerUserID, RoleID: adminRole, JoinedAt: at}
 	ev, err := MemberEvent("added", owner)
 	if err != nil {
 		return Team{}, err
 	}
-	switch err := store.CreateTeam(ctx, t, roles, []Member{owner}, ev); {
-	case errors.Is(err, ErrAlreadyExists):
+	if err := store.CreateTeam(ctx, t, roles, []Member{owner}, ev); errors.Is(err, ErrAlreadyExists) {
 		return Team{}, apierr.AlreadyExists("team", t.ID)
-	case errors.Is(err, ErrNotFound):
-		return Team{}, apierr.NotFound("user", ownerUserID)
-	case err != nil:
+	} else if err != nil {
 		return Team{}, err
 	}
 	return t, nil

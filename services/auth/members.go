@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -109,24 +108,6 @@ func (s *server) keepsAnAdmin(ctx context.Context, m Member) error {
 	return nil
 }
 
-// grantableRole returns a role of team the caller may hand out; field
-// names the request field in the error for an unknown role.
-func (s *server) grantableRole(ctx context.Context, g *authv1.TeamGrant, field, id string) (Role, error) {
-	r, err := s.store.GetRole(ctx, g.GetTeamId(), id)
-	if errors.Is(err, ErrNotFound) {
-		if field == "" {
-			return Role{}, apierr.NotFound("role", id)
-		}
-		return Role{}, apierr.InvalidField(field, "no such role in this team; GET /v1/teams/{teamId}/roles lists them")
-	} else if err != nil {
-		return Role{}, err
-	}
-	if !withinGrant(g, r.Permissions, r.Restrictions) {
-		return Role{}, errRoleExceedsCaller()
-	}
-	return r, nil
-}
-
 // setRole gives member m role r, refusing to take the team's last admin
 // off "admin", and returns the member as it is afterwards.
 func (s *server) setRole(ctx context.Context, m TeamMember, r Role) (TeamMember, error) {
@@ -169,7 +150,8 @@ func (s *server) PatchTeam(ctx context.Context, req *authv1.PatchTeamRequest) (*
 	return &authv1.PatchTeamResponse{Team: teamOf(t)}, nil
 }
 
-// AddTeamMember implements AuthService.
+// AddTeamMember implements AuthService: the rules are addMember's, which
+// "slipway admin add-member" runs too, bounded here by the caller's grant.
 func (s *server) AddTeamMember(ctx context.Context, req *authv1.AddTeamMemberRequest) (*authv1.AddTeamMemberResponse, error) {
 	g, err := inTeam(ctx, req.GetTeamId())
 	if err != nil {
@@ -185,32 +167,8 @@ func (s *server) AddTeamMember(ctx context.Context, req *authv1.AddTeamMemberReq
 	if roleID == "" {
 		roleID = defaultMemberRole
 	}
-	email, err := normalizeEmail(req.GetEmail())
+	m, err := addMember(ctx, s.store, memberRequest{team: g.GetTeamId(), email: req.GetEmail(), role: roleID, roleField: field}, g, s.now())
 	if err != nil {
-		return nil, err
-	}
-	r, err := s.grantableRole(ctx, g, field, roleID)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.store.GetUserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil, &apierr.Error{Code: codes.NotFound, Reason: apierr.ReasonNotFound, Message: fmt.Sprintf(
-			"user not found: no user has the email %q (Slipway sends no invitations; create the user with \"slipway admin create-user\")", email)}
-	} else if err != nil {
-		return nil, err
-	}
-	m := TeamMember{Member: Member{TeamID: g.GetTeamId(), UserID: u.ID, RoleID: r.ID, JoinedAt: s.now()}, User: u}
-	ev, err := MemberEvent("added", m.Member)
-	if err != nil {
-		return nil, err
-	}
-	switch err := s.store.AddMember(ctx, m.Member, ev); {
-	case errors.Is(err, ErrAlreadyExists):
-		return nil, apierr.Conflict(apierr.ReasonAlreadyMember, "%s is already a member of team %q", email, m.TeamID)
-	case errors.Is(err, ErrNotFound): // the role or the user went meanwhile
-		return nil, apierr.NotFound("role", r.ID)
-	case err != nil:
 		return nil, err
 	}
 	return &authv1.AddTeamMemberResponse{Member: memberOf(m)}, nil
@@ -398,7 +356,7 @@ func (s *server) AddTeamRoleMember(ctx context.Context, req *authv1.AddTeamRoleM
 		}
 		return nil, apierr.Invalid("request validation failed", fields)
 	}
-	r, err := s.grantableRole(ctx, g, "", req.GetRoleId())
+	r, err := grantableRole(ctx, s.store, g, g.GetTeamId(), "", req.GetRoleId())
 	if err != nil {
 		return nil, err
 	}

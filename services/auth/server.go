@@ -146,6 +146,8 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 // mint tokens within them. Kind "credential" makes an API credential for
 // HTTP Basic auth: a team credential (no user) checked like a team token,
 // whose id is the public key id and whose secret is the Basic password.
+// The rules are CreateToken's, which "slipway admin create-token" runs
+// too; the handler only picks the team and the user.
 func (s *server) CreateApiToken(ctx context.Context, req *authv1.CreateApiTokenRequest) (*authv1.CreateApiTokenResponse, error) {
 	p, g, err := caller(ctx)
 	if err != nil {
@@ -156,56 +158,22 @@ func (s *server) CreateApiToken(ctx context.Context, req *authv1.CreateApiTokenR
 			return nil, err
 		}
 	}
-	spec := TokenSpec{Kind: TokenKind(req.GetKind()), Name: req.GetName(), TeamID: g.GetTeamId(), RoleID: req.GetRoleId()}
-	switch spec.Kind {
-	case KindPersonal:
-		if p.GetUserId() == "" {
-			return nil, apierr.InvalidField("kind", "a personal token acts as a user and this caller has none; create a team token")
-		}
-		spec.UserID = p.GetUserId()
-	case KindTeam, KindCredential:
-		// Both act as the team, within their role; neither has a user.
-	default:
-		return nil, apierr.InvalidField("kind", `must be "personal", "team" or "credential"`)
+	tr := TokenRequest{
+		Kind: TokenKind(req.GetKind()), Name: req.GetName(), TeamID: g.GetTeamId(), RoleID: req.GetRoleId(),
+		Projects: req.GetProjects(), ExpiresInDays: int(req.GetExpiresInDays()),
 	}
-	role, err := s.store.GetRole(ctx, spec.TeamID, spec.RoleID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, apierr.InvalidField("roleId", "no such role in this team; GET /v1/teams/{teamId}/roles lists them")
-	} else if err != nil {
-		return nil, err
+	if tr.Kind == KindPersonal {
+		// A personal token acts as the caller; a caller without a user
+		// (a team token) gets the rules' refusal on "kind".
+		tr.UserID = p.GetUserId()
 	}
-	if !subset(role.Permissions, g.GetPermissions()) {
-		return nil, errTokenExceedsRole()
-	}
-	if spec.Projects, err = projectIDs("projects", req.GetProjects()); err != nil {
-		return nil, err
-	}
-	if limit := g.GetProjects(); len(limit) > 0 {
-		if len(spec.Projects) == 0 {
-			spec.Projects = limit // inherit the restriction rather than lift it
-		} else if !subset(spec.Projects, limit) {
-			return nil, errTokenExceedsRole()
-		}
-	}
-	if days := req.GetExpiresInDays(); days > 0 {
-		spec.ExpiresAt = s.now().AddDate(0, 0, int(days))
-	}
-	tok, sec, err := s.issue(ctx, spec)
+	tok, sec, err := createToken(ctx, s.store, tr, g, s.now())
 	if err != nil {
 		return nil, err
 	}
 	out := tokenOf(tok)
 	out.Token = &sec
 	return &authv1.CreateApiTokenResponse{Token: out}, nil
-}
-
-// issue is IssueToken on the server's clock, with API errors.
-func (s *server) issue(ctx context.Context, spec TokenSpec) (Token, string, error) {
-	tok, sec, err := issue(ctx, s.store, spec, s.now())
-	if errors.Is(err, ErrNotFound) { // the role was deleted meanwhile
-		return Token{}, "", apierr.InvalidField("roleId", "no such role in this team")
-	}
-	return tok, sec, err
 }
 
 // teamToken returns a token of the caller's default team; another team's
@@ -280,23 +248,10 @@ func (s *server) CreateTeam(ctx context.Context, req *authv1.CreateTeamRequest) 
 		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonUserRequired,
 			Message: "only a user can create a team (it becomes the team's admin); use a personal token"}
 	}
-	at := s.now()
-	t, roles, err := newTeam(req.GetName(), at)
-	if err != nil {
-		return nil, err
-	}
-	t.Description = req.GetDescription()
-	owner := Member{TeamID: t.ID, UserID: p.GetUserId(), RoleID: "admin", JoinedAt: at}
-	ev, err := MemberEvent("added", owner)
-	if err != nil {
-		return nil, err
-	}
-	switch err := s.store.CreateTeam(ctx, t, roles, []Member{owner}, ev); {
-	case errors.Is(err, ErrAlreadyExists):
-		return nil, apierr.AlreadyExists("team", t.ID)
-	case errors.Is(err, ErrNotFound): // the user was deleted meanwhile
+	t, err := createTeam(ctx, s.store, req.GetName(), req.GetDescription(), p.GetUserId(), s.now())
+	if errors.Is(err, ErrNotFound) { // the user was deleted meanwhile
 		return nil, authz.Unauthenticated(BadCredentialsMessage)
-	case err != nil:
+	} else if err != nil {
 		return nil, err
 	}
 	return &authv1.CreateTeamResponse{Team: teamOf(t)}, nil
