@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -56,6 +57,7 @@ type harness struct {
 	store    jobs.Store
 	stateDir string
 	nc       *nats.Conn
+	js       jetstream.JetStream
 	projects projectsv1.ProjectsServiceClient
 	catalog  *projects.Catalog
 	client   jobsv1.JobsServiceClient
@@ -77,6 +79,20 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	// The event stream and the outbox relay, as `slipway serve` runs them,
+	// so tests can see what the service publishes and what the stream keeps.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureStream(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relay := events.NewRelay(db, js, events.WithLogger(quiet))
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); _ = relay.Run(relayCtx) }()
+	t.Cleanup(func() { stopRelay(); <-relayDone })
 
 	// The projects service, with the project the tests use.
 	pdb := openSQLite(t, filepath.Join(dir, "projects.db"), projectmigrations.Set)
@@ -94,7 +110,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, catalog))
-	h := &harness{t: t, store: jobs.NewSQLStore(db, box, nil), stateDir: filepath.Join(dir, "runtime"), nc: nc, catalog: catalog}
+	h := &harness{t: t, store: jobs.NewSQLStore(db, box, relay.Notify), stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: catalog}
 	h.projects = projectsv1.NewProjectsServiceClient(serve(t, psrv))
 	h.start("replica-1")
 	return h
@@ -698,4 +714,66 @@ func TestTailJobLogs(t *testing.T) {
 		_, err = other.Recv()
 	}
 	wantCode(t, err, codes.NotFound, "")
+}
+
+// TestLiveLogLinesStayOutOfTheStream shows lasting events apart from live
+// traffic: a run's log line reaches live subscribers but never the event
+// stream (which keeps its messages for days), while the run's lifecycle
+// event does land there.
+func TestLiveLogLinesStayOutOfTheStream(t *testing.T) {
+	h := newHarness(t)
+	const secretLine = "password=hunter2"
+	h.manual("leaky", `echo `+secretLine)
+	live, err := h.nc.SubscribeSync(events.LiveSubject("jobs", "logs", teamID, projectID, "leaky"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := h.run("leaky", nil)
+	if r = h.waitRun("leaky", r.GetId(), 10*time.Second, concluded); r.GetStatus() != "SUCCESS" {
+		t.Fatalf("run = %v", r)
+	}
+	msg, err := live.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no live log line was published: %v", err)
+	}
+	if !strings.Contains(string(msg.Data), secretLine) {
+		t.Fatalf("live message = %s, want the log line", msg.Data)
+	}
+
+	ctx := context.Background()
+	stream, err := h.js.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lifecycle event of the run lands (the relay publishes it shortly
+	// after the commit)...
+	waitFor(t, 15*time.Second, "the run's succeeded event in the stream", func() bool {
+		_, err := stream.GetLastMsgForSubject(ctx, events.SubjectFor("jobs", "run", "succeeded"))
+		return err == nil
+	})
+	// ...but nothing on a live subject, and no message holds the line.
+	if _, err := stream.GetLastMsgForSubject(ctx, msg.Subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Errorf("the stream has a message on the live subject %s: %v", msg.Subject, err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for subject := range info.State.Subjects {
+		if !strings.HasPrefix(subject, "slipway.") {
+			t.Errorf("the stream holds a message on %s", subject)
+		}
+	}
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("read message %d: %v", seq, err)
+		}
+		if strings.Contains(string(m.Data), secretLine) {
+			t.Errorf("message %d on %s holds the log line: %s", seq, m.Subject, m.Data)
+		}
+	}
 }
