@@ -33,6 +33,7 @@ import (
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
 	"github.com/slipwayhq/slipway/pkg/quota"
@@ -342,7 +343,7 @@ func (p *process) startProjects(ctx context.Context, g *errgroup.Group, srv *grp
 			return err
 		}
 	}
-	catalog, err := projects.LoadCatalog(p.cfg.CatalogFile)
+	catalog, err := catalog.Load(p.cfg.CatalogFile)
 	if err != nil {
 		return err
 	}
@@ -380,7 +381,7 @@ func (p *process) startJobs(ctx context.Context, g *errgroup.Group, srv *grpc.Se
 			return err
 		}
 	}
-	catalog, err := projects.LoadCatalog(p.cfg.CatalogFile)
+	catalog, err := catalog.Load(p.cfg.CatalogFile)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -59,7 +60,7 @@ type harness struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	projects projectsv1.ProjectsServiceClient
-	catalog  *projects.Catalog
+	catalog  *catalog.Catalog
 	client   jobsv1.JobsServiceClient
 	stop     func()
 }
@@ -101,7 +102,7 @@ func newHarness(t *testing.T) *harness {
 	if err := pstore.Create(ctx, projects.Project{TeamID: teamID, ID: projectID, Name: "web", Region: "local", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	catalog, err := projects.LoadCatalog("")
+	cat, err := catalog.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,8 +110,8 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, catalog))
-	h := &harness{t: t, store: jobs.NewSQLStore(db, box, relay.Notify), stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: catalog}
+	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, cat))
+	h := &harness{t: t, store: jobs.NewSQLStore(db, box, relay.Notify), stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: cat}
 	h.projects = projectsv1.NewProjectsServiceClient(serve(t, psrv))
 	h.start("replica-1")
 	return h
