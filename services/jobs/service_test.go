@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -775,6 +776,75 @@ func TestLiveLogLinesStayOutOfTheStream(t *testing.T) {
 		}
 		if strings.Contains(string(m.Data), secretLine) {
 			t.Errorf("message %d on %s holds the log line: %s", seq, m.Subject, m.Data)
+		}
+	}
+}
+
+// streamEvents reads every event on subjects the stream holds, waiting up
+// to 15 s for n of them (the relay publishes shortly after each commit).
+func (h *harness) streamEvents(n int, subjects ...string) []events.Event {
+	h.t.Helper()
+	ctx := context.Background()
+	cons, err := h.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []events.Event
+	deadline := time.Now().Add(15 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			continue
+		}
+		var ev events.Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	if len(out) != n {
+		h.t.Fatalf("got %d events on %v, want %d: %v", len(out), subjects, n, out)
+	}
+	return out
+}
+
+// TestJobResourceEvents checks the contract with the projects service: a
+// job's creation, change and deletion are announced as project-resource
+// events of kind job, next to the jobs service's own job events.
+func TestJobResourceEvents(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	put := func(desc string) {
+		t.Helper()
+		if _, err := h.client.PutManualJob(ctx, &jobsv1.PutManualJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "Tracked", Description: desc, Deployment: command("true")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("one")
+	put("one") // no change, no event
+	put("two")
+	if _, err := h.client.DeleteJob(ctx, &jobsv1.DeleteJobRequest{ProjectId: projectID, JobId: "tracked"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		verb events.ResourceVerb
+		desc string
+	}{{events.ResourceCreated, "one"}, {events.ResourceUpdated, "two"}, {events.ResourceDeleted, "two"}}
+	got := h.streamEvents(len(want), events.ProjectResourceSubjects()...)
+	for i, ev := range got {
+		verb, r, ok, err := events.ParseProjectResource(ev)
+		if err != nil || !ok {
+			t.Fatalf("event %d (%s) is no project resource: %v", i, ev.Type, err)
+		}
+		if verb != want[i].verb || r != (events.ProjectResource{TeamID: teamID, ProjectID: projectID, Kind: events.ResourceJob, ID: "tracked", Name: "Tracked", Description: want[i].desc, Type: "manual"}) {
+			t.Errorf("event %d = %s %+v, want %s of the job", i, verb, r, want[i].verb)
+		}
+	}
+	// The jobs service's own events are still there, one per change.
+	own := h.streamEvents(len(want), events.SubjectFor("jobs", "job", "*"))
+	for i, ev := range own {
+		if ev.Type != events.SubjectFor("jobs", "job", string(want[i].verb)) {
+			t.Errorf("own event %d = %s, want job.%s", i, ev.Type, want[i].verb)
 		}
 	}
 }

@@ -281,7 +281,7 @@ func testDeleteNonEmpty(t *testing.T, s *stack) {
 	if _, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Busy"}); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := events.New("jobs", "job", "created", "busy/nightly", projects.ResourceEventData{TeamID: "acme", ProjectID: "busy", ID: "nightly", Name: "Nightly", Type: "cron"})
+	ev, err := events.NewProjectResource("jobs", events.ResourceCreated, events.ProjectResource{TeamID: "acme", ProjectID: "busy", Kind: events.ResourceJob, ID: "nightly", Name: "Nightly", Type: "cron"})
 	if err != nil {
 		t.Fatal(err)
 	}
