@@ -18,6 +18,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/quota"
@@ -96,7 +97,7 @@ func startStack(b *testing.B, secured bool) string {
 	if _, err := auth.Bootstrap(ctx, authStore, auth.BootstrapOptions{Token: benchToken}); err != nil {
 		b.Fatal(err)
 	}
-	catalog, err := projects.LoadCatalog("")
+	cat, err := catalog.Load("")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func startStack(b *testing.B, secured bool) string {
 		b.Fatal(err)
 	}
 	authv1.RegisterAuthServiceServer(srv, auth.NewServer(authStore))
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projectStore, catalog))
+	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projectStore, cat))
 	go func() { _ = srv.Serve(lis) }()
 	b.Cleanup(srv.Stop)
 

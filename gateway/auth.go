@@ -102,7 +102,7 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, header string) adm
 		a.authErr = err
 	} else {
 		key = "team:" + p.GetDefaultTeamId()
-		if p.GetKind() == "personal_token" && p.GetUserId() != "" {
+		if authz.KindOf(p) == authz.PrincipalPersonalToken && p.GetUserId() != "" {
 			key = "user:" + p.GetUserId()
 		}
 		if grant, ok := authz.Grant(p, p.GetDefaultTeamId()); ok {

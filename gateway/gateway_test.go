@@ -24,6 +24,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
@@ -60,7 +61,7 @@ func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) stri
 	if err := db.Migrate(ctx, migrations.Set, events.Migrations); err != nil {
 		t.Fatal(err)
 	}
-	catalog, err := projects.LoadCatalog("")
+	cat, err := catalog.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projects.NewSQLStore(db, nil), catalog))
+	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projects.NewSQLStore(db, nil), cat))
 	hs := health.NewServer()
 	hs.Add(projectsv1.ProjectsService_ServiceDesc.ServiceName, "db", db.PingContext)
 	healthpb.RegisterHealthServer(srv, hs)

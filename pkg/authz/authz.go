@@ -181,7 +181,7 @@ func (a *Authorizer) resolve(ctx context.Context, header string, fresh bool) (*a
 		return nil, false, err
 	}
 	p := resp.GetPrincipal()
-	if p.GetKind() == "oauth" {
+	if KindOf(p) == PrincipalOAuth {
 		// OAuth tokens are revoked inside the OAuth server (/oauth2/revoke,
 		// refresh-token reuse), not through the event stream, so they are
 		// resolved on every call to make revocation immediate.

@@ -56,9 +56,9 @@ const (
 
 func setup() (*Authorizer, *tokens) {
 	t := &tokens{principals: map[string]*authv1.Principal{
-		"Bearer admin":      {Kind: "team_token", TokenId: "t-admin", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", RoleId: "admin", Permissions: role("admin")}}},
-		"Bearer viewer":     {Kind: "team_token", TokenId: "t-viewer", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", RoleId: "viewer", Permissions: role("viewer")}}},
-		"Bearer restricted": {Kind: "team_token", TokenId: "t-r", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", RoleId: "admin", Permissions: role("admin"), Projects: []string{"web"}}}},
+		"Bearer admin":      {Kind: string(PrincipalTeamToken), TokenId: "t-admin", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", RoleId: "admin", Permissions: role("admin")}}},
+		"Bearer viewer":     {Kind: string(PrincipalTeamToken), TokenId: "t-viewer", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", RoleId: "viewer", Permissions: role("viewer")}}},
+		"Bearer restricted": {Kind: string(PrincipalTeamToken), TokenId: "t-r", DefaultTeamId: "acme", Grants: []*authv1.TeamGrant{{TeamId: "acme", RoleId: "admin", Permissions: role("admin"), Projects: []string{"web"}}}},
 	}}
 	return New(t, "internal-key"), t
 }

@@ -15,4 +15,10 @@
 // Consumers use [Consume]: a durable pull consumer with explicit acks, so a
 // restarted service resumes where it stopped and a failing handler sees the
 // event again later.
+//
+// Live traffic — messages that matter only to whoever listens right now,
+// such as log lines for live tails and signals between replicas — goes on
+// core NATS under a separate root ([LiveSubject], "slipway-live.>") that
+// the stream never captures, so nothing in it is kept for the stream's
+// retention.
 package events

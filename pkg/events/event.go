@@ -14,7 +14,8 @@ import (
 const SpecVersion = "1.0"
 
 // subjectRoot prefixes every event type and NATS subject, so that the one
-// stream can claim "slipway.>" without colliding with other traffic.
+// stream can claim "slipway.>" without colliding with other traffic. Live
+// traffic, which must not be kept, has a root of its own (liveRoot).
 const subjectRoot = "slipway"
 
 // Event is a CloudEvents 1.0 envelope in structured JSON mode. It is what

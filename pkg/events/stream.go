@@ -21,6 +21,10 @@ const (
 	streamMaxAge = 7 * 24 * time.Hour
 )
 
+// StreamSubjects are the subjects the stream captures: the lifecycle root
+// only. Live traffic (LiveSubject) lives under a root these never match.
+func StreamSubjects() []string { return []string{subjectRoot + ".>"} }
+
 // EnsureStream creates the event stream or brings an existing one to the
 // expected configuration. Every service may call it at start-up; the
 // replica count of an existing stream is kept so that an operator can
@@ -29,7 +33,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream) error {
 	cfg := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Slipway lifecycle events (CloudEvents 1.0, structured JSON)",
-		Subjects:    []string{subjectRoot + ".>"},
+		Subjects:    StreamSubjects(),
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,

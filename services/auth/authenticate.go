@@ -26,11 +26,11 @@ const BadCredentialsMessage = "invalid, expired or revoked credentials"
 const LastUsedEvery = time.Minute
 
 // Principal kinds (authv1.Principal.kind) by stored token kind.
-var principalKinds = map[TokenKind]string{
-	KindPersonal:   "personal_token",
-	KindTeam:       "team_token",
-	KindCredential: "credential",
-	KindBootstrap:  "bootstrap",
+var principalKinds = map[TokenKind]authz.PrincipalKind{
+	KindPersonal:   authz.PrincipalPersonalToken,
+	KindTeam:       authz.PrincipalTeamToken,
+	KindCredential: authz.PrincipalCredential,
+	KindBootstrap:  authz.PrincipalBootstrap,
 }
 
 // errRejected marks a credential that failed a check; Authenticate turns
@@ -191,7 +191,7 @@ func (s *server) principal(ctx context.Context, tok Token) (*authv1.Principal, e
 	}
 	slices.Sort(perms)
 	p := &authv1.Principal{
-		Kind:          principalKinds[tok.Kind],
+		Kind:          string(principalKinds[tok.Kind]),
 		UserId:        tok.UserID,
 		TokenId:       tok.ID,
 		DefaultTeamId: tok.TeamID,

@@ -12,6 +12,7 @@ import (
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/secret"
@@ -53,7 +54,7 @@ func (s *server) oauthPrincipal(ctx context.Context, token string) (*authv1.Prin
 	}
 	slices.Sort(perms)
 	p := &authv1.Principal{
-		Kind:          "oauth",
+		Kind:          string(authz.PrincipalOAuth),
 		UserId:        g.UserID,
 		TokenId:       "oauth:" + g.ClientID,
 		DefaultTeamId: g.TeamID,

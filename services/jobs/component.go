@@ -10,13 +10,13 @@ import (
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/jobs/migrations"
-	"github.com/slipwayhq/slipway/services/projects"
 )
 
 // Component is the jobs service's row in the component table: manual and
@@ -49,7 +49,7 @@ var Component = component.Component{
 
 // start opens the runtime driver and starts the supervisor and scheduler.
 func start(ctx context.Context, env *component.Env) (*component.Instance, error) {
-	catalog, err := projects.LoadCatalog(env.Setting("catalog-file"))
+	cat, err := catalog.Load(env.Setting("catalog-file"))
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	svc, err := New(Options{
 		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver,
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
-		Catalog: catalog, NATS: env.JetStream.Conn(), Owner: string(owner[:16]), Logger: env.Log,
+		Catalog: cat, NATS: env.JetStream.Conn(), Owner: string(owner[:16]), Logger: env.Log,
 	})
 	if err != nil {
 		return nil, err

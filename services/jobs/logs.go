@@ -12,6 +12,7 @@ import (
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/events"
 )
 
 // Log query bounds.
@@ -22,9 +23,11 @@ const (
 
 // logSubject carries a job's stored lines to live tails, on core NATS: a
 // tail that misses a message (it was not subscribed yet) reads the line
-// from the store instead.
+// from the store instead. It is a live subject, outside the event stream:
+// a line may hold a secret value, and the store already keeps it under the
+// job's own access rules and retention.
 func logSubject(team, project, job string) string {
-	return "slipway.jobs.logs." + team + "." + project + "." + job
+	return events.LiveSubject("jobs", "logs", team, project, job)
 }
 
 // publishLines announces stored lines to live tails.

@@ -208,8 +208,10 @@ type abortMessage struct {
 }
 
 // abortSubject carries abort requests between replicas (core NATS: a
-// replica that misses one finds the run concluded when it next looks).
-const abortSubject = "slipway.jobs.internal.abort"
+// replica that misses one finds the run concluded when it next looks). It
+// is a live subject: a signal for whoever supervises the run now, with no
+// meaning once delivered, so the event stream must not keep it.
+var abortSubject = events.LiveSubject("jobs", "abort")
 
 func encode(v any) []byte {
 	b, _ := json.Marshal(v)

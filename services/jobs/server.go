@@ -163,11 +163,11 @@ func (s *Service) create(ctx context.Context, req request, typ Type, spec *jobsv
 	if err != nil {
 		return nil, err
 	}
-	ev, err := jobEvent("created", j)
+	evs, err := jobEvents(events.ResourceCreated, j)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateJob(ctx, j, ev); err != nil {
+	if err := s.store.CreateJob(ctx, j, evs...); err != nil {
 		return nil, apierr.FromStore(err, "job", j.ID)
 	}
 	return jobOf(j, s.opts.Driver.Name()), nil
@@ -180,11 +180,11 @@ func (s *Service) put(ctx context.Context, req request, typ Type, spec *jobsv1.J
 	if err != nil {
 		return nil, err
 	}
-	ev, err := jobEvent("created", want)
+	evs, err := jobEvents(events.ResourceCreated, want)
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.CreateJob(ctx, want, ev)
+	err = s.store.CreateJob(ctx, want, evs...)
 	if err == nil {
 		return jobOf(want, s.opts.Driver.Name()), nil
 	}
@@ -359,11 +359,7 @@ func (s *Service) update(ctx context.Context, req request, id string, mutate fun
 			return nil, nil
 		}
 		j.UpdatedAt = s.now()
-		ev, err := jobEvent("updated", *j)
-		if err != nil {
-			return nil, err
-		}
-		return []events.Event{ev}, nil
+		return jobEvents(events.ResourceUpdated, *j)
 	})
 	if err != nil {
 		return Job{}, apierr.FromStore(err, "job", id)
@@ -396,11 +392,11 @@ func (s *Service) deleteJob(ctx context.Context, j Job) error {
 			return err
 		}
 	}
-	ev, err := jobEvent("deleted", j)
+	evs, err := jobEvents(events.ResourceDeleted, j)
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteJob(ctx, j.TeamID, j.ProjectID, j.ID, ev); err != nil {
+	if err := s.store.DeleteJob(ctx, j.TeamID, j.ProjectID, j.ID, evs...); err != nil {
 		return apierr.FromStore(err, "job", j.ID)
 	}
 	return nil
@@ -432,8 +428,8 @@ func orEmpty(m map[string]string) map[string]string {
 	return m
 }
 
-// jobEventData is the data of jobs.job.* events; its first fields are
-// the ones projects.ResourceEventData reads.
+// jobEventData is the data of jobs.job.* events, the jobs service's own
+// lifecycle events (documented in the README; the feed for webhooks).
 type jobEventData struct {
 	TeamID      string `json:"teamId"`
 	ProjectID   string `json:"projectId"`
@@ -445,11 +441,27 @@ type jobEventData struct {
 	Suspended   bool   `json:"suspended,omitempty"`
 }
 
-func jobEvent(verb string, j Job) (events.Event, error) {
-	return events.New("jobs", "job", verb, j.TeamID+"/"+j.ProjectID+"/"+j.ID, jobEventData{
+// jobEvents are the events announcing that j was created, updated or
+// deleted: the service's own jobs.job.<verb> and the shared
+// jobs.resource.<verb> (events.ProjectResource) through which the projects
+// service lists the job on its project. Both go into the same outbox
+// transaction as the change, so the two never disagree.
+func jobEvents(verb events.ResourceVerb, j Job) ([]events.Event, error) {
+	own, err := events.New("jobs", "job", string(verb), j.TeamID+"/"+j.ProjectID+"/"+j.ID, jobEventData{
 		TeamID: j.TeamID, ProjectID: j.ProjectID, ID: j.ID, Name: j.Name, Description: j.Description,
 		Type: string(j.Type), Schedule: j.Schedule, Suspended: j.Suspended,
 	})
+	if err != nil {
+		return nil, err
+	}
+	shared, err := events.NewProjectResource("jobs", verb, events.ProjectResource{
+		TeamID: j.TeamID, ProjectID: j.ProjectID, Kind: events.ResourceJob, ID: j.ID,
+		Name: j.Name, Description: j.Description, Type: string(j.Type),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{own, shared}, nil
 }
 
 // copyJob deep-copies what mutate may change in place.

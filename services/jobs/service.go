@@ -20,8 +20,8 @@ import (
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/runtime"
-	"github.com/slipwayhq/slipway/services/projects"
 )
 
 // Options configure New.
@@ -35,7 +35,7 @@ type Options struct {
 	Projects projectsv1.ProjectsServiceClient
 	Internal func(context.Context) context.Context
 	// Catalog gives plans their CPU and memory.
-	Catalog *projects.Catalog
+	Catalog *catalog.Catalog
 	// NATS carries live log lines and abort requests between replicas.
 	NATS *nats.Conn
 	// Owner identifies this replica; it must be stable across restarts of

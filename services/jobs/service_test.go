@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -25,6 +27,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -56,8 +59,9 @@ type harness struct {
 	store    jobs.Store
 	stateDir string
 	nc       *nats.Conn
+	js       jetstream.JetStream
 	projects projectsv1.ProjectsServiceClient
-	catalog  *projects.Catalog
+	catalog  *catalog.Catalog
 	client   jobsv1.JobsServiceClient
 	stop     func()
 }
@@ -77,6 +81,20 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	// The event stream and the outbox relay, as `slipway serve` runs them,
+	// so tests can see what the service publishes and what the stream keeps.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureStream(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relay := events.NewRelay(db, js, events.WithLogger(quiet))
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); _ = relay.Run(relayCtx) }()
+	t.Cleanup(func() { stopRelay(); <-relayDone })
 
 	// The projects service, with the project the tests use.
 	pdb := openSQLite(t, filepath.Join(dir, "projects.db"), projectmigrations.Set)
@@ -85,7 +103,7 @@ func newHarness(t *testing.T) *harness {
 	if err := pstore.Create(ctx, projects.Project{TeamID: teamID, ID: projectID, Name: "web", Region: "local", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	catalog, err := projects.LoadCatalog("")
+	cat, err := catalog.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +111,8 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, catalog))
-	h := &harness{t: t, store: jobs.NewSQLStore(db, box, nil), stateDir: filepath.Join(dir, "runtime"), nc: nc, catalog: catalog}
+	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, cat))
+	h := &harness{t: t, store: jobs.NewSQLStore(db, box, relay.Notify), stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: cat}
 	h.projects = projectsv1.NewProjectsServiceClient(serve(t, psrv))
 	h.start("replica-1")
 	return h
@@ -698,4 +716,135 @@ func TestTailJobLogs(t *testing.T) {
 		_, err = other.Recv()
 	}
 	wantCode(t, err, codes.NotFound, "")
+}
+
+// TestLiveLogLinesStayOutOfTheStream shows lasting events apart from live
+// traffic: a run's log line reaches live subscribers but never the event
+// stream (which keeps its messages for days), while the run's lifecycle
+// event does land there.
+func TestLiveLogLinesStayOutOfTheStream(t *testing.T) {
+	h := newHarness(t)
+	const secretLine = "password=hunter2"
+	h.manual("leaky", `echo `+secretLine)
+	live, err := h.nc.SubscribeSync(events.LiveSubject("jobs", "logs", teamID, projectID, "leaky"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := h.run("leaky", nil)
+	if r = h.waitRun("leaky", r.GetId(), 10*time.Second, concluded); r.GetStatus() != "SUCCESS" {
+		t.Fatalf("run = %v", r)
+	}
+	msg, err := live.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no live log line was published: %v", err)
+	}
+	if !strings.Contains(string(msg.Data), secretLine) {
+		t.Fatalf("live message = %s, want the log line", msg.Data)
+	}
+
+	ctx := context.Background()
+	stream, err := h.js.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lifecycle event of the run lands (the relay publishes it shortly
+	// after the commit)...
+	waitFor(t, 15*time.Second, "the run's succeeded event in the stream", func() bool {
+		_, err := stream.GetLastMsgForSubject(ctx, events.SubjectFor("jobs", "run", "succeeded"))
+		return err == nil
+	})
+	// ...but nothing on a live subject, and no message holds the line.
+	if _, err := stream.GetLastMsgForSubject(ctx, msg.Subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Errorf("the stream has a message on the live subject %s: %v", msg.Subject, err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for subject := range info.State.Subjects {
+		if !strings.HasPrefix(subject, "slipway.") {
+			t.Errorf("the stream holds a message on %s", subject)
+		}
+	}
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("read message %d: %v", seq, err)
+		}
+		if strings.Contains(string(m.Data), secretLine) {
+			t.Errorf("message %d on %s holds the log line: %s", seq, m.Subject, m.Data)
+		}
+	}
+}
+
+// streamEvents reads every event on subjects the stream holds, waiting up
+// to 15 s for n of them (the relay publishes shortly after each commit).
+func (h *harness) streamEvents(n int, subjects ...string) []events.Event {
+	h.t.Helper()
+	ctx := context.Background()
+	cons, err := h.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []events.Event
+	deadline := time.Now().Add(15 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			continue
+		}
+		var ev events.Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	if len(out) != n {
+		h.t.Fatalf("got %d events on %v, want %d: %v", len(out), subjects, n, out)
+	}
+	return out
+}
+
+// TestJobResourceEvents checks the contract with the projects service: a
+// job's creation, change and deletion are announced as project-resource
+// events of kind job, next to the jobs service's own job events.
+func TestJobResourceEvents(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	put := func(desc string) {
+		t.Helper()
+		if _, err := h.client.PutManualJob(ctx, &jobsv1.PutManualJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "Tracked", Description: desc, Deployment: command("true")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("one")
+	put("one") // no change, no event
+	put("two")
+	if _, err := h.client.DeleteJob(ctx, &jobsv1.DeleteJobRequest{ProjectId: projectID, JobId: "tracked"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		verb events.ResourceVerb
+		desc string
+	}{{events.ResourceCreated, "one"}, {events.ResourceUpdated, "two"}, {events.ResourceDeleted, "two"}}
+	got := h.streamEvents(len(want), events.ProjectResourceSubjects()...)
+	for i, ev := range got {
+		verb, r, ok, err := events.ParseProjectResource(ev)
+		if err != nil || !ok {
+			t.Fatalf("event %d (%s) is no project resource: %v", i, ev.Type, err)
+		}
+		if verb != want[i].verb || r != (events.ProjectResource{TeamID: teamID, ProjectID: projectID, Kind: events.ResourceJob, ID: "tracked", Name: "Tracked", Description: want[i].desc, Type: "manual"}) {
+			t.Errorf("event %d = %s %+v, want %s of the job", i, verb, r, want[i].verb)
+		}
+	}
+	// The jobs service's own events are still there, one per change.
+	own := h.streamEvents(len(want), events.SubjectFor("jobs", "job", "*"))
+	for i, ev := range own {
+		if ev.Type != events.SubjectFor("jobs", "job", string(want[i].verb)) {
+			t.Errorf("own event %d = %s, want job.%s", i, ev.Type, want[i].verb)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -22,13 +23,13 @@ var Component = component.Component{
 	Deps:       []string{"auth"},
 	Migrations: []sqldb.Migrations{migrations.Set},
 	Start: func(ctx context.Context, env *component.Env) (*component.Instance, error) {
-		catalog, err := LoadCatalog(env.Setting("catalog-file"))
+		cat, err := catalog.Load(env.Setting("catalog-file"))
 		if err != nil {
 			return nil, err
 		}
 		store := NewSQLStore(env.DB, env.Notify)
 		return &component.Instance{
-			Services: []component.Service{{Desc: &projectsv1.ProjectsService_ServiceDesc, Impl: NewServer(store, catalog)}},
+			Services: []component.Service{{Desc: &projectsv1.ProjectsService_ServiceDesc, Impl: NewServer(store, cat)}},
 			Consumers: []component.Consumer{{
 				Config:  events.ConsumerConfig{Durable: ResourceConsumer, Subjects: ResourceSubjects},
 				Handler: ResourceHandler(store),

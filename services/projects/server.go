@@ -1,5 +1,6 @@
 // Package projects is the projects service: projects, the resources other
-// services report into them, and the regions and plans catalogue.
+// services report into them, and the regions and plans of the catalogue
+// (pkg/catalog).
 package projects
 
 import (
@@ -7,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/paging"
 
 	"google.golang.org/grpc/codes"
@@ -29,12 +31,12 @@ const (
 type server struct {
 	projectsv1.UnimplementedProjectsServiceServer
 	store   Store
-	catalog *Catalog
+	catalog *catalog.Catalog
 	now     func() time.Time
 }
 
 // NewServer returns the ProjectsService gRPC implementation over store.
-func NewServer(store Store, catalog *Catalog) projectsv1.ProjectsServiceServer {
+func NewServer(store Store, catalog *catalog.Catalog) projectsv1.ProjectsServiceServer {
 	return &server{store: store, catalog: catalog, now: now}
 }
 
@@ -189,12 +191,12 @@ func (s *server) DeleteProject(ctx context.Context, req *projectsv1.DeleteProjec
 
 // ListRegions implements ProjectsService.
 func (s *server) ListRegions(context.Context, *projectsv1.ListRegionsRequest) (*projectsv1.ListRegionsResponse, error) {
-	return s.catalog.regions, nil
+	return s.catalog.Regions(), nil
 }
 
 // ListPlans implements ProjectsService.
 func (s *server) ListPlans(context.Context, *projectsv1.ListPlansRequest) (*projectsv1.ListPlansResponse, error) {
-	return s.catalog.plans, nil
+	return s.catalog.Plans(), nil
 }
 
 // newProject validates what protovalidate can't (the derived id, the

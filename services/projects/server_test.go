@@ -20,6 +20,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
+	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/testenv"
@@ -59,7 +60,7 @@ func newStack(t *testing.T, engine string) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	catalog, err := projects.LoadCatalog("")
+	cat, err := catalog.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func newStack(t *testing.T, engine string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(store, catalog))
+	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(store, cat))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +281,7 @@ func testDeleteNonEmpty(t *testing.T, s *stack) {
 	if _, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Busy"}); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := events.New("jobs", "job", "created", "busy/nightly", projects.ResourceEventData{TeamID: "acme", ProjectID: "busy", ID: "nightly", Name: "Nightly", Type: "cron"})
+	ev, err := events.NewProjectResource("jobs", events.ResourceCreated, events.ProjectResource{TeamID: "acme", ProjectID: "busy", Kind: events.ResourceJob, ID: "nightly", Name: "Nightly", Type: "cron"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,28 +338,6 @@ func testCatalog(t *testing.T, s *stack) {
 	plans, err := s.client.ListPlans(ctx, &projectsv1.ListPlansRequest{})
 	if err != nil || len(plans.GetPlans()) == 0 || plans.GetPlans()[0].GetCurrency() != "usd" {
 		t.Fatalf("plans = %v, %v", plans, err)
-	}
-}
-
-func TestParseCatalog(t *testing.T) {
-	for name, doc := range map[string]string{
-		"no regions":     `{"regions": [], "plans": []}`,
-		"unknown key":    `{"regions": [{"id": "a"}], "zones": []}`,
-		"unknown field":  `{"regions": [{"id": "a", "size": 1}]}`,
-		"non-slug id":    `{"regions": [{"id": "Not A Slug"}]}`,
-		"duplicate plan": `{"regions": [{"id": "a"}], "plans": [{"id": "p"}, {"id": "p"}]}`,
-		"not json":       `regions: []`,
-	} {
-		if _, err := projects.ParseCatalog([]byte(doc)); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	c, err := projects.ParseCatalog([]byte(`{"regions": [{"id": "eu", "name": "Europe", "regionName": "EMEA"}], "plans": [{"id": "small", "cpuResource": 0.5, "ramResource": 512}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.DefaultRegion().GetName() != "Europe" || c.Region("eu") == nil || c.Region("us") != nil {
-		t.Fatal("catalog lookups wrong")
 	}
 }
 

@@ -27,14 +27,15 @@ type Project struct {
 	Version int64
 }
 
-// ResourceKind is the kind of a resource a project holds.
-type ResourceKind string
+// ResourceKind is the kind of a resource a project holds; the kinds are
+// declared once, in the event contract other services report them by.
+type ResourceKind = events.ResourceKind
 
 // The kinds of resources other services report through events.
 const (
-	KindService ResourceKind = "service"
-	KindJob     ResourceKind = "job"
-	KindAddon   ResourceKind = "addon"
+	KindService = events.ResourceService
+	KindJob     = events.ResourceJob
+	KindAddon   = events.ResourceAddon
 )
 
 // Resource is a project's view of a resource another service owns: enough

@@ -36,7 +36,7 @@ func TeamToken(team, role string, projects ...string) *authv1.Principal {
 		}
 	}
 	return &authv1.Principal{
-		Kind: "team_token", TokenId: team + "-" + role, DefaultTeamId: team,
+		Kind: string(authz.PrincipalTeamToken), TokenId: team + "-" + role, DefaultTeamId: team,
 		Grants: []*authv1.TeamGrant{{TeamId: team, RoleId: role, Permissions: perms, Projects: projects}},
 	}
 }

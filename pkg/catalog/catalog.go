@@ -1,4 +1,10 @@
-package projects
+// Package catalog is the configured set of regions and plans: which
+// regions a project may be placed in and which resource plans workloads
+// may use. It is its own package because several services read it (the
+// projects service lists it, jobs and later builds, deployments and addons
+// size their workloads from it) and none of them should have to import
+// another service to do so.
+package catalog
 
 import (
 	_ "embed"
@@ -24,9 +30,9 @@ type Catalog struct {
 	plans   *projectsv1.ListPlansResponse
 }
 
-// LoadCatalog reads the catalogue from path, or the built-in one (a single
+// Load reads the catalogue from path, or the built-in one (a single
 // "local" region and the standard plan sizes) when path is empty.
-func LoadCatalog(path string) (*Catalog, error) {
+func Load(path string) (*Catalog, error) {
 	data := defaultCatalog
 	if path != "" {
 		var err error
@@ -34,12 +40,12 @@ func LoadCatalog(path string) (*Catalog, error) {
 			return nil, fmt.Errorf("catalog: %w", err)
 		}
 	}
-	return ParseCatalog(data)
+	return Parse(data)
 }
 
-// ParseCatalog parses a catalogue document. Every region and plan needs an
+// Parse parses a catalogue document. Every region and plan needs an
 // id that is a slug, ids are unique, and there is at least one region.
-func ParseCatalog(data []byte) (*Catalog, error) {
+func Parse(data []byte) (*Catalog, error) {
 	// The file is {"regions": [...], "plans": [...]} in the API's own JSON
 	// shapes, so each half is decoded by protojson through its response
 	// message, which also rejects unknown fields.
@@ -97,6 +103,14 @@ func checkID(kind, id string, seen map[string]bool) error {
 	seen[id] = true
 	return nil
 }
+
+// Regions is the whole list of regions, as GET /v1/regions answers it.
+// Callers must not modify it.
+func (c *Catalog) Regions() *projectsv1.ListRegionsResponse { return c.regions }
+
+// Plans is the whole list of plans, as GET /v1/plans answers it. Callers
+// must not modify it.
+func (c *Catalog) Plans() *projectsv1.ListPlansResponse { return c.plans }
 
 // DefaultRegion is the region projects get when they name none.
 func (c *Catalog) DefaultRegion() *projectsv1.Region { return c.regions.GetRegions()[0] }
