@@ -129,13 +129,9 @@ func (s *server) GetProject(ctx context.Context, req *projectsv1.GetProjectReque
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.store.Get(ctx, grant.GetTeamId(), req.GetProjectId())
+	p, resources, err := s.store.GetWithResources(ctx, grant.GetTeamId(), req.GetProjectId())
 	if err != nil {
 		return nil, apierr.FromStore(err, "project", req.GetProjectId())
-	}
-	resources, err := s.store.Resources(ctx, p.TeamID, p.ID)
-	if err != nil {
-		return nil, err
 	}
 	return &projectsv1.GetProjectResponse{Project: s.projectOf(p, resources)}, nil
 }

@@ -62,6 +62,45 @@ func (s *SQLStore) Get(ctx context.Context, team, id string) (Project, error) {
 	return p, nil
 }
 
+// GetWithResources implements Store: the project joined with its
+// resources, one row per resource (or one row of NULLs for a project
+// without any).
+func (s *SQLStore) GetWithResources(ctx context.Context, team, id string) (Project, []Resource, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT p.team_id, p.id, p.name, p.description, p.color, p.region, p.created_at, p.updated_at, p.version,
+		r.kind, r.id, r.name, r.description, r.type
+		FROM projects p LEFT JOIN project_resources r ON r.team_id = p.team_id AND r.project_id = p.id
+		WHERE p.team_id = $1 AND p.id = $2 ORDER BY r.kind, r.id`, team, id)
+	if err != nil {
+		return Project{}, nil, err
+	}
+	defer rows.Close()
+	var (
+		p         Project
+		resources []Resource
+		found     bool
+	)
+	for rows.Next() {
+		var created, updated int64
+		var kind, rid, name, description, typ sql.NullString
+		if err := rows.Scan(&p.TeamID, &p.ID, &p.Name, &p.Description, &p.Color, &p.Region, &created, &updated, &p.Version,
+			&kind, &rid, &name, &description, &typ); err != nil {
+			return Project{}, nil, err
+		}
+		p.CreatedAt, p.UpdatedAt, found = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC(), true
+		if rid.Valid {
+			resources = append(resources, Resource{TeamID: p.TeamID, ProjectID: p.ID, Kind: ResourceKind(kind.String),
+				ID: rid.String, Name: name.String, Description: description.String, Type: typ.String})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Project{}, nil, err
+	}
+	if !found {
+		return Project{}, nil, ErrNotFound
+	}
+	return p, resources, nil
+}
+
 // List implements Store.
 func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project, bool, error) {
 	// One row more than asked tells whether another page follows.

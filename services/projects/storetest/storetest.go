@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -316,6 +317,20 @@ func testResources(t *testing.T, s projects.Store, _ func() int) {
 	}
 	if rs, _ := s.Resources(ctx, team, "ghost"); len(rs) != 0 {
 		t.Fatalf("resource recorded for a missing project: %+v", rs)
+	}
+	// GetWithResources reads the same in one go.
+	p, withRs, err := s.GetWithResources(ctx, team, "res")
+	if want, _ := s.Get(ctx, team, "res"); err != nil || p != want || !reflect.DeepEqual(withRs, rs) {
+		t.Fatalf("GetWithResources = %+v, %+v, %v; want %+v, %+v", p, withRs, err, want, rs)
+	}
+	if _, _, err := s.GetWithResources(ctx, team, "ghost"); !errors.Is(err, projects.ErrNotFound) {
+		t.Fatalf("GetWithResources(missing) = %v, want ErrNotFound", err)
+	}
+	if err := s.Create(ctx, project("bare")); err != nil {
+		t.Fatal(err)
+	}
+	if p, rs, err := s.GetWithResources(ctx, team, "bare"); err != nil || p.ID != "bare" || len(rs) != 0 {
+		t.Fatalf("GetWithResources(bare) = %+v, %+v, %v", p, rs, err)
 	}
 	if err := s.DeleteResource(ctx, team, "res", projects.KindService, "web"); err != nil {
 		t.Fatal(err)
