@@ -259,6 +259,10 @@ func (p *process) start(ctx context.Context, c component.Component) (*component.
 	for _, s := range inst.Services {
 		services = append(services, s.Desc.ServiceName)
 	}
+	if len(services) == 0 {
+		// Still part of the process's overall readiness.
+		services = append(services, c.Name)
+	}
 	for _, service := range services {
 		for _, add := range checks {
 			add(service)
