@@ -4,14 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/slipwayhq/slipway/gateway"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
@@ -21,6 +20,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/auth"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
@@ -74,6 +74,17 @@ func (f fixedGrant) Authorize(ctx context.Context, _ string, _ any) (context.Con
 	return authz.WithGrant(authz.NewContext(ctx, f.p), f.p.GetGrants()[0]), nil
 }
 
+// lateAuth is the auth client of an authorizer made before the auth
+// service's connection exists; the client is stored before any call (and
+// atomically, as the server's goroutines read it).
+type lateAuth struct {
+	client atomic.Pointer[authv1.AuthServiceClient]
+}
+
+func (l *lateAuth) Authenticate(ctx context.Context, req *authv1.AuthenticateRequest, opts ...grpc.CallOption) (*authv1.AuthenticateResponse, error) {
+	return (*l.client.Load()).Authenticate(ctx, req, opts...)
+}
+
 // startStack serves auth, projects and the gateway in this process and
 // returns the gateway's URL, with one project ("overhead") to read.
 func startStack(b *testing.B, secured bool) string {
@@ -101,31 +112,28 @@ func startStack(b *testing.B, secured bool) string {
 	}
 	projectStore := projects.NewSQLStore(open("projects", projectsmigrations.Set, events.Migrations), nil)
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = conn.Close() })
 	const key = "bench-internal-key-0123456789abcdef"
 	var authorizer rpcserver.Authorizer = fixedGrant{authztest.TeamToken("default", "admin")}
+	var a *authz.Authorizer
+	// The authorizer resolves tokens through the auth service on the very
+	// server it guards, as in one `slipway serve` process; that server's
+	// connection exists only once it is served, so the client is filled in
+	// then.
+	late := &lateAuth{}
+	if secured {
+		a = authz.New(late, key)
+		authorizer = a
+	}
+	conn := rpctest.Serve(b, rpcserver.Options{Logger: quiet, Authorizer: authorizer}, func(s *grpc.Server) {
+		authv1.RegisterAuthServiceServer(s, auth.NewServer(authStore))
+		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(projectStore, catalog))
+	})
+	client := authv1.NewAuthServiceClient(conn)
+	late.client.Store(&client)
 	opts := gateway.Options{Logger: quiet, Backends: gateway.Backends{Projects: conn}}
 	if secured {
-		a := authz.New(authv1.NewAuthServiceClient(conn), key)
-		authorizer = a
 		opts.Auth, opts.Quota, opts.Plans = a, quota.NewMemory(quota.DefaultWindow), quota.Plans{Default: 1 << 40}
 	}
-	srv, err := rpcserver.New(rpcserver.Options{Logger: quiet, Authorizer: authorizer})
-	if err != nil {
-		b.Fatal(err)
-	}
-	authv1.RegisterAuthServiceServer(srv, auth.NewServer(authStore))
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projectStore, catalog))
-	go func() { _ = srv.Serve(lis) }()
-	b.Cleanup(srv.Stop)
 
 	gw, err := gateway.New(ctx, opts)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -27,6 +25,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/secret"
@@ -89,13 +88,11 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	psrv, err := rpcserver.New(rpcserver.Options{Logger: quiet}) // internal calls only
-	if err != nil {
-		t.Fatal(err)
-	}
-	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, catalog))
 	h := &harness{t: t, store: jobs.NewSQLStore(db, box, nil), stateDir: filepath.Join(dir, "runtime"), nc: nc, catalog: catalog}
-	h.projects = projectsv1.NewProjectsServiceClient(serve(t, psrv))
+	// The jobs service makes internal calls only, so no authorizer.
+	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
+		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, catalog))
+	}))
 	h.start("replica-1")
 	return h
 }
@@ -111,23 +108,6 @@ func openSQLite(t *testing.T, path string, set sqldb.Migrations) *sqldb.DB {
 		t.Fatal(err)
 	}
 	return db
-}
-
-// serve serves srv on a loopback port and returns a connection to it.
-func serve(t *testing.T, srv *grpc.Server) *grpc.ClientConn {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
 
 // start (re)starts the jobs service as replica owner, on the same store
@@ -153,12 +133,13 @@ func (h *harness) start(owner string) {
 		viewerCred: authztest.TeamToken(teamID, "viewer"),
 		otherCred:  authztest.TeamToken("other", "admin"),
 	}, "internal-key")
-	srv, err := rpcserver.New(rpcserver.Options{Authorizer: authorizer, Logger: quiet})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	jobsv1.RegisterJobsServiceServer(srv, svc)
-	h.client = jobsv1.NewJobsServiceClient(serve(h.t, srv))
+	// srv is kept to stop the old instance's server on a restart: it
+	// must not outlive the driver it serves from.
+	var srv *grpc.Server
+	h.client = jobsv1.NewJobsServiceClient(rpctest.Serve(h.t, rpcserver.Options{Authorizer: authorizer, Logger: quiet}, func(s *grpc.Server) {
+		srv = s
+		jobsv1.RegisterJobsServiceServer(s, svc)
+	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()
