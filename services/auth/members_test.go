@@ -14,20 +14,20 @@ import (
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/auth"
 )
 
 func TestMembersAndRoles(t *testing.T) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) {
-			s := newStack(t, engine)
-			t.Run("AddAndRemoveMember", func(t *testing.T) { testAddRemoveMember(t, s) })
-			t.Run("PatchTeam", func(t *testing.T) { testPatchTeam(t, s) })
-			t.Run("PutAndPatchRole", func(t *testing.T) { testPutPatchRole(t, s) })
-			t.Run("RoleMembers", func(t *testing.T) { testRoleMembers(t, s) })
-			t.Run("OtherTeamIsNotFound", func(t *testing.T) { testMembersOtherTeam(t, s) })
-		})
-	}
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		s := newStack(t, engine)
+		t.Run("AddAndRemoveMember", func(t *testing.T) { testAddRemoveMember(t, s) })
+		t.Run("PatchTeam", func(t *testing.T) { testPatchTeam(t, s) })
+		t.Run("PutAndPatchRole", func(t *testing.T) { testPutPatchRole(t, s) })
+		t.Run("RoleMembers", func(t *testing.T) { testRoleMembers(t, s) })
+		t.Run("OtherTeamIsNotFound", func(t *testing.T) { testMembersOtherTeam(t, s) })
+	})
 }
 
 // wantMemberEvents asserts that the auth.member.* events about user carry
