@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/auth"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
 	"github.com/slipwayhq/slipway/services/projects"
@@ -91,18 +91,7 @@ func startStack(b *testing.B, secured bool) string {
 	b.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	open := func(name string, sets ...sqldb.Migrations) *sqldb.DB {
-		db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), name+".db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = db.Close() })
-		if err := db.Migrate(ctx, sets...); err != nil {
-			b.Fatal(err)
-		}
-		return db
-	}
-	authStore := auth.NewSQLStore(open("auth", authmigrations.Set, events.Migrations), nil)
+	authStore := auth.NewSQLStore(sqltest.Open(b, sqldb.SQLite, authmigrations.Set, events.Migrations), nil)
 	if _, err := auth.Bootstrap(ctx, authStore, auth.BootstrapOptions{Token: benchToken}); err != nil {
 		b.Fatal(err)
 	}
@@ -110,7 +99,7 @@ func startStack(b *testing.B, secured bool) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	projectStore := projects.NewSQLStore(open("projects", projectsmigrations.Set, events.Migrations), nil)
+	projectStore := projects.NewSQLStore(sqltest.Open(b, sqldb.SQLite, projectsmigrations.Set, events.Migrations), nil)
 
 	const key = "bench-internal-key-0123456789abcdef"
 	var authorizer rpcserver.Authorizer = fixedGrant{authztest.TeamToken("default", "admin")}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +28,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/projects"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
@@ -51,14 +51,7 @@ func newGateway(t testing.TB) string {
 func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) string {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "projects.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(ctx, migrations.Set, events.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
 	catalog, err := projects.LoadCatalog("")
 	if err != nil {
 		t.Fatal(err)

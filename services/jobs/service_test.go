@@ -30,6 +30,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/jobs"
 	"github.com/slipwayhq/slipway/services/jobs/migrations"
@@ -65,7 +66,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := openSQLite(t, filepath.Join(dir, "jobs.db"), migrations.Set)
+	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
 	box, err := secret.NewBox([]byte(strings.Repeat("k", 32)), "jobs-env")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(nc.Close)
 
 	// The projects service, with the project the tests use.
-	pdb := openSQLite(t, filepath.Join(dir, "projects.db"), projectmigrations.Set)
+	pdb := sqltest.Open(t, sqldb.SQLite, projectmigrations.Set, events.Migrations)
 	pstore := projects.NewSQLStore(pdb, nil)
 	now := time.Now().UTC()
 	if err := pstore.Create(ctx, projects.Project{TeamID: teamID, ID: projectID, Name: "web", Region: "local", CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -95,19 +96,6 @@ func newHarness(t *testing.T) *harness {
 	}))
 	h.start("replica-1")
 	return h
-}
-
-func openSQLite(t *testing.T, path string, set sqldb.Migrations) *sqldb.DB {
-	t.Helper()
-	db, err := sqldb.Open(context.Background(), "sqlite:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(context.Background(), set, events.Migrations); err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
 
 // start (re)starts the jobs service as replica owner, on the same store
