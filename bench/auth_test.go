@@ -4,14 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/slipwayhq/slipway/gateway"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
@@ -23,7 +21,9 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/auth"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
 	"github.com/slipwayhq/slipway/services/projects"
@@ -76,24 +76,24 @@ func (f fixedGrant) Authorize(ctx context.Context, _ string, _ any) (context.Con
 	return authz.WithGrant(authz.NewContext(ctx, f.p), f.p.GetGrants()[0]), nil
 }
 
+// lateAuth is the auth client of an authorizer made before the auth
+// service's connection exists; the client is stored before any call (and
+// atomically, as the server's goroutines read it).
+type lateAuth struct {
+	client atomic.Pointer[authv1.AuthServiceClient]
+}
+
+func (l *lateAuth) Authenticate(ctx context.Context, req *authv1.AuthenticateRequest, opts ...grpc.CallOption) (*authv1.AuthenticateResponse, error) {
+	return (*l.client.Load()).Authenticate(ctx, req, opts...)
+}
+
 // startStack serves auth, projects and the gateway in this process and
 // returns the gateway's URL, with one project ("overhead") to read.
 func startStack(b *testing.B, secured bool) string {
 	b.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	open := func(name string, sets ...sqldb.Migrations) *sqldb.DB {
-		db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), name+".db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = db.Close() })
-		if err := db.Migrate(ctx, sets...); err != nil {
-			b.Fatal(err)
-		}
-		return db
-	}
-	authStore := auth.NewSQLStore(open("auth", authmigrations.Set, events.Migrations), nil)
+	authStore := auth.NewSQLStore(sqltest.Open(b, sqldb.SQLite, authmigrations.Set, events.Migrations), nil)
 	if _, err := auth.Bootstrap(ctx, authStore, auth.BootstrapOptions{Token: benchToken}); err != nil {
 		b.Fatal(err)
 	}
@@ -101,33 +101,30 @@ func startStack(b *testing.B, secured bool) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	projectStore := projects.NewSQLStore(open("projects", projectsmigrations.Set, events.Migrations), nil)
+	projectStore := projects.NewSQLStore(sqltest.Open(b, sqldb.SQLite, projectsmigrations.Set, events.Migrations), nil)
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = conn.Close() })
 	const key = "bench-internal-key-0123456789abcdef"
 	var authorizer rpcserver.Authorizer = fixedGrant{authztest.TeamToken("default", "admin")}
+	var a *authz.Authorizer
+	// The authorizer resolves tokens through the auth service on the very
+	// server it guards, as in one `slipway serve` process; that server's
+	// connection exists only once it is served, so the client is filled in
+	// then.
+	late := &lateAuth{}
+	if secured {
+		a = authz.New(late, key)
+		authorizer = a
+	}
+	conn := rpctest.Serve(b, rpcserver.Options{Logger: quiet, Authorizer: authorizer}, func(s *grpc.Server) {
+		authv1.RegisterAuthServiceServer(s, auth.NewServer(authStore))
+		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(projectStore, cat))
+	})
+	client := authv1.NewAuthServiceClient(conn)
+	late.client.Store(&client)
 	opts := gateway.Options{Logger: quiet, Backends: []component.Backend{{Name: "projects", API: *projects.Component.API, Conn: conn}}}
 	if secured {
-		a := authz.New(authv1.NewAuthServiceClient(conn), key)
-		authorizer = a
 		opts.Auth, opts.Quota, opts.Plans = a, quota.NewMemory(quota.DefaultWindow), quota.Plans{Default: 1 << 40}
 	}
-	srv, err := rpcserver.New(rpcserver.Options{Logger: quiet, Authorizer: authorizer})
-	if err != nil {
-		b.Fatal(err)
-	}
-	authv1.RegisterAuthServiceServer(srv, auth.NewServer(authStore))
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projectStore, cat))
-	go func() { _ = srv.Serve(lis) }()
-	b.Cleanup(srv.Stop)
 
 	gw, err := gateway.New(ctx, opts)
 	if err != nil {

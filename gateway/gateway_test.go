@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,7 +28,9 @@ import (
 	"github.com/slipwayhq/slipway/pkg/health"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/projects"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
@@ -53,37 +53,17 @@ func newGateway(t testing.TB) string {
 func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) string {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "projects.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(ctx, migrations.Set, events.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
 	cat, err := catalog.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpcserver.New(rpcserver.Options{Logger: quiet, Authorizer: authz.New(tokens, "internal")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(projects.NewSQLStore(db, nil), cat))
-	hs := health.NewServer()
-	hs.Add(projectsv1.ProjectsService_ServiceDesc.ServiceName, "db", db.PingContext)
-	healthpb.RegisterHealthServer(srv, hs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := rpctest.Serve(t, rpcserver.Options{Logger: quiet, Authorizer: authz.New(tokens, "internal")}, func(s *grpc.Server) {
+		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(projects.NewSQLStore(db, nil), cat))
+		hs := health.NewServer()
+		hs.Add(projectsv1.ProjectsService_ServiceDesc.ServiceName, "db", db.PingContext)
+		healthpb.RegisterHealthServer(s, hs)
+	})
 	reg := prometheus.NewRegistry()
 	gw, err := gateway.New(ctx, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Version: "test", Backends: []component.Backend{{Name: "projects", API: *projects.Component.API, Conn: conn}},
 		Auth: authz.New(tokens, "internal"), Quota: limiter, Plans: plans})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,6 +24,8 @@ import (
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/quota"
+	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	jobsservice "github.com/slipwayhq/slipway/services/jobs"
 )
 
@@ -66,19 +66,9 @@ type tailOptions struct {
 
 func newTailEnv(t *testing.T, jobs *jobsDouble, o tailOptions) tailEnv {
 	t.Helper()
-	srv := grpc.NewServer()
-	jobsv1.RegisterJobsServiceServer(srv, jobs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	// The double sits behind the real chain (letting every call through),
+	// so what the gateway sends is validated as the jobs service would.
+	conn := rpctest.Serve(t, rpcserver.Options{Logger: quiet}, func(s *grpc.Server) { jobsv1.RegisterJobsServiceServer(s, jobs) })
 	ctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	reg := prometheus.NewRegistry()

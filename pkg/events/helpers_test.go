@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
@@ -28,27 +28,13 @@ const eventually = 60 * time.Second
 // that stands in for a service's own state.
 func forEachDB(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
 	t.Helper()
-	for _, dialect := range []sqldb.Dialect{sqldb.SQLite, sqldb.Postgres} {
-		t.Run(string(dialect), func(t *testing.T) {
-			url := filepath.Join(t.TempDir(), "events.db")
-			if dialect == sqldb.Postgres {
-				url = testenv.Postgres(t)
-			}
-			ctx := t.Context()
-			db, err := sqldb.Open(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = db.Close() })
-			if err := db.Migrate(ctx, Migrations); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.ExecContext(ctx, `CREATE TABLE widgets (id TEXT PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
-				t.Fatal(err)
-			}
-			fn(t, db)
-		})
-	}
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		db := sqltest.Open(t, engine, Migrations)
+		if _, err := db.ExecContext(t.Context(), `CREATE TABLE widgets (id TEXT PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		fn(t, db)
+	})
 }
 
 // startNATS starts a throwaway server and connects to it the way services

@@ -2,13 +2,13 @@ package events
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
@@ -36,14 +36,7 @@ func TestEmbedded(t *testing.T) {
 	}
 	ctx := t.Context()
 
-	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(ctx, Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Open(t, sqldb.SQLite, Migrations)
 	if _, err := db.ExecContext(ctx, `CREATE TABLE widgets (id TEXT PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 )
 
 // fake answers GetProject according to the id it is asked for, so each
@@ -55,23 +54,8 @@ func (denyAll) Authorize(ctx context.Context, _ string, _ any) (context.Context,
 
 func start(t *testing.T, opts rpcserver.Options) (projectsv1.ProjectsServiceClient, *fake) {
 	t.Helper()
-	srv, err := rpcserver.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fake{}
-	projectsv1.RegisterProjectsServiceServer(srv, f)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := rpctest.Serve(t, opts, func(s *grpc.Server) { projectsv1.RegisterProjectsServiceServer(s, f) })
 	return projectsv1.NewProjectsServiceClient(conn), f
 }
 

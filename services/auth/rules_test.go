@@ -10,6 +10,8 @@ import (
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/auth"
 )
 
@@ -17,16 +19,14 @@ import (
 // as the operator calls them (no grant), where nothing but the rules of
 // the data bounds the request.
 func TestRules(t *testing.T) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) { testRules(t, engine) })
-	}
+	sqltest.EachEngine(t, testRules)
 }
 
-func testRules(t *testing.T, engine string) {
+func testRules(t *testing.T, engine sqldb.Dialect) {
 	ctx := context.Background()
 	db := openDB(t, engine)
 	store := auth.NewSQLStore(db, nil)
-	outbox := outboxCounter(t, db)
+	outbox := sqltest.RowCounter(t, db, "event_outbox")
 	if _, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +15,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -26,7 +23,10 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/secret"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/auth"
 )
@@ -107,7 +107,7 @@ type stack struct {
 	admin string
 }
 
-func newStack(t *testing.T, engine string) *stack {
+func newStack(t *testing.T, engine sqldb.Dialect) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -130,22 +130,7 @@ func newStack(t *testing.T, engine string) *stack {
 	store := &countingStore{Store: auth.NewSQLStore(db, relay.Notify)}
 	clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
 	srv := auth.NewServer(store, auth.Options{Now: clk.Now})
-	grpcSrv, err := rpcserver.New(rpcserver.Options{Logger: slog.New(slog.DiscardHandler), Authorizer: testAuthorizer{srv: srv}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	authv1.RegisterAuthServiceServer(grpcSrv, srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = grpcSrv.Serve(lis) }()
-	t.Cleanup(grpcSrv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := rpctest.Serve(t, rpcserver.Options{Authorizer: testAuthorizer{srv: srv}}, func(s *grpc.Server) { authv1.RegisterAuthServiceServer(s, srv) })
 	res, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{})
 	if err != nil || !res.Created || res.Token == "" {
 		t.Fatalf("Bootstrap = %+v, %v", res, err)
@@ -242,26 +227,24 @@ func builtin(id string) []string {
 }
 
 func TestServer(t *testing.T) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) {
-			s := newStack(t, engine)
-			t.Run("BootstrapOnce", func(t *testing.T) { testBootstrapOnce(t, s) })
-			t.Run("GetAuth", func(t *testing.T) { testGetAuth(t, s) })
-			t.Run("AuthenticateKinds", func(t *testing.T) { testAuthenticateKinds(t, s) })
-			t.Run("Rejections", func(t *testing.T) { testRejections(t, s) })
-			t.Run("RejectedBeforeLookup", func(t *testing.T) { testRejectedBeforeLookup(t, s) })
-			t.Run("CreateTokenCannotExceedRole", func(t *testing.T) { testCannotExceedRole(t, s) })
-			t.Run("ProjectRestriction", func(t *testing.T) { testProjectRestriction(t, s) })
-			t.Run("PersonalTokenCappedByMembership", func(t *testing.T) { testPersonalCapped(t, s) })
-			t.Run("OtherTeamIsNotFound", func(t *testing.T) { testOtherTeam(t, s) })
-			t.Run("CreateTeam", func(t *testing.T) { testCreateTeamRPC(t, s) })
-			t.Run("RoleValidation", func(t *testing.T) { testRoleValidation(t, s) })
-			t.Run("RoleDeleteRules", func(t *testing.T) { testRoleDelete(t, s) })
-			t.Run("TokenLifecycleAndEvents", func(t *testing.T) { testTokenLifecycle(t, s) })
-			t.Run("CredentialThroughAPI", func(t *testing.T) { testCredentialRPC(t, s) })
-			t.Run("LastUsedThrottled", func(t *testing.T) { testLastUsed(t, s) })
-		})
-	}
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		s := newStack(t, engine)
+		t.Run("BootstrapOnce", func(t *testing.T) { testBootstrapOnce(t, s) })
+		t.Run("GetAuth", func(t *testing.T) { testGetAuth(t, s) })
+		t.Run("AuthenticateKinds", func(t *testing.T) { testAuthenticateKinds(t, s) })
+		t.Run("Rejections", func(t *testing.T) { testRejections(t, s) })
+		t.Run("RejectedBeforeLookup", func(t *testing.T) { testRejectedBeforeLookup(t, s) })
+		t.Run("CreateTokenCannotExceedRole", func(t *testing.T) { testCannotExceedRole(t, s) })
+		t.Run("ProjectRestriction", func(t *testing.T) { testProjectRestriction(t, s) })
+		t.Run("PersonalTokenCappedByMembership", func(t *testing.T) { testPersonalCapped(t, s) })
+		t.Run("OtherTeamIsNotFound", func(t *testing.T) { testOtherTeam(t, s) })
+		t.Run("CreateTeam", func(t *testing.T) { testCreateTeamRPC(t, s) })
+		t.Run("RoleValidation", func(t *testing.T) { testRoleValidation(t, s) })
+		t.Run("RoleDeleteRules", func(t *testing.T) { testRoleDelete(t, s) })
+		t.Run("TokenLifecycleAndEvents", func(t *testing.T) { testTokenLifecycle(t, s) })
+		t.Run("CredentialThroughAPI", func(t *testing.T) { testCredentialRPC(t, s) })
+		t.Run("LastUsedThrottled", func(t *testing.T) { testLastUsed(t, s) })
+	})
 }
 
 func testBootstrapOnce(t *testing.T, s *stack) {
@@ -305,58 +288,56 @@ func testBootstrapOnce(t *testing.T, s *stack) {
 }
 
 func TestBootstrapPresetToken(t *testing.T) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) {
-			ctx := context.Background()
-			store := auth.NewSQLStore(openDB(t, engine), nil)
-			for _, bad := range []string{"too-short", strings.Repeat("x", 31), strings.Repeat("x", 31) + " ", "slw_pat_" + strings.Repeat("A", 47)} {
-				if _, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{Token: bad}); err == nil {
-					t.Fatalf("Bootstrap accepted preset token of %d characters", len(bad))
-				} else if strings.Contains(err.Error(), bad) {
-					t.Fatalf("error %q echoes the token", err)
-				}
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		ctx := context.Background()
+		store := auth.NewSQLStore(openDB(t, engine), nil)
+		for _, bad := range []string{"too-short", strings.Repeat("x", 31), strings.Repeat("x", 31) + " ", "slw_pat_" + strings.Repeat("A", 47)} {
+			if _, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{Token: bad}); err == nil {
+				t.Fatalf("Bootstrap accepted preset token of %d characters", len(bad))
+			} else if strings.Contains(err.Error(), bad) {
+				t.Fatalf("error %q echoes the token", err)
 			}
-			if has, _ := store.HasUsers(ctx); has {
-				t.Fatal("a refused bootstrap created a user")
-			}
-			preset := "operator-chosen-bootstrap-token-0123456789"
-			res, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{Token: preset, Email: "Ops@Example.com", TeamName: "Acme Ops", Password: "hunter2 hunter2"})
-			if err != nil || !res.Created || res.Token != "" {
-				t.Fatalf("Bootstrap(preset) = %+v, %v; want created, no token to print", res, err)
-			}
-			srv := auth.NewServer(store, auth.Options{})
-			resp, err := srv.Authenticate(ctx, &authv1.AuthenticateRequest{Authorization: "Bearer " + preset})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := resp.GetPrincipal()
-			if p.GetKind() != "bootstrap" || p.GetDefaultTeamId() != "acme-ops" || p.GetUserId() == "" ||
-				!slices.Equal(p.GetGrants()[0].GetPermissions(), builtin("admin")) {
-				t.Fatalf("principal = %v", p)
-			}
-			u, err := store.GetUserByEmail(ctx, "ops@example.com")
-			if err != nil || u.ID != p.GetUserId() {
-				t.Fatalf("admin user = %+v, %v", u, err)
-			}
-			if ok, _, err := secret.VerifyPassword(u.PasswordHash, "hunter2 hunter2"); !ok || err != nil {
-				t.Fatalf("admin password not stored as an argon2 hash: %v", err)
-			}
-			tok, err := store.GetToken(ctx, p.GetTokenId())
-			if err != nil || tok.Kind != auth.KindBootstrap || tok.SecretHash != secret.Hash(preset) || strings.Contains(preset, tok.SecretHash) ||
-				len(tok.Prefix) > 4 || !strings.HasPrefix(preset, tok.Prefix) {
-				t.Fatalf("stored bootstrap token = %+v, %v", tok, err)
-			}
-			// Only a bootstrap token may be a free-form string.
-			if _, err := srv.Authenticate(ctx, &authv1.AuthenticateRequest{Authorization: "Bearer " + preset + "x"}); status.Code(err) != codes.Unauthenticated {
-				t.Fatalf("unknown free-form token: %v", err)
-			}
-		})
-	}
+		}
+		if has, _ := store.HasUsers(ctx); has {
+			t.Fatal("a refused bootstrap created a user")
+		}
+		preset := "operator-chosen-bootstrap-token-0123456789"
+		res, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{Token: preset, Email: "Ops@Example.com", TeamName: "Acme Ops", Password: "hunter2 hunter2"})
+		if err != nil || !res.Created || res.Token != "" {
+			t.Fatalf("Bootstrap(preset) = %+v, %v; want created, no token to print", res, err)
+		}
+		srv := auth.NewServer(store, auth.Options{})
+		resp, err := srv.Authenticate(ctx, &authv1.AuthenticateRequest{Authorization: "Bearer " + preset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.GetPrincipal()
+		if p.GetKind() != "bootstrap" || p.GetDefaultTeamId() != "acme-ops" || p.GetUserId() == "" ||
+			!slices.Equal(p.GetGrants()[0].GetPermissions(), builtin("admin")) {
+			t.Fatalf("principal = %v", p)
+		}
+		u, err := store.GetUserByEmail(ctx, "ops@example.com")
+		if err != nil || u.ID != p.GetUserId() {
+			t.Fatalf("admin user = %+v, %v", u, err)
+		}
+		if ok, _, err := secret.VerifyPassword(u.PasswordHash, "hunter2 hunter2"); !ok || err != nil {
+			t.Fatalf("admin password not stored as an argon2 hash: %v", err)
+		}
+		tok, err := store.GetToken(ctx, p.GetTokenId())
+		if err != nil || tok.Kind != auth.KindBootstrap || tok.SecretHash != secret.Hash(preset) || strings.Contains(preset, tok.SecretHash) ||
+			len(tok.Prefix) > 4 || !strings.HasPrefix(preset, tok.Prefix) {
+			t.Fatalf("stored bootstrap token = %+v, %v", tok, err)
+		}
+		// Only a bootstrap token may be a free-form string.
+		if _, err := srv.Authenticate(ctx, &authv1.AuthenticateRequest{Authorization: "Bearer " + preset + "x"}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("unknown free-form token: %v", err)
+		}
+	})
 }
 
 func TestBootstrapPresetSlipwayToken(t *testing.T) {
 	ctx := context.Background()
-	store := auth.NewSQLStore(openDB(t, "sqlite"), nil)
+	store := auth.NewSQLStore(openDB(t, sqldb.SQLite), nil)
 	preset, err := secret.New(secret.KindPersonal)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -30,10 +28,12 @@ import (
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/jobs"
 	"github.com/slipwayhq/slipway/services/jobs/migrations"
@@ -70,7 +70,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := openSQLite(t, filepath.Join(dir, "jobs.db"), migrations.Set)
+	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
 	box, err := secret.NewBox([]byte(strings.Repeat("k", 32)), "jobs-env")
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(func() { stopRelay(); <-relayDone })
 
 	// The projects service, with the project the tests use.
-	pdb := openSQLite(t, filepath.Join(dir, "projects.db"), projectmigrations.Set)
+	pdb := sqltest.Open(t, sqldb.SQLite, projectmigrations.Set, events.Migrations)
 	pstore := projects.NewSQLStore(pdb, nil)
 	now := time.Now().UTC()
 	if err := pstore.Create(ctx, projects.Project{TeamID: teamID, ID: projectID, Name: "web", Region: "local", CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -107,45 +107,13 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	psrv, err := rpcserver.New(rpcserver.Options{Logger: quiet}) // internal calls only
-	if err != nil {
-		t.Fatal(err)
-	}
-	projectsv1.RegisterProjectsServiceServer(psrv, projects.NewServer(pstore, cat))
 	h := &harness{t: t, store: jobs.NewSQLStore(db, box, relay.Notify), stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: cat}
-	h.projects = projectsv1.NewProjectsServiceClient(serve(t, psrv))
+	// The jobs service makes internal calls only, so no authorizer.
+	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
+		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
+	}))
 	h.start("replica-1")
 	return h
-}
-
-func openSQLite(t *testing.T, path string, set sqldb.Migrations) *sqldb.DB {
-	t.Helper()
-	db, err := sqldb.Open(context.Background(), "sqlite:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(context.Background(), set, events.Migrations); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
-// serve serves srv on a loopback port and returns a connection to it.
-func serve(t *testing.T, srv *grpc.Server) *grpc.ClientConn {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
 
 // start (re)starts the jobs service as replica owner, on the same store
@@ -171,12 +139,13 @@ func (h *harness) start(owner string) {
 		viewerCred: authztest.TeamToken(teamID, "viewer"),
 		otherCred:  authztest.TeamToken("other", "admin"),
 	}, "internal-key")
-	srv, err := rpcserver.New(rpcserver.Options{Authorizer: authorizer, Logger: quiet})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	jobsv1.RegisterJobsServiceServer(srv, svc)
-	h.client = jobsv1.NewJobsServiceClient(serve(h.t, srv))
+	// srv is kept to stop the old instance's server on a restart: it
+	// must not outlive the driver it serves from.
+	var srv *grpc.Server
+	h.client = jobsv1.NewJobsServiceClient(rpctest.Serve(h.t, rpcserver.Options{Authorizer: authorizer, Logger: quiet}, func(s *grpc.Server) {
+		srv = s
+		jobsv1.RegisterJobsServiceServer(s, svc)
+	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()

@@ -3,8 +3,6 @@ package projects_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -23,6 +20,9 @@ import (
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
+	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/projects"
 )
@@ -34,7 +34,7 @@ type stack struct {
 	js     jetstream.JetStream
 }
 
-func newStack(t *testing.T, engine string) *stack {
+func newStack(t *testing.T, engine sqldb.Dialect) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -64,23 +64,9 @@ func newStack(t *testing.T, engine string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpcserver.New(rpcserver.Options{Logger: slog.New(slog.DiscardHandler), Authorizer: authz.New(tokens, "internal")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	projectsv1.RegisterProjectsServiceServer(srv, projects.NewServer(store, cat))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(asAcmeAdmin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := rpctest.Serve(t, rpcserver.Options{Authorizer: authz.New(tokens, "internal")}, func(s *grpc.Server) {
+		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(store, cat))
+	}, grpc.WithUnaryInterceptor(asAcmeAdmin))
 	return &stack{client: projectsv1.NewProjectsServiceClient(conn), js: js}
 }
 
@@ -152,18 +138,16 @@ func fieldViolations(t *testing.T, err error) map[string]string {
 }
 
 func TestServer(t *testing.T) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) {
-			s := newStack(t, engine)
-			t.Run("CreateEmitsEvent", func(t *testing.T) { testCreateEmitsEvent(t, s) })
-			t.Run("Validation", func(t *testing.T) { testValidation(t, s) })
-			t.Run("PutCreatesThenUpdates", func(t *testing.T) { testPut(t, s) })
-			t.Run("PatchIsPartial", func(t *testing.T) { testPatch(t, s) })
-			t.Run("DeleteRefusesNonEmpty", func(t *testing.T) { testDeleteNonEmpty(t, s) })
-			t.Run("Catalog", func(t *testing.T) { testCatalog(t, s) })
-			t.Run("Authorization", func(t *testing.T) { testAuthorization(t, s) })
-		})
-	}
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		s := newStack(t, engine)
+		t.Run("CreateEmitsEvent", func(t *testing.T) { testCreateEmitsEvent(t, s) })
+		t.Run("Validation", func(t *testing.T) { testValidation(t, s) })
+		t.Run("PutCreatesThenUpdates", func(t *testing.T) { testPut(t, s) })
+		t.Run("PatchIsPartial", func(t *testing.T) { testPatch(t, s) })
+		t.Run("DeleteRefusesNonEmpty", func(t *testing.T) { testDeleteNonEmpty(t, s) })
+		t.Run("Catalog", func(t *testing.T) { testCatalog(t, s) })
+		t.Run("Authorization", func(t *testing.T) { testAuthorization(t, s) })
+	})
 }
 
 func testCreateEmitsEvent(t *testing.T, s *stack) {

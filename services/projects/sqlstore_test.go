@@ -1,12 +1,11 @@
 package projects_test
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/projects"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
@@ -15,50 +14,22 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// openDB returns a migrated database on the named engine.
-func openDB(t *testing.T, engine string) *sqldb.DB {
-	t.Helper()
-	url := "sqlite:" + filepath.Join(t.TempDir(), "projects.db")
-	if engine == "postgres" {
-		url = testenv.Postgres(t)
-	}
-	db, err := sqldb.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(context.Background(), migrations.Set, events.Migrations); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
+// schema is what the projects service's database holds.
+var schema = []sqldb.Migrations{migrations.Set, events.Migrations}
 
-var engines = []string{"sqlite", "postgres"}
+// openDB returns a fresh, migrated database on engine.
+func openDB(t *testing.T, engine sqldb.Dialect) *sqldb.DB {
+	t.Helper()
+	return sqltest.Open(t, engine, schema...)
+}
 
 func TestSQLStore(t *testing.T) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) (projects.Store, func() int) {
-				db := openDB(t, engine)
-				return projects.NewSQLStore(db, nil), func() int {
-					var n int
-					if err := db.QueryRow(`SELECT COUNT(*) FROM event_outbox`).Scan(&n); err != nil {
-						t.Fatal(err)
-					}
-					return n
-				}
-			})
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		storetest.Run(t, func(t *testing.T) (projects.Store, func() int) {
+			db := openDB(t, engine)
+			return projects.NewSQLStore(db, nil), sqltest.RowCounter(t, db, "event_outbox")
 		})
-	}
+	})
 }
 
-func TestMigrationsAreIdempotent(t *testing.T) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) {
-			db := openDB(t, engine)
-			if err := db.Migrate(context.Background(), migrations.Set, events.Migrations); err != nil {
-				t.Fatalf("second migration run: %v", err)
-			}
-		})
-	}
-}
+func TestMigrationsAreIdempotent(t *testing.T) { sqltest.MigrationsAreIdempotent(t, schema...) }

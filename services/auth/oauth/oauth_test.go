@@ -11,7 +11,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/auth"
 	"github.com/slipwayhq/slipway/services/auth/migrations"
@@ -30,8 +30,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-var engines = []string{"sqlite", "postgres"}
 
 const (
 	userEmail = "ada@example.com"
@@ -56,21 +54,10 @@ type env struct {
 
 // setup starts the authorization server on a migrated database of the
 // engine, with one user in the real auth store.
-func setup(t *testing.T, engine string) *env {
+func setup(t *testing.T, engine sqldb.Dialect) *env {
 	t.Helper()
 	ctx := context.Background()
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "auth.db")
-	if engine == "postgres" {
-		dsn = testenv.Postgres(t)
-	}
-	db, err := sqldb.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(ctx, migrations.Set, events.Migrations, oauth.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := sqltest.Open(t, engine, migrations.Set, events.Migrations, oauth.Migrations)
 	store := auth.NewSQLStore(db, nil)
 	hash, err := hashOnce()
 	if err != nil {
@@ -272,13 +259,11 @@ func (e *env) signInAndConsent(clientID, challenge string) string {
 }
 
 func forEngine(t *testing.T, f func(t *testing.T, e *env)) {
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) { f(t, setup(t, engine)) })
-	}
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) { f(t, setup(t, engine)) })
 }
 
 func TestMetadata(t *testing.T) {
-	e := setup(t, "sqlite")
+	e := setup(t, sqldb.SQLite)
 	res, err := http.Get(e.srv.URL + "/.well-known/oauth-authorization-server")
 	if err != nil {
 		t.Fatal(err)
@@ -596,7 +581,7 @@ func TestPasswordGrant(t *testing.T) {
 }
 
 func TestResolveRejects(t *testing.T) {
-	e := setup(t, "sqlite")
+	e := setup(t, sqldb.SQLite)
 	for _, tok := range []string{"", "garbage", "slw_oat_" + strings.Repeat("0", 47), "slw_pat_" + strings.Repeat("0", 47)} {
 		if _, err := e.p.Resolve(context.Background(), tok); !errors.Is(err, oauth.ErrInvalidToken) {
 			t.Errorf("Resolve(%q) = %v", tok, err)
@@ -611,7 +596,7 @@ func TestResolveRejects(t *testing.T) {
 }
 
 func TestRegisterClientValidation(t *testing.T) {
-	e := setup(t, "sqlite")
+	e := setup(t, sqldb.SQLite)
 	base := oauth.ClientSpec{TeamID: teamID, OwnerID: "u", GrantTypes: []string{"authorization_code"},
 		RedirectURIs: []string{"https://app.example/cb"}, Scopes: []string{"project_read"}}
 	for name, mutate := range map[string]func(*oauth.ClientSpec){
