@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -61,9 +60,7 @@ func (envelope) Marshal(v any) ([]byte, error) {
 	}
 	if pagination != nil {
 		buf.WriteString(`,"pagination":`)
-		if err := json.Compact(&buf, pagination); err != nil {
-			return nil, err
-		}
+		appendCompact(&buf, pagination)
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
@@ -117,7 +114,39 @@ func appendMessage(buf *bytes.Buffer, msg proto.Message) error {
 	if err != nil {
 		return err
 	}
-	return json.Compact(buf, data)
+	appendCompact(buf, data)
+	return nil
+}
+
+// appendCompact appends data, JSON that protojson wrote, without the
+// whitespace outside strings. protojson's output is valid by
+// construction, so unlike json.Compact this does not validate it again: it
+// only tracks whether it is inside a string (profiled on GET
+// /v1/projects/{id}, json.Compact's validating scanner cost as much as a
+// fifth of the marshalling).
+func appendCompact(buf *bytes.Buffer, data []byte) {
+	buf.Grow(len(data))
+	inString, escaped := false, false
+	start := 0
+	for i, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+			buf.Write(data[start:i])
+			start = i + 1
+		}
+	}
+	buf.Write(data[start:])
 }
 
 // Unmarshal implements runtime.Marshaler.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -44,4 +46,41 @@ func TestEnvelopeLists(t *testing.T) {
 			t.Errorf("Marshal(%T) = %s, want an error", v, got)
 		}
 	}
+}
+
+// TestAppendCompact: whitespace goes only outside strings, escapes
+// included, and the result is what json.Compact gives.
+func TestAppendCompact(t *testing.T) {
+	for _, in := range []string{
+		`{"a": 1, "b": [1, 2,  3], "c": {"d": "x y"}}`,
+		"{\n  \"s\": \"tab\\there \\\" quote, \\\\\",\n  \"t\": \"\\\\\"\n}",
+		`{"empty":"", "sp":" , : "}`,
+		`[]`,
+	} {
+		var want, got bytes.Buffer
+		if err := json.Compact(&want, []byte(in)); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		appendCompact(&got, []byte(in))
+		if got.String() != want.String() {
+			t.Errorf("appendCompact(%s) = %s, want %s", in, got.String(), want.String())
+		}
+	}
+}
+
+// FuzzAppendCompact: on any valid JSON, appendCompact agrees with
+// json.Compact.
+func FuzzAppendCompact(f *testing.F) {
+	f.Add(`{"a": "b \" c", "d": [1, 2]}`)
+	f.Add("{\"\\\\\": \" \\u00e9 \"}")
+	f.Fuzz(func(t *testing.T, in string) {
+		var want, got bytes.Buffer
+		if json.Compact(&want, []byte(in)) != nil {
+			return
+		}
+		appendCompact(&got, []byte(in))
+		if got.String() != want.String() {
+			t.Fatalf("appendCompact(%q) = %q, want %q", in, got.String(), want.String())
+		}
+	})
 }

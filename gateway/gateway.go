@@ -105,8 +105,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		gwruntime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		gwruntime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		gwruntime.WithForwardResponseOption(noStore),
+		// The request id travels as the X-Request-Id header, which
+		// instrument sets and incomingHeader forwards.
 		gwruntime.WithMiddlewares(recordRoute),
-		gwruntime.WithMetadata(forwardRequestID),
 	)
 	if len(opts.Backends) == 0 {
 		return nil, fmt.Errorf("gateway: no backends")

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -97,6 +98,9 @@ func (g *Gateway) instrument(next http.Handler) http.Handler {
 			if rec.status >= 500 {
 				level = slog.LevelError
 			}
+			if !g.log.Enabled(ctx, level) {
+				return // spares the arguments' allocations on every request
+			}
 			g.log.Log(ctx, level, "http", "method", r.Method, "path", r.URL.Path, "route", *route,
 				"status", rec.status, "bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", id)
 		}()
@@ -109,14 +113,35 @@ func (g *Gateway) instrument(next http.Handler) http.Handler {
 func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if slot, ok := r.Context().Value(routeKey{}).(*string); ok {
-			if p, ok := runtime.HTTPPattern(r.Context()); ok {
-				*slot = p.String()
-			} else if p, ok := runtime.HTTPPathPattern(r.Context()); ok {
-				*slot = p
-			}
+			*slot = routeLabel(r.Context())
 		}
 		next(w, r, params)
 	}
+}
+
+// routeLabels caches each route's label by its path template: building
+// it from the pattern allocates, and there are few routes and many
+// requests.
+var routeLabels sync.Map // path template -> label
+
+// routeLabel is the matched route in the form "/v1/projects/{project_id=*}".
+func routeLabel(ctx context.Context) string {
+	path, ok := runtime.HTTPPathPattern(ctx)
+	if !ok { // a route of HandlePath (health, metrics...): not cached
+		if p, ok := runtime.HTTPPattern(ctx); ok {
+			return p.String()
+		}
+		return ""
+	}
+	if label, ok := routeLabels.Load(path); ok {
+		return label.(string)
+	}
+	label := path
+	if p, ok := runtime.HTTPPattern(ctx); ok {
+		label = p.String()
+	}
+	routeLabels.Store(path, label)
+	return label
 }
 
 // negotiate enforces API version negotiation: an Accept header asking for

@@ -169,6 +169,9 @@ func (c *Chain) finish(ctx context.Context, method, id string, start time.Time, 
 	if code == codes.Internal || code == codes.Unknown {
 		level = slog.LevelError
 	}
+	if !c.log.Enabled(ctx, level) {
+		return err // spares the arguments' allocations on every call
+	}
 	c.log.Log(ctx, level, "rpc", "method", method, "code", code.String(), "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
 	return err
 }
@@ -256,10 +259,8 @@ func (c *Chain) toStatus(ctx context.Context, method, id string, err error) erro
 }
 
 func incomingRequestID(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(requestid.MetadataKey); len(v) > 0 && requestid.Valid(v[0]) {
-			return v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, requestid.MetadataKey); len(v) > 0 && requestid.Valid(v[0]) {
+		return v[0]
 	}
 	return requestid.New()
 }
