@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,7 +52,7 @@ type process struct {
 	// through channel, in memory, through the same interceptor chain as
 	// calls arriving over the network.
 	local   map[string]bool
-	channel *inprocgrpc.Channel
+	channel *rpcserver.Local
 	// dialed are the connections to components running elsewhere, by
 	// address.
 	dialed     map[string]*grpc.ClientConn
@@ -80,7 +79,7 @@ func serve(ctx context.Context, cfg config) error {
 	p := &process{
 		cfg: cfg, log: cfg.logger(), registry: prometheus.NewRegistry(), health: health.NewServer(),
 		local: map[string]bool{}, dialed: map[string]*grpc.ClientConn{}, http: map[string]*component.Instance{},
-		channel: new(inprocgrpc.Channel),
+		channel: rpcserver.NewLocal(),
 	}
 	for _, c := range run {
 		p.local[c.Name] = true

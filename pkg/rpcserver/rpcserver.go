@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
@@ -58,7 +57,7 @@ type Options struct {
 
 // Chain is the interceptor chain every RPC runs through, whether it
 // arrives over the network (Server) or from a component in the same
-// process (InProcess): the same authentication, authorization,
+// process (Local): the same authentication, authorization,
 // validation, metrics and logs either way.
 type Chain struct {
 	log       *slog.Logger
@@ -93,18 +92,6 @@ func (c *Chain) Server(extra ...grpc.ServerOption) *grpc.Server {
 		grpc.ChainStreamInterceptor(c.stream),
 		grpc.MaxRecvMsgSize(4 << 20),
 	}, extra...)...)
-}
-
-// Bind makes ch run every RPC through the chain. An in-process channel is
-// registered with services like a server and called like a client
-// connection, and its calls are function calls: no socket, no HTTP/2
-// framing, no serialisation (messages are cloned, so caller and handler
-// never share one); outgoing metadata arrives as incoming metadata, as
-// over the network. ch may already be handed out as a connection (the
-// authorizer behind the chain resolves tokens through it): it runs the
-// chain from the first RPC after Bind.
-func (c *Chain) Bind(ch *inprocgrpc.Channel) *inprocgrpc.Channel {
-	return ch.WithServerUnaryInterceptor(c.unary).WithServerStreamInterceptor(c.stream)
 }
 
 // New returns a gRPC server with Slipway's interceptor chain.
