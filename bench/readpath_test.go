@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/slipwayhq/slipway/gateway"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
@@ -19,6 +21,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/auth"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
 	"github.com/slipwayhq/slipway/services/projects"
@@ -26,16 +29,31 @@ import (
 )
 
 // BenchmarkReadPath is the CPU and the allocations of one authenticated,
-// quota-checked GET /v1/projects/{id} inside the process, without the
-// network: the gateway's handler called directly, the auth and projects
-// services behind it in memory through the interceptor chain, as
-// `slipway serve` wires them, on SQLite. It is the part of the read path
-// that is Slipway's own, so its ns/op and allocs/op are what a change to
-// that path moves (run it with -cpuprofile or -memprofile to see where).
+// quota-checked GET /v1/projects/{id} inside the process, without HTTP:
+// the gateway's handler called directly, the auth and projects services
+// behind it in memory through the interceptor chain, as `slipway serve`
+// wires them: on SQLite with in-process quotas (the default), and on
+// PostgreSQL with quotas in Redis (throwaway servers on loopback). It is
+// the part of the read path that is Slipway's own, so its ns/op and
+// allocs/op are what a change to that path moves (run it with -cpuprofile
+// or -memprofile to see where).
 func BenchmarkReadPath(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchReadPath(b, sqldb.SQLite, quota.NewMemory(quota.DefaultWindow)) })
+	b.Run("postgres+redis", func(b *testing.B) {
+		opts, err := redis.ParseURL(testenv.Redis(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		client := redis.NewClient(opts)
+		b.Cleanup(func() { _ = client.Close() })
+		benchReadPath(b, sqldb.Postgres, quota.NewRedis(client, quota.DefaultWindow))
+	})
+}
+
+func benchReadPath(b *testing.B, engine sqldb.Dialect, limiter quota.Limiter) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	authStore := auth.NewSQLStore(sqltest.Open(b, sqldb.SQLite, authmigrations.Set, events.Migrations), nil)
+	authStore := auth.NewSQLStore(sqltest.Open(b, engine, authmigrations.Set, events.Migrations), nil)
 	if _, err := auth.Bootstrap(ctx, authStore, auth.BootstrapOptions{Token: benchToken}); err != nil {
 		b.Fatal(err)
 	}
@@ -43,7 +61,7 @@ func BenchmarkReadPath(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	projectStore := projects.NewSQLStore(sqltest.Open(b, sqldb.SQLite, projectsmigrations.Set, events.Migrations), nil)
+	projectStore := projects.NewSQLStore(sqltest.Open(b, engine, projectsmigrations.Set, events.Migrations), nil)
 
 	local := rpcserver.NewLocal()
 	authorizer := authz.New(authv1.NewAuthServiceClient(local), "bench-internal-key-0123456789abcdef")
@@ -55,7 +73,7 @@ func BenchmarkReadPath(b *testing.B) {
 	authv1.RegisterAuthServiceServer(local, auth.NewServer(authStore))
 	projectsv1.RegisterProjectsServiceServer(local, projects.NewServer(projectStore, cat))
 	gw, err := gateway.New(ctx, gateway.Options{
-		Logger: quiet, Auth: authorizer, Quota: quota.NewMemory(quota.DefaultWindow), Plans: quota.Plans{Default: 1 << 40},
+		Logger: quiet, Auth: authorizer, Quota: limiter, Plans: quota.Plans{Default: 1 << 40},
 		Backends: []component.Backend{
 			{Name: "auth", API: *auth.Component.API, Conn: local},
 			{Name: "projects", API: *projects.Component.API, Conn: local},
