@@ -2,18 +2,18 @@ package auth_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/events/eventstest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/auth"
@@ -37,31 +37,12 @@ func TestMembersAndRoles(t *testing.T) {
 // outlasts what the test expects.
 func (s *stack) wantMemberEvents(t *testing.T, userID string, want ...string) {
 	t.Helper()
-	cons, err := s.js.OrderedConsumer(context.Background(), events.StreamName,
-		jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectFor("auth", "member", "*")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prefix := events.SubjectFor("auth", "member", "")
 	var verbs []string
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-		if err == nil {
-			var ev events.Event
-			var data map[string]string
-			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := ev.Decode(&data); err != nil {
-				t.Fatal(err)
-			}
-			if data["userId"] == userID {
-				verbs = append(verbs, msg.Subject()[len(events.SubjectFor("auth", "member", "")):])
-			}
-		}
-		if len(verbs) >= len(want) && deadline.After(time.Now().Add(300*time.Millisecond)) {
-			deadline = time.Now().Add(300 * time.Millisecond)
-		}
+	for _, ev := range eventstest.Collect(t, s.js, []string{prefix + "*"}, len(want), 300*time.Millisecond, func(ev events.Event) bool {
+		return eventstest.DataField(ev, "userId") == userID
+	}) {
+		verbs = append(verbs, strings.TrimPrefix(ev.NATSSubject(), prefix))
 	}
 	if !slices.Equal(verbs, want) {
 		t.Fatalf("events about member %s = %v, want %v", userID, verbs, want)

@@ -3,7 +3,6 @@ package auth_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/events/eventstest"
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
@@ -793,38 +793,14 @@ func testRoleDelete(t *testing.T, s *stack) {
 	wantCode(t, "delete deleted role", err, codes.NotFound)
 }
 
-// collect subscribes to subject on the stream from the start and returns
-// the events whose data id is id: it waits (up to 15s) for want of them,
-// then listens for settle longer so that extra ones show up too.
+// collect returns the events on subject whose data id is id: it waits for
+// want of them, then listens for settle longer so that extra ones show up
+// too.
 func (s *stack) collect(t *testing.T, subject, id string, want int, settle time.Duration) []events.Event {
 	t.Helper()
-	ctx := context.Background()
-	cons, err := s.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []events.Event
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-		if err == nil {
-			var ev events.Event
-			var data map[string]string
-			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := ev.Decode(&data); err != nil {
-				t.Fatal(err)
-			}
-			if data["id"] == id {
-				out = append(out, ev)
-			}
-		}
-		if len(out) >= want && deadline.After(time.Now().Add(settle)) {
-			deadline = time.Now().Add(settle)
-		}
-	}
-	return out
+	return eventstest.Collect(t, s.js, []string{subject}, want, settle, func(ev events.Event) bool {
+		return eventstest.DataField(ev, "id") == id
+	})
 }
 
 func testTokenLifecycle(t *testing.T, s *stack) {

@@ -2,7 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +26,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/events/eventstest"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -749,28 +749,11 @@ func TestLiveLogLinesStayOutOfTheStream(t *testing.T) {
 	}
 }
 
-// streamEvents reads every event on subjects the stream holds, waiting up
-// to 15 s for n of them (the relay publishes shortly after each commit).
+// streamEvents reads every event on subjects the stream holds, waiting for
+// n of them.
 func (h *harness) streamEvents(n int, subjects ...string) []events.Event {
 	h.t.Helper()
-	ctx := context.Background()
-	cons, err := h.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var out []events.Event
-	deadline := time.Now().Add(15 * time.Second)
-	for len(out) < n && time.Now().Before(deadline) {
-		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			continue
-		}
-		var ev events.Event
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-			h.t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
+	out := eventstest.Collect(h.t, h.js, subjects, n, 0, nil)
 	if len(out) != n {
 		h.t.Fatalf("got %d events on %v, want %d: %v", len(out), subjects, n, out)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/events/eventstest"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -92,30 +93,11 @@ func as(token string) context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 }
 
-// collect subscribes to subject on the stream from the start and returns
-// a function that waits for n events.
+// collect returns a function that waits for n events on subject.
 func (s *stack) collect(t *testing.T, subject string) func(n int) []events.Event {
-	t.Helper()
-	ctx := context.Background()
-	cons, err := s.js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return func(n int) []events.Event {
 		t.Helper()
-		var out []events.Event
-		deadline := time.Now().Add(15 * time.Second)
-		for len(out) < n && time.Now().Before(deadline) {
-			msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				continue
-			}
-			var ev events.Event
-			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ev)
-		}
+		out := eventstest.Collect(t, s.js, []string{subject}, n, 0, nil)
 		if len(out) != n {
 			t.Fatalf("got %d events on %s, want %d", len(out), subject, n)
 		}
