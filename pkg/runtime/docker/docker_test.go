@@ -24,12 +24,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func newDriver(t *testing.T, host string) *Driver {
 	t.Helper()
 	d, err := New(host)
@@ -38,55 +32,6 @@ func newDriver(t *testing.T, host string) *Driver {
 	}
 	t.Cleanup(func() { _ = d.Close() })
 	return d
-}
-
-func start(t *testing.T, d *Driver, spec runtime.Spec) string {
-	t.Helper()
-	id, err := d.Start(ctxT(t), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
-func wait(t *testing.T, d *Driver, id string) runtime.Status {
-	t.Helper()
-	st, err := d.Wait(ctxT(t), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != runtime.StateExited {
-		t.Fatalf("state %s after Wait", st.State)
-	}
-	return st
-}
-
-func logs(t *testing.T, d *Driver, id string, follow bool) []runtime.LogLine {
-	t.Helper()
-	var out []runtime.LogLine
-	for l, err := range d.Logs(ctxT(t), id, follow) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
-// texts is the text of the lines of stream ("" for all), checking that
-// each line has a time.
-func texts(t *testing.T, ls []runtime.LogLine, stream string) []string {
-	t.Helper()
-	var out []string
-	for _, l := range ls {
-		if l.Time.IsZero() {
-			t.Errorf("log line %+v has no time", l)
-		}
-		if stream == "" || l.Stream == stream {
-			out = append(out, l.Text)
-		}
-	}
-	return out
 }
 
 // recorder is a proxy in front of the engine's socket that records the
@@ -165,9 +110,9 @@ func TestDriver(t *testing.T) {
 	t.Run("ImagePath", func(t *testing.T) {
 		t.Parallel()
 		// Without a PATH in the spec, the image's applies.
-		id := start(t, d, runtime.Spec{Image: img, Command: []string{"/bin/sh", "-c", `echo "$PATH"`}})
-		wait(t, d, id)
-		if got := texts(t, logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"/usr/sbin:/usr/bin:/sbin:/bin"}) {
+		id := runtimetest.Start(t, d, runtime.Spec{Image: img, Command: []string{"/bin/sh", "-c", `echo "$PATH"`}})
+		runtimetest.Wait(t, d, id)
+		if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"/usr/sbin:/usr/bin:/sbin:/bin"}) {
 			t.Errorf("PATH %q, want the image's", got)
 		}
 	})
@@ -177,29 +122,29 @@ func TestDriver(t *testing.T) {
 		// A container with the same labels that the driver did not start
 		// is not the driver's: List skips it, Status does not know it.
 		labels := map[string]string{"project": "p-foreign"}
-		own := start(t, d, runtime.Spec{Image: img, Command: []string{"true"}, Labels: labels})
-		wait(t, d, own)
-		foreign, err := d.cli.ContainerCreate(ctxT(t), &container.Config{Image: img, Cmd: []string{"true"}, Labels: labels},
+		own := runtimetest.Start(t, d, runtime.Spec{Image: img, Command: []string{"true"}, Labels: labels})
+		runtimetest.Wait(t, d, own)
+		foreign, err := d.cli.ContainerCreate(runtimetest.Context(t), &container.Config{Image: img, Cmd: []string{"true"}, Labels: labels},
 			&container.HostConfig{Resources: container.Resources{Ulimits: DefaultUlimits()}}, nil, nil, "list-foreign")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l, err := d.List(ctxT(t), labels); err != nil || len(l) != 1 || l[0].ID != own {
+		if l, err := d.List(runtimetest.Context(t), labels); err != nil || len(l) != 1 || l[0].ID != own {
 			t.Fatalf("List = %+v, %v; want only %s", l, err, own)
 		}
-		if _, err := d.Status(ctxT(t), foreign.ID); !errors.Is(err, runtime.ErrNotFound) {
+		if _, err := d.Status(runtimetest.Context(t), foreign.ID); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("Status of a foreign container: %v, want ErrNotFound", err)
 		}
 	})
 
 	t.Run("ResourcesAndUlimits", func(t *testing.T) {
 		t.Parallel()
-		id := start(t, d, runtime.Spec{Image: img, Command: []string{"cat", "/proc/self/limits"},
+		id := runtimetest.Start(t, d, runtime.Spec{Image: img, Command: []string{"cat", "/proc/self/limits"},
 			Resources: runtime.Resources{MilliCPU: 500, MemoryMB: 64}})
-		if st := wait(t, d, id); st.ExitCode != 0 {
+		if st := runtimetest.Wait(t, d, id); st.ExitCode != 0 {
 			t.Fatalf("status %+v", st)
 		}
-		ci, err := d.cli.ContainerInspect(ctxT(t), id)
+		ci, err := d.cli.ContainerInspect(runtimetest.Context(t), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +152,7 @@ func TestDriver(t *testing.T) {
 			t.Errorf("NanoCPUs %d, Memory %d; want 5e8 and 64 MiB", ci.HostConfig.NanoCPUs, ci.HostConfig.Memory)
 		}
 		limits := map[string][]string{}
-		for _, l := range texts(t, logs(t, d, id, false), "stdout") {
+		for _, l := range runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout") {
 			for _, name := range []string{"Max open files", "Max processes"} {
 				if rest, ok := strings.CutPrefix(l, name); ok {
 					limits[name] = strings.Fields(rest)
@@ -226,8 +171,8 @@ func TestDriver(t *testing.T) {
 		pd := newDriver(t, rec.host)
 		// Present locally: inspected, never pulled (no registry is
 		// reachable from here, so a pull would fail the Start too).
-		id := start(t, pd, runtime.Spec{Image: img, Command: []string{"true"}})
-		wait(t, pd, id)
+		id := runtimetest.Start(t, pd, runtime.Spec{Image: img, Command: []string{"true"}})
+		runtimetest.Wait(t, pd, id)
 		if !rec.seen("/images/" + img + "/json") {
 			t.Errorf("image not inspected; requests %q", rec.paths)
 		}
@@ -236,7 +181,7 @@ func TestDriver(t *testing.T) {
 		}
 		// Missing: pulled, and the failure is a clear error, not a hang.
 		began := time.Now()
-		_, err := pd.Start(ctxT(t), runtime.Spec{Image: "localhost/slipway-missing:latest", Command: []string{"true"}})
+		_, err := pd.Start(runtimetest.Context(t), runtime.Spec{Image: "localhost/slipway-missing:latest", Command: []string{"true"}})
 		if err == nil || !strings.Contains(err.Error(), `image "localhost/slipway-missing:latest" is not present and pulling it failed`) {
 			t.Fatalf("Start with a missing image: %v", err)
 		}
@@ -250,17 +195,17 @@ func TestDriver(t *testing.T) {
 	})
 	t.Run("BadSpecs", func(t *testing.T) {
 		t.Parallel()
-		if _, err := d.Start(ctxT(t), runtime.Spec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrUnsupported) {
+		if _, err := d.Start(runtimetest.Context(t), runtime.Spec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrUnsupported) {
 			t.Errorf("no image: %v", err)
 		}
-		if _, err := d.Start(ctxT(t), runtime.Spec{Image: img, Name: "bad name/"}); err == nil {
+		if _, err := d.Start(runtimetest.Context(t), runtime.Spec{Image: img, Name: "bad name/"}); err == nil {
 			t.Error("bad name accepted")
 		}
-		id := start(t, d, runtime.Spec{Image: img, Name: "dup-name", Command: []string{"true"}})
-		if _, err := d.Start(ctxT(t), runtime.Spec{Image: img, Name: "dup-name", Command: []string{"true"}}); err == nil {
+		id := runtimetest.Start(t, d, runtime.Spec{Image: img, Name: "dup-name", Command: []string{"true"}})
+		if _, err := d.Start(runtimetest.Context(t), runtime.Spec{Image: img, Name: "dup-name", Command: []string{"true"}}); err == nil {
 			t.Error("duplicate name accepted")
 		}
-		wait(t, d, id)
+		runtimetest.Wait(t, d, id)
 	})
 }
 

@@ -1,7 +1,6 @@
 package process
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/runtime/runtimetest"
 )
 
 func newDriver(t *testing.T, dir string) *Driver {
@@ -25,55 +25,8 @@ func newDriver(t *testing.T, dir string) *Driver {
 	return d
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func sh(script string) runtime.Spec {
 	return runtime.Spec{Command: []string{"/bin/sh", "-c", script}}
-}
-
-func start(t *testing.T, d *Driver, spec runtime.Spec) string {
-	t.Helper()
-	id, err := d.Start(ctxT(t), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
-func wait(t *testing.T, d *Driver, id string) runtime.Status {
-	t.Helper()
-	st, err := d.Wait(ctxT(t), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != runtime.StateExited {
-		t.Fatalf("state %s after Wait", st.State)
-	}
-	return st
-}
-
-func logs(t *testing.T, d *Driver, id string) []runtime.LogLine {
-	t.Helper()
-	var out []runtime.LogLine
-	for l, err := range d.Logs(ctxT(t), id, false) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
-func texts(ls []runtime.LogLine) []string {
-	var out []string
-	for _, l := range ls {
-		out = append(out, l.Text)
-	}
-	return out
 }
 
 // gone reports whether pid no longer runs (zombies count as gone: whoever
@@ -88,9 +41,9 @@ func gone(pid int) bool {
 // is kept.
 func TestDefaultPath(t *testing.T) {
 	d := newDriver(t, t.TempDir())
-	id := start(t, d, runtime.Spec{Command: []string{"/bin/sh", "-c", `echo "$PATH"`}})
-	wait(t, d, id)
-	if got := texts(logs(t, d, id)); !slices.Equal(got, []string{DefaultPath}) {
+	id := runtimetest.Start(t, d, runtime.Spec{Command: []string{"/bin/sh", "-c", `echo "$PATH"`}})
+	runtimetest.Wait(t, d, id)
+	if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), ""); !slices.Equal(got, []string{DefaultPath}) {
 		t.Fatalf("PATH %q, want %q", got, DefaultPath)
 	}
 }
@@ -98,11 +51,11 @@ func TestDefaultPath(t *testing.T) {
 func TestWorkDirPerRun(t *testing.T) {
 	dir := t.TempDir()
 	d := newDriver(t, dir)
-	a := start(t, d, sh("pwd; echo a > mine"))
-	b := start(t, d, sh("pwd; ls"))
-	wait(t, d, a)
-	wait(t, d, b)
-	pa, pb := texts(logs(t, d, a)), texts(logs(t, d, b))
+	a := runtimetest.Start(t, d, sh("pwd; echo a > mine"))
+	b := runtimetest.Start(t, d, sh("pwd; ls"))
+	runtimetest.Wait(t, d, a)
+	runtimetest.Wait(t, d, b)
+	pa, pb := runtimetest.Texts(t, runtimetest.Logs(t, d, a, false), ""), runtimetest.Texts(t, runtimetest.Logs(t, d, b, false), "")
 	if len(pa) != 1 || len(pb) != 1 || pa[0] == pb[0] {
 		t.Fatalf("work dirs %v %v", pa, pb)
 	}
@@ -116,17 +69,17 @@ func TestWorkDirPerRun(t *testing.T) {
 
 func TestImageUnsupported(t *testing.T) {
 	d := newDriver(t, t.TempDir())
-	_, err := d.Start(ctxT(t), runtime.Spec{Image: "alpine:3", Command: []string{"true"}})
+	_, err := d.Start(runtimetest.Context(t), runtime.Spec{Image: "alpine:3", Command: []string{"true"}})
 	if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "not images") {
 		t.Fatalf("err %v", err)
 	}
-	if _, err := d.Start(ctxT(t), runtime.Spec{}); err == nil {
+	if _, err := d.Start(runtimetest.Context(t), runtime.Spec{}); err == nil {
 		t.Fatal("empty command accepted")
 	}
-	if _, err := d.Status(ctxT(t), "nope"); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := d.Status(runtimetest.Context(t), "nope"); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("err %v", err)
 	}
-	if _, err := d.Status(ctxT(t), strings.Repeat("ab", 12)); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := d.Status(runtimetest.Context(t), strings.Repeat("ab", 12)); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -135,13 +88,13 @@ func TestDeadlineKillsGroup(t *testing.T) {
 	d := newDriver(t, t.TempDir())
 	spec := sh("sleep 60 & echo $!; sleep 60")
 	spec.Deadline = 500 * time.Millisecond
-	id := start(t, d, spec)
-	st := wait(t, d, id)
+	id := runtimetest.Start(t, d, spec)
+	st := runtimetest.Wait(t, d, id)
 	if st.Reason != runtime.ReasonDeadline || st.ExitCode == 0 {
 		t.Fatalf("status %+v", st)
 	}
 	var got []string
-	for _, l := range logs(t, d, id) {
+	for _, l := range runtimetest.Logs(t, d, id, false) {
 		if l.Stream == "stdout" { // stderr may say "Terminated"
 			got = append(got, l.Text)
 		}
@@ -175,17 +128,17 @@ func TestRestartAbandoned(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d1.Close() })
-	start(t, d1, runtime.Spec{Command: []string{"/bin/sh", "-c", "echo before; sleep 1; echo done; exit 7"}, Labels: map[string]string{"run": "r1"}})
+	runtimetest.Start(t, d1, runtime.Spec{Command: []string{"/bin/sh", "-c", "echo before; sleep 1; echo done; exit 7"}, Labels: map[string]string{"run": "r1"}})
 	d2 := newDriver(t, dir)
-	sts, err := d2.List(ctxT(t), map[string]string{"run": "r1"})
+	sts, err := d2.List(runtimetest.Context(t), map[string]string{"run": "r1"})
 	if err != nil || len(sts) != 1 {
 		t.Fatalf("list %v %+v", err, sts)
 	}
-	st := wait(t, d2, sts[0].ID)
+	st := runtimetest.Wait(t, d2, sts[0].ID)
 	if st.ExitCode != 7 || st.Reason != "" {
 		t.Fatalf("status %+v", st)
 	}
-	if got := texts(logs(t, d2, sts[0].ID)); !slices.Equal(got, []string{"before", "done"}) {
+	if got := runtimetest.Texts(t, runtimetest.Logs(t, d2, sts[0].ID, false), ""); !slices.Equal(got, []string{"before", "done"}) {
 		t.Fatalf("logs %v", got)
 	}
 }
@@ -196,7 +149,7 @@ func TestRestartLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := start(t, d1, sh("echo hi; sleep 60"))
+	id := runtimetest.Start(t, d1, sh("echo hi; sleep 60"))
 	_ = d1.Close()
 	var pf pidFile
 	if err := readJSON(filepath.Join(dir, id, "pid"), &pf); err != nil {
@@ -213,7 +166,7 @@ func TestRestartLost(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	d2 := newDriver(t, dir)
-	st, err := d2.Status(ctxT(t), id)
+	st, err := d2.Status(runtimetest.Context(t), id)
 	if err != nil {
 		t.Fatal(err)
 	}

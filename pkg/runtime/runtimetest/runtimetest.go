@@ -148,26 +148,28 @@ func (s *suite) sh(script string) runtime.Spec {
 	return s.h.Spec("/bin/sh", "-c", script)
 }
 
-// ctxT bounds one call to the driver: generous, as the tests assert what
+// Context bounds one call to a driver: generous, as the tests assert what
 // happens, never how fast.
-func ctxT(t *testing.T) context.Context {
+func Context(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func start(t *testing.T, d runtime.Driver, spec runtime.Spec) string {
+// Start starts spec on d, failing the test if it cannot.
+func Start(t *testing.T, d runtime.Driver, spec runtime.Spec) string {
 	t.Helper()
-	id, err := d.Start(ctxT(t), spec)
+	id, err := d.Start(Context(t), spec)
 	if err != nil {
 		t.Fatalf("Start(%v): %v", spec.Command, err)
 	}
 	return id
 }
 
-func wait(t *testing.T, d runtime.Driver, id string) runtime.Status {
+// Wait waits for id to exit, failing the test otherwise.
+func Wait(t *testing.T, d runtime.Driver, id string) runtime.Status {
 	t.Helper()
-	st, err := d.Wait(ctxT(t), id)
+	st, err := d.Wait(Context(t), id)
 	if err != nil {
 		t.Fatalf("Wait(%s): %v", id, err)
 	}
@@ -177,10 +179,12 @@ func wait(t *testing.T, d runtime.Driver, id string) runtime.Status {
 	return st
 }
 
-func logs(t *testing.T, d runtime.Driver, id string, follow bool) []runtime.LogLine {
+// Logs reads id's logs (following them when asked), failing the test on
+// an error.
+func Logs(t *testing.T, d runtime.Driver, id string, follow bool) []runtime.LogLine {
 	t.Helper()
 	var out []runtime.LogLine
-	for l, err := range d.Logs(ctxT(t), id, follow) {
+	for l, err := range d.Logs(Context(t), id, follow) {
 		if err != nil {
 			t.Fatalf("Logs(%s): %v", id, err)
 		}
@@ -189,9 +193,9 @@ func logs(t *testing.T, d runtime.Driver, id string, follow bool) []runtime.LogL
 	return out
 }
 
-// texts is the text of the lines of stream ("" for all), checking that
+// Texts is the text of the lines of stream ("" for all), checking that
 // every line has a time and a stream.
-func texts(t *testing.T, ls []runtime.LogLine, stream string) []string {
+func Texts(t *testing.T, ls []runtime.LogLine, stream string) []string {
 	t.Helper()
 	var out []string
 	for _, l := range ls {
@@ -209,7 +213,7 @@ func texts(t *testing.T, ls []runtime.LogLine, stream string) []string {
 // has got that far (its signal traps are set, say).
 func waitFor(t *testing.T, d runtime.Driver, id, text string) {
 	t.Helper()
-	for l, err := range d.Logs(ctxT(t), id, true) {
+	for l, err := range d.Logs(Context(t), id, true) {
 		if err != nil {
 			t.Fatalf("Logs(%s): %v", id, err)
 		}
@@ -228,8 +232,8 @@ func testRunToCompletion(t *testing.T, s *suite) {
 	before := time.Now()
 	spec := s.sh("echo hello; echo oops >&2")
 	spec.Name, spec.Labels = s.name("complete"), s.labels("case", "complete")
-	id := start(t, d, spec)
-	st := wait(t, d, id)
+	id := Start(t, d, spec)
+	st := Wait(t, d, id)
 	if st.ExitCode != 0 || st.Reason != "" || st.ID != id || st.Name != spec.Name {
 		t.Fatalf("status %+v, want exit 0 of %s (%s)", st, id, spec.Name)
 	}
@@ -241,14 +245,14 @@ func testRunToCompletion(t *testing.T, s *suite) {
 	if st.StartedAt.Before(before.Add(-time.Minute)) || st.FinishedAt.Before(st.StartedAt) {
 		t.Errorf("started %v, finished %v (the test started %v)", st.StartedAt, st.FinishedAt, before)
 	}
-	if again, err := d.Status(ctxT(t), id); err != nil || again.State != runtime.StateExited || again.ExitCode != 0 {
+	if again, err := d.Status(Context(t), id); err != nil || again.State != runtime.StateExited || again.ExitCode != 0 {
 		t.Errorf("Status after Wait = %+v, %v", again, err)
 	}
-	ls := logs(t, d, id, false)
-	if got := texts(t, ls, "stdout"); !slices.Equal(got, []string{"hello"}) {
+	ls := Logs(t, d, id, false)
+	if got := Texts(t, ls, "stdout"); !slices.Equal(got, []string{"hello"}) {
 		t.Errorf("stdout %q, want [hello]", got)
 	}
-	if got := texts(t, ls, "stderr"); !slices.Equal(got, []string{"oops"}) {
+	if got := Texts(t, ls, "stderr"); !slices.Equal(got, []string{"oops"}) {
 		t.Errorf("stderr %q, want [oops]", got)
 	}
 }
@@ -257,10 +261,10 @@ func testExitCodes(t *testing.T, s *suite) {
 	d := s.driver(t)
 	ids := map[int]string{}
 	for _, code := range []int{1, 3, 255} {
-		ids[code] = start(t, d, s.sh("exit "+strconv.Itoa(code)))
+		ids[code] = Start(t, d, s.sh("exit "+strconv.Itoa(code)))
 	}
 	for code, id := range ids {
-		if st := wait(t, d, id); st.ExitCode != code || st.Reason != "" {
+		if st := Wait(t, d, id); st.ExitCode != code || st.Reason != "" {
 			t.Errorf("status %+v, want exit %d and no reason", st, code)
 		}
 	}
@@ -273,11 +277,11 @@ func testEntrypointAndCommand(t *testing.T, s *suite) {
 	spec := s.h.Spec()
 	spec.Entrypoint = []string{"/bin/sh", "-c", `for a; do echo "[$a]"; done`, "argv0"}
 	spec.Command = []string{"x  y", "", "*", "$HOME"}
-	id := start(t, d, spec)
-	if st := wait(t, d, id); st.ExitCode != 0 {
+	id := Start(t, d, spec)
+	if st := Wait(t, d, id); st.ExitCode != 0 {
 		t.Fatalf("status %+v", st)
 	}
-	if got := texts(t, logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"[x  y]", "[]", "[*]", "[$HOME]"}) {
+	if got := Texts(t, Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"[x  y]", "[]", "[*]", "[$HOME]"}) {
 		t.Errorf("arguments %q", got)
 	}
 }
@@ -293,12 +297,12 @@ func testEnvExactly(t *testing.T, s *suite) {
 	}
 	spec := s.h.Spec("env")
 	spec.Env = env
-	id := start(t, d, spec)
-	if st := wait(t, d, id); st.ExitCode != 0 {
+	id := Start(t, d, spec)
+	if st := Wait(t, d, id); st.ExitCode != 0 {
 		t.Fatalf("status %+v (env not on the default PATH?)", st)
 	}
 	got := map[string]string{}
-	for _, l := range texts(t, logs(t, d, id, false), "stdout") {
+	for _, l := range Texts(t, Logs(t, d, id, false), "stdout") {
 		k, v, _ := strings.Cut(l, "=")
 		got[k] = v
 	}
@@ -315,9 +319,9 @@ func testEnvExactly(t *testing.T, s *suite) {
 	// A PATH given is kept, not replaced by the driver's or the image's.
 	spec = s.sh(`echo "$PATH"`)
 	spec.Env = map[string]string{"PATH": "/nowhere"}
-	id = start(t, d, spec)
-	wait(t, d, id)
-	if got := texts(t, logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"/nowhere"}) {
+	id = Start(t, d, spec)
+	Wait(t, d, id)
+	if got := Texts(t, Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"/nowhere"}) {
 		t.Errorf("PATH %q, want the given /nowhere", got)
 	}
 }
@@ -328,15 +332,15 @@ func testLogs(t *testing.T, s *suite) {
 	// A 70000-byte line (engines deliver it in pieces: the driver joins
 	// them and splits at MaxLineBytes), an empty line, a CRLF line and an
 	// unterminated last line.
-	id := start(t, d, s.sh(`echo one; echo oops >&2; printf '%070000d\n' 0; echo; printf 'cr\r\n'; printf 'no newline'`))
-	wait(t, d, id)
-	ls := logs(t, d, id, false)
+	id := Start(t, d, s.sh(`echo one; echo oops >&2; printf '%070000d\n' 0; echo; printf 'cr\r\n'; printf 'no newline'`))
+	Wait(t, d, id)
+	ls := Logs(t, d, id, false)
 	max := s.h.MaxLineBytes
 	want := []string{"one", strings.Repeat("0", max), strings.Repeat("0", 70000-max), "", "cr", "no newline"}
-	if got := texts(t, ls, "stdout"); !slices.Equal(got, want) {
+	if got := Texts(t, ls, "stdout"); !slices.Equal(got, want) {
 		t.Errorf("stdout %q, want %q", short(got), short(want))
 	}
-	if got := texts(t, ls, "stderr"); !slices.Equal(got, []string{"oops"}) {
+	if got := Texts(t, ls, "stderr"); !slices.Equal(got, []string{"oops"}) {
 		t.Errorf("stderr %q, want [oops]", got)
 	}
 	for i, l := range ls {
@@ -348,7 +352,7 @@ func testLogs(t *testing.T, s *suite) {
 		}
 	}
 	// Following a workload that has exited yields the same and ends.
-	if got := texts(t, logs(t, d, id, true), ""); len(got) != len(want)+1 {
+	if got := Texts(t, Logs(t, d, id, true), ""); len(got) != len(want)+1 {
 		t.Errorf("followed after the exit: %d lines, want %d", len(got), len(want)+1)
 	}
 }
@@ -367,22 +371,22 @@ func short(ss []string) []string {
 
 func testLogsFollow(t *testing.T, s *suite) {
 	d := s.driver(t)
-	id := start(t, d, s.sh("echo line1; sleep 2; echo line2; sleep 1; echo line3; echo err >&2; echo last"))
+	id := Start(t, d, s.sh("echo line1; sleep 2; echo line2; sleep 1; echo line3; echo err >&2; echo last"))
 	var got []string
-	for l, err := range d.Logs(ctxT(t), id, true) {
+	for l, err := range d.Logs(Context(t), id, true) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(got) == 0 {
 			// Lines arrive as they are written, not once it has exited.
-			if st, err := d.Status(ctxT(t), id); err != nil || st.State != runtime.StateRunning {
+			if st, err := d.Status(Context(t), id); err != nil || st.State != runtime.StateRunning {
 				t.Errorf("first line only after the exit: %+v, %v", st, err)
 			}
 		}
 		got = append(got, l.Stream+":"+l.Text)
 	}
 	ended := time.Now()
-	st := wait(t, d, id)
+	st := Wait(t, d, id)
 	// Engines read stdout and stderr apart: only the order within a
 	// stream is given.
 	slices.SortStableFunc(got, func(a, b string) int { return strings.Compare(b[:6], a[:6]) }) // stdout first
@@ -396,7 +400,7 @@ func testLogsFollow(t *testing.T, s *suite) {
 	}
 	// Breaking out early ends it too.
 	n := 0
-	for range d.Logs(ctxT(t), id, true) {
+	for range d.Logs(Context(t), id, true) {
 		n++
 		break
 	}
@@ -407,8 +411,8 @@ func testLogsFollow(t *testing.T, s *suite) {
 
 func testLogsFollowCancelled(t *testing.T, s *suite) {
 	d := s.driver(t)
-	id := start(t, d, s.sh("echo started; sleep 60"))
-	ctx, cancel := context.WithCancel(ctxT(t))
+	id := Start(t, d, s.sh("echo started; sleep 60"))
+	ctx, cancel := context.WithCancel(Context(t))
 	defer cancel()
 	var got []string
 	var lastErr error
@@ -423,10 +427,10 @@ func testLogsFollowCancelled(t *testing.T, s *suite) {
 	if !slices.Equal(got, []string{"started"}) || !errors.Is(lastErr, context.Canceled) {
 		t.Errorf("got %q, %v; want [started], context.Canceled", got, lastErr)
 	}
-	if err := d.Stop(ctxT(t), id, 0); err != nil {
+	if err := d.Stop(Context(t), id, 0); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, d, id)
+	Wait(t, d, id)
 }
 
 func testDeadline(t *testing.T, s *suite) {
@@ -434,49 +438,49 @@ func testDeadline(t *testing.T, s *suite) {
 	// It ends on SIGTERM, so it ends at the deadline, not a grace later.
 	spec := s.sh(`trap "exit 143" TERM; sleep 60 & wait`)
 	spec.Deadline = time.Second
-	id := start(t, d, spec)
+	id := Start(t, d, spec)
 	// Deaf to SIGTERM (and so is its sleep): killed after the grace.
 	deaf := s.sh(`trap "" TERM; sleep 60`)
 	deaf.Deadline = 500 * time.Millisecond
-	deafID := start(t, d, deaf)
-	st := wait(t, d, id)
+	deafID := Start(t, d, deaf)
+	st := Wait(t, d, id)
 	if st.Reason != runtime.ReasonDeadline || st.ExitCode == 0 {
 		t.Fatalf("status %+v, want ended for its deadline", st)
 	}
 	if ran := st.FinishedAt.Sub(st.StartedAt); ran < time.Second || ran > 30*time.Second {
 		t.Errorf("ran %v with a 1s deadline", ran)
 	}
-	if st := wait(t, d, deafID); st.Reason != runtime.ReasonDeadline || st.ExitCode != 137 {
+	if st := Wait(t, d, deafID); st.Reason != runtime.ReasonDeadline || st.ExitCode != 137 {
 		t.Fatalf("status %+v, want SIGKILLed (137) for its deadline", st)
 	}
 }
 
 func testStop(t *testing.T, s *suite) {
 	d := s.driver(t)
-	id := start(t, d, s.sh("sleep 60"))
-	if st, err := d.Status(ctxT(t), id); err != nil || st.State != runtime.StateRunning {
+	id := Start(t, d, s.sh("sleep 60"))
+	if st, err := d.Status(Context(t), id); err != nil || st.State != runtime.StateRunning {
 		t.Fatalf("status %+v, %v; want running", st, err)
 	}
-	if err := d.Remove(ctxT(t), id); err == nil || errors.Is(err, runtime.ErrNotFound) {
+	if err := d.Remove(Context(t), id); err == nil || errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("Remove of a running workload: %v, want a refusal", err)
 	}
-	if err := d.Stop(ctxT(t), id, 0); err != nil {
+	if err := d.Stop(Context(t), id, 0); err != nil {
 		t.Fatal(err)
 	}
-	if st := wait(t, d, id); st.Reason != runtime.ReasonStopped || st.ExitCode == 0 {
+	if st := Wait(t, d, id); st.Reason != runtime.ReasonStopped || st.ExitCode == 0 {
 		t.Fatalf("status %+v, want stopped", st)
 	}
-	if err := d.Stop(ctxT(t), id, time.Second); err != nil {
+	if err := d.Stop(Context(t), id, time.Second); err != nil {
 		t.Fatalf("Stop of a finished workload: %v", err)
 	}
 	// Given a grace, a workload that handles SIGTERM ends by itself, with
 	// its own exit code.
-	id = start(t, d, s.sh(`trap "exit 42" TERM; echo ready; sleep 60 & wait`))
+	id = Start(t, d, s.sh(`trap "exit 42" TERM; echo ready; sleep 60 & wait`))
 	waitFor(t, d, id, "ready")
-	if err := d.Stop(ctxT(t), id, 20*time.Second); err != nil {
+	if err := d.Stop(Context(t), id, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if st := wait(t, d, id); st.Reason != runtime.ReasonStopped || st.ExitCode != 42 {
+	if st := Wait(t, d, id); st.Reason != runtime.ReasonStopped || st.ExitCode != 42 {
 		t.Fatalf("status %+v, want exit 42 and stopped", st)
 	}
 }
@@ -487,14 +491,14 @@ func testList(t *testing.T, s *suite) {
 		spec.Name, spec.Labels = s.name(name), labels
 		return spec
 	}
-	a := start(t, d, with(s.h.Spec("true"), "list-a", s.labels("case", "list", "job", "j1")))
-	b := start(t, d, with(s.sh("sleep 60"), "list-b", s.labels("case", "list", "job", "j2")))
-	c := start(t, d, with(s.h.Spec("true"), "list-c", s.labels("case", "list-other", "job", "j1")))
-	wait(t, d, a)
-	wait(t, d, c)
+	a := Start(t, d, with(s.h.Spec("true"), "list-a", s.labels("case", "list", "job", "j1")))
+	b := Start(t, d, with(s.sh("sleep 60"), "list-b", s.labels("case", "list", "job", "j2")))
+	c := Start(t, d, with(s.h.Spec("true"), "list-c", s.labels("case", "list-other", "job", "j1")))
+	Wait(t, d, a)
+	Wait(t, d, c)
 	list := func(labels map[string]string) map[string]runtime.Status {
 		t.Helper()
-		l, err := d.List(ctxT(t), labels)
+		l, err := d.List(Context(t), labels)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -518,51 +522,51 @@ func testList(t *testing.T, s *suite) {
 	if got := list(s.labels("case", "nothing")); len(got) != 0 {
 		t.Fatalf("List(case=nothing) = %+v", got)
 	}
-	if err := d.Stop(ctxT(t), b, 0); err != nil {
+	if err := d.Stop(Context(t), b, 0); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, d, b)
+	Wait(t, d, b)
 }
 
 func testDuplicateName(t *testing.T, s *suite) {
 	d := s.driver(t)
 	spec := s.h.Spec("true")
 	spec.Name = s.name("dup")
-	id := start(t, d, spec)
-	if _, err := d.Start(ctxT(t), spec); err == nil {
+	id := Start(t, d, spec)
+	if _, err := d.Start(Context(t), spec); err == nil {
 		t.Error("a second workload of the same name started")
 	}
-	wait(t, d, id)
+	Wait(t, d, id)
 }
 
 func testRemoveAndNotFound(t *testing.T, s *suite) {
 	d := s.driver(t)
 	spec := s.h.Spec("true")
 	spec.Labels = s.labels("case", "remove")
-	id := start(t, d, spec)
-	wait(t, d, id)
-	if err := d.Remove(ctxT(t), id); err != nil {
+	id := Start(t, d, spec)
+	Wait(t, d, id)
+	if err := d.Remove(Context(t), id); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := d.List(ctxT(t), spec.Labels); err != nil || len(l) != 0 {
+	if l, err := d.List(Context(t), spec.Labels); err != nil || len(l) != 0 {
 		t.Errorf("List after Remove = %+v, %v", l, err)
 	}
 	// The removed one and ids that never were, in the shapes drivers use.
 	for _, id := range []string{id, "no-such-workload", strings.Repeat("ab", 12), strings.Repeat("0123456789abcdef", 4)} {
-		if _, err := d.Status(ctxT(t), id); !errors.Is(err, runtime.ErrNotFound) {
+		if _, err := d.Status(Context(t), id); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("Status(%s): %v, want ErrNotFound", id, err)
 		}
-		if _, err := d.Wait(ctxT(t), id); !errors.Is(err, runtime.ErrNotFound) {
+		if _, err := d.Wait(Context(t), id); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("Wait(%s): %v, want ErrNotFound", id, err)
 		}
-		if err := d.Stop(ctxT(t), id, 0); !errors.Is(err, runtime.ErrNotFound) {
+		if err := d.Stop(Context(t), id, 0); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("Stop(%s): %v, want ErrNotFound", id, err)
 		}
-		if err := d.Remove(ctxT(t), id); !errors.Is(err, runtime.ErrNotFound) {
+		if err := d.Remove(Context(t), id); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("Remove(%s): %v, want ErrNotFound", id, err)
 		}
 		n := 0
-		for _, err := range d.Logs(ctxT(t), id, true) {
+		for _, err := range d.Logs(Context(t), id, true) {
 			if n++; !errors.Is(err, runtime.ErrNotFound) {
 				t.Errorf("Logs(%s): %v, want ErrNotFound", id, err)
 			}
@@ -583,11 +587,11 @@ func testAdopt(t *testing.T, s *suite) {
 	long.Name, long.Labels = s.name("adopt-long"), s.labels("case", "adopt", "run", "long")
 	short := s.sh("echo before; sleep 2; echo done; exit 7")
 	short.Name, short.Labels = s.name("adopt-short"), s.labels("case", "adopt", "run", "short")
-	longID, shortID := start(t, old, long), start(t, old, short)
+	longID, shortID := Start(t, old, long), Start(t, old, short)
 	closeOld()
 
 	d, _ := s.open(t, dir)
-	l, err := d.List(ctxT(t), s.labels("case", "adopt"))
+	l, err := d.List(Context(t), s.labels("case", "adopt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,17 +603,17 @@ func testAdopt(t *testing.T, s *suite) {
 		found[longID].State != runtime.StateRunning || !maps.Equal(found[shortID].Labels, short.Labels) {
 		t.Fatalf("List after the restart = %+v", l)
 	}
-	if st := wait(t, d, shortID); st.ExitCode != 7 || st.Reason != "" {
+	if st := Wait(t, d, shortID); st.ExitCode != 7 || st.Reason != "" {
 		t.Fatalf("status %+v, want exit 7", st)
 	}
-	if got := texts(t, logs(t, d, shortID, false), "stdout"); !slices.Equal(got, []string{"before", "done"}) {
+	if got := Texts(t, Logs(t, d, shortID, false), "stdout"); !slices.Equal(got, []string{"before", "done"}) {
 		t.Errorf("logs of the adopted workload %q, want [before done]", got)
 	}
 	waitFor(t, d, longID, "ready")
-	if err := d.Stop(ctxT(t), longID, 0); err != nil {
+	if err := d.Stop(Context(t), longID, 0); err != nil {
 		t.Fatal(err)
 	}
-	if st := wait(t, d, longID); st.Reason != runtime.ReasonStopped {
+	if st := Wait(t, d, longID); st.Reason != runtime.ReasonStopped {
 		t.Fatalf("status %+v, want stopped", st)
 	}
 }
@@ -620,16 +624,16 @@ func testAdoptDeadline(t *testing.T, s *suite) {
 	old, closeOld := s.open(t, dir)
 	spec := s.sh(`trap "exit 143" TERM; sleep 60 & wait`)
 	spec.Deadline = 2 * time.Second
-	id := start(t, old, spec)
+	id := Start(t, old, spec)
 	closeOld() // its deadline watcher is gone
 	// The new driver enforces the deadline without being asked.
 	d, _ := s.open(t, dir)
-	if st := wait(t, d, id); st.Reason != runtime.ReasonDeadline {
+	if st := Wait(t, d, id); st.Reason != runtime.ReasonDeadline {
 		t.Fatalf("status %+v, want ended for its deadline", st)
 	}
 	// A third driver, which killed nothing, still tells why it ended.
 	third, _ := s.open(t, dir)
-	if st, err := third.Status(ctxT(t), id); err != nil || st.Reason != runtime.ReasonDeadline {
+	if st, err := third.Status(Context(t), id); err != nil || st.Reason != runtime.ReasonDeadline {
 		t.Fatalf("status %+v, %v; want ended for its deadline", st, err)
 	}
 }
