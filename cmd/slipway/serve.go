@@ -223,7 +223,7 @@ func (p *process) start(ctx context.Context, c component.Component) (*component.
 	env := &component.Env{
 		Name: c.Name, Log: p.log, DataDir: p.cfg.dataDir(), Setting: p.cfg.get,
 		JetStream: p.js, Authorizer: p.authorizer, Registerer: p.registry, Gatherer: p.registry,
-		Conn: p.conn, APIs: p.apis, LocalHTTP: p.localHTTP,
+		Conn: p.conn, APIs: func() ([]component.Backend, error) { return p.apis(c) }, LocalHTTP: p.localHTTP,
 		Go:        func(f func(context.Context) error) { p.g.Go(func() error { return ignoreCanceled(f(ctx)) }) },
 		OnClose:   p.onClose,
 		Key:       p.keyFile,
@@ -309,11 +309,11 @@ func (p *process) conn(name string) (grpc.ClientConnInterface, error) {
 	return conn, nil
 }
 
-// apis are the backends of a gateway: every component with an API that
-// runs here or whose address is set. One the gateway depends on is
-// required; an optional one without an address is left out, and said so.
-func (p *process) apis() ([]component.Backend, error) {
-	gw, _ := table.Get("gateway")
+// apis are the backends of a gateway (the component gw): every component
+// with an API that runs here or whose address is set. One that gw depends
+// on is required; an optional one without an address is left out, and
+// said so.
+func (p *process) apis(gw component.Component) ([]component.Backend, error) {
 	var out []component.Backend
 	for _, c := range table {
 		if c.API == nil {
