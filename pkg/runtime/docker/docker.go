@@ -742,18 +742,32 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		}
 		w.buf = append(w.buf, rest[:i]...)
 		rest = rest[i+1:]
+		// The piece that ends a line may take it past the cap (the
+		// engine's pieces do not fall on it): split it here too.
+		if err := w.split(MaxLineBytes + 1); err != nil {
+			return 0, err
+		}
 		if err := w.line(w.buf); err != nil {
 			return 0, err
 		}
 		w.buf, w.time = w.buf[:0], t
 	}
-	for len(w.buf) >= MaxLineBytes {
+	if err := w.split(MaxLineBytes); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// split emits MaxLineBytes pieces of the line being assembled while it
+// holds at least atLeast bytes, keeping the rest.
+func (w *lineWriter) split(atLeast int) error {
+	for len(w.buf) >= atLeast {
 		if err := w.line(w.buf[:MaxLineBytes]); err != nil {
-			return 0, err
+			return err
 		}
 		w.buf = append(w.buf[:0], w.buf[MaxLineBytes:]...)
 	}
-	return len(p), nil
+	return nil
 }
 
 // flush emits an unterminated last line.
