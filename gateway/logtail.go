@@ -424,7 +424,7 @@ func (t *logTail) readInit(ctx context.Context) (token string, ok bool) {
 
 // admit authenticates the caller and spends one request of its hourly
 // quota, as guard does for other requests, and returns the Authorization
-// value to send the jobs service. A handshake with an Authorization header
+// value to send the component. A handshake with an Authorization header
 // was admitted by guard already.
 func (t *logTail) admit(ctx context.Context, token string) (authorization string, ok bool) {
 	if header := t.r.Header.Get("Authorization"); header != "" {
