@@ -15,6 +15,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/services/auth"
 )
@@ -39,15 +40,18 @@ func clearSettings(t *testing.T) {
 	}
 }
 
-func newAdminEnv(t *testing.T, engine string) *adminEnv {
+// newAdminEnv migrates an auth database the way an operator would: on
+// SQLite through --data-dir (the server's default file), on PostgreSQL
+// through --auth-database-url.
+func newAdminEnv(t *testing.T, engine sqldb.Dialect) *adminEnv {
 	t.Helper()
 	clearSettings(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	flags := []string{"--data-dir", dir}
 	url := "sqlite:" + filepath.Join(dir, "auth.db")
-	if engine == "postgres" {
-		url = testenv.Postgres(t)
+	if engine == sqldb.Postgres {
+		url = sqltest.URL(t, engine)
 		flags = []string{"--auth-database-url", url}
 	}
 	if err := run(ctx, append([]string{"migrate", "--target=auth", "--log-level=error"}, flags...)); err != nil {
@@ -98,9 +102,7 @@ func builtinPerms(id string) []string {
 }
 
 func TestAdmin(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) { testAdmin(t, newAdminEnv(t, engine)) })
-	}
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) { testAdmin(t, newAdminEnv(t, engine)) })
 }
 
 func testAdmin(t *testing.T, e *adminEnv) {
@@ -370,52 +372,50 @@ func TestAdminWhileServing(t *testing.T) {
 }
 
 func TestAdminSetPlan(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			e := newAdminEnv(t, engine)
-			ctx := context.Background()
-			e.ok(t, "", "create-user", "--email", "owner@example.com")
-			team := e.ok(t, "", "create-team", "--name", "Plan Team", "--owner-email", "owner@example.com")
-			owner, err := e.store.GetUserByEmail(ctx, "owner@example.com")
-			if err != nil {
-				t.Fatal(err)
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		e := newAdminEnv(t, engine)
+		ctx := context.Background()
+		e.ok(t, "", "create-user", "--email", "owner@example.com")
+		team := e.ok(t, "", "create-team", "--name", "Plan Team", "--owner-email", "owner@example.com")
+		owner, err := e.store.GetUserByEmail(ctx, "owner@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, tok, err := auth.IssueToken(ctx, e.store, auth.TokenSpec{Kind: auth.KindPersonal, Name: "owner", TeamID: team, UserID: owner.ID, RoleID: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, log, err := e.admin(t, "", "set-plan", "--team", team, "--plan", "pro", "--rate-limit-plans", "free=10,pro=1000")
+		if err != nil || out != "" || !strings.Contains(log, "plan pro (was default)") || strings.Contains(log, "note:") {
+			t.Fatalf("set-plan = %q, %q, %v", out, log, err)
+		}
+		if got, err := e.store.GetTeam(ctx, team); err != nil || got.Plan != "pro" || got.Name != "Plan Team" {
+			t.Fatalf("team after set-plan = %+v, %v", got, err)
+		}
+		// Grants carry the plan.
+		p, err := e.authenticate("Bearer " + tok)
+		if err != nil || len(p.GetGrants()) != 1 || p.GetGrants()[0].GetPlan() != "pro" {
+			t.Fatalf("grant after set-plan = %v, %v", p, err)
+		}
+		// A plan without a configured limit works, with a note.
+		if _, log, err := e.admin(t, "", "set-plan", "--team", team, "--plan", "enterprise"); err != nil || !strings.Contains(log, "names no plan \"enterprise\"") {
+			t.Fatalf("set-plan (unconfigured plan) = %q, %v", log, err)
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"set-plan", "--team", team}, "--plan is required"},
+			{[]string{"set-plan", "--plan", "pro"}, "--team is required"},
+			{[]string{"set-plan", "--team", "nope", "--plan", "pro"}, `team "nope" not found`},
+			{[]string{"set-plan", "--team", team, "--plan", "Pro Plan"}, "--plan: must be a plan id"},
+		} {
+			if out, _, err := e.admin(t, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) || out != "" {
+				t.Errorf("%v: %v (stdout %q), want an error containing %q", tc.args, err, out, tc.want)
 			}
-			_, tok, err := auth.IssueToken(ctx, e.store, auth.TokenSpec{Kind: auth.KindPersonal, Name: "owner", TeamID: team, UserID: owner.ID, RoleID: "admin"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, log, err := e.admin(t, "", "set-plan", "--team", team, "--plan", "pro", "--rate-limit-plans", "free=10,pro=1000")
-			if err != nil || out != "" || !strings.Contains(log, "plan pro (was default)") || strings.Contains(log, "note:") {
-				t.Fatalf("set-plan = %q, %q, %v", out, log, err)
-			}
-			if got, err := e.store.GetTeam(ctx, team); err != nil || got.Plan != "pro" || got.Name != "Plan Team" {
-				t.Fatalf("team after set-plan = %+v, %v", got, err)
-			}
-			// Grants carry the plan.
-			p, err := e.authenticate("Bearer " + tok)
-			if err != nil || len(p.GetGrants()) != 1 || p.GetGrants()[0].GetPlan() != "pro" {
-				t.Fatalf("grant after set-plan = %v, %v", p, err)
-			}
-			// A plan without a configured limit works, with a note.
-			if _, log, err := e.admin(t, "", "set-plan", "--team", team, "--plan", "enterprise"); err != nil || !strings.Contains(log, "names no plan \"enterprise\"") {
-				t.Fatalf("set-plan (unconfigured plan) = %q, %v", log, err)
-			}
-			for _, tc := range []struct {
-				args []string
-				want string
-			}{
-				{[]string{"set-plan", "--team", team}, "--plan is required"},
-				{[]string{"set-plan", "--plan", "pro"}, "--team is required"},
-				{[]string{"set-plan", "--team", "nope", "--plan", "pro"}, `team "nope" not found`},
-				{[]string{"set-plan", "--team", team, "--plan", "Pro Plan"}, "--plan: must be a plan id"},
-			} {
-				if out, _, err := e.admin(t, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) || out != "" {
-					t.Errorf("%v: %v (stdout %q), want an error containing %q", tc.args, err, out, tc.want)
-				}
-			}
-			if got, _ := e.store.GetTeam(ctx, team); got.Plan != "enterprise" {
-				t.Fatalf("refused set-plan changed the plan to %q", got.Plan)
-			}
-		})
-	}
+		}
+		if got, _ := e.store.GetTeam(ctx, team); got.Plan != "enterprise" {
+			t.Fatalf("refused set-plan changed the plan to %q", got.Plan)
+		}
+	})
 }
