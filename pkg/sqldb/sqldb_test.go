@@ -60,6 +60,33 @@ func TestOneCodePath(t *testing.T) {
 			if mapped := sqldb.NotFoundIfNoRows(err); mapped != apierr.ErrNotFound {
 				t.Fatalf("NotFoundIfNoRows(no row) = %v, want the store contract's ErrNotFound", mapped)
 			}
+			// The read path (pgx's own pool on PostgreSQL) answers alike.
+			err = db.QueryRow(ctx, `SELECT n FROM demo WHERE id = $1`, "nope").Scan(&missing)
+			if mapped := sqldb.NotFoundIfNoRows(err); mapped != apierr.ErrNotFound {
+				t.Fatalf("QueryRow: NotFoundIfNoRows(no row) = %v, want the store contract's ErrNotFound", mapped)
+			}
+			var (
+				id   string
+				got  int64
+				null sql.NullString
+			)
+			if err := db.QueryRow(ctx, `SELECT id, n, NULL FROM demo WHERE id = $1`, "a").Scan(&id, &got, &null); err != nil || id != "a" || got != 1 || null.Valid {
+				t.Fatalf("QueryRow = %q, %d, %v, %v", id, got, null, err)
+			}
+			rows, err := db.Query(ctx, `SELECT id FROM demo ORDER BY id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for rows.Next() {
+				if err := rows.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+			if err := rows.Err(); err != nil || len(ids) != 1 || rows.Close() != nil {
+				t.Fatalf("Query = %v, %v", ids, err)
+			}
 			boom := errors.New("boom")
 			if err := db.InTx(ctx, func(tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, `UPDATE demo SET n = $1 WHERE id = $2`, 99, "a"); err != nil {

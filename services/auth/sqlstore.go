@@ -123,13 +123,13 @@ func (s *SQLStore) CreateUser(ctx context.Context, u User, evs ...events.Event) 
 
 // GetUser implements Store.
 func (s *SQLStore) GetUser(ctx context.Context, id string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 	return u, sqldb.NotFoundIfNoRows(err)
 }
 
 // GetUserByEmail implements Store.
 func (s *SQLStore) GetUserByEmail(ctx context.Context, email string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, email))
+	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, email))
 	return u, sqldb.NotFoundIfNoRows(err)
 }
 
@@ -200,7 +200,7 @@ func (s *SQLStore) CreateTeam(ctx context.Context, t Team, roles []Role, members
 
 // GetTeam implements Store.
 func (s *SQLStore) GetTeam(ctx context.Context, id string) (Team, error) {
-	t, err := scanTeam(s.db.QueryRowContext(ctx, `SELECT `+teamColumns+` FROM teams WHERE id = $1`, id))
+	t, err := scanTeam(s.db.QueryRow(ctx, `SELECT `+teamColumns+` FROM teams WHERE id = $1`, id))
 	return t, sqldb.NotFoundIfNoRows(err)
 }
 
@@ -243,7 +243,7 @@ func (s *SQLStore) AddMember(ctx context.Context, m Member, evs ...events.Event)
 func (s *SQLStore) GetMember(ctx context.Context, teamID, userID string) (Member, error) {
 	var m Member
 	var joined int64
-	err := s.db.QueryRowContext(ctx, `SELECT team_id, user_id, role_id, joined_at FROM members WHERE team_id = $1 AND user_id = $2`,
+	err := s.db.QueryRow(ctx, `SELECT team_id, user_id, role_id, joined_at FROM members WHERE team_id = $1 AND user_id = $2`,
 		teamID, userID).Scan(&m.TeamID, &m.UserID, &m.RoleID, &joined)
 	m.JoinedAt = time.UnixMicro(joined).UTC()
 	return m, sqldb.NotFoundIfNoRows(err)
@@ -251,7 +251,7 @@ func (s *SQLStore) GetMember(ctx context.Context, teamID, userID string) (Member
 
 // Memberships implements Store.
 func (s *SQLStore) Memberships(ctx context.Context, userID string) ([]Member, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT team_id, user_id, role_id, joined_at FROM members WHERE user_id = $1 ORDER BY team_id`, userID)
+	rows, err := s.db.Query(ctx, `SELECT team_id, user_id, role_id, joined_at FROM members WHERE user_id = $1 ORDER BY team_id`, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func (s *SQLStore) Memberships(ctx context.Context, userID string) ([]Member, er
 
 // ListMembers implements Store.
 func (s *SQLStore) ListMembers(ctx context.Context, teamID string) ([]TeamMember, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT m.team_id, m.role_id, m.joined_at, u.id, u.email, u.name, u.password_hash, u.created_at
+	rows, err := s.db.Query(ctx, `SELECT m.team_id, m.role_id, m.joined_at, u.id, u.email, u.name, u.password_hash, u.created_at
 		FROM members m JOIN users u ON u.id = m.user_id WHERE m.team_id = $1 ORDER BY u.id`, teamID)
 	if err != nil {
 		return nil, err
@@ -409,13 +409,13 @@ func (s *SQLStore) UpdateRole(ctx context.Context, r Role, evs ...events.Event) 
 
 // GetRole implements Store.
 func (s *SQLStore) GetRole(ctx context.Context, teamID, id string) (Role, error) {
-	r, err := scanRole(s.db.QueryRowContext(ctx, `SELECT `+roleColumns+` FROM roles WHERE team_id = $1 AND id = $2`, teamID, id))
+	r, err := scanRole(s.db.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE team_id = $1 AND id = $2`, teamID, id))
 	return r, sqldb.NotFoundIfNoRows(err)
 }
 
 // ListRoles implements Store.
 func (s *SQLStore) ListRoles(ctx context.Context, teamID string) ([]Role, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+roleColumns+` FROM roles WHERE team_id = $1 ORDER BY id`, teamID)
+	rows, err := s.db.Query(ctx, `SELECT `+roleColumns+` FROM roles WHERE team_id = $1 ORDER BY id`, teamID)
 	if err != nil {
 		return nil, err
 	}
@@ -524,20 +524,20 @@ func getToken(ctx context.Context, q queryer, id string) (Token, error) {
 
 // GetTokenByHash implements Store.
 func (s *SQLStore) GetTokenByHash(ctx context.Context, hash string) (Token, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE secret_hash = $1`, hash))
+	t, err := scanToken(s.db.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE secret_hash = $1`, hash))
 	return t, sqldb.NotFoundIfNoRows(err)
 }
 
 // ListTokens implements Store.
 func (s *SQLStore) ListTokens(ctx context.Context, teamID string, page Page) ([]Token, bool, error) {
 	// One row more than asked tells whether another page follows.
-	var rows *sql.Rows
+	var rows sqldb.Rows
 	var err error
 	if page.After != "" {
-		rows, err = s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		rows, err = s.db.Query(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
 			teamID, page.After, page.Limit+1)
 	} else {
-		rows, err = s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE team_id = $1 ORDER BY id LIMIT $2 OFFSET $3`,
+		rows, err = s.db.Query(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE team_id = $1 ORDER BY id LIMIT $2 OFFSET $3`,
 			teamID, page.Limit+1, page.Offset)
 	}
 	if err != nil {

@@ -162,7 +162,7 @@ func (s *SQLStore) CreateJob(ctx context.Context, j Job, evs ...events.Event) er
 
 // GetJob implements Store.
 func (s *SQLStore) GetJob(ctx context.Context, team, project, id string) (Job, error) {
-	j, err := s.scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id = $3`, team, project, id))
+	j, err := s.scanJob(s.db.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id = $3`, team, project, id))
 	if err != nil {
 		return Job{}, sqldb.NotFoundIfNoRows(err)
 	}
@@ -176,7 +176,7 @@ func (s *SQLStore) ListJobs(ctx context.Context, team, project string, page pagi
 		offset = 0 // a cursor already says where the page starts
 	}
 	// One row more than asked tells whether another page follows.
-	rows, err := s.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id > $3
+	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id > $3
 		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, offset)
 	if err != nil {
 		return nil, false, err
@@ -186,7 +186,7 @@ func (s *SQLStore) ListJobs(ctx context.Context, team, project string, page pagi
 
 // ProjectJobs implements Store.
 func (s *SQLStore) ProjectJobs(ctx context.Context, team, project string) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 ORDER BY id`, team, project)
+	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 ORDER BY id`, team, project)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (s *SQLStore) ProjectJobs(ctx context.Context, team, project string) ([]Job
 }
 
 // collectRows reads every row.
-func collectRows[T any](rows *sql.Rows, scan func(rowScanner) (T, error)) ([]T, error) {
+func collectRows[T any](rows sqldb.Rows, scan func(rowScanner) (T, error)) ([]T, error) {
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
@@ -282,7 +282,7 @@ func (s *SQLStore) DueCronJobs(ctx context.Context, now time.Time, limit int) ([
 		query += ` LIMIT $3`
 		args = append(args, limit)
 	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +384,7 @@ func (s *SQLStore) CreateRun(ctx context.Context, r Run, evs ...events.Event) er
 
 // GetRun implements Store.
 func (s *SQLStore) GetRun(ctx context.Context, team, project, job, id string) (Run, error) {
-	r, err := s.scanRun(s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM job_runs
+	r, err := s.scanRun(s.db.QueryRow(ctx, `SELECT `+runColumns+` FROM job_runs
 		WHERE team_id = $1 AND project_id = $2 AND job_id = $3 AND id = $4`, team, project, job, id))
 	if err != nil {
 		return Run{}, sqldb.NotFoundIfNoRows(err)
@@ -404,7 +404,7 @@ func (s *SQLStore) ListRuns(ctx context.Context, team, project, job string, page
 	}
 	args = append(args, page.Limit+1, offset)
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -413,7 +413,7 @@ func (s *SQLStore) ListRuns(ctx context.Context, team, project, job string, page
 
 // ActiveRuns implements Store. Runs come in id order (oldest first).
 func (s *SQLStore) ActiveRuns(ctx context.Context, team, project, job string) ([]Run, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs
+	rows, err := s.db.Query(ctx, `SELECT `+runColumns+` FROM job_runs
 		WHERE team_id = $1 AND project_id = $2 AND job_id = $3 AND status = 'RUNNING' ORDER BY id`, team, project, job)
 	if err != nil {
 		return nil, err
@@ -490,7 +490,7 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 // OrphanedRuns implements Store. A run nobody ever leased (LeaseUntil
 // zero) counts as expired.
 func (s *SQLStore) OrphanedRuns(ctx context.Context, owner string, now time.Time) ([]Run, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM job_runs
+	rows, err := s.db.Query(ctx, `SELECT `+runColumns+` FROM job_runs
 		WHERE status = 'RUNNING' AND (owner = $1 OR lease_until < $2)
 		ORDER BY team_id, project_id, job_id, id`, owner, now.UnixMicro())
 	if err != nil {
@@ -579,7 +579,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	}
 	args = append(args, q.Limit)
 	query += fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args))
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (s *SQLStore) Create(ctx context.Context, p Project, evs ...events.Event) e
 
 // Get implements Store.
 func (s *SQLStore) Get(ctx context.Context, team, id string) (Project, error) {
-	p, err := scanProject(s.db.QueryRowContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE team_id = $1 AND id = $2`, team, id))
+	p, err := scanProject(s.db.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE team_id = $1 AND id = $2`, team, id))
 	if err != nil {
 		return Project{}, sqldb.NotFoundIfNoRows(err)
 	}
@@ -66,7 +66,7 @@ func (s *SQLStore) Get(ctx context.Context, team, id string) (Project, error) {
 // resources, one row per resource (or one row of NULLs for a project
 // without any).
 func (s *SQLStore) GetWithResources(ctx context.Context, team, id string) (Project, []Resource, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT p.team_id, p.id, p.name, p.description, p.color, p.region, p.created_at, p.updated_at, p.version,
+	rows, err := s.db.Query(ctx, `SELECT p.team_id, p.id, p.name, p.description, p.color, p.region, p.created_at, p.updated_at, p.version,
 		r.kind, r.id, r.name, r.description, r.type
 		FROM projects p LEFT JOIN project_resources r ON r.team_id = p.team_id AND r.project_id = p.id
 		WHERE p.team_id = $1 AND p.id = $2 ORDER BY r.kind, r.id`, team, id)
@@ -122,7 +122,7 @@ func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project,
 	}
 	args = append(args, page.Limit+1, offset)
 	query += fmt.Sprintf(` ORDER BY id LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -190,7 +190,7 @@ func (s *SQLStore) Delete(ctx context.Context, team, id string, force bool, evs 
 
 // Resources implements Store.
 func (s *SQLStore) Resources(ctx context.Context, team, projectID string) ([]Resource, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT team_id, project_id, kind, id, name, description, type FROM project_resources
+	rows, err := s.db.Query(ctx, `SELECT team_id, project_id, kind, id, name, description, type FROM project_resources
 		WHERE team_id = $1 AND project_id = $2 ORDER BY kind, id`, team, projectID)
 	if err != nil {
 		return nil, err

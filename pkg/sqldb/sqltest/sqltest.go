@@ -66,7 +66,7 @@ func RowCounter(t testing.TB, db *sqldb.DB, table string) func() int {
 	return func() int {
 		t.Helper()
 		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+		if err := db.QueryRow(context.Background(), `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
 			t.Fatalf("sqltest: count %s: %v", table, err)
 		}
 		return n
