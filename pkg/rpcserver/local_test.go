@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/requestid"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 )
 
@@ -46,6 +48,12 @@ func (e *echo) GetProject(ctx context.Context, req *projectsv1.GetProjectRequest
 	}
 	_, e.deadline = ctx.Deadline()
 	req.ProjectId = "changed by the handler"
+	if err := grpc.SetHeader(ctx, metadata.Pairs("x-header", name)); err != nil {
+		return nil, err
+	}
+	if err := grpc.SetTrailer(ctx, metadata.Pairs("x-trailer", name)); err != nil {
+		return nil, err
+	}
 	e.last = &projectsv1.GetProjectResponse{Project: &projectsv1.Project{Id: name}}
 	return e.last, nil
 }
@@ -70,9 +78,13 @@ func TestLocal(t *testing.T) {
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer x")
 	req := &projectsv1.GetProjectRequest{ProjectId: "p1"}
-	resp, err := projectsv1.NewProjectsServiceClient(local).GetProject(ctx, req)
+	var header, trailer metadata.MD
+	resp, err := projectsv1.NewProjectsServiceClient(local).GetProject(ctx, req, grpc.Header(&header), grpc.Trailer(&trailer))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if header.Get("x-header")[0] != "p1" || trailer.Get("x-trailer")[0] != "p1" || len(header.Get(requestid.MetadataKey)) != 1 {
+		t.Fatalf("the caller got header %v and trailer %v; want the handler's and the chain's", header, trailer)
 	}
 	if got := resp.GetProject().GetId(); got != "p1" {
 		t.Fatalf("the handler saw project %q (caller values leak as \"leaked\")", got)
