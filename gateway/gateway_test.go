@@ -327,6 +327,11 @@ func TestOperationalEndpoints(t *testing.T) {
 	if r := do(t, "GET", base+"/version", ""); r.body["data"].(map[string]any)["version"] != "test" {
 		t.Fatalf("version = %s", r.raw)
 	}
+	// Two requests on each of two API routes: each route keeps its own label.
+	for range 2 {
+		do(t, "GET", base+"/v1/projects", "")
+		do(t, "GET", base+"/v1/projects/nope", "")
+	}
 	r = do(t, "GET", base+"/v1/openapi.json", "")
 	if r.body["swagger"] != "2.0" || r.body["paths"].(map[string]any)["/v1/projects"] == nil {
 		t.Fatalf("openapi document lacks /v1/projects")
@@ -339,6 +344,14 @@ func TestOperationalEndpoints(t *testing.T) {
 	resp.Body.Close()
 	if !bytes.Contains(metrics, []byte(`slipway_http_requests_total{method="GET",route="/v1/openapi.json",status="200"}`)) {
 		t.Fatalf("metrics lack the openapi request:\n%s", metrics)
+	}
+	for _, series := range []string{
+		`slipway_http_requests_total{method="GET",route="/v1/projects",status="200"} 2`,
+		`slipway_http_requests_total{method="GET",route="/v1/projects/{project_id=*}",status="404"} 2`,
+	} {
+		if !bytes.Contains(metrics, []byte(series)) {
+			t.Errorf("metrics lack %s:\n%s", series, metrics)
+		}
 	}
 }
 
