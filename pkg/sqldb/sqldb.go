@@ -222,8 +222,18 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		// a pool that closed its surplus after each burst reopened it for
 		// the next (measured on GET /v1/projects/{id} at 32 connections:
 		// 16 idle of 32 open gave a p99 of 200 ms; see docs/benchmarks.md).
-		cfg.MaxConns = maxPostgresConns
-		cfg.MaxConnIdleTime = 5 * time.Minute
+		// The URL's pool_max_conns and pool_max_conn_idle_time, when
+		// given, tune the pool instead.
+		var given url.Values
+		if u, err := url.Parse(rawURL); err == nil {
+			given = u.Query()
+		}
+		if !given.Has("pool_max_conns") {
+			cfg.MaxConns = maxPostgresConns
+		}
+		if !given.Has("pool_max_conn_idle_time") {
+			cfg.MaxConnIdleTime = 5 * time.Minute
+		}
 		pool, err := pgxpool.NewWithConfig(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("sqldb: open postgres: %w", err)
