@@ -49,9 +49,7 @@ func (s *server) oauthPrincipal(ctx context.Context, token string) (*authv1.Prin
 	}
 	perms := permissions.Narrow(role.Permissions, g.Scopes)
 	scope := allProjects().restrict(role.Restrictions)
-	if scope.none() {
-		perms, _ = permissions.Split(perms)
-	}
+	perms = scope.permit(perms)
 	slices.Sort(perms)
 	p := &authv1.Principal{
 		Kind:          string(authz.PrincipalOAuth),
