@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,5 +106,45 @@ func TestSlowClientsAndConnectionCap(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the waiting client was not served after a slot freed")
+	}
+}
+
+// TestOAuthSecretGuessingLockedOut drives the binary's OAuth2 token
+// endpoint: wrong client secrets are answered five times, then every
+// attempt, the right secret included, is a 429 with Retry-After in the
+// endpoint's RFC 6749 error format.
+func TestOAuthSecretGuessingLockedOut(t *testing.T) {
+	inst := startSlipway(t)
+	client := callJSON(t, "POST", inst.URL+"/v1/oauth-clients",
+		`{"name":"Guessed robot","grantTypes":["client_credentials"],"scopes":["project_read"]}`).data(t)
+	id, _ := client["id"].(string)
+	sec, _ := client["secret"].(string)
+	token := func(secret string) (int, http.Header, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest("POST", inst.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=project_read"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, secret)
+		res, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		return res.StatusCode, res.Header, body
+	}
+	for i := range 6 {
+		if status, _, body := token("slw_sk_wrong"); status != http.StatusUnauthorized {
+			t.Fatalf("wrong secret %d: HTTP %d %v, want 401", i+1, status, body)
+		}
+	}
+	for _, secret := range []string{"slw_sk_wrong", sec} {
+		status, header, body := token(secret)
+		if status != http.StatusTooManyRequests || body["error"] != "temporarily_unavailable" || header.Get("Retry-After") == "" {
+			t.Fatalf("during the lockout: HTTP %d %v (Retry-After %q), want 429 temporarily_unavailable", status, body, header.Get("Retry-After"))
+		}
 	}
 }
