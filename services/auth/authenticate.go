@@ -198,10 +198,11 @@ func (s *server) principal(ctx context.Context, tok Token) (*authv1.Principal, e
 			Plan:        team.Plan,
 		}},
 	}
-	if tok.Kind == KindPersonal || tok.Kind == KindBootstrap {
+	if (tok.Kind == KindPersonal || tok.Kind == KindBootstrap) && len(tok.Projects) == 0 {
 		// A personal token acts as its user: in each other team the user
 		// belongs to, with that membership's role, capped by the token's
-		// role, so the token never holds more than it was given.
+		// role, so the token never holds more than it was given. A token
+		// restricted to projects (its own team's) acts nowhere else.
 		others, err := s.memberGrants(ctx, tok, role.Permissions)
 		if err != nil {
 			return nil, err

@@ -629,6 +629,22 @@ func testProjectRestriction(t *testing.T, s *stack) {
 	if g := p.GetGrants()[0]; len(g.GetPermissions()) != 0 {
 		t.Fatalf("grant with no reachable project = %v, want no permissions", g)
 	}
+
+	// A personal token acts in every team of its user, unless it is
+	// restricted to projects: those are its own team's, and it acts
+	// nowhere else.
+	dave := s.member(t, "default", "dave@example.com", "admin")
+	if _, err := auth.CreateTeam(context.Background(), s.store, "Dave Side", dave); err != nil {
+		t.Fatal(err)
+	}
+	_, open := s.issue(t, auth.TokenSpec{Kind: auth.KindPersonal, TeamID: "default", UserID: dave, RoleID: "admin"})
+	_, narrow := s.issue(t, auth.TokenSpec{Kind: auth.KindPersonal, TeamID: "default", UserID: dave, RoleID: "admin", Projects: []string{"web"}})
+	if p, err := s.authenticate("Bearer " + open); err != nil || len(p.GetGrants()) != 2 {
+		t.Fatalf("unrestricted personal token of a member of two teams: %v, %v; want two grants", p, err)
+	}
+	if p, err := s.authenticate("Bearer " + narrow); err != nil || len(p.GetGrants()) != 1 || p.GetGrants()[0].GetTeamId() != "default" {
+		t.Fatalf("project-restricted personal token of a member of two teams: %v, %v; want its own team's grant only", p, err)
+	}
 }
 
 func testPersonalCapped(t *testing.T, s *stack) {
