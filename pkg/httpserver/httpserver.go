@@ -39,10 +39,15 @@ const (
 
 // Limits bound what one client may hold of a server.
 type Limits struct {
+	// ReadHeaderTimeout bounds the arrival of a request's headers.
 	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
+	// ReadTimeout bounds the arrival of a whole request, body included.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of a request's headers
+	// to the end of its answer.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle for that long.
+	IdleTimeout time.Duration
 	// MaxConnections caps the connections open at once; beyond it new
 	// connections wait (in the kernel's accept queue) until one closes.
 	// Zero: DefaultMaxConnections.
