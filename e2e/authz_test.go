@@ -146,7 +146,9 @@ func (f routeFixture) url(t testing.TB, base string, r apiRoute) string {
 // with WWW-Authenticate; with a viewer token each is a 403 unless the
 // viewer role holds the route's permission; with another team's admin
 // token each route addressing a resource of team "default" is a 404; and
-// with the admin token each succeeds. A route the table below has no case
+// with a project-restricted admin token each team-level route is a 403
+// and each route of its project succeeds; with the admin token each
+// succeeds. A route the table below has no case
 // for fails the test, so a new route cannot go unchecked.
 func TestEveryRouteIsGuarded(t *testing.T) {
 	// Every call below spends quota; keep the limit out of the way.
@@ -217,6 +219,11 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 			t.Errorf("GET /v1/teams right after creating team %q does not list it: %v", otherTeam, teams)
 		}
 	})
+	// A team token with the admin role, restricted to the project: it may
+	// do anything within the project and nothing at team level.
+	restrictedTok := requestAs(t, admin, "POST", base+"/v1/api-tokens", fmt.Sprintf(
+		`{"name":"authz-restricted-%d","kind":"team","roleId":"admin","projects":[%q]}`, next(), project)).data(t)
+	restricted := "Bearer " + restrictedTok["token"].(string)
 	_, otherSecret := newToken(t, admin, "admin", otherTeam)
 	other := "Bearer " + otherSecret
 	if d := requestAs(t, other, "GET", base+"/v1/auth", "").data(t); d["teamId"] != otherTeam {
@@ -444,8 +451,28 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 				}
 			}
 
-			// (b) The viewer role: 403 unless it holds the permission.
+			// (e) The project-restricted admin token: every team-level route
+			// (a permission outside "Project > ...") is a 403 PROJECT_RESTRICTED
+			// with no effect; a route of its own project, listing projects
+			// and the routes that need no permission succeed. (Project routes
+			// that name another project, or create one, are refused by the
+			// services: not asserted here.)
 			perm := access.GetPermission()
+			switch {
+			case perm != "" && !permissions.IsProjectScope(perm):
+				if e := requestAs(t, restricted, r.Method, url, fx.body).apiErr(t, http.StatusForbidden); e.ID != "PROJECT_RESTRICTED" {
+					t.Errorf("project-restricted token on a team-level route: id %q, want PROJECT_RESTRICTED: %v", e.ID, e)
+				}
+			case perm == "" || fx.params["projectId"] == project || r.OperationID == "ProjectsService_ListProjects" || r.OperationID == "ProjectsService_ListProjects2":
+				if res := requestAs(t, restricted, r.Method, url, fx.body); res.Status != http.StatusOK {
+					t.Errorf("project-restricted admin token on its own project's route: HTTP %d, want 200: %s", res.Status, res.Raw)
+				} else {
+					fx = prepare(t)
+					url = fx.url(t, base, r)
+				}
+			}
+
+			// (b) The viewer role: 403 unless it holds the permission.
 			if perm == "" || slices.Contains(viewerPerms, perm) {
 				if res := requestAs(t, viewer, r.Method, url, fx.body); res.Status != http.StatusOK {
 					t.Errorf("viewer token (holds %q): HTTP %d, want 200: %s", perm, res.Status, res.Raw)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/quota"
 )
@@ -71,7 +72,16 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		if err != nil {
 			return nil, fmt.Errorf("auth URL: %w", err)
 		}
-		oauth = httputil.NewSingleHostReverseProxy(u)
+		key := env.Setting("internal-key") // required when components run apart
+		oauth = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+			// The client's address, which the OAuth2 server throttles by,
+			// vouched for with the internal key (authz.InternalKeyHeader):
+			// the auth service sees only this gateway's address.
+			pr.SetXForwarded()
+			pr.Out.Header.Set(authz.InternalKeyHeader, key)
+		}}
 	}
 	gw, err := New(ctx, Options{
 		Logger: env.Log, Registerer: env.Registerer, Gatherer: env.Gatherer, Version: env.Version,

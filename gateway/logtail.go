@@ -62,6 +62,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/httpserver"
 )
 
 const (
@@ -297,6 +298,15 @@ type logTail struct {
 func (g *Gateway) serveLogTail(w http.ResponseWriter, r *http.Request, m tailMatch) {
 	if slot, ok := r.Context().Value(routeKey{}).(*string); ok {
 		*slot = m.label()
+	}
+	// The server's read and write deadlines (SLIPWAY_HTTP_*_TIMEOUT) bound
+	// a request and its answer; a tail outlives both. Lift them here
+	// rather than rely on net/http's Hijack clearing them (it does today,
+	// for HTTP/1.1): the tail bounds each message (tailWriteTimeout),
+	// waits tailInitTimeout for its init and pings to find dead clients
+	// instead.
+	if err := httpserver.Stream(w); err != nil {
+		g.log.WarnContext(r.Context(), "log tail: cannot lift the connection's deadlines", "error", err)
 	}
 	// Same-origin browsers and non-browser clients (which send no Origin)
 	// are served; the credential is explicit, never ambient.

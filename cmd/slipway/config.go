@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/httpserver"
 )
 
 // sharedSettings are the process's own settings; each component adds its
@@ -18,6 +21,11 @@ var sharedSettings = []component.Setting{
 	{Flag: "target", Env: "SLIPWAY_TARGET", Default: "all", Help: "component to run: all, or one of " + strings.Join(table.Names(), ", ")},
 	{Flag: "http-addr", Env: "SLIPWAY_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "HTTP listen address (the API on gateway targets; /health and /metrics on service targets)"},
 	{Flag: "grpc-addr", Env: "SLIPWAY_GRPC_ADDR", Help: "gRPC listen address of the services this process runs, for processes reaching them apart (empty: " + defaultGRPCAddr + " on a service target; none with --target=all, whose components call each other in memory)"},
+	{Flag: "http-read-header-timeout", Env: "SLIPWAY_HTTP_READ_HEADER_TIMEOUT", Default: "10s", Help: "longest a request's headers may take to arrive", Check: positiveDuration},
+	{Flag: "http-read-timeout", Env: "SLIPWAY_HTTP_READ_TIMEOUT", Default: "60s", Help: "longest a whole request, body included, may take to arrive; a slower client is disconnected", Check: positiveDuration},
+	{Flag: "http-write-timeout", Env: "SLIPWAY_HTTP_WRITE_TIMEOUT", Default: "60s", Help: "longest from a request's headers to the end of its answer (live log tails are exempt: they bound each message and ping instead)", Check: positiveDuration},
+	{Flag: "http-idle-timeout", Env: "SLIPWAY_HTTP_IDLE_TIMEOUT", Default: "120s", Help: "how long an idle keep-alive connection stays open", Check: positiveDuration},
+	{Flag: "http-max-connections", Env: "SLIPWAY_HTTP_MAX_CONNECTIONS", Help: "most HTTP connections open at once; more wait until one closes (empty: half the process's open-file limit)", Check: positiveInt},
 	{Flag: "debug-addr", Env: "SLIPWAY_DEBUG_ADDR", Help: "listen address of the Go profiler (/debug/pprof/), e.g. 127.0.0.1:6060 (empty: off)"},
 	{Flag: "data-dir", Env: "SLIPWAY_DATA_DIR", Default: "./data", Help: "directory for SQLite databases, keys, local state and the embedded NATS store"},
 	{Flag: "internal-key", Env: "SLIPWAY_INTERNAL_KEY", Help: "shared secret services prove internal calls with; required when components run apart (empty with --target=all: random per start)"},
@@ -32,6 +40,40 @@ var sharedSettings = []component.Setting{
 		return nil
 	}},
 	{Flag: "log-format", Env: "SLIPWAY_LOG_FORMAT", Default: "text", Help: "log format: text or json", Check: component.OneOf("text", "json")},
+}
+
+// positiveDuration checks a duration setting such as "30s" or "2m".
+func positiveDuration(v string) error {
+	if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+		return fmt.Errorf("%q: want a positive duration such as 30s or 2m", v)
+	}
+	return nil
+}
+
+// positiveInt checks a count setting.
+func positiveInt(v string) error {
+	if n, err := strconv.Atoi(v); err != nil || n <= 0 {
+		return fmt.Errorf("%q: want a positive integer", v)
+	}
+	return nil
+}
+
+// httpLimits are the limits of the HTTP server, from the http-* settings
+// (checked by parseConfig).
+func (c config) httpLimits() httpserver.Limits {
+	l := httpserver.DefaultLimits()
+	for flag, d := range map[string]*time.Duration{
+		"http-read-header-timeout": &l.ReadHeaderTimeout, "http-read-timeout": &l.ReadTimeout,
+		"http-write-timeout": &l.WriteTimeout, "http-idle-timeout": &l.IdleTimeout,
+	} {
+		if v, err := time.ParseDuration(c.get(flag)); err == nil && v > 0 {
+			*d = v
+		}
+	}
+	if n, err := strconv.Atoi(c.get("http-max-connections")); err == nil && n > 0 {
+		l.MaxConnections = n
+	}
+	return l
 }
 
 // defaultGRPCAddr is where a service target listens for gRPC unless told.

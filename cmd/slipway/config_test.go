@@ -4,8 +4,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/httpserver"
 )
 
 // Every component's database and address settings are documented once, as
@@ -73,7 +75,8 @@ func TestParseConfig(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"--target=nope"}, {"--log-format=xml"}, {"--log-level=loud"}, {"extra"}, {"--unknown"},
 		{"--target=projects"}, {"--rate-limit-per-hour=0"}, {"--rate-limit-plans=free"}, {"--runtime-driver=vm"},
-		{"--encryption-key=short"}, {"--oauth-secret=short"}} {
+		{"--encryption-key=short"}, {"--oauth-secret=short"}, {"--http-read-timeout=0s"}, {"--http-write-timeout=soon"},
+		{"--http-idle-timeout=-1m"}, {"--http-read-header-timeout=5"}, {"--http-max-connections=0"}, {"--http-max-connections=many"}} {
 		if _, err := parseConfig("serve", bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
@@ -95,5 +98,29 @@ func TestTable(t *testing.T) {
 		if s.Env != "SLIPWAY_"+strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_")) {
 			t.Errorf("--%s has the variable %s", s.Flag, s.Env)
 		}
+	}
+}
+
+// TestHTTPLimits: the http-* settings reach the server's limits; their
+// defaults are httpserver's.
+func TestHTTPLimits(t *testing.T) {
+	c, err := parseConfig("serve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.httpLimits()
+	want := httpserver.DefaultLimits()
+	if l != want {
+		t.Fatalf("default limits %+v, want httpserver's %+v", l, want)
+	}
+	c, err = parseConfig("serve", []string{"--http-read-header-timeout=1s", "--http-read-timeout=2s", "--http-write-timeout=3s",
+		"--http-idle-timeout=4m", "--http-max-connections=50"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = httpserver.Limits{ReadHeaderTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second,
+		IdleTimeout: 4 * time.Minute, MaxConnections: 50}
+	if l := c.httpLimits(); l != want {
+		t.Fatalf("limits %+v, want %+v", l, want)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/health"
+	"github.com/slipwayhq/slipway/pkg/httpserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 )
 
@@ -183,15 +184,20 @@ func serve(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Bounded time per request and a cap on connections: a client that
+	// trickles its request is cut off, and a flood of connections waits
+	// instead of exhausting file descriptors. Live log tails lift the
+	// deadlines for their connections (gateway/logtail.go).
+	limits := cfg.httpLimits()
+	httpSrv := httpserver.New(api, limits)
 	p.g.Go(func() error {
-		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(httpserver.Limit(lis, limits)); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
 	url := "http://" + lis.Addr().String()
-	p.log.Info("Slipway is running", "url", url, "target", cfg.target(), "data_dir", cfg.dataDir())
+	p.log.Info("Slipway is running", "url", url, "target", cfg.target(), "data_dir", cfg.dataDir(), "http_max_connections", limits.MaxConnections)
 	fmt.Printf("Slipway is running at %s\n", url)
 
 	p.g.Go(func() error {

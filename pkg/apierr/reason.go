@@ -107,7 +107,8 @@ const (
 // Reasons of the projects service.
 const (
 	// ReasonProjectRestricted: the credentials are restricted to other
-	// projects than the one named. 403.
+	// projects than the one named, or, restricted to projects at all, ask
+	// for a team-level action. 403.
 	ReasonProjectRestricted Reason = "PROJECT_RESTRICTED"
 	// ReasonProjectNotEmpty: a project still holding resources is deleted
 	// without delete_child_objects. 409.

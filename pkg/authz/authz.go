@@ -109,6 +109,12 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string, req any) 
 	}
 	if perm := access.GetPermission(); perm != "" && !slices.Contains(grant.GetPermissions(), perm) {
 		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonPermissionDenied, Message: "these credentials do not grant " + perm}
+	} else if perm != "" && Restricted(grant) && !permissions.IsProjectScope(perm) {
+		// A project restriction limits the caller to its projects: the
+		// team's tokens, members, roles and settings are outside them,
+		// whatever the role says.
+		return ctx, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonProjectRestricted,
+			Message: "these credentials are restricted to projects and cannot act on the team (" + perm + ")"}
 	}
 	if project := stringField(req, "project_id"); project != "" && !ProjectAllowed(grant, project) {
 		return ctx, apierr.NotFound("project", project)
@@ -135,6 +141,12 @@ func GrantFrom(ctx context.Context) (*authv1.TeamGrant, bool) {
 func WithGrant(ctx context.Context, grant *authv1.TeamGrant) context.Context {
 	return context.WithValue(ctx, teamKey{}, grant)
 }
+
+// Restricted reports whether grant is limited to some projects (a
+// token's project list or a role's restriction). Such a grant reaches
+// nothing at team level: Authorize refuses every permission outside
+// project scope.
+func Restricted(grant *authv1.TeamGrant) bool { return len(grant.GetProjects()) > 0 }
 
 // ProjectAllowed reports whether grant's project restriction admits project.
 func ProjectAllowed(grant *authv1.TeamGrant, project string) bool {

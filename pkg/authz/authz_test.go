@@ -93,11 +93,18 @@ func TestRules(t *testing.T) {
 		"viewer writes":           {"Bearer viewer", createProject, &projectsv1.CreateProjectRequest{Name: "x"}, codes.PermissionDenied},
 		"restricted, its project": {"Bearer restricted", getProject, get, codes.OK},
 		"restricted, another":     {"Bearer restricted", getProject, &projectsv1.GetProjectRequest{ProjectId: "db"}, codes.NotFound},
-		"another team":            {"Bearer admin", "/slipway.auth.v1.AuthService/GetTeam", &authv1.GetTeamRequest{TeamId: "globex"}, codes.NotFound},
-		"own team by path":        {"Bearer admin", "/slipway.auth.v1.AuthService/GetTeam", &authv1.GetTeamRequest{TeamId: "acme"}, codes.OK},
-		"no access rule":          {"Bearer admin", "/slipway.projects.v1.ProjectsService/Nope", nil, codes.PermissionDenied},
-		"health is public":        {"", "/grpc.health.v1.Health/Check", nil, codes.OK},
-		"internal without key":    {"Bearer admin", authenticate, nil, codes.PermissionDenied},
+		// A project restriction limits the token to its projects, whatever
+		// its (admin) role: nothing at team level.
+		"restricted, the team": {"Bearer restricted", "/slipway.auth.v1.AuthService/PatchTeam", &authv1.PatchTeamRequest{TeamId: "acme"}, codes.PermissionDenied},
+		"restricted, tokens":   {"Bearer restricted", "/slipway.auth.v1.AuthService/ListApiTokens", &authv1.ListApiTokensRequest{}, codes.PermissionDenied},
+		"restricted, roles":    {"Bearer restricted", "/slipway.auth.v1.AuthService/CreateTeamRole", &authv1.CreateTeamRoleRequest{TeamId: "acme"}, codes.PermissionDenied},
+		"restricted, who am I": {"Bearer restricted", "/slipway.auth.v1.AuthService/GetAuth", &authv1.GetAuthRequest{}, codes.OK},
+		"restricted, its list": {"Bearer restricted", "/slipway.projects.v1.ProjectsService/ListProjects", &projectsv1.ListProjectsRequest{}, codes.OK},
+		"another team":         {"Bearer admin", "/slipway.auth.v1.AuthService/GetTeam", &authv1.GetTeamRequest{TeamId: "globex"}, codes.NotFound},
+		"own team by path":     {"Bearer admin", "/slipway.auth.v1.AuthService/GetTeam", &authv1.GetTeamRequest{TeamId: "acme"}, codes.OK},
+		"no access rule":       {"Bearer admin", "/slipway.projects.v1.ProjectsService/Nope", nil, codes.PermissionDenied},
+		"health is public":     {"", "/grpc.health.v1.Health/Check", nil, codes.OK},
+		"internal without key": {"Bearer admin", authenticate, nil, codes.PermissionDenied},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, err := call(a, tc.header, tc.method, tc.req)

@@ -68,6 +68,11 @@ func isRead(p string) bool {
 	return action == "Read" || strings.HasPrefix(action, "View ")
 }
 
+// revealsSecrets reports whether p shows secret values (a workload's
+// environment, secret groups): a "Read" by name, but not a look at
+// configuration, so the viewer role does not get it.
+func revealsSecrets(p string) bool { return strings.HasPrefix(p, "Project > Secrets > ") }
+
 // Role is a built-in role.
 type Role struct {
 	ID          string
@@ -76,11 +81,15 @@ type Role struct {
 	Permissions []string
 }
 
-// Builtin returns the roles every team starts with.
+// Builtin returns the roles every team starts with: admin holds every
+// permission; developer everything within projects, reads elsewhere, API
+// tokens and OAuth clients; viewer reads configuration but no secret
+// values. (A team's copies of these rows are brought in line with this
+// definition by the auth migrations when it changes.)
 func Builtin() []Role {
 	var developer, viewer []string
 	for _, p := range all {
-		if isRead(p) {
+		if isRead(p) && !revealsSecrets(p) {
 			viewer = append(viewer, p)
 		}
 		if IsProjectScope(p) || isRead(p) || strings.HasPrefix(p, "Account > ApiTokens > ") || strings.HasPrefix(p, "Account > OAuthClients > ") {
@@ -90,7 +99,7 @@ func Builtin() []Role {
 	return []Role{
 		{ID: "admin", Name: "Admin", Description: "Everything, including members, roles and tokens.", Permissions: All()},
 		{ID: "developer", Name: "Developer", Description: "Everything within projects, reads elsewhere, API tokens and OAuth clients.", Permissions: developer},
-		{ID: "viewer", Name: "Viewer", Description: "Read-only access.", Permissions: viewer},
+		{ID: "viewer", Name: "Viewer", Description: "Read-only access to configuration; no secret values.", Permissions: viewer},
 	}
 }
 

@@ -2,6 +2,7 @@ package permissions
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -38,6 +39,16 @@ func TestBuiltinRoles(t *testing.T) {
 	}
 	if slices.Contains(roles["viewer"], "Account > Credentials > General > Read Encrypted") {
 		t.Error("viewer may read encrypted secrets")
+	}
+	// A viewer sees configuration, not secret values: no "Project >
+	// Secrets > ..." at all, although their names end in "Read".
+	for _, p := range roles["viewer"] {
+		if strings.HasPrefix(p, "Project > Secrets > ") {
+			t.Errorf("viewer may %q", p)
+		}
+	}
+	if !slices.Contains(roles["developer"], "Project > Secrets > Jobs > Read") {
+		t.Error("developer cannot read job secrets")
 	}
 	if !slices.Contains(roles["developer"], "Project > Jobs > General > Create") || slices.Contains(roles["developer"], "Account > Admin > Roles > Manage") {
 		t.Error("developer's permissions are wrong")

@@ -12,7 +12,6 @@ import (
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
-	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/secret"
 )
 
@@ -184,11 +183,7 @@ func (s *server) principal(ctx context.Context, tok Token) (*authv1.Principal, e
 		perms = intersect(perms, held.Permissions)
 		scope = scope.restrict(held.Restrictions)
 	}
-	if scope.none() {
-		// TeamGrant has no way to say "no project": an empty list means
-		// every project. Dropping the project-scope permissions says it.
-		perms, _ = permissions.Split(perms)
-	}
+	perms = scope.permit(perms)
 	slices.Sort(perms)
 	p := &authv1.Principal{
 		Kind:          string(principalKinds[tok.Kind]),
@@ -203,10 +198,11 @@ func (s *server) principal(ctx context.Context, tok Token) (*authv1.Principal, e
 			Plan:        team.Plan,
 		}},
 	}
-	if tok.Kind == KindPersonal || tok.Kind == KindBootstrap {
+	if (tok.Kind == KindPersonal || tok.Kind == KindBootstrap) && len(tok.Projects) == 0 {
 		// A personal token acts as its user: in each other team the user
 		// belongs to, with that membership's role, capped by the token's
-		// role, so the token never holds more than it was given.
+		// role, so the token never holds more than it was given. A token
+		// restricted to projects (its own team's) acts nowhere else.
 		others, err := s.memberGrants(ctx, tok, role.Permissions)
 		if err != nil {
 			return nil, err
@@ -241,9 +237,7 @@ func (s *server) memberGrants(ctx context.Context, tok Token, tokenRole []string
 		}
 		perms := intersect(held.Permissions, tokenRole)
 		scope := allProjects().restrict(held.Restrictions)
-		if scope.none() {
-			perms, _ = permissions.Split(perms)
-		}
+		perms = scope.permit(perms)
 		out = append(out, &authv1.TeamGrant{TeamId: m.TeamID, RoleId: m.RoleID, Permissions: perms, Projects: scope.list(), Plan: team.Plan})
 	}
 	return out, nil
@@ -290,6 +284,20 @@ func (p projectScope) restrict(r Restrictions) projectScope {
 
 // none reports whether no project is reachable.
 func (p projectScope) none() bool { return !p.all && len(p.only) == 0 }
+
+// permit returns the permissions a grant with this scope carries. A
+// restriction to some projects keeps them all: the grant lists the
+// projects, and authz refuses team-level permissions to a grant that
+// lists any. A restriction that leaves no project keeps none: TeamGrant
+// cannot say "no project" (an empty list means every project), so the
+// grant must not hold anything a restricted caller may not use, team
+// level included.
+func (p projectScope) permit(perms []string) []string {
+	if p.none() {
+		return []string{}
+	}
+	return perms
+}
 
 // list is the grant's project list: empty for every project.
 func (p projectScope) list() []string {

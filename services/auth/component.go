@@ -2,15 +2,22 @@ package auth
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"strings"
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
 	"github.com/slipwayhq/slipway/services/auth/oauth"
@@ -28,6 +35,13 @@ var Component = component.Component{
 			Check: component.MinLength(32)},
 		{Flag: "bootstrap-token", Env: "SLIPWAY_BOOTSTRAP_TOKEN",
 			Help: "first admin token of an empty install (at least 32 characters; empty: one is generated and printed once)"},
+		// The gateway reads the same setting for its quotas.
+		{Flag: "redis-url", Env: "SLIPWAY_REDIS_URL",
+			Help: "Redis shared by replicas: the gateway's hourly quotas, the OAuth2 server's request limits and sign-in lockouts (empty: in-process)",
+			Check: func(v string) error {
+				_, err := redis.ParseURL(v)
+				return err
+			}},
 	},
 	Start: start,
 	API: &component.API{
@@ -60,7 +74,11 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
-	provider, err := NewOAuthProvider(env.DB, store, env.PublicURL, key)
+	throttle, err := oauthThrottle(env)
+	if err != nil {
+		return nil, err
+	}
+	provider, err := NewOAuthProvider(env.DB, store, env.PublicURL, key, throttle)
 	if err != nil {
 		return nil, fmt.Errorf("OAuth2 server: %w", err)
 	}
@@ -86,5 +104,51 @@ func sweepOAuth(ctx context.Context, provider *oauth.Provider, log *slog.Logger)
 				log.Warn("deleting expired OAuth tokens", "error", err)
 			}
 		}
+	}
+}
+
+// oauthThrottle builds the OAuth2 server's throttle: in Redis, shared by
+// every auth replica, when SLIPWAY_REDIS_URL is set (each replica counting
+// in memory while Redis is unreachable), else in memory.
+func oauthThrottle(env *component.Env) (*oauth.Throttle, error) {
+	t := oauth.MemoryThrottle()
+	t.ClientAddr = clientAddr(env.Setting("internal-key"))
+	raw := env.Setting("redis-url")
+	if raw == "" {
+		return t, nil
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	// Fail fast, as the gateway's quotas do: the fallback answers meanwhile.
+	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
+	client := redis.NewClient(opts)
+	env.OnClose(func() { _ = client.Close() })
+	const prefix = quota.DefaultKeyPrefix + "oauth:"
+	t.Requests = quota.NewFailover(quota.NewRedis(client, oauth.DefaultRequestWindow, quota.WithKeyPrefix(prefix+"req:")),
+		t.Requests, env.Log, env.Registerer)
+	t.Pair = quota.NewFailoverBackoff(quota.NewRedisBackoff(client, oauth.DefaultPairPolicy, prefix+"pair:"), t.Pair, env.Log)
+	t.Account = quota.NewFailoverBackoff(quota.NewRedisBackoff(client, oauth.DefaultAccountPolicy, prefix+"account:"), t.Account, env.Log)
+	return t, nil
+}
+
+// clientAddr returns the client's address of an OAuth2 request: the
+// X-Forwarded-For a gateway proxying /oauth2/ here (SLIPWAY_AUTH_URL)
+// set, when the request carries the internal key as the
+// authz.InternalKeyHeader header, else the connection's peer. Without an internal
+// key (--target=all, where the gateway calls this service in memory) the
+// peer is the client.
+func clientAddr(internalKey string) func(*http.Request) string {
+	return func(r *http.Request) string {
+		if internalKey != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(authz.InternalKeyHeader)), []byte(internalKey)) == 1 {
+			if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
+				hops := strings.Split(fwd[len(fwd)-1], ",")
+				if ip := net.ParseIP(strings.TrimSpace(hops[len(hops)-1])); ip != nil {
+					return ip.String()
+				}
+			}
+		}
+		return oauth.RemoteHost(r)
 	}
 }

@@ -49,9 +49,7 @@ func (s *server) oauthPrincipal(ctx context.Context, token string) (*authv1.Prin
 	}
 	perms := permissions.Narrow(role.Permissions, g.Scopes)
 	scope := allProjects().restrict(role.Restrictions)
-	if scope.none() {
-		perms, _ = permissions.Split(perms)
-	}
+	perms = scope.permit(perms)
 	slices.Sort(perms)
 	p := &authv1.Principal{
 		Kind:          string(authz.PrincipalOAuth),
@@ -170,10 +168,11 @@ func clientOf(c *oauth.Client, sec string) *authv1.OAuthClient {
 
 // NewOAuthProvider builds the OAuth2 authorization server over the auth
 // store: its users sign in on the server's pages, and only members of a
-// client's team get codes or password-grant tokens.
-func NewOAuthProvider(db *sqldb.DB, store Store, issuer string, key []byte) (*oauth.Provider, error) {
+// client's team get codes or password-grant tokens. throttle limits
+// requests and failed attempts (nil: oauth.MemoryThrottle).
+func NewOAuthProvider(db *sqldb.DB, store Store, issuer string, key []byte, throttle *oauth.Throttle) (*oauth.Provider, error) {
 	return oauth.New(oauth.Config{
-		DB: db, Issuer: issuer, Secret: key,
+		DB: db, Issuer: issuer, Secret: key, Throttle: throttle,
 		Users: oauth.UsersFunc(func(ctx context.Context, email string) (oauth.User, error) {
 			u, err := store.GetUserByEmail(ctx, email)
 			if errors.Is(err, ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -93,11 +94,29 @@ func (p *Provider) metadata(w http.ResponseWriter, _ *http.Request) {
 // session of grants that do not start from a stored one.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	_ = r.ParseForm() // fosite parses it again, and reports errors
+	caller, _ := clientAccount(r)
+	var user account // the password grant's user
+	if r.PostForm.Get("grant_type") == GrantPassword {
+		user = userAccount(r.PostForm.Get("username"))
+	}
+	if wait := p.throttle.admit(ctx, r, caller, user); wait > 0 {
+		tooManyJSON(w, wait)
+		return
+	}
 	ar, err := p.oauth.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
+		switch {
+		case clientFailure(err):
+			p.throttle.failed(ctx, r, caller)
+		case user.id != "" && errors.Is(err, fosite.ErrInvalidGrant): // wrong password
+			p.throttle.failed(ctx, r, user)
+		}
 		p.oauth.WriteAccessError(ctx, w, ar, err)
 		return
 	}
+	p.throttle.succeeded(ctx, r, caller)
+	p.throttle.succeeded(ctx, r, user)
 	client, ok := ar.GetClient().(*Client)
 	sess, ok2 := ar.GetSession().(*Session)
 	if !ok || !ok2 {
@@ -158,11 +177,20 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint("Authenticate as a confidential client with HTTP Basic."))
 		return
 	}
+	client, _ := clientAccount(r)
+	if wait := p.throttle.admit(ctx, r, client); wait > 0 {
+		tooManyJSON(w, wait)
+		return
+	}
 	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, NewSession())
 	if err != nil {
+		if clientFailure(err) {
+			p.throttle.failed(ctx, r, client)
+		}
 		p.oauth.WriteIntrospectionError(ctx, w, err)
 		return
 	}
+	p.throttle.succeeded(ctx, r, client)
 	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
 }
 
@@ -170,7 +198,17 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 // access and refresh tokens.
 func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	p.oauth.WriteRevocationResponse(ctx, w, p.oauth.NewRevocationRequest(ctx, r))
+	_ = r.ParseForm()
+	client, _ := clientAccount(r)
+	if wait := p.throttle.admit(ctx, r, client); wait > 0 {
+		tooManyJSON(w, wait)
+		return
+	}
+	err := p.oauth.NewRevocationRequest(ctx, r)
+	if clientFailure(err) {
+		p.throttle.failed(ctx, r, client)
+	}
+	p.oauth.WriteRevocationResponse(ctx, w, err)
 }
 
 // authorize is the authorization endpoint with the sign-in and consent
@@ -232,8 +270,20 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.PostFormValue("action") {
 	case "sign_in":
+		user := userAccount(r.PostFormValue("email"))
+		if wait := p.throttle.admit(ctx, r, user); wait > 0 {
+			// Refused before the password is even checked: a locked-out
+			// guesser learns nothing, right password or not.
+			secs := retryAfter(w, wait)
+			page.CSRF = p.csrfToken(st)
+			page.Error = "Too many attempts. Try again in " + strconv.FormatInt(secs, 10) + " seconds."
+			page.Email = r.PostFormValue("email")
+			p.render(w, http.StatusTooManyRequests, signInPage, page)
+			return
+		}
 		u, err := checkPassword(ctx, p.users, r.PostFormValue("email"), r.PostFormValue("password"))
 		if errors.Is(err, errBadCredentials) {
+			p.throttle.failed(ctx, r, user)
 			page.CSRF = p.csrfToken(st)
 			page.Error = "Invalid email or password."
 			page.Email = r.PostFormValue("email")
@@ -244,6 +294,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			p.renderError(w, http.StatusInternalServerError, "Signing in failed. Try again later.")
 			return
 		}
+		p.throttle.succeeded(ctx, r, user)
 		// A fresh state (new nonce, so new CSRF token) on every sign-in.
 		st = p.newState(u.ID, u.Email)
 		p.writeState(w, st)

@@ -50,11 +50,16 @@ type env struct {
 	mu     sync.Mutex
 	// members, when not nil, is the set of user ids IsMember accepts.
 	members map[string]bool
+	db      *sqldb.DB
+	store   auth.Store
 }
 
 // setup starts the authorization server on a migrated database of the
 // engine, with one user in the real auth store.
-func setup(t *testing.T, engine sqldb.Dialect) *env {
+func setup(t *testing.T, engine sqldb.Dialect) *env { return setupWith(t, engine, nil) }
+
+// setupWith is setup with a throttle (nil: the default, in memory).
+func setupWith(t *testing.T, engine sqldb.Dialect, throttle *oauth.Throttle) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := sqltest.Open(t, engine, migrations.Set, events.Migrations, oauth.Migrations)
@@ -67,7 +72,15 @@ func setup(t *testing.T, engine sqldb.Dialect) *env {
 	if err := store.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, userID: u.ID}
+	return serveProvider(t, db, store, u.ID, throttle)
+}
+
+// serveProvider serves a provider on db: another replica of the same
+// install when db is shared.
+func serveProvider(t *testing.T, db *sqldb.DB, store auth.Store, userID string, throttle *oauth.Throttle) *env {
+	t.Helper()
+	var err error
+	e := &env{t: t, userID: userID, db: db, store: store}
 	var h http.Handler
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(e.srv.Close)
@@ -85,8 +98,9 @@ func setup(t *testing.T, engine sqldb.Dialect) *env {
 			defer e.mu.Unlock()
 			return team == teamID && (e.members == nil || e.members[user]), nil
 		},
-		Issuer: e.srv.URL,
-		Secret: []byte("0123456789abcdef0123456789abcdef"),
+		Issuer:   e.srv.URL,
+		Secret:   []byte("0123456789abcdef0123456789abcdef"),
+		Throttle: throttle,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -99,6 +99,8 @@ type Config struct {
 	RefreshTokenLifespan  time.Duration
 	AuthorizeCodeLifespan time.Duration
 	SignInLifespan        time.Duration
+	// Throttle limits requests and failed attempts; nil: MemoryThrottle.
+	Throttle *Throttle
 }
 
 // Provider is the authorization server.
@@ -114,6 +116,7 @@ type Provider struct {
 	cookieKey    []byte
 	signInMaxAge time.Duration
 	now          func() time.Time
+	throttle     *Throttle
 }
 
 // derive returns a purpose-specific key from the global secret, so that no
@@ -160,6 +163,10 @@ func New(cfg Config) (*Provider, error) {
 		AccessTokenIssuer:   cfg.Issuer,
 		MinParameterEntropy: fosite.MinParameterEntropy,
 	}
+	throttle := cfg.Throttle
+	if throttle == nil {
+		throttle = MemoryThrottle()
+	}
 	store := NewStore(cfg.DB)
 	strategy := &tokenStrategy{
 		codes:  oauth2.NewHMACSHAStrategyUnPrefixed(&fhmac.HMACStrategy{Config: fc}, fc),
@@ -186,6 +193,7 @@ func New(cfg Config) (*Provider, error) {
 		cookieKey:    derive(cfg.Secret, "cookie"),
 		signInMaxAge: orDefault(cfg.SignInLifespan, DefaultSignInLifespan),
 		now:          time.Now,
+		throttle:     throttle,
 	}, nil
 }
 
