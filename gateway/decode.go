@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -133,7 +134,9 @@ func checkField(fd protoreflect.FieldDescriptor, value any, path string) map[str
 		}
 		out := map[string][]string{}
 		for k, el := range obj {
-			for p, m := range checkSingular(fd.MapValue(), el, path+"."+k) {
+			// The key is the user's own text: quoted verbatim, as the
+			// services' validation names it (runtimeEnvironment["KEY"]).
+			for p, m := range checkSingular(fd.MapValue(), el, path+"["+strconv.Quote(k)+"]") {
 				out[p] = append(out[p], m...)
 			}
 		}
