@@ -151,3 +151,14 @@ func TestValidationKeepsMapKeys(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckRequest is the cost every RPC pays for a clean request.
+func BenchmarkCheckRequest(b *testing.B) {
+	req := &jobsv1.GetJobLogsRequest{ProjectId: "my-project", JobId: "nightly-backup", RunId: "run-1", ContainerName: "all"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := rpcserver.CheckRequest(jobsv1.JobsService_GetJobLogs_FullMethodName, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
