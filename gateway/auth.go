@@ -12,6 +12,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/quota"
+	"github.com/slipwayhq/slipway/pkg/rpcserver"
 )
 
 // wwwAuthenticate tells clients which schemes the API takes (RFC 9110).
@@ -98,6 +99,10 @@ func (g *Gateway) admit(ctx context.Context, r *http.Request, header string) adm
 	key, plan := "ip:"+clientIP(r), ""
 	if header == "" {
 		a.authErr = authz.Unauthenticated("credentials required: send a Bearer token or Basic API credentials")
+	} else if !rpcserver.ValidString(header) {
+		// No credential holds a NUL or bytes that are not UTF-8; the auth
+		// service is not asked (the request could not even reach it).
+		a.authErr = authz.Unauthenticated("malformed credentials")
 	} else if p, err := g.opts.Auth.Principal(ctx, header); err != nil {
 		a.authErr = err
 	} else {

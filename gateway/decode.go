@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -23,6 +25,13 @@ import (
 func decodeJSON(data []byte, msg proto.Message) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return io.EOF
+	}
+	if !utf8.Valid(data) {
+		// encoding/json would quietly turn the bad bytes into U+FFFD and
+		// protojson refuse them without saying where; JSON is UTF-8 (RFC
+		// 8259), so say that.
+		return apierr.Invalid("request body is not valid JSON", map[string][]string{"body": {
+			fmt.Sprintf("must be UTF-8: invalid byte at offset %d", invalidUTF8At(data))}})
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -46,6 +55,19 @@ func decodeJSON(data []byte, msg proto.Message) error {
 		return apierr.Invalid("request body has an invalid value", map[string][]string{"body": {"a value is out of range or malformed"}})
 	}
 	return nil
+}
+
+// invalidUTF8At is the offset of the first byte of data that does not
+// start a valid UTF-8 sequence.
+func invalidUTF8At(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(data)
 }
 
 func syntaxMessage(err error) string {
@@ -112,7 +134,9 @@ func checkField(fd protoreflect.FieldDescriptor, value any, path string) map[str
 		}
 		out := map[string][]string{}
 		for k, el := range obj {
-			for p, m := range checkSingular(fd.MapValue(), el, path+"."+k) {
+			// The key is the user's own text: quoted verbatim, as the
+			// services' validation names it (runtimeEnvironment["KEY"]).
+			for p, m := range checkSingular(fd.MapValue(), el, path+"["+strconv.Quote(k)+"]") {
 				out[p] = append(out[p], m...)
 			}
 		}

@@ -48,7 +48,6 @@ var httpStatus = map[codes.Code]int{
 // genericMessage is what callers see for a status whose message is not
 // known to be safe (it did not come from a Slipway service).
 var genericMessage = map[codes.Code]string{
-	codes.InvalidArgument:  "invalid request",
 	codes.Unauthenticated:  "authentication required",
 	codes.PermissionDenied: "permission denied",
 	codes.NotFound:         "not found",
@@ -69,10 +68,31 @@ func writeError(w http.ResponseWriter, status int, id apierr.Reason, message str
 	_ = enc.Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: id, Details: details}})
 }
 
-// queryParseError recognises grpc-gateway's message for a query or path
-// parameter of the wrong type, to name the parameter without the parser's
-// internals.
-var queryParseError = regexp.MustCompile(`^parsing (?:field|list) "([^"]+)"`)
+// gatewayInputErrors recognise grpc-gateway's messages about the path and
+// the query string (its own decoding, before any service is called), to
+// answer them as every other invalid input is answered: the validation
+// reason, naming the parameter without the parser's internals.
+var gatewayInputErrors = []struct {
+	match   *regexp.Regexp
+	problem string
+}{
+	{regexp.MustCompile(`^(?:parsing (?:field|list|map key|map value)|type mismatch, parameter:) "?([A-Za-z0-9_.]+)"?`), "has the wrong type"},
+	{regexp.MustCompile(`^(?:too many values for field|duplicate field) "([^"]+)"`), "is given more than once"},
+	{regexp.MustCompile(`^missing parameter ([A-Za-z0-9_.]+)`), "is required"},
+}
+
+// gatewayInputError turns a reasonless InvalidArgument, which only
+// grpc-gateway's decoding of the path and query produces (every Slipway
+// service attaches a reason), into field details. A query string that is
+// not one (an escape like %ZZ) is named "query".
+func gatewayInputError(message string) map[string][]string {
+	for _, e := range gatewayInputErrors {
+		if m := e.match.FindStringSubmatch(message); m != nil {
+			return map[string][]string{m[1]: {e.problem}}
+		}
+	}
+	return map[string][]string{"query": {"is not a valid URL query string"}}
+}
 
 // handleError is grpc-gateway's error handler: every failed call, from the
 // gateway's own decoding or from a service, is shaped here.
@@ -104,9 +124,9 @@ func (g *Gateway) apiError(ctx context.Context, err error) errorDetail {
 	if reason == "" { // not from a Slipway service: don't trust its text
 		reason = apierr.CodeReason(code)
 		message = genericMessage[code]
-		if m := queryParseError.FindStringSubmatch(st.Message()); m != nil && code == codes.InvalidArgument {
+		if code == codes.InvalidArgument {
 			message = "request validation failed"
-			details = map[string][]string{m[1]: {"has the wrong type"}}
+			details = gatewayInputError(st.Message())
 			reason = apierr.ReasonValidationFailed
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"runtime"
 	"strings"
@@ -113,12 +114,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: no backends")
 	}
 	for _, b := range opts.Backends {
-		if err := b.API.Register(ctx, mux, b.Conn); err != nil {
+		conn := checkedConn{b.Conn}
+		if err := b.API.Register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("gateway: %s routes: %w", b.Name, err)
 		}
 		g.health = append(g.health, healthTarget{b.Name, b.API.HealthService, healthpb.NewHealthClient(b.Conn)})
 		for _, t := range b.API.Tails {
-			route, err := newTailRoute(t, b.Conn)
+			route, err := newTailRoute(t, conn)
 			if err != nil {
 				return nil, fmt.Errorf("gateway: %s: %w", b.Name, err)
 			}
@@ -151,6 +153,10 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		switch {
 		case opts.OAuth != nil && isOAuthPath(r.URL.Path):
 			opts.OAuth.ServeHTTP(w, r)
+			return
+		}
+		dropBadContentType(r)
+		switch {
 		case isWebSocket(r):
 			if m, ok := g.matchTail(r.URL.Path); ok {
 				g.serveLogTail(w, r, m)
@@ -163,6 +169,19 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	})
 	g.handler = g.instrument(negotiate(g.guard(limitBody(router))))
 	return g, nil
+}
+
+// dropBadContentType removes a Content-Type header that is not a media
+// type. The API reads every body as JSON whatever it says, so this changes
+// nothing for the request; it spares the log grpc-gateway writes, outside
+// the structured log, for every such header it meets.
+func dropBadContentType(r *http.Request) {
+	for _, v := range r.Header.Values("Content-Type") {
+		if _, _, err := mime.ParseMediaType(v); err != nil {
+			r.Header.Del("Content-Type")
+			return
+		}
+	}
 }
 
 // isOAuthPath reports whether the OAuth2 server answers path.

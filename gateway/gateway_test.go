@@ -435,3 +435,81 @@ func TestTeamScopedRoutes(t *testing.T) {
 	errorOf(t, do(t, "GET", base+"/v1/teams/globex/projects", ""), 404)
 	errorOf(t, do(t, "GET", base+"/v1/teams/globex/projects/team-route", ""), 404)
 }
+
+// TestBadStrings: a NUL or bytes that are not UTF-8, anywhere in a request
+// (path, query, body), answer 400 naming the field, whether the service
+// runs in this process or, as here, over gRPC (where a string that is not
+// UTF-8 would fail to marshal as an internal error).
+func TestBadStrings(t *testing.T) {
+	base := newGateway(t)
+	for _, tc := range []struct {
+		name, method, path, body string
+		field                    string
+	}{
+		{"path NUL", "GET", "/v1/projects/%00", ``, "projectId"},
+		{"path not UTF-8", "GET", "/v1/projects/%ff", ``, "projectId"},
+		{"path NUL inside", "PATCH", "/v1/projects/a%00b", `{"description":"x"}`, "projectId"},
+		{"team path", "GET", "/v1/teams/%ff/projects", ``, "teamId"},
+		{"query NUL", "GET", "/v1/projects?cursor=%00", ``, "cursor"},
+		{"query not UTF-8", "GET", "/v1/projects?cursor=%c3", ``, "cursor"},
+		{"body NUL in name", "POST", "/v1/projects", `{"name":"Nul\u0000Name"}`, "name"},
+		{"body NUL in description", "POST", "/v1/projects", `{"name":"Fine Name","description":"\u0000"}`, "description"},
+		{"body not UTF-8", "POST", "/v1/projects", "{\"name\":\"Bad \xff Name\"}", "body"},
+		{"patch body NUL", "PATCH", "/v1/projects/fine", `{"description":"a\u0000"}`, "description"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := errorOf(t, do(t, tc.method, base+tc.path, tc.body), 400)
+			if e["id"] != "VALIDATION_FAILED" {
+				t.Errorf("id %v, want VALIDATION_FAILED", e["id"])
+			}
+			if _, ok := details(t, e)[tc.field]; !ok {
+				t.Fatalf("details %v do not name %q", e["details"], tc.field)
+			}
+		})
+	}
+	t.Run("credentials", func(t *testing.T) {
+		r := do(t, "GET", base+"/v1/projects", "", "Authorization", "Bearer \xff")
+		if e := errorOf(t, r, 401); e["id"] != "UNAUTHENTICATED" {
+			t.Fatalf("id %v", e["id"])
+		}
+	})
+}
+
+// TestQueryErrors: grpc-gateway's own refusals of a query string answer
+// with the validation id, naming the parameter, like every other bad input.
+func TestQueryErrors(t *testing.T) {
+	base := newGateway(t)
+	for _, tc := range []struct{ name, query, field string }{
+		{"duplicated", "per_page=1&per_page=2", "per_page"},
+		{"duplicated by both names", "per_page=1&perPage=2", "per_page"},
+		{"bad escape", "per_page=%ZZ", "query"},
+		{"wrong type", "per_page=many", "per_page"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := errorOf(t, do(t, "GET", base+"/v1/projects?"+tc.query, ""), 400)
+			if e["id"] != "VALIDATION_FAILED" || e["message"] != "request validation failed" {
+				t.Errorf("id %v, message %v", e["id"], e["message"])
+			}
+			if _, ok := details(t, e)[tc.field]; !ok {
+				t.Fatalf("details %v do not name %q", e["details"], tc.field)
+			}
+		})
+	}
+}
+
+// TestBadContentType: a Content-Type that is not a media type changes
+// nothing (bodies are JSON) and is not logged by grpc-gateway outside the
+// structured log.
+func TestBadContentType(t *testing.T) {
+	base := newGateway(t)
+	var logged bytes.Buffer
+	rpcserver.LogTo(slog.New(slog.NewJSONHandler(&logged, nil)))
+	defer rpcserver.LogTo(quiet)
+	r := do(t, "POST", base+"/v1/projects", `{"name":"Typed Body"}`, "Content-Type", "application/json;;;=")
+	if r.status != 200 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	if logged.Len() != 0 {
+		t.Fatalf("logged %s", logged.String())
+	}
+}

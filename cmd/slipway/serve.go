@@ -88,6 +88,7 @@ func serve(ctx context.Context, cfg config) error {
 	defer p.close()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	slog.SetDefault(p.log)
+	rpcserver.LogTo(p.log) // gRPC's and grpc-gateway's own lines, structured too
 	if err := os.MkdirAll(cfg.dataDir(), 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}

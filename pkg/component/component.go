@@ -292,6 +292,23 @@ func AddrSetting(c Component) Setting {
 	}
 }
 
+// EncryptionKeySetting is the server's encryption key, from which the
+// components that seal data at rest (job environments) or list cursors
+// derive their keys, one per purpose. Each such component declares it; the
+// process lists it once.
+var EncryptionKeySetting = Setting{
+	Flag: "encryption-key", Env: "SLIPWAY_ENCRYPTION_KEY",
+	Help:  "key (at least 32 characters) sealing secrets at rest, such as job environments, and list cursors; the same on every replica of auth, projects and jobs (empty: generated once into the data directory)",
+	Check: MinLength(32),
+}
+
+// EncryptionKey returns the value of EncryptionKeySetting, which the
+// component must declare, or the key generated once into the data
+// directory.
+func (env *Env) EncryptionKey() ([]byte, error) {
+	return env.Key(env.Setting(EncryptionKeySetting.Flag), "encryption.key")
+}
+
 func envName(name string) string { return strings.ToUpper(strings.ReplaceAll(name, "-", "_")) }
 
 // MinLength is a Setting check: at least n characters.

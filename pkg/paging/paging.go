@@ -5,10 +5,14 @@
 package paging
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 
 	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/secret"
 )
 
 // DefaultPerPage is the page size when a request names none.
@@ -22,19 +26,69 @@ type Page struct {
 	Limit  int
 }
 
+// Cursors issues the cursors of a service's lists and reads them back. A
+// cursor is the last id of a page and the list it belongs to, sealed with
+// AES-GCM (secret.Box) under a key derived from the server's encryption
+// key: clients cannot read it, and a cursor that was altered, made up, or
+// issued by another server or for another list is refused with a 400
+// naming "cursor" rather than passed on to a query. Only what this server
+// sealed reaches a store, so a store never sees a cursor's bytes chosen by
+// a client (a NUL, or bytes that are not UTF-8, failed on PostgreSQL).
+type Cursors struct {
+	box *secret.Box
+}
+
+// cursorPurpose derives the cursors' key from the encryption key, apart
+// from every other use of it.
+const cursorPurpose = "paging-cursor"
+
+// NewCursors returns the Cursors of a server whose encryption key is
+// master (at least 32 bytes). Replicas of a service share the key, so a
+// cursor one issues is read by any other, and by the same one after a
+// restart.
+func NewCursors(master []byte) (*Cursors, error) {
+	box, err := secret.NewBox(master, cursorPurpose)
+	if err != nil {
+		return nil, err
+	}
+	return &Cursors{box: box}, nil
+}
+
+// EphemeralCursors returns Cursors under a random key, for a server built
+// without one (tests): its cursors are read only by itself, until it stops.
+func EphemeralCursors() *Cursors {
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	c, err := NewCursors(master)
+	if err != nil {
+		panic(err) // the key has the length NewCursors needs
+	}
+	return c
+}
+
+// scopeTagLen is how much of the hash of a list's scope a cursor carries.
+const scopeTagLen = 8
+
+// scopeTag identifies the list a cursor belongs to.
+func scopeTag(scope string) []byte {
+	sum := sha256.Sum256([]byte(scope))
+	return sum[:scopeTagLen]
+}
+
 // Parse turns a request's list options into a Page. A cursor wins over a
-// page number.
-func Parse(perPage, page int32, cursor string) (Page, error) {
+// page number; it must be one Result issued for the same scope, which
+// names the list (its kind and parents, such as "jobs/<team>/<project>").
+func (c *Cursors) Parse(scope string, perPage, page int32, cursor string) (Page, error) {
 	p := Page{Limit: int(perPage)}
 	if p.Limit == 0 {
 		p.Limit = DefaultPerPage
 	}
 	if cursor != "" {
-		after, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(after) == 0 {
-			return Page{}, apierr.InvalidField("cursor", "is not a cursor returned by this API")
+		after, ok := c.open(scope, cursor)
+		if !ok {
+			return Page{}, apierr.InvalidField("cursor", "is not a cursor this API returned for this list")
 		}
-		p.After = string(after)
+		p.After = after
 		return p, nil
 	}
 	if page > 1 {
@@ -43,16 +97,32 @@ func Parse(perPage, page int32, cursor string) (Page, error) {
 	return p, nil
 }
 
-// Result describes a page of count items whose last id is lastID, with
-// more following or not. The cursor is base64 so clients treat it as
-// opaque rather than come to depend on it being an id.
-func Result(count int, more bool, lastID string) *apiv1.Pagination {
+// Result describes a page of count items of the list scope whose last id
+// is lastID, with more following or not.
+func (c *Cursors) Result(scope string, count int, more bool, lastID string) *apiv1.Pagination {
 	out := &apiv1.Pagination{HasNextPage: more, Count: int32(count)}
 	if more {
-		cursor := base64.RawURLEncoding.EncodeToString([]byte(lastID))
+		cursor := c.seal(scope, lastID)
 		out.Cursor = &cursor
 	}
 	return out
+}
+
+func (c *Cursors) seal(scope, lastID string) string {
+	plain := append(scopeTag(scope), lastID...)
+	return base64.RawURLEncoding.EncodeToString(c.box.Seal(plain))
+}
+
+func (c *Cursors) open(scope, cursor string) (string, bool) {
+	sealed, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return "", false
+	}
+	plain, err := c.box.Open(sealed)
+	if err != nil || len(plain) <= scopeTagLen || subtle.ConstantTimeCompare(plain[:scopeTagLen], scopeTag(scope)) != 1 {
+		return "", false
+	}
+	return string(plain[scopeTagLen:]), true
 }
 
 // Rows is what Collect reads: *sql.Rows.

@@ -1,6 +1,7 @@
 // Package rpcserver builds the gRPC server every Slipway service runs on,
 // with one interceptor chain: panic recovery, request id, logging and
-// metrics, error mapping, authorization and request validation. Services
+// metrics, error mapping, a check of every string (CheckRequest),
+// authorization and request validation. Services
 // only register their handlers.
 package rpcserver
 
@@ -118,6 +119,10 @@ func (c *Chain) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		err = c.finish(ctx, info.FullMethod, id, start, p, err)
 	}()
 
+	// Strings first: the authorizer may look up what the request names.
+	if err := CheckRequest(info.FullMethod, req); err != nil {
+		return nil, err
+	}
 	if ctx, err = c.authz.Authorize(ctx, info.FullMethod, req); err != nil {
 		return nil, err
 	}
@@ -177,6 +182,9 @@ func (w *guardedStream) Context() context.Context { return w.ctx }
 
 func (w *guardedStream) RecvMsg(m any) error {
 	if err := w.ServerStream.RecvMsg(m); err != nil || w.authorized {
+		return err
+	}
+	if err := CheckRequest(w.method, m); err != nil {
 		return err
 	}
 	ctx, err := w.chain.authz.Authorize(w.ctx, w.method, m)
@@ -272,12 +280,30 @@ func validationError(err error, body string) error {
 }
 
 // jsonPath rewrites a proto field path ("per_page", "a.b_c[0]") with the
-// lowerCamelCase names JSON uses.
+// lowerCamelCase names JSON uses. Subscripts are copied verbatim: a map
+// key is the user's own text (an environment variable "pwned_key"), which
+// the details must name as sent.
 func jsonPath(path string) string {
 	var b strings.Builder
 	upper := false
+	subscript, quoted, escaped := false, false, false
 	for _, r := range path {
 		switch {
+		case subscript:
+			b.WriteRune(r)
+			switch {
+			case escaped:
+				escaped = false
+			case quoted && r == '\\':
+				escaped = true
+			case r == '"':
+				quoted = !quoted
+			case !quoted && r == ']':
+				subscript = false
+			}
+		case r == '[':
+			b.WriteRune(r)
+			subscript, upper = true, false
 		case r == '_':
 			upper = true
 		case upper && r >= 'a' && r <= 'z':

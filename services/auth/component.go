@@ -17,6 +17,7 @@ import (
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
@@ -42,6 +43,7 @@ var Component = component.Component{
 				_, err := redis.ParseURL(v)
 				return err
 			}},
+		component.EncryptionKeySetting, // list cursors
 	},
 	Start: start,
 	API: &component.API{
@@ -83,8 +85,12 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		return nil, fmt.Errorf("OAuth2 server: %w", err)
 	}
 	env.Go(func(ctx context.Context) error { return sweepOAuth(ctx, provider, env.Log) })
+	cursors, err := listCursors(env)
+	if err != nil {
+		return nil, err
+	}
 	return &component.Instance{
-		Services:  []component.Service{{Desc: &authv1.AuthService_ServiceDesc, Impl: NewServer(store, Options{OAuth: provider, Logger: env.Log})}},
+		Services:  []component.Service{{Desc: &authv1.AuthService_ServiceDesc, Impl: NewServer(store, Options{OAuth: provider, Logger: env.Log, Cursors: cursors})}},
 		HTTP:      provider.Handler(),
 		HTTPPaths: []string{"/oauth2/", "/.well-known/oauth-authorization-server"},
 	}, nil
@@ -151,4 +157,14 @@ func clientAddr(internalKey string) func(*http.Request) string {
 		}
 		return oauth.RemoteHost(r)
 	}
+}
+
+// listCursors seals the cursors of the service's lists under the server's
+// encryption key, so that every replica reads them.
+func listCursors(env *component.Env) (*paging.Cursors, error) {
+	key, err := env.EncryptionKey()
+	if err != nil {
+		return nil, err
+	}
+	return paging.NewCursors(key)
 }

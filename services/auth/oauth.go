@@ -13,7 +13,6 @@ import (
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
-	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/permissions"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -92,7 +91,7 @@ func (s *server) ListOAuthClients(ctx context.Context, _ *authv1.ListOAuthClient
 	for _, c := range list {
 		resp.Clients = append(resp.Clients, clientOf(c, ""))
 	}
-	resp.Pagination = paging.Result(len(list), false, "")
+	resp.Pagination = s.cursors.Result("oauth-clients/"+g.GetTeamId(), len(list), false, "")
 	return resp, nil
 }
 

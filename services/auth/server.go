@@ -38,14 +38,18 @@ type Options struct {
 	// OAuth is the authorization server whose access tokens Authenticate
 	// resolves and whose clients the API registers; nil disables both.
 	OAuth *oauth.Provider
+	// Cursors seal the list cursors; nil: under a random key, read back
+	// only by this server until it stops (tests).
+	Cursors *paging.Cursors
 }
 
 type server struct {
 	authv1.UnimplementedAuthServiceServer
-	oauth *oauth.Provider
-	store Store
-	now   func() time.Time
-	log   *slog.Logger
+	oauth   *oauth.Provider
+	store   Store
+	cursors *paging.Cursors
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 // NewServer returns the AuthService gRPC implementation over store. Its
@@ -57,7 +61,10 @@ func NewServer(store Store, opts ...Options) authv1.AuthServiceServer {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	s := &server{store: store, now: o.Now, log: o.Logger, oauth: o.OAuth}
+	s := &server{store: store, now: o.Now, log: o.Logger, oauth: o.OAuth, cursors: o.Cursors}
+	if s.cursors == nil {
+		s.cursors = paging.EphemeralCursors()
+	}
 	if s.now == nil {
 		s.now = now
 	}
@@ -119,7 +126,8 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 	if err != nil {
 		return nil, err
 	}
-	page, err := paging.Parse(req.GetPerPage(), req.GetPage(), req.GetCursor())
+	scope := "api-tokens/" + g.GetTeamId()
+	page, err := s.cursors.Parse(scope, req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +143,7 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 		resp.Tokens = append(resp.Tokens, tokenOf(t))
 		lastID = t.ID
 	}
-	resp.Pagination = paging.Result(len(list), more, lastID)
+	resp.Pagination = s.cursors.Result(scope, len(list), more, lastID)
 	return resp, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -32,9 +33,7 @@ var Component = component.Component{
 			Check: component.OneOf("process", "docker")},
 		{Flag: "docker-host", Env: "SLIPWAY_DOCKER_HOST",
 			Help: "Docker Engine API address of the docker driver, e.g. unix:///run/podman/podman.sock (empty: $DOCKER_HOST, else the usual sockets)"},
-		{Flag: "encryption-key", Env: "SLIPWAY_ENCRYPTION_KEY",
-			Help:  "key (at least 32 characters) sealing secrets at rest, such as job environments; the same on every jobs replica (empty: generated once into the data directory)",
-			Check: component.MinLength(32)},
+		component.EncryptionKeySetting,
 	},
 	Start: start,
 	API: &component.API{
@@ -53,11 +52,15 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
-	key, err := env.Key(env.Setting("encryption-key"), "encryption.key")
+	key, err := env.EncryptionKey()
 	if err != nil {
 		return nil, err
 	}
 	box, err := secret.NewBox(key, "jobs-env")
+	if err != nil {
+		return nil, err
+	}
+	cursors, err := paging.NewCursors(key)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +87,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	svc, err := New(Options{
 		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver,
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
-		Catalog: cat, NATS: env.JetStream.Conn(), Owner: string(owner[:16]), Logger: env.Log,
+		Catalog: cat, NATS: env.JetStream.Conn(), Owner: string(owner[:16]), Logger: env.Log, Cursors: cursors,
 	})
 	if err != nil {
 		return nil, err

@@ -11,7 +11,6 @@ import (
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
-	"github.com/slipwayhq/slipway/pkg/paging"
 )
 
 // StartJobRun implements JobsService.
@@ -37,7 +36,8 @@ func (s *Service) ListJobRuns(ctx context.Context, req *jobsv1.ListJobRunsReques
 	if err != nil {
 		return nil, err
 	}
-	p, err := paging.Parse(req.GetPerPage(), req.GetPage(), req.GetCursor())
+	scope := "runs/" + j.TeamID + "/" + j.ProjectID + "/" + j.ID
+	p, err := s.opts.Cursors.Parse(scope, req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (s *Service) ListJobRuns(ctx context.Context, req *jobsv1.ListJobRunsReques
 		resp.Runs = append(resp.Runs, runOf(r))
 		last = r.ID
 	}
-	resp.Pagination = paging.Result(len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
 	return resp, nil
 }
 

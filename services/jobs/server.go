@@ -15,7 +15,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
-	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/slug"
 )
 
@@ -41,7 +40,8 @@ func (s *Service) ListJobs(ctx context.Context, req *jobsv1.ListJobsRequest) (*j
 	if err != nil {
 		return nil, err
 	}
-	p, err := paging.Parse(req.GetPerPage(), req.GetPage(), req.GetCursor())
+	scope := "jobs/" + teamID + "/" + req.GetProjectId()
+	p, err := s.opts.Cursors.Parse(scope, req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Service) ListJobs(ctx context.Context, req *jobsv1.ListJobsRequest) (*j
 		resp.Jobs = append(resp.Jobs, summaryOf(j))
 		last = j.ID
 	}
-	resp.Pagination = paging.Result(len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
 	return resp, nil
 }
 

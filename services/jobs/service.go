@@ -21,6 +21,7 @@ import (
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
+	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	RetryBackoff time.Duration
 	// Clock is for tests; time.Now by default.
 	Clock func() time.Time
+	// Cursors seal the list cursors; nil: under a random key, read back
+	// only by this service until it stops (tests).
+	Cursors *paging.Cursors
 }
 
 // Service is the jobs service: its gRPC API, the run supervisor and the
@@ -86,6 +90,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
+	}
+	if opts.Cursors == nil {
+		opts.Cursors = paging.EphemeralCursors()
 	}
 	return &Service{opts: opts, store: opts.Store, log: opts.Logger.With("service", "jobs"), supervised: map[string]*supervision{}}, nil
 }

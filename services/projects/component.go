@@ -10,6 +10,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
@@ -22,14 +23,23 @@ var Component = component.Component{
 	Summary:    "projects, the regions and plans catalogue, each project's resources",
 	Deps:       []string{"auth"},
 	Migrations: []sqldb.Migrations{migrations.Set},
+	Settings:   []component.Setting{component.EncryptionKeySetting}, // list cursors
 	Start: func(ctx context.Context, env *component.Env) (*component.Instance, error) {
 		cat, err := catalog.Load(env.Setting("catalog-file"))
 		if err != nil {
 			return nil, err
 		}
+		key, err := env.EncryptionKey()
+		if err != nil {
+			return nil, err
+		}
+		cursors, err := paging.NewCursors(key)
+		if err != nil {
+			return nil, err
+		}
 		store := NewSQLStore(env.DB, env.Notify)
 		return &component.Instance{
-			Services: []component.Service{{Desc: &projectsv1.ProjectsService_ServiceDesc, Impl: NewServer(store, cat)}},
+			Services: []component.Service{{Desc: &projectsv1.ProjectsService_ServiceDesc, Impl: NewServer(store, cat, Options{Cursors: cursors})}},
 			Consumers: []component.Consumer{{
 				Config:  events.ConsumerConfig{Durable: ResourceConsumer, Subjects: ResourceSubjects},
 				Handler: ResourceHandler(store),

@@ -32,12 +32,28 @@ type server struct {
 	projectsv1.UnimplementedProjectsServiceServer
 	store   Store
 	catalog *catalog.Catalog
+	cursors *paging.Cursors
 	now     func() time.Time
 }
 
+// Options configure NewServer.
+type Options struct {
+	// Cursors seal the list cursors; nil: under a random key, read back
+	// only by this server until it stops (tests).
+	Cursors *paging.Cursors
+}
+
 // NewServer returns the ProjectsService gRPC implementation over store.
-func NewServer(store Store, catalog *catalog.Catalog) projectsv1.ProjectsServiceServer {
-	return &server{store: store, catalog: catalog, now: now}
+// opts is optional (at most one is used).
+func NewServer(store Store, catalog *catalog.Catalog, opts ...Options) projectsv1.ProjectsServiceServer {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Cursors == nil {
+		o.Cursors = paging.EphemeralCursors()
+	}
+	return &server{store: store, catalog: catalog, cursors: o.Cursors, now: now}
 }
 
 // now is the clock, at the millisecond precision of Northflank's
@@ -50,7 +66,8 @@ func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsR
 	if err != nil {
 		return nil, err
 	}
-	p, err := paging.Parse(req.GetPerPage(), req.GetPage(), req.GetCursor())
+	scope := "projects/" + grant.GetTeamId()
+	p, err := s.cursors.Parse(scope, req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +83,7 @@ func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsR
 		resp.Projects = append(resp.Projects, summaryOf(p))
 		lastID = p.ID
 	}
-	resp.Pagination = paging.Result(len(list), more, lastID)
+	resp.Pagination = s.cursors.Result(scope, len(list), more, lastID)
 	return resp, nil
 }
 

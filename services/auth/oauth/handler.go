@@ -32,6 +32,7 @@ func (p *Provider) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathToken, p.token)
 	mux.HandleFunc("POST "+PathIntrospect, p.introspect)
 	mux.HandleFunc("POST "+PathRevoke, p.revoke)
+	p.handleRoutingErrors(mux)
 	return securityHeaders(mux)
 }
 

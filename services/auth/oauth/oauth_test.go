@@ -649,3 +649,36 @@ func TestRegisterClientValidation(t *testing.T) {
 		t.Fatalf("valid public: secret %q, %v", sec, err)
 	}
 }
+
+// TestRoutingErrorsAreOAuthErrors: a path the server does not serve, or an
+// endpoint asked with another method, answers in the RFC 6749 JSON error
+// format of every other error here, not in net/http's plain text.
+func TestRoutingErrorsAreOAuthErrors(t *testing.T) {
+	e := setup(t, sqldb.SQLite)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		id, allow    string
+	}{
+		{"GET", "/oauth2/nonexistent", http.StatusNotFound, "not_found", ""},
+		{"POST", "/oauth2/", http.StatusNotFound, "not_found", ""},
+		{"GET", "/oauth2/token", http.StatusMethodNotAllowed, "invalid_request", "POST"},
+		{"DELETE", "/oauth2/authorize", http.StatusMethodNotAllowed, "invalid_request", "GET, HEAD, POST"},
+		{"PUT", "/oauth2/introspect", http.StatusMethodNotAllowed, "invalid_request", "POST"},
+		{"GET", "/oauth2/revoke", http.StatusMethodNotAllowed, "invalid_request", "POST"},
+		{"POST", "/.well-known/oauth-authorization-server", http.StatusMethodNotAllowed, "invalid_request", "GET, HEAD"},
+	} {
+		req, _ := http.NewRequest(c.method, e.srv.URL+c.path, nil)
+		r := e.do(http.DefaultClient, req)
+		if r.status != c.status || r.json["error"] != c.id || r.json["error_description"] == nil {
+			t.Errorf("%s %s: %d %q, want %d with error %q", c.method, c.path, r.status, r.body, c.status, c.id)
+		}
+		if got := r.header.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	// The endpoints themselves still answer.
+	if r := e.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "", ""); r.status == http.StatusMethodNotAllowed || r.status == http.StatusNotFound {
+		t.Errorf("POST /oauth2/token: %d %s", r.status, r.body)
+	}
+}
