@@ -6,9 +6,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
@@ -32,12 +29,7 @@ var Component = component.Component{
 				_, err := quota.ParsePlans(v)
 				return err
 			}},
-		{Flag: "redis-url", Env: "SLIPWAY_REDIS_URL",
-			Help: "Redis for quotas shared by gateway replicas (empty: in-process)",
-			Check: func(v string) error {
-				_, err := redis.ParseURL(v)
-				return err
-			}},
+		quota.RedisSetting,
 		{Flag: "auth-url", Env: "SLIPWAY_AUTH_URL",
 			Help: "HTTP base URL of the auth service, to which a gateway running apart forwards /oauth2/ (empty: this process)",
 			Check: func(v string) error {
@@ -99,24 +91,14 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 // unreachable), else in-process.
 func quotas(env *component.Env) (quota.Limiter, error) {
 	memory := quota.NewMemory(quota.DefaultWindow)
-	raw := env.Setting("redis-url")
+	raw := env.Setting(quota.RedisSetting.Flag)
 	if raw == "" {
 		return memory, nil
 	}
-	opts, err := redis.ParseURL(raw)
+	client, err := quota.NewRedisClient(raw)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", err)
+		return nil, err
 	}
-	// Fail fast: while Redis is down the fallback answers, so retries would
-	// only add latency to requests.
-	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
-	// RESP2 unless the URL asks otherwise (?protocol=3): the limiter runs
-	// one script per request and needs none of RESP3's push messages, whose
-	// check before every reply was 2 % of the read path's CPU.
-	if u, err := url.Parse(raw); err == nil && !u.Query().Has("protocol") {
-		opts.Protocol = 2
-	}
-	client := redis.NewClient(opts)
 	env.OnClose(func() { _ = client.Close() })
 	return quota.NewFailover(quota.NewRedis(client, quota.DefaultWindow), memory, env.Log, env.Registerer), nil
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
@@ -36,13 +35,7 @@ var Component = component.Component{
 			Check: component.MinLength(32)},
 		{Flag: "bootstrap-token", Env: "SLIPWAY_BOOTSTRAP_TOKEN",
 			Help: "first admin token of an empty install (at least 32 characters; empty: one is generated and printed once)"},
-		// The gateway reads the same setting for its quotas.
-		{Flag: "redis-url", Env: "SLIPWAY_REDIS_URL",
-			Help: "Redis shared by replicas: the gateway's hourly quotas, the OAuth2 server's request limits and sign-in lockouts (empty: in-process)",
-			Check: func(v string) error {
-				_, err := redis.ParseURL(v)
-				return err
-			}},
+		quota.RedisSetting,             // the OAuth2 server's limits, shared by replicas
 		component.EncryptionKeySetting, // list cursors
 	},
 	Start: start,
@@ -119,17 +112,14 @@ func sweepOAuth(ctx context.Context, provider *oauth.Provider, log *slog.Logger)
 func oauthThrottle(env *component.Env) (*oauth.Throttle, error) {
 	t := oauth.MemoryThrottle()
 	t.ClientAddr = clientAddr(env.Setting("internal-key"))
-	raw := env.Setting("redis-url")
+	raw := env.Setting(quota.RedisSetting.Flag)
 	if raw == "" {
 		return t, nil
 	}
-	opts, err := redis.ParseURL(raw)
+	client, err := quota.NewRedisClient(raw)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", err)
+		return nil, err
 	}
-	// Fail fast, as the gateway's quotas do: the fallback answers meanwhile.
-	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
-	client := redis.NewClient(opts)
 	env.OnClose(func() { _ = client.Close() })
 	const prefix = quota.DefaultKeyPrefix + "oauth:"
 	t.Requests = quota.NewFailover(quota.NewRedis(client, oauth.DefaultRequestWindow, quota.WithKeyPrefix(prefix+"req:")),
