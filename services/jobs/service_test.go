@@ -559,6 +559,10 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"invalid cron", cron(&jobsv1.JobSpec{Name: "job-c1", Schedule: "61 * * * *", Deployment: command("true")}), "schedule"},
 		{"cron without schedule", cron(&jobsv1.JobSpec{Name: "job-c2", Deployment: command("true")}), "schedule"},
+		{"cron every second", cron(&jobsv1.JobSpec{Name: "job-c3", Schedule: "@every 1s", Deployment: command("true")}), "schedule"},
+		{"cron every 100ms", cron(&jobsv1.JobSpec{Name: "job-c4", Schedule: "@every 100ms", Deployment: command("true")}), "schedule"},
+		{"cron seconds field", cron(&jobsv1.JobSpec{Name: "job-c5", Schedule: "* * * * * *", Deployment: command("true")}), "schedule"},
+		{"cron time zone", cron(&jobsv1.JobSpec{Name: "job-c6", Schedule: "CRON_TZ=Europe/Paris 0 3 * * *", Deployment: command("true")}), "schedule"},
 		{"schedule on a manual job", create(&jobsv1.JobSpec{Name: "job-m1", Schedule: "* * * * *", Deployment: command("true")}), "schedule"},
 		{"negative backoff limit", create(&jobsv1.JobSpec{Name: "job-m2", BackoffLimit: -1, Deployment: command("true")}), "backoffLimit"},
 		{"zero deadline", create(&jobsv1.JobSpec{Name: "job-m3", ActiveDeadlineSeconds: proto.Int32(0), Deployment: command("true")}), "activeDeadlineSeconds"},
@@ -798,5 +802,40 @@ func TestJobResourceEvents(t *testing.T) {
 		if ev.Type != events.SubjectFor("jobs", "job", string(want[i].verb)) {
 			t.Errorf("own event %d = %s, want job.%s", i, ev.Type, want[i].verb)
 		}
+	}
+}
+
+// TestStoredScheduleNoLongerValid: a schedule stored before the syntax
+// was narrowed ("@every 1s") neither fires nor fails every tick: the job
+// is unscheduled once.
+func TestStoredScheduleNoLongerValid(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	if _, err := h.client.CreateCronJob(ctx, &jobsv1.CreateCronJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{
+		Name: "legacy", Schedule: "@hourly", Deployment: command(`true`),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.UpdateJob(context.Background(), teamID, projectID, "legacy", func(j *jobs.Job) ([]events.Event, error) {
+		j.Schedule, j.NextRunAt = "@every 1s", time.Now().Add(-time.Second).UTC()
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the job to be unscheduled", func() bool {
+		j, err := h.store.GetJob(context.Background(), teamID, projectID, "legacy")
+		return err == nil && j.NextRunAt.IsZero()
+	})
+	time.Sleep(1500 * time.Millisecond)
+	resp, err := h.client.ListJobRuns(ctx, &jobsv1.ListJobRunsRequest{ProjectId: projectID, JobId: "legacy"})
+	if err != nil || len(resp.GetRuns()) != 0 {
+		t.Fatalf("runs of a job with an invalid stored schedule = %v, %v", resp.GetRuns(), err)
+	}
+	// A valid schedule set through the API schedules it again.
+	if _, err := h.client.PatchCronJob(ctx, &jobsv1.PatchCronJobRequest{ProjectId: projectID, JobId: "legacy", Spec: &jobsv1.JobPatch{Schedule: proto.String("@daily")}}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := h.store.GetJob(context.Background(), teamID, projectID, "legacy"); err != nil || j.NextRunAt.IsZero() {
+		t.Fatalf("after a valid schedule: next tick %v, %v", j.NextRunAt, err)
 	}
 }
