@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -838,4 +839,78 @@ func TestStoredScheduleNoLongerValid(t *testing.T) {
 	if j, err := h.store.GetJob(context.Background(), teamID, projectID, "legacy"); err != nil || j.NextRunAt.IsZero() {
 		t.Fatalf("after a valid schedule: next tick %v, %v", j.NextRunAt, err)
 	}
+}
+
+// TestConcurrentRunsLeaveNothingBehind: many short runs at once leave no
+// runtime directory behind, and what a crash leaves (a finished workload
+// of a concluded run, a half-deleted directory) is swept at start-up.
+func TestConcurrentRunsLeaveNothingBehind(t *testing.T) {
+	h := newHarness(t)
+	h.manual("burst", `echo one; echo two >&2`)
+	const runs = 100
+	ids := make([]string, runs)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := h.client.StartJobRun(as(adminCred), &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "burst"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = resp.GetRun().GetId()
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, id := range ids {
+		if r := h.waitRun("burst", id, 90*time.Second, concluded); r.GetStatus() != "SUCCESS" {
+			t.Fatalf("run = %v", r)
+		}
+	}
+	waitFor(t, 10*time.Second, "every runtime directory to go", func() bool { return len(stateEntries(t, h.stateDir)) == 0 })
+
+	// A crash between a run's conclusion and its workload's removal, and
+	// one in the middle of a removal.
+	h.stop()
+	driver, err := process.New(h.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := driver.Start(context.Background(), runtime.Spec{Command: []string{"true"}, Labels: map[string]string{
+		"dev.slipway.service": "jobs", "dev.slipway.team": teamID, "dev.slipway.project": projectID,
+		"dev.slipway.job": "burst", "dev.slipway.run": ids[0], "dev.slipway.attempt": "1",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := driver.Wait(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	_ = driver.Close()
+	half := filepath.Join(h.stateDir, "00112233445566778899aabb")
+	if err := os.MkdirAll(half, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "exit"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start("replica-1")
+	waitFor(t, 10*time.Second, "the leftovers to be swept", func() bool { return len(stateEntries(t, h.stateDir)) == 0 })
+}
+
+func stateEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
 }
