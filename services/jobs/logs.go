@@ -30,10 +30,25 @@ func logSubject(team, project, job string) string {
 	return events.LiveSubject("jobs", "logs", team, project, job)
 }
 
-// publishLines announces stored lines to live tails.
+// publishLines announces stored lines to live tails, in messages under
+// the server's payload limit (1 MiB by default, which one batch of long
+// lines exceeds).
 func (s *Service) publishLines(r Run, lines []LogLine) {
-	if err := s.opts.NATS.Publish(logSubject(r.TeamID, r.ProjectID, r.JobID), encode(lines)); err != nil {
-		s.log.Warn("publishing log lines", "run", r.ID, "error", err)
+	// Leave room for the subject and headers within max_payload.
+	limit := int(s.opts.NATS.MaxPayload()) - 1024
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	chunks, skipped := encodeChunks(lines, limit)
+	if skipped > 0 {
+		s.log.Warn("log lines longer than a NATS message: stored, but not shown to live tails", "run", r.ID, "lines", skipped)
+	}
+	subject := logSubject(r.TeamID, r.ProjectID, r.JobID)
+	for _, c := range chunks {
+		if err := s.opts.NATS.Publish(subject, c); err != nil {
+			s.log.Warn("publishing log lines", "run", r.ID, "error", err)
+			return
+		}
 	}
 }
 

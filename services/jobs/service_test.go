@@ -65,9 +65,11 @@ type harness struct {
 	catalog  *catalog.Catalog
 	client   jobsv1.JobsServiceClient
 	stop     func()
+	// configure, when set, adjusts the service's options on every start.
+	configure func(*jobs.Options)
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, configure ...func(*jobs.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -113,6 +115,11 @@ func newHarness(t *testing.T) *harness {
 	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
 		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
 	}))
+	h.configure = func(o *jobs.Options) {
+		for _, c := range configure {
+			c(o)
+		}
+	}
 	h.start("replica-1")
 	return h
 }
@@ -128,10 +135,14 @@ func (h *harness) start(owner string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	svc, err := jobs.New(jobs.Options{
+	opts := jobs.Options{
 		Store: h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, Owner: owner, Logger: quiet,
 		LeaseTTL: 2 * time.Second, RetryBackoff: 50 * time.Millisecond,
-	})
+	}
+	if h.configure != nil {
+		h.configure(&opts)
+	}
+	svc, err := jobs.New(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ const (
 	// DefaultPath is the PATH a workload gets when its Env sets none.
 	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	// MaxLineBytes caps one log line; longer lines are split.
-	MaxLineBytes = 64 << 10
+	MaxLineBytes = runtime.MaxLineBytes
 
 	defaultKillGrace = 2 * time.Second
 	tailInterval     = 50 * time.Millisecond
