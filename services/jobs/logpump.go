@@ -132,12 +132,32 @@ func (p *pump) run(ctx context.Context) {
 				p.finish(ctx)
 				return
 			}
-			for _, text := range splitLine(l.Text) {
-				p.add(ctx, l, text)
-			}
+			p.take(ctx, l)
 		case <-tick.C:
+			// Lines that piled up (say, while the last batch was being
+			// stored) go into this batch first: a busy store gets fewer,
+			// fuller transactions instead of falling further behind.
+			for pending := true; pending; {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						p.finish(ctx)
+						return
+					}
+					p.take(ctx, l)
+				default:
+					pending = false
+				}
+			}
 			p.flush(ctx)
 		}
+	}
+}
+
+// take adds a line the runtime yielded, split if it is too long.
+func (p *pump) take(ctx context.Context, l runtime.LogLine) {
+	for _, text := range splitLine(l.Text) {
+		p.add(ctx, l, text)
 	}
 }
 

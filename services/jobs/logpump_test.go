@@ -3,12 +3,15 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/services/jobs"
 )
@@ -174,5 +177,91 @@ func TestLogCapAcrossRestart(t *testing.T) {
 	lines := h.storedLines("restarted", r.GetId())
 	if len(lines) != 4 || lines[2].Text != "3" || lines[3].Stream != "slipway" || !strings.Contains(lines[3].Text, "17 more lines (28 bytes)") {
 		t.Fatalf("stored across the restart: %+v", lines)
+	}
+}
+
+// TestLargeLogReads: 600 lines of 20 KB (12 MB) reach a live tail whole,
+// though one stored batch is far over NATS' 1 MiB payload limit, and read
+// back in pages under gRPC's 4 MiB message limit (they came back as
+// ResourceExhausted, a quota error to REST clients); reading on from the
+// last line's time, forward or backward, gives every line once.
+func TestLargeLogReads(t *testing.T) {
+	const n = 600
+	// A slow store makes the pump store (and announce) what piled up
+	// meanwhile: batches of 4 MiB.
+	h := newHarness(t, func(o *jobs.Options) { o.Store = slowStore{o.Store, 200 * time.Millisecond} })
+	h.manual("big", `awk 'BEGIN { s = "a"; while (length(s) < 20000) s = s s; s = substr(s, 1, 20000); for (i = 1; i <= 600; i++) print s " " i }'`)
+	want := func(i int) string { return strings.Repeat("a", 20000) + " " + strconv.Itoa(i) }
+
+	ctx, cancel := context.WithTimeout(as(adminCred), 60*time.Second)
+	defer cancel()
+	subs := h.nc.NumSubscriptions()
+	stream, err := h.client.TailJobLogs(ctx, &jobsv1.TailJobLogsRequest{ProjectId: projectID, JobId: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tail has subscribed (the service shares h.nc): every line will
+	// come live, none from the backlog.
+	waitFor(t, 10*time.Second, "the tail to subscribe", func() bool { return h.nc.NumSubscriptions() > subs })
+	r := h.run("big", nil)
+	var live []string
+	for len(live) < n {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("the live tail ended after %d lines: %v", len(live), err)
+		}
+		for _, l := range resp.GetLines() {
+			live = append(live, l.GetLog())
+		}
+	}
+	for i, l := range live {
+		if l != want(i+1) {
+			t.Fatalf("live line %d is %d bytes ending %q", i, len(l), l[max(0, len(l)-5):])
+		}
+	}
+	h.waitRun("big", r.GetId(), 30*time.Second, concluded)
+
+	// Forward, from startTime just after the last line read.
+	var got []string
+	req := &jobsv1.GetJobLogsRequest{ProjectId: projectID, JobId: "big", Direction: "forward"}
+	for pages := 0; len(got) < n; pages++ {
+		resp, err := h.client.GetJobLogs(as(adminCred), req)
+		if err != nil {
+			t.Fatalf("GetJobLogs after %d lines: %v", len(got), err)
+		}
+		lines := resp.GetLines()
+		if len(lines) == 0 || pages > n {
+			t.Fatalf("reading forward stopped at %d lines", len(got))
+		}
+		for _, l := range lines {
+			got = append(got, l.GetLog())
+		}
+		req.StartTime = timestamppb.New(lines[len(lines)-1].GetTs().AsTime().Add(time.Microsecond))
+	}
+	// Backward, from endTime at the last (oldest) line read.
+	var back []string
+	req = &jobsv1.GetJobLogsRequest{ProjectId: projectID, JobId: "big"}
+	for pages := 0; len(back) < n; pages++ {
+		resp, err := h.client.GetJobLogs(as(adminCred), req)
+		if err != nil {
+			t.Fatalf("GetJobLogs backward after %d lines: %v", len(back), err)
+		}
+		lines := resp.GetLines()
+		if len(lines) == 0 || pages > n {
+			t.Fatalf("reading backward stopped at %d lines", len(back))
+		}
+		for _, l := range lines {
+			back = append(back, l.GetLog())
+		}
+		req.EndTime = lines[len(lines)-1].GetTs()
+	}
+	slices.Reverse(back)
+	for i := range n {
+		if got[i] != want(i+1) || back[i] != want(i+1) {
+			t.Fatalf("line %d read forward ends %q, backward %q", i, got[i][len(got[i])-4:], back[i][len(back[i])-4:])
+		}
+	}
+	if len(got) != n || len(back) != n {
+		t.Fatalf("read %d lines forward, %d backward, want %d", len(got), len(back), n)
 	}
 }
