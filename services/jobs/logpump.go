@@ -57,7 +57,8 @@ type pump struct {
 	// strictly within an attempt, so a reader continuing from a line's
 	// time (the API has no other cursor) neither skips nor repeats one.
 	last time.Time
-	// read is when the runtime last yielded a line (Unix nanoseconds).
+	// read is when the pump last made progress (the runtime yielded a
+	// line, or a batch was stored), in Unix nanoseconds.
 	read atomic.Int64
 
 	batch      []LogLine
@@ -67,7 +68,7 @@ type pump struct {
 // newPump sizes the pump for an attempt from what the run has stored.
 func (s *Service) newPump(ctx context.Context, r Run, container string) (*pump, error) {
 	p := &pump{s: s, r: r, container: container, lines: s.opts.LogLines, bytes: s.opts.LogBytes}
-	p.read.Store(time.Now().UnixNano())
+	p.touch()
 	q := LogQuery{TeamID: r.TeamID, ProjectID: r.ProjectID, JobID: r.JobID, RunID: r.ID, Limit: 1000}
 	for {
 		batch, err := s.store.ReadLogs(ctx, q)
@@ -95,8 +96,12 @@ func (s *Service) newPump(ctx context.Context, r Run, container string) (*pump, 
 	}
 }
 
-// lastRead is when the runtime last yielded a line (or the pump started).
+// lastRead is when the runtime last yielded a line (or the pump started,
+// or was touched).
 func (p *pump) lastRead() time.Time { return time.Unix(0, p.read.Load()) }
+
+// touch counts now as progress.
+func (p *pump) touch() { p.read.Store(time.Now().UnixNano()) }
 
 // run stores the workload's lines until its stream ends (it has exited
 // and everything it wrote was read) or ctx ends.
@@ -115,7 +120,7 @@ func (p *pump) run(ctx context.Context) {
 				}
 				return
 			}
-			p.read.Store(time.Now().UnixNano())
+			p.touch()
 			select {
 			case lines <- l:
 			case <-ctx.Done():
@@ -213,6 +218,8 @@ func (p *pump) flush(ctx context.Context) {
 	// Storing outlives a cancelled pump: these lines were read already.
 	stored, err := p.s.store.AppendLogs(context.WithoutCancel(ctx), p.batch)
 	p.batch, p.batchBytes = nil, 0
+	// Storing is progress too: meanwhile the runtime's lines wait.
+	p.touch()
 	if err != nil {
 		p.s.log.Warn("storing log lines", "run", p.r.ID, "error", err)
 		return

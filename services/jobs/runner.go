@@ -203,6 +203,9 @@ func (s *Service) watch(ctx context.Context, r Run) (runtime.Status, error) {
 	if err != nil {
 		return st, err
 	}
+	// The exit counts as progress: a workload silent for a while before it
+	// exited still gets its last lines read.
+	p.touch()
 	// Following ends when the workload has exited, once every line it
 	// wrote is read; the attempt is recorded only after they are stored,
 	// however long that takes (the cap bounds what is stored). Only a

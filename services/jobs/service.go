@@ -54,8 +54,9 @@ type Options struct {
 	LogLines int
 	LogBytes int64
 	// LogDrainIdle is how long the logs of an exited workload are still
-	// read while the runtime yields no line (default 30 s): as long as
-	// lines come, an attempt is recorded only once they are all stored.
+	// read while that makes no progress (no line from the runtime, no
+	// batch stored; default 30 s): as long as it does, an attempt is
+	// recorded only once its lines are all stored.
 	LogDrainIdle time.Duration
 	// Clock is for tests; time.Now by default.
 	Clock func() time.Time

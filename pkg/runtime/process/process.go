@@ -826,10 +826,18 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("process: %w", err)
 	}
-	if err := os.RemoveAll(doomed); err != nil {
-		return fmt.Errorf("process: %w", err)
+	// A straggler of the run that escaped its process group may still be
+	// creating files in it: try again briefly before leaving it to sweep.
+	for try := 0; ; try++ {
+		err := os.RemoveAll(doomed)
+		if err == nil {
+			return nil
+		}
+		if try == 2 {
+			return fmt.Errorf("process: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return nil
 }
 
 // sweep deletes what earlier driver instances left half done in the state
