@@ -399,6 +399,9 @@ func TestJobsBadInputHTTP(t *testing.T) {
 		{"oversize body", "POST", manual, `{"name":"bad job","description":"` + strings.Repeat("x", 2<<20) + `"}`, http.StatusRequestEntityTooLarge, ""},
 		{"run override unknown field", "POST", a.jobURL(job) + "/runs", `{"env":{}}`, http.StatusBadRequest, "env"},
 		{"patch wrong type", "PATCH", manual + "/" + job, `{"schedule":5}`, http.StatusBadRequest, "schedule"},
+		{"cron every second", "POST", inst.URL + "/v1/projects/" + a.project + "/jobs/cron", `{"name":"bad cron","schedule":"@every 1s","deployment":{"docker":{"configType":"customCommand","customCommand":"true"}}}`, http.StatusBadRequest, "schedule"},
+		{"cron every 100ms", "POST", inst.URL + "/v1/projects/" + a.project + "/jobs/cron", `{"name":"bad cron","schedule":"@every 100ms","deployment":{"docker":{"configType":"customCommand","customCommand":"true"}}}`, http.StatusBadRequest, "schedule"},
+		{"cron seconds field", "POST", inst.URL + "/v1/projects/" + a.project + "/jobs/cron", `{"name":"bad cron","schedule":"*/1 * * * * *","deployment":{"docker":{"configType":"customCommand","customCommand":"true"}}}`, http.StatusBadRequest, "schedule"},
 		{"logs bad lineLimit", "GET", a.jobURL(job) + "/logs?lineLimit=lots", "", http.StatusBadRequest, ""},
 	}
 	for _, c := range cases {

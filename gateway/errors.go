@@ -28,6 +28,10 @@ type errorDetail struct {
 }
 
 // httpStatus maps gRPC codes to HTTP statuses: the one table for the API.
+// ResourceExhausted is not in it: 429 is the gateway's own answer for a
+// spent quota (quotaExceeded), while gRPC says ResourceExhausted for a
+// message over its size limit, which is no fault of the caller and no
+// reason to retry later: that is a 500 like any unexpected failure.
 var httpStatus = map[codes.Code]int{
 	codes.OK:                 http.StatusOK,
 	codes.InvalidArgument:    http.StatusBadRequest,
@@ -38,7 +42,6 @@ var httpStatus = map[codes.Code]int{
 	codes.AlreadyExists:      http.StatusConflict,
 	codes.Aborted:            http.StatusConflict,
 	codes.FailedPrecondition: http.StatusConflict,
-	codes.ResourceExhausted:  http.StatusTooManyRequests,
 	codes.Canceled:           499, // client closed request
 	codes.Unimplemented:      http.StatusNotImplemented,
 	codes.Unavailable:        http.StatusServiceUnavailable,

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -319,6 +320,14 @@ func MinLength(n int) func(string) error {
 		}
 		return nil
 	}
+}
+
+// PositiveInt is a Setting check: a whole number above zero.
+func PositiveInt(v string) error {
+	if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 {
+		return fmt.Errorf("%q: want a positive integer", v)
+	}
+	return nil
 }
 
 // OneOf is a Setting check: one of the given values.

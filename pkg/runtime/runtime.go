@@ -73,6 +73,12 @@ type Status struct {
 	FinishedAt time.Time
 }
 
+// MaxLineBytes is the longest log line a driver yields: a longer line is
+// split into pieces of MaxLineBytes bytes (the last one shorter), each
+// yielded as a line of its own, in order, so nothing is dropped and no
+// single line can grow without bound in memory or in a log store.
+const MaxLineBytes = 64 << 10
+
 // LogLine is one line a workload wrote.
 type LogLine struct {
 	Time   time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -34,6 +35,12 @@ var Component = component.Component{
 		{Flag: "docker-host", Env: "SLIPWAY_DOCKER_HOST",
 			Help: "Docker Engine API address of the docker driver, e.g. unix:///run/podman/podman.sock (empty: $DOCKER_HOST, else the usual sockets)"},
 		component.EncryptionKeySetting,
+		{Flag: "job-log-lines", Env: "SLIPWAY_JOB_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
+			Help:  "most log lines a job run stores (all its attempts together); past it one line says how many were dropped",
+			Check: component.PositiveInt},
+		{Flag: "job-log-bytes", Env: "SLIPWAY_JOB_LOG_BYTES", Default: strconv.Itoa(DefaultLogBytes),
+			Help:  "most bytes of log text a job run stores; past it one line says how many lines and bytes were dropped",
+			Check: component.PositiveInt},
 	},
 	Start: start,
 	API: &component.API{
@@ -84,10 +91,13 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	logLines, _ := strconv.Atoi(env.Setting("job-log-lines"))             // checked
+	logBytes, _ := strconv.ParseInt(env.Setting("job-log-bytes"), 10, 64) // checked
 	svc, err := New(Options{
 		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver,
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
 		Catalog: cat, NATS: env.JetStream.Conn(), Owner: string(owner[:16]), Logger: env.Log, Cursors: cursors,
+		LogLines: logLines, LogBytes: logBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -24,7 +24,13 @@ func (s *Service) fireDue(ctx context.Context) {
 	for _, j := range due {
 		next, err := nextTick(j, now)
 		if err != nil {
-			s.log.Error("a stored schedule does not parse", "job", j.ID, "error", err)
+			// Stored before the schedule syntax was narrowed (say,
+			// "@every 1s"): the job stops firing, once, instead of failing
+			// every tick; a valid schedule set through the API resumes it.
+			s.log.Error("a stored schedule does not parse; the cron job no longer fires until its schedule is corrected", "job", j.ID, "project", j.ProjectID, "schedule", j.Schedule, "error", err)
+			if _, err := s.store.ClaimTick(ctx, j.TeamID, j.ProjectID, j.ID, j.NextRunAt, zeroTime); err != nil && ctx.Err() == nil {
+				s.log.Warn("unscheduling a cron job", "job", j.ID, "error", err)
+			}
 			continue
 		}
 		won, err := s.store.ClaimTick(ctx, j.TeamID, j.ProjectID, j.ID, j.NextRunAt, next)

@@ -19,7 +19,24 @@ import (
 const (
 	defaultLineLimit = 1000
 	defaultTailLines = 100
+	// maxPageBytes bounds the lines of one answer (a GetJobLogs response,
+	// or one message of a tail) besides their count: gRPC refuses
+	// messages over 4 MiB by default, and lineLimit lines of up to 64 KiB
+	// each would exceed it many times over. A page cut short by it ends at
+	// a line whose time a next read starts from (startTime just after it,
+	// or endTime at it going backward): stored times increase strictly
+	// within an attempt.
+	maxPageBytes = 2 << 20
+	// lineOverhead is what a line costs in a response besides its text
+	// (ids, stream, timestamp, framing), counted against maxPageBytes:
+	// lineLimit's 10000 lines of nothing stay under the limit too.
+	lineOverhead = 160
 )
+
+// lineBytes is what l costs against maxPageBytes.
+func lineBytes(l LogLine) int {
+	return len(l.Text) + len(l.Container) + len(l.RunID) + lineOverhead
+}
 
 // logSubject carries a job's stored lines to live tails, on core NATS: a
 // tail that misses a message (it was not subscribed yet) reads the line
@@ -30,10 +47,25 @@ func logSubject(team, project, job string) string {
 	return events.LiveSubject("jobs", "logs", team, project, job)
 }
 
-// publishLines announces stored lines to live tails.
+// publishLines announces stored lines to live tails, in messages under
+// the server's payload limit (1 MiB by default, which one batch of long
+// lines exceeds).
 func (s *Service) publishLines(r Run, lines []LogLine) {
-	if err := s.opts.NATS.Publish(logSubject(r.TeamID, r.ProjectID, r.JobID), encode(lines)); err != nil {
-		s.log.Warn("publishing log lines", "run", r.ID, "error", err)
+	// Leave room for the subject and headers within max_payload.
+	limit := int(s.opts.NATS.MaxPayload()) - 1024
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	chunks, skipped := encodeChunks(lines, limit)
+	if skipped > 0 {
+		s.log.Warn("log lines longer than a NATS message: stored, but not shown to live tails", "run", r.ID, "lines", skipped)
+	}
+	subject := logSubject(r.TeamID, r.ProjectID, r.JobID)
+	for _, c := range chunks {
+		if err := s.opts.NATS.Publish(subject, c); err != nil {
+			s.log.Warn("publishing log lines", "run", r.ID, "error", err)
+			return
+		}
 	}
 }
 
@@ -98,10 +130,12 @@ func (f filter) keep(l LogLine) bool {
 	return true
 }
 
-// read returns up to limit stored lines q and f select.
+// read returns up to limit stored lines q and f select, and no more than
+// maxPageBytes of them (at least one line).
 func (s *Service) read(ctx context.Context, q LogQuery, f filter, limit int) ([]LogLine, error) {
 	q.RunID, q.Container = f.run, f.container
 	var out []LogLine
+	size := 0
 	for len(out) < limit {
 		q.Limit = limit - len(out)
 		if f.textOnly() {
@@ -112,8 +146,16 @@ func (s *Service) read(ctx context.Context, q LogQuery, f filter, limit int) ([]
 			return nil, err
 		}
 		for _, l := range batch {
-			if f.keep(l) && len(out) < limit {
-				out = append(out, l)
+			if !f.keep(l) {
+				continue
+			}
+			n := lineBytes(l)
+			if len(out) > 0 && size+n > maxPageBytes {
+				return out, nil
+			}
+			size += n
+			if out = append(out, l); len(out) == limit {
+				return out, nil
 			}
 		}
 		if len(batch) < q.Limit {
@@ -240,13 +282,23 @@ func (s *Service) TailJobLogs(req *jobsv1.TailJobLogsRequest, stream jobsv1.Jobs
 	}
 }
 
+// sendLines sends lines in messages of at most maxPageBytes.
 func sendLines(stream jobsv1.JobsService_TailJobLogsServer, lines []LogLine) error {
-	if len(lines) == 0 {
-		return nil
+	for len(lines) > 0 {
+		resp := &jobsv1.TailJobLogsResponse{}
+		size := 0
+		for len(lines) > 0 {
+			n := lineBytes(lines[0])
+			if len(resp.Lines) > 0 && size+n > maxPageBytes {
+				break
+			}
+			size += n
+			resp.Lines = append(resp.Lines, lineOf(lines[0]))
+			lines = lines[1:]
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
 	}
-	resp := &jobsv1.TailJobLogsResponse{Lines: make([]*jobsv1.LogLine, 0, len(lines))}
-	for _, l := range lines {
-		resp.Lines = append(resp.Lines, lineOf(l))
-	}
-	return stream.Send(resp)
+	return nil
 }

@@ -20,10 +20,6 @@ var zeroTime time.Time
 // aborted job rarely has anything worth waiting for).
 const stopGrace = 10 * time.Second
 
-// maxLineBytes truncates very long lines, so one runaway line cannot
-// bloat the log store.
-const maxLineBytes = 16 << 10
-
 // supervision is this replica's watch over one run.
 type supervision struct {
 	// wake interrupts a wait for a retry (the run may have been aborted).
@@ -185,14 +181,11 @@ func (s *Service) findWorkload(ctx context.Context, r Run, attempt int32) string
 }
 
 // watch stores the attempt's logs as they come and returns its final
-// status; a workload the runtime no longer knows is Lost.
+// status once they are all stored; a workload the runtime no longer
+// knows is Lost.
 func (s *Service) watch(ctx context.Context, r Run) (runtime.Status, error) {
 	container := containerName(r, r.Attempts)
-	// After a restart, the lines stored before it are not stored again:
-	// the runtime replays a workload's output from the start, in order, so
-	// they are the first ones. (Counting beats comparing timestamps, which
-	// some runtimes only keep to the second.)
-	skip, err := s.storedLines(ctx, r, container)
+	p, err := s.newPump(ctx, r, container)
 	if err != nil {
 		return runtime.Status{}, err
 	}
@@ -201,7 +194,7 @@ func (s *Service) watch(ctx context.Context, r Run) (runtime.Status, error) {
 	logsDone := make(chan struct{})
 	go func() {
 		defer close(logsDone)
-		s.pumpLogs(logsCtx, r, container, skip)
+		p.run(logsCtx)
 	}()
 	st, err := s.opts.Driver.Wait(ctx, r.WorkloadID)
 	if errors.Is(err, runtime.ErrNotFound) {
@@ -210,95 +203,31 @@ func (s *Service) watch(ctx context.Context, r Run) (runtime.Status, error) {
 	if err != nil {
 		return st, err
 	}
-	// Following ends when the workload has exited; give the last lines a
-	// moment to arrive, but never hang on a runtime that keeps the stream open.
-	select {
-	case <-logsDone:
-	case <-time.After(10 * time.Second):
-		cancelLogs()
-		<-logsDone
-	}
-	return st, nil
-}
-
-// storedLines counts the lines stored for a container.
-func (s *Service) storedLines(ctx context.Context, r Run, container string) (int, error) {
-	q := LogQuery{TeamID: r.TeamID, ProjectID: r.ProjectID, JobID: r.JobID, RunID: r.ID, Container: container, Limit: 1000}
-	n := 0
-	for {
-		batch, err := s.store.ReadLogs(ctx, q)
-		if err != nil {
-			return 0, err
-		}
-		n += len(batch)
-		if len(batch) < q.Limit {
-			return n, nil
-		}
-		last := batch[len(batch)-1]
-		q.AfterTime, q.AfterSeq = last.Time, last.Seq
-	}
-}
-
-// pumpLogs stores a workload's lines in batches and publishes each stored
-// batch for live tails.
-func (s *Service) pumpLogs(ctx context.Context, r Run, container string, skip int) {
-	lines := make(chan runtime.LogLine, 256)
-	go func() {
-		defer close(lines)
-		for l, err := range s.opts.Driver.Logs(ctx, r.WorkloadID, true) {
-			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, runtime.ErrNotFound) {
-					s.log.Warn("reading workload logs", "run", r.ID, "error", err)
-				}
-				return
-			}
-			select {
-			case lines <- l:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	var batch []LogLine
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		// Storing outlives a cancelled pump: these lines were read already.
-		stored, err := s.store.AppendLogs(context.WithoutCancel(ctx), batch)
-		batch = nil
-		if err != nil {
-			s.log.Warn("storing log lines", "run", r.ID, "error", err)
-			return
-		}
-		s.publishLines(r, stored)
-	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	// The exit counts as progress: a workload silent for a while before it
+	// exited still gets its last lines read.
+	p.touch()
+	// Following ends when the workload has exited, once every line it
+	// wrote is read; the attempt is recorded only after they are stored,
+	// however long that takes (the cap bounds what is stored). Only a
+	// runtime that keeps the stream open without yielding anything more
+	// is given up on.
+	idle := time.NewTicker(time.Second)
+	defer idle.Stop()
 	for {
 		select {
-		case l, ok := <-lines:
-			if !ok {
-				flush()
-				return
+		case <-logsDone:
+			return st, nil
+		case <-ctx.Done():
+			cancelLogs()
+			<-logsDone
+			return st, ctx.Err()
+		case <-idle.C:
+			if time.Since(p.lastRead()) > s.opts.LogDrainIdle {
+				s.log.Warn("the runtime keeps an exited workload's log stream open without more lines; no longer reading it", "run", r.ID, "workload", r.WorkloadID)
+				cancelLogs()
+				<-logsDone
+				return st, nil
 			}
-			if skip > 0 {
-				skip--
-				continue
-			}
-			text := l.Text
-			if len(text) > maxLineBytes {
-				text = text[:maxLineBytes]
-			}
-			batch = append(batch, LogLine{
-				TeamID: r.TeamID, ProjectID: r.ProjectID, JobID: r.JobID, RunID: r.ID,
-				Container: container, Time: l.Time.UTC(), Stream: l.Stream, Text: text,
-			})
-			if len(batch) >= 200 {
-				flush()
-			}
-		case <-tick.C:
-			flush()
 		}
 	}
 }

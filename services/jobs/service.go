@@ -48,6 +48,17 @@ type Options struct {
 	// failed attempt, doubling per retry up to 1 minute (default 1 s).
 	LeaseTTL     time.Duration
 	RetryBackoff time.Duration
+	// LogLines and LogBytes cap the log lines a run stores (all its
+	// attempts together; DefaultLogLines and DefaultLogBytes when zero):
+	// past either, lines are counted, not stored, and one last line of the
+	// attempt says how many were dropped.
+	LogLines int
+	LogBytes int64
+	// LogDrainIdle is how long the logs of an exited workload are still
+	// read while that makes no progress (no line from the runtime, no
+	// batch stored; default 30 s): as long as it does, an attempt is
+	// recorded only once its lines are all stored.
+	LogDrainIdle time.Duration
 	// Clock is for tests; time.Now by default.
 	Clock func() time.Time
 	// Cursors seal the list cursors; nil: under a random key, read back
@@ -87,6 +98,15 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.RetryBackoff <= 0 {
 		opts.RetryBackoff = time.Second
+	}
+	if opts.LogLines <= 0 {
+		opts.LogLines = DefaultLogLines
+	}
+	if opts.LogBytes <= 0 {
+		opts.LogBytes = DefaultLogBytes
+	}
+	if opts.LogDrainIdle <= 0 {
+		opts.LogDrainIdle = 30 * time.Second
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now

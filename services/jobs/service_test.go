@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,9 +65,11 @@ type harness struct {
 	catalog  *catalog.Catalog
 	client   jobsv1.JobsServiceClient
 	stop     func()
+	// configure, when set, adjusts the service's options on every start.
+	configure func(*jobs.Options)
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, configure ...func(*jobs.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -112,6 +115,11 @@ func newHarness(t *testing.T) *harness {
 	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
 		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
 	}))
+	h.configure = func(o *jobs.Options) {
+		for _, c := range configure {
+			c(o)
+		}
+	}
 	h.start("replica-1")
 	return h
 }
@@ -127,10 +135,14 @@ func (h *harness) start(owner string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	svc, err := jobs.New(jobs.Options{
+	opts := jobs.Options{
 		Store: h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, Owner: owner, Logger: quiet,
 		LeaseTTL: 2 * time.Second, RetryBackoff: 50 * time.Millisecond,
-	})
+	}
+	if h.configure != nil {
+		h.configure(&opts)
+	}
+	svc, err := jobs.New(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -559,6 +571,10 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"invalid cron", cron(&jobsv1.JobSpec{Name: "job-c1", Schedule: "61 * * * *", Deployment: command("true")}), "schedule"},
 		{"cron without schedule", cron(&jobsv1.JobSpec{Name: "job-c2", Deployment: command("true")}), "schedule"},
+		{"cron every second", cron(&jobsv1.JobSpec{Name: "job-c3", Schedule: "@every 1s", Deployment: command("true")}), "schedule"},
+		{"cron every 100ms", cron(&jobsv1.JobSpec{Name: "job-c4", Schedule: "@every 100ms", Deployment: command("true")}), "schedule"},
+		{"cron seconds field", cron(&jobsv1.JobSpec{Name: "job-c5", Schedule: "* * * * * *", Deployment: command("true")}), "schedule"},
+		{"cron time zone", cron(&jobsv1.JobSpec{Name: "job-c6", Schedule: "CRON_TZ=Europe/Paris 0 3 * * *", Deployment: command("true")}), "schedule"},
 		{"schedule on a manual job", create(&jobsv1.JobSpec{Name: "job-m1", Schedule: "* * * * *", Deployment: command("true")}), "schedule"},
 		{"negative backoff limit", create(&jobsv1.JobSpec{Name: "job-m2", BackoffLimit: -1, Deployment: command("true")}), "backoffLimit"},
 		{"zero deadline", create(&jobsv1.JobSpec{Name: "job-m3", ActiveDeadlineSeconds: proto.Int32(0), Deployment: command("true")}), "activeDeadlineSeconds"},
@@ -799,4 +815,113 @@ func TestJobResourceEvents(t *testing.T) {
 			t.Errorf("own event %d = %s, want job.%s", i, ev.Type, want[i].verb)
 		}
 	}
+}
+
+// TestStoredScheduleNoLongerValid: a schedule stored before the syntax
+// was narrowed ("@every 1s") neither fires nor fails every tick: the job
+// is unscheduled once.
+func TestStoredScheduleNoLongerValid(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	if _, err := h.client.CreateCronJob(ctx, &jobsv1.CreateCronJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{
+		Name: "legacy", Schedule: "@hourly", Deployment: command(`true`),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.UpdateJob(context.Background(), teamID, projectID, "legacy", func(j *jobs.Job) ([]events.Event, error) {
+		j.Schedule, j.NextRunAt = "@every 1s", time.Now().Add(-time.Second).UTC()
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the job to be unscheduled", func() bool {
+		j, err := h.store.GetJob(context.Background(), teamID, projectID, "legacy")
+		return err == nil && j.NextRunAt.IsZero()
+	})
+	time.Sleep(1500 * time.Millisecond)
+	resp, err := h.client.ListJobRuns(ctx, &jobsv1.ListJobRunsRequest{ProjectId: projectID, JobId: "legacy"})
+	if err != nil || len(resp.GetRuns()) != 0 {
+		t.Fatalf("runs of a job with an invalid stored schedule = %v, %v", resp.GetRuns(), err)
+	}
+	// A valid schedule set through the API schedules it again.
+	if _, err := h.client.PatchCronJob(ctx, &jobsv1.PatchCronJobRequest{ProjectId: projectID, JobId: "legacy", Spec: &jobsv1.JobPatch{Schedule: proto.String("@daily")}}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := h.store.GetJob(context.Background(), teamID, projectID, "legacy"); err != nil || j.NextRunAt.IsZero() {
+		t.Fatalf("after a valid schedule: next tick %v, %v", j.NextRunAt, err)
+	}
+}
+
+// TestConcurrentRunsLeaveNothingBehind: many short runs at once leave no
+// runtime directory behind, and what a crash leaves (a finished workload
+// of a concluded run, a half-deleted directory) is swept at start-up.
+func TestConcurrentRunsLeaveNothingBehind(t *testing.T) {
+	h := newHarness(t)
+	h.manual("burst", `echo one; echo two >&2`)
+	const runs = 100
+	ids := make([]string, runs)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := h.client.StartJobRun(as(adminCred), &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "burst"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = resp.GetRun().GetId()
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, id := range ids {
+		if r := h.waitRun("burst", id, 90*time.Second, concluded); r.GetStatus() != "SUCCESS" {
+			t.Fatalf("run = %v", r)
+		}
+	}
+	waitFor(t, 10*time.Second, "every runtime directory to go", func() bool { return len(stateEntries(t, h.stateDir)) == 0 })
+
+	// A crash between a run's conclusion and its workload's removal, and
+	// one in the middle of a removal.
+	h.stop()
+	driver, err := process.New(h.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := driver.Start(context.Background(), runtime.Spec{Command: []string{"true"}, Labels: map[string]string{
+		"dev.slipway.service": "jobs", "dev.slipway.team": teamID, "dev.slipway.project": projectID,
+		"dev.slipway.job": "burst", "dev.slipway.run": ids[0], "dev.slipway.attempt": "1",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := driver.Wait(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	_ = driver.Close()
+	half := filepath.Join(h.stateDir, "00112233445566778899aabb")
+	if err := os.MkdirAll(half, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "exit"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start("replica-1")
+	waitFor(t, 10*time.Second, "the leftovers to be swept", func() bool { return len(stateEntries(t, h.stateDir)) == 0 })
+}
+
+func stateEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
 }

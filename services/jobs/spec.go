@@ -28,12 +28,41 @@ const (
 	configEntrypointCommand = "customEntrypointCustomCommand"
 )
 
-// parseSchedule parses a five-field cron expression (UTC); descriptors such
-// as "@hourly" are accepted too.
+// descriptors are the shorthands a schedule may be instead of five fields
+// (those of Kubernetes' CronJob, which robfig/cron also knows). The
+// parser's "@every <duration>" is not among them: it fires at any
+// interval, down to nanoseconds, and a schedule fires at most once a
+// minute.
+var descriptors = map[string]bool{
+	"@yearly": true, "@annually": true, "@monthly": true, "@weekly": true,
+	"@daily": true, "@midnight": true, "@hourly": true,
+}
+
+// parseSchedule parses a schedule as the README documents it: five cron
+// fields (minute, hour, day of month, month, day of week), always UTC, or
+// one of the descriptors. Nothing finer than a minute can be said that
+// way; anything else (seconds fields, "@every", "CRON_TZ=" prefixes) is
+// refused.
 func parseSchedule(expr string) (cron.Schedule, error) {
+	invalid := func(why string) error {
+		return apierr.InvalidField("schedule", "is not a valid schedule ("+why+"): give five cron fields, UTC, such as \"*/5 * * * *\", or one of @hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually")
+	}
+	fields := strings.Fields(expr)
+	switch {
+	case len(fields) == 1 && strings.HasPrefix(fields[0], "@"):
+		if !descriptors[fields[0]] {
+			return nil, invalid(fmt.Sprintf("unknown descriptor %q", fields[0]))
+		}
+	case len(fields) > 0 && strings.HasPrefix(fields[0], "@"):
+		return nil, invalid(fmt.Sprintf("unknown descriptor %q", fields[0]))
+	case strings.Contains(expr, "TZ="):
+		return nil, invalid("schedules are always UTC")
+	case len(fields) != 5:
+		return nil, invalid(fmt.Sprintf("%d fields, want 5", len(fields)))
+	}
 	s, err := cron.ParseStandard(expr)
 	if err != nil {
-		return nil, apierr.InvalidField("schedule", fmt.Sprintf("is not a valid cron expression: %v", err))
+		return nil, invalid(err.Error())
 	}
 	return s, nil
 }

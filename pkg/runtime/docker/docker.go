@@ -714,7 +714,7 @@ func (d *Driver) copyLogs(ctx context.Context, id string, follow bool, skip int,
 }
 
 // MaxLineBytes caps one log line; longer lines are split.
-const MaxLineBytes = 64 << 10
+const MaxLineBytes = runtime.MaxLineBytes
 
 // lineWriter turns one stream's frames into LogLines. stdcopy hands it one
 // frame per Write, and the engine sends one log message per frame, each

@@ -54,7 +54,7 @@ const (
 	// DefaultPath is the PATH a workload gets when its Env sets none.
 	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	// MaxLineBytes caps one log line; longer lines are split.
-	MaxLineBytes = 64 << 10
+	MaxLineBytes = runtime.MaxLineBytes
 
 	defaultKillGrace = 2 * time.Second
 	tailInterval     = 50 * time.Millisecond
@@ -100,6 +100,7 @@ func New(stateDir string) (*Driver, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Driver{dir: abs, KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
+	d.sweep()
 	ids, err := d.ids()
 	if err != nil {
 		cancel()
@@ -230,7 +231,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	id := hex.EncodeToString(rb[:])
 	// Build the directory under a hidden name, holding its lock, so that no
 	// other driver instance sees (and reconciles) a half-made workload.
-	tmpDir := filepath.Join(d.dir, ".new-"+id)
+	tmpDir := filepath.Join(d.dir, newPrefix+id)
 	dir := d.path(id)
 	fail := func(err error) (string, error) {
 		_ = os.RemoveAll(tmpDir)
@@ -796,7 +797,20 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	return ctx.Err()
 }
 
-// Remove implements runtime.Driver.
+// Prefixes of directories that are not (or no longer) workloads: ids()
+// never lists them.
+const (
+	newPrefix      = ".new-"      // a workload being made by Start
+	removingPrefix = ".removing-" // a workload being deleted by Remove
+)
+
+// Remove implements runtime.Driver. The run's directory leaves the
+// driver's view in one rename before it is deleted: deleted in place, a
+// listing (or Status) could see it half deleted, its exit file gone and
+// its spec not yet, take it for an unfinished run and start watching it,
+// and the watcher would create files in it while it was being deleted
+// ("directory not empty", and a directory no later start could identify).
+// What a failed deletion leaves is swept by the next New.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	st, err := d.status(id)
 	if err != nil {
@@ -805,10 +819,61 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if st.State != runtime.StateExited {
 		return fmt.Errorf("process: workload %s is still running; stop it first", id)
 	}
-	if err := os.RemoveAll(d.path(id)); err != nil {
+	doomed := filepath.Join(d.dir, removingPrefix+id)
+	if err := os.Rename(d.path(id), doomed); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return runtime.ErrNotFound // removed meanwhile by another caller
+		}
 		return fmt.Errorf("process: %w", err)
 	}
-	return nil
+	// A straggler of the run that escaped its process group may still be
+	// creating files in it: try again briefly before leaving it to sweep.
+	for try := 0; ; try++ {
+		err := os.RemoveAll(doomed)
+		if err == nil {
+			return nil
+		}
+		if try == 2 {
+			return fmt.Errorf("process: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sweep deletes what earlier driver instances left half done in the state
+// directory: removals that did not finish, starts that died before their
+// workload was made, and run directories without a spec (a workload
+// always has one from the moment its directory has its id; only an
+// interrupted deletion leaves one without).
+func (d *Driver) sweep() {
+	ents, err := os.ReadDir(d.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name, path := e.Name(), filepath.Join(d.dir, e.Name())
+		if !e.IsDir() {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, removingPrefix):
+		case strings.HasPrefix(name, newPrefix):
+			// Another driver instance on this directory may be starting it
+			// right now: it holds the lock until the workload is made.
+			lock, ok, err := tryLock(filepath.Join(path, "lock"))
+			if err != nil || !ok {
+				continue
+			}
+			lock.Close()
+		case idPattern.MatchString(name):
+			if _, err := os.Stat(filepath.Join(path, "spec.json")); !errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+		default:
+			continue
+		}
+		_ = os.RemoveAll(path)
+	}
 }
 
 // List implements runtime.Driver.

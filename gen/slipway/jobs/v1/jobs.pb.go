@@ -1531,7 +1531,8 @@ type LogLine struct {
 	Ts *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ts,proto3" json:"ts,omitempty"`
 	// Run id.
 	RunId string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	// "stdout" or "stderr".
+	// "stdout" or "stderr"; "slipway" for the line Slipway adds when a
+	// run's log is truncated at its cap.
 	Stream        string `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
