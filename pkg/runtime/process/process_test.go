@@ -190,3 +190,197 @@ func processesOf(t *testing.T, uid int) []int {
 	}
 	return out
 }
+
+// TestOwnUID: a workload runs as a user of its own: as root, a host uid of
+// the range, never root nor the server's; as a user, SandboxUID in its user
+// namespace.
+func TestOwnUID(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	a := runtimetest.Start(t, d, sh("id -u; id -g; sleep 2"))
+	b := runtimetest.Start(t, d, sh("id -u"))
+	runtimetest.Wait(t, d, a)
+	runtimetest.Wait(t, d, b)
+	ua, ub := runtimetest.Texts(t, runtimetest.Logs(t, d, a, false), "stdout"), runtimetest.Texts(t, runtimetest.Logs(t, d, b, false), "stdout")
+	if len(ua) != 2 || len(ub) != 1 {
+		t.Fatalf("id: %q %q", ua, ub)
+	}
+	uid, _ := strconv.Atoi(ua[0])
+	if os.Geteuid() != 0 {
+		if uid != SandboxUID {
+			t.Fatalf("uid %d in the sandbox, want %d", uid, SandboxUID)
+		}
+		return
+	}
+	if uid < DefaultUIDBase || uid >= DefaultUIDBase+DefaultUIDCount || ua[1] != ua[0] {
+		t.Fatalf("uid %s gid %s, want one of %d+", ua[0], ua[1], DefaultUIDBase)
+	}
+	// Two runs at once never share a uid.
+	if ub[0] == ua[0] {
+		t.Fatalf("two concurrent runs both ran as %s", ua[0])
+	}
+}
+
+// TestCannotSignalByHostPID: knowing another run's host pid does not let a
+// workload signal it: it is not in the workload's PID namespace.
+func TestCannotSignalByHostPID(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	victim := runtimetest.Start(t, d, sh("echo ready; sleep 60"))
+	waitReady(t, d, victim)
+	var pf pidFile
+	if err := readJSON(d.path(victim, "pid"), &pf); err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		ChildPID int `json:"child-pid"`
+	}
+	if err := readJSON(d.path(victim, "info"), &info); err != nil || info.ChildPID <= 0 {
+		t.Fatalf("info: %+v, %v", info, err)
+	}
+	// The victim's shim and sandbox get SIGKILL; the server (this test)
+	// only the harmless probe of signal 0, which succeeds where a signal
+	// would be allowed.
+	spec := sh(`for p in $PIDS; do kill -9 $p 2>/dev/null && echo "KILLED $p"; kill -9 -$p 2>/dev/null && echo "KILLED -$p"; done
+kill -0 $SERVER 2>/dev/null && echo "CAN SIGNAL $SERVER"; echo end`)
+	spec.Env = map[string]string{"PIDS": strconv.Itoa(pf.PID) + " " + strconv.Itoa(info.ChildPID), "SERVER": strconv.Itoa(os.Getpid())}
+	id := runtimetest.Start(t, d, spec)
+	runtimetest.Wait(t, d, id)
+	if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"end"}) {
+		t.Fatalf("the hostile workload: %q", got)
+	}
+	if st, err := d.Status(runtimetest.Context(t), victim); err != nil || st.State != runtime.StateRunning {
+		t.Fatalf("victim %+v, %v", st, err)
+	}
+	if err := d.Stop(runtimetest.Context(t), victim, 0); err != nil {
+		t.Fatal(err)
+	}
+	runtimetest.Wait(t, d, victim)
+}
+
+// TestCgroupLimits: the plan's CPU and memory and the process cap are set
+// on the run's cgroups, which go with the run.
+func TestCgroupLimits(t *testing.T) {
+	d, err := NewWith(t.TempDir(), Options{MaxProcs: 77})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if d.sb.cg == nil {
+		t.Fatalf("no cgroups on this host: %s", d.Notice())
+	}
+	if d.Notice() != "" {
+		t.Fatalf("notice %q on a host with cgroups", d.Notice())
+	}
+	spec := sh("echo ready; sleep 60")
+	spec.Resources = runtime.Resources{MilliCPU: 250, MemoryMB: 64}
+	id := runtimetest.Start(t, d, spec)
+	waitReady(t, d, id)
+	var sf specFile
+	if err := readJSON(d.path(id, "spec.json"), &sf); err != nil || len(sf.Cgroups) == 0 {
+		t.Fatalf("spec %+v, %v", sf, err)
+	}
+	want := map[string]string{}
+	if d.sb.cg.v2 {
+		want = map[string]string{"pids.max": "77", "cpu.max": "25000 100000", "memory.max": strconv.Itoa(64 << 20)}
+	} else {
+		want = map[string]string{"pids.max": "77", "cpu.cfs_quota_us": "25000", "cpu.cfs_period_us": "100000", "memory.limit_in_bytes": strconv.Itoa(64 << 20)}
+	}
+	for file, v := range want {
+		found := false
+		for _, dir := range sf.Cgroups {
+			if b, err := os.ReadFile(filepath.Join(dir, file)); err == nil {
+				found = true
+				if got := strings.TrimSpace(string(b)); got != v {
+					t.Errorf("%s = %q, want %q", file, got, v)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s in %v", file, sf.Cgroups)
+		}
+	}
+	for _, dir := range sf.Cgroups {
+		if len(procsOf(dir)) == 0 {
+			t.Errorf("nothing of the run in %s", dir)
+		}
+	}
+	if err := d.Stop(runtimetest.Context(t), id, 0); err != nil {
+		t.Fatal(err)
+	}
+	runtimetest.Wait(t, d, id)
+	for _, dir := range sf.Cgroups {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s left behind: %v", dir, err)
+		}
+	}
+}
+
+// TestNoCgroupsSaysSo: where no cgroup can be used, the driver says so
+// (for the start-up log and /health) instead of running unlimited without
+// a word.
+func TestNoCgroupsSaysSo(t *testing.T) {
+	// A parent below a control file: no hierarchy can hold it.
+	d, err := NewWith(t.TempDir(), Options{Cgroup: "cgroup.procs/slipway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if n := d.Notice(); !strings.Contains(n, "limits are not enforced") || !strings.Contains(d.Isolation(), "no cgroup limits") {
+		t.Fatalf("notice %q, isolation %q", n, d.Isolation())
+	}
+	// Still sandboxed.
+	id := runtimetest.Start(t, d, sh("pwd"))
+	runtimetest.Wait(t, d, id)
+	if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), ""); !slices.Equal(got, []string{WorkDir}) {
+		t.Fatalf("pwd %q", got)
+	}
+}
+
+// TestNoSandboxFailsRuns: without bubblewrap, runs fail with the reason;
+// nothing runs unsandboxed unless the operator opts out.
+func TestNoSandboxFailsRuns(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	d, err := NewWith(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if _, err := d.Start(runtimetest.Context(t), sh("true")); err == nil || !strings.Contains(err.Error(), "bubblewrap") {
+		t.Fatalf("Start without bubblewrap: %v", err)
+	}
+	if n := d.Notice(); !strings.Contains(n, "bubblewrap") {
+		t.Fatalf("notice %q", n)
+	}
+}
+
+// TestUnsandboxedOptOut: the explicit opt-out runs plain processes, and
+// says so loudly.
+func TestUnsandboxedOptOut(t *testing.T) {
+	dir := t.TempDir()
+	d, err := NewWith(dir, Options{Unsandboxed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if n := d.Notice(); !strings.Contains(n, "UNSANDBOXED") {
+		t.Fatalf("notice %q", n)
+	}
+	id := runtimetest.Start(t, d, sh("pwd"))
+	runtimetest.Wait(t, d, id)
+	if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), ""); len(got) != 1 || !strings.HasSuffix(got[0], filepath.Join(id, "work")) {
+		t.Fatalf("pwd %q, want the host's work directory", got)
+	}
+}
+
+// waitReady follows the logs of id until it says "ready".
+func waitReady(t *testing.T, d *Driver, id string) {
+	t.Helper()
+	for l, err := range d.Logs(runtimetest.Context(t), id, true) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Text == "ready" {
+			return
+		}
+	}
+	t.Fatalf("%s ended without saying ready", id)
+}
