@@ -87,6 +87,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		Process: process.Options{
 			Unsandboxed: env.Setting("process-unsandboxed") == "true",
 			UIDBase:     uidBase, UIDCount: uidCount, Cgroup: env.Setting("process-cgroup"),
+			Hide: []string{env.DataDir},
 		},
 	})
 	if err != nil {

@@ -112,6 +112,7 @@ func NewWith(stateDir string, opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("process: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	opts.Hide = append(slices.Clone(opts.Hide), abs)
 	d := &Driver{dir: abs, sb: newSandbox(opts), KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
 	ids, err := d.ids()
 	if err != nil {

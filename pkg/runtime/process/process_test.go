@@ -384,3 +384,35 @@ func waitReady(t *testing.T, d *Driver, id string) {
 	}
 	t.Fatalf("%s ended without saying ready", id)
 }
+
+// TestHiddenUnderSystemDir: a data directory (and the state in it) that
+// lies in a directory the sandbox sees read-only does not exist there.
+func TestHiddenUnderSystemDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("writes under /usr/local, which needs root (CI runs as root)")
+	}
+	data, err := os.MkdirTemp("/usr/local", "slipway-test-data-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(data) })
+	if err := os.Chmod(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "encryption.key"), []byte("secret-key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewWith(filepath.Join(data, "runtime"), Options{Hide: []string{data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	spec := sh(`ls -a "$DATA"; cat "$DATA/encryption.key" 2>&1; ls /usr/local >/dev/null && echo usr-visible`)
+	spec.Env = map[string]string{"DATA": data}
+	id := runtimetest.Start(t, d, spec)
+	runtimetest.Wait(t, d, id)
+	out := strings.Join(runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), ""), "\n")
+	if strings.Contains(out, "secret-key") || strings.Contains(out, "runtime") || !strings.Contains(out, "usr-visible") {
+		t.Fatalf("the workload sees:\n%s", out)
+	}
+}

@@ -64,6 +64,11 @@ type Options struct {
 	// of each cgroup hierarchy (e.g. "slipway", or a cgroup delegated to
 	// the server's user). Empty means DefaultCgroup.
 	Cgroup string
+	// Hide are host paths that must not exist in a sandbox even when they
+	// lie in a directory it sees (a data directory under /usr, say): they
+	// are covered with an empty file system. The driver's state directory
+	// is always hidden so.
+	Hide []string
 	// LockDir holds the lock files that allocate host user ids; empty
 	// means /run/slipway-uids (or, without /run, under the temporary
 	// directory). Drivers sharing one host share it.
@@ -94,6 +99,7 @@ type sandbox struct {
 	uidN    int
 	lockDir string
 	procs   int
+	hide    []string // covered with an empty tmpfs
 	cg      *cgroups // nil when no cgroup hierarchy can be used
 	cgWhy   string   // why cg is nil
 }
@@ -118,6 +124,7 @@ func newSandbox(o Options) *sandbox {
 	if s.off {
 		return s
 	}
+	s.hide = hidden(o.Hide)
 	cgParent := o.Cgroup
 	if cgParent == "" {
 		cgParent = DefaultCgroup
@@ -203,6 +210,9 @@ func (s *sandbox) argv(uid, workFD, infoFD int, env map[string]string, command [
 	for _, e := range etcEntries {
 		a = append(a, "--ro-bind-try", "/etc/"+e, "/etc/"+e)
 	}
+	for _, h := range s.hide {
+		a = append(a, "--tmpfs", h)
+	}
 	a = append(a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
 		"--bind-fd", strconv.Itoa(workFD), WorkDir, "--chdir", WorkDir)
 	if infoFD >= 0 {
@@ -282,4 +292,38 @@ func (s *sandbox) chownWork(dir string, uid int) error {
 		return nil
 	}
 	return os.Chown(dir, uid, uid)
+}
+
+// hidden are the paths of hide that lie in a directory bound into the
+// sandbox, resolved as the sandbox would see them.
+func hidden(hide []string) []string {
+	var out []string
+	for _, h := range hide {
+		real, err := filepath.EvalSymlinks(h)
+		if err != nil {
+			continue
+		}
+		for _, d := range systemDirs {
+			dr, err := filepath.EvalSymlinks(d)
+			if err == nil && (real == dr || strings.HasPrefix(real, dr+"/")) {
+				out = append(out, real)
+				break
+			}
+		}
+	}
+	// A path inside another is hidden with it (its own mount point would
+	// show in the other's empty file system).
+	var top []string
+	for _, h := range out {
+		inner := false
+		for _, o := range out {
+			if o != h && strings.HasPrefix(h, o+"/") {
+				inner = true
+			}
+		}
+		if !inner && !contains(top, h) {
+			top = append(top, h)
+		}
+	}
+	return top
 }
