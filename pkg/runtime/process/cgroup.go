@@ -59,6 +59,9 @@ func detectCgroups(parent string) (*cgroups, string) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Sprintf("cannot create cgroup %s (%v); run as root or set process-cgroup to a cgroup delegated to uid %d", dir, err, os.Getuid())
 		}
+		if err := canCreate(dir); err != nil {
+			return nil, fmt.Sprintf("cannot create cgroups in %s (%v); run as root or set process-cgroup to a cgroup delegated to uid %d", dir, err, os.Getuid())
+		}
 		cg.dirs[c] = dir
 	}
 	return cg, ""
@@ -90,7 +93,20 @@ func detectV2(parent string) (*cgroups, string) {
 			return nil, fmt.Sprintf("cgroup v2: cannot create %s (%v); run as root or set process-cgroup to a cgroup delegated to uid %d", dir, err, os.Getuid())
 		}
 	}
+	if err := canCreate(dir); err != nil {
+		return nil, fmt.Sprintf("cgroup v2: cannot create cgroups in %s (%v); run as root or set process-cgroup to a cgroup delegated to uid %d", dir, err, os.Getuid())
+	}
 	return &cgroups{v2: true, dirs: map[string]string{"": dir}}, ""
+}
+
+// canCreate checks that runs' cgroups can be made in dir (which may exist
+// already, made by another user) by making and removing one.
+func canCreate(dir string) error {
+	probe := filepath.Join(dir, fmt.Sprintf(".probe-%d", os.Getpid()))
+	if err := os.Mkdir(probe, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return os.Remove(probe)
 }
 
 func contains(ss []string, s string) bool {

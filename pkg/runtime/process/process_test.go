@@ -85,19 +85,27 @@ func TestImageUnsupported(t *testing.T) {
 
 func TestDeadlineKillsGroup(t *testing.T) {
 	d := newDriver(t, t.TempDir())
-	spec := sh("sleep 60 & echo $!; sleep 60")
+	// A sleep of a duration of its own is recognisable among the host's
+	// processes.
+	marker := "60.00" + strconv.Itoa(os.Getpid()%10000)
+	spec := sh("sleep " + marker + " & sleep " + marker)
 	spec.Deadline = 500 * time.Millisecond
 	id := runtimetest.Start(t, d, spec)
 	st := runtimetest.Wait(t, d, id)
 	if st.Reason != runtime.ReasonDeadline || st.ExitCode == 0 {
 		t.Fatalf("status %+v", st)
 	}
+	if n := len(processesMatching(marker)); n != 0 {
+		t.Fatalf("%d processes of the run survived", n)
+	}
 	var sf specFile
 	if err := readJSON(d.path(id, "spec.json"), &sf); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(processesOf(t, sf.UID)); n != 0 {
-		t.Fatalf("%d processes of the run's uid %d survived", n, sf.UID)
+	if sf.UID != 0 {
+		if n := len(processesOf(t, sf.UID)); n != 0 {
+			t.Fatalf("%d processes of the run's uid %d survived", n, sf.UID)
+		}
 	}
 	var pf pidFile
 	if err := readJSON(d.path(id, "pid"), &pf); err != nil {
@@ -415,4 +423,21 @@ func TestHiddenUnderSystemDir(t *testing.T) {
 	if strings.Contains(out, "secret-key") || strings.Contains(out, "runtime") || !strings.Contains(out, "usr-visible") {
 		t.Fatalf("the workload sees:\n%s", out)
 	}
+}
+
+// processesMatching lists the live processes whose command line holds
+// marker.
+func processesMatching(marker string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || gone(pid) {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), marker) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
