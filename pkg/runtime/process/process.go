@@ -733,13 +733,20 @@ func killGroup(p *pidFile, sig syscall.Signal) {
 	_ = syscall.Kill(-p.PGID, sig)
 }
 
-// signalSandbox signals the PID 1 of a run's sandbox, whose host pid
-// bubblewrap wrote to info; false if it does not run (yet, or any more).
+// signalSandbox signals every process of a run's sandbox, as a signal to
+// the process group did before there was a sandbox: bubblewrap wrote the
+// host pid of the sandbox's PID 1 and its PID namespace to info. False if
+// the sandbox does not run (yet, or any more).
+//
+// PID 1 only gets the signal if it handles it (the kernel's rule for a
+// namespace's init), as in a container; its children get it either way,
+// so `sh -c "sleep 600"` ends at once.
 func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
 	var in struct {
-		ChildPID int `json:"child-pid"`
+		ChildPID int    `json:"child-pid"`
+		PIDNS    uint64 `json:"pid-namespace"`
 	}
-	if readJSON(info, &in) != nil || in.ChildPID <= 0 {
+	if readJSON(info, &in) != nil || in.ChildPID <= 0 || in.PIDNS == 0 {
 		return false
 	}
 	// Still ours: in the run's process group, started after its shim.
@@ -747,7 +754,24 @@ func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
 	if err != nil || st.pgrp != p.PGID || st.state == 'Z' || st.state == 'X' || st.start < p.Start {
 		return false
 	}
-	return syscall.Kill(in.ChildPID, sig) == nil
+	ns := "pid:[" + strconv.FormatUint(in.PIDNS, 10) + "]"
+	if got, err := os.Readlink("/proc/" + strconv.Itoa(in.ChildPID) + "/ns/pid"); err != nil || got != ns {
+		return false
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if got, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && got == ns {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	return true
 }
 
 // kill ends a run: reason recorded first, SIGTERM to the group, SIGKILL
@@ -769,9 +793,9 @@ func (d *Driver) kill(ctx context.Context, id, reason string, grace time.Duratio
 	}
 	var sf specFile
 	_ = readJSON(d.path(id, "spec.json"), &sf)
-	// A sandbox's PID 1 is the workload's command: it gets SIGTERM, as in
-	// a container (bubblewrap itself would die of it and take the sandbox
-	// down with SIGKILL). Before the sandbox runs, the group gets it.
+	// A sandbox's processes get SIGTERM, not bubblewrap's own process
+	// (which would die of it and take the sandbox down with SIGKILL).
+	// Before the sandbox runs, the group gets it.
 	if !sf.Sandboxed || !signalSandbox(d.path(id, "info"), &pf, syscall.SIGTERM) {
 		killGroup(&pf, syscall.SIGTERM)
 	}

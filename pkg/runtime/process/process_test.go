@@ -441,3 +441,19 @@ func processesMatching(marker string) []int {
 	}
 	return out
 }
+
+// TestStopEndsPlainCommand: Stop's SIGTERM reaches the processes of the
+// sandbox, so a shell running a command without a TERM handler ends at
+// once, not a grace later (PID 1 itself ignores it, its child does not).
+func TestStopEndsPlainCommand(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	id := runtimetest.Start(t, d, sh("echo ready; sleep 600"))
+	waitReady(t, d, id)
+	if err := d.Stop(runtimetest.Context(t), id, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	st := runtimetest.Wait(t, d, id)
+	if st.Reason != runtime.ReasonStopped || st.ExitCode != 128+int(syscall.SIGTERM) {
+		t.Fatalf("status %+v, want stopped with 143 (sleep's SIGTERM) before the grace", st)
+	}
+}
