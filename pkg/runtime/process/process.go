@@ -156,7 +156,8 @@ type specFile struct {
 	Argv     []string          `json:"argv"`
 	Deadline time.Duration     `json:"deadline,omitempty"`
 	Started  time.Time         `json:"started"`
-	// Sandboxed runs are signalled through their sandbox's PID 1.
+	// Sandboxed runs are signalled in their sandbox's PID namespace, not
+	// through the process group (which holds bubblewrap too).
 	Sandboxed bool     `json:"sandboxed,omitempty"`
 	UID       int      `json:"uid,omitempty"`
 	Cgroups   []string `json:"cgroups,omitempty"`
