@@ -21,6 +21,34 @@ type cgroups struct {
 	// dirs maps a controller ("" for v2) to the parent directory of the
 	// runs' cgroups in its hierarchy.
 	dirs map[string]string
+	// home maps each of dirs' values to the server's own cgroup in that
+	// hierarchy, where a run's shim goes back to remove the run's cgroup
+	// when the run ends ("" when unknown).
+	home map[string]string
+}
+
+// homes finds the server's own cgroup in each hierarchy of cg from
+// /proc/self/cgroup, given each controller's mount point.
+func (c *cgroups) homes(mounts map[string]string) {
+	c.home = map[string]string{}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		for ctrl, parent := range c.dirs {
+			switch {
+			case c.v2 && f[0] == "0" && f[1] == "":
+				c.home[parent] = filepath.Join("/sys/fs/cgroup", f[2])
+			case !c.v2 && contains(strings.Split(f[1], ","), ctrl):
+				c.home[parent] = filepath.Join(mounts[ctrl], f[2])
+			}
+		}
+	}
 }
 
 const cgroup2Magic = 0x63677270
@@ -64,6 +92,7 @@ func detectCgroups(parent string) (*cgroups, string) {
 		}
 		cg.dirs[c] = dir
 	}
+	cg.homes(mounts)
 	return cg, ""
 }
 
@@ -96,7 +125,9 @@ func detectV2(parent string) (*cgroups, string) {
 	if err := canCreate(dir); err != nil {
 		return nil, fmt.Sprintf("cgroup v2: cannot create cgroups in %s (%v); run as root or set process-cgroup to a cgroup delegated to uid %d", dir, err, os.Getuid())
 	}
-	return &cgroups{v2: true, dirs: map[string]string{"": dir}}, ""
+	cg := &cgroups{v2: true, dirs: map[string]string{"": dir}}
+	cg.homes(nil)
+	return cg, ""
 }
 
 // canCreate checks that runs' cgroups can be made in dir (which may exist
@@ -203,6 +234,23 @@ func (c *cgroups) create(id string, milliCPU, memoryMB int64, procs int) ([]stri
 		}
 	}
 	return made, nil
+}
+
+// leaveScript is shell that moves the shim out of the run's cgroups dirs
+// (back to the server's) and removes them, for the end of the shim: a run
+// that ends while no driver watches it leaves no cgroup behind. Whatever
+// fails here (something of the run still in them) is for killAll.
+func (c *cgroups) leaveScript(dirs []string) string {
+	var s []string
+	for _, d := range dirs {
+		if home := c.home[filepath.Dir(d)]; home != "" {
+			s = append(s, "echo $$ >"+shellQuote(filepath.Join(home, "cgroup.procs")))
+		}
+	}
+	for _, d := range dirs {
+		s = append(s, "rmdir "+shellQuote(d))
+	}
+	return "{ " + strings.Join(s, "; ") + "; } 2>/dev/null\n"
 }
 
 // killAll kills every process left in the run's cgroups dirs and removes

@@ -351,6 +351,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	}
 	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" +
 		"echo $? >" + exitCode + "\n"
+	if len(sf.Cgroups) > 0 {
+		script += d.sb.cg.leaveScript(sf.Cgroups)
+	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
 	cmd.Env = env
 	cmd.Dir = filepath.Join(dir, "work")

@@ -457,3 +457,34 @@ func TestStopEndsPlainCommand(t *testing.T) {
 		t.Fatalf("status %+v, want stopped with 143 (sleep's SIGTERM) before the grace", st)
 	}
 }
+
+// TestCgroupsGoWithUnwatchedRun: a run that ends while no driver watches
+// it (the server is down) leaves no cgroup behind.
+func TestCgroupsGoWithUnwatchedRun(t *testing.T) {
+	dir := t.TempDir()
+	d, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := runtimetest.Start(t, d, sh("sleep 1"))
+	_ = d.Close()
+	var sf specFile
+	if err := readJSON(filepath.Join(dir, id, "spec.json"), &sf); err != nil || len(sf.Cgroups) == 0 {
+		t.Fatalf("spec %+v, %v (no cgroups on this host?)", sf, err)
+	}
+	var pf pidFile
+	if err := readJSON(filepath.Join(dir, id, "pid"), &pf); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !gone(pf.PID); {
+		if time.Now().After(deadline) {
+			t.Fatal("the run did not end")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, cg := range sf.Cgroups {
+		if _, err := os.Stat(cg); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s left behind: %v", cg, err)
+		}
+	}
+}
