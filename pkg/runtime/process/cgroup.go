@@ -236,6 +236,34 @@ func (c *cgroups) create(id string, milliCPU, memoryMB int64, procs int) ([]stri
 	return made, nil
 }
 
+// staleAfter is how long a run's cgroup may stay empty before a driver
+// takes it for a leftover: a live run's cgroup always holds its shim, except
+// for the moment between its creation and the shim joining it.
+const staleAfter = time.Minute
+
+// sweep removes the leftover cgroups of runs that ended with nothing to
+// remove them (a shim killed while no driver watched it), of any driver
+// sharing the parent: those empty for longer than staleAfter.
+func (c *cgroups) sweep() {
+	for _, parent := range c.dirs {
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.IsDir() || !idPattern.MatchString(e.Name()) {
+				continue
+			}
+			dir := filepath.Join(parent, e.Name())
+			fi, err := os.Stat(dir)
+			if err != nil || time.Since(fi.ModTime()) < staleAfter || len(procsOf(dir)) > 0 {
+				continue
+			}
+			_ = os.Remove(dir) // fails, harmlessly, if something joined meanwhile
+		}
+	}
+}
+
 // leaveScript is shell that moves the shim out of the run's cgroups dirs
 // (back to the server's) and removes them, for the end of the shim: a run
 // that ends while no driver watches it leaves no cgroup behind. Whatever

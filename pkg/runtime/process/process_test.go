@@ -488,3 +488,39 @@ func TestCgroupsGoWithUnwatchedRun(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleCgroupsSwept: a driver removes the empty cgroups runs left when
+// nothing could remove them (their shim killed while no driver watched),
+// and leaves a fresh one (a run about to join it) alone.
+func TestStaleCgroupsSwept(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	if d.sb.cg == nil {
+		t.Fatalf("no cgroups on this host: %s", d.Notice())
+	}
+	var stale, fresh []string
+	for _, parent := range d.sb.cg.dirs {
+		s, f := filepath.Join(parent, strings.Repeat("5a", 12)), filepath.Join(parent, strings.Repeat("f0", 12))
+		for _, dir := range []string{s, f} {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.Remove(dir) })
+		}
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(s, old, old); err != nil {
+			t.Fatal(err)
+		}
+		stale, fresh = append(stale, s), append(fresh, f)
+	}
+	newDriver(t, t.TempDir())
+	for _, dir := range stale {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale cgroup %s kept: %v", dir, err)
+		}
+	}
+	for _, dir := range fresh {
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("fresh cgroup %s removed: %v", dir, err)
+		}
+	}
+}

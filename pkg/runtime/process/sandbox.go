@@ -130,6 +130,9 @@ func newSandbox(o Options) *sandbox {
 		cgParent = DefaultCgroup
 	}
 	s.cg, s.cgWhy = detectCgroups(cgParent)
+	if s.cg != nil {
+		s.cg.sweep()
+	}
 	var err error
 	if s.bwrap, err = exec.LookPath("bwrap"); err != nil {
 		s.err = errors.New("bubblewrap (bwrap) is not installed; install the bubblewrap package")
