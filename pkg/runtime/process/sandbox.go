@@ -12,8 +12,8 @@ import (
 )
 
 // The sandbox: every workload runs under bubblewrap (bwrap), Debian's
-// package of the sandboxing tool Flatpak is built on, in its own user, PID,
-// mount, IPC and UTS namespaces, with a root file system holding only the
+// package of the sandboxing tool Flatpak is built on, in its own PID, mount,
+// IPC and UTS namespaces, with a root file system holding only the
 // read-only system directories (systemDirs, etcEntries), its own working
 // directory at WorkDir, a private /tmp, /proc of its own PID namespace and
 // a minimal /dev. Its command runs as PID 1 of that namespace (--as-pid-1),
@@ -24,10 +24,14 @@ import (
 // directory through the server's private state directory) and the workload
 // runs, through setpriv, as a host user id of its own for the run
 // (UIDBase...UIDBase+UIDCount-1, allocated by a lock file held by the run's
-// shim), with no capabilities and no_new_privs: never root, never the
-// server's user. Running as a normal user, bwrap also unshares the user
-// namespace and maps that user to SandboxUID (an unprivileged user cannot
-// take other ids).
+// shim), with no capabilities, an empty bounding set and no_new_privs:
+// never root, never the server's user. Running as a normal user, bwrap
+// also unshares the user namespace and maps that user to SandboxUID (an
+// unprivileged user cannot take other ids).
+//
+// Signals: Stop and deadlines send SIGTERM to the processes in the
+// sandbox's PID namespace (see signalSandbox), never to bwrap, which would
+// die of it and take the sandbox down with SIGKILL.
 
 // Defaults of Options.
 const (
@@ -264,15 +268,15 @@ func (s *sandbox) describe() string {
 	if s.err != nil {
 		return "workloads cannot run: " + s.err.Error()
 	}
-	who := fmt.Sprintf("host uids %d-%d", s.uidBase, s.uidBase+s.uidN-1)
+	who := fmt.Sprintf("PID, mount, IPC and UTS namespaces; host uids %d-%d", s.uidBase, s.uidBase+s.uidN-1)
 	if !s.root {
-		who = fmt.Sprintf("the server's uid %d (not root: no other ids to map)", os.Getuid())
+		who = fmt.Sprintf("user, PID, mount, IPC and UTS namespaces; the server's uid %d outside (not root: no other ids to map)", os.Getuid())
 	}
 	lim := "no cgroup limits: " + s.cgWhy
 	if s.cg != nil {
 		lim = s.cg.describe()
 	}
-	return fmt.Sprintf("bubblewrap sandbox: user, PID, mount, IPC and UTS namespaces; %s; %d processes each; %s", who, s.procs, lim)
+	return fmt.Sprintf("bubblewrap sandbox: %s; %d processes each; %s", who, s.procs, lim)
 }
 
 // notice is what an operator must know, or "" when workloads are fully
