@@ -78,7 +78,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	gw, err := New(ctx, Options{
 		Logger: env.Log, Registerer: env.Registerer, Gatherer: env.Gatherer, Version: env.Version,
 		Backends: backends, Auth: env.Authorizer, Quota: limiter,
-		Plans: quota.Plans{Default: def, PerPlan: perPlan}, OAuth: oauth,
+		Plans: quota.Plans{Default: def, PerPlan: perPlan}, OAuth: oauth, Notices: env.Notices,
 	})
 	if err != nil {
 		return nil, err

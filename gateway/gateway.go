@@ -47,6 +47,9 @@ type Options struct {
 	// Ready is an extra readiness check of the gateway's own dependencies;
 	// may be nil.
 	Ready func(ctx context.Context) map[string]string
+	// Notices are standing facts an operator must know (component.Env's
+	// Notice), shown by /health without making it fail; may be nil.
+	Notices func() map[string]string
 	// Auth resolves credentials (for 401s and quota keys); nil serves
 	// without authentication, which only tests of the wire format use.
 	Auth *authz.Authorizer
@@ -251,11 +254,18 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request, _ map[string]str
 			healthy = healthy && result == "ok"
 		}
 	}
+	details := map[string]any{"checks": checks}
+	if g.opts.Notices != nil {
+		if n := g.opts.Notices(); len(n) > 0 {
+			details["notices"] = n
+		}
+	}
 	if !healthy {
-		writeError(w, http.StatusServiceUnavailable, apierr.ReasonNotReady, "not ready", map[string]any{"checks": checks})
+		writeError(w, http.StatusServiceUnavailable, apierr.ReasonNotReady, "not ready", details)
 		return
 	}
-	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": map[string]any{"status": "ok", "checks": checks}}))
+	details["status"] = "ok"
+	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": details}))
 }
 
 func (g *Gateway) version(w http.ResponseWriter, _ *http.Request, _ map[string]string) {

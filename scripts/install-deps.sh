@@ -20,6 +20,9 @@ DEPS=(
 	"podman:podman"             # pkg/testenv.Podman: the Docker-compatible API (podman system service) for pkg/runtime/docker
 	"runc:runc"                 # the OCI runtime pkg/testenv.Podman configures (crun is not used)
 	"busybox:busybox-static"    # pkg/testenv.BuildTestImage: the static /bin/busybox that the local test image is made of
+	"bwrap:bubblewrap"          # pkg/runtime/process: the sandbox every process-driver workload runs in (also needed by `make run`)
+	"setpriv:util-linux"        # pkg/runtime/process, as root: setpriv drops a workload to its own uid, prlimit caps its processes
+	"prlimit:util-linux"
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo

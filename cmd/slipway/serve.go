@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -62,6 +64,24 @@ type process struct {
 	// http are the HTTP handlers of started components (the auth
 	// component's OAuth2 pages), by component.
 	http map[string]*component.Instance
+	// notices are the components' standing notices for /health.
+	noticeMu sync.Mutex
+	notices  map[string]string
+}
+
+func (p *process) notice(name, text string) {
+	p.noticeMu.Lock()
+	defer p.noticeMu.Unlock()
+	if p.notices == nil {
+		p.notices = map[string]string{}
+	}
+	p.notices[name] = text
+}
+
+func (p *process) noticesNow() map[string]string {
+	p.noticeMu.Lock()
+	defer p.noticeMu.Unlock()
+	return maps.Clone(p.notices)
 }
 
 func (p *process) onClose(f func()) { p.closers = append(p.closers, f) }
@@ -231,9 +251,10 @@ func (p *process) start(ctx context.Context, c component.Component) (*component.
 		Name: c.Name, Log: p.log, DataDir: p.cfg.dataDir(), Setting: p.cfg.get,
 		JetStream: p.js, Authorizer: p.authorizer, Registerer: p.registry, Gatherer: p.registry,
 		Conn: p.conn, APIs: func() ([]component.Backend, error) { return p.apis(c) }, LocalHTTP: p.localHTTP,
-		Go:        func(f func(context.Context) error) { p.g.Go(func() error { return ignoreCanceled(f(ctx)) }) },
-		OnClose:   p.onClose,
-		Key:       p.keyFile,
+		Go:      func(f func(context.Context) error) { p.g.Go(func() error { return ignoreCanceled(f(ctx)) }) },
+		OnClose: p.onClose,
+		Key:     p.keyFile,
+		Notice:  p.notice, Notices: p.noticesNow,
 		PublicURL: p.publicURL, Version: version,
 	}
 	var checks []func(name string)
@@ -401,10 +422,14 @@ func (p *process) serviceHTTP() http.Handler {
 	})
 	ready := func(w http.ResponseWriter, r *http.Request) {
 		checks, healthy, _ := p.health.Results(r.Context(), "")
-		status, body := http.StatusOK, fmt.Sprintf(`{"data":{"status":"ok","checks":%s}}`, jsonObject(checks))
+		notices := ""
+		if n := p.noticesNow(); len(n) > 0 {
+			notices = `,"notices":` + jsonObject(n)
+		}
+		status, body := http.StatusOK, fmt.Sprintf(`{"data":{"status":"ok","checks":%s%s}}`, jsonObject(checks), notices)
 		if !healthy {
 			status = http.StatusServiceUnavailable
-			body = fmt.Sprintf(`{"error":{"status":503,"message":"not ready","id":%q,"details":{"checks":%s}}}`, apierr.ReasonNotReady, jsonObject(checks))
+			body = fmt.Sprintf(`{"error":{"status":503,"message":"not ready","id":%q,"details":{"checks":%s%s}}}`, apierr.ReasonNotReady, jsonObject(checks), notices)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)

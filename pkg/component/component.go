@@ -171,6 +171,13 @@ type Env struct {
 	OnClose func(f func())
 	// Health adds a readiness check of the component.
 	Health func(check string, f func(ctx context.Context) error)
+	// Notice records a standing fact an operator must know that does not
+	// make the process unready (e.g. "limits are not enforced on this
+	// host"): /health shows it under "notices", by name.
+	Notice func(name, text string)
+	// Notices returns what Notice recorded in this process (for the
+	// gateway's /health).
+	Notices func() map[string]string
 	// Key returns configured when set, else a secret generated once into
 	// the data directory under file, so what it seals survives restarts.
 	Key func(configured, file string) ([]byte, error)
@@ -322,14 +329,6 @@ func MinLength(n int) func(string) error {
 	}
 }
 
-// PositiveInt is a Setting check: a whole number above zero.
-func PositiveInt(v string) error {
-	if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 {
-		return fmt.Errorf("%q: want a positive integer", v)
-	}
-	return nil
-}
-
 // OneOf is a Setting check: one of the given values.
 func OneOf(values ...string) func(string) error {
 	return func(v string) error {
@@ -338,4 +337,12 @@ func OneOf(values ...string) func(string) error {
 		}
 		return nil
 	}
+}
+
+// Positive is a Setting check: a positive integer.
+func Positive(v string) error {
+	if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 {
+		return fmt.Errorf("%q: want a positive integer", v)
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
+	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/jobs/migrations"
@@ -37,10 +38,24 @@ var Component = component.Component{
 		component.EncryptionKeySetting,
 		{Flag: "job-log-lines", Env: "SLIPWAY_JOB_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
 			Help:  "most log lines a job run stores (all its attempts together); past it one line says how many were dropped",
-			Check: component.PositiveInt},
+			Check: component.Positive},
 		{Flag: "job-log-bytes", Env: "SLIPWAY_JOB_LOG_BYTES", Default: strconv.Itoa(DefaultLogBytes),
 			Help:  "most bytes of log text a job run stores; past it one line says how many lines and bytes were dropped",
-			Check: component.PositiveInt},
+			Check: component.Positive},
+		{Flag: "runtime-max-procs", Env: "SLIPWAY_RUNTIME_MAX_PROCS", Default: "1024",
+			Help:  "most processes (and threads) one workload may have, on either driver",
+			Check: component.Positive},
+		{Flag: "process-unsandboxed", Env: "SLIPWAY_PROCESS_UNSANDBOXED", Default: "false",
+			Help:  "true runs process-driver workloads WITHOUT a sandbox, as the server's user, able to read its data: only where bubblewrap cannot work and every workload is trusted",
+			Check: component.OneOf("true", "false")},
+		{Flag: "process-uid-base", Env: "SLIPWAY_PROCESS_UID_BASE", Default: "100000",
+			Help:  "first host user id of the range process-driver workloads run as when Slipway runs as root (one id per running workload)",
+			Check: component.Positive},
+		{Flag: "process-uid-count", Env: "SLIPWAY_PROCESS_UID_COUNT", Default: "65536",
+			Help:  "size of that range: at most that many workloads run at once",
+			Check: component.Positive},
+		{Flag: "process-cgroup", Env: "SLIPWAY_PROCESS_CGROUP", Default: "slipway",
+			Help: "cgroup (relative to the hierarchy's root) under which process-driver workloads get their limits; as a normal user, one delegated to you"},
 	},
 	Start: start,
 	API: &component.API{
@@ -71,11 +86,33 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	// The settings were checked: positive integers.
+	maxProcs, _ := strconv.Atoi(env.Setting("runtime-max-procs"))
+	uidBase, _ := strconv.Atoi(env.Setting("process-uid-base"))
+	uidCount, _ := strconv.Atoi(env.Setting("process-uid-count"))
 	driver, why, err := drivers.Open(ctx, drivers.Options{
 		Name: env.Setting("runtime-driver"), StateDir: filepath.Join(env.DataDir, "runtime"), DockerHost: env.Setting("docker-host"),
+		MaxProcs: maxProcs,
+		Process: process.Options{
+			Unsandboxed: env.Setting("process-unsandboxed") == "true",
+			UIDBase:     uidBase, UIDCount: uidCount, Cgroup: env.Setting("process-cgroup"),
+			Hide: []string{env.DataDir},
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("runtime driver: %w", err)
+	}
+	// How workloads are isolated is said once at start-up; what is
+	// missing (limits, the sandbox itself) also stays on /health.
+	if iso, ok := driver.(interface {
+		Isolation() string
+		Notice() string
+	}); ok {
+		env.Log.Info("workload isolation: " + iso.Isolation())
+		if n := iso.Notice(); n != "" {
+			env.Log.Warn("workload isolation: " + n)
+			env.Notice("workload-isolation", n)
+		}
 	}
 	if c, ok := driver.(interface{ Close() error }); ok {
 		env.OnClose(func() { _ = c.Close() })

@@ -85,6 +85,10 @@ const (
 	lostAfter = 2 * time.Minute
 )
 
+// DefaultPidsLimit is the process cap of a container unless
+// Driver.PidsLimit says otherwise: the process driver's default too.
+const DefaultPidsLimit = 1024
+
 // DefaultUlimits are the ulimits every container gets unless
 // Driver.Ulimits says otherwise. Explicit limits are needed because
 // Podman's compat API ignores containers.conf's default_ulimits and gives
@@ -108,6 +112,9 @@ type Driver struct {
 	KillGrace time.Duration
 	// Ulimits are given to every container; New sets DefaultUlimits.
 	Ulimits []*container.Ulimit
+	// PidsLimit caps the processes (and threads) of every container, the
+	// engine's pids cgroup limit; New sets DefaultPidsLimit.
+	PidsLimit int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -157,7 +164,7 @@ func New(host string) (*Driver, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Driver{cli: cli, KillGrace: defaultKillGrace, Ulimits: DefaultUlimits(),
+	d := &Driver{cli: cli, KillGrace: defaultKillGrace, Ulimits: DefaultUlimits(), PidsLimit: DefaultPidsLimit,
 		ctx: ctx, cancel: cancel, reasons: map[string]string{}, watching: map[string]bool{}}
 	startCtx, startCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer startCancel()
@@ -293,11 +300,23 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if len(spec.Command) > 0 {
 		cfg.Cmd = spec.Command
 	}
+	// Isolation is the engine's (namespaces, cgroups, its seccomp and
+	// capability defaults); the driver adds the plan's limits and a
+	// process cap, with no swap beyond the memory limit, and mounts
+	// nothing of the host: no binds, no volumes, so the server's data
+	// directory is never in a container.
 	host := &container.HostConfig{Resources: container.Resources{
 		NanoCPUs: spec.Resources.MilliCPU * 1_000_000,
 		Memory:   spec.Resources.MemoryMB << 20,
 		Ulimits:  d.Ulimits,
 	}}
+	if host.Memory > 0 {
+		host.MemorySwap = host.Memory
+	}
+	if d.PidsLimit > 0 {
+		pids := d.PidsLimit
+		host.PidsLimit = &pids
+	}
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
 	if err != nil {
 		return "", fmt.Errorf("docker: creating %q: %w", spec.Name, err)

@@ -99,12 +99,14 @@ func TestDriver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			d.PidsLimit = 64
 			return d
 		},
 		Spec: func(command ...string) runtime.Spec { return runtime.Spec{Image: img, Command: command} },
 		// The image's PATH and the engine's standard variables.
 		BaseEnv:      []string{"PATH", "HOSTNAME", "HOME", "container", "TERM"},
 		MaxLineBytes: MaxLineBytes,
+		MaxProcs:     64,
 	})
 
 	t.Run("ImagePath", func(t *testing.T) {
@@ -148,8 +150,15 @@ func TestDriver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ci.HostConfig.NanoCPUs != 500_000_000 || ci.HostConfig.Memory != 64<<20 {
-			t.Errorf("NanoCPUs %d, Memory %d; want 5e8 and 64 MiB", ci.HostConfig.NanoCPUs, ci.HostConfig.Memory)
+		if ci.HostConfig.NanoCPUs != 500_000_000 || ci.HostConfig.Memory != 64<<20 || ci.HostConfig.MemorySwap != 64<<20 {
+			t.Errorf("NanoCPUs %d, Memory %d, MemorySwap %d; want 5e8, 64 MiB and no swap beyond it", ci.HostConfig.NanoCPUs, ci.HostConfig.Memory, ci.HostConfig.MemorySwap)
+		}
+		if p := ci.HostConfig.PidsLimit; p == nil || *p != DefaultPidsLimit {
+			t.Errorf("PidsLimit %v, want %d", p, DefaultPidsLimit)
+		}
+		// Nothing of the host is mounted: the data directory never is.
+		if len(ci.HostConfig.Binds) != 0 || len(ci.HostConfig.Mounts) != 0 || len(ci.Mounts) != 0 {
+			t.Errorf("binds %q, mounts %+v %+v; want none", ci.HostConfig.Binds, ci.HostConfig.Mounts, ci.Mounts)
 		}
 		limits := map[string][]string{}
 		for _, l := range runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout") {

@@ -38,6 +38,11 @@ type Options struct {
 	// "unix:///run/podman/podman.sock"); "" means $DOCKER_HOST, else the
 	// first of Sockets that exists.
 	DockerHost string
+	// Process configures the process driver's sandbox.
+	Process process.Options
+	// MaxProcs, when positive, caps each workload's processes on either
+	// driver (process.Options.MaxProcs, docker's Driver.PidsLimit).
+	MaxProcs int
 	// Sockets are the candidate socket paths tried, in order, when neither
 	// DockerHost nor $DOCKER_HOST is set; nil means DefaultSockets(). A
 	// non-nil empty slice means none (tests use it to keep the machine's
@@ -107,6 +112,7 @@ func Open(ctx context.Context, opts Options) (runtime.Driver, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("runtime driver docker: %w", err)
 		}
+		setPids(d, opts)
 		return d, fmt.Sprintf("docker (requested; socket %s %s)", host, source), nil
 	case "":
 		host, source := dockerHost(opts)
@@ -126,6 +132,7 @@ func Open(ctx context.Context, opts Options) (runtime.Driver, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("runtime driver docker (socket %s %s): %w", host, source, err)
 		}
+		setPids(d, opts)
 		return d, fmt.Sprintf("docker (socket %s %s)", host, source), nil
 	default:
 		return nil, "", fmt.Errorf("unknown runtime driver %q: valid are %q, %q and \"\" (auto)", opts.Name, Process, Docker)
@@ -136,9 +143,19 @@ func openProcess(opts Options, reason string) (runtime.Driver, string, error) {
 	if opts.StateDir == "" {
 		return nil, "", errors.New("runtime driver process: no state directory given")
 	}
-	d, err := process.New(opts.StateDir)
+	po := opts.Process
+	if opts.MaxProcs > 0 {
+		po.MaxProcs = opts.MaxProcs
+	}
+	d, err := process.NewWith(opts.StateDir, po)
 	if err != nil {
 		return nil, "", fmt.Errorf("runtime driver process: %w", err)
 	}
 	return d, reason, nil
+}
+
+func setPids(d *docker.Driver, opts Options) {
+	if opts.MaxProcs > 0 {
+		d.PidsLimit = int64(opts.MaxProcs)
+	}
 }

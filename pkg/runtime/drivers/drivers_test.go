@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/runtime/docker"
+	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
@@ -53,6 +55,16 @@ func TestExplicitProcess(t *testing.T) {
 	}
 	if err := openErr(t, Options{Name: "process"}); !strings.Contains(err.Error(), "state directory") {
 		t.Fatalf("no state dir: %v", err)
+	}
+}
+
+// TestOptionsReachDrivers: the process cap and the sandbox options reach
+// the driver opened.
+func TestOptionsReachDrivers(t *testing.T) {
+	d, _ := open(t, Options{Name: "process", StateDir: t.TempDir(), MaxProcs: 7, Process: process.Options{Unsandboxed: true}})
+	pd := d.(*process.Driver)
+	if pd.MaxProcs() != 7 || !strings.Contains(pd.Notice(), "UNSANDBOXED") {
+		t.Fatalf("MaxProcs %d, notice %q", pd.MaxProcs(), pd.Notice())
 	}
 }
 
@@ -146,6 +158,12 @@ func TestDocker(t *testing.T) {
 		d, reason := open(t, opts)
 		if want := "docker (socket " + host + " found)"; d.Name() != "docker" || reason != want {
 			t.Fatalf("%s, %q; want docker, %q", d.Name(), reason, want)
+		}
+	})
+	t.Run("MaxProcs", func(t *testing.T) {
+		d, _ := open(t, noSockets(t, Options{Name: "docker", DockerHost: host, MaxProcs: 9}))
+		if got := d.(*docker.Driver).PidsLimit; got != 9 {
+			t.Fatalf("PidsLimit %d, want 9", got)
 		}
 	})
 	t.Run("AutoFromEnv", func(t *testing.T) {

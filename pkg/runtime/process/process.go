@@ -3,9 +3,11 @@
 //
 // Every workload gets a directory <stateDir>/<id>/ holding:
 //
-//	spec.json   name, labels, argv, deadline, start time (never the env)
-//	work/       the working directory of the run
+//	spec.json   name, labels, argv, deadline, start time, host uid and
+//	            cgroups of the run (never the env)
+//	work/       the working directory of the run (WorkDir in its sandbox)
 //	pid         pid, process group and kernel start time of the shim
+//	info        bubblewrap's report of the sandbox (the host pid of its PID 1)
 //	log.stdout  raw output, appended by the shim's shell
 //	log.stderr
 //	log         JSON lines {time, stream, text, off}, written by the driver
@@ -21,6 +23,11 @@
 // outcome, running ones are watched (and still killed on deadline), and
 // runs that vanished without an exit status become EXITED with
 // runtime.ReasonLost.
+//
+// Every workload runs sandboxed (see sandbox.go): its own user id and
+// namespaces, a root file system without the server's files, limits from
+// its Spec's Resources and a process cap through cgroups. The shim stays
+// outside the sandbox, so that it can record the exit status.
 package process
 
 import (
@@ -67,6 +74,7 @@ var idPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
 // Driver runs workloads as local processes. It is safe for concurrent use.
 type Driver struct {
 	dir string
+	sb  *sandbox
 	// KillGrace is how long a run killed for its deadline gets between
 	// SIGTERM and SIGKILL.
 	KillGrace time.Duration
@@ -85,9 +93,14 @@ type Driver struct {
 
 var _ runtime.Driver = (*Driver)(nil)
 
-// New returns a driver keeping its state under stateDir, and reconciles
-// the workloads an earlier driver left there.
-func New(stateDir string) (*Driver, error) {
+// New returns a driver with the default Options keeping its state under
+// stateDir, and reconciles the workloads an earlier driver left there.
+func New(stateDir string) (*Driver, error) { return NewWith(stateDir, Options{}) }
+
+// NewWith is New with opts. A host where the sandbox cannot be set up does
+// not fail it: every Start then fails with the reason, which Isolation and
+// Notice tell at once.
+func NewWith(stateDir string, opts Options) (*Driver, error) {
 	if stateDir == "" {
 		return nil, errors.New("process: empty state directory")
 	}
@@ -99,7 +112,8 @@ func New(stateDir string) (*Driver, error) {
 		return nil, fmt.Errorf("process: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Driver{dir: abs, KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
+	opts.Hide = append(slices.Clone(opts.Hide), abs)
+	d := &Driver{dir: abs, sb: newSandbox(opts), KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
 	d.sweep()
 	ids, err := d.ids()
 	if err != nil {
@@ -125,6 +139,17 @@ func (d *Driver) Close() error {
 // Name implements runtime.Driver.
 func (d *Driver) Name() string { return "process" }
 
+// Isolation says in one line how the driver isolates workloads, for the
+// start-up log.
+func (d *Driver) Isolation() string { return d.sb.describe() }
+
+// Notice is what an operator must be told about the isolation (no cgroup
+// limits, no sandbox at all), or "" when workloads are fully isolated.
+func (d *Driver) Notice() string { return d.sb.notice() }
+
+// MaxProcs is the cap on one workload's processes.
+func (d *Driver) MaxProcs() int { return d.sb.procs }
+
 type specFile struct {
 	ID       string            `json:"id"`
 	Name     string            `json:"name"`
@@ -132,6 +157,11 @@ type specFile struct {
 	Argv     []string          `json:"argv"`
 	Deadline time.Duration     `json:"deadline,omitempty"`
 	Started  time.Time         `json:"started"`
+	// Sandboxed runs are signalled in their sandbox's PID namespace, not
+	// through the process group (which holds bubblewrap too).
+	Sandboxed bool     `json:"sandboxed,omitempty"`
+	UID       int      `json:"uid,omitempty"`
+	Cgroups   []string `json:"cgroups,omitempty"`
 }
 
 type pidFile struct {
@@ -209,6 +239,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	if !d.sb.off && d.sb.err != nil {
+		return "", fmt.Errorf("process: cannot sandbox the workload: %w", d.sb.err)
+	}
 	d.startMu.Lock()
 	defer d.startMu.Unlock()
 	if spec.Name != "" {
@@ -225,7 +258,8 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	}
 
 	var rb [12]byte
-	if _, err := rand.Read(rb[:]); err != nil {
+	var err error
+	if _, err = rand.Read(rb[:]); err != nil {
 		return "", fmt.Errorf("process: %w", err)
 	}
 	id := hex.EncodeToString(rb[:])
@@ -233,7 +267,13 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	// other driver instance sees (and reconciles) a half-made workload.
 	tmpDir := filepath.Join(d.dir, newPrefix+id)
 	dir := d.path(id)
+	sf := specFile{ID: id, Name: spec.Name, Labels: spec.Labels, Argv: argv, Deadline: spec.Deadline, Started: time.Now(), Sandboxed: !d.sb.off}
+	var uidLock *os.File // held by the shim for the run's life
 	fail := func(err error) (string, error) {
+		killAll(sf.Cgroups)
+		if uidLock != nil {
+			uidLock.Close()
+		}
 		_ = os.RemoveAll(tmpDir)
 		_ = os.RemoveAll(dir)
 		return "", fmt.Errorf("process: starting %q: %w", spec.Name, err)
@@ -241,11 +281,26 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if err := os.MkdirAll(filepath.Join(tmpDir, "work"), 0o700); err != nil {
 		return fail(err)
 	}
+	if sf.Sandboxed {
+		if d.sb.root {
+			sf.UID, uidLock, err = d.sb.allocUID(int(rb[0])<<16 | int(rb[1])<<8 | int(rb[2]))
+			if err != nil {
+				return fail(err)
+			}
+			if err := d.sb.chownWork(filepath.Join(tmpDir, "work"), sf.UID); err != nil {
+				return fail(err)
+			}
+		}
+		if d.sb.cg != nil {
+			if sf.Cgroups, err = d.sb.cg.create(id, spec.Resources.MilliCPU, spec.Resources.MemoryMB, d.sb.procs); err != nil {
+				return fail(err)
+			}
+		}
+	}
 	lock, ok, err := tryLock(filepath.Join(tmpDir, "lock"))
 	if err != nil || !ok {
 		return fail(fmt.Errorf("locking: %v", err))
 	}
-	sf := specFile{ID: id, Name: spec.Name, Labels: spec.Labels, Argv: argv, Deadline: spec.Deadline, Started: time.Now()}
 	b, _ := json.Marshal(sf)
 	if err := os.WriteFile(filepath.Join(tmpDir, "spec.json"), b, 0o600); err != nil {
 		lock.Close()
@@ -274,17 +329,49 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	// exit status to a file. It survives SIGTERM (the trap runs once the
 	// command ended) so that the status of a command that handles SIGTERM
 	// is still recorded; SIGKILL of the group leaves no exit.code.
-	script := "trap : TERM\n" +
-		`"$@" >>` + shellQuote(filepath.Join(dir, "log.stdout")) +
-		` 2>>` + shellQuote(filepath.Join(dir, "log.stderr")) + " </dev/null\n" +
-		"echo $? >" + shellQuote(filepath.Join(dir, "exit.code")) + "\n"
+	//
+	// A sandboxed run's shim first joins the run's cgroups (so that all it
+	// starts is limited), then runs bubblewrap with the working directory
+	// open as fd 5 and the sandbox's info going to the file info (fd 4);
+	// fd 3 is the lock of the run's host uid, which only the shim holds.
+	stdout, stderr := shellQuote(filepath.Join(dir, "log.stdout")), shellQuote(filepath.Join(dir, "log.stderr"))
+	exitCode := shellQuote(filepath.Join(dir, "exit.code"))
+	script := "trap : TERM\n"
+	redirs := " </dev/null"
+	if sf.Sandboxed {
+		if len(sf.Cgroups) > 0 {
+			var join []string
+			for _, cg := range sf.Cgroups {
+				join = append(join, "echo $$ >"+shellQuote(filepath.Join(cg, "cgroup.procs")))
+			}
+			script += "{ " + strings.Join(join, " && ") + "; } 2>/dev/null || { echo 'slipway: the workload could not join its cgroup' >>" + stderr +
+				"; echo 125 >" + exitCode + "; exit 125; }\n"
+		}
+		redirs += " 3>&- 4>" + shellQuote(filepath.Join(dir, "info")) + " 5<" + shellQuote(filepath.Join(dir, "work"))
+		argv = d.sb.argv(sf.UID, 5, 4, spec.Env, argv)
+	}
+	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" +
+		"echo $? >" + exitCode + "\n"
+	if len(sf.Cgroups) > 0 {
+		script += d.sb.cg.leaveScript(sf.Cgroups)
+	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
 	cmd.Env = env
 	cmd.Dir = filepath.Join(dir, "work")
+	if sf.Sandboxed {
+		cmd.Dir = dir
+	}
+	if uidLock != nil {
+		cmd.ExtraFiles = []*os.File{uidLock}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		lock.Close()
 		return fail(err)
+	}
+	if uidLock != nil {
+		uidLock.Close() // the shim's copy holds the lock
+		uidLock = nil
 	}
 	pf := pidFile{PID: cmd.Process.Pid, PGID: cmd.Process.Pid}
 	if st, err := readStat(pf.PID); err == nil {
@@ -474,6 +561,9 @@ func (h *holder) finish() {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	// Whatever left the process group (and, were the sandbox's PID
+	// namespace not to end it, the PID namespace): the cgroups hold it.
+	killAll(h.spec.Cgroups)
 	h.tail(true)
 	ef := exitFile{Finished: time.Now()}
 	if b, err := os.ReadFile(h.d.path(h.id, "reason")); err == nil {
@@ -648,6 +738,47 @@ func killGroup(p *pidFile, sig syscall.Signal) {
 	_ = syscall.Kill(-p.PGID, sig)
 }
 
+// signalSandbox signals every process of a run's sandbox, as a signal to
+// the process group did before there was a sandbox: bubblewrap wrote the
+// host pid of the sandbox's PID 1 and its PID namespace to info. False if
+// the sandbox does not run (yet, or any more).
+//
+// PID 1 only gets the signal if it handles it (the kernel's rule for a
+// namespace's init), as in a container; its children get it either way,
+// so `sh -c "sleep 600"` ends at once.
+func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
+	var in struct {
+		ChildPID int    `json:"child-pid"`
+		PIDNS    uint64 `json:"pid-namespace"`
+	}
+	if readJSON(info, &in) != nil || in.ChildPID <= 0 || in.PIDNS == 0 {
+		return false
+	}
+	// Still ours: in the run's process group, started after its shim.
+	st, err := readStat(in.ChildPID)
+	if err != nil || st.pgrp != p.PGID || st.state == 'Z' || st.state == 'X' || st.start < p.Start {
+		return false
+	}
+	ns := "pid:[" + strconv.FormatUint(in.PIDNS, 10) + "]"
+	if got, err := os.Readlink("/proc/" + strconv.Itoa(in.ChildPID) + "/ns/pid"); err != nil || got != ns {
+		return false
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if got, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && got == ns {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	return true
+}
+
 // kill ends a run: reason recorded first, SIGTERM to the group, SIGKILL
 // after grace.
 func (d *Driver) kill(ctx context.Context, id, reason string, grace time.Duration) {
@@ -665,7 +796,14 @@ func (d *Driver) kill(ctx context.Context, id, reason string, grace time.Duratio
 	if !alive(&pf) {
 		return // the watcher of the run kills what is left
 	}
-	killGroup(&pf, syscall.SIGTERM)
+	var sf specFile
+	_ = readJSON(d.path(id, "spec.json"), &sf)
+	// A sandbox's processes get SIGTERM, not bubblewrap's own process
+	// (which would die of it and take the sandbox down with SIGKILL).
+	// Before the sandbox runs, the group gets it.
+	if !sf.Sandboxed || !signalSandbox(d.path(id, "info"), &pf, syscall.SIGTERM) {
+		killGroup(&pf, syscall.SIGTERM)
+	}
 	end := time.NewTimer(grace)
 	defer end.Stop()
 	for alive(&pf) {
@@ -818,6 +956,10 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	}
 	if st.State != runtime.StateExited {
 		return fmt.Errorf("process: workload %s is still running; stop it first", id)
+	}
+	var sf specFile
+	if readJSON(d.path(id, "spec.json"), &sf) == nil {
+		killAll(sf.Cgroups) // gone already, unless a finish gave up
 	}
 	doomed := filepath.Join(d.dir, removingPrefix+id)
 	if err := os.Rename(d.path(id), doomed); err != nil {

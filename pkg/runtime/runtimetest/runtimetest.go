@@ -1,8 +1,10 @@
 // Package runtimetest is the conformance suite every runtime driver
 // passes: the behaviour services rely on (exit codes, the exact
 // environment, logs and following them, deadlines, stopping, finding
-// workloads by label, adopting them after a restart, removing them),
-// written once and run against each driver through a Harness.
+// workloads by label, adopting them after a restart, removing them) and
+// the isolation of workloads from each other and from the server
+// (isolation.go), written once and run against each driver through a
+// Harness.
 //
 // A new driver joins by calling Run from its tests with a Harness that
 // says how to open it and how to express a command as a Spec.
@@ -52,6 +54,13 @@ type Harness struct {
 	// MaxLineBytes is the driver's cap on one log line; longer lines
 	// arrive split at it.
 	MaxLineBytes int
+	// MaxProcs is the cap on one workload's processes of the drivers New
+	// opens; the fork bomb case needs one well below 1000.
+	MaxProcs int
+	// WorkDir, when the driver keeps workloads' working directories on
+	// the host, returns the one of workload id under stateDir: another
+	// workload must not reach it.
+	WorkDir func(stateDir, id string) string
 }
 
 // leakVar is set in the test process's environment to show that a
@@ -84,6 +93,10 @@ func Run(t *testing.T, h Harness) {
 		{"RemoveAndNotFound", testRemoveAndNotFound},
 		{"AdoptAfterRestart", testAdopt},
 		{"AdoptDeadline", testAdoptDeadline},
+		{"Hostile", testHostile},
+		{"ForkBomb", testForkBomb},
+		{"MemoryHog", testMemoryHog},
+		{"SetsidChild", testSetsidChild},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
