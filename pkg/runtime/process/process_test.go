@@ -228,6 +228,20 @@ func TestOwnUID(t *testing.T) {
 	}
 }
 
+// TestSystemFilesReadable: the workload's user reads the parts of /etc
+// it is given and runs commands reached through them (awk is a Debian
+// alternative, /etc/alternatives/awk). bwrap made /etc 0700, so neither
+// worked for a workload with a uid of its own.
+func TestSystemFilesReadable(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	id := runtimetest.Start(t, d, sh("ls /etc >/dev/null && grep -c '^root:' /etc/passwd && echo x | awk '{ print \"awk\" }'"))
+	runtimetest.Wait(t, d, id)
+	out := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "")
+	if len(out) != 2 || out[0] != "1" || out[1] != "awk" {
+		t.Fatalf("the workload read and ran: %q", out)
+	}
+}
+
 // TestCannotSignalByHostPID: knowing another run's host pid does not let a
 // workload signal it: it is not in the workload's PID namespace.
 func TestCannotSignalByHostPID(t *testing.T) {

@@ -214,6 +214,9 @@ func (s *sandbox) argv(uid, workFD, infoFD int, env map[string]string, command [
 			a = append(a, "--ro-bind", d, d)
 		}
 	}
+	// bwrap makes a mount point's missing parents 0700: /etc must be made
+	// first, readable, or the workload's user could reach nothing in it.
+	a = append(a, "--perms", "0755", "--dir", "/etc")
 	for _, e := range etcEntries {
 		a = append(a, "--ro-bind-try", "/etc/"+e, "/etc/"+e)
 	}
