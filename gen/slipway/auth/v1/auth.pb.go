@@ -3962,10 +3962,10 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x18DeleteOAuthClientRequest\x12'\n" +
 	"\tclient_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bclientId\"\x1b\n" +
-	"\x19DeleteOAuthClientResponse2\xca\"\n" +
+	"\x19DeleteOAuthClientResponse2\xdd\"\n" +
 	"\vAuthService\x12c\n" +
-	"\fAuthenticate\x12$.slipway.auth.v1.AuthenticateRequest\x1a%.slipway.auth.v1.AuthenticateResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12j\n" +
-	"\aGetAuth\x12\x1f.slipway.auth.v1.GetAuthRequest\x1a .slipway.auth.v1.GetAuthResponse\"\x1c\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x10b\x04auth\x12\b/v1/auth\x12\xa2\x01\n" +
+	"\fAuthenticate\x12$.slipway.auth.v1.AuthenticateRequest\x1a%.slipway.auth.v1.AuthenticateResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12}\n" +
+	"\aGetAuth\x12\x1f.slipway.auth.v1.GetAuthRequest\x1a .slipway.auth.v1.GetAuthResponse\"/\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02#Z\x11b\x04auth\x12\t/v1/loginb\x04auth\x12\b/v1/auth\x12\xa2\x01\n" +
 	"\rListApiTokens\x12%.slipway.auth.v1.ListApiTokensRequest\x1a&.slipway.auth.v1.ListApiTokensResponse\"B\xa2\xbb\x18(\n" +
 	"$Account > ApiTokens > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/api-tokens\x12\xb1\x01\n" +
 	"\x0eCreateApiToken\x12&.slipway.auth.v1.CreateApiTokenRequest\x1a'.slipway.auth.v1.CreateApiTokenResponse\"N\xa2\xbb\x18*\n" +
