@@ -195,10 +195,15 @@ func TestNorthflankCLI(t *testing.T) {
 	}
 
 	// Projects.
-	var project struct{ ID, Name, Description, Region string }
-	cli.json(&project, "create", "project", "--input", `{"name":"CLI Project","description":"made by the Northflank CLI"}`)
-	if project.ID != "cli-project" || project.Description != "made by the Northflank CLI" {
-		t.Errorf("create project: %+v", project)
+	// In a Northflank region, as a script written for Northflank would.
+	var project struct {
+		ID, Name, Description, Region string
+		Cluster                       struct{ ID string }
+	}
+	cli.json(&project, "create", "project", "--input", `{"name":"CLI Project","description":"made by the Northflank CLI","region":"europe-west"}`)
+	if project.ID != "cli-project" || project.Description != "made by the Northflank CLI" ||
+		project.Region != "europe-west" || project.Cluster.ID != "local" {
+		t.Errorf("create project: %+v, want cli-project in europe-west on cluster local", project)
 	}
 	var list struct{ Projects []struct{ ID string } }
 	cli.json(&list, "list", "projects")

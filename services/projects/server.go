@@ -289,8 +289,10 @@ func (s *server) projectOf(p Project, resources []Resource) *projectsv1.Project 
 		Services: []*projectsv1.ProjectService{}, Jobs: []*projectsv1.ProjectJob{}, Addons: []*projectsv1.ProjectAddon{},
 		Cluster: &projectsv1.ProjectCluster{Id: p.Region, Name: p.Region},
 	}
-	if r := s.catalog.Region(p.Region); r != nil {
-		out.Cluster.Name = r.GetName()
+	// A region the catalogue maps onto another's machines (Northflank's
+	// region ids in the built-in catalogue) shows the cluster that runs it.
+	if c := s.catalog.Cluster(p.Region); c != nil {
+		out.Cluster = &projectsv1.ProjectCluster{Id: c.GetId(), Name: c.GetName()}
 	}
 	for _, r := range resources {
 		appID := "/" + p.TeamID + "/" + p.ID + "/" + r.ID

@@ -305,6 +305,18 @@ func testCatalog(t *testing.T, s *stack) {
 	if err != nil || len(plans.GetPlans()) == 0 || plans.GetPlans()[0].GetCurrency() != "usd" {
 		t.Fatalf("plans = %v, %v", plans, err)
 	}
+	// A Northflank region id of the built-in catalogue: the project keeps
+	// it as its region and runs on this install's cluster.
+	resp, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Northflank Region", Region: "europe-west"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.GetProject()
+	if p.GetRegion() != "europe-west" || p.GetDeployment().GetRegion() != "europe-west" ||
+		p.GetCluster().GetId() != "local" || p.GetCluster().GetName() != "Local" {
+		t.Errorf("project in europe-west: region %q, deployment %v, cluster %v; want europe-west on cluster local",
+			p.GetRegion(), p.GetDeployment(), p.GetCluster())
+	}
 }
 
 // testAuthorization runs the service behind the real interceptor: roles,
