@@ -144,6 +144,9 @@ func (s *server) PatchTeam(ctx context.Context, req *authv1.PatchTeamRequest) (*
 	if req.Description != nil {
 		t.Description = req.GetDescription()
 	}
+	if req.Email != nil {
+		t.Email = req.GetEmail()
+	}
 	if err := s.store.UpdateTeam(ctx, t); err != nil {
 		return nil, apierr.FromStore(err, "team", t.ID)
 	}

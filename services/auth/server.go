@@ -248,7 +248,7 @@ func (s *server) CreateTeam(ctx context.Context, req *authv1.CreateTeamRequest) 
 		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonUserRequired,
 			Message: "only a user can create a team (it becomes the team's admin); use a personal token"}
 	}
-	t, err := createTeam(ctx, s.store, req.GetName(), req.GetDescription(), p.GetUserId(), s.now())
+	t, err := createTeam(ctx, s.store, Team{Name: req.GetName(), Description: req.GetDescription(), Email: req.GetEmail()}, p.GetUserId(), s.now())
 	if errors.Is(err, ErrNotFound) { // the user was deleted meanwhile
 		return nil, authz.Unauthenticated(BadCredentialsMessage)
 	} else if err != nil {
@@ -462,7 +462,7 @@ func tokenOf(t Token) *authv1.ApiToken {
 }
 
 func teamOf(t Team) *authv1.Team {
-	return &authv1.Team{Id: t.ID, Name: t.Name, Description: t.Description, Plan: t.Plan, CreatedAt: timestamp(t.CreatedAt)}
+	return &authv1.Team{Id: t.ID, Name: t.Name, Description: t.Description, Plan: t.Plan, Email: t.Email, CreatedAt: timestamp(t.CreatedAt)}
 }
 
 func roleOf(r Role) *authv1.Role {

@@ -1089,7 +1089,11 @@ type Team struct {
 	// Plan, which sets the hourly quota.
 	Plan string `protobuf:"bytes,4,opt,name=plan,proto3" json:"plan,omitempty"`
 	// Creation time.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The team's billing and contact email address (Northflank's "email" of
+	// a new team), empty when none was given. Slipway bills nobody: it is
+	// kept and shown to the team, for its operators to reach it.
+	Email         string `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1157,6 +1161,13 @@ func (x *Team) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Team) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
 }
 
 // ListTeamsRequest has no parameters.
@@ -1257,7 +1268,11 @@ type CreateTeamRequest struct {
 	// Display name; its slug becomes the id.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Description.
-	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// The team's billing and contact email address. Northflank's client
+	// requires it; Slipway keeps it optional (it bills nobody) and shows it
+	// on the team.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1317,13 @@ func (x *CreateTeamRequest) GetName() string {
 func (x *CreateTeamRequest) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateTeamRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
 	}
 	return ""
 }
@@ -1690,7 +1712,9 @@ type PatchTeamRequest struct {
 	// New display name; the id does not change.
 	Name *string `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
 	// New description.
-	Description   *string `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Description *string `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// New billing and contact email address; "" removes it.
+	Email         *string `protobuf:"bytes,4,opt,name=email,proto3,oneof" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1742,6 +1766,13 @@ func (x *PatchTeamRequest) GetName() string {
 func (x *PatchTeamRequest) GetDescription() string {
 	if x != nil && x.Description != nil {
 		return *x.Description
+	}
+	return ""
+}
+
+func (x *PatchTeamRequest) GetEmail() string {
+	if x != nil && x.Email != nil {
+		return *x.Email
 	}
 	return ""
 }
@@ -3783,23 +3814,26 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\v2\x19.slipway.auth.v1.ApiTokenR\x05token\"=\n" +
 	"\x15RevokeApiTokenRequest\x12$\n" +
 	"\btoken_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\atokenId\"\x18\n" +
-	"\x16RevokeApiTokenResponse\"\x9b\x01\n" +
+	"\x16RevokeApiTokenResponse\"\xb1\x01\n" +
 	"\x04Team\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x12\n" +
 	"\x04plan\x18\x04 \x01(\tR\x04plan\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x12\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\"\x12\n" +
 	"\x10ListTeamsRequest\"|\n" +
 	"\x11ListTeamsResponse\x12+\n" +
 	"\x05teams\x18\x01 \x03(\v2\x15.slipway.auth.v1.TeamR\x05teams\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\x8a\x01\n" +
+	"pagination\"\xaf\x01\n" +
 	"\x11CreateTeamRequest\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
-	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\"?\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12#\n" +
+	"\x05email\x18\x03 \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05\x18\xfe\x01`\x01R\x05email\"?\n" +
 	"\x12CreateTeamResponse\x12)\n" +
 	"\x04team\x18\x01 \x01(\v2\x15.slipway.auth.v1.TeamR\x04team\"4\n" +
 	"\x0eGetTeamRequest\x12\"\n" +
@@ -3822,13 +3856,17 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xd0\x01\n" +
+	"pagination\"\xde\x02\n" +
 	"\x10PatchTeamRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12N\n" +
 	"\x04name\x18\x02 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$H\x00R\x04name\x88\x01\x01\x12/\n" +
-	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x01R\vdescription\x88\x01\x01B\a\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x01R\vdescription\x88\x01\x01\x12\x81\x01\n" +
+	"\x05email\x18\x04 \x01(\tBf\xbaHc\xba\x01[\n" +
+	"\n" +
+	"team.email\x12/must be an email address, or empty to remove it\x1a\x1cthis == '' || this.isEmail()r\x03\x18\xfe\x01H\x02R\x05email\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0e\n" +
-	"\f_description\">\n" +
+	"\f_descriptionB\b\n" +
+	"\x06_email\">\n" +
 	"\x11PatchTeamResponse\x12)\n" +
 	"\x04team\x18\x01 \x01(\v2\x15.slipway.auth.v1.TeamR\x04team\"\xa6\x01\n" +
 	"\x14AddTeamMemberRequest\x12\"\n" +
