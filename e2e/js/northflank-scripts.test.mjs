@@ -61,3 +61,47 @@ test('create.team with its required billing email', async () => {
   assert.equal(res.status, 400);
   assert.ok(JSON.stringify(res.details ?? {}).includes('email'), `details ${JSON.stringify(res.details)} should name "email"`);
 });
+
+test("Northflank's job and project fields: honoured, or refused naming the field", async () => {
+  const api = await readmeClient();
+  const { data: project } = await api.create.project({ data: { name: `NF Fields ${RUN}`, clusterId: 'local' } });
+  assert.equal(project.region, 'local', 'clusterId places the project on that cluster');
+  const projectId = project.id;
+  const job = {
+    billing: { deploymentPlan: 'nf-compute-20', gpu: { enabled: false } },
+    backoffLimit: 0,
+    deployment: { docker: { configType: 'customCommand', customCommand: 'true' } },
+    runtimeFiles: {},
+    healthChecks: [],
+  };
+
+  // Fields asking for what Slipway cannot do: a 400 naming the field.
+  for (const [field, extra] of [
+    ['runtimeFiles', { runtimeFiles: { '/etc/secret': { data: 'eA==', encoding: 'base64' } } }],
+    ['stageId', { stageId: 'production' }],
+    ['buildArguments', { buildArguments: { NODE_ENV: 'production' } }],
+    ['deployment.gracePeriodSeconds', { deployment: { ...job.deployment, gracePeriodSeconds: 30 } }],
+  ]) {
+    const err = await api.create.job.manual({ parameters: { projectId }, data: { ...job, name: `NF Refused ${field.length}`, ...extra } })
+      .catch((e) => e);
+    assert.ok(err instanceof NorthflankApiCallError, `${field}: want a 400, got ${JSON.stringify(err?.data ?? err)}`);
+    assert.equal(err.status, 400, field);
+    const said = JSON.stringify(err.details ?? {});
+    assert.ok(said.includes(field) && said.includes('not supported by Slipway'), `${field}: details ${said}`);
+  }
+  const err = await api.create.project({ data: { name: `NF Net ${RUN}`, networking: { allowedIngressProjects: [projectId] } } })
+    .catch((e) => e);
+  assert.ok(err instanceof NorthflankApiCallError && err.status === 400 && JSON.stringify(err.details).includes('networking'),
+    `networking: ${JSON.stringify(err?.details ?? err)}`);
+
+  // Empty values ask for nothing and pass; a cron job's patch suspends it.
+  const { data: manual } = await api.create.job.manual({ parameters: { projectId }, data: { ...job, name: 'NF Manual' } });
+  assert.equal(manual.id, 'nf-manual');
+  const { data: cron } = await api.create.job.cron({
+    parameters: { projectId },
+    data: { ...job, name: 'NF Cron', schedule: '0 3 * * *', concurrencyPolicy: 'forbid' },
+  });
+  const { data: patched } = await api.patch.job.cron({ parameters: { projectId, jobId: cron.id }, data: { suspended: true } });
+  assert.equal(patched.suspended, true);
+  await api.delete.project({ parameters: { projectId }, options: { delete_child_objects: true } });
+});

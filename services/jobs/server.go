@@ -279,6 +279,8 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 			return nil, apierr.InvalidField("schedule", "only cron jobs have a schedule")
 		case p.ConcurrencyPolicy != nil:
 			return nil, apierr.InvalidField("concurrencyPolicy", "only cron jobs have a concurrency policy")
+		case p.Suspended != nil:
+			return nil, apierr.InvalidField("suspended", "only cron jobs have a schedule to suspend")
 		}
 	}
 	j, err := s.update(ctx, req, id, func(j *Job) error {
@@ -314,6 +316,9 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 		}
 		if p.ConcurrencyPolicy != nil {
 			j.ConcurrencyPolicy = p.GetConcurrencyPolicy()
+		}
+		if p.Suspended != nil { // Northflank's patch of a cron job carries it
+			j.Suspended = p.GetSuspended()
 		}
 		return nil
 	})
