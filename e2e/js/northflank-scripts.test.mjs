@@ -95,8 +95,18 @@ test("Northflank's job and project fields: honoured, or refused naming the field
     `networking: ${JSON.stringify(err?.details ?? err)}`);
 
   // Empty values ask for nothing and pass; a cron job's patch suspends it.
-  const { data: manual } = await api.create.job.manual({ parameters: { projectId }, data: { ...job, name: 'NF Manual' } });
+  const { data: manual } = await api.create.job.manual({
+    parameters: { projectId },
+    data: { ...job, name: 'NF Manual', runtimeEnvironment: { GREETING: 'hi' } },
+  });
   assert.equal(manual.id, 'nf-manual');
+  // GET runtime-environment's show: a Slipway job inherits nothing.
+  for (const [show, want] of [['this', { GREETING: 'hi' }], ['all', { GREETING: 'hi' }], ['inherited', {}]]) {
+    const { data: env } = await api.get.job.runtimeEnvironment({
+      parameters: { projectId, jobId: manual.id }, options: { show, replaceTemplatedValues: 'true' },
+    });
+    assert.deepEqual(env.runtimeEnvironment, want, `show=${show}`);
+  }
   const { data: cron } = await api.create.job.cron({
     parameters: { projectId },
     data: { ...job, name: 'NF Cron', schedule: '0 3 * * *', concurrencyPolicy: 'forbid' },

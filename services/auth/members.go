@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -330,6 +331,10 @@ func (s *server) ListTeamRoleMembers(ctx context.Context, req *authv1.ListTeamRo
 	resp := &authv1.ListTeamRoleMembersResponse{
 		Members:    make([]*authv1.TeamMember, 0, len(list)),
 		Pagination: &apiv1.Pagination{Count: int32(len(list))},
+	}
+	if ids := req.GetUserIds(); len(ids) > 0 {
+		list = slices.DeleteFunc(list, func(m TeamMember) bool { return !slices.Contains(ids, m.UserID) })
+		resp.Pagination.Count = int32(len(list))
 	}
 	for _, m := range list {
 		resp.Members = append(resp.Members, memberOf(m))

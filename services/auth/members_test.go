@@ -282,6 +282,11 @@ func testRoleMembers(t *testing.T, s *stack) {
 	if err != nil || !slices.Equal(ids, want) || list.GetPagination().GetCount() != 2 {
 		t.Fatalf("ListTeamRoleMembers = %v, %v; want %v", list, err, want)
 	}
+	// Northflank's userIds filter.
+	only, err := s.client.ListTeamRoleMembers(ctx, &authv1.ListTeamRoleMembersRequest{TeamId: "default", RoleId: "testers", UserIds: []string{fred, "nobody"}})
+	if err != nil || len(only.GetMembers()) != 1 || only.GetMembers()[0].GetId() != fred || only.GetPagination().GetCount() != 1 {
+		t.Fatalf("ListTeamRoleMembers(userIds %s) = %v, %v; want fred alone", fred, only, err)
+	}
 	// Validation and lookups.
 	_, err = s.client.AddTeamRoleMember(ctx, &authv1.AddTeamRoleMemberRequest{TeamId: "default", RoleId: "testers"})
 	wantCode(t, "no member named", err, codes.InvalidArgument)

@@ -139,6 +139,9 @@ func (s *Service) GetJobRuntimeEnvironment(ctx context.Context, req *jobsv1.GetJ
 	if err != nil {
 		return nil, err
 	}
+	if req.GetShow() == "inherited" { // a job inherits nothing (yet)
+		return &jobsv1.GetJobRuntimeEnvironmentResponse{RuntimeEnvironment: map[string]string{}, RuntimeFiles: map[string]string{}}, nil
+	}
 	return &jobsv1.GetJobRuntimeEnvironmentResponse{RuntimeEnvironment: orEmpty(j.Env), RuntimeFiles: map[string]string{}}, nil
 }
 

@@ -839,6 +839,7 @@ func TestNorthflankFields(t *testing.T) {
 		})},
 		{"deployment.gracePeriodSeconds", spec("nf-6", func(s *jobsv1.JobSpec) { s.Deployment.GracePeriodSeconds = value(`30`) })},
 		{"deployment.vcs", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Vcs = value(`{"projectUrl": "https://example.com/r"}`) })},
+		{"deployment.storage.useHdbStorage", spec("nf-8", func(s *jobsv1.JobSpec) { s.Deployment.Storage = &jobsv1.JobStorage{UseHdbStorage: true} })},
 	}
 	for _, c := range refused {
 		wantCode(t, c.err, codes.InvalidArgument, c.field)
@@ -861,6 +862,22 @@ func TestNorthflankFields(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "runtimeFiles")
 	_, err = h.client.PatchManualJob(ctx, &jobsv1.PatchManualJobRequest{ProjectId: projectID, JobId: "nf-ok", Spec: &jobsv1.JobPatch{Suspended: proto.Bool(true)}})
 	wantCode(t, err, codes.InvalidArgument, "suspended")
+
+	// GET runtime-environment's show: a job inherits nothing, so
+	// "inherited" is empty and "this" and "all" are its own variables.
+	if _, err := h.client.UpdateJobRuntimeEnvironment(ctx, &jobsv1.UpdateJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "nf-ok",
+		RuntimeEnvironment: map[string]string{"A": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	for show, want := range map[string]int{"": 1, "all": 1, "this": 1, "inherited": 0} {
+		env, err := h.client.GetJobRuntimeEnvironment(ctx, &jobsv1.GetJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "nf-ok",
+			Show: show, ReplaceTemplatedValues: "true"})
+		if err != nil || len(env.GetRuntimeEnvironment()) != want {
+			t.Errorf("show=%q: %v, %v; want %d variables", show, env, err, want)
+		}
+	}
+	_, err = h.client.GetJobRuntimeEnvironment(ctx, &jobsv1.GetJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "nf-ok", Show: "everything"})
+	wantCode(t, err, codes.InvalidArgument, "show")
 
 	// suspended in a cron job's patch.
 	if _, err := h.client.CreateCronJob(ctx, &jobsv1.CreateCronJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "nf-cron", Schedule: "0 3 * * *", Deployment: command("true")}}); err != nil {

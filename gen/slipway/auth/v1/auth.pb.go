@@ -2855,7 +2855,10 @@ type ListTeamRoleMembersRequest struct {
 	// Team id.
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Role id.
-	RoleId        string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	RoleId string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// Northflank's filter: only these users (the parameter repeated, once
+	// per user id); all members when empty.
+	UserIds       []string `protobuf:"bytes,3,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2902,6 +2905,13 @@ func (x *ListTeamRoleMembersRequest) GetRoleId() string {
 		return x.RoleId
 	}
 	return ""
+}
+
+func (x *ListTeamRoleMembersRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
 }
 
 // ListTeamRoleMembersResponse lists the role's members.
@@ -3937,10 +3947,12 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\frestrictions\x18\x05 \x01(\v2!.slipway.auth.v1.RoleRestrictionsR\frestrictionsB\x0e\n" +
 	"\f_description\"B\n" +
 	"\x15PatchTeamRoleResponse\x12)\n" +
-	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"d\n" +
+	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"\x91\x01\n" +
 	"\x1aListTeamRoleMembersRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
-	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\"\x90\x01\n" +
+	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\x12+\n" +
+	"\buser_ids\x18\x03 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10d\"\x06r\x04\x10\x01\x18@R\auserIds\"\x90\x01\n" +
 	"\x1bListTeamRoleMembersResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
 	"\n" +

@@ -820,6 +820,8 @@ func local_request_AuthService_PatchTeamRole_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
+var filter_AuthService_ListTeamRoleMembers_0 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "role_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+
 func request_AuthService_ListTeamRoleMembers_0(ctx context.Context, marshaler runtime.Marshaler, client AuthServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ListTeamRoleMembersRequest
@@ -841,6 +843,12 @@ func request_AuthService_ListTeamRoleMembers_0(ctx context.Context, marshaler ru
 	protoReq.RoleId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "role_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AuthService_ListTeamRoleMembers_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -870,6 +878,12 @@ func local_request_AuthService_ListTeamRoleMembers_0(ctx context.Context, marsha
 	protoReq.RoleId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "role_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AuthService_ListTeamRoleMembers_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.ListTeamRoleMembers(ctx, &protoReq)
 	return msg, metadata, err

@@ -802,9 +802,16 @@ type JobStorage struct {
 	// Ephemeral disk.
 	EphemeralStorage *EphemeralStorage `protobuf:"bytes,1,opt,name=ephemeral_storage,json=ephemeralStorage,proto3" json:"ephemeral_storage,omitempty"`
 	// Size of /dev/shm in MB.
-	ShmSize       int32 `protobuf:"varint,2,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ShmSize int32 `protobuf:"varint,2,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
+	// Northflank's HDB storage class for the ephemeral disk; not supported
+	// by Slipway (runs use the host's disk): true is refused with 400
+	// VALIDATION_FAILED naming the field.
+	UseHdbStorage bool `protobuf:"varint,3,opt,name=use_hdb_storage,json=useHdbStorage,proto3" json:"use_hdb_storage,omitempty"`
+	// Northflank's SSD persistent-disk storage class; not supported by
+	// Slipway, as use_hdb_storage.
+	UsePdSsdStorage bool `protobuf:"varint,4,opt,name=use_pd_ssd_storage,json=usePdSsdStorage,proto3" json:"use_pd_ssd_storage,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobStorage) Reset() {
@@ -849,6 +856,20 @@ func (x *JobStorage) GetShmSize() int32 {
 		return x.ShmSize
 	}
 	return 0
+}
+
+func (x *JobStorage) GetUseHdbStorage() bool {
+	if x != nil {
+		return x.UseHdbStorage
+	}
+	return false
+}
+
+func (x *JobStorage) GetUsePdSsdStorage() bool {
+	if x != nil {
+		return x.UsePdSsdStorage
+	}
+	return false
 }
 
 // EphemeralStorage is a run's ephemeral disk.
@@ -3185,9 +3206,18 @@ type GetJobRuntimeEnvironmentRequest struct {
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	// Job id.
-	JobId         string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	JobId string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Northflank's choice of variables: "this" (the job's own), "inherited"
+	// (from linked secret groups) or "all"/empty (both). A Slipway job
+	// inherits nothing yet, so "inherited" is empty and the others are the
+	// job's own.
+	Show string `protobuf:"bytes,4,opt,name=show,proto3" json:"show,omitempty"`
+	// Northflank's "replace templated values": Slipway does not template
+	// variables, so every value is already what the run gets; "true" and
+	// "false" answer the same.
+	ReplaceTemplatedValues string `protobuf:"bytes,5,opt,name=replace_templated_values,json=replaceTemplatedValues,proto3" json:"replace_templated_values,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *GetJobRuntimeEnvironmentRequest) Reset() {
@@ -3237,6 +3267,20 @@ func (x *GetJobRuntimeEnvironmentRequest) GetProjectId() string {
 func (x *GetJobRuntimeEnvironmentRequest) GetJobId() string {
 	if x != nil {
 		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetJobRuntimeEnvironmentRequest) GetShow() string {
+	if x != nil {
+		return x.Show
+	}
+	return ""
+}
+
+func (x *GetJobRuntimeEnvironmentRequest) GetReplaceTemplatedValues() string {
+	if x != nil {
+		return x.ReplaceTemplatedValues
 	}
 	return ""
 }
@@ -4460,11 +4504,15 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\vconfig_type\x18\x01 \x01(\tBP\xbaHMrKR\x00R\adefaultR\x10customEntrypointR\rcustomCommandR\x1dcustomEntrypointCustomCommandR\n" +
 	"configType\x125\n" +
 	"\x11custom_entrypoint\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x10customEntrypoint\x120\n" +
-	"\x0ecustom_command\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x01R\rcustomCommand\"\x84\x01\n" +
+	"\x0ecustom_command\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x01R\rcustomCommand\"\x9f\x03\n" +
 	"\n" +
 	"JobStorage\x12N\n" +
 	"\x11ephemeral_storage\x18\x01 \x01(\v2!.slipway.jobs.v1.EphemeralStorageR\x10ephemeralStorage\x12&\n" +
-	"\bshm_size\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x04(\x00R\ashmSize\"B\n" +
+	"\bshm_size\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x04(\x00R\ashmSize\x12\x88\x01\n" +
+	"\x0fuse_hdb_storage\x18\x03 \x01(\bB`\xbaH]\xba\x01Z\n" +
+	"\vunsupported\x12Dnot supported by Slipway: storage classes (runs use the host's disk)\x1a\x05!thisR\ruseHdbStorage\x12\x8d\x01\n" +
+	"\x12use_pd_ssd_storage\x18\x04 \x01(\bB`\xbaH]\xba\x01Z\n" +
+	"\vunsupported\x12Dnot supported by Slipway: storage classes (runs use the host's disk)\x1a\x05!thisR\x0fusePdSsdStorage\"B\n" +
 	"\x10EphemeralStorage\x12.\n" +
 	"\fstorage_size\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\vstorageSize\"\x94\x16\n" +
 	"\aJobSpec\x12I\n" +
@@ -4708,12 +4756,14 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"_suspendedB\x0e\n" +
 	"\f_disabled_ciB\x0e\n" +
 	"\f_disabled_cd\"\x13\n" +
-	"\x11ResumeJobResponse\"\x8f\x01\n" +
+	"\x11ResumeJobResponse\"\x92\x02\n" +
 	"\x1fGetJobRuntimeEnvironmentRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
 	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
-	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\"\x90\x03\n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\x121\n" +
+	"\x04show\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x18R\x00R\x03allR\x04thisR\tinheritedR\x04show\x12N\n" +
+	"\x18replace_templated_values\x18\x05 \x01(\tB\x14\xbaH\x11r\x0fR\x00R\x04trueR\x05falseR\x16replaceTemplatedValues\"\x90\x03\n" +
 	" GetJobRuntimeEnvironmentResponse\x12z\n" +
 	"\x13runtime_environment\x18\x01 \x03(\v2I.slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntryR\x12runtimeEnvironment\x12h\n" +
 	"\rruntime_files\x18\x02 \x03(\v2C.slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntryR\fruntimeFiles\x1aE\n" +
