@@ -115,3 +115,16 @@ test("Northflank's job and project fields: honoured, or refused naming the field
   assert.equal(patched.suspended, true);
   await api.delete.project({ parameters: { projectId }, options: { delete_child_objects: true } });
 });
+
+test("a team's lists take Northflank's per_page and cursor", async () => {
+  const api = await readmeClient();
+  const first = await api.list.teamRoles({ parameters: { teamId: 'default' }, options: { per_page: 1 } });
+  assert.equal(first.data.roles.length, 1, 'per_page=1');
+  assert.equal(first.pagination.hasNextPage, true);
+  const all = await api.list.teamRoles.all({ parameters: { teamId: 'default' }, options: { per_page: 1 } });
+  const ids = all.data.roles.map((r) => r.id);
+  assert.ok(ids.length >= 3 && ['admin', 'developer', 'viewer'].every((id) => ids.includes(id)), `all roles page by page: ${ids}`);
+  assert.equal(new Set(ids).size, ids.length, 'a role listed twice');
+  const teams = await api.list.teams({ options: { per_page: 1 } });
+  assert.equal(teams.data.teams.length, 1);
+});

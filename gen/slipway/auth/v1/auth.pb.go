@@ -1170,9 +1170,15 @@ func (x *Team) GetEmail() string {
 	return ""
 }
 
-// ListTeamsRequest has no parameters.
+// ListTeamsRequest pages through the caller's teams.
 type ListTeamsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,1,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,2,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1205,6 +1211,27 @@ func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListTeamsRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamsRequest) Descriptor() ([]byte, []int) {
 	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListTeamsRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamsRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
 }
 
 // ListTeamsResponse lists teams.
@@ -1607,7 +1634,13 @@ func (x *MemberEmail) GetVerified() bool {
 type ListTeamMembersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Team id.
-	TeamId        string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,2,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1645,6 +1678,27 @@ func (*ListTeamMembersRequest) Descriptor() ([]byte, []int) {
 func (x *ListTeamMembersRequest) GetTeamId() string {
 	if x != nil {
 		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ListTeamMembersRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamMembersRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamMembersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
 	}
 	return ""
 }
@@ -2267,7 +2321,13 @@ func (x *RoleRestrictions) GetRestrictionMode() string {
 type ListTeamRolesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Team id.
-	TeamId        string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,2,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2305,6 +2365,27 @@ func (*ListTeamRolesRequest) Descriptor() ([]byte, []int) {
 func (x *ListTeamRolesRequest) GetTeamId() string {
 	if x != nil {
 		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ListTeamRolesRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamRolesRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamRolesRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
 	}
 	return ""
 }
@@ -2858,7 +2939,13 @@ type ListTeamRoleMembersRequest struct {
 	RoleId string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
 	// Northflank's filter: only these users (the parameter repeated, once
 	// per user id); all members when empty.
-	UserIds       []string `protobuf:"bytes,3,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	UserIds []string `protobuf:"bytes,3,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,4,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,5,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,6,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2912,6 +2999,27 @@ func (x *ListTeamRoleMembersRequest) GetUserIds() []string {
 		return x.UserIds
 	}
 	return nil
+}
+
+func (x *ListTeamRoleMembersRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamRoleMembersRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamRoleMembersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
 }
 
 // ListTeamRoleMembersResponse lists the role's members.
@@ -3832,8 +3940,11 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x04plan\x18\x04 \x01(\tR\x04plan\x129\n" +
 	"\n" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
-	"\x05email\x18\x06 \x01(\tR\x05email\"\x12\n" +
-	"\x10ListTeamsRequest\"|\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\"w\n" +
+	"\x10ListTeamsRequest\x12$\n" +
+	"\bper_page\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"|\n" +
 	"\x11ListTeamsResponse\x12+\n" +
 	"\x05teams\x18\x01 \x03(\v2\x15.slipway.auth.v1.TeamR\x05teams\x12:\n" +
 	"\n" +
@@ -3859,9 +3970,12 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\arole_id\x18\x05 \x01(\tR\x06roleId\"C\n" +
 	"\vMemberEmail\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
-	"\bverified\x18\x02 \x01(\bR\bverified\"<\n" +
+	"\bverified\x18\x02 \x01(\bR\bverified\"\xa1\x01\n" +
 	"\x16ListTeamMembersRequest\x12\"\n" +
-	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\"\x8c\x01\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12$\n" +
+	"\bper_page\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x8c\x01\n" +
 	"\x17ListTeamMembersResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
 	"\n" +
@@ -3910,9 +4024,12 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x10RoleRestrictions\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1a\n" +
 	"\bprojects\x18\x02 \x03(\tR\bprojects\x12)\n" +
-	"\x10restriction_mode\x18\x03 \x01(\tR\x0frestrictionMode\":\n" +
+	"\x10restriction_mode\x18\x03 \x01(\tR\x0frestrictionMode\"\x9f\x01\n" +
 	"\x14ListTeamRolesRequest\x12\"\n" +
-	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\"\x80\x01\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12$\n" +
+	"\bper_page\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x80\x01\n" +
 	"\x15ListTeamRolesResponse\x12+\n" +
 	"\x05roles\x18\x01 \x03(\v2\x15.slipway.auth.v1.RoleR\x05roles\x12:\n" +
 	"\n" +
@@ -3947,12 +4064,15 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\frestrictions\x18\x05 \x01(\v2!.slipway.auth.v1.RoleRestrictionsR\frestrictionsB\x0e\n" +
 	"\f_description\"B\n" +
 	"\x15PatchTeamRoleResponse\x12)\n" +
-	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"\x91\x01\n" +
+	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"\xf6\x01\n" +
 	"\x1aListTeamRoleMembersRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
 	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\x12+\n" +
 	"\buser_ids\x18\x03 \x03(\tB\x10\xbaH\r\x92\x01\n" +
-	"\x10d\"\x06r\x04\x10\x01\x18@R\auserIds\"\x90\x01\n" +
+	"\x10d\"\x06r\x04\x10\x01\x18@R\auserIds\x12$\n" +
+	"\bper_page\x18\x04 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x90\x01\n" +
 	"\x1bListTeamRoleMembersResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
 	"\n" +
