@@ -211,7 +211,7 @@ func (s *server) ListPlans(context.Context, *projectsv1.ListPlansRequest) (*proj
 // region, the caller's project restriction) and builds the project to
 // store in the caller's team.
 //
-// placement (below) has turned Northflank's clusterId into a region first.
+// Its callers have turned Northflank's clusterId into region (placement).
 func (s *server) newProject(ctx context.Context, name, description, color, region string) (Project, error) {
 	grant, err := grantOf(ctx)
 	if err != nil {
