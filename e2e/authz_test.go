@@ -327,6 +327,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	// and a create a fresh name.
 	cases := map[string]func(t testing.TB) routeFixture{
 		"AuthService_GetAuth":       none,
+		"AuthService_GetAuth2":      none, // GET /v1/login, the Northflank CLI's token check
 		"AuthService_ListApiTokens": none,
 		"AuthService_CreateApiToken": func(testing.TB) routeFixture {
 			return routeFixture{body: fmt.Sprintf(`{"name":"authz-created-%d","kind":"team","roleId":"viewer"}`, next())}

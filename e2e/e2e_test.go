@@ -562,14 +562,23 @@ func requireNodeSuite(t *testing.T) string {
 }
 
 // runNodeSuite runs `node --test` in dir against url, streaming its output
-// into the test log line by line.
+// into the test log line by line. Every Node process of the run (node
+// --test starts one per file) preloads loopback-only.cjs, and the test
+// fails if any of them tried to reach a host other than loopback.
 func runNodeSuite(t *testing.T, dir, url string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), jsSuiteTimeout)
 	defer cancel()
+	offHost := filepath.Join(t.TempDir(), "offhost.log")
+	t.Cleanup(func() {
+		if hosts, err := os.ReadFile(offHost); err == nil {
+			t.Errorf("the JS suite tried to reach hosts other than loopback (refused): %q", hosts)
+		}
+	})
 	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec")
 	cmd.Dir = dir
-	cmd.Env = append(baseEnv(), "SLIPWAY_URL="+url, "SLIPWAY_TOKEN="+adminToken, "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.Env = append(baseEnv(), "SLIPWAY_URL="+url, "SLIPWAY_TOKEN="+adminToken, "NO_COLOR=1", "FORCE_COLOR=0",
+		"NODE_OPTIONS=--require \""+filepath.Join(dir, "loopback-only.cjs")+"\"", "SLIPWAY_E2E_OFFHOST_LOG="+offHost)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

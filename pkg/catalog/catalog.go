@@ -28,10 +28,16 @@ var defaultCatalog []byte
 type Catalog struct {
 	regions *projectsv1.ListRegionsResponse
 	plans   *projectsv1.ListPlansResponse
+	// clusters maps a region id to the id of the region whose cluster runs
+	// it, for regions that are names for another one's machines (the
+	// built-in catalogue's Northflank region ids); other regions run on
+	// their own cluster.
+	clusters map[string]string
 }
 
-// Load reads the catalogue from path, or the built-in one (a single
-// "local" region and the standard plan sizes) when path is empty.
+// Load reads the catalogue from path, or the built-in one when path is
+// empty: the region "local" (the default), Northflank's public region ids
+// as other names for it, and the standard plan sizes.
 func Load(path string) (*Catalog, error) {
 	data := defaultCatalog
 	if path != "" {
@@ -44,7 +50,10 @@ func Load(path string) (*Catalog, error) {
 }
 
 // Parse parses a catalogue document. Every region and plan needs an
-// id that is a slug, ids are unique, and there is at least one region.
+// id that is a slug, ids are unique, and there is at least one region. A
+// region may name, in "cluster", another region of the document whose
+// machines it runs on (which itself runs on its own); the key is the
+// catalogue's own and never part of the API's region.
 func Parse(data []byte) (*Catalog, error) {
 	// The file is {"regions": [...], "plans": [...]} in the API's own JSON
 	// shapes, so each half is decoded by protojson through its response
@@ -57,10 +66,15 @@ func Parse(data []byte) (*Catalog, error) {
 		regions projectsv1.ListRegionsResponse
 		plans   projectsv1.ListPlansResponse
 	}
+	var clusters map[string]string
 	for key, value := range raw {
 		var target proto.Message
 		switch key {
 		case "regions":
+			var err error
+			if value, clusters, err = splitClusters(value); err != nil {
+				return nil, err
+			}
 			target = &doc.regions
 		case "plans":
 			target = &doc.plans
@@ -81,6 +95,14 @@ func Parse(data []byte) (*Catalog, error) {
 			return nil, err
 		}
 	}
+	for region, cluster := range clusters {
+		if !seen[cluster] {
+			return nil, fmt.Errorf("catalog: region %q runs on cluster %q, which is not a region of the catalogue", region, cluster)
+		}
+		if _, chained := clusters[cluster]; chained || cluster == region {
+			return nil, fmt.Errorf("catalog: region %q runs on cluster %q, which must be a region running on its own", region, cluster)
+		}
+	}
 	seen = map[string]bool{}
 	for _, p := range doc.plans.GetPlans() {
 		if err := checkID("plan", p.GetId(), seen); err != nil {
@@ -90,7 +112,33 @@ func Parse(data []byte) (*Catalog, error) {
 			p.Currency = "usd"
 		}
 	}
-	return &Catalog{regions: &doc.regions, plans: &doc.plans}, nil
+	return &Catalog{regions: &doc.regions, plans: &doc.plans, clusters: clusters}, nil
+}
+
+// splitClusters takes the catalogue-only "cluster" key out of each region
+// of a "regions" array, so that the rest decodes as the API's Region, and
+// returns the array without it and the region-to-cluster map.
+func splitClusters(regions json.RawMessage) (json.RawMessage, map[string]string, error) {
+	var list []map[string]json.RawMessage
+	if err := json.Unmarshal(regions, &list); err != nil {
+		return nil, nil, fmt.Errorf("catalog regions: %w", err)
+	}
+	clusters := map[string]string{}
+	for _, r := range list {
+		raw, ok := r["cluster"]
+		if !ok {
+			continue
+		}
+		delete(r, "cluster")
+		var cluster, id string
+		if err := json.Unmarshal(raw, &cluster); err != nil || cluster == "" {
+			return nil, nil, errors.New(`catalog regions: "cluster" must be a region id`)
+		}
+		_ = json.Unmarshal(r["id"], &id) // a bad id is reported with the region
+		clusters[id] = cluster
+	}
+	out, err := json.Marshal(list)
+	return out, clusters, err
 }
 
 func checkID(kind, id string, seen map[string]bool) error {
@@ -123,6 +171,16 @@ func (c *Catalog) Region(id string) *projectsv1.Region {
 		}
 	}
 	return nil
+}
+
+// Cluster is the region whose cluster runs the region with the given id:
+// the region itself, unless the catalogue maps it onto another one. Nil
+// for an unknown region.
+func (c *Catalog) Cluster(regionID string) *projectsv1.Region {
+	if cluster, ok := c.clusters[regionID]; ok {
+		return c.Region(cluster)
+	}
+	return c.Region(regionID)
 }
 
 // Plan returns the plan with the given id, or nil.

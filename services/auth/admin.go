@@ -287,7 +287,7 @@ func CreateTeam(ctx context.Context, store Store, name, ownerUserID string) (Tea
 	if ownerUserID == "" {
 		return Team{}, apierr.InvalidField("owner", "a team needs an owner")
 	}
-	t, err := createTeam(ctx, store, name, "", ownerUserID, now())
+	t, err := createTeam(ctx, store, Team{Name: name}, ownerUserID, now())
 	if errors.Is(err, ErrNotFound) {
 		return Team{}, apierr.NotFound("user", ownerUserID)
 	}
@@ -295,14 +295,15 @@ func CreateTeam(ctx context.Context, store Store, name, ownerUserID string) (Tea
 }
 
 // createTeam creates a team with the built-in roles and its owner as its
-// admin, created at at: what CreateTeam and the CreateTeam RPC both do.
+// admin, created at at, from spec's name, description and email: what
+// CreateTeam and the CreateTeam RPC both do.
 // An unknown owner is ErrNotFound, which each caller words for its asker.
-func createTeam(ctx context.Context, store Store, name, description, ownerUserID string, at time.Time) (Team, error) {
-	t, roles, err := newTeam(name, at)
+func createTeam(ctx context.Context, store Store, spec Team, ownerUserID string, at time.Time) (Team, error) {
+	t, roles, err := newTeam(spec.Name, at)
 	if err != nil {
 		return Team{}, err
 	}
-	t.Description = description
+	t.Description, t.Email = spec.Description, spec.Email
 	owner := Member{TeamID: t.ID, UserID: ownerUserID, RoleID: adminRole, JoinedAt: at}
 	ev, err := MemberEvent("added", owner)
 	if err != nil {

@@ -3,12 +3,12 @@ package auth
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -51,6 +51,9 @@ func withinGrant(g *authv1.TeamGrant, perms []string, restr Restrictions) bool {
 	}
 	return true
 }
+
+// memberID is a member's id in the API and in list cursors: its user id.
+func memberID(m TeamMember) string { return m.UserID }
 
 func memberOf(m TeamMember) *authv1.TeamMember {
 	return &authv1.TeamMember{
@@ -143,6 +146,9 @@ func (s *server) PatchTeam(ctx context.Context, req *authv1.PatchTeamRequest) (*
 	}
 	if req.Description != nil {
 		t.Description = req.GetDescription()
+	}
+	if req.Email != nil {
+		t.Email = req.GetEmail()
 	}
 	if err := s.store.UpdateTeam(ctx, t); err != nil {
 		return nil, apierr.FromStore(err, "team", t.ID)
@@ -320,14 +326,18 @@ func (s *server) ListTeamRoleMembers(ctx context.Context, req *authv1.ListTeamRo
 	if _, err := s.store.GetRole(ctx, req.GetTeamId(), req.GetRoleId()); err != nil {
 		return nil, apierr.FromStore(err, "role", req.GetRoleId())
 	}
-	list, err := s.membersWith(ctx, req.GetTeamId(), req.GetRoleId())
+	all, err := s.membersWith(ctx, req.GetTeamId(), req.GetRoleId())
 	if err != nil {
 		return nil, err
 	}
-	resp := &authv1.ListTeamRoleMembersResponse{
-		Members:    make([]*authv1.TeamMember, 0, len(list)),
-		Pagination: &apiv1.Pagination{Count: int32(len(list))},
+	if ids := req.GetUserIds(); len(ids) > 0 {
+		all = slices.DeleteFunc(all, func(m TeamMember) bool { return !slices.Contains(ids, m.UserID) })
 	}
+	list, pagination, err := pageOf(s.cursors, "role-members/"+req.GetTeamId()+"/"+req.GetRoleId(), all, memberID, req.GetPerPage(), req.GetPage(), req.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authv1.ListTeamRoleMembersResponse{Members: make([]*authv1.TeamMember, 0, len(list)), Pagination: pagination}
 	for _, m := range list {
 		resp.Members = append(resp.Members, memberOf(m))
 	}

@@ -282,6 +282,47 @@ func testRoleMembers(t *testing.T, s *stack) {
 	if err != nil || !slices.Equal(ids, want) || list.GetPagination().GetCount() != 2 {
 		t.Fatalf("ListTeamRoleMembers = %v, %v; want %v", list, err, want)
 	}
+	// Northflank's list options: pages by id, then by cursor, each member
+	// once; a cursor that is not one is a 400.
+	var paged []string
+	page, err := s.client.ListTeamRoleMembers(ctx, &authv1.ListTeamRoleMembersRequest{TeamId: "default", RoleId: "testers", PerPage: 1})
+	for err == nil {
+		if len(page.GetMembers()) != 1 {
+			t.Fatalf("per_page=1 gave %d members", len(page.GetMembers()))
+		}
+		paged = append(paged, page.GetMembers()[0].GetId())
+		if !page.GetPagination().GetHasNextPage() {
+			break
+		}
+		page, err = s.client.ListTeamRoleMembers(ctx, &authv1.ListTeamRoleMembersRequest{TeamId: "default", RoleId: "testers", PerPage: 1,
+			Cursor: page.GetPagination().GetCursor()})
+	}
+	if err != nil || !slices.Equal(paged, want) {
+		t.Fatalf("role members page by page: %v, %v; want %v", paged, err, want)
+	}
+	if second, err := s.client.ListTeamMembers(ctx, &authv1.ListTeamMembersRequest{TeamId: "default", PerPage: 1, Page: 2}); err != nil ||
+		len(second.GetMembers()) != 1 || !second.GetPagination().GetHasNextPage() {
+		t.Fatalf("team members, page 2 of 1 each: %v, %v", second, err)
+	}
+	roles, err := s.client.ListTeamRoles(ctx, &authv1.ListTeamRolesRequest{TeamId: "default", PerPage: 2})
+	if err != nil || len(roles.GetRoles()) != 2 || roles.GetPagination().GetCount() != 2 || roles.GetPagination().GetCursor() == "" {
+		t.Fatalf("roles, 2 per page: %v, %v", roles, err)
+	}
+	rest, err := s.client.ListTeamRoles(ctx, &authv1.ListTeamRolesRequest{TeamId: "default", Cursor: roles.GetPagination().GetCursor()})
+	if err != nil || len(rest.GetRoles()) == 0 || rest.GetRoles()[0].GetId() <= roles.GetRoles()[1].GetId() || rest.GetPagination().GetHasNextPage() {
+		t.Fatalf("roles after the cursor: %v, %v", rest, err)
+	}
+	_, err = s.client.ListTeamRoles(ctx, &authv1.ListTeamRolesRequest{TeamId: "default", Cursor: "!!"})
+	wantCode(t, "a bad cursor", err, codes.InvalidArgument)
+	teams, err := s.client.ListTeams(ctx, &authv1.ListTeamsRequest{PerPage: 1})
+	if err != nil || len(teams.GetTeams()) != 1 {
+		t.Fatalf("teams, 1 per page: %v, %v", teams, err)
+	}
+	// Northflank's userIds filter.
+	only, err := s.client.ListTeamRoleMembers(ctx, &authv1.ListTeamRoleMembersRequest{TeamId: "default", RoleId: "testers", UserIds: []string{fred, "nobody"}})
+	if err != nil || len(only.GetMembers()) != 1 || only.GetMembers()[0].GetId() != fred || only.GetPagination().GetCount() != 1 {
+		t.Fatalf("ListTeamRoleMembers(userIds %s) = %v, %v; want fred alone", fred, only, err)
+	}
 	// Validation and lookups.
 	_, err = s.client.AddTeamRoleMember(ctx, &authv1.AddTeamRoleMemberRequest{TeamId: "default", RoleId: "testers"})
 	wantCode(t, "no member named", err, codes.InvalidArgument)

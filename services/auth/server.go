@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
@@ -225,13 +224,17 @@ func (s *server) RevokeApiToken(ctx context.Context, req *authv1.RevokeApiTokenR
 }
 
 // ListTeams implements AuthService: the teams the caller has a grant in.
-func (s *server) ListTeams(ctx context.Context, _ *authv1.ListTeamsRequest) (*authv1.ListTeamsResponse, error) {
+func (s *server) ListTeams(ctx context.Context, req *authv1.ListTeamsRequest) (*authv1.ListTeamsResponse, error) {
 	p, ok := authz.PrincipalFrom(ctx)
 	if !ok {
 		return nil, authz.Unauthenticated("credentials required")
 	}
-	resp := &authv1.ListTeamsResponse{Teams: []*authv1.Team{}}
-	for _, g := range p.GetGrants() {
+	grants, pagination, err := pageOf(s.cursors, "teams/"+p.GetUserId(), p.GetGrants(), (*authv1.TeamGrant).GetTeamId, req.GetPerPage(), req.GetPage(), req.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authv1.ListTeamsResponse{Teams: []*authv1.Team{}, Pagination: pagination}
+	for _, g := range grants {
 		t, err := s.store.GetTeam(ctx, g.GetTeamId())
 		if errors.Is(err, ErrNotFound) {
 			continue // deleted since the principal was resolved
@@ -240,7 +243,7 @@ func (s *server) ListTeams(ctx context.Context, _ *authv1.ListTeamsRequest) (*au
 		}
 		resp.Teams = append(resp.Teams, teamOf(t))
 	}
-	resp.Pagination = &apiv1.Pagination{Count: int32(len(resp.Teams))}
+	resp.Pagination.Count = int32(len(resp.Teams))
 	return resp, nil
 }
 
@@ -256,7 +259,7 @@ func (s *server) CreateTeam(ctx context.Context, req *authv1.CreateTeamRequest) 
 		return nil, &apierr.Error{Code: codes.PermissionDenied, Reason: apierr.ReasonUserRequired,
 			Message: "only a user can create a team (it becomes the team's admin); use a personal token"}
 	}
-	t, err := createTeam(ctx, s.store, req.GetName(), req.GetDescription(), p.GetUserId(), s.now())
+	t, err := createTeam(ctx, s.store, Team{Name: req.GetName(), Description: req.GetDescription(), Email: req.GetEmail()}, p.GetUserId(), s.now())
 	if errors.Is(err, ErrNotFound) { // the user was deleted meanwhile
 		return nil, authz.Unauthenticated(BadCredentialsMessage)
 	} else if err != nil {
@@ -282,14 +285,15 @@ func (s *server) ListTeamMembers(ctx context.Context, req *authv1.ListTeamMember
 	if _, err := inTeam(ctx, req.GetTeamId()); err != nil {
 		return nil, err
 	}
-	list, err := s.store.ListMembers(ctx, req.GetTeamId())
+	all, err := s.store.ListMembers(ctx, req.GetTeamId())
 	if err != nil {
 		return nil, err
 	}
-	resp := &authv1.ListTeamMembersResponse{
-		Members:    make([]*authv1.TeamMember, 0, len(list)),
-		Pagination: &apiv1.Pagination{Count: int32(len(list))},
+	list, pagination, err := pageOf(s.cursors, "members/"+req.GetTeamId(), all, memberID, req.GetPerPage(), req.GetPage(), req.GetCursor())
+	if err != nil {
+		return nil, err
 	}
+	resp := &authv1.ListTeamMembersResponse{Members: make([]*authv1.TeamMember, 0, len(list)), Pagination: pagination}
 	for _, m := range list {
 		resp.Members = append(resp.Members, memberOf(m))
 	}
@@ -301,14 +305,15 @@ func (s *server) ListTeamRoles(ctx context.Context, req *authv1.ListTeamRolesReq
 	if _, err := inTeam(ctx, req.GetTeamId()); err != nil {
 		return nil, err
 	}
-	list, err := s.store.ListRoles(ctx, req.GetTeamId())
+	all, err := s.store.ListRoles(ctx, req.GetTeamId())
 	if err != nil {
 		return nil, err
 	}
-	resp := &authv1.ListTeamRolesResponse{
-		Roles:      make([]*authv1.Role, 0, len(list)),
-		Pagination: &apiv1.Pagination{Count: int32(len(list))},
+	list, pagination, err := pageOf(s.cursors, "roles/"+req.GetTeamId(), all, func(r Role) string { return r.ID }, req.GetPerPage(), req.GetPage(), req.GetCursor())
+	if err != nil {
+		return nil, err
 	}
+	resp := &authv1.ListTeamRolesResponse{Roles: make([]*authv1.Role, 0, len(list)), Pagination: pagination}
 	for _, r := range list {
 		resp.Roles = append(resp.Roles, roleOf(r))
 	}
@@ -470,7 +475,7 @@ func tokenOf(t Token) *authv1.ApiToken {
 }
 
 func teamOf(t Team) *authv1.Team {
-	return &authv1.Team{Id: t.ID, Name: t.Name, Description: t.Description, Plan: t.Plan, CreatedAt: timestamp(t.CreatedAt)}
+	return &authv1.Team{Id: t.ID, Name: t.Name, Description: t.Description, Plan: t.Plan, Email: t.Email, CreatedAt: timestamp(t.CreatedAt)}
 }
 
 func roleOf(r Role) *authv1.Role {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
@@ -986,6 +987,25 @@ func testCreateTeamRPC(t *testing.T, s *stack) {
 	}
 	_, err = s.client.CreateTeam(ctx, &authv1.CreateTeamRequest{Name: "platform crew"})
 	wantCode(t, "duplicate team id", err, codes.AlreadyExists)
+	// Northflank's client sends the team's billing email: it is kept and
+	// shown on the team, can be changed and removed, and must be an email.
+	billed, err := s.client.CreateTeam(ctx, &authv1.CreateTeamRequest{Name: "Billed Crew", Email: "billing@example.com"})
+	if err != nil || billed.GetTeam().GetEmail() != "billing@example.com" {
+		t.Fatalf("team with an email = %v, %v", billed, err)
+	}
+	if got, err := s.client.GetTeam(ctx, &authv1.GetTeamRequest{TeamId: "billed-crew"}); err != nil || got.GetTeam().GetEmail() != "billing@example.com" {
+		t.Fatalf("GetTeam(billed-crew) = %v, %v; want its email", got, err)
+	}
+	for _, email := range []string{"ops@example.com", ""} {
+		patched, err := s.client.PatchTeam(ctx, &authv1.PatchTeamRequest{TeamId: "billed-crew", Email: proto.String(email)})
+		if err != nil || patched.GetTeam().GetEmail() != email {
+			t.Fatalf("PatchTeam(email %q) = %v, %v", email, patched, err)
+		}
+	}
+	_, err = s.client.CreateTeam(ctx, &authv1.CreateTeamRequest{Name: "Badly Billed", Email: "not an email"})
+	wantCode(t, "team with an invalid email", err, codes.InvalidArgument)
+	_, err = s.client.PatchTeam(ctx, &authv1.PatchTeamRequest{TeamId: "billed-crew", Email: proto.String("nope")})
+	wantCode(t, "patching an invalid email", err, codes.InvalidArgument)
 	teamTok, err := s.client.CreateApiToken(ctx, &authv1.CreateApiTokenRequest{Name: "robot", Kind: "team", RoleId: "admin"})
 	if err != nil {
 		t.Fatal(err)

@@ -161,12 +161,12 @@ func (s *SQLStore) Bootstrap(ctx context.Context, in Install, evs ...events.Even
 
 // Teams.
 
-const teamColumns = `id, name, description, plan, created_at`
+const teamColumns = `id, name, description, plan, email, created_at`
 
 func scanTeam(row scanner) (Team, error) {
 	var t Team
 	var created int64
-	err := row.Scan(&t.ID, &t.Name, &t.Description, &t.Plan, &created)
+	err := row.Scan(&t.ID, &t.Name, &t.Description, &t.Plan, &t.Email, &created)
 	t.CreatedAt = time.UnixMicro(created).UTC()
 	return t, err
 }
@@ -174,8 +174,8 @@ func scanTeam(row scanner) (Team, error) {
 // insertTeam writes a team with its roles and members; the members' roles
 // must be among roles, which is what the foreign key checks.
 func insertTeam(ctx context.Context, tx *sql.Tx, t Team, roles []Role, members []Member) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO teams (`+teamColumns+`) VALUES ($1, $2, $3, $4, $5)`,
-		t.ID, t.Name, t.Description, t.Plan, t.CreatedAt.UnixMicro()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO teams (`+teamColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Name, t.Description, t.Plan, t.Email, t.CreatedAt.UnixMicro()); err != nil {
 		return sqldb.AlreadyExistsIfUnique(err)
 	}
 	for _, r := range roles {
@@ -207,8 +207,8 @@ func (s *SQLStore) GetTeam(ctx context.Context, id string) (Team, error) {
 // UpdateTeam implements Store.
 func (s *SQLStore) UpdateTeam(ctx context.Context, t Team, evs ...events.Event) error {
 	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
-		return affectedOne(tx.ExecContext(ctx, `UPDATE teams SET name = $1, description = $2, plan = $3 WHERE id = $4`,
-			t.Name, t.Description, t.Plan, t.ID))
+		return affectedOne(tx.ExecContext(ctx, `UPDATE teams SET name = $1, description = $2, plan = $3, email = $4 WHERE id = $5`,
+			t.Name, t.Description, t.Plan, t.Email, t.ID))
 	}, always(evs))
 }
 

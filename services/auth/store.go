@@ -32,7 +32,9 @@ type Team struct {
 	Name        string
 	Description string
 	// Plan sets the team's hourly quota.
-	Plan      string
+	Plan string
+	// Email is the team's billing and contact address, "" when none.
+	Email     string
 	CreatedAt time.Time
 }
 
@@ -201,7 +203,7 @@ type Store interface {
 	// GetTeam returns the team with the given id or ErrNotFound.
 	GetTeam(ctx context.Context, id string) (Team, error)
 
-	// UpdateTeam writes t's name, description and plan over the team with
+	// UpdateTeam writes t's name, description, plan and email over the team with
 	// its id (the id and creation time never change), or returns
 	// ErrNotFound.
 	UpdateTeam(ctx context.Context, t Team, evs ...events.Event) error

@@ -139,6 +139,9 @@ func (s *Service) GetJobRuntimeEnvironment(ctx context.Context, req *jobsv1.GetJ
 	if err != nil {
 		return nil, err
 	}
+	if req.GetShow() == "inherited" { // a job inherits nothing (yet)
+		return &jobsv1.GetJobRuntimeEnvironmentResponse{RuntimeEnvironment: map[string]string{}, RuntimeFiles: map[string]string{}}, nil
+	}
 	return &jobsv1.GetJobRuntimeEnvironmentResponse{RuntimeEnvironment: orEmpty(j.Env), RuntimeFiles: map[string]string{}}, nil
 }
 
@@ -279,6 +282,8 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 			return nil, apierr.InvalidField("schedule", "only cron jobs have a schedule")
 		case p.ConcurrencyPolicy != nil:
 			return nil, apierr.InvalidField("concurrencyPolicy", "only cron jobs have a concurrency policy")
+		case p.Suspended != nil:
+			return nil, apierr.InvalidField("suspended", "only cron jobs have a schedule to suspend")
 		}
 	}
 	j, err := s.update(ctx, req, id, func(j *Job) error {
@@ -314,6 +319,9 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 		}
 		if p.ConcurrencyPolicy != nil {
 			j.ConcurrencyPolicy = p.GetConcurrencyPolicy()
+		}
+		if p.Suspended != nil { // Northflank's patch of a cron job carries it
+			j.Suspended = p.GetSuspended()
 		}
 		return nil
 	})

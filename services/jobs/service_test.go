@@ -19,7 +19,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
@@ -924,4 +926,92 @@ func stateEntries(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestNorthflankFields: the fields of Northflank's job types that Slipway
+// cannot honour are refused with a 400 naming the field and saying so
+// (never accepted and ignored); null and empty values, which ask for
+// nothing, pass. suspended, which it can honour, suspends a cron job in
+// a patch as Northflank's PatchJobCron does.
+func TestNorthflankFields(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	value := func(js string) *structpb.Value {
+		v := &structpb.Value{}
+		if err := protojson.Unmarshal([]byte(js), v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	spec := func(name string, set func(*jobsv1.JobSpec)) error {
+		s := &jobsv1.JobSpec{Name: name, Deployment: command("true")}
+		set(s)
+		_, err := h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: s})
+		return err
+	}
+	refused := []struct {
+		field string
+		err   error
+	}{
+		{"stageId", spec("nf-1", func(s *jobsv1.JobSpec) { s.StageId = value(`"stage-1"`) })},
+		{"runtimeFiles", spec("nf-2", func(s *jobsv1.JobSpec) {
+			s.RuntimeFiles = value(`{"/etc/secret": {"data": "eA==", "encoding": "base64"}}`)
+		})},
+		{"healthChecks", spec("nf-3", func(s *jobsv1.JobSpec) { s.HealthChecks = value(`[{"protocol": "HTTP", "type": "livenessProbe"}]`) })},
+		{"buildConfiguration", spec("nf-4", func(s *jobsv1.JobSpec) { s.BuildConfiguration = value(`{"dockerfileTarget": "x"}`) })},
+		{"billing.gpu", spec("nf-5", func(s *jobsv1.JobSpec) {
+			s.Billing = &jobsv1.JobBilling{DeploymentPlan: "nf-compute-20", Gpu: value(`{"enabled": true}`)}
+		})},
+		{"deployment.gracePeriodSeconds", spec("nf-6", func(s *jobsv1.JobSpec) { s.Deployment.GracePeriodSeconds = value(`30`) })},
+		{"deployment.vcs", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Vcs = value(`{"projectUrl": "https://example.com/r"}`) })},
+		{"deployment.storage.useHdbStorage", spec("nf-8", func(s *jobsv1.JobSpec) { s.Deployment.Storage = &jobsv1.JobStorage{UseHdbStorage: true} })},
+	}
+	for _, c := range refused {
+		wantCode(t, c.err, codes.InvalidArgument, c.field)
+		if c.err != nil && !strings.Contains(c.err.Error()+fmt.Sprint(status.Convert(c.err).Details()), "not supported by Slipway") {
+			t.Errorf("%s: %v, want it to say Slipway does not support it", c.field, c.err)
+		}
+	}
+	// Values that ask for nothing are accepted.
+	if err := spec("nf-ok", func(s *jobsv1.JobSpec) {
+		s.RuntimeFiles, s.HealthChecks, s.StageId = value(`{}`), value(`[]`), value(`null`)
+		s.Billing = &jobsv1.JobBilling{DeploymentPlan: "nf-compute-20", Gpu: value(`{"enabled": false}`)}
+	}); err != nil {
+		t.Fatalf("empty Northflank fields: %v", err)
+	}
+	_, err := h.client.StartJobRun(ctx, &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "nf-ok",
+		Overrides: &jobsv1.RunOverrides{RuntimeFiles: value(`{"/f": {"data": "eA=="}}`)}})
+	wantCode(t, err, codes.InvalidArgument, "runtimeFiles")
+	_, err = h.client.UpdateJobRuntimeEnvironment(ctx, &jobsv1.UpdateJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "nf-ok",
+		RuntimeEnvironment: map[string]string{"A": "b"}, RuntimeFiles: value(`{"/f": {"data": "eA=="}}`)})
+	wantCode(t, err, codes.InvalidArgument, "runtimeFiles")
+	_, err = h.client.PatchManualJob(ctx, &jobsv1.PatchManualJobRequest{ProjectId: projectID, JobId: "nf-ok", Spec: &jobsv1.JobPatch{Suspended: proto.Bool(true)}})
+	wantCode(t, err, codes.InvalidArgument, "suspended")
+
+	// GET runtime-environment's show: a job inherits nothing, so
+	// "inherited" is empty and "this" and "all" are its own variables.
+	if _, err := h.client.UpdateJobRuntimeEnvironment(ctx, &jobsv1.UpdateJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "nf-ok",
+		RuntimeEnvironment: map[string]string{"A": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	for show, want := range map[string]int{"": 1, "all": 1, "this": 1, "inherited": 0} {
+		env, err := h.client.GetJobRuntimeEnvironment(ctx, &jobsv1.GetJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "nf-ok",
+			Show: show, ReplaceTemplatedValues: "true"})
+		if err != nil || len(env.GetRuntimeEnvironment()) != want {
+			t.Errorf("show=%q: %v, %v; want %d variables", show, env, err, want)
+		}
+	}
+	_, err = h.client.GetJobRuntimeEnvironment(ctx, &jobsv1.GetJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "nf-ok", Show: "everything"})
+	wantCode(t, err, codes.InvalidArgument, "show")
+
+	// suspended in a cron job's patch.
+	if _, err := h.client.CreateCronJob(ctx, &jobsv1.CreateCronJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "nf-cron", Schedule: "0 3 * * *", Deployment: command("true")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, suspended := range []bool{true, false} {
+		resp, err := h.client.PatchCronJob(ctx, &jobsv1.PatchCronJobRequest{ProjectId: projectID, JobId: "nf-cron", Spec: &jobsv1.JobPatch{Suspended: proto.Bool(suspended)}})
+		if err != nil || resp.GetJob().GetSuspended() != suspended {
+			t.Fatalf("patch suspended=%v: %v, %v", suspended, resp, err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ package projects
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/catalog"
@@ -89,7 +90,11 @@ func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsR
 
 // CreateProject implements ProjectsService.
 func (s *server) CreateProject(ctx context.Context, req *projectsv1.CreateProjectRequest) (*projectsv1.CreateProjectResponse, error) {
-	p, err := s.newProject(ctx, req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
+	region, err := s.placement(req.GetRegion(), req.GetClusterId())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.newProject(ctx, req.GetName(), req.GetDescription(), req.GetColor(), region)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +110,11 @@ func (s *server) CreateProject(ctx context.Context, req *projectsv1.CreateProjec
 
 // PutProject implements ProjectsService.
 func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectRequest) (*projectsv1.PutProjectResponse, error) {
-	want, err := s.newProject(ctx, req.GetName(), req.GetDescription(), req.GetColor(), req.GetRegion())
+	region, err := s.placement(req.GetRegion(), req.GetClusterId())
+	if err != nil {
+		return nil, err
+	}
+	want, err := s.newProject(ctx, req.GetName(), req.GetDescription(), req.GetColor(), region)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +134,9 @@ func (s *server) PutProject(ctx context.Context, req *projectsv1.PutProjectReque
 	p, err := s.store.Update(ctx, want.TeamID, want.ID, func(p *Project) ([]events.Event, error) {
 		if req.GetRegion() != "" && req.GetRegion() != p.Region {
 			return nil, apierr.InvalidField("region", "a project's region cannot be changed")
+		}
+		if c := req.GetClusterId(); c != "" && s.catalog.Cluster(p.Region).GetId() != c {
+			return nil, apierr.InvalidField("clusterId", "a project's cluster cannot be changed")
 		}
 		before := *p
 		p.Name, p.Description, p.Color = want.Name, want.Description, want.Color
@@ -215,6 +227,8 @@ func (s *server) ListPlans(context.Context, *projectsv1.ListPlansRequest) (*proj
 // newProject validates what protovalidate can't (the derived id, the
 // region, the caller's project restriction) and builds the project to
 // store in the caller's team.
+//
+// Its callers have turned Northflank's clusterId into region (placement).
 func (s *server) newProject(ctx context.Context, name, description, color, region string) (Project, error) {
 	grant, err := grantOf(ctx)
 	if err != nil {
@@ -234,6 +248,26 @@ func (s *server) newProject(ctx context.Context, name, description, color, regio
 	}
 	now := s.now()
 	return Project{TeamID: grant.GetTeamId(), ID: id, Name: name, Description: description, Color: color, Region: region, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// placement is the region a create or put asks for: region, or the
+// cluster named by clusterId (Northflank's field for a project on its own
+// cluster), which must be a region of the catalogue that runs on its own
+// machines and, with region, the one that runs region.
+func (s *server) placement(region, clusterID string) (string, error) {
+	if clusterID == "" {
+		return region, nil
+	}
+	if c := s.catalog.Cluster(clusterID); c == nil || c.GetId() != clusterID {
+		return "", apierr.InvalidField("clusterId", "unknown cluster; the clusters are the regions of GET /v1/regions that run on their own machines")
+	}
+	if region == "" {
+		return clusterID, nil
+	}
+	if c := s.catalog.Cluster(region); c != nil && c.GetId() != clusterID {
+		return "", apierr.InvalidField("clusterId", fmt.Sprintf("region %q runs on cluster %q, not %q", region, c.GetId(), clusterID))
+	}
+	return region, nil
 }
 
 // projectEventData is the payload of projects.project.* events.
@@ -306,8 +340,10 @@ func (s *server) projectOf(p Project, resources []Resource) *projectsv1.Project 
 		Services: []*projectsv1.ProjectService{}, Jobs: []*projectsv1.ProjectJob{}, Addons: []*projectsv1.ProjectAddon{},
 		Cluster: &projectsv1.ProjectCluster{Id: p.Region, Name: p.Region},
 	}
-	if r := s.catalog.Region(p.Region); r != nil {
-		out.Cluster.Name = r.GetName()
+	// A region the catalogue maps onto another's machines (Northflank's
+	// region ids in the built-in catalogue) shows the cluster that runs it.
+	if c := s.catalog.Cluster(p.Region); c != nil {
+		out.Cluster = &projectsv1.ProjectCluster{Id: c.GetId(), Name: c.GetName()}
 	}
 	for _, r := range resources {
 		appID := "/" + p.TeamID + "/" + p.ID + "/" + r.ID

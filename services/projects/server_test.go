@@ -3,6 +3,8 @@ package projects_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
@@ -304,6 +307,48 @@ func testCatalog(t *testing.T, s *stack) {
 	plans, err := s.client.ListPlans(ctx, &projectsv1.ListPlansRequest{})
 	if err != nil || len(plans.GetPlans()) == 0 || plans.GetPlans()[0].GetCurrency() != "usd" {
 		t.Fatalf("plans = %v, %v", plans, err)
+	}
+	// A Northflank region id of the built-in catalogue: the project keeps
+	// it as its region and runs on this install's cluster.
+	resp, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Northflank Region", Region: "europe-west"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.GetProject()
+	if p.GetRegion() != "europe-west" || p.GetDeployment().GetRegion() != "europe-west" ||
+		p.GetCluster().GetId() != "local" || p.GetCluster().GetName() != "Local" {
+		t.Errorf("project in europe-west: region %q, deployment %v, cluster %v; want europe-west on cluster local",
+			p.GetRegion(), p.GetDeployment(), p.GetCluster())
+	}
+	// Northflank's clusterId places a project on a cluster: a region that
+	// runs on its own machines, agreeing with region when both are given.
+	if resp, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "On Cluster", ClusterId: "local"}); err != nil ||
+		resp.GetProject().GetRegion() != "local" || resp.GetProject().GetCluster().GetId() != "local" {
+		t.Errorf("project with clusterId local: %v, %v", resp, err)
+	}
+	if _, err := s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Both Given", Region: "us-west", ClusterId: "local"}); err != nil {
+		t.Errorf("region us-west on cluster local: %v", err)
+	}
+	for name, req := range map[string]*projectsv1.CreateProjectRequest{
+		"a region without machines of its own": {Name: "Not A Cluster", ClusterId: "europe-west"},
+		"an unknown cluster":                   {Name: "No Cluster", ClusterId: "mars"},
+	} {
+		if _, err := s.client.CreateProject(ctx, req); status.Code(err) != codes.InvalidArgument || !strings.Contains(fmt.Sprint(status.Convert(err).Details()), "clusterId") {
+			t.Errorf("clusterId of %s: %v, want InvalidArgument naming clusterId", name, err)
+		}
+	}
+	// Networking settings cannot be honoured: refused, naming the field.
+	net, err := structpb.NewValue(map[string]any{"allowedIngressProjects": []any{"other"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.client.CreateProject(ctx, &projectsv1.CreateProjectRequest{Name: "Networked", Networking: net})
+	if d := fmt.Sprint(status.Convert(err).Details()); status.Code(err) != codes.InvalidArgument || !strings.Contains(d, "networking") || !strings.Contains(d, "not supported by Slipway") {
+		t.Errorf("project with networking: %v (%s), want InvalidArgument: not supported", err, d)
+	}
+	empty, _ := structpb.NewValue(map[string]any{})
+	if _, err := s.client.PatchProject(ctx, &projectsv1.PatchProjectRequest{ProjectId: "on-cluster", Networking: empty}); err != nil {
+		t.Errorf("patch with empty networking: %v", err)
 	}
 }
 

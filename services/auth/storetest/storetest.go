@@ -242,6 +242,13 @@ func testCreateTeam(t *testing.T, s auth.Store, outbox func() int) {
 	if err != nil || team.Name != "Team alpha" || team.Plan != "default" || team.CreatedAt.IsZero() {
 		t.Fatalf("GetTeam = %+v, %v", team, err)
 	}
+	err = s.CreateTeam(ctx, auth.Team{ID: "delta", Name: "Delta", Plan: "default", Email: "ops@delta.example", CreatedAt: now()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetTeam(ctx, "delta"); err != nil || got.Email != "ops@delta.example" {
+		t.Fatalf("GetTeam(delta) = %+v, %v; want its email kept", got, err)
+	}
 	err = s.CreateTeam(ctx, auth.Team{ID: "alpha", Name: "again", Plan: "default", CreatedAt: now()}, nil, nil, event(t, "created", "alpha"))
 	if !errors.Is(err, auth.ErrAlreadyExists) {
 		t.Fatalf("CreateTeam(taken id) = %v, want ErrAlreadyExists", err)
@@ -664,14 +671,17 @@ func testUpdateTeam(t *testing.T, s auth.Store, outbox func() int) {
 		t.Fatal(err)
 	}
 	upd := before
-	upd.Name, upd.Description, upd.Plan = "Alpha Crew", "the first", "pro"
+	if before.Email != "" {
+		t.Fatalf("a team created without an email has %q", before.Email)
+	}
+	upd.Name, upd.Description, upd.Plan, upd.Email = "Alpha Crew", "the first", "pro", "billing@alpha.example"
 	upd.CreatedAt = before.CreatedAt.Add(time.Hour) // ignored
 	if err := s.UpdateTeam(ctx, upd, event(t, "updated", "u1")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetTeam(ctx, "alpha")
 	if err != nil || got.ID != "alpha" || got.Name != "Alpha Crew" || got.Description != "the first" || got.Plan != "pro" ||
-		!got.CreatedAt.Equal(before.CreatedAt) {
+		got.Email != "billing@alpha.example" || !got.CreatedAt.Equal(before.CreatedAt) {
 		t.Fatalf("team after UpdateTeam = %+v, %v", got, err)
 	}
 	if err := s.UpdateTeam(ctx, auth.Team{ID: "nope", Name: "Nope", Plan: "pro"}, event(t, "updated", "x")); !errors.Is(err, auth.ErrNotFound) {

@@ -1089,7 +1089,11 @@ type Team struct {
 	// Plan, which sets the hourly quota.
 	Plan string `protobuf:"bytes,4,opt,name=plan,proto3" json:"plan,omitempty"`
 	// Creation time.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The team's billing and contact email address (Northflank's "email" of
+	// a new team), empty when none was given. Slipway bills nobody: it is
+	// kept and shown to the team, for its operators to reach it.
+	Email         string `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1159,9 +1163,22 @@ func (x *Team) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// ListTeamsRequest has no parameters.
+func (x *Team) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// ListTeamsRequest pages through the caller's teams.
 type ListTeamsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,1,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,2,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1194,6 +1211,27 @@ func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListTeamsRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamsRequest) Descriptor() ([]byte, []int) {
 	return file_slipway_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListTeamsRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamsRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
 }
 
 // ListTeamsResponse lists teams.
@@ -1257,7 +1295,11 @@ type CreateTeamRequest struct {
 	// Display name; its slug becomes the id.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Description.
-	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// The team's billing and contact email address. Northflank's client
+	// requires it; Slipway keeps it optional (it bills nobody) and shows it
+	// on the team.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1344,13 @@ func (x *CreateTeamRequest) GetName() string {
 func (x *CreateTeamRequest) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateTeamRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
 	}
 	return ""
 }
@@ -1585,7 +1634,13 @@ func (x *MemberEmail) GetVerified() bool {
 type ListTeamMembersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Team id.
-	TeamId        string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,2,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1623,6 +1678,27 @@ func (*ListTeamMembersRequest) Descriptor() ([]byte, []int) {
 func (x *ListTeamMembersRequest) GetTeamId() string {
 	if x != nil {
 		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ListTeamMembersRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamMembersRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamMembersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
 	}
 	return ""
 }
@@ -1690,7 +1766,9 @@ type PatchTeamRequest struct {
 	// New display name; the id does not change.
 	Name *string `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
 	// New description.
-	Description   *string `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Description *string `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// New billing and contact email address; "" removes it.
+	Email         *string `protobuf:"bytes,4,opt,name=email,proto3,oneof" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1742,6 +1820,13 @@ func (x *PatchTeamRequest) GetName() string {
 func (x *PatchTeamRequest) GetDescription() string {
 	if x != nil && x.Description != nil {
 		return *x.Description
+	}
+	return ""
+}
+
+func (x *PatchTeamRequest) GetEmail() string {
+	if x != nil && x.Email != nil {
+		return *x.Email
 	}
 	return ""
 }
@@ -2236,7 +2321,13 @@ func (x *RoleRestrictions) GetRestrictionMode() string {
 type ListTeamRolesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Team id.
-	TeamId        string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,2,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2274,6 +2365,27 @@ func (*ListTeamRolesRequest) Descriptor() ([]byte, []int) {
 func (x *ListTeamRolesRequest) GetTeamId() string {
 	if x != nil {
 		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ListTeamRolesRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamRolesRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamRolesRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
 	}
 	return ""
 }
@@ -2824,7 +2936,16 @@ type ListTeamRoleMembersRequest struct {
 	// Team id.
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Role id.
-	RoleId        string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	RoleId string `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// Northflank's filter: only these users (the parameter repeated, once
+	// per user id); all members when empty.
+	UserIds []string `protobuf:"bytes,3,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	// Results per page: 1 to 100, 50 when unset.
+	PerPage int32 `protobuf:"varint,4,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
+	// 1-based page number (ignored when cursor is given).
+	Page int32 `protobuf:"varint,5,opt,name=page,proto3" json:"page,omitempty"`
+	// Cursor from the previous page.
+	Cursor        string `protobuf:"bytes,6,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2869,6 +2990,34 @@ func (x *ListTeamRoleMembersRequest) GetTeamId() string {
 func (x *ListTeamRoleMembersRequest) GetRoleId() string {
 	if x != nil {
 		return x.RoleId
+	}
+	return ""
+}
+
+func (x *ListTeamRoleMembersRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *ListTeamRoleMembersRequest) GetPerPage() int32 {
+	if x != nil {
+		return x.PerPage
+	}
+	return 0
+}
+
+func (x *ListTeamRoleMembersRequest) GetPage() int32 {
+	if x != nil {
+		return x.Page
+	}
+	return 0
+}
+
+func (x *ListTeamRoleMembersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
 	}
 	return ""
 }
@@ -3783,23 +3932,29 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\v2\x19.slipway.auth.v1.ApiTokenR\x05token\"=\n" +
 	"\x15RevokeApiTokenRequest\x12$\n" +
 	"\btoken_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\atokenId\"\x18\n" +
-	"\x16RevokeApiTokenResponse\"\x9b\x01\n" +
+	"\x16RevokeApiTokenResponse\"\xb1\x01\n" +
 	"\x04Team\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x12\n" +
 	"\x04plan\x18\x04 \x01(\tR\x04plan\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x12\n" +
-	"\x10ListTeamsRequest\"|\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\"w\n" +
+	"\x10ListTeamsRequest\x12$\n" +
+	"\bper_page\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"|\n" +
 	"\x11ListTeamsResponse\x12+\n" +
 	"\x05teams\x18\x01 \x03(\v2\x15.slipway.auth.v1.TeamR\x05teams\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\x8a\x01\n" +
+	"pagination\"\xaf\x01\n" +
 	"\x11CreateTeamRequest\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
-	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\"?\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12#\n" +
+	"\x05email\x18\x03 \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05\x18\xfe\x01`\x01R\x05email\"?\n" +
 	"\x12CreateTeamResponse\x12)\n" +
 	"\x04team\x18\x01 \x01(\v2\x15.slipway.auth.v1.TeamR\x04team\"4\n" +
 	"\x0eGetTeamRequest\x12\"\n" +
@@ -3815,20 +3970,27 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\arole_id\x18\x05 \x01(\tR\x06roleId\"C\n" +
 	"\vMemberEmail\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
-	"\bverified\x18\x02 \x01(\bR\bverified\"<\n" +
+	"\bverified\x18\x02 \x01(\bR\bverified\"\xa1\x01\n" +
 	"\x16ListTeamMembersRequest\x12\"\n" +
-	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\"\x8c\x01\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12$\n" +
+	"\bper_page\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x8c\x01\n" +
 	"\x17ListTeamMembersResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xd0\x01\n" +
+	"pagination\"\xde\x02\n" +
 	"\x10PatchTeamRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12N\n" +
 	"\x04name\x18\x02 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$H\x00R\x04name\x88\x01\x01\x12/\n" +
-	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x01R\vdescription\x88\x01\x01B\a\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x01R\vdescription\x88\x01\x01\x12\x81\x01\n" +
+	"\x05email\x18\x04 \x01(\tBf\xbaHc\xba\x01[\n" +
+	"\n" +
+	"team.email\x12/must be an email address, or empty to remove it\x1a\x1cthis == '' || this.isEmail()r\x03\x18\xfe\x01H\x02R\x05email\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0e\n" +
-	"\f_description\">\n" +
+	"\f_descriptionB\b\n" +
+	"\x06_email\">\n" +
 	"\x11PatchTeamResponse\x12)\n" +
 	"\x04team\x18\x01 \x01(\v2\x15.slipway.auth.v1.TeamR\x04team\"\xa6\x01\n" +
 	"\x14AddTeamMemberRequest\x12\"\n" +
@@ -3862,9 +4024,12 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x10RoleRestrictions\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1a\n" +
 	"\bprojects\x18\x02 \x03(\tR\bprojects\x12)\n" +
-	"\x10restriction_mode\x18\x03 \x01(\tR\x0frestrictionMode\":\n" +
+	"\x10restriction_mode\x18\x03 \x01(\tR\x0frestrictionMode\"\x9f\x01\n" +
 	"\x14ListTeamRolesRequest\x12\"\n" +
-	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\"\x80\x01\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12$\n" +
+	"\bper_page\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x80\x01\n" +
 	"\x15ListTeamRolesResponse\x12+\n" +
 	"\x05roles\x18\x01 \x03(\v2\x15.slipway.auth.v1.RoleR\x05roles\x12:\n" +
 	"\n" +
@@ -3899,10 +4064,15 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\frestrictions\x18\x05 \x01(\v2!.slipway.auth.v1.RoleRestrictionsR\frestrictionsB\x0e\n" +
 	"\f_description\"B\n" +
 	"\x15PatchTeamRoleResponse\x12)\n" +
-	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"d\n" +
+	"\x04role\x18\x01 \x01(\v2\x15.slipway.auth.v1.RoleR\x04role\"\xf6\x01\n" +
 	"\x1aListTeamRoleMembersRequest\x12\"\n" +
 	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12\"\n" +
-	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\"\x90\x01\n" +
+	"\arole_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06roleId\x12+\n" +
+	"\buser_ids\x18\x03 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10d\"\x06r\x04\x10\x01\x18@R\auserIds\x12$\n" +
+	"\bper_page\x18\x04 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
+	"\x04page\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
+	"\x06cursor\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x90\x01\n" +
 	"\x1bListTeamRoleMembersResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.slipway.auth.v1.TeamMemberR\amembers\x12:\n" +
 	"\n" +
@@ -3962,10 +4132,10 @@ const file_slipway_auth_v1_auth_proto_rawDesc = "" +
 	"\x18DeleteOAuthClientRequest\x12'\n" +
 	"\tclient_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bclientId\"\x1b\n" +
-	"\x19DeleteOAuthClientResponse2\xca\"\n" +
+	"\x19DeleteOAuthClientResponse2\xdd\"\n" +
 	"\vAuthService\x12c\n" +
-	"\fAuthenticate\x12$.slipway.auth.v1.AuthenticateRequest\x1a%.slipway.auth.v1.AuthenticateResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12j\n" +
-	"\aGetAuth\x12\x1f.slipway.auth.v1.GetAuthRequest\x1a .slipway.auth.v1.GetAuthResponse\"\x1c\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02\x10b\x04auth\x12\b/v1/auth\x12\xa2\x01\n" +
+	"\fAuthenticate\x12$.slipway.auth.v1.AuthenticateRequest\x1a%.slipway.auth.v1.AuthenticateResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12}\n" +
+	"\aGetAuth\x12\x1f.slipway.auth.v1.GetAuthRequest\x1a .slipway.auth.v1.GetAuthResponse\"/\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x02#Z\x11b\x04auth\x12\t/v1/loginb\x04auth\x12\b/v1/auth\x12\xa2\x01\n" +
 	"\rListApiTokens\x12%.slipway.auth.v1.ListApiTokensRequest\x1a&.slipway.auth.v1.ListApiTokensResponse\"B\xa2\xbb\x18(\n" +
 	"$Account > ApiTokens > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/api-tokens\x12\xb1\x01\n" +
 	"\x0eCreateApiToken\x12&.slipway.auth.v1.CreateApiTokenRequest\x1a'.slipway.auth.v1.CreateApiTokenResponse\"N\xa2\xbb\x18*\n" +

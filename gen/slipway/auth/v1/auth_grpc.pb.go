@@ -61,6 +61,9 @@ type AuthServiceClient interface {
 	// (through a short cache) to authorize every RPC.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
 	// GetAuth describes the caller: token kind, team, role, permissions.
+	// GET /v1/login is the same call: the official Northflank CLI checks a
+	// token with it when it logs in (any 2xx keeps the new context, anything
+	// else deletes it), and any valid credential may log in.
 	GetAuth(ctx context.Context, in *GetAuthRequest, opts ...grpc.CallOption) (*GetAuthResponse, error)
 	// ListApiTokens lists the caller team's tokens (never their secrets).
 	ListApiTokens(ctx context.Context, in *ListApiTokensRequest, opts ...grpc.CallOption) (*ListApiTokensResponse, error)
@@ -401,6 +404,9 @@ type AuthServiceServer interface {
 	// (through a short cache) to authorize every RPC.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
 	// GetAuth describes the caller: token kind, team, role, permissions.
+	// GET /v1/login is the same call: the official Northflank CLI checks a
+	// token with it when it logs in (any 2xx keeps the new context, anything
+	// else deletes it), and any valid credential may log in.
 	GetAuth(context.Context, *GetAuthRequest) (*GetAuthResponse, error)
 	// ListApiTokens lists the caller team's tokens (never their secrets).
 	ListApiTokens(context.Context, *ListApiTokensRequest) (*ListApiTokensResponse, error)

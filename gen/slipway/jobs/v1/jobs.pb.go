@@ -15,6 +15,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -482,7 +483,12 @@ type JobBilling struct {
 	// Plan id from GET /v1/plans; it sets the runs' CPU and memory limits.
 	DeploymentPlan string `protobuf:"bytes,1,opt,name=deployment_plan,json=deploymentPlan,proto3" json:"deployment_plan,omitempty"`
 	// Build plan (accepted for compatibility; Slipway builds nothing).
-	BuildPlan     string `protobuf:"bytes,2,opt,name=build_plan,json=buildPlan,proto3" json:"build_plan,omitempty"`
+	BuildPlan string `protobuf:"bytes,2,opt,name=build_plan,json=buildPlan,proto3" json:"build_plan,omitempty"`
+	// Northflank's field; not supported by Slipway (this install offers no
+	// GPUs): a request that asks for one (anything but null, {} or
+	// {"enabled": false}) is refused with 400 VALIDATION_FAILED naming the
+	// field.
+	Gpu           *structpb.Value `protobuf:"bytes,3,opt,name=gpu,proto3" json:"gpu,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -531,6 +537,13 @@ func (x *JobBilling) GetBuildPlan() string {
 	return ""
 }
 
+func (x *JobBilling) GetGpu() *structpb.Value {
+	if x != nil {
+		return x.Gpu
+	}
+	return nil
+}
+
 // JobDeployment says what a job runs.
 type JobDeployment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -540,7 +553,32 @@ type JobDeployment struct {
 	// Entrypoint and command overrides.
 	Docker *DockerOverrides `protobuf:"bytes,2,opt,name=docker,proto3" json:"docker,omitempty"`
 	// Storage.
-	Storage       *JobStorage `protobuf:"bytes,3,opt,name=storage,proto3" json:"storage,omitempty"`
+	Storage *JobStorage `protobuf:"bytes,3,opt,name=storage,proto3" json:"storage,omitempty"`
+	// Northflank's field; not supported by Slipway (this install offers no
+	// GPUs): a request that asks for one (anything but null, {} or
+	// {"enabled": false}) is refused with 400 VALIDATION_FAILED naming the
+	// field.
+	Gpu *structpb.Value `protobuf:"bytes,4,opt,name=gpu,proto3" json:"gpu,omitempty"`
+	// Northflank's field; not supported by Slipway (runs are stopped at once when aborted or past their deadline): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	GracePeriodSeconds *structpb.Value `protobuf:"bytes,5,opt,name=grace_period_seconds,json=gracePeriodSeconds,proto3" json:"grace_period_seconds,omitempty"`
+	// Northflank's field; not supported by Slipway (Kubernetes labels and annotations): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	Metadata *structpb.Value `protobuf:"bytes,6,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	Buildpack *structpb.Value `protobuf:"bytes,7,opt,name=buildpack,proto3" json:"buildpack,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	Vcs *structpb.Value `protobuf:"bytes,8,opt,name=vcs,proto3" json:"vcs,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	Internal      *structpb.Value `protobuf:"bytes,9,opt,name=internal,proto3" json:"internal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -592,6 +630,48 @@ func (x *JobDeployment) GetDocker() *DockerOverrides {
 func (x *JobDeployment) GetStorage() *JobStorage {
 	if x != nil {
 		return x.Storage
+	}
+	return nil
+}
+
+func (x *JobDeployment) GetGpu() *structpb.Value {
+	if x != nil {
+		return x.Gpu
+	}
+	return nil
+}
+
+func (x *JobDeployment) GetGracePeriodSeconds() *structpb.Value {
+	if x != nil {
+		return x.GracePeriodSeconds
+	}
+	return nil
+}
+
+func (x *JobDeployment) GetMetadata() *structpb.Value {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *JobDeployment) GetBuildpack() *structpb.Value {
+	if x != nil {
+		return x.Buildpack
+	}
+	return nil
+}
+
+func (x *JobDeployment) GetVcs() *structpb.Value {
+	if x != nil {
+		return x.Vcs
+	}
+	return nil
+}
+
+func (x *JobDeployment) GetInternal() *structpb.Value {
+	if x != nil {
+		return x.Internal
 	}
 	return nil
 }
@@ -722,9 +802,16 @@ type JobStorage struct {
 	// Ephemeral disk.
 	EphemeralStorage *EphemeralStorage `protobuf:"bytes,1,opt,name=ephemeral_storage,json=ephemeralStorage,proto3" json:"ephemeral_storage,omitempty"`
 	// Size of /dev/shm in MB.
-	ShmSize       int32 `protobuf:"varint,2,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ShmSize int32 `protobuf:"varint,2,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
+	// Northflank's HDB storage class for the ephemeral disk; not supported
+	// by Slipway (runs use the host's disk): true is refused with 400
+	// VALIDATION_FAILED naming the field.
+	UseHdbStorage bool `protobuf:"varint,3,opt,name=use_hdb_storage,json=useHdbStorage,proto3" json:"use_hdb_storage,omitempty"`
+	// Northflank's SSD persistent-disk storage class; not supported by
+	// Slipway, as use_hdb_storage.
+	UsePdSsdStorage bool `protobuf:"varint,4,opt,name=use_pd_ssd_storage,json=usePdSsdStorage,proto3" json:"use_pd_ssd_storage,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobStorage) Reset() {
@@ -769,6 +856,20 @@ func (x *JobStorage) GetShmSize() int32 {
 		return x.ShmSize
 	}
 	return 0
+}
+
+func (x *JobStorage) GetUseHdbStorage() bool {
+	if x != nil {
+		return x.UseHdbStorage
+	}
+	return false
+}
+
+func (x *JobStorage) GetUsePdSsdStorage() bool {
+	if x != nil {
+		return x.UsePdSsdStorage
+	}
+	return false
 }
 
 // EphemeralStorage is a run's ephemeral disk.
@@ -847,9 +948,45 @@ type JobSpec struct {
 	// What a tick does while a run is active; cron jobs only.
 	ConcurrencyPolicy string `protobuf:"bytes,12,opt,name=concurrency_policy,json=concurrencyPolicy,proto3" json:"concurrency_policy,omitempty"`
 	// Accepted for compatibility; Slipway builds nothing for jobs.
-	DisabledCi    bool `protobuf:"varint,13,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DisabledCi bool `protobuf:"varint,13,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
+	// Northflank's field; not supported by Slipway (pipelines and their stages): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	StageId *structpb.Value `protobuf:"bytes,14,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildConfiguration *structpb.Value `protobuf:"bytes,15,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildSettings *structpb.Value `protobuf:"bytes,16,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// Northflank's field; not supported by Slipway (secret files are not mounted into runs yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	RuntimeFiles *structpb.Value `protobuf:"bytes,17,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildArguments *structpb.Value `protobuf:"bytes,18,opt,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildFiles *structpb.Value `protobuf:"bytes,19,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	DockerSecretMounts *structpb.Value `protobuf:"bytes,20,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
+	// Northflank's field; not supported by Slipway (jobs run to completion and are not probed): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	HealthChecks *structpb.Value `protobuf:"bytes,21,opt,name=health_checks,json=healthChecks,proto3" json:"health_checks,omitempty"`
+	// Northflank's field; not supported by Slipway (workloads run on the host's own architecture): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	Infrastructure *structpb.Value `protobuf:"bytes,22,opt,name=infrastructure,proto3" json:"infrastructure,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -973,6 +1110,69 @@ func (x *JobSpec) GetDisabledCi() bool {
 	return false
 }
 
+func (x *JobSpec) GetStageId() *structpb.Value {
+	if x != nil {
+		return x.StageId
+	}
+	return nil
+}
+
+func (x *JobSpec) GetBuildConfiguration() *structpb.Value {
+	if x != nil {
+		return x.BuildConfiguration
+	}
+	return nil
+}
+
+func (x *JobSpec) GetBuildSettings() *structpb.Value {
+	if x != nil {
+		return x.BuildSettings
+	}
+	return nil
+}
+
+func (x *JobSpec) GetRuntimeFiles() *structpb.Value {
+	if x != nil {
+		return x.RuntimeFiles
+	}
+	return nil
+}
+
+func (x *JobSpec) GetBuildArguments() *structpb.Value {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *JobSpec) GetBuildFiles() *structpb.Value {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *JobSpec) GetDockerSecretMounts() *structpb.Value {
+	if x != nil {
+		return x.DockerSecretMounts
+	}
+	return nil
+}
+
+func (x *JobSpec) GetHealthChecks() *structpb.Value {
+	if x != nil {
+		return x.HealthChecks
+	}
+	return nil
+}
+
+func (x *JobSpec) GetInfrastructure() *structpb.Value {
+	if x != nil {
+		return x.Infrastructure
+	}
+	return nil
+}
+
 // JobPatch is what a patch request changes: the fields given.
 type JobPatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -997,7 +1197,42 @@ type JobPatch struct {
 	// New concurrency policy; cron jobs only.
 	ConcurrencyPolicy *string `protobuf:"bytes,10,opt,name=concurrency_policy,json=concurrencyPolicy,proto3,oneof" json:"concurrency_policy,omitempty"`
 	// Accepted for compatibility.
-	DisabledCi    *bool `protobuf:"varint,11,opt,name=disabled_ci,json=disabledCI,proto3,oneof" json:"disabled_ci,omitempty"`
+	DisabledCi *bool `protobuf:"varint,11,opt,name=disabled_ci,json=disabledCI,proto3,oneof" json:"disabled_ci,omitempty"`
+	// Suspends (true) or resumes (false) the schedule; cron jobs only, like
+	// POST .../suspend and .../resume.
+	Suspended *bool `protobuf:"varint,12,opt,name=suspended,proto3,oneof" json:"suspended,omitempty"`
+	// Northflank's field; not supported by Slipway (pipelines and their stages): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	StageId *structpb.Value `protobuf:"bytes,13,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildConfiguration *structpb.Value `protobuf:"bytes,14,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildSettings *structpb.Value `protobuf:"bytes,15,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// Northflank's field; not supported by Slipway (secret files are not mounted into runs yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	RuntimeFiles *structpb.Value `protobuf:"bytes,16,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildArguments *structpb.Value `protobuf:"bytes,17,opt,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	BuildFiles *structpb.Value `protobuf:"bytes,18,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	DockerSecretMounts *structpb.Value `protobuf:"bytes,19,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
+	// Northflank's field; not supported by Slipway (jobs run to completion and are not probed): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	HealthChecks  *structpb.Value `protobuf:"bytes,20,opt,name=health_checks,json=healthChecks,proto3" json:"health_checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1107,6 +1342,69 @@ func (x *JobPatch) GetDisabledCi() bool {
 		return *x.DisabledCi
 	}
 	return false
+}
+
+func (x *JobPatch) GetSuspended() bool {
+	if x != nil && x.Suspended != nil {
+		return *x.Suspended
+	}
+	return false
+}
+
+func (x *JobPatch) GetStageId() *structpb.Value {
+	if x != nil {
+		return x.StageId
+	}
+	return nil
+}
+
+func (x *JobPatch) GetBuildConfiguration() *structpb.Value {
+	if x != nil {
+		return x.BuildConfiguration
+	}
+	return nil
+}
+
+func (x *JobPatch) GetBuildSettings() *structpb.Value {
+	if x != nil {
+		return x.BuildSettings
+	}
+	return nil
+}
+
+func (x *JobPatch) GetRuntimeFiles() *structpb.Value {
+	if x != nil {
+		return x.RuntimeFiles
+	}
+	return nil
+}
+
+func (x *JobPatch) GetBuildArguments() *structpb.Value {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *JobPatch) GetBuildFiles() *structpb.Value {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *JobPatch) GetDockerSecretMounts() *structpb.Value {
+	if x != nil {
+		return x.DockerSecretMounts
+	}
+	return nil
+}
+
+func (x *JobPatch) GetHealthChecks() *structpb.Value {
+	if x != nil {
+		return x.HealthChecks
+	}
+	return nil
 }
 
 // JobSummary is the short form of a job used in lists.
@@ -1418,9 +1716,17 @@ type RunOverrides struct {
 	// Plan override.
 	Billing *RunBilling `protobuf:"bytes,2,opt,name=billing,proto3" json:"billing,omitempty"`
 	// Deployment override: what is given replaces the job's.
-	Deployment    *JobDeployment `protobuf:"bytes,3,opt,name=deployment,proto3" json:"deployment,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Deployment *JobDeployment `protobuf:"bytes,3,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	// Northflank's field; not supported by Slipway (secret files are not mounted into runs yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	RuntimeFiles *structpb.Value `protobuf:"bytes,4,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
+	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	DockerSecretMounts *structpb.Value `protobuf:"bytes,5,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RunOverrides) Reset() {
@@ -1470,6 +1776,20 @@ func (x *RunOverrides) GetBilling() *RunBilling {
 func (x *RunOverrides) GetDeployment() *JobDeployment {
 	if x != nil {
 		return x.Deployment
+	}
+	return nil
+}
+
+func (x *RunOverrides) GetRuntimeFiles() *structpb.Value {
+	if x != nil {
+		return x.RuntimeFiles
+	}
+	return nil
+}
+
+func (x *RunOverrides) GetDockerSecretMounts() *structpb.Value {
+	if x != nil {
+		return x.DockerSecretMounts
 	}
 	return nil
 }
@@ -2887,9 +3207,18 @@ type GetJobRuntimeEnvironmentRequest struct {
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	// Job id.
-	JobId         string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	JobId string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Northflank's choice of variables: "this" (the job's own), "inherited"
+	// (from linked secret groups) or "all"/empty (both). A Slipway job
+	// inherits nothing yet, so "inherited" is empty and the others are the
+	// job's own.
+	Show string `protobuf:"bytes,4,opt,name=show,proto3" json:"show,omitempty"`
+	// Northflank's "replace templated values": Slipway does not template
+	// variables, so every value is already what the run gets; "true" and
+	// "false" answer the same.
+	ReplaceTemplatedValues string `protobuf:"bytes,5,opt,name=replace_templated_values,json=replaceTemplatedValues,proto3" json:"replace_templated_values,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *GetJobRuntimeEnvironmentRequest) Reset() {
@@ -2939,6 +3268,20 @@ func (x *GetJobRuntimeEnvironmentRequest) GetProjectId() string {
 func (x *GetJobRuntimeEnvironmentRequest) GetJobId() string {
 	if x != nil {
 		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetJobRuntimeEnvironmentRequest) GetShow() string {
+	if x != nil {
+		return x.Show
+	}
+	return ""
+}
+
+func (x *GetJobRuntimeEnvironmentRequest) GetReplaceTemplatedValues() string {
+	if x != nil {
+		return x.ReplaceTemplatedValues
 	}
 	return ""
 }
@@ -3010,8 +3353,12 @@ type UpdateJobRuntimeEnvironmentRequest struct {
 	JobId string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// The variables.
 	RuntimeEnvironment map[string]string `protobuf:"bytes,4,rep,name=runtime_environment,json=runtimeEnvironment,proto3" json:"runtime_environment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Northflank's field; not supported by Slipway (secret files are not mounted into runs yet): a request
+	// that sets it (to anything but null or an empty value) is refused with
+	// 400 VALIDATION_FAILED naming the field.
+	RuntimeFiles  *structpb.Value `protobuf:"bytes,5,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateJobRuntimeEnvironmentRequest) Reset() {
@@ -3068,6 +3415,13 @@ func (x *UpdateJobRuntimeEnvironmentRequest) GetJobId() string {
 func (x *UpdateJobRuntimeEnvironmentRequest) GetRuntimeEnvironment() map[string]string {
 	if x != nil {
 		return x.RuntimeEnvironment
+	}
+	return nil
+}
+
+func (x *UpdateJobRuntimeEnvironmentRequest) GetRuntimeFiles() *structpb.Value {
+	if x != nil {
+		return x.RuntimeFiles
 	}
 	return nil
 }
@@ -4076,7 +4430,7 @@ var File_slipway_jobs_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x1aslipway/jobs/v1/jobs.proto\x12\x0fslipway.jobs.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xfb\x06\n" +
+	"\x1aslipway/jobs/v1/jobs.proto\x12\x0fslipway.jobs.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xfb\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -4119,16 +4473,30 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"JobCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"f\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x99\x02\n" +
 	"\n" +
 	"JobBilling\x120\n" +
 	"\x0fdeployment_plan\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0edeploymentPlan\x12&\n" +
 	"\n" +
-	"build_plan\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\tbuildPlan\"\xbc\x01\n" +
+	"build_plan\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\tbuildPlan\x12\xb0\x01\n" +
+	"\x03gpu\x18\x03 \x01(\v2\x16.google.protobuf.ValueB\x85\x01\xbaH\x81\x01\xba\x01~\n" +
+	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\"\x80\v\n" +
 	"\rJobDeployment\x12:\n" +
 	"\bexternal\x18\x01 \x01(\v2\x1e.slipway.jobs.v1.ExternalImageR\bexternal\x128\n" +
 	"\x06docker\x18\x02 \x01(\v2 .slipway.jobs.v1.DockerOverridesR\x06docker\x125\n" +
-	"\astorage\x18\x03 \x01(\v2\x1b.slipway.jobs.v1.JobStorageR\astorage\"c\n" +
+	"\astorage\x18\x03 \x01(\v2\x1b.slipway.jobs.v1.JobStorageR\astorage\x12\xb0\x01\n" +
+	"\x03gpu\x18\x04 \x01(\v2\x16.google.protobuf.ValueB\x85\x01\xbaH\x81\x01\xba\x01~\n" +
+	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\x12\xf0\x01\n" +
+	"\x14grace_period_seconds\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\xa5\x01\xbaH\xa1\x01\xba\x01\x9d\x01\n" +
+	"\vunsupported\x12Vnot supported by Slipway: runs are stopped at once when aborted or past their deadline\x1a6this == null || this == '' || this == {} || this == []R\x12gracePeriodSeconds\x12\xbf\x01\n" +
+	"\bmetadata\x18\x06 \x01(\v2\x16.google.protobuf.ValueB\x8a\x01\xbaH\x86\x01\xba\x01\x82\x01\n" +
+	"\vunsupported\x12;not supported by Slipway: Kubernetes labels and annotations\x1a6this == null || this == '' || this == {} || this == []R\bmetadata\x12\xcb\x01\n" +
+	"\tbuildpack\x18\a \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\tbuildpack\x12\xbf\x01\n" +
+	"\x03vcs\x18\b \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x03vcs\x12\xc9\x01\n" +
+	"\binternal\x18\t \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\binternal\"c\n" +
 	"\rExternalImage\x12'\n" +
 	"\n" +
 	"image_path\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\timagePath\x12)\n" +
@@ -4137,13 +4505,17 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\vconfig_type\x18\x01 \x01(\tBP\xbaHMrKR\x00R\adefaultR\x10customEntrypointR\rcustomCommandR\x1dcustomEntrypointCustomCommandR\n" +
 	"configType\x125\n" +
 	"\x11custom_entrypoint\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x10customEntrypoint\x120\n" +
-	"\x0ecustom_command\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x01R\rcustomCommand\"\x84\x01\n" +
+	"\x0ecustom_command\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x01R\rcustomCommand\"\x9f\x03\n" +
 	"\n" +
 	"JobStorage\x12N\n" +
 	"\x11ephemeral_storage\x18\x01 \x01(\v2!.slipway.jobs.v1.EphemeralStorageR\x10ephemeralStorage\x12&\n" +
-	"\bshm_size\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x04(\x00R\ashmSize\"B\n" +
+	"\bshm_size\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80\x04(\x00R\ashmSize\x12\x88\x01\n" +
+	"\x0fuse_hdb_storage\x18\x03 \x01(\bB`\xbaH]\xba\x01Z\n" +
+	"\vunsupported\x12Dnot supported by Slipway: storage classes (runs use the host's disk)\x1a\x05!thisR\ruseHdbStorage\x12\x8d\x01\n" +
+	"\x12use_pd_ssd_storage\x18\x04 \x01(\bB`\xbaH]\xba\x01Z\n" +
+	"\vunsupported\x12Dnot supported by Slipway: storage classes (runs use the host's disk)\x1a\x05!thisR\x0fusePdSsdStorage\"B\n" +
 	"\x10EphemeralStorage\x12.\n" +
-	"\fstorage_size\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\vstorageSize\"\x98\a\n" +
+	"\fstorage_size\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\vstorageSize\"\x94\x16\n" +
 	"\aJobSpec\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12$\n" +
@@ -4163,11 +4535,30 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\tsuspended\x18\v \x01(\bR\tsuspended\x12N\n" +
 	"\x12concurrency_policy\x18\f \x01(\tB\x1f\xbaH\x1cr\x1aR\x00R\x05allowR\x06forbidR\areplaceR\x11concurrencyPolicy\x12\x1f\n" +
 	"\vdisabled_ci\x18\r \x01(\bR\n" +
-	"disabledCI\x1aE\n" +
+	"disabledCI\x12\xb5\x01\n" +
+	"\bstage_id\x18\x0e \x01(\v2\x16.google.protobuf.ValueB\x81\x01\xbaH~\xba\x01{\n" +
+	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a6this == null || this == '' || this == {} || this == []R\astageId\x12\xde\x01\n" +
+	"\x13build_configuration\x18\x0f \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12buildConfiguration\x12\xd4\x01\n" +
+	"\x0ebuild_settings\x18\x10 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\rbuildSettings\x12\xd1\x01\n" +
+	"\rruntime_files\x18\x11 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xd6\x01\n" +
+	"\x0fbuild_arguments\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x0ebuildArguments\x12\xce\x01\n" +
+	"\vbuild_files\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"buildFiles\x12\xdf\x01\n" +
+	"\x14docker_secret_mounts\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
+	"\rhealth_checks\x18\x15 \x01(\v2\x16.google.protobuf.ValueB\x92\x01\xbaH\x8e\x01\xba\x01\x8a\x01\n" +
+	"\vunsupported\x12Cnot supported by Slipway: jobs run to completion and are not probed\x1a6this == null || this == '' || this == {} || this == []R\fhealthChecks\x12\xd6\x01\n" +
+	"\x0einfrastructure\x18\x16 \x01(\v2\x16.google.protobuf.ValueB\x95\x01\xbaH\x91\x01\xba\x01\x8d\x01\n" +
+	"\vunsupported\x12Fnot supported by Slipway: workloads run on the host's own architecture\x1a6this == null || this == '' || this == {} || this == []R\x0einfrastructure\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1a\n" +
-	"\x18_active_deadline_seconds\"\xba\a\n" +
+	"\x18_active_deadline_seconds\"\x8e\x15\n" +
 	"\bJobPatch\x12/\n" +
 	"\vdescription\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x12$\n" +
 	"\x04tags\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -4185,7 +4576,25 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x12concurrency_policy\x18\n" +
 	" \x01(\tB\x1d\xbaH\x1ar\x18R\x05allowR\x06forbidR\areplaceH\x05R\x11concurrencyPolicy\x88\x01\x01\x12$\n" +
 	"\vdisabled_ci\x18\v \x01(\bH\x06R\n" +
-	"disabledCI\x88\x01\x01\x1aE\n" +
+	"disabledCI\x88\x01\x01\x12!\n" +
+	"\tsuspended\x18\f \x01(\bH\aR\tsuspended\x88\x01\x01\x12\xb5\x01\n" +
+	"\bstage_id\x18\r \x01(\v2\x16.google.protobuf.ValueB\x81\x01\xbaH~\xba\x01{\n" +
+	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a6this == null || this == '' || this == {} || this == []R\astageId\x12\xde\x01\n" +
+	"\x13build_configuration\x18\x0e \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12buildConfiguration\x12\xd4\x01\n" +
+	"\x0ebuild_settings\x18\x0f \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\rbuildSettings\x12\xd1\x01\n" +
+	"\rruntime_files\x18\x10 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xd6\x01\n" +
+	"\x0fbuild_arguments\x18\x11 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x0ebuildArguments\x12\xce\x01\n" +
+	"\vbuild_files\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"buildFiles\x12\xdf\x01\n" +
+	"\x14docker_secret_mounts\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
+	"\rhealth_checks\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x92\x01\xbaH\x8e\x01\xba\x01\x8a\x01\n" +
+	"\vunsupported\x12Cnot supported by Slipway: jobs run to completion and are not probed\x1a6this == null || this == '' || this == {} || this == []R\fhealthChecks\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
@@ -4195,7 +4604,9 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x18_active_deadline_secondsB\v\n" +
 	"\t_scheduleB\x15\n" +
 	"\x13_concurrency_policyB\x0e\n" +
-	"\f_disabled_ci\"\x97\x02\n" +
+	"\f_disabled_ciB\f\n" +
+	"\n" +
+	"_suspended\"\x97\x02\n" +
 	"\n" +
 	"JobSummary\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -4231,13 +4642,17 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\texit_code\x18\x0e \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x15\n" +
 	"\x06job_id\x18\x0f \x01(\tR\x05jobIdB\f\n" +
 	"\n" +
-	"_exit_code\"\xe5\x02\n" +
+	"_exit_code\"\x9b\x06\n" +
 	"\fRunOverrides\x12\x96\x01\n" +
 	"\x13runtime_environment\x18\x01 \x03(\v25.slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntryB.\xbaH+\x9a\x01(\x10\xf4\x03\"\x1br\x19\x10\x01\x18\x80\x022\x12^[A-Za-z0-9_./-]+$*\x06r\x04\x18\x80\x80\x04R\x12runtimeEnvironment\x125\n" +
 	"\abilling\x18\x02 \x01(\v2\x1b.slipway.jobs.v1.RunBillingR\abilling\x12>\n" +
 	"\n" +
 	"deployment\x18\x03 \x01(\v2\x1e.slipway.jobs.v1.JobDeploymentR\n" +
-	"deployment\x1aE\n" +
+	"deployment\x12\xd1\x01\n" +
+	"\rruntime_files\x18\x04 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xdf\x01\n" +
+	"\x14docker_secret_mounts\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
+	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
@@ -4342,12 +4757,14 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"_suspendedB\x0e\n" +
 	"\f_disabled_ciB\x0e\n" +
 	"\f_disabled_cd\"\x13\n" +
-	"\x11ResumeJobResponse\"\x8f\x01\n" +
+	"\x11ResumeJobResponse\"\x92\x02\n" +
 	"\x1fGetJobRuntimeEnvironmentRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
 	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
-	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\"\x90\x03\n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\x121\n" +
+	"\x04show\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x18R\x00R\x03allR\x04thisR\tinheritedR\x04show\x12N\n" +
+	"\x18replace_templated_values\x18\x05 \x01(\tB\x14\xbaH\x11r\x0fR\x00R\x04trueR\x05falseR\x16replaceTemplatedValues\"\x90\x03\n" +
 	" GetJobRuntimeEnvironmentResponse\x12z\n" +
 	"\x13runtime_environment\x18\x01 \x03(\v2I.slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntryR\x12runtimeEnvironment\x12h\n" +
 	"\rruntime_files\x18\x02 \x03(\v2C.slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntryR\fruntimeFiles\x1aE\n" +
@@ -4356,13 +4773,15 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
 	"\x11RuntimeFilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdc\x04\n" +
 	"\"UpdateJobRuntimeEnvironmentRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
 	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
 	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\x12\xac\x01\n" +
-	"\x13runtime_environment\x18\x04 \x03(\v2K.slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntryB.\xbaH+\x9a\x01(\x10\xf4\x03\"\x1br\x19\x10\x01\x18\x80\x022\x12^[A-Za-z0-9_./-]+$*\x06r\x04\x18\x80\x80\x04R\x12runtimeEnvironment\x1aE\n" +
+	"\x13runtime_environment\x18\x04 \x03(\v2K.slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntryB.\xbaH+\x9a\x01(\x10\xf4\x03\"\x1br\x19\x10\x01\x18\x80\x022\x12^[A-Za-z0-9_./-]+$*\x06r\x04\x18\x80\x80\x04R\x12runtimeEnvironment\x12\xd1\x01\n" +
+	"\rruntime_files\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x99\x03\n" +
@@ -4582,106 +5001,134 @@ var file_slipway_jobs_v1_jobs_proto_goTypes = []any{
 	nil,                                         // 62: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
 	nil,                                         // 63: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeFilesEntry
 	(*timestamppb.Timestamp)(nil),               // 64: google.protobuf.Timestamp
-	(*v1.Pagination)(nil),                       // 65: slipway.api.v1.Pagination
+	(*structpb.Value)(nil),                      // 65: google.protobuf.Value
+	(*v1.Pagination)(nil),                       // 66: slipway.api.v1.Pagination
 }
 var file_slipway_jobs_v1_jobs_proto_depIdxs = []int32{
-	64, // 0: slipway.jobs.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	64, // 1: slipway.jobs.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 2: slipway.jobs.v1.Job.deployment:type_name -> slipway.jobs.v1.JobDeployment
-	5,  // 3: slipway.jobs.v1.Job.billing:type_name -> slipway.jobs.v1.JobBilling
-	1,  // 4: slipway.jobs.v1.Job.settings:type_name -> slipway.jobs.v1.JobSettings
-	4,  // 5: slipway.jobs.v1.Job.cluster:type_name -> slipway.jobs.v1.JobCluster
-	3,  // 6: slipway.jobs.v1.Job.status:type_name -> slipway.jobs.v1.JobStatus
-	2,  // 7: slipway.jobs.v1.JobSettings.cron:type_name -> slipway.jobs.v1.JobCronSettings
-	7,  // 8: slipway.jobs.v1.JobDeployment.external:type_name -> slipway.jobs.v1.ExternalImage
-	8,  // 9: slipway.jobs.v1.JobDeployment.docker:type_name -> slipway.jobs.v1.DockerOverrides
-	9,  // 10: slipway.jobs.v1.JobDeployment.storage:type_name -> slipway.jobs.v1.JobStorage
-	10, // 11: slipway.jobs.v1.JobStorage.ephemeral_storage:type_name -> slipway.jobs.v1.EphemeralStorage
-	5,  // 12: slipway.jobs.v1.JobSpec.billing:type_name -> slipway.jobs.v1.JobBilling
-	6,  // 13: slipway.jobs.v1.JobSpec.deployment:type_name -> slipway.jobs.v1.JobDeployment
-	56, // 14: slipway.jobs.v1.JobSpec.runtime_environment:type_name -> slipway.jobs.v1.JobSpec.RuntimeEnvironmentEntry
-	5,  // 15: slipway.jobs.v1.JobPatch.billing:type_name -> slipway.jobs.v1.JobBilling
-	6,  // 16: slipway.jobs.v1.JobPatch.deployment:type_name -> slipway.jobs.v1.JobDeployment
-	57, // 17: slipway.jobs.v1.JobPatch.runtime_environment:type_name -> slipway.jobs.v1.JobPatch.RuntimeEnvironmentEntry
-	64, // 18: slipway.jobs.v1.JobRun.started_at:type_name -> google.protobuf.Timestamp
-	64, // 19: slipway.jobs.v1.JobRun.concluded_at:type_name -> google.protobuf.Timestamp
-	58, // 20: slipway.jobs.v1.RunOverrides.runtime_environment:type_name -> slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntry
-	16, // 21: slipway.jobs.v1.RunOverrides.billing:type_name -> slipway.jobs.v1.RunBilling
-	6,  // 22: slipway.jobs.v1.RunOverrides.deployment:type_name -> slipway.jobs.v1.JobDeployment
-	64, // 23: slipway.jobs.v1.LogLine.ts:type_name -> google.protobuf.Timestamp
-	13, // 24: slipway.jobs.v1.ListJobsResponse.jobs:type_name -> slipway.jobs.v1.JobSummary
-	65, // 25: slipway.jobs.v1.ListJobsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	11, // 26: slipway.jobs.v1.CreateManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,  // 27: slipway.jobs.v1.CreateManualJobResponse.job:type_name -> slipway.jobs.v1.Job
-	11, // 28: slipway.jobs.v1.PutManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,  // 29: slipway.jobs.v1.PutManualJobResponse.job:type_name -> slipway.jobs.v1.Job
-	12, // 30: slipway.jobs.v1.PatchManualJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
-	0,  // 31: slipway.jobs.v1.PatchManualJobResponse.job:type_name -> slipway.jobs.v1.Job
-	11, // 32: slipway.jobs.v1.CreateCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,  // 33: slipway.jobs.v1.CreateCronJobResponse.job:type_name -> slipway.jobs.v1.Job
-	11, // 34: slipway.jobs.v1.PutCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,  // 35: slipway.jobs.v1.PutCronJobResponse.job:type_name -> slipway.jobs.v1.Job
-	12, // 36: slipway.jobs.v1.PatchCronJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
-	0,  // 37: slipway.jobs.v1.PatchCronJobResponse.job:type_name -> slipway.jobs.v1.Job
-	0,  // 38: slipway.jobs.v1.GetJobResponse.job:type_name -> slipway.jobs.v1.Job
-	59, // 39: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	60, // 40: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntry
-	61, // 41: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
-	62, // 42: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	63, // 43: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeFilesEntry
-	15, // 44: slipway.jobs.v1.StartJobRunRequest.overrides:type_name -> slipway.jobs.v1.RunOverrides
-	14, // 45: slipway.jobs.v1.StartJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
-	14, // 46: slipway.jobs.v1.ListJobRunsResponse.runs:type_name -> slipway.jobs.v1.JobRun
-	65, // 47: slipway.jobs.v1.ListJobRunsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	14, // 48: slipway.jobs.v1.GetJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
-	64, // 49: slipway.jobs.v1.GetJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	64, // 50: slipway.jobs.v1.GetJobLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	17, // 51: slipway.jobs.v1.GetJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
-	64, // 52: slipway.jobs.v1.TailJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	17, // 53: slipway.jobs.v1.TailJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
-	18, // 54: slipway.jobs.v1.JobsService.ListJobs:input_type -> slipway.jobs.v1.ListJobsRequest
-	20, // 55: slipway.jobs.v1.JobsService.CreateManualJob:input_type -> slipway.jobs.v1.CreateManualJobRequest
-	22, // 56: slipway.jobs.v1.JobsService.PutManualJob:input_type -> slipway.jobs.v1.PutManualJobRequest
-	24, // 57: slipway.jobs.v1.JobsService.PatchManualJob:input_type -> slipway.jobs.v1.PatchManualJobRequest
-	26, // 58: slipway.jobs.v1.JobsService.CreateCronJob:input_type -> slipway.jobs.v1.CreateCronJobRequest
-	28, // 59: slipway.jobs.v1.JobsService.PutCronJob:input_type -> slipway.jobs.v1.PutCronJobRequest
-	30, // 60: slipway.jobs.v1.JobsService.PatchCronJob:input_type -> slipway.jobs.v1.PatchCronJobRequest
-	32, // 61: slipway.jobs.v1.JobsService.GetJob:input_type -> slipway.jobs.v1.GetJobRequest
-	34, // 62: slipway.jobs.v1.JobsService.DeleteJob:input_type -> slipway.jobs.v1.DeleteJobRequest
-	36, // 63: slipway.jobs.v1.JobsService.SuspendJob:input_type -> slipway.jobs.v1.SuspendJobRequest
-	38, // 64: slipway.jobs.v1.JobsService.ResumeJob:input_type -> slipway.jobs.v1.ResumeJobRequest
-	40, // 65: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:input_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentRequest
-	42, // 66: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:input_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest
-	44, // 67: slipway.jobs.v1.JobsService.StartJobRun:input_type -> slipway.jobs.v1.StartJobRunRequest
-	46, // 68: slipway.jobs.v1.JobsService.ListJobRuns:input_type -> slipway.jobs.v1.ListJobRunsRequest
-	48, // 69: slipway.jobs.v1.JobsService.GetJobRun:input_type -> slipway.jobs.v1.GetJobRunRequest
-	50, // 70: slipway.jobs.v1.JobsService.AbortJobRun:input_type -> slipway.jobs.v1.AbortJobRunRequest
-	52, // 71: slipway.jobs.v1.JobsService.GetJobLogs:input_type -> slipway.jobs.v1.GetJobLogsRequest
-	54, // 72: slipway.jobs.v1.JobsService.TailJobLogs:input_type -> slipway.jobs.v1.TailJobLogsRequest
-	19, // 73: slipway.jobs.v1.JobsService.ListJobs:output_type -> slipway.jobs.v1.ListJobsResponse
-	21, // 74: slipway.jobs.v1.JobsService.CreateManualJob:output_type -> slipway.jobs.v1.CreateManualJobResponse
-	23, // 75: slipway.jobs.v1.JobsService.PutManualJob:output_type -> slipway.jobs.v1.PutManualJobResponse
-	25, // 76: slipway.jobs.v1.JobsService.PatchManualJob:output_type -> slipway.jobs.v1.PatchManualJobResponse
-	27, // 77: slipway.jobs.v1.JobsService.CreateCronJob:output_type -> slipway.jobs.v1.CreateCronJobResponse
-	29, // 78: slipway.jobs.v1.JobsService.PutCronJob:output_type -> slipway.jobs.v1.PutCronJobResponse
-	31, // 79: slipway.jobs.v1.JobsService.PatchCronJob:output_type -> slipway.jobs.v1.PatchCronJobResponse
-	33, // 80: slipway.jobs.v1.JobsService.GetJob:output_type -> slipway.jobs.v1.GetJobResponse
-	35, // 81: slipway.jobs.v1.JobsService.DeleteJob:output_type -> slipway.jobs.v1.DeleteJobResponse
-	37, // 82: slipway.jobs.v1.JobsService.SuspendJob:output_type -> slipway.jobs.v1.SuspendJobResponse
-	39, // 83: slipway.jobs.v1.JobsService.ResumeJob:output_type -> slipway.jobs.v1.ResumeJobResponse
-	41, // 84: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:output_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse
-	43, // 85: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:output_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse
-	45, // 86: slipway.jobs.v1.JobsService.StartJobRun:output_type -> slipway.jobs.v1.StartJobRunResponse
-	47, // 87: slipway.jobs.v1.JobsService.ListJobRuns:output_type -> slipway.jobs.v1.ListJobRunsResponse
-	49, // 88: slipway.jobs.v1.JobsService.GetJobRun:output_type -> slipway.jobs.v1.GetJobRunResponse
-	51, // 89: slipway.jobs.v1.JobsService.AbortJobRun:output_type -> slipway.jobs.v1.AbortJobRunResponse
-	53, // 90: slipway.jobs.v1.JobsService.GetJobLogs:output_type -> slipway.jobs.v1.GetJobLogsResponse
-	55, // 91: slipway.jobs.v1.JobsService.TailJobLogs:output_type -> slipway.jobs.v1.TailJobLogsResponse
-	73, // [73:92] is the sub-list for method output_type
-	54, // [54:73] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	64,  // 0: slipway.jobs.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	64,  // 1: slipway.jobs.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
+	6,   // 2: slipway.jobs.v1.Job.deployment:type_name -> slipway.jobs.v1.JobDeployment
+	5,   // 3: slipway.jobs.v1.Job.billing:type_name -> slipway.jobs.v1.JobBilling
+	1,   // 4: slipway.jobs.v1.Job.settings:type_name -> slipway.jobs.v1.JobSettings
+	4,   // 5: slipway.jobs.v1.Job.cluster:type_name -> slipway.jobs.v1.JobCluster
+	3,   // 6: slipway.jobs.v1.Job.status:type_name -> slipway.jobs.v1.JobStatus
+	2,   // 7: slipway.jobs.v1.JobSettings.cron:type_name -> slipway.jobs.v1.JobCronSettings
+	65,  // 8: slipway.jobs.v1.JobBilling.gpu:type_name -> google.protobuf.Value
+	7,   // 9: slipway.jobs.v1.JobDeployment.external:type_name -> slipway.jobs.v1.ExternalImage
+	8,   // 10: slipway.jobs.v1.JobDeployment.docker:type_name -> slipway.jobs.v1.DockerOverrides
+	9,   // 11: slipway.jobs.v1.JobDeployment.storage:type_name -> slipway.jobs.v1.JobStorage
+	65,  // 12: slipway.jobs.v1.JobDeployment.gpu:type_name -> google.protobuf.Value
+	65,  // 13: slipway.jobs.v1.JobDeployment.grace_period_seconds:type_name -> google.protobuf.Value
+	65,  // 14: slipway.jobs.v1.JobDeployment.metadata:type_name -> google.protobuf.Value
+	65,  // 15: slipway.jobs.v1.JobDeployment.buildpack:type_name -> google.protobuf.Value
+	65,  // 16: slipway.jobs.v1.JobDeployment.vcs:type_name -> google.protobuf.Value
+	65,  // 17: slipway.jobs.v1.JobDeployment.internal:type_name -> google.protobuf.Value
+	10,  // 18: slipway.jobs.v1.JobStorage.ephemeral_storage:type_name -> slipway.jobs.v1.EphemeralStorage
+	5,   // 19: slipway.jobs.v1.JobSpec.billing:type_name -> slipway.jobs.v1.JobBilling
+	6,   // 20: slipway.jobs.v1.JobSpec.deployment:type_name -> slipway.jobs.v1.JobDeployment
+	56,  // 21: slipway.jobs.v1.JobSpec.runtime_environment:type_name -> slipway.jobs.v1.JobSpec.RuntimeEnvironmentEntry
+	65,  // 22: slipway.jobs.v1.JobSpec.stage_id:type_name -> google.protobuf.Value
+	65,  // 23: slipway.jobs.v1.JobSpec.build_configuration:type_name -> google.protobuf.Value
+	65,  // 24: slipway.jobs.v1.JobSpec.build_settings:type_name -> google.protobuf.Value
+	65,  // 25: slipway.jobs.v1.JobSpec.runtime_files:type_name -> google.protobuf.Value
+	65,  // 26: slipway.jobs.v1.JobSpec.build_arguments:type_name -> google.protobuf.Value
+	65,  // 27: slipway.jobs.v1.JobSpec.build_files:type_name -> google.protobuf.Value
+	65,  // 28: slipway.jobs.v1.JobSpec.docker_secret_mounts:type_name -> google.protobuf.Value
+	65,  // 29: slipway.jobs.v1.JobSpec.health_checks:type_name -> google.protobuf.Value
+	65,  // 30: slipway.jobs.v1.JobSpec.infrastructure:type_name -> google.protobuf.Value
+	5,   // 31: slipway.jobs.v1.JobPatch.billing:type_name -> slipway.jobs.v1.JobBilling
+	6,   // 32: slipway.jobs.v1.JobPatch.deployment:type_name -> slipway.jobs.v1.JobDeployment
+	57,  // 33: slipway.jobs.v1.JobPatch.runtime_environment:type_name -> slipway.jobs.v1.JobPatch.RuntimeEnvironmentEntry
+	65,  // 34: slipway.jobs.v1.JobPatch.stage_id:type_name -> google.protobuf.Value
+	65,  // 35: slipway.jobs.v1.JobPatch.build_configuration:type_name -> google.protobuf.Value
+	65,  // 36: slipway.jobs.v1.JobPatch.build_settings:type_name -> google.protobuf.Value
+	65,  // 37: slipway.jobs.v1.JobPatch.runtime_files:type_name -> google.protobuf.Value
+	65,  // 38: slipway.jobs.v1.JobPatch.build_arguments:type_name -> google.protobuf.Value
+	65,  // 39: slipway.jobs.v1.JobPatch.build_files:type_name -> google.protobuf.Value
+	65,  // 40: slipway.jobs.v1.JobPatch.docker_secret_mounts:type_name -> google.protobuf.Value
+	65,  // 41: slipway.jobs.v1.JobPatch.health_checks:type_name -> google.protobuf.Value
+	64,  // 42: slipway.jobs.v1.JobRun.started_at:type_name -> google.protobuf.Timestamp
+	64,  // 43: slipway.jobs.v1.JobRun.concluded_at:type_name -> google.protobuf.Timestamp
+	58,  // 44: slipway.jobs.v1.RunOverrides.runtime_environment:type_name -> slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntry
+	16,  // 45: slipway.jobs.v1.RunOverrides.billing:type_name -> slipway.jobs.v1.RunBilling
+	6,   // 46: slipway.jobs.v1.RunOverrides.deployment:type_name -> slipway.jobs.v1.JobDeployment
+	65,  // 47: slipway.jobs.v1.RunOverrides.runtime_files:type_name -> google.protobuf.Value
+	65,  // 48: slipway.jobs.v1.RunOverrides.docker_secret_mounts:type_name -> google.protobuf.Value
+	64,  // 49: slipway.jobs.v1.LogLine.ts:type_name -> google.protobuf.Timestamp
+	13,  // 50: slipway.jobs.v1.ListJobsResponse.jobs:type_name -> slipway.jobs.v1.JobSummary
+	66,  // 51: slipway.jobs.v1.ListJobsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	11,  // 52: slipway.jobs.v1.CreateManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 53: slipway.jobs.v1.CreateManualJobResponse.job:type_name -> slipway.jobs.v1.Job
+	11,  // 54: slipway.jobs.v1.PutManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 55: slipway.jobs.v1.PutManualJobResponse.job:type_name -> slipway.jobs.v1.Job
+	12,  // 56: slipway.jobs.v1.PatchManualJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
+	0,   // 57: slipway.jobs.v1.PatchManualJobResponse.job:type_name -> slipway.jobs.v1.Job
+	11,  // 58: slipway.jobs.v1.CreateCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 59: slipway.jobs.v1.CreateCronJobResponse.job:type_name -> slipway.jobs.v1.Job
+	11,  // 60: slipway.jobs.v1.PutCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 61: slipway.jobs.v1.PutCronJobResponse.job:type_name -> slipway.jobs.v1.Job
+	12,  // 62: slipway.jobs.v1.PatchCronJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
+	0,   // 63: slipway.jobs.v1.PatchCronJobResponse.job:type_name -> slipway.jobs.v1.Job
+	0,   // 64: slipway.jobs.v1.GetJobResponse.job:type_name -> slipway.jobs.v1.Job
+	59,  // 65: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	60,  // 66: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntry
+	61,  // 67: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
+	65,  // 68: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.runtime_files:type_name -> google.protobuf.Value
+	62,  // 69: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	63,  // 70: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeFilesEntry
+	15,  // 71: slipway.jobs.v1.StartJobRunRequest.overrides:type_name -> slipway.jobs.v1.RunOverrides
+	14,  // 72: slipway.jobs.v1.StartJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
+	14,  // 73: slipway.jobs.v1.ListJobRunsResponse.runs:type_name -> slipway.jobs.v1.JobRun
+	66,  // 74: slipway.jobs.v1.ListJobRunsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	14,  // 75: slipway.jobs.v1.GetJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
+	64,  // 76: slipway.jobs.v1.GetJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	64,  // 77: slipway.jobs.v1.GetJobLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	17,  // 78: slipway.jobs.v1.GetJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
+	64,  // 79: slipway.jobs.v1.TailJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	17,  // 80: slipway.jobs.v1.TailJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
+	18,  // 81: slipway.jobs.v1.JobsService.ListJobs:input_type -> slipway.jobs.v1.ListJobsRequest
+	20,  // 82: slipway.jobs.v1.JobsService.CreateManualJob:input_type -> slipway.jobs.v1.CreateManualJobRequest
+	22,  // 83: slipway.jobs.v1.JobsService.PutManualJob:input_type -> slipway.jobs.v1.PutManualJobRequest
+	24,  // 84: slipway.jobs.v1.JobsService.PatchManualJob:input_type -> slipway.jobs.v1.PatchManualJobRequest
+	26,  // 85: slipway.jobs.v1.JobsService.CreateCronJob:input_type -> slipway.jobs.v1.CreateCronJobRequest
+	28,  // 86: slipway.jobs.v1.JobsService.PutCronJob:input_type -> slipway.jobs.v1.PutCronJobRequest
+	30,  // 87: slipway.jobs.v1.JobsService.PatchCronJob:input_type -> slipway.jobs.v1.PatchCronJobRequest
+	32,  // 88: slipway.jobs.v1.JobsService.GetJob:input_type -> slipway.jobs.v1.GetJobRequest
+	34,  // 89: slipway.jobs.v1.JobsService.DeleteJob:input_type -> slipway.jobs.v1.DeleteJobRequest
+	36,  // 90: slipway.jobs.v1.JobsService.SuspendJob:input_type -> slipway.jobs.v1.SuspendJobRequest
+	38,  // 91: slipway.jobs.v1.JobsService.ResumeJob:input_type -> slipway.jobs.v1.ResumeJobRequest
+	40,  // 92: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:input_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentRequest
+	42,  // 93: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:input_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest
+	44,  // 94: slipway.jobs.v1.JobsService.StartJobRun:input_type -> slipway.jobs.v1.StartJobRunRequest
+	46,  // 95: slipway.jobs.v1.JobsService.ListJobRuns:input_type -> slipway.jobs.v1.ListJobRunsRequest
+	48,  // 96: slipway.jobs.v1.JobsService.GetJobRun:input_type -> slipway.jobs.v1.GetJobRunRequest
+	50,  // 97: slipway.jobs.v1.JobsService.AbortJobRun:input_type -> slipway.jobs.v1.AbortJobRunRequest
+	52,  // 98: slipway.jobs.v1.JobsService.GetJobLogs:input_type -> slipway.jobs.v1.GetJobLogsRequest
+	54,  // 99: slipway.jobs.v1.JobsService.TailJobLogs:input_type -> slipway.jobs.v1.TailJobLogsRequest
+	19,  // 100: slipway.jobs.v1.JobsService.ListJobs:output_type -> slipway.jobs.v1.ListJobsResponse
+	21,  // 101: slipway.jobs.v1.JobsService.CreateManualJob:output_type -> slipway.jobs.v1.CreateManualJobResponse
+	23,  // 102: slipway.jobs.v1.JobsService.PutManualJob:output_type -> slipway.jobs.v1.PutManualJobResponse
+	25,  // 103: slipway.jobs.v1.JobsService.PatchManualJob:output_type -> slipway.jobs.v1.PatchManualJobResponse
+	27,  // 104: slipway.jobs.v1.JobsService.CreateCronJob:output_type -> slipway.jobs.v1.CreateCronJobResponse
+	29,  // 105: slipway.jobs.v1.JobsService.PutCronJob:output_type -> slipway.jobs.v1.PutCronJobResponse
+	31,  // 106: slipway.jobs.v1.JobsService.PatchCronJob:output_type -> slipway.jobs.v1.PatchCronJobResponse
+	33,  // 107: slipway.jobs.v1.JobsService.GetJob:output_type -> slipway.jobs.v1.GetJobResponse
+	35,  // 108: slipway.jobs.v1.JobsService.DeleteJob:output_type -> slipway.jobs.v1.DeleteJobResponse
+	37,  // 109: slipway.jobs.v1.JobsService.SuspendJob:output_type -> slipway.jobs.v1.SuspendJobResponse
+	39,  // 110: slipway.jobs.v1.JobsService.ResumeJob:output_type -> slipway.jobs.v1.ResumeJobResponse
+	41,  // 111: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:output_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse
+	43,  // 112: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:output_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse
+	45,  // 113: slipway.jobs.v1.JobsService.StartJobRun:output_type -> slipway.jobs.v1.StartJobRunResponse
+	47,  // 114: slipway.jobs.v1.JobsService.ListJobRuns:output_type -> slipway.jobs.v1.ListJobRunsResponse
+	49,  // 115: slipway.jobs.v1.JobsService.GetJobRun:output_type -> slipway.jobs.v1.GetJobRunResponse
+	51,  // 116: slipway.jobs.v1.JobsService.AbortJobRun:output_type -> slipway.jobs.v1.AbortJobRunResponse
+	53,  // 117: slipway.jobs.v1.JobsService.GetJobLogs:output_type -> slipway.jobs.v1.GetJobLogsResponse
+	55,  // 118: slipway.jobs.v1.JobsService.TailJobLogs:output_type -> slipway.jobs.v1.TailJobLogsResponse
+	100, // [100:119] is the sub-list for method output_type
+	81,  // [81:100] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_slipway_jobs_v1_jobs_proto_init() }

@@ -1566,6 +1566,8 @@ func local_request_JobsService_GetJobRuntimeEnvironment_0(ctx context.Context, m
 	return msg, metadata, err
 }
 
+var filter_JobsService_GetJobRuntimeEnvironment_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "job_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
+
 func request_JobsService_GetJobRuntimeEnvironment_1(ctx context.Context, marshaler runtime.Marshaler, client JobsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetJobRuntimeEnvironmentRequest
@@ -1595,6 +1597,12 @@ func request_JobsService_GetJobRuntimeEnvironment_1(ctx context.Context, marshal
 	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_JobsService_GetJobRuntimeEnvironment_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -1632,6 +1640,12 @@ func local_request_JobsService_GetJobRuntimeEnvironment_1(ctx context.Context, m
 	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_JobsService_GetJobRuntimeEnvironment_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.GetJobRuntimeEnvironment(ctx, &protoReq)
 	return msg, metadata, err

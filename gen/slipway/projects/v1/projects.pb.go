@@ -16,6 +16,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -809,7 +810,16 @@ type CreateProjectRequest struct {
 	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
 	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
 	// caller's default team when empty.
-	TeamId        string `protobuf:"bytes,5,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,5,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Northflank's advanced networking (ingress from other projects,
+	// Tailscale, host aliases); not supported by Slipway: a request that sets
+	// it (to anything but null or {}) is refused with 400 VALIDATION_FAILED
+	// naming the field.
+	Networking *structpb.Value `protobuf:"bytes,6,opt,name=networking,proto3" json:"networking,omitempty"`
+	// Northflank's cluster of a bring-your-own-cloud project: the id of a
+	// cluster of GET /v1/regions (a region that runs on its own machines);
+	// the project is placed there. With region, both must agree.
+	ClusterId     string `protobuf:"bytes,7,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -879,6 +889,20 @@ func (x *CreateProjectRequest) GetTeamId() string {
 	return ""
 }
 
+func (x *CreateProjectRequest) GetNetworking() *structpb.Value {
+	if x != nil {
+		return x.Networking
+	}
+	return nil
+}
+
+func (x *CreateProjectRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 // CreateProjectResponse is the created project.
 type CreateProjectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -938,7 +962,16 @@ type PutProjectRequest struct {
 	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
 	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
 	// caller's default team when empty.
-	TeamId        string `protobuf:"bytes,5,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,5,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Northflank's advanced networking (ingress from other projects,
+	// Tailscale, host aliases); not supported by Slipway: a request that sets
+	// it (to anything but null or {}) is refused with 400 VALIDATION_FAILED
+	// naming the field.
+	Networking *structpb.Value `protobuf:"bytes,6,opt,name=networking,proto3" json:"networking,omitempty"`
+	// Northflank's cluster of a bring-your-own-cloud project: the id of a
+	// cluster of GET /v1/regions (a region that runs on its own machines);
+	// the project is placed there. With region, both must agree.
+	ClusterId     string `protobuf:"bytes,7,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1004,6 +1037,20 @@ func (x *PutProjectRequest) GetRegion() string {
 func (x *PutProjectRequest) GetTeamId() string {
 	if x != nil {
 		return x.TeamId
+	}
+	return ""
+}
+
+func (x *PutProjectRequest) GetNetworking() *structpb.Value {
+	if x != nil {
+		return x.Networking
+	}
+	return nil
+}
+
+func (x *PutProjectRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
 	}
 	return ""
 }
@@ -1167,7 +1214,12 @@ type PatchProjectRequest struct {
 	Color *string `protobuf:"bytes,3,opt,name=color,proto3,oneof" json:"color,omitempty"`
 	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
 	// caller's default team when empty.
-	TeamId        string `protobuf:"bytes,4,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	TeamId string `protobuf:"bytes,4,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Northflank's advanced networking (ingress from other projects,
+	// Tailscale, host aliases); not supported by Slipway: a request that sets
+	// it (to anything but null or {}) is refused with 400 VALIDATION_FAILED
+	// naming the field.
+	Networking    *structpb.Value `protobuf:"bytes,5,opt,name=networking,proto3" json:"networking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1228,6 +1280,13 @@ func (x *PatchProjectRequest) GetTeamId() string {
 		return x.TeamId
 	}
 	return ""
+}
+
+func (x *PatchProjectRequest) GetNetworking() *structpb.Value {
+	if x != nil {
+		return x.Networking
+	}
+	return nil
 }
 
 // PatchProjectResponse is the updated project.
@@ -1895,7 +1954,7 @@ var File_slipway_projects_v1_projects_proto protoreflect.FileDescriptor
 
 const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\n" +
-	"\"slipway/projects/v1/projects.proto\x12\x13slipway.projects.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xab\x04\n" +
+	"\"slipway/projects/v1/projects.proto\x12\x13slipway.projects.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xab\x04\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1959,21 +2018,33 @@ const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"\bprojects\x18\x01 \x03(\v2#.slipway.projects.v1.ProjectSummaryR\bprojects\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\x83\x02\n" +
+	"pagination\"\x86\x04\n" +
 	"\x14CreateProjectRequest\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x121\n" +
 	"\x05color\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^(#[0-9A-Fa-f]{6})?$R\x05color\x12\x1f\n" +
 	"\x06region\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06region\x12 \n" +
-	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"O\n" +
+	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12\xd8\x01\n" +
+	"\n" +
+	"networking\x18\x06 \x01(\v2\x16.google.protobuf.ValueB\x9f\x01\xbaH\x9b\x01\xba\x01\x97\x01\n" +
+	"\vunsupported\x12lnot supported by Slipway: project networking settings (ingress from other projects, Tailscale, host aliases)\x1a\x1athis == null || this == {}R\n" +
+	"networking\x12&\n" +
+	"\n" +
+	"cluster_id\x18\a \x01(\tB\a\xbaH\x04r\x02\x18@R\tclusterId\"O\n" +
 	"\x15CreateProjectResponse\x126\n" +
-	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\x80\x02\n" +
+	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\x83\x04\n" +
 	"\x11PutProjectRequest\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x121\n" +
 	"\x05color\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^(#[0-9A-Fa-f]{6})?$R\x05color\x12\x1f\n" +
 	"\x06region\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06region\x12 \n" +
-	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"L\n" +
+	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12\xd8\x01\n" +
+	"\n" +
+	"networking\x18\x06 \x01(\v2\x16.google.protobuf.ValueB\x9f\x01\xbaH\x9b\x01\xba\x01\x97\x01\n" +
+	"\vunsupported\x12lnot supported by Slipway: project networking settings (ingress from other projects, Tailscale, host aliases)\x1a\x1athis == null || this == {}R\n" +
+	"networking\x12&\n" +
+	"\n" +
+	"cluster_id\x18\a \x01(\tB\a\xbaH\x04r\x02\x18@R\tclusterId\"L\n" +
 	"\x12PutProjectResponse\x126\n" +
 	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"_\n" +
 	"\x11GetProjectRequest\x12(\n" +
@@ -1981,13 +2052,17 @@ const file_slipway_projects_v1_projects_proto_rawDesc = "" +
 	"project_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
 	"\ateam_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"L\n" +
 	"\x12GetProjectResponse\x126\n" +
-	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\xe4\x01\n" +
+	"\aproject\x18\x01 \x01(\v2\x1c.slipway.projects.v1.ProjectR\aproject\"\xbf\x03\n" +
 	"\x13PatchProjectRequest\x12(\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12/\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x126\n" +
 	"\x05color\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^(#[0-9A-Fa-f]{6})?$H\x01R\x05color\x88\x01\x01\x12 \n" +
-	"\ateam_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamIdB\x0e\n" +
+	"\ateam_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12\xd8\x01\n" +
+	"\n" +
+	"networking\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x9f\x01\xbaH\x9b\x01\xba\x01\x97\x01\n" +
+	"\vunsupported\x12lnot supported by Slipway: project networking settings (ingress from other projects, Tailscale, host aliases)\x1a\x1athis == null || this == {}R\n" +
+	"networkingB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_color\"N\n" +
 	"\x14PatchProjectResponse\x126\n" +
@@ -2097,6 +2172,7 @@ var file_slipway_projects_v1_projects_proto_goTypes = []any{
 	(*LookupProjectResponse)(nil), // 28: slipway.projects.v1.LookupProjectResponse
 	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 	(*v1.Pagination)(nil),         // 30: slipway.api.v1.Pagination
+	(*structpb.Value)(nil),        // 31: google.protobuf.Value
 }
 var file_slipway_projects_v1_projects_proto_depIdxs = []int32{
 	2,  // 0: slipway.projects.v1.Project.deployment:type_name -> slipway.projects.v1.ProjectDeployment
@@ -2111,37 +2187,40 @@ var file_slipway_projects_v1_projects_proto_depIdxs = []int32{
 	7,  // 9: slipway.projects.v1.ProjectAddon.spec:type_name -> slipway.projects.v1.ProjectAddonSpec
 	1,  // 10: slipway.projects.v1.ListProjectsResponse.projects:type_name -> slipway.projects.v1.ProjectSummary
 	30, // 11: slipway.projects.v1.ListProjectsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	0,  // 12: slipway.projects.v1.CreateProjectResponse.project:type_name -> slipway.projects.v1.Project
-	0,  // 13: slipway.projects.v1.PutProjectResponse.project:type_name -> slipway.projects.v1.Project
-	0,  // 14: slipway.projects.v1.GetProjectResponse.project:type_name -> slipway.projects.v1.Project
-	0,  // 15: slipway.projects.v1.PatchProjectResponse.project:type_name -> slipway.projects.v1.Project
-	22, // 16: slipway.projects.v1.ListRegionsResponse.regions:type_name -> slipway.projects.v1.Region
-	23, // 17: slipway.projects.v1.Region.gpu_devices:type_name -> slipway.projects.v1.GpuDevice
-	26, // 18: slipway.projects.v1.ListPlansResponse.plans:type_name -> slipway.projects.v1.Plan
-	1,  // 19: slipway.projects.v1.LookupProjectResponse.project:type_name -> slipway.projects.v1.ProjectSummary
-	8,  // 20: slipway.projects.v1.ProjectsService.ListProjects:input_type -> slipway.projects.v1.ListProjectsRequest
-	10, // 21: slipway.projects.v1.ProjectsService.CreateProject:input_type -> slipway.projects.v1.CreateProjectRequest
-	12, // 22: slipway.projects.v1.ProjectsService.PutProject:input_type -> slipway.projects.v1.PutProjectRequest
-	14, // 23: slipway.projects.v1.ProjectsService.GetProject:input_type -> slipway.projects.v1.GetProjectRequest
-	16, // 24: slipway.projects.v1.ProjectsService.PatchProject:input_type -> slipway.projects.v1.PatchProjectRequest
-	18, // 25: slipway.projects.v1.ProjectsService.DeleteProject:input_type -> slipway.projects.v1.DeleteProjectRequest
-	20, // 26: slipway.projects.v1.ProjectsService.ListRegions:input_type -> slipway.projects.v1.ListRegionsRequest
-	24, // 27: slipway.projects.v1.ProjectsService.ListPlans:input_type -> slipway.projects.v1.ListPlansRequest
-	27, // 28: slipway.projects.v1.ProjectsService.LookupProject:input_type -> slipway.projects.v1.LookupProjectRequest
-	9,  // 29: slipway.projects.v1.ProjectsService.ListProjects:output_type -> slipway.projects.v1.ListProjectsResponse
-	11, // 30: slipway.projects.v1.ProjectsService.CreateProject:output_type -> slipway.projects.v1.CreateProjectResponse
-	13, // 31: slipway.projects.v1.ProjectsService.PutProject:output_type -> slipway.projects.v1.PutProjectResponse
-	15, // 32: slipway.projects.v1.ProjectsService.GetProject:output_type -> slipway.projects.v1.GetProjectResponse
-	17, // 33: slipway.projects.v1.ProjectsService.PatchProject:output_type -> slipway.projects.v1.PatchProjectResponse
-	19, // 34: slipway.projects.v1.ProjectsService.DeleteProject:output_type -> slipway.projects.v1.DeleteProjectResponse
-	21, // 35: slipway.projects.v1.ProjectsService.ListRegions:output_type -> slipway.projects.v1.ListRegionsResponse
-	25, // 36: slipway.projects.v1.ProjectsService.ListPlans:output_type -> slipway.projects.v1.ListPlansResponse
-	28, // 37: slipway.projects.v1.ProjectsService.LookupProject:output_type -> slipway.projects.v1.LookupProjectResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	31, // 12: slipway.projects.v1.CreateProjectRequest.networking:type_name -> google.protobuf.Value
+	0,  // 13: slipway.projects.v1.CreateProjectResponse.project:type_name -> slipway.projects.v1.Project
+	31, // 14: slipway.projects.v1.PutProjectRequest.networking:type_name -> google.protobuf.Value
+	0,  // 15: slipway.projects.v1.PutProjectResponse.project:type_name -> slipway.projects.v1.Project
+	0,  // 16: slipway.projects.v1.GetProjectResponse.project:type_name -> slipway.projects.v1.Project
+	31, // 17: slipway.projects.v1.PatchProjectRequest.networking:type_name -> google.protobuf.Value
+	0,  // 18: slipway.projects.v1.PatchProjectResponse.project:type_name -> slipway.projects.v1.Project
+	22, // 19: slipway.projects.v1.ListRegionsResponse.regions:type_name -> slipway.projects.v1.Region
+	23, // 20: slipway.projects.v1.Region.gpu_devices:type_name -> slipway.projects.v1.GpuDevice
+	26, // 21: slipway.projects.v1.ListPlansResponse.plans:type_name -> slipway.projects.v1.Plan
+	1,  // 22: slipway.projects.v1.LookupProjectResponse.project:type_name -> slipway.projects.v1.ProjectSummary
+	8,  // 23: slipway.projects.v1.ProjectsService.ListProjects:input_type -> slipway.projects.v1.ListProjectsRequest
+	10, // 24: slipway.projects.v1.ProjectsService.CreateProject:input_type -> slipway.projects.v1.CreateProjectRequest
+	12, // 25: slipway.projects.v1.ProjectsService.PutProject:input_type -> slipway.projects.v1.PutProjectRequest
+	14, // 26: slipway.projects.v1.ProjectsService.GetProject:input_type -> slipway.projects.v1.GetProjectRequest
+	16, // 27: slipway.projects.v1.ProjectsService.PatchProject:input_type -> slipway.projects.v1.PatchProjectRequest
+	18, // 28: slipway.projects.v1.ProjectsService.DeleteProject:input_type -> slipway.projects.v1.DeleteProjectRequest
+	20, // 29: slipway.projects.v1.ProjectsService.ListRegions:input_type -> slipway.projects.v1.ListRegionsRequest
+	24, // 30: slipway.projects.v1.ProjectsService.ListPlans:input_type -> slipway.projects.v1.ListPlansRequest
+	27, // 31: slipway.projects.v1.ProjectsService.LookupProject:input_type -> slipway.projects.v1.LookupProjectRequest
+	9,  // 32: slipway.projects.v1.ProjectsService.ListProjects:output_type -> slipway.projects.v1.ListProjectsResponse
+	11, // 33: slipway.projects.v1.ProjectsService.CreateProject:output_type -> slipway.projects.v1.CreateProjectResponse
+	13, // 34: slipway.projects.v1.ProjectsService.PutProject:output_type -> slipway.projects.v1.PutProjectResponse
+	15, // 35: slipway.projects.v1.ProjectsService.GetProject:output_type -> slipway.projects.v1.GetProjectResponse
+	17, // 36: slipway.projects.v1.ProjectsService.PatchProject:output_type -> slipway.projects.v1.PatchProjectResponse
+	19, // 37: slipway.projects.v1.ProjectsService.DeleteProject:output_type -> slipway.projects.v1.DeleteProjectResponse
+	21, // 38: slipway.projects.v1.ProjectsService.ListRegions:output_type -> slipway.projects.v1.ListRegionsResponse
+	25, // 39: slipway.projects.v1.ProjectsService.ListPlans:output_type -> slipway.projects.v1.ListPlansResponse
+	28, // 40: slipway.projects.v1.ProjectsService.LookupProject:output_type -> slipway.projects.v1.LookupProjectResponse
+	32, // [32:41] is the sub-list for method output_type
+	23, // [23:32] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_slipway_projects_v1_projects_proto_init() }
