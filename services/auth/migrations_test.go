@@ -7,7 +7,6 @@ import (
 	"slices"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/permissions"
@@ -42,10 +41,6 @@ func TestViewerSecretsMigration(t *testing.T) {
 	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
 		ctx := context.Background()
 		db := sqltest.Open(t, engine, upTo(t, "0001_auth.sql"), events.Migrations)
-		store := auth.NewSQLStore(db, nil)
-		if _, err := auth.Bootstrap(ctx, store, auth.BootstrapOptions{}); err != nil {
-			t.Fatal(err)
-		}
 		secrets := []string{"Project > Secrets > Jobs > Read", "Project > Secrets > Services > Read"}
 		var viewer []string
 		for _, r := range permissions.Builtin() {
@@ -53,25 +48,34 @@ func TestViewerSecretsMigration(t *testing.T) {
 				viewer = r.Permissions
 			}
 		}
-		old := append(slices.Clone(viewer), secrets...)
-		slices.Sort(old)
-		raw, _ := json.Marshal(old) // as the store writes lists: ">" is \u003e
-		if _, err := db.ExecContext(ctx, `UPDATE roles SET permissions = $1 WHERE id = 'viewer'`, string(raw)); err != nil {
-			t.Fatal(err)
+		// The rows as a release at 0001 wrote them, in that schema (the
+		// store of today writes columns later migrations add): a team,
+		// its built-in viewer with the secret reads, a custom role with
+		// them. Lists are written as the store writes them: ">" is \u003e.
+		list := func(perms []string) string {
+			perms = slices.Sorted(slices.Values(perms))
+			raw, _ := json.Marshal(perms)
+			return string(raw)
 		}
-		now := time.Now()
-		custom := auth.Role{TeamID: "default", ID: "auditor", Name: "Auditor", Permissions: secrets,
-			Restrictions: auth.Restrictions{Mode: auth.RestrictIn, Projects: []string{}}, CreatedAt: now, UpdatedAt: now}
-		if err := store.CreateRole(ctx, custom); err != nil {
-			t.Fatal(err)
-		}
-		if r, err := store.GetRole(ctx, "default", "viewer"); err != nil || !slices.Contains(r.Permissions, secrets[0]) {
-			t.Fatalf("before the migration: viewer = %v, %v", r.Permissions, err)
+		for _, stmt := range []struct {
+			query string
+			args  []any
+		}{
+			{`INSERT INTO teams (id, name, plan, created_at) VALUES ('default', 'Default', 'free', 0)`, nil},
+			{`INSERT INTO roles (team_id, id, name, description, permissions, builtin, created_at, updated_at)
+				VALUES ('default', 'viewer', 'Viewer', 'Read-only access.', $1, TRUE, 0, 0)`, []any{list(append(slices.Clone(viewer), secrets...))}},
+			{`INSERT INTO roles (team_id, id, name, permissions, restricted, created_at, updated_at)
+				VALUES ('default', 'auditor', 'Auditor', $1, FALSE, 0, 0)`, []any{list(secrets)}},
+		} {
+			if _, err := db.ExecContext(ctx, stmt.query, stmt.args...); err != nil {
+				t.Fatal(err)
+			}
 		}
 
 		if err := db.Migrate(ctx, migrations.Set); err != nil {
 			t.Fatal(err)
 		}
+		store := auth.NewSQLStore(db, nil)
 		r, err := store.GetRole(ctx, "default", "viewer")
 		if err != nil {
 			t.Fatal(err)
