@@ -119,11 +119,14 @@ func TestNetworkHostOptOut(t *testing.T) {
 }
 
 // routeScript prints, as the command's very first action, the interfaces
-// of the sandbox's routes and whether its resolv.conf names a loopback
-// resolver.
+// of the sandbox's routes, its network devices, whether its resolv.conf
+// names a loopback resolver, whether its own loopback is up (a
+// connection to 127.0.0.1 is refused, not unreachable) and how many name
+// servers it has.
 const routeScript = `while read -r iface dest rest; do echo "route $iface $dest"; done </proc/net/route
 while read -r dev rest; do echo "dev ${dev%:}"; done </proc/net/dev
 if grep -Eq '^nameserver[[:space:]]+(127\.|::1|0\.0\.0\.0)' /etc/resolv.conf; then echo "loopback resolver"; fi
+if bash -c 'exec 3<>/dev/tcp/127.0.0.1/9' 2>&1 | grep -q 'Connection refused'; then echo "lo up"; fi
 grep -c '^nameserver' /etc/resolv.conf`
 
 // TestNetworkPrivateConfigured: with a private network, tap0 is up with
@@ -141,7 +144,7 @@ func TestNetworkPrivateConfigured(t *testing.T) {
 			t.Fatalf("status %+v", st)
 		}
 		got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout")
-		if !slices.Contains(got, "route tap0 00000000") || !slices.Contains(got, "dev tap0") || !slices.Contains(got, "dev lo") {
+		if !slices.Contains(got, "route tap0 00000000") || !slices.Contains(got, "dev tap0") || !slices.Contains(got, "lo up") {
 			t.Fatalf("run %d: %q, want a default route through tap0 from the start", i, got)
 		}
 		if slices.Contains(got, "loopback resolver") || got[len(got)-1] == "0" {
@@ -163,7 +166,7 @@ func TestNetworkNoneLoopbackOnly(t *testing.T) {
 			t.Fatalf("%q: more than a loopback", got)
 		}
 	}
-	if !slices.Contains(got, "dev lo") {
+	if !slices.Contains(got, "lo up") {
 		t.Fatalf("%q: no loopback", got)
 	}
 }

@@ -137,7 +137,7 @@ type sandbox struct {
 	cgWhy   string   // why cg is nil
 	net     string   // NetworkPrivate, NetworkNone or NetworkHost
 	slirp   string   // slirp4netns (NetworkPrivate)
-	unshare string   // unshare (util-linux): NetworkPrivate when not root
+	unshare string   // unshare (util-linux): NetworkPrivate
 }
 
 func newSandbox(o Options) *sandbox {
@@ -197,15 +197,12 @@ func newSandbox(o Options) *sandbox {
 			s.err = errors.New("slirp4netns is not installed, so workloads get no private network; install the slirp4netns package (or set process-network to none for no network at all)")
 			return s
 		}
+		// unshare makes the network namespace (see argv).
+		if s.unshare, err = exec.LookPath("unshare"); err != nil {
+			s.err = errors.New("unshare (util-linux) is not installed")
+			return s
+		}
 		if !s.root {
-			// Unprivileged, bubblewrap's sandbox ends up in a user
-			// namespace nested in the one owning its network namespace,
-			// which slirp4netns could not enter: unshare makes both
-			// first, bubblewrap nests in them (see argv).
-			if s.unshare, err = exec.LookPath("unshare"); err != nil {
-				s.err = errors.New("unshare (util-linux) is not installed")
-				return s
-			}
 			tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
 			if err != nil {
 				s.err = fmt.Errorf("slirp4netns cannot open /dev/net/tun (%v), so workloads get no private network; make it usable by the server's user (mode 0666, as Debian has it) or set process-network to none", err)
@@ -255,27 +252,39 @@ func (s *sandbox) probe() error {
 // as its /etc/resolv.conf.
 func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[string]string, command []string) []string {
 	var a []string
-	nested := s.net == NetworkPrivate && !s.root
-	if nested {
-		// The user and network namespaces slirp4netns joins (the parent
-		// of the sandbox's PID 1, bubblewrap, is in them); bubblewrap's
-		// own user namespace nests in this one, so SandboxUID is mapped
-		// here too. Its loopback is brought up by slirp4netns.
-		id := strconv.Itoa(SandboxUID)
-		a = append(a, s.unshare, "--user", "--map-user="+id, "--map-group="+id, "--net", "--")
+	// A private network's namespace is made by unshare, before
+	// bubblewrap, whose process outside the sandbox (the parent of its
+	// PID 1) is then in it for slirp4netns to join: bubblewrap's own
+	// would get its loopback configured by bubblewrap while slirp4netns
+	// configures it too (a race that fails runs: "loopback: Failed
+	// RTM_NEWADDR"), and unprivileged, bubblewrap's sandbox ends up in a
+	// user namespace nested in the one owning that network namespace,
+	// which slirp4netns could not enter. Unprivileged, unshare makes the
+	// user namespace owning it too (mapping the server's user to
+	// SandboxUID already, for bubblewrap's to nest in). slirp4netns brings
+	// its loopback up.
+	private := s.net == NetworkPrivate
+	var ns []string
+	if private {
+		ns = []string{s.unshare, "--net", "--"}
+		if !s.root {
+			id := strconv.Itoa(SandboxUID)
+			ns = []string{s.unshare, "--user", "--map-user=" + id, "--map-group=" + id, "--net", "--"}
+		}
 	}
 	if s.root {
 		// RLIMIT_NPROC counts the processes of the run's own uid: a
 		// process cap even without cgroups.
 		n := strconv.Itoa(s.procs)
-		a = append(a, s.prlimit, "--nproc="+n+":"+n, "--", s.bwrap)
+		a = append(a, s.prlimit, "--nproc="+n+":"+n, "--")
+		a = append(append(a, ns...), s.bwrap)
 	} else {
 		id := strconv.Itoa(SandboxUID)
-		a = append(a, s.bwrap, "--unshare-user", "--uid", id, "--gid", id)
+		a = append(append(a, ns...), s.bwrap, "--unshare-user", "--uid", id, "--gid", id)
 	}
 	a = append(a, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--as-pid-1", "--die-with-parent", "--hostname", "sandbox")
-	if s.net != NetworkHost && !nested {
+	if s.net == NetworkNone {
 		a = append(a, "--unshare-net")
 	}
 	for _, d := range systemDirs {
@@ -436,13 +445,14 @@ func resolvConf(host []byte) []byte {
 // for this (see netEndScript).
 func (s *sandbox) netScript(info, block, exit, ready, logf, failed, done, stderr string) string {
 	q := shellQuote
-	// As root, slirp4netns enters the sandbox's network namespace itself
-	// and sandboxes itself (its own mount namespace, no capabilities);
-	// unprivileged, it enters the user namespace made by unshare, where
-	// bubblewrap's process outside the sandbox is (see argv), and cannot.
+	// slirp4netns enters the network namespace unshare made, where
+	// bubblewrap's process outside the sandbox ($pp, the parent of the
+	// sandbox's PID 1) is (see argv). As root it also sandboxes itself
+	// (its own mount namespace, no capabilities); unprivileged, it first
+	// enters the user namespace owning the network namespace, and cannot.
 	slirp := q(s.slirp) + " --configure --mtu=65520 --disable-host-loopback --enable-seccomp --ready-fd=8 --exit-fd=9 "
 	if s.root {
-		slirp += `--enable-sandbox "$pid" tap0`
+		slirp += `--enable-sandbox --netns-type=path /proc/"$pp"/ns/net tap0`
 	} else {
 		slirp += `--userns-path=/proc/"$pp"/ns/user --netns-type=path /proc/"$pp"/ns/net tap0`
 	}
