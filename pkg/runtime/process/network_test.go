@@ -192,8 +192,10 @@ func assertNoSlirp(t *testing.T, runDir string) {
 	}
 }
 
-// slirps counts the live slirp4netns processes.
-func slirps() int {
+// slirps counts the live slirp4netns processes of the runs of the driver
+// with state directory dir (they hold its net.exit FIFOs open): other
+// tests' runs, even in other test binaries, may have theirs meanwhile.
+func slirps(dir string) int {
 	n := 0
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -202,8 +204,15 @@ func slirps() int {
 			continue
 		}
 		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err == nil && !gone(pid) {
-			n++
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil || gone(pid) {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
+		for _, fd := range fds {
+			if l, _ := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); strings.HasPrefix(l, dir+"/") {
+				n++
+				break
+			}
 		}
 	}
 	return n
@@ -214,10 +223,10 @@ func slirps() int {
 func TestNetworkSlirpEndsWithRun(t *testing.T) {
 	dir := t.TempDir()
 	d := newDriverNet(t, dir, NetworkPrivate)
-	before := slirps()
+	before := slirps(dir)
 	id := runtimetest.Start(t, d, sh("echo ready; sleep 600"))
 	waitReady(t, d, id)
-	if n := slirps(); n <= before {
+	if n := slirps(dir); n != before+1 {
 		t.Fatalf("%d slirp4netns while the run runs, %d before", n, before)
 	}
 	if err := d.Stop(runtimetest.Context(t), id, time.Second); err != nil {
@@ -233,8 +242,8 @@ func TestNetworkSlirpEndsWithRun(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	assertNoSlirp(t, filepath.Join(dir, ex))
-	if n := slirps(); n > before {
-		t.Fatalf("%d slirp4netns left, %d before", n, before)
+	if n := slirps(dir); n != 0 {
+		t.Fatalf("%d slirp4netns of the runs left", n)
 	}
 }
 

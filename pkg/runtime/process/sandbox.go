@@ -447,12 +447,13 @@ func (s *sandbox) netScript(info, block, exit, ready, logf, failed, done, stderr
 	q := shellQuote
 	// slirp4netns enters the network namespace unshare made, where
 	// bubblewrap's process outside the sandbox ($pp, the parent of the
-	// sandbox's PID 1) is (see argv). As root it also sandboxes itself
-	// (its own mount namespace, no capabilities); unprivileged, it first
-	// enters the user namespace owning the network namespace, and cannot.
+	// sandbox's PID 1) is (see argv); unprivileged, it first enters the
+	// user namespace owning it. Not --enable-sandbox: as root, its mount
+	// namespace's unmounts propagated to the host's shared mounts (the
+	// network namespaces Podman keeps under /run/netns were unmounted).
 	slirp := q(s.slirp) + " --configure --mtu=65520 --disable-host-loopback --enable-seccomp --ready-fd=8 --exit-fd=9 "
 	if s.root {
-		slirp += `--enable-sandbox --netns-type=path /proc/"$pp"/ns/net tap0`
+		slirp += `--netns-type=path /proc/"$pp"/ns/net tap0`
 	} else {
 		slirp += `--userns-path=/proc/"$pp"/ns/user --netns-type=path /proc/"$pp"/ns/net tap0`
 	}
