@@ -332,3 +332,24 @@ func TestResolvConf(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkSetupFailureFailsRun: when slirp4netns fails, the command
+// never runs (not without its network, nor on the host's), and the run
+// ends with 125 and a line saying why.
+func TestNetworkSetupFailureFailsRun(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriverNet(t, dir, NetworkPrivate)
+	d.sb.slirp = "/bin/false" // a slirp4netns that fails at once
+	id := runtimetest.Start(t, d, sh("echo ran; cat /proc/net/dev"))
+	if st := runtimetest.Wait(t, d, id); st.ExitCode != 125 {
+		t.Fatalf("status %+v, want 125", st)
+	}
+	logs := runtimetest.Logs(t, d, id, false)
+	if out := runtimetest.Texts(t, logs, "stdout"); len(out) != 0 {
+		t.Fatalf("the command ran: %q", out)
+	}
+	if errs := runtimetest.Texts(t, logs, "stderr"); len(errs) != 1 || !strings.Contains(errs[0], "network could not be set up") {
+		t.Fatalf("stderr %q", errs)
+	}
+	assertNoSlirp(t, filepath.Join(dir, id))
+}

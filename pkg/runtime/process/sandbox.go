@@ -35,11 +35,14 @@ import (
 // network stack rootless Podman uses, with --disable-host-loopback: the
 // workload reaches the internet and other hosts, but not 127.0.0.0/8 or
 // ::1 of the host, where the server's databases, Redis, NATS and its own
-// ports listen. The run's shim starts slirp4netns once bubblewrap has made
-// the namespaces (the sandbox's PID 1 waits on --block-fd meanwhile) and
-// only then lets the command run; slirp4netns ends when the shim does
-// (--exit-fd). NetworkNone gives the namespace without slirp4netns (only
-// its own loopback); NetworkHost shares the host's (unsafe for tenants).
+// ports listen. util-linux unshare makes the network namespace, and
+// bubblewrap runs in it (see argv); the run's shim starts slirp4netns once
+// bubblewrap has reported the sandbox (whose PID 1 waits on --block-fd
+// meanwhile) and lets the command run only when tap0 is configured
+// (netScript); slirp4netns ends when the shim does (--exit-fd).
+// NetworkNone gives bubblewrap's own network namespace without
+// slirp4netns (only its loopback); NetworkHost shares the host's (unsafe
+// for tenants).
 //
 // Signals: Stop and deadlines send SIGTERM to the processes in the
 // sandbox's PID namespace (see signalSandbox), never to bwrap, which would
