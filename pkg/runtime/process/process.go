@@ -312,6 +312,13 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 				return fail(err)
 			}
 		}
+		// The files slirp4netns writes exist from the start, like the
+		// logs: the directory of a starting run gets no new entries.
+		for _, f := range []string{"net.ready", "net.log"} {
+			if err := os.WriteFile(filepath.Join(tmpDir, f), nil, 0o600); err != nil {
+				return fail(err)
+			}
+		}
 		host, _ := os.ReadFile("/etc/resolv.conf")
 		if err := os.WriteFile(filepath.Join(tmpDir, "resolv.conf"), resolvConf(host), 0o644); err != nil {
 			return fail(err)
