@@ -229,6 +229,14 @@ func TestNetworkSlirpEndsWithRun(t *testing.T) {
 	if n := slirps(dir); n != before+1 {
 		t.Fatalf("%d slirp4netns while the run runs, %d before", n, before)
 	}
+	// Only the shim's network code may hold the sandbox's go-ahead FIFO:
+	// a slirp4netns holding it would keep the sandbox waiting forever
+	// should that code die.
+	for _, h := range fdHolders(filepath.Join(dir, id, "net.block")) {
+		if strings.HasSuffix(h, " slirp4netns") {
+			t.Fatalf("net.block open in slirp4netns (%s)", h)
+		}
+	}
 	if err := d.Stop(runtimetest.Context(t), id, time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -352,4 +360,21 @@ func TestNetworkSetupFailureFailsRun(t *testing.T) {
 		t.Fatalf("stderr %q", errs)
 	}
 	assertNoSlirp(t, filepath.Join(dir, id))
+}
+
+// fdHolders are the commands of the processes that have path open.
+func fdHolders(path string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
+		for _, fd := range fds {
+			if l, _ := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); l == path {
+				comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+				out = append(out, e.Name()+" "+strings.TrimSpace(string(comm)))
+				break
+			}
+		}
+	}
+	return out
 }

@@ -442,7 +442,8 @@ func resolvConf(host []byte) []byte {
 // sandbox's PID 1 reads (--block-fd) before it runs the command. If that
 // fails, the sandbox is killed before the FIFO is closed (bubblewrap
 // would take its end for the go-ahead), and the file failed says why the
-// run ended. slirp4netns ends when the shim's write end of the FIFO exit
+// run ended. Only this code holds the FIFO's write end (not slirp4netns,
+// which would keep the sandbox waiting forever were this code killed). slirp4netns ends when the shim's write end of the FIFO exit
 // closes (--exit-fd), i.e. with the shim, which holds it as fd 9. The
 // shim creates the file done once the sandbox has ended, and then waits
 // for this (see netEndScript).
@@ -464,13 +465,15 @@ func (s *sandbox) netScript(info, block, exit, ready, logf, failed, done, stderr
 PATH=` + DefaultPath + `
 exec 3>&- 9>&- 7>` + q(block) + `
 fail() {
-	echo "slipway: the sandbox's network could not be set up ($1); the command did not run" >>` + q(stderr) + `
-	: >` + q(failed) + `
 	[ -n "$s" ] && kill -KILL "$s" 2>/dev/null
+	# Regular built-ins: a failed redirection (the run's directory
+	# deleted) must not end this shell before it killed the sandbox.
+	{ echo "slipway: the sandbox's network could not be set up ($1); the command did not run" >>` + q(stderr) + `; true >` + q(failed) + `; } 2>/dev/null
 	# Never let the sandbox go on: wait for it if it is not there yet
-	# (the shim's end ends this too).
-	until childpid || [ -e ` + q(done) + ` ]; do sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
+	# (the shim's end, or a minute, ends this too).
+	n=0
+	while [ -z "$pid" ] && ! childpid && [ ! -e ` + q(done) + ` ] && [ $n -lt 600 ]; do n=$((n+1)); sleep 0.1; done
+	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
 	exit 1
 }
 childpid() {
@@ -482,7 +485,7 @@ until childpid; do
 	n=$((n+1)); [ $n -lt 3000 ] || fail "no sandbox"; sleep 0.01
 done
 pp=$(sed -n 's/.*) . \([0-9][0-9]*\) .*/\1/p' /proc/"$pid"/stat)
-` + slirp + ` </dev/null >>` + q(logf) + ` 2>&1 8>` + q(ready) + ` 9<` + q(exit) + ` &
+` + slirp + ` </dev/null >>` + q(logf) + ` 2>&1 7>&- 8>` + q(ready) + ` 9<` + q(exit) + ` &
 s=$! n=0
 until [ -s ` + q(ready) + ` ]; do
 	case $(sed -n 's/.*) \(.\) .*/\1/p' /proc/"$s"/stat 2>/dev/null) in ''|Z) fail "slirp4netns failed" ;; esac
