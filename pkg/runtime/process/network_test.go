@@ -1,6 +1,7 @@
 package process
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -225,6 +226,9 @@ func TestNetworkSlirpEndsWithRun(t *testing.T) {
 	d := newDriverNet(t, dir, NetworkPrivate)
 	before := slirps(dir)
 	id := runtimetest.Start(t, d, sh("echo ready; sleep 600"))
+	// A failing check must not leave the run behind (cleanups run last
+	// first: before the driver's Close).
+	t.Cleanup(func() { _ = d.Stop(context.Background(), id, 0) })
 	waitReady(t, d, id)
 	if n := slirps(dir); n != before+1 {
 		t.Fatalf("%d slirp4netns while the run runs, %d before", n, before)
