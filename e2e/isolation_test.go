@@ -82,3 +82,35 @@ func TestJobsLimitsUnenforcedSaid(t *testing.T) {
 		t.Errorf("pwd %q, want the sandbox's /work", got)
 	}
 }
+
+// TestJobsNetworkNoHostLoopback: by default a job has a network of its
+// own, and the server's ports on the host's loopback (here its HTTP API)
+// are unreachable from it; SLIPWAY_PROCESS_NETWORK=host gives the host's
+// network back, with a notice on /health.
+func TestJobsNetworkNoHostLoopback(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		setting, want string
+	}{{"", "refused"}, {"SLIPWAY_PROCESS_NETWORK=host", "reached"}} {
+		var env []string
+		if c.setting != "" {
+			env = append(env, c.setting)
+		}
+		inst := startSlipway(t, env...)
+		hostPort := strings.TrimPrefix(inst.URL, "http://")
+		host, port, _ := strings.Cut(hostPort, ":")
+		d := callJSON(t, "GET", inst.URL+"/health", "").data(t)
+		notices, _ := d["notices"].(map[string]any)
+		n, _ := notices["workload-isolation"].(string)
+		if shared := strings.Contains(n, "share the host's network"); shared != (c.setting != "") {
+			t.Errorf("%q: /health notices %v", c.setting, d["notices"])
+		}
+		api := newJobsProject(t, inst.URL, "net-app")
+		job := api.createManual(commandJob("probe", fmt.Sprintf(`if timeout 5 bash -c 'exec 3<>/dev/tcp/%s/%s' 2>/dev/null; then echo reached; else echo refused; fi`, host, port)))
+		run, _ := api.start(job)
+		api.waitRun(job, run, 60*time.Second, "concluded", concluded)
+		if got := api.logs(job, run); len(got) != 1 || got[0] != c.want {
+			t.Errorf("%q: the job connecting to the server's %s: %q, want %s", c.setting, hostPort, got, c.want)
+		}
+	}
+}

@@ -21,6 +21,7 @@ DEPS=(
 	"runc:runc"                 # the OCI runtime pkg/testenv.Podman configures (crun is not used)
 	"busybox:busybox-static"    # pkg/testenv.BuildTestImage: the static /bin/busybox that the local test image is made of
 	"bwrap:bubblewrap"          # pkg/runtime/process: the sandbox every process-driver workload runs in (also needed by `make run`)
+	"slirp4netns:slirp4netns"   # pkg/runtime/process: a sandbox's private network (SLIPWAY_PROCESS_NETWORK=private, the default), as rootless Podman has it
 	"setpriv:util-linux"        # pkg/runtime/process, as root: setpriv drops a workload to its own uid, prlimit caps its processes
 	"prlimit:util-linux"
 )

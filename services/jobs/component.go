@@ -48,6 +48,9 @@ var Component = component.Component{
 		{Flag: "process-unsandboxed", Env: "SLIPWAY_PROCESS_UNSANDBOXED", Default: "false",
 			Help:  "true runs process-driver workloads WITHOUT a sandbox, as the server's user, able to read its data: only where bubblewrap cannot work and every workload is trusted",
 			Check: component.OneOf("true", "false")},
+		{Flag: "process-network", Env: "SLIPWAY_PROCESS_NETWORK", Default: "private",
+			Help:  "network of a process-driver sandbox: private (its own, outbound through slirp4netns, the host's loopback unreachable), none (only its own loopback) or host (the host's, loopback services included: unsafe for tenants)",
+			Check: component.OneOf("private", "none", "host")},
 		{Flag: "process-uid-base", Env: "SLIPWAY_PROCESS_UID_BASE", Default: "100000",
 			Help:  "first host user id of the range process-driver workloads run as when Slipway runs as root (one id per running workload)",
 			Check: component.Positive},
@@ -96,7 +99,8 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		Process: process.Options{
 			Unsandboxed: env.Setting("process-unsandboxed") == "true",
 			UIDBase:     uidBase, UIDCount: uidCount, Cgroup: env.Setting("process-cgroup"),
-			Hide: []string{env.DataDir},
+			Hide:    []string{env.DataDir},
+			Network: env.Setting("process-network"),
 		},
 	})
 	if err != nil {

@@ -15,6 +15,9 @@
 //	reason      why the driver ended it (deadline, stop), if it did
 //	exit        the final status (JSON), written by the driver last
 //	lock        flock held by the one driver instance watching the run
+//	net.*       with a private network: the FIFOs block and exit, the
+//	            files ready, failed, done, slirp4netns' log (net.log),
+//	            and resolv.conf, the sandbox's (see netScript)
 //
 // The command runs under a tiny /bin/sh shim in its own process group; the
 // shim redirects the command's output to files and writes its exit status,
@@ -25,7 +28,9 @@
 // runtime.ReasonLost.
 //
 // Every workload runs sandboxed (see sandbox.go): its own user id and
-// namespaces, a root file system without the server's files, limits from
+// namespaces (network included: slirp4netns gives it outbound network
+// without the host's loopback), a root file system without the server's
+// files, limits from
 // its Spec's Resources and a process cap through cgroups. The shim stays
 // outside the sandbox, so that it can record the exit status.
 package process
@@ -297,6 +302,28 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			}
 		}
 	}
+	private := sf.Sandboxed && d.sb.net == NetworkPrivate
+	if private {
+		// The FIFOs through which the shim lets the command run once the
+		// sandbox's network is up, and ends slirp4netns (see netScript),
+		// and the sandbox's resolv.conf.
+		for _, f := range []string{"net.block", "net.exit"} {
+			if err := syscall.Mkfifo(filepath.Join(tmpDir, f), 0o600); err != nil {
+				return fail(err)
+			}
+		}
+		// The files slirp4netns writes exist from the start, like the
+		// logs: the directory of a starting run gets no new entries.
+		for _, f := range []string{"net.ready", "net.log"} {
+			if err := os.WriteFile(filepath.Join(tmpDir, f), nil, 0o600); err != nil {
+				return fail(err)
+			}
+		}
+		host, _ := os.ReadFile("/etc/resolv.conf")
+		if err := os.WriteFile(filepath.Join(tmpDir, "resolv.conf"), resolvConf(host), 0o644); err != nil {
+			return fail(err)
+		}
+	}
 	lock, ok, err := tryLock(filepath.Join(tmpDir, "lock"))
 	if err != nil || !ok {
 		return fail(fmt.Errorf("locking: %v", err))
@@ -347,11 +374,28 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			script += "{ " + strings.Join(join, " && ") + "; } 2>/dev/null || { echo 'slipway: the workload could not join its cgroup' >>" + stderr +
 				"; echo 125 >" + exitCode + "; exit 125; }\n"
 		}
-		redirs += " 3>&- 4>" + shellQuote(filepath.Join(dir, "info")) + " 5<" + shellQuote(filepath.Join(dir, "work"))
-		argv = d.sb.argv(sf.UID, 5, 4, spec.Env, argv)
+		info := filepath.Join(dir, "info")
+		redirs += " 3>&- 4>" + shellQuote(info) + " 5<" + shellQuote(filepath.Join(dir, "work"))
+		blockFD, resolv := -1, ""
+		if private {
+			// fd 9: the write end of net.exit, held by the shim alone
+			// for as long as it lives; fd 6: what the sandbox's PID 1
+			// waits on until the network is up.
+			script += "exec 9<>" + shellQuote(filepath.Join(dir, "net.exit")) + "\n" +
+				d.sb.netScript(info, filepath.Join(dir, "net.block"), filepath.Join(dir, "net.exit"), filepath.Join(dir, "net.ready"),
+					filepath.Join(dir, "net.log"), filepath.Join(dir, "net.failed"), filepath.Join(dir, "net.done"), filepath.Join(dir, "log.stderr"))
+			redirs += " 6<" + shellQuote(filepath.Join(dir, "net.block")) + " 9>&-"
+			blockFD, resolv = 6, filepath.Join(dir, "resolv.conf")
+		}
+		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, spec.Env, argv)
 	}
-	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" +
-		"echo $? >" + exitCode + "\n"
+	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" + "c=$?\n"
+	if private {
+		// A run whose network could not be set up did not run at all.
+		script += "[ -e " + shellQuote(filepath.Join(dir, "net.failed")) + " ] && c=125\n" +
+			netEndScript(filepath.Join(dir, "net.block"), filepath.Join(dir, "net.done"))
+	}
+	script += "echo $c >" + exitCode + "\n"
 	if len(sf.Cgroups) > 0 {
 		script += d.sb.cg.leaveScript(sf.Cgroups)
 	}

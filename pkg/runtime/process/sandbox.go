@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,20 @@ import (
 // also unshares the user namespace and maps that user to SandboxUID (an
 // unprivileged user cannot take other ids).
 //
+// Network: by default (NetworkPrivate) a sandbox has a network namespace
+// of its own, connected to the outside by slirp4netns, the user-mode
+// network stack rootless Podman uses, with --disable-host-loopback: the
+// workload reaches the internet and other hosts, but not 127.0.0.0/8 or
+// ::1 of the host, where the server's databases, Redis, NATS and its own
+// ports listen. util-linux unshare makes the network namespace, and
+// bubblewrap runs in it (see argv); the run's shim starts slirp4netns once
+// bubblewrap has reported the sandbox (whose PID 1 waits on --block-fd
+// meanwhile) and lets the command run only when tap0 is configured
+// (netScript); slirp4netns ends when the shim does (--exit-fd).
+// NetworkNone gives bubblewrap's own network namespace without
+// slirp4netns (only its loopback); NetworkHost shares the host's (unsafe
+// for tenants).
+//
 // Signals: Stop and deadlines send SIGTERM to the processes in the
 // sandbox's PID namespace (see signalSandbox), never to bwrap, which would
 // die of it and take the sandbox down with SIGKILL.
@@ -47,6 +62,20 @@ const SandboxUID = 1000
 
 // WorkDir is where a sandboxed workload finds its working directory.
 const WorkDir = "/work"
+
+// The values of Options.Network.
+const (
+	// NetworkPrivate: a network namespace of its own with outbound network
+	// through slirp4netns, the host's loopback unreachable. The default.
+	NetworkPrivate = "private"
+	// NetworkNone: a network namespace with nothing but its own loopback.
+	NetworkNone = "none"
+	// NetworkHost: the host's network, its loopback services included.
+	NetworkHost = "host"
+)
+
+// slirpDNS is the address of slirp4netns' DNS forwarder in a sandbox.
+const slirpDNS = "10.0.2.3"
 
 // Options configure how the driver isolates its workloads.
 type Options struct {
@@ -77,6 +106,9 @@ type Options struct {
 	// means /run/slipway-uids (or, without /run, under the temporary
 	// directory). Drivers sharing one host share it.
 	LockDir string
+	// Network is what network a sandbox has: NetworkPrivate (also when
+	// empty), NetworkNone or NetworkHost.
+	Network string
 }
 
 // systemDirs are bound read-only into every sandbox when they exist (a
@@ -106,10 +138,16 @@ type sandbox struct {
 	hide    []string // covered with an empty tmpfs
 	cg      *cgroups // nil when no cgroup hierarchy can be used
 	cgWhy   string   // why cg is nil
+	net     string   // NetworkPrivate, NetworkNone or NetworkHost
+	slirp   string   // slirp4netns (NetworkPrivate)
+	unshare string   // unshare (util-linux): NetworkPrivate
 }
 
 func newSandbox(o Options) *sandbox {
-	s := &sandbox{off: o.Unsandboxed, uidBase: o.UIDBase, uidN: o.UIDCount, procs: o.MaxProcs, lockDir: o.LockDir, root: os.Geteuid() == 0}
+	s := &sandbox{off: o.Unsandboxed, uidBase: o.UIDBase, uidN: o.UIDCount, procs: o.MaxProcs, lockDir: o.LockDir, root: os.Geteuid() == 0, net: o.Network}
+	if s.net == "" {
+		s.net = NetworkPrivate
+	}
 	if s.uidBase <= 0 {
 		s.uidBase = DefaultUIDBase
 	}
@@ -156,6 +194,30 @@ func newSandbox(o Options) *sandbox {
 			return s
 		}
 	}
+	switch s.net {
+	case NetworkPrivate:
+		if s.slirp, err = exec.LookPath("slirp4netns"); err != nil {
+			s.err = errors.New("slirp4netns is not installed, so workloads get no private network; install the slirp4netns package (or set process-network to none for no network at all)")
+			return s
+		}
+		// unshare makes the network namespace (see argv).
+		if s.unshare, err = exec.LookPath("unshare"); err != nil {
+			s.err = errors.New("unshare (util-linux) is not installed")
+			return s
+		}
+		if !s.root {
+			tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+			if err != nil {
+				s.err = fmt.Errorf("slirp4netns cannot open /dev/net/tun (%v), so workloads get no private network; make it usable by the server's user (mode 0666, as Debian has it) or set process-network to none", err)
+				return s
+			}
+			tun.Close()
+		}
+	case NetworkNone, NetworkHost:
+	default:
+		s.err = fmt.Errorf("unknown network mode %q: valid are %q, %q and %q", s.net, NetworkPrivate, NetworkNone, NetworkHost)
+		return s
+	}
 	s.err = s.probe()
 	return s
 }
@@ -174,7 +236,7 @@ func (s *sandbox) probe() error {
 	}
 	defer work.Close()
 	uid := s.uidBase
-	argv := s.argv(uid, 3, -1, nil, []string{"true"})
+	argv := s.argv(uid, 3, -1, -1, "", nil, []string{"true"})
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.ExtraFiles = []*os.File{work}
 	cmd.Env = []string{"PATH=" + DefaultPath}
@@ -187,21 +249,47 @@ func (s *sandbox) probe() error {
 }
 
 // argv is the command that runs command sandboxed as host uid (when root),
-// with the working directory open as fd workFD and the sandbox's info
-// (its PID 1's host pid) written to infoFD (none when negative).
-func (s *sandbox) argv(uid, workFD, infoFD int, env map[string]string, command []string) []string {
+// with the working directory open as fd workFD, the sandbox's info (its
+// PID 1's host pid) written to infoFD and the command held until blockFD
+// is readable (either none when negative), and resolv (when not empty)
+// as its /etc/resolv.conf.
+func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[string]string, command []string) []string {
 	var a []string
+	// A private network's namespace is made by unshare, before
+	// bubblewrap, whose process outside the sandbox (the parent of its
+	// PID 1) is then in it for slirp4netns to join: bubblewrap's own
+	// would get its loopback configured by bubblewrap while slirp4netns
+	// configures it too (a race that fails runs: "loopback: Failed
+	// RTM_NEWADDR"), and unprivileged, bubblewrap's sandbox ends up in a
+	// user namespace nested in the one owning that network namespace,
+	// which slirp4netns could not enter. Unprivileged, unshare makes the
+	// user namespace owning it too (mapping the server's user to
+	// SandboxUID already, for bubblewrap's to nest in). slirp4netns brings
+	// its loopback up.
+	private := s.net == NetworkPrivate
+	var ns []string
+	if private {
+		ns = []string{s.unshare, "--net", "--"}
+		if !s.root {
+			id := strconv.Itoa(SandboxUID)
+			ns = []string{s.unshare, "--user", "--map-user=" + id, "--map-group=" + id, "--net", "--"}
+		}
+	}
 	if s.root {
 		// RLIMIT_NPROC counts the processes of the run's own uid: a
 		// process cap even without cgroups.
 		n := strconv.Itoa(s.procs)
-		a = append(a, s.prlimit, "--nproc="+n+":"+n, "--", s.bwrap)
+		a = append(a, s.prlimit, "--nproc="+n+":"+n, "--")
+		a = append(append(a, ns...), s.bwrap)
 	} else {
 		id := strconv.Itoa(SandboxUID)
-		a = append(a, s.bwrap, "--unshare-user", "--uid", id, "--gid", id)
+		a = append(append(a, ns...), s.bwrap, "--unshare-user", "--uid", id, "--gid", id)
 	}
 	a = append(a, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--as-pid-1", "--die-with-parent", "--hostname", "sandbox")
+	if s.net == NetworkNone {
+		a = append(a, "--unshare-net")
+	}
 	for _, d := range systemDirs {
 		fi, err := os.Lstat(d)
 		switch {
@@ -218,6 +306,10 @@ func (s *sandbox) argv(uid, workFD, infoFD int, env map[string]string, command [
 	// first, readable, or the workload's user could reach nothing in it.
 	a = append(a, "--perms", "0755", "--dir", "/etc")
 	for _, e := range etcEntries {
+		if e == "resolv.conf" && resolv != "" {
+			a = append(a, "--ro-bind", resolv, "/etc/resolv.conf")
+			continue
+		}
 		a = append(a, "--ro-bind-try", "/etc/"+e, "/etc/"+e)
 	}
 	for _, h := range s.hide {
@@ -227,6 +319,9 @@ func (s *sandbox) argv(uid, workFD, infoFD int, env map[string]string, command [
 		"--bind-fd", strconv.Itoa(workFD), WorkDir, "--chdir", WorkDir)
 	if infoFD >= 0 {
 		a = append(a, "--info-fd", strconv.Itoa(infoFD))
+	}
+	if blockFD >= 0 {
+		a = append(a, "--block-fd", strconv.Itoa(blockFD))
 	}
 	// The shim's shell exported its own working directory; inside, it is
 	// WorkDir (the environment itself reaches bwrap, and the workload,
@@ -279,7 +374,18 @@ func (s *sandbox) describe() string {
 	if s.cg != nil {
 		lim = s.cg.describe()
 	}
-	return fmt.Sprintf("bubblewrap sandbox: %s; %d processes each; %s", who, s.procs, lim)
+	return fmt.Sprintf("bubblewrap sandbox: %s; %d processes each; %s; %s", who, s.procs, lim, s.describeNet())
+}
+
+// describeNet says what network a sandbox has.
+func (s *sandbox) describeNet() string {
+	switch s.net {
+	case NetworkNone:
+		return "network: none (a namespace with only its own loopback)"
+	case NetworkHost:
+		return "network: the HOST's, loopback services included (process-network=host)"
+	}
+	return "network: private (own namespace, outbound through slirp4netns, no host loopback)"
 }
 
 // notice is what an operator must know, or "" when workloads are fully
@@ -290,10 +396,106 @@ func (s *sandbox) notice() string {
 		return "workloads run UNSANDBOXED as the server's user (process-unsandboxed is set): they can read the data directory, the encryption key and each other's secrets"
 	case s.err != nil:
 		return "workloads cannot be sandboxed, so none will start: " + s.err.Error()
-	case s.cg == nil:
-		return "CPU, memory and process-count limits are not enforced: " + s.cgWhy
 	}
-	return ""
+	var n []string
+	if s.cg == nil {
+		n = append(n, "CPU, memory and process-count limits are not enforced: "+s.cgWhy)
+	}
+	if s.net == NetworkHost {
+		n = append(n, "workloads share the host's network (process-network=host): they reach every service listening on the host's loopback, the server's databases, Redis, NATS and ports included")
+	}
+	return strings.Join(n, "; ")
+}
+
+// resolvConf is the /etc/resolv.conf of a sandbox with a private network:
+// the host's, without name servers on the host's loopback (unreachable
+// from the sandbox; systemd-resolved's 127.0.0.53, say), and with
+// slirp4netns' DNS forwarder (which asks the host's resolvers) when no
+// other name server remains.
+func resolvConf(host []byte) []byte {
+	var out bytes.Buffer
+	servers := 0
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			ip := net.ParseIP(strings.SplitN(f[1], "%", 2)[0])
+			if ip == nil || ip.IsLoopback() || ip.IsUnspecified() {
+				continue
+			}
+			servers++
+		}
+		if strings.TrimSpace(line) != "" {
+			out.WriteString(line + "\n")
+		}
+	}
+	if servers == 0 {
+		out.WriteString("nameserver " + slirpDNS + "\n")
+	}
+	return out.Bytes()
+}
+
+// netScript is the shell code, run in the background by a run's shim
+// before bubblewrap, that gives the sandbox its network: it waits for
+// bubblewrap's info (the host pid of the sandbox's PID 1), starts
+// slirp4netns on the sandbox's network namespace, waits until it has
+// configured tap0, and only then writes to the FIFO block, which the
+// sandbox's PID 1 reads (--block-fd) before it runs the command. If that
+// fails, the sandbox is killed before the FIFO is closed (bubblewrap
+// would take its end for the go-ahead), and the file failed says why the
+// run ended. Only this code holds the FIFO's write end (not slirp4netns,
+// which would keep the sandbox waiting forever were this code killed). slirp4netns ends when the shim's write end of the FIFO exit
+// closes (--exit-fd), i.e. with the shim, which holds it as fd 9. The
+// shim creates the file done once the sandbox has ended, and then waits
+// for this (see netEndScript).
+func (s *sandbox) netScript(info, block, exit, ready, logf, failed, done, stderr string) string {
+	q := shellQuote
+	// slirp4netns enters the network namespace unshare made, where
+	// bubblewrap's process outside the sandbox ($pp, the parent of the
+	// sandbox's PID 1) is (see argv); unprivileged, it first enters the
+	// user namespace owning it. Not --enable-sandbox: as root, its mount
+	// namespace's unmounts propagated to the host's shared mounts (the
+	// network namespaces Podman keeps under /run/netns were unmounted).
+	slirp := q(s.slirp) + " --configure --mtu=65520 --disable-host-loopback --enable-seccomp --ready-fd=8 --exit-fd=9 "
+	if s.root {
+		slirp += `--netns-type=path /proc/"$pp"/ns/net tap0`
+	} else {
+		slirp += `--userns-path=/proc/"$pp"/ns/user --netns-type=path /proc/"$pp"/ns/net tap0`
+	}
+	return `{
+PATH=` + DefaultPath + `
+exec 3>&- 9>&- 7>` + q(block) + `
+fail() {
+	[ -n "$s" ] && kill -KILL "$s" 2>/dev/null
+	# Regular built-ins: a failed redirection (the run's directory
+	# deleted) must not end this shell before it killed the sandbox.
+	{ echo "slipway: the sandbox's network could not be set up ($1); the command did not run" >>` + q(stderr) + `; true >` + q(failed) + `; } 2>/dev/null
+	# Never let the sandbox go on: wait for it if it is not there yet
+	# (the shim's end, or a minute, ends this too).
+	n=0
+	while [ -z "$pid" ] && ! childpid && [ ! -e ` + q(done) + ` ] && [ $n -lt 600 ]; do n=$((n+1)); sleep 0.1; done
+	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+	exit 1
+}
+childpid() {
+	pid=$(sed -n 's/^ *"child-pid": *\([0-9][0-9]*\).*/\1/p' ` + q(info) + ` 2>/dev/null) && [ -n "$pid" ]
+}
+pid= s= n=0
+until childpid; do
+	[ -e ` + q(done) + ` ] && exit 1
+	n=$((n+1)); [ $n -lt 3000 ] || fail "no sandbox"; sleep 0.01
+done
+pp=$(sed -n 's/.*) . \([0-9][0-9]*\) .*/\1/p' /proc/"$pid"/stat)
+` + slirp + ` </dev/null >>` + q(logf) + ` 2>&1 7>&- 8>` + q(ready) + ` 9<` + q(exit) + ` &
+s=$! n=0
+until [ -s ` + q(ready) + ` ]; do
+	case $(sed -n 's/.*) \(.\) .*/\1/p' /proc/"$s"/stat 2>/dev/null) in ''|Z) fail "slirp4netns failed" ;; esac
+	n=$((n+1)); [ $n -lt 3000 ] || fail "slirp4netns did not get ready"; sleep 0.01
+done
+printf 1 >&7
+exec 7>&-
+wait "$s"
+} &
+`
 }
 
 // chownWork gives the run's working directory to its user.
@@ -336,4 +538,13 @@ func hidden(hide []string) []string {
 		}
 	}
 	return top
+}
+
+// netEndScript is what the shim runs once the sandbox has ended: it lets
+// netScript's code go on if it was waiting for a sandbox that never came
+// (open of the FIFO block, the file done), ends slirp4netns (closing the
+// shim's write end of the FIFO exit) and waits for both, so that nothing
+// of the run is left when the shim leaves its cgroups.
+func netEndScript(block, done string) string {
+	return ": >" + shellQuote(done) + "\nexec 6<>" + shellQuote(block) + " 9>&-\nuntil wait; do :; done\nexec 6>&-\n"
 }
