@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,12 +193,18 @@ func (db *DB) Close() error {
 // statementTimeout bounds every PostgreSQL statement, on the server.
 const statementTimeout = 30 * time.Second
 
-// maxPostgresConns bounds each component's PostgreSQL pool. A few busy
-// connections serve more than many waiting ones: past the server's cores,
-// more connections add context switches and lock contention, not
-// throughput (16 against 32 on the 2-core benchmark machine: the same
-// requests per second, a p99 of 17 ms against 44-106 ms).
-const maxPostgresConns = 16
+// maxPostgresConns bounds each component's PostgreSQL pool: twice the
+// cores this process may use, at least 4 (PostgreSQL's own guidance is
+// about twice the database server's cores; on one machine, Slipway's
+// default, those are the same cores). A few busy connections serve more
+// than many waiting ones: past the cores, more connections add context
+// switches and lock contention, not throughput. Measured side by side on
+// GET /v1/projects/{id} at 32 client connections on the 2-core benchmark
+// machine (docs/benchmarks.md): 16 connections gave 0.56 of the
+// reference's requests per second with a p99 2.3-2.8 times its; 8 gave
+// 0.62 and 1.6-2.0 times; 4 gave 0.66 and 1.0-1.8 times. A database on
+// bigger hardware of its own is given more with ?pool_max_conns=N.
+var maxPostgresConns = int32(max(4, 2*runtime.GOMAXPROCS(0)))
 
 // Open connects to the database named by rawURL: a postgres:// or
 // postgresql:// URL selects PostgreSQL; sqlite:PATH, file:PATH or a bare path
