@@ -88,7 +88,13 @@ type result struct {
 // small buffer) but never Stop.
 func NewProber(checks []HealthCheck, exec Exec) (*Prober, error) {
 	p := &Prober{events: make(chan Event, 16), reset: make(chan struct{}, 1), done: make(chan struct{})}
+	seen := map[Type]bool{}
 	for _, c := range checks {
+		if seen[c.Type] {
+			// The state machine has one counter per type.
+			return nil, fmt.Errorf("probe: two %s checks", c.Type)
+		}
+		seen[c.Type] = true
 		ch, err := NewChecker(c, exec)
 		if err != nil {
 			return nil, err

@@ -386,3 +386,21 @@ func TestProberRealServers(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after Stop:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestNewProberRefusesWhatValidateRejects(t *testing.T) {
+	exec := newScript().exec
+	for name, checks := range map[string][]HealthCheck{
+		"two of a type": {cmdCheck(Liveness, "a", 0, 2, 1, 1), cmdCheck(Liveness, "b", 0, 2, 1, 1)},
+		"empty cmd":     {cmdCheck(Liveness, "", 0, 2, 1, 1)},
+		"bad protocol":  {{Protocol: "UDP", Type: Liveness}},
+	} {
+		if p, err := NewProber(checks, exec); err == nil {
+			p.Stop()
+			t.Errorf("%s: NewProber accepted %+v", name, checks)
+		}
+	}
+	if p, err := NewProber([]HealthCheck{cmdCheck(Liveness, "a", 0, 2, 1, 1)}, nil); err == nil {
+		p.Stop()
+		t.Error("NewProber accepted a CMD check without Exec")
+	}
+}
