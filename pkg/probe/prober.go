@@ -333,7 +333,7 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	defer timer.Stop()
 	select {
 	case <-timer.C:
-		return true
+		return ctx.Err() == nil // both may be ready: cancellation wins
 	case <-ctx.Done():
 		return false
 	}

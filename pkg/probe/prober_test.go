@@ -210,6 +210,7 @@ func TestProberLivenessDeadOnceUntilReset(t *testing.T) {
 		if st := p.State(); !st.Dead || st.Ready {
 			t.Fatalf("state %+v", st)
 		}
+		synctest.Wait() // a readiness run due at 15 s too may be in flight
 		calls := len(s.callTimes("live")) + len(s.callTimes("ready"))
 		quiet(t, p, time.Hour)
 		if n := len(s.callTimes("live")) + len(s.callTimes("ready")); n != calls {
