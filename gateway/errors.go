@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"regexp"
 
@@ -15,17 +14,9 @@ import (
 	"github.com/slipwayhq/slipway/pkg/requestid"
 )
 
-// errorBody is Northflank's error envelope.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Status  int           `json:"status"`
-	Message string        `json:"message"`
-	ID      apierr.Reason `json:"id"`
-	Details any           `json:"details,omitempty"`
-}
+// errorDetail is the error envelope's "error" object (apierr owns the
+// envelope, which the ingress writes too).
+type errorDetail = apierr.EnvelopeError
 
 // httpStatus maps gRPC codes to HTTP statuses: the one table for the API.
 // ResourceExhausted is not in it: 429 is the gateway's own answer for a
@@ -63,12 +54,7 @@ var genericMessage = map[codes.Code]string{
 // writeError writes the envelope with the given status. id is typed so
 // that the gateway's own answers use the declared vocabulary.
 func writeError(w http.ResponseWriter, status int, id apierr.Reason, message string, details any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false) // messages quote permissions like "Project > Jobs"
-	_ = enc.Encode(errorBody{Error: errorDetail{Status: status, Message: message, ID: id, Details: details}})
+	apierr.WriteHTTP(w, status, id, message, details)
 }
 
 // gatewayInputErrors recognise grpc-gateway's messages about the path and

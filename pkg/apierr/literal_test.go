@@ -14,7 +14,7 @@ import (
 // TestNoFreeReasons walks the repository's Go code (tests and generated
 // code aside) for reasons written as string literals instead of the
 // constants of this package: a Reason: or ID: field, or the reason argument
-// of Conflict or of the gateway's writeError. Untyped string constants
+// of Conflict, of WriteHTTP or of the gateway's writeError. Untyped string constants
 // convert to Reason silently, so only this test keeps the vocabulary in
 // one place.
 func TestNoFreeReasons(t *testing.T) {
@@ -59,7 +59,7 @@ func TestNoFreeReasons(t *testing.T) {
 				case *ast.Ident:
 					name = fun.Name
 				}
-				pos := map[string]int{"Conflict": 0, "writeError": 2}
+				pos := map[string]int{"Conflict": 0, "writeError": 2, "WriteHTTP": 2}
 				if i, ok := pos[name]; ok && len(n.Args) > i && literal(n.Args[i]) {
 					t.Errorf("%s: %s with the reason %s as a string literal; use an apierr.Reason constant", fset.Position(n.Pos()), name, n.Args[i].(*ast.BasicLit).Value)
 				}
