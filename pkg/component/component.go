@@ -29,6 +29,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
 
@@ -315,6 +316,17 @@ var EncryptionKeySetting = Setting{
 // directory.
 func (env *Env) EncryptionKey() ([]byte, error) {
 	return env.Key(env.Setting(EncryptionKeySetting.Flag), "encryption.key")
+}
+
+// Cursors returns the sealer of the component's list cursors, keyed from
+// the encryption key (EncryptionKeySetting, which the component must
+// declare), so that every replica reads the cursors any other issued.
+func (env *Env) Cursors() (*paging.Cursors, error) {
+	key, err := env.EncryptionKey()
+	if err != nil {
+		return nil, err
+	}
+	return paging.NewCursors(key)
 }
 
 func envName(name string) string { return strings.ToUpper(strings.ReplaceAll(name, "-", "_")) }

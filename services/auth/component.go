@@ -16,7 +16,6 @@ import (
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
-	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	authmigrations "github.com/slipwayhq/slipway/services/auth/migrations"
@@ -78,7 +77,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		return nil, fmt.Errorf("OAuth2 server: %w", err)
 	}
 	env.Go(func(ctx context.Context) error { return sweepOAuth(ctx, provider, env.Log) })
-	cursors, err := listCursors(env)
+	cursors, err := env.Cursors()
 	if err != nil {
 		return nil, err
 	}
@@ -147,14 +146,4 @@ func clientAddr(internalKey string) func(*http.Request) string {
 		}
 		return oauth.RemoteHost(r)
 	}
-}
-
-// listCursors seals the cursors of the service's lists under the server's
-// encryption key, so that every replica reads them.
-func listCursors(env *component.Env) (*paging.Cursors, error) {
-	key, err := env.EncryptionKey()
-	if err != nil {
-		return nil, err
-	}
-	return paging.NewCursors(key)
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
-	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/projects/migrations"
 )
@@ -29,11 +28,7 @@ var Component = component.Component{
 		if err != nil {
 			return nil, err
 		}
-		key, err := env.EncryptionKey()
-		if err != nil {
-			return nil, err
-		}
-		cursors, err := paging.NewCursors(key)
+		cursors, err := env.Cursors()
 		if err != nil {
 			return nil, err
 		}
