@@ -26,8 +26,8 @@ import (
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/quota"
-	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/requestid"
+	"github.com/slipwayhq/slipway/pkg/rpcserver"
 )
 
 // Options configure New.
