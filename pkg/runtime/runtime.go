@@ -11,6 +11,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io"
 	"iter"
 	"time"
 )
@@ -36,6 +37,25 @@ type Spec struct {
 	// Deadline, when positive, kills the workload that long after it
 	// started; its Status then says ReasonDeadline.
 	Deadline time.Duration
+	// Ports are the ports the workload listens on. The driver makes each
+	// reachable from the server at a loopback address (Status.Ports) and
+	// never on another interface of the host.
+	Ports []Port
+}
+
+// Port is a port a workload listens on.
+type Port struct {
+	// Name is unique within the Spec ("p01").
+	Name string
+	// Port is the number the workload listens on inside its network. A
+	// driver that shares the host's network (the process driver with the
+	// host network) cannot honour it and gives the workload another; the
+	// workload learns its numbers from PORT (the first port) and
+	// PORT_<NAME> (every port, the name upper-cased, "-" as "_"), which the
+	// driver sets unless Env does.
+	Port int
+	// Protocol is "tcp" (the default) or "udp".
+	Protocol string
 }
 
 // Resources are limits; zero means none.
@@ -71,6 +91,46 @@ type Status struct {
 	Reason     string
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// Ports maps each Spec port's name to where the server reaches it
+	// while the workload runs: a loopback "127.0.0.1:<port>".
+	Ports map[string]string
+}
+
+// ExecSpec is a command run inside a running workload, as the workload's
+// own user, in its namespaces and limits.
+type ExecSpec struct {
+	// Command is the program and its arguments (no shell is implied).
+	Command []string
+	// Env is added to the workload's own environment; WorkDir, when set,
+	// is where the command starts (else the workload's working directory).
+	Env     map[string]string
+	WorkDir string
+	// Stdin, when not nil, is the command's standard input until EOF.
+	Stdin io.Reader
+	// Stdout and Stderr receive its output; nil discards it. With TTY the
+	// terminal's output all goes to Stdout.
+	Stdout, Stderr io.Writer
+	// TTY runs the command on a terminal of Size; Resize, when not nil,
+	// delivers later sizes until it is closed or the command ends.
+	TTY    bool
+	Size   TermSize
+	Resize <-chan TermSize
+}
+
+// TermSize is a terminal's size in characters.
+type TermSize struct {
+	Rows, Cols uint16
+}
+
+// Usage is what a workload uses now.
+type Usage struct {
+	// CPU is the processor time it has used since it started; two samples
+	// give its CPU rate.
+	CPU time.Duration
+	// MemoryBytes is its resident memory now.
+	MemoryBytes int64
+	// At is when the sample was taken.
+	At time.Time
 }
 
 // MaxLineBytes is the longest log line a driver yields: a longer line is
@@ -90,6 +150,7 @@ type LogLine struct {
 var (
 	ErrNotFound    = errors.New("runtime: workload not found")
 	ErrUnsupported = errors.New("runtime: not supported by this driver")
+	ErrNotRunning  = errors.New("runtime: workload is not running")
 )
 
 // Driver runs workloads. Implementations are safe for concurrent use.
@@ -113,4 +174,11 @@ type Driver interface {
 	// List returns the workloads whose labels include all of labels, so a
 	// restarted service can reconcile what it had started.
 	List(ctx context.Context, labels map[string]string) ([]Status, error)
+	// Exec runs a command inside a running workload and returns its exit
+	// code once it ends (ErrNotRunning when the workload does not run).
+	// Cancelling ctx kills the command.
+	Exec(ctx context.Context, id string, spec ExecSpec) (int, error)
+	// Usage samples what a running workload uses (ErrNotRunning when it
+	// does not run).
+	Usage(ctx context.Context, id string) (Usage, error)
 }

@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"strconv"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -15,7 +13,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
-	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/jobs/migrations"
@@ -28,12 +25,7 @@ var Component = component.Component{
 	Summary:    "manual and cron jobs, their runs and logs, on the workload runtime",
 	Deps:       []string{"auth", "projects"},
 	Migrations: []sqldb.Migrations{migrations.Set},
-	Settings: []component.Setting{
-		{Flag: "runtime-driver", Env: "SLIPWAY_RUNTIME_DRIVER",
-			Help:  "how jobs run: process or docker (empty: docker when a Docker or Podman socket answers, else process)",
-			Check: component.OneOf("process", "docker")},
-		{Flag: "docker-host", Env: "SLIPWAY_DOCKER_HOST",
-			Help: "Docker Engine API address of the docker driver, e.g. unix:///run/podman/podman.sock (empty: $DOCKER_HOST, else the usual sockets)"},
+	Settings: append([]component.Setting{
 		component.EncryptionKeySetting,
 		{Flag: "job-log-lines", Env: "SLIPWAY_JOB_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
 			Help:  "most log lines a job run stores (all its attempts together); past it one line says how many were dropped",
@@ -41,24 +33,7 @@ var Component = component.Component{
 		{Flag: "job-log-bytes", Env: "SLIPWAY_JOB_LOG_BYTES", Default: strconv.Itoa(DefaultLogBytes),
 			Help:  "most bytes of log text a job run stores; past it one line says how many lines and bytes were dropped",
 			Check: component.Positive},
-		{Flag: "runtime-max-procs", Env: "SLIPWAY_RUNTIME_MAX_PROCS", Default: "1024",
-			Help:  "most processes (and threads) one workload may have, on either driver",
-			Check: component.Positive},
-		{Flag: "process-unsandboxed", Env: "SLIPWAY_PROCESS_UNSANDBOXED", Default: "false",
-			Help:  "true runs process-driver workloads WITHOUT a sandbox, as the server's user, able to read its data: only where bubblewrap cannot work and every workload is trusted",
-			Check: component.OneOf("true", "false")},
-		{Flag: "process-network", Env: "SLIPWAY_PROCESS_NETWORK", Default: "private",
-			Help:  "network of a process-driver sandbox: private (its own, outbound through slirp4netns, the host's loopback unreachable), none (only its own loopback) or host (the host's, loopback services included: unsafe for tenants)",
-			Check: component.OneOf("private", "none", "host")},
-		{Flag: "process-uid-base", Env: "SLIPWAY_PROCESS_UID_BASE", Default: "100000",
-			Help:  "first host user id of the range process-driver workloads run as when Slipway runs as root (one id per running workload)",
-			Check: component.Positive},
-		{Flag: "process-uid-count", Env: "SLIPWAY_PROCESS_UID_COUNT", Default: "65536",
-			Help:  "size of that range: at most that many workloads run at once",
-			Check: component.Positive},
-		{Flag: "process-cgroup", Env: "SLIPWAY_PROCESS_CGROUP", Default: "slipway",
-			Help: "cgroup (relative to the hierarchy's root) under which process-driver workloads get their limits; as a normal user, one delegated to you"},
-	},
+	}, drivers.Settings...),
 	Start: start,
 	API: &component.API{
 		HealthService: jobsv1.JobsService_ServiceDesc.ServiceName,
@@ -88,39 +63,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
-	// The settings were checked: positive integers.
-	maxProcs, _ := strconv.Atoi(env.Setting("runtime-max-procs"))
-	uidBase, _ := strconv.Atoi(env.Setting("process-uid-base"))
-	uidCount, _ := strconv.Atoi(env.Setting("process-uid-count"))
-	driver, why, err := drivers.Open(ctx, drivers.Options{
-		Name: env.Setting("runtime-driver"), StateDir: filepath.Join(env.DataDir, "runtime"), DockerHost: env.Setting("docker-host"),
-		MaxProcs: maxProcs,
-		Process: process.Options{
-			Unsandboxed: env.Setting("process-unsandboxed") == "true",
-			UIDBase:     uidBase, UIDCount: uidCount, Cgroup: env.Setting("process-cgroup"),
-			Hide:    []string{env.DataDir},
-			Network: env.Setting("process-network"),
-		},
-	})
+	driver, err := drivers.FromEnv(ctx, env, "runtime")
 	if err != nil {
-		return nil, fmt.Errorf("runtime driver: %w", err)
+		return nil, err
 	}
-	// How workloads are isolated is said once at start-up; what is
-	// missing (limits, the sandbox itself) also stays on /health.
-	if iso, ok := driver.(interface {
-		Isolation() string
-		Notice() string
-	}); ok {
-		env.Log.Info("workload isolation: " + iso.Isolation())
-		if n := iso.Notice(); n != "" {
-			env.Log.Warn("workload isolation: " + n)
-			env.Notice("workload-isolation", n)
-		}
-	}
-	if c, ok := driver.(interface{ Close() error }); ok {
-		env.OnClose(func() { _ = c.Close() })
-	}
-	env.Log.Info("jobs run on the "+driver.Name()+" runtime driver", "why", why)
 	// The replica's id survives its restarts, so it takes its own runs
 	// back at once.
 	owner, err := env.Key("", "jobs-replica-id")

@@ -265,6 +265,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Image == "" {
 		return "", fmt.Errorf("%w: the docker driver runs images; the spec has none", runtime.ErrUnsupported)
 	}
+	if len(spec.Ports) > 0 {
+		return "", fmt.Errorf("%w: ports", runtime.ErrUnsupported)
+	}
 	if spec.Name != "" && !validName(spec.Name) {
 		return "", fmt.Errorf("docker: %q is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", spec.Name)
 	}
@@ -911,4 +914,14 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out, nil
+}
+
+// Exec is not yet supported by the docker driver.
+func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
+	return -1, runtime.ErrUnsupported
+}
+
+// Usage is not yet supported by the docker driver.
+func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
+	return runtime.Usage{}, runtime.ErrUnsupported
 }

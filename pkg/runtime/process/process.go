@@ -237,6 +237,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Image != "" {
 		return "", fmt.Errorf("%w: the process driver runs commands, not images (got image %q); use the docker driver or give a command", runtime.ErrUnsupported, spec.Image)
 	}
+	if len(spec.Ports) > 0 {
+		return "", fmt.Errorf("%w: ports", runtime.ErrUnsupported)
+	}
 	argv := append(slices.Clone(spec.Entrypoint), spec.Command...)
 	if len(argv) == 0 || argv[0] == "" {
 		return "", errors.New("process: the spec has no command to run")
@@ -1087,4 +1090,14 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
 	return out, nil
+}
+
+// Exec is not yet supported by the process driver.
+func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
+	return -1, runtime.ErrUnsupported
+}
+
+// Usage is not yet supported by the process driver.
+func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
+	return runtime.Usage{}, runtime.ErrUnsupported
 }
