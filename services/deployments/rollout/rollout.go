@@ -27,9 +27,9 @@ type Service struct {
 	// ID identifies the service among all the controller runs (the
 	// deployments service's internal id); TeamID, ProjectID and Name are
 	// for labels and the ingress host name (<port>--<name>--<project>).
-	ID                            string
+	ID                             string
 	TeamID, ProjectID, ProjectName string
-	Name                          string
+	Name                           string
 	// Release is what the service runs now; a release with a new ID is
 	// rolled out.
 	Release Release
