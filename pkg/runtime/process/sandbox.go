@@ -324,7 +324,9 @@ func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[
 	for _, h := range s.hide {
 		a = append(a, "--tmpfs", h)
 	}
-	a = append(a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+	// /tmp is the workload's to write in (bubblewrap's default 0755,
+	// root's, would leave it read-only to the workload's user).
+	a = append(a, "--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp",
 		"--bind-fd", strconv.Itoa(workFD), WorkDir, "--chdir", WorkDir)
 	if infoFD >= 0 {
 		a = append(a, "--info-fd", strconv.Itoa(infoFD))
