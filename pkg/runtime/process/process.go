@@ -1166,8 +1166,3 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
 	return out, nil
 }
-
-// Usage is not yet supported by the process driver.
-func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
-	return runtime.Usage{}, runtime.ErrUnsupported
-}
