@@ -142,8 +142,8 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	}
 
 	// Output copied after the command ended (a background process holding
-	// it open) gets WaitDelay, not forever.
-	cmd.WaitDelay = 2 * time.Second
+	// it open) gets a grace, not forever.
+	cmd.WaitDelay = d.execGrace
 	var ptmx *os.File
 	if spec.TTY {
 		size := &pty.Winsize{Rows: spec.Size.Rows, Cols: spec.Size.Cols}
@@ -158,11 +158,34 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		}
 		defer ptmx.Close()
 	} else {
-		cmd.Stdin = spec.Stdin
+		// The input goes through a pipe of our own: a client's input that
+		// never ends (an open connection) must not hold Exec once the
+		// command has exited, as exec.Cmd's own copying would.
+		var stdinR, stdinW *os.File
+		if spec.Stdin != nil {
+			if stdinR, stdinW, err = os.Pipe(); err != nil {
+				return -1, fmt.Errorf("process: exec: %w", err)
+			}
+			// Closed once the command ends: a copy blocked writing
+			// then fails (one blocked reading the client's input ends
+			// when that input does).
+			defer stdinW.Close()
+			cmd.Stdin = stdinR
+		}
 		cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
+		err := cmd.Start()
+		if stdinR != nil {
+			stdinR.Close() // the command has its own copy
+		}
+		if err != nil {
 			return -1, fmt.Errorf("process: exec: %w", err)
+		}
+		if stdinW != nil {
+			go func() {
+				_, _ = io.Copy(stdinW, spec.Stdin)
+				stdinW.Close() // EOF for the command
+			}()
 		}
 	}
 	if envPipe != nil {

@@ -2,6 +2,7 @@ package process
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/runtimetest"
@@ -118,5 +120,22 @@ func TestExecUnsandboxed(t *testing.T) {
 	want := filepath.Join(dir, id, "work") + "\na b\n" + strconv.Itoa(os.Geteuid()) + "\n"
 	if code != 2 || out != want {
 		t.Fatalf("got %d %q, want 2 %q", code, out, want)
+	}
+}
+
+// TestExecEndlessInput: a client's input that never ends (an open
+// connection) does not keep Exec from returning once the command exited;
+// exec.Cmd's own copying of it held Exec until its WaitDelay.
+func TestExecEndlessInput(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	d.execGrace = time.Minute
+	id := runtimetest.Start(t, d, sh("echo ready; sleep 120"))
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	in, _ := io.Pipe() // never written, never closed
+	start := time.Now()
+	code, out, _ := execOut(t, d, id, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", "read -t 1 x; echo done"}, Stdin: in})
+	if took := time.Since(start); took > 20*time.Second || code != 0 || out != "done\n" {
+		t.Fatalf("Exec took %v: %d %q", took, code, out)
 	}
 }

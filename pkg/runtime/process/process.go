@@ -85,6 +85,9 @@ type Driver struct {
 	// KillGrace is how long a run killed for its deadline gets between
 	// SIGTERM and SIGKILL.
 	KillGrace time.Duration
+	// execGrace is how long Exec goes on copying output after the
+	// command exited, while something it started holds the output open.
+	execGrace time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -120,7 +123,7 @@ func NewWith(stateDir string, opts Options) (*Driver, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Hide = append(slices.Clone(opts.Hide), abs)
-	d := &Driver{dir: abs, sb: newSandbox(opts), ports: newPortPool(opts), KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
+	d := &Driver{dir: abs, sb: newSandbox(opts), ports: newPortPool(opts), KillGrace: defaultKillGrace, execGrace: 2 * time.Second, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
 	d.sweep()
 	ids, err := d.ids()
 	if err != nil {
