@@ -25,11 +25,16 @@ import (
 // Exec: a command run inside a running workload's sandbox can do no more
 // than the workload itself. A shell on the host joins the run's cgroups
 // (so the command counts against its limits) and becomes nsenter, which
-// enters every namespace of the sandbox's PID 1 (mount, UTS, IPC, network,
-// PID, cgroup, and as a normal user the user namespace) and its root;
-// there, as the workload does, prlimit caps its user's processes and
-// setpriv makes it the run's uid and gid with no capabilities, an empty
-// bounding set and no_new_privs. Only then does a shell of the sandbox
+// enters every namespace of the sandbox's PID 1 that is not the server's
+// (network, cgroup, IPC, UTS, PID, mount; as a normal user each through
+// the user namespace owning it, and last the command's own user
+// namespace: see nsSteps) and its root; there, as the workload does,
+// prlimit caps its user's processes and setpriv makes it the run's uid
+// and gid with no capabilities, an empty bounding set and no_new_privs.
+// As a normal user the command is SandboxUID of user namespaces without a
+// root, so it has no capabilities from its first execve on: setpriv
+// cannot empty its bounding set then, which with no_new_privs and no uid
+// 0 to become could grant nothing anyway. Only then does a shell of the sandbox
 // take on the environment (the workload's, read from its PID 1's
 // /proc/<pid>/environ when Exec runs since it is never stored, plus the
 // ExecSpec's), change to the working directory and exec the command.
@@ -123,8 +128,14 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 			return -1, runtime.ErrNotRunning
 		}
 		envText = execSetup(mergeEnv(env, spec.Env), cmp.Or(spec.WorkDir, WorkDir))
-		argv, err := d.sb.execArgv(sf, pid1, spec.Command)
+		argv, userns, err := d.sb.execArgv(sf, pid1, spec.Command)
+		for _, f := range userns {
+			defer f.Close()
+		}
 		if err != nil {
+			if !alive(&pf) || d.exited(id) {
+				return -1, runtime.ErrNotRunning
+			}
 			return -1, fmt.Errorf("process: exec: %w", err)
 		}
 		cmd = exec.Command(argv[0], argv[1:]...)
@@ -134,7 +145,7 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 			return -1, fmt.Errorf("process: exec: %w", err)
 		}
 		defer r.Close()
-		cmd.ExtraFiles = []*os.File{r}
+		cmd.ExtraFiles = append([]*os.File{r}, userns...)
 		envPipe = w
 	}
 	if envPipe != nil {
@@ -274,16 +285,17 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 }
 
 // execArgv is the command that runs command in the sandbox whose PID 1
-// is pid1 (see the comment at the top).
-func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, error) {
+// is pid1 (see the comment at the top), and the user namespaces it
+// enters, to be its descriptors 4, 5, ... (3 is the environment).
+func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, []*os.File, error) {
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
-		return nil, errors.New("nsenter (util-linux) is not installed")
+		return nil, nil, errors.New("nsenter (util-linux) is not installed")
 	}
 	setpriv := s.setpriv
 	if setpriv == "" {
 		if setpriv, err = exec.LookPath("setpriv"); err != nil {
-			return nil, errors.New("setpriv (util-linux) is not installed")
+			return nil, nil, errors.New("setpriv (util-linux) is not installed")
 		}
 	}
 	var a []string
@@ -294,10 +306,13 @@ func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, e
 		}
 		a = append(a, "/bin/sh", "-c", "{ "+strings.Join(join, " && ")+"; } || exit 126\nexec \"$@\"", "slipway-exec")
 	}
-	// Every namespace of PID 1 that is not the server's; as a normal
-	// user, the user namespace too, keeping the server's uid (which is
-	// SandboxUID there).
-	a = append(a, nsenter, "--target", strconv.Itoa(pid1), "--all", "--preserve-credentials", "--root", "--")
+	steps, userns, err := nsSteps(pid1)
+	if err != nil {
+		return nil, userns, err
+	}
+	for _, st := range steps {
+		a = append(append(append(a, nsenter), st...), "--")
+	}
 	if s.root {
 		n := strconv.Itoa(s.procs)
 		u := strconv.Itoa(sf.UID)
@@ -308,7 +323,121 @@ func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, e
 		a = append(a, setpriv, "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--")
 	}
 	a = append(a, "/bin/sh", "-c", execShell, "slipway-exec")
-	return append(a, command...), nil
+	return append(a, command...), userns, nil
+}
+
+// nsKinds are the namespaces of a sandbox an exec enters, in nsenter's
+// option names and /proc/<pid>/ns/ names, the network first: it is the
+// outermost (see sandbox.argv), and the mount namespace last.
+var nsKinds = [][2]string{{"net", "net"}, {"cgroup", "cgroup"}, {"ipc", "ipc"}, {"uts", "uts"}, {"pid", "pid"}, {"mount", "mnt"}}
+
+// nsSteps plans the nsenter calls that take a process into the
+// namespaces of pid1 that are not the server's. Joining a namespace takes
+// CAP_SYS_ADMIN in the user namespace that owns it, so where a sandbox
+// has user namespaces (as a normal user: one of unshare's owning its
+// network, bubblewrap's owning the others, and the one its command runs
+// in), each step first enters the owner of the namespaces it joins, and
+// the last enters the command's own. Entered user namespaces come as open
+// files, to be descriptors 4, 5, ...; nsenter keeps the server's uid and
+// gid (--preserve-credentials), mapped to SandboxUID in them.
+func nsSteps(pid1 int) ([][]string, []*os.File, error) {
+	proc := "/proc/" + strconv.Itoa(pid1)
+	cur, err := nsIno("/proc/self/ns/user")
+	if err != nil {
+		return nil, nil, err
+	}
+	var steps [][]string
+	var files []*os.File
+	enter := func(f *os.File) string {
+		files = append(files, f)
+		return "--user=/proc/self/fd/" + strconv.Itoa(3+len(files))
+	}
+	stepOwner := uint64(0)
+	for _, k := range nsKinds {
+		path := proc + "/ns/" + k[1]
+		mine, err1 := nsIno("/proc/self/ns/" + k[1])
+		theirs, err2 := nsIno(path)
+		if err1 != nil || err2 != nil {
+			return nil, files, fmt.Errorf("namespace %s: %v%v", k[1], err1, err2)
+		}
+		if mine == theirs {
+			continue
+		}
+		owner, err := nsOwner(path)
+		if err != nil {
+			return nil, files, fmt.Errorf("owner of namespace %s: %w", k[1], err)
+		}
+		ownerIno, err := fileIno(owner)
+		if err != nil {
+			owner.Close()
+			return nil, files, err
+		}
+		if len(steps) == 0 || ownerIno != stepOwner {
+			step := []string{"--preserve-credentials"}
+			if ownerIno != cur {
+				step = append(step, enter(owner))
+				cur = ownerIno
+			} else {
+				owner.Close()
+			}
+			steps = append(steps, step)
+			stepOwner = ownerIno
+		} else {
+			owner.Close()
+		}
+		last := &steps[len(steps)-1]
+		*last = append(*last, "--"+k[0]+"="+path)
+		if k[0] == "mount" {
+			*last = append(*last, "--root="+proc+"/root")
+		}
+	}
+	// The command's own user namespace, entered from inside the sandbox.
+	if u, err := nsIno(proc + "/ns/user"); err != nil {
+		return nil, files, err
+	} else if u != cur {
+		f, err := os.Open(proc + "/ns/user")
+		if err != nil {
+			return nil, files, err
+		}
+		steps = append(steps, []string{"--preserve-credentials", enter(f)})
+	}
+	return steps, files, nil
+}
+
+// nsIno identifies the namespace a /proc/<pid>/ns/ file names.
+func nsIno(path string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+func fileIno(f *os.File) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// nsGetUserns is the ioctl NS_GET_USERNS (linux/nsfs.h): the user
+// namespace owning a namespace, as a new descriptor.
+const nsGetUserns = 0xb701
+
+// nsOwner opens the user namespace that owns the namespace at path.
+func nsOwner(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), nsGetUserns, 0)
+	if errno != 0 {
+		return nil, errno
+	}
+	syscall.CloseOnExec(int(fd))
+	return os.NewFile(fd, "userns"), nil
 }
 
 // sandboxPID is the host pid of the run's sandbox's PID 1, once it runs

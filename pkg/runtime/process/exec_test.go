@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -137,5 +138,72 @@ func TestExecEndlessInput(t *testing.T) {
 	code, out, _ := execOut(t, d, id, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", "read -t 1 x; echo done"}, Stdin: in})
 	if took := time.Since(start); took > 20*time.Second || code != 0 || out != "done\n" {
 		t.Fatalf("Exec took %v: %d %q", took, code, out)
+	}
+}
+
+// TestExecAsNormalUser: run by a normal user, the sandbox has user
+// namespaces (bubblewrap's own, owning its other namespaces, and the one
+// its command runs in), and Exec must enter each namespace through the
+// user namespace that owns it (nsenter --all failed: "reassociate to
+// namespace 'ns/cgroup' failed: Operation not permitted"). The test binary
+// runs TestExecAsNormalUserHelper again as nobody (uid 65534).
+func TestExecAsNormalUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("run as root: the test switches to a normal user")
+	}
+	// A directory nobody can use, with a copy of this binary.
+	dir, err := os.MkdirTemp("", "slipway-exec-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "process.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		bin, "-test.run=^TestExecAsNormalUserHelper$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = []string{"HOME=" + dir, "TMPDIR=" + dir, "PATH=" + DefaultPath, "SLIPWAY_EXEC_AS_USER=1"}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestExecAsNormalUserHelper") {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
+
+// TestExecAsNormalUserHelper is TestExecAsNormalUser's part as a normal
+// user; it does nothing unless that test runs it.
+func TestExecAsNormalUserHelper(t *testing.T) {
+	if os.Getenv("SLIPWAY_EXEC_AS_USER") == "" {
+		return
+	}
+	if os.Geteuid() == 0 {
+		t.Fatal("running as root")
+	}
+	// No network: a private one needs /dev/net/tun usable by the user,
+	// which a test machine may not give.
+	d := newPortDriver(t, t.TempDir(), Options{Network: NetworkNone})
+	if n := d.Notice(); strings.Contains(n, "cannot be sandboxed") {
+		t.Fatalf("notice %q", n)
+	}
+	spec := sh(`echo "$(id -u) $(id -g)" > /tmp/ids; echo ready; sleep 120`)
+	spec.Env = map[string]string{"A": "a"}
+	id := runtimetest.Start(t, d, spec)
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	code, out, errs := execOut(t, d, id, runtime.ExecSpec{
+		Command: []string{"/bin/sh", "-c", `cat /tmp/ids; echo "$(id -u) $(id -g) $A $B"; pwd; grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status; [ "$(readlink /proc/1/ns/pid)" = "$(readlink /proc/self/ns/pid)" ] && echo same-pid-ns`},
+		Env:     map[string]string{"B": "b"},
+	})
+	want := "1000 1000\n1000 1000 a b\n/work\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nsame-pid-ns\n"
+	if code != 0 || out != want {
+		t.Fatalf("exec: %d %q %q, want %q", code, out, errs, want)
 	}
 }
