@@ -39,12 +39,8 @@ import (
 // /proc/<pid>/environ when Exec runs since it is never stored, plus the
 // ExecSpec's), change to the working directory and exec the command.
 //
-// The environment reaches that last shell through a pipe, never through
-// the host's or the privileged steps' environment (a workload's
-// LD_PRELOAD must not reach nsenter, which runs as root) nor through
-// arguments (which anyone on the host may read in /proc). Variables
-// whose names are no shell names ("a-b") cannot be passed so and are left
-// out.
+// The environment reaches that last shell through a pipe (see envShell),
+// as the workload's own does.
 //
 // Unsandboxed workloads run as the server's user: so does the command, in
 // the run's working directory with its environment.
@@ -52,32 +48,64 @@ import (
 // shellName is a name the last shell can export.
 var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// execShell is the script of the sandbox's shell: on fd 3 the
-// environment as export lines and the change of directory (execSetup),
-// the command in $@.
-const execShell = `eval "$(cat <&3)" || exit 126
-exec 3<&-
+// envShell is the script of the shell that gives a sandboxed command its
+// environment, the last step before the command, once setpriv has made it
+// the workload's user: it runs the shell code envScript wrote to
+// descriptor fd (a pipe), then the command in $@.
+//
+// A workload's environment (its runtime variables, the user's to choose)
+// must reach neither the processes that run as root on the host (the
+// run's shim, prlimit, unshare, bubblewrap; nsenter for an exec) nor those
+// with privileges in the sandbox (setpriv): given LD_PRELOAD, the dynamic
+// loader of each would load a library of the workload's choosing, say
+// one an earlier run wrote to its working directory, whose host path a
+// sandbox can read in /proc/self/mountinfo. Nor may it appear in
+// arguments, which anyone on the host can read in /proc/<pid>/cmdline.
+func envShell(fd int) string {
+	n := strconv.Itoa(fd)
+	return `eval "$(cat <&` + n + `)" || exit 126
+exec ` + n + `<&-
 exec "$@"`
+}
 
-// execSetup is the shell code execShell runs: export env, change to dir,
-// and leave OLDPWD as env has it.
-func execSetup(env []string, dir string) []byte {
+// envScript is the shell code envShell runs: export env and, when dir is
+// not empty, change to dir (leaving OLDPWD as env has it). Variables whose
+// names are no shell names ("spring.profiles.active") cannot be exported:
+// /usr/bin/env sets them, given them as arguments for the moment before it
+// runs the command (a command whose name holds "=" would be taken for one
+// of them).
+func envScript(env []string, dir string) []byte {
 	var b strings.Builder
-	oldpwd := false
+	var odd []string
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		if shellName.MatchString(k) {
 			b.WriteString("export " + k + "=" + shellQuote(v) + "\n")
-			oldpwd = oldpwd || k == "OLDPWD"
+		} else if k != "" {
+			odd = append(odd, shellQuote(kv))
 		}
 	}
-	b.WriteString("cd -- " + shellQuote(dir) + " || exit 126\n")
-	if old := envValue(env, "OLDPWD"); oldpwd {
-		b.WriteString("OLDPWD=" + shellQuote(old) + "\n")
-	} else {
-		b.WriteString("unset OLDPWD\n")
+	if dir != "" {
+		b.WriteString("cd -- " + shellQuote(dir) + " || exit 126\n")
+		if old, ok := lookupEnv(env, "OLDPWD"); ok {
+			b.WriteString("OLDPWD=" + shellQuote(old) + "\n")
+		} else {
+			b.WriteString("unset OLDPWD\n")
+		}
+	}
+	if len(odd) > 0 {
+		b.WriteString(`set -- /usr/bin/env -- ` + strings.Join(odd, " ") + ` "$@"` + "\n")
 	}
 	return []byte(b.String())
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // Exec implements runtime.Driver.
@@ -101,7 +129,7 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, runtime.ErrNotRunning
 	}
 	var cmd *exec.Cmd
-	var envPipe *os.File // the write end: the environment for execShell
+	var envPipe *os.File // the write end: the environment for envShell
 	var envText []byte
 	if !sf.Sandboxed {
 		// The shim's environment is the command's.
@@ -127,7 +155,7 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		if err != nil {
 			return -1, runtime.ErrNotRunning
 		}
-		envText = execSetup(mergeEnv(env, spec.Env), cmp.Or(spec.WorkDir, WorkDir))
+		envText = envScript(mergeEnv(env, spec.Env), cmp.Or(spec.WorkDir, WorkDir))
 		argv, userns, err := d.sb.execArgv(sf, pid1, spec.Command)
 		for _, f := range userns {
 			defer f.Close()
@@ -322,7 +350,7 @@ func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, [
 	} else {
 		a = append(a, setpriv, "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--")
 	}
-	a = append(a, "/bin/sh", "-c", execShell, "slipway-exec")
+	a = append(a, "/bin/sh", "-c", envShell(3), "slipway-exec")
 	return append(a, command...), userns, nil
 }
 
@@ -490,12 +518,8 @@ func mergeEnv(env []string, add map[string]string) []string {
 }
 
 func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
+	v, _ := lookupEnv(env, key)
+	return v
 }
 
 // lookPathIn finds file in the directories of path (a PATH value), as the

@@ -207,3 +207,44 @@ func TestExecAsNormalUserHelper(t *testing.T) {
 		t.Fatalf("exec: %d %q %q, want %q", code, out, errs, want)
 	}
 }
+
+// TestWorkloadEnvOnlyForTheCommand: a workload's environment reaches its
+// command only, never the processes before it that run as root on the
+// host (the shim, prlimit, unshare, bubblewrap) or with privileges in the
+// sandbox (setpriv): their loader would load the workload's LD_PRELOAD (a
+// library an earlier run wrote to its working directory, whose host path
+// a sandbox reads in /proc/self/mountinfo). The loader complained of it
+// five times before (prlimit, unshare, bubblewrap, setpriv, true); now
+// once. Variables whose names are no shell names still arrive, in the
+// workload and in an exec.
+func TestWorkloadEnvOnlyForTheCommand(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	spec := sh("true")
+	spec.Env = map[string]string{"LD_PRELOAD": "/nothing-here.so"}
+	id := runtimetest.Start(t, d, spec)
+	runtimetest.Wait(t, d, id)
+	if n := strings.Count(strings.Join(runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stderr"), "\n"), "LD_PRELOAD"); n != 1 {
+		t.Errorf("the loader complained of LD_PRELOAD %d times, want once (the command's)", n)
+	}
+
+	odd := map[string]string{"spring.profiles.active": "prod it's", "a-b": "c", "A": "a"}
+	id = runtimetest.Start(t, d, runtime.Spec{Command: []string{"/usr/bin/env"}, Env: odd})
+	runtimetest.Wait(t, d, id)
+	got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout")
+	sort.Strings(got)
+	if want := []string{"A=a", "PATH=" + DefaultPath, "PWD=" + WorkDir, "a-b=c", "spring.profiles.active=prod it's"}; !slices.Equal(got, want) {
+		t.Errorf("workload: %q, want %q", got, want)
+	}
+	// (A shell drops such variables from its children's environment, but
+	// has them in its own, which an exec starts from.)
+	id = runtimetest.Start(t, d, runtime.Spec{Command: []string{"/bin/sh", "-c", "echo ready; sleep 120"}, Env: odd})
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	_, out, _ := execOut(t, d, id, runtime.ExecSpec{Command: []string{"/usr/bin/env"}, Env: map[string]string{"x.y": "z"}})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, want := range []string{"A=a", "a-b=c", "spring.profiles.active=prod it's", "x.y=z"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("exec: %q lacks %q", lines, want)
+		}
+	}
+}

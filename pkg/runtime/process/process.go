@@ -70,9 +70,12 @@ const (
 	MaxLineBytes = runtime.MaxLineBytes
 
 	defaultKillGrace = 2 * time.Second
-	tailInterval     = 50 * time.Millisecond
-	lockRetry        = 250 * time.Millisecond
-	pollInterval     = 50 * time.Millisecond
+	// envFD is the descriptor on which a sandboxed run's shim, and the
+	// sandbox, get the workload's environment (see envShell).
+	envFD        = 7
+	tailInterval = 50 * time.Millisecond
+	lockRetry    = 250 * time.Millisecond
+	pollInterval = 50 * time.Millisecond
 )
 
 var idPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
@@ -430,6 +433,11 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			redirs += " 6<" + shellQuote(filepath.Join(dir, "net.block")) + " 9>&-"
 			blockFD, resolv = 6, filepath.Join(dir, "resolv.conf")
 		}
+		// The environment goes to the command alone, through the pipe
+		// on fd 7, once setpriv has made it the workload's user (see
+		// envShell): the shim and everything before the command run
+		// with PATH only.
+		argv = append([]string{"/bin/sh", "-c", envShell(envFD), "slipway-env"}, argv...)
 		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, env, argv)
 	}
 	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" + "c=$?\n"
@@ -445,16 +453,37 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
 	cmd.Env = envList
 	cmd.Dir = filepath.Join(dir, "work")
+	var envW *os.File
 	if sf.Sandboxed {
 		cmd.Dir = dir
-	}
-	if uidLock != nil {
-		cmd.ExtraFiles = []*os.File{uidLock}
+		cmd.Env = []string{"PATH=" + DefaultPath}
+		envR, w, err := os.Pipe()
+		if err != nil {
+			lock.Close()
+			return fail(err)
+		}
+		envW = w
+		defer envR.Close() // the shim has its copy
+		// fd 3: the uid lock (nil: closed); fd envFD: the environment.
+		cmd.ExtraFiles = make([]*os.File, envFD-2)
+		cmd.ExtraFiles[0], cmd.ExtraFiles[envFD-3] = uidLock, envR
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		if envW != nil {
+			envW.Close()
+		}
 		lock.Close()
 		return fail(err)
+	}
+	if envW != nil {
+		// A pipe holds 64 KiB: a larger environment is read while it
+		// is written.
+		text := envScript(envList, "")
+		go func() {
+			_, _ = envW.Write(text)
+			envW.Close()
+		}()
 	}
 	if uidLock != nil {
 		uidLock.Close() // the shim's copy holds the lock
