@@ -509,8 +509,14 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		close(reaped)
 	}()
 	if private && len(sf.Ports) > 0 {
-		// Reachable when Start returns, or not started at all.
-		if err := forward(dir, sf.Ports, h.gone, time.Now().Add(time.Minute)); err != nil {
+		// Reachable when Start returns, or not started at all; unless
+		// the run ended meanwhile (slirp4netns with it), which is its
+		// outcome to report.
+		ended := func() bool {
+			_, err := os.Stat(filepath.Join(dir, "net.done"))
+			return err == nil || h.gone()
+		}
+		if err := forward(dir, sf.Ports, h.gone, time.Now().Add(time.Minute)); err != nil && !ended() {
 			killGroup(&pf, syscall.SIGKILL)
 			<-reaped
 			lock.Close()
