@@ -3,8 +3,8 @@
 //
 // Every workload gets a directory <stateDir>/<id>/ holding:
 //
-//	spec.json   name, labels, argv, deadline, start time, host uid and
-//	            cgroups of the run (never the env)
+//	spec.json   name, labels, argv, deadline, start time, host uid,
+//	            cgroups and ports of the run (never the env)
 //	work/       the working directory of the run (WorkDir in its sandbox)
 //	pid         pid, process group and kernel start time of the shim
 //	info        bubblewrap's report of the sandbox (the host pid of its PID 1)
@@ -17,7 +17,8 @@
 //	lock        flock held by the one driver instance watching the run
 //	net.*       with a private network: the FIFOs block and exit, the
 //	            files ready, failed, done, slirp4netns' log (net.log),
-//	            and resolv.conf, the sandbox's (see netScript)
+//	            and resolv.conf, the sandbox's (see netScript); with
+//	            ports, slirp4netns' API socket net.api (see ports.go)
 //
 // The command runs under a tiny /bin/sh shim in its own process group; the
 // shim redirects the command's output to files and writes its exit status,
@@ -152,9 +153,11 @@ func (d *Driver) Close() error {
 // Name implements runtime.Driver.
 func (d *Driver) Name() string { return "process" }
 
-// Isolation says in one line how the driver isolates workloads, for the
-// start-up log.
-func (d *Driver) Isolation() string { return d.sb.describe() }
+// Isolation says in one line how the driver isolates workloads (and where
+// their ports go), for the start-up log.
+func (d *Driver) Isolation() string {
+	return d.sb.describe() + fmt.Sprintf("; ports on 127.0.0.1:%d-%d", d.ports.first, d.ports.last)
+}
 
 // Notice is what an operator must be told about the isolation (no cgroup
 // limits, no sandbox at all), or "" when workloads are fully isolated.
