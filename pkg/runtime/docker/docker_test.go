@@ -174,6 +174,14 @@ func TestDriver(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Ports", func(t *testing.T) {
+		t.Parallel()
+		testPorts(t, host, img, d)
+	})
+	t.Run("BadPorts", func(t *testing.T) {
+		t.Parallel()
+		testBadPorts(t, img, d)
+	})
 	t.Run("PullIfMissing", func(t *testing.T) {
 		t.Parallel()
 		rec := newRecorder(t, host)
