@@ -926,11 +926,6 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 	return out, nil
 }
 
-// Exec is not yet supported by the docker driver.
-func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
-	return -1, runtime.ErrUnsupported
-}
-
 // Usage is not yet supported by the docker driver.
 func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
 	return runtime.Usage{}, runtime.ErrUnsupported

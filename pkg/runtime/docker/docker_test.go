@@ -182,6 +182,14 @@ func TestDriver(t *testing.T) {
 		t.Parallel()
 		testBadPorts(t, img, d)
 	})
+	for name, fn := range map[string]func(*testing.T, *Driver, string){
+		"ExecStreams": testExecStreams, "ExecTTY": testExecTTY, "ExecCancel": testExecCancel, "ExecEnvAndErrors": testExecEnvAndErrors,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, d, img)
+		})
+	}
 	t.Run("PullIfMissing", func(t *testing.T) {
 		t.Parallel()
 		rec := newRecorder(t, host)
