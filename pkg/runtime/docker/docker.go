@@ -925,8 +925,3 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 	})
 	return out, nil
 }
-
-// Usage is not yet supported by the docker driver.
-func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
-	return runtime.Usage{}, runtime.ErrUnsupported
-}

@@ -184,6 +184,7 @@ func TestDriver(t *testing.T) {
 	})
 	for name, fn := range map[string]func(*testing.T, *Driver, string){
 		"ExecStreams": testExecStreams, "ExecTTY": testExecTTY, "ExecCancel": testExecCancel, "ExecEnvAndErrors": testExecEnvAndErrors,
+		"Usage": testUsage,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
