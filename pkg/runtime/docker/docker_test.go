@@ -174,17 +174,13 @@ func TestDriver(t *testing.T) {
 			}
 		}
 	})
-	t.Run("Ports", func(t *testing.T) {
+	t.Run("PortsOnLoopback", func(t *testing.T) {
 		t.Parallel()
-		testPorts(t, host, img, d)
-	})
-	t.Run("BadPorts", func(t *testing.T) {
-		t.Parallel()
-		testBadPorts(t, img, d)
+		testPorts(t, img, d)
 	})
 	for name, fn := range map[string]func(*testing.T, *Driver, string){
-		"ExecStreams": testExecStreams, "ExecTTY": testExecTTY, "ExecCancel": testExecCancel, "ExecEnvAndErrors": testExecEnvAndErrors,
-		"Usage": testUsage,
+		"ExecStreams": testExecStreams, "ExecBrokenWriter": testExecBrokenWriter, "ExecResizeLast": testExecResizeLast,
+		"UsageMeasured": testUsage,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -31,8 +31,9 @@ import (
 //   - without a TTY the stream is multiplexed with Docker's 8-byte stdcopy
 //     header (stream 1 stdout, 2 stderr); with a TTY it is the raw
 //     terminal output;
-//   - a half-close of the connection (CloseWrite) ends the command's
-//     standard input: `cat` sees EOF and exits;
+//   - without a TTY a half-close of the connection (CloseWrite) ends the
+//     command's standard input: `cat` sees EOF and exits; on a TTY it
+//     does nothing;
 //   - closing the connection does NOT end the command, with or without a
 //     TTY (neither does Docker's); there is no API to kill an exec
 //     session either (see killExec);
@@ -57,7 +58,10 @@ const execInspectWait = 10 * time.Second
 // and the driver may signal its processes (see killExec); in any case
 // Exec stops waiting, closes the connection and returns ctx's error.
 // A Stdin that is still blocked in Read when the command ends is left to
-// return on its own: an io.Reader cannot be interrupted.
+// return on its own: an io.Reader cannot be interrupted. On a TTY the end
+// of Stdin does not reach the command (a terminal has no end of input,
+// and Podman 4.3 passes nothing on the half-close): it ends by itself, on
+// an EOF character it reads (^D), or with ctx.
 func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
 	if len(spec.Command) == 0 {
 		return -1, errors.New("docker: exec: no command")
@@ -187,36 +191,57 @@ func (d *Driver) execExitCode(ctx context.Context, id, execID string) (int, erro
 }
 
 // resizeExec sizes the session's terminal to first, then to every size
-// sizes delivers, until it is closed or done. The first resize is retried
-// for a moment: the engine refuses it until the session runs.
+// sizes delivers, until it is closed or done.
+//
+// Resizes are paced resizeGap apart, the latest size replacing one that
+// waits: Podman 4.3.1 (conmon 2.1.6) can drop the second of two resizes
+// that reach it a millisecond apart (seen here about one time in five:
+// the terminal kept the first size for good), and the last size is the
+// one that must arrive. A resize the engine refuses (Podman 4.3 refuses
+// one before the session counts as running) is tried again a few times
+// unless a newer size replaces it.
 func (d *Driver) resizeExec(ctx context.Context, execID string, first runtime.TermSize, sizes <-chan runtime.TermSize, done <-chan struct{}) {
-	resize := func(s runtime.TermSize) error {
-		return d.cli.ContainerExecResize(ctx, execID, container.ResizeOptions{Height: uint(s.Rows), Width: uint(s.Cols)})
-	}
+	var (
+		pending *runtime.TermSize
+		tries   int
+		wait    <-chan time.Time // until the next resize may go
+	)
 	if first != (runtime.TermSize{}) {
-		for delay := 10 * time.Millisecond; resize(first) != nil && delay < time.Second; delay *= 2 {
-			select {
-			case <-done:
-				return
-			case <-time.After(delay):
-			}
-		}
-	}
-	if sizes == nil {
-		return
+		pending = &first
 	}
 	for {
+		if pending != nil && wait == nil {
+			err := d.cli.ContainerExecResize(ctx, execID, container.ResizeOptions{Height: uint(pending.Rows), Width: uint(pending.Cols)})
+			tries++
+			if err == nil || tries >= resizeTries {
+				pending = nil // a failed resize leaves the terminal as it was
+			}
+			wait = time.After(resizeGap)
+		}
 		select {
 		case <-done:
 			return
+		case <-wait:
+			wait = nil
 		case s, ok := <-sizes:
 			if !ok {
-				return
+				sizes = nil // send what waits, then end
+				continue
 			}
-			_ = resize(s) // a failed resize leaves the terminal as it was
+			pending, tries = &s, 0
+		}
+		if sizes == nil && pending == nil {
+			return
 		}
 	}
 }
+
+// resizeGap is the least time between two resizes of a session, and
+// resizeTries how often a refused resize is tried.
+const (
+	resizeGap   = 100 * time.Millisecond
+	resizeTries = 10
+)
 
 // notRunning reports whether the engine refused an exec because the
 // container does not run: Docker answers 409 ("is not running", "is

@@ -1,38 +1,20 @@
 package docker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/runtimetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // running starts a container that runs until the test ends.
 func running(t *testing.T, d *Driver, img string) string {
@@ -48,8 +30,9 @@ func running(t *testing.T, d *Driver, img string) string {
 }
 
 // testExecStreams: the engine's multiplexed stream is split back into
-// stdout and stderr, large outputs included; stdin reaches the command
-// and its end (the connection's half-close) ends the command's input.
+// stdout and stderr over many interleaved frames; stdin reaches the
+// command after them and its end (the connection's half-close) ends the
+// command's input.
 func testExecStreams(t *testing.T, d *Driver, img string) {
 	id := running(t, d, img)
 	var stdout, stderr bytes.Buffer
@@ -75,109 +58,21 @@ func testExecStreams(t *testing.T, d *Driver, img string) {
 	if outs[2000] != "from stdin" || outs[2001] != "second line" {
 		t.Errorf("stdin echoed as %q", outs[2000:])
 	}
-	// Without Stdin the command's input is empty; nil writers discard.
+	// Without Stdin the command's input is empty.
 	code, err = d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{Command: []string{"cat"}})
 	if err != nil || code != 0 {
 		t.Errorf("cat without stdin: %d, %v", code, err)
 	}
 }
 
-// testExecTTY: on a terminal, output all comes on Stdout, the terminal
-// has the asked size and later sizes reach it.
-func testExecTTY(t *testing.T, d *Driver, img string) {
+// testExecBrokenWriter: a writer that fails ends the command too (and
+// its children), since nothing would read it any more; the engine runs
+// here, so its processes can be seen to end. (Cancelling is the
+// conformance case ExecCancel's.)
+func testExecBrokenWriter(t *testing.T, d *Driver, img string) {
 	id := running(t, d, img)
-	var out bytes.Buffer
-	code, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{
-		Command: []string{"/bin/sh", "-c", `tty; stty size; echo to-stderr >&2`},
-		TTY:     true, Size: runtime.TermSize{Rows: 33, Cols: 111},
-		Stdout: &out, Stderr: failWriter{t},
-	})
-	if err != nil || code != 0 {
-		t.Fatalf("Exec = %d, %v", code, err)
-	}
-	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(out.String(), "\r\n", "\n")), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "/dev/pts/") || lines[1] != "33 111" || lines[2] != "to-stderr" {
-		t.Errorf("terminal output %q, want a /dev/pts tty, 33 111, to-stderr", out.String())
-	}
-
-	// Input on a terminal, and a resize while it runs: the engine
-	// applies it asynchronously, so the command waits to see it.
-	sizes := make(chan runtime.TermSize)
-	var live syncBuffer
-	result := make(chan error, 1)
-	go func() {
-		code, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{
-			Command: []string{"/bin/sh", "-c", `read x; echo "got $x"; i=0
-while [ "$(stty size)" != "44 55" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done; echo resized`},
-			TTY: true, Size: runtime.TermSize{Rows: 10, Cols: 20}, Resize: sizes,
-			Stdin: strings.NewReader("typed\r"), Stdout: &live,
-		})
-		if err == nil && code != 0 {
-			err = fmt.Errorf("exit code %d", code)
-		}
-		result <- err
-	}()
-	waitOutput(t, &live, "got typed")
-	sizes <- runtime.TermSize{Rows: 44, Cols: 55}
-	if err := <-result; err != nil {
-		t.Errorf("after a resize: %v; output %q", err, live.String())
-	}
-	close(sizes)
-}
-
-type failWriter struct{ t *testing.T }
-
-func (w failWriter) Write(p []byte) (int, error) {
-	w.t.Errorf("wrote %q to Stderr of a TTY", p)
-	return len(p), nil
-}
-
-func waitOutput(t *testing.T, b *syncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(b.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in %q", want, b.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// testExecCancel: cancelling ctx returns at once and kills the command
-// and its children (the engine runs here, so they can be seen to end).
-func testExecCancel(t *testing.T, d *Driver, img string) {
-	id := running(t, d, img)
-	marker := "exec-cancel-" + strconv.Itoa(os.Getpid())
-	ctx, cancel := context.WithCancel(runtimetest.Context(t))
-	var out syncBuffer
-	result := make(chan error, 1)
-	go func() {
-		// The marker is in the environment of the shell and its child.
-		_, err := d.Exec(ctx, id, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", `echo started; sleep 1000; :`},
-			Env: map[string]string{"MARKER": marker}, Stdout: &out})
-		result <- err
-	}()
-	waitOutput(t, &out, "started")
-	if n := len(hostPids(marker)); n != 2 {
-		t.Fatalf("%d processes of the exec to be seen, want the shell and its sleep", n)
-	}
-	cancel()
-	select {
-	case err := <-result:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("cancelled Exec: %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a cancelled Exec still waits")
-	}
-	waitGone(t, marker)
-	// The container itself is untouched.
-	if st, err := d.Status(runtimetest.Context(t), id); err != nil || st.State != runtime.StateRunning {
-		t.Errorf("container after the cancel: %+v, %v", st, err)
-	}
-
-	// A writer that fails ends the command as well: nothing would read it.
-	marker += "-writer"
+	// The marker is in the environment of the shell and its child.
+	marker := "exec-broken-writer-" + strconv.Itoa(os.Getpid())
 	began := time.Now()
 	_, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", `echo started; sleep 1000; :`},
 		Env: map[string]string{"MARKER": marker}, Stdout: brokenWriter{}})
@@ -185,6 +80,9 @@ func testExecCancel(t *testing.T, d *Driver, img string) {
 		t.Errorf("Exec with a broken writer: %v after %v", err, time.Since(began))
 	}
 	waitGone(t, marker)
+	if st, err := d.Status(runtimetest.Context(t), id); err != nil || st.State != runtime.StateRunning {
+		t.Errorf("container after the exec: %+v, %v", st, err)
+	}
 }
 
 type brokenWriter struct{}
@@ -227,33 +125,52 @@ func hostPids(marker string) []int {
 	return out
 }
 
-// testExecEnvAndErrors: the command gets the container's environment and
-// Env on top, starts in WorkDir, runs as the container's user; a stopped
-// container is ErrNotRunning, an unknown one ErrNotFound.
-func testExecEnvAndErrors(t *testing.T, d *Driver, img string) {
+// testExecResizeLast: a resize that follows another at once still
+// arrives. Podman 4.3.1's conmon could drop the second of two resizes a
+// millisecond apart (here the driver's own first one, the start's size,
+// and the caller's), about one time in five, leaving the terminal at the
+// old size for good; five rounds catch that most of the time.
+func testExecResizeLast(t *testing.T, d *Driver, img string) {
 	id := running(t, d, img)
-	var out bytes.Buffer
-	code, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{
-		Command: []string{"/bin/sh", "-c", `echo "$OWN $ADDED $(pwd) $(id -u)"`},
-		Env:     map[string]string{"ADDED": "added-value"}, WorkDir: "/tmp", Stdout: &out,
-	})
-	if err != nil || code != 0 || strings.TrimSpace(out.String()) != "own-value added-value /tmp 0" {
-		t.Errorf("Exec = %d, %v, %q; want own-value added-value /tmp 0", code, err, out.String())
-	}
-	// The engine reports a missing program as an exit code (126 or
-	// 127) or as an error; either way not as success.
-	if code, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{Command: []string{"/nonexistent"}}); err == nil && code == 0 {
-		t.Errorf("a missing program: %d, %v", code, err)
-	}
-
-	if _, err := d.Exec(runtimetest.Context(t), "no-such-container", runtime.ExecSpec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrNotFound) {
-		t.Errorf("unknown container: %v, want ErrNotFound", err)
-	}
-	if err := d.Stop(runtimetest.Context(t), id, 0); err != nil {
-		t.Fatal(err)
-	}
-	runtimetest.Wait(t, d, id)
-	if _, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrNotRunning) {
-		t.Errorf("stopped container: %v, want ErrNotRunning", err)
+	for round := 0; round < 5; round++ {
+		stdin, feed := io.Pipe()
+		out, outW := io.Pipe()
+		sizes := make(chan runtime.TermSize, 1)
+		sizes <- runtime.TermSize{Rows: 30, Cols: 100} // at once
+		result := make(chan error, 1)
+		// A terminal has no end of input: the command ends itself once
+		// it has the new size, or ctx ends it.
+		ctx, cancel := context.WithTimeout(runtimetest.Context(t), 10*time.Second)
+		defer cancel()
+		go func() {
+			_, err := d.Exec(ctx, id, runtime.ExecSpec{
+				Command: []string{"/bin/sh", "-c", `while read x; do s=$(stty size); echo "$s"; [ "$s" = "30 100" ] && exit 0; done`},
+				TTY:     true, Size: runtime.TermSize{Rows: 24, Cols: 80}, Resize: sizes,
+				Stdin: stdin, Stdout: outW,
+			})
+			outW.Close()
+			result <- err
+		}()
+		sc := bufio.NewScanner(out)
+		got := ""
+		for deadline := time.Now().Add(3 * time.Second); got != "30 100" && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := feed.Write([]byte("\r")); err != nil {
+				t.Fatal(err)
+			}
+			for sc.Scan() {
+				if l := strings.TrimSpace(sc.Text()); l != "" {
+					got = l
+					break
+				}
+			}
+		}
+		cancel()
+		feed.Close()
+		go func() { _, _ = io.Copy(io.Discard, out) }()
+		<-result
+		if got != "30 100" {
+			t.Fatalf("round %d: the terminal stayed %q after a resize to 30 100", round, got)
+		}
 	}
 }

@@ -33,62 +33,16 @@ const loopback = "127.0.0.1"
 // protocol is p's protocol as the engine spells it.
 func protocol(p runtime.Port) string {
 	if p.Protocol == "" {
-		return "tcp"
+		return runtime.ProtocolTCP
 	}
 	return p.Protocol
 }
 
-// validPortName reports whether a port name can be a label value's part
-// and, upper-cased, an environment variable's name.
-func validPortName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-			i > 0 && (r == '_' || r == '-')
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// portEnvName is the variable that tells a workload port name's number.
-func portEnvName(name string) string {
-	return "PORT_" + strings.ReplaceAll(strings.ToUpper(name), "-", "_")
-}
-
-// validatePorts refuses ports the driver cannot publish unambiguously.
+// validatePorts refuses ports the driver cannot publish unambiguously,
+// by the rules every driver shares.
 func validatePorts(ports []runtime.Port) error {
-	names := map[string]bool{}
-	vars := map[string]string{}
-	numbers := map[string]string{}
-	for _, p := range ports {
-		if !validPortName(p.Name) {
-			return fmt.Errorf("docker: port name %q: want letters, digits, '-' and '_', starting with a letter or digit", p.Name)
-		}
-		if names[p.Name] {
-			return fmt.Errorf("docker: port name %q is used twice", p.Name)
-		}
-		names[p.Name] = true
-		if other, ok := vars[portEnvName(p.Name)]; ok {
-			return fmt.Errorf("docker: ports %q and %q would both be %s", other, p.Name, portEnvName(p.Name))
-		}
-		vars[portEnvName(p.Name)] = p.Name
-		if p.Port < 1 || p.Port > 65535 {
-			return fmt.Errorf("docker: port %q: %d is not a port number (1-65535)", p.Name, p.Port)
-		}
-		switch p.Protocol {
-		case "", "tcp", "udp":
-		default:
-			return fmt.Errorf("docker: port %q: protocol %q is not tcp or udp", p.Name, p.Protocol)
-		}
-		key := strconv.Itoa(p.Port) + "/" + protocol(p)
-		if other, ok := numbers[key]; ok {
-			return fmt.Errorf("docker: ports %q and %q are both %s", other, p.Name, key)
-		}
-		numbers[key] = p.Name
+	if err := runtime.ValidatePorts(ports); err != nil {
+		return fmt.Errorf("docker: %w", err)
 	}
 	return nil
 }
@@ -109,7 +63,7 @@ func portEnv(ports []runtime.Port, env map[string]string) map[string]string {
 		if i == 0 {
 			set("PORT", p.Port)
 		}
-		set(portEnvName(p.Name), p.Port)
+		set(runtime.PortEnvName(p.Name), p.Port)
 	}
 	return out
 }

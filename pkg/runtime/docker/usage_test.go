@@ -2,7 +2,6 @@ package docker
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
@@ -40,8 +39,9 @@ func TestUsageOf(t *testing.T) {
 	}
 }
 
-// testUsage: a busy workload's CPU time grows between samples and a
-// workload holding memory shows it; a stopped one is ErrNotRunning.
+// testUsage: a busy workload's CPU time grows at about one CPU, and a
+// workload holding memory shows it (the conformance case Usage only asks
+// for some of each, and checks ErrNotRunning and ErrNotFound).
 func testUsage(t *testing.T, d *Driver, img string) {
 	ctx := runtimetest.Context(t)
 	busy := runtimetest.Start(t, d, runtime.Spec{Image: img, Command: []string{"/bin/sh", "-c", `while :; do :; done`}})
@@ -91,16 +91,5 @@ func testUsage(t *testing.T, d *Driver, img string) {
 	}
 	if little.MemoryBytes <= 0 || held.MemoryBytes < little.MemoryBytes+25_000_000 {
 		t.Errorf("memory: %d holding 30 MB, %d idle; want more than 0 and 25 MB between them", held.MemoryBytes, little.MemoryBytes)
-	}
-
-	if err := d.Stop(ctx, idle, 0); err != nil {
-		t.Fatal(err)
-	}
-	runtimetest.Wait(t, d, idle)
-	if _, err := d.Usage(ctx, idle); !errors.Is(err, runtime.ErrNotRunning) {
-		t.Errorf("stopped: %v, want ErrNotRunning", err)
-	}
-	if _, err := d.Usage(ctx, "no-such-container"); !errors.Is(err, runtime.ErrNotFound) {
-		t.Errorf("unknown: %v, want ErrNotFound", err)
 	}
 }
