@@ -12,12 +12,13 @@
 // Every container carries the spec's labels plus dev.slipway.managed=true,
 // dev.slipway.name=<spec.Name> and, when the spec has them,
 // dev.slipway.deadline=<Go duration> and dev.slipway.ports (which container
-// port each named port is; see ports.go for how ports are published). The driver only ever sees containers
-// with the managed label (any other id is runtime.ErrNotFound), and a
-// restarted driver finds everything an earlier one started with List. New
-// re-arms the deadlines of the containers still running, and Status, Wait
-// and List arm the deadline of any running container they look at, so an
-// adopted container is still killed at StartedAt+deadline.
+// port each named port is; see ports.go for how ports are published). The
+// driver only ever sees containers with the managed label (any other id
+// is runtime.ErrNotFound), and a restarted driver finds everything an
+// earlier one started with List. New re-arms the deadlines of the
+// containers still running, and Status, Wait and List arm the deadline of
+// any running container they look at, so an adopted container is still
+// killed at StartedAt+deadline.
 //
 // The reason a workload ended is kept in memory by the driver that ended
 // it. A later driver cannot read it back (the engine API cannot change a

@@ -26,8 +26,9 @@ import (
 //
 // What Podman 4.3.1's compat API does, checked on this machine:
 //   - the start answers "101 UPGRADED" with Upgrade: tcp and
-//     Content-Type application/vnd.docker.raw-stream, as Docker does (the
-//     client accepts that as a hijack);
+//     Content-Type application/vnd.docker.raw-stream, as Docker does;
+//     its start also reads the terminal's size from "h" and "w" in the
+//     body (see startExec);
 //   - without a TTY the stream is multiplexed with Docker's 8-byte stdcopy
 //     header (stream 1 stdout, 2 stderr); with a TTY it is the raw
 //     terminal output;
@@ -41,7 +42,10 @@ import (
 //     a resize before the session runs, or of one without a TTY, fails
 //     with a 500 "exec session state improper";
 //   - creating a session in a container that does not run fails with a
-//     500 "container state improper" (Docker: a 409 "is not running").
+//     500 "container state improper" (Docker: a 409 "is not running"),
+//     starting one with a 409;
+//   - conmon can drop the second of two resizes a millisecond apart (see
+//     resizeExec).
 //
 // The calls are the client's (github.com/docker/docker), and so is the
 // demultiplexing (stdcopy), but for the start, whose hijack is done here
@@ -98,6 +102,9 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	ec, err := d.startExec(ctx, execID, spec.TTY, spec.Size)
 	if err != nil {
 		if ctx.Err() != nil {
+			// The engine may have started the command before the
+			// cancel cut its answer short.
+			d.killExec(ci.ID, execID)
 			return -1, ctx.Err()
 		}
 		var se *startError
