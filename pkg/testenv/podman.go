@@ -232,7 +232,8 @@ func podmanPing(c *http.Client) error {
 // host (as returned by Podman) and returns its reference, TestImage. The
 // image is a root file system holding Debian's static busybox as /bin/busybox
 // with links for sh, echo, sleep, cat, env, true, false and the like (tr,
-// grep, head and setsid for runtimetest's isolation cases), imported
+// grep, head and setsid for runtimetest's isolation cases; httpd, nc,
+// stty and tty for ports and exec), imported
 // with `podman import`; no registry is involved. The test fails (never skips)
 // when busybox is missing.
 func BuildTestImage(t testing.TB, host string) string {
@@ -286,7 +287,9 @@ func writeRootfsTar(path string, busybox []byte) error {
 	if _, err := tw.Write(busybox); err != nil {
 		return err
 	}
-	for _, name := range []string{"sh", "echo", "sleep", "cat", "env", "true", "false", "ls", "printf", "kill", "id", "date", "tr", "grep", "head", "setsid"} {
+	for _, name := range []string{"sh", "echo", "sleep", "cat", "env", "true", "false", "ls", "printf", "kill", "id", "date", "tr", "grep", "head", "setsid",
+		// httpd and nc serve ports, stty and tty show an exec's terminal.
+		"httpd", "nc", "mkdir", "pwd", "stty", "tty", "wc"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + name, Linkname: "busybox", Mode: 0o777, ModTime: now}); err != nil {
 			return err
 		}

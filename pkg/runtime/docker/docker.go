@@ -10,13 +10,15 @@
 // engine. Switching later is mechanical: the calls are the same.
 //
 // Every container carries the spec's labels plus dev.slipway.managed=true,
-// dev.slipway.name=<spec.Name> and, when the spec has one,
-// dev.slipway.deadline=<Go duration>. The driver only ever sees containers
-// with the managed label (any other id is runtime.ErrNotFound), and a
-// restarted driver finds everything an earlier one started with List. New
-// re-arms the deadlines of the containers still running, and Status, Wait
-// and List arm the deadline of any running container they look at, so an
-// adopted container is still killed at StartedAt+deadline.
+// dev.slipway.name=<spec.Name> and, when the spec has them,
+// dev.slipway.deadline=<Go duration> and dev.slipway.ports (which container
+// port each named port is; see ports.go for how ports are published). The
+// driver only ever sees containers with the managed label (any other id
+// is runtime.ErrNotFound), and a restarted driver finds everything an
+// earlier one started with List. New re-arms the deadlines of the
+// containers still running, and Status, Wait and List arm the deadline of
+// any running container they look at, so an adopted container is still
+// killed at StartedAt+deadline.
 //
 // The reason a workload ended is kept in memory by the driver that ended
 // it. A later driver cannot read it back (the engine API cannot change a
@@ -67,6 +69,7 @@ const (
 	LabelManaged  = "dev.slipway.managed"  // always "true"
 	LabelName     = "dev.slipway.name"     // Spec.Name
 	LabelDeadline = "dev.slipway.deadline" // Spec.Deadline as a Go duration, counted from the container's StartedAt
+	LabelPorts    = "dev.slipway.ports"    // Spec.Ports as "<name>=<port>/<protocol>,…", so that any driver can name the published ports
 )
 
 const (
@@ -265,8 +268,8 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Image == "" {
 		return "", fmt.Errorf("%w: the docker driver runs images; the spec has none", runtime.ErrUnsupported)
 	}
-	if len(spec.Ports) > 0 {
-		return "", fmt.Errorf("%w: ports", runtime.ErrUnsupported)
+	if err := validatePorts(spec.Ports); err != nil {
+		return "", err
 	}
 	if spec.Name != "" && !validName(spec.Name) {
 		return "", fmt.Errorf("docker: %q is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", spec.Name)
@@ -283,14 +286,19 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	}
 	labels[LabelManaged] = "true"
 	labels[LabelName] = spec.Name
+	delete(labels, LabelPorts)
+	if len(spec.Ports) > 0 {
+		labels[LabelPorts] = portsLabel(spec.Ports)
+	}
 	if spec.Deadline > 0 {
 		labels[LabelDeadline] = spec.Deadline.String()
 	} else {
 		delete(labels, LabelDeadline)
 	}
-	env := make([]string, 0, len(spec.Env))
-	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
-		env = append(env, k+"="+spec.Env[k])
+	envMap := portEnv(spec.Ports, spec.Env)
+	env := make([]string, 0, len(envMap))
+	for _, k := range slices.Sorted(maps.Keys(envMap)) {
+		env = append(env, k+"="+envMap[k])
 	}
 	cfg := &container.Config{
 		Image:  spec.Image,
@@ -320,6 +328,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		pids := d.PidsLimit
 		host.PidsLimit = &pids
 	}
+	cfg.ExposedPorts, host.PortBindings = portBindings(spec.Ports)
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
 	if err != nil {
 		return "", fmt.Errorf("docker: creating %q: %w", spec.Name, err)
@@ -519,7 +528,7 @@ func (d *Driver) status(ci container.InspectResponse) runtime.Status {
 	}
 	for k, v := range labels {
 		switch k {
-		case LabelManaged, LabelDeadline, LabelName:
+		case LabelManaged, LabelDeadline, LabelName, LabelPorts:
 		default:
 			st.Labels[k] = v
 		}
@@ -534,6 +543,8 @@ func (d *Driver) status(ci container.InspectResponse) runtime.Status {
 		st.StartedAt = parseTime(s.StartedAt)
 	}
 	switch phaseOf(ci.State) {
+	case phaseRunning:
+		st.Ports = publishedPorts(labels[LabelPorts], ci.NetworkSettings)
 	case phaseCreated:
 		// Not (yet) started: running soon, unless its starter died
 		// before starting it.
@@ -914,14 +925,4 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out, nil
-}
-
-// Exec is not yet supported by the docker driver.
-func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
-	return -1, runtime.ErrUnsupported
-}
-
-// Usage is not yet supported by the docker driver.
-func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
-	return runtime.Usage{}, runtime.ErrUnsupported
 }

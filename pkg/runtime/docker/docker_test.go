@@ -174,6 +174,19 @@ func TestDriver(t *testing.T) {
 			}
 		}
 	})
+	t.Run("PortsOnLoopback", func(t *testing.T) {
+		t.Parallel()
+		testPorts(t, img, d)
+	})
+	for name, fn := range map[string]func(*testing.T, *Driver, string){
+		"ExecStreams": testExecStreams, "ExecBrokenWriter": testExecBrokenWriter, "ExecResizeLast": testExecResizeLast,
+		"UsageMeasured": testUsage,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, d, img)
+		})
+	}
 	t.Run("PullIfMissing", func(t *testing.T) {
 		t.Parallel()
 		rec := newRecorder(t, host)
