@@ -187,3 +187,54 @@ func TestCmdChecker(t *testing.T) {
 		t.Fatal("a CMD checker without Exec was built")
 	}
 }
+
+// TestCheckersAt: a check of an instance's port 8080 dials where the
+// driver published it, and its messages name 8080, the number the
+// service's owner knows, not the published address.
+func TestCheckersAt(t *testing.T) {
+	var path atomic.Value
+	port := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path.Store(r.URL.Path)
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	published := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := func(p int) (string, error) {
+		if p != 8080 {
+			return "", errors.New("not published")
+		}
+		return published, nil
+	}
+	for _, c := range []HealthCheck{
+		{Protocol: HTTP, Type: Readiness, Path: "/healthz", Port: 8080},
+		{Protocol: TCP, Type: Readiness, Port: 8080},
+	} {
+		ch, err := NewCheckerAt(c, addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := check(ch, time.Second); err != nil {
+			t.Fatalf("%s: %v", c.Protocol, err)
+		}
+	}
+	if got := path.Load(); got != "/healthz" {
+		t.Fatalf("path %v", got)
+	}
+	if err := check(HTTPCheckerAt(published, 8080, "/bad"), time.Second); err == nil || err.Error() != "HTTP health check on port 8080 answered 500" {
+		t.Fatalf("err %v", err)
+	}
+	if err := check(TCPCheckerAt(published, 8080), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A port the driver did not publish fails the check, in words.
+	for _, c := range []HealthCheck{
+		{Protocol: HTTP, Type: Readiness, Path: "/", Port: 9090},
+		{Protocol: TCP, Type: Readiness, Port: 9090},
+	} {
+		ch, _ := NewCheckerAt(c, addr, nil)
+		if err := check(ch, time.Second); err == nil || !strings.Contains(err.Error(), "port 9090: the port is not reachable") {
+			t.Fatalf("%s: err %v", c.Protocol, err)
+		}
+	}
+}
