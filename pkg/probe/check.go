@@ -136,7 +136,13 @@ func httpChecker(addr Addr, port int, path string) Checker {
 	})
 }
 
-// TCPChecker checks that 127.0.0.1:<port> accepts a connection.
+// tcpSettle is how long a TCP check waits, once connected, for the
+// connection to be closed by a forwarder with nothing behind it; a
+// forwarder does so within a millisecond.
+const tcpSettle = 50 * time.Millisecond
+
+// TCPChecker checks that 127.0.0.1:<port> accepts a connection and keeps
+// it open (see tcpChecker).
 func TCPChecker(port int) Checker {
 	return tcpChecker(Loopback, port)
 }
@@ -157,8 +163,25 @@ func tcpChecker(addr Addr, port int) Checker {
 		if err != nil {
 			return fmt.Errorf("TCP health check on port %d: %s", port, failure(ctx, err))
 		}
-		_ = conn.Close()
-		return nil
+		defer conn.Close()
+		// A port published by a user-space forwarder (slirp4netns for the
+		// process driver, docker-proxy, rootlessport) accepts every
+		// connection itself and closes it at once when nothing listens
+		// behind it yet, so connecting proves nothing there. A listener
+		// keeps the connection open (or speaks first): wait a moment for
+		// the forwarder's close.
+		settle := tcpSettle
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < settle {
+			settle = time.Until(dl)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(settle))
+		var b [1]byte
+		_, err = conn.Read(b[:])
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		return fmt.Errorf("TCP health check on port %d: the connection was closed at once", port)
 	})
 }
 

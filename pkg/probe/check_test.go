@@ -238,3 +238,39 @@ func TestCheckersAt(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPCheckerSeesThroughForwarders: a forwarder (slirp4netns,
+// docker-proxy) accepts the connection and closes it at once when
+// nothing listens behind it; that is no healthy instance. A listener that
+// holds the connection, or greets first, is.
+func TestTCPCheckerSeesThroughForwarders(t *testing.T) {
+	listen := func(handle func(net.Conn)) int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go handle(c)
+			}
+		}()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	closing := listen(func(c net.Conn) { _ = c.Close() })
+	if err := check(TCPChecker(closing), time.Second); err == nil || !strings.Contains(err.Error(), "closed at once") {
+		t.Fatalf("forwarder with nothing behind: err %v", err)
+	}
+	holding := listen(func(c net.Conn) { time.Sleep(time.Second); _ = c.Close() })
+	if err := check(TCPChecker(holding), time.Second); err != nil {
+		t.Fatalf("holding listener: %v", err)
+	}
+	greeting := listen(func(c net.Conn) { _, _ = c.Write([]byte("220 hello\r\n")); _ = c.Close() })
+	if err := check(TCPChecker(greeting), time.Second); err != nil {
+		t.Fatalf("greeting listener: %v", err)
+	}
+}

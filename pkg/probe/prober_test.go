@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -332,7 +333,13 @@ func TestProberRealServers(t *testing.T) {
 			if err != nil {
 				return
 			}
-			_ = c.Close()
+			// A server holds a connection until its client is done (one
+			// that closes at once looks like a forwarder with nothing
+			// behind it; see TestTCPCheckerSeesThroughForwarders).
+			go func() {
+				_, _ = io.Copy(io.Discard, c)
+				_ = c.Close()
+			}()
 		}
 	}()
 	tcpPort := l.Addr().(*net.TCPAddr).Port
