@@ -92,6 +92,15 @@ func TestRollingUpdate(t *testing.T) {
 			}
 		}
 	}()
+	// COMPLETED means the old instances are gone, not just going.
+	atCompletion := make(chan int, 1)
+	e.hooks.mu.Lock()
+	e.hooks.onRollout = func(o Outcome) {
+		if o.ReleaseID == "r2" && o.Status == RolloutCompleted {
+			atCompletion <- len(e.workloads("web"))
+		}
+	}
+	e.hooks.mu.Unlock()
 	e.c.Apply(svc("web", sleeper("r2"), 2))
 	now := e.waitSettled("web", "r2", 2)
 	close(stopWatch)
@@ -105,6 +114,9 @@ func TestRollingUpdate(t *testing.T) {
 	eventually(t, 5*time.Second, "r2 COMPLETED", func() bool {
 		return slices.Equal(e.hooks.statuses("r2"), []string{RolloutInProgress, RolloutCompleted})
 	})
+	if n := <-atCompletion; n != 2 {
+		t.Fatalf("%d workloads when COMPLETED was reported, want the 2 new ones only", n)
+	}
 }
 
 // TestRecreate: every old instance is gone before a new one starts.

@@ -26,6 +26,8 @@ type recorder struct {
 	outcomes []Outcome
 	logs     map[string][]string // by workload id
 	pumps    map[string]int      // Logs calls by workload id
+	// onRollout, if set, sees each outcome as it is reported.
+	onRollout func(Outcome)
 }
 
 func newRecorder() *recorder {
@@ -35,6 +37,9 @@ func newRecorder() *recorder {
 func (r *recorder) Rollout(_ context.Context, o Outcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.onRollout != nil {
+		r.onRollout(o)
+	}
 	r.outcomes = append(r.outcomes, o)
 }
 

@@ -448,6 +448,9 @@ func (s *service) reconcile() {
 		}
 	}
 
+	// Complete once only the new instances are left, all available, and
+	// every old one has been drained, stopped and removed.
+	oldStopping = slices.ContainsFunc(s.insts, func(in *instance) bool { return in.terminating && in.rev != run })
 	if s.rolling != nil && s.rolling == run && len(s.live()) == len(cur) && len(cur) == want && !oldStopping &&
 		!slices.ContainsFunc(cur, func(in *instance) bool { return !s.available(in) }) {
 		s.stable, s.rolling = run, nil
