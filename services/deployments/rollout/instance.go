@@ -141,8 +141,9 @@ func (s *service) pollReady(ctx context.Context, in *instance, wid string, rel R
 			return
 		}
 		check := probe.TCPCheckerAt(addr, p.Port)
-		t := time.NewTicker(s.c.opts.ReadyPoll)
-		defer t.Stop()
+		// Most servers listen within milliseconds: poll fast at first,
+		// then every ReadyPoll.
+		wait := min(10*time.Millisecond, s.c.opts.ReadyPoll)
 		for {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			err := check.Check(cctx)
@@ -157,8 +158,9 @@ func (s *service) pollReady(ctx context.Context, in *instance, wid string, rel R
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(wait):
 			}
+			wait = min(2*wait, s.c.opts.ReadyPoll)
 		}
 		break
 	}
