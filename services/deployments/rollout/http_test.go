@@ -319,15 +319,53 @@ func TestPausedAnswers503(t *testing.T) {
 	eventually(t, 10*time.Second, "404 once deleted", func() bool { return code() == http.StatusNotFound })
 }
 
-// TestExecNames: Exec resolves an instance's name; an unknown one is
-// runtime.ErrNotFound.
-func TestExecNames(t *testing.T) {
+// TestExecAndUsage: Exec runs a command in the instance it names (or
+// the first ready one) and returns its output and exit code; an unknown
+// name is runtime.ErrNotFound. Usage samples every running instance, by
+// name.
+func TestExecAndUsage(t *testing.T) {
 	e := newEnv(t)
-	e.c.Apply(svc("web", sleeper("r1"), 1))
-	e.waitSettled("web", "r1", 1)
-	if _, err := e.c.Exec(context.Background(), "web", "nope", runtime.ExecSpec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrNotFound) ||
+	e.c.Apply(svc("web", sleeper("r1"), 2))
+	insts := e.waitSettled("web", "r1", 2)
+	ctx := context.Background()
+	for _, name := range []string{"", insts[1].Name} {
+		var out strings.Builder
+		code, err := e.c.Exec(ctx, "web", name, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", "echo hi from $0; exit 7"}, Stdout: &out})
+		if err != nil || code != 7 || strings.TrimSpace(out.String()) != "hi from /bin/sh" {
+			t.Fatalf("exec into %q: code %d, %v, output %q", name, code, err, out.String())
+		}
+	}
+	if _, err := e.c.Exec(ctx, "web", "nope", runtime.ExecSpec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrNotFound) ||
 		!strings.Contains(err.Error(), "no instance") {
 		t.Fatalf("exec into an unknown instance: %v", err)
+	}
+	usage, err := e.c.Usage(ctx, "web")
+	if err != nil || len(usage) != 2 {
+		t.Fatalf("usage %v, %v", usage, err)
+	}
+	for _, in := range insts {
+		if u, ok := usage[in.Name]; !ok || u.MemoryBytes <= 0 || u.At.IsZero() {
+			t.Fatalf("usage of %s: %+v", in.Name, u)
+		}
+	}
+}
+
+// TestCmdReadiness: a CMD readiness check runs inside the instance: the
+// instance is ready once the file it tests for exists.
+func TestCmdReadiness(t *testing.T) {
+	e := newEnv(t)
+	rel := Release{ID: "r1", Workload: runtime.Spec{Command: []string{"/bin/sh", "-c", "sleep 1.5; touch ready; sleep 600"}},
+		HealthChecks: []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "test -e ready",
+			PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}}
+	t0 := time.Now()
+	e.c.Apply(svc("web", rel, 1))
+	eventually(t, 10*time.Second, "not ready at first", func() bool {
+		insts := e.c.Instances("web")
+		return len(insts) == 1 && insts[0].Status == TaskRunning && !insts[0].Ready
+	})
+	e.waitSettled("web", "r1", 1)
+	if d := time.Since(t0); d < 1500*time.Millisecond {
+		t.Fatalf("ready after %v, before the file existed", d)
 	}
 }
 
