@@ -55,6 +55,14 @@ func (r *recorder) Logs(_ context.Context, _ string, inst Instance, lines iter.S
 		r.logs[inst.WorkloadID] = append(r.logs[inst.WorkloadID], l.Text)
 		r.mu.Unlock()
 	}
+
+}
+
+// lines returns the lines the hooks got of a workload.
+func (r *recorder) lines(workloadID string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.logs[workloadID])
 }
 
 func (r *recorder) Outcomes() []Outcome {
