@@ -154,6 +154,7 @@ func TestCrashingReleaseRollsBack(t *testing.T) {
 	e := newEnv(t)
 	opts := testOptions()
 	opts.Backoff = probe.BackoffPolicy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond}
+	opts.MinReady = 2 * time.Second // see TestFirstReleaseFails
 	e.stop()
 	e.start(opts)
 	e.c.Apply(svc("web", sleeper("r1"), 2))
@@ -217,6 +218,10 @@ func TestFirstReleaseFails(t *testing.T) {
 	e := newEnv(t)
 	opts := testOptions()
 	opts.Backoff = probe.BackoffPolicy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}
+	// Ready as soon as it runs, /bin/false must not count as proven
+	// before it exits, even on a loaded machine where its sandbox's
+	// network takes a while.
+	opts.MinReady = 2 * time.Second
 	e.stop()
 	e.start(opts)
 	e.c.Apply(svc("web", Release{ID: "r1", Workload: runtime.Spec{Command: []string{"/bin/false"}}}, 1))
@@ -227,6 +232,31 @@ func TestFirstReleaseFails(t *testing.T) {
 	eventually(t, 10*time.Second, "no instance left", func() bool {
 		return len(e.c.Instances("web")) == 0 && len(e.workloads("web")) == 0
 	})
+}
+
+// TestUnsupportedReleaseFailsAtOnce: a release the driver cannot run
+// (an image on the process driver) fails at its first start, saying why,
+// without waiting out back-offs; the old release serves on.
+func TestUnsupportedReleaseFailsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.c.Apply(svc("web", sleeper("r1"), 1))
+	old := e.waitSettled("web", "r1", 1)
+	t0 := time.Now()
+	e.c.Apply(svc("web", Release{ID: "r2", Workload: runtime.Spec{Image: "nginx:1", Command: []string{"nginx"}}}, 1))
+	eventually(t, 5*time.Second, "r2 FAILED", func() bool {
+		o, ok := e.hooks.last("r2")
+		return ok && o.Status == RolloutFailed
+	})
+	o, _ := e.hooks.last("r2")
+	if o.RestoredID != "r1" || !strings.Contains(o.Reason, "could not be started") || !strings.Contains(o.Reason, "not images") {
+		t.Fatalf("outcome %+v", o)
+	}
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Fatalf("failed after %v", d)
+	}
+	if now := e.waitSettled("web", "r1", 1); now[0].WorkloadID != old[0].WorkloadID {
+		t.Fatal("the old instance was replaced")
+	}
 }
 
 // TestRestartOnExit: an instance that exits is restarted under the same
@@ -339,6 +369,11 @@ func TestAdoptAfterRestart(t *testing.T) {
 			s := svc("web", sleeper("r1"), 3)
 			e.c.Apply(s)
 			before := e.waitSettled("web", "r1", 3)
+			// Ready as soon as they run; running their command too once
+			// they said so.
+			for _, in := range before {
+				eventually(t, 10*time.Second, "started", func() bool { return slices.Contains(e.hooks.lines(in.WorkloadID), "started r1") })
+			}
 			e.stop()
 			// One instance dies while Slipway is down.
 			ctx := context.Background()

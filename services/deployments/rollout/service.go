@@ -658,6 +658,8 @@ func (s *service) crash(in *instance, why string) {
 	s.c.log.Info("instance died; restarting it after back-off", "service", s.id, "instance", in.name,
 		"reason", why, "restart_in", time.Until(in.restartAt).Round(time.Millisecond))
 	s.terminate(in, false)
+	// Look again at once: this death may fail the rollout.
+	s.poke()
 }
 
 // newInstance starts a new instance of rev.
@@ -702,6 +704,11 @@ func (s *service) startWorkload(in *instance) {
 		}
 		s.c.log.Warn("starting an instance", "service", s.id, "instance", in.name, "error", err)
 		s.crash(in, "could not be started: "+err.Error())
+		if errors.Is(err, runtime.ErrUnsupported) && in.rev == s.rolling {
+			// The driver cannot run this release at all (an image on
+			// the process driver): trying again cannot help.
+			s.crashes = max(s.crashes, s.c.opts.MaxStartFailures)
+		}
 		return
 	}
 	in.wid = id
