@@ -147,6 +147,27 @@ func TestRecreate(t *testing.T) {
 	}
 }
 
+// TestRecreateRollsBack: with Recreate the old instances are gone when
+// the new release fails, so restoring the old release starts it again.
+func TestRecreateRollsBack(t *testing.T) {
+	e := newEnv(t)
+	s := svc("web", sleeper("r1"), 2)
+	s.Strategy.Recreate = true
+	e.c.Apply(s)
+	e.waitSettled("web", "r1", 2)
+	bad := sleeper("r2")
+	bad.ReadyTimeout = time.Second
+	bad.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
+		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
+	s.Release = bad
+	e.c.Apply(s)
+	eventually(t, 20*time.Second, "r2 FAILED", func() bool {
+		o, ok := e.hooks.last("r2")
+		return ok && o.Status == RolloutFailed && o.RestoredID == "r1"
+	})
+	e.waitSettled("web", "r1", 2)
+}
+
 // TestCrashingReleaseRollsBack: a release whose instances exit at once
 // fails after MaxStartFailures deaths; the old instances were never
 // stopped and the outcome names the instance and why.
@@ -209,6 +230,56 @@ func TestNotReadyInTimeRollsBack(t *testing.T) {
 	}
 	if now := e.waitSettled("web", "r1", 1); !slices.Equal(ids(now), ids(old)) {
 		t.Fatalf("instances %v, want %v", ids(now), ids(old))
+	}
+}
+
+// TestSupersededRollout: a release applied while the previous one still
+// rolls out replaces it; the unfinished one is reported FAILED as
+// superseded (its record must not stay IN_PROGRESS), and the release that
+// served all along serves until the newest is ready.
+func TestSupersededRollout(t *testing.T) {
+	e := newEnv(t)
+	e.c.Apply(svc("web", sleeper("r1"), 1))
+	old := e.waitSettled("web", "r1", 1)
+	stuck := sleeper("r2")
+	stuck.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
+		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
+	gap := make(chan bool, 1)
+	stop := make(chan struct{})
+	go func() {
+		// Samples whether some instance is ready all along.
+		none := false
+		for {
+			select {
+			case <-stop:
+				gap <- none
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if !slices.ContainsFunc(e.c.Instances("web"), func(in Instance) bool { return in.Ready }) {
+				none = true
+			}
+		}
+	}()
+	e.c.Apply(svc("web", stuck, 1))
+	eventually(t, 10*time.Second, "r2 in progress", func() bool {
+		return slices.Equal(e.hooks.statuses("r2"), []string{RolloutInProgress}) && len(e.c.Instances("web")) == 2
+	})
+	e.c.Apply(svc("web", sleeper("r3"), 1))
+	e.waitSettled("web", "r3", 1)
+	close(stop)
+	if <-gap {
+		t.Fatal("no instance was ready for a while")
+	}
+	o, _ := e.hooks.last("r2")
+	if o.Status != RolloutFailed || !strings.Contains(o.Reason, "superseded by release r3") {
+		t.Fatalf("r2's outcome %+v", o)
+	}
+	eventually(t, 5*time.Second, "r3 COMPLETED", func() bool {
+		return slices.Equal(e.hooks.statuses("r3"), []string{RolloutInProgress, RolloutCompleted})
+	})
+	if ws := e.workloads("web"); len(ws) != 1 || ws[0].ID == old[0].WorkloadID || ws[0].Labels[LabelRelease] != "r3" {
+		t.Fatalf("workloads %+v", ws)
 	}
 }
 
