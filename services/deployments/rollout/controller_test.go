@@ -503,6 +503,35 @@ func TestAdoptAfterRestart(t *testing.T) {
 	}
 }
 
+// TestAdoptMidRollout: Slipway restarts while a release rolls out: the
+// new controller is given only the new release, yet keeps the old
+// release's instances serving (it cannot know their health checks, so
+// it probes them as if they had none) until the new one is ready, and
+// restores them when the new one fails.
+func TestAdoptMidRollout(t *testing.T) {
+	e := newEnv(t)
+	e.c.Apply(svc("web", sleeper("r1"), 2))
+	old := e.waitSettled("web", "r1", 2)
+	stuck := sleeper("r2")
+	stuck.ReadyTimeout = 3 * time.Second
+	stuck.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
+		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
+	e.c.Apply(svc("web", stuck, 2))
+	eventually(t, 10*time.Second, "r2 in progress", func() bool { return len(e.workloads("web")) == 3 })
+	e.restart(testOptions())
+	e.c.Apply(svc("web", stuck, 2))
+	eventually(t, 20*time.Second, "r2 FAILED", func() bool {
+		o, ok := e.hooks.last("r2")
+		return ok && o.Status == RolloutFailed
+	})
+	if o, _ := e.hooks.last("r2"); o.RestoredID != "r1" {
+		t.Fatalf("outcome %+v", o)
+	}
+	if now := e.waitSettled("web", "r1", 2); !slices.Equal(ids(now), ids(old)) {
+		t.Fatalf("instances %v, want the old %v kept", ids(now), ids(old))
+	}
+}
+
 // TestUnclaimedWorkloadsAreLeftAlone: the workloads of a service nobody
 // applies keep running; a Delete of its id removes them.
 func TestUnclaimedWorkloadsAreLeftAlone(t *testing.T) {
