@@ -127,6 +127,17 @@ const (
 	ReasonRunConcluded Reason = "RUN_CONCLUDED"
 )
 
+// Reasons of exec sessions (pkg/execstream), shared by every component
+// that runs commands in its workloads.
+const (
+	// ReasonNotRunning: a command sent to a workload that has no running
+	// instance (paused, scaled to zero, stopped meanwhile). 409.
+	ReasonNotRunning Reason = "NOT_RUNNING"
+	// ReasonExecUnsupported: the install's runtime driver cannot run
+	// commands inside workloads. 501.
+	ReasonExecUnsupported Reason = "EXEC_UNSUPPORTED"
+)
+
 // Reasons lists every declared reason, for documentation and for the test
 // that keeps them well-formed and distinct.
 func Reasons() []Reason {
@@ -140,6 +151,7 @@ func Reasons() []Reason {
 		ReasonRoleInUse, ReasonRoleFallback, ReasonAlreadyMember,
 		ReasonProjectRestricted, ReasonProjectNotEmpty,
 		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded,
+		ReasonNotRunning, ReasonExecUnsupported,
 	}
 }
 
