@@ -9,6 +9,7 @@ package exectest
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"time"
@@ -93,15 +94,27 @@ func Local(dir string) func(ctx context.Context, spec runtime.ExecSpec) (int, er
 		}
 		cmd := exec.CommandContext(ctx, spec.Command[0], spec.Command[1:]...)
 		cmd.Dir = dir
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
+		cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
+		// Standard input is copied by a goroutine of ours, which Wait does
+		// not wait for: the input may never end.
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return -1, err
+		}
+		go func() {
+			if spec.Stdin != nil {
+				_, _ = io.Copy(stdin, spec.Stdin)
+			}
+			_ = stdin.Close()
+		}()
 		cmd.Env = os.Environ()
 		for k, v := range spec.Env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-		// Standard input copied from a pipe that may never end: do not wait
-		// for it once the command has exited.
+		// A child the command left behind may hold its output open: do not
+		// wait for it long once the command has exited.
 		cmd.WaitDelay = 100 * time.Millisecond
-		err := cmd.Run()
+		err = cmd.Run()
 		var exit *exec.ExitError
 		switch {
 		case errors.As(err, &exit):
