@@ -76,7 +76,9 @@ func (s session) stdin(data string) {
 	s.send(&execv1.ExecInput{Input: &execv1.ExecInput_Stdin{Stdin: []byte(data)}})
 }
 
-func (s session) stdinEnd() { s.send(&execv1.ExecInput{Input: &execv1.ExecInput_StdinEnd{StdinEnd: true}}) }
+func (s session) stdinEnd() {
+	s.send(&execv1.ExecInput{Input: &execv1.ExecInput_StdinEnd{StdinEnd: true}})
+}
 
 // result is everything a session sent.
 type result struct {

@@ -192,19 +192,28 @@ func (w *guardedStream) RecvMsg(m any) error {
 	if err := CheckRequest(w.method, m); err != nil {
 		return err
 	}
-	ctx := w.ctx
-	if !w.authorized {
-		var err error
-		if ctx, err = w.chain.authz.Authorize(w.ctx, w.method, m); err != nil {
-			return err
-		}
+	if w.authorized {
+		// Later messages of a client stream: validated, not authorized
+		// again, and w left alone (the handler may be sending meanwhile).
+		return w.validate(m)
 	}
+	ctx, err := w.chain.authz.Authorize(w.ctx, w.method, m)
+	if err != nil {
+		return err
+	}
+	if err := w.validate(m); err != nil {
+		return err
+	}
+	w.ctx, w.authorized = ctx, true
+	return nil
+}
+
+func (w *guardedStream) validate(m any) error {
 	if msg, ok := m.(proto.Message); ok {
 		if err := w.chain.validator.Validate(msg); err != nil {
 			return validationError(err, "")
 		}
 	}
-	w.ctx, w.authorized = ctx, true
 	return nil
 }
 
