@@ -74,9 +74,11 @@ const (
 	// api_version the gateway does not speak; details list the supported
 	// ones. 422.
 	ReasonUnsupportedAPIVersion Reason = "UNSUPPORTED_API_VERSION"
-	// ReasonBadInit: a WebSocket log tail's client broke the protocol (its
-	// first message was not a valid init). Sent in an error message before
-	// the socket closes with 1008; 400 in the message's status.
+	// ReasonBadInit: a WebSocket channel's client broke the protocol: its
+	// first message was not a valid init (log tails, exec sessions), or a
+	// later one is not a frame the channel takes (exec sessions). Sent in
+	// an error message before the socket closes with 1008; 400 in the
+	// message's status.
 	ReasonBadInit Reason = "BAD_INIT"
 )
 
