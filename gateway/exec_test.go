@@ -44,7 +44,11 @@ type execEnv struct {
 	ended chan error
 }
 
-func newExecEnv(t *testing.T) *execEnv {
+func newExecEnv(t *testing.T) *execEnv { return newExecEnvWith(t, nil) }
+
+// newExecEnvWith adds services of project "web" that run commands with
+// the given functions.
+func newExecEnvWith(t *testing.T, runs map[string]func(context.Context, runtime.ExecSpec) (int, error)) *execEnv {
 	t.Helper()
 	env := &execEnv{ended: make(chan error, 10)}
 	dir := t.TempDir()
@@ -56,11 +60,14 @@ func newExecEnv(t *testing.T) *execEnv {
 			return execstream.Target{}, apierr.NotFound("project", first.GetProjectId())
 		}
 		run := exectest.Local(dir)
-		switch first.GetStart().GetResourceId() {
-		case "api":
-		case "term":
+		resource := first.GetStart().GetResourceId()
+		switch {
+		case runs[resource] != nil:
+			run = runs[resource]
+		case resource == "api":
+		case resource == "term":
 			run = terminal
-		case "paused":
+		case resource == "paused":
 			return execstream.Target{}, runtime.ErrNotRunning
 		default:
 			return execstream.Target{}, apierr.NotFound("service", first.GetStart().GetResourceId())

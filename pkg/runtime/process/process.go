@@ -3,8 +3,8 @@
 //
 // Every workload gets a directory <stateDir>/<id>/ holding:
 //
-//	spec.json   name, labels, argv, deadline, start time, host uid and
-//	            cgroups of the run (never the env)
+//	spec.json   name, labels, argv, deadline, start time, host uid,
+//	            cgroups and ports of the run (never the env)
 //	work/       the working directory of the run (WorkDir in its sandbox)
 //	pid         pid, process group and kernel start time of the shim
 //	info        bubblewrap's report of the sandbox (the host pid of its PID 1)
@@ -17,7 +17,8 @@
 //	lock        flock held by the one driver instance watching the run
 //	net.*       with a private network: the FIFOs block and exit, the
 //	            files ready, failed, done, slirp4netns' log (net.log),
-//	            and resolv.conf, the sandbox's (see netScript)
+//	            and resolv.conf, the sandbox's (see netScript); with
+//	            ports, slirp4netns' API socket net.api (see ports.go)
 //
 // The command runs under a tiny /bin/sh shim in its own process group; the
 // shim redirects the command's output to files and writes its exit status,
@@ -38,6 +39,7 @@ package process
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -69,20 +71,27 @@ const (
 	MaxLineBytes = runtime.MaxLineBytes
 
 	defaultKillGrace = 2 * time.Second
-	tailInterval     = 50 * time.Millisecond
-	lockRetry        = 250 * time.Millisecond
-	pollInterval     = 50 * time.Millisecond
+	// envFD is the descriptor on which a sandboxed run's shim, and the
+	// sandbox, get the workload's environment (see envShell).
+	envFD        = 7
+	tailInterval = 50 * time.Millisecond
+	lockRetry    = 250 * time.Millisecond
+	pollInterval = 50 * time.Millisecond
 )
 
 var idPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // Driver runs workloads as local processes. It is safe for concurrent use.
 type Driver struct {
-	dir string
-	sb  *sandbox
+	dir   string
+	sb    *sandbox
+	ports *portPool
 	// KillGrace is how long a run killed for its deadline gets between
 	// SIGTERM and SIGKILL.
 	KillGrace time.Duration
+	// execGrace is how long Exec goes on copying output after the
+	// command exited, while something it started holds the output open.
+	execGrace time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -118,7 +127,7 @@ func NewWith(stateDir string, opts Options) (*Driver, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Hide = append(slices.Clone(opts.Hide), abs)
-	d := &Driver{dir: abs, sb: newSandbox(opts), KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
+	d := &Driver{dir: abs, sb: newSandbox(opts), ports: newPortPool(opts), KillGrace: defaultKillGrace, execGrace: 2 * time.Second, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
 	d.sweep()
 	ids, err := d.ids()
 	if err != nil {
@@ -144,9 +153,11 @@ func (d *Driver) Close() error {
 // Name implements runtime.Driver.
 func (d *Driver) Name() string { return "process" }
 
-// Isolation says in one line how the driver isolates workloads, for the
-// start-up log.
-func (d *Driver) Isolation() string { return d.sb.describe() }
+// Isolation says in one line how the driver isolates workloads (and where
+// their ports go), for the start-up log.
+func (d *Driver) Isolation() string {
+	return d.sb.describe() + fmt.Sprintf("; ports on 127.0.0.1:%d-%d", d.ports.first, d.ports.last)
+}
 
 // Notice is what an operator must be told about the isolation (no cgroup
 // limits, no sandbox at all), or "" when workloads are fully isolated.
@@ -167,6 +178,9 @@ type specFile struct {
 	Sandboxed bool     `json:"sandboxed,omitempty"`
 	UID       int      `json:"uid,omitempty"`
 	Cgroups   []string `json:"cgroups,omitempty"`
+	// Ports are the Spec's ports and the host ports they got, held until
+	// Remove (see ports.go).
+	Ports []portFile `json:"ports,omitempty"`
 }
 
 type pidFile struct {
@@ -237,8 +251,18 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Image != "" {
 		return "", fmt.Errorf("%w: the process driver runs commands, not images (got image %q); use the docker driver or give a command", runtime.ErrUnsupported, spec.Image)
 	}
-	if len(spec.Ports) > 0 {
-		return "", fmt.Errorf("%w: ports", runtime.ErrUnsupported)
+	if err := runtime.ValidatePorts(spec.Ports); err != nil {
+		return "", fmt.Errorf("process: %w", err)
+	}
+	if len(spec.Ports) > 0 && !d.sb.off && d.sb.net == NetworkNone {
+		return "", errors.New("process: the workload has ports, but process-driver sandboxes have no network to reach them by (process-network is none)")
+	}
+	if !d.sb.off && d.sb.net == NetworkPrivate {
+		for _, p := range spec.Ports {
+			if p.Protocol == runtime.ProtocolUDP {
+				return "", fmt.Errorf("%w: UDP port %q: with process-network private, slirp4netns drops a workload's UDP answers to the host's loopback (--disable-host-loopback); use TCP, or the host network for trusted workloads", runtime.ErrUnsupported, p.Name)
+			}
+		}
 	}
 	argv := append(slices.Clone(spec.Entrypoint), spec.Command...)
 	if len(argv) == 0 || argv[0] == "" {
@@ -277,8 +301,10 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	dir := d.path(id)
 	sf := specFile{ID: id, Name: spec.Name, Labels: spec.Labels, Argv: argv, Deadline: spec.Deadline, Started: time.Now(), Sandboxed: !d.sb.off}
 	var uidLock *os.File // held by the shim for the run's life
+	var hostPorts []int
 	fail := func(err error) (string, error) {
 		killAll(sf.Cgroups)
+		d.ports.release(dir, hostPorts)
 		if uidLock != nil {
 			uidLock.Close()
 		}
@@ -288,6 +314,27 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	}
 	if err := os.MkdirAll(filepath.Join(tmpDir, "work"), 0o700); err != nil {
 		return fail(err)
+	}
+	private := sf.Sandboxed && d.sb.net == NetworkPrivate
+	env := spec.Env
+	if len(spec.Ports) > 0 {
+		protos := make([]string, len(spec.Ports))
+		for i, p := range spec.Ports {
+			protos[i] = cmp.Or(p.Protocol, runtime.ProtocolTCP)
+		}
+		if hostPorts, err = d.ports.alloc(dir, protos, int(rb[3])<<8|int(rb[4])); err != nil {
+			return fail(err)
+		}
+		for i, p := range spec.Ports {
+			sf.Ports = append(sf.Ports, portFile{Name: p.Name, Port: p.Port, Protocol: protos[i], Host: hostPorts[i]})
+		}
+		// A private network honours the Spec's numbers; the host's
+		// cannot (see ports.go).
+		if private {
+			env = portEnv(env, spec.Ports, nil)
+		} else {
+			env = portEnv(env, spec.Ports, hostPorts)
+		}
 	}
 	if sf.Sandboxed {
 		if d.sb.root {
@@ -305,7 +352,6 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			}
 		}
 	}
-	private := sf.Sandboxed && d.sb.net == NetworkPrivate
 	if private {
 		// The FIFOs through which the shim lets the command run once the
 		// sandbox's network is up, and ends slirp4netns (see netScript),
@@ -347,12 +393,12 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		return fail(err)
 	}
 
-	env := make([]string, 0, len(spec.Env)+1)
-	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
-		env = append(env, k+"="+spec.Env[k])
+	envList := make([]string, 0, len(env)+1)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		envList = append(envList, k+"="+env[k])
 	}
-	if _, ok := spec.Env["PATH"]; !ok {
-		env = append(env, "PATH="+DefaultPath)
+	if _, ok := env["PATH"]; !ok {
+		envList = append(envList, "PATH="+DefaultPath)
 	}
 	// The shim: its own process group (so a kill reaches every process of
 	// the run), output to files (so it survives the driver), and the real
@@ -386,11 +432,16 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			// waits on until the network is up.
 			script += "exec 9<>" + shellQuote(filepath.Join(dir, "net.exit")) + "\n" +
 				d.sb.netScript(info, filepath.Join(dir, "net.block"), filepath.Join(dir, "net.exit"), filepath.Join(dir, "net.ready"),
-					filepath.Join(dir, "net.log"), filepath.Join(dir, "net.failed"), filepath.Join(dir, "net.done"), filepath.Join(dir, "log.stderr"))
+					filepath.Join(dir, "net.log"), filepath.Join(dir, "net.failed"), filepath.Join(dir, "net.done"), filepath.Join(dir, "log.stderr"), len(sf.Ports) > 0)
 			redirs += " 6<" + shellQuote(filepath.Join(dir, "net.block")) + " 9>&-"
 			blockFD, resolv = 6, filepath.Join(dir, "resolv.conf")
 		}
-		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, spec.Env, argv)
+		// The environment goes to the command alone, through the pipe
+		// on fd 7, once setpriv has made it the workload's user (see
+		// envShell): the shim and everything before the command run
+		// with PATH only.
+		argv = append([]string{"/bin/sh", "-c", envShell(envFD), "slipway-env"}, argv...)
+		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, env, argv)
 	}
 	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" + "c=$?\n"
 	if private {
@@ -403,18 +454,39 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		script += d.sb.cg.leaveScript(sf.Cgroups)
 	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
-	cmd.Env = env
+	cmd.Env = envList
 	cmd.Dir = filepath.Join(dir, "work")
+	var envW *os.File
 	if sf.Sandboxed {
 		cmd.Dir = dir
-	}
-	if uidLock != nil {
-		cmd.ExtraFiles = []*os.File{uidLock}
+		cmd.Env = []string{"PATH=" + DefaultPath}
+		envR, w, err := os.Pipe()
+		if err != nil {
+			lock.Close()
+			return fail(err)
+		}
+		envW = w
+		defer envR.Close() // the shim has its copy
+		// fd 3: the uid lock (nil: closed); fd envFD: the environment.
+		cmd.ExtraFiles = make([]*os.File, envFD-2)
+		cmd.ExtraFiles[0], cmd.ExtraFiles[envFD-3] = uidLock, envR
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		if envW != nil {
+			envW.Close()
+		}
 		lock.Close()
 		return fail(err)
+	}
+	if envW != nil {
+		// A pipe holds 64 KiB: a larger environment is read while it
+		// is written.
+		text := envScript(envList, "")
+		go func() {
+			_, _ = envW.Write(text)
+			envW.Close()
+		}()
 	}
 	if uidLock != nil {
 		uidLock.Close() // the shim's copy holds the lock
@@ -439,6 +511,21 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		h.state = cmd.ProcessState
 		close(reaped)
 	}()
+	if private && len(sf.Ports) > 0 {
+		// Reachable when Start returns, or not started at all; unless
+		// the run ended meanwhile (slirp4netns with it), which is its
+		// outcome to report.
+		ended := func() bool {
+			_, err := os.Stat(filepath.Join(dir, "net.done"))
+			return err == nil || h.gone()
+		}
+		if err := forward(dir, sf.Ports, h.gone, time.Now().Add(time.Minute)); err != nil && !ended() {
+			killGroup(&pf, syscall.SIGKILL)
+			<-reaped
+			lock.Close()
+			return fail(err)
+		}
+	}
 	d.mu.Lock()
 	d.watching[id] = true
 	d.mu.Unlock()
@@ -794,20 +881,8 @@ func killGroup(p *pidFile, sig syscall.Signal) {
 // namespace's init), as in a container; its children get it either way,
 // so `sh -c "sleep 600"` ends at once.
 func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
-	var in struct {
-		ChildPID int    `json:"child-pid"`
-		PIDNS    uint64 `json:"pid-namespace"`
-	}
-	if readJSON(info, &in) != nil || in.ChildPID <= 0 || in.PIDNS == 0 {
-		return false
-	}
-	// Still ours: in the run's process group, started after its shim.
-	st, err := readStat(in.ChildPID)
-	if err != nil || st.pgrp != p.PGID || st.state == 'Z' || st.state == 'X' || st.start < p.Start {
-		return false
-	}
-	ns := "pid:[" + strconv.FormatUint(in.PIDNS, 10) + "]"
-	if got, err := os.Readlink("/proc/" + strconv.Itoa(in.ChildPID) + "/ns/pid"); err != nil || got != ns {
+	_, ns, ok := sandboxInitNS(info, p)
+	if !ok {
 		return false
 	}
 	ents, err := os.ReadDir("/proc")
@@ -824,6 +899,36 @@ func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
 		}
 	}
 	return true
+}
+
+// sandboxInit is the host pid of the PID 1 of a run's sandbox, from
+// bubblewrap's info, if it still runs; false if the sandbox does not run
+// (yet, or any more).
+func sandboxInit(info string, p *pidFile) (int, bool) {
+	pid, _, ok := sandboxInitNS(info, p)
+	return pid, ok
+}
+
+// sandboxInitNS is sandboxInit with the sandbox's PID namespace, as
+// /proc/<pid>/ns/pid names it.
+func sandboxInitNS(info string, p *pidFile) (int, string, bool) {
+	var in struct {
+		ChildPID int    `json:"child-pid"`
+		PIDNS    uint64 `json:"pid-namespace"`
+	}
+	if readJSON(info, &in) != nil || in.ChildPID <= 0 || in.PIDNS == 0 {
+		return 0, "", false
+	}
+	// Still ours: in the run's process group, started after its shim.
+	st, err := readStat(in.ChildPID)
+	if err != nil || st.pgrp != p.PGID || st.state == 'Z' || st.state == 'X' || st.start < p.Start {
+		return 0, "", false
+	}
+	ns := "pid:[" + strconv.FormatUint(in.PIDNS, 10) + "]"
+	if got, err := os.Readlink("/proc/" + strconv.Itoa(in.ChildPID) + "/ns/pid"); err != nil || got != ns {
+		return 0, "", false
+	}
+	return in.ChildPID, ns, true
 }
 
 // kill ends a run: reason recorded first, SIGTERM to the group, SIGKILL
@@ -884,6 +989,12 @@ func (d *Driver) status(id string) (runtime.Status, error) {
 		st.State, st.ExitCode, st.Reason, st.FinishedAt = runtime.StateExited, ef.Code, ef.Reason, ef.Finished
 	} else {
 		d.ensureWatch(id, false)
+		for _, p := range sf.Ports {
+			if st.Ports == nil {
+				st.Ports = map[string]string{}
+			}
+			st.Ports[p.Name] = "127.0.0.1:" + strconv.Itoa(p.Host)
+		}
 	}
 	return st, nil
 }
@@ -1007,6 +1118,11 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	var sf specFile
 	if readJSON(d.path(id, "spec.json"), &sf) == nil {
 		killAll(sf.Cgroups) // gone already, unless a finish gave up
+		hostPorts := make([]int, len(sf.Ports))
+		for i, p := range sf.Ports {
+			hostPorts[i] = p.Host
+		}
+		d.ports.release(d.path(id), hostPorts)
 	}
 	doomed := filepath.Join(d.dir, removingPrefix+id)
 	if err := os.Rename(d.path(id), doomed); err != nil {
@@ -1090,14 +1206,4 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
 	return out, nil
-}
-
-// Exec is not yet supported by the process driver.
-func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
-	return -1, runtime.ErrUnsupported
-}
-
-// Usage is not yet supported by the process driver.
-func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
-	return runtime.Usage{}, runtime.ErrUnsupported
 }
