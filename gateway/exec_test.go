@@ -37,6 +37,8 @@ import (
 // no running instance.
 type execEnv struct {
 	ws string
+	// stop ends the gateway's life, as a shutdown does.
+	stop context.CancelFunc
 	// resolved counts the sessions the component resolved.
 	mu       sync.Mutex
 	resolved int
@@ -97,6 +99,7 @@ func newExecEnvWith(t *testing.T, runs map[string]func(context.Context, runtime.
 	ts := httptest.NewServer(gw)
 	t.Cleanup(ts.Close)
 	env.ws = "ws" + strings.TrimPrefix(ts.URL, "http")
+	env.stop = stop
 	return env
 }
 
@@ -400,6 +403,19 @@ func TestExecEnds(t *testing.T) {
 				t.Fatal("the command ended on its own")
 			}
 		})
+	}
+}
+
+// TestExecShutdown: a gateway shutting down closes its sessions with 1001
+// and cancels their commands.
+func TestExecShutdown(t *testing.T) {
+	env := newExecEnv(t)
+	c := dialExec(t, env.ws+"/v1/command-exec/projects/web/services/api", "test-token", `{"command":"sleep 60"}`)
+	c.started()
+	env.stop()
+	c.expectClose(websocket.StatusGoingAway)
+	if err := wait(t, env.ended, "the command's end"); err == nil {
+		t.Fatal("the command ended on its own")
 	}
 }
 
