@@ -46,11 +46,17 @@ type execEnv struct {
 	ended chan error
 }
 
-func newExecEnv(t *testing.T) *execEnv { return newExecEnvWith(t, nil) }
+func newExecEnv(t *testing.T) *execEnv { return newExecEnvOn(t, nil, false) }
 
 // newExecEnvWith adds services of project "web" that run commands with
 // the given functions.
 func newExecEnvWith(t *testing.T, runs map[string]func(context.Context, runtime.ExecSpec) (int, error)) *execEnv {
+	return newExecEnvOn(t, runs, false)
+}
+
+// newExecEnvOn is newExecEnvWith, calling the component in memory (as in
+// one process, --target=all) when inProcess is set, else over loopback.
+func newExecEnvOn(t *testing.T, runs map[string]func(context.Context, runtime.ExecSpec) (int, error), inProcess bool) *execEnv {
 	t.Helper()
 	env := &execEnv{ended: make(chan error, 10)}
 	dir := t.TempDir()
@@ -80,9 +86,21 @@ func newExecEnvWith(t *testing.T, runs map[string]func(context.Context, runtime.
 			return code, err
 		}}, nil
 	}
-	conn := rpctest.Serve(t, rpcserver.Options{Logger: quiet, Authorizer: authz.New(tokens, "internal")}, func(s *grpc.Server) {
-		s.RegisterService(exectest.Desc(func(stream execstream.Stream) error { return execstream.Serve(stream, resolve) }), struct{}{})
-	})
+	desc := exectest.Desc(func(stream execstream.Stream) error { return execstream.Serve(stream, resolve) })
+	opts := rpcserver.Options{Logger: quiet, Authorizer: authz.New(tokens, "internal")}
+	var conn grpc.ClientConnInterface
+	if inProcess {
+		chain, err := rpcserver.NewChain(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := rpcserver.NewLocal()
+		chain.Bind(local)
+		local.RegisterService(desc, struct{}{})
+		conn = local
+	} else {
+		conn = rpctest.Serve(t, opts, func(s *grpc.Server) { s.RegisterService(desc, struct{}{}) })
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	reg := prometheus.NewRegistry()
@@ -196,7 +214,11 @@ func (c execClient) rest() (stdout, stderr string, done completion) {
 }
 
 func TestExecSession(t *testing.T) {
-	env := newExecEnv(t)
+	t.Run("network", func(t *testing.T) { testExecSession(t, newExecEnv(t)) })
+	t.Run("in process", func(t *testing.T) { testExecSession(t, newExecEnvOn(t, nil, true)) })
+}
+
+func testExecSession(t *testing.T, env *execEnv) {
 	url := env.ws + "/v1/command-exec/projects/web/services/api"
 
 	t.Run("0.9.5 command array, team route", func(t *testing.T) {

@@ -53,6 +53,9 @@ type Resolve func(ctx context.Context, first *execv1.ExecInput) (Target, error)
 const (
 	// ChunkBytes bounds the data of one output message.
 	ChunkBytes = 32 << 10
+	// stdinQueue is how many stdin messages wait for the command to read
+	// them (at most 64 KiB each, ExecInput's limit).
+	stdinQueue = 16
 	// maxPending bounds output waiting to be sent: past it the command's
 	// writes wait, which slows a command writing faster than the caller
 	// reads instead of buffering without bound.
@@ -81,6 +84,21 @@ func Serve(stream Stream, resolve Resolve) error {
 		}
 		return apierr.InvalidField(field, "not supported: commands run as the workload's own user and group")
 	}
+	// Input is taken from here on, while the target is resolved and
+	// before the caller has read started: a caller may send input first
+	// (the js clients do), and an in-process stream holds a Send until
+	// the other side receives it. The receiver lives until the stream
+	// ends; it ends the session on a message that breaks the protocol.
+	stdin, stdinW := io.Pipe()
+	resize := make(chan runtime.TermSize, 1)
+	queue := make(chan []byte, stdinQueue)
+	go feed(queue, stdinW)
+	go func() {
+		if err := receive(stream, queue, resize); err != nil {
+			cancel(err)
+		}
+	}()
+
 	target, err := resolve(ctx, first)
 	if err != nil {
 		return runError(err, "")
@@ -94,15 +112,6 @@ func Serve(stream Stream, resolve Resolve) error {
 		return err
 	}
 
-	stdin, stdinW := io.Pipe()
-	resize := make(chan runtime.TermSize, 1)
-	// The receiver lives until the stream ends; it ends the session on a
-	// message that breaks the protocol.
-	go func() {
-		if err := receive(stream, stdinW, resize); err != nil {
-			cancel(err)
-		}
-	}()
 	out := newOutput(stream)
 	spec := runtime.ExecSpec{
 		Command: start.GetCommand(),
@@ -115,7 +124,7 @@ func Serve(stream Stream, resolve Resolve) error {
 		Resize:  resize,
 	}
 	code, runErr := target.Run(ctx, spec)
-	// Unblocks a receiver writing input nobody reads any more.
+	// Unblocks a feeder writing input nobody reads any more.
 	_ = stdin.CloseWithError(io.ErrClosedPipe)
 	sendErr := out.close()
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
@@ -156,12 +165,18 @@ func runError(err error, instance string) error {
 	return err
 }
 
-// receive turns the caller's later messages into standard input and
-// terminal sizes until the stream ends. It returns an error for a message
-// that breaks the protocol, nil otherwise.
-func receive(stream Stream, stdin *io.PipeWriter, resize chan runtime.TermSize) error {
-	defer stdin.Close() // no more input: the command reads EOF
+// receive turns the caller's later messages into standard input (queued
+// for feed) and terminal sizes until the stream ends. It returns an error
+// for a message that breaks the protocol, nil otherwise.
+func receive(stream Stream, queue chan<- []byte, resize chan runtime.TermSize) error {
 	ended := false
+	end := func() {
+		if !ended {
+			ended = true
+			close(queue) // the command reads EOF once the queue is drained
+		}
+	}
+	defer end() // no more input
 	for {
 		in, err := stream.Recv()
 		if err != nil {
@@ -175,13 +190,16 @@ func receive(stream Stream, stdin *io.PipeWriter, resize chan runtime.TermSize) 
 			if ended {
 				return apierr.InvalidField("stdin", "standard input was already ended")
 			}
-			// Blocks until the command reads it (or ends): a caller
-			// cannot queue more input than the command takes.
-			_, _ = stdin.Write(x.Stdin)
+			// Waits while the queue is full, until the command reads: a
+			// caller cannot queue more input than that.
+			select {
+			case queue <- x.Stdin:
+			case <-stream.Context().Done():
+				return nil
+			}
 		case *execv1.ExecInput_StdinEnd:
-			if x.StdinEnd && !ended {
-				ended = true
-				_ = stdin.Close()
+			if x.StdinEnd {
+				end()
 			}
 		case *execv1.ExecInput_Resize:
 			latest(resize, termSize(x.Resize))
@@ -189,6 +207,16 @@ func receive(stream Stream, stdin *io.PipeWriter, resize chan runtime.TermSize) 
 			return apierr.InvalidField("input", "a message must carry stdin, stdin_end or resize")
 		}
 	}
+}
+
+// feed writes the queued input to the command's standard input and closes
+// it when the queue is closed. Once the command is gone (the pipe closed)
+// it drains the queue, so the receiver never waits on it.
+func feed(queue <-chan []byte, stdin *io.PipeWriter) {
+	for data := range queue {
+		_, _ = stdin.Write(data)
+	}
+	_ = stdin.Close()
 }
 
 // latest puts size in ch, replacing a size the command has not taken yet:

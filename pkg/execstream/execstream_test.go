@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -26,15 +27,33 @@ import (
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
-// serve runs execstream.Serve behind the real chain and authorizer, with
-// resolve saying where each session runs.
-func serve(t *testing.T, resolve execstream.Resolve) *grpc.ClientConn {
-	t.Helper()
-	return rpctest.Serve(t, rpcserver.Options{Authorizer: authz.New(authztest.Static{
+func chainOptions() rpcserver.Options {
+	return rpcserver.Options{Logger: slog.New(slog.DiscardHandler), Authorizer: authz.New(authztest.Static{
 		"Bearer dev": authztest.TeamToken("acme", "developer"),
-	}, "internal")}, func(s *grpc.Server) {
+	}, "internal")}
+}
+
+// serve runs execstream.Serve behind the real chain and authorizer, over
+// a loopback connection, with resolve saying where each session runs.
+func serve(t *testing.T, resolve execstream.Resolve) grpc.ClientConnInterface {
+	t.Helper()
+	return rpctest.Serve(t, chainOptions(), func(s *grpc.Server) {
 		s.RegisterService(exectest.Desc(func(stream execstream.Stream) error { return execstream.Serve(stream, resolve) }), struct{}{})
 	})
+}
+
+// serveLocal is serve in memory, as components of one process call each
+// other (--target=all).
+func serveLocal(t *testing.T, resolve execstream.Resolve) grpc.ClientConnInterface {
+	t.Helper()
+	chain, err := rpcserver.NewChain(chainOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := rpcserver.NewLocal()
+	chain.Bind(l)
+	l.RegisterService(exectest.Desc(func(stream execstream.Stream) error { return execstream.Serve(stream, resolve) }), struct{}{})
+	return l
 }
 
 type session struct {
@@ -42,14 +61,14 @@ type session struct {
 	s grpc.ClientStream
 }
 
-func open(t *testing.T, conn *grpc.ClientConn, start *execv1.ExecStart) session {
+func open(t *testing.T, conn grpc.ClientConnInterface, start *execv1.ExecStart) session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return openCtx(t, ctx, conn, start)
 }
 
-func openCtx(t *testing.T, ctx context.Context, conn *grpc.ClientConn, start *execv1.ExecStart) session {
+func openCtx(t *testing.T, ctx context.Context, conn grpc.ClientConnInterface, start *execv1.ExecStart) session {
 	t.Helper()
 	s, err := conn.NewStream(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer dev"),
 		&grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, exectest.Method)
@@ -145,8 +164,20 @@ func local(t *testing.T) execstream.Resolve {
 	}
 }
 
+// transports are the two ways components are called: over a network
+// connection, and in memory within one process.
+var transports = []struct {
+	name  string
+	serve func(*testing.T, execstream.Resolve) grpc.ClientConnInterface
+}{{"network", serve}, {"in process", serveLocal}}
+
 func TestSession(t *testing.T) {
-	conn := serve(t, local(t))
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testSession(t, tr.serve(t, local(t))) })
+	}
+}
+
+func testSession(t *testing.T, conn grpc.ClientConnInterface) {
 
 	t.Run("output and exit", func(t *testing.T) {
 		r := open(t, conn, &execv1.ExecStart{Command: []string{"sh", "-c", `echo out; echo err >&2; printf "$GREETING"; exit 3`}, Env: map[string]string{"GREETING": "hi"}}).wait()
@@ -222,6 +253,12 @@ func TestSession(t *testing.T) {
 
 // TestCallerLeaves: the caller going away kills the command.
 func TestCallerLeaves(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testCallerLeaves(t, tr.serve) })
+	}
+}
+
+func testCallerLeaves(t *testing.T, serve func(*testing.T, execstream.Resolve) grpc.ClientConnInterface) {
 	ended := make(chan error, 1)
 	conn := serve(t, func(context.Context, *execv1.ExecInput) (execstream.Target, error) {
 		return execstream.Target{Instance: "api-1", Run: func(ctx context.Context, spec runtime.ExecSpec) (int, error) {
@@ -250,6 +287,12 @@ func TestCallerLeaves(t *testing.T) {
 
 // TestTerminal: tty, the first size and every resize reach the spec.
 func TestTerminal(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testTerminal(t, tr.serve) })
+	}
+}
+
+func testTerminal(t *testing.T, serve func(*testing.T, execstream.Resolve) grpc.ClientConnInterface) {
 	conn := serve(t, func(context.Context, *execv1.ExecInput) (execstream.Target, error) {
 		return execstream.Target{Instance: "api-1", Run: func(ctx context.Context, spec runtime.ExecSpec) (int, error) {
 			fmt.Fprintf(spec.Stdout, "tty=%v %dx%d\n", spec.TTY, spec.Size.Cols, spec.Size.Rows)
