@@ -42,9 +42,10 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 			return
 		}
 		header := r.Header.Get("Authorization")
-		if header == "" && g.isLogTail(r) {
-			// A WebSocket log tail sends its credential in its first
-			// message; the tail admits the caller once it has read it.
+		if header == "" && g.isLive(r) {
+			// A WebSocket log tail or exec session sends its credential
+			// in its first message, and admits the caller once it has
+			// read it.
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -66,9 +66,9 @@ type Options struct {
 
 // Gateway is the public HTTP handler.
 type Gateway struct {
-	// ctx bounds the gateway's life: WebSocket log tails, whose hijacked
-	// connections http.Server.Shutdown neither closes nor waits for, end
-	// when it is done.
+	// ctx bounds the gateway's life: WebSocket log tails and exec
+	// sessions, whose hijacked connections http.Server.Shutdown neither
+	// closes nor waits for, end when it is done.
 	ctx     context.Context
 	log     *slog.Logger
 	metrics *httpMetrics
@@ -78,6 +78,8 @@ type Gateway struct {
 	handler http.Handler
 	// tails are the live-tail routes of every backend.
 	tails []tailRoute
+	// execs are the exec routes of every backend.
+	execs []execRoute
 	// tailInitTimeout is how long a log tail waits for its init message.
 	tailInitTimeout time.Duration
 }
@@ -136,6 +138,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 			}
 			g.tails = append(g.tails, route)
 		}
+		for _, e := range b.API.Exec {
+			route, err := newExecRoute(e, conn)
+			if err != nil {
+				return nil, fmt.Errorf("gateway: %s: %w", b.Name, err)
+			}
+			g.execs = append(g.execs, route)
+		}
 	}
 
 	operational := []struct {
@@ -170,6 +179,10 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		case isWebSocket(r):
 			if m, ok := g.matchTail(r.URL.Path); ok {
 				g.serveLogTail(w, r, m)
+				return
+			}
+			if m, ok := g.matchExec(r.URL.Path); ok {
+				g.serveExec(w, r, m)
 				return
 			}
 			mux.ServeHTTP(w, r)

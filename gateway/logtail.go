@@ -221,16 +221,6 @@ func isWebSocket(r *http.Request) bool {
 	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
-// isLogTail reports whether r is a WebSocket handshake for a live-tail
-// route. Other requests to a logs path, the range queries, go to the mux.
-func (g *Gateway) isLogTail(r *http.Request) bool {
-	if !isWebSocket(r) {
-		return false
-	}
-	_, ok := g.matchTail(r.URL.Path)
-	return ok
-}
-
 // headerHasToken reports whether a comma-separated header lists token,
 // case-insensitively.
 func headerHasToken(h http.Header, name, token string) bool {
@@ -286,8 +276,10 @@ type tailInitReply struct {
 	Details any           `json:"details,omitempty"`
 }
 
-// logTail is one open tail.
-type logTail struct {
+// wsConn is one open WebSocket of the API's live channels (log tails,
+// exec sessions): what they share, from the init message's credential to
+// the last message.
+type wsConn struct {
 	g *Gateway
 	r *http.Request
 	c *websocket.Conn
@@ -296,8 +288,22 @@ type logTail struct {
 // serveLogTail upgrades r and serves the tail until the stream ends, the
 // client goes away or the gateway shuts down.
 func (g *Gateway) serveLogTail(w http.ResponseWriter, r *http.Request, m tailMatch) {
+	t, ctx, done := g.acceptWebSocket(w, r, m.label(), tailReadLimit)
+	if t == nil {
+		return
+	}
+	defer done()
+	t.serveTail(ctx, m)
+}
+
+// acceptWebSocket upgrades r for a live channel labelled route in logs and
+// metrics, taking client messages up to readLimit bytes. It returns the
+// connection, a context that ends when the client's request does or the
+// gateway shuts down, and what to call when done; nil when the handshake
+// failed (answered with the HTTP error).
+func (g *Gateway) acceptWebSocket(w http.ResponseWriter, r *http.Request, route string, readLimit int64) (*wsConn, context.Context, func()) {
 	if slot, ok := r.Context().Value(routeKey{}).(*string); ok {
-		*slot = m.label()
+		*slot = route
 	}
 	// The server's read and write deadlines (SLIPWAY_HTTP_*_TIMEOUT) bound
 	// a request and its answer; a tail outlives both. Lift them here
@@ -306,31 +312,41 @@ func (g *Gateway) serveLogTail(w http.ResponseWriter, r *http.Request, m tailMat
 	// waits tailInitTimeout for its init and pings to find dead clients
 	// instead.
 	if err := httpserver.Stream(w); err != nil {
-		g.log.WarnContext(r.Context(), "log tail: cannot lift the connection's deadlines", "error", err)
+		g.log.WarnContext(r.Context(), "live channel: cannot lift the connection's deadlines", "error", err)
 	}
 	// Same-origin browsers and non-browser clients (which send no Origin)
 	// are served; the credential is explicit, never ambient.
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
-		return // Accept answered the handshake with the HTTP error
+		return nil, nil, nil // Accept answered the handshake with the HTTP error
 	}
-	defer func() { _ = c.CloseNow() }()
-	c.SetReadLimit(tailReadLimit)
+	c.SetReadLimit(readLimit)
 	// r's context outlives a hijacked connection's client; the gateway's
-	// own context ends tails at shutdown, which Shutdown does not reach.
+	// own context ends channels at shutdown, which Shutdown does not reach.
 	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	defer context.AfterFunc(g.ctx, cancel)()
-	t := &logTail{g: g, r: r, c: c}
-	t.serve(ctx, m)
+	stop := context.AfterFunc(g.ctx, cancel)
+	return &wsConn{g: g, r: r, c: c}, ctx, func() {
+		stop()
+		cancel()
+		_ = c.CloseNow()
+	}
 }
 
-func (t *logTail) serve(ctx context.Context, m tailMatch) {
-	token, ok := t.readInit(ctx)
+func (t *wsConn) serveTail(ctx context.Context, m tailMatch) {
+	data, ok := t.readInit(ctx)
 	if !ok {
 		return
 	}
-	authorization, ok := t.admit(ctx, token)
+	var init tailInit
+	if err := json.Unmarshal(data, &init); err != nil || init.Type != "init" {
+		t.violation(ctx, `the first message must be {"type":"init",...}`)
+		return
+	}
+	if typ := init.Data.Auth.Type; typ != "" && typ != "apiToken" {
+		t.refuse(ctx, t.g.apiError(ctx, authz.Unauthenticated("unsupported auth type: send an apiToken")))
+		return
+	}
+	authorization, ok := t.admit(ctx, init.Data.Auth.APIToken)
 	if !ok {
 		return
 	}
@@ -392,9 +408,10 @@ func (t *logTail) serve(ctx context.Context, m tailMatch) {
 	}
 }
 
-// readInit waits up to tailInitTimeout for the init message and returns
-// its token; on anything else it closes the connection.
-func (t *logTail) readInit(ctx context.Context) (token string, ok bool) {
+// readInit waits up to tailInitTimeout for the first message and returns
+// it; on a timeout, the client's leaving or a shutdown it closes the
+// connection.
+func (t *wsConn) readInit(ctx context.Context) (data []byte, ok bool) {
 	type message struct {
 		data []byte
 		err  error
@@ -411,24 +428,15 @@ func (t *logTail) readInit(ctx context.Context) (token string, ok bool) {
 	select {
 	case m := <-got:
 		if m.err != nil {
-			return "", false // gone, or over the read limit (closed with 1009)
+			return nil, false // gone, or over the read limit (closed with 1009)
 		}
-		var init tailInit
-		if err := json.Unmarshal(m.data, &init); err != nil || init.Type != "init" {
-			t.violation(ctx, `the first message must be {"type":"init",...}`)
-			return "", false
-		}
-		if typ := init.Data.Auth.Type; typ != "" && typ != "apiToken" {
-			t.refuse(ctx, t.g.apiError(ctx, authz.Unauthenticated("unsupported auth type: send an apiToken")))
-			return "", false
-		}
-		return init.Data.Auth.APIToken, true
+		return m.data, true
 	case <-timer.C:
 		t.violation(ctx, "no init message within "+t.g.tailInitTimeout.String())
-		return "", false
+		return nil, false
 	case <-ctx.Done():
 		_ = t.c.Close(websocket.StatusGoingAway, "server shutting down")
-		return "", false
+		return nil, false
 	}
 }
 
@@ -436,7 +444,7 @@ func (t *logTail) readInit(ctx context.Context) (token string, ok bool) {
 // quota, as guard does for other requests, and returns the Authorization
 // value to send the component. A handshake with an Authorization header
 // was admitted by guard already.
-func (t *logTail) admit(ctx context.Context, token string) (authorization string, ok bool) {
+func (t *wsConn) admit(ctx context.Context, token string) (authorization string, ok bool) {
 	if header := t.r.Header.Get("Authorization"); header != "" {
 		return header, true
 	}
@@ -466,7 +474,7 @@ func (t *logTail) admit(ctx context.Context, token string) (authorization string
 
 // keepalive pings the client every tailPingInterval until ctx ends, and
 // drops the connection when a pong does not come back in time.
-func (t *logTail) keepalive(ctx context.Context) {
+func (t *wsConn) keepalive(ctx context.Context) {
 	tick := time.NewTicker(tailPingInterval)
 	defer tick.Stop()
 	for {
@@ -488,7 +496,7 @@ func (t *logTail) keepalive(ctx context.Context) {
 // send writes one {"type":…,"data":…} message. Sends are not cut short by
 // ctx's end, so the last words before a close still go out; a client that
 // does not take a message within tailWriteTimeout is dropped.
-func (t *logTail) send(ctx context.Context, typ string, data []byte) error {
+func (t *wsConn) send(ctx context.Context, typ string, data []byte) error {
 	var msg bytes.Buffer
 	msg.WriteString(`{"type":`)
 	msg.Write(mustMarshal(typ))
@@ -502,7 +510,7 @@ func (t *logTail) send(ctx context.Context, typ string, data []byte) error {
 
 // fail reports err as an error message, shaped like the HTTP error
 // envelope, and closes normally.
-func (t *logTail) fail(ctx context.Context, err error) {
+func (t *wsConn) fail(ctx context.Context, err error) {
 	if t.send(ctx, "error", mustMarshal(t.g.apiError(ctx, err))) == nil {
 		_ = t.c.Close(websocket.StatusNormalClosure, "")
 	}
@@ -510,18 +518,19 @@ func (t *logTail) fail(ctx context.Context, err error) {
 
 // refuse answers the init with a failure and closes with a policy
 // violation.
-func (t *logTail) refuse(ctx context.Context, e errorDetail) {
+func (t *wsConn) refuse(ctx context.Context, e errorDetail) {
 	reply := tailInitReply{Auth: "failed", Message: e.Message, Status: e.Status, ID: e.ID, Details: e.Details}
 	if t.send(ctx, "init", mustMarshal(reply)) == nil {
 		_ = t.c.Close(websocket.StatusPolicyViolation, "init refused")
 	}
 }
 
-// violation reports a protocol violation and closes with 1008.
-func (t *logTail) violation(ctx context.Context, message string) {
+// violation reports a protocol violation (BAD_INIT, 400 in the message)
+// and closes with 1008.
+func (t *wsConn) violation(ctx context.Context, message string) {
 	e := errorDetail{Status: http.StatusBadRequest, ID: apierr.ReasonBadInit, Message: message}
 	if t.send(ctx, "error", mustMarshal(e)) == nil {
-		_ = t.c.Close(websocket.StatusPolicyViolation, "init expected")
+		_ = t.c.Close(websocket.StatusPolicyViolation, "protocol violation")
 	}
 }
 

@@ -73,9 +73,13 @@ type componentRow struct {
 	Addr string `json:"addrEnv,omitempty"`
 	// API: whether the gateway serves routes for it, and whether a gateway
 	// running apart may go without them.
-	API         bool          `json:"api"`
-	OptionalAPI bool          `json:"optionalApi,omitempty"`
-	Settings    []settingInfo `json:"settings"`
+	API         bool `json:"api"`
+	OptionalAPI bool `json:"optionalApi,omitempty"`
+	// Exec are its exec channels' WebSocket paths (without the team form),
+	// which the route walk of e2e covers: the OpenAPI document has no
+	// WebSocket routes.
+	Exec     []string      `json:"exec,omitempty"`
+	Settings []settingInfo `json:"settings"`
 }
 
 type settingInfo struct {
@@ -91,6 +95,11 @@ func describeTable() []componentRow {
 		r := componentRow{Name: c.Name, Summary: c.Summary, Deps: append([]string{}, c.Deps...), API: c.API != nil, OptionalAPI: c.API != nil && c.API.Optional}
 		for _, s := range componentSettings(c) {
 			r.Settings = append(r.Settings, settingInfo{s.Flag, s.Env, s.Default, s.Help})
+		}
+		if c.API != nil {
+			for _, e := range c.API.Exec {
+				r.Exec = append(r.Exec, "/v1/command-exec"+e.Path)
+			}
 		}
 		if c.Migrations != nil {
 			r.Database = component.DatabaseSetting(c).Env

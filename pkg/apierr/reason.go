@@ -74,9 +74,11 @@ const (
 	// api_version the gateway does not speak; details list the supported
 	// ones. 422.
 	ReasonUnsupportedAPIVersion Reason = "UNSUPPORTED_API_VERSION"
-	// ReasonBadInit: a WebSocket log tail's client broke the protocol (its
-	// first message was not a valid init). Sent in an error message before
-	// the socket closes with 1008; 400 in the message's status.
+	// ReasonBadInit: a WebSocket channel's client broke the protocol: its
+	// first message was not a valid init (log tails, exec sessions), or a
+	// later one is not a frame the channel takes (exec sessions). Sent in
+	// an error message before the socket closes with 1008; 400 in the
+	// message's status.
 	ReasonBadInit Reason = "BAD_INIT"
 )
 
@@ -127,6 +129,17 @@ const (
 	ReasonRunConcluded Reason = "RUN_CONCLUDED"
 )
 
+// Reasons of exec sessions (pkg/execstream), shared by every component
+// that runs commands in its workloads.
+const (
+	// ReasonNotRunning: a command sent to a workload that has no running
+	// instance (paused, scaled to zero, stopped meanwhile). 409.
+	ReasonNotRunning Reason = "NOT_RUNNING"
+	// ReasonExecUnsupported: the install's runtime driver cannot run
+	// commands inside workloads. 501.
+	ReasonExecUnsupported Reason = "EXEC_UNSUPPORTED"
+)
+
 // Reasons lists every declared reason, for documentation and for the test
 // that keeps them well-formed and distinct.
 func Reasons() []Reason {
@@ -140,6 +153,7 @@ func Reasons() []Reason {
 		ReasonRoleInUse, ReasonRoleFallback, ReasonAlreadyMember,
 		ReasonProjectRestricted, ReasonProjectNotEmpty,
 		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded,
+		ReasonNotRunning, ReasonExecUnsupported,
 	}
 }
 

@@ -3,11 +3,12 @@
 // gateway and the tests read. A row says what the component is called, what
 // it depends on, its database migrations, its own settings, how it starts,
 // which gRPC services and event consumers it runs and what the gateway
-// serves for it (REST routes, health, live log tails). The process that runs
-// rows (cmd/slipway) wires them: it opens their databases, connects them to
-// each other (in memory within one process, over gRPC across processes),
-// relays their outboxes and consumes their events. This is the module
-// manager of Grafana Loki and Mimir, cut to what Slipway needs.
+// serves for it (REST routes, health, live log tails, exec channels). The
+// process that runs rows (cmd/slipway) wires them: it opens their
+// databases, connects them to each other (in memory within one process,
+// over gRPC across processes), relays their outboxes and consumes their
+// events. This is the module manager of Grafana Loki and Mimir, cut to
+// what Slipway needs.
 //
 // Adding a service is one folder (its handlers, store, migrations and a
 // Component value) plus one row in the table; see docs/adding-a-service.md.
@@ -82,6 +83,9 @@ type API struct {
 	HealthService string
 	// Tails are the component's live log tails.
 	Tails []Tail
+	// Exec are the component's exec channels: Northflank's command-exec
+	// WebSocket, served from a bidirectional RPC (see Exec).
+	Exec []Exec
 	// Optional components may be left out of a gateway running apart: it
 	// then serves without their routes (and says so) instead of refusing to
 	// start.
@@ -103,6 +107,24 @@ type Tail struct {
 	// Lines names the repeated field of the response holding the lines
 	// ("lines" when empty).
 	Lines string
+}
+
+// Exec is one exec channel: a WebSocket at /v1/command-exec/<Path> (and
+// /v1/command-exec/teams/{team_id}/<Path>) speaking the protocol of
+// @northflank/js-client's exec (see the gateway package), served from a
+// bidirectional RPC of slipway.exec.v1 messages that the component
+// implements with pkg/execstream. Adding one to a component is one RPC in
+// its proto and one line in its row:
+//
+//	Exec: []component.Exec{{Path: "/projects/{project_id}/services/{resource_id}", Method: deploymentsv1.DeploymentsService_ExecService_FullMethodName}},
+type Exec struct {
+	// Path is the route below /v1/command-exec, with exactly the
+	// parameters {project_id} and {resource_id}, which become the first
+	// message's project_id and start.resource_id.
+	Path string
+	// Method is the full name of the RPC, "/<package>.<Service>/<Method>",
+	// streaming slipway.exec.v1.ExecInput in and ExecOutput out.
+	Method string
 }
 
 // Instance is a started component: what the process serves and runs for it.
@@ -255,7 +277,7 @@ func (t Table) Order(names []string, withDeps bool) ([]Component, error) {
 }
 
 // Validate checks the table itself: unique names, known dependencies and
-// no cycles, tails that name a method.
+// no cycles, tails and exec channels that name a method.
 func (t Table) Validate() error {
 	seen := map[string]bool{}
 	for _, c := range t {
@@ -276,6 +298,11 @@ func (t Table) Validate() error {
 			for _, tail := range c.API.Tails {
 				if !strings.HasPrefix(tail.Path, "/") || !strings.HasPrefix(tail.Method, "/") {
 					return fmt.Errorf("component %q: tail %q needs a path and a full method name", c.Name, tail.Path)
+				}
+			}
+			for _, e := range c.API.Exec {
+				if !strings.HasPrefix(e.Path, "/") || !strings.HasPrefix(e.Method, "/") {
+					return fmt.Errorf("component %q: exec %q needs a path and a full method name", c.Name, e.Path)
 				}
 			}
 		}

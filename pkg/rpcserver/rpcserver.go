@@ -168,8 +168,13 @@ func (c *Chain) finish(ctx context.Context, method, id string, start time.Time, 
 	return err
 }
 
-// guardedStream authorizes and validates a stream's first message and
-// refuses to send anything before.
+// guardedStream authorizes a stream's first message and refuses to send
+// anything before; it checks the strings of every message and validates
+// it, so a handler of a client stream (an exec session's input) never
+// sees a message the chain would have refused as a request. The first
+// message decides who the caller is and what it acts on; later ones are
+// not authorized again, so a handler must ignore (or refuse) what they
+// say about it.
 type guardedStream struct {
 	grpc.ServerStream
 	ctx        context.Context
@@ -181,22 +186,34 @@ type guardedStream struct {
 func (w *guardedStream) Context() context.Context { return w.ctx }
 
 func (w *guardedStream) RecvMsg(m any) error {
-	if err := w.ServerStream.RecvMsg(m); err != nil || w.authorized {
+	if err := w.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
 	if err := CheckRequest(w.method, m); err != nil {
 		return err
 	}
+	if w.authorized {
+		// Later messages of a client stream: validated, not authorized
+		// again, and w left alone (the handler may be sending meanwhile).
+		return w.validate(m)
+	}
 	ctx, err := w.chain.authz.Authorize(w.ctx, w.method, m)
 	if err != nil {
 		return err
 	}
+	if err := w.validate(m); err != nil {
+		return err
+	}
+	w.ctx, w.authorized = ctx, true
+	return nil
+}
+
+func (w *guardedStream) validate(m any) error {
 	if msg, ok := m.(proto.Message); ok {
 		if err := w.chain.validator.Validate(msg); err != nil {
 			return validationError(err, "")
 		}
 	}
-	w.ctx, w.authorized = ctx, true
 	return nil
 }
 
