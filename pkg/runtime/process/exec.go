@@ -264,7 +264,11 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 			_, _ = io.Copy(out, ptmx) // ends with EIO once nothing holds the terminal
 		}()
 		if spec.Resize != nil {
+			// Waited for below (wg) before the deferred close of ptmx, which
+			// must not race a Setsize in flight.
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				for {
 					select {
 					case sz, ok := <-spec.Resize:
