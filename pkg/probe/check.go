@@ -32,14 +32,37 @@ type CheckerFunc func(ctx context.Context) error
 // Check calls f.
 func (f CheckerFunc) Check(ctx context.Context) error { return f(ctx) }
 
+// Addr maps an instance's internal port to the host:port the server
+// reaches it at. A runtime driver publishes an instance's port on another
+// loopback port (runtime.Status.Ports), so a check of "port 8080" must
+// dial that address, not 127.0.0.1:8080. An error means the port is not
+// reachable (not published, or the instance is gone) and fails the check.
+type Addr func(port int) (string, error)
+
+// Loopback is the Addr of an instance that listens on the host's own
+// network: 127.0.0.1:<port>.
+func Loopback(port int) (string, error) {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
+}
+
 // NewChecker returns the checker of c; exec is needed for CMD checks
-// only. c must have passed Validate.
+// only. c must have passed Validate. HTTP and TCP checks dial
+// 127.0.0.1:<port>; NewCheckerAt dials elsewhere.
 func NewChecker(c HealthCheck, exec Exec) (Checker, error) {
+	return NewCheckerAt(c, Loopback, exec)
+}
+
+// NewCheckerAt is NewChecker for an instance whose ports the server
+// reaches through addr.
+func NewCheckerAt(c HealthCheck, addr Addr, exec Exec) (Checker, error) {
+	if addr == nil {
+		addr = Loopback
+	}
 	switch c.Protocol {
 	case HTTP:
-		return HTTPChecker(c.Port, c.Path), nil
+		return httpChecker(addr, c.Port, c.Path), nil
 	case TCP:
-		return TCPChecker(c.Port), nil
+		return tcpChecker(addr, c.Port), nil
 	case CMD:
 		argv, err := c.Argv()
 		if err != nil || len(argv) == 0 {
@@ -78,9 +101,23 @@ var httpClient = &http.Client{
 // 200 to 399 is healthy, anything else (or no answer before ctx's
 // deadline) is not.
 func HTTPChecker(port int, path string) Checker {
-	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + path
+	return httpChecker(Loopback, port, path)
+}
+
+// HTTPCheckerAt is HTTPChecker for a port the server reaches at addr
+// ("127.0.0.1:40123"); messages still name port, the instance's own
+// number, which is the one its owner knows.
+func HTTPCheckerAt(addr string, port int, path string) Checker {
+	return httpChecker(func(int) (string, error) { return addr, nil }, port, path)
+}
+
+func httpChecker(addr Addr, port int, path string) Checker {
 	return CheckerFunc(func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		hostport, err := addr(port)
+		if err != nil {
+			return fmt.Errorf("HTTP health check on port %d: the port is not reachable", port)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostport+path, nil)
 		if err != nil {
 			return fmt.Errorf("HTTP health check of %s: invalid request", path)
 		}
@@ -99,17 +136,52 @@ func HTTPChecker(port int, path string) Checker {
 	})
 }
 
-// TCPChecker checks that 127.0.0.1:<port> accepts a connection.
+// tcpSettle is how long a TCP check waits, once connected, for the
+// connection to be closed by a forwarder with nothing behind it; a
+// forwarder does so within a millisecond.
+const tcpSettle = 50 * time.Millisecond
+
+// TCPChecker checks that 127.0.0.1:<port> accepts a connection and keeps
+// it open (see tcpChecker).
 func TCPChecker(port int) Checker {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return tcpChecker(Loopback, port)
+}
+
+// TCPCheckerAt is TCPChecker for a port the server reaches at addr.
+func TCPCheckerAt(addr string, port int) Checker {
+	return tcpChecker(func(int) (string, error) { return addr, nil }, port)
+}
+
+func tcpChecker(addr Addr, port int) Checker {
 	return CheckerFunc(func(ctx context.Context) error {
+		hostport, err := addr(port)
+		if err != nil {
+			return fmt.Errorf("TCP health check on port %d: the port is not reachable", port)
+		}
 		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		conn, err := d.DialContext(ctx, "tcp", hostport)
 		if err != nil {
 			return fmt.Errorf("TCP health check on port %d: %s", port, failure(ctx, err))
 		}
-		_ = conn.Close()
-		return nil
+		defer conn.Close()
+		// A port published by a user-space forwarder (slirp4netns for the
+		// process driver, docker-proxy, rootlessport) accepts every
+		// connection itself and closes it at once when nothing listens
+		// behind it yet, so connecting proves nothing there. A listener
+		// keeps the connection open (or speaks first): wait a moment for
+		// the forwarder's close.
+		settle := tcpSettle
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < settle {
+			settle = time.Until(dl)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(settle))
+		var b [1]byte
+		_, err = conn.Read(b[:])
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		return fmt.Errorf("TCP health check on port %d: the connection was closed at once", port)
 	})
 }
 

@@ -187,3 +187,90 @@ func TestCmdChecker(t *testing.T) {
 		t.Fatal("a CMD checker without Exec was built")
 	}
 }
+
+// TestCheckersAt: a check of an instance's port 8080 dials where the
+// driver published it, and its messages name 8080, the number the
+// service's owner knows, not the published address.
+func TestCheckersAt(t *testing.T) {
+	var path atomic.Value
+	port := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path.Store(r.URL.Path)
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	published := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := func(p int) (string, error) {
+		if p != 8080 {
+			return "", errors.New("not published")
+		}
+		return published, nil
+	}
+	for _, c := range []HealthCheck{
+		{Protocol: HTTP, Type: Readiness, Path: "/healthz", Port: 8080},
+		{Protocol: TCP, Type: Readiness, Port: 8080},
+	} {
+		ch, err := NewCheckerAt(c, addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := check(ch, time.Second); err != nil {
+			t.Fatalf("%s: %v", c.Protocol, err)
+		}
+	}
+	if got := path.Load(); got != "/healthz" {
+		t.Fatalf("path %v", got)
+	}
+	if err := check(HTTPCheckerAt(published, 8080, "/bad"), time.Second); err == nil || err.Error() != "HTTP health check on port 8080 answered 500" {
+		t.Fatalf("err %v", err)
+	}
+	if err := check(TCPCheckerAt(published, 8080), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A port the driver did not publish fails the check, in words.
+	for _, c := range []HealthCheck{
+		{Protocol: HTTP, Type: Readiness, Path: "/", Port: 9090},
+		{Protocol: TCP, Type: Readiness, Port: 9090},
+	} {
+		ch, _ := NewCheckerAt(c, addr, nil)
+		if err := check(ch, time.Second); err == nil || !strings.Contains(err.Error(), "port 9090: the port is not reachable") {
+			t.Fatalf("%s: err %v", c.Protocol, err)
+		}
+	}
+}
+
+// TestTCPCheckerSeesThroughForwarders: a forwarder (slirp4netns,
+// docker-proxy) accepts the connection and closes it at once when
+// nothing listens behind it; that is no healthy instance. A listener that
+// holds the connection, or greets first, is.
+func TestTCPCheckerSeesThroughForwarders(t *testing.T) {
+	listen := func(handle func(net.Conn)) int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go handle(c)
+			}
+		}()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	closing := listen(func(c net.Conn) { _ = c.Close() })
+	if err := check(TCPChecker(closing), time.Second); err == nil || !strings.Contains(err.Error(), "closed at once") {
+		t.Fatalf("forwarder with nothing behind: err %v", err)
+	}
+	holding := listen(func(c net.Conn) { time.Sleep(time.Second); _ = c.Close() })
+	if err := check(TCPChecker(holding), time.Second); err != nil {
+		t.Fatalf("holding listener: %v", err)
+	}
+	greeting := listen(func(c net.Conn) { _, _ = c.Write([]byte("220 hello\r\n")); _ = c.Close() })
+	if err := check(TCPChecker(greeting), time.Second); err != nil {
+		t.Fatalf("greeting listener: %v", err)
+	}
+}

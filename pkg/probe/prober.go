@@ -52,6 +52,12 @@ type State struct {
 	Started    bool
 	Ready      bool
 	Dead       bool
+	// FailedCheck and Failure are the type and message of the last failed
+	// run of any check in this generation, empty while none failed: why
+	// an instance that never became ready is not ready, which no event
+	// says (NotReady only follows Ready).
+	FailedCheck Type
+	Failure     string
 }
 
 // Prober runs the health checks of one instance on their schedules and
@@ -82,11 +88,18 @@ type result struct {
 }
 
 // NewProber starts probing an instance (its start is now) with checks,
-// which must have passed Validate; exec runs CMD checks. Events are
+// which must have passed Validate; exec runs CMD checks. HTTP and TCP
+// checks dial 127.0.0.1:<port> (NewProberAt dials elsewhere). Events are
 // delivered on Events, which is closed once Stop has returned; a
 // consumer that stops reading holds the probing up (the channel has a
 // small buffer) but never Stop.
 func NewProber(checks []HealthCheck, exec Exec) (*Prober, error) {
+	return NewProberAt(checks, Loopback, exec)
+}
+
+// NewProberAt is NewProber for an instance whose ports the server reaches
+// through addr.
+func NewProberAt(checks []HealthCheck, addr Addr, exec Exec) (*Prober, error) {
 	p := &Prober{events: make(chan Event, 16), reset: make(chan struct{}, 1), done: make(chan struct{})}
 	seen := map[Type]bool{}
 	for _, c := range checks {
@@ -95,7 +108,7 @@ func NewProber(checks []HealthCheck, exec Exec) (*Prober, error) {
 			return nil, fmt.Errorf("probe: two %s checks", c.Type)
 		}
 		seen[c.Type] = true
-		ch, err := NewChecker(c, exec)
+		ch, err := NewCheckerAt(c, addr, exec)
 		if err != nil {
 			return nil, err
 		}
@@ -157,13 +170,15 @@ func (p *Prober) run(ctx context.Context) {
 		hasReady bool
 		fails    map[Type]int
 		succs    map[Type]int
+		lastType Type
+		lastErr  string
 	)
 	for _, c := range p.checks {
 		hasReady = hasReady || c.Type == Readiness
 	}
 	publish := func() {
 		p.mu.Lock()
-		p.state = State{Generation: gen, Started: started, Ready: ready, Dead: dead}
+		p.state = State{Generation: gen, Started: started, Ready: ready, Dead: dead, FailedCheck: lastType, Failure: lastErr}
 		p.mu.Unlock()
 	}
 	emit := func(kind Kind, check Type, msg string) bool {
@@ -191,6 +206,7 @@ func (p *Prober) run(ctx context.Context) {
 		gen++
 		started, ready, dead = false, false, false
 		fails, succs = map[Type]int{}, map[Type]int{}
+		lastType, lastErr = "", ""
 		gate = make(chan struct{})
 		publish()
 		// The workers get their own copies: gen and gate change with the
@@ -245,6 +261,8 @@ func (p *Prober) run(ctx context.Context) {
 			} else {
 				succs[r.typ] = 0
 				fails[r.typ]++
+				lastType, lastErr = r.typ, r.err.Error()
+				publish()
 			}
 			c := p.check(r.typ)
 			ok := true

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -332,7 +333,13 @@ func TestProberRealServers(t *testing.T) {
 			if err != nil {
 				return
 			}
-			_ = c.Close()
+			// A server holds a connection until its client is done (one
+			// that closes at once looks like a forwarder with nothing
+			// behind it; see TestTCPCheckerSeesThroughForwarders).
+			go func() {
+				_, _ = io.Copy(io.Discard, c)
+				_ = c.Close()
+			}()
 		}
 	}()
 	tcpPort := l.Addr().(*net.TCPAddr).Port
@@ -404,4 +411,31 @@ func TestNewProberRefusesWhatValidateRejects(t *testing.T) {
 		p.Stop()
 		t.Error("NewProber accepted a CMD check without Exec")
 	}
+}
+
+// TestProberStateKeepsTheLastFailure: an instance that never becomes
+// ready has had no NotReady event; State says why it is not ready.
+func TestProberStateKeepsTheLastFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScript()
+		s.set("ready", 3)
+		t0 := time.Now()
+		p := newProber(t, s, cmdCheck(Readiness, "ready", 0, 10, 3, 1))
+		defer p.Stop()
+		expect(t, p, t0, Started, time.Duration(0), Live, time.Duration(0))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if st := p.State(); st.Ready || st.FailedCheck != Readiness || st.Failure != "CMD health check exited with code 3" {
+			t.Fatalf("state %+v", st)
+		}
+		s.set("ready", 0)
+		expect(t, p, t0, Ready, 10*time.Second)
+		// A new generation forgets the old one's failures.
+		p.Reset()
+		expect(t, p, t0, NotReady, 10*time.Second, Started, 10*time.Second, Live, 10*time.Second)
+		synctest.Wait()
+		if st := p.State(); st.FailedCheck != "" || st.Failure != "" {
+			t.Fatalf("state after Reset %+v", st)
+		}
+	})
 }

@@ -29,6 +29,12 @@ var Settings = []component.Setting{
 	{Flag: "process-network", Env: "SLIPWAY_PROCESS_NETWORK", Default: "private",
 		Help:  "network of a process-driver sandbox: private (its own, outbound through slirp4netns, the host's loopback unreachable), none (only its own loopback) or host (the host's, loopback services included: unsafe for tenants)",
 		Check: component.OneOf("private", "none", "host")},
+	{Flag: "process-ports", Env: "SLIPWAY_PROCESS_PORTS", Default: "20000-29999",
+		Help: "range first-last of host ports that process-driver workloads' ports get, one each, reachable at 127.0.0.1 only",
+		Check: func(v string) error {
+			_, _, err := process.ParsePortRange(v)
+			return err
+		}},
 	{Flag: "process-uid-base", Env: "SLIPWAY_PROCESS_UID_BASE", Default: "100000",
 		Help:  "first host user id of the range process-driver workloads run as when Slipway runs as root (one id per running workload)",
 		Check: component.Positive},
@@ -48,14 +54,16 @@ func FromEnv(ctx context.Context, env *component.Env, stateDir string) (runtime.
 	maxProcs, _ := strconv.Atoi(env.Setting("runtime-max-procs"))
 	uidBase, _ := strconv.Atoi(env.Setting("process-uid-base"))
 	uidCount, _ := strconv.Atoi(env.Setting("process-uid-count"))
+	portFirst, portLast, _ := process.ParsePortRange(env.Setting("process-ports"))
 	driver, why, err := Open(ctx, Options{
 		Name: env.Setting("runtime-driver"), StateDir: filepath.Join(env.DataDir, stateDir), DockerHost: env.Setting("docker-host"),
 		MaxProcs: maxProcs,
 		Process: process.Options{
 			Unsandboxed: env.Setting("process-unsandboxed") == "true",
 			UIDBase:     uidBase, UIDCount: uidCount, Cgroup: env.Setting("process-cgroup"),
-			Hide:    []string{env.DataDir},
-			Network: env.Setting("process-network"),
+			Hide:      []string{env.DataDir},
+			Network:   env.Setting("process-network"),
+			PortFirst: portFirst, PortLast: portLast,
 		},
 	})
 	if err != nil {

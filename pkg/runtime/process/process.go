@@ -38,6 +38,7 @@ package process
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -78,8 +79,9 @@ var idPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // Driver runs workloads as local processes. It is safe for concurrent use.
 type Driver struct {
-	dir string
-	sb  *sandbox
+	dir   string
+	sb    *sandbox
+	ports *portPool
 	// KillGrace is how long a run killed for its deadline gets between
 	// SIGTERM and SIGKILL.
 	KillGrace time.Duration
@@ -118,7 +120,7 @@ func NewWith(stateDir string, opts Options) (*Driver, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Hide = append(slices.Clone(opts.Hide), abs)
-	d := &Driver{dir: abs, sb: newSandbox(opts), KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
+	d := &Driver{dir: abs, sb: newSandbox(opts), ports: newPortPool(opts), KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
 	d.sweep()
 	ids, err := d.ids()
 	if err != nil {
@@ -167,6 +169,9 @@ type specFile struct {
 	Sandboxed bool     `json:"sandboxed,omitempty"`
 	UID       int      `json:"uid,omitempty"`
 	Cgroups   []string `json:"cgroups,omitempty"`
+	// Ports are the Spec's ports and the host ports they got, held until
+	// Remove (see ports.go).
+	Ports []portFile `json:"ports,omitempty"`
 }
 
 type pidFile struct {
@@ -237,8 +242,18 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Image != "" {
 		return "", fmt.Errorf("%w: the process driver runs commands, not images (got image %q); use the docker driver or give a command", runtime.ErrUnsupported, spec.Image)
 	}
-	if len(spec.Ports) > 0 {
-		return "", fmt.Errorf("%w: ports", runtime.ErrUnsupported)
+	if err := runtime.ValidatePorts(spec.Ports); err != nil {
+		return "", fmt.Errorf("process: %w", err)
+	}
+	if len(spec.Ports) > 0 && !d.sb.off && d.sb.net == NetworkNone {
+		return "", errors.New("process: the workload has ports, but process-driver sandboxes have no network to reach them by (process-network is none)")
+	}
+	if !d.sb.off && d.sb.net == NetworkPrivate {
+		for _, p := range spec.Ports {
+			if p.Protocol == runtime.ProtocolUDP {
+				return "", fmt.Errorf("%w: UDP port %q: with process-network private, slirp4netns drops a workload's UDP answers to the host's loopback (--disable-host-loopback); use TCP, or the host network for trusted workloads", runtime.ErrUnsupported, p.Name)
+			}
+		}
 	}
 	argv := append(slices.Clone(spec.Entrypoint), spec.Command...)
 	if len(argv) == 0 || argv[0] == "" {
@@ -277,8 +292,10 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	dir := d.path(id)
 	sf := specFile{ID: id, Name: spec.Name, Labels: spec.Labels, Argv: argv, Deadline: spec.Deadline, Started: time.Now(), Sandboxed: !d.sb.off}
 	var uidLock *os.File // held by the shim for the run's life
+	var hostPorts []int
 	fail := func(err error) (string, error) {
 		killAll(sf.Cgroups)
+		d.ports.release(dir, hostPorts)
 		if uidLock != nil {
 			uidLock.Close()
 		}
@@ -288,6 +305,27 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	}
 	if err := os.MkdirAll(filepath.Join(tmpDir, "work"), 0o700); err != nil {
 		return fail(err)
+	}
+	private := sf.Sandboxed && d.sb.net == NetworkPrivate
+	env := spec.Env
+	if len(spec.Ports) > 0 {
+		protos := make([]string, len(spec.Ports))
+		for i, p := range spec.Ports {
+			protos[i] = cmp.Or(p.Protocol, runtime.ProtocolTCP)
+		}
+		if hostPorts, err = d.ports.alloc(dir, protos, int(rb[3])<<8|int(rb[4])); err != nil {
+			return fail(err)
+		}
+		for i, p := range spec.Ports {
+			sf.Ports = append(sf.Ports, portFile{Name: p.Name, Port: p.Port, Protocol: protos[i], Host: hostPorts[i]})
+		}
+		// A private network honours the Spec's numbers; the host's
+		// cannot (see ports.go).
+		if private {
+			env = portEnv(env, spec.Ports, nil)
+		} else {
+			env = portEnv(env, spec.Ports, hostPorts)
+		}
 	}
 	if sf.Sandboxed {
 		if d.sb.root {
@@ -305,7 +343,6 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			}
 		}
 	}
-	private := sf.Sandboxed && d.sb.net == NetworkPrivate
 	if private {
 		// The FIFOs through which the shim lets the command run once the
 		// sandbox's network is up, and ends slirp4netns (see netScript),
@@ -347,12 +384,12 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		return fail(err)
 	}
 
-	env := make([]string, 0, len(spec.Env)+1)
-	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
-		env = append(env, k+"="+spec.Env[k])
+	envList := make([]string, 0, len(env)+1)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		envList = append(envList, k+"="+env[k])
 	}
-	if _, ok := spec.Env["PATH"]; !ok {
-		env = append(env, "PATH="+DefaultPath)
+	if _, ok := env["PATH"]; !ok {
+		envList = append(envList, "PATH="+DefaultPath)
 	}
 	// The shim: its own process group (so a kill reaches every process of
 	// the run), output to files (so it survives the driver), and the real
@@ -386,11 +423,11 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			// waits on until the network is up.
 			script += "exec 9<>" + shellQuote(filepath.Join(dir, "net.exit")) + "\n" +
 				d.sb.netScript(info, filepath.Join(dir, "net.block"), filepath.Join(dir, "net.exit"), filepath.Join(dir, "net.ready"),
-					filepath.Join(dir, "net.log"), filepath.Join(dir, "net.failed"), filepath.Join(dir, "net.done"), filepath.Join(dir, "log.stderr"))
+					filepath.Join(dir, "net.log"), filepath.Join(dir, "net.failed"), filepath.Join(dir, "net.done"), filepath.Join(dir, "log.stderr"), len(sf.Ports) > 0)
 			redirs += " 6<" + shellQuote(filepath.Join(dir, "net.block")) + " 9>&-"
 			blockFD, resolv = 6, filepath.Join(dir, "resolv.conf")
 		}
-		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, spec.Env, argv)
+		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, env, argv)
 	}
 	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" + "c=$?\n"
 	if private {
@@ -403,7 +440,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		script += d.sb.cg.leaveScript(sf.Cgroups)
 	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
-	cmd.Env = env
+	cmd.Env = envList
 	cmd.Dir = filepath.Join(dir, "work")
 	if sf.Sandboxed {
 		cmd.Dir = dir
@@ -439,6 +476,15 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		h.state = cmd.ProcessState
 		close(reaped)
 	}()
+	if private && len(sf.Ports) > 0 {
+		// Reachable when Start returns, or not started at all.
+		if err := forward(dir, sf.Ports, h.gone, time.Now().Add(time.Minute)); err != nil {
+			killGroup(&pf, syscall.SIGKILL)
+			<-reaped
+			lock.Close()
+			return fail(err)
+		}
+	}
 	d.mu.Lock()
 	d.watching[id] = true
 	d.mu.Unlock()
@@ -884,6 +930,12 @@ func (d *Driver) status(id string) (runtime.Status, error) {
 		st.State, st.ExitCode, st.Reason, st.FinishedAt = runtime.StateExited, ef.Code, ef.Reason, ef.Finished
 	} else {
 		d.ensureWatch(id, false)
+		for _, p := range sf.Ports {
+			if st.Ports == nil {
+				st.Ports = map[string]string{}
+			}
+			st.Ports[p.Name] = "127.0.0.1:" + strconv.Itoa(p.Host)
+		}
 	}
 	return st, nil
 }
@@ -1007,6 +1059,11 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	var sf specFile
 	if readJSON(d.path(id, "spec.json"), &sf) == nil {
 		killAll(sf.Cgroups) // gone already, unless a finish gave up
+		hostPorts := make([]int, len(sf.Ports))
+		for i, p := range sf.Ports {
+			hostPorts[i] = p.Host
+		}
+		d.ports.release(d.path(id), hostPorts)
 	}
 	doomed := filepath.Join(d.dir, removingPrefix+id)
 	if err := os.Rename(d.path(id), doomed); err != nil {

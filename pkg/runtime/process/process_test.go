@@ -538,3 +538,16 @@ func TestStaleCgroupsSwept(t *testing.T) {
 		}
 	}
 }
+
+// TestTmpWritable: a sandbox's /tmp, its own, is writable by the workload
+// (bubblewrap made it root's 0755, so writing there failed).
+func TestTmpWritable(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	id := runtimetest.Start(t, d, sh(`echo hi > /tmp/f && cat /tmp/f && stat -c %A /tmp`))
+	if st := runtimetest.Wait(t, d, id); st.ExitCode != 0 {
+		t.Fatalf("status %+v: %q", st, runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), ""))
+	}
+	if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"hi", "drwxrwxrwt"}) {
+		t.Fatalf("got %q", got)
+	}
+}

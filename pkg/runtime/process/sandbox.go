@@ -109,6 +109,15 @@ type Options struct {
 	// Network is what network a sandbox has: NetworkPrivate (also when
 	// empty), NetworkNone or NetworkHost.
 	Network string
+	// PortFirst and PortLast are the range of host ports that workloads'
+	// ports get, one each (see ports.go); zero means DefaultPortFirst and
+	// DefaultPortLast.
+	PortFirst, PortLast int
+	// PortLockDir holds the lock files that allocate host ports; empty
+	// means /run/slipway-ports as root, else a directory of the server's
+	// user under the temporary directory. Drivers sharing one host share
+	// it.
+	PortLockDir string
 }
 
 // systemDirs are bound read-only into every sandbox when they exist (a
@@ -315,7 +324,9 @@ func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[
 	for _, h := range s.hide {
 		a = append(a, "--tmpfs", h)
 	}
-	a = append(a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+	// /tmp is the workload's to write in (bubblewrap's default 0755,
+	// root's, would leave it read-only to the workload's user).
+	a = append(a, "--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp",
 		"--bind-fd", strconv.Itoa(workFD), WorkDir, "--chdir", WorkDir)
 	if infoFD >= 0 {
 		a = append(a, "--info-fd", strconv.Itoa(infoFD))
@@ -447,7 +458,11 @@ func resolvConf(host []byte) []byte {
 // closes (--exit-fd), i.e. with the shim, which holds it as fd 9. The
 // shim creates the file done once the sandbox has ended, and then waits
 // for this (see netEndScript).
-func (s *sandbox) netScript(info, block, exit, ready, logf, failed, done, stderr string) string {
+//
+// With api, slirp4netns listens on its API socket (apiSocket, in the
+// shim's working directory, the run's), through which Start forwards the
+// run's ports.
+func (s *sandbox) netScript(info, block, exit, ready, logf, failed, done, stderr string, api bool) string {
 	q := shellQuote
 	// slirp4netns enters the network namespace unshare made, where
 	// bubblewrap's process outside the sandbox ($pp, the parent of the
@@ -456,6 +471,9 @@ func (s *sandbox) netScript(info, block, exit, ready, logf, failed, done, stderr
 	// namespace's unmounts propagated to the host's shared mounts (the
 	// network namespaces Podman keeps under /run/netns were unmounted).
 	slirp := q(s.slirp) + " --configure --mtu=65520 --disable-host-loopback --enable-seccomp --ready-fd=8 --exit-fd=9 "
+	if api {
+		slirp += "--api-socket " + apiSocket + " "
+	}
 	if s.root {
 		slirp += `--netns-type=path /proc/"$pp"/ns/net tap0`
 	} else {

@@ -1,10 +1,11 @@
 // Package runtimetest is the conformance suite every runtime driver
 // passes: the behaviour services rely on (exit codes, the exact
 // environment, logs and following them, deadlines, stopping, finding
-// workloads by label, adopting them after a restart, removing them) and
-// the isolation of workloads from each other and from the server
-// (isolation.go), written once and run against each driver through a
-// Harness.
+// workloads by label, adopting them after a restart, removing them), the
+// isolation of workloads from each other and from the server
+// (isolation.go) and what services need of a running workload: ports,
+// exec and usage (service.go), written once and run against each driver
+// through a Harness.
 //
 // A new driver joins by calling Run from its tests with a Harness that
 // says how to open it and how to express a command as a Spec.
@@ -97,6 +98,14 @@ func Run(t *testing.T, h Harness) {
 		{"ForkBomb", testForkBomb},
 		{"MemoryHog", testMemoryHog},
 		{"SetsidChild", testSetsidChild},
+		{"Ports", testPorts},
+		{"PortsInvalid", testPortsInvalid},
+		{"Exec", testExec},
+		{"ExecUser", testExecUser},
+		{"ExecCancel", testExecCancel},
+		{"ExecNotRunning", testExecNotRunning},
+		{"ExecTTY", testExecTTY},
+		{"Usage", testUsage},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
