@@ -179,7 +179,7 @@ func (s *Server) sample(ctx context.Context) {
 // metricKinds are the metric types served, with their units and which
 // samples carry them.
 var metricKinds = []struct {
-	id, unit string
+	id, unit    string
 	perInstance bool
 	value       func(sample) float64
 }{

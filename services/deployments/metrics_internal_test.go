@@ -18,7 +18,9 @@ type usageOnly struct {
 	usage map[string]runtime.Usage
 }
 
-func (u *usageOnly) Usage(context.Context, string) (map[string]runtime.Usage, error) { return u.usage, nil }
+func (u *usageOnly) Usage(context.Context, string) (map[string]runtime.Usage, error) {
+	return u.usage, nil
+}
 
 func (u *usageOnly) Instances(string) []rollout.Instance { return nil }
 

@@ -475,7 +475,9 @@ func TestBadInput(t *testing.T) {
 			return create(func(s *deploymentsv1.ServiceSpec) { s.Deployment.Instances = ptr(int32(catalog.MaxInstances + 1)) })
 		}, codes.InvalidArgument, "instances"},
 		{"a build (internal)", func() error {
-			return create(func(s *deploymentsv1.ServiceSpec) { s.Deployment.Internal = &deploymentsv1.InternalSource{Id: "builder"} })
+			return create(func(s *deploymentsv1.ServiceSpec) {
+				s.Deployment.Internal = &deploymentsv1.InternalSource{Id: "builder"}
+			})
 		}, codes.FailedPrecondition, "BUILDS_UNAVAILABLE"},
 		{"build settings on a deployment service", func() error {
 			return create(func(s *deploymentsv1.ServiceSpec) {
