@@ -657,3 +657,36 @@ func TestProjectDeletedRemovesServices(t *testing.T) {
 	}
 	eventually(t, "instances stopped", func() bool { return len(h.ctl.Instances("acme/web/doomed")) == 0 })
 }
+
+// TestTailServiceLogs: a tail sends the stored backlog, then lines as
+// they are stored; a bad filter is refused before anything is sent.
+func TestTailServiceLogs(t *testing.T) {
+	h := newHarness(t)
+	spec := webApp("chatty", "v1")
+	spec.Deployment.Docker.CustomCommand = `echo first; sleep 1; echo second; ` + webCommand("v1")
+	h.create(spec)
+	ctx, cancel := context.WithTimeout(as(adminCred), 40*time.Second)
+	defer cancel()
+	stream, err := h.client.TailServiceLogs(ctx, &deploymentsv1.TailServiceLogsRequest{ProjectId: projectID, ServiceId: "chatty"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for !slices.Contains(got, "second") {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("tail after %q: %v", got, err)
+		}
+		for _, l := range resp.GetLines() {
+			got = append(got, l.GetLog())
+		}
+	}
+	if got[0] != "first" {
+		t.Fatalf("tail lines %q, want first then second", got)
+	}
+	bad, err := h.client.TailServiceLogs(as(adminCred), &deploymentsv1.TailServiceLogsRequest{ProjectId: projectID, ServiceId: "chatty", RegexIncludes: "("})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	wantCode(t, err, codes.InvalidArgument, "regexIncludes")
+}

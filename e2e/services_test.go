@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServicesOverHTTP: a service created through the API answers at its
+// ingress host name, GET …/ports shows that URL, and bad input is a 4xx
+// in the error envelope that creates nothing.
+func TestServicesOverHTTP(t *testing.T) {
+	inst := startSlipway(t)
+	base := inst.URL
+	callJSON(t, "POST", base+"/v1/projects", `{"name":"Svc Demo"}`).data(t)
+	svc := base + "/v1/projects/svc-demo/services"
+
+	for _, c := range []struct {
+		name, body, id string
+		status         int
+	}{
+		{"unknown field", `{"name":"Bad One","deployment":{"instances":1,"docker":{"configType":"customCommand","customCommand":"sleep 1"}},"colour":"blue"}`, "", http.StatusBadRequest},
+		{"duplicate port names", `{"name":"Bad Two","deployment":{"instances":1,"docker":{"configType":"customCommand","customCommand":"sleep 1"}},
+			"ports":[{"name":"p01","internalPort":8080,"protocol":"HTTP"},{"name":"p01","internalPort":8081,"protocol":"HTTP"}]}`, "VALIDATION_FAILED", http.StatusBadRequest},
+		{"image on the process driver", `{"name":"Bad Three","deployment":{"instances":1,"external":{"imagePath":"nginx:latest"}}}`, "VALIDATION_FAILED", http.StatusBadRequest},
+		{"too many instances", `{"name":"Bad Four","deployment":{"instances":21,"docker":{"configType":"customCommand","customCommand":"sleep 1"}}}`, "VALIDATION_FAILED", http.StatusBadRequest},
+		{"a build", `{"name":"Bad Five","deployment":{"instances":1,"internal":{"id":"builder"}}}`, "BUILDS_UNAVAILABLE", http.StatusConflict},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := callJSON(t, "POST", svc+"/deployment", c.body).apiErr(t, c.status)
+			if c.id != "" && e.ID != c.id {
+				t.Errorf("error id %q, want %q: %v", e.ID, c.id, e)
+			}
+		})
+	}
+	if list := callJSON(t, "GET", svc, "").data(t); len(list["services"].([]any)) != 0 {
+		t.Fatalf("bad input created services: %v", list)
+	}
+
+	callJSON(t, "POST", svc+"/deployment", `{"name":"Hello","deployment":{"instances":1,"docker":{"configType":"customCommand",
+		"customCommand":"mkdir -p www && echo hello > www/index.html && busybox httpd -f -p $PORT -h www"}},
+		"ports":[{"name":"p01","internalPort":8080,"public":true,"protocol":"HTTP"}]}`).data(t)
+	ports := callJSON(t, "GET", svc+"/hello/ports", "").data(t)
+	p := ports["ports"].([]any)[0].(map[string]any)
+	url, _ := p["dns"].(string)
+	if !strings.HasPrefix(url, "http://p01--hello--svc-demo.localhost:") {
+		t.Fatalf("port dns %q", url)
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(url, "http://"), ":")
+	callJSON(t, "POST", svc+"/hello/scale", `{"instances":-1}`).apiErr(t, http.StatusBadRequest)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The host name resolves to loopback in browsers; here the request
+		// goes to 127.0.0.1 with the Host header.
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+port+"/", nil)
+		req.Host = "p01--hello--svc-demo.localhost"
+		res, err := httpClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 && strings.TrimSpace(string(b)) == "hello" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service did not answer through the ingress: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
