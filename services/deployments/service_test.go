@@ -66,6 +66,8 @@ type harness struct {
 	ctl      *rollout.Controller
 	client   deploymentsv1.DeploymentsServiceClient
 	stop     func()
+	// readyTimeout is how long a new instance has to become ready.
+	readyTimeout time.Duration
 }
 
 func newHarness(t *testing.T) *harness {
@@ -94,7 +96,8 @@ func newHarness(t *testing.T) *harness {
 	}
 	proxy := httptest.NewServer(in)
 	t.Cleanup(proxy.Close)
-	h := &harness{t: t, store: deployments.NewSQLStore(db, newBox(t), nil), stateDir: filepath.Join(t.TempDir(), "runtime"), nc: nc, catalog: cat, in: in, proxy: proxy}
+	h := &harness{t: t, store: deployments.NewSQLStore(db, newBox(t), nil), stateDir: filepath.Join(t.TempDir(), "runtime"), nc: nc, catalog: cat, in: in, proxy: proxy,
+		readyTimeout: 20 * time.Second}
 	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
 		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
 	}))
@@ -134,7 +137,7 @@ func (h *harness) start() {
 	svc, err := deployments.New(deployments.Options{
 		Store: h.store, Driver: driver.Name(), Projects: h.projects, Catalog: h.catalog, NATS: h.nc,
 		Ingress: h.in, IngressPort: port, Logger: quiet, MetricsInterval: 100 * time.Millisecond,
-		ReadyTimeout: 20 * time.Second,
+		ReadyTimeout: h.readyTimeout,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -689,4 +692,52 @@ func TestTailServiceLogs(t *testing.T) {
 		_, err = bad.Recv()
 	}
 	wantCode(t, err, codes.InvalidArgument, "regexIncludes")
+}
+
+// TestFailedRolloutKeepsTheHealthyRelease: a release whose readiness check
+// never passes fails with the reason, the service goes back to the last
+// healthy release, which served every request meanwhile.
+func TestFailedRolloutKeepsTheHealthyRelease(t *testing.T) {
+	h := newHarness(t)
+	h.readyTimeout = 3 * time.Second
+	h.start()
+	h.create(webApp("steady", "v1"))
+	h.waitStatus("steady", "r000001", "COMPLETED")
+	host := "p01--steady--web.localhost"
+	// v2 never answers /healthz.
+	upd, err := h.client.UpdateServiceDeployment(as(adminCred), &deploymentsv1.UpdateServiceDeploymentRequest{ProjectId: projectID, ServiceId: "steady",
+		Docker: &deploymentsv1.DockerOverrides{ConfigType: "customCommand", CustomCommand: `mkdir -p www && echo v2 > www/index.html && busybox httpd -f -p "$PORT" -h www`}})
+	if err != nil || upd.GetReleaseId() != "r000002" {
+		t.Fatalf("UpdateServiceDeployment: %v, %v", upd, err)
+	}
+	failed := false
+	deadline := time.Now().Add(40 * time.Second)
+	for !failed {
+		if code, body := h.get(host, "/"); code != 200 || body != "v1" {
+			t.Fatalf("during the failing rollout: %d %q, want v1", code, body)
+		}
+		d, err := h.client.GetServiceDeployment(as(adminCred), &deploymentsv1.GetServiceDeploymentRequest{ProjectId: projectID, ServiceId: "steady"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed = d.GetStatus().GetStatus() == "FAILED"
+		if failed && (d.GetStatus().GetMessage() == "" || d.GetReleaseId() != "r000001") {
+			t.Fatalf("failed deployment %v: want a message and release r000001 running again", d)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout did not fail: %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rels, err := h.client.ListServiceReleases(as(adminCred), &deploymentsv1.ListServiceReleasesRequest{ProjectId: projectID, ServiceId: "steady"})
+	if err != nil || rels.GetReleases()[0].GetStatus() != "FAILED" || rels.GetReleases()[0].GetReason() == "" {
+		t.Fatalf("releases %v, %v", rels, err)
+	}
+	g, _ := h.client.GetService(as(adminCred), &deploymentsv1.GetServiceRequest{ProjectId: projectID, ServiceId: "steady"})
+	if !strings.Contains(g.GetService().GetDeployment().GetDocker().GetCustomCommand(), "healthz") {
+		t.Fatalf("the service does not show the restored release's command: %v", g.GetService().GetDeployment())
+	}
+	if code, body := h.get(host, "/"); code != 200 || body != "v1" {
+		t.Fatalf("after the failed rollout: %d %q", code, body)
+	}
 }
