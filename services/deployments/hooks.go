@@ -33,13 +33,13 @@ func (s *Server) Rollout(ctx context.Context, o rollout.Outcome) {
 	}
 	at := s.now()
 	err := s.store.SetReleaseStatus(ctx, teamID, project, id, o.ReleaseID, status, o.Reason, func(sv *Service) []events.Event {
-		if sv.ReleaseID != o.ReleaseID && status != StatusFailed {
+		if sv.ReleaseID != o.ReleaseID {
 			// A report on a release the service has moved on from: the
 			// release keeps its status, the service's is the newer one's.
 			return releaseEvents(sv, o.ReleaseID, status, o.Reason, s)
 		}
 		sv.Status = Status{Status: status, Reason: ReasonDeploying, Message: o.Reason, At: at}
-		if status == StatusFailed && o.RestoredID != "" && sv.ReleaseID == o.ReleaseID {
+		if status == StatusFailed && o.RestoredID != "" {
 			if r, err := s.store.GetRelease(ctx, teamID, project, id, o.RestoredID); err == nil {
 				sv.ReleaseID, sv.Deployable = r.ID, cloneDeployable(r.Deployable)
 			}

@@ -3,6 +3,7 @@ package deployments
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"iter"
 	"slices"
 	"strings"
@@ -142,6 +143,9 @@ func (p *pump) flush(ctx context.Context) {
 	// Storing outlives a cancelled pump: these lines were read already.
 	stored, err := p.s.store.AppendLogs(context.WithoutCancel(ctx), p.src, p.read, p.s.opts.LogLines, p.batch)
 	p.batch, p.read = nil, 0
+	if errors.Is(err, ErrNotFound) {
+		return // the service was deleted; its instances are being stopped
+	}
 	if err != nil {
 		p.s.log.Warn("storing log lines", "instance", p.src.Container, "error", err)
 		return

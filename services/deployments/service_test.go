@@ -607,6 +607,28 @@ func TestCombinedServiceIsStoredNotBuilt(t *testing.T) {
 	if err != nil || patched.GetService().GetVcsData().GetProjectBranch() != "dev" {
 		t.Fatalf("patch: %v, %v", patched, err)
 	}
+
+	// Rollout outcomes (reported here by hand: a combined service runs
+	// nothing yet) become the release's status; one about a release the
+	// service has moved on from leaves the service's status alone.
+	if _, err := h.client.UpdateServiceRuntimeEnvironment(as(adminCred), &deploymentsv1.UpdateServiceRuntimeEnvironmentRequest{ProjectId: projectID, ServiceId: "full-stack",
+		RuntimeEnvironment: map[string]string{"A": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Rollout(context.Background(), rollout.Outcome{ServiceID: "acme/web/full-stack", ReleaseID: "r000001", Status: rollout.RolloutFailed, Reason: "superseded"})
+	d, _ := h.client.GetServiceDeployment(as(adminCred), &deploymentsv1.GetServiceDeploymentRequest{ProjectId: projectID, ServiceId: "full-stack"})
+	if d.GetStatus().GetStatus() != "PENDING" || d.GetReleaseId() != "r000002" {
+		t.Fatalf("an old release's outcome changed the service: %v", d)
+	}
+	h.svc.Rollout(context.Background(), rollout.Outcome{ServiceID: "acme/web/full-stack", ReleaseID: "r000002", Status: rollout.RolloutCompleted})
+	d, _ = h.client.GetServiceDeployment(as(adminCred), &deploymentsv1.GetServiceDeploymentRequest{ProjectId: projectID, ServiceId: "full-stack"})
+	if d.GetStatus().GetStatus() != "COMPLETED" || d.GetStatus().GetLastTransitionTime() == nil {
+		t.Fatalf("the current release's outcome: %v", d)
+	}
+	rels, _ := h.client.ListServiceReleases(as(adminCred), &deploymentsv1.ListServiceReleasesRequest{ProjectId: projectID, ServiceId: "full-stack"})
+	if rels.GetReleases()[1].GetStatus() != "FAILED" || rels.GetReleases()[1].GetReason() != "superseded" || rels.GetReleases()[0].GetStatus() != "COMPLETED" {
+		t.Fatalf("releases %v", rels.GetReleases())
+	}
 }
 
 // TestAdoptionAfterRestart: after a restart of the service and its

@@ -416,6 +416,13 @@ const logColumns = `seq, team_id, project_id, service_id, container, ts, stream,
 func (s *SQLStore) AppendLogs(ctx context.Context, src LogSource, read, keep int, lines []LogLine) ([]LogLine, error) {
 	out := slices.Clone(lines)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// A pump still running when its service is deleted stores
+		// nothing: no line or offset outlives the service.
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM services WHERE team_id = $1 AND project_id = $2 AND id = $3`,
+			src.TeamID, src.ProjectID, src.ServiceID).Scan(&one); err != nil {
+			return sqldb.NotFoundIfNoRows(err)
+		}
 		if len(out) > 0 {
 			stmt, err := tx.PrepareContext(ctx, `INSERT INTO service_logs (team_id, project_id, service_id, container, ts, stream, text)
 				VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`)

@@ -230,7 +230,8 @@ type Store interface {
 	// AppendLogs stores lines of src in one transaction, drops the
 	// service's oldest lines beyond keep, adds read to the count of src's
 	// output lines consumed (see LinesRead), and returns the lines with
-	// the Seq the store assigned.
+	// the Seq the store assigned; ErrNotFound (storing nothing) when the
+	// service is gone.
 	AppendLogs(ctx context.Context, src LogSource, read, keep int, lines []LogLine) ([]LogLine, error)
 	// LinesRead returns how many lines of an instance's output were
 	// consumed so far (stored, or split, or dropped by the pump), which a

@@ -341,6 +341,13 @@ func testDelete(t *testing.T, s deployments.Store, outbox func() int) {
 	if n, _ := s.LinesRead(ctx, src); n != 0 {
 		t.Errorf("the log offset outlived the service: %d", n)
 	}
+	// A pump still running stores nothing for the deleted service.
+	if _, err := s.AppendLogs(ctx, src, 1, 100, []deployments.LogLine{{Time: now(), Text: "late"}}); !errors.Is(err, deployments.ErrNotFound) {
+		t.Errorf("AppendLogs for a deleted service: %v, want ErrNotFound", err)
+	}
+	if lines, _ := s.ReadLogs(ctx, deployments.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", Limit: 10}); len(lines) != 0 {
+		t.Errorf("a late line was stored for a deleted service")
+	}
 	// A service made again under the same name starts afresh.
 	mustCreate(t, s, service("api"))
 	if n := outbox(); n != 1 {
