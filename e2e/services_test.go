@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,43 @@ func TestServicesOverHTTP(t *testing.T) {
 			t.Fatalf("the service did not answer through the ingress: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The project lists the service (through its resource event) and
+	// refuses to go while it holds it; with delete_child_objects the
+	// service goes too, and its host name stops answering.
+	projectURL := base + "/v1/projects/svc-demo"
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		p := callJSON(t, "GET", projectURL, "").data(t)
+		services, _ := p["services"].([]any)
+		if slices.ContainsFunc(services, func(v any) bool { m, _ := v.(map[string]any); return m["id"] == "hello" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s does not list service hello within 10s: %v", projectURL, p)
+		}
+		time.Sleep(pollEvery)
+	}
+	if e := callJSON(t, "DELETE", projectURL, "").apiErr(t, http.StatusConflict); e.ID != "PROJECT_NOT_EMPTY" {
+		t.Errorf("DELETE of a project with a service: error id %q, want PROJECT_NOT_EMPTY", e.ID)
+	}
+	callJSON(t, "DELETE", projectURL+"?delete_child_objects=true", "").data(t)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+port+"/", nil)
+		req.Host = "p01--hello--svc-demo.localhost"
+		res, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted project's service still answers: HTTP %d", res.StatusCode)
+		}
+		time.Sleep(pollEvery)
 	}
 }
