@@ -71,6 +71,16 @@ func TestServicesOverHTTP(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// Containers in Northflank's shape: createdAt is a number of seconds.
+	containers := callJSON(t, "GET", svc+"/hello/containers", "").data(t)
+	c, _ := containers["containers"].([]any)
+	if len(c) != 1 {
+		t.Fatalf("containers %v", containers)
+	}
+	if at, ok := c[0].(map[string]any)["createdAt"].(float64); !ok || at < 1e9 || c[0].(map[string]any)["status"] != "TASK_RUNNING" {
+		t.Errorf("container %v: want createdAt a number of Unix seconds and TASK_RUNNING", c[0])
+	}
+
 	// The project lists the service (through its resource event) and
 	// refuses to go while it holds it; with delete_child_objects the
 	// service goes too, and its host name stops answering.

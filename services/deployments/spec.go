@@ -452,7 +452,7 @@ func (s *Server) releaseOf(r Release) *deploymentsv1.Release {
 
 func containerOf(in rollout.Instance) *deploymentsv1.Container {
 	return &deploymentsv1.Container{
-		Name: in.Name, CreatedAt: in.CreatedAt.Unix(), UpdatedAt: in.CreatedAt.Unix(), Status: in.Status,
+		Name: in.Name, CreatedAt: float64(in.CreatedAt.Unix()), UpdatedAt: float64(in.CreatedAt.Unix()), Status: in.Status,
 		ReleaseId: in.ReleaseID, Ready: in.Ready, Restarts: int32(in.Restarts),
 	}
 }

@@ -2922,13 +2922,13 @@ type Container struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Instance name, e.g. "web-6f1c2a-0b3d9".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Creation time, Unix seconds.
-	CreatedAt int64 `protobuf:"varint,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Creation time, Unix seconds (a JSON number, as Northflank's).
+	CreatedAt float64 `protobuf:"fixed64,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// TASK_STAGING, TASK_STARTING, TASK_RUNNING, TASK_KILLING, TASK_KILLED,
 	// TASK_FAILED or TASK_FINISHED.
 	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	// Last update time, Unix seconds.
-	UpdatedAt int64 `protobuf:"varint,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Last update time, Unix seconds (a JSON number).
+	UpdatedAt float64 `protobuf:"fixed64,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Slipway: the release the instance runs.
 	ReleaseId string `protobuf:"bytes,5,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
 	// Slipway: whether the instance passes its readiness checks (and so
@@ -2977,7 +2977,7 @@ func (x *Container) GetName() string {
 	return ""
 }
 
-func (x *Container) GetCreatedAt() int64 {
+func (x *Container) GetCreatedAt() float64 {
 	if x != nil {
 		return x.CreatedAt
 	}
@@ -2991,7 +2991,7 @@ func (x *Container) GetStatus() string {
 	return ""
 }
 
-func (x *Container) GetUpdatedAt() int64 {
+func (x *Container) GetUpdatedAt() float64 {
 	if x != nil {
 		return x.UpdatedAt
 	}
@@ -7849,10 +7849,10 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"created_at\x18\x02 \x01(\x03R\tcreatedAt\x12\x16\n" +
+	"created_at\x18\x02 \x01(\x01R\tcreatedAt\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1d\n" +
 	"\n" +
-	"updated_at\x18\x04 \x01(\x03R\tupdatedAt\x12\x1d\n" +
+	"updated_at\x18\x04 \x01(\x01R\tupdatedAt\x12\x1d\n" +
 	"\n" +
 	"release_id\x18\x05 \x01(\tR\treleaseId\x12\x14\n" +
 	"\x05ready\x18\x06 \x01(\bR\x05ready\x12\x1a\n" +
