@@ -21,7 +21,9 @@ const (
 )
 
 // Deployment statuses (Northflank's §status.deployment.status) and the
-// reasons a rollout started.
+// reason a rollout started: a release (Northflank's other reason,
+// SCALING, is never given, since scaling makes no release and the
+// controller reports only rollouts).
 const (
 	StatusPending    = "PENDING"
 	StatusInProgress = "IN_PROGRESS"
@@ -29,7 +31,6 @@ const (
 	StatusFailed     = "FAILED"
 
 	ReasonDeploying = "DEPLOYING"
-	ReasonScaling   = "SCALING"
 )
 
 // Port is one port of a service.

@@ -434,8 +434,9 @@ type DeploymentStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// PENDING (nothing rolled out yet), IN_PROGRESS, COMPLETED or FAILED.
 	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
-	// Why the current rollout started: DEPLOYING (a new release) or
-	// SCALING (an instance count, pause or resume).
+	// Why the current rollout started: DEPLOYING (a new release). Scaling,
+	// pausing and resuming change no release and are not reported here
+	// (Northflank's SCALING is never answered).
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When the status last changed.
 	LastTransitionTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_transition_time,json=lastTransitionTime,proto3" json:"last_transition_time,omitempty"`
