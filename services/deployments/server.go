@@ -415,7 +415,7 @@ func (s *Server) create(ctx context.Context, req request, kind Kind, spec *deplo
 		return nil, err
 	}
 	r := s.newRelease(&sv, "create", "", who(ctx))
-	evs, err := serviceEvents(events.ResourceCreated, sv)
+	evs, err := createEvents(sv, r)
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +435,7 @@ func (s *Server) put(ctx context.Context, req request, kind Kind, spec *deployme
 	}
 	fresh := want
 	r := s.newRelease(&fresh, "create", "", who(ctx))
-	evs, err := serviceEvents(events.ResourceCreated, fresh)
+	evs, err := createEvents(fresh, r)
 	if err != nil {
 		return nil, err
 	}
@@ -801,6 +801,19 @@ func serviceEvents(verb events.ResourceVerb, sv Service) ([]events.Event, error)
 		return nil, err
 	}
 	return []events.Event{own, shared}, nil
+}
+
+// createEvents announce a new service and its first release.
+func createEvents(sv Service, r Release) ([]events.Event, error) {
+	evs, err := serviceEvents(events.ResourceCreated, sv)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := releaseEvent("created", r)
+	if err != nil {
+		return nil, err
+	}
+	return append(evs, ev), nil
 }
 
 // releaseEventData is the data of deployments.release.* events.

@@ -55,6 +55,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // interceptor chain, next to a real projects service.
 type harness struct {
 	t        *testing.T
+	db       *sqldb.DB
 	store    deployments.Store
 	stateDir string
 	nc       *nats.Conn
@@ -96,7 +97,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	proxy := httptest.NewServer(in)
 	t.Cleanup(proxy.Close)
-	h := &harness{t: t, store: deployments.NewSQLStore(db, newBox(t), nil), stateDir: filepath.Join(t.TempDir(), "runtime"), nc: nc, catalog: cat, in: in, proxy: proxy,
+	h := &harness{t: t, db: db, store: deployments.NewSQLStore(db, newBox(t), nil), stateDir: filepath.Join(t.TempDir(), "runtime"), nc: nc, catalog: cat, in: in, proxy: proxy,
 		readyTimeout: 20 * time.Second}
 	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
 		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
@@ -625,6 +626,16 @@ func TestCombinedServiceIsStoredNotBuilt(t *testing.T) {
 	if d.GetStatus().GetStatus() != "COMPLETED" || d.GetStatus().GetLastTransitionTime() == nil {
 		t.Fatalf("the current release's outcome: %v", d)
 	}
+	// Every change went out with its lifecycle events, in order.
+	want := []string{
+		"slipway.deployments.service.created", "slipway.deployments.resource.created", "slipway.deployments.release.created", // create
+		"slipway.deployments.service.updated", "slipway.deployments.resource.updated", // patch
+		"slipway.deployments.service.updated", "slipway.deployments.resource.updated", "slipway.deployments.release.created", // environment
+		"slipway.deployments.release.failed", "slipway.deployments.release.completed",
+	}
+	if got := h.subjects(); !slices.Equal(got, want) {
+		t.Errorf("events %q,\nwant %q", got, want)
+	}
 	rels, _ := h.client.ListServiceReleases(as(adminCred), &deploymentsv1.ListServiceReleasesRequest{ProjectId: projectID, ServiceId: "full-stack"})
 	if rels.GetReleases()[1].GetStatus() != "FAILED" || rels.GetReleases()[1].GetReason() != "superseded" || rels.GetReleases()[0].GetStatus() != "COMPLETED" {
 		t.Fatalf("releases %v", rels.GetReleases())
@@ -762,4 +773,23 @@ func TestFailedRolloutKeepsTheHealthyRelease(t *testing.T) {
 	if code, body := h.get(host, "/"); code != 200 || body != "v1" {
 		t.Fatalf("after the failed rollout: %d %q", code, body)
 	}
+}
+
+// subjects lists the subjects of the events in the outbox, oldest first.
+func (h *harness) subjects() []string {
+	h.t.Helper()
+	rows, err := h.db.Query(context.Background(), `SELECT subject FROM event_outbox ORDER BY seq`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
 }
