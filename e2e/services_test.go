@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestServicesOverHTTP: a service created through the API answers at its
@@ -117,5 +121,67 @@ func TestServicesOverHTTP(t *testing.T) {
 			t.Fatalf("the deleted project's service still answers: HTTP %d", res.StatusCode)
 		}
 		time.Sleep(pollEvery)
+	}
+}
+
+// TestServiceLogTailOverWebSocket: GET …/services/{id}/logs opened as a
+// WebSocket (queryType=tail), the protocol of the JS client's logTail,
+// sends the service's lines as they are written.
+func TestServiceLogTailOverWebSocket(t *testing.T) {
+	inst := startSlipway(t)
+	base := inst.URL
+	callJSON(t, "POST", base+"/v1/projects", `{"name":"Tail Demo"}`).data(t)
+	callJSON(t, "POST", base+"/v1/projects/tail-demo/services/deployment", `{"name":"Talker","deployment":{"instances":1,
+		"docker":{"configType":"customCommand","customCommand":"echo one; sleep 1; echo two; sleep 600"}}}`).data(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(base, "http") + "/v1/projects/tail-demo/services/talker/logs?queryType=tail"
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"init","data":{"auth":{"type":"apiToken","apiToken":"`+adminToken+`"}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for !slices.Contains(seen, "two") {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("tail after %q: %v", seen, err)
+		}
+		var m struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("message %q: %v", data, err)
+		}
+		switch m.Type {
+		case "init":
+			if !strings.Contains(string(m.Data), "successful") {
+				t.Fatalf("init answer %s", m.Data)
+			}
+		case "log-lines":
+			var lines []struct {
+				Log         string `json:"log"`
+				ContainerID string `json:"containerId"`
+			}
+			if err := json.Unmarshal(m.Data, &lines); err != nil {
+				t.Fatalf("log-lines %s: %v", m.Data, err)
+			}
+			for _, l := range lines {
+				if !strings.HasPrefix(l.ContainerID, "talker-") {
+					t.Errorf("line of container %q", l.ContainerID)
+				}
+				seen = append(seen, l.Log)
+			}
+		default:
+			t.Fatalf("message %s", data)
+		}
+	}
+	if seen[0] != "one" {
+		t.Errorf("tail lines %q, want one then two", seen)
 	}
 }
