@@ -24,6 +24,7 @@ DEPS=(
 	"slirp4netns:slirp4netns"   # pkg/runtime/process: a sandbox's private network (SLIPWAY_PROCESS_NETWORK=private, the default), as rootless Podman has it
 	"setpriv:util-linux"        # pkg/runtime/process, as root: setpriv drops a workload to its own uid, prlimit caps its processes
 	"prlimit:util-linux"
+	"nsenter:util-linux"        # pkg/runtime/process: Exec enters a running workload's sandbox
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo

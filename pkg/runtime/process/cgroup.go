@@ -53,8 +53,12 @@ func (c *cgroups) homes(mounts map[string]string) {
 
 const cgroup2Magic = 0x63677270
 
-// v1Controllers are the v1 hierarchies a run joins; freezer is optional.
-var v1Controllers = []string{"cpu", "memory", "pids", "freezer"}
+// v1Controllers are the v1 hierarchies a run joins; freezer and cpuacct
+// (its CPU time, for Usage) are optional, and cpuacct is most often
+// mounted with cpu, whose directory then serves both.
+var v1Controllers = []string{"cpu", "memory", "pids", "freezer", "cpuacct"}
+
+func optionalV1(c string) bool { return c == "freezer" || c == "cpuacct" }
 
 // detectCgroups finds a usable hierarchy and creates parent in it; nil and
 // why when there is none.
@@ -75,15 +79,27 @@ func detectCgroups(parent string) (*cgroups, string) {
 		return nil, "no cgroup hierarchy is mounted at /sys/fs/cgroup"
 	}
 	cg := &cgroups{dirs: map[string]string{}}
+	used := map[string]bool{}
 	for _, c := range v1Controllers {
 		m, ok := mounts[c]
 		if !ok {
-			if c == "freezer" {
+			if optionalV1(c) {
 				continue
 			}
 			return nil, "the cgroup v1 " + c + " controller is not mounted"
 		}
+		if used[m] {
+			continue // mounted with an earlier controller: its directory
+		}
+		used[m] = true
 		dir := filepath.Join(m, parent)
+		if optionalV1(c) {
+			if os.MkdirAll(dir, 0o755) != nil || canCreate(dir) != nil {
+				continue
+			}
+			cg.dirs[c] = dir
+			continue
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Sprintf("cannot create cgroup %s (%v); run as root or set process-cgroup to a cgroup delegated to uid %d", dir, err, os.Getuid())
 		}

@@ -840,20 +840,8 @@ func killGroup(p *pidFile, sig syscall.Signal) {
 // namespace's init), as in a container; its children get it either way,
 // so `sh -c "sleep 600"` ends at once.
 func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
-	var in struct {
-		ChildPID int    `json:"child-pid"`
-		PIDNS    uint64 `json:"pid-namespace"`
-	}
-	if readJSON(info, &in) != nil || in.ChildPID <= 0 || in.PIDNS == 0 {
-		return false
-	}
-	// Still ours: in the run's process group, started after its shim.
-	st, err := readStat(in.ChildPID)
-	if err != nil || st.pgrp != p.PGID || st.state == 'Z' || st.state == 'X' || st.start < p.Start {
-		return false
-	}
-	ns := "pid:[" + strconv.FormatUint(in.PIDNS, 10) + "]"
-	if got, err := os.Readlink("/proc/" + strconv.Itoa(in.ChildPID) + "/ns/pid"); err != nil || got != ns {
+	_, ns, ok := sandboxInitNS(info, p)
+	if !ok {
 		return false
 	}
 	ents, err := os.ReadDir("/proc")
@@ -870,6 +858,36 @@ func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
 		}
 	}
 	return true
+}
+
+// sandboxInit is the host pid of the PID 1 of a run's sandbox, from
+// bubblewrap's info, if it still runs; false if the sandbox does not run
+// (yet, or any more).
+func sandboxInit(info string, p *pidFile) (int, bool) {
+	pid, _, ok := sandboxInitNS(info, p)
+	return pid, ok
+}
+
+// sandboxInitNS is sandboxInit with the sandbox's PID namespace, as
+// /proc/<pid>/ns/pid names it.
+func sandboxInitNS(info string, p *pidFile) (int, string, bool) {
+	var in struct {
+		ChildPID int    `json:"child-pid"`
+		PIDNS    uint64 `json:"pid-namespace"`
+	}
+	if readJSON(info, &in) != nil || in.ChildPID <= 0 || in.PIDNS == 0 {
+		return 0, "", false
+	}
+	// Still ours: in the run's process group, started after its shim.
+	st, err := readStat(in.ChildPID)
+	if err != nil || st.pgrp != p.PGID || st.state == 'Z' || st.state == 'X' || st.start < p.Start {
+		return 0, "", false
+	}
+	ns := "pid:[" + strconv.FormatUint(in.PIDNS, 10) + "]"
+	if got, err := os.Readlink("/proc/" + strconv.Itoa(in.ChildPID) + "/ns/pid"); err != nil || got != ns {
+		return 0, "", false
+	}
+	return in.ChildPID, ns, true
 }
 
 // kill ends a run: reason recorded first, SIGTERM to the group, SIGKILL
@@ -1147,14 +1165,4 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
 	return out, nil
-}
-
-// Exec is not yet supported by the process driver.
-func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
-	return -1, runtime.ErrUnsupported
-}
-
-// Usage is not yet supported by the process driver.
-func (d *Driver) Usage(ctx context.Context, id string) (runtime.Usage, error) {
-	return runtime.Usage{}, runtime.ErrUnsupported
 }

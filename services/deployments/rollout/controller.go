@@ -91,9 +91,9 @@ type Options struct {
 	// instances start, answer a first check and crash would replace a
 	// working one. Default DefaultMinReady.
 	MinReady time.Duration
-	// ReadyPoll is how often an instance without health checks is
-	// checked for accepting connections on its first port until it does;
-	// default DefaultReadyPoll.
+	// ReadyPoll is how often, at most, an instance without health checks
+	// is checked for accepting connections on its first port until it
+	// does (the first checks come sooner); default DefaultReadyPoll.
 	ReadyPoll time.Duration
 }
 

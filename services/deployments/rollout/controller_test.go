@@ -92,6 +92,15 @@ func TestRollingUpdate(t *testing.T) {
 			}
 		}
 	}()
+	// COMPLETED means the old instances are gone, not just going.
+	atCompletion := make(chan int, 1)
+	e.hooks.mu.Lock()
+	e.hooks.onRollout = func(o Outcome) {
+		if o.ReleaseID == "r2" && o.Status == RolloutCompleted {
+			atCompletion <- len(e.workloads("web"))
+		}
+	}
+	e.hooks.mu.Unlock()
 	e.c.Apply(svc("web", sleeper("r2"), 2))
 	now := e.waitSettled("web", "r2", 2)
 	close(stopWatch)
@@ -105,6 +114,9 @@ func TestRollingUpdate(t *testing.T) {
 	eventually(t, 5*time.Second, "r2 COMPLETED", func() bool {
 		return slices.Equal(e.hooks.statuses("r2"), []string{RolloutInProgress, RolloutCompleted})
 	})
+	if n := <-atCompletion; n != 2 {
+		t.Fatalf("%d workloads when COMPLETED was reported, want the 2 new ones only", n)
+	}
 }
 
 // TestRecreate: every old instance is gone before a new one starts.
@@ -284,15 +296,27 @@ func TestScaleAndPause(t *testing.T) {
 	}
 }
 
-// TestDelete: every instance goes, and the service is forgotten.
+// TestDelete: every instance goes, its last lines (written as it stops)
+// handed to the hooks first, and the service is forgotten.
 func TestDelete(t *testing.T) {
 	e := newEnv(t)
-	e.c.Apply(svc("web", sleeper("r1"), 2))
-	e.waitSettled("web", "r1", 2)
+	rel := Release{ID: "r1", Workload: runtime.Spec{Command: []string{"/bin/sh", "-c",
+		`trap 'echo bye; exit 0' TERM; echo hello; while :; do sleep 0.05; done`}}}
+	e.c.Apply(svc("web", rel, 2))
+	insts := e.waitSettled("web", "r1", 2)
+	// Ready as soon as they run; the trap is set once they said hello.
+	for _, in := range insts {
+		eventually(t, 10*time.Second, "hello", func() bool { return slices.Contains(e.hooks.lines(in.WorkloadID), "hello") })
+	}
 	e.c.Delete("web")
 	eventually(t, 10*time.Second, "deleted", func() bool {
 		return e.c.Instances("web") == nil && len(e.workloads("web")) == 0
 	})
+	for _, in := range insts {
+		if got := e.hooks.lines(in.WorkloadID); !slices.Contains(got, "bye") {
+			t.Errorf("lines of %s: %q", in.Name, got)
+		}
+	}
 	if _, err := e.c.Exec(context.Background(), "web", "", runtime.ExecSpec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("exec into a deleted service: %v", err)
 	}
@@ -360,6 +384,11 @@ func TestAdoptAfterRestart(t *testing.T) {
 			}
 			if kept != 2 {
 				t.Fatalf("kept %d of the 2 running instances", kept)
+			}
+			// The dead one's lines reached the hooks before it was removed.
+			eventually(t, 5*time.Second, "the dead instance removed", func() bool { return len(e.workloads("web")) == 3 })
+			if got := e.hooks.lines(before[0].WorkloadID); !slices.Contains(got, "started r1") {
+				t.Errorf("lines of the dead instance: %q", got)
 			}
 			if got := e.hooks.Outcomes(); len(got) != 0 {
 				t.Fatalf("adopting reported %v", got)

@@ -26,6 +26,8 @@ type recorder struct {
 	outcomes []Outcome
 	logs     map[string][]string // by workload id
 	pumps    map[string]int      // Logs calls by workload id
+	// onRollout, if set, sees each outcome as it is reported.
+	onRollout func(Outcome)
 }
 
 func newRecorder() *recorder {
@@ -35,6 +37,9 @@ func newRecorder() *recorder {
 func (r *recorder) Rollout(_ context.Context, o Outcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.onRollout != nil {
+		r.onRollout(o)
+	}
 	r.outcomes = append(r.outcomes, o)
 }
 
@@ -50,6 +55,14 @@ func (r *recorder) Logs(_ context.Context, _ string, inst Instance, lines iter.S
 		r.logs[inst.WorkloadID] = append(r.logs[inst.WorkloadID], l.Text)
 		r.mu.Unlock()
 	}
+
+}
+
+// lines returns the lines the hooks got of a workload.
+func (r *recorder) lines(workloadID string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.logs[workloadID])
 }
 
 func (r *recorder) Outcomes() []Outcome {

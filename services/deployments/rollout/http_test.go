@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,7 +33,7 @@ func webApp(id string, healthy bool) Release {
 		Workload: runtime.Spec{Command: []string{"/bin/sh", "-c",
 			`mkdir -p www/cgi-bin && echo "` + id + `" > www/index.html` + health + ` && ` +
 				`printf '#!/bin/sh\nsleep 0.5\nprintf "Content-Type: text/plain\\r\\n\\r\\n` + id + `\\n"\n' > www/cgi-bin/slow && chmod +x www/cgi-bin/slow && ` +
-				`busybox httpd -f -p "$PORT" -h www`}},
+				`echo "serving ` + id + `" && busybox httpd -f -p "$PORT" -h www`}},
 		Ports: []Port{{Name: "p01", Port: 8080, Protocol: "HTTP", Public: true}},
 	}
 }
@@ -271,6 +272,18 @@ func TestAdoptedInstancesServe(t *testing.T) {
 	if got := e.hooks.Outcomes(); len(got) != 0 {
 		t.Fatalf("adopting reported %v", got)
 	}
+	// The new controller pumps the adopted instances' logs, from their
+	// first line.
+	eventually(t, 5*time.Second, "logs of the adopted instances", func() bool {
+		e.hooks.mu.Lock()
+		defer e.hooks.mu.Unlock()
+		for _, in := range after {
+			if e.hooks.pumps[in.WorkloadID] != 1 || len(e.hooks.logs[in.WorkloadID]) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	// Both serve: the ingress has both as backends.
 	eventually(t, 5*time.Second, "both routed", func() bool {
 		n := 0
@@ -306,14 +319,93 @@ func TestPausedAnswers503(t *testing.T) {
 	eventually(t, 10*time.Second, "404 once deleted", func() bool { return code() == http.StatusNotFound })
 }
 
-// TestUsageAndExecNames: Usage covers the running instances by name;
-// Exec resolves names (unknown: ErrNotFound).
-func TestUsageAndExecNames(t *testing.T) {
+// TestExecAndUsage: Exec runs a command in the instance it names (or
+// the first ready one) and returns its output and exit code; an unknown
+// name is runtime.ErrNotFound. Usage samples every running instance, by
+// name.
+func TestExecAndUsage(t *testing.T) {
 	e := newEnv(t)
-	e.c.Apply(svc("web", sleeper("r1"), 1))
-	e.waitSettled("web", "r1", 1)
-	if _, err := e.c.Exec(context.Background(), "web", "nope", runtime.ExecSpec{Command: []string{"true"}}); err == nil ||
+	e.c.Apply(svc("web", sleeper("r1"), 2))
+	insts := e.waitSettled("web", "r1", 2)
+	ctx := context.Background()
+	for _, name := range []string{"", insts[1].Name} {
+		var out strings.Builder
+		code, err := e.c.Exec(ctx, "web", name, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", "echo hi from $0; exit 7"}, Stdout: &out})
+		if err != nil || code != 7 || strings.TrimSpace(out.String()) != "hi from /bin/sh" {
+			t.Fatalf("exec into %q: code %d, %v, output %q", name, code, err, out.String())
+		}
+	}
+	if _, err := e.c.Exec(ctx, "web", "nope", runtime.ExecSpec{Command: []string{"true"}}); !errors.Is(err, runtime.ErrNotFound) ||
 		!strings.Contains(err.Error(), "no instance") {
 		t.Fatalf("exec into an unknown instance: %v", err)
+	}
+	usage, err := e.c.Usage(ctx, "web")
+	if err != nil || len(usage) != 2 {
+		t.Fatalf("usage %v, %v", usage, err)
+	}
+	for _, in := range insts {
+		if u, ok := usage[in.Name]; !ok || u.MemoryBytes <= 0 || u.At.IsZero() {
+			t.Fatalf("usage of %s: %+v", in.Name, u)
+		}
+	}
+}
+
+// TestCmdReadiness: a CMD readiness check runs inside the instance: the
+// instance is ready once the file it tests for exists.
+func TestCmdReadiness(t *testing.T) {
+	e := newEnv(t)
+	rel := Release{ID: "r1", Workload: runtime.Spec{Command: []string{"/bin/sh", "-c", "sleep 1.5; touch ready; sleep 600"}},
+		HealthChecks: []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "test -e ready",
+			PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}}
+	t0 := time.Now()
+	e.c.Apply(svc("web", rel, 1))
+	eventually(t, 10*time.Second, "not ready at first", func() bool {
+		insts := e.c.Instances("web")
+		return len(insts) == 1 && insts[0].Status == TaskRunning && !insts[0].Ready
+	})
+	e.waitSettled("web", "r1", 1)
+	if d := time.Since(t0); d < 1500*time.Millisecond {
+		t.Fatalf("ready after %v, before the file existed", d)
+	}
+}
+
+// TestLivenessFailureRestarts: an instance whose liveness check fails is
+// replaced under its name with back-off, its restarts counted, and the
+// replacement serves again once ready.
+func TestLivenessFailureRestarts(t *testing.T) {
+	e := newEnv(t)
+	opts := testOptions()
+	opts.Backoff = probe.BackoffPolicy{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond}
+	e.stop()
+	e.start(opts)
+	host := e.in.Host("demo", "web", "p01")
+	healthy := withReadiness(webApp("v1", true))
+	e.c.Apply(svc("web", healthy, 1))
+	e.waitSettled("web", "v1", 1)
+
+	// v2's instances lose their /healthz two seconds after they start.
+	sick := webApp("v2", true)
+	sick.Workload.Command[2] = "(sleep 2; rm www/healthz) & " + sick.Workload.Command[2]
+	sick.HealthChecks = []probe.HealthCheck{
+		{Protocol: probe.HTTP, Type: probe.Readiness, Path: "/", Port: 8080, PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1},
+		{Protocol: probe.HTTP, Type: probe.Liveness, Path: "/healthz", Port: 8080, InitialDelaySeconds: 1, PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1},
+	}
+	e.c.Apply(svc("web", sick, 1))
+	first := e.waitSettled("web", "v2", 1)[0]
+	eventually(t, 10*time.Second, "v2 COMPLETED", func() bool {
+		o, ok := e.hooks.last("v2")
+		return ok && o.Status == RolloutCompleted
+	})
+	eventually(t, 20*time.Second, "a restart", func() bool {
+		insts := e.c.Instances("web")
+		return len(insts) == 1 && insts[0].Restarts >= 1 && insts[0].Ready
+	})
+	in := e.c.Instances("web")[0]
+	if in.Name != first.Name || in.WorkloadID == first.WorkloadID {
+		t.Fatalf("after the restart %+v, before %+v", in, first)
+	}
+	waitServing(t, e.in, host, "v2")
+	if ws := e.workloads("web"); len(ws) != 1 || ws[0].Labels[LabelRestarts] == "0" {
+		t.Fatalf("workloads %+v", ws)
 	}
 }

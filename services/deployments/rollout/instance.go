@@ -36,9 +36,12 @@ type instance struct {
 	terminating    bool   // being stopped for good
 	stopping       string // the workload being stopped
 
-	prober  *probe.Prober
-	cancel  context.CancelFunc // ends the goroutines watching the workload
-	pollErr atomic.Value       // string: why an instance without checks is not ready yet
+	prober *probe.Prober
+	cancel context.CancelFunc // ends the goroutines watching the workload
+	// logsDone is closed once the hooks have the workload's last line:
+	// a workload is removed (and its logs with it) only then.
+	logsDone <-chan struct{}
+	pollErr  atomic.Value // string: why an instance without checks is not ready yet
 }
 
 // view is the instance as Instances shows it.
@@ -116,14 +119,41 @@ func (s *service) watch(in *instance) {
 		}()
 	}
 
-	if _, discard := s.c.hooks.(noHooks); !discard {
-		view := in.view()
-		logCtx := s.ctx
-		s.c.wg.Add(1)
-		go func() {
-			defer s.c.wg.Done()
-			s.c.hooks.Logs(logCtx, s.id, view, drv.Logs(logCtx, wid, true))
-		}()
+	in.logsDone = s.pumpLogs(in.view(), true)
+}
+
+// pumpLogs hands a workload's lines to the hooks in a goroutine of its
+// own (following them while it runs, with follow), and returns a channel
+// closed once the hooks are done with them; nil when there are no hooks.
+func (s *service) pumpLogs(view Instance, follow bool) <-chan struct{} {
+	if _, discard := s.c.hooks.(noHooks); discard {
+		return nil
+	}
+	done := make(chan struct{})
+	ctx := s.ctx
+	s.c.wg.Add(1)
+	go func() {
+		defer s.c.wg.Done()
+		defer close(done)
+		s.c.hooks.Logs(ctx, s.id, view, s.c.opts.Driver.Logs(ctx, view.WorkloadID, follow))
+	}()
+	return done
+}
+
+// logsGrace bounds how long removing a workload waits for its last lines
+// to reach the hooks.
+const logsGrace = 5 * time.Second
+
+// awaitLogs waits until done is closed (nil: at once), at most logsGrace.
+func awaitLogs(done <-chan struct{}) {
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(logsGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
 
@@ -141,8 +171,9 @@ func (s *service) pollReady(ctx context.Context, in *instance, wid string, rel R
 			return
 		}
 		check := probe.TCPCheckerAt(addr, p.Port)
-		t := time.NewTicker(s.c.opts.ReadyPoll)
-		defer t.Stop()
+		// Most servers listen within milliseconds: poll fast at first,
+		// then every ReadyPoll.
+		wait := min(10*time.Millisecond, s.c.opts.ReadyPoll)
 		for {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			err := check.Check(cctx)
@@ -157,8 +188,9 @@ func (s *service) pollReady(ctx context.Context, in *instance, wid string, rel R
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(wait):
 			}
+			wait = min(2*wait, s.c.opts.ReadyPoll)
 		}
 		break
 	}

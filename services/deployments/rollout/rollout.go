@@ -140,5 +140,12 @@ type Hooks interface {
 	// line on (so a pump that stored some before a restart skips them),
 	// until the instance ends or ctx does. It runs in its own goroutine
 	// per instance.
+	//
+	// Precisely, it is called once per workload (inst.WorkloadID) by each
+	// controller: a restarted instance (a death, a failed liveness check)
+	// keeps its Name, counts one more Restart and runs a new workload
+	// whose lines start afresh, so what a pump has consumed must be kept
+	// by WorkloadID, not by Name; and the old workload's call may still
+	// be finishing its last lines when the new one's starts.
 	Logs(ctx context.Context, serviceID string, inst Instance, lines iter.Seq2[runtime.LogLine, error])
 }

@@ -196,9 +196,9 @@ func (s *service) adopt() {
 	var newest *revision
 	for _, w := range list {
 		if w.State != runtime.StateRunning {
-			if err := s.c.opts.Driver.Remove(context.WithoutCancel(s.ctx), w.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-				s.c.log.Warn("removing an exited instance", "service", s.id, "workload", w.ID, "error", err)
-			}
+			// It died while no controller watched it: its last lines go
+			// to the hooks before it is removed; the reconcile replaces it.
+			s.removeExited(w)
 			continue
 		}
 		gen, _ := strconv.ParseInt(w.Labels[LabelGeneration], 10, 64)
@@ -236,6 +236,26 @@ func (s *service) adopt() {
 	case newest != nil:
 		s.stable = newest
 	}
+}
+
+// removeExited hands the lines of a workload that exited unwatched to
+// the hooks, then removes it, in the background.
+func (s *service) removeExited(w runtime.Status) {
+	restarts, _ := strconv.Atoi(w.Labels[LabelRestarts])
+	view := Instance{Name: w.Labels[LabelInstance], WorkloadID: w.ID, ReleaseID: w.Labels[LabelRelease],
+		Status: TaskFailed, Restarts: restarts, CreatedAt: w.StartedAt}
+	if w.ExitCode == 0 {
+		view.Status = TaskFinished
+	}
+	done := s.pumpLogs(view, false)
+	s.c.wg.Add(1)
+	go func() {
+		defer s.c.wg.Done()
+		awaitLogs(done)
+		if err := s.c.opts.Driver.Remove(context.WithoutCancel(s.ctx), w.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			s.c.log.Warn("removing an exited instance", "service", s.id, "workload", w.ID, "error", err)
+		}
+	}()
 }
 
 // revisionOf returns the revision d runs (nil for a deleted service that
@@ -448,6 +468,9 @@ func (s *service) reconcile() {
 		}
 	}
 
+	// Complete once only the new instances are left, all available, and
+	// every old one has been drained, stopped and removed.
+	oldStopping = slices.ContainsFunc(s.insts, func(in *instance) bool { return in.terminating && in.rev != run })
 	if s.rolling != nil && s.rolling == run && len(s.live()) == len(cur) && len(cur) == want && !oldStopping &&
 		!slices.ContainsFunc(cur, func(in *instance) bool { return !s.available(in) }) {
 		s.stable, s.rolling = run, nil
@@ -757,6 +780,7 @@ func (s *service) terminate(in *instance, final bool) {
 		return
 	}
 	in.stopping = wid
+	logsDone := in.logsDone
 	grace := s.grace()
 	drv, ing := s.c.opts.Driver, s.c.opts.Ingress
 	s.c.wg.Add(1)
@@ -779,6 +803,7 @@ func (s *service) terminate(in *instance, final bool) {
 		if _, err := drv.Wait(ctx, wid); err != nil && !errors.Is(err, runtime.ErrNotFound) && problem == "" {
 			problem = err.Error()
 		}
+		awaitLogs(logsDone)
 		if err := drv.Remove(ctx, wid); err != nil && !errors.Is(err, runtime.ErrNotFound) && problem == "" {
 			problem = err.Error()
 		}
