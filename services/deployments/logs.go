@@ -36,18 +36,19 @@ func logSubject(team, project, service string) string {
 	return events.LiveSubject("deployments", "logs", team, project, service)
 }
 
-// Logs implements rollout.Hooks: it stores an instance's lines (the
-// service keeping its newest Options.LogLines) and publishes them to live
-// tails. The driver replays an instance's output from its start, so the
-// pump first skips as many lines as the store says were consumed before
-// (a restart of Slipway adopting a running instance stores no line
-// twice).
+// Logs implements rollout.Hooks: it stores a workload's lines under its
+// instance's name (the service keeping its newest Options.LogLines) and
+// publishes them to live tails. The driver replays a workload's output
+// from its start, so the pump first skips as many lines as the store says
+// were consumed of that workload before (a restart of Slipway adopting a
+// running instance stores no line twice, while a restarted instance's new
+// workload is stored from its first line).
 func (s *Server) Logs(ctx context.Context, serviceID string, inst rollout.Instance, lines iter.Seq2[runtime.LogLine, error]) {
 	teamID, project, id, ok := parseControllerID(serviceID)
 	if !ok {
 		return
 	}
-	key := serviceID + "/" + inst.Name
+	key := serviceID + "/" + inst.WorkloadID
 	s.mu.Lock()
 	if s.pumps[key] {
 		s.mu.Unlock()
@@ -60,7 +61,7 @@ func (s *Server) Logs(ctx context.Context, serviceID string, inst rollout.Instan
 		delete(s.pumps, key)
 		s.mu.Unlock()
 	}()
-	src := LogSource{TeamID: teamID, ProjectID: project, ServiceID: id, Container: inst.Name}
+	src := LogSource{TeamID: teamID, ProjectID: project, ServiceID: id, Container: inst.Name, Workload: inst.WorkloadID}
 	skip, err := s.store.LinesRead(ctx, src)
 	if err != nil {
 		if ctx.Err() == nil {

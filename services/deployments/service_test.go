@@ -27,6 +27,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/ingress"
+	"github.com/slipwayhq/slipway/pkg/probe"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/runtime/process"
@@ -144,7 +145,8 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	ctl, err := rollout.New(rollout.Options{Driver: driver, Ingress: h.in, Hooks: svc, Logger: quiet,
-		Grace: time.Second, AdoptGrace: time.Second, MinReady: 100 * time.Millisecond, ReadyPoll: 20 * time.Millisecond})
+		Grace: time.Second, AdoptGrace: time.Second, MinReady: 100 * time.Millisecond, ReadyPoll: 20 * time.Millisecond,
+		Backoff: probe.BackoffPolicy{Initial: 200 * time.Millisecond, Max: time.Second, Factor: 2}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -792,4 +794,30 @@ func (h *harness) subjects() []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestRestartedInstanceLogsAfresh: an instance that dies is restarted
+// under the same name as a new workload, whose output starts afresh: its
+// lines are stored too, not skipped as already consumed.
+func TestRestartedInstanceLogsAfresh(t *testing.T) {
+	h := newHarness(t)
+	one := int32(1)
+	h.create(&deploymentsv1.ServiceSpec{Name: "flaky", Deployment: &deploymentsv1.ServiceDeploymentSpec{Instances: &one,
+		Docker: &deploymentsv1.DockerOverrides{ConfigType: "customCommand", CustomCommand: "echo run; sleep 1; exit 1"}}})
+	eventually(t, "two runs of one instance logged", func() bool {
+		l, err := h.client.GetServiceLogs(as(adminCred), &deploymentsv1.GetServiceLogsRequest{ProjectId: projectID, ServiceId: "flaky", Direction: "forward"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := 0
+		for _, line := range l.GetLines() {
+			if line.GetLog() == "run" && line.GetContainerId() == l.GetLines()[0].GetContainerId() {
+				runs++
+			}
+		}
+		return runs >= 2
+	})
+	if in := h.ctl.Instances("acme/web/flaky"); len(in) != 1 || in[0].Restarts == 0 {
+		t.Fatalf("instances %+v: want one, restarted", in)
+	}
 }

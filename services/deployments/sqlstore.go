@@ -457,15 +457,15 @@ func (s *SQLStore) AppendLogs(ctx context.Context, src LogSource, read, keep int
 			return nil
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE service_log_offsets SET lines_read = lines_read + $1
-			WHERE team_id = $2 AND project_id = $3 AND service_id = $4 AND container = $5`, read, src.TeamID, src.ProjectID, src.ServiceID, src.Container)
+			WHERE team_id = $2 AND project_id = $3 AND service_id = $4 AND workload = $5`, read, src.TeamID, src.ProjectID, src.ServiceID, src.Workload)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n > 0 {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO service_log_offsets (team_id, project_id, service_id, container, lines_read)
-			VALUES ($1, $2, $3, $4, $5)`, src.TeamID, src.ProjectID, src.ServiceID, src.Container, read)
+		_, err = tx.ExecContext(ctx, `INSERT INTO service_log_offsets (team_id, project_id, service_id, workload, lines_read)
+			VALUES ($1, $2, $3, $4, $5)`, src.TeamID, src.ProjectID, src.ServiceID, src.Workload, read)
 		return err
 	})
 	if err != nil {
@@ -477,8 +477,8 @@ func (s *SQLStore) AppendLogs(ctx context.Context, src LogSource, read, keep int
 // LinesRead implements Store.
 func (s *SQLStore) LinesRead(ctx context.Context, src LogSource) (int, error) {
 	var n int
-	err := s.db.QueryRow(ctx, `SELECT lines_read FROM service_log_offsets WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND container = $4`,
-		src.TeamID, src.ProjectID, src.ServiceID, src.Container).Scan(&n)
+	err := s.db.QueryRow(ctx, `SELECT lines_read FROM service_log_offsets WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND workload = $4`,
+		src.TeamID, src.ProjectID, src.ServiceID, src.Workload).Scan(&n)
 	if errors.Is(sqldb.NotFoundIfNoRows(err), ErrNotFound) {
 		return 0, nil
 	}

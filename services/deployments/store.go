@@ -158,9 +158,13 @@ type LogLine struct {
 	Seq int64
 }
 
-// LogSource is one instance of a service, whose lines a pump stores.
+// LogSource is one workload of an instance of a service, whose lines a
+// pump stores: the lines are the instance's (Container, its name), the
+// count of consumed lines the workload's (a restarted instance keeps its
+// name and runs a new workload, whose output starts afresh).
 type LogSource struct {
 	TeamID, ProjectID, ServiceID, Container string
+	Workload                                string
 }
 
 // LogQuery selects a service's stored lines.
@@ -234,10 +238,10 @@ type Store interface {
 	// the Seq the store assigned; ErrNotFound (storing nothing) when the
 	// service is gone.
 	AppendLogs(ctx context.Context, src LogSource, read, keep int, lines []LogLine) ([]LogLine, error)
-	// LinesRead returns how many lines of an instance's output were
-	// consumed so far (stored, or split, or dropped by the pump), which a
-	// pump resuming after a restart skips: drivers replay an instance's
-	// output from its start.
+	// LinesRead returns how many lines of a workload's output were
+	// consumed so far (stored or dropped by the pump), which a pump
+	// resuming after a restart of Slipway skips: drivers replay a
+	// workload's output from its start.
 	LinesRead(ctx context.Context, src LogSource) (int, error)
 	// ReadLogs returns up to q.Limit lines in q's direction, ordered by
 	// (Time, Seq).

@@ -324,7 +324,7 @@ func testSetReleaseStatus(t *testing.T, s deployments.Store, outbox func() int) 
 func testDelete(t *testing.T, s deployments.Store, outbox func() int) {
 	ctx := context.Background()
 	mustCreate(t, s, service("api"))
-	src := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "api", Container: "api-1"}
+	src := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "api", Container: "api-1", Workload: "w1"}
 	if _, err := s.AppendLogs(ctx, src, 1, 100, []deployments.LogLine{{Time: now(), Stream: "stdout", Text: "hi"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func testIsolation(t *testing.T, s deployments.Store, _ func() int) {
 func testLogs(t *testing.T, s deployments.Store, _ func() int) {
 	ctx := context.Background()
 	mustCreate(t, s, service("api"))
-	src := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "api", Container: "api-1"}
+	src := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "api", Container: "api-1", Workload: "w1"}
 	base := now()
 	var lines []deployments.LogLine
 	for i := range 10 {
@@ -421,7 +421,7 @@ func testLogs(t *testing.T, s deployments.Store, _ func() int) {
 func testLinesRead(t *testing.T, s deployments.Store, _ func() int) {
 	ctx := context.Background()
 	mustCreate(t, s, service("api"))
-	src := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "api", Container: "api-1"}
+	src := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "api", Container: "api-1", Workload: "w1"}
 	if n, err := s.LinesRead(ctx, src); err != nil || n != 0 {
 		t.Fatalf("LinesRead of a new instance: %d, %v", n, err)
 	}
@@ -435,9 +435,10 @@ func testLinesRead(t *testing.T, s deployments.Store, _ func() int) {
 	if n, err := s.LinesRead(ctx, src); err != nil || n != 7 {
 		t.Fatalf("LinesRead = %d, %v; want 7", n, err)
 	}
+	// A restarted instance (same name, new workload) starts afresh.
 	other := src
-	other.Container = "api-2"
+	other.Workload = "w2"
 	if n, _ := s.LinesRead(ctx, other); n != 0 {
-		t.Errorf("another instance's count: %d", n)
+		t.Errorf("another workload's count: %d", n)
 	}
 }

@@ -46,15 +46,17 @@ CREATE TABLE service_logs (
 CREATE INDEX service_logs_read ON service_logs (team_id, project_id, service_id, ts, seq);
 CREATE INDEX service_logs_trim ON service_logs (team_id, project_id, service_id, seq);
 
--- How many lines of an instance's output its pump consumed, so that a
--- pump resuming after a restart skips the lines the driver replays.
+-- How many lines of a workload's output its pump consumed, so that a
+-- pump resuming after a restart of Slipway skips the lines the driver
+-- replays. Keyed by workload, not instance: a restarted instance keeps its
+-- name but runs a new workload whose output starts afresh.
 CREATE TABLE service_log_offsets (
     team_id    TEXT   NOT NULL,
     project_id TEXT   NOT NULL,
     service_id TEXT   NOT NULL,
-    container  TEXT   NOT NULL,
+    workload   TEXT   NOT NULL,
     lines_read BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (team_id, project_id, service_id, container)
+    PRIMARY KEY (team_id, project_id, service_id, workload)
 );
 
 -- +goose Down
