@@ -356,8 +356,20 @@ func TestServiceServesThroughTheIngressAndRollsOut(t *testing.T) {
 		}
 	}
 
-	// Metrics: requests from the ingress (cpu and memory per instance come
-	// from the driver's Usage; metrics_internal_test covers their sampling).
+	// Metrics: memory per instance from the driver's Usage (cpu too;
+	// metrics_internal_test checks the rates), requests from the ingress.
+	eventually(t, "memory sampled", func() bool {
+		m, err := h.client.GetServiceMetrics(as(adminCred), &deploymentsv1.GetServiceMetricsRequest{ProjectId: projectID, ServiceId: "web-app", QueryType: "range", MetricTypes: []string{"memory"}})
+		if err != nil || m.GetMemory().GetMetricInfo().GetMetricUnit() != "mb" || m.GetCpu() != nil {
+			return false
+		}
+		for _, s := range m.GetMemory().GetValues() {
+			if len(s.GetData()) > 0 && s.GetData()[0].GetValue() > 0 && strings.HasPrefix(s.GetMetadata().GetContainerId(), "web-app-") {
+				return true
+			}
+		}
+		return false
+	})
 	eventually(t, "requests sampled", func() bool {
 		h.get(host, "/")
 		m, err := h.client.GetServiceMetrics(as(adminCred), &deploymentsv1.GetServiceMetricsRequest{ProjectId: projectID, ServiceId: "web-app", QueryType: "range"})
