@@ -539,7 +539,8 @@ func TestJSClient(t *testing.T) {
 // TestJSClientPostgres runs the same suite against Slipway on PostgreSQL.
 func TestJSClientPostgres(t *testing.T) {
 	jsDir := requireNodeSuite(t)
-	inst := startSlipway(t, "SLIPWAY_PROJECTS_DATABASE_URL="+testenv.Postgres(t), "SLIPWAY_JOBS_DATABASE_URL="+testenv.Postgres(t))
+	inst := startSlipway(t, "SLIPWAY_PROJECTS_DATABASE_URL="+testenv.Postgres(t), "SLIPWAY_JOBS_DATABASE_URL="+testenv.Postgres(t),
+		"SLIPWAY_DEPLOYMENTS_DATABASE_URL="+testenv.Postgres(t))
 	runNodeSuite(t, jsDir, inst.URL)
 }
 
