@@ -45,6 +45,9 @@ var Component = component.Component{
 		{Flag: "service-log-lines", Env: "SLIPWAY_SERVICE_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
 			Help:  "most log lines a service keeps (all its instances together); past it the oldest are dropped",
 			Check: component.Positive},
+		{Flag: "service-log-bytes", Env: "SLIPWAY_SERVICE_LOG_BYTES", Default: strconv.Itoa(DefaultLogBytes),
+			Help:  "most bytes of log text a service keeps (all its instances together); past it the oldest lines are dropped",
+			Check: component.Positive},
 	}, drivers.Settings...),
 	Start: start,
 	API: &component.API{
@@ -124,12 +127,13 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
-	logLines, _ := strconv.Atoi(env.Setting("service-log-lines")) // checked
+	logLines, _ := strconv.Atoi(env.Setting("service-log-lines"))             // checked
+	logBytes, _ := strconv.ParseInt(env.Setting("service-log-bytes"), 10, 64) // checked
 	svc, err := New(Options{
 		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver.Name(),
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
 		Catalog: cat, NATS: env.JetStream.Conn(), Ingress: in, IngressPort: port, Logger: env.Log, Cursors: cursors,
-		LogLines: logLines,
+		LogLines: logLines, LogBytes: logBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -37,7 +37,8 @@ func logSubject(team, project, service string) string {
 }
 
 // Logs implements rollout.Hooks: it stores a workload's lines under its
-// instance's name (the service keeping its newest Options.LogLines) and
+// instance's name (the service keeping its newest lines within
+// Options.LogLines and Options.LogBytes) and
 // publishes them to live tails. The driver replays a workload's output
 // from its start, so the pump first skips as many lines as the store says
 // were consumed of that workload before (a restart of Slipway adopting a
@@ -142,7 +143,8 @@ func (p *pump) flush(ctx context.Context) {
 		return
 	}
 	// Storing outlives a cancelled pump: these lines were read already.
-	stored, err := p.s.store.AppendLogs(context.WithoutCancel(ctx), p.src, p.read, p.s.opts.LogLines, p.batch)
+	keep := LogCap{Lines: p.s.opts.LogLines, Bytes: p.s.opts.LogBytes}
+	stored, err := p.s.store.AppendLogs(context.WithoutCancel(ctx), p.src, p.read, keep, p.batch)
 	p.batch, p.read = nil, 0
 	if errors.Is(err, ErrNotFound) {
 		return // the service was deleted; its instances are being stopped

@@ -59,9 +59,11 @@ type Options struct {
 	Ingress     *ingress.Ingress
 	IngressPort string
 	Logger      *slog.Logger
-	// LogLines is how many log lines a service keeps (DefaultLogLines
-	// when zero): past it the oldest are dropped.
+	// LogLines and LogBytes bound the log lines a service keeps, all its
+	// instances together (DefaultLogLines and DefaultLogBytes when zero):
+	// past either the oldest lines are dropped.
 	LogLines int
+	LogBytes int64
 	// MetricsInterval is how often instances' usage is sampled (default
 	// 10 s); MetricsSamples is how many samples an instance keeps
 	// (default 360: an hour at the default interval).
@@ -76,9 +78,14 @@ type Options struct {
 	Cursors *paging.Cursors
 }
 
-// DefaultLogLines is the per-service log cap: 100 000 lines, a day of a
-// chatty web service, while a service cannot fill the log store.
-const DefaultLogLines = 100_000
+// Defaults of the per-service log cap: 100 000 lines (a day of a chatty
+// web service) or 64 MiB of text, whichever comes first, so that a
+// service cannot fill the log store (Kubernetes keeps 50 MiB of a
+// container's logs by default).
+const (
+	DefaultLogLines = 100_000
+	DefaultLogBytes = 64 << 20
+)
 
 // Server is the deployments service: its gRPC API and the controller's
 // Hooks.
@@ -112,6 +119,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.LogLines <= 0 {
 		opts.LogLines = DefaultLogLines
+	}
+	if opts.LogBytes <= 0 {
+		opts.LogBytes = DefaultLogBytes
 	}
 	if opts.MetricsInterval <= 0 {
 		opts.MetricsInterval = 10 * time.Second

@@ -308,7 +308,7 @@ func (s *SQLStore) DeleteService(ctx context.Context, team, project, id string, 
 		} else if n == 0 {
 			return ErrNotFound
 		}
-		for _, table := range []string{"service_releases", "service_logs", "service_log_offsets"} {
+		for _, table := range []string{"service_releases", "service_logs", "service_log_offsets", "service_log_totals"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE team_id = $1 AND project_id = $2 AND service_id = $3`, team, project, id); err != nil {
 				return err
 			}
@@ -413,65 +413,113 @@ func (s *SQLStore) SetReleaseStatus(ctx context.Context, team, project, service,
 const logColumns = `seq, team_id, project_id, service_id, container, ts, stream, text`
 
 // AppendLogs implements Store.
-func (s *SQLStore) AppendLogs(ctx context.Context, src LogSource, read, keep int, lines []LogLine) ([]LogLine, error) {
+func (s *SQLStore) AppendLogs(ctx context.Context, src LogSource, read int, keep LogCap, lines []LogLine) ([]LogLine, error) {
 	out := slices.Clone(lines)
+	key := []any{src.TeamID, src.ProjectID, src.ServiceID}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// A pump still running when its service is deleted stores
 		// nothing: no line or offset outlives the service.
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM services WHERE team_id = $1 AND project_id = $2 AND id = $3`,
-			src.TeamID, src.ProjectID, src.ServiceID).Scan(&one); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM services WHERE team_id = $1 AND project_id = $2 AND id = $3`, key...).Scan(&one); err != nil {
 			return sqldb.NotFoundIfNoRows(err)
 		}
 		if len(out) > 0 {
-			stmt, err := tx.PrepareContext(ctx, `INSERT INTO service_logs (team_id, project_id, service_id, container, ts, stream, text)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`)
-			if err != nil {
+			if err := s.insertLines(ctx, tx, src, out, keep); err != nil {
 				return err
-			}
-			defer stmt.Close()
-			for i := range out {
-				l := &out[i]
-				l.TeamID, l.ProjectID, l.ServiceID, l.Container = src.TeamID, src.ProjectID, src.ServiceID, src.Container
-				if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.ServiceID, l.Container, micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
-					return err
-				}
-			}
-			// The service keeps its newest keep lines: everything at or
-			// below the seq of the (keep+1)-th newest goes.
-			var cut int64
-			err = tx.QueryRowContext(ctx, `SELECT seq FROM service_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3
-				ORDER BY seq DESC LIMIT 1 OFFSET $4`, src.TeamID, src.ProjectID, src.ServiceID, keep).Scan(&cut)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return err
-			default:
-				if _, err := tx.ExecContext(ctx, `DELETE FROM service_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND seq <= $4`,
-					src.TeamID, src.ProjectID, src.ServiceID, cut); err != nil {
-					return err
-				}
 			}
 		}
 		if read == 0 {
 			return nil
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE service_log_offsets SET lines_read = lines_read + $1
-			WHERE team_id = $2 AND project_id = $3 AND service_id = $4 AND workload = $5`, read, src.TeamID, src.ProjectID, src.ServiceID, src.Workload)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO service_log_offsets (team_id, project_id, service_id, workload, lines_read)
-			VALUES ($1, $2, $3, $4, $5)`, src.TeamID, src.ProjectID, src.ServiceID, src.Workload, read)
-		return err
+		return upsert(ctx, tx,
+			`UPDATE service_log_offsets SET lines_read = lines_read + $5 WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND workload = $4`,
+			`INSERT INTO service_log_offsets (team_id, project_id, service_id, workload, lines_read) VALUES ($1, $2, $3, $4, $5)`,
+			src.TeamID, src.ProjectID, src.ServiceID, src.Workload, read)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// upsert runs update and, when it changed no row, insert, with the same
+// arguments (the one form both engines and their versions share).
+func upsert(ctx context.Context, tx *sql.Tx, update, insert string, args ...any) error {
+	res, err := tx.ExecContext(ctx, update, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, insert, args...)
+	return err
+}
+
+// insertLines stores lines (setting their Seq) and drops the service's
+// oldest lines beyond keep, keeping its totals.
+func (s *SQLStore) insertLines(ctx context.Context, tx *sql.Tx, src LogSource, lines []LogLine, keep LogCap) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO service_logs (team_id, project_id, service_id, container, ts, stream, text, size)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	var added int64
+	for i := range lines {
+		l := &lines[i]
+		l.TeamID, l.ProjectID, l.ServiceID, l.Container = src.TeamID, src.ProjectID, src.ServiceID, src.Container
+		if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.ServiceID, l.Container, micros(l.Time), l.Stream, l.Text, len(l.Text)).Scan(&l.Seq); err != nil {
+			return err
+		}
+		added += int64(len(l.Text))
+	}
+	key := []any{src.TeamID, src.ProjectID, src.ServiceID}
+	if err := upsert(ctx, tx,
+		`UPDATE service_log_totals SET lines = lines + $4, bytes = bytes + $5 WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+		`INSERT INTO service_log_totals (team_id, project_id, service_id, lines, bytes) VALUES ($1, $2, $3, $4, $5)`,
+		append(key, len(lines), added)...); err != nil {
+		return err
+	}
+	var total, bytes int64
+	if err := tx.QueryRowContext(ctx, `SELECT lines, bytes FROM service_log_totals WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+		key...).Scan(&total, &bytes); err != nil {
+		return err
+	}
+	// Drop the oldest lines, a batch at a time, until the service is
+	// within its cap again.
+	for total > int64(keep.Lines) || bytes > keep.Bytes {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, size FROM service_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3
+			ORDER BY seq LIMIT 1000`, key...)
+		if err != nil {
+			return err
+		}
+		var cut, dropped, droppedBytes int64
+		for rows.Next() && (total-dropped > int64(keep.Lines) || bytes-droppedBytes > keep.Bytes) {
+			var seq, size int64
+			if err := rows.Scan(&seq, &size); err != nil {
+				rows.Close()
+				return err
+			}
+			cut, dropped, droppedBytes = seq, dropped+1, droppedBytes+size
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if dropped == 0 {
+			break // the totals disagree with the table; nothing left to drop
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM service_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND seq <= $4`,
+			append(key, cut)...); err != nil {
+			return err
+		}
+		total, bytes = total-dropped, bytes-droppedBytes
+		if _, err := tx.ExecContext(ctx, `UPDATE service_log_totals SET lines = $4, bytes = $5 WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+			append(key, total, bytes)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LinesRead implements Store.

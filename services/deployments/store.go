@@ -167,6 +167,13 @@ type LogSource struct {
 	Workload                                string
 }
 
+// LogCap is how much of its logs a service keeps: its newest lines, at
+// most Lines of them and Bytes of text.
+type LogCap struct {
+	Lines int
+	Bytes int64
+}
+
 // LogQuery selects a service's stored lines.
 type LogQuery struct {
 	TeamID, ProjectID, ServiceID string
@@ -237,7 +244,7 @@ type Store interface {
 	// output lines consumed (see LinesRead), and returns the lines with
 	// the Seq the store assigned; ErrNotFound (storing nothing) when the
 	// service is gone.
-	AppendLogs(ctx context.Context, src LogSource, read, keep int, lines []LogLine) ([]LogLine, error)
+	AppendLogs(ctx context.Context, src LogSource, read int, keep LogCap, lines []LogLine) ([]LogLine, error)
 	// LinesRead returns how many lines of a workload's output were
 	// consumed so far (stored or dropped by the pump), which a pump
 	// resuming after a restart of Slipway skips: drivers replay a

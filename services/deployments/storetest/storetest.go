@@ -53,6 +53,9 @@ const (
 	proj = "web"
 )
 
+// keepAll is a log cap the tests never reach.
+var keepAll = deployments.LogCap{Lines: 1000, Bytes: 1 << 20}
+
 // now is a time the stores represent exactly (microseconds, UTC).
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
@@ -325,7 +328,7 @@ func testDelete(t *testing.T, s deployments.Store, outbox func() int) {
 	ctx := context.Background()
 	mustCreate(t, s, service("api"))
 	src := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "api", Container: "api-1", Workload: "w1"}
-	if _, err := s.AppendLogs(ctx, src, 1, 100, []deployments.LogLine{{Time: now(), Stream: "stdout", Text: "hi"}}); err != nil {
+	if _, err := s.AppendLogs(ctx, src, 1, keepAll, []deployments.LogLine{{Time: now(), Stream: "stdout", Text: "hi"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteService(ctx, team, proj, "api", event(t, "deleted")); err != nil {
@@ -342,7 +345,7 @@ func testDelete(t *testing.T, s deployments.Store, outbox func() int) {
 		t.Errorf("the log offset outlived the service: %d", n)
 	}
 	// A pump still running stores nothing for the deleted service.
-	if _, err := s.AppendLogs(ctx, src, 1, 100, []deployments.LogLine{{Time: now(), Text: "late"}}); !errors.Is(err, deployments.ErrNotFound) {
+	if _, err := s.AppendLogs(ctx, src, 1, keepAll, []deployments.LogLine{{Time: now(), Text: "late"}}); !errors.Is(err, deployments.ErrNotFound) {
 		t.Errorf("AppendLogs for a deleted service: %v, want ErrNotFound", err)
 	}
 	if lines, _ := s.ReadLogs(ctx, deployments.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", Limit: 10}); len(lines) != 0 {
@@ -385,7 +388,7 @@ func testLogs(t *testing.T, s deployments.Store, _ func() int) {
 	for i := range 10 {
 		lines = append(lines, deployments.LogLine{Time: base.Add(time.Duration(i) * time.Millisecond), Stream: "stdout", Text: fmt.Sprintf("line %d", i)})
 	}
-	stored, err := s.AppendLogs(ctx, src, 10, 6, lines)
+	stored, err := s.AppendLogs(ctx, src, 10, deployments.LogCap{Lines: 6, Bytes: 1 << 20}, lines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,6 +419,26 @@ func testLogs(t *testing.T, s deployments.Store, _ func() int) {
 	if err != nil || len(other) != 0 {
 		t.Fatalf("container filter: %+v %v", other, err)
 	}
+
+	// The byte cap: 6 lines of 6 bytes stay (36); a 10-byte line makes
+	// 46 > 40, so the oldest goes (40, within the cap).
+	more := []deployments.LogLine{{Time: base.Add(time.Second), Stream: "stdout", Text: "0123456789"}}
+	if _, err := s.AppendLogs(ctx, src, 1, deployments.LogCap{Lines: 100, Bytes: 40}, more); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ReadLogs(ctx, deployments.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", Limit: 100})
+	if err != nil || len(got) != 6 || got[0].Text != "line 5" || got[5].Text != "0123456789" {
+		t.Fatalf("after the byte cap: %d lines from %q, %v", len(got), got[0].Text, err)
+	}
+	// Another service's lines count against its own cap only.
+	mustCreate(t, s, service("web"))
+	web := deployments.LogSource{TeamID: team, ProjectID: proj, ServiceID: "web", Container: "web-1", Workload: "w9"}
+	if _, err := s.AppendLogs(ctx, web, 1, deployments.LogCap{Lines: 1, Bytes: 40}, more); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.ReadLogs(ctx, deployments.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", Limit: 100}); len(got) != 6 {
+		t.Fatalf("another service's append trimmed this one: %d lines", len(got))
+	}
 }
 
 func testLinesRead(t *testing.T, s deployments.Store, _ func() int) {
@@ -425,11 +448,11 @@ func testLinesRead(t *testing.T, s deployments.Store, _ func() int) {
 	if n, err := s.LinesRead(ctx, src); err != nil || n != 0 {
 		t.Fatalf("LinesRead of a new instance: %d, %v", n, err)
 	}
-	if _, err := s.AppendLogs(ctx, src, 3, 100, []deployments.LogLine{{Time: now(), Text: "a"}, {Time: now(), Text: "b"}}); err != nil {
+	if _, err := s.AppendLogs(ctx, src, 3, keepAll, []deployments.LogLine{{Time: now(), Text: "a"}, {Time: now(), Text: "b"}}); err != nil {
 		t.Fatal(err)
 	}
 	// Lines dropped by the pump count too, with nothing stored.
-	if _, err := s.AppendLogs(ctx, src, 4, 100, nil); err != nil {
+	if _, err := s.AppendLogs(ctx, src, 4, keepAll, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.LinesRead(ctx, src); err != nil || n != 7 {

@@ -41,10 +41,22 @@ CREATE TABLE service_logs (
     container  TEXT   NOT NULL,
     ts         BIGINT NOT NULL,
     stream     TEXT   NOT NULL DEFAULT '',
-    text       TEXT   NOT NULL DEFAULT ''
+    text       TEXT   NOT NULL DEFAULT '',
+    size       BIGINT NOT NULL DEFAULT 0 -- bytes of text, for the cap
 );
 CREATE INDEX service_logs_read ON service_logs (team_id, project_id, service_id, ts, seq);
 CREATE INDEX service_logs_trim ON service_logs (team_id, project_id, service_id, seq);
+
+-- What a service's stored lines add up to, kept with every append so that
+-- the cap is enforced without summing the table.
+CREATE TABLE service_log_totals (
+    team_id    TEXT   NOT NULL,
+    project_id TEXT   NOT NULL,
+    service_id TEXT   NOT NULL,
+    lines      BIGINT NOT NULL DEFAULT 0,
+    bytes      BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (team_id, project_id, service_id)
+);
 
 -- How many lines of a workload's output its pump consumed, so that a
 -- pump resuming after a restart of Slipway skips the lines the driver
@@ -61,6 +73,7 @@ CREATE TABLE service_log_offsets (
 
 -- +goose Down
 DROP TABLE service_log_offsets;
+DROP TABLE service_log_totals;
 DROP TABLE service_logs;
 DROP TABLE service_releases;
 DROP TABLE services;
