@@ -45,7 +45,9 @@ const (
 	// HTTP sends GET http://127.0.0.1:<port><path>; a 2xx or 3xx answer is
 	// healthy (redirects are not followed).
 	HTTP Protocol = "HTTP"
-	// TCP opens a connection to 127.0.0.1:<port>; connecting is healthy.
+	// TCP opens a connection to 127.0.0.1:<port>; connecting is healthy,
+	// unless the connection is closed at once (a port forwarder with
+	// nothing listening behind it; see TCPChecker).
 	TCP Protocol = "TCP"
 	// CMD runs a command inside the instance; exit code 0 is healthy.
 	CMD Protocol = "CMD"

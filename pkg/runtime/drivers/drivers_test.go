@@ -68,6 +68,33 @@ func TestOptionsReachDrivers(t *testing.T) {
 	}
 }
 
+// TestPortRange: the process-ports setting takes a range of unprivileged
+// ports, and the range reaches the process driver.
+func TestPortRange(t *testing.T) {
+	var check func(string) error
+	for _, st := range Settings {
+		if st.Flag == "process-ports" {
+			check = st.Check
+			if st.Default != "20000-29999" || st.Env != "SLIPWAY_PROCESS_PORTS" {
+				t.Errorf("setting %+v", st)
+			}
+		}
+	}
+	if check == nil {
+		t.Fatal("no process-ports setting")
+	}
+	for v, ok := range map[string]bool{"20000-29999": true, "1024-65535": true, "30000-30000": true,
+		"": false, "20000": false, "x-y": false, "30000-20000": false, "80-90": false, "60000-70000": false} {
+		if err := check(v); (err == nil) != ok {
+			t.Errorf("check(%q) = %v", v, err)
+		}
+	}
+	d, _ := open(t, Options{Name: "process", StateDir: t.TempDir(), Process: process.Options{PortFirst: 31000, PortLast: 31010}})
+	if iso := d.(*process.Driver).Isolation(); !strings.Contains(iso, "ports on 127.0.0.1:31000-31010") {
+		t.Fatalf("isolation %q", iso)
+	}
+}
+
 func TestUnknownName(t *testing.T) {
 	err := openErr(t, Options{Name: "kubernetes", StateDir: t.TempDir()})
 	for _, want := range []string{`"kubernetes"`, `"process"`, `"docker"`} {

@@ -25,21 +25,22 @@ import (
 // Exec: a command run inside a running workload's sandbox can do no more
 // than the workload itself. A shell on the host joins the run's cgroups
 // (so the command counts against its limits) and becomes nsenter, which
-// enters every namespace of the sandbox's PID 1 (mount, UTS, IPC, network,
-// PID, cgroup, and as a normal user the user namespace) and its root;
-// there, as the workload does, prlimit caps its user's processes and
-// setpriv makes it the run's uid and gid with no capabilities, an empty
-// bounding set and no_new_privs. Only then does a shell of the sandbox
+// enters every namespace of the sandbox's PID 1 that is not the server's
+// (network, cgroup, IPC, UTS, PID, mount; as a normal user each through
+// the user namespace owning it, and last the command's own user
+// namespace: see nsSteps) and its root; there, as the workload does,
+// prlimit caps its user's processes and setpriv makes it the run's uid
+// and gid with no capabilities, an empty bounding set and no_new_privs.
+// As a normal user the command is SandboxUID of user namespaces without a
+// root, so it has no capabilities from its first execve on: setpriv
+// cannot empty its bounding set then, which with no_new_privs and no uid
+// 0 to become could grant nothing anyway. Only then does a shell of the sandbox
 // take on the environment (the workload's, read from its PID 1's
 // /proc/<pid>/environ when Exec runs since it is never stored, plus the
 // ExecSpec's), change to the working directory and exec the command.
 //
-// The environment reaches that last shell through a pipe, never through
-// the host's or the privileged steps' environment (a workload's
-// LD_PRELOAD must not reach nsenter, which runs as root) nor through
-// arguments (which anyone on the host may read in /proc). Variables
-// whose names are no shell names ("a-b") cannot be passed so and are left
-// out.
+// The environment reaches that last shell through a pipe (see envShell),
+// as the workload's own does.
 //
 // Unsandboxed workloads run as the server's user: so does the command, in
 // the run's working directory with its environment.
@@ -47,32 +48,64 @@ import (
 // shellName is a name the last shell can export.
 var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// execShell is the script of the sandbox's shell: on fd 3 the
-// environment as export lines and the change of directory (execSetup),
-// the command in $@.
-const execShell = `eval "$(cat <&3)" || exit 126
-exec 3<&-
+// envShell is the script of the shell that gives a sandboxed command its
+// environment, the last step before the command, once setpriv has made it
+// the workload's user: it runs the shell code envScript wrote to
+// descriptor fd (a pipe), then the command in $@.
+//
+// A workload's environment (its runtime variables, the user's to choose)
+// must reach neither the processes that run as root on the host (the
+// run's shim, prlimit, unshare, bubblewrap; nsenter for an exec) nor those
+// with privileges in the sandbox (setpriv): given LD_PRELOAD, the dynamic
+// loader of each would load a library of the workload's choosing, say
+// one an earlier run wrote to its working directory, whose host path a
+// sandbox can read in /proc/self/mountinfo. Nor may it appear in
+// arguments, which anyone on the host can read in /proc/<pid>/cmdline.
+func envShell(fd int) string {
+	n := strconv.Itoa(fd)
+	return `eval "$(cat <&` + n + `)" || exit 126
+exec ` + n + `<&-
 exec "$@"`
+}
 
-// execSetup is the shell code execShell runs: export env, change to dir,
-// and leave OLDPWD as env has it.
-func execSetup(env []string, dir string) []byte {
+// envScript is the shell code envShell runs: export env and, when dir is
+// not empty, change to dir (leaving OLDPWD as env has it). Variables whose
+// names are no shell names ("spring.profiles.active") cannot be exported:
+// /usr/bin/env sets them, given them as arguments for the moment before it
+// runs the command (a command whose name holds "=" would be taken for one
+// of them).
+func envScript(env []string, dir string) []byte {
 	var b strings.Builder
-	oldpwd := false
+	var odd []string
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		if shellName.MatchString(k) {
 			b.WriteString("export " + k + "=" + shellQuote(v) + "\n")
-			oldpwd = oldpwd || k == "OLDPWD"
+		} else if k != "" {
+			odd = append(odd, shellQuote(kv))
 		}
 	}
-	b.WriteString("cd -- " + shellQuote(dir) + " || exit 126\n")
-	if old := envValue(env, "OLDPWD"); oldpwd {
-		b.WriteString("OLDPWD=" + shellQuote(old) + "\n")
-	} else {
-		b.WriteString("unset OLDPWD\n")
+	if dir != "" {
+		b.WriteString("cd -- " + shellQuote(dir) + " || exit 126\n")
+		if old, ok := lookupEnv(env, "OLDPWD"); ok {
+			b.WriteString("OLDPWD=" + shellQuote(old) + "\n")
+		} else {
+			b.WriteString("unset OLDPWD\n")
+		}
+	}
+	if len(odd) > 0 {
+		b.WriteString(`set -- /usr/bin/env -- ` + strings.Join(odd, " ") + ` "$@"` + "\n")
 	}
 	return []byte(b.String())
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // Exec implements runtime.Driver.
@@ -96,7 +129,7 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, runtime.ErrNotRunning
 	}
 	var cmd *exec.Cmd
-	var envPipe *os.File // the write end: the environment for execShell
+	var envPipe *os.File // the write end: the environment for envShell
 	var envText []byte
 	if !sf.Sandboxed {
 		// The shim's environment is the command's.
@@ -122,9 +155,15 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		if err != nil {
 			return -1, runtime.ErrNotRunning
 		}
-		envText = execSetup(mergeEnv(env, spec.Env), cmp.Or(spec.WorkDir, WorkDir))
-		argv, err := d.sb.execArgv(sf, pid1, spec.Command)
+		envText = envScript(mergeEnv(env, spec.Env), cmp.Or(spec.WorkDir, WorkDir))
+		argv, userns, err := d.sb.execArgv(sf, pid1, spec.Command)
+		for _, f := range userns {
+			defer f.Close()
+		}
 		if err != nil {
+			if !alive(&pf) || d.exited(id) {
+				return -1, runtime.ErrNotRunning
+			}
 			return -1, fmt.Errorf("process: exec: %w", err)
 		}
 		cmd = exec.Command(argv[0], argv[1:]...)
@@ -134,7 +173,7 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 			return -1, fmt.Errorf("process: exec: %w", err)
 		}
 		defer r.Close()
-		cmd.ExtraFiles = []*os.File{r}
+		cmd.ExtraFiles = append([]*os.File{r}, userns...)
 		envPipe = w
 	}
 	if envPipe != nil {
@@ -142,8 +181,8 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	}
 
 	// Output copied after the command ended (a background process holding
-	// it open) gets WaitDelay, not forever.
-	cmd.WaitDelay = 2 * time.Second
+	// it open) gets a grace, not forever.
+	cmd.WaitDelay = d.execGrace
 	var ptmx *os.File
 	if spec.TTY {
 		size := &pty.Winsize{Rows: spec.Size.Rows, Cols: spec.Size.Cols}
@@ -158,11 +197,34 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		}
 		defer ptmx.Close()
 	} else {
-		cmd.Stdin = spec.Stdin
+		// The input goes through a pipe of our own: a client's input that
+		// never ends (an open connection) must not hold Exec once the
+		// command has exited, as exec.Cmd's own copying would.
+		var stdinR, stdinW *os.File
+		if spec.Stdin != nil {
+			if stdinR, stdinW, err = os.Pipe(); err != nil {
+				return -1, fmt.Errorf("process: exec: %w", err)
+			}
+			// Closed once the command ends: a copy blocked writing
+			// then fails (one blocked reading the client's input ends
+			// when that input does).
+			defer stdinW.Close()
+			cmd.Stdin = stdinR
+		}
 		cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
+		err := cmd.Start()
+		if stdinR != nil {
+			stdinR.Close() // the command has its own copy
+		}
+		if err != nil {
 			return -1, fmt.Errorf("process: exec: %w", err)
+		}
+		if stdinW != nil {
+			go func() {
+				_, _ = io.Copy(stdinW, spec.Stdin)
+				stdinW.Close() // EOF for the command
+			}()
 		}
 	}
 	if envPipe != nil {
@@ -251,16 +313,17 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 }
 
 // execArgv is the command that runs command in the sandbox whose PID 1
-// is pid1 (see the comment at the top).
-func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, error) {
+// is pid1 (see the comment at the top), and the user namespaces it
+// enters, to be its descriptors 4, 5, ... (3 is the environment).
+func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, []*os.File, error) {
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
-		return nil, errors.New("nsenter (util-linux) is not installed")
+		return nil, nil, errors.New("nsenter (util-linux) is not installed")
 	}
 	setpriv := s.setpriv
 	if setpriv == "" {
 		if setpriv, err = exec.LookPath("setpriv"); err != nil {
-			return nil, errors.New("setpriv (util-linux) is not installed")
+			return nil, nil, errors.New("setpriv (util-linux) is not installed")
 		}
 	}
 	var a []string
@@ -271,10 +334,13 @@ func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, e
 		}
 		a = append(a, "/bin/sh", "-c", "{ "+strings.Join(join, " && ")+"; } || exit 126\nexec \"$@\"", "slipway-exec")
 	}
-	// Every namespace of PID 1 that is not the server's; as a normal
-	// user, the user namespace too, keeping the server's uid (which is
-	// SandboxUID there).
-	a = append(a, nsenter, "--target", strconv.Itoa(pid1), "--all", "--preserve-credentials", "--root", "--")
+	steps, userns, err := nsSteps(pid1)
+	if err != nil {
+		return nil, userns, err
+	}
+	for _, st := range steps {
+		a = append(append(append(a, nsenter), st...), "--")
+	}
 	if s.root {
 		n := strconv.Itoa(s.procs)
 		u := strconv.Itoa(sf.UID)
@@ -284,8 +350,122 @@ func (s *sandbox) execArgv(sf specFile, pid1 int, command []string) ([]string, e
 	} else {
 		a = append(a, setpriv, "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--")
 	}
-	a = append(a, "/bin/sh", "-c", execShell, "slipway-exec")
-	return append(a, command...), nil
+	a = append(a, "/bin/sh", "-c", envShell(3), "slipway-exec")
+	return append(a, command...), userns, nil
+}
+
+// nsKinds are the namespaces of a sandbox an exec enters, in nsenter's
+// option names and /proc/<pid>/ns/ names, the network first: it is the
+// outermost (see sandbox.argv), and the mount namespace last.
+var nsKinds = [][2]string{{"net", "net"}, {"cgroup", "cgroup"}, {"ipc", "ipc"}, {"uts", "uts"}, {"pid", "pid"}, {"mount", "mnt"}}
+
+// nsSteps plans the nsenter calls that take a process into the
+// namespaces of pid1 that are not the server's. Joining a namespace takes
+// CAP_SYS_ADMIN in the user namespace that owns it, so where a sandbox
+// has user namespaces (as a normal user: one of unshare's owning its
+// network, bubblewrap's owning the others, and the one its command runs
+// in), each step first enters the owner of the namespaces it joins, and
+// the last enters the command's own. Entered user namespaces come as open
+// files, to be descriptors 4, 5, ...; nsenter keeps the server's uid and
+// gid (--preserve-credentials), mapped to SandboxUID in them.
+func nsSteps(pid1 int) ([][]string, []*os.File, error) {
+	proc := "/proc/" + strconv.Itoa(pid1)
+	cur, err := nsIno("/proc/self/ns/user")
+	if err != nil {
+		return nil, nil, err
+	}
+	var steps [][]string
+	var files []*os.File
+	enter := func(f *os.File) string {
+		files = append(files, f)
+		return "--user=/proc/self/fd/" + strconv.Itoa(3+len(files))
+	}
+	stepOwner := uint64(0)
+	for _, k := range nsKinds {
+		path := proc + "/ns/" + k[1]
+		mine, err1 := nsIno("/proc/self/ns/" + k[1])
+		theirs, err2 := nsIno(path)
+		if err1 != nil || err2 != nil {
+			return nil, files, fmt.Errorf("namespace %s: %v%v", k[1], err1, err2)
+		}
+		if mine == theirs {
+			continue
+		}
+		owner, err := nsOwner(path)
+		if err != nil {
+			return nil, files, fmt.Errorf("owner of namespace %s: %w", k[1], err)
+		}
+		ownerIno, err := fileIno(owner)
+		if err != nil {
+			owner.Close()
+			return nil, files, err
+		}
+		if len(steps) == 0 || ownerIno != stepOwner {
+			step := []string{"--preserve-credentials"}
+			if ownerIno != cur {
+				step = append(step, enter(owner))
+				cur = ownerIno
+			} else {
+				owner.Close()
+			}
+			steps = append(steps, step)
+			stepOwner = ownerIno
+		} else {
+			owner.Close()
+		}
+		last := &steps[len(steps)-1]
+		*last = append(*last, "--"+k[0]+"="+path)
+		if k[0] == "mount" {
+			*last = append(*last, "--root="+proc+"/root")
+		}
+	}
+	// The command's own user namespace, entered from inside the sandbox.
+	if u, err := nsIno(proc + "/ns/user"); err != nil {
+		return nil, files, err
+	} else if u != cur {
+		f, err := os.Open(proc + "/ns/user")
+		if err != nil {
+			return nil, files, err
+		}
+		steps = append(steps, []string{"--preserve-credentials", enter(f)})
+	}
+	return steps, files, nil
+}
+
+// nsIno identifies the namespace a /proc/<pid>/ns/ file names.
+func nsIno(path string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+func fileIno(f *os.File) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// nsGetUserns is the ioctl NS_GET_USERNS (linux/nsfs.h): the user
+// namespace owning a namespace, as a new descriptor.
+const nsGetUserns = 0xb701
+
+// nsOwner opens the user namespace that owns the namespace at path.
+func nsOwner(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), nsGetUserns, 0)
+	if errno != 0 {
+		return nil, errno
+	}
+	syscall.CloseOnExec(int(fd))
+	return os.NewFile(fd, "userns"), nil
 }
 
 // sandboxPID is the host pid of the run's sandbox's PID 1, once it runs
@@ -338,12 +518,8 @@ func mergeEnv(env []string, add map[string]string) []string {
 }
 
 func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
+	v, _ := lookupEnv(env, key)
+	return v
 }
 
 // lookPathIn finds file in the directories of path (a PATH value), as the

@@ -2,13 +2,16 @@ package process
 
 import (
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/runtimetest"
@@ -118,5 +121,130 @@ func TestExecUnsandboxed(t *testing.T) {
 	want := filepath.Join(dir, id, "work") + "\na b\n" + strconv.Itoa(os.Geteuid()) + "\n"
 	if code != 2 || out != want {
 		t.Fatalf("got %d %q, want 2 %q", code, out, want)
+	}
+}
+
+// TestExecEndlessInput: a client's input that never ends (an open
+// connection) does not keep Exec from returning once the command exited;
+// exec.Cmd's own copying of it held Exec until its WaitDelay.
+func TestExecEndlessInput(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	d.execGrace = time.Minute
+	id := runtimetest.Start(t, d, sh("echo ready; sleep 120"))
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	in, _ := io.Pipe() // never written, never closed
+	start := time.Now()
+	code, out, _ := execOut(t, d, id, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", "read -t 1 x; echo done"}, Stdin: in})
+	if took := time.Since(start); took > 20*time.Second || code != 0 || out != "done\n" {
+		t.Fatalf("Exec took %v: %d %q", took, code, out)
+	}
+}
+
+// TestExecAsNormalUser: run by a normal user, the sandbox has user
+// namespaces (bubblewrap's own, owning its other namespaces, and the one
+// its command runs in), and Exec must enter each namespace through the
+// user namespace that owns it (nsenter --all failed: "reassociate to
+// namespace 'ns/cgroup' failed: Operation not permitted"). The test binary
+// runs TestExecAsNormalUserHelper again as nobody (uid 65534).
+func TestExecAsNormalUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("run as root: the test switches to a normal user")
+	}
+	// A directory nobody can use, with a copy of this binary.
+	dir, err := os.MkdirTemp("", "slipway-exec-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "process.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		bin, "-test.run=^TestExecAsNormalUserHelper$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = []string{"HOME=" + dir, "TMPDIR=" + dir, "PATH=" + DefaultPath, "SLIPWAY_EXEC_AS_USER=1"}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestExecAsNormalUserHelper") {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
+
+// TestExecAsNormalUserHelper is TestExecAsNormalUser's part as a normal
+// user; it does nothing unless that test runs it.
+func TestExecAsNormalUserHelper(t *testing.T) {
+	if os.Getenv("SLIPWAY_EXEC_AS_USER") == "" {
+		return
+	}
+	if os.Geteuid() == 0 {
+		t.Fatal("running as root")
+	}
+	// No network: a private one needs /dev/net/tun usable by the user,
+	// which a test machine may not give.
+	d := newPortDriver(t, t.TempDir(), Options{Network: NetworkNone})
+	if n := d.Notice(); strings.Contains(n, "cannot be sandboxed") {
+		t.Fatalf("notice %q", n)
+	}
+	spec := sh(`echo "$(id -u) $(id -g)" > /tmp/ids; echo ready; sleep 120`)
+	spec.Env = map[string]string{"A": "a"}
+	id := runtimetest.Start(t, d, spec)
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	code, out, errs := execOut(t, d, id, runtime.ExecSpec{
+		Command: []string{"/bin/sh", "-c", `cat /tmp/ids; echo "$(id -u) $(id -g) $A $B"; pwd; grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status; [ "$(readlink /proc/1/ns/pid)" = "$(readlink /proc/self/ns/pid)" ] && echo same-pid-ns`},
+		Env:     map[string]string{"B": "b"},
+	})
+	want := "1000 1000\n1000 1000 a b\n/work\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nsame-pid-ns\n"
+	if code != 0 || out != want {
+		t.Fatalf("exec: %d %q %q, want %q", code, out, errs, want)
+	}
+}
+
+// TestWorkloadEnvOnlyForTheCommand: a workload's environment reaches its
+// command only, never the processes before it that run as root on the
+// host (the shim, prlimit, unshare, bubblewrap) or with privileges in the
+// sandbox (setpriv): their loader would load the workload's LD_PRELOAD (a
+// library an earlier run wrote to its working directory, whose host path
+// a sandbox reads in /proc/self/mountinfo). The loader complained of it
+// five times before (prlimit, unshare, bubblewrap, setpriv, true); now
+// once. Variables whose names are no shell names still arrive, in the
+// workload and in an exec.
+func TestWorkloadEnvOnlyForTheCommand(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	spec := sh("true")
+	spec.Env = map[string]string{"LD_PRELOAD": "/nothing-here.so"}
+	id := runtimetest.Start(t, d, spec)
+	runtimetest.Wait(t, d, id)
+	if n := strings.Count(strings.Join(runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stderr"), "\n"), "LD_PRELOAD"); n != 1 {
+		t.Errorf("the loader complained of LD_PRELOAD %d times, want once (the command's)", n)
+	}
+
+	odd := map[string]string{"spring.profiles.active": "prod it's", "a-b": "c", "A": "a"}
+	id = runtimetest.Start(t, d, runtime.Spec{Command: []string{"/usr/bin/env"}, Env: odd})
+	runtimetest.Wait(t, d, id)
+	got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout")
+	sort.Strings(got)
+	if want := []string{"A=a", "PATH=" + DefaultPath, "PWD=" + WorkDir, "a-b=c", "spring.profiles.active=prod it's"}; !slices.Equal(got, want) {
+		t.Errorf("workload: %q, want %q", got, want)
+	}
+	// (A shell drops such variables from its children's environment, but
+	// has them in its own, which an exec starts from.)
+	id = runtimetest.Start(t, d, runtime.Spec{Command: []string{"/bin/sh", "-c", "echo ready; sleep 120"}, Env: odd})
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	_, out, _ := execOut(t, d, id, runtime.ExecSpec{Command: []string{"/usr/bin/env"}, Env: map[string]string{"x.y": "z"}})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, want := range []string{"A=a", "a-b=c", "spring.profiles.active=prod it's", "x.y=z"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("exec: %q lacks %q", lines, want)
+		}
 	}
 }

@@ -327,3 +327,22 @@ func TestPortsSurviveRestart(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestPortsQuickExit: a workload with ports that exits at once (before, or
+// while, its ports are forwarded) has started all the same, and ends with
+// its own exit code.
+func TestPortsQuickExit(t *testing.T) {
+	d := newPortDriver(t, t.TempDir(), Options{})
+	var ports []runtime.Port
+	for i := 0; i < 40; i++ {
+		ports = append(ports, runtime.Port{Name: "p" + strconv.Itoa(i), Port: 8000 + i})
+	}
+	for i := 0; i < 10; i++ {
+		spec := sh("exit 3")
+		spec.Ports = ports
+		id := runtimetest.Start(t, d, spec)
+		if st := runtimetest.Wait(t, d, id); st.ExitCode != 3 {
+			t.Fatalf("status %+v", st)
+		}
+	}
+}

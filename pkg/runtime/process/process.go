@@ -3,8 +3,8 @@
 //
 // Every workload gets a directory <stateDir>/<id>/ holding:
 //
-//	spec.json   name, labels, argv, deadline, start time, host uid and
-//	            cgroups of the run (never the env)
+//	spec.json   name, labels, argv, deadline, start time, host uid,
+//	            cgroups and ports of the run (never the env)
 //	work/       the working directory of the run (WorkDir in its sandbox)
 //	pid         pid, process group and kernel start time of the shim
 //	info        bubblewrap's report of the sandbox (the host pid of its PID 1)
@@ -17,7 +17,8 @@
 //	lock        flock held by the one driver instance watching the run
 //	net.*       with a private network: the FIFOs block and exit, the
 //	            files ready, failed, done, slirp4netns' log (net.log),
-//	            and resolv.conf, the sandbox's (see netScript)
+//	            and resolv.conf, the sandbox's (see netScript); with
+//	            ports, slirp4netns' API socket net.api (see ports.go)
 //
 // The command runs under a tiny /bin/sh shim in its own process group; the
 // shim redirects the command's output to files and writes its exit status,
@@ -70,9 +71,12 @@ const (
 	MaxLineBytes = runtime.MaxLineBytes
 
 	defaultKillGrace = 2 * time.Second
-	tailInterval     = 50 * time.Millisecond
-	lockRetry        = 250 * time.Millisecond
-	pollInterval     = 50 * time.Millisecond
+	// envFD is the descriptor on which a sandboxed run's shim, and the
+	// sandbox, get the workload's environment (see envShell).
+	envFD        = 7
+	tailInterval = 50 * time.Millisecond
+	lockRetry    = 250 * time.Millisecond
+	pollInterval = 50 * time.Millisecond
 )
 
 var idPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
@@ -85,6 +89,9 @@ type Driver struct {
 	// KillGrace is how long a run killed for its deadline gets between
 	// SIGTERM and SIGKILL.
 	KillGrace time.Duration
+	// execGrace is how long Exec goes on copying output after the
+	// command exited, while something it started holds the output open.
+	execGrace time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -120,7 +127,7 @@ func NewWith(stateDir string, opts Options) (*Driver, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Hide = append(slices.Clone(opts.Hide), abs)
-	d := &Driver{dir: abs, sb: newSandbox(opts), ports: newPortPool(opts), KillGrace: defaultKillGrace, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
+	d := &Driver{dir: abs, sb: newSandbox(opts), ports: newPortPool(opts), KillGrace: defaultKillGrace, execGrace: 2 * time.Second, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
 	d.sweep()
 	ids, err := d.ids()
 	if err != nil {
@@ -146,9 +153,11 @@ func (d *Driver) Close() error {
 // Name implements runtime.Driver.
 func (d *Driver) Name() string { return "process" }
 
-// Isolation says in one line how the driver isolates workloads, for the
-// start-up log.
-func (d *Driver) Isolation() string { return d.sb.describe() }
+// Isolation says in one line how the driver isolates workloads (and where
+// their ports go), for the start-up log.
+func (d *Driver) Isolation() string {
+	return d.sb.describe() + fmt.Sprintf("; ports on 127.0.0.1:%d-%d", d.ports.first, d.ports.last)
+}
 
 // Notice is what an operator must be told about the isolation (no cgroup
 // limits, no sandbox at all), or "" when workloads are fully isolated.
@@ -427,6 +436,11 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			redirs += " 6<" + shellQuote(filepath.Join(dir, "net.block")) + " 9>&-"
 			blockFD, resolv = 6, filepath.Join(dir, "resolv.conf")
 		}
+		// The environment goes to the command alone, through the pipe
+		// on fd 7, once setpriv has made it the workload's user (see
+		// envShell): the shim and everything before the command run
+		// with PATH only.
+		argv = append([]string{"/bin/sh", "-c", envShell(envFD), "slipway-env"}, argv...)
 		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, env, argv)
 	}
 	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" + "c=$?\n"
@@ -442,16 +456,37 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
 	cmd.Env = envList
 	cmd.Dir = filepath.Join(dir, "work")
+	var envW *os.File
 	if sf.Sandboxed {
 		cmd.Dir = dir
-	}
-	if uidLock != nil {
-		cmd.ExtraFiles = []*os.File{uidLock}
+		cmd.Env = []string{"PATH=" + DefaultPath}
+		envR, w, err := os.Pipe()
+		if err != nil {
+			lock.Close()
+			return fail(err)
+		}
+		envW = w
+		defer envR.Close() // the shim has its copy
+		// fd 3: the uid lock (nil: closed); fd envFD: the environment.
+		cmd.ExtraFiles = make([]*os.File, envFD-2)
+		cmd.ExtraFiles[0], cmd.ExtraFiles[envFD-3] = uidLock, envR
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		if envW != nil {
+			envW.Close()
+		}
 		lock.Close()
 		return fail(err)
+	}
+	if envW != nil {
+		// A pipe holds 64 KiB: a larger environment is read while it
+		// is written.
+		text := envScript(envList, "")
+		go func() {
+			_, _ = envW.Write(text)
+			envW.Close()
+		}()
 	}
 	if uidLock != nil {
 		uidLock.Close() // the shim's copy holds the lock
@@ -477,8 +512,14 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		close(reaped)
 	}()
 	if private && len(sf.Ports) > 0 {
-		// Reachable when Start returns, or not started at all.
-		if err := forward(dir, sf.Ports, h.gone, time.Now().Add(time.Minute)); err != nil {
+		// Reachable when Start returns, or not started at all; unless
+		// the run ended meanwhile (slirp4netns with it), which is its
+		// outcome to report.
+		ended := func() bool {
+			_, err := os.Stat(filepath.Join(dir, "net.done"))
+			return err == nil || h.gone()
+		}
+		if err := forward(dir, sf.Ports, h.gone, time.Now().Add(time.Minute)); err != nil && !ended() {
 			killGroup(&pf, syscall.SIGKILL)
 			<-reaped
 			lock.Close()

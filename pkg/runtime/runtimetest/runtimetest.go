@@ -103,6 +103,7 @@ func Run(t *testing.T, h Harness) {
 		{"Exec", testExec},
 		{"ExecUser", testExecUser},
 		{"ExecCancel", testExecCancel},
+		{"ExecEndlessInput", testExecEndlessInput},
 		{"ExecNotRunning", testExecNotRunning},
 		{"ExecTTY", testExecTTY},
 		{"Usage", testUsage},

@@ -225,6 +225,22 @@ func testExecUser(t *testing.T, s *suite) {
 	}
 }
 
+// testExecEndlessInput: an input that never ends (a client's open
+// connection) does not keep Exec from returning once the command exits.
+func testExecEndlessInput(t *testing.T, s *suite) {
+	d := s.driver(t)
+	id := s.running(t, d, nil)
+	defer stopAndWait(t, d, id)
+	in, _ := io.Pipe() // never written, never closed
+	ctx, cancel := context.WithTimeout(Context(t), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	code, err := d.Exec(ctx, id, runtime.ExecSpec{Command: []string{"echo", "done"}, Stdin: in, Stdout: &out})
+	if err != nil || code != 0 || out.String() != "done\n" {
+		t.Fatalf("Exec: %d, %v, %q; want it back once echo exited", code, err, out.String())
+	}
+}
+
 // testExecCancel: cancelling the context ends the command, and what it
 // started, and Exec returns.
 func testExecCancel(t *testing.T, s *suite) {

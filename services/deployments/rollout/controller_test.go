@@ -147,6 +147,27 @@ func TestRecreate(t *testing.T) {
 	}
 }
 
+// TestRecreateRollsBack: with Recreate the old instances are gone when
+// the new release fails, so restoring the old release starts it again.
+func TestRecreateRollsBack(t *testing.T) {
+	e := newEnv(t)
+	s := svc("web", sleeper("r1"), 2)
+	s.Strategy.Recreate = true
+	e.c.Apply(s)
+	e.waitSettled("web", "r1", 2)
+	bad := sleeper("r2")
+	bad.ReadyTimeout = time.Second
+	bad.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
+		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
+	s.Release = bad
+	e.c.Apply(s)
+	eventually(t, 20*time.Second, "r2 FAILED", func() bool {
+		o, ok := e.hooks.last("r2")
+		return ok && o.Status == RolloutFailed && o.RestoredID == "r1"
+	})
+	e.waitSettled("web", "r1", 2)
+}
+
 // TestCrashingReleaseRollsBack: a release whose instances exit at once
 // fails after MaxStartFailures deaths; the old instances were never
 // stopped and the outcome names the instance and why.
@@ -154,6 +175,7 @@ func TestCrashingReleaseRollsBack(t *testing.T) {
 	e := newEnv(t)
 	opts := testOptions()
 	opts.Backoff = probe.BackoffPolicy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond}
+	opts.MinReady = 2 * time.Second // see TestFirstReleaseFails
 	e.stop()
 	e.start(opts)
 	e.c.Apply(svc("web", sleeper("r1"), 2))
@@ -211,12 +233,66 @@ func TestNotReadyInTimeRollsBack(t *testing.T) {
 	}
 }
 
+// TestSupersededRollout: a release applied while the previous one still
+// rolls out replaces it; the unfinished one is reported FAILED as
+// superseded (its record must not stay IN_PROGRESS), and the release that
+// served all along serves until the newest is ready.
+func TestSupersededRollout(t *testing.T) {
+	e := newEnv(t)
+	e.c.Apply(svc("web", sleeper("r1"), 1))
+	old := e.waitSettled("web", "r1", 1)
+	stuck := sleeper("r2")
+	stuck.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
+		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
+	gap := make(chan bool, 1)
+	stop := make(chan struct{})
+	go func() {
+		// Samples whether some instance is ready all along.
+		none := false
+		for {
+			select {
+			case <-stop:
+				gap <- none
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if !slices.ContainsFunc(e.c.Instances("web"), func(in Instance) bool { return in.Ready }) {
+				none = true
+			}
+		}
+	}()
+	e.c.Apply(svc("web", stuck, 1))
+	eventually(t, 10*time.Second, "r2 in progress", func() bool {
+		return slices.Equal(e.hooks.statuses("r2"), []string{RolloutInProgress}) && len(e.c.Instances("web")) == 2
+	})
+	e.c.Apply(svc("web", sleeper("r3"), 1))
+	e.waitSettled("web", "r3", 1)
+	close(stop)
+	if <-gap {
+		t.Fatal("no instance was ready for a while")
+	}
+	o, _ := e.hooks.last("r2")
+	if o.Status != RolloutFailed || !strings.Contains(o.Reason, "superseded by release r3") {
+		t.Fatalf("r2's outcome %+v", o)
+	}
+	eventually(t, 5*time.Second, "r3 COMPLETED", func() bool {
+		return slices.Equal(e.hooks.statuses("r3"), []string{RolloutInProgress, RolloutCompleted})
+	})
+	if ws := e.workloads("web"); len(ws) != 1 || ws[0].ID == old[0].WorkloadID || ws[0].Labels[LabelRelease] != "r3" {
+		t.Fatalf("workloads %+v", ws)
+	}
+}
+
 // TestFirstReleaseFails: with nothing to restore, the failed release's
 // instances go and the outcome has no RestoredID.
 func TestFirstReleaseFails(t *testing.T) {
 	e := newEnv(t)
 	opts := testOptions()
 	opts.Backoff = probe.BackoffPolicy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}
+	// Ready as soon as it runs, /bin/false must not count as proven
+	// before it exits, even on a loaded machine where its sandbox's
+	// network takes a while.
+	opts.MinReady = 2 * time.Second
 	e.stop()
 	e.start(opts)
 	e.c.Apply(svc("web", Release{ID: "r1", Workload: runtime.Spec{Command: []string{"/bin/false"}}}, 1))
@@ -227,6 +303,31 @@ func TestFirstReleaseFails(t *testing.T) {
 	eventually(t, 10*time.Second, "no instance left", func() bool {
 		return len(e.c.Instances("web")) == 0 && len(e.workloads("web")) == 0
 	})
+}
+
+// TestUnsupportedReleaseFailsAtOnce: a release the driver cannot run
+// (an image on the process driver) fails at its first start, saying why,
+// without waiting out back-offs; the old release serves on.
+func TestUnsupportedReleaseFailsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.c.Apply(svc("web", sleeper("r1"), 1))
+	old := e.waitSettled("web", "r1", 1)
+	t0 := time.Now()
+	e.c.Apply(svc("web", Release{ID: "r2", Workload: runtime.Spec{Image: "nginx:1", Command: []string{"nginx"}}}, 1))
+	eventually(t, 5*time.Second, "r2 FAILED", func() bool {
+		o, ok := e.hooks.last("r2")
+		return ok && o.Status == RolloutFailed
+	})
+	o, _ := e.hooks.last("r2")
+	if o.RestoredID != "r1" || !strings.Contains(o.Reason, "could not be started") || !strings.Contains(o.Reason, "not images") {
+		t.Fatalf("outcome %+v", o)
+	}
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Fatalf("failed after %v", d)
+	}
+	if now := e.waitSettled("web", "r1", 1); now[0].WorkloadID != old[0].WorkloadID {
+		t.Fatal("the old instance was replaced")
+	}
 }
 
 // TestRestartOnExit: an instance that exits is restarted under the same
@@ -339,6 +440,11 @@ func TestAdoptAfterRestart(t *testing.T) {
 			s := svc("web", sleeper("r1"), 3)
 			e.c.Apply(s)
 			before := e.waitSettled("web", "r1", 3)
+			// Ready as soon as they run; running their command too once
+			// they said so.
+			for _, in := range before {
+				eventually(t, 10*time.Second, "started", func() bool { return slices.Contains(e.hooks.lines(in.WorkloadID), "started r1") })
+			}
 			e.stop()
 			// One instance dies while Slipway is down.
 			ctx := context.Background()
@@ -394,6 +500,35 @@ func TestAdoptAfterRestart(t *testing.T) {
 				t.Fatalf("adopting reported %v", got)
 			}
 		})
+	}
+}
+
+// TestAdoptMidRollout: Slipway restarts while a release rolls out: the
+// new controller is given only the new release, yet keeps the old
+// release's instances serving (it cannot know their health checks, so
+// it probes them as if they had none) until the new one is ready, and
+// restores them when the new one fails.
+func TestAdoptMidRollout(t *testing.T) {
+	e := newEnv(t)
+	e.c.Apply(svc("web", sleeper("r1"), 2))
+	old := e.waitSettled("web", "r1", 2)
+	stuck := sleeper("r2")
+	stuck.ReadyTimeout = 3 * time.Second
+	stuck.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
+		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
+	e.c.Apply(svc("web", stuck, 2))
+	eventually(t, 10*time.Second, "r2 in progress", func() bool { return len(e.workloads("web")) == 3 })
+	e.restart(testOptions())
+	e.c.Apply(svc("web", stuck, 2))
+	eventually(t, 20*time.Second, "r2 FAILED", func() bool {
+		o, ok := e.hooks.last("r2")
+		return ok && o.Status == RolloutFailed
+	})
+	if o, _ := e.hooks.last("r2"); o.RestoredID != "r1" {
+		t.Fatalf("outcome %+v", o)
+	}
+	if now := e.waitSettled("web", "r1", 2); !slices.Equal(ids(now), ids(old)) {
+		t.Fatalf("instances %v, want the old %v kept", ids(now), ids(old))
 	}
 }
 

@@ -327,6 +327,12 @@ func TestExecAndUsage(t *testing.T) {
 	e := newEnv(t)
 	e.c.Apply(svc("web", sleeper("r1"), 2))
 	insts := e.waitSettled("web", "r1", 2)
+	// Without ports an instance is ready once its workload runs, which
+	// on the process driver may be before its sandbox runs the command
+	// (the network is set up first); exec needs the latter.
+	for _, in := range insts {
+		eventually(t, 10*time.Second, "started", func() bool { return slices.Contains(e.hooks.lines(in.WorkloadID), "started r1") })
+	}
 	ctx := context.Background()
 	for _, name := range []string{"", insts[1].Name} {
 		var out strings.Builder

@@ -22,6 +22,11 @@ type instance struct {
 	status   string
 	restarts int
 	created  time.Time // when the instance (its first workload) started
+	// clock is when its time to become ready started: its creation, or
+	// its adoption by this controller.
+	clock time.Time
+	// adopting: adopted and not probed ready (nor dead) yet.
+	adopting bool
 	// startedAt is when the current workload started.
 	startedAt time.Time
 	ports     map[string]string

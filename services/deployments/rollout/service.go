@@ -193,7 +193,6 @@ func (s *service) adopt() {
 	d := s.desired
 	s.c.mu.Unlock()
 	target := s.revisionOf(d)
-	var newest *revision
 	for _, w := range list {
 		if w.State != runtime.StateRunning {
 			// It died while no controller watched it: its last lines go
@@ -219,22 +218,33 @@ func (s *service) adopt() {
 		in := &instance{
 			name: name, rev: rev, wid: w.ID, status: TaskStarting, restarts: restarts,
 			created: w.StartedAt, startedAt: w.StartedAt, ports: w.Ports,
-			backoff: probe.NewBackoff(s.c.opts.Backoff),
+			backoff: probe.NewBackoff(s.c.opts.Backoff), clock: time.Now(), adopting: true,
 		}
 		s.insts = append(s.insts, in)
 		s.watch(in)
-		newest = rev
 		s.c.log.Info("adopted an instance", "service", s.id, "instance", name, "workload", w.ID, "release", rev.rel.ID)
 	}
 	// The deployments service re-applies the release it recorded as the
-	// service's; instances of it ran before, so it is not rolled out
-	// again. Without any, the newest adopted release is what serves
-	// while the applied one rolls out.
+	// service's. When only instances of it run, it had been rolled out:
+	// it is not rolled out again. When instances of other releases run
+	// too, Slipway stopped in the middle of its rollout: the release with
+	// the most instances is what served, and the applied one rolls out
+	// again from where it was (its instances must become ready anew).
+	others := map[*revision]int{}
+	for _, in := range s.insts {
+		if in.rev != target {
+			others[in.rev]++
+		}
+	}
 	switch {
-	case target != nil && slices.ContainsFunc(s.insts, func(in *instance) bool { return in.rev == target }):
+	case len(others) == 0 && len(s.insts) > 0:
 		s.stable = target
-	case newest != nil:
-		s.stable = newest
+	case len(others) > 0:
+		for rev, n := range others {
+			if s.stable == nil || n > others[s.stable] {
+				s.stable = rev
+			}
+		}
 	}
 }
 
@@ -459,6 +469,10 @@ func (s *service) reconcile() {
 	})
 	for _, in := range old {
 		if !in.ready {
+			if in.adopting && time.Since(in.clock) < s.readyTimeout(in.rev) {
+				// Adopted, not probed yet: it most likely serves.
+				continue
+			}
 			s.terminate(in, true)
 			continue
 		}
@@ -523,7 +537,7 @@ func (s *service) failure(want int) string {
 			continue
 		}
 		timeout := s.readyTimeout(in.rev)
-		if time.Since(in.created) >= timeout {
+		if time.Since(in.clock) >= timeout {
 			return fmt.Sprintf("instance %s not ready within %s: %s", in.name, timeout, s.notReadyWhy(in))
 		}
 	}
@@ -595,7 +609,7 @@ func (s *service) nextDeadline() (time.Time, bool) {
 			consider(in.restartAt)
 		}
 		if s.rolling != nil && in.rev == s.rolling && !in.everReady {
-			consider(in.created.Add(s.readyTimeout(in.rev)))
+			consider(in.clock.Add(s.readyTimeout(in.rev)))
 			if in.ready {
 				consider(in.readySince.Add(s.c.opts.MinReady))
 			}
@@ -624,7 +638,7 @@ func (s *service) handle(ev event) {
 	}
 	switch ev.kind {
 	case evReady:
-		in.started, in.ready, in.readySince, in.status = true, true, time.Now(), TaskRunning
+		in.started, in.ready, in.readySince, in.status, in.adopting = true, true, time.Now(), TaskRunning, false
 	case evExit:
 		why := fmt.Sprintf("exited with code %d", ev.exit.ExitCode)
 		if ev.exit.Reason == runtime.ReasonLost {
@@ -636,7 +650,7 @@ func (s *service) handle(ev event) {
 		case probe.Started:
 			in.started, in.status = true, TaskRunning
 		case probe.Ready:
-			in.ready, in.readySince = true, time.Now()
+			in.ready, in.readySince, in.adopting = true, time.Now(), false
 		case probe.NotReady:
 			in.ready = false
 		case probe.Dead:
@@ -649,7 +663,7 @@ func (s *service) handle(ev event) {
 // after its back-off.
 func (s *service) crash(in *instance, why string) {
 	now := time.Now()
-	in.crashed, in.ready, in.why, in.status = true, false, why, TaskFailed
+	in.crashed, in.ready, in.why, in.status, in.adopting = true, false, why, TaskFailed, false
 	in.restartAt = now.Add(in.backoff.Next(in.startedAt, now))
 	if in.rev == s.rolling {
 		s.crashes++
@@ -658,11 +672,14 @@ func (s *service) crash(in *instance, why string) {
 	s.c.log.Info("instance died; restarting it after back-off", "service", s.id, "instance", in.name,
 		"reason", why, "restart_in", time.Until(in.restartAt).Round(time.Millisecond))
 	s.terminate(in, false)
+	// Look again at once: this death may fail the rollout.
+	s.poke()
 }
 
 // newInstance starts a new instance of rev.
 func (s *service) newInstance(rev *revision) *instance {
-	in := &instance{name: s.instanceName(rev), rev: rev, created: time.Now(), backoff: probe.NewBackoff(s.c.opts.Backoff)}
+	now := time.Now()
+	in := &instance{name: s.instanceName(rev), rev: rev, created: now, clock: now, backoff: probe.NewBackoff(s.c.opts.Backoff)}
 	s.insts = append(s.insts, in)
 	s.startWorkload(in)
 	return in
@@ -702,6 +719,11 @@ func (s *service) startWorkload(in *instance) {
 		}
 		s.c.log.Warn("starting an instance", "service", s.id, "instance", in.name, "error", err)
 		s.crash(in, "could not be started: "+err.Error())
+		if errors.Is(err, runtime.ErrUnsupported) && in.rev == s.rolling {
+			// The driver cannot run this release at all (an image on
+			// the process driver): trying again cannot help.
+			s.crashes = max(s.crashes, s.c.opts.MaxStartFailures)
+		}
 		return
 	}
 	in.wid = id
