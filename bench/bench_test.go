@@ -267,6 +267,9 @@ func tryStartServer(b *testing.B, databaseURL string, env []string) (*server, er
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SLIPWAY_") }),
 		"SLIPWAY_HTTP_ADDR="+httpAddr,
 		"SLIPWAY_GRPC_ADDR="+grpcAddr,
+		// The services' ingress listens apart; not on the default port,
+		// which another server (or a developer's Slipway) may hold.
+		fmt.Sprintf("SLIPWAY_INGRESS_ADDR=127.0.0.1:%d", testenv.FreePort(b)),
 		"SLIPWAY_DATA_DIR="+dataDir,
 		"SLIPWAY_PROJECTS_DATABASE_URL="+databaseURL,
 		"SLIPWAY_LOG_LEVEL=warn", // a log line per request would distort the numbers

@@ -123,7 +123,7 @@ func componentNamed(name string) (component, bool) {
 
 // listenEnv are the documented variables that hold a listen address of the
 // process itself (as opposed to the address of another component).
-var listenEnv = []string{"SLIPWAY_HTTP_ADDR", "SLIPWAY_GRPC_ADDR"}
+var listenEnv = []string{"SLIPWAY_HTTP_ADDR", "SLIPWAY_GRPC_ADDR", "SLIPWAY_INGRESS_ADDR"}
 
 // ---------------------------------------------------------------------------
 // docker-compose.yml
@@ -753,7 +753,7 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
 			new:     "      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
 			check:   checkMigrate,
-			wantErr: "jobs: does not depend on migrate",
+			wantErr: "deployments: does not depend on migrate",
 		},
 		{
 			name:    "unknown target",
@@ -809,7 +809,7 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			old:     "      nats:\n        condition: service_started\n\n  gateway:",
 			new:     "      nats:\n        condition: service_healthy\n\n  gateway:",
 			check:   checkHealthchecks,
-			wantErr: "jobs: waits for nats to be healthy",
+			wantErr: "deployments: waits for nats to be healthy",
 		},
 	}
 	for _, c := range cases {

@@ -13,6 +13,7 @@ import (
 	// The services' descriptors, with their access rules, must be in the
 	// global registry for permissions.ForMethod to find them.
 	_ "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	_ "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 
@@ -56,9 +57,10 @@ func requestAs(t testing.TB, authorization, method, url, body string) response {
 // full gRPC names. A new service must be added here, or
 // TestEveryRouteIsGuarded fails on its routes.
 var apiServices = map[string]string{
-	"ProjectsService": "slipway.projects.v1.ProjectsService",
-	"AuthService":     "slipway.auth.v1.AuthService",
-	"JobsService":     "slipway.jobs.v1.JobsService",
+	"ProjectsService":    "slipway.projects.v1.ProjectsService",
+	"AuthService":        "slipway.auth.v1.AuthService",
+	"JobsService":        "slipway.jobs.v1.JobsService",
+	"DeploymentsService": "slipway.deployments.v1.DeploymentsService",
 }
 
 // apiRoute is one path × method of the OpenAPI document.
@@ -120,6 +122,25 @@ func openAPIRoutes(t testing.TB, base string) []apiRoute {
 type routeFixture struct {
 	params map[string]string
 	body   string
+	// refused, when set, is the error id a call allowed through the
+	// authorizer answers instead of 200: a route that refuses by design
+	// (starting a build before Slipway builds anything).
+	refused string
+}
+
+// allowed checks the answer of a call the authorizer let through: 200,
+// or the fixture's refusal (409 with its id).
+func (f routeFixture) allowed(res response) bool {
+	if f.refused == "" {
+		return res.Status == http.StatusOK
+	}
+	var e struct {
+		Error struct {
+			ID string `json:"id"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(res.Raw, &e)
+	return res.Status == http.StatusConflict && e.Error.ID == f.refused
 }
 
 var pathParam = regexp.MustCompile(`\{[^}]+\}`)
@@ -322,6 +343,74 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		"GetJobLogs": func(testing.TB) routeFixture { return params("projectId", project, "jobId", manualJob) },
 	}
 
+	// Services run as local processes too: a command without ports or
+	// health checks is ready once it runs.
+	serviceBody := func(kind string) string {
+		body := fmt.Sprintf(`{"name":"Authz %s Svc %d","deployment":{"instances":1,"docker":{"configType":"customCommand","customCommand":"sleep 600"}}`, kind, next())
+		if kind == "Combined" {
+			body = fmt.Sprintf(`{"name":"Authz %s Svc %d","deployment":{"instances":1},"vcsData":{"projectUrl":"https://github.com/acme/app","projectType":"github","projectBranch":"main"},"buildSettings":{"dockerfile":{"dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}}`, kind, next())
+		}
+		return body + "}"
+	}
+	newService := func(t testing.TB, kind string) string {
+		t.Helper()
+		d := callJSON(t, "POST", base+"/v1/projects/"+project+"/services/"+strings.ToLower(kind), serviceBody(kind)).data(t)
+		return d["id"].(string)
+	}
+	deploymentSvc := newService(t, "Deployment")
+	combinedSvc := newService(t, "Combined")
+	onService := func(body string) func(testing.TB) routeFixture {
+		return func(testing.TB) routeFixture {
+			return withBody(params("projectId", project, "serviceId", deploymentSvc), body)
+		}
+	}
+	serviceCases := map[string]func(t testing.TB) routeFixture{
+		"ListServices": func(testing.TB) routeFixture { return params("projectId", project) },
+		"CreateDeploymentService": func(testing.TB) routeFixture {
+			return withBody(params("projectId", project), serviceBody("Deployment"))
+		},
+		"PutDeploymentService": func(testing.TB) routeFixture {
+			return withBody(params("projectId", project), serviceBody("Deployment"))
+		},
+		"PatchDeploymentService": func(t testing.TB) routeFixture {
+			return withBody(params("projectId", project, "serviceId", newService(t, "Deployment")), `{"description":"patched"}`)
+		},
+		"CreateCombinedService": func(testing.TB) routeFixture { return withBody(params("projectId", project), serviceBody("Combined")) },
+		"PutCombinedService":    func(testing.TB) routeFixture { return withBody(params("projectId", project), serviceBody("Combined")) },
+		"PatchCombinedService": func(t testing.TB) routeFixture {
+			return withBody(params("projectId", project, "serviceId", newService(t, "Combined")), `{"description":"patched"}`)
+		},
+		"GetService": onService(""),
+		"DeleteService": func(t testing.TB) routeFixture {
+			return params("projectId", project, "serviceId", newService(t, "Deployment"))
+		},
+		"StartServiceBuild": func(testing.TB) routeFixture {
+			f := withBody(params("projectId", project, "serviceId", combinedSvc), `{}`)
+			f.refused = "BUILDS_UNAVAILABLE"
+			return f
+		},
+		"GetServiceDeployment":                onService(""),
+		"UpdateServiceDeployment":             onService(`{"docker":{"configType":"customCommand","customCommand":"sleep 601"}}`),
+		"GetServicePorts":                     onService(""),
+		"UpdateServicePorts":                  onService(`{"ports":[{"name":"p01","internalPort":8080,"protocol":"TCP"}]}`),
+		"GetServiceHealthChecks":              onService(""),
+		"UpdateServiceHealthChecks":           onService(`{"healthChecks":[]}`),
+		"GetServiceRuntimeEnvironment":        onService(""),
+		"UpdateServiceRuntimeEnvironment":     onService(`{"runtimeEnvironment":{"GREETING":"hi"}}`),
+		"GetServiceRuntimeEnvironmentDetails": onService(""),
+		"ScaleService":                        onService(`{"instances":1}`),
+		"PauseService":                        onService(`{}`),
+		"ResumeService":                       onService(`{}`),
+		"RestartService":                      onService(`{}`),
+		"GetServiceContainers":                onService(""),
+		"ListServiceReleases":                 onService(""),
+		"RollbackServiceRelease": func(testing.TB) routeFixture {
+			return withBody(params("projectId", project, "serviceId", deploymentSvc, "releaseId", "r000001"), `{}`)
+		},
+		"GetServiceLogs":    onService(""),
+		"GetServiceMetrics": onService(""),
+	}
+
 	// cases gives each operation what a call needs; prepare is called again
 	// for every call that is to succeed, so a delete gets a fresh resource
 	// and a create a fresh name.
@@ -406,6 +495,10 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		cases["JobsService_"+name] = prepare
 		cases["JobsService_"+name+"2"] = prepare
 	}
+	for name, prepare := range serviceCases {
+		cases["DeploymentsService_"+name] = prepare
+		cases["DeploymentsService_"+name+"2"] = prepare
+	}
 
 	routes := openAPIRoutes(t, base)
 	walked, used := 0, map[string]bool{}
@@ -465,7 +558,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 					t.Errorf("project-restricted token on a team-level route: id %q, want PROJECT_RESTRICTED: %v", e.ID, e)
 				}
 			case perm == "" || fx.params["projectId"] == project || r.OperationID == "ProjectsService_ListProjects" || r.OperationID == "ProjectsService_ListProjects2":
-				if res := requestAs(t, restricted, r.Method, url, fx.body); res.Status != http.StatusOK {
+				if res := requestAs(t, restricted, r.Method, url, fx.body); !fx.allowed(res) {
 					t.Errorf("project-restricted admin token on its own project's route: HTTP %d, want 200: %s", res.Status, res.Raw)
 				} else {
 					fx = prepare(t)
@@ -475,7 +568,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 
 			// (b) The viewer role: 403 unless it holds the permission.
 			if perm == "" || slices.Contains(viewerPerms, perm) {
-				if res := requestAs(t, viewer, r.Method, url, fx.body); res.Status != http.StatusOK {
+				if res := requestAs(t, viewer, r.Method, url, fx.body); !fx.allowed(res) {
 					t.Errorf("viewer token (holds %q): HTTP %d, want 200: %s", perm, res.Status, res.Raw)
 				} else {
 					fx = prepare(t)
@@ -490,9 +583,9 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 
 			// (d) The admin token: success. The data is an object, except
 			// for the routes Northflank answers with an array (log lines).
-			if res := requestAs(t, admin, r.Method, url, fx.body); res.Status != http.StatusOK {
-				t.Errorf("admin token: HTTP %d, want 200: %s", res.Status, res.Raw)
-			} else if _, isList := res.Body["data"].([]any); !isList {
+			if res := requestAs(t, admin, r.Method, url, fx.body); !fx.allowed(res) {
+				t.Errorf("admin token: HTTP %d, want 200 (or 409 %s): %s", res.Status, fx.refused, res.Raw)
+			} else if _, isList := res.Body["data"].([]any); !isList && fx.refused == "" {
 				res.data(t)
 			}
 			walked++

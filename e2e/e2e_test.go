@@ -242,6 +242,8 @@ func startSlipway(t testing.TB, env ...string) *instance {
 			// Jobs run as local processes unless a test asks for the docker
 			// driver: the auto choice would depend on the machine.
 			"SLIPWAY_RUNTIME_DRIVER=process",
+			// The ingress of services, on a port of its own per instance.
+			fmt.Sprintf("SLIPWAY_INGRESS_ADDR=127.0.0.1:%d", testenv.FreePort(t)),
 		}
 		if wantGRPC {
 			full = append(full, fmt.Sprintf("SLIPWAY_GRPC_ADDR=127.0.0.1:%d", testenv.FreePort(t)))
@@ -258,7 +260,7 @@ func startSlipway(t testing.TB, env ...string) *instance {
 		}
 		// A port that was free when picked may have been taken since.
 		clash := strings.Contains(inst.out.String(), "address already in use")
-		if clash && attempt < attempts && !pinned("SLIPWAY_HTTP_ADDR") && !pinned("SLIPWAY_GRPC_ADDR") {
+		if clash && attempt < attempts && !pinned("SLIPWAY_HTTP_ADDR") && !pinned("SLIPWAY_GRPC_ADDR") && !pinned("SLIPWAY_INGRESS_ADDR") {
 			t.Logf("slipway: port clash, retrying on other ports")
 			continue
 		}
@@ -537,7 +539,8 @@ func TestJSClient(t *testing.T) {
 // TestJSClientPostgres runs the same suite against Slipway on PostgreSQL.
 func TestJSClientPostgres(t *testing.T) {
 	jsDir := requireNodeSuite(t)
-	inst := startSlipway(t, "SLIPWAY_PROJECTS_DATABASE_URL="+testenv.Postgres(t), "SLIPWAY_JOBS_DATABASE_URL="+testenv.Postgres(t))
+	inst := startSlipway(t, "SLIPWAY_PROJECTS_DATABASE_URL="+testenv.Postgres(t), "SLIPWAY_JOBS_DATABASE_URL="+testenv.Postgres(t),
+		"SLIPWAY_DEPLOYMENTS_DATABASE_URL="+testenv.Postgres(t))
 	runNodeSuite(t, jsDir, inst.URL)
 }
 
@@ -965,6 +968,24 @@ func TestServeTargetsApart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// A service runs in the deployments process: created through the
+	// gateway (the project checked with the projects process), its first
+	// release rolls out.
+	callJSON(t, "POST", gateway.URL+"/v1/projects/split-deploy/services/deployment",
+		`{"name":"split svc","deployment":{"instances":1,"docker":{"configType":"customCommand","customCommand":"sleep 600"}}}`).data(t)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		d := callJSON(t, "GET", gateway.URL+"/v1/projects/split-deploy/services/split-svc/deployment", "").data(t)
+		st, _ := d["status"].(map[string]any)
+		if st["status"] == "COMPLETED" {
+			break
+		}
+		if st["status"] == "FAILED" || time.Now().After(deadline) {
+			t.Fatalf("service through the split deployment: %v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	for name, inst := range procs {
 		r := callJSON(t, "GET", inst.URL+"/health", "")
 		d := r.data(t)
@@ -993,8 +1014,9 @@ func TestServeTargetsApart(t *testing.T) {
 }
 
 // TestTwoInstancesOnOneMachine: two `slipway serve` with only their HTTP
-// address and data directory apart both start, since the components of one
-// process call each other in memory and open no other port.
+// address, ingress address and data directory apart both start, since the
+// components of one process call each other in memory and open no other
+// port.
 func TestTwoInstancesOnOneMachine(t *testing.T) {
 	a := startSlipway(t)
 	b := startSlipway(t)

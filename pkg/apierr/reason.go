@@ -140,6 +140,17 @@ const (
 	ReasonExecUnsupported Reason = "EXEC_UNSUPPORTED"
 )
 
+// Reasons of the deployments service.
+const (
+	// ReasonBuildsUnavailable: a request that needs builds (starting a
+	// build of a combined service, deploying a build with "internal")
+	// before Slipway builds anything. 409.
+	ReasonBuildsUnavailable Reason = "BUILDS_UNAVAILABLE"
+	// ReasonServiceTypeMismatch: a create-or-update that would turn a
+	// deployment service into a combined one or back. 409.
+	ReasonServiceTypeMismatch Reason = "SERVICE_TYPE_MISMATCH"
+)
+
 // Reasons lists every declared reason, for documentation and for the test
 // that keeps them well-formed and distinct.
 func Reasons() []Reason {
@@ -154,6 +165,7 @@ func Reasons() []Reason {
 		ReasonProjectRestricted, ReasonProjectNotEmpty,
 		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded,
 		ReasonNotRunning, ReasonExecUnsupported,
+		ReasonBuildsUnavailable, ReasonServiceTypeMismatch,
 	}
 }
 

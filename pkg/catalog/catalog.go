@@ -201,3 +201,18 @@ func (c *Catalog) DefaultPlan() *projectsv1.Plan {
 	}
 	return nil
 }
+
+// MaxInstances is the most instances a service may run on any plan of the
+// catalogue. The catalogue's plans (Northflank's shapes) carry no instance
+// limit of their own, so every plan shares this one: Northflank's own
+// per-service default, and plenty for one machine.
+const MaxInstances = 20
+
+// MaxInstances returns the most instances a service on the plan with the
+// given id may run: MaxInstances for every plan (0 for an unknown one).
+func (c *Catalog) MaxInstances(plan string) int {
+	if c.Plan(plan) == nil {
+		return 0
+	}
+	return MaxInstances
+}

@@ -84,3 +84,16 @@ func TestDefaultNorthflankRegions(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxInstances(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MaxInstances(c.DefaultPlan().GetId()); got != MaxInstances {
+		t.Errorf("MaxInstances(default plan) = %d, want %d", got, MaxInstances)
+	}
+	if got := c.MaxInstances("no-such-plan"); got != 0 {
+		t.Errorf("MaxInstances(unknown plan) = %d, want 0", got)
+	}
+}

@@ -3,39 +3,19 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
-	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/logquery"
 )
 
-// Log query bounds.
-const (
-	defaultLineLimit = 1000
-	defaultTailLines = 100
-	// maxPageBytes bounds the lines of one answer (a GetJobLogs response,
-	// or one message of a tail) besides their count: gRPC refuses
-	// messages over 4 MiB by default, and lineLimit lines of up to 64 KiB
-	// each would exceed it many times over. A page cut short by it ends at
-	// a line whose time a next read starts from (startTime just after it,
-	// or endTime at it going backward): stored times increase strictly
-	// within an attempt.
-	maxPageBytes = 2 << 20
-	// lineOverhead is what a line costs in a response besides its text
-	// (ids, stream, timestamp, framing), counted against maxPageBytes:
-	// lineLimit's 10000 lines of nothing stay under the limit too.
-	lineOverhead = 160
-)
-
-// lineBytes is what l costs against maxPageBytes.
+// lineBytes is what l costs against logquery.MaxPageBytes.
 func lineBytes(l LogLine) int {
-	return len(l.Text) + len(l.Container) + len(l.RunID) + lineOverhead
+	return len(l.Text) + len(l.Container) + len(l.RunID) + logquery.LineOverhead
 }
 
 // logSubject carries a job's stored lines to live tails, on core NATS: a
@@ -83,88 +63,32 @@ type logQuery interface {
 	GetLineLimit() int32
 }
 
-// filter selects lines the way Northflank's log options do.
+// filter is logquery's filter and a run.
 type filter struct {
-	run, container   string
-	include, exclude string
-	match, notMatch  *regexp.Regexp
+	logquery.Filter
+	run string
 }
 
 func newFilter(q logQuery) (filter, error) {
-	f := filter{run: q.GetRunId(), container: q.GetContainerName(), include: q.GetTextIncludes(), exclude: q.GetTextNotIncludes()}
-	if f.container == "all" {
-		f.container = ""
-	}
-	for _, re := range []struct {
-		field, expr string
-		dst         **regexp.Regexp
-	}{{"regexIncludes", q.GetRegexIncludes(), &f.match}, {"regexNotIncludes", q.GetRegexNotIncludes(), &f.notMatch}} {
-		if re.expr == "" {
-			continue
-		}
-		compiled, err := regexp.Compile(re.expr)
-		if err != nil {
-			return filter{}, apierr.InvalidField(re.field, "is not a valid regular expression: "+err.Error())
-		}
-		*re.dst = compiled
-	}
-	return f, nil
-}
-
-// textOnly reports whether the filter looks at line text (then the store
-// cannot apply it, and reads go in batches).
-func (f filter) textOnly() bool {
-	return f.include != "" || f.exclude != "" || f.match != nil || f.notMatch != nil
+	f, err := logquery.NewFilter(q)
+	return filter{Filter: f, run: q.GetRunId()}, err
 }
 
 func (f filter) keep(l LogLine) bool {
-	switch {
-	case f.run != "" && l.RunID != f.run,
-		f.container != "" && l.Container != f.container,
-		f.include != "" && !strings.Contains(l.Text, f.include),
-		f.exclude != "" && strings.Contains(l.Text, f.exclude),
-		f.match != nil && !f.match.MatchString(l.Text),
-		f.notMatch != nil && f.notMatch.MatchString(l.Text):
-		return false
-	}
-	return true
+	return (f.run == "" || l.RunID == f.run) && f.Keep(l.Container, l.Text)
 }
 
 // read returns up to limit stored lines q and f select, and no more than
-// maxPageBytes of them (at least one line).
+// logquery.MaxPageBytes of them (at least one line).
 func (s *Service) read(ctx context.Context, q LogQuery, f filter, limit int) ([]LogLine, error) {
-	q.RunID, q.Container = f.run, f.container
-	var out []LogLine
-	size := 0
-	for len(out) < limit {
-		q.Limit = limit - len(out)
-		if f.textOnly() {
-			q.Limit = max(q.Limit, 500)
+	q.RunID, q.Container = f.run, f.Container
+	return logquery.Read(ctx, limit, f.TextOnly(), func(ctx context.Context, n int, after *LogLine) ([]LogLine, error) {
+		q.Limit = n
+		if after != nil {
+			q.AfterTime, q.AfterSeq = after.Time, after.Seq
 		}
-		batch, err := s.store.ReadLogs(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range batch {
-			if !f.keep(l) {
-				continue
-			}
-			n := lineBytes(l)
-			if len(out) > 0 && size+n > maxPageBytes {
-				return out, nil
-			}
-			size += n
-			if out = append(out, l); len(out) == limit {
-				return out, nil
-			}
-		}
-		if len(batch) < q.Limit {
-			break
-		}
-		last := batch[len(batch)-1]
-		q.AfterTime, q.AfterSeq = last.Time, last.Seq
-	}
-	return out, nil
+		return s.store.ReadLogs(ctx, q)
+	}, f.keep, lineBytes)
 }
 
 // GetJobLogs implements JobsService.
@@ -178,24 +102,12 @@ func (s *Service) GetJobLogs(ctx context.Context, req *jobsv1.GetJobLogsRequest)
 		return nil, err
 	}
 	q := LogQuery{TeamID: j.TeamID, ProjectID: j.ProjectID, JobID: j.ID, Backward: req.GetDirection() != "forward"}
-	if req.EndTime != nil {
-		q.End = req.GetEndTime().AsTime()
-	}
-	if req.StartTime != nil {
-		q.Start = req.GetStartTime().AsTime()
-	} else if req.GetDuration() > 0 {
-		end := q.End
-		if end.IsZero() {
-			end = s.opts.Clock()
-		}
-		q.Start = end.Add(-secondsOf(req.GetDuration()))
-	}
-	if !q.Start.IsZero() && !q.End.IsZero() && q.End.Before(q.Start) {
-		return nil, apierr.InvalidField("endTime", "is before startTime")
+	if q.Start, q.End, err = logquery.Range(req, s.opts.Clock()); err != nil {
+		return nil, err
 	}
 	limit := int(req.GetLineLimit())
 	if limit == 0 {
-		limit = defaultLineLimit
+		limit = logquery.DefaultLineLimit
 	}
 	lines, err := s.read(ctx, q, f, limit)
 	if err != nil {
@@ -232,7 +144,7 @@ func (s *Service) TailJobLogs(req *jobsv1.TailJobLogsRequest, stream jobsv1.Jobs
 
 	limit := int(req.GetLineLimit())
 	if limit == 0 {
-		limit = defaultTailLines
+		limit = logquery.DefaultTailLines
 	}
 	q := LogQuery{TeamID: j.TeamID, ProjectID: j.ProjectID, JobID: j.ID, Backward: true}
 	if req.StartTime != nil {
@@ -282,14 +194,14 @@ func (s *Service) TailJobLogs(req *jobsv1.TailJobLogsRequest, stream jobsv1.Jobs
 	}
 }
 
-// sendLines sends lines in messages of at most maxPageBytes.
+// sendLines sends lines in messages of at most logquery.MaxPageBytes.
 func sendLines(stream jobsv1.JobsService_TailJobLogsServer, lines []LogLine) error {
 	for len(lines) > 0 {
 		resp := &jobsv1.TailJobLogsResponse{}
 		size := 0
 		for len(lines) > 0 {
 			n := lineBytes(lines[0])
-			if len(resp.Lines) > 0 && size+n > maxPageBytes {
+			if len(resp.Lines) > 0 && size+n > logquery.MaxPageBytes {
 				break
 			}
 			size += n

@@ -6,12 +6,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-shellwords"
 	"github.com/robfig/cron/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
@@ -19,14 +19,6 @@ import (
 // way Kubernetes bounds a Secret: enough for any configuration, small
 // enough that a run's spec stays a small row.
 const maxEnvBytes = 256 << 10
-
-// Docker override types (Northflank's deployment.docker.configType).
-const (
-	configDefault           = "default"
-	configEntrypoint        = "customEntrypoint"
-	configCommand           = "customCommand"
-	configEntrypointCommand = "customEntrypointCustomCommand"
-)
 
 // descriptors are the shorthands a schedule may be instead of five fields
 // (those of Kubernetes' CronJob, which robfig/cron also knows). The
@@ -113,43 +105,10 @@ func overlay(base Deployment, o *jobsv1.JobDeployment) Deployment {
 	return base
 }
 
-// checkDeployment refuses a deployment the runtime cannot run: overrides
-// that contradict their type, and images on the process driver or no image
-// on the docker driver. field prefixes the error paths ("deployment").
+// checkDeployment refuses a deployment the runtime cannot run (see
+// overrides.Check).
 func checkDeployment(d Deployment, driver string) error {
-	hasEntrypoint := d.ConfigType == configEntrypoint || d.ConfigType == configEntrypointCommand
-	hasCommand := d.ConfigType == configCommand || d.ConfigType == configEntrypointCommand
-	switch {
-	case hasEntrypoint && strings.TrimSpace(d.CustomEntrypoint) == "":
-		return apierr.InvalidField("deployment.docker.customEntrypoint", "is required with configType "+d.ConfigType)
-	case !hasEntrypoint && d.CustomEntrypoint != "":
-		return apierr.InvalidField("deployment.docker.customEntrypoint", "is only used with configType customEntrypoint or customEntrypointCustomCommand")
-	case hasCommand && strings.TrimSpace(d.CustomCommand) == "":
-		return apierr.InvalidField("deployment.docker.customCommand", "is required with configType "+d.ConfigType)
-	case !hasCommand && d.CustomCommand != "":
-		return apierr.InvalidField("deployment.docker.customCommand", "is only used with configType customCommand or customEntrypointCustomCommand")
-	}
-	for field, s := range map[string]string{"customEntrypoint": d.CustomEntrypoint, "customCommand": d.CustomCommand} {
-		if _, err := shellwords.Parse(s); err != nil {
-			return apierr.InvalidField("deployment.docker."+field, "cannot be split into words: "+err.Error())
-		}
-	}
-	switch driver {
-	case "process":
-		if d.Image != "" {
-			return apierr.InvalidField("deployment.external.imagePath",
-				`this Slipway runs jobs as local processes (runtime driver "process"), which cannot run images; give a custom command instead, or run Slipway with SLIPWAY_RUNTIME_DRIVER=docker`)
-		}
-		if !hasCommand {
-			return apierr.InvalidField("deployment.docker.customCommand",
-				"a job without an image runs a custom command: set configType customCommand (or customEntrypointCustomCommand) and customCommand")
-		}
-	default:
-		if d.Image == "" {
-			return apierr.InvalidField("deployment.external.imagePath", fmt.Sprintf("is required: the %s runtime runs images", driver))
-		}
-	}
-	return nil
+	return overrides.Check(d.Overrides(), driver, "deployment", "job")
 }
 
 // checkEnv bounds an environment's total size.
@@ -164,15 +123,12 @@ func checkEnv(field string, env map[string]string) error {
 	return nil
 }
 
-// workload turns a run's spec into what the runtime starts. With an image
-// the overrides replace the image's entrypoint and command (split into
-// words like a shell would); without one, the command (after the
-// entrypoint, when given) runs through /bin/sh -c.
+// workload turns a run's spec into what the runtime starts (the image and
+// command as overrides.Apply maps them).
 func workload(r Run, attempt int32, deadline time.Duration) runtime.Spec {
 	d := r.Spec.Deployment
 	spec := runtime.Spec{
 		Name:      containerName(r, attempt),
-		Image:     d.Image,
 		Env:       maps.Clone(r.Spec.Env),
 		Labels:    workloadLabels(r, attempt),
 		Resources: runtime.Resources{MilliCPU: r.Spec.MilliCPU, MemoryMB: r.Spec.MemoryMB},
@@ -181,20 +137,7 @@ func workload(r Run, attempt int32, deadline time.Duration) runtime.Spec {
 	if spec.Env == nil {
 		spec.Env = map[string]string{}
 	}
-	if d.Image == "" {
-		script := d.CustomCommand
-		if d.CustomEntrypoint != "" {
-			script = d.CustomEntrypoint + " " + d.CustomCommand
-		}
-		spec.Command = []string{"/bin/sh", "-c", script}
-		return spec
-	}
-	if d.CustomEntrypoint != "" {
-		spec.Entrypoint, _ = shellwords.Parse(d.CustomEntrypoint) // checked on write
-	}
-	if d.CustomCommand != "" {
-		spec.Command, _ = shellwords.Parse(d.CustomCommand)
-	}
+	overrides.Apply(&spec, d.Overrides())
 	return spec
 }
 
@@ -254,7 +197,7 @@ func jobOf(j Job, cluster string) *jobsv1.Job {
 func deploymentOf(d Deployment) *jobsv1.JobDeployment {
 	out := &jobsv1.JobDeployment{Docker: &jobsv1.DockerOverrides{ConfigType: d.ConfigType, CustomEntrypoint: d.CustomEntrypoint, CustomCommand: d.CustomCommand}}
 	if out.Docker.ConfigType == "" {
-		out.Docker.ConfigType = configDefault
+		out.Docker.ConfigType = overrides.Default
 	}
 	if d.Image != "" {
 		out.External = &jobsv1.ExternalImage{ImagePath: d.Image}

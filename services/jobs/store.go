@@ -6,6 +6,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/paging"
 )
 
@@ -37,6 +38,11 @@ type Deployment struct {
 	// StorageMB and ShmMB are the ephemeral disk and /dev/shm sizes.
 	StorageMB int32 `json:"storageMB,omitempty"`
 	ShmMB     int32 `json:"shmMB,omitempty"`
+}
+
+// Overrides is what the deployment runs, for pkg/overrides.
+func (d Deployment) Overrides() overrides.Overrides {
+	return overrides.Overrides{Image: d.Image, ConfigType: d.ConfigType, CustomEntrypoint: d.CustomEntrypoint, CustomCommand: d.CustomCommand}
 }
 
 // Job is the stored state of a job.

@@ -1,0 +1,155 @@
+package deployments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+
+	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
+	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
+	"github.com/slipwayhq/slipway/pkg/catalog"
+	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/httpserver"
+	"github.com/slipwayhq/slipway/pkg/ingress"
+	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
+	"github.com/slipwayhq/slipway/pkg/secret"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/services/deployments/migrations"
+	"github.com/slipwayhq/slipway/services/deployments/rollout"
+)
+
+// Component is the deployments service's row in the component table:
+// deployment and combined services, run by the rollout controller on the
+// workload runtime and reached through the built-in ingress.
+var Component = component.Component{
+	Name:       "deployments",
+	Summary:    "deployment and combined services: releases, rollouts, ingress, instances, logs and metrics",
+	Deps:       []string{"auth", "projects"},
+	Migrations: []sqldb.Migrations{migrations.Set},
+	Settings: append([]component.Setting{
+		component.EncryptionKeySetting,
+		{Flag: "ingress-addr", Env: "SLIPWAY_INGRESS_ADDR", Default: "127.0.0.1:8000",
+			Help:  "address the ingress (the reverse proxy to services' public HTTP ports) listens on",
+			Check: hostPort},
+		{Flag: "ingress-domain", Env: "SLIPWAY_INGRESS_DOMAIN", Default: ingress.DefaultBaseDomain,
+			Help:  "base domain of services' host names, <port>--<service>--<project>.<domain> (localhost resolves to loopback with no DNS set-up)",
+			Check: domain},
+		{Flag: "service-log-lines", Env: "SLIPWAY_SERVICE_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
+			Help:  "most log lines a service keeps (all its instances together); past it the oldest are dropped",
+			Check: component.Positive},
+		{Flag: "service-log-bytes", Env: "SLIPWAY_SERVICE_LOG_BYTES", Default: strconv.Itoa(DefaultLogBytes),
+			Help:  "most bytes of log text a service keeps (all its instances together); past it the oldest lines are dropped",
+			Check: component.Positive},
+	}, drivers.Settings...),
+	Start: start,
+	API: &component.API{
+		HealthService: deploymentsv1.DeploymentsService_ServiceDesc.ServiceName,
+		Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
+			return deploymentsv1.RegisterDeploymentsServiceHandlerClient(ctx, mux, deploymentsv1.NewDeploymentsServiceClient(conn))
+		},
+		Tails:    []component.Tail{{Path: "/projects/{project_id}/services/{service_id}/logs", Method: deploymentsv1.DeploymentsService_TailServiceLogs_FullMethodName}},
+		Optional: true,
+	},
+}
+
+// hostPort is a Setting check: host:port.
+func hostPort(v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	return nil
+}
+
+// domain is a Setting check: a DNS name.
+func domain(v string) error {
+	if v == "" || strings.ContainsAny(v, "/: ") || strings.HasPrefix(v, ".") || strings.HasSuffix(v, ".") {
+		return errors.New("want a domain name such as localhost or apps.example.com")
+	}
+	return nil
+}
+
+// start opens the runtime driver, serves the ingress, and starts the
+// rollout controller and the service.
+func start(ctx context.Context, env *component.Env) (*component.Instance, error) {
+	cat, err := catalog.Load(env.Setting("catalog-file"))
+	if err != nil {
+		return nil, err
+	}
+	key, err := env.EncryptionKey()
+	if err != nil {
+		return nil, err
+	}
+	box, err := secret.NewBox(key, "deployments-env")
+	if err != nil {
+		return nil, err
+	}
+	cursors, err := env.Cursors()
+	if err != nil {
+		return nil, err
+	}
+	driver, err := drivers.FromEnv(ctx, env, "services")
+	if err != nil {
+		return nil, err
+	}
+	in, err := ingress.New(ingress.Config{BaseDomain: env.Setting("ingress-domain"), Registerer: env.Registerer, Logger: env.Log})
+	if err != nil {
+		return nil, err
+	}
+	addr := env.Setting("ingress-addr")
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ingress: %w", err)
+	}
+	// Proxied responses may stream (server-sent events, WebSockets) for
+	// as long as client and instance keep them: only the request headers
+	// are timed.
+	limits := httpserver.DefaultLimits()
+	limits.ReadTimeout, limits.WriteTimeout = 0, 0
+	srv := httpserver.New(in, limits)
+	go func() {
+		if err := srv.Serve(httpserver.Limit(lis, limits)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			env.Log.Error("ingress stopped", "error", err)
+		}
+	}()
+	env.OnClose(func() { _ = srv.Close() })
+	_, port, _ := net.SplitHostPort(lis.Addr().String())
+	env.Log.Info("ingress listening", "addr", lis.Addr().String(), "domain", env.Setting("ingress-domain"))
+
+	projectsConn, err := env.Conn("projects")
+	if err != nil {
+		return nil, err
+	}
+	logLines, _ := strconv.Atoi(env.Setting("service-log-lines"))             // checked
+	logBytes, _ := strconv.ParseInt(env.Setting("service-log-bytes"), 10, 64) // checked
+	svc, err := New(Options{
+		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver.Name(),
+		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
+		Catalog: cat, NATS: env.JetStream.Conn(), Ingress: in, IngressPort: port, Logger: env.Log, Cursors: cursors,
+		LogLines: logLines, LogBytes: logBytes,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctl, err := rollout.New(rollout.Options{Driver: driver, Ingress: in, Hooks: svc, Logger: env.Log})
+	if err != nil {
+		return nil, err
+	}
+	svc.SetController(ctl)
+	env.Go(ctl.Run)
+	env.Go(svc.Run)
+	return &component.Instance{
+		Services: []component.Service{{Desc: &deploymentsv1.DeploymentsService_ServiceDesc, Impl: svc}},
+		Consumers: []component.Consumer{{
+			Config:  events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects},
+			Handler: svc.ProjectHandler(),
+		}},
+	}, nil
+}
