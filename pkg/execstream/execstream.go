@@ -67,12 +67,15 @@ const (
 // are apierr errors (or the stream's own), for the interceptor chain to
 // send as the RPC's status.
 func Serve(stream Stream, resolve Resolve) error {
-	ctx, cancel := context.WithCancelCause(stream.Context())
-	defer cancel(nil)
 	first, err := stream.Recv()
 	if err != nil {
 		return err
 	}
+	// The context is taken once the first message is in: the interceptor
+	// chain authorizes that message and only then puts who the caller is
+	// (its grant) into the stream's context, which resolve needs.
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
 	start := first.GetStart()
 	if start == nil {
 		return apierr.InvalidField("start", "the first message of a session must start it")

@@ -156,7 +156,12 @@ func reason(err error) string {
 
 func local(t *testing.T) execstream.Resolve {
 	dir := t.TempDir()
-	return func(_ context.Context, first *execv1.ExecInput) (execstream.Target, error) {
+	return func(ctx context.Context, first *execv1.ExecInput) (execstream.Target, error) {
+		// A component resolves for the caller the chain authorized, as
+		// the deployments service does: its grant must be in ctx.
+		if g, ok := authz.GrantFrom(ctx); !ok || g.GetTeamId() != "acme" {
+			return execstream.Target{}, fmt.Errorf("resolve: no grant of team acme in the context (%v)", g)
+		}
 		if first.GetProjectId() != "web" || first.GetStart().GetResourceId() != "api" {
 			return execstream.Target{}, fmt.Errorf("resolved %v", first)
 		}
