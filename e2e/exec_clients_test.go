@@ -4,29 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-
-	"github.com/slipwayhq/slipway/gateway"
-	execv1 "github.com/slipwayhq/slipway/gen/slipway/exec/v1"
-	"github.com/slipwayhq/slipway/pkg/apierr"
-	"github.com/slipwayhq/slipway/pkg/authz"
-	"github.com/slipwayhq/slipway/pkg/authz/authztest"
-	comp "github.com/slipwayhq/slipway/pkg/component"
-	"github.com/slipwayhq/slipway/pkg/execstream"
-	"github.com/slipwayhq/slipway/pkg/execstream/exectest"
-	"github.com/slipwayhq/slipway/pkg/quota"
-	"github.com/slipwayhq/slipway/pkg/rpcserver"
-	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 )
 
 // execScript drives the exec channel with both versions of the official
@@ -57,7 +40,7 @@ function collect(stream) { let s = ''; stream.on('data', (d) => { s += d.toStrin
     const result = await s.waitForCommandResult();
     r.session = { result, stdout: stdout() };
     if (v === '0.9.5') {
-      r.team = await api.exec.execServiceCommand({ teamId: 'acme', ...svc }, { command: ['printf', '%s', 'team route'] });
+      r.team = await api.exec.execServiceCommand({ teamId: process.env.EXEC_TEAM, ...svc }, { command: ['printf', '%s', 'team route'] });
       const f = await api.exec.execServiceSession(svc, { command: ['cat'], shell: 'none', tty: false, encoding: 'base64' });
       const chunks = [];
       f.stdOut.on('data', (d) => chunks.push(Buffer.from(d)));
@@ -76,46 +59,22 @@ function collect(stream) { let s = ''; stream.on('data', (d) => { s += d.toStrin
 `
 
 // TestExecJSClients runs the official clients' exec against the gateway's
-// command-exec channel (served from exectest's component with execstream,
-// running commands as local processes, until a component of the table
-// declares one): `northflank exec service --cmd` (with and without
+// command-exec channel of a real Slipway, into the sandboxed instance of
+// a service on the process driver: `northflank exec service --cmd` (with and without
 // --shell-cmd), then, in both client versions, a command's output and exit
 // code and a session's standard input, and with 0.9.5 the team route,
 // base64 (file copy's encoding) and an unknown service.
 func TestExecJSClients(t *testing.T) {
 	dir := requireNodeSuite(t)
-	const token = "exec-js-token"
-	tokens := authztest.Static{"Bearer " + token: authztest.TeamToken("acme", "admin")}
-	workDir := t.TempDir()
-	resolve := func(_ context.Context, first *execv1.ExecInput) (execstream.Target, error) {
-		if first.GetProjectId() != "web" || first.GetStart().GetResourceId() != "api" {
-			return execstream.Target{}, apierr.NotFound("service", first.GetStart().GetResourceId())
-		}
-		return execstream.Target{Instance: "api-1", Container: "api", Run: exectest.Local(workDir)}, nil
-	}
-	conn := rpctest.Serve(t, rpcserver.Options{Authorizer: authz.New(tokens, "internal")}, func(s *grpc.Server) {
-		s.RegisterService(exectest.Desc(func(stream execstream.Stream) error { return execstream.Serve(stream, resolve) }), struct{}{})
-	})
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	gw, err := gateway.New(ctx, gateway.Options{Logger: slog.New(slog.DiscardHandler),
-		Backends: []comp.Backend{{Name: "exectest", Conn: conn, API: comp.API{
-			Register:      func(context.Context, *gwruntime.ServeMux, grpc.ClientConnInterface) error { return nil },
-			HealthService: exectest.ServiceName,
-			Exec:          []comp.Exec{{Path: "/projects/{project_id}/services/{resource_id}", Method: exectest.Method}},
-		}}},
-		Auth: authz.New(tokens, "internal"), Quota: quota.NewMemory(time.Hour), Plans: quota.Plans{Default: 1_000_000}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(gw)
-	t.Cleanup(ts.Close)
+	const token = adminToken
+	inst := startSlipway(t)
+	team := deployExecTarget(t, inst.URL)
 
 	runCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, "node", "-e", execScript)
 	cmd.Dir = dir
-	cmd.Env = append(baseEnv(), "EXEC_URL="+ts.URL, "EXEC_TOKEN="+token)
+	cmd.Env = append(baseEnv(), "EXEC_URL="+inst.URL, "EXEC_TOKEN="+token, "EXEC_TEAM="+team)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	raw, err := cmd.Output()
@@ -123,10 +82,9 @@ func TestExecJSClients(t *testing.T) {
 		t.Fatalf("node: %v\n%s", err, stderr.String())
 	}
 	// The CLI itself: `northflank exec service --cmd` as a user types it,
-	// logged in by its config file (the login command would ask the auth
-	// service, which this gateway does not front).
+	// logged in by its config file.
 	cli := newNorthflankCLI(t)
-	config := fmt.Sprintf(`{"current":"e2e","contexts":[{"name":"e2e","token":%q,"host":%q}],"lastUpdateCheck":253402300799000}`, token, ts.URL)
+	config := fmt.Sprintf(`{"current":"e2e","contexts":[{"name":"e2e","token":%q,"host":%q}],"lastUpdateCheck":253402300799000}`, token, inst.URL)
 	if err := os.WriteFile(filepath.Join(cli.home, ".northflank", "config.json"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +97,14 @@ func TestExecJSClients(t *testing.T) {
 		t.Errorf("northflank exec --shell-cmd: exit %d\nstdout: %s\nstderr: %s", res.exitCode, res.stdout, res.stderr)
 	}
 	t.Logf("northflank exec --shell-cmd printed:\n%s%s", res.stdout, res.stderr)
+
+	// Into a paused service: refused, saying why.
+	callJSON(t, "POST", inst.URL+"/v1/projects/web/services/api/pause", `{}`).data(t)
+	res = cli.run("exec", "service", "--projectId", "web", "--serviceId", "api", "--cmd", "true")
+	if !strings.Contains(res.stdout+res.stderr, `service "api" is paused`) {
+		t.Errorf("northflank exec into a paused service: exit %d\nstdout: %s\nstderr: %s", res.exitCode, res.stdout, res.stderr)
+	}
+	t.Logf("northflank exec into a paused service printed:\n%s%s", res.stdout, res.stderr)
 
 	type result struct {
 		ExitCode int    `json:"exitCode"`
@@ -189,4 +155,29 @@ func TestExecJSClients(t *testing.T) {
 	if !strings.Contains(r.Missing, `service \"gone\" not found`) && !strings.Contains(r.Missing, `service "gone" not found`) {
 		t.Errorf("unknown service: %q", r.Missing)
 	}
+}
+
+// deployExecTarget creates project "web" with service "api" on the
+// process driver (busybox httpd on a port, so that it is ready only once
+// its sandbox runs) and waits for its rollout; it returns the team the
+// admin token acts in.
+func deployExecTarget(t *testing.T, base string) string {
+	t.Helper()
+	callJSON(t, "POST", base+"/v1/projects", `{"name":"web"}`).data(t)
+	callJSON(t, "POST", base+"/v1/projects/web/services/deployment", `{"name":"api",
+		"deployment":{"instances":1,"docker":{"configType":"customCommand","customCommand":"busybox httpd -f -p 8080 -h /tmp"}},
+		"ports":[{"name":"p01","internalPort":8080,"protocol":"TCP"}]}`).data(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d := callJSON(t, "GET", base+"/v1/projects/web/services/api/deployment", "").data(t)
+		st, _ := d["status"].(map[string]any)
+		if st["status"] == "COMPLETED" {
+			break
+		}
+		if st["status"] == "FAILED" || time.Now().After(deadline) {
+			t.Fatalf("service api did not roll out: %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "default" // the bootstrap admin's team
 }

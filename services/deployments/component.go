@@ -56,6 +56,7 @@ var Component = component.Component{
 			return deploymentsv1.RegisterDeploymentsServiceHandlerClient(ctx, mux, deploymentsv1.NewDeploymentsServiceClient(conn))
 		},
 		Tails:    []component.Tail{{Path: "/projects/{project_id}/services/{service_id}/logs", Method: deploymentsv1.DeploymentsService_TailServiceLogs_FullMethodName}},
+		Exec:     []component.Exec{{Path: "/projects/{project_id}/services/{resource_id}", Method: deploymentsv1.DeploymentsService_ExecService_FullMethodName}},
 		Optional: true,
 	},
 }

@@ -37,6 +37,8 @@ type Controller interface {
 	Delete(serviceID string)
 	Instances(serviceID string) []rollout.Instance
 	Usage(ctx context.Context, serviceID string) (map[string]runtime.Usage, error)
+	Pick(serviceID, instance string) (rollout.Instance, error)
+	Exec(ctx context.Context, serviceID, instance string, spec runtime.ExecSpec) (int, error)
 }
 
 // Options configure New.

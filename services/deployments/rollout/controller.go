@@ -298,7 +298,11 @@ func (c *Controller) Instances(serviceID string) []Instance {
 // runtime.ErrNotFound when the service or the instance does not exist,
 // runtime.ErrNotRunning when it has none running (paused, all stopped or
 // between restarts).
-func (c *Controller) pick(serviceID, name string) (Instance, error) {
+// Pick returns the running instance of a service a command should run
+// in: the one named, or with an empty name the first ready one
+// (runtime.ErrNotFound for an unknown service or instance,
+// runtime.ErrNotRunning when it does not run).
+func (c *Controller) Pick(serviceID, name string) (Instance, error) {
 	c.mu.Lock()
 	s := c.services[serviceID]
 	c.mu.Unlock()
@@ -330,7 +334,7 @@ func (c *Controller) pick(serviceID, name string) (Instance, error) {
 // first ready instance; ErrNotRunning when the instance, or the service,
 // runs none).
 func (c *Controller) Exec(ctx context.Context, serviceID, instance string, spec runtime.ExecSpec) (int, error) {
-	in, err := c.pick(serviceID, instance)
+	in, err := c.Pick(serviceID, instance)
 	if err != nil {
 		return -1, err
 	}

@@ -13,6 +13,7 @@ package deploymentsv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
+	v11 "github.com/slipwayhq/slipway/gen/slipway/exec/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -7536,7 +7537,7 @@ var File_slipway_deployments_v1_deployments_proto protoreflect.FileDescriptor
 
 const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\n" +
-	"(slipway/deployments/v1/deployments.proto\x12\x16slipway.deployments.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xd9\a\n" +
+	"(slipway/deployments/v1/deployments.proto\x12\x16slipway.deployments.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\x1a\x1aslipway/exec/v1/exec.proto\"\xd9\a\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -8263,7 +8264,7 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x126\n" +
 	"\n" +
 	"overriding\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\n" +
-	"overriding2\xcaI\n" +
+	"overriding2\xd4J\n" +
 	"\x12DeploymentsService\x12\xf7\x01\n" +
 	"\fListServices\x12+.slipway.deployments.v1.ListServicesRequest\x1a,.slipway.deployments.v1.ListServicesResponse\"\x8b\x01\xa2\xbb\x18'\n" +
 	"#Project > Services > General > Read\x10\x01\x82\xd3\xe4\x93\x02ZZ4\x122/v1/teams/{team_id}/projects/{project_id}/services\x12\"/v1/projects/{project_id}/services\x12\xcf\x02\n" +
@@ -8321,7 +8322,9 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\x0eGetServiceLogs\x12-.slipway.deployments.v1.GetServiceLogsRequest\x1a..slipway.deployments.v1.GetServiceLogsResponse\"\xcb\x01\xa2\xbb\x184\n" +
 	"0Project > Services > Deployment > View Instances\x10\x01\x82\xd3\xe4\x93\x02\x8c\x01ZMb\x05lines\x12D/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/logsb\x05lines\x124/v1/projects/{project_id}/services/{service_id}/logs\x12\xbe\x02\n" +
 	"\x11GetServiceMetrics\x120.slipway.deployments.v1.GetServiceMetricsRequest\x1a1.slipway.deployments.v1.GetServiceMetricsResponse\"\xc3\x01\xa2\xbb\x184\n" +
-	"0Project > Services > Deployment > View Instances\x10\x01\x82\xd3\xe4\x93\x02\x84\x01ZI\x12G/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/metrics\x127/v1/projects/{project_id}/services/{service_id}/metrics\x12\xae\x01\n" +
+	"0Project > Services > Deployment > View Instances\x10\x01\x82\xd3\xe4\x93\x02\x84\x01ZI\x12G/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/metrics\x127/v1/projects/{project_id}/services/{service_id}/metrics\x12\x87\x01\n" +
+	"\vExecService\x12\x1a.slipway.exec.v1.ExecInput\x1a\x1b.slipway.exec.v1.ExecOutput\";\xa2\xbb\x187\n" +
+	"3Project > Services > Deployment > Update Deployment\x10\x01(\x010\x01\x12\xae\x01\n" +
 	"\x0fTailServiceLogs\x12..slipway.deployments.v1.TailServiceLogsRequest\x1a/.slipway.deployments.v1.TailServiceLogsResponse\"8\xa2\xbb\x184\n" +
 	"0Project > Services > Deployment > View Instances\x10\x010\x01BGZEgithub.com/slipwayhq/slipway/gen/slipway/deployments/v1;deploymentsv1b\x06proto3"
 
@@ -8447,6 +8450,8 @@ var file_slipway_deployments_v1_deployments_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),                       // 105: google.protobuf.Timestamp
 	(*structpb.Value)(nil),                              // 106: google.protobuf.Value
 	(*v1.Pagination)(nil),                               // 107: slipway.api.v1.Pagination
+	(*v11.ExecInput)(nil),                               // 108: slipway.exec.v1.ExecInput
+	(*v11.ExecOutput)(nil),                              // 109: slipway.exec.v1.ExecOutput
 }
 var file_slipway_deployments_v1_deployments_proto_depIdxs = []int32{
 	105, // 0: slipway.deployments.v1.Service.created_at:type_name -> google.protobuf.Timestamp
@@ -8622,38 +8627,40 @@ var file_slipway_deployments_v1_deployments_proto_depIdxs = []int32{
 	89,  // 170: slipway.deployments.v1.DeploymentsService.RollbackServiceRelease:input_type -> slipway.deployments.v1.RollbackServiceReleaseRequest
 	91,  // 171: slipway.deployments.v1.DeploymentsService.GetServiceLogs:input_type -> slipway.deployments.v1.GetServiceLogsRequest
 	95,  // 172: slipway.deployments.v1.DeploymentsService.GetServiceMetrics:input_type -> slipway.deployments.v1.GetServiceMetricsRequest
-	93,  // 173: slipway.deployments.v1.DeploymentsService.TailServiceLogs:input_type -> slipway.deployments.v1.TailServiceLogsRequest
-	40,  // 174: slipway.deployments.v1.DeploymentsService.ListServices:output_type -> slipway.deployments.v1.ListServicesResponse
-	42,  // 175: slipway.deployments.v1.DeploymentsService.CreateDeploymentService:output_type -> slipway.deployments.v1.CreateDeploymentServiceResponse
-	44,  // 176: slipway.deployments.v1.DeploymentsService.PutDeploymentService:output_type -> slipway.deployments.v1.PutDeploymentServiceResponse
-	46,  // 177: slipway.deployments.v1.DeploymentsService.PatchDeploymentService:output_type -> slipway.deployments.v1.PatchDeploymentServiceResponse
-	48,  // 178: slipway.deployments.v1.DeploymentsService.CreateCombinedService:output_type -> slipway.deployments.v1.CreateCombinedServiceResponse
-	50,  // 179: slipway.deployments.v1.DeploymentsService.PutCombinedService:output_type -> slipway.deployments.v1.PutCombinedServiceResponse
-	52,  // 180: slipway.deployments.v1.DeploymentsService.PatchCombinedService:output_type -> slipway.deployments.v1.PatchCombinedServiceResponse
-	54,  // 181: slipway.deployments.v1.DeploymentsService.GetService:output_type -> slipway.deployments.v1.GetServiceResponse
-	56,  // 182: slipway.deployments.v1.DeploymentsService.DeleteService:output_type -> slipway.deployments.v1.DeleteServiceResponse
-	58,  // 183: slipway.deployments.v1.DeploymentsService.StartServiceBuild:output_type -> slipway.deployments.v1.StartServiceBuildResponse
-	60,  // 184: slipway.deployments.v1.DeploymentsService.GetServiceDeployment:output_type -> slipway.deployments.v1.GetServiceDeploymentResponse
-	62,  // 185: slipway.deployments.v1.DeploymentsService.UpdateServiceDeployment:output_type -> slipway.deployments.v1.UpdateServiceDeploymentResponse
-	64,  // 186: slipway.deployments.v1.DeploymentsService.GetServicePorts:output_type -> slipway.deployments.v1.GetServicePortsResponse
-	66,  // 187: slipway.deployments.v1.DeploymentsService.UpdateServicePorts:output_type -> slipway.deployments.v1.UpdateServicePortsResponse
-	68,  // 188: slipway.deployments.v1.DeploymentsService.GetServiceHealthChecks:output_type -> slipway.deployments.v1.GetServiceHealthChecksResponse
-	70,  // 189: slipway.deployments.v1.DeploymentsService.UpdateServiceHealthChecks:output_type -> slipway.deployments.v1.UpdateServiceHealthChecksResponse
-	72,  // 190: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse
-	74,  // 191: slipway.deployments.v1.DeploymentsService.UpdateServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentResponse
-	76,  // 192: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironmentDetails:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse
-	78,  // 193: slipway.deployments.v1.DeploymentsService.ScaleService:output_type -> slipway.deployments.v1.ScaleServiceResponse
-	80,  // 194: slipway.deployments.v1.DeploymentsService.PauseService:output_type -> slipway.deployments.v1.PauseServiceResponse
-	82,  // 195: slipway.deployments.v1.DeploymentsService.ResumeService:output_type -> slipway.deployments.v1.ResumeServiceResponse
-	84,  // 196: slipway.deployments.v1.DeploymentsService.RestartService:output_type -> slipway.deployments.v1.RestartServiceResponse
-	86,  // 197: slipway.deployments.v1.DeploymentsService.GetServiceContainers:output_type -> slipway.deployments.v1.GetServiceContainersResponse
-	88,  // 198: slipway.deployments.v1.DeploymentsService.ListServiceReleases:output_type -> slipway.deployments.v1.ListServiceReleasesResponse
-	90,  // 199: slipway.deployments.v1.DeploymentsService.RollbackServiceRelease:output_type -> slipway.deployments.v1.RollbackServiceReleaseResponse
-	92,  // 200: slipway.deployments.v1.DeploymentsService.GetServiceLogs:output_type -> slipway.deployments.v1.GetServiceLogsResponse
-	96,  // 201: slipway.deployments.v1.DeploymentsService.GetServiceMetrics:output_type -> slipway.deployments.v1.GetServiceMetricsResponse
-	94,  // 202: slipway.deployments.v1.DeploymentsService.TailServiceLogs:output_type -> slipway.deployments.v1.TailServiceLogsResponse
-	174, // [174:203] is the sub-list for method output_type
-	145, // [145:174] is the sub-list for method input_type
+	108, // 173: slipway.deployments.v1.DeploymentsService.ExecService:input_type -> slipway.exec.v1.ExecInput
+	93,  // 174: slipway.deployments.v1.DeploymentsService.TailServiceLogs:input_type -> slipway.deployments.v1.TailServiceLogsRequest
+	40,  // 175: slipway.deployments.v1.DeploymentsService.ListServices:output_type -> slipway.deployments.v1.ListServicesResponse
+	42,  // 176: slipway.deployments.v1.DeploymentsService.CreateDeploymentService:output_type -> slipway.deployments.v1.CreateDeploymentServiceResponse
+	44,  // 177: slipway.deployments.v1.DeploymentsService.PutDeploymentService:output_type -> slipway.deployments.v1.PutDeploymentServiceResponse
+	46,  // 178: slipway.deployments.v1.DeploymentsService.PatchDeploymentService:output_type -> slipway.deployments.v1.PatchDeploymentServiceResponse
+	48,  // 179: slipway.deployments.v1.DeploymentsService.CreateCombinedService:output_type -> slipway.deployments.v1.CreateCombinedServiceResponse
+	50,  // 180: slipway.deployments.v1.DeploymentsService.PutCombinedService:output_type -> slipway.deployments.v1.PutCombinedServiceResponse
+	52,  // 181: slipway.deployments.v1.DeploymentsService.PatchCombinedService:output_type -> slipway.deployments.v1.PatchCombinedServiceResponse
+	54,  // 182: slipway.deployments.v1.DeploymentsService.GetService:output_type -> slipway.deployments.v1.GetServiceResponse
+	56,  // 183: slipway.deployments.v1.DeploymentsService.DeleteService:output_type -> slipway.deployments.v1.DeleteServiceResponse
+	58,  // 184: slipway.deployments.v1.DeploymentsService.StartServiceBuild:output_type -> slipway.deployments.v1.StartServiceBuildResponse
+	60,  // 185: slipway.deployments.v1.DeploymentsService.GetServiceDeployment:output_type -> slipway.deployments.v1.GetServiceDeploymentResponse
+	62,  // 186: slipway.deployments.v1.DeploymentsService.UpdateServiceDeployment:output_type -> slipway.deployments.v1.UpdateServiceDeploymentResponse
+	64,  // 187: slipway.deployments.v1.DeploymentsService.GetServicePorts:output_type -> slipway.deployments.v1.GetServicePortsResponse
+	66,  // 188: slipway.deployments.v1.DeploymentsService.UpdateServicePorts:output_type -> slipway.deployments.v1.UpdateServicePortsResponse
+	68,  // 189: slipway.deployments.v1.DeploymentsService.GetServiceHealthChecks:output_type -> slipway.deployments.v1.GetServiceHealthChecksResponse
+	70,  // 190: slipway.deployments.v1.DeploymentsService.UpdateServiceHealthChecks:output_type -> slipway.deployments.v1.UpdateServiceHealthChecksResponse
+	72,  // 191: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse
+	74,  // 192: slipway.deployments.v1.DeploymentsService.UpdateServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentResponse
+	76,  // 193: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironmentDetails:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse
+	78,  // 194: slipway.deployments.v1.DeploymentsService.ScaleService:output_type -> slipway.deployments.v1.ScaleServiceResponse
+	80,  // 195: slipway.deployments.v1.DeploymentsService.PauseService:output_type -> slipway.deployments.v1.PauseServiceResponse
+	82,  // 196: slipway.deployments.v1.DeploymentsService.ResumeService:output_type -> slipway.deployments.v1.ResumeServiceResponse
+	84,  // 197: slipway.deployments.v1.DeploymentsService.RestartService:output_type -> slipway.deployments.v1.RestartServiceResponse
+	86,  // 198: slipway.deployments.v1.DeploymentsService.GetServiceContainers:output_type -> slipway.deployments.v1.GetServiceContainersResponse
+	88,  // 199: slipway.deployments.v1.DeploymentsService.ListServiceReleases:output_type -> slipway.deployments.v1.ListServiceReleasesResponse
+	90,  // 200: slipway.deployments.v1.DeploymentsService.RollbackServiceRelease:output_type -> slipway.deployments.v1.RollbackServiceReleaseResponse
+	92,  // 201: slipway.deployments.v1.DeploymentsService.GetServiceLogs:output_type -> slipway.deployments.v1.GetServiceLogsResponse
+	96,  // 202: slipway.deployments.v1.DeploymentsService.GetServiceMetrics:output_type -> slipway.deployments.v1.GetServiceMetricsResponse
+	109, // 203: slipway.deployments.v1.DeploymentsService.ExecService:output_type -> slipway.exec.v1.ExecOutput
+	94,  // 204: slipway.deployments.v1.DeploymentsService.TailServiceLogs:output_type -> slipway.deployments.v1.TailServiceLogsResponse
+	175, // [175:205] is the sub-list for method output_type
+	145, // [145:175] is the sub-list for method input_type
 	145, // [145:145] is the sub-list for extension type_name
 	145, // [145:145] is the sub-list for extension extendee
 	0,   // [0:145] is the sub-list for field type_name

@@ -12,6 +12,7 @@ package deploymentsv1
 
 import (
 	context "context"
+	v1 "github.com/slipwayhq/slipway/gen/slipway/exec/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -51,6 +52,7 @@ const (
 	DeploymentsService_RollbackServiceRelease_FullMethodName              = "/slipway.deployments.v1.DeploymentsService/RollbackServiceRelease"
 	DeploymentsService_GetServiceLogs_FullMethodName                      = "/slipway.deployments.v1.DeploymentsService/GetServiceLogs"
 	DeploymentsService_GetServiceMetrics_FullMethodName                   = "/slipway.deployments.v1.DeploymentsService/GetServiceMetrics"
+	DeploymentsService_ExecService_FullMethodName                         = "/slipway.deployments.v1.DeploymentsService/ExecService"
 	DeploymentsService_TailServiceLogs_FullMethodName                     = "/slipway.deployments.v1.DeploymentsService/TailServiceLogs"
 )
 
@@ -145,6 +147,13 @@ type DeploymentsServiceClient interface {
 	// instance (queryType single: the latest sample; range: the samples between
 	// startTime and endTime).
 	GetServiceMetrics(ctx context.Context, in *GetServiceMetricsRequest, opts ...grpc.CallOption) (*GetServiceMetricsResponse, error)
+	// ExecService runs a command in a running instance of a service, its
+	// input streamed in and its output streamed back. The gateway serves it
+	// as the command-exec WebSocket /v1/command-exec/projects/{projectId}/services/{serviceId}
+	// (`northflank exec`, the JS client's exec.execServiceCommand). A shell
+	// in an instance can read the service's environment, so it needs what
+	// changing the deployment needs.
+	ExecService(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[v1.ExecInput, v1.ExecOutput], error)
 	// TailServiceLogs streams a service's log lines as they are written,
 	// after the recent ones the request selects. The gateway serves it as
 	// the WebSocket log tail of GET .../services/{serviceId}/logs?queryType=tail.
@@ -439,9 +448,22 @@ func (c *deploymentsServiceClient) GetServiceMetrics(ctx context.Context, in *Ge
 	return out, nil
 }
 
+func (c *deploymentsServiceClient) ExecService(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[v1.ExecInput, v1.ExecOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DeploymentsService_ServiceDesc.Streams[0], DeploymentsService_ExecService_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[v1.ExecInput, v1.ExecOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeploymentsService_ExecServiceClient = grpc.BidiStreamingClient[v1.ExecInput, v1.ExecOutput]
+
 func (c *deploymentsServiceClient) TailServiceLogs(ctx context.Context, in *TailServiceLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceLogsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &DeploymentsService_ServiceDesc.Streams[0], DeploymentsService_TailServiceLogs_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &DeploymentsService_ServiceDesc.Streams[1], DeploymentsService_TailServiceLogs_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -549,6 +571,13 @@ type DeploymentsServiceServer interface {
 	// instance (queryType single: the latest sample; range: the samples between
 	// startTime and endTime).
 	GetServiceMetrics(context.Context, *GetServiceMetricsRequest) (*GetServiceMetricsResponse, error)
+	// ExecService runs a command in a running instance of a service, its
+	// input streamed in and its output streamed back. The gateway serves it
+	// as the command-exec WebSocket /v1/command-exec/projects/{projectId}/services/{serviceId}
+	// (`northflank exec`, the JS client's exec.execServiceCommand). A shell
+	// in an instance can read the service's environment, so it needs what
+	// changing the deployment needs.
+	ExecService(grpc.BidiStreamingServer[v1.ExecInput, v1.ExecOutput]) error
 	// TailServiceLogs streams a service's log lines as they are written,
 	// after the recent ones the request selects. The gateway serves it as
 	// the WebSocket log tail of GET .../services/{serviceId}/logs?queryType=tail.
@@ -646,6 +675,9 @@ func (UnimplementedDeploymentsServiceServer) GetServiceLogs(context.Context, *Ge
 }
 func (UnimplementedDeploymentsServiceServer) GetServiceMetrics(context.Context, *GetServiceMetricsRequest) (*GetServiceMetricsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServiceMetrics not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) ExecService(grpc.BidiStreamingServer[v1.ExecInput, v1.ExecOutput]) error {
+	return status.Error(codes.Unimplemented, "method ExecService not implemented")
 }
 func (UnimplementedDeploymentsServiceServer) TailServiceLogs(*TailServiceLogsRequest, grpc.ServerStreamingServer[TailServiceLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method TailServiceLogs not implemented")
@@ -1175,6 +1207,13 @@ func _DeploymentsService_GetServiceMetrics_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeploymentsService_ExecService_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(DeploymentsServiceServer).ExecService(&grpc.GenericServerStream[v1.ExecInput, v1.ExecOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeploymentsService_ExecServiceServer = grpc.BidiStreamingServer[v1.ExecInput, v1.ExecOutput]
+
 func _DeploymentsService_TailServiceLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(TailServiceLogsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1307,6 +1346,12 @@ var DeploymentsService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExecService",
+			Handler:       _DeploymentsService_ExecService_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "TailServiceLogs",
 			Handler:       _DeploymentsService_TailServiceLogs_Handler,
