@@ -152,7 +152,11 @@ type DeploymentsServiceClient interface {
 	// as the command-exec WebSocket /v1/command-exec/projects/{projectId}/services/{serviceId}
 	// (`northflank exec`, the JS client's exec.execServiceCommand). A shell
 	// in an instance can read the service's environment, so it needs what
-	// changing the deployment needs.
+	// changing the deployment needs. Its messages are the shared exec
+	// session's (pkg/execstream serves every component's), hence the
+	// exception to the naming rules:
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	ExecService(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[v1.ExecInput, v1.ExecOutput], error)
 	// TailServiceLogs streams a service's log lines as they are written,
 	// after the recent ones the request selects. The gateway serves it as
@@ -576,7 +580,11 @@ type DeploymentsServiceServer interface {
 	// as the command-exec WebSocket /v1/command-exec/projects/{projectId}/services/{serviceId}
 	// (`northflank exec`, the JS client's exec.execServiceCommand). A shell
 	// in an instance can read the service's environment, so it needs what
-	// changing the deployment needs.
+	// changing the deployment needs. Its messages are the shared exec
+	// session's (pkg/execstream serves every component's), hence the
+	// exception to the naming rules:
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	ExecService(grpc.BidiStreamingServer[v1.ExecInput, v1.ExecOutput]) error
 	// TailServiceLogs streams a service's log lines as they are written,
 	// after the recent ones the request selects. The gateway serves it as
