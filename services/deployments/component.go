@@ -42,6 +42,10 @@ var Component = component.Component{
 		{Flag: "ingress-domain", Env: "SLIPWAY_INGRESS_DOMAIN", Default: ingress.DefaultBaseDomain,
 			Help:  "base domain of services' host names, <port>--<service>--<project>.<domain> (localhost resolves to loopback with no DNS set-up)",
 			Check: domain},
+		{Flag: "ingress-tls-cert", Env: "SLIPWAY_INGRESS_TLS_CERT",
+			Help: "PEM certificate (chain) the ingress serves HTTPS with, e.g. a wildcard for *.<ingress domain>; with the key, the ingress speaks only HTTPS (HTTP/2 and HTTP/1.1); reloaded when the file changes"},
+		{Flag: "ingress-tls-key", Env: "SLIPWAY_INGRESS_TLS_KEY",
+			Help: "PEM private key of that certificate"},
 		{Flag: "service-log-lines", Env: "SLIPWAY_SERVICE_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
 			Help:  "most log lines a service keeps (all its instances together); past it the oldest are dropped",
 			Check: component.Positive},
@@ -77,6 +81,17 @@ func domain(v string) error {
 	return nil
 }
 
+// ingressCerts loads the ingress's certificate and key, both or none.
+func ingressCerts(cert, key string) (*ingress.CertFile, error) {
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "" || key == "":
+		return nil, errors.New("ingress TLS: set both the certificate (SLIPWAY_INGRESS_TLS_CERT) and its key (SLIPWAY_INGRESS_TLS_KEY), or neither")
+	}
+	return ingress.LoadCertFile(cert, key)
+}
+
 // start opens the runtime driver, serves the ingress, and starts the
 // rollout controller and the service.
 func start(ctx context.Context, env *component.Env) (*component.Instance, error) {
@@ -104,6 +119,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	certs, err := ingressCerts(env.Setting("ingress-tls-cert"), env.Setting("ingress-tls-key"))
+	if err != nil {
+		return nil, err
+	}
 	addr := env.Setting("ingress-addr")
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -115,14 +134,19 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	limits := httpserver.DefaultLimits()
 	limits.ReadTimeout, limits.WriteTimeout = 0, 0
 	srv := httpserver.New(in, limits)
+	serve := func() error { return srv.Serve(httpserver.Limit(lis, limits)) }
+	if certs != nil {
+		srv.TLSConfig = certs.TLSConfig()
+		serve = func() error { return srv.ServeTLS(httpserver.Limit(lis, limits), "", "") }
+	}
 	go func() {
-		if err := srv.Serve(httpserver.Limit(lis, limits)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			env.Log.Error("ingress stopped", "error", err)
 		}
 	}()
 	env.OnClose(func() { _ = srv.Close() })
 	_, port, _ := net.SplitHostPort(lis.Addr().String())
-	env.Log.Info("ingress listening", "addr", lis.Addr().String(), "domain", env.Setting("ingress-domain"))
+	env.Log.Info("ingress listening", "addr", lis.Addr().String(), "domain", env.Setting("ingress-domain"), "tls", certs != nil)
 
 	projectsConn, err := env.Conn("projects")
 	if err != nil {
@@ -133,7 +157,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	svc, err := New(Options{
 		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver.Name(),
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
-		Catalog: cat, NATS: env.JetStream.Conn(), Ingress: in, IngressPort: port, Logger: env.Log, Cursors: cursors,
+		Catalog: cat, NATS: env.JetStream.Conn(), Ingress: in, IngressPort: port, IngressTLS: certs != nil, Logger: env.Log, Cursors: cursors,
 		LogLines: logLines, LogBytes: logBytes,
 	})
 	if err != nil {

@@ -60,7 +60,9 @@ type Options struct {
 	// the port of its listener, for the URLs GET …/ports shows.
 	Ingress     *ingress.Ingress
 	IngressPort string
-	Logger      *slog.Logger
+	// IngressTLS: the ingress serves HTTPS, so URLs are https://.
+	IngressTLS bool
+	Logger     *slog.Logger
 	// LogLines and LogBytes bound the log lines a service keeps, all its
 	// instances together (DefaultLogLines and DefaultLogBytes when zero):
 	// past either the oldest lines are dropped.

@@ -354,10 +354,14 @@ func (s *Server) portsOf(project, service string, ports []Port) []*deploymentsv1
 // portURL is where the ingress answers for a port.
 func (s *Server) portURL(project, service, port string) string {
 	host := s.opts.Ingress.Host(project, service, port)
-	if s.opts.IngressPort != "" && s.opts.IngressPort != "80" {
+	scheme, standard := "http://", "80"
+	if s.opts.IngressTLS {
+		scheme, standard = "https://", "443"
+	}
+	if s.opts.IngressPort != "" && s.opts.IngressPort != standard {
 		host += ":" + s.opts.IngressPort
 	}
-	return "http://" + host
+	return scheme + host
 }
 
 func healthChecksOf(checks []probe.HealthCheck) []*deploymentsv1.HealthCheckView {
