@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"iter"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
@@ -240,14 +238,6 @@ func (s *Server) TailServiceLogs(req *deploymentsv1.TailServiceLogsRequest, stre
 	if err != nil {
 		return err
 	}
-	// Subscribe before reading the backlog, so no line falls in between;
-	// lines in both are sent once.
-	live := make(chan *nats.Msg, 1024)
-	sub, err := s.opts.NATS.ChanSubscribe(logSubject(sv.TeamID, sv.ProjectID, sv.ID), live)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
 	limit := int(req.GetLineLimit())
 	if limit == 0 {
 		limit = logquery.DefaultTailLines
@@ -256,46 +246,14 @@ func (s *Server) TailServiceLogs(req *deploymentsv1.TailServiceLogsRequest, stre
 	if req.StartTime != nil {
 		q.Start, q.Backward = req.GetStartTime().AsTime(), false
 	}
-	backlog, err := s.read(ctx, q, f, limit)
-	if err != nil {
-		return err
-	}
-	if q.Backward {
-		slices.Reverse(backlog)
-	}
-	sent := make(map[int64]bool, len(backlog))
-	for _, l := range backlog {
-		sent[l.Seq] = true
-	}
-	if err := sendLines(stream, backlog); err != nil {
-		return err
-	}
-	keepalive := time.NewTicker(30 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-keepalive.C:
-			if err := stream.Send(&deploymentsv1.TailServiceLogsResponse{Lines: []*deploymentsv1.LogLine{}}); err != nil {
-				return nil
-			}
-		case msg := <-live:
-			var lines []LogLine
-			if json.Unmarshal(msg.Data, &lines) != nil {
-				continue
-			}
-			out := lines[:0]
-			for _, l := range lines {
-				if !sent[l.Seq] && f.Keep(l.Container, l.Text) {
-					out = append(out, l)
-				}
-			}
-			if err := sendLines(stream, out); err != nil {
-				return err
-			}
-		}
-	}
+	return logquery.Tail(ctx, s.opts.NATS, logSubject(sv.TeamID, sv.ProjectID, sv.ID), q.Backward,
+		func(ctx context.Context) ([]LogLine, error) { return s.read(ctx, q, f, limit) },
+		func(l LogLine) int64 { return l.Seq },
+		func(l LogLine) bool { return f.Keep(l.Container, l.Text) },
+		func(lines []LogLine) error { return sendLines(stream, lines) },
+		func() error {
+			return stream.Send(&deploymentsv1.TailServiceLogsResponse{Lines: []*deploymentsv1.LogLine{}})
+		})
 }
 
 // sendLines sends lines in messages of at most logquery.MaxPageBytes.

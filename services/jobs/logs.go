@@ -2,11 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
-	"slices"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -133,15 +128,6 @@ func (s *Service) TailJobLogs(req *jobsv1.TailJobLogsRequest, stream jobsv1.Jobs
 	if err != nil {
 		return err
 	}
-	// Subscribe before reading the backlog, so no line falls in between;
-	// lines in both are sent once.
-	live := make(chan *nats.Msg, 1024)
-	sub, err := s.opts.NATS.ChanSubscribe(logSubject(j.TeamID, j.ProjectID, j.ID), live)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-
 	limit := int(req.GetLineLimit())
 	if limit == 0 {
 		limit = logquery.DefaultTailLines
@@ -150,48 +136,12 @@ func (s *Service) TailJobLogs(req *jobsv1.TailJobLogsRequest, stream jobsv1.Jobs
 	if req.StartTime != nil {
 		q.Start, q.Backward = req.GetStartTime().AsTime(), false
 	}
-	backlog, err := s.read(ctx, q, f, limit)
-	if err != nil {
-		return err
-	}
-	if q.Backward {
-		slices.Reverse(backlog)
-	}
-	sent := make(map[int64]bool, len(backlog))
-	for _, l := range backlog {
-		sent[l.Seq] = true
-	}
-	if err := sendLines(stream, backlog); err != nil {
-		return err
-	}
-	keepalive := time.NewTicker(30 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-keepalive.C:
-			// An empty batch tells a proxy the stream is alive and finds a
-			// vanished client.
-			if err := stream.Send(&jobsv1.TailJobLogsResponse{Lines: []*jobsv1.LogLine{}}); err != nil {
-				return nil
-			}
-		case msg := <-live:
-			var lines []LogLine
-			if json.Unmarshal(msg.Data, &lines) != nil {
-				continue
-			}
-			out := lines[:0]
-			for _, l := range lines {
-				if !sent[l.Seq] && f.keep(l) {
-					out = append(out, l)
-				}
-			}
-			if err := sendLines(stream, out); err != nil {
-				return err
-			}
-		}
-	}
+	return logquery.Tail(ctx, s.opts.NATS, logSubject(j.TeamID, j.ProjectID, j.ID), q.Backward,
+		func(ctx context.Context) ([]LogLine, error) { return s.read(ctx, q, f, limit) },
+		func(l LogLine) int64 { return l.Seq },
+		f.keep,
+		func(lines []LogLine) error { return sendLines(stream, lines) },
+		func() error { return stream.Send(&jobsv1.TailJobLogsResponse{Lines: []*jobsv1.LogLine{}}) })
 }
 
 // sendLines sends lines in messages of at most logquery.MaxPageBytes.
