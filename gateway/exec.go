@@ -129,22 +129,7 @@ type execMatch struct {
 }
 
 // label is the route's metrics and access-log label.
-func (m execMatch) label() string {
-	var b strings.Builder
-	b.WriteString(execPrefix)
-	if m.teamScoped {
-		b.WriteString("/teams/{team_id=*}")
-	}
-	for _, seg := range m.route.segments {
-		b.WriteByte('/')
-		if field, ok := pathParam(seg); ok {
-			b.WriteString("{" + field + "=*}")
-		} else {
-			b.WriteString(seg)
-		}
-	}
-	return b.String()
-}
+func (m execMatch) label() string { return wsRouteLabel(execPrefix, m.teamScoped, m.route.segments) }
 
 // matchExec matches path, /v1/command-exec[/teams/{team_id}]/<route>,
 // against the exec routes.

@@ -154,13 +154,18 @@ type tailMatch struct {
 
 // label is the metrics and access-log label of the tail's route, in the
 // form the mux's routes have.
-func (m tailMatch) label() string {
+func (m tailMatch) label() string { return wsRouteLabel("/v1", m.team, m.route.segments) }
+
+// wsRouteLabel is the label of a WebSocket route (a tail's, an exec's) in
+// the form the mux's routes have: prefix, the team segment when the path
+// is team-scoped, and the route's segments with "{field=*}" captures.
+func wsRouteLabel(prefix string, team bool, segments []string) string {
 	var b strings.Builder
-	b.WriteString("/v1")
-	if m.team {
+	b.WriteString(prefix)
+	if team {
 		b.WriteString("/teams/{team_id=*}")
 	}
-	for _, seg := range m.route.segments {
+	for _, seg := range segments {
 		b.WriteByte('/')
 		if field, ok := pathParam(seg); ok {
 			b.WriteString("{" + field + "=*}")
