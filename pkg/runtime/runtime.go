@@ -182,3 +182,11 @@ type Driver interface {
 	// does not run).
 	Usage(ctx context.Context, id string) (Usage, error)
 }
+
+// PortProtocols is implemented by drivers that cannot publish every
+// protocol: Protocols lists those they can ("tcp", "udp"; none when the
+// workloads have no network to reach), so that an API refuses a port at
+// once instead of failing its workload's start.
+type PortProtocols interface {
+	Protocols() []string
+}

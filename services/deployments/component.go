@@ -19,6 +19,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/httpserver"
 	"github.com/slipwayhq/slipway/pkg/ingress"
+	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -148,6 +149,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	_, port, _ := net.SplitHostPort(lis.Addr().String())
 	env.Log.Info("ingress listening", "addr", lis.Addr().String(), "domain", env.Setting("ingress-domain"), "tls", certs != nil)
 
+	var protocols []string // nil: every protocol
+	if pp, ok := driver.(runtime.PortProtocols); ok {
+		protocols = pp.Protocols()
+	}
 	projectsConn, err := env.Conn("projects")
 	if err != nil {
 		return nil, err
@@ -155,7 +160,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	logLines, _ := strconv.Atoi(env.Setting("service-log-lines"))             // checked
 	logBytes, _ := strconv.ParseInt(env.Setting("service-log-bytes"), 10, 64) // checked
 	svc, err := New(Options{
-		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver.Name(),
+		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver.Name(), Protocols: protocols,
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
 		Catalog: cat, NATS: env.JetStream.Conn(), Ingress: in, IngressPort: port, IngressTLS: certs != nil, Logger: env.Log, Cursors: cursors,
 		LogLines: logLines, LogBytes: logBytes,

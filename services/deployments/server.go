@@ -18,6 +18,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/overrides"
+	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/slug"
 )
 
@@ -539,6 +540,9 @@ func (s *Server) check(sv *Service) error {
 	} else if err := overrides.Check(sv.Deployable.Overrides, s.opts.Driver, "deployment", "service"); err != nil {
 		return err
 	}
+	if err := s.checkProtocols(sv.Deployable.Ports); err != nil {
+		return err
+	}
 	if err := checkHealthChecks("healthChecks", sv.Deployable.HealthChecks, sv.Deployable.Ports); err != nil {
 		return err
 	}
@@ -546,6 +550,30 @@ func (s *Server) check(sv *Service) error {
 		return err
 	}
 	return checkBuild(sv.Kind, sv.Build)
+}
+
+// checkProtocols refuses a port the runtime cannot publish (UDP in the
+// process driver's private sandbox network, any port without a network),
+// so that the service is not stored with a release that cannot start.
+func (s *Server) checkProtocols(ports []Port) error {
+	if s.opts.Protocols == nil {
+		return nil
+	}
+	for i, p := range ports {
+		proto := runtime.ProtocolTCP
+		if p.Protocol == "UDP" {
+			proto = runtime.ProtocolUDP
+		}
+		if slices.Contains(s.opts.Protocols, proto) {
+			continue
+		}
+		if len(s.opts.Protocols) == 0 {
+			return apierr.InvalidField(fmt.Sprintf("ports[%d]", i), "this install runs workloads without a network (SLIPWAY_PROCESS_NETWORK=none): services cannot have ports")
+		}
+		return apierr.InvalidField(fmt.Sprintf("ports[%d].protocol", i),
+			fmt.Sprintf("%s is not available on this install's runtime, which publishes %s only", p.Protocol, strings.ToUpper(strings.Join(s.opts.Protocols, ", "))))
+	}
+	return nil
 }
 
 // patch applies the fields a patch request gives.

@@ -48,6 +48,9 @@ type Options struct {
 	// Driver is the runtime driver's name ("process", "docker"): it
 	// decides whether a service runs an image or a command.
 	Driver string
+	// Protocols are the port protocols the driver can publish ("tcp",
+	// "udp"; runtime.PortProtocols); nil means both.
+	Protocols []string
 	// Projects answers whether a project exists; Internal marks a context
 	// for an internal call (authz.Authorizer.Internal).
 	Projects projectsv1.ProjectsServiceClient

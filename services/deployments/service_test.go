@@ -137,7 +137,7 @@ func (h *harness) start() {
 	}
 	_, port, _ := strings.Cut(strings.TrimPrefix(h.proxy.URL, "http://"), ":")
 	svc, err := deployments.New(deployments.Options{
-		Store: h.store, Driver: driver.Name(), Projects: h.projects, Catalog: h.catalog, NATS: h.nc,
+		Store: h.store, Driver: driver.Name(), Protocols: driver.Protocols(), Projects: h.projects, Catalog: h.catalog, NATS: h.nc,
 		Ingress: h.in, IngressPort: port, Logger: quiet, MetricsInterval: 100 * time.Millisecond,
 		ReadyTimeout: h.readyTimeout,
 	})
@@ -469,6 +469,11 @@ func TestBadInput(t *testing.T) {
 				s.Ports = append(s.Ports, &deploymentsv1.PortSpec{Name: "p02", InternalPort: 8080, Protocol: "TCP"})
 			})
 		}, codes.InvalidArgument, "ports[1].internalPort"},
+		{"UDP on the process driver's private network", func() error {
+			return create(func(s *deploymentsv1.ServiceSpec) {
+				s.Ports = append(s.Ports, &deploymentsv1.PortSpec{Name: "p02", InternalPort: 5353, Protocol: "UDP"})
+			})
+		}, codes.InvalidArgument, "ports[1].protocol"},
 		{"port 0", func() error {
 			return create(func(s *deploymentsv1.ServiceSpec) { s.Ports[0].InternalPort = 0 })
 		}, codes.InvalidArgument, "ports[0].internalPort"},

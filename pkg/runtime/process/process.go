@@ -246,6 +246,20 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// Protocols implements runtime.PortProtocols: TCP and UDP on the host
+// network (and unsandboxed), TCP only on the private network (slirp4netns
+// drops a workload's UDP answers to the host's loopback), none without a
+// network.
+func (d *Driver) Protocols() []string {
+	switch {
+	case d.sb.off || d.sb.net == NetworkHost:
+		return []string{runtime.ProtocolTCP, runtime.ProtocolUDP}
+	case d.sb.net == NetworkNone:
+		return []string{}
+	}
+	return []string{runtime.ProtocolTCP}
+}
+
 // Start implements runtime.Driver.
 func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Image != "" {
@@ -257,7 +271,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if len(spec.Ports) > 0 && !d.sb.off && d.sb.net == NetworkNone {
 		return "", errors.New("process: the workload has ports, but process-driver sandboxes have no network to reach them by (process-network is none)")
 	}
-	if !d.sb.off && d.sb.net == NetworkPrivate {
+	if !slices.Contains(d.Protocols(), runtime.ProtocolUDP) {
 		for _, p := range spec.Ports {
 			if p.Protocol == runtime.ProtocolUDP {
 				return "", fmt.Errorf("%w: UDP port %q: with process-network private, slirp4netns drops a workload's UDP answers to the host's loopback (--disable-host-loopback); use TCP, or the host network for trusted workloads", runtime.ErrUnsupported, p.Name)
