@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
@@ -231,6 +232,9 @@ func startSlipway(t testing.TB, env ...string) *instance {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
+	// Registered before the instance's own cleanup, so it runs after the
+	// server stopped.
+	t.Cleanup(func() { reapWorkloads(t, dataDir) })
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
 		httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -1050,5 +1054,32 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if errs := inst.out.logsAt("ERROR"); len(errs) > 0 {
 		t.Errorf("errors logged while shutting down:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// reapWorkloads stops and removes the process-driver workloads a test's
+// Slipway left in its data directory (services' instances, jobs' runs):
+// they outlive the server by design, so that a restarted server adopts
+// them, but a test's must not outlive the test.
+func reapWorkloads(t testing.TB, dataDir string) {
+	for _, sub := range []string{"services", "runtime"} {
+		dir := filepath.Join(dataDir, sub)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		d, err := process.New(dir)
+		if err != nil {
+			t.Logf("reap workloads in %s: %v", dir, err)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		list, _ := d.List(ctx, nil)
+		for _, w := range list {
+			_ = d.Stop(ctx, w.ID, 0)
+			_, _ = d.Wait(ctx, w.ID)
+			_ = d.Remove(ctx, w.ID)
+		}
+		cancel()
+		_ = d.Close()
 	}
 }
