@@ -25,6 +25,7 @@ var (
 	svcDeploys  = flag.Int("bench.svcdeploys", 3, "services created (deploy → first ready instance) per runtime driver")
 	svcRollouts = flag.Int("bench.svcrollouts", 3, "rollouts measured per instance count (1 and 3) per runtime driver")
 	svcRequests = flag.Int("bench.svcrequests", 2000, "requests per side (ingress, direct) of the ingress overhead measurement")
+	svcProfile  = flag.String("bench.svcprofile", "", "directory to write the server's CPU profile of the ingress overhead measurement to, per driver (<driver>.pprof; empty: none)")
 )
 
 // svcTimeout bounds one deploy or rollout.
@@ -72,6 +73,11 @@ func BenchmarkServices(b *testing.B) {
 	for _, d := range drivers {
 		b.Run(d.name, func(b *testing.B) {
 			env, image, direct := d.setup(b)
+			debugAddr := ""
+			if *svcProfile != "" {
+				debugAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+				env = append(env, "SLIPWAY_DEBUG_ADDR="+debugAddr)
+			}
 			srv := startServer(b, "", env...)
 			var project struct{ Data struct{ ID string } }
 			if err := srv.call("POST", "/v1/projects", `{"name":"Service bench"}`, &project); err != nil {
@@ -114,9 +120,18 @@ func BenchmarkServices(b *testing.B) {
 			if err != nil {
 				b.Fatalf("the instance's published port: %v", err)
 			}
+			profiled := make(chan error, 1)
+			if debugAddr != "" {
+				go func() { profiled <- cpuProfile(debugAddr, filepath.Join(*svcProfile, d.name+".pprof")) }()
+			}
 			via, straight, err := overhead(srv, name, p, addr, *svcRequests)
 			if err != nil {
 				b.Fatal(err)
+			}
+			if debugAddr != "" {
+				if err := <-profiled; err != nil {
+					b.Fatalf("CPU profile: %v", err)
+				}
 			}
 			for _, q := range []float64{50, 90, 99} {
 				b.ReportMetric(float64(percentile(via, q).Microseconds()), fmt.Sprintf("ingress-p%.0f-µs", q))
@@ -340,6 +355,24 @@ func overhead(srv *server, service, project, addr string, n int) (via, straight 
 		}
 	}
 	return via, straight, nil
+}
+
+// cpuProfile writes the CPU profile of the next two seconds of the server
+// whose profiler listens at addr to path (the measurement of the ingress
+// overhead takes longer: the profile covers its start).
+func cpuProfile(addr, path string) error {
+	res, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=2")
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return err
 }
 
 // processDirect finds the host port of the process driver's one service
