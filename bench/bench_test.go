@@ -232,6 +232,7 @@ type server struct {
 	client  *http.Client
 	logPath string
 	dataDir string // SLIPWAY_DATA_DIR
+	ingress string // SLIPWAY_INGRESS_ADDR, host:port
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 }
@@ -255,6 +256,7 @@ func startServer(b *testing.B, databaseURL string, env ...string) *server {
 func tryStartServer(b *testing.B, databaseURL string, env []string) (*server, error) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+	ingressAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	logPath := filepath.Join(b.TempDir(), "slipway.log")
 	dataDir := b.TempDir()
 	logFile, err := os.Create(logPath)
@@ -269,7 +271,7 @@ func tryStartServer(b *testing.B, databaseURL string, env []string) (*server, er
 		"SLIPWAY_GRPC_ADDR="+grpcAddr,
 		// The services' ingress listens apart; not on the default port,
 		// which another server (or a developer's Slipway) may hold.
-		fmt.Sprintf("SLIPWAY_INGRESS_ADDR=127.0.0.1:%d", testenv.FreePort(b)),
+		"SLIPWAY_INGRESS_ADDR="+ingressAddr,
 		"SLIPWAY_DATA_DIR="+dataDir,
 		"SLIPWAY_PROJECTS_DATABASE_URL="+databaseURL,
 		"SLIPWAY_LOG_LEVEL=warn", // a log line per request would distort the numbers
@@ -284,6 +286,7 @@ func tryStartServer(b *testing.B, databaseURL string, env []string) (*server, er
 		url:     "http://" + httpAddr,
 		logPath: logPath,
 		dataDir: dataDir,
+		ingress: ingressAddr,
 		cmd:     cmd,
 		done:    make(chan struct{}),
 		client: &http.Client{
