@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,6 +141,15 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // logs live until a request sent through the ingress shows up, and
 // delete it.
 func TestNorthflankCLIServices(t *testing.T) {
+	// The service serves a directory named with a nonce, so that the test
+	// finds its processes. Registered before Slipway starts, the cleanup
+	// runs after it stopped: no instance outlives the test.
+	www := "www-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Cleanup(func() {
+		for pid := range workloadProcs(t, "busybox httpd -f -vv -p 8080 -h "+www) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	inst := startSlipway(t)
 	cli := newNorthflankCLI(t)
 	cli.ok("login", "--token-login", "--token", adminToken, "--host", inst.URL, "--name", "slipway")
@@ -165,7 +175,7 @@ func TestNorthflankCLIServices(t *testing.T) {
 	cli.json(&created, args(p, "create", "service", "deployment", "--input", `{
 		"name": "Web", "billing": {"deploymentPlan": "nf-compute-20"},
 		"deployment": {"instances": 1, "docker": {"configType": "customCommand",
-			"customCommand": "mkdir -p www && echo hello from the cli > www/index.html && busybox httpd -f -vv -p $PORT -h www"}},
+			"customCommand": "mkdir -p `+www+` && echo hello from the cli > `+www+`/index.html && busybox httpd -f -vv -p $PORT -h `+www+`"}},
 		"ports": [{"name": "p01", "internalPort": 8080, "public": true, "protocol": "HTTP"}],
 		"healthChecks": [{"protocol": "HTTP", "type": "readinessProbe", "path": "/", "port": 8080,
 			"initialDelaySeconds": 0, "periodSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 3}]}`)...)
@@ -237,7 +247,7 @@ func TestNorthflankCLIServices(t *testing.T) {
 	}
 
 	// exec service --cmd: the command runs in an instance, with its PORT.
-	res := cli.run(args(s, "exec", "service", "--cmd", `sh -c "echo port=$PORT; cat www/index.html"`)...)
+	res := cli.run(args(s, "exec", "service", "--cmd", `sh -c "echo port=$PORT; cat `+www+`/index.html"`)...)
 	if res.exitCode != 0 || !strings.Contains(res.stdout, "port=8080") || !strings.Contains(res.stdout, "hello from the cli") ||
 		!strings.Contains(res.stdout+res.stderr, "exit code: 0") {
 		t.Errorf("exec service: exit %d\nstdout: %s\nstderr: %s", res.exitCode, res.stdout, res.stderr)
@@ -294,5 +304,11 @@ func TestNorthflankCLIServices(t *testing.T) {
 			t.Fatalf("the deleted service still answers: HTTP %d %q", code, body)
 		}
 		time.Sleep(pollEvery)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(workloadProcs(t, "busybox httpd -f -vv -p 8080 -h "+www)) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted service's instances still run after 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -134,14 +135,9 @@ func contains(list []string, s string) bool {
 // then a rollback to the first release rolls it out again, still with no
 // failed request.
 func TestServiceZeroDowntime(t *testing.T) {
-	// The test polls the API for minutes: more than the default quota.
-	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=100000")
-	callJSON(t, "POST", inst.URL+"/v1/projects", `{"name":"Zero Downtime"}`).data(t)
-	svc := inst.URL + "/v1/projects/zero-downtime/services/web"
-	// version serves body v from www; a version without an index page
-	// answers 404 at "/", its readiness path.
-	// Its directory is named with a nonce, so that the test finds its
-	// processes on this host.
+	// version(v) serves body v from a directory named with a nonce, so
+	// that the test finds its processes on this host; version("") has no
+	// index page and answers 404 at "/", its readiness path.
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	version := func(v string) string {
 		if v == "" {
@@ -156,6 +152,19 @@ func TestServiceZeroDowntime(t *testing.T) {
 		}
 		return n
 	}
+	// Whatever happens, no instance outlives the test (registered first,
+	// this runs once Slipway has stopped).
+	t.Cleanup(func() {
+		for _, v := range []string{"v1", "v2", "empty"} {
+			for pid := range workloadProcs(t, "busybox httpd -f -p 8080 -h "+v+"-"+nonce) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	// The test polls the API for minutes: more than the default quota.
+	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=100000")
+	callJSON(t, "POST", inst.URL+"/v1/projects", `{"name":"Zero Downtime"}`).data(t)
+	svc := inst.URL + "/v1/projects/zero-downtime/services/web"
 	created := callJSON(t, "POST", inst.URL+"/v1/projects/zero-downtime/services/deployment", fmt.Sprintf(`{"name":"web",
 		"deployment":{"instances":3,"gracePeriodSeconds":5,"docker":{"configType":"customCommand","customCommand":%q}},
 		"ports":[{"name":"p01","internalPort":8080,"public":true,"protocol":"HTTP"}],
