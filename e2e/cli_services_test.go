@@ -137,9 +137,9 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // service's life on the process driver, as a user types it: create a
 // deployment service (busybox httpd with a public HTTP port and an HTTP
 // readiness check) that answers through the ingress by its host name,
-// get it, its ports and containers, scale it, exec into it, tail its
-// logs live until a request sent through the ingress shows up, and
-// delete it.
+// list it, get it, its ports, health checks, deployment and containers,
+// scale it, exec into it, tail its logs live until a request sent through
+// the ingress shows up, and delete it.
 func TestNorthflankCLIServices(t *testing.T) {
 	// The service serves a directory named with a nonce, so that the test
 	// finds its processes. Registered before Slipway starts, the cleanup
@@ -214,6 +214,32 @@ func TestNorthflankCLIServices(t *testing.T) {
 	cli.json(&ports, args(s, "get", "service", "ports")...)
 	if len(ports.Ports) != 1 || ports.Ports[0] != created.Ports[0] || ports.Ports[0].InternalPort != 8080 || !ports.Ports[0].Public {
 		t.Errorf("get service ports: %+v, want %+v", ports, created.Ports)
+	}
+	var list struct {
+		Services []struct{ ID, ServiceType string }
+	}
+	cli.json(&list, args(p, "list", "services")...)
+	if len(list.Services) != 1 || list.Services[0].ID != "web" || list.Services[0].ServiceType != "deployment" {
+		t.Errorf("list services: %+v", list)
+	}
+	var checks struct {
+		HealthChecks []struct {
+			Protocol, Type, Path string
+			HTTPPort             int `json:"httpPort"`
+		}
+	}
+	cli.json(&checks, args(s, "get", "service", "health-checks")...)
+	if len(checks.HealthChecks) != 1 || checks.HealthChecks[0].Type != "readinessProbe" || checks.HealthChecks[0].HTTPPort != 8080 {
+		t.Errorf("get service health-checks: %+v", checks)
+	}
+	var deployment struct {
+		Instances int
+		Status    struct{ Status string }
+		Docker    struct{ CustomCommand string }
+	}
+	cli.json(&deployment, args(s, "get", "service", "deployment")...)
+	if deployment.Instances != 1 || deployment.Status.Status != "COMPLETED" || !strings.Contains(deployment.Docker.CustomCommand, "busybox httpd") {
+		t.Errorf("get service deployment: %+v", deployment)
 	}
 	type container struct {
 		Name, Status string
