@@ -299,7 +299,7 @@ func TestOldNotReadyDuringRolloutStays(t *testing.T) {
 	e.c.Apply(svc("web", flappy, 1))
 	old := e.waitSettled("web", "r1", 1)[0]
 	bad := sleeper("r2")
-	bad.ReadyTimeout = 6 * time.Second
+	bad.ReadyTimeout = 8 * time.Second
 	bad.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
 		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
 	e.c.Apply(svc("web", bad, 1))
