@@ -139,7 +139,8 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // readiness check) that answers through the ingress by its host name,
 // list it, get it, its ports, health checks, deployment and containers,
 // scale it, exec into it, tail its logs live until a request sent through
-// the ingress shows up, and delete it.
+// the ingress shows up, find that line in a filtered range of its logs,
+// and delete it.
 func TestNorthflankCLIServices(t *testing.T) {
 	// The service serves a directory named with a nonce, so that the test
 	// finds its processes. Registered before Slipway starts, the cleanup
@@ -311,6 +312,13 @@ func TestNorthflankCLIServices(t *testing.T) {
 	tail.stop()
 	if e := tail.stderr(); strings.TrimSpace(e) != "" {
 		t.Errorf("get service logs --tail wrote on stderr: %s", e)
+	}
+
+	// get service logs, a range with a filter: the request's line.
+	var lines []struct{ ContainerID, Log string }
+	cli.json(&lines, args(s, "get", "service", "logs", "--textIncludes", "url:"+path, "--lineLimit", "1")...)
+	if len(lines) != 1 || !strings.HasSuffix(lines[0].Log, "url:"+path) || !strings.HasPrefix(lines[0].ContainerID, "web-") {
+		t.Errorf("get service logs --textIncludes: %+v, want the line of %s", lines, path)
 	}
 
 	// delete service: gone from the API and from the ingress.
