@@ -283,6 +283,71 @@ func TestSupersededRollout(t *testing.T) {
 	}
 }
 
+// TestOldNotReadyDuringRolloutStays: the one instance of the release that
+// serves is not ready for a moment while a release that never becomes
+// ready rolls out (a readiness check that failed once under load). It is
+// kept: with the new instance not available either, stopping it would
+// leave the service nothing to serve for the rest of the rollout (the
+// ingress answering 503) and then a cold start of the release restored.
+// Once ready again it serves, and it is the instance the failed rollout
+// restores.
+func TestOldNotReadyDuringRolloutStays(t *testing.T) {
+	e := newEnv(t)
+	flappy := Release{ID: "r1", Workload: runtime.Spec{Command: []string{"/bin/sh", "-c", "touch ready; sleep 600"}},
+		HealthChecks: []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "test -e ready",
+			PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}}
+	e.c.Apply(svc("web", flappy, 1))
+	old := e.waitSettled("web", "r1", 1)[0]
+	bad := sleeper("r2")
+	bad.ReadyTimeout = 8 * time.Second
+	bad.HealthChecks = []probe.HealthCheck{{Protocol: probe.CMD, Type: probe.Readiness, Cmd: "/bin/false",
+		PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1}}
+	e.c.Apply(svc("web", bad, 1))
+	eventually(t, 10*time.Second, "r2 in progress", func() bool {
+		return slices.Equal(e.hooks.statuses("r2"), []string{RolloutInProgress}) && len(e.c.Instances("web")) == 2
+	})
+	ctx := context.Background()
+	oldNow := func() (Instance, bool) {
+		for _, in := range e.c.Instances("web") {
+			if in.WorkloadID == old.WorkloadID {
+				return in, true
+			}
+		}
+		return Instance{}, false
+	}
+	if code, err := e.c.Exec(ctx, "web", old.Name, runtime.ExecSpec{Command: []string{"rm", "ready"}}); err != nil || code != 0 {
+		t.Fatalf("rm ready in %s: %d, %v", old.Name, code, err)
+	}
+	eventually(t, 10*time.Second, "the old instance not ready", func() bool {
+		in, ok := oldNow()
+		return !ok || !in.Ready
+	})
+	// Not ready, it stays: for a while (several reconciles), and then
+	// when it is ready again.
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if in, ok := oldNow(); !ok || in.Status != TaskRunning {
+			t.Fatalf("the old instance, not ready during the rollout, was stopped: %+v (present %v); instances %+v", in, ok, e.c.Instances("web"))
+		}
+	}
+	if code, err := e.c.Exec(ctx, "web", old.Name, runtime.ExecSpec{Command: []string{"touch", "ready"}}); err != nil || code != 0 {
+		t.Fatalf("touch ready in %s: %d, %v", old.Name, code, err)
+	}
+	eventually(t, 10*time.Second, "the old instance ready again", func() bool {
+		in, ok := oldNow()
+		return ok && in.Ready
+	})
+	eventually(t, 20*time.Second, "r2 FAILED", func() bool {
+		o, ok := e.hooks.last("r2")
+		return ok && o.Status == RolloutFailed
+	})
+	if o, _ := e.hooks.last("r2"); o.RestoredID != "r1" {
+		t.Fatalf("r2's outcome %+v", o)
+	}
+	if now := e.waitSettled("web", "r1", 1); now[0].WorkloadID != old.WorkloadID {
+		t.Fatalf("instances %+v, want the old one %s", now, old.WorkloadID)
+	}
+}
+
 // TestFirstReleaseFails: with nothing to restore, the failed release's
 // instances go and the outcome has no RestoredID.
 func TestFirstReleaseFails(t *testing.T) {

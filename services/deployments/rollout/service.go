@@ -451,13 +451,25 @@ func (s *service) reconcile() {
 	}
 	// Old instances go as the new become ready, keeping at least
 	// want-unavailable ready instances: those not ready first (they serve
-	// nothing), then the oldest.
-	available := 0
+	// nothing), then the oldest. Those not ready go only as far as the
+	// instances that may serve soon allow, as Kubernetes scales down old
+	// replicas (at most all - minAvailable - new unavailable): an old
+	// instance may be not ready for a moment (a readiness check failed
+	// once under load) and serve again, while a new one not available
+	// yet may never be; stopping it then would leave the service nothing
+	// to serve until the rollout ends.
+	available, newUnavailable := 0, 0
 	for _, in := range slices.Concat(cur, old) {
 		if s.available(in) {
 			available++
 		}
 	}
+	for _, in := range cur {
+		if !s.available(in) {
+			newUnavailable++
+		}
+	}
+	notReadyBudget := len(cur) + len(old) - (want - unavailable) - newUnavailable
 	slices.SortStableFunc(old, func(a, b *instance) int {
 		if a.ready != b.ready {
 			if a.ready {
@@ -473,7 +485,11 @@ func (s *service) reconcile() {
 				// Adopted, not probed yet: it most likely serves.
 				continue
 			}
+			if notReadyBudget <= 0 {
+				continue
+			}
 			s.terminate(in, true)
+			notReadyBudget--
 			continue
 		}
 		if s.available(in) && available-1 >= want-unavailable {
