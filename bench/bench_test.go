@@ -26,6 +26,7 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -45,6 +46,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/runtime/process"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
@@ -259,6 +261,15 @@ func tryStartServer(b *testing.B, databaseURL string, env []string) (*server, er
 	ingressAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	logPath := filepath.Join(b.TempDir(), "slipway.log")
 	dataDir := b.TempDir()
+	// Registered before the server's own cleanup, so it runs once the
+	// server has stopped: services' instances outlive it by design.
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, sub := range []string{"services", "runtime"} {
+			_ = process.RemoveAll(ctx, filepath.Join(dataDir, sub))
+		}
+	})
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err

@@ -143,14 +143,8 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // and delete it.
 func TestNorthflankCLIServices(t *testing.T) {
 	// The service serves a directory named with a nonce, so that the test
-	// finds its processes. Registered before Slipway starts, the cleanup
-	// runs after it stopped: no instance outlives the test.
+	// finds its processes (startSlipway's cleanup removes them).
 	www := "www-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	t.Cleanup(func() {
-		for pid := range workloadProcs(t, "busybox httpd -f -vv -p 8080 -h "+www) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	})
 	inst := startSlipway(t)
 	cli := newNorthflankCLI(t)
 	cli.ok("login", "--token-login", "--token", adminToken, "--host", inst.URL, "--name", "slipway")

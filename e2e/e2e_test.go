@@ -1062,24 +1062,11 @@ func TestGracefulShutdown(t *testing.T) {
 // they outlive the server by design, so that a restarted server adopts
 // them, but a test's must not outlive the test.
 func reapWorkloads(t testing.TB, dataDir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for _, sub := range []string{"services", "runtime"} {
-		dir := filepath.Join(dataDir, sub)
-		if _, err := os.Stat(dir); err != nil {
-			continue
+		if err := process.RemoveAll(ctx, filepath.Join(dataDir, sub)); err != nil {
+			t.Logf("remove the workloads in %s: %v", sub, err)
 		}
-		d, err := process.New(dir)
-		if err != nil {
-			t.Logf("reap workloads in %s: %v", dir, err)
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		list, _ := d.List(ctx, nil)
-		for _, w := range list {
-			_ = d.Stop(ctx, w.ID, 0)
-			_, _ = d.Wait(ctx, w.ID)
-			_ = d.Remove(ctx, w.ID)
-		}
-		cancel()
-		_ = d.Close()
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -152,15 +151,6 @@ func TestServiceZeroDowntime(t *testing.T) {
 		}
 		return n
 	}
-	// Whatever happens, no instance outlives the test (registered first,
-	// this runs once Slipway has stopped).
-	t.Cleanup(func() {
-		for _, v := range []string{"v1", "v2", "empty"} {
-			for pid := range workloadProcs(t, "busybox httpd -f -p 8080 -h "+v+"-"+nonce) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
 	// The test polls the API for minutes: more than the default quota.
 	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=100000")
 	callJSON(t, "POST", inst.URL+"/v1/projects", `{"name":"Zero Downtime"}`).data(t)

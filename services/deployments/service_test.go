@@ -106,19 +106,9 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(func() {
 		// Workloads outlive their driver by design; a test's must not
 		// outlive the test.
-		d, err := process.New(h.stateDir)
-		if err != nil {
-			return
-		}
-		defer d.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		list, _ := d.List(ctx, nil)
-		for _, w := range list {
-			_ = d.Stop(ctx, w.ID, 0)
-			_, _ = d.Wait(ctx, w.ID)
-			_ = d.Remove(ctx, w.ID)
-		}
+		_ = process.RemoveAll(ctx, h.stateDir)
 	})
 	h.start()
 	return h

@@ -1221,3 +1221,33 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
 	return out, nil
 }
+
+// RemoveAll stops (without grace) and removes every workload under
+// stateDir, if it exists: what a test or an operator clearing an install
+// needs, since workloads outlive the server that started them by design.
+func RemoveAll(ctx context.Context, stateDir string) error {
+	if _, err := os.Stat(stateDir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	d, err := New(stateDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	list, err := d.List(ctx, nil)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, w := range list {
+		_ = d.Stop(ctx, w.ID, 0)
+		if _, err := d.Wait(ctx, w.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := d.Remove(ctx, w.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
