@@ -67,7 +67,6 @@ import (
 
 	execv1 "github.com/slipwayhq/slipway/gen/slipway/exec/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
-	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 )
 
@@ -343,11 +342,7 @@ func (t *wsConn) serveExec(ctx context.Context, m execMatch) {
 		t.violation(ctx, `the first message must be {"type":"init","data":{"auth":…,"context":…}}`)
 		return
 	}
-	if typ := init.Data.Auth.Type; typ != "" && typ != "apiToken" {
-		t.refuse(ctx, t.g.apiError(ctx, authz.Unauthenticated("unsupported auth type: send an apiToken")))
-		return
-	}
-	authorization, ok := t.admit(ctx, init.Data.Auth.APIToken)
+	authorization, ok := t.admitInit(ctx, init.Data.Auth.Type, init.Data.Auth.APIToken)
 	if !ok {
 		return
 	}

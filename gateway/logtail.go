@@ -347,11 +347,7 @@ func (t *wsConn) serveTail(ctx context.Context, m tailMatch) {
 		t.violation(ctx, `the first message must be {"type":"init",...}`)
 		return
 	}
-	if typ := init.Data.Auth.Type; typ != "" && typ != "apiToken" {
-		t.refuse(ctx, t.g.apiError(ctx, authz.Unauthenticated("unsupported auth type: send an apiToken")))
-		return
-	}
-	authorization, ok := t.admit(ctx, init.Data.Auth.APIToken)
+	authorization, ok := t.admitInit(ctx, init.Data.Auth.Type, init.Data.Auth.APIToken)
 	if !ok {
 		return
 	}
@@ -443,6 +439,16 @@ func (t *wsConn) readInit(ctx context.Context) (data []byte, ok bool) {
 		_ = t.c.Close(websocket.StatusGoingAway, "server shutting down")
 		return nil, false
 	}
+}
+
+// admitInit admits the caller an init message names: its auth must be an
+// apiToken (or absent, with the handshake's Authorization header).
+func (t *wsConn) admitInit(ctx context.Context, authType, token string) (authorization string, ok bool) {
+	if authType != "" && authType != "apiToken" {
+		t.refuse(ctx, t.g.apiError(ctx, authz.Unauthenticated("unsupported auth type: send an apiToken")))
+		return "", false
+	}
+	return t.admit(ctx, token)
 }
 
 // admit authenticates the caller and spends one request of its hourly

@@ -8,6 +8,7 @@ import (
 
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	"github.com/slipwayhq/slipway/pkg/ingress"
+	"github.com/slipwayhq/slipway/pkg/logquery"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
@@ -202,19 +203,8 @@ func (s *Server) GetServiceMetrics(ctx context.Context, req *deploymentsv1.GetSe
 		if req.GetTimestamp() != nil {
 			end = req.GetTimestamp().AsTime().Add(time.Nanosecond)
 		}
-	} else {
-		if req.GetEndTime() != nil {
-			end = req.GetEndTime().AsTime()
-		}
-		if req.GetStartTime() != nil {
-			start = req.GetStartTime().AsTime()
-		} else if req.GetDuration() > 0 {
-			from := end
-			if from.IsZero() {
-				from = s.opts.Clock()
-			}
-			start = from.Add(-time.Duration(min(req.GetDuration(), int64(1<<33))) * time.Second)
-		}
+	} else if start, end, err = logquery.Range(req, s.opts.Clock()); err != nil {
+		return nil, err
 	}
 	container := req.GetContainerName()
 	if container == "all" {

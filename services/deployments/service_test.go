@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
@@ -523,6 +524,12 @@ func TestBadInput(t *testing.T) {
 			_, err := h.client.ScaleService(as(adminCred), &deploymentsv1.ScaleServiceRequest{ProjectId: projectID, ServiceId: "good", Instances: ptr(int32(catalog.MaxInstances + 1))})
 			return err
 		}, codes.InvalidArgument, "instances"},
+		{"metrics ending before they start", func() error {
+			now := time.Now()
+			_, err := h.client.GetServiceMetrics(as(adminCred), &deploymentsv1.GetServiceMetricsRequest{ProjectId: projectID, ServiceId: "good", QueryType: "range",
+				StartTime: timestamppb.New(now), EndTime: timestamppb.New(now.Add(-time.Hour))})
+			return err
+		}, codes.InvalidArgument, "endTime"},
 		{"ports update removing a health-checked port", func() error {
 			_, err := h.client.UpdateServicePorts(as(adminCred), &deploymentsv1.UpdateServicePortsRequest{ProjectId: projectID, ServiceId: "good",
 				Ports: []*deploymentsv1.PortSpec{{Name: "p02", InternalPort: 9000, Protocol: "HTTP"}}})
