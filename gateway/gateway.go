@@ -119,6 +119,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if len(opts.Backends) == 0 {
 		return nil, fmt.Errorf("gateway: no backends")
 	}
+	var webhooks []string
 	for _, b := range opts.Backends {
 		// A backend in this process runs the chain, which checks every
 		// request's strings itself: the check before the wire is for
@@ -145,6 +146,12 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 			}
 			g.execs = append(g.execs, route)
 		}
+		for _, hook := range b.API.Webhooks {
+			if err := mux.HandlePath(http.MethodPost, "/v1"+hook.Path, g.webhookHandler(hook, conn)); err != nil {
+				return nil, fmt.Errorf("gateway: %s: webhook %s: %w", b.Name, hook.Path, err)
+			}
+			webhooks = append(webhooks, "/v1"+hook.Path)
+		}
 	}
 
 	operational := []struct {
@@ -159,6 +166,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{"GET", "/metrics", g.serveMetrics},
 	}
 	extra := map[string][]string{}
+	for _, path := range webhooks {
+		extra[path] = append(extra[path], http.MethodPost)
+	}
 	for _, route := range operational {
 		if err := mux.HandlePath(route.method, route.path, route.h); err != nil {
 			return nil, err

@@ -151,6 +151,20 @@ const (
 	ReasonServiceTypeMismatch Reason = "SERVICE_TYPE_MISMATCH"
 )
 
+// Reasons of the builds service.
+const (
+	// ReasonBuildConcluded: aborting a build that has already concluded.
+	// 409.
+	ReasonBuildConcluded Reason = "BUILD_CONCLUDED"
+	// ReasonWebhookReplay: a git host's event with a delivery id already
+	// received (a replay, or a redelivery of an event already acted on).
+	// 409.
+	ReasonWebhookReplay Reason = "WEBHOOK_REPLAY"
+	// ReasonRemoteUnreachable: the service's repository could not be read
+	// (unreachable, not a git repository, refused credentials). 409.
+	ReasonRemoteUnreachable Reason = "REMOTE_UNREACHABLE"
+)
+
 // Reasons lists every declared reason, for documentation and for the test
 // that keeps them well-formed and distinct.
 func Reasons() []Reason {
@@ -166,6 +180,7 @@ func Reasons() []Reason {
 		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded,
 		ReasonNotRunning, ReasonExecUnsupported,
 		ReasonBuildsUnavailable, ReasonServiceTypeMismatch,
+		ReasonBuildConcluded, ReasonWebhookReplay, ReasonRemoteUnreachable,
 	}
 }
 

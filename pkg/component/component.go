@@ -86,6 +86,9 @@ type API struct {
 	// Exec are the component's exec channels: Northflank's command-exec
 	// WebSocket, served from a bidirectional RPC (see Exec).
 	Exec []Exec
+	// Webhooks are the component's unauthenticated POST routes whose
+	// callers it authenticates itself (see Webhook).
+	Webhooks []Webhook
 	// Optional components may be left out of a gateway running apart: it
 	// then serves without their routes (and says so) instead of refusing to
 	// start.
@@ -124,6 +127,22 @@ type Exec struct {
 	Path string
 	// Method is the full name of the RPC, "/<package>.<Service>/<Method>",
 	// streaming slipway.exec.v1.ExecInput in and ExecOutput out.
+	Method string
+}
+
+// Webhook is one route a third party POSTs to with its own
+// authentication (a git host's signed push event): the gateway passes the
+// exact body and the headers to the RPC it names, unchanged, because a
+// signature covers the bytes as sent, and answers with the RPC's response
+// in the data envelope. The RPC takes slipway.api.v1.WebhookRequest and
+// returns slipway.api.v1.WebhookResponse; its access rule is public (the
+// RPC checks the signature).
+//
+//	Webhooks: []component.Webhook{{Path: "/git-webhooks/{webhook_id}", Method: buildsv1.BuildsService_ReceiveGitWebhook_FullMethodName}},
+type Webhook struct {
+	// Path is the route below /v1, its {name} segments passed as params.
+	Path string
+	// Method is the full name of the unary RPC.
 	Method string
 }
 

@@ -1,0 +1,115 @@
+package builds
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/slipwayhq/slipway/services/builds/trigger"
+)
+
+// Polling: for git servers that cannot send webhooks (or whose webhooks
+// cannot reach Slipway), every PollInterval the poller lists each
+// building service's remote heads (git ls-remote, in the sandbox) and
+// builds a branch or pull request whose head moved, under the same
+// rules as a push (the commit message is not known from the refs alone,
+// so CI-skip flags apply to webhooks only). The first look at a service
+// remembers its heads and builds nothing: adding a service is not a push.
+
+// pollLoop polls until ctx ends.
+func (s *Service) pollLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.pollOnce(ctx)
+		}
+	}
+}
+
+// headKey names a ref in the poller's state.
+func headKey(r Ref) string {
+	if r.PullRequest > 0 {
+		return "pr:" + strconv.FormatInt(r.PullRequest, 10)
+	}
+	return "branch:" + r.Name
+}
+
+// pollOnce looks at every building service's remote once.
+func (s *Service) pollOnce(ctx context.Context) {
+	srcs, err := s.opts.Sources.All(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("polling: listing services that build", "error", err)
+		}
+		return
+	}
+	for _, src := range srcs {
+		if ctx.Err() != nil {
+			return
+		}
+		if src.DisabledCI {
+			continue
+		}
+		s.pollService(ctx, src)
+	}
+}
+
+func (s *Service) pollService(ctx context.Context, src Source) {
+	refs, err := s.opts.Engine.Refs(ctx, src)
+	if err != nil {
+		s.log.Debug("polling: reading a remote", "service", src.ServiceID, "error", err)
+		return
+	}
+	heads := make(map[string]string, len(refs))
+	for _, r := range refs {
+		heads[headKey(r)] = r.SHA
+	}
+	old, err := s.store.PollState(ctx, src.ServiceKey)
+	if err != nil {
+		s.log.Warn("polling: reading what was seen", "service", src.ServiceID, "error", err)
+		return
+	}
+	if old != nil {
+		for _, r := range refs {
+			if old[headKey(r)] == r.SHA {
+				continue
+			}
+			if ok, why := s.allowed(src, r.Name, r.PullRequest, nil, nil); !ok {
+				s.log.Debug("polling: not building", "service", src.ServiceID, "ref", headKey(r), "why", why)
+				continue
+			}
+			if _, err := s.start(ctx, Build{TeamID: src.TeamID, ProjectID: src.ProjectID, ServiceID: src.ServiceID,
+				Branch: r.Name, PullRequest: r.PullRequest, SHA: r.SHA, Trigger: "poll"}); err != nil {
+				s.log.Warn("polling: queueing a build", "service", src.ServiceID, "error", err)
+			}
+		}
+	}
+	if err := s.store.SetPollState(ctx, src.ServiceKey, heads); err != nil {
+		s.log.Warn("polling: remembering what was seen", "service", src.ServiceID, "error", err)
+	}
+}
+
+// allowed decides whether a push (or pull request update) to src builds:
+// a combined service builds only its own branch and no pull request; a
+// build service follows its restrictions; both honour CI-skip flags and
+// path rules where the event tells them.
+func (s *Service) allowed(src Source, branch string, pr int64, messages, paths []string) (bool, string) {
+	if src.Kind == "combined" {
+		if pr > 0 {
+			return false, "a combined service does not build pull requests"
+		}
+		if branch != src.Branch {
+			return false, "a combined service builds only its branch " + src.Branch
+		}
+	}
+	c := src.Config
+	return trigger.Decide(trigger.Config{
+		BranchRestrictions: c.BranchRestrictions, PRRestrictions: c.PRRestrictions,
+		PathIgnoreRules: c.PathIgnoreRules, IsAllowList: c.IsAllowList,
+		CIIgnoreFlagsEnabled: c.CIIgnoreFlagsEnabled, CIIgnoreFlags: c.CIIgnoreFlags,
+	}, trigger.Commit{Branch: branch, PullRequest: int(pr), Messages: messages, ChangedPaths: paths})
+}

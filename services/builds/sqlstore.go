@@ -1,0 +1,558 @@
+package builds
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/paging"
+	"github.com/slipwayhq/slipway/pkg/secret"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
+)
+
+// SQLStore is the Store on PostgreSQL or SQLite.
+type SQLStore struct {
+	db *sqldb.DB
+	// box seals build overrides and webhook secrets at rest.
+	box *secret.Box
+	// committed wakes the outbox relay after a commit with events.
+	committed func()
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// NewSQLStore returns a store on db, whose schema must be migrated
+// (migrations.Set and events.Migrations), sealing secrets with box.
+func NewSQLStore(db *sqldb.DB, box *secret.Box, committed func()) *SQLStore {
+	if box == nil {
+		panic("builds: NewSQLStore needs a secret.Box")
+	}
+	return &SQLStore{db: db, box: box, committed: committed}
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+const buildColumns = `team_id, project_id, service_id, id, branch, pull_request, sha, status, message, trigger_kind,
+	overrides, artifact, removed, owner, abort_requested, created_at, started_at, concluded_at`
+
+func (s *SQLStore) scanBuild(row rowScanner) (Build, error) {
+	var b Build
+	var sealed []byte
+	var artifact string
+	var created, started, concluded int64
+	if err := row.Scan(&b.TeamID, &b.ProjectID, &b.ServiceID, &b.ID, &b.Branch, &b.PullRequest, &b.SHA, &b.Status, &b.Message,
+		&b.Trigger, &sealed, &artifact, &b.Removed, &b.Owner, &b.AbortRequested, &created, &started, &concluded); err != nil {
+		return Build{}, err
+	}
+	plain, err := s.box.Open(sealed)
+	if err != nil {
+		return Build{}, fmt.Errorf("builds: build %s overrides: %w", b.ID, err)
+	}
+	if err := json.Unmarshal(plain, &b.Overrides); err != nil {
+		return Build{}, fmt.Errorf("builds: build %s overrides: %w", b.ID, err)
+	}
+	if err := json.Unmarshal([]byte(artifact), &b.Artifact); err != nil {
+		return Build{}, fmt.Errorf("builds: build %s artifact: %w", b.ID, err)
+	}
+	b.CreatedAt, b.StartedAt, b.ConcludedAt = fromMicros(created), fromMicros(started), fromMicros(concluded)
+	return b, nil
+}
+
+func collect(rows sqldb.Rows, scan func(rowScanner) (Build, error)) ([]Build, error) {
+	defer rows.Close()
+	var out []Build
+	for rows.Next() {
+		b, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// events returns the event b's status announces, if any.
+func statusEvents(b Build) ([]events.Event, error) {
+	verb := verbOf(b.Status)
+	if verb == "" {
+		return nil, nil
+	}
+	ev, err := buildEvent(b, verb)
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{ev}, nil
+}
+
+// CreateBuild implements Store.
+func (s *SQLStore) CreateBuild(ctx context.Context, b Build) (Build, error) {
+	b.Status = StatusQueued
+	plain, err := json.Marshal(b.Overrides)
+	if err != nil {
+		return Build{}, err
+	}
+	evs, err := statusEvents(b)
+	if err != nil {
+		return Build{}, err
+	}
+	err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}', $12, '', $13, $14, 0, 0)`,
+			b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.PullRequest, b.SHA, b.Status, b.Message, b.Trigger,
+			s.box.Seal(plain), false, false, micros(b.CreatedAt))
+		return err
+	}, func() []events.Event { return evs })
+	if err != nil {
+		return Build{}, sqldb.AlreadyExistsIfUnique(err)
+	}
+	return b, nil
+}
+
+// GetBuild implements Store.
+func (s *SQLStore) GetBuild(ctx context.Context, team, project, service, id string) (Build, error) {
+	b, err := s.scanBuild(s.db.QueryRow(ctx, `SELECT `+buildColumns+` FROM builds
+		WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, team, project, service, id))
+	if err != nil {
+		return Build{}, sqldb.NotFoundIfNoRows(err)
+	}
+	return b, nil
+}
+
+// ListBuilds implements Store. Ids grow with time (newID), so newest
+// first is by id, descending, and a cursor is the last id of a page.
+func (s *SQLStore) ListBuilds(ctx context.Context, team, project, service string, page paging.Page) ([]Build, bool, error) {
+	offset := page.Offset
+	if page.After != "" {
+		offset = 0 // a cursor already says where the page starts
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds
+		WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND ($4 = '' OR id < $4)
+		ORDER BY id DESC LIMIT $5 OFFSET $6`, team, project, service, page.After, page.Limit+1, offset)
+	if err != nil {
+		return nil, false, err
+	}
+	return paging.Collect(rows, page.Limit, func() (Build, error) { return s.scanBuild(rows) })
+}
+
+// Claim implements Store. The conditional update makes two replicas
+// claiming at once take different builds (or one of them none).
+func (s *SQLStore) Claim(ctx context.Context, owner string, at time.Time) (Build, bool, error) {
+	for range 5 {
+		var id string
+		err := s.db.QueryRow(ctx, `SELECT id FROM builds WHERE status = $1 ORDER BY created_at, id LIMIT 1`, StatusQueued).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Build{}, false, nil
+		}
+		if err != nil {
+			return Build{}, false, err
+		}
+		var out Build
+		err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, owner = $2, started_at = $3 WHERE id = $4 AND status = $5`,
+				StatusCloning, owner, micros(at), id, StatusQueued)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				if err == nil {
+					err = sqldb.ErrContended
+				}
+				return err
+			}
+			b, err := s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1`, id))
+			if err != nil {
+				return err
+			}
+			evs, err := statusEvents(b)
+			if err != nil {
+				return err
+			}
+			out = b
+			return events.Enqueue(ctx, tx, evs...)
+		})
+		if errors.Is(err, sqldb.ErrContended) {
+			continue // another replica took it: try the next
+		}
+		if err != nil {
+			return Build{}, false, err
+		}
+		if s.committed != nil {
+			s.committed()
+		}
+		return out, true, nil
+	}
+	return Build{}, false, nil
+}
+
+// Transition implements Store.
+func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build, error) {
+	var out Build
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds
+			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, b.TeamID, b.ProjectID, b.ServiceID, b.ID))
+		if err != nil {
+			return sqldb.NotFoundIfNoRows(err)
+		}
+		if Concluded(cur.Status) {
+			return ErrConflict
+		}
+		cur.Status, cur.Message = t.Status, t.Message
+		if t.SHA != "" {
+			cur.SHA = t.SHA
+		}
+		if t.Artifact.Image != "" || t.Artifact.Path != "" {
+			cur.Artifact = t.Artifact
+		}
+		if Concluded(t.Status) {
+			cur.ConcludedAt = t.At.UTC()
+		}
+		artifact, err := json.Marshal(cur.Artifact)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, sha = $3, artifact = $4, concluded_at = $5
+			WHERE id = $6`, cur.Status, cur.Message, cur.SHA, string(artifact), micros(cur.ConcludedAt), cur.ID); err != nil {
+			return err
+		}
+		evs, err := statusEvents(cur)
+		if err != nil {
+			return err
+		}
+		out = cur
+		return events.Enqueue(ctx, tx, evs...)
+	})
+	if err != nil {
+		return Build{}, err
+	}
+	if s.committed != nil && verbOf(out.Status) != "" {
+		s.committed()
+	}
+	return out, nil
+}
+
+// RequestAbort implements Store.
+func (s *SQLStore) RequestAbort(ctx context.Context, team, project, service, id string, at time.Time) (Build, error) {
+	var out Build
+	var wake bool
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds
+			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, team, project, service, id))
+		if err != nil {
+			return sqldb.NotFoundIfNoRows(err)
+		}
+		if Concluded(cur.Status) {
+			return ErrConflict
+		}
+		if cur.Status != StatusQueued {
+			cur.AbortRequested = true
+			out = cur
+			_, err := tx.ExecContext(ctx, `UPDATE builds SET abort_requested = $1 WHERE id = $2`, true, id)
+			return err
+		}
+		cur.Status, cur.Message, cur.ConcludedAt = StatusAborted, "Aborted before it started", at.UTC()
+		if _, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, concluded_at = $3 WHERE id = $4`,
+			cur.Status, cur.Message, micros(cur.ConcludedAt), id); err != nil {
+			return err
+		}
+		evs, err := statusEvents(cur)
+		if err != nil {
+			return err
+		}
+		out, wake = cur, true
+		return events.Enqueue(ctx, tx, evs...)
+	})
+	if err != nil {
+		return Build{}, err
+	}
+	if wake && s.committed != nil {
+		s.committed()
+	}
+	return out, nil
+}
+
+// Running implements Store.
+func (s *SQLStore) Running(ctx context.Context, owner string) ([]Build, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds
+		WHERE status IN ($1, $2, $3) AND ($4 = '' OR owner = $4) ORDER BY id`,
+		StatusCloning, StatusBuilding, StatusUploading, owner)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, s.scanBuild)
+}
+
+// Expired implements Store.
+func (s *SQLStore) Expired(ctx context.Context, keep int) ([]Build, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds b
+		WHERE status = $1 AND removed = $2 AND artifact <> '{}'
+		AND (SELECT COUNT(*) FROM builds n WHERE n.team_id = b.team_id AND n.project_id = b.project_id
+			AND n.service_id = b.service_id AND n.status = $1 AND n.removed = $2 AND n.id > b.id) >= $3
+		ORDER BY id`, StatusSuccess, false, keep)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, s.scanBuild)
+}
+
+// RemoveArtifact implements Store.
+func (s *SQLStore) RemoveArtifact(ctx context.Context, b Build) error {
+	ev, err := buildEvent(b, VerbDeleted)
+	if err != nil {
+		return err
+	}
+	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE builds SET removed = $1 WHERE id = $2`, true, b.ID)
+		return err
+	}, func() []events.Event { return []events.Event{ev} })
+}
+
+// DeleteService implements Store.
+func (s *SQLStore) DeleteService(ctx context.Context, k ServiceKey) ([]Build, error) {
+	var gone []Build
+	key := []any{k.TeamID, k.ProjectID, k.ServiceID}
+	err := events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds
+			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND removed = $4 AND artifact <> '{}'`, append(key, false)...)
+		if err != nil {
+			return err
+		}
+		list, err := collect(rows, s.scanBuild)
+		if err != nil {
+			return err
+		}
+		gone = list
+		for _, q := range []string{
+			`DELETE FROM build_log_counts WHERE build_id IN (SELECT id FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3)`,
+			`DELETE FROM build_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+			`DELETE FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+			`DELETE FROM build_deliveries WHERE webhook_id IN (SELECT id FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND service_id = $3)`,
+			`DELETE FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+			`DELETE FROM build_poll_heads WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, key...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func() []events.Event {
+		var evs []events.Event
+		for _, b := range gone {
+			if ev, err := buildEvent(b, VerbDeleted); err == nil {
+				evs = append(evs, ev)
+			}
+		}
+		return evs
+	})
+	return gone, err
+}
+
+// ProjectServices implements Store.
+func (s *SQLStore) ProjectServices(ctx context.Context, team, project string) ([]ServiceKey, error) {
+	rows, err := s.db.Query(ctx, `SELECT service_id FROM builds WHERE team_id = $1 AND project_id = $2
+		UNION SELECT service_id FROM build_webhooks WHERE team_id = $1 AND project_id = $2
+		UNION SELECT service_id FROM build_poll_heads WHERE team_id = $1 AND project_id = $2`, team, project)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ServiceKey
+	for rows.Next() {
+		k := ServiceKey{TeamID: team, ProjectID: project}
+		if err := rows.Scan(&k.ServiceID); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// AppendLogs implements Store.
+func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, maxLines int) ([]LogLine, error) {
+	var stored []LogLine
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var count int64
+		err := tx.QueryRowContext(ctx, `SELECT lines FROM build_log_counts WHERE build_id = $1`, b.ID).Scan(&count)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := tx.ExecContext(ctx, `INSERT INTO build_log_counts (build_id, lines) VALUES ($1, 0)`, b.ID); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		}
+		room := int64(maxLines) - count
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO build_logs (team_id, project_id, service_id, build_id, ts, stream, text)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, l := range lines {
+			if room <= 0 {
+				break
+			}
+			room--
+			l.TeamID, l.ProjectID, l.ServiceID, l.BuildID = b.TeamID, b.ProjectID, b.ServiceID, b.ID
+			if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.ServiceID, l.BuildID, micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
+				return err
+			}
+			stored = append(stored, l)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE build_log_counts SET lines = lines + $1 WHERE build_id = $2`, len(lines), b.ID)
+		return err
+	})
+	return stored, err
+}
+
+// ReadLogs implements Store.
+func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) {
+	cond := `team_id = $1 AND project_id = $2 AND service_id = $3 AND ($4 = '' OR build_id = $4)
+		AND ($5 = 0 OR ts >= $5) AND ($6 = 0 OR ts < $6)`
+	args := []any{q.TeamID, q.ProjectID, q.ServiceID, q.BuildID, micros(q.Start), micros(q.End)}
+	order := `ts, seq`
+	if !q.AfterTime.IsZero() {
+		if q.Backward {
+			cond += ` AND (ts < $7 OR (ts = $7 AND seq < $8))`
+		} else {
+			cond += ` AND (ts > $7 OR (ts = $7 AND seq > $8))`
+		}
+		args = append(args, micros(q.AfterTime), q.AfterSeq)
+	}
+	if q.Backward {
+		order = `ts DESC, seq DESC`
+	}
+	args = append(args, q.Limit)
+	rows, err := s.db.Query(ctx, `SELECT team_id, project_id, service_id, build_id, seq, ts, stream, text FROM build_logs
+		WHERE `+cond+` ORDER BY `+order+fmt.Sprintf(` LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []LogLine
+	for rows.Next() {
+		var l LogLine
+		var ts int64
+		if err := rows.Scan(&l.TeamID, &l.ProjectID, &l.ServiceID, &l.BuildID, &l.Seq, &ts, &l.Stream, &l.Text); err != nil {
+			return nil, err
+		}
+		l.Time = fromMicros(ts)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Webhook implements Store.
+func (s *SQLStore) Webhook(ctx context.Context, k ServiceKey, newID, newSecret string) (Webhook, error) {
+	w, err := s.webhook(ctx, `team_id = $1 AND project_id = $2 AND service_id = $3`, k.TeamID, k.ProjectID, k.ServiceID)
+	if !errors.Is(err, ErrNotFound) {
+		return w, err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO build_webhooks (team_id, project_id, service_id, id, secret) VALUES ($1, $2, $3, $4, $5)`,
+		k.TeamID, k.ProjectID, k.ServiceID, newID, s.box.Seal([]byte(newSecret)))
+	if err != nil && !errors.Is(sqldb.AlreadyExistsIfUnique(err), apierr.ErrAlreadyExists) {
+		return Webhook{}, err
+	}
+	// A concurrent first call may have won: read what is stored.
+	return s.webhook(ctx, `team_id = $1 AND project_id = $2 AND service_id = $3`, k.TeamID, k.ProjectID, k.ServiceID)
+}
+
+// RotateWebhook implements Store.
+func (s *SQLStore) RotateWebhook(ctx context.Context, k ServiceKey, newID, newSecret string) (Webhook, error) {
+	if _, err := s.Webhook(ctx, k, newID, newSecret); err != nil {
+		return Webhook{}, err
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE build_webhooks SET secret = $1 WHERE team_id = $2 AND project_id = $3 AND service_id = $4`,
+		s.box.Seal([]byte(newSecret)), k.TeamID, k.ProjectID, k.ServiceID); err != nil {
+		return Webhook{}, err
+	}
+	return s.webhook(ctx, `team_id = $1 AND project_id = $2 AND service_id = $3`, k.TeamID, k.ProjectID, k.ServiceID)
+}
+
+// WebhookByID implements Store.
+func (s *SQLStore) WebhookByID(ctx context.Context, id string) (Webhook, error) {
+	return s.webhook(ctx, `id = $1`, id)
+}
+
+func (s *SQLStore) webhook(ctx context.Context, where string, args ...any) (Webhook, error) {
+	var w Webhook
+	var sealed []byte
+	err := s.db.QueryRow(ctx, `SELECT team_id, project_id, service_id, id, secret FROM build_webhooks WHERE `+where, args...).
+		Scan(&w.TeamID, &w.ProjectID, &w.ServiceID, &w.ID, &sealed)
+	if err != nil {
+		return Webhook{}, sqldb.NotFoundIfNoRows(err)
+	}
+	plain, err := s.box.Open(sealed)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("builds: webhook secret: %w", err)
+	}
+	w.Secret = string(plain)
+	return w, nil
+}
+
+// SeeDelivery implements Store.
+func (s *SQLStore) SeeDelivery(ctx context.Context, webhookID, deliveryID string, at, before time.Time) (bool, error) {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM build_deliveries WHERE seen_at < $1`, micros(before)); err != nil {
+		return false, err
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO build_deliveries (webhook_id, delivery_id, seen_at) VALUES ($1, $2, $3)`,
+		webhookID, deliveryID, micros(at))
+	if errors.Is(sqldb.AlreadyExistsIfUnique(err), apierr.ErrAlreadyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// PollState implements Store.
+func (s *SQLStore) PollState(ctx context.Context, k ServiceKey) (map[string]string, error) {
+	var raw string
+	err := s.db.QueryRow(ctx, `SELECT heads FROM build_poll_heads WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+		k.TeamID, k.ProjectID, k.ServiceID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	heads := map[string]string{}
+	return heads, json.Unmarshal([]byte(raw), &heads)
+}
+
+// SetPollState implements Store.
+func (s *SQLStore) SetPollState(ctx context.Context, k ServiceKey, heads map[string]string) error {
+	raw, err := json.Marshal(heads)
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE build_poll_heads SET heads = $1 WHERE team_id = $2 AND project_id = $3 AND service_id = $4`,
+			string(raw), k.TeamID, k.ProjectID, k.ServiceID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO build_poll_heads (team_id, project_id, service_id, heads) VALUES ($1, $2, $3, $4)`,
+			k.TeamID, k.ProjectID, k.ServiceID, string(raw))
+		return err
+	})
+}

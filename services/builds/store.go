@@ -1,0 +1,189 @@
+package builds
+
+import (
+	"context"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/paging"
+)
+
+// Errors a Store returns.
+var (
+	// ErrNotFound: no such build or webhook.
+	ErrNotFound = apierr.ErrNotFound
+	// ErrConflict: the build is no longer in the state the change expects
+	// (it concluded, or another replica took it).
+	ErrConflict = apierr.ErrConflict
+)
+
+// Build statuses, Northflank's strings. A build goes QUEUED → CLONING →
+// BUILDING → UPLOADING → SUCCESS, or ends FAILURE or ABORTED on the way.
+const (
+	StatusQueued    = "QUEUED"
+	StatusCloning   = "CLONING"
+	StatusBuilding  = "BUILDING"
+	StatusUploading = "UPLOADING"
+	StatusSuccess   = "SUCCESS"
+	StatusFailure   = "FAILURE"
+	StatusAborted   = "ABORTED"
+)
+
+// Concluded reports whether status is final.
+func Concluded(status string) bool {
+	return status == StatusSuccess || status == StatusFailure || status == StatusAborted
+}
+
+// Build is one build of a service.
+type Build struct {
+	TeamID, ProjectID, ServiceID, ID string
+	// Branch and PullRequest are what the build was asked to build (or
+	// what the push that started it was to); SHA the exact commit, known
+	// at once when asked for, else once cloned.
+	Branch      string
+	PullRequest int64
+	SHA         string
+	Status      string
+	// Message says what happened, in words a user reads.
+	Message string
+	// Trigger says who started it: "api", "webhook" or "poll".
+	Trigger string
+	// Overrides are the build's own settings (sealed at rest: build
+	// arguments may be secrets).
+	Overrides Overrides
+	// The artifact, once built: an image (docker driver) or an app tree
+	// and its start command (process driver). Removed is set once
+	// retention (or deletion) removed it.
+	Artifact Artifact
+	Removed  bool
+	// Owner is the replica running it.
+	Owner string
+	// AbortRequested is set by an abort the running replica has yet to
+	// act on.
+	AbortRequested bool
+	CreatedAt      time.Time
+	StartedAt      time.Time
+	ConcludedAt    time.Time
+}
+
+// Overrides are one build's settings on top of its service's.
+type Overrides struct {
+	BuildArguments map[string]string `json:"buildArguments,omitempty"`
+	DockerFilePath string            `json:"dockerFilePath,omitempty"`
+	DockerWorkDir  string            `json:"dockerWorkDir,omitempty"`
+	Target         string            `json:"target,omitempty"`
+}
+
+// Artifact is what a successful build produced.
+type Artifact struct {
+	Image   string   `json:"image,omitempty"`
+	Path    string   `json:"path,omitempty"`
+	Command []string `json:"command,omitempty"`
+	Stack   string   `json:"stack,omitempty"`
+}
+
+// Transition is a change of a build's status.
+type Transition struct {
+	Status   string
+	Message  string
+	SHA      string
+	Artifact Artifact
+	At       time.Time
+}
+
+// LogLine is one stored line of a build.
+type LogLine struct {
+	TeamID, ProjectID, ServiceID string
+	BuildID                      string `json:"buildId"`
+	Seq                          int64  `json:"seq"`
+	Time                         time.Time `json:"ts"`
+	Stream                       string `json:"stream"`
+	Text                         string `json:"text"`
+}
+
+// LogQuery selects a service's stored build lines.
+type LogQuery struct {
+	TeamID, ProjectID, ServiceID string
+	// BuildID, when set, selects one build's lines.
+	BuildID string
+	// Start and End bound the lines' times (zero: unbounded).
+	Start, End time.Time
+	// Backward reads newest first.
+	Backward bool
+	// AfterTime and AfterSeq continue a read after a line.
+	AfterTime time.Time
+	AfterSeq  int64
+	Limit     int
+}
+
+// Webhook is a service's push webhook: its id is in the URL, its secret
+// signs the events.
+type Webhook struct {
+	TeamID, ProjectID, ServiceID string
+	ID                           string
+	Secret                       string
+}
+
+// ServiceKey names a service.
+type ServiceKey struct{ TeamID, ProjectID, ServiceID string }
+
+// Store keeps builds, their logs, webhooks, seen deliveries and the
+// poller's view of remotes. Every status change is written with its
+// builds.build.<verb> event in one transaction.
+type Store interface {
+	// CreateBuild stores a new QUEUED build (with its queued event).
+	CreateBuild(ctx context.Context, b Build) (Build, error)
+	// GetBuild returns a build (ErrNotFound).
+	GetBuild(ctx context.Context, team, project, service, id string) (Build, error)
+	// ListBuilds returns a service's builds, newest first.
+	ListBuilds(ctx context.Context, team, project, service string, page paging.Page) ([]Build, bool, error)
+	// Claim takes the oldest QUEUED build for owner, setting it CLONING
+	// (with its started event); ok is false when none is queued.
+	Claim(ctx context.Context, owner string, at time.Time) (b Build, ok bool, err error)
+	// Transition moves a build that is not concluded to t.Status (with
+	// the event of that status); ErrConflict when it has concluded.
+	Transition(ctx context.Context, b Build, t Transition) (Build, error)
+	// RequestAbort aborts a QUEUED build at once (returning it ABORTED) or
+	// marks a running one for its owner to stop; ErrConflict when it has
+	// concluded.
+	RequestAbort(ctx context.Context, team, project, service, id string, at time.Time) (Build, error)
+	// Running returns the builds not concluded and not QUEUED whose owner
+	// is owner (all owners when owner is empty).
+	Running(ctx context.Context, owner string) ([]Build, error)
+	// Expired returns successful builds with an artifact beyond the newest
+	// keep of their service, oldest first.
+	Expired(ctx context.Context, keep int) ([]Build, error)
+	// RemoveArtifact marks a build's artifact removed (with its deleted
+	// event).
+	RemoveArtifact(ctx context.Context, b Build) error
+	// DeleteService deletes a service's builds, logs, webhook and poll
+	// state, returning the builds that had artifacts (a deleted event for
+	// each).
+	DeleteService(ctx context.Context, k ServiceKey) ([]Build, error)
+	// ProjectServices returns the services of a project that have builds
+	// or a webhook.
+	ProjectServices(ctx context.Context, team, project string) ([]ServiceKey, error)
+
+	// AppendLogs stores lines of a build (setting their Seq), keeping at
+	// most maxLines per build: past it they are counted, not stored.
+	AppendLogs(ctx context.Context, b Build, lines []LogLine, maxLines int) ([]LogLine, error)
+	// ReadLogs returns stored lines q selects.
+	ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error)
+
+	// Webhook returns a service's webhook, creating it with newSecret
+	// when it has none.
+	Webhook(ctx context.Context, k ServiceKey, newID, newSecret string) (Webhook, error)
+	// RotateWebhook replaces a service's webhook secret.
+	RotateWebhook(ctx context.Context, k ServiceKey, newID, newSecret string) (Webhook, error)
+	// WebhookByID returns the webhook with id (ErrNotFound).
+	WebhookByID(ctx context.Context, id string) (Webhook, error)
+	// SeeDelivery records a delivery id of a webhook; first is false when
+	// it was seen before (a replay). Ids older than before are forgotten.
+	SeeDelivery(ctx context.Context, webhookID, deliveryID string, at, before time.Time) (first bool, err error)
+
+	// PollState returns the heads the poller last saw of a service's
+	// remote (ref name → sha).
+	PollState(ctx context.Context, k ServiceKey) (map[string]string, error)
+	// SetPollState replaces them.
+	SetPollState(ctx context.Context, k ServiceKey, heads map[string]string) error
+}
