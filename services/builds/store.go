@@ -94,11 +94,11 @@ type Transition struct {
 // LogLine is one stored line of a build.
 type LogLine struct {
 	TeamID, ProjectID, ServiceID string
-	BuildID                      string `json:"buildId"`
-	Seq                          int64  `json:"seq"`
+	BuildID                      string    `json:"buildId"`
+	Seq                          int64     `json:"seq"`
 	Time                         time.Time `json:"ts"`
-	Stream                       string `json:"stream"`
-	Text                         string `json:"text"`
+	Stream                       string    `json:"stream"`
+	Text                         string    `json:"text"`
 }
 
 // LogQuery selects a service's stored build lines.
