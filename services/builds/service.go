@@ -264,7 +264,7 @@ func (s *Service) run(parent context.Context, b Build) {
 		t := Transition{Status: status, Message: message, SHA: out.SHA, Artifact: out.Artifact, At: s.opts.Clock()}
 		done, err := s.store.Transition(bg, b, t)
 		if err != nil {
-			if !errors.Is(err, ErrConflict) {
+			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
 				s.log.Error("recording a build's end", "build", b.ID, "error", err)
 			}
 			return

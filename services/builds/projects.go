@@ -1,0 +1,98 @@
+package builds
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/slipwayhq/slipway/pkg/events"
+)
+
+// Consumers through which the builds service learns of deleted projects
+// and services.
+const (
+	ProjectsConsumer = "builds-projects"
+	ServicesConsumer = "builds-services"
+)
+
+// ProjectSubjects and ServiceSubjects are the events the handlers take.
+var (
+	ProjectSubjects = []string{events.SubjectFor("projects", "project", "deleted")}
+	ServiceSubjects = []string{events.SubjectFor("deployments", "service", "deleted")}
+)
+
+// ProjectHandler deletes the builds, logs and artifacts of a deleted
+// project's services. It is idempotent: a redelivered event finds
+// nothing left.
+func (s *Service) ProjectHandler() events.Handler {
+	return func(ctx context.Context, ev events.Event) error {
+		var data struct {
+			TeamID string `json:"teamId"`
+			ID     string `json:"id"`
+		}
+		if err := ev.Decode(&data); err != nil {
+			return fmt.Errorf("builds: decode %s: %w", ev.Type, err)
+		}
+		if data.TeamID == "" || data.ID == "" {
+			return nil
+		}
+		keys, err := s.store.ProjectServices(ctx, data.TeamID, data.ID)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := s.deleteService(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// ServiceHandler deletes a deleted service's builds, logs and artifacts.
+func (s *Service) ServiceHandler() events.Handler {
+	return func(ctx context.Context, ev events.Event) error {
+		var data struct {
+			TeamID    string `json:"teamId"`
+			ProjectID string `json:"projectId"`
+			ID        string `json:"id"`
+		}
+		if err := ev.Decode(&data); err != nil {
+			return fmt.Errorf("builds: decode %s: %w", ev.Type, err)
+		}
+		if data.TeamID == "" || data.ProjectID == "" || data.ID == "" {
+			return nil
+		}
+		return s.deleteService(ctx, ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, ServiceID: data.ID})
+	}
+}
+
+// deleteService stops the service's running builds and deletes
+// everything it built.
+func (s *Service) deleteService(ctx context.Context, k ServiceKey) error {
+	running, err := s.store.Running(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, b := range running {
+		if b.key() == k {
+			s.cancel(b.ID)
+			_ = s.opts.NATS.Publish(abortSubject, []byte(b.ID))
+		}
+	}
+	gone, err := s.store.DeleteService(ctx, k)
+	if err != nil {
+		return err
+	}
+	for _, b := range gone {
+		if err := s.opts.Engine.Remove(ctx, b.Artifact); err != nil {
+			s.log.Warn("removing a deleted service's artifact", "build", b.ID, "error", err)
+		}
+	}
+	if err := s.opts.Engine.ResetCache(ctx, k); err != nil {
+		s.log.Warn("removing a deleted service's build cache", "service", k.ServiceID, "error", err)
+	}
+	if len(gone) > 0 {
+		s.log.Info("deleted the builds of a deleted service", "service", k.ServiceID, "project", k.ProjectID, "artifacts", len(gone))
+	}
+	return nil
+}
