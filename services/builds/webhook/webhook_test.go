@@ -590,3 +590,83 @@ func TestHasNewHead(t *testing.T) {
 		}
 	}
 }
+
+func TestValidRefName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"main": true, "feature/login": true, "release-1.2": true, "v1.0.0": true, "deps/a_b+c": true, "é": true,
+		"": false, "@": false, "-x": false, "--upload-pack=x": false, "/main": false, "main/": false, ".hidden": false,
+		"a.": false, "a..b": false, "a@{1}": false, "a//b": false, "a/.b": false, "a.lock": false, "a.lock/b": false,
+		"a b": false, "a~1": false, "a^": false, "a:b": false, "a?": false, "a*": false, "a[": false, `a\b`: false,
+		"a\x00": false, "a\x7f": false, "a\tb": false, "\xff": false, strings.Repeat("a", 1025): false,
+	} {
+		if got := validRefName(name); got != want {
+			t.Errorf("validRefName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestPullRequestActions(t *testing.T) {
+	for _, c := range []struct{ action, oldrev, want string }{
+		{"open", "", PROpened}, {"reopen", "", PRReopened}, {"close", "", PRClosed}, {"merge", "", PRClosed},
+		{"update", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", PRSynchronize}, {"update", "", PREdited},
+		{"approved", "", "approved"},
+	} {
+		if got := glAction(c.action, c.oldrev); got != c.want {
+			t.Errorf("GitLab %q (oldrev %q) = %q, want %q", c.action, c.oldrev, got, c.want)
+		}
+	}
+	for in, want := range map[string]string{"synchronized": PRSynchronize, "synchronize": PRSynchronize, "opened": PROpened, "labeled": "labeled"} {
+		if got := ghAction(in); got != want {
+			t.Errorf("GitHub/Gitea %q = %q, want %q", in, got, want)
+		}
+	}
+	for s, want := range map[string]string{"opened": "open", "locked": "open", "closed": "closed", "merged": "merged"} {
+		if got := glState(s); got != want {
+			t.Errorf("GitLab state %q = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func TestPullRequestForkAndMerge(t *testing.T) {
+	receive := func(provider, file string, edit func(string) string) *PR {
+		t.Helper()
+		body := []byte(edit(string(fixture(t, file))))
+		e, err := Receive(headers(provider, "pull_request", body, secret), body, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.PullRequest
+	}
+	// A merged pull request is closed with merged: true.
+	pr := receive("github", "github_pull_request_opened.json", func(s string) string {
+		s = strings.Replace(s, `"action": "opened"`, `"action": "closed"`, 1)
+		s = strings.Replace(s, `"state": "open"`, `"state": "closed"`, 1)
+		return strings.Replace(s, `"merged": false`, `"merged": true`, 1)
+	})
+	if pr.Action != PRClosed || pr.State != "merged" || pr.HasNewHead() {
+		t.Errorf("merged: %+v", pr)
+	}
+	// The fork a pull request came from was deleted: GitHub sends no
+	// head repository.
+	pr = receive("github", "github_pull_request_opened.json", func(s string) string {
+		i := strings.Index(s, `"repo": {`)
+		j := i + strings.Index(s[i:], "}")
+		return s[:i] + `"repo": null` + s[j+1:]
+	})
+	if !pr.FromFork {
+		t.Errorf("deleted fork: %+v", pr)
+	}
+	// Gitea tells a fork by its head repo_id.
+	pr = receive("gitea", "gitea_pull_request_opened.json", func(s string) string {
+		return strings.Replace(s, `"repo_id": 140,
+      "repo": {"id": 140, "name": "webhooks", "full_name": "gitea/webhooks", "html_url": "http://localhost:3000/gitea/webhooks", "ssh_url": "ssh://gitea@localhost:2222/gitea/webhooks.git", "clone_url": "http://localhost:3000/gitea/webhooks.git"}
+    },
+    "merge_base"`, `"repo_id": 141,
+      "repo": {"id": 141, "full_name": "someone/webhooks"}
+    },
+    "merge_base"`, 1)
+	})
+	if !pr.FromFork {
+		t.Errorf("Gitea fork: %+v", pr)
+	}
+}
