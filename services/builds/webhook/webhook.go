@@ -111,6 +111,9 @@ func Receive(h http.Header, body []byte, secret string) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(body) > MaxBodyBytes {
+		return nil, ErrTooLarge // before hashing it
+	}
 	if err := d.Verify(h, body, secret); err != nil {
 		return nil, err
 	}

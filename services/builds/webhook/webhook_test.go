@@ -568,6 +568,17 @@ func TestTooLarge(t *testing.T) {
 	if _, err := Receive(headers("github", "push", body, secret), body, secret); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("body of %d bytes: %v, want ErrTooLarge", len(body), err)
 	}
+	// Refused for its size before its signature is looked at.
+	if _, err := Receive(headers("github", "push", body, "forged"), body, secret); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("forged body of %d bytes: %v, want ErrTooLarge", len(body), err)
+	}
+	d, err := Identify(headers("github", "push", body, secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Parse(http.Header{}, body); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Parse of %d bytes: %v, want ErrTooLarge", len(body), err)
+	}
 }
 
 func TestChangedPathsUnknown(t *testing.T) {
