@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 
@@ -35,11 +34,13 @@ func (s *Service) ReceiveGitWebhook(ctx context.Context, req *apiv1.WebhookReque
 	for k, v := range req.GetHeaders() {
 		headers.Set(k, v)
 	}
-	ev, err := webhook.Parse(headers, req.GetBody(), w.Secret)
+	ev, err := webhook.Receive(headers, req.GetBody(), w.Secret)
 	switch {
 	case errors.Is(err, webhook.ErrSignature):
 		s.log.WarnContext(ctx, "a webhook event with a bad signature", "service", w.ServiceID)
 		return nil, denied
+	case errors.Is(err, webhook.ErrTooLarge):
+		return nil, apierr.InvalidField("body", err.Error())
 	case errors.Is(err, webhook.ErrUnsupportedEvent):
 		return &apiv1.WebhookResponse{Result: "ignored: " + err.Error()}, nil
 	case err != nil:
@@ -52,7 +53,7 @@ func (s *Service) ReceiveGitWebhook(ctx context.Context, req *apiv1.WebhookReque
 	if !first {
 		return nil, apierr.Conflict(apierr.ReasonWebhookReplay, "delivery %q was received before", ev.DeliveryID)
 	}
-	if ev.Kind == webhook.KindPing {
+	if ev.Kind == webhook.Ping {
 		return &apiv1.WebhookResponse{Result: "pong"}, nil
 	}
 	src, err := s.opts.Sources.Source(ctx, ServiceKey{TeamID: w.TeamID, ProjectID: w.ProjectID, ServiceID: w.ServiceID})
@@ -68,15 +69,15 @@ func (s *Service) ReceiveGitWebhook(ctx context.Context, req *apiv1.WebhookReque
 	b := Build{TeamID: src.TeamID, ProjectID: src.ProjectID, ServiceID: src.ServiceID, Trigger: "webhook"}
 	var messages, paths []string
 	switch {
-	case ev.Kind == webhook.KindPullRequest && ev.PullRequest != nil:
+	case ev.Kind == webhook.PullRequest && ev.PullRequest != nil:
 		pr := ev.PullRequest
-		if pr.State != "" && !strings.EqualFold(pr.State, "open") && !strings.EqualFold(pr.State, "opened") {
-			return &apiv1.WebhookResponse{Result: "ignored: the pull request is " + strings.ToLower(pr.State)}, nil
+		if pr.State != "open" {
+			return &apiv1.WebhookResponse{Result: "ignored: the pull request is " + pr.State}, nil
 		}
 		b.PullRequest, b.SHA, b.Branch = int64(pr.ID), pr.SHA, pr.Source
-	case ev.Kind == webhook.KindPush:
+	case ev.Kind == webhook.Push:
 		if ev.Branch == "" {
-			return &apiv1.WebhookResponse{Result: "ignored: not a branch push"}, nil
+			return &apiv1.WebhookResponse{Result: "ignored: not a branch push (" + ev.Ref + ")"}, nil
 		}
 		if ev.Deleted {
 			return &apiv1.WebhookResponse{Result: "ignored: the branch was deleted"}, nil
