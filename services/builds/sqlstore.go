@@ -425,8 +425,10 @@ func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, max
 
 // ReadLogs implements Store.
 func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) {
+	// The casts type $5 and $6 as ts's BIGINT: PostgreSQL otherwise takes
+	// them for int4 from "= 0" and refuses any time in microseconds.
 	cond := `team_id = $1 AND project_id = $2 AND service_id = $3 AND ($4 = '' OR build_id = $4)
-		AND ($5 = 0 OR ts >= $5) AND ($6 = 0 OR ts < $6)`
+		AND (CAST($5 AS BIGINT) = 0 OR ts >= $5) AND (CAST($6 AS BIGINT) = 0 OR ts < $6)`
 	args := []any{q.TeamID, q.ProjectID, q.ServiceID, q.BuildID, micros(q.Start), micros(q.End)}
 	order := `ts, seq`
 	if !q.AfterTime.IsZero() {
