@@ -154,9 +154,15 @@ func (s *SQLStore) ListBuilds(ctx context.Context, team, project, service string
 }
 
 // Claim implements Store. The conditional update makes two replicas
-// claiming at once take different builds (or one of them none).
+// claiming at once take different builds. A lost race is retried with the
+// next oldest, as long as any is queued: every loss is another replica's
+// claim, so this ends, and "none" is only answered when none is queued
+// (a replica told "none" waits for its next tick).
 func (s *SQLStore) Claim(ctx context.Context, owner string, at time.Time) (Build, bool, error) {
-	for range 5 {
+	for {
+		if err := ctx.Err(); err != nil {
+			return Build{}, false, err
+		}
 		var id string
 		err := s.db.QueryRow(ctx, `SELECT id FROM builds WHERE status = $1 ORDER BY created_at, id LIMIT 1`, StatusQueued).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -200,7 +206,6 @@ func (s *SQLStore) Claim(ctx context.Context, owner string, at time.Time) (Build
 		}
 		return out, true, nil
 	}
-	return Build{}, false, nil
 }
 
 // Transition implements Store.
