@@ -267,6 +267,27 @@ func (s *SQLStore) RequestAbort(ctx context.Context, team, project, service, id 
 		if Concluded(cur.Status) {
 			return ErrConflict
 		}
+		if cur.Status == StatusQueued {
+			// Only while it is still QUEUED: a replica may have claimed it
+			// since it was read (PostgreSQL), and must then be asked to
+			// stop it like any running build, not find it ABORTED while
+			// it builds.
+			res, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, concluded_at = $3 WHERE id = $4 AND status = $5`,
+				StatusAborted, "Aborted before it started", micros(at.UTC()), id, StatusQueued)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				if cur, err = s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1`, id)); err != nil {
+					return sqldb.NotFoundIfNoRows(err)
+				}
+				if Concluded(cur.Status) {
+					return ErrConflict
+				}
+			}
+		}
 		if cur.Status != StatusQueued {
 			cur.AbortRequested = true
 			out = cur
@@ -274,10 +295,6 @@ func (s *SQLStore) RequestAbort(ctx context.Context, team, project, service, id 
 			return err
 		}
 		cur.Status, cur.Message, cur.ConcludedAt = StatusAborted, "Aborted before it started", at.UTC()
-		if _, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, concluded_at = $3 WHERE id = $4`,
-			cur.Status, cur.Message, micros(cur.ConcludedAt), id); err != nil {
-			return err
-		}
 		evs, err := statusEvents(cur)
 		if err != nil {
 			return err
