@@ -211,6 +211,7 @@ func (s *SQLStore) Claim(ctx context.Context, owner string, at time.Time) (Build
 // Transition implements Store.
 func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build, error) {
 	var out Build
+	var changed bool
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		cur, err := s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds
 			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, b.TeamID, b.ProjectID, b.ServiceID, b.ID))
@@ -220,6 +221,7 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 		if Concluded(cur.Status) {
 			return ErrConflict
 		}
+		changed = cur.Status != t.Status
 		cur.Status, cur.Message = t.Status, t.Message
 		if t.SHA != "" {
 			cur.SHA = t.SHA
@@ -238,17 +240,20 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 			WHERE id = $6`, cur.Status, cur.Message, cur.SHA, string(artifact), micros(cur.ConcludedAt), cur.ID); err != nil {
 			return err
 		}
+		out = cur
+		if !changed {
+			return nil // a step repeated or a message updated: nothing new to announce
+		}
 		evs, err := statusEvents(cur)
 		if err != nil {
 			return err
 		}
-		out = cur
 		return events.Enqueue(ctx, tx, evs...)
 	})
 	if err != nil {
 		return Build{}, err
 	}
-	if s.committed != nil && verbOf(out.Status) != "" {
+	if s.committed != nil && changed && verbOf(out.Status) != "" {
 		s.committed()
 	}
 	return out, nil
