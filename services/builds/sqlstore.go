@@ -340,16 +340,28 @@ func (s *SQLStore) Expired(ctx context.Context, keep int) ([]Build, error) {
 	return collect(rows, s.scanBuild)
 }
 
-// RemoveArtifact implements Store.
+// RemoveArtifact implements Store. Only the call that marks the artifact
+// removed announces it: two replicas' retention runs may both remove it.
 func (s *SQLStore) RemoveArtifact(ctx context.Context, b Build) error {
 	ev, err := buildEvent(b, VerbDeleted)
 	if err != nil {
 		return err
 	}
+	var removed bool
 	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE builds SET removed = $1 WHERE id = $2`, true, b.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE builds SET removed = $1 WHERE id = $2 AND removed = $3`, true, b.ID, false)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		removed = n > 0
 		return err
-	}, func() []events.Event { return []events.Event{ev} })
+	}, func() []events.Event {
+		if !removed {
+			return nil
+		}
+		return []events.Event{ev}
+	})
 }
 
 // DeleteService implements Store.
