@@ -327,12 +327,13 @@ func (s *SQLStore) Running(ctx context.Context, owner string) ([]Build, error) {
 	return collect(rows, s.scanBuild)
 }
 
-// Expired implements Store.
+// Expired implements Store. The builds kept are the newest keep that
+// still have an artifact (a success without one keeps nothing deployable).
 func (s *SQLStore) Expired(ctx context.Context, keep int) ([]Build, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds b
 		WHERE status = $1 AND removed = $2 AND artifact <> '{}'
 		AND (SELECT COUNT(*) FROM builds n WHERE n.team_id = b.team_id AND n.project_id = b.project_id
-			AND n.service_id = b.service_id AND n.status = $1 AND n.removed = $2 AND n.id > b.id) >= $3
+			AND n.service_id = b.service_id AND n.status = $1 AND n.removed = $2 AND n.artifact <> '{}' AND n.id > b.id) >= $3
 		ORDER BY id`, StatusSuccess, false, keep)
 	if err != nil {
 		return nil, err
