@@ -56,13 +56,16 @@ func Run(t *testing.T, newStore Factory) {
 		"ProjectServices":          testProjectServices,
 		"LogsAppendRead":           testLogsAppendRead,
 		"LogsCap":                  testLogsCap,
+		"LogsConcurrentAppends":    testLogsConcurrent,
 		"LogsBoundsAndFilters":     testLogsFilters,
 		"LogsContinuation":         testLogsContinuation,
 		"Webhook":                  testWebhook,
 		"WebhookConcurrentFirst":   testWebhookConcurrent,
 		"RotateWebhook":            testRotateWebhook,
 		"SeeDelivery":              testSeeDelivery,
+		"SeeDeliveryConcurrent":    testSeeDeliveryConcurrent,
 		"PollState":                testPollState,
+		"PollStateConcurrentFirst": testPollStateConcurrent,
 		"TeamsAndProjectsIsolated": testIsolation,
 	}
 	for name, test := range tests {
@@ -1044,6 +1047,33 @@ func testLogsCap(t *testing.T, s builds.Store, _ Outbox) {
 	}
 }
 
+// testLogsConcurrent: a build's log writer may flush two batches at once
+// (a full batch and the timer's); both are stored, and the cap holds.
+func testLogsConcurrent(t *testing.T, s builds.Store, _ Outbox) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		id          string
+		max, stored int
+	}{{"b-0001", 1000, 40}, {"b-0002", 25, 25}} {
+		b := mustCreate(t, s, build("api", tc.id, base))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 8 {
+			wg.Go(func() {
+				<-start
+				if _, err := s.AppendLogs(ctx, b, lines(now(), 5), tc.max); err != nil {
+					t.Errorf("AppendLogs: %v", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if got := readAll(t, s, builds.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", BuildID: b.ID, Limit: 1000}); len(got) != tc.stored {
+			t.Errorf("8 concurrent appends of 5 lines, cap %d: %d lines stored, want %d", tc.max, len(got), tc.stored)
+		}
+	}
+}
+
 func testLogsFilters(t *testing.T, s builds.Store, _ Outbox) {
 	ctx := context.Background()
 	a := mustCreate(t, s, build("api", "b-0001", base))
@@ -1239,6 +1269,57 @@ func testSeeDelivery(t *testing.T, s builds.Store, _ Outbox) {
 	}
 	if see("wh-1", "d-2", base.Add(3*time.Hour), base.Add(time.Hour)) {
 		t.Error("an id newer than before was forgotten")
+	}
+}
+
+// testSeeDeliveryConcurrent: a delivery sent twice at once (a retry
+// racing the original) is first exactly once.
+func testSeeDeliveryConcurrent(t *testing.T, s builds.Store, _ Outbox) {
+	ctx := context.Background()
+	var firsts int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			<-start
+			first, err := s.SeeDelivery(ctx, "wh-1", "d-1", now(), now().Add(-time.Hour))
+			if err != nil {
+				t.Errorf("SeeDelivery: %v", err)
+			}
+			if first {
+				mu.Lock()
+				firsts++
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if firsts != 1 {
+		t.Errorf("a delivery seen 8 times at once was first %d times, want 1", firsts)
+	}
+}
+
+// testPollStateConcurrentFirst: pollers on two replicas may record a
+// service's first heads at once; neither fails.
+func testPollStateConcurrent(t *testing.T, s builds.Store, _ Outbox) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 8 {
+		wg.Go(func() {
+			<-start
+			if err := s.SetPollState(ctx, key("api"), map[string]string{"refs/heads/main": fmt.Sprintf("%040d", i)}); err != nil {
+				t.Errorf("SetPollState: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	heads, err := s.PollState(ctx, key("api"))
+	if err != nil || len(heads) != 1 || len(heads["refs/heads/main"]) != 40 {
+		t.Errorf("PollState = %v, %v", heads, err)
 	}
 }
 
