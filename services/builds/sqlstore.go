@@ -425,20 +425,22 @@ func (s *SQLStore) ProjectServices(ctx context.Context, team, project string) ([
 	return out, rows.Err()
 }
 
-// AppendLogs implements Store.
+// AppendLogs implements Store. A build's writer may flush two batches at
+// once: the count is created if missing without failing on a concurrent
+// creation, and counted up first, which holds its row until the commit,
+// so concurrent appends take their room one after the other.
 func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, maxLines int) ([]LogLine, error) {
 	var stored []LogLine
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var count int64
-		err := tx.QueryRowContext(ctx, `SELECT lines FROM build_log_counts WHERE build_id = $1`, b.ID).Scan(&count)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := tx.ExecContext(ctx, `INSERT INTO build_log_counts (build_id, lines) VALUES ($1, 0)`, b.ID); err != nil {
-				return err
-			}
-		case err != nil:
+		if _, err := tx.ExecContext(ctx, `INSERT INTO build_log_counts (build_id, lines) VALUES ($1, 0) ON CONFLICT (build_id) DO NOTHING`, b.ID); err != nil {
 			return err
 		}
+		var count int64
+		if err := tx.QueryRowContext(ctx, `UPDATE build_log_counts SET lines = lines + $1 WHERE build_id = $2 RETURNING lines`,
+			len(lines), b.ID).Scan(&count); err != nil {
+			return err
+		}
+		count -= int64(len(lines)) // the lines before these
 		room := int64(maxLines) - count
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO build_logs (team_id, project_id, service_id, build_id, ts, stream, text)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`)
@@ -457,8 +459,7 @@ func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, max
 			}
 			stored = append(stored, l)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE build_log_counts SET lines = lines + $1 WHERE build_id = $2`, len(lines), b.ID)
-		return err
+		return nil
 	})
 	return stored, err
 }
