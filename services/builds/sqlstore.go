@@ -579,23 +579,15 @@ func (s *SQLStore) PollState(ctx context.Context, k ServiceKey) (map[string]stri
 	return heads, json.Unmarshal([]byte(raw), &heads)
 }
 
-// SetPollState implements Store.
+// SetPollState implements Store. An upsert: pollers of two replicas may
+// record a service's first heads at once.
 func (s *SQLStore) SetPollState(ctx context.Context, k ServiceKey, heads map[string]string) error {
 	raw, err := json.Marshal(heads)
 	if err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE build_poll_heads SET heads = $1 WHERE team_id = $2 AND project_id = $3 AND service_id = $4`,
-			string(raw), k.TeamID, k.ProjectID, k.ServiceID)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO build_poll_heads (team_id, project_id, service_id, heads) VALUES ($1, $2, $3, $4)`,
-			k.TeamID, k.ProjectID, k.ServiceID, string(raw))
-		return err
-	})
+	_, err = s.db.ExecContext(ctx, `INSERT INTO build_poll_heads (team_id, project_id, service_id, heads) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (team_id, project_id, service_id) DO UPDATE SET heads = excluded.heads`,
+		k.TeamID, k.ProjectID, k.ServiceID, string(raw))
+	return err
 }
