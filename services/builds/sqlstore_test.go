@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -175,4 +176,79 @@ func noPlaintext(t *testing.T, db *sqldb.DB, table string, want int, words ...st
 	if n != want {
 		t.Fatalf("%s has %d rows, want %d", table, n, want)
 	}
+}
+
+// TestCommittedWakesRelay: the committed hook runs after each commit that
+// wrote events, and only those, so the relay is neither idle while events
+// wait nor woken for nothing.
+func TestCommittedWakesRelay(t *testing.T) {
+	ctx := context.Background()
+	db := sqltest.Open(t, sqldb.SQLite, schema...)
+	calls := 0
+	s := builds.NewSQLStore(db, newBox(t), func() { calls++ })
+	outbox := sqltest.RowCounter(t, db, "event_outbox")
+	step := func(what string, wantCalls int, fn func() error) {
+		t.Helper()
+		before, n0 := calls, outbox()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := calls - before; got != wantCalls {
+			t.Errorf("%s: committed called %d times, want %d", what, got, wantCalls)
+		}
+		if wrote := outbox() - n0; (wrote > 0) != (wantCalls > 0) {
+			t.Errorf("%s: wrote %d events, committed called %d times", what, wrote, calls-before)
+		}
+	}
+	at := time.Now().UTC()
+	b := builds.Build{TeamID: "acme", ProjectID: "web", ServiceID: "api", ID: "b-1", CreatedAt: at}
+	step("CreateBuild", 1, func() error { _, err := s.CreateBuild(ctx, b); return err })
+	step("duplicate CreateBuild", 0, func() error {
+		if _, err := s.CreateBuild(ctx, b); err == nil {
+			return errors.New("no error")
+		}
+		return nil
+	})
+	step("Claim", 1, func() error {
+		got, ok, err := s.Claim(ctx, "r1", at)
+		if err == nil && !ok {
+			err = errors.New("nothing claimed")
+		}
+		b = got
+		return err
+	})
+	step("Claim of none", 0, func() error { _, _, err := s.Claim(ctx, "r1", at); return err })
+	step("Transition to CLONING again", 0, func() error {
+		_, err := s.Transition(ctx, b, builds.Transition{Status: builds.StatusCloning, At: at})
+		return err
+	})
+	step("Transition to BUILDING", 0, func() error {
+		_, err := s.Transition(ctx, b, builds.Transition{Status: builds.StatusBuilding, At: at})
+		return err
+	})
+	step("RequestAbort of a running build", 0, func() error {
+		_, err := s.RequestAbort(ctx, "acme", "web", "api", b.ID, at)
+		return err
+	})
+	step("Transition to SUCCESS", 1, func() error {
+		var err error
+		b, err = s.Transition(ctx, b, builds.Transition{Status: builds.StatusSuccess, Artifact: builds.Artifact{Image: "localhost/x:1"}, At: at})
+		return err
+	})
+	step("AppendLogs", 0, func() error {
+		_, err := s.AppendLogs(ctx, b, []builds.LogLine{{Time: at, Text: "x"}}, 10)
+		return err
+	})
+	step("RemoveArtifact", 1, func() error { return s.RemoveArtifact(ctx, b) })
+	step("RemoveArtifact again", 0, func() error { return s.RemoveArtifact(ctx, b) })
+	step("DeleteService without artifacts", 0, func() error {
+		_, err := s.DeleteService(ctx, builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "api"})
+		return err
+	})
+	q := builds.Build{TeamID: "acme", ProjectID: "web", ServiceID: "api", ID: "b-2", CreatedAt: at}
+	step("CreateBuild", 1, func() error { _, err := s.CreateBuild(ctx, q); return err })
+	step("RequestAbort of a queued build", 1, func() error {
+		_, err := s.RequestAbort(ctx, "acme", "web", "api", q.ID, at)
+		return err
+	})
 }

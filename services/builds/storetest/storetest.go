@@ -328,8 +328,9 @@ func testClaim(t *testing.T, s builds.Store, outbox Outbox) {
 	if _, err := s.RequestAbort(ctx, team, proj, "api", gone.ID, base); err != nil {
 		t.Fatal(err)
 	}
+	// Created times, not ids, say which is oldest.
 	second := mustCreate(t, s, build("api", "b-0003", base.Add(2*time.Second)))
-	first := mustCreate(t, s, build("worker", "b-0002", base.Add(time.Second)))
+	first := mustCreate(t, s, build("worker", "b-0004", base.Add(time.Second)))
 	at := now()
 	got, ok, err := s.Claim(ctx, "replica-1", at)
 	if err != nil || !ok {
@@ -1360,30 +1361,49 @@ func testIsolation(t *testing.T, s builds.Store, _ Outbox) {
 	if _, err := s.AppendLogs(ctx, b, lines(base, 2), 100); err != nil {
 		t.Fatal(err)
 	}
-	for _, at := range []struct{ team, proj string }{{"other", proj}, {team, "other"}} {
-		if _, err := s.GetBuild(ctx, at.team, at.proj, "api", b.ID); !errors.Is(err, builds.ErrNotFound) {
-			t.Errorf("GetBuild from %s/%s: %v", at.team, at.proj, err)
+	hook, err := s.Webhook(ctx, key("api"), "wh-1", "secret-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPollState(ctx, key("api"), map[string]string{"refs/heads/main": sha}); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []struct{ team, proj, svc string }{{"other", proj, "api"}, {team, "other", "api"}, {team, proj, "worker"}} {
+		if _, err := s.GetBuild(ctx, at.team, at.proj, at.svc, b.ID); !errors.Is(err, builds.ErrNotFound) {
+			t.Errorf("GetBuild from %s/%s/%s: %v", at.team, at.proj, at.svc, err)
 		}
-		if list, _, err := s.ListBuilds(ctx, at.team, at.proj, "api", paging.Page{Limit: 10}); err != nil || len(list) != 0 {
-			t.Errorf("ListBuilds from %s/%s: %d, %v", at.team, at.proj, len(list), err)
+		if list, _, err := s.ListBuilds(ctx, at.team, at.proj, at.svc, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
+			t.Errorf("ListBuilds from %s/%s/%s: %d, %v", at.team, at.proj, at.svc, len(list), err)
 		}
-		if _, err := s.RequestAbort(ctx, at.team, at.proj, "api", b.ID, now()); !errors.Is(err, builds.ErrNotFound) {
-			t.Errorf("RequestAbort from %s/%s: %v", at.team, at.proj, err)
+		if _, err := s.RequestAbort(ctx, at.team, at.proj, at.svc, b.ID, now()); !errors.Is(err, builds.ErrNotFound) {
+			t.Errorf("RequestAbort from %s/%s/%s: %v", at.team, at.proj, at.svc, err)
 		}
 		foreign := b
-		foreign.TeamID, foreign.ProjectID = at.team, at.proj
+		foreign.TeamID, foreign.ProjectID, foreign.ServiceID = at.team, at.proj, at.svc
 		if _, err := s.Transition(ctx, foreign, builds.Transition{Status: builds.StatusFailure, At: now()}); !errors.Is(err, builds.ErrNotFound) {
-			t.Errorf("Transition from %s/%s: %v", at.team, at.proj, err)
+			t.Errorf("Transition from %s/%s/%s: %v", at.team, at.proj, at.svc, err)
 		}
-		if got := readAll(t, s, builds.LogQuery{TeamID: at.team, ProjectID: at.proj, ServiceID: "api", Limit: 100}); len(got) != 0 {
-			t.Errorf("ReadLogs from %s/%s: %d lines", at.team, at.proj, len(got))
+		if got := readAll(t, s, builds.LogQuery{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc, Limit: 100}); len(got) != 0 {
+			t.Errorf("ReadLogs from %s/%s/%s: %d lines", at.team, at.proj, at.svc, len(got))
 		}
-		if got := readAll(t, s, builds.LogQuery{TeamID: at.team, ProjectID: at.proj, ServiceID: "api", BuildID: b.ID, Limit: 100}); len(got) != 0 {
-			t.Errorf("ReadLogs of the build from %s/%s: %d lines", at.team, at.proj, len(got))
+		if got := readAll(t, s, builds.LogQuery{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc, BuildID: b.ID, Limit: 100}); len(got) != 0 {
+			t.Errorf("ReadLogs of the build from %s/%s/%s: %d lines", at.team, at.proj, at.svc, len(got))
 		}
-		if gone, err := s.DeleteService(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: "api"}); err != nil || len(gone) != 0 {
-			t.Errorf("DeleteService from %s/%s: %v, %v", at.team, at.proj, gone, err)
+		if heads, err := s.PollState(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}); err != nil || heads != nil {
+			t.Errorf("PollState from %s/%s/%s: %v, %v", at.team, at.proj, at.svc, heads, err)
 		}
+		if keys, err := s.ProjectServices(ctx, at.team, at.proj); err != nil || (at.svc == "api" && len(keys) != 0) {
+			t.Errorf("ProjectServices from %s/%s: %v, %v", at.team, at.proj, keys, err)
+		}
+		if gone, err := s.DeleteService(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}); err != nil || len(gone) != 0 {
+			t.Errorf("DeleteService from %s/%s/%s: %v, %v", at.team, at.proj, at.svc, gone, err)
+		}
+	}
+	if w, err := s.WebhookByID(ctx, hook.ID); err != nil || w != hook {
+		t.Errorf("the webhook after other services' deletion: %+v, %v", w, err)
+	}
+	if heads, err := s.PollState(ctx, key("api")); err != nil || heads["refs/heads/main"] != sha {
+		t.Errorf("the poll state after other services' deletion: %v, %v", heads, err)
 	}
 	if got := mustGet(t, s, b); got.Status != builds.StatusQueued {
 		t.Errorf("the build changed: %+v", got)
