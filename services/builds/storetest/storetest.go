@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore Factory) {
 		"RemoveArtifactOnce":       testRemoveArtifactOnce,
 		"ExpiredKeepsArtifacts":    testExpiredKeepsArtifacts,
 		"DeleteServiceCascades":    testDeleteService,
+		"DeleteServiceBuildEnds":   testDeleteServiceRace,
 		"ProjectServices":          testProjectServices,
 		"LogsAppendRead":           testLogsAppendRead,
 		"LogsCap":                  testLogsCap,
@@ -921,6 +922,51 @@ func testDeleteService(t *testing.T, s builds.Store, outbox Outbox) {
 	}
 	if heads, err := s.PollState(ctx, key("worker")); err != nil || heads["refs/heads/main"] != sha {
 		t.Errorf("worker's poll state = %v, %v", heads, err)
+	}
+}
+
+// testDeleteServiceRace: a service deleted while one of its builds
+// succeeds. Either the success is recorded first, and the deletion
+// returns the build (so its artifact is removed), or the success is
+// refused; never recorded on a build the deletion did not return, whose
+// artifact nothing would remove.
+func testDeleteServiceRace(t *testing.T, s builds.Store, _ Outbox) {
+	ctx := context.Background()
+	for i := range 30 {
+		svc := fmt.Sprintf("svc-%d", i)
+		b := mustCreate(t, s, build(svc, fmt.Sprintf("b-%04d", i), now()))
+		b = mustTransition(t, s, claimThis(t, s, b), builds.Transition{Status: builds.StatusBuilding, At: now()})
+		var (
+			wg      sync.WaitGroup
+			done    builds.Build
+			doneErr error
+			gone    []builds.Build
+			goneErr error
+		)
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			done, doneErr = s.Transition(ctx, b, builds.Transition{Status: builds.StatusSuccess, At: now(),
+				Artifact: builds.Artifact{Image: "localhost/slipway/web/" + svc + ":1"}})
+		})
+		wg.Go(func() { <-start; gone, goneErr = s.DeleteService(ctx, key(svc)) })
+		close(start)
+		wg.Wait()
+		if goneErr != nil {
+			t.Fatalf("round %d: DeleteService: %v", i, goneErr)
+		}
+		returned := len(gone) == 1 && gone[0].ID == b.ID && gone[0].Artifact.Image == done.Artifact.Image
+		switch {
+		case doneErr == nil && !returned:
+			t.Fatalf("round %d: the success was recorded (%s) but the deletion returned %+v: its artifact is removed by nothing", i, done.Status, gone)
+		case doneErr != nil && !errors.Is(doneErr, builds.ErrConflict) && !errors.Is(doneErr, builds.ErrNotFound):
+			t.Fatalf("round %d: Transition: %v, want ErrConflict or ErrNotFound", i, doneErr)
+		case doneErr != nil && len(gone) != 0:
+			t.Fatalf("round %d: the success was refused (%v) but the deletion returned %+v", i, doneErr, gone)
+		}
+		if _, err := s.GetBuild(ctx, team, proj, svc, b.ID); !errors.Is(err, builds.ErrNotFound) {
+			t.Fatalf("round %d: the build outlived its service: %v", i, err)
+		}
 	}
 }
 
