@@ -154,9 +154,15 @@ func (s *SQLStore) ListBuilds(ctx context.Context, team, project, service string
 }
 
 // Claim implements Store. The conditional update makes two replicas
-// claiming at once take different builds (or one of them none).
+// claiming at once take different builds. A lost race is retried with the
+// next oldest, as long as any is queued: every loss is another replica's
+// claim, so this ends, and "none" is only answered when none is queued
+// (a replica told "none" waits for its next tick).
 func (s *SQLStore) Claim(ctx context.Context, owner string, at time.Time) (Build, bool, error) {
-	for range 5 {
+	for {
+		if err := ctx.Err(); err != nil {
+			return Build{}, false, err
+		}
 		var id string
 		err := s.db.QueryRow(ctx, `SELECT id FROM builds WHERE status = $1 ORDER BY created_at, id LIMIT 1`, StatusQueued).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -200,12 +206,12 @@ func (s *SQLStore) Claim(ctx context.Context, owner string, at time.Time) (Build
 		}
 		return out, true, nil
 	}
-	return Build{}, false, nil
 }
 
 // Transition implements Store.
 func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build, error) {
 	var out Build
+	var changed bool
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		cur, err := s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds
 			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, b.TeamID, b.ProjectID, b.ServiceID, b.ID))
@@ -215,6 +221,7 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 		if Concluded(cur.Status) {
 			return ErrConflict
 		}
+		changed = cur.Status != t.Status
 		cur.Status, cur.Message = t.Status, t.Message
 		if t.SHA != "" {
 			cur.SHA = t.SHA
@@ -233,17 +240,20 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 			WHERE id = $6`, cur.Status, cur.Message, cur.SHA, string(artifact), micros(cur.ConcludedAt), cur.ID); err != nil {
 			return err
 		}
+		out = cur
+		if !changed {
+			return nil // a step repeated or a message updated: nothing new to announce
+		}
 		evs, err := statusEvents(cur)
 		if err != nil {
 			return err
 		}
-		out = cur
 		return events.Enqueue(ctx, tx, evs...)
 	})
 	if err != nil {
 		return Build{}, err
 	}
-	if s.committed != nil && verbOf(out.Status) != "" {
+	if s.committed != nil && changed && verbOf(out.Status) != "" {
 		s.committed()
 	}
 	return out, nil
@@ -262,6 +272,27 @@ func (s *SQLStore) RequestAbort(ctx context.Context, team, project, service, id 
 		if Concluded(cur.Status) {
 			return ErrConflict
 		}
+		if cur.Status == StatusQueued {
+			// Only while it is still QUEUED: a replica may have claimed it
+			// since it was read (PostgreSQL), and must then be asked to
+			// stop it like any running build, not find it ABORTED while
+			// it builds.
+			res, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, concluded_at = $3 WHERE id = $4 AND status = $5`,
+				StatusAborted, "Aborted before it started", micros(at.UTC()), id, StatusQueued)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				if cur, err = s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1`, id)); err != nil {
+					return sqldb.NotFoundIfNoRows(err)
+				}
+				if Concluded(cur.Status) {
+					return ErrConflict
+				}
+			}
+		}
 		if cur.Status != StatusQueued {
 			cur.AbortRequested = true
 			out = cur
@@ -269,10 +300,6 @@ func (s *SQLStore) RequestAbort(ctx context.Context, team, project, service, id 
 			return err
 		}
 		cur.Status, cur.Message, cur.ConcludedAt = StatusAborted, "Aborted before it started", at.UTC()
-		if _, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, concluded_at = $3 WHERE id = $4`,
-			cur.Status, cur.Message, micros(cur.ConcludedAt), id); err != nil {
-			return err
-		}
 		evs, err := statusEvents(cur)
 		if err != nil {
 			return err
@@ -300,12 +327,13 @@ func (s *SQLStore) Running(ctx context.Context, owner string) ([]Build, error) {
 	return collect(rows, s.scanBuild)
 }
 
-// Expired implements Store.
+// Expired implements Store. The builds kept are the newest keep that
+// still have an artifact (a success without one keeps nothing deployable).
 func (s *SQLStore) Expired(ctx context.Context, keep int) ([]Build, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds b
 		WHERE status = $1 AND removed = $2 AND artifact <> '{}'
 		AND (SELECT COUNT(*) FROM builds n WHERE n.team_id = b.team_id AND n.project_id = b.project_id
-			AND n.service_id = b.service_id AND n.status = $1 AND n.removed = $2 AND n.id > b.id) >= $3
+			AND n.service_id = b.service_id AND n.status = $1 AND n.removed = $2 AND n.artifact <> '{}' AND n.id > b.id) >= $3
 		ORDER BY id`, StatusSuccess, false, keep)
 	if err != nil {
 		return nil, err
@@ -313,16 +341,28 @@ func (s *SQLStore) Expired(ctx context.Context, keep int) ([]Build, error) {
 	return collect(rows, s.scanBuild)
 }
 
-// RemoveArtifact implements Store.
+// RemoveArtifact implements Store. Only the call that marks the artifact
+// removed announces it: two replicas' retention runs may both remove it.
 func (s *SQLStore) RemoveArtifact(ctx context.Context, b Build) error {
 	ev, err := buildEvent(b, VerbDeleted)
 	if err != nil {
 		return err
 	}
+	var removed bool
 	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE builds SET removed = $1 WHERE id = $2`, true, b.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE builds SET removed = $1 WHERE id = $2 AND removed = $3`, true, b.ID, false)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		removed = n > 0
 		return err
-	}, func() []events.Event { return []events.Event{ev} })
+	}, func() []events.Event {
+		if !removed {
+			return nil
+		}
+		return []events.Event{ev}
+	})
 }
 
 // DeleteService implements Store.
@@ -385,20 +425,22 @@ func (s *SQLStore) ProjectServices(ctx context.Context, team, project string) ([
 	return out, rows.Err()
 }
 
-// AppendLogs implements Store.
+// AppendLogs implements Store. A build's writer may flush two batches at
+// once: the count is created if missing without failing on a concurrent
+// creation, and counted up first, which holds its row until the commit,
+// so concurrent appends take their room one after the other.
 func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, maxLines int) ([]LogLine, error) {
 	var stored []LogLine
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var count int64
-		err := tx.QueryRowContext(ctx, `SELECT lines FROM build_log_counts WHERE build_id = $1`, b.ID).Scan(&count)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := tx.ExecContext(ctx, `INSERT INTO build_log_counts (build_id, lines) VALUES ($1, 0)`, b.ID); err != nil {
-				return err
-			}
-		case err != nil:
+		if _, err := tx.ExecContext(ctx, `INSERT INTO build_log_counts (build_id, lines) VALUES ($1, 0) ON CONFLICT (build_id) DO NOTHING`, b.ID); err != nil {
 			return err
 		}
+		var count int64
+		if err := tx.QueryRowContext(ctx, `UPDATE build_log_counts SET lines = lines + $1 WHERE build_id = $2 RETURNING lines`,
+			len(lines), b.ID).Scan(&count); err != nil {
+			return err
+		}
+		count -= int64(len(lines)) // the lines before these
 		room := int64(maxLines) - count
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO build_logs (team_id, project_id, service_id, build_id, ts, stream, text)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`)
@@ -417,16 +459,17 @@ func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, max
 			}
 			stored = append(stored, l)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE build_log_counts SET lines = lines + $1 WHERE build_id = $2`, len(lines), b.ID)
-		return err
+		return nil
 	})
 	return stored, err
 }
 
 // ReadLogs implements Store.
 func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) {
+	// The casts type $5 and $6 as ts's BIGINT: PostgreSQL otherwise takes
+	// them for int4 from "= 0" and refuses any time in microseconds.
 	cond := `team_id = $1 AND project_id = $2 AND service_id = $3 AND ($4 = '' OR build_id = $4)
-		AND ($5 = 0 OR ts >= $5) AND ($6 = 0 OR ts < $6)`
+		AND (CAST($5 AS BIGINT) = 0 OR ts >= $5) AND (CAST($6 AS BIGINT) = 0 OR ts < $6)`
 	args := []any{q.TeamID, q.ProjectID, q.ServiceID, q.BuildID, micros(q.Start), micros(q.End)}
 	order := `ts, seq`
 	if !q.AfterTime.IsZero() {
@@ -536,23 +579,15 @@ func (s *SQLStore) PollState(ctx context.Context, k ServiceKey) (map[string]stri
 	return heads, json.Unmarshal([]byte(raw), &heads)
 }
 
-// SetPollState implements Store.
+// SetPollState implements Store. An upsert: pollers of two replicas may
+// record a service's first heads at once.
 func (s *SQLStore) SetPollState(ctx context.Context, k ServiceKey, heads map[string]string) error {
 	raw, err := json.Marshal(heads)
 	if err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE build_poll_heads SET heads = $1 WHERE team_id = $2 AND project_id = $3 AND service_id = $4`,
-			string(raw), k.TeamID, k.ProjectID, k.ServiceID)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO build_poll_heads (team_id, project_id, service_id, heads) VALUES ($1, $2, $3, $4)`,
-			k.TeamID, k.ProjectID, k.ServiceID, string(raw))
-		return err
-	})
+	_, err = s.db.ExecContext(ctx, `INSERT INTO build_poll_heads (team_id, project_id, service_id, heads) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (team_id, project_id, service_id) DO UPDATE SET heads = excluded.heads`,
+		k.TeamID, k.ProjectID, k.ServiceID, string(raw))
+	return err
 }
