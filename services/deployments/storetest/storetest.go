@@ -480,7 +480,7 @@ func testBuildSecrets(t *testing.T, s deployments.Store, _ func() int) {
 		VcsData: `{"projectUrl":"https://git.example/a/b","projectType":"self-hosted"}`, BuildSettings: `{"dockerfile":{}}`,
 		Credentials: &deployments.Credentials{Username: "bot", Password: "t0ken"},
 		Arguments:   map[string]string{"NPM_TOKEN": "n"}, Files: map[string]deployments.SecretFile{"/a/.npmrc": {Data: "eA==", Encoding: "utf-8"}},
-		DisabledCI:  true,
+		DisabledCI: true,
 	}
 	if err := s.CreateService(ctx, sv, deployments.Release{}); err != nil {
 		t.Fatal(err)
