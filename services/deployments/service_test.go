@@ -73,10 +73,13 @@ type harness struct {
 	readyTimeout time.Duration
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessOn(t, sqldb.SQLite) }
+
+// newHarnessOn is newHarness with the deployments database on engine.
+func newHarnessOn(t *testing.T, engine sqldb.Dialect) *harness {
 	t.Helper()
 	ctx := context.Background()
-	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
+	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
 	n := testenv.StartNATS(t)
 	nc, err := nats.Connect(n.URL())
 	if err != nil {
