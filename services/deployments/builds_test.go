@@ -124,6 +124,29 @@ func TestBuildServices(t *testing.T) {
 			s.GetBuildConfiguration().GetBranchRestrictions()[0] != "main" {
 			t.Fatalf("GetBuildSource: %v", s)
 		}
+		// Credentials are write-only: a put without them keeps them while
+		// the repository stays on its server; moving it to another server
+		// without new ones drops them.
+		keep := builderSpec("App Builder", "ssh://git@git.example.com/acme/app.git")
+		if p, err := h.client.PutBuildService(as(adminCred), &deploymentsv1.PutBuildServiceRequest{ProjectId: projectID, Spec: keep}); err != nil || p.GetService().GetVcsData().GetPublicRepo() {
+			t.Fatalf("put without credentials: %v, %v", p, err)
+		}
+		if src, err := h.client.GetBuildSource(internalCall(), &deploymentsv1.GetBuildSourceRequest{TeamId: teamID, ProjectId: projectID, ServiceId: "app-builder"}); err != nil ||
+			src.GetSource().GetVcsData().GetCredentials().GetPrivateKey() == "" {
+			t.Fatalf("the credentials did not survive a put without them: %v, %v", src, err)
+		}
+		if _, err := h.client.UpdateServiceBuildSource(as(adminCred), &deploymentsv1.UpdateServiceBuildSourceRequest{ProjectId: projectID, ServiceId: "app-builder",
+			ProjectUrl: "https://elsewhere.example.org/acme/app.git"}); err != nil {
+			t.Fatal(err)
+		}
+		if src, err := h.client.GetBuildSource(internalCall(), &deploymentsv1.GetBuildSourceRequest{TeamId: teamID, ProjectId: projectID, ServiceId: "app-builder"}); err != nil ||
+			src.GetSource().GetVcsData().GetCredentials() != nil || !src.GetSource().GetVcsData().GetPublicRepo() {
+			t.Fatalf("credentials followed the repository to another server: %v, %v", src, err)
+		}
+		if _, err := h.client.UpdateServiceBuildSource(as(adminCred), &deploymentsv1.UpdateServiceBuildSourceRequest{ProjectId: projectID, ServiceId: "app-builder",
+			Credentials: &deploymentsv1.VcsCredentials{Username: "bot", Password: "t"}}); err != nil {
+			t.Fatal(err)
+		}
 		// Patch: description, CI off, credentials removed.
 		patched, err := h.client.PatchBuildService(as(adminCred), &deploymentsv1.PatchBuildServiceRequest{ProjectId: projectID, ServiceId: "app-builder",
 			Spec: &deploymentsv1.BuildServicePatch{Description: ptr("builds the app"), DisabledCi: ptr(true),

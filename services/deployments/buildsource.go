@@ -299,13 +299,40 @@ func patchVcs(b *Build, p *deploymentsv1.VcsDataPatch) error {
 	if p.GetProjectBranch() != "" {
 		vcs.ProjectBranch = p.GetProjectBranch()
 	}
-	if c := credentialsFrom(p.GetCredentials()); c != nil {
-		b.Credentials = c
-		if c.Empty() {
-			b.Credentials = nil
-		}
-	}
+	b.Credentials = keepCredentials(vcsOf(*b).GetProjectUrl(), vcs.GetProjectUrl(), b.Credentials, credentialsFrom(p.GetCredentials()))
 	return setVcs(b, vcs)
+}
+
+// keepCredentials is what a change of a repository from oldURL to newURL
+// leaves as its credentials: the given ones (none when they are all
+// empty); without any given, the stored ones while the repository stays
+// on the same host, and none when it moves: credentials are never sent to
+// a server they were not given for.
+func keepCredentials(oldURL, newURL string, stored, given *Credentials) *Credentials {
+	switch {
+	case given != nil && given.Empty():
+		return nil
+	case given != nil:
+		return given
+	case repoHost(oldURL) != repoHost(newURL):
+		return nil
+	}
+	return stored
+}
+
+// repoHost is the server a repository URL names ("" for a file://
+// repository or one that does not parse).
+func repoHost(raw string) string {
+	if scpURL.MatchString(raw) && !strings.Contains(raw, "://") {
+		_, rest, _ := strings.Cut(raw, "@")
+		host, _, _ := strings.Cut(rest, ":")
+		return strings.ToLower(host)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "file" {
+		return ""
+	}
+	return strings.ToLower(u.Host)
 }
 
 // sourceOf is the internal (decrypted) form of a service's build source.

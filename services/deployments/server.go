@@ -461,7 +461,12 @@ func (s *Server) upsert(ctx context.Context, req request, want Service) (*deploy
 		}
 		sv.Name, sv.Description, sv.Tags, sv.Plan = want.Name, want.Description, want.Tags, want.Plan
 		sv.Deployable, sv.StorageMB, sv.ShmMB, sv.Instances = want.Deployable, want.StorageMB, want.ShmMB, want.Instances
+		// Credentials are write-only: a put without them (say, of what a
+		// GET answered) keeps the stored ones, unless the repository moves
+		// to another server.
+		creds := keepCredentials(vcsOf(sv.Build).GetProjectUrl(), vcsOf(want.Build).GetProjectUrl(), sv.Build.Credentials, want.Build.Credentials)
 		sv.Strategy, sv.GraceSeconds, sv.Build, sv.Internal = want.Strategy, want.GraceSeconds, want.Build, want.Internal
+		sv.Build.Credentials = creds
 		return nil
 	})
 	if err != nil {
@@ -687,6 +692,7 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 			sv.Deployable.HealthChecks = healthChecksFrom(p.GetHealthChecks())
 		}
 		if p.GetVcsData() != nil || p.GetBuildSettings() != nil || p.GetBuildConfiguration() != nil {
+			before := sv.Build
 			b, err := buildFrom(sv.Build.BuildPlan, p.GetVcsData(), p.GetBuildSettings(), p.GetBuildConfiguration())
 			if err != nil {
 				return err
@@ -701,7 +707,7 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 				sv.Build.BuildConfig = b.BuildConfig
 			}
 			if p.GetVcsData() != nil {
-				sv.Build.Credentials = b.Credentials
+				sv.Build.Credentials = keepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, credentialsFrom(p.GetVcsData().GetCredentials()))
 			}
 		}
 		if sv.Kind == KindCombined {
