@@ -123,8 +123,7 @@ type routeFixture struct {
 	params map[string]string
 	body   string
 	// refused, when set, is the error id a call allowed through the
-	// authorizer answers instead of 200: a route that refuses by design
-	// (starting a build before Slipway builds anything).
+	// authorizer answers instead of 200: a route that refuses by design.
 	refused string
 }
 
@@ -347,8 +346,11 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	// health checks is ready once it runs.
 	serviceBody := func(kind string) string {
 		body := fmt.Sprintf(`{"name":"Authz %s Svc %d","deployment":{"instances":1,"docker":{"configType":"customCommand","customCommand":"sleep 600"}}`, kind, next())
-		if kind == "Combined" {
+		switch kind {
+		case "Combined":
 			body = fmt.Sprintf(`{"name":"Authz %s Svc %d","deployment":{"instances":1},"vcsData":{"projectUrl":"https://github.com/acme/app","projectType":"github","projectBranch":"main"},"buildSettings":{"dockerfile":{"dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}}`, kind, next())
+		case "Build":
+			body = fmt.Sprintf(`{"name":"Authz %s Svc %d","billing":{},"vcsData":{"projectUrl":"https://github.com/acme/app","projectType":"github"},"buildSettings":{"dockerfile":{"dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}}`, kind, next())
 		}
 		return body + "}"
 	}
@@ -362,6 +364,11 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	onService := func(body string) func(testing.TB) routeFixture {
 		return func(testing.TB) routeFixture {
 			return withBody(params("projectId", project, "serviceId", deploymentSvc), body)
+		}
+	}
+	onBuilding := func(body string) func(testing.TB) routeFixture {
+		return func(testing.TB) routeFixture {
+			return withBody(params("projectId", project, "serviceId", combinedSvc), body)
 		}
 	}
 	serviceCases := map[string]func(t testing.TB) routeFixture{
@@ -384,11 +391,16 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		"DeleteService": func(t testing.TB) routeFixture {
 			return params("projectId", project, "serviceId", newService(t, "Deployment"))
 		},
-		"StartServiceBuild": func(testing.TB) routeFixture {
-			f := withBody(params("projectId", project, "serviceId", combinedSvc), `{}`)
-			f.refused = "BUILDS_UNAVAILABLE"
-			return f
+		"CreateBuildService": func(testing.TB) routeFixture { return withBody(params("projectId", project), serviceBody("Build")) },
+		"PutBuildService":    func(testing.TB) routeFixture { return withBody(params("projectId", project), serviceBody("Build")) },
+		"PatchBuildService": func(t testing.TB) routeFixture {
+			return withBody(params("projectId", project, "serviceId", newService(t, "Build")), `{"description":"patched"}`)
 		},
+		"GetServiceBuildArguments":            onBuilding(""),
+		"UpdateServiceBuildArguments":         onBuilding(`{"buildArguments":{"NODE_ENV":"production"}}`),
+		"GetServiceBuildArgumentDetails":      onBuilding(""),
+		"UpdateServiceBuildOptions":           onBuilding(`{"dockerfile":{"dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}}`),
+		"UpdateServiceBuildSource":            onBuilding(`{"projectUrl":"https://github.com/acme/app","projectType":"github","projectBranch":"main"}`),
 		"GetServiceDeployment":                onService(""),
 		"UpdateServiceDeployment":             onService(`{"docker":{"configType":"customCommand","customCommand":"sleep 601"}}`),
 		"GetServicePorts":                     onService(""),

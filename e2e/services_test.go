@@ -31,7 +31,7 @@ func TestServicesOverHTTP(t *testing.T) {
 			"ports":[{"name":"p01","internalPort":8080,"protocol":"HTTP"},{"name":"p01","internalPort":8081,"protocol":"HTTP"}]}`, "VALIDATION_FAILED", http.StatusBadRequest},
 		{"image on the process driver", `{"name":"Bad Three","deployment":{"instances":1,"external":{"imagePath":"nginx:latest"}}}`, "VALIDATION_FAILED", http.StatusBadRequest},
 		{"too many instances", `{"name":"Bad Four","deployment":{"instances":21,"docker":{"configType":"customCommand","customCommand":"sleep 1"}}}`, "VALIDATION_FAILED", http.StatusBadRequest},
-		{"a build", `{"name":"Bad Five","deployment":{"instances":1,"internal":{"id":"builder"}}}`, "BUILDS_UNAVAILABLE", http.StatusConflict},
+		{"a build of an unknown service", `{"name":"Bad Five","deployment":{"instances":1,"internal":{"id":"builder","branch":"main","buildSHA":"latest"}}}`, "NOT_FOUND", http.StatusNotFound},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := callJSON(t, "POST", svc+"/deployment", c.body).apiErr(t, c.status)

@@ -116,7 +116,7 @@ test('a deployment service runs a command, answers through the ingress, scales a
   assertOk(after, 'get.service.deployment');
   assert.equal(after.data.instances, 2);
 
-  // A combined service is stored; its build is refused clearly.
+  // A combined service waits for a build of its branch.
   const combined = await client.create.service.combined({
     parameters: { projectId },
     data: {
@@ -128,13 +128,39 @@ test('a deployment service runs a command, answers through the ingress, scales a
     },
   });
   assertOk(combined, 'create.service.combined');
-  const build = await client.start.service.build({ parameters: { projectId, serviceId: combined.data.id }, data: {} });
-  assert.equal(build.error?.status, 409, `start.service.build: ${JSON.stringify(build.error)}`);
-  assert.equal(build.error.id, 'BUILDS_UNAVAILABLE');
+  assert.equal(combined.data.deployment.internal.buildSHA, 'latest');
+  assert.equal(combined.data.deployment.internal.branch, 'main');
+  assert.equal(combined.data.status.deployment.status, 'PENDING');
+
+  // A build service; its credentials (a Slipway extension) are never
+  // answered, and its build arguments are a sub-resource.
+  const builder = await client.create.service.build({
+    parameters: { projectId },
+    data: {
+      name: 'App Builder',
+      billing: {},
+      vcsData: {
+        projectUrl: 'https://git.example.com/acme/app.git', projectType: 'self-hosted',
+        credentials: { username: 'bot', password: 'js-s3cret-token' },
+      },
+      buildSettings: { buildpack: { builder: 'HEROKU_24' } },
+      buildArguments: { NODE_ENV: 'production' },
+    },
+  });
+  assertOk(builder, 'create.service.build');
+  assert.equal(builder.data.serviceType, 'build');
+  assert.equal(builder.data.vcsData.publicRepo, false);
+  assert.ok(!JSON.stringify(builder.data).includes('js-s3cret-token'), 'create.service.build answered the credentials');
+  const builderGot = await client.get.service({ parameters: { projectId, serviceId: 'app-builder' } });
+  assertOk(builderGot, 'get.service (build)');
+  assert.ok(!JSON.stringify(builderGot.data).includes('js-s3cret-token'), 'get.service answered the credentials');
+  const args = await client.get.service.buildArguments({ parameters: { projectId, serviceId: 'app-builder' } });
+  assertOk(args, 'get.service.buildArguments');
+  assert.equal(args.data.buildArguments.NODE_ENV, 'production');
 
   const list = await client.list.services({ parameters: { projectId } });
   assertOk(list, 'list.services');
-  assert.deepEqual(list.data.services.map((s) => s.id).sort(), ['built-app', 'hello-web']);
+  assert.deepEqual(list.data.services.map((s) => s.id).sort(), ['app-builder', 'built-app', 'hello-web']);
 
   assertOk(await client.delete.service({ parameters: { projectId, serviceId } }), 'delete.service');
   const gone = await client.get.service({ parameters: { projectId, serviceId } });

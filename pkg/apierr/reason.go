@@ -142,12 +142,12 @@ const (
 
 // Reasons of the deployments service.
 const (
-	// ReasonBuildsUnavailable: a request that needs builds (starting a
-	// build of a combined service, deploying a build with "internal")
-	// before Slipway builds anything. 409.
-	ReasonBuildsUnavailable Reason = "BUILDS_UNAVAILABLE"
-	// ReasonServiceTypeMismatch: a create-or-update that would turn a
-	// deployment service into a combined one or back. 409.
+	// ReasonBuildDeleted: deploying (or rolling back to) a build whose
+	// artifact was deleted (retention, or its service deleted). 409.
+	ReasonBuildDeleted Reason = "BUILD_DELETED"
+	// ReasonServiceTypeMismatch: a create-or-update that would change a
+	// service's type, or a build setting asked of a service that does not
+	// build. 409.
 	ReasonServiceTypeMismatch Reason = "SERVICE_TYPE_MISMATCH"
 )
 
@@ -179,7 +179,7 @@ func Reasons() []Reason {
 		ReasonProjectRestricted, ReasonProjectNotEmpty,
 		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded,
 		ReasonNotRunning, ReasonExecUnsupported,
-		ReasonBuildsUnavailable, ReasonServiceTypeMismatch,
+		ReasonBuildDeleted, ReasonServiceTypeMismatch,
 		ReasonBuildConcluded, ReasonWebhookReplay, ReasonRemoteUnreachable,
 	}
 }

@@ -28,11 +28,11 @@ import (
 )
 
 // Component is the deployments service's row in the component table:
-// deployment and combined services, run by the rollout controller on the
+// deployment, combined and build services (the registry of all three), run by the rollout controller on the
 // workload runtime and reached through the built-in ingress.
 var Component = component.Component{
 	Name:       "deployments",
-	Summary:    "deployment and combined services: releases, rollouts, ingress, instances, logs and metrics",
+	Summary:    "services (deployment, combined, build): settings, releases, rollouts, ingress, instances, logs and metrics",
 	Deps:       []string{"auth", "projects"},
 	Migrations: []sqldb.Migrations{migrations.Set},
 	Settings: append([]component.Setting{
@@ -180,6 +180,9 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		Consumers: []component.Consumer{{
 			Config:  events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects},
 			Handler: svc.ProjectHandler(),
+		}, {
+			Config:  events.ConsumerConfig{Durable: BuildsConsumer, Subjects: BuildSubjects},
+			Handler: svc.BuildHandler(),
 		}},
 	}, nil
 }

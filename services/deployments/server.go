@@ -2,7 +2,6 @@ package deployments
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -51,12 +50,6 @@ func who(ctx context.Context) string {
 		return "token:" + p.GetTokenId()
 	}
 	return string(authz.KindOf(p))
-}
-
-// buildsUnavailable is the answer to anything that needs a build.
-func buildsUnavailable(what string) error {
-	return apierr.Conflict(apierr.ReasonBuildsUnavailable,
-		"builds are not available yet: %s; deploy an image (deployment.external.imagePath) or, on the process driver, a custom command", what)
 }
 
 // ListServices implements DeploymentsService.
@@ -141,19 +134,6 @@ func (s *Server) DeleteService(ctx context.Context, req *deploymentsv1.DeleteSer
 	return &deploymentsv1.DeleteServiceResponse{}, s.deleteService(ctx, sv)
 }
 
-// StartServiceBuild implements DeploymentsService: there are no builds
-// yet, so it says so (after the service's existence and kind).
-func (s *Server) StartServiceBuild(ctx context.Context, req *deploymentsv1.StartServiceBuildRequest) (*deploymentsv1.StartServiceBuildResponse, error) {
-	sv, err := s.service(ctx, req, req.GetServiceId())
-	if err != nil {
-		return nil, err
-	}
-	if sv.Kind != KindCombined {
-		return nil, apierr.Conflict(apierr.ReasonServiceTypeMismatch, "service %q is a deployment service; only combined and build services build", sv.ID)
-	}
-	return nil, buildsUnavailable("combined service " + sv.ID + " keeps its git and build settings, and builds once Slipway builds from git")
-}
-
 // GetServiceDeployment implements DeploymentsService.
 func (s *Server) GetServiceDeployment(ctx context.Context, req *deploymentsv1.GetServiceDeploymentRequest) (*deploymentsv1.GetServiceDeploymentResponse, error) {
 	sv, err := s.service(ctx, req, req.GetServiceId())
@@ -162,25 +142,40 @@ func (s *Server) GetServiceDeployment(ctx context.Context, req *deploymentsv1.Ge
 	}
 	return &deploymentsv1.GetServiceDeploymentResponse{
 		Docker: dockerOf(sv.Deployable.Overrides), Storage: storageOf(sv), External: externalOf(sv.Deployable.Overrides.Image),
-		Instances: int32(sv.Instances), Status: deploymentStatusOf(sv.Status), ReleaseId: sv.ReleaseID,
+		Instances: int32(sv.Instances), Status: deploymentStatusOf(sv.Status), ReleaseId: sv.ReleaseID, Internal: internalOf(sv),
 	}, nil
 }
 
 // UpdateServiceDeployment implements DeploymentsService.
 func (s *Server) UpdateServiceDeployment(ctx context.Context, req *deploymentsv1.UpdateServiceDeploymentRequest) (*deploymentsv1.UpdateServiceDeploymentResponse, error) {
+	var internal *Internal
 	if req.GetInternal() != nil {
-		return nil, buildsUnavailable("a service cannot deploy a build (internal) yet")
+		var err error
+		if internal, err = internalFrom("internal", req.GetInternal()); err != nil {
+			return nil, err
+		}
 	}
 	sv, err := s.update(ctx, req, req.GetServiceId(), "deployment", func(sv *Service) error {
+		if sv.Kind == KindBuild {
+			return apierr.Conflict(apierr.ReasonServiceTypeMismatch, "service %s is a build service: it deploys nothing", sv.ID)
+		}
 		if req.GetExternal() != nil {
 			sv.Deployable.Overrides.Image = strings.TrimSpace(req.GetExternal().GetImagePath())
+			sv.Internal = nil
 		}
 		if req.GetDocker() != nil {
 			image := sv.Deployable.Overrides.Image
 			sv.Deployable.Overrides = overridesFrom(nil, req.GetDocker())
 			sv.Deployable.Overrides.Image = image
 		}
-		return nil
+		if internal != nil {
+			if sv.Kind == KindCombined {
+				return apierr.InvalidField("internal", "a combined service deploys its own builds of its projectBranch")
+			}
+			in := *internal
+			sv.Internal, sv.Deployable.Overrides.Image = &in, ""
+		}
+		return s.resolve(ctx, sv)
 	})
 	if err != nil {
 		return nil, err
@@ -394,6 +389,13 @@ func (s *Server) RollbackServiceRelease(ctx context.Context, req *deploymentsv1.
 	if err != nil {
 		return nil, apierr.FromStore(err, "release", req.GetReleaseId())
 	}
+	// A release of a build can be rolled back to while the build's
+	// artifact is kept.
+	if b := old.Deployable.Build; b != nil {
+		if got, err := s.store.GetBuild(ctx, teamID, req.GetProjectId(), b.Service, b.ID); err != nil || got.Deleted {
+			return nil, buildDeleted(b.ID, b.Service)
+		}
+	}
 	// A rollback always makes a release, even of what runs already, so
 	// that the history says it was asked for.
 	var made *Release
@@ -415,7 +417,16 @@ func (s *Server) create(ctx context.Context, req request, kind Kind, spec *deplo
 	if err != nil {
 		return nil, err
 	}
-	r := s.newRelease(&sv, "create", "", who(ctx))
+	return s.insert(ctx, sv)
+}
+
+// insert stores a new service with its first release (a build service
+// deploys nothing and has none) and applies it.
+func (s *Server) insert(ctx context.Context, sv Service) (*deploymentsv1.Service, error) {
+	var r Release
+	if sv.Kind != KindBuild {
+		r = s.newRelease(&sv, "create", "", who(ctx))
+	}
 	evs, err := createEvents(sv, r)
 	if err != nil {
 		return nil, err
@@ -434,33 +445,39 @@ func (s *Server) put(ctx context.Context, req request, kind Kind, spec *deployme
 	if err != nil {
 		return nil, err
 	}
-	fresh := want
-	r := s.newRelease(&fresh, "create", "", who(ctx))
-	evs, err := createEvents(fresh, r)
-	if err != nil {
-		return nil, err
-	}
-	err = s.store.CreateService(ctx, fresh, r, evs...)
-	if err == nil {
-		s.apply(fresh)
-		return s.serviceOf(fresh), nil
-	}
-	if !errors.Is(err, ErrAlreadyExists) {
-		return nil, apierr.FromStore(err, "service", want.ID)
+	return s.upsert(ctx, req, want)
+}
+
+// upsert creates want or replaces the settings of the service with its
+// id, which must be of the same kind.
+func (s *Server) upsert(ctx context.Context, req request, want Service) (*deploymentsv1.Service, error) {
+	out, err := s.insert(ctx, want)
+	if err == nil || !isAlreadyExists(err) {
+		return out, err
 	}
 	sv, err := s.update(ctx, req, want.ID, "update", func(sv *Service) error {
-		if sv.Kind != kind {
+		if sv.Kind != want.Kind {
 			return apierr.Conflict(apierr.ReasonServiceTypeMismatch, "service %q is a %s service; its type cannot change", sv.ID, sv.Kind)
 		}
 		sv.Name, sv.Description, sv.Tags, sv.Plan = want.Name, want.Description, want.Tags, want.Plan
 		sv.Deployable, sv.StorageMB, sv.ShmMB, sv.Instances = want.Deployable, want.StorageMB, want.ShmMB, want.Instances
-		sv.Strategy, sv.GraceSeconds, sv.Build = want.Strategy, want.GraceSeconds, want.Build
+		// Credentials are write-only: a put without them (say, of what a
+		// GET answered) keeps the stored ones, unless the repository moves
+		// to another server.
+		creds := keepCredentials(vcsOf(sv.Build).GetProjectUrl(), vcsOf(want.Build).GetProjectUrl(), sv.Build.Credentials, want.Build.Credentials)
+		sv.Strategy, sv.GraceSeconds, sv.Build, sv.Internal = want.Strategy, want.GraceSeconds, want.Build, want.Internal
+		sv.Build.Credentials = creds
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s.serviceOf(sv), nil
+}
+
+func isAlreadyExists(err error) bool {
+	e := apierr.From(err)
+	return e != nil && e.Reason == apierr.ReasonAlreadyExists
 }
 
 // newService validates a create or put request into a service.
@@ -473,8 +490,14 @@ func (s *Server) newService(ctx context.Context, req request, kind Kind, spec *d
 	if d.Instances == nil {
 		return Service{}, apierr.InvalidField("deployment.instances", "is required: how many instances to run")
 	}
+	var internal *Internal
 	if d.GetInternal() != nil {
-		return Service{}, buildsUnavailable("a service cannot deploy a build (deployment.internal) yet")
+		if kind == KindCombined {
+			return Service{}, apierr.InvalidField("deployment.internal", "a combined service deploys its own builds of vcsData.projectBranch")
+		}
+		if internal, err = internalFrom("deployment.internal", d.GetInternal()); err != nil {
+			return Service{}, err
+		}
 	}
 	ports, err := portsFrom("ports", spec.GetPorts())
 	if err != nil {
@@ -488,6 +511,8 @@ func (s *Server) newService(ctx context.Context, req request, kind Kind, spec *d
 	if err != nil {
 		return Service{}, err
 	}
+	build.Arguments, build.Files = maps.Clone(spec.GetBuildArguments()), filesFrom(spec.GetBuildFiles())
+	build.DisabledCI = kind == KindCombined && spec.GetDisabledCi()
 	now := s.now()
 	sv := Service{
 		TeamID: teamID, ProjectID: req.GetProjectId(), ID: slug.Make(spec.GetName()), Name: spec.GetName(), Kind: kind,
@@ -497,7 +522,7 @@ func (s *Server) newService(ctx context.Context, req request, kind Kind, spec *d
 			HealthChecks: healthChecksFrom(spec.GetHealthChecks()), Env: maps.Clone(spec.GetRuntimeEnvironment()),
 		},
 		StorageMB: d.GetStorage().GetEphemeralStorage().GetStorageSize(), ShmMB: d.GetStorage().GetShmSize(),
-		Instances: int(d.GetInstances()), Strategy: strategy, GraceSeconds: defaultGraceSeconds, Build: build,
+		Instances: int(d.GetInstances()), Strategy: strategy, GraceSeconds: defaultGraceSeconds, Build: build, Internal: internal,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if d.GracePeriodSeconds != nil {
@@ -509,6 +534,9 @@ func (s *Server) newService(ctx context.Context, req request, kind Kind, spec *d
 	if err := s.checkProject(ctx, teamID, sv.ProjectID); err != nil {
 		return Service{}, err
 	}
+	if err := s.resolve(ctx, &sv); err != nil {
+		return Service{}, err
+	}
 	return sv, nil
 }
 
@@ -516,6 +544,12 @@ func (s *Server) newService(ctx context.Context, req request, kind Kind, spec *d
 // bound, what the runtime can run, health checks against ports, build
 // settings by kind) and fills in the default plan.
 func (s *Server) check(sv *Service) error {
+	if sv.Kind == KindBuild {
+		if sv.Build.BuildPlan != "" && s.opts.Catalog.Plan(sv.Build.BuildPlan) == nil {
+			return apierr.InvalidField("billing.buildPlan", "is not a plan of GET /v1/plans")
+		}
+		return checkBuild(sv.Kind, sv.Build)
+	}
 	if sv.Plan == "" {
 		if p := s.opts.Catalog.DefaultPlan(); p != nil {
 			sv.Plan = p.GetId()
@@ -526,13 +560,14 @@ func (s *Server) check(sv *Service) error {
 	if most := s.opts.Catalog.MaxInstances(sv.Plan); sv.Instances > most {
 		return apierr.InvalidField("instances", fmt.Sprintf("is %d; plan %s runs at most %d instances", sv.Instances, sv.Plan, most))
 	}
-	if sv.Kind == KindCombined {
-		// A combined service runs the image it builds, whatever the
-		// driver: only the overrides' own consistency is checked here.
+	if _, builds := followOf(*sv); builds {
+		// A service that deploys builds runs what was built, whatever
+		// the driver: only the overrides' own consistency is checked
+		// here.
 		withImage := sv.Deployable.Overrides
 		withImage.Image = "built-image"
 		if sv.Deployable.Overrides.Image != "" {
-			return apierr.InvalidField("deployment.external.imagePath", "a combined service deploys its own builds, not an image")
+			return apierr.InvalidField("deployment.external.imagePath", "a service that deploys builds (a combined service, or deployment.internal) deploys no image")
 		}
 		if err := overrides.Check(withImage, "docker", "deployment", "service"); err != nil {
 			return err
@@ -586,8 +621,12 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 		}
 	}
 	d := p.GetDeployment()
+	var internal *Internal
 	if d.GetInternal() != nil {
-		return nil, buildsUnavailable("a service cannot deploy a build (deployment.internal) yet")
+		var err error
+		if internal, err = internalFrom("deployment.internal", d.GetInternal()); err != nil {
+			return nil, err
+		}
 	}
 	var strategy *Strategy
 	if d.GetStrategy() != nil {
@@ -619,11 +658,19 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 			}
 			if d.GetExternal() != nil {
 				sv.Deployable.Overrides.Image = strings.TrimSpace(d.GetExternal().GetImagePath())
+				sv.Internal = nil
 			}
 			if d.GetDocker() != nil {
 				image := sv.Deployable.Overrides.Image
 				sv.Deployable.Overrides = overridesFrom(nil, d.GetDocker())
 				sv.Deployable.Overrides.Image = image
+			}
+			if internal != nil {
+				if sv.Kind == KindCombined {
+					return apierr.InvalidField("deployment.internal", "a combined service deploys its own builds of vcsData.projectBranch")
+				}
+				in := *internal
+				sv.Internal, sv.Deployable.Overrides.Image = &in, ""
 			}
 			if d.GetStorage() != nil {
 				sv.StorageMB, sv.ShmMB = d.GetStorage().GetEphemeralStorage().GetStorageSize(), d.GetStorage().GetShmSize()
@@ -645,6 +692,7 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 			sv.Deployable.HealthChecks = healthChecksFrom(p.GetHealthChecks())
 		}
 		if p.GetVcsData() != nil || p.GetBuildSettings() != nil || p.GetBuildConfiguration() != nil {
+			before := sv.Build
 			b, err := buildFrom(sv.Build.BuildPlan, p.GetVcsData(), p.GetBuildSettings(), p.GetBuildConfiguration())
 			if err != nil {
 				return err
@@ -658,6 +706,25 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 			if b.BuildConfig != "" {
 				sv.Build.BuildConfig = b.BuildConfig
 			}
+			if p.GetVcsData() != nil {
+				sv.Build.Credentials = keepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, credentialsFrom(p.GetVcsData().GetCredentials()))
+			}
+		}
+		if sv.Kind == KindCombined {
+			if len(p.GetBuildArguments()) > 0 {
+				sv.Build.Arguments = maps.Clone(p.GetBuildArguments())
+			}
+			if len(p.GetBuildFiles()) > 0 {
+				sv.Build.Files = filesFrom(p.GetBuildFiles())
+			}
+			if p.DisabledCi != nil {
+				sv.Build.DisabledCI = p.GetDisabledCi()
+			}
+		} else if len(p.GetBuildArguments()) > 0 || len(p.GetBuildFiles()) > 0 {
+			return apierr.InvalidField("buildArguments", "only build and combined services build")
+		}
+		if internal != nil || p.GetVcsData() != nil || d.GetExternal() != nil {
+			return s.resolve(ctx, sv)
 		}
 		return nil
 	})
@@ -683,9 +750,14 @@ func (s *Server) change(ctx context.Context, req request, id string, mutate func
 	if err != nil {
 		return Service{}, err
 	}
-	caller := who(ctx)
+	return s.changeIn(ctx, teamID, req.GetProjectId(), id, who(ctx), mutate, made)
+}
+
+// changeIn is change in a team, for caller (what the release history
+// names).
+func (s *Server) changeIn(ctx context.Context, teamID, project, id, caller string, mutate func(*Service) (cause, from string, err error), made func(*Release)) (Service, error) {
 	var release *Release
-	sv, err := s.store.UpdateService(ctx, teamID, req.GetProjectId(), id, func(sv *Service) (*Release, []events.Event, error) {
+	sv, err := s.store.UpdateService(ctx, teamID, project, id, func(sv *Service) (*Release, []events.Event, error) {
 		release = nil
 		before := cloneService(*sv)
 		cause, from, err := mutate(sv)
@@ -834,8 +906,8 @@ func serviceEvents(verb events.ResourceVerb, sv Service) ([]events.Event, error)
 // createEvents announce a new service and its first release.
 func createEvents(sv Service, r Release) ([]events.Event, error) {
 	evs, err := serviceEvents(events.ResourceCreated, sv)
-	if err != nil {
-		return nil, err
+	if err != nil || r.ID == "" {
+		return evs, err
 	}
 	ev, err := releaseEvent("created", r)
 	if err != nil {

@@ -73,10 +73,13 @@ type harness struct {
 	readyTimeout time.Duration
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessOn(t, sqldb.SQLite) }
+
+// newHarnessOn is newHarness with the deployments database on engine.
+func newHarnessOn(t *testing.T, engine sqldb.Dialect) *harness {
 	t.Helper()
 	ctx := context.Background()
-	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
+	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
 	n := testenv.StartNATS(t)
 	nc, err := nats.Connect(n.URL())
 	if err != nil {
@@ -488,11 +491,26 @@ func TestBadInput(t *testing.T) {
 		{"instances above the plan's maximum", func() error {
 			return create(func(s *deploymentsv1.ServiceSpec) { s.Deployment.Instances = ptr(int32(catalog.MaxInstances + 1)) })
 		}, codes.InvalidArgument, "instances"},
-		{"a build (internal)", func() error {
+		{"a build (internal) of an unknown service", func() error {
 			return create(func(s *deploymentsv1.ServiceSpec) {
-				s.Deployment.Internal = &deploymentsv1.InternalSource{Id: "builder"}
+				s.Deployment.Internal = &deploymentsv1.InternalSource{Id: "builder", Branch: "main", BuildSha: "latest"}
 			})
-		}, codes.FailedPrecondition, "BUILDS_UNAVAILABLE"},
+		}, codes.NotFound, ""},
+		{"a build (internal) of a deployment service", func() error {
+			return create(func(s *deploymentsv1.ServiceSpec) {
+				s.Deployment.Internal = &deploymentsv1.InternalSource{Id: "good", Branch: "main"}
+			})
+		}, codes.InvalidArgument, "deployment.internal.id"},
+		{"a build (internal) latest without a branch", func() error {
+			return create(func(s *deploymentsv1.ServiceSpec) {
+				s.Deployment.Internal = &deploymentsv1.InternalSource{Id: "good", BuildSha: "latest"}
+			})
+		}, codes.InvalidArgument, "deployment.internal.branch"},
+		{"a build (internal) of a malformed commit", func() error {
+			return create(func(s *deploymentsv1.ServiceSpec) {
+				s.Deployment.Internal = &deploymentsv1.InternalSource{Id: "good", BuildSha: "abc"}
+			})
+		}, codes.InvalidArgument, "deployment.internal.buildSHA"},
 		{"build settings on a deployment service", func() error {
 			return create(func(s *deploymentsv1.ServiceSpec) {
 				s.VcsData = &deploymentsv1.VcsData{ProjectUrl: "https://github.com/a/b", ProjectType: "github", ProjectBranch: "main"}
@@ -545,13 +563,13 @@ func TestBadInput(t *testing.T) {
 				External: &deploymentsv1.ExternalImage{ImagePath: "nginx"}})
 			return err
 		}, codes.InvalidArgument, "deployment.external.imagePath"},
-		{"a build by update", func() error {
+		{"a build by update without its service", func() error {
 			_, err := h.client.UpdateServiceDeployment(as(adminCred), &deploymentsv1.UpdateServiceDeploymentRequest{ProjectId: projectID, ServiceId: "good",
 				Internal: &deploymentsv1.InternalSource{BuildId: "b1"}})
 			return err
-		}, codes.FailedPrecondition, "BUILDS_UNAVAILABLE"},
-		{"a build of a deployment service", func() error {
-			_, err := h.client.StartServiceBuild(as(adminCred), &deploymentsv1.StartServiceBuildRequest{ProjectId: projectID, ServiceId: "good"})
+		}, codes.InvalidArgument, "internal.id"},
+		{"build arguments of a deployment service", func() error {
+			_, err := h.client.GetServiceBuildArguments(as(adminCred), &deploymentsv1.GetServiceBuildArgumentsRequest{ProjectId: projectID, ServiceId: "good"})
 			return err
 		}, codes.FailedPrecondition, "SERVICE_TYPE_MISMATCH"},
 		{"put turning a deployment service combined", func() error {
@@ -588,9 +606,9 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestCombinedServiceIsStoredNotBuilt: a combined service keeps its git
-// and build settings; starting a build says builds are not available.
-func TestCombinedServiceIsStoredNotBuilt(t *testing.T) {
+// TestCombinedServiceWaitsForItsBuild: a combined service keeps its git
+// and build settings and runs nothing until a build of its branch exists.
+func TestCombinedServiceWaitsForItsBuild(t *testing.T) {
 	h := newHarness(t)
 	spec := webApp("Full Stack", "x")
 	spec.Deployment.Docker = nil
@@ -606,10 +624,9 @@ func TestCombinedServiceIsStoredNotBuilt(t *testing.T) {
 		sv.GetBuildSettings().GetDockerfile().GetDockerFilePath() != "/Dockerfile" || sv.GetBuildConfiguration().GetPathIgnoreRules()[0] != "docs/**" || sv.GetBuildSource() != "git" {
 		t.Fatalf("combined service %v", sv)
 	}
-	_, err = h.client.StartServiceBuild(as(adminCred), &deploymentsv1.StartServiceBuildRequest{ProjectId: projectID, ServiceId: "full-stack"})
-	wantCode(t, err, codes.FailedPrecondition, "BUILDS_UNAVAILABLE")
-	if !strings.Contains(status.Convert(err).Message(), "builds are not available yet") {
-		t.Fatalf("message %q", status.Convert(err).Message())
+	if in := sv.GetDeployment().GetInternal(); in.GetNfObjectId() != "full-stack" || in.GetBranch() != "main" || in.GetBuildSha() != "latest" ||
+		in.GetDeployedSha() != "" || in.GetRepository() != "https://github.com/acme/app" || !sv.GetVcsData().GetPublicRepo() {
+		t.Fatalf("combined service internal source %v", sv.GetDeployment())
 	}
 	if n := len(h.ctl.Instances("acme/web/full-stack")); n != 0 {
 		t.Fatalf("a combined service runs %d instances before it has a build", n)
@@ -625,8 +642,8 @@ func TestCombinedServiceIsStoredNotBuilt(t *testing.T) {
 		t.Fatalf("patch: %v, %v", patched, err)
 	}
 
-	// Rollout outcomes (reported here by hand: a combined service runs
-	// nothing yet) become the release's status; one about a release the
+	// Rollout outcomes (reported here by hand: a combined service with
+	// no build runs nothing) become the release's status; one about a release the
 	// service has moved on from leaves the service's status alone.
 	if _, err := h.client.UpdateServiceRuntimeEnvironment(as(adminCred), &deploymentsv1.UpdateServiceRuntimeEnvironmentRequest{ProjectId: projectID, ServiceId: "full-stack",
 		RuntimeEnvironment: map[string]string{"A": "1"}}); err != nil {

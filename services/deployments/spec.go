@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
+	"context"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -22,6 +20,10 @@ import (
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/services/deployments/rollout"
 )
+
+// artifactDir is where a process-driver workload sees the app tree of the
+// build it runs (the builds component's artifacts plan).
+const artifactDir = "/app"
 
 // maxEnvBytes bounds a service's environment (keys and values together),
 // as jobs bound theirs.
@@ -180,70 +182,25 @@ func checkEnv(field string, env map[string]string) error {
 	return nil
 }
 
-// buildFrom keeps a combined service's git and build settings as the
-// API's JSON.
-func buildFrom(plan string, vcs *deploymentsv1.VcsData, settings *deploymentsv1.BuildSettings, config *deploymentsv1.BuildConfiguration) (Build, error) {
-	b := Build{BuildPlan: plan}
-	for _, f := range []struct {
-		m   proto.Message
-		dst *string
-	}{{vcs, &b.VcsData}, {settings, &b.BuildSettings}, {config, &b.BuildConfig}} {
-		if reflectNil(f.m) {
-			continue
-		}
-		raw, err := protojson.Marshal(f.m)
-		if err != nil {
-			return Build{}, err
-		}
-		*f.dst = string(raw)
-	}
-	return b, nil
-}
-
-func reflectNil(m proto.Message) bool {
-	return m == nil || !m.ProtoReflect().IsValid()
-}
-
-// checkBuild refuses build settings on a deployment service and a
-// combined service without a repository or a build engine.
-func checkBuild(kind Kind, b Build) error {
-	if kind == KindDeployment {
-		switch {
-		case b.VcsData != "":
-			return apierr.InvalidField("vcsData", "only combined services build from git; create a combined service instead")
-		case b.BuildSettings != "":
-			return apierr.InvalidField("buildSettings", "only combined services build from git; create a combined service instead")
-		case b.BuildConfig != "":
-			return apierr.InvalidField("buildConfiguration", "only combined services build from git; create a combined service instead")
-		case b.BuildPlan != "":
-			return apierr.InvalidField("billing.buildPlan", "only combined services build")
-		}
-		return nil
-	}
-	if b.VcsData == "" {
-		return apierr.InvalidField("vcsData", "is required for a combined service: the repository it builds")
-	}
-	if b.BuildSettings == "" {
-		return apierr.InvalidField("buildSettings", "is required for a combined service: dockerfile or buildpack")
-	}
-	var settings deploymentsv1.BuildSettings
-	if err := protojson.Unmarshal([]byte(b.BuildSettings), &settings); err != nil {
-		return err
-	}
-	if (settings.GetDockerfile() == nil) == (settings.GetBuildpack() == nil) {
-		return apierr.InvalidField("buildSettings", "needs exactly one of dockerfile and buildpack")
-	}
-	var vcs deploymentsv1.VcsData
-	if err := protojson.Unmarshal([]byte(b.VcsData), &vcs); err != nil {
-		return err
-	}
-	if u, err := url.Parse(vcs.GetProjectUrl()); err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "ssh") || u.Host == "" {
-		return apierr.InvalidField("vcsData.projectUrl", "is not a repository URL (https://host/owner/repo)")
-	}
-	return nil
-}
-
 // ---- the controller's view
+
+// unrunnable says why sv's build cannot run on this driver ("" when it
+// can): the docker driver runs the built image; the process driver runs
+// the built app tree with the build's start command or the service's
+// customCommand.
+func (s *Server) unrunnable(sv Service) string {
+	b := sv.Deployable.Build
+	hasCommand := sv.Deployable.Overrides.CustomCommand != ""
+	switch {
+	case s.opts.Driver == "process" && b.Path == "":
+		return fmt.Sprintf("build %s has no app tree for the process driver (it was built as an image); build it again on this install", b.ID)
+	case s.opts.Driver == "process" && len(b.Command) == 0 && !hasCommand:
+		return fmt.Sprintf("build %s found no start command (no Procfile or known stack); set deployment.docker.customCommand (configType customCommand) to start it", b.ID)
+	case s.opts.Driver != "process" && b.Image == "":
+		return fmt.Sprintf("build %s has no image for the %s driver; build it again on this install", b.ID, s.opts.Driver)
+	}
+	return ""
+}
 
 // toRollout is the desired state of sv for the controller.
 func (s *Server) toRollout(sv Service) rollout.Service {
@@ -252,7 +209,25 @@ func (s *Server) toRollout(sv Service) rollout.Service {
 	if spec.Env == nil {
 		spec.Env = map[string]string{}
 	}
-	overrides.Apply(&spec, d.Overrides)
+	switch b := d.Build; {
+	case b == nil:
+		overrides.Apply(&spec, d.Overrides)
+	case s.opts.Driver == "process":
+		// The artifact's app tree, read-only at /app, started there.
+		o := d.Overrides
+		o.Image = ""
+		if o.CustomCommand != "" {
+			overrides.Apply(&spec, o)
+		} else {
+			spec.Command = slices.Clone(b.Command)
+		}
+		spec.Mounts = []runtime.Mount{{Source: b.Path, Target: artifactDir, ReadOnly: true}}
+		spec.WorkDir = artifactDir
+	default:
+		o := d.Overrides
+		o.Image = b.Image
+		overrides.Apply(&spec, o)
+	}
 	if p := s.opts.Catalog.Plan(sv.Plan); p != nil {
 		spec.Resources = runtime.Resources{MilliCPU: int64(p.GetCpuResource() * 1000), MemoryMB: int64(p.GetRamResource())}
 	}
@@ -271,13 +246,28 @@ func (s *Server) toRollout(sv Service) rollout.Service {
 	}
 }
 
-// apply hands sv's desired state to the controller. A combined service
-// has nothing to run until builds land.
+// apply hands sv's desired state to the controller. A build service runs
+// nothing; a service that deploys builds runs nothing until there is a
+// build to run (it waits, PENDING), and a release of a build that cannot
+// run on this driver fails with the reason.
 func (s *Server) apply(sv Service) {
-	if sv.Kind == KindCombined {
+	if sv.Kind == KindBuild {
 		return
 	}
 	key := controllerID(sv.TeamID, sv.ProjectID, sv.ID)
+	if _, builds := followOf(sv); builds {
+		if sv.Deployable.Build == nil {
+			s.ctl.Delete(key)
+			return
+		}
+		if why := s.unrunnable(sv); why != "" {
+			s.ctl.Delete(key)
+			if sv.Status.Status != StatusFailed {
+				s.Rollout(context.Background(), rollout.Outcome{ServiceID: key, ReleaseID: sv.ReleaseID, Status: rollout.RolloutFailed, Reason: why})
+			}
+			return
+		}
+	}
 	s.metrics.track(key, sv.ProjectID, sv.ID, sv.Deployable.Ports)
 	s.ctl.Apply(s.toRollout(sv))
 }
@@ -407,7 +397,7 @@ func (s *Server) serviceOf(sv Service) *deploymentsv1.Service {
 	out := &deploymentsv1.Service{
 		Id: sv.ID, AppId: appID(sv), Name: sv.Name, Description: sv.Description, Tags: tagsOf(sv.Tags),
 		ProjectId: sv.ProjectID, ServiceType: string(sv.Kind), CreatedAt: timestamp(sv.CreatedAt), UpdatedAt: timestamp(sv.UpdatedAt),
-		DisabledCi: true, Billing: &deploymentsv1.Billing{DeploymentPlan: sv.Plan, BuildPlan: sv.Build.BuildPlan},
+		DisabledCi: disabledCI(sv), Billing: &deploymentsv1.Billing{DeploymentPlan: sv.Plan, BuildPlan: sv.Build.BuildPlan},
 		Status: statusOf(sv.Status), ServicePaused: sv.Paused,
 		Deployment: &deploymentsv1.ServiceDeployment{
 			Type: "deployment", Instances: int32(sv.Instances), External: externalOf(sv.Deployable.Overrides.Image),
@@ -417,24 +407,34 @@ func (s *Server) serviceOf(sv Service) *deploymentsv1.Service {
 		Ports:   s.portsOf(sv.ProjectID, sv.ID, sv.Deployable.Ports),
 		Cluster: &deploymentsv1.Cluster{Id: s.opts.Driver, Name: s.opts.Driver},
 	}
-	if sv.Kind == KindCombined {
+	out.Deployment.Internal = internalOf(sv)
+	if sv.Kind.Builds() {
 		out.BuildSource = "git"
-		out.VcsData, out.BuildSettings, out.BuildConfiguration = &deploymentsv1.VcsData{}, &deploymentsv1.BuildSettings{}, nil
-		_ = protojson.Unmarshal([]byte(sv.Build.VcsData), out.VcsData)
-		_ = protojson.Unmarshal([]byte(sv.Build.BuildSettings), out.BuildSettings)
-		if sv.Build.BuildConfig != "" {
-			out.BuildConfiguration = &deploymentsv1.BuildConfiguration{}
-			_ = protojson.Unmarshal([]byte(sv.Build.BuildConfig), out.BuildConfiguration)
-		}
+		out.VcsData, out.BuildSettings, out.BuildConfiguration = vcsOf(sv.Build), settingsOf(sv.Build), configOf(sv.Build)
+		out.VcsData.PublicRepo = sv.Build.Credentials == nil
+		out.DisabledCi = sv.Build.DisabledCI
+	}
+	if sv.Kind == KindBuild {
+		// A build service deploys nothing: no deployment, plan or ports.
+		out.Deployment, out.Status, out.Billing.DeploymentPlan = nil, &deploymentsv1.ServiceStatus{}, ""
+		out.Ports = []*deploymentsv1.Port{}
 	}
 	return out
 }
 
+// disabledCI is whether pushes build nothing for sv (always for a
+// service that does not build).
+func disabledCI(sv Service) bool { return !sv.Kind.Builds() || sv.Build.DisabledCI }
+
 func summaryOf(sv Service) *deploymentsv1.ServiceSummary {
-	return &deploymentsv1.ServiceSummary{
+	out := &deploymentsv1.ServiceSummary{
 		Id: sv.ID, AppId: appID(sv), ProjectId: sv.ProjectID, Name: sv.Name, Tags: tagsOf(sv.Tags),
-		Description: sv.Description, ServiceType: string(sv.Kind), DisabledCi: true, Status: statusOf(sv.Status),
+		Description: sv.Description, ServiceType: string(sv.Kind), DisabledCi: disabledCI(sv), Status: statusOf(sv.Status),
 	}
+	if sv.Kind == KindBuild {
+		out.Status = &deploymentsv1.ServiceStatus{}
+	}
+	return out
 }
 
 // releaseOf is the wire form of a release; the environment's values are
@@ -446,7 +446,7 @@ func (s *Server) releaseOf(r Release) *deploymentsv1.Release {
 	}
 	return &deploymentsv1.Release{
 		Id: r.ID, Cause: r.Cause, RolledBackFrom: r.RolledBackFrom,
-		Deployment:             &deploymentsv1.ReleaseDeployment{External: externalOf(r.Deployable.Overrides.Image), Docker: dockerOf(r.Deployable.Overrides)},
+		Deployment:             &deploymentsv1.ReleaseDeployment{External: externalOf(r.Deployable.Overrides.Image), Docker: dockerOf(r.Deployable.Overrides), Internal: releaseBuildOf(r.Deployable.Build)},
 		Ports:                  s.portsOf(r.ProjectID, r.ServiceID, r.Deployable.Ports),
 		HealthChecks:           healthChecksOf(r.Deployable.HealthChecks),
 		RuntimeEnvironmentKeys: keys, CreatedBy: r.CreatedBy, CreatedAt: timestamp(r.CreatedAt),
@@ -459,4 +459,12 @@ func containerOf(in rollout.Instance) *deploymentsv1.Container {
 		Name: in.Name, CreatedAt: float64(in.CreatedAt.Unix()), UpdatedAt: float64(in.CreatedAt.Unix()), Status: in.Status,
 		ReleaseId: in.ReleaseID, Ready: in.Ready, Restarts: int32(in.Restarts),
 	}
+}
+
+// releaseBuildOf is the wire form of the build a release deploys.
+func releaseBuildOf(b *BuildRef) *deploymentsv1.ReleaseBuild {
+	if b == nil {
+		return nil
+	}
+	return &deploymentsv1.ReleaseBuild{NfObjectId: b.Service, BuildId: b.ID, Sha: b.SHA, Branch: b.Branch}
 }

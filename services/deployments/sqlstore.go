@@ -9,6 +9,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -71,6 +72,7 @@ type serviceSpec struct {
 	GraceSeconds int        `json:"graceSeconds"`
 	Restart      int64      `json:"restart,omitempty"`
 	Build        Build      `json:"build"`
+	Internal     *Internal  `json:"internal,omitempty"`
 	ReleaseID    string     `json:"releaseId,omitempty"`
 	Releases     int64      `json:"releases,omitempty"`
 	Status       Status     `json:"status"`
@@ -112,7 +114,8 @@ func (s *SQLStore) scanService(row rowScanner) (Service, error) {
 	sv.Description, sv.Tags, sv.Plan, sv.Deployable = spec.Description, spec.Tags, spec.Plan, normalDeployable(spec.Deployable)
 	sv.StorageMB, sv.ShmMB, sv.Instances, sv.Paused = spec.StorageMB, spec.ShmMB, spec.Instances, spec.Paused
 	sv.Strategy, sv.GraceSeconds, sv.Restart, sv.Build = spec.Strategy, spec.GraceSeconds, spec.Restart, spec.Build
-	sv.ReleaseID, sv.Releases, sv.Status = spec.ReleaseID, spec.Releases, spec.Status
+	sv.ReleaseID, sv.Releases, sv.Status, sv.Internal = spec.ReleaseID, spec.Releases, spec.Status, spec.Internal
+	sv.Build = normalBuild(sv.Build)
 	if len(sv.Tags) == 0 {
 		sv.Tags = nil
 	}
@@ -133,14 +136,30 @@ func normalDeployable(d Deployable) Deployable {
 	if len(d.Env) == 0 {
 		d.Env = nil
 	}
+	if d.Build != nil && len(d.Build.Command) == 0 {
+		b := *d.Build
+		b.Command = nil
+		d.Build = &b
+	}
 	return d
+}
+
+// normalBuild makes empty maps nil, as normalDeployable does.
+func normalBuild(b Build) Build {
+	if len(b.Arguments) == 0 {
+		b.Arguments = nil
+	}
+	if len(b.Files) == 0 {
+		b.Files = nil
+	}
+	return b
 }
 
 func (s *SQLStore) sealService(sv Service) ([]byte, error) {
 	return s.seal(serviceSpec{
 		Description: sv.Description, Tags: sv.Tags, Plan: sv.Plan, Deployable: sv.Deployable,
 		StorageMB: sv.StorageMB, ShmMB: sv.ShmMB, Instances: sv.Instances, Paused: sv.Paused,
-		Strategy: sv.Strategy, GraceSeconds: sv.GraceSeconds, Restart: sv.Restart, Build: sv.Build,
+		Strategy: sv.Strategy, GraceSeconds: sv.GraceSeconds, Restart: sv.Restart, Build: sv.Build, Internal: sv.Internal,
 		ReleaseID: sv.ReleaseID, Releases: sv.Releases, Status: sv.Status,
 	})
 }
@@ -150,6 +169,16 @@ func (s *SQLStore) sealService(sv Service) ([]byte, error) {
 func cloneService(sv Service) Service {
 	sv.Tags = slices.Clone(sv.Tags)
 	sv.Deployable = cloneDeployable(sv.Deployable)
+	sv.Build.Arguments = maps.Clone(sv.Build.Arguments)
+	sv.Build.Files = maps.Clone(sv.Build.Files)
+	if sv.Build.Credentials != nil {
+		c := *sv.Build.Credentials
+		sv.Build.Credentials = &c
+	}
+	if sv.Internal != nil {
+		in := *sv.Internal
+		sv.Internal = &in
+	}
 	return sv
 }
 
@@ -157,6 +186,11 @@ func cloneDeployable(d Deployable) Deployable {
 	d.Ports = slices.Clone(d.Ports)
 	d.HealthChecks = slices.Clone(d.HealthChecks)
 	d.Env = maps.Clone(d.Env)
+	if d.Build != nil {
+		b := *d.Build
+		b.Command = slices.Clone(b.Command)
+		d.Build = &b
+	}
 	return d
 }
 
@@ -257,6 +291,7 @@ func (s *SQLStore) UpdateService(ctx context.Context, team, project, id string, 
 		next.TeamID, next.ProjectID, next.ID, next.Kind = current.TeamID, current.ProjectID, current.ID, current.Kind
 		next.CreatedAt, next.Version = current.CreatedAt, current.Version
 		next.Deployable = normalDeployable(next.Deployable)
+		next.Build = normalBuild(next.Build)
 		if len(next.Tags) == 0 {
 			next.Tags = nil
 		}
@@ -313,7 +348,11 @@ func (s *SQLStore) DeleteService(ctx context.Context, team, project, id string, 
 				return err
 			}
 		}
-		return nil
+		// The builds of a deleted build or combined service can no longer
+		// be deployed; the rows stay as tombstones so that a late event
+		// cannot bring them back.
+		_, err = tx.ExecContext(ctx, `UPDATE deployable_builds SET deleted = 1 WHERE team_id = $1 AND project_id = $2 AND service_id = $3`, team, project, id)
+		return err
 	}, func() []events.Event { return evs })
 }
 
@@ -587,4 +626,89 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		out = append(out, l)
 	}
 	return out, rows.Err()
+}
+
+// ---- deployable builds
+
+const buildColumns = `team_id, project_id, service_id, id, branch, sha, image, path, command, concluded_at, deleted`
+
+func scanBuild(row rowScanner) (DeployableBuild, error) {
+	var b DeployableBuild
+	var command string
+	var concluded, deleted int64
+	if err := row.Scan(&b.TeamID, &b.ProjectID, &b.ServiceID, &b.ID, &b.Branch, &b.SHA, &b.Image, &b.Path, &command, &concluded, &deleted); err != nil {
+		return DeployableBuild{}, err
+	}
+	if command != "" {
+		if err := json.Unmarshal([]byte(command), &b.Command); err != nil {
+			return DeployableBuild{}, fmt.Errorf("deployments: build %s command: %w", b.ID, err)
+		}
+	}
+	b.ConcludedAt, b.Deleted = fromMicros(concluded), deleted != 0
+	return b, nil
+}
+
+// PutBuild implements Store.
+func (s *SQLStore) PutBuild(ctx context.Context, b DeployableBuild) error {
+	command := ""
+	if len(b.Command) > 0 {
+		raw, err := json.Marshal(b.Command)
+		if err != nil {
+			return err
+		}
+		command = string(raw)
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM deployable_builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`,
+			b.TeamID, b.ProjectID, b.ServiceID, b.ID).Scan(&one)
+		if err == nil {
+			return nil // known already (maybe deleted): a build never changes
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO deployable_builds (`+buildColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)`,
+			b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.SHA, b.Image, b.Path, command, micros(b.ConcludedAt))
+		return sqldb.AlreadyExistsIfUnique(err)
+	})
+}
+
+// DeleteBuild implements Store.
+func (s *SQLStore) DeleteBuild(ctx context.Context, team, project, service, id string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		return upsert(ctx, tx,
+			`UPDATE deployable_builds SET deleted = 1 WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`,
+			`INSERT INTO deployable_builds (team_id, project_id, service_id, id, deleted) VALUES ($1, $2, $3, $4, 1)`,
+			team, project, service, id)
+	})
+}
+
+// GetBuild implements Store.
+func (s *SQLStore) GetBuild(ctx context.Context, team, project, service, id string) (DeployableBuild, error) {
+	b, err := scanBuild(s.db.QueryRow(ctx, `SELECT `+buildColumns+` FROM deployable_builds
+		WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, team, project, service, id))
+	if err != nil {
+		return DeployableBuild{}, sqldb.NotFoundIfNoRows(err)
+	}
+	return b, nil
+}
+
+// FindBuild implements Store.
+func (s *SQLStore) FindBuild(ctx context.Context, team, project, service string, q BuildQuery) (DeployableBuild, error) {
+	query := `SELECT ` + buildColumns + ` FROM deployable_builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND deleted = 0`
+	args := []any{team, project, service}
+	if q.SHA != "" {
+		args = append(args, strings.ToLower(q.SHA)+"%")
+		query += fmt.Sprintf(` AND sha LIKE $%d`, len(args))
+	}
+	if q.Branch != "" {
+		args = append(args, q.Branch)
+		query += fmt.Sprintf(` AND branch = $%d`, len(args))
+	}
+	b, err := scanBuild(s.db.QueryRow(ctx, query+` ORDER BY concluded_at DESC, id DESC LIMIT 1`, args...))
+	if err != nil {
+		return DeployableBuild{}, sqldb.NotFoundIfNoRows(err)
+	}
+	return b, nil
 }

@@ -14,11 +14,18 @@ import (
 // Kind is a service's kind.
 type Kind string
 
-// Service kinds this service serves (build services belong to builds).
+// Service kinds: a deployment service deploys an image, a command or
+// another service's builds; a build service builds (the builds component
+// runs its builds) and deploys nothing; a combined service deploys its own
+// builds.
 const (
 	KindDeployment Kind = "deployment"
 	KindCombined   Kind = "combined"
+	KindBuild      Kind = "build"
 )
+
+// Builds reports whether services of kind k build from git.
+func (k Kind) Builds() bool { return k == KindCombined || k == KindBuild }
 
 // Deployment statuses (Northflank's §status.deployment.status) and the
 // reason a rollout started: a release (Northflank's other reason,
@@ -52,6 +59,93 @@ type Deployable struct {
 	HealthChecks []probe.HealthCheck `json:"healthChecks,omitempty"`
 	// Env is the runtime environment; stores keep it encrypted at rest.
 	Env map[string]string `json:"env,omitempty"`
+	// Build is the build a service that deploys builds runs; nil for
+	// other services, and until a build of what it follows exists.
+	Build *BuildRef `json:"build,omitempty"`
+}
+
+// BuildRef is a deployable build as a release runs it.
+type BuildRef struct {
+	// Service is the build or combined service that built it.
+	Service string `json:"service"`
+	ID      string `json:"id"`
+	SHA     string `json:"sha"`
+	Branch  string `json:"branch,omitempty"`
+	// Image is the built image (container engines); Path the app tree
+	// and Command its start command (the process driver).
+	Image   string   `json:"image,omitempty"`
+	Path    string   `json:"path,omitempty"`
+	Command []string `json:"command,omitempty"`
+}
+
+// Internal is what a deployment service asked to deploy of another
+// service's builds (Northflank's deployment.internal).
+type Internal struct {
+	// ID is the build or combined service in the same project.
+	ID     string `json:"id"`
+	Branch string `json:"branch,omitempty"`
+	// BuildSHA is a commit (or a prefix of at least 7 hex digits), or
+	// "latest": the service follows Branch.
+	BuildSHA string `json:"buildSHA,omitempty"`
+	BuildID  string `json:"buildId,omitempty"`
+	// Repository is the source service's repository URL when the source
+	// was last resolved, for GET service.
+	Repository string `json:"repository,omitempty"`
+}
+
+// Latest is the BuildSHA with which a service follows its branch.
+const Latest = "latest"
+
+// Follows reports whether the service deploys every new build of Branch.
+func (in Internal) Follows() bool {
+	return in.BuildID == "" && (in.BuildSHA == "" || in.BuildSHA == Latest)
+}
+
+// Credentials read a private repository; write-only in the API, sealed
+// at rest with the rest of the service.
+type Credentials struct {
+	Username   string `json:"username,omitempty"`
+	Password   string `json:"password,omitempty"`
+	PrivateKey string `json:"privateKey,omitempty"`
+}
+
+// Empty reports whether no credential is set.
+func (c Credentials) Empty() bool { return c == Credentials{} }
+
+// SecretFile is a build (or runtime) secret file: base64 data.
+type SecretFile struct {
+	Data     string `json:"data"`
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// DeployableBuild is a succeeded build that services can deploy, as the
+// builds component announced it.
+type DeployableBuild struct {
+	TeamID    string
+	ProjectID string
+	// ServiceID is the build or combined service that built it.
+	ServiceID   string
+	ID          string
+	Branch      string
+	SHA         string
+	Image       string
+	Path        string
+	Command     []string
+	ConcludedAt time.Time
+	// Deleted: its artifact was removed; it can no longer be deployed.
+	Deleted bool
+}
+
+// Ref is the form of b a release runs.
+func (b DeployableBuild) Ref() *BuildRef {
+	return &BuildRef{Service: b.ServiceID, ID: b.ID, SHA: b.SHA, Branch: b.Branch, Image: b.Image, Path: b.Path, Command: b.Command}
+}
+
+// BuildQuery selects the newest deployable build of a service: of a
+// commit (SHA, a prefix of at least 7 hex digits) and/or of a branch.
+type BuildQuery struct {
+	SHA    string
+	Branch string
 }
 
 // Strategy is a service's rollout strategy as the user gave it.
@@ -64,15 +158,21 @@ type Strategy struct {
 	MaxUnavailable string `json:"maxUnavailable,omitempty"`
 }
 
-// Build is a combined service's git and build settings, kept as the
-// API's JSON (protojson of VcsData, BuildSettings, BuildConfiguration):
-// builds read them once they land; until then they are only stored and
-// shown.
+// Build is a build or combined service's git and build settings, kept as
+// the API's JSON (protojson of VcsData without its credentials,
+// BuildSettings, BuildConfiguration), with its secrets: credentials,
+// build arguments and files (sealed at rest with the whole service). The
+// builds component reads them through GetBuildSource.
 type Build struct {
 	BuildPlan     string `json:"buildPlan,omitempty"`
 	VcsData       string `json:"vcsData,omitempty"`
 	BuildSettings string `json:"buildSettings,omitempty"`
 	BuildConfig   string `json:"buildConfiguration,omitempty"`
+	// Credentials read a private repository; nil for a public one.
+	Credentials *Credentials          `json:"credentials,omitempty"`
+	Arguments   map[string]string     `json:"arguments,omitempty"`
+	Files       map[string]SecretFile `json:"files,omitempty"`
+	DisabledCI  bool                  `json:"disabledCI,omitempty"`
 }
 
 // Status is where a service's current rollout is.
@@ -108,6 +208,10 @@ type Service struct {
 	// Restart increases with every restart request.
 	Restart int64
 	Build   Build
+	// Internal is the build source of a deployment service that deploys
+	// another service's builds; nil otherwise (a combined service deploys
+	// its own builds of its branch).
+	Internal *Internal
 	// ReleaseID is the release the service runs (or rolls out);
 	// Releases counts the releases made, for the next id.
 	ReleaseID string
@@ -253,4 +357,16 @@ type Store interface {
 	// ReadLogs returns up to q.Limit lines in q's direction, ordered by
 	// (Time, Seq).
 	ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error)
+
+	// PutBuild records a deployable build; recording it again changes
+	// nothing, and a build already marked deleted stays deleted.
+	PutBuild(ctx context.Context, b DeployableBuild) error
+	// DeleteBuild marks a build deleted (recording it when unknown, so
+	// that a later PutBuild of it stays deleted).
+	DeleteBuild(ctx context.Context, team, project, service, id string) error
+	// GetBuild returns a build, deleted or not, or ErrNotFound.
+	GetBuild(ctx context.Context, team, project, service, id string) (DeployableBuild, error)
+	// FindBuild returns the newest (by ConcludedAt, then id) build of a
+	// service that is not deleted and matches q, or ErrNotFound.
+	FindBuild(ctx context.Context, team, project, service string, q BuildQuery) (DeployableBuild, error)
 }

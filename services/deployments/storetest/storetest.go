@@ -39,6 +39,9 @@ func Run(t *testing.T, newStore Factory) {
 		"TeamsAndProjectsIsolated": testIsolation,
 		"LogsAppendReadTrim":       testLogs,
 		"LogsLinesRead":            testLinesRead,
+		"BuildSecretsRoundTrip":    testBuildSecrets,
+		"DeployableBuilds":         testBuilds,
+		"DeletedServiceBuilds":     testDeletedServiceBuilds,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -463,5 +466,144 @@ func testLinesRead(t *testing.T, s deployments.Store, _ func() int) {
 	other.Workload = "w2"
 	if n, _ := s.LinesRead(ctx, other); n != 0 {
 		t.Errorf("another workload's count: %d", n)
+	}
+}
+
+// testBuildSecrets: a build service's credentials, build arguments and
+// files and a deployment service's internal source and resolved build come
+// back as stored.
+func testBuildSecrets(t *testing.T, s deployments.Store, _ func() int) {
+	ctx := context.Background()
+	sv := service("builder")
+	sv.Kind, sv.Deployable, sv.ReleaseID, sv.Releases = deployments.KindBuild, deployments.Deployable{}, "", 0
+	sv.Build = deployments.Build{
+		VcsData: `{"projectUrl":"https://git.example/a/b","projectType":"self-hosted"}`, BuildSettings: `{"dockerfile":{}}`,
+		Credentials: &deployments.Credentials{Username: "bot", Password: "t0ken"},
+		Arguments:   map[string]string{"NPM_TOKEN": "n"}, Files: map[string]deployments.SecretFile{"/a/.npmrc": {Data: "eA==", Encoding: "utf-8"}},
+		DisabledCI: true,
+	}
+	if err := s.CreateService(ctx, sv, deployments.Release{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetService(ctx, team, proj, "builder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv.Version = 1
+	if !reflect.DeepEqual(got, sv) {
+		t.Errorf("GetService =\n%+v\nwant\n%+v", got, sv)
+	}
+	web := service("web")
+	web.Internal = &deployments.Internal{ID: "builder", Branch: "main", BuildSHA: deployments.Latest, Repository: "https://git.example/a/b"}
+	web.Deployable.Build = &deployments.BuildRef{Service: "builder", ID: "b1", SHA: "abc1234", Branch: "main", Path: "/data/b1/app", Command: []string{"./run"}}
+	mustCreate(t, s, web)
+	got, err = s.GetService(ctx, team, proj, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.Version = 1
+	if !reflect.DeepEqual(got, web) {
+		t.Errorf("GetService =\n%+v\nwant\n%+v", got, web)
+	}
+	r, err := s.GetRelease(ctx, team, proj, "web", "r000001")
+	if err != nil || !reflect.DeepEqual(r.Deployable.Build, web.Deployable.Build) {
+		t.Errorf("GetRelease = %+v, %v", r.Deployable.Build, err)
+	}
+}
+
+func build(id, branch, sha string, at time.Time) deployments.DeployableBuild {
+	return deployments.DeployableBuild{TeamID: team, ProjectID: proj, ServiceID: "builder", ID: id, Branch: branch, SHA: sha,
+		Path: "/data/" + id + "/app", Command: []string{"./start", id}, ConcludedAt: at}
+}
+
+// testBuilds: deployable builds are found by id, by commit (prefix) and
+// as the newest of a branch; a deleted build stays deleted, even when
+// recorded again.
+func testBuilds(t *testing.T, s deployments.Store, _ func() int) {
+	ctx := context.Background()
+	t0 := now()
+	b1 := build("b1", "main", "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", t0)
+	b2 := build("b2", "main", "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", t0.Add(time.Second))
+	b3 := build("b3", "dev", "3333333ccccccccccccccccccccccccccccccccc", t0.Add(2*time.Second))
+	for _, b := range []deployments.DeployableBuild{b1, b2, b3, b1} { // b1 twice: recorded once
+		if err := s.PutBuild(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.FindBuild(ctx, team, proj, "builder", deployments.BuildQuery{Branch: "none"}); !errors.Is(err, deployments.ErrNotFound) {
+		t.Errorf("FindBuild of an unbuilt branch: %v, want ErrNotFound", err)
+	}
+	got, err := s.GetBuild(ctx, team, proj, "builder", "b1")
+	if err != nil || !reflect.DeepEqual(got, b1) {
+		t.Errorf("GetBuild = %+v, %v; want %+v", got, err, b1)
+	}
+	for _, c := range []struct {
+		q    deployments.BuildQuery
+		want string
+	}{
+		{deployments.BuildQuery{Branch: "main"}, "b2"},
+		{deployments.BuildQuery{Branch: "dev"}, "b3"},
+		{deployments.BuildQuery{SHA: "1111111"}, "b1"},
+		{deployments.BuildQuery{SHA: "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Branch: "main"}, "b2"},
+	} {
+		got, err := s.FindBuild(ctx, team, proj, "builder", c.q)
+		if err != nil || got.ID != c.want {
+			t.Errorf("FindBuild(%+v) = %s, %v; want %s", c.q, got.ID, err, c.want)
+		}
+	}
+	if _, err := s.FindBuild(ctx, team, proj, "builder", deployments.BuildQuery{SHA: "3333333", Branch: "main"}); !errors.Is(err, deployments.ErrNotFound) {
+		t.Errorf("FindBuild of a commit on another branch: %v", err)
+	}
+	// Another team's, project's or service's builds are not these.
+	for _, key := range [][3]string{{"other", proj, "builder"}, {team, "other", "builder"}, {team, proj, "other"}} {
+		if _, err := s.FindBuild(ctx, key[0], key[1], key[2], deployments.BuildQuery{Branch: "main"}); !errors.Is(err, deployments.ErrNotFound) {
+			t.Errorf("FindBuild in %v: %v", key, err)
+		}
+	}
+	// Deleting b2 makes b1 main's newest; recording b2 again keeps it
+	// deleted; deleting an unknown build keeps it from being recorded.
+	if err := s.DeleteBuild(ctx, team, proj, "builder", "b2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBuild(ctx, b2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.FindBuild(ctx, team, proj, "builder", deployments.BuildQuery{Branch: "main"}); err != nil || got.ID != "b1" {
+		t.Errorf("newest of main after deleting b2: %s, %v", got.ID, err)
+	}
+	if got, err := s.GetBuild(ctx, team, proj, "builder", "b2"); err != nil || !got.Deleted {
+		t.Errorf("GetBuild of a deleted build: %+v, %v", got, err)
+	}
+	if err := s.DeleteBuild(ctx, team, proj, "builder", "b9"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBuild(ctx, build("b9", "main", "9999999", t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.FindBuild(ctx, team, proj, "builder", deployments.BuildQuery{Branch: "main"}); got.ID != "b1" {
+		t.Errorf("a build deleted before it was recorded came back: %s", got.ID)
+	}
+	if _, err := s.GetBuild(ctx, team, proj, "builder", "nope"); !errors.Is(err, deployments.ErrNotFound) {
+		t.Errorf("GetBuild of an unknown build: %v", err)
+	}
+}
+
+// testDeletedServiceBuilds: deleting a build service makes its builds
+// undeployable, and a late record does not bring them back.
+func testDeletedServiceBuilds(t *testing.T, s deployments.Store, _ func() int) {
+	ctx := context.Background()
+	mustCreate(t, s, service("builder"))
+	b := build("b1", "main", "1111111", now())
+	if err := s.PutBuild(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteService(ctx, team, proj, "builder"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBuild(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FindBuild(ctx, team, proj, "builder", deployments.BuildQuery{Branch: "main"}); !errors.Is(err, deployments.ErrNotFound) {
+		t.Errorf("a deleted service's build is deployable: %v", err)
 	}
 }

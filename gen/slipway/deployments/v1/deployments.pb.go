@@ -31,7 +31,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Service is a deployment or combined service.
+// Service is a deployment, combined or build service.
 type Service struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Identifier: the slug of the name.
@@ -52,7 +52,8 @@ type Service struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Last update time.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	// Whether continuous integration is off: always true until builds land.
+	// Whether continuous integration is off: pushes build nothing (build and
+	// combined services); true for a deployment service.
 	DisabledCi bool `protobuf:"varint,10,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
 	// Whether continuous deployment is off: always false.
 	DisabledCd bool `protobuf:"varint,11,opt,name=disabled_cd,json=disabledCD,proto3" json:"disabled_cd,omitempty"`
@@ -68,13 +69,14 @@ type Service struct {
 	Ports []*Port `protobuf:"bytes,16,rep,name=ports,proto3" json:"ports,omitempty"`
 	// Where the instances run.
 	Cluster *Cluster `protobuf:"bytes,17,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// "git" for a combined service; empty for a deployment service.
+	// "git" for a build or combined service; empty for a deployment service.
 	BuildSource string `protobuf:"bytes,18,opt,name=build_source,json=buildSource,proto3" json:"build_source,omitempty"`
-	// Git repository of a combined service.
+	// Git repository of a build or combined service (credentials are never
+	// shown; publicRepo says whether any are set).
 	VcsData *VcsData `protobuf:"bytes,19,opt,name=vcs_data,json=vcsData,proto3" json:"vcs_data,omitempty"`
-	// Build engine settings of a combined service.
+	// Build engine settings of a build or combined service.
 	BuildSettings *BuildSettings `protobuf:"bytes,20,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
-	// Build options of a combined service.
+	// Build options of a build or combined service.
 	BuildConfiguration *BuildConfiguration `protobuf:"bytes,21,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
@@ -274,7 +276,7 @@ type ServiceSummary struct {
 	Description string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	// "deployment" or "combined".
 	ServiceType string `protobuf:"bytes,7,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
-	// Always true until builds land.
+	// Whether continuous integration is off.
 	DisabledCi bool `protobuf:"varint,8,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
 	// Always false.
 	DisabledCd bool `protobuf:"varint,9,opt,name=disabled_cd,json=disabledCD,proto3" json:"disabled_cd,omitempty"`
@@ -566,7 +568,7 @@ type Billing struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Plan id from GET /v1/plans; it sets every instance's CPU and memory.
 	DeploymentPlan string `protobuf:"bytes,1,opt,name=deployment_plan,json=deploymentPlan,proto3" json:"deployment_plan,omitempty"`
-	// Build plan of a combined service (stored; builds are not available yet).
+	// Build plan of a build or combined service (its builds' resources).
 	BuildPlan string `protobuf:"bytes,2,opt,name=build_plan,json=buildPlan,proto3" json:"build_plan,omitempty"`
 	// Northflank's field; not supported by Slipway (this install offers no
 	// GPUs): anything but null, {} or {"enabled": false} is refused.
@@ -746,9 +748,11 @@ func (x *ExternalImageView) GetPrivateImage() bool {
 	return false
 }
 
-// InternalSource is a build of a build or combined service to deploy.
-// Builds are not available yet: a request with one is refused with 409
-// BUILDS_UNAVAILABLE.
+// InternalSource is a build of a build or combined service (in the same
+// project) to deploy: buildId exactly; else the newest build of buildSHA
+// (a full SHA or a prefix of at least 7 hex digits); else, with "latest",
+// the newest build of branch, and every later one (the service follows the
+// branch).
 type InternalSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Build or combined service id.
@@ -1131,7 +1135,7 @@ type ServiceDeploymentSpec struct {
 	Instances *int32 `protobuf:"varint,2,opt,name=instances,proto3,oneof" json:"instances,omitempty"`
 	// Image to run (the docker driver).
 	External *ExternalImage `protobuf:"bytes,3,opt,name=external,proto3" json:"external,omitempty"`
-	// A build to deploy: refused until builds are available.
+	// A build to deploy.
 	Internal *InternalSource `protobuf:"bytes,4,opt,name=internal,proto3" json:"internal,omitempty"`
 	// Entrypoint and command overrides.
 	Docker *DockerOverrides `protobuf:"bytes,5,opt,name=docker,proto3" json:"docker,omitempty"`
@@ -1305,7 +1309,9 @@ type ServiceDeployment struct {
 	// Seconds between SIGTERM and SIGKILL.
 	GracePeriodSeconds int32 `protobuf:"varint,7,opt,name=grace_period_seconds,json=gracePeriodSeconds,proto3" json:"grace_period_seconds,omitempty"`
 	// Region (the project's).
-	Region        string `protobuf:"bytes,8,opt,name=region,proto3" json:"region,omitempty"`
+	Region string `protobuf:"bytes,8,opt,name=region,proto3" json:"region,omitempty"`
+	// The build the service deploys, when it deploys builds.
+	Internal      *InternalSourceView `protobuf:"bytes,9,opt,name=internal,proto3" json:"internal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1396,6 +1402,122 @@ func (x *ServiceDeployment) GetRegion() string {
 	return ""
 }
 
+func (x *ServiceDeployment) GetInternal() *InternalSourceView {
+	if x != nil {
+		return x.Internal
+	}
+	return nil
+}
+
+// InternalSourceView is the build a service deploys, as answers show it.
+type InternalSourceView struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The build or combined service whose builds are deployed.
+	NfObjectId string `protobuf:"bytes,1,opt,name=nf_object_id,json=nfObjectId,proto3" json:"nf_object_id,omitempty"`
+	// "service".
+	NfObjectType string `protobuf:"bytes,2,opt,name=nf_object_type,json=nfObjectType,proto3" json:"nf_object_type,omitempty"`
+	// That service's repository URL.
+	Repository string `protobuf:"bytes,3,opt,name=repository,proto3" json:"repository,omitempty"`
+	// Branch deployed.
+	Branch string `protobuf:"bytes,4,opt,name=branch,proto3" json:"branch,omitempty"`
+	// Commit asked for, or "latest" (the service follows its branch).
+	BuildSha string `protobuf:"bytes,5,opt,name=build_sha,json=buildSHA,proto3" json:"build_sha,omitempty"`
+	// Commit running (or rolling out); empty before anything was built.
+	DeployedSha string `protobuf:"bytes,6,opt,name=deployed_sha,json=deployedSHA,proto3" json:"deployed_sha,omitempty"`
+	// Slipway: the build asked for (empty with "latest").
+	BuildId string `protobuf:"bytes,7,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	// Slipway: the build running (or rolling out).
+	DeployedBuildId string `protobuf:"bytes,8,opt,name=deployed_build_id,json=deployedBuildId,proto3" json:"deployed_build_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *InternalSourceView) Reset() {
+	*x = InternalSourceView{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InternalSourceView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InternalSourceView) ProtoMessage() {}
+
+func (x *InternalSourceView) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InternalSourceView.ProtoReflect.Descriptor instead.
+func (*InternalSourceView) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *InternalSourceView) GetNfObjectId() string {
+	if x != nil {
+		return x.NfObjectId
+	}
+	return ""
+}
+
+func (x *InternalSourceView) GetNfObjectType() string {
+	if x != nil {
+		return x.NfObjectType
+	}
+	return ""
+}
+
+func (x *InternalSourceView) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *InternalSourceView) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *InternalSourceView) GetBuildSha() string {
+	if x != nil {
+		return x.BuildSha
+	}
+	return ""
+}
+
+func (x *InternalSourceView) GetDeployedSha() string {
+	if x != nil {
+		return x.DeployedSha
+	}
+	return ""
+}
+
+func (x *InternalSourceView) GetBuildId() string {
+	if x != nil {
+		return x.BuildId
+	}
+	return ""
+}
+
+func (x *InternalSourceView) GetDeployedBuildId() string {
+	if x != nil {
+		return x.DeployedBuildId
+	}
+	return ""
+}
+
 // PortSpec is a port as requests give it.
 type PortSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1424,7 +1546,7 @@ type PortSpec struct {
 
 func (x *PortSpec) Reset() {
 	*x = PortSpec{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[16]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1558,7 @@ func (x *PortSpec) String() string {
 func (*PortSpec) ProtoMessage() {}
 
 func (x *PortSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[16]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1571,7 @@ func (x *PortSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortSpec.ProtoReflect.Descriptor instead.
 func (*PortSpec) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{16}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PortSpec) GetId() string {
@@ -1541,7 +1663,7 @@ type Port struct {
 
 func (x *Port) Reset() {
 	*x = Port{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[17]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1675,7 @@ func (x *Port) String() string {
 func (*Port) ProtoMessage() {}
 
 func (x *Port) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[17]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1688,7 @@ func (x *Port) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Port.ProtoReflect.Descriptor instead.
 func (*Port) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{17}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Port) GetId() string {
@@ -1636,7 +1758,7 @@ type Domain struct {
 
 func (x *Domain) Reset() {
 	*x = Domain{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[18]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1770,7 @@ func (x *Domain) String() string {
 func (*Domain) ProtoMessage() {}
 
 func (x *Domain) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[18]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1783,7 @@ func (x *Domain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Domain.ProtoReflect.Descriptor instead.
 func (*Domain) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{18}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Domain) GetName() string {
@@ -1701,7 +1823,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[19]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1835,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[19]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1848,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{19}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HealthCheck) GetProtocol() string {
@@ -1831,7 +1953,7 @@ type HealthCheckView struct {
 
 func (x *HealthCheckView) Reset() {
 	*x = HealthCheckView{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[20]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +1965,7 @@ func (x *HealthCheckView) String() string {
 func (*HealthCheckView) ProtoMessage() {}
 
 func (x *HealthCheckView) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[20]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +1978,7 @@ func (x *HealthCheckView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheckView.ProtoReflect.Descriptor instead.
 func (*HealthCheckView) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{20}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HealthCheckView) GetProtocol() string {
@@ -1949,15 +2071,22 @@ type VcsData struct {
 	AccountLogin string `protobuf:"bytes,4,opt,name=account_login,json=accountLogin,proto3" json:"account_login,omitempty"`
 	// VCS link id.
 	VcsLinkId string `protobuf:"bytes,5,opt,name=vcs_link_id,json=vcsLinkId,proto3" json:"vcs_link_id,omitempty"`
-	// Branch to build.
+	// Branch to build: required for a combined service (the branch it builds
+	// and deploys); a build service builds any branch its restrictions allow.
 	ProjectBranch string `protobuf:"bytes,6,opt,name=project_branch,json=projectBranch,proto3" json:"project_branch,omitempty"`
+	// Slipway extension: credentials for a private repository. Write-only:
+	// kept encrypted at rest, never shown (publicRepo says whether any are
+	// set).
+	Credentials *VcsCredentials `protobuf:"bytes,7,opt,name=credentials,proto3" json:"credentials,omitempty"`
+	// Whether the repository is read without credentials (answers only).
+	PublicRepo    bool `protobuf:"varint,8,opt,name=public_repo,json=publicRepo,proto3" json:"public_repo,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VcsData) Reset() {
 	*x = VcsData{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[21]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2098,7 @@ func (x *VcsData) String() string {
 func (*VcsData) ProtoMessage() {}
 
 func (x *VcsData) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[21]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2111,7 @@ func (x *VcsData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VcsData.ProtoReflect.Descriptor instead.
 func (*VcsData) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{21}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *VcsData) GetProjectUrl() string {
@@ -2027,6 +2156,186 @@ func (x *VcsData) GetProjectBranch() string {
 	return ""
 }
 
+func (x *VcsData) GetCredentials() *VcsCredentials {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+func (x *VcsData) GetPublicRepo() bool {
+	if x != nil {
+		return x.PublicRepo
+	}
+	return false
+}
+
+// VcsCredentials read a private repository (a Slipway extension): a user
+// name with a password or token for http(s), or an SSH private key.
+type VcsCredentials struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// User name for http(s) (e.g. "x-access-token" or "oauth2").
+	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// Password or access token for http(s).
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// PEM or OpenSSH private key for ssh URLs.
+	PrivateKey    string `protobuf:"bytes,3,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VcsCredentials) Reset() {
+	*x = VcsCredentials{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VcsCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VcsCredentials) ProtoMessage() {}
+
+func (x *VcsCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VcsCredentials.ProtoReflect.Descriptor instead.
+func (*VcsCredentials) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *VcsCredentials) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *VcsCredentials) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *VcsCredentials) GetPrivateKey() string {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return ""
+}
+
+// VcsDataPatch changes the given parts of a service's git repository.
+type VcsDataPatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Repository URL.
+	ProjectUrl string `protobuf:"bytes,1,opt,name=project_url,json=projectUrl,proto3" json:"project_url,omitempty"`
+	// bitbucket, gitlab, github, self-hosted or azure.
+	ProjectType string `protobuf:"bytes,2,opt,name=project_type,json=projectType,proto3" json:"project_type,omitempty"`
+	// Self-hosted VCS id.
+	SelfHostedVcsId string `protobuf:"bytes,3,opt,name=self_hosted_vcs_id,json=selfHostedVcsId,proto3" json:"self_hosted_vcs_id,omitempty"`
+	// Account login.
+	AccountLogin string `protobuf:"bytes,4,opt,name=account_login,json=accountLogin,proto3" json:"account_login,omitempty"`
+	// VCS link id.
+	VcsLinkId string `protobuf:"bytes,5,opt,name=vcs_link_id,json=vcsLinkId,proto3" json:"vcs_link_id,omitempty"`
+	// Branch (combined services).
+	ProjectBranch string `protobuf:"bytes,6,opt,name=project_branch,json=projectBranch,proto3" json:"project_branch,omitempty"`
+	// New credentials (Slipway extension): replace the stored ones; an
+	// object with every field empty removes them.
+	Credentials   *VcsCredentials `protobuf:"bytes,7,opt,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VcsDataPatch) Reset() {
+	*x = VcsDataPatch{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VcsDataPatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VcsDataPatch) ProtoMessage() {}
+
+func (x *VcsDataPatch) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VcsDataPatch.ProtoReflect.Descriptor instead.
+func (*VcsDataPatch) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *VcsDataPatch) GetProjectUrl() string {
+	if x != nil {
+		return x.ProjectUrl
+	}
+	return ""
+}
+
+func (x *VcsDataPatch) GetProjectType() string {
+	if x != nil {
+		return x.ProjectType
+	}
+	return ""
+}
+
+func (x *VcsDataPatch) GetSelfHostedVcsId() string {
+	if x != nil {
+		return x.SelfHostedVcsId
+	}
+	return ""
+}
+
+func (x *VcsDataPatch) GetAccountLogin() string {
+	if x != nil {
+		return x.AccountLogin
+	}
+	return ""
+}
+
+func (x *VcsDataPatch) GetVcsLinkId() string {
+	if x != nil {
+		return x.VcsLinkId
+	}
+	return ""
+}
+
+func (x *VcsDataPatch) GetProjectBranch() string {
+	if x != nil {
+		return x.ProjectBranch
+	}
+	return ""
+}
+
+func (x *VcsDataPatch) GetCredentials() *VcsCredentials {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
 // BuildSettings is a combined service's build engine: a Dockerfile or a
 // buildpack (exactly one).
 type BuildSettings struct {
@@ -2043,7 +2352,7 @@ type BuildSettings struct {
 
 func (x *BuildSettings) Reset() {
 	*x = BuildSettings{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[22]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2364,7 @@ func (x *BuildSettings) String() string {
 func (*BuildSettings) ProtoMessage() {}
 
 func (x *BuildSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[22]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2377,7 @@ func (x *BuildSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildSettings.ProtoReflect.Descriptor instead.
 func (*BuildSettings) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{22}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BuildSettings) GetStorage() *BuildStorage {
@@ -2103,7 +2412,7 @@ type BuildStorage struct {
 
 func (x *BuildStorage) Reset() {
 	*x = BuildStorage{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[23]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2424,7 @@ func (x *BuildStorage) String() string {
 func (*BuildStorage) ProtoMessage() {}
 
 func (x *BuildStorage) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[23]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2437,7 @@ func (x *BuildStorage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildStorage.ProtoReflect.Descriptor instead.
 func (*BuildStorage) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{23}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BuildStorage) GetEphemeralStorage() *EphemeralStorage {
@@ -2157,7 +2466,7 @@ type DockerfileSettings struct {
 
 func (x *DockerfileSettings) Reset() {
 	*x = DockerfileSettings{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[24]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2478,7 @@ func (x *DockerfileSettings) String() string {
 func (*DockerfileSettings) ProtoMessage() {}
 
 func (x *DockerfileSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[24]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2491,7 @@ func (x *DockerfileSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DockerfileSettings.ProtoReflect.Descriptor instead.
 func (*DockerfileSettings) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{24}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DockerfileSettings) GetUseCache() bool {
@@ -2237,7 +2546,7 @@ type BuildkitSettings struct {
 
 func (x *BuildkitSettings) Reset() {
 	*x = BuildkitSettings{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[25]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2558,7 @@ func (x *BuildkitSettings) String() string {
 func (*BuildkitSettings) ProtoMessage() {}
 
 func (x *BuildkitSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[25]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2571,7 @@ func (x *BuildkitSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildkitSettings.ProtoReflect.Descriptor instead.
 func (*BuildkitSettings) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{25}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BuildkitSettings) GetUseCache() bool {
@@ -2310,7 +2619,7 @@ type BuildpackSettings struct {
 
 func (x *BuildpackSettings) Reset() {
 	*x = BuildpackSettings{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[26]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2322,7 +2631,7 @@ func (x *BuildpackSettings) String() string {
 func (*BuildpackSettings) ProtoMessage() {}
 
 func (x *BuildpackSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[26]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2335,7 +2644,7 @@ func (x *BuildpackSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildpackSettings.ProtoReflect.Descriptor instead.
 func (*BuildpackSettings) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{26}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BuildpackSettings) GetBuilder() string {
@@ -2388,14 +2697,20 @@ type BuildConfiguration struct {
 	// Git LFS.
 	EnableGitLfs bool `protobuf:"varint,9,opt,name=enable_git_lfs,json=enableGitLfs,proto3" json:"enable_git_lfs,omitempty"`
 	// Build storage.
-	Storage       *BuildStorage `protobuf:"bytes,10,opt,name=storage,proto3" json:"storage,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Storage *BuildStorage `protobuf:"bytes,10,opt,name=storage,proto3" json:"storage,omitempty"`
+	// Pull request build rules (build services).
+	PrRestrictions []string `protobuf:"bytes,11,rep,name=pr_restrictions,json=prRestrictions,proto3" json:"pr_restrictions,omitempty"`
+	// Branch build rules (build services).
+	BranchRestrictions []string `protobuf:"bytes,12,rep,name=branch_restrictions,json=branchRestrictions,proto3" json:"branch_restrictions,omitempty"`
+	// Not supported (a build service serves its own project only).
+	CrossProjectAccess *structpb.Value `protobuf:"bytes,13,opt,name=cross_project_access,json=crossProjectAccess,proto3" json:"cross_project_access,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *BuildConfiguration) Reset() {
 	*x = BuildConfiguration{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[27]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2722,7 @@ func (x *BuildConfiguration) String() string {
 func (*BuildConfiguration) ProtoMessage() {}
 
 func (x *BuildConfiguration) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[27]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2735,7 @@ func (x *BuildConfiguration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildConfiguration.ProtoReflect.Descriptor instead.
 func (*BuildConfiguration) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{27}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BuildConfiguration) GetPathIgnoreRules() []string {
@@ -2493,6 +2808,27 @@ func (x *BuildConfiguration) GetStorage() *BuildStorage {
 	return nil
 }
 
+func (x *BuildConfiguration) GetPrRestrictions() []string {
+	if x != nil {
+		return x.PrRestrictions
+	}
+	return nil
+}
+
+func (x *BuildConfiguration) GetBranchRestrictions() []string {
+	if x != nil {
+		return x.BranchRestrictions
+	}
+	return nil
+}
+
+func (x *BuildConfiguration) GetCrossProjectAccess() *structpb.Value {
+	if x != nil {
+		return x.CrossProjectAccess
+	}
+	return nil
+}
+
 // ServiceSpec is what a create or put request sets. The git and build
 // fields are only for combined services.
 type ServiceSpec struct {
@@ -2513,7 +2849,7 @@ type ServiceSpec struct {
 	RuntimeEnvironment map[string]string `protobuf:"bytes,7,rep,name=runtime_environment,json=runtimeEnvironment,proto3" json:"runtime_environment,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Health checks.
 	HealthChecks []*HealthCheck `protobuf:"bytes,8,rep,name=health_checks,json=healthChecks,proto3" json:"health_checks,omitempty"`
-	// Accepted for compatibility.
+	// Whether continuous integration is off (combined services).
 	DisabledCi bool `protobuf:"varint,9,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
 	// "git" (combined services; bundles are not supported).
 	BuildSource string `protobuf:"bytes,10,opt,name=build_source,json=buildSource,proto3" json:"build_source,omitempty"`
@@ -2531,11 +2867,7 @@ type ServiceSpec struct {
 	Infrastructure *structpb.Value `protobuf:"bytes,16,opt,name=infrastructure,proto3" json:"infrastructure,omitempty"`
 	// Not supported (secret files are not mounted yet).
 	RuntimeFiles *structpb.Value `protobuf:"bytes,17,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
-	// Not supported until builds land.
-	BuildArguments *structpb.Value `protobuf:"bytes,18,opt,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty"`
-	// Not supported until builds land.
-	BuildFiles *structpb.Value `protobuf:"bytes,19,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
-	// Not supported until builds land.
+	// Not supported (docker secret mounts).
 	DockerSecretMounts *structpb.Value `protobuf:"bytes,20,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
 	// Not supported (load balancing options: the ingress balances over ready instances).
 	LoadBalancing *structpb.Value `protobuf:"bytes,21,opt,name=load_balancing,json=loadBalancing,proto3" json:"load_balancing,omitempty"`
@@ -2543,13 +2875,19 @@ type ServiceSpec struct {
 	Autoscaling *structpb.Value `protobuf:"bytes,22,opt,name=autoscaling,proto3" json:"autoscaling,omitempty"`
 	// Not supported (volumes).
 	CreateOptions *structpb.Value `protobuf:"bytes,23,opt,name=create_options,json=createOptions,proto3" json:"create_options,omitempty"`
+	// Build arguments (combined services): keys are letters, digits and
+	// underscores; kept encrypted at rest.
+	BuildArguments map[string]string `protobuf:"bytes,24,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Build secret files (combined services) by absolute path; kept
+	// encrypted at rest.
+	BuildFiles    map[string]*SecretFile `protobuf:"bytes,25,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[28]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2561,7 +2899,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[28]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2574,7 +2912,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{28}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -2696,20 +3034,6 @@ func (x *ServiceSpec) GetRuntimeFiles() *structpb.Value {
 	return nil
 }
 
-func (x *ServiceSpec) GetBuildArguments() *structpb.Value {
-	if x != nil {
-		return x.BuildArguments
-	}
-	return nil
-}
-
-func (x *ServiceSpec) GetBuildFiles() *structpb.Value {
-	if x != nil {
-		return x.BuildFiles
-	}
-	return nil
-}
-
 func (x *ServiceSpec) GetDockerSecretMounts() *structpb.Value {
 	if x != nil {
 		return x.DockerSecretMounts
@@ -2734,6 +3058,20 @@ func (x *ServiceSpec) GetAutoscaling() *structpb.Value {
 func (x *ServiceSpec) GetCreateOptions() *structpb.Value {
 	if x != nil {
 		return x.CreateOptions
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetBuildFiles() map[string]*SecretFile {
+	if x != nil {
+		return x.BuildFiles
 	}
 	return nil
 }
@@ -2771,15 +3109,20 @@ type ServicePatch struct {
 	BundleData *structpb.Value `protobuf:"bytes,14,opt,name=bundle_data,json=bundleData,proto3" json:"bundle_data,omitempty"`
 	// Not supported (secret files).
 	RuntimeFiles *structpb.Value `protobuf:"bytes,15,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
-	// Not supported until builds land.
-	BuildArguments *structpb.Value `protobuf:"bytes,16,opt,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// New build arguments (combined services; a non-empty object replaces
+	// them).
+	BuildArguments map[string]string `protobuf:"bytes,17,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// New build files (combined services; a non-empty object replaces them).
+	BuildFiles map[string]*SecretFile `protobuf:"bytes,18,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Whether continuous integration is off (combined services).
+	DisabledCi    *bool `protobuf:"varint,19,opt,name=disabled_ci,json=disabledCI,proto3,oneof" json:"disabled_ci,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServicePatch) Reset() {
 	*x = ServicePatch{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[29]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +3134,7 @@ func (x *ServicePatch) String() string {
 func (*ServicePatch) ProtoMessage() {}
 
 func (x *ServicePatch) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[29]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +3147,7 @@ func (x *ServicePatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServicePatch.ProtoReflect.Descriptor instead.
 func (*ServicePatch) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{29}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ServicePatch) GetDescription() string {
@@ -2912,11 +3255,25 @@ func (x *ServicePatch) GetRuntimeFiles() *structpb.Value {
 	return nil
 }
 
-func (x *ServicePatch) GetBuildArguments() *structpb.Value {
+func (x *ServicePatch) GetBuildArguments() map[string]string {
 	if x != nil {
 		return x.BuildArguments
 	}
 	return nil
+}
+
+func (x *ServicePatch) GetBuildFiles() map[string]*SecretFile {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *ServicePatch) GetDisabledCi() bool {
+	if x != nil && x.DisabledCi != nil {
+		return *x.DisabledCi
+	}
+	return false
 }
 
 // Container is one instance of a service (Northflank's §containers).
@@ -2944,7 +3301,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[30]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3313,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[30]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3326,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{30}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Container) GetName() string {
@@ -3054,7 +3411,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[31]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3423,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[31]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3436,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{31}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Release) GetId() string {
@@ -3165,14 +3522,16 @@ type ReleaseDeployment struct {
 	// The image, when it deploys one.
 	External *ExternalImageView `protobuf:"bytes,1,opt,name=external,proto3" json:"external,omitempty"`
 	// Entrypoint and command overrides.
-	Docker        *DockerOverrides `protobuf:"bytes,2,opt,name=docker,proto3" json:"docker,omitempty"`
+	Docker *DockerOverrides `protobuf:"bytes,2,opt,name=docker,proto3" json:"docker,omitempty"`
+	// The build it deploys, when it deploys one.
+	Internal      *ReleaseBuild `protobuf:"bytes,3,opt,name=internal,proto3" json:"internal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReleaseDeployment) Reset() {
 	*x = ReleaseDeployment{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[32]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3184,7 +3543,7 @@ func (x *ReleaseDeployment) String() string {
 func (*ReleaseDeployment) ProtoMessage() {}
 
 func (x *ReleaseDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[32]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3197,7 +3556,7 @@ func (x *ReleaseDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseDeployment.ProtoReflect.Descriptor instead.
 func (*ReleaseDeployment) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{32}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReleaseDeployment) GetExternal() *ExternalImageView {
@@ -3212,6 +3571,86 @@ func (x *ReleaseDeployment) GetDocker() *DockerOverrides {
 		return x.Docker
 	}
 	return nil
+}
+
+func (x *ReleaseDeployment) GetInternal() *ReleaseBuild {
+	if x != nil {
+		return x.Internal
+	}
+	return nil
+}
+
+// ReleaseBuild is the build a release deploys.
+type ReleaseBuild struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The build or combined service that built it.
+	NfObjectId string `protobuf:"bytes,1,opt,name=nf_object_id,json=nfObjectId,proto3" json:"nf_object_id,omitempty"`
+	// Build id.
+	BuildId string `protobuf:"bytes,2,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	// Commit built.
+	Sha string `protobuf:"bytes,3,opt,name=sha,proto3" json:"sha,omitempty"`
+	// Branch built.
+	Branch        string `protobuf:"bytes,4,opt,name=branch,proto3" json:"branch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseBuild) Reset() {
+	*x = ReleaseBuild{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseBuild) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseBuild) ProtoMessage() {}
+
+func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseBuild.ProtoReflect.Descriptor instead.
+func (*ReleaseBuild) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReleaseBuild) GetNfObjectId() string {
+	if x != nil {
+		return x.NfObjectId
+	}
+	return ""
+}
+
+func (x *ReleaseBuild) GetBuildId() string {
+	if x != nil {
+		return x.BuildId
+	}
+	return ""
+}
+
+func (x *ReleaseBuild) GetSha() string {
+	if x != nil {
+		return x.Sha
+	}
+	return ""
+}
+
+func (x *ReleaseBuild) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
 }
 
 // LogLine is one line an instance wrote.
@@ -3232,7 +3671,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[33]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3683,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[33]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3696,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{33}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogLine) GetContainerId() string {
@@ -3301,7 +3740,7 @@ type Metric struct {
 
 func (x *Metric) Reset() {
 	*x = Metric{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[34]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3752,7 @@ func (x *Metric) String() string {
 func (*Metric) ProtoMessage() {}
 
 func (x *Metric) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[34]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3765,7 @@ func (x *Metric) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metric.ProtoReflect.Descriptor instead.
 func (*Metric) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{34}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Metric) GetMetricInfo() *MetricInfo {
@@ -3358,7 +3797,7 @@ type MetricInfo struct {
 
 func (x *MetricInfo) Reset() {
 	*x = MetricInfo{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[35]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3809,7 @@ func (x *MetricInfo) String() string {
 func (*MetricInfo) ProtoMessage() {}
 
 func (x *MetricInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[35]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3822,7 @@ func (x *MetricInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricInfo.ProtoReflect.Descriptor instead.
 func (*MetricInfo) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{35}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MetricInfo) GetMetricId() string {
@@ -3420,7 +3859,7 @@ type MetricSeries struct {
 
 func (x *MetricSeries) Reset() {
 	*x = MetricSeries{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[36]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3871,7 @@ func (x *MetricSeries) String() string {
 func (*MetricSeries) ProtoMessage() {}
 
 func (x *MetricSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[36]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3884,7 @@ func (x *MetricSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSeries.ProtoReflect.Descriptor instead.
 func (*MetricSeries) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{36}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MetricSeries) GetMetadata() *MetricMetadata {
@@ -3473,7 +3912,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[37]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3485,7 +3924,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[37]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3498,7 +3937,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{37}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MetricMetadata) GetContainerId() string {
@@ -3521,7 +3960,7 @@ type MetricPoint struct {
 
 func (x *MetricPoint) Reset() {
 	*x = MetricPoint{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[38]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +3972,7 @@ func (x *MetricPoint) String() string {
 func (*MetricPoint) ProtoMessage() {}
 
 func (x *MetricPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[38]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +3985,7 @@ func (x *MetricPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricPoint.ProtoReflect.Descriptor instead.
 func (*MetricPoint) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{38}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *MetricPoint) GetValue() float64 {
@@ -3583,7 +4022,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[39]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3595,7 +4034,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[39]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3608,7 +4047,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{39}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListServicesRequest) GetTeamId() string {
@@ -3659,7 +4098,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[40]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3671,7 +4110,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[40]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3684,7 +4123,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{40}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -3717,7 +4156,7 @@ type CreateDeploymentServiceRequest struct {
 
 func (x *CreateDeploymentServiceRequest) Reset() {
 	*x = CreateDeploymentServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[41]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3729,7 +4168,7 @@ func (x *CreateDeploymentServiceRequest) String() string {
 func (*CreateDeploymentServiceRequest) ProtoMessage() {}
 
 func (x *CreateDeploymentServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[41]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3742,7 +4181,7 @@ func (x *CreateDeploymentServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentServiceRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{41}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CreateDeploymentServiceRequest) GetTeamId() string {
@@ -3777,7 +4216,7 @@ type CreateDeploymentServiceResponse struct {
 
 func (x *CreateDeploymentServiceResponse) Reset() {
 	*x = CreateDeploymentServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[42]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3789,7 +4228,7 @@ func (x *CreateDeploymentServiceResponse) String() string {
 func (*CreateDeploymentServiceResponse) ProtoMessage() {}
 
 func (x *CreateDeploymentServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[42]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3802,7 +4241,7 @@ func (x *CreateDeploymentServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentServiceResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{42}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateDeploymentServiceResponse) GetService() *Service {
@@ -3828,7 +4267,7 @@ type PutDeploymentServiceRequest struct {
 
 func (x *PutDeploymentServiceRequest) Reset() {
 	*x = PutDeploymentServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[43]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3840,7 +4279,7 @@ func (x *PutDeploymentServiceRequest) String() string {
 func (*PutDeploymentServiceRequest) ProtoMessage() {}
 
 func (x *PutDeploymentServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[43]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3853,7 +4292,7 @@ func (x *PutDeploymentServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutDeploymentServiceRequest.ProtoReflect.Descriptor instead.
 func (*PutDeploymentServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{43}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PutDeploymentServiceRequest) GetTeamId() string {
@@ -3888,7 +4327,7 @@ type PutDeploymentServiceResponse struct {
 
 func (x *PutDeploymentServiceResponse) Reset() {
 	*x = PutDeploymentServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[44]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3900,7 +4339,7 @@ func (x *PutDeploymentServiceResponse) String() string {
 func (*PutDeploymentServiceResponse) ProtoMessage() {}
 
 func (x *PutDeploymentServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[44]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3913,7 +4352,7 @@ func (x *PutDeploymentServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutDeploymentServiceResponse.ProtoReflect.Descriptor instead.
 func (*PutDeploymentServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{44}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PutDeploymentServiceResponse) GetService() *Service {
@@ -3941,7 +4380,7 @@ type PatchDeploymentServiceRequest struct {
 
 func (x *PatchDeploymentServiceRequest) Reset() {
 	*x = PatchDeploymentServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[45]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3953,7 +4392,7 @@ func (x *PatchDeploymentServiceRequest) String() string {
 func (*PatchDeploymentServiceRequest) ProtoMessage() {}
 
 func (x *PatchDeploymentServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[45]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3966,7 +4405,7 @@ func (x *PatchDeploymentServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchDeploymentServiceRequest.ProtoReflect.Descriptor instead.
 func (*PatchDeploymentServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{45}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PatchDeploymentServiceRequest) GetTeamId() string {
@@ -4008,7 +4447,7 @@ type PatchDeploymentServiceResponse struct {
 
 func (x *PatchDeploymentServiceResponse) Reset() {
 	*x = PatchDeploymentServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[46]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4020,7 +4459,7 @@ func (x *PatchDeploymentServiceResponse) String() string {
 func (*PatchDeploymentServiceResponse) ProtoMessage() {}
 
 func (x *PatchDeploymentServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[46]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4033,7 +4472,7 @@ func (x *PatchDeploymentServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchDeploymentServiceResponse.ProtoReflect.Descriptor instead.
 func (*PatchDeploymentServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{46}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PatchDeploymentServiceResponse) GetService() *Service {
@@ -4059,7 +4498,7 @@ type CreateCombinedServiceRequest struct {
 
 func (x *CreateCombinedServiceRequest) Reset() {
 	*x = CreateCombinedServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[47]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4071,7 +4510,7 @@ func (x *CreateCombinedServiceRequest) String() string {
 func (*CreateCombinedServiceRequest) ProtoMessage() {}
 
 func (x *CreateCombinedServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[47]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4084,7 +4523,7 @@ func (x *CreateCombinedServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCombinedServiceRequest.ProtoReflect.Descriptor instead.
 func (*CreateCombinedServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{47}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateCombinedServiceRequest) GetTeamId() string {
@@ -4119,7 +4558,7 @@ type CreateCombinedServiceResponse struct {
 
 func (x *CreateCombinedServiceResponse) Reset() {
 	*x = CreateCombinedServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[48]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4131,7 +4570,7 @@ func (x *CreateCombinedServiceResponse) String() string {
 func (*CreateCombinedServiceResponse) ProtoMessage() {}
 
 func (x *CreateCombinedServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[48]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4144,7 +4583,7 @@ func (x *CreateCombinedServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCombinedServiceResponse.ProtoReflect.Descriptor instead.
 func (*CreateCombinedServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{48}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateCombinedServiceResponse) GetService() *Service {
@@ -4170,7 +4609,7 @@ type PutCombinedServiceRequest struct {
 
 func (x *PutCombinedServiceRequest) Reset() {
 	*x = PutCombinedServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[49]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4621,7 @@ func (x *PutCombinedServiceRequest) String() string {
 func (*PutCombinedServiceRequest) ProtoMessage() {}
 
 func (x *PutCombinedServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[49]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4634,7 @@ func (x *PutCombinedServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCombinedServiceRequest.ProtoReflect.Descriptor instead.
 func (*PutCombinedServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{49}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PutCombinedServiceRequest) GetTeamId() string {
@@ -4230,7 +4669,7 @@ type PutCombinedServiceResponse struct {
 
 func (x *PutCombinedServiceResponse) Reset() {
 	*x = PutCombinedServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[50]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4681,7 @@ func (x *PutCombinedServiceResponse) String() string {
 func (*PutCombinedServiceResponse) ProtoMessage() {}
 
 func (x *PutCombinedServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[50]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4694,7 @@ func (x *PutCombinedServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCombinedServiceResponse.ProtoReflect.Descriptor instead.
 func (*PutCombinedServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{50}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PutCombinedServiceResponse) GetService() *Service {
@@ -4283,7 +4722,7 @@ type PatchCombinedServiceRequest struct {
 
 func (x *PatchCombinedServiceRequest) Reset() {
 	*x = PatchCombinedServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[51]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4734,7 @@ func (x *PatchCombinedServiceRequest) String() string {
 func (*PatchCombinedServiceRequest) ProtoMessage() {}
 
 func (x *PatchCombinedServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[51]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4747,7 @@ func (x *PatchCombinedServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchCombinedServiceRequest.ProtoReflect.Descriptor instead.
 func (*PatchCombinedServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{51}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PatchCombinedServiceRequest) GetTeamId() string {
@@ -4350,7 +4789,7 @@ type PatchCombinedServiceResponse struct {
 
 func (x *PatchCombinedServiceResponse) Reset() {
 	*x = PatchCombinedServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[52]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4362,7 +4801,7 @@ func (x *PatchCombinedServiceResponse) String() string {
 func (*PatchCombinedServiceResponse) ProtoMessage() {}
 
 func (x *PatchCombinedServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[52]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4375,7 +4814,7 @@ func (x *PatchCombinedServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchCombinedServiceResponse.ProtoReflect.Descriptor instead.
 func (*PatchCombinedServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{52}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PatchCombinedServiceResponse) GetService() *Service {
@@ -4401,7 +4840,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[53]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4413,7 +4852,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[53]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4426,7 +4865,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{53}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetServiceRequest) GetTeamId() string {
@@ -4461,7 +4900,7 @@ type GetServiceResponse struct {
 
 func (x *GetServiceResponse) Reset() {
 	*x = GetServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[54]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4473,7 +4912,7 @@ func (x *GetServiceResponse) String() string {
 func (*GetServiceResponse) ProtoMessage() {}
 
 func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[54]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4486,7 +4925,7 @@ func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{54}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetServiceResponse) GetService() *Service {
@@ -4514,7 +4953,7 @@ type DeleteServiceRequest struct {
 
 func (x *DeleteServiceRequest) Reset() {
 	*x = DeleteServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[55]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4526,7 +4965,7 @@ func (x *DeleteServiceRequest) String() string {
 func (*DeleteServiceRequest) ProtoMessage() {}
 
 func (x *DeleteServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[55]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4539,7 +4978,7 @@ func (x *DeleteServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{55}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteServiceRequest) GetTeamId() string {
@@ -4579,7 +5018,7 @@ type DeleteServiceResponse struct {
 
 func (x *DeleteServiceResponse) Reset() {
 	*x = DeleteServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[56]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4591,7 +5030,7 @@ func (x *DeleteServiceResponse) String() string {
 func (*DeleteServiceResponse) ProtoMessage() {}
 
 func (x *DeleteServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[56]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4604,145 +5043,7 @@ func (x *DeleteServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{56}
-}
-
-// StartServiceBuildRequest asks for a build of a combined service.
-type StartServiceBuildRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
-	// caller's default team when empty.
-	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
-	// Project id.
-	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
-	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
-	// Commit to build.
-	Sha string `protobuf:"bytes,4,opt,name=sha,proto3" json:"sha,omitempty"`
-	// Branch to build.
-	Branch string `protobuf:"bytes,5,opt,name=branch,proto3" json:"branch,omitempty"`
-	// Pull request to build.
-	PullRequestId *structpb.Value `protobuf:"bytes,6,opt,name=pull_request_id,json=pullRequestId,proto3" json:"pull_request_id,omitempty"`
-	// Build overrides.
-	Overrides     *structpb.Value `protobuf:"bytes,7,opt,name=overrides,proto3" json:"overrides,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StartServiceBuildRequest) Reset() {
-	*x = StartServiceBuildRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[57]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StartServiceBuildRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StartServiceBuildRequest) ProtoMessage() {}
-
-func (x *StartServiceBuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[57]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StartServiceBuildRequest.ProtoReflect.Descriptor instead.
-func (*StartServiceBuildRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{57}
-}
-
-func (x *StartServiceBuildRequest) GetTeamId() string {
-	if x != nil {
-		return x.TeamId
-	}
-	return ""
-}
-
-func (x *StartServiceBuildRequest) GetProjectId() string {
-	if x != nil {
-		return x.ProjectId
-	}
-	return ""
-}
-
-func (x *StartServiceBuildRequest) GetServiceId() string {
-	if x != nil {
-		return x.ServiceId
-	}
-	return ""
-}
-
-func (x *StartServiceBuildRequest) GetSha() string {
-	if x != nil {
-		return x.Sha
-	}
-	return ""
-}
-
-func (x *StartServiceBuildRequest) GetBranch() string {
-	if x != nil {
-		return x.Branch
-	}
-	return ""
-}
-
-func (x *StartServiceBuildRequest) GetPullRequestId() *structpb.Value {
-	if x != nil {
-		return x.PullRequestId
-	}
-	return nil
-}
-
-func (x *StartServiceBuildRequest) GetOverrides() *structpb.Value {
-	if x != nil {
-		return x.Overrides
-	}
-	return nil
-}
-
-// StartServiceBuildResponse is never sent (builds are not available yet).
-type StartServiceBuildResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StartServiceBuildResponse) Reset() {
-	*x = StartServiceBuildResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[58]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StartServiceBuildResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StartServiceBuildResponse) ProtoMessage() {}
-
-func (x *StartServiceBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[58]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StartServiceBuildResponse.ProtoReflect.Descriptor instead.
-func (*StartServiceBuildResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{58}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{60}
 }
 
 // GetServiceDeploymentRequest names a service.
@@ -4761,7 +5062,7 @@ type GetServiceDeploymentRequest struct {
 
 func (x *GetServiceDeploymentRequest) Reset() {
 	*x = GetServiceDeploymentRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[59]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4773,7 +5074,7 @@ func (x *GetServiceDeploymentRequest) String() string {
 func (*GetServiceDeploymentRequest) ProtoMessage() {}
 
 func (x *GetServiceDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[59]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4786,7 +5087,7 @@ func (x *GetServiceDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{59}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetServiceDeploymentRequest) GetTeamId() string {
@@ -4824,14 +5125,16 @@ type GetServiceDeploymentResponse struct {
 	// Deployment status.
 	Status *DeploymentStatus `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
 	// The release running (or rolling out).
-	ReleaseId     string `protobuf:"bytes,6,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	ReleaseId string `protobuf:"bytes,6,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	// The build deployed, when the service deploys builds.
+	Internal      *InternalSourceView `protobuf:"bytes,7,opt,name=internal,proto3" json:"internal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetServiceDeploymentResponse) Reset() {
 	*x = GetServiceDeploymentResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[60]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4843,7 +5146,7 @@ func (x *GetServiceDeploymentResponse) String() string {
 func (*GetServiceDeploymentResponse) ProtoMessage() {}
 
 func (x *GetServiceDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[60]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4856,7 +5159,7 @@ func (x *GetServiceDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{60}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetServiceDeploymentResponse) GetDocker() *DockerOverrides {
@@ -4901,7 +5204,14 @@ func (x *GetServiceDeploymentResponse) GetReleaseId() string {
 	return ""
 }
 
-// UpdateServiceDeploymentRequest changes what a service deploys: an image (external), a build (internal, refused until builds land), or only the overrides.
+func (x *GetServiceDeploymentResponse) GetInternal() *InternalSourceView {
+	if x != nil {
+		return x.Internal
+	}
+	return nil
+}
+
+// UpdateServiceDeploymentRequest changes what a service deploys: an image (external), a build (internal), or only the overrides.
 type UpdateServiceDeploymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
@@ -4913,7 +5223,7 @@ type UpdateServiceDeploymentRequest struct {
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
 	// Image to deploy.
 	External *ExternalImage `protobuf:"bytes,4,opt,name=external,proto3" json:"external,omitempty"`
-	// Build to deploy: refused with 409 BUILDS_UNAVAILABLE until builds land.
+	// Build to deploy.
 	Internal *InternalSource `protobuf:"bytes,5,opt,name=internal,proto3" json:"internal,omitempty"`
 	// Entrypoint and command overrides.
 	Docker *DockerOverrides `protobuf:"bytes,6,opt,name=docker,proto3" json:"docker,omitempty"`
@@ -4925,7 +5235,7 @@ type UpdateServiceDeploymentRequest struct {
 
 func (x *UpdateServiceDeploymentRequest) Reset() {
 	*x = UpdateServiceDeploymentRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[61]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4937,7 +5247,7 @@ func (x *UpdateServiceDeploymentRequest) String() string {
 func (*UpdateServiceDeploymentRequest) ProtoMessage() {}
 
 func (x *UpdateServiceDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[61]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4950,7 +5260,7 @@ func (x *UpdateServiceDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{61}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UpdateServiceDeploymentRequest) GetTeamId() string {
@@ -5013,7 +5323,7 @@ type UpdateServiceDeploymentResponse struct {
 
 func (x *UpdateServiceDeploymentResponse) Reset() {
 	*x = UpdateServiceDeploymentResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[62]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5025,7 +5335,7 @@ func (x *UpdateServiceDeploymentResponse) String() string {
 func (*UpdateServiceDeploymentResponse) ProtoMessage() {}
 
 func (x *UpdateServiceDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[62]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5038,7 +5348,7 @@ func (x *UpdateServiceDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{62}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UpdateServiceDeploymentResponse) GetReleaseId() string {
@@ -5064,7 +5374,7 @@ type GetServicePortsRequest struct {
 
 func (x *GetServicePortsRequest) Reset() {
 	*x = GetServicePortsRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[63]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5076,7 +5386,7 @@ func (x *GetServicePortsRequest) String() string {
 func (*GetServicePortsRequest) ProtoMessage() {}
 
 func (x *GetServicePortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[63]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5089,7 +5399,7 @@ func (x *GetServicePortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServicePortsRequest.ProtoReflect.Descriptor instead.
 func (*GetServicePortsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{63}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetServicePortsRequest) GetTeamId() string {
@@ -5124,7 +5434,7 @@ type GetServicePortsResponse struct {
 
 func (x *GetServicePortsResponse) Reset() {
 	*x = GetServicePortsResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[64]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5136,7 +5446,7 @@ func (x *GetServicePortsResponse) String() string {
 func (*GetServicePortsResponse) ProtoMessage() {}
 
 func (x *GetServicePortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[64]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5149,7 +5459,7 @@ func (x *GetServicePortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServicePortsResponse.ProtoReflect.Descriptor instead.
 func (*GetServicePortsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{64}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetServicePortsResponse) GetPorts() []*Port {
@@ -5177,7 +5487,7 @@ type UpdateServicePortsRequest struct {
 
 func (x *UpdateServicePortsRequest) Reset() {
 	*x = UpdateServicePortsRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[65]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5189,7 +5499,7 @@ func (x *UpdateServicePortsRequest) String() string {
 func (*UpdateServicePortsRequest) ProtoMessage() {}
 
 func (x *UpdateServicePortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[65]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5202,7 +5512,7 @@ func (x *UpdateServicePortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServicePortsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServicePortsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{65}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *UpdateServicePortsRequest) GetTeamId() string {
@@ -5246,7 +5556,7 @@ type UpdateServicePortsResponse struct {
 
 func (x *UpdateServicePortsResponse) Reset() {
 	*x = UpdateServicePortsResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[66]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5258,7 +5568,7 @@ func (x *UpdateServicePortsResponse) String() string {
 func (*UpdateServicePortsResponse) ProtoMessage() {}
 
 func (x *UpdateServicePortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[66]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5271,7 +5581,7 @@ func (x *UpdateServicePortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServicePortsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServicePortsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{66}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *UpdateServicePortsResponse) GetPorts() []*Port {
@@ -5304,7 +5614,7 @@ type GetServiceHealthChecksRequest struct {
 
 func (x *GetServiceHealthChecksRequest) Reset() {
 	*x = GetServiceHealthChecksRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[67]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5316,7 +5626,7 @@ func (x *GetServiceHealthChecksRequest) String() string {
 func (*GetServiceHealthChecksRequest) ProtoMessage() {}
 
 func (x *GetServiceHealthChecksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[67]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5329,7 +5639,7 @@ func (x *GetServiceHealthChecksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceHealthChecksRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceHealthChecksRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{67}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetServiceHealthChecksRequest) GetTeamId() string {
@@ -5364,7 +5674,7 @@ type GetServiceHealthChecksResponse struct {
 
 func (x *GetServiceHealthChecksResponse) Reset() {
 	*x = GetServiceHealthChecksResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[68]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5376,7 +5686,7 @@ func (x *GetServiceHealthChecksResponse) String() string {
 func (*GetServiceHealthChecksResponse) ProtoMessage() {}
 
 func (x *GetServiceHealthChecksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[68]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5389,7 +5699,7 @@ func (x *GetServiceHealthChecksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceHealthChecksResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceHealthChecksResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{68}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetServiceHealthChecksResponse) GetHealthChecks() []*HealthCheckView {
@@ -5417,7 +5727,7 @@ type UpdateServiceHealthChecksRequest struct {
 
 func (x *UpdateServiceHealthChecksRequest) Reset() {
 	*x = UpdateServiceHealthChecksRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[69]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5429,7 +5739,7 @@ func (x *UpdateServiceHealthChecksRequest) String() string {
 func (*UpdateServiceHealthChecksRequest) ProtoMessage() {}
 
 func (x *UpdateServiceHealthChecksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[69]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5442,7 +5752,7 @@ func (x *UpdateServiceHealthChecksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceHealthChecksRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceHealthChecksRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{69}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *UpdateServiceHealthChecksRequest) GetTeamId() string {
@@ -5484,7 +5794,7 @@ type UpdateServiceHealthChecksResponse struct {
 
 func (x *UpdateServiceHealthChecksResponse) Reset() {
 	*x = UpdateServiceHealthChecksResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[70]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5496,7 +5806,7 @@ func (x *UpdateServiceHealthChecksResponse) String() string {
 func (*UpdateServiceHealthChecksResponse) ProtoMessage() {}
 
 func (x *UpdateServiceHealthChecksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[70]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5509,7 +5819,7 @@ func (x *UpdateServiceHealthChecksResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateServiceHealthChecksResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceHealthChecksResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{70}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *UpdateServiceHealthChecksResponse) GetReleaseId() string {
@@ -5540,7 +5850,7 @@ type GetServiceRuntimeEnvironmentRequest struct {
 
 func (x *GetServiceRuntimeEnvironmentRequest) Reset() {
 	*x = GetServiceRuntimeEnvironmentRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[71]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5552,7 +5862,7 @@ func (x *GetServiceRuntimeEnvironmentRequest) String() string {
 func (*GetServiceRuntimeEnvironmentRequest) ProtoMessage() {}
 
 func (x *GetServiceRuntimeEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[71]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5565,7 +5875,7 @@ func (x *GetServiceRuntimeEnvironmentRequest) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use GetServiceRuntimeEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRuntimeEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{71}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GetServiceRuntimeEnvironmentRequest) GetTeamId() string {
@@ -5616,7 +5926,7 @@ type GetServiceRuntimeEnvironmentResponse struct {
 
 func (x *GetServiceRuntimeEnvironmentResponse) Reset() {
 	*x = GetServiceRuntimeEnvironmentResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[72]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5628,7 +5938,7 @@ func (x *GetServiceRuntimeEnvironmentResponse) String() string {
 func (*GetServiceRuntimeEnvironmentResponse) ProtoMessage() {}
 
 func (x *GetServiceRuntimeEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[72]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5641,7 +5951,7 @@ func (x *GetServiceRuntimeEnvironmentResponse) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use GetServiceRuntimeEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceRuntimeEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{72}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetServiceRuntimeEnvironmentResponse) GetRuntimeEnvironment() map[string]string {
@@ -5678,7 +5988,7 @@ type UpdateServiceRuntimeEnvironmentRequest struct {
 
 func (x *UpdateServiceRuntimeEnvironmentRequest) Reset() {
 	*x = UpdateServiceRuntimeEnvironmentRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[73]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5690,7 +6000,7 @@ func (x *UpdateServiceRuntimeEnvironmentRequest) String() string {
 func (*UpdateServiceRuntimeEnvironmentRequest) ProtoMessage() {}
 
 func (x *UpdateServiceRuntimeEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[73]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5703,7 +6013,7 @@ func (x *UpdateServiceRuntimeEnvironmentRequest) ProtoReflect() protoreflect.Mes
 
 // Deprecated: Use UpdateServiceRuntimeEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceRuntimeEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{73}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *UpdateServiceRuntimeEnvironmentRequest) GetTeamId() string {
@@ -5755,7 +6065,7 @@ type UpdateServiceRuntimeEnvironmentResponse struct {
 
 func (x *UpdateServiceRuntimeEnvironmentResponse) Reset() {
 	*x = UpdateServiceRuntimeEnvironmentResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[74]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5767,7 +6077,7 @@ func (x *UpdateServiceRuntimeEnvironmentResponse) String() string {
 func (*UpdateServiceRuntimeEnvironmentResponse) ProtoMessage() {}
 
 func (x *UpdateServiceRuntimeEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[74]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5780,7 +6090,7 @@ func (x *UpdateServiceRuntimeEnvironmentResponse) ProtoReflect() protoreflect.Me
 
 // Deprecated: Use UpdateServiceRuntimeEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceRuntimeEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{74}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *UpdateServiceRuntimeEnvironmentResponse) GetSuccess() bool {
@@ -5813,7 +6123,7 @@ type GetServiceRuntimeEnvironmentDetailsRequest struct {
 
 func (x *GetServiceRuntimeEnvironmentDetailsRequest) Reset() {
 	*x = GetServiceRuntimeEnvironmentDetailsRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[75]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5825,7 +6135,7 @@ func (x *GetServiceRuntimeEnvironmentDetailsRequest) String() string {
 func (*GetServiceRuntimeEnvironmentDetailsRequest) ProtoMessage() {}
 
 func (x *GetServiceRuntimeEnvironmentDetailsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[75]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5838,7 +6148,7 @@ func (x *GetServiceRuntimeEnvironmentDetailsRequest) ProtoReflect() protoreflect
 
 // Deprecated: Use GetServiceRuntimeEnvironmentDetailsRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRuntimeEnvironmentDetailsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{75}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetServiceRuntimeEnvironmentDetailsRequest) GetTeamId() string {
@@ -5875,7 +6185,7 @@ type GetServiceRuntimeEnvironmentDetailsResponse struct {
 
 func (x *GetServiceRuntimeEnvironmentDetailsResponse) Reset() {
 	*x = GetServiceRuntimeEnvironmentDetailsResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[76]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5887,7 +6197,7 @@ func (x *GetServiceRuntimeEnvironmentDetailsResponse) String() string {
 func (*GetServiceRuntimeEnvironmentDetailsResponse) ProtoMessage() {}
 
 func (x *GetServiceRuntimeEnvironmentDetailsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[76]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5900,7 +6210,7 @@ func (x *GetServiceRuntimeEnvironmentDetailsResponse) ProtoReflect() protoreflec
 
 // Deprecated: Use GetServiceRuntimeEnvironmentDetailsResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceRuntimeEnvironmentDetailsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{76}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetServiceRuntimeEnvironmentDetailsResponse) GetRuntimeEnvironment() map[string]*SecretDetail {
@@ -5941,7 +6251,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[77]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5953,7 +6263,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[77]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5966,7 +6276,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{77}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ScaleServiceRequest) GetTeamId() string {
@@ -6027,7 +6337,7 @@ type ScaleServiceResponse struct {
 
 func (x *ScaleServiceResponse) Reset() {
 	*x = ScaleServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[78]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6039,7 +6349,7 @@ func (x *ScaleServiceResponse) String() string {
 func (*ScaleServiceResponse) ProtoMessage() {}
 
 func (x *ScaleServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[78]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6052,7 +6362,7 @@ func (x *ScaleServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceResponse.ProtoReflect.Descriptor instead.
 func (*ScaleServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{78}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{80}
 }
 
 // PauseServiceRequest names the service to pause.
@@ -6071,7 +6381,7 @@ type PauseServiceRequest struct {
 
 func (x *PauseServiceRequest) Reset() {
 	*x = PauseServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[79]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6083,7 +6393,7 @@ func (x *PauseServiceRequest) String() string {
 func (*PauseServiceRequest) ProtoMessage() {}
 
 func (x *PauseServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[79]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6096,7 +6406,7 @@ func (x *PauseServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseServiceRequest.ProtoReflect.Descriptor instead.
 func (*PauseServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{79}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *PauseServiceRequest) GetTeamId() string {
@@ -6129,7 +6439,7 @@ type PauseServiceResponse struct {
 
 func (x *PauseServiceResponse) Reset() {
 	*x = PauseServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[80]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6141,7 +6451,7 @@ func (x *PauseServiceResponse) String() string {
 func (*PauseServiceResponse) ProtoMessage() {}
 
 func (x *PauseServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[80]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6154,7 +6464,7 @@ func (x *PauseServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseServiceResponse.ProtoReflect.Descriptor instead.
 func (*PauseServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{80}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{82}
 }
 
 // ResumeServiceRequest names the service to resume.
@@ -6179,7 +6489,7 @@ type ResumeServiceRequest struct {
 
 func (x *ResumeServiceRequest) Reset() {
 	*x = ResumeServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[81]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6191,7 +6501,7 @@ func (x *ResumeServiceRequest) String() string {
 func (*ResumeServiceRequest) ProtoMessage() {}
 
 func (x *ResumeServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[81]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6204,7 +6514,7 @@ func (x *ResumeServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeServiceRequest.ProtoReflect.Descriptor instead.
 func (*ResumeServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{81}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ResumeServiceRequest) GetTeamId() string {
@@ -6258,7 +6568,7 @@ type ResumeServiceResponse struct {
 
 func (x *ResumeServiceResponse) Reset() {
 	*x = ResumeServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[82]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6270,7 +6580,7 @@ func (x *ResumeServiceResponse) String() string {
 func (*ResumeServiceResponse) ProtoMessage() {}
 
 func (x *ResumeServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[82]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6283,7 +6593,7 @@ func (x *ResumeServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeServiceResponse.ProtoReflect.Descriptor instead.
 func (*ResumeServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{82}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{84}
 }
 
 // RestartServiceRequest names the service to restart.
@@ -6302,7 +6612,7 @@ type RestartServiceRequest struct {
 
 func (x *RestartServiceRequest) Reset() {
 	*x = RestartServiceRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[83]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6314,7 +6624,7 @@ func (x *RestartServiceRequest) String() string {
 func (*RestartServiceRequest) ProtoMessage() {}
 
 func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[83]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6327,7 +6637,7 @@ func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceRequest.ProtoReflect.Descriptor instead.
 func (*RestartServiceRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{83}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RestartServiceRequest) GetTeamId() string {
@@ -6360,7 +6670,7 @@ type RestartServiceResponse struct {
 
 func (x *RestartServiceResponse) Reset() {
 	*x = RestartServiceResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[84]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6372,7 +6682,7 @@ func (x *RestartServiceResponse) String() string {
 func (*RestartServiceResponse) ProtoMessage() {}
 
 func (x *RestartServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[84]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6385,7 +6695,7 @@ func (x *RestartServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceResponse.ProtoReflect.Descriptor instead.
 func (*RestartServiceResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{84}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{86}
 }
 
 // GetServiceContainersRequest pages through a service's instances.
@@ -6410,7 +6720,7 @@ type GetServiceContainersRequest struct {
 
 func (x *GetServiceContainersRequest) Reset() {
 	*x = GetServiceContainersRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[85]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6422,7 +6732,7 @@ func (x *GetServiceContainersRequest) String() string {
 func (*GetServiceContainersRequest) ProtoMessage() {}
 
 func (x *GetServiceContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[85]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6435,7 +6745,7 @@ func (x *GetServiceContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceContainersRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceContainersRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{85}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *GetServiceContainersRequest) GetTeamId() string {
@@ -6493,7 +6803,7 @@ type GetServiceContainersResponse struct {
 
 func (x *GetServiceContainersResponse) Reset() {
 	*x = GetServiceContainersResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[86]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6505,7 +6815,7 @@ func (x *GetServiceContainersResponse) String() string {
 func (*GetServiceContainersResponse) ProtoMessage() {}
 
 func (x *GetServiceContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[86]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6518,7 +6828,7 @@ func (x *GetServiceContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceContainersResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceContainersResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{86}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *GetServiceContainersResponse) GetContainers() []*Container {
@@ -6557,7 +6867,7 @@ type ListServiceReleasesRequest struct {
 
 func (x *ListServiceReleasesRequest) Reset() {
 	*x = ListServiceReleasesRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[87]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6569,7 +6879,7 @@ func (x *ListServiceReleasesRequest) String() string {
 func (*ListServiceReleasesRequest) ProtoMessage() {}
 
 func (x *ListServiceReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[87]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6582,7 +6892,7 @@ func (x *ListServiceReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{87}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ListServiceReleasesRequest) GetTeamId() string {
@@ -6640,7 +6950,7 @@ type ListServiceReleasesResponse struct {
 
 func (x *ListServiceReleasesResponse) Reset() {
 	*x = ListServiceReleasesResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[88]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6652,7 +6962,7 @@ func (x *ListServiceReleasesResponse) String() string {
 func (*ListServiceReleasesResponse) ProtoMessage() {}
 
 func (x *ListServiceReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[88]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6665,7 +6975,7 @@ func (x *ListServiceReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{88}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListServiceReleasesResponse) GetReleases() []*Release {
@@ -6700,7 +7010,7 @@ type RollbackServiceReleaseRequest struct {
 
 func (x *RollbackServiceReleaseRequest) Reset() {
 	*x = RollbackServiceReleaseRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[89]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6712,7 +7022,7 @@ func (x *RollbackServiceReleaseRequest) String() string {
 func (*RollbackServiceReleaseRequest) ProtoMessage() {}
 
 func (x *RollbackServiceReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[89]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6725,7 +7035,7 @@ func (x *RollbackServiceReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceReleaseRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{89}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *RollbackServiceReleaseRequest) GetTeamId() string {
@@ -6767,7 +7077,7 @@ type RollbackServiceReleaseResponse struct {
 
 func (x *RollbackServiceReleaseResponse) Reset() {
 	*x = RollbackServiceReleaseResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[90]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6779,7 +7089,7 @@ func (x *RollbackServiceReleaseResponse) String() string {
 func (*RollbackServiceReleaseResponse) ProtoMessage() {}
 
 func (x *RollbackServiceReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[90]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6792,7 +7102,7 @@ func (x *RollbackServiceReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceReleaseResponse.ProtoReflect.Descriptor instead.
 func (*RollbackServiceReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{90}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *RollbackServiceReleaseResponse) GetRelease() *Release {
@@ -6844,7 +7154,7 @@ type GetServiceLogsRequest struct {
 
 func (x *GetServiceLogsRequest) Reset() {
 	*x = GetServiceLogsRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[91]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6856,7 +7166,7 @@ func (x *GetServiceLogsRequest) String() string {
 func (*GetServiceLogsRequest) ProtoMessage() {}
 
 func (x *GetServiceLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[91]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6869,7 +7179,7 @@ func (x *GetServiceLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{91}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *GetServiceLogsRequest) GetTeamId() string {
@@ -6995,7 +7305,7 @@ type GetServiceLogsResponse struct {
 
 func (x *GetServiceLogsResponse) Reset() {
 	*x = GetServiceLogsResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[92]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7007,7 +7317,7 @@ func (x *GetServiceLogsResponse) String() string {
 func (*GetServiceLogsResponse) ProtoMessage() {}
 
 func (x *GetServiceLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[92]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7020,7 +7330,7 @@ func (x *GetServiceLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{92}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *GetServiceLogsResponse) GetLines() []*LogLine {
@@ -7072,7 +7382,7 @@ type TailServiceLogsRequest struct {
 
 func (x *TailServiceLogsRequest) Reset() {
 	*x = TailServiceLogsRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[93]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7084,7 +7394,7 @@ func (x *TailServiceLogsRequest) String() string {
 func (*TailServiceLogsRequest) ProtoMessage() {}
 
 func (x *TailServiceLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[93]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7097,7 +7407,7 @@ func (x *TailServiceLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailServiceLogsRequest.ProtoReflect.Descriptor instead.
 func (*TailServiceLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{93}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *TailServiceLogsRequest) GetTeamId() string {
@@ -7223,7 +7533,7 @@ type TailServiceLogsResponse struct {
 
 func (x *TailServiceLogsResponse) Reset() {
 	*x = TailServiceLogsResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[94]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7235,7 +7545,7 @@ func (x *TailServiceLogsResponse) String() string {
 func (*TailServiceLogsResponse) ProtoMessage() {}
 
 func (x *TailServiceLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[94]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7248,7 +7558,7 @@ func (x *TailServiceLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailServiceLogsResponse.ProtoReflect.Descriptor instead.
 func (*TailServiceLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{94}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *TailServiceLogsResponse) GetLines() []*LogLine {
@@ -7291,7 +7601,7 @@ type GetServiceMetricsRequest struct {
 
 func (x *GetServiceMetricsRequest) Reset() {
 	*x = GetServiceMetricsRequest{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[95]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7303,7 +7613,7 @@ func (x *GetServiceMetricsRequest) String() string {
 func (*GetServiceMetricsRequest) ProtoMessage() {}
 
 func (x *GetServiceMetricsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[95]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7316,7 +7626,7 @@ func (x *GetServiceMetricsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceMetricsRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceMetricsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{95}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *GetServiceMetricsRequest) GetTeamId() string {
@@ -7415,7 +7725,7 @@ type GetServiceMetricsResponse struct {
 
 func (x *GetServiceMetricsResponse) Reset() {
 	*x = GetServiceMetricsResponse{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[96]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7427,7 +7737,7 @@ func (x *GetServiceMetricsResponse) String() string {
 func (*GetServiceMetricsResponse) ProtoMessage() {}
 
 func (x *GetServiceMetricsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[96]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7440,7 +7750,7 @@ func (x *GetServiceMetricsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceMetricsResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceMetricsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{96}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *GetServiceMetricsResponse) GetCpu() *Metric {
@@ -7491,7 +7801,7 @@ type SecretDetail struct {
 
 func (x *SecretDetail) Reset() {
 	*x = SecretDetail{}
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[97]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7503,7 +7813,7 @@ func (x *SecretDetail) String() string {
 func (*SecretDetail) ProtoMessage() {}
 
 func (x *SecretDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[97]
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7516,7 +7826,7 @@ func (x *SecretDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretDetail.ProtoReflect.Descriptor instead.
 func (*SecretDetail) Descriptor() ([]byte, []int) {
-	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{97}
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *SecretDetail) GetValue() string {
@@ -7531,6 +7841,1932 @@ func (x *SecretDetail) GetOverriding() []*structpb.Value {
 		return x.Overriding
 	}
 	return nil
+}
+
+// SecretFile is a secret file's content (Northflank's build and runtime
+// files).
+type SecretFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Base64 of the content.
+	Data string `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// The content's original encoding, e.g. "utf-8".
+	Encoding      string `protobuf:"bytes,2,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretFile) Reset() {
+	*x = SecretFile{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretFile) ProtoMessage() {}
+
+func (x *SecretFile) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretFile.ProtoReflect.Descriptor instead.
+func (*SecretFile) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *SecretFile) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
+func (x *SecretFile) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+// SecretFileDetail is a secret file with where it comes from.
+type SecretFileDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file.
+	Value *SecretFile `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	// Other sources it overrides (none: there are no secret groups yet).
+	Overriding    []*structpb.Value `protobuf:"bytes,2,rep,name=overriding,proto3" json:"overriding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretFileDetail) Reset() {
+	*x = SecretFileDetail{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretFileDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretFileDetail) ProtoMessage() {}
+
+func (x *SecretFileDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretFileDetail.ProtoReflect.Descriptor instead.
+func (*SecretFileDetail) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *SecretFileDetail) GetValue() *SecretFile {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *SecretFileDetail) GetOverriding() []*structpb.Value {
+	if x != nil {
+		return x.Overriding
+	}
+	return nil
+}
+
+// BuildServiceSpec is what a create or put request of a build service
+// sets.
+type BuildServiceSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Display name; its slug becomes the id.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Short description.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Tags.
+	Tags []string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Build plan (billing.buildPlan; deploymentPlan is Northflank's
+	// deprecated name of it).
+	Billing *Billing `protobuf:"bytes,4,opt,name=billing,proto3" json:"billing,omitempty"`
+	// Whether continuous integration is off: pushes build nothing.
+	DisabledCi bool `protobuf:"varint,5,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
+	// "git" (bundles are not supported).
+	BuildSource string `protobuf:"bytes,6,opt,name=build_source,json=buildSource,proto3" json:"build_source,omitempty"`
+	// The repository built (required).
+	VcsData *VcsData `protobuf:"bytes,7,opt,name=vcs_data,json=vcsData,proto3" json:"vcs_data,omitempty"`
+	// Build engine (required): dockerfile or buildpack.
+	BuildSettings *BuildSettings `protobuf:"bytes,8,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// Build options and restrictions.
+	BuildConfiguration *BuildConfiguration `protobuf:"bytes,9,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	// Build arguments: keys are letters, digits and underscores; kept
+	// encrypted at rest.
+	BuildArguments map[string]string `protobuf:"bytes,10,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Build secret files by absolute path; kept encrypted at rest.
+	BuildFiles map[string]*SecretFile `protobuf:"bytes,11,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Not supported (docker secret mounts).
+	DockerSecretMounts *structpb.Value `protobuf:"bytes,12,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
+	// Not supported (pipelines and their stages).
+	StageId *structpb.Value `protobuf:"bytes,13,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	// Not supported (workloads run on the host's own architecture).
+	Infrastructure *structpb.Value `protobuf:"bytes,14,opt,name=infrastructure,proto3" json:"infrastructure,omitempty"`
+	// Not supported (bundles).
+	BundleData    *structpb.Value `protobuf:"bytes,15,opt,name=bundle_data,json=bundleData,proto3" json:"bundle_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildServiceSpec) Reset() {
+	*x = BuildServiceSpec{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildServiceSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildServiceSpec) ProtoMessage() {}
+
+func (x *BuildServiceSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildServiceSpec.ProtoReflect.Descriptor instead.
+func (*BuildServiceSpec) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *BuildServiceSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BuildServiceSpec) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *BuildServiceSpec) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetBilling() *Billing {
+	if x != nil {
+		return x.Billing
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetDisabledCi() bool {
+	if x != nil {
+		return x.DisabledCi
+	}
+	return false
+}
+
+func (x *BuildServiceSpec) GetBuildSource() string {
+	if x != nil {
+		return x.BuildSource
+	}
+	return ""
+}
+
+func (x *BuildServiceSpec) GetVcsData() *VcsData {
+	if x != nil {
+		return x.VcsData
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetBuildSettings() *BuildSettings {
+	if x != nil {
+		return x.BuildSettings
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetBuildConfiguration() *BuildConfiguration {
+	if x != nil {
+		return x.BuildConfiguration
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetBuildFiles() map[string]*SecretFile {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetDockerSecretMounts() *structpb.Value {
+	if x != nil {
+		return x.DockerSecretMounts
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetStageId() *structpb.Value {
+	if x != nil {
+		return x.StageId
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetInfrastructure() *structpb.Value {
+	if x != nil {
+		return x.Infrastructure
+	}
+	return nil
+}
+
+func (x *BuildServiceSpec) GetBundleData() *structpb.Value {
+	if x != nil {
+		return x.BundleData
+	}
+	return nil
+}
+
+// BuildServicePatch is what a patch of a build service changes: the fields
+// given.
+type BuildServicePatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// New description.
+	Description *string `protobuf:"bytes,1,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// New tags (a non-empty list replaces them).
+	Tags []string `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
+	// New build plan.
+	Billing *Billing `protobuf:"bytes,3,opt,name=billing,proto3" json:"billing,omitempty"`
+	// Whether continuous integration is off.
+	DisabledCi *bool `protobuf:"varint,4,opt,name=disabled_ci,json=disabledCI,proto3,oneof" json:"disabled_ci,omitempty"`
+	// "git".
+	BuildSource string `protobuf:"bytes,5,opt,name=build_source,json=buildSource,proto3" json:"build_source,omitempty"`
+	// Repository changes: the fields given replace the service's.
+	VcsData *VcsDataPatch `protobuf:"bytes,6,opt,name=vcs_data,json=vcsData,proto3" json:"vcs_data,omitempty"`
+	// New build engine (replaces the service's).
+	BuildSettings *BuildSettings `protobuf:"bytes,7,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// New build options (replace the service's).
+	BuildConfiguration *BuildConfiguration `protobuf:"bytes,8,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	// New build arguments (a non-empty object replaces them).
+	BuildArguments map[string]string `protobuf:"bytes,9,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// New build files (a non-empty object replaces them).
+	BuildFiles map[string]*SecretFile `protobuf:"bytes,10,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Not supported (docker secret mounts).
+	DockerSecretMounts *structpb.Value `protobuf:"bytes,11,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
+	// Not supported (pipelines and their stages).
+	StageId       *structpb.Value `protobuf:"bytes,12,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildServicePatch) Reset() {
+	*x = BuildServicePatch{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildServicePatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildServicePatch) ProtoMessage() {}
+
+func (x *BuildServicePatch) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildServicePatch.ProtoReflect.Descriptor instead.
+func (*BuildServicePatch) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *BuildServicePatch) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *BuildServicePatch) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetBilling() *Billing {
+	if x != nil {
+		return x.Billing
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetDisabledCi() bool {
+	if x != nil && x.DisabledCi != nil {
+		return *x.DisabledCi
+	}
+	return false
+}
+
+func (x *BuildServicePatch) GetBuildSource() string {
+	if x != nil {
+		return x.BuildSource
+	}
+	return ""
+}
+
+func (x *BuildServicePatch) GetVcsData() *VcsDataPatch {
+	if x != nil {
+		return x.VcsData
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetBuildSettings() *BuildSettings {
+	if x != nil {
+		return x.BuildSettings
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetBuildConfiguration() *BuildConfiguration {
+	if x != nil {
+		return x.BuildConfiguration
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetBuildFiles() map[string]*SecretFile {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetDockerSecretMounts() *structpb.Value {
+	if x != nil {
+		return x.DockerSecretMounts
+	}
+	return nil
+}
+
+func (x *BuildServicePatch) GetStageId() *structpb.Value {
+	if x != nil {
+		return x.StageId
+	}
+	return nil
+}
+
+// CreateBuildServiceRequest creates a build service.
+type CreateBuildServiceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// The service.
+	Spec          *BuildServiceSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBuildServiceRequest) Reset() {
+	*x = CreateBuildServiceRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBuildServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBuildServiceRequest) ProtoMessage() {}
+
+func (x *CreateBuildServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBuildServiceRequest.ProtoReflect.Descriptor instead.
+func (*CreateBuildServiceRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *CreateBuildServiceRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *CreateBuildServiceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *CreateBuildServiceRequest) GetSpec() *BuildServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+// CreateBuildServiceResponse is the created service.
+type CreateBuildServiceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service.
+	Service       *Service `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBuildServiceResponse) Reset() {
+	*x = CreateBuildServiceResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBuildServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBuildServiceResponse) ProtoMessage() {}
+
+func (x *CreateBuildServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBuildServiceResponse.ProtoReflect.Descriptor instead.
+func (*CreateBuildServiceResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *CreateBuildServiceResponse) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+// PutBuildServiceRequest creates or updates a build service.
+type PutBuildServiceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// The service.
+	Spec          *BuildServiceSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBuildServiceRequest) Reset() {
+	*x = PutBuildServiceRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBuildServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBuildServiceRequest) ProtoMessage() {}
+
+func (x *PutBuildServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBuildServiceRequest.ProtoReflect.Descriptor instead.
+func (*PutBuildServiceRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *PutBuildServiceRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *PutBuildServiceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *PutBuildServiceRequest) GetSpec() *BuildServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+// PutBuildServiceResponse is the created or updated service.
+type PutBuildServiceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service.
+	Service       *Service `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBuildServiceResponse) Reset() {
+	*x = PutBuildServiceResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBuildServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBuildServiceResponse) ProtoMessage() {}
+
+func (x *PutBuildServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBuildServiceResponse.ProtoReflect.Descriptor instead.
+func (*PutBuildServiceResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *PutBuildServiceResponse) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+// PatchBuildServiceRequest changes a build service.
+type PatchBuildServiceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// The changes.
+	Spec          *BuildServicePatch `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchBuildServiceRequest) Reset() {
+	*x = PatchBuildServiceRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchBuildServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchBuildServiceRequest) ProtoMessage() {}
+
+func (x *PatchBuildServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchBuildServiceRequest.ProtoReflect.Descriptor instead.
+func (*PatchBuildServiceRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *PatchBuildServiceRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *PatchBuildServiceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *PatchBuildServiceRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *PatchBuildServiceRequest) GetSpec() *BuildServicePatch {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+// PatchBuildServiceResponse is the updated service.
+type PatchBuildServiceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service.
+	Service       *Service `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchBuildServiceResponse) Reset() {
+	*x = PatchBuildServiceResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchBuildServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchBuildServiceResponse) ProtoMessage() {}
+
+func (x *PatchBuildServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchBuildServiceResponse.ProtoReflect.Descriptor instead.
+func (*PatchBuildServiceResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *PatchBuildServiceResponse) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+// GetServiceBuildArgumentsRequest names a build or combined service.
+type GetServiceBuildArgumentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Northflank's choice of arguments: "this", "inherited" or "all"/empty.
+	// A service inherits nothing yet, so "inherited" is empty.
+	Show string `protobuf:"bytes,4,opt,name=show,proto3" json:"show,omitempty"`
+	// Accepted for compatibility: Slipway does not template values.
+	ReplaceTemplatedValues string `protobuf:"bytes,5,opt,name=replace_templated_values,json=replaceTemplatedValues,proto3" json:"replace_templated_values,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *GetServiceBuildArgumentsRequest) Reset() {
+	*x = GetServiceBuildArgumentsRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceBuildArgumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceBuildArgumentsRequest) ProtoMessage() {}
+
+func (x *GetServiceBuildArgumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceBuildArgumentsRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceBuildArgumentsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *GetServiceBuildArgumentsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *GetServiceBuildArgumentsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetServiceBuildArgumentsRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *GetServiceBuildArgumentsRequest) GetShow() string {
+	if x != nil {
+		return x.Show
+	}
+	return ""
+}
+
+func (x *GetServiceBuildArgumentsRequest) GetReplaceTemplatedValues() string {
+	if x != nil {
+		return x.ReplaceTemplatedValues
+	}
+	return ""
+}
+
+// GetServiceBuildArgumentsResponse is a service's build arguments and files.
+type GetServiceBuildArgumentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The arguments.
+	BuildArguments map[string]string `protobuf:"bytes,1,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The secret files by path.
+	BuildFiles    map[string]*SecretFile `protobuf:"bytes,2,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceBuildArgumentsResponse) Reset() {
+	*x = GetServiceBuildArgumentsResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceBuildArgumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceBuildArgumentsResponse) ProtoMessage() {}
+
+func (x *GetServiceBuildArgumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceBuildArgumentsResponse.ProtoReflect.Descriptor instead.
+func (*GetServiceBuildArgumentsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *GetServiceBuildArgumentsResponse) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *GetServiceBuildArgumentsResponse) GetBuildFiles() map[string]*SecretFile {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+// UpdateServiceBuildArgumentsRequest replaces a service's build arguments
+// and files.
+type UpdateServiceBuildArgumentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// The arguments (all of them: they replace the service's).
+	BuildArguments map[string]string `protobuf:"bytes,4,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The secret files (all of them: they replace the service's).
+	BuildFiles map[string]*SecretFile `protobuf:"bytes,5,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Not supported (docker secret mounts).
+	DockerSecretMounts *structpb.Value `protobuf:"bytes,6,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) Reset() {
+	*x = UpdateServiceBuildArgumentsRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceBuildArgumentsRequest) ProtoMessage() {}
+
+func (x *UpdateServiceBuildArgumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceBuildArgumentsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceBuildArgumentsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) GetBuildFiles() map[string]*SecretFile {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildArgumentsRequest) GetDockerSecretMounts() *structpb.Value {
+	if x != nil {
+		return x.DockerSecretMounts
+	}
+	return nil
+}
+
+// UpdateServiceBuildArgumentsResponse is empty.
+type UpdateServiceBuildArgumentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceBuildArgumentsResponse) Reset() {
+	*x = UpdateServiceBuildArgumentsResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceBuildArgumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceBuildArgumentsResponse) ProtoMessage() {}
+
+func (x *UpdateServiceBuildArgumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceBuildArgumentsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServiceBuildArgumentsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{113}
+}
+
+// GetServiceBuildArgumentDetailsRequest names a build or combined service.
+type GetServiceBuildArgumentDetailsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId     string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceBuildArgumentDetailsRequest) Reset() {
+	*x = GetServiceBuildArgumentDetailsRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceBuildArgumentDetailsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceBuildArgumentDetailsRequest) ProtoMessage() {}
+
+func (x *GetServiceBuildArgumentDetailsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceBuildArgumentDetailsRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceBuildArgumentDetailsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{114}
+}
+
+func (x *GetServiceBuildArgumentDetailsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *GetServiceBuildArgumentDetailsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetServiceBuildArgumentDetailsRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+// GetServiceBuildArgumentDetailsResponse is the build arguments and files
+// with each value's origin.
+type GetServiceBuildArgumentDetailsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The arguments.
+	BuildArguments map[string]*SecretDetail `protobuf:"bytes,1,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The files.
+	BuildFiles    map[string]*SecretFileDetail `protobuf:"bytes,2,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceBuildArgumentDetailsResponse) Reset() {
+	*x = GetServiceBuildArgumentDetailsResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceBuildArgumentDetailsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceBuildArgumentDetailsResponse) ProtoMessage() {}
+
+func (x *GetServiceBuildArgumentDetailsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceBuildArgumentDetailsResponse.ProtoReflect.Descriptor instead.
+func (*GetServiceBuildArgumentDetailsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *GetServiceBuildArgumentDetailsResponse) GetBuildArguments() map[string]*SecretDetail {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *GetServiceBuildArgumentDetailsResponse) GetBuildFiles() map[string]*SecretFileDetail {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+// UpdateServiceBuildOptionsRequest changes a service's build engine and
+// configuration: a dockerfile engine with its options, a buildpack with
+// its options, or options alone. Fields given replace the service's.
+type UpdateServiceBuildOptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Build from a Dockerfile.
+	Dockerfile *DockerfileSettings `protobuf:"bytes,4,opt,name=dockerfile,proto3" json:"dockerfile,omitempty"`
+	// Build with a buildpack.
+	Buildpack *BuildpackSettings `protobuf:"bytes,5,opt,name=buildpack,proto3" json:"buildpack,omitempty"`
+	// Pull request build rules (build services).
+	PrRestrictions []string `protobuf:"bytes,6,rep,name=pr_restrictions,json=prRestrictions,proto3" json:"pr_restrictions,omitempty"`
+	// Branch build rules (build services).
+	BranchRestrictions []string `protobuf:"bytes,7,rep,name=branch_restrictions,json=branchRestrictions,proto3" json:"branch_restrictions,omitempty"`
+	// Not supported (a build service serves its own project only).
+	CrossProjectAccess *structpb.Value `protobuf:"bytes,8,opt,name=cross_project_access,json=crossProjectAccess,proto3" json:"cross_project_access,omitempty"`
+	// Path ignore rules.
+	PathIgnoreRules []string `protobuf:"bytes,9,rep,name=path_ignore_rules,json=pathIgnoreRules,proto3" json:"path_ignore_rules,omitempty"`
+	// Invert path_ignore_rules.
+	IsAllowList *bool `protobuf:"varint,10,opt,name=is_allow_list,json=isAllowList,proto3,oneof" json:"is_allow_list,omitempty"`
+	// Honour ci_ignore_flags.
+	CiIgnoreFlagsEnabled *bool `protobuf:"varint,11,opt,name=ci_ignore_flags_enabled,json=ciIgnoreFlagsEnabled,proto3,oneof" json:"ci_ignore_flags_enabled,omitempty"`
+	// Commit message flags that skip a build.
+	CiIgnoreFlags []string `protobuf:"bytes,12,rep,name=ci_ignore_flags,json=ciIgnoreFlags,proto3" json:"ci_ignore_flags,omitempty"`
+	// Dockerfile stage to build.
+	DockerfileTarget *string `protobuf:"bytes,13,opt,name=dockerfile_target,json=dockerfileTarget,proto3,oneof" json:"dockerfile_target,omitempty"`
+	// Registry credentials ids.
+	DockerCredentials []string `protobuf:"bytes,14,rep,name=docker_credentials,json=dockerCredentials,proto3" json:"docker_credentials,omitempty"`
+	// Include .git in the context.
+	IncludeGitFolder *bool `protobuf:"varint,15,opt,name=include_git_folder,json=includeGitFolder,proto3,oneof" json:"include_git_folder,omitempty"`
+	// Clone the full history.
+	FullGitClone *bool `protobuf:"varint,16,opt,name=full_git_clone,json=fullGitClone,proto3,oneof" json:"full_git_clone,omitempty"`
+	// Git LFS.
+	EnableGitLfs *bool `protobuf:"varint,17,opt,name=enable_git_lfs,json=enableGitLfs,proto3,oneof" json:"enable_git_lfs,omitempty"`
+	// Build storage.
+	Storage       *BuildStorage `protobuf:"bytes,18,opt,name=storage,proto3" json:"storage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceBuildOptionsRequest) Reset() {
+	*x = UpdateServiceBuildOptionsRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[116]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceBuildOptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceBuildOptionsRequest) ProtoMessage() {}
+
+func (x *UpdateServiceBuildOptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[116]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceBuildOptionsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceBuildOptionsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{116}
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetDockerfile() *DockerfileSettings {
+	if x != nil {
+		return x.Dockerfile
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetBuildpack() *BuildpackSettings {
+	if x != nil {
+		return x.Buildpack
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetPrRestrictions() []string {
+	if x != nil {
+		return x.PrRestrictions
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetBranchRestrictions() []string {
+	if x != nil {
+		return x.BranchRestrictions
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetCrossProjectAccess() *structpb.Value {
+	if x != nil {
+		return x.CrossProjectAccess
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetPathIgnoreRules() []string {
+	if x != nil {
+		return x.PathIgnoreRules
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetIsAllowList() bool {
+	if x != nil && x.IsAllowList != nil {
+		return *x.IsAllowList
+	}
+	return false
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetCiIgnoreFlagsEnabled() bool {
+	if x != nil && x.CiIgnoreFlagsEnabled != nil {
+		return *x.CiIgnoreFlagsEnabled
+	}
+	return false
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetCiIgnoreFlags() []string {
+	if x != nil {
+		return x.CiIgnoreFlags
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetDockerfileTarget() string {
+	if x != nil && x.DockerfileTarget != nil {
+		return *x.DockerfileTarget
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetDockerCredentials() []string {
+	if x != nil {
+		return x.DockerCredentials
+	}
+	return nil
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetIncludeGitFolder() bool {
+	if x != nil && x.IncludeGitFolder != nil {
+		return *x.IncludeGitFolder
+	}
+	return false
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetFullGitClone() bool {
+	if x != nil && x.FullGitClone != nil {
+		return *x.FullGitClone
+	}
+	return false
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetEnableGitLfs() bool {
+	if x != nil && x.EnableGitLfs != nil {
+		return *x.EnableGitLfs
+	}
+	return false
+}
+
+func (x *UpdateServiceBuildOptionsRequest) GetStorage() *BuildStorage {
+	if x != nil {
+		return x.Storage
+	}
+	return nil
+}
+
+// UpdateServiceBuildOptionsResponse is empty.
+type UpdateServiceBuildOptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceBuildOptionsResponse) Reset() {
+	*x = UpdateServiceBuildOptionsResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[117]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceBuildOptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceBuildOptionsResponse) ProtoMessage() {}
+
+func (x *UpdateServiceBuildOptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[117]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceBuildOptionsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServiceBuildOptionsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{117}
+}
+
+// UpdateServiceBuildSourceRequest changes the repository a service builds.
+type UpdateServiceBuildSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Repository URL.
+	ProjectUrl string `protobuf:"bytes,4,opt,name=project_url,json=projectUrl,proto3" json:"project_url,omitempty"`
+	// bitbucket, gitlab, github, self-hosted or azure.
+	ProjectType string `protobuf:"bytes,5,opt,name=project_type,json=projectType,proto3" json:"project_type,omitempty"`
+	// Branch (combined services).
+	ProjectBranch string `protobuf:"bytes,6,opt,name=project_branch,json=projectBranch,proto3" json:"project_branch,omitempty"`
+	// Self-hosted VCS id.
+	SelfHostedVcsId string `protobuf:"bytes,7,opt,name=self_hosted_vcs_id,json=selfHostedVcsId,proto3" json:"self_hosted_vcs_id,omitempty"`
+	// Account login.
+	AccountLogin string `protobuf:"bytes,8,opt,name=account_login,json=accountLogin,proto3" json:"account_login,omitempty"`
+	// Slipway extension: new credentials (all fields empty removes them).
+	Credentials   *VcsCredentials `protobuf:"bytes,9,opt,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceBuildSourceRequest) Reset() {
+	*x = UpdateServiceBuildSourceRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[118]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceBuildSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceBuildSourceRequest) ProtoMessage() {}
+
+func (x *UpdateServiceBuildSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[118]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceBuildSourceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceBuildSourceRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{118}
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetProjectUrl() string {
+	if x != nil {
+		return x.ProjectUrl
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetProjectType() string {
+	if x != nil {
+		return x.ProjectType
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetProjectBranch() string {
+	if x != nil {
+		return x.ProjectBranch
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetSelfHostedVcsId() string {
+	if x != nil {
+		return x.SelfHostedVcsId
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetAccountLogin() string {
+	if x != nil {
+		return x.AccountLogin
+	}
+	return ""
+}
+
+func (x *UpdateServiceBuildSourceRequest) GetCredentials() *VcsCredentials {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+// UpdateServiceBuildSourceResponse is empty.
+type UpdateServiceBuildSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceBuildSourceResponse) Reset() {
+	*x = UpdateServiceBuildSourceResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[119]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceBuildSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceBuildSourceResponse) ProtoMessage() {}
+
+func (x *UpdateServiceBuildSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[119]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceBuildSourceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServiceBuildSourceResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{119}
+}
+
+// GetBuildSourceRequest names a service (internal call: the team is given).
+type GetBuildSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId     string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBuildSourceRequest) Reset() {
+	*x = GetBuildSourceRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[120]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBuildSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBuildSourceRequest) ProtoMessage() {}
+
+func (x *GetBuildSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[120]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBuildSourceRequest.ProtoReflect.Descriptor instead.
+func (*GetBuildSourceRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{120}
+}
+
+func (x *GetBuildSourceRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *GetBuildSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetBuildSourceRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+// BuildSource is what a build or combined service builds, with its secrets
+// in clear (internal answers only).
+type BuildSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Service id.
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// "build" or "combined".
+	ServiceType string `protobuf:"bytes,4,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	// The repository, with its credentials.
+	VcsData *VcsData `protobuf:"bytes,5,opt,name=vcs_data,json=vcsData,proto3" json:"vcs_data,omitempty"`
+	// Build engine.
+	BuildSettings *BuildSettings `protobuf:"bytes,6,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// Build options and restrictions.
+	BuildConfiguration *BuildConfiguration `protobuf:"bytes,7,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	// Build arguments.
+	BuildArguments map[string]string `protobuf:"bytes,8,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Build secret files by path.
+	BuildFiles map[string]*SecretFile `protobuf:"bytes,9,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Whether continuous integration is off.
+	DisabledCi bool `protobuf:"varint,10,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
+	// Build plan id.
+	BuildPlan     string `protobuf:"bytes,11,opt,name=build_plan,json=buildPlan,proto3" json:"build_plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildSource) Reset() {
+	*x = BuildSource{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[121]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildSource) ProtoMessage() {}
+
+func (x *BuildSource) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[121]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildSource.ProtoReflect.Descriptor instead.
+func (*BuildSource) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{121}
+}
+
+func (x *BuildSource) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *BuildSource) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *BuildSource) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *BuildSource) GetServiceType() string {
+	if x != nil {
+		return x.ServiceType
+	}
+	return ""
+}
+
+func (x *BuildSource) GetVcsData() *VcsData {
+	if x != nil {
+		return x.VcsData
+	}
+	return nil
+}
+
+func (x *BuildSource) GetBuildSettings() *BuildSettings {
+	if x != nil {
+		return x.BuildSettings
+	}
+	return nil
+}
+
+func (x *BuildSource) GetBuildConfiguration() *BuildConfiguration {
+	if x != nil {
+		return x.BuildConfiguration
+	}
+	return nil
+}
+
+func (x *BuildSource) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *BuildSource) GetBuildFiles() map[string]*SecretFile {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *BuildSource) GetDisabledCi() bool {
+	if x != nil {
+		return x.DisabledCi
+	}
+	return false
+}
+
+func (x *BuildSource) GetBuildPlan() string {
+	if x != nil {
+		return x.BuildPlan
+	}
+	return ""
+}
+
+// GetBuildSourceResponse is a service's build source.
+type GetBuildSourceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source.
+	Source        *BuildSource `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBuildSourceResponse) Reset() {
+	*x = GetBuildSourceResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[122]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBuildSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBuildSourceResponse) ProtoMessage() {}
+
+func (x *GetBuildSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[122]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBuildSourceResponse.ProtoReflect.Descriptor instead.
+func (*GetBuildSourceResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{122}
+}
+
+func (x *GetBuildSourceResponse) GetSource() *BuildSource {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+// ListBuildSourcesRequest pages through build sources.
+type ListBuildSourcesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this team's services when set.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Most sources in one answer (default and maximum 100).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous answer; empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBuildSourcesRequest) Reset() {
+	*x = ListBuildSourcesRequest{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[123]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBuildSourcesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBuildSourcesRequest) ProtoMessage() {}
+
+func (x *ListBuildSourcesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[123]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBuildSourcesRequest.ProtoReflect.Descriptor instead.
+func (*ListBuildSourcesRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{123}
+}
+
+func (x *ListBuildSourcesRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ListBuildSourcesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBuildSourcesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListBuildSourcesResponse is a page of build sources, ordered by team,
+// project and service.
+type ListBuildSourcesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sources.
+	Sources []*BuildSource `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	// Token of the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBuildSourcesResponse) Reset() {
+	*x = ListBuildSourcesResponse{}
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[124]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBuildSourcesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBuildSourcesResponse) ProtoMessage() {}
+
+func (x *ListBuildSourcesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_deployments_v1_deployments_proto_msgTypes[124]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBuildSourcesResponse.ProtoReflect.Descriptor instead.
+func (*ListBuildSourcesResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_deployments_v1_deployments_proto_rawDescGZIP(), []int{124}
+}
+
+func (x *ListBuildSourcesResponse) GetSources() []*BuildSource {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *ListBuildSourcesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_slipway_deployments_v1_deployments_proto protoreflect.FileDescriptor
@@ -7663,7 +9899,7 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\vunsupported\x129not supported by Slipway: workload labels and annotations\x1a6this == null || this == '' || this == {} || this == []R\bmetadataB\f\n" +
 	"\n" +
 	"_instancesB\x17\n" +
-	"\x15_grace_period_seconds\"\x97\x03\n" +
+	"\x15_grace_period_seconds\"\xdf\x03\n" +
 	"\x11ServiceDeployment\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1c\n" +
 	"\tinstances\x18\x02 \x01(\x05R\tinstances\x12E\n" +
@@ -7672,7 +9908,20 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\astorage\x18\x05 \x01(\v2&.slipway.deployments.v1.ServiceStorageR\astorage\x12<\n" +
 	"\bstrategy\x18\x06 \x01(\v2 .slipway.deployments.v1.StrategyR\bstrategy\x120\n" +
 	"\x14grace_period_seconds\x18\a \x01(\x05R\x12gracePeriodSeconds\x12\x16\n" +
-	"\x06region\x18\b \x01(\tR\x06region\"\xb2\x05\n" +
+	"\x06region\x18\b \x01(\tR\x06region\x12F\n" +
+	"\binternal\x18\t \x01(\v2*.slipway.deployments.v1.InternalSourceViewR\binternal\"\x9b\x02\n" +
+	"\x12InternalSourceView\x12 \n" +
+	"\fnf_object_id\x18\x01 \x01(\tR\n" +
+	"nfObjectId\x12$\n" +
+	"\x0enf_object_type\x18\x02 \x01(\tR\fnfObjectType\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x03 \x01(\tR\n" +
+	"repository\x12\x16\n" +
+	"\x06branch\x18\x04 \x01(\tR\x06branch\x12\x1b\n" +
+	"\tbuild_sha\x18\x05 \x01(\tR\bbuildSHA\x12!\n" +
+	"\fdeployed_sha\x18\x06 \x01(\tR\vdeployedSHA\x12\x19\n" +
+	"\bbuild_id\x18\a \x01(\tR\abuildId\x12*\n" +
+	"\x11deployed_build_id\x18\b \x01(\tR\x0fdeployedBuildId\"\xb2\x05\n" +
 	"\bPortSpec\x12\x17\n" +
 	"\x02id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x02id\x127\n" +
 	"\x04name\x18\x02 \x01(\tB#\xbaH r\x1e\x10\x01\x18\x102\x18^[a-z0-9]+(-[a-z0-9]+)*$R\x04name\x120\n" +
@@ -7721,7 +9970,7 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\x11failure_threshold\x18\n" +
 	" \x01(\x05R\x10failureThreshold\x12+\n" +
 	"\x11success_threshold\x18\v \x01(\x05R\x10successThresholdB\a\n" +
-	"\x05_path\"\xd2\x02\n" +
+	"\x05_path\"\xbb\x03\n" +
 	"\aVcsData\x12+\n" +
 	"\vproject_url\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x10R\n" +
@@ -7729,9 +9978,25 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\fproject_type\x18\x02 \x01(\tB4\xbaH1r/R\tbitbucketR\x06gitlabR\x06githubR\vself-hostedR\x05azureR\vprojectType\x125\n" +
 	"\x12self_hosted_vcs_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x0fselfHostedVcsId\x12-\n" +
 	"\raccount_login\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\faccountLogin\x12(\n" +
-	"\vvcs_link_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\tvcsLinkId\x121\n" +
-	"\x0eproject_branch\x18\x06 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\rprojectBranch\"\xe4\x01\n" +
+	"\vvcs_link_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\tvcsLinkId\x12/\n" +
+	"\x0eproject_branch\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\rprojectBranch\x12H\n" +
+	"\vcredentials\x18\a \x01(\v2&.slipway.deployments.v1.VcsCredentialsR\vcredentials\x12\x1f\n" +
+	"\vpublic_repo\x18\b \x01(\bR\n" +
+	"publicRepo\"\x88\x01\n" +
+	"\x0eVcsCredentials\x12$\n" +
+	"\busername\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\busername\x12$\n" +
+	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\bpassword\x12*\n" +
+	"\vprivate_key\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x01R\n" +
+	"privateKey\"\x9f\x03\n" +
+	"\fVcsDataPatch\x12)\n" +
+	"\vproject_url\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\n" +
+	"projectUrl\x12Y\n" +
+	"\fproject_type\x18\x02 \x01(\tB6\xbaH3r1R\x00R\tbitbucketR\x06gitlabR\x06githubR\vself-hostedR\x05azureR\vprojectType\x125\n" +
+	"\x12self_hosted_vcs_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x0fselfHostedVcsId\x12-\n" +
+	"\raccount_login\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\faccountLogin\x12(\n" +
+	"\vvcs_link_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\tvcsLinkId\x12/\n" +
+	"\x0eproject_branch\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\rprojectBranch\x12H\n" +
+	"\vcredentials\x18\a \x01(\v2&.slipway.deployments.v1.VcsCredentialsR\vcredentials\"\xe4\x01\n" +
 	"\rBuildSettings\x12>\n" +
 	"\astorage\x18\x01 \x01(\v2$.slipway.deployments.v1.BuildStorageR\astorage\x12J\n" +
 	"\n" +
@@ -7757,7 +10022,7 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"CNB_BIONICR\x11PAKETO_JAMMY_TINYR\x11PAKETO_JAMMY_BASER\x11PAKETO_JAMMY_FULLR\vPAKETO_TINYR\vPAKETO_BASER\vPAKETO_FULLR\abuilder\x12>\n" +
 	"\x12buildpack_locators\x18\x02 \x03(\tB\x0f\xbaH\f\x92\x01\t\x10\x14\"\x05r\x03\x18\x80\x04R\x11buildpackLocators\x12-\n" +
 	"\rbuild_context\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fbuildContext\x12\x1b\n" +
-	"\tuse_cache\x18\x04 \x01(\bR\buseCache\"\x96\x04\n" +
+	"\tuse_cache\x18\x04 \x01(\bR\buseCache\"\xfe\x06\n" +
 	"\x12BuildConfiguration\x12;\n" +
 	"\x11path_ignore_rules\x18\x01 \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\x18\x80\x04R\x0fpathIgnoreRules\x12\"\n" +
 	"\ris_allow_list\x18\x02 \x01(\bR\visAllowList\x125\n" +
@@ -7769,7 +10034,11 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\x0efull_git_clone\x18\b \x01(\bR\ffullGitClone\x12$\n" +
 	"\x0eenable_git_lfs\x18\t \x01(\bR\fenableGitLfs\x12>\n" +
 	"\astorage\x18\n" +
-	" \x01(\v2$.slipway.deployments.v1.BuildStorageR\astorage\"\x85\x17\n" +
+	" \x01(\v2$.slipway.deployments.v1.BuildStorageR\astorage\x128\n" +
+	"\x0fpr_restrictions\x18\v \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\x18\x80\x02R\x0eprRestrictions\x12@\n" +
+	"\x13branch_restrictions\x18\f \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\x18\x80\x02R\x12branchRestrictions\x12\xe9\x01\n" +
+	"\x14cross_project_access\x18\r \x01(\v2\x16.google.protobuf.ValueB\x9e\x01\xbaH\x9a\x01\xba\x01\x96\x01\n" +
+	"\vunsupported\x12Rnot supported by Slipway: a build service's builds are deployed in its own project\x1a3this == null || this == {} || this.enabled == falseR\x12crossProjectAccess\"\x8b\x17\n" +
 	"\vServiceSpec\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12$\n" +
@@ -7798,23 +10067,27 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\x0einfrastructure\x18\x10 \x01(\v2\x16.google.protobuf.ValueB\x95\x01\xbaH\x91\x01\xba\x01\x8d\x01\n" +
 	"\vunsupported\x12Fnot supported by Slipway: workloads run on the host's own architecture\x1a6this == null || this == '' || this == {} || this == []R\x0einfrastructure\x12\xd6\x01\n" +
 	"\rruntime_files\x18\x11 \x01(\v2\x16.google.protobuf.ValueB\x98\x01\xbaH\x94\x01\xba\x01\x90\x01\n" +
-	"\vunsupported\x12Inot supported by Slipway: secret files are not mounted into instances yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xcd\x01\n" +
-	"\x0fbuild_arguments\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x8b\x01\xbaH\x87\x01\xba\x01\x83\x01\n" +
-	"\vunsupported\x12<not supported by Slipway: build arguments arrive with builds\x1a6this == null || this == '' || this == {} || this == []R\x0ebuildArguments\x12\xc0\x01\n" +
-	"\vbuild_files\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x86\x01\xbaH\x82\x01\xba\x01\x7f\n" +
-	"\vunsupported\x128not supported by Slipway: build files arrive with builds\x1a6this == null || this == '' || this == {} || this == []R\n" +
-	"buildFiles\x12\xdb\x01\n" +
-	"\x14docker_secret_mounts\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x90\x01\xbaH\x8c\x01\xba\x01\x88\x01\n" +
-	"\vunsupported\x12Anot supported by Slipway: docker secret mounts arrive with builds\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xbc\x01\n" +
+	"\vunsupported\x12Inot supported by Slipway: secret files are not mounted into instances yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xc5\x01\n" +
+	"\x14docker_secret_mounts\x18\x14 \x01(\v2\x16.google.protobuf.ValueB{\xbaHx\xba\x01u\n" +
+	"\vunsupported\x12.not supported by Slipway: docker secret mounts\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xbc\x01\n" +
 	"\x0eload_balancing\x18\x15 \x01(\v2\x16.google.protobuf.ValueB}\xbaHz\xba\x01w\n" +
 	"\vunsupported\x120not supported by Slipway: load balancing options\x1a6this == null || this == '' || this == {} || this == []R\rloadBalancing\x12\xac\x01\n" +
 	"\vautoscaling\x18\x16 \x01(\v2\x16.google.protobuf.ValueBr\xbaHo\xba\x01l\n" +
 	"\vunsupported\x12%not supported by Slipway: autoscaling\x1a6this == null || this == '' || this == {} || this == []R\vautoscaling\x12\xad\x01\n" +
 	"\x0ecreate_options\x18\x17 \x01(\v2\x16.google.protobuf.ValueBn\xbaHk\xba\x01h\n" +
-	"\vunsupported\x12!not supported by Slipway: volumes\x1a6this == null || this == '' || this == {} || this == []R\rcreateOptions\x1aE\n" +
+	"\vunsupported\x12!not supported by Slipway: volumes\x1a6this == null || this == '' || this == {} || this == []R\rcreateOptions\x12\x8d\x01\n" +
+	"\x0fbuild_arguments\x18\x18 \x03(\v27.slipway.deployments.v1.ServiceSpec.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12k\n" +
+	"\vbuild_files\x18\x19 \x03(\v23.slipway.deployments.v1.ServiceSpec.BuildFilesEntryB\x15\xbaH\x12\x9a\x01\x0f\x10d\"\vr\t\x10\x02\x18\x80\b2\x02^/R\n" +
+	"buildFiles\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x0f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01J\x04\b\x12\x10\x13J\x04\b\x13\x10\x14\"\xde\x11\n" +
 	"\fServicePatch\x12/\n" +
 	"\vdescription\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x12$\n" +
 	"\x04tags\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -7841,13 +10114,23 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\vunsupported\x12/not supported by Slipway: building from bundles\x1a6this == null || this == '' || this == {} || this == []R\n" +
 	"bundleData\x12\xd6\x01\n" +
 	"\rruntime_files\x18\x0f \x01(\v2\x16.google.protobuf.ValueB\x98\x01\xbaH\x94\x01\xba\x01\x90\x01\n" +
-	"\vunsupported\x12Inot supported by Slipway: secret files are not mounted into instances yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xcd\x01\n" +
-	"\x0fbuild_arguments\x18\x10 \x01(\v2\x16.google.protobuf.ValueB\x8b\x01\xbaH\x87\x01\xba\x01\x83\x01\n" +
-	"\vunsupported\x12<not supported by Slipway: build arguments arrive with builds\x1a6this == null || this == '' || this == {} || this == []R\x0ebuildArguments\x1aE\n" +
+	"\vunsupported\x12Inot supported by Slipway: secret files are not mounted into instances yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\x8e\x01\n" +
+	"\x0fbuild_arguments\x18\x11 \x03(\v28.slipway.deployments.v1.ServicePatch.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12l\n" +
+	"\vbuild_files\x18\x12 \x03(\v24.slipway.deployments.v1.ServicePatch.BuildFilesEntryB\x15\xbaH\x12\x9a\x01\x0f\x10d\"\vr\t\x10\x02\x18\x80\b2\x02^/R\n" +
+	"buildFiles\x12$\n" +
+	"\vdisabled_ci\x18\x13 \x01(\bH\x01R\n" +
+	"disabledCI\x88\x01\x01\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
-	"\f_description\"\xc6\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01B\x0e\n" +
+	"\f_descriptionB\x0e\n" +
+	"\f_disabled_ciJ\x04\b\x10\x10\x11\"\xc6\x01\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -7875,10 +10158,17 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
 	"\x06status\x18\n" +
 	" \x01(\tR\x06status\x12\x16\n" +
-	"\x06reason\x18\v \x01(\tR\x06reason\"\x9b\x01\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\"\xdd\x01\n" +
 	"\x11ReleaseDeployment\x12E\n" +
 	"\bexternal\x18\x01 \x01(\v2).slipway.deployments.v1.ExternalImageViewR\bexternal\x12?\n" +
-	"\x06docker\x18\x02 \x01(\v2'.slipway.deployments.v1.DockerOverridesR\x06docker\"\x82\x01\n" +
+	"\x06docker\x18\x02 \x01(\v2'.slipway.deployments.v1.DockerOverridesR\x06docker\x12@\n" +
+	"\binternal\x18\x03 \x01(\v2$.slipway.deployments.v1.ReleaseBuildR\binternal\"u\n" +
+	"\fReleaseBuild\x12 \n" +
+	"\fnf_object_id\x18\x01 \x01(\tR\n" +
+	"nfObjectId\x12\x19\n" +
+	"\bbuild_id\x18\x02 \x01(\tR\abuildId\x12\x10\n" +
+	"\x03sha\x18\x03 \x01(\tR\x03sha\x12\x16\n" +
+	"\x06branch\x18\x04 \x01(\tR\x06branch\"\x82\x01\n" +
 	"\aLogLine\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x10\n" +
 	"\x03log\x18\x02 \x01(\tR\x03log\x12*\n" +
@@ -7975,24 +10265,13 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\n" +
 	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x120\n" +
 	"\x14delete_child_objects\x18\x04 \x01(\bR\x12deleteChildObjects\"\x17\n" +
-	"\x15DeleteServiceResponse\"\xc3\x02\n" +
-	"\x18StartServiceBuildRequest\x12 \n" +
-	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
-	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
-	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12\x19\n" +
-	"\x03sha\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x03sha\x12 \n" +
-	"\x06branch\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x06branch\x12>\n" +
-	"\x0fpull_request_id\x18\x06 \x01(\v2\x16.google.protobuf.ValueR\rpullRequestId\x124\n" +
-	"\toverrides\x18\a \x01(\v2\x16.google.protobuf.ValueR\toverrides\"\x1b\n" +
-	"\x19StartServiceBuildResponse\"\x93\x01\n" +
+	"\x15DeleteServiceResponse\"\x93\x01\n" +
 	"\x1bGetServiceDeploymentRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
 	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"\xe7\x02\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"\xaf\x03\n" +
 	"\x1cGetServiceDeploymentResponse\x12?\n" +
 	"\x06docker\x18\x01 \x01(\v2'.slipway.deployments.v1.DockerOverridesR\x06docker\x12@\n" +
 	"\astorage\x18\x02 \x01(\v2&.slipway.deployments.v1.ServiceStorageR\astorage\x12E\n" +
@@ -8000,7 +10279,8 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\tinstances\x18\x04 \x01(\x05R\tinstances\x12@\n" +
 	"\x06status\x18\x05 \x01(\v2(.slipway.deployments.v1.DeploymentStatusR\x06status\x12\x1d\n" +
 	"\n" +
-	"release_id\x18\x06 \x01(\tR\treleaseId\"\x88\x04\n" +
+	"release_id\x18\x06 \x01(\tR\treleaseId\x12F\n" +
+	"\binternal\x18\a \x01(\v2*.slipway.deployments.v1.InternalSourceViewR\binternal\"\x88\x04\n" +
 	"\x1eUpdateServiceDeploymentRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
@@ -8264,7 +10544,237 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x126\n" +
 	"\n" +
 	"overriding\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\n" +
-	"overriding2\xd4J\n" +
+	"overriding\"P\n" +
+	"\n" +
+	"SecretFile\x12\x1d\n" +
+	"\x04data\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80@R\x04data\x12#\n" +
+	"\bencoding\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18 R\bencoding\"\x84\x01\n" +
+	"\x10SecretFileDetail\x128\n" +
+	"\x05value\x18\x01 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value\x126\n" +
+	"\n" +
+	"overriding\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\n" +
+	"overriding\"\xd4\r\n" +
+	"\x10BuildServiceSpec\x12I\n" +
+	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12$\n" +
+	"\x04tags\x18\x03 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10\x14\"\x06r\x04\x10\x01\x18'R\x04tags\x129\n" +
+	"\abilling\x18\x04 \x01(\v2\x1f.slipway.deployments.v1.BillingR\abilling\x12\x1f\n" +
+	"\vdisabled_ci\x18\x05 \x01(\bR\n" +
+	"disabledCI\x12/\n" +
+	"\fbuild_source\x18\x06 \x01(\tB\f\xbaH\tr\aR\x00R\x03gitR\vbuildSource\x12B\n" +
+	"\bvcs_data\x18\a \x01(\v2\x1f.slipway.deployments.v1.VcsDataB\x06\xbaH\x03\xc8\x01\x01R\avcsData\x12T\n" +
+	"\x0ebuild_settings\x18\b \x01(\v2%.slipway.deployments.v1.BuildSettingsB\x06\xbaH\x03\xc8\x01\x01R\rbuildSettings\x12[\n" +
+	"\x13build_configuration\x18\t \x01(\v2*.slipway.deployments.v1.BuildConfigurationR\x12buildConfiguration\x12\x92\x01\n" +
+	"\x0fbuild_arguments\x18\n" +
+	" \x03(\v2<.slipway.deployments.v1.BuildServiceSpec.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12p\n" +
+	"\vbuild_files\x18\v \x03(\v28.slipway.deployments.v1.BuildServiceSpec.BuildFilesEntryB\x15\xbaH\x12\x9a\x01\x0f\x10d\"\vr\t\x10\x02\x18\x80\b2\x02^/R\n" +
+	"buildFiles\x12\xc5\x01\n" +
+	"\x14docker_secret_mounts\x18\f \x01(\v2\x16.google.protobuf.ValueB{\xbaHx\xba\x01u\n" +
+	"\vunsupported\x12.not supported by Slipway: docker secret mounts\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\x98\x01\n" +
+	"\bstage_id\x18\r \x01(\v2\x16.google.protobuf.ValueBe\xbaHb\xba\x01_\n" +
+	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a\x1athis == null || this == ''R\astageId\x12\xd6\x01\n" +
+	"\x0einfrastructure\x18\x0e \x01(\v2\x16.google.protobuf.ValueB\x95\x01\xbaH\x91\x01\xba\x01\x8d\x01\n" +
+	"\vunsupported\x12Fnot supported by Slipway: workloads run on the host's own architecture\x1a6this == null || this == '' || this == {} || this == []R\x0einfrastructure\x12\xb5\x01\n" +
+	"\vbundle_data\x18\x0f \x01(\v2\x16.google.protobuf.ValueB|\xbaHy\xba\x01v\n" +
+	"\vunsupported\x12/not supported by Slipway: building from bundles\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"bundleData\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01\"\x9a\n" +
+	"\n" +
+	"\x11BuildServicePatch\x12/\n" +
+	"\vdescription\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x12$\n" +
+	"\x04tags\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x10\x14\"\x06r\x04\x10\x01\x18'R\x04tags\x129\n" +
+	"\abilling\x18\x03 \x01(\v2\x1f.slipway.deployments.v1.BillingR\abilling\x12$\n" +
+	"\vdisabled_ci\x18\x04 \x01(\bH\x01R\n" +
+	"disabledCI\x88\x01\x01\x12/\n" +
+	"\fbuild_source\x18\x05 \x01(\tB\f\xbaH\tr\aR\x00R\x03gitR\vbuildSource\x12?\n" +
+	"\bvcs_data\x18\x06 \x01(\v2$.slipway.deployments.v1.VcsDataPatchR\avcsData\x12L\n" +
+	"\x0ebuild_settings\x18\a \x01(\v2%.slipway.deployments.v1.BuildSettingsR\rbuildSettings\x12[\n" +
+	"\x13build_configuration\x18\b \x01(\v2*.slipway.deployments.v1.BuildConfigurationR\x12buildConfiguration\x12\x93\x01\n" +
+	"\x0fbuild_arguments\x18\t \x03(\v2=.slipway.deployments.v1.BuildServicePatch.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12q\n" +
+	"\vbuild_files\x18\n" +
+	" \x03(\v29.slipway.deployments.v1.BuildServicePatch.BuildFilesEntryB\x15\xbaH\x12\x9a\x01\x0f\x10d\"\vr\t\x10\x02\x18\x80\b2\x02^/R\n" +
+	"buildFiles\x12\xc5\x01\n" +
+	"\x14docker_secret_mounts\x18\v \x01(\v2\x16.google.protobuf.ValueB{\xbaHx\xba\x01u\n" +
+	"\vunsupported\x12.not supported by Slipway: docker secret mounts\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\x98\x01\n" +
+	"\bstage_id\x18\f \x01(\v2\x16.google.protobuf.ValueBe\xbaHb\xba\x01_\n" +
+	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a\x1athis == null || this == ''R\astageId\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01B\x0e\n" +
+	"\f_descriptionB\x0e\n" +
+	"\f_disabled_ci\"\xad\x01\n" +
+	"\x19CreateBuildServiceRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12D\n" +
+	"\x04spec\x18\x03 \x01(\v2(.slipway.deployments.v1.BuildServiceSpecB\x06\xbaH\x03\xc8\x01\x01R\x04spec\"W\n" +
+	"\x1aCreateBuildServiceResponse\x129\n" +
+	"\aservice\x18\x01 \x01(\v2\x1f.slipway.deployments.v1.ServiceR\aservice\"\xaa\x01\n" +
+	"\x16PutBuildServiceRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12D\n" +
+	"\x04spec\x18\x03 \x01(\v2(.slipway.deployments.v1.BuildServiceSpecB\x06\xbaH\x03\xc8\x01\x01R\x04spec\"T\n" +
+	"\x17PutBuildServiceResponse\x129\n" +
+	"\aservice\x18\x01 \x01(\v2\x1f.slipway.deployments.v1.ServiceR\aservice\"\xd7\x01\n" +
+	"\x18PatchBuildServiceRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12E\n" +
+	"\x04spec\x18\x04 \x01(\v2).slipway.deployments.v1.BuildServicePatchB\x06\xbaH\x03\xc8\x01\x01R\x04spec\"V\n" +
+	"\x19PatchBuildServiceResponse\x129\n" +
+	"\aservice\x18\x01 \x01(\v2\x1f.slipway.deployments.v1.ServiceR\aservice\"\x9a\x02\n" +
+	"\x1fGetServiceBuildArgumentsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x121\n" +
+	"\x04show\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x18R\x00R\x03allR\x04thisR\tinheritedR\x04show\x12N\n" +
+	"\x18replace_templated_values\x18\x05 \x01(\tB\x14\xbaH\x11r\x0fR\x00R\x04trueR\x05falseR\x16replaceTemplatedValues\"\xaa\x03\n" +
+	" GetServiceBuildArgumentsResponse\x12u\n" +
+	"\x0fbuild_arguments\x18\x01 \x03(\v2L.slipway.deployments.v1.GetServiceBuildArgumentsResponse.BuildArgumentsEntryR\x0ebuildArguments\x12i\n" +
+	"\vbuild_files\x18\x02 \x03(\v2H.slipway.deployments.v1.GetServiceBuildArgumentsResponse.BuildFilesEntryR\n" +
+	"buildFiles\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01\"\xb4\x06\n" +
+	"\"UpdateServiceBuildArgumentsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12\xa4\x01\n" +
+	"\x0fbuild_arguments\x18\x04 \x03(\v2N.slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\x82\x01\n" +
+	"\vbuild_files\x18\x05 \x03(\v2J.slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.BuildFilesEntryB\x15\xbaH\x12\x9a\x01\x0f\x10d\"\vr\t\x10\x02\x18\x80\b2\x02^/R\n" +
+	"buildFiles\x12\xc5\x01\n" +
+	"\x14docker_secret_mounts\x18\x06 \x01(\v2\x16.google.protobuf.ValueB{\xbaHx\xba\x01u\n" +
+	"\vunsupported\x12.not supported by Slipway: docker secret mounts\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01\"%\n" +
+	"#UpdateServiceBuildArgumentsResponse\"\x9d\x01\n" +
+	"%GetServiceBuildArgumentDetailsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"\xe8\x03\n" +
+	"&GetServiceBuildArgumentDetailsResponse\x12{\n" +
+	"\x0fbuild_arguments\x18\x01 \x03(\v2R.slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildArgumentsEntryR\x0ebuildArguments\x12o\n" +
+	"\vbuild_files\x18\x02 \x03(\v2N.slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildFilesEntryR\n" +
+	"buildFiles\x1ag\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12:\n" +
+	"\x05value\x18\x02 \x01(\v2$.slipway.deployments.v1.SecretDetailR\x05value:\x028\x01\x1ag\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12>\n" +
+	"\x05value\x18\x02 \x01(\v2(.slipway.deployments.v1.SecretFileDetailR\x05value:\x028\x01\"\xb6\n" +
+	"\n" +
+	" UpdateServiceBuildOptionsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12J\n" +
+	"\n" +
+	"dockerfile\x18\x04 \x01(\v2*.slipway.deployments.v1.DockerfileSettingsR\n" +
+	"dockerfile\x12G\n" +
+	"\tbuildpack\x18\x05 \x01(\v2).slipway.deployments.v1.BuildpackSettingsR\tbuildpack\x128\n" +
+	"\x0fpr_restrictions\x18\x06 \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\x18\x80\x02R\x0eprRestrictions\x12@\n" +
+	"\x13branch_restrictions\x18\a \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\x18\x80\x02R\x12branchRestrictions\x12\xe9\x01\n" +
+	"\x14cross_project_access\x18\b \x01(\v2\x16.google.protobuf.ValueB\x9e\x01\xbaH\x9a\x01\xba\x01\x96\x01\n" +
+	"\vunsupported\x12Rnot supported by Slipway: a build service's builds are deployed in its own project\x1a3this == null || this == {} || this.enabled == falseR\x12crossProjectAccess\x12;\n" +
+	"\x11path_ignore_rules\x18\t \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\x18\x80\x04R\x0fpathIgnoreRules\x12'\n" +
+	"\ris_allow_list\x18\n" +
+	" \x01(\bH\x00R\visAllowList\x88\x01\x01\x12:\n" +
+	"\x17ci_ignore_flags_enabled\x18\v \x01(\bH\x01R\x14ciIgnoreFlagsEnabled\x88\x01\x01\x127\n" +
+	"\x0fci_ignore_flags\x18\f \x03(\tB\x0f\xbaH\f\x92\x01\t\x10\x14\"\x05r\x03\x18\x80\x01R\rciIgnoreFlags\x12:\n" +
+	"\x11dockerfile_target\x18\r \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01H\x02R\x10dockerfileTarget\x88\x01\x01\x12>\n" +
+	"\x12docker_credentials\x18\x0e \x03(\tB\x0f\xbaH\f\x92\x01\t\x10\x14\"\x05r\x03\x18\x80\x01R\x11dockerCredentials\x121\n" +
+	"\x12include_git_folder\x18\x0f \x01(\bH\x03R\x10includeGitFolder\x88\x01\x01\x12)\n" +
+	"\x0efull_git_clone\x18\x10 \x01(\bH\x04R\ffullGitClone\x88\x01\x01\x12)\n" +
+	"\x0eenable_git_lfs\x18\x11 \x01(\bH\x05R\fenableGitLfs\x88\x01\x01\x12>\n" +
+	"\astorage\x18\x12 \x01(\v2$.slipway.deployments.v1.BuildStorageR\astorageB\x10\n" +
+	"\x0e_is_allow_listB\x1a\n" +
+	"\x18_ci_ignore_flags_enabledB\x14\n" +
+	"\x12_dockerfile_targetB\x15\n" +
+	"\x13_include_git_folderB\x11\n" +
+	"\x0f_full_git_cloneB\x11\n" +
+	"\x0f_enable_git_lfs\"#\n" +
+	"!UpdateServiceBuildOptionsResponse\"\xfe\x03\n" +
+	"\x1fUpdateServiceBuildSourceRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12)\n" +
+	"\vproject_url\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\n" +
+	"projectUrl\x12Y\n" +
+	"\fproject_type\x18\x05 \x01(\tB6\xbaH3r1R\x00R\tbitbucketR\x06gitlabR\x06githubR\vself-hostedR\x05azureR\vprojectType\x12/\n" +
+	"\x0eproject_branch\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\rprojectBranch\x125\n" +
+	"\x12self_hosted_vcs_id\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x0fselfHostedVcsId\x12-\n" +
+	"\raccount_login\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\faccountLogin\x12H\n" +
+	"\vcredentials\x18\t \x01(\v2&.slipway.deployments.v1.VcsCredentialsR\vcredentials\"\"\n" +
+	" UpdateServiceBuildSourceResponse\"\x8f\x01\n" +
+	"\x15GetBuildSourceRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"\x8c\x06\n" +
+	"\vBuildSource\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\x12!\n" +
+	"\fservice_type\x18\x04 \x01(\tR\vserviceType\x12:\n" +
+	"\bvcs_data\x18\x05 \x01(\v2\x1f.slipway.deployments.v1.VcsDataR\avcsData\x12L\n" +
+	"\x0ebuild_settings\x18\x06 \x01(\v2%.slipway.deployments.v1.BuildSettingsR\rbuildSettings\x12[\n" +
+	"\x13build_configuration\x18\a \x01(\v2*.slipway.deployments.v1.BuildConfigurationR\x12buildConfiguration\x12`\n" +
+	"\x0fbuild_arguments\x18\b \x03(\v27.slipway.deployments.v1.BuildSource.BuildArgumentsEntryR\x0ebuildArguments\x12T\n" +
+	"\vbuild_files\x18\t \x03(\v23.slipway.deployments.v1.BuildSource.BuildFilesEntryR\n" +
+	"buildFiles\x12\x1f\n" +
+	"\vdisabled_ci\x18\n" +
+	" \x01(\bR\n" +
+	"disabledCI\x12\x1d\n" +
+	"\n" +
+	"build_plan\x18\v \x01(\tR\tbuildPlan\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01\"U\n" +
+	"\x16GetBuildSourceResponse\x12;\n" +
+	"\x06source\x18\x01 \x01(\v2#.slipway.deployments.v1.BuildSourceR\x06source\"\x8c\x01\n" +
+	"\x17ListBuildSourcesRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tpageToken\"\x81\x01\n" +
+	"\x18ListBuildSourcesResponse\x12=\n" +
+	"\asources\x18\x01 \x03(\v2#.slipway.deployments.v1.BuildSourceR\asources\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xbd_\n" +
 	"\x12DeploymentsService\x12\xf7\x01\n" +
 	"\fListServices\x12+.slipway.deployments.v1.ListServicesRequest\x1a,.slipway.deployments.v1.ListServicesResponse\"\x8b\x01\xa2\xbb\x18'\n" +
 	"#Project > Services > General > Read\x10\x01\x82\xd3\xe4\x93\x02ZZ4\x122/v1/teams/{team_id}/projects/{project_id}/services\x12\"/v1/projects/{project_id}/services\x12\xcf\x02\n" +
@@ -8284,9 +10794,25 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"GetService\x12).slipway.deployments.v1.GetServiceRequest\x1a*.slipway.deployments.v1.GetServiceResponse\"\xb8\x01\xa2\xbb\x18'\n" +
 	"#Project > Services > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x86\x01ZJb\aservice\x12?/v1/teams/{team_id}/projects/{project_id}/services/{service_id}b\aservice\x12//v1/projects/{project_id}/services/{service_id}\x12\x96\x02\n" +
 	"\rDeleteService\x12,.slipway.deployments.v1.DeleteServiceRequest\x1a-.slipway.deployments.v1.DeleteServiceResponse\"\xa7\x01\xa2\xbb\x18)\n" +
-	"%Project > Services > General > Delete\x10\x01\x82\xd3\xe4\x93\x02tZA*?/v1/teams/{team_id}/projects/{project_id}/services/{service_id}*//v1/projects/{project_id}/services/{service_id}\x12\xbe\x02\n" +
-	"\x11StartServiceBuild\x120.slipway.deployments.v1.StartServiceBuildRequest\x1a1.slipway.deployments.v1.StartServiceBuildResponse\"\xc3\x01\xa2\xbb\x182\n" +
-	".Project > Services > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x86\x01:\x01*ZJ:\x01*\"E/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build\"5/v1/projects/{project_id}/services/{service_id}/build\x12\xcd\x02\n" +
+	"%Project > Services > General > Delete\x10\x01\x82\xd3\xe4\x93\x02tZA*?/v1/teams/{team_id}/projects/{project_id}/services/{service_id}*//v1/projects/{project_id}/services/{service_id}\x12\xb6\x02\n" +
+	"\x12CreateBuildService\x121.slipway.deployments.v1.CreateBuildServiceRequest\x1a2.slipway.deployments.v1.CreateBuildServiceResponse\"\xb8\x01\xa2\xbb\x18)\n" +
+	"%Project > Services > General > Create\x10\x01\x82\xd3\xe4\x93\x02\x84\x01:\x04specZI:\x04specb\aservice\"8/v1/teams/{team_id}/projects/{project_id}/services/buildb\aservice\"(/v1/projects/{project_id}/services/build\x12\xad\x02\n" +
+	"\x0fPutBuildService\x12..slipway.deployments.v1.PutBuildServiceRequest\x1a/.slipway.deployments.v1.PutBuildServiceResponse\"\xb8\x01\xa2\xbb\x18)\n" +
+	"%Project > Services > General > Create\x10\x01\x82\xd3\xe4\x93\x02\x84\x01:\x04specZI:\x04specb\aservice\x1a8/v1/teams/{team_id}/projects/{project_id}/services/buildb\aservice\x1a(/v1/projects/{project_id}/services/build\x12\xcd\x02\n" +
+	"\x11PatchBuildService\x120.slipway.deployments.v1.PatchBuildServiceRequest\x1a1.slipway.deployments.v1.PatchBuildServiceResponse\"\xd2\x01\xa2\xbb\x18)\n" +
+	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x9e\x01:\x04specZV:\x04specb\aservice2E/v1/teams/{team_id}/projects/{project_id}/services/build/{service_id}b\aservice25/v1/projects/{project_id}/services/build/{service_id}\x12\xd6\x02\n" +
+	"\x18GetServiceBuildArguments\x127.slipway.deployments.v1.GetServiceBuildArgumentsRequest\x1a8.slipway.deployments.v1.GetServiceBuildArgumentsResponse\"\xc6\x01\xa2\xbb\x18'\n" +
+	"#Project > Secrets > Services > Read\x10\x01\x82\xd3\xe4\x93\x02\x94\x01ZQ\x12O/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-arguments\x12?/v1/projects/{project_id}/services/{service_id}/build-arguments\x12\xe7\x02\n" +
+	"\x1bUpdateServiceBuildArguments\x12:.slipway.deployments.v1.UpdateServiceBuildArgumentsRequest\x1a;.slipway.deployments.v1.UpdateServiceBuildArgumentsResponse\"\xce\x01\xa2\xbb\x18)\n" +
+	"%Project > Secrets > Services > Update\x10\x01\x82\xd3\xe4\x93\x02\x9a\x01:\x01*ZT:\x01*\"O/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-arguments\"?/v1/projects/{project_id}/services/{service_id}/build-arguments\x12\xf8\x02\n" +
+	"\x1eGetServiceBuildArgumentDetails\x12=.slipway.deployments.v1.GetServiceBuildArgumentDetailsRequest\x1a>.slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse\"\xd6\x01\xa2\xbb\x18'\n" +
+	"#Project > Secrets > Services > Read\x10\x01\x82\xd3\xe4\x93\x02\xa4\x01ZY\x12W/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-arguments/details\x12G/v1/projects/{project_id}/services/{service_id}/build-arguments/details\x12\xdd\x02\n" +
+	"\x19UpdateServiceBuildOptions\x128.slipway.deployments.v1.UpdateServiceBuildOptionsRequest\x1a9.slipway.deployments.v1.UpdateServiceBuildOptionsResponse\"\xca\x01\xa2\xbb\x18)\n" +
+	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x96\x01:\x01*ZR:\x01*\"M/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-options\"=/v1/projects/{project_id}/services/{service_id}/build-options\x12\xd8\x02\n" +
+	"\x18UpdateServiceBuildSource\x127.slipway.deployments.v1.UpdateServiceBuildSourceRequest\x1a8.slipway.deployments.v1.UpdateServiceBuildSourceResponse\"\xc8\x01\xa2\xbb\x18)\n" +
+	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x94\x01:\x01*ZQ:\x01*\"L/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-source\"</v1/projects/{project_id}/services/{service_id}/build-source\x12w\n" +
+	"\x0eGetBuildSource\x12-.slipway.deployments.v1.GetBuildSourceRequest\x1a..slipway.deployments.v1.GetBuildSourceResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12}\n" +
+	"\x10ListBuildSources\x12/.slipway.deployments.v1.ListBuildSourcesRequest\x1a0.slipway.deployments.v1.ListBuildSourcesResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12\xcd\x02\n" +
 	"\x14GetServiceDeployment\x123.slipway.deployments.v1.GetServiceDeploymentRequest\x1a4.slipway.deployments.v1.GetServiceDeploymentResponse\"\xc9\x01\xa2\xbb\x184\n" +
 	"0Project > Services > Deployment > View Instances\x10\x01\x82\xd3\xe4\x93\x02\x8a\x01ZL\x12J/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/deployment\x12:/v1/projects/{project_id}/services/{service_id}/deployment\x12\xdf\x02\n" +
 	"\x17UpdateServiceDeployment\x126.slipway.deployments.v1.UpdateServiceDeploymentRequest\x1a7.slipway.deployments.v1.UpdateServiceDeploymentResponse\"\xd2\x01\xa2\xbb\x187\n" +
@@ -8340,7 +10866,7 @@ func file_slipway_deployments_v1_deployments_proto_rawDescGZIP() []byte {
 	return file_slipway_deployments_v1_deployments_proto_rawDescData
 }
 
-var file_slipway_deployments_v1_deployments_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
+var file_slipway_deployments_v1_deployments_proto_msgTypes = make([]protoimpl.MessageInfo, 148)
 var file_slipway_deployments_v1_deployments_proto_goTypes = []any{
 	(*Service)(nil),                                     // 0: slipway.deployments.v1.Service
 	(*ServiceSummary)(nil),                              // 1: slipway.deployments.v1.ServiceSummary
@@ -8358,312 +10884,432 @@ var file_slipway_deployments_v1_deployments_proto_goTypes = []any{
 	(*StrategySettings)(nil),                            // 13: slipway.deployments.v1.StrategySettings
 	(*ServiceDeploymentSpec)(nil),                       // 14: slipway.deployments.v1.ServiceDeploymentSpec
 	(*ServiceDeployment)(nil),                           // 15: slipway.deployments.v1.ServiceDeployment
-	(*PortSpec)(nil),                                    // 16: slipway.deployments.v1.PortSpec
-	(*Port)(nil),                                        // 17: slipway.deployments.v1.Port
-	(*Domain)(nil),                                      // 18: slipway.deployments.v1.Domain
-	(*HealthCheck)(nil),                                 // 19: slipway.deployments.v1.HealthCheck
-	(*HealthCheckView)(nil),                             // 20: slipway.deployments.v1.HealthCheckView
-	(*VcsData)(nil),                                     // 21: slipway.deployments.v1.VcsData
-	(*BuildSettings)(nil),                               // 22: slipway.deployments.v1.BuildSettings
-	(*BuildStorage)(nil),                                // 23: slipway.deployments.v1.BuildStorage
-	(*DockerfileSettings)(nil),                          // 24: slipway.deployments.v1.DockerfileSettings
-	(*BuildkitSettings)(nil),                            // 25: slipway.deployments.v1.BuildkitSettings
-	(*BuildpackSettings)(nil),                           // 26: slipway.deployments.v1.BuildpackSettings
-	(*BuildConfiguration)(nil),                          // 27: slipway.deployments.v1.BuildConfiguration
-	(*ServiceSpec)(nil),                                 // 28: slipway.deployments.v1.ServiceSpec
-	(*ServicePatch)(nil),                                // 29: slipway.deployments.v1.ServicePatch
-	(*Container)(nil),                                   // 30: slipway.deployments.v1.Container
-	(*Release)(nil),                                     // 31: slipway.deployments.v1.Release
-	(*ReleaseDeployment)(nil),                           // 32: slipway.deployments.v1.ReleaseDeployment
-	(*LogLine)(nil),                                     // 33: slipway.deployments.v1.LogLine
-	(*Metric)(nil),                                      // 34: slipway.deployments.v1.Metric
-	(*MetricInfo)(nil),                                  // 35: slipway.deployments.v1.MetricInfo
-	(*MetricSeries)(nil),                                // 36: slipway.deployments.v1.MetricSeries
-	(*MetricMetadata)(nil),                              // 37: slipway.deployments.v1.MetricMetadata
-	(*MetricPoint)(nil),                                 // 38: slipway.deployments.v1.MetricPoint
-	(*ListServicesRequest)(nil),                         // 39: slipway.deployments.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),                        // 40: slipway.deployments.v1.ListServicesResponse
-	(*CreateDeploymentServiceRequest)(nil),              // 41: slipway.deployments.v1.CreateDeploymentServiceRequest
-	(*CreateDeploymentServiceResponse)(nil),             // 42: slipway.deployments.v1.CreateDeploymentServiceResponse
-	(*PutDeploymentServiceRequest)(nil),                 // 43: slipway.deployments.v1.PutDeploymentServiceRequest
-	(*PutDeploymentServiceResponse)(nil),                // 44: slipway.deployments.v1.PutDeploymentServiceResponse
-	(*PatchDeploymentServiceRequest)(nil),               // 45: slipway.deployments.v1.PatchDeploymentServiceRequest
-	(*PatchDeploymentServiceResponse)(nil),              // 46: slipway.deployments.v1.PatchDeploymentServiceResponse
-	(*CreateCombinedServiceRequest)(nil),                // 47: slipway.deployments.v1.CreateCombinedServiceRequest
-	(*CreateCombinedServiceResponse)(nil),               // 48: slipway.deployments.v1.CreateCombinedServiceResponse
-	(*PutCombinedServiceRequest)(nil),                   // 49: slipway.deployments.v1.PutCombinedServiceRequest
-	(*PutCombinedServiceResponse)(nil),                  // 50: slipway.deployments.v1.PutCombinedServiceResponse
-	(*PatchCombinedServiceRequest)(nil),                 // 51: slipway.deployments.v1.PatchCombinedServiceRequest
-	(*PatchCombinedServiceResponse)(nil),                // 52: slipway.deployments.v1.PatchCombinedServiceResponse
-	(*GetServiceRequest)(nil),                           // 53: slipway.deployments.v1.GetServiceRequest
-	(*GetServiceResponse)(nil),                          // 54: slipway.deployments.v1.GetServiceResponse
-	(*DeleteServiceRequest)(nil),                        // 55: slipway.deployments.v1.DeleteServiceRequest
-	(*DeleteServiceResponse)(nil),                       // 56: slipway.deployments.v1.DeleteServiceResponse
-	(*StartServiceBuildRequest)(nil),                    // 57: slipway.deployments.v1.StartServiceBuildRequest
-	(*StartServiceBuildResponse)(nil),                   // 58: slipway.deployments.v1.StartServiceBuildResponse
-	(*GetServiceDeploymentRequest)(nil),                 // 59: slipway.deployments.v1.GetServiceDeploymentRequest
-	(*GetServiceDeploymentResponse)(nil),                // 60: slipway.deployments.v1.GetServiceDeploymentResponse
-	(*UpdateServiceDeploymentRequest)(nil),              // 61: slipway.deployments.v1.UpdateServiceDeploymentRequest
-	(*UpdateServiceDeploymentResponse)(nil),             // 62: slipway.deployments.v1.UpdateServiceDeploymentResponse
-	(*GetServicePortsRequest)(nil),                      // 63: slipway.deployments.v1.GetServicePortsRequest
-	(*GetServicePortsResponse)(nil),                     // 64: slipway.deployments.v1.GetServicePortsResponse
-	(*UpdateServicePortsRequest)(nil),                   // 65: slipway.deployments.v1.UpdateServicePortsRequest
-	(*UpdateServicePortsResponse)(nil),                  // 66: slipway.deployments.v1.UpdateServicePortsResponse
-	(*GetServiceHealthChecksRequest)(nil),               // 67: slipway.deployments.v1.GetServiceHealthChecksRequest
-	(*GetServiceHealthChecksResponse)(nil),              // 68: slipway.deployments.v1.GetServiceHealthChecksResponse
-	(*UpdateServiceHealthChecksRequest)(nil),            // 69: slipway.deployments.v1.UpdateServiceHealthChecksRequest
-	(*UpdateServiceHealthChecksResponse)(nil),           // 70: slipway.deployments.v1.UpdateServiceHealthChecksResponse
-	(*GetServiceRuntimeEnvironmentRequest)(nil),         // 71: slipway.deployments.v1.GetServiceRuntimeEnvironmentRequest
-	(*GetServiceRuntimeEnvironmentResponse)(nil),        // 72: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse
-	(*UpdateServiceRuntimeEnvironmentRequest)(nil),      // 73: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest
-	(*UpdateServiceRuntimeEnvironmentResponse)(nil),     // 74: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentResponse
-	(*GetServiceRuntimeEnvironmentDetailsRequest)(nil),  // 75: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsRequest
-	(*GetServiceRuntimeEnvironmentDetailsResponse)(nil), // 76: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse
-	(*ScaleServiceRequest)(nil),                         // 77: slipway.deployments.v1.ScaleServiceRequest
-	(*ScaleServiceResponse)(nil),                        // 78: slipway.deployments.v1.ScaleServiceResponse
-	(*PauseServiceRequest)(nil),                         // 79: slipway.deployments.v1.PauseServiceRequest
-	(*PauseServiceResponse)(nil),                        // 80: slipway.deployments.v1.PauseServiceResponse
-	(*ResumeServiceRequest)(nil),                        // 81: slipway.deployments.v1.ResumeServiceRequest
-	(*ResumeServiceResponse)(nil),                       // 82: slipway.deployments.v1.ResumeServiceResponse
-	(*RestartServiceRequest)(nil),                       // 83: slipway.deployments.v1.RestartServiceRequest
-	(*RestartServiceResponse)(nil),                      // 84: slipway.deployments.v1.RestartServiceResponse
-	(*GetServiceContainersRequest)(nil),                 // 85: slipway.deployments.v1.GetServiceContainersRequest
-	(*GetServiceContainersResponse)(nil),                // 86: slipway.deployments.v1.GetServiceContainersResponse
-	(*ListServiceReleasesRequest)(nil),                  // 87: slipway.deployments.v1.ListServiceReleasesRequest
-	(*ListServiceReleasesResponse)(nil),                 // 88: slipway.deployments.v1.ListServiceReleasesResponse
-	(*RollbackServiceReleaseRequest)(nil),               // 89: slipway.deployments.v1.RollbackServiceReleaseRequest
-	(*RollbackServiceReleaseResponse)(nil),              // 90: slipway.deployments.v1.RollbackServiceReleaseResponse
-	(*GetServiceLogsRequest)(nil),                       // 91: slipway.deployments.v1.GetServiceLogsRequest
-	(*GetServiceLogsResponse)(nil),                      // 92: slipway.deployments.v1.GetServiceLogsResponse
-	(*TailServiceLogsRequest)(nil),                      // 93: slipway.deployments.v1.TailServiceLogsRequest
-	(*TailServiceLogsResponse)(nil),                     // 94: slipway.deployments.v1.TailServiceLogsResponse
-	(*GetServiceMetricsRequest)(nil),                    // 95: slipway.deployments.v1.GetServiceMetricsRequest
-	(*GetServiceMetricsResponse)(nil),                   // 96: slipway.deployments.v1.GetServiceMetricsResponse
-	(*SecretDetail)(nil),                                // 97: slipway.deployments.v1.SecretDetail
-	nil,                                                 // 98: slipway.deployments.v1.ServiceSpec.RuntimeEnvironmentEntry
-	nil,                                                 // 99: slipway.deployments.v1.ServicePatch.RuntimeEnvironmentEntry
-	nil,                                                 // 100: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	nil,                                                 // 101: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeFilesEntry
-	nil,                                                 // 102: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
-	nil,                                                 // 103: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeEnvironmentEntry
-	nil,                                                 // 104: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeFilesEntry
-	(*timestamppb.Timestamp)(nil),                       // 105: google.protobuf.Timestamp
-	(*structpb.Value)(nil),                              // 106: google.protobuf.Value
-	(*v1.Pagination)(nil),                               // 107: slipway.api.v1.Pagination
-	(*v11.ExecInput)(nil),                               // 108: slipway.exec.v1.ExecInput
-	(*v11.ExecOutput)(nil),                              // 109: slipway.exec.v1.ExecOutput
+	(*InternalSourceView)(nil),                          // 16: slipway.deployments.v1.InternalSourceView
+	(*PortSpec)(nil),                                    // 17: slipway.deployments.v1.PortSpec
+	(*Port)(nil),                                        // 18: slipway.deployments.v1.Port
+	(*Domain)(nil),                                      // 19: slipway.deployments.v1.Domain
+	(*HealthCheck)(nil),                                 // 20: slipway.deployments.v1.HealthCheck
+	(*HealthCheckView)(nil),                             // 21: slipway.deployments.v1.HealthCheckView
+	(*VcsData)(nil),                                     // 22: slipway.deployments.v1.VcsData
+	(*VcsCredentials)(nil),                              // 23: slipway.deployments.v1.VcsCredentials
+	(*VcsDataPatch)(nil),                                // 24: slipway.deployments.v1.VcsDataPatch
+	(*BuildSettings)(nil),                               // 25: slipway.deployments.v1.BuildSettings
+	(*BuildStorage)(nil),                                // 26: slipway.deployments.v1.BuildStorage
+	(*DockerfileSettings)(nil),                          // 27: slipway.deployments.v1.DockerfileSettings
+	(*BuildkitSettings)(nil),                            // 28: slipway.deployments.v1.BuildkitSettings
+	(*BuildpackSettings)(nil),                           // 29: slipway.deployments.v1.BuildpackSettings
+	(*BuildConfiguration)(nil),                          // 30: slipway.deployments.v1.BuildConfiguration
+	(*ServiceSpec)(nil),                                 // 31: slipway.deployments.v1.ServiceSpec
+	(*ServicePatch)(nil),                                // 32: slipway.deployments.v1.ServicePatch
+	(*Container)(nil),                                   // 33: slipway.deployments.v1.Container
+	(*Release)(nil),                                     // 34: slipway.deployments.v1.Release
+	(*ReleaseDeployment)(nil),                           // 35: slipway.deployments.v1.ReleaseDeployment
+	(*ReleaseBuild)(nil),                                // 36: slipway.deployments.v1.ReleaseBuild
+	(*LogLine)(nil),                                     // 37: slipway.deployments.v1.LogLine
+	(*Metric)(nil),                                      // 38: slipway.deployments.v1.Metric
+	(*MetricInfo)(nil),                                  // 39: slipway.deployments.v1.MetricInfo
+	(*MetricSeries)(nil),                                // 40: slipway.deployments.v1.MetricSeries
+	(*MetricMetadata)(nil),                              // 41: slipway.deployments.v1.MetricMetadata
+	(*MetricPoint)(nil),                                 // 42: slipway.deployments.v1.MetricPoint
+	(*ListServicesRequest)(nil),                         // 43: slipway.deployments.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),                        // 44: slipway.deployments.v1.ListServicesResponse
+	(*CreateDeploymentServiceRequest)(nil),              // 45: slipway.deployments.v1.CreateDeploymentServiceRequest
+	(*CreateDeploymentServiceResponse)(nil),             // 46: slipway.deployments.v1.CreateDeploymentServiceResponse
+	(*PutDeploymentServiceRequest)(nil),                 // 47: slipway.deployments.v1.PutDeploymentServiceRequest
+	(*PutDeploymentServiceResponse)(nil),                // 48: slipway.deployments.v1.PutDeploymentServiceResponse
+	(*PatchDeploymentServiceRequest)(nil),               // 49: slipway.deployments.v1.PatchDeploymentServiceRequest
+	(*PatchDeploymentServiceResponse)(nil),              // 50: slipway.deployments.v1.PatchDeploymentServiceResponse
+	(*CreateCombinedServiceRequest)(nil),                // 51: slipway.deployments.v1.CreateCombinedServiceRequest
+	(*CreateCombinedServiceResponse)(nil),               // 52: slipway.deployments.v1.CreateCombinedServiceResponse
+	(*PutCombinedServiceRequest)(nil),                   // 53: slipway.deployments.v1.PutCombinedServiceRequest
+	(*PutCombinedServiceResponse)(nil),                  // 54: slipway.deployments.v1.PutCombinedServiceResponse
+	(*PatchCombinedServiceRequest)(nil),                 // 55: slipway.deployments.v1.PatchCombinedServiceRequest
+	(*PatchCombinedServiceResponse)(nil),                // 56: slipway.deployments.v1.PatchCombinedServiceResponse
+	(*GetServiceRequest)(nil),                           // 57: slipway.deployments.v1.GetServiceRequest
+	(*GetServiceResponse)(nil),                          // 58: slipway.deployments.v1.GetServiceResponse
+	(*DeleteServiceRequest)(nil),                        // 59: slipway.deployments.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),                       // 60: slipway.deployments.v1.DeleteServiceResponse
+	(*GetServiceDeploymentRequest)(nil),                 // 61: slipway.deployments.v1.GetServiceDeploymentRequest
+	(*GetServiceDeploymentResponse)(nil),                // 62: slipway.deployments.v1.GetServiceDeploymentResponse
+	(*UpdateServiceDeploymentRequest)(nil),              // 63: slipway.deployments.v1.UpdateServiceDeploymentRequest
+	(*UpdateServiceDeploymentResponse)(nil),             // 64: slipway.deployments.v1.UpdateServiceDeploymentResponse
+	(*GetServicePortsRequest)(nil),                      // 65: slipway.deployments.v1.GetServicePortsRequest
+	(*GetServicePortsResponse)(nil),                     // 66: slipway.deployments.v1.GetServicePortsResponse
+	(*UpdateServicePortsRequest)(nil),                   // 67: slipway.deployments.v1.UpdateServicePortsRequest
+	(*UpdateServicePortsResponse)(nil),                  // 68: slipway.deployments.v1.UpdateServicePortsResponse
+	(*GetServiceHealthChecksRequest)(nil),               // 69: slipway.deployments.v1.GetServiceHealthChecksRequest
+	(*GetServiceHealthChecksResponse)(nil),              // 70: slipway.deployments.v1.GetServiceHealthChecksResponse
+	(*UpdateServiceHealthChecksRequest)(nil),            // 71: slipway.deployments.v1.UpdateServiceHealthChecksRequest
+	(*UpdateServiceHealthChecksResponse)(nil),           // 72: slipway.deployments.v1.UpdateServiceHealthChecksResponse
+	(*GetServiceRuntimeEnvironmentRequest)(nil),         // 73: slipway.deployments.v1.GetServiceRuntimeEnvironmentRequest
+	(*GetServiceRuntimeEnvironmentResponse)(nil),        // 74: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse
+	(*UpdateServiceRuntimeEnvironmentRequest)(nil),      // 75: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest
+	(*UpdateServiceRuntimeEnvironmentResponse)(nil),     // 76: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentResponse
+	(*GetServiceRuntimeEnvironmentDetailsRequest)(nil),  // 77: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsRequest
+	(*GetServiceRuntimeEnvironmentDetailsResponse)(nil), // 78: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse
+	(*ScaleServiceRequest)(nil),                         // 79: slipway.deployments.v1.ScaleServiceRequest
+	(*ScaleServiceResponse)(nil),                        // 80: slipway.deployments.v1.ScaleServiceResponse
+	(*PauseServiceRequest)(nil),                         // 81: slipway.deployments.v1.PauseServiceRequest
+	(*PauseServiceResponse)(nil),                        // 82: slipway.deployments.v1.PauseServiceResponse
+	(*ResumeServiceRequest)(nil),                        // 83: slipway.deployments.v1.ResumeServiceRequest
+	(*ResumeServiceResponse)(nil),                       // 84: slipway.deployments.v1.ResumeServiceResponse
+	(*RestartServiceRequest)(nil),                       // 85: slipway.deployments.v1.RestartServiceRequest
+	(*RestartServiceResponse)(nil),                      // 86: slipway.deployments.v1.RestartServiceResponse
+	(*GetServiceContainersRequest)(nil),                 // 87: slipway.deployments.v1.GetServiceContainersRequest
+	(*GetServiceContainersResponse)(nil),                // 88: slipway.deployments.v1.GetServiceContainersResponse
+	(*ListServiceReleasesRequest)(nil),                  // 89: slipway.deployments.v1.ListServiceReleasesRequest
+	(*ListServiceReleasesResponse)(nil),                 // 90: slipway.deployments.v1.ListServiceReleasesResponse
+	(*RollbackServiceReleaseRequest)(nil),               // 91: slipway.deployments.v1.RollbackServiceReleaseRequest
+	(*RollbackServiceReleaseResponse)(nil),              // 92: slipway.deployments.v1.RollbackServiceReleaseResponse
+	(*GetServiceLogsRequest)(nil),                       // 93: slipway.deployments.v1.GetServiceLogsRequest
+	(*GetServiceLogsResponse)(nil),                      // 94: slipway.deployments.v1.GetServiceLogsResponse
+	(*TailServiceLogsRequest)(nil),                      // 95: slipway.deployments.v1.TailServiceLogsRequest
+	(*TailServiceLogsResponse)(nil),                     // 96: slipway.deployments.v1.TailServiceLogsResponse
+	(*GetServiceMetricsRequest)(nil),                    // 97: slipway.deployments.v1.GetServiceMetricsRequest
+	(*GetServiceMetricsResponse)(nil),                   // 98: slipway.deployments.v1.GetServiceMetricsResponse
+	(*SecretDetail)(nil),                                // 99: slipway.deployments.v1.SecretDetail
+	(*SecretFile)(nil),                                  // 100: slipway.deployments.v1.SecretFile
+	(*SecretFileDetail)(nil),                            // 101: slipway.deployments.v1.SecretFileDetail
+	(*BuildServiceSpec)(nil),                            // 102: slipway.deployments.v1.BuildServiceSpec
+	(*BuildServicePatch)(nil),                           // 103: slipway.deployments.v1.BuildServicePatch
+	(*CreateBuildServiceRequest)(nil),                   // 104: slipway.deployments.v1.CreateBuildServiceRequest
+	(*CreateBuildServiceResponse)(nil),                  // 105: slipway.deployments.v1.CreateBuildServiceResponse
+	(*PutBuildServiceRequest)(nil),                      // 106: slipway.deployments.v1.PutBuildServiceRequest
+	(*PutBuildServiceResponse)(nil),                     // 107: slipway.deployments.v1.PutBuildServiceResponse
+	(*PatchBuildServiceRequest)(nil),                    // 108: slipway.deployments.v1.PatchBuildServiceRequest
+	(*PatchBuildServiceResponse)(nil),                   // 109: slipway.deployments.v1.PatchBuildServiceResponse
+	(*GetServiceBuildArgumentsRequest)(nil),             // 110: slipway.deployments.v1.GetServiceBuildArgumentsRequest
+	(*GetServiceBuildArgumentsResponse)(nil),            // 111: slipway.deployments.v1.GetServiceBuildArgumentsResponse
+	(*UpdateServiceBuildArgumentsRequest)(nil),          // 112: slipway.deployments.v1.UpdateServiceBuildArgumentsRequest
+	(*UpdateServiceBuildArgumentsResponse)(nil),         // 113: slipway.deployments.v1.UpdateServiceBuildArgumentsResponse
+	(*GetServiceBuildArgumentDetailsRequest)(nil),       // 114: slipway.deployments.v1.GetServiceBuildArgumentDetailsRequest
+	(*GetServiceBuildArgumentDetailsResponse)(nil),      // 115: slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse
+	(*UpdateServiceBuildOptionsRequest)(nil),            // 116: slipway.deployments.v1.UpdateServiceBuildOptionsRequest
+	(*UpdateServiceBuildOptionsResponse)(nil),           // 117: slipway.deployments.v1.UpdateServiceBuildOptionsResponse
+	(*UpdateServiceBuildSourceRequest)(nil),             // 118: slipway.deployments.v1.UpdateServiceBuildSourceRequest
+	(*UpdateServiceBuildSourceResponse)(nil),            // 119: slipway.deployments.v1.UpdateServiceBuildSourceResponse
+	(*GetBuildSourceRequest)(nil),                       // 120: slipway.deployments.v1.GetBuildSourceRequest
+	(*BuildSource)(nil),                                 // 121: slipway.deployments.v1.BuildSource
+	(*GetBuildSourceResponse)(nil),                      // 122: slipway.deployments.v1.GetBuildSourceResponse
+	(*ListBuildSourcesRequest)(nil),                     // 123: slipway.deployments.v1.ListBuildSourcesRequest
+	(*ListBuildSourcesResponse)(nil),                    // 124: slipway.deployments.v1.ListBuildSourcesResponse
+	nil,                                                 // 125: slipway.deployments.v1.ServiceSpec.RuntimeEnvironmentEntry
+	nil,                                                 // 126: slipway.deployments.v1.ServiceSpec.BuildArgumentsEntry
+	nil,                                                 // 127: slipway.deployments.v1.ServiceSpec.BuildFilesEntry
+	nil,                                                 // 128: slipway.deployments.v1.ServicePatch.RuntimeEnvironmentEntry
+	nil,                                                 // 129: slipway.deployments.v1.ServicePatch.BuildArgumentsEntry
+	nil,                                                 // 130: slipway.deployments.v1.ServicePatch.BuildFilesEntry
+	nil,                                                 // 131: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	nil,                                                 // 132: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeFilesEntry
+	nil,                                                 // 133: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
+	nil,                                                 // 134: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeEnvironmentEntry
+	nil,                                                 // 135: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeFilesEntry
+	nil,                                                 // 136: slipway.deployments.v1.BuildServiceSpec.BuildArgumentsEntry
+	nil,                                                 // 137: slipway.deployments.v1.BuildServiceSpec.BuildFilesEntry
+	nil,                                                 // 138: slipway.deployments.v1.BuildServicePatch.BuildArgumentsEntry
+	nil,                                                 // 139: slipway.deployments.v1.BuildServicePatch.BuildFilesEntry
+	nil,                                                 // 140: slipway.deployments.v1.GetServiceBuildArgumentsResponse.BuildArgumentsEntry
+	nil,                                                 // 141: slipway.deployments.v1.GetServiceBuildArgumentsResponse.BuildFilesEntry
+	nil,                                                 // 142: slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.BuildArgumentsEntry
+	nil,                                                 // 143: slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.BuildFilesEntry
+	nil,                                                 // 144: slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildArgumentsEntry
+	nil,                                                 // 145: slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildFilesEntry
+	nil,                                                 // 146: slipway.deployments.v1.BuildSource.BuildArgumentsEntry
+	nil,                                                 // 147: slipway.deployments.v1.BuildSource.BuildFilesEntry
+	(*timestamppb.Timestamp)(nil),                       // 148: google.protobuf.Timestamp
+	(*structpb.Value)(nil),                              // 149: google.protobuf.Value
+	(*v1.Pagination)(nil),                               // 150: slipway.api.v1.Pagination
+	(*v11.ExecInput)(nil),                               // 151: slipway.exec.v1.ExecInput
+	(*v11.ExecOutput)(nil),                              // 152: slipway.exec.v1.ExecOutput
 }
 var file_slipway_deployments_v1_deployments_proto_depIdxs = []int32{
-	105, // 0: slipway.deployments.v1.Service.created_at:type_name -> google.protobuf.Timestamp
-	105, // 1: slipway.deployments.v1.Service.updated_at:type_name -> google.protobuf.Timestamp
+	148, // 0: slipway.deployments.v1.Service.created_at:type_name -> google.protobuf.Timestamp
+	148, // 1: slipway.deployments.v1.Service.updated_at:type_name -> google.protobuf.Timestamp
 	5,   // 2: slipway.deployments.v1.Service.billing:type_name -> slipway.deployments.v1.Billing
 	2,   // 3: slipway.deployments.v1.Service.status:type_name -> slipway.deployments.v1.ServiceStatus
 	15,  // 4: slipway.deployments.v1.Service.deployment:type_name -> slipway.deployments.v1.ServiceDeployment
-	17,  // 5: slipway.deployments.v1.Service.ports:type_name -> slipway.deployments.v1.Port
+	18,  // 5: slipway.deployments.v1.Service.ports:type_name -> slipway.deployments.v1.Port
 	4,   // 6: slipway.deployments.v1.Service.cluster:type_name -> slipway.deployments.v1.Cluster
-	21,  // 7: slipway.deployments.v1.Service.vcs_data:type_name -> slipway.deployments.v1.VcsData
-	22,  // 8: slipway.deployments.v1.Service.build_settings:type_name -> slipway.deployments.v1.BuildSettings
-	27,  // 9: slipway.deployments.v1.Service.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	22,  // 7: slipway.deployments.v1.Service.vcs_data:type_name -> slipway.deployments.v1.VcsData
+	25,  // 8: slipway.deployments.v1.Service.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	30,  // 9: slipway.deployments.v1.Service.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
 	2,   // 10: slipway.deployments.v1.ServiceSummary.status:type_name -> slipway.deployments.v1.ServiceStatus
 	3,   // 11: slipway.deployments.v1.ServiceStatus.deployment:type_name -> slipway.deployments.v1.DeploymentStatus
-	105, // 12: slipway.deployments.v1.DeploymentStatus.last_transition_time:type_name -> google.protobuf.Timestamp
-	106, // 13: slipway.deployments.v1.Billing.gpu:type_name -> google.protobuf.Value
+	148, // 12: slipway.deployments.v1.DeploymentStatus.last_transition_time:type_name -> google.protobuf.Timestamp
+	149, // 13: slipway.deployments.v1.Billing.gpu:type_name -> google.protobuf.Value
 	11,  // 14: slipway.deployments.v1.ServiceStorage.ephemeral_storage:type_name -> slipway.deployments.v1.EphemeralStorage
 	13,  // 15: slipway.deployments.v1.Strategy.settings:type_name -> slipway.deployments.v1.StrategySettings
-	106, // 16: slipway.deployments.v1.StrategySettings.max_surge:type_name -> google.protobuf.Value
-	106, // 17: slipway.deployments.v1.StrategySettings.max_unavailable:type_name -> google.protobuf.Value
+	149, // 16: slipway.deployments.v1.StrategySettings.max_surge:type_name -> google.protobuf.Value
+	149, // 17: slipway.deployments.v1.StrategySettings.max_unavailable:type_name -> google.protobuf.Value
 	6,   // 18: slipway.deployments.v1.ServiceDeploymentSpec.external:type_name -> slipway.deployments.v1.ExternalImage
 	8,   // 19: slipway.deployments.v1.ServiceDeploymentSpec.internal:type_name -> slipway.deployments.v1.InternalSource
 	9,   // 20: slipway.deployments.v1.ServiceDeploymentSpec.docker:type_name -> slipway.deployments.v1.DockerOverrides
-	106, // 21: slipway.deployments.v1.ServiceDeploymentSpec.buildpack:type_name -> google.protobuf.Value
+	149, // 21: slipway.deployments.v1.ServiceDeploymentSpec.buildpack:type_name -> google.protobuf.Value
 	10,  // 22: slipway.deployments.v1.ServiceDeploymentSpec.storage:type_name -> slipway.deployments.v1.ServiceStorage
 	12,  // 23: slipway.deployments.v1.ServiceDeploymentSpec.strategy:type_name -> slipway.deployments.v1.Strategy
-	106, // 24: slipway.deployments.v1.ServiceDeploymentSpec.zonal_redundancy:type_name -> google.protobuf.Value
-	106, // 25: slipway.deployments.v1.ServiceDeploymentSpec.gpu:type_name -> google.protobuf.Value
-	106, // 26: slipway.deployments.v1.ServiceDeploymentSpec.gradual_rollout_strategy_id:type_name -> google.protobuf.Value
-	106, // 27: slipway.deployments.v1.ServiceDeploymentSpec.ssh:type_name -> google.protobuf.Value
-	106, // 28: slipway.deployments.v1.ServiceDeploymentSpec.metadata:type_name -> google.protobuf.Value
+	149, // 24: slipway.deployments.v1.ServiceDeploymentSpec.zonal_redundancy:type_name -> google.protobuf.Value
+	149, // 25: slipway.deployments.v1.ServiceDeploymentSpec.gpu:type_name -> google.protobuf.Value
+	149, // 26: slipway.deployments.v1.ServiceDeploymentSpec.gradual_rollout_strategy_id:type_name -> google.protobuf.Value
+	149, // 27: slipway.deployments.v1.ServiceDeploymentSpec.ssh:type_name -> google.protobuf.Value
+	149, // 28: slipway.deployments.v1.ServiceDeploymentSpec.metadata:type_name -> google.protobuf.Value
 	7,   // 29: slipway.deployments.v1.ServiceDeployment.external:type_name -> slipway.deployments.v1.ExternalImageView
 	9,   // 30: slipway.deployments.v1.ServiceDeployment.docker:type_name -> slipway.deployments.v1.DockerOverrides
 	10,  // 31: slipway.deployments.v1.ServiceDeployment.storage:type_name -> slipway.deployments.v1.ServiceStorage
 	12,  // 32: slipway.deployments.v1.ServiceDeployment.strategy:type_name -> slipway.deployments.v1.Strategy
-	106, // 33: slipway.deployments.v1.PortSpec.security:type_name -> google.protobuf.Value
-	106, // 34: slipway.deployments.v1.PortSpec.advanced_options:type_name -> google.protobuf.Value
-	18,  // 35: slipway.deployments.v1.Port.domains:type_name -> slipway.deployments.v1.Domain
-	23,  // 36: slipway.deployments.v1.BuildSettings.storage:type_name -> slipway.deployments.v1.BuildStorage
-	24,  // 37: slipway.deployments.v1.BuildSettings.dockerfile:type_name -> slipway.deployments.v1.DockerfileSettings
-	26,  // 38: slipway.deployments.v1.BuildSettings.buildpack:type_name -> slipway.deployments.v1.BuildpackSettings
-	11,  // 39: slipway.deployments.v1.BuildStorage.ephemeral_storage:type_name -> slipway.deployments.v1.EphemeralStorage
-	25,  // 40: slipway.deployments.v1.DockerfileSettings.buildkit:type_name -> slipway.deployments.v1.BuildkitSettings
-	23,  // 41: slipway.deployments.v1.BuildConfiguration.storage:type_name -> slipway.deployments.v1.BuildStorage
-	5,   // 42: slipway.deployments.v1.ServiceSpec.billing:type_name -> slipway.deployments.v1.Billing
-	14,  // 43: slipway.deployments.v1.ServiceSpec.deployment:type_name -> slipway.deployments.v1.ServiceDeploymentSpec
-	16,  // 44: slipway.deployments.v1.ServiceSpec.ports:type_name -> slipway.deployments.v1.PortSpec
-	98,  // 45: slipway.deployments.v1.ServiceSpec.runtime_environment:type_name -> slipway.deployments.v1.ServiceSpec.RuntimeEnvironmentEntry
-	19,  // 46: slipway.deployments.v1.ServiceSpec.health_checks:type_name -> slipway.deployments.v1.HealthCheck
-	21,  // 47: slipway.deployments.v1.ServiceSpec.vcs_data:type_name -> slipway.deployments.v1.VcsData
-	106, // 48: slipway.deployments.v1.ServiceSpec.bundle_data:type_name -> google.protobuf.Value
-	22,  // 49: slipway.deployments.v1.ServiceSpec.build_settings:type_name -> slipway.deployments.v1.BuildSettings
-	27,  // 50: slipway.deployments.v1.ServiceSpec.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
-	106, // 51: slipway.deployments.v1.ServiceSpec.stage_id:type_name -> google.protobuf.Value
-	106, // 52: slipway.deployments.v1.ServiceSpec.infrastructure:type_name -> google.protobuf.Value
-	106, // 53: slipway.deployments.v1.ServiceSpec.runtime_files:type_name -> google.protobuf.Value
-	106, // 54: slipway.deployments.v1.ServiceSpec.build_arguments:type_name -> google.protobuf.Value
-	106, // 55: slipway.deployments.v1.ServiceSpec.build_files:type_name -> google.protobuf.Value
-	106, // 56: slipway.deployments.v1.ServiceSpec.docker_secret_mounts:type_name -> google.protobuf.Value
-	106, // 57: slipway.deployments.v1.ServiceSpec.load_balancing:type_name -> google.protobuf.Value
-	106, // 58: slipway.deployments.v1.ServiceSpec.autoscaling:type_name -> google.protobuf.Value
-	106, // 59: slipway.deployments.v1.ServiceSpec.create_options:type_name -> google.protobuf.Value
-	5,   // 60: slipway.deployments.v1.ServicePatch.billing:type_name -> slipway.deployments.v1.Billing
-	14,  // 61: slipway.deployments.v1.ServicePatch.deployment:type_name -> slipway.deployments.v1.ServiceDeploymentSpec
-	16,  // 62: slipway.deployments.v1.ServicePatch.ports:type_name -> slipway.deployments.v1.PortSpec
-	21,  // 63: slipway.deployments.v1.ServicePatch.vcs_data:type_name -> slipway.deployments.v1.VcsData
-	22,  // 64: slipway.deployments.v1.ServicePatch.build_settings:type_name -> slipway.deployments.v1.BuildSettings
-	27,  // 65: slipway.deployments.v1.ServicePatch.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
-	99,  // 66: slipway.deployments.v1.ServicePatch.runtime_environment:type_name -> slipway.deployments.v1.ServicePatch.RuntimeEnvironmentEntry
-	19,  // 67: slipway.deployments.v1.ServicePatch.health_checks:type_name -> slipway.deployments.v1.HealthCheck
-	106, // 68: slipway.deployments.v1.ServicePatch.stage_id:type_name -> google.protobuf.Value
-	106, // 69: slipway.deployments.v1.ServicePatch.load_balancing:type_name -> google.protobuf.Value
-	106, // 70: slipway.deployments.v1.ServicePatch.autoscaling:type_name -> google.protobuf.Value
-	106, // 71: slipway.deployments.v1.ServicePatch.bundle_data:type_name -> google.protobuf.Value
-	106, // 72: slipway.deployments.v1.ServicePatch.runtime_files:type_name -> google.protobuf.Value
-	106, // 73: slipway.deployments.v1.ServicePatch.build_arguments:type_name -> google.protobuf.Value
-	32,  // 74: slipway.deployments.v1.Release.deployment:type_name -> slipway.deployments.v1.ReleaseDeployment
-	17,  // 75: slipway.deployments.v1.Release.ports:type_name -> slipway.deployments.v1.Port
-	20,  // 76: slipway.deployments.v1.Release.health_checks:type_name -> slipway.deployments.v1.HealthCheckView
-	105, // 77: slipway.deployments.v1.Release.created_at:type_name -> google.protobuf.Timestamp
-	7,   // 78: slipway.deployments.v1.ReleaseDeployment.external:type_name -> slipway.deployments.v1.ExternalImageView
-	9,   // 79: slipway.deployments.v1.ReleaseDeployment.docker:type_name -> slipway.deployments.v1.DockerOverrides
-	105, // 80: slipway.deployments.v1.LogLine.ts:type_name -> google.protobuf.Timestamp
-	35,  // 81: slipway.deployments.v1.Metric.metric_info:type_name -> slipway.deployments.v1.MetricInfo
-	36,  // 82: slipway.deployments.v1.Metric.values:type_name -> slipway.deployments.v1.MetricSeries
-	37,  // 83: slipway.deployments.v1.MetricSeries.metadata:type_name -> slipway.deployments.v1.MetricMetadata
-	38,  // 84: slipway.deployments.v1.MetricSeries.data:type_name -> slipway.deployments.v1.MetricPoint
-	105, // 85: slipway.deployments.v1.MetricPoint.ts:type_name -> google.protobuf.Timestamp
-	1,   // 86: slipway.deployments.v1.ListServicesResponse.services:type_name -> slipway.deployments.v1.ServiceSummary
-	107, // 87: slipway.deployments.v1.ListServicesResponse.pagination:type_name -> slipway.api.v1.Pagination
-	28,  // 88: slipway.deployments.v1.CreateDeploymentServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
-	0,   // 89: slipway.deployments.v1.CreateDeploymentServiceResponse.service:type_name -> slipway.deployments.v1.Service
-	28,  // 90: slipway.deployments.v1.PutDeploymentServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
-	0,   // 91: slipway.deployments.v1.PutDeploymentServiceResponse.service:type_name -> slipway.deployments.v1.Service
-	29,  // 92: slipway.deployments.v1.PatchDeploymentServiceRequest.spec:type_name -> slipway.deployments.v1.ServicePatch
-	0,   // 93: slipway.deployments.v1.PatchDeploymentServiceResponse.service:type_name -> slipway.deployments.v1.Service
-	28,  // 94: slipway.deployments.v1.CreateCombinedServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
-	0,   // 95: slipway.deployments.v1.CreateCombinedServiceResponse.service:type_name -> slipway.deployments.v1.Service
-	28,  // 96: slipway.deployments.v1.PutCombinedServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
-	0,   // 97: slipway.deployments.v1.PutCombinedServiceResponse.service:type_name -> slipway.deployments.v1.Service
-	29,  // 98: slipway.deployments.v1.PatchCombinedServiceRequest.spec:type_name -> slipway.deployments.v1.ServicePatch
-	0,   // 99: slipway.deployments.v1.PatchCombinedServiceResponse.service:type_name -> slipway.deployments.v1.Service
-	0,   // 100: slipway.deployments.v1.GetServiceResponse.service:type_name -> slipway.deployments.v1.Service
-	106, // 101: slipway.deployments.v1.StartServiceBuildRequest.pull_request_id:type_name -> google.protobuf.Value
-	106, // 102: slipway.deployments.v1.StartServiceBuildRequest.overrides:type_name -> google.protobuf.Value
-	9,   // 103: slipway.deployments.v1.GetServiceDeploymentResponse.docker:type_name -> slipway.deployments.v1.DockerOverrides
-	10,  // 104: slipway.deployments.v1.GetServiceDeploymentResponse.storage:type_name -> slipway.deployments.v1.ServiceStorage
-	7,   // 105: slipway.deployments.v1.GetServiceDeploymentResponse.external:type_name -> slipway.deployments.v1.ExternalImageView
-	3,   // 106: slipway.deployments.v1.GetServiceDeploymentResponse.status:type_name -> slipway.deployments.v1.DeploymentStatus
-	6,   // 107: slipway.deployments.v1.UpdateServiceDeploymentRequest.external:type_name -> slipway.deployments.v1.ExternalImage
-	8,   // 108: slipway.deployments.v1.UpdateServiceDeploymentRequest.internal:type_name -> slipway.deployments.v1.InternalSource
-	9,   // 109: slipway.deployments.v1.UpdateServiceDeploymentRequest.docker:type_name -> slipway.deployments.v1.DockerOverrides
-	106, // 110: slipway.deployments.v1.UpdateServiceDeploymentRequest.buildpack:type_name -> google.protobuf.Value
-	17,  // 111: slipway.deployments.v1.GetServicePortsResponse.ports:type_name -> slipway.deployments.v1.Port
-	16,  // 112: slipway.deployments.v1.UpdateServicePortsRequest.ports:type_name -> slipway.deployments.v1.PortSpec
-	17,  // 113: slipway.deployments.v1.UpdateServicePortsResponse.ports:type_name -> slipway.deployments.v1.Port
-	20,  // 114: slipway.deployments.v1.GetServiceHealthChecksResponse.health_checks:type_name -> slipway.deployments.v1.HealthCheckView
-	19,  // 115: slipway.deployments.v1.UpdateServiceHealthChecksRequest.health_checks:type_name -> slipway.deployments.v1.HealthCheck
-	100, // 116: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	101, // 117: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeFilesEntry
-	102, // 118: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.runtime_environment:type_name -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
-	106, // 119: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.runtime_files:type_name -> google.protobuf.Value
-	103, // 120: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.runtime_environment:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeEnvironmentEntry
-	104, // 121: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.runtime_files:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeFilesEntry
-	10,  // 122: slipway.deployments.v1.ScaleServiceRequest.storage:type_name -> slipway.deployments.v1.ServiceStorage
-	30,  // 123: slipway.deployments.v1.GetServiceContainersResponse.containers:type_name -> slipway.deployments.v1.Container
-	107, // 124: slipway.deployments.v1.GetServiceContainersResponse.pagination:type_name -> slipway.api.v1.Pagination
-	31,  // 125: slipway.deployments.v1.ListServiceReleasesResponse.releases:type_name -> slipway.deployments.v1.Release
-	107, // 126: slipway.deployments.v1.ListServiceReleasesResponse.pagination:type_name -> slipway.api.v1.Pagination
-	31,  // 127: slipway.deployments.v1.RollbackServiceReleaseResponse.release:type_name -> slipway.deployments.v1.Release
-	105, // 128: slipway.deployments.v1.GetServiceLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	105, // 129: slipway.deployments.v1.GetServiceLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	33,  // 130: slipway.deployments.v1.GetServiceLogsResponse.lines:type_name -> slipway.deployments.v1.LogLine
-	105, // 131: slipway.deployments.v1.TailServiceLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	105, // 132: slipway.deployments.v1.TailServiceLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	33,  // 133: slipway.deployments.v1.TailServiceLogsResponse.lines:type_name -> slipway.deployments.v1.LogLine
-	105, // 134: slipway.deployments.v1.GetServiceMetricsRequest.start_time:type_name -> google.protobuf.Timestamp
-	105, // 135: slipway.deployments.v1.GetServiceMetricsRequest.end_time:type_name -> google.protobuf.Timestamp
-	105, // 136: slipway.deployments.v1.GetServiceMetricsRequest.timestamp:type_name -> google.protobuf.Timestamp
-	34,  // 137: slipway.deployments.v1.GetServiceMetricsResponse.cpu:type_name -> slipway.deployments.v1.Metric
-	34,  // 138: slipway.deployments.v1.GetServiceMetricsResponse.memory:type_name -> slipway.deployments.v1.Metric
-	34,  // 139: slipway.deployments.v1.GetServiceMetricsResponse.requests:type_name -> slipway.deployments.v1.Metric
-	34,  // 140: slipway.deployments.v1.GetServiceMetricsResponse.http4xx_responses:type_name -> slipway.deployments.v1.Metric
-	34,  // 141: slipway.deployments.v1.GetServiceMetricsResponse.http5xx_responses:type_name -> slipway.deployments.v1.Metric
-	106, // 142: slipway.deployments.v1.SecretDetail.overriding:type_name -> google.protobuf.Value
-	97,  // 143: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeEnvironmentEntry.value:type_name -> slipway.deployments.v1.SecretDetail
-	97,  // 144: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeFilesEntry.value:type_name -> slipway.deployments.v1.SecretDetail
-	39,  // 145: slipway.deployments.v1.DeploymentsService.ListServices:input_type -> slipway.deployments.v1.ListServicesRequest
-	41,  // 146: slipway.deployments.v1.DeploymentsService.CreateDeploymentService:input_type -> slipway.deployments.v1.CreateDeploymentServiceRequest
-	43,  // 147: slipway.deployments.v1.DeploymentsService.PutDeploymentService:input_type -> slipway.deployments.v1.PutDeploymentServiceRequest
-	45,  // 148: slipway.deployments.v1.DeploymentsService.PatchDeploymentService:input_type -> slipway.deployments.v1.PatchDeploymentServiceRequest
-	47,  // 149: slipway.deployments.v1.DeploymentsService.CreateCombinedService:input_type -> slipway.deployments.v1.CreateCombinedServiceRequest
-	49,  // 150: slipway.deployments.v1.DeploymentsService.PutCombinedService:input_type -> slipway.deployments.v1.PutCombinedServiceRequest
-	51,  // 151: slipway.deployments.v1.DeploymentsService.PatchCombinedService:input_type -> slipway.deployments.v1.PatchCombinedServiceRequest
-	53,  // 152: slipway.deployments.v1.DeploymentsService.GetService:input_type -> slipway.deployments.v1.GetServiceRequest
-	55,  // 153: slipway.deployments.v1.DeploymentsService.DeleteService:input_type -> slipway.deployments.v1.DeleteServiceRequest
-	57,  // 154: slipway.deployments.v1.DeploymentsService.StartServiceBuild:input_type -> slipway.deployments.v1.StartServiceBuildRequest
-	59,  // 155: slipway.deployments.v1.DeploymentsService.GetServiceDeployment:input_type -> slipway.deployments.v1.GetServiceDeploymentRequest
-	61,  // 156: slipway.deployments.v1.DeploymentsService.UpdateServiceDeployment:input_type -> slipway.deployments.v1.UpdateServiceDeploymentRequest
-	63,  // 157: slipway.deployments.v1.DeploymentsService.GetServicePorts:input_type -> slipway.deployments.v1.GetServicePortsRequest
-	65,  // 158: slipway.deployments.v1.DeploymentsService.UpdateServicePorts:input_type -> slipway.deployments.v1.UpdateServicePortsRequest
-	67,  // 159: slipway.deployments.v1.DeploymentsService.GetServiceHealthChecks:input_type -> slipway.deployments.v1.GetServiceHealthChecksRequest
-	69,  // 160: slipway.deployments.v1.DeploymentsService.UpdateServiceHealthChecks:input_type -> slipway.deployments.v1.UpdateServiceHealthChecksRequest
-	71,  // 161: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironment:input_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentRequest
-	73,  // 162: slipway.deployments.v1.DeploymentsService.UpdateServiceRuntimeEnvironment:input_type -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest
-	75,  // 163: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironmentDetails:input_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsRequest
-	77,  // 164: slipway.deployments.v1.DeploymentsService.ScaleService:input_type -> slipway.deployments.v1.ScaleServiceRequest
-	79,  // 165: slipway.deployments.v1.DeploymentsService.PauseService:input_type -> slipway.deployments.v1.PauseServiceRequest
-	81,  // 166: slipway.deployments.v1.DeploymentsService.ResumeService:input_type -> slipway.deployments.v1.ResumeServiceRequest
-	83,  // 167: slipway.deployments.v1.DeploymentsService.RestartService:input_type -> slipway.deployments.v1.RestartServiceRequest
-	85,  // 168: slipway.deployments.v1.DeploymentsService.GetServiceContainers:input_type -> slipway.deployments.v1.GetServiceContainersRequest
-	87,  // 169: slipway.deployments.v1.DeploymentsService.ListServiceReleases:input_type -> slipway.deployments.v1.ListServiceReleasesRequest
-	89,  // 170: slipway.deployments.v1.DeploymentsService.RollbackServiceRelease:input_type -> slipway.deployments.v1.RollbackServiceReleaseRequest
-	91,  // 171: slipway.deployments.v1.DeploymentsService.GetServiceLogs:input_type -> slipway.deployments.v1.GetServiceLogsRequest
-	95,  // 172: slipway.deployments.v1.DeploymentsService.GetServiceMetrics:input_type -> slipway.deployments.v1.GetServiceMetricsRequest
-	108, // 173: slipway.deployments.v1.DeploymentsService.ExecService:input_type -> slipway.exec.v1.ExecInput
-	93,  // 174: slipway.deployments.v1.DeploymentsService.TailServiceLogs:input_type -> slipway.deployments.v1.TailServiceLogsRequest
-	40,  // 175: slipway.deployments.v1.DeploymentsService.ListServices:output_type -> slipway.deployments.v1.ListServicesResponse
-	42,  // 176: slipway.deployments.v1.DeploymentsService.CreateDeploymentService:output_type -> slipway.deployments.v1.CreateDeploymentServiceResponse
-	44,  // 177: slipway.deployments.v1.DeploymentsService.PutDeploymentService:output_type -> slipway.deployments.v1.PutDeploymentServiceResponse
-	46,  // 178: slipway.deployments.v1.DeploymentsService.PatchDeploymentService:output_type -> slipway.deployments.v1.PatchDeploymentServiceResponse
-	48,  // 179: slipway.deployments.v1.DeploymentsService.CreateCombinedService:output_type -> slipway.deployments.v1.CreateCombinedServiceResponse
-	50,  // 180: slipway.deployments.v1.DeploymentsService.PutCombinedService:output_type -> slipway.deployments.v1.PutCombinedServiceResponse
-	52,  // 181: slipway.deployments.v1.DeploymentsService.PatchCombinedService:output_type -> slipway.deployments.v1.PatchCombinedServiceResponse
-	54,  // 182: slipway.deployments.v1.DeploymentsService.GetService:output_type -> slipway.deployments.v1.GetServiceResponse
-	56,  // 183: slipway.deployments.v1.DeploymentsService.DeleteService:output_type -> slipway.deployments.v1.DeleteServiceResponse
-	58,  // 184: slipway.deployments.v1.DeploymentsService.StartServiceBuild:output_type -> slipway.deployments.v1.StartServiceBuildResponse
-	60,  // 185: slipway.deployments.v1.DeploymentsService.GetServiceDeployment:output_type -> slipway.deployments.v1.GetServiceDeploymentResponse
-	62,  // 186: slipway.deployments.v1.DeploymentsService.UpdateServiceDeployment:output_type -> slipway.deployments.v1.UpdateServiceDeploymentResponse
-	64,  // 187: slipway.deployments.v1.DeploymentsService.GetServicePorts:output_type -> slipway.deployments.v1.GetServicePortsResponse
-	66,  // 188: slipway.deployments.v1.DeploymentsService.UpdateServicePorts:output_type -> slipway.deployments.v1.UpdateServicePortsResponse
-	68,  // 189: slipway.deployments.v1.DeploymentsService.GetServiceHealthChecks:output_type -> slipway.deployments.v1.GetServiceHealthChecksResponse
-	70,  // 190: slipway.deployments.v1.DeploymentsService.UpdateServiceHealthChecks:output_type -> slipway.deployments.v1.UpdateServiceHealthChecksResponse
-	72,  // 191: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse
-	74,  // 192: slipway.deployments.v1.DeploymentsService.UpdateServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentResponse
-	76,  // 193: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironmentDetails:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse
-	78,  // 194: slipway.deployments.v1.DeploymentsService.ScaleService:output_type -> slipway.deployments.v1.ScaleServiceResponse
-	80,  // 195: slipway.deployments.v1.DeploymentsService.PauseService:output_type -> slipway.deployments.v1.PauseServiceResponse
-	82,  // 196: slipway.deployments.v1.DeploymentsService.ResumeService:output_type -> slipway.deployments.v1.ResumeServiceResponse
-	84,  // 197: slipway.deployments.v1.DeploymentsService.RestartService:output_type -> slipway.deployments.v1.RestartServiceResponse
-	86,  // 198: slipway.deployments.v1.DeploymentsService.GetServiceContainers:output_type -> slipway.deployments.v1.GetServiceContainersResponse
-	88,  // 199: slipway.deployments.v1.DeploymentsService.ListServiceReleases:output_type -> slipway.deployments.v1.ListServiceReleasesResponse
-	90,  // 200: slipway.deployments.v1.DeploymentsService.RollbackServiceRelease:output_type -> slipway.deployments.v1.RollbackServiceReleaseResponse
-	92,  // 201: slipway.deployments.v1.DeploymentsService.GetServiceLogs:output_type -> slipway.deployments.v1.GetServiceLogsResponse
-	96,  // 202: slipway.deployments.v1.DeploymentsService.GetServiceMetrics:output_type -> slipway.deployments.v1.GetServiceMetricsResponse
-	109, // 203: slipway.deployments.v1.DeploymentsService.ExecService:output_type -> slipway.exec.v1.ExecOutput
-	94,  // 204: slipway.deployments.v1.DeploymentsService.TailServiceLogs:output_type -> slipway.deployments.v1.TailServiceLogsResponse
-	175, // [175:205] is the sub-list for method output_type
-	145, // [145:175] is the sub-list for method input_type
-	145, // [145:145] is the sub-list for extension type_name
-	145, // [145:145] is the sub-list for extension extendee
-	0,   // [0:145] is the sub-list for field type_name
+	16,  // 33: slipway.deployments.v1.ServiceDeployment.internal:type_name -> slipway.deployments.v1.InternalSourceView
+	149, // 34: slipway.deployments.v1.PortSpec.security:type_name -> google.protobuf.Value
+	149, // 35: slipway.deployments.v1.PortSpec.advanced_options:type_name -> google.protobuf.Value
+	19,  // 36: slipway.deployments.v1.Port.domains:type_name -> slipway.deployments.v1.Domain
+	23,  // 37: slipway.deployments.v1.VcsData.credentials:type_name -> slipway.deployments.v1.VcsCredentials
+	23,  // 38: slipway.deployments.v1.VcsDataPatch.credentials:type_name -> slipway.deployments.v1.VcsCredentials
+	26,  // 39: slipway.deployments.v1.BuildSettings.storage:type_name -> slipway.deployments.v1.BuildStorage
+	27,  // 40: slipway.deployments.v1.BuildSettings.dockerfile:type_name -> slipway.deployments.v1.DockerfileSettings
+	29,  // 41: slipway.deployments.v1.BuildSettings.buildpack:type_name -> slipway.deployments.v1.BuildpackSettings
+	11,  // 42: slipway.deployments.v1.BuildStorage.ephemeral_storage:type_name -> slipway.deployments.v1.EphemeralStorage
+	28,  // 43: slipway.deployments.v1.DockerfileSettings.buildkit:type_name -> slipway.deployments.v1.BuildkitSettings
+	26,  // 44: slipway.deployments.v1.BuildConfiguration.storage:type_name -> slipway.deployments.v1.BuildStorage
+	149, // 45: slipway.deployments.v1.BuildConfiguration.cross_project_access:type_name -> google.protobuf.Value
+	5,   // 46: slipway.deployments.v1.ServiceSpec.billing:type_name -> slipway.deployments.v1.Billing
+	14,  // 47: slipway.deployments.v1.ServiceSpec.deployment:type_name -> slipway.deployments.v1.ServiceDeploymentSpec
+	17,  // 48: slipway.deployments.v1.ServiceSpec.ports:type_name -> slipway.deployments.v1.PortSpec
+	125, // 49: slipway.deployments.v1.ServiceSpec.runtime_environment:type_name -> slipway.deployments.v1.ServiceSpec.RuntimeEnvironmentEntry
+	20,  // 50: slipway.deployments.v1.ServiceSpec.health_checks:type_name -> slipway.deployments.v1.HealthCheck
+	22,  // 51: slipway.deployments.v1.ServiceSpec.vcs_data:type_name -> slipway.deployments.v1.VcsData
+	149, // 52: slipway.deployments.v1.ServiceSpec.bundle_data:type_name -> google.protobuf.Value
+	25,  // 53: slipway.deployments.v1.ServiceSpec.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	30,  // 54: slipway.deployments.v1.ServiceSpec.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	149, // 55: slipway.deployments.v1.ServiceSpec.stage_id:type_name -> google.protobuf.Value
+	149, // 56: slipway.deployments.v1.ServiceSpec.infrastructure:type_name -> google.protobuf.Value
+	149, // 57: slipway.deployments.v1.ServiceSpec.runtime_files:type_name -> google.protobuf.Value
+	149, // 58: slipway.deployments.v1.ServiceSpec.docker_secret_mounts:type_name -> google.protobuf.Value
+	149, // 59: slipway.deployments.v1.ServiceSpec.load_balancing:type_name -> google.protobuf.Value
+	149, // 60: slipway.deployments.v1.ServiceSpec.autoscaling:type_name -> google.protobuf.Value
+	149, // 61: slipway.deployments.v1.ServiceSpec.create_options:type_name -> google.protobuf.Value
+	126, // 62: slipway.deployments.v1.ServiceSpec.build_arguments:type_name -> slipway.deployments.v1.ServiceSpec.BuildArgumentsEntry
+	127, // 63: slipway.deployments.v1.ServiceSpec.build_files:type_name -> slipway.deployments.v1.ServiceSpec.BuildFilesEntry
+	5,   // 64: slipway.deployments.v1.ServicePatch.billing:type_name -> slipway.deployments.v1.Billing
+	14,  // 65: slipway.deployments.v1.ServicePatch.deployment:type_name -> slipway.deployments.v1.ServiceDeploymentSpec
+	17,  // 66: slipway.deployments.v1.ServicePatch.ports:type_name -> slipway.deployments.v1.PortSpec
+	22,  // 67: slipway.deployments.v1.ServicePatch.vcs_data:type_name -> slipway.deployments.v1.VcsData
+	25,  // 68: slipway.deployments.v1.ServicePatch.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	30,  // 69: slipway.deployments.v1.ServicePatch.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	128, // 70: slipway.deployments.v1.ServicePatch.runtime_environment:type_name -> slipway.deployments.v1.ServicePatch.RuntimeEnvironmentEntry
+	20,  // 71: slipway.deployments.v1.ServicePatch.health_checks:type_name -> slipway.deployments.v1.HealthCheck
+	149, // 72: slipway.deployments.v1.ServicePatch.stage_id:type_name -> google.protobuf.Value
+	149, // 73: slipway.deployments.v1.ServicePatch.load_balancing:type_name -> google.protobuf.Value
+	149, // 74: slipway.deployments.v1.ServicePatch.autoscaling:type_name -> google.protobuf.Value
+	149, // 75: slipway.deployments.v1.ServicePatch.bundle_data:type_name -> google.protobuf.Value
+	149, // 76: slipway.deployments.v1.ServicePatch.runtime_files:type_name -> google.protobuf.Value
+	129, // 77: slipway.deployments.v1.ServicePatch.build_arguments:type_name -> slipway.deployments.v1.ServicePatch.BuildArgumentsEntry
+	130, // 78: slipway.deployments.v1.ServicePatch.build_files:type_name -> slipway.deployments.v1.ServicePatch.BuildFilesEntry
+	35,  // 79: slipway.deployments.v1.Release.deployment:type_name -> slipway.deployments.v1.ReleaseDeployment
+	18,  // 80: slipway.deployments.v1.Release.ports:type_name -> slipway.deployments.v1.Port
+	21,  // 81: slipway.deployments.v1.Release.health_checks:type_name -> slipway.deployments.v1.HealthCheckView
+	148, // 82: slipway.deployments.v1.Release.created_at:type_name -> google.protobuf.Timestamp
+	7,   // 83: slipway.deployments.v1.ReleaseDeployment.external:type_name -> slipway.deployments.v1.ExternalImageView
+	9,   // 84: slipway.deployments.v1.ReleaseDeployment.docker:type_name -> slipway.deployments.v1.DockerOverrides
+	36,  // 85: slipway.deployments.v1.ReleaseDeployment.internal:type_name -> slipway.deployments.v1.ReleaseBuild
+	148, // 86: slipway.deployments.v1.LogLine.ts:type_name -> google.protobuf.Timestamp
+	39,  // 87: slipway.deployments.v1.Metric.metric_info:type_name -> slipway.deployments.v1.MetricInfo
+	40,  // 88: slipway.deployments.v1.Metric.values:type_name -> slipway.deployments.v1.MetricSeries
+	41,  // 89: slipway.deployments.v1.MetricSeries.metadata:type_name -> slipway.deployments.v1.MetricMetadata
+	42,  // 90: slipway.deployments.v1.MetricSeries.data:type_name -> slipway.deployments.v1.MetricPoint
+	148, // 91: slipway.deployments.v1.MetricPoint.ts:type_name -> google.protobuf.Timestamp
+	1,   // 92: slipway.deployments.v1.ListServicesResponse.services:type_name -> slipway.deployments.v1.ServiceSummary
+	150, // 93: slipway.deployments.v1.ListServicesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	31,  // 94: slipway.deployments.v1.CreateDeploymentServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
+	0,   // 95: slipway.deployments.v1.CreateDeploymentServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	31,  // 96: slipway.deployments.v1.PutDeploymentServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
+	0,   // 97: slipway.deployments.v1.PutDeploymentServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	32,  // 98: slipway.deployments.v1.PatchDeploymentServiceRequest.spec:type_name -> slipway.deployments.v1.ServicePatch
+	0,   // 99: slipway.deployments.v1.PatchDeploymentServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	31,  // 100: slipway.deployments.v1.CreateCombinedServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
+	0,   // 101: slipway.deployments.v1.CreateCombinedServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	31,  // 102: slipway.deployments.v1.PutCombinedServiceRequest.spec:type_name -> slipway.deployments.v1.ServiceSpec
+	0,   // 103: slipway.deployments.v1.PutCombinedServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	32,  // 104: slipway.deployments.v1.PatchCombinedServiceRequest.spec:type_name -> slipway.deployments.v1.ServicePatch
+	0,   // 105: slipway.deployments.v1.PatchCombinedServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	0,   // 106: slipway.deployments.v1.GetServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	9,   // 107: slipway.deployments.v1.GetServiceDeploymentResponse.docker:type_name -> slipway.deployments.v1.DockerOverrides
+	10,  // 108: slipway.deployments.v1.GetServiceDeploymentResponse.storage:type_name -> slipway.deployments.v1.ServiceStorage
+	7,   // 109: slipway.deployments.v1.GetServiceDeploymentResponse.external:type_name -> slipway.deployments.v1.ExternalImageView
+	3,   // 110: slipway.deployments.v1.GetServiceDeploymentResponse.status:type_name -> slipway.deployments.v1.DeploymentStatus
+	16,  // 111: slipway.deployments.v1.GetServiceDeploymentResponse.internal:type_name -> slipway.deployments.v1.InternalSourceView
+	6,   // 112: slipway.deployments.v1.UpdateServiceDeploymentRequest.external:type_name -> slipway.deployments.v1.ExternalImage
+	8,   // 113: slipway.deployments.v1.UpdateServiceDeploymentRequest.internal:type_name -> slipway.deployments.v1.InternalSource
+	9,   // 114: slipway.deployments.v1.UpdateServiceDeploymentRequest.docker:type_name -> slipway.deployments.v1.DockerOverrides
+	149, // 115: slipway.deployments.v1.UpdateServiceDeploymentRequest.buildpack:type_name -> google.protobuf.Value
+	18,  // 116: slipway.deployments.v1.GetServicePortsResponse.ports:type_name -> slipway.deployments.v1.Port
+	17,  // 117: slipway.deployments.v1.UpdateServicePortsRequest.ports:type_name -> slipway.deployments.v1.PortSpec
+	18,  // 118: slipway.deployments.v1.UpdateServicePortsResponse.ports:type_name -> slipway.deployments.v1.Port
+	21,  // 119: slipway.deployments.v1.GetServiceHealthChecksResponse.health_checks:type_name -> slipway.deployments.v1.HealthCheckView
+	20,  // 120: slipway.deployments.v1.UpdateServiceHealthChecksRequest.health_checks:type_name -> slipway.deployments.v1.HealthCheck
+	131, // 121: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	132, // 122: slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse.RuntimeFilesEntry
+	133, // 123: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.runtime_environment:type_name -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
+	149, // 124: slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest.runtime_files:type_name -> google.protobuf.Value
+	134, // 125: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.runtime_environment:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeEnvironmentEntry
+	135, // 126: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.runtime_files:type_name -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeFilesEntry
+	10,  // 127: slipway.deployments.v1.ScaleServiceRequest.storage:type_name -> slipway.deployments.v1.ServiceStorage
+	33,  // 128: slipway.deployments.v1.GetServiceContainersResponse.containers:type_name -> slipway.deployments.v1.Container
+	150, // 129: slipway.deployments.v1.GetServiceContainersResponse.pagination:type_name -> slipway.api.v1.Pagination
+	34,  // 130: slipway.deployments.v1.ListServiceReleasesResponse.releases:type_name -> slipway.deployments.v1.Release
+	150, // 131: slipway.deployments.v1.ListServiceReleasesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	34,  // 132: slipway.deployments.v1.RollbackServiceReleaseResponse.release:type_name -> slipway.deployments.v1.Release
+	148, // 133: slipway.deployments.v1.GetServiceLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	148, // 134: slipway.deployments.v1.GetServiceLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	37,  // 135: slipway.deployments.v1.GetServiceLogsResponse.lines:type_name -> slipway.deployments.v1.LogLine
+	148, // 136: slipway.deployments.v1.TailServiceLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	148, // 137: slipway.deployments.v1.TailServiceLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	37,  // 138: slipway.deployments.v1.TailServiceLogsResponse.lines:type_name -> slipway.deployments.v1.LogLine
+	148, // 139: slipway.deployments.v1.GetServiceMetricsRequest.start_time:type_name -> google.protobuf.Timestamp
+	148, // 140: slipway.deployments.v1.GetServiceMetricsRequest.end_time:type_name -> google.protobuf.Timestamp
+	148, // 141: slipway.deployments.v1.GetServiceMetricsRequest.timestamp:type_name -> google.protobuf.Timestamp
+	38,  // 142: slipway.deployments.v1.GetServiceMetricsResponse.cpu:type_name -> slipway.deployments.v1.Metric
+	38,  // 143: slipway.deployments.v1.GetServiceMetricsResponse.memory:type_name -> slipway.deployments.v1.Metric
+	38,  // 144: slipway.deployments.v1.GetServiceMetricsResponse.requests:type_name -> slipway.deployments.v1.Metric
+	38,  // 145: slipway.deployments.v1.GetServiceMetricsResponse.http4xx_responses:type_name -> slipway.deployments.v1.Metric
+	38,  // 146: slipway.deployments.v1.GetServiceMetricsResponse.http5xx_responses:type_name -> slipway.deployments.v1.Metric
+	149, // 147: slipway.deployments.v1.SecretDetail.overriding:type_name -> google.protobuf.Value
+	100, // 148: slipway.deployments.v1.SecretFileDetail.value:type_name -> slipway.deployments.v1.SecretFile
+	149, // 149: slipway.deployments.v1.SecretFileDetail.overriding:type_name -> google.protobuf.Value
+	5,   // 150: slipway.deployments.v1.BuildServiceSpec.billing:type_name -> slipway.deployments.v1.Billing
+	22,  // 151: slipway.deployments.v1.BuildServiceSpec.vcs_data:type_name -> slipway.deployments.v1.VcsData
+	25,  // 152: slipway.deployments.v1.BuildServiceSpec.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	30,  // 153: slipway.deployments.v1.BuildServiceSpec.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	136, // 154: slipway.deployments.v1.BuildServiceSpec.build_arguments:type_name -> slipway.deployments.v1.BuildServiceSpec.BuildArgumentsEntry
+	137, // 155: slipway.deployments.v1.BuildServiceSpec.build_files:type_name -> slipway.deployments.v1.BuildServiceSpec.BuildFilesEntry
+	149, // 156: slipway.deployments.v1.BuildServiceSpec.docker_secret_mounts:type_name -> google.protobuf.Value
+	149, // 157: slipway.deployments.v1.BuildServiceSpec.stage_id:type_name -> google.protobuf.Value
+	149, // 158: slipway.deployments.v1.BuildServiceSpec.infrastructure:type_name -> google.protobuf.Value
+	149, // 159: slipway.deployments.v1.BuildServiceSpec.bundle_data:type_name -> google.protobuf.Value
+	5,   // 160: slipway.deployments.v1.BuildServicePatch.billing:type_name -> slipway.deployments.v1.Billing
+	24,  // 161: slipway.deployments.v1.BuildServicePatch.vcs_data:type_name -> slipway.deployments.v1.VcsDataPatch
+	25,  // 162: slipway.deployments.v1.BuildServicePatch.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	30,  // 163: slipway.deployments.v1.BuildServicePatch.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	138, // 164: slipway.deployments.v1.BuildServicePatch.build_arguments:type_name -> slipway.deployments.v1.BuildServicePatch.BuildArgumentsEntry
+	139, // 165: slipway.deployments.v1.BuildServicePatch.build_files:type_name -> slipway.deployments.v1.BuildServicePatch.BuildFilesEntry
+	149, // 166: slipway.deployments.v1.BuildServicePatch.docker_secret_mounts:type_name -> google.protobuf.Value
+	149, // 167: slipway.deployments.v1.BuildServicePatch.stage_id:type_name -> google.protobuf.Value
+	102, // 168: slipway.deployments.v1.CreateBuildServiceRequest.spec:type_name -> slipway.deployments.v1.BuildServiceSpec
+	0,   // 169: slipway.deployments.v1.CreateBuildServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	102, // 170: slipway.deployments.v1.PutBuildServiceRequest.spec:type_name -> slipway.deployments.v1.BuildServiceSpec
+	0,   // 171: slipway.deployments.v1.PutBuildServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	103, // 172: slipway.deployments.v1.PatchBuildServiceRequest.spec:type_name -> slipway.deployments.v1.BuildServicePatch
+	0,   // 173: slipway.deployments.v1.PatchBuildServiceResponse.service:type_name -> slipway.deployments.v1.Service
+	140, // 174: slipway.deployments.v1.GetServiceBuildArgumentsResponse.build_arguments:type_name -> slipway.deployments.v1.GetServiceBuildArgumentsResponse.BuildArgumentsEntry
+	141, // 175: slipway.deployments.v1.GetServiceBuildArgumentsResponse.build_files:type_name -> slipway.deployments.v1.GetServiceBuildArgumentsResponse.BuildFilesEntry
+	142, // 176: slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.build_arguments:type_name -> slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.BuildArgumentsEntry
+	143, // 177: slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.build_files:type_name -> slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.BuildFilesEntry
+	149, // 178: slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.docker_secret_mounts:type_name -> google.protobuf.Value
+	144, // 179: slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.build_arguments:type_name -> slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildArgumentsEntry
+	145, // 180: slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.build_files:type_name -> slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildFilesEntry
+	27,  // 181: slipway.deployments.v1.UpdateServiceBuildOptionsRequest.dockerfile:type_name -> slipway.deployments.v1.DockerfileSettings
+	29,  // 182: slipway.deployments.v1.UpdateServiceBuildOptionsRequest.buildpack:type_name -> slipway.deployments.v1.BuildpackSettings
+	149, // 183: slipway.deployments.v1.UpdateServiceBuildOptionsRequest.cross_project_access:type_name -> google.protobuf.Value
+	26,  // 184: slipway.deployments.v1.UpdateServiceBuildOptionsRequest.storage:type_name -> slipway.deployments.v1.BuildStorage
+	23,  // 185: slipway.deployments.v1.UpdateServiceBuildSourceRequest.credentials:type_name -> slipway.deployments.v1.VcsCredentials
+	22,  // 186: slipway.deployments.v1.BuildSource.vcs_data:type_name -> slipway.deployments.v1.VcsData
+	25,  // 187: slipway.deployments.v1.BuildSource.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	30,  // 188: slipway.deployments.v1.BuildSource.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	146, // 189: slipway.deployments.v1.BuildSource.build_arguments:type_name -> slipway.deployments.v1.BuildSource.BuildArgumentsEntry
+	147, // 190: slipway.deployments.v1.BuildSource.build_files:type_name -> slipway.deployments.v1.BuildSource.BuildFilesEntry
+	121, // 191: slipway.deployments.v1.GetBuildSourceResponse.source:type_name -> slipway.deployments.v1.BuildSource
+	121, // 192: slipway.deployments.v1.ListBuildSourcesResponse.sources:type_name -> slipway.deployments.v1.BuildSource
+	100, // 193: slipway.deployments.v1.ServiceSpec.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	100, // 194: slipway.deployments.v1.ServicePatch.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	99,  // 195: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeEnvironmentEntry.value:type_name -> slipway.deployments.v1.SecretDetail
+	99,  // 196: slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse.RuntimeFilesEntry.value:type_name -> slipway.deployments.v1.SecretDetail
+	100, // 197: slipway.deployments.v1.BuildServiceSpec.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	100, // 198: slipway.deployments.v1.BuildServicePatch.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	100, // 199: slipway.deployments.v1.GetServiceBuildArgumentsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	100, // 200: slipway.deployments.v1.UpdateServiceBuildArgumentsRequest.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	99,  // 201: slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildArgumentsEntry.value:type_name -> slipway.deployments.v1.SecretDetail
+	101, // 202: slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFileDetail
+	100, // 203: slipway.deployments.v1.BuildSource.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	43,  // 204: slipway.deployments.v1.DeploymentsService.ListServices:input_type -> slipway.deployments.v1.ListServicesRequest
+	45,  // 205: slipway.deployments.v1.DeploymentsService.CreateDeploymentService:input_type -> slipway.deployments.v1.CreateDeploymentServiceRequest
+	47,  // 206: slipway.deployments.v1.DeploymentsService.PutDeploymentService:input_type -> slipway.deployments.v1.PutDeploymentServiceRequest
+	49,  // 207: slipway.deployments.v1.DeploymentsService.PatchDeploymentService:input_type -> slipway.deployments.v1.PatchDeploymentServiceRequest
+	51,  // 208: slipway.deployments.v1.DeploymentsService.CreateCombinedService:input_type -> slipway.deployments.v1.CreateCombinedServiceRequest
+	53,  // 209: slipway.deployments.v1.DeploymentsService.PutCombinedService:input_type -> slipway.deployments.v1.PutCombinedServiceRequest
+	55,  // 210: slipway.deployments.v1.DeploymentsService.PatchCombinedService:input_type -> slipway.deployments.v1.PatchCombinedServiceRequest
+	57,  // 211: slipway.deployments.v1.DeploymentsService.GetService:input_type -> slipway.deployments.v1.GetServiceRequest
+	59,  // 212: slipway.deployments.v1.DeploymentsService.DeleteService:input_type -> slipway.deployments.v1.DeleteServiceRequest
+	104, // 213: slipway.deployments.v1.DeploymentsService.CreateBuildService:input_type -> slipway.deployments.v1.CreateBuildServiceRequest
+	106, // 214: slipway.deployments.v1.DeploymentsService.PutBuildService:input_type -> slipway.deployments.v1.PutBuildServiceRequest
+	108, // 215: slipway.deployments.v1.DeploymentsService.PatchBuildService:input_type -> slipway.deployments.v1.PatchBuildServiceRequest
+	110, // 216: slipway.deployments.v1.DeploymentsService.GetServiceBuildArguments:input_type -> slipway.deployments.v1.GetServiceBuildArgumentsRequest
+	112, // 217: slipway.deployments.v1.DeploymentsService.UpdateServiceBuildArguments:input_type -> slipway.deployments.v1.UpdateServiceBuildArgumentsRequest
+	114, // 218: slipway.deployments.v1.DeploymentsService.GetServiceBuildArgumentDetails:input_type -> slipway.deployments.v1.GetServiceBuildArgumentDetailsRequest
+	116, // 219: slipway.deployments.v1.DeploymentsService.UpdateServiceBuildOptions:input_type -> slipway.deployments.v1.UpdateServiceBuildOptionsRequest
+	118, // 220: slipway.deployments.v1.DeploymentsService.UpdateServiceBuildSource:input_type -> slipway.deployments.v1.UpdateServiceBuildSourceRequest
+	120, // 221: slipway.deployments.v1.DeploymentsService.GetBuildSource:input_type -> slipway.deployments.v1.GetBuildSourceRequest
+	123, // 222: slipway.deployments.v1.DeploymentsService.ListBuildSources:input_type -> slipway.deployments.v1.ListBuildSourcesRequest
+	61,  // 223: slipway.deployments.v1.DeploymentsService.GetServiceDeployment:input_type -> slipway.deployments.v1.GetServiceDeploymentRequest
+	63,  // 224: slipway.deployments.v1.DeploymentsService.UpdateServiceDeployment:input_type -> slipway.deployments.v1.UpdateServiceDeploymentRequest
+	65,  // 225: slipway.deployments.v1.DeploymentsService.GetServicePorts:input_type -> slipway.deployments.v1.GetServicePortsRequest
+	67,  // 226: slipway.deployments.v1.DeploymentsService.UpdateServicePorts:input_type -> slipway.deployments.v1.UpdateServicePortsRequest
+	69,  // 227: slipway.deployments.v1.DeploymentsService.GetServiceHealthChecks:input_type -> slipway.deployments.v1.GetServiceHealthChecksRequest
+	71,  // 228: slipway.deployments.v1.DeploymentsService.UpdateServiceHealthChecks:input_type -> slipway.deployments.v1.UpdateServiceHealthChecksRequest
+	73,  // 229: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironment:input_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentRequest
+	75,  // 230: slipway.deployments.v1.DeploymentsService.UpdateServiceRuntimeEnvironment:input_type -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentRequest
+	77,  // 231: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironmentDetails:input_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsRequest
+	79,  // 232: slipway.deployments.v1.DeploymentsService.ScaleService:input_type -> slipway.deployments.v1.ScaleServiceRequest
+	81,  // 233: slipway.deployments.v1.DeploymentsService.PauseService:input_type -> slipway.deployments.v1.PauseServiceRequest
+	83,  // 234: slipway.deployments.v1.DeploymentsService.ResumeService:input_type -> slipway.deployments.v1.ResumeServiceRequest
+	85,  // 235: slipway.deployments.v1.DeploymentsService.RestartService:input_type -> slipway.deployments.v1.RestartServiceRequest
+	87,  // 236: slipway.deployments.v1.DeploymentsService.GetServiceContainers:input_type -> slipway.deployments.v1.GetServiceContainersRequest
+	89,  // 237: slipway.deployments.v1.DeploymentsService.ListServiceReleases:input_type -> slipway.deployments.v1.ListServiceReleasesRequest
+	91,  // 238: slipway.deployments.v1.DeploymentsService.RollbackServiceRelease:input_type -> slipway.deployments.v1.RollbackServiceReleaseRequest
+	93,  // 239: slipway.deployments.v1.DeploymentsService.GetServiceLogs:input_type -> slipway.deployments.v1.GetServiceLogsRequest
+	97,  // 240: slipway.deployments.v1.DeploymentsService.GetServiceMetrics:input_type -> slipway.deployments.v1.GetServiceMetricsRequest
+	151, // 241: slipway.deployments.v1.DeploymentsService.ExecService:input_type -> slipway.exec.v1.ExecInput
+	95,  // 242: slipway.deployments.v1.DeploymentsService.TailServiceLogs:input_type -> slipway.deployments.v1.TailServiceLogsRequest
+	44,  // 243: slipway.deployments.v1.DeploymentsService.ListServices:output_type -> slipway.deployments.v1.ListServicesResponse
+	46,  // 244: slipway.deployments.v1.DeploymentsService.CreateDeploymentService:output_type -> slipway.deployments.v1.CreateDeploymentServiceResponse
+	48,  // 245: slipway.deployments.v1.DeploymentsService.PutDeploymentService:output_type -> slipway.deployments.v1.PutDeploymentServiceResponse
+	50,  // 246: slipway.deployments.v1.DeploymentsService.PatchDeploymentService:output_type -> slipway.deployments.v1.PatchDeploymentServiceResponse
+	52,  // 247: slipway.deployments.v1.DeploymentsService.CreateCombinedService:output_type -> slipway.deployments.v1.CreateCombinedServiceResponse
+	54,  // 248: slipway.deployments.v1.DeploymentsService.PutCombinedService:output_type -> slipway.deployments.v1.PutCombinedServiceResponse
+	56,  // 249: slipway.deployments.v1.DeploymentsService.PatchCombinedService:output_type -> slipway.deployments.v1.PatchCombinedServiceResponse
+	58,  // 250: slipway.deployments.v1.DeploymentsService.GetService:output_type -> slipway.deployments.v1.GetServiceResponse
+	60,  // 251: slipway.deployments.v1.DeploymentsService.DeleteService:output_type -> slipway.deployments.v1.DeleteServiceResponse
+	105, // 252: slipway.deployments.v1.DeploymentsService.CreateBuildService:output_type -> slipway.deployments.v1.CreateBuildServiceResponse
+	107, // 253: slipway.deployments.v1.DeploymentsService.PutBuildService:output_type -> slipway.deployments.v1.PutBuildServiceResponse
+	109, // 254: slipway.deployments.v1.DeploymentsService.PatchBuildService:output_type -> slipway.deployments.v1.PatchBuildServiceResponse
+	111, // 255: slipway.deployments.v1.DeploymentsService.GetServiceBuildArguments:output_type -> slipway.deployments.v1.GetServiceBuildArgumentsResponse
+	113, // 256: slipway.deployments.v1.DeploymentsService.UpdateServiceBuildArguments:output_type -> slipway.deployments.v1.UpdateServiceBuildArgumentsResponse
+	115, // 257: slipway.deployments.v1.DeploymentsService.GetServiceBuildArgumentDetails:output_type -> slipway.deployments.v1.GetServiceBuildArgumentDetailsResponse
+	117, // 258: slipway.deployments.v1.DeploymentsService.UpdateServiceBuildOptions:output_type -> slipway.deployments.v1.UpdateServiceBuildOptionsResponse
+	119, // 259: slipway.deployments.v1.DeploymentsService.UpdateServiceBuildSource:output_type -> slipway.deployments.v1.UpdateServiceBuildSourceResponse
+	122, // 260: slipway.deployments.v1.DeploymentsService.GetBuildSource:output_type -> slipway.deployments.v1.GetBuildSourceResponse
+	124, // 261: slipway.deployments.v1.DeploymentsService.ListBuildSources:output_type -> slipway.deployments.v1.ListBuildSourcesResponse
+	62,  // 262: slipway.deployments.v1.DeploymentsService.GetServiceDeployment:output_type -> slipway.deployments.v1.GetServiceDeploymentResponse
+	64,  // 263: slipway.deployments.v1.DeploymentsService.UpdateServiceDeployment:output_type -> slipway.deployments.v1.UpdateServiceDeploymentResponse
+	66,  // 264: slipway.deployments.v1.DeploymentsService.GetServicePorts:output_type -> slipway.deployments.v1.GetServicePortsResponse
+	68,  // 265: slipway.deployments.v1.DeploymentsService.UpdateServicePorts:output_type -> slipway.deployments.v1.UpdateServicePortsResponse
+	70,  // 266: slipway.deployments.v1.DeploymentsService.GetServiceHealthChecks:output_type -> slipway.deployments.v1.GetServiceHealthChecksResponse
+	72,  // 267: slipway.deployments.v1.DeploymentsService.UpdateServiceHealthChecks:output_type -> slipway.deployments.v1.UpdateServiceHealthChecksResponse
+	74,  // 268: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentResponse
+	76,  // 269: slipway.deployments.v1.DeploymentsService.UpdateServiceRuntimeEnvironment:output_type -> slipway.deployments.v1.UpdateServiceRuntimeEnvironmentResponse
+	78,  // 270: slipway.deployments.v1.DeploymentsService.GetServiceRuntimeEnvironmentDetails:output_type -> slipway.deployments.v1.GetServiceRuntimeEnvironmentDetailsResponse
+	80,  // 271: slipway.deployments.v1.DeploymentsService.ScaleService:output_type -> slipway.deployments.v1.ScaleServiceResponse
+	82,  // 272: slipway.deployments.v1.DeploymentsService.PauseService:output_type -> slipway.deployments.v1.PauseServiceResponse
+	84,  // 273: slipway.deployments.v1.DeploymentsService.ResumeService:output_type -> slipway.deployments.v1.ResumeServiceResponse
+	86,  // 274: slipway.deployments.v1.DeploymentsService.RestartService:output_type -> slipway.deployments.v1.RestartServiceResponse
+	88,  // 275: slipway.deployments.v1.DeploymentsService.GetServiceContainers:output_type -> slipway.deployments.v1.GetServiceContainersResponse
+	90,  // 276: slipway.deployments.v1.DeploymentsService.ListServiceReleases:output_type -> slipway.deployments.v1.ListServiceReleasesResponse
+	92,  // 277: slipway.deployments.v1.DeploymentsService.RollbackServiceRelease:output_type -> slipway.deployments.v1.RollbackServiceReleaseResponse
+	94,  // 278: slipway.deployments.v1.DeploymentsService.GetServiceLogs:output_type -> slipway.deployments.v1.GetServiceLogsResponse
+	98,  // 279: slipway.deployments.v1.DeploymentsService.GetServiceMetrics:output_type -> slipway.deployments.v1.GetServiceMetricsResponse
+	152, // 280: slipway.deployments.v1.DeploymentsService.ExecService:output_type -> slipway.exec.v1.ExecOutput
+	96,  // 281: slipway.deployments.v1.DeploymentsService.TailServiceLogs:output_type -> slipway.deployments.v1.TailServiceLogsResponse
+	243, // [243:282] is the sub-list for method output_type
+	204, // [204:243] is the sub-list for method input_type
+	204, // [204:204] is the sub-list for extension type_name
+	204, // [204:204] is the sub-list for extension extendee
+	0,   // [0:204] is the sub-list for field type_name
 }
 
 func init() { file_slipway_deployments_v1_deployments_proto_init() }
@@ -8672,17 +11318,19 @@ func file_slipway_deployments_v1_deployments_proto_init() {
 		return
 	}
 	file_slipway_deployments_v1_deployments_proto_msgTypes[14].OneofWrappers = []any{}
-	file_slipway_deployments_v1_deployments_proto_msgTypes[20].OneofWrappers = []any{}
-	file_slipway_deployments_v1_deployments_proto_msgTypes[29].OneofWrappers = []any{}
-	file_slipway_deployments_v1_deployments_proto_msgTypes[77].OneofWrappers = []any{}
-	file_slipway_deployments_v1_deployments_proto_msgTypes[81].OneofWrappers = []any{}
+	file_slipway_deployments_v1_deployments_proto_msgTypes[21].OneofWrappers = []any{}
+	file_slipway_deployments_v1_deployments_proto_msgTypes[32].OneofWrappers = []any{}
+	file_slipway_deployments_v1_deployments_proto_msgTypes[79].OneofWrappers = []any{}
+	file_slipway_deployments_v1_deployments_proto_msgTypes[83].OneofWrappers = []any{}
+	file_slipway_deployments_v1_deployments_proto_msgTypes[103].OneofWrappers = []any{}
+	file_slipway_deployments_v1_deployments_proto_msgTypes[116].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_deployments_v1_deployments_proto_rawDesc), len(file_slipway_deployments_v1_deployments_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   105,
+			NumMessages:   148,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,7 +33,16 @@ const (
 	DeploymentsService_PatchCombinedService_FullMethodName                = "/slipway.deployments.v1.DeploymentsService/PatchCombinedService"
 	DeploymentsService_GetService_FullMethodName                          = "/slipway.deployments.v1.DeploymentsService/GetService"
 	DeploymentsService_DeleteService_FullMethodName                       = "/slipway.deployments.v1.DeploymentsService/DeleteService"
-	DeploymentsService_StartServiceBuild_FullMethodName                   = "/slipway.deployments.v1.DeploymentsService/StartServiceBuild"
+	DeploymentsService_CreateBuildService_FullMethodName                  = "/slipway.deployments.v1.DeploymentsService/CreateBuildService"
+	DeploymentsService_PutBuildService_FullMethodName                     = "/slipway.deployments.v1.DeploymentsService/PutBuildService"
+	DeploymentsService_PatchBuildService_FullMethodName                   = "/slipway.deployments.v1.DeploymentsService/PatchBuildService"
+	DeploymentsService_GetServiceBuildArguments_FullMethodName            = "/slipway.deployments.v1.DeploymentsService/GetServiceBuildArguments"
+	DeploymentsService_UpdateServiceBuildArguments_FullMethodName         = "/slipway.deployments.v1.DeploymentsService/UpdateServiceBuildArguments"
+	DeploymentsService_GetServiceBuildArgumentDetails_FullMethodName      = "/slipway.deployments.v1.DeploymentsService/GetServiceBuildArgumentDetails"
+	DeploymentsService_UpdateServiceBuildOptions_FullMethodName           = "/slipway.deployments.v1.DeploymentsService/UpdateServiceBuildOptions"
+	DeploymentsService_UpdateServiceBuildSource_FullMethodName            = "/slipway.deployments.v1.DeploymentsService/UpdateServiceBuildSource"
+	DeploymentsService_GetBuildSource_FullMethodName                      = "/slipway.deployments.v1.DeploymentsService/GetBuildSource"
+	DeploymentsService_ListBuildSources_FullMethodName                    = "/slipway.deployments.v1.DeploymentsService/ListBuildSources"
 	DeploymentsService_GetServiceDeployment_FullMethodName                = "/slipway.deployments.v1.DeploymentsService/GetServiceDeployment"
 	DeploymentsService_UpdateServiceDeployment_FullMethodName             = "/slipway.deployments.v1.DeploymentsService/UpdateServiceDeployment"
 	DeploymentsService_GetServicePorts_FullMethodName                     = "/slipway.deployments.v1.DeploymentsService/GetServicePorts"
@@ -60,10 +69,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// DeploymentsService manages services and runs their instances.
+// DeploymentsService manages services (deployment, combined and build
+// services) and runs the instances of those that deploy.
 type DeploymentsServiceClient interface {
-	// ListServices lists a project's deployment and combined services,
-	// paginated.
+	// ListServices lists a project's services of every type, paginated.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
 	// CreateDeploymentService creates a service that deploys an image (or, on
 	// the process driver, runs a command).
@@ -87,10 +96,38 @@ type DeploymentsServiceClient interface {
 	// DeleteService stops a service's instances and deletes it with its releases
 	// and logs.
 	DeleteService(ctx context.Context, in *DeleteServiceRequest, opts ...grpc.CallOption) (*DeleteServiceResponse, error)
-	// StartServiceBuild would start a build of a combined service. Slipway
-	// builds nothing yet: it answers 409 BUILDS_UNAVAILABLE (after checking the
-	// service exists), never a build that does not happen.
-	StartServiceBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error)
+	// CreateBuildService creates a build service: it builds commits of a git
+	// repository (the builds component runs the builds) and deploys nothing
+	// itself; deployment services deploy its builds (deployment.internal).
+	CreateBuildService(ctx context.Context, in *CreateBuildServiceRequest, opts ...grpc.CallOption) (*CreateBuildServiceResponse, error)
+	// PutBuildService creates a build service or, when one with the same id
+	// exists, replaces its settings.
+	PutBuildService(ctx context.Context, in *PutBuildServiceRequest, opts ...grpc.CallOption) (*PutBuildServiceResponse, error)
+	// PatchBuildService updates the given settings of a build service.
+	PatchBuildService(ctx context.Context, in *PatchBuildServiceRequest, opts ...grpc.CallOption) (*PatchBuildServiceResponse, error)
+	// GetServiceBuildArguments returns a build or combined service's build
+	// arguments and build files.
+	GetServiceBuildArguments(ctx context.Context, in *GetServiceBuildArgumentsRequest, opts ...grpc.CallOption) (*GetServiceBuildArgumentsResponse, error)
+	// UpdateServiceBuildArguments replaces a build or combined service's
+	// build arguments and build files (kept encrypted at rest).
+	UpdateServiceBuildArguments(ctx context.Context, in *UpdateServiceBuildArgumentsRequest, opts ...grpc.CallOption) (*UpdateServiceBuildArgumentsResponse, error)
+	// GetServiceBuildArgumentDetails returns the build arguments and files
+	// with where each comes from.
+	GetServiceBuildArgumentDetails(ctx context.Context, in *GetServiceBuildArgumentDetailsRequest, opts ...grpc.CallOption) (*GetServiceBuildArgumentDetailsResponse, error)
+	// UpdateServiceBuildOptions changes a build or combined service's build
+	// engine (dockerfile or buildpack) and build configuration.
+	UpdateServiceBuildOptions(ctx context.Context, in *UpdateServiceBuildOptionsRequest, opts ...grpc.CallOption) (*UpdateServiceBuildOptionsResponse, error)
+	// UpdateServiceBuildSource changes the git repository (and, for a
+	// combined service, the branch) a build or combined service builds.
+	UpdateServiceBuildSource(ctx context.Context, in *UpdateServiceBuildSourceRequest, opts ...grpc.CallOption) (*UpdateServiceBuildSourceResponse, error)
+	// GetBuildSource tells the builds component what a build or combined
+	// service builds: its repository with the credentials to read it, its
+	// build settings and its decrypted build arguments and files. Internal:
+	// no route, only other Slipway components may call it.
+	GetBuildSource(ctx context.Context, in *GetBuildSourceRequest, opts ...grpc.CallOption) (*GetBuildSourceResponse, error)
+	// ListBuildSources pages through every build and combined service (of a
+	// team, or of all teams), for the builds component's poller. Internal.
+	ListBuildSources(ctx context.Context, in *ListBuildSourcesRequest, opts ...grpc.CallOption) (*ListBuildSourcesResponse, error)
 	// GetServiceDeployment returns what a service deploys and its deployment
 	// status.
 	GetServiceDeployment(ctx context.Context, in *GetServiceDeploymentRequest, opts ...grpc.CallOption) (*GetServiceDeploymentResponse, error)
@@ -262,10 +299,100 @@ func (c *deploymentsServiceClient) DeleteService(ctx context.Context, in *Delete
 	return out, nil
 }
 
-func (c *deploymentsServiceClient) StartServiceBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error) {
+func (c *deploymentsServiceClient) CreateBuildService(ctx context.Context, in *CreateBuildServiceRequest, opts ...grpc.CallOption) (*CreateBuildServiceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(StartServiceBuildResponse)
-	err := c.cc.Invoke(ctx, DeploymentsService_StartServiceBuild_FullMethodName, in, out, cOpts...)
+	out := new(CreateBuildServiceResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_CreateBuildService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) PutBuildService(ctx context.Context, in *PutBuildServiceRequest, opts ...grpc.CallOption) (*PutBuildServiceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutBuildServiceResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_PutBuildService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) PatchBuildService(ctx context.Context, in *PatchBuildServiceRequest, opts ...grpc.CallOption) (*PatchBuildServiceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatchBuildServiceResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_PatchBuildService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) GetServiceBuildArguments(ctx context.Context, in *GetServiceBuildArgumentsRequest, opts ...grpc.CallOption) (*GetServiceBuildArgumentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceBuildArgumentsResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_GetServiceBuildArguments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) UpdateServiceBuildArguments(ctx context.Context, in *UpdateServiceBuildArgumentsRequest, opts ...grpc.CallOption) (*UpdateServiceBuildArgumentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateServiceBuildArgumentsResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_UpdateServiceBuildArguments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) GetServiceBuildArgumentDetails(ctx context.Context, in *GetServiceBuildArgumentDetailsRequest, opts ...grpc.CallOption) (*GetServiceBuildArgumentDetailsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceBuildArgumentDetailsResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_GetServiceBuildArgumentDetails_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) UpdateServiceBuildOptions(ctx context.Context, in *UpdateServiceBuildOptionsRequest, opts ...grpc.CallOption) (*UpdateServiceBuildOptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateServiceBuildOptionsResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_UpdateServiceBuildOptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) UpdateServiceBuildSource(ctx context.Context, in *UpdateServiceBuildSourceRequest, opts ...grpc.CallOption) (*UpdateServiceBuildSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateServiceBuildSourceResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_UpdateServiceBuildSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) GetBuildSource(ctx context.Context, in *GetBuildSourceRequest, opts ...grpc.CallOption) (*GetBuildSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBuildSourceResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_GetBuildSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deploymentsServiceClient) ListBuildSources(ctx context.Context, in *ListBuildSourcesRequest, opts ...grpc.CallOption) (*ListBuildSourcesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBuildSourcesResponse)
+	err := c.cc.Invoke(ctx, DeploymentsService_ListBuildSources_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -488,10 +615,10 @@ type DeploymentsService_TailServiceLogsClient = grpc.ServerStreamingClient[TailS
 // All implementations must embed UnimplementedDeploymentsServiceServer
 // for forward compatibility.
 //
-// DeploymentsService manages services and runs their instances.
+// DeploymentsService manages services (deployment, combined and build
+// services) and runs the instances of those that deploy.
 type DeploymentsServiceServer interface {
-	// ListServices lists a project's deployment and combined services,
-	// paginated.
+	// ListServices lists a project's services of every type, paginated.
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
 	// CreateDeploymentService creates a service that deploys an image (or, on
 	// the process driver, runs a command).
@@ -515,10 +642,38 @@ type DeploymentsServiceServer interface {
 	// DeleteService stops a service's instances and deletes it with its releases
 	// and logs.
 	DeleteService(context.Context, *DeleteServiceRequest) (*DeleteServiceResponse, error)
-	// StartServiceBuild would start a build of a combined service. Slipway
-	// builds nothing yet: it answers 409 BUILDS_UNAVAILABLE (after checking the
-	// service exists), never a build that does not happen.
-	StartServiceBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error)
+	// CreateBuildService creates a build service: it builds commits of a git
+	// repository (the builds component runs the builds) and deploys nothing
+	// itself; deployment services deploy its builds (deployment.internal).
+	CreateBuildService(context.Context, *CreateBuildServiceRequest) (*CreateBuildServiceResponse, error)
+	// PutBuildService creates a build service or, when one with the same id
+	// exists, replaces its settings.
+	PutBuildService(context.Context, *PutBuildServiceRequest) (*PutBuildServiceResponse, error)
+	// PatchBuildService updates the given settings of a build service.
+	PatchBuildService(context.Context, *PatchBuildServiceRequest) (*PatchBuildServiceResponse, error)
+	// GetServiceBuildArguments returns a build or combined service's build
+	// arguments and build files.
+	GetServiceBuildArguments(context.Context, *GetServiceBuildArgumentsRequest) (*GetServiceBuildArgumentsResponse, error)
+	// UpdateServiceBuildArguments replaces a build or combined service's
+	// build arguments and build files (kept encrypted at rest).
+	UpdateServiceBuildArguments(context.Context, *UpdateServiceBuildArgumentsRequest) (*UpdateServiceBuildArgumentsResponse, error)
+	// GetServiceBuildArgumentDetails returns the build arguments and files
+	// with where each comes from.
+	GetServiceBuildArgumentDetails(context.Context, *GetServiceBuildArgumentDetailsRequest) (*GetServiceBuildArgumentDetailsResponse, error)
+	// UpdateServiceBuildOptions changes a build or combined service's build
+	// engine (dockerfile or buildpack) and build configuration.
+	UpdateServiceBuildOptions(context.Context, *UpdateServiceBuildOptionsRequest) (*UpdateServiceBuildOptionsResponse, error)
+	// UpdateServiceBuildSource changes the git repository (and, for a
+	// combined service, the branch) a build or combined service builds.
+	UpdateServiceBuildSource(context.Context, *UpdateServiceBuildSourceRequest) (*UpdateServiceBuildSourceResponse, error)
+	// GetBuildSource tells the builds component what a build or combined
+	// service builds: its repository with the credentials to read it, its
+	// build settings and its decrypted build arguments and files. Internal:
+	// no route, only other Slipway components may call it.
+	GetBuildSource(context.Context, *GetBuildSourceRequest) (*GetBuildSourceResponse, error)
+	// ListBuildSources pages through every build and combined service (of a
+	// team, or of all teams), for the builds component's poller. Internal.
+	ListBuildSources(context.Context, *ListBuildSourcesRequest) (*ListBuildSourcesResponse, error)
 	// GetServiceDeployment returns what a service deploys and its deployment
 	// status.
 	GetServiceDeployment(context.Context, *GetServiceDeploymentRequest) (*GetServiceDeploymentResponse, error)
@@ -627,8 +782,35 @@ func (UnimplementedDeploymentsServiceServer) GetService(context.Context, *GetSer
 func (UnimplementedDeploymentsServiceServer) DeleteService(context.Context, *DeleteServiceRequest) (*DeleteServiceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteService not implemented")
 }
-func (UnimplementedDeploymentsServiceServer) StartServiceBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method StartServiceBuild not implemented")
+func (UnimplementedDeploymentsServiceServer) CreateBuildService(context.Context, *CreateBuildServiceRequest) (*CreateBuildServiceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateBuildService not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) PutBuildService(context.Context, *PutBuildServiceRequest) (*PutBuildServiceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutBuildService not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) PatchBuildService(context.Context, *PatchBuildServiceRequest) (*PatchBuildServiceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PatchBuildService not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) GetServiceBuildArguments(context.Context, *GetServiceBuildArgumentsRequest) (*GetServiceBuildArgumentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServiceBuildArguments not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) UpdateServiceBuildArguments(context.Context, *UpdateServiceBuildArgumentsRequest) (*UpdateServiceBuildArgumentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateServiceBuildArguments not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) GetServiceBuildArgumentDetails(context.Context, *GetServiceBuildArgumentDetailsRequest) (*GetServiceBuildArgumentDetailsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServiceBuildArgumentDetails not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) UpdateServiceBuildOptions(context.Context, *UpdateServiceBuildOptionsRequest) (*UpdateServiceBuildOptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateServiceBuildOptions not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) UpdateServiceBuildSource(context.Context, *UpdateServiceBuildSourceRequest) (*UpdateServiceBuildSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateServiceBuildSource not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) GetBuildSource(context.Context, *GetBuildSourceRequest) (*GetBuildSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBuildSource not implemented")
+}
+func (UnimplementedDeploymentsServiceServer) ListBuildSources(context.Context, *ListBuildSourcesRequest) (*ListBuildSourcesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBuildSources not implemented")
 }
 func (UnimplementedDeploymentsServiceServer) GetServiceDeployment(context.Context, *GetServiceDeploymentRequest) (*GetServiceDeploymentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServiceDeployment not implemented")
@@ -873,20 +1055,182 @@ func _DeploymentsService_DeleteService_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
-func _DeploymentsService_StartServiceBuild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(StartServiceBuildRequest)
+func _DeploymentsService_CreateBuildService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateBuildServiceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(DeploymentsServiceServer).StartServiceBuild(ctx, in)
+		return srv.(DeploymentsServiceServer).CreateBuildService(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: DeploymentsService_StartServiceBuild_FullMethodName,
+		FullMethod: DeploymentsService_CreateBuildService_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DeploymentsServiceServer).StartServiceBuild(ctx, req.(*StartServiceBuildRequest))
+		return srv.(DeploymentsServiceServer).CreateBuildService(ctx, req.(*CreateBuildServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_PutBuildService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutBuildServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).PutBuildService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_PutBuildService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).PutBuildService(ctx, req.(*PutBuildServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_PatchBuildService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PatchBuildServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).PatchBuildService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_PatchBuildService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).PatchBuildService(ctx, req.(*PatchBuildServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_GetServiceBuildArguments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceBuildArgumentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).GetServiceBuildArguments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_GetServiceBuildArguments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).GetServiceBuildArguments(ctx, req.(*GetServiceBuildArgumentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_UpdateServiceBuildArguments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateServiceBuildArgumentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).UpdateServiceBuildArguments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_UpdateServiceBuildArguments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).UpdateServiceBuildArguments(ctx, req.(*UpdateServiceBuildArgumentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_GetServiceBuildArgumentDetails_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceBuildArgumentDetailsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).GetServiceBuildArgumentDetails(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_GetServiceBuildArgumentDetails_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).GetServiceBuildArgumentDetails(ctx, req.(*GetServiceBuildArgumentDetailsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_UpdateServiceBuildOptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateServiceBuildOptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).UpdateServiceBuildOptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_UpdateServiceBuildOptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).UpdateServiceBuildOptions(ctx, req.(*UpdateServiceBuildOptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_UpdateServiceBuildSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateServiceBuildSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).UpdateServiceBuildSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_UpdateServiceBuildSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).UpdateServiceBuildSource(ctx, req.(*UpdateServiceBuildSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_GetBuildSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBuildSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).GetBuildSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_GetBuildSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).GetBuildSource(ctx, req.(*GetBuildSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeploymentsService_ListBuildSources_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBuildSourcesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeploymentsServiceServer).ListBuildSources(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeploymentsService_ListBuildSources_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeploymentsServiceServer).ListBuildSources(ctx, req.(*ListBuildSourcesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1277,8 +1621,44 @@ var DeploymentsService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _DeploymentsService_DeleteService_Handler,
 		},
 		{
-			MethodName: "StartServiceBuild",
-			Handler:    _DeploymentsService_StartServiceBuild_Handler,
+			MethodName: "CreateBuildService",
+			Handler:    _DeploymentsService_CreateBuildService_Handler,
+		},
+		{
+			MethodName: "PutBuildService",
+			Handler:    _DeploymentsService_PutBuildService_Handler,
+		},
+		{
+			MethodName: "PatchBuildService",
+			Handler:    _DeploymentsService_PatchBuildService_Handler,
+		},
+		{
+			MethodName: "GetServiceBuildArguments",
+			Handler:    _DeploymentsService_GetServiceBuildArguments_Handler,
+		},
+		{
+			MethodName: "UpdateServiceBuildArguments",
+			Handler:    _DeploymentsService_UpdateServiceBuildArguments_Handler,
+		},
+		{
+			MethodName: "GetServiceBuildArgumentDetails",
+			Handler:    _DeploymentsService_GetServiceBuildArgumentDetails_Handler,
+		},
+		{
+			MethodName: "UpdateServiceBuildOptions",
+			Handler:    _DeploymentsService_UpdateServiceBuildOptions_Handler,
+		},
+		{
+			MethodName: "UpdateServiceBuildSource",
+			Handler:    _DeploymentsService_UpdateServiceBuildSource_Handler,
+		},
+		{
+			MethodName: "GetBuildSource",
+			Handler:    _DeploymentsService_GetBuildSource_Handler,
+		},
+		{
+			MethodName: "ListBuildSources",
+			Handler:    _DeploymentsService_ListBuildSources_Handler,
 		},
 		{
 			MethodName: "GetServiceDeployment",
