@@ -70,6 +70,9 @@ func NormalizeRepoURL(raw string) string {
 		p = s[colon+1:]
 	}
 	p = strings.TrimPrefix(path.Clean("/"+p), "/")
+	if host != "" {
+		p = strings.ToLower(p) // before trimming, so "Repo.GIT" loses its suffix too
+	}
 	for {
 		trimmed := strings.TrimSuffix(strings.TrimSuffix(p, "/"), ".git")
 		if trimmed == p {
@@ -86,7 +89,7 @@ func NormalizeRepoURL(raw string) string {
 	if !validHost(host) {
 		return ""
 	}
-	return strings.ToLower(host) + "/" + strings.ToLower(p)
+	return strings.ToLower(host) + "/" + p
 }
 
 // validHost reports whether host is a DNS name or an IP address: letters,
