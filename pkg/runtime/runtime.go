@@ -41,6 +41,25 @@ type Spec struct {
 	// reachable from the server at a loopback address (Status.Ports) and
 	// never on another interface of the host.
 	Ports []Port
+	// Mounts are host directories the workload sees, so that workloads
+	// run one after the other can hand work on (a build's clone, then its
+	// build) and a deployment can run what a build left on the host. See
+	// Mount and ValidateMounts.
+	Mounts []Mount
+	// WorkDir, when set, is where the command starts and an Exec unless
+	// told otherwise (an absolute path as the workload sees it, usually a
+	// mount's Target, that must exist there); else the driver's default:
+	// the process driver's own working directory (/work), the image's on
+	// docker.
+	WorkDir string
+	// HostNetwork shares the host's network with the workload, its
+	// loopback services included, for trusted programs only (a `git clone`
+	// of a URL the server checked, which must reach what the server can).
+	// The process driver keeps every other part of its sandbox (its own
+	// uid, mounts and PID namespace, no capabilities); its ports are then
+	// host ports (see Port). The docker driver refuses it
+	// (ErrUnsupported).
+	HostNetwork bool
 }
 
 // Port is a port a workload listens on.
@@ -49,7 +68,7 @@ type Port struct {
 	Name string
 	// Port is the number the workload listens on inside its network. A
 	// driver that shares the host's network (the process driver with the
-	// host network) cannot honour it and gives the workload another; the
+	// host network, or for a Spec with HostNetwork) cannot honour it and gives the workload another; the
 	// workload learns its numbers from PORT (the first port) and
 	// PORT_<NAME> (every port, the name upper-cased, "-" as "_"), which the
 	// driver sets unless Env does.
@@ -151,6 +170,9 @@ var (
 	ErrNotFound    = errors.New("runtime: workload not found")
 	ErrUnsupported = errors.New("runtime: not supported by this driver")
 	ErrNotRunning  = errors.New("runtime: workload is not running")
+	// ErrInvalidSpec: Start refuses a Spec no driver could run as asked
+	// (a mount that is not allowed, say), whatever the driver.
+	ErrInvalidSpec = errors.New("runtime: invalid spec")
 )
 
 // Driver runs workloads. Implementations are safe for concurrent use.
