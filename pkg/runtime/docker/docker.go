@@ -58,6 +58,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -271,6 +272,16 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if err := validatePorts(spec.Ports); err != nil {
 		return "", err
 	}
+	if err := runtime.ValidateMounts(spec.Mounts, spec.WorkDir); err != nil {
+		return "", fmt.Errorf("docker: %w", err)
+	}
+	if spec.HostNetwork {
+		// A container reaches the network through the engine's own (what
+		// a clone needs); the host's would give a process that is root in
+		// its container the server's loopback services, and leave its
+		// ports unpublishable.
+		return "", fmt.Errorf("%w: the docker driver does not share the host's network with a container; its own network reaches what the host's does, but the host's loopback", runtime.ErrUnsupported)
+	}
 	if spec.Name != "" && !validName(spec.Name) {
 		return "", fmt.Errorf("docker: %q is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", spec.Name)
 	}
@@ -301,9 +312,10 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		env = append(env, k+"="+envMap[k])
 	}
 	cfg := &container.Config{
-		Image:  spec.Image,
-		Env:    env,
-		Labels: labels,
+		Image:      spec.Image,
+		Env:        env,
+		Labels:     labels,
+		WorkingDir: spec.WorkDir, // "": the image's
 	}
 	if len(spec.Entrypoint) > 0 {
 		cfg.Entrypoint = spec.Entrypoint
@@ -314,8 +326,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	// Isolation is the engine's (namespaces, cgroups, its seccomp and
 	// capability defaults); the driver adds the plan's limits and a
 	// process cap, with no swap beyond the memory limit, and mounts
-	// nothing of the host: no binds, no volumes, so the server's data
-	// directory is never in a container.
+	// nothing of the host but the Spec's mounts (binds of exactly those
+	// directories, found on the engine's host): no volumes, so the rest of
+	// the server's data directory is never in a container.
 	host := &container.HostConfig{Resources: container.Resources{
 		NanoCPUs: spec.Resources.MilliCPU * 1_000_000,
 		Memory:   spec.Resources.MemoryMB << 20,
@@ -327,6 +340,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if d.PidsLimit > 0 {
 		pids := d.PidsLimit
 		host.PidsLimit = &pids
+	}
+	for _, m := range spec.Mounts {
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	cfg.ExposedPorts, host.PortBindings = portBindings(spec.Ports)
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)

@@ -119,6 +119,20 @@ func TestDriver(t *testing.T) {
 		}
 	})
 
+	t.Run("HostNetworkUnsupported", func(t *testing.T) {
+		t.Parallel()
+		// A container never shares the host's network: Start refuses,
+		// saying so, and creates nothing.
+		labels := map[string]string{"project": "p-hostnet"}
+		_, err := d.Start(runtimetest.Context(t), runtime.Spec{Image: img, Command: []string{"true"}, Labels: labels, HostNetwork: true})
+		if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "host's network") {
+			t.Fatalf("Start with HostNetwork: %v, want ErrUnsupported saying why", err)
+		}
+		if l, err := d.List(runtimetest.Context(t), labels); err != nil || len(l) != 0 {
+			t.Fatalf("List = %+v, %v; want nothing", l, err)
+		}
+	})
+
 	t.Run("ForeignContainers", func(t *testing.T) {
 		t.Parallel()
 		// A container with the same labels that the driver did not start

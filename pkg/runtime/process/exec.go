@@ -43,7 +43,8 @@ import (
 // as the workload's own does.
 //
 // Unsandboxed workloads run as the server's user: so does the command, in
-// the run's working directory with its environment.
+// the run's working directory (its WorkDir's host path, see hostPath) with
+// its environment.
 
 // shellName is a name the last shell can export.
 var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -142,9 +143,9 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		cmd = exec.Command(path, spec.Command[1:]...)
 		cmd.Args[0] = spec.Command[0]
 		cmd.Env = env
-		cmd.Dir = d.path(id, "work")
+		cmd.Dir = cmp.Or(sf.WorkDir, d.path(id, "work"))
 		if spec.WorkDir != "" {
-			cmd.Dir = spec.WorkDir
+			cmd.Dir = hostPath(spec.WorkDir, sf.Mounts, d.path(id, "work"))
 		}
 	} else {
 		pid1, err := d.sandboxPID(ctx, id, &pf)
@@ -155,7 +156,7 @@ func (d *Driver) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		if err != nil {
 			return -1, runtime.ErrNotRunning
 		}
-		envText = envScript(mergeEnv(env, spec.Env), cmp.Or(spec.WorkDir, WorkDir))
+		envText = envScript(mergeEnv(env, spec.Env), cmp.Or(spec.WorkDir, sf.WorkDir, WorkDir))
 		argv, userns, err := d.sb.execArgv(sf, pid1, spec.Command)
 		for _, f := range userns {
 			defer f.Close()

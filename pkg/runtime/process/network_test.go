@@ -130,6 +130,44 @@ if grep -Eq '^nameserver[[:space:]]+(127\.|::1|0\.0\.0\.0)' /etc/resolv.conf; th
 if bash -c 'exec 3<>/dev/tcp/127.0.0.1/9' 2>&1 | grep -q 'Connection refused'; then echo "lo up"; fi
 grep -c '^nameserver' /etc/resolv.conf`
 
+// TestNetworkHostPerWorkload: on a driver with a private network, a Spec
+// with HostNetwork reaches the host's loopback, and keeps the rest of its
+// sandbox (its own uid, PID namespace and root); the next workload
+// without it does not reach the host's loopback.
+func TestNetworkHostPerWorkload(t *testing.T) {
+	addrs, accepted := hostListeners(t)
+	d := newDriverNet(t, t.TempDir(), NetworkPrivate)
+	spec := sh(connectScript(addrs[:1]) + "\necho pid $$; id -u; ls /")
+	spec.HostNetwork = true
+	id := runtimetest.Start(t, d, spec)
+	runtimetest.Wait(t, d, id)
+	got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout")
+	if !slices.Contains(got, "reached "+addrs[0]) || !slices.Contains(got, "pid 1") || !slices.Contains(got, "work") || slices.Contains(got, "root") {
+		t.Fatalf("got %q: want the host's loopback reached from the workload's own sandbox", got)
+	}
+	if os.Geteuid() == 0 && slices.Contains(got, "0") {
+		t.Fatalf("got %q: the workload ran as root", got)
+	}
+	n := accepted.Load()
+	if n == 0 {
+		t.Fatal("the listener got no connection")
+	}
+	id = runtimetest.Start(t, d, sh(connectScript(addrs[:1])))
+	runtimetest.Wait(t, d, id)
+	if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"refused " + addrs[0]}) || accepted.Load() != n {
+		t.Fatalf("got %q without HostNetwork", got)
+	}
+	// An exec into a workload with HostNetwork has its network.
+	spec = sh("echo ready; sleep 60")
+	spec.HostNetwork = true
+	id = runtimetest.Start(t, d, spec)
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	if code, out, _ := execOut(t, d, id, runtime.ExecSpec{Command: []string{"sh", "-c", connectScript(addrs[:1])}}); code != 0 || out != "reached "+addrs[0]+"\n" {
+		t.Fatalf("exec: %d %q", code, out)
+	}
+}
+
 // TestNetworkPrivateConfigured: with a private network, tap0 is up with
 // a default route before the command starts (its first action sees it, in
 // every run), and the sandbox's resolv.conf names no loopback resolver.

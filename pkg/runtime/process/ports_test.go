@@ -167,14 +167,19 @@ func udpRoundTrip(t *testing.T, addr string) string {
 	return ""
 }
 
-// TestPortsHostNetwork: sharing the host's network (and unsandboxed), the
-// workload cannot have its Spec's number: PORT and PORT_<NAME> give it
-// the host port, where the host reaches it.
+// TestPortsHostNetwork: sharing the host's network (the driver's, a
+// Spec's HostNetwork on a private one, and unsandboxed), the workload
+// cannot have its Spec's number: PORT and PORT_<NAME> give it the host
+// port, where the host reaches it (UDP too).
 func TestPortsHostNetwork(t *testing.T) {
-	for name, o := range map[string]Options{"host": {Network: NetworkHost}, "unsandboxed": {Unsandboxed: true}} {
+	for name, c := range map[string]struct {
+		o       Options
+		hostNet bool
+	}{"host": {o: Options{Network: NetworkHost}}, "spec": {hostNet: true}, "unsandboxed": {o: Options{Unsandboxed: true}}} {
 		t.Run(name, func(t *testing.T) {
-			d := newPortDriver(t, t.TempDir(), o)
+			d := newPortDriver(t, t.TempDir(), c.o)
 			spec := sh(udpEcho + " & " + httpdScript("host", "PORT_WEB"))
+			spec.HostNetwork = c.hostNet
 			spec.Ports = []runtime.Port{{Name: "web", Port: 80}, {Name: "dns", Port: 53, Protocol: "udp"}}
 			id := runtimetest.Start(t, d, spec)
 			defer stop(t, d, id)

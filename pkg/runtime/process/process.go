@@ -86,6 +86,10 @@ type Driver struct {
 	dir   string
 	sb    *sandbox
 	ports *portPool
+	// protected are the state directory (first) and Options.Hide,
+	// resolved: no mount's Source may hold one, nor lie in the state
+	// directory (see resolveMounts).
+	protected []string
 	// KillGrace is how long a run killed for its deadline gets between
 	// SIGTERM and SIGKILL.
 	KillGrace time.Duration
@@ -128,6 +132,11 @@ func NewWith(stateDir string, opts Options) (*Driver, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Hide = append(slices.Clone(opts.Hide), abs)
 	d := &Driver{dir: abs, sb: newSandbox(opts), ports: newPortPool(opts), KillGrace: defaultKillGrace, execGrace: 2 * time.Second, ctx: ctx, cancel: cancel, watching: map[string]bool{}, finished: make(chan struct{})}
+	for _, p := range append([]string{abs}, opts.Hide...) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			d.protected = append(d.protected, real)
+		}
+	}
 	d.sweep()
 	ids, err := d.ids()
 	if err != nil {
@@ -181,6 +190,13 @@ type specFile struct {
 	// Ports are the Spec's ports and the host ports they got, held until
 	// Remove (see ports.go).
 	Ports []portFile `json:"ports,omitempty"`
+	// WorkDir is where the command started, and where an Exec starts
+	// unless told otherwise: a path in the sandbox, or the host's path
+	// unsandboxed (empty: WorkDir, for runs of earlier versions).
+	WorkDir string `json:"workDir,omitempty"`
+	// Mounts are the Spec's mounts, their Sources resolved, for an
+	// unsandboxed Exec's WorkDir (see hostPath).
+	Mounts []runtime.Mount `json:"mounts,omitempty"`
 }
 
 type pidFile struct {
@@ -250,11 +266,14 @@ func shellQuote(s string) string {
 // network (and unsandboxed), TCP only on the private network (slirp4netns
 // drops a workload's UDP answers to the host's loopback), none without a
 // network.
-func (d *Driver) Protocols() []string {
-	switch {
-	case d.sb.off || d.sb.net == NetworkHost:
+func (d *Driver) Protocols() []string { return d.protocols(false) }
+
+// protocols are those of a run's ports, hostNet its Spec's HostNetwork.
+func (d *Driver) protocols(hostNet bool) []string {
+	switch net := d.sb.netOf(hostNet); {
+	case d.sb.off || net == NetworkHost:
 		return []string{runtime.ProtocolTCP, runtime.ProtocolUDP}
-	case d.sb.net == NetworkNone:
+	case net == NetworkNone:
 		return []string{}
 	}
 	return []string{runtime.ProtocolTCP}
@@ -268,10 +287,14 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if err := runtime.ValidatePorts(spec.Ports); err != nil {
 		return "", fmt.Errorf("process: %w", err)
 	}
-	if len(spec.Ports) > 0 && !d.sb.off && d.sb.net == NetworkNone {
+	mounts, err := d.resolveMounts(spec.Mounts, spec.WorkDir)
+	if err != nil {
+		return "", fmt.Errorf("process: %w", err)
+	}
+	if len(spec.Ports) > 0 && !d.sb.off && d.sb.netOf(spec.HostNetwork) == NetworkNone {
 		return "", errors.New("process: the workload has ports, but process-driver sandboxes have no network to reach them by (process-network is none)")
 	}
-	if !slices.Contains(d.Protocols(), runtime.ProtocolUDP) {
+	if !slices.Contains(d.protocols(spec.HostNetwork), runtime.ProtocolUDP) {
 		for _, p := range spec.Ports {
 			if p.Protocol == runtime.ProtocolUDP {
 				return "", fmt.Errorf("%w: UDP port %q: with process-network private, slirp4netns drops a workload's UDP answers to the host's loopback (--disable-host-loopback); use TCP, or the host network for trusted workloads", runtime.ErrUnsupported, p.Name)
@@ -304,7 +327,6 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	}
 
 	var rb [12]byte
-	var err error
 	if _, err = rand.Read(rb[:]); err != nil {
 		return "", fmt.Errorf("process: %w", err)
 	}
@@ -313,7 +335,11 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	// other driver instance sees (and reconciles) a half-made workload.
 	tmpDir := filepath.Join(d.dir, newPrefix+id)
 	dir := d.path(id)
-	sf := specFile{ID: id, Name: spec.Name, Labels: spec.Labels, Argv: argv, Deadline: spec.Deadline, Started: time.Now(), Sandboxed: !d.sb.off}
+	sf := specFile{ID: id, Name: spec.Name, Labels: spec.Labels, Argv: argv, Deadline: spec.Deadline, Started: time.Now(), Sandboxed: !d.sb.off,
+		WorkDir: cmp.Or(spec.WorkDir, WorkDir), Mounts: mounts}
+	if !sf.Sandboxed {
+		sf.WorkDir = hostPath(sf.WorkDir, mounts, filepath.Join(dir, "work"))
+	}
 	var uidLock *os.File // held by the shim for the run's life
 	var hostPorts []int
 	fail := func(err error) (string, error) {
@@ -329,7 +355,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if err := os.MkdirAll(filepath.Join(tmpDir, "work"), 0o700); err != nil {
 		return fail(err)
 	}
-	private := sf.Sandboxed && d.sb.net == NetworkPrivate
+	private := sf.Sandboxed && d.sb.netOf(spec.HostNetwork) == NetworkPrivate
 	env := spec.Env
 	if len(spec.Ports) > 0 {
 		protos := make([]string, len(spec.Ports))
@@ -358,6 +384,13 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			}
 			if err := d.sb.chownWork(filepath.Join(tmpDir, "work"), sf.UID); err != nil {
 				return fail(err)
+			}
+			for _, m := range mounts {
+				if !m.ReadOnly {
+					if err := chownTree(m.Source, sf.UID); err != nil {
+						return fail(fmt.Errorf("giving mount %s to the workload's user: %w", m.Target, err))
+					}
+				}
 			}
 		}
 		if d.sb.cg != nil {
@@ -455,7 +488,8 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		// envShell): the shim and everything before the command run
 		// with PATH only.
 		argv = append([]string{"/bin/sh", "-c", envShell(envFD), "slipway-env"}, argv...)
-		argv = d.sb.argv(sf.UID, 5, 4, blockFD, resolv, env, argv)
+		argv = d.sb.argv(sandboxRun{uid: sf.UID, workFD: 5, infoFD: 4, blockFD: blockFD, resolv: resolv, env: env,
+			mounts: mounts, workDir: sf.WorkDir, hostNet: spec.HostNetwork}, argv)
 	}
 	script += `"$@" >>` + stdout + ` 2>>` + stderr + redirs + "\n" + "c=$?\n"
 	if private {
@@ -469,7 +503,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "slipway-shim"}, argv...)...)
 	cmd.Env = envList
-	cmd.Dir = filepath.Join(dir, "work")
+	cmd.Dir = sf.WorkDir
 	var envW *os.File
 	if sf.Sandboxed {
 		cmd.Dir = dir

@@ -2,6 +2,7 @@ package process
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -10,16 +11,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
 // The sandbox: every workload runs under bubblewrap (bwrap), Debian's
 // package of the sandboxing tool Flatpak is built on, in its own PID, mount,
 // IPC and UTS namespaces, with a root file system holding only the
 // read-only system directories (systemDirs, etcEntries), its own working
-// directory at WorkDir, a private /tmp, /proc of its own PID namespace and
-// a minimal /dev. Its command runs as PID 1 of that namespace (--as-pid-1),
-// so when it exits the kernel kills everything it left running, setsid
-// children included; and bwrap dies with its parent (--die-with-parent).
+// directory at WorkDir, a private /tmp, /proc of its own PID namespace, a
+// minimal /dev and its Spec's mounts (see mounts.go). Its command runs as
+// PID 1 of that namespace (--as-pid-1), so when it exits the kernel kills
+// everything it left running, setsid children included; and bwrap dies
+// with its parent (--die-with-parent).
 //
 // Running as root, bwrap builds the sandbox as root (it reads the working
 // directory through the server's private state directory) and the workload
@@ -42,7 +46,8 @@ import (
 // (netScript); slirp4netns ends when the shim does (--exit-fd).
 // NetworkNone gives bubblewrap's own network namespace without
 // slirp4netns (only its loopback); NetworkHost shares the host's (unsafe
-// for tenants).
+// for tenants). A Spec with HostNetwork shares the host's whatever the
+// driver's Network (for the server's trusted programs only).
 //
 // Signals: Stop and deadlines send SIGTERM to the processes in the
 // sandbox's PID namespace (see signalSandbox), never to bwrap, which would
@@ -245,7 +250,7 @@ func (s *sandbox) probe() error {
 	}
 	defer work.Close()
 	uid := s.uidBase
-	argv := s.argv(uid, 3, -1, -1, "", nil, []string{"true"})
+	argv := s.argv(sandboxRun{uid: uid, workFD: 3, infoFD: -1, blockFD: -1}, []string{"true"})
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.ExtraFiles = []*os.File{work}
 	cmd.Env = []string{"PATH=" + DefaultPath}
@@ -257,12 +262,32 @@ func (s *sandbox) probe() error {
 	return nil
 }
 
-// argv is the command that runs command sandboxed as host uid (when root),
-// with the working directory open as fd workFD, the sandbox's info (its
-// PID 1's host pid) written to infoFD and the command held until blockFD
-// is readable (either none when negative), and resolv (when not empty)
-// as its /etc/resolv.conf.
-func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[string]string, command []string) []string {
+// sandboxRun is what one run's sandbox is made of.
+type sandboxRun struct {
+	uid    int // the workload's host uid (when root)
+	workFD int // the run's working directory, open
+	// infoFD gets the sandbox's info (its PID 1's host pid) and the
+	// command is held until blockFD is readable; either none when
+	// negative.
+	infoFD, blockFD int
+	resolv          string // when not empty, the sandbox's /etc/resolv.conf
+	env             map[string]string
+	mounts          []runtime.Mount // Sources resolved (see resolveMounts)
+	workDir         string          // where the command starts; "" is WorkDir
+	hostNet         bool            // Spec.HostNetwork
+}
+
+// netOf is the network a run gets: the driver's, or the host's for a
+// Spec asking for it.
+func (s *sandbox) netOf(hostNet bool) string {
+	if hostNet {
+		return NetworkHost
+	}
+	return s.net
+}
+
+// argv is the command that runs command in the sandbox r describes.
+func (s *sandbox) argv(r sandboxRun, command []string) []string {
 	var a []string
 	// A private network's namespace is made by unshare, before
 	// bubblewrap, whose process outside the sandbox (the parent of its
@@ -275,7 +300,8 @@ func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[
 	// user namespace owning it too (mapping the server's user to
 	// SandboxUID already, for bubblewrap's to nest in). slirp4netns brings
 	// its loopback up.
-	private := s.net == NetworkPrivate
+	network := s.netOf(r.hostNet)
+	private := network == NetworkPrivate
 	var ns []string
 	if private {
 		ns = []string{s.unshare, "--net", "--"}
@@ -296,7 +322,7 @@ func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[
 	}
 	a = append(a, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--as-pid-1", "--die-with-parent", "--hostname", "sandbox")
-	if s.net == NetworkNone {
+	if network == NetworkNone {
 		a = append(a, "--unshare-net")
 	}
 	for _, d := range systemDirs {
@@ -315,8 +341,8 @@ func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[
 	// first, readable, or the workload's user could reach nothing in it.
 	a = append(a, "--perms", "0755", "--dir", "/etc")
 	for _, e := range etcEntries {
-		if e == "resolv.conf" && resolv != "" {
-			a = append(a, "--ro-bind", resolv, "/etc/resolv.conf")
+		if e == "resolv.conf" && r.resolv != "" {
+			a = append(a, "--ro-bind", r.resolv, "/etc/resolv.conf")
 			continue
 		}
 		a = append(a, "--ro-bind-try", "/etc/"+e, "/etc/"+e)
@@ -327,18 +353,35 @@ func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[
 	// /tmp is the workload's to write in (bubblewrap's default 0755,
 	// root's, would leave it read-only to the workload's user).
 	a = append(a, "--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp",
-		"--bind-fd", strconv.Itoa(workFD), WorkDir, "--chdir", WorkDir)
-	if infoFD >= 0 {
-		a = append(a, "--info-fd", strconv.Itoa(infoFD))
+		"--bind-fd", strconv.Itoa(r.workFD), WorkDir)
+	// Mounts come last, after the hidden paths' empty file systems and
+	// the working directory, so that nothing covers them, a parent before
+	// its children (resolveMounts sorts them). bwrap finds their Sources
+	// in the host's file system, whatever the sandbox hides.
+	for _, m := range r.mounts {
+		// Missing parents readable (bwrap would make them 0700).
+		for _, p := range parents(m.Target) {
+			a = append(a, "--perms", "0755", "--dir", p)
+		}
+		op := "--bind"
+		if m.ReadOnly {
+			op = "--ro-bind"
+		}
+		a = append(a, op, m.Source, m.Target)
 	}
-	if blockFD >= 0 {
-		a = append(a, "--block-fd", strconv.Itoa(blockFD))
+	workDir := cmp.Or(r.workDir, WorkDir)
+	a = append(a, "--chdir", workDir)
+	if r.infoFD >= 0 {
+		a = append(a, "--info-fd", strconv.Itoa(r.infoFD))
+	}
+	if r.blockFD >= 0 {
+		a = append(a, "--block-fd", strconv.Itoa(r.blockFD))
 	}
 	// The shim's shell exported its own working directory; inside, it is
-	// WorkDir (the environment itself reaches bwrap, and the workload,
+	// workDir (the environment itself reaches bwrap, and the workload,
 	// through the process's environment, never its visible arguments).
-	if _, ok := env["PWD"]; !ok {
-		a = append(a, "--setenv", "PWD", WorkDir)
+	if _, ok := r.env["PWD"]; !ok {
+		a = append(a, "--setenv", "PWD", workDir)
 	}
 	a = append(a, "--")
 	if s.root {
@@ -346,7 +389,7 @@ func (s *sandbox) argv(uid, workFD, infoFD, blockFD int, resolv string, env map[
 		// directory through the server's private state directory); the
 		// workload itself is the run's uid, with no capabilities and no
 		// way to gain any.
-		u := strconv.Itoa(uid)
+		u := strconv.Itoa(r.uid)
 		a = append(a, s.setpriv, "--reuid="+u, "--regid="+u, "--clear-groups",
 			"--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--")
 	}

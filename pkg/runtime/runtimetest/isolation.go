@@ -279,3 +279,50 @@ func hostProcesses(marker string) []int {
 	}
 	return out
 }
+
+// testMountIsolation: a directory of the data directory mounted into a
+// workload (a build's artifact, say) shows that directory, and nothing
+// else of the data directory: not its files, not the driver's state.
+func testMountIsolation(t *testing.T, s *suite) {
+	data, state, secrets := dataDir(t, s.tag)
+	d, _ := s.open(t, state)
+	app := filepath.Join(data, "builds", "artifacts", "b1", "app")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "server.js"), []byte("app-"+s.tag), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{
+		"/app/../encryption.key", "/app/../../../../encryption.key", "/app/../../../../jobs.db",
+		data, filepath.Join(data, "encryption.key"), filepath.Join(data, "jobs.db"), state,
+	}
+	spec := s.h.Spec("/bin/sh", "-c", `cat /app/server.js; echo
+for f in $PATHS; do
+  if [ -e "$f" ]; then echo "EXISTS $f"; fi
+  cat "$f" 2>/dev/null
+  ls "$f" 2>/dev/null
+done
+ls -a /app/.. /app/../..
+echo end`)
+	spec.Env = map[string]string{"PATHS": strings.Join(paths, " ")}
+	spec.Mounts = []runtime.Mount{{Source: app, Target: "/app", ReadOnly: true}}
+	id := Start(t, d, spec)
+	if st := Wait(t, d, id); st.ExitCode != 0 {
+		t.Errorf("status %+v", st)
+	}
+	out := Texts(t, Logs(t, d, id, false), "stdout")
+	if len(out) == 0 || out[0] != "app-"+s.tag || out[len(out)-1] != "end" {
+		t.Fatalf("the workload did not see its mount:\n%s", strings.Join(out, "\n"))
+	}
+	for _, l := range out {
+		for _, secret := range secrets {
+			if strings.Contains(l, secret) {
+				t.Errorf("the workload read %q", secret)
+			}
+		}
+		if strings.HasPrefix(l, "EXISTS ") || l == "encryption.key" || l == "jobs.db" || l == "artifacts" || l == "runtime" {
+			t.Errorf("the workload says %q", l)
+		}
+	}
+}

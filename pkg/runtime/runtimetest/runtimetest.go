@@ -3,8 +3,9 @@
 // environment, logs and following them, deadlines, stopping, finding
 // workloads by label, adopting them after a restart, removing them), the
 // isolation of workloads from each other and from the server
-// (isolation.go) and what services need of a running workload: ports,
-// exec and usage (service.go), written once and run against each driver
+// (isolation.go), what services need of a running workload: ports,
+// exec and usage (service.go), and of its file system: mounts and its
+// working directory (mounts.go), written once and run against each driver
 // through a Harness.
 //
 // A new driver joins by calling Run from its tests with a Harness that
@@ -107,6 +108,12 @@ func Run(t *testing.T, h Harness) {
 		{"ExecNotRunning", testExecNotRunning},
 		{"ExecTTY", testExecTTY},
 		{"Usage", testUsage},
+		{"MountWritable", testMountWritable},
+		{"MountReadOnly", testMountReadOnly},
+		{"WorkDir", testWorkDir},
+		{"MountSequence", testMountSequence},
+		{"MountInvalid", testMountInvalid},
+		{"MountIsolation", testMountIsolation},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
