@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -84,7 +85,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		if s.user != "" {
 			env = append(env, "REMOTE_USER="+s.user)
 		}
-		h := &cgi.Handler{Path: backend, Dir: s.Root, Env: env, InheritEnv: []string{"PATH"}}
+		h := &cgi.Handler{Path: backend, Dir: s.Root, Env: env, InheritEnv: []string{"PATH"}, Stderr: io.Discard}
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)

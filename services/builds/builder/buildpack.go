@@ -91,7 +91,9 @@ func (b *Builder) detect(dir string, docker bool) (plan, error) {
 		main := strings.TrimPrefix(path.Clean("/"+pkg.Main), "/")
 		switch {
 		case pkg.Scripts["start"] != "":
-			p.command, p.why = []string{"npm", "start"}, "package.json's start script (npm start)"
+			// npm needs a home (for its logs); a workload's user has
+			// none unless its environment gives one.
+			p.command, p.why = []string{"/bin/sh", "-c", `export HOME="${HOME:-/tmp}"; exec npm start`}, "package.json's start script (npm start)"
 		case pkg.Main != "" && has(main):
 			p.command, p.why = []string{"node", appMount + "/" + main}, "package.json's main ("+main+")"
 		case has("index.js"):

@@ -40,7 +40,7 @@ func TestBuildpackProcess(t *testing.T) {
 		body    string
 	}{
 		{"go", map[string]string{"go.mod": "module example.com/app\n\ngo 1.22\n", "main.go": goApp}, "", builder.StackGo, []string{"/app/bin/app"}, "hello from go "},
-		{"node start script", map[string]string{"package.json": `{"name":"app","scripts":{"start":"node server.js"}}`, "server.js": nodeApp}, "", builder.StackNode, []string{"npm", "start"}, "hello from node"},
+		{"node start script", map[string]string{"package.json": `{"name":"app","scripts":{"start":"node server.js"}}`, "server.js": nodeApp}, "", builder.StackNode, []string{"/bin/sh", "-c", `export HOME="${HOME:-/tmp}"; exec npm start`}, "hello from node"},
 		{"node index.js in a sub-directory", map[string]string{"web/package.json": `{"name":"app"}`, "web/index.js": nodeApp, "README": "x"}, "/web", builder.StackNode, []string{"node", "/app/index.js"}, "hello from node"},
 		{"procfile wins", map[string]string{"Procfile": "release: true\nweb: exec busybox httpd -f -p $PORT -h /app/public\n", "public/index.html": "from procfile", "index.html": "not this"},
 			"", builder.StackStatic, []string{"/bin/sh", "-c", "exec busybox httpd -f -p $PORT -h /app/public"}, "from procfile"},

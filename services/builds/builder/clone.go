@@ -28,7 +28,7 @@ const (
 
 // cloneScript fetches one commit into /build/src. Exit codes: 10 the
 // repository cannot be read, 11 no such branch, 12 no such commit, 13 no
-// such pull request, 14 the fetch or checkout failed.
+// such pull request, 14 the fetch or checkout failed, 17 no refs at all.
 const cloneScript = `set -u
 cd /build || exit 1
 git init -q src || exit 1
@@ -40,8 +40,14 @@ case "$SLIPWAY_MODE" in
 branch)
 	git ls-remote --exit-code origin "refs/heads/$SLIPWAY_BRANCH" >/dev/null
 	rc=$?
-	[ $rc -eq 2 ] && exit 11
-	[ $rc -ne 0 ] && exit 10
+	[ $rc -ne 0 ] && [ $rc -ne 2 ] && exit 10
+	if [ $rc -eq 2 ]; then
+		# No such branch, or no refs at all: not a repository (a web
+		# page answering like a dumb-HTTP one) or an empty one.
+		refs=$(git ls-remote origin) || exit 10
+		[ -n "$refs" ] || exit 17
+		exit 11
+	fi
 	git fetch --no-tags $depth origin "+refs/heads/$SLIPWAY_BRANCH:refs/remotes/origin/build" || exit 14
 	git checkout -q --detach refs/remotes/origin/build || exit 14
 	;;
@@ -51,12 +57,17 @@ pr)
 		out=$(git ls-remote origin "$ref") || exit 10
 		if [ -n "$out" ]; then found=$ref; break; fi
 	done
-	[ -n "$found" ] || exit 13
+	if [ -z "$found" ]; then
+		refs=$(git ls-remote origin) || exit 10
+		[ -n "$refs" ] || exit 17
+		exit 13
+	fi
 	git fetch --no-tags $depth origin "+$found:refs/remotes/origin/build" || exit 14
 	git checkout -q --detach refs/remotes/origin/build || exit 14
 	;;
 sha)
-	git ls-remote origin HEAD >/dev/null || exit 10
+	refs=$(git ls-remote origin) || exit 10
+	[ -n "$refs" ] || exit 17
 	ok=
 	if [ ${#SLIPWAY_SHA} -ge 40 ] && git fetch --no-tags $depth origin "$SLIPWAY_SHA" 2>/dev/null; then ok=1; fi
 	if [ -z "$ok" ]; then
@@ -254,6 +265,8 @@ func (r *run) cloneError(st runtime.Status, tail []string) error {
 		return errorf(KindSource, "pull request %d not found in %s", s.PullRequest, r.src.display)
 	case 10:
 		return errorf(KindSource, "%s: %s", r.src.display, readFailure(tail))
+	case 17:
+		return errorf(KindSource, "%s: no git repository at this URL, or an empty one", r.src.display)
 	case 15:
 		return errorf(KindSource, "the submodules of %s could not be fetched (see the build log)", r.src.display)
 	case 16:
