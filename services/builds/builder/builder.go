@@ -30,9 +30,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 )
 
 // Phase is where a build is; the builds component maps it to the build's
@@ -187,6 +189,10 @@ type Config struct {
 	// Docker, when set, builds images through the Engine API (the docker
 	// driver's engine); nil builds process-driver artifacts.
 	Docker client.APIClient
+	// Ulimits are the build containers' limits; nil is the docker
+	// driver's DefaultUlimits (without explicit ones, runc fails to set
+	// the engine's on some hosts: "error setting rlimit").
+	Ulimits []*container.Ulimit
 	// Dir holds work directories, artifacts and caches (made 0700).
 	Dir string
 	// BaseImages are the base images of generated Dockerfiles, by stack
@@ -229,6 +235,9 @@ type Builder struct {
 
 	mu     sync.Mutex
 	caches map[string]chan struct{} // a service's cache, held by one build
+
+	engineOnce sync.Once
+	isPodman   bool
 }
 
 // New returns a Builder for cfg.
@@ -281,6 +290,9 @@ func New(cfg Config) (*Builder, error) {
 	cfg.BaseImages = base
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Ulimits == nil {
+		cfg.Ulimits = docker.DefaultUlimits()
 	}
 	return &Builder{cfg: cfg, dir: dir, roots: roots, allow: allow, caches: map[string]chan struct{}{}}, nil
 }

@@ -9,13 +9,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -113,20 +115,38 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 	}
 	labels := r.labels("")
 	labels["slipway.commit"] = sha
-	opts := build.ImageBuildOptions{
-		Tags:        []string{tag},
-		Dockerfile:  dfName,
-		BuildArgs:   args,
-		Labels:      labels,
-		Target:      target,
-		Remove:      true,
-		ForceRemove: true,
-		PullParent:  false,
-		Memory:      r.req.Resources.MemoryMB << 20,
+	q := url.Values{}
+	q.Set("t", tag)
+	q.Set("dockerfile", dfName)
+	q.Set("rm", "1")
+	q.Set("forcerm", "1")
+	if target != "" {
+		q.Set("target", target)
 	}
-	if r.req.Resources.MilliCPU > 0 {
-		opts.CPUPeriod = 100000
-		opts.CPUQuota = r.req.Resources.MilliCPU * 100
+	for k, v := range map[string]any{"buildargs": args, "labels": labels} {
+		j, _ := json.Marshal(v)
+		q.Set(k, string(j))
+	}
+	if m := r.req.Resources.MemoryMB; m > 0 {
+		q.Set("memory", strconv.FormatInt(m<<20, 10))
+	}
+	if c := r.req.Resources.MilliCPU; c > 0 {
+		q.Set("cpuperiod", "100000")
+		q.Set("cpuquota", strconv.FormatInt(c*100, 10))
+	}
+	if len(r.b.cfg.Ulimits) > 0 {
+		// Docker takes ulimit objects, Podman "name=soft:hard" strings.
+		var j []byte
+		if r.b.podman(r.ctx) {
+			var l []string
+			for _, u := range r.b.cfg.Ulimits {
+				l = append(l, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
+			}
+			j, _ = json.Marshal(l)
+		} else {
+			j, _ = json.Marshal(r.b.cfg.Ulimits)
+		}
+		q.Set("ulimits", string(j))
 	}
 	// Whatever ends this build other than success leaves no image under
 	// the tag, nor intermediate images of the build.
@@ -141,16 +161,16 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 		}
 	})
 	r.log.info("building image %s", tag)
-	resp, err := api.ImageBuild(r.ctx, pr, opts)
+	body, err := postBuild(r.ctx, api, pr, q)
 	if err != nil {
 		pr.CloseWithError(err)
 		if r.ctx.Err() != nil {
 			return "", r.ctx.Err()
 		}
-		return "", internal(fmt.Errorf("image build: %w", err))
+		return "", err
 	}
-	defer resp.Body.Close()
-	if err := r.readBuildStream(resp.Body); err != nil {
+	defer body.Close()
+	if err := r.readBuildStream(body); err != nil {
 		return "", err
 	}
 	if r.ctx.Err() != nil {
@@ -163,6 +183,68 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 	ok = true
 	r.log.info("built image %s", tag)
 	return tag, nil
+}
+
+// postBuild posts a build to the engine's /build. The Engine API client's
+// ImageBuild cannot be used: it encodes ulimits as Docker's objects, which
+// Podman's compatible /build refuses (400), and a build without explicit
+// ulimits fails on hosts where the engine's defaults cannot be set.
+func postBuild(ctx context.Context, api client.APIClient, tarball io.Reader, q url.Values) (io.ReadCloser, error) {
+	api.NegotiateAPIVersion(ctx)
+	hc := api.HTTPClient()
+	base, err := client.ParseHostURL(api.DaemonHost())
+	if err != nil {
+		return nil, internal(err)
+	}
+	scheme, host := "http", base.Host
+	if base.Scheme == "unix" || base.Scheme == "npipe" {
+		host = "docker.sock" // the client's transport dials the socket
+	} else if tr, ok := hc.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+		scheme = "https"
+	}
+	u := scheme + "://" + host + strings.TrimSuffix(base.Path, "/") + "/v" + api.ClientVersion() + "/build?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, tarball)
+	if err != nil {
+		return nil, internal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-tar")
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, internal(fmt.Errorf("image build: %w", err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var m struct {
+			Message string `json:"message"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = json.Unmarshal(b, &m)
+		if resp.StatusCode >= 500 {
+			return nil, internal(fmt.Errorf("image build: %s: %s", resp.Status, b))
+		}
+		return nil, &Error{Kind: KindBuild, Reason: "the container engine refused the build: " + truncate(m.Message, 300), Err: fmt.Errorf("%s: %s", resp.Status, b)}
+	}
+	return resp.Body, nil
+}
+
+// podman is whether the engine is Podman (its compatible API differs in
+// places), asked once.
+func (b *Builder) podman(ctx context.Context) bool {
+	b.engineOnce.Do(func() {
+		v, err := b.cfg.Docker.ServerVersion(ctx)
+		if err != nil {
+			return
+		}
+		for _, c := range v.Components {
+			if strings.Contains(strings.ToLower(c.Name), "podman") {
+				b.isPodman = true
+			}
+		}
+	})
+	return b.isPodman
 }
 
 // buildMessage is one message of the Engine API's build stream.

@@ -103,7 +103,7 @@ func TestDockerfile(t *testing.T) {
 		bctx, cancel := context.WithCancel(ctx)
 		req.Log = func(stream, line string) {
 			l.add(stream, line)
-			if strings.Contains(line, "started-sleeping") {
+			if strings.TrimSpace(line) == "started-sleeping" {
 				cancel()
 			}
 		}

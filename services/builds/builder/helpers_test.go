@@ -113,7 +113,7 @@ func build(t *testing.T, b *builder.Builder, req builder.Request, l *logs) build
 	t.Helper()
 	res, err := b.Build(context.Background(), req)
 	if err != nil {
-		t.Fatalf("Build: %v\nlog:\n%s", err, l)
+		t.Fatalf("Build: %v (%v)\nlog:\n%s", err, errors.Unwrap(err), l)
 	}
 	return res
 }
