@@ -179,6 +179,28 @@ func newBare(t testing.TB, path string) *Repo {
 // it does not name as they were, and returns the new commit's SHA.
 func (r *Repo) Commit(t testing.TB, branch, message string, files map[string]string) string {
 	t.Helper()
+	return r.commit(t, branch, message, files, nil)
+}
+
+// Submodule commits a submodule at path (a gitlink to sha, and its entry
+// in .gitmodules with url) on top of branch, and returns the new commit's
+// SHA.
+func (r *Repo) Submodule(t testing.TB, branch, message, path, url, sha string) string {
+	t.Helper()
+	modules := ""
+	if parent := r.Resolve(t, "refs/heads/"+branch); parent != "" {
+		cmd := r.cmd(nil, "cat-file", "-p", parent+":.gitmodules")
+		if out, err := cmd.Output(); err == nil {
+			modules = string(out)
+		}
+	}
+	modules += fmt.Sprintf("[submodule %q]\n\tpath = %s\n\turl = %s\n", path, path, url)
+	return r.commit(t, branch, message, map[string]string{".gitmodules": modules}, map[string]string{path: sha})
+}
+
+// commit commits files and gitlinks (path → commit SHA) on top of branch.
+func (r *Repo) commit(t testing.TB, branch, message string, files, links map[string]string) string {
+	t.Helper()
 	index := filepath.Join(t.TempDir(), "index")
 	env := []string{"GIT_INDEX_FILE=" + index}
 	parent := r.Resolve(t, "refs/heads/"+branch)
@@ -199,6 +221,9 @@ func (r *Repo) Commit(t testing.TB, branch, message string, files map[string]str
 			mode = "100755"
 		}
 		r.git(t, env, "", "update-index", "--add", "--cacheinfo", mode+","+blob+","+p)
+	}
+	for p, sha := range links {
+		r.git(t, env, "", "update-index", "--add", "--cacheinfo", "160000,"+sha+","+p)
 	}
 	tree := r.git(t, env, "", "write-tree")
 	args := []string{"commit-tree", tree, "-m", message}

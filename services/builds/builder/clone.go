@@ -93,9 +93,9 @@ if [ "$SLIPWAY_SUBMODULES" = 1 ]; then
 	git submodule foreach -q --recursive "git submodule update -q --init $depth" || exit 15
 fi
 if [ "$SLIPWAY_LFS" = 1 ]; then
-	git lfs install --local >/dev/null || exit 16
-	git lfs pull || exit 16
-	git submodule foreach -q --recursive 'git lfs install --local >/dev/null && git lfs pull' || exit 16
+	git lfs install --local --skip-repo >/dev/null || exit 16
+	GIT_LFS_SKIP_SMUDGE=0 git lfs pull || exit 16
+	git submodule foreach -q --recursive 'git lfs install --local --skip-repo >/dev/null && GIT_LFS_SKIP_SMUDGE=0 git lfs pull' || exit 16
 fi
 `
 

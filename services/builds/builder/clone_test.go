@@ -234,3 +234,51 @@ func TestRefs(t *testing.T) {
 		t.Errorf("without credentials: %v", err)
 	}
 }
+
+func TestCloneSubmodules(t *testing.T) {
+	srv := gitserver.New(t)
+	lib := srv.Repo(t, "lib")
+	libSHA := lib.Commit(t, "main", "lib", map[string]string{"lib.txt": "from the submodule"})
+	app := srv.Repo(t, "app")
+	app.Commit(t, "main", "app", site("app"))
+	app.Submodule(t, "main", "absolute", "vendor/lib", lib.URL, libSHA)
+	app.Submodule(t, "main", "relative", "vendor/rel", "../lib.git", libSHA)
+	b := newBuilder(t, builder.Config{})
+
+	var l logs
+	res := build(t, b, request(builder.Source{URL: app.URL, Branch: "main", Submodules: true}, &l), &l)
+	for _, p := range []string{"vendor/lib/lib.txt", "vendor/rel/lib.txt"} {
+		if got := readFile(t, filepath.Join(res.Path, p)); got != "from the submodule" {
+			t.Errorf("%s = %q", p, got)
+		}
+	}
+	// Without Submodules the directories stay empty.
+	res = build(t, b, request(builder.Source{URL: app.URL, Branch: "main"}, &l), &l)
+	if _, err := os.Stat(filepath.Join(res.Path, "vendor/lib/lib.txt")); !os.IsNotExist(err) {
+		t.Errorf("submodule fetched unasked: %v", err)
+	}
+
+	// A submodule on a host the server refuses is refused before git
+	// fetches it.
+	evil := srv.Repo(t, "evil")
+	evil.Commit(t, "main", "c", site("x"))
+	evil.Submodule(t, "main", "private", "sub", "http://10.0.0.1/secret.git", libSHA)
+	e := buildErr(t, b, request(builder.Source{URL: evil.URL, Branch: "main", Submodules: true}, &l))
+	if e.Kind != builder.KindInvalid || !strings.Contains(e.Reason, "submodule") || !strings.Contains(e.Reason, "private address") {
+		t.Errorf("error %s %q", e.Kind, e.Reason)
+	}
+}
+
+// TestCloneLFS runs the Git LFS step: with nothing stored in LFS it is a
+// no-op, but it proves git-lfs is installed and runs in the sandbox. (The
+// loopback git server has no LFS API to serve objects from.)
+func TestCloneLFS(t *testing.T) {
+	srv := gitserver.New(t)
+	repo := srv.Repo(t, "app")
+	sha := repo.Commit(t, "main", "c", map[string]string{"index.html": "x", ".gitattributes": "*.bin filter=lfs diff=lfs merge=lfs -text\n"})
+	var l logs
+	res := build(t, newBuilder(t, builder.Config{}), request(builder.Source{URL: repo.URL, Branch: "main", LFS: true}, &l), &l)
+	if res.SHA != sha {
+		t.Errorf("SHA %s", res.SHA)
+	}
+}

@@ -2,6 +2,8 @@ package builder_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
+	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 	"github.com/slipwayhq/slipway/services/builds/builder"
@@ -144,6 +148,27 @@ func TestDockerfile(t *testing.T) {
 		if got := strings.Join(insp.Config.Cmd, " "); !strings.Contains(got, "httpd -f") {
 			t.Errorf("CMD %q", got)
 		}
+		// The image runs and serves the site on its port.
+		d, err := docker.New(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		id, err := d.Start(ctx, runtime.Spec{Name: "serve-" + strings.ReplaceAll(res.Image[strings.LastIndex(res.Image, ":")+1:], ".", "-"), Image: res.Image, Ports: []runtime.Port{{Name: "p01", Port: 8080}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Remove(ctx, id)
+		defer d.Stop(ctx, id, time.Second)
+		if got := httpGet(t, func() string {
+			st, err := d.Status(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Ports["p01"]
+		}); got != "hello" {
+			t.Errorf("GET / = %q", got)
+		}
 	})
 	noWorkDirs(t, dir)
 }
@@ -165,5 +190,27 @@ func noImages(t *testing.T, api client.APIClient, buildID string) {
 				t.Errorf("tag left: %s", tag)
 			}
 		}
+	}
+}
+
+// httpGet polls GET / at the address addr returns until it answers 200.
+func httpGet(t *testing.T, addr func() string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if a := addr(); a != "" {
+			resp, err := http.Get("http://" + a + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return string(b)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no answer within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
