@@ -1,9 +1,14 @@
 package builder_test
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 	"github.com/slipwayhq/slipway/services/builds/builder"
@@ -98,4 +103,47 @@ func TestBuildpackNothingDetected(t *testing.T) {
 	if e.Kind != builder.KindBuild || !strings.Contains(e.Reason, "no supported stack") {
 		t.Errorf("error %s %q", e.Kind, e.Reason)
 	}
+}
+
+func TestBuildpackAbort(t *testing.T) {
+	srv := gitserver.New(t)
+	repo := srv.Repo(t, "app")
+	repo.Commit(t, "main", "c", map[string]string{"go.mod": "module example.com/app\n\ngo 1.22\n", "main.go": goApp})
+	dir := t.TempDir()
+	b := newBuilder(t, builder.Config{Dir: dir})
+	var l logs
+	req := request(builder.Source{URL: repo.URL, Branch: "main"}, &l)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req.Log = func(stream, line string) {
+		l.add(stream, line)
+		if strings.HasPrefix(line, "slipway: running: go build") {
+			cancel()
+		}
+	}
+	_, err := b.Build(ctx, req)
+	var e *builder.Error
+	if !errors.As(err, &e) || e.Kind != builder.KindAborted {
+		t.Fatalf("error %v, want aborted\n%s", err, l.String())
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "artifacts")); len(ents) != 0 {
+		t.Errorf("artifacts left: %v", ents)
+	}
+	noWorkDirs(t, dir)
+}
+
+func TestBuildpackTimeout(t *testing.T) {
+	srv := gitserver.New(t)
+	repo := srv.Repo(t, "app")
+	repo.Commit(t, "main", "c", map[string]string{"go.mod": "module example.com/app\n\ngo 1.22\n", "main.go": goApp})
+	dir := t.TempDir()
+	b := newBuilder(t, builder.Config{Dir: dir})
+	var l logs
+	req := request(builder.Source{URL: repo.URL, Branch: "main"}, &l)
+	req.Timeout = 2 * time.Second
+	e := buildErr(t, b, req)
+	if e.Kind != builder.KindTimeout || !strings.Contains(e.Reason, "longer than 2s") {
+		t.Errorf("error %s %q\n%s", e.Kind, e.Reason, l.String())
+	}
+	noWorkDirs(t, dir)
 }

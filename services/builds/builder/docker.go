@@ -58,6 +58,15 @@ func inTree(root, rel, what string, dir bool) error {
 		}
 		return errorf(KindInvalid, "%s %q leaves the repository", what, "/"+rel)
 	}
+	// A directory is used by its path (walked, moved, mounted): no
+	// symbolic link may be on the way to it.
+	if dir && rel != "." {
+		real, err := filepath.EvalSymlinks(filepath.Join(root, rel))
+		base, err2 := filepath.EvalSymlinks(root)
+		if err != nil || err2 != nil || real != filepath.Join(base, rel) {
+			return errorf(KindInvalid, "%s %q is a symbolic link", what, "/"+rel)
+		}
+	}
 	if fi.IsDir() != dir {
 		kind := "a file"
 		if dir {

@@ -200,4 +200,11 @@ func noWorkDirs(t *testing.T, dir string) {
 	if len(ents) != 0 {
 		t.Errorf("work directories left: %v", ents)
 	}
+	left, err := processDriver(t).List(context.Background(), map[string]string{builder.LabelTeam: "team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range left {
+		t.Errorf("build workload left: %s %v", w.Name, w.Labels)
+	}
 }

@@ -96,6 +96,9 @@ func (r *run) workload(step string, spec runtime.Spec) (runtime.Status, []string
 	if dl, ok := r.ctx.Deadline(); ok {
 		spec.Deadline = time.Until(dl) + 5*time.Second
 	}
+	if spec.Env == nil {
+		spec.Env = map[string]string{}
+	}
 	if spec.Env["PATH"] == "" {
 		spec.Env["PATH"] = defaultPath
 	}
@@ -234,7 +237,7 @@ func readWorkFile(dir, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer root.Close()
-	fi, err := root.Lstat(name)
+	fi, err := root.Stat(name) // os.Root keeps links inside dir
 	if err != nil {
 		return nil, err
 	}
