@@ -32,6 +32,17 @@ const nodeApp = `const http = require('http');
 http.createServer((req, res) => res.end('hello from node')).listen(process.env.PORT);
 `
 
+const pythonApp = `import http.server, os
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"hello from python")
+
+http.server.HTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
+`
+
 func TestBuildpackProcess(t *testing.T) {
 	srv := gitserver.New(t)
 	dir := t.TempDir()
@@ -52,6 +63,8 @@ func TestBuildpackProcess(t *testing.T) {
 		{"procfile only", map[string]string{"Procfile": "web: exec busybox httpd -f -p $PORT -h /app/www\n", "www/index.html": "procfile only"},
 			"", builder.StackProcfile, nil, "procfile only"},
 		{"static", map[string]string{"index.html": "static site"}, "", builder.StackStatic, nil, "static site"},
+		{"python", map[string]string{"requirements.txt": "", "app.py": pythonApp}, "", builder.StackPython,
+			[]string{"env", "PYTHONPATH=/app/.python-packages", "python3", "/app/app.py"}, "hello from python"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			repo := srv.Repo(t, strings.ReplaceAll(c.name, " ", "-"))
@@ -75,6 +88,18 @@ func TestBuildpackProcess(t *testing.T) {
 		})
 	}
 	noWorkDirs(t, dir)
+
+	// The Go build filled the service's cache; ResetCache empties it.
+	cache := filepath.Join(dir, "cache", "team", "proj", "svc")
+	if _, err := os.Stat(filepath.Join(cache, "go-build")); err != nil {
+		t.Fatalf("no Go build cache: %v", err)
+	}
+	if err := b.ResetCache(context.Background(), "team", "proj", "svc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cache); !os.IsNotExist(err) {
+		t.Errorf("cache left after ResetCache: %v", err)
+	}
 }
 
 func TestBuildpackGoCompileError(t *testing.T) {
@@ -146,4 +171,18 @@ func TestBuildpackTimeout(t *testing.T) {
 		t.Errorf("error %s %q\n%s", e.Kind, e.Reason, l.String())
 	}
 	noWorkDirs(t, dir)
+}
+
+func TestRemoveOnlyArtifacts(t *testing.T) {
+	dir := t.TempDir()
+	b := newBuilder(t, builder.Config{Dir: dir})
+	victim := t.TempDir()
+	for _, p := range []string{victim, filepath.Join(dir, "artifacts"), filepath.Join(dir, "artifacts", "x", "app", "..", "..", "..", "work"), filepath.Join(dir, "cache", "x", "app")} {
+		if err := b.Remove(context.Background(), builder.Result{Path: p}); err == nil {
+			t.Errorf("Remove(%s) succeeded", p)
+		}
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("Remove deleted a directory not its own: %v", err)
+	}
 }
