@@ -193,8 +193,13 @@ func TestExecAsNormalUserHelper(t *testing.T) {
 	if n := d.Notice(); strings.Contains(n, "cannot be sandboxed") {
 		t.Fatalf("notice %q", n)
 	}
-	spec := sh(`echo "$(id -u) $(id -g)" > /tmp/ids; echo ready; sleep 120`)
+	// A writable mount, the working directory of the command and the
+	// exec, works without root (nothing to chown: the run is the user).
+	src := t.TempDir()
+	spec := sh(`echo "$(id -u) $(id -g)" > /tmp/ids; echo mine > out; echo ready; sleep 120`)
 	spec.Env = map[string]string{"A": "a"}
+	spec.Mounts = []runtime.Mount{{Source: src, Target: "/src"}}
+	spec.WorkDir = "/src"
 	id := runtimetest.Start(t, d, spec)
 	defer stop(t, d, id)
 	waitReady(t, d, id)
@@ -202,9 +207,12 @@ func TestExecAsNormalUserHelper(t *testing.T) {
 		Command: []string{"/bin/sh", "-c", `cat /tmp/ids; echo "$(id -u) $(id -g) $A $B"; pwd; grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status; [ "$(readlink /proc/1/ns/pid)" = "$(readlink /proc/self/ns/pid)" ] && echo same-pid-ns`},
 		Env:     map[string]string{"B": "b"},
 	})
-	want := "1000 1000\n1000 1000 a b\n/work\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nsame-pid-ns\n"
+	want := "1000 1000\n1000 1000 a b\n/src\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nsame-pid-ns\n"
 	if code != 0 || out != want {
 		t.Fatalf("exec: %d %q %q, want %q", code, out, errs, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(src, "out")); err != nil || string(b) != "mine\n" {
+		t.Fatalf("the mount's file: %q, %v", b, err)
 	}
 }
 
