@@ -198,6 +198,13 @@ func (r *Repo) Submodule(t testing.TB, branch, message, path, url, sha string) s
 	return r.commit(t, branch, message, map[string]string{".gitmodules": modules}, map[string]string{path: sha})
 }
 
+// Symlink commits a symbolic link at path pointing at target on top of
+// branch, and returns the new commit's SHA.
+func (r *Repo) Symlink(t testing.TB, branch, message, path, target string) string {
+	t.Helper()
+	return r.commit(t, branch, message, map[string]string{path: "\x00symlink:" + target}, nil)
+}
+
 // commit commits files and gitlinks (path → commit SHA) on top of branch.
 func (r *Repo) commit(t testing.TB, branch, message string, files, links map[string]string) string {
 	t.Helper()
@@ -215,11 +222,13 @@ func (r *Repo) commit(t testing.TB, branch, message string, files, links map[str
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		blob := r.git(t, env, files[p], "hash-object", "-w", "--stdin")
-		mode := "100644"
-		if strings.HasSuffix(p, ".sh") {
+		content, mode := files[p], "100644"
+		if target, ok := strings.CutPrefix(content, "\x00symlink:"); ok {
+			content, mode = target, "120000"
+		} else if strings.HasSuffix(p, ".sh") {
 			mode = "100755"
 		}
+		blob := r.git(t, env, content, "hash-object", "-w", "--stdin")
 		r.git(t, env, "", "update-index", "--add", "--cacheinfo", mode+","+blob+","+p)
 	}
 	for p, sha := range links {

@@ -326,6 +326,19 @@ func (b *Builder) build(ctx context.Context, req Request) (Result, error) {
 	if (req.Dockerfile == nil) == (req.Buildpack == nil) {
 		return Result{}, errorf(KindInvalid, "a build needs either Dockerfile or buildpack settings")
 	}
+	// Paths that leave the repository are refused before anything is
+	// cloned (links are checked in the clone).
+	paths := map[string]string{}
+	if df := req.Dockerfile; df != nil {
+		paths["Dockerfile path"], paths["Dockerfile work directory"] = df.Path, df.WorkDir
+	} else {
+		paths["build context"] = req.Buildpack.Context
+	}
+	for what, p := range paths {
+		if _, err := repoPath(what, p); err != nil {
+			return Result{}, err
+		}
+	}
 	src, err := b.checkSource(ctx, req.Source)
 	if err != nil {
 		return Result{}, err

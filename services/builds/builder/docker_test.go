@@ -130,6 +130,21 @@ func TestDockerfile(t *testing.T) {
 			if e.Kind != builder.KindInvalid || !strings.Contains(e.Reason, "leaves the repository") {
 				t.Errorf("%+v: error %s %q", df, e.Kind, e.Reason)
 			}
+			if l.contains("cloning") {
+				t.Errorf("%+v: cloned before refusing the path", df)
+			}
+		}
+		// Links in the repository that lead out of it are refused too.
+		repo.Symlink(t, "main", "link", "abs", "/etc/passwd")
+		repo.Symlink(t, "main", "link", "rel", "../../../../../../etc")
+		repo.Symlink(t, "main", "link", "inside", "docker")
+		repo.Commit(t, "main", "c", map[string]string{"docker/Dockerfile": "FROM scratch\n"})
+		for _, df := range []builder.Dockerfile{{Path: "abs"}, {WorkDir: "rel"}, {Path: "rel/passwd"}, {WorkDir: "inside"}} {
+			var l logs
+			e := buildErr(t, b, dockerReq(repo, &l, df))
+			if e.Kind != builder.KindInvalid || !(strings.Contains(e.Reason, "leaves the repository") || strings.Contains(e.Reason, "symbolic link")) {
+				t.Errorf("%+v: error %s %q", df, e.Kind, e.Reason)
+			}
 		}
 	})
 
