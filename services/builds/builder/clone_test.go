@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 	"github.com/slipwayhq/slipway/services/builds/builder"
 )
@@ -164,6 +165,10 @@ func TestRefusedSources(t *testing.T) {
 	outside := gitserver.NewFileRepo(t, t.TempDir(), "outside", 0)
 	outside.Commit(t, "main", "c", site("x"))
 
+	plainFile := filepath.Join(root, "file.git")
+	if err := os.WriteFile(plainFile, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b := newBuilder(t, builder.Config{FileRoots: []string{root}})
 	strict := newBuilder(t, builder.Config{AllowHosts: []string{}})
 	for _, c := range []struct {
@@ -176,6 +181,8 @@ func TestRefusedSources(t *testing.T) {
 		{"private host not allowed", strict, builder.Source{URL: repo.URL, Branch: "main"}, builder.KindInvalid, "loopback or private address"},
 		{"localhost name not allowed", strict, builder.Source{URL: strings.Replace(repo.URL, "127.0.0.1", "localhost", 1), Branch: "main"}, builder.KindInvalid, "loopback or private address"},
 		{"private range not allowed", strict, builder.Source{URL: "https://10.1.2.3/x.git", Branch: "main"}, builder.KindInvalid, "loopback or private address"},
+		{"file that is no directory", b, builder.Source{URL: "file://" + plainFile, Branch: "main"}, builder.KindSource, "no git repository"},
+		{"file that does not exist", b, builder.Source{URL: "file://" + root + "/missing.git", Branch: "main"}, builder.KindSource, "no git repository"},
 		{"file outside the roots", b, builder.Source{URL: outside.URL, Branch: "main"}, builder.KindInvalid, "outside the directories"},
 		{"file with no roots", strict, builder.Source{URL: outside.URL, Branch: "main"}, builder.KindInvalid, "not allowed"},
 		{"file escaping with ..", b, builder.Source{URL: "file://" + root + "/../x.git", Branch: "main"}, builder.KindInvalid, "clean absolute path"},
@@ -281,4 +288,32 @@ func TestCloneLFS(t *testing.T) {
 	if res.SHA != sha {
 		t.Errorf("SHA %s", res.SHA)
 	}
+}
+
+// TestBuildAgainAfterCrash: a build id run again (a server that crashed
+// mid-build retries it) finds and removes what the first run left.
+func TestBuildAgainAfterCrash(t *testing.T) {
+	srv := gitserver.New(t)
+	repo := srv.Repo(t, "app")
+	sha := repo.Commit(t, "main", "c", site("x"))
+	dir := t.TempDir()
+	b := newBuilder(t, builder.Config{Dir: dir})
+	var l logs
+	req := request(builder.Source{URL: repo.URL, Branch: "main"}, &l)
+	d := processDriver(t)
+	if _, err := d.Start(context.Background(), runtime.Spec{Name: "build-" + req.BuildID + "-clone", Command: []string{"sleep", "60"},
+		Labels: map[string]string{builder.LabelBuild: req.BuildID, builder.LabelTeam: "team"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "work", req.BuildID, "src", "junk"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	res := build(t, b, req, &l)
+	if res.SHA != sha {
+		t.Errorf("SHA %s", res.SHA)
+	}
+	if _, err := os.Stat(filepath.Join(res.Path, "junk")); !os.IsNotExist(err) {
+		t.Errorf("the stale work directory was built: %v", err)
+	}
+	noWorkDirs(t, dir)
 }

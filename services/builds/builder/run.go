@@ -49,7 +49,18 @@ func (r *run) labels(step string) map[string]string {
 // prepare makes the build's work directory.
 func (r *run) prepare() error {
 	r.work = filepath.Join(r.b.dir, "work", r.req.BuildID)
-	// A directory left by a crashed server under this id is stale.
+	// Workloads and a directory left under this id by a server that
+	// crashed during the build are stale.
+	stale, err := r.b.cfg.Process.List(r.ctx, map[string]string{LabelBuild: r.req.BuildID})
+	if err != nil {
+		return internal(err)
+	}
+	for _, w := range stale {
+		_ = r.b.cfg.Process.Stop(r.ctx, w.ID, time.Second)
+		if err := r.b.cfg.Process.Remove(r.ctx, w.ID); err != nil {
+			return internal(err)
+		}
+	}
 	if err := os.RemoveAll(r.work); err != nil {
 		return internal(err)
 	}

@@ -2,10 +2,12 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -152,6 +154,9 @@ func (b *Builder) checkURL(ctx context.Context, raw string, creds Credentials) (
 			return source{}, errorf(KindInvalid, "file:// repository %q is outside the directories this server allows (SLIPWAY_BUILD_FILE_ROOTS)", src.display)
 		}
 		real, err := filepath.EvalSymlinks(p)
+		if fi, serr := os.Stat(real); err == nil && (serr != nil || !fi.IsDir()) {
+			err = errors.New("not a directory")
+		}
 		if err != nil {
 			return source{}, errorf(KindSource, "no git repository at %q", src.display)
 		}
