@@ -25,6 +25,8 @@ DEPS=(
 	"setpriv:util-linux"        # pkg/runtime/process, as root: setpriv drops a workload to its own uid, prlimit caps its processes
 	"prlimit:util-linux"
 	"nsenter:util-linux"        # pkg/runtime/process: Exec enters a running workload's sandbox
+	"git:git"                   # services/builds/builder clones with the git CLI; pkg/testenv/gitserver serves git-http-backend
+	"git-lfs:git-lfs"           # services/builds/builder: Git LFS objects of a build's repository (git lfs pull)
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo

@@ -1,0 +1,8 @@
+package gitserver_test
+
+import (
+	"os"
+	"syscall"
+)
+
+func statUID(fi os.FileInfo) int { return int(fi.Sys().(*syscall.Stat_t).Uid) }

@@ -1,0 +1,517 @@
+package builder
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/runtime"
+)
+
+// In the clone's sandbox the work directory is /build; the clone goes to
+// /build/src and Slipway's files (git configuration, askpass helper, key,
+// the SHA) to /build/.slipway, which never reaches the build.
+const (
+	buildMount = "/build"
+	repoMount  = "/repository" // a file:// repository, read-only
+)
+
+// cloneScript fetches one commit into /build/src. Exit codes: 10 the
+// repository cannot be read, 11 no such branch, 12 no such commit, 13 no
+// such pull request, 14 the fetch or checkout failed, 17 no refs at all.
+const cloneScript = `set -u
+cd /build || exit 1
+git init -q src || exit 1
+cd src || exit 1
+git remote add origin "$SLIPWAY_URL" || exit 1
+depth=--depth=1
+[ "$SLIPWAY_FULL" = 1 ] && depth=
+case "$SLIPWAY_MODE" in
+branch)
+	git ls-remote --exit-code origin "refs/heads/$SLIPWAY_BRANCH" >/dev/null
+	rc=$?
+	[ $rc -ne 0 ] && [ $rc -ne 2 ] && exit 10
+	if [ $rc -eq 2 ]; then
+		# No such branch, or no refs at all: not a repository (a web
+		# page answering like a dumb-HTTP one) or an empty one.
+		refs=$(git ls-remote origin) || exit 10
+		[ -n "$refs" ] || exit 17
+		exit 11
+	fi
+	git fetch --no-tags $depth origin "+refs/heads/$SLIPWAY_BRANCH:refs/remotes/origin/build" || exit 14
+	git checkout -q --detach refs/remotes/origin/build || exit 14
+	;;
+pr)
+	found=
+	for ref in "refs/pull/$SLIPWAY_PR/head" "refs/merge-requests/$SLIPWAY_PR/head"; do
+		out=$(git ls-remote origin "$ref") || exit 10
+		if [ -n "$out" ]; then found=$ref; break; fi
+	done
+	if [ -z "$found" ]; then
+		refs=$(git ls-remote origin) || exit 10
+		[ -n "$refs" ] || exit 17
+		exit 13
+	fi
+	git fetch --no-tags $depth origin "+$found:refs/remotes/origin/build" || exit 14
+	git checkout -q --detach refs/remotes/origin/build || exit 14
+	;;
+sha)
+	refs=$(git ls-remote origin) || exit 10
+	[ -n "$refs" ] || exit 17
+	ok=
+	if [ ${#SLIPWAY_SHA} -ge 40 ] && git fetch --no-tags $depth origin "$SLIPWAY_SHA" 2>/dev/null; then ok=1; fi
+	if [ -z "$ok" ]; then
+		echo "slipway: fetching the branches and pull requests to find commit $SLIPWAY_SHA" >&2
+		git fetch --no-tags origin '+refs/heads/*:refs/remotes/origin/*' '+refs/pull/*/head:refs/remotes/pull/*' '+refs/merge-requests/*/head:refs/remotes/mr/*' || exit 14
+	fi
+	git rev-parse --verify --quiet "$SLIPWAY_SHA^{commit}" >/dev/null || exit 12
+	git checkout -q --detach "$SLIPWAY_SHA^{commit}" || exit 14
+	;;
+esac
+git rev-parse HEAD >/build/.slipway/sha || exit 14
+`
+
+// extrasScript fetches submodules (one level more each run: the builder
+// checks the URLs of every .gitmodules before) and LFS objects.
+const extrasScript = `set -u
+cd /build/src || exit 1
+depth=--depth=1
+[ "$SLIPWAY_FULL" = 1 ] && depth=
+if [ "$SLIPWAY_SUBMODULES" = 1 ]; then
+	git submodule sync -q --recursive || exit 15
+	git submodule update -q --init $depth || exit 15
+	git submodule foreach -q --recursive "git submodule update -q --init $depth" || exit 15
+fi
+if [ "$SLIPWAY_LFS" = 1 ]; then
+	git lfs install --local --skip-repo >/dev/null || exit 16
+	GIT_LFS_SKIP_SMUDGE=0 git lfs pull || exit 16
+	git submodule foreach -q --recursive 'git lfs install --local --skip-repo >/dev/null && GIT_LFS_SKIP_SMUDGE=0 git lfs pull' || exit 16
+fi
+`
+
+const askpassScript = `#!/bin/sh
+case "$1" in
+Username*|username*) printf '%s\n' "$SLIPWAY_GIT_USERNAME" ;;
+*) printf '%s\n' "$SLIPWAY_GIT_PASSWORD" ;;
+esac
+`
+
+// gitEnv writes git's configuration and helpers into the work directory
+// and returns the clone's environment.
+func (r *run) gitEnv() (map[string]string, error) {
+	sl := filepath.Join(r.work, ".slipway")
+	var cfg strings.Builder
+	cfg.WriteString("[protocol]\n\tallow = never\n")
+	for _, p := range []string{"https", "http", "ssh"} {
+		fmt.Fprintf(&cfg, "[protocol %q]\n\tallow = always\n", p)
+	}
+	if r.src.filePath != "" {
+		cfg.WriteString("[protocol \"file\"]\n\tallow = always\n")
+	}
+	// The repository may belong to another user (a file:// one does).
+	// A global file, not "-c": git clears command-line configuration for
+	// the upload-pack it starts for a local repository.
+	cfg.WriteString("[safe]\n\tdirectory = *\n")
+	cfg.WriteString("[http]\n\tfollowRedirects = false\n")
+	if r.src.pin != "" {
+		fmt.Fprintf(&cfg, "\tcurloptResolve = %s\n", gitQuote(r.src.pin))
+	}
+	cfg.WriteString("[credential]\n\thelper =\n")
+	cfg.WriteString("[core]\n\thooksPath = /dev/null\n\tfsmonitor = false\n")
+	cfg.WriteString("[advice]\n\tdetachedHead = false\n")
+	cfg.WriteString("[init]\n\tdefaultBranch = main\n")
+	if r.src.scheme == "http" || r.src.scheme == "https" {
+		// LFS would read its server from the repository's .lfsconfig:
+		// hold it to the checked host.
+		fmt.Fprintf(&cfg, "[lfs]\n\turl = %s\n", gitQuote(strings.TrimSuffix(r.src.url, "/")+"/info/lfs"))
+	}
+	env := map[string]string{
+		"HOME":                buildMount + "/.slipway/home",
+		"GIT_CONFIG_GLOBAL":   buildMount + "/.slipway/gitconfig",
+		"GIT_CONFIG_NOSYSTEM": "1",
+		"GIT_TERMINAL_PROMPT": "0",
+		"GIT_LFS_SKIP_SMUDGE": "1",
+		"LC_ALL":              "C",
+		"SLIPWAY_URL":         r.src.url,
+	}
+	if r.src.filePath != "" {
+		env["SLIPWAY_URL"] = "file://" + repoMount
+	}
+	c := r.src.creds
+	if c.Username != "" || c.Password != "" {
+		if err := os.WriteFile(filepath.Join(sl, "askpass"), []byte(askpassScript), 0o700); err != nil {
+			return nil, internal(err)
+		}
+		user := c.Username
+		if user == "" {
+			user = "x-access-token"
+		}
+		env["GIT_ASKPASS"] = buildMount + "/.slipway/askpass"
+		env["SLIPWAY_GIT_USERNAME"] = user
+		env["SLIPWAY_GIT_PASSWORD"] = c.Password
+	}
+	ssh := "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" + buildMount + "/.slipway/known_hosts -o IdentitiesOnly=yes"
+	if c.PrivateKey != "" {
+		key := strings.TrimSpace(c.PrivateKey) + "\n"
+		if err := os.WriteFile(filepath.Join(sl, "id"), []byte(key), 0o600); err != nil {
+			return nil, internal(err)
+		}
+		ssh += " -i " + buildMount + "/.slipway/id"
+	}
+	env["GIT_SSH_COMMAND"] = ssh
+	if err := os.WriteFile(filepath.Join(sl, "gitconfig"), []byte(cfg.String()), 0o600); err != nil {
+		return nil, internal(err)
+	}
+	return env, nil
+}
+
+// gitQuote quotes a value for a git configuration file.
+func gitQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// clone fetches the source into <work>/src and returns the commit's SHA.
+func (r *run) clone() (string, error) {
+	s := r.req.Source
+	env, err := r.gitEnv()
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case s.SHA != "":
+		env["SLIPWAY_MODE"], env["SLIPWAY_SHA"] = "sha", strings.ToLower(s.SHA)
+		r.log.info("cloning %s at commit %s", r.src.display, s.SHA)
+	case s.PullRequest > 0:
+		env["SLIPWAY_MODE"], env["SLIPWAY_PR"] = "pr", strconv.Itoa(s.PullRequest)
+		r.log.info("cloning %s, pull request %d", r.src.display, s.PullRequest)
+	default:
+		env["SLIPWAY_MODE"], env["SLIPWAY_BRANCH"] = "branch", s.Branch
+		r.log.info("cloning %s, branch %s", r.src.display, s.Branch)
+	}
+	env["SLIPWAY_FULL"] = "0"
+	if s.FullClone {
+		env["SLIPWAY_FULL"] = "1"
+	}
+	spec := r.gitSpec(env, cloneScript)
+	st, tail, err := r.workload("clone", spec)
+	if err != nil {
+		return "", err
+	}
+	if st.ExitCode != 0 || st.Reason != "" {
+		return "", r.cloneError(st, tail)
+	}
+	b, err := readWorkFile(r.work, ".slipway/sha")
+	sha := strings.TrimSpace(string(b))
+	if err != nil || !shaRe.MatchString(sha) {
+		return "", internal(fmt.Errorf("clone left no SHA: %v", err))
+	}
+	r.log.info("checked out commit %s", sha)
+
+	if s.Submodules || s.LFS {
+		if err := r.extras(env); err != nil {
+			return "", err
+		}
+	}
+	// What git needed (credentials included) is gone before the build.
+	if err := os.RemoveAll(filepath.Join(r.work, ".slipway")); err != nil {
+		return "", internal(err)
+	}
+	if !s.IncludeGit {
+		if err := removeGitDirs(filepath.Join(r.work, "src")); err != nil {
+			return "", internal(err)
+		}
+	}
+	return sha, nil
+}
+
+// gitSpec is the sandboxed workload running script for git.
+func (r *run) gitSpec(env map[string]string, script string) runtime.Spec {
+	spec := runtime.Spec{
+		Command:     []string{"/bin/sh", "-c", script},
+		Env:         env,
+		Mounts:      []runtime.Mount{{Source: r.work, Target: buildMount}},
+		WorkDir:     buildMount,
+		HostNetwork: true,
+	}
+	if r.src.filePath != "" {
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: r.src.filePath, Target: repoMount, ReadOnly: true})
+	}
+	return spec
+}
+
+// cloneError is the reason a clone failed, from its exit code and its last
+// lines.
+func (r *run) cloneError(st runtime.Status, tail []string) error {
+	s := r.req.Source
+	if st.Reason == runtime.ReasonDeadline {
+		return errorf(KindTimeout, "cloning %s took too long", r.src.display)
+	}
+	switch st.ExitCode {
+	case 11:
+		return errorf(KindSource, "branch %q not found in %s", s.Branch, r.src.display)
+	case 12:
+		return errorf(KindSource, "commit %s not found in %s", s.SHA, r.src.display)
+	case 13:
+		return errorf(KindSource, "pull request %d not found in %s", s.PullRequest, r.src.display)
+	case 10:
+		return errorf(KindSource, "%s: %s", r.src.display, readFailure(tail))
+	case 17:
+		return errorf(KindSource, "%s: no git repository at this URL, or an empty one", r.src.display)
+	case 15:
+		return errorf(KindSource, "the submodules of %s could not be fetched (see the build log)", r.src.display)
+	case 16:
+		return errorf(KindSource, "the Git LFS objects of %s could not be fetched (see the build log)", r.src.display)
+	}
+	return errorf(KindSource, "%s could not be cloned (see the build log)", r.src.display)
+}
+
+// readFailure says why git could not read a repository, from its output.
+func readFailure(tail []string) string {
+	out := strings.ToLower(strings.Join(tail, "\n"))
+	has := func(s ...string) bool {
+		for _, x := range s {
+			if strings.Contains(out, x) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("could not read username", "could not read password", "authentication failed", "terminal prompts disabled", "permission denied (publickey", "returned error: 401", "returned error: 403", "access denied"):
+		return "authentication failed: the repository needs credentials, or those given are wrong"
+	case has("could not resolve host", "could not resolve hostname", "failed to connect", "connection refused", "connection timed out", "no route to host", "network is unreachable", "connection reset", "operation timed out"):
+		return "the repository's host could not be reached"
+	case has("redirect"):
+		return "the server redirected to another location, which is not followed; give the repository's final URL"
+	case has("does not appear to be a git repository", "not found", "not valid: is this a git repository", "returned error: 404", "not a git repository", "no such file"):
+		return "no git repository at this URL"
+	}
+	return "the repository could not be read (see the build log)"
+}
+
+// extras fetches submodules and LFS objects, checking every submodule URL
+// first, one level of nesting per round.
+func (r *run) extras(env map[string]string) error {
+	s := r.req.Source
+	env["SLIPWAY_SUBMODULES"], env["SLIPWAY_LFS"] = "0", "0"
+	if s.LFS {
+		env["SLIPWAY_LFS"] = "1"
+	}
+	if !s.Submodules {
+		st, tail, err := r.workload("lfs", r.gitSpec(env, extrasScript))
+		if err != nil {
+			return err
+		}
+		if st.ExitCode != 0 || st.Reason != "" {
+			return r.cloneError(st, tail)
+		}
+		return nil
+	}
+	env["SLIPWAY_SUBMODULES"] = "1"
+	seen := map[string]bool{}
+	for round := 0; ; round++ {
+		files, err := gitmodulesFiles(filepath.Join(r.work, "src"))
+		if err != nil {
+			return internal(err)
+		}
+		fresh := 0
+		for _, f := range files {
+			if !seen[f] {
+				fresh++
+				seen[f] = true
+			}
+			if err := r.checkSubmodules(f); err != nil {
+				return err
+			}
+		}
+		if round > 0 && fresh == 0 {
+			break
+		}
+		if round == 4 {
+			return errorf(KindSource, "submodules are nested more than 4 levels deep")
+		}
+		if fresh == 0 && !s.LFS {
+			break
+		}
+		if fresh > 0 {
+			r.log.info("fetching submodules (level %d)", round+1)
+		}
+		st, tail, err := r.workload("submodules-"+strconv.Itoa(round), r.gitSpec(env, extrasScript))
+		if err != nil {
+			return err
+		}
+		if st.ExitCode != 0 || st.Reason != "" {
+			return r.cloneError(st, tail)
+		}
+		if fresh == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// gitmodulesFiles lists the .gitmodules files under dir (relative paths).
+func gitmodulesFiles(dir string) ([]string, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	var out []string
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return fs.SkipDir
+		}
+		if d.Name() == ".gitmodules" && d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// checkSubmodules checks the URLs of a .gitmodules file (relative URLs are
+// on the checked host already).
+func (r *run) checkSubmodules(rel string) error {
+	b, err := readWorkFile(filepath.Join(r.work, "src"), rel)
+	if err != nil {
+		return internal(err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "url") {
+			continue
+		}
+		v = strings.Trim(strings.TrimSpace(v), `"`)
+		if strings.HasPrefix(v, "./") || strings.HasPrefix(v, "../") {
+			if r.src.filePath != "" {
+				return errorf(KindInvalid, "submodule %q: relative submodules of file:// repositories are not supported", v)
+			}
+			continue
+		}
+		if u, err := url.Parse(v); err == nil && strings.EqualFold(u.Scheme, "file") || path.IsAbs(v) {
+			return errorf(KindInvalid, "submodule %q: file:// submodules are not supported", redactURL(v))
+		}
+		if _, err := r.b.checkURL(r.ctx, v, Credentials{}); err != nil {
+			if e, ok := err.(*Error); ok {
+				return &Error{Kind: e.Kind, Reason: "submodule: " + e.Reason}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// removeGitDirs removes .git (directories, or the files submodules have)
+// under dir without following symbolic links.
+func removeGitDirs(dir string) error {
+	var gits []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Name() == ".git" {
+			gits = append(gits, p)
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, g := range gits {
+		if err := os.RemoveAll(g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ref is a branch or pull request head of a remote repository.
+type Ref struct {
+	Name        string // the branch name, or the ref of a pull request
+	SHA         string
+	PullRequest int // > 0 for a pull request's head
+}
+
+// Refs lists the branches and pull request heads of a repository
+// (git ls-remote, sandboxed like a clone). On failure the error is an
+// *Error.
+func (b *Builder) Refs(ctx context.Context, src Source) ([]Ref, error) {
+	s, err := b.checkURL(ctx, src.URL, src.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, internal(err)
+	}
+	out := &strings.Builder{}
+	r := &run{b: b, src: s, ctx: ctx, req: Request{BuildID: "refs-" + fmt.Sprintf("%x", id), Source: src}}
+	r.log = newRedactor(func(stream, line string) {
+		if stream == "stdout" && out.Len() < 16<<20 {
+			out.WriteString(line + "\n")
+		}
+	}, src.Credentials, s.userinfo)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	r.ctx = ctx
+	defer r.cleanup()
+	if err := r.prepare(); err != nil {
+		return nil, err
+	}
+	env, err := r.gitEnv()
+	if err != nil {
+		return nil, err
+	}
+	const script = `git ls-remote "$SLIPWAY_URL" 'refs/heads/*' 'refs/pull/*/head' 'refs/merge-requests/*/head' || exit 10`
+	st, tail, err := r.workload("refs", r.gitSpec(env, script))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errorf(KindSource, "%s: listing the branches took too long", s.display)
+		}
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
+		return nil, internal(err)
+	}
+	if st.ExitCode != 0 || st.Reason != "" {
+		return nil, errorf(KindSource, "%s: %s", s.display, readFailure(tail))
+	}
+	var refs []Ref
+	for _, line := range strings.Split(out.String(), "\n") {
+		sha, name, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if !ok || !shaRe.MatchString(sha) {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "refs/heads/"):
+			refs = append(refs, Ref{Name: strings.TrimPrefix(name, "refs/heads/"), SHA: sha})
+		case strings.HasSuffix(name, "/head"):
+			parts := strings.Split(name, "/")
+			if len(parts) == 4 {
+				if n, err := strconv.Atoi(parts[2]); err == nil && n > 0 {
+					refs = append(refs, Ref{Name: name, SHA: sha, PullRequest: n})
+				}
+			}
+		}
+	}
+	return refs, nil
+}

@@ -1,0 +1,231 @@
+package builder_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+
+	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/runtime/docker"
+	"github.com/slipwayhq/slipway/pkg/testenv"
+	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
+	"github.com/slipwayhq/slipway/services/builds/builder"
+)
+
+const multiStage = `FROM ` + testenv.TestImage + ` AS base
+ARG GREETING=nobody
+RUN echo "greeting=$GREETING"
+FROM base AS final
+RUN echo "stage=final"
+COPY app.txt /app.txt
+FROM base AS unused
+RUN echo "stage=unused"
+`
+
+// TestDockerfile runs the Dockerfile builds against one Podman service.
+func TestDockerfile(t *testing.T) {
+	host := testenv.Podman(t)
+	testenv.BuildTestImage(t, host)
+	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	srv := gitserver.New(t)
+	dir := t.TempDir()
+	b := newBuilder(t, builder.Config{Dir: dir, Docker: api, BaseImages: map[string]string{"static": testenv.TestImage}})
+	ctx := context.Background()
+
+	dockerReq := func(repo *gitserver.Repo, l *logs, df builder.Dockerfile) builder.Request {
+		req := request(builder.Source{URL: repo.URL, Branch: "main"}, l)
+		req.Buildpack = nil
+		req.Dockerfile = &df
+		return req
+	}
+
+	t.Run("args and target", func(t *testing.T) {
+		repo := srv.Repo(t, "multi")
+		sha := repo.Commit(t, "main", "c", map[string]string{"docker/Dockerfile": multiStage, "ctx/app.txt": "hi"})
+		var l logs
+		req := dockerReq(repo, &l, builder.Dockerfile{Path: "/docker/Dockerfile", WorkDir: "/ctx", Target: "final"})
+		req.Args = map[string]string{"GREETING": "hello"}
+		res := build(t, b, req, &l)
+		want := "localhost/slipway/proj/svc:" + sha[:12] + "-" + req.BuildID
+		if res.Image != want || res.SHA != sha || res.Stack != "dockerfile" {
+			t.Errorf("result %+v, want image %s", res, want)
+		}
+		for _, s := range []string{"greeting=hello", "stage=final"} {
+			if !l.contains(s) {
+				t.Errorf("log lacks %q:\n%s", s, l.String())
+			}
+		}
+		if l.contains("stage=unused") {
+			t.Errorf("the stage after the target was built:\n%s", l.String())
+		}
+		insp, err := api.ImageInspect(ctx, res.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if insp.Config.Labels[builder.LabelBuild] != req.BuildID || insp.Config.Labels[builder.LabelService] != "svc" {
+			t.Errorf("labels %v", insp.Config.Labels)
+		}
+		if err := b.Remove(ctx, res); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.ImageInspect(ctx, res.Image); err == nil {
+			t.Error("image left after Remove")
+		}
+	})
+
+	t.Run("failing Dockerfile", func(t *testing.T) {
+		repo := srv.Repo(t, "failing")
+		repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM " + testenv.TestImage + "\nRUN echo about to fail && exit 3\n"})
+		var l logs
+		req := dockerReq(repo, &l, builder.Dockerfile{})
+		e := buildErr(t, b, req)
+		if e.Kind != builder.KindBuild || !strings.Contains(e.Reason, "image build failed") {
+			t.Errorf("error %s %q", e.Kind, e.Reason)
+		}
+		if !l.contains("about to fail") || !l.contains("stderr: ") || !strings.Contains(l.String(), "exit status 3") {
+			t.Errorf("the engine's error is not in the log:\n%s", l.String())
+		}
+		noImages(t, api, req.BuildID)
+	})
+
+	t.Run("abort mid-build", func(t *testing.T) {
+		repo := srv.Repo(t, "slow")
+		repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM " + testenv.TestImage + "\nRUN echo started-sleeping && sleep 4\nRUN echo done\n"})
+		var l logs
+		req := dockerReq(repo, &l, builder.Dockerfile{})
+		bctx, cancel := context.WithCancel(ctx)
+		req.Log = func(stream, line string) {
+			l.add(stream, line)
+			if strings.TrimSpace(line) == "started-sleeping" {
+				cancel()
+			}
+		}
+		_, err := b.Build(bctx, req)
+		e, ok := err.(*builder.Error)
+		if !ok || e.Kind != builder.KindAborted {
+			t.Fatalf("error %v, want aborted\n%s", err, l.String())
+		}
+		// Past the end of the RUN the engine would have reached.
+		time.Sleep(5 * time.Second)
+		noImages(t, api, req.BuildID)
+	})
+
+	t.Run("Dockerfile path leaving the repository", func(t *testing.T) {
+		repo := srv.Repo(t, "escape")
+		repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM scratch\n"})
+		for _, df := range []builder.Dockerfile{{Path: "../Dockerfile"}, {Path: "/a/../../Dockerfile"}, {WorkDir: "../"}} {
+			var l logs
+			e := buildErr(t, b, dockerReq(repo, &l, df))
+			if e.Kind != builder.KindInvalid || !strings.Contains(e.Reason, "leaves the repository") {
+				t.Errorf("%+v: error %s %q", df, e.Kind, e.Reason)
+			}
+			if l.contains("cloning") {
+				t.Errorf("%+v: cloned before refusing the path", df)
+			}
+		}
+		// Links in the repository that lead out of it are refused too.
+		repo.Symlink(t, "main", "link", "abs", "/etc/passwd")
+		repo.Symlink(t, "main", "link", "rel", "../../../../../../etc")
+		repo.Symlink(t, "main", "link", "inside", "docker")
+		repo.Commit(t, "main", "c", map[string]string{"docker/Dockerfile": "FROM scratch\n"})
+		for _, df := range []builder.Dockerfile{{Path: "abs"}, {WorkDir: "rel"}, {Path: "rel/passwd"}, {WorkDir: "inside"}} {
+			var l logs
+			e := buildErr(t, b, dockerReq(repo, &l, df))
+			if e.Kind != builder.KindInvalid || !(strings.Contains(e.Reason, "leaves the repository") || strings.Contains(e.Reason, "symbolic link")) {
+				t.Errorf("%+v: error %s %q", df, e.Kind, e.Reason)
+			}
+		}
+	})
+
+	t.Run("buildpack static on the docker driver", func(t *testing.T) {
+		repo := srv.Repo(t, "static")
+		repo.Commit(t, "main", "c", map[string]string{"index.html": "hello"})
+		var l logs
+		res := build(t, b, request(builder.Source{URL: repo.URL, Branch: "main"}, &l), &l)
+		if res.Stack != builder.StackStatic || res.Image == "" || res.Path != "" {
+			t.Fatalf("result %+v", res)
+		}
+		insp, err := api.ImageInspect(ctx, res.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(insp.Config.Cmd, " "); !strings.Contains(got, "httpd -f") {
+			t.Errorf("CMD %q", got)
+		}
+		// The image runs and serves the site on its port.
+		d, err := docker.New(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		id, err := d.Start(ctx, runtime.Spec{Name: "serve-" + strings.ReplaceAll(res.Image[strings.LastIndex(res.Image, ":")+1:], ".", "-"), Image: res.Image, Ports: []runtime.Port{{Name: "p01", Port: 8080}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Remove(ctx, id)
+		defer d.Stop(ctx, id, time.Second)
+		if got := httpGet(t, func() string {
+			st, err := d.Status(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Ports["p01"]
+		}); got != "hello" {
+			t.Errorf("GET / = %q", got)
+		}
+	})
+	noWorkDirs(t, dir)
+}
+
+// noImages checks that no image of the build is left, tagged or not.
+func noImages(t *testing.T, api client.APIClient, buildID string) {
+	t.Helper()
+	imgs, err := api.ImageList(context.Background(), image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", builder.LabelBuild+"="+buildID))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs {
+		t.Errorf("image left: %s %v", img.ID, img.RepoTags)
+	}
+	all, _ := api.ImageList(context.Background(), image.ListOptions{})
+	for _, img := range all {
+		for _, tag := range img.RepoTags {
+			if strings.HasSuffix(tag, "-"+buildID) {
+				t.Errorf("tag left: %s", tag)
+			}
+		}
+	}
+}
+
+// httpGet polls GET / at the address addr returns until it answers 200.
+func httpGet(t *testing.T, addr func() string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if a := addr(); a != "" {
+			resp, err := http.Get("http://" + a + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return string(b)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no answer within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

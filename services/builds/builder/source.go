@@ -1,0 +1,278 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// source is a Source whose URL passed the checks.
+type source struct {
+	// url is what git gets: no user info.
+	url string
+	// display is url for messages and logs.
+	display string
+	scheme  string
+	// filePath is the real path of a file:// repository, bound read-only
+	// into the sandbox at the same path.
+	filePath string
+	// pin is an http.curloptResolve entry ("host:port:ip") holding git to
+	// the address checked, so a second DNS answer cannot point elsewhere.
+	pin string
+	// creds are the credentials, those of the URL's user info included.
+	creds Credentials
+	// userinfo is the URL's password, redacted from logs like creds.
+	userinfo string
+}
+
+// scpLike is git's "user@host:path" form of an ssh URL.
+var scpLike = regexp.MustCompile(`^(?:([A-Za-z0-9._~-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([^/][^\\]*|/.*)$`)
+
+var (
+	shaRe    = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+	badRefRe = regexp.MustCompile(`[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|\.lock$|^/|/$|^-|\.$`)
+)
+
+// checkSource checks what to clone (URL, branch, commit) before anything
+// runs.
+func (b *Builder) checkSource(ctx context.Context, s Source) (source, error) {
+	if s.Branch != "" && (len(s.Branch) > 255 || badRefRe.MatchString(s.Branch)) {
+		return source{}, errorf(KindInvalid, "invalid branch name %q", s.Branch)
+	}
+	if s.SHA != "" && !shaRe.MatchString(strings.ToLower(s.SHA)) {
+		return source{}, errorf(KindInvalid, "invalid commit SHA %q: 7 to 64 hexadecimal digits expected", s.SHA)
+	}
+	if s.PullRequest < 0 {
+		return source{}, errorf(KindInvalid, "invalid pull request number %d", s.PullRequest)
+	}
+	if s.Branch == "" && s.SHA == "" && s.PullRequest == 0 {
+		return source{}, errorf(KindInvalid, "nothing to build: no branch, commit or pull request given")
+	}
+	return b.checkURL(ctx, s.URL, s.Credentials)
+}
+
+// checkURL checks a repository URL: its scheme, where a file:// one is,
+// and which addresses a host resolves to.
+func (b *Builder) checkURL(ctx context.Context, raw string, creds Credentials) (source, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return source{}, errorf(KindInvalid, "no repository URL")
+	}
+	if len(raw) > 2048 || strings.ContainsAny(raw, "\x00\r\n\t ") {
+		return source{}, errorf(KindInvalid, "invalid repository URL")
+	}
+	if strings.HasPrefix(raw, "-") {
+		return source{}, errorf(KindInvalid, "invalid repository URL")
+	}
+	src := source{creds: creds}
+	if !strings.Contains(raw, "://") {
+		if strings.Contains(raw, "::") { // git's <transport>::<address>
+			return source{}, errorf(KindInvalid, "unsupported repository URL %q: use https://, http://, ssh:// or file://", redactURL(raw))
+		}
+		m := scpLike.FindStringSubmatch(raw)
+		if m == nil {
+			return source{}, errorf(KindInvalid, "unsupported repository URL %q: use https://, http://, ssh:// or file://", redactURL(raw))
+		}
+		user := m[1]
+		if user == "" {
+			user = "git"
+		}
+		host := strings.Trim(m[2], "[]")
+		raw = "ssh://" + user + "@" + net.JoinHostPort(host, "22") + "/" + strings.TrimPrefix(m[3], "/")
+		if !strings.HasPrefix(m[3], "/") {
+			// scp-like paths are relative to the user's home; ssh://
+			// URLs take "~" for that.
+			raw = "ssh://" + user + "@" + net.JoinHostPort(host, "22") + "/~/" + m[3]
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return source{}, errorf(KindInvalid, "invalid repository URL %q", redactURL(raw))
+	}
+	src.scheme = strings.ToLower(u.Scheme)
+	if u.User != nil {
+		pass, hasPass := u.User.Password()
+		switch src.scheme {
+		case "http", "https":
+			if src.creds.Username == "" && src.creds.Password == "" {
+				src.creds.Username = u.User.Username()
+				src.creds.Password = pass
+			}
+			src.userinfo = pass
+			u.User = nil
+		case "ssh":
+			if hasPass {
+				src.userinfo = pass
+				u.User = url.User(u.User.Username())
+			}
+		default:
+			u.User = nil
+		}
+	}
+	src.url = u.String()
+	src.display = src.url
+	switch src.scheme {
+	case "https", "http", "ssh":
+		if u.Host == "" || u.Hostname() == "" {
+			return source{}, errorf(KindInvalid, "repository URL %q has no host", src.display)
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return source{}, errorf(KindInvalid, "repository URL %q must not have a query or fragment", src.display)
+		}
+		ip, err := b.checkHost(ctx, u.Hostname())
+		if err != nil {
+			return source{}, err
+		}
+		if src.scheme != "ssh" && ip.IsValid() && ip.Is4() && net.ParseIP(u.Hostname()) == nil {
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80", "https": "443"}[src.scheme]
+			}
+			src.pin = u.Hostname() + ":" + port + ":" + ip.String()
+		}
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return source{}, errorf(KindInvalid, "file:// repository URL %q names a host", src.display)
+		}
+		p := u.Path
+		if p == "" || !filepath.IsAbs(p) || filepath.Clean(p) != strings.TrimSuffix(p, "/") && filepath.Clean(p) != p {
+			return source{}, errorf(KindInvalid, "file:// repository URL %q needs a clean absolute path", src.display)
+		}
+		if len(b.roots) == 0 {
+			return source{}, errorf(KindInvalid, "file:// repositories are not allowed on this server (SLIPWAY_BUILD_FILE_ROOTS is empty)")
+		}
+		// Lexically first, so a refusal says nothing of what exists.
+		if !b.underRoots(filepath.Clean(p), b.cfg.FileRoots) {
+			return source{}, errorf(KindInvalid, "file:// repository %q is outside the directories this server allows (SLIPWAY_BUILD_FILE_ROOTS)", src.display)
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if fi, serr := os.Stat(real); err == nil && (serr != nil || !fi.IsDir()) {
+			err = errors.New("not a directory")
+		}
+		if err != nil {
+			return source{}, errorf(KindSource, "no git repository at %q", src.display)
+		}
+		if !b.underRoots(real, b.roots) {
+			return source{}, errorf(KindInvalid, "file:// repository %q is outside the directories this server allows (SLIPWAY_BUILD_FILE_ROOTS)", src.display)
+		}
+		src.filePath = real
+		src.url = (&url.URL{Scheme: "file", Path: real}).String()
+	default:
+		return source{}, errorf(KindInvalid, "unsupported repository URL scheme %q: use https, http, ssh or file", u.Scheme)
+	}
+	return src, nil
+}
+
+func (b *Builder) underRoots(p string, roots []string) bool {
+	for _, r := range roots {
+		r = filepath.Clean(r)
+		if p == r || strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost resolves host and refuses loopback, private, link-local and
+// other non-public addresses unless the operator allows the host. It
+// returns the address git is pinned to (the first one).
+func (b *Builder) checkHost(ctx context.Context, host string) (netip.Addr, error) {
+	var addrs []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{ip}
+	} else {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil || len(ips) == 0 {
+			return netip.Addr{}, errorf(KindSource, "the repository host %q could not be resolved", host)
+		}
+		addrs = ips
+	}
+	for _, a := range addrs {
+		a = a.Unmap()
+		if !public(a) && !b.allow.allows(host, a) {
+			return netip.Addr{}, errorf(KindInvalid, "the repository host %q is a loopback or private address, which this server does not allow (SLIPWAY_BUILD_ALLOW_HOSTS)", host)
+		}
+	}
+	return addrs[0].Unmap(), nil
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// public is whether an address is a public unicast one.
+func public(a netip.Addr) bool {
+	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a) && !a.IsLoopback() && !a.IsLinkLocalUnicast()
+}
+
+// hostMatcher holds the operator's allowed hosts.
+type hostMatcher struct {
+	names    map[string]bool
+	prefixes []netip.Prefix
+}
+
+func parseHosts(hosts []string) (hostMatcher, error) {
+	m := hostMatcher{names: map[string]bool{}}
+	for _, h := range hosts {
+		h = strings.TrimSpace(h)
+		switch {
+		case h == "":
+		case strings.Contains(h, "/"):
+			p, err := netip.ParsePrefix(h)
+			if err != nil {
+				return m, fmt.Errorf("allowed host %q: %w", h, err)
+			}
+			m.prefixes = append(m.prefixes, p.Masked())
+		default:
+			if a, err := netip.ParseAddr(h); err == nil {
+				m.prefixes = append(m.prefixes, netip.PrefixFrom(a, a.BitLen()))
+				continue
+			}
+			m.names[strings.ToLower(strings.TrimSuffix(h, "."))] = true
+		}
+	}
+	return m, nil
+}
+
+func (m hostMatcher) allows(host string, a netip.Addr) bool {
+	if m.names[strings.ToLower(strings.TrimSuffix(host, "."))] {
+		return true
+	}
+	for _, p := range m.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL drops the password of a URL's user info (for messages about
+// URLs that failed to parse as well).
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "***")
+		}
+		return u.String()
+	}
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
+			return raw[:i+3] + "***@" + rest[at+1:]
+		}
+	}
+	return raw
+}
+
+// prRefs are the refs a pull request's head may have: GitHub's and
+// Gitea's, GitLab's merge requests.
+func prRefs(n int) []string {
+	s := strconv.Itoa(n)
+	return []string{"refs/pull/" + s + "/head", "refs/merge-requests/" + s + "/head"}
+}
