@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	buildsv1 "github.com/slipwayhq/slipway/gen/slipway/builds/v1"
@@ -36,6 +38,9 @@ func userMessage(err error) string {
 	}
 	if e := apierr.From(err); e != nil && e.Message != "" {
 		return e.Message
+	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Internal && st.Code() != codes.Unknown {
+		return st.Message()
 	}
 	return "an internal error stopped the build (the server's log has the details)"
 }

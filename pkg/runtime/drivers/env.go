@@ -50,13 +50,25 @@ var Settings = []component.Setting{
 // workloads are isolated, keeps what is missing on /health (env.Notice)
 // and closes the driver with the component.
 func FromEnv(ctx context.Context, env *component.Env, stateDir string) (runtime.Driver, error) {
+	return fromEnv(ctx, env, stateDir, env.Setting("runtime-driver"))
+}
+
+// ProcessFromEnv opens the process driver with the component's sandbox
+// settings whatever driver they select: the builds component clones
+// repositories in its sandbox even when images are built and run by a
+// container engine.
+func ProcessFromEnv(ctx context.Context, env *component.Env, stateDir string) (runtime.Driver, error) {
+	return fromEnv(ctx, env, stateDir, Process)
+}
+
+func fromEnv(ctx context.Context, env *component.Env, stateDir, name string) (runtime.Driver, error) {
 	// The settings were checked: positive integers.
 	maxProcs, _ := strconv.Atoi(env.Setting("runtime-max-procs"))
 	uidBase, _ := strconv.Atoi(env.Setting("process-uid-base"))
 	uidCount, _ := strconv.Atoi(env.Setting("process-uid-count"))
 	portFirst, portLast, _ := process.ParsePortRange(env.Setting("process-ports"))
 	driver, why, err := Open(ctx, Options{
-		Name: env.Setting("runtime-driver"), StateDir: filepath.Join(env.DataDir, stateDir), DockerHost: env.Setting("docker-host"),
+		Name: name, StateDir: filepath.Join(env.DataDir, stateDir), DockerHost: env.Setting("docker-host"),
 		MaxProcs: maxProcs,
 		Process: process.Options{
 			Unsandboxed: env.Setting("process-unsandboxed") == "true",

@@ -1,0 +1,97 @@
+package builds
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
+	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/catalog"
+	"github.com/slipwayhq/slipway/pkg/runtime"
+)
+
+// DeploymentSources reads build sources from the deployments service
+// (the registry of services) through its internal RPCs.
+type DeploymentSources struct {
+	Client deploymentsv1.DeploymentsServiceClient
+	// Internal marks a context for an internal call.
+	Internal func(context.Context) context.Context
+	// Catalog gives build plans their limits.
+	Catalog *catalog.Catalog
+}
+
+var _ Sources = DeploymentSources{}
+
+// Source implements Sources. The deployments service's answer (404 for
+// no such service, 409 for one that does not build) passes through.
+func (d DeploymentSources) Source(ctx context.Context, k ServiceKey) (Source, error) {
+	resp, err := d.Client.GetBuildSource(d.Internal(ctx), &deploymentsv1.GetBuildSourceRequest{
+		TeamId: k.TeamID, ProjectId: k.ProjectID, ServiceId: k.ServiceID,
+	})
+	if err != nil {
+		switch status.Code(err) {
+		case codes.NotFound, codes.FailedPrecondition, codes.InvalidArgument, codes.PermissionDenied, codes.Canceled:
+			return Source{}, err // the deployments service's own answer, in its words
+		}
+		return Source{}, apierr.Unavailable("the deployments service")
+	}
+	return d.sourceOf(resp.GetSource()), nil
+}
+
+// All implements Sources.
+func (d DeploymentSources) All(ctx context.Context) ([]Source, error) {
+	var out []Source
+	token := ""
+	for {
+		resp, err := d.Client.ListBuildSources(d.Internal(ctx), &deploymentsv1.ListBuildSourcesRequest{PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range resp.GetSources() {
+			out = append(out, d.sourceOf(s))
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return nil, errors.Join(ctx.Err())
+		}
+	}
+}
+
+func (d DeploymentSources) sourceOf(s *deploymentsv1.BuildSource) Source {
+	vcs, set, conf := s.GetVcsData(), s.GetBuildSettings(), s.GetBuildConfiguration()
+	out := Source{
+		ServiceKey: ServiceKey{TeamID: s.GetTeamId(), ProjectID: s.GetProjectId(), ServiceID: s.GetServiceId()},
+		Kind:       s.GetServiceType(),
+		URL:        vcs.GetProjectUrl(),
+		Credentials: Credentials{Username: vcs.GetCredentials().GetUsername(), Password: vcs.GetCredentials().GetPassword(),
+			PrivateKey: vcs.GetCredentials().GetPrivateKey()},
+		Branch:     vcs.GetProjectBranch(),
+		Args:       s.GetBuildArguments(),
+		DisabledCI: s.GetDisabledCi(),
+		Config: Config{
+			BranchRestrictions: conf.GetBranchRestrictions(), PRRestrictions: conf.GetPrRestrictions(),
+			PathIgnoreRules: conf.GetPathIgnoreRules(), IsAllowList: conf.GetIsAllowList(),
+			CIIgnoreFlagsEnabled: conf.GetCiIgnoreFlagsEnabled(), CIIgnoreFlags: conf.GetCiIgnoreFlags(),
+			DockerfileTarget: conf.GetDockerfileTarget(), IncludeGitFolder: conf.GetIncludeGitFolder(),
+			FullGitClone: conf.GetFullGitClone(), EnableGitLFS: conf.GetEnableGitLfs(),
+		},
+	}
+	switch {
+	case set.GetBuildpack() != nil:
+		out.Buildpack = &Buildpack{Context: set.GetBuildpack().GetBuildContext()}
+	default:
+		df := set.GetDockerfile()
+		out.Dockerfile = &Dockerfile{Path: df.GetDockerFilePath(), WorkDir: df.GetDockerWorkDir()}
+	}
+	if d.Catalog != nil {
+		if p := d.Catalog.Plan(s.GetBuildPlan()); p != nil {
+			out.Resources = runtime.Resources{MilliCPU: int64(p.GetCpuResource() * 1000), MemoryMB: int64(p.GetRamResource())}
+		}
+	}
+	return out
+}
