@@ -222,6 +222,7 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 			return ErrConflict
 		}
 		changed = cur.Status != t.Status
+		from := cur.Status
 		cur.Status, cur.Message = t.Status, t.Message
 		if t.SHA != "" {
 			cur.SHA = t.SHA
@@ -236,9 +237,17 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, sha = $3, artifact = $4, concluded_at = $5
-			WHERE id = $6`, cur.Status, cur.Message, cur.SHA, string(artifact), micros(cur.ConcludedAt), cur.ID); err != nil {
+		// Only if it is still as read: on PostgreSQL it may have been
+		// deleted (DeleteService) or changed since.
+		res, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, sha = $3, artifact = $4, concluded_at = $5
+			WHERE id = $6 AND status = $7`, cur.Status, cur.Message, cur.SHA, string(artifact), micros(cur.ConcludedAt), cur.ID, from)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrConflict
 		}
 		out = cur
 		if !changed {
@@ -365,13 +374,24 @@ func (s *SQLStore) RemoveArtifact(ctx context.Context, b Build) error {
 	})
 }
 
-// DeleteService implements Store.
+// DeleteService implements Store. The builds returned are those the
+// DELETE itself removed (RETURNING), not read before it: a build that
+// succeeds meanwhile (PostgreSQL) is then either returned with its
+// artifact or refused its success (Transition finds it gone).
 func (s *SQLStore) DeleteService(ctx context.Context, k ServiceKey) ([]Build, error) {
 	var gone []Build
 	key := []any{k.TeamID, k.ProjectID, k.ServiceID}
 	err := events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds
-			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND removed = $4 AND artifact <> '{}'`, append(key, false)...)
+		for _, q := range []string{
+			`DELETE FROM build_log_counts WHERE build_id IN (SELECT id FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3)`,
+			`DELETE FROM build_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, key...); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, `DELETE FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3
+			RETURNING `+buildColumns, key...)
 		if err != nil {
 			return err
 		}
@@ -379,11 +399,12 @@ func (s *SQLStore) DeleteService(ctx context.Context, k ServiceKey) ([]Build, er
 		if err != nil {
 			return err
 		}
-		gone = list
+		for _, b := range list {
+			if !b.Removed && (b.Artifact.Image != "" || b.Artifact.Path != "") {
+				gone = append(gone, b)
+			}
+		}
 		for _, q := range []string{
-			`DELETE FROM build_log_counts WHERE build_id IN (SELECT id FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3)`,
-			`DELETE FROM build_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
-			`DELETE FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
 			`DELETE FROM build_deliveries WHERE webhook_id IN (SELECT id FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND service_id = $3)`,
 			`DELETE FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
 			`DELETE FROM build_poll_heads WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
