@@ -10,6 +10,7 @@ import (
 	"github.com/slipwayhq/slipway/gateway"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/services/auth"
+	"github.com/slipwayhq/slipway/services/builds"
 	"github.com/slipwayhq/slipway/services/deployments"
 	"github.com/slipwayhq/slipway/services/jobs"
 	"github.com/slipwayhq/slipway/services/projects"
@@ -25,6 +26,7 @@ var table = component.Table{
 	projects.Component,
 	jobs.Component,
 	deployments.Component,
+	builds.Component,
 	gateway.Component,
 }
 

@@ -267,6 +267,11 @@ func (s *Service) run(parent context.Context, b Build) {
 			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
 				s.log.Error("recording a build's end", "build", b.ID, "error", err)
 			}
+			// Nothing records the artifact (the service was deleted, or
+			// the build aborted meanwhile): it would never be removed.
+			if err := s.opts.Engine.Remove(bg, out.Artifact); err != nil {
+				s.log.Warn("removing an unrecorded artifact", "build", b.ID, "error", err)
+			}
 			return
 		}
 		s.log.Info("build ended", "build", b.ID, "service", b.ServiceID, "status", done.Status)
