@@ -41,6 +41,20 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if r.Method == http.MethodPost && g.isWebhook(r.URL.Path) {
+			// A webhook's caller proves itself with a signature the
+			// component checks; it spends its address's quota, which also
+			// slows down signature guessing.
+			if a := g.admit(r.Context(), r, ""); a.quota != nil {
+				a.quota.Headers(w.Header())
+				if !a.quota.Allowed {
+					writeError(w, quotaExceeded.Status, apierr.Reason(quotaExceeded.ID), quotaExceeded.Message, a.quotaDetails())
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
 		header := r.Header.Get("Authorization")
 		if header == "" && g.isLive(r) {
 			// A WebSocket log tail or exec session sends its credential

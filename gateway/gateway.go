@@ -80,6 +80,8 @@ type Gateway struct {
 	tails []tailRoute
 	// execs are the exec routes of every backend.
 	execs []execRoute
+	// webhooks are the webhook routes' path segments.
+	webhooks [][]string
 	// tailInitTimeout is how long a log tail waits for its init message.
 	tailInitTimeout time.Duration
 }
@@ -151,6 +153,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 				return nil, fmt.Errorf("gateway: %s: webhook %s: %w", b.Name, hook.Path, err)
 			}
 			webhooks = append(webhooks, "/v1"+hook.Path)
+			g.webhooks = append(g.webhooks, strings.Split(strings.Trim("/v1"+hook.Path, "/"), "/"))
 		}
 	}
 

@@ -6,6 +6,8 @@ package gateway
 // them) and the headers, so the component checks the caller itself.
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -49,10 +51,36 @@ func (g *Gateway) webhookHandler(hook component.Webhook, conn grpc.ClientConnInt
 			return
 		}
 		data, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(&resp)
+		var out bytes.Buffer
+		if err == nil {
+			// protojson varies its spacing on purpose; the API's is fixed.
+			err = json.Compact(&out, data)
+		}
 		if err != nil {
 			g.handleError(r.Context(), nil, nil, w, r, err)
 			return
 		}
-		writeData(w, http.StatusOK, append(append([]byte(`{"data":`), data...), "}\n"...))
+		writeData(w, http.StatusOK, append(append([]byte(`{"data":`), out.Bytes()...), "}\n"...))
 	}
+}
+
+// isWebhook reports whether path is one of the webhook routes.
+func (g *Gateway) isWebhook(path string) bool {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	for _, route := range g.webhooks {
+		if len(route) != len(segs) {
+			continue
+		}
+		match := true
+		for i, r := range route {
+			if !strings.HasPrefix(r, "{") && r != segs[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package builds
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -107,9 +108,16 @@ func (s *Service) allowed(src Source, branch string, pr int64, messages, paths [
 		}
 	}
 	c := src.Config
+	// The usual CI-skip flags ([skip ci], [ci skip], …) always hold, as
+	// on GitHub and GitLab: a user who writes one means it. A service's
+	// own flags, when enabled, count too.
+	flags := slices.Clone(trigger.DefaultCIIgnoreFlags)
+	if c.CIIgnoreFlagsEnabled {
+		flags = append(flags, c.CIIgnoreFlags...)
+	}
 	return trigger.Decide(trigger.Config{
 		BranchRestrictions: c.BranchRestrictions, PRRestrictions: c.PRRestrictions,
 		PathIgnoreRules: c.PathIgnoreRules, IsAllowList: c.IsAllowList,
-		CIIgnoreFlagsEnabled: c.CIIgnoreFlagsEnabled, CIIgnoreFlags: c.CIIgnoreFlags,
+		CIIgnoreFlagsEnabled: true, CIIgnoreFlags: flags,
 	}, trigger.Commit{Branch: branch, PullRequest: int(pr), Messages: messages, ChangedPaths: paths})
 }

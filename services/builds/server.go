@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -106,7 +107,7 @@ func (s *Service) StartServiceBuild(ctx context.Context, req *buildsv1.StartServ
 
 // start queues b and wakes the queue.
 func (s *Service) start(ctx context.Context, b Build) (Build, error) {
-	b.CreatedAt = s.opts.Clock().UTC()
+	b.CreatedAt = s.opts.Clock().UTC().Truncate(time.Microsecond) // as stored
 	b.ID = newID(b.CreatedAt)
 	b, err := s.store.CreateBuild(ctx, b)
 	if err != nil {
@@ -236,7 +237,7 @@ func buildOf(b Build) *buildsv1.Build {
 	}
 	if out.Concluded {
 		ok := b.Status == StatusSuccess
-		at := b.ConcludedAt.Unix()
+		at := float64(b.ConcludedAt.Unix())
 		out.Success, out.BuildConcludedAt = &ok, &at
 	}
 	return out

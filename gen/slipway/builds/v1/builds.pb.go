@@ -54,7 +54,7 @@ type Build struct {
 	// What happened, in words ("Image successfully built", the cause of a failure).
 	Message string `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
 	// When it finished, in Unix seconds.
-	BuildConcludedAt *int64 `protobuf:"varint,11,opt,name=build_concluded_at,json=buildConcludedAt,proto3,oneof" json:"build_concluded_at,omitempty"`
+	BuildConcludedAt *float64 `protobuf:"fixed64,11,opt,name=build_concluded_at,json=buildConcludedAt,proto3,oneof" json:"build_concluded_at,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -159,7 +159,7 @@ func (x *Build) GetMessage() string {
 	return ""
 }
 
-func (x *Build) GetBuildConcludedAt() int64 {
+func (x *Build) GetBuildConcludedAt() float64 {
 	if x != nil && x.BuildConcludedAt != nil {
 		return *x.BuildConcludedAt
 	}
@@ -2431,7 +2431,7 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\asuccess\x18\t \x01(\bH\x00R\asuccess\x88\x01\x01\x12\x18\n" +
 	"\amessage\x18\n" +
 	" \x01(\tR\amessage\x121\n" +
-	"\x12build_concluded_at\x18\v \x01(\x03H\x01R\x10buildConcludedAt\x88\x01\x01B\n" +
+	"\x12build_concluded_at\x18\v \x01(\x01H\x01R\x10buildConcludedAt\x88\x01\x01B\n" +
 	"\n" +
 	"\b_successB\x15\n" +
 	"\x13_build_concluded_at\"\x1c\n" +
