@@ -195,7 +195,7 @@ func TestBuildpackSandbox(t *testing.T) {
 	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	repo := srv.Repo(t, "app")
 	repo.Commit(t, "main", "c", map[string]string{
-		"package.json": `{"name":"app","dependencies":{"lib":"file:./lib"},"scripts":{"postinstall":"id -u > uid.txt && node probe.js"}}`,
+		"package.json":     `{"name":"app","dependencies":{"lib":"file:./lib"},"scripts":{"postinstall":"id -u > uid.txt && node probe.js"}}`,
 		"lib/package.json": `{"name":"lib","version":"1.0.0"}`,
 		"probe.js": `require('net').connect(` + port + `, '127.0.0.1')
 	.on('connect', () => { require('fs').writeFileSync('net.txt', 'reached'); process.exit(0) })
