@@ -27,6 +27,7 @@ DEPS=(
 	"nsenter:util-linux"        # pkg/runtime/process: Exec enters a running workload's sandbox
 	"git:git"                   # services/builds/builder clones with the git CLI; pkg/testenv/gitserver serves git-http-backend
 	"git-lfs:git-lfs"           # services/builds/builder: Git LFS objects of a build's repository (git lfs pull)
+	"/usr/lib/*/libnss_wrapper.so:libnss-wrapper" # services/builds/builder: ssh in a sandbox, whose user is not in /etc/passwd
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo
@@ -38,6 +39,11 @@ log() { echo "install-deps: $*" >&2; }
 
 have() {
 	local bin=$1 dir
+	# An absolute path (a glob) is a file that must exist: a library.
+	if [[ $bin == /* ]]; then
+		compgen -G "$bin" >/dev/null
+		return
+	fi
 	command -v "$bin" >/dev/null 2>&1 && return 0
 	for dir in "${EXTRA_DIRS[@]}"; do
 		[[ -x "$dir/$bin" ]] && return 0

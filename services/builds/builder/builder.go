@@ -236,6 +236,8 @@ type Builder struct {
 	mu     sync.Mutex
 	caches map[string]chan struct{} // a service's cache, held by one build
 
+	nssWrapper string // libnss_wrapper.so, for ssh (see sshScript)
+
 	engineOnce sync.Once
 	isPodman   bool
 }
@@ -294,7 +296,14 @@ func New(cfg Config) (*Builder, error) {
 	if cfg.Ulimits == nil {
 		cfg.Ulimits = docker.DefaultUlimits()
 	}
-	return &Builder{cfg: cfg, dir: dir, roots: roots, allow: allow, caches: map[string]chan struct{}{}}, nil
+	b := &Builder{cfg: cfg, dir: dir, roots: roots, allow: allow, caches: map[string]chan struct{}{}}
+	for _, pattern := range []string{"/usr/lib/*/libnss_wrapper.so", "/usr/lib64/libnss_wrapper.so", "/usr/lib/libnss_wrapper.so"} {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			b.nssWrapper = m[0]
+			break
+		}
+	}
+	return b, nil
 }
 
 var slugRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

@@ -186,3 +186,31 @@ func TestRemoveOnlyArtifacts(t *testing.T) {
 		t.Errorf("Remove deleted a directory not its own: %v", err)
 	}
 }
+
+// TestBuildpackSandbox: a build's own code (an npm lifecycle script) runs
+// as a user of its own, not root, and cannot reach the host's loopback
+// (where the git server it was cloned from listens).
+func TestBuildpackSandbox(t *testing.T) {
+	srv := gitserver.New(t)
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	repo := srv.Repo(t, "app")
+	repo.Commit(t, "main", "c", map[string]string{
+		"package.json":     `{"name":"app","dependencies":{"lib":"file:./lib"},"scripts":{"postinstall":"id -u > uid.txt && node probe.js"}}`,
+		"lib/package.json": `{"name":"lib","version":"1.0.0"}`,
+		"probe.js": `require('net').connect(` + port + `, '127.0.0.1')
+	.on('connect', () => { require('fs').writeFileSync('net.txt', 'reached'); process.exit(0) })
+	.on('error', e => { require('fs').writeFileSync('net.txt', e.code) })`,
+		"index.js": nodeApp,
+	})
+	var l logs
+	res := build(t, newBuilder(t, builder.Config{}), request(builder.Source{URL: repo.URL, Branch: "main"}, &l), &l)
+	if uid := strings.TrimSpace(readFile(t, filepath.Join(res.Path, "uid.txt"))); uid == "0" || uid == "" {
+		t.Errorf("the build ran as uid %q", uid)
+	}
+	if got := readFile(t, filepath.Join(res.Path, "net.txt")); got == "reached" {
+		t.Errorf("the build reached the host's loopback")
+	}
+	if !l.contains("npm") {
+		t.Errorf("no npm output:\n%s", l.String())
+	}
+}

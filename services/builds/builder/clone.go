@@ -99,6 +99,18 @@ if [ "$SLIPWAY_LFS" = 1 ]; then
 fi
 `
 
+// sshScript runs ssh for git. ssh refuses to run for a user id missing
+// from /etc/passwd ("No user exists for uid"), as a workload's is: with
+// nss_wrapper (libnss-wrapper) it gets a passwd entry of its own.
+const sshScript = `#!/bin/sh
+if [ -n "${SLIPWAY_NSS_WRAPPER:-}" ] && ! id -un >/dev/null 2>&1; then
+	printf 'build:x:%%s:%%s::/build/.slipway/home:/bin/sh\n' "$(id -u)" "$(id -g)" >/build/.slipway/passwd
+	printf 'build:x:%%s:\n' "$(id -g)" >/build/.slipway/group
+	export NSS_WRAPPER_PASSWD=/build/.slipway/passwd NSS_WRAPPER_GROUP=/build/.slipway/group LD_PRELOAD="$SLIPWAY_NSS_WRAPPER"
+fi
+exec ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/build/.slipway/known_hosts -o IdentitiesOnly=yes%s "$@"
+`
+
 const askpassScript = `#!/bin/sh
 case "$1" in
 Username*|username*) printf '%s\n' "$SLIPWAY_GIT_USERNAME" ;;
@@ -160,15 +172,20 @@ func (r *run) gitEnv() (map[string]string, error) {
 		env["SLIPWAY_GIT_USERNAME"] = user
 		env["SLIPWAY_GIT_PASSWORD"] = c.Password
 	}
-	ssh := "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" + buildMount + "/.slipway/known_hosts -o IdentitiesOnly=yes"
+	key := ""
 	if c.PrivateKey != "" {
-		key := strings.TrimSpace(c.PrivateKey) + "\n"
-		if err := os.WriteFile(filepath.Join(sl, "id"), []byte(key), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(sl, "id"), []byte(strings.TrimSpace(c.PrivateKey)+"\n"), 0o600); err != nil {
 			return nil, internal(err)
 		}
-		ssh += " -i " + buildMount + "/.slipway/id"
+		key = " -i " + buildMount + "/.slipway/id"
 	}
-	env["GIT_SSH_COMMAND"] = ssh
+	if err := os.WriteFile(filepath.Join(sl, "ssh"), []byte(fmt.Sprintf(sshScript, key)), 0o700); err != nil {
+		return nil, internal(err)
+	}
+	env["GIT_SSH_COMMAND"] = buildMount + "/.slipway/ssh"
+	if r.b.nssWrapper != "" {
+		env["SLIPWAY_NSS_WRAPPER"] = r.b.nssWrapper
+	}
 	if err := os.WriteFile(filepath.Join(sl, "gitconfig"), []byte(cfg.String()), 0o600); err != nil {
 		return nil, internal(err)
 	}

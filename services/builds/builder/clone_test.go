@@ -194,6 +194,11 @@ func TestRefusedSources(t *testing.T) {
 		{"nothing to build", b, builder.Source{URL: repo.URL}, builder.KindInvalid, "nothing to build"},
 		{"no repository there", b, builder.Source{URL: srv.URL + "/nope.git", Branch: "main"}, builder.KindSource, "no git repository"},
 		{"not a git server", b, builder.Source{URL: html.URL + "/x.git", Branch: "main"}, builder.KindSource, "no git repository"},
+		// ssh runs in the sandbox (as a user missing from /etc/passwd,
+		// which ssh refuses without nss_wrapper) and gets as far as
+		// connecting.
+		{"ssh unreachable", b, builder.Source{URL: "ssh://git@127.0.0.1:1/x.git", Branch: "main"}, builder.KindSource, "could not be reached"},
+		{"scp-like ssh unreachable", b, builder.Source{URL: "git@127.0.0.1:x.git", Branch: "main"}, builder.KindSource, "could not be reached"},
 		{"unreachable", b, builder.Source{URL: "http://127.0.0.1:1/x.git", Branch: "main"}, builder.KindSource, "could not be reached"},
 		{"unknown branch", b, builder.Source{URL: repo.URL, Branch: "nope"}, builder.KindSource, `branch "nope" not found`},
 		{"unknown SHA", b, builder.Source{URL: repo.URL, SHA: strings.Repeat("ab", 20)}, builder.KindSource, "not found"},

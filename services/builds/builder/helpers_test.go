@@ -22,18 +22,30 @@ import (
 var (
 	procOnce sync.Once
 	procDrv  *process.Driver
+	procDir  string
 	procErr  error
 )
+
+// TestMain removes the process driver's workloads and state at the end
+// (workloads outlive their driver by design).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if procDrv != nil {
+		procDrv.Close()
+		_ = process.RemoveAll(context.Background(), procDir)
+		_ = os.RemoveAll(procDir)
+	}
+	os.Exit(code)
+}
 
 func processDriver(t *testing.T) *process.Driver {
 	t.Helper()
 	procOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "builder-proc-")
-		if err != nil {
-			procErr = err
+		procDir, procErr = os.MkdirTemp("", "builder-proc-")
+		if procErr != nil {
 			return
 		}
-		procDrv, procErr = process.New(dir)
+		procDrv, procErr = process.New(procDir)
 	})
 	if procErr != nil {
 		t.Fatalf("process driver: %v", procErr)

@@ -56,8 +56,7 @@ func (r *run) prepare() error {
 		return internal(err)
 	}
 	for _, w := range stale {
-		_ = r.b.cfg.Process.Stop(r.ctx, w.ID, time.Second)
-		if err := r.b.cfg.Process.Remove(r.ctx, w.ID); err != nil {
+		if err := r.b.discard(r.ctx, w.ID); err != nil {
 			return internal(err)
 		}
 	}
@@ -80,8 +79,7 @@ func (r *run) cleanup() {
 	cl := r.cleanups
 	r.mu.Unlock()
 	for _, id := range ids {
-		_ = r.b.cfg.Process.Stop(ctx, id, time.Second)
-		_ = r.b.cfg.Process.Remove(ctx, id)
+		_ = r.b.discard(ctx, id)
 	}
 	for i := len(cl) - 1; i >= 0; i-- {
 		cl[i]()
@@ -89,6 +87,25 @@ func (r *run) cleanup() {
 	if r.work != "" {
 		_ = os.RemoveAll(r.work)
 	}
+}
+
+// discard stops a workload, waits for its end (Stop only asks) and
+// removes it.
+func (b *Builder) discard(ctx context.Context, id string) error {
+	d := b.cfg.Process
+	if err := d.Stop(ctx, id, time.Second); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	_, err := d.Wait(wctx, id)
+	cancel()
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return err
+	}
+	if err := d.Remove(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (r *run) onCleanup(f func()) {
