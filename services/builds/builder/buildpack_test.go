@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 	"github.com/slipwayhq/slipway/services/builds/builder"
 )
@@ -203,7 +204,9 @@ func TestBuildpackSandbox(t *testing.T) {
 		"index.js": nodeApp,
 	})
 	var l logs
-	res := build(t, newBuilder(t, builder.Config{}), request(builder.Source{URL: repo.URL, Branch: "main"}, &l), &l)
+	req := request(builder.Source{URL: repo.URL, Branch: "main"}, &l)
+	req.Resources = runtime.Resources{MilliCPU: 500, MemoryMB: 512}
+	res := build(t, newBuilder(t, builder.Config{}), req, &l)
 	if uid := strings.TrimSpace(readFile(t, filepath.Join(res.Path, "uid.txt"))); uid == "0" || uid == "" {
 		t.Errorf("the build ran as uid %q", uid)
 	}

@@ -22,6 +22,7 @@ import (
 const multiStage = `FROM ` + testenv.TestImage + ` AS base
 ARG GREETING=nobody
 RUN echo "greeting=$GREETING"
+RUN echo "memory=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
 FROM base AS final
 RUN echo "stage=final"
 COPY app.txt /app.txt
@@ -56,12 +57,13 @@ func TestDockerfile(t *testing.T) {
 		var l logs
 		req := dockerReq(repo, &l, builder.Dockerfile{Path: "/docker/Dockerfile", WorkDir: "/ctx", Target: "final"})
 		req.Args = map[string]string{"GREETING": "hello"}
+		req.Resources = runtime.Resources{MilliCPU: 500, MemoryMB: 256}
 		res := build(t, b, req, &l)
 		want := "localhost/slipway/proj/svc:" + sha[:12] + "-" + req.BuildID
 		if res.Image != want || res.SHA != sha || res.Stack != "dockerfile" {
 			t.Errorf("result %+v, want image %s", res, want)
 		}
-		for _, s := range []string{"greeting=hello", "stage=final"} {
+		for _, s := range []string{"greeting=hello", "stage=final", "memory=268435456"} {
 			if !l.contains(s) {
 				t.Errorf("log lacks %q:\n%s", s, l.String())
 			}
