@@ -295,10 +295,14 @@ func (s *Server) ListBuildSources(ctx context.Context, req *deploymentsv1.ListBu
 	if size <= 0 {
 		size = 100
 	}
-	all, err := s.store.AllServices(ctx) // ordered by team, project, id
+	all, err := s.store.AllServices(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Pages follow Go's byte order, whatever the database's collation.
+	slices.SortFunc(all, func(a, b Service) int {
+		return slices.Compare([]string{a.TeamID, a.ProjectID, a.ID}, []string{b.TeamID, b.ProjectID, b.ID})
+	})
 	resp := &deploymentsv1.ListBuildSourcesResponse{Sources: []*deploymentsv1.BuildSource{}}
 	for _, sv := range all {
 		key := controllerID(sv.TeamID, sv.ProjectID, sv.ID)
