@@ -71,7 +71,7 @@ const { ApiClient, ApiClientInMemoryContextProvider } = require('@northflank/js-
     deployment: { instances: 1, internal: { id: svc.id, branch: 'main', buildSHA: 'latest' } },
     ports: [{ name: 'p01', internalPort: 8080, public: true, protocol: 'HTTP' }],
     healthChecks: [{ protocol: 'HTTP', type: 'readinessProbe', path: '/', port: 8080,
-      initialDelaySeconds: 0, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3 }],
+      initialDelaySeconds: 0, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 3 }],
   } });
   console.log(JSON.stringify({ service: svc, started, build, list, branches, web }));
 })().catch((e) => { console.error(e); process.exit(1); });
