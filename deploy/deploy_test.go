@@ -809,7 +809,7 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			old:     "      nats:\n        condition: service_started\n\n  gateway:",
 			new:     "      nats:\n        condition: service_healthy\n\n  gateway:",
 			check:   checkHealthchecks,
-			wantErr: "deployments: waits for nats to be healthy",
+			wantErr: "builds: waits for nats to be healthy",
 		},
 	}
 	for _, c := range cases {
