@@ -21,9 +21,9 @@ var _ Engine = BuilderEngine{}
 // failure is a build failure whose reason a user may read.
 type failure struct{ err *builder.Error }
 
-func (f failure) Error() string       { return f.err.Reason }
+func (f failure) Error() string       { return f.err.Message }
 func (f failure) Unwrap() error       { return f.err }
-func (f failure) UserMessage() string { return f.err.Reason }
+func (f failure) UserMessage() string { return f.err.Message }
 
 // userError keeps the builder's words for the user, and logs what is
 // behind an internal failure (its Reason says only that one happened).

@@ -6,7 +6,7 @@
 // docker driver into an image made from a generated Dockerfile.
 //
 // It has no database and no API of its own: the builds component calls
-// Build for a queued build, stores the Result (or the Error's Reason, the
+// Build for a queued build, stores the Result (or the Error's Message, the
 // build's user-facing message) and removes artifacts with Remove.
 //
 // Nothing of a build runs with the server's privileges: git runs as a
@@ -155,30 +155,30 @@ const (
 	KindAborted Kind = "aborted"
 	// KindTimeout: the build ran out of time.
 	KindTimeout Kind = "timeout"
-	// KindInternal: something of the server failed; Reason says nothing
+	// KindInternal: something of the server failed; Message says nothing
 	// more than that, the wrapped error (for the server's log) does.
 	KindInternal Kind = "internal"
 )
 
-// Error is a build failure. Reason is safe to show the build's owner: no
+// Error is a build failure. Message is safe to show the build's owner: no
 // credentials, no host paths, no internals.
 type Error struct {
-	Kind   Kind
-	Reason string
+	Kind    Kind
+	Message string
 	// Err is the cause, for the server's own log; it may hold host paths
 	// (never credentials).
 	Err error
 }
 
-func (e *Error) Error() string { return e.Reason }
+func (e *Error) Error() string { return e.Message }
 func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(kind Kind, format string, a ...any) *Error {
-	return &Error{Kind: kind, Reason: fmt.Sprintf(format, a...)}
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, a...)}
 }
 
 func internal(err error) *Error {
-	return &Error{Kind: KindInternal, Reason: "internal error while building", Err: err}
+	return &Error{Kind: KindInternal, Message: "internal error while building", Err: err}
 }
 
 // Config configures a Builder.
@@ -374,9 +374,9 @@ func (b *Builder) build(ctx context.Context, req Request) (Result, error) {
 func (r *run) classify(err error) error {
 	if cerr := r.ctx.Err(); cerr != nil {
 		if errors.Is(cerr, context.DeadlineExceeded) {
-			return &Error{Kind: KindTimeout, Reason: fmt.Sprintf("the build took longer than %s and was stopped", r.deadline), Err: err}
+			return &Error{Kind: KindTimeout, Message: fmt.Sprintf("the build took longer than %s and was stopped", r.deadline), Err: err}
 		}
-		return &Error{Kind: KindAborted, Reason: "the build was aborted", Err: err}
+		return &Error{Kind: KindAborted, Message: "the build was aborted", Err: err}
 	}
 	return err
 }

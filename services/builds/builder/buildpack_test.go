@@ -112,7 +112,7 @@ func TestBuildpackGoCompileError(t *testing.T) {
 	var l logs
 	e := buildErr(t, b, request(builder.Source{URL: repo.URL, Branch: "main"}, &l))
 	if e.Kind != builder.KindBuild {
-		t.Errorf("kind %s (%q)", e.Kind, e.Reason)
+		t.Errorf("kind %s (%q)", e.Kind, e.Message)
 	}
 	if !l.contains("main.go:4") || !l.contains("syntax error") {
 		t.Errorf("no compiler message in the log:\n%s", l.String())
@@ -126,8 +126,8 @@ func TestBuildpackNothingDetected(t *testing.T) {
 	repo.Commit(t, "main", "c", map[string]string{"README.md": "nothing to run"})
 	var l logs
 	e := buildErr(t, newBuilder(t, builder.Config{}), request(builder.Source{URL: repo.URL, Branch: "main"}, &l))
-	if e.Kind != builder.KindBuild || !strings.Contains(e.Reason, "no supported stack") {
-		t.Errorf("error %s %q", e.Kind, e.Reason)
+	if e.Kind != builder.KindBuild || !strings.Contains(e.Message, "no supported stack") {
+		t.Errorf("error %s %q", e.Kind, e.Message)
 	}
 }
 
@@ -168,8 +168,8 @@ func TestBuildpackTimeout(t *testing.T) {
 	req := request(builder.Source{URL: repo.URL, Branch: "main"}, &l)
 	req.Timeout = 2 * time.Second
 	e := buildErr(t, b, req)
-	if e.Kind != builder.KindTimeout || !strings.Contains(e.Reason, "longer than 2s") {
-		t.Errorf("error %s %q\n%s", e.Kind, e.Reason, l.String())
+	if e.Kind != builder.KindTimeout || !strings.Contains(e.Message, "longer than 2s") {
+		t.Errorf("error %s %q\n%s", e.Kind, e.Message, l.String())
 	}
 	noWorkDirs(t, dir)
 }

@@ -425,7 +425,7 @@ func (r *run) checkSubmodules(rel string) error {
 		}
 		if _, err := r.b.checkURL(r.ctx, v, Credentials{}); err != nil {
 			if e, ok := err.(*Error); ok {
-				return &Error{Kind: e.Kind, Reason: "submodule: " + e.Reason}
+				return &Error{Kind: e.Kind, Message: "submodule: " + e.Message}
 			}
 			return err
 		}

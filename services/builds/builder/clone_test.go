@@ -123,8 +123,8 @@ func TestClonePrivateRepository(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var l logs
 			e := buildErr(t, b, request(c.src, &l))
-			if e.Kind != builder.KindSource || !strings.Contains(e.Reason, "authentication failed") {
-				t.Errorf("error %s %q, want an authentication failure\nlog:\n%s", e.Kind, e.Reason, l.String())
+			if e.Kind != builder.KindSource || !strings.Contains(e.Message, "authentication failed") {
+				t.Errorf("error %s %q, want an authentication failure\nlog:\n%s", e.Kind, e.Message, l.String())
 			}
 			if strings.Contains(e.Error(), pass) || l.contains(pass) {
 				t.Errorf("the password leaked: %q\n%s", e.Error(), l.String())
@@ -148,8 +148,8 @@ func TestCloneFileRepositoryOfAnotherUser(t *testing.T) {
 	}
 	// The same path is refused without the root.
 	e := buildErr(t, newBuilder(t, builder.Config{FileRoots: []string{t.TempDir()}}), request(builder.Source{URL: repo.URL, Branch: "main"}, &l))
-	if e.Kind != builder.KindInvalid || !strings.Contains(e.Reason, "outside the directories") {
-		t.Errorf("outside the roots: %s %q", e.Kind, e.Reason)
+	if e.Kind != builder.KindInvalid || !strings.Contains(e.Message, "outside the directories") {
+		t.Errorf("outside the roots: %s %q", e.Kind, e.Message)
 	}
 }
 
@@ -207,11 +207,11 @@ func TestRefusedSources(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var l logs
 			e := buildErr(t, c.b, request(c.src, &l))
-			if e.Kind != c.kind || !strings.Contains(e.Reason, c.reason) {
-				t.Errorf("error %s %q, want %s containing %q\nlog:\n%s", e.Kind, e.Reason, c.kind, c.reason, l.String())
+			if e.Kind != c.kind || !strings.Contains(e.Message, c.reason) {
+				t.Errorf("error %s %q, want %s containing %q\nlog:\n%s", e.Kind, e.Message, c.kind, c.reason, l.String())
 			}
-			if strings.Contains(e.Reason, os.TempDir()+"/") && !strings.Contains(c.src.URL, os.TempDir()) {
-				t.Errorf("a host path in the reason: %q", e.Reason)
+			if strings.Contains(e.Message, os.TempDir()+"/") && !strings.Contains(c.src.URL, os.TempDir()) {
+				t.Errorf("a host path in the reason: %q", e.Message)
 			}
 		})
 	}
@@ -242,7 +242,7 @@ func TestRefs(t *testing.T) {
 	}
 	_, err = b.Refs(context.Background(), builder.Source{URL: repo.URL})
 	var e *builder.Error
-	if !errors.As(err, &e) || !strings.Contains(e.Reason, "authentication failed") {
+	if !errors.As(err, &e) || !strings.Contains(e.Message, "authentication failed") {
 		t.Errorf("without credentials: %v", err)
 	}
 }
@@ -276,8 +276,8 @@ func TestCloneSubmodules(t *testing.T) {
 	evil.Commit(t, "main", "c", site("x"))
 	evil.Submodule(t, "main", "private", "sub", "http://10.0.0.1/secret.git", libSHA)
 	e := buildErr(t, b, request(builder.Source{URL: evil.URL, Branch: "main", Submodules: true}, &l))
-	if e.Kind != builder.KindInvalid || !strings.Contains(e.Reason, "submodule") || !strings.Contains(e.Reason, "private address") {
-		t.Errorf("error %s %q", e.Kind, e.Reason)
+	if e.Kind != builder.KindInvalid || !strings.Contains(e.Message, "submodule") || !strings.Contains(e.Message, "private address") {
+		t.Errorf("error %s %q", e.Kind, e.Message)
 	}
 }
 

@@ -234,7 +234,7 @@ func postBuild(ctx context.Context, api client.APIClient, tarball io.Reader, q u
 		if resp.StatusCode >= 500 {
 			return nil, internal(fmt.Errorf("image build: %s: %s", resp.Status, b))
 		}
-		return nil, &Error{Kind: KindBuild, Reason: "the container engine refused the build: " + truncate(m.Message, 300), Err: fmt.Errorf("%s: %s", resp.Status, b)}
+		return nil, &Error{Kind: KindBuild, Message: "the container engine refused the build: " + truncate(m.Message, 300), Err: fmt.Errorf("%s: %s", resp.Status, b)}
 	}
 	return resp.Body, nil
 }

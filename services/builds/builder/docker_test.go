@@ -92,8 +92,8 @@ func TestDockerfile(t *testing.T) {
 		var l logs
 		req := dockerReq(repo, &l, builder.Dockerfile{})
 		e := buildErr(t, b, req)
-		if e.Kind != builder.KindBuild || !strings.Contains(e.Reason, "image build failed") {
-			t.Errorf("error %s %q", e.Kind, e.Reason)
+		if e.Kind != builder.KindBuild || !strings.Contains(e.Message, "image build failed") {
+			t.Errorf("error %s %q", e.Kind, e.Message)
 		}
 		if !l.contains("about to fail") || !l.contains("stderr: ") || !strings.Contains(l.String(), "exit status 3") {
 			t.Errorf("the engine's error is not in the log:\n%s", l.String())
@@ -129,8 +129,8 @@ func TestDockerfile(t *testing.T) {
 		for _, df := range []builder.Dockerfile{{Path: "../Dockerfile"}, {Path: "/a/../../Dockerfile"}, {WorkDir: "../"}} {
 			var l logs
 			e := buildErr(t, b, dockerReq(repo, &l, df))
-			if e.Kind != builder.KindInvalid || !strings.Contains(e.Reason, "leaves the repository") {
-				t.Errorf("%+v: error %s %q", df, e.Kind, e.Reason)
+			if e.Kind != builder.KindInvalid || !strings.Contains(e.Message, "leaves the repository") {
+				t.Errorf("%+v: error %s %q", df, e.Kind, e.Message)
 			}
 			if l.contains("cloning") {
 				t.Errorf("%+v: cloned before refusing the path", df)
@@ -144,8 +144,8 @@ func TestDockerfile(t *testing.T) {
 		for _, df := range []builder.Dockerfile{{Path: "abs"}, {WorkDir: "rel"}, {Path: "rel/passwd"}, {WorkDir: "inside"}} {
 			var l logs
 			e := buildErr(t, b, dockerReq(repo, &l, df))
-			if e.Kind != builder.KindInvalid || !(strings.Contains(e.Reason, "leaves the repository") || strings.Contains(e.Reason, "symbolic link")) {
-				t.Errorf("%+v: error %s %q", df, e.Kind, e.Reason)
+			if e.Kind != builder.KindInvalid || !(strings.Contains(e.Message, "leaves the repository") || strings.Contains(e.Message, "symbolic link")) {
+				t.Errorf("%+v: error %s %q", df, e.Kind, e.Message)
 			}
 		}
 	})
