@@ -298,3 +298,78 @@ func TestBuildsFromGitOnTheProcessDriver(t *testing.T) {
 	callJSON(t, "POST", inst.URL+"/v1/projects/shop/services/nope/build", `{}`).apiErr(t, http.StatusNotFound)
 	callJSON(t, "POST", webURL+"/build", `{}`).apiErr(t, http.StatusConflict)
 }
+
+// slowNodeApp is a Node.js app whose install runs a local dependency's
+// postinstall for a minute: a build that is still BUILDING when the test
+// needs it to be, with no network at all.
+func slowNodeApp() map[string]string {
+	return map[string]string{
+		"package.json":          `{"name":"slow","version":"1.0.0","dependencies":{"slow-dep":"file:./slow-dep"},"scripts":{"start":"node index.js"}}`,
+		"index.js":              "require('http').createServer((q, s) => s.end('slow\\n')).listen(process.env.PORT)\n",
+		"slow-dep/package.json": `{"name":"slow-dep","version":"1.0.0","scripts":{"postinstall":"echo still installing; sleep 60"}}`,
+	}
+}
+
+// TestBuildsAfterSIGKILL: Slipway is SIGKILLed while a build runs. After
+// the restart the build has ended FAILURE saying why (never stays
+// BUILDING), what it ran in the sandbox is gone, and the next build of
+// the service runs. A git server polled every second builds a pushed
+// commit without any webhook.
+func TestBuildsAfterSIGKILL(t *testing.T) {
+	gs := gitserver.New(t)
+	repo := gs.Repo(t, "slow")
+	repo.Commit(t, "main", "slow", slowNodeApp())
+	dataDir := t.TempDir()
+	env := []string{"SLIPWAY_DATA_DIR=" + dataDir, "SLIPWAY_BUILD_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_BUILD_POLL_INTERVAL=1s"}
+	first := startSlipway(t, env...)
+	callJSON(t, "POST", first.URL+"/v1/projects", `{"name":"Crash"}`).data(t)
+	callJSON(t, "POST", first.URL+"/v1/projects/crash/services/build", fmt.Sprintf(`{"name":"Slow","billing":{"buildPlan":"nf-compute-20"},
+		"vcsData":{"projectUrl":%q,"projectType":"self-hosted","projectBranch":"main"},"buildSettings":{"buildpack":{}}}`, repo.URL)).data(t)
+	svcURL := func(base string) string { return base + "/v1/projects/crash/services/slow" }
+	id := callJSON(t, "POST", svcURL(first.URL)+"/build", `{}`).data(t)["id"].(string)
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(buildLog(t, svcURL(first.URL), id), "still installing") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the build did not reach its slow step:\n%s", buildLog(t, svcURL(first.URL), id))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if b := callJSON(t, "GET", svcURL(first.URL)+"/build/"+id, "").data(t); b["status"] != "BUILDING" {
+		t.Fatalf("mid-build status %v", b["status"])
+	}
+	first.kill()
+
+	second := startSlipway(t, env...)
+	b := awaitBuild(t, svcURL(second.URL), id, 30*time.Second)
+	if msg, _ := b["message"].(string); b["status"] != "FAILURE" || !strings.Contains(msg, "Interrupted") {
+		t.Errorf("the interrupted build after the restart: %v", b)
+	}
+	// Its sandboxed npm (sleep 60) is gone.
+	out, _ := exec.Command("pgrep", "-f", "echo still installing; sleep 60").Output()
+	if strings.TrimSpace(string(out)) != "" {
+		t.Errorf("the interrupted build's processes still run: %s", out)
+	}
+
+	// Polling: a pushed commit builds within seconds, with no webhook.
+	sha := repo.Commit(t, "main", "fast now", map[string]string{"slow-dep/package.json": `{"name":"slow-dep","version":"1.0.0"}`})
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		list := callJSON(t, "GET", svcURL(second.URL)+"/build", "").data(t)["builds"].([]any)
+		var polled map[string]any
+		for _, v := range list {
+			if m := v.(map[string]any); m["sha"] == sha {
+				polled = m
+			}
+		}
+		if polled != nil && polled["concluded"] == true {
+			if polled["status"] != "SUCCESS" {
+				t.Errorf("the polled build: %v\n%s", polled, buildLog(t, svcURL(second.URL), polled["id"].(string)))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no build of the pushed commit %s within 90s: %v", sha, list)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}

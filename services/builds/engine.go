@@ -104,3 +104,8 @@ func (e BuilderEngine) Remove(ctx context.Context, a Artifact) error {
 func (e BuilderEngine) ResetCache(ctx context.Context, k ServiceKey) error {
 	return e.Builder.ResetCache(ctx, k.TeamID, k.ProjectID, k.ServiceID)
 }
+
+// Discard implements Engine.
+func (e BuilderEngine) Discard(ctx context.Context, b Build) error {
+	return e.Builder.Discard(ctx, b.ID)
+}

@@ -204,6 +204,9 @@ func (s *Service) recoverInterrupted(ctx context.Context) error {
 		return fmt.Errorf("builds: interrupted builds: %w", err)
 	}
 	for _, b := range list {
+		if err := s.opts.Engine.Discard(ctx, b); err != nil {
+			s.log.Warn("removing what an interrupted build left", "build", b.ID, "error", err)
+		}
 		t := Transition{Status: StatusFailure, Message: "Interrupted: Slipway stopped while this build ran; start it again", At: s.opts.Clock()}
 		if b.AbortRequested {
 			t = Transition{Status: StatusAborted, Message: "Aborted", At: s.opts.Clock()}

@@ -112,4 +112,7 @@ type Engine interface {
 	Remove(ctx context.Context, a Artifact) error
 	// ResetCache clears a service's build cache.
 	ResetCache(ctx context.Context, k ServiceKey) error
+	// Discard removes what a build interrupted by a crash left running
+	// or on disk.
+	Discard(ctx context.Context, b Build) error
 }

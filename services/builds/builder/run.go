@@ -51,16 +51,7 @@ func (r *run) prepare() error {
 	r.work = filepath.Join(r.b.dir, "work", r.req.BuildID)
 	// Workloads and a directory left under this id by a server that
 	// crashed during the build are stale.
-	stale, err := r.b.cfg.Process.List(r.ctx, map[string]string{LabelBuild: r.req.BuildID})
-	if err != nil {
-		return internal(err)
-	}
-	for _, w := range stale {
-		if err := r.b.discard(r.ctx, w.ID); err != nil {
-			return internal(err)
-		}
-	}
-	if err := os.RemoveAll(r.work); err != nil {
+	if err := r.b.Discard(r.ctx, r.req.BuildID); err != nil {
 		return internal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(r.work, ".slipway", "home"), 0o700); err != nil {
@@ -87,6 +78,23 @@ func (r *run) cleanup() {
 	if r.work != "" {
 		_ = os.RemoveAll(r.work)
 	}
+}
+
+// Discard removes what a build interrupted by a crash of the server left:
+// its workloads (which outlive the server, like every process-driver
+// workload) and its work directory. The build itself is over; nothing of
+// it is kept.
+func (b *Builder) Discard(ctx context.Context, buildID string) error {
+	stale, err := b.cfg.Process.List(ctx, map[string]string{LabelBuild: buildID})
+	if err != nil {
+		return err
+	}
+	for _, w := range stale {
+		if err := b.discard(ctx, w.ID); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(filepath.Join(b.dir, "work", buildID))
 }
 
 // discard stops a workload, waits for its end (Stop only asks) and
