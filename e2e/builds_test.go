@@ -328,7 +328,9 @@ func TestBuildsAfterSIGKILL(t *testing.T) {
 	svcURL := func(base string) string { return base + "/v1/projects/crash/services/slow" }
 	id := callJSON(t, "POST", svcURL(first.URL)+"/build", `{}`).data(t)["id"].(string)
 	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(buildLog(t, svcURL(first.URL), id), "still installing") {
+	// npm shows a script's output only once it ends: the slow step is
+	// seen running in the process table.
+	for out, _ := exec.Command("pgrep", "-f", "echo still installing; sleep 60").Output(); strings.TrimSpace(string(out)) == ""; out, _ = exec.Command("pgrep", "-f", "echo still installing; sleep 60").Output() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the build did not reach its slow step:\n%s", buildLog(t, svcURL(first.URL), id))
 		}
