@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 )
@@ -127,6 +129,50 @@ func buildLog(t *testing.T, svcURL, id string) string {
 	return b.String()
 }
 
+// tailBuildLog follows a service's build log over the WebSocket tail
+// (Northflank's protocol) until a line of build holds until, and returns
+// the lines of that build it saw.
+func tailBuildLog(t *testing.T, base, project, service, build, until string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(base, "http") + "/v1/projects/" + project + "/services/" + service + "/build-logs?queryType=tail"
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"init","data":{"auth":{"type":"apiToken","apiToken":"`+adminToken+`"}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("build log tail after %q: %v", seen, err)
+		}
+		var m struct {
+			Type string `json:"type"`
+			Data []struct {
+				Log         string `json:"log"`
+				ContainerID string `json:"containerId"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(data, &m) != nil || m.Type != "log-lines" {
+			continue // the init answer
+		}
+		for _, l := range m.Data {
+			if l.ContainerID != build {
+				continue
+			}
+			seen = append(seen, l.Log)
+			if strings.Contains(l.Log, until) {
+				return seen
+			}
+		}
+	}
+}
+
 // buildCount is how many builds a service has.
 func buildCount(t *testing.T, svcURL string) int {
 	t.Helper()
@@ -211,6 +257,9 @@ func TestBuildsFromGitOnTheProcessDriver(t *testing.T) {
 		t.Fatalf("the webhook queued %v", res.Body)
 	}
 	build2 := ids[0].(string)
+	if lines := tailBuildLog(t, inst.URL, "shop", "app", build2, "successfully built"); !strings.Contains(strings.Join(lines, "\n"), "cloning") {
+		t.Errorf("the build log's tail: %q", lines)
+	}
 	if b := awaitBuild(t, svcURL, build2, 2*time.Minute); b["status"] != "SUCCESS" || b["sha"] != sha2 {
 		t.Fatalf("the pushed build: %v\nlog:\n%s", b, buildLog(t, svcURL, build2))
 	}
