@@ -2,6 +2,7 @@ package logquery_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -77,5 +78,22 @@ func TestRead(t *testing.T) {
 	big, _ := logquery.Read(context.Background(), 5, false, fetch, func(int) bool { return true }, func(int) int { return logquery.MaxPageBytes })
 	if len(big) != 1 {
 		t.Errorf("a page stops at MaxPageBytes (with at least one line): %v", big)
+	}
+}
+
+func TestSendPages(t *testing.T) {
+	lines := []int{logquery.MaxPageBytes / 2, logquery.MaxPageBytes / 2, 1, logquery.MaxPageBytes * 2, 3}
+	var pages [][]int
+	err := logquery.SendPages(lines, func(n int) int { return n }, func(p []int) error {
+		pages = append(pages, append([]int(nil), p...))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A page holds what fits; a line larger than a page goes alone.
+	want := [][]int{{logquery.MaxPageBytes / 2, logquery.MaxPageBytes / 2}, {1}, {logquery.MaxPageBytes * 2}, {3}}
+	if !reflect.DeepEqual(pages, want) {
+		t.Errorf("pages %v, want %v", pages, want)
 	}
 }

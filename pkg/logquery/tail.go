@@ -75,3 +75,25 @@ func Tail[L any](ctx context.Context, nc *nats.Conn, subject string, backward bo
 		}
 	}
 }
+
+// SendPages sends lines in pages of at most MaxPageBytes by size (at least
+// one line a page), in order: what every log tail does with a batch, so
+// that no message outgrows what a client or a proxy takes.
+func SendPages[L any](lines []L, size func(L) int, send func([]L) error) error {
+	for len(lines) > 0 {
+		n, total := 0, 0
+		for n < len(lines) {
+			s := size(lines[n])
+			if n > 0 && total+s > MaxPageBytes {
+				break
+			}
+			total += s
+			n++
+		}
+		if err := send(lines[:n]); err != nil {
+			return err
+		}
+		lines = lines[n:]
+	}
+	return nil
+}

@@ -275,21 +275,11 @@ func (s *Service) TailServiceBuildLogs(req *buildsv1.TailServiceBuildLogsRequest
 
 // sendLines sends lines in messages of at most logquery.MaxPageBytes.
 func sendLines(stream buildsv1.BuildsService_TailServiceBuildLogsServer, lines []LogLine) error {
-	for len(lines) > 0 {
-		resp := &buildsv1.TailServiceBuildLogsResponse{}
-		size := 0
-		for len(lines) > 0 {
-			n := lineBytes(lines[0])
-			if len(resp.Lines) > 0 && size+n > logquery.MaxPageBytes {
-				break
-			}
-			size += n
-			resp.Lines = append(resp.Lines, lineOf(lines[0]))
-			lines = lines[1:]
+	return logquery.SendPages(lines, lineBytes, func(page []LogLine) error {
+		resp := &buildsv1.TailServiceBuildLogsResponse{Lines: make([]*buildsv1.LogLine, 0, len(page))}
+		for _, l := range page {
+			resp.Lines = append(resp.Lines, lineOf(l))
 		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-	}
-	return nil
+		return stream.Send(resp)
+	})
 }

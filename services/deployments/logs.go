@@ -258,21 +258,11 @@ func (s *Server) TailServiceLogs(req *deploymentsv1.TailServiceLogsRequest, stre
 
 // sendLines sends lines in messages of at most logquery.MaxPageBytes.
 func sendLines(stream deploymentsv1.DeploymentsService_TailServiceLogsServer, lines []LogLine) error {
-	for len(lines) > 0 {
-		resp := &deploymentsv1.TailServiceLogsResponse{}
-		size := 0
-		for len(lines) > 0 {
-			n := lineBytes(lines[0])
-			if len(resp.Lines) > 0 && size+n > logquery.MaxPageBytes {
-				break
-			}
-			size += n
-			resp.Lines = append(resp.Lines, lineOf(lines[0]))
-			lines = lines[1:]
+	return logquery.SendPages(lines, lineBytes, func(page []LogLine) error {
+		resp := &deploymentsv1.TailServiceLogsResponse{Lines: make([]*deploymentsv1.LogLine, 0, len(page))}
+		for _, l := range page {
+			resp.Lines = append(resp.Lines, lineOf(l))
 		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-	}
-	return nil
+		return stream.Send(resp)
+	})
 }
