@@ -113,7 +113,8 @@ func TestBuildsOnPodman(t *testing.T) {
 	sha1 := repo.Commit(t, "main", "v1", files("v1"))
 	ingressAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	inst := startSlipway(t, "SLIPWAY_RUNTIME_DRIVER=docker", "SLIPWAY_DOCKER_HOST="+host,
-		"SLIPWAY_BUILD_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_INGRESS_ADDR="+ingressAddr, "SLIPWAY_BUILD_POLL_INTERVAL=0")
+		"SLIPWAY_BUILD_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_INGRESS_ADDR="+ingressAddr, "SLIPWAY_BUILD_POLL_INTERVAL=0",
+		"SLIPWAY_BUILD_KEEP=2")
 	projectURL := inst.URL + "/v1/projects/shop"
 	svcURL := projectURL + "/services/app"
 	webURL := projectURL + "/services/web"
@@ -220,9 +221,26 @@ func TestBuildsOnPodman(t *testing.T) {
 	if in, _ := d["deployment"].(map[string]any)["internal"].(map[string]any); in["deployedSHA"] != sha1 {
 		t.Errorf("after deploying build %s, the service says %v", build1, in)
 	}
-	if cs := managedContainers(t, host); len(cs) != 1 {
-		t.Errorf("after the rollback %d containers run, want 1: %+v", len(cs), cs)
+	running := managedContainers(t, host)
+	if len(running) != 1 {
+		t.Fatalf("after the rollback %d containers run, want 1: %+v", len(running), running)
 	}
+
+	// A third successful build: the first is now beyond the newest two
+	// kept (SLIPWAY_BUILD_KEEP=2), but a release runs it, so its image
+	// stays and the running container is left alone.
+	stopLoad = ing.startLoad(5000, 120*time.Second)
+	sha3 := repo.Commit(t, "main", "v3", files("v3"))
+	build3 := callJSON(t, "POST", svcURL+"/build", `{"branch":"main"}`).data(t)["id"].(string)
+	if b := awaitBuild(t, svcURL, build3, 2*time.Minute); b["status"] != "SUCCESS" || b["sha"] != sha3 {
+		t.Fatalf("the third build: %v\nlog:\n%s", b, buildLog(t, svcURL, build3))
+	}
+	time.Sleep(2 * time.Second)
+	checkSwitch(t, "a build while a rolled-back release runs", stopLoad(), "v1 hello", "v1 hello")
+	if cs := managedContainers(t, host); len(cs) != 1 || cs[0].ID != running[0].ID || cs[0].State.StartedAt != running[0].State.StartedAt {
+		t.Errorf("after a later build the containers are %+v, want the release's %+v untouched", cs, running)
+	}
+	engineGet(t, host, "/images/"+url.PathEscape(tagOf(sha1, build1))+"/json", &insp)
 
 	// A failing Dockerfile: FAILURE with the engine's error in the log,
 	// although the engine's /build answered 200.
@@ -268,7 +286,30 @@ func TestBuildsOnPodman(t *testing.T) {
 	}
 	raw, _ := json.Marshal(callJSON(t, "GET", svcURL+"/build?per_page=100", "").data(t))
 	_ = json.Unmarshal(raw, &list)
-	if len(list.Builds) != 4 {
-		t.Errorf("%d builds, want 4 (two pushes, a failure, an abort)", len(list.Builds))
+	if len(list.Builds) != 5 {
+		t.Errorf("%d builds, want 5 (three successes, a failure, an abort)", len(list.Builds))
+	}
+
+	// Deleting the project removes its containers and every image built.
+	callJSON(t, "DELETE", projectURL+"?delete_child_objects=true", "").data(t)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var left []string
+		var all []engineImage
+		engineGet(t, host, "/images/json?all=true", &all)
+		for _, im := range all {
+			if im.Labels["slipway.project"] == "shop" {
+				left = append(left, fmt.Sprint(im.RepoTags, im.Labels["slipway.build"]))
+			}
+		}
+		cs := managedContainers(t, host)
+		if len(left) == 0 && len(cs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("30s after the project's deletion: images %v, containers %+v", left, cs)
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
