@@ -100,6 +100,14 @@ func (e BuilderEngine) Remove(ctx context.Context, a Artifact) error {
 	return e.Builder.Remove(ctx, builder.Result{Image: a.Image, Path: a.Path})
 }
 
+// RemoveUnused implements Engine.
+func (e BuilderEngine) RemoveUnused(ctx context.Context, a Artifact) error {
+	if a.Image == "" && a.Path == "" {
+		return nil
+	}
+	return e.Builder.RemoveUnused(ctx, builder.Result{Image: a.Image, Path: a.Path})
+}
+
 // ResetCache implements Engine.
 func (e BuilderEngine) ResetCache(ctx context.Context, k ServiceKey) error {
 	return e.Builder.ResetCache(ctx, k.TeamID, k.ProjectID, k.ServiceID)

@@ -347,7 +347,9 @@ func (s *Service) expire(ctx context.Context) {
 		return
 	}
 	for _, b := range list {
-		if err := s.opts.Engine.Remove(ctx, b.Artifact); err != nil {
+		// Not the artifact of a running release (a rollback to an
+		// older build): that one stays until nothing runs it.
+		if err := s.opts.Engine.RemoveUnused(ctx, b.Artifact); err != nil {
 			s.log.Warn("removing an expired artifact (kept; retried later)", "build", b.ID, "error", err)
 			continue
 		}

@@ -110,6 +110,10 @@ type Engine interface {
 	Refs(ctx context.Context, src Source) ([]Ref, error)
 	// Remove removes an artifact.
 	Remove(ctx context.Context, a Artifact) error
+	// RemoveUnused removes an artifact unless a workload still uses it
+	// (an image a container runs), which is then an error: retention
+	// tries again later.
+	RemoveUnused(ctx context.Context, a Artifact) error
 	// ResetCache clears a service's build cache.
 	ResetCache(ctx context.Context, k ServiceKey) error
 	// Discard removes what a build interrupted by a crash left running

@@ -415,13 +415,27 @@ func (r *run) do() (Result, error) {
 }
 
 // Remove deletes an artifact: the image, or the artifact directory. A
-// missing one is no error.
+// missing one is no error. An image is removed even if containers use it
+// (the engine removes them too): for artifacts whose service is gone.
 func (b *Builder) Remove(ctx context.Context, r Result) error {
+	return b.remove(ctx, r, true)
+}
+
+// RemoveUnused is Remove, except that an image a container still uses (a
+// release of the build runs, e.g. after a rollback to it) is not removed:
+// the engine's refusal is the error, and the caller may try again later.
+// Retention uses it: Podman's forced removal would take the container, a
+// running service's instance, with the image.
+func (b *Builder) RemoveUnused(ctx context.Context, r Result) error {
+	return b.remove(ctx, r, false)
+}
+
+func (b *Builder) remove(ctx context.Context, r Result, force bool) error {
 	if r.Image != "" {
 		if b.cfg.Docker == nil {
 			return errors.New("builder: no engine to remove an image from")
 		}
-		if err := removeImage(ctx, b.cfg.Docker, r.Image); err != nil {
+		if err := removeImage(ctx, b.cfg.Docker, r.Image, force); err != nil {
 			return err
 		}
 	}

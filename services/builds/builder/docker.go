@@ -164,7 +164,7 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 		if !ok {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = removeImage(ctx, api, tag)
+			_ = removeImage(ctx, api, tag, true)
 			f := filters.NewArgs(filters.Arg("label", LabelBuild+"="+r.req.BuildID), filters.Arg("dangling", "true"))
 			_, _ = api.ImagesPrune(ctx, f)
 		}
@@ -387,8 +387,10 @@ func writeContext(w io.Writer, dir, dfName string, dockerfile []byte) error {
 }
 
 // removeImage removes an image by reference; a missing one is no error.
-func removeImage(ctx context.Context, api client.APIClient, ref string) error {
-	_, err := api.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+// Without force the engine refuses (409) to remove an image a container
+// uses; with force Podman removes those containers too, running or not.
+func removeImage(ctx context.Context, api client.APIClient, ref string, force bool) error {
+	_, err := api.ImageRemove(ctx, ref, image.RemoveOptions{Force: force, PruneChildren: true})
 	if err != nil && !client.IsErrNotFound(err) && !strings.Contains(strings.ToLower(err.Error()), "no such image") && !strings.Contains(strings.ToLower(err.Error()), "image not known") {
 		return fmt.Errorf("builder: removing image %s: %w", ref, err)
 	}

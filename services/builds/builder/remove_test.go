@@ -1,0 +1,67 @@
+package builder_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/slipwayhq/slipway/pkg/runtime/docker"
+	"github.com/slipwayhq/slipway/pkg/testenv"
+	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
+	"github.com/slipwayhq/slipway/services/builds/builder"
+)
+
+// TestRemoveKeepsAnImageInUse: RemoveUnused of a build's image
+// (retention) while a container runs it (a release of the build, e.g. after a rollback to
+// it) fails and leaves the image and the running container alone;
+// Podman's forced removal used to remove the container too, taking the
+// service down. Once no container uses it, the image goes.
+func TestRemoveKeepsAnImageInUse(t *testing.T) {
+	host := testenv.Podman(t)
+	testenv.BuildTestImage(t, host)
+	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	ctx := context.Background()
+	b := newBuilder(t, builder.Config{Dir: t.TempDir(), Docker: api})
+	repo := gitserver.New(t).Repo(t, "inuse")
+	repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM " + testenv.TestImage + "\nRUN echo built > /built\n"})
+	var l logs
+	req := request(builder.Source{URL: repo.URL, Branch: "main"}, &l)
+	req.Buildpack, req.Dockerfile = nil, &builder.Dockerfile{}
+	res := build(t, b, req, &l)
+
+	c, err := api.ContainerCreate(ctx, &container.Config{Image: res.Image, Cmd: []string{"sleep", "600"}},
+		&container.HostConfig{Resources: container.Resources{Ulimits: docker.DefaultUlimits()}}, nil, nil, "inuse-release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveUnused(ctx, res); err == nil {
+		t.Error("RemoveUnused of an image a running container uses succeeded")
+	}
+	if _, err := api.ImageInspect(ctx, res.Image); err != nil {
+		t.Errorf("the image in use is gone: %v", err)
+	}
+	ci, err := api.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("the container using the image is gone: %v", err)
+	}
+	if !ci.State.Running {
+		t.Fatalf("the container using the image: %+v", ci.State)
+	}
+
+	if err := api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveUnused(ctx, res); err != nil {
+		t.Fatalf("RemoveUnused once no container uses the image: %v", err)
+	}
+	noImages(t, api, req.BuildID)
+}
