@@ -446,6 +446,9 @@ func (b *Builder) remove(ctx context.Context, r Result, force bool) error {
 		if err != nil || rel == "." || strings.HasPrefix(rel, "..") || filepath.Base(rel) != "app" || strings.Count(rel, string(filepath.Separator)) != 1 {
 			return fmt.Errorf("builder: %q is not an artifact of this builder", r.Path)
 		}
+		if !force && artifactInUse(filepath.Clean(r.Path)) {
+			return fmt.Errorf("builder: artifact %s: %w", r.Path, ErrInUse)
+		}
 		if err := os.RemoveAll(filepath.Dir(filepath.Clean(r.Path))); err != nil {
 			return fmt.Errorf("builder: %w", err)
 		}

@@ -2,11 +2,15 @@ package builder_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
@@ -64,4 +68,45 @@ func TestRemoveKeepsAnImageInUse(t *testing.T) {
 		t.Fatalf("RemoveUnused once no container uses the image: %v", err)
 	}
 	noImages(t, api, req.BuildID)
+}
+
+// TestRemoveKeepsAnArtifactInUse: on the process driver, RemoveUnused of
+// an app tree a running release has mounted (retention after a rollback
+// to that build) fails with ErrInUse and removes nothing; once the release
+// has stopped, the tree goes.
+func TestRemoveKeepsAnArtifactInUse(t *testing.T) {
+	ctx := context.Background()
+	b := newBuilder(t, builder.Config{Dir: t.TempDir()})
+	repo := gitserver.New(t).Repo(t, "inuse-tree")
+	repo.Commit(t, "main", "c", map[string]string{"index.html": "in use\n"})
+	var l logs
+	res := build(t, b, request(builder.Source{URL: repo.URL, Branch: "main"}, &l), &l)
+	d := processDriver(t)
+	id, err := d.Start(ctx, runtime.Spec{
+		Name: "inuse-release", Command: []string{"sleep", "600"},
+		Env:    map[string]string{"PATH": "/usr/bin:/bin"},
+		Mounts: []runtime.Mount{{Source: res.Path, Target: "/app", ReadOnly: true}}, WorkDir: "/app",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Remove(ctx, id) }()
+	if err := b.RemoveUnused(ctx, res); !errors.Is(err, builder.ErrInUse) {
+		t.Errorf("RemoveUnused of a mounted artifact: %v, want ErrInUse", err)
+	}
+	if _, err := os.Stat(res.Path); err != nil {
+		t.Fatalf("the artifact in use is gone: %v", err)
+	}
+	if err := d.Stop(ctx, id, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Wait(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveUnused(ctx, res); err != nil {
+		t.Fatalf("RemoveUnused once nothing runs it: %v", err)
+	}
+	if _, err := os.Stat(res.Path); !os.IsNotExist(err) {
+		t.Errorf("the artifact is still there: %v", err)
+	}
 }
