@@ -91,6 +91,11 @@ func TestRemoveKeepsAnArtifactInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = d.Remove(ctx, id) }()
+	// Start returns once the sandbox's process runs; a command run inside
+	// it proves its mounts are in place.
+	if code, err := d.Exec(ctx, id, runtime.ExecSpec{Command: []string{"test", "-f", "/app/index.html"}}); err != nil || code != 0 {
+		t.Fatalf("the release does not see its artifact: exit %d, %v", code, err)
+	}
 	if err := b.RemoveUnused(ctx, res); !errors.Is(err, builder.ErrInUse) {
 		t.Errorf("RemoveUnused of a mounted artifact: %v, want ErrInUse", err)
 	}
