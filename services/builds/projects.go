@@ -69,6 +69,7 @@ func (s *Service) ServiceHandler() events.Handler {
 // deleteService stops the service's running builds and deletes
 // everything it built.
 func (s *Service) deleteService(ctx context.Context, k ServiceKey) error {
+	k.Kind = k.OwnerKind()
 	running, err := s.store.Running(ctx, "")
 	if err != nil {
 		return err

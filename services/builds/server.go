@@ -254,7 +254,7 @@ func (s *Service) ListServiceBuilds(ctx context.Context, req *buildsv1.ListServi
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListBuilds(ctx, k.TeamID, k.ProjectID, k.ServiceID, p)
+	list, more, err := s.store.ListBuilds(ctx, k, p)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +274,7 @@ func (s *Service) GetServiceBuild(ctx context.Context, req *buildsv1.GetServiceB
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.store.GetBuild(ctx, k.TeamID, k.ProjectID, k.ServiceID, req.GetBuildId())
+	b, err := s.store.GetBuild(ctx, k, req.GetBuildId())
 	if err != nil {
 		return nil, apierr.FromStore(err, "build", req.GetBuildId())
 	}
@@ -289,7 +289,7 @@ func (s *Service) AbortServiceBuild(ctx context.Context, req *buildsv1.AbortServ
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.store.RequestAbort(ctx, k.TeamID, k.ProjectID, k.ServiceID, req.GetBuildId(), s.opts.Clock())
+	b, err := s.store.RequestAbort(ctx, k, req.GetBuildId(), s.opts.Clock())
 	if errors.Is(err, ErrConflict) {
 		return nil, apierr.Conflict(apierr.ReasonBuildConcluded, "build %q has already concluded", req.GetBuildId())
 	}
