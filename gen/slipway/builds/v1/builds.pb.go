@@ -2631,7 +2631,7 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\n" +
 	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"^\n" +
 	"!RotateServiceBuildWebhookResponse\x129\n" +
-	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook2\xb8\x1b\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook2\x91-\n" +
 	"\rBuildsService\x12\xb4\x02\n" +
 	"\x11StartServiceBuild\x12+.slipway.builds.v1.StartServiceBuildRequest\x1a,.slipway.builds.v1.StartServiceBuildResponse\"\xc3\x01\xa2\xbb\x182\n" +
 	".Project > Services > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x86\x01:\x01*ZJ:\x01*\"E/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build\"5/v1/projects/{project_id}/services/{service_id}/build\x12\xa3\x02\n" +
@@ -2654,7 +2654,23 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\x19RotateServiceBuildWebhook\x123.slipway.builds.v1.RotateServiceBuildWebhookRequest\x1a4.slipway.builds.v1.RotateServiceBuildWebhookResponse\"\xdc\x01\xa2\xbb\x18)\n" +
 	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\xa8\x01:\x01*Z[:\x01*b\awebhook\"M/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-webhookb\awebhook\"=/v1/projects/{project_id}/services/{service_id}/build-webhook\x12\xa6\x01\n" +
 	"\x14TailServiceBuildLogs\x12..slipway.builds.v1.TailServiceBuildLogsRequest\x1a/.slipway.builds.v1.TailServiceBuildLogsResponse\"+\xa2\xbb\x18'\n" +
-	"#Project > Services > General > Read\x10\x010\x01\x12Z\n" +
+	"#Project > Services > General > Read\x10\x010\x01\x12\xa3\x02\n" +
+	"\rStartJobBuild\x12+.slipway.builds.v1.StartServiceBuildRequest\x1a,.slipway.builds.v1.StartServiceBuildResponse\"\xb6\x01\xa2\xbb\x18.\n" +
+	"*Project > Jobs > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02~:\x01*ZF:\x01*\"A/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build\"1/v1/projects/{project_id}/jobs/{service_id}/build\x12\x92\x02\n" +
+	"\rListJobBuilds\x12+.slipway.builds.v1.ListServiceBuildsRequest\x1a,.slipway.builds.v1.ListServiceBuildsResponse\"\xa5\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02xZC\x12A/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build\x121/v1/projects/{project_id}/jobs/{service_id}/build\x12\xbc\x02\n" +
+	"\vGetJobBuild\x12).slipway.builds.v1.GetServiceBuildRequest\x1a*.slipway.builds.v1.GetServiceBuildResponse\"\xd5\x01\xa2\xbb\x18.\n" +
+	"*Project > Jobs > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x9c\x01ZUb\x05build\x12L/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build/{build_id}b\x05build\x12</v1/projects/{project_id}/jobs/{service_id}/build/{build_id}\x12\xb4\x02\n" +
+	"\rAbortJobBuild\x12+.slipway.builds.v1.AbortServiceBuildRequest\x1a,.slipway.builds.v1.AbortServiceBuildResponse\"\xc7\x01\xa2\xbb\x18.\n" +
+	"*Project > Jobs > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x8e\x01ZN*L/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build/{build_id}*</v1/projects/{project_id}/jobs/{service_id}/build/{build_id}\x12\xb1\x02\n" +
+	"\x0fGetJobBuildLogs\x12-.slipway.builds.v1.GetServiceBuildLogsRequest\x1a..slipway.builds.v1.GetServiceBuildLogsResponse\"\xbe\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x90\x01ZOb\x05lines\x12F/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build-logsb\x05lines\x126/v1/projects/{project_id}/jobs/{service_id}/build-logs\x12\x9b\x02\n" +
+	"\x0eGetJobBranches\x12,.slipway.builds.v1.GetServiceBranchesRequest\x1a-.slipway.builds.v1.GetServiceBranchesResponse\"\xab\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02~ZF\x12D/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/branches\x124/v1/projects/{project_id}/jobs/{service_id}/branches\x12\xb2\x02\n" +
+	"\x12GetJobPullRequests\x120.slipway.builds.v1.GetServicePullRequestsRequest\x1a1.slipway.builds.v1.GetServicePullRequestsResponse\"\xb6\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x88\x01ZK\x12I/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/pull-requests\x129/v1/projects/{project_id}/jobs/{service_id}/pull-requests\x12\x9e\x01\n" +
+	"\x10TailJobBuildLogs\x12..slipway.builds.v1.TailServiceBuildLogsRequest\x1a/.slipway.builds.v1.TailServiceBuildLogsResponse\"'\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x010\x01\x12Z\n" +
 	"\x11ReceiveGitWebhook\x12\x1e.slipway.api.v1.WebhookRequest\x1a\x1f.slipway.api.v1.WebhookResponse\"\x04\xa2\xbb\x18\x00B=Z;github.com/slipwayhq/slipway/gen/slipway/builds/v1;buildsv1b\x06proto3"
 
 var (
@@ -2751,21 +2767,37 @@ var file_slipway_builds_v1_builds_proto_depIdxs = []int32{
 	28, // 37: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:input_type -> slipway.builds.v1.GetServiceBuildWebhookRequest
 	30, // 38: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:input_type -> slipway.builds.v1.RotateServiceBuildWebhookRequest
 	15, // 39: slipway.builds.v1.BuildsService.TailServiceBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
-	36, // 40: slipway.builds.v1.BuildsService.ReceiveGitWebhook:input_type -> slipway.api.v1.WebhookRequest
-	5,  // 41: slipway.builds.v1.BuildsService.StartServiceBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
-	7,  // 42: slipway.builds.v1.BuildsService.ListServiceBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
-	9,  // 43: slipway.builds.v1.BuildsService.GetServiceBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
-	11, // 44: slipway.builds.v1.BuildsService.AbortServiceBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
-	14, // 45: slipway.builds.v1.BuildsService.GetServiceBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
-	18, // 46: slipway.builds.v1.BuildsService.ResetServiceBuildCache:output_type -> slipway.builds.v1.ResetServiceBuildCacheResponse
-	23, // 47: slipway.builds.v1.BuildsService.GetServiceBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
-	26, // 48: slipway.builds.v1.BuildsService.GetServicePullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
-	29, // 49: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:output_type -> slipway.builds.v1.GetServiceBuildWebhookResponse
-	31, // 50: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:output_type -> slipway.builds.v1.RotateServiceBuildWebhookResponse
-	16, // 51: slipway.builds.v1.BuildsService.TailServiceBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
-	37, // 52: slipway.builds.v1.BuildsService.ReceiveGitWebhook:output_type -> slipway.api.v1.WebhookResponse
-	41, // [41:53] is the sub-list for method output_type
-	29, // [29:41] is the sub-list for method input_type
+	2,  // 40: slipway.builds.v1.BuildsService.StartJobBuild:input_type -> slipway.builds.v1.StartServiceBuildRequest
+	6,  // 41: slipway.builds.v1.BuildsService.ListJobBuilds:input_type -> slipway.builds.v1.ListServiceBuildsRequest
+	8,  // 42: slipway.builds.v1.BuildsService.GetJobBuild:input_type -> slipway.builds.v1.GetServiceBuildRequest
+	10, // 43: slipway.builds.v1.BuildsService.AbortJobBuild:input_type -> slipway.builds.v1.AbortServiceBuildRequest
+	13, // 44: slipway.builds.v1.BuildsService.GetJobBuildLogs:input_type -> slipway.builds.v1.GetServiceBuildLogsRequest
+	19, // 45: slipway.builds.v1.BuildsService.GetJobBranches:input_type -> slipway.builds.v1.GetServiceBranchesRequest
+	24, // 46: slipway.builds.v1.BuildsService.GetJobPullRequests:input_type -> slipway.builds.v1.GetServicePullRequestsRequest
+	15, // 47: slipway.builds.v1.BuildsService.TailJobBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
+	36, // 48: slipway.builds.v1.BuildsService.ReceiveGitWebhook:input_type -> slipway.api.v1.WebhookRequest
+	5,  // 49: slipway.builds.v1.BuildsService.StartServiceBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
+	7,  // 50: slipway.builds.v1.BuildsService.ListServiceBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
+	9,  // 51: slipway.builds.v1.BuildsService.GetServiceBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
+	11, // 52: slipway.builds.v1.BuildsService.AbortServiceBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
+	14, // 53: slipway.builds.v1.BuildsService.GetServiceBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
+	18, // 54: slipway.builds.v1.BuildsService.ResetServiceBuildCache:output_type -> slipway.builds.v1.ResetServiceBuildCacheResponse
+	23, // 55: slipway.builds.v1.BuildsService.GetServiceBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
+	26, // 56: slipway.builds.v1.BuildsService.GetServicePullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
+	29, // 57: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:output_type -> slipway.builds.v1.GetServiceBuildWebhookResponse
+	31, // 58: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:output_type -> slipway.builds.v1.RotateServiceBuildWebhookResponse
+	16, // 59: slipway.builds.v1.BuildsService.TailServiceBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
+	5,  // 60: slipway.builds.v1.BuildsService.StartJobBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
+	7,  // 61: slipway.builds.v1.BuildsService.ListJobBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
+	9,  // 62: slipway.builds.v1.BuildsService.GetJobBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
+	11, // 63: slipway.builds.v1.BuildsService.AbortJobBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
+	14, // 64: slipway.builds.v1.BuildsService.GetJobBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
+	23, // 65: slipway.builds.v1.BuildsService.GetJobBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
+	26, // 66: slipway.builds.v1.BuildsService.GetJobPullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
+	16, // 67: slipway.builds.v1.BuildsService.TailJobBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
+	37, // 68: slipway.builds.v1.BuildsService.ReceiveGitWebhook:output_type -> slipway.api.v1.WebhookResponse
+	49, // [49:69] is the sub-list for method output_type
+	29, // [29:49] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
