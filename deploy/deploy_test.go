@@ -764,8 +764,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		},
 		{
 			name:    "misspelt variable",
-			old:     "      SLIPWAY_JOBS_ADDR: jobs:9090",
-			new:     "      SLIPWAY_JOB_ADDR: jobs:9090",
+			old:     "      SLIPWAY_JOBS_ADDR: jobs:9090\n      SLIPWAY_DEPLOYMENTS_ADDR",
+			new:     "      SLIPWAY_JOB_ADDR: jobs:9090\n      SLIPWAY_DEPLOYMENTS_ADDR",
 			check:   checkEnvDocumented,
 			wantErr: "SLIPWAY_JOB_ADDR is not a documented",
 		},
@@ -799,8 +799,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		},
 		{
 			name:    "wrong gRPC port",
-			old:     "SLIPWAY_JOBS_ADDR: jobs:9090",
-			new:     "SLIPWAY_JOBS_ADDR: jobs:9091",
+			old:     "SLIPWAY_JOBS_ADDR: jobs:9090\n      SLIPWAY_DEPLOYMENTS_ADDR",
+			new:     "SLIPWAY_JOBS_ADDR: jobs:9091\n      SLIPWAY_DEPLOYMENTS_ADDR",
 			check:   checkAddresses,
 			wantErr: "listens for gRPC on",
 		},
