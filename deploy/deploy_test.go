@@ -750,8 +750,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 	}{
 		{
 			name:    "service target without the migrate dependency",
-			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
-			new:     "      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
+			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      jobs:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
+			new:     "      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      jobs:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
 			check:   checkMigrate,
 			wantErr: "builds: does not depend on migrate",
 		},
