@@ -14,6 +14,7 @@ import (
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	gitvcs "github.com/slipwayhq/slipway/pkg/vcs"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/overrides"
@@ -464,7 +465,7 @@ func (s *Server) upsert(ctx context.Context, req request, want Service) (*deploy
 		// Credentials are write-only: a put without them (say, of what a
 		// GET answered) keeps the stored ones, unless the repository moves
 		// to another server.
-		creds := keepCredentials(vcsOf(sv.Build).GetProjectUrl(), vcsOf(want.Build).GetProjectUrl(), sv.Build.Credentials, want.Build.Credentials)
+		creds := gitvcs.KeepCredentials(vcsOf(sv.Build).GetProjectUrl(), vcsOf(want.Build).GetProjectUrl(), sv.Build.Credentials, want.Build.Credentials)
 		sv.Strategy, sv.GraceSeconds, sv.Build, sv.Internal = want.Strategy, want.GraceSeconds, want.Build, want.Internal
 		sv.Build.Credentials = creds
 		return nil
@@ -707,7 +708,7 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 				sv.Build.BuildConfig = b.BuildConfig
 			}
 			if p.GetVcsData() != nil {
-				sv.Build.Credentials = keepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, credentialsFrom(p.GetVcsData().GetCredentials()))
+				sv.Build.Credentials = gitvcs.KeepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, credentialsFrom(p.GetVcsData().GetCredentials()))
 			}
 		}
 		if sv.Kind == KindCombined {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/paging"
@@ -101,16 +102,8 @@ func (in Internal) Follows() bool {
 	return in.BuildID == "" && (in.BuildSHA == "" || in.BuildSHA == Latest)
 }
 
-// Credentials read a private repository; write-only in the API, sealed
-// at rest with the rest of the service.
-type Credentials struct {
-	Username   string `json:"username,omitempty"`
-	Password   string `json:"password,omitempty"`
-	PrivateKey string `json:"privateKey,omitempty"`
-}
-
-// Empty reports whether no credential is set.
-func (c Credentials) Empty() bool { return c == Credentials{} }
+// Credentials read a private repository (pkg/vcs).
+type Credentials = vcs.Credentials
 
 // SecretFile is a build (or runtime) secret file: base64 data.
 type SecretFile struct {
