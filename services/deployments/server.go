@@ -14,12 +14,12 @@ import (
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
-	gitvcs "github.com/slipwayhq/slipway/pkg/vcs"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/slug"
+	gitvcs "github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // request is what every request names.

@@ -5,11 +5,11 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
-	"github.com/slipwayhq/slipway/pkg/vcs"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/probe"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // Kind is a service's kind.
