@@ -476,6 +476,7 @@ func jobEvents(verb events.ResourceVerb, j Job) ([]events.Event, error) {
 func copyJob(j Job) Job {
 	j.Tags = slices.Clone(j.Tags)
 	j.Env = maps.Clone(j.Env)
+	j.Build = cloneBuild(j.Build)
 	return j
 }
 

@@ -958,12 +958,12 @@ func TestNorthflankFields(t *testing.T) {
 			s.RuntimeFiles = value(`{"/etc/secret": {"data": "eA==", "encoding": "base64"}}`)
 		})},
 		{"healthChecks", spec("nf-3", func(s *jobsv1.JobSpec) { s.HealthChecks = value(`[{"protocol": "HTTP", "type": "livenessProbe"}]`) })},
-		{"buildConfiguration", spec("nf-4", func(s *jobsv1.JobSpec) { s.BuildConfiguration = value(`{"dockerfileTarget": "x"}`) })},
+		{"dockerSecretMounts", spec("nf-4", func(s *jobsv1.JobSpec) { s.DockerSecretMounts = value(`{"npmrc": {"data": "eA=="}}`) })},
 		{"billing.gpu", spec("nf-5", func(s *jobsv1.JobSpec) {
 			s.Billing = &jobsv1.JobBilling{DeploymentPlan: "nf-compute-20", Gpu: value(`{"enabled": true}`)}
 		})},
 		{"deployment.gracePeriodSeconds", spec("nf-6", func(s *jobsv1.JobSpec) { s.Deployment.GracePeriodSeconds = value(`30`) })},
-		{"deployment.vcs", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Vcs = value(`{"projectUrl": "https://example.com/r"}`) })},
+		{"deployment.internal", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Internal = value(`{"id": "builder"}`) })},
 		{"deployment.storage.useHdbStorage", spec("nf-8", func(s *jobsv1.JobSpec) { s.Deployment.Storage = &jobsv1.JobStorage{UseHdbStorage: true} })},
 	}
 	for _, c := range refused {

@@ -51,7 +51,8 @@ type Job struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Last update time.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	// Always true: Slipway builds no code for jobs (yet).
+	// False for a job that builds from git (deployment.vcs) and builds on
+	// pushes (webhook-less: polled); true otherwise.
 	DisabledCi bool `protobuf:"varint,10,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
 	// Always false.
 	DisabledCd bool `protobuf:"varint,11,opt,name=disabled_cd,json=disabledCD,proto3" json:"disabled_cd,omitempty"`
@@ -404,7 +405,8 @@ func (x *JobCronSettings) GetConcurrencyPolicy() string {
 	return ""
 }
 
-// JobStatus is a job's build status; Slipway builds nothing for jobs.
+// JobStatus is a job's build status (empty: a job's builds are listed at
+// GET .../jobs/{jobId}/build).
 type JobStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -501,7 +503,7 @@ type JobBilling struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Plan id from GET /v1/plans; it sets the runs' CPU and memory limits.
 	DeploymentPlan string `protobuf:"bytes,1,opt,name=deployment_plan,json=deploymentPlan,proto3" json:"deployment_plan,omitempty"`
-	// Build plan (accepted for compatibility; Slipway builds nothing).
+	// Build plan: the limits of the job's builds (jobs that build from git).
 	BuildPlan string `protobuf:"bytes,2,opt,name=build_plan,json=buildPlan,proto3" json:"build_plan,omitempty"`
 	// Northflank's field; not supported by Slipway (this install offers no
 	// GPUs): a request that asks for one (anything but null, {} or
@@ -586,7 +588,7 @@ type JobDeployment struct {
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	Metadata *structpb.Value `protobuf:"bytes,6,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (a job built from git runs its build's start command or deployment.docker.customCommand): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	Buildpack *structpb.Value `protobuf:"bytes,7,opt,name=buildpack,proto3" json:"buildpack,omitempty"`
@@ -594,7 +596,7 @@ type JobDeployment struct {
 	// a job with one runs the newest successful build of its projectBranch.
 	// Credentials are write-only (Slipway extension, as for services).
 	Vcs *v1.VcsData `protobuf:"bytes,10,opt,name=vcs,proto3" json:"vcs,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (a job runs its own builds (deployment.vcs), not another service's): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	Internal      *structpb.Value `protobuf:"bytes,9,opt,name=internal,proto3" json:"internal,omitempty"`
@@ -966,7 +968,7 @@ type JobSpec struct {
 	Suspended bool `protobuf:"varint,11,opt,name=suspended,proto3" json:"suspended,omitempty"`
 	// What a tick does while a run is active; cron jobs only.
 	ConcurrencyPolicy string `protobuf:"bytes,12,opt,name=concurrency_policy,json=concurrencyPolicy,proto3" json:"concurrency_policy,omitempty"`
-	// Accepted for compatibility; Slipway builds nothing for jobs.
+	// Turns off builds on pushes of a job that builds from git.
 	DisabledCi bool `protobuf:"varint,13,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
 	// Northflank's field; not supported by Slipway (pipelines and their stages): a request
 	// that sets it (to anything but null or an empty value) is refused with
@@ -984,11 +986,11 @@ type JobSpec struct {
 	// Build arguments of a job that builds from git (kept encrypted at rest;
 	// never returned with the job: GET .../build-arguments).
 	BuildArguments map[string]string `protobuf:"bytes,25,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (build files of jobs; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	BuildFiles *structpb.Value `protobuf:"bytes,19,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (docker secret mounts; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	DockerSecretMounts *structpb.Value `protobuf:"bytes,20,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
@@ -1230,11 +1232,11 @@ type JobPatch struct {
 	RuntimeFiles *structpb.Value `protobuf:"bytes,16,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
 	// New build arguments (replace the job's when given).
 	BuildArguments map[string]string `protobuf:"bytes,23,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (build files of jobs; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	BuildFiles *structpb.Value `protobuf:"bytes,18,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (docker secret mounts; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	DockerSecretMounts *structpb.Value `protobuf:"bytes,19,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
@@ -1730,7 +1732,7 @@ type RunOverrides struct {
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	RuntimeFiles *structpb.Value `protobuf:"bytes,4,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (docker secret mounts; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	DockerSecretMounts *structpb.Value `protobuf:"bytes,5,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
@@ -5461,7 +5463,8 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"build_plan\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\tbuildPlan\x12\xb0\x01\n" +
 	"\x03gpu\x18\x03 \x01(\v2\x16.google.protobuf.ValueB\x85\x01\xbaH\x81\x01\xba\x01~\n" +
-	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\"\xf7\t\n" +
+	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\"\xb8\n" +
+	"\n" +
 	"\rJobDeployment\x12:\n" +
 	"\bexternal\x18\x01 \x01(\v2\x1e.slipway.jobs.v1.ExternalImageR\bexternal\x128\n" +
 	"\x06docker\x18\x02 \x01(\v2 .slipway.jobs.v1.DockerOverridesR\x06docker\x125\n" +
@@ -5471,13 +5474,13 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x14grace_period_seconds\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\xa5\x01\xbaH\xa1\x01\xba\x01\x9d\x01\n" +
 	"\vunsupported\x12Vnot supported by Slipway: runs are stopped at once when aborted or past their deadline\x1a6this == null || this == '' || this == {} || this == []R\x12gracePeriodSeconds\x12\xbf\x01\n" +
 	"\bmetadata\x18\x06 \x01(\v2\x16.google.protobuf.ValueB\x8a\x01\xbaH\x86\x01\xba\x01\x82\x01\n" +
-	"\vunsupported\x12;not supported by Slipway: Kubernetes labels and annotations\x1a6this == null || this == '' || this == {} || this == []R\bmetadata\x12\xcb\x01\n" +
-	"\tbuildpack\x18\a \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\tbuildpack\x121\n" +
+	"\vunsupported\x12;not supported by Slipway: Kubernetes labels and annotations\x1a6this == null || this == '' || this == {} || this == []R\bmetadata\x12\xf6\x01\n" +
+	"\tbuildpack\x18\a \x01(\v2\x16.google.protobuf.ValueB\xbf\x01\xbaH\xbb\x01\xba\x01\xb7\x01\n" +
+	"\vunsupported\x12pnot supported by Slipway: a job built from git runs its build's start command or deployment.docker.customCommand\x1a6this == null || this == '' || this == {} || this == []R\tbuildpack\x121\n" +
 	"\x03vcs\x18\n" +
-	" \x01(\v2\x1f.slipway.deployments.v1.VcsDataR\x03vcs\x12\xc9\x01\n" +
-	"\binternal\x18\t \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\binternalJ\x04\b\b\x10\t\"c\n" +
+	" \x01(\v2\x1f.slipway.deployments.v1.VcsDataR\x03vcs\x12\xdf\x01\n" +
+	"\binternal\x18\t \x01(\v2\x16.google.protobuf.ValueB\xaa\x01\xbaH\xa6\x01\xba\x01\xa2\x01\n" +
+	"\vunsupported\x12[not supported by Slipway: a job runs its own builds (deployment.vcs), not another service's\x1a6this == null || this == '' || this == {} || this == []R\binternalJ\x04\b\b\x10\t\"c\n" +
 	"\rExternalImage\x12'\n" +
 	"\n" +
 	"image_path\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\timagePath\x12)\n" +
@@ -5496,7 +5499,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x12use_pd_ssd_storage\x18\x04 \x01(\bB`\xbaH]\xba\x01Z\n" +
 	"\vunsupported\x12Dnot supported by Slipway: storage classes (runs use the host's disk)\x1a\x05!thisR\x0fusePdSsdStorage\"B\n" +
 	"\x10EphemeralStorage\x12.\n" +
-	"\fstorage_size\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\vstorageSize\"\x88\x14\n" +
+	"\fstorage_size\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\vstorageSize\"\x99\x14\n" +
 	"\aJobSpec\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12$\n" +
@@ -5523,12 +5526,12 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x0ebuild_settings\x18\x18 \x01(\v2%.slipway.deployments.v1.BuildSettingsR\rbuildSettings\x12\xd1\x01\n" +
 	"\rruntime_files\x18\x11 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
 	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\x82\x01\n" +
-	"\x0fbuild_arguments\x18\x19 \x03(\v2,.slipway.jobs.v1.JobSpec.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\xce\x01\n" +
-	"\vbuild_files\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\n" +
-	"buildFiles\x12\xdf\x01\n" +
-	"\x14docker_secret_mounts\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
+	"\x0fbuild_arguments\x18\x19 \x03(\v2,.slipway.jobs.v1.JobSpec.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\xd6\x01\n" +
+	"\vbuild_files\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x9c\x01\xbaH\x98\x01\xba\x01\x94\x01\n" +
+	"\vunsupported\x12Mnot supported by Slipway: build files of jobs; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"buildFiles\x12\xe8\x01\n" +
+	"\x14docker_secret_mounts\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x9d\x01\xbaH\x99\x01\xba\x01\x95\x01\n" +
+	"\vunsupported\x12Nnot supported by Slipway: docker secret mounts; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
 	"\rhealth_checks\x18\x15 \x01(\v2\x16.google.protobuf.ValueB\x92\x01\xbaH\x8e\x01\xba\x01\x8a\x01\n" +
 	"\vunsupported\x12Cnot supported by Slipway: jobs run to completion and are not probed\x1a6this == null || this == '' || this == {} || this == []R\fhealthChecks\x12\xd6\x01\n" +
 	"\x0einfrastructure\x18\x16 \x01(\v2\x16.google.protobuf.ValueB\x95\x01\xbaH\x91\x01\xba\x01\x8d\x01\n" +
@@ -5539,7 +5542,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x13BuildArgumentsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1a\n" +
-	"\x18_active_deadline_secondsJ\x04\b\x0f\x10\x10J\x04\b\x10\x10\x11J\x04\b\x12\x10\x13\"\x83\x13\n" +
+	"\x18_active_deadline_secondsJ\x04\b\x0f\x10\x10J\x04\b\x10\x10\x11J\x04\b\x12\x10\x13\"\x94\x13\n" +
 	"\bJobPatch\x12/\n" +
 	"\vdescription\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x12$\n" +
 	"\x04tags\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5565,12 +5568,12 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x0ebuild_settings\x18\x16 \x01(\v2%.slipway.deployments.v1.BuildSettingsR\rbuildSettings\x12\xd1\x01\n" +
 	"\rruntime_files\x18\x10 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
 	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\x83\x01\n" +
-	"\x0fbuild_arguments\x18\x17 \x03(\v2-.slipway.jobs.v1.JobPatch.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\xce\x01\n" +
-	"\vbuild_files\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\n" +
-	"buildFiles\x12\xdf\x01\n" +
-	"\x14docker_secret_mounts\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
+	"\x0fbuild_arguments\x18\x17 \x03(\v2-.slipway.jobs.v1.JobPatch.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\xd6\x01\n" +
+	"\vbuild_files\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x9c\x01\xbaH\x98\x01\xba\x01\x94\x01\n" +
+	"\vunsupported\x12Mnot supported by Slipway: build files of jobs; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"buildFiles\x12\xe8\x01\n" +
+	"\x14docker_secret_mounts\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x9d\x01\xbaH\x99\x01\xba\x01\x95\x01\n" +
+	"\vunsupported\x12Nnot supported by Slipway: docker secret mounts; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
 	"\rhealth_checks\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x92\x01\xbaH\x8e\x01\xba\x01\x8a\x01\n" +
 	"\vunsupported\x12Cnot supported by Slipway: jobs run to completion and are not probed\x1a6this == null || this == '' || this == {} || this == []R\fhealthChecks\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
@@ -5623,7 +5626,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\texit_code\x18\x0e \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x15\n" +
 	"\x06job_id\x18\x0f \x01(\tR\x05jobIdB\f\n" +
 	"\n" +
-	"_exit_code\"\x9b\x06\n" +
+	"_exit_code\"\xa4\x06\n" +
 	"\fRunOverrides\x12\x96\x01\n" +
 	"\x13runtime_environment\x18\x01 \x03(\v25.slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntryB.\xbaH+\x9a\x01(\x10\xf4\x03\"\x1br\x19\x10\x01\x18\x80\x022\x12^[A-Za-z0-9_./-]+$*\x06r\x04\x18\x80\x80\x04R\x12runtimeEnvironment\x125\n" +
 	"\abilling\x18\x02 \x01(\v2\x1b.slipway.jobs.v1.RunBillingR\abilling\x12>\n" +
@@ -5631,9 +5634,9 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"deployment\x18\x03 \x01(\v2\x1e.slipway.jobs.v1.JobDeploymentR\n" +
 	"deployment\x12\xd1\x01\n" +
 	"\rruntime_files\x18\x04 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
-	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xdf\x01\n" +
-	"\x14docker_secret_mounts\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x1aE\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xe8\x01\n" +
+	"\x14docker_secret_mounts\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x9d\x01\xbaH\x99\x01\xba\x01\x95\x01\n" +
+	"\vunsupported\x12Nnot supported by Slipway: docker secret mounts; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
