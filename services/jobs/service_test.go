@@ -66,6 +66,7 @@ type harness struct {
 	projects projectsv1.ProjectsServiceClient
 	catalog  *catalog.Catalog
 	client   jobsv1.JobsServiceClient
+	svc      *jobs.Service
 	stop     func()
 	// configure, when set, adjusts the service's options on every start.
 	configure func(*jobs.Options)
@@ -73,9 +74,15 @@ type harness struct {
 
 func newHarness(t *testing.T, configure ...func(*jobs.Options)) *harness {
 	t.Helper()
+	return newHarnessOn(t, sqldb.SQLite, configure...)
+}
+
+// newHarnessOn is newHarness with the jobs store on engine.
+func newHarnessOn(t *testing.T, engine sqldb.Dialect, configure ...func(*jobs.Options)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
+	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
 	box, err := secret.NewBox([]byte(strings.Repeat("k", 32)), "jobs-env")
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +155,7 @@ func (h *harness) start(owner string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.svc = svc
 	authorizer := authz.New(authztest.Static{
 		adminCred:  authztest.TeamToken(teamID, "admin"),
 		viewerCred: authztest.TeamToken(teamID, "viewer"),

@@ -91,6 +91,9 @@ type Build struct {
 	// Credentials read a private repository; nil for a public one.
 	Credentials *vcs.Credentials  `json:"credentials,omitempty"`
 	Arguments   map[string]string `json:"arguments,omitempty"`
+	// DisabledCI: pushes do not build (builds started through the API
+	// still do).
+	DisabledCI bool `json:"disabledCI,omitempty"`
 }
 
 // JobBuild is a successful build of a job, as the builds component
