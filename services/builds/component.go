@@ -185,6 +185,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		Consumers: []component.Consumer{
 			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
 			{Config: events.ConsumerConfig{Durable: ServicesConsumer, Subjects: ServiceSubjects}, Handler: svc.ServiceHandler()},
+			{Config: events.ConsumerConfig{Durable: JobsConsumer, Subjects: JobSubjects}, Handler: svc.JobHandler()},
 		},
 	}, nil
 }
