@@ -9,15 +9,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	// The services' descriptors, with their access rules, must be in the
 	// global registry for permissions.ForMethod to find them.
 	_ "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
+	_ "github.com/slipwayhq/slipway/gen/slipway/builds/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 
 	"github.com/slipwayhq/slipway/pkg/permissions"
+	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 )
 
 // requestAs sends one request with Authorization set to authorization, or
@@ -61,6 +64,7 @@ var apiServices = map[string]string{
 	"AuthService":        "slipway.auth.v1.AuthService",
 	"JobsService":        "slipway.jobs.v1.JobsService",
 	"DeploymentsService": "slipway.deployments.v1.DeploymentsService",
+	"BuildsService":      "slipway.builds.v1.BuildsService",
 }
 
 // apiRoute is one path × method of the OpenAPI document.
@@ -172,7 +176,10 @@ func (f routeFixture) url(t testing.TB, base string, r apiRoute) string {
 // for fails the test, so a new route cannot go unchecked.
 func TestEveryRouteIsGuarded(t *testing.T) {
 	// Every call below spends quota; keep the limit out of the way.
-	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=1000000")
+	// The builds' routes build from a loopback git server.
+	repo := gitserver.New(t).Repo(t, "authz")
+	repo.Commit(t, "main", "an app", map[string]string{"Procfile": "web: true\n"})
+	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=1000000", "SLIPWAY_BUILD_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_BUILD_POLL_INTERVAL=0")
 	base := inst.URL
 	admin := "Bearer " + adminToken
 
@@ -423,6 +430,53 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		"GetServiceMetrics": onService(""),
 	}
 
+	// A build service of the loopback repository (a Procfile app: its
+	// builds succeed in a second or so).
+	buildSvc := callJSON(t, "POST", base+"/v1/projects/"+project+"/services/build", fmt.Sprintf(
+		`{"name":"Authz Builder","billing":{},"vcsData":{"projectUrl":%q,"projectType":"self-hosted","projectBranch":"main"},"buildSettings":{"buildpack":{}}}`,
+		repo.URL)).data(t)["id"].(string)
+	onBuilder := func(body string) func(testing.TB) routeFixture {
+		return func(testing.TB) routeFixture {
+			return withBody(params("projectId", project, "serviceId", buildSvc), body)
+		}
+	}
+	// newBuild starts a build and waits for its end.
+	newBuild := func(t testing.TB) string {
+		t.Helper()
+		id := callJSON(t, "POST", base+"/v1/projects/"+project+"/services/"+buildSvc+"/build", `{}`).data(t)["id"].(string)
+		for deadline := time.Now().Add(time.Minute); ; {
+			b := callJSON(t, "GET", base+"/v1/projects/"+project+"/services/"+buildSvc+"/build/"+id, "").data(t)
+			if b["concluded"] == true {
+				return id
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("build %s did not end within a minute: %v", id, b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	firstBuild := newBuild(t)
+	buildCases := map[string]func(t testing.TB) routeFixture{
+		"StartServiceBuild": onBuilder(`{}`),
+		"ListServiceBuilds": onBuilder(""),
+		"GetServiceBuild": func(testing.TB) routeFixture {
+			return params("projectId", project, "serviceId", buildSvc, "buildId", firstBuild)
+		},
+		"GetServiceBuildLogs":       onBuilder(""),
+		"ResetServiceBuildCache":    onBuilder(""),
+		"GetServiceBranches":        onBuilder(""),
+		"GetServicePullRequests":    onBuilder(""),
+		"GetServiceBuildWebhook":    onBuilder(""),
+		"RotateServiceBuildWebhook": onBuilder(`{}`),
+		// A concluded build cannot be aborted: the call that passes the
+		// authorizer is refused by the service.
+		"AbortServiceBuild": func(t testing.TB) routeFixture {
+			f := params("projectId", project, "serviceId", buildSvc, "buildId", newBuild(t))
+			f.refused = "BUILD_CONCLUDED"
+			return f
+		},
+	}
+
 	// cases gives each operation what a call needs; prepare is called again
 	// for every call that is to succeed, so a delete gets a fresh resource
 	// and a create a fresh name.
@@ -506,6 +560,10 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	for name, prepare := range jobCases {
 		cases["JobsService_"+name] = prepare
 		cases["JobsService_"+name+"2"] = prepare
+	}
+	for name, prepare := range buildCases {
+		cases["BuildsService_"+name] = prepare
+		cases["BuildsService_"+name+"2"] = prepare
 	}
 	for name, prepare := range serviceCases {
 		cases["DeploymentsService_"+name] = prepare
