@@ -66,7 +66,7 @@ var Component = component.Component{
 		},
 		Tails: []component.Tail{
 			{Path: "/projects/{project_id}/services/{service_id}/build-logs", Method: buildsv1.BuildsService_TailServiceBuildLogs_FullMethodName},
-			{Path: "/projects/{project_id}/jobs/{service_id}/build-logs", Method: buildsv1.BuildsService_TailJobBuildLogs_FullMethodName},
+			{Path: "/projects/{project_id}/jobs/{job_id}/build-logs", Method: buildsv1.BuildsService_TailJobBuildLogs_FullMethodName},
 		},
 		Webhooks: []component.Webhook{{Path: "/git-webhooks/{webhook_id}", Method: buildsv1.BuildsService_ReceiveGitWebhook_FullMethodName}},
 		Optional: true,

@@ -412,6 +412,8 @@ func local_request_BuildsService_GetServiceBuild_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
+var filter_BuildsService_GetServiceBuild_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "service_id": 2, "build_id": 3}, Base: []int{1, 1, 2, 3, 4, 0, 0, 0, 0}, Check: []int{0, 1, 1, 1, 1, 2, 3, 4, 5}}
+
 func request_BuildsService_GetServiceBuild_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetServiceBuildRequest
@@ -449,6 +451,12 @@ func request_BuildsService_GetServiceBuild_1(ctx context.Context, marshaler runt
 	protoReq.BuildId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_GetServiceBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -494,6 +502,12 @@ func local_request_BuildsService_GetServiceBuild_1(ctx context.Context, marshale
 	protoReq.BuildId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_GetServiceBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.GetServiceBuild(ctx, &protoReq)
 	return msg, metadata, err
@@ -584,6 +598,8 @@ func local_request_BuildsService_AbortServiceBuild_0(ctx context.Context, marsha
 	return msg, metadata, err
 }
 
+var filter_BuildsService_AbortServiceBuild_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "service_id": 2, "build_id": 3}, Base: []int{1, 1, 2, 3, 4, 0, 0, 0, 0}, Check: []int{0, 1, 1, 1, 1, 2, 3, 4, 5}}
+
 func request_BuildsService_AbortServiceBuild_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq AbortServiceBuildRequest
@@ -621,6 +637,12 @@ func request_BuildsService_AbortServiceBuild_1(ctx context.Context, marshaler ru
 	protoReq.BuildId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_AbortServiceBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -666,6 +688,12 @@ func local_request_BuildsService_AbortServiceBuild_1(ctx context.Context, marsha
 	protoReq.BuildId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_AbortServiceBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.AbortServiceBuild(ctx, &protoReq)
 	return msg, metadata, err
@@ -1568,13 +1596,13 @@ func request_BuildsService_StartJobBuild_0(ctx context.Context, marshaler runtim
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -1600,13 +1628,13 @@ func local_request_BuildsService_StartJobBuild_0(ctx context.Context, marshaler 
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	msg, err := server.StartJobBuild(ctx, &protoReq)
 	return msg, metadata, err
@@ -1637,13 +1665,13 @@ func request_BuildsService_StartJobBuild_1(ctx context.Context, marshaler runtim
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -1677,19 +1705,19 @@ func local_request_BuildsService_StartJobBuild_1(ctx context.Context, marshaler 
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	msg, err := server.StartJobBuild(ctx, &protoReq)
 	return msg, metadata, err
 }
 
-var filter_BuildsService_ListJobBuilds_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "service_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+var filter_BuildsService_ListJobBuilds_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "job_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
 func request_BuildsService_ListJobBuilds_0(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -1705,13 +1733,13 @@ func request_BuildsService_ListJobBuilds_0(ctx context.Context, marshaler runtim
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -1740,13 +1768,13 @@ func local_request_BuildsService_ListJobBuilds_0(ctx context.Context, marshaler 
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -1758,7 +1786,7 @@ func local_request_BuildsService_ListJobBuilds_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-var filter_BuildsService_ListJobBuilds_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "service_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
+var filter_BuildsService_ListJobBuilds_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "job_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
 
 func request_BuildsService_ListJobBuilds_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -1782,13 +1810,13 @@ func request_BuildsService_ListJobBuilds_1(ctx context.Context, marshaler runtim
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -1825,13 +1853,13 @@ func local_request_BuildsService_ListJobBuilds_1(ctx context.Context, marshaler 
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -1843,7 +1871,7 @@ func local_request_BuildsService_ListJobBuilds_1(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-var filter_BuildsService_GetJobBuild_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "service_id": 1, "build_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
+var filter_BuildsService_GetJobBuild_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "job_id": 1, "build_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
 
 func request_BuildsService_GetJobBuild_0(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -1859,13 +1887,13 @@ func request_BuildsService_GetJobBuild_0(ctx context.Context, marshaler runtime.
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -1902,13 +1930,13 @@ func local_request_BuildsService_GetJobBuild_0(ctx context.Context, marshaler ru
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -1927,6 +1955,8 @@ func local_request_BuildsService_GetJobBuild_0(ctx context.Context, marshaler ru
 	msg, err := server.GetJobBuild(ctx, &protoReq)
 	return msg, metadata, err
 }
+
+var filter_BuildsService_GetJobBuild_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "job_id": 2, "build_id": 3}, Base: []int{1, 1, 2, 3, 4, 0, 0, 0, 0}, Check: []int{0, 1, 1, 1, 1, 2, 3, 4, 5}}
 
 func request_BuildsService_GetJobBuild_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -1950,13 +1980,13 @@ func request_BuildsService_GetJobBuild_1(ctx context.Context, marshaler runtime.
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -1965,6 +1995,12 @@ func request_BuildsService_GetJobBuild_1(ctx context.Context, marshaler runtime.
 	protoReq.BuildId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_GetJobBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -1995,13 +2031,13 @@ func local_request_BuildsService_GetJobBuild_1(ctx context.Context, marshaler ru
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -2011,11 +2047,17 @@ func local_request_BuildsService_GetJobBuild_1(ctx context.Context, marshaler ru
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
 	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_GetJobBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	msg, err := server.GetJobBuild(ctx, &protoReq)
 	return msg, metadata, err
 }
 
-var filter_BuildsService_AbortJobBuild_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "service_id": 1, "build_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
+var filter_BuildsService_AbortJobBuild_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "job_id": 1, "build_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
 
 func request_BuildsService_AbortJobBuild_0(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2031,13 +2073,13 @@ func request_BuildsService_AbortJobBuild_0(ctx context.Context, marshaler runtim
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -2074,13 +2116,13 @@ func local_request_BuildsService_AbortJobBuild_0(ctx context.Context, marshaler 
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -2099,6 +2141,8 @@ func local_request_BuildsService_AbortJobBuild_0(ctx context.Context, marshaler 
 	msg, err := server.AbortJobBuild(ctx, &protoReq)
 	return msg, metadata, err
 }
+
+var filter_BuildsService_AbortJobBuild_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "job_id": 2, "build_id": 3}, Base: []int{1, 1, 2, 3, 4, 0, 0, 0, 0}, Check: []int{0, 1, 1, 1, 1, 2, 3, 4, 5}}
 
 func request_BuildsService_AbortJobBuild_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2122,13 +2166,13 @@ func request_BuildsService_AbortJobBuild_1(ctx context.Context, marshaler runtim
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -2137,6 +2181,12 @@ func request_BuildsService_AbortJobBuild_1(ctx context.Context, marshaler runtim
 	protoReq.BuildId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_AbortJobBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -2167,13 +2217,13 @@ func local_request_BuildsService_AbortJobBuild_1(ctx context.Context, marshaler 
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	val, ok = pathParams["build_id"]
 	if !ok {
@@ -2183,11 +2233,17 @@ func local_request_BuildsService_AbortJobBuild_1(ctx context.Context, marshaler 
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "build_id", err)
 	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuildsService_AbortJobBuild_1); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
 	msg, err := server.AbortJobBuild(ctx, &protoReq)
 	return msg, metadata, err
 }
 
-var filter_BuildsService_GetJobBuildLogs_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "service_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+var filter_BuildsService_GetJobBuildLogs_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "job_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
 func request_BuildsService_GetJobBuildLogs_0(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2203,13 +2259,13 @@ func request_BuildsService_GetJobBuildLogs_0(ctx context.Context, marshaler runt
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2238,13 +2294,13 @@ func local_request_BuildsService_GetJobBuildLogs_0(ctx context.Context, marshale
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2256,7 +2312,7 @@ func local_request_BuildsService_GetJobBuildLogs_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
-var filter_BuildsService_GetJobBuildLogs_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "service_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
+var filter_BuildsService_GetJobBuildLogs_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "job_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
 
 func request_BuildsService_GetJobBuildLogs_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2280,13 +2336,13 @@ func request_BuildsService_GetJobBuildLogs_1(ctx context.Context, marshaler runt
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2323,13 +2379,13 @@ func local_request_BuildsService_GetJobBuildLogs_1(ctx context.Context, marshale
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2341,7 +2397,7 @@ func local_request_BuildsService_GetJobBuildLogs_1(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
-var filter_BuildsService_GetJobBranches_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "service_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+var filter_BuildsService_GetJobBranches_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "job_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
 func request_BuildsService_GetJobBranches_0(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2357,13 +2413,13 @@ func request_BuildsService_GetJobBranches_0(ctx context.Context, marshaler runti
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2392,13 +2448,13 @@ func local_request_BuildsService_GetJobBranches_0(ctx context.Context, marshaler
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2410,7 +2466,7 @@ func local_request_BuildsService_GetJobBranches_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
-var filter_BuildsService_GetJobBranches_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "service_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
+var filter_BuildsService_GetJobBranches_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "job_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
 
 func request_BuildsService_GetJobBranches_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2434,13 +2490,13 @@ func request_BuildsService_GetJobBranches_1(ctx context.Context, marshaler runti
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2477,13 +2533,13 @@ func local_request_BuildsService_GetJobBranches_1(ctx context.Context, marshaler
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2495,7 +2551,7 @@ func local_request_BuildsService_GetJobBranches_1(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
-var filter_BuildsService_GetJobPullRequests_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "service_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+var filter_BuildsService_GetJobPullRequests_0 = &utilities.DoubleArray{Encoding: map[string]int{"project_id": 0, "job_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
 func request_BuildsService_GetJobPullRequests_0(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2511,13 +2567,13 @@ func request_BuildsService_GetJobPullRequests_0(ctx context.Context, marshaler r
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2546,13 +2602,13 @@ func local_request_BuildsService_GetJobPullRequests_0(ctx context.Context, marsh
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2564,7 +2620,7 @@ func local_request_BuildsService_GetJobPullRequests_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
-var filter_BuildsService_GetJobPullRequests_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "service_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
+var filter_BuildsService_GetJobPullRequests_1 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0, "project_id": 1, "job_id": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 1, 1, 2, 3, 4}}
 
 func request_BuildsService_GetJobPullRequests_1(ctx context.Context, marshaler runtime.Marshaler, client BuildsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
@@ -2588,13 +2644,13 @@ func request_BuildsService_GetJobPullRequests_1(ctx context.Context, marshaler r
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -2631,13 +2687,13 @@ func local_request_BuildsService_GetJobPullRequests_1(ctx context.Context, marsh
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "project_id", err)
 	}
-	val, ok = pathParams["service_id"]
+	val, ok = pathParams["job_id"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "service_id")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "job_id")
 	}
-	protoReq.ServiceId, err = runtime.String(val)
+	protoReq.JobId, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "service_id", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "job_id", err)
 	}
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -3061,7 +3117,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3081,7 +3137,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3101,7 +3157,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3121,7 +3177,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3141,7 +3197,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3161,7 +3217,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3181,7 +3237,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3201,7 +3257,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3221,7 +3277,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build-logs"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build-logs"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3241,7 +3297,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build-logs"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-logs"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3261,7 +3317,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/branches"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/branches"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3281,7 +3337,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/branches"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/branches"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3301,7 +3357,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/pull-requests"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/pull-requests"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3321,7 +3377,7 @@ func RegisterBuildsServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/pull-requests"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/pull-requests"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3719,7 +3775,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3736,7 +3792,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/StartJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3753,7 +3809,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3770,7 +3826,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/ListJobBuilds", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3787,7 +3843,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3804,7 +3860,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3821,7 +3877,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3838,7 +3894,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build/{build_id}"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/AbortJobBuild", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build/{build_id}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3855,7 +3911,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/build-logs"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/build-logs"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3872,7 +3928,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/build-logs"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBuildLogs", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-logs"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3889,7 +3945,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/branches"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/branches"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3906,7 +3962,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/branches"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobBranches", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/branches"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3923,7 +3979,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{service_id}/pull-requests"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/projects/{project_id}/jobs/{job_id}/pull-requests"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -3940,7 +3996,7 @@ func RegisterBuildsServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{service_id}/pull-requests"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/slipway.builds.v1.BuildsService/GetJobPullRequests", runtime.WithHTTPPathPattern("/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/pull-requests"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -4085,20 +4141,20 @@ var (
 	pattern_BuildsService_GetServiceBuildWebhook_1    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "services", "service_id", "build-webhook"}, ""))
 	pattern_BuildsService_RotateServiceBuildWebhook_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "services", "service_id", "build-webhook"}, ""))
 	pattern_BuildsService_RotateServiceBuildWebhook_1 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "services", "service_id", "build-webhook"}, ""))
-	pattern_BuildsService_StartJobBuild_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "service_id", "build"}, ""))
-	pattern_BuildsService_StartJobBuild_1             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "service_id", "build"}, ""))
-	pattern_BuildsService_ListJobBuilds_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "service_id", "build"}, ""))
-	pattern_BuildsService_ListJobBuilds_1             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "service_id", "build"}, ""))
-	pattern_BuildsService_GetJobBuild_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"v1", "projects", "project_id", "jobs", "service_id", "build", "build_id"}, ""))
-	pattern_BuildsService_GetJobBuild_1               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7, 1, 0, 4, 1, 5, 8}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "service_id", "build", "build_id"}, ""))
-	pattern_BuildsService_AbortJobBuild_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"v1", "projects", "project_id", "jobs", "service_id", "build", "build_id"}, ""))
-	pattern_BuildsService_AbortJobBuild_1             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7, 1, 0, 4, 1, 5, 8}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "service_id", "build", "build_id"}, ""))
-	pattern_BuildsService_GetJobBuildLogs_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "service_id", "build-logs"}, ""))
-	pattern_BuildsService_GetJobBuildLogs_1           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "service_id", "build-logs"}, ""))
-	pattern_BuildsService_GetJobBranches_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "service_id", "branches"}, ""))
-	pattern_BuildsService_GetJobBranches_1            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "service_id", "branches"}, ""))
-	pattern_BuildsService_GetJobPullRequests_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "service_id", "pull-requests"}, ""))
-	pattern_BuildsService_GetJobPullRequests_1        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "service_id", "pull-requests"}, ""))
+	pattern_BuildsService_StartJobBuild_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "job_id", "build"}, ""))
+	pattern_BuildsService_StartJobBuild_1             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "job_id", "build"}, ""))
+	pattern_BuildsService_ListJobBuilds_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "job_id", "build"}, ""))
+	pattern_BuildsService_ListJobBuilds_1             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "job_id", "build"}, ""))
+	pattern_BuildsService_GetJobBuild_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"v1", "projects", "project_id", "jobs", "job_id", "build", "build_id"}, ""))
+	pattern_BuildsService_GetJobBuild_1               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7, 1, 0, 4, 1, 5, 8}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "job_id", "build", "build_id"}, ""))
+	pattern_BuildsService_AbortJobBuild_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"v1", "projects", "project_id", "jobs", "job_id", "build", "build_id"}, ""))
+	pattern_BuildsService_AbortJobBuild_1             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7, 1, 0, 4, 1, 5, 8}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "job_id", "build", "build_id"}, ""))
+	pattern_BuildsService_GetJobBuildLogs_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "job_id", "build-logs"}, ""))
+	pattern_BuildsService_GetJobBuildLogs_1           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "job_id", "build-logs"}, ""))
+	pattern_BuildsService_GetJobBranches_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "job_id", "branches"}, ""))
+	pattern_BuildsService_GetJobBranches_1            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "job_id", "branches"}, ""))
+	pattern_BuildsService_GetJobPullRequests_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "projects", "project_id", "jobs", "job_id", "pull-requests"}, ""))
+	pattern_BuildsService_GetJobPullRequests_1        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"v1", "teams", "team_id", "projects", "project_id", "jobs", "job_id", "pull-requests"}, ""))
 )
 
 var (

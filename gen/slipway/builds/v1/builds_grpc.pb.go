@@ -100,56 +100,56 @@ type BuildsServiceClient interface {
 	TailServiceBuildLogs(ctx context.Context, in *TailServiceBuildLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceBuildLogsResponse], error)
 	// StartJobBuild queues a build of a job that builds from git (its branch, or a commit of it).
 	// The job form of StartServiceBuild: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StartJobBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error)
 	// ListJobBuilds lists a job's builds, newest first, paginated.
 	// The job form of ListServiceBuilds: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ListJobBuilds(ctx context.Context, in *ListServiceBuildsRequest, opts ...grpc.CallOption) (*ListServiceBuildsResponse, error)
 	// GetJobBuild returns a build of a job.
 	// The job form of GetServiceBuild: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobBuild(ctx context.Context, in *GetServiceBuildRequest, opts ...grpc.CallOption) (*GetServiceBuildResponse, error)
 	// AbortJobBuild aborts a queued or running build of a job.
 	// The job form of AbortServiceBuild: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	AbortJobBuild(ctx context.Context, in *AbortServiceBuildRequest, opts ...grpc.CallOption) (*AbortServiceBuildResponse, error)
 	// GetJobBuildLogs returns log lines of a job's builds in a time range.
 	// The job form of GetServiceBuildLogs: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobBuildLogs(ctx context.Context, in *GetServiceBuildLogsRequest, opts ...grpc.CallOption) (*GetServiceBuildLogsResponse, error)
 	// GetJobBranches lists the branches of a job's repository.
 	// The job form of GetServiceBranches: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobBranches(ctx context.Context, in *GetServiceBranchesRequest, opts ...grpc.CallOption) (*GetServiceBranchesResponse, error)
 	// GetJobPullRequests lists the open pull requests of a job's repository.
 	// The job form of GetServicePullRequests: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobPullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error)
 	// TailJobBuildLogs streams a job's build log lines as they are written; the gateway serves it as the WebSocket tail of GET .../jobs/{jobId}/build-logs.
 	// The job form of TailServiceBuildLogs: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
@@ -445,56 +445,56 @@ type BuildsServiceServer interface {
 	TailServiceBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error
 	// StartJobBuild queues a build of a job that builds from git (its branch, or a commit of it).
 	// The job form of StartServiceBuild: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StartJobBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error)
 	// ListJobBuilds lists a job's builds, newest first, paginated.
 	// The job form of ListServiceBuilds: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ListJobBuilds(context.Context, *ListServiceBuildsRequest) (*ListServiceBuildsResponse, error)
 	// GetJobBuild returns a build of a job.
 	// The job form of GetServiceBuild: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobBuild(context.Context, *GetServiceBuildRequest) (*GetServiceBuildResponse, error)
 	// AbortJobBuild aborts a queued or running build of a job.
 	// The job form of AbortServiceBuild: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	AbortJobBuild(context.Context, *AbortServiceBuildRequest) (*AbortServiceBuildResponse, error)
 	// GetJobBuildLogs returns log lines of a job's builds in a time range.
 	// The job form of GetServiceBuildLogs: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobBuildLogs(context.Context, *GetServiceBuildLogsRequest) (*GetServiceBuildLogsResponse, error)
 	// GetJobBranches lists the branches of a job's repository.
 	// The job form of GetServiceBranches: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobBranches(context.Context, *GetServiceBranchesRequest) (*GetServiceBranchesResponse, error)
 	// GetJobPullRequests lists the open pull requests of a job's repository.
 	// The job form of GetServicePullRequests: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJobPullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error)
 	// TailJobBuildLogs streams a job's build log lines as they are written; the gateway serves it as the WebSocket tail of GET .../jobs/{jobId}/build-logs.
 	// The job form of TailServiceBuildLogs: the same messages, the job's id in
-	// service_id.
+	// job_id.
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
