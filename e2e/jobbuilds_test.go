@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,9 +186,30 @@ func TestJobBuildsFromGit(t *testing.T) {
 	callJSON(t, "GET", inst.URL+"/v1/projects/ops/services/report/build", "").apiErr(t, http.StatusNotFound)
 	callJSON(t, "POST", jobURL+"/build", `{"pullRequestId": 3}`).apiErr(t, http.StatusBadRequest)
 
-	// Deleting the job deletes its builds.
+	// Deleting the job deletes its builds and their artifacts (the app
+	// trees under the data directory).
+	artifacts := []string{filepath.Join(inst.DataDir, "builds", "artifacts", build1), filepath.Join(inst.DataDir, "builds", "artifacts", build2)}
+	for _, a := range artifacts {
+		if _, err := os.Stat(a); err != nil {
+			t.Fatalf("the artifact of a job build before the job's deletion: %v", err)
+		}
+	}
 	callJSON(t, "DELETE", jobURL, "").data(t)
 	callJSON(t, "GET", jobURL+"/build/"+build2, "").apiErr(t, http.StatusNotFound)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		gone := 0
+		for _, a := range artifacts {
+			if _, err := os.Stat(a); os.IsNotExist(err) {
+				gone++
+			}
+		}
+		if gone == len(artifacts) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the deleted job's %d artifacts are still there", len(artifacts)-gone, len(artifacts))
+		}
+	}
 }
 
 func slicesContain(list []string, s string) bool {
