@@ -750,8 +750,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 	}{
 		{
 			name:    "service target without the migrate dependency",
-			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
-			new:     "      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
+			old:     "      migrate:\n        condition: service_completed_successfully\n      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      jobs:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
+			new:     "      auth:\n        condition: service_started\n      projects:\n        condition: service_started\n      deployments:\n        condition: service_started\n      jobs:\n        condition: service_started\n      nats:\n        condition: service_started\n\n  gateway:",
 			check:   checkMigrate,
 			wantErr: "builds: does not depend on migrate",
 		},
@@ -764,8 +764,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		},
 		{
 			name:    "misspelt variable",
-			old:     "      SLIPWAY_JOBS_ADDR: jobs:9090",
-			new:     "      SLIPWAY_JOB_ADDR: jobs:9090",
+			old:     "      SLIPWAY_JOBS_ADDR: jobs:9090\n      SLIPWAY_DEPLOYMENTS_ADDR",
+			new:     "      SLIPWAY_JOB_ADDR: jobs:9090\n      SLIPWAY_DEPLOYMENTS_ADDR",
 			check:   checkEnvDocumented,
 			wantErr: "SLIPWAY_JOB_ADDR is not a documented",
 		},
@@ -799,8 +799,8 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		},
 		{
 			name:    "wrong gRPC port",
-			old:     "SLIPWAY_JOBS_ADDR: jobs:9090",
-			new:     "SLIPWAY_JOBS_ADDR: jobs:9091",
+			old:     "SLIPWAY_JOBS_ADDR: jobs:9090\n      SLIPWAY_DEPLOYMENTS_ADDR",
+			new:     "SLIPWAY_JOBS_ADDR: jobs:9091\n      SLIPWAY_DEPLOYMENTS_ADDR",
 			check:   checkAddresses,
 			wantErr: "listens for gRPC on",
 		},

@@ -477,6 +477,50 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		},
 	}
 
+	// A job that builds from the same repository: its build settings
+	// (jobs service) and its builds (builds service).
+	gitJob := callJSON(t, "POST", base+"/v1/projects/"+project+"/jobs/manual", fmt.Sprintf(
+		`{"name":"Authz Git Job","deployment":{"vcs":{"projectUrl":%q,"projectType":"self-hosted","projectBranch":"main"}},"buildSettings":{"buildpack":{}}}`,
+		repo.URL)).data(t)["id"].(string)
+	onGitJob := func(body string) func(testing.TB) routeFixture {
+		return func(testing.TB) routeFixture {
+			return withBody(params("projectId", project, "jobId", gitJob), body)
+		}
+	}
+	jobCases["GetJobBuildArguments"] = onGitJob("")
+	jobCases["UpdateJobBuildArguments"] = onGitJob(`{"buildArguments":{"NODE_ENV":"production"}}`)
+	jobCases["GetJobBuildArgumentDetails"] = onGitJob("")
+	jobCases["UpdateJobBuildOptions"] = onGitJob(`{"buildpack":{"buildContext":"/"}}`)
+	jobCases["UpdateJobBuildSource"] = onGitJob(fmt.Sprintf(`{"projectUrl":%q,"projectBranch":"main"}`, repo.URL))
+	newJobBuild := func(t testing.TB) string {
+		t.Helper()
+		id := callJSON(t, "POST", base+"/v1/projects/"+project+"/jobs/"+gitJob+"/build", `{}`).data(t)["id"].(string)
+		for deadline := time.Now().Add(time.Minute); ; {
+			b := callJSON(t, "GET", base+"/v1/projects/"+project+"/jobs/"+gitJob+"/build/"+id, "").data(t)
+			if b["concluded"] == true {
+				return id
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job build %s did not end within a minute: %v", id, b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	firstJobBuild := newJobBuild(t)
+	buildCases["StartJobBuild"] = onGitJob(`{}`)
+	buildCases["ListJobBuilds"] = onGitJob("")
+	buildCases["GetJobBuild"] = func(testing.TB) routeFixture {
+		return params("projectId", project, "jobId", gitJob, "buildId", firstJobBuild)
+	}
+	buildCases["GetJobBuildLogs"] = onGitJob("")
+	buildCases["GetJobBranches"] = onGitJob("")
+	buildCases["GetJobPullRequests"] = onGitJob("")
+	buildCases["AbortJobBuild"] = func(t testing.TB) routeFixture {
+		f := params("projectId", project, "jobId", gitJob, "buildId", newJobBuild(t))
+		f.refused = "BUILD_CONCLUDED"
+		return f
+	}
+
 	// cases gives each operation what a call needs; prepare is called again
 	// for every call that is to succeed, so a delete gets a fresh resource
 	// and a create a fresh name.

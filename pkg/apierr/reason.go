@@ -127,6 +127,12 @@ const (
 	ReasonNotACronJob Reason = "NOT_A_CRON_JOB"
 	// ReasonRunConcluded: aborting a run that has already concluded. 409.
 	ReasonRunConcluded Reason = "RUN_CONCLUDED"
+	// ReasonNoBuild: running a job that builds from git before a build of
+	// its branch succeeded (or whose build this driver cannot run). 409.
+	ReasonNoBuild Reason = "NO_BUILD"
+	// ReasonNotFromGit: a build setting (build arguments, options, source)
+	// asked of a job that does not build from git. 409.
+	ReasonNotFromGit Reason = "NOT_FROM_GIT"
 )
 
 // Reasons of exec sessions (pkg/execstream), shared by every component
@@ -177,7 +183,7 @@ func Reasons() []Reason {
 		ReasonUserRequired, ReasonOAuthDisabled, ReasonLastAdmin, ReasonRoleBuiltin,
 		ReasonRoleInUse, ReasonRoleFallback, ReasonAlreadyMember,
 		ReasonProjectRestricted, ReasonProjectNotEmpty,
-		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded,
+		ReasonJobTypeMismatch, ReasonNotACronJob, ReasonRunConcluded, ReasonNoBuild, ReasonNotFromGit,
 		ReasonNotRunning, ReasonExecUnsupported,
 		ReasonBuildDeleted, ReasonServiceTypeMismatch,
 		ReasonBuildConcluded, ReasonWebhookReplay, ReasonRemoteUnreachable,

@@ -14,6 +14,7 @@ import (
 
 	buildsv1 "github.com/slipwayhq/slipway/gen/slipway/builds/v1"
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
@@ -30,7 +31,7 @@ import (
 var Component = component.Component{
 	Name:       "builds",
 	Summary:    "builds from git: clone in the sandbox, Dockerfile or buildpack, queue, logs, webhooks and polling",
-	Deps:       []string{"auth", "projects", "deployments"},
+	Deps:       []string{"auth", "projects", "deployments", "jobs"},
 	Migrations: []sqldb.Migrations{migrations.Set},
 	Settings: append([]component.Setting{
 		component.EncryptionKeySetting,
@@ -63,7 +64,10 @@ var Component = component.Component{
 		Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
 			return buildsv1.RegisterBuildsServiceHandlerClient(ctx, mux, buildsv1.NewBuildsServiceClient(conn))
 		},
-		Tails:    []component.Tail{{Path: "/projects/{project_id}/services/{service_id}/build-logs", Method: buildsv1.BuildsService_TailServiceBuildLogs_FullMethodName}},
+		Tails: []component.Tail{
+			{Path: "/projects/{project_id}/services/{service_id}/build-logs", Method: buildsv1.BuildsService_TailServiceBuildLogs_FullMethodName},
+			{Path: "/projects/{project_id}/jobs/{job_id}/build-logs", Method: buildsv1.BuildsService_TailJobBuildLogs_FullMethodName},
+		},
 		Webhooks: []component.Webhook{{Path: "/git-webhooks/{webhook_id}", Method: buildsv1.BuildsService_ReceiveGitWebhook_FullMethodName}},
 		Optional: true,
 	},
@@ -150,6 +154,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	jobsConn, err := env.Conn("jobs")
+	if err != nil {
+		return nil, err
+	}
 	owner, err := env.Key("", "builds-replica-id")
 	if err != nil {
 		return nil, err
@@ -162,6 +170,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	svc, err := New(Options{
 		Store: NewSQLStore(env.DB, box, env.Notify),
 		Sources: DeploymentSources{Client: deploymentsv1.NewDeploymentsServiceClient(deploymentsConn),
+			Jobs:     jobsv1.NewJobsServiceClient(jobsConn),
 			Internal: env.Authorizer.Internal, Catalog: cat},
 		Engine: BuilderEngine{Builder: b, Logger: env.Log}, NATS: env.JetStream.Conn(),
 		Owner: fmt.Sprintf("%x", owner[:8]), Concurrency: concurrency, Timeout: timeout, Keep: keep, PollInterval: poll,
@@ -176,6 +185,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		Consumers: []component.Consumer{
 			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
 			{Config: events.ConsumerConfig{Durable: ServicesConsumer, Subjects: ServiceSubjects}, Handler: svc.ServiceHandler()},
+			{Config: events.ConsumerConfig{Durable: JobsConsumer, Subjects: JobSubjects}, Handler: svc.JobHandler()},
 		},
 	}, nil
 }

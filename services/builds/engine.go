@@ -51,7 +51,7 @@ func (e BuilderEngine) Build(ctx context.Context, job Job) (Output, error) {
 	s := e.source(src)
 	s.Branch, s.SHA, s.PullRequest = b.Branch, b.SHA, int(b.PullRequest)
 	req := builder.Request{
-		BuildID: b.ID, TeamID: b.TeamID, ProjectID: b.ProjectID, ServiceID: b.ServiceID,
+		BuildID: b.ID, TeamID: b.TeamID, ProjectID: b.ProjectID, ServiceID: b.ServiceID, Job: b.Kind == KindJob,
 		Source: s, Args: src.Args, Resources: src.Resources, Timeout: job.Timeout, Log: job.Log,
 		Phase: func(p builder.Phase) {
 			if job.Phase != nil {
@@ -110,7 +110,7 @@ func (e BuilderEngine) RemoveUnused(ctx context.Context, a Artifact) error {
 
 // ResetCache implements Engine.
 func (e BuilderEngine) ResetCache(ctx context.Context, k ServiceKey) error {
-	return e.Builder.ResetCache(ctx, k.TeamID, k.ProjectID, k.ServiceID)
+	return e.Builder.ResetCache(ctx, k.TeamID, k.ProjectID, builder.Owner(k.Kind == KindJob, k.ServiceID))
 }
 
 // Discard implements Engine.

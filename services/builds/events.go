@@ -17,11 +17,14 @@ const (
 	VerbDeleted   = "deleted"
 )
 
-// EventData is the data of a builds.build.* event.
+// EventData is the data of a builds.build.* event. Kind says whose build
+// it is: a service's (ServiceID set) or a job's (JobID set).
 type EventData struct {
 	TeamID        string    `json:"teamId"`
 	ProjectID     string    `json:"projectId"`
-	ServiceID     string    `json:"serviceId"`
+	Kind          string    `json:"kind"`
+	ServiceID     string    `json:"serviceId,omitempty"`
+	JobID         string    `json:"jobId,omitempty"`
 	BuildID       string    `json:"buildId"`
 	Branch        string    `json:"branch,omitempty"`
 	SHA           string    `json:"sha,omitempty"`
@@ -55,9 +58,14 @@ func verbOf(status string) string {
 // buildEvent is the event verb announces about b.
 func buildEvent(b Build, verb string) (events.Event, error) {
 	data := EventData{
-		TeamID: b.TeamID, ProjectID: b.ProjectID, ServiceID: b.ServiceID, BuildID: b.ID,
+		TeamID: b.TeamID, ProjectID: b.ProjectID, Kind: ownerKind(b.Kind), BuildID: b.ID,
 		Branch: b.Branch, SHA: b.SHA, PullRequestID: b.PullRequest, Status: b.Status, Message: b.Message,
 		Trigger: b.Trigger, ConcludedAt: b.ConcludedAt,
+	}
+	if data.Kind == KindJob {
+		data.JobID = b.ServiceID
+	} else {
+		data.ServiceID = b.ServiceID
 	}
 	if (verb == VerbSucceeded || verb == VerbDeleted) && (b.Artifact.Image != "" || b.Artifact.Path != "") {
 		a := b.Artifact

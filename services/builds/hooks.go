@@ -56,7 +56,7 @@ func (s *Service) ReceiveGitWebhook(ctx context.Context, req *apiv1.WebhookReque
 	if ev.Kind == webhook.Ping {
 		return &apiv1.WebhookResponse{Result: "pong"}, nil
 	}
-	src, err := s.opts.Sources.Source(ctx, ServiceKey{TeamID: w.TeamID, ProjectID: w.ProjectID, ServiceID: w.ServiceID})
+	src, err := s.opts.Sources.Source(ctx, ServiceKey{TeamID: w.TeamID, ProjectID: w.ProjectID, Kind: w.Kind, ServiceID: w.ServiceID})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func (s *Service) ReceiveGitWebhook(ctx context.Context, req *apiv1.WebhookReque
 	if src.DisabledCI {
 		return &apiv1.WebhookResponse{Result: "ignored: continuous integration is disabled for this service"}, nil
 	}
-	b := Build{TeamID: src.TeamID, ProjectID: src.ProjectID, ServiceID: src.ServiceID, Trigger: "webhook"}
+	b := Build{TeamID: src.TeamID, ProjectID: src.ProjectID, Kind: src.ServiceKey.Kind, ServiceID: src.ServiceID, Trigger: "webhook"}
 	var messages, paths []string
 	switch {
 	case ev.Kind == webhook.PullRequest && ev.PullRequest != nil:

@@ -57,10 +57,10 @@ func redactURL(s string) string {
 	return userinfo.ReplaceAllString(s, "$1")
 }
 
-// logSubject carries a service's stored build lines to live tails (a
-// live subject: a line may hold a secret).
-func logSubject(team, project, service string) string {
-	return events.LiveSubject("builds", "logs", team, project, service)
+// logSubject carries a service's (or job's) stored build lines to live
+// tails (a live subject: a line may hold a secret).
+func logSubject(k ServiceKey) string {
+	return events.LiveSubject("builds", "logs", k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID)
 }
 
 // Log writer bounds: a flush takes at most flushLines lines; lines are
@@ -162,7 +162,7 @@ func (s *Service) publish(b Build, lines []LogLine) {
 		s.publish(b, lines[len(lines)/2:])
 		return
 	}
-	if err := s.opts.NATS.Publish(logSubject(b.TeamID, b.ProjectID, b.ServiceID), data); err != nil {
+	if err := s.opts.NATS.Publish(logSubject(b.key()), data); err != nil {
 		s.log.Warn("publishing build log lines", "build", b.ID, "error", err)
 	}
 }
@@ -214,9 +214,9 @@ func (s *Service) read(ctx context.Context, q LogQuery, f buildFilter, limit int
 	}, f.keep, lineBytes)
 }
 
-// GetServiceBuildLogs implements BuildsService.
-func (s *Service) GetServiceBuildLogs(ctx context.Context, req *buildsv1.GetServiceBuildLogsRequest) (*buildsv1.GetServiceBuildLogsResponse, error) {
-	k, err := s.serviceKey(ctx, req)
+// buildLogs serves GetServiceBuildLogs and its job form.
+func (s *Service) buildLogs(ctx context.Context, kind string, req *buildsv1.GetServiceBuildLogsRequest) (*buildsv1.GetServiceBuildLogsResponse, error) {
+	k, err := s.serviceKey(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (s *Service) GetServiceBuildLogs(ctx context.Context, req *buildsv1.GetServ
 	if err != nil {
 		return nil, err
 	}
-	q := LogQuery{TeamID: k.TeamID, ProjectID: k.ProjectID, ServiceID: k.ServiceID, Backward: req.GetDirection() != "forward"}
+	q := LogQuery{TeamID: k.TeamID, ProjectID: k.ProjectID, Kind: k.Kind, ServiceID: k.ServiceID, Backward: req.GetDirection() != "forward"}
 	if q.Start, q.End, err = logquery.Range(req, s.opts.Clock()); err != nil {
 		return nil, err
 	}
@@ -243,11 +243,11 @@ func (s *Service) GetServiceBuildLogs(ctx context.Context, req *buildsv1.GetServ
 	return resp, nil
 }
 
-// TailServiceBuildLogs implements BuildsService: the recent lines, then
+// tailBuildLogs serves TailServiceBuildLogs and its job form: the recent lines, then
 // every new line as it is stored, until the client goes away.
-func (s *Service) TailServiceBuildLogs(req *buildsv1.TailServiceBuildLogsRequest, stream buildsv1.BuildsService_TailServiceBuildLogsServer) error {
+func (s *Service) tailBuildLogs(kind string, req *buildsv1.TailServiceBuildLogsRequest, stream buildsv1.BuildsService_TailServiceBuildLogsServer) error {
 	ctx := stream.Context()
-	k, err := s.serviceKey(ctx, req)
+	k, err := s.serviceKey(ctx, kind, req)
 	if err != nil {
 		return err
 	}
@@ -259,11 +259,11 @@ func (s *Service) TailServiceBuildLogs(req *buildsv1.TailServiceBuildLogsRequest
 	if limit == 0 {
 		limit = logquery.DefaultTailLines
 	}
-	q := LogQuery{TeamID: k.TeamID, ProjectID: k.ProjectID, ServiceID: k.ServiceID, Backward: true}
+	q := LogQuery{TeamID: k.TeamID, ProjectID: k.ProjectID, Kind: k.Kind, ServiceID: k.ServiceID, Backward: true}
 	if req.StartTime != nil {
 		q.Start, q.Backward = req.GetStartTime().AsTime(), false
 	}
-	return logquery.Tail(ctx, s.opts.NATS, logSubject(k.TeamID, k.ProjectID, k.ServiceID), q.Backward,
+	return logquery.Tail(ctx, s.opts.NATS, logSubject(k), q.Backward,
 		func(ctx context.Context) ([]LogLine, error) { return s.read(ctx, q, f, limit) },
 		func(l LogLine) int64 { return l.Seq },
 		f.keep,

@@ -83,7 +83,7 @@ func (s *Service) pollService(ctx context.Context, src Source) {
 				s.log.Debug("polling: not building", "service", src.ServiceID, "ref", headKey(r), "why", why)
 				continue
 			}
-			if _, err := s.start(ctx, Build{TeamID: src.TeamID, ProjectID: src.ProjectID, ServiceID: src.ServiceID,
+			if _, err := s.start(ctx, Build{TeamID: src.TeamID, ProjectID: src.ProjectID, Kind: src.ServiceKey.Kind, ServiceID: src.ServiceID,
 				Branch: r.Name, PullRequest: r.PullRequest, SHA: r.SHA, Trigger: "poll"}); err != nil {
 				s.log.Warn("polling: queueing a build", "service", src.ServiceID, "error", err)
 			}
@@ -99,12 +99,12 @@ func (s *Service) pollService(ctx context.Context, src Source) {
 // build service follows its restrictions; both honour CI-skip flags and
 // path rules where the event tells them.
 func (s *Service) allowed(src Source, branch string, pr int64, messages, paths []string) (bool, string) {
-	if src.Kind == "combined" {
+	if ownBranch(src) {
 		if pr > 0 {
-			return false, "a combined service does not build pull requests"
+			return false, "a combined service or job does not build pull requests"
 		}
 		if branch != src.Branch {
-			return false, "a combined service builds only its branch " + src.Branch
+			return false, "a combined service or job builds only its branch " + src.Branch
 		}
 	}
 	c := src.Config
@@ -120,4 +120,10 @@ func (s *Service) allowed(src Source, branch string, pr int64, messages, paths [
 		PathIgnoreRules: c.PathIgnoreRules, IsAllowList: c.IsAllowList,
 		CIIgnoreFlagsEnabled: true, CIIgnoreFlags: flags,
 	}, trigger.Commit{Branch: branch, PullRequest: int(pr), Messages: messages, ChangedPaths: paths})
+}
+
+// ownBranch reports whether src builds only its own branch and no pull
+// request: a combined service, or a job.
+func ownBranch(src Source) bool {
+	return src.Kind == "combined" || src.ServiceKey.OwnerKind() == KindJob
 }

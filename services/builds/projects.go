@@ -7,17 +7,20 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 )
 
-// Consumers through which the builds service learns of deleted projects
-// and services.
+// Consumers through which the builds service learns of deleted projects,
+// services and jobs.
 const (
 	ProjectsConsumer = "builds-projects"
 	ServicesConsumer = "builds-services"
+	JobsConsumer     = "builds-jobs"
 )
 
-// ProjectSubjects and ServiceSubjects are the events the handlers take.
+// ProjectSubjects, ServiceSubjects and JobSubjects are the events the
+// handlers take.
 var (
 	ProjectSubjects = []string{events.SubjectFor("projects", "project", "deleted")}
 	ServiceSubjects = []string{events.SubjectFor("deployments", "service", "deleted")}
+	JobSubjects     = []string{events.SubjectFor("jobs", "job", "deleted")}
 )
 
 // ProjectHandler deletes the builds, logs and artifacts of a deleted
@@ -49,7 +52,14 @@ func (s *Service) ProjectHandler() events.Handler {
 }
 
 // ServiceHandler deletes a deleted service's builds, logs and artifacts.
-func (s *Service) ServiceHandler() events.Handler {
+func (s *Service) ServiceHandler() events.Handler { return s.ownerHandler(KindService) }
+
+// JobHandler deletes a deleted job's builds, logs and artifacts.
+func (s *Service) JobHandler() events.Handler { return s.ownerHandler(KindJob) }
+
+// ownerHandler deletes the builds of a deleted service or job (kind), whose
+// event names it as {teamId, projectId, id}.
+func (s *Service) ownerHandler(kind string) events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
 		var data struct {
 			TeamID    string `json:"teamId"`
@@ -62,13 +72,14 @@ func (s *Service) ServiceHandler() events.Handler {
 		if data.TeamID == "" || data.ProjectID == "" || data.ID == "" {
 			return nil
 		}
-		return s.deleteService(ctx, ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, ServiceID: data.ID})
+		return s.deleteService(ctx, ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, Kind: kind, ServiceID: data.ID})
 	}
 }
 
 // deleteService stops the service's running builds and deletes
 // everything it built.
 func (s *Service) deleteService(ctx context.Context, k ServiceKey) error {
+	k.Kind = k.OwnerKind()
 	running, err := s.store.Running(ctx, "")
 	if err != nil {
 		return err

@@ -44,24 +44,25 @@ func team(ctx context.Context) (string, error) {
 	return grant.GetTeamId(), nil
 }
 
-// source returns the service's build source: 404 when there is no such
-// service, 409 when it does not build.
-func (s *Service) source(ctx context.Context, req request) (Source, error) {
+// source returns the build source of the service (or, kind KindJob, the
+// job): 404 when there is no such service, 409 when it does not build.
+func (s *Service) source(ctx context.Context, kind string, req request) (Source, error) {
 	teamID, err := team(ctx)
 	if err != nil {
 		return Source{}, err
 	}
-	return s.opts.Sources.Source(ctx, ServiceKey{TeamID: teamID, ProjectID: req.GetProjectId(), ServiceID: req.GetServiceId()})
+	return s.opts.Sources.Source(ctx, ServiceKey{TeamID: teamID, ProjectID: req.GetProjectId(), Kind: kind, ServiceID: req.GetServiceId()})
 }
 
-// serviceKey checks the service exists and builds.
-func (s *Service) serviceKey(ctx context.Context, req request) (ServiceKey, error) {
-	src, err := s.source(ctx, req)
+// serviceKey checks the service (or job) exists and builds.
+func (s *Service) serviceKey(ctx context.Context, kind string, req request) (ServiceKey, error) {
+	src, err := s.source(ctx, kind, req)
+	src.ServiceKey.Kind = ownerKind(src.ServiceKey.Kind)
 	return src.ServiceKey, err
 }
 
-// StartServiceBuild implements BuildsService.
-func (s *Service) StartServiceBuild(ctx context.Context, req *buildsv1.StartServiceBuildRequest) (*buildsv1.StartServiceBuildResponse, error) {
+// startBuild serves StartServiceBuild and its job form.
+func (s *Service) startBuild(ctx context.Context, kind string, req *buildsv1.StartServiceBuildRequest) (*buildsv1.StartServiceBuildResponse, error) {
 	if req.GetBundleUrl() != "" {
 		return nil, apierr.InvalidField("bundleUrl", "bundle builds are not supported: Slipway builds from the service's git repository")
 	}
@@ -76,16 +77,20 @@ func (s *Service) StartServiceBuild(ctx context.Context, req *buildsv1.StartServ
 	if err != nil {
 		return nil, err
 	}
-	src, err := s.source(ctx, req)
+	src, err := s.source(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
 	branch := req.GetBranch()
+	what := "a combined service"
+	if kind == KindJob {
+		what = "a job"
+	}
 	switch {
-	case src.Kind == "combined" && pr > 0:
-		return nil, apierr.InvalidField("pullRequestId", "a combined service builds its own branch; build pull requests with a build service")
-	case src.Kind == "combined" && branch != "" && branch != src.Branch:
-		return nil, apierr.InvalidField("branch", fmt.Sprintf("a combined service builds its branch %q; change it with build-source", src.Branch))
+	case ownBranch(src) && pr > 0:
+		return nil, apierr.InvalidField("pullRequestId", what+" builds its own branch; build pull requests with a build service")
+	case ownBranch(src) && branch != "" && branch != src.Branch:
+		return nil, apierr.InvalidField("branch", fmt.Sprintf("%s builds its branch %q; change it with build-source", what, src.Branch))
 	case branch == "" && pr == 0:
 		branch = src.Branch
 	}
@@ -93,7 +98,7 @@ func (s *Service) StartServiceBuild(ctx context.Context, req *buildsv1.StartServ
 		return nil, apierr.InvalidField("branch", "name a branch, a pull request or a commit: the service has no default branch")
 	}
 	b, err := s.start(ctx, Build{
-		TeamID: src.TeamID, ProjectID: src.ProjectID, ServiceID: src.ServiceID,
+		TeamID: src.TeamID, ProjectID: src.ProjectID, Kind: kind, ServiceID: src.ServiceID,
 		Branch: branch, PullRequest: pr, SHA: strings.ToLower(req.GetSha()), Trigger: "api", Overrides: over,
 	})
 	if err != nil {
@@ -243,18 +248,18 @@ func buildOf(b Build) *buildsv1.Build {
 	return out
 }
 
-// ListServiceBuilds implements BuildsService.
-func (s *Service) ListServiceBuilds(ctx context.Context, req *buildsv1.ListServiceBuildsRequest) (*buildsv1.ListServiceBuildsResponse, error) {
-	k, err := s.serviceKey(ctx, req)
+// listBuilds serves ListServiceBuilds and its job form.
+func (s *Service) listBuilds(ctx context.Context, kind string, req *buildsv1.ListServiceBuildsRequest) (*buildsv1.ListServiceBuildsResponse, error) {
+	k, err := s.serviceKey(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
-	scope := "builds/" + k.TeamID + "/" + k.ProjectID + "/" + k.ServiceID
+	scope := "builds/" + k.TeamID + "/" + k.ProjectID + "/" + k.Kind + "/" + k.ServiceID
 	p, err := s.opts.Cursors.Parse(scope, req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListBuilds(ctx, k.TeamID, k.ProjectID, k.ServiceID, p)
+	list, more, err := s.store.ListBuilds(ctx, k, p)
 	if err != nil {
 		return nil, err
 	}
@@ -268,28 +273,28 @@ func (s *Service) ListServiceBuilds(ctx context.Context, req *buildsv1.ListServi
 	return resp, nil
 }
 
-// GetServiceBuild implements BuildsService.
-func (s *Service) GetServiceBuild(ctx context.Context, req *buildsv1.GetServiceBuildRequest) (*buildsv1.GetServiceBuildResponse, error) {
-	k, err := s.serviceKey(ctx, req)
+// getBuild serves GetServiceBuild and its job form.
+func (s *Service) getBuild(ctx context.Context, kind string, req *buildsv1.GetServiceBuildRequest) (*buildsv1.GetServiceBuildResponse, error) {
+	k, err := s.serviceKey(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.store.GetBuild(ctx, k.TeamID, k.ProjectID, k.ServiceID, req.GetBuildId())
+	b, err := s.store.GetBuild(ctx, k, req.GetBuildId())
 	if err != nil {
 		return nil, apierr.FromStore(err, "build", req.GetBuildId())
 	}
 	return &buildsv1.GetServiceBuildResponse{Build: buildOf(b)}, nil
 }
 
-// AbortServiceBuild implements BuildsService: a queued build ends ABORTED
+// abortBuild serves AbortServiceBuild and its job form: a queued build ends ABORTED
 // at once; a running one is stopped by the replica running it, which
 // removes what it made and ends it ABORTED.
-func (s *Service) AbortServiceBuild(ctx context.Context, req *buildsv1.AbortServiceBuildRequest) (*buildsv1.AbortServiceBuildResponse, error) {
-	k, err := s.serviceKey(ctx, req)
+func (s *Service) abortBuild(ctx context.Context, kind string, req *buildsv1.AbortServiceBuildRequest) (*buildsv1.AbortServiceBuildResponse, error) {
+	k, err := s.serviceKey(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.store.RequestAbort(ctx, k.TeamID, k.ProjectID, k.ServiceID, req.GetBuildId(), s.opts.Clock())
+	b, err := s.store.RequestAbort(ctx, k, req.GetBuildId(), s.opts.Clock())
 	if errors.Is(err, ErrConflict) {
 		return nil, apierr.Conflict(apierr.ReasonBuildConcluded, "build %q has already concluded", req.GetBuildId())
 	}
@@ -307,7 +312,7 @@ func (s *Service) AbortServiceBuild(ctx context.Context, req *buildsv1.AbortServ
 
 // ResetServiceBuildCache implements BuildsService.
 func (s *Service) ResetServiceBuildCache(ctx context.Context, req *buildsv1.ResetServiceBuildCacheRequest) (*buildsv1.ResetServiceBuildCacheResponse, error) {
-	k, err := s.serviceKey(ctx, req)
+	k, err := s.serviceKey(ctx, KindService, req)
 	if err != nil {
 		return nil, err
 	}
@@ -320,8 +325,8 @@ func (s *Service) ResetServiceBuildCache(ctx context.Context, req *buildsv1.Rese
 
 // refs lists the service's remote refs, answering 409 REMOTE_UNREACHABLE
 // with the engine's words when the remote cannot be read.
-func (s *Service) refs(ctx context.Context, req request) ([]Ref, error) {
-	src, err := s.source(ctx, req)
+func (s *Service) refs(ctx context.Context, kind string, req request) ([]Ref, error) {
+	src, err := s.source(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
@@ -337,18 +342,18 @@ func (s *Service) refs(ctx context.Context, req request) ([]Ref, error) {
 	return refs, nil
 }
 
-// GetServiceBranches implements BuildsService.
-func (s *Service) GetServiceBranches(ctx context.Context, req *buildsv1.GetServiceBranchesRequest) (*buildsv1.GetServiceBranchesResponse, error) {
+// branches serves GetServiceBranches and its job form.
+func (s *Service) branches(ctx context.Context, kind string, req *buildsv1.GetServiceBranchesRequest) (*buildsv1.GetServiceBranchesResponse, error) {
 	teamID, err := team(ctx)
 	if err != nil {
 		return nil, err
 	}
-	scope := "branches/" + teamID + "/" + req.GetProjectId() + "/" + req.GetServiceId()
+	scope := "branches/" + teamID + "/" + req.GetProjectId() + "/" + kind + "/" + req.GetServiceId()
 	p, err := s.opts.Cursors.Parse(scope, req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
-	refs, err := s.refs(ctx, req)
+	refs, err := s.refs(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
@@ -370,20 +375,20 @@ func (s *Service) GetServiceBranches(ctx context.Context, req *buildsv1.GetServi
 	return resp, nil
 }
 
-// GetServicePullRequests implements BuildsService. A remote's refs say a
+// pullRequests serves GetServicePullRequests and its job form. A remote's refs say a
 // pull request's number and head, nothing else: the rest is what can be
 // told from them.
-func (s *Service) GetServicePullRequests(ctx context.Context, req *buildsv1.GetServicePullRequestsRequest) (*buildsv1.GetServicePullRequestsResponse, error) {
+func (s *Service) pullRequests(ctx context.Context, kind string, req *buildsv1.GetServicePullRequestsRequest) (*buildsv1.GetServicePullRequestsResponse, error) {
 	teamID, err := team(ctx)
 	if err != nil {
 		return nil, err
 	}
-	scope := "pull-requests/" + teamID + "/" + req.GetProjectId() + "/" + req.GetServiceId()
+	scope := "pull-requests/" + teamID + "/" + req.GetProjectId() + "/" + kind + "/" + req.GetServiceId()
 	p, err := s.opts.Cursors.Parse(scope, req.GetPerPage(), req.GetPage(), req.GetCursor())
 	if err != nil {
 		return nil, err
 	}
-	refs, err := s.refs(ctx, req)
+	refs, err := s.refs(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +441,7 @@ func (s *Service) webhookOf(w Webhook) *buildsv1.BuildWebhook {
 
 // GetServiceBuildWebhook implements BuildsService.
 func (s *Service) GetServiceBuildWebhook(ctx context.Context, req *buildsv1.GetServiceBuildWebhookRequest) (*buildsv1.GetServiceBuildWebhookResponse, error) {
-	k, err := s.serviceKey(ctx, req)
+	k, err := s.serviceKey(ctx, KindService, req)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +454,7 @@ func (s *Service) GetServiceBuildWebhook(ctx context.Context, req *buildsv1.GetS
 
 // RotateServiceBuildWebhook implements BuildsService.
 func (s *Service) RotateServiceBuildWebhook(ctx context.Context, req *buildsv1.RotateServiceBuildWebhookRequest) (*buildsv1.RotateServiceBuildWebhookResponse, error) {
-	k, err := s.serviceKey(ctx, req)
+	k, err := s.serviceKey(ctx, KindService, req)
 	if err != nil {
 		return nil, err
 	}

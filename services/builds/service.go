@@ -285,7 +285,7 @@ func (s *Service) run(parent context.Context, b Build) {
 	logs := newLogWriter(s, b)
 	defer logs.close()
 	// An abort asked between the claim and now.
-	if cur, err := s.store.GetBuild(bg, b.TeamID, b.ProjectID, b.ServiceID, b.ID); err == nil && cur.AbortRequested {
+	if cur, err := s.store.GetBuild(bg, b.key(), b.ID); err == nil && cur.AbortRequested {
 		finish(StatusAborted, "Aborted", Output{})
 		return
 	}
@@ -360,7 +360,7 @@ func (s *Service) expire(ctx context.Context) {
 }
 
 func (b Build) key() ServiceKey {
-	return ServiceKey{TeamID: b.TeamID, ProjectID: b.ProjectID, ServiceID: b.ServiceID}
+	return ServiceKey{TeamID: b.TeamID, ProjectID: b.ProjectID, Kind: ownerKind(b.Kind), ServiceID: b.ServiceID}
 }
 
 // applyOverrides applies a build's own settings to its service's.

@@ -13,7 +13,8 @@ import (
 // logged or put in an event.
 type Source struct {
 	ServiceKey
-	// Kind is "build" or "combined".
+	// Kind is the service's type, "build" or "combined", or "job" for a
+	// job (ServiceKey.Kind is then KindJob).
 	Kind string
 	// URL is the repository; Branch the service's own branch (a combined
 	// service builds only it; a build service builds any branch its

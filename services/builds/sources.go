@@ -8,15 +8,20 @@ import (
 	"google.golang.org/grpc/status"
 
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
+	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
-// DeploymentSources reads build sources from the deployments service
-// (the registry of services) through its internal RPCs.
+// DeploymentSources reads build sources through internal RPCs: services'
+// from the deployments service (the registry of services), jobs' from the
+// jobs service, which answers in the same form.
 type DeploymentSources struct {
 	Client deploymentsv1.DeploymentsServiceClient
+	// Jobs is the jobs service; nil when it does not run (jobs then have
+	// no builds: 404).
+	Jobs jobsv1.JobsServiceClient
 	// Internal marks a context for an internal call.
 	Internal func(context.Context) context.Context
 	// Catalog gives build plans their limits.
@@ -25,23 +30,40 @@ type DeploymentSources struct {
 
 var _ Sources = DeploymentSources{}
 
-// Source implements Sources. The deployments service's answer (404 for
-// no such service, 409 for one that does not build) passes through.
+// Source implements Sources. The owner's service's answer (404 for no
+// such service or job, 409 for one that does not build) passes through.
 func (d DeploymentSources) Source(ctx context.Context, k ServiceKey) (Source, error) {
-	resp, err := d.Client.GetBuildSource(d.Internal(ctx), &deploymentsv1.GetBuildSourceRequest{
-		TeamId: k.TeamID, ProjectId: k.ProjectID, ServiceId: k.ServiceID,
-	})
+	var src *deploymentsv1.BuildSource
+	var err error
+	what := "the deployments service"
+	if k.OwnerKind() == KindJob {
+		what = "the jobs service"
+		if d.Jobs == nil {
+			return Source{}, apierr.NotFound("job", k.ServiceID)
+		}
+		var resp *jobsv1.GetBuildSourceResponse
+		resp, err = d.Jobs.GetBuildSource(d.Internal(ctx), &jobsv1.GetBuildSourceRequest{
+			TeamId: k.TeamID, ProjectId: k.ProjectID, JobId: k.ServiceID,
+		})
+		src = resp.GetSource()
+	} else {
+		var resp *deploymentsv1.GetBuildSourceResponse
+		resp, err = d.Client.GetBuildSource(d.Internal(ctx), &deploymentsv1.GetBuildSourceRequest{
+			TeamId: k.TeamID, ProjectId: k.ProjectID, ServiceId: k.ServiceID,
+		})
+		src = resp.GetSource()
+	}
 	if err != nil {
 		switch status.Code(err) {
 		case codes.NotFound, codes.FailedPrecondition, codes.InvalidArgument, codes.PermissionDenied, codes.Canceled:
-			return Source{}, err // the deployments service's own answer, in its words
+			return Source{}, err // the owner's service's own answer, in its words
 		}
-		return Source{}, apierr.Unavailable("the deployments service")
+		return Source{}, apierr.Unavailable(what)
 	}
-	return d.sourceOf(resp.GetSource()), nil
+	return d.sourceOf(k.OwnerKind(), src), nil
 }
 
-// All implements Sources.
+// All implements Sources: services' sources, then jobs'.
 func (d DeploymentSources) All(ctx context.Context) ([]Source, error) {
 	var out []Source
 	token := ""
@@ -51,7 +73,25 @@ func (d DeploymentSources) All(ctx context.Context) ([]Source, error) {
 			return nil, err
 		}
 		for _, s := range resp.GetSources() {
-			out = append(out, d.sourceOf(s))
+			out = append(out, d.sourceOf(KindService, s))
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, errors.Join(ctx.Err())
+		}
+	}
+	if d.Jobs == nil {
+		return out, nil
+	}
+	for {
+		resp, err := d.Jobs.ListBuildSources(d.Internal(ctx), &jobsv1.ListBuildSourcesRequest{PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range resp.GetSources() {
+			out = append(out, d.sourceOf(KindJob, s))
 		}
 		if token = resp.GetNextPageToken(); token == "" {
 			return out, nil
@@ -62,10 +102,10 @@ func (d DeploymentSources) All(ctx context.Context) ([]Source, error) {
 	}
 }
 
-func (d DeploymentSources) sourceOf(s *deploymentsv1.BuildSource) Source {
+func (d DeploymentSources) sourceOf(kind string, s *deploymentsv1.BuildSource) Source {
 	vcs, set, conf := s.GetVcsData(), s.GetBuildSettings(), s.GetBuildConfiguration()
 	out := Source{
-		ServiceKey: ServiceKey{TeamID: s.GetTeamId(), ProjectID: s.GetProjectId(), ServiceID: s.GetServiceId()},
+		ServiceKey: ServiceKey{TeamID: s.GetTeamId(), ProjectID: s.GetProjectId(), Kind: kind, ServiceID: s.GetServiceId()},
 		Kind:       s.GetServiceType(),
 		URL:        vcs.GetProjectUrl(),
 		Credentials: Credentials{Username: vcs.GetCredentials().GetUsername(), Password: vcs.GetCredentials().GetPassword(),

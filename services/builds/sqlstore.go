@@ -51,7 +51,7 @@ func fromMicros(us int64) time.Time {
 
 type rowScanner interface{ Scan(...any) error }
 
-const buildColumns = `team_id, project_id, service_id, id, branch, pull_request, sha, status, message, trigger_kind,
+const buildColumns = `team_id, project_id, kind, service_id, id, branch, pull_request, sha, status, message, trigger_kind,
 	overrides, artifact, removed, owner, abort_requested, created_at, started_at, concluded_at`
 
 func (s *SQLStore) scanBuild(row rowScanner) (Build, error) {
@@ -59,7 +59,7 @@ func (s *SQLStore) scanBuild(row rowScanner) (Build, error) {
 	var sealed []byte
 	var artifact string
 	var created, started, concluded int64
-	if err := row.Scan(&b.TeamID, &b.ProjectID, &b.ServiceID, &b.ID, &b.Branch, &b.PullRequest, &b.SHA, &b.Status, &b.Message,
+	if err := row.Scan(&b.TeamID, &b.ProjectID, &b.Kind, &b.ServiceID, &b.ID, &b.Branch, &b.PullRequest, &b.SHA, &b.Status, &b.Message,
 		&b.Trigger, &sealed, &artifact, &b.Removed, &b.Owner, &b.AbortRequested, &created, &started, &concluded); err != nil {
 		return Build{}, err
 	}
@@ -105,7 +105,7 @@ func statusEvents(b Build) ([]events.Event, error) {
 
 // CreateBuild implements Store.
 func (s *SQLStore) CreateBuild(ctx context.Context, b Build) (Build, error) {
-	b.Status = StatusQueued
+	b.Status, b.Kind = StatusQueued, ownerKind(b.Kind)
 	plain, err := json.Marshal(b.Overrides)
 	if err != nil {
 		return Build{}, err
@@ -116,8 +116,8 @@ func (s *SQLStore) CreateBuild(ctx context.Context, b Build) (Build, error) {
 	}
 	err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}', $12, '', $13, $14, 0, 0)`,
-			b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.PullRequest, b.SHA, b.Status, b.Message, b.Trigger,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '{}', $13, '', $14, $15, 0, 0)`,
+			b.TeamID, b.ProjectID, b.Kind, b.ServiceID, b.ID, b.Branch, b.PullRequest, b.SHA, b.Status, b.Message, b.Trigger,
 			s.box.Seal(plain), false, false, micros(b.CreatedAt))
 		return err
 	}, func() []events.Event { return evs })
@@ -128,9 +128,9 @@ func (s *SQLStore) CreateBuild(ctx context.Context, b Build) (Build, error) {
 }
 
 // GetBuild implements Store.
-func (s *SQLStore) GetBuild(ctx context.Context, team, project, service, id string) (Build, error) {
+func (s *SQLStore) GetBuild(ctx context.Context, k ServiceKey, id string) (Build, error) {
 	b, err := s.scanBuild(s.db.QueryRow(ctx, `SELECT `+buildColumns+` FROM builds
-		WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, team, project, service, id))
+		WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND id = $5`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, id))
 	if err != nil {
 		return Build{}, sqldb.NotFoundIfNoRows(err)
 	}
@@ -139,14 +139,14 @@ func (s *SQLStore) GetBuild(ctx context.Context, team, project, service, id stri
 
 // ListBuilds implements Store. Ids grow with time (newID), so newest
 // first is by id, descending, and a cursor is the last id of a page.
-func (s *SQLStore) ListBuilds(ctx context.Context, team, project, service string, page paging.Page) ([]Build, bool, error) {
+func (s *SQLStore) ListBuilds(ctx context.Context, k ServiceKey, page paging.Page) ([]Build, bool, error) {
 	offset := page.Offset
 	if page.After != "" {
 		offset = 0 // a cursor already says where the page starts
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds
-		WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND ($4 = '' OR id < $4)
-		ORDER BY id DESC LIMIT $5 OFFSET $6`, team, project, service, page.After, page.Limit+1, offset)
+		WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND ($5 = '' OR id < $5)
+		ORDER BY id DESC LIMIT $6 OFFSET $7`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, page.After, page.Limit+1, offset)
 	if err != nil {
 		return nil, false, err
 	}
@@ -214,7 +214,7 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 	var changed bool
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		cur, err := s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds
-			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, b.TeamID, b.ProjectID, b.ServiceID, b.ID))
+			WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND id = $5`, b.TeamID, b.ProjectID, ownerKind(b.Kind), b.ServiceID, b.ID))
 		if err != nil {
 			return sqldb.NotFoundIfNoRows(err)
 		}
@@ -269,12 +269,12 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 }
 
 // RequestAbort implements Store.
-func (s *SQLStore) RequestAbort(ctx context.Context, team, project, service, id string, at time.Time) (Build, error) {
+func (s *SQLStore) RequestAbort(ctx context.Context, k ServiceKey, id string, at time.Time) (Build, error) {
 	var out Build
 	var wake bool
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		cur, err := s.scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds
-			WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`, team, project, service, id))
+			WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND id = $5`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, id))
 		if err != nil {
 			return sqldb.NotFoundIfNoRows(err)
 		}
@@ -342,7 +342,7 @@ func (s *SQLStore) Expired(ctx context.Context, keep int) ([]Build, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds b
 		WHERE status = $1 AND removed = $2 AND artifact <> '{}'
 		AND (SELECT COUNT(*) FROM builds n WHERE n.team_id = b.team_id AND n.project_id = b.project_id
-			AND n.service_id = b.service_id AND n.status = $1 AND n.removed = $2 AND n.artifact <> '{}' AND n.id > b.id) >= $3
+			AND n.kind = b.kind AND n.service_id = b.service_id AND n.status = $1 AND n.removed = $2 AND n.artifact <> '{}' AND n.id > b.id) >= $3
 		ORDER BY id`, StatusSuccess, false, keep)
 	if err != nil {
 		return nil, err
@@ -380,17 +380,17 @@ func (s *SQLStore) RemoveArtifact(ctx context.Context, b Build) error {
 // artifact or refused its success (Transition finds it gone).
 func (s *SQLStore) DeleteService(ctx context.Context, k ServiceKey) ([]Build, error) {
 	var gone []Build
-	key := []any{k.TeamID, k.ProjectID, k.ServiceID}
+	key := []any{k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID}
 	err := events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		for _, q := range []string{
-			`DELETE FROM build_log_counts WHERE build_id IN (SELECT id FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3)`,
-			`DELETE FROM build_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+			`DELETE FROM build_log_counts WHERE build_id IN (SELECT id FROM builds WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4)`,
+			`DELETE FROM build_logs WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, key...); err != nil {
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `DELETE FROM builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3
+		rows, err := tx.QueryContext(ctx, `DELETE FROM builds WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4
 			RETURNING `+buildColumns, key...)
 		if err != nil {
 			return err
@@ -405,9 +405,9 @@ func (s *SQLStore) DeleteService(ctx context.Context, k ServiceKey) ([]Build, er
 			}
 		}
 		for _, q := range []string{
-			`DELETE FROM build_deliveries WHERE webhook_id IN (SELECT id FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND service_id = $3)`,
-			`DELETE FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
-			`DELETE FROM build_poll_heads WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+			`DELETE FROM build_deliveries WHERE webhook_id IN (SELECT id FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4)`,
+			`DELETE FROM build_webhooks WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`,
+			`DELETE FROM build_poll_heads WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, key...); err != nil {
 				return err
@@ -428,9 +428,9 @@ func (s *SQLStore) DeleteService(ctx context.Context, k ServiceKey) ([]Build, er
 
 // ProjectServices implements Store.
 func (s *SQLStore) ProjectServices(ctx context.Context, team, project string) ([]ServiceKey, error) {
-	rows, err := s.db.Query(ctx, `SELECT service_id FROM builds WHERE team_id = $1 AND project_id = $2
-		UNION SELECT service_id FROM build_webhooks WHERE team_id = $1 AND project_id = $2
-		UNION SELECT service_id FROM build_poll_heads WHERE team_id = $1 AND project_id = $2`, team, project)
+	rows, err := s.db.Query(ctx, `SELECT kind, service_id FROM builds WHERE team_id = $1 AND project_id = $2
+		UNION SELECT kind, service_id FROM build_webhooks WHERE team_id = $1 AND project_id = $2
+		UNION SELECT kind, service_id FROM build_poll_heads WHERE team_id = $1 AND project_id = $2`, team, project)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +438,7 @@ func (s *SQLStore) ProjectServices(ctx context.Context, team, project string) ([
 	var out []ServiceKey
 	for rows.Next() {
 		k := ServiceKey{TeamID: team, ProjectID: project}
-		if err := rows.Scan(&k.ServiceID); err != nil {
+		if err := rows.Scan(&k.Kind, &k.ServiceID); err != nil {
 			return nil, err
 		}
 		out = append(out, k)
@@ -463,8 +463,8 @@ func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, max
 		}
 		count -= int64(len(lines)) // the lines before these
 		room := int64(maxLines) - count
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO build_logs (team_id, project_id, service_id, build_id, ts, stream, text)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO build_logs (team_id, project_id, kind, service_id, build_id, ts, stream, text)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`)
 		if err != nil {
 			return err
 		}
@@ -474,8 +474,8 @@ func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, max
 				break
 			}
 			room--
-			l.TeamID, l.ProjectID, l.ServiceID, l.BuildID = b.TeamID, b.ProjectID, b.ServiceID, b.ID
-			if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.ServiceID, l.BuildID, micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
+			l.TeamID, l.ProjectID, l.Kind, l.ServiceID, l.BuildID = b.TeamID, b.ProjectID, ownerKind(b.Kind), b.ServiceID, b.ID
+			if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.Kind, l.ServiceID, l.BuildID, micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
 				return err
 			}
 			stored = append(stored, l)
@@ -489,15 +489,15 @@ func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, max
 func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) {
 	// The casts type $5 and $6 as ts's BIGINT: PostgreSQL otherwise takes
 	// them for int4 from "= 0" and refuses any time in microseconds.
-	cond := `team_id = $1 AND project_id = $2 AND service_id = $3 AND ($4 = '' OR build_id = $4)
-		AND (CAST($5 AS BIGINT) = 0 OR ts >= $5) AND (CAST($6 AS BIGINT) = 0 OR ts < $6)`
-	args := []any{q.TeamID, q.ProjectID, q.ServiceID, q.BuildID, micros(q.Start), micros(q.End)}
+	cond := `team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND ($5 = '' OR build_id = $5)
+		AND (CAST($6 AS BIGINT) = 0 OR ts >= $6) AND (CAST($7 AS BIGINT) = 0 OR ts < $7)`
+	args := []any{q.TeamID, q.ProjectID, ownerKind(q.Kind), q.ServiceID, q.BuildID, micros(q.Start), micros(q.End)}
 	order := `ts, seq`
 	if !q.AfterTime.IsZero() {
 		if q.Backward {
-			cond += ` AND (ts < $7 OR (ts = $7 AND seq < $8))`
+			cond += ` AND (ts < $8 OR (ts = $8 AND seq < $9))`
 		} else {
-			cond += ` AND (ts > $7 OR (ts = $7 AND seq > $8))`
+			cond += ` AND (ts > $8 OR (ts = $8 AND seq > $9))`
 		}
 		args = append(args, micros(q.AfterTime), q.AfterSeq)
 	}
@@ -505,7 +505,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		order = `ts DESC, seq DESC`
 	}
 	args = append(args, q.Limit)
-	rows, err := s.db.Query(ctx, `SELECT team_id, project_id, service_id, build_id, seq, ts, stream, text FROM build_logs
+	rows, err := s.db.Query(ctx, `SELECT team_id, project_id, kind, service_id, build_id, seq, ts, stream, text FROM build_logs
 		WHERE `+cond+` ORDER BY `+order+fmt.Sprintf(` LIMIT $%d`, len(args)), args...)
 	if err != nil {
 		return nil, err
@@ -515,7 +515,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	for rows.Next() {
 		var l LogLine
 		var ts int64
-		if err := rows.Scan(&l.TeamID, &l.ProjectID, &l.ServiceID, &l.BuildID, &l.Seq, &ts, &l.Stream, &l.Text); err != nil {
+		if err := rows.Scan(&l.TeamID, &l.ProjectID, &l.Kind, &l.ServiceID, &l.BuildID, &l.Seq, &ts, &l.Stream, &l.Text); err != nil {
 			return nil, err
 		}
 		l.Time = fromMicros(ts)
@@ -526,17 +526,17 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 
 // Webhook implements Store.
 func (s *SQLStore) Webhook(ctx context.Context, k ServiceKey, newID, newSecret string) (Webhook, error) {
-	w, err := s.webhook(ctx, `team_id = $1 AND project_id = $2 AND service_id = $3`, k.TeamID, k.ProjectID, k.ServiceID)
+	w, err := s.webhook(ctx, `team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID)
 	if !errors.Is(err, ErrNotFound) {
 		return w, err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO build_webhooks (team_id, project_id, service_id, id, secret) VALUES ($1, $2, $3, $4, $5)`,
-		k.TeamID, k.ProjectID, k.ServiceID, newID, s.box.Seal([]byte(newSecret)))
+	_, err = s.db.ExecContext(ctx, `INSERT INTO build_webhooks (team_id, project_id, kind, service_id, id, secret) VALUES ($1, $2, $3, $4, $5, $6)`,
+		k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, newID, s.box.Seal([]byte(newSecret)))
 	if err != nil && !errors.Is(sqldb.AlreadyExistsIfUnique(err), apierr.ErrAlreadyExists) {
 		return Webhook{}, err
 	}
 	// A concurrent first call may have won: read what is stored.
-	return s.webhook(ctx, `team_id = $1 AND project_id = $2 AND service_id = $3`, k.TeamID, k.ProjectID, k.ServiceID)
+	return s.webhook(ctx, `team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID)
 }
 
 // RotateWebhook implements Store.
@@ -544,11 +544,11 @@ func (s *SQLStore) RotateWebhook(ctx context.Context, k ServiceKey, newID, newSe
 	if _, err := s.Webhook(ctx, k, newID, newSecret); err != nil {
 		return Webhook{}, err
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE build_webhooks SET secret = $1 WHERE team_id = $2 AND project_id = $3 AND service_id = $4`,
-		s.box.Seal([]byte(newSecret)), k.TeamID, k.ProjectID, k.ServiceID); err != nil {
+	if _, err := s.db.ExecContext(ctx, `UPDATE build_webhooks SET secret = $1 WHERE team_id = $2 AND project_id = $3 AND kind = $4 AND service_id = $5`,
+		s.box.Seal([]byte(newSecret)), k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID); err != nil {
 		return Webhook{}, err
 	}
-	return s.webhook(ctx, `team_id = $1 AND project_id = $2 AND service_id = $3`, k.TeamID, k.ProjectID, k.ServiceID)
+	return s.webhook(ctx, `team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID)
 }
 
 // WebhookByID implements Store.
@@ -559,8 +559,8 @@ func (s *SQLStore) WebhookByID(ctx context.Context, id string) (Webhook, error) 
 func (s *SQLStore) webhook(ctx context.Context, where string, args ...any) (Webhook, error) {
 	var w Webhook
 	var sealed []byte
-	err := s.db.QueryRow(ctx, `SELECT team_id, project_id, service_id, id, secret FROM build_webhooks WHERE `+where, args...).
-		Scan(&w.TeamID, &w.ProjectID, &w.ServiceID, &w.ID, &sealed)
+	err := s.db.QueryRow(ctx, `SELECT team_id, project_id, kind, service_id, id, secret FROM build_webhooks WHERE `+where, args...).
+		Scan(&w.TeamID, &w.ProjectID, &w.Kind, &w.ServiceID, &w.ID, &sealed)
 	if err != nil {
 		return Webhook{}, sqldb.NotFoundIfNoRows(err)
 	}
@@ -588,8 +588,8 @@ func (s *SQLStore) SeeDelivery(ctx context.Context, webhookID, deliveryID string
 // PollState implements Store.
 func (s *SQLStore) PollState(ctx context.Context, k ServiceKey) (map[string]string, error) {
 	var raw string
-	err := s.db.QueryRow(ctx, `SELECT heads FROM build_poll_heads WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
-		k.TeamID, k.ProjectID, k.ServiceID).Scan(&raw)
+	err := s.db.QueryRow(ctx, `SELECT heads FROM build_poll_heads WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`,
+		k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -607,8 +607,8 @@ func (s *SQLStore) SetPollState(ctx context.Context, k ServiceKey, heads map[str
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO build_poll_heads (team_id, project_id, service_id, heads) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (team_id, project_id, service_id) DO UPDATE SET heads = excluded.heads`,
-		k.TeamID, k.ProjectID, k.ServiceID, string(raw))
+	_, err = s.db.ExecContext(ctx, `INSERT INTO build_poll_heads (team_id, project_id, kind, service_id, heads) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (team_id, project_id, kind, service_id) DO UPDATE SET heads = excluded.heads`,
+		k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, string(raw))
 	return err
 }

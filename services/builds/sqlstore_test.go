@@ -110,7 +110,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 		noPlaintext(t, db, "build_webhooks", 2, hookSecret, rotated)
 		noPlaintext(t, db, "event_outbox", 1, buildArg, "NPM_TOKEN")
 
-		if got, err := s.GetBuild(ctx, "acme", "web", "api", "b-1"); err != nil || got.Overrides.BuildArguments["NPM_TOKEN"] != buildArg {
+		if got, err := s.GetBuild(ctx, builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "api"}, "b-1"); err != nil || got.Overrides.BuildArguments["NPM_TOKEN"] != buildArg {
 			t.Fatalf("GetBuild = %+v, %v", got, err)
 		}
 		if w, err := s.WebhookByID(ctx, "wh-1"); err != nil || w.Secret != rotated {
@@ -122,7 +122,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		other := builds.NewSQLStore(db, wrong, nil)
-		if got, err := other.GetBuild(ctx, "acme", "web", "api", "b-1"); err == nil {
+		if got, err := other.GetBuild(ctx, builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "api"}, "b-1"); err == nil {
 			t.Errorf("GetBuild with another key = %+v, want an error", got)
 		}
 		if w, err := other.WebhookByID(ctx, "wh-1"); err == nil {
@@ -227,7 +227,7 @@ func TestCommittedWakesRelay(t *testing.T) {
 		return err
 	})
 	step("RequestAbort of a running build", 0, func() error {
-		_, err := s.RequestAbort(ctx, "acme", "web", "api", b.ID, at)
+		_, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "api"}, b.ID, at)
 		return err
 	})
 	step("Transition to SUCCESS", 1, func() error {
@@ -248,7 +248,7 @@ func TestCommittedWakesRelay(t *testing.T) {
 	q := builds.Build{TeamID: "acme", ProjectID: "web", ServiceID: "api", ID: "b-2", CreatedAt: at}
 	step("CreateBuild", 1, func() error { _, err := s.CreateBuild(ctx, q); return err })
 	step("RequestAbort of a queued build", 1, func() error {
-		_, err := s.RequestAbort(ctx, "acme", "web", "api", q.ID, at)
+		_, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "api"}, q.ID, at)
 		return err
 	})
 }

@@ -34,9 +34,18 @@ func Concluded(status string) bool {
 	return status == StatusSuccess || status == StatusFailure || status == StatusAborted
 }
 
-// Build is one build of a service.
+// Owner kinds: a build is of a service (build or combined) or of a job.
+const (
+	KindService = "service"
+	KindJob     = "job"
+)
+
+// Build is one build of a service or a job.
 type Build struct {
-	TeamID, ProjectID, ServiceID, ID string
+	TeamID, ProjectID string
+	// Kind is KindService or KindJob ("" reads as KindService); ServiceID
+	// is the service's or the job's id.
+	Kind, ServiceID, ID string
 	// Branch and PullRequest are what the build was asked to build (or
 	// what the push that started it was to); SHA the exact commit, known
 	// at once when asked for, else once cloned.
@@ -93,17 +102,17 @@ type Transition struct {
 
 // LogLine is one stored line of a build.
 type LogLine struct {
-	TeamID, ProjectID, ServiceID string
-	BuildID                      string    `json:"buildId"`
-	Seq                          int64     `json:"seq"`
-	Time                         time.Time `json:"ts"`
-	Stream                       string    `json:"stream"`
-	Text                         string    `json:"text"`
+	TeamID, ProjectID, Kind, ServiceID string
+	BuildID                            string    `json:"buildId"`
+	Seq                                int64     `json:"seq"`
+	Time                               time.Time `json:"ts"`
+	Stream                             string    `json:"stream"`
+	Text                               string    `json:"text"`
 }
 
 // LogQuery selects a service's stored build lines.
 type LogQuery struct {
-	TeamID, ProjectID, ServiceID string
+	TeamID, ProjectID, Kind, ServiceID string
 	// BuildID, when set, selects one build's lines.
 	BuildID string
 	// Start and End bound the lines' times (zero: unbounded).
@@ -119,13 +128,24 @@ type LogQuery struct {
 // Webhook is a service's push webhook: its id is in the URL, its secret
 // signs the events.
 type Webhook struct {
-	TeamID, ProjectID, ServiceID string
-	ID                           string
-	Secret                       string
+	TeamID, ProjectID, Kind, ServiceID string
+	ID                                 string
+	Secret                             string
 }
 
-// ServiceKey names a service.
-type ServiceKey struct{ TeamID, ProjectID, ServiceID string }
+// ServiceKey names the owner of builds: a service, or a job when Kind is
+// KindJob ("" reads as KindService).
+type ServiceKey struct{ TeamID, ProjectID, Kind, ServiceID string }
+
+// OwnerKind is k's kind, KindService when unset.
+func (k ServiceKey) OwnerKind() string { return ownerKind(k.Kind) }
+
+func ownerKind(kind string) string {
+	if kind == "" {
+		return KindService
+	}
+	return kind
+}
 
 // Store keeps builds, their logs, webhooks, seen deliveries and the
 // poller's view of remotes. Every status change is written with its
@@ -134,9 +154,9 @@ type Store interface {
 	// CreateBuild stores a new QUEUED build (with its queued event).
 	CreateBuild(ctx context.Context, b Build) (Build, error)
 	// GetBuild returns a build (ErrNotFound).
-	GetBuild(ctx context.Context, team, project, service, id string) (Build, error)
-	// ListBuilds returns a service's builds, newest first.
-	ListBuilds(ctx context.Context, team, project, service string, page paging.Page) ([]Build, bool, error)
+	GetBuild(ctx context.Context, k ServiceKey, id string) (Build, error)
+	// ListBuilds returns a service's (or job's) builds, newest first.
+	ListBuilds(ctx context.Context, k ServiceKey, page paging.Page) ([]Build, bool, error)
 	// Claim takes the oldest QUEUED build for owner, setting it CLONING
 	// (with its started event); ok is false when none is queued.
 	Claim(ctx context.Context, owner string, at time.Time) (b Build, ok bool, err error)
@@ -146,7 +166,7 @@ type Store interface {
 	// RequestAbort aborts a QUEUED build at once (returning it ABORTED) or
 	// marks a running one for its owner to stop; ErrConflict when it has
 	// concluded.
-	RequestAbort(ctx context.Context, team, project, service, id string, at time.Time) (Build, error)
+	RequestAbort(ctx context.Context, k ServiceKey, id string, at time.Time) (Build, error)
 	// Running returns the builds not concluded and not QUEUED whose owner
 	// is owner (all owners when owner is empty).
 	Running(ctx context.Context, owner string) ([]Build, error)
@@ -160,8 +180,8 @@ type Store interface {
 	// state, returning the builds that had artifacts (a deleted event for
 	// each).
 	DeleteService(ctx context.Context, k ServiceKey) ([]Build, error)
-	// ProjectServices returns the services of a project that have builds
-	// or a webhook.
+	// ProjectServices returns the services and jobs of a project that
+	// have builds or a webhook.
 	ProjectServices(ctx context.Context, team, project string) ([]ServiceKey, error)
 
 	// AppendLogs stores lines of a build (setting their Seq), keeping at

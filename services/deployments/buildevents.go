@@ -26,6 +26,7 @@ var BuildSubjects = []string{
 type buildEventData struct {
 	TeamID      string `json:"teamId"`
 	ProjectID   string `json:"projectId"`
+	Kind        string `json:"kind"`
 	ServiceID   string `json:"serviceId"`
 	BuildID     string `json:"buildId"`
 	Branch      string `json:"branch"`
@@ -41,12 +42,16 @@ type buildEventData struct {
 // BuildHandler records succeeded builds as deployable and rolls out the
 // services that follow the built branch; a deleted build can no longer be
 // deployed. It is idempotent: a build is recorded once, and a service
-// already running the newest build of its branch is left alone.
+// already running the newest build of its branch is left alone. A job's
+// build (kind "job") is the jobs service's: it is not deployable here.
 func (s *Server) BuildHandler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
 		var data buildEventData
 		if err := ev.Decode(&data); err != nil {
 			return fmt.Errorf("deployments: decode %s: %w", ev.Type, err)
+		}
+		if data.Kind != "" && data.Kind != "service" {
+			return nil
 		}
 		if data.TeamID == "" || data.ProjectID == "" || data.ServiceID == "" || data.BuildID == "" {
 			s.log.Warn("a build event without its build's key", "event", ev.ID, "type", ev.Type)

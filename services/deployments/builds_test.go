@@ -3,6 +3,7 @@ package deployments_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -327,11 +328,16 @@ func (h *harness) consumeBuilds() *buildEvents {
 // publish sends builds.build.<verb> of a build of service.
 func (b *buildEvents) publish(verb, service, build, branch, sha, path string, command []string) {
 	b.t.Helper()
-	data := map[string]any{
-		"teamId": teamID, "projectId": projectID, "serviceId": service, "buildId": build, "branch": branch, "sha": sha,
+	b.publishData(verb, service, build, map[string]any{
+		"teamId": teamID, "projectId": projectID, "kind": "service", "serviceId": service, "buildId": build, "branch": branch, "sha": sha,
 		"status": "SUCCESS", "concludedAt": time.Now().UTC().Format(time.RFC3339Nano),
 		"artifact": map[string]any{"path": path, "command": command, "stack": "static"},
-	}
+	})
+}
+
+// publishData sends builds.build.<verb> with data as it is.
+func (b *buildEvents) publishData(verb, service, build string, data map[string]any) {
+	b.t.Helper()
 	ev, err := events.New("builds", "build", verb, teamID+"/"+projectID+"/"+service+"/"+build, data)
 	if err != nil {
 		b.t.Fatal(err)
@@ -469,6 +475,45 @@ func TestInternalLatestFollowsTheBranch(t *testing.T) {
 		d := h.waitStatus("web", "r000005", "COMPLETED")
 		if d.GetInternal().GetDeployedSha() != sha2 {
 			t.Fatalf("refused changes changed the deployment: %v", d)
+		}
+	})
+}
+
+// TestJobBuildsAreNotDeployable: the consumer of builds events ignores a
+// job's builds (kind "job"), even one whose job has the id of a build
+// service that a deployment follows: a job's build is the jobs service's
+// to run, not a deployable build.
+func TestJobBuildsAreNotDeployable(t *testing.T) {
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		h := newHarnessOn(t, engine)
+		evs := h.consumeBuilds()
+		if _, err := h.client.CreateBuildService(as(adminCred), &deploymentsv1.CreateBuildServiceRequest{ProjectId: projectID,
+			Spec: builderSpec("builder", "file:///srv/git/app.git")}); err != nil {
+			t.Fatal(err)
+		}
+		spec := webApp("web", "")
+		spec.Deployment.Docker = nil
+		spec.Deployment.Internal = &deploymentsv1.InternalSource{Id: "builder", Branch: "main", BuildSha: "latest"}
+		h.create(spec)
+		// A job named like the build service built main. The serviceId is
+		// set too: the kind decides, not the field's absence.
+		evs.publishData("succeeded", "builder", "job-b1", map[string]any{
+			"teamId": teamID, "projectId": projectID, "kind": "job", "jobId": "builder", "serviceId": "builder", "buildId": "job-b1",
+			"branch": "main", "sha": sha1, "status": "SUCCESS", "concludedAt": time.Now().UTC().Format(time.RFC3339Nano),
+			"artifact": map[string]any{"path": artifact(t, "job"), "command": []string{"/bin/sh", "start.sh"}},
+		})
+		// A later service build of another branch: once it is recorded,
+		// the job's (delivered before it) has been handled.
+		evs.publish("succeeded", "builder", "b-dev", "dev", sha3, artifact(t, "dev"), []string{"/bin/sh", "start.sh"})
+		eventually(t, "the service's build recorded", func() bool {
+			_, err := h.store.GetBuild(context.Background(), teamID, projectID, "builder", "b-dev")
+			return err == nil
+		})
+		if _, err := h.store.GetBuild(context.Background(), teamID, projectID, "builder", "job-b1"); !errors.Is(err, deployments.ErrNotFound) {
+			t.Fatalf("the job's build was recorded as deployable: %v", err)
+		}
+		if n := len(h.ctl.Instances("acme/web/web")); n != 0 {
+			t.Fatalf("%d instances: a job's build was deployed", n)
 		}
 	})
 }

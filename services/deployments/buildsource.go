@@ -4,9 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
-	"net/url"
 	"path"
-	"regexp"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -14,60 +12,13 @@ import (
 
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	gitvcs "github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // maxBuildSecretBytes bounds a service's build arguments and build files
 // together (keys, values and files' base64 data): they travel to every
 // build, and a build argument is no place for a large file.
 const maxBuildSecretBytes = 512 << 10
-
-// scpURL is git's scp-like form of an ssh URL, user@host:path. The user
-// is required so that a Windows-style or relative path is never taken
-// for a host.
-var scpURL = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[^/\s][^\s]*$`)
-
-// repoKind is how a repository URL is reached: "http" (http or https),
-// "ssh" (ssh:// or scp-like) or "file".
-func checkRepoURL(field, raw string) (kind string, err error) {
-	bad := func(why string) (string, error) { return "", apierr.InvalidField(field, why) }
-	if raw == "" {
-		return bad("is required: the URL of the git repository")
-	}
-	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return bad("may not contain spaces or control characters")
-	}
-	if scpURL.MatchString(raw) && !strings.Contains(raw, "://") {
-		return "ssh", nil
-	}
-	u, perr := url.Parse(raw)
-	if perr != nil || u.Scheme == "" {
-		return bad("is not a git repository URL: use https://host/owner/repo, ssh://git@host/owner/repo, git@host:owner/repo or file:///path/to/repo")
-	}
-	switch u.Scheme {
-	case "https", "http":
-		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			return bad("is not a repository URL: want " + u.Scheme + "://host/owner/repo")
-		}
-		if _, has := u.User.Password(); has {
-			return bad("may not hold a password: give it in vcsData.credentials, which is kept encrypted and never shown")
-		}
-		return "http", nil
-	case "ssh":
-		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			return bad("is not a repository URL: want ssh://user@host/owner/repo")
-		}
-		if _, has := u.User.Password(); has {
-			return bad("may not hold a password: give an SSH key in vcsData.credentials.privateKey")
-		}
-		return "ssh", nil
-	case "file":
-		if (u.Host != "" && u.Host != "localhost") || !strings.HasPrefix(u.Path, "/") || u.Path != path.Clean(u.Path) || u.Path == "/" {
-			return bad("is not a repository path: want file:///absolute/path/to/repo (no .. segments)")
-		}
-		return "file", nil
-	}
-	return bad(fmt.Sprintf("has scheme %q; a repository is reached over https, http, ssh or file", u.Scheme))
-}
 
 // credentialsFrom reads credentials as a request gives them: nil when
 // none are given, an empty Credentials when every field is empty (which
@@ -77,23 +28,6 @@ func credentialsFrom(in *deploymentsv1.VcsCredentials) *Credentials {
 		return nil
 	}
 	return &Credentials{Username: in.GetUsername(), Password: in.GetPassword(), PrivateKey: in.GetPrivateKey()}
-}
-
-// checkCredentials refuses credentials that the repository's transport
-// cannot use.
-func checkCredentials(field, kind string, c *Credentials) error {
-	if c == nil {
-		return nil
-	}
-	switch {
-	case c.PrivateKey != "" && kind != "ssh":
-		return apierr.InvalidField(field+".privateKey", "is for ssh repository URLs (ssh://… or user@host:path)")
-	case c.Password != "" && kind == "ssh":
-		return apierr.InvalidField(field+".password", "is for http(s) repository URLs; an ssh URL takes privateKey")
-	case !c.Empty() && kind == "file":
-		return apierr.InvalidField(field, "a file:// repository is read from this server's disk and takes no credentials")
-	}
-	return nil
 }
 
 // filesFrom reads secret files.
@@ -257,7 +191,7 @@ func checkBuild(kind Kind, b Build) error {
 		return apierr.InvalidField("buildSettings", "needs exactly one of dockerfile and buildpack")
 	}
 	vcs := vcsOf(b)
-	transport, err := checkRepoURL("vcsData.projectUrl", vcs.GetProjectUrl())
+	transport, err := gitvcs.CheckURL("vcsData.projectUrl", vcs.GetProjectUrl())
 	if err != nil {
 		return err
 	}
@@ -267,7 +201,7 @@ func checkBuild(kind Kind, b Build) error {
 	if kind == KindCombined && vcs.GetProjectBranch() == "" {
 		return apierr.InvalidField("vcsData.projectBranch", "is required for a combined service: the branch it builds and deploys")
 	}
-	if err := checkCredentials("vcsData.credentials", transport, b.Credentials); err != nil {
+	if err := gitvcs.CheckCredentials("vcsData.credentials", transport, b.Credentials); err != nil {
 		return err
 	}
 	if kind == KindCombined {
@@ -299,40 +233,8 @@ func patchVcs(b *Build, p *deploymentsv1.VcsDataPatch) error {
 	if p.GetProjectBranch() != "" {
 		vcs.ProjectBranch = p.GetProjectBranch()
 	}
-	b.Credentials = keepCredentials(vcsOf(*b).GetProjectUrl(), vcs.GetProjectUrl(), b.Credentials, credentialsFrom(p.GetCredentials()))
+	b.Credentials = gitvcs.KeepCredentials(vcsOf(*b).GetProjectUrl(), vcs.GetProjectUrl(), b.Credentials, credentialsFrom(p.GetCredentials()))
 	return setVcs(b, vcs)
-}
-
-// keepCredentials is what a change of a repository from oldURL to newURL
-// leaves as its credentials: the given ones (none when they are all
-// empty); without any given, the stored ones while the repository stays
-// on the same host, and none when it moves: credentials are never sent to
-// a server they were not given for.
-func keepCredentials(oldURL, newURL string, stored, given *Credentials) *Credentials {
-	switch {
-	case given != nil && given.Empty():
-		return nil
-	case given != nil:
-		return given
-	case repoHost(oldURL) != repoHost(newURL):
-		return nil
-	}
-	return stored
-}
-
-// repoHost is the server a repository URL names ("" for a file://
-// repository or one that does not parse).
-func repoHost(raw string) string {
-	if scpURL.MatchString(raw) && !strings.Contains(raw, "://") {
-		_, rest, _ := strings.Cut(raw, "@")
-		host, _, _ := strings.Cut(rest, ":")
-		return strings.ToLower(host)
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "file" {
-		return ""
-	}
-	return strings.ToLower(u.Host)
 }
 
 // sourceOf is the internal (decrypted) form of a service's build source.

@@ -19,6 +19,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/slug"
+	gitvcs "github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // request is what every request names.
@@ -464,7 +465,7 @@ func (s *Server) upsert(ctx context.Context, req request, want Service) (*deploy
 		// Credentials are write-only: a put without them (say, of what a
 		// GET answered) keeps the stored ones, unless the repository moves
 		// to another server.
-		creds := keepCredentials(vcsOf(sv.Build).GetProjectUrl(), vcsOf(want.Build).GetProjectUrl(), sv.Build.Credentials, want.Build.Credentials)
+		creds := gitvcs.KeepCredentials(vcsOf(sv.Build).GetProjectUrl(), vcsOf(want.Build).GetProjectUrl(), sv.Build.Credentials, want.Build.Credentials)
 		sv.Strategy, sv.GraceSeconds, sv.Build, sv.Internal = want.Strategy, want.GraceSeconds, want.Build, want.Internal
 		sv.Build.Credentials = creds
 		return nil
@@ -707,7 +708,7 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 				sv.Build.BuildConfig = b.BuildConfig
 			}
 			if p.GetVcsData() != nil {
-				sv.Build.Credentials = keepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, credentialsFrom(p.GetVcsData().GetCredentials()))
+				sv.Build.Credentials = gitvcs.KeepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, credentialsFrom(p.GetVcsData().GetCredentials()))
 			}
 		}
 		if sv.Kind == KindCombined {

@@ -9,6 +9,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/probe"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // Kind is a service's kind.
@@ -101,16 +102,8 @@ func (in Internal) Follows() bool {
 	return in.BuildID == "" && (in.BuildSHA == "" || in.BuildSHA == Latest)
 }
 
-// Credentials read a private repository; write-only in the API, sealed
-// at rest with the rest of the service.
-type Credentials struct {
-	Username   string `json:"username,omitempty"`
-	Password   string `json:"password,omitempty"`
-	PrivateKey string `json:"privateKey,omitempty"`
-}
-
-// Empty reports whether no credential is set.
-func (c Credentials) Empty() bool { return c == Credentials{} }
+// Credentials read a private repository (pkg/vcs).
+type Credentials = vcs.Credentials
 
 // SecretFile is a build (or runtime) secret file: base64 data.
 type SecretFile struct {

@@ -91,9 +91,9 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	env.Go(svc.Run)
 	return &component.Instance{
 		Services: []component.Service{{Desc: &jobsv1.JobsService_ServiceDesc, Impl: svc}},
-		Consumers: []component.Consumer{{
-			Config:  events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects},
-			Handler: svc.ProjectHandler(),
-		}},
+		Consumers: []component.Consumer{
+			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
+			{Config: events.ConsumerConfig{Durable: BuildsConsumer, Subjects: BuildSubjects}, Handler: svc.BuildHandler()},
+		},
 	}, nil
 }

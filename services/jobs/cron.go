@@ -64,7 +64,7 @@ func (s *Service) fire(ctx context.Context, j Job) error {
 			}
 		}
 	}
-	spec, err := s.runSpec(j, nil)
+	spec, err := s.runSpec(ctx, j, nil)
 	if err != nil {
 		return err
 	}

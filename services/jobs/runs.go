@@ -19,7 +19,7 @@ func (s *Service) StartJobRun(ctx context.Context, req *jobsv1.StartJobRunReques
 	if err != nil {
 		return nil, err
 	}
-	spec, err := s.runSpec(j, req.GetOverrides())
+	spec, err := s.runSpec(ctx, j, req.GetOverrides())
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +85,9 @@ func (s *Service) AbortJobRun(ctx context.Context, req *jobsv1.AbortJobRunReques
 }
 
 // runSpec is what a run of j starts with overrides applied, validated
-// like the job itself.
-func (s *Service) runSpec(j Job, o *jobsv1.RunOverrides) (RunSpec, error) {
+// like the job itself; a job that builds from git runs the newest
+// successful build of its branch (409 NO_BUILD when there is none).
+func (s *Service) runSpec(ctx context.Context, j Job, o *jobsv1.RunOverrides) (RunSpec, error) {
 	spec := RunSpec{Deployment: overlay(j.Deployment, o.GetDeployment()), Env: maps.Clone(j.Env), Plan: j.Plan}
 	if len(o.GetRuntimeEnvironment()) > 0 {
 		if spec.Env == nil {
@@ -100,7 +101,16 @@ func (s *Service) runSpec(j Job, o *jobsv1.RunOverrides) (RunSpec, error) {
 		}
 		spec.Plan = plan
 	}
-	if err := checkDeployment(spec.Deployment, s.opts.Driver.Name()); err != nil {
+	if j.Build != nil {
+		if err := checkBuiltDeployment(spec.Deployment); err != nil {
+			return RunSpec{}, err
+		}
+		a, err := s.artifactFor(ctx, j, spec.Deployment)
+		if err != nil {
+			return RunSpec{}, err
+		}
+		spec.Artifact = a
+	} else if err := checkDeployment(spec.Deployment, s.opts.Driver.Name()); err != nil {
 		return RunSpec{}, err
 	}
 	if err := checkEnv("runtimeEnvironment", spec.Env); err != nil {

@@ -201,6 +201,11 @@ func (s *Service) put(ctx context.Context, req request, typ Type, spec *jobsv1.J
 		j.Name, j.Description, j.Tags, j.Plan, j.Deployment, j.Env = want.Name, want.Description, want.Tags, want.Plan, want.Deployment, want.Env
 		j.BackoffLimit, j.ActiveDeadlineSeconds, j.RunOnSourceChange = want.BackoffLimit, want.ActiveDeadlineSeconds, want.RunOnSourceChange
 		j.Schedule, j.ConcurrencyPolicy, j.Suspended = want.Schedule, want.ConcurrencyPolicy, want.Suspended
+		build := cloneBuild(want.Build)
+		if build != nil {
+			keepCredentials(j.Build, build, spec.GetDeployment().GetVcs().GetCredentials())
+		}
+		j.Build = build
 		return nil
 	})
 	if err != nil {
@@ -224,6 +229,10 @@ func (s *Service) newJob(ctx context.Context, req request, typ Type, spec *jobsv
 		ActiveDeadlineSeconds: int64(spec.GetActiveDeadlineSeconds()), RunOnSourceChange: spec.GetRunOnSourceChange(),
 		Schedule: spec.GetSchedule(), ConcurrencyPolicy: spec.GetConcurrencyPolicy(), Suspended: spec.GetSuspended(),
 		CreatedAt: now, UpdatedAt: now,
+	}
+	if j.Build, err = buildFrom(spec.GetDeployment().GetVcs(), spec.GetBuildSettings(), spec.GetBuildConfiguration(),
+		spec.GetBuildArguments(), spec.GetBilling().GetBuildPlan(), spec.GetDisabledCi()); err != nil {
+		return Job{}, err
 	}
 	if j.RunOnSourceChange == "" {
 		j.RunOnSourceChange = "never"
@@ -268,7 +277,14 @@ func (s *Service) check(j *Job) error {
 	} else if s.opts.Catalog.Plan(j.Plan) == nil {
 		return apierr.InvalidField("billing.deploymentPlan", "is not a plan of GET /v1/plans")
 	}
-	if err := checkDeployment(j.Deployment, s.opts.Driver.Name()); err != nil {
+	if j.Build != nil {
+		if err := checkBuild(*j); err != nil {
+			return err
+		}
+		if plan := j.Build.BuildPlan; plan != "" && s.opts.Catalog.Plan(plan) == nil {
+			return apierr.InvalidField("billing.buildPlan", "is not a plan of GET /v1/plans")
+		}
+	} else if err := checkDeployment(j.Deployment, s.opts.Driver.Name()); err != nil {
 		return err
 	}
 	return checkEnv("runtimeEnvironment", j.Env)
@@ -301,6 +317,24 @@ func (s *Service) patch(ctx context.Context, req request, id string, typ Type, p
 		}
 		if p.Deployment != nil {
 			j.Deployment = deploymentFrom(p.GetDeployment())
+			switch {
+			case p.GetDeployment().GetVcs() != nil: // a new repository (credentials as vcs.KeepCredentials says)
+				before := cloneBuild(j.Build)
+				build := cloneBuild(j.Build)
+				if build == nil {
+					build = &Build{}
+				}
+				if err := setVcs(build, p.GetDeployment().GetVcs()); err != nil {
+					return err
+				}
+				keepCredentials(before, build, p.GetDeployment().GetVcs().GetCredentials())
+				j.Build = build
+			case p.GetDeployment().GetExternal() != nil: // an image instead of a build
+				j.Build = nil
+			}
+		}
+		if err := patchBuild(j, p); err != nil {
+			return err
 		}
 		if p.RuntimeEnvironment != nil {
 			j.Env = maps.Clone(p.GetRuntimeEnvironment())
@@ -476,6 +510,7 @@ func jobEvents(verb events.ResourceVerb, j Job) ([]events.Event, error) {
 func copyJob(j Job) Job {
 	j.Tags = slices.Clone(j.Tags)
 	j.Env = maps.Clone(j.Env)
+	j.Build = cloneBuild(j.Build)
 	return j
 }
 

@@ -66,6 +66,7 @@ type harness struct {
 	projects projectsv1.ProjectsServiceClient
 	catalog  *catalog.Catalog
 	client   jobsv1.JobsServiceClient
+	svc      *jobs.Service
 	stop     func()
 	// configure, when set, adjusts the service's options on every start.
 	configure func(*jobs.Options)
@@ -73,9 +74,15 @@ type harness struct {
 
 func newHarness(t *testing.T, configure ...func(*jobs.Options)) *harness {
 	t.Helper()
+	return newHarnessOn(t, sqldb.SQLite, configure...)
+}
+
+// newHarnessOn is newHarness with the jobs store on engine.
+func newHarnessOn(t *testing.T, engine sqldb.Dialect, configure ...func(*jobs.Options)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
+	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
 	box, err := secret.NewBox([]byte(strings.Repeat("k", 32)), "jobs-env")
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +155,7 @@ func (h *harness) start(owner string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.svc = svc
 	authorizer := authz.New(authztest.Static{
 		adminCred:  authztest.TeamToken(teamID, "admin"),
 		viewerCred: authztest.TeamToken(teamID, "viewer"),
@@ -958,12 +966,12 @@ func TestNorthflankFields(t *testing.T) {
 			s.RuntimeFiles = value(`{"/etc/secret": {"data": "eA==", "encoding": "base64"}}`)
 		})},
 		{"healthChecks", spec("nf-3", func(s *jobsv1.JobSpec) { s.HealthChecks = value(`[{"protocol": "HTTP", "type": "livenessProbe"}]`) })},
-		{"buildConfiguration", spec("nf-4", func(s *jobsv1.JobSpec) { s.BuildConfiguration = value(`{"dockerfileTarget": "x"}`) })},
+		{"dockerSecretMounts", spec("nf-4", func(s *jobsv1.JobSpec) { s.DockerSecretMounts = value(`{"npmrc": {"data": "eA=="}}`) })},
 		{"billing.gpu", spec("nf-5", func(s *jobsv1.JobSpec) {
 			s.Billing = &jobsv1.JobBilling{DeploymentPlan: "nf-compute-20", Gpu: value(`{"enabled": true}`)}
 		})},
 		{"deployment.gracePeriodSeconds", spec("nf-6", func(s *jobsv1.JobSpec) { s.Deployment.GracePeriodSeconds = value(`30`) })},
-		{"deployment.vcs", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Vcs = value(`{"projectUrl": "https://example.com/r"}`) })},
+		{"deployment.internal", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Internal = value(`{"id": "builder"}`) })},
 		{"deployment.storage.useHdbStorage", spec("nf-8", func(s *jobsv1.JobSpec) { s.Deployment.Storage = &jobsv1.JobStorage{UseHdbStorage: true} })},
 	}
 	for _, c := range refused {

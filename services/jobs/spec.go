@@ -137,6 +137,10 @@ func workload(r Run, attempt int32, deadline time.Duration) runtime.Spec {
 	if spec.Env == nil {
 		spec.Env = map[string]string{}
 	}
+	if a := r.Spec.Artifact; a != nil {
+		applyArtifact(&spec, d, a)
+		return spec
+	}
 	overrides.Apply(&spec, d.Overrides())
 	return spec
 }
@@ -184,6 +188,13 @@ func jobOf(j Job, cluster string) *jobsv1.Job {
 	if out.Tags == nil {
 		out.Tags = []string{}
 	}
+	if b := j.Build; b != nil {
+		repo := vcsOf(b) // without its credentials, which are never shown
+		repo.PublicRepo = b.Credentials == nil
+		out.Deployment.Vcs = repo
+		out.BuildSettings, out.BuildConfiguration = settingsOf(b), configOf(b)
+		out.Billing.BuildPlan, out.DisabledCi = b.BuildPlan, b.DisabledCI
+	}
 	if j.Type == TypeCron {
 		policy := j.ConcurrencyPolicy
 		if policy != "" {
@@ -218,7 +229,7 @@ func summaryOf(j Job) *jobsv1.JobSummary {
 	}
 	return &jobsv1.JobSummary{
 		Id: j.ID, ProjectId: j.ProjectID, AppId: "/" + j.TeamID + "/" + j.ProjectID + "/" + j.ID, Name: j.Name,
-		Tags: tags, Description: j.Description, JobType: string(j.Type), DisabledCi: true, Suspended: j.Suspended,
+		Tags: tags, Description: j.Description, JobType: string(j.Type), DisabledCi: j.Build == nil || j.Build.DisabledCI, Suspended: j.Suspended,
 	}
 }
 

@@ -82,17 +82,22 @@ func (s *SQLStore) open(sealed []byte, v any) error {
 
 const jobColumns = `team_id, project_id, id, name, description, tags, type, plan, deployment, env,
 	backoff_limit, active_deadline_seconds, run_on_source_change, schedule, concurrency_policy, suspended,
-	next_run_at, created_at, updated_at, version`
+	next_run_at, created_at, updated_at, version, build`
 
 func (s *SQLStore) scanJob(row rowScanner) (Job, error) {
 	var j Job
 	var tags, deployment string
-	var env []byte
+	var env, build []byte
 	var next, created, updated int64
 	if err := row.Scan(&j.TeamID, &j.ProjectID, &j.ID, &j.Name, &j.Description, &tags, &j.Type, &j.Plan, &deployment, &env,
 		&j.BackoffLimit, &j.ActiveDeadlineSeconds, &j.RunOnSourceChange, &j.Schedule, &j.ConcurrencyPolicy, &j.Suspended,
-		&next, &created, &updated, &j.Version); err != nil {
+		&next, &created, &updated, &j.Version, &build); err != nil {
 		return Job{}, err
+	}
+	if build != nil {
+		if err := s.open(build, &j.Build); err != nil {
+			return Job{}, fmt.Errorf("jobs: job %s build: %w", j.ID, err)
+		}
 	}
 	if err := json.Unmarshal([]byte(tags), &j.Tags); err != nil {
 		return Job{}, fmt.Errorf("jobs: job %s tags: %w", j.ID, err)
@@ -132,9 +137,15 @@ func (s *SQLStore) jobValues(j Job) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	var build []byte // NULL: no git source
+	if j.Build != nil {
+		if build, err = s.seal(j.Build); err != nil {
+			return nil, err
+		}
+	}
 	return []any{j.Name, j.Description, string(tagsJSON), string(j.Type), j.Plan, string(deployment), env,
 		j.BackoffLimit, j.ActiveDeadlineSeconds, j.RunOnSourceChange, j.Schedule, j.ConcurrencyPolicy, j.Suspended,
-		micros(j.NextRunAt), micros(j.CreatedAt), micros(j.UpdatedAt)}, nil
+		micros(j.NextRunAt), micros(j.CreatedAt), micros(j.UpdatedAt), build}, nil
 }
 
 // cloneJob copies j deeply enough that mutating the copy's maps and
@@ -142,7 +153,22 @@ func (s *SQLStore) jobValues(j Job) ([]any, error) {
 func cloneJob(j Job) Job {
 	j.Tags = slices.Clone(j.Tags)
 	j.Env = maps.Clone(j.Env)
+	j.Build = cloneBuild(j.Build)
 	return j
+}
+
+// cloneBuild copies b deeply.
+func cloneBuild(b *Build) *Build {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	c.Arguments = maps.Clone(b.Arguments)
+	if b.Credentials != nil {
+		creds := *b.Credentials
+		c.Credentials = &creds
+	}
+	return &c
 }
 
 // CreateJob implements Store.
@@ -153,7 +179,7 @@ func (s *SQLStore) CreateJob(ctx context.Context, j Job, evs ...events.Event) er
 	}
 	err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1, $20)`,
 			append([]any{j.TeamID, j.ProjectID, j.ID}, vals...)...)
 		return err
 	}, func() []events.Event { return evs })
@@ -236,8 +262,8 @@ func (s *SQLStore) UpdateJob(ctx context.Context, team, project, id string, muta
 			res, err := tx.ExecContext(ctx, `UPDATE jobs SET name = $1, description = $2, tags = $3, type = $4, plan = $5,
 				deployment = $6, env = $7, backoff_limit = $8, active_deadline_seconds = $9, run_on_source_change = $10,
 				schedule = $11, concurrency_policy = $12, suspended = $13, next_run_at = $14, created_at = $15, updated_at = $16,
-				version = $17
-				WHERE team_id = $18 AND project_id = $19 AND id = $20 AND version = $21`,
+				build = $17, version = $18
+				WHERE team_id = $19 AND project_id = $20 AND id = $21 AND version = $22`,
 				append(vals, next.Version, team, project, id, current.Version)...)
 			return sqldb.Versioned(res, err)
 		}, func() []events.Event { return evs })
@@ -267,9 +293,63 @@ func (s *SQLStore) DeleteJob(ctx context.Context, team, project, id string, evs 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM job_runs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`, team, project, id); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM job_builds WHERE team_id = $1 AND project_id = $2 AND job_id = $3`, team, project, id); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM job_logs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`, team, project, id)
 		return err
 	}, func() []events.Event { return evs })
+}
+
+// BuildingJobs implements Store.
+func (s *SQLStore) BuildingJobs(ctx context.Context) ([]Job, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE build IS NOT NULL ORDER BY team_id, project_id, id`)
+	if err != nil {
+		return nil, err
+	}
+	return collectRows(rows, s.scanJob)
+}
+
+// PutJobBuild implements Store. One statement inserts the build only if
+// its job exists, so a build announced as its job is deleted cannot
+// outlive it (and be run by a new job with the same id).
+func (s *SQLStore) PutJobBuild(ctx context.Context, b JobBuild) error {
+	command, err := json.Marshal(b.Command)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO job_builds (team_id, project_id, job_id, id, branch, sha, image, path, command, concluded_at)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+		WHERE EXISTS (SELECT 1 FROM jobs WHERE team_id = $1 AND project_id = $2 AND id = $3)
+		ON CONFLICT (team_id, project_id, job_id, id) DO NOTHING`,
+		b.TeamID, b.ProjectID, b.JobID, b.ID, b.Branch, b.SHA, b.Image, b.Path, string(command), micros(b.ConcludedAt))
+	return err
+}
+
+// DeleteJobBuild implements Store.
+func (s *SQLStore) DeleteJobBuild(ctx context.Context, team, project, job, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM job_builds WHERE team_id = $1 AND project_id = $2 AND job_id = $3 AND id = $4`,
+		team, project, job, id)
+	return err
+}
+
+// LatestJobBuild implements Store.
+func (s *SQLStore) LatestJobBuild(ctx context.Context, team, project, job, branch string) (JobBuild, error) {
+	b := JobBuild{TeamID: team, ProjectID: project, JobID: job}
+	var command string
+	var concluded int64
+	err := s.db.QueryRow(ctx, `SELECT id, branch, sha, image, path, command, concluded_at FROM job_builds
+		WHERE team_id = $1 AND project_id = $2 AND job_id = $3 AND branch = $4
+		ORDER BY concluded_at DESC, id DESC LIMIT 1`, team, project, job, branch).
+		Scan(&b.ID, &b.Branch, &b.SHA, &b.Image, &b.Path, &command, &concluded)
+	if err != nil {
+		return JobBuild{}, sqldb.NotFoundIfNoRows(err)
+	}
+	if err := json.Unmarshal([]byte(command), &b.Command); err != nil {
+		return JobBuild{}, fmt.Errorf("jobs: build %s command: %w", b.ID, err)
+	}
+	b.ConcludedAt = fromMicros(concluded)
+	return b, nil
 }
 
 // DueCronJobs implements Store. A limit <= 0 returns every due job.

@@ -13,6 +13,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 	"github.com/slipwayhq/slipway/services/jobs"
 	"github.com/slipwayhq/slipway/services/jobs/migrations"
 	"github.com/slipwayhq/slipway/services/jobs/storetest"
@@ -90,7 +91,11 @@ func TestEnvironmentsEncryptedAtRest(t *testing.T) {
 		s := jobs.NewSQLStore(db, newBox(t, masterKey), nil)
 		now := time.Now().UTC()
 		env := map[string]string{"DB_PASSWORD": plaintext}
-		if err := s.CreateJob(ctx, jobs.Job{TeamID: "acme", ProjectID: "web", ID: "j", Name: "j", Type: jobs.TypeManual, Env: env, CreatedAt: now, UpdatedAt: now}); err != nil {
+		// A job that builds from git: its credentials and build arguments
+		// are secrets too.
+		build := &jobs.Build{VcsData: `{"projectUrl":"https://git.example.com/a/b"}`, BuildSettings: `{"buildpack":{}}`,
+			Credentials: &vcs.Credentials{Username: "bot", Password: plaintext}, Arguments: map[string]string{"NPM_TOKEN": plaintext}}
+		if err := s.CreateJob(ctx, jobs.Job{TeamID: "acme", ProjectID: "web", ID: "j", Name: "j", Type: jobs.TypeManual, Env: env, Build: build, CreatedAt: now, UpdatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.CreateRun(ctx, jobs.Run{TeamID: "acme", ProjectID: "web", JobID: "j", ID: "r", Status: jobs.RunRunning, Spec: jobs.RunSpec{Env: env}}); err != nil {
@@ -149,6 +154,9 @@ func TestEnvironmentsEncryptedAtRest(t *testing.T) {
 		// The right key reads it back.
 		if j, err := s.GetJob(ctx, "acme", "web", "j"); err != nil || j.Env["DB_PASSWORD"] != plaintext || j.Env["OTHER"] != plaintext+"-2" {
 			t.Fatalf("GetJob = %v, %v", j.Env, err)
+		}
+		if j, err := s.GetJob(ctx, "acme", "web", "j"); err != nil || j.Build == nil || j.Build.Credentials.Password != plaintext || j.Build.Arguments["NPM_TOKEN"] != plaintext {
+			t.Fatalf("GetJob's build = %+v, %v", j.Build, err)
 		}
 		// Another key fails loudly on every read path.
 		wrong := jobs.NewSQLStore(db, newBox(t, "another-master-key-of-32-bytes-or-more"), nil)

@@ -8,6 +8,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/paging"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // Type is a job's type.
@@ -69,10 +70,52 @@ type Job struct {
 	// NextRunAt is when a cron job's schedule fires next; zero when it
 	// does not (manual, suspended, or no schedule).
 	NextRunAt time.Time
+	// Build, when set, is the git source the job builds from: its runs run
+	// the newest successful build of its branch. Stores keep it encrypted
+	// at rest (credentials and build arguments are secrets).
+	Build     *Build
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	// Version increases with every write (optimistic concurrency).
 	Version int64
+}
+
+// Build is how a job builds from git: the API's JSON of its repository
+// (without credentials), build engine and options, as the deployments
+// service keeps a combined service's.
+type Build struct {
+	VcsData       string `json:"vcsData"`
+	BuildSettings string `json:"buildSettings"`
+	BuildConfig   string `json:"buildConfiguration,omitempty"`
+	BuildPlan     string `json:"buildPlan,omitempty"`
+	// Credentials read a private repository; nil for a public one.
+	Credentials *vcs.Credentials  `json:"credentials,omitempty"`
+	Arguments   map[string]string `json:"arguments,omitempty"`
+	// DisabledCI: pushes do not build (builds started through the API
+	// still do).
+	DisabledCI bool `json:"disabledCI,omitempty"`
+}
+
+// JobBuild is a successful build of a job, as the builds component
+// announced it: what a run of the job runs.
+type JobBuild struct {
+	TeamID, ProjectID, JobID string
+	ID                       string
+	Branch, SHA              string
+	// Image (docker driver) or Path and Command (process driver).
+	Image       string
+	Path        string
+	Command     []string
+	ConcludedAt time.Time
+}
+
+// Artifact is the build a run runs (in its RunSpec).
+type Artifact struct {
+	BuildID string   `json:"buildId"`
+	SHA     string   `json:"sha,omitempty"`
+	Image   string   `json:"image,omitempty"`
+	Path    string   `json:"path,omitempty"`
+	Command []string `json:"command,omitempty"`
 }
 
 // RunStatus is where a run is.
@@ -102,6 +145,8 @@ type RunSpec struct {
 	Plan       string            `json:"plan,omitempty"`
 	MilliCPU   int64             `json:"milliCPU,omitempty"`
 	MemoryMB   int64             `json:"memoryMB,omitempty"`
+	// Artifact, for a job that builds from git, is the build the run runs.
+	Artifact *Artifact `json:"artifact,omitempty"`
 }
 
 // Run is the stored state of a run.
@@ -209,7 +254,10 @@ type Store interface {
 	// fresh copy otherwise). Nothing is written when mutate changes
 	// nothing. Returns ErrNotFound, mutate's error or ErrConflict.
 	UpdateJob(ctx context.Context, team, project, id string, mutate func(*Job) ([]events.Event, error)) (Job, error)
-	// DeleteJob removes a job with its runs and logs.
+	// BuildingJobs returns every job that builds from git (Build set),
+	// across all teams, ordered by team, project and id.
+	BuildingJobs(ctx context.Context) ([]Job, error)
+	// DeleteJob removes a job with its runs, logs and recorded builds.
 	DeleteJob(ctx context.Context, team, project, id string, evs ...events.Event) error
 
 	// DueCronJobs returns cron jobs whose NextRunAt is set and not after
@@ -236,6 +284,16 @@ type Store interface {
 	OrphanedRuns(ctx context.Context, owner string, now time.Time) ([]Run, error)
 	// RenewLeases extends the lease of every unconcluded run owner holds.
 	RenewLeases(ctx context.Context, owner string, until time.Time) error
+
+	// PutJobBuild records a successful build of a job, once (a repeat is
+	// a no-op); nothing is recorded when the job does not exist (it was
+	// deleted meanwhile).
+	PutJobBuild(ctx context.Context, b JobBuild) error
+	// DeleteJobBuild forgets a build (its artifact was removed).
+	DeleteJobBuild(ctx context.Context, team, project, job, id string) error
+	// LatestJobBuild returns the newest recorded build of a job's branch,
+	// or ErrNotFound.
+	LatestJobBuild(ctx context.Context, team, project, job, branch string) (JobBuild, error)
 
 	// AppendLogs stores lines in one transaction and returns them with
 	// the Seq the store assigned.

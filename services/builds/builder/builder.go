@@ -103,9 +103,12 @@ type Request struct {
 	// owner; they label workloads and images and name the tag. BuildID
 	// must be a slug (lower-case letters, digits, '-').
 	BuildID, TeamID, ProjectID, ServiceID string
-	Source                                Source
-	Dockerfile                            *Dockerfile
-	Buildpack                             *Buildpack
+	// Job says the owner is a job (ServiceID is its id): its cache and
+	// images are kept apart from those of a service with the same id.
+	Job        bool
+	Source     Source
+	Dockerfile *Dockerfile
+	Buildpack  *Buildpack
 	// Args are build arguments (Dockerfile ARGs; a buildpack build's
 	// environment).
 	Args map[string]string
@@ -456,8 +459,21 @@ func (b *Builder) remove(ctx context.Context, r Result, force bool) error {
 	return nil
 }
 
-// ResetCache deletes a service's build cache (Go, npm and pip caches of
-// buildpack builds).
+// Owner is the name of a build's owner in cache paths and image tags: a
+// service's id, or "job." and a job's id (a '.' is in no id, so the two
+// never meet).
+func Owner(job bool, id string) string {
+	if job {
+		return "job." + id
+	}
+	return id
+}
+
+// owner is r's owner as Owner names it.
+func (r Request) owner() string { return Owner(r.Job, r.ServiceID) }
+
+// ResetCache deletes a service's (or, with an Owner name, a job's) build
+// cache (Go, npm and pip caches of buildpack builds).
 func (b *Builder) ResetCache(ctx context.Context, teamID, projectID, serviceID string) error {
 	dir, err := b.cacheDir(teamID, projectID, serviceID)
 	if err != nil {

@@ -207,7 +207,7 @@ func (r *run) buildpackBuild(sha string, res *Result) error {
 // own uid, the app tree and the service's cache writable, the Go
 // toolchain read-only.
 func (r *run) processBuild(app string, p plan) error {
-	cache, err := r.b.cacheDir(r.req.TeamID, r.req.ProjectID, r.req.ServiceID)
+	cache, err := r.b.cacheDir(r.req.TeamID, r.req.ProjectID, r.req.owner())
 	if err != nil {
 		return internal(err)
 	}

@@ -110,7 +110,7 @@ func (r *run) dockerfileBuild(sha string) (string, error) {
 // Dockerfile's content through the Engine API and returns its tag.
 func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target string) (string, error) {
 	api := r.b.cfg.Docker
-	tag := strings.ToLower(fmt.Sprintf("localhost/slipway/%s/%s:%s-%s", r.req.ProjectID, r.req.ServiceID, sha[:12], r.req.BuildID))
+	tag := strings.ToLower(fmt.Sprintf("localhost/slipway/%s/%s:%s-%s", r.req.ProjectID, r.req.owner(), sha[:12], r.req.BuildID))
 	pr, pw := io.Pipe()
 	// The Dockerfile goes into the context under a name of its own, so
 	// one outside the context directory (allowed: it is in the

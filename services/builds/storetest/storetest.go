@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore Factory) {
 		"PollState":                testPollState,
 		"PollStateConcurrentFirst": testPollStateConcurrent,
 		"TeamsAndProjectsIsolated": testIsolation,
+		"ServicesAndJobsIsolated":  testKinds,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -93,14 +94,19 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 var base = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 
 func key(service string) builds.ServiceKey {
-	return builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: service}
+	return builds.ServiceKey{TeamID: team, ProjectID: proj, Kind: builds.KindService, ServiceID: service}
+}
+
+// jobKey names a job.
+func jobKey(job string) builds.ServiceKey {
+	return builds.ServiceKey{TeamID: team, ProjectID: proj, Kind: builds.KindJob, ServiceID: job}
 }
 
 // build is a new build of service; ids grow with created times, as the
 // service's ids do.
 func build(service, id string, created time.Time) builds.Build {
 	return builds.Build{
-		TeamID: team, ProjectID: proj, ServiceID: service, ID: id,
+		TeamID: team, ProjectID: proj, Kind: builds.KindService, ServiceID: service, ID: id,
 		Branch: "main", Trigger: "api", Message: "Queued",
 		Overrides: builds.Overrides{BuildArguments: map[string]string{"TOKEN": "t0ps3cret"}, DockerFilePath: "/Dockerfile", Target: "prod"},
 		CreatedAt: created,
@@ -118,7 +124,7 @@ func mustCreate(t *testing.T, s builds.Store, b builds.Build) builds.Build {
 
 func mustGet(t *testing.T, s builds.Store, b builds.Build) builds.Build {
 	t.Helper()
-	got, err := s.GetBuild(context.Background(), b.TeamID, b.ProjectID, b.ServiceID, b.ID)
+	got, err := s.GetBuild(context.Background(), builds.ServiceKey{TeamID: b.TeamID, ProjectID: b.ProjectID, Kind: b.Kind, ServiceID: b.ServiceID}, b.ID)
 	if err != nil {
 		t.Fatalf("GetBuild(%s): %v", b.ID, err)
 	}
@@ -191,7 +197,15 @@ func checkEvent(t *testing.T, ev events.Event, verb string, b builds.Build) map[
 		t.Errorf("event type %q, want %q", ev.Type, want)
 	}
 	d := data(t, ev)
-	for field, want := range map[string]string{"teamId": b.TeamID, "projectId": b.ProjectID, "serviceId": b.ServiceID, "buildId": b.ID, "status": b.Status} {
+	fields := map[string]string{"teamId": b.TeamID, "projectId": b.ProjectID, "kind": b.Kind, "serviceId": b.ServiceID, "buildId": b.ID, "status": b.Status}
+	if b.Kind == builds.KindJob {
+		delete(fields, "serviceId")
+		fields["jobId"] = b.ServiceID
+		if _, ok := d["serviceId"]; ok {
+			t.Errorf("a job's %s event has a serviceId: %s", verb, ev.Data)
+		}
+	}
+	for field, want := range fields {
 		if d[field] != want {
 			t.Errorf("%s event %s = %v, want %q (data %s)", verb, field, d[field], want, ev.Data)
 		}
@@ -253,13 +267,13 @@ func testDuplicate(t *testing.T, s builds.Store, outbox Outbox) {
 
 func testMissing(t *testing.T, s builds.Store, outbox Outbox) {
 	ctx := context.Background()
-	if _, err := s.GetBuild(ctx, team, proj, "api", "nope"); !errors.Is(err, builds.ErrNotFound) {
+	if _, err := s.GetBuild(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, "nope"); !errors.Is(err, builds.ErrNotFound) {
 		t.Errorf("GetBuild: %v, want ErrNotFound", err)
 	}
 	if _, err := s.Transition(ctx, build("api", "nope", now()), builds.Transition{Status: builds.StatusBuilding}); !errors.Is(err, builds.ErrNotFound) {
 		t.Errorf("Transition: %v, want ErrNotFound", err)
 	}
-	if _, err := s.RequestAbort(ctx, team, proj, "api", "nope", now()); !errors.Is(err, builds.ErrNotFound) {
+	if _, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, "nope", now()); !errors.Is(err, builds.ErrNotFound) {
 		t.Errorf("RequestAbort: %v, want ErrNotFound", err)
 	}
 	if _, err := s.WebhookByID(ctx, "nope"); !errors.Is(err, builds.ErrNotFound) {
@@ -268,7 +282,7 @@ func testMissing(t *testing.T, s builds.Store, outbox Outbox) {
 	if b, ok, err := s.Claim(ctx, "r1", now()); err != nil || ok {
 		t.Errorf("Claim on an empty store = %+v, %v, %v", b, ok, err)
 	}
-	list, more, err := s.ListBuilds(ctx, team, proj, "api", paging.Page{Limit: 10})
+	list, more, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 10})
 	if err != nil || more || len(list) != 0 {
 		t.Errorf("ListBuilds = %d, %v, %v", len(list), more, err)
 	}
@@ -308,7 +322,7 @@ func testList(t *testing.T, s builds.Store, _ Outbox) {
 		{paging.Page{Limit: 2, Offset: 4}, []string{"b-0001"}, false},
 		{paging.Page{Limit: 2, Offset: 5}, []string{}, false},
 	} {
-		list, more, err := s.ListBuilds(ctx, team, proj, "api", tc.page)
+		list, more, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, tc.page)
 		if err != nil {
 			t.Fatalf("ListBuilds(%+v): %v", tc.page, err)
 		}
@@ -316,7 +330,7 @@ func testList(t *testing.T, s builds.Store, _ Outbox) {
 			t.Errorf("ListBuilds(%+v) = %v more=%v, want %v more=%v", tc.page, got, more, tc.want, tc.more)
 		}
 	}
-	list, _, err := s.ListBuilds(ctx, team, proj, "api", paging.Page{Limit: 1})
+	list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 1})
 	if err != nil || len(list) != 1 || list[0].Overrides.BuildArguments["TOKEN"] != "t0ps3cret" {
 		t.Errorf("ListBuilds does not return whole builds: %+v, %v", list, err)
 	}
@@ -326,7 +340,7 @@ func testClaim(t *testing.T, s builds.Store, outbox Outbox) {
 	ctx := context.Background()
 	// Oldest first across services; a concluded build is not taken.
 	gone := mustCreate(t, s, build("api", "b-0001", base))
-	if _, err := s.RequestAbort(ctx, team, proj, "api", gone.ID, base); err != nil {
+	if _, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, gone.ID, base); err != nil {
 		t.Fatal(err)
 	}
 	// Created times, not ids, say which is oldest.
@@ -441,7 +455,7 @@ func testClaimContended(t *testing.T, s builds.Store, _ Outbox) {
 					continue
 				}
 				// None queued: so none may be queued now (nothing is added).
-				list, _, err := s.ListBuilds(ctx, team, proj, "api", paging.Page{Limit: n})
+				list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: n})
 				if err != nil {
 					t.Errorf("ListBuilds: %v", err)
 					return
@@ -587,7 +601,7 @@ func testRequestAbort(t *testing.T, s builds.Store, outbox Outbox) {
 	queued := mustCreate(t, s, build("api", "b-0001", base))
 	n0 := outbox.Count()
 	at := now()
-	got, err := s.RequestAbort(ctx, team, proj, "api", queued.ID, at)
+	got, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, queued.ID, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -611,7 +625,7 @@ func testRequestAbort(t *testing.T, s builds.Store, outbox Outbox) {
 	running = mustTransition(t, s, running, builds.Transition{Status: builds.StatusBuilding, At: now()})
 	n0 = outbox.Count()
 	for range 2 { // asking twice is harmless
-		got, err = s.RequestAbort(ctx, team, proj, "api", running.ID, now())
+		got, err = s.RequestAbort(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, running.ID, now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -636,7 +650,7 @@ func testRequestAbort(t *testing.T, s builds.Store, outbox Outbox) {
 	// Concluded: refused.
 	n0 = outbox.Count()
 	for _, id := range []string{queued.ID, running.ID} {
-		if _, err := s.RequestAbort(ctx, team, proj, "api", id, now()); !errors.Is(err, builds.ErrConflict) {
+		if _, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, id, now()); !errors.Is(err, builds.ErrConflict) {
 			t.Errorf("RequestAbort of concluded %s: %v, want ErrConflict", id, err)
 		}
 	}
@@ -664,7 +678,10 @@ func testRequestAbortClaimRace(t *testing.T, s builds.Store, outbox Outbox) {
 		)
 		start := make(chan struct{})
 		wg.Go(func() { <-start; claimed, ok, claimErr = s.Claim(ctx, "r1", now()) })
-		wg.Go(func() { <-start; aborted, abortErr = s.RequestAbort(ctx, team, proj, "api", b.ID, now()) })
+		wg.Go(func() {
+			<-start
+			aborted, abortErr = s.RequestAbort(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, b.ID, now())
+		})
 		close(start)
 		wg.Wait()
 		if claimErr != nil || abortErr != nil {
@@ -880,11 +897,11 @@ func testDeleteService(t *testing.T, s builds.Store, outbox Outbox) {
 	}
 
 	for _, id := range []string{"b-0001", "b-0002", "b-0003", "b-0004"} {
-		if _, err := s.GetBuild(ctx, team, proj, "api", id); !errors.Is(err, builds.ErrNotFound) {
+		if _, err := s.GetBuild(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, id); !errors.Is(err, builds.ErrNotFound) {
 			t.Errorf("GetBuild(%s) after DeleteService: %v", id, err)
 		}
 	}
-	if list, _, err := s.ListBuilds(ctx, team, proj, "api", paging.Page{Limit: 10}); err != nil || len(list) != 0 {
+	if list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
 		t.Errorf("ListBuilds after DeleteService: %d, %v", len(list), err)
 	}
 	if got := readAll(t, s, builds.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", Limit: 100}); len(got) != 0 {
@@ -964,7 +981,7 @@ func testDeleteServiceRace(t *testing.T, s builds.Store, _ Outbox) {
 		case doneErr != nil && len(gone) != 0:
 			t.Fatalf("round %d: the success was refused (%v) but the deletion returned %+v", i, doneErr, gone)
 		}
-		if _, err := s.GetBuild(ctx, team, proj, svc, b.ID); !errors.Is(err, builds.ErrNotFound) {
+		if _, err := s.GetBuild(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: svc}, b.ID); !errors.Is(err, builds.ErrNotFound) {
 			t.Fatalf("round %d: the build outlived its service: %v", i, err)
 		}
 	}
@@ -1206,7 +1223,7 @@ func testWebhook(t *testing.T, s builds.Store, _ Outbox) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := builds.Webhook{TeamID: team, ProjectID: proj, ServiceID: "api", ID: "wh-1", Secret: "secret-1"}
+	want := builds.Webhook{TeamID: team, ProjectID: proj, Kind: builds.KindService, ServiceID: "api", ID: "wh-1", Secret: "secret-1"}
 	if w != want {
 		t.Errorf("Webhook = %+v, want %+v", w, want)
 	}
@@ -1415,13 +1432,13 @@ func testIsolation(t *testing.T, s builds.Store, _ Outbox) {
 		t.Fatal(err)
 	}
 	for _, at := range []struct{ team, proj, svc string }{{"other", proj, "api"}, {team, "other", "api"}, {team, proj, "worker"}} {
-		if _, err := s.GetBuild(ctx, at.team, at.proj, at.svc, b.ID); !errors.Is(err, builds.ErrNotFound) {
+		if _, err := s.GetBuild(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}, b.ID); !errors.Is(err, builds.ErrNotFound) {
 			t.Errorf("GetBuild from %s/%s/%s: %v", at.team, at.proj, at.svc, err)
 		}
-		if list, _, err := s.ListBuilds(ctx, at.team, at.proj, at.svc, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
+		if list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
 			t.Errorf("ListBuilds from %s/%s/%s: %d, %v", at.team, at.proj, at.svc, len(list), err)
 		}
-		if _, err := s.RequestAbort(ctx, at.team, at.proj, at.svc, b.ID, now()); !errors.Is(err, builds.ErrNotFound) {
+		if _, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}, b.ID, now()); !errors.Is(err, builds.ErrNotFound) {
 			t.Errorf("RequestAbort from %s/%s/%s: %v", at.team, at.proj, at.svc, err)
 		}
 		foreign := b
@@ -1456,5 +1473,96 @@ func testIsolation(t *testing.T, s builds.Store, _ Outbox) {
 	}
 	if got := readAll(t, s, builds.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", Limit: 100}); len(got) != 2 {
 		t.Errorf("the build's logs: %d lines, want 2", len(got))
+	}
+}
+
+// testKinds: a job's builds are kept apart from those of a service with
+// the same id: each lists, reads, aborts, logs, hooks and polls only its
+// own, deleting one leaves the other's, and a job's events carry kind
+// "job" and jobId.
+func testKinds(t *testing.T, s builds.Store, outbox Outbox) {
+	ctx := context.Background()
+	svc := mustCreate(t, s, build("app", "b-0001", base))
+	jb := build("app", "b-0002", base.Add(time.Second))
+	jb.Kind = builds.KindJob
+	jb = mustCreate(t, s, jb)
+	if jb.Kind != builds.KindJob {
+		t.Fatalf("created job build kind %q", jb.Kind)
+	}
+	checkEvent(t, lastEvent(t, outbox), builds.VerbQueued, jb)
+	if got := mustGet(t, s, jb); got.Kind != builds.KindJob {
+		t.Errorf("GetBuild(job) kind %q", got.Kind)
+	}
+	if _, err := s.GetBuild(ctx, key("app"), jb.ID); !errors.Is(err, builds.ErrNotFound) {
+		t.Errorf("the job's build read as the service's: %v", err)
+	}
+	if _, err := s.GetBuild(ctx, jobKey("app"), svc.ID); !errors.Is(err, builds.ErrNotFound) {
+		t.Errorf("the service's build read as the job's: %v", err)
+	}
+	if _, err := s.RequestAbort(ctx, key("app"), jb.ID, now()); !errors.Is(err, builds.ErrNotFound) {
+		t.Errorf("the job's build aborted as the service's: %v", err)
+	}
+	for k, want := range map[builds.ServiceKey][]string{key("app"): {svc.ID}, jobKey("app"): {jb.ID}} {
+		list, _, err := s.ListBuilds(ctx, k, paging.Page{Limit: 10})
+		if err != nil || !reflect.DeepEqual(ids(list), want) {
+			t.Errorf("ListBuilds(%s) = %v, %v; want %v", k.Kind, ids(list), err, want)
+		}
+	}
+	// Logs, webhooks and poll state are the owner's.
+	if _, err := s.AppendLogs(ctx, jb, lines(base, 2), 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s, builds.LogQuery{TeamID: team, ProjectID: proj, Kind: builds.KindService, ServiceID: "app", Limit: 100}); len(got) != 0 {
+		t.Errorf("the service reads the job's log lines: %v", texts(got))
+	}
+	if got := readAll(t, s, builds.LogQuery{TeamID: team, ProjectID: proj, Kind: builds.KindJob, ServiceID: "app", Limit: 100}); len(got) != 2 || got[0].Kind != builds.KindJob {
+		t.Errorf("the job's log lines: %+v", got)
+	}
+	ws, err := s.Webhook(ctx, key("app"), "wh-s", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wj, err := s.Webhook(ctx, jobKey("app"), "wh-j", "s2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws.ID == wj.ID || wj.Kind != builds.KindJob {
+		t.Errorf("webhooks %+v and %+v", ws, wj)
+	}
+	if err := s.SetPollState(ctx, jobKey("app"), map[string]string{"refs/heads/main": sha}); err != nil {
+		t.Fatal(err)
+	}
+	if heads, err := s.PollState(ctx, key("app")); err != nil || len(heads) != 0 {
+		t.Errorf("the service's poll state is the job's: %v, %v", heads, err)
+	}
+	keys, err := s.ProjectServices(ctx, team, proj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Kind < keys[j].Kind })
+	if want := []builds.ServiceKey{jobKey("app"), key("app")}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("ProjectServices = %+v, want %+v", keys, want)
+	}
+	// A succeeded job build announces kind "job"; deleting the job keeps
+	// the service's builds.
+	b := claimThis(t, s, jb)
+	b = mustTransition(t, s, b, builds.Transition{Status: builds.StatusSuccess, SHA: sha, Artifact: builds.Artifact{Path: "/srv/app", Command: []string{"./run"}}, At: now()})
+	d := checkEvent(t, lastEvent(t, outbox), builds.VerbSucceeded, b)
+	if d["kind"] != "job" || d["jobId"] != "app" {
+		t.Errorf("succeeded event of a job build: %v", d)
+	}
+	gone, err := s.DeleteService(ctx, jobKey("app"))
+	if err != nil || len(gone) != 1 || gone[0].ID != jb.ID {
+		t.Fatalf("DeleteService(job) = %v, %v", ids(gone), err)
+	}
+	checkEvent(t, lastEvent(t, outbox), builds.VerbDeleted, gone[0])
+	if got := mustGet(t, s, svc); got.ID != svc.ID {
+		t.Errorf("the service's build after the job's deletion: %+v", got)
+	}
+	if _, err := s.WebhookByID(ctx, ws.ID); err != nil {
+		t.Errorf("the service's webhook after the job's deletion: %v", err)
+	}
+	if _, err := s.WebhookByID(ctx, wj.ID); !errors.Is(err, builds.ErrNotFound) {
+		t.Errorf("the job's webhook after its deletion: %v", err)
 	}
 }

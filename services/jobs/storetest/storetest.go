@@ -15,6 +15,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/paging"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 	"github.com/slipwayhq/slipway/services/jobs"
 )
 
@@ -49,6 +50,7 @@ func Run(t *testing.T, newStore Factory) {
 		"LogsKeysetContinuation":    testLogsContinuation,
 		"EnvironmentsRoundTrip":     testEnvRoundTrip,
 		"ClaimTickAndUpdateCompose": testClaimTickThenUpdate,
+		"BuildsFromGit":             testBuildsFromGit,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -1149,5 +1151,95 @@ func testEnvRoundTrip(t *testing.T, s jobs.Store, _ func() int) {
 	}
 	if got, _ := s.GetJob(ctx, team, proj, "env"); len(got.Env) != 0 {
 		t.Fatalf("emptied env came back as %v", got.Env)
+	}
+}
+
+// testBuildsFromGit: a job's git source round-trips, is set and cleared
+// by updates, and lists it among the building jobs; its successful builds
+// are recorded once, only while the job exists, the newest of a branch is
+// found, a deleted one is forgotten, and deleting the job forgets them
+// all (a new job with its id starts with none).
+func testBuildsFromGit(t *testing.T, s jobs.Store, _ func() int) {
+	ctx := context.Background()
+	j := job("built")
+	j.Deployment = jobs.Deployment{ConfigType: "default"}
+	j.Build = &jobs.Build{
+		VcsData: `{"projectUrl":"https://git.example.com/a/b","projectBranch":"main"}`, BuildSettings: `{"buildpack":{"buildContext":"/"}}`,
+		BuildPlan: "nf-compute-20", Credentials: &vcs.Credentials{Username: "bot", Password: "t0ken"}, Arguments: map[string]string{"A": "1"},
+	}
+	mustCreateJob(t, s, j)
+	mustCreateJob(t, s, job("plain"))
+	got, err := s.GetJob(ctx, team, proj, "built")
+	if err != nil || !reflect.DeepEqual(got.Build, j.Build) {
+		t.Fatalf("GetJob's build = %+v, %v; want %+v", got.Build, err, j.Build)
+	}
+	if got, _ := s.GetJob(ctx, team, proj, "plain"); got.Build != nil {
+		t.Fatalf("a job without a git source has build %+v", got.Build)
+	}
+	list, err := s.BuildingJobs(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != "built" {
+		t.Fatalf("BuildingJobs = %v, %v", list, err)
+	}
+	// Updates change the build in place and can clear it.
+	if _, err := s.UpdateJob(ctx, team, proj, "built", func(j *jobs.Job) ([]events.Event, error) {
+		j.Build.Arguments["B"] = "2"
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetJob(ctx, team, proj, "built"); got.Build.Arguments["B"] != "2" {
+		t.Fatalf("updated build arguments %v", got.Build.Arguments)
+	}
+	if _, err := s.UpdateJob(ctx, team, proj, "plain", func(j *jobs.Job) ([]events.Event, error) {
+		j.Build = &jobs.Build{VcsData: `{}`}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateJob(ctx, team, proj, "plain", func(j *jobs.Job) ([]events.Event, error) {
+		j.Build = nil
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetJob(ctx, team, proj, "plain"); got.Build != nil {
+		t.Fatalf("a cleared build reads %+v", got.Build)
+	}
+
+	base := now()
+	b1 := jobs.JobBuild{TeamID: team, ProjectID: proj, JobID: "built", ID: "b1", Branch: "main", SHA: "aaa", Path: "/a/1", Command: []string{"./run", "x"}, ConcludedAt: base}
+	b2 := jobs.JobBuild{TeamID: team, ProjectID: proj, JobID: "built", ID: "b2", Branch: "main", SHA: "bbb", Image: "img:2", ConcludedAt: base.Add(time.Second)}
+	dev := jobs.JobBuild{TeamID: team, ProjectID: proj, JobID: "built", ID: "b3", Branch: "dev", SHA: "ccc", Path: "/a/3", ConcludedAt: base.Add(2 * time.Second)}
+	for _, b := range []jobs.JobBuild{b1, b2, b2, dev} { // a redelivery is a no-op
+		if err := s.PutJobBuild(ctx, b); err != nil {
+			t.Fatalf("PutJobBuild(%s): %v", b.ID, err)
+		}
+	}
+	orphan := b1
+	orphan.JobID, orphan.ID = "nojob", "b9"
+	if err := s.PutJobBuild(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LatestJobBuild(ctx, team, proj, "nojob", "main"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("a build of a job that does not exist was recorded: %v", err)
+	}
+	if got, err := s.LatestJobBuild(ctx, team, proj, "built", "main"); err != nil || !reflect.DeepEqual(got, b2) {
+		t.Fatalf("LatestJobBuild(main) = %+v, %v; want %+v", got, err, b2)
+	}
+	if err := s.DeleteJobBuild(ctx, team, proj, "built", "b2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LatestJobBuild(ctx, team, proj, "built", "main"); err != nil || !reflect.DeepEqual(got, b1) {
+		t.Fatalf("LatestJobBuild(main) after deleting b2 = %+v, %v; want %+v", got, err, b1)
+	}
+	if _, err := s.LatestJobBuild(ctx, team, proj, "built", "nope"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("LatestJobBuild of a branch never built = %v", err)
+	}
+	if err := s.DeleteJob(ctx, team, proj, "built"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateJob(t, s, job("built"))
+	if _, err := s.LatestJobBuild(ctx, team, proj, "built", "dev"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("a new job with a deleted job's id has its builds: %v", err)
 	}
 }

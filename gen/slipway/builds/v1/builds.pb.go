@@ -220,8 +220,11 @@ type StartServiceBuildRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// Commit to build (40 hex digits, or an unambiguous prefix of at least 7).
 	Sha string `protobuf:"bytes,4,opt,name=sha,proto3" json:"sha,omitempty"`
 	// Branch to build (its head when sha is unset).
@@ -283,6 +286,13 @@ func (x *StartServiceBuildRequest) GetProjectId() string {
 func (x *StartServiceBuildRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *StartServiceBuildRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -576,8 +586,11 @@ type ListServiceBuildsRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// Results per page: 1 to 100, 50 when unset.
 	PerPage int32 `protobuf:"varint,4,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
 	// 1-based page number (ignored when cursor is given).
@@ -635,6 +648,13 @@ func (x *ListServiceBuildsRequest) GetProjectId() string {
 func (x *ListServiceBuildsRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ListServiceBuildsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -723,8 +743,11 @@ type GetServiceBuildRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// Build id.
 	BuildId       string `protobuf:"bytes,4,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -778,6 +801,13 @@ func (x *GetServiceBuildRequest) GetProjectId() string {
 func (x *GetServiceBuildRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *GetServiceBuildRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -843,8 +873,11 @@ type AbortServiceBuildRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// Build id.
 	BuildId       string `protobuf:"bytes,4,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -898,6 +931,13 @@ func (x *AbortServiceBuildRequest) GetProjectId() string {
 func (x *AbortServiceBuildRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *AbortServiceBuildRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -1027,8 +1067,11 @@ type GetServiceBuildLogsRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// "range" or "tail" (the client sends it; the route decides).
 	QueryType string `protobuf:"bytes,4,opt,name=query_type,json=queryType,proto3" json:"query_type,omitempty"`
 	// Lines written at or after this time.
@@ -1106,6 +1149,13 @@ func (x *GetServiceBuildLogsRequest) GetProjectId() string {
 func (x *GetServiceBuildLogsRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *GetServiceBuildLogsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -1255,8 +1305,11 @@ type TailServiceBuildLogsRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// "range" or "tail" (the client sends it; the route decides).
 	QueryType string `protobuf:"bytes,4,opt,name=query_type,json=queryType,proto3" json:"query_type,omitempty"`
 	// Start with the lines written at or after this time (else the last line_limit).
@@ -1328,6 +1381,13 @@ func (x *TailServiceBuildLogsRequest) GetProjectId() string {
 func (x *TailServiceBuildLogsRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *TailServiceBuildLogsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -1558,8 +1618,11 @@ type GetServiceBranchesRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// Results per page: 1 to 100, 50 when unset.
 	PerPage int32 `protobuf:"varint,4,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
 	// 1-based page number (ignored when cursor is given).
@@ -1617,6 +1680,13 @@ func (x *GetServiceBranchesRequest) GetProjectId() string {
 func (x *GetServiceBranchesRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *GetServiceBranchesRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -1870,8 +1940,11 @@ type GetServicePullRequestsRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
 	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId string `protobuf:"bytes,30,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// Results per page: 1 to 100, 50 when unset.
 	PerPage int32 `protobuf:"varint,4,opt,name=per_page,json=perPage,proto3" json:"per_page,omitempty"`
 	// 1-based page number (ignored when cursor is given).
@@ -1929,6 +2002,13 @@ func (x *GetServicePullRequestsRequest) GetProjectId() string {
 func (x *GetServicePullRequestsRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *GetServicePullRequestsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -2436,13 +2516,14 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\b_successB\x15\n" +
 	"\x13_build_concluded_at\"\x1c\n" +
 	"\bRegistry\x12\x10\n" +
-	"\x03uri\x18\x01 \x01(\tR\x03uri\"\x87\x03\n" +
+	"\x03uri\x18\x01 \x01(\tR\x03uri\"\xa5\x03\n" +
 	"\x18StartServiceBuildRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12)\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x12)\n" +
 	"\x03sha\x18\x04 \x01(\tB\x17\xbaH\x14r\x12\x18@2\x0e^[0-9a-fA-F]*$R\x03sha\x12 \n" +
 	"\x06branch\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x06branch\x12>\n" +
 	"\x0fpull_request_id\x18\x06 \x01(\v2\x16.google.protobuf.ValueR\rpullRequestId\x12?\n" +
@@ -2468,13 +2549,14 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
 	"\x06status\x18\a \x01(\tR\x06status\x12\x1c\n" +
-	"\tconcluded\x18\b \x01(\bR\tconcluded\"\xf5\x01\n" +
+	"\tconcluded\x18\b \x01(\bR\tconcluded\"\x93\x02\n" +
 	"\x18ListServiceBuildsRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12$\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x12$\n" +
 	"\bper_page\x18\x04 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
 	"\x04page\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
 	"\x06cursor\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\x89\x01\n" +
@@ -2482,35 +2564,38 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\x06builds\x18\x01 \x03(\v2\x18.slipway.builds.v1.BuildR\x06builds\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xb4\x01\n" +
+	"pagination\"\xd2\x01\n" +
 	"\x16GetServiceBuildRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12$\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x12$\n" +
 	"\bbuild_id\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\abuildId\"I\n" +
 	"\x17GetServiceBuildResponse\x12.\n" +
-	"\x05build\x18\x01 \x01(\v2\x18.slipway.builds.v1.BuildR\x05build\"\xb6\x01\n" +
+	"\x05build\x18\x01 \x01(\v2\x18.slipway.builds.v1.BuildR\x05build\"\xd4\x01\n" +
 	"\x18AbortServiceBuildRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12$\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x12$\n" +
 	"\bbuild_id\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\abuildId\"\x1b\n" +
 	"\x19AbortServiceBuildResponse\"\x82\x01\n" +
 	"\aLogLine\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x10\n" +
 	"\x03log\x18\x02 \x01(\tR\x03log\x12*\n" +
 	"\x02ts\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02ts\x12\x16\n" +
-	"\x06stream\x18\x04 \x01(\tR\x06stream\"\x84\x06\n" +
+	"\x06stream\x18\x04 \x01(\tR\x06stream\"\xa2\x06\n" +
 	"\x1aGetServiceBuildLogsRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x123\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x123\n" +
 	"\n" +
 	"query_type\x18\x04 \x01(\tB\x14\xbaH\x11r\x0fR\x00R\x05rangeR\x04tailR\tqueryType\x129\n" +
 	"\n" +
@@ -2530,13 +2615,14 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\bduration\x18\x15 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\bduration\x128\n" +
 	"\tdirection\x18\x16 \x01(\tB\x1a\xbaH\x17r\x15R\x00R\aforwardR\bbackwardR\tdirection\"O\n" +
 	"\x1bGetServiceBuildLogsResponse\x120\n" +
-	"\x05lines\x18\x01 \x03(\v2\x1a.slipway.builds.v1.LogLineR\x05lines\"\xef\x04\n" +
+	"\x05lines\x18\x01 \x03(\v2\x1a.slipway.builds.v1.LogLineR\x05lines\"\x8d\x05\n" +
 	"\x1bTailServiceBuildLogsRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x123\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x123\n" +
 	"\n" +
 	"query_type\x18\x04 \x01(\tB\x14\xbaH\x11r\x0fR\x00R\x05rangeR\x04tailR\tqueryType\x129\n" +
 	"\n" +
@@ -2560,13 +2646,14 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
 	"\n" +
 	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\" \n" +
-	"\x1eResetServiceBuildCacheResponse\"\xf6\x01\n" +
+	"\x1eResetServiceBuildCacheResponse\"\x94\x02\n" +
 	"\x19GetServiceBranchesRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12$\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x12$\n" +
 	"\bper_page\x18\x04 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
 	"\x04page\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
 	"\x06cursor\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"_\n" +
@@ -2583,13 +2670,14 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\bbranches\x18\x01 \x03(\v2\x19.slipway.builds.v1.BranchR\bbranches\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xfa\x01\n" +
+	"pagination\"\x98\x02\n" +
 	"\x1dGetServicePullRequestsRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\x12$\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x1e \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\x12$\n" +
 	"\bper_page\x18\x04 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
 	"\x04page\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
 	"\x06cursor\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\"\xf1\x01\n" +
@@ -2631,7 +2719,7 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\n" +
 	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"^\n" +
 	"!RotateServiceBuildWebhookResponse\x129\n" +
-	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook2\xb8\x1b\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook2\xd9,\n" +
 	"\rBuildsService\x12\xb4\x02\n" +
 	"\x11StartServiceBuild\x12+.slipway.builds.v1.StartServiceBuildRequest\x1a,.slipway.builds.v1.StartServiceBuildResponse\"\xc3\x01\xa2\xbb\x182\n" +
 	".Project > Services > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x86\x01:\x01*ZJ:\x01*\"E/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build\"5/v1/projects/{project_id}/services/{service_id}/build\x12\xa3\x02\n" +
@@ -2654,7 +2742,23 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\x19RotateServiceBuildWebhook\x123.slipway.builds.v1.RotateServiceBuildWebhookRequest\x1a4.slipway.builds.v1.RotateServiceBuildWebhookResponse\"\xdc\x01\xa2\xbb\x18)\n" +
 	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\xa8\x01:\x01*Z[:\x01*b\awebhook\"M/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-webhookb\awebhook\"=/v1/projects/{project_id}/services/{service_id}/build-webhook\x12\xa6\x01\n" +
 	"\x14TailServiceBuildLogs\x12..slipway.builds.v1.TailServiceBuildLogsRequest\x1a/.slipway.builds.v1.TailServiceBuildLogsResponse\"+\xa2\xbb\x18'\n" +
-	"#Project > Services > General > Read\x10\x010\x01\x12Z\n" +
+	"#Project > Services > General > Read\x10\x010\x01\x12\x9b\x02\n" +
+	"\rStartJobBuild\x12+.slipway.builds.v1.StartServiceBuildRequest\x1a,.slipway.builds.v1.StartServiceBuildResponse\"\xae\x01\xa2\xbb\x18.\n" +
+	"*Project > Jobs > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02v:\x01*ZB:\x01*\"=/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build\"-/v1/projects/{project_id}/jobs/{job_id}/build\x12\x8a\x02\n" +
+	"\rListJobBuilds\x12+.slipway.builds.v1.ListServiceBuildsRequest\x1a,.slipway.builds.v1.ListServiceBuildsResponse\"\x9d\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02pZ?\x12=/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build\x12-/v1/projects/{project_id}/jobs/{job_id}/build\x12\xb4\x02\n" +
+	"\vGetJobBuild\x12).slipway.builds.v1.GetServiceBuildRequest\x1a*.slipway.builds.v1.GetServiceBuildResponse\"\xcd\x01\xa2\xbb\x18.\n" +
+	"*Project > Jobs > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x94\x01ZQb\x05build\x12H/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build/{build_id}b\x05build\x128/v1/projects/{project_id}/jobs/{job_id}/build/{build_id}\x12\xac\x02\n" +
+	"\rAbortJobBuild\x12+.slipway.builds.v1.AbortServiceBuildRequest\x1a,.slipway.builds.v1.AbortServiceBuildResponse\"\xbf\x01\xa2\xbb\x18.\n" +
+	"*Project > Jobs > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x86\x01ZJ*H/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build/{build_id}*8/v1/projects/{project_id}/jobs/{job_id}/build/{build_id}\x12\xa9\x02\n" +
+	"\x0fGetJobBuildLogs\x12-.slipway.builds.v1.GetServiceBuildLogsRequest\x1a..slipway.builds.v1.GetServiceBuildLogsResponse\"\xb6\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x88\x01ZKb\x05lines\x12B/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-logsb\x05lines\x122/v1/projects/{project_id}/jobs/{job_id}/build-logs\x12\x93\x02\n" +
+	"\x0eGetJobBranches\x12,.slipway.builds.v1.GetServiceBranchesRequest\x1a-.slipway.builds.v1.GetServiceBranchesResponse\"\xa3\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02vZB\x12@/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/branches\x120/v1/projects/{project_id}/jobs/{job_id}/branches\x12\xaa\x02\n" +
+	"\x12GetJobPullRequests\x120.slipway.builds.v1.GetServicePullRequestsRequest\x1a1.slipway.builds.v1.GetServicePullRequestsResponse\"\xae\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x80\x01ZG\x12E/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/pull-requests\x125/v1/projects/{project_id}/jobs/{job_id}/pull-requests\x12\x9e\x01\n" +
+	"\x10TailJobBuildLogs\x12..slipway.builds.v1.TailServiceBuildLogsRequest\x1a/.slipway.builds.v1.TailServiceBuildLogsResponse\"'\xa2\xbb\x18#\n" +
+	"\x1fProject > Jobs > General > Read\x10\x010\x01\x12Z\n" +
 	"\x11ReceiveGitWebhook\x12\x1e.slipway.api.v1.WebhookRequest\x1a\x1f.slipway.api.v1.WebhookResponse\"\x04\xa2\xbb\x18\x00B=Z;github.com/slipwayhq/slipway/gen/slipway/builds/v1;buildsv1b\x06proto3"
 
 var (
@@ -2751,21 +2855,37 @@ var file_slipway_builds_v1_builds_proto_depIdxs = []int32{
 	28, // 37: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:input_type -> slipway.builds.v1.GetServiceBuildWebhookRequest
 	30, // 38: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:input_type -> slipway.builds.v1.RotateServiceBuildWebhookRequest
 	15, // 39: slipway.builds.v1.BuildsService.TailServiceBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
-	36, // 40: slipway.builds.v1.BuildsService.ReceiveGitWebhook:input_type -> slipway.api.v1.WebhookRequest
-	5,  // 41: slipway.builds.v1.BuildsService.StartServiceBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
-	7,  // 42: slipway.builds.v1.BuildsService.ListServiceBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
-	9,  // 43: slipway.builds.v1.BuildsService.GetServiceBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
-	11, // 44: slipway.builds.v1.BuildsService.AbortServiceBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
-	14, // 45: slipway.builds.v1.BuildsService.GetServiceBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
-	18, // 46: slipway.builds.v1.BuildsService.ResetServiceBuildCache:output_type -> slipway.builds.v1.ResetServiceBuildCacheResponse
-	23, // 47: slipway.builds.v1.BuildsService.GetServiceBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
-	26, // 48: slipway.builds.v1.BuildsService.GetServicePullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
-	29, // 49: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:output_type -> slipway.builds.v1.GetServiceBuildWebhookResponse
-	31, // 50: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:output_type -> slipway.builds.v1.RotateServiceBuildWebhookResponse
-	16, // 51: slipway.builds.v1.BuildsService.TailServiceBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
-	37, // 52: slipway.builds.v1.BuildsService.ReceiveGitWebhook:output_type -> slipway.api.v1.WebhookResponse
-	41, // [41:53] is the sub-list for method output_type
-	29, // [29:41] is the sub-list for method input_type
+	2,  // 40: slipway.builds.v1.BuildsService.StartJobBuild:input_type -> slipway.builds.v1.StartServiceBuildRequest
+	6,  // 41: slipway.builds.v1.BuildsService.ListJobBuilds:input_type -> slipway.builds.v1.ListServiceBuildsRequest
+	8,  // 42: slipway.builds.v1.BuildsService.GetJobBuild:input_type -> slipway.builds.v1.GetServiceBuildRequest
+	10, // 43: slipway.builds.v1.BuildsService.AbortJobBuild:input_type -> slipway.builds.v1.AbortServiceBuildRequest
+	13, // 44: slipway.builds.v1.BuildsService.GetJobBuildLogs:input_type -> slipway.builds.v1.GetServiceBuildLogsRequest
+	19, // 45: slipway.builds.v1.BuildsService.GetJobBranches:input_type -> slipway.builds.v1.GetServiceBranchesRequest
+	24, // 46: slipway.builds.v1.BuildsService.GetJobPullRequests:input_type -> slipway.builds.v1.GetServicePullRequestsRequest
+	15, // 47: slipway.builds.v1.BuildsService.TailJobBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
+	36, // 48: slipway.builds.v1.BuildsService.ReceiveGitWebhook:input_type -> slipway.api.v1.WebhookRequest
+	5,  // 49: slipway.builds.v1.BuildsService.StartServiceBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
+	7,  // 50: slipway.builds.v1.BuildsService.ListServiceBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
+	9,  // 51: slipway.builds.v1.BuildsService.GetServiceBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
+	11, // 52: slipway.builds.v1.BuildsService.AbortServiceBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
+	14, // 53: slipway.builds.v1.BuildsService.GetServiceBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
+	18, // 54: slipway.builds.v1.BuildsService.ResetServiceBuildCache:output_type -> slipway.builds.v1.ResetServiceBuildCacheResponse
+	23, // 55: slipway.builds.v1.BuildsService.GetServiceBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
+	26, // 56: slipway.builds.v1.BuildsService.GetServicePullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
+	29, // 57: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:output_type -> slipway.builds.v1.GetServiceBuildWebhookResponse
+	31, // 58: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:output_type -> slipway.builds.v1.RotateServiceBuildWebhookResponse
+	16, // 59: slipway.builds.v1.BuildsService.TailServiceBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
+	5,  // 60: slipway.builds.v1.BuildsService.StartJobBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
+	7,  // 61: slipway.builds.v1.BuildsService.ListJobBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
+	9,  // 62: slipway.builds.v1.BuildsService.GetJobBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
+	11, // 63: slipway.builds.v1.BuildsService.AbortJobBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
+	14, // 64: slipway.builds.v1.BuildsService.GetJobBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
+	23, // 65: slipway.builds.v1.BuildsService.GetJobBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
+	26, // 66: slipway.builds.v1.BuildsService.GetJobPullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
+	16, // 67: slipway.builds.v1.BuildsService.TailJobBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
+	37, // 68: slipway.builds.v1.BuildsService.ReceiveGitWebhook:output_type -> slipway.api.v1.WebhookResponse
+	49, // [49:69] is the sub-list for method output_type
+	29, // [29:49] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name

@@ -35,6 +35,14 @@ const (
 	BuildsService_GetServiceBuildWebhook_FullMethodName    = "/slipway.builds.v1.BuildsService/GetServiceBuildWebhook"
 	BuildsService_RotateServiceBuildWebhook_FullMethodName = "/slipway.builds.v1.BuildsService/RotateServiceBuildWebhook"
 	BuildsService_TailServiceBuildLogs_FullMethodName      = "/slipway.builds.v1.BuildsService/TailServiceBuildLogs"
+	BuildsService_StartJobBuild_FullMethodName             = "/slipway.builds.v1.BuildsService/StartJobBuild"
+	BuildsService_ListJobBuilds_FullMethodName             = "/slipway.builds.v1.BuildsService/ListJobBuilds"
+	BuildsService_GetJobBuild_FullMethodName               = "/slipway.builds.v1.BuildsService/GetJobBuild"
+	BuildsService_AbortJobBuild_FullMethodName             = "/slipway.builds.v1.BuildsService/AbortJobBuild"
+	BuildsService_GetJobBuildLogs_FullMethodName           = "/slipway.builds.v1.BuildsService/GetJobBuildLogs"
+	BuildsService_GetJobBranches_FullMethodName            = "/slipway.builds.v1.BuildsService/GetJobBranches"
+	BuildsService_GetJobPullRequests_FullMethodName        = "/slipway.builds.v1.BuildsService/GetJobPullRequests"
+	BuildsService_TailJobBuildLogs_FullMethodName          = "/slipway.builds.v1.BuildsService/TailJobBuildLogs"
 	BuildsService_ReceiveGitWebhook_FullMethodName         = "/slipway.builds.v1.BuildsService/ReceiveGitWebhook"
 )
 
@@ -46,23 +54,37 @@ const (
 type BuildsServiceClient interface {
 	// StartServiceBuild queues a build of a build or combined service: a commit
 	// (sha), the head of a branch, or of a pull request.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StartServiceBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error)
 	// ListServiceBuilds lists a service's builds, newest first, paginated.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ListServiceBuilds(ctx context.Context, in *ListServiceBuildsRequest, opts ...grpc.CallOption) (*ListServiceBuildsResponse, error)
 	// GetServiceBuild returns a build.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuild(ctx context.Context, in *GetServiceBuildRequest, opts ...grpc.CallOption) (*GetServiceBuildResponse, error)
 	// AbortServiceBuild aborts a queued or running build: it ends ABORTED and
 	// leaves no artifact.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	AbortServiceBuild(ctx context.Context, in *AbortServiceBuildRequest, opts ...grpc.CallOption) (*AbortServiceBuildResponse, error)
 	// GetServiceBuildLogs returns log lines of a service's builds in a time range.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuildLogs(ctx context.Context, in *GetServiceBuildLogsRequest, opts ...grpc.CallOption) (*GetServiceBuildLogsResponse, error)
 	// ResetServiceBuildCache clears a service's build cache.
 	ResetServiceBuildCache(ctx context.Context, in *ResetServiceBuildCacheRequest, opts ...grpc.CallOption) (*ResetServiceBuildCacheResponse, error)
 	// GetServiceBranches lists the branches of a service's repository, read from
 	// the remote, paginated.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBranches(ctx context.Context, in *GetServiceBranchesRequest, opts ...grpc.CallOption) (*GetServiceBranchesResponse, error)
 	// GetServicePullRequests lists the pull requests of a service's repository
 	// (their refs on the remote), paginated.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServicePullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
@@ -73,7 +95,65 @@ type BuildsServiceClient interface {
 	// TailServiceBuildLogs streams a service's build log lines as they are
 	// written, after the recent ones the request selects. The gateway serves
 	// it as the WebSocket log tail of GET .../services/{serviceId}/build-logs.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	TailServiceBuildLogs(ctx context.Context, in *TailServiceBuildLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceBuildLogsResponse], error)
+	// StartJobBuild queues a build of a job that builds from git (its branch, or a commit of it).
+	// The job form of StartServiceBuild: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	StartJobBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error)
+	// ListJobBuilds lists a job's builds, newest first, paginated.
+	// The job form of ListServiceBuilds: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListJobBuilds(ctx context.Context, in *ListServiceBuildsRequest, opts ...grpc.CallOption) (*ListServiceBuildsResponse, error)
+	// GetJobBuild returns a build of a job.
+	// The job form of GetServiceBuild: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBuild(ctx context.Context, in *GetServiceBuildRequest, opts ...grpc.CallOption) (*GetServiceBuildResponse, error)
+	// AbortJobBuild aborts a queued or running build of a job.
+	// The job form of AbortServiceBuild: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	AbortJobBuild(ctx context.Context, in *AbortServiceBuildRequest, opts ...grpc.CallOption) (*AbortServiceBuildResponse, error)
+	// GetJobBuildLogs returns log lines of a job's builds in a time range.
+	// The job form of GetServiceBuildLogs: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBuildLogs(ctx context.Context, in *GetServiceBuildLogsRequest, opts ...grpc.CallOption) (*GetServiceBuildLogsResponse, error)
+	// GetJobBranches lists the branches of a job's repository.
+	// The job form of GetServiceBranches: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBranches(ctx context.Context, in *GetServiceBranchesRequest, opts ...grpc.CallOption) (*GetServiceBranchesResponse, error)
+	// GetJobPullRequests lists the open pull requests of a job's repository.
+	// The job form of GetServicePullRequests: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobPullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error)
+	// TailJobBuildLogs streams a job's build log lines as they are written; the gateway serves it as the WebSocket tail of GET .../jobs/{jobId}/build-logs.
+	// The job form of TailServiceBuildLogs: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	TailJobBuildLogs(ctx context.Context, in *TailServiceBuildLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceBuildLogsResponse], error)
 	// ReceiveGitWebhook takes a push or pull-request event from GitHub,
 	// GitLab or Gitea, POSTed to /v1/git-webhooks/{webhook_id}. It needs no
 	// credentials: the event's signature (or GitLab's token) is checked
@@ -212,6 +292,95 @@ func (c *buildsServiceClient) TailServiceBuildLogs(ctx context.Context, in *Tail
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BuildsService_TailServiceBuildLogsClient = grpc.ServerStreamingClient[TailServiceBuildLogsResponse]
 
+func (c *buildsServiceClient) StartJobBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartServiceBuildResponse)
+	err := c.cc.Invoke(ctx, BuildsService_StartJobBuild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) ListJobBuilds(ctx context.Context, in *ListServiceBuildsRequest, opts ...grpc.CallOption) (*ListServiceBuildsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceBuildsResponse)
+	err := c.cc.Invoke(ctx, BuildsService_ListJobBuilds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) GetJobBuild(ctx context.Context, in *GetServiceBuildRequest, opts ...grpc.CallOption) (*GetServiceBuildResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceBuildResponse)
+	err := c.cc.Invoke(ctx, BuildsService_GetJobBuild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) AbortJobBuild(ctx context.Context, in *AbortServiceBuildRequest, opts ...grpc.CallOption) (*AbortServiceBuildResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbortServiceBuildResponse)
+	err := c.cc.Invoke(ctx, BuildsService_AbortJobBuild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) GetJobBuildLogs(ctx context.Context, in *GetServiceBuildLogsRequest, opts ...grpc.CallOption) (*GetServiceBuildLogsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceBuildLogsResponse)
+	err := c.cc.Invoke(ctx, BuildsService_GetJobBuildLogs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) GetJobBranches(ctx context.Context, in *GetServiceBranchesRequest, opts ...grpc.CallOption) (*GetServiceBranchesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceBranchesResponse)
+	err := c.cc.Invoke(ctx, BuildsService_GetJobBranches_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) GetJobPullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServicePullRequestsResponse)
+	err := c.cc.Invoke(ctx, BuildsService_GetJobPullRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) TailJobBuildLogs(ctx context.Context, in *TailServiceBuildLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceBuildLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &BuildsService_ServiceDesc.Streams[1], BuildsService_TailJobBuildLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailServiceBuildLogsRequest, TailServiceBuildLogsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BuildsService_TailJobBuildLogsClient = grpc.ServerStreamingClient[TailServiceBuildLogsResponse]
+
 func (c *buildsServiceClient) ReceiveGitWebhook(ctx context.Context, in *v1.WebhookRequest, opts ...grpc.CallOption) (*v1.WebhookResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(v1.WebhookResponse)
@@ -230,23 +399,37 @@ func (c *buildsServiceClient) ReceiveGitWebhook(ctx context.Context, in *v1.Webh
 type BuildsServiceServer interface {
 	// StartServiceBuild queues a build of a build or combined service: a commit
 	// (sha), the head of a branch, or of a pull request.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StartServiceBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error)
 	// ListServiceBuilds lists a service's builds, newest first, paginated.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	ListServiceBuilds(context.Context, *ListServiceBuildsRequest) (*ListServiceBuildsResponse, error)
 	// GetServiceBuild returns a build.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuild(context.Context, *GetServiceBuildRequest) (*GetServiceBuildResponse, error)
 	// AbortServiceBuild aborts a queued or running build: it ends ABORTED and
 	// leaves no artifact.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	AbortServiceBuild(context.Context, *AbortServiceBuildRequest) (*AbortServiceBuildResponse, error)
 	// GetServiceBuildLogs returns log lines of a service's builds in a time range.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuildLogs(context.Context, *GetServiceBuildLogsRequest) (*GetServiceBuildLogsResponse, error)
 	// ResetServiceBuildCache clears a service's build cache.
 	ResetServiceBuildCache(context.Context, *ResetServiceBuildCacheRequest) (*ResetServiceBuildCacheResponse, error)
 	// GetServiceBranches lists the branches of a service's repository, read from
 	// the remote, paginated.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBranches(context.Context, *GetServiceBranchesRequest) (*GetServiceBranchesResponse, error)
 	// GetServicePullRequests lists the pull requests of a service's repository
 	// (their refs on the remote), paginated.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServicePullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
@@ -257,7 +440,65 @@ type BuildsServiceServer interface {
 	// TailServiceBuildLogs streams a service's build log lines as they are
 	// written, after the recent ones the request selects. The gateway serves
 	// it as the WebSocket log tail of GET .../services/{serviceId}/build-logs.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	TailServiceBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error
+	// StartJobBuild queues a build of a job that builds from git (its branch, or a commit of it).
+	// The job form of StartServiceBuild: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	StartJobBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error)
+	// ListJobBuilds lists a job's builds, newest first, paginated.
+	// The job form of ListServiceBuilds: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	ListJobBuilds(context.Context, *ListServiceBuildsRequest) (*ListServiceBuildsResponse, error)
+	// GetJobBuild returns a build of a job.
+	// The job form of GetServiceBuild: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBuild(context.Context, *GetServiceBuildRequest) (*GetServiceBuildResponse, error)
+	// AbortJobBuild aborts a queued or running build of a job.
+	// The job form of AbortServiceBuild: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	AbortJobBuild(context.Context, *AbortServiceBuildRequest) (*AbortServiceBuildResponse, error)
+	// GetJobBuildLogs returns log lines of a job's builds in a time range.
+	// The job form of GetServiceBuildLogs: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBuildLogs(context.Context, *GetServiceBuildLogsRequest) (*GetServiceBuildLogsResponse, error)
+	// GetJobBranches lists the branches of a job's repository.
+	// The job form of GetServiceBranches: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBranches(context.Context, *GetServiceBranchesRequest) (*GetServiceBranchesResponse, error)
+	// GetJobPullRequests lists the open pull requests of a job's repository.
+	// The job form of GetServicePullRequests: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobPullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error)
+	// TailJobBuildLogs streams a job's build log lines as they are written; the gateway serves it as the WebSocket tail of GET .../jobs/{jobId}/build-logs.
+	// The job form of TailServiceBuildLogs: the same messages, the job's id in
+	// job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	TailJobBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error
 	// ReceiveGitWebhook takes a push or pull-request event from GitHub,
 	// GitLab or Gitea, POSTed to /v1/git-webhooks/{webhook_id}. It needs no
 	// credentials: the event's signature (or GitLab's token) is checked
@@ -309,6 +550,30 @@ func (UnimplementedBuildsServiceServer) RotateServiceBuildWebhook(context.Contex
 }
 func (UnimplementedBuildsServiceServer) TailServiceBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method TailServiceBuildLogs not implemented")
+}
+func (UnimplementedBuildsServiceServer) StartJobBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartJobBuild not implemented")
+}
+func (UnimplementedBuildsServiceServer) ListJobBuilds(context.Context, *ListServiceBuildsRequest) (*ListServiceBuildsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListJobBuilds not implemented")
+}
+func (UnimplementedBuildsServiceServer) GetJobBuild(context.Context, *GetServiceBuildRequest) (*GetServiceBuildResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJobBuild not implemented")
+}
+func (UnimplementedBuildsServiceServer) AbortJobBuild(context.Context, *AbortServiceBuildRequest) (*AbortServiceBuildResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbortJobBuild not implemented")
+}
+func (UnimplementedBuildsServiceServer) GetJobBuildLogs(context.Context, *GetServiceBuildLogsRequest) (*GetServiceBuildLogsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJobBuildLogs not implemented")
+}
+func (UnimplementedBuildsServiceServer) GetJobBranches(context.Context, *GetServiceBranchesRequest) (*GetServiceBranchesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJobBranches not implemented")
+}
+func (UnimplementedBuildsServiceServer) GetJobPullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJobPullRequests not implemented")
+}
+func (UnimplementedBuildsServiceServer) TailJobBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method TailJobBuildLogs not implemented")
 }
 func (UnimplementedBuildsServiceServer) ReceiveGitWebhook(context.Context, *v1.WebhookRequest) (*v1.WebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReceiveGitWebhook not implemented")
@@ -525,6 +790,143 @@ func _BuildsService_TailServiceBuildLogs_Handler(srv interface{}, stream grpc.Se
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BuildsService_TailServiceBuildLogsServer = grpc.ServerStreamingServer[TailServiceBuildLogsResponse]
 
+func _BuildsService_StartJobBuild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartServiceBuildRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).StartJobBuild(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_StartJobBuild_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).StartJobBuild(ctx, req.(*StartServiceBuildRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_ListJobBuilds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceBuildsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).ListJobBuilds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_ListJobBuilds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).ListJobBuilds(ctx, req.(*ListServiceBuildsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_GetJobBuild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceBuildRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).GetJobBuild(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_GetJobBuild_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).GetJobBuild(ctx, req.(*GetServiceBuildRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_AbortJobBuild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortServiceBuildRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).AbortJobBuild(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_AbortJobBuild_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).AbortJobBuild(ctx, req.(*AbortServiceBuildRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_GetJobBuildLogs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceBuildLogsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).GetJobBuildLogs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_GetJobBuildLogs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).GetJobBuildLogs(ctx, req.(*GetServiceBuildLogsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_GetJobBranches_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceBranchesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).GetJobBranches(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_GetJobBranches_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).GetJobBranches(ctx, req.(*GetServiceBranchesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_GetJobPullRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServicePullRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).GetJobPullRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_GetJobPullRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).GetJobPullRequests(ctx, req.(*GetServicePullRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_TailJobBuildLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailServiceBuildLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BuildsServiceServer).TailJobBuildLogs(m, &grpc.GenericServerStream[TailServiceBuildLogsRequest, TailServiceBuildLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BuildsService_TailJobBuildLogsServer = grpc.ServerStreamingServer[TailServiceBuildLogsResponse]
+
 func _BuildsService_ReceiveGitWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(v1.WebhookRequest)
 	if err := dec(in); err != nil {
@@ -591,6 +993,34 @@ var BuildsService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _BuildsService_RotateServiceBuildWebhook_Handler,
 		},
 		{
+			MethodName: "StartJobBuild",
+			Handler:    _BuildsService_StartJobBuild_Handler,
+		},
+		{
+			MethodName: "ListJobBuilds",
+			Handler:    _BuildsService_ListJobBuilds_Handler,
+		},
+		{
+			MethodName: "GetJobBuild",
+			Handler:    _BuildsService_GetJobBuild_Handler,
+		},
+		{
+			MethodName: "AbortJobBuild",
+			Handler:    _BuildsService_AbortJobBuild_Handler,
+		},
+		{
+			MethodName: "GetJobBuildLogs",
+			Handler:    _BuildsService_GetJobBuildLogs_Handler,
+		},
+		{
+			MethodName: "GetJobBranches",
+			Handler:    _BuildsService_GetJobBranches_Handler,
+		},
+		{
+			MethodName: "GetJobPullRequests",
+			Handler:    _BuildsService_GetJobPullRequests_Handler,
+		},
+		{
 			MethodName: "ReceiveGitWebhook",
 			Handler:    _BuildsService_ReceiveGitWebhook_Handler,
 		},
@@ -599,6 +1029,11 @@ var BuildsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "TailServiceBuildLogs",
 			Handler:       _BuildsService_TailServiceBuildLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "TailJobBuildLogs",
+			Handler:       _BuildsService_TailJobBuildLogs_Handler,
 			ServerStreams: true,
 		},
 	},

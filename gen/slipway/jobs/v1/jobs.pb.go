@@ -11,7 +11,8 @@ package jobsv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
-	v1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
+	v11 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
+	v1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -50,7 +51,8 @@ type Job struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Last update time.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	// Always true: Slipway builds no code for jobs (yet).
+	// False for a job that builds from git (deployment.vcs) and builds on
+	// pushes (webhook-less: polled); true otherwise.
 	DisabledCi bool `protobuf:"varint,10,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
 	// Always false.
 	DisabledCd bool `protobuf:"varint,11,opt,name=disabled_cd,json=disabledCD,proto3" json:"disabled_cd,omitempty"`
@@ -77,9 +79,13 @@ type Job struct {
 	// "replace".
 	ConcurrencyPolicy string `protobuf:"bytes,21,opt,name=concurrency_policy,json=concurrencyPolicy,proto3" json:"concurrency_policy,omitempty"`
 	// Build status (none: Slipway runs images and commands).
-	Status        *JobStatus `protobuf:"bytes,22,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status *JobStatus `protobuf:"bytes,22,opt,name=status,proto3" json:"status,omitempty"`
+	// Build engine of a job that builds from git.
+	BuildSettings *v1.BuildSettings `protobuf:"bytes,23,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// Build options of a job that builds from git.
+	BuildConfiguration *v1.BuildConfiguration `protobuf:"bytes,24,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -266,6 +272,20 @@ func (x *Job) GetStatus() *JobStatus {
 	return nil
 }
 
+func (x *Job) GetBuildSettings() *v1.BuildSettings {
+	if x != nil {
+		return x.BuildSettings
+	}
+	return nil
+}
+
+func (x *Job) GetBuildConfiguration() *v1.BuildConfiguration {
+	if x != nil {
+		return x.BuildConfiguration
+	}
+	return nil
+}
+
 // JobSettings are a job's run settings.
 type JobSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -385,7 +405,8 @@ func (x *JobCronSettings) GetConcurrencyPolicy() string {
 	return ""
 }
 
-// JobStatus is a job's build status; Slipway builds nothing for jobs.
+// JobStatus is a job's build status (empty: a job's builds are listed at
+// GET .../jobs/{jobId}/build).
 type JobStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -482,7 +503,7 @@ type JobBilling struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Plan id from GET /v1/plans; it sets the runs' CPU and memory limits.
 	DeploymentPlan string `protobuf:"bytes,1,opt,name=deployment_plan,json=deploymentPlan,proto3" json:"deployment_plan,omitempty"`
-	// Build plan (accepted for compatibility; Slipway builds nothing).
+	// Build plan: the limits of the job's builds (jobs that build from git).
 	BuildPlan string `protobuf:"bytes,2,opt,name=build_plan,json=buildPlan,proto3" json:"build_plan,omitempty"`
 	// Northflank's field; not supported by Slipway (this install offers no
 	// GPUs): a request that asks for one (anything but null, {} or
@@ -567,15 +588,15 @@ type JobDeployment struct {
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	Metadata *structpb.Value `protobuf:"bytes,6,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (a job built from git runs its build's start command or deployment.docker.customCommand): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	Buildpack *structpb.Value `protobuf:"bytes,7,opt,name=buildpack,proto3" json:"buildpack,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	Vcs *structpb.Value `protobuf:"bytes,8,opt,name=vcs,proto3" json:"vcs,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// The git repository the job builds from (Northflank's deployment.vcs):
+	// a job with one runs the newest successful build of its projectBranch.
+	// Credentials are write-only (Slipway extension, as for services).
+	Vcs *v1.VcsData `protobuf:"bytes,10,opt,name=vcs,proto3" json:"vcs,omitempty"`
+	// Northflank's field; not supported by Slipway (a job runs its own builds (deployment.vcs), not another service's): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	Internal      *structpb.Value `protobuf:"bytes,9,opt,name=internal,proto3" json:"internal,omitempty"`
@@ -662,7 +683,7 @@ func (x *JobDeployment) GetBuildpack() *structpb.Value {
 	return nil
 }
 
-func (x *JobDeployment) GetVcs() *structpb.Value {
+func (x *JobDeployment) GetVcs() *v1.VcsData {
 	if x != nil {
 		return x.Vcs
 	}
@@ -947,33 +968,29 @@ type JobSpec struct {
 	Suspended bool `protobuf:"varint,11,opt,name=suspended,proto3" json:"suspended,omitempty"`
 	// What a tick does while a run is active; cron jobs only.
 	ConcurrencyPolicy string `protobuf:"bytes,12,opt,name=concurrency_policy,json=concurrencyPolicy,proto3" json:"concurrency_policy,omitempty"`
-	// Accepted for compatibility; Slipway builds nothing for jobs.
+	// Turns off builds on pushes of a job that builds from git.
 	DisabledCi bool `protobuf:"varint,13,opt,name=disabled_ci,json=disabledCI,proto3" json:"disabled_ci,omitempty"`
 	// Northflank's field; not supported by Slipway (pipelines and their stages): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	StageId *structpb.Value `protobuf:"bytes,14,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	BuildConfiguration *structpb.Value `protobuf:"bytes,15,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	BuildSettings *structpb.Value `protobuf:"bytes,16,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// Build options of a job that builds from git (deployment.vcs).
+	BuildConfiguration *v1.BuildConfiguration `protobuf:"bytes,23,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	// Build engine (dockerfile or buildpack) of a job that builds from git;
+	// required with deployment.vcs.
+	BuildSettings *v1.BuildSettings `protobuf:"bytes,24,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
 	// Northflank's field; not supported by Slipway (secret files are not mounted into runs yet): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	RuntimeFiles *structpb.Value `protobuf:"bytes,17,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	BuildArguments *structpb.Value `protobuf:"bytes,18,opt,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Build arguments of a job that builds from git (kept encrypted at rest;
+	// never returned with the job: GET .../build-arguments).
+	BuildArguments map[string]string `protobuf:"bytes,25,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Northflank's field; not supported by Slipway (build files of jobs; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	BuildFiles *structpb.Value `protobuf:"bytes,19,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (docker secret mounts; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	DockerSecretMounts *structpb.Value `protobuf:"bytes,20,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
@@ -1117,14 +1134,14 @@ func (x *JobSpec) GetStageId() *structpb.Value {
 	return nil
 }
 
-func (x *JobSpec) GetBuildConfiguration() *structpb.Value {
+func (x *JobSpec) GetBuildConfiguration() *v1.BuildConfiguration {
 	if x != nil {
 		return x.BuildConfiguration
 	}
 	return nil
 }
 
-func (x *JobSpec) GetBuildSettings() *structpb.Value {
+func (x *JobSpec) GetBuildSettings() *v1.BuildSettings {
 	if x != nil {
 		return x.BuildSettings
 	}
@@ -1138,7 +1155,7 @@ func (x *JobSpec) GetRuntimeFiles() *structpb.Value {
 	return nil
 }
 
-func (x *JobSpec) GetBuildArguments() *structpb.Value {
+func (x *JobSpec) GetBuildArguments() map[string]string {
 	if x != nil {
 		return x.BuildArguments
 	}
@@ -1205,27 +1222,21 @@ type JobPatch struct {
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	StageId *structpb.Value `protobuf:"bytes,13,opt,name=stage_id,json=stageId,proto3" json:"stage_id,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	BuildConfiguration *structpb.Value `protobuf:"bytes,14,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	BuildSettings *structpb.Value `protobuf:"bytes,15,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
+	// New build options (replace the job's).
+	BuildConfiguration *v1.BuildConfiguration `protobuf:"bytes,21,opt,name=build_configuration,json=buildConfiguration,proto3" json:"build_configuration,omitempty"`
+	// New build engine (replaces the job's).
+	BuildSettings *v1.BuildSettings `protobuf:"bytes,22,opt,name=build_settings,json=buildSettings,proto3" json:"build_settings,omitempty"`
 	// Northflank's field; not supported by Slipway (secret files are not mounted into runs yet): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	RuntimeFiles *structpb.Value `protobuf:"bytes,16,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	BuildArguments *structpb.Value `protobuf:"bytes,17,opt,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// New build arguments (replace the job's when given).
+	BuildArguments map[string]string `protobuf:"bytes,23,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Northflank's field; not supported by Slipway (build files of jobs; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	BuildFiles *structpb.Value `protobuf:"bytes,18,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (docker secret mounts; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	DockerSecretMounts *structpb.Value `protobuf:"bytes,19,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
@@ -1358,14 +1369,14 @@ func (x *JobPatch) GetStageId() *structpb.Value {
 	return nil
 }
 
-func (x *JobPatch) GetBuildConfiguration() *structpb.Value {
+func (x *JobPatch) GetBuildConfiguration() *v1.BuildConfiguration {
 	if x != nil {
 		return x.BuildConfiguration
 	}
 	return nil
 }
 
-func (x *JobPatch) GetBuildSettings() *structpb.Value {
+func (x *JobPatch) GetBuildSettings() *v1.BuildSettings {
 	if x != nil {
 		return x.BuildSettings
 	}
@@ -1379,7 +1390,7 @@ func (x *JobPatch) GetRuntimeFiles() *structpb.Value {
 	return nil
 }
 
-func (x *JobPatch) GetBuildArguments() *structpb.Value {
+func (x *JobPatch) GetBuildArguments() map[string]string {
 	if x != nil {
 		return x.BuildArguments
 	}
@@ -1721,7 +1732,7 @@ type RunOverrides struct {
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	RuntimeFiles *structpb.Value `protobuf:"bytes,4,opt,name=runtime_files,json=runtimeFiles,proto3" json:"runtime_files,omitempty"`
-	// Northflank's field; not supported by Slipway (Slipway does not build jobs from source yet): a request
+	// Northflank's field; not supported by Slipway (docker secret mounts; pass values as build arguments): a request
 	// that sets it (to anything but null or an empty value) is refused with
 	// 400 VALIDATION_FAILED naming the field.
 	DockerSecretMounts *structpb.Value `protobuf:"bytes,5,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
@@ -2012,7 +2023,7 @@ type ListJobsResponse struct {
 	// The jobs on this page, ordered by id.
 	Jobs []*JobSummary `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	// Where this page sits.
-	Pagination    *v1.Pagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	Pagination    *v11.Pagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2054,7 +2065,7 @@ func (x *ListJobsResponse) GetJobs() []*JobSummary {
 	return nil
 }
 
-func (x *ListJobsResponse) GetPagination() *v1.Pagination {
+func (x *ListJobsResponse) GetPagination() *v11.Pagination {
 	if x != nil {
 		return x.Pagination
 	}
@@ -3699,7 +3710,7 @@ type ListJobRunsResponse struct {
 	// The runs on this page, newest first.
 	Runs []*JobRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
 	// Where this page sits.
-	Pagination    *v1.Pagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	Pagination    *v11.Pagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3741,7 +3752,7 @@ func (x *ListJobRunsResponse) GetRuns() []*JobRun {
 	return nil
 }
 
-func (x *ListJobRunsResponse) GetPagination() *v1.Pagination {
+func (x *ListJobRunsResponse) GetPagination() *v11.Pagination {
 	if x != nil {
 		return x.Pagination
 	}
@@ -4426,11 +4437,981 @@ func (x *TailJobLogsResponse) GetLines() []*LogLine {
 	return nil
 }
 
+// GetJobBuildArgumentsRequest names a job.
+type GetJobBuildArgumentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Job id.
+	JobId string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Northflank's choice of arguments: "this", "inherited" or "all"/empty.
+	// A job inherits nothing, so "inherited" is empty.
+	Show string `protobuf:"bytes,4,opt,name=show,proto3" json:"show,omitempty"`
+	// Accepted for compatibility: Slipway does not template values.
+	ReplaceTemplatedValues string `protobuf:"bytes,5,opt,name=replace_templated_values,json=replaceTemplatedValues,proto3" json:"replace_templated_values,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *GetJobBuildArgumentsRequest) Reset() {
+	*x = GetJobBuildArgumentsRequest{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJobBuildArgumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJobBuildArgumentsRequest) ProtoMessage() {}
+
+func (x *GetJobBuildArgumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJobBuildArgumentsRequest.ProtoReflect.Descriptor instead.
+func (*GetJobBuildArgumentsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GetJobBuildArgumentsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *GetJobBuildArgumentsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetJobBuildArgumentsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *GetJobBuildArgumentsRequest) GetShow() string {
+	if x != nil {
+		return x.Show
+	}
+	return ""
+}
+
+func (x *GetJobBuildArgumentsRequest) GetReplaceTemplatedValues() string {
+	if x != nil {
+		return x.ReplaceTemplatedValues
+	}
+	return ""
+}
+
+// GetJobBuildArgumentsResponse is a job's build arguments.
+type GetJobBuildArgumentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The arguments.
+	BuildArguments map[string]string `protobuf:"bytes,1,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The secret files by path (Slipway keeps none for jobs).
+	BuildFiles    map[string]*v1.SecretFile `protobuf:"bytes,2,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJobBuildArgumentsResponse) Reset() {
+	*x = GetJobBuildArgumentsResponse{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJobBuildArgumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJobBuildArgumentsResponse) ProtoMessage() {}
+
+func (x *GetJobBuildArgumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJobBuildArgumentsResponse.ProtoReflect.Descriptor instead.
+func (*GetJobBuildArgumentsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GetJobBuildArgumentsResponse) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *GetJobBuildArgumentsResponse) GetBuildFiles() map[string]*v1.SecretFile {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+// UpdateJobBuildArgumentsRequest replaces a job's build arguments.
+type UpdateJobBuildArgumentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Job id.
+	JobId string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The arguments (all of them: they replace the job's).
+	BuildArguments map[string]string `protobuf:"bytes,4,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Northflank's field; not supported by Slipway (build files of jobs):
+	// a request that sets it is refused with 400 VALIDATION_FAILED.
+	BuildFiles *structpb.Value `protobuf:"bytes,5,opt,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty"`
+	// Not supported (docker secret mounts).
+	DockerSecretMounts *structpb.Value `protobuf:"bytes,6,opt,name=docker_secret_mounts,json=dockerSecretMounts,proto3" json:"docker_secret_mounts,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *UpdateJobBuildArgumentsRequest) Reset() {
+	*x = UpdateJobBuildArgumentsRequest{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobBuildArgumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobBuildArgumentsRequest) ProtoMessage() {}
+
+func (x *UpdateJobBuildArgumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobBuildArgumentsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateJobBuildArgumentsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *UpdateJobBuildArgumentsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildArgumentsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildArgumentsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildArgumentsRequest) GetBuildArguments() map[string]string {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *UpdateJobBuildArgumentsRequest) GetBuildFiles() *structpb.Value {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+func (x *UpdateJobBuildArgumentsRequest) GetDockerSecretMounts() *structpb.Value {
+	if x != nil {
+		return x.DockerSecretMounts
+	}
+	return nil
+}
+
+// UpdateJobBuildArgumentsResponse is empty.
+type UpdateJobBuildArgumentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobBuildArgumentsResponse) Reset() {
+	*x = UpdateJobBuildArgumentsResponse{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobBuildArgumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobBuildArgumentsResponse) ProtoMessage() {}
+
+func (x *UpdateJobBuildArgumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobBuildArgumentsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateJobBuildArgumentsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{59}
+}
+
+// GetJobBuildArgumentDetailsRequest names a job.
+type GetJobBuildArgumentDetailsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Job id.
+	JobId         string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJobBuildArgumentDetailsRequest) Reset() {
+	*x = GetJobBuildArgumentDetailsRequest{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJobBuildArgumentDetailsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJobBuildArgumentDetailsRequest) ProtoMessage() {}
+
+func (x *GetJobBuildArgumentDetailsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJobBuildArgumentDetailsRequest.ProtoReflect.Descriptor instead.
+func (*GetJobBuildArgumentDetailsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetJobBuildArgumentDetailsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *GetJobBuildArgumentDetailsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetJobBuildArgumentDetailsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// GetJobBuildArgumentDetailsResponse is the build arguments with each
+// value's origin.
+type GetJobBuildArgumentDetailsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The arguments.
+	BuildArguments map[string]*v1.SecretDetail `protobuf:"bytes,1,rep,name=build_arguments,json=buildArguments,proto3" json:"build_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The files (none for jobs).
+	BuildFiles    map[string]*v1.SecretFileDetail `protobuf:"bytes,2,rep,name=build_files,json=buildFiles,proto3" json:"build_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJobBuildArgumentDetailsResponse) Reset() {
+	*x = GetJobBuildArgumentDetailsResponse{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJobBuildArgumentDetailsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJobBuildArgumentDetailsResponse) ProtoMessage() {}
+
+func (x *GetJobBuildArgumentDetailsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJobBuildArgumentDetailsResponse.ProtoReflect.Descriptor instead.
+func (*GetJobBuildArgumentDetailsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetJobBuildArgumentDetailsResponse) GetBuildArguments() map[string]*v1.SecretDetail {
+	if x != nil {
+		return x.BuildArguments
+	}
+	return nil
+}
+
+func (x *GetJobBuildArgumentDetailsResponse) GetBuildFiles() map[string]*v1.SecretFileDetail {
+	if x != nil {
+		return x.BuildFiles
+	}
+	return nil
+}
+
+// UpdateJobBuildOptionsRequest changes a job's build engine and
+// configuration. Fields given replace the job's.
+type UpdateJobBuildOptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Job id.
+	JobId string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Build from a Dockerfile.
+	Dockerfile *v1.DockerfileSettings `protobuf:"bytes,4,opt,name=dockerfile,proto3" json:"dockerfile,omitempty"`
+	// Build with a buildpack.
+	Buildpack *v1.BuildpackSettings `protobuf:"bytes,5,opt,name=buildpack,proto3" json:"buildpack,omitempty"`
+	// Path ignore rules.
+	PathIgnoreRules []string `protobuf:"bytes,9,rep,name=path_ignore_rules,json=pathIgnoreRules,proto3" json:"path_ignore_rules,omitempty"`
+	// Invert path_ignore_rules.
+	IsAllowList *bool `protobuf:"varint,10,opt,name=is_allow_list,json=isAllowList,proto3,oneof" json:"is_allow_list,omitempty"`
+	// Honour ci_ignore_flags.
+	CiIgnoreFlagsEnabled *bool `protobuf:"varint,11,opt,name=ci_ignore_flags_enabled,json=ciIgnoreFlagsEnabled,proto3,oneof" json:"ci_ignore_flags_enabled,omitempty"`
+	// Commit message flags that skip a build.
+	CiIgnoreFlags []string `protobuf:"bytes,12,rep,name=ci_ignore_flags,json=ciIgnoreFlags,proto3" json:"ci_ignore_flags,omitempty"`
+	// Dockerfile stage to build.
+	DockerfileTarget *string `protobuf:"bytes,13,opt,name=dockerfile_target,json=dockerfileTarget,proto3,oneof" json:"dockerfile_target,omitempty"`
+	// Include .git in the context.
+	IncludeGitFolder *bool `protobuf:"varint,15,opt,name=include_git_folder,json=includeGitFolder,proto3,oneof" json:"include_git_folder,omitempty"`
+	// Clone the full history.
+	FullGitClone *bool `protobuf:"varint,16,opt,name=full_git_clone,json=fullGitClone,proto3,oneof" json:"full_git_clone,omitempty"`
+	// Git LFS.
+	EnableGitLfs  *bool `protobuf:"varint,17,opt,name=enable_git_lfs,json=enableGitLfs,proto3,oneof" json:"enable_git_lfs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobBuildOptionsRequest) Reset() {
+	*x = UpdateJobBuildOptionsRequest{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobBuildOptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobBuildOptionsRequest) ProtoMessage() {}
+
+func (x *UpdateJobBuildOptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobBuildOptionsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateJobBuildOptionsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetDockerfile() *v1.DockerfileSettings {
+	if x != nil {
+		return x.Dockerfile
+	}
+	return nil
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetBuildpack() *v1.BuildpackSettings {
+	if x != nil {
+		return x.Buildpack
+	}
+	return nil
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetPathIgnoreRules() []string {
+	if x != nil {
+		return x.PathIgnoreRules
+	}
+	return nil
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetIsAllowList() bool {
+	if x != nil && x.IsAllowList != nil {
+		return *x.IsAllowList
+	}
+	return false
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetCiIgnoreFlagsEnabled() bool {
+	if x != nil && x.CiIgnoreFlagsEnabled != nil {
+		return *x.CiIgnoreFlagsEnabled
+	}
+	return false
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetCiIgnoreFlags() []string {
+	if x != nil {
+		return x.CiIgnoreFlags
+	}
+	return nil
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetDockerfileTarget() string {
+	if x != nil && x.DockerfileTarget != nil {
+		return *x.DockerfileTarget
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetIncludeGitFolder() bool {
+	if x != nil && x.IncludeGitFolder != nil {
+		return *x.IncludeGitFolder
+	}
+	return false
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetFullGitClone() bool {
+	if x != nil && x.FullGitClone != nil {
+		return *x.FullGitClone
+	}
+	return false
+}
+
+func (x *UpdateJobBuildOptionsRequest) GetEnableGitLfs() bool {
+	if x != nil && x.EnableGitLfs != nil {
+		return *x.EnableGitLfs
+	}
+	return false
+}
+
+// UpdateJobBuildOptionsResponse is empty.
+type UpdateJobBuildOptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobBuildOptionsResponse) Reset() {
+	*x = UpdateJobBuildOptionsResponse{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobBuildOptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobBuildOptionsResponse) ProtoMessage() {}
+
+func (x *UpdateJobBuildOptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobBuildOptionsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateJobBuildOptionsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{63}
+}
+
+// UpdateJobBuildSourceRequest changes the repository a job builds.
+type UpdateJobBuildSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Job id.
+	JobId string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Repository URL.
+	ProjectUrl string `protobuf:"bytes,4,opt,name=project_url,json=projectUrl,proto3" json:"project_url,omitempty"`
+	// bitbucket, gitlab, github, self-hosted or azure.
+	ProjectType string `protobuf:"bytes,5,opt,name=project_type,json=projectType,proto3" json:"project_type,omitempty"`
+	// Branch the job builds and runs.
+	ProjectBranch string `protobuf:"bytes,6,opt,name=project_branch,json=projectBranch,proto3" json:"project_branch,omitempty"`
+	// Self-hosted VCS id.
+	SelfHostedVcsId string `protobuf:"bytes,7,opt,name=self_hosted_vcs_id,json=selfHostedVcsId,proto3" json:"self_hosted_vcs_id,omitempty"`
+	// Account login.
+	AccountLogin string `protobuf:"bytes,8,opt,name=account_login,json=accountLogin,proto3" json:"account_login,omitempty"`
+	// Slipway extension: new credentials (all fields empty removes them).
+	Credentials   *v1.VcsCredentials `protobuf:"bytes,9,opt,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobBuildSourceRequest) Reset() {
+	*x = UpdateJobBuildSourceRequest{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobBuildSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobBuildSourceRequest) ProtoMessage() {}
+
+func (x *UpdateJobBuildSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobBuildSourceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateJobBuildSourceRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *UpdateJobBuildSourceRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetProjectUrl() string {
+	if x != nil {
+		return x.ProjectUrl
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetProjectType() string {
+	if x != nil {
+		return x.ProjectType
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetProjectBranch() string {
+	if x != nil {
+		return x.ProjectBranch
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetSelfHostedVcsId() string {
+	if x != nil {
+		return x.SelfHostedVcsId
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetAccountLogin() string {
+	if x != nil {
+		return x.AccountLogin
+	}
+	return ""
+}
+
+func (x *UpdateJobBuildSourceRequest) GetCredentials() *v1.VcsCredentials {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+// UpdateJobBuildSourceResponse is empty.
+type UpdateJobBuildSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateJobBuildSourceResponse) Reset() {
+	*x = UpdateJobBuildSourceResponse{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateJobBuildSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateJobBuildSourceResponse) ProtoMessage() {}
+
+func (x *UpdateJobBuildSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateJobBuildSourceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateJobBuildSourceResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{65}
+}
+
+// GetBuildSourceRequest names a job (internal call: the team is given).
+type GetBuildSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Job id.
+	JobId         string `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBuildSourceRequest) Reset() {
+	*x = GetBuildSourceRequest{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBuildSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBuildSourceRequest) ProtoMessage() {}
+
+func (x *GetBuildSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBuildSourceRequest.ProtoReflect.Descriptor instead.
+func (*GetBuildSourceRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *GetBuildSourceRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *GetBuildSourceRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *GetBuildSourceRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// GetBuildSourceResponse is a job's build source, in the deployments
+// service's form (service_id is the job's id, service_type "job").
+type GetBuildSourceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source.
+	Source        *v1.BuildSource `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBuildSourceResponse) Reset() {
+	*x = GetBuildSourceResponse{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBuildSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBuildSourceResponse) ProtoMessage() {}
+
+func (x *GetBuildSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBuildSourceResponse.ProtoReflect.Descriptor instead.
+func (*GetBuildSourceResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GetBuildSourceResponse) GetSource() *v1.BuildSource {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+// ListBuildSourcesRequest pages through jobs' build sources.
+type ListBuildSourcesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this team's jobs when set.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Most sources in one answer (default and maximum 100).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous answer; empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBuildSourcesRequest) Reset() {
+	*x = ListBuildSourcesRequest{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBuildSourcesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBuildSourcesRequest) ProtoMessage() {}
+
+func (x *ListBuildSourcesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBuildSourcesRequest.ProtoReflect.Descriptor instead.
+func (*ListBuildSourcesRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ListBuildSourcesRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ListBuildSourcesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBuildSourcesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListBuildSourcesResponse is a page of jobs' build sources, ordered by
+// team, project and job.
+type ListBuildSourcesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sources.
+	Sources []*v1.BuildSource `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	// Token of the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBuildSourcesResponse) Reset() {
+	*x = ListBuildSourcesResponse{}
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBuildSourcesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBuildSourcesResponse) ProtoMessage() {}
+
+func (x *ListBuildSourcesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_jobs_v1_jobs_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBuildSourcesResponse.ProtoReflect.Descriptor instead.
+func (*ListBuildSourcesResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_jobs_v1_jobs_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *ListBuildSourcesResponse) GetSources() []*v1.BuildSource {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *ListBuildSourcesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_slipway_jobs_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x1aslipway/jobs/v1/jobs.proto\x12\x0fslipway.jobs.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"\xfb\x06\n" +
+	"\x1aslipway/jobs/v1/jobs.proto\x12\x0fslipway.jobs.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\x1a(slipway/deployments/v1/deployments.proto\"\xa6\b\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -4461,7 +5442,9 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x14run_on_source_change\x18\x13 \x01(\tR\x11runOnSourceChange\x12\x1a\n" +
 	"\bschedule\x18\x14 \x01(\tR\bschedule\x12-\n" +
 	"\x12concurrency_policy\x18\x15 \x01(\tR\x11concurrencyPolicy\x122\n" +
-	"\x06status\x18\x16 \x01(\v2\x1a.slipway.jobs.v1.JobStatusR\x06status\"\xa0\x01\n" +
+	"\x06status\x18\x16 \x01(\v2\x1a.slipway.jobs.v1.JobStatusR\x06status\x12L\n" +
+	"\x0ebuild_settings\x18\x17 \x01(\v2%.slipway.deployments.v1.BuildSettingsR\rbuildSettings\x12[\n" +
+	"\x13build_configuration\x18\x18 \x01(\v2*.slipway.deployments.v1.BuildConfigurationR\x12buildConfiguration\"\xa0\x01\n" +
 	"\vJobSettings\x124\n" +
 	"\x04cron\x18\x01 \x01(\v2 .slipway.jobs.v1.JobCronSettingsR\x04cron\x12#\n" +
 	"\rbackoff_limit\x18\x02 \x01(\x05R\fbackoffLimit\x126\n" +
@@ -4480,7 +5463,8 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"build_plan\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\tbuildPlan\x12\xb0\x01\n" +
 	"\x03gpu\x18\x03 \x01(\v2\x16.google.protobuf.ValueB\x85\x01\xbaH\x81\x01\xba\x01~\n" +
-	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\"\x80\v\n" +
+	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\"\xb8\n" +
+	"\n" +
 	"\rJobDeployment\x12:\n" +
 	"\bexternal\x18\x01 \x01(\v2\x1e.slipway.jobs.v1.ExternalImageR\bexternal\x128\n" +
 	"\x06docker\x18\x02 \x01(\v2 .slipway.jobs.v1.DockerOverridesR\x06docker\x125\n" +
@@ -4490,13 +5474,13 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x14grace_period_seconds\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\xa5\x01\xbaH\xa1\x01\xba\x01\x9d\x01\n" +
 	"\vunsupported\x12Vnot supported by Slipway: runs are stopped at once when aborted or past their deadline\x1a6this == null || this == '' || this == {} || this == []R\x12gracePeriodSeconds\x12\xbf\x01\n" +
 	"\bmetadata\x18\x06 \x01(\v2\x16.google.protobuf.ValueB\x8a\x01\xbaH\x86\x01\xba\x01\x82\x01\n" +
-	"\vunsupported\x12;not supported by Slipway: Kubernetes labels and annotations\x1a6this == null || this == '' || this == {} || this == []R\bmetadata\x12\xcb\x01\n" +
-	"\tbuildpack\x18\a \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\tbuildpack\x12\xbf\x01\n" +
-	"\x03vcs\x18\b \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x03vcs\x12\xc9\x01\n" +
-	"\binternal\x18\t \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\binternal\"c\n" +
+	"\vunsupported\x12;not supported by Slipway: Kubernetes labels and annotations\x1a6this == null || this == '' || this == {} || this == []R\bmetadata\x12\xf6\x01\n" +
+	"\tbuildpack\x18\a \x01(\v2\x16.google.protobuf.ValueB\xbf\x01\xbaH\xbb\x01\xba\x01\xb7\x01\n" +
+	"\vunsupported\x12pnot supported by Slipway: a job built from git runs its build's start command or deployment.docker.customCommand\x1a6this == null || this == '' || this == {} || this == []R\tbuildpack\x121\n" +
+	"\x03vcs\x18\n" +
+	" \x01(\v2\x1f.slipway.deployments.v1.VcsDataR\x03vcs\x12\xdf\x01\n" +
+	"\binternal\x18\t \x01(\v2\x16.google.protobuf.ValueB\xaa\x01\xbaH\xa6\x01\xba\x01\xa2\x01\n" +
+	"\vunsupported\x12[not supported by Slipway: a job runs its own builds (deployment.vcs), not another service's\x1a6this == null || this == '' || this == {} || this == []R\binternalJ\x04\b\b\x10\t\"c\n" +
 	"\rExternalImage\x12'\n" +
 	"\n" +
 	"image_path\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\timagePath\x12)\n" +
@@ -4515,7 +5499,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x12use_pd_ssd_storage\x18\x04 \x01(\bB`\xbaH]\xba\x01Z\n" +
 	"\vunsupported\x12Dnot supported by Slipway: storage classes (runs use the host's disk)\x1a\x05!thisR\x0fusePdSsdStorage\"B\n" +
 	"\x10EphemeralStorage\x12.\n" +
-	"\fstorage_size\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\vstorageSize\"\x94\x16\n" +
+	"\fstorage_size\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\vstorageSize\"\x99\x14\n" +
 	"\aJobSpec\x12I\n" +
 	"\x04name\x18\x01 \x01(\tB5\xbaH2r0\x10\x03\x18'2*^[A-Za-z0-9]([A-Za-z0-9 _-]*[A-Za-z0-9])?$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\x12$\n" +
@@ -4537,28 +5521,28 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\vdisabled_ci\x18\r \x01(\bR\n" +
 	"disabledCI\x12\xb5\x01\n" +
 	"\bstage_id\x18\x0e \x01(\v2\x16.google.protobuf.ValueB\x81\x01\xbaH~\xba\x01{\n" +
-	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a6this == null || this == '' || this == {} || this == []R\astageId\x12\xde\x01\n" +
-	"\x13build_configuration\x18\x0f \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12buildConfiguration\x12\xd4\x01\n" +
-	"\x0ebuild_settings\x18\x10 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\rbuildSettings\x12\xd1\x01\n" +
+	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a6this == null || this == '' || this == {} || this == []R\astageId\x12[\n" +
+	"\x13build_configuration\x18\x17 \x01(\v2*.slipway.deployments.v1.BuildConfigurationR\x12buildConfiguration\x12L\n" +
+	"\x0ebuild_settings\x18\x18 \x01(\v2%.slipway.deployments.v1.BuildSettingsR\rbuildSettings\x12\xd1\x01\n" +
 	"\rruntime_files\x18\x11 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
-	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xd6\x01\n" +
-	"\x0fbuild_arguments\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x0ebuildArguments\x12\xce\x01\n" +
-	"\vbuild_files\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\n" +
-	"buildFiles\x12\xdf\x01\n" +
-	"\x14docker_secret_mounts\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\x82\x01\n" +
+	"\x0fbuild_arguments\x18\x19 \x03(\v2,.slipway.jobs.v1.JobSpec.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\xd6\x01\n" +
+	"\vbuild_files\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x9c\x01\xbaH\x98\x01\xba\x01\x94\x01\n" +
+	"\vunsupported\x12Mnot supported by Slipway: build files of jobs; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"buildFiles\x12\xe8\x01\n" +
+	"\x14docker_secret_mounts\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x9d\x01\xbaH\x99\x01\xba\x01\x95\x01\n" +
+	"\vunsupported\x12Nnot supported by Slipway: docker secret mounts; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
 	"\rhealth_checks\x18\x15 \x01(\v2\x16.google.protobuf.ValueB\x92\x01\xbaH\x8e\x01\xba\x01\x8a\x01\n" +
 	"\vunsupported\x12Cnot supported by Slipway: jobs run to completion and are not probed\x1a6this == null || this == '' || this == {} || this == []R\fhealthChecks\x12\xd6\x01\n" +
 	"\x0einfrastructure\x18\x16 \x01(\v2\x16.google.protobuf.ValueB\x95\x01\xbaH\x91\x01\xba\x01\x8d\x01\n" +
 	"\vunsupported\x12Fnot supported by Slipway: workloads run on the host's own architecture\x1a6this == null || this == '' || this == {} || this == []R\x0einfrastructure\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1a\n" +
-	"\x18_active_deadline_seconds\"\x8e\x15\n" +
+	"\x18_active_deadline_secondsJ\x04\b\x0f\x10\x10J\x04\b\x10\x10\x11J\x04\b\x12\x10\x13\"\x94\x13\n" +
 	"\bJobPatch\x12/\n" +
 	"\vdescription\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\vdescription\x88\x01\x01\x12$\n" +
 	"\x04tags\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -4579,23 +5563,23 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"disabledCI\x88\x01\x01\x12!\n" +
 	"\tsuspended\x18\f \x01(\bH\aR\tsuspended\x88\x01\x01\x12\xb5\x01\n" +
 	"\bstage_id\x18\r \x01(\v2\x16.google.protobuf.ValueB\x81\x01\xbaH~\xba\x01{\n" +
-	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a6this == null || this == '' || this == {} || this == []R\astageId\x12\xde\x01\n" +
-	"\x13build_configuration\x18\x0e \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12buildConfiguration\x12\xd4\x01\n" +
-	"\x0ebuild_settings\x18\x0f \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\rbuildSettings\x12\xd1\x01\n" +
+	"\vunsupported\x124not supported by Slipway: pipelines and their stages\x1a6this == null || this == '' || this == {} || this == []R\astageId\x12[\n" +
+	"\x13build_configuration\x18\x15 \x01(\v2*.slipway.deployments.v1.BuildConfigurationR\x12buildConfiguration\x12L\n" +
+	"\x0ebuild_settings\x18\x16 \x01(\v2%.slipway.deployments.v1.BuildSettingsR\rbuildSettings\x12\xd1\x01\n" +
 	"\rruntime_files\x18\x10 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
-	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xd6\x01\n" +
-	"\x0fbuild_arguments\x18\x11 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x0ebuildArguments\x12\xce\x01\n" +
-	"\vbuild_files\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\n" +
-	"buildFiles\x12\xdf\x01\n" +
-	"\x14docker_secret_mounts\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\x83\x01\n" +
+	"\x0fbuild_arguments\x18\x17 \x03(\v2-.slipway.jobs.v1.JobPatch.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\xd6\x01\n" +
+	"\vbuild_files\x18\x12 \x01(\v2\x16.google.protobuf.ValueB\x9c\x01\xbaH\x98\x01\xba\x01\x94\x01\n" +
+	"\vunsupported\x12Mnot supported by Slipway: build files of jobs; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"buildFiles\x12\xe8\x01\n" +
+	"\x14docker_secret_mounts\x18\x13 \x01(\v2\x16.google.protobuf.ValueB\x9d\x01\xbaH\x99\x01\xba\x01\x95\x01\n" +
+	"\vunsupported\x12Nnot supported by Slipway: docker secret mounts; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x12\xd0\x01\n" +
 	"\rhealth_checks\x18\x14 \x01(\v2\x16.google.protobuf.ValueB\x92\x01\xbaH\x8e\x01\xba\x01\x8a\x01\n" +
 	"\vunsupported\x12Cnot supported by Slipway: jobs run to completion and are not probed\x1a6this == null || this == '' || this == {} || this == []R\fhealthChecks\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
 	"\f_descriptionB\x10\n" +
@@ -4606,7 +5590,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x13_concurrency_policyB\x0e\n" +
 	"\f_disabled_ciB\f\n" +
 	"\n" +
-	"_suspended\"\x97\x02\n" +
+	"_suspendedJ\x04\b\x0e\x10\x0fJ\x04\b\x0f\x10\x10J\x04\b\x11\x10\x12\"\x97\x02\n" +
 	"\n" +
 	"JobSummary\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -4642,7 +5626,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\texit_code\x18\x0e \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x15\n" +
 	"\x06job_id\x18\x0f \x01(\tR\x05jobIdB\f\n" +
 	"\n" +
-	"_exit_code\"\x9b\x06\n" +
+	"_exit_code\"\xa4\x06\n" +
 	"\fRunOverrides\x12\x96\x01\n" +
 	"\x13runtime_environment\x18\x01 \x03(\v25.slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntryB.\xbaH+\x9a\x01(\x10\xf4\x03\"\x1br\x19\x10\x01\x18\x80\x022\x12^[A-Za-z0-9_./-]+$*\x06r\x04\x18\x80\x80\x04R\x12runtimeEnvironment\x125\n" +
 	"\abilling\x18\x02 \x01(\v2\x1b.slipway.jobs.v1.RunBillingR\abilling\x12>\n" +
@@ -4650,9 +5634,9 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"deployment\x18\x03 \x01(\v2\x1e.slipway.jobs.v1.JobDeploymentR\n" +
 	"deployment\x12\xd1\x01\n" +
 	"\rruntime_files\x18\x04 \x01(\v2\x16.google.protobuf.ValueB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
-	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xdf\x01\n" +
-	"\x14docker_secret_mounts\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x94\x01\xbaH\x90\x01\xba\x01\x8c\x01\n" +
-	"\vunsupported\x12Enot supported by Slipway: Slipway does not build jobs from source yet\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x1aE\n" +
+	"\vunsupported\x12Dnot supported by Slipway: secret files are not mounted into runs yet\x1a6this == null || this == '' || this == {} || this == []R\fruntimeFiles\x12\xe8\x01\n" +
+	"\x14docker_secret_mounts\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x9d\x01\xbaH\x99\x01\xba\x01\x95\x01\n" +
+	"\vunsupported\x12Nnot supported by Slipway: docker secret mounts; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x1aE\n" +
 	"\x17RuntimeEnvironmentEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
@@ -4878,7 +5862,107 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x04type\x18\r \x03(\tB\b\xbaH\x05\x92\x01\x02\x10\bR\x04type\x12,\n" +
 	"\rdeployment_id\x18\x0e \x01(\tB\a\xbaH\x04r\x02\x18@R\fdeploymentId\"E\n" +
 	"\x13TailJobLogsResponse\x12.\n" +
-	"\x05lines\x18\x01 \x03(\v2\x18.slipway.jobs.v1.LogLineR\x05lines2\x82'\n" +
+	"\x05lines\x18\x01 \x03(\v2\x18.slipway.jobs.v1.LogLineR\x05lines\"\x8e\x02\n" +
+	"\x1bGetJobBuildArgumentsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\x121\n" +
+	"\x04show\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x18R\x00R\x03allR\x04thisR\tinheritedR\x04show\x12N\n" +
+	"\x18replace_templated_values\x18\x05 \x01(\tB\x14\xbaH\x11r\x0fR\x00R\x04trueR\x05falseR\x16replaceTemplatedValues\"\x90\x03\n" +
+	"\x1cGetJobBuildArgumentsResponse\x12j\n" +
+	"\x0fbuild_arguments\x18\x01 \x03(\v2A.slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildArgumentsEntryR\x0ebuildArguments\x12^\n" +
+	"\vbuild_files\x18\x02 \x03(\v2=.slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildFilesEntryR\n" +
+	"buildFiles\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aa\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".slipway.deployments.v1.SecretFileR\x05value:\x028\x01\"\x8e\x06\n" +
+	"\x1eUpdateJobBuildArgumentsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\x12\x99\x01\n" +
+	"\x0fbuild_arguments\x18\x04 \x03(\v2C.slipway.jobs.v1.UpdateJobBuildArgumentsRequest.BuildArgumentsEntryB+\xbaH(\x9a\x01%\x10\xf4\x03\"\x18r\x16\x10\x01\x18\x80\x022\x0f^[A-Za-z0-9_]+$*\x06r\x04\x18\x80\x80\x04R\x0ebuildArguments\x12\xd6\x01\n" +
+	"\vbuild_files\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x9c\x01\xbaH\x98\x01\xba\x01\x94\x01\n" +
+	"\vunsupported\x12Mnot supported by Slipway: build files of jobs; pass values as build arguments\x1a6this == null || this == '' || this == {} || this == []R\n" +
+	"buildFiles\x12\xc5\x01\n" +
+	"\x14docker_secret_mounts\x18\x06 \x01(\v2\x16.google.protobuf.ValueB{\xbaHx\xba\x01u\n" +
+	"\vunsupported\x12.not supported by Slipway: docker secret mounts\x1a6this == null || this == '' || this == {} || this == []R\x12dockerSecretMounts\x1aA\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"!\n" +
+	"\x1fUpdateJobBuildArgumentsResponse\"\x91\x01\n" +
+	"!GetJobBuildArgumentDetailsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\"\xce\x03\n" +
+	"\"GetJobBuildArgumentDetailsResponse\x12p\n" +
+	"\x0fbuild_arguments\x18\x01 \x03(\v2G.slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildArgumentsEntryR\x0ebuildArguments\x12d\n" +
+	"\vbuild_files\x18\x02 \x03(\v2C.slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildFilesEntryR\n" +
+	"buildFiles\x1ag\n" +
+	"\x13BuildArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12:\n" +
+	"\x05value\x18\x02 \x01(\v2$.slipway.deployments.v1.SecretDetailR\x05value:\x028\x01\x1ag\n" +
+	"\x0fBuildFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12>\n" +
+	"\x05value\x18\x02 \x01(\v2(.slipway.deployments.v1.SecretFileDetailR\x05value:\x028\x01\"\xc2\x06\n" +
+	"\x1cUpdateJobBuildOptionsRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\x12J\n" +
+	"\n" +
+	"dockerfile\x18\x04 \x01(\v2*.slipway.deployments.v1.DockerfileSettingsR\n" +
+	"dockerfile\x12G\n" +
+	"\tbuildpack\x18\x05 \x01(\v2).slipway.deployments.v1.BuildpackSettingsR\tbuildpack\x12;\n" +
+	"\x11path_ignore_rules\x18\t \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\x18\x80\x04R\x0fpathIgnoreRules\x12'\n" +
+	"\ris_allow_list\x18\n" +
+	" \x01(\bH\x00R\visAllowList\x88\x01\x01\x12:\n" +
+	"\x17ci_ignore_flags_enabled\x18\v \x01(\bH\x01R\x14ciIgnoreFlagsEnabled\x88\x01\x01\x127\n" +
+	"\x0fci_ignore_flags\x18\f \x03(\tB\x0f\xbaH\f\x92\x01\t\x10\x14\"\x05r\x03\x18\x80\x01R\rciIgnoreFlags\x12:\n" +
+	"\x11dockerfile_target\x18\r \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01H\x02R\x10dockerfileTarget\x88\x01\x01\x121\n" +
+	"\x12include_git_folder\x18\x0f \x01(\bH\x03R\x10includeGitFolder\x88\x01\x01\x12)\n" +
+	"\x0efull_git_clone\x18\x10 \x01(\bH\x04R\ffullGitClone\x88\x01\x01\x12)\n" +
+	"\x0eenable_git_lfs\x18\x11 \x01(\bH\x05R\fenableGitLfs\x88\x01\x01B\x10\n" +
+	"\x0e_is_allow_listB\x1a\n" +
+	"\x18_ci_ignore_flags_enabledB\x14\n" +
+	"\x12_dockerfile_targetB\x15\n" +
+	"\x13_include_git_folderB\x11\n" +
+	"\x0f_full_git_cloneB\x11\n" +
+	"\x0f_enable_git_lfs\"\x1f\n" +
+	"\x1dUpdateJobBuildOptionsResponse\"\xf2\x03\n" +
+	"\x1bUpdateJobBuildSourceRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\x12)\n" +
+	"\vproject_url\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\n" +
+	"projectUrl\x12Y\n" +
+	"\fproject_type\x18\x05 \x01(\tB6\xbaH3r1R\x00R\tbitbucketR\x06gitlabR\x06githubR\vself-hostedR\x05azureR\vprojectType\x12/\n" +
+	"\x0eproject_branch\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\rprojectBranch\x125\n" +
+	"\x12self_hosted_vcs_id\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x0fselfHostedVcsId\x12-\n" +
+	"\raccount_login\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\faccountLogin\x12H\n" +
+	"\vcredentials\x18\t \x01(\v2&.slipway.deployments.v1.VcsCredentialsR\vcredentials\"\x1e\n" +
+	"\x1cUpdateJobBuildSourceResponse\"\x87\x01\n" +
+	"\x15GetBuildSourceRequest\x12\"\n" +
+	"\ateam_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12 \n" +
+	"\x06job_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x05jobId\"U\n" +
+	"\x16GetBuildSourceResponse\x12;\n" +
+	"\x06source\x18\x01 \x01(\v2#.slipway.deployments.v1.BuildSourceR\x06source\"\x8c\x01\n" +
+	"\x17ListBuildSourcesRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tpageToken\"\x81\x01\n" +
+	"\x18ListBuildSourcesResponse\x12=\n" +
+	"\asources\x18\x01 \x03(\v2#.slipway.deployments.v1.BuildSourceR\asources\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf14\n" +
 	"\vJobsService\x12\xd0\x01\n" +
 	"\bListJobs\x12 .slipway.jobs.v1.ListJobsRequest\x1a!.slipway.jobs.v1.ListJobsResponse\"\x7f\xa2\xbb\x18#\n" +
 	"\x1fProject > Jobs > General > Read\x10\x01\x82\xd3\xe4\x93\x02RZ0\x12./v1/teams/{team_id}/projects/{project_id}/jobs\x12\x1e/v1/projects/{project_id}/jobs\x12\x8c\x02\n" +
@@ -4920,7 +6004,19 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"GetJobLogs\x12\".slipway.jobs.v1.GetJobLogsRequest\x1a#.slipway.jobs.v1.GetJobLogsResponse\"\xba\x01\xa2\xbb\x184\n" +
 	"0Project > Jobs > Deployment > View Instance Logs\x10\x01\x82\xd3\xe4\x93\x02|ZEb\x05lines\x12</v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/logsb\x05lines\x12,/v1/projects/{project_id}/jobs/{job_id}/logs\x12\x94\x01\n" +
 	"\vTailJobLogs\x12#.slipway.jobs.v1.TailJobLogsRequest\x1a$.slipway.jobs.v1.TailJobLogsResponse\"8\xa2\xbb\x184\n" +
-	"0Project > Jobs > Deployment > View Instance Logs\x10\x010\x01B9Z7github.com/slipwayhq/slipway/gen/slipway/jobs/v1;jobsv1b\x06proto3"
+	"0Project > Jobs > Deployment > View Instance Logs\x10\x010\x01\x12\xa8\x02\n" +
+	"\x14GetJobBuildArguments\x12,.slipway.jobs.v1.GetJobBuildArgumentsRequest\x1a-.slipway.jobs.v1.GetJobBuildArgumentsResponse\"\xb2\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Secrets > Jobs > Read\x10\x01\x82\xd3\xe4\x93\x02\x84\x01ZI\x12G/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-arguments\x127/v1/projects/{project_id}/jobs/{job_id}/build-arguments\x12\xb9\x02\n" +
+	"\x17UpdateJobBuildArguments\x12/.slipway.jobs.v1.UpdateJobBuildArgumentsRequest\x1a0.slipway.jobs.v1.UpdateJobBuildArgumentsResponse\"\xba\x01\xa2\xbb\x18%\n" +
+	"!Project > Secrets > Jobs > Update\x10\x01\x82\xd3\xe4\x93\x02\x8a\x01:\x01*ZL:\x01*\"G/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-arguments\"7/v1/projects/{project_id}/jobs/{job_id}/build-arguments\x12\xca\x02\n" +
+	"\x1aGetJobBuildArgumentDetails\x122.slipway.jobs.v1.GetJobBuildArgumentDetailsRequest\x1a3.slipway.jobs.v1.GetJobBuildArgumentDetailsResponse\"\xc2\x01\xa2\xbb\x18#\n" +
+	"\x1fProject > Secrets > Jobs > Read\x10\x01\x82\xd3\xe4\x93\x02\x94\x01ZQ\x12O/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-arguments/details\x12?/v1/projects/{project_id}/jobs/{job_id}/build-arguments/details\x12\xaf\x02\n" +
+	"\x15UpdateJobBuildOptions\x12-.slipway.jobs.v1.UpdateJobBuildOptionsRequest\x1a..slipway.jobs.v1.UpdateJobBuildOptionsResponse\"\xb6\x01\xa2\xbb\x18%\n" +
+	"!Project > Jobs > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x86\x01:\x01*ZJ:\x01*\"E/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-options\"5/v1/projects/{project_id}/jobs/{job_id}/build-options\x12\xaa\x02\n" +
+	"\x14UpdateJobBuildSource\x12,.slipway.jobs.v1.UpdateJobBuildSourceRequest\x1a-.slipway.jobs.v1.UpdateJobBuildSourceResponse\"\xb4\x01\xa2\xbb\x18%\n" +
+	"!Project > Jobs > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x84\x01:\x01*ZI:\x01*\"D/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-source\"4/v1/projects/{project_id}/jobs/{job_id}/build-source\x12i\n" +
+	"\x0eGetBuildSource\x12&.slipway.jobs.v1.GetBuildSourceRequest\x1a'.slipway.jobs.v1.GetBuildSourceResponse\"\x06\xa2\xbb\x18\x02\x18\x01\x12o\n" +
+	"\x10ListBuildSources\x12(.slipway.jobs.v1.ListBuildSourcesRequest\x1a).slipway.jobs.v1.ListBuildSourcesResponse\"\x06\xa2\xbb\x18\x02\x18\x01B9Z7github.com/slipwayhq/slipway/gen/slipway/jobs/v1;jobsv1b\x06proto3"
 
 var (
 	file_slipway_jobs_v1_jobs_proto_rawDescOnce sync.Once
@@ -4934,7 +6030,7 @@ func file_slipway_jobs_v1_jobs_proto_rawDescGZIP() []byte {
 	return file_slipway_jobs_v1_jobs_proto_rawDescData
 }
 
-var file_slipway_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_slipway_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_slipway_jobs_v1_jobs_proto_goTypes = []any{
 	(*Job)(nil),                                 // 0: slipway.jobs.v1.Job
 	(*JobSettings)(nil),                         // 1: slipway.jobs.v1.JobSettings
@@ -4992,143 +6088,205 @@ var file_slipway_jobs_v1_jobs_proto_goTypes = []any{
 	(*GetJobLogsResponse)(nil),                  // 53: slipway.jobs.v1.GetJobLogsResponse
 	(*TailJobLogsRequest)(nil),                  // 54: slipway.jobs.v1.TailJobLogsRequest
 	(*TailJobLogsResponse)(nil),                 // 55: slipway.jobs.v1.TailJobLogsResponse
-	nil,                                         // 56: slipway.jobs.v1.JobSpec.RuntimeEnvironmentEntry
-	nil,                                         // 57: slipway.jobs.v1.JobPatch.RuntimeEnvironmentEntry
-	nil,                                         // 58: slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntry
-	nil,                                         // 59: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	nil,                                         // 60: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntry
-	nil,                                         // 61: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
-	nil,                                         // 62: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	nil,                                         // 63: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeFilesEntry
-	(*timestamppb.Timestamp)(nil),               // 64: google.protobuf.Timestamp
-	(*structpb.Value)(nil),                      // 65: google.protobuf.Value
-	(*v1.Pagination)(nil),                       // 66: slipway.api.v1.Pagination
+	(*GetJobBuildArgumentsRequest)(nil),         // 56: slipway.jobs.v1.GetJobBuildArgumentsRequest
+	(*GetJobBuildArgumentsResponse)(nil),        // 57: slipway.jobs.v1.GetJobBuildArgumentsResponse
+	(*UpdateJobBuildArgumentsRequest)(nil),      // 58: slipway.jobs.v1.UpdateJobBuildArgumentsRequest
+	(*UpdateJobBuildArgumentsResponse)(nil),     // 59: slipway.jobs.v1.UpdateJobBuildArgumentsResponse
+	(*GetJobBuildArgumentDetailsRequest)(nil),   // 60: slipway.jobs.v1.GetJobBuildArgumentDetailsRequest
+	(*GetJobBuildArgumentDetailsResponse)(nil),  // 61: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse
+	(*UpdateJobBuildOptionsRequest)(nil),        // 62: slipway.jobs.v1.UpdateJobBuildOptionsRequest
+	(*UpdateJobBuildOptionsResponse)(nil),       // 63: slipway.jobs.v1.UpdateJobBuildOptionsResponse
+	(*UpdateJobBuildSourceRequest)(nil),         // 64: slipway.jobs.v1.UpdateJobBuildSourceRequest
+	(*UpdateJobBuildSourceResponse)(nil),        // 65: slipway.jobs.v1.UpdateJobBuildSourceResponse
+	(*GetBuildSourceRequest)(nil),               // 66: slipway.jobs.v1.GetBuildSourceRequest
+	(*GetBuildSourceResponse)(nil),              // 67: slipway.jobs.v1.GetBuildSourceResponse
+	(*ListBuildSourcesRequest)(nil),             // 68: slipway.jobs.v1.ListBuildSourcesRequest
+	(*ListBuildSourcesResponse)(nil),            // 69: slipway.jobs.v1.ListBuildSourcesResponse
+	nil,                                         // 70: slipway.jobs.v1.JobSpec.RuntimeEnvironmentEntry
+	nil,                                         // 71: slipway.jobs.v1.JobSpec.BuildArgumentsEntry
+	nil,                                         // 72: slipway.jobs.v1.JobPatch.RuntimeEnvironmentEntry
+	nil,                                         // 73: slipway.jobs.v1.JobPatch.BuildArgumentsEntry
+	nil,                                         // 74: slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntry
+	nil,                                         // 75: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	nil,                                         // 76: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntry
+	nil,                                         // 77: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
+	nil,                                         // 78: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	nil,                                         // 79: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeFilesEntry
+	nil,                                         // 80: slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildArgumentsEntry
+	nil,                                         // 81: slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildFilesEntry
+	nil,                                         // 82: slipway.jobs.v1.UpdateJobBuildArgumentsRequest.BuildArgumentsEntry
+	nil,                                         // 83: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildArgumentsEntry
+	nil,                                         // 84: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildFilesEntry
+	(*timestamppb.Timestamp)(nil),               // 85: google.protobuf.Timestamp
+	(*v1.BuildSettings)(nil),                    // 86: slipway.deployments.v1.BuildSettings
+	(*v1.BuildConfiguration)(nil),               // 87: slipway.deployments.v1.BuildConfiguration
+	(*structpb.Value)(nil),                      // 88: google.protobuf.Value
+	(*v1.VcsData)(nil),                          // 89: slipway.deployments.v1.VcsData
+	(*v11.Pagination)(nil),                      // 90: slipway.api.v1.Pagination
+	(*v1.DockerfileSettings)(nil),               // 91: slipway.deployments.v1.DockerfileSettings
+	(*v1.BuildpackSettings)(nil),                // 92: slipway.deployments.v1.BuildpackSettings
+	(*v1.VcsCredentials)(nil),                   // 93: slipway.deployments.v1.VcsCredentials
+	(*v1.BuildSource)(nil),                      // 94: slipway.deployments.v1.BuildSource
+	(*v1.SecretFile)(nil),                       // 95: slipway.deployments.v1.SecretFile
+	(*v1.SecretDetail)(nil),                     // 96: slipway.deployments.v1.SecretDetail
+	(*v1.SecretFileDetail)(nil),                 // 97: slipway.deployments.v1.SecretFileDetail
 }
 var file_slipway_jobs_v1_jobs_proto_depIdxs = []int32{
-	64,  // 0: slipway.jobs.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	64,  // 1: slipway.jobs.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
+	85,  // 0: slipway.jobs.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	85,  // 1: slipway.jobs.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 2: slipway.jobs.v1.Job.deployment:type_name -> slipway.jobs.v1.JobDeployment
 	5,   // 3: slipway.jobs.v1.Job.billing:type_name -> slipway.jobs.v1.JobBilling
 	1,   // 4: slipway.jobs.v1.Job.settings:type_name -> slipway.jobs.v1.JobSettings
 	4,   // 5: slipway.jobs.v1.Job.cluster:type_name -> slipway.jobs.v1.JobCluster
 	3,   // 6: slipway.jobs.v1.Job.status:type_name -> slipway.jobs.v1.JobStatus
-	2,   // 7: slipway.jobs.v1.JobSettings.cron:type_name -> slipway.jobs.v1.JobCronSettings
-	65,  // 8: slipway.jobs.v1.JobBilling.gpu:type_name -> google.protobuf.Value
-	7,   // 9: slipway.jobs.v1.JobDeployment.external:type_name -> slipway.jobs.v1.ExternalImage
-	8,   // 10: slipway.jobs.v1.JobDeployment.docker:type_name -> slipway.jobs.v1.DockerOverrides
-	9,   // 11: slipway.jobs.v1.JobDeployment.storage:type_name -> slipway.jobs.v1.JobStorage
-	65,  // 12: slipway.jobs.v1.JobDeployment.gpu:type_name -> google.protobuf.Value
-	65,  // 13: slipway.jobs.v1.JobDeployment.grace_period_seconds:type_name -> google.protobuf.Value
-	65,  // 14: slipway.jobs.v1.JobDeployment.metadata:type_name -> google.protobuf.Value
-	65,  // 15: slipway.jobs.v1.JobDeployment.buildpack:type_name -> google.protobuf.Value
-	65,  // 16: slipway.jobs.v1.JobDeployment.vcs:type_name -> google.protobuf.Value
-	65,  // 17: slipway.jobs.v1.JobDeployment.internal:type_name -> google.protobuf.Value
-	10,  // 18: slipway.jobs.v1.JobStorage.ephemeral_storage:type_name -> slipway.jobs.v1.EphemeralStorage
-	5,   // 19: slipway.jobs.v1.JobSpec.billing:type_name -> slipway.jobs.v1.JobBilling
-	6,   // 20: slipway.jobs.v1.JobSpec.deployment:type_name -> slipway.jobs.v1.JobDeployment
-	56,  // 21: slipway.jobs.v1.JobSpec.runtime_environment:type_name -> slipway.jobs.v1.JobSpec.RuntimeEnvironmentEntry
-	65,  // 22: slipway.jobs.v1.JobSpec.stage_id:type_name -> google.protobuf.Value
-	65,  // 23: slipway.jobs.v1.JobSpec.build_configuration:type_name -> google.protobuf.Value
-	65,  // 24: slipway.jobs.v1.JobSpec.build_settings:type_name -> google.protobuf.Value
-	65,  // 25: slipway.jobs.v1.JobSpec.runtime_files:type_name -> google.protobuf.Value
-	65,  // 26: slipway.jobs.v1.JobSpec.build_arguments:type_name -> google.protobuf.Value
-	65,  // 27: slipway.jobs.v1.JobSpec.build_files:type_name -> google.protobuf.Value
-	65,  // 28: slipway.jobs.v1.JobSpec.docker_secret_mounts:type_name -> google.protobuf.Value
-	65,  // 29: slipway.jobs.v1.JobSpec.health_checks:type_name -> google.protobuf.Value
-	65,  // 30: slipway.jobs.v1.JobSpec.infrastructure:type_name -> google.protobuf.Value
-	5,   // 31: slipway.jobs.v1.JobPatch.billing:type_name -> slipway.jobs.v1.JobBilling
-	6,   // 32: slipway.jobs.v1.JobPatch.deployment:type_name -> slipway.jobs.v1.JobDeployment
-	57,  // 33: slipway.jobs.v1.JobPatch.runtime_environment:type_name -> slipway.jobs.v1.JobPatch.RuntimeEnvironmentEntry
-	65,  // 34: slipway.jobs.v1.JobPatch.stage_id:type_name -> google.protobuf.Value
-	65,  // 35: slipway.jobs.v1.JobPatch.build_configuration:type_name -> google.protobuf.Value
-	65,  // 36: slipway.jobs.v1.JobPatch.build_settings:type_name -> google.protobuf.Value
-	65,  // 37: slipway.jobs.v1.JobPatch.runtime_files:type_name -> google.protobuf.Value
-	65,  // 38: slipway.jobs.v1.JobPatch.build_arguments:type_name -> google.protobuf.Value
-	65,  // 39: slipway.jobs.v1.JobPatch.build_files:type_name -> google.protobuf.Value
-	65,  // 40: slipway.jobs.v1.JobPatch.docker_secret_mounts:type_name -> google.protobuf.Value
-	65,  // 41: slipway.jobs.v1.JobPatch.health_checks:type_name -> google.protobuf.Value
-	64,  // 42: slipway.jobs.v1.JobRun.started_at:type_name -> google.protobuf.Timestamp
-	64,  // 43: slipway.jobs.v1.JobRun.concluded_at:type_name -> google.protobuf.Timestamp
-	58,  // 44: slipway.jobs.v1.RunOverrides.runtime_environment:type_name -> slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntry
-	16,  // 45: slipway.jobs.v1.RunOverrides.billing:type_name -> slipway.jobs.v1.RunBilling
-	6,   // 46: slipway.jobs.v1.RunOverrides.deployment:type_name -> slipway.jobs.v1.JobDeployment
-	65,  // 47: slipway.jobs.v1.RunOverrides.runtime_files:type_name -> google.protobuf.Value
-	65,  // 48: slipway.jobs.v1.RunOverrides.docker_secret_mounts:type_name -> google.protobuf.Value
-	64,  // 49: slipway.jobs.v1.LogLine.ts:type_name -> google.protobuf.Timestamp
-	13,  // 50: slipway.jobs.v1.ListJobsResponse.jobs:type_name -> slipway.jobs.v1.JobSummary
-	66,  // 51: slipway.jobs.v1.ListJobsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	11,  // 52: slipway.jobs.v1.CreateManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,   // 53: slipway.jobs.v1.CreateManualJobResponse.job:type_name -> slipway.jobs.v1.Job
-	11,  // 54: slipway.jobs.v1.PutManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,   // 55: slipway.jobs.v1.PutManualJobResponse.job:type_name -> slipway.jobs.v1.Job
-	12,  // 56: slipway.jobs.v1.PatchManualJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
-	0,   // 57: slipway.jobs.v1.PatchManualJobResponse.job:type_name -> slipway.jobs.v1.Job
-	11,  // 58: slipway.jobs.v1.CreateCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,   // 59: slipway.jobs.v1.CreateCronJobResponse.job:type_name -> slipway.jobs.v1.Job
-	11,  // 60: slipway.jobs.v1.PutCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
-	0,   // 61: slipway.jobs.v1.PutCronJobResponse.job:type_name -> slipway.jobs.v1.Job
-	12,  // 62: slipway.jobs.v1.PatchCronJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
-	0,   // 63: slipway.jobs.v1.PatchCronJobResponse.job:type_name -> slipway.jobs.v1.Job
-	0,   // 64: slipway.jobs.v1.GetJobResponse.job:type_name -> slipway.jobs.v1.Job
-	59,  // 65: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	60,  // 66: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntry
-	61,  // 67: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
-	65,  // 68: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.runtime_files:type_name -> google.protobuf.Value
-	62,  // 69: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
-	63,  // 70: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeFilesEntry
-	15,  // 71: slipway.jobs.v1.StartJobRunRequest.overrides:type_name -> slipway.jobs.v1.RunOverrides
-	14,  // 72: slipway.jobs.v1.StartJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
-	14,  // 73: slipway.jobs.v1.ListJobRunsResponse.runs:type_name -> slipway.jobs.v1.JobRun
-	66,  // 74: slipway.jobs.v1.ListJobRunsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	14,  // 75: slipway.jobs.v1.GetJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
-	64,  // 76: slipway.jobs.v1.GetJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	64,  // 77: slipway.jobs.v1.GetJobLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	17,  // 78: slipway.jobs.v1.GetJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
-	64,  // 79: slipway.jobs.v1.TailJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	17,  // 80: slipway.jobs.v1.TailJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
-	18,  // 81: slipway.jobs.v1.JobsService.ListJobs:input_type -> slipway.jobs.v1.ListJobsRequest
-	20,  // 82: slipway.jobs.v1.JobsService.CreateManualJob:input_type -> slipway.jobs.v1.CreateManualJobRequest
-	22,  // 83: slipway.jobs.v1.JobsService.PutManualJob:input_type -> slipway.jobs.v1.PutManualJobRequest
-	24,  // 84: slipway.jobs.v1.JobsService.PatchManualJob:input_type -> slipway.jobs.v1.PatchManualJobRequest
-	26,  // 85: slipway.jobs.v1.JobsService.CreateCronJob:input_type -> slipway.jobs.v1.CreateCronJobRequest
-	28,  // 86: slipway.jobs.v1.JobsService.PutCronJob:input_type -> slipway.jobs.v1.PutCronJobRequest
-	30,  // 87: slipway.jobs.v1.JobsService.PatchCronJob:input_type -> slipway.jobs.v1.PatchCronJobRequest
-	32,  // 88: slipway.jobs.v1.JobsService.GetJob:input_type -> slipway.jobs.v1.GetJobRequest
-	34,  // 89: slipway.jobs.v1.JobsService.DeleteJob:input_type -> slipway.jobs.v1.DeleteJobRequest
-	36,  // 90: slipway.jobs.v1.JobsService.SuspendJob:input_type -> slipway.jobs.v1.SuspendJobRequest
-	38,  // 91: slipway.jobs.v1.JobsService.ResumeJob:input_type -> slipway.jobs.v1.ResumeJobRequest
-	40,  // 92: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:input_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentRequest
-	42,  // 93: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:input_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest
-	44,  // 94: slipway.jobs.v1.JobsService.StartJobRun:input_type -> slipway.jobs.v1.StartJobRunRequest
-	46,  // 95: slipway.jobs.v1.JobsService.ListJobRuns:input_type -> slipway.jobs.v1.ListJobRunsRequest
-	48,  // 96: slipway.jobs.v1.JobsService.GetJobRun:input_type -> slipway.jobs.v1.GetJobRunRequest
-	50,  // 97: slipway.jobs.v1.JobsService.AbortJobRun:input_type -> slipway.jobs.v1.AbortJobRunRequest
-	52,  // 98: slipway.jobs.v1.JobsService.GetJobLogs:input_type -> slipway.jobs.v1.GetJobLogsRequest
-	54,  // 99: slipway.jobs.v1.JobsService.TailJobLogs:input_type -> slipway.jobs.v1.TailJobLogsRequest
-	19,  // 100: slipway.jobs.v1.JobsService.ListJobs:output_type -> slipway.jobs.v1.ListJobsResponse
-	21,  // 101: slipway.jobs.v1.JobsService.CreateManualJob:output_type -> slipway.jobs.v1.CreateManualJobResponse
-	23,  // 102: slipway.jobs.v1.JobsService.PutManualJob:output_type -> slipway.jobs.v1.PutManualJobResponse
-	25,  // 103: slipway.jobs.v1.JobsService.PatchManualJob:output_type -> slipway.jobs.v1.PatchManualJobResponse
-	27,  // 104: slipway.jobs.v1.JobsService.CreateCronJob:output_type -> slipway.jobs.v1.CreateCronJobResponse
-	29,  // 105: slipway.jobs.v1.JobsService.PutCronJob:output_type -> slipway.jobs.v1.PutCronJobResponse
-	31,  // 106: slipway.jobs.v1.JobsService.PatchCronJob:output_type -> slipway.jobs.v1.PatchCronJobResponse
-	33,  // 107: slipway.jobs.v1.JobsService.GetJob:output_type -> slipway.jobs.v1.GetJobResponse
-	35,  // 108: slipway.jobs.v1.JobsService.DeleteJob:output_type -> slipway.jobs.v1.DeleteJobResponse
-	37,  // 109: slipway.jobs.v1.JobsService.SuspendJob:output_type -> slipway.jobs.v1.SuspendJobResponse
-	39,  // 110: slipway.jobs.v1.JobsService.ResumeJob:output_type -> slipway.jobs.v1.ResumeJobResponse
-	41,  // 111: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:output_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse
-	43,  // 112: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:output_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse
-	45,  // 113: slipway.jobs.v1.JobsService.StartJobRun:output_type -> slipway.jobs.v1.StartJobRunResponse
-	47,  // 114: slipway.jobs.v1.JobsService.ListJobRuns:output_type -> slipway.jobs.v1.ListJobRunsResponse
-	49,  // 115: slipway.jobs.v1.JobsService.GetJobRun:output_type -> slipway.jobs.v1.GetJobRunResponse
-	51,  // 116: slipway.jobs.v1.JobsService.AbortJobRun:output_type -> slipway.jobs.v1.AbortJobRunResponse
-	53,  // 117: slipway.jobs.v1.JobsService.GetJobLogs:output_type -> slipway.jobs.v1.GetJobLogsResponse
-	55,  // 118: slipway.jobs.v1.JobsService.TailJobLogs:output_type -> slipway.jobs.v1.TailJobLogsResponse
-	100, // [100:119] is the sub-list for method output_type
-	81,  // [81:100] is the sub-list for method input_type
-	81,  // [81:81] is the sub-list for extension type_name
-	81,  // [81:81] is the sub-list for extension extendee
-	0,   // [0:81] is the sub-list for field type_name
+	86,  // 7: slipway.jobs.v1.Job.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	87,  // 8: slipway.jobs.v1.Job.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	2,   // 9: slipway.jobs.v1.JobSettings.cron:type_name -> slipway.jobs.v1.JobCronSettings
+	88,  // 10: slipway.jobs.v1.JobBilling.gpu:type_name -> google.protobuf.Value
+	7,   // 11: slipway.jobs.v1.JobDeployment.external:type_name -> slipway.jobs.v1.ExternalImage
+	8,   // 12: slipway.jobs.v1.JobDeployment.docker:type_name -> slipway.jobs.v1.DockerOverrides
+	9,   // 13: slipway.jobs.v1.JobDeployment.storage:type_name -> slipway.jobs.v1.JobStorage
+	88,  // 14: slipway.jobs.v1.JobDeployment.gpu:type_name -> google.protobuf.Value
+	88,  // 15: slipway.jobs.v1.JobDeployment.grace_period_seconds:type_name -> google.protobuf.Value
+	88,  // 16: slipway.jobs.v1.JobDeployment.metadata:type_name -> google.protobuf.Value
+	88,  // 17: slipway.jobs.v1.JobDeployment.buildpack:type_name -> google.protobuf.Value
+	89,  // 18: slipway.jobs.v1.JobDeployment.vcs:type_name -> slipway.deployments.v1.VcsData
+	88,  // 19: slipway.jobs.v1.JobDeployment.internal:type_name -> google.protobuf.Value
+	10,  // 20: slipway.jobs.v1.JobStorage.ephemeral_storage:type_name -> slipway.jobs.v1.EphemeralStorage
+	5,   // 21: slipway.jobs.v1.JobSpec.billing:type_name -> slipway.jobs.v1.JobBilling
+	6,   // 22: slipway.jobs.v1.JobSpec.deployment:type_name -> slipway.jobs.v1.JobDeployment
+	70,  // 23: slipway.jobs.v1.JobSpec.runtime_environment:type_name -> slipway.jobs.v1.JobSpec.RuntimeEnvironmentEntry
+	88,  // 24: slipway.jobs.v1.JobSpec.stage_id:type_name -> google.protobuf.Value
+	87,  // 25: slipway.jobs.v1.JobSpec.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	86,  // 26: slipway.jobs.v1.JobSpec.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	88,  // 27: slipway.jobs.v1.JobSpec.runtime_files:type_name -> google.protobuf.Value
+	71,  // 28: slipway.jobs.v1.JobSpec.build_arguments:type_name -> slipway.jobs.v1.JobSpec.BuildArgumentsEntry
+	88,  // 29: slipway.jobs.v1.JobSpec.build_files:type_name -> google.protobuf.Value
+	88,  // 30: slipway.jobs.v1.JobSpec.docker_secret_mounts:type_name -> google.protobuf.Value
+	88,  // 31: slipway.jobs.v1.JobSpec.health_checks:type_name -> google.protobuf.Value
+	88,  // 32: slipway.jobs.v1.JobSpec.infrastructure:type_name -> google.protobuf.Value
+	5,   // 33: slipway.jobs.v1.JobPatch.billing:type_name -> slipway.jobs.v1.JobBilling
+	6,   // 34: slipway.jobs.v1.JobPatch.deployment:type_name -> slipway.jobs.v1.JobDeployment
+	72,  // 35: slipway.jobs.v1.JobPatch.runtime_environment:type_name -> slipway.jobs.v1.JobPatch.RuntimeEnvironmentEntry
+	88,  // 36: slipway.jobs.v1.JobPatch.stage_id:type_name -> google.protobuf.Value
+	87,  // 37: slipway.jobs.v1.JobPatch.build_configuration:type_name -> slipway.deployments.v1.BuildConfiguration
+	86,  // 38: slipway.jobs.v1.JobPatch.build_settings:type_name -> slipway.deployments.v1.BuildSettings
+	88,  // 39: slipway.jobs.v1.JobPatch.runtime_files:type_name -> google.protobuf.Value
+	73,  // 40: slipway.jobs.v1.JobPatch.build_arguments:type_name -> slipway.jobs.v1.JobPatch.BuildArgumentsEntry
+	88,  // 41: slipway.jobs.v1.JobPatch.build_files:type_name -> google.protobuf.Value
+	88,  // 42: slipway.jobs.v1.JobPatch.docker_secret_mounts:type_name -> google.protobuf.Value
+	88,  // 43: slipway.jobs.v1.JobPatch.health_checks:type_name -> google.protobuf.Value
+	85,  // 44: slipway.jobs.v1.JobRun.started_at:type_name -> google.protobuf.Timestamp
+	85,  // 45: slipway.jobs.v1.JobRun.concluded_at:type_name -> google.protobuf.Timestamp
+	74,  // 46: slipway.jobs.v1.RunOverrides.runtime_environment:type_name -> slipway.jobs.v1.RunOverrides.RuntimeEnvironmentEntry
+	16,  // 47: slipway.jobs.v1.RunOverrides.billing:type_name -> slipway.jobs.v1.RunBilling
+	6,   // 48: slipway.jobs.v1.RunOverrides.deployment:type_name -> slipway.jobs.v1.JobDeployment
+	88,  // 49: slipway.jobs.v1.RunOverrides.runtime_files:type_name -> google.protobuf.Value
+	88,  // 50: slipway.jobs.v1.RunOverrides.docker_secret_mounts:type_name -> google.protobuf.Value
+	85,  // 51: slipway.jobs.v1.LogLine.ts:type_name -> google.protobuf.Timestamp
+	13,  // 52: slipway.jobs.v1.ListJobsResponse.jobs:type_name -> slipway.jobs.v1.JobSummary
+	90,  // 53: slipway.jobs.v1.ListJobsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	11,  // 54: slipway.jobs.v1.CreateManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 55: slipway.jobs.v1.CreateManualJobResponse.job:type_name -> slipway.jobs.v1.Job
+	11,  // 56: slipway.jobs.v1.PutManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 57: slipway.jobs.v1.PutManualJobResponse.job:type_name -> slipway.jobs.v1.Job
+	12,  // 58: slipway.jobs.v1.PatchManualJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
+	0,   // 59: slipway.jobs.v1.PatchManualJobResponse.job:type_name -> slipway.jobs.v1.Job
+	11,  // 60: slipway.jobs.v1.CreateCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 61: slipway.jobs.v1.CreateCronJobResponse.job:type_name -> slipway.jobs.v1.Job
+	11,  // 62: slipway.jobs.v1.PutCronJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
+	0,   // 63: slipway.jobs.v1.PutCronJobResponse.job:type_name -> slipway.jobs.v1.Job
+	12,  // 64: slipway.jobs.v1.PatchCronJobRequest.spec:type_name -> slipway.jobs.v1.JobPatch
+	0,   // 65: slipway.jobs.v1.PatchCronJobResponse.job:type_name -> slipway.jobs.v1.Job
+	0,   // 66: slipway.jobs.v1.GetJobResponse.job:type_name -> slipway.jobs.v1.Job
+	75,  // 67: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	76,  // 68: slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse.RuntimeFilesEntry
+	77,  // 69: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.RuntimeEnvironmentEntry
+	88,  // 70: slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest.runtime_files:type_name -> google.protobuf.Value
+	78,  // 71: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_environment:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeEnvironmentEntry
+	79,  // 72: slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.runtime_files:type_name -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse.RuntimeFilesEntry
+	15,  // 73: slipway.jobs.v1.StartJobRunRequest.overrides:type_name -> slipway.jobs.v1.RunOverrides
+	14,  // 74: slipway.jobs.v1.StartJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
+	14,  // 75: slipway.jobs.v1.ListJobRunsResponse.runs:type_name -> slipway.jobs.v1.JobRun
+	90,  // 76: slipway.jobs.v1.ListJobRunsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	14,  // 77: slipway.jobs.v1.GetJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
+	85,  // 78: slipway.jobs.v1.GetJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	85,  // 79: slipway.jobs.v1.GetJobLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	17,  // 80: slipway.jobs.v1.GetJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
+	85,  // 81: slipway.jobs.v1.TailJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	17,  // 82: slipway.jobs.v1.TailJobLogsResponse.lines:type_name -> slipway.jobs.v1.LogLine
+	80,  // 83: slipway.jobs.v1.GetJobBuildArgumentsResponse.build_arguments:type_name -> slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildArgumentsEntry
+	81,  // 84: slipway.jobs.v1.GetJobBuildArgumentsResponse.build_files:type_name -> slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildFilesEntry
+	82,  // 85: slipway.jobs.v1.UpdateJobBuildArgumentsRequest.build_arguments:type_name -> slipway.jobs.v1.UpdateJobBuildArgumentsRequest.BuildArgumentsEntry
+	88,  // 86: slipway.jobs.v1.UpdateJobBuildArgumentsRequest.build_files:type_name -> google.protobuf.Value
+	88,  // 87: slipway.jobs.v1.UpdateJobBuildArgumentsRequest.docker_secret_mounts:type_name -> google.protobuf.Value
+	83,  // 88: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.build_arguments:type_name -> slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildArgumentsEntry
+	84,  // 89: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.build_files:type_name -> slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildFilesEntry
+	91,  // 90: slipway.jobs.v1.UpdateJobBuildOptionsRequest.dockerfile:type_name -> slipway.deployments.v1.DockerfileSettings
+	92,  // 91: slipway.jobs.v1.UpdateJobBuildOptionsRequest.buildpack:type_name -> slipway.deployments.v1.BuildpackSettings
+	93,  // 92: slipway.jobs.v1.UpdateJobBuildSourceRequest.credentials:type_name -> slipway.deployments.v1.VcsCredentials
+	94,  // 93: slipway.jobs.v1.GetBuildSourceResponse.source:type_name -> slipway.deployments.v1.BuildSource
+	94,  // 94: slipway.jobs.v1.ListBuildSourcesResponse.sources:type_name -> slipway.deployments.v1.BuildSource
+	95,  // 95: slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	96,  // 96: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildArgumentsEntry.value:type_name -> slipway.deployments.v1.SecretDetail
+	97,  // 97: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFileDetail
+	18,  // 98: slipway.jobs.v1.JobsService.ListJobs:input_type -> slipway.jobs.v1.ListJobsRequest
+	20,  // 99: slipway.jobs.v1.JobsService.CreateManualJob:input_type -> slipway.jobs.v1.CreateManualJobRequest
+	22,  // 100: slipway.jobs.v1.JobsService.PutManualJob:input_type -> slipway.jobs.v1.PutManualJobRequest
+	24,  // 101: slipway.jobs.v1.JobsService.PatchManualJob:input_type -> slipway.jobs.v1.PatchManualJobRequest
+	26,  // 102: slipway.jobs.v1.JobsService.CreateCronJob:input_type -> slipway.jobs.v1.CreateCronJobRequest
+	28,  // 103: slipway.jobs.v1.JobsService.PutCronJob:input_type -> slipway.jobs.v1.PutCronJobRequest
+	30,  // 104: slipway.jobs.v1.JobsService.PatchCronJob:input_type -> slipway.jobs.v1.PatchCronJobRequest
+	32,  // 105: slipway.jobs.v1.JobsService.GetJob:input_type -> slipway.jobs.v1.GetJobRequest
+	34,  // 106: slipway.jobs.v1.JobsService.DeleteJob:input_type -> slipway.jobs.v1.DeleteJobRequest
+	36,  // 107: slipway.jobs.v1.JobsService.SuspendJob:input_type -> slipway.jobs.v1.SuspendJobRequest
+	38,  // 108: slipway.jobs.v1.JobsService.ResumeJob:input_type -> slipway.jobs.v1.ResumeJobRequest
+	40,  // 109: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:input_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentRequest
+	42,  // 110: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:input_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentRequest
+	44,  // 111: slipway.jobs.v1.JobsService.StartJobRun:input_type -> slipway.jobs.v1.StartJobRunRequest
+	46,  // 112: slipway.jobs.v1.JobsService.ListJobRuns:input_type -> slipway.jobs.v1.ListJobRunsRequest
+	48,  // 113: slipway.jobs.v1.JobsService.GetJobRun:input_type -> slipway.jobs.v1.GetJobRunRequest
+	50,  // 114: slipway.jobs.v1.JobsService.AbortJobRun:input_type -> slipway.jobs.v1.AbortJobRunRequest
+	52,  // 115: slipway.jobs.v1.JobsService.GetJobLogs:input_type -> slipway.jobs.v1.GetJobLogsRequest
+	54,  // 116: slipway.jobs.v1.JobsService.TailJobLogs:input_type -> slipway.jobs.v1.TailJobLogsRequest
+	56,  // 117: slipway.jobs.v1.JobsService.GetJobBuildArguments:input_type -> slipway.jobs.v1.GetJobBuildArgumentsRequest
+	58,  // 118: slipway.jobs.v1.JobsService.UpdateJobBuildArguments:input_type -> slipway.jobs.v1.UpdateJobBuildArgumentsRequest
+	60,  // 119: slipway.jobs.v1.JobsService.GetJobBuildArgumentDetails:input_type -> slipway.jobs.v1.GetJobBuildArgumentDetailsRequest
+	62,  // 120: slipway.jobs.v1.JobsService.UpdateJobBuildOptions:input_type -> slipway.jobs.v1.UpdateJobBuildOptionsRequest
+	64,  // 121: slipway.jobs.v1.JobsService.UpdateJobBuildSource:input_type -> slipway.jobs.v1.UpdateJobBuildSourceRequest
+	66,  // 122: slipway.jobs.v1.JobsService.GetBuildSource:input_type -> slipway.jobs.v1.GetBuildSourceRequest
+	68,  // 123: slipway.jobs.v1.JobsService.ListBuildSources:input_type -> slipway.jobs.v1.ListBuildSourcesRequest
+	19,  // 124: slipway.jobs.v1.JobsService.ListJobs:output_type -> slipway.jobs.v1.ListJobsResponse
+	21,  // 125: slipway.jobs.v1.JobsService.CreateManualJob:output_type -> slipway.jobs.v1.CreateManualJobResponse
+	23,  // 126: slipway.jobs.v1.JobsService.PutManualJob:output_type -> slipway.jobs.v1.PutManualJobResponse
+	25,  // 127: slipway.jobs.v1.JobsService.PatchManualJob:output_type -> slipway.jobs.v1.PatchManualJobResponse
+	27,  // 128: slipway.jobs.v1.JobsService.CreateCronJob:output_type -> slipway.jobs.v1.CreateCronJobResponse
+	29,  // 129: slipway.jobs.v1.JobsService.PutCronJob:output_type -> slipway.jobs.v1.PutCronJobResponse
+	31,  // 130: slipway.jobs.v1.JobsService.PatchCronJob:output_type -> slipway.jobs.v1.PatchCronJobResponse
+	33,  // 131: slipway.jobs.v1.JobsService.GetJob:output_type -> slipway.jobs.v1.GetJobResponse
+	35,  // 132: slipway.jobs.v1.JobsService.DeleteJob:output_type -> slipway.jobs.v1.DeleteJobResponse
+	37,  // 133: slipway.jobs.v1.JobsService.SuspendJob:output_type -> slipway.jobs.v1.SuspendJobResponse
+	39,  // 134: slipway.jobs.v1.JobsService.ResumeJob:output_type -> slipway.jobs.v1.ResumeJobResponse
+	41,  // 135: slipway.jobs.v1.JobsService.GetJobRuntimeEnvironment:output_type -> slipway.jobs.v1.GetJobRuntimeEnvironmentResponse
+	43,  // 136: slipway.jobs.v1.JobsService.UpdateJobRuntimeEnvironment:output_type -> slipway.jobs.v1.UpdateJobRuntimeEnvironmentResponse
+	45,  // 137: slipway.jobs.v1.JobsService.StartJobRun:output_type -> slipway.jobs.v1.StartJobRunResponse
+	47,  // 138: slipway.jobs.v1.JobsService.ListJobRuns:output_type -> slipway.jobs.v1.ListJobRunsResponse
+	49,  // 139: slipway.jobs.v1.JobsService.GetJobRun:output_type -> slipway.jobs.v1.GetJobRunResponse
+	51,  // 140: slipway.jobs.v1.JobsService.AbortJobRun:output_type -> slipway.jobs.v1.AbortJobRunResponse
+	53,  // 141: slipway.jobs.v1.JobsService.GetJobLogs:output_type -> slipway.jobs.v1.GetJobLogsResponse
+	55,  // 142: slipway.jobs.v1.JobsService.TailJobLogs:output_type -> slipway.jobs.v1.TailJobLogsResponse
+	57,  // 143: slipway.jobs.v1.JobsService.GetJobBuildArguments:output_type -> slipway.jobs.v1.GetJobBuildArgumentsResponse
+	59,  // 144: slipway.jobs.v1.JobsService.UpdateJobBuildArguments:output_type -> slipway.jobs.v1.UpdateJobBuildArgumentsResponse
+	61,  // 145: slipway.jobs.v1.JobsService.GetJobBuildArgumentDetails:output_type -> slipway.jobs.v1.GetJobBuildArgumentDetailsResponse
+	63,  // 146: slipway.jobs.v1.JobsService.UpdateJobBuildOptions:output_type -> slipway.jobs.v1.UpdateJobBuildOptionsResponse
+	65,  // 147: slipway.jobs.v1.JobsService.UpdateJobBuildSource:output_type -> slipway.jobs.v1.UpdateJobBuildSourceResponse
+	67,  // 148: slipway.jobs.v1.JobsService.GetBuildSource:output_type -> slipway.jobs.v1.GetBuildSourceResponse
+	69,  // 149: slipway.jobs.v1.JobsService.ListBuildSources:output_type -> slipway.jobs.v1.ListBuildSourcesResponse
+	124, // [124:150] is the sub-list for method output_type
+	98,  // [98:124] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_slipway_jobs_v1_jobs_proto_init() }
@@ -5141,13 +6299,14 @@ func file_slipway_jobs_v1_jobs_proto_init() {
 	file_slipway_jobs_v1_jobs_proto_msgTypes[14].OneofWrappers = []any{}
 	file_slipway_jobs_v1_jobs_proto_msgTypes[36].OneofWrappers = []any{}
 	file_slipway_jobs_v1_jobs_proto_msgTypes[38].OneofWrappers = []any{}
+	file_slipway_jobs_v1_jobs_proto_msgTypes[62].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_jobs_v1_jobs_proto_rawDesc), len(file_slipway_jobs_v1_jobs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   64,
+			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,13 @@ const (
 	JobsService_AbortJobRun_FullMethodName                 = "/slipway.jobs.v1.JobsService/AbortJobRun"
 	JobsService_GetJobLogs_FullMethodName                  = "/slipway.jobs.v1.JobsService/GetJobLogs"
 	JobsService_TailJobLogs_FullMethodName                 = "/slipway.jobs.v1.JobsService/TailJobLogs"
+	JobsService_GetJobBuildArguments_FullMethodName        = "/slipway.jobs.v1.JobsService/GetJobBuildArguments"
+	JobsService_UpdateJobBuildArguments_FullMethodName     = "/slipway.jobs.v1.JobsService/UpdateJobBuildArguments"
+	JobsService_GetJobBuildArgumentDetails_FullMethodName  = "/slipway.jobs.v1.JobsService/GetJobBuildArgumentDetails"
+	JobsService_UpdateJobBuildOptions_FullMethodName       = "/slipway.jobs.v1.JobsService/UpdateJobBuildOptions"
+	JobsService_UpdateJobBuildSource_FullMethodName        = "/slipway.jobs.v1.JobsService/UpdateJobBuildSource"
+	JobsService_GetBuildSource_FullMethodName              = "/slipway.jobs.v1.JobsService/GetBuildSource"
+	JobsService_ListBuildSources_FullMethodName            = "/slipway.jobs.v1.JobsService/ListBuildSources"
 )
 
 // JobsServiceClient is the client API for JobsService service.
@@ -89,6 +96,29 @@ type JobsServiceClient interface {
 	// recent ones the request selects. The gateway serves it as the
 	// WebSocket log tail of GET .../jobs/{jobId}/logs?queryType=tail.
 	TailJobLogs(ctx context.Context, in *TailJobLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailJobLogsResponse], error)
+	// GetJobBuildArguments returns a job's build arguments (the job builds
+	// from git when its deployment has vcs).
+	GetJobBuildArguments(ctx context.Context, in *GetJobBuildArgumentsRequest, opts ...grpc.CallOption) (*GetJobBuildArgumentsResponse, error)
+	// UpdateJobBuildArguments replaces a job's build arguments (kept
+	// encrypted at rest).
+	UpdateJobBuildArguments(ctx context.Context, in *UpdateJobBuildArgumentsRequest, opts ...grpc.CallOption) (*UpdateJobBuildArgumentsResponse, error)
+	// GetJobBuildArgumentDetails returns the build arguments with where each
+	// comes from.
+	GetJobBuildArgumentDetails(ctx context.Context, in *GetJobBuildArgumentDetailsRequest, opts ...grpc.CallOption) (*GetJobBuildArgumentDetailsResponse, error)
+	// UpdateJobBuildOptions changes a job's build engine (dockerfile or
+	// buildpack) and build configuration.
+	UpdateJobBuildOptions(ctx context.Context, in *UpdateJobBuildOptionsRequest, opts ...grpc.CallOption) (*UpdateJobBuildOptionsResponse, error)
+	// UpdateJobBuildSource changes the git repository and branch a job
+	// builds.
+	UpdateJobBuildSource(ctx context.Context, in *UpdateJobBuildSourceRequest, opts ...grpc.CallOption) (*UpdateJobBuildSourceResponse, error)
+	// GetBuildSource tells the builds component what a job builds: its
+	// repository with the credentials to read it, its build settings and its
+	// decrypted build arguments (service_id is the job's id, service_type
+	// "job"). Internal: no route, only other Slipway components may call it.
+	GetBuildSource(ctx context.Context, in *GetBuildSourceRequest, opts ...grpc.CallOption) (*GetBuildSourceResponse, error)
+	// ListBuildSources pages through every job that builds from git (of a
+	// team, or of all teams), for the builds component's poller. Internal.
+	ListBuildSources(ctx context.Context, in *ListBuildSourcesRequest, opts ...grpc.CallOption) (*ListBuildSourcesResponse, error)
 }
 
 type jobsServiceClient struct {
@@ -298,6 +328,76 @@ func (c *jobsServiceClient) TailJobLogs(ctx context.Context, in *TailJobLogsRequ
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type JobsService_TailJobLogsClient = grpc.ServerStreamingClient[TailJobLogsResponse]
 
+func (c *jobsServiceClient) GetJobBuildArguments(ctx context.Context, in *GetJobBuildArgumentsRequest, opts ...grpc.CallOption) (*GetJobBuildArgumentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetJobBuildArgumentsResponse)
+	err := c.cc.Invoke(ctx, JobsService_GetJobBuildArguments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobsServiceClient) UpdateJobBuildArguments(ctx context.Context, in *UpdateJobBuildArgumentsRequest, opts ...grpc.CallOption) (*UpdateJobBuildArgumentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateJobBuildArgumentsResponse)
+	err := c.cc.Invoke(ctx, JobsService_UpdateJobBuildArguments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobsServiceClient) GetJobBuildArgumentDetails(ctx context.Context, in *GetJobBuildArgumentDetailsRequest, opts ...grpc.CallOption) (*GetJobBuildArgumentDetailsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetJobBuildArgumentDetailsResponse)
+	err := c.cc.Invoke(ctx, JobsService_GetJobBuildArgumentDetails_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobsServiceClient) UpdateJobBuildOptions(ctx context.Context, in *UpdateJobBuildOptionsRequest, opts ...grpc.CallOption) (*UpdateJobBuildOptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateJobBuildOptionsResponse)
+	err := c.cc.Invoke(ctx, JobsService_UpdateJobBuildOptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobsServiceClient) UpdateJobBuildSource(ctx context.Context, in *UpdateJobBuildSourceRequest, opts ...grpc.CallOption) (*UpdateJobBuildSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateJobBuildSourceResponse)
+	err := c.cc.Invoke(ctx, JobsService_UpdateJobBuildSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobsServiceClient) GetBuildSource(ctx context.Context, in *GetBuildSourceRequest, opts ...grpc.CallOption) (*GetBuildSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBuildSourceResponse)
+	err := c.cc.Invoke(ctx, JobsService_GetBuildSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobsServiceClient) ListBuildSources(ctx context.Context, in *ListBuildSourcesRequest, opts ...grpc.CallOption) (*ListBuildSourcesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBuildSourcesResponse)
+	err := c.cc.Invoke(ctx, JobsService_ListBuildSources_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobsServiceServer is the server API for JobsService service.
 // All implementations must embed UnimplementedJobsServiceServer
 // for forward compatibility.
@@ -344,6 +444,29 @@ type JobsServiceServer interface {
 	// recent ones the request selects. The gateway serves it as the
 	// WebSocket log tail of GET .../jobs/{jobId}/logs?queryType=tail.
 	TailJobLogs(*TailJobLogsRequest, grpc.ServerStreamingServer[TailJobLogsResponse]) error
+	// GetJobBuildArguments returns a job's build arguments (the job builds
+	// from git when its deployment has vcs).
+	GetJobBuildArguments(context.Context, *GetJobBuildArgumentsRequest) (*GetJobBuildArgumentsResponse, error)
+	// UpdateJobBuildArguments replaces a job's build arguments (kept
+	// encrypted at rest).
+	UpdateJobBuildArguments(context.Context, *UpdateJobBuildArgumentsRequest) (*UpdateJobBuildArgumentsResponse, error)
+	// GetJobBuildArgumentDetails returns the build arguments with where each
+	// comes from.
+	GetJobBuildArgumentDetails(context.Context, *GetJobBuildArgumentDetailsRequest) (*GetJobBuildArgumentDetailsResponse, error)
+	// UpdateJobBuildOptions changes a job's build engine (dockerfile or
+	// buildpack) and build configuration.
+	UpdateJobBuildOptions(context.Context, *UpdateJobBuildOptionsRequest) (*UpdateJobBuildOptionsResponse, error)
+	// UpdateJobBuildSource changes the git repository and branch a job
+	// builds.
+	UpdateJobBuildSource(context.Context, *UpdateJobBuildSourceRequest) (*UpdateJobBuildSourceResponse, error)
+	// GetBuildSource tells the builds component what a job builds: its
+	// repository with the credentials to read it, its build settings and its
+	// decrypted build arguments (service_id is the job's id, service_type
+	// "job"). Internal: no route, only other Slipway components may call it.
+	GetBuildSource(context.Context, *GetBuildSourceRequest) (*GetBuildSourceResponse, error)
+	// ListBuildSources pages through every job that builds from git (of a
+	// team, or of all teams), for the builds component's poller. Internal.
+	ListBuildSources(context.Context, *ListBuildSourcesRequest) (*ListBuildSourcesResponse, error)
 	mustEmbedUnimplementedJobsServiceServer()
 }
 
@@ -410,6 +533,27 @@ func (UnimplementedJobsServiceServer) GetJobLogs(context.Context, *GetJobLogsReq
 }
 func (UnimplementedJobsServiceServer) TailJobLogs(*TailJobLogsRequest, grpc.ServerStreamingServer[TailJobLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method TailJobLogs not implemented")
+}
+func (UnimplementedJobsServiceServer) GetJobBuildArguments(context.Context, *GetJobBuildArgumentsRequest) (*GetJobBuildArgumentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJobBuildArguments not implemented")
+}
+func (UnimplementedJobsServiceServer) UpdateJobBuildArguments(context.Context, *UpdateJobBuildArgumentsRequest) (*UpdateJobBuildArgumentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateJobBuildArguments not implemented")
+}
+func (UnimplementedJobsServiceServer) GetJobBuildArgumentDetails(context.Context, *GetJobBuildArgumentDetailsRequest) (*GetJobBuildArgumentDetailsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJobBuildArgumentDetails not implemented")
+}
+func (UnimplementedJobsServiceServer) UpdateJobBuildOptions(context.Context, *UpdateJobBuildOptionsRequest) (*UpdateJobBuildOptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateJobBuildOptions not implemented")
+}
+func (UnimplementedJobsServiceServer) UpdateJobBuildSource(context.Context, *UpdateJobBuildSourceRequest) (*UpdateJobBuildSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateJobBuildSource not implemented")
+}
+func (UnimplementedJobsServiceServer) GetBuildSource(context.Context, *GetBuildSourceRequest) (*GetBuildSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBuildSource not implemented")
+}
+func (UnimplementedJobsServiceServer) ListBuildSources(context.Context, *ListBuildSourcesRequest) (*ListBuildSourcesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBuildSources not implemented")
 }
 func (UnimplementedJobsServiceServer) mustEmbedUnimplementedJobsServiceServer() {}
 func (UnimplementedJobsServiceServer) testEmbeddedByValue()                     {}
@@ -767,6 +911,132 @@ func _JobsService_TailJobLogs_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type JobsService_TailJobLogsServer = grpc.ServerStreamingServer[TailJobLogsResponse]
 
+func _JobsService_GetJobBuildArguments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJobBuildArgumentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobsServiceServer).GetJobBuildArguments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobsService_GetJobBuildArguments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobsServiceServer).GetJobBuildArguments(ctx, req.(*GetJobBuildArgumentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobsService_UpdateJobBuildArguments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateJobBuildArgumentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobsServiceServer).UpdateJobBuildArguments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobsService_UpdateJobBuildArguments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobsServiceServer).UpdateJobBuildArguments(ctx, req.(*UpdateJobBuildArgumentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobsService_GetJobBuildArgumentDetails_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJobBuildArgumentDetailsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobsServiceServer).GetJobBuildArgumentDetails(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobsService_GetJobBuildArgumentDetails_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobsServiceServer).GetJobBuildArgumentDetails(ctx, req.(*GetJobBuildArgumentDetailsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobsService_UpdateJobBuildOptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateJobBuildOptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobsServiceServer).UpdateJobBuildOptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobsService_UpdateJobBuildOptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobsServiceServer).UpdateJobBuildOptions(ctx, req.(*UpdateJobBuildOptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobsService_UpdateJobBuildSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateJobBuildSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobsServiceServer).UpdateJobBuildSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobsService_UpdateJobBuildSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobsServiceServer).UpdateJobBuildSource(ctx, req.(*UpdateJobBuildSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobsService_GetBuildSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBuildSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobsServiceServer).GetBuildSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobsService_GetBuildSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobsServiceServer).GetBuildSource(ctx, req.(*GetBuildSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobsService_ListBuildSources_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBuildSourcesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobsServiceServer).ListBuildSources(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobsService_ListBuildSources_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobsServiceServer).ListBuildSources(ctx, req.(*ListBuildSourcesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobsService_ServiceDesc is the grpc.ServiceDesc for JobsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -845,6 +1115,34 @@ var JobsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetJobLogs",
 			Handler:    _JobsService_GetJobLogs_Handler,
+		},
+		{
+			MethodName: "GetJobBuildArguments",
+			Handler:    _JobsService_GetJobBuildArguments_Handler,
+		},
+		{
+			MethodName: "UpdateJobBuildArguments",
+			Handler:    _JobsService_UpdateJobBuildArguments_Handler,
+		},
+		{
+			MethodName: "GetJobBuildArgumentDetails",
+			Handler:    _JobsService_GetJobBuildArgumentDetails_Handler,
+		},
+		{
+			MethodName: "UpdateJobBuildOptions",
+			Handler:    _JobsService_UpdateJobBuildOptions_Handler,
+		},
+		{
+			MethodName: "UpdateJobBuildSource",
+			Handler:    _JobsService_UpdateJobBuildSource_Handler,
+		},
+		{
+			MethodName: "GetBuildSource",
+			Handler:    _JobsService_GetBuildSource_Handler,
+		},
+		{
+			MethodName: "ListBuildSources",
+			Handler:    _JobsService_ListBuildSources_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,10 +1,14 @@
 -- +goose Up
 -- Times are Unix microseconds (one representation on both engines); 0
 -- stands for the zero time ("not set"). A build's overrides may hold build
--- arguments that are secrets: they are sealed JSON (secret.Box).
+-- arguments that are secrets: they are sealed JSON (secret.Box). A build's
+-- owner is a service or a job (kind 'service' or 'job'; service_id is the
+-- job's id for a job): the two are kept by different services and their
+-- ids may coincide, so every key has the kind.
 CREATE TABLE builds (
     team_id         TEXT    NOT NULL,
     project_id      TEXT    NOT NULL,
+    kind            TEXT    NOT NULL DEFAULT 'service',
     service_id      TEXT    NOT NULL,
     id              TEXT    NOT NULL,
     branch          TEXT    NOT NULL DEFAULT '',
@@ -21,7 +25,7 @@ CREATE TABLE builds (
     created_at      BIGINT  NOT NULL DEFAULT 0,
     started_at      BIGINT  NOT NULL DEFAULT 0,
     concluded_at    BIGINT  NOT NULL DEFAULT 0,
-    PRIMARY KEY (team_id, project_id, service_id, id)
+    PRIMARY KEY (team_id, project_id, kind, service_id, id)
 );
 -- The queue: the oldest QUEUED build first, across all services.
 CREATE INDEX builds_queue ON builds (status, created_at);
@@ -33,13 +37,14 @@ CREATE TABLE build_logs (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     team_id    TEXT    NOT NULL,
     project_id TEXT    NOT NULL,
+    kind       TEXT    NOT NULL DEFAULT 'service',
     service_id TEXT    NOT NULL,
     build_id   TEXT    NOT NULL,
     ts         BIGINT  NOT NULL,
     stream     TEXT    NOT NULL DEFAULT 'stdout',
     text       TEXT    NOT NULL
 );
-CREATE INDEX build_logs_read ON build_logs (team_id, project_id, service_id, ts, seq);
+CREATE INDEX build_logs_read ON build_logs (team_id, project_id, kind, service_id, ts, seq);
 CREATE INDEX build_logs_build ON build_logs (build_id, seq);
 
 -- How many lines each build wrote (stored or dropped past the cap).
@@ -53,10 +58,11 @@ CREATE TABLE build_log_counts (
 CREATE TABLE build_webhooks (
     team_id    TEXT NOT NULL,
     project_id TEXT NOT NULL,
+    kind       TEXT NOT NULL DEFAULT 'service',
     service_id TEXT NOT NULL,
     id         TEXT NOT NULL UNIQUE,
     secret     BLOB NOT NULL,
-    PRIMARY KEY (team_id, project_id, service_id)
+    PRIMARY KEY (team_id, project_id, kind, service_id)
 );
 
 -- Delivery ids seen, to refuse a replayed event.
@@ -72,9 +78,10 @@ CREATE INDEX build_deliveries_age ON build_deliveries (seen_at);
 CREATE TABLE build_poll_heads (
     team_id    TEXT NOT NULL,
     project_id TEXT NOT NULL,
+    kind       TEXT NOT NULL DEFAULT 'service',
     service_id TEXT NOT NULL,
     heads      TEXT NOT NULL DEFAULT '{}', -- JSON ref -> sha
-    PRIMARY KEY (team_id, project_id, service_id)
+    PRIMARY KEY (team_id, project_id, kind, service_id)
 );
 
 -- +goose Down

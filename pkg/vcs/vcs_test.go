@@ -1,0 +1,71 @@
+package vcs_test
+
+import (
+	"testing"
+
+	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/vcs"
+)
+
+func TestCheckURL(t *testing.T) {
+	for _, c := range []struct{ url, transport string }{
+		{"https://git.example.com/acme/app.git", vcs.HTTP},
+		{"http://127.0.0.1:3000/acme/app", vcs.HTTP},
+		{"ssh://git@git.example.com/acme/app.git", vcs.SSH},
+		{"git@git.example.com:acme/app.git", vcs.SSH},
+		{"file:///srv/git/app.git", vcs.File},
+	} {
+		if got, err := vcs.CheckURL("projectUrl", c.url); err != nil || got != c.transport {
+			t.Errorf("CheckURL(%q) = %q, %v; want %q", c.url, got, err, c.transport)
+		}
+	}
+	for _, bad := range []string{"", "ftp://x/y", "https://host", "https://user:pw@git.example.com/a/b", "file:///srv/../etc", "git clone x", "C:\\repo"} {
+		if _, err := vcs.CheckURL("projectUrl", bad); apierr.From(err) == nil {
+			t.Errorf("CheckURL(%q) = %v, want a validation error", bad, err)
+		}
+	}
+}
+
+func TestCheckCredentials(t *testing.T) {
+	for _, c := range []struct {
+		transport string
+		creds     *vcs.Credentials
+		ok        bool
+	}{
+		{vcs.HTTP, nil, true},
+		{vcs.HTTP, &vcs.Credentials{Username: "bot", Password: "t"}, true},
+		{vcs.HTTP, &vcs.Credentials{PrivateKey: "k"}, false},
+		{vcs.SSH, &vcs.Credentials{PrivateKey: "k"}, true},
+		{vcs.SSH, &vcs.Credentials{Password: "t"}, false},
+		{vcs.File, &vcs.Credentials{Username: "u"}, false},
+		{vcs.File, &vcs.Credentials{}, true},
+	} {
+		if err := vcs.CheckCredentials("credentials", c.transport, c.creds); (err == nil) != c.ok {
+			t.Errorf("CheckCredentials(%s, %+v) = %v, want ok %v", c.transport, c.creds, err, c.ok)
+		}
+	}
+}
+
+// TestKeepCredentials: given credentials replace the stored ones (empty
+// ones remove them); without any, the stored ones stay on the same host
+// and never follow the repository to another.
+func TestKeepCredentials(t *testing.T) {
+	stored := &vcs.Credentials{Username: "bot", Password: "t"}
+	given := &vcs.Credentials{Password: "new"}
+	a, b := "https://git.example.com/acme/a.git", "https://git.example.com/acme/b.git"
+	if got := vcs.KeepCredentials(a, b, stored, nil); got != stored {
+		t.Errorf("same host, none given: %v", got)
+	}
+	if got := vcs.KeepCredentials(a, "https://elsewhere.example.org/acme/a.git", stored, nil); got != nil {
+		t.Errorf("another host, none given: %v", got)
+	}
+	if got := vcs.KeepCredentials(a, "git@GIT.example.com:acme/a.git", stored, nil); got != stored {
+		t.Errorf("the same host over ssh, none given: %v", got)
+	}
+	if got := vcs.KeepCredentials(a, b, stored, given); got != given {
+		t.Errorf("given: %v", got)
+	}
+	if got := vcs.KeepCredentials(a, b, stored, &vcs.Credentials{}); got != nil {
+		t.Errorf("empty given: %v", got)
+	}
+}
