@@ -395,7 +395,7 @@ func TestJobsBadInputHTTP(t *testing.T) {
 		{"unknown field", "POST", manual, `{"name":"bad job","nope":1}`, http.StatusBadRequest, "nope"},
 		{"wrong type", "POST", manual, `{"name":"bad job","backoffLimit":"two"}`, http.StatusBadRequest, "backoffLimit"},
 		{"nested unknown field", "POST", manual, `{"name":"bad job","deployment":{"nope":{}}}`, http.StatusBadRequest, "deployment.nope"},
-		{"Northflank field Slipway cannot honour", "POST", manual, `{"name":"bad job","deployment":{"internal":{"id":"builder"}}}`, http.StatusBadRequest, "deployment.internal"},
+		{"Northflank field Slipway cannot honour", "POST", manual, `{"name":"bad job","deployment":{"buildpack":{"configType":"customCommand"}}}`, http.StatusBadRequest, "deployment.buildpack"},
 		{"env value not a string", "POST", manual, `{"name":"bad job","runtimeEnvironment":{"A":1}}`, http.StatusBadRequest, `runtimeEnvironment["A"]`},
 		{"oversize body", "POST", manual, `{"name":"bad job","description":"` + strings.Repeat("x", 2<<20) + `"}`, http.StatusRequestEntityTooLarge, ""},
 		{"run override unknown field", "POST", a.jobURL(job) + "/runs", `{"env":{}}`, http.StatusBadRequest, "env"},

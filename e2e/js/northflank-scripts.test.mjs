@@ -79,7 +79,7 @@ test("Northflank's job and project fields: honoured, or refused naming the field
   for (const [field, extra] of [
     ['runtimeFiles', { runtimeFiles: { '/etc/secret': { data: 'eA==', encoding: 'base64' } } }],
     ['stageId', { stageId: 'production' }],
-    ['buildArguments', { buildArguments: { NODE_ENV: 'production' } }],
+    ['buildFiles', { buildFiles: { '/etc/npmrc': { data: 'eA==', encoding: 'base64' } } }],
     ['deployment.gracePeriodSeconds', { deployment: { ...job.deployment, gracePeriodSeconds: 30 } }],
   ]) {
     const err = await api.create.job.manual({ parameters: { projectId }, data: { ...job, name: `NF Refused ${field.length}`, ...extra } })

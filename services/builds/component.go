@@ -27,7 +27,8 @@ import (
 )
 
 // Component is the builds service's row in the component table: builds of
-// build and combined services from git, on the workload runtime.
+// build and combined services, and of jobs, from git, on the workload
+// runtime.
 var Component = component.Component{
 	Name:       "builds",
 	Summary:    "builds from git: clone in the sandbox, Dockerfile or buildpack, queue, logs, webhooks and polling",

@@ -7,8 +7,8 @@ import (
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
-// Source is what a service builds, as the deployments service (the
-// registry of services) keeps it. Credentials and Args are secrets: they
+// Source is what a service (or a job) builds, as the deployments service
+// (the registry of services) or the jobs service keeps it. Credentials and Args are secrets: they
 // live in memory for the length of a build and are never stored here,
 // logged or put in an event.
 type Source struct {
@@ -65,12 +65,13 @@ type Config struct {
 	EnableGitLFS         bool
 }
 
-// Sources reads services' build sources from the deployments service.
+// Sources reads build sources: services' from the deployments service,
+// jobs' from the jobs service (by the key's kind).
 type Sources interface {
-	// Source returns a service's source: apierr NotFound when there is no
-	// such service, FailedPrecondition when it does not build.
+	// Source returns a service's (or job's) source: apierr NotFound when
+	// there is no such service, FailedPrecondition when it does not build.
 	Source(ctx context.Context, k ServiceKey) (Source, error)
-	// All returns every service that builds, for the poller.
+	// All returns every service and job that builds, for the poller.
 	All(ctx context.Context) ([]Source, error)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -155,7 +156,30 @@ func checkBuild(j Job) error {
 	if j.Deployment.Image != "" {
 		return apierr.InvalidField("deployment.external", "a job that builds from git runs its build: give deployment.vcs or deployment.external, not both")
 	}
+	if j.Deployment.Internal != nil {
+		return apierr.InvalidField("deployment.internal", "a job that builds from git runs its own builds: give deployment.vcs or deployment.internal, not both")
+	}
 	return checkBuiltDeployment(j.Deployment)
+}
+
+// hexPrefix is a commit or a prefix of one.
+var hexPrefix = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+
+// checkInternal validates a job that runs a service's builds
+// (deployment.internal): which service, and which of its builds.
+func checkInternal(d Deployment) error {
+	in := d.Internal
+	switch {
+	case d.Image != "":
+		return apierr.InvalidField("deployment.external", "a job runs a service's build or an image: give deployment.internal or deployment.external, not both")
+	case in.Service == "":
+		return apierr.InvalidField("deployment.internal.id", "is required: the build or combined service whose builds the job runs")
+	case in.BuildID == "" && (in.BuildSHA == "" || in.BuildSHA == "latest") && in.Branch == "":
+		return apierr.InvalidField("deployment.internal.branch", "is required with buildSHA \"latest\" (or give buildSHA or buildId)")
+	case in.BuildID == "" && in.BuildSHA != "" && in.BuildSHA != "latest" && !hexPrefix.MatchString(in.BuildSHA):
+		return apierr.InvalidField("deployment.internal.buildSHA", "must be \"latest\" or a commit SHA (at least 7 hex digits)")
+	}
+	return checkBuiltDeployment(d)
 }
 
 // checkBuiltDeployment checks the overrides of a job that runs its build:
@@ -422,6 +446,7 @@ type buildEventData struct {
 	ProjectID   string `json:"projectId"`
 	Kind        string `json:"kind"`
 	JobID       string `json:"jobId"`
+	ServiceID   string `json:"serviceId"`
 	BuildID     string `json:"buildId"`
 	Branch      string `json:"branch"`
 	SHA         string `json:"sha"`
@@ -433,34 +458,46 @@ type buildEventData struct {
 	} `json:"artifact"`
 }
 
-// BuildHandler records a job's succeeded builds, which its runs run (the
-// newest of its branch), and forgets a deleted one. Services' builds are
-// the deployments service's. It is idempotent: a build is recorded once.
+// BuildHandler records succeeded builds, which runs run: a job's own (the
+// newest of its branch) and build services' (jobs with
+// deployment.internal); a deleted build is forgotten. It is idempotent: a
+// build is recorded once.
 func (s *Service) BuildHandler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
 		var data buildEventData
 		if err := ev.Decode(&data); err != nil {
 			return fmt.Errorf("jobs: decode %s: %w", ev.Type, err)
 		}
-		if data.Kind != "job" {
-			return nil
+		job := data.Kind == "job" // else a service's ("" before kinds were announced)
+		owner := data.ServiceID
+		if job {
+			owner = data.JobID
 		}
-		if data.TeamID == "" || data.ProjectID == "" || data.JobID == "" || data.BuildID == "" {
-			s.log.Warn("a job build event without its build's key", "event", ev.ID, "type", ev.Type)
+		if data.TeamID == "" || data.ProjectID == "" || owner == "" || data.BuildID == "" {
+			s.log.Warn("a build event without its build's key", "event", ev.ID, "type", ev.Type)
 			return nil
 		}
 		if ev.Type == events.SubjectFor("builds", "build", "deleted") {
-			return s.store.DeleteJobBuild(ctx, data.TeamID, data.ProjectID, data.JobID, data.BuildID)
+			if job {
+				return s.store.DeleteJobBuild(ctx, data.TeamID, data.ProjectID, owner, data.BuildID)
+			}
+			return s.store.DeleteServiceBuild(ctx, data.TeamID, data.ProjectID, owner, data.BuildID)
 		}
 		concluded, err := time.Parse(time.RFC3339Nano, data.ConcludedAt)
 		if err != nil {
 			concluded = ev.Time
 		}
-		return s.store.PutJobBuild(ctx, JobBuild{
-			TeamID: data.TeamID, ProjectID: data.ProjectID, JobID: data.JobID, ID: data.BuildID,
+		b := JobBuild{
+			TeamID: data.TeamID, ProjectID: data.ProjectID, ID: data.BuildID,
 			Branch: data.Branch, SHA: strings.ToLower(data.SHA), Image: data.Artifact.Image, Path: data.Artifact.Path,
 			Command: data.Artifact.Command, ConcludedAt: concluded.UTC(),
-		})
+		}
+		if job {
+			b.JobID = owner
+			return s.store.PutJobBuild(ctx, b)
+		}
+		b.ServiceID = owner
+		return s.store.PutServiceBuild(ctx, b)
 	}
 }
 
@@ -468,11 +505,20 @@ func (s *Service) BuildHandler() events.Handler {
 // build of its branch, runnable on this driver. A job with nothing built
 // yet is refused (409 NO_BUILD) rather than given a run that cannot start.
 func (s *Service) artifactFor(ctx context.Context, j Job, d Deployment) (*Artifact, error) {
-	branch := branchOf(j.Build)
-	b, err := s.store.LatestJobBuild(ctx, j.TeamID, j.ProjectID, j.ID, branch)
-	if errors.Is(err, ErrNotFound) {
-		return nil, apierr.Conflict(apierr.ReasonNoBuild,
-			"job %s has no successful build of its branch %s yet: start one with POST /v1/projects/%s/jobs/%s/build", j.ID, branch, j.ProjectID, j.ID)
+	var b JobBuild
+	var err error
+	if in := j.Deployment.Internal; in != nil && j.Build == nil {
+		b, err = s.store.FindServiceBuild(ctx, j.TeamID, j.ProjectID, *in)
+		if errors.Is(err, ErrNotFound) {
+			return nil, apierr.Conflict(apierr.ReasonNoBuild, "service %s has no successful build %s", in.Service, describeRef(*in))
+		}
+	} else {
+		branch := branchOf(j.Build)
+		b, err = s.store.LatestJobBuild(ctx, j.TeamID, j.ProjectID, j.ID, branch)
+		if errors.Is(err, ErrNotFound) {
+			return nil, apierr.Conflict(apierr.ReasonNoBuild,
+				"job %s has no successful build of its branch %s yet: start one with POST /v1/projects/%s/jobs/%s/build", j.ID, branch, j.ProjectID, j.ID)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -551,4 +597,15 @@ func patchBuild(j *Job, p *jobsv1.JobPatch) error {
 		j.Build.DisabledCI = p.GetDisabledCi()
 	}
 	return nil
+}
+
+// describeRef says which build ref names, for messages.
+func describeRef(ref InternalRef) string {
+	switch {
+	case ref.BuildID != "":
+		return ref.BuildID
+	case ref.BuildSHA != "" && ref.BuildSHA != "latest":
+		return "of commit " + ref.BuildSHA
+	}
+	return "of branch " + ref.Branch + " yet"
 }

@@ -119,6 +119,9 @@ func (h *harness) runOutput(job string) []string {
 		out = h.logs(job, &jobsv1.GetJobLogsRequest{RunId: r.GetId()})
 		return len(out) > 0
 	})
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
 	return out
 }
 
@@ -283,3 +286,68 @@ func TestJobBuildSourceBadInput(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestJobsRunServiceBuilds: a job with deployment.internal runs a build
+// of a build service of its project, announced through the real
+// consumer: the newest of a branch ("latest", refused with 409 NO_BUILD
+// until there is one), a commit (prefix) or a build id; a deleted build
+// is no longer found. A job cannot both build and run a service's builds.
+func TestJobsRunServiceBuilds(t *testing.T) {
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		h := newHarnessOn(t, engine)
+		h.consumeBuilds()
+		ctx := as(adminCred)
+		spec := &jobsv1.JobSpec{Name: "Seed", Deployment: &jobsv1.JobDeployment{
+			Internal: &deploymentsv1.InternalSource{Id: "builder", Branch: "main", BuildSha: "latest"}}}
+		resp, err := h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in := resp.GetJob().GetDeployment().GetInternal(); in.GetId() != "builder" || in.GetBranch() != "main" || in.GetBuildSha() != "latest" {
+			t.Fatalf("created job's internal source: %v", in)
+		}
+		_, err = h.client.StartJobRun(ctx, &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "seed"})
+		wantCode(t, err, codes.FailedPrecondition, "NO_BUILD")
+
+		sha1, sha2 := "1111111"+strings.Repeat("a", 33), "2222222"+strings.Repeat("b", 33)
+		b1 := jobBuild("service", "builder", "s1", "main", appTree(t, "v1"), []string{"/bin/sh", "run.sh"})
+		b1["sha"] = sha1
+		h.publishBuild("succeeded", b1)
+		b2 := jobBuild("service", "builder", "s2", "main", appTree(t, "v2"), []string{"/bin/sh", "run.sh"})
+		b2["sha"] = sha2
+		// A job's build of the same name is not the service's.
+		h.publishBuild("succeeded", jobBuild("job", "builder", "j1", "main", appTree(t, "job"), []string{"/bin/sh", "run.sh"}))
+		h.publishBuild("succeeded", b2)
+		waitFor(t, 10*time.Second, "build s2 recorded", func() bool {
+			b, err := h.store.FindServiceBuild(context.Background(), teamID, projectID, jobs.InternalRef{Service: "builder", Branch: "main"})
+			return err == nil && b.ID == "s2"
+		})
+		if out := h.runOutput("seed"); !slices.Equal(out, []string{"v2 from /app"}) {
+			t.Fatalf("run of the latest build printed %q", out)
+		}
+		for _, in := range []*deploymentsv1.InternalSource{{Id: "builder", BuildSha: sha1[:7]}, {Id: "builder", BuildId: "s1"}} {
+			if _, err := h.client.PatchManualJob(ctx, &jobsv1.PatchManualJobRequest{ProjectId: projectID, JobId: "seed",
+				Spec: &jobsv1.JobPatch{Deployment: &jobsv1.JobDeployment{Internal: in}}}); err != nil {
+				t.Fatal(err)
+			}
+			if out := h.runOutput("seed"); !slices.Equal(out, []string{"v1 from /app"}) {
+				t.Fatalf("run of %v printed %q", in, out)
+			}
+		}
+		h.publishBuild("deleted", jobBuild("service", "builder", "s1", "main", "", nil))
+		waitFor(t, 10*time.Second, "build s1 forgotten", func() bool {
+			_, err := h.store.FindServiceBuild(context.Background(), teamID, projectID, jobs.InternalRef{Service: "builder", BuildID: "s1"})
+			return err != nil
+		})
+		_, err = h.client.StartJobRun(ctx, &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "seed"})
+		wantCode(t, err, codes.FailedPrecondition, "NO_BUILD")
+
+		bad := gitJob("Both")
+		bad.Deployment.Internal = &deploymentsv1.InternalSource{Id: "builder", Branch: "main", BuildSha: "latest"}
+		_, err = h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: bad})
+		wantCode(t, err, codes.InvalidArgument, "deployment.internal")
+		_, err = h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: &jobsv1.JobSpec{Name: "No Branch",
+			Deployment: &jobsv1.JobDeployment{Internal: &deploymentsv1.InternalSource{Id: "builder", BuildSha: "latest"}}}})
+		wantCode(t, err, codes.InvalidArgument, "deployment.internal.branch")
+	})
+}

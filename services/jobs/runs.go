@@ -88,6 +88,9 @@ func (s *Service) AbortJobRun(ctx context.Context, req *jobsv1.AbortJobRunReques
 // like the job itself; a job that builds from git runs the newest
 // successful build of its branch (409 NO_BUILD when there is none).
 func (s *Service) runSpec(ctx context.Context, j Job, o *jobsv1.RunOverrides) (RunSpec, error) {
+	if o.GetDeployment().GetVcs() != nil || o.GetDeployment().GetInternal() != nil {
+		return RunSpec{}, apierr.InvalidField("deployment", "a run cannot change what the job builds or which service's builds it runs: change the job")
+	}
 	spec := RunSpec{Deployment: overlay(j.Deployment, o.GetDeployment()), Env: maps.Clone(j.Env), Plan: j.Plan}
 	if len(o.GetRuntimeEnvironment()) > 0 {
 		if spec.Env == nil {
@@ -101,7 +104,7 @@ func (s *Service) runSpec(ctx context.Context, j Job, o *jobsv1.RunOverrides) (R
 		}
 		spec.Plan = plan
 	}
-	if j.Build != nil {
+	if j.Build != nil || j.Deployment.Internal != nil {
 		if err := checkBuiltDeployment(spec.Deployment); err != nil {
 			return RunSpec{}, err
 		}

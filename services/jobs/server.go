@@ -284,6 +284,10 @@ func (s *Service) check(j *Job) error {
 		if plan := j.Build.BuildPlan; plan != "" && s.opts.Catalog.Plan(plan) == nil {
 			return apierr.InvalidField("billing.buildPlan", "is not a plan of GET /v1/plans")
 		}
+	} else if j.Deployment.Internal != nil {
+		if err := checkInternal(j.Deployment); err != nil {
+			return err
+		}
 	} else if err := checkDeployment(j.Deployment, s.opts.Driver.Name()); err != nil {
 		return err
 	}

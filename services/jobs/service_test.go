@@ -971,7 +971,7 @@ func TestNorthflankFields(t *testing.T) {
 			s.Billing = &jobsv1.JobBilling{DeploymentPlan: "nf-compute-20", Gpu: value(`{"enabled": true}`)}
 		})},
 		{"deployment.gracePeriodSeconds", spec("nf-6", func(s *jobsv1.JobSpec) { s.Deployment.GracePeriodSeconds = value(`30`) })},
-		{"deployment.internal", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Internal = value(`{"id": "builder"}`) })},
+		{"deployment.buildpack", spec("nf-7", func(s *jobsv1.JobSpec) { s.Deployment.Buildpack = value(`{"configType": "customCommand"}`) })},
 		{"deployment.storage.useHdbStorage", spec("nf-8", func(s *jobsv1.JobSpec) { s.Deployment.Storage = &jobsv1.JobStorage{UseHdbStorage: true} })},
 	}
 	for _, c := range refused {

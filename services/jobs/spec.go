@@ -9,6 +9,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/overrides"
@@ -81,7 +82,16 @@ func deploymentFrom(d *jobsv1.JobDeployment) Deployment {
 		CustomCommand:    d.GetDocker().GetCustomCommand(),
 		StorageMB:        d.GetStorage().GetEphemeralStorage().GetStorageSize(),
 		ShmMB:            d.GetStorage().GetShmSize(),
+		Internal:         internalFrom(d.GetInternal()),
 	}
+}
+
+// internalFrom reads deployment.internal (nil when not given).
+func internalFrom(in *deploymentsv1.InternalSource) *InternalRef {
+	if in == nil {
+		return nil
+	}
+	return &InternalRef{Service: in.GetId(), Branch: in.GetBranch(), BuildSHA: strings.ToLower(in.GetBuildSha()), BuildID: in.GetBuildId()}
 }
 
 // overlay applies a run's deployment override to the job's: what the
@@ -212,6 +222,9 @@ func deploymentOf(d Deployment) *jobsv1.JobDeployment {
 	}
 	if d.Image != "" {
 		out.External = &jobsv1.ExternalImage{ImagePath: d.Image}
+	}
+	if in := d.Internal; in != nil {
+		out.Internal = &deploymentsv1.InternalSource{Id: in.Service, Branch: in.Branch, BuildSha: in.BuildSHA, BuildId: in.BuildID}
 	}
 	if d.StorageMB != 0 || d.ShmMB != 0 {
 		out.Storage = &jobsv1.JobStorage{ShmSize: d.ShmMB}

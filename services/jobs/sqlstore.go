@@ -352,6 +352,54 @@ func (s *SQLStore) LatestJobBuild(ctx context.Context, team, project, job, branc
 	return b, nil
 }
 
+// PutServiceBuild implements Store.
+func (s *SQLStore) PutServiceBuild(ctx context.Context, b JobBuild) error {
+	command, err := json.Marshal(b.Command)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO job_service_builds (team_id, project_id, service_id, id, branch, sha, image, path, command, concluded_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (team_id, project_id, service_id, id) DO NOTHING`,
+		b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.SHA, b.Image, b.Path, string(command), micros(b.ConcludedAt))
+	return err
+}
+
+// DeleteServiceBuild implements Store.
+func (s *SQLStore) DeleteServiceBuild(ctx context.Context, team, project, service, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM job_service_builds WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND id = $4`,
+		team, project, service, id)
+	return err
+}
+
+// FindServiceBuild implements Store. A commit prefix matches with LIKE
+// on the stored lower-case SHA; the prefix is hex (checked), so it holds
+// no LIKE wildcard.
+func (s *SQLStore) FindServiceBuild(ctx context.Context, team, project string, ref InternalRef) (JobBuild, error) {
+	cond, arg := `branch = $4`, ref.Branch
+	switch {
+	case ref.BuildID != "":
+		cond, arg = `id = $4`, ref.BuildID
+	case ref.BuildSHA != "" && ref.BuildSHA != "latest":
+		cond, arg = `sha LIKE $4`, strings.ToLower(ref.BuildSHA)+"%"
+	}
+	b := JobBuild{TeamID: team, ProjectID: project, ServiceID: ref.Service}
+	var command string
+	var concluded int64
+	err := s.db.QueryRow(ctx, `SELECT id, branch, sha, image, path, command, concluded_at FROM job_service_builds
+		WHERE team_id = $1 AND project_id = $2 AND service_id = $3 AND `+cond+`
+		ORDER BY concluded_at DESC, id DESC LIMIT 1`, team, project, ref.Service, arg).
+		Scan(&b.ID, &b.Branch, &b.SHA, &b.Image, &b.Path, &command, &concluded)
+	if err != nil {
+		return JobBuild{}, sqldb.NotFoundIfNoRows(err)
+	}
+	if err := json.Unmarshal([]byte(command), &b.Command); err != nil {
+		return JobBuild{}, fmt.Errorf("jobs: build %s command: %w", b.ID, err)
+	}
+	b.ConcludedAt = fromMicros(concluded)
+	return b, nil
+}
+
 // DueCronJobs implements Store. A limit <= 0 returns every due job.
 func (s *SQLStore) DueCronJobs(ctx context.Context, now time.Time, limit int) ([]Job, error) {
 	// The literal "next_run_at > 0" lets PostgreSQL use the partial index.

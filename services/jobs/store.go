@@ -39,6 +39,19 @@ type Deployment struct {
 	// StorageMB and ShmMB are the ephemeral disk and /dev/shm sizes.
 	StorageMB int32 `json:"storageMB,omitempty"`
 	ShmMB     int32 `json:"shmMB,omitempty"`
+	// Internal, when set, is a build service's build the job runs
+	// (deployment.internal).
+	Internal *InternalRef `json:"internal,omitempty"`
+}
+
+// InternalRef names a build of a build or combined service of the job's
+// project: ID exactly, else a commit (SHA or a prefix of it: its newest
+// build), else the newest build of Branch ("latest").
+type InternalRef struct {
+	Service  string `json:"service"`
+	Branch   string `json:"branch,omitempty"`
+	BuildSHA string `json:"buildSHA,omitempty"`
+	BuildID  string `json:"buildId,omitempty"`
 }
 
 // Overrides is what the deployment runs, for pkg/overrides.
@@ -96,10 +109,13 @@ type Build struct {
 	DisabledCI bool `json:"disabledCI,omitempty"`
 }
 
-// JobBuild is a successful build of a job, as the builds component
-// announced it: what a run of the job runs.
+// JobBuild is a successful build, as the builds component announced it,
+// that runs of a job may run: one of the job's own (JobID set) or of a
+// build or combined service of its project (ServiceID set; jobs with
+// deployment.internal).
 type JobBuild struct {
 	TeamID, ProjectID, JobID string
+	ServiceID                string
 	ID                       string
 	Branch, SHA              string
 	// Image (docker driver) or Path and Command (process driver).
@@ -294,6 +310,13 @@ type Store interface {
 	// LatestJobBuild returns the newest recorded build of a job's branch,
 	// or ErrNotFound.
 	LatestJobBuild(ctx context.Context, team, project, job, branch string) (JobBuild, error)
+	// PutServiceBuild records a successful build of a service (once).
+	PutServiceBuild(ctx context.Context, b JobBuild) error
+	// DeleteServiceBuild forgets a service's build.
+	DeleteServiceBuild(ctx context.Context, team, project, service, id string) error
+	// FindServiceBuild returns the build of a service ref names, or
+	// ErrNotFound.
+	FindServiceBuild(ctx context.Context, team, project string, ref InternalRef) (JobBuild, error)
 
 	// AppendLogs stores lines in one transaction and returns them with
 	// the Seq the store assigned.

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 		"EnvironmentsRoundTrip":     testEnvRoundTrip,
 		"ClaimTickAndUpdateCompose": testClaimTickThenUpdate,
 		"BuildsFromGit":             testBuildsFromGit,
+		"ServiceBuilds":             testServiceBuilds,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -1241,5 +1242,65 @@ func testBuildsFromGit(t *testing.T, s jobs.Store, _ func() int) {
 	mustCreateJob(t, s, job("built"))
 	if _, err := s.LatestJobBuild(ctx, team, proj, "built", "dev"); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("a new job with a deleted job's id has its builds: %v", err)
+	}
+}
+
+// testServiceBuilds: services' builds are recorded once and found by id,
+// by commit prefix (the newest of it) and as the newest of a branch; a
+// deleted one is forgotten; other services' and projects' are apart.
+func testServiceBuilds(t *testing.T, s jobs.Store, _ func() int) {
+	ctx := context.Background()
+	base := now()
+	shaA, shaB := "aaaaaaa"+strings.Repeat("1", 33), "bbbbbbb"+strings.Repeat("2", 33)
+	builds := []jobs.JobBuild{
+		{TeamID: team, ProjectID: proj, ServiceID: "builder", ID: "s1", Branch: "main", SHA: shaA, Path: "/a/1", Command: []string{"run"}, ConcludedAt: base},
+		{TeamID: team, ProjectID: proj, ServiceID: "builder", ID: "s2", Branch: "main", SHA: shaB, Image: "img:2", ConcludedAt: base.Add(time.Second)},
+		{TeamID: team, ProjectID: proj, ServiceID: "builder", ID: "s3", Branch: "dev", SHA: shaA, Path: "/a/3", ConcludedAt: base.Add(2 * time.Second)},
+		{TeamID: team, ProjectID: proj, ServiceID: "other", ID: "o1", Branch: "main", SHA: shaB, Path: "/o", ConcludedAt: base.Add(3 * time.Second)},
+		{TeamID: team, ProjectID: "elsewhere", ServiceID: "builder", ID: "e1", Branch: "main", SHA: shaB, Path: "/e", ConcludedAt: base.Add(4 * time.Second)},
+	}
+	for _, b := range append(builds, builds[1]) {
+		if err := s.PutServiceBuild(ctx, b); err != nil {
+			t.Fatalf("PutServiceBuild(%s): %v", b.ID, err)
+		}
+	}
+	find := func(ref jobs.InternalRef) string {
+		t.Helper()
+		ref.Service = "builder"
+		b, err := s.FindServiceBuild(ctx, team, proj, ref)
+		if errors.Is(err, jobs.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.ID
+	}
+	for _, c := range []struct {
+		ref  jobs.InternalRef
+		want string
+	}{
+		{jobs.InternalRef{Branch: "main", BuildSHA: "latest"}, "s2"},
+		{jobs.InternalRef{Branch: "main"}, "s2"},
+		{jobs.InternalRef{Branch: "dev"}, "s3"},
+		{jobs.InternalRef{BuildSHA: shaA[:7]}, "s3"}, // the newest build of the commit
+		{jobs.InternalRef{BuildSHA: shaB}, "s2"},
+		{jobs.InternalRef{BuildID: "s1"}, "s1"},
+		{jobs.InternalRef{BuildID: "o1"}, ""},
+		{jobs.InternalRef{Branch: "nope"}, ""},
+	} {
+		if got := find(c.ref); got != c.want {
+			t.Errorf("FindServiceBuild(%+v) = %q, want %q", c.ref, got, c.want)
+		}
+	}
+	got, err := s.FindServiceBuild(ctx, team, proj, jobs.InternalRef{Service: "builder", BuildID: "s1"})
+	if err != nil || !reflect.DeepEqual(got, builds[0]) {
+		t.Errorf("FindServiceBuild(s1) = %+v, %v; want %+v", got, err, builds[0])
+	}
+	if err := s.DeleteServiceBuild(ctx, team, proj, "builder", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := find(jobs.InternalRef{Branch: "main"}); got != "s1" {
+		t.Errorf("newest of main after deleting s2 = %q, want s1", got)
 	}
 }

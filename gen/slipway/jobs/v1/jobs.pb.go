@@ -596,10 +596,11 @@ type JobDeployment struct {
 	// a job with one runs the newest successful build of its projectBranch.
 	// Credentials are write-only (Slipway extension, as for services).
 	Vcs *v1.VcsData `protobuf:"bytes,10,opt,name=vcs,proto3" json:"vcs,omitempty"`
-	// Northflank's field; not supported by Slipway (a job runs its own builds (deployment.vcs), not another service's): a request
-	// that sets it (to anything but null or an empty value) is refused with
-	// 400 VALIDATION_FAILED naming the field.
-	Internal      *structpb.Value `protobuf:"bytes,9,opt,name=internal,proto3" json:"internal,omitempty"`
+	// A build of a build or combined service of the project to run
+	// (Northflank's deployment.internal): buildId exactly, else buildSHA (a
+	// commit, a prefix of at least 7 hex digits: its newest build), else
+	// "latest": the newest successful build of branch when the run starts.
+	Internal      *v1.InternalSource `protobuf:"bytes,11,opt,name=internal,proto3" json:"internal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -690,7 +691,7 @@ func (x *JobDeployment) GetVcs() *v1.VcsData {
 	return nil
 }
 
-func (x *JobDeployment) GetInternal() *structpb.Value {
+func (x *JobDeployment) GetInternal() *v1.InternalSource {
 	if x != nil {
 		return x.Internal
 	}
@@ -5463,8 +5464,7 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"build_plan\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\tbuildPlan\x12\xb0\x01\n" +
 	"\x03gpu\x18\x03 \x01(\v2\x16.google.protobuf.ValueB\x85\x01\xbaH\x81\x01\xba\x01~\n" +
-	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\"\xb8\n" +
-	"\n" +
+	"\vunsupported\x125not supported by Slipway: this install offers no GPUs\x1a8this == null || this == {} || this == {'enabled': false}R\x03gpu\"\xa0\t\n" +
 	"\rJobDeployment\x12:\n" +
 	"\bexternal\x18\x01 \x01(\v2\x1e.slipway.jobs.v1.ExternalImageR\bexternal\x128\n" +
 	"\x06docker\x18\x02 \x01(\v2 .slipway.jobs.v1.DockerOverridesR\x06docker\x125\n" +
@@ -5478,9 +5478,9 @@ const file_slipway_jobs_v1_jobs_proto_rawDesc = "" +
 	"\tbuildpack\x18\a \x01(\v2\x16.google.protobuf.ValueB\xbf\x01\xbaH\xbb\x01\xba\x01\xb7\x01\n" +
 	"\vunsupported\x12pnot supported by Slipway: a job built from git runs its build's start command or deployment.docker.customCommand\x1a6this == null || this == '' || this == {} || this == []R\tbuildpack\x121\n" +
 	"\x03vcs\x18\n" +
-	" \x01(\v2\x1f.slipway.deployments.v1.VcsDataR\x03vcs\x12\xdf\x01\n" +
-	"\binternal\x18\t \x01(\v2\x16.google.protobuf.ValueB\xaa\x01\xbaH\xa6\x01\xba\x01\xa2\x01\n" +
-	"\vunsupported\x12[not supported by Slipway: a job runs its own builds (deployment.vcs), not another service's\x1a6this == null || this == '' || this == {} || this == []R\binternalJ\x04\b\b\x10\t\"c\n" +
+	" \x01(\v2\x1f.slipway.deployments.v1.VcsDataR\x03vcs\x12B\n" +
+	"\binternal\x18\v \x01(\v2&.slipway.deployments.v1.InternalSourceR\binternalJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\"c\n" +
 	"\rExternalImage\x12'\n" +
 	"\n" +
 	"image_path\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\timagePath\x12)\n" +
@@ -6122,14 +6122,15 @@ var file_slipway_jobs_v1_jobs_proto_goTypes = []any{
 	(*v1.BuildConfiguration)(nil),               // 87: slipway.deployments.v1.BuildConfiguration
 	(*structpb.Value)(nil),                      // 88: google.protobuf.Value
 	(*v1.VcsData)(nil),                          // 89: slipway.deployments.v1.VcsData
-	(*v11.Pagination)(nil),                      // 90: slipway.api.v1.Pagination
-	(*v1.DockerfileSettings)(nil),               // 91: slipway.deployments.v1.DockerfileSettings
-	(*v1.BuildpackSettings)(nil),                // 92: slipway.deployments.v1.BuildpackSettings
-	(*v1.VcsCredentials)(nil),                   // 93: slipway.deployments.v1.VcsCredentials
-	(*v1.BuildSource)(nil),                      // 94: slipway.deployments.v1.BuildSource
-	(*v1.SecretFile)(nil),                       // 95: slipway.deployments.v1.SecretFile
-	(*v1.SecretDetail)(nil),                     // 96: slipway.deployments.v1.SecretDetail
-	(*v1.SecretFileDetail)(nil),                 // 97: slipway.deployments.v1.SecretFileDetail
+	(*v1.InternalSource)(nil),                   // 90: slipway.deployments.v1.InternalSource
+	(*v11.Pagination)(nil),                      // 91: slipway.api.v1.Pagination
+	(*v1.DockerfileSettings)(nil),               // 92: slipway.deployments.v1.DockerfileSettings
+	(*v1.BuildpackSettings)(nil),                // 93: slipway.deployments.v1.BuildpackSettings
+	(*v1.VcsCredentials)(nil),                   // 94: slipway.deployments.v1.VcsCredentials
+	(*v1.BuildSource)(nil),                      // 95: slipway.deployments.v1.BuildSource
+	(*v1.SecretFile)(nil),                       // 96: slipway.deployments.v1.SecretFile
+	(*v1.SecretDetail)(nil),                     // 97: slipway.deployments.v1.SecretDetail
+	(*v1.SecretFileDetail)(nil),                 // 98: slipway.deployments.v1.SecretFileDetail
 }
 var file_slipway_jobs_v1_jobs_proto_depIdxs = []int32{
 	85,  // 0: slipway.jobs.v1.Job.created_at:type_name -> google.protobuf.Timestamp
@@ -6151,7 +6152,7 @@ var file_slipway_jobs_v1_jobs_proto_depIdxs = []int32{
 	88,  // 16: slipway.jobs.v1.JobDeployment.metadata:type_name -> google.protobuf.Value
 	88,  // 17: slipway.jobs.v1.JobDeployment.buildpack:type_name -> google.protobuf.Value
 	89,  // 18: slipway.jobs.v1.JobDeployment.vcs:type_name -> slipway.deployments.v1.VcsData
-	88,  // 19: slipway.jobs.v1.JobDeployment.internal:type_name -> google.protobuf.Value
+	90,  // 19: slipway.jobs.v1.JobDeployment.internal:type_name -> slipway.deployments.v1.InternalSource
 	10,  // 20: slipway.jobs.v1.JobStorage.ephemeral_storage:type_name -> slipway.jobs.v1.EphemeralStorage
 	5,   // 21: slipway.jobs.v1.JobSpec.billing:type_name -> slipway.jobs.v1.JobBilling
 	6,   // 22: slipway.jobs.v1.JobSpec.deployment:type_name -> slipway.jobs.v1.JobDeployment
@@ -6185,7 +6186,7 @@ var file_slipway_jobs_v1_jobs_proto_depIdxs = []int32{
 	88,  // 50: slipway.jobs.v1.RunOverrides.docker_secret_mounts:type_name -> google.protobuf.Value
 	85,  // 51: slipway.jobs.v1.LogLine.ts:type_name -> google.protobuf.Timestamp
 	13,  // 52: slipway.jobs.v1.ListJobsResponse.jobs:type_name -> slipway.jobs.v1.JobSummary
-	90,  // 53: slipway.jobs.v1.ListJobsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	91,  // 53: slipway.jobs.v1.ListJobsResponse.pagination:type_name -> slipway.api.v1.Pagination
 	11,  // 54: slipway.jobs.v1.CreateManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
 	0,   // 55: slipway.jobs.v1.CreateManualJobResponse.job:type_name -> slipway.jobs.v1.Job
 	11,  // 56: slipway.jobs.v1.PutManualJobRequest.spec:type_name -> slipway.jobs.v1.JobSpec
@@ -6208,7 +6209,7 @@ var file_slipway_jobs_v1_jobs_proto_depIdxs = []int32{
 	15,  // 73: slipway.jobs.v1.StartJobRunRequest.overrides:type_name -> slipway.jobs.v1.RunOverrides
 	14,  // 74: slipway.jobs.v1.StartJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
 	14,  // 75: slipway.jobs.v1.ListJobRunsResponse.runs:type_name -> slipway.jobs.v1.JobRun
-	90,  // 76: slipway.jobs.v1.ListJobRunsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	91,  // 76: slipway.jobs.v1.ListJobRunsResponse.pagination:type_name -> slipway.api.v1.Pagination
 	14,  // 77: slipway.jobs.v1.GetJobRunResponse.run:type_name -> slipway.jobs.v1.JobRun
 	85,  // 78: slipway.jobs.v1.GetJobLogsRequest.start_time:type_name -> google.protobuf.Timestamp
 	85,  // 79: slipway.jobs.v1.GetJobLogsRequest.end_time:type_name -> google.protobuf.Timestamp
@@ -6222,14 +6223,14 @@ var file_slipway_jobs_v1_jobs_proto_depIdxs = []int32{
 	88,  // 87: slipway.jobs.v1.UpdateJobBuildArgumentsRequest.docker_secret_mounts:type_name -> google.protobuf.Value
 	83,  // 88: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.build_arguments:type_name -> slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildArgumentsEntry
 	84,  // 89: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.build_files:type_name -> slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildFilesEntry
-	91,  // 90: slipway.jobs.v1.UpdateJobBuildOptionsRequest.dockerfile:type_name -> slipway.deployments.v1.DockerfileSettings
-	92,  // 91: slipway.jobs.v1.UpdateJobBuildOptionsRequest.buildpack:type_name -> slipway.deployments.v1.BuildpackSettings
-	93,  // 92: slipway.jobs.v1.UpdateJobBuildSourceRequest.credentials:type_name -> slipway.deployments.v1.VcsCredentials
-	94,  // 93: slipway.jobs.v1.GetBuildSourceResponse.source:type_name -> slipway.deployments.v1.BuildSource
-	94,  // 94: slipway.jobs.v1.ListBuildSourcesResponse.sources:type_name -> slipway.deployments.v1.BuildSource
-	95,  // 95: slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
-	96,  // 96: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildArgumentsEntry.value:type_name -> slipway.deployments.v1.SecretDetail
-	97,  // 97: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFileDetail
+	92,  // 90: slipway.jobs.v1.UpdateJobBuildOptionsRequest.dockerfile:type_name -> slipway.deployments.v1.DockerfileSettings
+	93,  // 91: slipway.jobs.v1.UpdateJobBuildOptionsRequest.buildpack:type_name -> slipway.deployments.v1.BuildpackSettings
+	94,  // 92: slipway.jobs.v1.UpdateJobBuildSourceRequest.credentials:type_name -> slipway.deployments.v1.VcsCredentials
+	95,  // 93: slipway.jobs.v1.GetBuildSourceResponse.source:type_name -> slipway.deployments.v1.BuildSource
+	95,  // 94: slipway.jobs.v1.ListBuildSourcesResponse.sources:type_name -> slipway.deployments.v1.BuildSource
+	96,  // 95: slipway.jobs.v1.GetJobBuildArgumentsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFile
+	97,  // 96: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildArgumentsEntry.value:type_name -> slipway.deployments.v1.SecretDetail
+	98,  // 97: slipway.jobs.v1.GetJobBuildArgumentDetailsResponse.BuildFilesEntry.value:type_name -> slipway.deployments.v1.SecretFileDetail
 	18,  // 98: slipway.jobs.v1.JobsService.ListJobs:input_type -> slipway.jobs.v1.ListJobsRequest
 	20,  // 99: slipway.jobs.v1.JobsService.CreateManualJob:input_type -> slipway.jobs.v1.CreateManualJobRequest
 	22,  // 100: slipway.jobs.v1.JobsService.PutManualJob:input_type -> slipway.jobs.v1.PutManualJobRequest
