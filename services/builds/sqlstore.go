@@ -35,20 +35,6 @@ func NewSQLStore(db *sqldb.DB, box *secret.Box, committed func()) *SQLStore {
 	return &SQLStore{db: db, box: box, committed: committed}
 }
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 type rowScanner interface{ Scan(...any) error }
 
 const buildColumns = `team_id, project_id, kind, service_id, id, branch, pull_request, sha, status, message, trigger_kind,
@@ -73,7 +59,7 @@ func (s *SQLStore) scanBuild(row rowScanner) (Build, error) {
 	if err := json.Unmarshal([]byte(artifact), &b.Artifact); err != nil {
 		return Build{}, fmt.Errorf("builds: build %s artifact: %w", b.ID, err)
 	}
-	b.CreatedAt, b.StartedAt, b.ConcludedAt = fromMicros(created), fromMicros(started), fromMicros(concluded)
+	b.CreatedAt, b.StartedAt, b.ConcludedAt = sqldb.FromMicros(created), sqldb.FromMicros(started), sqldb.FromMicros(concluded)
 	return b, nil
 }
 
@@ -118,7 +104,7 @@ func (s *SQLStore) CreateBuild(ctx context.Context, b Build) (Build, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '{}', $13, '', $14, $15, 0, 0)`,
 			b.TeamID, b.ProjectID, b.Kind, b.ServiceID, b.ID, b.Branch, b.PullRequest, b.SHA, b.Status, b.Message, b.Trigger,
-			s.box.Seal(plain), false, false, micros(b.CreatedAt))
+			s.box.Seal(plain), false, false, sqldb.Micros(b.CreatedAt))
 		return err
 	}, func() []events.Event { return evs })
 	if err != nil {
@@ -174,7 +160,7 @@ func (s *SQLStore) Claim(ctx context.Context, owner string, at time.Time) (Build
 		var out Build
 		err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, owner = $2, started_at = $3 WHERE id = $4 AND status = $5`,
-				StatusCloning, owner, micros(at), id, StatusQueued)
+				StatusCloning, owner, sqldb.Micros(at), id, StatusQueued)
 			if err != nil {
 				return err
 			}
@@ -240,7 +226,7 @@ func (s *SQLStore) Transition(ctx context.Context, b Build, t Transition) (Build
 		// Only if it is still as read: on PostgreSQL it may have been
 		// deleted (DeleteService) or changed since.
 		res, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, sha = $3, artifact = $4, concluded_at = $5
-			WHERE id = $6 AND status = $7`, cur.Status, cur.Message, cur.SHA, string(artifact), micros(cur.ConcludedAt), cur.ID, from)
+			WHERE id = $6 AND status = $7`, cur.Status, cur.Message, cur.SHA, string(artifact), sqldb.Micros(cur.ConcludedAt), cur.ID, from)
 		if err != nil {
 			return err
 		}
@@ -287,7 +273,7 @@ func (s *SQLStore) RequestAbort(ctx context.Context, k ServiceKey, id string, at
 			// stop it like any running build, not find it ABORTED while
 			// it builds.
 			res, err := tx.ExecContext(ctx, `UPDATE builds SET status = $1, message = $2, concluded_at = $3 WHERE id = $4 AND status = $5`,
-				StatusAborted, "Aborted before it started", micros(at.UTC()), id, StatusQueued)
+				StatusAborted, "Aborted before it started", sqldb.Micros(at.UTC()), id, StatusQueued)
 			if err != nil {
 				return err
 			}
@@ -475,7 +461,7 @@ func (s *SQLStore) AppendLogs(ctx context.Context, b Build, lines []LogLine, max
 			}
 			room--
 			l.TeamID, l.ProjectID, l.Kind, l.ServiceID, l.BuildID = b.TeamID, b.ProjectID, ownerKind(b.Kind), b.ServiceID, b.ID
-			if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.Kind, l.ServiceID, l.BuildID, micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
+			if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.Kind, l.ServiceID, l.BuildID, sqldb.Micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
 				return err
 			}
 			stored = append(stored, l)
@@ -491,7 +477,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	// them for int4 from "= 0" and refuses any time in microseconds.
 	cond := `team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND ($5 = '' OR build_id = $5)
 		AND (CAST($6 AS BIGINT) = 0 OR ts >= $6) AND (CAST($7 AS BIGINT) = 0 OR ts < $7)`
-	args := []any{q.TeamID, q.ProjectID, ownerKind(q.Kind), q.ServiceID, q.BuildID, micros(q.Start), micros(q.End)}
+	args := []any{q.TeamID, q.ProjectID, ownerKind(q.Kind), q.ServiceID, q.BuildID, sqldb.Micros(q.Start), sqldb.Micros(q.End)}
 	order := `ts, seq`
 	if !q.AfterTime.IsZero() {
 		if q.Backward {
@@ -499,7 +485,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		} else {
 			cond += ` AND (ts > $8 OR (ts = $8 AND seq > $9))`
 		}
-		args = append(args, micros(q.AfterTime), q.AfterSeq)
+		args = append(args, sqldb.Micros(q.AfterTime), q.AfterSeq)
 	}
 	if q.Backward {
 		order = `ts DESC, seq DESC`
@@ -518,7 +504,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		if err := rows.Scan(&l.TeamID, &l.ProjectID, &l.Kind, &l.ServiceID, &l.BuildID, &l.Seq, &ts, &l.Stream, &l.Text); err != nil {
 			return nil, err
 		}
-		l.Time = fromMicros(ts)
+		l.Time = sqldb.FromMicros(ts)
 		out = append(out, l)
 	}
 	return out, rows.Err()
@@ -574,11 +560,11 @@ func (s *SQLStore) webhook(ctx context.Context, where string, args ...any) (Webh
 
 // SeeDelivery implements Store.
 func (s *SQLStore) SeeDelivery(ctx context.Context, webhookID, deliveryID string, at, before time.Time) (bool, error) {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM build_deliveries WHERE seen_at < $1`, micros(before)); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM build_deliveries WHERE seen_at < $1`, sqldb.Micros(before)); err != nil {
 		return false, err
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO build_deliveries (webhook_id, delivery_id, seen_at) VALUES ($1, $2, $3)`,
-		webhookID, deliveryID, micros(at))
+		webhookID, deliveryID, sqldb.Micros(at))
 	if errors.Is(sqldb.AlreadyExistsIfUnique(err), apierr.ErrAlreadyExists) {
 		return false, nil
 	}

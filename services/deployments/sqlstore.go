@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/paging"
@@ -39,20 +38,6 @@ func NewSQLStore(db *sqldb.DB, box *secret.Box, committed func()) *SQLStore {
 		panic("deployments: NewSQLStore needs a secret.Box to seal environments")
 	}
 	return &SQLStore{db: db, box: box, committed: committed}
-}
-
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
 }
 
 type rowScanner interface{ Scan(...any) error }
@@ -120,7 +105,7 @@ func (s *SQLStore) scanService(row rowScanner) (Service, error) {
 		sv.Tags = nil
 	}
 	sv.Status.At = sv.Status.At.UTC()
-	sv.CreatedAt, sv.UpdatedAt = fromMicros(created), fromMicros(updated)
+	sv.CreatedAt, sv.UpdatedAt = sqldb.FromMicros(created), sqldb.FromMicros(updated)
 	return sv, nil
 }
 
@@ -208,7 +193,7 @@ func (s *SQLStore) CreateService(ctx context.Context, sv Service, r Release, evs
 	}
 	err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
-			sv.TeamID, sv.ProjectID, sv.ID, sv.Name, string(sv.Kind), sealed, micros(sv.CreatedAt), micros(sv.UpdatedAt)); err != nil {
+			sv.TeamID, sv.ProjectID, sv.ID, sv.Name, string(sv.Kind), sealed, sqldb.Micros(sv.CreatedAt), sqldb.Micros(sv.UpdatedAt)); err != nil {
 			return err
 		}
 		if r.ID == "" {
@@ -313,7 +298,7 @@ func (s *SQLStore) UpdateService(ctx context.Context, team, project, id string, 
 		err = events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `UPDATE services SET name = $1, spec = $2, updated_at = $3, version = $4
 				WHERE team_id = $5 AND project_id = $6 AND id = $7 AND version = $8`,
-				next.Name, sealed, micros(next.UpdatedAt), next.Version, team, project, id, current.Version)
+				next.Name, sealed, sqldb.Micros(next.UpdatedAt), next.Version, team, project, id, current.Version)
 			if err := sqldb.Versioned(res, err); err != nil {
 				return err
 			}
@@ -363,7 +348,7 @@ const releaseColumns = `team_id, project_id, service_id, id, cause, rolled_back_
 func insertRelease(ctx context.Context, tx *sql.Tx, r Release, sealed []byte) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO service_releases (`+releaseColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		r.TeamID, r.ProjectID, r.ServiceID, r.ID, r.Cause, r.RolledBackFrom, sealed, r.CreatedBy, micros(r.CreatedAt), r.Status, r.Reason)
+		r.TeamID, r.ProjectID, r.ServiceID, r.ID, r.Cause, r.RolledBackFrom, sealed, r.CreatedBy, sqldb.Micros(r.CreatedAt), r.Status, r.Reason)
 	return err
 }
 
@@ -378,7 +363,7 @@ func (s *SQLStore) scanRelease(row rowScanner) (Release, error) {
 		return Release{}, fmt.Errorf("deployments: release %s: %w", r.ID, err)
 	}
 	r.Deployable = normalDeployable(r.Deployable)
-	r.CreatedAt = fromMicros(created)
+	r.CreatedAt = sqldb.FromMicros(created)
 	return r, nil
 }
 
@@ -508,7 +493,7 @@ func (s *SQLStore) insertLines(ctx context.Context, tx *sql.Tx, src LogSource, l
 	for i := range lines {
 		l := &lines[i]
 		l.TeamID, l.ProjectID, l.ServiceID, l.Container = src.TeamID, src.ProjectID, src.ServiceID, src.Container
-		if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.ServiceID, l.Container, micros(l.Time), l.Stream, l.Text, len(l.Text)).Scan(&l.Seq); err != nil {
+		if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.ServiceID, l.Container, sqldb.Micros(l.Time), l.Stream, l.Text, len(l.Text)).Scan(&l.Seq); err != nil {
 			return err
 		}
 		added += int64(len(l.Text))
@@ -591,17 +576,17 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		where(`container = $%d`, q.Container)
 	}
 	if !q.Start.IsZero() {
-		where(`ts >= $%d`, micros(q.Start))
+		where(`ts >= $%d`, sqldb.Micros(q.Start))
 	}
 	if !q.End.IsZero() {
-		where(`ts < $%d`, micros(q.End))
+		where(`ts < $%d`, sqldb.Micros(q.End))
 	}
 	order := `ts, seq`
 	if q.Backward {
 		order = `ts DESC, seq DESC`
 	}
 	if !q.AfterTime.IsZero() || q.AfterSeq != 0 {
-		at := micros(q.AfterTime)
+		at := sqldb.Micros(q.AfterTime)
 		if q.Backward {
 			where(`(ts, seq) < ($%d, $%d)`, at, q.AfterSeq)
 		} else {
@@ -622,7 +607,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		if err := rows.Scan(&l.Seq, &l.TeamID, &l.ProjectID, &l.ServiceID, &l.Container, &ts, &l.Stream, &l.Text); err != nil {
 			return nil, err
 		}
-		l.Time = fromMicros(ts)
+		l.Time = sqldb.FromMicros(ts)
 		out = append(out, l)
 	}
 	return out, rows.Err()
@@ -644,7 +629,7 @@ func scanBuild(row rowScanner) (DeployableBuild, error) {
 			return DeployableBuild{}, fmt.Errorf("deployments: build %s command: %w", b.ID, err)
 		}
 	}
-	b.ConcludedAt, b.Deleted = fromMicros(concluded), deleted != 0
+	b.ConcludedAt, b.Deleted = sqldb.FromMicros(concluded), deleted != 0
 	return b, nil
 }
 
@@ -669,7 +654,7 @@ func (s *SQLStore) PutBuild(ctx context.Context, b DeployableBuild) error {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deployable_builds (`+buildColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)`,
-			b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.SHA, b.Image, b.Path, command, micros(b.ConcludedAt))
+			b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.SHA, b.Image, b.Path, command, sqldb.Micros(b.ConcludedAt))
 		return sqldb.AlreadyExistsIfUnique(err)
 	})
 }

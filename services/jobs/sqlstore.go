@@ -43,20 +43,6 @@ func NewSQLStore(db *sqldb.DB, box *secret.Box, committed func()) *SQLStore {
 
 // Times are stored as Unix microseconds, with 0 for the zero time.
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 type rowScanner interface{ Scan(...any) error }
 
 // seal encrypts v's JSON.
@@ -114,7 +100,7 @@ func (s *SQLStore) scanJob(row rowScanner) (Job, error) {
 	if len(j.Env) == 0 {
 		j.Env = nil
 	}
-	j.NextRunAt, j.CreatedAt, j.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
+	j.NextRunAt, j.CreatedAt, j.UpdatedAt = sqldb.FromMicros(next), sqldb.FromMicros(created), sqldb.FromMicros(updated)
 	return j, nil
 }
 
@@ -145,7 +131,7 @@ func (s *SQLStore) jobValues(j Job) ([]any, error) {
 	}
 	return []any{j.Name, j.Description, string(tagsJSON), string(j.Type), j.Plan, string(deployment), env,
 		j.BackoffLimit, j.ActiveDeadlineSeconds, j.RunOnSourceChange, j.Schedule, j.ConcurrencyPolicy, j.Suspended,
-		micros(j.NextRunAt), micros(j.CreatedAt), micros(j.UpdatedAt), build}, nil
+		sqldb.Micros(j.NextRunAt), sqldb.Micros(j.CreatedAt), sqldb.Micros(j.UpdatedAt), build}, nil
 }
 
 // cloneJob copies j deeply enough that mutating the copy's maps and
@@ -322,7 +308,7 @@ func (s *SQLStore) PutJobBuild(ctx context.Context, b JobBuild) error {
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 		WHERE EXISTS (SELECT 1 FROM jobs WHERE team_id = $1 AND project_id = $2 AND id = $3)
 		ON CONFLICT (team_id, project_id, job_id, id) DO NOTHING`,
-		b.TeamID, b.ProjectID, b.JobID, b.ID, b.Branch, b.SHA, b.Image, b.Path, string(command), micros(b.ConcludedAt))
+		b.TeamID, b.ProjectID, b.JobID, b.ID, b.Branch, b.SHA, b.Image, b.Path, string(command), sqldb.Micros(b.ConcludedAt))
 	return err
 }
 
@@ -348,7 +334,7 @@ func (s *SQLStore) LatestJobBuild(ctx context.Context, team, project, job, branc
 	if err := json.Unmarshal([]byte(command), &b.Command); err != nil {
 		return JobBuild{}, fmt.Errorf("jobs: build %s command: %w", b.ID, err)
 	}
-	b.ConcludedAt = fromMicros(concluded)
+	b.ConcludedAt = sqldb.FromMicros(concluded)
 	return b, nil
 }
 
@@ -361,7 +347,7 @@ func (s *SQLStore) PutServiceBuild(ctx context.Context, b JobBuild) error {
 	_, err = s.db.ExecContext(ctx, `INSERT INTO job_service_builds (team_id, project_id, service_id, id, branch, sha, image, path, command, concluded_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (team_id, project_id, service_id, id) DO NOTHING`,
-		b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.SHA, b.Image, b.Path, string(command), micros(b.ConcludedAt))
+		b.TeamID, b.ProjectID, b.ServiceID, b.ID, b.Branch, b.SHA, b.Image, b.Path, string(command), sqldb.Micros(b.ConcludedAt))
 	return err
 }
 
@@ -396,7 +382,7 @@ func (s *SQLStore) FindServiceBuild(ctx context.Context, team, project string, r
 	if err := json.Unmarshal([]byte(command), &b.Command); err != nil {
 		return JobBuild{}, fmt.Errorf("jobs: build %s command: %w", b.ID, err)
 	}
-	b.ConcludedAt = fromMicros(concluded)
+	b.ConcludedAt = sqldb.FromMicros(concluded)
 	return b, nil
 }
 
@@ -427,7 +413,7 @@ func (s *SQLStore) ClaimTick(ctx context.Context, team, project, id string, due,
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET next_run_at = $1, version = version + 1
 		WHERE team_id = $2 AND project_id = $3 AND id = $4 AND next_run_at = $5`,
-		micros(next), team, project, id, micros(due))
+		sqldb.Micros(next), team, project, id, sqldb.Micros(due))
 	if err != nil {
 		return false, err
 	}
@@ -460,8 +446,8 @@ func (s *SQLStore) scanRun(row rowScanner) (Run, error) {
 		code := int32(exit.Int64)
 		r.ExitCode = &code
 	}
-	r.Deadline, r.RetryAt, r.LeaseUntil = fromMicros(deadline), fromMicros(retry), fromMicros(lease)
-	r.StartedAt, r.ConcludedAt = fromMicros(started), fromMicros(concluded)
+	r.Deadline, r.RetryAt, r.LeaseUntil = sqldb.FromMicros(deadline), sqldb.FromMicros(retry), sqldb.FromMicros(lease)
+	r.StartedAt, r.ConcludedAt = sqldb.FromMicros(started), sqldb.FromMicros(concluded)
 	return r, nil
 }
 
@@ -495,8 +481,8 @@ func (s *SQLStore) CreateRun(ctx context.Context, r Run, evs ...events.Event) er
 			SELECT team_id, project_id, id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 1
 			FROM jobs WHERE team_id = $1 AND project_id = $2 AND id = $3`,
 			r.TeamID, r.ProjectID, r.JobID, r.ID, r.Name, string(r.Status), r.Reason, spec, r.BackoffLimit,
-			r.Attempts, r.Failed, r.Succeeded, r.Active, r.WorkloadID, exitCodeArg(r), micros(r.Deadline), micros(r.RetryAt),
-			r.Owner, micros(r.LeaseUntil), micros(r.StartedAt), micros(r.ConcludedAt))
+			r.Attempts, r.Failed, r.Succeeded, r.Active, r.WorkloadID, exitCodeArg(r), sqldb.Micros(r.Deadline), sqldb.Micros(r.RetryAt),
+			r.Owner, sqldb.Micros(r.LeaseUntil), sqldb.Micros(r.StartedAt), sqldb.Micros(r.ConcludedAt))
 		if err != nil {
 			return err
 		}
@@ -576,8 +562,8 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 			"succeeded = $7", "active = $8", "workload_id = $9", "exit_code = $10", "deadline = $11", "retry_at = $12",
 			"owner = $13", "started_at = $14", "concluded_at = $15", "version = $16"}
 		args := []any{next.Name, string(next.Status), next.Reason, next.BackoffLimit, next.Attempts, next.Failed,
-			next.Succeeded, next.Active, next.WorkloadID, exitCodeArg(next), micros(next.Deadline), micros(next.RetryAt),
-			next.Owner, micros(next.StartedAt), micros(next.ConcludedAt), next.Version}
+			next.Succeeded, next.Active, next.WorkloadID, exitCodeArg(next), sqldb.Micros(next.Deadline), sqldb.Micros(next.RetryAt),
+			next.Owner, sqldb.Micros(next.StartedAt), sqldb.Micros(next.ConcludedAt), next.Version}
 		// The spec is fixed at creation in practice: don't reseal it on
 		// every update.
 		if !reflect.DeepEqual(next.Spec, current.Spec) {
@@ -589,7 +575,7 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 			set = append(set, fmt.Sprintf("spec = $%d", len(args)))
 		}
 		if !next.LeaseUntil.Equal(current.LeaseUntil) {
-			args = append(args, micros(next.LeaseUntil))
+			args = append(args, sqldb.Micros(next.LeaseUntil))
 			set = append(set, fmt.Sprintf("lease_until = $%d", len(args)))
 		}
 		args = append(args, team, project, job, id, current.Version)
@@ -603,7 +589,7 @@ func (s *SQLStore) UpdateRun(ctx context.Context, team, project, job, id string,
 			if errors.Is(err, sql.ErrNoRows) {
 				return sqldb.ErrStale
 			}
-			next.LeaseUntil = fromMicros(lease)
+			next.LeaseUntil = sqldb.FromMicros(lease)
 			return err
 		}, func() []events.Event { return evs })
 		out = next
@@ -630,7 +616,7 @@ func (s *SQLStore) OrphanedRuns(ctx context.Context, owner string, now time.Time
 // RenewLeases implements Store. It leaves versions alone, so it never
 // makes a concurrent UpdateRun retry.
 func (s *SQLStore) RenewLeases(ctx context.Context, owner string, until time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE job_runs SET lease_until = $1 WHERE owner = $2 AND status = 'RUNNING'`, micros(until), owner)
+	_, err := s.db.ExecContext(ctx, `UPDATE job_runs SET lease_until = $1 WHERE owner = $2 AND status = 'RUNNING'`, sqldb.Micros(until), owner)
 	return err
 }
 
@@ -653,7 +639,7 @@ func (s *SQLStore) AppendLogs(ctx context.Context, lines []LogLine) ([]LogLine, 
 		defer stmt.Close()
 		for i := range out {
 			l := &out[i]
-			if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.JobID, l.RunID, l.Container, micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
+			if err := stmt.QueryRowContext(ctx, l.TeamID, l.ProjectID, l.JobID, l.RunID, l.Container, sqldb.Micros(l.Time), l.Stream, l.Text).Scan(&l.Seq); err != nil {
 				return err
 			}
 		}
@@ -687,10 +673,10 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		where(`container = $%d`, q.Container)
 	}
 	if !q.Start.IsZero() {
-		where(`ts >= $%d`, micros(q.Start))
+		where(`ts >= $%d`, sqldb.Micros(q.Start))
 	}
 	if !q.End.IsZero() {
-		where(`ts < $%d`, micros(q.End))
+		where(`ts < $%d`, sqldb.Micros(q.End))
 	}
 	order := `ts, seq`
 	if q.Backward {
@@ -698,7 +684,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	}
 	if !q.AfterTime.IsZero() || q.AfterSeq != 0 {
 		// A row comparison is an index range on both engines.
-		at := micros(q.AfterTime)
+		at := sqldb.Micros(q.AfterTime)
 		if q.Backward {
 			where(`(ts, seq) < ($%d, $%d)`, at, q.AfterSeq)
 		} else {
@@ -719,7 +705,7 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 		if err := rows.Scan(&l.Seq, &l.TeamID, &l.ProjectID, &l.JobID, &l.RunID, &l.Container, &ts, &l.Stream, &l.Text); err != nil {
 			return nil, err
 		}
-		l.Time = fromMicros(ts)
+		l.Time = sqldb.FromMicros(ts)
 		out = append(out, l)
 	}
 	return out, rows.Err()

@@ -115,20 +115,6 @@ func (s *Store) Rollback(ctx context.Context) error {
 	return err
 }
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(v).UTC()
-}
-
 func jsonList(v []string) string {
 	if v == nil {
 		v = []string{}
@@ -146,7 +132,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		(id, name, secret_hash, public, redirect_uris, grant_types, response_types, scopes, team_id, owner_id, allow_password_grant, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		c.ID, c.Name, string(c.Secret), c.Public, jsonList(c.RedirectURIs), jsonList(c.GrantTypes),
-		jsonList(c.ResponseTypes), jsonList(c.Scopes), c.TeamID, c.OwnerID, c.AllowPasswordGrant, micros(c.CreatedAt))
+		jsonList(c.ResponseTypes), jsonList(c.Scopes), c.TeamID, c.OwnerID, c.AllowPasswordGrant, sqldb.Micros(c.CreatedAt))
 	if sqldb.IsUniqueViolation(err) {
 		return fmt.Errorf("oauth: client %q: %w", c.ID, ErrClientExists)
 	}
@@ -222,7 +208,7 @@ func (s *Store) getClient(ctx context.Context, id string) (*Client, error) {
 		return nil, err
 	}
 	c.Secret = []byte(secretHash)
-	c.CreatedAt = fromMicros(created)
+	c.CreatedAt = sqldb.FromMicros(created)
 	for _, f := range []struct {
 		raw string
 		dst *[]string
@@ -259,7 +245,7 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 	if err != nil {
 		return err
 	}
-	if fromMicros(exp).After(s.now()) {
+	if sqldb.FromMicros(exp).After(s.now()) {
 		return fosite.ErrJTIKnown
 	}
 	return nil
@@ -267,10 +253,10 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 
 // SetClientAssertionJWT implements fosite.ClientManager.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	if _, err := s.q(ctx).ExecContext(ctx, `DELETE FROM oauth_jtis WHERE expires_at < $1`, micros(s.now())); err != nil {
+	if _, err := s.q(ctx).ExecContext(ctx, `DELETE FROM oauth_jtis WHERE expires_at < $1`, sqldb.Micros(s.now())); err != nil {
 		return err
 	}
-	_, err := s.q(ctx).ExecContext(ctx, `INSERT INTO oauth_jtis (jti, expires_at) VALUES ($1, $2)`, jti, micros(exp))
+	_, err := s.q(ctx).ExecContext(ctx, `INSERT INTO oauth_jtis (jti, expires_at) VALUES ($1, $2)`, jti, sqldb.Micros(exp))
 	if sqldb.IsUniqueViolation(err) {
 		return fosite.ErrJTIKnown
 	}
@@ -341,7 +327,7 @@ func (s *Store) create(ctx context.Context, kind, signature, accessSignature str
 		(kind, signature, request_id, client_id, subject, active, request, access_signature, requested_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		kind, signature, sr.ID, sr.ClientID, sess.Subject, true, string(body), accessSignature,
-		micros(sr.RequestedAt), micros(exp))
+		sqldb.Micros(sr.RequestedAt), sqldb.Micros(exp))
 	return err
 }
 
@@ -521,7 +507,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // requests and access tokens, and refresh tokens, inactive or not). Run it
 // periodically; fosite never deletes on its own.
 func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.q(ctx).ExecContext(ctx, `DELETE FROM oauth_sessions WHERE expires_at <> 0 AND expires_at < $1`, micros(cutoff))
+	res, err := s.q(ctx).ExecContext(ctx, `DELETE FROM oauth_sessions WHERE expires_at <> 0 AND expires_at < $1`, sqldb.Micros(cutoff))
 	if err != nil {
 		return 0, err
 	}
