@@ -346,6 +346,29 @@ func TestBuildsFromGitOnTheProcessDriver(t *testing.T) {
 	}
 	callJSON(t, "POST", inst.URL+"/v1/projects/shop/services/nope/build", `{}`).apiErr(t, http.StatusNotFound)
 	callJSON(t, "POST", webURL+"/build", `{}`).apiErr(t, http.StatusConflict)
+
+	// Deleting the build service while web runs one of its builds: web
+	// keeps serving; the build's app tree goes once web is deleted too.
+	tree := filepath.Join(inst.DataDir, "builds", "artifacts", build1)
+	if _, err := os.Stat(tree); err != nil {
+		t.Fatalf("the running build's app tree: %v", err)
+	}
+	callJSON(t, "DELETE", svcURL, "").data(t)
+	for range 20 {
+		if status, body, err := ing.get(); err != nil || status != http.StatusOK || body != "v1" {
+			t.Fatalf("after the build service's deletion, web answered %d %q %v", status, body, err)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	callJSON(t, "DELETE", webURL, "").data(t)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(tree); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after both services' deletion the app tree %s is still there", tree)
+		}
+	}
 }
 
 // slowNodeApp is a Node.js app whose install runs a local dependency's

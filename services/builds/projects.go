@@ -95,8 +95,13 @@ func (s *Service) deleteService(ctx context.Context, k ServiceKey) error {
 		return err
 	}
 	for _, b := range gone {
-		if err := s.opts.Engine.Remove(ctx, b.Artifact); err != nil {
-			s.log.Warn("removing a deleted service's artifact", "build", b.ID, "error", err)
+		// Another service may still run this build (it deployed it with
+		// internal): its artifact is kept until nothing runs it.
+		if err := s.opts.Engine.RemoveUnused(ctx, b.Artifact); err != nil {
+			if err := s.store.AddOrphan(ctx, Orphan{BuildID: b.ID, Artifact: b.Artifact, Since: s.opts.Clock()}); err != nil {
+				return err
+			}
+			s.log.Info("a deleted build's artifact is still in use: removed once nothing runs it", "build", b.ID, "error", err)
 		}
 	}
 	if err := s.opts.Engine.ResetCache(ctx, k); err != nil {

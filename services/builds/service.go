@@ -183,6 +183,7 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-s.wake:
 		case <-tick.C:
 			s.checkAborts(ctx)
+			s.removeOrphans(ctx)
 		}
 	}
 }
@@ -408,4 +409,24 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// removeOrphans removes the artifacts of deleted builds that were still in
+// use, once nothing runs them.
+func (s *Service) removeOrphans(ctx context.Context) {
+	list, err := s.store.Orphans(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("listing artifacts waiting for removal", "error", err)
+		}
+		return
+	}
+	for _, o := range list {
+		if err := s.opts.Engine.RemoveUnused(ctx, o.Artifact); err != nil {
+			continue // still in use: next time
+		}
+		if err := s.store.DeleteOrphan(ctx, o.BuildID); err != nil {
+			s.log.Warn("forgetting a removed artifact", "build", o.BuildID, "error", err)
+		}
+	}
 }

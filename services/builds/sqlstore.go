@@ -598,3 +598,44 @@ func (s *SQLStore) SetPollState(ctx context.Context, k ServiceKey, heads map[str
 		k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, string(raw))
 	return err
 }
+
+// AddOrphan implements Store.
+func (s *SQLStore) AddOrphan(ctx context.Context, o Orphan) error {
+	artifact, err := json.Marshal(o.Artifact)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO build_orphans (build_id, artifact, since) VALUES ($1, $2, $3)
+		ON CONFLICT (build_id) DO NOTHING`, o.BuildID, string(artifact), sqldb.Micros(o.Since))
+	return err
+}
+
+// Orphans implements Store.
+func (s *SQLStore) Orphans(ctx context.Context) ([]Orphan, error) {
+	rows, err := s.db.Query(ctx, `SELECT build_id, artifact, since FROM build_orphans ORDER BY since, build_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Orphan
+	for rows.Next() {
+		var o Orphan
+		var artifact string
+		var since int64
+		if err := rows.Scan(&o.BuildID, &artifact, &since); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(artifact), &o.Artifact); err != nil {
+			return nil, fmt.Errorf("builds: orphan %s: %w", o.BuildID, err)
+		}
+		o.Since = sqldb.FromMicros(since)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// DeleteOrphan implements Store.
+func (s *SQLStore) DeleteOrphan(ctx context.Context, buildID string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM build_orphans WHERE build_id = $1`, buildID)
+	return err
+}

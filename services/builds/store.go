@@ -133,6 +133,14 @@ type Webhook struct {
 	Secret                             string
 }
 
+// Orphan is the artifact of a deleted build that a release still ran
+// when the build was deleted.
+type Orphan struct {
+	BuildID  string
+	Artifact Artifact
+	Since    time.Time
+}
+
 // ServiceKey names the owner of builds: a service, or a job when Kind is
 // KindJob ("" reads as KindService).
 type ServiceKey struct{ TeamID, ProjectID, Kind, ServiceID string }
@@ -180,6 +188,13 @@ type Store interface {
 	// state, returning the builds that had artifacts (a deleted event for
 	// each).
 	DeleteService(ctx context.Context, k ServiceKey) ([]Build, error)
+	// AddOrphan keeps the artifact of a deleted build that a release still
+	// runs, to remove once nothing runs it (a second call is a no-op).
+	AddOrphan(ctx context.Context, o Orphan) error
+	// Orphans returns the artifacts waiting to be removed, oldest first.
+	Orphans(ctx context.Context) ([]Orphan, error)
+	// DeleteOrphan forgets a removed orphan.
+	DeleteOrphan(ctx context.Context, buildID string) error
 	// ProjectServices returns the services and jobs of a project that
 	// have builds or a webhook.
 	ProjectServices(ctx context.Context, team, project string) ([]ServiceKey, error)

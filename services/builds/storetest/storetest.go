@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 		"Running":                  testRunning,
 		"ExpiredAndRemoveArtifact": testExpired,
 		"RemoveArtifactOnce":       testRemoveArtifactOnce,
+		"Orphans":                  testOrphans,
 		"ExpiredKeepsArtifacts":    testExpiredKeepsArtifacts,
 		"DeleteServiceCascades":    testDeleteService,
 		"DeleteServiceBuildEnds":   testDeleteServiceRace,
@@ -1564,5 +1565,39 @@ func testKinds(t *testing.T, s builds.Store, outbox Outbox) {
 	}
 	if _, err := s.WebhookByID(ctx, wj.ID); !errors.Is(err, builds.ErrNotFound) {
 		t.Errorf("the job's webhook after its deletion: %v", err)
+	}
+}
+
+// testOrphans: an orphan is kept once (a second add changes nothing),
+// listed oldest first with its artifact, and forgotten on delete.
+func testOrphans(t *testing.T, s builds.Store, _ Outbox) {
+	ctx := context.Background()
+	if list, err := s.Orphans(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("orphans of an empty store: %v, %v", list, err)
+	}
+	a := builds.Artifact{Path: "/data/builds/artifacts/b-2/app", Command: []string{"/bin/sh", "-c", "run"}, Stack: "procfile"}
+	img := builds.Artifact{Image: "localhost/slipway/p/s:abc-b-1"}
+	for _, o := range []builds.Orphan{
+		{BuildID: "b-2", Artifact: a, Since: base.Add(time.Minute)},
+		{BuildID: "b-1", Artifact: img, Since: base},
+		{BuildID: "b-2", Artifact: img, Since: base.Add(time.Hour)}, // a second add: no change
+	} {
+		if err := s.AddOrphan(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.Orphans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []builds.Orphan{{BuildID: "b-1", Artifact: img, Since: base}, {BuildID: "b-2", Artifact: a, Since: base.Add(time.Minute)}}
+	if !reflect.DeepEqual(list, want) {
+		t.Errorf("orphans %+v, want %+v", list, want)
+	}
+	if err := s.DeleteOrphan(ctx, "b-1"); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.Orphans(ctx); len(list) != 1 || list[0].BuildID != "b-2" {
+		t.Errorf("after deleting b-1: %+v", list)
 	}
 }
