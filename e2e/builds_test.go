@@ -360,6 +360,9 @@ func TestBuildsFromGitOnTheProcessDriver(t *testing.T) {
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
+	if _, err := os.Stat(tree); err != nil {
+		t.Errorf("the app tree web runs was removed with the build service: %v", err)
+	}
 	callJSON(t, "DELETE", webURL, "").data(t)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if _, err := os.Stat(tree); os.IsNotExist(err) {
