@@ -296,7 +296,15 @@ func TestBuildsOnPodman(t *testing.T) {
 	for {
 		var left []string
 		var all []engineImage
-		engineGet(t, host, "/images/json?all=true", &all)
+		if err := engineTryGet(host, "/images/json?all=true", &all); err != nil {
+			// Podman's listing fails while an image is being removed.
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			t.Logf("%v (listing again)", err)
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
 		for _, im := range all {
 			if im.Labels["slipway.project"] == "shop" {
 				left = append(left, fmt.Sprint(im.RepoTags, im.Labels["slipway.build"]))

@@ -196,6 +196,15 @@ type engineContainer struct {
 // engineGet decodes GET path of the engine at host (unix://…) into v.
 func engineGet(t *testing.T, host, path string, v any) {
 	t.Helper()
+	if err := engineTryGet(host, path, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// engineTryGet is engineGet returning its error: a listing that races
+// an image's removal fails on Podman ("image not known"), and a poll
+// tries again.
+func engineTryGet(host, path string, v any) error {
 	sock := strings.TrimPrefix(host, "unix://")
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -206,16 +215,17 @@ func engineGet(t *testing.T, host, path string, v any) {
 	defer client.CloseIdleConnections()
 	res, err := client.Get("http://engine" + path)
 	if err != nil {
-		t.Fatalf("engine GET %s: %v", path, err)
+		return fmt.Errorf("engine GET %s: %w", path, err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(res.Body)
-		t.Fatalf("engine GET %s: HTTP %d: %s", path, res.StatusCode, b)
+		return fmt.Errorf("engine GET %s: HTTP %d: %s", path, res.StatusCode, b)
 	}
 	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-		t.Fatalf("engine GET %s: %v", path, err)
+		return fmt.Errorf("engine GET %s: %w", path, err)
 	}
+	return nil
 }
 
 // managedContainers inspects the running containers Slipway manages.
