@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -123,11 +125,13 @@ func TestBuildsOnPodman(t *testing.T) {
 	}
 
 	callJSON(t, "POST", inst.URL+"/v1/projects", `{"name":"Shop"}`).data(t)
-	svc := callJSON(t, "POST", projectURL+"/services/build", fmt.Sprintf(`{"name":"App","billing":{"buildPlan":"nf-compute-100-1"},
+	// The build service is made by the official JS client.
+	svc := runJSData(t, inst.URL, `api.create.service.build({ parameters: { projectId: 'shop' }, data: JSON.parse(process.env.BODY) })`,
+		"BODY="+fmt.Sprintf(`{"name":"App","billing":{"buildPlan":"nf-compute-100-1"},
 		"vcsData":{"projectUrl":%q,"projectType":"self-hosted"},
 		"buildSettings":{"dockerfile":{"buildEngine":"buildkit","dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}},
 		"buildConfiguration":{"dockerfileTarget":"web"},
-		"buildArguments":{"GREETING":"hello"}}`, repo.URL)).data(t)
+		"buildArguments":{"GREETING":"hello"}}`, repo.URL))
 	if svc["serviceType"] != "build" {
 		t.Fatalf("created %v", svc)
 	}
@@ -137,6 +141,16 @@ func TestBuildsOnPodman(t *testing.T) {
 		t.Fatalf("the first build: %v\nlog:\n%s", b, buildLog(t, svcURL, build1))
 	}
 	t.Logf("first build: %s", time.Since(started).Round(time.Millisecond))
+	// The CLI shows it.
+	cli := newNorthflankCLI(t)
+	config := fmt.Sprintf(`{"current":"e2e","contexts":[{"name":"e2e","token":%q,"host":%q}],"lastUpdateCheck":253402300799000}`, adminToken, inst.URL)
+	if err := os.WriteFile(filepath.Join(cli.home, ".northflank", "config.json"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := cli.run("get", "service", "build", "--projectId", "shop", "--serviceId", "app", "--buildId", build1, "--output", "json"); out.exitCode != 0 ||
+		!strings.Contains(out.stdout, sha1) || !strings.Contains(out.stdout, "SUCCESS") {
+		t.Errorf("northflank get service build: exit %d\n%s%s", out.exitCode, out.stdout, out.stderr)
+	}
 	log1 := buildLog(t, svcURL, build1)
 	if strings.Contains(log1, "built past the target") {
 		t.Errorf("the build went past the target stage:\n%s", log1)

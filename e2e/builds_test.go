@@ -79,6 +79,38 @@ const { ApiClient, ApiClientInMemoryContextProvider } = require('@northflank/js-
 })().catch((e) => { console.error(e); process.exit(1); });
 `
 
+// runJSData runs call (an expression of the official JS client, api,
+// returning a promise of a response) against Slipway at url and returns
+// the response's data.
+func runJSData(t *testing.T, url, call string, env ...string) map[string]any {
+	t.Helper()
+	dir := requireNodeSuite(t)
+	script := `const { ApiClient, ApiClientInMemoryContextProvider } = require('@northflank/js-client');
+(async () => {
+  const ctx = new ApiClientInMemoryContextProvider();
+  await ctx.addContext({ name: 'e2e', token: process.env.NF_TOKEN, host: process.env.NF_URL });
+  const api = new ApiClient(ctx, { throwErrorOnHttpErrorCode: true });
+  const { data } = await ` + call + `;
+  console.log(JSON.stringify(data));
+})().catch((e) => { console.error(e); process.exit(1); });`
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "-e", script)
+	cmd.Dir = dir
+	cmd.Env = append(append(baseEnv(), "NF_URL="+url, "NF_TOKEN="+adminToken), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", call, err, stderr.String())
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatalf("node %s printed %q: %v", call, raw, err)
+	}
+	return data
+}
+
 // signGitHub returns the headers of a GitHub push delivery of body signed
 // with secret.
 func signGitHub(secret, delivery string, body []byte) []string {
