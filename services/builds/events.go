@@ -1,40 +1,22 @@
 package builds
 
 import (
-	"time"
-
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/services/builds/buildevent"
 )
 
-// The builds.build.<verb> events. Deployments roll out on succeeded and
-// forget an artifact on deleted; notifications (later) deliver them all.
+// The builds.build.<verb> events, whose contract is package buildevent.
 const (
-	VerbQueued    = "queued"
-	VerbStarted   = "started"
-	VerbSucceeded = "succeeded"
-	VerbFailed    = "failed"
-	VerbAborted   = "aborted"
-	VerbDeleted   = "deleted"
+	VerbQueued    = buildevent.Queued
+	VerbStarted   = buildevent.Started
+	VerbSucceeded = buildevent.Succeeded
+	VerbFailed    = buildevent.Failed
+	VerbAborted   = buildevent.Aborted
+	VerbDeleted   = buildevent.Deleted
 )
 
-// EventData is the data of a builds.build.* event. Kind says whose build
-// it is: a service's (ServiceID set) or a job's (JobID set).
-type EventData struct {
-	TeamID        string    `json:"teamId"`
-	ProjectID     string    `json:"projectId"`
-	Kind          string    `json:"kind"`
-	ServiceID     string    `json:"serviceId,omitempty"`
-	JobID         string    `json:"jobId,omitempty"`
-	BuildID       string    `json:"buildId"`
-	Branch        string    `json:"branch,omitempty"`
-	SHA           string    `json:"sha,omitempty"`
-	PullRequestID int64     `json:"pullRequestId,omitempty"`
-	Status        string    `json:"status"`
-	Message       string    `json:"message,omitempty"`
-	Trigger       string    `json:"trigger,omitempty"`
-	ConcludedAt   time.Time `json:"concludedAt,omitzero"`
-	Artifact      *Artifact `json:"artifact,omitempty"`
-}
+// EventData is the data of a builds.build.* event.
+type EventData = buildevent.Data
 
 // verbOf is the event a build's status announces ("" for none: the steps
 // between started and the outcome are visible on the build, not as

@@ -6,6 +6,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/paging"
+	"github.com/slipwayhq/slipway/services/builds/buildevent"
 )
 
 // Errors a Store returns.
@@ -84,12 +85,7 @@ type Overrides struct {
 }
 
 // Artifact is what a successful build produced.
-type Artifact struct {
-	Image   string   `json:"image,omitempty"`
-	Path    string   `json:"path,omitempty"`
-	Command []string `json:"command,omitempty"`
-	Stack   string   `json:"stack,omitempty"`
-}
+type Artifact = buildevent.Artifact
 
 // Transition is a change of a build's status.
 type Transition struct {

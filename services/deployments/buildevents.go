@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/services/builds/buildevent"
 )
 
 // BuildsConsumer is the durable consumer through which the deployments
@@ -17,26 +17,8 @@ const BuildsConsumer = "deployments-builds"
 
 // BuildSubjects are the events BuildHandler handles.
 var BuildSubjects = []string{
-	events.SubjectFor("builds", "build", "succeeded"),
-	events.SubjectFor("builds", "build", "deleted"),
-}
-
-// buildEventData is the data of builds.build.* events (the builds
-// component's contract).
-type buildEventData struct {
-	TeamID      string `json:"teamId"`
-	ProjectID   string `json:"projectId"`
-	Kind        string `json:"kind"`
-	ServiceID   string `json:"serviceId"`
-	BuildID     string `json:"buildId"`
-	Branch      string `json:"branch"`
-	SHA         string `json:"sha"`
-	ConcludedAt string `json:"concludedAt"`
-	Artifact    struct {
-		Image   string   `json:"image"`
-		Path    string   `json:"path"`
-		Command []string `json:"command"`
-	} `json:"artifact"`
+	buildevent.Subject(buildevent.Succeeded),
+	buildevent.Subject(buildevent.Deleted),
 }
 
 // BuildHandler records succeeded builds as deployable and rolls out the
@@ -46,7 +28,7 @@ type buildEventData struct {
 // build (kind "job") is the jobs service's: it is not deployable here.
 func (s *Server) BuildHandler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
-		var data buildEventData
+		var data buildevent.Data
 		if err := ev.Decode(&data); err != nil {
 			return fmt.Errorf("deployments: decode %s: %w", ev.Type, err)
 		}
@@ -57,17 +39,18 @@ func (s *Server) BuildHandler() events.Handler {
 			s.log.Warn("a build event without its build's key", "event", ev.ID, "type", ev.Type)
 			return nil
 		}
-		if ev.Type == events.SubjectFor("builds", "build", "deleted") {
+		if ev.Type == buildevent.Subject(buildevent.Deleted) {
 			return s.store.DeleteBuild(ctx, data.TeamID, data.ProjectID, data.ServiceID, data.BuildID)
 		}
-		concluded, err := time.Parse(time.RFC3339Nano, data.ConcludedAt)
-		if err != nil {
+		concluded := data.ConcludedAt
+		if concluded.IsZero() {
 			concluded = ev.Time
 		}
+		art := data.Built()
 		b := DeployableBuild{
 			TeamID: data.TeamID, ProjectID: data.ProjectID, ServiceID: data.ServiceID, ID: data.BuildID,
-			Branch: data.Branch, SHA: strings.ToLower(data.SHA), Image: data.Artifact.Image, Path: data.Artifact.Path,
-			Command: data.Artifact.Command, ConcludedAt: concluded.UTC(),
+			Branch: data.Branch, SHA: strings.ToLower(data.SHA), Image: art.Image, Path: art.Path,
+			Command: art.Command, ConcludedAt: concluded.UTC(),
 		}
 		if err := s.store.PutBuild(ctx, b); err != nil {
 			return err

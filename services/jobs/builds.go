@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +19,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/vcs"
+	"github.com/slipwayhq/slipway/services/builds/buildevent"
 )
 
 // A job that builds from git (deployment.vcs) is built by the builds
@@ -435,27 +435,8 @@ const BuildsConsumer = "jobs-builds"
 
 // BuildSubjects are the events BuildHandler handles.
 var BuildSubjects = []string{
-	events.SubjectFor("builds", "build", "succeeded"),
-	events.SubjectFor("builds", "build", "deleted"),
-}
-
-// buildEventData is the data of builds.build.* events (the builds
-// component's contract).
-type buildEventData struct {
-	TeamID      string `json:"teamId"`
-	ProjectID   string `json:"projectId"`
-	Kind        string `json:"kind"`
-	JobID       string `json:"jobId"`
-	ServiceID   string `json:"serviceId"`
-	BuildID     string `json:"buildId"`
-	Branch      string `json:"branch"`
-	SHA         string `json:"sha"`
-	ConcludedAt string `json:"concludedAt"`
-	Artifact    struct {
-		Image   string   `json:"image"`
-		Path    string   `json:"path"`
-		Command []string `json:"command"`
-	} `json:"artifact"`
+	buildevent.Subject(buildevent.Succeeded),
+	buildevent.Subject(buildevent.Deleted),
 }
 
 // BuildHandler records succeeded builds, which runs run: a job's own (the
@@ -464,7 +445,7 @@ type buildEventData struct {
 // build is recorded once.
 func (s *Service) BuildHandler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
-		var data buildEventData
+		var data buildevent.Data
 		if err := ev.Decode(&data); err != nil {
 			return fmt.Errorf("jobs: decode %s: %w", ev.Type, err)
 		}
@@ -477,20 +458,21 @@ func (s *Service) BuildHandler() events.Handler {
 			s.log.Warn("a build event without its build's key", "event", ev.ID, "type", ev.Type)
 			return nil
 		}
-		if ev.Type == events.SubjectFor("builds", "build", "deleted") {
+		if ev.Type == buildevent.Subject(buildevent.Deleted) {
 			if job {
 				return s.store.DeleteJobBuild(ctx, data.TeamID, data.ProjectID, owner, data.BuildID)
 			}
 			return s.store.DeleteServiceBuild(ctx, data.TeamID, data.ProjectID, owner, data.BuildID)
 		}
-		concluded, err := time.Parse(time.RFC3339Nano, data.ConcludedAt)
-		if err != nil {
+		concluded := data.ConcludedAt
+		if concluded.IsZero() {
 			concluded = ev.Time
 		}
+		art := data.Built()
 		b := JobBuild{
 			TeamID: data.TeamID, ProjectID: data.ProjectID, ID: data.BuildID,
-			Branch: data.Branch, SHA: strings.ToLower(data.SHA), Image: data.Artifact.Image, Path: data.Artifact.Path,
-			Command: data.Artifact.Command, ConcludedAt: concluded.UTC(),
+			Branch: data.Branch, SHA: strings.ToLower(data.SHA), Image: art.Image, Path: art.Path,
+			Command: art.Command, ConcludedAt: concluded.UTC(),
 		}
 		if job {
 			b.JobID = owner
