@@ -91,10 +91,17 @@ func TestRemoveKeepsAnArtifactInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = d.Remove(ctx, id) }()
-	// Start returns once the sandbox's process runs; a command run inside
-	// it proves its mounts are in place.
-	if code, err := d.Exec(ctx, id, runtime.ExecSpec{Command: []string{"test", "-f", "/app/index.html"}}); err != nil || code != 0 {
-		t.Fatalf("the release does not see its artifact: exit %d, %v", code, err)
+	// Start returns once the sandbox's process runs, which may be before
+	// its mounts are all in place: wait (bounded) until a command run
+	// inside it sees the artifact.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, err := d.Exec(ctx, id, runtime.ExecSpec{Command: []string{"/usr/bin/test", "-f", "/app/index.html"}})
+		if err == nil && code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the release does not see its artifact: exit %d, %v", code, err)
+		}
 	}
 	if err := b.RemoveUnused(ctx, res); !errors.Is(err, builder.ErrInUse) {
 		t.Errorf("RemoveUnused of a mounted artifact: %v, want ErrInUse", err)
