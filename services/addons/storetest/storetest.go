@@ -59,10 +59,10 @@ func event(t *testing.T, verb string) events.Event {
 func addon(team, project, id string) addons.Addon {
 	return addons.Addon{
 		TeamID: team, ProjectID: project, ID: id, InternalID: team + "-" + project + "-" + id, Name: id, Type: "postgresql",
-		Settings: addons.Settings{Version: "15", Plan: "nf-compute-20", StorageMB: 1024, Replicas: 1, Tags: []string{"db"}},
-		Status:   addons.StatusPreDeployment,
+		Settings:    addons.Settings{Version: "15", Plan: "nf-compute-20", StorageMB: 1024, Replicas: 1, Tags: []string{"db"}},
+		Status:      addons.StatusPreDeployment,
 		Credentials: addons.Credentials{AdminUser: "postgres", AdminPassword: "s3cret-admin", User: "app", Password: "s3cret-user"},
-		CreatedAt: t0, UpdatedAt: t0,
+		CreatedAt:   t0, UpdatedAt: t0,
 	}
 }
 
