@@ -8429,7 +8429,7 @@ var File_slipway_addons_v1_addons_proto protoreflect.FileDescriptor
 
 const file_slipway_addons_v1_addons_proto_rawDesc = "" +
 	"\n" +
-	"\x1eslipway/addons/v1/addons.proto\x12\x11slipway.addons.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1fslipway/api/v1/pagination.proto\"9\n" +
+	"\x1eslipway/addons/v1/addons.proto\x12\x11slipway.addons.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a slipway/api/v1/annotations.proto\x1a\x1dslipway/api/v1/download.proto\x1a\x1fslipway/api/v1/pagination.proto\"9\n" +
 	"\x15ListAddonTypesRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"W\n" +
 	"\x16ListAddonTypesResponse\x12=\n" +
@@ -9188,7 +9188,7 @@ const file_slipway_addons_v1_addons_proto_rawDesc = "" +
 	" \x01(\tR\x06status\x12%\n" +
 	"\x0estatus_message\x18\v \x01(\tR\rstatusMessage\x12:\n" +
 	"\vlast_run_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\x12:\n" +
-	"\vnext_run_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt2\xdfQ\n" +
+	"\vnext_run_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt2\xb9R\n" +
 	"\rAddonsService\x12\xa7\x01\n" +
 	"\x0eListAddonTypes\x12(.slipway.addons.v1.ListAddonTypesRequest\x1a).slipway.addons.v1.ListAddonTypesResponse\"@\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x024Z!\x12\x1f/v1/teams/{team_id}/addon-types\x12\x0f/v1/addon-types\x12\xe1\x01\n" +
 	"\n" +
@@ -9266,7 +9266,8 @@ const file_slipway_addons_v1_addons_proto_rawDesc = "" +
 	"\x0eGetRestoreLogs\x12(.slipway.addons.v1.GetRestoreLogsRequest\x1a).slipway.addons.v1.GetRestoreLogsResponse\"\x88\x02\xa2\xbb\x18%\n" +
 	"!Project > Addons > General > Read\x10\x01\x82\xd3\xe4\x93\x02\xd8\x01Zsb\x05lines\x12j/v1/teams/{team_id}/projects/{project_id}/addons/{addon_id}/backups/{backup_id}/restores/{restore_id}/logsb\x05lines\x12Z/v1/projects/{project_id}/addons/{addon_id}/backups/{backup_id}/restores/{restore_id}/logs\x12\x95\x01\n" +
 	"\x0fTailRestoreLogs\x12).slipway.addons.v1.TailRestoreLogsRequest\x1a*.slipway.addons.v1.TailRestoreLogsResponse\")\xa2\xbb\x18%\n" +
-	"!Project > Addons > General > Read\x10\x010\x01B=Z;github.com/slipwayhq/slipway/gen/slipway/addons/v1;addonsv1b\x06proto3"
+	"!Project > Addons > General > Read\x10\x010\x01\x12X\n" +
+	"\x0eDownloadBackup\x12\x1f.slipway.api.v1.DownloadRequest\x1a\x1d.slipway.api.v1.DownloadChunk\"\x04\xa2\xbb\x18\x000\x01B=Z;github.com/slipwayhq/slipway/gen/slipway/addons/v1;addonsv1b\x06proto3"
 
 var (
 	file_slipway_addons_v1_addons_proto_rawDescOnce sync.Once
@@ -9394,6 +9395,8 @@ var file_slipway_addons_v1_addons_proto_goTypes = []any{
 	(*v1.Pagination)(nil),                      // 109: slipway.api.v1.Pagination
 	(*structpb.Struct)(nil),                    // 110: google.protobuf.Struct
 	(*timestamppb.Timestamp)(nil),              // 111: google.protobuf.Timestamp
+	(*v1.DownloadRequest)(nil),                 // 112: slipway.api.v1.DownloadRequest
+	(*v1.DownloadChunk)(nil),                   // 113: slipway.api.v1.DownloadChunk
 }
 var file_slipway_addons_v1_addons_proto_depIdxs = []int32{
 	74,  // 0: slipway.addons.v1.ListAddonTypesResponse.addon_types:type_name -> slipway.addons.v1.AddonType
@@ -9542,45 +9545,47 @@ var file_slipway_addons_v1_addons_proto_depIdxs = []int32{
 	38,  // 143: slipway.addons.v1.AddonsService.TailBackupLogs:input_type -> slipway.addons.v1.TailBackupLogsRequest
 	40,  // 144: slipway.addons.v1.AddonsService.GetRestoreLogs:input_type -> slipway.addons.v1.GetRestoreLogsRequest
 	42,  // 145: slipway.addons.v1.AddonsService.TailRestoreLogs:input_type -> slipway.addons.v1.TailRestoreLogsRequest
-	1,   // 146: slipway.addons.v1.AddonsService.ListAddonTypes:output_type -> slipway.addons.v1.ListAddonTypesResponse
-	3,   // 147: slipway.addons.v1.AddonsService.ListAddons:output_type -> slipway.addons.v1.ListAddonsResponse
-	5,   // 148: slipway.addons.v1.AddonsService.CreateAddon:output_type -> slipway.addons.v1.CreateAddonResponse
-	7,   // 149: slipway.addons.v1.AddonsService.PutAddon:output_type -> slipway.addons.v1.PutAddonResponse
-	9,   // 150: slipway.addons.v1.AddonsService.GetAddon:output_type -> slipway.addons.v1.GetAddonResponse
-	11,  // 151: slipway.addons.v1.AddonsService.PatchAddon:output_type -> slipway.addons.v1.PatchAddonResponse
-	13,  // 152: slipway.addons.v1.AddonsService.DeleteAddon:output_type -> slipway.addons.v1.DeleteAddonResponse
-	15,  // 153: slipway.addons.v1.AddonsService.PauseAddon:output_type -> slipway.addons.v1.PauseAddonResponse
-	17,  // 154: slipway.addons.v1.AddonsService.ResumeAddon:output_type -> slipway.addons.v1.ResumeAddonResponse
-	19,  // 155: slipway.addons.v1.AddonsService.RestartAddon:output_type -> slipway.addons.v1.RestartAddonResponse
-	21,  // 156: slipway.addons.v1.AddonsService.GetAddonCredentials:output_type -> slipway.addons.v1.GetAddonCredentialsResponse
-	23,  // 157: slipway.addons.v1.AddonsService.GetAddonContainers:output_type -> slipway.addons.v1.GetAddonContainersResponse
-	25,  // 158: slipway.addons.v1.AddonsService.GetAddonVersion:output_type -> slipway.addons.v1.GetAddonVersionResponse
-	27,  // 159: slipway.addons.v1.AddonsService.UpdateAddonVersion:output_type -> slipway.addons.v1.UpdateAddonVersionResponse
-	29,  // 160: slipway.addons.v1.AddonsService.UpdateAddonNetworkSettings:output_type -> slipway.addons.v1.UpdateAddonNetworkSettingsResponse
-	31,  // 161: slipway.addons.v1.AddonsService.ScaleAddon:output_type -> slipway.addons.v1.ScaleAddonResponse
-	33,  // 162: slipway.addons.v1.AddonsService.GetAddonLogs:output_type -> slipway.addons.v1.GetAddonLogsResponse
-	35,  // 163: slipway.addons.v1.AddonsService.TailAddonLogs:output_type -> slipway.addons.v1.TailAddonLogsResponse
-	45,  // 164: slipway.addons.v1.AddonsService.ListBackups:output_type -> slipway.addons.v1.ListBackupsResponse
-	47,  // 165: slipway.addons.v1.AddonsService.CreateBackup:output_type -> slipway.addons.v1.CreateBackupResponse
-	49,  // 166: slipway.addons.v1.AddonsService.GetBackup:output_type -> slipway.addons.v1.GetBackupResponse
-	51,  // 167: slipway.addons.v1.AddonsService.DeleteBackup:output_type -> slipway.addons.v1.DeleteBackupResponse
-	53,  // 168: slipway.addons.v1.AddonsService.AbortBackup:output_type -> slipway.addons.v1.AbortBackupResponse
-	55,  // 169: slipway.addons.v1.AddonsService.RetainBackup:output_type -> slipway.addons.v1.RetainBackupResponse
-	57,  // 170: slipway.addons.v1.AddonsService.GetBackupDownloadLink:output_type -> slipway.addons.v1.GetBackupDownloadLinkResponse
-	59,  // 171: slipway.addons.v1.AddonsService.ImportBackup:output_type -> slipway.addons.v1.ImportBackupResponse
-	61,  // 172: slipway.addons.v1.AddonsService.RestoreBackup:output_type -> slipway.addons.v1.RestoreBackupResponse
-	63,  // 173: slipway.addons.v1.AddonsService.AbortRestore:output_type -> slipway.addons.v1.AbortRestoreResponse
-	65,  // 174: slipway.addons.v1.AddonsService.ListBackupRestores:output_type -> slipway.addons.v1.ListBackupRestoresResponse
-	67,  // 175: slipway.addons.v1.AddonsService.ListAddonRestores:output_type -> slipway.addons.v1.ListAddonRestoresResponse
-	69,  // 176: slipway.addons.v1.AddonsService.ListBackupSchedules:output_type -> slipway.addons.v1.ListBackupSchedulesResponse
-	71,  // 177: slipway.addons.v1.AddonsService.CreateBackupSchedule:output_type -> slipway.addons.v1.CreateBackupScheduleResponse
-	73,  // 178: slipway.addons.v1.AddonsService.DeleteBackupSchedule:output_type -> slipway.addons.v1.DeleteBackupScheduleResponse
-	37,  // 179: slipway.addons.v1.AddonsService.GetBackupLogs:output_type -> slipway.addons.v1.GetBackupLogsResponse
-	39,  // 180: slipway.addons.v1.AddonsService.TailBackupLogs:output_type -> slipway.addons.v1.TailBackupLogsResponse
-	41,  // 181: slipway.addons.v1.AddonsService.GetRestoreLogs:output_type -> slipway.addons.v1.GetRestoreLogsResponse
-	43,  // 182: slipway.addons.v1.AddonsService.TailRestoreLogs:output_type -> slipway.addons.v1.TailRestoreLogsResponse
-	146, // [146:183] is the sub-list for method output_type
-	109, // [109:146] is the sub-list for method input_type
+	112, // 146: slipway.addons.v1.AddonsService.DownloadBackup:input_type -> slipway.api.v1.DownloadRequest
+	1,   // 147: slipway.addons.v1.AddonsService.ListAddonTypes:output_type -> slipway.addons.v1.ListAddonTypesResponse
+	3,   // 148: slipway.addons.v1.AddonsService.ListAddons:output_type -> slipway.addons.v1.ListAddonsResponse
+	5,   // 149: slipway.addons.v1.AddonsService.CreateAddon:output_type -> slipway.addons.v1.CreateAddonResponse
+	7,   // 150: slipway.addons.v1.AddonsService.PutAddon:output_type -> slipway.addons.v1.PutAddonResponse
+	9,   // 151: slipway.addons.v1.AddonsService.GetAddon:output_type -> slipway.addons.v1.GetAddonResponse
+	11,  // 152: slipway.addons.v1.AddonsService.PatchAddon:output_type -> slipway.addons.v1.PatchAddonResponse
+	13,  // 153: slipway.addons.v1.AddonsService.DeleteAddon:output_type -> slipway.addons.v1.DeleteAddonResponse
+	15,  // 154: slipway.addons.v1.AddonsService.PauseAddon:output_type -> slipway.addons.v1.PauseAddonResponse
+	17,  // 155: slipway.addons.v1.AddonsService.ResumeAddon:output_type -> slipway.addons.v1.ResumeAddonResponse
+	19,  // 156: slipway.addons.v1.AddonsService.RestartAddon:output_type -> slipway.addons.v1.RestartAddonResponse
+	21,  // 157: slipway.addons.v1.AddonsService.GetAddonCredentials:output_type -> slipway.addons.v1.GetAddonCredentialsResponse
+	23,  // 158: slipway.addons.v1.AddonsService.GetAddonContainers:output_type -> slipway.addons.v1.GetAddonContainersResponse
+	25,  // 159: slipway.addons.v1.AddonsService.GetAddonVersion:output_type -> slipway.addons.v1.GetAddonVersionResponse
+	27,  // 160: slipway.addons.v1.AddonsService.UpdateAddonVersion:output_type -> slipway.addons.v1.UpdateAddonVersionResponse
+	29,  // 161: slipway.addons.v1.AddonsService.UpdateAddonNetworkSettings:output_type -> slipway.addons.v1.UpdateAddonNetworkSettingsResponse
+	31,  // 162: slipway.addons.v1.AddonsService.ScaleAddon:output_type -> slipway.addons.v1.ScaleAddonResponse
+	33,  // 163: slipway.addons.v1.AddonsService.GetAddonLogs:output_type -> slipway.addons.v1.GetAddonLogsResponse
+	35,  // 164: slipway.addons.v1.AddonsService.TailAddonLogs:output_type -> slipway.addons.v1.TailAddonLogsResponse
+	45,  // 165: slipway.addons.v1.AddonsService.ListBackups:output_type -> slipway.addons.v1.ListBackupsResponse
+	47,  // 166: slipway.addons.v1.AddonsService.CreateBackup:output_type -> slipway.addons.v1.CreateBackupResponse
+	49,  // 167: slipway.addons.v1.AddonsService.GetBackup:output_type -> slipway.addons.v1.GetBackupResponse
+	51,  // 168: slipway.addons.v1.AddonsService.DeleteBackup:output_type -> slipway.addons.v1.DeleteBackupResponse
+	53,  // 169: slipway.addons.v1.AddonsService.AbortBackup:output_type -> slipway.addons.v1.AbortBackupResponse
+	55,  // 170: slipway.addons.v1.AddonsService.RetainBackup:output_type -> slipway.addons.v1.RetainBackupResponse
+	57,  // 171: slipway.addons.v1.AddonsService.GetBackupDownloadLink:output_type -> slipway.addons.v1.GetBackupDownloadLinkResponse
+	59,  // 172: slipway.addons.v1.AddonsService.ImportBackup:output_type -> slipway.addons.v1.ImportBackupResponse
+	61,  // 173: slipway.addons.v1.AddonsService.RestoreBackup:output_type -> slipway.addons.v1.RestoreBackupResponse
+	63,  // 174: slipway.addons.v1.AddonsService.AbortRestore:output_type -> slipway.addons.v1.AbortRestoreResponse
+	65,  // 175: slipway.addons.v1.AddonsService.ListBackupRestores:output_type -> slipway.addons.v1.ListBackupRestoresResponse
+	67,  // 176: slipway.addons.v1.AddonsService.ListAddonRestores:output_type -> slipway.addons.v1.ListAddonRestoresResponse
+	69,  // 177: slipway.addons.v1.AddonsService.ListBackupSchedules:output_type -> slipway.addons.v1.ListBackupSchedulesResponse
+	71,  // 178: slipway.addons.v1.AddonsService.CreateBackupSchedule:output_type -> slipway.addons.v1.CreateBackupScheduleResponse
+	73,  // 179: slipway.addons.v1.AddonsService.DeleteBackupSchedule:output_type -> slipway.addons.v1.DeleteBackupScheduleResponse
+	37,  // 180: slipway.addons.v1.AddonsService.GetBackupLogs:output_type -> slipway.addons.v1.GetBackupLogsResponse
+	39,  // 181: slipway.addons.v1.AddonsService.TailBackupLogs:output_type -> slipway.addons.v1.TailBackupLogsResponse
+	41,  // 182: slipway.addons.v1.AddonsService.GetRestoreLogs:output_type -> slipway.addons.v1.GetRestoreLogsResponse
+	43,  // 183: slipway.addons.v1.AddonsService.TailRestoreLogs:output_type -> slipway.addons.v1.TailRestoreLogsResponse
+	113, // 184: slipway.addons.v1.AddonsService.DownloadBackup:output_type -> slipway.api.v1.DownloadChunk
+	147, // [147:185] is the sub-list for method output_type
+	109, // [109:147] is the sub-list for method input_type
 	109, // [109:109] is the sub-list for extension type_name
 	109, // [109:109] is the sub-list for extension extendee
 	0,   // [0:109] is the sub-list for field type_name

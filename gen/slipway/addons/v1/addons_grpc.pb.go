@@ -13,6 +13,7 @@ package addonsv1
 
 import (
 	context "context"
+	v1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -61,6 +62,7 @@ const (
 	AddonsService_TailBackupLogs_FullMethodName             = "/slipway.addons.v1.AddonsService/TailBackupLogs"
 	AddonsService_GetRestoreLogs_FullMethodName             = "/slipway.addons.v1.AddonsService/GetRestoreLogs"
 	AddonsService_TailRestoreLogs_FullMethodName            = "/slipway.addons.v1.AddonsService/TailRestoreLogs"
+	AddonsService_DownloadBackup_FullMethodName             = "/slipway.addons.v1.AddonsService/DownloadBackup"
 )
 
 // AddonsServiceClient is the client API for AddonsService service.
@@ -143,6 +145,14 @@ type AddonsServiceClient interface {
 	GetRestoreLogs(ctx context.Context, in *GetRestoreLogsRequest, opts ...grpc.CallOption) (*GetRestoreLogsResponse, error)
 	// TailRestoreLogs streams a restore's log lines (a Slipway extension), served as the WebSocket tail of GET .../restores/{restoreId}/logs?queryType=tail.
 	TailRestoreLogs(ctx context.Context, in *TailRestoreLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailRestoreLogsResponse], error)
+	// DownloadBackup streams a backup's file to the holder of a signed,
+	// expiring link from GetBackupDownloadLink. The gateway serves it as
+	// GET /v1/addon-backup-downloads/{token} (component.Download), passing
+	// the token as a param: the link's signature authenticates the call,
+	// not the API's credentials, hence the shared messages:
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	DownloadBackup(ctx context.Context, in *v1.DownloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.DownloadChunk], error)
 }
 
 type addonsServiceClient struct {
@@ -550,6 +560,25 @@ func (c *addonsServiceClient) TailRestoreLogs(ctx context.Context, in *TailResto
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AddonsService_TailRestoreLogsClient = grpc.ServerStreamingClient[TailRestoreLogsResponse]
 
+func (c *addonsServiceClient) DownloadBackup(ctx context.Context, in *v1.DownloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.DownloadChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AddonsService_ServiceDesc.Streams[3], AddonsService_DownloadBackup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[v1.DownloadRequest, v1.DownloadChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AddonsService_DownloadBackupClient = grpc.ServerStreamingClient[v1.DownloadChunk]
+
 // AddonsServiceServer is the server API for AddonsService service.
 // All implementations must embed UnimplementedAddonsServiceServer
 // for forward compatibility.
@@ -630,6 +659,14 @@ type AddonsServiceServer interface {
 	GetRestoreLogs(context.Context, *GetRestoreLogsRequest) (*GetRestoreLogsResponse, error)
 	// TailRestoreLogs streams a restore's log lines (a Slipway extension), served as the WebSocket tail of GET .../restores/{restoreId}/logs?queryType=tail.
 	TailRestoreLogs(*TailRestoreLogsRequest, grpc.ServerStreamingServer[TailRestoreLogsResponse]) error
+	// DownloadBackup streams a backup's file to the holder of a signed,
+	// expiring link from GetBackupDownloadLink. The gateway serves it as
+	// GET /v1/addon-backup-downloads/{token} (component.Download), passing
+	// the token as a param: the link's signature authenticates the call,
+	// not the API's credentials, hence the shared messages:
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	DownloadBackup(*v1.DownloadRequest, grpc.ServerStreamingServer[v1.DownloadChunk]) error
 	mustEmbedUnimplementedAddonsServiceServer()
 }
 
@@ -750,6 +787,9 @@ func (UnimplementedAddonsServiceServer) GetRestoreLogs(context.Context, *GetRest
 }
 func (UnimplementedAddonsServiceServer) TailRestoreLogs(*TailRestoreLogsRequest, grpc.ServerStreamingServer[TailRestoreLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method TailRestoreLogs not implemented")
+}
+func (UnimplementedAddonsServiceServer) DownloadBackup(*v1.DownloadRequest, grpc.ServerStreamingServer[v1.DownloadChunk]) error {
+	return status.Error(codes.Unimplemented, "method DownloadBackup not implemented")
 }
 func (UnimplementedAddonsServiceServer) mustEmbedUnimplementedAddonsServiceServer() {}
 func (UnimplementedAddonsServiceServer) testEmbeddedByValue()                       {}
@@ -1417,6 +1457,17 @@ func _AddonsService_TailRestoreLogs_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AddonsService_TailRestoreLogsServer = grpc.ServerStreamingServer[TailRestoreLogsResponse]
 
+func _AddonsService_DownloadBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(v1.DownloadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AddonsServiceServer).DownloadBackup(m, &grpc.GenericServerStream[v1.DownloadRequest, v1.DownloadChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AddonsService_DownloadBackupServer = grpc.ServerStreamingServer[v1.DownloadChunk]
+
 // AddonsService_ServiceDesc is the grpc.ServiceDesc for AddonsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1575,6 +1626,11 @@ var AddonsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "TailRestoreLogs",
 			Handler:       _AddonsService_TailRestoreLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "DownloadBackup",
+			Handler:       _AddonsService_DownloadBackup_Handler,
 			ServerStreams: true,
 		},
 	},
