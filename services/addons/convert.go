@@ -47,7 +47,7 @@ func (s *Service) addonOf(ctx context.Context, a Addon) *addonsv1.Addon {
 	out := &addonsv1.Addon{
 		Id: a.ID, AppId: a.ProjectID + "/" + a.ID, Name: a.Name, Description: a.Settings.Description, Tags: orEmpty(a.Settings.Tags),
 		Type: a.Type, Version: a.Settings.Version, StageId: a.Settings.StageID,
-		Billing: &addonsv1.AddonBilling{DeploymentPlan: a.Settings.Plan, Storage: int32(a.Settings.StorageMB), Replicas: int32(a.Settings.Replicas)},
+		Billing:    &addonsv1.AddonBilling{DeploymentPlan: a.Settings.Plan, Storage: int32(a.Settings.StorageMB), Replicas: int32(a.Settings.Replicas)},
 		TlsEnabled: a.Settings.TLS, ExternalAccessEnabled: a.Settings.External, IpPolicies: []*addonsv1.IPPolicy{},
 		Status: a.Status, StatusMessage: a.StatusMessage,
 		Cluster:   &addonsv1.Cluster{Id: region, Name: region, Namespace: s.opts.Driver.Name()},

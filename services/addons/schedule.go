@@ -230,7 +230,7 @@ func (s *Service) fireSchedules(ctx context.Context) {
 		a, err := s.store.GetAddon(ctx, sc.TeamID, sc.ProjectID, sc.AddonID)
 		if err == nil {
 			_, err = s.startBackup(ctx, a, backupOptions{Type: sc.BackupType, Compression: sc.Compression, ScheduleID: sc.ID,
-				Name: fmt.Sprintf("%s %s %s", a.Name, sc.Interval, now.Format("2006-01-02 15:04")),
+				Name:      fmt.Sprintf("%s %s %s", a.Name, sc.Interval, now.Format("2006-01-02 15:04")),
 				ExpiresAt: now.Add(time.Duration(sc.RetentionDays) * 24 * time.Hour)})
 		}
 		if err != nil {
