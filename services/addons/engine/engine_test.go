@@ -213,7 +213,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("Get(%q)", e.Type())
 		}
 	}
-	if got := strings.Join(types, ","); got != "postgresql,redis" {
+	if got := strings.Join(types, ","); got != "mysql,postgresql,redis" {
 		t.Fatalf("types %s", got)
 	}
 	if _, ok := Get("mongodb"); ok {
