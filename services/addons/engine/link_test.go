@@ -146,4 +146,3 @@ func TestCredentialKeys(t *testing.T) {
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
-
