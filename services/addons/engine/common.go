@@ -37,7 +37,7 @@ var (
 
 // validate checks what goes into a server's command lines, configuration
 // and SQL unquoted.
-func validate(a Addon, db bool) error {
+func validate(a Addon, db, user bool) error {
 	if !safeID.MatchString(a.ID) {
 		return fmt.Errorf("engine: addon id %q: only letters, digits, '-' and '_' are allowed", a.ID)
 	}
@@ -45,6 +45,9 @@ func validate(a Addon, db bool) error {
 		return fmt.Errorf("engine: database name %q: a letter or '_', then letters, digits, '-' and '_', at most 63", a.DBName)
 	}
 	for _, u := range []struct{ what, v string }{{"user", a.User}, {"admin user", a.AdminUser}} {
+		if u.what == "user" && !user {
+			continue
+		}
 		if !safeName.MatchString(u.v) {
 			return fmt.Errorf("engine: %s name %q: a letter or '_', then letters, digits, '-' and '_', at most 63", u.what, u.v)
 		}

@@ -182,9 +182,10 @@ type Features struct {
 // Check is what an addon holds, comparable between an addon and an
 // instance restored from its backup.
 type Check struct {
-	// Counts maps each user table ("schema.table" for PostgreSQL,
-	// "database.table" for MySQL) or Redis database ("db0") to its number
-	// of rows or keys.
+	// Counts maps each user table ("schema.table" for PostgreSQL, the
+	// table's name in DBName for MySQL, so that a restore into another
+	// database name compares) or Redis database ("db0") to its number of
+	// rows or keys.
 	Counts map[string]int64
 	// Schema maps each table to its columns ("name type, ..."); empty for
 	// Redis.

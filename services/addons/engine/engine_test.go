@@ -213,7 +213,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("Get(%q)", e.Type())
 		}
 	}
-	if got := strings.Join(types, ","); got != "postgresql" {
+	if got := strings.Join(types, ","); got != "mysql,postgresql,redis" {
 		t.Fatalf("types %s", got)
 	}
 	if _, ok := Get("mongodb"); ok {
@@ -236,8 +236,8 @@ func TestSpecRefusesUnsafeValues(t *testing.T) {
 		} {
 			a := good
 			mut(&a)
-			if e.Type() == TypeRedis && name == "db name" {
-				continue // Redis has no database name
+			if e.Type() == TypeRedis && (name == "db name" || name == "user") {
+				continue // Redis has no database, and its app user is "default"
 			}
 			if _, err := e.Spec(a); err == nil {
 				t.Errorf("%s: Spec accepted a bad %s", e.Type(), name)

@@ -131,7 +131,7 @@ exec postgres -D /data/pgdata -c listen_addresses='*' -c port=5432 -c unix_socke
 `
 
 func (p *postgres) Spec(a Addon) (runtime.Spec, error) {
-	if err := validate(a, true); err != nil {
+	if err := validate(a, true, true); err != nil {
 		return runtime.Spec{}, err
 	}
 	if err := checkVersion(p, a); err != nil {
