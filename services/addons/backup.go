@@ -99,7 +99,7 @@ func (s *Service) startBackup(ctx context.Context, a Addon, o backupOptions) (Ba
 		return Backup{}, apierr.FromStore(err, "addon", a.ID)
 	}
 	if err := s.store.CreateBackup(ctx, b); err != nil {
-		_, _ = s.setStatus(context.WithoutCancel(ctx), a, StatusRunning, "")
+		s.transition(context.WithoutCancel(ctx), a, []string{StatusBackup, StatusRestore}, StatusRunning, "")
 		return Backup{}, apierr.FromStore(err, "backup", b.ID)
 	}
 	s.background(func(ctx context.Context) { s.runBackup(ctx, a, b) })
@@ -121,13 +121,11 @@ func (s *Service) runBackup(ctx context.Context, a Addon, b Backup) {
 	l.Lock()
 	source, size, sum, err := s.takeBackup(ctx, a, b)
 	l.Unlock()
-	if s.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	if s.stopping() && errors.Is(err, context.Canceled) {
 		return // Slipway is stopping: the next start fails it as interrupted
 	}
 	done := context.WithoutCancel(ctx)
-	if _, serr := s.setStatus(done, a, StatusRunning, ""); serr != nil {
-		s.log.Warn("recording a running addon after its backup", "addon", a.ID, "error", serr)
-	}
+	s.transition(done, a, []string{StatusBackup}, StatusRunning, "")
 	b, uerr := s.store.UpdateBackup(done, b.TeamID, b.ProjectID, b.AddonID, b.ID, func(cur *Backup) ([]events.Event, error) {
 		cur.CompletedAt = s.now()
 		switch {
@@ -348,7 +346,7 @@ func (s *Service) verify(ctx context.Context, b Backup) {
 		return
 	}
 	result, verr := s.restoreThrowaway(ctx, a, b)
-	if ctx.Err() != nil && s.ctx.Err() != nil {
+	if ctx.Err() != nil && s.stopping() {
 		return // stopping: verified again at the next start
 	}
 	done := context.WithoutCancel(ctx)

@@ -114,6 +114,29 @@ func (s *Service) setStatus(ctx context.Context, a Addon, status, message string
 	})
 }
 
+// transition records status (and why) only when the addon is in one of
+// from: work that ends (a start, a backup, a restore) must not overwrite
+// what a client did meanwhile (paused, deleting).
+func (s *Service) transition(ctx context.Context, a Addon, from []string, status, message string) {
+	_, err := s.store.UpdateAddon(ctx, a.TeamID, a.ProjectID, a.ID, func(cur *Addon) ([]events.Event, error) {
+		if !contains(from, cur.Status) || (cur.Status == status && cur.StatusMessage == message) {
+			return nil, nil
+		}
+		cur.Status, cur.StatusMessage, cur.UpdatedAt = status, message, s.now()
+		return addonEvents(events.ResourceUpdated, *cur)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Warn("recording an addon's status", "addon", a.ID, "status", status, "error", err)
+	}
+}
+
+// stopping reports whether the service is shutting down.
+func (s *Service) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ctx.Err() != nil
+}
+
 // bringUp starts the addon's server in the background and records
 // running, or failed with why. With source set, the new addon is then
 // restored from that backup (a fork).
@@ -133,14 +156,13 @@ func (s *Service) bringUp(a Addon, then func(ctx context.Context, a Addon, serve
 		if ctx.Err() != nil {
 			return // shutting down: the next start takes it back
 		}
+		starting := []string{StatusPreDeployment, StatusRestore, StatusFailed, StatusRunning}
 		if err != nil {
 			s.log.Warn("addon server did not start", "addon", a.ID, "project", a.ProjectID, "error", err)
-			_, _ = s.setStatus(ctx, cur, StatusFailed, "the server did not start: "+userMessage(err))
+			s.transition(ctx, cur, starting, StatusFailed, trimMessage("the server did not start: "+userMessage(err)))
 			return
 		}
-		if _, err := s.setStatus(ctx, cur, StatusRunning, ""); err != nil {
-			s.log.Warn("recording a running addon", "addon", a.ID, "error", err)
-		}
+		s.transition(ctx, cur, starting, StatusRunning, "")
 	})
 }
 

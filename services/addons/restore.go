@@ -57,7 +57,7 @@ func (s *Service) startRestore(ctx context.Context, a Addon, b Backup) (Restore,
 		return Restore{}, apierr.FromStore(err, "addon", a.ID)
 	}
 	if err := s.store.CreateRestore(ctx, r); err != nil {
-		_, _ = s.setStatus(context.WithoutCancel(ctx), a, StatusRunning, "")
+		s.transition(context.WithoutCancel(ctx), a, []string{StatusBackup, StatusRestore}, StatusRunning, "")
 		return Restore{}, apierr.FromStore(err, "restore", r.ID)
 	}
 	s.background(func(ctx context.Context) {
@@ -66,8 +66,8 @@ func (s *Service) startRestore(ctx context.Context, a Addon, b Backup) (Restore,
 		err := s.runRestore(ctx, a, b, r)
 		l.Unlock()
 		s.finishRestore(ctx, a, r, err)
-		if s.ctx.Err() == nil {
-			_, _ = s.setStatus(context.WithoutCancel(ctx), a, StatusRunning, "")
+		if !s.stopping() {
+			s.transition(context.WithoutCancel(ctx), a, []string{StatusRestore}, StatusRunning, "")
 		}
 	})
 	return r, nil
@@ -75,7 +75,7 @@ func (s *Service) startRestore(ctx context.Context, a Addon, b Backup) (Restore,
 
 // finishRestore records a restore's outcome.
 func (s *Service) finishRestore(ctx context.Context, a Addon, r Restore, err error) {
-	if s.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	if s.stopping() && errors.Is(err, context.Canceled) {
 		return // stopping: the next start fails it as interrupted
 	}
 	done := context.WithoutCancel(ctx)

@@ -83,6 +83,7 @@ type harness struct {
 	client   addonsv1.AddonsServiceClient
 	driver   runtime.Driver
 	clock    *clock
+	svc      *addons.Service
 	stop     func()
 }
 
@@ -154,6 +155,7 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.svc = svc
 	authorizer := authz.New(authztest.Static{
 		adminCred:  authztest.TeamToken(teamID, "admin"),
 		viewerCred: authztest.TeamToken(teamID, "viewer"),
