@@ -385,8 +385,12 @@ func TestSecretBadInput(t *testing.T) {
 		"oversized total": {spec(func(s *addonsv1.SecretSpec) {
 			s.Secrets = &addonsv1.SecretData{Variables: map[string]string{"A": big, "B": big, "C": big, "D": big, "E": big}}
 		}), codes.InvalidArgument, "at most 262144"},
-		"oversized value":  {spec(func(s *addonsv1.SecretSpec) { s.Secrets = &addonsv1.SecretData{Variables: map[string]string{"A": big + big}} }), codes.InvalidArgument, "variables"},
-		"bad key":          {spec(func(s *addonsv1.SecretSpec) { s.Secrets = &addonsv1.SecretData{Variables: map[string]string{"A B": "x"}} }), codes.InvalidArgument, "variables"},
+		"oversized value": {spec(func(s *addonsv1.SecretSpec) {
+			s.Secrets = &addonsv1.SecretData{Variables: map[string]string{"A": big + big}}
+		}), codes.InvalidArgument, "variables"},
+		"bad key": {spec(func(s *addonsv1.SecretSpec) {
+			s.Secrets = &addonsv1.SecretData{Variables: map[string]string{"A B": "x"}}
+		}), codes.InvalidArgument, "variables"},
 		"priority 101":     {spec(func(s *addonsv1.SecretSpec) { s.Priority = 101 }), codes.InvalidArgument, "priority"},
 		"priority -1":      {spec(func(s *addonsv1.SecretSpec) { s.Priority = -1 }), codes.InvalidArgument, "priority"},
 		"unknown type":     {spec(func(s *addonsv1.SecretSpec) { s.SecretType = "runtime" }), codes.InvalidArgument, "secretType"},
@@ -474,7 +478,7 @@ func TestResolveEnvironment(t *testing.T) {
 		Restrictions: &addonsv1.SecretRestrictions{Restricted: true, NfObjects: []*addonsv1.SecretRestrictionObject{{Id: "api", Type: "service"}}},
 		Secrets:      &addonsv1.SecretData{Variables: map[string]string{"API": "1"}}})
 	h.create(&addonsv1.SecretSpec{Name: "tagged and", SecretType: "environment", Priority: 60,
-		Restrictions: &addonsv1.SecretRestrictions{Restricted: true, Tags: []string{"db", "prod"}, TagMatchCondition: "and"},
+		Restrictions:      &addonsv1.SecretRestrictions{Restricted: true, Tags: []string{"db", "prod"}, TagMatchCondition: "and"},
 		AddonDependencies: []*addonsv1.SecretAddonDependency{{AddonId: "cache", Keys: []*addonsv1.SecretAddonKey{{KeyName: "PASSWORD"}}}},
 		Secrets:           &addonsv1.SecretData{Variables: map[string]string{"TAGGED_AND": "1"}}})
 	h.create(&addonsv1.SecretSpec{Name: "tagged or", SecretType: "environment", Priority: 60,

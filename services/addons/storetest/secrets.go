@@ -61,7 +61,7 @@ func group(team, project, id string) addons.SecretGroup {
 		Type: "secret", SecretType: "environment", Priority: 10,
 		Restrictions: addons.SecretRestrictions{Restricted: true, Objects: []addons.SecretObject{{ID: "web", Type: "service"}},
 			Tags: []string{"db"}, TagMatch: "and"},
-		Addons: []addons.SecretAddonLink{{AddonID: "pg", Keys: []addons.SecretAddonKey{{Name: "HOST", Aliases: []string{"DB_HOST"}}, {Name: "PORT"}}}},
+		Addons:    []addons.SecretAddonLink{{AddonID: "pg", Keys: []addons.SecretAddonKey{{Name: "HOST", Aliases: []string{"DB_HOST"}}, {Name: "PORT"}}}},
 		Variables: map[string]string{"A": "1", "B": ""},
 		Files:     map[string]addons.SecretFileValue{"/etc-app/x.conf": {Data: "eA==", Encoding: "utf-8"}},
 		CreatedAt: at, UpdatedAt: at,
