@@ -45,15 +45,15 @@ const (
 	stInternal  = "internal-key"
 )
 
-// memAddons is a small in-memory AddonConnections for these tests: the
+// secretMemAddons is a small in-memory AddonConnections for these tests: the
 // addons server implements the interface for real (the lead wires it),
 // and these tests are about the secret groups, not the addons.
-type memAddons struct {
+type secretMemAddons struct {
 	mu    sync.Mutex
 	conns map[string]SecretAddonConnection // by team/project/addon
 }
 
-func (m *memAddons) Connection(_ context.Context, team, project, addon string) (SecretAddonConnection, error) {
+func (m *secretMemAddons) Connection(_ context.Context, team, project, addon string) (SecretAddonConnection, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.conns[team+"/"+project+"/"+addon]
@@ -64,13 +64,13 @@ func (m *memAddons) Connection(_ context.Context, team, project, addon string) (
 	return c, nil
 }
 
-func (m *memAddons) set(team, project, addon string, c SecretAddonConnection) {
+func (m *secretMemAddons) set(team, project, addon string, c SecretAddonConnection) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.conns[team+"/"+project+"/"+addon] = c
 }
 
-func (m *memAddons) drop(team, project, addon string) {
+func (m *secretMemAddons) drop(team, project, addon string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.conns, team+"/"+project+"/"+addon)
@@ -82,7 +82,7 @@ type secretHarness struct {
 	t      *testing.T
 	db     *sqldb.DB
 	srv    *secretsServer
-	addons *memAddons
+	addons *secretMemAddons
 	client addonsv1.SecretsServiceClient
 	outbox func() int
 }
@@ -112,7 +112,7 @@ func newSecretHarness(t *testing.T, engine sqldb.Dialect) *secretHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := &memAddons{conns: map[string]SecretAddonConnection{}}
+	mem := &secretMemAddons{conns: map[string]SecretAddonConnection{}}
 	mem.set(stTeam, stProject, "pg", SecretAddonConnection{Name: "pg", Type: "postgresql", Version: "16", SocketDir: "/var/lib/slipway/addons/x1/run",
 		Values: map[string]string{"HOST": "/run/slipway/addons/pg", "PORT": "5432", "USERNAME": "u", "PASSWORD": "s3cret", "DATABASE": "app"}})
 	mem.set(stTeam, stProject, "cache", SecretAddonConnection{Name: "cache", Type: "redis", Version: "7", SocketDir: "/var/lib/slipway/addons/x2/run",
@@ -134,19 +134,19 @@ func secretAs(cred string) context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", cred)
 }
 
-func internalCall() context.Context {
+func secretInternalCall() context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), authz.InternalKeyHeader, stInternal)
 }
 
 // wantCode fails unless err is a gRPC error with code.
-func wantCode(t *testing.T, what string, err error, code codes.Code) {
+func secretWantCode(t *testing.T, what string, err error, code codes.Code) {
 	t.Helper()
 	if status.Code(err) != code {
 		t.Fatalf("%s: %v, want %s", what, err, code)
 	}
 }
 
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+func secretB64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func (h *secretHarness) create(spec *addonsv1.SecretSpec) *addonsv1.Secret {
 	h.t.Helper()
@@ -194,7 +194,7 @@ func TestSecretGroupLifecycle(t *testing.T) {
 			Restrictions:      &addonsv1.SecretRestrictions{Restricted: true, NfObjects: []*addonsv1.SecretRestrictionObject{{Id: "api", Type: "service"}}},
 			AddonDependencies: []*addonsv1.SecretAddonDependency{{AddonId: "pg", Keys: []*addonsv1.SecretAddonKey{{KeyName: "PASSWORD", Aliases: []string{"PGPASSWORD"}}, {KeyName: "HOST"}}}},
 			Secrets: &addonsv1.SecretData{Variables: map[string]string{"MODE": "prod"},
-				Files: map[string]*addonsv1.SecretFile{"/secrets/app.conf": {Data: b64("x=1"), Encoding: "utf-8"}}},
+				Files: map[string]*addonsv1.SecretFile{"/secrets/app.conf": {Data: secretB64("x=1"), Encoding: "utf-8"}}},
 		})
 		if g.GetId() != "db-creds" || g.GetType() != "secret" || g.GetRestrictions().GetTagMatchCondition() != "or" ||
 			g.GetAddonDependencies()[0].GetKeys()[1].GetDefaultKey() != "NF_PG_HOST" || g.GetSecrets().GetVariables()["MODE"] != "prod" {
@@ -205,7 +205,7 @@ func TestSecretGroupLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]string{"MODE": "prod", "NF_PG_PASSWORD": "s3cret", "PGPASSWORD": "s3cret", "NF_PG_HOST": "/run/slipway/addons/pg"}
-		if !maps.Equal(got.GetSecret().GetSecrets().GetVariables(), want) || got.GetSecret().GetSecrets().GetFiles()["/secrets/app.conf"].GetData() != b64("x=1") {
+		if !maps.Equal(got.GetSecret().GetSecrets().GetVariables(), want) || got.GetSecret().GetSecrets().GetFiles()["/secrets/app.conf"].GetData() != secretB64("x=1") {
 			t.Fatalf("get = %v", got.GetSecret().GetSecrets())
 		}
 		own, _ := h.client.GetSecret(ctx, &addonsv1.GetSecretRequest{ProjectId: stProject, SecretId: "db-creds", Show: "this"})
@@ -230,7 +230,7 @@ func TestSecretGroupLifecycle(t *testing.T) {
 
 		// Update (POST) and patch change what they are given.
 		if _, err := h.client.UpdateSecret(ctx, &addonsv1.UpdateSecretRequest{ProjectId: stProject, SecretId: "db-creds",
-			Patch: &addonsv1.SecretPatch{Description: proto("changed")}}); err != nil {
+			Patch: &addonsv1.SecretPatch{Description: secretStr("changed")}}); err != nil {
 			t.Fatal(err)
 		}
 		p := int32(50)
@@ -263,7 +263,7 @@ func TestSecretGroupLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = h.client.DeleteSecretLink(ctx, &addonsv1.DeleteSecretLinkRequest{ProjectId: stProject, SecretId: "db-creds", AddonId: "cache"})
-		wantCode(t, "unlinking twice", err, codes.NotFound)
+		secretWantCode(t, "unlinking twice", err, codes.NotFound)
 
 		// Put replaces every setting and keeps the creation time.
 		put, err := h.client.PutSecret(ctx, &addonsv1.PutSecretRequest{ProjectId: stProject, Spec: &addonsv1.SecretSpec{
@@ -282,7 +282,7 @@ func TestSecretGroupLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = h.client.GetSecret(ctx, &addonsv1.GetSecretRequest{ProjectId: stProject, SecretId: "db-creds"})
-		wantCode(t, "get after delete", err, codes.NotFound)
+		secretWantCode(t, "get after delete", err, codes.NotFound)
 
 		// Each change wrote its event and the project-resource event;
 		// the no-op unlinking wrote nothing.
@@ -299,7 +299,7 @@ func TestSecretGroupLifecycle(t *testing.T) {
 	})
 }
 
-func proto(s string) *string { return &s }
+func secretStr(s string) *string { return &s }
 
 // TestSecretViewerSeesNamesNotValues: a viewer lists groups and global
 // secrets and looks at links (names and settings), but every call that
@@ -324,15 +324,15 @@ func TestSecretViewerSeesNamesNotValues(t *testing.T) {
 		t.Fatalf("viewer's global list = %v, %v", globals, err)
 	}
 	_, err = h.client.GetSecret(viewer, &addonsv1.GetSecretRequest{ProjectId: stProject, SecretId: "app"})
-	wantCode(t, "viewer's get", err, codes.PermissionDenied)
+	secretWantCode(t, "viewer's get", err, codes.PermissionDenied)
 	_, err = h.client.GetSecretDetails(viewer, &addonsv1.GetSecretDetailsRequest{ProjectId: stProject, SecretId: "app"})
-	wantCode(t, "viewer's details", err, codes.PermissionDenied)
+	secretWantCode(t, "viewer's details", err, codes.PermissionDenied)
 	_, err = h.client.GetGlobalSecret(viewer, &addonsv1.GetGlobalSecretRequest{SecretId: "team-keys"})
-	wantCode(t, "viewer's global get", err, codes.PermissionDenied)
+	secretWantCode(t, "viewer's global get", err, codes.PermissionDenied)
 	_, err = h.client.CreateSecret(viewer, &addonsv1.CreateSecretRequest{ProjectId: stProject, Spec: &addonsv1.SecretSpec{Name: "x", SecretType: "environment"}})
-	wantCode(t, "viewer's create", err, codes.PermissionDenied)
+	secretWantCode(t, "viewer's create", err, codes.PermissionDenied)
 	_, err = h.client.DeleteSecret(viewer, &addonsv1.DeleteSecretRequest{ProjectId: stProject, SecretId: "app"})
-	wantCode(t, "viewer's delete", err, codes.PermissionDenied)
+	secretWantCode(t, "viewer's delete", err, codes.PermissionDenied)
 	// A developer reads and changes a project's groups, reads global
 	// secrets, and may not create them.
 	dev := secretAs(stDeveloper)
@@ -343,15 +343,15 @@ func TestSecretViewerSeesNamesNotValues(t *testing.T) {
 		t.Fatalf("developer's global get = %v", err)
 	}
 	_, err = h.client.CreateGlobalSecret(dev, &addonsv1.CreateGlobalSecretRequest{Spec: &addonsv1.GlobalSecretSpec{Name: "x", Type: "secret"}})
-	wantCode(t, "developer's global create", err, codes.PermissionDenied)
+	secretWantCode(t, "developer's global create", err, codes.PermissionDenied)
 	// Another team: 404, never 403.
 	other := secretAs(stOther)
 	_, err = h.client.GetSecret(other, &addonsv1.GetSecretRequest{ProjectId: stProject, SecretId: "app"})
-	wantCode(t, "other team's get", err, codes.NotFound)
+	secretWantCode(t, "other team's get", err, codes.NotFound)
 	_, err = h.client.GetGlobalSecret(other, &addonsv1.GetGlobalSecretRequest{SecretId: "team-keys"})
-	wantCode(t, "other team's global get", err, codes.NotFound)
+	secretWantCode(t, "other team's global get", err, codes.NotFound)
 	_, err = h.client.ResolveEnvironment(secretAs(stAdmin), &addonsv1.ResolveEnvironmentRequest{TeamId: stTeam, ProjectId: stProject, Kind: "job", Id: "j"})
-	wantCode(t, "ResolveEnvironment from outside", err, codes.PermissionDenied)
+	secretWantCode(t, "ResolveEnvironment from outside", err, codes.PermissionDenied)
 }
 
 // TestSecretBadInput: every invalid input is a clear 4xx naming what is
@@ -374,13 +374,13 @@ func TestSecretBadInput(t *testing.T) {
 		code codes.Code
 		want string
 	}{
-		"relative file":       {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("secrets/x", b64("x")) }), codes.InvalidArgument, "files"},
-		"unclean file":        {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/secrets/../etc/x", b64("x")) }), codes.InvalidArgument, "clean"},
-		"file in /etc":        {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/etc/passwd", b64("x")) }), codes.InvalidArgument, "system path /etc"},
-		"file in /usr/lib":    {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/usr/lib/x/y", b64("x")) }), codes.InvalidArgument, "system path /usr"},
-		"file in /":           {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/x", b64("x")) }), codes.InvalidArgument, "lies in /"},
-		"file on addon mount": {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/run/slipway/addons/pg/x", b64("x")) }), codes.InvalidArgument, "linked addons"},
-		"file over /run":      {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/run/x", b64("x")) }), codes.InvalidArgument, "linked addons"},
+		"relative file":       {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("secrets/x", secretB64("x")) }), codes.InvalidArgument, "files"},
+		"unclean file":        {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/secrets/../etc/x", secretB64("x")) }), codes.InvalidArgument, "clean"},
+		"file in /etc":        {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/etc/passwd", secretB64("x")) }), codes.InvalidArgument, "system path /etc"},
+		"file in /usr/lib":    {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/usr/lib/x/y", secretB64("x")) }), codes.InvalidArgument, "system path /usr"},
+		"file in /":           {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/x", secretB64("x")) }), codes.InvalidArgument, "lies in /"},
+		"file on addon mount": {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/run/slipway/addons/pg/x", secretB64("x")) }), codes.InvalidArgument, "linked addons"},
+		"file over /run":      {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/run/x", secretB64("x")) }), codes.InvalidArgument, "linked addons"},
 		"file not base64":     {spec(func(s *addonsv1.SecretSpec) { s.Secrets = file("/secrets/x", "not base64!") }), codes.InvalidArgument, "base64"},
 		"oversized total": {spec(func(s *addonsv1.SecretSpec) {
 			s.Secrets = &addonsv1.SecretData{Variables: map[string]string{"A": big, "B": big, "C": big, "D": big, "E": big}}
@@ -415,63 +415,63 @@ func TestSecretBadInput(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := h.client.CreateSecret(secretAs(stAdmin), &addonsv1.CreateSecretRequest{ProjectId: stProject, Spec: c.spec})
-			if status.Code(err) != c.code || !strings.Contains(strings.ToLower(errorText(err)), strings.ToLower(c.want)) {
+			if status.Code(err) != c.code || !strings.Contains(strings.ToLower(secretErrorText(err)), strings.ToLower(c.want)) {
 				t.Fatalf("create = %v, want %s mentioning %q", err, c.code, c.want)
 			}
-			if strings.Contains(errorText(err), big[:64]) {
+			if strings.Contains(secretErrorText(err), big[:64]) {
 				t.Fatal("the error echoes the value")
 			}
 		})
 	}
 	_, err := h.client.CreateSecret(secretAs(stAdmin), &addonsv1.CreateSecretRequest{ProjectId: "nope", Spec: &addonsv1.SecretSpec{Name: "x", SecretType: "environment"}})
-	wantCode(t, "unknown project", err, codes.NotFound)
+	secretWantCode(t, "unknown project", err, codes.NotFound)
 	_, err = h.client.UpdateSecretLink(secretAs(stAdmin), &addonsv1.UpdateSecretLinkRequest{ProjectId: stProject, SecretId: "taken", AddonId: "nope"})
-	wantCode(t, "link of an unknown addon", err, codes.NotFound)
+	secretWantCode(t, "link of an unknown addon", err, codes.NotFound)
 	_, err = h.client.UpdateSecretLink(secretAs(stAdmin), &addonsv1.UpdateSecretLinkRequest{ProjectId: stProject, SecretId: "nope", AddonId: "pg"})
-	wantCode(t, "link to an unknown group", err, codes.NotFound)
+	secretWantCode(t, "link to an unknown group", err, codes.NotFound)
 	_, err = h.client.PatchSecret(secretAs(stAdmin), &addonsv1.PatchSecretRequest{ProjectId: stProject, SecretId: "taken",
-		Patch: &addonsv1.SecretPatch{Secrets: file("/proc/x", b64("x"))}})
-	wantCode(t, "patch with a file in /proc", err, codes.InvalidArgument)
+		Patch: &addonsv1.SecretPatch{Secrets: file("/proc/x", secretB64("x"))}})
+	secretWantCode(t, "patch with a file in /proc", err, codes.InvalidArgument)
 	_, err = h.client.PatchGlobalSecret(secretAs(stAdmin), &addonsv1.PatchGlobalSecretRequest{SecretId: "nope", Patch: &addonsv1.GlobalSecretPatch{}})
-	wantCode(t, "patch of an unknown global secret", err, codes.NotFound)
+	secretWantCode(t, "patch of an unknown global secret", err, codes.NotFound)
 	_, err = h.client.CreateGlobalSecret(secretAs(stAdmin), &addonsv1.CreateGlobalSecretRequest{Spec: &addonsv1.GlobalSecretSpec{Name: "x", Type: "secret",
 		Gitops: structpb.NewStringValue("repo")}})
-	wantCode(t, "global secret with gitops", err, codes.InvalidArgument)
+	secretWantCode(t, "global secret with gitops", err, codes.InvalidArgument)
 	if h.outbox() != before {
 		t.Fatalf("bad input wrote %d events", h.outbox()-before)
 	}
 }
 
 // errorText is err's message with its details.
-func errorText(err error) string {
+func secretErrorText(err error) string {
 	st, _ := status.FromError(err)
 	text := st.Message()
 	for _, d := range st.Details() {
-		text += " " + strings.ReplaceAll(strings.ReplaceAll(strings.TrimSpace(toString(d)), "\n", " "), "\\", "")
+		text += " " + strings.ReplaceAll(strings.ReplaceAll(strings.TrimSpace(secretToString(d)), "\n", " "), "\\", "")
 	}
 	return text
 }
 
-func toString(v any) string {
+func secretToString(v any) string {
 	if s, ok := v.(interface{ String() string }); ok {
 		return s.String()
 	}
 	return ""
 }
 
-// TestResolveEnvironment: the groups that apply to a workload, merged by
+// TestSecretResolveEnvironment: the groups that apply to a workload, merged by
 // priority (higher wins), each group's own variables over its links', the
 // linked addons' values under their default names and aliases, and their
 // socket directories to mount.
-func TestResolveEnvironment(t *testing.T) {
+func TestSecretResolveEnvironment(t *testing.T) {
 	h := newSecretHarness(t, sqldb.SQLite)
 	h.create(&addonsv1.SecretSpec{Name: "base", SecretType: "environment", Priority: 0,
 		Secrets: &addonsv1.SecretData{Variables: map[string]string{"LEVEL": "base", "BASE": "1"},
-			Files: map[string]*addonsv1.SecretFile{"/secrets/a": {Data: b64("base")}}}})
+			Files: map[string]*addonsv1.SecretFile{"/secrets/a": {Data: secretB64("base")}}}})
 	h.create(&addonsv1.SecretSpec{Name: "high", SecretType: "environment-arguments", Priority: 90,
 		AddonDependencies: []*addonsv1.SecretAddonDependency{{AddonId: "pg", Keys: []*addonsv1.SecretAddonKey{{KeyName: "PASSWORD", Aliases: []string{"LEVEL_FROM_LINK"}}}}},
 		Secrets: &addonsv1.SecretData{Variables: map[string]string{"LEVEL": "high", "LEVEL_FROM_LINK": "own wins"},
-			Files: map[string]*addonsv1.SecretFile{"/secrets/a": {Data: b64("high")}}}})
+			Files: map[string]*addonsv1.SecretFile{"/secrets/a": {Data: secretB64("high")}}}})
 	h.create(&addonsv1.SecretSpec{Name: "builds only", SecretType: "arguments", Priority: 100,
 		Secrets: &addonsv1.SecretData{Variables: map[string]string{"LEVEL": "arguments"}}})
 	h.create(&addonsv1.SecretSpec{Name: "api only", SecretType: "environment", Priority: 50,
@@ -487,7 +487,7 @@ func TestResolveEnvironment(t *testing.T) {
 
 	resolve := func(kind, id string, tags ...string) *addonsv1.ResolveEnvironmentResponse {
 		t.Helper()
-		resp, err := h.client.ResolveEnvironment(internalCall(), &addonsv1.ResolveEnvironmentRequest{TeamId: stTeam, ProjectId: stProject, Kind: kind, Id: id, Tags: tags})
+		resp, err := h.client.ResolveEnvironment(secretInternalCall(), &addonsv1.ResolveEnvironmentRequest{TeamId: stTeam, ProjectId: stProject, Kind: kind, Id: id, Tags: tags})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -495,7 +495,7 @@ func TestResolveEnvironment(t *testing.T) {
 	}
 	job := resolve("job", "nightly")
 	wantVars := map[string]string{"LEVEL": "high", "BASE": "1", "LEVEL_FROM_LINK": "own wins", "NF_PG_PASSWORD": "s3cret"}
-	if !maps.Equal(job.GetVariables(), wantVars) || job.GetFiles()["/secrets/a"].GetData() != b64("high") ||
+	if !maps.Equal(job.GetVariables(), wantVars) || job.GetFiles()["/secrets/a"].GetData() != secretB64("high") ||
 		!slices.Equal(job.GetGroups(), []string{"base", "high"}) {
 		t.Fatalf("job nightly = %v", job)
 	}
@@ -525,7 +525,7 @@ func TestResolveEnvironment(t *testing.T) {
 		t.Fatalf("after the addon's deletion: %v %v", job.GetVariables(), job.GetAddonMounts())
 	}
 	// Another project of the team has none of these.
-	other, err := h.client.ResolveEnvironment(internalCall(), &addonsv1.ResolveEnvironmentRequest{TeamId: "other", ProjectId: stProject, Kind: "job", Id: "nightly"})
+	other, err := h.client.ResolveEnvironment(secretInternalCall(), &addonsv1.ResolveEnvironmentRequest{TeamId: "other", ProjectId: stProject, Kind: "job", Id: "nightly"})
 	if err != nil || len(other.GetVariables()) != 0 {
 		t.Fatalf("other team = %v, %v", other, err)
 	}
@@ -537,14 +537,14 @@ func TestGlobalSecretLifecycle(t *testing.T) {
 	h := newSecretHarness(t, sqldb.SQLite)
 	ctx := secretAs(stAdmin)
 	created, err := h.client.CreateGlobalSecret(ctx, &addonsv1.CreateGlobalSecretRequest{Spec: &addonsv1.GlobalSecretSpec{Name: "Team Keys", Type: "secret",
-		Secrets: &addonsv1.GlobalSecretData{Values: map[string]string{"K": "v"}, Files: map[string]*addonsv1.SecretFile{"/keys/k": {Data: b64("k")}}}}})
+		Secrets: &addonsv1.GlobalSecretData{Values: map[string]string{"K": "v"}, Files: map[string]*addonsv1.SecretFile{"/keys/k": {Data: secretB64("k")}}}}})
 	if err != nil || created.GetSecret().GetId() != "team-keys" || created.GetSecret().GetSecrets().GetValues()["K"] != "v" {
 		t.Fatalf("create = %v, %v", created, err)
 	}
 	_, err = h.client.CreateGlobalSecret(ctx, &addonsv1.CreateGlobalSecretRequest{Spec: &addonsv1.GlobalSecretSpec{Name: "team keys", Type: "secret"}})
-	wantCode(t, "duplicate", err, codes.AlreadyExists)
+	secretWantCode(t, "duplicate", err, codes.AlreadyExists)
 	patched, err := h.client.PatchGlobalSecret(ctx, &addonsv1.PatchGlobalSecretRequest{SecretId: "team-keys", Patch: &addonsv1.GlobalSecretPatch{
-		Description: proto("d"), Secrets: &addonsv1.GlobalSecretData{Values: map[string]string{"K": "w"}}}})
+		Description: secretStr("d"), Secrets: &addonsv1.GlobalSecretData{Values: map[string]string{"K": "w"}}}})
 	if err != nil || patched.GetSecret().GetDescription() != "d" || patched.GetSecret().GetSecrets().GetValues()["K"] != "w" ||
 		len(patched.GetSecret().GetSecrets().GetFiles()) != 1 {
 		t.Fatalf("patch = %v, %v", patched, err)
@@ -565,7 +565,7 @@ func TestGlobalSecretLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.client.DeleteGlobalSecret(ctx, &addonsv1.DeleteGlobalSecretRequest{SecretId: "team-keys"})
-	wantCode(t, "second delete", err, codes.NotFound)
+	secretWantCode(t, "second delete", err, codes.NotFound)
 	types := h.outboxTypes()
 	if !slices.Equal(types, []string{"slipway.addons.secret.created", "slipway.addons.secret.updated", "slipway.addons.secret.updated", "slipway.addons.secret.deleted"}) {
 		t.Fatalf("events %v", types)

@@ -1,5 +1,3 @@
-// Package storetest holds the contracts of the addons component's stores
-// written as tests: every implementation runs the same suites.
 package storetest
 
 import (
@@ -24,16 +22,16 @@ type SecretFactory func(t *testing.T) (addons.SecretStore, func() int)
 // RunSecrets runs the SecretStore suite against stores made by newStore.
 func RunSecrets(t *testing.T, newStore SecretFactory) {
 	tests := map[string]func(*testing.T, addons.SecretStore, func() int){
-		"GroupRoundTrip":        testGroupRoundTrip,
-		"GroupDuplicate":        testGroupDuplicate,
-		"GroupMissing":          testGroupMissing,
-		"GroupIsolation":        testGroupIsolation,
-		"GroupListPages":        testGroupList,
-		"GroupUpdateAndEvents":  testGroupUpdate,
-		"GroupUpdateMutateErr":  testGroupMutateError,
-		"GroupConcurrentUpdate": testGroupConcurrent,
-		"GroupDelete":           testGroupDelete,
-		"GlobalLifecycle":       testGlobalLifecycle,
+		"GroupRoundTrip":        testSecretGroupRoundTrip,
+		"GroupDuplicate":        testSecretGroupDuplicate,
+		"GroupMissing":          testSecretGroupMissing,
+		"GroupIsolation":        testSecretGroupIsolation,
+		"GroupListPages":        testSecretGroupList,
+		"GroupUpdateAndEvents":  testSecretGroupUpdate,
+		"GroupUpdateMutateErr":  testSecretGroupMutateError,
+		"GroupConcurrentUpdate": testSecretGroupConcurrent,
+		"GroupDelete":           testSecretGroupDelete,
+		"GlobalLifecycle":       testSecretGlobalLifecycle,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -43,9 +41,9 @@ func RunSecrets(t *testing.T, newStore SecretFactory) {
 	}
 }
 
-var at = time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)
+var secretAt = time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)
 
-func event(t *testing.T, verb, id string) events.Event {
+func secretEvent(t *testing.T, verb, id string) events.Event {
 	t.Helper()
 	ev, err := events.New("addons", "secret", verb, id, map[string]string{"id": id})
 	if err != nil {
@@ -55,7 +53,7 @@ func event(t *testing.T, verb, id string) events.Event {
 }
 
 // group is a full secret group: every field set.
-func group(team, project, id string) addons.SecretGroup {
+func secretGroupFixture(team, project, id string) addons.SecretGroup {
 	return addons.SecretGroup{
 		TeamID: team, ProjectID: project, ID: id, Name: id, Description: "d", Tags: []string{"a", "b"},
 		Type: "secret", SecretType: "environment", Priority: 10,
@@ -64,14 +62,14 @@ func group(team, project, id string) addons.SecretGroup {
 		Addons:    []addons.SecretAddonLink{{AddonID: "pg", Keys: []addons.SecretAddonKey{{Name: "HOST", Aliases: []string{"DB_HOST"}}, {Name: "PORT"}}}},
 		Variables: map[string]string{"A": "1", "B": ""},
 		Files:     map[string]addons.SecretFileValue{"/etc-app/x.conf": {Data: "eA==", Encoding: "utf-8"}},
-		CreatedAt: at, UpdatedAt: at,
+		CreatedAt: secretAt, UpdatedAt: secretAt,
 	}
 }
 
-func testGroupRoundTrip(t *testing.T, s addons.SecretStore, outbox func() int) {
+func testSecretGroupRoundTrip(t *testing.T, s addons.SecretStore, outbox func() int) {
 	ctx := context.Background()
-	want := group("t1", "p1", "g1")
-	if err := s.CreateSecretGroup(ctx, want, event(t, "created", "g1")); err != nil {
+	want := secretGroupFixture("t1", "p1", "g1")
+	if err := s.CreateSecretGroup(ctx, want, secretEvent(t, "created", "g1")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetSecretGroup(ctx, "t1", "p1", "g1")
@@ -87,7 +85,7 @@ func testGroupRoundTrip(t *testing.T, s addons.SecretStore, outbox func() int) {
 	}
 	// Empty collections read back as nil.
 	bare := addons.SecretGroup{TeamID: "t1", ProjectID: "p1", ID: "bare", Name: "bare", Type: "config", SecretType: "arguments",
-		Tags: []string{}, Variables: map[string]string{}, Addons: []addons.SecretAddonLink{}, CreatedAt: at, UpdatedAt: at}
+		Tags: []string{}, Variables: map[string]string{}, Addons: []addons.SecretAddonLink{}, CreatedAt: secretAt, UpdatedAt: secretAt}
 	if err := s.CreateSecretGroup(ctx, bare); err != nil {
 		t.Fatal(err)
 	}
@@ -100,12 +98,12 @@ func testGroupRoundTrip(t *testing.T, s addons.SecretStore, outbox func() int) {
 	}
 }
 
-func testGroupDuplicate(t *testing.T, s addons.SecretStore, outbox func() int) {
+func testSecretGroupDuplicate(t *testing.T, s addons.SecretStore, outbox func() int) {
 	ctx := context.Background()
-	if err := s.CreateSecretGroup(ctx, group("t1", "p1", "g1"), event(t, "created", "g1")); err != nil {
+	if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "p1", "g1"), secretEvent(t, "created", "g1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSecretGroup(ctx, group("t1", "p1", "g1"), event(t, "created", "g1")); !errors.Is(err, apierr.ErrAlreadyExists) {
+	if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "p1", "g1"), secretEvent(t, "created", "g1")); !errors.Is(err, apierr.ErrAlreadyExists) {
 		t.Fatalf("second create = %v, want ErrAlreadyExists", err)
 	}
 	if outbox() != 1 {
@@ -113,7 +111,7 @@ func testGroupDuplicate(t *testing.T, s addons.SecretStore, outbox func() int) {
 	}
 }
 
-func testGroupMissing(t *testing.T, s addons.SecretStore, _ func() int) {
+func testSecretGroupMissing(t *testing.T, s addons.SecretStore, _ func() int) {
 	ctx := context.Background()
 	if _, err := s.GetSecretGroup(ctx, "t1", "p1", "nope"); !errors.Is(err, apierr.ErrNotFound) {
 		t.Fatalf("get = %v", err)
@@ -126,9 +124,9 @@ func testGroupMissing(t *testing.T, s addons.SecretStore, _ func() int) {
 	}
 }
 
-func testGroupIsolation(t *testing.T, s addons.SecretStore, _ func() int) {
+func testSecretGroupIsolation(t *testing.T, s addons.SecretStore, _ func() int) {
 	ctx := context.Background()
-	for _, g := range []addons.SecretGroup{group("t1", "p1", "g"), group("t2", "p1", "g"), group("t1", "p2", "g")} {
+	for _, g := range []addons.SecretGroup{secretGroupFixture("t1", "p1", "g"), secretGroupFixture("t2", "p1", "g"), secretGroupFixture("t1", "p2", "g")} {
 		g.Description = g.TeamID + "/" + g.ProjectID
 		if err := s.CreateSecretGroup(ctx, g); err != nil {
 			t.Fatal(err)
@@ -152,34 +150,34 @@ func testGroupIsolation(t *testing.T, s addons.SecretStore, _ func() int) {
 	}
 }
 
-func testGroupList(t *testing.T, s addons.SecretStore, _ func() int) {
+func testSecretGroupList(t *testing.T, s addons.SecretStore, _ func() int) {
 	ctx := context.Background()
 	for i := range 5 {
-		if err := s.CreateSecretGroup(ctx, group("t1", "p1", fmt.Sprintf("g%d", i))); err != nil {
+		if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "p1", fmt.Sprintf("g%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateSecretGroup(ctx, group("t1", "other", "g9")); err != nil {
+	if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "other", "g9")); err != nil {
 		t.Fatal(err)
 	}
 	page, more, err := s.ListSecretGroups(ctx, "t1", "p1", paging.Page{Limit: 2})
 	if err != nil || !more || len(page) != 2 || page[0].ID != "g0" || page[1].ID != "g1" {
-		t.Fatalf("first page = %v %v %v", ids(page), more, err)
+		t.Fatalf("first page = %v %v %v", secretIDs(page), more, err)
 	}
 	page, more, err = s.ListSecretGroups(ctx, "t1", "p1", paging.Page{After: "g1", Limit: 2})
 	if err != nil || !more || len(page) != 2 || page[0].ID != "g2" {
-		t.Fatalf("after g1 = %v %v %v", ids(page), more, err)
+		t.Fatalf("after g1 = %v %v %v", secretIDs(page), more, err)
 	}
 	page, more, err = s.ListSecretGroups(ctx, "t1", "p1", paging.Page{Offset: 4, Limit: 2})
 	if err != nil || more || len(page) != 1 || page[0].ID != "g4" {
-		t.Fatalf("offset 4 = %v %v %v", ids(page), more, err)
+		t.Fatalf("offset 4 = %v %v %v", secretIDs(page), more, err)
 	}
 	if page[0].Variables["A"] != "1" {
 		t.Fatalf("listed group lost its values: %+v", page[0])
 	}
 }
 
-func ids(gs []addons.SecretGroup) []string {
+func secretIDs(gs []addons.SecretGroup) []string {
 	out := []string{}
 	for _, g := range gs {
 		out = append(out, g.ID)
@@ -187,9 +185,9 @@ func ids(gs []addons.SecretGroup) []string {
 	return out
 }
 
-func testGroupUpdate(t *testing.T, s addons.SecretStore, outbox func() int) {
+func testSecretGroupUpdate(t *testing.T, s addons.SecretStore, outbox func() int) {
 	ctx := context.Background()
-	if err := s.CreateSecretGroup(ctx, group("t1", "p1", "g1")); err != nil {
+	if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "p1", "g1")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.UpdateSecretGroup(ctx, "t1", "p1", "g1", func(g *addons.SecretGroup) ([]events.Event, error) {
@@ -197,8 +195,8 @@ func testGroupUpdate(t *testing.T, s addons.SecretStore, outbox func() int) {
 		g.Variables["C"] = "3"   // in place: the store hands a copy
 		g.Addons[0].Keys = nil   // unlinks the keys, keeps the link
 		g.ID, g.Version = "x", 7 // identity and version are the store's
-		g.UpdatedAt = at.Add(time.Hour)
-		return []events.Event{event(t, "updated", "g1")}, nil
+		g.UpdatedAt = secretAt.Add(time.Hour)
+		return []events.Event{secretEvent(t, "updated", "g1")}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -215,16 +213,16 @@ func testGroupUpdate(t *testing.T, s addons.SecretStore, outbox func() int) {
 	}
 	// A mutate that changes nothing writes nothing and drops its events.
 	same, err := s.UpdateSecretGroup(ctx, "t1", "p1", "g1", func(g *addons.SecretGroup) ([]events.Event, error) {
-		return []events.Event{event(t, "updated", "g1")}, nil
+		return []events.Event{secretEvent(t, "updated", "g1")}, nil
 	})
 	if err != nil || same.Version != 2 || outbox() != 1 {
 		t.Fatalf("no-op update: version %d, outbox %d, %v", same.Version, outbox(), err)
 	}
 }
 
-func testGroupMutateError(t *testing.T, s addons.SecretStore, outbox func() int) {
+func testSecretGroupMutateError(t *testing.T, s addons.SecretStore, outbox func() int) {
 	ctx := context.Background()
-	if err := s.CreateSecretGroup(ctx, group("t1", "p1", "g1")); err != nil {
+	if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "p1", "g1")); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
@@ -239,9 +237,9 @@ func testGroupMutateError(t *testing.T, s addons.SecretStore, outbox func() int)
 	}
 }
 
-func testGroupConcurrent(t *testing.T, s addons.SecretStore, _ func() int) {
+func testSecretGroupConcurrent(t *testing.T, s addons.SecretStore, _ func() int) {
 	ctx := context.Background()
-	g := group("t1", "p1", "g1")
+	g := secretGroupFixture("t1", "p1", "g1")
 	g.Variables = map[string]string{}
 	if err := s.CreateSecretGroup(ctx, g); err != nil {
 		t.Fatal(err)
@@ -275,27 +273,27 @@ func testGroupConcurrent(t *testing.T, s addons.SecretStore, _ func() int) {
 	}
 }
 
-func testGroupDelete(t *testing.T, s addons.SecretStore, outbox func() int) {
+func testSecretGroupDelete(t *testing.T, s addons.SecretStore, outbox func() int) {
 	ctx := context.Background()
-	if err := s.CreateSecretGroup(ctx, group("t1", "p1", "g1")); err != nil {
+	if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "p1", "g1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSecretGroup(ctx, "t1", "p1", "g1", event(t, "deleted", "g1")); err != nil {
+	if err := s.DeleteSecretGroup(ctx, "t1", "p1", "g1", secretEvent(t, "deleted", "g1")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetSecretGroup(ctx, "t1", "p1", "g1"); !errors.Is(err, apierr.ErrNotFound) || outbox() != 1 {
 		t.Fatalf("after delete: %v, outbox %d", err, outbox())
 	}
-	if err := s.DeleteSecretGroup(ctx, "t1", "p1", "g1", event(t, "deleted", "g1")); !errors.Is(err, apierr.ErrNotFound) || outbox() != 1 {
+	if err := s.DeleteSecretGroup(ctx, "t1", "p1", "g1", secretEvent(t, "deleted", "g1")); !errors.Is(err, apierr.ErrNotFound) || outbox() != 1 {
 		t.Fatalf("second delete: %v, outbox %d", err, outbox())
 	}
 }
 
-func testGlobalLifecycle(t *testing.T, s addons.SecretStore, outbox func() int) {
+func testSecretGlobalLifecycle(t *testing.T, s addons.SecretStore, outbox func() int) {
 	ctx := context.Background()
 	want := addons.GlobalSecret{TeamID: "t1", ID: "api-keys", Name: "API keys", Description: "d", Type: "secret",
-		Variables: map[string]string{"K": "v"}, Files: map[string]addons.SecretFileValue{"/k/f": {Data: "eA=="}}, CreatedAt: at, UpdatedAt: at}
-	if err := s.CreateGlobalSecret(ctx, want, event(t, "created", "api-keys")); err != nil {
+		Variables: map[string]string{"K": "v"}, Files: map[string]addons.SecretFileValue{"/k/f": {Data: "eA=="}}, CreatedAt: secretAt, UpdatedAt: secretAt}
+	if err := s.CreateGlobalSecret(ctx, want, secretEvent(t, "created", "api-keys")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreateGlobalSecret(ctx, want); !errors.Is(err, apierr.ErrAlreadyExists) {
@@ -314,7 +312,7 @@ func testGlobalLifecycle(t *testing.T, s addons.SecretStore, outbox func() int) 
 	got, err = s.UpdateGlobalSecret(ctx, "t1", "api-keys", func(g *addons.GlobalSecret) ([]events.Event, error) {
 		g.Variables["K"] = "w"
 		g.Files = nil
-		return []events.Event{event(t, "updated", "api-keys")}, nil
+		return []events.Event{secretEvent(t, "updated", "api-keys")}, nil
 	})
 	if err != nil || got.Variables["K"] != "w" || got.Files != nil || got.Version != 2 {
 		t.Fatalf("update = %+v, %v", got, err)
@@ -326,7 +324,7 @@ func testGlobalLifecycle(t *testing.T, s addons.SecretStore, outbox func() int) 
 	if err != nil || more || len(page) != 1 || page[0].ID != "api-keys" {
 		t.Fatalf("list = %+v %v %v", page, more, err)
 	}
-	if err := s.DeleteGlobalSecret(ctx, "t1", "api-keys", event(t, "deleted", "api-keys")); err != nil {
+	if err := s.DeleteGlobalSecret(ctx, "t1", "api-keys", secretEvent(t, "deleted", "api-keys")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetGlobalSecret(ctx, "t1", "api-keys"); !errors.Is(err, apierr.ErrNotFound) {
