@@ -21,7 +21,7 @@ import (
 // socket directory is returned to be mounted read-only at
 // SecretAddonMountDir/<addon id>. The caller merges the workload's own
 // runtime environment last, over all of this.
-func (s *secretsServer) ResolveEnvironment(ctx context.Context, req *addonsv1.ResolveEnvironmentRequest) (*addonsv1.ResolveEnvironmentResponse, error) {
+func (s *SecretsServer) ResolveEnvironment(ctx context.Context, req *addonsv1.ResolveEnvironmentRequest) (*addonsv1.ResolveEnvironmentResponse, error) {
 	all, err := s.store.ProjectSecretGroups(ctx, req.GetTeamId(), req.GetProjectId())
 	if err != nil {
 		return nil, err

@@ -67,14 +67,16 @@ const (
 
 // SecretProjectsConsumer is the durable consumer through which secret
 // groups learn of deleted projects; SecretProjectSubjects are its
-// subjects and secretsServer.ProjectDeletedHandler its handler.
+// subjects and SecretsServer.ProjectDeletedHandler its handler.
 const SecretProjectsConsumer = "addons-secrets-projects"
 
 // SecretProjectSubjects are the events ProjectDeletedHandler handles.
 var SecretProjectSubjects = []string{events.SubjectFor("projects", "project", "deleted")}
 
-// secretsServer is SecretsService: thin handlers over a SecretStore.
-type secretsServer struct {
+// SecretsServer is SecretsService: thin handlers over a SecretStore. It
+// is exported so that the components that call ResolveEnvironment (jobs,
+// deployments) test against the real server.
+type SecretsServer struct {
 	addonsv1.UnimplementedSecretsServiceServer
 	store    SecretStore
 	addons   AddonConnections
@@ -85,12 +87,12 @@ type secretsServer struct {
 	now      func() time.Time
 }
 
-// newSecretsServer returns the secret groups' server on db (migrated with
+// NewSecretsServer returns the secret groups' server on db (migrated with
 // migrations.Set), sealing values with box; notify wakes the outbox
 // relay. projects answers whether a project exists (called with
 // internal(ctx)); addons gives linked addons' values.
-func newSecretsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors *paging.Cursors, projects projectsv1.ProjectsServiceClient,
-	internal func(context.Context) context.Context, addons AddonConnections, log *slog.Logger) *secretsServer {
+func NewSecretsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors *paging.Cursors, projects projectsv1.ProjectsServiceClient,
+	internal func(context.Context) context.Context, addons AddonConnections, log *slog.Logger) *SecretsServer {
 	if cursors == nil {
 		cursors = paging.EphemeralCursors()
 	}
@@ -100,7 +102,7 @@ func newSecretsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors *pag
 	if log == nil {
 		log = slog.Default()
 	}
-	return &secretsServer{
+	return &SecretsServer{
 		store: NewSecretSQLStore(db, box, notify), addons: addons, cursors: cursors, projects: projects, internal: internal,
 		log: log.With("service", "secrets"), now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 	}
@@ -117,7 +119,7 @@ func secretTeam(ctx context.Context) (string, error) {
 }
 
 // checkProject answers 404 for a project the team does not have.
-func (s *secretsServer) checkProject(ctx context.Context, team, project string) error {
+func (s *SecretsServer) checkProject(ctx context.Context, team, project string) error {
 	_, err := s.projects.LookupProject(s.internal(ctx), &projectsv1.LookupProjectRequest{TeamId: team, ProjectId: project})
 	if status.Code(err) == codes.NotFound {
 		return apierr.NotFound("project", project)
@@ -132,7 +134,7 @@ func (s *secretsServer) checkProject(ctx context.Context, team, project string) 
 // ---- project secret groups
 
 // ListSecrets implements SecretsService.
-func (s *secretsServer) ListSecrets(ctx context.Context, req *addonsv1.ListSecretsRequest) (*addonsv1.ListSecretsResponse, error) {
+func (s *SecretsServer) ListSecrets(ctx context.Context, req *addonsv1.ListSecretsRequest) (*addonsv1.ListSecretsResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -160,7 +162,7 @@ func (s *secretsServer) ListSecrets(ctx context.Context, req *addonsv1.ListSecre
 }
 
 // CreateSecret implements SecretsService.
-func (s *secretsServer) CreateSecret(ctx context.Context, req *addonsv1.CreateSecretRequest) (*addonsv1.CreateSecretResponse, error) {
+func (s *SecretsServer) CreateSecret(ctx context.Context, req *addonsv1.CreateSecretRequest) (*addonsv1.CreateSecretResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -185,7 +187,7 @@ func (s *secretsServer) CreateSecret(ctx context.Context, req *addonsv1.CreateSe
 
 // PutSecret implements SecretsService: create, or replace every setting
 // of the group with the same id.
-func (s *secretsServer) PutSecret(ctx context.Context, req *addonsv1.PutSecretRequest) (*addonsv1.PutSecretResponse, error) {
+func (s *SecretsServer) PutSecret(ctx context.Context, req *addonsv1.PutSecretRequest) (*addonsv1.PutSecretResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -230,7 +232,7 @@ func (s *secretsServer) PutSecret(ctx context.Context, req *addonsv1.PutSecretRe
 }
 
 // GetSecret implements SecretsService.
-func (s *secretsServer) GetSecret(ctx context.Context, req *addonsv1.GetSecretRequest) (*addonsv1.GetSecretResponse, error) {
+func (s *SecretsServer) GetSecret(ctx context.Context, req *addonsv1.GetSecretRequest) (*addonsv1.GetSecretResponse, error) {
 	g, err := s.group(ctx, req.GetProjectId(), req.GetSecretId())
 	if err != nil {
 		return nil, err
@@ -255,7 +257,7 @@ func (s *secretsServer) GetSecret(ctx context.Context, req *addonsv1.GetSecretRe
 }
 
 // UpdateSecret implements SecretsService (Northflank's POST on the group).
-func (s *secretsServer) UpdateSecret(ctx context.Context, req *addonsv1.UpdateSecretRequest) (*addonsv1.UpdateSecretResponse, error) {
+func (s *SecretsServer) UpdateSecret(ctx context.Context, req *addonsv1.UpdateSecretRequest) (*addonsv1.UpdateSecretResponse, error) {
 	if _, err := s.patchGroup(ctx, req.GetProjectId(), req.GetSecretId(), req.GetPatch()); err != nil {
 		return nil, err
 	}
@@ -263,7 +265,7 @@ func (s *secretsServer) UpdateSecret(ctx context.Context, req *addonsv1.UpdateSe
 }
 
 // PatchSecret implements SecretsService.
-func (s *secretsServer) PatchSecret(ctx context.Context, req *addonsv1.PatchSecretRequest) (*addonsv1.PatchSecretResponse, error) {
+func (s *SecretsServer) PatchSecret(ctx context.Context, req *addonsv1.PatchSecretRequest) (*addonsv1.PatchSecretResponse, error) {
 	g, err := s.patchGroup(ctx, req.GetProjectId(), req.GetSecretId(), req.GetPatch())
 	if err != nil {
 		return nil, err
@@ -272,7 +274,7 @@ func (s *secretsServer) PatchSecret(ctx context.Context, req *addonsv1.PatchSecr
 }
 
 // DeleteSecret implements SecretsService.
-func (s *secretsServer) DeleteSecret(ctx context.Context, req *addonsv1.DeleteSecretRequest) (*addonsv1.DeleteSecretResponse, error) {
+func (s *SecretsServer) DeleteSecret(ctx context.Context, req *addonsv1.DeleteSecretRequest) (*addonsv1.DeleteSecretResponse, error) {
 	g, err := s.group(ctx, req.GetProjectId(), req.GetSecretId())
 	if err != nil {
 		return nil, err
@@ -284,7 +286,7 @@ func (s *secretsServer) DeleteSecret(ctx context.Context, req *addonsv1.DeleteSe
 }
 
 // deleteGroup deletes g with its events.
-func (s *secretsServer) deleteGroup(ctx context.Context, g SecretGroup) error {
+func (s *SecretsServer) deleteGroup(ctx context.Context, g SecretGroup) error {
 	evs, err := secretGroupEvents(events.ResourceDeleted, g)
 	if err != nil {
 		return err
@@ -296,7 +298,7 @@ func (s *secretsServer) deleteGroup(ctx context.Context, g SecretGroup) error {
 }
 
 // GetSecretDetails implements SecretsService.
-func (s *secretsServer) GetSecretDetails(ctx context.Context, req *addonsv1.GetSecretDetailsRequest) (*addonsv1.GetSecretDetailsResponse, error) {
+func (s *SecretsServer) GetSecretDetails(ctx context.Context, req *addonsv1.GetSecretDetailsRequest) (*addonsv1.GetSecretDetailsResponse, error) {
 	g, err := s.group(ctx, req.GetProjectId(), req.GetSecretId())
 	if err != nil {
 		return nil, err
@@ -320,7 +322,7 @@ func (s *secretsServer) GetSecretDetails(ctx context.Context, req *addonsv1.GetS
 }
 
 // GetSecretLink implements SecretsService.
-func (s *secretsServer) GetSecretLink(ctx context.Context, req *addonsv1.GetSecretLinkRequest) (*addonsv1.GetSecretLinkResponse, error) {
+func (s *SecretsServer) GetSecretLink(ctx context.Context, req *addonsv1.GetSecretLinkRequest) (*addonsv1.GetSecretLinkResponse, error) {
 	g, err := s.group(ctx, req.GetProjectId(), req.GetSecretId())
 	if err != nil {
 		return nil, err
@@ -343,7 +345,7 @@ func (s *secretsServer) GetSecretLink(ctx context.Context, req *addonsv1.GetSecr
 }
 
 // UpdateSecretLink implements SecretsService.
-func (s *secretsServer) UpdateSecretLink(ctx context.Context, req *addonsv1.UpdateSecretLinkRequest) (*addonsv1.UpdateSecretLinkResponse, error) {
+func (s *SecretsServer) UpdateSecretLink(ctx context.Context, req *addonsv1.UpdateSecretLinkRequest) (*addonsv1.UpdateSecretLinkResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -377,7 +379,7 @@ func (s *secretsServer) UpdateSecretLink(ctx context.Context, req *addonsv1.Upda
 }
 
 // DeleteSecretLink implements SecretsService.
-func (s *secretsServer) DeleteSecretLink(ctx context.Context, req *addonsv1.DeleteSecretLinkRequest) (*addonsv1.DeleteSecretLinkResponse, error) {
+func (s *SecretsServer) DeleteSecretLink(ctx context.Context, req *addonsv1.DeleteSecretLinkRequest) (*addonsv1.DeleteSecretLinkResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -398,7 +400,7 @@ func (s *secretsServer) DeleteSecretLink(ctx context.Context, req *addonsv1.Dele
 }
 
 // group reads a group of the caller's team.
-func (s *secretsServer) group(ctx context.Context, project, id string) (SecretGroup, error) {
+func (s *SecretsServer) group(ctx context.Context, project, id string) (SecretGroup, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return SecretGroup{}, err
@@ -411,7 +413,7 @@ func (s *secretsServer) group(ctx context.Context, project, id string) (SecretGr
 }
 
 // patchGroup applies an update or patch request.
-func (s *secretsServer) patchGroup(ctx context.Context, project, id string, p *addonsv1.SecretPatch) (SecretGroup, error) {
+func (s *SecretsServer) patchGroup(ctx context.Context, project, id string, p *addonsv1.SecretPatch) (SecretGroup, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return SecretGroup{}, err
@@ -479,7 +481,7 @@ func (s *secretsServer) patchGroup(ctx context.Context, project, id string, p *a
 
 // touchedGroup stamps a changed group and returns its events; an
 // unchanged group gets none (and the store writes nothing).
-func (s *secretsServer) touchedGroup(before SecretGroup, g *SecretGroup) ([]events.Event, error) {
+func (s *SecretsServer) touchedGroup(before SecretGroup, g *SecretGroup) ([]events.Event, error) {
 	normalizeSecretGroup(&before)
 	normalizeSecretGroup(g)
 	g.UpdatedAt = before.UpdatedAt
@@ -491,7 +493,7 @@ func (s *secretsServer) touchedGroup(before SecretGroup, g *SecretGroup) ([]even
 }
 
 // groupFrom validates a create or put request and builds the group.
-func (s *secretsServer) groupFrom(ctx context.Context, team, project string, spec *addonsv1.SecretSpec) (SecretGroup, error) {
+func (s *SecretsServer) groupFrom(ctx context.Context, team, project string, spec *addonsv1.SecretSpec) (SecretGroup, error) {
 	id := slug.Make(spec.GetName())
 	if id == "" {
 		return SecretGroup{}, apierr.InvalidField("name", "must contain a letter or a digit")
@@ -518,7 +520,7 @@ func (s *secretsServer) groupFrom(ctx context.Context, team, project string, spe
 }
 
 // linksFrom validates addon links against the project's addons.
-func (s *secretsServer) linksFrom(ctx context.Context, team, project string, deps []*addonsv1.SecretAddonDependency) ([]SecretAddonLink, error) {
+func (s *SecretsServer) linksFrom(ctx context.Context, team, project string, deps []*addonsv1.SecretAddonDependency) ([]SecretAddonLink, error) {
 	out := make([]SecretAddonLink, 0, len(deps))
 	seen := map[string]bool{}
 	for i, d := range deps {
@@ -548,7 +550,7 @@ func (s *secretsServer) linksFrom(ctx context.Context, team, project string, dep
 
 // connection asks the addons for one addon's connection: 404 when the
 // project has no such addon, 503 when they cannot answer.
-func (s *secretsServer) connection(ctx context.Context, team, project, addon string) (SecretAddonConnection, error) {
+func (s *SecretsServer) connection(ctx context.Context, team, project, addon string) (SecretAddonConnection, error) {
 	if s.addons == nil {
 		return SecretAddonConnection{}, apierr.NotFound("addon", addon)
 	}
@@ -576,7 +578,7 @@ type secretLinked struct {
 // linkedValues reads the values g's links give, link by link (by addon
 // id). A link to an addon that no longer exists gives nothing: the
 // addon's deletion took its values away.
-func (s *secretsServer) linkedValues(ctx context.Context, g SecretGroup) ([]secretLinked, error) {
+func (s *SecretsServer) linkedValues(ctx context.Context, g SecretGroup) ([]secretLinked, error) {
 	var out []secretLinked
 	for _, l := range g.Addons {
 		conn, err := s.connection(ctx, g.TeamID, g.ProjectID, l.AddonID)
@@ -604,7 +606,7 @@ func (s *secretsServer) linkedValues(ctx context.Context, g SecretGroup) ([]secr
 // ---- global secrets
 
 // ListGlobalSecrets implements SecretsService.
-func (s *secretsServer) ListGlobalSecrets(ctx context.Context, req *addonsv1.ListGlobalSecretsRequest) (*addonsv1.ListGlobalSecretsResponse, error) {
+func (s *SecretsServer) ListGlobalSecrets(ctx context.Context, req *addonsv1.ListGlobalSecretsRequest) (*addonsv1.ListGlobalSecretsResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -630,7 +632,7 @@ func (s *secretsServer) ListGlobalSecrets(ctx context.Context, req *addonsv1.Lis
 }
 
 // CreateGlobalSecret implements SecretsService.
-func (s *secretsServer) CreateGlobalSecret(ctx context.Context, req *addonsv1.CreateGlobalSecretRequest) (*addonsv1.CreateGlobalSecretResponse, error) {
+func (s *SecretsServer) CreateGlobalSecret(ctx context.Context, req *addonsv1.CreateGlobalSecretRequest) (*addonsv1.CreateGlobalSecretResponse, error) {
 	g, err := s.globalFrom(ctx, req.GetSpec())
 	if err != nil {
 		return nil, err
@@ -646,7 +648,7 @@ func (s *secretsServer) CreateGlobalSecret(ctx context.Context, req *addonsv1.Cr
 }
 
 // PutGlobalSecret implements SecretsService.
-func (s *secretsServer) PutGlobalSecret(ctx context.Context, req *addonsv1.PutGlobalSecretRequest) (*addonsv1.PutGlobalSecretResponse, error) {
+func (s *SecretsServer) PutGlobalSecret(ctx context.Context, req *addonsv1.PutGlobalSecretRequest) (*addonsv1.PutGlobalSecretResponse, error) {
 	want, err := s.globalFrom(ctx, req.GetSpec())
 	if err != nil {
 		return nil, err
@@ -679,7 +681,7 @@ func (s *secretsServer) PutGlobalSecret(ctx context.Context, req *addonsv1.PutGl
 }
 
 // GetGlobalSecret implements SecretsService.
-func (s *secretsServer) GetGlobalSecret(ctx context.Context, req *addonsv1.GetGlobalSecretRequest) (*addonsv1.GetGlobalSecretResponse, error) {
+func (s *SecretsServer) GetGlobalSecret(ctx context.Context, req *addonsv1.GetGlobalSecretRequest) (*addonsv1.GetGlobalSecretResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -692,7 +694,7 @@ func (s *secretsServer) GetGlobalSecret(ctx context.Context, req *addonsv1.GetGl
 }
 
 // PatchGlobalSecret implements SecretsService.
-func (s *secretsServer) PatchGlobalSecret(ctx context.Context, req *addonsv1.PatchGlobalSecretRequest) (*addonsv1.PatchGlobalSecretResponse, error) {
+func (s *SecretsServer) PatchGlobalSecret(ctx context.Context, req *addonsv1.PatchGlobalSecretRequest) (*addonsv1.PatchGlobalSecretResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -731,7 +733,7 @@ func (s *secretsServer) PatchGlobalSecret(ctx context.Context, req *addonsv1.Pat
 }
 
 // DeleteGlobalSecret implements SecretsService.
-func (s *secretsServer) DeleteGlobalSecret(ctx context.Context, req *addonsv1.DeleteGlobalSecretRequest) (*addonsv1.DeleteGlobalSecretResponse, error) {
+func (s *SecretsServer) DeleteGlobalSecret(ctx context.Context, req *addonsv1.DeleteGlobalSecretRequest) (*addonsv1.DeleteGlobalSecretResponse, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return nil, err
@@ -751,7 +753,7 @@ func (s *secretsServer) DeleteGlobalSecret(ctx context.Context, req *addonsv1.De
 }
 
 // globalFrom validates a create or put request of a global secret.
-func (s *secretsServer) globalFrom(ctx context.Context, spec *addonsv1.GlobalSecretSpec) (GlobalSecret, error) {
+func (s *SecretsServer) globalFrom(ctx context.Context, spec *addonsv1.GlobalSecretSpec) (GlobalSecret, error) {
 	team, err := secretTeam(ctx)
 	if err != nil {
 		return GlobalSecret{}, err
@@ -769,7 +771,7 @@ func (s *secretsServer) globalFrom(ctx context.Context, spec *addonsv1.GlobalSec
 }
 
 // touchedGlobal stamps a changed global secret and returns its event.
-func (s *secretsServer) touchedGlobal(before GlobalSecret, g *GlobalSecret) ([]events.Event, error) {
+func (s *SecretsServer) touchedGlobal(before GlobalSecret, g *GlobalSecret) ([]events.Event, error) {
 	if len(g.Variables) == 0 {
 		g.Variables = nil
 	}
@@ -827,7 +829,7 @@ func globalSecretEvent(verb string, g GlobalSecret) (events.Event, error) {
 
 // ProjectDeletedHandler deletes a deleted project's secret groups, with
 // their events. It is idempotent: a redelivered event finds nothing.
-func (s *secretsServer) ProjectDeletedHandler() events.Handler {
+func (s *SecretsServer) ProjectDeletedHandler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
 		var data struct {
 			TeamID string `json:"teamId"`

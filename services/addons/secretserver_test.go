@@ -81,7 +81,7 @@ func (m *secretMemAddons) drop(team, project, addon string) {
 type secretHarness struct {
 	t      *testing.T
 	db     *sqldb.DB
-	srv    *secretsServer
+	srv    *SecretsServer
 	addons *secretMemAddons
 	client addonsv1.SecretsServiceClient
 	outbox func() int
@@ -117,7 +117,7 @@ func newSecretHarness(t *testing.T, engine sqldb.Dialect) *secretHarness {
 		Values: map[string]string{"HOST": "/run/slipway/addons/pg", "PORT": "5432", "USERNAME": "u", "PASSWORD": "s3cret", "DATABASE": "app"}})
 	mem.set(stTeam, stProject, "cache", SecretAddonConnection{Name: "cache", Type: "redis", Version: "7", SocketDir: "/var/lib/slipway/addons/x2/run",
 		Values: map[string]string{"HOST": "/run/slipway/addons/cache", "PASSWORD": "r3dis"}})
-	srv := newSecretsServer(db, nil, box, nil, projectsClient, nil, mem, quiet)
+	srv := NewSecretsServer(db, nil, box, nil, projectsClient, nil, mem, quiet)
 	authorizer := authz.New(authztest.Static{
 		stAdmin:     authztest.TeamToken(stTeam, "admin"),
 		stDeveloper: authztest.TeamToken(stTeam, "developer"),
