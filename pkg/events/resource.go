@@ -27,12 +27,14 @@ const (
 	ResourceJob ResourceKind = "job"
 	// ResourceAddon is an addon (database, cache, ...).
 	ResourceAddon ResourceKind = "addon"
+	// ResourceSecret is a secret group.
+	ResourceSecret ResourceKind = "secret"
 )
 
 // Valid reports whether k is one of the declared kinds.
 func (k ResourceKind) Valid() bool {
 	switch k {
-	case ResourceService, ResourceJob, ResourceAddon:
+	case ResourceService, ResourceJob, ResourceAddon, ResourceSecret:
 		return true
 	}
 	return false
@@ -63,8 +65,8 @@ type ProjectResource struct {
 	Name        string       `json:"name"`
 	Description string       `json:"description,omitempty"`
 	// Type is the kind's own type: the service type ("combined", "build",
-	// "deployment"), job type ("manual", "cron") or addon type
-	// ("postgresql", ...).
+	// "deployment"), job type ("manual", "cron"), addon type
+	// ("postgresql", ...) or secret group type ("secret", "config").
 	Type string `json:"type,omitempty"`
 }
 
@@ -74,7 +76,7 @@ func (r ProjectResource) check() error {
 	case r.TeamID == "" || r.ProjectID == "" || r.ID == "":
 		return errors.New("project resource needs teamId, projectId and id")
 	case !r.Kind.Valid():
-		return fmt.Errorf("project resource kind %q is not one of service, job, addon", r.Kind)
+		return fmt.Errorf("project resource kind %q is not one of service, job, addon, secret", r.Kind)
 	}
 	return nil
 }

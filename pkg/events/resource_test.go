@@ -30,6 +30,20 @@ func TestProjectResourceRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSecretGroupIsAProjectResource: secret groups are reported like
+// the other kinds, so a project lists them and keeps them from being
+// deleted under it.
+func TestSecretGroupIsAProjectResource(t *testing.T) {
+	want := ProjectResource{TeamID: "acme", ProjectID: "web", Kind: ResourceSecret, ID: "db-creds", Name: "DB creds", Type: "secret"}
+	ev, err := NewProjectResource("addons", ResourceCreated, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, ok, err := ParseProjectResource(ev); err != nil || !ok || got != want {
+		t.Fatalf("parse = %+v %v %v", got, ok, err)
+	}
+}
+
 func TestProjectResourceRejects(t *testing.T) {
 	good := ProjectResource{TeamID: "acme", ProjectID: "web", Kind: ResourceAddon, ID: "db"}
 	if _, err := NewProjectResource("addons", "renamed", good); err == nil {

@@ -69,9 +69,13 @@ func isRead(p string) bool {
 }
 
 // revealsSecrets reports whether p shows secret values (a workload's
-// environment, secret groups): a "Read" by name, but not a look at
-// configuration, so the viewer role does not get it.
-func revealsSecrets(p string) bool { return strings.HasPrefix(p, "Project > Secrets > ") }
+// environment, secret groups' values, the team's global secrets): a
+// "Read" by name, but not a look at configuration, so the viewer role
+// does not get it. ("... > SecretGroups > ..." shows names and settings
+// only, which viewers may see.)
+func revealsSecrets(p string) bool {
+	return strings.HasPrefix(p, "Project > Secrets > ") || strings.HasPrefix(p, "Account > Secrets > ")
+}
 
 // Role is a built-in role.
 type Role struct {
@@ -115,17 +119,25 @@ var scopes = map[string]func(p string) bool{
 	"job_write":     prefix("Project > Jobs > "),
 	"addon_read":    readOf("Project > Addons > "),
 	"addon_write":   prefix("Project > Addons > "),
-	"secret_read":   readOf("Project > Secrets > "),
-	"secret_write":  prefix("Project > Secrets > "),
+	"secret_read":   readOf(secretPrefixes...),
+	"secret_write":  prefix(secretPrefixes...),
 	"team_read":     func(p string) bool { return !IsProjectScope(p) && isRead(p) },
 }
 
-func prefix(pre string) func(string) bool {
-	return func(p string) bool { return strings.HasPrefix(p, pre) }
+// secretPrefixes are the permissions of secrets: values and changes
+// ("Secrets") and names ("SecretGroups"), in projects and of the team.
+var secretPrefixes = []string{"Project > Secrets > ", "Project > SecretGroups > ", "Account > Secrets > ", "Account > SecretGroups > "}
+
+func prefix(pre ...string) func(string) bool {
+	return func(p string) bool { return hasPrefix(p, pre) }
 }
 
-func readOf(pre string) func(string) bool {
-	return func(p string) bool { return strings.HasPrefix(p, pre) && isRead(p) }
+func readOf(pre ...string) func(string) bool {
+	return func(p string) bool { return hasPrefix(p, pre) && isRead(p) }
+}
+
+func hasPrefix(p string, pre []string) bool {
+	return slices.ContainsFunc(pre, func(x string) bool { return strings.HasPrefix(p, x) })
 }
 
 // Scopes lists the OAuth scopes, sorted.

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 )
@@ -50,6 +51,28 @@ func TestBuiltinRoles(t *testing.T) {
 	if !slices.Contains(roles["developer"], "Project > Secrets > Jobs > Read") {
 		t.Error("developer cannot read job secrets")
 	}
+	// Secret groups: a viewer sees their names and settings, never their
+	// values, in projects and of the team (global secrets); a developer
+	// changes a project's groups and reads the team's.
+	for _, p := range roles["viewer"] {
+		if strings.HasPrefix(p, "Account > Secrets > ") {
+			t.Errorf("viewer may %q", p)
+		}
+	}
+	for _, p := range []string{"Project > SecretGroups > General > Read", "Account > SecretGroups > General > Read"} {
+		if !slices.Contains(roles["viewer"], p) {
+			t.Errorf("viewer may not %q", p)
+		}
+	}
+	for _, p := range []string{"Project > Secrets > General > Read", "Project > Secrets > General > Create", "Project > Secrets > General > Update",
+		"Project > Secrets > General > Delete", "Account > Secrets > General > Read"} {
+		if !slices.Contains(roles["developer"], p) {
+			t.Errorf("developer may not %q", p)
+		}
+	}
+	if slices.Contains(roles["developer"], "Account > Secrets > General > Create") {
+		t.Error("developer may create global secrets")
+	}
 	if !slices.Contains(roles["developer"], "Project > Jobs > General > Create") || slices.Contains(roles["developer"], "Account > Admin > Roles > Manage") {
 		t.Error("developer's permissions are wrong")
 	}
@@ -71,6 +94,15 @@ func TestNarrowNeverExceedsTheRole(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("project_write on admin = %v", got)
 	}
+	got = Narrow(admin, []string{"secret_read"})
+	for _, p := range []string{"Project > Secrets > General > Read", "Project > SecretGroups > General > Read", "Account > Secrets > General > Read"} {
+		if !slices.Contains(got, p) {
+			t.Errorf("secret_read lacks %q", p)
+		}
+	}
+	if slices.Contains(got, "Project > Secrets > General > Update") {
+		t.Error("secret_read allows an update")
+	}
 	if got := Narrow(admin, []string{"no_such_scope"}); len(got) != 0 {
 		t.Fatalf("unknown scope allowed %v", got)
 	}
@@ -84,10 +116,12 @@ func TestNarrowNeverExceedsTheRole(t *testing.T) {
 // TestEveryRPCDeclaresKnownAccess walks every method of every public
 // service: each has an access rule, and each permission it names exists.
 func TestEveryRPCDeclaresKnownAccess(t *testing.T) {
-	services := []string{projectsv1.ProjectsService_ServiceDesc.ServiceName, authv1.AuthService_ServiceDesc.ServiceName}
+	services := []string{projectsv1.ProjectsService_ServiceDesc.ServiceName, authv1.AuthService_ServiceDesc.ServiceName,
+		addonsv1.SecretsService_ServiceDesc.ServiceName}
 	descs := map[string][]string{
 		services[0]: methodNames(projectsv1.ProjectsService_ServiceDesc.Methods),
 		services[1]: methodNames(authv1.AuthService_ServiceDesc.Methods),
+		services[2]: methodNames(addonsv1.SecretsService_ServiceDesc.Methods),
 	}
 	for _, svc := range services {
 		for _, m := range descs[svc] {

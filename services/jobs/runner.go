@@ -102,6 +102,9 @@ func (s *Service) superviseRun(ctx context.Context, r Run, sup *supervision) {
 			log.Warn("removing a finished workload", "workload", workload, "error", err)
 		}
 	}
+	if r.Concluded() {
+		s.removeFiles(r)
+	}
 }
 
 // reload reads the run's current state.
@@ -137,8 +140,13 @@ func (s *Service) startAttempt(ctx context.Context, r Run, sup *supervision) (Ru
 		if !r.Deadline.IsZero() {
 			deadline = r.Deadline.Sub(s.opts.Clock())
 		}
-		var err error
-		if id, err = s.opts.Driver.Start(ctx, workload(r, attempt, deadline)); err != nil {
+		spec := workload(r, attempt, deadline)
+		mounts, err := s.secretMounts(r, attempt)
+		if err == nil {
+			spec.Mounts = append(spec.Mounts, mounts...)
+			id, err = s.opts.Driver.Start(ctx, spec)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return r, ctx.Err()
 			}

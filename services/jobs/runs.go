@@ -119,6 +119,9 @@ func (s *Service) runSpec(ctx context.Context, j Job, o *jobsv1.RunOverrides) (R
 	if err := checkEnv("runtimeEnvironment", spec.Env); err != nil {
 		return RunSpec{}, err
 	}
+	if err := s.addSecretGroups(ctx, j, &spec); err != nil {
+		return RunSpec{}, err
+	}
 	if p := s.opts.Catalog.Plan(spec.Plan); p != nil {
 		spec.MilliCPU = int64(p.GetCpuResource() * 1000)
 		spec.MemoryMB = int64(p.GetRamResource())

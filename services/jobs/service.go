@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
@@ -64,6 +65,13 @@ type Options struct {
 	// Cursors seal the list cursors; nil: under a random key, read back
 	// only by this service until it stops (tests).
 	Cursors *paging.Cursors
+	// Secrets resolves what the project's secret groups give a run (the
+	// addons component's SecretsService); nil: runs get no secret groups.
+	Secrets addonsv1.SecretsServiceClient
+	// FilesDir is the host directory under which each attempt's secret
+	// files are laid out for its mounts (the data directory's
+	// "jobs-files" in a component); required when Secrets is set.
+	FilesDir string
 }
 
 // Service is the jobs service: its gRPC API, the run supervisor and the
@@ -86,6 +94,9 @@ type Service struct {
 func New(opts Options) (*Service, error) {
 	if opts.Store == nil || opts.Driver == nil || opts.Projects == nil || opts.Catalog == nil || opts.NATS == nil || opts.Owner == "" {
 		return nil, errors.New("jobs: Store, Driver, Projects, Catalog, NATS and Owner are required")
+	}
+	if opts.Secrets != nil && opts.FilesDir == "" {
+		return nil, errors.New("jobs: FilesDir is required with Secrets")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

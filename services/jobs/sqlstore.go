@@ -460,6 +460,8 @@ func exitCodeArg(r Run) any {
 
 func cloneRun(r Run) Run {
 	r.Spec.Env = maps.Clone(r.Spec.Env)
+	r.Spec.Files = maps.Clone(r.Spec.Files)
+	r.Spec.AddonMounts = slices.Clone(r.Spec.AddonMounts)
 	if r.ExitCode != nil {
 		code := *r.ExitCode
 		r.ExitCode = &code

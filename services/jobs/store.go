@@ -163,6 +163,24 @@ type RunSpec struct {
 	MemoryMB   int64             `json:"memoryMB,omitempty"`
 	// Artifact, for a job that builds from git, is the build the run runs.
 	Artifact *Artifact `json:"artifact,omitempty"`
+	// Files are the secret groups' files by the path the run sees them
+	// at (base64 content), and AddonMounts the socket directories of the
+	// addons its groups link: both resolved when the run was made, like
+	// Env, which already holds the groups' variables.
+	Files       map[string]RunFile `json:"files,omitempty"`
+	AddonMounts []AddonMount       `json:"addonMounts,omitempty"`
+}
+
+// RunFile is a secret file's content, base64.
+type RunFile struct {
+	Data string `json:"data"`
+}
+
+// AddonMount is a linked addon's socket directory (Source, on the host)
+// and where the run sees it, read-only.
+type AddonMount struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
 }
 
 // Run is the stored state of a run.

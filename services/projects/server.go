@@ -207,7 +207,7 @@ func (s *server) DeleteProject(ctx context.Context, req *projectsv1.DeleteProjec
 	}
 	if err := s.store.Delete(ctx, p.TeamID, p.ID, req.GetDeleteChildObjects(), ev); errors.Is(err, ErrNotEmpty) {
 		return nil, apierr.Conflict(apierr.ReasonProjectNotEmpty,
-			"project %q still has services, jobs or addons; delete them first or set delete_child_objects=true", p.ID)
+			"project %q still has services, jobs, addons or secret groups; delete them first or set delete_child_objects=true", p.ID)
 	} else if err != nil {
 		return nil, apierr.FromStore(err, "project", p.ID)
 	}

@@ -36,6 +36,7 @@ const (
 	KindService = events.ResourceService
 	KindJob     = events.ResourceJob
 	KindAddon   = events.ResourceAddon
+	KindSecret  = events.ResourceSecret
 )
 
 // Resource is a project's view of a resource another service owns: enough
