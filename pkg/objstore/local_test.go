@@ -217,8 +217,8 @@ func TestLocalHandler(t *testing.T) {
 	}
 	// A link to a refused key, properly signed, still reads nothing.
 	bad := strings.Replace(link, "p%2Fa%2Fbackup.dump", "..%2Fx", 1)
-	if code, _ := httpGet(t, bad); code != http.StatusForbidden {
-		t.Fatalf("GET of a re-keyed link = %d", code)
+	if code, body := httpGet(t, bad); code != http.StatusForbidden || !strings.Contains(string(body), `"id":"DOWNLOAD_LINK_INVALID"`) {
+		t.Fatalf("GET of a re-keyed link = %d %s", code, body)
 	}
 }
 

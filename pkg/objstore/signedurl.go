@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -14,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/httpserver"
 )
 
@@ -100,7 +100,8 @@ func (s *URLSigner) mac(key string, exp int64) []byte {
 
 // Handler serves the objects of l to holders of a link from DownloadURL:
 // GET or HEAD with the link's query, answered with the object (ranges
-// supported, as a download) or an error in Northflank's envelope: 403 for
+// supported, as a download) or an error in Northflank's envelope
+// (apierr.WriteHTTP): 403 for
 // a forged or expired link, 404 once the object is gone. The addons
 // component mounts it through the gateway. Without a signer every request
 // is 404.
@@ -108,36 +109,36 @@ func (l *Local) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "download links accept GET and HEAD only")
+			apierr.WriteHTTP(w, http.StatusMethodNotAllowed, apierr.ReasonMethodNotAllowed, "download links accept GET and HEAD only", nil)
 			return
 		}
 		if l.signer == nil {
-			writeError(w, http.StatusNotFound, "this install serves no download links")
+			apierr.WriteHTTP(w, http.StatusNotFound, apierr.ReasonNotFound, "this install serves no download links", nil)
 			return
 		}
 		key, err := l.signer.Verify(r.URL.Query())
 		if err != nil {
-			writeError(w, http.StatusForbidden, "the download link is invalid or has expired; ask for a new one")
+			apierr.WriteHTTP(w, http.StatusForbidden, apierr.ReasonDownloadLinkInvalid, "the download link is invalid or has expired; ask for a new one", nil)
 			return
 		}
 		rc, err := l.Get(r.Context(), key)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidKey) {
-				writeError(w, http.StatusNotFound, "the backup is no longer stored")
+				apierr.WriteHTTP(w, http.StatusNotFound, apierr.ReasonNotFound, "the backup is no longer stored", nil)
 				return
 			}
-			writeError(w, http.StatusInternalServerError, "the backup could not be read")
+			apierr.WriteHTTP(w, http.StatusInternalServerError, apierr.ReasonInternal, "the backup could not be read", nil)
 			return
 		}
 		defer rc.Close()
 		f, ok := rc.(http.File) // Local.Get returns the *os.File
 		if !ok {
-			writeError(w, http.StatusInternalServerError, "the backup could not be read")
+			apierr.WriteHTTP(w, http.StatusInternalServerError, apierr.ReasonInternal, "the backup could not be read", nil)
 			return
 		}
 		st, err := f.Stat()
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "the backup could not be read")
+			apierr.WriteHTTP(w, http.StatusInternalServerError, apierr.ReasonInternal, "the backup could not be read", nil)
 			return
 		}
 		// A backup can take long to send: the connection's deadlines are
@@ -150,12 +151,4 @@ func (l *Local) Handler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		http.ServeContent(w, r, "", st.ModTime(), f)
 	})
-}
-
-// writeError answers in Northflank's error envelope.
-func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"status": status, "message": msg}})
 }
