@@ -183,7 +183,9 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	// The builds' routes build from a loopback git server.
 	repo := gitserver.New(t).Repo(t, "authz")
 	repo.Commit(t, "main", "an app", map[string]string{"Procfile": "web: true\n"})
-	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=1000000", "SLIPWAY_BUILD_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_BUILD_POLL_INTERVAL=0")
+	// Backup destinations are checked against an S3 server on loopback.
+	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=1000000", "SLIPWAY_BUILD_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_BUILD_POLL_INTERVAL=0",
+		"SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS=127.0.0.1")
 	base := inst.URL
 	admin := "Bearer " + adminToken
 

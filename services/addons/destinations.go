@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -63,10 +62,16 @@ type destinationsServer struct {
 
 // newDestinationsServer returns the BackupDestinationsService over db
 // (migrated with migrations.Set and events.Migrations). notify wakes the
-// outbox relay; box is the component's key, from which the credentials'
-// sealing key is derived; backups lists what each destination holds (nil
-// until wired: listing or deleting then answers 503 rather than guess).
-func newDestinationsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors *paging.Cursors, backups DestinationBackups) *destinationsServer {
+// outbox relay; box seals the credentials (DestinationBox of the
+// component's key); backups lists what each destination holds (nil until
+// wired: listing or deleting then answers 503 rather than guess);
+// allowHosts is DestinationAllowHostsSetting's list (destinationAllowList):
+// the storage hosts that may be on loopback or private addresses.
+func newDestinationsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors *paging.Cursors, backups DestinationBackups, allowHosts []string) (*destinationsServer, error) {
+	allow, err := parseDestinationHosts(allowHosts)
+	if err != nil {
+		return nil, err
+	}
 	if cursors == nil {
 		cursors = paging.EphemeralCursors()
 	}
@@ -74,26 +79,15 @@ func newDestinationsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors
 		store:   NewDestinationSQLStore(db, notify, box),
 		cursors: cursors,
 		backups: backups,
-		client:  destinationHTTPClient(),
+		client:  destinationHTTPClient(allow),
 		now:     func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
-	}
+	}, nil
 }
 
 // DestinationBox returns the Box for destinations' credentials derived
 // from the component's master key.
 func DestinationBox(master []byte) (*secret.Box, error) {
 	return secret.NewBox(master, destinationBoxPurpose)
-}
-
-// destinationHTTPClient bounds each phase of a request to a destination
-// but not its body: a large backup may take long to upload, a silent
-// server may not.
-func destinationHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = 10 * time.Second
-	t.ResponseHeaderTimeout = 2 * time.Minute
-	return &http.Client{Transport: t}
 }
 
 // ListBackupDestinations implements BackupDestinationsService.
@@ -333,6 +327,8 @@ func destinationCheckError(err error) error {
 	field, msg := "credentials", "the storage did not accept a test object"
 	var re *objstore.RemoteError
 	switch {
+	case errors.Is(err, errDestinationPrivate):
+		field, msg = "credentials.endpoint", errDestinationPrivate.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		field, msg = "credentials.endpoint", fmt.Sprintf("the endpoint did not answer within %s", destinationCheckTimeout)
 	case errors.As(err, &re) && re.Code == "Unreachable":

@@ -97,6 +97,12 @@ type destinationHarness struct {
 
 func newDestinationHarness(t *testing.T, engine sqldb.Dialect) *destinationHarness {
 	t.Helper()
+	// The S3 server is on loopback, which the operator must allow.
+	return newDestinationHarnessAllowing(t, engine, "127.0.0.1")
+}
+
+func newDestinationHarnessAllowing(t *testing.T, engine sqldb.Dialect, allow ...string) *destinationHarness {
+	t.Helper()
 	logs := &bytes.Buffer{}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
@@ -105,7 +111,10 @@ func newDestinationHarness(t *testing.T, engine sqldb.Dialect) *destinationHarne
 		t.Fatal(err)
 	}
 	mem := &memDestinationBackups{backups: map[string][]*addonsv1.DestinationBackup{}}
-	srv := newDestinationsServer(db, nil, box, nil, mem)
+	srv, err := newDestinationsServer(db, nil, box, nil, mem, allow)
+	if err != nil {
+		t.Fatal(err)
+	}
 	authorizer := authz.New(authztest.Static{
 		dtAdmin:     authztest.TeamToken(dtTeam, "admin"),
 		dtDeveloper: authztest.TeamToken(dtTeam, "developer"),
@@ -386,6 +395,50 @@ func TestBackupDestinationsWithoutBackups(t *testing.T) {
 	}
 	if _, err := h.client.DeleteBackupDestination(destAs(dtAdmin), &addonsv1.DeleteBackupDestinationRequest{BackupDestinationId: "main-s3"}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("delete: %v", err)
+	}
+}
+
+// TestBackupDestinationPrivateAddresses: an endpoint on a loopback,
+// private or link-local address is refused (at connect time, before any
+// packet is sent) unless the operator allows its host by name, address or
+// CIDR, so a team cannot make the server probe its own network.
+func TestBackupDestinationPrivateAddresses(t *testing.T) {
+	for name, tc := range map[string]struct {
+		allow    []string
+		endpoint func(h *destinationHarness) string
+		ok       bool
+	}{
+		"loopback refused":        {nil, func(h *destinationHarness) string { return h.s3.Endpoint }, false},
+		"metadata address":        {nil, func(*destinationHarness) string { return "http://169.254.169.254" }, false},
+		"private address":         {[]string{"127.0.0.1"}, func(*destinationHarness) string { return "http://10.0.0.1:9000" }, false},
+		"localhost by name":       {nil, func(h *destinationHarness) string { return strings.Replace(h.s3.Endpoint, "127.0.0.1", "localhost", 1) }, false},
+		"allowed by address":      {[]string{"127.0.0.1"}, func(h *destinationHarness) string { return h.s3.Endpoint }, true},
+		"allowed by CIDR":         {[]string{"127.0.0.0/8"}, func(h *destinationHarness) string { return h.s3.Endpoint }, true},
+		"allowed by name":         {[]string{"localhost"}, func(h *destinationHarness) string { return strings.Replace(h.s3.Endpoint, "127.0.0.1", "localhost", 1) }, true},
+		"other name not allowing": {[]string{"minio.internal"}, func(h *destinationHarness) string { return h.s3.Endpoint }, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newDestinationHarnessAllowing(t, sqldb.SQLite, tc.allow...)
+			c := h.creds()
+			c.Endpoint = tc.endpoint(h)
+			_, err := h.add("Private Check", "", c)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("allowed endpoint %s: %v", c.Endpoint, err)
+				}
+				return
+			}
+			wantCheckFailed(t, name, err, "credentials.endpoint")
+			if !strings.Contains(status.Convert(err).Message(), "SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS") {
+				t.Fatalf("%s: the refusal does not say how to allow it: %v", name, err)
+			}
+		})
+	}
+	if err := DestinationAllowHostsSetting.Check("127.0.0.1, minio.internal,10.0.0.0/8"); err != nil {
+		t.Fatal(err)
+	}
+	if err := DestinationAllowHostsSetting.Check("10.0.0.0/99"); err == nil {
+		t.Fatal("a bad CIDR was accepted")
 	}
 }
 
