@@ -157,9 +157,10 @@ var versitygwBuild struct {
 }
 
 // versitygwBinary builds the gateway once per test binary into a cache
-// directory keyed by tools/go.sum (so a version bump rebuilds), shared by
-// every test binary and run on the machine; concurrent builders each write
-// their own file and rename it into place.
+// directory keyed by tools/go.mod and go.sum (so a version bump rebuilds),
+// shared by every test binary and run on the machine; builders take turns
+// under a file lock and rename the finished binary into place, so none
+// ever runs a half-written one.
 func versitygwBinary() (string, error) {
 	versitygwBuild.once.Do(func() {
 		versitygwBuild.path, versitygwBuild.err = buildVersitygw()
@@ -189,6 +190,20 @@ func buildVersitygw() (string, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
+	}
+	// One builder at a time: the test binaries of a `go test ./...` start
+	// together, and three cold builds of the same gateway would triple a
+	// minute of CPU on a small machine. The others wait, then find it.
+	lock, err := os.OpenFile(bin+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	if isExecutable(bin) {
+		return bin, nil
 	}
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
