@@ -68,13 +68,13 @@ func TestDestinationCredentialsSealedAtRest(t *testing.T) {
 func TestDestinationCredentialsNeverPrinted(t *testing.T) {
 	c := addons.DestinationCredentials{AccessKey: "AK", SecretKey: "very-secret", Bucket: "b"}
 	d := addons.Destination{ID: "x", Credentials: c}
-	for _, s := range []string{fmtV(c), fmtPlusV(c), fmtSharpV(c), fmtV(d), fmtPlusV(d)} {
+	for _, s := range []string{destFmtV(c), destFmtPlusV(c), destFmtSharpV(c), destFmtV(d), destFmtPlusV(d)} {
 		if strings.Contains(s, "very-secret") {
 			t.Fatalf("printed the secret: %s", s)
 		}
 	}
 }
 
-func fmtV(v any) string      { return fmt.Sprintf("%v", v) }
-func fmtPlusV(v any) string  { return fmt.Sprintf("%+v", v) }
-func fmtSharpV(v any) string { return fmt.Sprintf("%#v", v) }
+func destFmtV(v any) string      { return fmt.Sprintf("%v", v) }
+func destFmtPlusV(v any) string  { return fmt.Sprintf("%+v", v) }
+func destFmtSharpV(v any) string { return fmt.Sprintf("%#v", v) }

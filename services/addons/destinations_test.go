@@ -104,7 +104,7 @@ func newDestinationHarness(t *testing.T, engine sqldb.Dialect) *destinationHarne
 func newDestinationHarnessAllowing(t *testing.T, engine sqldb.Dialect, allow ...string) *destinationHarness {
 	t.Helper()
 	logs := &bytes.Buffer{}
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(&destLockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
 	box, err := DestinationBox([]byte(strings.Repeat("k", 32)))
 	if err != nil {
@@ -128,12 +128,12 @@ func newDestinationHarnessAllowing(t *testing.T, engine sqldb.Dialect, allow ...
 		outbox: sqltest.RowCounter(t, db, "event_outbox")}
 }
 
-type lockedWriter struct {
+type destLockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *destLockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
@@ -157,14 +157,14 @@ func (h *destinationHarness) add(name, prefix string, creds *addonsv1.BackupDest
 	return resp.GetBackupDestination(), err
 }
 
-// wantCheckFailed fails unless err is the 400 of a failed check naming field.
-func wantCheckFailed(t *testing.T, what string, err error, field string) {
+// destWantCheckFailed fails unless err is the 400 of a failed check naming field.
+func destWantCheckFailed(t *testing.T, what string, err error, field string) {
 	t.Helper()
-	wantInvalid(t, what, err, apierr.ReasonBackupDestinationCheckFailed, field)
+	destWantInvalid(t, what, err, apierr.ReasonBackupDestinationCheckFailed, field)
 }
 
-// wantInvalid fails unless err is a 400 with reason naming field alone.
-func wantInvalid(t *testing.T, what string, err error, want apierr.Reason, field string) {
+// destWantInvalid fails unless err is a 400 with reason naming field alone.
+func destWantInvalid(t *testing.T, what string, err error, want apierr.Reason, field string) {
 	t.Helper()
 	st := status.Convert(err)
 	if st.Code() != codes.InvalidArgument {
@@ -201,7 +201,7 @@ func TestBackupDestinationLifecycle(t *testing.T) {
 			t.Fatalf("added %v", d)
 		}
 		// The check's test object is gone again.
-		if files := filesUnder(t, filepath.Join(h.s3.Dir, h.s3.Bucket)); len(files) != 0 {
+		if files := destFilesUnder(t, filepath.Join(h.s3.Dir, h.s3.Bucket)); len(files) != 0 {
 			t.Fatalf("the check left objects in the bucket: %v", files)
 		}
 		if _, err := h.add("Main S3", "", h.creds()); status.Code(err) != codes.AlreadyExists {
@@ -246,15 +246,15 @@ func TestBackupDestinationLifecycle(t *testing.T) {
 
 		// Patch: name and description; then credentials, checked first.
 		patched, err := h.client.PatchBackupDestination(destAs(dtAdmin), &addonsv1.PatchBackupDestinationRequest{
-			BackupDestinationId: "main-s3", Name: ptr("Primary S3"), Description: ptr("renamed"),
+			BackupDestinationId: "main-s3", Name: destPtr("Primary S3"), Description: destPtr("renamed"),
 		})
 		if err != nil || patched.GetBackupDestination().GetName() != "Primary S3" || patched.GetBackupDestination().GetId() != "main-s3" {
 			t.Fatalf("patch: %v, %v", patched, err)
 		}
 		wrong := h.creds()
 		wrong.SecretKey = "not-the-secret"
-		_, err = h.client.PatchBackupDestination(destAs(dtAdmin), &addonsv1.PatchBackupDestinationRequest{BackupDestinationId: "main-s3", Credentials: wrong, Name: ptr("Broken")})
-		wantCheckFailed(t, "patch with a wrong secret", err, "credentials")
+		_, err = h.client.PatchBackupDestination(destAs(dtAdmin), &addonsv1.PatchBackupDestinationRequest{BackupDestinationId: "main-s3", Credentials: wrong, Name: destPtr("Broken")})
+		destWantCheckFailed(t, "patch with a wrong secret", err, "credentials")
 		got, _ := h.client.GetBackupDestination(destAs(dtAdmin), &addonsv1.GetBackupDestinationRequest{BackupDestinationId: "main-s3"})
 		if got.GetBackupDestination().GetCredentials().GetSecretKey() != h.s3.SecretKey || got.GetBackupDestination().GetName() != "Primary S3" {
 			t.Fatalf("a refused patch changed the destination: %v", got)
@@ -344,12 +344,12 @@ func TestBackupDestinationCheck(t *testing.T) {
 			if reason == "" {
 				reason = apierr.ReasonBackupDestinationCheckFailed
 			}
-			wantInvalid(t, name, err, reason, tc.field)
+			destWantInvalid(t, name, err, reason, tc.field)
 		})
 	}
 	t.Run("bad prefix", func(t *testing.T) {
 		_, err := h.add("Bad Prefix", "a/../b", h.creds())
-		wantInvalid(t, "bad prefix", err, apierr.ReasonValidationFailed, "prefix")
+		destWantInvalid(t, "bad prefix", err, apierr.ReasonValidationFailed, "prefix")
 	})
 	t.Run("input validation", func(t *testing.T) {
 		for name, req := range map[string]*addonsv1.AddBackupDestinationRequest{
@@ -428,7 +428,7 @@ func TestBackupDestinationPrivateAddresses(t *testing.T) {
 				}
 				return
 			}
-			wantCheckFailed(t, name, err, "credentials.endpoint")
+			destWantCheckFailed(t, name, err, "credentials.endpoint")
 			if !strings.Contains(status.Convert(err).Message(), "SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS") {
 				t.Fatalf("%s: the refusal does not say how to allow it: %v", name, err)
 			}
@@ -450,7 +450,7 @@ func (h *destinationHarness) noSecretsLogged() {
 	}
 }
 
-func filesUnder(t *testing.T, dir string) []string {
+func destFilesUnder(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
@@ -468,6 +468,6 @@ func filesUnder(t *testing.T, dir string) []string {
 	return out
 }
 
-func ptr[T any](v T) *T { return &v }
+func destPtr[T any](v T) *T { return &v }
 
 var _ objstore.Store = (*objstore.S3)(nil)
