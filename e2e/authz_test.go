@@ -14,6 +14,7 @@ import (
 
 	// The services' descriptors, with their access rules, must be in the
 	// global registry for permissions.ForMethod to find them.
+	_ "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/builds/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"

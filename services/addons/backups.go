@@ -189,7 +189,7 @@ func (s *Service) openDownload(token string) (downloadClaim, error) {
 	if json.Unmarshal(payload, &c) != nil {
 		return downloadClaim{}, errBadLink
 	}
-	if time.Now().Unix() > c.Expires {
+	if s.opts.Clock().Unix() > c.Expires {
 		return downloadClaim{}, apierr.Conflict(apierr.ReasonDownloadLinkExpired, "the download link has expired: ask for a new one")
 	}
 	return c, nil
