@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	"github.com/slipwayhq/slipway/gateway"
+	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/authz/authztest"
 	"github.com/slipwayhq/slipway/pkg/component"
