@@ -73,6 +73,23 @@ func TestRedisRoundTrip(t *testing.T) {
 	id = startAddon(t, d, e, a)
 	wantEqual(t, want, check(t, e, d, id, a))
 
+	// A restore interrupted after it set the data aside and put another
+	// file in place has failed: the next start goes back to the data set
+	// aside.
+	admin := func(args ...string) string { return execIn(t, d, id, redisEnv(a), "", redisCLI(a, args...)...) }
+	admin("CONFIG", "SET", "save", "")
+	admin("SAVE")
+	execIn(t, d, id, nil, "", "mv", "/data/dump.rdb", "/data/slipway-previous.rdb")
+	admin("FLUSHALL")
+	admin("SET", "half", "done")
+	admin("SAVE")
+	stopAddon(t, d, id)
+	id = startAddon(t, d, e, a)
+	wantEqual(t, want, check(t, e, d, id, a))
+	if out := execIn(t, d, id, nil, "", "ls", "/data"); strings.Contains(out, "slipway-") {
+		t.Fatalf("files left in the data directory: %q", out)
+	}
+
 	// A verification instance restored from the dump.
 	v := testAddon(t, e, "process")
 	v.ID, v.Verify = a.ID, true
