@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -150,8 +152,16 @@ func baseSpec(a Addon, image string, path string, script string, env map[string]
 			env["SLIPWAY_NSS_WRAPPER"] = w
 		}
 	}
+	name := WorkloadName(a)
+	if a.Verify {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return runtime.Spec{}, fmt.Errorf("engine: %w", err)
+		}
+		name += "-" + hex.EncodeToString(b[:])
+	}
 	spec := runtime.Spec{
-		Name:      WorkloadName(a),
+		Name:      name,
 		Command:   []string{"/bin/sh", "-c", script},
 		Env:       env,
 		Labels:    Labels(a),
