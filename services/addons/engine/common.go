@@ -343,6 +343,15 @@ func majors(versions []string) []string {
 	return out
 }
 
+// memoryShare is 1/div of a's memory limit in MB, at least least; def
+// without a limit.
+func memoryShare(a Addon, div, least, def int64) int64 {
+	if a.Resources.MemoryMB <= 0 {
+		return def
+	}
+	return max(a.Resources.MemoryMB/div, least)
+}
+
 // checkVersion refuses a version the type cannot run on a's driver.
 func checkVersion(e Engine, a Addon) error {
 	for _, v := range e.Info(a.Driver).Versions {

@@ -84,7 +84,7 @@ func (m *mysql) Info(driver string) TypeInfo {
 
 // mysqlServerArgs are mariadbd's options common to the initialising and
 // the real server.
-const mysqlServerArgs = `--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --skip-name-resolve --innodb-buffer-pool-size=64M`
+const mysqlServerArgs = `--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --skip-name-resolve --innodb-buffer-pool-size="$SLIPWAY_BUFFER_POOL"`
 
 // mysqlScript initialises the data directory on the first start, puts
 // back the data an interrupted Restore had swapped out (see
@@ -154,6 +154,9 @@ func (m *mysql) Spec(a Addon) (runtime.Spec, error) {
 		"SLIPWAY_USER":           a.User,
 		"SLIPWAY_PASSWORD":       a.Password,
 		"SLIPWAY_DB":             a.DBName,
+		// InnoDB's buffer pool: a third of the memory limit, 128MB
+		// (MariaDB's default) without one.
+		"SLIPWAY_BUFFER_POOL": strconv.FormatInt(memoryShare(a, 3, 32, 128), 10) + "M",
 	}
 	return baseSpec(a, DefaultImage(TypeMySQL, a.Version), basePath, mysqlScript, env, []runtime.Port{{Name: "db", Port: mysqlPort}})
 }

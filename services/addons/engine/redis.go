@@ -95,6 +95,8 @@ umask 077
 	echo 'enable-debug-command local'
 	echo 'daemonize no'
 	echo 'logfile ""'
+	echo "maxmemory $SLIPWAY_MAXMEMORY"
+	echo 'maxmemory-policy noeviction'
 	printf 'user default on >%s ~* &* +@all -debug\n' "$SLIPWAY_PASSWORD"
 	printf 'user %s on >%s ~* &* +@all\n' "$SLIPWAY_ADMIN_USER" "$SLIPWAY_ADMIN_PASSWORD"
 } >/tmp/slipway-redis.conf
@@ -116,6 +118,10 @@ func (r *redis) Spec(a Addon) (runtime.Spec, error) {
 		"SLIPWAY_ADMIN_USER":     a.AdminUser,
 		"SLIPWAY_ADMIN_PASSWORD": a.AdminPassword,
 		"SLIPWAY_PASSWORD":       a.Password,
+		// Three quarters of the memory limit, so that a full Redis
+		// refuses writes (noeviction) instead of being killed; no
+		// limit without one.
+		"SLIPWAY_MAXMEMORY": strconv.FormatInt(memoryShare(a, 4, 0, 0)*3, 10) + "mb",
 	}
 	return baseSpec(a, DefaultImage(TypeRedis, a.Version), basePath, redisScript, env, []runtime.Port{{Name: "db", Port: redisPort}})
 }
