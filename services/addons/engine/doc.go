@@ -51,7 +51,7 @@
 //     incomplete or does not load into a scratch database before it
 //     touches the live one, keeps a dump of the live data while it
 //     replaces it and loads that back if the replacement fails (see
-//     mysql). No snapshot.
+//     mysql). Snapshot is mariadb-backup's copy, prepared, as a tar.
 //
 // Restores need no stopped server, and the addons service need not copy
 // the data directory aside (it may). A restore interrupted half-way — its

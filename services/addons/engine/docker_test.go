@@ -20,7 +20,7 @@ func hostImagePaths(t *testing.T, typ, version string) []string {
 		return []string{"/usr/bin/redis-server", "/usr/bin/redis-cli", "/usr/bin/redis-check-rdb"}
 	case TypeMySQL:
 		return []string{"/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db", "/usr/bin/mariadb", "/usr/bin/mariadb-admin", "/usr/bin/mariadb-dump",
-			"/usr/bin/my_print_defaults", "/usr/bin/resolveip", "/usr/share/mysql", "/usr/lib/mysql/plugin"}
+			"/usr/bin/my_print_defaults", "/usr/bin/resolveip", "/usr/bin/mariadb-backup", "/usr/share/mysql", "/usr/lib/mysql/plugin"}
 	}
 	t.Fatalf("no image for %s", typ)
 	return nil

@@ -3,9 +3,12 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -43,8 +46,9 @@ import (
 // may stop the server and copy the data directory aside as well; nothing
 // here needs it.
 //
-// There is no snapshot (BackupTypes is dump only): a consistent copy of
-// InnoDB's files needs mariadb-backup.
+// Snapshot is mariadb-backup's copy of the running server's files,
+// prepared (consistent, the redo log applied) before it is streamed as a
+// tar; RestoreSnapshot unpacks it as the new DataMount/mysql.
 type mysql struct {
 	versions func() []string
 }
@@ -78,7 +82,7 @@ func (m *mysql) Info(driver string) TypeInfo {
 		Versions:    slices.Clone(versions),
 		Major:       majors(versions),
 		Features:    Features{BackupsDump: true, CustomDBName: true, ForkAddon: true, ImportDump: true, ExternalAccess: true},
-		BackupTypes: []string{BackupDump},
+		BackupTypes: []string{BackupDump, BackupSnapshot},
 	}
 }
 
@@ -234,12 +238,36 @@ func (m *mysql) Restore(ctx context.Context, d runtime.Driver, id string, a Addo
 	return run(ctx, d, id, a, mysqlEnv(a), r, nil, "/bin/sh", "-c", mysqlRestoreScript, "mariadb-restore")
 }
 
+// mysqlSnapshotScript copies the running server's files with
+// mariadb-backup into the data directory, prepares the copy (applies the
+// redo log: a consistent data directory a server starts on as it is) and
+// writes it to standard output as a tar; the copy is removed in any case.
+const mysqlSnapshotScript = `set -eu
+umask 077
+dir=/data/slipway-snapshot
+rm -rf "$dir"
+trap 'rm -rf "$dir"' EXIT
+mariadb-backup --no-defaults --backup --target-dir="$dir" --datadir=/data/mysql --socket=/run/addon/mysqld.sock --user="$SLIPWAY_ADMIN_USER" >&2 2>/tmp/slipway-backup.log || { tail -n 5 /tmp/slipway-backup.log >&2; exit 1; }
+mariadb-backup --no-defaults --prepare --target-dir="$dir" >/tmp/slipway-prepare.log 2>&1 || { tail -n 5 /tmp/slipway-prepare.log >&2; exit 1; }
+tar -C "$dir" -cf - .
+`
+
+// Snapshot is a prepared copy of the data files (mariadb-backup): the
+// data directory needs room for one more copy of the data meanwhile.
 func (m *mysql) Snapshot(ctx context.Context, d runtime.Driver, id string, a Addon, w io.Writer) error {
-	return fmt.Errorf("%w: MySQL addons have dump backups only", ErrUnsupported)
+	return run(ctx, d, id, a, mysqlEnv(a), nil, w, "/bin/sh", "-c", mysqlSnapshotScript, "mariadb-backup")
 }
 
 func (m *mysql) RestoreSnapshot(ctx context.Context, a Addon, r io.Reader) error {
-	return fmt.Errorf("%w: MySQL addons have dump backups only", ErrUnsupported)
+	return swapIn(a, "mysql", r, func(dir string) error {
+		if fi, err := os.Stat(filepath.Join(dir, "mysql")); err != nil || !fi.IsDir() {
+			return errors.New("engine: the snapshot is not a MariaDB data directory (no mysql database)")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ibdata1")); err != nil {
+			return errors.New("engine: the snapshot is not a MariaDB data directory (no ibdata1)")
+		}
+		return nil
+	})
 }
 
 // Check lists the base tables of DBName with their columns, then counts

@@ -85,6 +85,32 @@ func TestMySQLRoundTrip(t *testing.T) {
 		t.Fatalf("files left in the data directory: %q", out)
 	}
 
+	// Snapshot, change, restore the snapshot with the server stopped; and
+	// the snapshot unpacked into a fresh verification instance.
+	var snap bytes.Buffer
+	if err := e.Snapshot(ctxT(t), d, id, a, &snap); err != nil {
+		t.Fatal(err)
+	}
+	appMySQL(t, d, id, a, "DELETE FROM items;")
+	stopAddon(t, d, id)
+	if err := e.RestoreSnapshot(ctxT(t), a, strings.NewReader("not a tar")); err == nil {
+		t.Fatal("a bad snapshot was restored")
+	}
+	if err := e.RestoreSnapshot(ctxT(t), a, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	id = startAddon(t, d, e, a)
+	wantEqual(t, want, check(t, e, d, id, a))
+	sv := testAddon(t, e, "process")
+	sv.ID, sv.Verify = a.ID, true
+	sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
+	if err := e.RestoreSnapshot(ctxT(t), sv, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	svid := startAddon(t, d, e, sv)
+	wantEqual(t, want, check(t, e, d, svid, sv))
+	stopAddon(t, d, svid)
+
 	// A verification instance restored from the dump.
 	v := testAddon(t, e, "process")
 	v.ID, v.Verify = a.ID, true
