@@ -30,6 +30,7 @@ var Component = component.Component{
 	Migrations: []sqldb.Migrations{migrations.Set},
 	Settings: append([]component.Setting{
 		component.EncryptionKeySetting,
+		DestinationAllowHostsSetting,
 		{Flag: "addon-image-postgresql", Env: "SLIPWAY_ADDON_IMAGE_POSTGRESQL",
 			Help: "docker driver: image of PostgreSQL addons (empty: docker.io/library/postgres:<major>); Slipway runs its own command line in it, so any image with the server binaries works"},
 		{Flag: "addon-image-redis", Env: "SLIPWAY_ADDON_IMAGE_REDIS",
@@ -45,7 +46,10 @@ var Component = component.Component{
 	API: &component.API{
 		HealthService: addonsv1.AddonsService_ServiceDesc.ServiceName,
 		Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
-			return addonsv1.RegisterAddonsServiceHandlerClient(ctx, mux, addonsv1.NewAddonsServiceClient(conn))
+			if err := addonsv1.RegisterAddonsServiceHandlerClient(ctx, mux, addonsv1.NewAddonsServiceClient(conn)); err != nil {
+				return err
+			}
+			return addonsv1.RegisterBackupDestinationsServiceHandlerClient(ctx, mux, addonsv1.NewBackupDestinationsServiceClient(conn))
 		},
 		Tails: []component.Tail{
 			{Path: "/projects/{project_id}/addons/{addon_id}/logs", Method: addonsv1.AddonsService_TailAddonLogs_FullMethodName},
@@ -112,9 +116,20 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	destBox, err := DestinationBox(key)
+	if err != nil {
+		return nil, err
+	}
+	destinations, err := newDestinationsServer(env.DB, env.Notify, destBox, cursors, svc, destinationAllowList(env.Setting(DestinationAllowHostsSetting.Flag)))
+	if err != nil {
+		return nil, err
+	}
 	env.Go(svc.Run)
 	return &component.Instance{
-		Services: []component.Service{{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc}},
+		Services: []component.Service{
+			{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc},
+			{Desc: &addonsv1.BackupDestinationsService_ServiceDesc, Impl: destinations},
+		},
 		Consumers: []component.Consumer{
 			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
 		},

@@ -84,6 +84,7 @@ type harness struct {
 	driver   runtime.Driver
 	clock    *clock
 	svc      *addons.Service
+	conn     grpc.ClientConnInterface
 	stop     func()
 }
 
@@ -162,10 +163,11 @@ func (h *harness) start() {
 		otherCred:  authztest.TeamToken("other", "admin"),
 	}, "internal-key")
 	var srv *grpc.Server
-	h.client = addonsv1.NewAddonsServiceClient(rpctest.Serve(h.t, rpcserver.Options{Authorizer: authorizer, Logger: quiet}, func(s *grpc.Server) {
+	h.conn = rpctest.Serve(h.t, rpcserver.Options{Authorizer: authorizer, Logger: quiet}, func(s *grpc.Server) {
 		srv = s
 		addonsv1.RegisterAddonsServiceServer(s, svc)
-	}))
+	})
+	h.client = addonsv1.NewAddonsServiceClient(h.conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()
