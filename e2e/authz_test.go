@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	// The services' descriptors, with their access rules, must be in the
 	// global registry for permissions.ForMethod to find them.
+	_ "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/builds/v1"
 	_ "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
@@ -65,6 +67,7 @@ var apiServices = map[string]string{
 	"JobsService":        "slipway.jobs.v1.JobsService",
 	"DeploymentsService": "slipway.deployments.v1.DeploymentsService",
 	"BuildsService":      "slipway.builds.v1.BuildsService",
+	"AddonsService":      "slipway.addons.v1.AddonsService",
 }
 
 // apiRoute is one path × method of the OpenAPI document.
@@ -521,6 +524,142 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		return f
 	}
 
+	// Addons are Redis servers (light and quick to start) on the process
+	// driver; what must run waits until it does.
+	addonURL := func(id string) string { return base + "/v1/projects/" + project + "/addons/" + id }
+	waitAddon := func(t testing.TB, id string) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; {
+			a := callJSON(t, "GET", addonURL(id), "").data(t)
+			if a["status"] == "running" {
+				return
+			}
+			if a["status"] == "failed" || time.Now().After(deadline) {
+				t.Fatalf("addon %s did not run: %v", id, a)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	addonBody := func() string {
+		return fmt.Sprintf(`{"name":"Authz Addon %d","type":"redis","version":"latest","billing":{"deploymentPlan":"nf-compute-20"}}`, next())
+	}
+	newAddon := func(t testing.TB, running bool) string {
+		t.Helper()
+		id := callJSON(t, "POST", base+"/v1/projects/"+project+"/addons", addonBody()).data(t)["id"].(string)
+		if running {
+			waitAddon(t, id)
+		}
+		return id
+	}
+	newBackup := func(t testing.TB, addon string) string {
+		t.Helper()
+		id := callJSON(t, "POST", addonURL(addon)+"/backups", `{"backupType":"dump"}`).data(t)["id"].(string)
+		for deadline := time.Now().Add(time.Minute); ; {
+			b := callJSON(t, "GET", addonURL(addon)+"/backups/"+id, "").data(t)
+			v, _ := b["verification"].(map[string]any)
+			if b["status"] == "completed" && v["status"] == "verified" {
+				waitAddon(t, addon)
+				return id
+			}
+			if b["status"] == "failed" || time.Now().After(deadline) {
+				t.Fatalf("backup %s: %v", id, b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	sharedAddon := newAddon(t, true)
+	sharedBackup := newBackup(t, sharedAddon)
+	sharedRestore := callJSON(t, "POST", addonURL(sharedAddon)+"/backups/"+sharedBackup+"/restore", "").data(t)["restoreId"].(string)
+	for deadline := time.Now().Add(time.Minute); ; {
+		list := callJSON(t, "GET", addonURL(sharedAddon)+"/restores", "").data(t)["restores"].([]any)
+		if len(list) > 0 && list[0].(map[string]any)["status"] == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restore %s did not complete: %v", sharedRestore, list)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitAddon(t, sharedAddon)
+	// An import fetches a dump from a URL: this one serves no gzip, so
+	// the import's backup fails in the background; the call succeeds.
+	importSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("not gzip")) }))
+	t.Cleanup(importSrv.Close)
+	onAddon := func(suffix ...string) func(testing.TB) routeFixture {
+		return func(testing.TB) routeFixture {
+			f := params("projectId", project, "addonId", sharedAddon, "backupId", sharedBackup, "restoreId", sharedRestore)
+			if len(suffix) > 0 {
+				f.body = suffix[0]
+			}
+			return f
+		}
+	}
+	onNewAddon := func(running bool, body string) func(testing.TB) routeFixture {
+		return func(t testing.TB) routeFixture {
+			return withBody(params("projectId", project, "addonId", newAddon(t, running)), body)
+		}
+	}
+	addonCases := map[string]func(t testing.TB) routeFixture{
+		"ListAddonTypes": none,
+		"ListAddons":     func(testing.TB) routeFixture { return params("projectId", project) },
+		"CreateAddon":    func(testing.TB) routeFixture { return withBody(params("projectId", project), addonBody()) },
+		"PutAddon":       func(testing.TB) routeFixture { return withBody(params("projectId", project), addonBody()) },
+		"GetAddon":       onAddon(),
+		"PatchAddon":     onAddon(`{"description":"patched by the route walk"}`),
+		"DeleteAddon":    onNewAddon(false, ""),
+		"PauseAddon":     onNewAddon(false, ""),
+		"ResumeAddon": func(t testing.TB) routeFixture {
+			id := newAddon(t, false)
+			callJSON(t, "POST", addonURL(id)+"/pause", "").data(t)
+			return params("projectId", project, "addonId", id)
+		},
+		"RestartAddon":               onNewAddon(false, ""),
+		"GetAddonCredentials":        onAddon(),
+		"GetAddonContainers":         onAddon(),
+		"GetAddonVersion":            onAddon(),
+		"UpdateAddonVersion":         onAddon(`{"version":"latest"}`),
+		"UpdateAddonNetworkSettings": onAddon(`{"externalAccessEnabled":false}`),
+		"ScaleAddon":                 onAddon(`{"storage":1024,"replicas":1}`),
+		"GetAddonLogs":               onAddon(),
+		"ListBackups":                onAddon(),
+		"CreateBackup":               onNewAddon(true, `{"backupType":"dump"}`),
+		"GetBackup":                  onAddon(),
+		"DeleteBackup": func(t testing.TB) routeFixture {
+			id := newAddon(t, true)
+			return params("projectId", project, "addonId", id, "backupId", newBackup(t, id))
+		},
+		"AbortBackup": func(t testing.TB) routeFixture {
+			f := onAddon()(t)
+			f.refused = "BACKUP_CONCLUDED" // it completed: nothing to abort
+			return f
+		},
+		"RetainBackup":          onAddon(),
+		"GetBackupDownloadLink": onAddon(),
+		"ImportBackup":          onAddon(fmt.Sprintf(`{"importUrl":%q}`, importSrv.URL+"/dump.gz")),
+		"RestoreBackup": func(t testing.TB) routeFixture {
+			id := newAddon(t, true)
+			return params("projectId", project, "addonId", id, "backupId", newBackup(t, id))
+		},
+		"AbortRestore": func(t testing.TB) routeFixture {
+			f := onAddon(fmt.Sprintf(`{"restoreId":%q}`, sharedRestore))(t)
+			f.refused = "BACKUP_CONCLUDED" // it completed: nothing to abort
+			return f
+		},
+		"ListBackupRestores":  onAddon(),
+		"ListAddonRestores":   onAddon(),
+		"ListBackupSchedules": onAddon(),
+		"CreateBackupSchedule": onNewAddon(false,
+			`{"scheduling":{"interval":"daily","minute":[0],"hour":[3]},"backupType":"dump","retentionTime":7}`),
+		"DeleteBackupSchedule": func(t testing.TB) routeFixture {
+			id := newAddon(t, false)
+			sched := callJSON(t, "POST", addonURL(id)+"/backup-schedules",
+				`{"scheduling":{"interval":"hourly","minute":[15]},"backupType":"dump","retentionTime":1}`).data(t)["id"].(string)
+			return params("projectId", project, "addonId", id, "scheduleId", sched)
+		},
+		"GetBackupLogs":  onAddon(),
+		"GetRestoreLogs": onAddon(),
+	}
+
 	// cases gives each operation what a call needs; prepare is called again
 	// for every call that is to succeed, so a delete gets a fresh resource
 	// and a create a fresh name.
@@ -608,6 +747,10 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	for name, prepare := range buildCases {
 		cases["BuildsService_"+name] = prepare
 		cases["BuildsService_"+name+"2"] = prepare
+	}
+	for name, prepare := range addonCases {
+		cases["AddonsService_"+name] = prepare
+		cases["AddonsService_"+name+"2"] = prepare
 	}
 	for name, prepare := range serviceCases {
 		cases["DeploymentsService_"+name] = prepare

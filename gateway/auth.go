@@ -41,10 +41,10 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Method == http.MethodPost && g.isWebhook(r.URL.Path) {
-			// A webhook's caller proves itself with a signature the
-			// component checks; it spends its address's quota, which also
-			// slows down signature guessing.
+		if (r.Method == http.MethodPost && g.isWebhook(r.URL.Path)) || (r.Method == http.MethodGet && g.isDownload(r.URL.Path)) {
+			// A webhook's caller (a download link's holder) proves itself
+			// with a signature the component checks; it spends its
+			// address's quota, which also slows down signature guessing.
 			if a := g.admit(r.Context(), r, ""); a.quota != nil {
 				a.quota.Headers(w.Header())
 				if !a.quota.Allowed {

@@ -82,6 +82,8 @@ type Gateway struct {
 	execs []execRoute
 	// webhooks are the webhook routes' path segments.
 	webhooks [][]string
+	// downloads are the download routes' path segments.
+	downloads [][]string
 	// tailInitTimeout is how long a log tail waits for its init message.
 	tailInitTimeout time.Duration
 }
@@ -121,7 +123,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if len(opts.Backends) == 0 {
 		return nil, fmt.Errorf("gateway: no backends")
 	}
-	var webhooks []string
+	var webhooks, downloads []string
 	for _, b := range opts.Backends {
 		// A backend in this process runs the chain, which checks every
 		// request's strings itself: the check before the wire is for
@@ -155,6 +157,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 			webhooks = append(webhooks, "/v1"+hook.Path)
 			g.webhooks = append(g.webhooks, strings.Split(strings.Trim("/v1"+hook.Path, "/"), "/"))
 		}
+		for _, d := range b.API.Downloads {
+			if err := mux.HandlePath(http.MethodGet, "/v1"+d.Path, g.downloadHandler(d, conn)); err != nil {
+				return nil, fmt.Errorf("gateway: %s: download %s: %w", b.Name, d.Path, err)
+			}
+			downloads = append(downloads, "/v1"+d.Path)
+			g.downloads = append(g.downloads, strings.Split(strings.Trim("/v1"+d.Path, "/"), "/"))
+		}
 	}
 
 	operational := []struct {
@@ -171,6 +180,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	extra := map[string][]string{}
 	for _, path := range webhooks {
 		extra[path] = append(extra[path], http.MethodPost)
+	}
+	for _, path := range downloads {
+		extra[path] = append(extra[path], http.MethodGet)
 	}
 	for _, route := range operational {
 		if err := mux.HandlePath(route.method, route.path, route.h); err != nil {

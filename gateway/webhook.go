@@ -65,9 +65,16 @@ func (g *Gateway) webhookHandler(hook component.Webhook, conn grpc.ClientConnInt
 }
 
 // isWebhook reports whether path is one of the webhook routes.
-func (g *Gateway) isWebhook(path string) bool {
+func (g *Gateway) isWebhook(path string) bool { return matchRoutes(g.webhooks, path) }
+
+// isDownload reports whether path is one of the download routes.
+func (g *Gateway) isDownload(path string) bool { return matchRoutes(g.downloads, path) }
+
+// matchRoutes reports whether path matches one of routes' segments
+// ("{name}" matching any one segment).
+func matchRoutes(routes [][]string, path string) bool {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
-	for _, route := range g.webhooks {
+	for _, route := range routes {
 		if len(route) != len(segs) {
 			continue
 		}

@@ -27,7 +27,9 @@ DEPS=(
 	"nsenter:util-linux"        # pkg/runtime/process: Exec enters a running workload's sandbox
 	"git:git"                   # services/builds/builder clones with the git CLI; pkg/testenv/gitserver serves git-http-backend
 	"git-lfs:git-lfs"           # services/builds/builder: Git LFS objects of a build's repository (git lfs pull)
-	"/usr/lib/*/libnss_wrapper.so:libnss-wrapper" # services/builds/builder: ssh in a sandbox, whose user is not in /etc/passwd
+	"/usr/lib/*/libnss_wrapper.so:libnss-wrapper" # services/builds/builder: ssh in a sandbox, whose user is not in /etc/passwd; services/addons/engine: initdb likewise
+	"mariadbd:mariadb-server"   # services/addons/engine: MySQL/MariaDB addons (mariadb-install-db + mariadbd)
+	"mariadb-dump:mariadb-client" # services/addons/engine: dump, restore and check of MySQL/MariaDB addons
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slipwayhq/slipway/gateway"
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/services/addons"
 	"github.com/slipwayhq/slipway/services/auth"
 	"github.com/slipwayhq/slipway/services/builds"
 	"github.com/slipwayhq/slipway/services/deployments"
@@ -27,6 +28,7 @@ var table = component.Table{
 	jobs.Component,
 	deployments.Component,
 	builds.Component,
+	addons.Component,
 	gateway.Component,
 }
 

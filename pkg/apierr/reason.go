@@ -171,6 +171,39 @@ const (
 	ReasonRemoteUnreachable Reason = "REMOTE_UNREACHABLE"
 )
 
+// Reasons of the addons service.
+const (
+	// ReasonAddonBusy: the addon is not in a state for this (not running
+	// for a backup or restore; a backup, restore, upgrade or deletion
+	// under way). 409.
+	ReasonAddonBusy Reason = "ADDON_BUSY"
+	// ReasonAddonNotPaused: resuming an addon that is not paused. 409.
+	ReasonAddonNotPaused Reason = "ADDON_NOT_PAUSED"
+	// ReasonAddonTypeMismatch: a create-or-update that would change an
+	// addon's type. 409.
+	ReasonAddonTypeMismatch Reason = "ADDON_TYPE_MISMATCH"
+	// ReasonAddonUpgradeUnsupported: a version change the engine cannot
+	// make in place (a major upgrade). 409.
+	ReasonAddonUpgradeUnsupported Reason = "ADDON_UPGRADE_UNSUPPORTED"
+	// ReasonAddonDestinationUnsupported: a backup to a custom destination
+	// where none can be used. 409.
+	ReasonAddonDestinationUnsupported Reason = "ADDON_DESTINATION_UNSUPPORTED"
+	// ReasonBackupInProgress: deleting a backup still being taken. 409.
+	ReasonBackupInProgress Reason = "BACKUP_IN_PROGRESS"
+	// ReasonBackupConcluded: aborting a backup or restore that has
+	// already concluded. 409.
+	ReasonBackupConcluded Reason = "BACKUP_CONCLUDED"
+	// ReasonBackupNotRestorable: restoring (or downloading) a backup that
+	// did not complete, or is of another type or version. 409.
+	ReasonBackupNotRestorable Reason = "BACKUP_NOT_RESTORABLE"
+	// ReasonScheduleExists: a second backup schedule of the same interval
+	// and backup type on an addon. 409.
+	ReasonScheduleExists Reason = "SCHEDULE_EXISTS"
+	// ReasonDownloadLinkExpired: a backup download link past its expiry;
+	// the API gives a new one. 409.
+	ReasonDownloadLinkExpired Reason = "DOWNLOAD_LINK_EXPIRED"
+)
+
 // Reasons lists every declared reason, for documentation and for the test
 // that keeps them well-formed and distinct.
 func Reasons() []Reason {
@@ -187,6 +220,9 @@ func Reasons() []Reason {
 		ReasonNotRunning, ReasonExecUnsupported,
 		ReasonBuildDeleted, ReasonServiceTypeMismatch,
 		ReasonBuildConcluded, ReasonWebhookReplay, ReasonRemoteUnreachable,
+		ReasonAddonBusy, ReasonAddonNotPaused, ReasonAddonTypeMismatch, ReasonAddonUpgradeUnsupported,
+		ReasonAddonDestinationUnsupported, ReasonBackupInProgress, ReasonBackupConcluded, ReasonBackupNotRestorable,
+		ReasonScheduleExists, ReasonDownloadLinkExpired,
 	}
 }
 

@@ -89,6 +89,10 @@ type API struct {
 	// Webhooks are the component's unauthenticated POST routes whose
 	// callers it authenticates itself (see Webhook).
 	Webhooks []Webhook
+	// Downloads are the component's unauthenticated GET routes that
+	// stream a file to the holder of a link the component signed (see
+	// Download).
+	Downloads []Download
 	// Optional components may be left out of a gateway running apart: it
 	// then serves without their routes (and says so) instead of refusing to
 	// start.
@@ -143,6 +147,22 @@ type Webhook struct {
 	// Path is the route below /v1, its {name} segments passed as params.
 	Path string
 	// Method is the full name of the unary RPC.
+	Method string
+}
+
+// Download is one GET route (below /v1) that streams a file, such as a
+// backup behind a signed, expiring link: the gateway passes the path
+// parameters and headers to the server-streaming RPC it names
+// (slipway.api.v1.DownloadRequest in, slipway.api.v1.DownloadChunk out),
+// which checks the link itself, and writes the chunks as the response
+// body, not in the JSON envelope. An error before the first chunk is an
+// error envelope like any other.
+//
+//	Downloads: []component.Download{{Path: "/addon-backup-downloads/{token}", Method: addonsv1.AddonsService_DownloadBackup_FullMethodName}},
+type Download struct {
+	// Path is the route below /v1, its {name} segments passed as params.
+	Path string
+	// Method is the full name of the server-streaming RPC.
 	Method string
 }
 

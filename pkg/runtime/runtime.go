@@ -23,6 +23,12 @@ type Spec struct {
 	// Image is the container image; drivers that run no containers refuse
 	// a Spec with one (ErrUnsupported).
 	Image string
+	// User is who the container's command (and every Exec in it) runs as,
+	// "uid:gid" or a user of the image ("postgres"); empty is the image's.
+	// Only the docker driver honours it: the process driver gives every
+	// workload a user of its own and refuses a Spec with one
+	// (ErrUnsupported).
+	User string
 	// Entrypoint and Command override the image's; for the process driver
 	// Command is the program and its arguments (Entrypoint, when set, is
 	// prepended).

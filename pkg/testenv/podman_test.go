@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPodman starts the service, builds the test image and checks, through
@@ -26,5 +27,23 @@ func TestPodman(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("inspect %s: %s", ref, resp.Status)
+	}
+}
+
+// TestBuildHostImage: an image of a dynamically linked host binary runs
+// it (its libraries came along), with the shell tools and the user "app".
+func TestBuildHostImage(t *testing.T) {
+	host := Podman(t)
+	ref := BuildHostImage(t, host, "localhost/slipway-host-test:latest", "/usr/bin/redis-cli")
+	v, _ := podmanEnvs.Load(host)
+	bin := lookBinary(t, "podman")
+	out, err := podmanCLI(bin, v.([]string), time.Minute, "run", "--rm", "--ulimit", "nproc=1024:1024", "--ulimit", "nofile=1024:1024", "--user", "999:999", ref,
+		"/bin/sh", "-c", "redis-cli --version && id -un && ls -d /tmp /lib")
+	if err != nil {
+		t.Fatalf("podman run: %v\n%s", err, out)
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) != 5 || lines[0] != "redis-cli" || lines[2] != "app" || lines[3] != "/lib" || lines[4] != "/tmp" {
+		t.Fatalf("output %q", out)
 	}
 }

@@ -316,6 +316,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		Env:        env,
 		Labels:     labels,
 		WorkingDir: spec.WorkDir, // "": the image's
+		User:       spec.User,    // "": the image's; Exec runs as it too
 	}
 	if len(spec.Entrypoint) > 0 {
 		cfg.Entrypoint = spec.Entrypoint

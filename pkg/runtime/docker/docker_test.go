@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -116,6 +117,23 @@ func TestDriver(t *testing.T) {
 		runtimetest.Wait(t, d, id)
 		if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"/usr/sbin:/usr/bin:/sbin:/bin"}) {
 			t.Errorf("PATH %q, want the image's", got)
+		}
+	})
+
+	t.Run("User", func(t *testing.T) {
+		t.Parallel()
+		// Spec.User is who the command, and an Exec, run as.
+		id := runtimetest.Start(t, d, runtime.Spec{Image: img, User: "4321:4322", Command: []string{"/bin/sh", "-c", `id -u; id -g; sleep 30`}})
+		t.Cleanup(func() { _ = d.Stop(context.Background(), id, 0) })
+		var out bytes.Buffer
+		code, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{Command: []string{"id", "-u"}, Stdout: &out})
+		if err != nil || code != 0 || strings.TrimSpace(out.String()) != "4321" {
+			t.Fatalf("exec: %d %v %q, want uid 4321", code, err, out.String())
+		}
+		_ = d.Stop(runtimetest.Context(t), id, 0)
+		runtimetest.Wait(t, d, id)
+		if got := runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout"); !slices.Equal(got, []string{"4321", "4322"}) {
+			t.Errorf("ids %q, want 4321 4322", got)
 		}
 	})
 

@@ -284,6 +284,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Image != "" {
 		return "", fmt.Errorf("%w: the process driver runs commands, not images (got image %q); use the docker driver or give a command", runtime.ErrUnsupported, spec.Image)
 	}
+	if spec.User != "" {
+		return "", fmt.Errorf("%w: the process driver runs every workload as a user of its own; it cannot run one as %q", runtime.ErrUnsupported, spec.User)
+	}
 	if err := runtime.ValidatePorts(spec.Ports); err != nil {
 		return "", fmt.Errorf("process: %w", err)
 	}

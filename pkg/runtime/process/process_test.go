@@ -83,6 +83,16 @@ func TestImageUnsupported(t *testing.T) {
 	}
 }
 
+// TestUserUnsupported: a Spec's User is the docker driver's; the process
+// driver gives every workload a user of its own and says so.
+func TestUserUnsupported(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	_, err := d.Start(runtimetest.Context(t), runtime.Spec{User: "999:999", Command: []string{"true"}})
+	if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "999:999") {
+		t.Fatalf("err %v", err)
+	}
+}
+
 func TestDeadlineKillsGroup(t *testing.T) {
 	d := newDriver(t, t.TempDir())
 	// A sleep of a duration of its own is recognisable among the host's

@@ -1,0 +1,72 @@
+// Package engine runs the addons' database servers — PostgreSQL, Redis
+// and MySQL (MariaDB) — as runtime workloads, and dumps, restores,
+// snapshots and checks them, for the addons service.
+//
+// # How an addon runs
+//
+// One addon is one workload of a pkg/runtime Driver, made by
+// Engine.Spec: the process driver runs the host's server binaries in its
+// sandbox, the docker driver an image (Addon.Image, else DefaultImage:
+// the official image) with Slipway's own command line (initdb or
+// mariadb-install-db on the first start, then the server), so an image
+// only has to provide the binaries. The workload carries the labels
+// LabelAddon, LabelProject and LabelRole (RoleServer, or RoleVerify for a
+// throwaway verification instance) and the name WorkloadName.
+//
+// It sees two host directories, which Spec creates when missing: the
+// data, Addon.DataDir, at DataMount, and the socket directory,
+// Addon.RunDir, at RunMount. The server listens on a unix socket in
+// RunMount (world-connectable: every connection authenticates with a
+// password) and on TCP (Spec port "db"), which the driver publishes on
+// the host's loopback (runtime.Status.Ports) for the operator; workloads
+// cannot reach the host's loopback (a process-driver sandbox has a
+// private network), so a linked workload gets the socket directory
+// mounted read-only (LinkMount: LinkRoot/<Addon.ID>) and Credentials
+// gives values that use it. connect(2) works on a read-only mount (see
+// TestLinkedWorkload).
+//
+// On docker, DataDir and RunDir are bind mounts given to Addon.RunAs
+// (DefaultRunAs: 999:999, the official images' postgres, redis and mysql
+// users), which the server runs as (runtime.Spec.User); no named volume.
+//
+// # What Slipway does to a running addon
+//
+// Everything — Ready, Dump, Restore, Snapshot, Check — is Driver.Exec of
+// the engine's own tools inside the server's workload, over the socket,
+// as the admin user (its password in the Exec's environment, never on a
+// command line): output streams to the io.Writer, input from the
+// io.Reader. A tool that fails is a *ToolError with its exit status and
+// the last lines of its error output, passwords removed. WaitReady polls
+// Ready.
+//
+//   - PostgreSQL: Dump is pg_dump -Fc; Restore is pg_restore --clean
+//     --if-exists --no-owner --role=<User> --single-transaction
+//     --exit-on-error, all or nothing: a failed restore leaves the
+//     previous data. Snapshot is pg_basebackup's tar (WAL included).
+//   - Redis: see redis.go.
+//   - MySQL: see mysql.go.
+//
+// # Snapshots
+//
+// Snapshot is taken while the server runs. RestoreSnapshot works on the
+// host's DataDir with the server STOPPED: the caller stops and removes
+// the workload, calls RestoreSnapshot, and starts a workload from Spec
+// again. It unpacks next to the current data and swaps only once the
+// snapshot is complete and looks right, so a failure leaves the previous
+// data in place.
+//
+// # Verification
+//
+// A verification instance is an Addon with Verify set, the source's ID
+// and credentials and fresh DataDir and RunDir: start it, WaitReady,
+// Restore the backup into it, Check it and compare with the Check taken
+// of the source when the backup was made (Check.Equal, Check.Diff), then
+// stop and remove it and delete its directories.
+//
+// # Credentials
+//
+// GeneratePassword and GenerateUser make the credentials (crypto/rand);
+// the addons service stores them (encrypted) and passes them in Addon.
+// Names and passwords must be of their alphabet (Spec refuses others), and
+// so must a custom DBName.
+package engine

@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/slipwayhq/slipway/pkg/runtime"
+)
+
+const mysqlSeed = "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL);\n" +
+	"INSERT INTO items (name) SELECT CONCAT('item ', seq) FROM seq_1_to_250;\n" +
+	"CREATE TABLE `odd name` (x INT);\n" +
+	"INSERT INTO `odd name` VALUES (1), (2);\n" +
+	"CREATE VIEW big AS SELECT * FROM items WHERE id > 100;\n"
+
+// appMySQL runs SQL in the addon as the app user, through the socket.
+func appMySQL(t *testing.T, d runtime.Driver, id string, a Addon, sql string) string {
+	t.Helper()
+	return execIn(t, d, id, map[string]string{"MYSQL_PWD": a.Password}, sql,
+		"mariadb", "--no-defaults", "--socket="+RunMount+"/mysqld.sock", "--user="+a.User, "-N", "-B", a.DBName)
+}
+
+// TestMySQLRoundTrip: start, write as the app user, Dump, drop, Restore,
+// Check equal; a corrupted dump is refused and the data stays; a
+// verification instance restored from the dump checks equal; no account
+// but the admin and the app user can log in.
+func TestMySQLRoundTrip(t *testing.T) {
+	e, _ := Get(TypeMySQL)
+	d := testDriver(t)
+	a := testAddon(t, e, "process")
+	id := startAddon(t, d, e, a)
+
+	appMySQL(t, d, id, a, mysqlSeed)
+	want := check(t, e, d, id, a)
+	if want.Counts["items"] != 250 || want.Counts["odd name"] != 2 || len(want.Counts) != 2 || want.Schema["items"] != "id int(11), name varchar(64)" {
+		t.Fatalf("check after seeding: %+v", want)
+	}
+	// root (and the OS user that installed) cannot log in.
+	users := execIn(t, d, id, mysqlEnv(a), "SELECT CONCAT(User, '@', Host) FROM mysql.user ORDER BY 1;", mysqlTool(a, "mariadb", "-N", "-B")...)
+	if got := strings.Fields(users); len(got) != 3 || !strings.Contains(users, a.AdminUser+"@%") || !strings.Contains(users, a.User+"@%") || !strings.Contains(users, "mariadb.sys@localhost") {
+		t.Fatalf("accounts: %q", users)
+	}
+	dumped := dump(t, e, d, id, a)
+
+	appMySQL(t, d, id, a, "DROP VIEW big; DROP TABLE items; DELETE FROM `odd name` WHERE x = 1; CREATE TABLE stray (x INT);")
+	if got := check(t, e, d, id, a); got.Equal(want) {
+		t.Fatal("the data did not change")
+	}
+	if err := e.Restore(ctxT(t), d, id, a, bytes.NewReader(dumped)); err != nil {
+		t.Fatal(err)
+	}
+	wantEqual(t, want, check(t, e, d, id, a))
+	if out := appMySQL(t, d, id, a, "SELECT COUNT(*) FROM big;"); strings.TrimSpace(out) != "150" {
+		t.Fatalf("the view after restore: %q", out)
+	}
+
+	// A corrupted dump: refused in the scratch database; the data stays.
+	bad := append(bytes.Clone(dumped[:len(dumped)*2/3]), []byte("\nTHIS IS NOT SQL;\n")...)
+	err := e.Restore(ctxT(t), d, id, a, bytes.NewReader(bad))
+	if err == nil || !isToolError(err) || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("corrupted dump: %v", err)
+	}
+	t.Logf("corrupted dump: %v", err)
+	wantEqual(t, want, check(t, e, d, id, a))
+	if out := execIn(t, d, id, mysqlEnv(a), "SHOW DATABASES;", mysqlTool(a, "mariadb", "-N", "-B")...); strings.Contains(out, scratchDB) {
+		t.Fatalf("the scratch database is left: %q", out)
+	}
+
+	// A verification instance restored from the dump.
+	v := testAddon(t, e, "process")
+	v.ID, v.Verify = a.ID, true
+	v.AdminUser, v.AdminPassword, v.User, v.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
+	vid := startAddon(t, d, e, v)
+	if err := e.Restore(ctxT(t), d, vid, v, bytes.NewReader(dumped)); err != nil {
+		t.Fatal(err)
+	}
+	wantEqual(t, want, check(t, e, d, vid, v))
+}
