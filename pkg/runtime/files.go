@@ -22,47 +22,20 @@ import (
 // outside SystemPaths, and no path may be the directory of another
 // (errors wrap ErrInvalidSpec).
 func WriteFiles(dir string, files map[string][]byte) ([]Mount, error) {
-	paths := slices.Sorted(func(yield func(string) bool) {
-		for p := range files {
-			if !yield(p) {
-				return
-			}
-		}
-	})
-	var roots []string
-	for _, p := range paths {
-		if !absClean(p) {
-			return nil, fmt.Errorf("%w: file %q is not an absolute, clean path", ErrInvalidSpec, p)
-		}
-		d := path.Dir(p)
-		if d == "/" {
-			return nil, fmt.Errorf("%w: file %q lies in /, which cannot be mounted", ErrInvalidSpec, p)
-		}
-		for _, sys := range SystemPaths {
-			if d == sys || strings.HasPrefix(d, sys+"/") {
-				return nil, fmt.Errorf("%w: file %q lies in the system path %s", ErrInvalidSpec, p, sys)
-			}
-		}
-		for _, q := range paths {
-			if strings.HasPrefix(q, p+"/") {
-				return nil, fmt.Errorf("%w: file %q is also the directory of %q", ErrInvalidSpec, p, q)
-			}
-		}
-		if !slices.Contains(roots, d) {
-			roots = append(roots, d)
-		}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
 	}
-	// A directory below another root is shown by that root's mount.
-	roots = slices.DeleteFunc(roots, func(r string) bool {
-		return slices.ContainsFunc(roots, func(o string) bool { return strings.HasPrefix(r, o+"/") })
-	})
+	roots, err := fileRoots(paths)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
 	if len(paths) == 0 {
 		return nil, nil
 	}
-	mounts := make([]Mount, 0, len(roots))
 	for i, root := range roots {
 		host := filepath.Join(dir, strconv.Itoa(i))
 		if err := os.MkdirAll(host, 0o755); err != nil {
@@ -93,7 +66,57 @@ func WriteFiles(dir string, files map[string][]byte) ([]Mount, error) {
 				return nil, err
 			}
 		}
-		mounts = append(mounts, Mount{Source: host, Target: root, ReadOnly: true})
+	}
+	return FileMounts(dir, paths)
+}
+
+// FileMounts returns the mounts WriteFiles(dir, files) returns for files
+// at paths, without writing anything: for files WriteFiles already laid
+// out in dir.
+func FileMounts(dir string, paths []string) ([]Mount, error) {
+	roots, err := fileRoots(paths)
+	if err != nil || len(roots) == 0 {
+		return nil, err
+	}
+	mounts := make([]Mount, 0, len(roots))
+	for i, root := range roots {
+		mounts = append(mounts, Mount{Source: filepath.Join(dir, strconv.Itoa(i)), Target: root, ReadOnly: true})
 	}
 	return mounts, nil
+}
+
+// fileRoots checks files' paths and returns the directories to mount,
+// sorted: those holding files, less those below another.
+func fileRoots(paths []string) ([]string, error) {
+	paths = slices.Sorted(slices.Values(paths))
+	var roots []string
+	for _, p := range paths {
+		if !absClean(p) {
+			return nil, fmt.Errorf("%w: file %q is not an absolute, clean path", ErrInvalidSpec, p)
+		}
+		d := path.Dir(p)
+		if d == "/" {
+			return nil, fmt.Errorf("%w: file %q lies in /, which cannot be mounted", ErrInvalidSpec, p)
+		}
+		for _, sys := range SystemPaths {
+			if d == sys || strings.HasPrefix(d, sys+"/") {
+				return nil, fmt.Errorf("%w: file %q lies in the system path %s", ErrInvalidSpec, p, sys)
+			}
+		}
+		for _, q := range paths {
+			if strings.HasPrefix(q, p+"/") {
+				return nil, fmt.Errorf("%w: file %q is also the directory of %q", ErrInvalidSpec, p, q)
+			}
+		}
+		if !slices.Contains(roots, d) {
+			roots = append(roots, d)
+		}
+	}
+	var top []string
+	for _, r := range roots {
+		if !slices.ContainsFunc(roots, func(o string) bool { return strings.HasPrefix(r, o+"/") }) {
+			top = append(top, r)
+		}
+	}
+	return top, nil
 }

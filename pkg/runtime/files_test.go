@@ -46,6 +46,9 @@ func TestWriteFiles(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, "1", "sub")); fi.Mode().Perm() != 0o755 {
 		t.Errorf("a subdirectory has mode %v", fi.Mode())
 	}
+	if m, err := FileMounts(dir, []string{"/secrets/sub/b", "/opt/app/conf/c", "/secrets/a"}); err != nil || !slices.Equal(m, want) {
+		t.Fatalf("FileMounts = %+v, %v; want what WriteFiles returned", m, err)
+	}
 	again, err := WriteFiles(dir, map[string][]byte{"/x/y": nil})
 	if err != nil || len(again) != 1 {
 		t.Fatalf("second write = %v, %v", again, err)

@@ -27,7 +27,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
-	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/services/addons/migrations"
@@ -108,7 +107,7 @@ func newSecretHarness(t *testing.T, engine sqldb.Dialect) *secretHarness {
 	}))
 
 	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
-	box, err := secret.NewBox([]byte(strings.Repeat("k", 32)), "addons-secrets")
+	box, err := NewSecretBox([]byte(strings.Repeat("k", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}

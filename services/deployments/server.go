@@ -846,6 +846,7 @@ func (s *Server) deleteService(ctx context.Context, sv Service) error {
 	key := controllerID(sv.TeamID, sv.ProjectID, sv.ID)
 	s.ctl.Delete(key)
 	s.metrics.forget(key)
+	s.forgetSecrets(sv)
 	return nil
 }
 

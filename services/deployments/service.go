@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
@@ -83,6 +84,14 @@ type Options struct {
 	Clock func() time.Time
 	// Cursors seal the list cursors; nil: ephemeral (tests).
 	Cursors *paging.Cursors
+	// Secrets resolves what the project's secret groups give a service's
+	// instances (the addons component's SecretsService); nil: services
+	// get no secret groups.
+	Secrets addonsv1.SecretsServiceClient
+	// FilesDir is the host directory under which services' secret files
+	// are laid out for their mounts (the data directory's
+	// "deployments-files" in a component); required with Secrets.
+	FilesDir string
 }
 
 // Defaults of the per-service log cap: 100 000 lines (a day of a chatty
@@ -117,6 +126,9 @@ type Server struct {
 func New(opts Options) (*Server, error) {
 	if opts.Store == nil || opts.Driver == "" || opts.Projects == nil || opts.Catalog == nil || opts.NATS == nil || opts.Ingress == nil {
 		return nil, errors.New("deployments: Store, Driver, Projects, Catalog, NATS and Ingress are required")
+	}
+	if opts.Secrets != nil && opts.FilesDir == "" {
+		return nil, errors.New("deployments: FilesDir is required with Secrets")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -71,12 +71,17 @@ type harness struct {
 	stop     func()
 	// readyTimeout is how long a new instance has to become ready.
 	readyTimeout time.Duration
+	// configure, when set, adjusts the service's options on every start.
+	configure func(*deployments.Options)
 }
 
-func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessOn(t, sqldb.SQLite) }
+func newHarness(t *testing.T, configure ...func(*deployments.Options)) *harness {
+	t.Helper()
+	return newHarnessOn(t, sqldb.SQLite, configure...)
+}
 
 // newHarnessOn is newHarness with the deployments database on engine.
-func newHarnessOn(t *testing.T, engine sqldb.Dialect) *harness {
+func newHarnessOn(t *testing.T, engine sqldb.Dialect, configure ...func(*deployments.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	db := sqltest.Open(t, engine, migrations.Set, events.Migrations)
@@ -107,6 +112,11 @@ func newHarnessOn(t *testing.T, engine sqldb.Dialect) *harness {
 	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
 		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
 	}))
+	h.configure = func(o *deployments.Options) {
+		for _, c := range configure {
+			c(o)
+		}
+	}
 	t.Cleanup(func() {
 		// Workloads outlive their driver by design; a test's must not
 		// outlive the test.
@@ -130,11 +140,15 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	_, port, _ := strings.Cut(strings.TrimPrefix(h.proxy.URL, "http://"), ":")
-	svc, err := deployments.New(deployments.Options{
+	opts := deployments.Options{
 		Store: h.store, Driver: driver.Name(), Protocols: driver.Protocols(), Projects: h.projects, Catalog: h.catalog, NATS: h.nc,
 		Ingress: h.in, IngressPort: port, Logger: quiet, MetricsInterval: 100 * time.Millisecond,
 		ReadyTimeout: h.readyTimeout,
-	})
+	}
+	if h.configure != nil {
+		h.configure(&opts)
+	}
+	svc, err := deployments.New(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -246,8 +246,9 @@ func (s *Server) toRollout(sv Service) rollout.Service {
 	}
 }
 
-// apply hands sv's desired state to the controller. A build service runs
-// nothing; a service that deploys builds runs nothing until there is a
+// apply hands sv's desired state to the controller, with what its
+// secret groups give it (read now: every apply, so every new instance,
+// has the groups' current values). A build service runs nothing; a service that deploys builds runs nothing until there is a
 // build to run (it waits, PENDING), and a release of a build that cannot
 // run on this driver fails with the reason.
 func (s *Server) apply(sv Service) {
@@ -268,8 +269,20 @@ func (s *Server) apply(sv Service) {
 			return
 		}
 	}
+	rs := s.toRollout(sv)
+	fp, err := s.addSecrets(sv, &rs.Release.Workload)
+	if err != nil {
+		s.applySecretsFailed(sv, err)
+		return
+	}
+	if fp != sv.SecretsPrint {
+		if rs.Restart, err = s.secretsChanged(sv, fp); err != nil {
+			s.applySecretsFailed(sv, err)
+			return
+		}
+	}
 	s.metrics.track(key, sv.ProjectID, sv.ID, sv.Deployable.Ports)
-	s.ctl.Apply(s.toRollout(sv))
+	s.ctl.Apply(rs)
 }
 
 // ---- wire forms

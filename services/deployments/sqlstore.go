@@ -61,6 +61,7 @@ type serviceSpec struct {
 	ReleaseID    string     `json:"releaseId,omitempty"`
 	Releases     int64      `json:"releases,omitempty"`
 	Status       Status     `json:"status"`
+	SecretsPrint string     `json:"secretsPrint,omitempty"`
 }
 
 func (s *SQLStore) seal(v any) ([]byte, error) {
@@ -100,6 +101,7 @@ func (s *SQLStore) scanService(row rowScanner) (Service, error) {
 	sv.StorageMB, sv.ShmMB, sv.Instances, sv.Paused = spec.StorageMB, spec.ShmMB, spec.Instances, spec.Paused
 	sv.Strategy, sv.GraceSeconds, sv.Restart, sv.Build = spec.Strategy, spec.GraceSeconds, spec.Restart, spec.Build
 	sv.ReleaseID, sv.Releases, sv.Status, sv.Internal = spec.ReleaseID, spec.Releases, spec.Status, spec.Internal
+	sv.SecretsPrint = spec.SecretsPrint
 	sv.Build = normalBuild(sv.Build)
 	if len(sv.Tags) == 0 {
 		sv.Tags = nil
@@ -145,7 +147,7 @@ func (s *SQLStore) sealService(sv Service) ([]byte, error) {
 		Description: sv.Description, Tags: sv.Tags, Plan: sv.Plan, Deployable: sv.Deployable,
 		StorageMB: sv.StorageMB, ShmMB: sv.ShmMB, Instances: sv.Instances, Paused: sv.Paused,
 		Strategy: sv.Strategy, GraceSeconds: sv.GraceSeconds, Restart: sv.Restart, Build: sv.Build, Internal: sv.Internal,
-		ReleaseID: sv.ReleaseID, Releases: sv.Releases, Status: sv.Status,
+		ReleaseID: sv.ReleaseID, Releases: sv.Releases, Status: sv.Status, SecretsPrint: sv.SecretsPrint,
 	})
 }
 

@@ -210,8 +210,12 @@ type Service struct {
 	ReleaseID string
 	Releases  int64
 	Status    Status
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// SecretsPrint fingerprints what the project's secret groups gave the
+	// instances of the service's current restart generation: when the
+	// groups give something else, every instance is restarted with it.
+	SecretsPrint string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 	// Version increases with every write (optimistic concurrency).
 	Version int64
 }
