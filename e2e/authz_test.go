@@ -63,14 +63,14 @@ func requestAs(t testing.TB, authorization, method, url, body string) response {
 // full gRPC names. A new service must be added here, or
 // TestEveryRouteIsGuarded fails on its routes.
 var apiServices = map[string]string{
-	"ProjectsService":    "slipway.projects.v1.ProjectsService",
-	"AuthService":        "slipway.auth.v1.AuthService",
-	"JobsService":        "slipway.jobs.v1.JobsService",
-	"DeploymentsService": "slipway.deployments.v1.DeploymentsService",
-	"BuildsService":      "slipway.builds.v1.BuildsService",
-	"AddonsService":      "slipway.addons.v1.AddonsService",
-	// Served once the addons component is wired (the lead's merge).
+	"ProjectsService":           "slipway.projects.v1.ProjectsService",
+	"AuthService":               "slipway.auth.v1.AuthService",
+	"JobsService":               "slipway.jobs.v1.JobsService",
+	"DeploymentsService":        "slipway.deployments.v1.DeploymentsService",
+	"BuildsService":             "slipway.builds.v1.BuildsService",
+	"AddonsService":             "slipway.addons.v1.AddonsService",
 	"BackupDestinationsService": "slipway.addons.v1.BackupDestinationsService",
+	"SecretsService":            "slipway.addons.v1.SecretsService",
 }
 
 // apiRoute is one path × method of the OpenAPI document.

@@ -49,7 +49,10 @@ var Component = component.Component{
 			if err := addonsv1.RegisterAddonsServiceHandlerClient(ctx, mux, addonsv1.NewAddonsServiceClient(conn)); err != nil {
 				return err
 			}
-			return addonsv1.RegisterBackupDestinationsServiceHandlerClient(ctx, mux, addonsv1.NewBackupDestinationsServiceClient(conn))
+			if err := addonsv1.RegisterBackupDestinationsServiceHandlerClient(ctx, mux, addonsv1.NewBackupDestinationsServiceClient(conn)); err != nil {
+				return err
+			}
+			return RegisterSecretsGateway(ctx, mux, conn)
 		},
 		Tails: []component.Tail{
 			{Path: "/projects/{project_id}/addons/{addon_id}/logs", Method: addonsv1.AddonsService_TailAddonLogs_FullMethodName},
@@ -124,14 +127,21 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	secretBox, err := NewSecretBox(key)
+	if err != nil {
+		return nil, err
+	}
+	secrets := NewSecretsServer(env.DB, env.Notify, secretBox, cursors, projectsv1.NewProjectsServiceClient(projectsConn),
+		env.Authorizer.Internal, svc, env.Log)
 	env.Go(svc.Run)
 	return &component.Instance{
 		Services: []component.Service{
 			{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc},
 			{Desc: &addonsv1.BackupDestinationsService_ServiceDesc, Impl: destinations},
+			secrets.ComponentService(),
 		},
-		Consumers: []component.Consumer{
+		Consumers: append([]component.Consumer{
 			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
-		},
+		}, secrets.ComponentConsumers()...),
 	}, nil
 }

@@ -37,7 +37,7 @@ func (s *SecretsServer) ResolveEnvironment(ctx context.Context, req *addonsv1.Re
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
 	})
 	out := &addonsv1.ResolveEnvironmentResponse{Variables: map[string]string{}, Files: map[string]*addonsv1.SecretFile{}}
-	mounts := map[string]string{}
+	mounts := map[string]SecretAddonConnection{}
 	for _, g := range groups {
 		linked, err := s.linkedValues(ctx, g)
 		if err != nil {
@@ -46,7 +46,7 @@ func (s *SecretsServer) ResolveEnvironment(ctx context.Context, req *addonsv1.Re
 		for _, l := range linked {
 			maps.Copy(out.Variables, l.variables)
 			if l.conn.SocketDir != "" {
-				mounts[l.id] = l.conn.SocketDir
+				mounts[l.id] = l.conn
 			}
 		}
 		maps.Copy(out.Variables, g.Variables)
@@ -56,7 +56,8 @@ func (s *SecretsServer) ResolveEnvironment(ctx context.Context, req *addonsv1.Re
 		out.Groups = append(out.Groups, g.ID)
 	}
 	for _, id := range slices.Sorted(maps.Keys(mounts)) {
-		out.AddonMounts = append(out.AddonMounts, &addonsv1.SecretAddonMount{AddonId: id, Source: mounts[id], Target: SecretAddonMountDir + "/" + id})
+		target := cmp.Or(mounts[id].LinkTarget, SecretAddonMountDir+"/"+id)
+		out.AddonMounts = append(out.AddonMounts, &addonsv1.SecretAddonMount{AddonId: id, Source: mounts[id].SocketDir, Target: target})
 	}
 	return out, nil
 }

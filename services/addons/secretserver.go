@@ -39,6 +39,10 @@ type SecretAddonConnection struct {
 	// linked workload mounts it read-only at SecretAddonMountDir/<addon
 	// id>. Empty when the addon has none (yet).
 	SocketDir string
+	// LinkTarget is where a linked workload sees SocketDir: the path the
+	// connection values name as their host. Empty means
+	// SecretAddonMountDir/<addon id>.
+	LinkTarget string
 }
 
 // AddonConnections is what secret groups need of addons; the addons
