@@ -214,6 +214,7 @@ type ToolError struct {
 	Stderr string
 }
 
+// Error says which tool failed, how, and what it printed last.
 func (e *ToolError) Error() string {
 	msg := fmt.Sprintf("%s failed (exit status %d)", e.Tool, e.Code)
 	if e.Stderr != "" {

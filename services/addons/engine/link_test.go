@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -141,6 +142,14 @@ func TestCredentialKeys(t *testing.T) {
 		}
 		if envs["HOST"] != LinkRoot+"/"+a.ID {
 			t.Errorf("%s HOST %q", typ, envs["HOST"])
+		}
+		if typ == TypePostgreSQL {
+			// pgx takes the URI for the socket (psql does, see
+			// TestLinkedWorkload).
+			c, err := pgx.ParseConfig(secrets["POSTGRES_URI"])
+			if err != nil || c.Host != envs["HOST"] || c.Port != 5432 || c.User != a.User || c.Password != a.Password || c.Database != a.DBName {
+				t.Errorf("POSTGRES_URI for pgx: %+v %v", c, err)
+			}
 		}
 	}
 }
