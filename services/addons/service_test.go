@@ -575,7 +575,7 @@ func TestPostgresLifecycle(t *testing.T) {
 	if b := h.getBackup("main-db", "0stuck"); b.GetStatus() != addons.JobFailed || !strings.Contains(b.GetStatusMessage(), "interrupted") {
 		t.Fatalf("interrupted backup %v", b)
 	}
-	if r, _ := h.store.GetRestore(ctx, teamID, projectID, "main-db", "0stuck-r"); r.Status != addons.JobFailed || !strings.Contains(r.StatusMessage, "kept the data") {
+	if r, _ := h.store.GetRestore(ctx, teamID, projectID, "main-db", "0stuck-r"); r.Status != addons.JobFailed || !strings.Contains(r.StatusMessage, "interrupted") || !strings.Contains(r.StatusMessage, "never a mix") {
 		t.Fatalf("interrupted restore %+v", r)
 	}
 	if n := h.psql("main-db", "SELECT count(*) FROM items;"); n != "41" {
