@@ -168,7 +168,7 @@ func (h *harness) start() {
 	h.driver = driver
 	svc, err := addons.New(addons.Options{
 		Images: h.images,
-		Store: h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, DataDir: h.dataDir,
+		Store:  h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, DataDir: h.dataDir,
 		DownloadKey: []byte(strings.Repeat("d", 32)), PublicURL: "http://slipway.test", Logger: quiet,
 		Clock: h.clock.now, Tick: 100 * time.Millisecond, ReadyTimeout: 90 * time.Second,
 	})
