@@ -45,7 +45,10 @@ var Component = component.Component{
 	API: &component.API{
 		HealthService: addonsv1.AddonsService_ServiceDesc.ServiceName,
 		Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
-			return addonsv1.RegisterAddonsServiceHandlerClient(ctx, mux, addonsv1.NewAddonsServiceClient(conn))
+			if err := addonsv1.RegisterAddonsServiceHandlerClient(ctx, mux, addonsv1.NewAddonsServiceClient(conn)); err != nil {
+				return err
+			}
+			return RegisterSecretsGateway(ctx, mux, conn)
 		},
 		Tails: []component.Tail{
 			{Path: "/projects/{project_id}/addons/{addon_id}/logs", Method: addonsv1.AddonsService_TailAddonLogs_FullMethodName},
@@ -113,10 +116,18 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		return nil, err
 	}
 	env.Go(svc.Run)
+	// Secret groups: their own sealing key, the addons server as the
+	// source of linked addons' values.
+	secretBox, err := NewSecretBox(key)
+	if err != nil {
+		return nil, err
+	}
+	secrets := NewSecretsServer(env.DB, env.Notify, secretBox, cursors, projectsv1.NewProjectsServiceClient(projectsConn),
+		env.Authorizer.Internal, svc, env.Log)
 	return &component.Instance{
-		Services: []component.Service{{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc}},
-		Consumers: []component.Consumer{
+		Services: []component.Service{{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc}, secrets.ComponentService()},
+		Consumers: append([]component.Consumer{
 			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
-		},
+		}, secrets.ComponentConsumers()...),
 	}, nil
 }

@@ -35,10 +35,14 @@ type SecretAddonConnection struct {
 	// PORT, USERNAME, PASSWORD, DATABASE): what GET …/secrets/{id}/addons/
 	// {addonId} offers as availableKeys.
 	Values map[string]string
-	// SocketDir is the host directory holding the addon's unix sockets; a
-	// linked workload mounts it read-only at SecretAddonMountDir/<addon
-	// id>. Empty when the addon has none (yet).
+	// SocketDir is the host directory holding the addon's unix sockets,
+	// which a linked workload mounts read-only at MountTarget (where the
+	// addon's connection values say its socket is). Empty when the addon
+	// has none (yet).
 	SocketDir string
+	// MountTarget is under SecretAddonMountDir; empty means
+	// SecretAddonMountDir/<addon id>.
+	MountTarget string
 }
 
 // AddonConnections is what secret groups need of addons; the addons
@@ -49,8 +53,9 @@ type AddonConnections interface {
 	Connection(ctx context.Context, teamID, projectID, addonID string) (SecretAddonConnection, error)
 }
 
-// SecretAddonMountDir is where a workload sees the socket directory of
-// each linked addon: SecretAddonMountDir + "/" + addon id, read-only.
+// SecretAddonMountDir is where a workload sees the socket directories of
+// its linked addons, read-only: each at its SecretAddonConnection's
+// MountTarget below it.
 const SecretAddonMountDir = "/run/slipway/addons"
 
 // secretMaxBytes bounds a group's (or a global secret's) values: keys,

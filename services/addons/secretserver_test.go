@@ -115,7 +115,8 @@ func newSecretHarness(t *testing.T, engine sqldb.Dialect) *secretHarness {
 	mem.set(stTeam, stProject, "pg", SecretAddonConnection{Name: "pg", Type: "postgresql", Version: "16", SocketDir: "/var/lib/slipway/addons/x1/run",
 		Values: map[string]string{"HOST": "/run/slipway/addons/pg", "PORT": "5432", "USERNAME": "u", "PASSWORD": "s3cret", "DATABASE": "app"}})
 	mem.set(stTeam, stProject, "cache", SecretAddonConnection{Name: "cache", Type: "redis", Version: "7", SocketDir: "/var/lib/slipway/addons/x2/run",
-		Values: map[string]string{"HOST": "/run/slipway/addons/cache", "PASSWORD": "r3dis"}})
+		MountTarget: "/run/slipway/addons/x2",
+		Values:      map[string]string{"HOST": "/run/slipway/addons/cache", "PASSWORD": "r3dis"}})
 	srv := NewSecretsServer(db, nil, box, nil, projectsClient, nil, mem, quiet)
 	authorizer := authz.New(authztest.Static{
 		stAdmin:     authztest.TeamToken(stTeam, "admin"),
@@ -514,7 +515,8 @@ func TestSecretResolveEnvironment(t *testing.T) {
 	one := resolve("service", "web", "db")
 	both := resolve("service", "web", "prod", "db", "x")
 	if one.GetVariables()["TAGGED_OR"] != "1" || one.GetVariables()["TAGGED_AND"] != "" ||
-		both.GetVariables()["TAGGED_AND"] != "1" || both.GetVariables()["NF_CACHE_PASSWORD"] != "r3dis" || len(both.GetAddonMounts()) != 2 {
+		both.GetVariables()["TAGGED_AND"] != "1" || both.GetVariables()["NF_CACHE_PASSWORD"] != "r3dis" || len(both.GetAddonMounts()) != 2 ||
+		both.GetAddonMounts()[0].GetAddonId() != "cache" || both.GetAddonMounts()[0].GetTarget() != "/run/slipway/addons/x2" {
 		t.Fatalf("tags db: %v; tags db, prod: %v %v", one.GetVariables(), both.GetVariables(), both.GetAddonMounts())
 	}
 	// An addon deleted since it was linked gives nothing, and the group
