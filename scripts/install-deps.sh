@@ -30,6 +30,7 @@ DEPS=(
 	"/usr/lib/*/libnss_wrapper.so:libnss-wrapper" # services/builds/builder: ssh in a sandbox, whose user is not in /etc/passwd; services/addons/engine: initdb likewise
 	"mariadbd:mariadb-server"   # services/addons/engine: MySQL/MariaDB addons (mariadb-install-db + mariadbd)
 	"mariadb-dump:mariadb-client" # services/addons/engine: dump, restore and check of MySQL/MariaDB addons
+	"mariadb-backup:mariadb-backup" # services/addons/engine: snapshots of MySQL/MariaDB addons
 )
 
 # Directories searched in addition to PATH: non-login root shells and sudo

@@ -204,6 +204,21 @@ const (
 	ReasonDownloadLinkExpired Reason = "DOWNLOAD_LINK_EXPIRED"
 )
 
+// Reasons of the addons service's backup destinations.
+const (
+	// ReasonBackupDestinationCheckFailed: the storage of a destination
+	// being added or changed failed the check (a test object written,
+	// read back and deleted): refused credentials, a missing bucket, an
+	// unreachable endpoint. Details name the field to fix. 400.
+	ReasonBackupDestinationCheckFailed Reason = "BACKUP_DESTINATION_CHECK_FAILED"
+	// ReasonBackupDestinationInUse: deleting a destination that still
+	// holds backups. 409.
+	ReasonBackupDestinationInUse Reason = "BACKUP_DESTINATION_IN_USE"
+	// ReasonDownloadLinkInvalid: a backup download link that was not
+	// signed by this install, was altered, or has expired. 403.
+	ReasonDownloadLinkInvalid Reason = "DOWNLOAD_LINK_INVALID"
+)
+
 // Reasons lists every declared reason, for documentation and for the test
 // that keeps them well-formed and distinct.
 func Reasons() []Reason {
@@ -223,6 +238,7 @@ func Reasons() []Reason {
 		ReasonAddonBusy, ReasonAddonNotPaused, ReasonAddonTypeMismatch, ReasonAddonUpgradeUnsupported,
 		ReasonAddonDestinationUnsupported, ReasonBackupInProgress, ReasonBackupConcluded, ReasonBackupNotRestorable,
 		ReasonScheduleExists, ReasonDownloadLinkExpired,
+		ReasonBackupDestinationCheckFailed, ReasonBackupDestinationInUse, ReasonDownloadLinkInvalid,
 	}
 }
 

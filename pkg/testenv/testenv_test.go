@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -219,5 +220,19 @@ func TestFreePort(t *testing.T) {
 	t.Parallel()
 	if p := testenv.FreePort(t); p <= 0 || p > 65535 {
 		t.Fatalf("FreePort = %d", p)
+	}
+}
+
+// TestS3ChecksSignatures: the S3 server refuses requests that are not
+// signed with its credentials, so tests against it prove the signing.
+func TestS3ChecksSignatures(t *testing.T) {
+	srv := testenv.S3(t)
+	resp, err := http.Get(srv.Endpoint + "/" + srv.Bucket + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("unsigned request: %d, want 403", resp.StatusCode)
 	}
 }

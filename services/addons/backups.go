@@ -19,6 +19,7 @@ import (
 	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/services/addons/engine"
 )
 
@@ -491,4 +492,29 @@ func (s *Service) ListAddonRestores(ctx context.Context, req *addonsv1.ListAddon
 	}
 	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
 	return resp, nil
+}
+
+// DestinationBackups implements DestinationBackups for the destinations
+// server: a team's backups stored in a destination.
+func (s *Service) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]*addonsv1.DestinationBackup, bool, string, error) {
+	list, more, err := s.store.DestinationBackups(ctx, team, destination, page)
+	if err != nil {
+		return nil, false, "", err
+	}
+	out := make([]*addonsv1.DestinationBackup, 0, len(list))
+	last := ""
+	for _, b := range list {
+		d := &addonsv1.DestinationBackup{Id: b.ID, Name: b.Name, Status: b.Status,
+			Project: &addonsv1.DestinationBackupRef{Id: b.ProjectID, Name: b.ProjectID},
+			Addon:   &addonsv1.DestinationBackupRef{Id: b.AddonID, Name: b.AddonID},
+			Config: &addonsv1.DestinationBackupConfig{AddonVersion: b.AddonVersion, AddonType: b.AddonType,
+				Source: &addonsv1.DestinationBackupSource{Type: b.SourceType}, Size: sizeString(b.Size)},
+			Schedules: []*addonsv1.DestinationBackupSchedule{}, CreatedAt: ts(b.CreatedAt), CompletedAt: ts(b.CompletedAt)}
+		if !b.ExpiresAt.IsZero() && !b.Retained {
+			d.ExpiredBy = float64(b.ExpiresAt.UnixMilli())
+		}
+		out = append(out, d)
+		last = b.ProjectID + "/" + b.AddonID + "/" + b.ID
+	}
+	return out, more, last, nil
 }

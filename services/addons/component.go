@@ -30,6 +30,7 @@ var Component = component.Component{
 	Migrations: []sqldb.Migrations{migrations.Set},
 	Settings: append([]component.Setting{
 		component.EncryptionKeySetting,
+		DestinationAllowHostsSetting,
 		{Flag: "addon-image-postgresql", Env: "SLIPWAY_ADDON_IMAGE_POSTGRESQL",
 			Help: "docker driver: image of PostgreSQL addons (empty: docker.io/library/postgres:<major>); Slipway runs its own command line in it, so any image with the server binaries works"},
 		{Flag: "addon-image-redis", Env: "SLIPWAY_ADDON_IMAGE_REDIS",
@@ -46,6 +47,9 @@ var Component = component.Component{
 		HealthService: addonsv1.AddonsService_ServiceDesc.ServiceName,
 		Register: func(ctx context.Context, mux *gwruntime.ServeMux, conn grpc.ClientConnInterface) error {
 			if err := addonsv1.RegisterAddonsServiceHandlerClient(ctx, mux, addonsv1.NewAddonsServiceClient(conn)); err != nil {
+				return err
+			}
+			if err := addonsv1.RegisterBackupDestinationsServiceHandlerClient(ctx, mux, addonsv1.NewBackupDestinationsServiceClient(conn)); err != nil {
 				return err
 			}
 			return RegisterSecretsGateway(ctx, mux, conn)
@@ -115,6 +119,14 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	destBox, err := DestinationBox(key)
+	if err != nil {
+		return nil, err
+	}
+	destinations, err := newDestinationsServer(env.DB, env.Notify, destBox, cursors, svc, destinationAllowList(env.Setting(DestinationAllowHostsSetting.Flag)))
+	if err != nil {
+		return nil, err
+	}
 	env.Go(svc.Run)
 	// Secret groups: their own sealing key, the addons server as the
 	// source of linked addons' values.
@@ -125,7 +137,11 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	secrets := NewSecretsServer(env.DB, env.Notify, secretBox, cursors, projectsv1.NewProjectsServiceClient(projectsConn),
 		env.Authorizer.Internal, svc, env.Log)
 	return &component.Instance{
-		Services: []component.Service{{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc}, secrets.ComponentService()},
+		Services: []component.Service{
+			{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc},
+			{Desc: &addonsv1.BackupDestinationsService_ServiceDesc, Impl: destinations},
+			secrets.ComponentService(),
+		},
 		Consumers: append([]component.Consumer{
 			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
 		}, secrets.ComponentConsumers()...),

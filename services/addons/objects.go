@@ -3,13 +3,10 @@ package addons
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
+
+	"github.com/slipwayhq/slipway/pkg/objstore"
 )
 
 // ObjectStore keeps backup files by key. The install's data directory is
@@ -25,74 +22,37 @@ type ObjectStore interface {
 	Delete(ctx context.Context, key string) error
 }
 
-// LocalObjects is an ObjectStore of files under a directory.
-type LocalObjects struct{ root string }
+// Objects adapts a pkg/objstore store (the data directory's
+// objstore.Local, or a destination's S3 bucket) to ObjectStore.
+type Objects struct{ Store objstore.Store }
 
-// NewLocalObjects stores objects under root.
-func NewLocalObjects(root string) *LocalObjects { return &LocalObjects{root: root} }
-
-// path maps a key to its file, refusing keys that would leave root.
-func (l *LocalObjects) path(key string) (string, error) {
-	clean := filepath.Clean("/" + key)
-	if clean == "/" || strings.Contains(key, "..") {
-		return "", fmt.Errorf("addons: invalid object key %q", key)
-	}
-	return filepath.Join(l.root, clean), nil
-}
-
-// Put implements ObjectStore: the file is written aside and renamed into
-// place once complete.
-func (l *LocalObjects) Put(ctx context.Context, key string, r io.Reader) error {
-	path, err := l.path(key)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".put-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename: nothing
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
-// Get implements ObjectStore.
-func (l *LocalObjects) Get(_ context.Context, key string) (io.ReadCloser, error) {
-	path, err := l.path(key)
+// NewLocalObjects stores objects in files under root (objstore.Local:
+// written aside and renamed into place, keys kept inside root).
+func NewLocalObjects(root string) (*Objects, error) {
+	l, err := objstore.NewLocal(root, nil)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	return &Objects{Store: l}, nil
+}
+
+// Put implements ObjectStore.
+func (o *Objects) Put(ctx context.Context, key string, r io.Reader) error {
+	_, _, err := o.Store.Put(ctx, key, ctxReader{ctx, r})
+	return err
+}
+
+// Get implements ObjectStore.
+func (o *Objects) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := o.Store.Get(ctx, key)
+	if errors.Is(err, objstore.ErrNotFound) {
 		return nil, ErrNotFound
 	}
-	return f, err
+	return rc, err
 }
 
 // Delete implements ObjectStore.
-func (l *LocalObjects) Delete(_ context.Context, key string) error {
-	path, err := l.path(key)
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func (o *Objects) Delete(ctx context.Context, key string) error { return o.Store.Delete(ctx, key) }
 
 // ctxReader stops reading once ctx ends (an aborted backup).
 type ctxReader struct {

@@ -110,7 +110,11 @@ func New(opts Options) (*Service, error) {
 		opts.Cursors = paging.EphemeralCursors()
 	}
 	if opts.Objects == nil {
-		opts.Objects = NewLocalObjects(filepath.Join(opts.DataDir, "backups"))
+		objects, err := NewLocalObjects(filepath.Join(opts.DataDir, "backups"))
+		if err != nil {
+			return nil, err
+		}
+		opts.Objects = objects
 	}
 	if opts.DownloadTTL <= 0 {
 		opts.DownloadTTL = 15 * time.Minute

@@ -346,6 +346,18 @@ func (s *SQLStore) ActiveBackups(ctx context.Context) ([]Backup, error) {
 	return collect(rows, scanBackup)
 }
 
+// DestinationBackups implements Store.
+func (s *SQLStore) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, error) {
+	after, offset := pageArgs(page)
+	rows, err := s.db.Query(ctx, `SELECT `+backupColumns+` FROM addon_backups
+		WHERE team_id = $1 AND destination_id = $2 AND project_id || '/' || addon_id || '/' || id > $3
+		ORDER BY project_id || '/' || addon_id || '/' || id LIMIT $4 OFFSET $5`, team, destination, after, page.Limit+1, offset)
+	if err != nil {
+		return nil, false, err
+	}
+	return paging.Collect(rows, page.Limit, func() (Backup, error) { return scanBackup(rows) })
+}
+
 // ExpiredBackups implements Store.
 func (s *SQLStore) ExpiredBackups(ctx context.Context, now time.Time) ([]Backup, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+backupColumns+` FROM addon_backups

@@ -256,6 +256,10 @@ type Store interface {
 	// ActiveBackups are the backups of every addon not yet concluded
 	// (scheduled, in-progress, aborting) or whose verification is pending.
 	ActiveBackups(ctx context.Context) ([]Backup, error)
+	// DestinationBackups pages through a team's backups stored in a
+	// backup destination, ordered by "<project>/<addon>/<id>", which
+	// page.After is of the last one.
+	DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, error)
 	// ExpiredBackups are the unretained backups whose ExpiresAt is set and
 	// not after now.
 	ExpiredBackups(ctx context.Context, now time.Time) ([]Backup, error)

@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -150,8 +152,16 @@ func baseSpec(a Addon, image string, path string, script string, env map[string]
 			env["SLIPWAY_NSS_WRAPPER"] = w
 		}
 	}
+	name := WorkloadName(a)
+	if a.Verify {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return runtime.Spec{}, fmt.Errorf("engine: %w", err)
+		}
+		name += "-" + hex.EncodeToString(b[:])
+	}
 	spec := runtime.Spec{
-		Name:      WorkloadName(a),
+		Name:      name,
 		Command:   []string{"/bin/sh", "-c", script},
 		Env:       env,
 		Labels:    Labels(a),
@@ -331,6 +341,15 @@ func majors(versions []string) []string {
 		}
 	}
 	return out
+}
+
+// memoryShare is 1/div of a's memory limit in MB, at least least; def
+// without a limit.
+func memoryShare(a Addon, div, least, def int64) int64 {
+	if a.Resources.MemoryMB <= 0 {
+		return def
+	}
+	return max(a.Resources.MemoryMB/div, least)
 }
 
 // checkVersion refuses a version the type cannot run on a's driver.

@@ -41,10 +41,26 @@
 //
 //   - PostgreSQL: Dump is pg_dump -Fc; Restore is pg_restore --clean
 //     --if-exists --no-owner --role=<User> --single-transaction
-//     --exit-on-error, all or nothing: a failed restore leaves the
-//     previous data. Snapshot is pg_basebackup's tar (WAL included).
-//   - Redis: see redis.go.
-//   - MySQL: see mysql.go.
+//     --exit-on-error, all or nothing: a failed or interrupted restore
+//     leaves the previous data. Snapshot is pg_basebackup's tar (WAL
+//     included).
+//   - Redis: Dump and Snapshot are the RDB file; Restore checks the RDB
+//     (redis-check-rdb), then loads it without a restart (DEBUG RELOAD),
+//     keeping the previous file until the load succeeded (see redis).
+//   - MySQL: Dump is mariadb-dump's SQL; Restore refuses a dump that is
+//     incomplete or does not load into a scratch database before it
+//     touches the live one, keeps a dump of the live data while it
+//     replaces it and loads that back if the replacement fails (see
+//     mysql). Snapshot is mariadb-backup's copy, prepared, as a tar.
+//
+// Restores need no stopped server, and the addons service need not copy
+// the data directory aside (it may). A restore interrupted half-way — its
+// context cancelled, Slipway killed (a tool run by Exec then sees its
+// input end, which no engine takes for a complete dump) — has failed and
+// is undone: by PostgreSQL's transaction at once, and for Redis and
+// MySQL by the next Restore or the next start of the server (Stop,
+// Remove, Start from Spec), whichever comes first. After a crash during a
+// restore, restart the server.
 //
 // # Snapshots
 //

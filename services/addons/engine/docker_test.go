@@ -2,10 +2,10 @@ package engine
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
@@ -20,7 +20,7 @@ func hostImagePaths(t *testing.T, typ, version string) []string {
 		return []string{"/usr/bin/redis-server", "/usr/bin/redis-cli", "/usr/bin/redis-check-rdb"}
 	case TypeMySQL:
 		return []string{"/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db", "/usr/bin/mariadb", "/usr/bin/mariadb-admin", "/usr/bin/mariadb-dump",
-			"/usr/bin/my_print_defaults", "/usr/bin/resolveip", "/usr/share/mysql", "/usr/lib/mysql/plugin"}
+			"/usr/bin/my_print_defaults", "/usr/bin/resolveip", "/usr/bin/mariadb-backup", "/usr/share/mysql", "/usr/lib/mysql/plugin"}
 	}
 	t.Fatalf("no image for %s", typ)
 	return nil
@@ -40,9 +40,9 @@ func TestDocker(t *testing.T) {
 	t.Cleanup(func() { d.Close() })
 
 	for _, c := range []struct {
-		typ          string
-		write, wipe  string
-		want         func(Check) bool
+		typ         string
+		write, wipe string
+		want        func(Check) bool
 	}{
 		{typ: TypePostgreSQL, write: pgSeed, wipe: "DROP TABLE items; DROP SCHEMA extra CASCADE;",
 			want: func(c Check) bool { return c.Counts["public.items"] == 250 && c.Counts["extra.notes"] == 2 }},
@@ -109,8 +109,23 @@ func TestDocker(t *testing.T) {
 			stopAddon(t, d, id)
 			id = startAddon(t, d, e, a)
 			wantEqual(t, want, check(t, e, d, id, a))
+
+			// A snapshot, restored with the server stopped, into files
+			// the container's user owns.
+			if !slices.Contains(e.Info("docker").BackupTypes, BackupSnapshot) {
+				return
+			}
+			var snap bytes.Buffer
+			if err := e.Snapshot(ctxT(t), d, id, a, &snap); err != nil {
+				t.Fatal(err)
+			}
+			write(c.wipe)
+			stopAddon(t, d, id)
+			if err := e.RestoreSnapshot(ctxT(t), a, &snap); err != nil {
+				t.Fatal(err)
+			}
+			id = startAddon(t, d, e, a)
+			wantEqual(t, want, check(t, e, d, id, a))
 		})
 	}
 }
-
-var _ runtime.Driver = (*docker.Driver)(nil)

@@ -296,8 +296,10 @@ func LinkMount(a Addon) runtime.Mount {
 // LinkPath is where a linked workload finds the addon's socket directory.
 func LinkPath(a Addon) string { return LinkRoot + "/" + a.ID }
 
-// WorkloadName is the runtime name of the addon's server, or of its
-// verification instance.
+// WorkloadName is the runtime name of the addon's server, or the start of
+// the name of a verification instance (whose Spec adds a random suffix,
+// so that several can run at once and one left over by a crash is in
+// nobody's way).
 func WorkloadName(a Addon) string {
 	if a.Verify {
 		return "addon-" + a.ID + "-verify"

@@ -246,6 +246,27 @@ func TestSpecRefusesUnsafeValues(t *testing.T) {
 	}
 }
 
+// TestVerifyNames: a verification instance's workload has the verify
+// role and a name of its own each time, so that two can run at once.
+func TestVerifyNames(t *testing.T) {
+	e, _ := Get(TypeRedis)
+	a := testAddon(t, e, "process")
+	a.Verify = true
+	s1, err := e.Spec(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := e.Spec(a)
+	if s1.Name == s2.Name || !strings.HasPrefix(s1.Name, "addon-"+a.ID+"-verify-") || s1.Labels[LabelRole] != RoleVerify || len(s1.Ports) != 0 {
+		t.Fatalf("verify specs %q %q %v %v", s1.Name, s2.Name, s1.Labels, s1.Ports)
+	}
+	a.Verify = false
+	s3, _ := e.Spec(a)
+	if s3.Name != "addon-"+a.ID || s3.Labels[LabelRole] != RoleServer || s3.Labels[LabelAddon] != a.ID || s3.Labels[LabelProject] != a.Project || len(s3.Ports) != 1 {
+		t.Fatalf("server spec %q %v %v", s3.Name, s3.Labels, s3.Ports)
+	}
+}
+
 func TestUntarRefusesEscapes(t *testing.T) {
 	for name, tarball := range map[string][]byte{
 		"dotdot":   tarOf(t, "../evil", "x"),

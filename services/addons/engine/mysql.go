@@ -3,9 +3,12 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,11 +38,17 @@ import (
 // dump of the live database, empties it and loads the new dump; should
 // that fail after all, the kept dump is loaded back. Loads run with
 // mariadb --one-database, so a dump's USE of another database does not
-// write there. The addons service may stop the server and copy the data
-// directory aside as well; nothing here needs it.
+// write there. A dump must end with mariadb-dump's "-- Dump completed"
+// line: a truncated SQL dump could otherwise load without an error. The
+// file slipway-restore.swapping marks the time the live database is being
+// replaced: a restore interrupted then is undone by the next Restore or
+// the next start of the server, from the kept dump. The addons service
+// may stop the server and copy the data directory aside as well; nothing
+// here needs it.
 //
-// There is no snapshot (BackupTypes is dump only): a consistent copy of
-// InnoDB's files needs mariadb-backup.
+// Snapshot is mariadb-backup's copy of the running server's files,
+// prepared (consistent, the redo log applied) before it is streamed as a
+// tar; RestoreSnapshot unpacks it as the new DataMount/mysql.
 type mysql struct {
 	versions func() []string
 }
@@ -73,39 +82,62 @@ func (m *mysql) Info(driver string) TypeInfo {
 		Versions:    slices.Clone(versions),
 		Major:       majors(versions),
 		Features:    Features{BackupsDump: true, CustomDBName: true, ForkAddon: true, ImportDump: true, ExternalAccess: true},
-		BackupTypes: []string{BackupDump},
+		BackupTypes: []string{BackupDump, BackupSnapshot},
 	}
 }
 
 // mysqlServerArgs are mariadbd's options common to the initialising and
 // the real server.
-const mysqlServerArgs = `--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --skip-name-resolve --innodb-buffer-pool-size=64M`
+const mysqlServerArgs = `--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci --skip-name-resolve --innodb-buffer-pool-size="$SLIPWAY_BUFFER_POOL"`
 
+// mysqlScript initialises the data directory on the first start, puts
+// back the data an interrupted Restore had swapped out (see
+// mysqlRestoreScript), and runs the server; its environment has the
+// credentials (SLIPWAY_*).
 const mysqlScript = nssPrelude + `set -eu
 umask 077
-if [ ! -d /data/mysql ]; then
-	rm -rf /data/mysql.init
-	mariadb-install-db --no-defaults --datadir=/data/mysql.init --auth-root-authentication-method=normal --skip-test-db ` + mysqlServerArgs + ` >/tmp/slipway-install.log 2>&1 || { cat /tmp/slipway-install.log >&2; exit 1; }
-	mariadbd --no-defaults --datadir=/data/mysql.init --socket=/tmp/slipway-init.sock --skip-networking --pid-file=/tmp/slipway-init.pid ` + mysqlServerArgs + ` 2>/tmp/slipway-init.log &
+# tempserver DIR USER: a server on DIR for this script only (no network,
+# a socket in /tmp), its pid in $pid once it answers USER.
+tempserver() {
+	mariadbd --no-defaults --datadir="$1" --socket=/tmp/slipway-init.sock --skip-networking --pid-file=/tmp/slipway-init.pid ` + mysqlServerArgs + ` 2>/tmp/slipway-init.log &
 	pid=$!
 	n=0
-	until mariadb-admin --no-defaults --socket=/tmp/slipway-init.sock -u root ping >/dev/null 2>&1; do
+	until mariadb-admin --no-defaults --socket=/tmp/slipway-init.sock -u "$2" ping >/dev/null 2>&1; do
 		n=$((n+1))
 		if [ $n -gt 600 ] || ! kill -0 $pid 2>/dev/null; then cat /tmp/slipway-init.log >&2; exit 1; fi
 		sleep 0.1
 	done
+}
+stopserver() { kill $pid; wait $pid || true; }
+db="\` + "`" + `$SLIPWAY_DB\` + "`" + `"
+if [ ! -d /data/mysql ]; then
+	rm -rf /data/mysql.init
+	mariadb-install-db --no-defaults --datadir=/data/mysql.init --auth-root-authentication-method=normal --skip-test-db ` + mysqlServerArgs + ` >/tmp/slipway-install.log 2>&1 || { cat /tmp/slipway-install.log >&2; exit 1; }
+	tempserver /data/mysql.init root
 	mariadb --no-defaults --socket=/tmp/slipway-init.sock -u root <<EOF
 CREATE USER '$SLIPWAY_ADMIN_USER'@'%' IDENTIFIED BY '$SLIPWAY_ADMIN_PASSWORD';
 GRANT ALL PRIVILEGES ON *.* TO '$SLIPWAY_ADMIN_USER'@'%' WITH GRANT OPTION;
-CREATE DATABASE \` + "`" + `$SLIPWAY_DB\` + "`" + `;
+CREATE DATABASE $db;
 CREATE USER '$SLIPWAY_USER'@'%' IDENTIFIED BY '$SLIPWAY_PASSWORD';
-GRANT ALL PRIVILEGES ON \` + "`" + `$SLIPWAY_DB\` + "`" + `.* TO '$SLIPWAY_USER'@'%';
+GRANT ALL PRIVILEGES ON $db.* TO '$SLIPWAY_USER'@'%';
 EOF
 	mariadb --no-defaults --socket=/tmp/slipway-init.sock -u root -N -B -e "SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host), ';') FROM mysql.user WHERE User NOT IN ('$SLIPWAY_ADMIN_USER', '$SLIPWAY_USER', 'mariadb.sys')" >/tmp/slipway-drop.sql
 	mariadb --no-defaults --socket=/tmp/slipway-init.sock -u root </tmp/slipway-drop.sql
-	kill $pid
-	wait $pid || true
+	stopserver
 	mv /data/mysql.init /data/mysql
+fi
+if [ -e /data/slipway-restore.swapping ]; then
+	export MYSQL_PWD="$SLIPWAY_ADMIN_PASSWORD"
+	tempserver /data/mysql "$SLIPWAY_ADMIN_USER"
+	m() { mariadb --no-defaults --socket=/tmp/slipway-init.sock --user="$SLIPWAY_ADMIN_USER" "$@"; }
+	if m -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db" && m --one-database "$SLIPWAY_DB" </data/slipway-previous.sql; then
+		rm -f /data/slipway-restore.swapping /data/slipway-previous.sql /data/slipway-restore.sql
+		echo "slipway: the data an interrupted restore had swapped out was put back" >&2
+	else
+		echo "slipway: the data an interrupted restore had swapped out could not be put back; it is kept in the data directory as slipway-previous.sql" >&2
+	fi
+	stopserver
+	unset MYSQL_PWD
 fi
 exec mariadbd --no-defaults --datadir=/data/mysql --socket=/run/addon/mysqld.sock --port=3306 --bind-address=0.0.0.0 --pid-file=/tmp/mysqld.pid ` + mysqlServerArgs + `
 `
@@ -126,6 +158,9 @@ func (m *mysql) Spec(a Addon) (runtime.Spec, error) {
 		"SLIPWAY_USER":           a.User,
 		"SLIPWAY_PASSWORD":       a.Password,
 		"SLIPWAY_DB":             a.DBName,
+		// InnoDB's buffer pool: a third of the memory limit, 128MB
+		// (MariaDB's default) without one.
+		"SLIPWAY_BUFFER_POOL": strconv.FormatInt(memoryShare(a, 3, 32, 128), 10) + "M",
 	}
 	return baseSpec(a, DefaultImage(TypeMySQL, a.Version), basePath, mysqlScript, env, []runtime.Port{{Name: "db", Port: mysqlPort}})
 }
@@ -153,46 +188,86 @@ func (m *mysql) Dump(ctx context.Context, d runtime.Driver, id string, a Addon, 
 }
 
 // mysqlRestoreScript restores the dump on its standard input (see the
-// type's doc); its errors name what failed.
+// type's doc); its errors name what failed. The marker file swap exists
+// while the live database is being replaced: a restore interrupted then
+// (its Exec cancelled, the server stopped) is undone by the next Restore,
+// or the next start of the server, from the kept dump prev.
 var mysqlRestoreScript = `set -eu
 umask 077
 m() { mariadb --no-defaults --socket=/run/addon/mysqld.sock --user="$SLIPWAY_ADMIN_USER" "$@"; }
 q() { printf '` + "`%s`" + `' "$1"; }
-in=/data/slipway-restore.sql prev=/data/slipway-previous.sql scratch=` + scratchDB + `
-cleanup() { rm -f "$in" "$prev"; }
+in=/data/slipway-restore.sql prev=/data/slipway-previous.sql swap=/data/slipway-restore.swapping scratch=` + scratchDB + `
 errtail() { { grep -E '^ERROR' /tmp/slipway-restore.err || tail -n 2 /tmp/slipway-restore.err; } | tail -n 2 | tr '\n' ' '; }
+putback() {
+	m -e "DROP DATABASE IF EXISTS $(q "$SLIPWAY_DB"); CREATE DATABASE $(q "$SLIPWAY_DB")" &&
+		m --one-database "$SLIPWAY_DB" <"$prev" && rm -f "$swap" "$prev"
+}
+if [ -e "$swap" ] && ! putback; then
+	echo "the data an interrupted restore had swapped out could not be put back; it is kept in the data directory as slipway-previous.sql" >&2
+	exit 1
+fi
+rm -f "$prev"
 cat >"$in"
+if ! tail -c 512 "$in" | grep -q '^-- Dump completed'; then
+	rm -f "$in"
+	echo "the dump is incomplete (it does not end with mariadb-dump's \"-- Dump completed\" line), nothing was changed" >&2
+	exit 65
+fi
 m -e "DROP DATABASE IF EXISTS $(q $scratch); CREATE DATABASE $(q $scratch)"
 if ! m --one-database "$scratch" <"$in" 2>/tmp/slipway-restore.err; then
 	m -e "DROP DATABASE IF EXISTS $(q $scratch)" || true
-	cleanup
+	rm -f "$in"
 	echo "the dump does not load, nothing was changed: $(errtail)" >&2
 	exit 65
 fi
 m -e "DROP DATABASE $(q $scratch)"
-mariadb-dump --no-defaults --socket=/run/addon/mysqld.sock --user="$SLIPWAY_ADMIN_USER" ` + strings.Join(mysqlDumpArgs, " ") + ` "$SLIPWAY_DB" >"$prev" || { cleanup; echo "the current data could not be saved, nothing was changed" >&2; exit 1; }
+mariadb-dump --no-defaults --socket=/run/addon/mysqld.sock --user="$SLIPWAY_ADMIN_USER" ` + strings.Join(mysqlDumpArgs, " ") + ` "$SLIPWAY_DB" >"$prev" || { rm -f "$in" "$prev"; echo "the current data could not be saved, nothing was changed" >&2; exit 1; }
+touch "$swap"
 m -e "DROP DATABASE $(q "$SLIPWAY_DB"); CREATE DATABASE $(q "$SLIPWAY_DB")"
 if ! m --one-database "$SLIPWAY_DB" <"$in" 2>/tmp/slipway-restore.err; then
 	err=$(errtail)
-	m -e "DROP DATABASE $(q "$SLIPWAY_DB"); CREATE DATABASE $(q "$SLIPWAY_DB")" &&
-		m --one-database "$SLIPWAY_DB" <"$prev" && back="the previous data was loaded again" || back="THE PREVIOUS DATA COULD NOT BE LOADED AGAIN; it is kept in the data directory as slipway-previous.sql"
 	rm -f "$in"
+	if putback; then back="the previous data was loaded again"; else back="THE PREVIOUS DATA COULD NOT BE LOADED AGAIN; it is kept in the data directory as slipway-previous.sql"; fi
 	echo "loading the dump failed ($err); $back" >&2
 	exit 1
 fi
-cleanup
+rm -f "$swap" "$in" "$prev"
 `
 
 func (m *mysql) Restore(ctx context.Context, d runtime.Driver, id string, a Addon, r io.Reader) error {
 	return run(ctx, d, id, a, mysqlEnv(a), r, nil, "/bin/sh", "-c", mysqlRestoreScript, "mariadb-restore")
 }
 
+// mysqlSnapshotScript copies the running server's files with
+// mariadb-backup into the data directory, prepares the copy (applies the
+// redo log: a consistent data directory a server starts on as it is) and
+// writes it to standard output as a tar; the copy is removed in any case.
+const mysqlSnapshotScript = `set -eu
+umask 077
+dir=/data/slipway-snapshot
+rm -rf "$dir"
+trap 'rm -rf "$dir"' EXIT
+mariadb-backup --no-defaults --backup --target-dir="$dir" --datadir=/data/mysql --socket=/run/addon/mysqld.sock --user="$SLIPWAY_ADMIN_USER" >&2 2>/tmp/slipway-backup.log || { tail -n 5 /tmp/slipway-backup.log >&2; exit 1; }
+mariadb-backup --no-defaults --prepare --target-dir="$dir" >/tmp/slipway-prepare.log 2>&1 || { tail -n 5 /tmp/slipway-prepare.log >&2; exit 1; }
+tar -C "$dir" -cf - .
+`
+
+// Snapshot is a prepared copy of the data files (mariadb-backup): the
+// data directory needs room for one more copy of the data meanwhile.
 func (m *mysql) Snapshot(ctx context.Context, d runtime.Driver, id string, a Addon, w io.Writer) error {
-	return fmt.Errorf("%w: MySQL addons have dump backups only", ErrUnsupported)
+	return run(ctx, d, id, a, mysqlEnv(a), nil, w, "/bin/sh", "-c", mysqlSnapshotScript, "mariadb-backup")
 }
 
 func (m *mysql) RestoreSnapshot(ctx context.Context, a Addon, r io.Reader) error {
-	return fmt.Errorf("%w: MySQL addons have dump backups only", ErrUnsupported)
+	return swapIn(a, "mysql", r, func(dir string) error {
+		if fi, err := os.Stat(filepath.Join(dir, "mysql")); err != nil || !fi.IsDir() {
+			return errors.New("engine: the snapshot is not a MariaDB data directory (no mysql database)")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ibdata1")); err != nil {
+			return errors.New("engine: the snapshot is not a MariaDB data directory (no ibdata1)")
+		}
+		return nil
+	})
 }
 
 // Check lists the base tables of DBName with their columns, then counts

@@ -55,17 +55,61 @@ func TestMySQLRoundTrip(t *testing.T) {
 		t.Fatalf("the view after restore: %q", out)
 	}
 
-	// A corrupted dump: refused in the scratch database; the data stays.
-	bad := append(bytes.Clone(dumped[:len(dumped)*2/3]), []byte("\nTHIS IS NOT SQL;\n")...)
-	err := e.Restore(ctxT(t), d, id, a, bytes.NewReader(bad))
-	if err == nil || !isToolError(err) || !strings.Contains(err.Error(), "nothing was changed") {
-		t.Fatalf("corrupted dump: %v", err)
+	// Bad dumps are refused before the live database is touched: a
+	// truncated one (no "-- Dump completed" line at its end), and one
+	// that does not load (into the scratch database).
+	for name, bad := range map[string][]byte{
+		"truncated": dumped[:len(dumped)*2/3],
+		"broken":    bytes.Replace(dumped, []byte("INSERT INTO `items`"), []byte("INSERT INTO `nope`"), 1),
+	} {
+		err := e.Restore(ctxT(t), d, id, a, bytes.NewReader(bad))
+		if err == nil || !isToolError(err) || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("%s dump: %v", name, err)
+		}
+		t.Logf("%s dump: %v", name, err)
+		wantEqual(t, want, check(t, e, d, id, a))
 	}
-	t.Logf("corrupted dump: %v", err)
-	wantEqual(t, want, check(t, e, d, id, a))
 	if out := execIn(t, d, id, mysqlEnv(a), "SHOW DATABASES;", mysqlTool(a, "mariadb", "-N", "-B")...); strings.Contains(out, scratchDB) {
 		t.Fatalf("the scratch database is left: %q", out)
 	}
+
+	// A restore interrupted while it replaced the live database (the
+	// marker and the kept dump are there, the live data is half gone):
+	// the next start of the server puts the kept data back.
+	execIn(t, d, id, mysqlEnv(a), "", "/bin/sh", "-c", `mariadb-dump --no-defaults --socket=/run/addon/mysqld.sock --user="$SLIPWAY_ADMIN_USER" `+strings.Join(mysqlDumpArgs, " ")+` "$SLIPWAY_DB" >/data/slipway-previous.sql && touch /data/slipway-restore.swapping`)
+	appMySQL(t, d, id, a, "DROP VIEW big; DROP TABLE items;")
+	stopAddon(t, d, id)
+	id = startAddon(t, d, e, a)
+	wantEqual(t, want, check(t, e, d, id, a))
+	if out := execIn(t, d, id, nil, "", "ls", "/data"); strings.Contains(out, "slipway-") {
+		t.Fatalf("files left in the data directory: %q", out)
+	}
+
+	// Snapshot, change, restore the snapshot with the server stopped; and
+	// the snapshot unpacked into a fresh verification instance.
+	var snap bytes.Buffer
+	if err := e.Snapshot(ctxT(t), d, id, a, &snap); err != nil {
+		t.Fatal(err)
+	}
+	appMySQL(t, d, id, a, "DELETE FROM items;")
+	stopAddon(t, d, id)
+	if err := e.RestoreSnapshot(ctxT(t), a, strings.NewReader("not a tar")); err == nil {
+		t.Fatal("a bad snapshot was restored")
+	}
+	if err := e.RestoreSnapshot(ctxT(t), a, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	id = startAddon(t, d, e, a)
+	wantEqual(t, want, check(t, e, d, id, a))
+	sv := testAddon(t, e, "process")
+	sv.ID, sv.Verify = a.ID, true
+	sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
+	if err := e.RestoreSnapshot(ctxT(t), sv, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	svid := startAddon(t, d, e, sv)
+	wantEqual(t, want, check(t, e, d, svid, sv))
+	stopAddon(t, d, svid)
 
 	// A verification instance restored from the dump.
 	v := testAddon(t, e, "process")

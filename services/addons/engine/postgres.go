@@ -127,7 +127,7 @@ EOF
 	pg_ctl -D /data/pgdata.init -w -m fast stop >/dev/null
 	mv /data/pgdata.init /data/pgdata
 fi
-exec postgres -D /data/pgdata -c listen_addresses='*' -c port=5432 -c unix_socket_directories=/run/addon -c unix_socket_permissions=0777
+exec postgres -D /data/pgdata -c listen_addresses='*' -c port=5432 -c unix_socket_directories=/run/addon -c unix_socket_permissions=0777 -c shared_buffers="$SLIPWAY_SHARED_BUFFERS"
 `
 
 func (p *postgres) Spec(a Addon) (runtime.Spec, error) {
@@ -143,6 +143,9 @@ func (p *postgres) Spec(a Addon) (runtime.Spec, error) {
 		"SLIPWAY_USER":           a.User,
 		"SLIPWAY_PASSWORD":       a.Password,
 		"SLIPWAY_DB":             a.DBName,
+		// A quarter of the memory limit (PostgreSQL's advice), its
+		// default 128MB without one.
+		"SLIPWAY_SHARED_BUFFERS": strconv.FormatInt(memoryShare(a, 4, 16, 128), 10) + "MB",
 	}
 	path := "/usr/lib/postgresql/" + a.Version + "/bin:" + basePath
 	return baseSpec(a, DefaultImage(TypePostgreSQL, a.Version), path, pgScript, env, []runtime.Port{{Name: "db", Port: pgPort}})

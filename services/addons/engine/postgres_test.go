@@ -87,6 +87,18 @@ func TestPostgresRoundTrip(t *testing.T) {
 	if err := e.Snapshot(ctxT(t), d, id, a, &snap); err != nil {
 		t.Fatal(err)
 	}
+	// The snapshot verified as the addons service does: unpacked into a
+	// verification instance's fresh directories, which then starts on it.
+	sv := testAddon(t, e, "process")
+	sv.ID, sv.Verify = a.ID, true
+	sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
+	if err := e.RestoreSnapshot(ctxT(t), sv, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	svid := startAddon(t, d, e, sv)
+	wantEqual(t, want, check(t, e, d, svid, sv))
+	stopAddon(t, d, svid)
+
 	appPsql(t, d, id, a, "TRUNCATE items;")
 	stopAddon(t, d, id)
 	if err := e.RestoreSnapshot(ctxT(t), a, bytes.NewReader([]byte("not a tar"))); err == nil {

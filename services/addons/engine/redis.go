@@ -36,13 +36,21 @@ import (
 // is saved (SAVE) and kept aside, the new file takes dump.rdb's place and
 // DEBUG RELOAD NOSAVE loads it (DEBUG is enabled for local connections,
 // and only the admin user may run it). If the load fails, the previous
-// file is put back and loaded again. RestoreSnapshot (server stopped)
-// writes the RDB as dump.rdb, loaded at the next start.
+// file is put back and loaded again. A restore interrupted half-way (its
+// Exec cancelled, Slipway killed) has failed: the server keeps the data
+// it had in memory, does not save while saves are paused, and its next
+// start (or the next Restore) puts the set-aside file back as dump.rdb.
+// RestoreSnapshot (server stopped) writes the RDB as dump.rdb, loaded at
+// the next start.
 type redis struct {
 	versions func() []string
 }
 
 const redisPort = 6379
+
+// redisSave are the server's save points (its configuration, and what a
+// restore, which pauses them, sets again).
+const redisSave = "3600 1 300 100 60 10000"
 
 func init() {
 	register(&redis{versions: sync.OnceValue(func() []string {
@@ -78,7 +86,7 @@ umask 077
 	echo 'dir /data'
 	echo 'dbfilename dump.rdb'
 	echo 'appendonly no'
-	echo 'save 3600 1 300 100 60 10000'
+	echo 'save ` + redisSave + `'
 	echo 'port 6379'
 	echo 'bind * -::*'
 	echo 'protected-mode no'
@@ -87,10 +95,15 @@ umask 077
 	echo 'enable-debug-command local'
 	echo 'daemonize no'
 	echo 'logfile ""'
+	echo "maxmemory $SLIPWAY_MAXMEMORY"
+	echo 'maxmemory-policy noeviction'
 	printf 'user default on >%s ~* &* +@all -debug\n' "$SLIPWAY_PASSWORD"
 	printf 'user %s on >%s ~* &* +@all\n' "$SLIPWAY_ADMIN_USER" "$SLIPWAY_ADMIN_PASSWORD"
 } >/tmp/slipway-redis.conf
+# A restore that was interrupted (see redisRestoreScript) failed: the data
+# it had set aside is the data.
 rm -f /data/slipway-incoming.rdb
+if [ -e /data/slipway-previous.rdb ]; then mv /data/slipway-previous.rdb /data/dump.rdb; fi
 exec redis-server /tmp/slipway-redis.conf
 `
 
@@ -105,6 +118,10 @@ func (r *redis) Spec(a Addon) (runtime.Spec, error) {
 		"SLIPWAY_ADMIN_USER":     a.AdminUser,
 		"SLIPWAY_ADMIN_PASSWORD": a.AdminPassword,
 		"SLIPWAY_PASSWORD":       a.Password,
+		// Three quarters of the memory limit, so that a full Redis
+		// refuses writes (noeviction) instead of being killed; no
+		// limit without one.
+		"SLIPWAY_MAXMEMORY": strconv.FormatInt(memoryShare(a, 4, 0, 0)*3, 10) + "mb",
 	}
 	return baseSpec(a, DefaultImage(TypeRedis, a.Version), basePath, redisScript, env, []runtime.Port{{Name: "db", Port: redisPort}})
 }
@@ -146,9 +163,13 @@ if ! redis-check-rdb "$in" >/tmp/slipway-check.log 2>&1; then
 	echo "the RDB file is not valid: $(sed -n '/RDB ERROR DETECTED/,$p' /tmp/slipway-check.log | sed -n '2,3p' | tr '\n' ' ')" >&2
 	exit 65
 fi
-save=$(r --raw CONFIG GET save | sed -n 2p)
+# An earlier restore interrupted after it set the data aside: put it back.
+if [ -e "$prev" ]; then
+	[ -e /data/dump.rdb ] || mv "$prev" /data/dump.rdb
+	rm -f "$prev"
+fi
 r CONFIG SET save "" >/dev/null
-restore_save() { r CONFIG SET save "$save" >/dev/null; }
+restore_save() { r CONFIG SET save "` + redisSave + `" >/dev/null; }
 n=0
 while r INFO persistence | grep -q '^rdb_bgsave_in_progress:1'; do
 	n=$((n+1)); [ $n -lt 600 ] || { restore_save; rm -f "$in"; echo "a background save did not end" >&2; exit 1; }

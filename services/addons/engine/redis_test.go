@@ -73,6 +73,23 @@ func TestRedisRoundTrip(t *testing.T) {
 	id = startAddon(t, d, e, a)
 	wantEqual(t, want, check(t, e, d, id, a))
 
+	// A restore interrupted after it set the data aside and put another
+	// file in place has failed: the next start goes back to the data set
+	// aside.
+	admin := func(args ...string) string { return execIn(t, d, id, redisEnv(a), "", redisCLI(a, args...)...) }
+	admin("CONFIG", "SET", "save", "")
+	admin("SAVE")
+	execIn(t, d, id, nil, "", "mv", "/data/dump.rdb", "/data/slipway-previous.rdb")
+	admin("FLUSHALL")
+	admin("SET", "half", "done")
+	admin("SAVE")
+	stopAddon(t, d, id)
+	id = startAddon(t, d, e, a)
+	wantEqual(t, want, check(t, e, d, id, a))
+	if out := execIn(t, d, id, nil, "", "ls", "/data"); strings.Contains(out, "slipway-") {
+		t.Fatalf("files left in the data directory: %q", out)
+	}
+
 	// A verification instance restored from the dump.
 	v := testAddon(t, e, "process")
 	v.ID, v.Verify = a.ID, true
@@ -88,6 +105,18 @@ func TestRedisRoundTrip(t *testing.T) {
 	if err := e.Snapshot(ctxT(t), d, id, a, &snap); err != nil {
 		t.Fatal(err)
 	}
+	// The snapshot verified as the addons service does: unpacked into a
+	// verification instance's fresh directories, which then starts on it.
+	sv := testAddon(t, e, "process")
+	sv.ID, sv.Verify = a.ID, true
+	sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
+	if err := e.RestoreSnapshot(ctxT(t), sv, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	svid := startAddon(t, d, e, sv)
+	wantEqual(t, want, check(t, e, d, svid, sv))
+	stopAddon(t, d, svid)
+
 	appRedis(t, d, id, a, "FLUSHALL\nSAVE\n")
 	stopAddon(t, d, id)
 	if err := e.RestoreSnapshot(ctxT(t), a, strings.NewReader("garbage")); err == nil {

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore Factory) {
 		"Restores":                testRestores,
 		"SchedulesOnePerKind":     testSchedules,
 		"Logs":                    testLogs,
+		"DestinationBackups":      testDestinationBackups,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -436,5 +437,49 @@ func testLogs(t *testing.T, s addons.Store, _ func() int) {
 	got, _ = s.ReadLogs(ctx, addons.LogQuery{TeamID: "t", ProjectID: "p", AddonID: "db", Kind: addons.LogAddon, Limit: 10})
 	if len(got) != 1 || got[0].Text != "server" {
 		t.Fatalf("addon lines %+v", got)
+	}
+}
+
+func testDestinationBackups(t *testing.T, s addons.Store, _ func() int) {
+	ctx := context.Background()
+	create(t, s, addon("t", "p", "db"))
+	create(t, s, addon("t", "p", "db-2"))
+	create(t, s, addon("u", "p", "db"))
+	for _, b := range []addons.Backup{backup("b1"), backup("b2"), backup("b3")} {
+		b.DestinationID = "offsite"
+		if b.ID == "b3" {
+			b.AddonID = "db-2"
+		}
+		if err := s.CreateBackup(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local := backup("b4")
+	if err := s.CreateBackup(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	other := backup("b5")
+	other.TeamID, other.DestinationID = "u", "offsite"
+	if err := s.CreateBackup(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	page, more, err := s.DestinationBackups(ctx, "t", "offsite", paging.Page{Limit: 2})
+	if err != nil || len(page) != 2 || !more {
+		t.Fatalf("first page %+v %v %v", page, more, err)
+	}
+	last := page[1].ProjectID + "/" + page[1].AddonID + "/" + page[1].ID
+	rest, more, err := s.DestinationBackups(ctx, "t", "offsite", paging.Page{Limit: 2, After: last})
+	if err != nil || len(rest) != 1 || more {
+		t.Fatalf("second page %+v %v %v", rest, more, err)
+	}
+	seen := map[string]bool{}
+	for _, b := range append(page, rest...) {
+		seen[b.AddonID+"/"+b.ID] = true
+	}
+	if !seen["db/b1"] || !seen["db/b2"] || !seen["db-2/b3"] {
+		t.Fatalf("listed %v", seen)
+	}
+	if none, _, _ := s.DestinationBackups(ctx, "t", "elsewhere", paging.Page{Limit: 5}); len(none) != 0 {
+		t.Fatalf("another destination lists %v", none)
 	}
 }
