@@ -54,6 +54,29 @@ func TestSecretGroupLinksAnAddonIntoAJob(t *testing.T) {
 		t.Fatalf("run %v, logs %q", r, lines)
 	}
 
+	// Bad input through the API: each a clear 4xx, nothing created.
+	for _, c := range []struct {
+		body   string
+		status int
+		says   string
+	}{
+		{`{"name":"bad","secretType":"environment","secrets":{"files":{"/etc/passwd":{"data":"eA=="}}}}`, 400, "system path /etc"},
+		{`{"name":"bad","secretType":"environment","secrets":{"files":{"relative/x":{"data":"eA=="}}}}`, 400, "files"},
+		{`{"name":"bad","secretType":"environment","priority":101}`, 400, "priority"},
+		{`{"name":"bad","secretType":"environment","secrets":{"variables":{"BIG":"` + strings.Repeat("v", 70000) + `"}}}`, 400, "variables"},
+		{`{"name":"bad","secretType":"environment","secrets":{"variables":{"BIG":"` + strings.Repeat("v", 1<<20) + `"}}}`, 413, ""},
+		{`{"name":"bad","secretType":"environment","addonDependencies":[{"addonId":"nope","keys":[]}]}`, 400, "no addon nope"},
+		{`{"name":"bad","secretType":"environment","shoeSize":42}`, 400, ""},
+	} {
+		res := callJSON(t, "POST", base+"/v1/projects/"+project+"/secrets", c.body)
+		if res.Status != c.status || !strings.Contains(string(res.Raw), c.says) {
+			t.Errorf("POST %.80s...: HTTP %d %.300s, want %d mentioning %q", c.body, res.Status, res.Raw, c.status, c.says)
+		}
+	}
+	if res := callJSON(t, "GET", base+"/v1/projects/"+project+"/secrets/bad", ""); res.Status != http.StatusNotFound {
+		t.Errorf("a refused group exists: HTTP %d %s", res.Status, res.Raw)
+	}
+
 	// A viewer lists the group but cannot read its values.
 	tok := callJSON(t, "POST", base+"/v1/api-tokens", `{"name":"secrets-viewer","kind":"team","roleId":"viewer"}`).data(t)
 	viewer := "Bearer " + tok["token"].(string)
