@@ -489,6 +489,9 @@ func (s *SecretsServer) patchGroup(ctx context.Context, project, id string, p *a
 func (s *SecretsServer) touchedGroup(before SecretGroup, g *SecretGroup) ([]events.Event, error) {
 	normalizeSecretGroup(&before)
 	normalizeSecretGroup(g)
+	// Identity, creation time and version are the store's; only what a
+	// request may change counts.
+	g.TeamID, g.ProjectID, g.ID, g.CreatedAt, g.Version = before.TeamID, before.ProjectID, before.ID, before.CreatedAt, before.Version
 	g.UpdatedAt = before.UpdatedAt
 	if secretGroupsEqual(before, *g) {
 		return nil, nil

@@ -573,6 +573,30 @@ func TestGlobalSecretLifecycle(t *testing.T) {
 	}
 }
 
+// TestSecretPutUnchanged: a put or patch that changes nothing writes
+// nothing: no event (so no rollout), the same updatedAt.
+func TestSecretPutUnchanged(t *testing.T) {
+	h := newSecretHarness(t, sqldb.SQLite)
+	spec := &addonsv1.SecretSpec{Name: "same", SecretType: "environment", Priority: 3,
+		Restrictions:      &addonsv1.SecretRestrictions{Restricted: true, Tags: []string{"db"}},
+		AddonDependencies: []*addonsv1.SecretAddonDependency{{AddonId: "pg", Keys: []*addonsv1.SecretAddonKey{{KeyName: "HOST"}}}},
+		Secrets:           &addonsv1.SecretData{Variables: map[string]string{"K": "v"}}}
+	first := h.create(spec)
+	before := h.outbox()
+	put, err := h.client.PutSecret(secretAs(stAdmin), &addonsv1.PutSecretRequest{ProjectId: stProject, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := int32(3)
+	if _, err := h.client.PatchSecret(secretAs(stAdmin), &addonsv1.PatchSecretRequest{ProjectId: stProject, SecretId: "same",
+		Patch: &addonsv1.SecretPatch{Priority: &p}}); err != nil {
+		t.Fatal(err)
+	}
+	if h.outbox() != before || !put.GetSecret().GetUpdatedAt().AsTime().Equal(first.GetUpdatedAt().AsTime()) {
+		t.Fatalf("an unchanged put wrote %d events, updatedAt %v (was %v)", h.outbox()-before, put.GetSecret().GetUpdatedAt().AsTime(), first.GetUpdatedAt().AsTime())
+	}
+}
+
 // TestSecretGroupsOfDeletedProject: the project-deleted event removes the
 // project's groups (with their events), and a redelivery is harmless.
 func TestSecretGroupsOfDeletedProject(t *testing.T) {
