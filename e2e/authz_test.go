@@ -619,6 +619,8 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 			return params("projectId", project, "addonId", id)
 		},
 		"RestartAddon":               onNewAddon(false, ""),
+		"ResetAddon":                 onNewAddon(false, ""),
+		"UpdateAddonSecurity":        onAddon(`{"ipPolicies":[]}`),
 		"GetAddonCredentials":        onAddon(),
 		"GetAddonContainers":         onAddon(),
 		"GetAddonVersion":            onAddon(),

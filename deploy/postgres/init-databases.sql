@@ -35,3 +35,4 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'builds')\gexec
 
 SELECT 'CREATE DATABASE addons'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'addons')\gexec
+

@@ -345,7 +345,13 @@ func (s *Service) verify(ctx context.Context, b Backup) {
 	if err != nil {
 		return
 	}
+	// One verification instance per addon at a time: they share a
+	// workload name (engine.WorkloadName), and two backups taken in a row
+	// may be verified at once otherwise.
+	l := s.lock("verify/" + a.InternalID)
+	l.Lock()
 	result, verr := s.restoreThrowaway(ctx, a, b)
+	l.Unlock()
 	if ctx.Err() != nil && s.stopping() {
 		return // stopping: verified again at the next start
 	}
@@ -452,7 +458,7 @@ func contains(list []string, v string) bool {
 	return false
 }
 
-// parseSize reads a stored size for the API (a string of bytes).
+// sizeString is a stored size for the API (Northflank's string of bytes).
 func sizeString(n int64) string { return strconv.FormatInt(n, 10) }
 
 // trimMessage bounds a message shown to clients.

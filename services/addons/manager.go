@@ -306,7 +306,18 @@ func (s *Service) recover(ctx context.Context) {
 			// preDeployment, running, backup, restore, upgrading, failed:
 			// the server should run; backup and restore were concluded
 			// above.
-			if a.Status == StatusBackup || a.Status == StatusRestore || a.Status == StatusUpgrading {
+			if a.Status == StatusResetting {
+				// Finish the reset: the data goes before the server starts.
+				if err := s.stopServer(ctx, a); err != nil {
+					s.log.Warn("recovery: stopping an addon being reset", "addon", a.ID, "error", err)
+					continue
+				}
+				if err := os.RemoveAll(s.engineAddon(a).DataDir); err != nil {
+					s.log.Warn("recovery: emptying an addon being reset", "addon", a.ID, "error", err)
+					continue
+				}
+			}
+			if a.Status == StatusBackup || a.Status == StatusRestore || a.Status == StatusUpgrading || a.Status == StatusResetting {
 				a, _ = s.setStatus(ctx, a, StatusPreDeployment, "")
 			}
 			s.bringUp(a, nil)

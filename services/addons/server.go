@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -291,6 +292,59 @@ func (s *Service) restart(ctx context.Context, a Addon, change func(*Addon)) err
 		s.bringUp(a, nil)
 	})
 	return nil
+}
+
+// ResetAddon implements AddonsService: the server stops, its data
+// directory is emptied, and it starts again as new (same credentials and
+// database name; backups and schedules stay). The addon shows resetting,
+// then preDeployment until it answers.
+func (s *Service) ResetAddon(ctx context.Context, req *addonsv1.ResetAddonRequest) (*addonsv1.ResetAddonResponse, error) {
+	a, err := s.addon(ctx, req, req.GetAddonId())
+	if err != nil {
+		return nil, err
+	}
+	a, err = s.store.UpdateAddon(ctx, a.TeamID, a.ProjectID, a.ID, func(cur *Addon) ([]events.Event, error) {
+		switch cur.Status {
+		case StatusRunning, StatusFailed, StatusPaused, StatusPreDeployment:
+		default:
+			return nil, notIdle(*cur)
+		}
+		cur.Status, cur.StatusMessage, cur.UpdatedAt = StatusResetting, "", s.now()
+		return addonEvents(events.ResourceUpdated, *cur)
+	})
+	if err != nil {
+		return nil, apierr.FromStore(err, "addon", req.GetAddonId())
+	}
+	s.background(func(ctx context.Context) {
+		l := s.lock(a.InternalID)
+		l.Lock()
+		err := s.stopServer(ctx, a)
+		if err == nil {
+			err = os.RemoveAll(s.engineAddon(a).DataDir)
+		}
+		l.Unlock()
+		if err != nil {
+			s.log.Error("resetting an addon", "addon", a.ID, "error", err)
+			s.transition(context.WithoutCancel(ctx), a, []string{StatusResetting}, StatusFailed, "the reset failed: "+userMessage(err))
+			return
+		}
+		s.transition(ctx, a, []string{StatusResetting}, StatusPreDeployment, "")
+		a.Status = StatusPreDeployment
+		s.bringUp(a, nil)
+	})
+	return &addonsv1.ResetAddonResponse{}, nil
+}
+
+// UpdateAddonSecurity implements AddonsService: no IP policy can be
+// honoured, so only an empty list is accepted.
+func (s *Service) UpdateAddonSecurity(ctx context.Context, req *addonsv1.UpdateAddonSecurityRequest) (*addonsv1.UpdateAddonSecurityResponse, error) {
+	if _, err := s.addon(ctx, req, req.GetAddonId()); err != nil {
+		return nil, err
+	}
+	if len(req.GetIpPolicies()) > 0 {
+		return nil, apierr.InvalidField("ipPolicies", "IP policies are not available: Slipway has no per-addon firewall")
+	}
+	return &addonsv1.UpdateAddonSecurityResponse{}, nil
 }
 
 // GetAddonCredentials implements AddonsService: the one call that shows

@@ -1,12 +1,14 @@
 package addons_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
 	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
+	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/services/addons"
 	"github.com/slipwayhq/slipway/services/addons/engine"
 )
@@ -100,3 +102,49 @@ func TestSettings(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestReset: reset empties the addon's data and starts it again with the
+// same credentials; a reset interrupted by a restart of Slipway is
+// finished at the next start; IP policies are refused.
+func TestReset(t *testing.T) {
+	h := newHarness(t)
+	h.create(spec("wiped", engine.TypeRedis))
+	h.waitStatus("wiped", addons.StatusRunning)
+	h.redis("wiped", "SET a 1\nSET b 2\n")
+	before, _ := h.client.GetAddonCredentials(as(adminCred), &addonsv1.GetAddonCredentialsRequest{ProjectId: projectID, AddonId: "wiped"})
+	if _, err := h.client.ResetAddon(as(adminCred), &addonsv1.ResetAddonRequest{ProjectId: projectID, AddonId: "wiped"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStatus("wiped", addons.StatusRunning)
+	if n := h.redis("wiped", "DBSIZE\n"); n != "0" {
+		t.Fatalf("after a reset: %s keys", n)
+	}
+	after, _ := h.client.GetAddonCredentials(as(adminCred), &addonsv1.GetAddonCredentialsRequest{ProjectId: projectID, AddonId: "wiped"})
+	if before.GetSecrets().AsMap()["PASSWORD"] != after.GetSecrets().AsMap()["PASSWORD"] {
+		t.Fatal("a reset changed the password")
+	}
+
+	// A reset Slipway did not finish: the next start does.
+	h.redis("wiped", "SET c 3\nSAVE\n")
+	if _, err := h.store.UpdateAddon(context.Background(), teamID, projectID, "wiped", func(a *addons.Addon) ([]events.Event, error) {
+		a.Status = addons.StatusResetting
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.waitStatus("wiped", addons.StatusRunning)
+	if n := h.redis("wiped", "DBSIZE\n"); n != "0" {
+		t.Fatalf("after an interrupted reset: %s keys", n)
+	}
+
+	_, err := h.client.UpdateAddonSecurity(as(adminCred), &addonsv1.UpdateAddonSecurityRequest{ProjectId: projectID, AddonId: "wiped",
+		IpPolicies: []*addonsv1.SecurityPolicy{{Address: "10.0.0.1", Action: "ALLOW"}}})
+	wantCode(t, err, codes.InvalidArgument, "ipPolicies")
+	if _, err := h.client.UpdateAddonSecurity(as(adminCred), &addonsv1.UpdateAddonSecurityRequest{ProjectId: projectID, AddonId: "wiped"}); err != nil {
+		t.Fatal(err)
+	}
+	// A viewer may not reset (Delete permission).
+	_, err = h.client.ResetAddon(as(viewerCred), &addonsv1.ResetAddonRequest{ProjectId: projectID, AddonId: "wiped"})
+	wantCode(t, err, codes.PermissionDenied, "")
+}

@@ -25,6 +25,7 @@ const (
 	StatusBackup        = "backup"
 	StatusRestore       = "restore"
 	StatusUpgrading     = "upgrading"
+	StatusResetting     = "resetting"
 	StatusFailed        = "failed"
 	StatusDeleting      = "deleting"
 )

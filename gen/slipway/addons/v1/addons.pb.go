@@ -1123,6 +1123,274 @@ func (*RestartAddonResponse) Descriptor() ([]byte, []int) {
 	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{19}
 }
 
+// ResetAddonRequest resets an addon.
+type ResetAddonRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Addon id.
+	AddonId       string `protobuf:"bytes,3,opt,name=addon_id,json=addonId,proto3" json:"addon_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetAddonRequest) Reset() {
+	*x = ResetAddonRequest{}
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetAddonRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetAddonRequest) ProtoMessage() {}
+
+func (x *ResetAddonRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetAddonRequest.ProtoReflect.Descriptor instead.
+func (*ResetAddonRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResetAddonRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *ResetAddonRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *ResetAddonRequest) GetAddonId() string {
+	if x != nil {
+		return x.AddonId
+	}
+	return ""
+}
+
+// ResetAddonResponse is empty.
+type ResetAddonResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetAddonResponse) Reset() {
+	*x = ResetAddonResponse{}
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetAddonResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetAddonResponse) ProtoMessage() {}
+
+func (x *ResetAddonResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetAddonResponse.ProtoReflect.Descriptor instead.
+func (*ResetAddonResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{21}
+}
+
+// UpdateAddonSecurityRequest sets IP policies.
+type UpdateAddonSecurityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
+	// caller's default team when empty.
+	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// Project id.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Addon id.
+	AddonId string `protobuf:"bytes,3,opt,name=addon_id,json=addonId,proto3" json:"addon_id,omitempty"`
+	// The rules: only an empty list is accepted.
+	IpPolicies    []*SecurityPolicy `protobuf:"bytes,4,rep,name=ip_policies,json=ipPolicies,proto3" json:"ip_policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAddonSecurityRequest) Reset() {
+	*x = UpdateAddonSecurityRequest{}
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAddonSecurityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAddonSecurityRequest) ProtoMessage() {}
+
+func (x *UpdateAddonSecurityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAddonSecurityRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAddonSecurityRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UpdateAddonSecurityRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *UpdateAddonSecurityRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *UpdateAddonSecurityRequest) GetAddonId() string {
+	if x != nil {
+		return x.AddonId
+	}
+	return ""
+}
+
+func (x *UpdateAddonSecurityRequest) GetIpPolicies() []*SecurityPolicy {
+	if x != nil {
+		return x.IpPolicies
+	}
+	return nil
+}
+
+// SecurityPolicy is one IP rule of UpdateAddonSecurity.
+type SecurityPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Address.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// "ALLOW" or "DENY".
+	Action        string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecurityPolicy) Reset() {
+	*x = SecurityPolicy{}
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityPolicy) ProtoMessage() {}
+
+func (x *SecurityPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityPolicy.ProtoReflect.Descriptor instead.
+func (*SecurityPolicy) Descriptor() ([]byte, []int) {
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SecurityPolicy) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *SecurityPolicy) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+// UpdateAddonSecurityResponse is empty.
+type UpdateAddonSecurityResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAddonSecurityResponse) Reset() {
+	*x = UpdateAddonSecurityResponse{}
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAddonSecurityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAddonSecurityResponse) ProtoMessage() {}
+
+func (x *UpdateAddonSecurityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAddonSecurityResponse.ProtoReflect.Descriptor instead.
+func (*UpdateAddonSecurityResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{24}
+}
+
 // GetAddonCredentialsRequest names an addon.
 type GetAddonCredentialsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1139,7 +1407,7 @@ type GetAddonCredentialsRequest struct {
 
 func (x *GetAddonCredentialsRequest) Reset() {
 	*x = GetAddonCredentialsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[20]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1419,7 @@ func (x *GetAddonCredentialsRequest) String() string {
 func (*GetAddonCredentialsRequest) ProtoMessage() {}
 
 func (x *GetAddonCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[20]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1432,7 @@ func (x *GetAddonCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*GetAddonCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{20}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetAddonCredentialsRequest) GetTeamId() string {
@@ -1201,7 +1469,7 @@ type GetAddonCredentialsResponse struct {
 
 func (x *GetAddonCredentialsResponse) Reset() {
 	*x = GetAddonCredentialsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[21]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1481,7 @@ func (x *GetAddonCredentialsResponse) String() string {
 func (*GetAddonCredentialsResponse) ProtoMessage() {}
 
 func (x *GetAddonCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[21]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1494,7 @@ func (x *GetAddonCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*GetAddonCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{21}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetAddonCredentialsResponse) GetSecrets() *structpb.Struct {
@@ -1265,7 +1533,7 @@ type GetAddonContainersRequest struct {
 
 func (x *GetAddonContainersRequest) Reset() {
 	*x = GetAddonContainersRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[22]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1545,7 @@ func (x *GetAddonContainersRequest) String() string {
 func (*GetAddonContainersRequest) ProtoMessage() {}
 
 func (x *GetAddonContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[22]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1558,7 @@ func (x *GetAddonContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonContainersRequest.ProtoReflect.Descriptor instead.
 func (*GetAddonContainersRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{22}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetAddonContainersRequest) GetTeamId() string {
@@ -1348,7 +1616,7 @@ type GetAddonContainersResponse struct {
 
 func (x *GetAddonContainersResponse) Reset() {
 	*x = GetAddonContainersResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[23]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1628,7 @@ func (x *GetAddonContainersResponse) String() string {
 func (*GetAddonContainersResponse) ProtoMessage() {}
 
 func (x *GetAddonContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[23]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1641,7 @@ func (x *GetAddonContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonContainersResponse.ProtoReflect.Descriptor instead.
 func (*GetAddonContainersResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{23}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetAddonContainersResponse) GetContainers() []*AddonContainer {
@@ -1406,7 +1674,7 @@ type GetAddonVersionRequest struct {
 
 func (x *GetAddonVersionRequest) Reset() {
 	*x = GetAddonVersionRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[24]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1686,7 @@ func (x *GetAddonVersionRequest) String() string {
 func (*GetAddonVersionRequest) ProtoMessage() {}
 
 func (x *GetAddonVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[24]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1699,7 @@ func (x *GetAddonVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetAddonVersionRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{24}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAddonVersionRequest) GetTeamId() string {
@@ -1472,7 +1740,7 @@ type GetAddonVersionResponse struct {
 
 func (x *GetAddonVersionResponse) Reset() {
 	*x = GetAddonVersionResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[25]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1752,7 @@ func (x *GetAddonVersionResponse) String() string {
 func (*GetAddonVersionResponse) ProtoMessage() {}
 
 func (x *GetAddonVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[25]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1765,7 @@ func (x *GetAddonVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetAddonVersionResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{25}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAddonVersionResponse) GetVersion() string {
@@ -1546,7 +1814,7 @@ type UpdateAddonVersionRequest struct {
 
 func (x *UpdateAddonVersionRequest) Reset() {
 	*x = UpdateAddonVersionRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[26]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1826,7 @@ func (x *UpdateAddonVersionRequest) String() string {
 func (*UpdateAddonVersionRequest) ProtoMessage() {}
 
 func (x *UpdateAddonVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[26]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1839,7 @@ func (x *UpdateAddonVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAddonVersionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAddonVersionRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{26}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateAddonVersionRequest) GetTeamId() string {
@@ -1611,7 +1879,7 @@ type UpdateAddonVersionResponse struct {
 
 func (x *UpdateAddonVersionResponse) Reset() {
 	*x = UpdateAddonVersionResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[27]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1891,7 @@ func (x *UpdateAddonVersionResponse) String() string {
 func (*UpdateAddonVersionResponse) ProtoMessage() {}
 
 func (x *UpdateAddonVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[27]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1904,7 @@ func (x *UpdateAddonVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAddonVersionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAddonVersionResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{27}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{32}
 }
 
 // UpdateAddonNetworkSettingsRequest sets TLS and external access.
@@ -1659,7 +1927,7 @@ type UpdateAddonNetworkSettingsRequest struct {
 
 func (x *UpdateAddonNetworkSettingsRequest) Reset() {
 	*x = UpdateAddonNetworkSettingsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[28]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1939,7 @@ func (x *UpdateAddonNetworkSettingsRequest) String() string {
 func (*UpdateAddonNetworkSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateAddonNetworkSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[28]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1952,7 @@ func (x *UpdateAddonNetworkSettingsRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateAddonNetworkSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAddonNetworkSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{28}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateAddonNetworkSettingsRequest) GetTeamId() string {
@@ -1731,7 +1999,7 @@ type UpdateAddonNetworkSettingsResponse struct {
 
 func (x *UpdateAddonNetworkSettingsResponse) Reset() {
 	*x = UpdateAddonNetworkSettingsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[29]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +2011,7 @@ func (x *UpdateAddonNetworkSettingsResponse) String() string {
 func (*UpdateAddonNetworkSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateAddonNetworkSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[29]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +2024,7 @@ func (x *UpdateAddonNetworkSettingsResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use UpdateAddonNetworkSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAddonNetworkSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{29}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{34}
 }
 
 // ScaleAddonRequest changes an addon's resources.
@@ -1781,7 +2049,7 @@ type ScaleAddonRequest struct {
 
 func (x *ScaleAddonRequest) Reset() {
 	*x = ScaleAddonRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[30]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +2061,7 @@ func (x *ScaleAddonRequest) String() string {
 func (*ScaleAddonRequest) ProtoMessage() {}
 
 func (x *ScaleAddonRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[30]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +2074,7 @@ func (x *ScaleAddonRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleAddonRequest.ProtoReflect.Descriptor instead.
 func (*ScaleAddonRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{30}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ScaleAddonRequest) GetTeamId() string {
@@ -1860,7 +2128,7 @@ type ScaleAddonResponse struct {
 
 func (x *ScaleAddonResponse) Reset() {
 	*x = ScaleAddonResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[31]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2140,7 @@ func (x *ScaleAddonResponse) String() string {
 func (*ScaleAddonResponse) ProtoMessage() {}
 
 func (x *ScaleAddonResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[31]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2153,7 @@ func (x *ScaleAddonResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleAddonResponse.ProtoReflect.Descriptor instead.
 func (*ScaleAddonResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{31}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{36}
 }
 
 // GetAddonLogsRequest selects log lines of an addon's server.
@@ -1930,7 +2198,7 @@ type GetAddonLogsRequest struct {
 
 func (x *GetAddonLogsRequest) Reset() {
 	*x = GetAddonLogsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[32]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2210,7 @@ func (x *GetAddonLogsRequest) String() string {
 func (*GetAddonLogsRequest) ProtoMessage() {}
 
 func (x *GetAddonLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[32]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2223,7 @@ func (x *GetAddonLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetAddonLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{32}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetAddonLogsRequest) GetTeamId() string {
@@ -2081,7 +2349,7 @@ type GetAddonLogsResponse struct {
 
 func (x *GetAddonLogsResponse) Reset() {
 	*x = GetAddonLogsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[33]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +2361,7 @@ func (x *GetAddonLogsResponse) String() string {
 func (*GetAddonLogsResponse) ProtoMessage() {}
 
 func (x *GetAddonLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[33]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +2374,7 @@ func (x *GetAddonLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddonLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetAddonLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{33}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetAddonLogsResponse) GetLines() []*AddonLogLine {
@@ -2158,7 +2426,7 @@ type TailAddonLogsRequest struct {
 
 func (x *TailAddonLogsRequest) Reset() {
 	*x = TailAddonLogsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[34]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2438,7 @@ func (x *TailAddonLogsRequest) String() string {
 func (*TailAddonLogsRequest) ProtoMessage() {}
 
 func (x *TailAddonLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[34]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2451,7 @@ func (x *TailAddonLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailAddonLogsRequest.ProtoReflect.Descriptor instead.
 func (*TailAddonLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{34}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TailAddonLogsRequest) GetTeamId() string {
@@ -2309,7 +2577,7 @@ type TailAddonLogsResponse struct {
 
 func (x *TailAddonLogsResponse) Reset() {
 	*x = TailAddonLogsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[35]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2589,7 @@ func (x *TailAddonLogsResponse) String() string {
 func (*TailAddonLogsResponse) ProtoMessage() {}
 
 func (x *TailAddonLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[35]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2602,7 @@ func (x *TailAddonLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailAddonLogsResponse.ProtoReflect.Descriptor instead.
 func (*TailAddonLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{35}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TailAddonLogsResponse) GetLines() []*AddonLogLine {
@@ -2388,7 +2656,7 @@ type GetBackupLogsRequest struct {
 
 func (x *GetBackupLogsRequest) Reset() {
 	*x = GetBackupLogsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[36]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2668,7 @@ func (x *GetBackupLogsRequest) String() string {
 func (*GetBackupLogsRequest) ProtoMessage() {}
 
 func (x *GetBackupLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[36]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2681,7 @@ func (x *GetBackupLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{36}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetBackupLogsRequest) GetTeamId() string {
@@ -2546,7 +2814,7 @@ type GetBackupLogsResponse struct {
 
 func (x *GetBackupLogsResponse) Reset() {
 	*x = GetBackupLogsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[37]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2826,7 @@ func (x *GetBackupLogsResponse) String() string {
 func (*GetBackupLogsResponse) ProtoMessage() {}
 
 func (x *GetBackupLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[37]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2839,7 @@ func (x *GetBackupLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetBackupLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{37}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetBackupLogsResponse) GetLines() []*AddonLogLine {
@@ -2625,7 +2893,7 @@ type TailBackupLogsRequest struct {
 
 func (x *TailBackupLogsRequest) Reset() {
 	*x = TailBackupLogsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[38]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2905,7 @@ func (x *TailBackupLogsRequest) String() string {
 func (*TailBackupLogsRequest) ProtoMessage() {}
 
 func (x *TailBackupLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[38]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2918,7 @@ func (x *TailBackupLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailBackupLogsRequest.ProtoReflect.Descriptor instead.
 func (*TailBackupLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{38}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TailBackupLogsRequest) GetTeamId() string {
@@ -2783,7 +3051,7 @@ type TailBackupLogsResponse struct {
 
 func (x *TailBackupLogsResponse) Reset() {
 	*x = TailBackupLogsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[39]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +3063,7 @@ func (x *TailBackupLogsResponse) String() string {
 func (*TailBackupLogsResponse) ProtoMessage() {}
 
 func (x *TailBackupLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[39]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +3076,7 @@ func (x *TailBackupLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailBackupLogsResponse.ProtoReflect.Descriptor instead.
 func (*TailBackupLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{39}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TailBackupLogsResponse) GetLines() []*AddonLogLine {
@@ -2864,7 +3132,7 @@ type GetRestoreLogsRequest struct {
 
 func (x *GetRestoreLogsRequest) Reset() {
 	*x = GetRestoreLogsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[40]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +3144,7 @@ func (x *GetRestoreLogsRequest) String() string {
 func (*GetRestoreLogsRequest) ProtoMessage() {}
 
 func (x *GetRestoreLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[40]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +3157,7 @@ func (x *GetRestoreLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{40}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetRestoreLogsRequest) GetTeamId() string {
@@ -3029,7 +3297,7 @@ type GetRestoreLogsResponse struct {
 
 func (x *GetRestoreLogsResponse) Reset() {
 	*x = GetRestoreLogsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[41]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3309,7 @@ func (x *GetRestoreLogsResponse) String() string {
 func (*GetRestoreLogsResponse) ProtoMessage() {}
 
 func (x *GetRestoreLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[41]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3322,7 @@ func (x *GetRestoreLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{41}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetRestoreLogsResponse) GetLines() []*AddonLogLine {
@@ -3110,7 +3378,7 @@ type TailRestoreLogsRequest struct {
 
 func (x *TailRestoreLogsRequest) Reset() {
 	*x = TailRestoreLogsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[42]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3122,7 +3390,7 @@ func (x *TailRestoreLogsRequest) String() string {
 func (*TailRestoreLogsRequest) ProtoMessage() {}
 
 func (x *TailRestoreLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[42]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3135,7 +3403,7 @@ func (x *TailRestoreLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRestoreLogsRequest.ProtoReflect.Descriptor instead.
 func (*TailRestoreLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{42}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TailRestoreLogsRequest) GetTeamId() string {
@@ -3275,7 +3543,7 @@ type TailRestoreLogsResponse struct {
 
 func (x *TailRestoreLogsResponse) Reset() {
 	*x = TailRestoreLogsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[43]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3555,7 @@ func (x *TailRestoreLogsResponse) String() string {
 func (*TailRestoreLogsResponse) ProtoMessage() {}
 
 func (x *TailRestoreLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[43]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3568,7 @@ func (x *TailRestoreLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRestoreLogsResponse.ProtoReflect.Descriptor instead.
 func (*TailRestoreLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{43}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TailRestoreLogsResponse) GetLines() []*AddonLogLine {
@@ -3332,7 +3600,7 @@ type ListBackupsRequest struct {
 
 func (x *ListBackupsRequest) Reset() {
 	*x = ListBackupsRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[44]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3612,7 @@ func (x *ListBackupsRequest) String() string {
 func (*ListBackupsRequest) ProtoMessage() {}
 
 func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[44]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3625,7 @@ func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
 func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{44}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListBackupsRequest) GetTeamId() string {
@@ -3415,7 +3683,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[45]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3427,7 +3695,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[45]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3440,7 +3708,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{45}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*Backup {
@@ -3483,7 +3751,7 @@ type CreateBackupRequest struct {
 
 func (x *CreateBackupRequest) Reset() {
 	*x = CreateBackupRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[46]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3763,7 @@ func (x *CreateBackupRequest) String() string {
 func (*CreateBackupRequest) ProtoMessage() {}
 
 func (x *CreateBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[46]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3776,7 @@ func (x *CreateBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBackupRequest.ProtoReflect.Descriptor instead.
 func (*CreateBackupRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{46}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateBackupRequest) GetTeamId() string {
@@ -3578,7 +3846,7 @@ type CreateBackupResponse struct {
 
 func (x *CreateBackupResponse) Reset() {
 	*x = CreateBackupResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[47]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3858,7 @@ func (x *CreateBackupResponse) String() string {
 func (*CreateBackupResponse) ProtoMessage() {}
 
 func (x *CreateBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[47]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3871,7 @@ func (x *CreateBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBackupResponse.ProtoReflect.Descriptor instead.
 func (*CreateBackupResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{47}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateBackupResponse) GetBackup() *Backup {
@@ -3631,7 +3899,7 @@ type GetBackupRequest struct {
 
 func (x *GetBackupRequest) Reset() {
 	*x = GetBackupRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[48]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3643,7 +3911,7 @@ func (x *GetBackupRequest) String() string {
 func (*GetBackupRequest) ProtoMessage() {}
 
 func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[48]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3656,7 +3924,7 @@ func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{48}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetBackupRequest) GetTeamId() string {
@@ -3698,7 +3966,7 @@ type GetBackupResponse struct {
 
 func (x *GetBackupResponse) Reset() {
 	*x = GetBackupResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[49]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3978,7 @@ func (x *GetBackupResponse) String() string {
 func (*GetBackupResponse) ProtoMessage() {}
 
 func (x *GetBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[49]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3991,7 @@ func (x *GetBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupResponse.ProtoReflect.Descriptor instead.
 func (*GetBackupResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{49}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetBackupResponse) GetBackup() *Backup {
@@ -3751,7 +4019,7 @@ type DeleteBackupRequest struct {
 
 func (x *DeleteBackupRequest) Reset() {
 	*x = DeleteBackupRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[50]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3763,7 +4031,7 @@ func (x *DeleteBackupRequest) String() string {
 func (*DeleteBackupRequest) ProtoMessage() {}
 
 func (x *DeleteBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[50]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3776,7 +4044,7 @@ func (x *DeleteBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBackupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBackupRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{50}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DeleteBackupRequest) GetTeamId() string {
@@ -3816,7 +4084,7 @@ type DeleteBackupResponse struct {
 
 func (x *DeleteBackupResponse) Reset() {
 	*x = DeleteBackupResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[51]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3828,7 +4096,7 @@ func (x *DeleteBackupResponse) String() string {
 func (*DeleteBackupResponse) ProtoMessage() {}
 
 func (x *DeleteBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[51]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3841,7 +4109,7 @@ func (x *DeleteBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBackupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBackupResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{51}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{56}
 }
 
 // AbortBackupRequest aborts a backup.
@@ -3862,7 +4130,7 @@ type AbortBackupRequest struct {
 
 func (x *AbortBackupRequest) Reset() {
 	*x = AbortBackupRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[52]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3874,7 +4142,7 @@ func (x *AbortBackupRequest) String() string {
 func (*AbortBackupRequest) ProtoMessage() {}
 
 func (x *AbortBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[52]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3887,7 +4155,7 @@ func (x *AbortBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortBackupRequest.ProtoReflect.Descriptor instead.
 func (*AbortBackupRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{52}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AbortBackupRequest) GetTeamId() string {
@@ -3927,7 +4195,7 @@ type AbortBackupResponse struct {
 
 func (x *AbortBackupResponse) Reset() {
 	*x = AbortBackupResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[53]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3939,7 +4207,7 @@ func (x *AbortBackupResponse) String() string {
 func (*AbortBackupResponse) ProtoMessage() {}
 
 func (x *AbortBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[53]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3952,7 +4220,7 @@ func (x *AbortBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortBackupResponse.ProtoReflect.Descriptor instead.
 func (*AbortBackupResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{53}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{58}
 }
 
 // RetainBackupRequest keeps a backup.
@@ -3973,7 +4241,7 @@ type RetainBackupRequest struct {
 
 func (x *RetainBackupRequest) Reset() {
 	*x = RetainBackupRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[54]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3985,7 +4253,7 @@ func (x *RetainBackupRequest) String() string {
 func (*RetainBackupRequest) ProtoMessage() {}
 
 func (x *RetainBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[54]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3998,7 +4266,7 @@ func (x *RetainBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetainBackupRequest.ProtoReflect.Descriptor instead.
 func (*RetainBackupRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{54}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RetainBackupRequest) GetTeamId() string {
@@ -4038,7 +4306,7 @@ type RetainBackupResponse struct {
 
 func (x *RetainBackupResponse) Reset() {
 	*x = RetainBackupResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[55]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4050,7 +4318,7 @@ func (x *RetainBackupResponse) String() string {
 func (*RetainBackupResponse) ProtoMessage() {}
 
 func (x *RetainBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[55]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4063,7 +4331,7 @@ func (x *RetainBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetainBackupResponse.ProtoReflect.Descriptor instead.
 func (*RetainBackupResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{55}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{60}
 }
 
 // GetBackupDownloadLinkRequest names a backup.
@@ -4084,7 +4352,7 @@ type GetBackupDownloadLinkRequest struct {
 
 func (x *GetBackupDownloadLinkRequest) Reset() {
 	*x = GetBackupDownloadLinkRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[56]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4364,7 @@ func (x *GetBackupDownloadLinkRequest) String() string {
 func (*GetBackupDownloadLinkRequest) ProtoMessage() {}
 
 func (x *GetBackupDownloadLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[56]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4377,7 @@ func (x *GetBackupDownloadLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupDownloadLinkRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupDownloadLinkRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{56}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetBackupDownloadLinkRequest) GetTeamId() string {
@@ -4153,7 +4421,7 @@ type GetBackupDownloadLinkResponse struct {
 
 func (x *GetBackupDownloadLinkResponse) Reset() {
 	*x = GetBackupDownloadLinkResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[57]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4165,7 +4433,7 @@ func (x *GetBackupDownloadLinkResponse) String() string {
 func (*GetBackupDownloadLinkResponse) ProtoMessage() {}
 
 func (x *GetBackupDownloadLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[57]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4178,7 +4446,7 @@ func (x *GetBackupDownloadLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupDownloadLinkResponse.ProtoReflect.Descriptor instead.
 func (*GetBackupDownloadLinkResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{57}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetBackupDownloadLinkResponse) GetDownloadLink() string {
@@ -4223,7 +4491,7 @@ type ImportBackupRequest struct {
 
 func (x *ImportBackupRequest) Reset() {
 	*x = ImportBackupRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[58]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4235,7 +4503,7 @@ func (x *ImportBackupRequest) String() string {
 func (*ImportBackupRequest) ProtoMessage() {}
 
 func (x *ImportBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[58]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4248,7 +4516,7 @@ func (x *ImportBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBackupRequest.ProtoReflect.Descriptor instead.
 func (*ImportBackupRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{58}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ImportBackupRequest) GetTeamId() string {
@@ -4325,7 +4593,7 @@ type ImportBackupResponse struct {
 
 func (x *ImportBackupResponse) Reset() {
 	*x = ImportBackupResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[59]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4337,7 +4605,7 @@ func (x *ImportBackupResponse) String() string {
 func (*ImportBackupResponse) ProtoMessage() {}
 
 func (x *ImportBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[59]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4350,7 +4618,7 @@ func (x *ImportBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBackupResponse.ProtoReflect.Descriptor instead.
 func (*ImportBackupResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{59}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ImportBackupResponse) GetBackup() *Backup {
@@ -4383,7 +4651,7 @@ type RestoreBackupRequest struct {
 
 func (x *RestoreBackupRequest) Reset() {
 	*x = RestoreBackupRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[60]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4395,7 +4663,7 @@ func (x *RestoreBackupRequest) String() string {
 func (*RestoreBackupRequest) ProtoMessage() {}
 
 func (x *RestoreBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[60]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4408,7 +4676,7 @@ func (x *RestoreBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBackupRequest.ProtoReflect.Descriptor instead.
 func (*RestoreBackupRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{60}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RestoreBackupRequest) GetTeamId() string {
@@ -4464,7 +4732,7 @@ type RestoreBackupResponse struct {
 
 func (x *RestoreBackupResponse) Reset() {
 	*x = RestoreBackupResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[61]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4476,7 +4744,7 @@ func (x *RestoreBackupResponse) String() string {
 func (*RestoreBackupResponse) ProtoMessage() {}
 
 func (x *RestoreBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[61]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4489,7 +4757,7 @@ func (x *RestoreBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBackupResponse.ProtoReflect.Descriptor instead.
 func (*RestoreBackupResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{61}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RestoreBackupResponse) GetRestoreId() string {
@@ -4524,7 +4792,7 @@ type AbortRestoreRequest struct {
 
 func (x *AbortRestoreRequest) Reset() {
 	*x = AbortRestoreRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[62]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4536,7 +4804,7 @@ func (x *AbortRestoreRequest) String() string {
 func (*AbortRestoreRequest) ProtoMessage() {}
 
 func (x *AbortRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[62]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4549,7 +4817,7 @@ func (x *AbortRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRestoreRequest.ProtoReflect.Descriptor instead.
 func (*AbortRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{62}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *AbortRestoreRequest) GetTeamId() string {
@@ -4610,7 +4878,7 @@ type AbortRestoreResponse struct {
 
 func (x *AbortRestoreResponse) Reset() {
 	*x = AbortRestoreResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[63]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4622,7 +4890,7 @@ func (x *AbortRestoreResponse) String() string {
 func (*AbortRestoreResponse) ProtoMessage() {}
 
 func (x *AbortRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[63]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4635,7 +4903,7 @@ func (x *AbortRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRestoreResponse.ProtoReflect.Descriptor instead.
 func (*AbortRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{63}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{68}
 }
 
 // ListBackupRestoresRequest pages through a backup's restores.
@@ -4667,7 +4935,7 @@ type ListBackupRestoresRequest struct {
 
 func (x *ListBackupRestoresRequest) Reset() {
 	*x = ListBackupRestoresRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[64]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4679,7 +4947,7 @@ func (x *ListBackupRestoresRequest) String() string {
 func (*ListBackupRestoresRequest) ProtoMessage() {}
 
 func (x *ListBackupRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[64]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4692,7 +4960,7 @@ func (x *ListBackupRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListBackupRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{64}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListBackupRestoresRequest) GetTeamId() string {
@@ -4771,7 +5039,7 @@ type ListBackupRestoresResponse struct {
 
 func (x *ListBackupRestoresResponse) Reset() {
 	*x = ListBackupRestoresResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[65]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4783,7 +5051,7 @@ func (x *ListBackupRestoresResponse) String() string {
 func (*ListBackupRestoresResponse) ProtoMessage() {}
 
 func (x *ListBackupRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[65]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4796,7 +5064,7 @@ func (x *ListBackupRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{65}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListBackupRestoresResponse) GetRestores() []*Restore {
@@ -4835,7 +5103,7 @@ type ListAddonRestoresRequest struct {
 
 func (x *ListAddonRestoresRequest) Reset() {
 	*x = ListAddonRestoresRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[66]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4847,7 +5115,7 @@ func (x *ListAddonRestoresRequest) String() string {
 func (*ListAddonRestoresRequest) ProtoMessage() {}
 
 func (x *ListAddonRestoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[66]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4860,7 +5128,7 @@ func (x *ListAddonRestoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddonRestoresRequest.ProtoReflect.Descriptor instead.
 func (*ListAddonRestoresRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{66}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListAddonRestoresRequest) GetTeamId() string {
@@ -4918,7 +5186,7 @@ type ListAddonRestoresResponse struct {
 
 func (x *ListAddonRestoresResponse) Reset() {
 	*x = ListAddonRestoresResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[67]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4930,7 +5198,7 @@ func (x *ListAddonRestoresResponse) String() string {
 func (*ListAddonRestoresResponse) ProtoMessage() {}
 
 func (x *ListAddonRestoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[67]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4943,7 +5211,7 @@ func (x *ListAddonRestoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddonRestoresResponse.ProtoReflect.Descriptor instead.
 func (*ListAddonRestoresResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{67}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListAddonRestoresResponse) GetRestores() []*Restore {
@@ -4982,7 +5250,7 @@ type ListBackupSchedulesRequest struct {
 
 func (x *ListBackupSchedulesRequest) Reset() {
 	*x = ListBackupSchedulesRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[68]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4994,7 +5262,7 @@ func (x *ListBackupSchedulesRequest) String() string {
 func (*ListBackupSchedulesRequest) ProtoMessage() {}
 
 func (x *ListBackupSchedulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[68]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5007,7 +5275,7 @@ func (x *ListBackupSchedulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupSchedulesRequest.ProtoReflect.Descriptor instead.
 func (*ListBackupSchedulesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{68}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListBackupSchedulesRequest) GetTeamId() string {
@@ -5065,7 +5333,7 @@ type ListBackupSchedulesResponse struct {
 
 func (x *ListBackupSchedulesResponse) Reset() {
 	*x = ListBackupSchedulesResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[69]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5077,7 +5345,7 @@ func (x *ListBackupSchedulesResponse) String() string {
 func (*ListBackupSchedulesResponse) ProtoMessage() {}
 
 func (x *ListBackupSchedulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[69]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5090,7 +5358,7 @@ func (x *ListBackupSchedulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupSchedulesResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupSchedulesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{69}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListBackupSchedulesResponse) GetSchedules() []*BackupSchedule {
@@ -5135,7 +5403,7 @@ type CreateBackupScheduleRequest struct {
 
 func (x *CreateBackupScheduleRequest) Reset() {
 	*x = CreateBackupScheduleRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[70]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5147,7 +5415,7 @@ func (x *CreateBackupScheduleRequest) String() string {
 func (*CreateBackupScheduleRequest) ProtoMessage() {}
 
 func (x *CreateBackupScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[70]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5160,7 +5428,7 @@ func (x *CreateBackupScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBackupScheduleRequest.ProtoReflect.Descriptor instead.
 func (*CreateBackupScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{70}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *CreateBackupScheduleRequest) GetTeamId() string {
@@ -5237,7 +5505,7 @@ type CreateBackupScheduleResponse struct {
 
 func (x *CreateBackupScheduleResponse) Reset() {
 	*x = CreateBackupScheduleResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[71]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5249,7 +5517,7 @@ func (x *CreateBackupScheduleResponse) String() string {
 func (*CreateBackupScheduleResponse) ProtoMessage() {}
 
 func (x *CreateBackupScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[71]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5262,7 +5530,7 @@ func (x *CreateBackupScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBackupScheduleResponse.ProtoReflect.Descriptor instead.
 func (*CreateBackupScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{71}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *CreateBackupScheduleResponse) GetId() string {
@@ -5290,7 +5558,7 @@ type DeleteBackupScheduleRequest struct {
 
 func (x *DeleteBackupScheduleRequest) Reset() {
 	*x = DeleteBackupScheduleRequest{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[72]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5302,7 +5570,7 @@ func (x *DeleteBackupScheduleRequest) String() string {
 func (*DeleteBackupScheduleRequest) ProtoMessage() {}
 
 func (x *DeleteBackupScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[72]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5315,7 +5583,7 @@ func (x *DeleteBackupScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBackupScheduleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBackupScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{72}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DeleteBackupScheduleRequest) GetTeamId() string {
@@ -5355,7 +5623,7 @@ type DeleteBackupScheduleResponse struct {
 
 func (x *DeleteBackupScheduleResponse) Reset() {
 	*x = DeleteBackupScheduleResponse{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[73]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5367,7 +5635,7 @@ func (x *DeleteBackupScheduleResponse) String() string {
 func (*DeleteBackupScheduleResponse) ProtoMessage() {}
 
 func (x *DeleteBackupScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[73]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5380,7 +5648,7 @@ func (x *DeleteBackupScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBackupScheduleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBackupScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{73}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{78}
 }
 
 // AddonType is one kind of addon this install can run.
@@ -5408,7 +5676,7 @@ type AddonType struct {
 
 func (x *AddonType) Reset() {
 	*x = AddonType{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[74]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5420,7 +5688,7 @@ func (x *AddonType) String() string {
 func (*AddonType) ProtoMessage() {}
 
 func (x *AddonType) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[74]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5433,7 +5701,7 @@ func (x *AddonType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonType.ProtoReflect.Descriptor instead.
 func (*AddonType) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{74}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *AddonType) GetType() string {
@@ -5517,7 +5785,7 @@ type AddonFeatures struct {
 
 func (x *AddonFeatures) Reset() {
 	*x = AddonFeatures{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[75]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5529,7 +5797,7 @@ func (x *AddonFeatures) String() string {
 func (*AddonFeatures) ProtoMessage() {}
 
 func (x *AddonFeatures) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[75]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5542,7 +5810,7 @@ func (x *AddonFeatures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonFeatures.ProtoReflect.Descriptor instead.
 func (*AddonFeatures) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{75}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *AddonFeatures) GetBackupsDump() bool {
@@ -5614,7 +5882,7 @@ type AddonResources struct {
 
 func (x *AddonResources) Reset() {
 	*x = AddonResources{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[76]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5626,7 +5894,7 @@ func (x *AddonResources) String() string {
 func (*AddonResources) ProtoMessage() {}
 
 func (x *AddonResources) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[76]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5639,7 +5907,7 @@ func (x *AddonResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonResources.ProtoReflect.Descriptor instead.
 func (*AddonResources) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{76}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AddonResources) GetStorage() *ResourceOptions {
@@ -5669,7 +5937,7 @@ type ResourceOptions struct {
 
 func (x *ResourceOptions) Reset() {
 	*x = ResourceOptions{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[77]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5681,7 +5949,7 @@ func (x *ResourceOptions) String() string {
 func (*ResourceOptions) ProtoMessage() {}
 
 func (x *ResourceOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[77]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5694,7 +5962,7 @@ func (x *ResourceOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceOptions.ProtoReflect.Descriptor instead.
 func (*ResourceOptions) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{77}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ResourceOptions) GetOptions() []int32 {
@@ -5754,7 +6022,7 @@ type AddonSpec struct {
 
 func (x *AddonSpec) Reset() {
 	*x = AddonSpec{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[78]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5766,7 +6034,7 @@ func (x *AddonSpec) String() string {
 func (*AddonSpec) ProtoMessage() {}
 
 func (x *AddonSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[78]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5779,7 +6047,7 @@ func (x *AddonSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonSpec.ProtoReflect.Descriptor instead.
 func (*AddonSpec) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{78}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *AddonSpec) GetName() string {
@@ -5932,7 +6200,7 @@ type AddonPatch struct {
 
 func (x *AddonPatch) Reset() {
 	*x = AddonPatch{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[79]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5944,7 +6212,7 @@ func (x *AddonPatch) String() string {
 func (*AddonPatch) ProtoMessage() {}
 
 func (x *AddonPatch) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[79]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5957,7 +6225,7 @@ func (x *AddonPatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonPatch.ProtoReflect.Descriptor instead.
 func (*AddonPatch) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{79}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *AddonPatch) GetDescription() string {
@@ -6048,7 +6316,7 @@ type Infrastructure struct {
 
 func (x *Infrastructure) Reset() {
 	*x = Infrastructure{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[80]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6060,7 +6328,7 @@ func (x *Infrastructure) String() string {
 func (*Infrastructure) ProtoMessage() {}
 
 func (x *Infrastructure) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[80]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6073,7 +6341,7 @@ func (x *Infrastructure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Infrastructure.ProtoReflect.Descriptor instead.
 func (*Infrastructure) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{80}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *Infrastructure) GetArchitecture() string {
@@ -6102,7 +6370,7 @@ type AddonBilling struct {
 
 func (x *AddonBilling) Reset() {
 	*x = AddonBilling{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[81]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6114,7 +6382,7 @@ func (x *AddonBilling) String() string {
 func (*AddonBilling) ProtoMessage() {}
 
 func (x *AddonBilling) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[81]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6127,7 +6395,7 @@ func (x *AddonBilling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonBilling.ProtoReflect.Descriptor instead.
 func (*AddonBilling) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{81}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AddonBilling) GetDeploymentPlan() string {
@@ -6182,7 +6450,7 @@ type AddonBillingPatch struct {
 
 func (x *AddonBillingPatch) Reset() {
 	*x = AddonBillingPatch{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[82]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6194,7 +6462,7 @@ func (x *AddonBillingPatch) String() string {
 func (*AddonBillingPatch) ProtoMessage() {}
 
 func (x *AddonBillingPatch) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[82]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6207,7 +6475,7 @@ func (x *AddonBillingPatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonBillingPatch.ProtoReflect.Descriptor instead.
 func (*AddonBillingPatch) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{82}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *AddonBillingPatch) GetDeploymentPlan() string {
@@ -6255,7 +6523,7 @@ type AddonSource struct {
 
 func (x *AddonSource) Reset() {
 	*x = AddonSource{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[83]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6267,7 +6535,7 @@ func (x *AddonSource) String() string {
 func (*AddonSource) ProtoMessage() {}
 
 func (x *AddonSource) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[83]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6280,7 +6548,7 @@ func (x *AddonSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonSource.ProtoReflect.Descriptor instead.
 func (*AddonSource) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{83}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *AddonSource) GetProjectId() string {
@@ -6324,7 +6592,7 @@ type IPPolicy struct {
 
 func (x *IPPolicy) Reset() {
 	*x = IPPolicy{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[84]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6336,7 +6604,7 @@ func (x *IPPolicy) String() string {
 func (*IPPolicy) ProtoMessage() {}
 
 func (x *IPPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[84]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6349,7 +6617,7 @@ func (x *IPPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPPolicy.ProtoReflect.Descriptor instead.
 func (*IPPolicy) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{84}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *IPPolicy) GetAddresses() []string {
@@ -6377,7 +6645,7 @@ type CustomCredentials struct {
 
 func (x *CustomCredentials) Reset() {
 	*x = CustomCredentials{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[85]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6389,7 +6657,7 @@ func (x *CustomCredentials) String() string {
 func (*CustomCredentials) ProtoMessage() {}
 
 func (x *CustomCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[85]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6402,7 +6670,7 @@ func (x *CustomCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomCredentials.ProtoReflect.Descriptor instead.
 func (*CustomCredentials) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{85}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *CustomCredentials) GetDbName() string {
@@ -6429,7 +6697,7 @@ type Scheduling struct {
 
 func (x *Scheduling) Reset() {
 	*x = Scheduling{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[86]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6441,7 +6709,7 @@ func (x *Scheduling) String() string {
 func (*Scheduling) ProtoMessage() {}
 
 func (x *Scheduling) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[86]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6454,7 +6722,7 @@ func (x *Scheduling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scheduling.ProtoReflect.Descriptor instead.
 func (*Scheduling) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{86}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *Scheduling) GetInterval() string {
@@ -6500,7 +6768,7 @@ type AdditionalDestination struct {
 
 func (x *AdditionalDestination) Reset() {
 	*x = AdditionalDestination{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[87]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6512,7 +6780,7 @@ func (x *AdditionalDestination) String() string {
 func (*AdditionalDestination) ProtoMessage() {}
 
 func (x *AdditionalDestination) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[87]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6525,7 +6793,7 @@ func (x *AdditionalDestination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdditionalDestination.ProtoReflect.Descriptor instead.
 func (*AdditionalDestination) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{87}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *AdditionalDestination) GetDestinationId() string {
@@ -6570,7 +6838,7 @@ type BackupScheduleSpec struct {
 
 func (x *BackupScheduleSpec) Reset() {
 	*x = BackupScheduleSpec{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[88]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6582,7 +6850,7 @@ func (x *BackupScheduleSpec) String() string {
 func (*BackupScheduleSpec) ProtoMessage() {}
 
 func (x *BackupScheduleSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[88]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6595,7 +6863,7 @@ func (x *BackupScheduleSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupScheduleSpec.ProtoReflect.Descriptor instead.
 func (*BackupScheduleSpec) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{88}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *BackupScheduleSpec) GetScheduling() *Scheduling {
@@ -6663,7 +6931,7 @@ type AddonSummary struct {
 
 func (x *AddonSummary) Reset() {
 	*x = AddonSummary{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[89]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6675,7 +6943,7 @@ func (x *AddonSummary) String() string {
 func (*AddonSummary) ProtoMessage() {}
 
 func (x *AddonSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[89]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6688,7 +6956,7 @@ func (x *AddonSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonSummary.ProtoReflect.Descriptor instead.
 func (*AddonSummary) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{89}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *AddonSummary) GetId() string {
@@ -6751,7 +7019,7 @@ type AddonSpecType struct {
 
 func (x *AddonSpecType) Reset() {
 	*x = AddonSpecType{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[90]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6763,7 +7031,7 @@ func (x *AddonSpecType) String() string {
 func (*AddonSpecType) ProtoMessage() {}
 
 func (x *AddonSpecType) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[90]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6776,7 +7044,7 @@ func (x *AddonSpecType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonSpecType.ProtoReflect.Descriptor instead.
 func (*AddonSpecType) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{90}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *AddonSpecType) GetType() string {
@@ -6843,7 +7111,7 @@ type Addon struct {
 
 func (x *Addon) Reset() {
 	*x = Addon{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[91]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6855,7 +7123,7 @@ func (x *Addon) String() string {
 func (*Addon) ProtoMessage() {}
 
 func (x *Addon) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[91]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6868,7 +7136,7 @@ func (x *Addon) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Addon.ProtoReflect.Descriptor instead.
 func (*Addon) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{91}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *Addon) GetId() string {
@@ -7054,7 +7322,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[92]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7066,7 +7334,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[92]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7079,7 +7347,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{92}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *Cluster) GetId() string {
@@ -7116,7 +7384,7 @@ type AddonDetails struct {
 
 func (x *AddonDetails) Reset() {
 	*x = AddonDetails{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[93]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7128,7 +7396,7 @@ func (x *AddonDetails) String() string {
 func (*AddonDetails) ProtoMessage() {}
 
 func (x *AddonDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[93]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7141,7 +7409,7 @@ func (x *AddonDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonDetails.ProtoReflect.Descriptor instead.
 func (*AddonDetails) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{93}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *AddonDetails) GetType() string {
@@ -7175,7 +7443,7 @@ type AddonConfig struct {
 
 func (x *AddonConfig) Reset() {
 	*x = AddonConfig{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[94]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7187,7 +7455,7 @@ func (x *AddonConfig) String() string {
 func (*AddonConfig) ProtoMessage() {}
 
 func (x *AddonConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[94]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7200,7 +7468,7 @@ func (x *AddonConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonConfig.ProtoReflect.Descriptor instead.
 func (*AddonConfig) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{94}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *AddonConfig) GetVersionTag() string {
@@ -7250,7 +7518,7 @@ type AddonDeployment struct {
 
 func (x *AddonDeployment) Reset() {
 	*x = AddonDeployment{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[95]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7262,7 +7530,7 @@ func (x *AddonDeployment) String() string {
 func (*AddonDeployment) ProtoMessage() {}
 
 func (x *AddonDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[95]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7275,7 +7543,7 @@ func (x *AddonDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonDeployment.ProtoReflect.Descriptor instead.
 func (*AddonDeployment) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{95}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *AddonDeployment) GetReplicas() int32 {
@@ -7328,7 +7596,7 @@ type AddonNetworking struct {
 
 func (x *AddonNetworking) Reset() {
 	*x = AddonNetworking{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[96]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7340,7 +7608,7 @@ func (x *AddonNetworking) String() string {
 func (*AddonNetworking) ProtoMessage() {}
 
 func (x *AddonNetworking) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[96]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7353,7 +7621,7 @@ func (x *AddonNetworking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonNetworking.ProtoReflect.Descriptor instead.
 func (*AddonNetworking) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{96}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *AddonNetworking) GetTlsEnabled() bool {
@@ -7396,7 +7664,7 @@ type AddonContainer struct {
 
 func (x *AddonContainer) Reset() {
 	*x = AddonContainer{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[97]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7408,7 +7676,7 @@ func (x *AddonContainer) String() string {
 func (*AddonContainer) ProtoMessage() {}
 
 func (x *AddonContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[97]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7421,7 +7689,7 @@ func (x *AddonContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonContainer.ProtoReflect.Descriptor instead.
 func (*AddonContainer) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{97}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *AddonContainer) GetName() string {
@@ -7472,7 +7740,7 @@ type VersionUpgrade struct {
 
 func (x *VersionUpgrade) Reset() {
 	*x = VersionUpgrade{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[98]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7484,7 +7752,7 @@ func (x *VersionUpgrade) String() string {
 func (*VersionUpgrade) ProtoMessage() {}
 
 func (x *VersionUpgrade) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[98]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7497,7 +7765,7 @@ func (x *VersionUpgrade) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionUpgrade.ProtoReflect.Descriptor instead.
 func (*VersionUpgrade) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{98}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *VersionUpgrade) GetVersion() string {
@@ -7537,7 +7805,7 @@ type VersionChange struct {
 
 func (x *VersionChange) Reset() {
 	*x = VersionChange{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[99]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7549,7 +7817,7 @@ func (x *VersionChange) String() string {
 func (*VersionChange) ProtoMessage() {}
 
 func (x *VersionChange) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[99]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7562,7 +7830,7 @@ func (x *VersionChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionChange.ProtoReflect.Descriptor instead.
 func (*VersionChange) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{99}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *VersionChange) GetUpgradeId() string {
@@ -7625,7 +7893,7 @@ type VersionChangeStatus struct {
 
 func (x *VersionChangeStatus) Reset() {
 	*x = VersionChangeStatus{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[100]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7637,7 +7905,7 @@ func (x *VersionChangeStatus) String() string {
 func (*VersionChangeStatus) ProtoMessage() {}
 
 func (x *VersionChangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[100]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7650,7 +7918,7 @@ func (x *VersionChangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionChangeStatus.ProtoReflect.Descriptor instead.
 func (*VersionChangeStatus) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{100}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *VersionChangeStatus) GetStatus() string {
@@ -7677,7 +7945,7 @@ type AddonLogLine struct {
 
 func (x *AddonLogLine) Reset() {
 	*x = AddonLogLine{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[101]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7689,7 +7957,7 @@ func (x *AddonLogLine) String() string {
 func (*AddonLogLine) ProtoMessage() {}
 
 func (x *AddonLogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[101]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7702,7 +7970,7 @@ func (x *AddonLogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddonLogLine.ProtoReflect.Descriptor instead.
 func (*AddonLogLine) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{101}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *AddonLogLine) GetContainerId() string {
@@ -7768,7 +8036,7 @@ type Backup struct {
 
 func (x *Backup) Reset() {
 	*x = Backup{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[102]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7780,7 +8048,7 @@ func (x *Backup) String() string {
 func (*Backup) ProtoMessage() {}
 
 func (x *Backup) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[102]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7793,7 +8061,7 @@ func (x *Backup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backup.ProtoReflect.Descriptor instead.
 func (*Backup) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{102}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *Backup) GetId() string {
@@ -7910,7 +8178,7 @@ type BackupConfig struct {
 
 func (x *BackupConfig) Reset() {
 	*x = BackupConfig{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[103]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7922,7 +8190,7 @@ func (x *BackupConfig) String() string {
 func (*BackupConfig) ProtoMessage() {}
 
 func (x *BackupConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[103]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7935,7 +8203,7 @@ func (x *BackupConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupConfig.ProtoReflect.Descriptor instead.
 func (*BackupConfig) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{103}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *BackupConfig) GetSource() *BackupSource {
@@ -7998,7 +8266,7 @@ type BackupSource struct {
 
 func (x *BackupSource) Reset() {
 	*x = BackupSource{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[104]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8010,7 +8278,7 @@ func (x *BackupSource) String() string {
 func (*BackupSource) ProtoMessage() {}
 
 func (x *BackupSource) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[104]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8023,7 +8291,7 @@ func (x *BackupSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupSource.ProtoReflect.Descriptor instead.
 func (*BackupSource) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{104}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *BackupSource) GetType() string {
@@ -8048,7 +8316,7 @@ type LastRestore struct {
 
 func (x *LastRestore) Reset() {
 	*x = LastRestore{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[105]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8060,7 +8328,7 @@ func (x *LastRestore) String() string {
 func (*LastRestore) ProtoMessage() {}
 
 func (x *LastRestore) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[105]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8073,7 +8341,7 @@ func (x *LastRestore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRestore.ProtoReflect.Descriptor instead.
 func (*LastRestore) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{105}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *LastRestore) GetRestoreTimestamp() *timestamppb.Timestamp {
@@ -8115,7 +8383,7 @@ type BackupVerification struct {
 
 func (x *BackupVerification) Reset() {
 	*x = BackupVerification{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[106]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8127,7 +8395,7 @@ func (x *BackupVerification) String() string {
 func (*BackupVerification) ProtoMessage() {}
 
 func (x *BackupVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[106]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8140,7 +8408,7 @@ func (x *BackupVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupVerification.ProtoReflect.Descriptor instead.
 func (*BackupVerification) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{106}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *BackupVerification) GetStatus() string {
@@ -8194,7 +8462,7 @@ type Restore struct {
 
 func (x *Restore) Reset() {
 	*x = Restore{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[107]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8206,7 +8474,7 @@ func (x *Restore) String() string {
 func (*Restore) ProtoMessage() {}
 
 func (x *Restore) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[107]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8219,7 +8487,7 @@ func (x *Restore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restore.ProtoReflect.Descriptor instead.
 func (*Restore) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{107}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *Restore) GetId() string {
@@ -8306,7 +8574,7 @@ type BackupSchedule struct {
 
 func (x *BackupSchedule) Reset() {
 	*x = BackupSchedule{}
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[108]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8318,7 +8586,7 @@ func (x *BackupSchedule) String() string {
 func (*BackupSchedule) ProtoMessage() {}
 
 func (x *BackupSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_addons_v1_addons_proto_msgTypes[108]
+	mi := &file_slipway_addons_v1_addons_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8331,7 +8599,7 @@ func (x *BackupSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupSchedule.ProtoReflect.Descriptor instead.
 func (*BackupSchedule) Descriptor() ([]byte, []int) {
-	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{108}
+	return file_slipway_addons_v1_addons_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *BackupSchedule) GetId() string {
@@ -8499,7 +8767,24 @@ const file_slipway_addons_v1_addons_proto_rawDesc = "" +
 	"\n" +
 	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12$\n" +
 	"\baddon_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\aaddonId\"\x16\n" +
-	"\x14RestartAddonResponse\"\x8e\x01\n" +
+	"\x14RestartAddonResponse\"\x85\x01\n" +
+	"\x11ResetAddonRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12$\n" +
+	"\baddon_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\aaddonId\"\x14\n" +
+	"\x12ResetAddonResponse\"\xdc\x01\n" +
+	"\x1aUpdateAddonSecurityRequest\x12 \n" +
+	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12$\n" +
+	"\baddon_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\aaddonId\x12L\n" +
+	"\vip_policies\x18\x04 \x03(\v2!.slipway.addons.v1.SecurityPolicyB\b\xbaH\x05\x92\x01\x02\x102R\n" +
+	"ipPolicies\"a\n" +
+	"\x0eSecurityPolicy\x12!\n" +
+	"\aaddress\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\aaddress\x12,\n" +
+	"\x06action\x18\x02 \x01(\tB\x14\xbaH\x11r\x0fR\x00R\x05ALLOWR\x04DENYR\x06action\"\x1d\n" +
+	"\x1bUpdateAddonSecurityResponse\"\x8e\x01\n" +
 	"\x1aGetAddonCredentialsRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
@@ -9188,7 +9473,7 @@ const file_slipway_addons_v1_addons_proto_rawDesc = "" +
 	" \x01(\tR\x06status\x12%\n" +
 	"\x0estatus_message\x18\v \x01(\tR\rstatusMessage\x12:\n" +
 	"\vlast_run_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\x12:\n" +
-	"\vnext_run_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt2\xb9R\n" +
+	"\vnext_run_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt2\xf1V\n" +
 	"\rAddonsService\x12\xa7\x01\n" +
 	"\x0eListAddonTypes\x12(.slipway.addons.v1.ListAddonTypesRequest\x1a).slipway.addons.v1.ListAddonTypesResponse\"@\xa2\xbb\x18\x02\x10\x01\x82\xd3\xe4\x93\x024Z!\x12\x1f/v1/teams/{team_id}/addon-types\x12\x0f/v1/addon-types\x12\xe1\x01\n" +
 	"\n" +
@@ -9211,7 +9496,12 @@ const file_slipway_addons_v1_addons_proto_rawDesc = "" +
 	"\vResumeAddon\x12%.slipway.addons.v1.ResumeAddonRequest\x1a&.slipway.addons.v1.ResumeAddonResponse\"\xab\x01\xa2\xbb\x18'\n" +
 	"#Project > Addons > General > Update\x10\x01\x82\xd3\xe4\x93\x02zZD\"B/v1/teams/{team_id}/projects/{project_id}/addons/{addon_id}/resume\"2/v1/projects/{project_id}/addons/{addon_id}/resume\x12\x8f\x02\n" +
 	"\fRestartAddon\x12&.slipway.addons.v1.RestartAddonRequest\x1a'.slipway.addons.v1.RestartAddonResponse\"\xad\x01\xa2\xbb\x18'\n" +
-	"#Project > Addons > General > Update\x10\x01\x82\xd3\xe4\x93\x02|ZE\"C/v1/teams/{team_id}/projects/{project_id}/addons/{addon_id}/restart\"3/v1/projects/{project_id}/addons/{addon_id}/restart\x12\xab\x02\n" +
+	"#Project > Addons > General > Update\x10\x01\x82\xd3\xe4\x93\x02|ZE\"C/v1/teams/{team_id}/projects/{project_id}/addons/{addon_id}/restart\"3/v1/projects/{project_id}/addons/{addon_id}/restart\x12\x85\x02\n" +
+	"\n" +
+	"ResetAddon\x12$.slipway.addons.v1.ResetAddonRequest\x1a%.slipway.addons.v1.ResetAddonResponse\"\xa9\x01\xa2\xbb\x18'\n" +
+	"#Project > Addons > General > Delete\x10\x01\x82\xd3\xe4\x93\x02xZC\"A/v1/teams/{team_id}/projects/{project_id}/addons/{addon_id}/reset\"1/v1/projects/{project_id}/addons/{addon_id}/reset\x12\xad\x02\n" +
+	"\x13UpdateAddonSecurity\x12-.slipway.addons.v1.UpdateAddonSecurityRequest\x1a..slipway.addons.v1.UpdateAddonSecurityResponse\"\xb6\x01\xa2\xbb\x18'\n" +
+	"#Project > Addons > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x84\x01:\x01*ZI:\x01*\"D/v1/teams/{team_id}/projects/{project_id}/addons/{addon_id}/security\"4/v1/projects/{project_id}/addons/{addon_id}/security\x12\xab\x02\n" +
 	"\x13GetAddonCredentials\x12-.slipway.addons.v1.GetAddonCredentialsRequest\x1a..slipway.addons.v1.GetAddonCredentialsResponse\"\xb4\x01\xa2\xbb\x18%\n" +
 	"!Project > Addons > General > Read\x10\x01\x82\xd3\xe4\x93\x02\x84\x01ZI\x12G/v1/teams/{team_id}/projects/{project_id}/addons/{addon_id}/credentials\x127/v1/projects/{project_id}/addons/{addon_id}/credentials\x12\xb3\x02\n" +
 	"\x12GetAddonContainers\x12,.slipway.addons.v1.GetAddonContainersRequest\x1a-.slipway.addons.v1.GetAddonContainersResponse\"\xbf\x01\xa2\xbb\x182\n" +
@@ -9281,7 +9571,7 @@ func file_slipway_addons_v1_addons_proto_rawDescGZIP() []byte {
 	return file_slipway_addons_v1_addons_proto_rawDescData
 }
 
-var file_slipway_addons_v1_addons_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
+var file_slipway_addons_v1_addons_proto_msgTypes = make([]protoimpl.MessageInfo, 114)
 var file_slipway_addons_v1_addons_proto_goTypes = []any{
 	(*ListAddonTypesRequest)(nil),              // 0: slipway.addons.v1.ListAddonTypesRequest
 	(*ListAddonTypesResponse)(nil),             // 1: slipway.addons.v1.ListAddonTypesResponse
@@ -9303,292 +9593,302 @@ var file_slipway_addons_v1_addons_proto_goTypes = []any{
 	(*ResumeAddonResponse)(nil),                // 17: slipway.addons.v1.ResumeAddonResponse
 	(*RestartAddonRequest)(nil),                // 18: slipway.addons.v1.RestartAddonRequest
 	(*RestartAddonResponse)(nil),               // 19: slipway.addons.v1.RestartAddonResponse
-	(*GetAddonCredentialsRequest)(nil),         // 20: slipway.addons.v1.GetAddonCredentialsRequest
-	(*GetAddonCredentialsResponse)(nil),        // 21: slipway.addons.v1.GetAddonCredentialsResponse
-	(*GetAddonContainersRequest)(nil),          // 22: slipway.addons.v1.GetAddonContainersRequest
-	(*GetAddonContainersResponse)(nil),         // 23: slipway.addons.v1.GetAddonContainersResponse
-	(*GetAddonVersionRequest)(nil),             // 24: slipway.addons.v1.GetAddonVersionRequest
-	(*GetAddonVersionResponse)(nil),            // 25: slipway.addons.v1.GetAddonVersionResponse
-	(*UpdateAddonVersionRequest)(nil),          // 26: slipway.addons.v1.UpdateAddonVersionRequest
-	(*UpdateAddonVersionResponse)(nil),         // 27: slipway.addons.v1.UpdateAddonVersionResponse
-	(*UpdateAddonNetworkSettingsRequest)(nil),  // 28: slipway.addons.v1.UpdateAddonNetworkSettingsRequest
-	(*UpdateAddonNetworkSettingsResponse)(nil), // 29: slipway.addons.v1.UpdateAddonNetworkSettingsResponse
-	(*ScaleAddonRequest)(nil),                  // 30: slipway.addons.v1.ScaleAddonRequest
-	(*ScaleAddonResponse)(nil),                 // 31: slipway.addons.v1.ScaleAddonResponse
-	(*GetAddonLogsRequest)(nil),                // 32: slipway.addons.v1.GetAddonLogsRequest
-	(*GetAddonLogsResponse)(nil),               // 33: slipway.addons.v1.GetAddonLogsResponse
-	(*TailAddonLogsRequest)(nil),               // 34: slipway.addons.v1.TailAddonLogsRequest
-	(*TailAddonLogsResponse)(nil),              // 35: slipway.addons.v1.TailAddonLogsResponse
-	(*GetBackupLogsRequest)(nil),               // 36: slipway.addons.v1.GetBackupLogsRequest
-	(*GetBackupLogsResponse)(nil),              // 37: slipway.addons.v1.GetBackupLogsResponse
-	(*TailBackupLogsRequest)(nil),              // 38: slipway.addons.v1.TailBackupLogsRequest
-	(*TailBackupLogsResponse)(nil),             // 39: slipway.addons.v1.TailBackupLogsResponse
-	(*GetRestoreLogsRequest)(nil),              // 40: slipway.addons.v1.GetRestoreLogsRequest
-	(*GetRestoreLogsResponse)(nil),             // 41: slipway.addons.v1.GetRestoreLogsResponse
-	(*TailRestoreLogsRequest)(nil),             // 42: slipway.addons.v1.TailRestoreLogsRequest
-	(*TailRestoreLogsResponse)(nil),            // 43: slipway.addons.v1.TailRestoreLogsResponse
-	(*ListBackupsRequest)(nil),                 // 44: slipway.addons.v1.ListBackupsRequest
-	(*ListBackupsResponse)(nil),                // 45: slipway.addons.v1.ListBackupsResponse
-	(*CreateBackupRequest)(nil),                // 46: slipway.addons.v1.CreateBackupRequest
-	(*CreateBackupResponse)(nil),               // 47: slipway.addons.v1.CreateBackupResponse
-	(*GetBackupRequest)(nil),                   // 48: slipway.addons.v1.GetBackupRequest
-	(*GetBackupResponse)(nil),                  // 49: slipway.addons.v1.GetBackupResponse
-	(*DeleteBackupRequest)(nil),                // 50: slipway.addons.v1.DeleteBackupRequest
-	(*DeleteBackupResponse)(nil),               // 51: slipway.addons.v1.DeleteBackupResponse
-	(*AbortBackupRequest)(nil),                 // 52: slipway.addons.v1.AbortBackupRequest
-	(*AbortBackupResponse)(nil),                // 53: slipway.addons.v1.AbortBackupResponse
-	(*RetainBackupRequest)(nil),                // 54: slipway.addons.v1.RetainBackupRequest
-	(*RetainBackupResponse)(nil),               // 55: slipway.addons.v1.RetainBackupResponse
-	(*GetBackupDownloadLinkRequest)(nil),       // 56: slipway.addons.v1.GetBackupDownloadLinkRequest
-	(*GetBackupDownloadLinkResponse)(nil),      // 57: slipway.addons.v1.GetBackupDownloadLinkResponse
-	(*ImportBackupRequest)(nil),                // 58: slipway.addons.v1.ImportBackupRequest
-	(*ImportBackupResponse)(nil),               // 59: slipway.addons.v1.ImportBackupResponse
-	(*RestoreBackupRequest)(nil),               // 60: slipway.addons.v1.RestoreBackupRequest
-	(*RestoreBackupResponse)(nil),              // 61: slipway.addons.v1.RestoreBackupResponse
-	(*AbortRestoreRequest)(nil),                // 62: slipway.addons.v1.AbortRestoreRequest
-	(*AbortRestoreResponse)(nil),               // 63: slipway.addons.v1.AbortRestoreResponse
-	(*ListBackupRestoresRequest)(nil),          // 64: slipway.addons.v1.ListBackupRestoresRequest
-	(*ListBackupRestoresResponse)(nil),         // 65: slipway.addons.v1.ListBackupRestoresResponse
-	(*ListAddonRestoresRequest)(nil),           // 66: slipway.addons.v1.ListAddonRestoresRequest
-	(*ListAddonRestoresResponse)(nil),          // 67: slipway.addons.v1.ListAddonRestoresResponse
-	(*ListBackupSchedulesRequest)(nil),         // 68: slipway.addons.v1.ListBackupSchedulesRequest
-	(*ListBackupSchedulesResponse)(nil),        // 69: slipway.addons.v1.ListBackupSchedulesResponse
-	(*CreateBackupScheduleRequest)(nil),        // 70: slipway.addons.v1.CreateBackupScheduleRequest
-	(*CreateBackupScheduleResponse)(nil),       // 71: slipway.addons.v1.CreateBackupScheduleResponse
-	(*DeleteBackupScheduleRequest)(nil),        // 72: slipway.addons.v1.DeleteBackupScheduleRequest
-	(*DeleteBackupScheduleResponse)(nil),       // 73: slipway.addons.v1.DeleteBackupScheduleResponse
-	(*AddonType)(nil),                          // 74: slipway.addons.v1.AddonType
-	(*AddonFeatures)(nil),                      // 75: slipway.addons.v1.AddonFeatures
-	(*AddonResources)(nil),                     // 76: slipway.addons.v1.AddonResources
-	(*ResourceOptions)(nil),                    // 77: slipway.addons.v1.ResourceOptions
-	(*AddonSpec)(nil),                          // 78: slipway.addons.v1.AddonSpec
-	(*AddonPatch)(nil),                         // 79: slipway.addons.v1.AddonPatch
-	(*Infrastructure)(nil),                     // 80: slipway.addons.v1.Infrastructure
-	(*AddonBilling)(nil),                       // 81: slipway.addons.v1.AddonBilling
-	(*AddonBillingPatch)(nil),                  // 82: slipway.addons.v1.AddonBillingPatch
-	(*AddonSource)(nil),                        // 83: slipway.addons.v1.AddonSource
-	(*IPPolicy)(nil),                           // 84: slipway.addons.v1.IPPolicy
-	(*CustomCredentials)(nil),                  // 85: slipway.addons.v1.CustomCredentials
-	(*Scheduling)(nil),                         // 86: slipway.addons.v1.Scheduling
-	(*AdditionalDestination)(nil),              // 87: slipway.addons.v1.AdditionalDestination
-	(*BackupScheduleSpec)(nil),                 // 88: slipway.addons.v1.BackupScheduleSpec
-	(*AddonSummary)(nil),                       // 89: slipway.addons.v1.AddonSummary
-	(*AddonSpecType)(nil),                      // 90: slipway.addons.v1.AddonSpecType
-	(*Addon)(nil),                              // 91: slipway.addons.v1.Addon
-	(*Cluster)(nil),                            // 92: slipway.addons.v1.Cluster
-	(*AddonDetails)(nil),                       // 93: slipway.addons.v1.AddonDetails
-	(*AddonConfig)(nil),                        // 94: slipway.addons.v1.AddonConfig
-	(*AddonDeployment)(nil),                    // 95: slipway.addons.v1.AddonDeployment
-	(*AddonNetworking)(nil),                    // 96: slipway.addons.v1.AddonNetworking
-	(*AddonContainer)(nil),                     // 97: slipway.addons.v1.AddonContainer
-	(*VersionUpgrade)(nil),                     // 98: slipway.addons.v1.VersionUpgrade
-	(*VersionChange)(nil),                      // 99: slipway.addons.v1.VersionChange
-	(*VersionChangeStatus)(nil),                // 100: slipway.addons.v1.VersionChangeStatus
-	(*AddonLogLine)(nil),                       // 101: slipway.addons.v1.AddonLogLine
-	(*Backup)(nil),                             // 102: slipway.addons.v1.Backup
-	(*BackupConfig)(nil),                       // 103: slipway.addons.v1.BackupConfig
-	(*BackupSource)(nil),                       // 104: slipway.addons.v1.BackupSource
-	(*LastRestore)(nil),                        // 105: slipway.addons.v1.LastRestore
-	(*BackupVerification)(nil),                 // 106: slipway.addons.v1.BackupVerification
-	(*Restore)(nil),                            // 107: slipway.addons.v1.Restore
-	(*BackupSchedule)(nil),                     // 108: slipway.addons.v1.BackupSchedule
-	(*v1.Pagination)(nil),                      // 109: slipway.api.v1.Pagination
-	(*structpb.Struct)(nil),                    // 110: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),              // 111: google.protobuf.Timestamp
-	(*v1.DownloadRequest)(nil),                 // 112: slipway.api.v1.DownloadRequest
-	(*v1.DownloadChunk)(nil),                   // 113: slipway.api.v1.DownloadChunk
+	(*ResetAddonRequest)(nil),                  // 20: slipway.addons.v1.ResetAddonRequest
+	(*ResetAddonResponse)(nil),                 // 21: slipway.addons.v1.ResetAddonResponse
+	(*UpdateAddonSecurityRequest)(nil),         // 22: slipway.addons.v1.UpdateAddonSecurityRequest
+	(*SecurityPolicy)(nil),                     // 23: slipway.addons.v1.SecurityPolicy
+	(*UpdateAddonSecurityResponse)(nil),        // 24: slipway.addons.v1.UpdateAddonSecurityResponse
+	(*GetAddonCredentialsRequest)(nil),         // 25: slipway.addons.v1.GetAddonCredentialsRequest
+	(*GetAddonCredentialsResponse)(nil),        // 26: slipway.addons.v1.GetAddonCredentialsResponse
+	(*GetAddonContainersRequest)(nil),          // 27: slipway.addons.v1.GetAddonContainersRequest
+	(*GetAddonContainersResponse)(nil),         // 28: slipway.addons.v1.GetAddonContainersResponse
+	(*GetAddonVersionRequest)(nil),             // 29: slipway.addons.v1.GetAddonVersionRequest
+	(*GetAddonVersionResponse)(nil),            // 30: slipway.addons.v1.GetAddonVersionResponse
+	(*UpdateAddonVersionRequest)(nil),          // 31: slipway.addons.v1.UpdateAddonVersionRequest
+	(*UpdateAddonVersionResponse)(nil),         // 32: slipway.addons.v1.UpdateAddonVersionResponse
+	(*UpdateAddonNetworkSettingsRequest)(nil),  // 33: slipway.addons.v1.UpdateAddonNetworkSettingsRequest
+	(*UpdateAddonNetworkSettingsResponse)(nil), // 34: slipway.addons.v1.UpdateAddonNetworkSettingsResponse
+	(*ScaleAddonRequest)(nil),                  // 35: slipway.addons.v1.ScaleAddonRequest
+	(*ScaleAddonResponse)(nil),                 // 36: slipway.addons.v1.ScaleAddonResponse
+	(*GetAddonLogsRequest)(nil),                // 37: slipway.addons.v1.GetAddonLogsRequest
+	(*GetAddonLogsResponse)(nil),               // 38: slipway.addons.v1.GetAddonLogsResponse
+	(*TailAddonLogsRequest)(nil),               // 39: slipway.addons.v1.TailAddonLogsRequest
+	(*TailAddonLogsResponse)(nil),              // 40: slipway.addons.v1.TailAddonLogsResponse
+	(*GetBackupLogsRequest)(nil),               // 41: slipway.addons.v1.GetBackupLogsRequest
+	(*GetBackupLogsResponse)(nil),              // 42: slipway.addons.v1.GetBackupLogsResponse
+	(*TailBackupLogsRequest)(nil),              // 43: slipway.addons.v1.TailBackupLogsRequest
+	(*TailBackupLogsResponse)(nil),             // 44: slipway.addons.v1.TailBackupLogsResponse
+	(*GetRestoreLogsRequest)(nil),              // 45: slipway.addons.v1.GetRestoreLogsRequest
+	(*GetRestoreLogsResponse)(nil),             // 46: slipway.addons.v1.GetRestoreLogsResponse
+	(*TailRestoreLogsRequest)(nil),             // 47: slipway.addons.v1.TailRestoreLogsRequest
+	(*TailRestoreLogsResponse)(nil),            // 48: slipway.addons.v1.TailRestoreLogsResponse
+	(*ListBackupsRequest)(nil),                 // 49: slipway.addons.v1.ListBackupsRequest
+	(*ListBackupsResponse)(nil),                // 50: slipway.addons.v1.ListBackupsResponse
+	(*CreateBackupRequest)(nil),                // 51: slipway.addons.v1.CreateBackupRequest
+	(*CreateBackupResponse)(nil),               // 52: slipway.addons.v1.CreateBackupResponse
+	(*GetBackupRequest)(nil),                   // 53: slipway.addons.v1.GetBackupRequest
+	(*GetBackupResponse)(nil),                  // 54: slipway.addons.v1.GetBackupResponse
+	(*DeleteBackupRequest)(nil),                // 55: slipway.addons.v1.DeleteBackupRequest
+	(*DeleteBackupResponse)(nil),               // 56: slipway.addons.v1.DeleteBackupResponse
+	(*AbortBackupRequest)(nil),                 // 57: slipway.addons.v1.AbortBackupRequest
+	(*AbortBackupResponse)(nil),                // 58: slipway.addons.v1.AbortBackupResponse
+	(*RetainBackupRequest)(nil),                // 59: slipway.addons.v1.RetainBackupRequest
+	(*RetainBackupResponse)(nil),               // 60: slipway.addons.v1.RetainBackupResponse
+	(*GetBackupDownloadLinkRequest)(nil),       // 61: slipway.addons.v1.GetBackupDownloadLinkRequest
+	(*GetBackupDownloadLinkResponse)(nil),      // 62: slipway.addons.v1.GetBackupDownloadLinkResponse
+	(*ImportBackupRequest)(nil),                // 63: slipway.addons.v1.ImportBackupRequest
+	(*ImportBackupResponse)(nil),               // 64: slipway.addons.v1.ImportBackupResponse
+	(*RestoreBackupRequest)(nil),               // 65: slipway.addons.v1.RestoreBackupRequest
+	(*RestoreBackupResponse)(nil),              // 66: slipway.addons.v1.RestoreBackupResponse
+	(*AbortRestoreRequest)(nil),                // 67: slipway.addons.v1.AbortRestoreRequest
+	(*AbortRestoreResponse)(nil),               // 68: slipway.addons.v1.AbortRestoreResponse
+	(*ListBackupRestoresRequest)(nil),          // 69: slipway.addons.v1.ListBackupRestoresRequest
+	(*ListBackupRestoresResponse)(nil),         // 70: slipway.addons.v1.ListBackupRestoresResponse
+	(*ListAddonRestoresRequest)(nil),           // 71: slipway.addons.v1.ListAddonRestoresRequest
+	(*ListAddonRestoresResponse)(nil),          // 72: slipway.addons.v1.ListAddonRestoresResponse
+	(*ListBackupSchedulesRequest)(nil),         // 73: slipway.addons.v1.ListBackupSchedulesRequest
+	(*ListBackupSchedulesResponse)(nil),        // 74: slipway.addons.v1.ListBackupSchedulesResponse
+	(*CreateBackupScheduleRequest)(nil),        // 75: slipway.addons.v1.CreateBackupScheduleRequest
+	(*CreateBackupScheduleResponse)(nil),       // 76: slipway.addons.v1.CreateBackupScheduleResponse
+	(*DeleteBackupScheduleRequest)(nil),        // 77: slipway.addons.v1.DeleteBackupScheduleRequest
+	(*DeleteBackupScheduleResponse)(nil),       // 78: slipway.addons.v1.DeleteBackupScheduleResponse
+	(*AddonType)(nil),                          // 79: slipway.addons.v1.AddonType
+	(*AddonFeatures)(nil),                      // 80: slipway.addons.v1.AddonFeatures
+	(*AddonResources)(nil),                     // 81: slipway.addons.v1.AddonResources
+	(*ResourceOptions)(nil),                    // 82: slipway.addons.v1.ResourceOptions
+	(*AddonSpec)(nil),                          // 83: slipway.addons.v1.AddonSpec
+	(*AddonPatch)(nil),                         // 84: slipway.addons.v1.AddonPatch
+	(*Infrastructure)(nil),                     // 85: slipway.addons.v1.Infrastructure
+	(*AddonBilling)(nil),                       // 86: slipway.addons.v1.AddonBilling
+	(*AddonBillingPatch)(nil),                  // 87: slipway.addons.v1.AddonBillingPatch
+	(*AddonSource)(nil),                        // 88: slipway.addons.v1.AddonSource
+	(*IPPolicy)(nil),                           // 89: slipway.addons.v1.IPPolicy
+	(*CustomCredentials)(nil),                  // 90: slipway.addons.v1.CustomCredentials
+	(*Scheduling)(nil),                         // 91: slipway.addons.v1.Scheduling
+	(*AdditionalDestination)(nil),              // 92: slipway.addons.v1.AdditionalDestination
+	(*BackupScheduleSpec)(nil),                 // 93: slipway.addons.v1.BackupScheduleSpec
+	(*AddonSummary)(nil),                       // 94: slipway.addons.v1.AddonSummary
+	(*AddonSpecType)(nil),                      // 95: slipway.addons.v1.AddonSpecType
+	(*Addon)(nil),                              // 96: slipway.addons.v1.Addon
+	(*Cluster)(nil),                            // 97: slipway.addons.v1.Cluster
+	(*AddonDetails)(nil),                       // 98: slipway.addons.v1.AddonDetails
+	(*AddonConfig)(nil),                        // 99: slipway.addons.v1.AddonConfig
+	(*AddonDeployment)(nil),                    // 100: slipway.addons.v1.AddonDeployment
+	(*AddonNetworking)(nil),                    // 101: slipway.addons.v1.AddonNetworking
+	(*AddonContainer)(nil),                     // 102: slipway.addons.v1.AddonContainer
+	(*VersionUpgrade)(nil),                     // 103: slipway.addons.v1.VersionUpgrade
+	(*VersionChange)(nil),                      // 104: slipway.addons.v1.VersionChange
+	(*VersionChangeStatus)(nil),                // 105: slipway.addons.v1.VersionChangeStatus
+	(*AddonLogLine)(nil),                       // 106: slipway.addons.v1.AddonLogLine
+	(*Backup)(nil),                             // 107: slipway.addons.v1.Backup
+	(*BackupConfig)(nil),                       // 108: slipway.addons.v1.BackupConfig
+	(*BackupSource)(nil),                       // 109: slipway.addons.v1.BackupSource
+	(*LastRestore)(nil),                        // 110: slipway.addons.v1.LastRestore
+	(*BackupVerification)(nil),                 // 111: slipway.addons.v1.BackupVerification
+	(*Restore)(nil),                            // 112: slipway.addons.v1.Restore
+	(*BackupSchedule)(nil),                     // 113: slipway.addons.v1.BackupSchedule
+	(*v1.Pagination)(nil),                      // 114: slipway.api.v1.Pagination
+	(*structpb.Struct)(nil),                    // 115: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),              // 116: google.protobuf.Timestamp
+	(*v1.DownloadRequest)(nil),                 // 117: slipway.api.v1.DownloadRequest
+	(*v1.DownloadChunk)(nil),                   // 118: slipway.api.v1.DownloadChunk
 }
 var file_slipway_addons_v1_addons_proto_depIdxs = []int32{
-	74,  // 0: slipway.addons.v1.ListAddonTypesResponse.addon_types:type_name -> slipway.addons.v1.AddonType
-	89,  // 1: slipway.addons.v1.ListAddonsResponse.addons:type_name -> slipway.addons.v1.AddonSummary
-	109, // 2: slipway.addons.v1.ListAddonsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	78,  // 3: slipway.addons.v1.CreateAddonRequest.spec:type_name -> slipway.addons.v1.AddonSpec
-	91,  // 4: slipway.addons.v1.CreateAddonResponse.addon:type_name -> slipway.addons.v1.Addon
-	78,  // 5: slipway.addons.v1.PutAddonRequest.spec:type_name -> slipway.addons.v1.AddonSpec
-	91,  // 6: slipway.addons.v1.PutAddonResponse.addon:type_name -> slipway.addons.v1.Addon
-	91,  // 7: slipway.addons.v1.GetAddonResponse.addon:type_name -> slipway.addons.v1.Addon
-	79,  // 8: slipway.addons.v1.PatchAddonRequest.spec:type_name -> slipway.addons.v1.AddonPatch
-	91,  // 9: slipway.addons.v1.PatchAddonResponse.addon:type_name -> slipway.addons.v1.Addon
-	110, // 10: slipway.addons.v1.GetAddonCredentialsResponse.secrets:type_name -> google.protobuf.Struct
-	110, // 11: slipway.addons.v1.GetAddonCredentialsResponse.envs:type_name -> google.protobuf.Struct
-	97,  // 12: slipway.addons.v1.GetAddonContainersResponse.containers:type_name -> slipway.addons.v1.AddonContainer
-	109, // 13: slipway.addons.v1.GetAddonContainersResponse.pagination:type_name -> slipway.api.v1.Pagination
-	98,  // 14: slipway.addons.v1.GetAddonVersionResponse.upgrade_to:type_name -> slipway.addons.v1.VersionUpgrade
-	99,  // 15: slipway.addons.v1.GetAddonVersionResponse.upgrade_history:type_name -> slipway.addons.v1.VersionChange
-	111, // 16: slipway.addons.v1.GetAddonLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	111, // 17: slipway.addons.v1.GetAddonLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	101, // 18: slipway.addons.v1.GetAddonLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
-	111, // 19: slipway.addons.v1.TailAddonLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	111, // 20: slipway.addons.v1.TailAddonLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	101, // 21: slipway.addons.v1.TailAddonLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
-	111, // 22: slipway.addons.v1.GetBackupLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	111, // 23: slipway.addons.v1.GetBackupLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	101, // 24: slipway.addons.v1.GetBackupLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
-	111, // 25: slipway.addons.v1.TailBackupLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	111, // 26: slipway.addons.v1.TailBackupLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	101, // 27: slipway.addons.v1.TailBackupLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
-	111, // 28: slipway.addons.v1.GetRestoreLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	111, // 29: slipway.addons.v1.GetRestoreLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	101, // 30: slipway.addons.v1.GetRestoreLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
-	111, // 31: slipway.addons.v1.TailRestoreLogsRequest.start_time:type_name -> google.protobuf.Timestamp
-	111, // 32: slipway.addons.v1.TailRestoreLogsRequest.end_time:type_name -> google.protobuf.Timestamp
-	101, // 33: slipway.addons.v1.TailRestoreLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
-	102, // 34: slipway.addons.v1.ListBackupsResponse.backups:type_name -> slipway.addons.v1.Backup
-	109, // 35: slipway.addons.v1.ListBackupsResponse.pagination:type_name -> slipway.api.v1.Pagination
-	87,  // 36: slipway.addons.v1.CreateBackupRequest.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
-	102, // 37: slipway.addons.v1.CreateBackupResponse.backup:type_name -> slipway.addons.v1.Backup
-	102, // 38: slipway.addons.v1.GetBackupResponse.backup:type_name -> slipway.addons.v1.Backup
-	111, // 39: slipway.addons.v1.GetBackupDownloadLinkResponse.expires_at:type_name -> google.protobuf.Timestamp
-	102, // 40: slipway.addons.v1.ImportBackupResponse.backup:type_name -> slipway.addons.v1.Backup
-	107, // 41: slipway.addons.v1.ListBackupRestoresResponse.restores:type_name -> slipway.addons.v1.Restore
-	109, // 42: slipway.addons.v1.ListBackupRestoresResponse.pagination:type_name -> slipway.api.v1.Pagination
-	107, // 43: slipway.addons.v1.ListAddonRestoresResponse.restores:type_name -> slipway.addons.v1.Restore
-	109, // 44: slipway.addons.v1.ListAddonRestoresResponse.pagination:type_name -> slipway.api.v1.Pagination
-	108, // 45: slipway.addons.v1.ListBackupSchedulesResponse.schedules:type_name -> slipway.addons.v1.BackupSchedule
-	109, // 46: slipway.addons.v1.ListBackupSchedulesResponse.pagination:type_name -> slipway.api.v1.Pagination
-	86,  // 47: slipway.addons.v1.CreateBackupScheduleRequest.scheduling:type_name -> slipway.addons.v1.Scheduling
-	87,  // 48: slipway.addons.v1.CreateBackupScheduleRequest.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
-	75,  // 49: slipway.addons.v1.AddonType.features:type_name -> slipway.addons.v1.AddonFeatures
-	76,  // 50: slipway.addons.v1.AddonType.resources:type_name -> slipway.addons.v1.AddonResources
-	77,  // 51: slipway.addons.v1.AddonResources.storage:type_name -> slipway.addons.v1.ResourceOptions
-	77,  // 52: slipway.addons.v1.AddonResources.replicas:type_name -> slipway.addons.v1.ResourceOptions
-	80,  // 53: slipway.addons.v1.AddonSpec.infrastructure:type_name -> slipway.addons.v1.Infrastructure
-	81,  // 54: slipway.addons.v1.AddonSpec.billing:type_name -> slipway.addons.v1.AddonBilling
-	83,  // 55: slipway.addons.v1.AddonSpec.source:type_name -> slipway.addons.v1.AddonSource
-	84,  // 56: slipway.addons.v1.AddonSpec.ip_policies:type_name -> slipway.addons.v1.IPPolicy
-	110, // 57: slipway.addons.v1.AddonSpec.type_specific_settings:type_name -> google.protobuf.Struct
-	85,  // 58: slipway.addons.v1.AddonSpec.custom_credentials:type_name -> slipway.addons.v1.CustomCredentials
-	88,  // 59: slipway.addons.v1.AddonSpec.backup_schedules:type_name -> slipway.addons.v1.BackupScheduleSpec
-	110, // 60: slipway.addons.v1.AddonSpec.metadata:type_name -> google.protobuf.Struct
-	82,  // 61: slipway.addons.v1.AddonPatch.billing:type_name -> slipway.addons.v1.AddonBillingPatch
-	84,  // 62: slipway.addons.v1.AddonPatch.ip_policies:type_name -> slipway.addons.v1.IPPolicy
-	110, // 63: slipway.addons.v1.AddonPatch.type_specific_settings:type_name -> google.protobuf.Struct
-	88,  // 64: slipway.addons.v1.AddonPatch.backup_schedules:type_name -> slipway.addons.v1.BackupScheduleSpec
-	110, // 65: slipway.addons.v1.AddonPatch.metadata:type_name -> google.protobuf.Struct
-	110, // 66: slipway.addons.v1.AddonBilling.zonal_redundancy:type_name -> google.protobuf.Struct
-	86,  // 67: slipway.addons.v1.BackupScheduleSpec.scheduling:type_name -> slipway.addons.v1.Scheduling
-	87,  // 68: slipway.addons.v1.BackupScheduleSpec.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
-	90,  // 69: slipway.addons.v1.AddonSummary.spec:type_name -> slipway.addons.v1.AddonSpecType
-	81,  // 70: slipway.addons.v1.Addon.billing:type_name -> slipway.addons.v1.AddonBilling
-	83,  // 71: slipway.addons.v1.Addon.source:type_name -> slipway.addons.v1.AddonSource
-	84,  // 72: slipway.addons.v1.Addon.ip_policies:type_name -> slipway.addons.v1.IPPolicy
-	85,  // 73: slipway.addons.v1.Addon.custom_credentials:type_name -> slipway.addons.v1.CustomCredentials
-	88,  // 74: slipway.addons.v1.Addon.backup_schedules:type_name -> slipway.addons.v1.BackupScheduleSpec
-	92,  // 75: slipway.addons.v1.Addon.cluster:type_name -> slipway.addons.v1.Cluster
-	93,  // 76: slipway.addons.v1.Addon.spec:type_name -> slipway.addons.v1.AddonDetails
-	111, // 77: slipway.addons.v1.Addon.created_at:type_name -> google.protobuf.Timestamp
-	111, // 78: slipway.addons.v1.Addon.updated_at:type_name -> google.protobuf.Timestamp
-	80,  // 79: slipway.addons.v1.Addon.infrastructure:type_name -> slipway.addons.v1.Infrastructure
-	110, // 80: slipway.addons.v1.Addon.type_specific_settings:type_name -> google.protobuf.Struct
-	110, // 81: slipway.addons.v1.Addon.metadata:type_name -> google.protobuf.Struct
-	94,  // 82: slipway.addons.v1.AddonDetails.config:type_name -> slipway.addons.v1.AddonConfig
-	95,  // 83: slipway.addons.v1.AddonConfig.deployment:type_name -> slipway.addons.v1.AddonDeployment
-	96,  // 84: slipway.addons.v1.AddonConfig.networking:type_name -> slipway.addons.v1.AddonNetworking
-	84,  // 85: slipway.addons.v1.AddonNetworking.ip_policies:type_name -> slipway.addons.v1.IPPolicy
-	100, // 86: slipway.addons.v1.VersionChange.status:type_name -> slipway.addons.v1.VersionChangeStatus
-	111, // 87: slipway.addons.v1.VersionChange.created_at:type_name -> google.protobuf.Timestamp
-	111, // 88: slipway.addons.v1.VersionChange.completed_at:type_name -> google.protobuf.Timestamp
-	111, // 89: slipway.addons.v1.AddonLogLine.ts:type_name -> google.protobuf.Timestamp
-	111, // 90: slipway.addons.v1.Backup.created_at:type_name -> google.protobuf.Timestamp
-	111, // 91: slipway.addons.v1.Backup.completed_at:type_name -> google.protobuf.Timestamp
-	103, // 92: slipway.addons.v1.Backup.config:type_name -> slipway.addons.v1.BackupConfig
-	105, // 93: slipway.addons.v1.Backup.last_restore:type_name -> slipway.addons.v1.LastRestore
-	106, // 94: slipway.addons.v1.Backup.verification:type_name -> slipway.addons.v1.BackupVerification
-	111, // 95: slipway.addons.v1.Backup.expires_at:type_name -> google.protobuf.Timestamp
-	104, // 96: slipway.addons.v1.BackupConfig.source:type_name -> slipway.addons.v1.BackupSource
-	111, // 97: slipway.addons.v1.LastRestore.restore_timestamp:type_name -> google.protobuf.Timestamp
-	111, // 98: slipway.addons.v1.LastRestore.completed_at:type_name -> google.protobuf.Timestamp
-	110, // 99: slipway.addons.v1.BackupVerification.result:type_name -> google.protobuf.Struct
-	111, // 100: slipway.addons.v1.BackupVerification.verified_at:type_name -> google.protobuf.Timestamp
-	111, // 101: slipway.addons.v1.Restore.restore_timestamp:type_name -> google.protobuf.Timestamp
-	111, // 102: slipway.addons.v1.Restore.completed_at:type_name -> google.protobuf.Timestamp
-	87,  // 103: slipway.addons.v1.BackupSchedule.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
-	86,  // 104: slipway.addons.v1.BackupSchedule.scheduling:type_name -> slipway.addons.v1.Scheduling
-	111, // 105: slipway.addons.v1.BackupSchedule.created_at:type_name -> google.protobuf.Timestamp
-	111, // 106: slipway.addons.v1.BackupSchedule.updated_at:type_name -> google.protobuf.Timestamp
-	111, // 107: slipway.addons.v1.BackupSchedule.last_run_at:type_name -> google.protobuf.Timestamp
-	111, // 108: slipway.addons.v1.BackupSchedule.next_run_at:type_name -> google.protobuf.Timestamp
-	0,   // 109: slipway.addons.v1.AddonsService.ListAddonTypes:input_type -> slipway.addons.v1.ListAddonTypesRequest
-	2,   // 110: slipway.addons.v1.AddonsService.ListAddons:input_type -> slipway.addons.v1.ListAddonsRequest
-	4,   // 111: slipway.addons.v1.AddonsService.CreateAddon:input_type -> slipway.addons.v1.CreateAddonRequest
-	6,   // 112: slipway.addons.v1.AddonsService.PutAddon:input_type -> slipway.addons.v1.PutAddonRequest
-	8,   // 113: slipway.addons.v1.AddonsService.GetAddon:input_type -> slipway.addons.v1.GetAddonRequest
-	10,  // 114: slipway.addons.v1.AddonsService.PatchAddon:input_type -> slipway.addons.v1.PatchAddonRequest
-	12,  // 115: slipway.addons.v1.AddonsService.DeleteAddon:input_type -> slipway.addons.v1.DeleteAddonRequest
-	14,  // 116: slipway.addons.v1.AddonsService.PauseAddon:input_type -> slipway.addons.v1.PauseAddonRequest
-	16,  // 117: slipway.addons.v1.AddonsService.ResumeAddon:input_type -> slipway.addons.v1.ResumeAddonRequest
-	18,  // 118: slipway.addons.v1.AddonsService.RestartAddon:input_type -> slipway.addons.v1.RestartAddonRequest
-	20,  // 119: slipway.addons.v1.AddonsService.GetAddonCredentials:input_type -> slipway.addons.v1.GetAddonCredentialsRequest
-	22,  // 120: slipway.addons.v1.AddonsService.GetAddonContainers:input_type -> slipway.addons.v1.GetAddonContainersRequest
-	24,  // 121: slipway.addons.v1.AddonsService.GetAddonVersion:input_type -> slipway.addons.v1.GetAddonVersionRequest
-	26,  // 122: slipway.addons.v1.AddonsService.UpdateAddonVersion:input_type -> slipway.addons.v1.UpdateAddonVersionRequest
-	28,  // 123: slipway.addons.v1.AddonsService.UpdateAddonNetworkSettings:input_type -> slipway.addons.v1.UpdateAddonNetworkSettingsRequest
-	30,  // 124: slipway.addons.v1.AddonsService.ScaleAddon:input_type -> slipway.addons.v1.ScaleAddonRequest
-	32,  // 125: slipway.addons.v1.AddonsService.GetAddonLogs:input_type -> slipway.addons.v1.GetAddonLogsRequest
-	34,  // 126: slipway.addons.v1.AddonsService.TailAddonLogs:input_type -> slipway.addons.v1.TailAddonLogsRequest
-	44,  // 127: slipway.addons.v1.AddonsService.ListBackups:input_type -> slipway.addons.v1.ListBackupsRequest
-	46,  // 128: slipway.addons.v1.AddonsService.CreateBackup:input_type -> slipway.addons.v1.CreateBackupRequest
-	48,  // 129: slipway.addons.v1.AddonsService.GetBackup:input_type -> slipway.addons.v1.GetBackupRequest
-	50,  // 130: slipway.addons.v1.AddonsService.DeleteBackup:input_type -> slipway.addons.v1.DeleteBackupRequest
-	52,  // 131: slipway.addons.v1.AddonsService.AbortBackup:input_type -> slipway.addons.v1.AbortBackupRequest
-	54,  // 132: slipway.addons.v1.AddonsService.RetainBackup:input_type -> slipway.addons.v1.RetainBackupRequest
-	56,  // 133: slipway.addons.v1.AddonsService.GetBackupDownloadLink:input_type -> slipway.addons.v1.GetBackupDownloadLinkRequest
-	58,  // 134: slipway.addons.v1.AddonsService.ImportBackup:input_type -> slipway.addons.v1.ImportBackupRequest
-	60,  // 135: slipway.addons.v1.AddonsService.RestoreBackup:input_type -> slipway.addons.v1.RestoreBackupRequest
-	62,  // 136: slipway.addons.v1.AddonsService.AbortRestore:input_type -> slipway.addons.v1.AbortRestoreRequest
-	64,  // 137: slipway.addons.v1.AddonsService.ListBackupRestores:input_type -> slipway.addons.v1.ListBackupRestoresRequest
-	66,  // 138: slipway.addons.v1.AddonsService.ListAddonRestores:input_type -> slipway.addons.v1.ListAddonRestoresRequest
-	68,  // 139: slipway.addons.v1.AddonsService.ListBackupSchedules:input_type -> slipway.addons.v1.ListBackupSchedulesRequest
-	70,  // 140: slipway.addons.v1.AddonsService.CreateBackupSchedule:input_type -> slipway.addons.v1.CreateBackupScheduleRequest
-	72,  // 141: slipway.addons.v1.AddonsService.DeleteBackupSchedule:input_type -> slipway.addons.v1.DeleteBackupScheduleRequest
-	36,  // 142: slipway.addons.v1.AddonsService.GetBackupLogs:input_type -> slipway.addons.v1.GetBackupLogsRequest
-	38,  // 143: slipway.addons.v1.AddonsService.TailBackupLogs:input_type -> slipway.addons.v1.TailBackupLogsRequest
-	40,  // 144: slipway.addons.v1.AddonsService.GetRestoreLogs:input_type -> slipway.addons.v1.GetRestoreLogsRequest
-	42,  // 145: slipway.addons.v1.AddonsService.TailRestoreLogs:input_type -> slipway.addons.v1.TailRestoreLogsRequest
-	112, // 146: slipway.addons.v1.AddonsService.DownloadBackup:input_type -> slipway.api.v1.DownloadRequest
-	1,   // 147: slipway.addons.v1.AddonsService.ListAddonTypes:output_type -> slipway.addons.v1.ListAddonTypesResponse
-	3,   // 148: slipway.addons.v1.AddonsService.ListAddons:output_type -> slipway.addons.v1.ListAddonsResponse
-	5,   // 149: slipway.addons.v1.AddonsService.CreateAddon:output_type -> slipway.addons.v1.CreateAddonResponse
-	7,   // 150: slipway.addons.v1.AddonsService.PutAddon:output_type -> slipway.addons.v1.PutAddonResponse
-	9,   // 151: slipway.addons.v1.AddonsService.GetAddon:output_type -> slipway.addons.v1.GetAddonResponse
-	11,  // 152: slipway.addons.v1.AddonsService.PatchAddon:output_type -> slipway.addons.v1.PatchAddonResponse
-	13,  // 153: slipway.addons.v1.AddonsService.DeleteAddon:output_type -> slipway.addons.v1.DeleteAddonResponse
-	15,  // 154: slipway.addons.v1.AddonsService.PauseAddon:output_type -> slipway.addons.v1.PauseAddonResponse
-	17,  // 155: slipway.addons.v1.AddonsService.ResumeAddon:output_type -> slipway.addons.v1.ResumeAddonResponse
-	19,  // 156: slipway.addons.v1.AddonsService.RestartAddon:output_type -> slipway.addons.v1.RestartAddonResponse
-	21,  // 157: slipway.addons.v1.AddonsService.GetAddonCredentials:output_type -> slipway.addons.v1.GetAddonCredentialsResponse
-	23,  // 158: slipway.addons.v1.AddonsService.GetAddonContainers:output_type -> slipway.addons.v1.GetAddonContainersResponse
-	25,  // 159: slipway.addons.v1.AddonsService.GetAddonVersion:output_type -> slipway.addons.v1.GetAddonVersionResponse
-	27,  // 160: slipway.addons.v1.AddonsService.UpdateAddonVersion:output_type -> slipway.addons.v1.UpdateAddonVersionResponse
-	29,  // 161: slipway.addons.v1.AddonsService.UpdateAddonNetworkSettings:output_type -> slipway.addons.v1.UpdateAddonNetworkSettingsResponse
-	31,  // 162: slipway.addons.v1.AddonsService.ScaleAddon:output_type -> slipway.addons.v1.ScaleAddonResponse
-	33,  // 163: slipway.addons.v1.AddonsService.GetAddonLogs:output_type -> slipway.addons.v1.GetAddonLogsResponse
-	35,  // 164: slipway.addons.v1.AddonsService.TailAddonLogs:output_type -> slipway.addons.v1.TailAddonLogsResponse
-	45,  // 165: slipway.addons.v1.AddonsService.ListBackups:output_type -> slipway.addons.v1.ListBackupsResponse
-	47,  // 166: slipway.addons.v1.AddonsService.CreateBackup:output_type -> slipway.addons.v1.CreateBackupResponse
-	49,  // 167: slipway.addons.v1.AddonsService.GetBackup:output_type -> slipway.addons.v1.GetBackupResponse
-	51,  // 168: slipway.addons.v1.AddonsService.DeleteBackup:output_type -> slipway.addons.v1.DeleteBackupResponse
-	53,  // 169: slipway.addons.v1.AddonsService.AbortBackup:output_type -> slipway.addons.v1.AbortBackupResponse
-	55,  // 170: slipway.addons.v1.AddonsService.RetainBackup:output_type -> slipway.addons.v1.RetainBackupResponse
-	57,  // 171: slipway.addons.v1.AddonsService.GetBackupDownloadLink:output_type -> slipway.addons.v1.GetBackupDownloadLinkResponse
-	59,  // 172: slipway.addons.v1.AddonsService.ImportBackup:output_type -> slipway.addons.v1.ImportBackupResponse
-	61,  // 173: slipway.addons.v1.AddonsService.RestoreBackup:output_type -> slipway.addons.v1.RestoreBackupResponse
-	63,  // 174: slipway.addons.v1.AddonsService.AbortRestore:output_type -> slipway.addons.v1.AbortRestoreResponse
-	65,  // 175: slipway.addons.v1.AddonsService.ListBackupRestores:output_type -> slipway.addons.v1.ListBackupRestoresResponse
-	67,  // 176: slipway.addons.v1.AddonsService.ListAddonRestores:output_type -> slipway.addons.v1.ListAddonRestoresResponse
-	69,  // 177: slipway.addons.v1.AddonsService.ListBackupSchedules:output_type -> slipway.addons.v1.ListBackupSchedulesResponse
-	71,  // 178: slipway.addons.v1.AddonsService.CreateBackupSchedule:output_type -> slipway.addons.v1.CreateBackupScheduleResponse
-	73,  // 179: slipway.addons.v1.AddonsService.DeleteBackupSchedule:output_type -> slipway.addons.v1.DeleteBackupScheduleResponse
-	37,  // 180: slipway.addons.v1.AddonsService.GetBackupLogs:output_type -> slipway.addons.v1.GetBackupLogsResponse
-	39,  // 181: slipway.addons.v1.AddonsService.TailBackupLogs:output_type -> slipway.addons.v1.TailBackupLogsResponse
-	41,  // 182: slipway.addons.v1.AddonsService.GetRestoreLogs:output_type -> slipway.addons.v1.GetRestoreLogsResponse
-	43,  // 183: slipway.addons.v1.AddonsService.TailRestoreLogs:output_type -> slipway.addons.v1.TailRestoreLogsResponse
-	113, // 184: slipway.addons.v1.AddonsService.DownloadBackup:output_type -> slipway.api.v1.DownloadChunk
-	147, // [147:185] is the sub-list for method output_type
-	109, // [109:147] is the sub-list for method input_type
-	109, // [109:109] is the sub-list for extension type_name
-	109, // [109:109] is the sub-list for extension extendee
-	0,   // [0:109] is the sub-list for field type_name
+	79,  // 0: slipway.addons.v1.ListAddonTypesResponse.addon_types:type_name -> slipway.addons.v1.AddonType
+	94,  // 1: slipway.addons.v1.ListAddonsResponse.addons:type_name -> slipway.addons.v1.AddonSummary
+	114, // 2: slipway.addons.v1.ListAddonsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	83,  // 3: slipway.addons.v1.CreateAddonRequest.spec:type_name -> slipway.addons.v1.AddonSpec
+	96,  // 4: slipway.addons.v1.CreateAddonResponse.addon:type_name -> slipway.addons.v1.Addon
+	83,  // 5: slipway.addons.v1.PutAddonRequest.spec:type_name -> slipway.addons.v1.AddonSpec
+	96,  // 6: slipway.addons.v1.PutAddonResponse.addon:type_name -> slipway.addons.v1.Addon
+	96,  // 7: slipway.addons.v1.GetAddonResponse.addon:type_name -> slipway.addons.v1.Addon
+	84,  // 8: slipway.addons.v1.PatchAddonRequest.spec:type_name -> slipway.addons.v1.AddonPatch
+	96,  // 9: slipway.addons.v1.PatchAddonResponse.addon:type_name -> slipway.addons.v1.Addon
+	23,  // 10: slipway.addons.v1.UpdateAddonSecurityRequest.ip_policies:type_name -> slipway.addons.v1.SecurityPolicy
+	115, // 11: slipway.addons.v1.GetAddonCredentialsResponse.secrets:type_name -> google.protobuf.Struct
+	115, // 12: slipway.addons.v1.GetAddonCredentialsResponse.envs:type_name -> google.protobuf.Struct
+	102, // 13: slipway.addons.v1.GetAddonContainersResponse.containers:type_name -> slipway.addons.v1.AddonContainer
+	114, // 14: slipway.addons.v1.GetAddonContainersResponse.pagination:type_name -> slipway.api.v1.Pagination
+	103, // 15: slipway.addons.v1.GetAddonVersionResponse.upgrade_to:type_name -> slipway.addons.v1.VersionUpgrade
+	104, // 16: slipway.addons.v1.GetAddonVersionResponse.upgrade_history:type_name -> slipway.addons.v1.VersionChange
+	116, // 17: slipway.addons.v1.GetAddonLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	116, // 18: slipway.addons.v1.GetAddonLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	106, // 19: slipway.addons.v1.GetAddonLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
+	116, // 20: slipway.addons.v1.TailAddonLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	116, // 21: slipway.addons.v1.TailAddonLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	106, // 22: slipway.addons.v1.TailAddonLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
+	116, // 23: slipway.addons.v1.GetBackupLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	116, // 24: slipway.addons.v1.GetBackupLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	106, // 25: slipway.addons.v1.GetBackupLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
+	116, // 26: slipway.addons.v1.TailBackupLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	116, // 27: slipway.addons.v1.TailBackupLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	106, // 28: slipway.addons.v1.TailBackupLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
+	116, // 29: slipway.addons.v1.GetRestoreLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	116, // 30: slipway.addons.v1.GetRestoreLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	106, // 31: slipway.addons.v1.GetRestoreLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
+	116, // 32: slipway.addons.v1.TailRestoreLogsRequest.start_time:type_name -> google.protobuf.Timestamp
+	116, // 33: slipway.addons.v1.TailRestoreLogsRequest.end_time:type_name -> google.protobuf.Timestamp
+	106, // 34: slipway.addons.v1.TailRestoreLogsResponse.lines:type_name -> slipway.addons.v1.AddonLogLine
+	107, // 35: slipway.addons.v1.ListBackupsResponse.backups:type_name -> slipway.addons.v1.Backup
+	114, // 36: slipway.addons.v1.ListBackupsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	92,  // 37: slipway.addons.v1.CreateBackupRequest.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
+	107, // 38: slipway.addons.v1.CreateBackupResponse.backup:type_name -> slipway.addons.v1.Backup
+	107, // 39: slipway.addons.v1.GetBackupResponse.backup:type_name -> slipway.addons.v1.Backup
+	116, // 40: slipway.addons.v1.GetBackupDownloadLinkResponse.expires_at:type_name -> google.protobuf.Timestamp
+	107, // 41: slipway.addons.v1.ImportBackupResponse.backup:type_name -> slipway.addons.v1.Backup
+	112, // 42: slipway.addons.v1.ListBackupRestoresResponse.restores:type_name -> slipway.addons.v1.Restore
+	114, // 43: slipway.addons.v1.ListBackupRestoresResponse.pagination:type_name -> slipway.api.v1.Pagination
+	112, // 44: slipway.addons.v1.ListAddonRestoresResponse.restores:type_name -> slipway.addons.v1.Restore
+	114, // 45: slipway.addons.v1.ListAddonRestoresResponse.pagination:type_name -> slipway.api.v1.Pagination
+	113, // 46: slipway.addons.v1.ListBackupSchedulesResponse.schedules:type_name -> slipway.addons.v1.BackupSchedule
+	114, // 47: slipway.addons.v1.ListBackupSchedulesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	91,  // 48: slipway.addons.v1.CreateBackupScheduleRequest.scheduling:type_name -> slipway.addons.v1.Scheduling
+	92,  // 49: slipway.addons.v1.CreateBackupScheduleRequest.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
+	80,  // 50: slipway.addons.v1.AddonType.features:type_name -> slipway.addons.v1.AddonFeatures
+	81,  // 51: slipway.addons.v1.AddonType.resources:type_name -> slipway.addons.v1.AddonResources
+	82,  // 52: slipway.addons.v1.AddonResources.storage:type_name -> slipway.addons.v1.ResourceOptions
+	82,  // 53: slipway.addons.v1.AddonResources.replicas:type_name -> slipway.addons.v1.ResourceOptions
+	85,  // 54: slipway.addons.v1.AddonSpec.infrastructure:type_name -> slipway.addons.v1.Infrastructure
+	86,  // 55: slipway.addons.v1.AddonSpec.billing:type_name -> slipway.addons.v1.AddonBilling
+	88,  // 56: slipway.addons.v1.AddonSpec.source:type_name -> slipway.addons.v1.AddonSource
+	89,  // 57: slipway.addons.v1.AddonSpec.ip_policies:type_name -> slipway.addons.v1.IPPolicy
+	115, // 58: slipway.addons.v1.AddonSpec.type_specific_settings:type_name -> google.protobuf.Struct
+	90,  // 59: slipway.addons.v1.AddonSpec.custom_credentials:type_name -> slipway.addons.v1.CustomCredentials
+	93,  // 60: slipway.addons.v1.AddonSpec.backup_schedules:type_name -> slipway.addons.v1.BackupScheduleSpec
+	115, // 61: slipway.addons.v1.AddonSpec.metadata:type_name -> google.protobuf.Struct
+	87,  // 62: slipway.addons.v1.AddonPatch.billing:type_name -> slipway.addons.v1.AddonBillingPatch
+	89,  // 63: slipway.addons.v1.AddonPatch.ip_policies:type_name -> slipway.addons.v1.IPPolicy
+	115, // 64: slipway.addons.v1.AddonPatch.type_specific_settings:type_name -> google.protobuf.Struct
+	93,  // 65: slipway.addons.v1.AddonPatch.backup_schedules:type_name -> slipway.addons.v1.BackupScheduleSpec
+	115, // 66: slipway.addons.v1.AddonPatch.metadata:type_name -> google.protobuf.Struct
+	115, // 67: slipway.addons.v1.AddonBilling.zonal_redundancy:type_name -> google.protobuf.Struct
+	91,  // 68: slipway.addons.v1.BackupScheduleSpec.scheduling:type_name -> slipway.addons.v1.Scheduling
+	92,  // 69: slipway.addons.v1.BackupScheduleSpec.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
+	95,  // 70: slipway.addons.v1.AddonSummary.spec:type_name -> slipway.addons.v1.AddonSpecType
+	86,  // 71: slipway.addons.v1.Addon.billing:type_name -> slipway.addons.v1.AddonBilling
+	88,  // 72: slipway.addons.v1.Addon.source:type_name -> slipway.addons.v1.AddonSource
+	89,  // 73: slipway.addons.v1.Addon.ip_policies:type_name -> slipway.addons.v1.IPPolicy
+	90,  // 74: slipway.addons.v1.Addon.custom_credentials:type_name -> slipway.addons.v1.CustomCredentials
+	93,  // 75: slipway.addons.v1.Addon.backup_schedules:type_name -> slipway.addons.v1.BackupScheduleSpec
+	97,  // 76: slipway.addons.v1.Addon.cluster:type_name -> slipway.addons.v1.Cluster
+	98,  // 77: slipway.addons.v1.Addon.spec:type_name -> slipway.addons.v1.AddonDetails
+	116, // 78: slipway.addons.v1.Addon.created_at:type_name -> google.protobuf.Timestamp
+	116, // 79: slipway.addons.v1.Addon.updated_at:type_name -> google.protobuf.Timestamp
+	85,  // 80: slipway.addons.v1.Addon.infrastructure:type_name -> slipway.addons.v1.Infrastructure
+	115, // 81: slipway.addons.v1.Addon.type_specific_settings:type_name -> google.protobuf.Struct
+	115, // 82: slipway.addons.v1.Addon.metadata:type_name -> google.protobuf.Struct
+	99,  // 83: slipway.addons.v1.AddonDetails.config:type_name -> slipway.addons.v1.AddonConfig
+	100, // 84: slipway.addons.v1.AddonConfig.deployment:type_name -> slipway.addons.v1.AddonDeployment
+	101, // 85: slipway.addons.v1.AddonConfig.networking:type_name -> slipway.addons.v1.AddonNetworking
+	89,  // 86: slipway.addons.v1.AddonNetworking.ip_policies:type_name -> slipway.addons.v1.IPPolicy
+	105, // 87: slipway.addons.v1.VersionChange.status:type_name -> slipway.addons.v1.VersionChangeStatus
+	116, // 88: slipway.addons.v1.VersionChange.created_at:type_name -> google.protobuf.Timestamp
+	116, // 89: slipway.addons.v1.VersionChange.completed_at:type_name -> google.protobuf.Timestamp
+	116, // 90: slipway.addons.v1.AddonLogLine.ts:type_name -> google.protobuf.Timestamp
+	116, // 91: slipway.addons.v1.Backup.created_at:type_name -> google.protobuf.Timestamp
+	116, // 92: slipway.addons.v1.Backup.completed_at:type_name -> google.protobuf.Timestamp
+	108, // 93: slipway.addons.v1.Backup.config:type_name -> slipway.addons.v1.BackupConfig
+	110, // 94: slipway.addons.v1.Backup.last_restore:type_name -> slipway.addons.v1.LastRestore
+	111, // 95: slipway.addons.v1.Backup.verification:type_name -> slipway.addons.v1.BackupVerification
+	116, // 96: slipway.addons.v1.Backup.expires_at:type_name -> google.protobuf.Timestamp
+	109, // 97: slipway.addons.v1.BackupConfig.source:type_name -> slipway.addons.v1.BackupSource
+	116, // 98: slipway.addons.v1.LastRestore.restore_timestamp:type_name -> google.protobuf.Timestamp
+	116, // 99: slipway.addons.v1.LastRestore.completed_at:type_name -> google.protobuf.Timestamp
+	115, // 100: slipway.addons.v1.BackupVerification.result:type_name -> google.protobuf.Struct
+	116, // 101: slipway.addons.v1.BackupVerification.verified_at:type_name -> google.protobuf.Timestamp
+	116, // 102: slipway.addons.v1.Restore.restore_timestamp:type_name -> google.protobuf.Timestamp
+	116, // 103: slipway.addons.v1.Restore.completed_at:type_name -> google.protobuf.Timestamp
+	92,  // 104: slipway.addons.v1.BackupSchedule.additional_destinations:type_name -> slipway.addons.v1.AdditionalDestination
+	91,  // 105: slipway.addons.v1.BackupSchedule.scheduling:type_name -> slipway.addons.v1.Scheduling
+	116, // 106: slipway.addons.v1.BackupSchedule.created_at:type_name -> google.protobuf.Timestamp
+	116, // 107: slipway.addons.v1.BackupSchedule.updated_at:type_name -> google.protobuf.Timestamp
+	116, // 108: slipway.addons.v1.BackupSchedule.last_run_at:type_name -> google.protobuf.Timestamp
+	116, // 109: slipway.addons.v1.BackupSchedule.next_run_at:type_name -> google.protobuf.Timestamp
+	0,   // 110: slipway.addons.v1.AddonsService.ListAddonTypes:input_type -> slipway.addons.v1.ListAddonTypesRequest
+	2,   // 111: slipway.addons.v1.AddonsService.ListAddons:input_type -> slipway.addons.v1.ListAddonsRequest
+	4,   // 112: slipway.addons.v1.AddonsService.CreateAddon:input_type -> slipway.addons.v1.CreateAddonRequest
+	6,   // 113: slipway.addons.v1.AddonsService.PutAddon:input_type -> slipway.addons.v1.PutAddonRequest
+	8,   // 114: slipway.addons.v1.AddonsService.GetAddon:input_type -> slipway.addons.v1.GetAddonRequest
+	10,  // 115: slipway.addons.v1.AddonsService.PatchAddon:input_type -> slipway.addons.v1.PatchAddonRequest
+	12,  // 116: slipway.addons.v1.AddonsService.DeleteAddon:input_type -> slipway.addons.v1.DeleteAddonRequest
+	14,  // 117: slipway.addons.v1.AddonsService.PauseAddon:input_type -> slipway.addons.v1.PauseAddonRequest
+	16,  // 118: slipway.addons.v1.AddonsService.ResumeAddon:input_type -> slipway.addons.v1.ResumeAddonRequest
+	18,  // 119: slipway.addons.v1.AddonsService.RestartAddon:input_type -> slipway.addons.v1.RestartAddonRequest
+	20,  // 120: slipway.addons.v1.AddonsService.ResetAddon:input_type -> slipway.addons.v1.ResetAddonRequest
+	22,  // 121: slipway.addons.v1.AddonsService.UpdateAddonSecurity:input_type -> slipway.addons.v1.UpdateAddonSecurityRequest
+	25,  // 122: slipway.addons.v1.AddonsService.GetAddonCredentials:input_type -> slipway.addons.v1.GetAddonCredentialsRequest
+	27,  // 123: slipway.addons.v1.AddonsService.GetAddonContainers:input_type -> slipway.addons.v1.GetAddonContainersRequest
+	29,  // 124: slipway.addons.v1.AddonsService.GetAddonVersion:input_type -> slipway.addons.v1.GetAddonVersionRequest
+	31,  // 125: slipway.addons.v1.AddonsService.UpdateAddonVersion:input_type -> slipway.addons.v1.UpdateAddonVersionRequest
+	33,  // 126: slipway.addons.v1.AddonsService.UpdateAddonNetworkSettings:input_type -> slipway.addons.v1.UpdateAddonNetworkSettingsRequest
+	35,  // 127: slipway.addons.v1.AddonsService.ScaleAddon:input_type -> slipway.addons.v1.ScaleAddonRequest
+	37,  // 128: slipway.addons.v1.AddonsService.GetAddonLogs:input_type -> slipway.addons.v1.GetAddonLogsRequest
+	39,  // 129: slipway.addons.v1.AddonsService.TailAddonLogs:input_type -> slipway.addons.v1.TailAddonLogsRequest
+	49,  // 130: slipway.addons.v1.AddonsService.ListBackups:input_type -> slipway.addons.v1.ListBackupsRequest
+	51,  // 131: slipway.addons.v1.AddonsService.CreateBackup:input_type -> slipway.addons.v1.CreateBackupRequest
+	53,  // 132: slipway.addons.v1.AddonsService.GetBackup:input_type -> slipway.addons.v1.GetBackupRequest
+	55,  // 133: slipway.addons.v1.AddonsService.DeleteBackup:input_type -> slipway.addons.v1.DeleteBackupRequest
+	57,  // 134: slipway.addons.v1.AddonsService.AbortBackup:input_type -> slipway.addons.v1.AbortBackupRequest
+	59,  // 135: slipway.addons.v1.AddonsService.RetainBackup:input_type -> slipway.addons.v1.RetainBackupRequest
+	61,  // 136: slipway.addons.v1.AddonsService.GetBackupDownloadLink:input_type -> slipway.addons.v1.GetBackupDownloadLinkRequest
+	63,  // 137: slipway.addons.v1.AddonsService.ImportBackup:input_type -> slipway.addons.v1.ImportBackupRequest
+	65,  // 138: slipway.addons.v1.AddonsService.RestoreBackup:input_type -> slipway.addons.v1.RestoreBackupRequest
+	67,  // 139: slipway.addons.v1.AddonsService.AbortRestore:input_type -> slipway.addons.v1.AbortRestoreRequest
+	69,  // 140: slipway.addons.v1.AddonsService.ListBackupRestores:input_type -> slipway.addons.v1.ListBackupRestoresRequest
+	71,  // 141: slipway.addons.v1.AddonsService.ListAddonRestores:input_type -> slipway.addons.v1.ListAddonRestoresRequest
+	73,  // 142: slipway.addons.v1.AddonsService.ListBackupSchedules:input_type -> slipway.addons.v1.ListBackupSchedulesRequest
+	75,  // 143: slipway.addons.v1.AddonsService.CreateBackupSchedule:input_type -> slipway.addons.v1.CreateBackupScheduleRequest
+	77,  // 144: slipway.addons.v1.AddonsService.DeleteBackupSchedule:input_type -> slipway.addons.v1.DeleteBackupScheduleRequest
+	41,  // 145: slipway.addons.v1.AddonsService.GetBackupLogs:input_type -> slipway.addons.v1.GetBackupLogsRequest
+	43,  // 146: slipway.addons.v1.AddonsService.TailBackupLogs:input_type -> slipway.addons.v1.TailBackupLogsRequest
+	45,  // 147: slipway.addons.v1.AddonsService.GetRestoreLogs:input_type -> slipway.addons.v1.GetRestoreLogsRequest
+	47,  // 148: slipway.addons.v1.AddonsService.TailRestoreLogs:input_type -> slipway.addons.v1.TailRestoreLogsRequest
+	117, // 149: slipway.addons.v1.AddonsService.DownloadBackup:input_type -> slipway.api.v1.DownloadRequest
+	1,   // 150: slipway.addons.v1.AddonsService.ListAddonTypes:output_type -> slipway.addons.v1.ListAddonTypesResponse
+	3,   // 151: slipway.addons.v1.AddonsService.ListAddons:output_type -> slipway.addons.v1.ListAddonsResponse
+	5,   // 152: slipway.addons.v1.AddonsService.CreateAddon:output_type -> slipway.addons.v1.CreateAddonResponse
+	7,   // 153: slipway.addons.v1.AddonsService.PutAddon:output_type -> slipway.addons.v1.PutAddonResponse
+	9,   // 154: slipway.addons.v1.AddonsService.GetAddon:output_type -> slipway.addons.v1.GetAddonResponse
+	11,  // 155: slipway.addons.v1.AddonsService.PatchAddon:output_type -> slipway.addons.v1.PatchAddonResponse
+	13,  // 156: slipway.addons.v1.AddonsService.DeleteAddon:output_type -> slipway.addons.v1.DeleteAddonResponse
+	15,  // 157: slipway.addons.v1.AddonsService.PauseAddon:output_type -> slipway.addons.v1.PauseAddonResponse
+	17,  // 158: slipway.addons.v1.AddonsService.ResumeAddon:output_type -> slipway.addons.v1.ResumeAddonResponse
+	19,  // 159: slipway.addons.v1.AddonsService.RestartAddon:output_type -> slipway.addons.v1.RestartAddonResponse
+	21,  // 160: slipway.addons.v1.AddonsService.ResetAddon:output_type -> slipway.addons.v1.ResetAddonResponse
+	24,  // 161: slipway.addons.v1.AddonsService.UpdateAddonSecurity:output_type -> slipway.addons.v1.UpdateAddonSecurityResponse
+	26,  // 162: slipway.addons.v1.AddonsService.GetAddonCredentials:output_type -> slipway.addons.v1.GetAddonCredentialsResponse
+	28,  // 163: slipway.addons.v1.AddonsService.GetAddonContainers:output_type -> slipway.addons.v1.GetAddonContainersResponse
+	30,  // 164: slipway.addons.v1.AddonsService.GetAddonVersion:output_type -> slipway.addons.v1.GetAddonVersionResponse
+	32,  // 165: slipway.addons.v1.AddonsService.UpdateAddonVersion:output_type -> slipway.addons.v1.UpdateAddonVersionResponse
+	34,  // 166: slipway.addons.v1.AddonsService.UpdateAddonNetworkSettings:output_type -> slipway.addons.v1.UpdateAddonNetworkSettingsResponse
+	36,  // 167: slipway.addons.v1.AddonsService.ScaleAddon:output_type -> slipway.addons.v1.ScaleAddonResponse
+	38,  // 168: slipway.addons.v1.AddonsService.GetAddonLogs:output_type -> slipway.addons.v1.GetAddonLogsResponse
+	40,  // 169: slipway.addons.v1.AddonsService.TailAddonLogs:output_type -> slipway.addons.v1.TailAddonLogsResponse
+	50,  // 170: slipway.addons.v1.AddonsService.ListBackups:output_type -> slipway.addons.v1.ListBackupsResponse
+	52,  // 171: slipway.addons.v1.AddonsService.CreateBackup:output_type -> slipway.addons.v1.CreateBackupResponse
+	54,  // 172: slipway.addons.v1.AddonsService.GetBackup:output_type -> slipway.addons.v1.GetBackupResponse
+	56,  // 173: slipway.addons.v1.AddonsService.DeleteBackup:output_type -> slipway.addons.v1.DeleteBackupResponse
+	58,  // 174: slipway.addons.v1.AddonsService.AbortBackup:output_type -> slipway.addons.v1.AbortBackupResponse
+	60,  // 175: slipway.addons.v1.AddonsService.RetainBackup:output_type -> slipway.addons.v1.RetainBackupResponse
+	62,  // 176: slipway.addons.v1.AddonsService.GetBackupDownloadLink:output_type -> slipway.addons.v1.GetBackupDownloadLinkResponse
+	64,  // 177: slipway.addons.v1.AddonsService.ImportBackup:output_type -> slipway.addons.v1.ImportBackupResponse
+	66,  // 178: slipway.addons.v1.AddonsService.RestoreBackup:output_type -> slipway.addons.v1.RestoreBackupResponse
+	68,  // 179: slipway.addons.v1.AddonsService.AbortRestore:output_type -> slipway.addons.v1.AbortRestoreResponse
+	70,  // 180: slipway.addons.v1.AddonsService.ListBackupRestores:output_type -> slipway.addons.v1.ListBackupRestoresResponse
+	72,  // 181: slipway.addons.v1.AddonsService.ListAddonRestores:output_type -> slipway.addons.v1.ListAddonRestoresResponse
+	74,  // 182: slipway.addons.v1.AddonsService.ListBackupSchedules:output_type -> slipway.addons.v1.ListBackupSchedulesResponse
+	76,  // 183: slipway.addons.v1.AddonsService.CreateBackupSchedule:output_type -> slipway.addons.v1.CreateBackupScheduleResponse
+	78,  // 184: slipway.addons.v1.AddonsService.DeleteBackupSchedule:output_type -> slipway.addons.v1.DeleteBackupScheduleResponse
+	42,  // 185: slipway.addons.v1.AddonsService.GetBackupLogs:output_type -> slipway.addons.v1.GetBackupLogsResponse
+	44,  // 186: slipway.addons.v1.AddonsService.TailBackupLogs:output_type -> slipway.addons.v1.TailBackupLogsResponse
+	46,  // 187: slipway.addons.v1.AddonsService.GetRestoreLogs:output_type -> slipway.addons.v1.GetRestoreLogsResponse
+	48,  // 188: slipway.addons.v1.AddonsService.TailRestoreLogs:output_type -> slipway.addons.v1.TailRestoreLogsResponse
+	118, // 189: slipway.addons.v1.AddonsService.DownloadBackup:output_type -> slipway.api.v1.DownloadChunk
+	150, // [150:190] is the sub-list for method output_type
+	110, // [110:150] is the sub-list for method input_type
+	110, // [110:110] is the sub-list for extension type_name
+	110, // [110:110] is the sub-list for extension extendee
+	0,   // [0:110] is the sub-list for field type_name
 }
 
 func init() { file_slipway_addons_v1_addons_proto_init() }
@@ -9596,17 +9896,17 @@ func file_slipway_addons_v1_addons_proto_init() {
 	if File_slipway_addons_v1_addons_proto != nil {
 		return
 	}
-	file_slipway_addons_v1_addons_proto_msgTypes[28].OneofWrappers = []any{}
-	file_slipway_addons_v1_addons_proto_msgTypes[30].OneofWrappers = []any{}
-	file_slipway_addons_v1_addons_proto_msgTypes[79].OneofWrappers = []any{}
-	file_slipway_addons_v1_addons_proto_msgTypes[82].OneofWrappers = []any{}
+	file_slipway_addons_v1_addons_proto_msgTypes[33].OneofWrappers = []any{}
+	file_slipway_addons_v1_addons_proto_msgTypes[35].OneofWrappers = []any{}
+	file_slipway_addons_v1_addons_proto_msgTypes[84].OneofWrappers = []any{}
+	file_slipway_addons_v1_addons_proto_msgTypes[87].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_addons_v1_addons_proto_rawDesc), len(file_slipway_addons_v1_addons_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   109,
+			NumMessages:   114,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,8 @@ const (
 	AddonsService_PauseAddon_FullMethodName                 = "/slipway.addons.v1.AddonsService/PauseAddon"
 	AddonsService_ResumeAddon_FullMethodName                = "/slipway.addons.v1.AddonsService/ResumeAddon"
 	AddonsService_RestartAddon_FullMethodName               = "/slipway.addons.v1.AddonsService/RestartAddon"
+	AddonsService_ResetAddon_FullMethodName                 = "/slipway.addons.v1.AddonsService/ResetAddon"
+	AddonsService_UpdateAddonSecurity_FullMethodName        = "/slipway.addons.v1.AddonsService/UpdateAddonSecurity"
 	AddonsService_GetAddonCredentials_FullMethodName        = "/slipway.addons.v1.AddonsService/GetAddonCredentials"
 	AddonsService_GetAddonContainers_FullMethodName         = "/slipway.addons.v1.AddonsService/GetAddonContainers"
 	AddonsService_GetAddonVersion_FullMethodName            = "/slipway.addons.v1.AddonsService/GetAddonVersion"
@@ -91,6 +93,12 @@ type AddonsServiceClient interface {
 	ResumeAddon(ctx context.Context, in *ResumeAddonRequest, opts ...grpc.CallOption) (*ResumeAddonResponse, error)
 	// RestartAddon restarts an addon's server.
 	RestartAddon(ctx context.Context, in *RestartAddonRequest, opts ...grpc.CallOption) (*RestartAddonResponse, error)
+	// ResetAddon wipes an addon's data and starts it again empty, with the
+	// same credentials (its backups stay).
+	ResetAddon(ctx context.Context, in *ResetAddonRequest, opts ...grpc.CallOption) (*ResetAddonResponse, error)
+	// UpdateAddonSecurity sets an addon's IP policies: only none can be
+	// honoured (Slipway has no per-addon firewall), others are refused.
+	UpdateAddonSecurity(ctx context.Context, in *UpdateAddonSecurityRequest, opts ...grpc.CallOption) (*UpdateAddonSecurityResponse, error)
 	// GetAddonCredentials returns the values for connecting to an addon: the only call that returns them.
 	GetAddonCredentials(ctx context.Context, in *GetAddonCredentialsRequest, opts ...grpc.CallOption) (*GetAddonCredentialsResponse, error)
 	// GetAddonContainers lists an addon's running instances.
@@ -257,6 +265,26 @@ func (c *addonsServiceClient) RestartAddon(ctx context.Context, in *RestartAddon
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RestartAddonResponse)
 	err := c.cc.Invoke(ctx, AddonsService_RestartAddon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *addonsServiceClient) ResetAddon(ctx context.Context, in *ResetAddonRequest, opts ...grpc.CallOption) (*ResetAddonResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetAddonResponse)
+	err := c.cc.Invoke(ctx, AddonsService_ResetAddon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *addonsServiceClient) UpdateAddonSecurity(ctx context.Context, in *UpdateAddonSecurityRequest, opts ...grpc.CallOption) (*UpdateAddonSecurityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateAddonSecurityResponse)
+	err := c.cc.Invoke(ctx, AddonsService_UpdateAddonSecurity_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -605,6 +633,12 @@ type AddonsServiceServer interface {
 	ResumeAddon(context.Context, *ResumeAddonRequest) (*ResumeAddonResponse, error)
 	// RestartAddon restarts an addon's server.
 	RestartAddon(context.Context, *RestartAddonRequest) (*RestartAddonResponse, error)
+	// ResetAddon wipes an addon's data and starts it again empty, with the
+	// same credentials (its backups stay).
+	ResetAddon(context.Context, *ResetAddonRequest) (*ResetAddonResponse, error)
+	// UpdateAddonSecurity sets an addon's IP policies: only none can be
+	// honoured (Slipway has no per-addon firewall), others are refused.
+	UpdateAddonSecurity(context.Context, *UpdateAddonSecurityRequest) (*UpdateAddonSecurityResponse, error)
 	// GetAddonCredentials returns the values for connecting to an addon: the only call that returns them.
 	GetAddonCredentials(context.Context, *GetAddonCredentialsRequest) (*GetAddonCredentialsResponse, error)
 	// GetAddonContainers lists an addon's running instances.
@@ -706,6 +740,12 @@ func (UnimplementedAddonsServiceServer) ResumeAddon(context.Context, *ResumeAddo
 }
 func (UnimplementedAddonsServiceServer) RestartAddon(context.Context, *RestartAddonRequest) (*RestartAddonResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestartAddon not implemented")
+}
+func (UnimplementedAddonsServiceServer) ResetAddon(context.Context, *ResetAddonRequest) (*ResetAddonResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetAddon not implemented")
+}
+func (UnimplementedAddonsServiceServer) UpdateAddonSecurity(context.Context, *UpdateAddonSecurityRequest) (*UpdateAddonSecurityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateAddonSecurity not implemented")
 }
 func (UnimplementedAddonsServiceServer) GetAddonCredentials(context.Context, *GetAddonCredentialsRequest) (*GetAddonCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAddonCredentials not implemented")
@@ -988,6 +1028,42 @@ func _AddonsService_RestartAddon_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AddonsServiceServer).RestartAddon(ctx, req.(*RestartAddonRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AddonsService_ResetAddon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetAddonRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AddonsServiceServer).ResetAddon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AddonsService_ResetAddon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AddonsServiceServer).ResetAddon(ctx, req.(*ResetAddonRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AddonsService_UpdateAddonSecurity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateAddonSecurityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AddonsServiceServer).UpdateAddonSecurity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AddonsService_UpdateAddonSecurity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AddonsServiceServer).UpdateAddonSecurity(ctx, req.(*UpdateAddonSecurityRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1514,6 +1590,14 @@ var AddonsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestartAddon",
 			Handler:    _AddonsService_RestartAddon_Handler,
+		},
+		{
+			MethodName: "ResetAddon",
+			Handler:    _AddonsService_ResetAddon_Handler,
+		},
+		{
+			MethodName: "UpdateAddonSecurity",
+			Handler:    _AddonsService_UpdateAddonSecurity_Handler,
 		},
 		{
 			MethodName: "GetAddonCredentials",
