@@ -85,6 +85,9 @@ func prepareDirs(a Addon) error {
 	if err := os.Chmod(a.RunDir, 0o755); err != nil {
 		return fmt.Errorf("engine: socket directory: %w", err)
 	}
+	if err := prepareTLS(a, time.Now()); err != nil {
+		return err
+	}
 	if a.Driver == driverDocker {
 		uid, gid := runAs(a)
 		for _, dir := range []string{a.DataDir, a.RunDir} {
@@ -147,6 +150,7 @@ func baseSpec(a Addon, image string, path string, script string, env map[string]
 		return runtime.Spec{}, err
 	}
 	env["PATH"] = path
+	tlsEnv(a, env)
 	if a.Driver == driverProcess {
 		if w := nssWrapper(); w != "" {
 			env["SLIPWAY_NSS_WRAPPER"] = w

@@ -147,6 +147,10 @@ type Addon struct {
 	// Verify marks a throwaway verification instance: its workload has
 	// RoleVerify, its own name, and no TCP port.
 	Verify bool
+	// TLS, when set, makes the server's TCP listener take TLS
+	// connections only, with a certificate of TLS.CA (see TLSMount);
+	// nil: plain TCP.
+	TLS *TLS
 }
 
 // TypeInfo is what GET /addon-types shows of a type.

@@ -83,7 +83,7 @@ func (m *mysql) Info(driver string) TypeInfo {
 		Description: "MySQL-compatible relational database (MariaDB).",
 		Versions:    slices.Clone(versions),
 		Major:       majors(versions),
-		Features:    Features{BackupsDump: true, CustomDBName: true, ForkAddon: true, ImportDump: true, ExternalAccess: true},
+		Features:    Features{BackupsDump: true, CustomDBName: true, ForkAddon: true, ImportDump: true, TLS: true, ExternalAccess: true},
 		BackupTypes: []string{BackupDump, BackupSnapshot},
 	}
 }
@@ -141,7 +141,12 @@ if [ -e /data/slipway-restore.swapping ]; then
 	stopserver
 	unset MYSQL_PWD
 fi
-exec mariadbd --no-defaults --datadir=/data/mysql --socket=/run/addon/mysqld.sock --port=3306 --bind-address=0.0.0.0 --pid-file=/tmp/mysqld.pid ` + mysqlServerArgs + `
+# TCP takes TLS only when it is on; the socket counts as secure.
+set --
+if [ "${SLIPWAY_TLS:-}" = 1 ]; then
+	set -- --ssl-cert=/data/tls/server.crt --ssl-key=/data/tls/server.key --ssl-ca=/data/tls/ca.crt --require-secure-transport=ON --tls-version=TLSv1.2,TLSv1.3
+fi
+exec mariadbd --no-defaults --datadir=/data/mysql --socket=/run/addon/mysqld.sock --port=3306 --bind-address=0.0.0.0 --pid-file=/tmp/mysqld.pid ` + mysqlServerArgs + ` "$@"
 `
 
 func (m *mysql) Spec(a Addon) (runtime.Spec, error) {
@@ -383,5 +388,6 @@ func (m *mysql) Credentials(a Addon) (secrets, envs map[string]string) {
 		"ADMIN_USERNAME": a.AdminUser,
 		"SOCKET":         sock,
 	}
+	tlsEnvs(a, envs)
 	return secrets, envs
 }

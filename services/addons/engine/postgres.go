@@ -95,7 +95,7 @@ func (p *postgres) Info(driver string) TypeInfo {
 		Description: "PostgreSQL, the open source relational database.",
 		Versions:    slices.Clone(versions),
 		Major:       majors(versions),
-		Features:    Features{BackupsDump: true, CustomDBName: true, ForkAddon: true, ImportDump: true, ExternalAccess: true},
+		Features:    Features{BackupsDump: true, CustomDBName: true, ForkAddon: true, ImportDump: true, TLS: true, ExternalAccess: true},
 		BackupTypes: []string{BackupDump, BackupSnapshot},
 	}
 }
@@ -127,7 +127,22 @@ EOF
 	pg_ctl -D /data/pgdata.init -w -m fast stop >/dev/null
 	mv /data/pgdata.init /data/pgdata
 fi
-exec postgres -D /data/pgdata -c listen_addresses='*' -c port=5432 -c unix_socket_directories=/run/addon -c unix_socket_permissions=0777 -c shared_buffers="$SLIPWAY_SHARED_BUFFERS"
+# TCP takes TLS only when it is on (hostssl); the socket stays plain.
+tcp=host
+set --
+if [ "${SLIPWAY_TLS:-}" = 1 ]; then
+	tcp=hostssl
+	set -- -c ssl=on -c ssl_cert_file=/data/tls/server.crt -c ssl_key_file=/data/tls/server.key -c ssl_min_protocol_version=TLSv1.2
+fi
+cat >/data/pgdata/pg_hba.conf <<EOF
+# Written by Slipway at each start: every connection authenticates, the
+# socket's too (linked workloads share it).
+local all all scram-sha-256
+local replication all scram-sha-256
+$tcp all all 0.0.0.0/0 scram-sha-256
+$tcp all all ::/0 scram-sha-256
+EOF
+exec postgres -D /data/pgdata -c listen_addresses='*' -c port=5432 -c unix_socket_directories=/run/addon -c unix_socket_permissions=0777 -c shared_buffers="$SLIPWAY_SHARED_BUFFERS" "$@"
 `
 
 func (p *postgres) Spec(a Addon) (runtime.Spec, error) {
@@ -255,5 +270,6 @@ func (p *postgres) Credentials(a Addon) (secrets, envs map[string]string) {
 		"ADMIN_USERNAME": a.AdminUser,
 		"SOCKET":         host + "/.s.PGSQL." + port,
 	}
+	tlsEnvs(a, envs)
 	return secrets, envs
 }

@@ -75,7 +75,7 @@ func (r *redis) Info(driver string) TypeInfo {
 		Description: "Redis, the in-memory key-value store, persisted with RDB snapshots.",
 		Versions:    slices.Clone(versions),
 		Major:       majors(versions),
-		Features:    Features{BackupsDump: true, ForkAddon: true, ImportDump: true, ExternalAccess: true},
+		Features:    Features{BackupsDump: true, ForkAddon: true, ImportDump: true, TLS: true, ExternalAccess: true},
 		BackupTypes: []string{BackupDump, BackupSnapshot},
 	}
 }
@@ -87,7 +87,19 @@ umask 077
 	echo 'dbfilename dump.rdb'
 	echo 'appendonly no'
 	echo 'save ` + redisSave + `'
-	echo 'port 6379'
+	if [ "${SLIPWAY_TLS:-}" = 1 ]; then
+		# TCP takes TLS only; the socket stays plain. No client
+		# certificates: clients authenticate with passwords.
+		echo 'port 0'
+		echo 'tls-port 6379'
+		echo 'tls-cert-file /data/tls/server.crt'
+		echo 'tls-key-file /data/tls/server.key'
+		echo 'tls-ca-cert-file /data/tls/ca.crt'
+		echo 'tls-auth-clients no'
+		echo 'tls-protocols "TLSv1.2 TLSv1.3"'
+	else
+		echo 'port 6379'
+	fi
 	echo 'bind * -::*'
 	echo 'protected-mode no'
 	echo 'unixsocket /run/addon/redis.sock'
@@ -268,5 +280,6 @@ func (r *redis) Credentials(a Addon) (secrets, envs map[string]string) {
 		"USERNAME": "default",
 		"SOCKET":   sock,
 	}
+	tlsEnvs(a, envs)
 	return secrets, envs
 }
