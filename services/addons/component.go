@@ -3,7 +3,9 @@ package addons
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -41,6 +43,9 @@ var Component = component.Component{
 			Help: "how long a backup download link works", Check: positiveDuration},
 		{Flag: "addon-download-key", Env: "SLIPWAY_ADDON_DOWNLOAD_KEY",
 			Help: "key (32+ characters) signing backup download links; replicas share it (empty: generated once into the data directory)"},
+		{Flag: "addon-tls-hostname", Env: "SLIPWAY_ADDON_TLS_HOSTNAME",
+			Help:  "host name (or IP address) that TLS certificates of addons hold besides 127.0.0.1, ::1 and localhost: where an operator forwards addons' ports from (empty: none)",
+			Check: tlsHostname},
 	}, drivers.Settings...),
 	Start: start,
 	API: &component.API{
@@ -63,6 +68,16 @@ var Component = component.Component{
 		Optional:  true,
 	},
 }
+
+// tlsHostname accepts an IP address or a DNS name.
+func tlsHostname(v string) error {
+	if v == "" || net.ParseIP(v) != nil || tlsHostnameRE.MatchString(v) {
+		return nil
+	}
+	return fmt.Errorf("want a host name such as db.example.com or an IP address")
+}
+
+var tlsHostnameRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 func positiveDuration(v string) error {
 	d, err := time.ParseDuration(v)
@@ -114,7 +129,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 			engine.TypeMySQL:      env.Setting("addon-image-mysql"),
 		},
 		DownloadKey: downloadKey, PublicURL: env.PublicURL, DownloadTTL: ttl,
-		Logger: env.Log, Cursors: cursors,
+		Logger: env.Log, Cursors: cursors, TLSHostname: env.Setting("addon-tls-hostname"),
 	})
 	if err != nil {
 		return nil, err

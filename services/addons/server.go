@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -377,13 +378,16 @@ func (s *Service) Credentials(ctx context.Context, a Addon) (secrets, envs map[s
 	if err != nil {
 		return nil, nil, err
 	}
-	secrets, envs = e.Credentials(s.engineAddon(a))
+	ea := s.engineAddon(a)
+	secrets, envs = e.Credentials(ea)
 	if a.Settings.External {
 		if list, err := s.workloads(ctx, a, engine.RoleServer); err == nil {
 			for _, w := range list {
 				if addr := w.Ports["db"]; w.State == runtime.StateRunning && addr != "" {
 					host, port, _ := strings.Cut(addr, ":")
-					envs["EXTERNAL_HOST"], envs["EXTERNAL_PORT"] = host, port
+					xs, xe := engine.ExternalCredentials(a.Type, ea, host, port)
+					maps.Copy(secrets, xs)
+					maps.Copy(envs, xe)
 				}
 			}
 		}
@@ -701,6 +705,11 @@ func (s *Service) patch(ctx context.Context, a Addon, p *addonsv1.AddonPatch) (A
 		if err := s.restart(ctx, updated, func(cur *Addon) { cur.Settings.Plan = plan }); err != nil {
 			return Addon{}, err
 		}
+	} else if updated.Settings.TLS != a.Settings.TLS && updated.Status != StatusPaused {
+		// The server's TCP listener is configured at its start.
+		if err := s.restart(ctx, updated, nil); err != nil {
+			return Addon{}, err
+		}
 	}
 	return s.store.GetAddon(ctx, a.TeamID, a.ProjectID, a.ID)
 }
@@ -741,6 +750,10 @@ func applyNetwork(a *Addon, info engine.TypeInfo, tls, external bool, policies [
 	}
 	if external && !info.Features.ExternalAccess {
 		return apierr.InvalidField("externalAccessEnabled", fmt.Sprintf("external access is not available for %s addons on this install", info.Type))
+	}
+	// Northflank's rule: what leaves the machine is encrypted.
+	if external && !tls {
+		return apierr.InvalidField("externalAccessEnabled", "external access needs tlsEnabled: true")
 	}
 	if len(policies) > 0 {
 		return apierr.InvalidField("ipPolicies", "IP policies are not available: Slipway has no per-addon firewall")

@@ -65,6 +65,13 @@ type Options struct {
 	// Tick is how often schedules and retention are looked at (10 s when
 	// zero).
 	Tick time.Duration
+	// TLSCA issues the certificates of addons with TLS on; nil: the CA
+	// in DataDir/tls-ca, made there on first use (engine.LoadOrCreateCA).
+	TLSCA *engine.CA
+	// TLSHostname is a name the certificates hold besides the loopback
+	// addresses and localhost: the host an operator forwards addons'
+	// ports from (empty: none).
+	TLSHostname string
 }
 
 // Service is the addons service: its gRPC API, the addons' lifecycle on
@@ -127,6 +134,13 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.ImportClient == nil {
 		opts.ImportClient = defaultImportClient
+	}
+	if opts.TLSCA == nil {
+		ca, err := engine.LoadOrCreateCA(filepath.Join(opts.DataDir, "tls-ca"))
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSCA = ca
 	}
 	return &Service{opts: opts, store: opts.Store, log: opts.Logger.With("service", "addons"),
 		locks: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{}, pumps: map[string]bool{},
@@ -276,13 +290,17 @@ func (s *Service) engineAddon(a Addon) engine.Addon {
 	if dbName == "" {
 		dbName = defaultDBName
 	}
-	return engine.Addon{
+	ea := engine.Addon{
 		ID: a.InternalID, Project: a.ProjectID, Name: a.Name, Version: a.Settings.Version, DBName: dbName,
 		AdminUser: a.Credentials.AdminUser, AdminPassword: a.Credentials.AdminPassword,
 		User: a.Credentials.User, Password: a.Credentials.Password,
 		DataDir: filepath.Join(s.addonDir(a), "data"), RunDir: filepath.Join(s.addonDir(a), "run"),
 		Driver: s.opts.Driver.Name(), Image: s.opts.Images[a.Type], Resources: res,
 	}
+	if a.Settings.TLS {
+		ea.TLS = &engine.TLS{CA: s.opts.TLSCA, Hosts: []string{s.opts.TLSHostname}}
+	}
+	return ea
 }
 
 // defaultDBName is the database of an addon without customCredentials.

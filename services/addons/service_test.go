@@ -391,7 +391,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown plan", func(s *addonsv1.AddonSpec) { s.Billing.DeploymentPlan = "nf-huge" }, codes.InvalidArgument, "billing.deploymentPlan"},
 		{"storage outside the plan", func(s *addonsv1.AddonSpec) { s.Billing.Storage = 999 }, codes.InvalidArgument, "billing.storage"},
 		{"replicas outside the plan", func(s *addonsv1.AddonSpec) { s.Billing.Replicas = 3 }, codes.InvalidArgument, "billing.replicas"},
-		{"tls cannot be honoured", func(s *addonsv1.AddonSpec) { s.TlsEnabled = true }, codes.InvalidArgument, "tlsEnabled"},
+		{"external access without tls", func(s *addonsv1.AddonSpec) { s.ExternalAccessEnabled = true }, codes.InvalidArgument, "externalAccessEnabled"},
 		{"ip policies", func(s *addonsv1.AddonSpec) {
 			s.IpPolicies = []*addonsv1.IPPolicy{{Addresses: []string{"1.2.3.4"}, Action: "DENY"}}
 		}, codes.InvalidArgument, "ipPolicies"},

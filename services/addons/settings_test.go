@@ -52,17 +52,19 @@ func TestSettings(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, c.field)
 	}
 
-	// Network settings: TLS cannot be honoured; external access shows the
-	// server's loopback address in the credentials.
-	_, err = h.client.UpdateAddonNetworkSettings(ctx, &addonsv1.UpdateAddonNetworkSettingsRequest{ProjectId: projectID, AddonId: "settings-db", TlsEnabled: ptr(true)})
-	wantCode(t, err, codes.InvalidArgument, "tlsEnabled")
+	// Network settings: external access needs TLS (Northflank's rule);
+	// with both, the credentials show the server's loopback address (the
+	// TLS round trip itself is TestNetworkSettingsTLS).
+	_, err = h.client.UpdateAddonNetworkSettings(ctx, &addonsv1.UpdateAddonNetworkSettingsRequest{ProjectId: projectID, AddonId: "settings-db", ExternalAccessEnabled: ptr(true)})
+	wantCode(t, err, codes.InvalidArgument, "externalAccessEnabled")
 	creds, err := h.client.GetAddonCredentials(ctx, &addonsv1.GetAddonCredentialsRequest{ProjectId: projectID, AddonId: "settings-db"})
 	if err != nil || creds.GetEnvs().AsMap()["EXTERNAL_HOST"] != nil {
 		t.Fatalf("external values before external access: %v %v", creds.GetEnvs(), err)
 	}
-	if _, err := h.client.UpdateAddonNetworkSettings(ctx, &addonsv1.UpdateAddonNetworkSettingsRequest{ProjectId: projectID, AddonId: "settings-db", ExternalAccessEnabled: ptr(true)}); err != nil {
+	if _, err := h.client.UpdateAddonNetworkSettings(ctx, &addonsv1.UpdateAddonNetworkSettingsRequest{ProjectId: projectID, AddonId: "settings-db", TlsEnabled: ptr(true), ExternalAccessEnabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
+	h.waitStatus("settings-db", addons.StatusRunning)
 	creds, err = h.client.GetAddonCredentials(ctx, &addonsv1.GetAddonCredentialsRequest{ProjectId: projectID, AddonId: "settings-db"})
 	if err != nil || creds.GetEnvs().AsMap()["EXTERNAL_HOST"] != "127.0.0.1" || creds.GetEnvs().AsMap()["EXTERNAL_PORT"] == nil {
 		t.Fatalf("external values %v %v", creds.GetEnvs(), err)
@@ -93,8 +95,10 @@ func TestSettings(t *testing.T) {
 	put.Type = engine.TypePostgreSQL
 	_, err = h.client.PutAddon(ctx, &addonsv1.PutAddonRequest{ProjectId: projectID, Spec: put})
 	wantCode(t, err, codes.FailedPrecondition, "ADDON_TYPE_MISMATCH")
-	if st := h.get("settings-db").GetStatus(); st != addons.StatusRunning {
-		t.Fatalf("status after the settings: %s", st)
+	// The put turned TLS off (its spec has none): the server restarts
+	// with plain TCP and runs.
+	if a := h.waitStatus("settings-db", addons.StatusRunning); a.GetTlsEnabled() || a.GetExternalAccessEnabled() {
+		t.Fatalf("networking after the put: %v", a)
 	}
 	if !strings.HasPrefix(h.get("settings-db").GetAppId(), projectID+"/") {
 		t.Fatal("appId")

@@ -15,6 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/slipwayhq/slipway/pkg/runtime/docker"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
 // testCA is a CA of its own for one test.
@@ -299,4 +302,54 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("plaintext with TLS off: %v: %s", err, out)
 		}
 	})
+}
+
+// TestDockerTLS: on the docker driver (Podman), a PostgreSQL server with
+// TLS on reads the certificate given to the container's user (999) and
+// takes only verified TLS on its published port.
+func TestDockerTLS(t *testing.T) {
+	host := testenv.Podman(t)
+	d, err := docker.New(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	e, _ := Get(TypePostgreSQL)
+	versions := e.Info("process").Versions
+	if len(versions) == 0 {
+		t.Fatal("no PostgreSQL on this machine to build an image of")
+	}
+	a := testAddon(t, e, "docker")
+	a.Version = versions[0]
+	a.Image = testenv.BuildHostImage(t, host, "localhost/slipway-host-"+TypePostgreSQL+":"+a.Version, hostImagePaths(t, TypePostgreSQL, a.Version)...)
+	ca := testCA(t)
+	a.TLS = &TLS{CA: ca}
+	id := startAddon(t, d, e, a)
+	st, err := d.Status(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, port, err := net.SplitHostPort(st.Ports["db"])
+	if err != nil || h != "127.0.0.1" {
+		t.Fatalf("published port %v %v", st.Ports, err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, []byte(ca.CertPEM()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sec, _ := ExternalCredentials(TypePostgreSQL, a, h, port)
+	c, err := pgx.Connect(ctx, sec["EXTERNAL_POSTGRES_URI"]+"&sslrootcert="+caFile)
+	if err != nil {
+		t.Fatalf("verified TLS: %v", err)
+	}
+	c.Close(ctx)
+	if c, err := pgx.Connect(ctx, "postgres://"+a.User+":"+a.Password+"@"+h+":"+port+"/"+a.DBName+"?sslmode=disable"); err == nil {
+		c.Close(ctx)
+		t.Fatal("a plaintext TCP connection was accepted with TLS on")
+	}
+	if _, err := e.Check(ctx, d, id, a); err != nil {
+		t.Fatal(err)
+	}
 }
