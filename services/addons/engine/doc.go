@@ -113,5 +113,7 @@
 //     and mysql clients take --socket=$SOCKET.
 //
 // The TCP port, published on the host's loopback, is for the operator
-// ("external access"); workloads never use it.
+// ("external access"); workloads never use it. With Addon.TLS it takes
+// TLS only (see tls.go): Credentials then add TLS_CA_CERT, and
+// ExternalCredentials the verifying EXTERNAL_* URIs.
 package engine
