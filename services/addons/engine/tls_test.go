@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -304,9 +306,54 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-// TestDockerTLS: on the docker driver (Podman), a PostgreSQL server with
-// TLS on reads the certificate given to the container's user (999) and
-// takes only verified TLS on its published port.
+// tlsProbe connects to a server of type typ at host:port as a's app
+// user twice: verifying its certificate against the CA in caFile (and
+// pool), then in plaintext; it returns each attempt's error.
+func tlsProbe(t *testing.T, typ string, a Addon, host, port, caFile string, pool *x509.CertPool) (verified, plaintext error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	switch typ {
+	case TypePostgreSQL:
+		sec, _ := ExternalCredentials(typ, a, host, port)
+		if c, err := pgx.Connect(ctx, sec["EXTERNAL_POSTGRES_URI"]+"&sslrootcert="+caFile); err != nil {
+			verified = err
+		} else {
+			c.Close(ctx)
+		}
+		if c, err := pgx.Connect(ctx, "postgres://"+a.User+":"+a.Password+"@"+host+":"+port+"/"+a.DBName+"?sslmode=disable"); err != nil {
+			plaintext = err
+		} else {
+			c.Close(ctx)
+		}
+	case TypeRedis:
+		c := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort(host, port), Password: a.Password,
+			TLSConfig: &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}})
+		verified = c.Ping(ctx).Err()
+		c.Close()
+		p := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort(host, port), Password: a.Password, MaxRetries: -1, DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second})
+		plaintext = p.Ping(ctx).Err()
+		p.Close()
+	case TypeMySQL:
+		client := func(args ...string) error {
+			cmd := exec.CommandContext(ctx, "mariadb", append([]string{"--no-defaults", "--protocol=TCP", "-h", host, "-P", port, "-u", a.User, "-N", "-B"}, args...)...)
+			cmd.Env = []string{"MYSQL_PWD=" + a.Password}
+			out, err := cmd.CombinedOutput()
+			if err == nil && !strings.Contains(string(out), "TLSv1.") && slices.Contains(args, "--ssl-verify-server-cert") {
+				return fmt.Errorf("no TLS: %s", out)
+			}
+			return err
+		}
+		verified = client("--ssl-ca="+caFile, "--ssl-verify-server-cert", a.DBName, "-e", "SHOW STATUS LIKE 'Ssl_version'")
+		plaintext = client("--skip-ssl", a.DBName, "-e", "SELECT 1")
+	}
+	return verified, plaintext
+}
+
+// TestDockerTLS: on the docker driver (Podman), each type's server with
+// TLS on reads the certificate given to the container's user (999),
+// takes verified TLS on its published port and refuses plaintext; its
+// socket stays plain.
 func TestDockerTLS(t *testing.T) {
 	host := testenv.Podman(t)
 	d, err := docker.New(host)
@@ -314,42 +361,43 @@ func TestDockerTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	e, _ := Get(TypePostgreSQL)
-	versions := e.Info("process").Versions
-	if len(versions) == 0 {
-		t.Fatal("no PostgreSQL on this machine to build an image of")
-	}
-	a := testAddon(t, e, "docker")
-	a.Version = versions[0]
-	a.Image = testenv.BuildHostImage(t, host, "localhost/slipway-host-"+TypePostgreSQL+":"+a.Version, hostImagePaths(t, TypePostgreSQL, a.Version)...)
 	ca := testCA(t)
-	a.TLS = &TLS{CA: ca}
-	id := startAddon(t, d, e, a)
-	st, err := d.Status(ctxT(t), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, port, err := net.SplitHostPort(st.Ports["db"])
-	if err != nil || h != "127.0.0.1" {
-		t.Fatalf("published port %v %v", st.Ports, err)
-	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(ca.CertPEM()))
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
 	if err := os.WriteFile(caFile, []byte(ca.CertPEM()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	sec, _ := ExternalCredentials(TypePostgreSQL, a, h, port)
-	c, err := pgx.Connect(ctx, sec["EXTERNAL_POSTGRES_URI"]+"&sslrootcert="+caFile)
-	if err != nil {
-		t.Fatalf("verified TLS: %v", err)
-	}
-	c.Close(ctx)
-	if c, err := pgx.Connect(ctx, "postgres://"+a.User+":"+a.Password+"@"+h+":"+port+"/"+a.DBName+"?sslmode=disable"); err == nil {
-		c.Close(ctx)
-		t.Fatal("a plaintext TCP connection was accepted with TLS on")
-	}
-	if _, err := e.Check(ctx, d, id, a); err != nil {
-		t.Fatal(err)
+	for _, typ := range []string{TypePostgreSQL, TypeRedis, TypeMySQL} {
+		t.Run(typ, func(t *testing.T) {
+			e, _ := Get(typ)
+			versions := e.Info("process").Versions
+			if len(versions) == 0 {
+				t.Fatalf("no %s on this machine to build an image of", typ)
+			}
+			a := testAddon(t, e, "docker")
+			a.Version = versions[0]
+			a.Image = testenv.BuildHostImage(t, host, "localhost/slipway-host-"+typ+":"+a.Version, hostImagePaths(t, typ, a.Version)...)
+			a.TLS = &TLS{CA: ca}
+			id := startAddon(t, d, e, a)
+			st, err := d.Status(ctxT(t), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, port, err := net.SplitHostPort(st.Ports["db"])
+			if err != nil || h != "127.0.0.1" {
+				t.Fatalf("published port %v %v", st.Ports, err)
+			}
+			verified, plaintext := tlsProbe(t, typ, a, h, port, caFile, pool)
+			if verified != nil {
+				t.Fatalf("verified TLS: %v", verified)
+			}
+			if plaintext == nil {
+				t.Fatal("a plaintext TCP connection was accepted with TLS on")
+			}
+			if _, err := e.Check(ctxT(t), d, id, a); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
