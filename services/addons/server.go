@@ -662,6 +662,15 @@ func (s *Service) patch(ctx context.Context, a Addon, p *addonsv1.AddonPatch) (A
 	if err := applyNetwork(&next, info, tls, external, p.GetIpPolicies()); err != nil {
 		return Addon{}, err
 	}
+	// A TLS change restarts the server: refused while it is busy, so
+	// that the setting never claims what the server does not do.
+	if tls != a.Settings.TLS {
+		switch a.Status {
+		case StatusRunning, StatusFailed, StatusPreDeployment, StatusPaused:
+		default:
+			return Addon{}, notIdle(a)
+		}
+	}
 	var schedules []Schedule
 	if p.BackupSchedules != nil {
 		if schedules, err = s.schedulesOf(a, p.GetBackupSchedules(), info); err != nil {
@@ -751,8 +760,10 @@ func applyNetwork(a *Addon, info engine.TypeInfo, tls, external bool, policies [
 	if external && !info.Features.ExternalAccess {
 		return apierr.InvalidField("externalAccessEnabled", fmt.Sprintf("external access is not available for %s addons on this install", info.Type))
 	}
-	// Northflank's rule: what leaves the machine is encrypted.
-	if external && !tls {
+	// Northflank's rule: what leaves the machine is encrypted (checked
+	// when either setting changes, so that an addon stored before the
+	// rule keeps taking its other changes).
+	if external && !tls && (external != a.Settings.External || tls != a.Settings.TLS) {
 		return apierr.InvalidField("externalAccessEnabled", "external access needs tlsEnabled: true")
 	}
 	if len(policies) > 0 {

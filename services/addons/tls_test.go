@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
+	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/services/addons"
 	"github.com/slipwayhq/slipway/services/addons/engine"
@@ -111,6 +112,24 @@ func TestNetworkSettingsTLS(t *testing.T) {
 	if !h.get("tls-db").GetTlsEnabled() {
 		t.Fatal("a refused change turned TLS off")
 	}
+	// A TLS change while the addon is busy (a backup) is refused (it
+	// would need a restart) and stored nowhere.
+	setStatus := func(st string) {
+		t.Helper()
+		if _, err := h.store.UpdateAddon(context.Background(), teamID, projectID, "tls-db", func(a *addons.Addon) ([]events.Event, error) {
+			a.Status = st
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(addons.StatusBackup)
+	wantCode(t, network(false, false), codes.FailedPrecondition, "ADDON_BUSY")
+	if got := h.get("tls-db"); !got.GetTlsEnabled() || !got.GetExternalAccessEnabled() {
+		t.Fatalf("a refused change was stored: %v", got)
+	}
+	setStatus(addons.StatusRunning)
+
 	if err := network(false, false); err != nil {
 		t.Fatal(err)
 	}
@@ -122,5 +141,30 @@ func TestNetworkSettingsTLS(t *testing.T) {
 		t.Fatalf("plaintext after TLS was turned off: %v", err)
 	} else {
 		c.Close(cctx)
+	}
+}
+
+// TestExternalWithoutTLSStored: an addon stored with external access but
+// no TLS (before the rule) still takes changes that leave networking
+// alone, and the same network settings again.
+func TestExternalWithoutTLSStored(t *testing.T) {
+	h := newHarness(t)
+	h.create(spec("old-db", engine.TypeRedis))
+	h.waitStatus("old-db", addons.StatusRunning)
+	if _, err := h.store.UpdateAddon(context.Background(), teamID, projectID, "old-db", func(a *addons.Addon) ([]events.Event, error) {
+		a.Settings.External = true
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	desc := "kept"
+	if _, err := h.client.PatchAddon(as(adminCred), &addonsv1.PatchAddonRequest{ProjectId: projectID, AddonId: "old-db",
+		Spec: &addonsv1.AddonPatch{Description: &desc}}); err != nil {
+		t.Fatalf("a patch of the description: %v", err)
+	}
+	external := true
+	_, err := h.client.UpdateAddonNetworkSettings(as(adminCred), &addonsv1.UpdateAddonNetworkSettingsRequest{ProjectId: projectID, AddonId: "old-db", ExternalAccessEnabled: &external})
+	if err != nil {
+		t.Fatalf("setting what is stored again: %v", err)
 	}
 }
