@@ -71,6 +71,16 @@ func TestNetworkSettingsTLS(t *testing.T) {
 		c.Close(cctx)
 	}
 
+	types, err := h.client.ListAddonTypes(ctx, &addonsv1.ListAddonTypesRequest{})
+	if err != nil || len(types.GetAddonTypes()) != 3 {
+		t.Fatalf("addon types %v %v", types, err)
+	}
+	for _, typ := range types.GetAddonTypes() {
+		if !typ.GetFeatures().GetTls() || !typ.GetFeatures().GetExternalAccess() {
+			t.Errorf("%s: features %v", typ.GetType(), typ.GetFeatures())
+		}
+	}
+
 	wantCode(t, network(false, true), codes.InvalidArgument, "externalAccessEnabled")
 	if err := network(true, true); err != nil {
 		t.Fatal(err)
