@@ -178,3 +178,27 @@ func TestExternalWithoutTLSStored(t *testing.T) {
 		t.Fatalf("setting what is stored again: %v", err)
 	}
 }
+
+// TestTLSHostnameSetting: SLIPWAY_ADDON_TLS_HOSTNAME takes a DNS name or
+// an IP address (or nothing) and refuses what a certificate cannot hold.
+func TestTLSHostnameSetting(t *testing.T) {
+	var check func(string) error
+	for _, s := range addons.Component.Settings {
+		if s.Env == "SLIPWAY_ADDON_TLS_HOSTNAME" {
+			check = s.Check
+		}
+	}
+	if check == nil {
+		t.Fatal("no SLIPWAY_ADDON_TLS_HOSTNAME setting with a check")
+	}
+	for _, ok := range []string{"", "db.example.com", "localhost", "10.0.0.7", "fd00::1", "Host-1.Example.ORG"} {
+		if err := check(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"db example", "-db.example.com", "db..example", "https://db.example.com", "db.example.com:5432", "*.example.com"} {
+		if check(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
