@@ -1,0 +1,396 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The addons tests drive addons through the API of the real binary and
+// reach their servers the way an operator on the host would: with the
+// engines' own clients (psql, redis-cli) on the socket in the addon's
+// directory under the data dir (<data dir>/addons/<internal id>/run),
+// which is where a linked workload's mount of it comes from.
+
+// addonsPoll is how often the addons tests look again while they wait:
+// backups and restores take seconds, so a slow poll costs nothing.
+const addonsPoll = 250 * time.Millisecond
+
+// addonsAPI drives the addons of one project of one Slipway as its admin.
+type addonsAPI struct {
+	t       *testing.T
+	inst    *instance
+	base    string // .../v1 or .../v1/teams/<team>
+	project string
+}
+
+// newAddonsProject creates a project named name in team (the admin's
+// default team when empty) on inst. The project is deleted with its
+// addons when the test ends, before Slipway stops, and the test waits
+// until the addons' directories are gone: their servers are process-driver
+// sandboxes that outlive Slipway by design.
+func newAddonsProject(t *testing.T, inst *instance, team, name string) *addonsAPI {
+	t.Helper()
+	base := inst.URL + "/v1"
+	if team != "" {
+		base += "/teams/" + team
+	}
+	d := callJSON(t, "POST", base+"/projects", fmt.Sprintf(`{"name":%q}`, name)).data(t)
+	a := &addonsAPI{t: t, inst: inst, base: base, project: d["id"].(string)}
+	t.Cleanup(a.deleteProject)
+	return a
+}
+
+// deleteProject deletes the project with its addons and waits (bounded)
+// until every addon's directory of this project is gone.
+func (a *addonsAPI) deleteProject() {
+	t := a.t
+	select {
+	case <-a.inst.done:
+		return // Slipway is down: the harness reaps the workloads
+	default:
+	}
+	var dirs []string
+	if r := callJSON(t, "GET", a.base+"/projects/"+a.project+"/addons", ""); r.Status == 200 {
+		for _, v := range r.Body["data"].(map[string]any)["addons"].([]any) {
+			id := v.(map[string]any)["id"].(string)
+			if c := callJSON(t, "GET", a.addonURL(id)+"/credentials", ""); c.Status == 200 {
+				dirs = append(dirs, a.addonDir(c.data(t)))
+			}
+		}
+	}
+	r := callJSON(t, "DELETE", a.base+"/projects/"+a.project+"?delete_child_objects=true", "")
+	if r.Status != 200 {
+		t.Errorf("delete project %s: HTTP %d: %s", a.project, r.Status, r.Raw)
+		return
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, dir := range dirs {
+		for {
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the addon directory %s is still there a minute after its project was deleted", dir)
+				return
+			}
+			time.Sleep(addonsPoll)
+		}
+	}
+}
+
+func (a *addonsAPI) addonURL(id string) string {
+	return a.base + "/projects/" + a.project + "/addons/" + id
+}
+
+// create creates an addon of typ and version and returns its id.
+func (a *addonsAPI) create(name, typ, version string) string {
+	a.t.Helper()
+	body := fmt.Sprintf(`{"name":%q,"type":%q,"version":%q,"billing":{"deploymentPlan":"nf-compute-20","storage":1024,"replicas":1}}`, name, typ, version)
+	return callJSON(a.t, "POST", a.base+"/projects/"+a.project+"/addons", body).data(a.t)["id"].(string)
+}
+
+func (a *addonsAPI) get(id string) map[string]any {
+	a.t.Helper()
+	return callJSON(a.t, "GET", a.addonURL(id), "").data(a.t)
+}
+
+// wait polls the addon until it has status, failing the test when it
+// fails instead or timeout passes.
+func (a *addonsAPI) wait(id, status string, timeout time.Duration) map[string]any {
+	a.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d := a.get(id)
+		if d["status"] == status {
+			return d
+		}
+		if d["status"] == "failed" && status != "failed" {
+			a.t.Fatalf("addon %s failed: %v", id, d)
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("addon %s not %s within %s: %v", id, status, timeout, d)
+		}
+		time.Sleep(addonsPoll)
+	}
+}
+
+// credentials returns the addon's secrets and envs merged.
+func (a *addonsAPI) credentials(id string) map[string]string {
+	a.t.Helper()
+	d := callJSON(a.t, "GET", a.addonURL(id)+"/credentials", "").data(a.t)
+	out := map[string]string{}
+	for _, part := range []string{"envs", "secrets"} {
+		m, _ := d[part].(map[string]any)
+		for k, v := range m {
+			out[k], _ = v.(string)
+		}
+	}
+	if out["HOST"] == "" || out["PASSWORD"] == "" {
+		a.t.Fatalf("credentials of %s lack HOST or PASSWORD: %v", id, mapKeysOf(out))
+	}
+	return out
+}
+
+func mapKeysOf(m map[string]string) []string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// addonDir is the addon's directory on the host: HOST of its credentials
+// is /run/slipway/addons/<internal id>, the mount of <dir>/run.
+func (a *addonsAPI) addonDir(creds any) string {
+	var host string
+	switch c := creds.(type) {
+	case map[string]string:
+		host = c["HOST"]
+	case map[string]any:
+		envs, _ := c["envs"].(map[string]any)
+		host, _ = envs["HOST"].(string)
+	}
+	return filepath.Join(a.inst.DataDir, "addons", filepath.Base(host))
+}
+
+// backup starts a backup of typ ("dump", "snapshot") and returns its id.
+func (a *addonsAPI) backup(id, typ string) string {
+	a.t.Helper()
+	return callJSON(a.t, "POST", a.addonURL(id)+"/backups", fmt.Sprintf(`{"name":"e2e %s","backupType":%q}`, typ, typ)).data(a.t)["id"].(string)
+}
+
+func (a *addonsAPI) getBackup(id, backup string) map[string]any {
+	a.t.Helper()
+	return callJSON(a.t, "GET", a.addonURL(id)+"/backups/"+backup, "").data(a.t)
+}
+
+// waitBackup polls a backup until until accepts it.
+func (a *addonsAPI) waitBackup(id, backup string, timeout time.Duration, what string, until func(map[string]any) bool) map[string]any {
+	a.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b := a.getBackup(id, backup)
+		if until(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("backup %s of %s: not %s within %s; last: %v", backup, id, what, timeout, b)
+		}
+		time.Sleep(addonsPoll)
+	}
+}
+
+// verification returns the backup's verification status.
+func verification(b map[string]any) string {
+	v, _ := b["verification"].(map[string]any)
+	s, _ := v["status"].(string)
+	return s
+}
+
+// backupSettled: the backup has ended, and its verification too when it
+// completed.
+func backupSettled(b map[string]any) bool {
+	switch b["status"] {
+	case "failed", "aborted":
+		return true
+	case "completed":
+		return verification(b) != "pending" && verification(b) != ""
+	}
+	return false
+}
+
+// restore starts a restore of backup into addon id (query: the source
+// addon's sourceProjectId/sourceAddonId) and returns the response.
+func (a *addonsAPI) restore(id, backup, query string) response {
+	a.t.Helper()
+	u := a.addonURL(id) + "/backups/" + backup + "/restore"
+	if query != "" {
+		u += "?" + query
+	}
+	return callJSON(a.t, "POST", u, "")
+}
+
+// restoreOf returns the restore of addon id with restoreID.
+func (a *addonsAPI) restoreOf(id, restoreID string) map[string]any {
+	a.t.Helper()
+	d := callJSON(a.t, "GET", a.addonURL(id)+"/restores", "").data(a.t)
+	for _, v := range d["restores"].([]any) {
+		if r := v.(map[string]any); r["id"] == restoreID {
+			return r
+		}
+	}
+	a.t.Fatalf("restore %s is not listed for %s: %v", restoreID, id, d)
+	return nil
+}
+
+// waitRestore polls a restore until it has ended.
+func (a *addonsAPI) waitRestore(id, restoreID string, timeout time.Duration) map[string]any {
+	a.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := a.restoreOf(id, restoreID)
+		switch r["status"] {
+		case "completed", "failed", "aborted":
+			return r
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("restore %s of %s not ended within %s: %v", restoreID, id, timeout, r)
+		}
+		time.Sleep(addonsPoll)
+	}
+}
+
+// backupFile is the stored file of backup under the data dir.
+func backupFile(t *testing.T, inst *instance, backup string) string {
+	t.Helper()
+	var found []string
+	root := filepath.Join(inst.DataDir, "addons", "backups")
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), backup+".") {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if len(found) != 1 {
+		t.Fatalf("backup %s: files %q under %s, want one", backup, found, root)
+	}
+	return found[0]
+}
+
+// hostClient runs one of the engines' clients on the host against the
+// addon's socket, as the addon's app user, with a time limit, and
+// returns its trimmed output.
+func hostClient(t *testing.T, typ, dir string, creds map[string]string, input string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := filepath.Join(dir, "run")
+	var cmd *exec.Cmd
+	switch typ {
+	case "postgresql":
+		cmd = exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-A", "-t",
+			"host="+run+" port="+creds["PORT"]+" dbname="+creds["DATABASE"]+" user="+creds["USERNAME"])
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+creds["PASSWORD"])
+	case "redis":
+		cmd = exec.CommandContext(ctx, "redis-cli", "-s", filepath.Join(run, "redis.sock"))
+		cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+creds["PASSWORD"])
+	default:
+		t.Fatalf("no host client for %s", typ)
+	}
+	cmd.Stdin = strings.NewReader(input)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s on %s: %v\n%s", cmd.Args[0], run, err, out.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// pgCount is the number of rows of items, or "missing" when there is no
+// such table.
+func pgCount(t *testing.T, dir string, creds map[string]string) string {
+	t.Helper()
+	return hostClient(t, "postgresql", dir, creds,
+		`SELECT CASE WHEN to_regclass('public.items') IS NULL THEN 'missing' ELSE (SELECT count(*)::text FROM items) END;`)
+}
+
+// pgSeedRows is how many rows the PostgreSQL tests write: enough (some
+// 40 MB) that dumping and restoring them takes a moment.
+const pgSeedRows = 300_000
+
+const pgSeed = `CREATE TABLE items(id int PRIMARY KEY, pad text NOT NULL);
+INSERT INTO items SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) FROM generate_series(1, 300000) g;`
+
+// TestAddonsDownloadLink: a backup's download link serves exactly the
+// stored bytes (their SHA-256 is the backup's checksum) without a token;
+// an altered link and an expired one are refused.
+func TestAddonsDownloadLink(t *testing.T) {
+	inst := startSlipway(t, "SLIPWAY_ADDON_DOWNLOAD_TTL=4s")
+	api := newAddonsProject(t, inst, "", "Addon Downloads")
+	id := api.create("cache", "redis", "latest")
+	api.wait(id, "running", 60*time.Second)
+	creds := api.credentials(id)
+	dir := api.addonDir(creds)
+	hostClient(t, "redis", dir, creds, "SET a 1\nSET b 2\nSET c 3\n")
+	b := api.backup(id, "dump")
+	done := api.waitBackup(id, b, 2*time.Minute, "settled", backupSettled)
+	if done["status"] != "completed" || verification(done) != "verified" {
+		t.Fatalf("backup: %v", done)
+	}
+	cfg := done["config"].(map[string]any)
+	stored, err := os.ReadFile(backupFile(t, inst, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(stored)
+	if hex.EncodeToString(sum[:]) != cfg["checksum"] || fmt.Sprint(len(stored)) != fmt.Sprint(cfg["size"]) {
+		t.Fatalf("stored file: %d bytes sha256 %x; the backup says %v", len(stored), sum, cfg)
+	}
+
+	linkData := callJSON(t, "GET", api.addonURL(id)+"/backups/"+b+"/download-link", "").data(t)
+	link, _ := linkData["downloadLink"].(string)
+	expires := parseTime(t, linkData["expiresAt"])
+	u, err := url.Parse(link)
+	if err != nil || u.Host != inst.HTTPAddr {
+		t.Fatalf("download link %q is not on this Slipway (%s): %v", link, inst.HTTPAddr, err)
+	}
+	fetch := func(link string) (int, []byte) {
+		res, err := httpClient.Get(link) // no token
+		if err != nil {
+			t.Fatalf("GET %s: %v", link, err)
+		}
+		defer res.Body.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(res.Body)
+		return res.StatusCode, buf.Bytes()
+	}
+	status, body := fetch(link)
+	got := sha256.Sum256(body)
+	if status != 200 || got != sum {
+		t.Fatalf("download: HTTP %d, %d bytes sha256 %x; want 200 with the stored %d bytes (%x)", status, len(body), got, len(stored), sum)
+	}
+	// Altered: a character of the signature changed, where it carries
+	// bits of the MAC and where (its last, of 43 for 32 bytes) it carries
+	// only the two bits base64 pads with, which a lenient decoder drops:
+	// a link has one spelling.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	flip := func(link string, back, bit int) string {
+		i := len(link) - back
+		return link[:i] + string(alphabet[strings.IndexByte(alphabet, link[i])^bit]) + link[i+1:]
+	}
+	for what, altered := range map[string]string{"a bit of the MAC": flip(link, 2, 1), "a padding bit": flip(link, 1, 1)} {
+		if status, body := fetch(altered); status < 400 || status >= 500 || bytes.Equal(body, stored) {
+			t.Errorf("link with %s altered: HTTP %d (%d bytes), want a 4xx", what, status, len(body))
+		}
+	}
+	if wait := time.Until(expires); wait > 10*time.Second {
+		t.Fatalf("the link expires in %s, want SLIPWAY_ADDON_DOWNLOAD_TTL (4s)", wait)
+	}
+	time.Sleep(time.Until(expires) + time.Second)
+	if status, body := fetch(link); status < 400 || status >= 500 || bytes.Equal(body, stored) {
+		t.Errorf("expired link: HTTP %d (%d bytes), want a 4xx", status, len(body))
+	} else {
+		t.Logf("expired link: HTTP %d %s", status, body)
+	}
+}
+
+func parseTime(t *testing.T, v any) time.Time {
+	t.Helper()
+	s, _ := v.(string)
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("time %v: %v", v, err)
+	}
+	return ts
+}
