@@ -176,8 +176,10 @@ func (s *Service) signDownload(c downloadClaim) string {
 // openDownload checks a token's signature (in constant time) and expiry.
 func (s *Service) openDownload(token string) (downloadClaim, error) {
 	enc, sig, ok := strings.Cut(token, ".")
-	payload, err1 := base64.RawURLEncoding.DecodeString(enc)
-	got, err2 := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: a lenient decoder ignores the padding bits of the last
+	// character, so several spellings would open the same link.
+	payload, err1 := base64.RawURLEncoding.Strict().DecodeString(enc)
+	got, err2 := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if !ok || err1 != nil || err2 != nil {
 		return downloadClaim{}, errBadLink
 	}
