@@ -522,3 +522,65 @@ func TestAddonsSurviveKillAndCorruption(t *testing.T) {
 		t.Errorf("rows after restoring again: %s, want %s", n, want)
 	}
 }
+
+// TestAddonsOtherTeamsBackup: a backup of another team's addon can be
+// neither restored nor forked from (404, as if it did not exist), even
+// when the two teams' projects and addons have the same ids; within its
+// own team the same backup forks a new addon with its data.
+func TestAddonsOtherTeamsBackup(t *testing.T) {
+	inst := startSlipway(t)
+	team, _ := callJSON(t, "POST", inst.URL+"/v1/teams", `{"name":"Addons Other Team"}`).data(t)["id"].(string)
+	if team == "" || team == "default" {
+		t.Fatalf("POST /v1/teams created team %q", team)
+	}
+	theirs := newAddonsProject(t, inst, team, "Shared Name")
+	mine := newAddonsProject(t, inst, "", "Shared Name")
+	if theirs.project != mine.project {
+		t.Fatalf("project ids %q and %q: want the same id in both teams", theirs.project, mine.project)
+	}
+	theirAddon := theirs.create("cache", "redis", "latest")
+	myAddon := mine.create("cache", "redis", "latest")
+	if theirAddon != myAddon {
+		t.Fatalf("addon ids %q and %q: want the same id in both teams", theirAddon, myAddon)
+	}
+	theirs.wait(theirAddon, "running", 60*time.Second)
+	mine.wait(myAddon, "running", 60*time.Second)
+	creds := theirs.credentials(theirAddon)
+	hostClient(t, "redis", theirs.addonDir(creds), creds, "SET secret 1\nSET other 2\n")
+	b := theirs.backup(theirAddon, "dump")
+	if got := theirs.waitBackup(theirAddon, b, 2*time.Minute, "settled", backupSettled); got["status"] != "completed" {
+		t.Fatalf("their backup: %v", got)
+	}
+
+	// From my team: the backup is not found, whatever names the source.
+	mine.restore(myAddon, b, "").apiErr(t, 404)
+	mine.restore(myAddon, b, "sourceProjectId="+theirs.project+"&sourceAddonId="+theirAddon).apiErr(t, 404)
+	fork := fmt.Sprintf(`{"name":"fork","type":"redis","version":"latest","billing":{"deploymentPlan":"nf-compute-20","storage":1024,"replicas":1},
+		"source":{"projectId":%q,"addonId":%q,"backupId":%q}}`, theirs.project, theirAddon, b)
+	callJSON(t, "POST", mine.base+"/projects/"+mine.project+"/addons", fork).apiErr(t, 404)
+	callJSON(t, "GET", mine.addonURL(myAddon)+"/backups/"+b, "").apiErr(t, 404)
+	callJSON(t, "GET", mine.addonURL(myAddon)+"/backups/"+b+"/download-link", "").apiErr(t, 404)
+	if list := callJSON(t, "GET", mine.base+"/projects/"+mine.project+"/addons", "").data(t)["addons"].([]any); len(list) != 1 {
+		t.Errorf("my project has %d addons after the refused fork, want 1", len(list))
+	}
+	myCreds := mine.credentials(myAddon)
+	if n := hostClient(t, "redis", mine.addonDir(myCreds), myCreds, "DBSIZE\n"); n != "0" {
+		t.Errorf("my addon holds %s keys, want 0", n)
+	}
+
+	// In their team the same request forks it.
+	forked := callJSON(t, "POST", theirs.base+"/projects/"+theirs.project+"/addons", fork).data(t)["id"].(string)
+	theirs.wait(forked, "running", 2*time.Minute)
+	fc := theirs.credentials(forked)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n := hostClient(t, "redis", theirs.addonDir(fc), fc, "DBSIZE\n")
+		if n == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fork in their team holds %s keys, want 2", n)
+		}
+		time.Sleep(addonsPoll)
+	}
+}
