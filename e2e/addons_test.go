@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
 // The addons tests drive addons through the API of the real binary and
@@ -582,5 +584,52 @@ func TestAddonsOtherTeamsBackup(t *testing.T) {
 			t.Fatalf("the fork in their team holds %s keys, want 2", n)
 		}
 		time.Sleep(addonsPoll)
+	}
+}
+
+// TestAddonsOnPodman: the round trip on the docker driver (against
+// Podman), with an image of this machine's PostgreSQL built locally (no
+// registry is reachable) and named by SLIPWAY_ADDON_IMAGE_POSTGRESQL:
+// the addon runs as a container, rows written through its socket (the
+// bind-mounted socket directory) are dumped, the dump verified in a
+// throwaway container, the table dropped, the dump restored, and the rows
+// are back.
+func TestAddonsOnPodman(t *testing.T) {
+	host := testenv.Podman(t)
+	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(versions) == 0 {
+		t.Fatal("no PostgreSQL server on this machine to build an image of (scripts/install-deps.sh installs it)")
+	}
+	version := filepath.Base(filepath.Dir(filepath.Dir(versions[0])))
+	image := testenv.BuildHostImage(t, host, "localhost/slipway-host-postgresql:"+version,
+		"/usr/lib/postgresql/"+version, "/usr/share/postgresql/"+version, "/usr/share/zoneinfo")
+	inst := startSlipway(t, "SLIPWAY_RUNTIME_DRIVER=docker", "SLIPWAY_DOCKER_HOST="+host,
+		"SLIPWAY_ADDON_IMAGE_POSTGRESQL="+image)
+	api := newAddonsProject(t, inst, "", "Addons On Podman")
+	id := api.create("main db", "postgresql", version)
+	api.wait(id, "running", 2*time.Minute)
+	if list, _ := callJSON(t, "GET", api.addonURL(id)+"/containers", "").data(t)["containers"].([]any); len(list) != 1 {
+		t.Errorf("containers %v, want the server's", list)
+	}
+
+	creds := api.credentials(id)
+	dir := api.addonDir(creds)
+	hostClient(t, "postgresql", dir, creds, `CREATE TABLE items(id int PRIMARY KEY, pad text NOT NULL);
+INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 2500) g;`)
+	b := api.backup(id, "dump")
+	if got := api.waitBackup(id, b, 3*time.Minute, "settled", backupSettled); got["status"] != "completed" || verification(got) != "verified" {
+		t.Fatalf("backup: %v", got)
+	}
+	hostClient(t, "postgresql", dir, creds, "DROP TABLE items;")
+	if n := pgCount(t, dir, creds); n != "missing" {
+		t.Fatalf("the table is still there: %s rows", n)
+	}
+	r := api.restore(id, b, "").data(t)["restoreId"].(string)
+	if rs := api.waitRestore(id, r, 2*time.Minute); rs["status"] != "completed" {
+		t.Fatalf("restore: %v", rs)
+	}
+	api.wait(id, "running", time.Minute)
+	if n := pgCount(t, dir, creds); n != "2500" {
+		t.Errorf("rows after the restore: %s, want 2500", n)
 	}
 }
