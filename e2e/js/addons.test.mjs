@@ -99,9 +99,9 @@ async function waitForRestore(addonId, restoreId) {
 
 /** Runs command once as a manual job's run and returns its log text. */
 async function runOnce(jobId, command) {
-  const upd = await client.update.job.deployment({
+  const upd = await client.patch.job.manual({
     parameters: { projectId, jobId },
-    data: { docker: { configType: 'customCommand', customCommand: command } },
+    data: { deployment: { docker: { configType: 'customCommand', customCommand: command } } },
   });
   assertOk(upd, `set the command of ${jobId}`);
   const started = await client.start.job.run({ parameters: { projectId, jobId }, data: {} });
@@ -118,28 +118,37 @@ async function runOnce(jobId, command) {
   return text;
 }
 
-// Each type: the key the secret group links (under an alias the job uses),
-// and shell commands that write, damage and count its data.
+// Each type: the keys the secret group links (under aliases the job's
+// commands use), and shell commands that write, damage and count its data.
+// The addons' credentials point at the socket directory mounted into
+// linked workloads (services/addons/engine Credentials): psql takes the
+// URI (host= is the socket directory); redis-cli takes no unix:// URI, so
+// it gets the socket path and the password through REDISCLI_AUTH; the
+// mariadb client takes no URI, so it gets the socket, user and database,
+// and the password through MYSQL_PWD.
 const TYPES = {
   postgresql: {
-    link: { keyName: 'POSTGRES_URI', aliases: ['DATABASE_URL'] },
+    link: [{ keyName: 'POSTGRES_URI', aliases: ['DATABASE_URL'] }],
     write: 'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -c "create table orders(id int primary key); insert into orders select generate_series(1, 250)"',
     damage: 'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -c "drop table orders"',
     count: 'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -tAc "select count(*) from orders"',
     want: '250',
   },
   redis: {
-    link: { keyName: 'REDIS_MASTER_URL', aliases: ['REDIS_URL'] },
-    write: 'for i in $(seq 1 40); do redis-cli -u "$REDIS_URL" set key$i $i >/dev/null || exit 1; done; redis-cli -u "$REDIS_URL" dbsize',
-    damage: 'redis-cli -u "$REDIS_URL" flushall',
-    count: 'redis-cli -u "$REDIS_URL" dbsize',
+    link: [{ keyName: 'SOCKET', aliases: ['REDIS_SOCKET'] }, { keyName: 'PASSWORD', aliases: ['REDISCLI_AUTH'] }],
+    write: 'for i in $(seq 1 40); do redis-cli -s "$REDIS_SOCKET" set key$i $i >/dev/null || exit 1; done; redis-cli -s "$REDIS_SOCKET" dbsize',
+    damage: 'test "$(redis-cli -s "$REDIS_SOCKET" flushall)" = OK',
+    count: 'redis-cli -s "$REDIS_SOCKET" dbsize',
     want: '40',
   },
   mysql: {
-    link: { keyName: 'MYSQL_URI', aliases: ['DATABASE_URL'] },
-    write: 'mariadb --defaults-extra-file=/dev/null "$DATABASE_URL" -e "create table orders(id int primary key); insert into orders select seq from seq_1_to_250"',
-    damage: 'mariadb "$DATABASE_URL" -e "drop table orders"',
-    count: 'mariadb "$DATABASE_URL" -N -e "select count(*) from orders"',
+    link: [
+      { keyName: 'SOCKET', aliases: ['MYSQL_UNIX_PORT'] }, { keyName: 'PASSWORD', aliases: ['MYSQL_PWD'] },
+      { keyName: 'USERNAME', aliases: ['DB_USER'] }, { keyName: 'DATABASE', aliases: ['DB_NAME'] },
+    ],
+    write: 'mariadb --no-defaults -S "$MYSQL_UNIX_PORT" -u "$DB_USER" "$DB_NAME" -e "create table orders(id int primary key); insert into orders select seq from seq_1_to_250"',
+    damage: 'mariadb --no-defaults -S "$MYSQL_UNIX_PORT" -u "$DB_USER" "$DB_NAME" -e "drop table orders"',
+    count: 'mariadb --no-defaults -S "$MYSQL_UNIX_PORT" -u "$DB_USER" "$DB_NAME" -N -e "select count(*) from orders"',
     want: '250',
   },
 };
@@ -171,7 +180,7 @@ for (const [type, t] of Object.entries(TYPES)) {
       parameters: { projectId },
       data: {
         name: `${type} link`, secretType: 'environment', priority: 10,
-        addonDependencies: [{ addonId, keys: [t.link] }],
+        addonDependencies: [{ addonId, keys: t.link }],
       },
     });
     assertOk(group, 'create the secret group');
