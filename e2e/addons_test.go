@@ -633,3 +633,84 @@ INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 2500) g;`)
 		t.Errorf("rows after the restore: %s, want 2500", n)
 	}
 }
+
+// TestAddonsNorthflankCLI drives addons with the official Northflank CLI
+// (@northflank/cli): create a Redis addon, list and get it, its types and
+// credentials, back it up, get the backup (verified), restore it after the
+// data was flushed, list the restores; the data is back.
+func TestAddonsNorthflankCLI(t *testing.T) {
+	inst := startSlipway(t)
+	cli := newNorthflankCLI(t)
+	cli.ok("login", "--token-login", "--token", adminToken, "--host", inst.URL, "--name", "slipway")
+	api := newAddonsProject(t, inst, "", "CLI Addons")
+	p := api.project
+
+	var created map[string]any
+	cli.json(&created, "create", "addon", "--projectId", p, "--input",
+		`{"name":"cli cache","type":"redis","version":"latest","billing":{"deploymentPlan":"nf-compute-20","storage":1024,"replicas":1}}`)
+	id, _ := created["id"].(string)
+	if id != "cli-cache" {
+		t.Fatalf("create addon: %v", created)
+	}
+	api.wait(id, "running", 60*time.Second)
+
+	var list struct{ Addons []struct{ ID, Status string } }
+	cli.json(&list, "list", "addons", "--projectId", p)
+	if len(list.Addons) != 1 || list.Addons[0].ID != id || list.Addons[0].Status != "running" {
+		t.Errorf("list addons: %+v", list)
+	}
+	var got struct{ ID, Type, Status string }
+	cli.json(&got, "get", "addon", "--projectId", p, "--addonId", id)
+	if got.ID != id || got.Type != "redis" || got.Status != "running" {
+		t.Errorf("get addon: %+v", got)
+	}
+	var types struct{ AddonTypes []struct{ Type string } }
+	cli.json(&types, "get", "addon", "types")
+	if len(types.AddonTypes) == 0 {
+		t.Errorf("get addon types: %+v", types)
+	}
+	var creds struct{ Secrets, Envs map[string]string }
+	cli.json(&creds, "get", "addon", "credentials", "--projectId", p, "--addonId", id)
+	if creds.Secrets["PASSWORD"] == "" || !strings.HasPrefix(creds.Envs["HOST"], "/run/slipway/addons/") {
+		t.Errorf("get addon credentials: envs %v, secrets %v", creds.Envs, mapKeysOf(creds.Secrets))
+	}
+	hostCreds := api.credentials(id)
+	dir := api.addonDir(hostCreds)
+	hostClient(t, "redis", dir, hostCreds, "SET one 1\nSET two 2\nSET three 3\n")
+
+	var backup struct{ ID string }
+	cli.json(&backup, "backup", "addon", "--projectId", p, "--addonId", id, "--input", `{"name":"from the cli","backupType":"dump"}`)
+	if backup.ID == "" {
+		t.Fatal("backup addon: no id")
+	}
+	api.waitBackup(id, backup.ID, 2*time.Minute, "settled", backupSettled)
+	var b map[string]any
+	cli.json(&b, "get", "addon", "backup", "--projectId", p, "--addonId", id, "--backupId", backup.ID)
+	if b["status"] != "completed" || verification(b) != "verified" {
+		t.Fatalf("get addon backup: %v", b)
+	}
+	var backups struct{ Backups []struct{ ID string } }
+	cli.json(&backups, "get", "addon", "backups", "--projectId", p, "--addonId", id)
+	if len(backups.Backups) != 1 || backups.Backups[0].ID != backup.ID {
+		t.Errorf("get addon backups: %+v", backups)
+	}
+
+	hostClient(t, "redis", dir, hostCreds, "FLUSHALL\n")
+	var restore struct{ RestoreID string }
+	cli.json(&restore, "restore", "addon", "backup", "--projectId", p, "--addonId", id, "--backupId", backup.ID)
+	if restore.RestoreID == "" {
+		t.Fatal("restore addon backup: no restoreId")
+	}
+	if r := api.waitRestore(id, restore.RestoreID, 2*time.Minute); r["status"] != "completed" {
+		t.Fatalf("restore: %v", r)
+	}
+	var restores struct{ Restores []struct{ ID, Status string } }
+	cli.json(&restores, "get", "addon", "restores", "--projectId", p, "--addonId", id)
+	if len(restores.Restores) != 1 || restores.Restores[0].ID != restore.RestoreID || restores.Restores[0].Status != "completed" {
+		t.Errorf("get addon restores: %+v", restores)
+	}
+	api.wait(id, "running", time.Minute)
+	if n := hostClient(t, "redis", dir, hostCreds, "DBSIZE\n"); n != "3" {
+		t.Errorf("keys after the restore: %s, want 3", n)
+	}
+}
