@@ -714,3 +714,86 @@ func TestAddonsNorthflankCLI(t *testing.T) {
 		t.Errorf("keys after the restore: %s, want 3", n)
 	}
 }
+
+// TestAddonsBackupToDestination: a dump backup with customDestinationId
+// goes to the team's S3-compatible backup destination (versitygw on
+// loopback, allowed by SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS), not to
+// the data directory; it verifies, downloads through Slipway's link, is
+// listed by the destination, and restores.
+func TestAddonsBackupToDestination(t *testing.T) {
+	s3 := testenv.S3(t)
+	inst := startSlipway(t, "SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS=127.0.0.1")
+	dest := callJSON(t, "POST", inst.URL+"/v1/backup-destinations", fmt.Sprintf(`{"name":"Offsite","type":"s3","prefix":"slipway/backups",
+		"credentials":{"accessKey":%q,"secretKey":%q,"bucketName":%q,"region":%q,"endpoint":%q}}`,
+		s3.AccessKey, s3.SecretKey, s3.Bucket, s3.Region, s3.Endpoint)).data(t)["id"].(string)
+	api := newAddonsProject(t, inst, "", "Addons Offsite")
+	id := api.create("main db", "postgresql", "latest")
+	api.wait(id, "running", 90*time.Second)
+	creds := api.credentials(id)
+	dir := api.addonDir(creds)
+	hostClient(t, "postgresql", dir, creds, `CREATE TABLE items(id int PRIMARY KEY, pad text NOT NULL);
+INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 1234) g;`)
+
+	callJSON(t, "POST", api.addonURL(id)+"/backups", `{"name":"nowhere","backupType":"dump","customDestinationId":"no-such-destination"}`).apiErr(t, 404)
+	b := callJSON(t, "POST", api.addonURL(id)+"/backups", fmt.Sprintf(`{"name":"offsite","backupType":"dump","customDestinationId":%q}`, dest)).data(t)["id"].(string)
+	got := api.waitBackup(id, b, 3*time.Minute, "settled", backupSettled)
+	if got["status"] != "completed" || verification(got) != "verified" || got["customDestinationId"] != dest {
+		t.Fatalf("backup to the destination: %v", got)
+	}
+
+	// In the bucket, under the destination's prefix; not in the data dir.
+	var objects []string
+	_ = filepath.WalkDir(filepath.Join(s3.Dir, s3.Bucket), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), b+".") {
+			objects = append(objects, p)
+		}
+		return nil
+	})
+	if len(objects) != 1 || !strings.Contains(objects[0], "/slipway/backups/") {
+		t.Fatalf("objects of backup %s in the bucket: %q, want one under the prefix", b, objects)
+	}
+	stored, err := os.ReadFile(objects[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(stored)
+	if cfg := got["config"].(map[string]any); hex.EncodeToString(sum[:]) != cfg["checksum"] {
+		t.Errorf("the object's sha256 %x is not the backup's checksum %v", sum, cfg["checksum"])
+	}
+	_ = filepath.WalkDir(filepath.Join(inst.DataDir, "addons", "backups"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), b+".") {
+			t.Errorf("backup %s is (also) in the data directory: %s", b, p)
+		}
+		return nil
+	})
+	link, _ := callJSON(t, "GET", api.addonURL(id)+"/backups/"+b+"/download-link", "").data(t)["downloadLink"].(string)
+	res, err := httpClient.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || sha256.Sum256(body.Bytes()) != sum {
+		t.Errorf("download of the destination's backup: HTTP %d, %d bytes, want the object's %d", res.StatusCode, body.Len(), len(stored))
+	}
+	held := callJSON(t, "GET", inst.URL+"/v1/backup-destinations/"+dest+"/backups", "").data(t)
+	if list, _ := held["backups"].([]any); len(list) != 1 {
+		t.Errorf("the destination lists %v, want the backup", held)
+	}
+
+	hostClient(t, "postgresql", dir, creds, "DROP TABLE items;")
+	r := api.restore(id, b, "").data(t)["restoreId"].(string)
+	if rs := api.waitRestore(id, r, 2*time.Minute); rs["status"] != "completed" {
+		t.Fatalf("restore from the destination: %v", rs)
+	}
+	api.wait(id, "running", time.Minute)
+	if n := pgCount(t, dir, creds); n != "1234" {
+		t.Errorf("rows after the restore: %s, want 1234", n)
+	}
+	// Deleting the backup removes the object.
+	callJSON(t, "DELETE", api.addonURL(id)+"/backups/"+b, "").data(t)
+	if _, err := os.Stat(objects[0]); !os.IsNotExist(err) {
+		t.Errorf("the object is still in the bucket after the backup was deleted: %v", err)
+	}
+}
