@@ -33,8 +33,6 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'deployments')\gexec
 SELECT 'CREATE DATABASE builds'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'builds')\gexec
 
--- Databases of the services that have not landed yet. When one does, uncomment
--- its line, add SLIPWAY_<SERVICE>_DATABASE_URL to the migrate service and to
--- its own service in docker-compose.yml, and document the variable:
---
--- SELECT 'CREATE DATABASE addons' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'addons')\gexec
+SELECT 'CREATE DATABASE addons'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'addons')\gexec
+

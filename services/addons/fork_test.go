@@ -71,6 +71,20 @@ func TestForkAndProjectDeletion(t *testing.T) {
 		t.Fatalf("the fork's restore %v %v", restores, err)
 	}
 
+	// What secret groups link: values whose HOST is where the socket
+	// directory must be mounted.
+	link, err := h.svc.Link(context.Background(), teamID, projectID, "copy")
+	if err != nil || link.Values["HOST"] != link.MountPath || link.Values["PASSWORD"] == "" || link.Type != engine.TypeRedis ||
+		!strings.HasPrefix(link.MountPath, engine.LinkRoot+"/") {
+		t.Fatalf("link %+v %v", link.MountPath, err)
+	}
+	if fi, err := os.Stat(filepath.Join(link.SocketDir, "redis.sock")); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket in %s: %v", link.SocketDir, err)
+	}
+	if _, err := h.svc.Link(context.Background(), "other", projectID, "copy"); err == nil {
+		t.Fatal("another team's addon links")
+	}
+
 	// Paused right after create: it stays paused, with no server.
 	h.create(spec("sleepy", engine.TypeRedis))
 	if _, err := h.client.PauseAddon(as(adminCred), &addonsv1.PauseAddonRequest{ProjectId: projectID, AddonId: "sleepy"}); err != nil {

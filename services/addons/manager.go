@@ -264,9 +264,13 @@ func (s *Service) recover(ctx context.Context) {
 	for _, r := range restores {
 		_, err := s.store.UpdateRestore(ctx, r.TeamID, r.ProjectID, r.AddonID, r.ID, func(cur *Restore) ([]events.Event, error) {
 			cur.Status, cur.CompletedAt = JobFailed, s.now()
-			cur.StatusMessage = "the restore was " + interrupted + "; the addon kept the data it had before the restore"
+			// The engine's tool may have run on in the server after Slipway
+			// died, so which data the addon holds is not known here; the
+			// engines restore all or nothing, so it is one or the other.
+			cur.StatusMessage = "the restore was " + interrupted + " and did not report its end: the addon holds either " +
+				"the data it had before or the backup's, never a mix; restore again to be sure"
 			if r.Status == JobAborting {
-				cur.Status, cur.StatusMessage = JobAborted, "aborted; the addon kept the data it had before the restore"
+				cur.Status = JobAborted
 			}
 			return nil, nil
 		})

@@ -802,3 +802,37 @@ func extraOf(typeSpecific, metadata *structpb.Struct) *ExtraJSON {
 	}
 	return x
 }
+
+// Link is what linking an addon into a workload (secret groups) needs:
+// its connection values (credentials' secrets and envs together), the
+// host directory of its sockets, and where a linked workload must mount
+// that directory, read-only, for the values to work (the values' HOST is
+// that path: it names the addon's internal id, not its slug).
+type Link struct {
+	Name, Type, Version string
+	Values              map[string]string
+	SocketDir           string
+	MountPath           string
+}
+
+// Link returns the link of a team's addon; apierr.ErrNotFound when the
+// project has no such addon.
+func (s *Service) Link(ctx context.Context, team, project, id string) (Link, error) {
+	a, err := s.store.GetAddon(ctx, team, project, id)
+	if err != nil {
+		return Link{}, err
+	}
+	secrets, envs, err := s.Credentials(ctx, a)
+	if err != nil {
+		return Link{}, err
+	}
+	values := make(map[string]string, len(secrets)+len(envs))
+	for k, v := range envs {
+		values[k] = v
+	}
+	for k, v := range secrets {
+		values[k] = v
+	}
+	ea := s.engineAddon(a)
+	return Link{Name: a.Name, Type: a.Type, Version: a.Settings.Version, Values: values, SocketDir: ea.RunDir, MountPath: engine.LinkPath(ea)}, nil
+}

@@ -86,9 +86,20 @@ type harness struct {
 	svc      *addons.Service
 	conn     grpc.ClientConnInterface
 	stop     func()
+	// newDriver opens the runtime driver on every start (the process
+	// driver on stateDir when nil); images are the docker driver's.
+	newDriver func() (runtime.Driver, func())
+	images    map[string]string
 }
 
 func newHarness(t *testing.T) *harness {
+	t.Helper()
+	return newHarnessWith(t, nil, nil)
+}
+
+// newHarnessWith is newHarness on the driver newDriver opens, with the
+// docker driver's images.
+func newHarnessWith(t *testing.T, newDriver func() (runtime.Driver, func()), images map[string]string) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -128,7 +139,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, store: addons.NewSQLStore(db, newBox(t), relay.Notify), dataDir: filepath.Join(dir, "addons"),
-		stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: cat, clock: &clock{}}
+		stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: cat, clock: &clock{}, newDriver: newDriver, images: images}
 	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
 		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
 	}))
@@ -143,13 +154,21 @@ func (h *harness) start() {
 	if h.stop != nil {
 		h.stop()
 	}
-	driver, err := process.New(h.stateDir)
-	if err != nil {
-		h.t.Fatal(err)
+	var driver runtime.Driver
+	var closeDriver func()
+	if h.newDriver != nil {
+		driver, closeDriver = h.newDriver()
+	} else {
+		d, err := process.New(h.stateDir)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		driver, closeDriver = d, func() { _ = d.Close() }
 	}
 	h.driver = driver
 	svc, err := addons.New(addons.Options{
-		Store: h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, DataDir: h.dataDir,
+		Images: h.images,
+		Store:  h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, DataDir: h.dataDir,
 		DownloadKey: []byte(strings.Repeat("d", 32)), PublicURL: "http://slipway.test", Logger: quiet,
 		Clock: h.clock.now, Tick: 100 * time.Millisecond, ReadyTimeout: 90 * time.Second,
 	})
@@ -177,21 +196,29 @@ func (h *harness) start() {
 			cancel()
 			<-done
 			srv.Stop()
-			_ = driver.Close()
+			closeDriver()
 		})
 	}
 	h.t.Cleanup(func() {
 		// Servers outlive the service on purpose; the test's end removes
 		// them.
 		h.stop()
-		d, err := process.New(h.stateDir)
-		if err != nil {
-			return
+		var d runtime.Driver
+		if h.newDriver != nil {
+			dd, closeD := h.newDriver()
+			defer closeD()
+			d = dd
+		} else {
+			pd, err := process.New(h.stateDir)
+			if err != nil {
+				return
+			}
+			defer pd.Close()
+			d = pd
 		}
-		defer d.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		list, _ := d.List(ctx, map[string]string{})
+		list, _ := d.List(ctx, map[string]string{engine.LabelProject: projectID})
 		for _, w := range list {
 			_ = d.Stop(ctx, w.ID, 10*time.Second)
 			_, _ = d.Wait(ctx, w.ID)
@@ -575,7 +602,7 @@ func TestPostgresLifecycle(t *testing.T) {
 	if b := h.getBackup("main-db", "0stuck"); b.GetStatus() != addons.JobFailed || !strings.Contains(b.GetStatusMessage(), "interrupted") {
 		t.Fatalf("interrupted backup %v", b)
 	}
-	if r, _ := h.store.GetRestore(ctx, teamID, projectID, "main-db", "0stuck-r"); r.Status != addons.JobFailed || !strings.Contains(r.StatusMessage, "kept the data") {
+	if r, _ := h.store.GetRestore(ctx, teamID, projectID, "main-db", "0stuck-r"); r.Status != addons.JobFailed || !strings.Contains(r.StatusMessage, "interrupted") || !strings.Contains(r.StatusMessage, "never a mix") {
 		t.Fatalf("interrupted restore %+v", r)
 	}
 	if n := h.psql("main-db", "SELECT count(*) FROM items;"); n != "41" {

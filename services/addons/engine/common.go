@@ -161,11 +161,14 @@ func baseSpec(a Addon, image string, path string, script string, env map[string]
 		name += "-" + hex.EncodeToString(b[:])
 	}
 	spec := runtime.Spec{
-		Name:      name,
-		Command:   []string{"/bin/sh", "-c", script},
-		Env:       env,
-		Labels:    Labels(a),
-		Resources: a.Resources,
+		Name: name,
+		// The image's entrypoint is not used (official images' would
+		// take over the start): the script is the whole command line.
+		Entrypoint: []string{"/bin/sh", "-c"},
+		Command:    []string{script, "slipway-addon"},
+		Env:        env,
+		Labels:     Labels(a),
+		Resources:  a.Resources,
 		Mounts: []runtime.Mount{
 			{Source: a.DataDir, Target: DataMount},
 			{Source: a.RunDir, Target: RunMount},
@@ -214,6 +217,7 @@ type ToolError struct {
 	Stderr string
 }
 
+// Error says which tool failed, how, and what it printed last.
 func (e *ToolError) Error() string {
 	msg := fmt.Sprintf("%s failed (exit status %d)", e.Tool, e.Code)
 	if e.Stderr != "" {

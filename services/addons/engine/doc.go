@@ -51,7 +51,8 @@
 //     incomplete or does not load into a scratch database before it
 //     touches the live one, keeps a dump of the live data while it
 //     replaces it and loads that back if the replacement fails (see
-//     mysql). Snapshot is mariadb-backup's copy, prepared, as a tar.
+//     mysql.go); views, triggers and routines are given to the app user.
+//     Snapshot is mariadb-backup's copy, prepared, as a tar.
 //
 // Restores need no stopped server, and the addons service need not copy
 // the data directory aside (it may). A restore interrupted half-way — its
@@ -73,11 +74,21 @@
 //
 // # Verification
 //
-// A verification instance is an Addon with Verify set, the source's ID
-// and credentials and fresh DataDir and RunDir: start it, WaitReady,
-// Restore the backup into it, Check it and compare with the Check taken
-// of the source when the backup was made (Check.Equal, Check.Diff), then
-// stop and remove it and delete its directories.
+// A verification instance is an Addon with Verify set, the source's ID and
+// credentials and fresh DataDir and RunDir: start it, WaitReady, Restore the
+// dump into it, Check it and compare with the Check taken of the source when
+// the backup was made (Check.Equal, Check.Diff), then stop and remove it and
+// delete its directories. For a snapshot, RestoreSnapshot into the fresh
+// directories comes first, and the instance starts on it. Its Spec has the
+// verify role, no TCP port and a name of its own (WorkloadName and a random
+// suffix), so that several can run at once.
+//
+// # Resources
+//
+// With a memory limit (Addon.Resources.MemoryMB) each server sizes itself
+// to fit: PostgreSQL's shared buffers a quarter of it, InnoDB's buffer pool
+// a third, Redis's maxmemory three quarters (noeviction: a full Redis
+// refuses writes instead of being killed).
 //
 // # Credentials
 //
@@ -85,4 +96,22 @@
 // the addons service stores them (encrypted) and passes them in Addon.
 // Names and passwords must be of their alphabet (Spec refuses others), and
 // so must a custom DBName.
+//
+// Credentials gives a linked workload (the socket directory mounted at
+// LinkPath) Northflank's keys, split into secrets (passwords, URIs with
+// passwords) and envs. HOST is the socket directory, PORT the server's
+// port (which names PostgreSQL's socket file), SOCKET the socket file
+// itself. The URIs are forms that reach a socket:
+//
+//   - PostgreSQL: POSTGRES_URI is postgresql://user:pass@/db?host=<dir>&port=5432
+//     (libpq and what builds on it, psql, pgx); libpq also takes HOST as
+//     a host; JDBC_POSTGRES_URI uses junixsocket's socket factory.
+//   - Redis: REDIS_MASTER_URL is unix://:pass@<dir>/redis.sock (go-redis,
+//     redis-py); USERNAME is "default".
+//   - MySQL: MYSQL_URI is mysql://user:pass@localhost/db?socket=<file>;
+//     JDBC_MYSQL_URI uses MariaDB Connector/J's localSocket; the mariadb
+//     and mysql clients take --socket=$SOCKET.
+//
+// The TCP port, published on the host's loopback, is for the operator
+// ("external access"); workloads never use it.
 package engine

@@ -46,8 +46,9 @@ func TestDocker(t *testing.T) {
 	}{
 		{typ: TypePostgreSQL, write: pgSeed, wipe: "DROP TABLE items; DROP SCHEMA extra CASCADE;",
 			want: func(c Check) bool { return c.Counts["public.items"] == 250 && c.Counts["extra.notes"] == 2 }},
+		// The linked container's "greeting" makes 101 keys in db0.
 		{typ: TypeRedis, write: redisSeed(100), wipe: "FLUSHALL\n",
-			want: func(c Check) bool { return c.Counts["db0"] == 100 && c.Counts["db3"] == 2 }},
+			want: func(c Check) bool { return c.Counts["db0"] == 101 && c.Counts["db3"] == 2 }},
 		{typ: TypeMySQL, write: mysqlSeed, wipe: "DROP VIEW big; DROP TABLE items; DROP TABLE `odd name`;",
 			want: func(c Check) bool { return c.Counts["items"] == 250 && c.Counts["odd name"] == 2 }},
 	} {
@@ -74,6 +75,13 @@ func TestDocker(t *testing.T) {
 			st, err := d.Status(ctxT(t), id)
 			if err != nil || !strings.HasPrefix(st.Ports["db"], "127.0.0.1:") {
 				t.Fatalf("published port %v %v", st.Ports, err)
+			}
+
+			// A linked container (another user, the socket directory
+			// read-only) connects with the credentials.
+			out := linkedJobIn(t, d, e, a, a.Image, linkScripts[c.typ])
+			if want := map[string]string{TypePostgreSQL: a.AdminUser + "\n3", TypeRedis: "hello", TypeMySQL: "2"}[c.typ]; out != want {
+				t.Fatalf("linked container: %q, want %q", out, want)
 			}
 
 			write := func(sql string) {

@@ -262,6 +262,11 @@ func TestVerifyNames(t *testing.T) {
 	}
 	a.Verify = false
 	s3, _ := e.Spec(a)
+	// The whole command line is Slipway's: an image's entrypoint is
+	// replaced, not handed the script.
+	if len(s3.Entrypoint) != 2 || s3.Entrypoint[0] != "/bin/sh" || s3.Entrypoint[1] != "-c" || len(s3.Command) != 2 {
+		t.Fatalf("entrypoint %q command %d", s3.Entrypoint, len(s3.Command))
+	}
 	if s3.Name != "addon-"+a.ID || s3.Labels[LabelRole] != RoleServer || s3.Labels[LabelAddon] != a.ID || s3.Labels[LabelProject] != a.Project || len(s3.Ports) != 1 {
 		t.Fatalf("server spec %q %v %v", s3.Name, s3.Labels, s3.Ports)
 	}

@@ -19,7 +19,11 @@ func TestMemoryLimit(t *testing.T) {
 			return execIn(t, d, id, pgEnv(a), "", "psql", "-X", "-A", "-t", "-c", "SHOW shared_buffers")
 		}, "64MB"},
 		{TypeRedis, func(id string, a Addon) string {
-			return strings.Join(strings.Fields(execIn(t, d, id, redisEnv(a), "", redisCLI(a, "CONFIG", "GET", "maxmemory", "maxmemory-policy")...)), " ")
+			// One parameter a call: CONFIG GET answers several in any order.
+			get := func(p string) string {
+				return strings.Join(strings.Fields(execIn(t, d, id, redisEnv(a), "", redisCLI(a, "CONFIG", "GET", p)...)), " ")
+			}
+			return get("maxmemory") + " " + get("maxmemory-policy")
 		}, "maxmemory 201326592 maxmemory-policy noeviction"},
 		{TypeMySQL, func(id string, a Addon) string {
 			return execIn(t, d, id, mysqlEnv(a), "", mysqlTool(a, "mariadb", "-N", "-B", "-e", "SELECT @@innodb_buffer_pool_size DIV 1048576")...)

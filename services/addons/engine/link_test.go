@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -20,18 +21,30 @@ import (
 // environment. It returns the job's output, failing the test unless it
 // exits 0.
 func linkedJob(t *testing.T, d runtime.Driver, e Engine, a Addon, script string) string {
+	return linkedJobIn(t, d, e, a, "", script)
+}
+
+// linkedJobIn is linkedJob in a container of image (on the docker
+// driver), as another user than the server's, when image is not empty.
+func linkedJobIn(t *testing.T, d runtime.Driver, e Engine, a Addon, image, script string) string {
 	t.Helper()
 	secrets, envs := e.Credentials(a)
 	env := maps.Clone(envs)
 	maps.Copy(env, secrets)
 	env["PATH"] = basePath
 	env["HOME"] = "/tmp"
-	id := runtimetest.Start(t, d, runtime.Spec{
+	spec := runtime.Spec{
 		Name:    "job-" + a.ID + "-" + e.Type(),
 		Command: []string{"/bin/sh", "-c", "set -eu\n" + script},
 		Env:     env,
 		Mounts:  []runtime.Mount{LinkMount(a)},
-	})
+	}
+	if image != "" {
+		spec.Image, spec.User = image, "4321:4321"
+		// PostgreSQL images keep the clients with the server.
+		env["PATH"] = "/usr/lib/postgresql/" + a.Version + "/bin:" + basePath
+	}
+	id := runtimetest.Start(t, d, spec)
 	t.Cleanup(func() { _ = d.Remove(context.Background(), id) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -51,6 +64,28 @@ func linkedJob(t *testing.T, d runtime.Driver, e Engine, a Addon, script string)
 const readOnlyProbe = `if touch "$HOST/x" 2>/dev/null; then echo "the socket directory is writable"; exit 9; fi
 `
 
+// linkScripts connect a linked job to each type's addon with the
+// credentials: PostgreSQL's prints the admin's name and 3, Redis's
+// "hello", MySQL's 2; each writes what Check then counts.
+var linkScripts = map[string]string{
+	TypePostgreSQL: readOnlyProbe + `
+psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_URI" -c 'CREATE TABLE visits (n int)' -c 'INSERT INTO visits VALUES (1), (2), (3)'
+psql -X -A -t "$POSTGRES_URI_ADMIN" -c 'SELECT current_user'
+PGPASSWORD="$PASSWORD" psql -X -A -t -h "$HOST" -p "$PORT" -U "$USERNAME" -d "$DATABASE" -c 'SELECT count(*) FROM visits'
+`,
+	TypeRedis: readOnlyProbe + `
+export REDISCLI_AUTH="$PASSWORD"
+redis-cli -s "$SOCKET" SET greeting hello >/dev/null
+redis-cli -s "$SOCKET" GET greeting
+`,
+	TypeMySQL: readOnlyProbe + `
+export MYSQL_PWD="$PASSWORD"
+mariadb --no-defaults --socket="$SOCKET" --user="$USERNAME" "$DATABASE" -e 'CREATE TABLE visits (n INT); INSERT INTO visits VALUES (1), (2)'
+mariadb --no-defaults --socket="$SOCKET" --user="$USERNAME" -N -B "$DATABASE" -e 'SELECT COUNT(*) FROM visits'
+if MYSQL_PWD= mariadb --no-defaults --socket="$SOCKET" --user=root -e 'SELECT 1' 2>/dev/null; then echo "root logged in"; exit 9; fi
+`,
+}
+
 // TestLinkedWorkload: a second sandboxed workload (the process driver's
 // default private network, which cannot reach the host's loopback)
 // reaches each addon through its socket directory mounted read-only,
@@ -62,11 +97,7 @@ func TestLinkedWorkload(t *testing.T) {
 		e, _ := Get(TypePostgreSQL)
 		a := testAddon(t, e, "process")
 		id := startAddon(t, d, e, a)
-		out := linkedJob(t, d, e, a, readOnlyProbe+`
-psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_URI" -c 'CREATE TABLE visits (n int)' -c 'INSERT INTO visits VALUES (1), (2), (3)'
-psql -X -A -t "$POSTGRES_URI_ADMIN" -c 'SELECT current_user'
-PGPASSWORD="$PASSWORD" psql -X -A -t -h "$HOST" -p "$PORT" -U "$USERNAME" -d "$DATABASE" -c 'SELECT count(*) FROM visits'
-`)
+		out := linkedJob(t, d, e, a, linkScripts[TypePostgreSQL])
 		if want := a.AdminUser + "\n3"; out != want {
 			t.Fatalf("job output %q, want %q", out, want)
 		}
@@ -79,11 +110,7 @@ PGPASSWORD="$PASSWORD" psql -X -A -t -h "$HOST" -p "$PORT" -U "$USERNAME" -d "$D
 		e, _ := Get(TypeRedis)
 		a := testAddon(t, e, "process")
 		id := startAddon(t, d, e, a)
-		out := linkedJob(t, d, e, a, readOnlyProbe+`
-export REDISCLI_AUTH="$PASSWORD"
-redis-cli -s "$SOCKET" SET greeting hello >/dev/null
-redis-cli -s "$SOCKET" GET greeting
-`)
+		out := linkedJob(t, d, e, a, linkScripts[TypeRedis])
 		if out != "hello" {
 			t.Fatalf("job output %q", out)
 		}
@@ -102,12 +129,7 @@ redis-cli -s "$SOCKET" GET greeting
 		e, _ := Get(TypeMySQL)
 		a := testAddon(t, e, "process")
 		id := startAddon(t, d, e, a)
-		out := linkedJob(t, d, e, a, readOnlyProbe+`
-export MYSQL_PWD="$PASSWORD"
-mariadb --no-defaults --socket="$SOCKET" --user="$USERNAME" "$DATABASE" -e 'CREATE TABLE visits (n INT); INSERT INTO visits VALUES (1), (2)'
-mariadb --no-defaults --socket="$SOCKET" --user="$USERNAME" -N -B "$DATABASE" -e 'SELECT COUNT(*) FROM visits'
-if MYSQL_PWD= mariadb --no-defaults --socket="$SOCKET" --user=root -e 'SELECT 1' 2>/dev/null; then echo "root logged in"; exit 9; fi
-`)
+		out := linkedJob(t, d, e, a, linkScripts[TypeMySQL])
 		if out != "2" {
 			t.Fatalf("job output %q", out)
 		}
@@ -141,6 +163,14 @@ func TestCredentialKeys(t *testing.T) {
 		}
 		if envs["HOST"] != LinkRoot+"/"+a.ID {
 			t.Errorf("%s HOST %q", typ, envs["HOST"])
+		}
+		if typ == TypePostgreSQL {
+			// pgx takes the URI for the socket (psql does, see
+			// TestLinkedWorkload).
+			c, err := pgx.ParseConfig(secrets["POSTGRES_URI"])
+			if err != nil || c.Host != envs["HOST"] || c.Port != 5432 || c.User != a.User || c.Password != a.Password || c.Database != a.DBName {
+				t.Errorf("POSTGRES_URI for pgx: %+v %v", c, err)
+			}
 		}
 	}
 }

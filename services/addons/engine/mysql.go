@@ -38,7 +38,9 @@ import (
 // dump of the live database, empties it and loads the new dump; should
 // that fail after all, the kept dump is loaded back. Loads run with
 // mariadb --one-database, so a dump's USE of another database does not
-// write there. A dump must end with mariadb-dump's "-- Dump completed"
+// write there. Views, triggers, routines and events are given to the app
+// user (their DEFINER rewritten), so that a dump of another addon, with
+// other accounts, works here. A dump must end with mariadb-dump's "-- Dump completed"
 // line: a truncated SQL dump could otherwise load without an error. The
 // file slipway-restore.swapping marks the time the live database is being
 // replaced: a restore interrupted then is undone by the next Restore or
@@ -167,7 +169,7 @@ func (m *mysql) Spec(a Addon) (runtime.Spec, error) {
 
 // mysqlEnv is the environment of Slipway's tools: the admin's password.
 func mysqlEnv(a Addon) map[string]string {
-	return map[string]string{"MYSQL_PWD": a.AdminPassword, "SLIPWAY_ADMIN_USER": a.AdminUser, "SLIPWAY_DB": a.DBName}
+	return map[string]string{"MYSQL_PWD": a.AdminPassword, "SLIPWAY_ADMIN_USER": a.AdminUser, "SLIPWAY_USER": a.User, "SLIPWAY_DB": a.DBName}
 }
 
 // mysqlTool is a MariaDB client tool's command line, as the admin,
@@ -207,7 +209,10 @@ if [ -e "$swap" ] && ! putback; then
 	exit 1
 fi
 rm -f "$prev"
-cat >"$in"
+# Views, triggers, routines and events run as their definer, an account
+# of the addon the dump came from: they are given to this addon's app
+# user (see mysqlDefinerSed).
+sed -e "$SLIPWAY_DEFINER_SED" >"$in"
 if ! tail -c 512 "$in" | grep -q '^-- Dump completed'; then
 	rm -f "$in"
 	echo "the dump is incomplete (it does not end with mariadb-dump's \"-- Dump completed\" line), nothing was changed" >&2
@@ -235,7 +240,20 @@ rm -f "$swap" "$in" "$prev"
 `
 
 func (m *mysql) Restore(ctx context.Context, d runtime.Driver, id string, a Addon, r io.Reader) error {
-	return run(ctx, d, id, a, mysqlEnv(a), r, nil, "/bin/sh", "-c", mysqlRestoreScript, "mariadb-restore")
+	env := mysqlEnv(a)
+	env["SLIPWAY_DEFINER_SED"] = mysqlDefinerSed(a)
+	return run(ctx, d, id, a, env, r, nil, "/bin/sh", "-c", mysqlRestoreScript, "mariadb-restore")
+}
+
+// mysqlDefinerSed is the sed script that gives a dump's views, triggers,
+// routines and events to a's app user: it rewrites DEFINER=`u`@`h` on
+// the lines where mariadb-dump writes definers (versioned comments
+// "/*!5...", and "CREATE DEFINER=" of routines), never on its data lines
+// (INSERT INTO ...).
+func mysqlDefinerSed(a Addon) string {
+	const definer = "DEFINER=`[^`]*`@`[^`]*`"
+	to := "DEFINER=`" + a.User + "`@`%`"
+	return "/^\\/\\*!/s/" + definer + "/" + to + "/g\n/^CREATE DEFINER=/s/" + definer + "/" + to + "/"
 }
 
 // mysqlSnapshotScript copies the running server's files with

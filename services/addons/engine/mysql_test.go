@@ -12,7 +12,9 @@ const mysqlSeed = "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name V
 	"INSERT INTO items (name) SELECT CONCAT('item ', seq) FROM seq_1_to_250;\n" +
 	"CREATE TABLE `odd name` (x INT);\n" +
 	"INSERT INTO `odd name` VALUES (1), (2);\n" +
-	"CREATE VIEW big AS SELECT * FROM items WHERE id > 100;\n"
+	"CREATE VIEW big AS SELECT * FROM items WHERE id > 100;\n" +
+	"CREATE TRIGGER items_trim BEFORE INSERT ON items FOR EACH ROW SET NEW.name = TRIM(NEW.name);\n" +
+	"CREATE PROCEDURE item_count() SELECT COUNT(*) FROM items;\n"
 
 // appMySQL runs SQL in the addon as the app user, through the socket.
 func appMySQL(t *testing.T, d runtime.Driver, id string, a Addon, sql string) string {
@@ -110,6 +112,22 @@ func TestMySQLRoundTrip(t *testing.T) {
 	svid := startAddon(t, d, e, sv)
 	wantEqual(t, want, check(t, e, d, svid, sv))
 	stopAddon(t, d, svid)
+
+	// A fork: the dump restored into another addon, with other users and
+	// another database name; its views, triggers and routines are the
+	// new app user's and work.
+	f := testAddon(t, e, "process")
+	f.DBName = "forked"
+	fid := startAddon(t, d, e, f)
+	if err := e.Restore(ctxT(t), d, fid, f, bytes.NewReader(dumped)); err != nil {
+		t.Fatal(err)
+	}
+	wantEqual(t, want, check(t, e, d, fid, f))
+	out := appMySQL(t, d, fid, f, "SELECT COUNT(*) FROM big; CALL item_count(); INSERT INTO items (name) VALUES ('  padded  '); SELECT name FROM items ORDER BY id DESC LIMIT 1;")
+	if got := strings.Fields(out); len(got) != 3 || got[0] != "150" || got[1] != "250" || got[2] != "padded" {
+		t.Fatalf("the fork's view, routine and trigger: %q", out)
+	}
+	stopAddon(t, d, fid)
 
 	// A verification instance restored from the dump.
 	v := testAddon(t, e, "process")

@@ -72,6 +72,20 @@ func TestPostgresRoundTrip(t *testing.T) {
 	t.Logf("corrupted dump: %v", err)
 	wantEqual(t, want, check(t, e, d, id, a))
 
+	// A fork: the dump restored into another addon, with other users and
+	// another database name; the tables are its app user's.
+	f := testAddon(t, e, "process")
+	f.DBName = "forked"
+	fid := startAddon(t, d, e, f)
+	if err := e.Restore(ctxT(t), d, fid, f, bytes.NewReader(dumped)); err != nil {
+		t.Fatal(err)
+	}
+	wantEqual(t, want, check(t, e, d, fid, f))
+	if out := appPsql(t, d, fid, f, "INSERT INTO items (name) VALUES ('fork'); SELECT count(*) FROM items;"); strings.TrimSpace(out) != "251" {
+		t.Fatalf("the fork's app user: %q", out)
+	}
+	stopAddon(t, d, fid)
+
 	// A verification instance: fresh data directory, restored from the dump.
 	v := testAddon(t, e, "process")
 	v.ID, v.Verify = a.ID, true
