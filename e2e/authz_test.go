@@ -790,6 +790,60 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		cases["BackupDestinationsService_"+name+"2"] = prepare
 	}
 
+	// Secret groups of the project, linked to the shared (running) addon;
+	// global secrets of team "default".
+	secretBody := func(extra string) string {
+		return fmt.Sprintf(`{"name":"Authz Secret %d","secretType":"environment","priority":10,"secrets":{"variables":{"K":"v"}}%s}`, next(), extra)
+	}
+	newSecret := func(t testing.TB, extra string) string {
+		t.Helper()
+		return callJSON(t, "POST", base+"/v1/projects/"+project+"/secrets", secretBody(extra)).data(t)["id"].(string)
+	}
+	linkedTo := fmt.Sprintf(`,"addonDependencies":[{"addonId":%q,"keys":[{"keyName":"HOST","aliases":["AUTHZ_HOST"]}]}]`, sharedAddon)
+	secretGroup := newSecret(t, linkedTo)
+	onSecret := func(body string) func(testing.TB) routeFixture {
+		return func(testing.TB) routeFixture {
+			return withBody(params("projectId", project, "secretId", secretGroup, "addonId", sharedAddon), body)
+		}
+	}
+	globalBody := func() string {
+		return fmt.Sprintf(`{"name":"Authz Global %d","type":"secret","secrets":{"values":{"K":"v"}}}`, next())
+	}
+	newGlobal := func(t testing.TB) string {
+		t.Helper()
+		return callJSON(t, "POST", base+"/v1/secrets", globalBody()).data(t)["id"].(string)
+	}
+	globalSecret := newGlobal(t)
+	secretCases := map[string]func(t testing.TB) routeFixture{
+		"ListSecrets":      func(testing.TB) routeFixture { return params("projectId", project) },
+		"CreateSecret":     func(testing.TB) routeFixture { return withBody(params("projectId", project), secretBody("")) },
+		"PutSecret":        func(testing.TB) routeFixture { return withBody(params("projectId", project), secretBody("")) },
+		"GetSecret":        onSecret(""),
+		"UpdateSecret":     onSecret(`{"description":"updated by the route walk"}`),
+		"PatchSecret":      onSecret(`{"priority":20}`),
+		"DeleteSecret":     func(t testing.TB) routeFixture { return params("projectId", project, "secretId", newSecret(t, "")) },
+		"GetSecretDetails": onSecret(""),
+		"GetSecretLink":    onSecret(""),
+		"UpdateSecretLink": func(t testing.TB) routeFixture {
+			return withBody(params("projectId", project, "secretId", newSecret(t, ""), "addonId", sharedAddon), `{"keys":[{"keyName":"HOST"}]}`)
+		},
+		"DeleteSecretLink": func(t testing.TB) routeFixture {
+			return params("projectId", project, "secretId", newSecret(t, linkedTo), "addonId", sharedAddon)
+		},
+		"ListGlobalSecrets":  none,
+		"CreateGlobalSecret": func(testing.TB) routeFixture { return routeFixture{body: globalBody()} },
+		"PutGlobalSecret":    func(testing.TB) routeFixture { return routeFixture{body: globalBody()} },
+		"GetGlobalSecret":    func(testing.TB) routeFixture { return params("secretId", globalSecret) },
+		"PatchGlobalSecret": func(testing.TB) routeFixture {
+			return withBody(params("secretId", globalSecret), fmt.Sprintf(`{"description":"patched %d"}`, next()))
+		},
+		"DeleteGlobalSecret": func(t testing.TB) routeFixture { return params("secretId", newGlobal(t)) },
+	}
+	for name, prepare := range secretCases {
+		cases["SecretsService_"+name] = prepare
+		cases["SecretsService_"+name+"2"] = prepare
+	}
+
 	routes := openAPIRoutes(t, base)
 	walked, used := 0, map[string]bool{}
 	for _, r := range routes {

@@ -35,4 +35,3 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'builds')\gexec
 
 SELECT 'CREATE DATABASE addons'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'addons')\gexec
-

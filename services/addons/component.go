@@ -135,13 +135,15 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		}
 		return &Objects{Store: st}, nil
 	})
+	env.Go(svc.Run)
+	// Secret groups: their own sealing key, the addons server as the
+	// source of linked addons' values.
 	secretBox, err := NewSecretBox(key)
 	if err != nil {
 		return nil, err
 	}
 	secrets := NewSecretsServer(env.DB, env.Notify, secretBox, cursors, projectsv1.NewProjectsServiceClient(projectsConn),
 		env.Authorizer.Internal, svc, env.Log)
-	env.Go(svc.Run)
 	return &component.Instance{
 		Services: []component.Service{
 			{Desc: &addonsv1.AddonsService_ServiceDesc, Impl: svc},

@@ -18,8 +18,8 @@ import (
 // wins a key; groups of equal priority merge by id. Within a group, its
 // linked addons' values come first and its own variables last (what a
 // group says explicitly beats what a link derives). Every linked addon's
-// socket directory is returned to be mounted read-only at
-// SecretAddonMountDir/<addon id>. The caller merges the workload's own
+// socket directory is returned to be mounted read-only where its
+// connection values say it is (under SecretAddonMountDir). The caller merges the workload's own
 // runtime environment last, over all of this.
 func (s *SecretsServer) ResolveEnvironment(ctx context.Context, req *addonsv1.ResolveEnvironmentRequest) (*addonsv1.ResolveEnvironmentResponse, error) {
 	all, err := s.store.ProjectSecretGroups(ctx, req.GetTeamId(), req.GetProjectId())
@@ -56,8 +56,12 @@ func (s *SecretsServer) ResolveEnvironment(ctx context.Context, req *addonsv1.Re
 		out.Groups = append(out.Groups, g.ID)
 	}
 	for _, id := range slices.Sorted(maps.Keys(mounts)) {
-		target := cmp.Or(mounts[id].LinkTarget, SecretAddonMountDir+"/"+id)
-		out.AddonMounts = append(out.AddonMounts, &addonsv1.SecretAddonMount{AddonId: id, Source: mounts[id].SocketDir, Target: target})
+		c := mounts[id]
+		target := c.MountTarget
+		if target == "" {
+			target = SecretAddonMountDir + "/" + id
+		}
+		out.AddonMounts = append(out.AddonMounts, &addonsv1.SecretAddonMount{AddonId: id, Source: c.SocketDir, Target: target})
 	}
 	return out, nil
 }

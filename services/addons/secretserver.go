@@ -35,14 +35,14 @@ type SecretAddonConnection struct {
 	// PORT, USERNAME, PASSWORD, DATABASE): what GET …/secrets/{id}/addons/
 	// {addonId} offers as availableKeys.
 	Values map[string]string
-	// SocketDir is the host directory holding the addon's unix sockets; a
-	// linked workload mounts it read-only at SecretAddonMountDir/<addon
-	// id>. Empty when the addon has none (yet).
+	// SocketDir is the host directory holding the addon's unix sockets,
+	// which a linked workload mounts read-only at MountTarget (where the
+	// addon's connection values say its socket is). Empty when the addon
+	// has none (yet).
 	SocketDir string
-	// LinkTarget is where a linked workload sees SocketDir: the path the
-	// connection values name as their host. Empty means
+	// MountTarget is under SecretAddonMountDir; empty means
 	// SecretAddonMountDir/<addon id>.
-	LinkTarget string
+	MountTarget string
 }
 
 // AddonConnections is what secret groups need of addons; the addons
@@ -53,8 +53,9 @@ type AddonConnections interface {
 	Connection(ctx context.Context, teamID, projectID, addonID string) (SecretAddonConnection, error)
 }
 
-// SecretAddonMountDir is where a workload sees the socket directory of
-// each linked addon: SecretAddonMountDir + "/" + addon id, read-only.
+// SecretAddonMountDir is where a workload sees the socket directories of
+// its linked addons, read-only: each at its SecretAddonConnection's
+// MountTarget below it.
 const SecretAddonMountDir = "/run/slipway/addons"
 
 // secretMaxBytes bounds a group's (or a global secret's) values: keys,
@@ -488,6 +489,9 @@ func (s *SecretsServer) patchGroup(ctx context.Context, project, id string, p *a
 func (s *SecretsServer) touchedGroup(before SecretGroup, g *SecretGroup) ([]events.Event, error) {
 	normalizeSecretGroup(&before)
 	normalizeSecretGroup(g)
+	// Identity, creation time and version are the store's; only what a
+	// request may change counts.
+	g.TeamID, g.ProjectID, g.ID, g.CreatedAt, g.Version = before.TeamID, before.ProjectID, before.ID, before.CreatedAt, before.Version
 	g.UpdatedAt = before.UpdatedAt
 	if secretGroupsEqual(before, *g) {
 		return nil, nil

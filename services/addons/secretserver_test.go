@@ -115,7 +115,8 @@ func newSecretHarness(t *testing.T, engine sqldb.Dialect) *secretHarness {
 	mem.set(stTeam, stProject, "pg", SecretAddonConnection{Name: "pg", Type: "postgresql", Version: "16", SocketDir: "/var/lib/slipway/addons/x1/run",
 		Values: map[string]string{"HOST": "/run/slipway/addons/pg", "PORT": "5432", "USERNAME": "u", "PASSWORD": "s3cret", "DATABASE": "app"}})
 	mem.set(stTeam, stProject, "cache", SecretAddonConnection{Name: "cache", Type: "redis", Version: "7", SocketDir: "/var/lib/slipway/addons/x2/run",
-		Values: map[string]string{"HOST": "/run/slipway/addons/cache", "PASSWORD": "r3dis"}})
+		MountTarget: "/run/slipway/addons/x2",
+		Values:      map[string]string{"HOST": "/run/slipway/addons/cache", "PASSWORD": "r3dis"}})
 	srv := NewSecretsServer(db, nil, box, nil, projectsClient, nil, mem, quiet)
 	authorizer := authz.New(authztest.Static{
 		stAdmin:     authztest.TeamToken(stTeam, "admin"),
@@ -514,7 +515,8 @@ func TestSecretResolveEnvironment(t *testing.T) {
 	one := resolve("service", "web", "db")
 	both := resolve("service", "web", "prod", "db", "x")
 	if one.GetVariables()["TAGGED_OR"] != "1" || one.GetVariables()["TAGGED_AND"] != "" ||
-		both.GetVariables()["TAGGED_AND"] != "1" || both.GetVariables()["NF_CACHE_PASSWORD"] != "r3dis" || len(both.GetAddonMounts()) != 2 {
+		both.GetVariables()["TAGGED_AND"] != "1" || both.GetVariables()["NF_CACHE_PASSWORD"] != "r3dis" || len(both.GetAddonMounts()) != 2 ||
+		both.GetAddonMounts()[0].GetAddonId() != "cache" || both.GetAddonMounts()[0].GetTarget() != "/run/slipway/addons/x2" {
 		t.Fatalf("tags db: %v; tags db, prod: %v %v", one.GetVariables(), both.GetVariables(), both.GetAddonMounts())
 	}
 	// An addon deleted since it was linked gives nothing, and the group
@@ -568,6 +570,30 @@ func TestGlobalSecretLifecycle(t *testing.T) {
 	types := h.outboxTypes()
 	if !slices.Equal(types, []string{"slipway.addons.secret.created", "slipway.addons.secret.updated", "slipway.addons.secret.updated", "slipway.addons.secret.deleted"}) {
 		t.Fatalf("events %v", types)
+	}
+}
+
+// TestSecretPutUnchanged: a put or patch that changes nothing writes
+// nothing: no event (so no rollout), the same updatedAt.
+func TestSecretPutUnchanged(t *testing.T) {
+	h := newSecretHarness(t, sqldb.SQLite)
+	spec := &addonsv1.SecretSpec{Name: "same", SecretType: "environment", Priority: 3,
+		Restrictions:      &addonsv1.SecretRestrictions{Restricted: true, Tags: []string{"db"}},
+		AddonDependencies: []*addonsv1.SecretAddonDependency{{AddonId: "pg", Keys: []*addonsv1.SecretAddonKey{{KeyName: "HOST"}}}},
+		Secrets:           &addonsv1.SecretData{Variables: map[string]string{"K": "v"}}}
+	first := h.create(spec)
+	before := h.outbox()
+	put, err := h.client.PutSecret(secretAs(stAdmin), &addonsv1.PutSecretRequest{ProjectId: stProject, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := int32(3)
+	if _, err := h.client.PatchSecret(secretAs(stAdmin), &addonsv1.PatchSecretRequest{ProjectId: stProject, SecretId: "same",
+		Patch: &addonsv1.SecretPatch{Priority: &p}}); err != nil {
+		t.Fatal(err)
+	}
+	if h.outbox() != before || !put.GetSecret().GetUpdatedAt().AsTime().Equal(first.GetUpdatedAt().AsTime()) {
+		t.Fatalf("an unchanged put wrote %d events, updatedAt %v (was %v)", h.outbox()-before, put.GetSecret().GetUpdatedAt().AsTime(), first.GetUpdatedAt().AsTime())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -90,6 +91,71 @@ func TestViewerSecretsMigration(t *testing.T) {
 		}
 		if r, err := store.GetRole(ctx, "default", "auditor"); err != nil || !slices.Equal(r.Permissions, secrets) {
 			t.Errorf("custom role after the migration = %v, %v; want it untouched", r.Permissions, err)
+		}
+	})
+}
+
+// TestSecretGroupPermissionsMigration upgrades an install whose teams got
+// their built-in roles before secret groups' permissions existed: each
+// built-in role gets exactly what the built-in definition gives it now,
+// its list still sorted; a custom role keeps what it had.
+func TestSecretGroupPermissionsMigration(t *testing.T) {
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		ctx := context.Background()
+		db := sqltest.Open(t, engine, upTo(t, "0001_auth.sql", "0002_viewer_no_secrets.sql", "0003_team_email.sql"), events.Migrations)
+		isNew := func(p string) bool {
+			for _, pre := range []string{"Project > SecretGroups > ", "Project > Secrets > General > ", "Account > SecretGroups > ", "Account > Secrets > "} {
+				if strings.HasPrefix(p, pre) {
+					return true
+				}
+			}
+			return false
+		}
+		list := func(perms []string) string {
+			perms = slices.Sorted(slices.Values(perms))
+			raw, _ := json.Marshal(perms)
+			return string(raw)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO teams (id, name, plan, created_at) VALUES ('default', 'Default', 'free', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]string{}
+		for _, r := range permissions.Builtin() {
+			old := slices.DeleteFunc(slices.Clone(r.Permissions), isNew)
+			if len(old) == len(r.Permissions) {
+				t.Fatalf("built-in role %s holds none of the new permissions", r.ID)
+			}
+			want[r.ID] = slices.Sorted(slices.Values(r.Permissions))
+			if _, err := db.ExecContext(ctx, `INSERT INTO roles (team_id, id, name, description, permissions, builtin, created_at, updated_at)
+				VALUES ('default', $1, $2, $3, $4, TRUE, 0, 0)`, r.ID, r.Name, r.Description, list(old)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		custom := []string{"Project > Jobs > General > Read", "Project > Secrets > Jobs > Read"}
+		if _, err := db.ExecContext(ctx, `INSERT INTO roles (team_id, id, name, permissions, restricted, created_at, updated_at)
+			VALUES ('default', 'auditor', 'Auditor', $1, FALSE, 0, 0)`, list(custom)); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := db.Migrate(ctx, migrations.Set); err != nil {
+			t.Fatal(err)
+		}
+		store := auth.NewSQLStore(db, nil)
+		for id, perms := range want {
+			r, err := store.GetRole(ctx, "default", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(r.Permissions, perms) {
+				t.Errorf("%s after the migration:\n got %v\nwant %v", id, r.Permissions, perms)
+			}
+		}
+		if r, err := store.GetRole(ctx, "default", "auditor"); err != nil || !slices.Equal(r.Permissions, custom) {
+			t.Errorf("custom role after the migration = %v, %v; want it untouched", r.Permissions, err)
+		}
+		// Once more: a migrated row is not given them twice.
+		if err := db.Migrate(ctx, migrations.Set); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

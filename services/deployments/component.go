@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
+	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
@@ -31,9 +33,11 @@ import (
 // deployment, combined and build services (the registry of all three), run by the rollout controller on the
 // workload runtime and reached through the built-in ingress.
 var Component = component.Component{
-	Name:       "deployments",
-	Summary:    "services (deployment, combined, build): settings, releases, rollouts, ingress, instances, logs and metrics",
-	Deps:       []string{"auth", "projects"},
+	Name:    "deployments",
+	Summary: "services (deployment, combined, build): settings, releases, rollouts, ingress, instances, logs and metrics",
+	// addons: the secret groups a service's instances get
+	// (ResolveEnvironment).
+	Deps:       []string{"auth", "projects", "addons"},
 	Migrations: []sqldb.Migrations{migrations.Set},
 	Settings: append([]component.Setting{
 		component.EncryptionKeySetting,
@@ -157,6 +161,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	addonsConn, err := env.Conn("addons")
+	if err != nil {
+		return nil, err
+	}
 	logLines, _ := strconv.Atoi(env.Setting("service-log-lines"))             // checked
 	logBytes, _ := strconv.ParseInt(env.Setting("service-log-bytes"), 10, 64) // checked
 	svc, err := New(Options{
@@ -164,6 +172,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
 		Catalog: cat, NATS: env.JetStream.Conn(), Ingress: in, IngressPort: port, IngressTLS: certs != nil, Logger: env.Log, Cursors: cursors,
 		LogLines: logLines, LogBytes: logBytes,
+		Secrets: addonsv1.NewSecretsServiceClient(addonsConn), FilesDir: filepath.Join(env.DataDir, "deployments-files"),
 	})
 	if err != nil {
 		return nil, err
@@ -183,6 +192,9 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		}, {
 			Config:  events.ConsumerConfig{Durable: BuildsConsumer, Subjects: BuildSubjects},
 			Handler: svc.BuildHandler(),
+		}, {
+			Config:  events.ConsumerConfig{Durable: SecretsConsumer, Subjects: SecretSubjects},
+			Handler: svc.SecretHandler(),
 		}},
 	}, nil
 }

@@ -207,6 +207,10 @@ func (s *Server) SecretHandler() events.Handler {
 	}
 }
 
+// secretsUnreadable is the message of a rollout failed for want of its
+// secret groups.
+const secretsUnreadable = "its secret groups could not be read; it is retried when the service or a group changes, or on restart"
+
 // applySecretsFailed fails sv's rollout because its secret groups could
 // not be read: it is not started without them.
 func (s *Server) applySecretsFailed(sv Service, err error) {
@@ -214,6 +218,6 @@ func (s *Server) applySecretsFailed(sv Service, err error) {
 	s.log.Warn("reading a service's secret groups", "service", sv.ID, "project", sv.ProjectID, "error", err)
 	if sv.Status.Status != StatusFailed {
 		s.Rollout(context.Background(), rollout.Outcome{ServiceID: key, ReleaseID: sv.ReleaseID, Status: rollout.RolloutFailed,
-			Reason: "its secret groups could not be read; it is retried when the service or a group changes, or on restart"})
+			Reason: secretsUnreadable})
 	}
 }

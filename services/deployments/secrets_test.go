@@ -3,6 +3,7 @@ package deployments_test
 import (
 	"context"
 	"encoding/base64"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
@@ -222,5 +224,34 @@ func TestServicesGetSecretGroupsAndRollOutOnChange(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(filesDir, teamID, projectID, "web")); !os.IsNotExist(err) {
 		t.Fatalf("a deleted service's secret files are still on the host: %v", err)
+	}
+}
+
+// TestServiceFailsWithoutItsSecretGroups: a service whose secret groups
+// cannot be read is not started without them: its deployment fails and
+// says why.
+func TestServiceFailsWithoutItsSecretGroups(t *testing.T) {
+	// Nothing listens on the port of a listener that was closed.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	h := newHarness(t, func(o *deployments.Options) {
+		o.Secrets, o.FilesDir = addonsv1.NewSecretsServiceClient(conn), t.TempDir()
+	})
+	h.create(webApp("Web", "v1"))
+	d := h.waitStatus("web", "r000001", "FAILED")
+	if !strings.Contains(d.GetStatus().GetMessage(), "secret groups could not be read") {
+		t.Fatalf("deployment %v", d)
+	}
+	if n := len(h.ctl.Instances("acme/web/web")); n != 0 {
+		t.Fatalf("%d instances started without their secret groups", n)
 	}
 }

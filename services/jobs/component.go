@@ -2,11 +2,13 @@ package jobs
 
 import (
 	"context"
+	"path/filepath"
 	"strconv"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
+	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
@@ -21,9 +23,10 @@ import (
 // Component is the jobs service's row in the component table: manual and
 // cron jobs run on the workload runtime.
 var Component = component.Component{
-	Name:       "jobs",
-	Summary:    "manual and cron jobs, their runs and logs, on the workload runtime",
-	Deps:       []string{"auth", "projects"},
+	Name:    "jobs",
+	Summary: "manual and cron jobs, their runs and logs, on the workload runtime",
+	// addons: the secret groups a run gets (ResolveEnvironment).
+	Deps:       []string{"auth", "projects", "addons"},
 	Migrations: []sqldb.Migrations{migrations.Set},
 	Settings: append([]component.Setting{
 		component.EncryptionKeySetting,
@@ -77,6 +80,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
+	addonsConn, err := env.Conn("addons")
+	if err != nil {
+		return nil, err
+	}
 	logLines, _ := strconv.Atoi(env.Setting("job-log-lines"))             // checked
 	logBytes, _ := strconv.ParseInt(env.Setting("job-log-bytes"), 10, 64) // checked
 	svc, err := New(Options{
@@ -84,6 +91,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
 		Catalog: cat, NATS: env.JetStream.Conn(), Owner: string(owner[:16]), Logger: env.Log, Cursors: cursors,
 		LogLines: logLines, LogBytes: logBytes,
+		Secrets: addonsv1.NewSecretsServiceClient(addonsConn), FilesDir: filepath.Join(env.DataDir, "jobs-files"),
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 
 	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
@@ -169,5 +172,32 @@ func TestRunsGetSecretGroups(t *testing.T) {
 	env, err := h.client.GetJobRuntimeEnvironment(admin, &jobsv1.GetJobRuntimeEnvironmentRequest{ProjectId: projectID, JobId: "with-secrets"})
 	if err != nil || len(env.GetRuntimeEnvironment()) != 1 {
 		t.Fatalf("job environment = %v, %v", env, err)
+	}
+}
+
+// TestRunRefusedWithoutItsSecretGroups: when the secret groups cannot be
+// read, a run is refused with 503 rather than started without them.
+func TestRunRefusedWithoutItsSecretGroups(t *testing.T) {
+	// Nothing listens on the port of a listener that was closed.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	h := newHarness(t, func(o *jobs.Options) {
+		o.Secrets, o.FilesDir = addonsv1.NewSecretsServiceClient(conn), t.TempDir()
+	})
+	h.manual("needs-secrets", "true")
+	_, err = h.client.StartJobRun(as(adminCred), &jobsv1.StartJobRunRequest{ProjectId: projectID, JobId: "needs-secrets"})
+	wantCode(t, err, codes.Unavailable, "UNAVAILABLE")
+	runs, err := h.client.ListJobRuns(as(adminCred), &jobsv1.ListJobRunsRequest{ProjectId: projectID, JobId: "needs-secrets"})
+	if err != nil || len(runs.GetRuns()) != 0 {
+		t.Fatalf("runs = %v, %v", runs, err)
 	}
 }

@@ -3643,7 +3643,8 @@ type SecretAddonMount struct {
 	AddonId string `protobuf:"bytes,1,opt,name=addon_id,json=addonId,proto3" json:"addon_id,omitempty"`
 	// The host directory holding the addon's sockets.
 	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
-	// Where the workload sees it: /run/slipway/addons/<addon id>.
+	// Where the workload sees it, under /run/slipway/addons: where the
+	// addon's connection values say its socket is.
 	Target        string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
