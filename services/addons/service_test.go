@@ -193,7 +193,7 @@ func (h *harness) start() {
 		Store:  h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, DataDir: h.dataDir,
 		DownloadKey: []byte(strings.Repeat("d", 32)), PublicURL: "http://slipway.test",
 		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Clock: h.clock.now, Tick: 100 * time.Millisecond, ReadyTimeout: 90 * time.Second,
+		Clock:  h.clock.now, Tick: 100 * time.Millisecond, ReadyTimeout: 90 * time.Second,
 	})
 	if err != nil {
 		h.t.Fatal(err)
