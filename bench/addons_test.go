@@ -201,6 +201,7 @@ func BenchmarkAddonDump(b *testing.B) {
 
 			dir := b.TempDir()
 			var handDump, handRestore, dump, verify, restore []time.Duration
+			var checkStep, dumpStep, fetchStep, restoreStep []time.Duration
 			var dumpSize, backupSize int64
 			b.ResetTimer()
 			for i := 1; i <= *addonDumpRuns; i++ {
@@ -225,6 +226,11 @@ func BenchmarkAddonDump(b *testing.B) {
 				}
 				dump, verify = append(dump, completed), append(verify, verified-completed)
 				backupSize, _ = strconv.ParseInt(bk.Config.Size, 10, 64)
+				steps, err := srv.logSteps(addon+"/backups/"+started.Data.ID+"/logs", "checking what", "source: ", "stored ")
+				if err != nil {
+					b.Fatal(err)
+				}
+				checkStep, dumpStep = append(checkStep, steps[0]), append(dumpStep, steps[1])
 				if err := srv.waitAddonRunning(project, id); err != nil {
 					b.Fatal(err)
 				}
@@ -249,6 +255,12 @@ func BenchmarkAddonDump(b *testing.B) {
 					b.Fatalf("%v\n%s", err, srv.logTail())
 				}
 				restore = append(restore, time.Since(t0))
+				steps, err = srv.logSteps(addon+"/backups/"+started.Data.ID+"/restores/"+r.Data.RestoreID+"/logs",
+					"fetching backup", "restoring the dump", "restore completed")
+				if err != nil {
+					b.Fatal(err)
+				}
+				fetchStep, restoreStep = append(fetchStep, steps[0]), append(restoreStep, steps[1])
 				if err := srv.waitAddonRunning(project, id); err != nil {
 					b.Fatal(err)
 				}
@@ -261,7 +273,11 @@ func BenchmarkAddonDump(b *testing.B) {
 			b.ReportMetric(ms(percentile(handDump, 50)), "pg_dump-p50-ms")
 			b.ReportMetric(ms(percentile(dump, 50)), "backup-p50-ms")
 			b.ReportMetric(ms(percentile(verify, 50)), "verify-p50-ms")
+			b.ReportMetric(ms(percentile(checkStep, 50)), "backup-check-p50-ms")
+			b.ReportMetric(ms(percentile(dumpStep, 50)), "backup-dump-p50-ms")
 			b.ReportMetric(ms(percentile(handRestore, 50)), "pg_restore-p50-ms")
+			b.ReportMetric(ms(percentile(fetchStep, 50)), "restore-fetch-p50-ms")
+			b.ReportMetric(ms(percentile(restoreStep, 50)), "restore-pg_restore-p50-ms")
 			b.ReportMetric(ms(percentile(restore, 50)), "restore-p50-ms")
 			b.ReportMetric(float64(percentile(dump, 50))/float64(percentile(handDump, 50)), "backup/pg_dump")
 			b.ReportMetric(float64(percentile(verify, 50))/float64(percentile(handRestore, 50)), "verify/pg_restore")
@@ -422,6 +438,40 @@ func (s *server) waitRestore(addon, id string) error {
 		}
 		time.Sleep(addonPoll)
 	}
+}
+
+// logSteps reads the log lines at path (a backup's or a restore's, which
+// Slipway writes at each step) and returns the time between the first
+// line starting with each of marks and the first starting with the next:
+// len(marks)-1 durations.
+func (s *server) logSteps(path string, marks ...string) ([]time.Duration, error) {
+	var logs struct {
+		Data []struct {
+			Log string    `json:"log"`
+			Ts  time.Time `json:"ts"`
+		}
+	}
+	if err := s.call("GET", path+"?direction=forward", "", &logs); err != nil {
+		return nil, err
+	}
+	at := make([]time.Time, len(marks))
+	for _, l := range logs.Data {
+		for i, m := range marks {
+			if at[i].IsZero() && strings.HasPrefix(l.Log, m) {
+				at[i] = l.Ts
+			}
+		}
+	}
+	out := make([]time.Duration, 0, len(marks)-1)
+	for i := range marks {
+		if at[i].IsZero() {
+			return nil, fmt.Errorf("%s: no line starting %q in %d lines", path, marks[i], len(logs.Data))
+		}
+		if i > 0 {
+			out = append(out, at[i].Sub(at[i-1]))
+		}
+	}
+	return out, nil
 }
 
 // pgConn is how the host's tools reach an addon through its external
