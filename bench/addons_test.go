@@ -6,6 +6,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +25,9 @@ var (
 	addonPlan     = flag.String("bench.addonplan", "nf-compute-100-1", "deployment plan of the addons whose start is measured")
 	addonMaxTime  = flag.Duration("bench.addonmaxtime", 3*time.Minute, "time cap on one type's creates on one driver: no new create starts past it")
 	addonDumpMB   = flag.Int("bench.dumpmb", 100, "size of the PostgreSQL database dumped and restored, in MB (pg_database_size)")
-	addonDumpRuns = flag.Int("bench.dumpruns", 2, "rounds of (pg_dump by hand, Slipway's dump backup, pg_restore by hand, Slipway's restore) per driver")
+	addonDumpRuns = flag.Int("bench.dumpruns", 3, "rounds of (pg_dump by hand, Slipway's dump backup, pg_restore by hand, Slipway's restore) per driver")
+	addonCompress = flag.String("bench.dumpcompression", "", "compressionType of the measured backups (empty: the API's default, gz)")
+	addonProfile  = flag.String("bench.dumpprofile", "", "directory to write the server's CPU profiles of the first round's backup and restore to (<driver>-backup.pprof, <driver>-restore.pprof; empty: none)")
 	addonDumpPlan = flag.String("bench.dumpplan", "nf-compute-200", "deployment plan of the dumped PostgreSQL addon (nf-compute-200: 2 CPUs, all this machine has, so the plan's CPU limit does not hold back Slipway's side)")
 )
 
@@ -186,6 +190,27 @@ func BenchmarkAddonDump(b *testing.B) {
 	for _, d := range addonDrivers(engine.TypePostgreSQL) {
 		b.Run(d.name, func(b *testing.B) {
 			env, versions := d.setup(b)
+			debugAddr := ""
+			if *addonProfile != "" {
+				debugAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+				env = append(env, "SLIPWAY_DEBUG_ADDR="+debugAddr)
+			}
+			// profile profiles the server for about what took the by-hand
+			// tool, in the background; the returned function waits for it.
+			profile := func(round int, name string, hand time.Duration) func() {
+				if debugAddr == "" || round != 1 {
+					return func() {}
+				}
+				done := make(chan error, 1)
+				go func() {
+					done <- cpuProfileFor(debugAddr, filepath.Join(*addonProfile, d.name+"-"+name+".pprof"), max(1, int(hand.Seconds())))
+				}()
+				return func() {
+					if err := <-done; err != nil {
+						b.Fatalf("CPU profile: %v", err)
+					}
+				}
+			}
 			srv := startServer(b, "", env...)
 			project := srv.createProject(b, "Dump bench")
 			id, err := srv.createAddon(project, "big-db", engine.TypePostgreSQL, versions[engine.TypePostgreSQL], *addonDumpPlan, true)
@@ -215,15 +240,17 @@ func BenchmarkAddonDump(b *testing.B) {
 					dumpSize = fi.Size()
 				}
 
+				profiled := profile(i, "backup", dt)
 				t0 := time.Now()
 				var started struct{ Data struct{ ID string } }
-				if err := srv.call("POST", addon+"/backups", `{"backupType":"dump"}`, &started); err != nil {
+				if err := srv.call("POST", addon+"/backups", fmt.Sprintf(`{"backupType":"dump","compressionType":%q}`, *addonCompress), &started); err != nil {
 					b.Fatal(err)
 				}
 				bk, completed, verified, err := srv.waitBackup(addon, started.Data.ID, t0)
 				if err != nil {
 					b.Fatalf("%v\n%s", err, srv.logTail())
 				}
+				profiled()
 				dump, verify = append(dump, completed), append(verify, verified-completed)
 				backupSize, _ = strconv.ParseInt(bk.Config.Size, 10, 64)
 				steps, err := srv.logSteps(addon+"/backups/"+started.Data.ID+"/logs", "checking what", "source: ", "stored ")
@@ -242,6 +269,7 @@ func BenchmarkAddonDump(b *testing.B) {
 				}
 				handRestore = append(handRestore, dt)
 
+				profiled = profile(i, "restore", dt)
 				t0 = time.Now()
 				var r struct {
 					Data struct {
@@ -255,6 +283,7 @@ func BenchmarkAddonDump(b *testing.B) {
 					b.Fatalf("%v\n%s", err, srv.logTail())
 				}
 				restore = append(restore, time.Since(t0))
+				profiled()
 				steps, err = srv.logSteps(addon+"/backups/"+started.Data.ID+"/restores/"+r.Data.RestoreID+"/logs",
 					"fetching backup", "restoring the dump", "restore completed")
 				if err != nil {
@@ -284,6 +313,23 @@ func BenchmarkAddonDump(b *testing.B) {
 			b.ReportMetric(float64(percentile(restore, 50))/float64(percentile(handRestore, 50)), "restore/pg_restore")
 		})
 	}
+}
+
+// cpuProfileFor writes the CPU profile of the next seconds seconds of
+// the server whose profiler listens at addr to path.
+func cpuProfileFor(addr, path string, seconds int) error {
+	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return err
 }
 
 // createProject creates a project and returns its id.
