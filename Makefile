@@ -63,7 +63,7 @@ test-go: ## run every Go test (needs `make deps` once)
 	cd deploy && $(GO) test -count=1 ./...
 
 .PHONY: bench
-bench: ## benchmarks against the real binary: API load (SQLite, PostgreSQL), job runs and builds (process, docker on Podman)
+bench: ## benchmarks against the real binary: API load (SQLite, PostgreSQL), job runs, builds and addons (process, docker on Podman)
 	$(GO) test ./bench -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m
 
 .PHONY: fuzz
