@@ -63,8 +63,8 @@ test-go: ## run every Go test (needs `make deps` once)
 	cd deploy && $(GO) test -count=1 ./...
 
 .PHONY: bench
-bench: ## benchmarks against the real binary: API load (SQLite, PostgreSQL), job runs and builds (process, docker on Podman)
-	$(GO) test ./bench -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m
+bench: ## benchmarks against the real binary: API load (SQLite, PostgreSQL), job runs, builds and addons (process, docker on Podman)
+	$(GO) test ./bench -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m
 
 .PHONY: fuzz
 fuzz: ## explore the gateway's request decoding for a minute

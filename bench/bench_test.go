@@ -19,6 +19,10 @@
 // takes to start and to finish, per runtime driver (process, and docker on
 // a private Podman service, which needs podman, runc and busybox-static).
 //
+// BenchmarkAddonCreate and BenchmarkAddonDump (addons_test.go) measure an
+// addon's start per type and driver, and a PostgreSQL dump backup and
+// restore against pg_dump and pg_restore run by hand.
+//
 // The package is Linux-only because the server is started with a
 // parent-death signal, so that a killed benchmark cannot leak it.
 //
@@ -262,7 +266,8 @@ func tryStartServer(b *testing.B, databaseURL string, env []string) (*server, er
 	logPath := filepath.Join(b.TempDir(), "slipway.log")
 	dataDir := b.TempDir()
 	// Registered before the server's own cleanup, so it runs once the
-	// server has stopped: services' instances outlive it by design.
+	// server has stopped: services' instances and addons' servers outlive
+	// it by design.
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -533,11 +533,12 @@ func (r response) apiErr(t testing.TB, status int) apiError {
 // --------------------------------------------------------- JS client tests
 
 // TestJSClient runs the @northflank/js-client suite (e2e/js) against
-// Slipway on SQLite and the embedded NATS server.
+// Slipway on SQLite and the embedded NATS server, except the addons'
+// files (TestAddonsJSClient).
 func TestJSClient(t *testing.T) {
 	jsDir := requireNodeSuite(t)
 	inst := startSlipway(t)
-	runNodeSuite(t, jsDir, inst.URL)
+	runNodeSuite(t, jsDir, inst.URL, nodeSuiteFiles(t, jsDir, false)...)
 }
 
 // TestJSClientPostgres runs the same suite against Slipway on PostgreSQL.
@@ -545,7 +546,39 @@ func TestJSClientPostgres(t *testing.T) {
 	jsDir := requireNodeSuite(t)
 	inst := startSlipway(t, "SLIPWAY_PROJECTS_DATABASE_URL="+testenv.Postgres(t), "SLIPWAY_JOBS_DATABASE_URL="+testenv.Postgres(t),
 		"SLIPWAY_DEPLOYMENTS_DATABASE_URL="+testenv.Postgres(t))
-	runNodeSuite(t, jsDir, inst.URL)
+	runNodeSuite(t, jsDir, inst.URL, nodeSuiteFiles(t, jsDir, false)...)
+}
+
+// TestAddonsJSClient runs the addons' files of the suite (e2e/js/addons*.test.mjs:
+// databases written by jobs through secret groups, backed up, verified
+// and restored) against a Slipway of their own: they take a minute and
+// many requests, so they run once, not with each database of the other
+// files, and within an hourly request budget of their own.
+func TestAddonsJSClient(t *testing.T) {
+	jsDir := requireNodeSuite(t)
+	inst := startSlipway(t)
+	runNodeSuite(t, jsDir, inst.URL, nodeSuiteFiles(t, jsDir, true)...)
+}
+
+// nodeSuiteFiles lists the test files of the suite in dir: the addons'
+// (addons*.test.mjs) or all the others.
+func nodeSuiteFiles(t *testing.T, dir string, addons bool) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join(dir, "*.test.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, f := range all {
+		name := filepath.Base(f)
+		if strings.HasPrefix(name, "addons") == addons {
+			files = append(files, name)
+		}
+	}
+	if len(files) == 0 {
+		t.Fatalf("no test files in %s (addons: %v)", dir, addons)
+	}
+	return files
 }
 
 // requireNodeSuite fails (never skips: a CI machine without node must not
@@ -568,11 +601,11 @@ func requireNodeSuite(t *testing.T) string {
 	return dir
 }
 
-// runNodeSuite runs `node --test` in dir against url, streaming its output
+// runNodeSuite runs `node --test` over files in dir against url, streaming its output
 // into the test log line by line. Every Node process of the run (node
 // --test starts one per file) preloads loopback-only.cjs, and the test
 // fails if any of them tried to reach a host other than loopback.
-func runNodeSuite(t *testing.T, dir, url string) {
+func runNodeSuite(t *testing.T, dir, url string, files ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), jsSuiteTimeout)
 	defer cancel()
@@ -582,7 +615,7 @@ func runNodeSuite(t *testing.T, dir, url string) {
 			t.Errorf("the JS suite tried to reach hosts other than loopback (refused): %q", hosts)
 		}
 	})
-	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec")
+	cmd := exec.CommandContext(ctx, "node", append([]string{"--test", "--test-reporter=spec"}, files...)...)
 	cmd.Dir = dir
 	cmd.Env = append(baseEnv(), "SLIPWAY_URL="+url, "SLIPWAY_TOKEN="+adminToken, "NO_COLOR=1", "FORCE_COLOR=0",
 		"NODE_OPTIONS=--require \""+filepath.Join(dir, "loopback-only.cjs")+"\"", "SLIPWAY_E2E_OFFHOST_LOG="+offHost)

@@ -1,7 +1,6 @@
 package addons
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
@@ -68,7 +68,10 @@ func (s *Service) startBackup(ctx context.Context, a Addon, o backupOptions) (Ba
 		return Backup{}, apierr.InvalidField("backupType", fmt.Sprintf("%s addons do not take %s backups here", a.Type, o.Type))
 	}
 	if o.DestinationID != "" {
-		return Backup{}, apierr.Conflict(apierr.ReasonAddonDestinationUnsupported, "custom backup destinations are not available yet: omit customDestinationId to store the backup in Slipway's data directory")
+		// The destination must exist (404) before anything is recorded.
+		if _, err := s.objects(ctx, Backup{TeamID: a.TeamID, DestinationID: o.DestinationID}); err != nil {
+			return Backup{}, err
+		}
 	}
 	if o.Compression == "" && o.Type == engine.BackupDump {
 		o.Compression = "gz"
@@ -81,7 +84,7 @@ func (s *Service) startBackup(ctx context.Context, a Addon, o backupOptions) (Ba
 		TeamID: a.TeamID, ProjectID: a.ProjectID, AddonID: a.ID, ID: newID(now), Name: o.Name, Type: o.Type,
 		Compression: o.Compression, SourceType: "sameAddon", Status: JobInProgress, AddonType: a.Type,
 		AddonVersion: a.Settings.Version, ScheduleID: o.ScheduleID, ExpiresAt: o.ExpiresAt, CreatedAt: now,
-		Verification: Verification{Status: VerifyPending},
+		DestinationID: o.DestinationID, Verification: Verification{Status: VerifyPending},
 	}
 	if o.Type == engine.BackupSnapshot {
 		b.SourceType = "snapshot"
@@ -146,7 +149,7 @@ func (s *Service) runBackup(ctx context.Context, a Addon, b Backup) {
 		return
 	}
 	if err != nil {
-		_ = s.opts.Objects.Delete(done, b.Key)
+		_ = s.deleteFile(done, b)
 		s.note(done, a, LogBackup, b.ID, "%s", b.StatusMessage)
 		s.log.Warn("backup failed", "addon", a.ID, "backup", b.ID, "error", err)
 		return
@@ -192,7 +195,7 @@ func (s *Service) takeBackup(ctx context.Context, a Addon, b Backup) (map[string
 		}
 		pw.CloseWithError(err)
 	}()
-	if err := s.opts.Objects.Put(ctx, b.Key, pr); err != nil {
+	if err := s.putFile(ctx, b, pr); err != nil {
 		pr.CloseWithError(err)
 		return nil, 0, "", err
 	}
@@ -287,7 +290,7 @@ func checkFromMap(m map[string]any) engine.Check {
 // addon's directory, decompressed, after checking its size and checksum:
 // a file that does not match is refused before anything is restored.
 func (s *Service) fetchBackup(ctx context.Context, a Addon, b Backup) (string, error) {
-	rc, err := s.opts.Objects.Get(ctx, b.Key)
+	rc, err := s.getFile(ctx, b)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return "", errors.New("the backup's file is missing")

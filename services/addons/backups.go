@@ -106,7 +106,7 @@ func (s *Service) DeleteBackup(ctx context.Context, req *addonsv1.DeleteBackupRe
 // removeBackup deletes a backup's file, then its row.
 func (s *Service) removeBackup(ctx context.Context, b Backup) error {
 	if b.Key != "" {
-		if err := s.opts.Objects.Delete(ctx, b.Key); err != nil {
+		if err := s.deleteFile(ctx, b); err != nil {
 			return err
 		}
 	}
@@ -176,8 +176,10 @@ func (s *Service) signDownload(c downloadClaim) string {
 // openDownload checks a token's signature (in constant time) and expiry.
 func (s *Service) openDownload(token string) (downloadClaim, error) {
 	enc, sig, ok := strings.Cut(token, ".")
-	payload, err1 := base64.RawURLEncoding.DecodeString(enc)
-	got, err2 := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: a lenient decoder ignores the padding bits of the last
+	// character, so several spellings would open the same link.
+	payload, err1 := base64.RawURLEncoding.Strict().DecodeString(enc)
+	got, err2 := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if !ok || err1 != nil || err2 != nil {
 		return downloadClaim{}, errBadLink
 	}
@@ -225,7 +227,7 @@ func (s *Service) DownloadBackup(req *apiv1.DownloadRequest, stream addonsv1.Add
 	if err != nil {
 		return apierr.NotFound("backup", c.Backup)
 	}
-	rc, err := s.opts.Objects.Get(ctx, b.Key)
+	rc, err := s.getFile(ctx, b)
 	if err != nil {
 		s.log.Warn("opening a backup to download", "backup", b.ID, "error", err)
 		return apierr.NotFound("backup", c.Backup)
@@ -327,7 +329,7 @@ func (s *Service) runImport(ctx context.Context, a Addon, b Backup, src string) 
 		return backupEvents("completed", *cur)
 	})
 	if uerr != nil || err != nil {
-		_ = s.opts.Objects.Delete(done, b.Key)
+		_ = s.deleteFile(done, b)
 		return
 	}
 	s.note(done, a, LogBackup, b.ID, "imported %d bytes from %s, sha256 %s", size, redactURL(src), sum)
@@ -373,7 +375,7 @@ func (s *Service) fetchImport(ctx context.Context, b Backup, src string) (int64,
 		}
 		pw.CloseWithError(err)
 	}()
-	if err := s.opts.Objects.Put(ctx, b.Key, pr); err != nil {
+	if err := s.putFile(ctx, b, pr); err != nil {
 		pr.CloseWithError(err)
 		return 0, "", err
 	}

@@ -199,7 +199,7 @@ func (s *Service) destroy(ctx context.Context, a Addon) error {
 	}
 	for _, b := range backups {
 		if b.Key != "" {
-			if err := s.opts.Objects.Delete(ctx, b.Key); err != nil {
+			if err := s.deleteFile(ctx, b); err != nil {
 				return err
 			}
 		}
@@ -253,7 +253,7 @@ func (s *Service) recover(ctx context.Context) {
 			continue
 		}
 		if b.Key != "" {
-			_ = s.opts.Objects.Delete(ctx, b.Key) // a partial file, if any
+			_ = s.deleteFile(ctx, b) // a partial file, if any
 		}
 		s.log.Warn("recovery: an interrupted backup is failed", "backup", b.ID, "addon", b.AddonID)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -94,6 +95,63 @@ type Service struct {
 	// ctx is the service's lifetime (set by Run): background work runs in it.
 	ctx context.Context
 	wg  sync.WaitGroup
+	// destinations opens a team's backup destination (UseDestinations);
+	// nil: backups are only kept in Objects.
+	destinations DestinationOpener
+}
+
+// DestinationOpener opens the object store of team's backup destination
+// id; an apierr 404 when the team has no such destination.
+type DestinationOpener func(ctx context.Context, team, id string) (ObjectStore, error)
+
+// UseDestinations lets backups go to the teams' backup destinations
+// (customDestinationId), opened by open; called once, before Run.
+func (s *Service) UseDestinations(open DestinationOpener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.destinations = open
+}
+
+// objects is where backup b's file is kept: its team's destination
+// b.DestinationID, or Objects (the data directory) when it has none.
+func (s *Service) objects(ctx context.Context, b Backup) (ObjectStore, error) {
+	if b.DestinationID == "" {
+		return s.opts.Objects, nil
+	}
+	s.mu.Lock()
+	open := s.destinations
+	s.mu.Unlock()
+	if open == nil {
+		return nil, apierr.Conflict(apierr.ReasonAddonDestinationUnsupported, "backup destinations are not available on this install")
+	}
+	return open(ctx, b.TeamID, b.DestinationID)
+}
+
+// putFile stores backup b's file from r where b is kept.
+func (s *Service) putFile(ctx context.Context, b Backup, r io.Reader) error {
+	o, err := s.objects(ctx, b)
+	if err != nil {
+		return err
+	}
+	return o.Put(ctx, b.Key, r)
+}
+
+// getFile opens backup b's file where b is kept.
+func (s *Service) getFile(ctx context.Context, b Backup) (io.ReadCloser, error) {
+	o, err := s.objects(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return o.Get(ctx, b.Key)
+}
+
+// deleteFile removes backup b's file where b is kept.
+func (s *Service) deleteFile(ctx context.Context, b Backup) error {
+	o, err := s.objects(ctx, b)
+	if err != nil {
+		return err
+	}
+	return o.Delete(ctx, b.Key)
 }
 
 // New returns the service; Run starts its background work.

@@ -51,6 +51,25 @@ const (
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// logBuffer collects what the service logs, for tests that check what it
+// must never log.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 // clock is a settable clock (schedules and retention).
 type clock struct {
 	mu  sync.Mutex
@@ -90,6 +109,8 @@ type harness struct {
 	// driver on stateDir when nil); images are the docker driver's.
 	newDriver func() (runtime.Driver, func())
 	images    map[string]string
+	// logs is everything the service logged, at every level.
+	logs *logBuffer
 }
 
 func newHarness(t *testing.T) *harness {
@@ -139,7 +160,8 @@ func newHarnessWith(t *testing.T, newDriver func() (runtime.Driver, func()), ima
 		t.Fatal(err)
 	}
 	h := &harness{t: t, store: addons.NewSQLStore(db, newBox(t), relay.Notify), dataDir: filepath.Join(dir, "addons"),
-		stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: cat, clock: &clock{}, newDriver: newDriver, images: images}
+		stateDir: filepath.Join(dir, "runtime"), nc: nc, js: js, catalog: cat, clock: &clock{}, newDriver: newDriver, images: images,
+		logs: &logBuffer{}}
 	h.projects = projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
 		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
 	}))
@@ -169,8 +191,9 @@ func (h *harness) start() {
 	svc, err := addons.New(addons.Options{
 		Images: h.images,
 		Store:  h.store, Driver: driver, Projects: h.projects, Catalog: h.catalog, NATS: h.nc, DataDir: h.dataDir,
-		DownloadKey: []byte(strings.Repeat("d", 32)), PublicURL: "http://slipway.test", Logger: quiet,
-		Clock: h.clock.now, Tick: 100 * time.Millisecond, ReadyTimeout: 90 * time.Second,
+		DownloadKey: []byte(strings.Repeat("d", 32)), PublicURL: "http://slipway.test",
+		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:  h.clock.now, Tick: 100 * time.Millisecond, ReadyTimeout: 90 * time.Second,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -622,5 +645,15 @@ func TestPostgresLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Fatalf("a backup file is left: %v", err)
+	}
+	// Failures were logged (the corrupted restore), never a password.
+	logged := h.logs.String()
+	if !strings.Contains(logged, "restore failed") {
+		t.Fatalf("the failed restore was not logged: %.500s", logged)
+	}
+	for _, secret := range []string{pw, a.Credentials.AdminPassword} {
+		if strings.Contains(logged, secret) {
+			t.Fatal("the service logged a password")
+		}
 	}
 }
