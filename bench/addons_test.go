@@ -342,11 +342,12 @@ func (s *server) createProject(b *testing.B, name string) string {
 }
 
 // createAddon creates an addon (1 replica, 1 GiB of storage) and returns
-// its id.
+// its id. External access needs TLS (Northflank's rule), so external
+// turns both on.
 func (s *server) createAddon(project, name, typ, version, plan string, external bool) (string, error) {
 	var a struct{ Data struct{ ID string } }
-	body := fmt.Sprintf(`{"name":%q,"type":%q,"version":%q,"externalAccessEnabled":%t,
-		"billing":{"deploymentPlan":%q,"storage":1024,"replicas":1}}`, name, typ, version, external, plan)
+	body := fmt.Sprintf(`{"name":%q,"type":%q,"version":%q,"externalAccessEnabled":%t,"tlsEnabled":%t,
+		"billing":{"deploymentPlan":%q,"storage":1024,"replicas":1}}`, name, typ, version, external, external, plan)
 	if err := s.call("POST", "/v1/projects/"+project+"/addons", body, &a); err != nil {
 		return "", fmt.Errorf("create addon %s: %w", name, err)
 	}
@@ -521,7 +522,10 @@ func (s *server) logSteps(path string, marks ...string) ([]time.Duration, error)
 }
 
 // pgConn is how the host's tools reach an addon through its external
-// access: libpq environments for the admin and the app user.
+// access: libpq environments for the admin and the app user, over TLS
+// verified against the addon's CA (external access needs TLS, so the
+// by-hand baseline pays for TLS on loopback, which Slipway's own dump
+// through the socket does not).
 type pgConn struct {
 	admin, app []string // PG* variables
 	db, user   string
@@ -549,7 +553,12 @@ func (s *server) pgConn(b *testing.B, addon string) pgConn {
 	if host != "127.0.0.1" {
 		b.Fatalf("external host %q: not loopback", host)
 	}
-	base := []string{"PGHOST=" + host, "PGPORT=" + port, "PGDATABASE=" + db, "PGCONNECT_TIMEOUT=10"}
+	caFile := filepath.Join(b.TempDir(), "addon-ca.crt")
+	if err := os.WriteFile(caFile, []byte(env("TLS_CA_CERT")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	base := []string{"PGHOST=" + host, "PGPORT=" + port, "PGDATABASE=" + db, "PGCONNECT_TIMEOUT=10",
+		"PGSSLMODE=verify-full", "PGSSLROOTCERT=" + caFile}
 	return pgConn{
 		admin: append(append([]string{}, base...), "PGUSER="+env("ADMIN_USERNAME"), "PGPASSWORD="+creds.Data.Secrets["ADMIN_PASSWORD"]),
 		app:   append(append([]string{}, base...), "PGUSER="+env("USERNAME"), "PGPASSWORD="+creds.Data.Secrets["PASSWORD"]),
