@@ -662,15 +662,6 @@ func (s *Service) patch(ctx context.Context, a Addon, p *addonsv1.AddonPatch) (A
 	if err := applyNetwork(&next, info, tls, external, p.GetIpPolicies()); err != nil {
 		return Addon{}, err
 	}
-	// A TLS change restarts the server: refused while it is busy, so
-	// that the setting never claims what the server does not do.
-	if tls != a.Settings.TLS {
-		switch a.Status {
-		case StatusRunning, StatusFailed, StatusPreDeployment, StatusPaused:
-		default:
-			return Addon{}, notIdle(a)
-		}
-	}
 	var schedules []Schedule
 	if p.BackupSchedules != nil {
 		if schedules, err = s.schedulesOf(a, p.GetBackupSchedules(), info); err != nil {
@@ -681,6 +672,17 @@ func (s *Service) patch(ctx context.Context, a Addon, p *addonsv1.AddonPatch) (A
 	if p.Version != nil && p.GetVersion() != "" {
 		if version, err = resolveVersion(info, p.GetVersion(), "version"); err != nil {
 			return Addon{}, err
+		}
+	}
+	// A change of TLS, plan or version restarts the server: refused while
+	// it is busy, before anything of the patch is stored, so that a
+	// refused patch changes nothing and the settings never claim what the
+	// server does not do.
+	if tls != a.Settings.TLS || next.Settings.Plan != a.Settings.Plan || version != a.Settings.Version {
+		switch a.Status {
+		case StatusRunning, StatusFailed, StatusPreDeployment, StatusPaused:
+		default:
+			return Addon{}, notIdle(a)
 		}
 	}
 	updated, err := s.store.UpdateAddon(ctx, a.TeamID, a.ProjectID, a.ID, func(cur *Addon) ([]events.Event, error) {

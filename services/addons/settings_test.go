@@ -52,6 +52,28 @@ func TestSettings(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, c.field)
 	}
 
+	// A plan change restarts the server: while the addon is busy (a
+	// backup) the whole patch is refused and nothing of it is stored.
+	if _, err := h.store.UpdateAddon(context.Background(), teamID, projectID, "settings-db", func(a *addons.Addon) ([]events.Event, error) {
+		a.Status = addons.StatusBackup
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	busyDesc := "changed while busy"
+	_, err = h.client.PatchAddon(ctx, &addonsv1.PatchAddonRequest{ProjectId: projectID, AddonId: "settings-db",
+		Spec: &addonsv1.AddonPatch{Description: &busyDesc, Billing: &addonsv1.AddonBillingPatch{DeploymentPlan: ptr("nf-compute-50")}}})
+	wantCode(t, err, codes.FailedPrecondition, "ADDON_BUSY")
+	if got := h.get("settings-db"); got.GetDescription() != "sessions" || got.GetBilling().GetDeploymentPlan() != "nf-compute-20" {
+		t.Fatalf("a refused patch was stored: %v", got)
+	}
+	if _, err := h.store.UpdateAddon(context.Background(), teamID, projectID, "settings-db", func(a *addons.Addon) ([]events.Event, error) {
+		a.Status = addons.StatusRunning
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Network settings: external access needs TLS (Northflank's rule);
 	// with both, the credentials show the server's loopback address (the
 	// TLS round trip itself is TestNetworkSettingsTLS).
