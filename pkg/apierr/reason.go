@@ -214,9 +214,6 @@ const (
 	// ReasonBackupDestinationInUse: deleting a destination that still
 	// holds backups. 409.
 	ReasonBackupDestinationInUse Reason = "BACKUP_DESTINATION_IN_USE"
-	// ReasonDownloadLinkInvalid: a backup download link that was not
-	// signed by this install, was altered, or has expired. 403.
-	ReasonDownloadLinkInvalid Reason = "DOWNLOAD_LINK_INVALID"
 )
 
 // Reasons lists every declared reason, for documentation and for the test
@@ -238,7 +235,7 @@ func Reasons() []Reason {
 		ReasonAddonBusy, ReasonAddonNotPaused, ReasonAddonTypeMismatch, ReasonAddonUpgradeUnsupported,
 		ReasonAddonDestinationUnsupported, ReasonBackupInProgress, ReasonBackupConcluded, ReasonBackupNotRestorable,
 		ReasonScheduleExists, ReasonDownloadLinkExpired,
-		ReasonBackupDestinationCheckFailed, ReasonBackupDestinationInUse, ReasonDownloadLinkInvalid,
+		ReasonBackupDestinationCheckFailed, ReasonBackupDestinationInUse,
 	}
 }
 

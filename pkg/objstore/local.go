@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // errNotDir is what opening "a/b" gives when "a" is a file.
@@ -32,15 +31,13 @@ const tempPrefix = ".slipway-upload-"
 // planted in the directory) reaches a file outside it; CheckKey refuses
 // "..", absolute and otherwise odd keys before that.
 type Local struct {
-	dir    string
-	root   *os.Root
-	signer *URLSigner
+	dir  string
+	root *os.Root
 }
 
 // NewLocal opens (creating it, mode 0700, when missing) the directory dir as
-// a store. signer makes DownloadURL's links, which Handler serves; nil
-// means the store makes none.
-func NewLocal(dir string, signer *URLSigner) (*Local, error) {
+// a store.
+func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("objstore: create %s: %w", dir, err)
 	}
@@ -48,7 +45,7 @@ func NewLocal(dir string, signer *URLSigner) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open %s: %w", dir, err)
 	}
-	return &Local{dir: dir, root: root, signer: signer}, nil
+	return &Local{dir: dir, root: root}, nil
 }
 
 // Dir is the store's directory.
@@ -223,17 +220,6 @@ func (l *Local) List(_ context.Context, prefix string) ([]Object, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
-}
-
-// DownloadURL implements Store with the signer's links, served by Handler.
-func (l *Local) DownloadURL(ctx context.Context, key string, expires time.Time) (string, error) {
-	if l.signer == nil {
-		return "", ErrNoDownloadURL
-	}
-	if _, err := l.Stat(ctx, key); err != nil {
-		return "", err
-	}
-	return l.signer.Sign(key, expires), nil
 }
 
 // fileErr maps a missing file (or a path through a file) to ErrNotFound.

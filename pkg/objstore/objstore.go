@@ -29,10 +29,6 @@ var ErrNotFound = errors.New("objstore: object not found")
 // client, so this error means a bug or an attack, not a user's mistake.
 var ErrInvalidKey = errors.New("objstore: invalid object key")
 
-// ErrNoDownloadURL: the store cannot make download links (a local store
-// built without a URL signer).
-var ErrNoDownloadURL = errors.New("objstore: this store has no download links configured")
-
 // MaxKeyLen bounds keys; S3 allows 1024 bytes and the prefix takes some.
 const MaxKeyLen = 900
 
@@ -68,11 +64,6 @@ type Store interface {
 	// List returns the objects whose keys start with prefix, ordered by
 	// key. An empty prefix lists everything.
 	List(ctx context.Context, prefix string) ([]Object, error)
-
-	// DownloadURL returns a URL from which anyone holding it can GET the
-	// object until expires, and not after. It returns ErrNotFound for a
-	// missing object, ErrNoDownloadURL when the store cannot make links.
-	DownloadURL(ctx context.Context, key string, expires time.Time) (string, error)
 }
 
 // CheckKey returns ErrInvalidKey (wrapped, naming the key) unless key is a

@@ -8,10 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/slipwayhq/slipway/pkg/objstore"
 )
@@ -63,17 +61,6 @@ func get(t *testing.T, st objstore.Store, key string) []byte {
 		t.Fatalf("read %q: %v", key, err)
 	}
 	return b
-}
-
-func httpGet(t *testing.T, url string) (int, []byte) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
 }
 
 // testContract is the Store contract, run against every implementation.
@@ -128,9 +115,6 @@ func testContract(t *testing.T, st objstore.Store) {
 		}
 		if err := st.Delete(ctx, "nope/nothing"); err != nil {
 			t.Fatalf("Delete missing: %v", err)
-		}
-		if _, err := st.DownloadURL(ctx, "nope/nothing", time.Now().Add(time.Minute)); !errors.Is(err, objstore.ErrNotFound) {
-			t.Fatalf("DownloadURL missing: %v", err)
 		}
 	})
 
@@ -251,30 +235,6 @@ func testContract(t *testing.T, st objstore.Store) {
 		}
 		if got := get(t, st, "big/obj"); !bytes.Equal(got, data) {
 			t.Fatal("large object read back differs")
-		}
-	})
-
-	t.Run("download url", func(t *testing.T) {
-		if _, _, err := st.Put(ctx, "dl/backup.dump", strings.NewReader("dump bytes")); err != nil {
-			t.Fatal(err)
-		}
-		u, err := st.DownloadURL(ctx, "dl/backup.dump", time.Now().Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, body := httpGet(t, u); code != 200 || string(body) != "dump bytes" {
-			t.Fatalf("GET download URL = %d %q", code, body)
-		}
-		if code, _ := httpGet(t, strings.Replace(u, "backup.dump", "backup.dumq", 1)); code != http.StatusForbidden {
-			t.Fatalf("GET tampered URL = %d, want 403", code)
-		}
-		short, err := st.DownloadURL(ctx, "dl/backup.dump", time.Now().Add(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2100 * time.Millisecond)
-		if code, _ := httpGet(t, short); code != http.StatusForbidden {
-			t.Fatalf("GET expired URL = %d, want 403", code)
 		}
 	})
 

@@ -83,10 +83,9 @@ func endpointURL(endpoint string) (*url.URL, error) {
 // them, so servers that do not implement the SDK's newer flexible checksums
 // (most S3-compatible ones) accept the requests.
 type S3 struct {
-	client  *s3.Client
-	presign *s3.PresignClient
-	bucket  string
-	prefix  string // "" or ends with "/"
+	client *s3.Client
+	bucket string
+	prefix string // "" or ends with "/"
 }
 
 // partSize is the size of each part of a multipart upload; it doubles every
@@ -138,7 +137,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 		opts.HTTPClient = cfg.HTTPClient
 	}
 	client := s3.New(opts)
-	return &S3{client: client, presign: s3.NewPresignClient(client), bucket: cfg.Bucket, prefix: prefix}, nil
+	return &S3{client: client, bucket: cfg.Bucket, prefix: prefix}, nil
 }
 
 func (s *S3) full(key string) string { return s.prefix + key }
@@ -319,37 +318,6 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
-}
-
-// DownloadURL implements Store with a presigned GET (SigV4, query-signed),
-// valid until expires; S3 caps presigned URLs at seven days.
-func (s *S3) DownloadURL(ctx context.Context, key string, expires time.Time) (string, error) {
-	if _, err := s.Stat(ctx, key); err != nil {
-		return "", err
-	}
-	ttl := time.Until(expires).Round(time.Second)
-	if ttl < time.Second {
-		ttl = time.Second
-	}
-	if ttl > 7*24*time.Hour {
-		ttl = 7 * 24 * time.Hour
-	}
-	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{
-		Bucket:                     aws.String(s.bucket),
-		Key:                        aws.String(s.full(key)),
-		ResponseContentDisposition: aws.String(`attachment; filename="` + strings.ReplaceAll(lastSegment(key), `"`, "") + `"`),
-	}, s3.WithPresignExpires(ttl))
-	if err != nil {
-		return "", s.err("presign", key, err)
-	}
-	return req.URL, nil
-}
-
-func lastSegment(key string) string {
-	if i := strings.LastIndex(key, "/"); i >= 0 {
-		return key[i+1:]
-	}
-	return key
 }
 
 // Probe checks that the store works end to end: it writes a small object

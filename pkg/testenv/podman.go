@@ -29,7 +29,9 @@ var podmanEnvs sync.Map // host -> []string
 // returns its Docker-compatible API address (unix:///.../podman.sock). The
 // service is fully isolated from the machine's own Podman: its own
 // containers.conf (runc as the OCI runtime, ulimits that an unprivileged
-// container may set, no network namespace setup), its own storage (vfs, so
+// container may set, no network namespace setup, exec sessions cleaned up
+// 15 s after they end instead of 300 s, so that their conmon processes do
+// not pile up by the thousand during a test), its own storage (vfs, so
 // that nothing is mounted on the host and the directory can simply be
 // deleted), its own lock, tmp and event directories. At the end of the test
 // every container is removed, the service is stopped and the storage is
@@ -143,6 +145,7 @@ log_driver = "k8s-file"
 
 [engine]
 runtime = "runc"
+exit_command_delay = 15
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = %q

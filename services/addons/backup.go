@@ -116,7 +116,8 @@ func notRunning(a Addon) error {
 
 // runBackup takes a backup: the source's check, then the dump or
 // snapshot streamed (compressed) to the object store with its size and
-// checksum; then the addon is running again and the backup is verified.
+// checksum, then the source's check again; then the addon is running
+// again and the backup is verified.
 func (s *Service) runBackup(ctx context.Context, a Addon, b Backup) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer s.cancelable("backup/"+a.InternalID+"/"+b.ID, cancel)()
@@ -158,8 +159,11 @@ func (s *Service) runBackup(ctx context.Context, a Addon, b Backup) {
 	s.verify(ctx, b)
 }
 
-// takeBackup checks the source, then streams the dump or snapshot through
-// the compressor, a counter and a hash into the object store.
+// takeBackup checks the source, streams the dump or snapshot through the
+// compressor, a counter and a hash into the object store, and checks the
+// source again: an addon written to while the backup ran is backed up as
+// it was at one moment in between (the tools take consistent copies), so
+// verification compares the restored copy with both checks (sourceCheck).
 func (s *Service) takeBackup(ctx context.Context, a Addon, b Backup) (map[string]any, int64, string, error) {
 	e, err := engineOf(a.Type)
 	if err != nil {
@@ -174,11 +178,11 @@ func (s *Service) takeBackup(ctx context.Context, a Addon, b Backup) (map[string
 		return nil, 0, "", errors.New("the addon's server is not running")
 	}
 	s.note(ctx, a, LogBackup, b.ID, "checking what %s holds", a.Name)
-	check, err := e.Check(ctx, s.opts.Driver, id, ea)
+	before, err := e.Check(ctx, s.opts.Driver, id, ea)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	s.note(ctx, a, LogBackup, b.ID, "source: %s; taking a %s", check.Summary(), b.Type)
+	s.note(ctx, a, LogBackup, b.ID, "source: %s; taking a %s", before.Summary(), b.Type)
 	pr, pw := io.Pipe()
 	counter := &countingHash{h: sha256.New()}
 	go func() {
@@ -199,7 +203,18 @@ func (s *Service) takeBackup(ctx context.Context, a Addon, b Backup) (map[string
 		pr.CloseWithError(err)
 		return nil, 0, "", err
 	}
-	return checkMap(check), counter.n, hex.EncodeToString(counter.h.Sum(nil)), nil
+	// Without the check after, a write during the backup would make a
+	// good backup fail verification; a backup whose source cannot be
+	// checked again is not taken as verifiable.
+	after, err := e.Check(ctx, s.opts.Driver, id, ea)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("checking the source after the backup: %w", err)
+	}
+	src := sourceCheck{Before: before, After: after}
+	if src.changed() {
+		s.note(ctx, a, LogBackup, b.ID, "the source changed while the backup ran: now %s", after.Summary())
+	}
+	return sourceCheckMap(src), counter.n, hex.EncodeToString(counter.h.Sum(nil)), nil
 }
 
 // countingHash counts and hashes what is written.
@@ -342,7 +357,8 @@ func verifyRoot(addonDir string) string { return filepath.Join(addonDir, "verify
 
 // verify restores a completed backup into a throwaway instance
 // (slipway.role: verify) and compares its check with the source's, taken
-// with the backup: verified, or failed loudly (backup.failed event).
+// before and after the backup (sourceCheck.compare): verified, or failed
+// loudly (backup.failed event).
 func (s *Service) verify(ctx context.Context, b Backup) {
 	a, err := s.store.GetAddon(ctx, b.TeamID, b.ProjectID, b.AddonID)
 	if err != nil {
@@ -353,7 +369,7 @@ func (s *Service) verify(ctx context.Context, b Backup) {
 	// may be verified at once otherwise.
 	l := s.lock("verify/" + a.InternalID)
 	l.Lock()
-	result, verr := s.restoreThrowaway(ctx, a, b)
+	result, src, verr := s.restoreThrowaway(ctx, a, b)
 	l.Unlock()
 	if ctx.Err() != nil && s.stopping() {
 		return // stopping: verified again at the next start
@@ -364,12 +380,12 @@ func (s *Service) verify(ctx context.Context, b Backup) {
 		if verr != nil {
 			cur.Verification.Status, cur.Verification.Message = VerifyFailed, "the backup does not restore: "+userMessage(verr)
 			if result != nil {
-				cur.Verification.Result = checkMap(*result)
+				cur.Verification.Result = verificationResult(src, *result)
 			}
 			return backupEvents("failed", *cur)
 		}
-		cur.Verification.Status, cur.Verification.Result = VerifyVerified, checkMap(*result)
-		cur.Verification.Message = "restored into a throwaway instance: " + result.Summary() + ", as in the source"
+		cur.Verification.Status, cur.Verification.Result = VerifyVerified, verificationResult(src, *result)
+		cur.Verification.Message = verifiedMessage(src, *result)
 		return nil, nil
 	})
 	if err != nil {
@@ -384,15 +400,16 @@ func (s *Service) verify(ctx context.Context, b Backup) {
 
 // restoreThrowaway starts a verification instance with fresh directories,
 // restores the backup into it, checks it and compares with the source's
-// check; the instance and its directories are removed afterwards.
-func (s *Service) restoreThrowaway(ctx context.Context, a Addon, b Backup) (*engine.Check, error) {
+// checks (nil for an imported dump, which has no source to compare); the
+// instance and its directories are removed afterwards.
+func (s *Service) restoreThrowaway(ctx context.Context, a Addon, b Backup) (*engine.Check, *sourceCheck, error) {
 	e, err := engineOf(a.Type)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	file, err := s.fetchBackup(ctx, a, b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.Remove(file)
 	va := s.engineAddon(a)
@@ -404,51 +421,49 @@ func (s *Service) restoreThrowaway(ctx context.Context, a Addon, b Backup) (*eng
 	if b.Type == engine.BackupSnapshot {
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		err = e.RestoreSnapshot(ctx, va, f)
 		f.Close()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	spec, err := e.Spec(va)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	id, err := s.opts.Driver.Start(ctx, spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = s.removeWorkload(context.WithoutCancel(ctx), id) }()
 	readyCtx, cancel := context.WithTimeout(ctx, s.opts.ReadyTimeout)
 	err = engine.WaitReady(readyCtx, e, s.opts.Driver, id, va)
 	cancel()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if b.Type != engine.BackupSnapshot {
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		err = e.Restore(ctx, s.opts.Driver, id, va, f)
 		f.Close()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	got, err := e.Check(ctx, s.opts.Driver, id, va)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if b.Verification.Source != nil {
-		want := checkFromMap(b.Verification.Source)
-		if !want.Equal(got) {
-			return &got, fmt.Errorf("the restored copy differs from the source: %s", want.Diff(got))
-		}
+	if b.Verification.Source == nil {
+		return &got, nil, nil
 	}
-	return &got, nil
+	src := sourceCheckFromMap(b.Verification.Source)
+	return &got, &src, src.compare(got)
 }
 
 // contains reports whether list holds v.

@@ -29,7 +29,7 @@ type Objects struct{ Store objstore.Store }
 // NewLocalObjects stores objects in files under root (objstore.Local:
 // written aside and renamed into place, keys kept inside root).
 func NewLocalObjects(root string) (*Objects, error) {
-	l, err := objstore.NewLocal(root, nil)
+	l, err := objstore.NewLocal(root)
 	if err != nil {
 		return nil, err
 	}

@@ -125,8 +125,10 @@ type Verification struct {
 	Result     map[string]any `json:"result,omitempty"`
 	Message    string         `json:"message,omitempty"`
 	VerifiedAt time.Time      `json:"verifiedAt"`
-	// Source is the addon's own check taken with the backup, which the
-	// restored copy's check must equal.
+	// Source is the addon's own check taken before the backup and, under
+	// "after", the one taken after it when the addon changed meanwhile
+	// (sourceCheckMap): the restored copy's check must equal the first,
+	// or lie between the two.
 	Source map[string]any `json:"source,omitempty"`
 }
 

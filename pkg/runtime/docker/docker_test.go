@@ -212,7 +212,7 @@ func TestDriver(t *testing.T) {
 	})
 	for name, fn := range map[string]func(*testing.T, *Driver, string){
 		"ExecStreams": testExecStreams, "ExecBrokenWriter": testExecBrokenWriter, "ExecResizeLast": testExecResizeLast,
-		"UsageMeasured": testUsage,
+		"UsageMeasured": testUsage, "ExecConmons": testExecConmons,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

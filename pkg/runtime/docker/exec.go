@@ -45,7 +45,15 @@ import (
 //     500 "container state improper" (Docker: a 409 "is not running"),
 //     starting one with a 409;
 //   - conmon can drop the second of two resizes a millisecond apart (see
-//     resizeExec).
+//     resizeExec);
+//   - every session keeps two conmon processes for the engine's
+//     exit_command_delay after it ends (300 s by default, even once the
+//     container is removed), so that its exit code can be inspected (as
+//     Docker keeps sessions until its five-minute reaper); then they run
+//     `podman container cleanup --exec` and exit. There is no API to
+//     remove a session sooner; Exec reads the exit code at once, so a
+//     short delay is enough (testenv.Podman uses 15 s; see
+//     testExecConmons).
 //
 // The calls are the client's (github.com/docker/docker), and so is the
 // demultiplexing (stdcopy), but for the start, whose hijack is done here

@@ -174,3 +174,76 @@ func testExecResizeLast(t *testing.T, d *Driver, img string) {
 		}
 	}
 }
+
+// conmonsOf lists this machine's conmon processes serving the container
+// whose full id is cid (its own and one pair per exec session: "-c <cid>"
+// on their command lines).
+func conmonsOf(cid string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		if len(args) == 0 || !strings.HasSuffix(args[0], "conmon") {
+			continue
+		}
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-c" && args[i+1] == cid {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// execConmonBound is how long after a container's last exec and its
+// removal its conmon processes may remain: Podman keeps every API exec
+// session, and a pair of conmon processes for it, for the engine's
+// exit_command_delay (Docker's five-minute exec reaper; 300 s by default,
+// which testenv.Podman lowers to 15 s), then runs `podman container
+// cleanup --exec`.
+const execConmonBound = 45 * time.Second
+
+// testExecConmons: exec sessions leave no conmon processes behind for
+// good: once the container is removed, all of its conmons end within the
+// engine's exit_command_delay, and the exit codes were read before that.
+func testExecConmons(t *testing.T, d *Driver, img string) {
+	ctx := runtimetest.Context(t)
+	id := runtimetest.Start(t, d, runtime.Spec{Image: img, Command: []string{"sleep", "600"}})
+	ci, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const execs = 3
+	for i := range execs {
+		if code, err := d.Exec(ctx, id, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", "exit " + strconv.Itoa(i+3)}}); err != nil || code != i+3 {
+			t.Fatalf("Exec %d = %d, %v", i, code, err)
+		}
+	}
+	t.Logf("conmon processes of the container after %d execs: %d", execs, len(conmonsOf(ci.ID)))
+	if err := d.Stop(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Wait(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	for left := conmonsOf(ci.ID); len(left) > 0; left = conmonsOf(ci.ID) {
+		if time.Since(removed) > execConmonBound {
+			t.Fatalf("%d conmon processes of the removed container still run %v after its removal: %v", len(left), execConmonBound, left)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("its conmon processes ended %v after its removal", time.Since(removed).Round(time.Second))
+}
