@@ -274,9 +274,6 @@ func (s *Service) ImportBackup(ctx context.Context, req *addonsv1.ImportBackupRe
 	if req.GetConnectionString() != "" || req.GetImportAllDatabases() {
 		return nil, apierr.InvalidField("connectionString", "importing from a live database is not available: give importUrl, a gzip-compressed dump")
 	}
-	if req.GetCustomDestinationId() != "" {
-		return nil, apierr.InvalidField("customDestinationId", "custom backup destinations are not available yet")
-	}
 	u, err := url.Parse(req.GetImportUrl())
 	if req.GetImportUrl() == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, apierr.InvalidField("importUrl", "must be an http or https URL of a gzip-compressed dump")
@@ -291,6 +288,12 @@ func (s *Service) ImportBackup(ctx context.Context, req *addonsv1.ImportBackupRe
 	if a.Status != StatusRunning {
 		return nil, notRunning(a)
 	}
+	if id := req.GetCustomDestinationId(); id != "" {
+		// The destination must exist (404) before anything is recorded.
+		if _, err := s.objects(ctx, Backup{TeamID: a.TeamID, DestinationID: id}); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now()
 	name := req.GetName()
 	if name == "" {
@@ -298,7 +301,7 @@ func (s *Service) ImportBackup(ctx context.Context, req *addonsv1.ImportBackupRe
 	}
 	b := Backup{TeamID: a.TeamID, ProjectID: a.ProjectID, AddonID: a.ID, ID: newID(now), Name: name, Type: engine.BackupDump,
 		Compression: "gz", SourceType: "externalDump", Status: JobInProgress, AddonType: a.Type, AddonVersion: a.Settings.Version,
-		CreatedAt: now, Verification: Verification{Status: VerifyPending}}
+		CreatedAt: now, DestinationID: req.GetCustomDestinationId(), Verification: Verification{Status: VerifyPending}}
 	b.Key = backupKey(a, b)
 	if err := s.store.CreateBackup(ctx, b); err != nil {
 		return nil, apierr.FromStore(err, "backup", b.ID)
@@ -519,4 +522,19 @@ func (s *Service) DestinationBackups(ctx context.Context, team, destination stri
 		last = b.ProjectID + "/" + b.AddonID + "/" + b.ID
 	}
 	return out, more, last, nil
+}
+
+// DestinationSchedule implements DestinationBackups: the first schedule
+// of team (by project, addon and id) whose backups go to destination.
+func (s *Service) DestinationSchedule(ctx context.Context, team, destination string) (string, string, error) {
+	all, err := s.store.AllSchedules(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	for _, sc := range all {
+		if sc.TeamID == team && sc.DestinationID == destination {
+			return sc.ProjectID, sc.AddonID, nil
+		}
+	}
+	return "", "", nil
 }

@@ -47,6 +47,10 @@ type DestinationBackups interface {
 	// for page.After = that key. A destination without backups gives an
 	// empty page.
 	DestinationBackups(ctx context.Context, team, destination string, page paging.Page) (backups []*addonsv1.DestinationBackup, more bool, lastKey string, err error)
+	// DestinationSchedule returns the project and addon of one backup
+	// schedule of team that keeps its backups in destination (its id), or
+	// empty strings when none does.
+	DestinationSchedule(ctx context.Context, team, destination string) (project, addon string, err error)
 }
 
 // destinationsServer implements BackupDestinationsService.
@@ -235,6 +239,15 @@ func (s *destinationsServer) DeleteBackupDestination(ctx context.Context, req *a
 	if len(held) > 0 {
 		return nil, apierr.Conflict(apierr.ReasonBackupDestinationInUse,
 			"backup destination %q still holds backups; delete them (or let retention expire them) first", d.ID)
+	}
+	// A schedule's next backup would have nowhere to go.
+	project, addon, err := s.backups.DestinationSchedule(ctx, d.TeamID, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	if addon != "" {
+		return nil, apierr.Conflict(apierr.ReasonBackupDestinationInUse,
+			"backup destination %q is used by a backup schedule of addon %q in project %q; delete that schedule (or change its destination) first", d.ID, addon, project)
 	}
 	ev, err := destinationEvent("deleted", d)
 	if err != nil {

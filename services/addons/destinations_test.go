@@ -48,6 +48,16 @@ const (
 type memDestinationBackups struct {
 	mu      sync.Mutex
 	backups map[string][]*addonsv1.DestinationBackup // by team/destination, ordered by id
+	// schedules are the addons (project/addon) whose schedule uses a
+	// destination, by team/destination.
+	schedules map[string]string
+}
+
+func (m *memDestinationBackups) DestinationSchedule(_ context.Context, team, destination string) (string, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	project, addon, _ := strings.Cut(m.schedules[team+"/"+destination], "/")
+	return project, addon, nil
 }
 
 func (m *memDestinationBackups) DestinationBackups(_ context.Context, team, destination string, page paging.Page) ([]*addonsv1.DestinationBackup, bool, string, error) {
@@ -110,7 +120,7 @@ func newDestinationHarnessAllowing(t *testing.T, engine sqldb.Dialect, allow ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := &memDestinationBackups{backups: map[string][]*addonsv1.DestinationBackup{}}
+	mem := &memDestinationBackups{backups: map[string][]*addonsv1.DestinationBackup{}, schedules: map[string]string{}}
 	srv, err := newDestinationsServer(db, nil, box, nil, mem, allow)
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +308,17 @@ func TestBackupDestinationLifecycle(t *testing.T) {
 			t.Fatalf("delete with backups: %v", err)
 		}
 		h.backups.set(dtTeam, "main-s3")
+		// Refused while an addon's backup schedule uses it, naming the addon.
+		h.backups.mu.Lock()
+		h.backups.schedules[dtTeam+"/main-s3"] = "web/pg"
+		h.backups.mu.Unlock()
+		_, err = h.client.DeleteBackupDestination(destAs(dtAdmin), &addonsv1.DeleteBackupDestinationRequest{BackupDestinationId: "main-s3"})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), `addon "pg"`) {
+			t.Fatalf("delete used by a schedule: %v", err)
+		}
+		h.backups.mu.Lock()
+		delete(h.backups.schedules, dtTeam+"/main-s3")
+		h.backups.mu.Unlock()
 		if _, err := h.client.DeleteBackupDestination(destAs(dtAdmin), &addonsv1.DeleteBackupDestinationRequest{BackupDestinationId: "main-s3"}); err != nil {
 			t.Fatal(err)
 		}

@@ -28,8 +28,10 @@ type scheduleSpec interface {
 }
 
 // scheduleOfSpec checks one schedule of an addon (field prefixes its
-// fields in errors) and returns it with its first run.
-func (s *Service) scheduleOfSpec(a Addon, spec scheduleSpec, info engine.TypeInfo, field string) (Schedule, error) {
+// fields in errors) and returns it with its first run. A
+// customDestinationId must name one of the team's backup destinations
+// (404 otherwise), as a manual backup's must.
+func (s *Service) scheduleOfSpec(ctx context.Context, a Addon, spec scheduleSpec, info engine.TypeInfo, field string) (Schedule, error) {
 	sc := spec.GetScheduling()
 	in := func(name string) string { return field + "scheduling." + name }
 	minutes, hours, days := ints(sc.GetMinute()), ints(sc.GetHour()), ints(sc.GetDay())
@@ -75,8 +77,14 @@ func (s *Service) scheduleOfSpec(a Addon, spec scheduleSpec, info engine.TypeInf
 	if !slices.Contains(info.BackupTypes, spec.GetBackupType()) {
 		return Schedule{}, apierr.InvalidField(field+"backupType", fmt.Sprintf("%s addons do not take %s backups here", a.Type, spec.GetBackupType()))
 	}
-	if spec.GetCustomDestinationId() != "" || len(spec.GetAdditionalDestinations()) > 0 {
-		return Schedule{}, apierr.InvalidField(field+"customDestinationId", "custom backup destinations are not available yet: backups are stored in Slipway's data directory")
+	if len(spec.GetAdditionalDestinations()) > 0 {
+		return Schedule{}, apierr.InvalidField(field+"additionalDestinations", "additional backup destinations are not available: give customDestinationId to keep the backups in one destination")
+	}
+	if id := spec.GetCustomDestinationId(); id != "" {
+		// The destination must exist now, not only when the first run is due.
+		if _, err := s.objects(ctx, Backup{TeamID: a.TeamID, DestinationID: id}); err != nil {
+			return Schedule{}, err
+		}
 	}
 	if spec.GetRetentionTime() < 1 {
 		return Schedule{}, apierr.InvalidField(field+"retentionTime", "must be at least 1 day")
@@ -88,7 +96,7 @@ func (s *Service) scheduleOfSpec(a Addon, spec scheduleSpec, info engine.TypeInf
 	now := s.now()
 	out := Schedule{TeamID: a.TeamID, ProjectID: a.ProjectID, AddonID: a.ID, ID: newID(now), Interval: sc.GetInterval(),
 		Minute: minutes, Hour: hours, Day: days, BackupType: spec.GetBackupType(), Compression: compression,
-		RetentionDays: int(spec.GetRetentionTime()), Status: "ok", CreatedAt: now, UpdatedAt: now}
+		DestinationID: spec.GetCustomDestinationId(), RetentionDays: int(spec.GetRetentionTime()), Status: "ok", CreatedAt: now, UpdatedAt: now}
 	sched, err := cronOf(out)
 	if err != nil {
 		return Schedule{}, apierr.InvalidField(field+"scheduling", err.Error())
@@ -99,12 +107,12 @@ func (s *Service) scheduleOfSpec(a Addon, spec scheduleSpec, info engine.TypeInf
 
 // schedulesOf checks an addon's backupSchedules: one per interval and
 // backup type.
-func (s *Service) schedulesOf(a Addon, specs []*addonsv1.BackupScheduleSpec, info engine.TypeInfo) ([]Schedule, error) {
+func (s *Service) schedulesOf(ctx context.Context, a Addon, specs []*addonsv1.BackupScheduleSpec, info engine.TypeInfo) ([]Schedule, error) {
 	var out []Schedule
 	seen := map[string]bool{}
 	for i, spec := range specs {
 		field := fmt.Sprintf("backupSchedules[%d].", i)
-		sc, err := s.scheduleOfSpec(a, spec, info, field)
+		sc, err := s.scheduleOfSpec(ctx, a, spec, info, field)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +189,7 @@ func (s *Service) CreateBackupSchedule(ctx context.Context, req *addonsv1.Create
 	if err != nil {
 		return nil, err
 	}
-	sc, err := s.scheduleOfSpec(a, req, e.Info(s.opts.Driver.Name()), "")
+	sc, err := s.scheduleOfSpec(ctx, a, req, e.Info(s.opts.Driver.Name()), "")
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +238,7 @@ func (s *Service) fireSchedules(ctx context.Context) {
 		a, err := s.store.GetAddon(ctx, sc.TeamID, sc.ProjectID, sc.AddonID)
 		if err == nil {
 			_, err = s.startBackup(ctx, a, backupOptions{Type: sc.BackupType, Compression: sc.Compression, ScheduleID: sc.ID,
-				Name:      fmt.Sprintf("%s %s %s", a.Name, sc.Interval, now.Format("2006-01-02 15:04")),
+				DestinationID: sc.DestinationID, Name: fmt.Sprintf("%s %s %s", a.Name, sc.Interval, now.Format("2006-01-02 15:04")),
 				ExpiresAt: now.Add(time.Duration(sc.RetentionDays) * 24 * time.Hour)})
 		}
 		if err != nil {

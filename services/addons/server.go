@@ -593,7 +593,7 @@ func (s *Service) create(ctx context.Context, req request, spec *addonsv1.AddonS
 		source = &b
 		a.Settings.Source = &Source{ProjectID: b.ProjectID, AddonID: b.AddonID, BackupID: b.ID}
 	}
-	schedules, err := s.schedulesOf(a, spec.GetBackupSchedules(), info)
+	schedules, err := s.schedulesOf(ctx, a, spec.GetBackupSchedules(), info)
 	if err != nil {
 		return Addon{}, err
 	}
@@ -664,7 +664,7 @@ func (s *Service) patch(ctx context.Context, a Addon, p *addonsv1.AddonPatch) (A
 	}
 	var schedules []Schedule
 	if p.BackupSchedules != nil {
-		if schedules, err = s.schedulesOf(a, p.GetBackupSchedules(), info); err != nil {
+		if schedules, err = s.schedulesOf(ctx, a, p.GetBackupSchedules(), info); err != nil {
 			return Addon{}, err
 		}
 	}

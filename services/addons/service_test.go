@@ -111,6 +111,9 @@ type harness struct {
 	images    map[string]string
 	// logs is everything the service logged, at every level.
 	logs *logBuffer
+	// destinations, when set, opens the teams' backup destinations
+	// (UseDestinations) on every start.
+	destinations addons.DestinationOpener
 }
 
 func newHarness(t *testing.T) *harness {
@@ -199,6 +202,9 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.svc = svc
+	if h.destinations != nil {
+		svc.UseDestinations(h.destinations)
+	}
 	authorizer := authz.New(authztest.Static{
 		adminCred:  authztest.TeamToken(teamID, "admin"),
 		viewerCred: authztest.TeamToken(teamID, "viewer"),
