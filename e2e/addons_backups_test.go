@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -287,6 +288,10 @@ func hostClient(t *testing.T, typ, dir string, creds map[string]string, input st
 	case "redis":
 		cmd = exec.CommandContext(ctx, "redis-cli", "-s", filepath.Join(run, "redis.sock"))
 		cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+creds["PASSWORD"])
+	case "mysql":
+		cmd = exec.CommandContext(ctx, "mariadb", "--no-defaults", "-N", "-B",
+			"--socket="+filepath.Join(run, "mysqld.sock"), "--user="+creds["USERNAME"], creds["DATABASE"])
+		cmd.Env = append(os.Environ(), "MYSQL_PWD="+creds["PASSWORD"])
 	default:
 		t.Fatalf("no host client for %s", typ)
 	}
@@ -315,6 +320,16 @@ const pgSeedRows = 300_000
 
 const pgSeed = `CREATE TABLE items(id int PRIMARY KEY, pad text NOT NULL);
 INSERT INTO items SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) FROM generate_series(1, 300000) g;`
+
+// mysqlCount is the number of rows of items, or "missing" when there is
+// no such table.
+func mysqlCount(t *testing.T, dir string, creds map[string]string) string {
+	t.Helper()
+	if hostClient(t, "mysql", dir, creds, "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'items';") == "0" {
+		return "missing"
+	}
+	return hostClient(t, "mysql", dir, creds, "SELECT count(*) FROM items;")
+}
 
 // TestAddonsDownloadLink: a backup's download link serves exactly the
 // stored bytes (their SHA-256 is the backup's checksum) without a token;
@@ -592,50 +607,109 @@ func TestAddonsOtherTeamsBackup(t *testing.T) {
 	}
 }
 
+// hostVersion is the major.minor version of this machine's server of
+// an addon type, what the image of its binaries runs, from the first
+// submatch of re in the output of bin --version.
+func hostVersion(t *testing.T, bin, re string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	m := regexp.MustCompile(re).FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("no %s on this machine to build an image of (scripts/install-deps.sh installs it): %v %s", bin, err, out)
+	}
+	return string(m[1])
+}
+
 // TestAddonsOnPodman: the round trip on the docker driver (against
-// Podman), with an image of this machine's PostgreSQL built locally (no
-// registry is reachable) and named by SLIPWAY_ADDON_IMAGE_POSTGRESQL:
-// the addon runs as a container, rows written through its socket (the
-// bind-mounted socket directory) are dumped, the dump verified in a
-// throwaway container, the table dropped, the dump restored, and the rows
-// are back.
+// Podman) for each type, one Slipway for all, with images of this
+// machine's servers built locally (no registry is reachable) and named by
+// SLIPWAY_ADDON_IMAGE_*: the addon runs as a container, data written
+// through its socket (the bind-mounted socket directory) is dumped, the
+// dump verified in a throwaway container, the data damaged, the dump
+// restored, and the data is back.
 func TestAddonsOnPodman(t *testing.T) {
 	host := testenv.Podman(t)
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
-	if len(versions) == 0 {
+	pgVersions, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(pgVersions) == 0 {
 		t.Fatal("no PostgreSQL server on this machine to build an image of (scripts/install-deps.sh installs it)")
 	}
-	version := filepath.Base(filepath.Dir(filepath.Dir(versions[0])))
-	image := testenv.BuildHostImage(t, host, "localhost/slipway-host-postgresql:"+version,
-		"/usr/lib/postgresql/"+version, "/usr/share/postgresql/"+version, "/usr/share/zoneinfo")
-	inst := startSlipway(t, "SLIPWAY_RUNTIME_DRIVER=docker", "SLIPWAY_DOCKER_HOST="+host,
-		"SLIPWAY_ADDON_IMAGE_POSTGRESQL="+image)
+	pgVersion := filepath.Base(filepath.Dir(filepath.Dir(pgVersions[0])))
+	// The paths each image needs are those of services/addons/engine's
+	// docker tests (hostImagePaths); BuildHostImage adds the libraries.
+	types := []struct {
+		typ, version string
+		paths        []string
+		write        string
+		damage       string
+		count        func(t *testing.T, dir string, creds map[string]string) string
+		want         string // count's answer after writing and after the restore
+	}{
+		{typ: "postgresql", version: pgVersion,
+			paths: []string{"/usr/lib/postgresql/" + pgVersion, "/usr/share/postgresql/" + pgVersion, "/usr/share/zoneinfo"},
+			write: `CREATE TABLE items(id int PRIMARY KEY, pad text NOT NULL);
+INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 2500) g;`,
+			damage: "DROP TABLE items;",
+			count:  pgCount,
+			want:   "2500"},
+		{typ: "redis", version: hostVersion(t, "redis-server", `v=([0-9]+\.[0-9]+)\.`),
+			paths:  []string{"/usr/bin/redis-server", "/usr/bin/redis-cli", "/usr/bin/redis-check-rdb"},
+			write:  "SET greeting hello\nHSET user:1 name ada lang go\nRPUSH queue a b c\n",
+			damage: "FLUSHALL\n",
+			count: func(t *testing.T, dir string, creds map[string]string) string {
+				return hostClient(t, "redis", dir, creds, "DBSIZE\nGET greeting\nHGET user:1 name\nLLEN queue\n")
+			},
+			want: "3\nhello\nada\n3"},
+		{typ: "mysql", version: hostVersion(t, "mariadbd", `Ver ([0-9]+\.[0-9]+)\.`),
+			paths: []string{"/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db", "/usr/bin/mariadb", "/usr/bin/mariadb-admin", "/usr/bin/mariadb-dump",
+				"/usr/bin/my_print_defaults", "/usr/bin/resolveip", "/usr/bin/mariadb-backup", "/usr/share/mysql", "/usr/lib/mysql/plugin"},
+			write: "CREATE TABLE items(id int PRIMARY KEY, pad varchar(64) NOT NULL);\n" +
+				// 50 x 50 rows: a recursion stops at max_recursive_iterations (1000).
+				"INSERT INTO items WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < 49) SELECT x.n * 50 + y.n + 1, md5(x.n * 50 + y.n) FROM g x, g y;",
+			damage: "DROP TABLE items;",
+			count:  mysqlCount,
+			want:   "2500"},
+	}
+	envs := []string{"SLIPWAY_RUNTIME_DRIVER=docker", "SLIPWAY_DOCKER_HOST=" + host}
+	for _, c := range types {
+		image := testenv.BuildHostImage(t, host, "localhost/slipway-host-"+c.typ+":"+c.version, c.paths...)
+		envs = append(envs, "SLIPWAY_ADDON_IMAGE_"+strings.ToUpper(c.typ)+"="+image)
+	}
+	inst := startSlipway(t, envs...)
 	api := newAddonsProject(t, inst, "", "Addons On Podman")
-	id := api.create("main db", "postgresql", version)
-	api.wait(id, "running", 2*time.Minute)
-	if list, _ := callJSON(t, "GET", api.addonURL(id)+"/containers", "").data(t)["containers"].([]any); len(list) != 1 {
-		t.Errorf("containers %v, want the server's", list)
-	}
 
-	creds := api.credentials(id)
-	dir := api.addonDir(creds)
-	hostClient(t, "postgresql", dir, creds, `CREATE TABLE items(id int PRIMARY KEY, pad text NOT NULL);
-INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 2500) g;`)
-	b := api.backup(id, "dump")
-	if got := api.waitBackup(id, b, 3*time.Minute, "settled", backupSettled); got["status"] != "completed" || verification(got) != "verified" {
-		t.Fatalf("backup: %v", got)
-	}
-	hostClient(t, "postgresql", dir, creds, "DROP TABLE items;")
-	if n := pgCount(t, dir, creds); n != "missing" {
-		t.Fatalf("the table is still there: %s rows", n)
-	}
-	r := api.restore(id, b, "").data(t)["restoreId"].(string)
-	if rs := api.waitRestore(id, r, 2*time.Minute); rs["status"] != "completed" {
-		t.Fatalf("restore: %v", rs)
-	}
-	api.wait(id, "running", time.Minute)
-	if n := pgCount(t, dir, creds); n != "2500" {
-		t.Errorf("rows after the restore: %s, want 2500", n)
+	for _, c := range types {
+		t.Run(c.typ, func(t *testing.T) {
+			api := &addonsAPI{t: t, inst: inst, base: api.base, project: api.project}
+			id := api.create(c.typ+" db", c.typ, c.version)
+			api.wait(id, "running", 2*time.Minute)
+			if list, _ := callJSON(t, "GET", api.addonURL(id)+"/containers", "").data(t)["containers"].([]any); len(list) != 1 {
+				t.Errorf("containers %v, want the server's", list)
+			}
+			creds := api.credentials(id)
+			dir := api.addonDir(creds)
+			count := func() string { return c.count(t, dir, creds) }
+
+			hostClient(t, c.typ, dir, creds, c.write)
+			if got := count(); got != c.want {
+				t.Fatalf("after writing: %q, want %q", got, c.want)
+			}
+			b := api.backup(id, "dump")
+			if got := api.waitBackup(id, b, 3*time.Minute, "settled", backupSettled); got["status"] != "completed" || verification(got) != "verified" {
+				t.Fatalf("backup: %v", got)
+			}
+			hostClient(t, c.typ, dir, creds, c.damage)
+			if got := count(); got == c.want {
+				t.Fatalf("the data is unchanged after %q: %q", c.damage, got)
+			}
+			r := api.restore(id, b, "").data(t)["restoreId"].(string)
+			if rs := api.waitRestore(id, r, 2*time.Minute); rs["status"] != "completed" {
+				t.Fatalf("restore: %v", rs)
+			}
+			api.wait(id, "running", time.Minute)
+			if got := count(); got != c.want {
+				t.Errorf("after the restore: %q, want %q", got, c.want)
+			}
+		})
 	}
 }
 
