@@ -71,12 +71,9 @@ const (
 )
 
 // SecretProjectsConsumer is the durable consumer through which secret
-// groups learn of deleted projects; SecretProjectSubjects are its
-// subjects and SecretsServer.ProjectDeletedHandler its handler.
+// groups learn of deleted projects (component.ProjectDeletedConsumer
+// calling SecretsServer.DeleteProjectSecrets).
 const SecretProjectsConsumer = "addons-secrets-projects"
-
-// SecretProjectSubjects are the events ProjectDeletedHandler handles.
-var SecretProjectSubjects = []string{events.SubjectFor("projects", "project", "deleted")}
 
 // SecretsServer is SecretsService: thin handlers over a SecretStore. It
 // is exported so that the components that call ResolveEnvironment (jobs,
@@ -835,33 +832,22 @@ func globalSecretEvent(verb string, g GlobalSecret) (events.Event, error) {
 		secretEventData{TeamID: g.TeamID, ID: g.ID, Name: g.Name, Global: true})
 }
 
-// ProjectDeletedHandler deletes a deleted project's secret groups, with
-// their events. It is idempotent: a redelivered event finds nothing.
-func (s *SecretsServer) ProjectDeletedHandler() events.Handler {
-	return func(ctx context.Context, ev events.Event) error {
-		var data struct {
-			TeamID string `json:"teamId"`
-			ID     string `json:"id"`
-		}
-		if err := ev.Decode(&data); err != nil {
-			return err
-		}
-		if data.TeamID == "" || data.ID == "" {
-			return nil
-		}
-		list, err := s.store.ProjectSecretGroups(ctx, data.TeamID, data.ID)
-		if err != nil {
-			return err
-		}
-		for _, g := range list {
-			if err := s.deleteGroup(ctx, g); err != nil {
-				if e := apierr.From(err); e != nil && e.Code == codes.NotFound {
-					continue
-				}
-				return err
-			}
-			s.log.InfoContext(ctx, "deleted a secret group of a deleted project", "secret", g.ID, "project", g.ProjectID)
-		}
-		return nil
+// DeleteProjectSecrets deletes a deleted project's secret groups, with
+// their events; the secret groups' projects consumer calls it. It is
+// idempotent: a redelivered event finds nothing.
+func (s *SecretsServer) DeleteProjectSecrets(ctx context.Context, teamID, projectID string) error {
+	list, err := s.store.ProjectSecretGroups(ctx, teamID, projectID)
+	if err != nil {
+		return err
 	}
+	for _, g := range list {
+		if err := s.deleteGroup(ctx, g); err != nil {
+			if e := apierr.From(err); e != nil && e.Code == codes.NotFound {
+				continue
+			}
+			return err
+		}
+		s.log.InfoContext(ctx, "deleted a secret group of a deleted project", "secret", g.ID, "project", g.ProjectID)
+	}
+	return nil
 }
