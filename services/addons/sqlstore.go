@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/logquery"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -743,39 +744,12 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	if q.Limit <= 0 {
 		return nil, errors.New("addons: ReadLogs needs a positive limit")
 	}
-	query := `SELECT ` + logColumns + ` FROM addon_logs WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND kind = $4 AND ref = $5`
-	args := []any{q.TeamID, q.ProjectID, q.AddonID, string(q.Kind), q.Ref}
-	where := func(cond string, vals ...any) {
-		marks := make([]any, len(vals))
-		for i, v := range vals {
-			args = append(args, v)
-			marks[i] = len(args)
-		}
-		query += ` AND ` + fmt.Sprintf(cond, marks...)
-	}
+	sel := logquery.NewPageSQL(`SELECT `+logColumns+` FROM addon_logs WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND kind = $4 AND ref = $5`,
+		q.TeamID, q.ProjectID, q.AddonID, string(q.Kind), q.Ref)
 	if q.Container != "" {
-		where(`container = $%d`, q.Container)
+		sel.Where(`container = $%d`, q.Container)
 	}
-	if !q.Start.IsZero() {
-		where(`ts >= $%d`, sqldb.Micros(q.Start))
-	}
-	if !q.End.IsZero() {
-		where(`ts < $%d`, sqldb.Micros(q.End))
-	}
-	order := `ts, seq`
-	if q.Backward {
-		order = `ts DESC, seq DESC`
-	}
-	if !q.AfterTime.IsZero() || q.AfterSeq != 0 {
-		at := sqldb.Micros(q.AfterTime)
-		if q.Backward {
-			where(`(ts, seq) < ($%d, $%d)`, at, q.AfterSeq)
-		} else {
-			where(`(ts, seq) > ($%d, $%d)`, at, q.AfterSeq)
-		}
-	}
-	args = append(args, q.Limit)
-	query += fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args))
+	query, args := sel.Page(logquery.Window{Start: q.Start, End: q.End, Backward: q.Backward, AfterTime: q.AfterTime, AfterSeq: q.AfterSeq, Limit: q.Limit})
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
