@@ -40,6 +40,21 @@ func NewSQLStore(db *sqldb.DB, box *secret.Box, committed func()) *SQLStore {
 
 type rowScanner interface{ Scan(...any) error }
 
+// addonExists fails with ErrNotFound unless the project has the addon, in
+// tx: what a backup, restore or schedule is created for must exist when it
+// is.
+func addonExists(ctx context.Context, tx *sql.Tx, team, project, addon string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
+		team, project, addon).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // write runs fn and enqueues evs in one transaction.
 func (s *SQLStore) write(ctx context.Context, fn func(*sql.Tx) error, evs []events.Event) error {
 	return events.Write(ctx, s.db, s.committed, fn, func() []events.Event { return evs })
@@ -283,13 +298,8 @@ func (s *SQLStore) CreateBackup(ctx context.Context, b Backup, evs ...events.Eve
 		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
-			b.TeamID, b.ProjectID, b.AddonID).Scan(&n); err != nil {
+		if err := addonExists(ctx, tx, b.TeamID, b.ProjectID, b.AddonID); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO addon_backups (`+backupColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 			$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 1)`, append([]any{b.TeamID, b.ProjectID, b.AddonID, b.ID}, vals...)...)
@@ -459,13 +469,8 @@ func scanRestore(row rowScanner) (Restore, error) {
 // CreateRestore implements Store.
 func (s *SQLStore) CreateRestore(ctx context.Context, r Restore, evs ...events.Event) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
-			r.TeamID, r.ProjectID, r.AddonID).Scan(&n); err != nil {
+		if err := addonExists(ctx, tx, r.TeamID, r.ProjectID, r.AddonID); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO addon_restores (`+restoreColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
 			r.TeamID, r.ProjectID, r.AddonID, r.ID, r.BackupProjectID, r.BackupAddonID, r.BackupID, r.Status, r.StatusMessage,
@@ -610,13 +615,8 @@ func insertSchedule(ctx context.Context, tx *sql.Tx, sc Schedule) error {
 // CreateSchedule implements Store.
 func (s *SQLStore) CreateSchedule(ctx context.Context, sc Schedule, evs ...events.Event) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
-			sc.TeamID, sc.ProjectID, sc.AddonID).Scan(&n); err != nil {
+		if err := addonExists(ctx, tx, sc.TeamID, sc.ProjectID, sc.AddonID); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		return insertSchedule(ctx, tx, sc)
 	}, evs)
