@@ -155,10 +155,7 @@ func (s *destinationSQLStore) Get(ctx context.Context, team, id string) (Destina
 
 // List implements DestinationStore.
 func (s *destinationSQLStore) List(ctx context.Context, team string, page paging.Page) ([]Destination, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+destinationColumns+` FROM backup_destinations
 		WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`, team, page.After, page.Limit+1, offset)
 	if err != nil {

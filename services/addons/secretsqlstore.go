@@ -196,10 +196,7 @@ func (s *SecretSQLStore) GetSecretGroup(ctx context.Context, team, project, id s
 
 // ListSecretGroups implements SecretStore.
 func (s *SecretSQLStore) ListSecretGroups(ctx context.Context, team, project string, page paging.Page) ([]SecretGroup, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+secretGroupColumns+` FROM secret_groups
 		WHERE team_id = $1 AND project_id = $2 AND id > $3 ORDER BY id LIMIT $4 OFFSET $5`,
 		team, project, page.After, page.Limit+1, offset)
@@ -338,10 +335,7 @@ func (s *SecretSQLStore) GetGlobalSecret(ctx context.Context, team, id string) (
 
 // ListGlobalSecrets implements SecretStore.
 func (s *SecretSQLStore) ListGlobalSecrets(ctx context.Context, team string, page paging.Page) ([]GlobalSecret, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+globalSecretColumns+` FROM secret_globals
 		WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`, team, page.After, page.Limit+1, offset)
 	if err != nil {

@@ -73,15 +73,6 @@ func collect[T any](rows sqldb.Rows, scan func(rowScanner) (T, error)) ([]T, err
 	return out, rows.Err()
 }
 
-// after is the page's cursor condition value and offset: a cursor already
-// says where the page starts.
-func pageArgs(page paging.Page) (string, int) {
-	if page.After != "" {
-		return page.After, 0
-	}
-	return "", page.Offset
-}
-
 // ---- addons
 
 const addonColumns = `team_id, project_id, id, internal_id, name, type, settings, status, status_message, credentials, created_at, updated_at, version`
@@ -155,7 +146,7 @@ func (s *SQLStore) GetAddon(ctx context.Context, team, project, id string) (Addo
 
 // ListAddons implements Store.
 func (s *SQLStore) ListAddons(ctx context.Context, team, project string, page paging.Page) ([]Addon, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+addonColumns+` FROM addons WHERE team_id = $1 AND project_id = $2 AND id > $3
 		ORDER BY id LIMIT $4 OFFSET $5`, team, project, after, page.Limit+1, offset)
 	if err != nil {
@@ -320,7 +311,7 @@ func (s *SQLStore) GetBackup(ctx context.Context, team, project, addon, id strin
 
 // ListBackups implements Store.
 func (s *SQLStore) ListBackups(ctx context.Context, team, project, addon string, page paging.Page) ([]Backup, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	query := `SELECT ` + backupColumns + ` FROM addon_backups WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
 	args := []any{team, project, addon}
 	if after != "" {
@@ -359,7 +350,7 @@ func (s *SQLStore) ActiveBackups(ctx context.Context) ([]Backup, error) {
 
 // DestinationBackups implements Store.
 func (s *SQLStore) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+backupColumns+` FROM addon_backups
 		WHERE team_id = $1 AND destination_id = $2 AND project_id || '/' || addon_id || '/' || id > $3
 		ORDER BY project_id || '/' || addon_id || '/' || id LIMIT $4 OFFSET $5`, team, destination, after, page.Limit+1, offset)
@@ -492,7 +483,7 @@ func (s *SQLStore) GetRestore(ctx context.Context, team, project, addon, id stri
 
 // ListRestores implements Store.
 func (s *SQLStore) ListRestores(ctx context.Context, team, project, addon string, backup *BackupRef, page paging.Page) ([]Restore, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	query := `SELECT ` + restoreColumns + ` FROM addon_restores WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
 	args := []any{team, project, addon}
 	if backup != nil {
@@ -625,7 +616,7 @@ func (s *SQLStore) CreateSchedule(ctx context.Context, sc Schedule, evs ...event
 
 // ListSchedules implements Store.
 func (s *SQLStore) ListSchedules(ctx context.Context, team, project, addon string, page paging.Page) ([]Schedule, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+scheduleColumns+` FROM addon_backup_schedules
 		WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND id > $4 ORDER BY id LIMIT $5 OFFSET $6`,
 		team, project, addon, after, page.Limit+1, offset)

@@ -218,10 +218,7 @@ func (s *SQLStore) GetService(ctx context.Context, team, project, id string) (Se
 
 // ListServices implements Store.
 func (s *SQLStore) ListServices(ctx context.Context, team, project string, page paging.Page) ([]Service, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+serviceColumns+` FROM services WHERE team_id = $1 AND project_id = $2 AND id > $3
 		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, offset)
 	if err != nil {
@@ -384,13 +381,11 @@ func (s *SQLStore) GetRelease(ctx context.Context, team, project, service, id st
 func (s *SQLStore) ListReleases(ctx context.Context, team, project, service string, page paging.Page) ([]Release, bool, error) {
 	query := `SELECT ` + releaseColumns + ` FROM service_releases WHERE team_id = $1 AND project_id = $2 AND service_id = $3`
 	args := []any{team, project, service}
-	offset := page.Offset
 	if page.After != "" {
 		query += ` AND id < $4`
 		args = append(args, page.After)
-		offset = 0
 	}
-	args = append(args, page.Limit+1, offset)
+	args = append(args, page.Limit+1, page.SkipRows())
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {

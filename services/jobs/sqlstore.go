@@ -184,10 +184,7 @@ func (s *SQLStore) GetJob(ctx context.Context, team, project, id string) (Job, e
 
 // ListJobs implements Store.
 func (s *SQLStore) ListJobs(ctx context.Context, team, project string, page paging.Page) ([]Job, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	// One row more than asked tells whether another page follows.
 	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id > $3
 		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, offset)
@@ -513,13 +510,11 @@ func (s *SQLStore) GetRun(ctx context.Context, team, project, job, id string) (R
 func (s *SQLStore) ListRuns(ctx context.Context, team, project, job string, page paging.Page) ([]Run, bool, error) {
 	query := `SELECT ` + runColumns + ` FROM job_runs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`
 	args := []any{team, project, job}
-	offset := page.Offset
 	if page.After != "" {
 		args = append(args, page.After)
 		query += ` AND id < $4`
-		offset = 0 // a cursor already says where the page starts
 	}
-	args = append(args, page.Limit+1, offset)
+	args = append(args, page.Limit+1, page.SkipRows())
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
