@@ -460,16 +460,7 @@ func (s *SecretsServer) patchGroup(ctx context.Context, project, id string, p *a
 			g.Addons = links
 		}
 		if p.GetSecrets() != nil {
-			// The variables and the files given replace the group's; an
-			// empty secrets object clears both.
-			given := len(vars) > 0 || len(files) > 0
-			if len(vars) > 0 || !given {
-				g.Variables = vars
-			}
-			if len(files) > 0 || !given {
-				g.Files = files
-			}
-			if err := checkSecretSize("secrets", g.Variables, g.Files); err != nil {
+			if err := patchSecretValues(&g.Variables, &g.Files, vars, files); err != nil {
 				return nil, err
 			}
 		}
@@ -718,14 +709,7 @@ func (s *SecretsServer) PatchGlobalSecret(ctx context.Context, req *addonsv1.Pat
 			g.Description = p.GetDescription()
 		}
 		if p.GetSecrets() != nil {
-			given := len(vars) > 0 || len(files) > 0
-			if len(vars) > 0 || !given {
-				g.Variables = vars
-			}
-			if len(files) > 0 || !given {
-				g.Files = files
-			}
-			if err := checkSecretSize("secrets", g.Variables, g.Files); err != nil {
+			if err := patchSecretValues(&g.Variables, &g.Files, vars, files); err != nil {
 				return nil, err
 			}
 		}
