@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
@@ -277,13 +276,8 @@ func (s *SecretSQLStore) DeleteSecretGroup(ctx context.Context, team, project, i
 
 // secretDeleted turns a DELETE that matched no row into ErrNotFound.
 func secretDeleted(res sql.Result, err error) error {
-	if err != nil {
+	if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return apierr.ErrNotFound
 	}
 	return nil
 }

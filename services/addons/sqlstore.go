@@ -238,13 +238,8 @@ func (s *SQLStore) DeleteAddon(ctx context.Context, team, project, id string, ev
 			}
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`, team, project, id)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		return nil
 	}, evs)
@@ -427,13 +422,8 @@ func (s *SQLStore) DeleteBackup(ctx context.Context, team, project, addon, id st
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM addon_backups WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND id = $4`,
 			team, project, addon, id)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM addon_logs WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND kind = 'backup' AND ref = $4`,
 			team, project, addon, id)
@@ -669,13 +659,8 @@ func (s *SQLStore) UpdateSchedule(ctx context.Context, sc Schedule, evs ...event
 			next_run_at = $4, updated_at = $5 WHERE team_id = $6 AND project_id = $7 AND addon_id = $8 AND id = $9`,
 			sc.Status, sc.StatusMessage, sqldb.Micros(sc.LastRunAt), sqldb.Micros(sc.NextRunAt), sqldb.Micros(sc.UpdatedAt),
 			sc.TeamID, sc.ProjectID, sc.AddonID, sc.ID)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		return nil
 	}, evs)
@@ -686,13 +671,8 @@ func (s *SQLStore) DeleteSchedule(ctx context.Context, team, project, addon, id 
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM addon_backup_schedules WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND id = $4`,
 			team, project, addon, id)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		return nil
 	}, evs)
