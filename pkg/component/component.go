@@ -193,6 +193,20 @@ type Consumer struct {
 	Handler events.Handler
 }
 
+// ProjectDeletedConsumer is the durable consumer, named durable, through
+// which a component deletes what it holds in deleted projects: it calls
+// deleteProject with each deleted project's team and id (see
+// events.ProjectDeletedHandler, which says what is skipped and that
+// deleteProject must be idempotent). Each component keeps its durable
+// name for good: a renamed durable is a new consumer, which starts again
+// from the oldest event the stream holds.
+func ProjectDeletedConsumer(durable string, deleteProject func(ctx context.Context, teamID, projectID string) error) Consumer {
+	return Consumer{
+		Config:  events.ConsumerConfig{Durable: durable, Subjects: events.ProjectDeletedSubjects()},
+		Handler: events.ProjectDeletedHandler(deleteProject),
+	}
+}
+
 // Env is what a component starts with. The process fills it; components
 // take what they need.
 type Env struct {

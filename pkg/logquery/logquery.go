@@ -122,6 +122,34 @@ func Range(req RangeRequest, now time.Time) (start, end time.Time, err error) {
 	return start, end, nil
 }
 
+// RangeLines is how many lines a range query returns at most: the
+// request's lineLimit, or DefaultLineLimit when it gives none.
+func RangeLines(lineLimit int32) int {
+	if lineLimit == 0 {
+		return DefaultLineLimit
+	}
+	return int(lineLimit)
+}
+
+// TailLines is how many stored lines a tail sends before the live ones:
+// the request's lineLimit, or DefaultTailLines when it gives none.
+func TailLines(lineLimit int32) int {
+	if lineLimit == 0 {
+		return DefaultTailLines
+	}
+	return int(lineLimit)
+}
+
+// TailStart is where a tail's stored lines start: from the request's
+// startTime onwards when it gives one, else the newest lines, read
+// backward.
+func TailStart(startTime *timestamppb.Timestamp) (start time.Time, backward bool) {
+	if startTime == nil {
+		return time.Time{}, true
+	}
+	return startTime.AsTime(), false
+}
+
 // Read returns up to limit lines that keep accepts, and no more than
 // MaxPageBytes of them by size (at least one line). fetch reads the next
 // batch of at most n stored lines after the line after (nil: from the

@@ -97,3 +97,26 @@ func TestSendPages(t *testing.T) {
 		t.Errorf("pages %v, want %v", pages, want)
 	}
 }
+
+// TestLinesAndTailStart: a request without a lineLimit gets the range's
+// or the tail's default, one with a limit gets it; a tail starts at the
+// request's startTime reading forward, else at the newest lines reading
+// backward.
+func TestLinesAndTailStart(t *testing.T) {
+	if got := logquery.RangeLines(0); got != logquery.DefaultLineLimit {
+		t.Errorf("RangeLines(0) = %d", got)
+	}
+	if got := logquery.TailLines(0); got != logquery.DefaultTailLines {
+		t.Errorf("TailLines(0) = %d", got)
+	}
+	if got, got2 := logquery.RangeLines(7), logquery.TailLines(7); got != 7 || got2 != 7 {
+		t.Errorf("RangeLines(7), TailLines(7) = %d, %d", got, got2)
+	}
+	if start, backward := logquery.TailStart(nil); !start.IsZero() || !backward {
+		t.Errorf("TailStart(nil) = %v, %v", start, backward)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if start, backward := logquery.TailStart(timestamppb.New(at)); !start.Equal(at) || backward {
+		t.Errorf("TailStart(%v) = %v, %v", at, start, backward)
+	}
+}

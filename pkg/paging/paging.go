@@ -26,6 +26,15 @@ type Page struct {
 	Limit  int
 }
 
+// SkipRows is the OFFSET of the page's query: Offset, or 0 when the page
+// continues after a cursor, which already says where it starts.
+func (p Page) SkipRows() int {
+	if p.After != "" {
+		return 0
+	}
+	return p.Offset
+}
+
 // Cursors issues the cursors of a service's lists and reads them back. A
 // cursor is the last id of a page and the list it belongs to, sealed with
 // AES-GCM (secret.Box) under a key derived from the server's encryption

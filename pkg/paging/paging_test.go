@@ -70,3 +70,20 @@ func TestCursorsAreSealed(t *testing.T) {
 		t.Fatal("a short key was accepted")
 	}
 }
+
+// TestSkipRows: a page at an offset skips that many rows; a page after a
+// cursor skips none, whatever its offset says.
+func TestSkipRows(t *testing.T) {
+	for _, c := range []struct {
+		page Page
+		want int
+	}{
+		{Page{Offset: 0, Limit: 10}, 0},
+		{Page{Offset: 20, Limit: 10}, 20},
+		{Page{After: "b", Offset: 20, Limit: 10}, 0},
+	} {
+		if got := c.page.SkipRows(); got != c.want {
+			t.Errorf("%+v.SkipRows() = %d, want %d", c.page, got, c.want)
+		}
+	}
+}

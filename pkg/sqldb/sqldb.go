@@ -389,6 +389,21 @@ func NotFoundIfNoRows(err error) error {
 	return err
 }
 
+// NotFoundIfNoneAffected checks the result of an UPDATE or DELETE of one
+// row by its key: err unchanged, or apierr.ErrNotFound when no row
+// matched, so that a store's writes answer like its Get.
+func NotFoundIfNoneAffected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return apierr.ErrNotFound
+	}
+	return nil
+}
+
 // AlreadyExistsIfUnique turns a unique-constraint violation into the store
 // contract's apierr.ErrAlreadyExists and returns any other err unchanged.
 func AlreadyExistsIfUnique(err error) error {

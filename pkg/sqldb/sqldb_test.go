@@ -119,3 +119,37 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNotFoundIfNoneAffected: a write that matched a row is fine, one that
+// matched none is apierr.ErrNotFound on both engines, and a failed write's
+// error comes back unchanged.
+func TestNotFoundIfNoneAffected(t *testing.T) {
+	for engine, url := range map[string]string{
+		"sqlite":   "sqlite:" + filepath.Join(t.TempDir(), "demo.db"),
+		"postgres": testenv.Postgres(t),
+	} {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := sqldb.Open(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			if err := db.Migrate(ctx, schema); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `INSERT INTO demo (id, n) VALUES ($1, $2)`, "affected", 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := sqldb.NotFoundIfNoneAffected(db.ExecContext(ctx, `UPDATE demo SET n = n + 1 WHERE id = $1`, "affected")); err != nil {
+				t.Fatalf("a matched row: %v", err)
+			}
+			if err := sqldb.NotFoundIfNoneAffected(db.ExecContext(ctx, `DELETE FROM demo WHERE id = $1`, "missing")); !errors.Is(err, apierr.ErrNotFound) {
+				t.Fatalf("no matched row: %v", err)
+			}
+			if err := sqldb.NotFoundIfNoneAffected(db.ExecContext(ctx, `DELETE FROM no_such_table WHERE id = $1`, "x")); err == nil || errors.Is(err, apierr.ErrNotFound) {
+				t.Fatalf("a failed write: %v", err)
+			}
+		})
+	}
+}

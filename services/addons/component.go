@@ -15,7 +15,6 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
-	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -166,7 +165,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 			secrets.ComponentService(),
 		},
 		Consumers: append([]component.Consumer{
-			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
+			component.ProjectDeletedConsumer(ProjectsConsumer, svc.DeleteProjectAddons),
 		}, secrets.ComponentConsumers()...),
 	}, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
@@ -155,10 +154,7 @@ func (s *destinationSQLStore) Get(ctx context.Context, team, id string) (Destina
 
 // List implements DestinationStore.
 func (s *destinationSQLStore) List(ctx context.Context, team string, page paging.Page) ([]Destination, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+destinationColumns+` FROM backup_destinations
 		WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`, team, page.After, page.Limit+1, offset)
 	if err != nil {
@@ -208,13 +204,8 @@ func (s *destinationSQLStore) Update(ctx context.Context, team, id string, mutat
 func (s *destinationSQLStore) Delete(ctx context.Context, team, id string, evs ...events.Event) error {
 	return events.Write(ctx, s.db, s.committed, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM backup_destinations WHERE team_id = $1 AND id = $2`, team, id)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return apierr.ErrNotFound
 		}
 		return nil
 	}, func() []events.Event { return evs })

@@ -105,7 +105,7 @@ func TestForkAndProjectDeletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle := h.svc.ProjectHandler()
+	handle := events.ProjectDeletedHandler(h.svc.DeleteProjectAddons)
 	for range 2 { // redelivered: idempotent
 		if err := handle(context.Background(), ev); err != nil {
 			t.Fatal(err)

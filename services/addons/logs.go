@@ -71,11 +71,7 @@ func (s *Service) rangeLogs(ctx context.Context, req logRequest, kind LogKind, r
 	if q.Start, q.End, err = logquery.Range(req, s.opts.Clock()); err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultLineLimit
-	}
-	lines, err := s.read(ctx, q, f, limit)
+	lines, err := s.read(ctx, q, f, logquery.RangeLines(req.GetLineLimit()))
 	if err != nil {
 		return nil, err
 	}
@@ -92,14 +88,8 @@ func (s *Service) tailLogs(ctx context.Context, req logRequest, kind LogKind, re
 	if err != nil {
 		return err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultTailLines
-	}
-	q.Backward = true
-	if req.GetStartTime() != nil {
-		q.Start, q.Backward = req.GetStartTime().AsTime(), false
-	}
+	limit := logquery.TailLines(req.GetLineLimit())
+	q.Start, q.Backward = logquery.TailStart(req.GetStartTime())
 	keep := func(l LogLine) bool { return f.Keep(l.Container, l.Text) }
 	sendLines := func(lines []LogLine) error {
 		return logquery.SendPages(lines, lineBytes, func(page []LogLine) error {

@@ -8,7 +8,6 @@ import (
 
 	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	"github.com/slipwayhq/slipway/pkg/component"
-	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/secret"
 )
 
@@ -29,10 +28,7 @@ func (s *SecretsServer) ComponentService() component.Service {
 // ComponentConsumers are the secret groups' durable consumers: a deleted
 // project's groups are deleted.
 func (s *SecretsServer) ComponentConsumers() []component.Consumer {
-	return []component.Consumer{{
-		Config:  events.ConsumerConfig{Durable: SecretProjectsConsumer, Subjects: SecretProjectSubjects},
-		Handler: s.ProjectDeletedHandler(),
-	}}
+	return []component.Consumer{component.ProjectDeletedConsumer(SecretProjectsConsumer, s.DeleteProjectSecrets)}
 }
 
 // RegisterSecretsGateway adds the SecretsService's REST routes to the

@@ -71,12 +71,9 @@ const (
 )
 
 // SecretProjectsConsumer is the durable consumer through which secret
-// groups learn of deleted projects; SecretProjectSubjects are its
-// subjects and SecretsServer.ProjectDeletedHandler its handler.
+// groups learn of deleted projects (component.ProjectDeletedConsumer
+// calling SecretsServer.DeleteProjectSecrets).
 const SecretProjectsConsumer = "addons-secrets-projects"
-
-// SecretProjectSubjects are the events ProjectDeletedHandler handles.
-var SecretProjectSubjects = []string{events.SubjectFor("projects", "project", "deleted")}
 
 // SecretsServer is SecretsService: thin handlers over a SecretStore. It
 // is exported so that the components that call ResolveEnvironment (jobs,
@@ -463,16 +460,7 @@ func (s *SecretsServer) patchGroup(ctx context.Context, project, id string, p *a
 			g.Addons = links
 		}
 		if p.GetSecrets() != nil {
-			// The variables and the files given replace the group's; an
-			// empty secrets object clears both.
-			given := len(vars) > 0 || len(files) > 0
-			if len(vars) > 0 || !given {
-				g.Variables = vars
-			}
-			if len(files) > 0 || !given {
-				g.Files = files
-			}
-			if err := checkSecretSize("secrets", g.Variables, g.Files); err != nil {
+			if err := patchSecretValues(&g.Variables, &g.Files, vars, files); err != nil {
 				return nil, err
 			}
 		}
@@ -721,14 +709,7 @@ func (s *SecretsServer) PatchGlobalSecret(ctx context.Context, req *addonsv1.Pat
 			g.Description = p.GetDescription()
 		}
 		if p.GetSecrets() != nil {
-			given := len(vars) > 0 || len(files) > 0
-			if len(vars) > 0 || !given {
-				g.Variables = vars
-			}
-			if len(files) > 0 || !given {
-				g.Files = files
-			}
-			if err := checkSecretSize("secrets", g.Variables, g.Files); err != nil {
+			if err := patchSecretValues(&g.Variables, &g.Files, vars, files); err != nil {
 				return nil, err
 			}
 		}
@@ -835,33 +816,22 @@ func globalSecretEvent(verb string, g GlobalSecret) (events.Event, error) {
 		secretEventData{TeamID: g.TeamID, ID: g.ID, Name: g.Name, Global: true})
 }
 
-// ProjectDeletedHandler deletes a deleted project's secret groups, with
-// their events. It is idempotent: a redelivered event finds nothing.
-func (s *SecretsServer) ProjectDeletedHandler() events.Handler {
-	return func(ctx context.Context, ev events.Event) error {
-		var data struct {
-			TeamID string `json:"teamId"`
-			ID     string `json:"id"`
-		}
-		if err := ev.Decode(&data); err != nil {
-			return err
-		}
-		if data.TeamID == "" || data.ID == "" {
-			return nil
-		}
-		list, err := s.store.ProjectSecretGroups(ctx, data.TeamID, data.ID)
-		if err != nil {
-			return err
-		}
-		for _, g := range list {
-			if err := s.deleteGroup(ctx, g); err != nil {
-				if e := apierr.From(err); e != nil && e.Code == codes.NotFound {
-					continue
-				}
-				return err
-			}
-			s.log.InfoContext(ctx, "deleted a secret group of a deleted project", "secret", g.ID, "project", g.ProjectID)
-		}
-		return nil
+// DeleteProjectSecrets deletes a deleted project's secret groups, with
+// their events; the secret groups' projects consumer calls it. It is
+// idempotent: a redelivered event finds nothing.
+func (s *SecretsServer) DeleteProjectSecrets(ctx context.Context, teamID, projectID string) error {
+	list, err := s.store.ProjectSecretGroups(ctx, teamID, projectID)
+	if err != nil {
+		return err
 	}
+	for _, g := range list {
+		if err := s.deleteGroup(ctx, g); err != nil {
+			if e := apierr.From(err); e != nil && e.Code == codes.NotFound {
+				continue
+			}
+			return err
+		}
+		s.log.InfoContext(ctx, "deleted a secret group of a deleted project", "secret", g.ID, "project", g.ProjectID)
+	}
+	return nil
 }

@@ -608,7 +608,7 @@ func TestSecretGroupsOfDeletedProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := h.srv.ProjectDeletedHandler()(context.Background(), ev); err != nil {
+		if err := events.ProjectDeletedHandler(h.srv.DeleteProjectSecrets)(context.Background(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}

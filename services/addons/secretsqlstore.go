@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
@@ -196,10 +195,7 @@ func (s *SecretSQLStore) GetSecretGroup(ctx context.Context, team, project, id s
 
 // ListSecretGroups implements SecretStore.
 func (s *SecretSQLStore) ListSecretGroups(ctx context.Context, team, project string, page paging.Page) ([]SecretGroup, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+secretGroupColumns+` FROM secret_groups
 		WHERE team_id = $1 AND project_id = $2 AND id > $3 ORDER BY id LIMIT $4 OFFSET $5`,
 		team, project, page.After, page.Limit+1, offset)
@@ -280,13 +276,8 @@ func (s *SecretSQLStore) DeleteSecretGroup(ctx context.Context, team, project, i
 
 // secretDeleted turns a DELETE that matched no row into ErrNotFound.
 func secretDeleted(res sql.Result, err error) error {
-	if err != nil {
+	if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return apierr.ErrNotFound
 	}
 	return nil
 }
@@ -338,10 +329,7 @@ func (s *SecretSQLStore) GetGlobalSecret(ctx context.Context, team, id string) (
 
 // ListGlobalSecrets implements SecretStore.
 func (s *SecretSQLStore) ListGlobalSecrets(ctx context.Context, team string, page paging.Page) ([]GlobalSecret, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+globalSecretColumns+` FROM secret_globals
 		WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`, team, page.After, page.Limit+1, offset)
 	if err != nil {

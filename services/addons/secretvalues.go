@@ -90,6 +90,21 @@ func checkSecretSize(field string, vars map[string]string, files map[string]Secr
 	return nil
 }
 
+// patchSecretValues applies a patch's secrets object to a group's or a
+// global secret's values: the variables and the files given replace the
+// current ones (what is not given stays), and an empty secrets object
+// clears both. The result must fit the size bound.
+func patchSecretValues(variables *map[string]string, files *map[string]SecretFileValue, givenVars map[string]string, givenFiles map[string]SecretFileValue) error {
+	given := len(givenVars) > 0 || len(givenFiles) > 0
+	if len(givenVars) > 0 || !given {
+		*variables = givenVars
+	}
+	if len(givenFiles) > 0 || !given {
+		*files = givenFiles
+	}
+	return checkSecretSize("secrets", *variables, *files)
+}
+
 // checkSecretLink checks a link's keys against what the addon offers.
 func checkSecretLink(field string, link SecretAddonLink, conn SecretAddonConnection) error {
 	seen := map[string]bool{}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/logquery"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -39,6 +40,21 @@ func NewSQLStore(db *sqldb.DB, box *secret.Box, committed func()) *SQLStore {
 
 type rowScanner interface{ Scan(...any) error }
 
+// addonExists fails with ErrNotFound unless the project has the addon, in
+// tx: what a backup, restore or schedule is created for must exist when it
+// is.
+func addonExists(ctx context.Context, tx *sql.Tx, team, project, addon string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
+		team, project, addon).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // write runs fn and enqueues evs in one transaction.
 func (s *SQLStore) write(ctx context.Context, fn func(*sql.Tx) error, evs []events.Event) error {
 	return events.Write(ctx, s.db, s.committed, fn, func() []events.Event { return evs })
@@ -55,15 +71,6 @@ func collect[T any](rows sqldb.Rows, scan func(rowScanner) (T, error)) ([]T, err
 		out = append(out, v)
 	}
 	return out, rows.Err()
-}
-
-// after is the page's cursor condition value and offset: a cursor already
-// says where the page starts.
-func pageArgs(page paging.Page) (string, int) {
-	if page.After != "" {
-		return page.After, 0
-	}
-	return "", page.Offset
 }
 
 // ---- addons
@@ -139,7 +146,7 @@ func (s *SQLStore) GetAddon(ctx context.Context, team, project, id string) (Addo
 
 // ListAddons implements Store.
 func (s *SQLStore) ListAddons(ctx context.Context, team, project string, page paging.Page) ([]Addon, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+addonColumns+` FROM addons WHERE team_id = $1 AND project_id = $2 AND id > $3
 		ORDER BY id LIMIT $4 OFFSET $5`, team, project, after, page.Limit+1, offset)
 	if err != nil {
@@ -231,13 +238,8 @@ func (s *SQLStore) DeleteAddon(ctx context.Context, team, project, id string, ev
 			}
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`, team, project, id)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		return nil
 	}, evs)
@@ -282,13 +284,8 @@ func (s *SQLStore) CreateBackup(ctx context.Context, b Backup, evs ...events.Eve
 		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
-			b.TeamID, b.ProjectID, b.AddonID).Scan(&n); err != nil {
+		if err := addonExists(ctx, tx, b.TeamID, b.ProjectID, b.AddonID); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO addon_backups (`+backupColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 			$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 1)`, append([]any{b.TeamID, b.ProjectID, b.AddonID, b.ID}, vals...)...)
@@ -309,7 +306,7 @@ func (s *SQLStore) GetBackup(ctx context.Context, team, project, addon, id strin
 
 // ListBackups implements Store.
 func (s *SQLStore) ListBackups(ctx context.Context, team, project, addon string, page paging.Page) ([]Backup, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	query := `SELECT ` + backupColumns + ` FROM addon_backups WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
 	args := []any{team, project, addon}
 	if after != "" {
@@ -348,7 +345,7 @@ func (s *SQLStore) ActiveBackups(ctx context.Context) ([]Backup, error) {
 
 // DestinationBackups implements Store.
 func (s *SQLStore) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+backupColumns+` FROM addon_backups
 		WHERE team_id = $1 AND destination_id = $2 AND project_id || '/' || addon_id || '/' || id > $3
 		ORDER BY project_id || '/' || addon_id || '/' || id LIMIT $4 OFFSET $5`, team, destination, after, page.Limit+1, offset)
@@ -425,13 +422,8 @@ func (s *SQLStore) DeleteBackup(ctx context.Context, team, project, addon, id st
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM addon_backups WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND id = $4`,
 			team, project, addon, id)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM addon_logs WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND kind = 'backup' AND ref = $4`,
 			team, project, addon, id)
@@ -458,13 +450,8 @@ func scanRestore(row rowScanner) (Restore, error) {
 // CreateRestore implements Store.
 func (s *SQLStore) CreateRestore(ctx context.Context, r Restore, evs ...events.Event) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
-			r.TeamID, r.ProjectID, r.AddonID).Scan(&n); err != nil {
+		if err := addonExists(ctx, tx, r.TeamID, r.ProjectID, r.AddonID); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO addon_restores (`+restoreColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
 			r.TeamID, r.ProjectID, r.AddonID, r.ID, r.BackupProjectID, r.BackupAddonID, r.BackupID, r.Status, r.StatusMessage,
@@ -486,7 +473,7 @@ func (s *SQLStore) GetRestore(ctx context.Context, team, project, addon, id stri
 
 // ListRestores implements Store.
 func (s *SQLStore) ListRestores(ctx context.Context, team, project, addon string, backup *BackupRef, page paging.Page) ([]Restore, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	query := `SELECT ` + restoreColumns + ` FROM addon_restores WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
 	args := []any{team, project, addon}
 	if backup != nil {
@@ -609,13 +596,8 @@ func insertSchedule(ctx context.Context, tx *sql.Tx, sc Schedule) error {
 // CreateSchedule implements Store.
 func (s *SQLStore) CreateSchedule(ctx context.Context, sc Schedule, evs ...events.Event) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM addons WHERE team_id = $1 AND project_id = $2 AND id = $3`,
-			sc.TeamID, sc.ProjectID, sc.AddonID).Scan(&n); err != nil {
+		if err := addonExists(ctx, tx, sc.TeamID, sc.ProjectID, sc.AddonID); err != nil {
 			return err
-		}
-		if n == 0 {
-			return ErrNotFound
 		}
 		return insertSchedule(ctx, tx, sc)
 	}, evs)
@@ -624,7 +606,7 @@ func (s *SQLStore) CreateSchedule(ctx context.Context, sc Schedule, evs ...event
 
 // ListSchedules implements Store.
 func (s *SQLStore) ListSchedules(ctx context.Context, team, project, addon string, page paging.Page) ([]Schedule, bool, error) {
-	after, offset := pageArgs(page)
+	after, offset := page.After, page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+scheduleColumns+` FROM addon_backup_schedules
 		WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND id > $4 ORDER BY id LIMIT $5 OFFSET $6`,
 		team, project, addon, after, page.Limit+1, offset)
@@ -677,13 +659,8 @@ func (s *SQLStore) UpdateSchedule(ctx context.Context, sc Schedule, evs ...event
 			next_run_at = $4, updated_at = $5 WHERE team_id = $6 AND project_id = $7 AND addon_id = $8 AND id = $9`,
 			sc.Status, sc.StatusMessage, sqldb.Micros(sc.LastRunAt), sqldb.Micros(sc.NextRunAt), sqldb.Micros(sc.UpdatedAt),
 			sc.TeamID, sc.ProjectID, sc.AddonID, sc.ID)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		return nil
 	}, evs)
@@ -694,13 +671,8 @@ func (s *SQLStore) DeleteSchedule(ctx context.Context, team, project, addon, id 
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM addon_backup_schedules WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND id = $4`,
 			team, project, addon, id)
-		if err != nil {
+		if err := sqldb.NotFoundIfNoneAffected(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		return nil
 	}, evs)
@@ -743,39 +715,12 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	if q.Limit <= 0 {
 		return nil, errors.New("addons: ReadLogs needs a positive limit")
 	}
-	query := `SELECT ` + logColumns + ` FROM addon_logs WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND kind = $4 AND ref = $5`
-	args := []any{q.TeamID, q.ProjectID, q.AddonID, string(q.Kind), q.Ref}
-	where := func(cond string, vals ...any) {
-		marks := make([]any, len(vals))
-		for i, v := range vals {
-			args = append(args, v)
-			marks[i] = len(args)
-		}
-		query += ` AND ` + fmt.Sprintf(cond, marks...)
-	}
+	sel := logquery.NewPageSQL(`SELECT `+logColumns+` FROM addon_logs WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND kind = $4 AND ref = $5`,
+		q.TeamID, q.ProjectID, q.AddonID, string(q.Kind), q.Ref)
 	if q.Container != "" {
-		where(`container = $%d`, q.Container)
+		sel.Where(`container = $%d`, q.Container)
 	}
-	if !q.Start.IsZero() {
-		where(`ts >= $%d`, sqldb.Micros(q.Start))
-	}
-	if !q.End.IsZero() {
-		where(`ts < $%d`, sqldb.Micros(q.End))
-	}
-	order := `ts, seq`
-	if q.Backward {
-		order = `ts DESC, seq DESC`
-	}
-	if !q.AfterTime.IsZero() || q.AfterSeq != 0 {
-		at := sqldb.Micros(q.AfterTime)
-		if q.Backward {
-			where(`(ts, seq) < ($%d, $%d)`, at, q.AfterSeq)
-		} else {
-			where(`(ts, seq) > ($%d, $%d)`, at, q.AfterSeq)
-		}
-	}
-	args = append(args, q.Limit)
-	query += fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args))
+	query, args := sel.Page(logquery.Window{Start: q.Start, End: q.End, Backward: q.Backward, AfterTime: q.AfterTime, AfterSeq: q.AfterSeq, Limit: q.Limit})
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -184,7 +184,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	return &component.Instance{
 		Services: []component.Service{{Desc: &buildsv1.BuildsService_ServiceDesc, Impl: svc}},
 		Consumers: []component.Consumer{
-			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
+			component.ProjectDeletedConsumer(ProjectsConsumer, svc.DeleteProjectBuilds),
 			{Config: events.ConsumerConfig{Durable: ServicesConsumer, Subjects: ServiceSubjects}, Handler: svc.ServiceHandler()},
 			{Config: events.ConsumerConfig{Durable: JobsConsumer, Subjects: JobSubjects}, Handler: svc.JobHandler()},
 		},

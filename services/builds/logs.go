@@ -228,11 +228,7 @@ func (s *Service) buildLogs(ctx context.Context, kind string, req *buildsv1.GetS
 	if q.Start, q.End, err = logquery.Range(req, s.opts.Clock()); err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultLineLimit
-	}
-	lines, err := s.read(ctx, q, f, limit)
+	lines, err := s.read(ctx, q, f, logquery.RangeLines(req.GetLineLimit()))
 	if err != nil {
 		return nil, err
 	}
@@ -255,14 +251,9 @@ func (s *Service) tailBuildLogs(kind string, req *buildsv1.TailServiceBuildLogsR
 	if err != nil {
 		return err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultTailLines
-	}
-	q := LogQuery{TeamID: k.TeamID, ProjectID: k.ProjectID, Kind: k.Kind, ServiceID: k.ServiceID, Backward: true}
-	if req.StartTime != nil {
-		q.Start, q.Backward = req.GetStartTime().AsTime(), false
-	}
+	limit := logquery.TailLines(req.GetLineLimit())
+	q := LogQuery{TeamID: k.TeamID, ProjectID: k.ProjectID, Kind: k.Kind, ServiceID: k.ServiceID}
+	q.Start, q.Backward = logquery.TailStart(req.GetStartTime())
 	return logquery.Tail(ctx, s.opts.NATS, logSubject(k), q.Backward,
 		func(ctx context.Context) ([]LogLine, error) { return s.read(ctx, q, f, limit) },
 		func(l LogLine) int64 { return l.Seq },

@@ -15,40 +15,28 @@ const (
 	JobsConsumer     = "builds-jobs"
 )
 
-// ProjectSubjects, ServiceSubjects and JobSubjects are the events the
-// handlers take.
+// ServiceSubjects and JobSubjects are the events ServiceHandler and
+// JobHandler take (deleted projects come through
+// component.ProjectDeletedConsumer).
 var (
-	ProjectSubjects = []string{events.SubjectFor("projects", "project", "deleted")}
 	ServiceSubjects = []string{events.SubjectFor("deployments", "service", "deleted")}
 	JobSubjects     = []string{events.SubjectFor("jobs", "job", "deleted")}
 )
 
-// ProjectHandler deletes the builds, logs and artifacts of a deleted
-// project's services. It is idempotent: a redelivered event finds
-// nothing left.
-func (s *Service) ProjectHandler() events.Handler {
-	return func(ctx context.Context, ev events.Event) error {
-		var data struct {
-			TeamID string `json:"teamId"`
-			ID     string `json:"id"`
-		}
-		if err := ev.Decode(&data); err != nil {
-			return fmt.Errorf("builds: decode %s: %w", ev.Type, err)
-		}
-		if data.TeamID == "" || data.ID == "" {
-			return nil
-		}
-		keys, err := s.store.ProjectServices(ctx, data.TeamID, data.ID)
-		if err != nil {
+// DeleteProjectBuilds deletes the builds, logs and artifacts of a deleted
+// project's services; the projects consumer calls it. It is idempotent: a
+// redelivered event finds nothing left.
+func (s *Service) DeleteProjectBuilds(ctx context.Context, teamID, projectID string) error {
+	keys, err := s.store.ProjectServices(ctx, teamID, projectID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.deleteService(ctx, k); err != nil {
 			return err
 		}
-		for _, k := range keys {
-			if err := s.deleteService(ctx, k); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
+	return nil
 }
 
 // ServiceHandler deletes a deleted service's builds, logs and artifacts.

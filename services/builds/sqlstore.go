@@ -126,10 +126,7 @@ func (s *SQLStore) GetBuild(ctx context.Context, k ServiceKey, id string) (Build
 // ListBuilds implements Store. Ids grow with time (newID), so newest
 // first is by id, descending, and a cursor is the last id of a page.
 func (s *SQLStore) ListBuilds(ctx context.Context, k ServiceKey, page paging.Page) ([]Build, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds
 		WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND ($5 = '' OR id < $5)
 		ORDER BY id DESC LIMIT $6 OFFSET $7`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, page.After, page.Limit+1, offset)

@@ -186,15 +186,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	env.Go(svc.Run)
 	return &component.Instance{
 		Services: []component.Service{{Desc: &deploymentsv1.DeploymentsService_ServiceDesc, Impl: svc}},
-		Consumers: []component.Consumer{{
-			Config:  events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects},
-			Handler: svc.ProjectHandler(),
-		}, {
-			Config:  events.ConsumerConfig{Durable: BuildsConsumer, Subjects: BuildSubjects},
-			Handler: svc.BuildHandler(),
-		}, {
-			Config:  events.ConsumerConfig{Durable: SecretsConsumer, Subjects: SecretSubjects},
-			Handler: svc.SecretHandler(),
-		}},
+		Consumers: []component.Consumer{
+			component.ProjectDeletedConsumer(ProjectsConsumer, svc.DeleteProjectServices),
+			{Config: events.ConsumerConfig{Durable: BuildsConsumer, Subjects: BuildSubjects}, Handler: svc.BuildHandler()},
+			{Config: events.ConsumerConfig{Durable: SecretsConsumer, Subjects: SecretSubjects}, Handler: svc.SecretHandler()},
+		},
 	}, nil
 }

@@ -210,11 +210,7 @@ func (s *Server) GetServiceLogs(ctx context.Context, req *deploymentsv1.GetServi
 	if q.Start, q.End, err = logquery.Range(req, s.opts.Clock()); err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultLineLimit
-	}
-	lines, err := s.read(ctx, q, f, limit)
+	lines, err := s.read(ctx, q, f, logquery.RangeLines(req.GetLineLimit()))
 	if err != nil {
 		return nil, err
 	}
@@ -238,14 +234,9 @@ func (s *Server) TailServiceLogs(req *deploymentsv1.TailServiceLogsRequest, stre
 	if err != nil {
 		return err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultTailLines
-	}
-	q := LogQuery{TeamID: sv.TeamID, ProjectID: sv.ProjectID, ServiceID: sv.ID, Backward: true}
-	if req.StartTime != nil {
-		q.Start, q.Backward = req.GetStartTime().AsTime(), false
-	}
+	limit := logquery.TailLines(req.GetLineLimit())
+	q := LogQuery{TeamID: sv.TeamID, ProjectID: sv.ProjectID, ServiceID: sv.ID}
+	q.Start, q.Backward = logquery.TailStart(req.GetStartTime())
 	return logquery.Tail(ctx, s.opts.NATS, logSubject(sv.TeamID, sv.ProjectID, sv.ID), q.Backward,
 		func(ctx context.Context) ([]LogLine, error) { return s.read(ctx, q, f, limit) },
 		func(l LogLine) int64 { return l.Seq },

@@ -3,105 +3,23 @@ package deployments_test
 import (
 	"context"
 	"encoding/base64"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
-	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
-	"github.com/slipwayhq/slipway/pkg/apierr"
-	"github.com/slipwayhq/slipway/pkg/authz"
-	"github.com/slipwayhq/slipway/pkg/authz/authztest"
-	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/events"
-	"github.com/slipwayhq/slipway/pkg/rpcserver"
-	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
-	"github.com/slipwayhq/slipway/pkg/secret"
-	"github.com/slipwayhq/slipway/pkg/sqldb"
-	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
-	"github.com/slipwayhq/slipway/services/addons"
-	addonmigrations "github.com/slipwayhq/slipway/services/addons/migrations"
+	"github.com/slipwayhq/slipway/services/addons/secretstest"
 	"github.com/slipwayhq/slipway/services/deployments"
-	"github.com/slipwayhq/slipway/services/projects"
-	projectmigrations "github.com/slipwayhq/slipway/services/projects/migrations"
 )
 
-// addonConns is a small in-memory addons.AddonConnections: the addons
-// server implements it for real; here it stands for one linked addon
-// whose socket directory is a real directory the run must see.
-type addonConns map[string]addons.SecretAddonConnection
-
-func (a addonConns) Connection(_ context.Context, team, project, addon string) (addons.SecretAddonConnection, error) {
-	c, ok := a[team+"/"+project+"/"+addon]
-	if !ok {
-		return addons.SecretAddonConnection{}, apierr.ErrNotFound
-	}
-	return c, nil
-}
-
-// secretGroups is the real secret groups server of the addons component,
-// served with its interceptor chain next to a projects service holding
-// the tests' project.
-type secretGroups struct {
-	client   addonsv1.SecretsServiceClient
-	internal func(context.Context) context.Context
-	socket   string // the linked addon's socket directory
-}
-
-func newSecretGroups(t *testing.T) *secretGroups {
-	t.Helper()
-	ctx := context.Background()
-	pdb := sqltest.Open(t, sqldb.SQLite, projectmigrations.Set, events.Migrations)
-	pstore := projects.NewSQLStore(pdb, nil)
-	now := time.Now().UTC()
-	if err := pstore.Create(ctx, projects.Project{TeamID: teamID, ID: projectID, Name: "web", Region: "local", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	projectsClient := projectsv1.NewProjectsServiceClient(rpctest.Serve(t, rpcserver.Options{}, func(s *grpc.Server) {
-		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(pstore, cat))
-	}))
-	// The addon's socket directory: world-readable, as the addons
-	// component leaves it for linked workloads.
-	socket := filepath.Join(t.TempDir(), "run")
-	if err := os.Mkdir(socket, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(socket, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(socket, "note"), []byte("addon socket dir\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conns := addonConns{teamID + "/" + projectID + "/pg": {Name: "pg", Type: "postgresql", Version: "16", SocketDir: socket,
-		Values: map[string]string{"HOST": "/run/slipway/addons/pg", "PASSWORD": "pg-s3cret"}}}
-	db := sqltest.Open(t, sqldb.SQLite, addonmigrations.Set, events.Migrations)
-	box, err := secret.NewBox([]byte(strings.Repeat("s", 32)), "addons-secrets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authorizer := authz.New(authztest.Static{adminCred: authztest.TeamToken(teamID, "admin")}, "internal-key")
-	srv := addons.NewSecretsServer(db, nil, box, nil, projectsClient, nil, conns, quiet)
-	client := addonsv1.NewSecretsServiceClient(rpctest.Serve(t, rpcserver.Options{Authorizer: authorizer, Logger: quiet}, func(s *grpc.Server) {
-		addonsv1.RegisterSecretsServiceServer(s, srv)
-	}))
-	return &secretGroups{client: client, internal: authorizer.Internal, socket: socket}
-}
-
-// use makes the deployments service resolve services' secret groups
-// through g, with their secret files under dir.
-func (g *secretGroups) use(dir string) func(*deployments.Options) {
-	return func(o *deployments.Options) { o.Secrets, o.Internal, o.FilesDir = g.client, g.internal, dir }
+// withSecretGroups makes the deployments service resolve services'
+// secret groups through g, with their secret files under dir.
+func withSecretGroups(g *secretstest.Server, dir string) func(*deployments.Options) {
+	return func(o *deployments.Options) { o.Secrets, o.Internal, o.FilesDir = g.Client, g.Internal, dir }
 }
 
 // secretChanged is the event the secrets server writes when a group of
@@ -124,13 +42,13 @@ func secretChanged(t *testing.T, id string) events.Event {
 // new values; a change of a group it does not get leaves its instances
 // alone.
 func TestServicesGetSecretGroupsAndRollOutOnChange(t *testing.T) {
-	groups := newSecretGroups(t)
+	groups := secretstest.New(t, teamID, projectID, adminCred, quiet)
 	filesDir := filepath.Join(t.TempDir(), "files")
-	h := newHarness(t, groups.use(filesDir))
+	h := newHarness(t, withSecretGroups(groups, filesDir))
 	admin := as(adminCred)
 	mk := func(spec *addonsv1.SecretSpec) {
 		t.Helper()
-		if _, err := groups.client.CreateSecret(admin, &addonsv1.CreateSecretRequest{ProjectId: projectID, Spec: spec}); err != nil {
+		if _, err := groups.Client.CreateSecret(admin, &addonsv1.CreateSecretRequest{ProjectId: projectID, Spec: spec}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +77,7 @@ func TestServicesGetSecretGroupsAndRollOutOnChange(t *testing.T) {
 	before := h.ctl.Instances("acme/web/web")
 
 	// A group the service does not get: nothing moves.
-	if _, err := groups.client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "other",
+	if _, err := groups.Client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "other",
 		Patch: &addonsv1.SecretPatch{Secrets: &addonsv1.SecretData{Variables: map[string]string{"LEVEL": "still other"}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,11 +91,11 @@ func TestServicesGetSecretGroupsAndRollOutOnChange(t *testing.T) {
 
 	// A group it gets: its instances are replaced with the new values,
 	// variables and files alike.
-	if _, err := groups.client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "high",
+	if _, err := groups.Client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "high",
 		Patch: &addonsv1.SecretPatch{Secrets: &addonsv1.SecretData{Variables: map[string]string{"LEVEL": "changed"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := groups.client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "base",
+	if _, err := groups.Client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "base",
 		Patch: &addonsv1.SecretPatch{Secrets: &addonsv1.SecretData{Files: file("motd-2")}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +127,7 @@ func TestServicesGetSecretGroupsAndRollOutOnChange(t *testing.T) {
 	}
 	// A restart of Slipway after a change it missed (its consumer down):
 	// the service is rolled out with the new values when it is applied.
-	if _, err := groups.client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "high",
+	if _, err := groups.Client.PatchSecret(admin, &addonsv1.PatchSecretRequest{ProjectId: projectID, SecretId: "high",
 		Patch: &addonsv1.SecretPatch{Secrets: &addonsv1.SecretData{Variables: map[string]string{"LEVEL": "while down"}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -231,20 +149,8 @@ func TestServicesGetSecretGroupsAndRollOutOnChange(t *testing.T) {
 // cannot be read is not started without them: its deployment fails and
 // says why.
 func TestServiceFailsWithoutItsSecretGroups(t *testing.T) {
-	// Nothing listens on the port of a listener that was closed.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
 	h := newHarness(t, func(o *deployments.Options) {
-		o.Secrets, o.FilesDir = addonsv1.NewSecretsServiceClient(conn), t.TempDir()
+		o.Secrets, o.FilesDir = secretstest.Unreachable(t), t.TempDir()
 	})
 	h.create(webApp("Web", "v1"))
 	d := h.waitStatus("web", "r000001", "FAILED")

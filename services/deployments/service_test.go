@@ -729,7 +729,7 @@ func TestProjectDeletedRemovesServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle := h.svc.ProjectHandler()
+	handle := events.ProjectDeletedHandler(h.svc.DeleteProjectServices)
 	for range 2 { // a redelivery finds nothing left
 		if err := handle(context.Background(), ev); err != nil {
 			t.Fatal(err)

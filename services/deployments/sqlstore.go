@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/logquery"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -217,10 +218,7 @@ func (s *SQLStore) GetService(ctx context.Context, team, project, id string) (Se
 
 // ListServices implements Store.
 func (s *SQLStore) ListServices(ctx context.Context, team, project string, page paging.Page) ([]Service, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	rows, err := s.db.Query(ctx, `SELECT `+serviceColumns+` FROM services WHERE team_id = $1 AND project_id = $2 AND id > $3
 		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, offset)
 	if err != nil {
@@ -383,13 +381,11 @@ func (s *SQLStore) GetRelease(ctx context.Context, team, project, service, id st
 func (s *SQLStore) ListReleases(ctx context.Context, team, project, service string, page paging.Page) ([]Release, bool, error) {
 	query := `SELECT ` + releaseColumns + ` FROM service_releases WHERE team_id = $1 AND project_id = $2 AND service_id = $3`
 	args := []any{team, project, service}
-	offset := page.Offset
 	if page.After != "" {
 		query += ` AND id < $4`
 		args = append(args, page.After)
-		offset = 0
 	}
-	args = append(args, page.Limit+1, offset)
+	args = append(args, page.Limit+1, page.SkipRows())
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
@@ -564,39 +560,12 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("deployments: ReadLogs limit %d, want > 0", q.Limit)
 	}
-	query := `SELECT ` + logColumns + ` FROM service_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3`
-	args := []any{q.TeamID, q.ProjectID, q.ServiceID}
-	where := func(cond string, vals ...any) {
-		marks := make([]any, len(vals))
-		for i, v := range vals {
-			args = append(args, v)
-			marks[i] = len(args)
-		}
-		query += ` AND ` + fmt.Sprintf(cond, marks...)
-	}
+	sel := logquery.NewPageSQL(`SELECT `+logColumns+` FROM service_logs WHERE team_id = $1 AND project_id = $2 AND service_id = $3`,
+		q.TeamID, q.ProjectID, q.ServiceID)
 	if q.Container != "" {
-		where(`container = $%d`, q.Container)
+		sel.Where(`container = $%d`, q.Container)
 	}
-	if !q.Start.IsZero() {
-		where(`ts >= $%d`, sqldb.Micros(q.Start))
-	}
-	if !q.End.IsZero() {
-		where(`ts < $%d`, sqldb.Micros(q.End))
-	}
-	order := `ts, seq`
-	if q.Backward {
-		order = `ts DESC, seq DESC`
-	}
-	if !q.AfterTime.IsZero() || q.AfterSeq != 0 {
-		at := sqldb.Micros(q.AfterTime)
-		if q.Backward {
-			where(`(ts, seq) < ($%d, $%d)`, at, q.AfterSeq)
-		} else {
-			where(`(ts, seq) > ($%d, $%d)`, at, q.AfterSeq)
-		}
-	}
-	args = append(args, q.Limit)
-	query += fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args))
+	query, args := sel.Page(logquery.Window{Start: q.Start, End: q.End, Backward: q.Backward, AfterTime: q.AfterTime, AfterSeq: q.AfterSeq, Limit: q.Limit})
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

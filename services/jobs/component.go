@@ -100,7 +100,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	return &component.Instance{
 		Services: []component.Service{{Desc: &jobsv1.JobsService_ServiceDesc, Impl: svc}},
 		Consumers: []component.Consumer{
-			{Config: events.ConsumerConfig{Durable: ProjectsConsumer, Subjects: ProjectSubjects}, Handler: svc.ProjectHandler()},
+			component.ProjectDeletedConsumer(ProjectsConsumer, svc.DeleteProjectJobs),
 			{Config: events.ConsumerConfig{Durable: BuildsConsumer, Subjects: BuildSubjects}, Handler: svc.BuildHandler()},
 		},
 	}, nil

@@ -100,11 +100,7 @@ func (s *Service) GetJobLogs(ctx context.Context, req *jobsv1.GetJobLogsRequest)
 	if q.Start, q.End, err = logquery.Range(req, s.opts.Clock()); err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultLineLimit
-	}
-	lines, err := s.read(ctx, q, f, limit)
+	lines, err := s.read(ctx, q, f, logquery.RangeLines(req.GetLineLimit()))
 	if err != nil {
 		return nil, err
 	}
@@ -128,14 +124,9 @@ func (s *Service) TailJobLogs(req *jobsv1.TailJobLogsRequest, stream jobsv1.Jobs
 	if err != nil {
 		return err
 	}
-	limit := int(req.GetLineLimit())
-	if limit == 0 {
-		limit = logquery.DefaultTailLines
-	}
-	q := LogQuery{TeamID: j.TeamID, ProjectID: j.ProjectID, JobID: j.ID, Backward: true}
-	if req.StartTime != nil {
-		q.Start, q.Backward = req.GetStartTime().AsTime(), false
-	}
+	limit := logquery.TailLines(req.GetLineLimit())
+	q := LogQuery{TeamID: j.TeamID, ProjectID: j.ProjectID, JobID: j.ID}
+	q.Start, q.Backward = logquery.TailStart(req.GetStartTime())
 	return logquery.Tail(ctx, s.opts.NATS, logSubject(j.TeamID, j.ProjectID, j.ID), q.Backward,
 		func(ctx context.Context) ([]LogLine, error) { return s.read(ctx, q, f, limit) },
 		func(l LogLine) int64 { return l.Seq },

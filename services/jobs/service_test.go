@@ -545,7 +545,7 @@ func TestProjectDeletionRemovesJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 { // redelivery is harmless
-		if err := svc.ProjectHandler()(context.Background(), ev); err != nil {
+		if err := events.ProjectDeletedHandler(svc.DeleteProjectJobs)(context.Background(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/logquery"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -183,10 +184,7 @@ func (s *SQLStore) GetJob(ctx context.Context, team, project, id string) (Job, e
 
 // ListJobs implements Store.
 func (s *SQLStore) ListJobs(ctx context.Context, team, project string, page paging.Page) ([]Job, bool, error) {
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	// One row more than asked tells whether another page follows.
 	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id > $3
 		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, offset)
@@ -512,13 +510,11 @@ func (s *SQLStore) GetRun(ctx context.Context, team, project, job, id string) (R
 func (s *SQLStore) ListRuns(ctx context.Context, team, project, job string, page paging.Page) ([]Run, bool, error) {
 	query := `SELECT ` + runColumns + ` FROM job_runs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`
 	args := []any{team, project, job}
-	offset := page.Offset
 	if page.After != "" {
 		args = append(args, page.After)
 		query += ` AND id < $4`
-		offset = 0 // a cursor already says where the page starts
 	}
-	args = append(args, page.Limit+1, offset)
+	args = append(args, page.Limit+1, page.SkipRows())
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
@@ -658,43 +654,15 @@ func (s *SQLStore) ReadLogs(ctx context.Context, q LogQuery) ([]LogLine, error) 
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("jobs: ReadLogs limit %d, want > 0", q.Limit)
 	}
-	query := `SELECT ` + logColumns + ` FROM job_logs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`
-	args := []any{q.TeamID, q.ProjectID, q.JobID}
-	where := func(cond string, vals ...any) {
-		marks := make([]any, len(vals))
-		for i, v := range vals {
-			args = append(args, v)
-			marks[i] = len(args)
-		}
-		query += ` AND ` + fmt.Sprintf(cond, marks...)
-	}
+	sel := logquery.NewPageSQL(`SELECT `+logColumns+` FROM job_logs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`,
+		q.TeamID, q.ProjectID, q.JobID)
 	if q.RunID != "" {
-		where(`run_id = $%d`, q.RunID)
+		sel.Where(`run_id = $%d`, q.RunID)
 	}
 	if q.Container != "" {
-		where(`container = $%d`, q.Container)
+		sel.Where(`container = $%d`, q.Container)
 	}
-	if !q.Start.IsZero() {
-		where(`ts >= $%d`, sqldb.Micros(q.Start))
-	}
-	if !q.End.IsZero() {
-		where(`ts < $%d`, sqldb.Micros(q.End))
-	}
-	order := `ts, seq`
-	if q.Backward {
-		order = `ts DESC, seq DESC`
-	}
-	if !q.AfterTime.IsZero() || q.AfterSeq != 0 {
-		// A row comparison is an index range on both engines.
-		at := sqldb.Micros(q.AfterTime)
-		if q.Backward {
-			where(`(ts, seq) < ($%d, $%d)`, at, q.AfterSeq)
-		} else {
-			where(`(ts, seq) > ($%d, $%d)`, at, q.AfterSeq)
-		}
-	}
-	args = append(args, q.Limit)
-	query += fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args))
+	query, args := sel.Page(logquery.Window{Start: q.Start, End: q.End, Backward: q.Backward, AfterTime: q.AfterTime, AfterSeq: q.AfterSeq, Limit: q.Limit})
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

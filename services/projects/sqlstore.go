@@ -116,10 +116,7 @@ func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project,
 		}
 		query += ` AND id IN (` + strings.Join(marks, ", ") + `)`
 	}
-	offset := page.Offset
-	if page.After != "" {
-		offset = 0 // a cursor already says where the page starts
-	}
+	offset := page.SkipRows()
 	args = append(args, page.Limit+1, offset)
 	query += fmt.Sprintf(` ORDER BY id LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)

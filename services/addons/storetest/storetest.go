@@ -124,6 +124,10 @@ func testMissing(t *testing.T, s addons.Store, _ func() int) {
 	if err := s.CreateBackup(ctx, addons.Backup{TeamID: "t", ProjectID: "p", AddonID: "nope", ID: "b", Status: addons.JobScheduled}); !errors.Is(err, addons.ErrNotFound) {
 		t.Fatalf("CreateBackup of a missing addon: %v", err)
 	}
+	if err := s.CreateRestore(ctx, addons.Restore{TeamID: "t", ProjectID: "p", AddonID: "nope", ID: "r", BackupProjectID: "p", BackupAddonID: "nope", BackupID: "b",
+		Status: addons.JobScheduled}); !errors.Is(err, addons.ErrNotFound) {
+		t.Fatalf("CreateRestore into a missing addon: %v", err)
+	}
 }
 
 func testListAddons(t *testing.T, s addons.Store, _ func() int) {
