@@ -62,8 +62,16 @@ func TestRunsGetSecretGroups(t *testing.T) {
 		if r.GetStatus() != "SUCCESS" {
 			t.Fatalf("run = %v, logs %q", r, lines)
 		}
-		if _, err := os.Stat(filepath.Join(filesDir, teamID, projectID, "with-secrets", r.GetId())); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("the ended run's secret files are still on the host: %v", err)
+		// The runner removes a run's files once it has recorded the run's
+		// end, which the API may show a moment before: wait, bounded.
+		dir := filepath.Join(filesDir, teamID, projectID, "with-secrets", r.GetId())
+		_, err := os.Stat(dir)
+		for deadline := time.Now().Add(10 * time.Second); !errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			_, err = os.Stat(dir)
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the ended run's secret files are still on the host 10s after it ended: %v", err)
 		}
 		return lines
 	}
