@@ -230,8 +230,11 @@ func (l *Local) fileErr(op, key string, err error) error {
 	return fmt.Errorf("objstore: %s %s: %w", op, key, err)
 }
 
-// ctxReader stops a copy once ctx is done, so an aborted backup stops
-// writing promptly even when its source keeps producing.
+// ContextReader stops a copy from r once ctx is done, so an aborted
+// backup stops promptly even when its source keeps producing. Put wraps
+// its reader in one already.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx: ctx, r: r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

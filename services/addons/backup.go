@@ -19,6 +19,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/objstore"
 	"github.com/slipwayhq/slipway/services/addons/engine"
 )
 
@@ -184,9 +185,8 @@ func (s *Service) takeBackup(ctx context.Context, a Addon, b Backup) (map[string
 	}
 	s.note(ctx, a, LogBackup, b.ID, "source: %s; taking a %s", before.Summary(), b.Type)
 	pr, pw := io.Pipe()
-	counter := &countingHash{h: sha256.New()}
 	go func() {
-		out, err := compressor(io.MultiWriter(pw, counter), b.Compression)
+		out, err := compressor(pw, b.Compression)
 		if err == nil {
 			if b.Type == engine.BackupSnapshot {
 				err = e.Snapshot(ctx, s.opts.Driver, id, ea, out)
@@ -199,7 +199,8 @@ func (s *Service) takeBackup(ctx context.Context, a Addon, b Backup) (map[string
 		}
 		pw.CloseWithError(err)
 	}()
-	if err := s.putFile(ctx, b, pr); err != nil {
+	size, sum, err := s.putFile(ctx, b, pr)
+	if err != nil {
 		pr.CloseWithError(err)
 		return nil, 0, "", err
 	}
@@ -214,21 +215,7 @@ func (s *Service) takeBackup(ctx context.Context, a Addon, b Backup) (map[string
 	if src.changed() {
 		s.note(ctx, a, LogBackup, b.ID, "the source changed while the backup ran: now %s", after.Summary())
 	}
-	return sourceCheckMap(src), counter.n, hex.EncodeToString(counter.h.Sum(nil)), nil
-}
-
-// countingHash counts and hashes what is written.
-type countingHash struct {
-	h interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
-	n int64
-}
-
-func (c *countingHash) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return c.h.Write(p)
+	return sourceCheckMap(src), size, sum, nil
 }
 
 // nopCloser adapts a writer that needs no closing.
@@ -323,12 +310,13 @@ func (s *Service) fetchBackup(ctx context.Context, a Addon, b Backup) (string, e
 	}
 	defer os.Remove(raw.Name())
 	defer raw.Close()
-	counter := &countingHash{h: sha256.New()}
-	if _, err := io.Copy(io.MultiWriter(raw, counter), ctxReader{ctx, rc}); err != nil {
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(raw, h), objstore.ContextReader(ctx, rc))
+	if err != nil {
 		return "", err
 	}
-	if counter.n != b.Size || hex.EncodeToString(counter.h.Sum(nil)) != b.Checksum {
-		return "", fmt.Errorf("the backup's file does not match its checksum (%d bytes stored, %d expected): it is corrupted", counter.n, b.Size)
+	if n != b.Size || hex.EncodeToString(h.Sum(nil)) != b.Checksum {
+		return "", fmt.Errorf("the backup's file does not match its checksum (%d bytes stored, %d expected): it is corrupted", n, b.Size)
 	}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return "", err
@@ -339,7 +327,7 @@ func (s *Service) fetchBackup(ctx context.Context, a Addon, b Backup) (string, e
 	}
 	dec, err := decompressor(raw, b.Compression)
 	if err == nil {
-		_, err = io.Copy(plain, ctxReader{ctx, dec})
+		_, err = io.Copy(plain, objstore.ContextReader(ctx, dec))
 		dec.Close()
 	}
 	if cerr := plain.Close(); err == nil {

@@ -361,8 +361,7 @@ func (s *Service) fetchImport(ctx context.Context, b Backup, src string) (int64,
 	if resp.StatusCode != http.StatusOK {
 		return 0, "", fmt.Errorf("fetching %s: HTTP %d", redactURL(src), resp.StatusCode)
 	}
-	counter := &countingHash{h: sha256.New()}
-	body := io.TeeReader(io.LimitReader(resp.Body, maxImportBytes), counter)
+	body := io.LimitReader(resp.Body, maxImportBytes)
 	pr, pw := io.Pipe()
 	go func() {
 		// Check the gzip stream while storing it.
@@ -378,11 +377,12 @@ func (s *Service) fetchImport(ctx context.Context, b Backup, src string) (int64,
 		}
 		pw.CloseWithError(err)
 	}()
-	if err := s.putFile(ctx, b, pr); err != nil {
+	size, sum, err := s.putFile(ctx, b, pr)
+	if err != nil {
 		pr.CloseWithError(err)
 		return 0, "", err
 	}
-	return counter.n, fmt.Sprintf("%x", counter.h.Sum(nil)), nil
+	return size, sum, nil
 }
 
 // redactURL drops credentials and the query from a URL for messages.

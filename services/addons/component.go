@@ -142,13 +142,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		return nil, err
 	}
 	// Backups with customDestinationId are kept in the team's destination.
-	svc.UseDestinations(func(ctx context.Context, team, id string) (ObjectStore, error) {
-		st, err := destinations.destinationObjectStore(ctx, team, id)
-		if err != nil {
-			return nil, err
-		}
-		return &Objects{Store: st}, nil
-	})
+	svc.UseDestinations(destinations.destinationObjectStore)
 	env.Go(svc.Run)
 	// Secret groups: their own sealing key, the addons server as the
 	// source of linked addons' values.

@@ -150,11 +150,11 @@ func TestScheduleAndImportToDestination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.destinations = func(_ context.Context, team, id string) (addons.ObjectStore, error) {
+	h.destinations = func(_ context.Context, team, id string) (objstore.Store, error) {
 		if team != teamID || id != "offsite" {
 			return nil, apierr.NotFound("backup destination", id)
 		}
-		return &addons.Objects{Store: st}, nil
+		return st, nil
 	}
 	h.start()
 	// inS3 and inDataDir are the files of backup id on the S3 server's

@@ -19,6 +19,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/catalog"
+	"github.com/slipwayhq/slipway/pkg/objstore"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/services/addons/engine"
@@ -43,7 +44,7 @@ type Options struct {
 	DataDir string
 	// Objects stores backup files; a directory under DataDir/backups when
 	// nil.
-	Objects ObjectStore
+	Objects objstore.Store
 	// Images are the docker driver's images per addon type (empty: the
 	// engine's default).
 	Images map[string]string
@@ -102,7 +103,7 @@ type Service struct {
 
 // DestinationOpener opens the object store of team's backup destination
 // id; an apierr 404 when the team has no such destination.
-type DestinationOpener func(ctx context.Context, team, id string) (ObjectStore, error)
+type DestinationOpener func(ctx context.Context, team, id string) (objstore.Store, error)
 
 // UseDestinations lets backups go to the teams' backup destinations
 // (customDestinationId), opened by open; called once, before Run.
@@ -114,7 +115,7 @@ func (s *Service) UseDestinations(open DestinationOpener) {
 
 // objects is where backup b's file is kept: its team's destination
 // b.DestinationID, or Objects (the data directory) when it has none.
-func (s *Service) objects(ctx context.Context, b Backup) (ObjectStore, error) {
+func (s *Service) objects(ctx context.Context, b Backup) (objstore.Store, error) {
 	if b.DestinationID == "" {
 		return s.opts.Objects, nil
 	}
@@ -127,11 +128,12 @@ func (s *Service) objects(ctx context.Context, b Backup) (ObjectStore, error) {
 	return open(ctx, b.TeamID, b.DestinationID)
 }
 
-// putFile stores backup b's file from r where b is kept.
-func (s *Service) putFile(ctx context.Context, b Backup, r io.Reader) error {
+// putFile stores backup b's file from r where b is kept, and returns its
+// size and SHA-256 (hex), which the store computes as it writes.
+func (s *Service) putFile(ctx context.Context, b Backup, r io.Reader) (int64, string, error) {
 	o, err := s.objects(ctx, b)
 	if err != nil {
-		return err
+		return 0, "", err
 	}
 	return o.Put(ctx, b.Key, r)
 }
@@ -142,7 +144,11 @@ func (s *Service) getFile(ctx context.Context, b Backup) (io.ReadCloser, error) 
 	if err != nil {
 		return nil, err
 	}
-	return o.Get(ctx, b.Key)
+	rc, err := o.Get(ctx, b.Key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return rc, err
 }
 
 // deleteFile removes backup b's file where b is kept.
@@ -175,7 +181,7 @@ func New(opts Options) (*Service, error) {
 		opts.Cursors = paging.EphemeralCursors()
 	}
 	if opts.Objects == nil {
-		objects, err := NewLocalObjects(filepath.Join(opts.DataDir, "backups"))
+		objects, err := objstore.NewLocal(filepath.Join(opts.DataDir, "backups"))
 		if err != nil {
 			return nil, err
 		}
