@@ -118,6 +118,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		return nil, err
 	}
 	ttl, _ := time.ParseDuration(env.Setting("addon-download-ttl")) // checked
+	importClient, err := importHTTPClient(destinationAllowList(env.Setting(DestinationAllowHostsSetting.Flag)))
+	if err != nil {
+		return nil, err
+	}
 	svc, err := New(Options{
 		Store: NewSQLStore(env.DB, box, env.Notify), Driver: driver,
 		Projects: projectsv1.NewProjectsServiceClient(projectsConn), Internal: env.Authorizer.Internal,
@@ -128,7 +132,8 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 			engine.TypeMySQL:      env.Setting("addon-image-mysql"),
 		},
 		DownloadKey: downloadKey, PublicURL: env.PublicURL, DownloadTTL: ttl,
-		Logger: env.Log, Cursors: cursors, TLSHostname: env.Setting("addon-tls-hostname"),
+		ImportClient: importClient,
+		Logger:       env.Log, Cursors: cursors, TLSHostname: env.Setting("addon-tls-hostname"),
 	})
 	if err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ import (
 // newDestinationsServer.
 var DestinationAllowHostsSetting = component.Setting{
 	Flag: "backup-destination-allow-hosts", Env: "SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS",
-	Help: "comma-separated S3 hosts (names, IPs or CIDRs) backup destinations may reach on loopback or private addresses, such as a MinIO on this machine (none: such endpoints are refused)",
+	Help: "comma-separated hosts (names, IPs or CIDRs) backup destinations and backup imports (importUrl) may reach on loopback or private addresses, such as a MinIO on this machine (none: such endpoints are refused)",
 	Check: func(v string) error {
 		_, err := parseDestinationHosts(destinationAllowList(v))
 		return err
@@ -120,4 +120,17 @@ func destinationHTTPClient(allow destinationHosts) *http.Client {
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.ResponseHeaderTimeout = 2 * time.Minute
 	return &http.Client{Transport: t}
+}
+
+// importHTTPClient fetches importUrl dumps under the destinations' rule:
+// a URL a team gives may not reach the server's own loopback or private
+// network (its other services, a cloud's metadata endpoint), redirects
+// included, unless the operator allows the host
+// (SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS).
+func importHTTPClient(allowHosts []string) (*http.Client, error) {
+	allow, err := parseDestinationHosts(allowHosts)
+	if err != nil {
+		return nil, err
+	}
+	return destinationHTTPClient(allow), nil
 }
