@@ -15,6 +15,7 @@ import (
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/netguard"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
 	"github.com/slipwayhq/slipway/pkg/secret"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -118,7 +119,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 		return nil, err
 	}
 	ttl, _ := time.ParseDuration(env.Setting("addon-download-ttl")) // checked
-	importClient, err := importHTTPClient(destinationAllowList(env.Setting(DestinationAllowHostsSetting.Flag)))
+	importClient, err := importHTTPClient(netguard.SplitList(env.Setting(DestinationAllowHostsSetting.Flag)))
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
-	destinations, err := newDestinationsServer(env.DB, env.Notify, destBox, cursors, svc, destinationAllowList(env.Setting(DestinationAllowHostsSetting.Flag)))
+	destinations, err := newDestinationsServer(env.DB, env.Notify, destBox, cursors, svc, netguard.SplitList(env.Setting(DestinationAllowHostsSetting.Flag)))
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/netguard"
 	"github.com/slipwayhq/slipway/pkg/objstore"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/secret"
@@ -69,10 +70,10 @@ type destinationsServer struct {
 // outbox relay; box seals the credentials (DestinationBox of the
 // component's key); backups lists what each destination holds (nil until
 // wired: listing or deleting then answers 503 rather than guess);
-// allowHosts is DestinationAllowHostsSetting's list (destinationAllowList):
+// allowHosts is DestinationAllowHostsSetting's list (netguard.SplitList):
 // the storage hosts that may be on loopback or private addresses.
 func newDestinationsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors *paging.Cursors, backups DestinationBackups, allowHosts []string) (*destinationsServer, error) {
-	allow, err := parseDestinationHosts(allowHosts)
+	rule, err := netguard.Parse(allowHosts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func newDestinationsServer(db *sqldb.DB, notify func(), box *secret.Box, cursors
 		store:   NewDestinationSQLStore(db, notify, box),
 		cursors: cursors,
 		backups: backups,
-		client:  destinationHTTPClient(allow),
+		client:  destinationHTTPClient(rule),
 		now:     func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 	}, nil
 }

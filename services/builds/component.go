@@ -18,6 +18,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/netguard"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 	"github.com/slipwayhq/slipway/pkg/runtime/drivers"
 	"github.com/slipwayhq/slipway/pkg/secret"
@@ -125,7 +126,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	}
 	cfg := builder.Config{
 		Dir: filepath.Join(env.DataDir, "builds"), FileRoots: list(env.Setting("build-file-roots")),
-		AllowHosts: list(env.Setting("build-allow-hosts")),
+		AllowHosts: netguard.SplitList(env.Setting("build-allow-hosts")),
 		BaseImages: map[string]string{
 			builder.StackGo: env.Setting("buildpack-image-go"), builder.StackNode: env.Setting("buildpack-image-node"),
 			builder.StackPython: env.Setting("buildpack-image-python"), builder.StackStatic: env.Setting("buildpack-image-static"),

@@ -33,6 +33,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/slipwayhq/slipway/pkg/netguard"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 )
@@ -234,7 +235,7 @@ type Builder struct {
 	cfg   Config
 	dir   string
 	roots []string
-	allow hostMatcher
+	allow *netguard.Rule
 
 	mu     sync.Mutex
 	caches map[string]chan struct{} // a service's cache, held by one build
@@ -279,7 +280,7 @@ func New(cfg Config) (*Builder, error) {
 		}
 		roots = append(roots, real)
 	}
-	allow, err := parseHosts(cfg.AllowHosts)
+	allow, err := netguard.Parse(cfg.AllowHosts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("builder: %w", err)
 	}

@@ -3,7 +3,6 @@ package builder
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -182,8 +181,11 @@ func (b *Builder) underRoots(p string, roots []string) bool {
 }
 
 // checkHost resolves host and refuses loopback, private, link-local and
-// other non-public addresses unless the operator allows the host. It
-// returns the address git is pinned to (the first one).
+// other non-public addresses unless the operator allows the host
+// (netguard's rule, shared with every other connection Slipway makes on a
+// user's behalf). It resolves itself rather than through
+// netguard.Rule.CheckHost because it returns the address git is pinned
+// to (the first one): git connects outside Slipway's dialer.
 func (b *Builder) checkHost(ctx context.Context, host string) (netip.Addr, error) {
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
@@ -197,59 +199,11 @@ func (b *Builder) checkHost(ctx context.Context, host string) (netip.Addr, error
 	}
 	for _, a := range addrs {
 		a = a.Unmap()
-		if !public(a) && !b.allow.allows(host, a) {
+		if !b.allow.Allows(host, a) {
 			return netip.Addr{}, errorf(KindInvalid, "the repository host %q is a loopback or private address, which this server does not allow (SLIPWAY_BUILD_ALLOW_HOSTS)", host)
 		}
 	}
 	return addrs[0].Unmap(), nil
-}
-
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-// public is whether an address is a public unicast one.
-func public(a netip.Addr) bool {
-	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a) && !a.IsLoopback() && !a.IsLinkLocalUnicast()
-}
-
-// hostMatcher holds the operator's allowed hosts.
-type hostMatcher struct {
-	names    map[string]bool
-	prefixes []netip.Prefix
-}
-
-func parseHosts(hosts []string) (hostMatcher, error) {
-	m := hostMatcher{names: map[string]bool{}}
-	for _, h := range hosts {
-		h = strings.TrimSpace(h)
-		switch {
-		case h == "":
-		case strings.Contains(h, "/"):
-			p, err := netip.ParsePrefix(h)
-			if err != nil {
-				return m, fmt.Errorf("allowed host %q: %w", h, err)
-			}
-			m.prefixes = append(m.prefixes, p.Masked())
-		default:
-			if a, err := netip.ParseAddr(h); err == nil {
-				m.prefixes = append(m.prefixes, netip.PrefixFrom(a, a.BitLen()))
-				continue
-			}
-			m.names[strings.ToLower(strings.TrimSuffix(h, "."))] = true
-		}
-	}
-	return m, nil
-}
-
-func (m hostMatcher) allows(host string, a netip.Addr) bool {
-	if m.names[strings.ToLower(strings.TrimSuffix(host, "."))] {
-		return true
-	}
-	for _, p := range m.prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // redactURL drops the password of a URL's user info (for messages about
