@@ -25,6 +25,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
+	"github.com/slipwayhq/slipway/pkg/idempotency"
 	"github.com/slipwayhq/slipway/pkg/quota"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
@@ -62,6 +63,13 @@ type Options struct {
 	// OAuth serves /oauth2/... and the RFC 8414 metadata (the OAuth2
 	// server, or a proxy to the auth service running it); nil: not served.
 	OAuth http.Handler
+	// Idempotency keeps the answers to POSTs sent with an Idempotency-Key
+	// (see idempotent), shared by every replica when on PostgreSQL; nil:
+	// the header is ignored.
+	Idempotency idempotency.Store
+	// IdempotencyTTL is how long a key and its answer are kept;
+	// DefaultIdempotencyTTL when 0.
+	IdempotencyTTL time.Duration
 }
 
 // Gateway is the public HTTP handler.
@@ -215,7 +223,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 			mux.ServeHTTP(w, r)
 		}
 	})
-	g.handler = g.instrument(negotiate(g.guard(limitBody(router))))
+	g.handler = g.instrument(negotiate(g.guard(limitBody(g.idempotent(router)))))
 	return g, nil
 }
 

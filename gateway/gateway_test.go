@@ -42,6 +42,8 @@ var quiet = slog.New(slog.DiscardHandler)
 var tokens = authztest.Static{
 	"Bearer test-token": authztest.TeamToken("acme", "admin"),
 	"Bearer viewer":     authztest.TeamToken("acme", "viewer"),
+	// A second admin credential of the same team.
+	"Bearer other-admin": authztest.TeamToken("acme", "admin"),
 }
 
 // newGateway serves the gateway in front of a real projects service (gRPC
@@ -53,17 +55,7 @@ func newGateway(t testing.TB) string {
 func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) string {
 	t.Helper()
 	ctx := context.Background()
-	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
-	cat, err := catalog.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := rpctest.Serve(t, rpcserver.Options{Logger: quiet, Authorizer: authz.New(tokens, "internal")}, func(s *grpc.Server) {
-		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(projects.NewSQLStore(db, nil), cat))
-		hs := health.NewServer()
-		hs.Add(projectsv1.ProjectsService_ServiceDesc.ServiceName, "db", db.PingContext)
-		healthpb.RegisterHealthServer(s, hs)
-	})
+	conn := projectsBackend(t)
 	reg := prometheus.NewRegistry()
 	gw, err := gateway.New(ctx, gateway.Options{Logger: quiet, Registerer: reg, Gatherer: reg, Version: "test", Backends: []component.Backend{{Name: "projects", API: *projects.Component.API, Conn: conn}},
 		Auth: authz.New(tokens, "internal"), Quota: limiter, Plans: plans})
@@ -73,6 +65,23 @@ func newGatewayWith(t testing.TB, limiter quota.Limiter, plans quota.Plans) stri
 	ts := httptest.NewServer(gw)
 	t.Cleanup(ts.Close)
 	return ts.URL
+}
+
+// projectsBackend serves a real projects service (gRPC on loopback,
+// SQLite) and returns a connection to it.
+func projectsBackend(t testing.TB) *grpc.ClientConn {
+	t.Helper()
+	db := sqltest.Open(t, sqldb.SQLite, migrations.Set, events.Migrations)
+	cat, err := catalog.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rpctest.Serve(t, rpcserver.Options{Logger: quiet, Authorizer: authz.New(tokens, "internal")}, func(s *grpc.Server) {
+		projectsv1.RegisterProjectsServiceServer(s, projects.NewServer(projects.NewSQLStore(db, nil), cat))
+		hs := health.NewServer()
+		hs.Add(projectsv1.ProjectsService_ServiceDesc.ServiceName, "db", db.PingContext)
+		healthpb.RegisterHealthServer(s, hs)
+	})
 }
 
 type response struct {

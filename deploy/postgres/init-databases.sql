@@ -1,4 +1,5 @@
--- One PostgreSQL database per Slipway service (database-per-service).
+-- One PostgreSQL database per Slipway component with a database
+-- (database-per-service; the gateway keeps Idempotency-Key records in its own).
 --
 -- Mounted into /docker-entrypoint-initdb.d by docker-compose.yml. The postgres
 -- image runs it (with psql, as POSTGRES_USER, who then owns the databases) only
@@ -36,3 +37,5 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'builds')\gexec
 SELECT 'CREATE DATABASE addons'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'addons')\gexec
 
+SELECT 'CREATE DATABASE gateway'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'gateway')\gexec

@@ -80,6 +80,14 @@ const (
 	// an error message before the socket closes with 1008; 400 in the
 	// message's status.
 	ReasonBadInit Reason = "BAD_INIT"
+	// ReasonIdempotencyKeyReused: a POST with an Idempotency-Key the same
+	// credential already used for a different request (another method,
+	// path or body) within the keys' lifetime. 422.
+	ReasonIdempotencyKeyReused Reason = "IDEMPOTENCY_KEY_REUSED"
+	// ReasonIdempotencyKeyInUse: a POST with an Idempotency-Key whose
+	// first request is still running after the gateway waited for it;
+	// the caller may retry. 409.
+	ReasonIdempotencyKeyInUse Reason = "IDEMPOTENCY_KEY_IN_USE"
 )
 
 // Reasons of the auth service.
@@ -225,6 +233,7 @@ func Reasons() []Reason {
 		ReasonNoAccessRule, ReasonInternalOnly, ReasonNotAuthorized, ReasonQuotaExceeded,
 		ReasonNotReady, ReasonRouteNotFound, ReasonMethodNotAllowed, ReasonBodyTooLarge,
 		ReasonBodyUnreadable, ReasonUnsupportedAPIVersion, ReasonBadInit,
+		ReasonIdempotencyKeyReused, ReasonIdempotencyKeyInUse,
 		ReasonUserRequired, ReasonOAuthDisabled, ReasonLastAdmin, ReasonRoleBuiltin,
 		ReasonRoleInUse, ReasonRoleFallback, ReasonAlreadyMember,
 		ReasonProjectRestricted, ReasonProjectNotEmpty,

@@ -59,12 +59,17 @@ type Component struct {
 	// API is what the gateway serves for the component; nil when it has no
 	// public API.
 	API *API
+	// HTTPOnly marks a component that serves HTTP and no gRPC services
+	// (the gateway): other processes never reach it at `--<name>-addr`,
+	// even when it keeps a database of its own.
+	HTTPOnly bool
 }
 
 // Serves reports whether the component runs gRPC services that other
 // processes reach at `--<name>-addr`: every component with an API or a
-// database does (the gateway has neither).
-func (c Component) Serves() bool { return c.API != nil || c.Migrations != nil }
+// database does, unless it is HTTPOnly (the gateway, whose database only
+// it reads).
+func (c Component) Serves() bool { return !c.HTTPOnly && (c.API != nil || c.Migrations != nil) }
 
 // Setting is one configuration knob: a flag, its SLIPWAY_* variable, its
 // default and its help. Check, when set, validates a non-empty value.

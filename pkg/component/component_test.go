@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
 
 // TestProjectDeletedConsumer: the consumer keeps the durable name it is
@@ -26,5 +27,25 @@ func TestProjectDeletedConsumer(t *testing.T) {
 	}
 	if err := c.Handler(t.Context(), ev); err != nil || !slices.Equal(got, []string{"acme", "web"}) {
 		t.Fatalf("handled: %v, deleted %v", err, got)
+	}
+}
+
+// TestServes: components with an API or a database serve gRPC to other
+// processes; an HTTP-only one (the gateway) does not, even with a
+// database of its own.
+func TestServes(t *testing.T) {
+	db := []sqldb.Migrations{{Name: "x"}}
+	for _, c := range []struct {
+		c    Component
+		want bool
+	}{
+		{Component{Name: "api", API: &API{}}, true},
+		{Component{Name: "db", Migrations: db}, true},
+		{Component{Name: "none"}, false},
+		{Component{Name: "gateway", Migrations: db, HTTPOnly: true}, false},
+	} {
+		if got := c.c.Serves(); got != c.want {
+			t.Errorf("%s: Serves() = %v, want %v", c.c.Name, got, c.want)
+		}
 	}
 }
