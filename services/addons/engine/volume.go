@@ -49,15 +49,15 @@ func volumes(d runtime.Driver) (runtime.Volumes, error) {
 }
 
 // PrepareData makes the data of a (an addon of e's type) ready for a
-// start of its server (or of its verification instance), before Spec: on docker it creates the volume
-// a.Volume when it is missing, labelled like the workload (Labels), and
-// gives it to the server's user in a helper container run as root
-// (chown, only when the volume's root is not the user's already: a new
-// volume is root's, and the host cannot chown what the engine keeps).
-// Both steps are repeated at every start, so a start after a crash
-// between them, or after RunAs changed, still finds the data the
-// server's. On the process driver there is nothing to do (Spec creates
-// the directory).
+// start of its server (or of its verification instance), before Spec. On
+// docker it creates the volume a.Volume when it is missing, labelled like
+// the workload (Labels), and gives it to the server's user in a helper
+// container run as root (chown, only when the volume's root is not the
+// user's already: a new volume is root's, and the host does not touch the
+// engine's files). Both steps are repeated at every start, so a start
+// after a crash between them, or after RunAs changed, still finds the
+// data the server's. On the process driver there is nothing to do (Spec
+// creates the directory).
 func PrepareData(ctx context.Context, e Engine, d runtime.Driver, a Addon) error {
 	if a.Driver != driverDocker {
 		return nil
