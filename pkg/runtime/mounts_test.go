@@ -36,3 +36,25 @@ func TestValidateMounts(t *testing.T) {
 		t.Errorf("relative working directory: %v, want ErrInvalidSpec", err)
 	}
 }
+
+// TestValidateVolumeMounts: a volume's mount names a valid volume and no
+// host directory; its Target follows the same rules as a directory's.
+func TestValidateVolumeMounts(t *testing.T) {
+	if err := ValidateMounts([]Mount{{Volume: "slipway-addon-x_1.data", Target: "/data"}}, "/data"); err != nil {
+		t.Fatalf("valid volume mount: %v", err)
+	}
+	for name, m := range map[string]Mount{
+		"both a source and a volume": {Source: t.TempDir(), Volume: "v", Target: "/data"},
+		"a volume name with a slash": {Volume: "a/b", Target: "/data"},
+		"a volume name starting '-'": {Volume: "-v", Target: "/data"},
+		"a volume name of 129":       {Volume: "v" + string(make([]byte, 128)), Target: "/data"},
+		"a volume in a system path":  {Volume: "v", Target: "/etc/x"},
+	} {
+		if err := ValidateMounts([]Mount{m}, ""); !errors.Is(err, ErrInvalidSpec) {
+			t.Errorf("%s: %v, want ErrInvalidSpec", name, err)
+		}
+	}
+	if err := ValidateMounts([]Mount{{Volume: "v", Target: "/a"}, {Source: t.TempDir(), Target: "/a"}}, ""); !errors.Is(err, ErrInvalidSpec) {
+		t.Errorf("one target twice: %v", err)
+	}
+}

@@ -211,6 +211,36 @@ type Driver interface {
 	Usage(ctx context.Context, id string) (Usage, error)
 }
 
+// Volume is a named volume: storage the driver's engine keeps apart from
+// any workload, which workloads mount by name (Mount.Volume), so that
+// data outlives the workloads that use it.
+type Volume struct {
+	Name string
+	// Labels are the volume's own (not the driver's); ListVolumes finds
+	// volumes by them.
+	Labels    map[string]string
+	CreatedAt time.Time
+}
+
+// Volumes is implemented by drivers that keep named volumes (docker); the
+// process driver has none. A driver only ever sees the volumes it created
+// (any other name is ErrNotFound), like its workloads.
+type Volumes interface {
+	// CreateVolume creates the volume name with labels, or returns it
+	// as it is when it exists already (so a create that a crash
+	// interrupted can simply be repeated).
+	CreateVolume(ctx context.Context, name string, labels map[string]string) (Volume, error)
+	// InspectVolume describes a volume (ErrNotFound when there is none).
+	InspectVolume(ctx context.Context, name string) (Volume, error)
+	// RemoveVolume removes a volume and its data (ErrNotFound when there
+	// is none). A volume a workload still mounts, running or not, is
+	// refused: remove the workload first.
+	RemoveVolume(ctx context.Context, name string) error
+	// ListVolumes returns the volumes whose labels include all of
+	// labels, by name.
+	ListVolumes(ctx context.Context, labels map[string]string) ([]Volume, error)
+}
+
 // PortProtocols is implemented by drivers that cannot publish every
 // protocol: Protocols lists those they can ("tcp", "udp"; none when the
 // workloads have no network to reach), so that an API refuses a port at

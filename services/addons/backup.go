@@ -404,14 +404,24 @@ func (s *Service) restoreThrowaway(ctx context.Context, a Addon, b Backup) (*eng
 	va.Verify = true
 	root := filepath.Join(verifyRoot(s.addonDir(a)), b.ID)
 	va.DataDir, va.RunDir = filepath.Join(root, "data"), filepath.Join(root, "run")
+	va.Volume = engine.VerifyVolume(a.InternalID, b.ID)
 	defer os.RemoveAll(root)
+	// Runs after the instance's removal below (deferred later).
+	defer func() {
+		if err := engine.RemoveData(context.WithoutCancel(ctx), s.opts.Driver, va); err != nil {
+			s.log.Warn("removing a verification instance's data", "addon", a.ID, "backup", b.ID, "error", err)
+		}
+	}()
 	s.note(ctx, a, LogBackup, b.ID, "verifying: restoring into a throwaway instance")
+	if err := engine.PrepareData(ctx, e, s.opts.Driver, va); err != nil {
+		return nil, nil, err
+	}
 	if b.Type == engine.BackupSnapshot {
 		f, err := os.Open(file)
 		if err != nil {
 			return nil, nil, err
 		}
-		err = e.RestoreSnapshot(ctx, va, f)
+		err = e.RestoreSnapshot(ctx, s.opts.Driver, va, f)
 		f.Close()
 		if err != nil {
 			return nil, nil, err

@@ -51,6 +51,30 @@ func (s *Service) removeWorkloads(ctx context.Context, a Addon, role string) err
 	return nil
 }
 
+// removeVolumes removes the addon's data volumes of role (every role when
+// empty) on a driver that keeps volumes (docker); on the process driver
+// the data is in the addon's directory. Its workloads must be gone.
+func (s *Service) removeVolumes(ctx context.Context, a Addon, role string) error {
+	vs, ok := s.opts.Driver.(runtime.Volumes)
+	if !ok {
+		return nil
+	}
+	labels := map[string]string{engine.LabelAddon: a.InternalID}
+	if role != "" {
+		labels[engine.LabelRole] = role
+	}
+	list, err := vs.ListVolumes(ctx, labels)
+	if err != nil {
+		return err
+	}
+	for _, v := range list {
+		if err := vs.RemoveVolume(ctx, v.Name); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 // removeWorkload stops a workload (SIGTERM, then a kill after stopGrace)
 // and removes it.
 func (s *Service) removeWorkload(ctx context.Context, id string) error {
@@ -84,6 +108,9 @@ func (s *Service) startServer(ctx context.Context, a Addon) (string, error) {
 	if id == "" {
 		// Exited servers are removed first: their names are the new one's.
 		if err := s.removeWorkloads(ctx, a, engine.RoleServer); err != nil {
+			return "", err
+		}
+		if err := engine.PrepareData(ctx, e, s.opts.Driver, ea); err != nil {
 			return "", err
 		}
 		spec, err := e.Spec(ea)
@@ -204,6 +231,14 @@ func (s *Service) destroy(ctx context.Context, a Addon) error {
 			}
 		}
 	}
+	// Helpers left by a crash, then the data volumes (docker: the
+	// server's and any verification instance's), then the host directory.
+	if err := s.removeWorkloads(ctx, a, engine.RoleHelper); err != nil {
+		return err
+	}
+	if err := s.removeVolumes(ctx, a, ""); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(s.addonDir(a)); err != nil {
 		return err
 	}
@@ -287,6 +322,12 @@ func (s *Service) recover(ctx context.Context) {
 		if err := s.removeWorkloads(ctx, a, engine.RoleVerify); err != nil {
 			s.log.Warn("recovery: removing verification instances", "addon", a.ID, "error", err)
 		}
+		if err := s.removeWorkloads(ctx, a, engine.RoleHelper); err != nil {
+			s.log.Warn("recovery: removing data helpers", "addon", a.ID, "error", err)
+		}
+		if err := s.removeVolumes(ctx, a, engine.RoleVerify); err != nil {
+			s.log.Warn("recovery: removing verification volumes", "addon", a.ID, "error", err)
+		}
 		_ = os.RemoveAll(verifyRoot(s.addonDir(a)))
 		switch a.Status {
 		case StatusDeleting:
@@ -312,7 +353,7 @@ func (s *Service) recover(ctx context.Context) {
 					s.log.Warn("recovery: stopping an addon being reset", "addon", a.ID, "error", err)
 					continue
 				}
-				if err := os.RemoveAll(s.engineAddon(a).DataDir); err != nil {
+				if err := engine.RemoveData(ctx, s.opts.Driver, s.engineAddon(a)); err != nil {
 					s.log.Warn("recovery: emptying an addon being reset", "addon", a.ID, "error", err)
 					continue
 				}

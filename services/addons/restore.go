@@ -145,7 +145,7 @@ func (s *Service) runRestore(ctx context.Context, a Addon, b Backup, r Restore) 
 	if err := s.stopServer(ctx, a); err != nil {
 		return err
 	}
-	rerr := e.RestoreSnapshot(ctx, ea, f)
+	rerr := e.RestoreSnapshot(ctx, s.opts.Driver, ea, f)
 	// Whatever happened, the server runs again: on the restored data, or
 	// on the previous data RestoreSnapshot left in place.
 	if _, err := s.startServer(context.WithoutCancel(ctx), a); err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -321,7 +320,7 @@ func (s *Service) ResetAddon(ctx context.Context, req *addonsv1.ResetAddonReques
 		l.Lock()
 		err := s.stopServer(ctx, a)
 		if err == nil {
-			err = os.RemoveAll(s.engineAddon(a).DataDir)
+			err = engine.RemoveData(ctx, s.opts.Driver, s.engineAddon(a))
 		}
 		l.Unlock()
 		if err != nil {

@@ -339,8 +339,9 @@ func engineOf(typ string) (engine.Engine, error) {
 	return e, nil
 }
 
-// addonDir is the host directory of an addon's data, sockets and
-// verification instances.
+// addonDir is the host directory of an addon's data (process driver; on
+// docker the data is a named volume, see engine.ServerVolume), sockets,
+// TLS files (docker) and verification instances.
 func (s *Service) addonDir(a Addon) string { return filepath.Join(s.opts.DataDir, a.InternalID) }
 
 // engineAddon is what the engine needs of a.
@@ -359,6 +360,7 @@ func (s *Service) engineAddon(a Addon) engine.Addon {
 		AdminUser: a.Credentials.AdminUser, AdminPassword: a.Credentials.AdminPassword,
 		User: a.Credentials.User, Password: a.Credentials.Password,
 		DataDir: filepath.Join(s.addonDir(a), "data"), RunDir: filepath.Join(s.addonDir(a), "run"),
+		Volume: engine.ServerVolume(a.InternalID), TLSDir: filepath.Join(s.addonDir(a), "tls"),
 		Driver: s.opts.Driver.Name(), Image: s.opts.Images[a.Type], Resources: res,
 	}
 	if a.Settings.TLS {

@@ -9,6 +9,8 @@
 // github.com/moby/moby/client module is still pre-1.0 and wants a newer
 // engine. Switching later is mechanical: the calls are the same.
 //
+// Named volumes (runtime.Volumes) are in volumes.go.
+//
 // Every container carries the spec's labels plus dev.slipway.managed=true,
 // dev.slipway.name=<spec.Name> and, when the spec has them,
 // dev.slipway.deadline=<Go duration> and dev.slipway.ports (which container
@@ -288,6 +290,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	if spec.Deadline < 0 {
 		return "", fmt.Errorf("docker: negative deadline %v", spec.Deadline)
 	}
+	if err := d.checkVolumes(ctx, spec.Mounts); err != nil {
+		return "", err
+	}
 	if err := d.ensureImage(ctx, spec.Image); err != nil {
 		return "", err
 	}
@@ -328,8 +333,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	// capability defaults); the driver adds the plan's limits and a
 	// process cap, with no swap beyond the memory limit, and mounts
 	// nothing of the host but the Spec's mounts (binds of exactly those
-	// directories, found on the engine's host): no volumes, so the rest of
-	// the server's data directory is never in a container.
+	// directories, found on the engine's host), so the rest of the
+	// server's data directory is never in a container; and no volume but
+	// the named ones of the Spec's mounts, which the driver created.
 	host := &container.HostConfig{Resources: container.Resources{
 		NanoCPUs: spec.Resources.MilliCPU * 1_000_000,
 		Memory:   spec.Resources.MemoryMB << 20,
@@ -343,6 +349,13 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		host.PidsLimit = &pids
 	}
 	for _, m := range spec.Mounts {
+		if m.Volume != "" {
+			// NoCopy: the volume holds only what workloads write, never
+			// a copy of what the image has at Target.
+			host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly,
+				VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
+			continue
+		}
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	cfg.ExposedPorts, host.PortBindings = portBindings(spec.Ports)

@@ -110,6 +110,11 @@ func TestDriver(t *testing.T) {
 		MaxProcs:     64,
 	})
 
+	t.Run("Volumes", func(t *testing.T) {
+		t.Parallel()
+		testVolumes(t, d, img)
+	})
+
 	t.Run("ImagePath", func(t *testing.T) {
 		t.Parallel()
 		// Without a PATH in the spec, the image's applies.

@@ -40,6 +40,9 @@ func (d *Driver) resolveMounts(mounts []runtime.Mount, workDir string) ([]runtim
 	}
 	out := make([]runtime.Mount, len(mounts))
 	for i, m := range mounts {
+		if m.Volume != "" {
+			return nil, fmt.Errorf("%w: the process driver has no volumes (mount of %q): mount a host directory", runtime.ErrUnsupported, m.Volume)
+		}
 		src, err := filepath.EvalSymlinks(m.Source)
 		if err != nil {
 			return nil, fmt.Errorf("%w: mount source %q: %v", runtime.ErrInvalidSpec, m.Source, err)

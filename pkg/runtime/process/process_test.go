@@ -93,6 +93,19 @@ func TestUserUnsupported(t *testing.T) {
 	}
 }
 
+// TestVolumeUnsupported: the process driver has no named volumes and
+// refuses a mount of one, saying so, instead of running without it.
+func TestVolumeUnsupported(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	if _, ok := any(d).(runtime.Volumes); ok {
+		t.Fatal("the process driver claims to keep volumes")
+	}
+	_, err := d.Start(runtimetest.Context(t), runtime.Spec{Command: []string{"true"}, Mounts: []runtime.Mount{{Volume: "data", Target: "/data"}}})
+	if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "no volumes") {
+		t.Fatalf("err %v", err)
+	}
+}
+
 func TestDeadlineKillsGroup(t *testing.T) {
 	d := newDriver(t, t.TempDir())
 	// A sleep of a duration of its own is recognisable among the host's

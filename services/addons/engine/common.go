@@ -57,11 +57,21 @@ func validate(a Addon, db, user bool) error {
 	if !safePass.MatchString(a.Password) || !safePass.MatchString(a.AdminPassword) {
 		return errors.New("engine: passwords must be 8 to 128 letters, digits, '-' and '_' (see GeneratePassword)")
 	}
-	if !filepath.IsAbs(a.DataDir) || !filepath.IsAbs(a.RunDir) {
-		return errors.New("engine: the data and socket directories must be absolute paths")
+	if !filepath.IsAbs(a.RunDir) {
+		return errors.New("engine: the socket directory must be an absolute path")
 	}
 	switch a.Driver {
-	case driverProcess, driverDocker:
+	case driverProcess:
+		if !filepath.IsAbs(a.DataDir) {
+			return errors.New("engine: the data directory must be an absolute path")
+		}
+	case driverDocker:
+		if !runtime.ValidVolumeName(a.Volume) {
+			return fmt.Errorf("engine: the data volume %q is not a valid volume name", a.Volume)
+		}
+		if !a.Verify && !filepath.IsAbs(a.TLSDir) {
+			return errors.New("engine: the TLS directory must be an absolute path")
+		}
 	default:
 		return fmt.Errorf("engine: unknown driver %q", a.Driver)
 	}
@@ -71,13 +81,17 @@ func validate(a Addon, db, user bool) error {
 	return nil
 }
 
-// prepareDirs creates the data directory (0700) and the socket directory
-// (0755, so that linked workloads of other users reach the socket in it)
-// when missing; on docker both are given to the server's user (the
-// process driver gives its writable mounts to the workload's user itself).
+// prepareDirs creates the host directories of a when missing: on the
+// process driver the data directory (0700); the socket directory (0755,
+// so that linked workloads of other users reach the socket in it); the
+// TLS files (prepareTLS). On docker the socket and TLS directories are
+// given to the server's user (the process driver gives its writable
+// mounts to the workload's user itself); the data is the volume's.
 func prepareDirs(a Addon) error {
-	if err := os.MkdirAll(a.DataDir, 0o700); err != nil {
-		return fmt.Errorf("engine: data directory: %w", err)
+	if a.Driver == driverProcess {
+		if err := os.MkdirAll(a.DataDir, 0o700); err != nil {
+			return fmt.Errorf("engine: data directory: %w", err)
+		}
 	}
 	if err := os.MkdirAll(a.RunDir, 0o755); err != nil {
 		return fmt.Errorf("engine: socket directory: %w", err)
@@ -90,7 +104,11 @@ func prepareDirs(a Addon) error {
 	}
 	if a.Driver == driverDocker {
 		uid, gid := runAs(a)
-		for _, dir := range []string{a.DataDir, a.RunDir} {
+		dirs := []string{a.RunDir}
+		if tlsOn(a) {
+			dirs = append(dirs, a.TLSDir)
+		}
+		for _, dir := range dirs {
 			if err := chownTree(dir, uid, gid); err != nil {
 				return fmt.Errorf("engine: giving %s to the server's user: %w", dir, err)
 			}
@@ -178,6 +196,17 @@ func baseSpec(a Addon, image string, path string, script string, env map[string]
 			{Source: a.RunDir, Target: RunMount},
 		},
 		WorkDir: DataMount,
+	}
+	if a.Driver == driverDocker {
+		// The data is the named volume; the socket directory stays a
+		// host directory, since linked workloads (and the operator's
+		// tools on the host) connect to the socket in it; the TLS files
+		// are issued and checked by Slipway on the host at each start
+		// (prepareTLS), so they are a host directory too, read-only.
+		spec.Mounts[0] = runtime.Mount{Volume: a.Volume, Target: DataMount}
+		if tlsOn(a) {
+			spec.Mounts = append(spec.Mounts, runtime.Mount{Source: a.TLSDir, Target: DockerTLSMount, ReadOnly: true})
+		}
 	}
 	if !a.Verify {
 		spec.Ports = ports

@@ -13,9 +13,10 @@
 // LabelAddon, LabelProject and LabelRole (RoleServer, or RoleVerify for a
 // throwaway verification instance) and the name WorkloadName.
 //
-// It sees two host directories, which Spec creates when missing: the
-// data, Addon.DataDir, at DataMount, and the socket directory,
-// Addon.RunDir, at RunMount. The server listens on a unix socket in
+// It sees its data at DataMount — the host directory Addon.DataDir on
+// the process driver, the named volume Addon.Volume on docker — and the
+// host's socket directory, Addon.RunDir, at RunMount (Spec creates the
+// host directories when missing). The server listens on a unix socket in
 // RunMount (world-connectable: every connection authenticates with a
 // password) and on TCP (Spec port "db"), which the driver publishes on
 // the host's loopback (runtime.Status.Ports) for the operator; workloads
@@ -25,9 +26,14 @@
 // gives values that use it. connect(2) works on a read-only mount (see
 // TestLinkedWorkload).
 //
-// On docker, DataDir and RunDir are bind mounts given to Addon.RunAs
-// (DefaultRunAs: 999:999, the official images' postgres, redis and mysql
-// users), which the server runs as (runtime.Spec.User); no named volume.
+// On docker the server runs as Addon.RunAs (DefaultRunAs: 999:999, the
+// official images' postgres, redis and mysql users; runtime.Spec.User).
+// Its data is the named volume Addon.Volume (ServerVolume, VerifyVolume),
+// which PrepareData creates and gives to that user before each start and
+// RemoveData removes; the host never reads the engine's volume directory
+// (see volume.go). RunDir stays a bind mount given to the user: linked
+// workloads and the host reach the socket in it; so do the TLS files
+// (Addon.TLSDir, read-only; see tls.go).
 //
 // # What Slipway does to a running addon
 //
@@ -65,21 +71,23 @@
 //
 // # Snapshots
 //
-// Snapshot is taken while the server runs. RestoreSnapshot works on the
-// host's DataDir with the server STOPPED: the caller stops and removes
-// the workload, calls RestoreSnapshot, and starts a workload from Spec
-// again. It unpacks next to the current data and swaps only once the
-// snapshot is complete and looks right, so a failure leaves the previous
-// data in place.
+// Snapshot is taken while the server runs. RestoreSnapshot works with the
+// server STOPPED: the caller stops and removes the workload, calls
+// RestoreSnapshot, and starts a workload from Spec again. It unpacks next
+// to the current data (the host's DataDir on the process driver; on
+// docker, in a helper container that mounts the volume) and swaps only
+// once the snapshot is complete and looks right, so a failure leaves the
+// previous data in place.
 //
 // # Verification
 //
 // A verification instance is an Addon with Verify set, the source's ID and
-// credentials and fresh DataDir and RunDir: start it, WaitReady, Restore the
-// dump into it, Check it and compare with the Check taken of the source when
-// the backup was made (Check.Equal, Check.Diff), then stop and remove it and
-// delete its directories. For a snapshot, RestoreSnapshot into the fresh
-// directories comes first, and the instance starts on it. Its Spec has the
+// credentials and fresh DataDir (docker: Volume) and RunDir: PrepareData,
+// start it, WaitReady, Restore the dump into it, Check it and compare with
+// the Check taken of the source when the backup was made (Check.Equal,
+// Check.Diff), then stop and remove it and delete its data (RemoveData)
+// and directories. For a snapshot, RestoreSnapshot into the fresh data
+// comes first, and the instance starts on it. Its Spec has the
 // verify role, no TCP port and a name of its own (WorkloadName and a random
 // suffix), so that several can run at once.
 //

@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"archive/tar"
 	"bytes"
+	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
@@ -28,9 +32,12 @@ func hostImagePaths(t *testing.T, typ, version string) []string {
 
 // TestDocker: on the docker driver (against Podman), each type runs from
 // an image of the host's binaries with Slipway's command line, as the
-// image's non-root user, its data and socket directories bind mounts:
-// start, write, dump, wipe, restore, check; and the TCP port is
-// published on the host's loopback.
+// image's non-root user, its data on a named volume (nothing of it on the
+// host) and its socket directory a bind mount: start, write, dump, wipe,
+// restore, check; the TCP port is published on the host's loopback. The
+// data outlives the container; a snapshot restores into the volume (and
+// into a verification instance's fresh volume) through helper
+// containers, a bad one changes nothing; RemoveData removes the volume.
 func TestDocker(t *testing.T) {
 	host := testenv.Podman(t)
 	d, err := docker.New(host)
@@ -71,6 +78,19 @@ func TestDocker(t *testing.T) {
 			id := startAddon(t, d, e, a)
 			if out := execIn(t, d, id, nil, "", "id", "-u"); strings.TrimSpace(out) != "999" {
 				t.Fatalf("the server runs as %q, want 999", out)
+			}
+			// The data is the named volume, labelled as the addon's.
+			if v, err := d.InspectVolume(ctxT(t), a.Volume); err != nil || v.Labels[LabelAddon] != a.ID || v.Labels[LabelRole] != RoleServer {
+				t.Fatalf("data volume %+v %v", v, err)
+			}
+			if _, err := os.Stat(a.DataDir); !os.IsNotExist(err) {
+				t.Fatalf("a data directory on the host: %v", err)
+			}
+			if !slices.ContainsFunc(spec.Mounts, func(m runtime.Mount) bool { return m.Volume == a.Volume && m.Target == DataMount && m.Source == "" }) {
+				t.Fatalf("mounts %+v, want the volume at %s", spec.Mounts, DataMount)
+			}
+			if out := execIn(t, d, id, nil, "", "stat", "-c", "%u %a", DataMount); strings.TrimSpace(out) != "999 700" {
+				t.Fatalf("the volume's root: %q, want the server's, 0700", out)
 			}
 			st, err := d.Status(ctxT(t), id)
 			if err != nil || !strings.HasPrefix(st.Ports["db"], "127.0.0.1:") {
@@ -113,7 +133,7 @@ func TestDocker(t *testing.T) {
 			}
 			wantEqual(t, want, check(t, e, d, id, a))
 
-			// The data stays in the bind mount across a new container.
+			// The data stays in the volume across a new container.
 			stopAddon(t, d, id)
 			id = startAddon(t, d, e, a)
 			wantEqual(t, want, check(t, e, d, id, a))
@@ -128,12 +148,62 @@ func TestDocker(t *testing.T) {
 				t.Fatal(err)
 			}
 			write(c.wipe)
+			wiped := check(t, e, d, id, a)
 			stopAddon(t, d, id)
-			if err := e.RestoreSnapshot(ctxT(t), a, &snap); err != nil {
+			// Bad snapshots change nothing.
+			evil := func() []byte {
+				var b bytes.Buffer
+				tw := tar.NewWriter(&b)
+				_ = tw.WriteHeader(&tar.Header{Name: "../evil", Typeflag: tar.TypeReg, Mode: 0o600})
+				_ = tw.Close()
+				return b.Bytes()
+			}()
+			for _, bad := range [][]byte{[]byte("not a snapshot"), evil, snap.Bytes()[:snap.Len()/2]} {
+				if err := e.RestoreSnapshot(ctxT(t), d, a, bytes.NewReader(bad)); err == nil {
+					t.Fatalf("a bad snapshot (%d bytes) was restored", len(bad))
+				}
+			}
+			id = startAddon(t, d, e, a)
+			wantEqual(t, wiped, check(t, e, d, id, a))
+			stopAddon(t, d, id)
+			if err := e.RestoreSnapshot(ctxT(t), d, a, bytes.NewReader(snap.Bytes())); err != nil {
 				t.Fatal(err)
 			}
 			id = startAddon(t, d, e, a)
 			wantEqual(t, want, check(t, e, d, id, a))
+
+			// A verification instance: a fresh volume of its own, the
+			// snapshot restored into it before it starts.
+			sv := testAddon(t, e, "docker")
+			sv.ID, sv.Verify, sv.Version, sv.Image = a.ID, true, a.Version, a.Image
+			sv.Volume = VerifyVolume(a.ID, "b1")
+			sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
+			if err := PrepareData(ctxT(t), e, d, sv); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.RestoreSnapshot(ctxT(t), d, sv, bytes.NewReader(snap.Bytes())); err != nil {
+				t.Fatal(err)
+			}
+			svid := startAddon(t, d, e, sv)
+			wantEqual(t, want, check(t, e, d, svid, sv))
+			stopAddon(t, d, svid)
+			stopAddon(t, d, id)
+
+			// No helper is left, and RemoveData removes the volumes.
+			if list, err := d.List(ctxT(t), map[string]string{LabelAddon: a.ID}); err != nil || len(list) != 0 {
+				t.Fatalf("containers left: %+v %v", list, err)
+			}
+			for _, x := range []Addon{a, sv} {
+				if err := RemoveData(ctxT(t), d, x); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := d.InspectVolume(ctxT(t), x.Volume); !errors.Is(err, runtime.ErrNotFound) {
+					t.Fatalf("volume %s after RemoveData: %v", x.Volume, err)
+				}
+			}
+			if list, err := d.ListVolumes(ctxT(t), map[string]string{LabelAddon: a.ID}); err != nil || len(list) != 0 {
+				t.Fatalf("volumes left: %+v %v", list, err)
+			}
 		})
 	}
 }

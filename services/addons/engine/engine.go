@@ -31,6 +31,10 @@ const (
 const (
 	RoleServer = "server"
 	RoleVerify = "verify"
+	// RoleHelper is a short-lived container that works on an addon's
+	// data volume while no server runs on it (docker driver; see
+	// volume.go).
+	RoleHelper = "helper"
 )
 
 // Labels every addon workload carries, so that a restarted addons
@@ -70,9 +74,11 @@ type Engine interface {
 	Info(driver string) TypeInfo
 	// Spec is the server workload of a (or of a throwaway verification
 	// instance when a.Verify). Its first start initialises the data
-	// directory; later starts use what is there. Spec creates a.DataDir
-	// and a.RunDir when they are missing, with the modes (and, on docker,
-	// the owner) the server needs.
+	// directory; later starts use what is there. Spec creates the host
+	// directories (a.DataDir on the process driver, a.RunDir, the TLS
+	// files) when they are missing, with the modes (and, on docker, the
+	// owner) the server needs; on docker the data is the volume a.Volume,
+	// which PrepareData must have made ready first.
 	Spec(a Addon) (runtime.Spec, error)
 	// Ready reports nil when the server of workload id answers (one
 	// probe; see WaitReady).
@@ -88,13 +94,15 @@ type Engine interface {
 	// while the server runs (ErrUnsupported for a type without
 	// BackupSnapshot in its Info).
 	Snapshot(ctx context.Context, d runtime.Driver, id string, a Addon, w io.Writer) error
-	// RestoreSnapshot replaces a.DataDir with a snapshot read from r. The
+	// RestoreSnapshot replaces a's data with a snapshot read from r. The
 	// server must NOT run: the caller stops (and removes) the workload
-	// first and starts it from Spec again afterwards. It works on the
-	// host's directory: the snapshot is unpacked next to the current
-	// data, which is swapped out only once it is complete, so a failure
-	// leaves the previous data.
-	RestoreSnapshot(ctx context.Context, a Addon, r io.Reader) error
+	// first and starts it from Spec again afterwards. The snapshot is
+	// unpacked next to the current data, which is swapped out only once
+	// it is complete and looks right, so a failure leaves the previous
+	// data. On the process driver it works on the host's DataDir; on
+	// docker in a helper container of d that mounts the volume (after
+	// PrepareData).
+	RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, r io.Reader) error
 	// Check counts what the addon holds (rows of every user table, keys
 	// of every Redis database) and describes its schema, so that an
 	// instance restored from a backup can be compared with its source.
@@ -130,9 +138,18 @@ type Addon struct {
 	AdminUser, AdminPassword string
 	User, Password           string
 	// DataDir and RunDir are host directories: the data (mounted at
-	// DataMount) and the socket directory (at RunMount; linked workloads
-	// get it read-only at LinkMount).
+	// DataMount; process driver only) and the socket directory (at
+	// RunMount; linked workloads get it read-only at LinkMount).
 	DataDir, RunDir string
+	// Volume is the docker driver's named volume of the data (mounted at
+	// DataMount): ServerVolume(ID) for a server, VerifyVolume for a
+	// verification instance. PrepareData creates it, RemoveData removes
+	// it. Unused on the process driver.
+	Volume string
+	// TLSDir is the docker driver's host directory of the server's TLS
+	// files (mounted read-only at DockerTLSMount; see tls.go); on the
+	// process driver they are in DataDir/tls.
+	TLSDir string
 	// Driver is the name of the runtime driver that runs it ("process",
 	// "docker").
 	Driver string
@@ -140,7 +157,7 @@ type Addon struct {
 	// (DefaultImage).
 	Image string
 	// RunAs is the docker driver's "uid:gid" for the server; empty means
-	// DefaultRunAs. DataDir and RunDir are given to it.
+	// DefaultRunAs. The volume, RunDir and TLSDir are given to it.
 	RunAs string
 	// Resources limit the server.
 	Resources runtime.Resources

@@ -48,6 +48,8 @@ func testAddon(t *testing.T, e Engine, driver string) Addon {
 		Password:      gen(GeneratePassword),
 		DataDir:       filepath.Join(root, "data"),
 		RunDir:        filepath.Join(root, "run"),
+		Volume:        ServerVolume(id),
+		TLSDir:        filepath.Join(root, "tls"),
 		Driver:        driver,
 	}
 	info := e.Info(driver)
@@ -62,6 +64,9 @@ func testAddon(t *testing.T, e Engine, driver string) Addon {
 // end stops and removes it.
 func startAddon(t *testing.T, d runtime.Driver, e Engine, a Addon) string {
 	t.Helper()
+	if err := PrepareData(ctxT(t), e, d, a); err != nil {
+		t.Fatal(err)
+	}
 	spec, err := e.Spec(a)
 	if err != nil {
 		t.Fatal(err)

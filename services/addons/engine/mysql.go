@@ -144,7 +144,7 @@ fi
 # TCP takes TLS only when it is on; the socket counts as secure.
 set --
 if [ "${SLIPWAY_TLS:-}" = 1 ]; then
-	set -- --ssl-cert=/data/tls/server.crt --ssl-key=/data/tls/server.key --ssl-ca=/data/tls/ca.crt --require-secure-transport=ON --tls-version=TLSv1.2,TLSv1.3
+	set -- --ssl-cert="$SLIPWAY_TLS_DIR/server.crt" --ssl-key="$SLIPWAY_TLS_DIR/server.key" --ssl-ca="$SLIPWAY_TLS_DIR/ca.crt" --require-secure-transport=ON --tls-version=TLSv1.2,TLSv1.3
 fi
 exec mariadbd --no-defaults --datadir=/data/mysql --socket=/run/addon/mysqld.sock --port=3306 --bind-address=0.0.0.0 --pid-file=/tmp/mysqld.pid ` + mysqlServerArgs + ` "$@"
 `
@@ -281,7 +281,18 @@ func (m *mysql) Snapshot(ctx context.Context, d runtime.Driver, id string, a Add
 	return run(ctx, d, id, a, mysqlEnv(a), nil, w, "/bin/sh", "-c", mysqlSnapshotScript, "mariadb-backup")
 }
 
-func (m *mysql) RestoreSnapshot(ctx context.Context, a Addon, r io.Reader) error {
+func (m *mysql) RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, r io.Reader) error {
+	if a.Driver == driverDocker {
+		return swapInVolume(ctx, TypeMySQL, d, a, "mysql", r, func(names map[string]bool) error {
+			if !names["mysql"] {
+				return errors.New("engine: the snapshot is not a MariaDB data directory (no mysql database)")
+			}
+			if !names["ibdata1"] {
+				return errors.New("engine: the snapshot is not a MariaDB data directory (no ibdata1)")
+			}
+			return nil
+		}, "")
+	}
 	return swapIn(a, "mysql", r, func(dir string) error {
 		if fi, err := os.Stat(filepath.Join(dir, "mysql")); err != nil || !fi.IsDir() {
 			return errors.New("engine: the snapshot is not a MariaDB data directory (no mysql database)")

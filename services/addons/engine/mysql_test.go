@@ -95,10 +95,10 @@ func TestMySQLRoundTrip(t *testing.T) {
 	}
 	appMySQL(t, d, id, a, "DELETE FROM items;")
 	stopAddon(t, d, id)
-	if err := e.RestoreSnapshot(ctxT(t), a, strings.NewReader("not a tar")); err == nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, a, strings.NewReader("not a tar")); err == nil {
 		t.Fatal("a bad snapshot was restored")
 	}
-	if err := e.RestoreSnapshot(ctxT(t), a, bytes.NewReader(snap.Bytes())); err != nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, a, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	id = startAddon(t, d, e, a)
@@ -106,7 +106,7 @@ func TestMySQLRoundTrip(t *testing.T) {
 	sv := testAddon(t, e, "process")
 	sv.ID, sv.Verify = a.ID, true
 	sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
-	if err := e.RestoreSnapshot(ctxT(t), sv, bytes.NewReader(snap.Bytes())); err != nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, sv, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	svid := startAddon(t, d, e, sv)

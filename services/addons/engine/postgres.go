@@ -132,7 +132,7 @@ tcp=host
 set --
 if [ "${SLIPWAY_TLS:-}" = 1 ]; then
 	tcp=hostssl
-	set -- -c ssl=on -c ssl_cert_file=/data/tls/server.crt -c ssl_key_file=/data/tls/server.key -c ssl_min_protocol_version=TLSv1.2
+	set -- -c ssl=on -c ssl_cert_file="$SLIPWAY_TLS_DIR/server.crt" -c ssl_key_file="$SLIPWAY_TLS_DIR/server.key" -c ssl_min_protocol_version=TLSv1.2
 fi
 cat >/data/pgdata/pg_hba.conf <<EOF
 # Written by Slipway at each start: every connection authenticates, the
@@ -189,7 +189,15 @@ func (p *postgres) Snapshot(ctx context.Context, d runtime.Driver, id string, a 
 	return run(ctx, d, id, a, pgEnv(a), nil, w, "pg_basebackup", "--no-password", "-D", "-", "-Ft", "-X", "fetch", "--checkpoint=fast")
 }
 
-func (p *postgres) RestoreSnapshot(ctx context.Context, a Addon, r io.Reader) error {
+func (p *postgres) RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, r io.Reader) error {
+	if a.Driver == driverDocker {
+		return swapInVolume(ctx, TypePostgreSQL, d, a, "pgdata", r, func(names map[string]bool) error {
+			if !names["PG_VERSION"] {
+				return fmt.Errorf("engine: the snapshot is not a PostgreSQL data directory (no PG_VERSION)")
+			}
+			return nil
+		}, `rm -f "$new/postmaster.pid"`)
+	}
 	return swapIn(a, "pgdata", r, func(dir string) error {
 		if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
 			return fmt.Errorf("engine: the snapshot is not a PostgreSQL data directory (no PG_VERSION)")

@@ -106,7 +106,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 	sv := testAddon(t, e, "process")
 	sv.ID, sv.Verify = a.ID, true
 	sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
-	if err := e.RestoreSnapshot(ctxT(t), sv, bytes.NewReader(snap.Bytes())); err != nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, sv, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	svid := startAddon(t, d, e, sv)
@@ -115,10 +115,10 @@ func TestPostgresRoundTrip(t *testing.T) {
 
 	appPsql(t, d, id, a, "TRUNCATE items;")
 	stopAddon(t, d, id)
-	if err := e.RestoreSnapshot(ctxT(t), a, bytes.NewReader([]byte("not a tar"))); err == nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, a, bytes.NewReader([]byte("not a tar"))); err == nil {
 		t.Fatal("a bad snapshot was restored")
 	}
-	if err := e.RestoreSnapshot(ctxT(t), a, &snap); err != nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, a, &snap); err != nil {
 		t.Fatal(err)
 	}
 	id = startAddon(t, d, e, a)

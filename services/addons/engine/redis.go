@@ -92,9 +92,9 @@ umask 077
 		# certificates: clients authenticate with passwords.
 		echo 'port 0'
 		echo 'tls-port 6379'
-		echo 'tls-cert-file /data/tls/server.crt'
-		echo 'tls-key-file /data/tls/server.key'
-		echo 'tls-ca-cert-file /data/tls/ca.crt'
+		echo "tls-cert-file $SLIPWAY_TLS_DIR/server.crt"
+		echo "tls-key-file $SLIPWAY_TLS_DIR/server.key"
+		echo "tls-ca-cert-file $SLIPWAY_TLS_DIR/ca.crt"
 		echo 'tls-auth-clients no'
 		echo 'tls-protocols "TLSv1.2 TLSv1.3"'
 	else
@@ -212,8 +212,22 @@ func (r *redis) Snapshot(ctx context.Context, d runtime.Driver, id string, a Add
 }
 
 // RestoreSnapshot writes the RDB as the data directory's dump.rdb, once
-// it is complete and starts like an RDB file.
-func (r *redis) RestoreSnapshot(ctx context.Context, a Addon, rd io.Reader) error {
+// it is complete and starts like an RDB file (on docker, in a helper
+// container, see restoreInVolume, where redis-check-rdb checks it too).
+func (r *redis) RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, rd io.Reader) error {
+	if a.Driver == driverDocker {
+		return restoreInVolume(ctx, TypeRedis, d, a, rd, feedPrefixed("REDIS", "an RDB file"),
+			`set -eu
+umask 077
+cat >/data/dump.rdb.restore
+if ! redis-check-rdb /data/dump.rdb.restore >/tmp/slipway-check.log 2>&1; then
+	echo "the RDB file is not valid: $(sed -n '/RDB ERROR DETECTED/,$p' /tmp/slipway-check.log | sed -n '2,3p' | tr '\n' ' ')" >&2
+	exit 65
+fi
+`,
+			"set -eu\nmv /data/dump.rdb.restore /data/dump.rdb\n",
+			"rm -f /data/dump.rdb.restore")
+	}
 	if err := prepareDirs(a); err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func TestRedisRoundTrip(t *testing.T) {
 	sv := testAddon(t, e, "process")
 	sv.ID, sv.Verify = a.ID, true
 	sv.AdminUser, sv.AdminPassword, sv.User, sv.Password = a.AdminUser, a.AdminPassword, a.User, a.Password
-	if err := e.RestoreSnapshot(ctxT(t), sv, bytes.NewReader(snap.Bytes())); err != nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, sv, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	svid := startAddon(t, d, e, sv)
@@ -119,10 +119,10 @@ func TestRedisRoundTrip(t *testing.T) {
 
 	appRedis(t, d, id, a, "FLUSHALL\nSAVE\n")
 	stopAddon(t, d, id)
-	if err := e.RestoreSnapshot(ctxT(t), a, strings.NewReader("garbage")); err == nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, a, strings.NewReader("garbage")); err == nil {
 		t.Fatal("a bad snapshot was restored")
 	}
-	if err := e.RestoreSnapshot(ctxT(t), a, &snap); err != nil {
+	if err := e.RestoreSnapshot(ctxT(t), d, a, &snap); err != nil {
 		t.Fatal(err)
 	}
 	id = startAddon(t, d, e, a)

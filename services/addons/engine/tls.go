@@ -28,11 +28,25 @@ import (
 // TLS.Hosts, is written by Spec into DataDir/tls (TLSMount in the
 // server), where the server's user owns it, and issued again at a start
 // when it is missing, for other hosts, from another CA, or within
-// renewBefore of its expiry.
+// renewBefore of its expiry. On docker the data is a volume the host does
+// not write, so the files are in the host directory TLSDir instead, given
+// to the server's user and mounted read-only at DockerTLSMount. A server's
+// script finds them in $SLIPWAY_TLS_DIR.
 
-// TLSMount is where a server finds its certificate (server.crt), key
-// (server.key) and the CA's certificate (ca.crt).
+// TLSMount is where a server on the process driver finds its certificate
+// (server.crt), key (server.key) and the CA's certificate (ca.crt).
 const TLSMount = DataMount + "/tls"
+
+// DockerTLSMount is where a server on the docker driver finds them.
+const DockerTLSMount = "/run/addon-tls"
+
+// tlsDir is the host directory of a's TLS files.
+func tlsDir(a Addon) string {
+	if a.Driver == driverDocker {
+		return a.TLSDir
+	}
+	return filepath.Join(a.DataDir, "tls")
+}
 
 const (
 	// caValidity is the CA's lifetime: long, since every client trusts it.
@@ -202,12 +216,12 @@ func tlsHosts(a Addon) []string {
 // instance has no TCP port).
 func tlsOn(a Addon) bool { return a.TLS != nil && a.TLS.CA != nil && !a.Verify }
 
-// prepareTLS writes a's certificate into DataDir/tls when TLS is on and
+// prepareTLS writes a's certificate into tlsDir(a) when TLS is on and
 // the current one will not do (see the TLS doc above); with TLS off it
 // removes the directory. It runs before the directories are given to
 // the server's user.
 func prepareTLS(a Addon, now time.Time) error {
-	dir := filepath.Join(a.DataDir, "tls")
+	dir := tlsDir(a)
 	if a.Verify {
 		return nil // shares nothing with the server's directory
 	}
@@ -335,11 +349,16 @@ func ExternalCredentials(typ string, a Addon, host, port string) (secrets, envs 
 	return secrets, envs
 }
 
-// tlsEnv adds SLIPWAY_TLS=1 to a server's environment when TLS is on:
-// its script configures the TCP listener from it.
+// tlsEnv adds SLIPWAY_TLS=1 and SLIPWAY_TLS_DIR (where the files are) to
+// a server's environment when TLS is on: its script configures the TCP
+// listener from them.
 func tlsEnv(a Addon, env map[string]string) map[string]string {
 	if tlsOn(a) {
 		env["SLIPWAY_TLS"] = "1"
+		env["SLIPWAY_TLS_DIR"] = TLSMount
+		if a.Driver == driverDocker {
+			env["SLIPWAY_TLS_DIR"] = DockerTLSMount
+		}
 	}
 	return env
 }
