@@ -77,7 +77,12 @@
 // to the current data (the host's DataDir on the process driver; on
 // docker, in a helper container that mounts the volume) and swaps only
 // once the snapshot is complete and looks right, so a failure leaves the
-// previous data in place.
+// previous data in place. The swap is two renames (the data aside as
+// <name>.old, the new data in its place); a crash between them would
+// leave no data directory, and the server's next start would initialise
+// an empty one, so PrepareData settles it before every start: the
+// previous data is moved back, or, when the swap completed, its copy
+// removed (see recoverSwap).
 //
 // # Verification
 //

@@ -77,8 +77,9 @@ type Engine interface {
 	// directory; later starts use what is there. Spec creates the host
 	// directories (a.DataDir on the process driver, a.RunDir, the TLS
 	// files) when they are missing, with the modes (and, on docker, the
-	// owner) the server needs; on docker the data is the volume a.Volume,
-	// which PrepareData must have made ready first.
+	// owner) the server needs; on docker the data is the volume a.Volume.
+	// PrepareData must have made the data ready first, on either driver
+	// (it settles a snapshot restore a crash interrupted).
 	Spec(a Addon) (runtime.Spec, error)
 	// Ready reports nil when the server of workload id answers (one
 	// probe; see WaitReady).
@@ -99,9 +100,10 @@ type Engine interface {
 	// first and starts it from Spec again afterwards. The snapshot is
 	// unpacked next to the current data, which is swapped out only once
 	// it is complete and looks right, so a failure leaves the previous
-	// data. On the process driver it works on the host's DataDir; on
-	// docker in a helper container of d that mounts the volume (after
-	// PrepareData).
+	// data; so does a crash in the middle of the swap, once PrepareData
+	// has settled it before the next start. On the process driver it
+	// works on the host's DataDir; on docker in a helper container of d
+	// that mounts the volume (after PrepareData).
 	RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, r io.Reader) error
 	// Check counts what the addon holds (rows of every user table, keys
 	// of every Redis database) and describes its schema, so that an

@@ -283,7 +283,7 @@ func (m *mysql) Snapshot(ctx context.Context, d runtime.Driver, id string, a Add
 
 func (m *mysql) RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, r io.Reader) error {
 	if a.Driver == driverDocker {
-		return swapInVolume(ctx, TypeMySQL, d, a, "mysql", r, func(names map[string]bool) error {
+		return swapInVolume(ctx, TypeMySQL, d, a, swapped[TypeMySQL], r, func(names map[string]bool) error {
 			if !names["mysql"] {
 				return errors.New("engine: the snapshot is not a MariaDB data directory (no mysql database)")
 			}
@@ -293,7 +293,7 @@ func (m *mysql) RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, 
 			return nil
 		}, "")
 	}
-	return swapIn(a, "mysql", r, func(dir string) error {
+	return swapIn(a, swapped[TypeMySQL], r, func(dir string) error {
 		if fi, err := os.Stat(filepath.Join(dir, "mysql")); err != nil || !fi.IsDir() {
 			return errors.New("engine: the snapshot is not a MariaDB data directory (no mysql database)")
 		}

@@ -191,14 +191,14 @@ func (p *postgres) Snapshot(ctx context.Context, d runtime.Driver, id string, a 
 
 func (p *postgres) RestoreSnapshot(ctx context.Context, d runtime.Driver, a Addon, r io.Reader) error {
 	if a.Driver == driverDocker {
-		return swapInVolume(ctx, TypePostgreSQL, d, a, "pgdata", r, func(names map[string]bool) error {
+		return swapInVolume(ctx, TypePostgreSQL, d, a, swapped[TypePostgreSQL], r, func(names map[string]bool) error {
 			if !names["PG_VERSION"] {
 				return fmt.Errorf("engine: the snapshot is not a PostgreSQL data directory (no PG_VERSION)")
 			}
 			return nil
 		}, `rm -f "$new/postmaster.pid"`)
 	}
-	return swapIn(a, "pgdata", r, func(dir string) error {
+	return swapIn(a, swapped[TypePostgreSQL], r, func(dir string) error {
 		if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
 			return fmt.Errorf("engine: the snapshot is not a PostgreSQL data directory (no PG_VERSION)")
 		}

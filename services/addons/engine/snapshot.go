@@ -10,21 +10,86 @@ import (
 	"strings"
 )
 
+// swapped is, for each type, the entry of the data directory (DataMount)
+// that RestoreSnapshot replaces: the directory swapIn and swapInVolume
+// swap, or Redis's RDB file, which a single rename replaces.
+var swapped = map[string]string{TypePostgreSQL: "pgdata", TypeMySQL: "mysql", TypeRedis: "dump.rdb"}
+
+// A snapshot's swap (swapIn, swapInVolume) is two renames, <name> to
+// <name>.old and <name>.restore to <name>: Slipway (or the helper
+// container) killed between them leaves no <name>, and the server's next
+// start would initialise a fresh, empty one (initdb,
+// mariadb-install-db) in its place, the previous data out of the
+// addon's sight in <name>.old. So before every start (PrepareData), and
+// before a swap begins, the interrupted swap is settled: with <name>
+// missing, <name>.old is moved back (the restore did not complete: the
+// addon keeps its previous data, and the addons service fails the
+// restore); with both there, the swap completed and <name>.old goes; a
+// <name>.restore left over is an unpacking cut short and goes too. Both
+// drivers do it with these rules: recoverSwap on the process driver's
+// host directory, recoverSwapScript in a helper container on docker.
+
+// recoverSwap settles an interrupted swap of dir/name (see above).
+func recoverSwap(dir, name string) error {
+	if name == "" {
+		return nil
+	}
+	if !filepath.IsAbs(dir) {
+		return errors.New("engine: the data directory must be an absolute path")
+	}
+	cur := filepath.Join(dir, name)
+	old := cur + ".old"
+	if _, err := os.Lstat(old); err == nil {
+		_, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			err = os.Rename(old, cur)
+		case err == nil:
+			err = os.RemoveAll(old)
+		}
+		if err != nil {
+			return fmt.Errorf("engine: settling an interrupted snapshot restore: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("engine: settling an interrupted snapshot restore: %w", err)
+	}
+	if err := os.RemoveAll(cur + ".restore"); err != nil {
+		return fmt.Errorf("engine: settling an interrupted snapshot restore: %w", err)
+	}
+	return nil
+}
+
+// recoverSwapScript is recoverSwap as a shell script, for DataMount/name
+// in a helper container (see above); "" for no name.
+func recoverSwapScript(name string) string {
+	if name == "" {
+		return ""
+	}
+	return `cur="` + DataMount + "/" + name + `"
+if [ -e "$cur.old" ] || [ -L "$cur.old" ]; then
+	if [ -e "$cur" ] || [ -L "$cur" ]; then rm -rf "$cur.old"; else mv "$cur.old" "$cur"; fi
+fi
+rm -rf "$cur.restore"
+`
+}
+
 // swapIn unpacks the tar r into a.DataDir/<name>.restore, lets check
 // look at it, and only then puts it in place of a.DataDir/<name> (the
 // previous one is removed once the new one is in place): a snapshot that
-// does not unpack, or fails check, leaves the data as it was. On docker
-// the new tree is given to the server's user.
+// does not unpack, or fails check, leaves the data as it was. A swap a
+// crash interrupted is settled first (recoverSwap), so that nothing here
+// removes the only copy of the previous data. On docker the new tree is
+// given to the server's user.
 func swapIn(a Addon, name string, r io.Reader, check func(dir string) error) error {
 	if err := prepareDirs(a); err != nil {
+		return err
+	}
+	if err := recoverSwap(a.DataDir, name); err != nil {
 		return err
 	}
 	cur := filepath.Join(a.DataDir, name)
 	tmp := cur + ".restore"
 	old := cur + ".old"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("engine: %w", err)
-	}
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
@@ -43,9 +108,6 @@ func swapIn(a Addon, name string, r io.Reader, check func(dir string) error) err
 		if err := chownTree(tmp, uid, gid); err != nil {
 			return fail(fmt.Errorf("engine: %w", err))
 		}
-	}
-	if err := os.RemoveAll(old); err != nil {
-		return fail(fmt.Errorf("engine: %w", err))
 	}
 	if err := os.Rename(cur, old); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail(fmt.Errorf("engine: %w", err))

@@ -49,18 +49,22 @@ func volumes(d runtime.Driver) (runtime.Volumes, error) {
 }
 
 // PrepareData makes the data of a (an addon of e's type) ready for a
-// start of its server (or of its verification instance), before Spec. On
-// docker it creates the volume a.Volume when it is missing, labelled like
-// the workload (Labels), and gives it to the server's user in a helper
-// container run as root (chown, only when the volume's root is not the
-// user's already: a new volume is root's, and the host does not touch the
-// engine's files). Both steps are repeated at every start, so a start
-// after a crash between them, or after RunAs changed, still finds the
-// data the server's. On the process driver there is nothing to do (Spec
-// creates the directory).
+// start of its server (or of its verification instance), before Spec, on
+// either driver. First it settles a snapshot restore that a crash
+// interrupted half-way through its swap (see recoverSwap), so that the
+// server starts on its previous data (or on the restored data, when the
+// swap completed), never on a fresh, empty directory. On the process
+// driver it does that on the host's DataDir (Spec creates the directory).
+// On docker it creates the volume a.Volume when it is missing, labelled
+// like the workload (Labels), and, in a helper container run as root,
+// settles the swap and gives the volume to the server's user (chown, only
+// when the volume's root is not the user's already: a new volume is
+// root's, and the host does not touch the engine's files). Every step is
+// repeated at every start, so a start after a crash between them, or
+// after RunAs changed, still finds the data the server's.
 func PrepareData(ctx context.Context, e Engine, d runtime.Driver, a Addon) error {
 	if a.Driver != driverDocker {
-		return nil
+		return recoverSwap(a.DataDir, swapped[e.Type()])
 	}
 	if err := validateData(a); err != nil {
 		return err
@@ -73,8 +77,7 @@ func PrepareData(ctx context.Context, e Engine, d runtime.Driver, a Addon) error
 		return fmt.Errorf("engine: creating the data volume: %w", err)
 	}
 	uid, gid := runAs(a)
-	const script = `set -eu
-if [ "$(stat -c %u:%g /data)" != "$SLIPWAY_RUN_AS" ]; then chown -R "$SLIPWAY_RUN_AS" /data; fi
+	script := "set -eu\n" + recoverSwapScript(swapped[e.Type()]) + `if [ "$(stat -c %u:%g /data)" != "$SLIPWAY_RUN_AS" ]; then chown -R "$SLIPWAY_RUN_AS" /data; fi
 chmod 0700 /data
 `
 	return runHelper(ctx, e.Type(), d, a, "0:0", script, map[string]string{"SLIPWAY_RUN_AS": fmt.Sprintf("%d:%d", uid, gid)})
@@ -312,13 +315,14 @@ func feedTar(check func(names map[string]bool) error) func(r io.Reader, w io.Wri
 // volume as <name>.restore, its entries checked on the way (feedTar and
 // check), and only then put in place of <name> (the previous one removed
 // once the new one is there); before puts the last touches to the new
-// tree ($new) first.
+// tree ($new) first. A swap a crash interrupted is settled first
+// (recoverSwapScript), so that nothing here removes the only copy of the
+// previous data.
 func swapInVolume(ctx context.Context, typ string, d runtime.Driver, a Addon, name string, r io.Reader, check func(names map[string]bool) error, before string) error {
 	dir := DataMount + "/" + name
 	load := `set -eu
 umask 077
-rm -rf "` + dir + `.restore"
-mkdir "` + dir + `.restore"
+` + recoverSwapScript(name) + `mkdir "` + dir + `.restore"
 tar -x -f - -C "` + dir + `.restore"
 `
 	commit := `set -eu
