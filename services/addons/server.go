@@ -69,7 +69,7 @@ func (s *Service) ListAddons(ctx context.Context, req *addonsv1.ListAddonsReques
 	if err := s.checkProject(ctx, teamID, req.GetProjectId()); err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListAddons(ctx, teamID, req.GetProjectId(), p)
+	list, more, total, err := s.store.ListAddons(ctx, teamID, req.GetProjectId(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (s *Service) ListAddons(ctx context.Context, req *addonsv1.ListAddonsReques
 		resp.Addons = append(resp.Addons, summaryOf(a))
 		last = a.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -428,7 +428,7 @@ func (s *Service) GetAddonContainers(ctx context.Context, req *addonsv1.GetAddon
 				CreatedAt: float64(w.StartedAt.Unix()), UpdatedAt: float64(updated.Unix())})
 		}
 	}
-	resp.Pagination = s.opts.Cursors.Result("addon-containers", len(resp.Containers), false, "")
+	resp.Pagination = s.opts.Cursors.Result("addon-containers", len(resp.Containers), false, "", len(resp.Containers))
 	return resp, nil
 }
 
