@@ -116,6 +116,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		gwruntime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		gwruntime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		gwruntime.WithForwardResponseOption(noStore),
+		gwruntime.WithForwardResponseOption(pageHeaders),
 		// The request id travels as the X-Request-Id header, which
 		// instrument sets and incomingHeader forwards.
 		gwruntime.WithMiddlewares(recordRoute),
