@@ -314,12 +314,21 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request, _ map[string]str
 	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": details}))
 }
 
+// version answers GET /version in two shapes at once: Slipway's envelope
+// ({"data": {version, goVersion, apiVersions}}) and, at the top level,
+// ComputeStacks' (version, api_latest_version, api_available_versions),
+// so clients of either read it as they expect.
 func (g *Gateway) version(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
-	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": map[string]any{
-		"version":     g.opts.Version,
-		"goVersion":   runtime.Version(),
-		"apiVersions": APIVersions,
-	}}))
+	writeData(w, http.StatusOK, mustJSON(map[string]any{
+		"data": map[string]any{
+			"version":     g.opts.Version,
+			"goVersion":   runtime.Version(),
+			"apiVersions": APIVersions,
+		},
+		"version":                g.opts.Version,
+		"api_latest_version":     APIVersions[len(APIVersions)-1],
+		"api_available_versions": APIVersions,
+	}))
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
