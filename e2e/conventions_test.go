@@ -101,3 +101,13 @@ func TestPaginationLinkHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestPostmanCollectionWithNewman loads the binary's Postman collection
+// with Postman's own npm packages (postman-collection, newman; pinned in
+// e2e/js) and runs its create-project and list-projects requests against
+// the binary with newman (e2e/js/postman.newman.mjs).
+func TestPostmanCollectionWithNewman(t *testing.T) {
+	jsDir := requireNodeSuite(t)
+	inst := startSlipway(t)
+	runNodeSuite(t, jsDir, inst.URL, "postman.newman.mjs")
+}

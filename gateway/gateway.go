@@ -176,6 +176,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{"GET", "/health/live", g.live},
 		{"GET", "/version", g.version},
 		{"GET", "/v1/openapi.json", serveOpenAPI},
+		{"GET", "/v1/postman-collection.json", servePostmanCollection},
 		{"GET", "/metrics", g.serveMetrics},
 	}
 	extra := map[string][]string{}
@@ -333,6 +334,12 @@ func (g *Gateway) version(w http.ResponseWriter, _ *http.Request, _ map[string]s
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 	writeData(w, http.StatusOK, openapi.Document)
+}
+
+// servePostmanCollection serves the OpenAPI document as a Postman
+// collection, generated with it (gen/openapi).
+func servePostmanCollection(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	writeData(w, http.StatusOK, openapi.PostmanCollection)
 }
 
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request, _ map[string]string) {
