@@ -34,8 +34,9 @@ tools: ## build the pinned proto toolchain into bin/
 
 .PHONY: generate
 generate: tools ## regenerate gen/ from proto/
-	rm -rf gen/slipway gen/openapi/slipway.swagger.json
+	rm -rf gen/slipway gen/openapi/slipway.swagger.json gen/openapi/slipway.postman_collection.json
 	$(BIN)/buf generate
+	$(GO) run ./cmd/postman-collection -in gen/openapi/slipway.swagger.json -out gen/openapi/slipway.postman_collection.json
 
 .PHONY: check-generated
 check-generated: generate ## fail when gen/ is not what proto/ generates

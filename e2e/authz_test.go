@@ -179,7 +179,9 @@ func (f routeFixture) url(t testing.TB, base string, r apiRoute) string {
 // with a project-restricted admin token each team-level route is a 403
 // and each route of its project succeeds; with the admin token each
 // succeeds. A route the table below has no case
-// for fails the test, so a new route cannot go unchecked.
+// for fails the test, so a new route cannot go unchecked. The public
+// routes outside the document (the Postman collection among them) are
+// served to anyone.
 func TestEveryRouteIsGuarded(t *testing.T) {
 	// Every call below spends quota; keep the limit out of the way.
 	// The builds' routes build from a loopback git server.
@@ -845,6 +847,20 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		cases["SecretsService_"+name] = prepare
 		cases["SecretsService_"+name+"2"] = prepare
 	}
+
+	// The routes outside the OpenAPI document that are public by design:
+	// the API's description, as OpenAPI and as a Postman collection, and
+	// the operational endpoints. Any credentials, none or bad ones, get
+	// the same 200.
+	t.Run("public routes", func(t *testing.T) {
+		for _, path := range []string{"/v1/openapi.json", "/v1/postman-collection.json", "/version", "/health/live"} {
+			for _, auth := range []string{"", "Bearer slw_pat_bogus", admin} {
+				if res := requestAs(t, auth, "GET", base+path, ""); res.Status != http.StatusOK {
+					t.Errorf("GET %s with Authorization %q: HTTP %d, want 200: %.200s", path, auth, res.Status, res.Raw)
+				}
+			}
+		}
+	})
 
 	routes := openAPIRoutes(t, base)
 	walked, used := 0, map[string]bool{}

@@ -849,9 +849,14 @@ func TestPlainHTTPContract(t *testing.T) {
 	})
 
 	t.Run("version", func(t *testing.T) {
-		d := callJSON(t, "GET", base+"/version", "").data(t)
+		r := callJSON(t, "GET", base+"/version", "")
+		d := r.data(t)
 		if v, _ := d["version"].(string); v == "" {
 			t.Errorf("/version has no version: %v", d)
+		}
+		// ComputeStacks' shape, alongside.
+		if r.Body["version"] != d["version"] || r.Body["api_latest_version"] != float64(1) || fmt.Sprint(r.Body["api_available_versions"]) != "[1]" {
+			t.Errorf("/version lacks ComputeStacks' fields: %s", r.Raw)
 		}
 	})
 

@@ -59,6 +59,35 @@ func TestOAuthClientCredentials(t *testing.T) {
 		t.Fatalf("read with a project_read token: %d %s", r.Status, r.Raw)
 	}
 	callJSON(t, "POST", inst.URL+"/v1/projects", `{"name":"Beyond Scope"}`, "Authorization", bearer).apiErr(t, http.StatusForbidden)
+
+	// The same request as a JSON body, the client's secret in it, through
+	// the binary's gateway; and a JSON body of the wrong shape is RFC 6749's
+	// invalid_request.
+	postJSON := func(body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(inst.URL+"/oauth2/token", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	body, _ := json.Marshal(map[string]string{"grant_type": "client_credentials", "client_id": id, "client_secret": sec, "scope": "project_read"})
+	status, jtok := postJSON(string(body))
+	jat, _ := jtok["access_token"].(string)
+	if status != 200 || !strings.HasPrefix(jat, "slw_oat_") || jtok["scope"] != "project_read" {
+		t.Fatalf("JSON token request: %d %v", status, jtok)
+	}
+	if r := call(t, "GET", inst.URL+"/v1/projects", nil, "Authorization", "Bearer "+jat); r.Status != 200 {
+		t.Fatalf("read with the JSON-issued token: %d %s", r.Status, r.Raw)
+	}
+	for _, bad := range []string{`{"grant_type":`, `{"grant_type":["client_credentials"]}`, `{"grant_type":"client_credentials","scope":7}`} {
+		if status, out := postJSON(bad); status != http.StatusBadRequest || out["error"] != "invalid_request" {
+			t.Errorf("JSON token request %s: %d %v, want 400 invalid_request", bad, status, out)
+		}
+	}
 	if _, err := http.PostForm(inst.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"project_write"}}); err != nil {
 		t.Fatal(err)
 	}

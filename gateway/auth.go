@@ -19,11 +19,12 @@ import (
 const wwwAuthenticate = `Bearer realm="slipway", Basic realm="slipway"`
 
 // publicPath reports whether path is served without credentials: health,
-// version, the API description and metrics (which sit behind the network
-// boundary like every operator endpoint).
+// version, the API description (OpenAPI, and the same as a Postman
+// collection) and metrics (which sit behind the network boundary like
+// every operator endpoint).
 func publicPath(path string) bool {
 	switch path {
-	case "/health", "/health/live", "/health/ready", "/version", "/v1/openapi.json", "/metrics":
+	case "/health", "/health/live", "/health/ready", "/version", "/v1/openapi.json", "/v1/postman-collection.json", "/metrics":
 		return true
 	}
 	return strings.HasPrefix(path, "/oauth2/") || strings.HasPrefix(path, "/.well-known/")

@@ -124,6 +124,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		gwruntime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		gwruntime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		gwruntime.WithForwardResponseOption(noStore),
+		gwruntime.WithForwardResponseOption(pageHeaders),
 		// The request id travels as the X-Request-Id header, which
 		// instrument sets and incomingHeader forwards.
 		gwruntime.WithMiddlewares(recordRoute),
@@ -183,6 +184,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{"GET", "/health/live", g.live},
 		{"GET", "/version", g.version},
 		{"GET", "/v1/openapi.json", serveOpenAPI},
+		{"GET", "/v1/postman-collection.json", servePostmanCollection},
 		{"GET", "/metrics", g.serveMetrics},
 	}
 	extra := map[string][]string{}
@@ -321,16 +323,31 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request, _ map[string]str
 	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": details}))
 }
 
+// version answers GET /version in two shapes at once: Slipway's envelope
+// ({"data": {version, goVersion, apiVersions}}) and, at the top level,
+// ComputeStacks' (version, api_latest_version, api_available_versions),
+// so clients of either read it as they expect.
 func (g *Gateway) version(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
-	writeData(w, http.StatusOK, mustJSON(map[string]any{"data": map[string]any{
-		"version":     g.opts.Version,
-		"goVersion":   runtime.Version(),
-		"apiVersions": APIVersions,
-	}}))
+	writeData(w, http.StatusOK, mustJSON(map[string]any{
+		"data": map[string]any{
+			"version":     g.opts.Version,
+			"goVersion":   runtime.Version(),
+			"apiVersions": APIVersions,
+		},
+		"version":                g.opts.Version,
+		"api_latest_version":     APIVersions[len(APIVersions)-1],
+		"api_available_versions": APIVersions,
+	}))
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 	writeData(w, http.StatusOK, openapi.Document)
+}
+
+// servePostmanCollection serves the OpenAPI document as a Postman
+// collection, generated with it (gen/openapi).
+func servePostmanCollection(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	writeData(w, http.StatusOK, openapi.PostmanCollection)
 }
 
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request, _ map[string]string) {

@@ -400,7 +400,7 @@ func TestAuthentication(t *testing.T) {
 	r := do(t, "POST", base+"/v1/projects", `{"name":"Not For Viewers"}`, "Authorization", "Bearer viewer")
 	errorOf(t, r, 403)
 	// Operational endpoints need no credentials.
-	for _, path := range []string{"/health", "/version", "/v1/openapi.json"} {
+	for _, path := range []string{"/health", "/version", "/v1/openapi.json", "/v1/postman-collection.json"} {
 		if r := do(t, "GET", base+path, "", "Authorization", ""); r.status != 200 {
 			t.Errorf("%s without credentials: %d", path, r.status)
 		}

@@ -307,8 +307,8 @@ func (g *Gateway) serveLogTail(w http.ResponseWriter, r *http.Request, m tailMat
 // gateway shuts down, and what to call when done; nil when the handshake
 // failed (answered with the HTTP error).
 func (g *Gateway) acceptWebSocket(w http.ResponseWriter, r *http.Request, route string, readLimit int64) (*wsConn, context.Context, func()) {
-	if slot, ok := r.Context().Value(routeKey{}).(*string); ok {
-		*slot = route
+	if x := exchangeOf(r.Context()); x != nil {
+		x.route = route
 	}
 	// The server's read and write deadlines (SLIPWAY_HTTP_*_TIMEOUT) bound
 	// a request and its answer; a tail outlives both. Lift them here

@@ -63,9 +63,10 @@ func (r *statusRecorder) Flush() {
 // not counted in bytes.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// routeKey carries a slot the mux fills with the matched route pattern, so
-// the outer middleware can label logs and metrics with the route rather
-// than the raw path (whose ids would explode metric cardinality).
+// routeKey carries the request's exchange: a slot the mux fills with the
+// matched route pattern, so the outer middleware can label logs and
+// metrics with the route rather than the raw path (whose ids would explode
+// metric cardinality), and the request as the client sent it.
 type routeKey struct{}
 
 // instrument is the outermost middleware: request id, panic recovery,
@@ -79,8 +80,9 @@ func (g *Gateway) instrument(next http.Handler) http.Handler {
 		}
 		r.Header.Set(requestid.Header, id)
 		w.Header().Set(requestid.Header, id)
-		route := new(string)
-		ctx := context.WithValue(requestid.NewContext(r.Context(), id), routeKey{}, route)
+		x := &exchange{req: r}
+		route := &x.route
+		ctx := context.WithValue(requestid.NewContext(r.Context(), id), routeKey{}, x)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
@@ -116,14 +118,14 @@ func (g *Gateway) instrument(next http.Handler) http.Handler {
 func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 	var label atomic.Pointer[string]
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		if slot, ok := r.Context().Value(routeKey{}).(*string); ok {
+		if x := exchangeOf(r.Context()); x != nil {
 			l := label.Load()
 			if l == nil {
 				s := routeLabel(r.Context())
 				l = &s
 				label.Store(l)
 			}
-			*slot = *l
+			x.route = *l
 		}
 		next(w, r, params)
 	}

@@ -188,7 +188,7 @@ func testAdmin(t *testing.T, e *adminEnv) {
 
 	// Refusals: a clear error, nothing on stdout, nothing written.
 	tokens := func() int {
-		list, _, err := e.store.ListTokens(ctx, "acme-ops", auth.Page{Limit: 1000})
+		list, _, _, err := e.store.ListTokens(ctx, "acme-ops", auth.Page{Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

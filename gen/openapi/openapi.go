@@ -8,3 +8,10 @@ import _ "embed"
 //
 //go:embed slipway.swagger.json
 var Document []byte
+
+// PostmanCollection is Document as a Postman collection (v2.1), which
+// `make generate` converts (cmd/postman-collection) right after buf writes
+// Document, so the two always describe the same API.
+//
+//go:embed slipway.postman_collection.json
+var PostmanCollection []byte

@@ -5,14 +5,17 @@
 package paging
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"math"
 
 	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/secret"
+	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
 
 // DefaultPerPage is the page size when a request names none.
@@ -107,9 +110,11 @@ func (c *Cursors) Parse(scope string, perPage, page int32, cursor string) (Page,
 }
 
 // Result describes a page of count items of the list scope whose last id
-// is lastID, with more following or not.
-func (c *Cursors) Result(scope string, count int, more bool, lastID string) *apiv1.Pagination {
-	out := &apiv1.Pagination{HasNextPage: more, Count: int32(count)}
+// is lastID, with more following or not, out of total items in the whole
+// list (the gateway's Total header and the pagination block's "total").
+func (c *Cursors) Result(scope string, count int, more bool, lastID string, total int) *apiv1.Pagination {
+	t := int32(min(total, math.MaxInt32))
+	out := &apiv1.Pagination{HasNextPage: more, Count: int32(count), Total: &t}
 	if more {
 		cursor := c.seal(scope, lastID)
 		out.Cursor = &cursor
@@ -139,6 +144,24 @@ type Rows interface {
 	Next() bool
 	Err() error
 	Close() error
+}
+
+// RowQuerier is what Count reads through: *sqldb.DB, or a transaction.
+type RowQuerier interface {
+	QueryRow(ctx context.Context, query string, args ...any) sqldb.Row
+}
+
+// Count returns how many rows `SELECT COUNT(*) FROM <from>` finds, from
+// being a table and the WHERE clause of a list's page query without its
+// cursor condition: the list's total, every page included. A store counts
+// in the same call that reads the page, with the same filters, so a total
+// never describes another list than the page.
+func Count(ctx context.Context, db RowQuerier, from string, args ...any) (int, error) {
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM `+from, args...).Scan(&n); err != nil {
+		return 0, err
+	}
+	return int(n), nil
 }
 
 // Collect reads a page from rows queried with LIMIT page.Limit+1: the one

@@ -11,15 +11,15 @@ import (
 
 func TestRoundTrip(t *testing.T) {
 	c := EphemeralCursors()
-	r := c.Result("projects/acme", 2, true, "my-project")
-	if !r.GetHasNextPage() || r.GetCount() != 2 || r.Cursor == nil {
+	r := c.Result("projects/acme", 2, true, "my-project", 7)
+	if !r.GetHasNextPage() || r.GetCount() != 2 || r.Cursor == nil || r.Total == nil || r.GetTotal() != 7 {
 		t.Fatalf("Result = %v", r)
 	}
 	p, err := c.Parse("projects/acme", 0, 7, r.GetCursor())
 	if err != nil || p.After != "my-project" || p.Offset != 0 || p.Limit != DefaultPerPage {
 		t.Fatalf("Parse(cursor) = %+v, %v", p, err)
 	}
-	if last := c.Result("projects/acme", 1, false, "x"); last.Cursor != nil || last.GetHasNextPage() {
+	if last := c.Result("projects/acme", 1, false, "x", 3); last.Cursor != nil || last.GetHasNextPage() {
 		t.Fatalf("last page %v has a cursor", last)
 	}
 	if p, _ := c.Parse("projects/acme", 10, 3, ""); p.Offset != 20 || p.Limit != 10 {
@@ -37,7 +37,7 @@ func TestCursorsAreSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cursor := c.Result("jobs/acme/web", 1, true, "nightly-backup").GetCursor()
+	cursor := c.Result("jobs/acme/web", 1, true, "nightly-backup", 1).GetCursor()
 	raw, _ := base64.RawURLEncoding.DecodeString(cursor)
 	if strings.Contains(cursor, "nightly") || bytes.Contains(raw, []byte("nightly-backup")) {
 		t.Fatalf("cursor %q shows the id", cursor)
@@ -60,7 +60,7 @@ func TestCursorsAreSealed(t *testing.T) {
 		"truncated":         {"jobs/acme/web", cursor[:len(cursor)-2]},
 		"another list":      {"jobs/acme/db", cursor},
 		"another team":      {"jobs/evil/web", cursor},
-		"another server":    {"jobs/acme/web", other.Result("jobs/acme/web", 1, true, "nightly-backup").GetCursor()},
+		"another server":    {"jobs/acme/web", other.Result("jobs/acme/web", 1, true, "nightly-backup", 1).GetCursor()},
 	} {
 		if _, err := c.Parse(bad.scope, 0, 0, bad.cursor); apierr.From(err) == nil || len(apierr.From(err).Fields["cursor"]) != 1 {
 			t.Errorf("%s: cursor %q accepted (%v)", name, bad.cursor, err)

@@ -47,7 +47,7 @@ func (s *Service) ListBackups(ctx context.Context, req *addonsv1.ListBackupsRequ
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListBackups(ctx, a.TeamID, a.ProjectID, a.ID, p)
+	list, more, total, err := s.store.ListBackups(ctx, a.TeamID, a.ProjectID, a.ID, p)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (s *Service) ListBackups(ctx context.Context, req *addonsv1.ListBackupsRequ
 		resp.Backups = append(resp.Backups, s.backupOf(ctx, b))
 		last = b.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -460,7 +460,7 @@ func (s *Service) ListBackupRestores(ctx context.Context, req *addonsv1.ListBack
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListRestores(ctx, a.TeamID, a.ProjectID, a.ID, &ref, p)
+	list, more, total, err := s.store.ListRestores(ctx, a.TeamID, a.ProjectID, a.ID, &ref, p)
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +470,7 @@ func (s *Service) ListBackupRestores(ctx context.Context, req *addonsv1.ListBack
 		resp.Restores = append(resp.Restores, restoreOf(r))
 		last = r.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -485,7 +485,7 @@ func (s *Service) ListAddonRestores(ctx context.Context, req *addonsv1.ListAddon
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListRestores(ctx, a.TeamID, a.ProjectID, a.ID, nil, p)
+	list, more, total, err := s.store.ListRestores(ctx, a.TeamID, a.ProjectID, a.ID, nil, p)
 	if err != nil {
 		return nil, err
 	}
@@ -495,16 +495,16 @@ func (s *Service) ListAddonRestores(ctx context.Context, req *addonsv1.ListAddon
 		resp.Restores = append(resp.Restores, restoreOf(r))
 		last = r.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
 // DestinationBackups implements DestinationBackups for the destinations
 // server: a team's backups stored in a destination.
-func (s *Service) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]*addonsv1.DestinationBackup, bool, string, error) {
-	list, more, err := s.store.DestinationBackups(ctx, team, destination, page)
+func (s *Service) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]*addonsv1.DestinationBackup, bool, string, int, error) {
+	list, more, total, err := s.store.DestinationBackups(ctx, team, destination, page)
 	if err != nil {
-		return nil, false, "", err
+		return nil, false, "", 0, err
 	}
 	out := make([]*addonsv1.DestinationBackup, 0, len(list))
 	last := ""
@@ -521,7 +521,7 @@ func (s *Service) DestinationBackups(ctx context.Context, team, destination stri
 		out = append(out, d)
 		last = b.ProjectID + "/" + b.AddonID + "/" + b.ID
 	}
-	return out, more, last, nil
+	return out, more, last, total, nil
 }
 
 // DestinationSchedule implements DestinationBackups: the first schedule

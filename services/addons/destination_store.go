@@ -66,9 +66,9 @@ type DestinationStore interface {
 	// Get returns the destination or apierr.ErrNotFound.
 	Get(ctx context.Context, team, id string) (Destination, error)
 
-	// List returns a page of the team's destinations ordered by id, and
-	// whether more follow.
-	List(ctx context.Context, team string, page paging.Page) ([]Destination, bool, error)
+	// List returns a page of the team's destinations ordered by id,
+	// whether more follow, and how many destinations the team has.
+	List(ctx context.Context, team string, page paging.Page) ([]Destination, bool, int, error)
 
 	// Update reads the destination, lets mutate change it and return the
 	// events to emit, and writes it back only if nobody wrote in between
@@ -153,14 +153,19 @@ func (s *destinationSQLStore) Get(ctx context.Context, team, id string) (Destina
 }
 
 // List implements DestinationStore.
-func (s *destinationSQLStore) List(ctx context.Context, team string, page paging.Page) ([]Destination, bool, error) {
-	offset := page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+destinationColumns+` FROM backup_destinations
-		WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`, team, page.After, page.Limit+1, offset)
+func (s *destinationSQLStore) List(ctx context.Context, team string, page paging.Page) ([]Destination, bool, int, error) {
+	const from = `backup_destinations WHERE team_id = $1`
+	total, err := paging.Count(ctx, s.db, from, team)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Destination, error) { return s.scan(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+destinationColumns+` FROM `+from+` AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`,
+		team, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (Destination, error) { return s.scan(rows) })
+	return list, more, total, err
 }
 
 // Update implements DestinationStore.

@@ -45,9 +45,10 @@ type DestinationBackups interface {
 	// DestinationBackups returns a page of the backups of team stored in
 	// destination (its id), in an order stable across calls, whether more
 	// follow, and the key of the page's last backup: the next page asks
-	// for page.After = that key. A destination without backups gives an
-	// empty page.
-	DestinationBackups(ctx context.Context, team, destination string, page paging.Page) (backups []*addonsv1.DestinationBackup, more bool, lastKey string, err error)
+	// for page.After = that key; and total, how many backups of team the
+	// destination holds. A destination without backups gives an empty
+	// page.
+	DestinationBackups(ctx context.Context, team, destination string, page paging.Page) (backups []*addonsv1.DestinationBackup, more bool, lastKey string, total int, err error)
 	// DestinationSchedule returns the project and addon of one backup
 	// schedule of team that keeps its backups in destination (its id), or
 	// empty strings when none does.
@@ -106,7 +107,7 @@ func (s *destinationsServer) ListBackupDestinations(ctx context.Context, req *ad
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.List(ctx, grant.GetTeamId(), page)
+	list, more, total, err := s.store.List(ctx, grant.GetTeamId(), page)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +117,7 @@ func (s *destinationsServer) ListBackupDestinations(ctx context.Context, req *ad
 		resp.BackupDestinations = append(resp.BackupDestinations, destinationOf(d, false))
 		last = d.ID
 	}
-	resp.Pagination = s.cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -233,7 +234,7 @@ func (s *destinationsServer) DeleteBackupDestination(ctx context.Context, req *a
 	if s.backups == nil {
 		return nil, apierr.Unavailable("the addons' backups")
 	}
-	held, _, _, err := s.backups.DestinationBackups(ctx, d.TeamID, d.ID, paging.Page{Limit: 1})
+	held, _, _, _, err := s.backups.DestinationBackups(ctx, d.TeamID, d.ID, paging.Page{Limit: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -278,14 +279,14 @@ func (s *destinationsServer) ListBackupDestinationBackups(ctx context.Context, r
 	if err != nil {
 		return nil, err
 	}
-	list, more, last, err := s.backups.DestinationBackups(ctx, d.TeamID, d.ID, page)
+	list, more, last, total, err := s.backups.DestinationBackups(ctx, d.TeamID, d.ID, page)
 	if err != nil {
 		return nil, err
 	}
 	if list == nil {
 		list = []*addonsv1.DestinationBackup{}
 	}
-	return &addonsv1.ListBackupDestinationBackupsResponse{Backups: list, Pagination: s.cursors.Result(scope, len(list), more, last)}, nil
+	return &addonsv1.ListBackupDestinationBackupsResponse{Backups: list, Pagination: s.cursors.Result(scope, len(list), more, last, total)}, nil
 }
 
 // destinationObjectStore opens the object store of team's destination id,

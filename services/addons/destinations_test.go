@@ -60,11 +60,12 @@ func (m *memDestinationBackups) DestinationSchedule(_ context.Context, team, des
 	return project, addon, nil
 }
 
-func (m *memDestinationBackups) DestinationBackups(_ context.Context, team, destination string, page paging.Page) ([]*addonsv1.DestinationBackup, bool, string, error) {
+func (m *memDestinationBackups) DestinationBackups(_ context.Context, team, destination string, page paging.Page) ([]*addonsv1.DestinationBackup, bool, string, int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var rest []*addonsv1.DestinationBackup
-	for i, b := range m.backups[team+"/"+destination] {
+	all := m.backups[team+"/"+destination]
+	for i, b := range all {
 		if (page.After != "" && b.GetId() > page.After) || (page.After == "" && i >= page.Offset) {
 			rest = append(rest, b)
 		}
@@ -77,7 +78,7 @@ func (m *memDestinationBackups) DestinationBackups(_ context.Context, team, dest
 	if len(rest) > 0 {
 		last = rest[len(rest)-1].GetId()
 	}
-	return rest, more, last, nil
+	return rest, more, last, len(all), nil
 }
 
 func (m *memDestinationBackups) set(team, destination string, ids ...string) {

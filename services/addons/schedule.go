@@ -165,7 +165,7 @@ func (s *Service) ListBackupSchedules(ctx context.Context, req *addonsv1.ListBac
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListSchedules(ctx, a.TeamID, a.ProjectID, a.ID, p)
+	list, more, total, err := s.store.ListSchedules(ctx, a.TeamID, a.ProjectID, a.ID, p)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func (s *Service) ListBackupSchedules(ctx context.Context, req *addonsv1.ListBac
 		resp.Schedules = append(resp.Schedules, scheduleOf(sc))
 		last = sc.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 

@@ -149,7 +149,7 @@ func (s *SecretsServer) ListSecrets(ctx context.Context, req *addonsv1.ListSecre
 	if err := s.checkProject(ctx, team, req.GetProjectId()); err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListSecretGroups(ctx, team, req.GetProjectId(), p)
+	list, more, total, err := s.store.ListSecretGroups(ctx, team, req.GetProjectId(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (s *SecretsServer) ListSecrets(ctx context.Context, req *addonsv1.ListSecre
 		resp.Secrets = append(resp.Secrets, secretSummaryOf(g))
 		last = g.ID
 	}
-	resp.Pagination = s.cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -612,7 +612,7 @@ func (s *SecretsServer) ListGlobalSecrets(ctx context.Context, req *addonsv1.Lis
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListGlobalSecrets(ctx, team, p)
+	list, more, total, err := s.store.ListGlobalSecrets(ctx, team, p)
 	if err != nil {
 		return nil, err
 	}
@@ -623,7 +623,7 @@ func (s *SecretsServer) ListGlobalSecrets(ctx context.Context, req *addonsv1.Lis
 			CreatedAt: timestamppb.New(g.CreatedAt), UpdatedAt: timestamppb.New(g.UpdatedAt)})
 		last = g.ID
 	}
-	resp.Pagination = s.cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 

@@ -194,15 +194,19 @@ func (s *SecretSQLStore) GetSecretGroup(ctx context.Context, team, project, id s
 }
 
 // ListSecretGroups implements SecretStore.
-func (s *SecretSQLStore) ListSecretGroups(ctx context.Context, team, project string, page paging.Page) ([]SecretGroup, bool, error) {
-	offset := page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+secretGroupColumns+` FROM secret_groups
-		WHERE team_id = $1 AND project_id = $2 AND id > $3 ORDER BY id LIMIT $4 OFFSET $5`,
-		team, project, page.After, page.Limit+1, offset)
+func (s *SecretSQLStore) ListSecretGroups(ctx context.Context, team, project string, page paging.Page) ([]SecretGroup, bool, int, error) {
+	const from = `secret_groups WHERE team_id = $1 AND project_id = $2`
+	total, err := paging.Count(ctx, s.db, from, team, project)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (SecretGroup, error) { return s.scanGroup(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+secretGroupColumns+` FROM `+from+` AND id > $3 ORDER BY id LIMIT $4 OFFSET $5`,
+		team, project, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (SecretGroup, error) { return s.scanGroup(rows) })
+	return list, more, total, err
 }
 
 // ProjectSecretGroups implements SecretStore.
@@ -328,14 +332,19 @@ func (s *SecretSQLStore) GetGlobalSecret(ctx context.Context, team, id string) (
 }
 
 // ListGlobalSecrets implements SecretStore.
-func (s *SecretSQLStore) ListGlobalSecrets(ctx context.Context, team string, page paging.Page) ([]GlobalSecret, bool, error) {
-	offset := page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+globalSecretColumns+` FROM secret_globals
-		WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`, team, page.After, page.Limit+1, offset)
+func (s *SecretSQLStore) ListGlobalSecrets(ctx context.Context, team string, page paging.Page) ([]GlobalSecret, bool, int, error) {
+	const from = `secret_globals WHERE team_id = $1`
+	total, err := paging.Count(ctx, s.db, from, team)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (GlobalSecret, error) { return s.scanGlobal(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+globalSecretColumns+` FROM `+from+` AND id > $2 ORDER BY id LIMIT $3 OFFSET $4`,
+		team, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (GlobalSecret, error) { return s.scanGlobal(rows) })
+	return list, more, total, err
 }
 
 // UpdateGlobalSecret implements SecretStore.

@@ -109,14 +109,18 @@ type GlobalSecret struct {
 type SecretStore interface {
 	CreateSecretGroup(ctx context.Context, g SecretGroup, evs ...events.Event) error
 	GetSecretGroup(ctx context.Context, team, project, id string) (SecretGroup, error)
-	ListSecretGroups(ctx context.Context, team, project string, page paging.Page) ([]SecretGroup, bool, error)
+	// ListSecretGroups returns a page of a project's secret groups ordered
+	// by id, whether more follow, and how many the project has.
+	ListSecretGroups(ctx context.Context, team, project string, page paging.Page) ([]SecretGroup, bool, int, error)
 	ProjectSecretGroups(ctx context.Context, team, project string) ([]SecretGroup, error)
 	UpdateSecretGroup(ctx context.Context, team, project, id string, mutate func(*SecretGroup) ([]events.Event, error)) (SecretGroup, error)
 	DeleteSecretGroup(ctx context.Context, team, project, id string, evs ...events.Event) error
 
 	CreateGlobalSecret(ctx context.Context, g GlobalSecret, evs ...events.Event) error
 	GetGlobalSecret(ctx context.Context, team, id string) (GlobalSecret, error)
-	ListGlobalSecrets(ctx context.Context, team string, page paging.Page) ([]GlobalSecret, bool, error)
+	// ListGlobalSecrets returns a page of a team's global secrets ordered
+	// by id, whether more follow, and how many the team has.
+	ListGlobalSecrets(ctx context.Context, team string, page paging.Page) ([]GlobalSecret, bool, int, error)
 	UpdateGlobalSecret(ctx context.Context, team, id string, mutate func(*GlobalSecret) ([]events.Event, error)) (GlobalSecret, error)
 	DeleteGlobalSecret(ctx context.Context, team, id string, evs ...events.Event) error
 }

@@ -68,7 +68,7 @@ func (s *Service) ListAddons(ctx context.Context, req *addonsv1.ListAddonsReques
 	if err := s.checkProject(ctx, teamID, req.GetProjectId()); err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListAddons(ctx, teamID, req.GetProjectId(), p)
+	list, more, total, err := s.store.ListAddons(ctx, teamID, req.GetProjectId(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (s *Service) ListAddons(ctx context.Context, req *addonsv1.ListAddonsReques
 		resp.Addons = append(resp.Addons, summaryOf(a))
 		last = a.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -427,7 +427,7 @@ func (s *Service) GetAddonContainers(ctx context.Context, req *addonsv1.GetAddon
 				CreatedAt: float64(w.StartedAt.Unix()), UpdatedAt: float64(updated.Unix())})
 		}
 	}
-	resp.Pagination = s.opts.Cursors.Result("addon-containers", len(resp.Containers), false, "")
+	resp.Pagination = s.opts.Cursors.Result("addon-containers", len(resp.Containers), false, "", len(resp.Containers))
 	return resp, nil
 }
 

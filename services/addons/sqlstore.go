@@ -145,14 +145,19 @@ func (s *SQLStore) GetAddon(ctx context.Context, team, project, id string) (Addo
 }
 
 // ListAddons implements Store.
-func (s *SQLStore) ListAddons(ctx context.Context, team, project string, page paging.Page) ([]Addon, bool, error) {
-	after, offset := page.After, page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+addonColumns+` FROM addons WHERE team_id = $1 AND project_id = $2 AND id > $3
-		ORDER BY id LIMIT $4 OFFSET $5`, team, project, after, page.Limit+1, offset)
+func (s *SQLStore) ListAddons(ctx context.Context, team, project string, page paging.Page) ([]Addon, bool, int, error) {
+	const from = `addons WHERE team_id = $1 AND project_id = $2`
+	total, err := paging.Count(ctx, s.db, from, team, project)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Addon, error) { return s.scanAddon(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+addonColumns+` FROM `+from+` AND id > $3
+		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (Addon, error) { return s.scanAddon(rows) })
+	return list, more, total, err
 }
 
 // ProjectAddons implements Store.
@@ -305,10 +310,15 @@ func (s *SQLStore) GetBackup(ctx context.Context, team, project, addon, id strin
 }
 
 // ListBackups implements Store.
-func (s *SQLStore) ListBackups(ctx context.Context, team, project, addon string, page paging.Page) ([]Backup, bool, error) {
+func (s *SQLStore) ListBackups(ctx context.Context, team, project, addon string, page paging.Page) ([]Backup, bool, int, error) {
 	after, offset := page.After, page.SkipRows()
-	query := `SELECT ` + backupColumns + ` FROM addon_backups WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
+	const from = `addon_backups WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
 	args := []any{team, project, addon}
+	total, err := paging.Count(ctx, s.db, from, args...)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	query := `SELECT ` + backupColumns + ` FROM ` + from
 	if after != "" {
 		args = append(args, after)
 		query += ` AND id < $4`
@@ -317,9 +327,10 @@ func (s *SQLStore) ListBackups(ctx context.Context, team, project, addon string,
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Backup, error) { return scanBackup(rows) })
+	list, more, err := paging.Collect(rows, page.Limit, func() (Backup, error) { return scanBackup(rows) })
+	return list, more, total, err
 }
 
 // AddonBackups implements Store.
@@ -344,15 +355,19 @@ func (s *SQLStore) ActiveBackups(ctx context.Context) ([]Backup, error) {
 }
 
 // DestinationBackups implements Store.
-func (s *SQLStore) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, error) {
-	after, offset := page.After, page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+backupColumns+` FROM addon_backups
-		WHERE team_id = $1 AND destination_id = $2 AND project_id || '/' || addon_id || '/' || id > $3
-		ORDER BY project_id || '/' || addon_id || '/' || id LIMIT $4 OFFSET $5`, team, destination, after, page.Limit+1, offset)
+func (s *SQLStore) DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, int, error) {
+	const from = `addon_backups WHERE team_id = $1 AND destination_id = $2`
+	total, err := paging.Count(ctx, s.db, from, team, destination)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Backup, error) { return scanBackup(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+backupColumns+` FROM `+from+` AND project_id || '/' || addon_id || '/' || id > $3
+		ORDER BY project_id || '/' || addon_id || '/' || id LIMIT $4 OFFSET $5`, team, destination, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (Backup, error) { return scanBackup(rows) })
+	return list, more, total, err
 }
 
 // ExpiredBackups implements Store.
@@ -472,14 +487,19 @@ func (s *SQLStore) GetRestore(ctx context.Context, team, project, addon, id stri
 }
 
 // ListRestores implements Store.
-func (s *SQLStore) ListRestores(ctx context.Context, team, project, addon string, backup *BackupRef, page paging.Page) ([]Restore, bool, error) {
+func (s *SQLStore) ListRestores(ctx context.Context, team, project, addon string, backup *BackupRef, page paging.Page) ([]Restore, bool, int, error) {
 	after, offset := page.After, page.SkipRows()
-	query := `SELECT ` + restoreColumns + ` FROM addon_restores WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
+	from := `addon_restores WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
 	args := []any{team, project, addon}
 	if backup != nil {
-		query += ` AND backup_project_id = $4 AND backup_addon_id = $5 AND backup_id = $6`
+		from += ` AND backup_project_id = $4 AND backup_addon_id = $5 AND backup_id = $6`
 		args = append(args, backup.ProjectID, backup.AddonID, backup.ID)
 	}
+	total, err := paging.Count(ctx, s.db, from, args...)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	query := `SELECT ` + restoreColumns + ` FROM ` + from
 	if after != "" {
 		args = append(args, after)
 		query += fmt.Sprintf(` AND id < $%d`, len(args))
@@ -488,9 +508,10 @@ func (s *SQLStore) ListRestores(ctx context.Context, team, project, addon string
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Restore, error) { return scanRestore(rows) })
+	list, more, err := paging.Collect(rows, page.Limit, func() (Restore, error) { return scanRestore(rows) })
+	return list, more, total, err
 }
 
 // ActiveRestores implements Store.
@@ -605,15 +626,19 @@ func (s *SQLStore) CreateSchedule(ctx context.Context, sc Schedule, evs ...event
 }
 
 // ListSchedules implements Store.
-func (s *SQLStore) ListSchedules(ctx context.Context, team, project, addon string, page paging.Page) ([]Schedule, bool, error) {
-	after, offset := page.After, page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+scheduleColumns+` FROM addon_backup_schedules
-		WHERE team_id = $1 AND project_id = $2 AND addon_id = $3 AND id > $4 ORDER BY id LIMIT $5 OFFSET $6`,
-		team, project, addon, after, page.Limit+1, offset)
+func (s *SQLStore) ListSchedules(ctx context.Context, team, project, addon string, page paging.Page) ([]Schedule, bool, int, error) {
+	const from = `addon_backup_schedules WHERE team_id = $1 AND project_id = $2 AND addon_id = $3`
+	total, err := paging.Count(ctx, s.db, from, team, project, addon)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Schedule, error) { return scanSchedule(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+scheduleColumns+` FROM `+from+` AND id > $4 ORDER BY id LIMIT $5 OFFSET $6`,
+		team, project, addon, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (Schedule, error) { return scanSchedule(rows) })
+	return list, more, total, err
 }
 
 // AddonSchedules implements Store.

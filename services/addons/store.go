@@ -239,7 +239,9 @@ type LogQuery struct {
 type Store interface {
 	CreateAddon(ctx context.Context, a Addon, schedules []Schedule, evs ...events.Event) error
 	GetAddon(ctx context.Context, team, project, id string) (Addon, error)
-	ListAddons(ctx context.Context, team, project string, page paging.Page) ([]Addon, bool, error)
+	// ListAddons returns a page of a project's addons ordered by id,
+	// whether more follow, and how many addons the project has.
+	ListAddons(ctx context.Context, team, project string, page paging.Page) ([]Addon, bool, int, error)
 	// ProjectAddons is every addon of a project; AllAddons every addon.
 	ProjectAddons(ctx context.Context, team, project string) ([]Addon, error)
 	AllAddons(ctx context.Context) ([]Addon, error)
@@ -252,8 +254,8 @@ type Store interface {
 	CreateBackup(ctx context.Context, b Backup, evs ...events.Event) error
 	GetBackup(ctx context.Context, team, project, addon, id string) (Backup, error)
 	// ListBackups pages through an addon's backups, newest (highest id)
-	// first.
-	ListBackups(ctx context.Context, team, project, addon string, page paging.Page) ([]Backup, bool, error)
+	// first; it also says whether more follow and how many the addon has.
+	ListBackups(ctx context.Context, team, project, addon string, page paging.Page) ([]Backup, bool, int, error)
 	// AddonBackups is every backup of an addon.
 	AddonBackups(ctx context.Context, team, project, addon string) ([]Backup, error)
 	// ActiveBackups are the backups of every addon not yet concluded
@@ -261,8 +263,9 @@ type Store interface {
 	ActiveBackups(ctx context.Context) ([]Backup, error)
 	// DestinationBackups pages through a team's backups stored in a
 	// backup destination, ordered by "<project>/<addon>/<id>", which
-	// page.After is of the last one.
-	DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, error)
+	// page.After is of the last one; it also says whether more follow and
+	// how many backups of the team the destination holds.
+	DestinationBackups(ctx context.Context, team, destination string, page paging.Page) ([]Backup, bool, int, error)
 	// ExpiredBackups are the unretained backups whose ExpiresAt is set and
 	// not after now.
 	ExpiredBackups(ctx context.Context, now time.Time) ([]Backup, error)
@@ -274,8 +277,9 @@ type Store interface {
 	GetRestore(ctx context.Context, team, project, addon, id string) (Restore, error)
 	// ListRestores pages through an addon's restores, newest first; with
 	// backup set, only those of that backup (of backupAddon in
-	// backupProject).
-	ListRestores(ctx context.Context, team, project, addon string, backup *BackupRef, page paging.Page) ([]Restore, bool, error)
+	// backupProject); it also says whether more follow and how many
+	// restores the list (backup applied) holds.
+	ListRestores(ctx context.Context, team, project, addon string, backup *BackupRef, page paging.Page) ([]Restore, bool, int, error)
 	// ActiveRestores are the restores of every addon not yet concluded.
 	ActiveRestores(ctx context.Context) ([]Restore, error)
 	// LastRestore is the newest restore of a backup, in any addon of the
@@ -285,7 +289,9 @@ type Store interface {
 	UpdateRestore(ctx context.Context, team, project, addon, id string, mutate func(*Restore) ([]events.Event, error)) (Restore, error)
 
 	CreateSchedule(ctx context.Context, s Schedule, evs ...events.Event) error
-	ListSchedules(ctx context.Context, team, project, addon string, page paging.Page) ([]Schedule, bool, error)
+	// ListSchedules returns a page of an addon's backup schedules ordered
+	// by id, whether more follow, and how many the addon has.
+	ListSchedules(ctx context.Context, team, project, addon string, page paging.Page) ([]Schedule, bool, int, error)
 	// AddonSchedules is every schedule of an addon; AllSchedules every
 	// schedule.
 	AddonSchedules(ctx context.Context, team, project, addon string) ([]Schedule, error)

@@ -287,8 +287,8 @@ func testRoleMembers(t *testing.T, s *stack) {
 	var paged []string
 	page, err := s.client.ListTeamRoleMembers(ctx, &authv1.ListTeamRoleMembersRequest{TeamId: "default", RoleId: "testers", PerPage: 1})
 	for err == nil {
-		if len(page.GetMembers()) != 1 {
-			t.Fatalf("per_page=1 gave %d members", len(page.GetMembers()))
+		if len(page.GetMembers()) != 1 || page.GetPagination().Total == nil || page.GetPagination().GetTotal() != 2 {
+			t.Fatalf("per_page=1 gave %d members, total %v; want 1 of 2", len(page.GetMembers()), page.GetPagination().Total)
 		}
 		paged = append(paged, page.GetMembers()[0].GetId())
 		if !page.GetPagination().GetHasNextPage() {
@@ -312,6 +312,10 @@ func testRoleMembers(t *testing.T, s *stack) {
 	if err != nil || len(rest.GetRoles()) == 0 || rest.GetRoles()[0].GetId() <= roles.GetRoles()[1].GetId() || rest.GetPagination().GetHasNextPage() {
 		t.Fatalf("roles after the cursor: %v, %v", rest, err)
 	}
+	// Both pages count the whole list of roles.
+	if all := roles.GetPagination().GetTotal(); all != int32(2+len(rest.GetRoles())) || rest.GetPagination().GetTotal() != all {
+		t.Fatalf("roles' totals %d and %d, want %d", all, rest.GetPagination().GetTotal(), 2+len(rest.GetRoles()))
+	}
 	_, err = s.client.ListTeamRoles(ctx, &authv1.ListTeamRolesRequest{TeamId: "default", Cursor: "!!"})
 	wantCode(t, "a bad cursor", err, codes.InvalidArgument)
 	teams, err := s.client.ListTeams(ctx, &authv1.ListTeamsRequest{PerPage: 1})
@@ -320,7 +324,7 @@ func testRoleMembers(t *testing.T, s *stack) {
 	}
 	// Northflank's userIds filter.
 	only, err := s.client.ListTeamRoleMembers(ctx, &authv1.ListTeamRoleMembersRequest{TeamId: "default", RoleId: "testers", UserIds: []string{fred, "nobody"}})
-	if err != nil || len(only.GetMembers()) != 1 || only.GetMembers()[0].GetId() != fred || only.GetPagination().GetCount() != 1 {
+	if err != nil || len(only.GetMembers()) != 1 || only.GetMembers()[0].GetId() != fred || only.GetPagination().GetCount() != 1 || only.GetPagination().GetTotal() != 1 {
 		t.Fatalf("ListTeamRoleMembers(userIds %s) = %v, %v; want fred alone", fred, only, err)
 	}
 	// Validation and lookups.

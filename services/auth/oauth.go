@@ -91,7 +91,7 @@ func (s *server) ListOAuthClients(ctx context.Context, _ *authv1.ListOAuthClient
 	for _, c := range list {
 		resp.Clients = append(resp.Clients, clientOf(c, ""))
 	}
-	resp.Pagination = s.cursors.Result("oauth-clients/"+g.GetTeamId(), len(list), false, "")
+	resp.Pagination = s.cursors.Result("oauth-clients/"+g.GetTeamId(), len(list), false, "", len(list))
 	return resp, nil
 }
 

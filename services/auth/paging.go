@@ -33,5 +33,5 @@ func pageOf[T any](c *paging.Cursors, scope string, items []T, id func(T) string
 	if len(out) > 0 {
 		last = id(out[len(out)-1])
 	}
-	return out, c.Result(scope, len(out), more, last), nil
+	return out, c.Result(scope, len(out), more, last, len(items)), nil
 }

@@ -130,7 +130,7 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListTokens(ctx, g.GetTeamId(), page)
+	list, more, total, err := s.store.ListTokens(ctx, g.GetTeamId(), page)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (s *server) ListApiTokens(ctx context.Context, req *authv1.ListApiTokensReq
 		resp.Tokens = append(resp.Tokens, tokenOf(t))
 		lastID = t.ID
 	}
-	resp.Pagination = s.cursors.Result(scope, len(list), more, lastID)
+	resp.Pagination = s.cursors.Result(scope, len(list), more, lastID, total)
 	return resp, nil
 }
 
@@ -237,7 +237,10 @@ func (s *server) ListTeams(ctx context.Context, req *authv1.ListTeamsRequest) (*
 	for _, g := range grants {
 		t, err := s.store.GetTeam(ctx, g.GetTeamId())
 		if errors.Is(err, ErrNotFound) {
-			continue // deleted since the principal was resolved
+			// Deleted since the principal was resolved: not in the page,
+			// nor in the list's total.
+			*resp.Pagination.Total--
+			continue
 		} else if err != nil {
 			return nil, err
 		}

@@ -529,10 +529,13 @@ func (s *SQLStore) GetTokenByHash(ctx context.Context, hash string) (Token, erro
 }
 
 // ListTokens implements Store.
-func (s *SQLStore) ListTokens(ctx context.Context, teamID string, page Page) ([]Token, bool, error) {
+func (s *SQLStore) ListTokens(ctx context.Context, teamID string, page Page) ([]Token, bool, int, error) {
+	total, err := paging.Count(ctx, s.db, `tokens WHERE team_id = $1`, teamID)
+	if err != nil {
+		return nil, false, 0, err
+	}
 	// One row more than asked tells whether another page follows.
 	var rows sqldb.Rows
-	var err error
 	if page.After != "" {
 		rows, err = s.db.Query(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE team_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
 			teamID, page.After, page.Limit+1)
@@ -541,9 +544,10 @@ func (s *SQLStore) ListTokens(ctx context.Context, teamID string, page Page) ([]
 			teamID, page.Limit+1, page.Offset)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Token, error) { return scanToken(rows) })
+	list, more, err := paging.Collect(rows, page.Limit, func() (Token, error) { return scanToken(rows) })
+	return list, more, total, err
 }
 
 // RevokeToken implements Store.

@@ -265,9 +265,10 @@ type Store interface {
 	// ErrNotFound.
 	GetTokenByHash(ctx context.Context, hash string) (Token, error)
 
-	// ListTokens returns a team's tokens of every kind, revoked ones
-	// included, ordered by id, and whether more follow.
-	ListTokens(ctx context.Context, teamID string, page Page) ([]Token, bool, error)
+	// ListTokens returns a page of a team's tokens of every kind, revoked
+	// ones included, ordered by id, whether more follow, and how many
+	// tokens the team has.
+	ListTokens(ctx context.Context, teamID string, page Page) ([]Token, bool, int, error)
 
 	// RevokeToken sets the token's revocation time to at unless it is
 	// revoked already, and returns the token as stored afterwards and

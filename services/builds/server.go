@@ -259,7 +259,7 @@ func (s *Service) listBuilds(ctx context.Context, kind string, req *buildsv1.Lis
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListBuilds(ctx, k, p)
+	list, more, total, err := s.store.ListBuilds(ctx, k, p)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +269,7 @@ func (s *Service) listBuilds(ctx context.Context, kind string, req *buildsv1.Lis
 		resp.Builds = append(resp.Builds, buildOf(b))
 		last = b.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -371,7 +371,7 @@ func (s *Service) branches(ctx context.Context, kind string, req *buildsv1.GetSe
 		resp.Branches = append(resp.Branches, &buildsv1.Branch{Name: r.Name, Id: r.Name, Commit: &buildsv1.Commit{Sha: r.SHA, Author: &buildsv1.CommitAuthor{}}})
 		last = r.Name
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(page), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(page), more, last, len(names))
 	return resp, nil
 }
 
@@ -411,7 +411,7 @@ func (s *Service) pullRequests(ctx context.Context, kind string, req *buildsv1.G
 		})
 		last = key(r)
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(page), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(page), more, last, len(prs))
 	return resp, nil
 }
 

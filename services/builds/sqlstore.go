@@ -125,15 +125,19 @@ func (s *SQLStore) GetBuild(ctx context.Context, k ServiceKey, id string) (Build
 
 // ListBuilds implements Store. Ids grow with time (newID), so newest
 // first is by id, descending, and a cursor is the last id of a page.
-func (s *SQLStore) ListBuilds(ctx context.Context, k ServiceKey, page paging.Page) ([]Build, bool, error) {
-	offset := page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM builds
-		WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4 AND ($5 = '' OR id < $5)
-		ORDER BY id DESC LIMIT $6 OFFSET $7`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, page.After, page.Limit+1, offset)
+func (s *SQLStore) ListBuilds(ctx context.Context, k ServiceKey, page paging.Page) ([]Build, bool, int, error) {
+	const from = `builds WHERE team_id = $1 AND project_id = $2 AND kind = $3 AND service_id = $4`
+	total, err := paging.Count(ctx, s.db, from, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Build, error) { return s.scanBuild(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+buildColumns+` FROM `+from+` AND ($5 = '' OR id < $5)
+		ORDER BY id DESC LIMIT $6 OFFSET $7`, k.TeamID, k.ProjectID, k.OwnerKind(), k.ServiceID, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (Build, error) { return s.scanBuild(rows) })
+	return list, more, total, err
 }
 
 // Claim implements Store. The conditional update makes two replicas

@@ -159,8 +159,9 @@ type Store interface {
 	CreateBuild(ctx context.Context, b Build) (Build, error)
 	// GetBuild returns a build (ErrNotFound).
 	GetBuild(ctx context.Context, k ServiceKey, id string) (Build, error)
-	// ListBuilds returns a service's (or job's) builds, newest first.
-	ListBuilds(ctx context.Context, k ServiceKey, page paging.Page) ([]Build, bool, error)
+	// ListBuilds returns a page of a service's (or job's) builds, newest
+	// first, whether more follow, and how many builds it has.
+	ListBuilds(ctx context.Context, k ServiceKey, page paging.Page) ([]Build, bool, int, error)
 	// Claim takes the oldest QUEUED build for owner, setting it CLONING
 	// (with its started event); ok is false when none is queued.
 	Claim(ctx context.Context, owner string, at time.Time) (b Build, ok bool, err error)

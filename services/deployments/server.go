@@ -67,7 +67,7 @@ func (s *Server) ListServices(ctx context.Context, req *deploymentsv1.ListServic
 	if err := s.checkProject(ctx, teamID, req.GetProjectId()); err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListServices(ctx, teamID, req.GetProjectId(), p)
+	list, more, total, err := s.store.ListServices(ctx, teamID, req.GetProjectId(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (s *Server) ListServices(ctx context.Context, req *deploymentsv1.ListServic
 		resp.Services = append(resp.Services, summaryOf(sv))
 		last = sv.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 
@@ -351,7 +351,7 @@ func (s *Server) GetServiceContainers(ctx context.Context, req *deploymentsv1.Ge
 		resp.Containers = append(resp.Containers, containerOf(in))
 		last = in.Name
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, end-start, end < len(all), last)
+	resp.Pagination = s.opts.Cursors.Result(scope, end-start, end < len(all), last, len(all))
 	return resp, nil
 }
 
@@ -366,7 +366,7 @@ func (s *Server) ListServiceReleases(ctx context.Context, req *deploymentsv1.Lis
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListReleases(ctx, sv.TeamID, sv.ProjectID, sv.ID, p)
+	list, more, total, err := s.store.ListReleases(ctx, sv.TeamID, sv.ProjectID, sv.ID, p)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (s *Server) ListServiceReleases(ctx context.Context, req *deploymentsv1.Lis
 		resp.Releases = append(resp.Releases, s.releaseOf(r))
 		last = r.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 

@@ -217,14 +217,19 @@ func (s *SQLStore) GetService(ctx context.Context, team, project, id string) (Se
 }
 
 // ListServices implements Store.
-func (s *SQLStore) ListServices(ctx context.Context, team, project string, page paging.Page) ([]Service, bool, error) {
-	offset := page.SkipRows()
-	rows, err := s.db.Query(ctx, `SELECT `+serviceColumns+` FROM services WHERE team_id = $1 AND project_id = $2 AND id > $3
-		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, offset)
+func (s *SQLStore) ListServices(ctx context.Context, team, project string, page paging.Page) ([]Service, bool, int, error) {
+	const from = `services WHERE team_id = $1 AND project_id = $2`
+	total, err := paging.Count(ctx, s.db, from, team, project)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Service, error) { return s.scanService(rows) })
+	rows, err := s.db.Query(ctx, `SELECT `+serviceColumns+` FROM `+from+` AND id > $3
+		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (Service, error) { return s.scanService(rows) })
+	return list, more, total, err
 }
 
 // ProjectServices implements Store.
@@ -378,9 +383,14 @@ func (s *SQLStore) GetRelease(ctx context.Context, team, project, service, id st
 }
 
 // ListReleases implements Store.
-func (s *SQLStore) ListReleases(ctx context.Context, team, project, service string, page paging.Page) ([]Release, bool, error) {
-	query := `SELECT ` + releaseColumns + ` FROM service_releases WHERE team_id = $1 AND project_id = $2 AND service_id = $3`
+func (s *SQLStore) ListReleases(ctx context.Context, team, project, service string, page paging.Page) ([]Release, bool, int, error) {
+	const from = `service_releases WHERE team_id = $1 AND project_id = $2 AND service_id = $3`
 	args := []any{team, project, service}
+	total, err := paging.Count(ctx, s.db, from, args...)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	query := `SELECT ` + releaseColumns + ` FROM ` + from
 	if page.After != "" {
 		query += ` AND id < $4`
 		args = append(args, page.After)
@@ -389,9 +399,10 @@ func (s *SQLStore) ListReleases(ctx context.Context, team, project, service stri
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Release, error) { return s.scanRelease(rows) })
+	list, more, err := paging.Collect(rows, page.Limit, func() (Release, error) { return s.scanRelease(rows) })
+	return list, more, total, err
 }
 
 // SetReleaseStatus implements Store.

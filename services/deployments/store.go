@@ -312,9 +312,9 @@ type Store interface {
 	CreateService(ctx context.Context, s Service, r Release, evs ...events.Event) error
 	// GetService returns a service or ErrNotFound.
 	GetService(ctx context.Context, team, project, id string) (Service, error)
-	// ListServices returns a project's services ordered by id, and
-	// whether more follow.
-	ListServices(ctx context.Context, team, project string, page paging.Page) ([]Service, bool, error)
+	// ListServices returns a page of a project's services ordered by id,
+	// whether more follow, and how many services the project has.
+	ListServices(ctx context.Context, team, project string, page paging.Page) ([]Service, bool, int, error)
 	// ProjectServices returns every service of a project.
 	ProjectServices(ctx context.Context, team, project string) ([]Service, error)
 	// AllServices returns every service of every team (to apply them all
@@ -333,8 +333,9 @@ type Store interface {
 	// GetRelease returns a release of a service or ErrNotFound.
 	GetRelease(ctx context.Context, team, project, service, id string) (Release, error)
 	// ListReleases returns a service's releases newest first (page.After
-	// is an id), and whether more follow.
-	ListReleases(ctx context.Context, team, project, service string, page paging.Page) ([]Release, bool, error)
+	// is an id), whether more follow, and how many releases the service
+	// has.
+	ListReleases(ctx context.Context, team, project, service string, page paging.Page) ([]Release, bool, int, error)
 	// SetReleaseStatus sets a release's status and reason, and lets
 	// mutate change the service (its status) in the same transaction
 	// with evs; ErrNotFound when either is gone.

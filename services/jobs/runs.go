@@ -41,7 +41,7 @@ func (s *Service) ListJobRuns(ctx context.Context, req *jobsv1.ListJobRunsReques
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListRuns(ctx, j.TeamID, j.ProjectID, j.ID, p)
+	list, more, total, err := s.store.ListRuns(ctx, j.TeamID, j.ProjectID, j.ID, p)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (s *Service) ListJobRuns(ctx context.Context, req *jobsv1.ListJobRunsReques
 		resp.Runs = append(resp.Runs, runOf(r))
 		last = r.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 

@@ -48,7 +48,7 @@ func (s *Service) ListJobs(ctx context.Context, req *jobsv1.ListJobsRequest) (*j
 	if err := s.checkProject(ctx, teamID, req.GetProjectId()); err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.ListJobs(ctx, teamID, req.GetProjectId(), p)
+	list, more, total, err := s.store.ListJobs(ctx, teamID, req.GetProjectId(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Service) ListJobs(ctx context.Context, req *jobsv1.ListJobsRequest) (*j
 		resp.Jobs = append(resp.Jobs, summaryOf(j))
 		last = j.ID
 	}
-	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last)
+	resp.Pagination = s.opts.Cursors.Result(scope, len(list), more, last, total)
 	return resp, nil
 }
 

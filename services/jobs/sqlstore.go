@@ -183,15 +183,20 @@ func (s *SQLStore) GetJob(ctx context.Context, team, project, id string) (Job, e
 }
 
 // ListJobs implements Store.
-func (s *SQLStore) ListJobs(ctx context.Context, team, project string, page paging.Page) ([]Job, bool, error) {
-	offset := page.SkipRows()
-	// One row more than asked tells whether another page follows.
-	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE team_id = $1 AND project_id = $2 AND id > $3
-		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, offset)
+func (s *SQLStore) ListJobs(ctx context.Context, team, project string, page paging.Page) ([]Job, bool, int, error) {
+	const from = `jobs WHERE team_id = $1 AND project_id = $2`
+	total, err := paging.Count(ctx, s.db, from, team, project)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Job, error) { return s.scanJob(rows) })
+	// One row more than asked tells whether another page follows.
+	rows, err := s.db.Query(ctx, `SELECT `+jobColumns+` FROM `+from+` AND id > $3
+		ORDER BY id LIMIT $4 OFFSET $5`, team, project, page.After, page.Limit+1, page.SkipRows())
+	if err != nil {
+		return nil, false, 0, err
+	}
+	list, more, err := paging.Collect(rows, page.Limit, func() (Job, error) { return s.scanJob(rows) })
+	return list, more, total, err
 }
 
 // ProjectJobs implements Store.
@@ -507,9 +512,14 @@ func (s *SQLStore) GetRun(ctx context.Context, team, project, job, id string) (R
 }
 
 // ListRuns implements Store.
-func (s *SQLStore) ListRuns(ctx context.Context, team, project, job string, page paging.Page) ([]Run, bool, error) {
-	query := `SELECT ` + runColumns + ` FROM job_runs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`
+func (s *SQLStore) ListRuns(ctx context.Context, team, project, job string, page paging.Page) ([]Run, bool, int, error) {
+	const from = `job_runs WHERE team_id = $1 AND project_id = $2 AND job_id = $3`
 	args := []any{team, project, job}
+	total, err := paging.Count(ctx, s.db, from, args...)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	query := `SELECT ` + runColumns + ` FROM ` + from
 	if page.After != "" {
 		args = append(args, page.After)
 		query += ` AND id < $4`
@@ -518,9 +528,10 @@ func (s *SQLStore) ListRuns(ctx context.Context, team, project, job string, page
 	query += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Run, error) { return s.scanRun(rows) })
+	list, more, err := paging.Collect(rows, page.Limit, func() (Run, error) { return s.scanRun(rows) })
+	return list, more, total, err
 }
 
 // ActiveRuns implements Store. Runs come in id order (oldest first).

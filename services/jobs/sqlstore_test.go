@@ -163,7 +163,7 @@ func TestEnvironmentsEncryptedAtRest(t *testing.T) {
 		if _, err := wrong.GetJob(ctx, "acme", "web", "j"); !errors.Is(err, secret.ErrSealed) {
 			t.Fatalf("GetJob with the wrong key = %v, want ErrSealed", err)
 		}
-		if _, _, err := wrong.ListJobs(ctx, "acme", "web", paging.Page{Limit: 10}); !errors.Is(err, secret.ErrSealed) {
+		if _, _, _, err := wrong.ListJobs(ctx, "acme", "web", paging.Page{Limit: 10}); !errors.Is(err, secret.ErrSealed) {
 			t.Fatalf("ListJobs with the wrong key = %v, want ErrSealed", err)
 		}
 		if _, err := wrong.GetRun(ctx, "acme", "web", "j", "r"); !errors.Is(err, secret.ErrSealed) {

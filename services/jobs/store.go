@@ -278,9 +278,9 @@ type Store interface {
 	CreateJob(ctx context.Context, j Job, evs ...events.Event) error
 	// GetJob returns a job or ErrNotFound.
 	GetJob(ctx context.Context, team, project, id string) (Job, error)
-	// ListJobs returns a project's jobs ordered by id, and whether more
-	// follow.
-	ListJobs(ctx context.Context, team, project string, page paging.Page) ([]Job, bool, error)
+	// ListJobs returns a page of a project's jobs ordered by id, whether
+	// more follow, and how many jobs the project has.
+	ListJobs(ctx context.Context, team, project string, page paging.Page) ([]Job, bool, int, error)
 	// ProjectJobs returns every job of a project.
 	ProjectJobs(ctx context.Context, team, project string) ([]Job, error)
 	// UpdateJob reads the job, lets mutate change it and return events,
@@ -307,8 +307,9 @@ type Store interface {
 	// GetRun returns a run of a job or ErrNotFound.
 	GetRun(ctx context.Context, team, project, job, id string) (Run, error)
 	// ListRuns returns a job's runs newest first (by id, descending;
-	// page.After is an id), and whether more follow.
-	ListRuns(ctx context.Context, team, project, job string, page paging.Page) ([]Run, bool, error)
+	// page.After is an id), whether more follow, and how many runs the job
+	// has.
+	ListRuns(ctx context.Context, team, project, job string, page paging.Page) ([]Run, bool, int, error)
 	// ActiveRuns returns a job's runs that have not concluded.
 	ActiveRuns(ctx context.Context, team, project, job string) ([]Run, error)
 	// UpdateRun is UpdateJob for a run.

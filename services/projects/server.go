@@ -72,7 +72,7 @@ func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsR
 	if err != nil {
 		return nil, err
 	}
-	list, more, err := s.store.List(ctx, grant.GetTeamId(), Page{Page: p, Only: grant.GetProjects()})
+	list, more, total, err := s.store.List(ctx, grant.GetTeamId(), Page{Page: p, Only: grant.GetProjects()})
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (s *server) ListProjects(ctx context.Context, req *projectsv1.ListProjectsR
 		resp.Projects = append(resp.Projects, summaryOf(p))
 		lastID = p.ID
 	}
-	resp.Pagination = s.cursors.Result(scope, len(list), more, lastID)
+	resp.Pagination = s.cursors.Result(scope, len(list), more, lastID, total)
 	return resp, nil
 }
 

@@ -102,10 +102,9 @@ func (s *SQLStore) GetWithResources(ctx context.Context, team, id string) (Proje
 }
 
 // List implements Store.
-func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project, bool, error) {
-	// One row more than asked tells whether another page follows.
-	query := `SELECT ` + projectColumns + ` FROM projects WHERE team_id = $1 AND id > $2`
-	args := []any{team, page.After}
+func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project, bool, int, error) {
+	from := `projects WHERE team_id = $1`
+	args := []any{team}
 	if len(page.Only) > 0 {
 		// The restriction list is short (a token's projects), so an IN
 		// list with one placeholder each serves both engines.
@@ -114,16 +113,22 @@ func (s *SQLStore) List(ctx context.Context, team string, page Page) ([]Project,
 			args = append(args, id)
 			marks[i] = fmt.Sprintf("$%d", len(args))
 		}
-		query += ` AND id IN (` + strings.Join(marks, ", ") + `)`
+		from += ` AND id IN (` + strings.Join(marks, ", ") + `)`
 	}
-	offset := page.SkipRows()
-	args = append(args, page.Limit+1, offset)
-	query += fmt.Sprintf(` ORDER BY id LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
+	total, err := paging.Count(ctx, s.db, from, args...)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	// One row more than asked tells whether another page follows.
+	args = append(args, page.After, page.Limit+1, page.SkipRows())
+	query := `SELECT ` + projectColumns + ` FROM ` + from +
+		fmt.Sprintf(` AND id > $%d ORDER BY id LIMIT $%d OFFSET $%d`, len(args)-2, len(args)-1, len(args))
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return paging.Collect(rows, page.Limit, func() (Project, error) { return scanProject(rows) })
+	list, more, err := paging.Collect(rows, page.Limit, func() (Project, error) { return scanProject(rows) })
+	return list, more, total, err
 }
 
 // Update implements Store.

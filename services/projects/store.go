@@ -94,8 +94,9 @@ type Store interface {
 	// the database instead of two.
 	GetWithResources(ctx context.Context, team, id string) (Project, []Resource, error)
 
-	// List returns projects ordered by id, and whether more follow.
-	List(ctx context.Context, team string, page Page) ([]Project, bool, error)
+	// List returns a page of projects ordered by id, whether more follow,
+	// and how many projects the whole list (page.Only applied) holds.
+	List(ctx context.Context, team string, page Page) ([]Project, bool, int, error)
 
 	// Update reads the project, lets mutate change it and return the events
 	// to emit, and writes it back only if nobody else wrote in between,

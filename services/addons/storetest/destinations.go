@@ -116,9 +116,12 @@ func testDestinationListPages(t *testing.T, s addons.DestinationStore, _ func() 
 	var ids []string
 	after := ""
 	for range 10 {
-		page, more, err := s.List(ctx, destinationTeam, paging.Page{After: after, Limit: 2})
+		page, more, total, err := s.List(ctx, destinationTeam, paging.Page{After: after, Limit: 2})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if total != 5 {
+			t.Fatalf("page after %q: total = %d, want 5", after, total)
 		}
 		for _, d := range page {
 			ids = append(ids, d.ID)
@@ -134,9 +137,12 @@ func testDestinationListPages(t *testing.T, s addons.DestinationStore, _ func() 
 	if fmt.Sprint(ids) != "[d1 d2 d3 d4 d5]" {
 		t.Fatalf("pages = %v", ids)
 	}
-	page, more, err := s.List(ctx, destinationTeam, paging.Page{Offset: 4, Limit: 2})
-	if err != nil || more || len(page) != 1 || page[0].ID != "d5" {
-		t.Fatalf("offset page = %+v %v %v", page, more, err)
+	page, more, total, err := s.List(ctx, destinationTeam, paging.Page{Offset: 4, Limit: 2})
+	if err != nil || more || len(page) != 1 || page[0].ID != "d5" || total != 5 {
+		t.Fatalf("offset page = %+v %v total %d %v", page, more, total, err)
+	}
+	if page, _, total, err := s.List(ctx, "nobody", paging.Page{Limit: 2}); err != nil || len(page) != 0 || total != 0 {
+		t.Fatalf("another team's list = %+v total %d %v", page, total, err)
 	}
 }
 
@@ -262,11 +268,11 @@ func testDestinationTeams(t *testing.T, s addons.DestinationStore, _ func() int)
 	if err := s.Delete(ctx, "globex", "shared"); err != nil {
 		t.Fatal(err)
 	}
-	list, _, err := s.List(ctx, "acme", paging.Page{Limit: 10})
+	list, _, _, err := s.List(ctx, "acme", paging.Page{Limit: 10})
 	if err != nil || len(list) != 1 || list[0].TeamID != "acme" {
 		t.Fatalf("acme's list = %+v, %v", list, err)
 	}
-	if list, _, _ := s.List(ctx, "globex", paging.Page{Limit: 10}); len(list) != 0 {
+	if list, _, _, _ := s.List(ctx, "globex", paging.Page{Limit: 10}); len(list) != 0 {
 		t.Fatalf("globex's list = %+v", list)
 	}
 }

@@ -160,17 +160,19 @@ func testSecretGroupList(t *testing.T, s addons.SecretStore, _ func() int) {
 	if err := s.CreateSecretGroup(ctx, secretGroupFixture("t1", "other", "g9")); err != nil {
 		t.Fatal(err)
 	}
-	page, more, err := s.ListSecretGroups(ctx, "t1", "p1", paging.Page{Limit: 2})
-	if err != nil || !more || len(page) != 2 || page[0].ID != "g0" || page[1].ID != "g1" {
-		t.Fatalf("first page = %v %v %v", secretIDs(page), more, err)
+	// Every page counts the project's five groups (not the other
+	// project's), wherever it starts.
+	page, more, total, err := s.ListSecretGroups(ctx, "t1", "p1", paging.Page{Limit: 2})
+	if err != nil || !more || len(page) != 2 || page[0].ID != "g0" || page[1].ID != "g1" || total != 5 {
+		t.Fatalf("first page = %v %v total %d %v", secretIDs(page), more, total, err)
 	}
-	page, more, err = s.ListSecretGroups(ctx, "t1", "p1", paging.Page{After: "g1", Limit: 2})
-	if err != nil || !more || len(page) != 2 || page[0].ID != "g2" {
-		t.Fatalf("after g1 = %v %v %v", secretIDs(page), more, err)
+	page, more, total, err = s.ListSecretGroups(ctx, "t1", "p1", paging.Page{After: "g1", Limit: 2})
+	if err != nil || !more || len(page) != 2 || page[0].ID != "g2" || total != 5 {
+		t.Fatalf("after g1 = %v %v total %d %v", secretIDs(page), more, total, err)
 	}
-	page, more, err = s.ListSecretGroups(ctx, "t1", "p1", paging.Page{Offset: 4, Limit: 2})
-	if err != nil || more || len(page) != 1 || page[0].ID != "g4" {
-		t.Fatalf("offset 4 = %v %v %v", secretIDs(page), more, err)
+	page, more, total, err = s.ListSecretGroups(ctx, "t1", "p1", paging.Page{Offset: 4, Limit: 2})
+	if err != nil || more || len(page) != 1 || page[0].ID != "g4" || total != 5 {
+		t.Fatalf("offset 4 = %v %v total %d %v", secretIDs(page), more, total, err)
 	}
 	if page[0].Variables["A"] != "1" {
 		t.Fatalf("listed group lost its values: %+v", page[0])
@@ -320,9 +322,9 @@ func testSecretGlobalLifecycle(t *testing.T, s addons.SecretStore, outbox func()
 	if g, _ := s.GetGlobalSecret(ctx, "t2", "api-keys"); g.Variables["K"] != "v" {
 		t.Fatal("updating t1's secret changed t2's")
 	}
-	page, more, err := s.ListGlobalSecrets(ctx, "t1", paging.Page{Limit: 10})
-	if err != nil || more || len(page) != 1 || page[0].ID != "api-keys" {
-		t.Fatalf("list = %+v %v %v", page, more, err)
+	page, more, total, err := s.ListGlobalSecrets(ctx, "t1", paging.Page{Limit: 10})
+	if err != nil || more || len(page) != 1 || page[0].ID != "api-keys" || total != 1 {
+		t.Fatalf("list = %+v %v total %d %v", page, more, total, err)
 	}
 	if err := s.DeleteGlobalSecret(ctx, "t1", "api-keys", secretEvent(t, "deleted", "api-keys")); err != nil {
 		t.Fatal(err)

@@ -136,13 +136,18 @@ func testListAddons(t *testing.T, s addons.Store, _ func() int) {
 	}
 	create(t, s, addon("t", "other", "dbx"))
 	ctx := context.Background()
-	page, more, err := s.ListAddons(ctx, "t", "p", paging.Page{Limit: 2})
-	if err != nil || len(page) != 2 || !more || page[0].ID != "db0" {
-		t.Fatalf("first page %v %v %v", len(page), more, err)
+	// Every page counts the project's whole list (not the other
+	// project's addon), wherever it starts.
+	page, more, total, err := s.ListAddons(ctx, "t", "p", paging.Page{Limit: 2})
+	if err != nil || len(page) != 2 || !more || page[0].ID != "db0" || total != 5 {
+		t.Fatalf("first page %v %v total %d %v", len(page), more, total, err)
 	}
-	page, more, err = s.ListAddons(ctx, "t", "p", paging.Page{Limit: 2, After: "db3"})
-	if err != nil || len(page) != 1 || more || page[0].ID != "db4" {
-		t.Fatalf("last page %v %v %v", len(page), more, err)
+	page, more, total, err = s.ListAddons(ctx, "t", "p", paging.Page{Limit: 2, After: "db3"})
+	if err != nil || len(page) != 1 || more || page[0].ID != "db4" || total != 5 {
+		t.Fatalf("last page %v %v total %d %v", len(page), more, total, err)
+	}
+	if page, _, total, err := s.ListAddons(ctx, "t", "p", paging.Page{Limit: 2, Offset: 4}); err != nil || len(page) != 1 || total != 5 {
+		t.Fatalf("offset page %v total %d %v", len(page), total, err)
 	}
 	all, err := s.ProjectAddons(ctx, "t", "p")
 	if err != nil || len(all) != 5 {
@@ -271,13 +276,16 @@ func testBackups(t *testing.T, s addons.Store, _ func() int) {
 	if err := s.CreateBackup(ctx, backup("b1")); !errors.Is(err, addons.ErrAlreadyExists) {
 		t.Fatalf("duplicate backup: %v", err)
 	}
-	page, more, err := s.ListBackups(ctx, "t", "p", "db", paging.Page{Limit: 2})
-	if err != nil || len(page) != 2 || !more || page[0].ID != "b3" || page[1].ID != "b2" {
-		t.Fatalf("first page %+v %v %v", page, more, err)
+	page, more, total, err := s.ListBackups(ctx, "t", "p", "db", paging.Page{Limit: 2})
+	if err != nil || len(page) != 2 || !more || page[0].ID != "b3" || page[1].ID != "b2" || total != 3 {
+		t.Fatalf("first page %+v %v total %d %v", page, more, total, err)
 	}
-	page, more, err = s.ListBackups(ctx, "t", "p", "db", paging.Page{Limit: 2, After: "b2"})
-	if err != nil || len(page) != 1 || more || page[0].ID != "b1" {
-		t.Fatalf("second page %+v %v %v", page, more, err)
+	page, more, total, err = s.ListBackups(ctx, "t", "p", "db", paging.Page{Limit: 2, After: "b2"})
+	if err != nil || len(page) != 1 || more || page[0].ID != "b1" || total != 3 {
+		t.Fatalf("second page %+v %v total %d %v", page, more, total, err)
+	}
+	if page, _, total, err := s.ListBackups(ctx, "t", "p", "nope", paging.Page{Limit: 2}); err != nil || len(page) != 0 || total != 0 {
+		t.Fatalf("another addon's backups %+v total %d %v", page, total, err)
 	}
 	got, err := s.UpdateBackup(ctx, "t", "p", "db", "b1", func(b *addons.Backup) ([]events.Event, error) {
 		b.Verification.Result = map[string]any{"tables": map[string]any{"t": float64(3)}}
@@ -341,13 +349,17 @@ func testRestores(t *testing.T, s addons.Store, _ func() int) {
 			t.Fatal(err)
 		}
 	}
-	all, _, err := s.ListRestores(ctx, "t", "p", "db", nil, paging.Page{Limit: 10})
-	if err != nil || len(all) != 2 || all[0].ID != "r2" {
-		t.Fatalf("addon restores %+v %v", all, err)
+	all, _, total, err := s.ListRestores(ctx, "t", "p", "db", nil, paging.Page{Limit: 10})
+	if err != nil || len(all) != 2 || all[0].ID != "r2" || total != 2 {
+		t.Fatalf("addon restores %+v total %d %v", all, total, err)
 	}
-	of, _, err := s.ListRestores(ctx, "t", "p", "db", &ref, paging.Page{Limit: 10})
-	if err != nil || len(of) != 1 || of[0].ID != "r1" {
-		t.Fatalf("backup restores %+v %v", of, err)
+	// The backup filter applies to the total as to the page.
+	of, _, total, err := s.ListRestores(ctx, "t", "p", "db", &ref, paging.Page{Limit: 10})
+	if err != nil || len(of) != 1 || of[0].ID != "r1" || total != 1 {
+		t.Fatalf("backup restores %+v total %d %v", of, total, err)
+	}
+	if page, more, total, err := s.ListRestores(ctx, "t", "p", "db", nil, paging.Page{Limit: 1}); err != nil || len(page) != 1 || !more || total != 2 {
+		t.Fatalf("first page of restores %+v %v total %d %v", page, more, total, err)
 	}
 	last, err := s.LastRestore(ctx, "t", ref)
 	if err != nil || last.ID != "r3" {
@@ -395,9 +407,12 @@ func testSchedules(t *testing.T, s addons.Store, outbox func() int) {
 	if err := s.UpdateSchedule(ctx, failed, event(t, "failed")); err != nil {
 		t.Fatal(err)
 	}
-	list, more, err := s.ListSchedules(ctx, "t", "p", "db", paging.Page{Limit: 1})
-	if err != nil || !more || list[0].Status != "failed" || !list[0].NextRunAt.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("list %+v %v %v", list, more, err)
+	list, more, total, err := s.ListSchedules(ctx, "t", "p", "db", paging.Page{Limit: 1})
+	if err != nil || !more || list[0].Status != "failed" || !list[0].NextRunAt.Equal(t0.Add(time.Hour)) || total != 2 {
+		t.Fatalf("list %+v %v total %d %v", list, more, total, err)
+	}
+	if list, more, total, err := s.ListSchedules(ctx, "t", "p", "db", paging.Page{Limit: 1, After: "s1"}); err != nil || more || len(list) != 1 || total != 2 {
+		t.Fatalf("second page %+v %v total %d %v", list, more, total, err)
 	}
 	if err := s.ReplaceSchedules(ctx, "t", "p", "db", []addons.Schedule{sc("s9", "daily", "dump")}); err != nil {
 		t.Fatal(err)
@@ -467,14 +482,16 @@ func testDestinationBackups(t *testing.T, s addons.Store, _ func() int) {
 	if err := s.CreateBackup(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	page, more, err := s.DestinationBackups(ctx, "t", "offsite", paging.Page{Limit: 2})
-	if err != nil || len(page) != 2 || !more {
-		t.Fatalf("first page %+v %v %v", page, more, err)
+	// The total is the team's backups in the destination: not another
+	// team's (b5), wherever the page starts.
+	page, more, total, err := s.DestinationBackups(ctx, "t", "offsite", paging.Page{Limit: 2})
+	if err != nil || len(page) != 2 || !more || total != 3 {
+		t.Fatalf("first page %+v %v total %d %v", page, more, total, err)
 	}
 	last := page[1].ProjectID + "/" + page[1].AddonID + "/" + page[1].ID
-	rest, more, err := s.DestinationBackups(ctx, "t", "offsite", paging.Page{Limit: 2, After: last})
-	if err != nil || len(rest) != 1 || more {
-		t.Fatalf("second page %+v %v %v", rest, more, err)
+	rest, more, total, err := s.DestinationBackups(ctx, "t", "offsite", paging.Page{Limit: 2, After: last})
+	if err != nil || len(rest) != 1 || more || total != 3 {
+		t.Fatalf("second page %+v %v total %d %v", rest, more, total, err)
 	}
 	seen := map[string]bool{}
 	for _, b := range append(page, rest...) {
@@ -483,7 +500,7 @@ func testDestinationBackups(t *testing.T, s addons.Store, _ func() int) {
 	if !seen["db/b1"] || !seen["db/b2"] || !seen["db-2/b3"] {
 		t.Fatalf("listed %v", seen)
 	}
-	if none, _, _ := s.DestinationBackups(ctx, "t", "elsewhere", paging.Page{Limit: 5}); len(none) != 0 {
-		t.Fatalf("another destination lists %v", none)
+	if none, _, total, _ := s.DestinationBackups(ctx, "t", "elsewhere", paging.Page{Limit: 5}); len(none) != 0 || total != 0 {
+		t.Fatalf("another destination lists %v (total %d)", none, total)
 	}
 }

@@ -29,9 +29,17 @@ func (p *Provider) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathMetadata, p.metadata)
 	mux.HandleFunc("GET "+PathAuthorize, p.authorize)
 	mux.HandleFunc("POST "+PathAuthorize, p.authorize)
-	mux.HandleFunc("POST "+PathToken, p.token)
-	mux.HandleFunc("POST "+PathIntrospect, p.introspect)
-	mux.HandleFunc("POST "+PathRevoke, p.revoke)
+	// The endpoints that take form parameters also take them as JSON
+	// (jsonForm); a bad JSON body gets each endpoint's own error format.
+	mux.HandleFunc("POST "+PathToken, jsonForm(p.token, func(w http.ResponseWriter, r *http.Request, err error) {
+		p.oauth.WriteAccessError(r.Context(), w, nil, err)
+	}))
+	mux.HandleFunc("POST "+PathIntrospect, jsonForm(p.introspect, func(w http.ResponseWriter, r *http.Request, err error) {
+		p.oauth.WriteIntrospectionError(r.Context(), w, err)
+	}))
+	mux.HandleFunc("POST "+PathRevoke, jsonForm(p.revoke, func(w http.ResponseWriter, r *http.Request, err error) {
+		p.oauth.WriteRevocationResponse(r.Context(), w, err)
+	}))
 	p.handleRoutingErrors(mux)
 	return securityHeaders(mux)
 }

@@ -535,9 +535,13 @@ func testListTokens(t *testing.T, s auth.Store, _ func() int) {
 	var seen []string
 	page := auth.Page{Limit: 10}
 	for round := 0; ; round++ {
-		list, more, err := s.ListTokens(ctx, "alpha", page)
+		list, more, total, err := s.ListTokens(ctx, "alpha", page)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Every page counts the team's whole list, and only the team's.
+		if total != 25 {
+			t.Fatalf("page %d: total = %d, want 25", round, total)
 		}
 		for _, tok := range list {
 			seen = append(seen, tok.ID)
@@ -558,13 +562,16 @@ func testListTokens(t *testing.T, s auth.Store, _ func() int) {
 			t.Fatalf("position %d = %s, want %s", i, id, want)
 		}
 	}
-	list, more, err := s.ListTokens(ctx, "alpha", auth.Page{Offset: 20, Limit: 10})
-	if err != nil || len(list) != 5 || more || list[0].ID != "a-20" {
-		t.Fatalf("offset page = %d items, more=%v, err=%v; want 5 from a-20", len(list), more, err)
+	list, more, total, err := s.ListTokens(ctx, "alpha", auth.Page{Offset: 20, Limit: 10})
+	if err != nil || len(list) != 5 || more || list[0].ID != "a-20" || total != 25 {
+		t.Fatalf("offset page = %d items, more=%v, total=%d, err=%v; want 5 from a-20, 25", len(list), more, total, err)
 	}
-	list, more, err = s.ListTokens(ctx, "beta", auth.Page{Limit: 3})
-	if err != nil || len(list) != 3 || more {
-		t.Fatalf("exact page = %d items, more=%v, err=%v; want 3, false", len(list), more, err)
+	list, more, total, err = s.ListTokens(ctx, "beta", auth.Page{Limit: 3})
+	if err != nil || len(list) != 3 || more || total != 3 {
+		t.Fatalf("exact page = %d items, more=%v, total=%d, err=%v; want 3, false, 3", len(list), more, total, err)
+	}
+	if list, _, total, err := s.ListTokens(ctx, "gamma", auth.Page{Limit: 3}); err != nil || len(list) != 0 || total != 0 {
+		t.Fatalf("a team without tokens = %d items, total=%d, err=%v", len(list), total, err)
 	}
 }
 

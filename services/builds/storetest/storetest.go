@@ -283,9 +283,9 @@ func testMissing(t *testing.T, s builds.Store, outbox Outbox) {
 	if b, ok, err := s.Claim(ctx, "r1", now()); err != nil || ok {
 		t.Errorf("Claim on an empty store = %+v, %v, %v", b, ok, err)
 	}
-	list, more, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 10})
-	if err != nil || more || len(list) != 0 {
-		t.Errorf("ListBuilds = %d, %v, %v", len(list), more, err)
+	list, more, total, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 10})
+	if err != nil || more || len(list) != 0 || total != 0 {
+		t.Errorf("ListBuilds = %d, %v, total %d, %v", len(list), more, total, err)
 	}
 	gone, err := s.DeleteService(ctx, key("api"))
 	if err != nil || len(gone) != 0 {
@@ -323,15 +323,20 @@ func testList(t *testing.T, s builds.Store, _ Outbox) {
 		{paging.Page{Limit: 2, Offset: 4}, []string{"b-0001"}, false},
 		{paging.Page{Limit: 2, Offset: 5}, []string{}, false},
 	} {
-		list, more, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, tc.page)
+		list, more, total, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, tc.page)
 		if err != nil {
 			t.Fatalf("ListBuilds(%+v): %v", tc.page, err)
 		}
 		if got := ids(list); !slices.Equal(got, tc.want) || more != tc.more {
 			t.Errorf("ListBuilds(%+v) = %v more=%v, want %v more=%v", tc.page, got, more, tc.want, tc.more)
 		}
+		// Every page counts the service's whole list (not the worker's
+		// build), wherever it starts.
+		if total != 5 {
+			t.Errorf("ListBuilds(%+v) total = %d, want 5", tc.page, total)
+		}
 	}
-	list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 1})
+	list, _, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 1})
 	if err != nil || len(list) != 1 || list[0].Overrides.BuildArguments["TOKEN"] != "t0ps3cret" {
 		t.Errorf("ListBuilds does not return whole builds: %+v, %v", list, err)
 	}
@@ -456,7 +461,7 @@ func testClaimContended(t *testing.T, s builds.Store, _ Outbox) {
 					continue
 				}
 				// None queued: so none may be queued now (nothing is added).
-				list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: n})
+				list, _, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: n})
 				if err != nil {
 					t.Errorf("ListBuilds: %v", err)
 					return
@@ -902,7 +907,7 @@ func testDeleteService(t *testing.T, s builds.Store, outbox Outbox) {
 			t.Errorf("GetBuild(%s) after DeleteService: %v", id, err)
 		}
 	}
-	if list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
+	if list, _, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: team, ProjectID: proj, ServiceID: "api"}, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
 		t.Errorf("ListBuilds after DeleteService: %d, %v", len(list), err)
 	}
 	if got := readAll(t, s, builds.LogQuery{TeamID: team, ProjectID: proj, ServiceID: "api", Limit: 100}); len(got) != 0 {
@@ -1436,7 +1441,7 @@ func testIsolation(t *testing.T, s builds.Store, _ Outbox) {
 		if _, err := s.GetBuild(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}, b.ID); !errors.Is(err, builds.ErrNotFound) {
 			t.Errorf("GetBuild from %s/%s/%s: %v", at.team, at.proj, at.svc, err)
 		}
-		if list, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
+		if list, _, _, err := s.ListBuilds(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}, paging.Page{Limit: 10}); err != nil || len(list) != 0 {
 			t.Errorf("ListBuilds from %s/%s/%s: %d, %v", at.team, at.proj, at.svc, len(list), err)
 		}
 		if _, err := s.RequestAbort(ctx, builds.ServiceKey{TeamID: at.team, ProjectID: at.proj, ServiceID: at.svc}, b.ID, now()); !errors.Is(err, builds.ErrNotFound) {
@@ -1504,9 +1509,9 @@ func testKinds(t *testing.T, s builds.Store, outbox Outbox) {
 		t.Errorf("the job's build aborted as the service's: %v", err)
 	}
 	for k, want := range map[builds.ServiceKey][]string{key("app"): {svc.ID}, jobKey("app"): {jb.ID}} {
-		list, _, err := s.ListBuilds(ctx, k, paging.Page{Limit: 10})
-		if err != nil || !reflect.DeepEqual(ids(list), want) {
-			t.Errorf("ListBuilds(%s) = %v, %v; want %v", k.Kind, ids(list), err, want)
+		list, _, total, err := s.ListBuilds(ctx, k, paging.Page{Limit: 10})
+		if err != nil || !reflect.DeepEqual(ids(list), want) || total != len(want) {
+			t.Errorf("ListBuilds(%s) = %v, total %d, %v; want %v", k.Kind, ids(list), total, err, want)
 		}
 	}
 	// Logs, webhooks and poll state are the owner's.

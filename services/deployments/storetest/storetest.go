@@ -162,17 +162,21 @@ func testList(t *testing.T, s deployments.Store, _ func() int) {
 	for i := range 5 {
 		mustCreate(t, s, service(fmt.Sprintf("svc-%d", i)))
 	}
-	page, more, err := s.ListServices(ctx, team, proj, paging.Page{Limit: 2})
-	if err != nil || !more || len(page) != 2 || page[0].ID != "svc-0" {
-		t.Fatalf("first page: %d, more=%v, %v", len(page), more, err)
+	// Every page counts the project's whole list, wherever it starts.
+	page, more, total, err := s.ListServices(ctx, team, proj, paging.Page{Limit: 2})
+	if err != nil || !more || len(page) != 2 || page[0].ID != "svc-0" || total != 5 {
+		t.Fatalf("first page: %d, more=%v, total=%d, %v", len(page), more, total, err)
 	}
-	page, more, err = s.ListServices(ctx, team, proj, paging.Page{Limit: 2, After: "svc-3"})
-	if err != nil || more || len(page) != 1 || page[0].ID != "svc-4" {
-		t.Fatalf("last page: %+v, more=%v, %v", page, more, err)
+	page, more, total, err = s.ListServices(ctx, team, proj, paging.Page{Limit: 2, After: "svc-3"})
+	if err != nil || more || len(page) != 1 || page[0].ID != "svc-4" || total != 5 {
+		t.Fatalf("last page: %+v, more=%v, total=%d, %v", page, more, total, err)
 	}
-	page, _, err = s.ListServices(ctx, team, proj, paging.Page{Limit: 2, Offset: 2})
-	if err != nil || len(page) != 2 || page[0].ID != "svc-2" {
-		t.Fatalf("offset page: %+v, %v", page, err)
+	page, _, total, err = s.ListServices(ctx, team, proj, paging.Page{Limit: 2, Offset: 2})
+	if err != nil || len(page) != 2 || page[0].ID != "svc-2" || total != 5 {
+		t.Fatalf("offset page: %+v, total=%d, %v", page, total, err)
+	}
+	if page, _, total, err := s.ListServices(ctx, team, "elsewhere", paging.Page{Limit: 2}); err != nil || len(page) != 0 || total != 0 {
+		t.Fatalf("another project's services: %+v, total=%d, %v", page, total, err)
 	}
 	all, err := s.AllServices(ctx)
 	if err != nil || len(all) != 5 {
@@ -291,13 +295,16 @@ func testReleases(t *testing.T, s deployments.Store, _ func() int) {
 			t.Fatal(err)
 		}
 	}
-	page, more, err := s.ListReleases(ctx, team, proj, "api", paging.Page{Limit: 3})
-	if err != nil || !more || len(page) != 3 || page[0].ID != "r000004" || page[2].ID != "r000002" {
-		t.Fatalf("first page: %+v more=%v %v", page, more, err)
+	page, more, total, err := s.ListReleases(ctx, team, proj, "api", paging.Page{Limit: 3})
+	if err != nil || !more || len(page) != 3 || page[0].ID != "r000004" || page[2].ID != "r000002" || total != 4 {
+		t.Fatalf("first page: %+v more=%v total=%d %v", page, more, total, err)
 	}
-	page, more, err = s.ListReleases(ctx, team, proj, "api", paging.Page{Limit: 3, After: "r000002"})
-	if err != nil || more || len(page) != 1 || page[0].ID != "r000001" {
-		t.Fatalf("next page: %+v more=%v %v", page, more, err)
+	page, more, total, err = s.ListReleases(ctx, team, proj, "api", paging.Page{Limit: 3, After: "r000002"})
+	if err != nil || more || len(page) != 1 || page[0].ID != "r000001" || total != 4 {
+		t.Fatalf("next page: %+v more=%v total=%d %v", page, more, total, err)
+	}
+	if page, _, total, err := s.ListReleases(ctx, team, proj, "nope", paging.Page{Limit: 3}); err != nil || len(page) != 0 || total != 0 {
+		t.Fatalf("another service's releases: %+v total=%d %v", page, total, err)
 	}
 }
 
@@ -376,7 +383,7 @@ func testIsolation(t *testing.T, s deployments.Store, _ func() int) {
 	if _, err := s.GetService(ctx, team, proj, "api"); err != nil {
 		t.Errorf("deleting another team's service removed ours: %v", err)
 	}
-	list, _, _ := s.ListServices(ctx, team, proj, paging.Page{Limit: 10})
+	list, _, _, _ := s.ListServices(ctx, team, proj, paging.Page{Limit: 10})
 	if len(list) != 1 {
 		t.Errorf("ListServices sees %d services", len(list))
 	}

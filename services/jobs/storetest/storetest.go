@@ -195,9 +195,13 @@ func testListJobs(t *testing.T, s jobs.Store, _ func() int) {
 	var seen []string
 	page := paging.Page{Limit: 10}
 	for round := 0; ; round++ {
-		list, more, err := s.ListJobs(ctx, team, proj, page)
+		list, more, total, err := s.ListJobs(ctx, team, proj, page)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Every page counts the project's whole list, not another's jobs.
+		if total != 25 {
+			t.Fatalf("page %d: total = %d, want 25", round, total)
 		}
 		for _, j := range list {
 			seen = append(seen, j.ID)
@@ -218,17 +222,20 @@ func testListJobs(t *testing.T, s jobs.Store, _ func() int) {
 			t.Fatalf("position %d = %s, want %s", i, id, want)
 		}
 	}
-	list, more, err := s.ListJobs(ctx, team, proj, paging.Page{Offset: 20, Limit: 10})
+	list, more, total, err := s.ListJobs(ctx, team, proj, paging.Page{Offset: 20, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 5 || more || list[0].ID != "j-20" {
-		t.Fatalf("offset page = %d jobs, more=%v; want 5 from j-20, no more", len(list), more)
+	if len(list) != 5 || more || list[0].ID != "j-20" || total != 25 {
+		t.Fatalf("offset page = %d jobs, more=%v, total=%d; want 5 from j-20, no more, 25", len(list), more, total)
 	}
 	if list[0].Env["B"] != "two" || len(list[0].Tags) != 2 {
 		t.Fatalf("listed job lost its fields: %+v", list[0])
 	}
-	list, more, err = s.ListJobs(ctx, team, proj, paging.Page{Limit: 25})
+	if list, _, total, err := s.ListJobs(ctx, team, "empty", paging.Page{Limit: 10}); err != nil || len(list) != 0 || total != 0 {
+		t.Fatalf("ListJobs(empty) = %d jobs, total=%d, %v", len(list), total, err)
+	}
+	list, more, _, err = s.ListJobs(ctx, team, proj, paging.Page{Limit: 25})
 	if err != nil || len(list) != 25 || more {
 		t.Fatalf("exact page = %d jobs, more=%v, err=%v; want 25, false", len(list), more, err)
 	}
@@ -405,7 +412,7 @@ func testDeleteJob(t *testing.T, s jobs.Store, outbox func() int) {
 	if _, err := s.GetRun(ctx, team, proj, "del", "r1"); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("GetRun after DeleteJob = %v, want ErrNotFound", err)
 	}
-	if runs, _, err := s.ListRuns(ctx, team, proj, "del", paging.Page{Limit: 10}); err != nil || len(runs) != 0 {
+	if runs, _, _, err := s.ListRuns(ctx, team, proj, "del", paging.Page{Limit: 10}); err != nil || len(runs) != 0 {
 		t.Fatalf("runs after DeleteJob = %+v, %v", runs, err)
 	}
 	if lines := readAll(t, s, jobs.LogQuery{TeamID: team, ProjectID: proj, JobID: "del"}); len(lines) != 0 {
@@ -415,7 +422,7 @@ func testDeleteJob(t *testing.T, s jobs.Store, outbox func() int) {
 		t.Fatalf("OrphanedRuns after DeleteJob = %d runs, %v; want the other job's 2", len(orphans), err)
 	}
 	// The other job keeps everything.
-	if runs, _, err := s.ListRuns(ctx, team, proj, "keep", paging.Page{Limit: 10}); err != nil || len(runs) != 2 {
+	if runs, _, _, err := s.ListRuns(ctx, team, proj, "keep", paging.Page{Limit: 10}); err != nil || len(runs) != 2 {
 		t.Fatalf("other job's runs = %d, %v", len(runs), err)
 	}
 	if got := texts(readAll(t, s, jobs.LogQuery{TeamID: team, ProjectID: proj, JobID: "keep"})); got != "keep1,keep2" {
@@ -427,7 +434,7 @@ func testDeleteJob(t *testing.T, s jobs.Store, outbox func() int) {
 	wantOutbox(t, outbox, 1)
 	// The id is free again, with no history.
 	mustCreateJob(t, s, job("del"))
-	if runs, _, _ := s.ListRuns(ctx, team, proj, "del", paging.Page{Limit: 10}); len(runs) != 0 {
+	if runs, _, _, _ := s.ListRuns(ctx, team, proj, "del", paging.Page{Limit: 10}); len(runs) != 0 {
 		t.Fatalf("recreated job inherited runs: %+v", runs)
 	}
 }
@@ -505,7 +512,7 @@ func testIsolation(t *testing.T, s jobs.Store, _ func() int) {
 	if got := texts(readAll(t, s, jobs.LogQuery{TeamID: team, ProjectID: "api", JobID: "shared"})); got != "sibling" {
 		t.Fatalf("deleting globex's job took the sibling's logs: %q", got)
 	}
-	list, _, err := s.ListJobs(ctx, team, "api", paging.Page{Limit: 10})
+	list, _, _, err := s.ListJobs(ctx, team, "api", paging.Page{Limit: 10})
 	if err != nil || len(list) != 1 || list[0].Description != "sibling" {
 		t.Fatalf("ListJobs(api) = %+v, %v", list, err)
 	}
@@ -702,9 +709,13 @@ func testListRuns(t *testing.T, s jobs.Store, _ func() int) {
 	var seen []string
 	page := paging.Page{Limit: 10}
 	for round := 0; ; round++ {
-		list, more, err := s.ListRuns(ctx, team, proj, "j", page)
+		list, more, total, err := s.ListRuns(ctx, team, proj, "j", page)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Every page counts the job's whole list, not another job's runs.
+		if total != 23 {
+			t.Fatalf("page %d: total = %d, want 23", round, total)
 		}
 		for _, r := range list {
 			seen = append(seen, r.ID)
@@ -725,20 +736,20 @@ func testListRuns(t *testing.T, s jobs.Store, _ func() int) {
 			t.Fatalf("position %d = %s, want %s (newest first)", i, id, want)
 		}
 	}
-	list, more, err := s.ListRuns(ctx, team, proj, "j", paging.Page{Offset: 20, Limit: 10})
-	if err != nil || len(list) != 3 || more || list[0].ID != "r-02" || list[2].ID != "r-00" {
-		t.Fatalf("offset page = %d runs, more=%v, %v; want r-02..r-00", len(list), more, err)
+	list, more, total, err := s.ListRuns(ctx, team, proj, "j", paging.Page{Offset: 20, Limit: 10})
+	if err != nil || len(list) != 3 || more || list[0].ID != "r-02" || list[2].ID != "r-00" || total != 23 {
+		t.Fatalf("offset page = %d runs, more=%v, total=%d, %v; want r-02..r-00, 23", len(list), more, total, err)
 	}
 	if list[0].Spec.Env["RUN"] != "r-02" {
 		t.Fatalf("listed run lost its spec: %+v", list[0].Spec)
 	}
-	list, more, err = s.ListRuns(ctx, team, proj, "j", paging.Page{Limit: 23})
+	list, more, _, err = s.ListRuns(ctx, team, proj, "j", paging.Page{Limit: 23})
 	if err != nil || len(list) != 23 || more {
 		t.Fatalf("exact page = %d runs, more=%v, %v; want 23, false", len(list), more, err)
 	}
-	list, more, err = s.ListRuns(ctx, team, proj, "j", paging.Page{After: "r-00", Limit: 10})
-	if err != nil || len(list) != 0 || more {
-		t.Fatalf("page after the oldest = %d runs, more=%v, %v", len(list), more, err)
+	list, more, total, err = s.ListRuns(ctx, team, proj, "j", paging.Page{After: "r-00", Limit: 10})
+	if err != nil || len(list) != 0 || more || total != 23 {
+		t.Fatalf("page after the oldest = %d runs, more=%v, total=%d, %v", len(list), more, total, err)
 	}
 }
 

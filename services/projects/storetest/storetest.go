@@ -107,13 +107,17 @@ func testListPages(t *testing.T, s projects.Store, _ func() int) {
 			t.Fatal(err)
 		}
 	}
-	// Keyset paging visits every project once, in id order.
+	// Keyset paging visits every project once, in id order; every page
+	// counts the whole list, the ones before its cursor included.
 	var seen []string
 	page := projects.Page{Page: paging.Page{Limit: 10}}
 	for round := 0; ; round++ {
-		list, more, err := s.List(ctx, team, page)
+		list, more, total, err := s.List(ctx, team, page)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if total != 25 {
+			t.Fatalf("page %d: total = %d, want 25", round, total)
 		}
 		for _, p := range list {
 			seen = append(seen, p.ID)
@@ -135,16 +139,20 @@ func testListPages(t *testing.T, s projects.Store, _ func() int) {
 		}
 	}
 	// Offset paging.
-	list, more, err := s.List(ctx, team, projects.Page{Page: paging.Page{Offset: 20, Limit: 10}})
+	list, more, total, err := s.List(ctx, team, projects.Page{Page: paging.Page{Offset: 20, Limit: 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 5 || more || list[0].ID != "p-20" {
-		t.Fatalf("offset page = %d items (first %v), more=%v; want 5 from p-20, no more", len(list), list[0].ID, more)
+	if len(list) != 5 || more || list[0].ID != "p-20" || total != 25 {
+		t.Fatalf("offset page = %d items (first %v), more=%v, total=%d; want 5 from p-20, no more, 25", len(list), list[0].ID, more, total)
 	}
-	list, more, err = s.List(ctx, team, projects.Page{Page: paging.Page{Limit: 25}})
-	if err != nil || len(list) != 25 || more {
-		t.Fatalf("exact page = %d items, more=%v, err=%v; want 25, false", len(list), more, err)
+	list, more, total, err = s.List(ctx, team, projects.Page{Page: paging.Page{Limit: 25}})
+	if err != nil || len(list) != 25 || more || total != 25 {
+		t.Fatalf("exact page = %d items, more=%v, total=%d, err=%v; want 25, false, 25", len(list), more, total, err)
+	}
+	// Past the end: no items, the same total.
+	if list, _, total, err := s.List(ctx, team, projects.Page{Page: paging.Page{Offset: 40, Limit: 10}}); err != nil || len(list) != 0 || total != 25 {
+		t.Fatalf("page past the end = %d items, total=%d, err=%v; want 0, 25", len(list), total, err)
 	}
 }
 
@@ -372,12 +380,13 @@ func testTeams(t *testing.T, s projects.Store, _ func() int) {
 	if rs, _ := s.Resources(ctx, team, "other"); len(rs) != 0 {
 		t.Fatalf("a resource reported for another team's project landed here: %+v", rs)
 	}
-	list, _, err := s.List(ctx, "globex", projects.Page{Page: paging.Page{Limit: 10}})
-	if err != nil || len(list) != 1 || list[0].Description != "theirs" {
-		t.Fatalf("List(globex) = %+v, %v", list, err)
+	list, _, total, err := s.List(ctx, "globex", projects.Page{Page: paging.Page{Limit: 10}})
+	if err != nil || len(list) != 1 || list[0].Description != "theirs" || total != 1 {
+		t.Fatalf("List(globex) = %+v, total %d, %v", list, total, err)
 	}
-	list, _, err = s.List(ctx, team, projects.Page{Page: paging.Page{Limit: 10}, Only: []string{"other", "missing"}})
-	if err != nil || len(list) != 1 || list[0].ID != "other" {
-		t.Fatalf("List restricted = %+v, %v", list, err)
+	// The total counts what the token may see, as the page does.
+	list, _, total, err = s.List(ctx, team, projects.Page{Page: paging.Page{Limit: 10}, Only: []string{"other", "missing"}})
+	if err != nil || len(list) != 1 || list[0].ID != "other" || total != 1 {
+		t.Fatalf("List restricted = %+v, total %d, %v", list, total, err)
 	}
 }

@@ -34,7 +34,12 @@ type Pagination struct {
 	// paging when it is missing).
 	Cursor *string `protobuf:"bytes,2,opt,name=cursor,proto3,oneof" json:"cursor,omitempty"`
 	// Number of items in this page.
-	Count         int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// Number of items in the whole list, every page included, counted with
+	// the same filters as the page when it was read: a Slipway extension (as
+	// ComputeStacks' Total header, which the gateway also sets from it).
+	// Absent only from a service that does not count.
+	Total         *int32 `protobuf:"varint,4,opt,name=total,proto3,oneof" json:"total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -90,17 +95,26 @@ func (x *Pagination) GetCount() int32 {
 	return 0
 }
 
+func (x *Pagination) GetTotal() int32 {
+	if x != nil && x.Total != nil {
+		return *x.Total
+	}
+	return 0
+}
+
 var File_slipway_api_v1_pagination_proto protoreflect.FileDescriptor
 
 const file_slipway_api_v1_pagination_proto_rawDesc = "" +
 	"\n" +
-	"\x1fslipway/api/v1/pagination.proto\x12\x0eslipway.api.v1\"n\n" +
+	"\x1fslipway/api/v1/pagination.proto\x12\x0eslipway.api.v1\"\x93\x01\n" +
 	"\n" +
 	"Pagination\x12\"\n" +
 	"\rhas_next_page\x18\x01 \x01(\bR\vhasNextPage\x12\x1b\n" +
 	"\x06cursor\x18\x02 \x01(\tH\x00R\x06cursor\x88\x01\x01\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x05R\x05countB\t\n" +
-	"\a_cursorB7Z5github.com/slipwayhq/slipway/gen/slipway/api/v1;apiv1b\x06proto3"
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12\x19\n" +
+	"\x05total\x18\x04 \x01(\x05H\x01R\x05total\x88\x01\x01B\t\n" +
+	"\a_cursorB\b\n" +
+	"\x06_totalB7Z5github.com/slipwayhq/slipway/gen/slipway/api/v1;apiv1b\x06proto3"
 
 var (
 	file_slipway_api_v1_pagination_proto_rawDescOnce sync.Once
