@@ -110,14 +110,18 @@ func SplitList(v string) []string {
 // notPublic are ranges that IsGlobalUnicast and IsPrivate leave in but no
 // receiver on the internet has: "this network" (0.0.0.0/8, which Linux
 // connects to the machine itself), carrier-grade NAT, IETF protocol
-// assignments, benchmarking, reserved and broadcast, IPv6 site-local.
+// assignments, benchmarking, reserved and broadcast, IPv6's deprecated
+// IPv4-compatible addresses and site-local, and local-use NAT64 (a
+// translator of the operator's own network).
 var notPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("100.64.0.0/10"),
 	netip.MustParsePrefix("192.0.0.0/24"),
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("::/96"),
 	netip.MustParsePrefix("fec0::/10"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
 }
 
 // nat64 is the well-known NAT64 prefix: its addresses reach the IPv4

@@ -48,6 +48,9 @@ func TestPublic(t *testing.T) {
 		"::ffff:169.254.1.1": false,
 		"64:ff9b::7f00:1":    false, // NAT64 of 127.0.0.1
 		"64:ff9b::a00:1":     false, // NAT64 of 10.0.0.1
+		"64:ff9b:1::808:808": false, // local-use NAT64
+		"::7f00:1":           false, // IPv4-compatible 127.0.0.1
+		"::808:808":          false,
 	} {
 		if got := Public(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("Public(%s) = %v, want %v", addr, got, want)
