@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	apiv1 "github.com/slipwayhq/slipway/gen/slipway/api/v1"
 	authv1 "github.com/slipwayhq/slipway/gen/slipway/auth/v1"
 	projectsv1 "github.com/slipwayhq/slipway/gen/slipway/projects/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
@@ -205,7 +206,7 @@ func (s *notificationsServer) DeleteNotificationIntegration(ctx context.Context,
 }
 
 // ListNotificationDeliveries implements NotificationsService.
-func (s *notificationsServer) ListNotificationDeliveries(ctx context.Context, req *projectsv1.ListNotificationDeliveriesRequest) (*projectsv1.ListDeliveriesResponse, error) {
+func (s *notificationsServer) ListNotificationDeliveries(ctx context.Context, req *projectsv1.ListNotificationDeliveriesRequest) (*projectsv1.ListNotificationDeliveriesResponse, error) {
 	grant, err := grantOf(ctx)
 	if err != nil {
 		return nil, err
@@ -213,16 +214,24 @@ func (s *notificationsServer) ListNotificationDeliveries(ctx context.Context, re
 	if _, err := s.store.GetIntegration(ctx, grant.GetTeamId(), req.GetNotificationId()); err != nil {
 		return nil, apierr.FromStore(err, "notification integration", req.GetNotificationId())
 	}
-	return s.deliveries(ctx, grant.GetTeamId(), TargetIntegration, req.GetNotificationId(), req.GetPerPage(), req.GetPage(), req.GetCursor())
+	list, page, err := s.deliveries(ctx, grant.GetTeamId(), TargetIntegration, req.GetNotificationId(), req.GetPerPage(), req.GetPage(), req.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	return &projectsv1.ListNotificationDeliveriesResponse{Deliveries: list, Pagination: page}, nil
 }
 
 // RetryNotificationDelivery implements NotificationsService.
-func (s *notificationsServer) RetryNotificationDelivery(ctx context.Context, req *projectsv1.RetryNotificationDeliveryRequest) (*projectsv1.RetryDeliveryResponse, error) {
+func (s *notificationsServer) RetryNotificationDelivery(ctx context.Context, req *projectsv1.RetryNotificationDeliveryRequest) (*projectsv1.RetryNotificationDeliveryResponse, error) {
 	grant, err := manageGrant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.retry(ctx, grant.GetTeamId(), TargetIntegration, req.GetNotificationId(), req.GetDeliveryId())
+	d, err := s.retry(ctx, grant.GetTeamId(), TargetIntegration, req.GetNotificationId(), req.GetDeliveryId())
+	if err != nil {
+		return nil, err
+	}
+	return &projectsv1.RetryNotificationDeliveryResponse{Delivery: d}, nil
 }
 
 // ---- "your-app" webhooks
@@ -306,7 +315,7 @@ func (s *notificationsServer) DeleteWebhook(ctx context.Context, req *projectsv1
 }
 
 // ListWebhookDeliveries implements NotificationsService.
-func (s *notificationsServer) ListWebhookDeliveries(ctx context.Context, req *projectsv1.ListWebhookDeliveriesRequest) (*projectsv1.ListDeliveriesResponse, error) {
+func (s *notificationsServer) ListWebhookDeliveries(ctx context.Context, req *projectsv1.ListWebhookDeliveriesRequest) (*projectsv1.ListWebhookDeliveriesResponse, error) {
 	grant, err := grantOf(ctx)
 	if err != nil {
 		return nil, err
@@ -314,41 +323,50 @@ func (s *notificationsServer) ListWebhookDeliveries(ctx context.Context, req *pr
 	if _, err := s.store.GetWebhook(ctx, grant.GetTeamId(), req.GetWebhookId()); err != nil {
 		return nil, apierr.FromStore(err, "webhook", req.GetWebhookId())
 	}
-	return s.deliveries(ctx, grant.GetTeamId(), TargetWebhook, req.GetWebhookId(), req.GetPerPage(), req.GetPage(), req.GetCursor())
+	list, page, err := s.deliveries(ctx, grant.GetTeamId(), TargetWebhook, req.GetWebhookId(), req.GetPerPage(), req.GetPage(), req.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	return &projectsv1.ListWebhookDeliveriesResponse{Deliveries: list, Pagination: page}, nil
 }
 
 // RetryWebhookDelivery implements NotificationsService.
-func (s *notificationsServer) RetryWebhookDelivery(ctx context.Context, req *projectsv1.RetryWebhookDeliveryRequest) (*projectsv1.RetryDeliveryResponse, error) {
+func (s *notificationsServer) RetryWebhookDelivery(ctx context.Context, req *projectsv1.RetryWebhookDeliveryRequest) (*projectsv1.RetryWebhookDeliveryResponse, error) {
 	grant, err := manageGrant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.retry(ctx, grant.GetTeamId(), TargetWebhook, req.GetWebhookId(), req.GetDeliveryId())
+	d, err := s.retry(ctx, grant.GetTeamId(), TargetWebhook, req.GetWebhookId(), req.GetDeliveryId())
+	if err != nil {
+		return nil, err
+	}
+	return &projectsv1.RetryWebhookDeliveryResponse{Delivery: d}, nil
 }
 
 // ---- shared
 
-func (s *notificationsServer) deliveries(ctx context.Context, team, kind, target string, perPage, pageNo int32, cursor string) (*projectsv1.ListDeliveriesResponse, error) {
+// deliveries is a page of a target's history.
+func (s *notificationsServer) deliveries(ctx context.Context, team, kind, target string, perPage, pageNo int32, cursor string) ([]*projectsv1.Delivery, *apiv1.Pagination, error) {
 	scope := "deliveries/" + team + "/" + kind + "/" + target
 	page, err := s.cursors.Parse(scope, perPage, pageNo, cursor)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	list, more, err := s.store.ListDeliveries(ctx, team, kind, target, page)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	resp := &projectsv1.ListDeliveriesResponse{Deliveries: make([]*projectsv1.Delivery, 0, len(list))}
+	out := make([]*projectsv1.Delivery, 0, len(list))
 	last := ""
 	for _, d := range list {
-		resp.Deliveries = append(resp.Deliveries, deliveryOf(d))
+		out = append(out, deliveryOf(d))
 		last = d.ID
 	}
-	resp.Pagination = s.cursors.Result(scope, len(list), more, last)
-	return resp, nil
+	return out, s.cursors.Result(scope, len(list), more, last), nil
 }
 
-func (s *notificationsServer) retry(ctx context.Context, team, kind, target, id string) (*projectsv1.RetryDeliveryResponse, error) {
+// retry sends a failed delivery of a target again.
+func (s *notificationsServer) retry(ctx context.Context, team, kind, target, id string) (*projectsv1.Delivery, error) {
 	now := s.now()
 	d, err := s.store.RetryDelivery(ctx, team, kind, target, id, now, now.Add(s.retryFor))
 	if errors.Is(err, ErrNotFailed) {
@@ -360,7 +378,7 @@ func (s *notificationsServer) retry(ctx context.Context, team, kind, target, id 
 	if s.wake != nil {
 		s.wake()
 	}
-	return &projectsv1.RetryDeliveryResponse{Delivery: deliveryOf(d)}, nil
+	return deliveryOf(d), nil
 }
 
 // checkURL accepts an absolute http or https URL whose host the address

@@ -472,14 +472,14 @@ func TestDeliveriesRetry(t *testing.T) {
 	if gap1 < testRetryBase/2 || gap2 < testRetryBase {
 		t.Fatalf("gaps %v then %v: want at least %v then %v", gap1, gap2, testRetryBase/2, testRetryBase)
 	}
-	waitDelivery(t, func() (*projectsv1.ListDeliveriesResponse, error) {
+	waitDelivery(t, func() (interface{ GetDeliveries() []*projectsv1.Delivery }, error) {
 		return s.client.ListWebhookDeliveries(ctx, &projectsv1.ListWebhookDeliveriesRequest{WebhookId: flakyHook.GetWebhook().GetId()})
 	}, func(d *projectsv1.Delivery) bool {
 		return d.GetStatus() == "succeeded" && d.GetAttempts() == 3 && d.GetLastStatusCode() == 200
 	})
 
 	// The dead receiver: failed once the retry period is over.
-	list := func() (*projectsv1.ListDeliveriesResponse, error) {
+	list := func() (interface{ GetDeliveries() []*projectsv1.Delivery }, error) {
 		return s.client.ListNotificationDeliveries(ctx, &projectsv1.ListNotificationDeliveriesRequest{NotificationId: "dead"})
 	}
 	failed := waitDelivery(t, list, func(d *projectsv1.Delivery) bool { return d.GetStatus() == "failed" })
@@ -549,7 +549,7 @@ func TestSlowReceiverBlocksNoOther(t *testing.T) {
 
 // waitDelivery polls a target's history until its newest delivery
 // satisfies done, and returns it.
-func waitDelivery(t *testing.T, list func() (*projectsv1.ListDeliveriesResponse, error), done func(*projectsv1.Delivery) bool) *projectsv1.Delivery {
+func waitDelivery(t *testing.T, list func() (interface{ GetDeliveries() []*projectsv1.Delivery }, error), done func(*projectsv1.Delivery) bool) *projectsv1.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var last *projectsv1.Delivery

@@ -15,9 +15,6 @@ import (
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
 
-// ErrNotFailed: retrying a delivery that has not failed.
-var ErrNotFailed = errors.New("delivery has not failed")
-
 // NotificationSQLStore is the NotificationStore on PostgreSQL or SQLite.
 // Secrets are sealed with box before they are written.
 type NotificationSQLStore struct {

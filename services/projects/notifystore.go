@@ -2,6 +2,7 @@ package projects
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/paging"
@@ -106,6 +107,10 @@ type Attempt struct {
 	Succeeded bool
 	Next      time.Time
 }
+
+// ErrNotFailed: retrying a delivery that has not failed (the store's
+// other errors are the shared ErrNotFound and ErrAlreadyExists).
+var ErrNotFailed = errors.New("delivery has not failed")
 
 // Subscribers are a team's integrations and webhooks, what the consumer
 // matches an event against.

@@ -1225,8 +1225,9 @@ func (x *ListNotificationDeliveriesRequest) GetTeamId() string {
 	return ""
 }
 
-// ListDeliveriesResponse is one page of deliveries.
-type ListDeliveriesResponse struct {
+// ListNotificationDeliveriesResponse is one page of an integration's
+// deliveries.
+type ListNotificationDeliveriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The deliveries on this page, newest first.
 	Deliveries []*Delivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
@@ -1236,20 +1237,20 @@ type ListDeliveriesResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ListDeliveriesResponse) Reset() {
-	*x = ListDeliveriesResponse{}
+func (x *ListNotificationDeliveriesResponse) Reset() {
+	*x = ListNotificationDeliveriesResponse{}
 	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ListDeliveriesResponse) String() string {
+func (x *ListNotificationDeliveriesResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ListDeliveriesResponse) ProtoMessage() {}
+func (*ListNotificationDeliveriesResponse) ProtoMessage() {}
 
-func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
+func (x *ListNotificationDeliveriesResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1261,19 +1262,19 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
-func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use ListNotificationDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListNotificationDeliveriesResponse) Descriptor() ([]byte, []int) {
 	return file_slipway_projects_v1_notifications_proto_rawDescGZIP(), []int{16}
 }
 
-func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
+func (x *ListNotificationDeliveriesResponse) GetDeliveries() []*Delivery {
 	if x != nil {
 		return x.Deliveries
 	}
 	return nil
 }
 
-func (x *ListDeliveriesResponse) GetPagination() *v1.Pagination {
+func (x *ListNotificationDeliveriesResponse) GetPagination() *v1.Pagination {
 	if x != nil {
 		return x.Pagination
 	}
@@ -1346,8 +1347,8 @@ func (x *RetryNotificationDeliveryRequest) GetTeamId() string {
 	return ""
 }
 
-// RetryDeliveryResponse is the delivery, pending again.
-type RetryDeliveryResponse struct {
+// RetryNotificationDeliveryResponse is the delivery, pending again.
+type RetryNotificationDeliveryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The delivery.
 	Delivery      *Delivery `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
@@ -1355,20 +1356,20 @@ type RetryDeliveryResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *RetryDeliveryResponse) Reset() {
-	*x = RetryDeliveryResponse{}
+func (x *RetryNotificationDeliveryResponse) Reset() {
+	*x = RetryNotificationDeliveryResponse{}
 	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *RetryDeliveryResponse) String() string {
+func (x *RetryNotificationDeliveryResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*RetryDeliveryResponse) ProtoMessage() {}
+func (*RetryNotificationDeliveryResponse) ProtoMessage() {}
 
-func (x *RetryDeliveryResponse) ProtoReflect() protoreflect.Message {
+func (x *RetryNotificationDeliveryResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1380,12 +1381,12 @@ func (x *RetryDeliveryResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use RetryDeliveryResponse.ProtoReflect.Descriptor instead.
-func (*RetryDeliveryResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use RetryNotificationDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*RetryNotificationDeliveryResponse) Descriptor() ([]byte, []int) {
 	return file_slipway_projects_v1_notifications_proto_rawDescGZIP(), []int{18}
 }
 
-func (x *RetryDeliveryResponse) GetDelivery() *Delivery {
+func (x *RetryNotificationDeliveryResponse) GetDelivery() *Delivery {
 	if x != nil {
 		return x.Delivery
 	}
@@ -2068,6 +2069,107 @@ func (x *RetryWebhookDeliveryRequest) GetTeamId() string {
 	return ""
 }
 
+// ListWebhookDeliveriesResponse is one page of a webhook's deliveries.
+type ListWebhookDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deliveries on this page, newest first.
+	Deliveries []*Delivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// Where this page sits.
+	Pagination    *v1.Pagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_projects_v1_notifications_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*Delivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *ListWebhookDeliveriesResponse) GetPagination() *v1.Pagination {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// RetryWebhookDeliveryResponse is the delivery, pending again.
+type RetryWebhookDeliveryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The delivery.
+	Delivery      *Delivery `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryWebhookDeliveryResponse) Reset() {
+	*x = RetryWebhookDeliveryResponse{}
+	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryWebhookDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryWebhookDeliveryResponse) ProtoMessage() {}
+
+func (x *RetryWebhookDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_projects_v1_notifications_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryWebhookDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*RetryWebhookDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_projects_v1_notifications_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RetryWebhookDeliveryResponse) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
 var File_slipway_projects_v1_notifications_proto protoreflect.FileDescriptor
 
 const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
@@ -2193,8 +2295,8 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"\bper_page\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aperPage\x12\x1b\n" +
 	"\x04page\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04page\x12 \n" +
 	"\x06cursor\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x06cursor\x12 \n" +
-	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"\x93\x01\n" +
-	"\x16ListDeliveriesResponse\x12=\n" +
+	"\ateam_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"\x9f\x01\n" +
+	"\"ListNotificationDeliveriesResponse\x12=\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x1d.slipway.projects.v1.DeliveryR\n" +
 	"deliveries\x12:\n" +
@@ -2205,8 +2307,8 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"\x0fnotification_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x0enotificationId\x12*\n" +
 	"\vdelivery_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
 	"deliveryId\x12 \n" +
-	"\ateam_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"R\n" +
-	"\x15RetryDeliveryResponse\x129\n" +
+	"\ateam_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"^\n" +
+	"!RetryNotificationDeliveryResponse\x129\n" +
 	"\bdelivery\x18\x01 \x01(\v2\x1d.slipway.projects.v1.DeliveryR\bdelivery\"\xa6\x01\n" +
 	"\aWebhook\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -2257,7 +2359,16 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"webhook_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\twebhookId\x12*\n" +
 	"\vdelivery_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\n" +
 	"deliveryId\x12 \n" +
-	"\ateam_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId2\x80\x1f\n" +
+	"\ateam_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"\x9a\x01\n" +
+	"\x1dListWebhookDeliveriesResponse\x12=\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1d.slipway.projects.v1.DeliveryR\n" +
+	"deliveries\x12:\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
+	"pagination\"Y\n" +
+	"\x1cRetryWebhookDeliveryResponse\x129\n" +
+	"\bdelivery\x18\x01 \x01(\v2\x1d.slipway.projects.v1.DeliveryR\bdelivery2\xa6\x1f\n" +
 	"\x14NotificationsService\x12\x9b\x02\n" +
 	"\x1cListNotificationIntegrations\x128.slipway.projects.v1.ListNotificationIntegrationsRequest\x1a9.slipway.projects.v1.ListNotificationIntegrationsResponse\"\x85\x01\xa2\xbb\x18)\n" +
 	"%Account > Team > Notifications > Read\x10\x01\x82\xd3\xe4\x93\x02RZ0\x12./v1/teams/{team_id}/integrations/notifications\x12\x1e/v1/integrations/notifications\x12\xdb\x02\n" +
@@ -2268,10 +2379,10 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"\x1dUpdateNotificationIntegration\x129.slipway.projects.v1.UpdateNotificationIntegrationRequest\x1a:.slipway.projects.v1.UpdateNotificationIntegrationResponse\"\xe6\x01\xa2\xbb\x18+\n" +
 	"'Account > Team > Notifications > Manage\x10\x01\x82\xd3\xe4\x93\x02\xb0\x01:\x01*Z_:\x01*b\x18notification_integration\"@/v1/teams/{team_id}/integrations/notifications/{notification_id}b\x18notification_integration\"0/v1/integrations/notifications/{notification_id}\x12\xc4\x02\n" +
 	"\x1dDeleteNotificationIntegration\x129.slipway.projects.v1.DeleteNotificationIntegrationRequest\x1a:.slipway.projects.v1.DeleteNotificationIntegrationResponse\"\xab\x01\xa2\xbb\x18+\n" +
-	"'Account > Team > Notifications > Manage\x10\x01\x82\xd3\xe4\x93\x02vZB*@/v1/teams/{team_id}/integrations/notifications/{notification_id}*0/v1/integrations/notifications/{notification_id}\x12\xc4\x02\n" +
-	"\x1aListNotificationDeliveries\x126.slipway.projects.v1.ListNotificationDeliveriesRequest\x1a+.slipway.projects.v1.ListDeliveriesResponse\"\xc0\x01\xa2\xbb\x18)\n" +
-	"%Account > Team > Notifications > Read\x10\x01\x82\xd3\xe4\x93\x02\x8c\x01ZM\x12K/v1/teams/{team_id}/integrations/notifications/{notification_id}/deliveries\x12;/v1/integrations/notifications/{notification_id}/deliveries\x12\x85\x03\n" +
-	"\x19RetryNotificationDelivery\x125.slipway.projects.v1.RetryNotificationDeliveryRequest\x1a*.slipway.projects.v1.RetryDeliveryResponse\"\x84\x02\xa2\xbb\x18+\n" +
+	"'Account > Team > Notifications > Manage\x10\x01\x82\xd3\xe4\x93\x02vZB*@/v1/teams/{team_id}/integrations/notifications/{notification_id}*0/v1/integrations/notifications/{notification_id}\x12\xd0\x02\n" +
+	"\x1aListNotificationDeliveries\x126.slipway.projects.v1.ListNotificationDeliveriesRequest\x1a7.slipway.projects.v1.ListNotificationDeliveriesResponse\"\xc0\x01\xa2\xbb\x18)\n" +
+	"%Account > Team > Notifications > Read\x10\x01\x82\xd3\xe4\x93\x02\x8c\x01ZM\x12K/v1/teams/{team_id}/integrations/notifications/{notification_id}/deliveries\x12;/v1/integrations/notifications/{notification_id}/deliveries\x12\x91\x03\n" +
+	"\x19RetryNotificationDelivery\x125.slipway.projects.v1.RetryNotificationDeliveryRequest\x1a6.slipway.projects.v1.RetryNotificationDeliveryResponse\"\x84\x02\xa2\xbb\x18+\n" +
 	"'Account > Team > Notifications > Manage\x10\x01\x82\xd3\xe4\x93\x02\xce\x01:\x01*Zn:\x01*b\bdelivery\"_/v1/teams/{team_id}/integrations/notifications/{notification_id}/deliveries/{delivery_id}/retryb\bdelivery\"O/v1/integrations/notifications/{notification_id}/deliveries/{delivery_id}/retry\x12\xc6\x01\n" +
 	"\fListWebhooks\x12(.slipway.projects.v1.ListWebhooksRequest\x1a).slipway.projects.v1.ListWebhooksResponse\"a\xa2\xbb\x18)\n" +
 	"%Account > Team > Notifications > Read\x10\x01\x82\xd3\xe4\x93\x02.Z\x1e\x12\x1c/v1/teams/{team_id}/webhooks\x12\f/v1/webhooks\x12\xe3\x01\n" +
@@ -2281,10 +2392,10 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"GetWebhook\x12&.slipway.projects.v1.GetWebhookRequest\x1a'.slipway.projects.v1.GetWebhookResponse\"\x8d\x01\xa2\xbb\x18)\n" +
 	"%Account > Team > Notifications > Read\x10\x01\x82\xd3\xe4\x93\x02ZZ4b\awebhook\x12)/v1/teams/{team_id}/webhooks/{webhook_id}b\awebhook\x12\x19/v1/webhooks/{webhook_id}\x12\xe5\x01\n" +
 	"\rDeleteWebhook\x12).slipway.projects.v1.DeleteWebhookRequest\x1a*.slipway.projects.v1.DeleteWebhookResponse\"}\xa2\xbb\x18+\n" +
-	"'Account > Team > Notifications > Manage\x10\x01\x82\xd3\xe4\x93\x02HZ+*)/v1/teams/{team_id}/webhooks/{webhook_id}*\x19/v1/webhooks/{webhook_id}\x12\x8b\x02\n" +
-	"\x15ListWebhookDeliveries\x121.slipway.projects.v1.ListWebhookDeliveriesRequest\x1a+.slipway.projects.v1.ListDeliveriesResponse\"\x91\x01\xa2\xbb\x18)\n" +
-	"%Account > Team > Notifications > Read\x10\x01\x82\xd3\xe4\x93\x02^Z6\x124/v1/teams/{team_id}/webhooks/{webhook_id}/deliveries\x12$/v1/webhooks/{webhook_id}/deliveries\x12\xcd\x02\n" +
-	"\x14RetryWebhookDelivery\x120.slipway.projects.v1.RetryWebhookDeliveryRequest\x1a*.slipway.projects.v1.RetryDeliveryResponse\"\xd6\x01\xa2\xbb\x18+\n" +
+	"'Account > Team > Notifications > Manage\x10\x01\x82\xd3\xe4\x93\x02HZ+*)/v1/teams/{team_id}/webhooks/{webhook_id}*\x19/v1/webhooks/{webhook_id}\x12\x92\x02\n" +
+	"\x15ListWebhookDeliveries\x121.slipway.projects.v1.ListWebhookDeliveriesRequest\x1a2.slipway.projects.v1.ListWebhookDeliveriesResponse\"\x91\x01\xa2\xbb\x18)\n" +
+	"%Account > Team > Notifications > Read\x10\x01\x82\xd3\xe4\x93\x02^Z6\x124/v1/teams/{team_id}/webhooks/{webhook_id}/deliveries\x12$/v1/webhooks/{webhook_id}/deliveries\x12\xd4\x02\n" +
+	"\x14RetryWebhookDelivery\x120.slipway.projects.v1.RetryWebhookDeliveryRequest\x1a1.slipway.projects.v1.RetryWebhookDeliveryResponse\"\xd6\x01\xa2\xbb\x18+\n" +
 	"'Account > Team > Notifications > Manage\x10\x01\x82\xd3\xe4\x93\x02\xa0\x01:\x01*ZW:\x01*b\bdelivery\"H/v1/teams/{team_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retryb\bdelivery\"8/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retryBAZ?github.com/slipwayhq/slipway/gen/slipway/projects/v1;projectsv1b\x06proto3"
 
 var (
@@ -2299,7 +2410,7 @@ func file_slipway_projects_v1_notifications_proto_rawDescGZIP() []byte {
 	return file_slipway_projects_v1_notifications_proto_rawDescData
 }
 
-var file_slipway_projects_v1_notifications_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_slipway_projects_v1_notifications_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_slipway_projects_v1_notifications_proto_goTypes = []any{
 	(*NotificationIntegration)(nil),               // 0: slipway.projects.v1.NotificationIntegration
 	(*NotificationStatus)(nil),                    // 1: slipway.projects.v1.NotificationStatus
@@ -2317,85 +2428,90 @@ var file_slipway_projects_v1_notifications_proto_goTypes = []any{
 	(*DeleteNotificationIntegrationResponse)(nil), // 13: slipway.projects.v1.DeleteNotificationIntegrationResponse
 	(*Delivery)(nil),                              // 14: slipway.projects.v1.Delivery
 	(*ListNotificationDeliveriesRequest)(nil),     // 15: slipway.projects.v1.ListNotificationDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),                // 16: slipway.projects.v1.ListDeliveriesResponse
+	(*ListNotificationDeliveriesResponse)(nil),    // 16: slipway.projects.v1.ListNotificationDeliveriesResponse
 	(*RetryNotificationDeliveryRequest)(nil),      // 17: slipway.projects.v1.RetryNotificationDeliveryRequest
-	(*RetryDeliveryResponse)(nil),                 // 18: slipway.projects.v1.RetryDeliveryResponse
-	(*Webhook)(nil),                               // 19: slipway.projects.v1.Webhook
-	(*ListWebhooksRequest)(nil),                   // 20: slipway.projects.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),                  // 21: slipway.projects.v1.ListWebhooksResponse
-	(*CreateWebhookRequest)(nil),                  // 22: slipway.projects.v1.CreateWebhookRequest
-	(*CreateWebhookResponse)(nil),                 // 23: slipway.projects.v1.CreateWebhookResponse
-	(*GetWebhookRequest)(nil),                     // 24: slipway.projects.v1.GetWebhookRequest
-	(*GetWebhookResponse)(nil),                    // 25: slipway.projects.v1.GetWebhookResponse
-	(*DeleteWebhookRequest)(nil),                  // 26: slipway.projects.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil),                 // 27: slipway.projects.v1.DeleteWebhookResponse
-	(*ListWebhookDeliveriesRequest)(nil),          // 28: slipway.projects.v1.ListWebhookDeliveriesRequest
-	(*RetryWebhookDeliveryRequest)(nil),           // 29: slipway.projects.v1.RetryWebhookDeliveryRequest
-	nil,                                           // 30: slipway.projects.v1.NotificationIntegration.EventsEntry
-	nil,                                           // 31: slipway.projects.v1.CreateNotificationIntegrationRequest.EventsEntry
-	nil,                                           // 32: slipway.projects.v1.UpdateNotificationIntegrationRequest.EventsEntry
-	(*timestamppb.Timestamp)(nil),                 // 33: google.protobuf.Timestamp
-	(*v1.Pagination)(nil),                         // 34: slipway.api.v1.Pagination
+	(*RetryNotificationDeliveryResponse)(nil),     // 18: slipway.projects.v1.RetryNotificationDeliveryResponse
+	(*Webhook)(nil),                       // 19: slipway.projects.v1.Webhook
+	(*ListWebhooksRequest)(nil),           // 20: slipway.projects.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 21: slipway.projects.v1.ListWebhooksResponse
+	(*CreateWebhookRequest)(nil),          // 22: slipway.projects.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),         // 23: slipway.projects.v1.CreateWebhookResponse
+	(*GetWebhookRequest)(nil),             // 24: slipway.projects.v1.GetWebhookRequest
+	(*GetWebhookResponse)(nil),            // 25: slipway.projects.v1.GetWebhookResponse
+	(*DeleteWebhookRequest)(nil),          // 26: slipway.projects.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),         // 27: slipway.projects.v1.DeleteWebhookResponse
+	(*ListWebhookDeliveriesRequest)(nil),  // 28: slipway.projects.v1.ListWebhookDeliveriesRequest
+	(*RetryWebhookDeliveryRequest)(nil),   // 29: slipway.projects.v1.RetryWebhookDeliveryRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 30: slipway.projects.v1.ListWebhookDeliveriesResponse
+	(*RetryWebhookDeliveryResponse)(nil),  // 31: slipway.projects.v1.RetryWebhookDeliveryResponse
+	nil,                                   // 32: slipway.projects.v1.NotificationIntegration.EventsEntry
+	nil,                                   // 33: slipway.projects.v1.CreateNotificationIntegrationRequest.EventsEntry
+	nil,                                   // 34: slipway.projects.v1.UpdateNotificationIntegrationRequest.EventsEntry
+	(*timestamppb.Timestamp)(nil),         // 35: google.protobuf.Timestamp
+	(*v1.Pagination)(nil),                 // 36: slipway.api.v1.Pagination
 }
 var file_slipway_projects_v1_notifications_proto_depIdxs = []int32{
-	33, // 0: slipway.projects.v1.NotificationIntegration.created_at:type_name -> google.protobuf.Timestamp
-	33, // 1: slipway.projects.v1.NotificationIntegration.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 0: slipway.projects.v1.NotificationIntegration.created_at:type_name -> google.protobuf.Timestamp
+	35, // 1: slipway.projects.v1.NotificationIntegration.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: slipway.projects.v1.NotificationIntegration.status:type_name -> slipway.projects.v1.NotificationStatus
 	2,  // 3: slipway.projects.v1.NotificationIntegration.restrictions:type_name -> slipway.projects.v1.NotificationRestrictions
-	30, // 4: slipway.projects.v1.NotificationIntegration.events:type_name -> slipway.projects.v1.NotificationIntegration.EventsEntry
-	33, // 5: slipway.projects.v1.NotificationStatus.time_of_first_failed_request:type_name -> google.protobuf.Timestamp
+	32, // 4: slipway.projects.v1.NotificationIntegration.events:type_name -> slipway.projects.v1.NotificationIntegration.EventsEntry
+	35, // 5: slipway.projects.v1.NotificationStatus.time_of_first_failed_request:type_name -> google.protobuf.Timestamp
 	3,  // 6: slipway.projects.v1.NotificationRestrictions.tags:type_name -> slipway.projects.v1.NotificationTagRestriction
 	0,  // 7: slipway.projects.v1.ListNotificationIntegrationsResponse.notification_integrations:type_name -> slipway.projects.v1.NotificationIntegration
-	34, // 8: slipway.projects.v1.ListNotificationIntegrationsResponse.pagination:type_name -> slipway.api.v1.Pagination
+	36, // 8: slipway.projects.v1.ListNotificationIntegrationsResponse.pagination:type_name -> slipway.api.v1.Pagination
 	2,  // 9: slipway.projects.v1.CreateNotificationIntegrationRequest.restrictions:type_name -> slipway.projects.v1.NotificationRestrictions
-	31, // 10: slipway.projects.v1.CreateNotificationIntegrationRequest.events:type_name -> slipway.projects.v1.CreateNotificationIntegrationRequest.EventsEntry
+	33, // 10: slipway.projects.v1.CreateNotificationIntegrationRequest.events:type_name -> slipway.projects.v1.CreateNotificationIntegrationRequest.EventsEntry
 	0,  // 11: slipway.projects.v1.CreateNotificationIntegrationResponse.notification_integration:type_name -> slipway.projects.v1.NotificationIntegration
 	0,  // 12: slipway.projects.v1.GetNotificationIntegrationResponse.notification_integration:type_name -> slipway.projects.v1.NotificationIntegration
 	2,  // 13: slipway.projects.v1.UpdateNotificationIntegrationRequest.restrictions:type_name -> slipway.projects.v1.NotificationRestrictions
-	32, // 14: slipway.projects.v1.UpdateNotificationIntegrationRequest.events:type_name -> slipway.projects.v1.UpdateNotificationIntegrationRequest.EventsEntry
+	34, // 14: slipway.projects.v1.UpdateNotificationIntegrationRequest.events:type_name -> slipway.projects.v1.UpdateNotificationIntegrationRequest.EventsEntry
 	0,  // 15: slipway.projects.v1.UpdateNotificationIntegrationResponse.notification_integration:type_name -> slipway.projects.v1.NotificationIntegration
-	33, // 16: slipway.projects.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
-	33, // 17: slipway.projects.v1.Delivery.last_attempt_at:type_name -> google.protobuf.Timestamp
-	33, // 18: slipway.projects.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	14, // 19: slipway.projects.v1.ListDeliveriesResponse.deliveries:type_name -> slipway.projects.v1.Delivery
-	34, // 20: slipway.projects.v1.ListDeliveriesResponse.pagination:type_name -> slipway.api.v1.Pagination
-	14, // 21: slipway.projects.v1.RetryDeliveryResponse.delivery:type_name -> slipway.projects.v1.Delivery
-	33, // 22: slipway.projects.v1.Webhook.created_at:type_name -> google.protobuf.Timestamp
+	35, // 16: slipway.projects.v1.Delivery.created_at:type_name -> google.protobuf.Timestamp
+	35, // 17: slipway.projects.v1.Delivery.last_attempt_at:type_name -> google.protobuf.Timestamp
+	35, // 18: slipway.projects.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	14, // 19: slipway.projects.v1.ListNotificationDeliveriesResponse.deliveries:type_name -> slipway.projects.v1.Delivery
+	36, // 20: slipway.projects.v1.ListNotificationDeliveriesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	14, // 21: slipway.projects.v1.RetryNotificationDeliveryResponse.delivery:type_name -> slipway.projects.v1.Delivery
+	35, // 22: slipway.projects.v1.Webhook.created_at:type_name -> google.protobuf.Timestamp
 	19, // 23: slipway.projects.v1.ListWebhooksResponse.webhooks:type_name -> slipway.projects.v1.Webhook
-	34, // 24: slipway.projects.v1.ListWebhooksResponse.pagination:type_name -> slipway.api.v1.Pagination
+	36, // 24: slipway.projects.v1.ListWebhooksResponse.pagination:type_name -> slipway.api.v1.Pagination
 	19, // 25: slipway.projects.v1.CreateWebhookResponse.webhook:type_name -> slipway.projects.v1.Webhook
 	19, // 26: slipway.projects.v1.GetWebhookResponse.webhook:type_name -> slipway.projects.v1.Webhook
-	4,  // 27: slipway.projects.v1.NotificationsService.ListNotificationIntegrations:input_type -> slipway.projects.v1.ListNotificationIntegrationsRequest
-	6,  // 28: slipway.projects.v1.NotificationsService.CreateNotificationIntegration:input_type -> slipway.projects.v1.CreateNotificationIntegrationRequest
-	8,  // 29: slipway.projects.v1.NotificationsService.GetNotificationIntegration:input_type -> slipway.projects.v1.GetNotificationIntegrationRequest
-	10, // 30: slipway.projects.v1.NotificationsService.UpdateNotificationIntegration:input_type -> slipway.projects.v1.UpdateNotificationIntegrationRequest
-	12, // 31: slipway.projects.v1.NotificationsService.DeleteNotificationIntegration:input_type -> slipway.projects.v1.DeleteNotificationIntegrationRequest
-	15, // 32: slipway.projects.v1.NotificationsService.ListNotificationDeliveries:input_type -> slipway.projects.v1.ListNotificationDeliveriesRequest
-	17, // 33: slipway.projects.v1.NotificationsService.RetryNotificationDelivery:input_type -> slipway.projects.v1.RetryNotificationDeliveryRequest
-	20, // 34: slipway.projects.v1.NotificationsService.ListWebhooks:input_type -> slipway.projects.v1.ListWebhooksRequest
-	22, // 35: slipway.projects.v1.NotificationsService.CreateWebhook:input_type -> slipway.projects.v1.CreateWebhookRequest
-	24, // 36: slipway.projects.v1.NotificationsService.GetWebhook:input_type -> slipway.projects.v1.GetWebhookRequest
-	26, // 37: slipway.projects.v1.NotificationsService.DeleteWebhook:input_type -> slipway.projects.v1.DeleteWebhookRequest
-	28, // 38: slipway.projects.v1.NotificationsService.ListWebhookDeliveries:input_type -> slipway.projects.v1.ListWebhookDeliveriesRequest
-	29, // 39: slipway.projects.v1.NotificationsService.RetryWebhookDelivery:input_type -> slipway.projects.v1.RetryWebhookDeliveryRequest
-	5,  // 40: slipway.projects.v1.NotificationsService.ListNotificationIntegrations:output_type -> slipway.projects.v1.ListNotificationIntegrationsResponse
-	7,  // 41: slipway.projects.v1.NotificationsService.CreateNotificationIntegration:output_type -> slipway.projects.v1.CreateNotificationIntegrationResponse
-	9,  // 42: slipway.projects.v1.NotificationsService.GetNotificationIntegration:output_type -> slipway.projects.v1.GetNotificationIntegrationResponse
-	11, // 43: slipway.projects.v1.NotificationsService.UpdateNotificationIntegration:output_type -> slipway.projects.v1.UpdateNotificationIntegrationResponse
-	13, // 44: slipway.projects.v1.NotificationsService.DeleteNotificationIntegration:output_type -> slipway.projects.v1.DeleteNotificationIntegrationResponse
-	16, // 45: slipway.projects.v1.NotificationsService.ListNotificationDeliveries:output_type -> slipway.projects.v1.ListDeliveriesResponse
-	18, // 46: slipway.projects.v1.NotificationsService.RetryNotificationDelivery:output_type -> slipway.projects.v1.RetryDeliveryResponse
-	21, // 47: slipway.projects.v1.NotificationsService.ListWebhooks:output_type -> slipway.projects.v1.ListWebhooksResponse
-	23, // 48: slipway.projects.v1.NotificationsService.CreateWebhook:output_type -> slipway.projects.v1.CreateWebhookResponse
-	25, // 49: slipway.projects.v1.NotificationsService.GetWebhook:output_type -> slipway.projects.v1.GetWebhookResponse
-	27, // 50: slipway.projects.v1.NotificationsService.DeleteWebhook:output_type -> slipway.projects.v1.DeleteWebhookResponse
-	16, // 51: slipway.projects.v1.NotificationsService.ListWebhookDeliveries:output_type -> slipway.projects.v1.ListDeliveriesResponse
-	18, // 52: slipway.projects.v1.NotificationsService.RetryWebhookDelivery:output_type -> slipway.projects.v1.RetryDeliveryResponse
-	40, // [40:53] is the sub-list for method output_type
-	27, // [27:40] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	14, // 27: slipway.projects.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> slipway.projects.v1.Delivery
+	36, // 28: slipway.projects.v1.ListWebhookDeliveriesResponse.pagination:type_name -> slipway.api.v1.Pagination
+	14, // 29: slipway.projects.v1.RetryWebhookDeliveryResponse.delivery:type_name -> slipway.projects.v1.Delivery
+	4,  // 30: slipway.projects.v1.NotificationsService.ListNotificationIntegrations:input_type -> slipway.projects.v1.ListNotificationIntegrationsRequest
+	6,  // 31: slipway.projects.v1.NotificationsService.CreateNotificationIntegration:input_type -> slipway.projects.v1.CreateNotificationIntegrationRequest
+	8,  // 32: slipway.projects.v1.NotificationsService.GetNotificationIntegration:input_type -> slipway.projects.v1.GetNotificationIntegrationRequest
+	10, // 33: slipway.projects.v1.NotificationsService.UpdateNotificationIntegration:input_type -> slipway.projects.v1.UpdateNotificationIntegrationRequest
+	12, // 34: slipway.projects.v1.NotificationsService.DeleteNotificationIntegration:input_type -> slipway.projects.v1.DeleteNotificationIntegrationRequest
+	15, // 35: slipway.projects.v1.NotificationsService.ListNotificationDeliveries:input_type -> slipway.projects.v1.ListNotificationDeliveriesRequest
+	17, // 36: slipway.projects.v1.NotificationsService.RetryNotificationDelivery:input_type -> slipway.projects.v1.RetryNotificationDeliveryRequest
+	20, // 37: slipway.projects.v1.NotificationsService.ListWebhooks:input_type -> slipway.projects.v1.ListWebhooksRequest
+	22, // 38: slipway.projects.v1.NotificationsService.CreateWebhook:input_type -> slipway.projects.v1.CreateWebhookRequest
+	24, // 39: slipway.projects.v1.NotificationsService.GetWebhook:input_type -> slipway.projects.v1.GetWebhookRequest
+	26, // 40: slipway.projects.v1.NotificationsService.DeleteWebhook:input_type -> slipway.projects.v1.DeleteWebhookRequest
+	28, // 41: slipway.projects.v1.NotificationsService.ListWebhookDeliveries:input_type -> slipway.projects.v1.ListWebhookDeliveriesRequest
+	29, // 42: slipway.projects.v1.NotificationsService.RetryWebhookDelivery:input_type -> slipway.projects.v1.RetryWebhookDeliveryRequest
+	5,  // 43: slipway.projects.v1.NotificationsService.ListNotificationIntegrations:output_type -> slipway.projects.v1.ListNotificationIntegrationsResponse
+	7,  // 44: slipway.projects.v1.NotificationsService.CreateNotificationIntegration:output_type -> slipway.projects.v1.CreateNotificationIntegrationResponse
+	9,  // 45: slipway.projects.v1.NotificationsService.GetNotificationIntegration:output_type -> slipway.projects.v1.GetNotificationIntegrationResponse
+	11, // 46: slipway.projects.v1.NotificationsService.UpdateNotificationIntegration:output_type -> slipway.projects.v1.UpdateNotificationIntegrationResponse
+	13, // 47: slipway.projects.v1.NotificationsService.DeleteNotificationIntegration:output_type -> slipway.projects.v1.DeleteNotificationIntegrationResponse
+	16, // 48: slipway.projects.v1.NotificationsService.ListNotificationDeliveries:output_type -> slipway.projects.v1.ListNotificationDeliveriesResponse
+	18, // 49: slipway.projects.v1.NotificationsService.RetryNotificationDelivery:output_type -> slipway.projects.v1.RetryNotificationDeliveryResponse
+	21, // 50: slipway.projects.v1.NotificationsService.ListWebhooks:output_type -> slipway.projects.v1.ListWebhooksResponse
+	23, // 51: slipway.projects.v1.NotificationsService.CreateWebhook:output_type -> slipway.projects.v1.CreateWebhookResponse
+	25, // 52: slipway.projects.v1.NotificationsService.GetWebhook:output_type -> slipway.projects.v1.GetWebhookResponse
+	27, // 53: slipway.projects.v1.NotificationsService.DeleteWebhook:output_type -> slipway.projects.v1.DeleteWebhookResponse
+	30, // 54: slipway.projects.v1.NotificationsService.ListWebhookDeliveries:output_type -> slipway.projects.v1.ListWebhookDeliveriesResponse
+	31, // 55: slipway.projects.v1.NotificationsService.RetryWebhookDelivery:output_type -> slipway.projects.v1.RetryWebhookDeliveryResponse
+	43, // [43:56] is the sub-list for method output_type
+	30, // [30:43] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_slipway_projects_v1_notifications_proto_init() }
@@ -2414,7 +2530,7 @@ func file_slipway_projects_v1_notifications_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_projects_v1_notifications_proto_rawDesc), len(file_slipway_projects_v1_notifications_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

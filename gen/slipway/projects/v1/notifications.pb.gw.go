@@ -1677,7 +1677,7 @@ func RegisterNotificationsServiceHandlerServer(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryNotificationDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_0{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryNotificationDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_0{resp.(*RetryNotificationDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_NotificationsService_RetryNotificationDelivery_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -1697,7 +1697,7 @@ func RegisterNotificationsServiceHandlerServer(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryNotificationDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_1{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryNotificationDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_1{resp.(*RetryNotificationDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_NotificationsService_ListWebhooks_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -1917,7 +1917,7 @@ func RegisterNotificationsServiceHandlerServer(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryWebhookDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_0{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryWebhookDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_0{resp.(*RetryWebhookDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_NotificationsService_RetryWebhookDelivery_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -1937,7 +1937,7 @@ func RegisterNotificationsServiceHandlerServer(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryWebhookDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_1{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryWebhookDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_1{resp.(*RetryWebhookDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -2198,7 +2198,7 @@ func RegisterNotificationsServiceHandlerClient(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryNotificationDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_0{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryNotificationDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_0{resp.(*RetryNotificationDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_NotificationsService_RetryNotificationDelivery_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2215,7 +2215,7 @@ func RegisterNotificationsServiceHandlerClient(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryNotificationDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_1{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryNotificationDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryNotificationDelivery_1{resp.(*RetryNotificationDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_NotificationsService_ListWebhooks_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2402,7 +2402,7 @@ func RegisterNotificationsServiceHandlerClient(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryWebhookDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_0{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryWebhookDelivery_0(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_0{resp.(*RetryWebhookDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_NotificationsService_RetryWebhookDelivery_1, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2419,7 +2419,7 @@ func RegisterNotificationsServiceHandlerClient(ctx context.Context, mux *runtime
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_NotificationsService_RetryWebhookDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_1{resp.(*RetryDeliveryResponse)}, mux.GetForwardResponseOptions()...)
+		forward_NotificationsService_RetryWebhookDelivery_1(annotatedContext, mux, outboundMarshaler, w, req, response_NotificationsService_RetryWebhookDelivery_1{resp.(*RetryWebhookDeliveryResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	return nil
 }
@@ -2479,20 +2479,20 @@ func (m response_NotificationsService_UpdateNotificationIntegration_1) XXX_Respo
 }
 
 type response_NotificationsService_RetryNotificationDelivery_0 struct {
-	*RetryDeliveryResponse
+	*RetryNotificationDeliveryResponse
 }
 
 func (m response_NotificationsService_RetryNotificationDelivery_0) XXX_ResponseBody() interface{} {
-	response := m.RetryDeliveryResponse
+	response := m.RetryNotificationDeliveryResponse
 	return response.Delivery
 }
 
 type response_NotificationsService_RetryNotificationDelivery_1 struct {
-	*RetryDeliveryResponse
+	*RetryNotificationDeliveryResponse
 }
 
 func (m response_NotificationsService_RetryNotificationDelivery_1) XXX_ResponseBody() interface{} {
-	response := m.RetryDeliveryResponse
+	response := m.RetryNotificationDeliveryResponse
 	return response.Delivery
 }
 
@@ -2533,20 +2533,20 @@ func (m response_NotificationsService_GetWebhook_1) XXX_ResponseBody() interface
 }
 
 type response_NotificationsService_RetryWebhookDelivery_0 struct {
-	*RetryDeliveryResponse
+	*RetryWebhookDeliveryResponse
 }
 
 func (m response_NotificationsService_RetryWebhookDelivery_0) XXX_ResponseBody() interface{} {
-	response := m.RetryDeliveryResponse
+	response := m.RetryWebhookDeliveryResponse
 	return response.Delivery
 }
 
 type response_NotificationsService_RetryWebhookDelivery_1 struct {
-	*RetryDeliveryResponse
+	*RetryWebhookDeliveryResponse
 }
 
 func (m response_NotificationsService_RetryWebhookDelivery_1) XXX_ResponseBody() interface{} {
-	response := m.RetryDeliveryResponse
+	response := m.RetryWebhookDeliveryResponse
 	return response.Delivery
 }
 

@@ -60,10 +60,10 @@ type NotificationsServiceClient interface {
 	DeleteNotificationIntegration(ctx context.Context, in *DeleteNotificationIntegrationRequest, opts ...grpc.CallOption) (*DeleteNotificationIntegrationResponse, error)
 	// ListNotificationDeliveries lists an integration's deliveries, newest
 	// first, paginated (a Slipway extension).
-	ListNotificationDeliveries(ctx context.Context, in *ListNotificationDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
+	ListNotificationDeliveries(ctx context.Context, in *ListNotificationDeliveriesRequest, opts ...grpc.CallOption) (*ListNotificationDeliveriesResponse, error)
 	// RetryNotificationDelivery sends a failed delivery again, with a new
 	// retry period (a Slipway extension).
-	RetryNotificationDelivery(ctx context.Context, in *RetryNotificationDeliveryRequest, opts ...grpc.CallOption) (*RetryDeliveryResponse, error)
+	RetryNotificationDelivery(ctx context.Context, in *RetryNotificationDeliveryRequest, opts ...grpc.CallOption) (*RetryNotificationDeliveryResponse, error)
 	// ListWebhooks lists the team's webhooks ("your-app" API), paginated.
 	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
 	// CreateWebhook creates a webhook; its secret (generated when none is
@@ -75,10 +75,10 @@ type NotificationsServiceClient interface {
 	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
 	// ListWebhookDeliveries lists a webhook's deliveries, newest first,
 	// paginated.
-	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
 	// RetryWebhookDelivery sends a failed delivery again, with a new retry
 	// period.
-	RetryWebhookDelivery(ctx context.Context, in *RetryWebhookDeliveryRequest, opts ...grpc.CallOption) (*RetryDeliveryResponse, error)
+	RetryWebhookDelivery(ctx context.Context, in *RetryWebhookDeliveryRequest, opts ...grpc.CallOption) (*RetryWebhookDeliveryResponse, error)
 }
 
 type notificationsServiceClient struct {
@@ -139,9 +139,9 @@ func (c *notificationsServiceClient) DeleteNotificationIntegration(ctx context.C
 	return out, nil
 }
 
-func (c *notificationsServiceClient) ListNotificationDeliveries(ctx context.Context, in *ListNotificationDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error) {
+func (c *notificationsServiceClient) ListNotificationDeliveries(ctx context.Context, in *ListNotificationDeliveriesRequest, opts ...grpc.CallOption) (*ListNotificationDeliveriesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListDeliveriesResponse)
+	out := new(ListNotificationDeliveriesResponse)
 	err := c.cc.Invoke(ctx, NotificationsService_ListNotificationDeliveries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -149,9 +149,9 @@ func (c *notificationsServiceClient) ListNotificationDeliveries(ctx context.Cont
 	return out, nil
 }
 
-func (c *notificationsServiceClient) RetryNotificationDelivery(ctx context.Context, in *RetryNotificationDeliveryRequest, opts ...grpc.CallOption) (*RetryDeliveryResponse, error) {
+func (c *notificationsServiceClient) RetryNotificationDelivery(ctx context.Context, in *RetryNotificationDeliveryRequest, opts ...grpc.CallOption) (*RetryNotificationDeliveryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RetryDeliveryResponse)
+	out := new(RetryNotificationDeliveryResponse)
 	err := c.cc.Invoke(ctx, NotificationsService_RetryNotificationDelivery_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -199,9 +199,9 @@ func (c *notificationsServiceClient) DeleteWebhook(ctx context.Context, in *Dele
 	return out, nil
 }
 
-func (c *notificationsServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error) {
+func (c *notificationsServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListDeliveriesResponse)
+	out := new(ListWebhookDeliveriesResponse)
 	err := c.cc.Invoke(ctx, NotificationsService_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -209,9 +209,9 @@ func (c *notificationsServiceClient) ListWebhookDeliveries(ctx context.Context, 
 	return out, nil
 }
 
-func (c *notificationsServiceClient) RetryWebhookDelivery(ctx context.Context, in *RetryWebhookDeliveryRequest, opts ...grpc.CallOption) (*RetryDeliveryResponse, error) {
+func (c *notificationsServiceClient) RetryWebhookDelivery(ctx context.Context, in *RetryWebhookDeliveryRequest, opts ...grpc.CallOption) (*RetryWebhookDeliveryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RetryDeliveryResponse)
+	out := new(RetryWebhookDeliveryResponse)
 	err := c.cc.Invoke(ctx, NotificationsService_RetryWebhookDelivery_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -245,10 +245,10 @@ type NotificationsServiceServer interface {
 	DeleteNotificationIntegration(context.Context, *DeleteNotificationIntegrationRequest) (*DeleteNotificationIntegrationResponse, error)
 	// ListNotificationDeliveries lists an integration's deliveries, newest
 	// first, paginated (a Slipway extension).
-	ListNotificationDeliveries(context.Context, *ListNotificationDeliveriesRequest) (*ListDeliveriesResponse, error)
+	ListNotificationDeliveries(context.Context, *ListNotificationDeliveriesRequest) (*ListNotificationDeliveriesResponse, error)
 	// RetryNotificationDelivery sends a failed delivery again, with a new
 	// retry period (a Slipway extension).
-	RetryNotificationDelivery(context.Context, *RetryNotificationDeliveryRequest) (*RetryDeliveryResponse, error)
+	RetryNotificationDelivery(context.Context, *RetryNotificationDeliveryRequest) (*RetryNotificationDeliveryResponse, error)
 	// ListWebhooks lists the team's webhooks ("your-app" API), paginated.
 	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
 	// CreateWebhook creates a webhook; its secret (generated when none is
@@ -260,10 +260,10 @@ type NotificationsServiceServer interface {
 	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
 	// ListWebhookDeliveries lists a webhook's deliveries, newest first,
 	// paginated.
-	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListDeliveriesResponse, error)
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
 	// RetryWebhookDelivery sends a failed delivery again, with a new retry
 	// period.
-	RetryWebhookDelivery(context.Context, *RetryWebhookDeliveryRequest) (*RetryDeliveryResponse, error)
+	RetryWebhookDelivery(context.Context, *RetryWebhookDeliveryRequest) (*RetryWebhookDeliveryResponse, error)
 	mustEmbedUnimplementedNotificationsServiceServer()
 }
 
@@ -289,10 +289,10 @@ func (UnimplementedNotificationsServiceServer) UpdateNotificationIntegration(con
 func (UnimplementedNotificationsServiceServer) DeleteNotificationIntegration(context.Context, *DeleteNotificationIntegrationRequest) (*DeleteNotificationIntegrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteNotificationIntegration not implemented")
 }
-func (UnimplementedNotificationsServiceServer) ListNotificationDeliveries(context.Context, *ListNotificationDeliveriesRequest) (*ListDeliveriesResponse, error) {
+func (UnimplementedNotificationsServiceServer) ListNotificationDeliveries(context.Context, *ListNotificationDeliveriesRequest) (*ListNotificationDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListNotificationDeliveries not implemented")
 }
-func (UnimplementedNotificationsServiceServer) RetryNotificationDelivery(context.Context, *RetryNotificationDeliveryRequest) (*RetryDeliveryResponse, error) {
+func (UnimplementedNotificationsServiceServer) RetryNotificationDelivery(context.Context, *RetryNotificationDeliveryRequest) (*RetryNotificationDeliveryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryNotificationDelivery not implemented")
 }
 func (UnimplementedNotificationsServiceServer) ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error) {
@@ -307,10 +307,10 @@ func (UnimplementedNotificationsServiceServer) GetWebhook(context.Context, *GetW
 func (UnimplementedNotificationsServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
 }
-func (UnimplementedNotificationsServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListDeliveriesResponse, error) {
+func (UnimplementedNotificationsServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
 }
-func (UnimplementedNotificationsServiceServer) RetryWebhookDelivery(context.Context, *RetryWebhookDeliveryRequest) (*RetryDeliveryResponse, error) {
+func (UnimplementedNotificationsServiceServer) RetryWebhookDelivery(context.Context, *RetryWebhookDeliveryRequest) (*RetryWebhookDeliveryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryWebhookDelivery not implemented")
 }
 func (UnimplementedNotificationsServiceServer) mustEmbedUnimplementedNotificationsServiceServer() {}
