@@ -22,9 +22,11 @@ import (
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/netguard"
+	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/rpcserver"
 	"github.com/slipwayhq/slipway/pkg/rpcserver/rpctest"
 	"github.com/slipwayhq/slipway/pkg/sqldb"
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/pkg/webhook"
 	"github.com/slipwayhq/slipway/services/projects"
@@ -44,10 +46,14 @@ const (
 	testRetryFor  = 3 * time.Second
 )
 
-func newNotifyStack(t *testing.T) *notifyStack {
+func newNotifyStack(t *testing.T, engine ...sqldb.Dialect) *notifyStack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	db := openDB(t, sqldb.SQLite)
+	e := sqldb.SQLite
+	if len(engine) > 0 {
+		e = engine[0]
+	}
+	db := openDB(t, e)
 	nats := testenv.StartNATS(t)
 	nc, err := events.Connect(nats.URL(), nil)
 	if err != nil {
@@ -433,7 +439,11 @@ func TestDeliveriesSigned(t *testing.T) {
 // one that always fails is marked failed at the end of the retry period,
 // and a retry by hand sends it again.
 func TestDeliveriesRetry(t *testing.T) {
-	s := newNotifyStack(t)
+	sqltest.EachEngine(t, testDeliveriesRetry)
+}
+
+func testDeliveriesRetry(t *testing.T, engine sqldb.Dialect) {
+	s := newNotifyStack(t, engine)
 	ctx := context.Background()
 	flaky := newReceiver(t, func(n int) int {
 		if n <= 2 {
@@ -568,4 +578,41 @@ func waitDelivery(t *testing.T, list func() (interface{ GetDeliveries() []*proje
 	}
 	t.Fatalf("delivery never got there; last %v", last)
 	return nil
+}
+
+// TestRedeliveredEventDeliversOnce: the stream delivers at least once; a
+// second delivery of an event adds no delivery, and an event of a type
+// notifications ignore adds none.
+func TestRedeliveredEventDeliversOnce(t *testing.T) {
+	db := openDB(t, sqldb.SQLite)
+	store := projects.NewNotificationSQLStore(db, notificationBox(t))
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := store.CreateWebhook(ctx, projects.Webhook{TeamID: "acme", ID: "wh-1", URL: "http://127.0.0.1:9/", Events: []string{"*"}, Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	woken := 0
+	handle := projects.NotificationHandler(store, time.Hour, func() { woken++ }, nil)
+	ev, err := events.New("jobs", "run", "failed", "x", map[string]any{"teamId": "acme", "projectId": "p1", "jobId": "j", "reason": "Error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored, _ := events.New("jobs", "run", "retrying", "x", map[string]any{"teamId": "acme", "projectId": "p1"})
+	for _, e := range []events.Event{ev, ev, ignored} {
+		if err := handle(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, _, err := store.ListDeliveries(ctx, "acme", projects.TargetWebhook, "wh-1", paging.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].EventID != ev.ID || list[0].EventType != "job_run.failed" || woken != 1 {
+		t.Fatalf("deliveries %+v (woken %d times), want one job_run.failed", list, woken)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(list[0].Body, &body); err != nil || body["id"] != ev.ID || body["type"] != "job_run.failed" || body["created_at"] == nil ||
+		body["data"].(map[string]any)["reason"] != "Error" {
+		t.Fatalf("body %s (%v)", list[0].Body, err)
+	}
 }

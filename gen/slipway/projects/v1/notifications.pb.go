@@ -478,7 +478,8 @@ func (x *ListNotificationIntegrationsResponse) GetPagination() *v1.Pagination {
 // CreateNotificationIntegrationRequest describes a new integration.
 type CreateNotificationIntegrationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Display name; its slug becomes the id.
+	// Display name; its slug becomes the id. No control characters: it is
+	// sent as a header (X-Northflank-Notification-Integration-Name).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// RAW_WEBHOOK, SLACK, DISCORD, TEAMS or TEAMS_WORKFLOWS.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
@@ -749,7 +750,7 @@ type UpdateNotificationIntegrationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Integration id.
 	NotificationId string `protobuf:"bytes,1,opt,name=notification_id,json=notificationId,proto3" json:"notification_id,omitempty"`
-	// New name (the id stays).
+	// New name (the id stays); no control characters.
 	Name *string `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
 	// New URL.
 	Webhook *string `protobuf:"bytes,3,opt,name=webhook,proto3,oneof" json:"webhook,omitempty"`
@@ -2217,9 +2218,9 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"\x19notification_integrations\x18\x01 \x03(\v2,.slipway.projects.v1.NotificationIntegrationR\x18notificationIntegrations\x12:\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1a.slipway.api.v1.PaginationR\n" +
-	"pagination\"\xd6\x04\n" +
-	"$CreateNotificationIntegrationRequest\x12\x1d\n" +
-	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18@R\x04name\x12N\n" +
+	"pagination\"\xeb\x04\n" +
+	"$CreateNotificationIntegrationRequest\x122\n" +
+	"\x04name\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x03\x18@2\x13^[^\\x00-\\x1f\\x7f]*$R\x04name\x12N\n" +
 	"\x04type\x18\x02 \x01(\tB:\xbaH7r5R\vRAW_WEBHOOKR\x05SLACKR\aDISCORDR\x05TEAMSR\x0fTEAMS_WORKFLOWSR\x04type\x12$\n" +
 	"\awebhook\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x10R\awebhook\x12'\n" +
@@ -2243,10 +2244,10 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"\x0fnotification_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x0enotificationId\x12 \n" +
 	"\ateam_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\"\x8d\x01\n" +
 	"\"GetNotificationIntegrationResponse\x12g\n" +
-	"\x18notification_integration\x18\x01 \x01(\v2,.slipway.projects.v1.NotificationIntegrationR\x17notificationIntegration\"\xeb\x04\n" +
+	"\x18notification_integration\x18\x01 \x01(\v2,.slipway.projects.v1.NotificationIntegrationR\x17notificationIntegration\"\x80\x05\n" +
 	"$UpdateNotificationIntegrationRequest\x122\n" +
-	"\x0fnotification_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x0enotificationId\x12\"\n" +
-	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18@H\x00R\x04name\x88\x01\x01\x12)\n" +
+	"\x0fnotification_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x0enotificationId\x127\n" +
+	"\x04name\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x03\x18@2\x13^[^\\x00-\\x1f\\x7f]*$H\x00R\x04name\x88\x01\x01\x12)\n" +
 	"\awebhook\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x10H\x01R\awebhook\x88\x01\x01\x12%\n" +
 	"\x06secret\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02H\x02R\x06secret\x88\x01\x01\x12#\n" +
