@@ -278,6 +278,11 @@ func (s *notificationsServer) CreateWebhook(ctx context.Context, req *projectsv1
 		secret = newWebhookSecret()
 	} else if len(secret) < 16 {
 		return nil, apierr.InvalidField("secret", "must have at least 16 characters (or leave it out to have one generated)")
+	} else if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		// Standard Webhooks libraries decode what follows the prefix.
+		if key, err := base64.StdEncoding.DecodeString(rest); err != nil || len(key) < 16 {
+			return nil, apierr.InvalidField("secret", "a whsec_ secret is whsec_ and at least 16 bytes in base64")
+		}
 	}
 	if err := s.checkURL(ctx, "url", req.GetUrl()); err != nil {
 		return nil, err

@@ -331,6 +331,7 @@ func TestNotificationsBadInput(t *testing.T) {
 		"no events":       {&projectsv1.CreateWebhookRequest{Url: "http://127.0.0.1:9/"}, "events", ""},
 		"short secret":    {&projectsv1.CreateWebhookRequest{Url: "http://127.0.0.1:9/", Events: []string{"*"}, Secret: "short"}, "secret", "16"},
 		"bad url":         {&projectsv1.CreateWebhookRequest{Url: "javascript:alert(1)", Events: []string{"*"}}, "url", "http"},
+		"bad whsec":       {&projectsv1.CreateWebhookRequest{Url: "http://127.0.0.1:9/", Events: []string{"*"}, Secret: "whsec_not*base64*at*all"}, "secret", "base64"},
 		"private address": {&projectsv1.CreateWebhookRequest{Url: "http://172.16.0.5:9/", Events: []string{"*"}}, "url", "not allow"},
 	} {
 		_, err := s.client.CreateWebhook(ctx, tc.req)
