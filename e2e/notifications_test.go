@@ -143,6 +143,18 @@ func TestNotificationsSigned(t *testing.T) {
 			t.Errorf("%s: %s, want a 400 saying %q", c.body, res.Raw, c.says)
 		}
 	}
+	// Malformed bodies: the gateway's decoding refuses them alike.
+	for _, body := range []string{
+		`{"name":"Typed","type":"RAW_WEBHOOK","webhook":"http://127.0.0.1:9/","events":{"trigger:build:start":"yes"}}`,
+		`{"name":"Extra","type":"RAW_WEBHOOK","webhook":"http://127.0.0.1:9/","events":{},"colour":"blue"}`,
+		`{"name":"Broken","type":"RAW_WEBHOOK",`,
+		`{"name":"` + strings.Repeat("n", 65) + `","type":"RAW_WEBHOOK","webhook":"http://127.0.0.1:9/","events":{}}`,
+	} {
+		callJSON(t, "POST", base+"/v1/integrations/notifications", body).apiErr(t, http.StatusBadRequest)
+	}
+	if list := callJSON(t, "GET", base+"/v1/integrations/notifications", "").data(t)["notificationIntegrations"].([]any); len(list) != 0 {
+		t.Fatalf("bad input created integrations: %v", list)
+	}
 	res := callJSON(t, "POST", base+"/v1/webhooks", `{"url":"http://[::1]:9/","events":["*"]}`)
 	if res.apiErr(t, http.StatusBadRequest); !strings.Contains(string(res.Raw), "not allow") {
 		t.Errorf("a webhook to ::1: %s", res.Raw)
