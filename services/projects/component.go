@@ -16,11 +16,12 @@ import (
 )
 
 // Component is the projects service's row in the component table:
-// projects, the regions and plans catalogue, and the record of what other
-// services created in each project.
+// projects, the regions and plans catalogue, the record of what other
+// services created in each project, and the team's notification
+// integrations and webhooks with their deliveries.
 var Component = component.Component{
 	Name:       "projects",
-	Summary:    "projects, the regions and plans catalogue, each project's resources",
+	Summary:    "projects, the regions and plans catalogue, each project's resources, notification integrations and webhooks",
 	Deps:       []string{"auth"},
 	Migrations: []sqldb.Migrations{migrations.Set},
 	// The encryption key seals list cursors and notification secrets.
