@@ -205,6 +205,13 @@ type DispatcherOptions struct {
 	Logger *slog.Logger
 }
 
+// keepDeliveries is how long concluded deliveries stay in the history;
+// pruneEvery is how often older ones are deleted.
+const (
+	keepDeliveries = 30 * 24 * time.Hour
+	pruneEvery     = time.Hour
+)
+
 // Dispatcher sends due deliveries. Several replicas may run one each over
 // the same database: claims are leased, so an attempt is made once.
 type Dispatcher struct {
@@ -253,13 +260,21 @@ func (d *Dispatcher) lease() time.Duration { return d.opts.Timeout + 15*time.Sec
 func (d *Dispatcher) maxDelay() time.Duration { return min(time.Hour, d.opts.RetryFor) }
 
 // Run sends deliveries until ctx ends, then waits for the attempts in
-// flight (they end with ctx: their claims lapse and are made again).
+// flight (they end with ctx: their claims lapse and are made again). Once
+// an hour it deletes deliveries concluded more than 30 days ago.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	slots := make(chan struct{}, d.opts.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	failures := 0
+	var pruned time.Time
 	for ctx.Err() == nil {
+		if time.Since(pruned) > pruneEvery {
+			pruned = time.Now()
+			if _, err := d.store.Prune(ctx, pruned.Add(-keepDeliveries)); err != nil && ctx.Err() == nil {
+				d.opts.Logger.Warn("notifications: pruning old deliveries failed", "err", err)
+			}
+		}
 		free := cap(slots) - len(slots)
 		now := time.Now().UTC()
 		claims, err := d.store.Claim(ctx, d.owner, now, now.Add(d.lease()), free)

@@ -499,3 +499,13 @@ func (s *NotificationSQLStore) NextDue(ctx context.Context) (time.Time, bool, er
 	}
 	return time.UnixMicro(next.Int64).UTC(), true, nil
 }
+
+// Prune implements NotificationStore.
+func (s *NotificationSQLStore) Prune(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM notification_deliveries WHERE status <> $1 AND created_at < $2`, DeliveryPending, before.UnixMicro())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -171,4 +171,7 @@ type NotificationStore interface {
 	// NextDue returns when the earliest pending delivery is due (or its
 	// lease ends), and false when none is pending.
 	NextDue(ctx context.Context) (time.Time, bool, error)
+	// Prune deletes concluded (succeeded or failed) deliveries created
+	// before before and returns how many; pending ones stay.
+	Prune(ctx context.Context, before time.Time) (int, error)
 }

@@ -31,6 +31,7 @@ func RunNotifications(t *testing.T, newStore NotificationFactory) {
 		"DeliveriesNewestFirst":    testListDeliveries,
 		"DeleteTargetDeliveries":   testDeleteTargetDeliveries,
 		"NotificationTeamsIsolate": testNotificationTeams,
+		"PruneConcludedOnly":       testPrune,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) { test(t, newStore(t)) })
@@ -438,5 +439,30 @@ func testNotificationTeams(t *testing.T, s projects.NotificationStore) {
 	}
 	if _, err := s.GetIntegration(ctx, team, "hook-a"); err != nil {
 		t.Fatalf("deleting another team's integration removed ours: %v", err)
+	}
+}
+
+func testPrune(t *testing.T, s projects.NotificationStore) {
+	ctx := context.Background()
+	if err := s.CreateIntegration(ctx, integration("hook-a")); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().UTC().Add(-48 * time.Hour)
+	ids := append(enqueue(t, s, team, old), enqueue(t, s, team, old)...) // due long ago
+	recent := enqueue(t, s, team, time.Now().UTC())
+	claims, err := s.Claim(ctx, "me", old, old.Add(time.Minute), 1)
+	if err != nil || len(claims) != 1 || claims[0].ID != ids[0] {
+		t.Fatalf("claim = %v, %v", claims, err)
+	}
+	if err := s.Record(ctx, "me", ids[0], projects.Attempt{At: old, Succeeded: true, StatusCode: 200}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Prune(ctx, time.Now().UTC().Add(-24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want the one old concluded delivery", n, err)
+	}
+	list, _, err := s.ListDeliveries(ctx, team, projects.TargetIntegration, "hook-a", paging.Page{Limit: 10})
+	if err != nil || len(list) != 2 || list[0].ID != recent[0] || list[1].ID != ids[1] {
+		t.Fatalf("after Prune: %v, %v; want the recent one and the old pending one", list, err)
 	}
 }
