@@ -71,6 +71,7 @@ var apiServices = map[string]string{
 	"AddonsService":             "slipway.addons.v1.AddonsService",
 	"BackupDestinationsService": "slipway.addons.v1.BackupDestinationsService",
 	"SecretsService":            "slipway.addons.v1.SecretsService",
+	"NotificationsService":      "slipway.projects.v1.NotificationsService",
 }
 
 // apiRoute is one path × method of the OpenAPI document.
@@ -189,7 +190,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	repo.Commit(t, "main", "an app", map[string]string{"Procfile": "web: true\n"})
 	// Backup destinations are checked against an S3 server on loopback.
 	inst := startSlipway(t, "SLIPWAY_RATE_LIMIT_PER_HOUR=1000000", "SLIPWAY_BUILD_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_BUILD_POLL_INTERVAL=0",
-		"SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS=127.0.0.1")
+		"SLIPWAY_BACKUP_DESTINATION_ALLOW_HOSTS=127.0.0.1", "SLIPWAY_NOTIFICATION_ALLOW_HOSTS=127.0.0.1")
 	base := inst.URL
 	admin := "Bearer " + adminToken
 
@@ -861,6 +862,72 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 			}
 		}
 	})
+
+	// Notification integrations and webhooks deliver to a receiver on
+	// loopback (SLIPWAY_NOTIFICATION_ALLOW_HOSTS). A delivery that
+	// succeeded is refused a retry by design (409 DELIVERY_NOT_FAILED),
+	// which shows the call got past the authorizer.
+	receiver := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(receiver.Close)
+	integrationBody := func() string {
+		return fmt.Sprintf(`{"name":"Authz Notify %d","type":"RAW_WEBHOOK","webhook":%q,"events":{"trigger:job-run:start":true}}`, next(), receiver.URL)
+	}
+	newIntegration := func(t testing.TB) string {
+		t.Helper()
+		return callJSON(t, "POST", base+"/v1/integrations/notifications", integrationBody()).data(t)["id"].(string)
+	}
+	webhookBody := fmt.Sprintf(`{"url":%q,"events":["project.created"]}`, receiver.URL)
+	newWebhook := func(t testing.TB) string {
+		t.Helper()
+		return callJSON(t, "POST", base+"/v1/webhooks", webhookBody).data(t)["id"].(string)
+	}
+	integration, appHook := newIntegration(t), newWebhook(t)
+	newRun(t, manualJob)
+	newProject(t)
+	firstDelivery := func(path string) string {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if list, _ := callJSON(t, "GET", base+path, "").data(t)["deliveries"].([]any); len(list) > 0 {
+				if d := list[0].(map[string]any); d["status"] == "succeeded" {
+					return d["id"].(string)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("no delivery succeeded at %s", path)
+		return ""
+	}
+	integrationDelivery := firstDelivery("/v1/integrations/notifications/" + integration + "/deliveries")
+	webhookDelivery := firstDelivery("/v1/webhooks/" + appHook + "/deliveries")
+	notificationCases := map[string]func(t testing.TB) routeFixture{
+		"ListNotificationIntegrations":  none,
+		"CreateNotificationIntegration": func(testing.TB) routeFixture { return routeFixture{body: integrationBody()} },
+		"GetNotificationIntegration":    func(testing.TB) routeFixture { return params("notificationId", integration) },
+		"UpdateNotificationIntegration": func(testing.TB) routeFixture {
+			return withBody(params("notificationId", integration), fmt.Sprintf(`{"name":"Authz Notify Renamed %d"}`, next()))
+		},
+		"DeleteNotificationIntegration": func(t testing.TB) routeFixture { return params("notificationId", newIntegration(t)) },
+		"ListNotificationDeliveries":    func(testing.TB) routeFixture { return params("notificationId", integration) },
+		"RetryNotificationDelivery": func(testing.TB) routeFixture {
+			f := withBody(params("notificationId", integration, "deliveryId", integrationDelivery), "{}")
+			f.refused = "DELIVERY_NOT_FAILED"
+			return f
+		},
+		"ListWebhooks":          none,
+		"CreateWebhook":         func(testing.TB) routeFixture { return routeFixture{body: webhookBody} },
+		"GetWebhook":            func(testing.TB) routeFixture { return params("webhookId", appHook) },
+		"DeleteWebhook":         func(t testing.TB) routeFixture { return params("webhookId", newWebhook(t)) },
+		"ListWebhookDeliveries": func(testing.TB) routeFixture { return params("webhookId", appHook) },
+		"RetryWebhookDelivery": func(testing.TB) routeFixture {
+			f := withBody(params("webhookId", appHook, "deliveryId", webhookDelivery), "{}")
+			f.refused = "DELIVERY_NOT_FAILED"
+			return f
+		},
+	}
+	for name, prepare := range notificationCases {
+		cases["NotificationsService_"+name] = prepare
+		cases["NotificationsService_"+name+"2"] = prepare
+	}
 
 	routes := openAPIRoutes(t, base)
 	walked, used := 0, map[string]bool{}

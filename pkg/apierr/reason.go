@@ -224,6 +224,13 @@ const (
 	ReasonBackupDestinationInUse Reason = "BACKUP_DESTINATION_IN_USE"
 )
 
+// Reasons of the projects service's notifications.
+const (
+	// ReasonDeliveryNotFailed: sending again a delivery that has not
+	// failed (it is pending or succeeded). 409.
+	ReasonDeliveryNotFailed Reason = "DELIVERY_NOT_FAILED"
+)
+
 // Reasons lists every declared reason, for documentation and for the test
 // that keeps them well-formed and distinct.
 func Reasons() []Reason {
@@ -245,6 +252,7 @@ func Reasons() []Reason {
 		ReasonAddonDestinationUnsupported, ReasonBackupInProgress, ReasonBackupConcluded, ReasonBackupNotRestorable,
 		ReasonScheduleExists, ReasonDownloadLinkExpired,
 		ReasonBackupDestinationCheckFailed, ReasonBackupDestinationInUse,
+		ReasonDeliveryNotFailed,
 	}
 }
 
