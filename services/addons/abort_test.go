@@ -2,6 +2,8 @@ package addons_test
 
 import (
 	"compress/gzip"
+	"context"
+	"slices"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 
 	addonsv1 "github.com/slipwayhq/slipway/gen/slipway/addons/v1"
+	"github.com/slipwayhq/slipway/pkg/events"
+	"github.com/slipwayhq/slipway/pkg/events/eventstest"
 	"github.com/slipwayhq/slipway/services/addons"
 	"github.com/slipwayhq/slipway/services/addons/engine"
 )
@@ -19,7 +23,10 @@ import (
 // until aborted, then aborted (its partial file gone); an import of
 // something that is not gzip fails saying so; a concluded backup cannot
 // be aborted (409) nor deleted while in progress (409); connectionString
-// is refused (400).
+// is refused (400). Each import writes backup.started, then
+// backup.aborted for the abort (not backup.failed) or backup.failed; a
+// restart of Slipway fails an import it interrupted (not aborted) and
+// concludes a backup left aborting as aborted.
 func TestAbortAndImport(t *testing.T) {
 	h := newHarness(t)
 	release := make(chan struct{})
@@ -79,5 +86,49 @@ func TestAbortAndImport(t *testing.T) {
 	}
 	if st := h.get("target").GetStatus(); st != addons.StatusRunning {
 		t.Fatalf("the addon after failed imports: %s", st)
+	}
+
+	// A restart of Slipway while an import runs, with a backup left
+	// aborting (as a SIGKILL right after an abort leaves it).
+	cut, err := h.client.ImportBackup(as(adminCred), &addonsv1.ImportBackupRequest{ProjectId: projectID, AddonId: "target", ImportUrl: srv.URL + "/slow.gz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := h.store.CreateBackup(ctx, addons.Backup{TeamID: teamID, ProjectID: projectID, AddonID: "target", ID: "0aborting", Name: "aborting",
+		Type: "dump", Status: addons.JobAborting, Verification: addons.Verification{Status: addons.VerifyPending}, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	h.start()
+	interrupted := h.waitBackup("target", cut.GetBackup().GetId(), func(b *addonsv1.Backup) bool { return b.GetStatus() != addons.JobInProgress })
+	if interrupted.GetStatus() != addons.JobFailed || !strings.Contains(interrupted.GetStatusMessage(), "interrupted") {
+		t.Fatalf("import cut by a restart %v", interrupted)
+	}
+	if b := h.getBackup("target", "0aborting"); b.GetStatus() != addons.JobAborted {
+		t.Fatalf("backup left aborting %v", b)
+	}
+
+	ids := func(verb string, want int) []string {
+		t.Helper()
+		var out []string
+		for _, ev := range eventstest.Collect(t, h.js, []string{events.SubjectFor("addons", "backup", verb)}, want, time.Second, nil) {
+			if eventstest.DataField(ev, "addonId") != "target" {
+				t.Fatalf("backup.%s event of another addon: %v", verb, ev)
+			}
+			out = append(out, eventstest.DataField(ev, "id"))
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(list ...string) []string { slices.Sort(list); return list }
+	if got, want := ids("started", 3), sorted(id, plain.GetBackup().GetId(), cut.GetBackup().GetId()); !slices.Equal(got, want) {
+		t.Fatalf("backup.started events for %v, want %v", got, want)
+	}
+	if got, want := ids("aborted", 2), sorted(id, "0aborting"); !slices.Equal(got, want) {
+		t.Fatalf("backup.aborted events for %v, want %v", got, want)
+	}
+	if got, want := ids("failed", 2), sorted(plain.GetBackup().GetId(), cut.GetBackup().GetId()); !slices.Equal(got, want) {
+		t.Fatalf("backup.failed events for %v, want %v", got, want)
 	}
 }

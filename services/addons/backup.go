@@ -102,7 +102,11 @@ func (s *Service) startBackup(ctx context.Context, a Addon, o backupOptions) (Ba
 	}); err != nil {
 		return Backup{}, apierr.FromStore(err, "addon", a.ID)
 	}
-	if err := s.store.CreateBackup(ctx, b); err != nil {
+	started, err := backupEvents("started", b)
+	if err != nil {
+		return Backup{}, err
+	}
+	if err := s.store.CreateBackup(ctx, b, started...); err != nil {
 		s.transition(context.WithoutCancel(ctx), a, []string{StatusBackup, StatusRestore}, StatusRunning, "")
 		return Backup{}, apierr.FromStore(err, "backup", b.ID)
 	}
@@ -144,7 +148,7 @@ func (s *Service) runBackup(ctx context.Context, a Addon, b Backup) {
 			cur.Status, cur.StatusMessage = JobFailed, "the backup failed: "+userMessage(err)
 		}
 		cur.Verification = Verification{Status: VerifyFailed, Message: "no backup to verify: " + cur.StatusMessage}
-		return backupEvents("failed", *cur)
+		return backupEndEvents(*cur)
 	})
 	if uerr != nil {
 		s.log.Error("recording a backup's outcome", "backup", b.ID, "error", uerr)

@@ -303,7 +303,11 @@ func (s *Service) ImportBackup(ctx context.Context, req *addonsv1.ImportBackupRe
 		Compression: "gz", SourceType: "externalDump", Status: JobInProgress, AddonType: a.Type, AddonVersion: a.Settings.Version,
 		CreatedAt: now, DestinationID: req.GetCustomDestinationId(), Verification: Verification{Status: VerifyPending}}
 	b.Key = backupKey(a, b)
-	if err := s.store.CreateBackup(ctx, b); err != nil {
+	started, err := backupEvents("started", b)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateBackup(ctx, b, started...); err != nil {
 		return nil, apierr.FromStore(err, "backup", b.ID)
 	}
 	s.background(func(ctx context.Context) { s.runImport(ctx, a, b, u.String()) })
@@ -317,19 +321,25 @@ func (s *Service) runImport(ctx context.Context, a Addon, b Backup, src string) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer s.cancelable("backup/"+a.InternalID+"/"+b.ID, cancel)()
 	size, sum, err := s.fetchImport(ctx, b, src)
+	if s.stopping() && errors.Is(err, context.Canceled) {
+		// Slipway is stopping, nobody aborted it: the next start fails it
+		// as interrupted (as runBackup), rather than calling it aborted.
+		return
+	}
 	done := context.WithoutCancel(ctx)
 	b, uerr := s.store.UpdateBackup(done, b.TeamID, b.ProjectID, b.AddonID, b.ID, func(cur *Backup) ([]events.Event, error) {
 		cur.CompletedAt = s.now()
 		if err != nil {
-			cur.Status, cur.StatusMessage = JobFailed, trimMessage("the import failed: "+userMessage(err))
-			if errors.Is(err, context.Canceled) {
+			if cur.Status == JobAborting || errors.Is(err, context.Canceled) {
 				cur.Status, cur.StatusMessage = JobAborted, "aborted"
+			} else {
+				cur.Status, cur.StatusMessage = JobFailed, trimMessage("the import failed: "+userMessage(err))
 			}
 			cur.Verification = Verification{Status: VerifyFailed, Message: "no backup to verify: " + cur.StatusMessage}
-			return backupEvents("failed", *cur)
+			return backupEndEvents(*cur)
 		}
 		cur.Status, cur.Size, cur.Checksum = JobCompleted, size, sum
-		return backupEvents("completed", *cur)
+		return backupEndEvents(*cur)
 	})
 	if uerr != nil || err != nil {
 		_ = s.deleteFile(done, b)

@@ -281,7 +281,7 @@ func (s *Service) recover(ctx context.Context) {
 			}
 			cur.CompletedAt = s.now()
 			cur.Verification = Verification{Status: VerifyFailed, Message: "no backup to verify: " + cur.StatusMessage}
-			return backupEvents("failed", *cur)
+			return backupEndEvents(*cur)
 		})
 		if err != nil {
 			s.log.Error("recovery: failing an interrupted backup", "backup", b.ID, "error", err)
@@ -432,7 +432,9 @@ type backupEventData struct {
 	ScheduleID   string `json:"scheduleId,omitempty"`
 }
 
-// backupEvents is "slipway.addons.backup.<verb>" (completed, failed).
+// backupEvents is "slipway.addons.backup.<verb>": started (the backup is
+// recorded in progress), completed, aborted (a client aborted it, or its
+// addon was deleted) or failed (it or its verification did not succeed).
 func backupEvents(verb string, b Backup) ([]events.Event, error) {
 	ev, err := events.New("addons", "backup", verb, b.TeamID+"/"+b.ProjectID+"/"+b.AddonID+"/"+b.ID, backupEventData{
 		TeamID: b.TeamID, ProjectID: b.ProjectID, AddonID: b.AddonID, ID: b.ID, Name: b.Name, Status: b.Status,
@@ -442,6 +444,20 @@ func backupEvents(verb string, b Backup) ([]events.Event, error) {
 		return nil, err
 	}
 	return []events.Event{ev}, nil
+}
+
+// backupEndEvents is the event of a backup that has just concluded: its
+// verb follows the status recorded (an abort is not a failure, so that
+// notifications tell them apart: Northflank's addon-backup:abort and
+// addon-backup:failure).
+func backupEndEvents(b Backup) ([]events.Event, error) {
+	switch b.Status {
+	case JobCompleted:
+		return backupEvents("completed", b)
+	case JobAborted:
+		return backupEvents("aborted", b)
+	}
+	return backupEvents("failed", b)
 }
 
 // scheduleFailedEvent is "slipway.addons.schedule.failed": a schedule's

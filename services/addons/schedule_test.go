@@ -43,8 +43,9 @@ func (h *harness) schedules(addon string) []*addonsv1.BackupSchedule {
 // TestSchedules: a Redis addon created with an hourly schedule (Slipway's
 // clock moved forward instead of waiting an hour) takes verified backups
 // that expire after the retention time and are pruned, except a retained
-// one; a run that cannot happen marks the schedule failed with why and
-// writes schedule.failed; one schedule per interval and type.
+// one, each announced by backup.started; a run that cannot happen marks
+// the schedule failed with why and writes schedule.failed; one schedule
+// per interval and type.
 func TestSchedules(t *testing.T) {
 	h := newHarness(t)
 	s := spec("cache", engine.TypeRedis)
@@ -86,6 +87,11 @@ func TestSchedules(t *testing.T) {
 	if first.GetStatus() != addons.JobCompleted || first.GetVerification().GetStatus() != addons.VerifyVerified ||
 		first.GetScheduleId() != scheds[0].GetId() || first.GetExpiresAt() == nil {
 		t.Fatalf("scheduled backup %v", first)
+	}
+	started := eventstest.Collect(t, h.js, []string{events.SubjectFor("addons", "backup", "started")}, 1, 0, nil)
+	if len(started) != 1 || eventstest.DataField(started[0], "id") != first.GetId() ||
+		eventstest.DataField(started[0], "scheduleId") != scheds[0].GetId() || eventstest.DataField(started[0], "status") != addons.JobInProgress {
+		t.Fatalf("backup.started events %v", started)
 	}
 	h.clock.advance(31 * time.Minute)
 	var second *addonsv1.Backup
@@ -210,6 +216,11 @@ func TestScheduleAndImportToDestination(t *testing.T) {
 	if first.GetStatus() != addons.JobCompleted || first.GetVerification().GetStatus() != addons.VerifyVerified ||
 		first.GetCustomDestinationId() != "offsite" || first.GetScheduleId() != scheds[0].GetId() {
 		t.Fatalf("scheduled backup %v", first)
+	}
+	started := eventstest.Collect(t, h.js, []string{events.SubjectFor("addons", "backup", "started")}, 1, 0, nil)
+	if len(started) != 1 || eventstest.DataField(started[0], "id") != first.GetId() ||
+		eventstest.DataField(started[0], "scheduleId") != scheds[0].GetId() || eventstest.DataField(started[0], "status") != addons.JobInProgress {
+		t.Fatalf("backup.started events %v", started)
 	}
 	stored := files(s3.Dir, first.GetId())
 	if len(stored) != 1 || len(files(h.dataDir, first.GetId())) != 0 {

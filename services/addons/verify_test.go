@@ -25,7 +25,8 @@ import (
 // TestVerificationFailsLoudly: a backup whose restored copy does not hold
 // what the source held, and one whose file was corrupted before it was
 // verified, end with verification failed, saying why, and a backup.failed
-// event; a snapshot backup restores (the server stopped, swapped, started).
+// event (each backup having written backup.started and backup.completed
+// when it was taken); a snapshot backup restores (the server stopped, swapped, started).
 func TestVerificationFailsLoudly(t *testing.T) {
 	h := newHarness(t)
 	h.create(spec("sessions", engine.TypeRedis))
@@ -35,6 +36,15 @@ func TestVerificationFailsLoudly(t *testing.T) {
 	snap := h.backup("sessions", "snapshot")
 	if dump.GetVerification().GetStatus() != addons.VerifyVerified || snap.GetVerification().GetStatus() != addons.VerifyVerified {
 		t.Fatalf("backups %v %v", dump.GetVerification(), snap.GetVerification())
+	}
+	// Each backup taken by hand wrote backup.started, then
+	// backup.completed.
+	for _, verb := range []string{"started", "completed"} {
+		evs := eventstest.Collect(t, h.js, []string{events.SubjectFor("addons", "backup", verb)}, 2, 0, nil)
+		if len(evs) != 2 || eventstest.DataField(evs[0], "id") != dump.GetId() || eventstest.DataField(evs[1], "id") != snap.GetId() ||
+			eventstest.DataField(evs[0], "scheduleId") != "" {
+			t.Fatalf("backup.%s events %v", verb, evs)
+		}
 	}
 
 	// A snapshot restores: keys deleted after it are back.
