@@ -3,9 +3,9 @@ package addons_test
 import (
 	"compress/gzip"
 	"context"
-	"slices"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
