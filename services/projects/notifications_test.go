@@ -435,6 +435,66 @@ func TestDeliveriesSigned(t *testing.T) {
 	}
 }
 
+// TestBackupEventsDelivered: an addon backup's started, completed, failed
+// and aborted events fire Northflank's addon-backup:start, :success,
+// :failure and :abort and the "your-app" webhook events
+// addon.backup_started, _completed, _failed and _aborted, which a webhook
+// may subscribe to.
+func TestBackupEventsDelivered(t *testing.T) {
+	s := newNotifyStack(t)
+	ctx := context.Background()
+	raw := newReceiver(t, ok)
+	app := newReceiver(t, ok)
+	if _, err := s.client.CreateNotificationIntegration(ctx, &projectsv1.CreateNotificationIntegrationRequest{
+		Name: "Backups", Type: "RAW_WEBHOOK", Webhook: raw.URL, Secret: proto.String("token-123"),
+		Events: map[string]bool{"trigger:addon-backup:start": true, "trigger:addon-backup:success": true,
+			"trigger:addon-backup:failure": true, "trigger:addon-backup:abort": true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.CreateWebhook(ctx, &projectsv1.CreateWebhookRequest{Url: app.URL,
+		Events: []string{"addon.backup_started", "addon.backup_completed", "addon.backup_failed", "addon.backup_aborted"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{} // event id: the trigger key, the webhook event
+	for verb, names := range map[string][2]string{
+		"started":   {"addon-backup:start", "addon.backup_started"},
+		"completed": {"addon-backup:success", "addon.backup_completed"},
+		"failed":    {"addon-backup:failure", "addon.backup_failed"},
+		"aborted":   {"addon-backup:abort", "addon.backup_aborted"},
+	} {
+		ev := s.publish(t, "addons", "backup", verb, map[string]any{"teamId": "acme", "projectId": "p1", "addonId": "db", "id": "b-" + verb})
+		want[ev.ID] = names
+	}
+	got := map[string][2]string{}
+	for _, r := range raw.wait(t, len(want)) {
+		id := r.header.Get("X-Northflank-Notification-Event-Id")
+		names := got[id]
+		names[0] = r.header.Get("X-Northflank-Notification-Event-Type")
+		got[id] = names
+	}
+	for _, r := range app.wait(t, len(want)) {
+		var payload struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(r.body, &payload); err != nil {
+			t.Fatal(err)
+		}
+		names := got[payload.ID]
+		names[1] = payload.Type
+		got[payload.ID] = names
+	}
+	if len(got) != len(want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	for id, names := range want {
+		if got[id] != names {
+			t.Fatalf("event %s delivered as %v, want %v (all: %v)", id, got[id], names, got)
+		}
+	}
+}
+
 // TestDeliveriesRetry: a receiver answering 500 twice then 200 gets the
 // same delivery three times (same webhook-id and body) with growing gaps;
 // one that always fails is marked failed at the end of the retry period,

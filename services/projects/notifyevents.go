@@ -55,7 +55,7 @@ var WebhookEvents = []string{
 	"deployment.started", "deployment.completed", "deployment.failed",
 	"build.started", "build.succeeded", "build.failed", "build.aborted",
 	"job_run.started", "job_run.succeeded", "job_run.failed", "job_run.aborted",
-	"addon.backup_completed", "addon.backup_failed",
+	"addon.backup_started", "addon.backup_completed", "addon.backup_failed", "addon.backup_aborted",
 }
 
 // eventKind is what a lifecycle event means to notifications: the
@@ -82,8 +82,10 @@ var eventMap = map[string]eventKind{
 	events.SubjectFor("jobs", "run", "failed"):    {"job-run:failure", "job_run.failed", "Job run failed", "error"},
 	events.SubjectFor("jobs", "run", "aborted"):   {"job-run:abort", "job_run.aborted", "Job run aborted", "warning"},
 
+	events.SubjectFor("addons", "backup", "started"):   {"addon-backup:start", "addon.backup_started", "Addon backup started", "info"},
 	events.SubjectFor("addons", "backup", "completed"): {"addon-backup:success", "addon.backup_completed", "Addon backup completed", "success"},
 	events.SubjectFor("addons", "backup", "failed"):    {"addon-backup:failure", "addon.backup_failed", "Addon backup failed", "error"},
+	events.SubjectFor("addons", "backup", "aborted"):   {"addon-backup:abort", "addon.backup_aborted", "Addon backup aborted", "warning"},
 	events.SubjectFor("addons", "schedule", "failed"):  {"addon-backup:failure", "addon.backup_failed", "Scheduled addon backup failed", "error"},
 
 	events.SubjectFor("deployments", "release", "in_progress"): {"service:deployment:status-update", "deployment.started", "Deployment started", "info"},
