@@ -251,6 +251,10 @@ func TestNotificationsSigned(t *testing.T) {
 			if d["status"] != "succeeded" || d["attempts"] != float64(1) || d["lastStatusCode"] != float64(200) {
 				t.Errorf("delivery %v", d)
 			}
+			// A JSON number, as the README shows (an int64 would be a string).
+			if _, ok := d["lastLatencyMs"].(float64); !ok {
+				t.Errorf("lastLatencyMs is %T %v, want a number", d["lastLatencyMs"], d["lastLatencyMs"])
+			}
 		}
 		break
 	}

@@ -487,7 +487,8 @@ func webhookOf(w Webhook, withSecret bool) *projectsv1.Webhook {
 func deliveryOf(d Delivery) *projectsv1.Delivery {
 	out := &projectsv1.Delivery{
 		Id: d.ID, EventId: d.EventID, EventType: d.EventType, Status: d.Status, Attempts: int32(d.Attempts),
-		LastStatusCode: int32(d.LastStatusCode), LastLatencyMs: d.LastLatency.Milliseconds(), LastError: d.LastError,
+		// The latency is bounded by the attempt timeout: it fits.
+		LastStatusCode: int32(d.LastStatusCode), LastLatencyMs: int32(d.LastLatency.Milliseconds()), LastError: d.LastError,
 		CreatedAt: timestamppb.New(d.CreatedAt),
 	}
 	if !d.LastAttemptAt.IsZero() {

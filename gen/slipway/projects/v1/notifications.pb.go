@@ -1022,7 +1022,7 @@ type Delivery struct {
 	// HTTP status of the last attempt (0: no response).
 	LastStatusCode int32 `protobuf:"varint,6,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
 	// Duration of the last attempt in milliseconds.
-	LastLatencyMs int64 `protobuf:"varint,7,opt,name=last_latency_ms,json=lastLatencyMs,proto3" json:"last_latency_ms,omitempty"`
+	LastLatencyMs int32 `protobuf:"varint,7,opt,name=last_latency_ms,json=lastLatencyMs,proto3" json:"last_latency_ms,omitempty"`
 	// Why the last attempt failed, when it did.
 	LastError string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// When the delivery was created.
@@ -1107,7 +1107,7 @@ func (x *Delivery) GetLastStatusCode() int32 {
 	return 0
 }
 
-func (x *Delivery) GetLastLatencyMs() int64 {
+func (x *Delivery) GetLastLatencyMs() int32 {
 	if x != nil {
 		return x.LastLatencyMs
 	}
@@ -2281,7 +2281,7 @@ const file_slipway_projects_v1_notifications_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\tR\x06status\x12\x1a\n" +
 	"\battempts\x18\x05 \x01(\x05R\battempts\x12(\n" +
 	"\x10last_status_code\x18\x06 \x01(\x05R\x0elastStatusCode\x12&\n" +
-	"\x0flast_latency_ms\x18\a \x01(\x03R\rlastLatencyMs\x12\x1d\n" +
+	"\x0flast_latency_ms\x18\a \x01(\x05R\rlastLatencyMs\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\b \x01(\tR\tlastError\x129\n" +
 	"\n" +
