@@ -600,6 +600,25 @@ func (s *SQLStore) SetPollState(ctx context.Context, k ServiceKey, heads map[str
 	return err
 }
 
+// TakeLease implements Store. One conditional upsert, atomic on SQLite
+// and PostgreSQL alike: the insert makes the first holder; on conflict
+// the row changes only for its own holder or past its time, and a row
+// left unchanged counts no affected row on either engine.
+func (s *SQLStore) TakeLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO build_leases (name, owner, until) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+		WHERE build_leases.owner = excluded.owner OR build_leases.until <= $4`,
+		name, owner, sqldb.Micros(until), sqldb.Micros(now))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
+
 // AddOrphan implements Store.
 func (s *SQLStore) AddOrphan(ctx context.Context, o Orphan) error {
 	artifact, err := json.Marshal(o.Artifact)

@@ -218,4 +218,11 @@ type Store interface {
 	PollState(ctx context.Context, k ServiceKey) (map[string]string, error)
 	// SetPollState replaces them.
 	SetPollState(ctx context.Context, k ServiceKey, heads map[string]string) error
+
+	// TakeLease takes the lease name for owner until until, or renews it,
+	// in one atomic step: it is taken when nobody holds it, when owner
+	// does, or when its holder's time has run out at now. held reports
+	// whether owner holds it afterwards; of replicas taking it at once,
+	// one holds it.
+	TakeLease(ctx context.Context, name, owner string, now, until time.Time) (held bool, err error)
 }

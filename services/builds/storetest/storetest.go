@@ -68,6 +68,8 @@ func Run(t *testing.T, newStore Factory) {
 		"SeeDeliveryConcurrent":    testSeeDeliveryConcurrent,
 		"PollState":                testPollState,
 		"PollStateConcurrentFirst": testPollStateConcurrent,
+		"Lease":                    testLease,
+		"LeaseContended":           testLeaseContended,
 		"TeamsAndProjectsIsolated": testIsolation,
 		"ServicesAndJobsIsolated":  testKinds,
 	}
@@ -1604,5 +1606,56 @@ func testOrphans(t *testing.T, s builds.Store, _ Outbox) {
 	}
 	if list, _ := s.Orphans(ctx); len(list) != 1 || list[0].BuildID != "b-2" {
 		t.Errorf("after deleting b-1: %+v", list)
+	}
+}
+
+func testLease(t *testing.T, s builds.Store, _ Outbox) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	take := func(name, owner string, at time.Time, want bool) {
+		t.Helper()
+		held, err := s.TakeLease(ctx, name, owner, at, at.Add(time.Minute))
+		if err != nil || held != want {
+			t.Fatalf("TakeLease(%s, %s, +%v) = %v, %v; want %v", name, owner, at.Sub(t0), held, err, want)
+		}
+	}
+	take("poll", "a", t0, true)                       // nobody held it
+	take("poll", "b", t0.Add(30*time.Second), false)  // a holds it until t0+1m
+	take("poll", "a", t0.Add(50*time.Second), true)   // a renews: until t0+1m50s
+	take("poll", "b", t0.Add(90*time.Second), false)  // a's renewed lease holds
+	take("other", "b", t0.Add(90*time.Second), true)  // another lease is another row
+	take("poll", "b", t0.Add(110*time.Second), true)  // a's ran out: b takes it
+	take("poll", "a", t0.Add(120*time.Second), false) // and a lost it
+	take("poll", "b", t0.Add(10*time.Minute), true)   // its holder takes it back even late
+}
+
+func testLeaseContended(t *testing.T, s builds.Store, _ Outbox) {
+	ctx := context.Background()
+	now := time.Now()
+	for round := range 3 {
+		at := now.Add(time.Duration(round) * time.Hour) // every round, the last lease has run out
+		var held sync.Map
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 8 {
+			wg.Go(func() {
+				<-start
+				owner := fmt.Sprintf("r%d", i)
+				ok, err := s.TakeLease(ctx, "poll", owner, at, at.Add(time.Minute))
+				if err != nil {
+					t.Errorf("TakeLease: %v", err)
+				}
+				if ok {
+					held.Store(owner, true)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		n := 0
+		held.Range(func(any, any) bool { n++; return true })
+		if n != 1 {
+			t.Errorf("round %d: %d replicas hold the lease, want 1", round, n)
+		}
 	}
 }
