@@ -84,12 +84,29 @@ func (e BuilderEngine) Refs(ctx context.Context, src Source) ([]Ref, error) {
 	out := make([]Ref, 0, len(refs))
 	for _, r := range refs {
 		if r.PullRequest > 0 {
-			out = append(out, Ref{SHA: r.SHA, PullRequest: int64(r.PullRequest)})
+			out = append(out, Ref{SHA: r.SHA, PullRequest: int64(r.PullRequest), Ref: r.Name})
 		} else {
-			out = append(out, Ref{Name: r.Name, SHA: r.SHA})
+			out = append(out, Ref{Name: r.Name, SHA: r.SHA, Ref: "refs/heads/" + r.Name})
 		}
 	}
 	return out, nil
+}
+
+// Messages implements Engine.
+func (e BuilderEngine) Messages(ctx context.Context, src Source, heads []Ref) (map[string]string, error) {
+	refs := make([]builder.Ref, 0, len(heads))
+	for _, h := range heads {
+		r := builder.Ref{Name: h.Name, SHA: h.SHA}
+		if h.PullRequest > 0 {
+			r = builder.Ref{Name: h.Ref, SHA: h.SHA, PullRequest: int(h.PullRequest)}
+		}
+		refs = append(refs, r)
+	}
+	msgs, err := e.Builder.Messages(ctx, e.source(src), refs)
+	if err != nil {
+		return nil, e.userError(err, "reading commit messages failed inside Slipway", "service", src.ServiceID)
+	}
+	return msgs, nil
 }
 
 // Remove implements Engine.

@@ -12,10 +12,16 @@ import (
 // Polling: for git servers that cannot send webhooks (or whose webhooks
 // cannot reach Slipway), every PollInterval the poller lists each
 // building service's remote heads (git ls-remote, in the sandbox) and
-// builds a branch or pull request whose head moved, under the same
-// rules as a push (the commit message is not known from the refs alone,
-// so CI-skip flags apply to webhooks only). The first look at a service
-// remembers its heads and builds nothing: adding a service is not a push.
+// builds a branch or pull request whose head moved, under the same rules
+// as a push (allowed): branch and pull request restrictions first, then
+// CI-skip flags in the head commit's message, which the refs do not
+// carry: for the heads that moved and pass the restrictions, the poller
+// fetches those commits alone (Engine.Messages: a shallow fetch by id,
+// without files where the server can filter them, in the sandbox). A
+// head skipped by a flag is remembered as seen and not built; a head
+// whose message could not be read is not remembered, so the next round
+// looks again. The first look at a service remembers its heads and
+// builds nothing: adding a service is not a push.
 
 // pollLoop polls until ctx ends.
 func (s *Service) pollLoop(ctx context.Context) {
@@ -75,6 +81,17 @@ func (s *Service) pollService(ctx context.Context, src Source) {
 		return
 	}
 	if old != nil {
+		// forget leaves a head as it was before this round, so that the
+		// next round looks at it again.
+		forget := func(r Ref) {
+			if prev, ok := old[headKey(r)]; ok {
+				heads[headKey(r)] = prev
+			} else {
+				delete(heads, headKey(r))
+			}
+		}
+		// The restrictions first: a head they refuse needs no message.
+		var moved []Ref
 		for _, r := range refs {
 			if old[headKey(r)] == r.SHA {
 				continue
@@ -83,9 +100,29 @@ func (s *Service) pollService(ctx context.Context, src Source) {
 				s.log.Debug("polling: not building", "service", src.ServiceID, "ref", headKey(r), "why", why)
 				continue
 			}
+			moved = append(moved, r)
+		}
+		var msgs map[string]string
+		if len(moved) > 0 {
+			if msgs, err = s.opts.Engine.Messages(ctx, src, moved); err != nil {
+				s.log.Debug("polling: reading commit messages", "service", src.ServiceID, "error", err)
+				return // nothing remembered: the next round tries again
+			}
+		}
+		for _, r := range moved {
+			msg, ok := msgs[r.SHA]
+			if !ok {
+				forget(r) // it moved again meanwhile
+				continue
+			}
+			if ok, why := s.allowed(src, r.Name, r.PullRequest, []string{msg}, nil); !ok {
+				s.log.Debug("polling: not building", "service", src.ServiceID, "ref", headKey(r), "sha", short(r.SHA), "why", why)
+				continue // seen, and not built
+			}
 			if _, err := s.start(ctx, Build{TeamID: src.TeamID, ProjectID: src.ProjectID, Kind: src.ServiceKey.Kind, ServiceID: src.ServiceID,
 				Branch: r.Name, PullRequest: r.PullRequest, SHA: r.SHA, Trigger: "poll"}); err != nil {
 				s.log.Warn("polling: queueing a build", "service", src.ServiceID, "error", err)
+				forget(r)
 			}
 		}
 	}

@@ -101,6 +101,9 @@ type Ref struct {
 	Name        string
 	SHA         string
 	PullRequest int64
+	// Ref is the full ref name on the remote (refs/heads/main,
+	// refs/pull/3/head), to fetch the head by name.
+	Ref string
 }
 
 // Engine clones and builds (services/builds/builder does it for real).
@@ -110,6 +113,10 @@ type Engine interface {
 	Build(ctx context.Context, job Job) (Output, error)
 	// Refs lists the remote's branches and pull requests.
 	Refs(ctx context.Context, src Source) ([]Ref, error)
+	// Messages reads the commit messages of heads Refs listed, by SHA; a
+	// head whose commit could not be read (it moved meanwhile) is
+	// missing.
+	Messages(ctx context.Context, src Source, heads []Ref) (map[string]string, error)
 	// Remove removes an artifact.
 	Remove(ctx context.Context, a Artifact) error
 	// RemoveUnused removes an artifact unless a workload still uses it

@@ -471,49 +471,13 @@ type Ref struct {
 // (git ls-remote, sandboxed like a clone). On failure the error is an
 // *Error.
 func (b *Builder) Refs(ctx context.Context, src Source) ([]Ref, error) {
-	s, err := b.checkURL(ctx, src.URL, src.Credentials)
-	if err != nil {
-		return nil, err
-	}
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, internal(err)
-	}
-	out := &strings.Builder{}
-	r := &run{b: b, src: s, ctx: ctx, req: Request{BuildID: "refs-" + fmt.Sprintf("%x", id), Source: src}}
-	r.log = newRedactor(func(stream, line string) {
-		if stream == "stdout" && out.Len() < 16<<20 {
-			out.WriteString(line + "\n")
-		}
-	}, src.Credentials, s.userinfo)
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	r.ctx = ctx
-	defer r.cleanup()
-	if err := r.prepare(); err != nil {
-		return nil, err
-	}
-	env, err := r.gitEnv()
-	if err != nil {
-		return nil, err
-	}
 	const script = `git ls-remote "$SLIPWAY_URL" 'refs/heads/*' 'refs/pull/*/head' 'refs/merge-requests/*/head' || exit 10`
-	st, tail, err := r.workload("refs", r.gitSpec(env, script))
+	out, err := b.remote(ctx, src, "refs", "listing the branches", script, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, errorf(KindSource, "%s: listing the branches took too long", s.display)
-		}
-		var e *Error
-		if errors.As(err, &e) {
-			return nil, e
-		}
-		return nil, internal(err)
-	}
-	if st.ExitCode != 0 || st.Reason != "" {
-		return nil, errorf(KindSource, "%s: %s", s.display, readFailure(tail))
+		return nil, err
 	}
 	var refs []Ref
-	for _, line := range strings.Split(out.String(), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		sha, name, ok := strings.Cut(strings.TrimSpace(line), "\t")
 		if !ok || !shaRe.MatchString(sha) {
 			continue
@@ -531,4 +495,134 @@ func (b *Builder) Refs(ctx context.Context, src Source) ([]Ref, error) {
 		}
 	}
 	return refs, nil
+}
+
+// remote runs a script against a repository's remote in the clone's
+// sandbox (never with the server's own privileges), with the clone's git
+// configuration and credentials, and returns what it wrote to stdout.
+// what names the step in a timeout's message. On failure the error is an
+// *Error.
+func (b *Builder) remote(ctx context.Context, src Source, step, what, script string, extra map[string]string) (string, error) {
+	s, err := b.checkURL(ctx, src.URL, src.Credentials)
+	if err != nil {
+		return "", err
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", internal(err)
+	}
+	out := &strings.Builder{}
+	r := &run{b: b, src: s, ctx: ctx, req: Request{BuildID: step + "-" + fmt.Sprintf("%x", id), Source: src}}
+	r.log = newRedactor(func(stream, line string) {
+		if stream == "stdout" && out.Len() < 16<<20 {
+			out.WriteString(line + "\n")
+		}
+	}, src.Credentials, s.userinfo)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	r.ctx = ctx
+	defer r.cleanup()
+	if err := r.prepare(); err != nil {
+		return "", err
+	}
+	env, err := r.gitEnv()
+	if err != nil {
+		return "", err
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	st, tail, err := r.workload(step, r.gitSpec(env, script))
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", errorf(KindSource, "%s: %s took too long", s.display, what)
+		}
+		var e *Error
+		if errors.As(err, &e) {
+			return "", e
+		}
+		return "", internal(err)
+	}
+	if st.ExitCode != 0 || st.Reason != "" {
+		return "", errorf(KindSource, "%s: %s", s.display, readFailure(tail))
+	}
+	return out.String(), nil
+}
+
+// messagesScript fetches the commits $SLIPWAY_SHAS alone (depth 1, and
+// no trees or files where the server can filter them) and prints each
+// one's raw object after a line "$SLIPWAY_MARK <sha>". Fetching by id
+// is what protocol v2 servers (git 2.18+, GitHub, GitLab, Gitea) allow;
+// an older server refuses it, and then the heads $SLIPWAY_REFS are
+// fetched by name instead: a head that moved since it was listed then
+// brings another commit, and the one asked for is left out.
+const messagesScript = `set -u
+cd /build || exit 1
+git init -q msg || exit 1
+cd msg || exit 1
+git remote add origin "$SLIPWAY_URL" || exit 1
+if ! git fetch -q --no-tags --depth=1 --filter=tree:0 origin $SLIPWAY_SHAS 2>/dev/null; then
+	git fetch -q --no-tags --depth=1 --filter=tree:0 origin $SLIPWAY_REFS || exit 10
+fi
+for sha in $SLIPWAY_SHAS; do
+	git cat-file -e "$sha^{commit}" 2>/dev/null || continue
+	printf '%s %s\n' "$SLIPWAY_MARK" "$sha"
+	git cat-file commit "$sha" || exit 14
+done
+`
+
+// maxMessage bounds one commit message kept for CI-skip flags.
+const maxMessage = 64 << 10
+
+// Messages returns the commit messages of heads of a repository (a
+// head's Name is its ref, for a server that cannot fetch by id), by SHA,
+// fetched in the clone's sandbox: only the commit objects, without their
+// files where the server can filter them. A head whose commit could not
+// be fetched (it moved meanwhile on a server that fetches by name only)
+// is missing from the map. On failure the error is an *Error.
+func (b *Builder) Messages(ctx context.Context, src Source, heads []Ref) (map[string]string, error) {
+	if len(heads) == 0 {
+		return map[string]string{}, nil
+	}
+	var shas, refs []string
+	for _, h := range heads {
+		if !shaRe.MatchString(h.SHA) {
+			return nil, errorf(KindInvalid, "%q is not a commit id", h.SHA)
+		}
+		shas = append(shas, h.SHA)
+		ref := h.Name
+		if h.PullRequest == 0 {
+			ref = "refs/heads/" + h.Name
+		}
+		// Names go through the shell unquoted (word-split): one with a
+		// character git refuses in a ref, or a glob, is left out.
+		if ref != "" && !strings.ContainsAny(ref, " \t\n*?[\\~^:") {
+			refs = append(refs, ref)
+		}
+	}
+	var m [16]byte
+	if _, err := rand.Read(m[:]); err != nil {
+		return nil, internal(err)
+	}
+	mark := fmt.Sprintf("slipway-commit-%x", m)
+	out, err := b.remote(ctx, src, "messages", "reading the commit messages", messagesScript, map[string]string{
+		"SLIPWAY_SHAS": strings.Join(shas, " "), "SLIPWAY_REFS": strings.Join(refs, " "), "SLIPWAY_MARK": mark,
+	})
+	if err != nil {
+		return nil, err
+	}
+	msgs := map[string]string{}
+	for _, part := range strings.Split(out, mark+" ")[1:] {
+		sha, obj, _ := strings.Cut(part, "\n")
+		// A commit object is headers, a blank line, then the message.
+		_, msg, ok := strings.Cut(obj, "\n\n")
+		if !ok {
+			msg = ""
+		}
+		if len(msg) > maxMessage {
+			msg = msg[:maxMessage]
+		}
+		msgs[sha] = msg
+	}
+	return msgs, nil
 }

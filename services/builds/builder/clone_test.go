@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -321,4 +322,42 @@ func TestBuildAgainAfterCrash(t *testing.T) {
 		t.Errorf("the stale work directory was built: %v", err)
 	}
 	noWorkDirs(t, dir)
+}
+
+// TestMessages reads commit messages of heads in the sandbox, by id. When
+// the server cannot serve one of the commits by id (here: one it does not
+// have, as after a force-push on a server that serves only what its refs
+// reach), the heads are fetched by name instead: the others' messages
+// are read, and the missing commit is left out rather than answered with
+// another commit's message.
+func TestMessages(t *testing.T) {
+	srv := gitserver.New(t, gitserver.WithBasicAuth("u", "p4ssw0rd"))
+	repo := srv.Repo(t, "app")
+	first := repo.Commit(t, "main", "first", site("x"))
+	skip := repo.Commit(t, "dev", "docs only [skip ci]\n\nA body line.", site("y"))
+	repo.PullRequest(t, 4, skip)
+	b := newBuilder(t, builder.Config{})
+	src := builder.Source{URL: repo.URL, Credentials: builder.Credentials{Username: "u", Password: "p4ssw0rd"}}
+	heads := []builder.Ref{{Name: "main", SHA: first}, {Name: "dev", SHA: skip}, {Name: "refs/pull/4/head", SHA: skip, PullRequest: 4}}
+	msgs, err := b.Messages(context.Background(), src, heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{first: "first\n", skip: "docs only [skip ci]\n\nA body line.\n"}
+	if !reflect.DeepEqual(msgs, want) {
+		t.Errorf("messages %q, want %q", msgs, want)
+	}
+
+	gone := srv.Repo(t, "elsewhere").Commit(t, "main", "not in app", site("z"))
+	msgs, err = b.Messages(context.Background(), src, []builder.Ref{{Name: "main", SHA: gone}, {Name: "refs/pull/4/head", SHA: skip, PullRequest: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{skip: want[skip]}; !reflect.DeepEqual(msgs, want) {
+		t.Errorf("by name: messages %q, want %q", msgs, want)
+	}
+
+	if _, err := b.Messages(context.Background(), builder.Source{URL: repo.URL}, heads); err == nil || strings.Contains(err.Error(), "p4ssw0rd") {
+		t.Errorf("without credentials: %v", err)
+	}
 }
