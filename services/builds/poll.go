@@ -22,6 +22,20 @@ import (
 // whose message could not be read is not remembered, so the next round
 // looks again. The first look at a service remembers its heads and
 // builds nothing: adding a service is not a push.
+//
+// With several replicas on one database, one polls at a time: a round
+// runs only on the holder of the poll lease (Store.TakeLease), which it
+// renews at each tick and, during a long round, every third of the
+// lease. A holder that stops (or loses the database) is replaced once
+// its lease runs out.
+
+// pollLeaseName names the poller's lease in the store.
+const pollLeaseName = "poll"
+
+// pollLease is how long the poll lease lasts without a renewal: two
+// intervals, so the holder keeps it from one tick to the next, and a
+// replica that stops is replaced by another within two intervals.
+func (s *Service) pollLease() time.Duration { return 2 * s.opts.PollInterval }
 
 // pollLoop polls until ctx ends.
 func (s *Service) pollLoop(ctx context.Context) {
@@ -32,9 +46,51 @@ func (s *Service) pollLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.pollOnce(ctx)
+			s.pollRound(ctx)
 		}
 	}
+}
+
+// takePollLease takes or renews the poll lease for this replica.
+func (s *Service) takePollLease(ctx context.Context) bool {
+	now := s.opts.Clock()
+	held, err := s.store.TakeLease(ctx, pollLeaseName, s.opts.Owner, now, now.Add(s.pollLease()))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("polling: taking the poll lease", "error", err)
+		}
+		return false
+	}
+	return held
+}
+
+// pollRound polls once if this replica holds the poll lease, renewing it
+// while the round runs and stopping the round if it is lost.
+func (s *Service) pollRound(ctx context.Context) {
+	if !s.takePollLease(ctx) {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(max(s.pollLease()/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if !s.takePollLease(ctx) {
+					s.log.Warn("polling: lost the poll lease during a round; another replica polls")
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	s.pollOnce(ctx)
 }
 
 // headKey names a ref in the poller's state.

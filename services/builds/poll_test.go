@@ -3,6 +3,7 @@ package builds_test
 import (
 	"context"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,4 +137,50 @@ func TestPollHonoursCISkipFlags(t *testing.T) {
 	if len(bs) != 1 || bs[0].SHA != next || bs[0].Branch != "main" || bs[0].Trigger != "poll" {
 		t.Fatalf("builds after a normal commit: %+v; want one of %s", bs, next)
 	}
+}
+
+// TestPollLease: two replicas on one database poll one at a time: the
+// holder of the poll lease polls at every round, the other not; when the
+// holder stops, the other takes over once the lease has run out (two
+// intervals), and not before.
+func TestPollLease(t *testing.T) {
+	ctx := context.Background()
+	env := newPollEnv(t)
+	sqltest.EachEngine(t, func(t *testing.T, engine sqldb.Dialect) {
+		db := sqltest.Open(t, engine, schema...)
+		var mu sync.Mutex
+		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+		regA, regB := &registry{}, &registry{}
+		a, _ := env.service(t, db, "replica-a", regA, clock)
+		b, _ := env.service(t, db, "replica-b", regB, clock)
+
+		for round := range 3 {
+			builds.PollRound(ctx, a)
+			builds.PollRound(ctx, b)
+			if regA.polls.Load() != int64(round+1) || regB.polls.Load() != 0 {
+				t.Fatalf("round %d: a polled %d times, b %d; want only a", round, regA.polls.Load(), regB.polls.Load())
+			}
+			advance(time.Minute)
+		}
+
+		// a stops. Its lease, renewed at its last round, runs two
+		// intervals from it: b waits until then.
+		builds.PollRound(ctx, b)
+		if regB.polls.Load() != 0 {
+			t.Fatal("b polled while a's lease ran")
+		}
+		advance(time.Minute)
+		builds.PollRound(ctx, b)
+		if regB.polls.Load() != 1 {
+			t.Fatalf("b polled %d times after a's lease ran out; want 1", regB.polls.Load())
+		}
+		// b holds it now: a, back, does not poll.
+		builds.PollRound(ctx, a)
+		builds.PollRound(ctx, b)
+		if regA.polls.Load() != 3 || regB.polls.Load() != 2 {
+			t.Errorf("after the takeover a polled %d times, b %d; want 3 and 2", regA.polls.Load(), regB.polls.Load())
+		}
+	})
 }
