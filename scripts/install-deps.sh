@@ -26,6 +26,8 @@ DEPS=(
 	"prlimit:util-linux"
 	"nsenter:util-linux"        # pkg/runtime/process: Exec enters a running workload's sandbox
 	"git:git"                   # services/builds/builder clones with the git CLI; pkg/testenv/gitserver serves git-http-backend
+	"sshd:openssh-server"       # pkg/testenv.StartSSHD: the ssh git server that ssh:// builds are tested against
+	"ssh:openssh-client"        # services/builds/builder clones ssh:// repositories with ssh
 	"git-lfs:git-lfs"           # services/builds/builder: Git LFS objects of a build's repository (git lfs pull)
 	"/usr/lib/*/libnss_wrapper.so:libnss-wrapper" # services/builds/builder: ssh in a sandbox, whose user is not in /etc/passwd; services/addons/engine: initdb likewise
 	"mariadbd:mariadb-server"   # services/addons/engine: MySQL/MariaDB addons (mariadb-install-db + mariadbd)
