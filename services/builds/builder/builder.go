@@ -57,9 +57,16 @@ type Credentials struct {
 	Username, Password string
 	// PrivateKey is an SSH private key (PEM/OpenSSH) for ssh URLs.
 	PrivateKey string
+	// KnownHosts are known_hosts lines holding the ssh server's host
+	// key(s): with them ssh connects only to a server that proves it
+	// holds one (StrictHostKeyChecking=yes); without them a build
+	// accepts the key the server presents.
+	KnownHosts string
 }
 
-func (c Credentials) empty() bool { return c.Username == "" && c.Password == "" && c.PrivateKey == "" }
+func (c Credentials) empty() bool {
+	return c.Username == "" && c.Password == "" && c.PrivateKey == "" && c.KnownHosts == ""
+}
 
 // Source is what to clone.
 type Source struct {

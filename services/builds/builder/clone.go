@@ -108,7 +108,7 @@ if [ -n "${SLIPWAY_NSS_WRAPPER:-}" ] && ! id -un >/dev/null 2>&1; then
 	printf 'build:x:%%s:\n' "$(id -g)" >/build/.slipway/group
 	export NSS_WRAPPER_PASSWD=/build/.slipway/passwd NSS_WRAPPER_GROUP=/build/.slipway/group LD_PRELOAD="$SLIPWAY_NSS_WRAPPER"
 fi
-exec ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/build/.slipway/known_hosts -o IdentitiesOnly=yes%s "$@"
+exec ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=%s -o UserKnownHostsFile=/build/.slipway/known_hosts -o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o UpdateHostKeys=no -o IdentitiesOnly=yes%s "$@"
 `
 
 const askpassScript = `#!/bin/sh
@@ -179,7 +179,17 @@ func (r *run) gitEnv() (map[string]string, error) {
 		}
 		key = " -i " + buildMount + "/.slipway/id"
 	}
-	if err := os.WriteFile(filepath.Join(sl, "ssh"), []byte(fmt.Sprintf(sshScript, key)), 0o700); err != nil {
+	// Without known hosts the build accepts the key the server presents
+	// (into a file of its own that is gone after the build); with them
+	// ssh connects only to a server holding one of those keys.
+	strict := "accept-new"
+	if c.KnownHosts != "" {
+		if err := os.WriteFile(filepath.Join(sl, "known_hosts"), []byte(strings.TrimSpace(c.KnownHosts)+"\n"), 0o600); err != nil {
+			return nil, internal(err)
+		}
+		strict = "yes"
+	}
+	if err := os.WriteFile(filepath.Join(sl, "ssh"), []byte(fmt.Sprintf(sshScript, strict, key)), 0o700); err != nil {
 		return nil, internal(err)
 	}
 	env["GIT_SSH_COMMAND"] = buildMount + "/.slipway/ssh"
@@ -304,6 +314,8 @@ func readFailure(tail []string) string {
 		return false
 	}
 	switch {
+	case has("host key verification failed", "remote host identification has changed", "host key is known for"):
+		return "the ssh server's host key is not one of vcsData.credentials.knownHosts: the server changed its key, or another server answered"
 	case has("could not read username", "could not read password", "authentication failed", "terminal prompts disabled", "permission denied (publickey", "returned error: 401", "returned error: 403", "access denied"):
 		return "authentication failed: the repository needs credentials, or those given are wrong"
 	case has("could not resolve host", "could not resolve hostname", "failed to connect", "connection refused", "connection timed out", "no route to host", "network is unreachable", "connection reset", "operation timed out"):

@@ -3,6 +3,7 @@ package builder_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,7 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
 	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 	"github.com/slipwayhq/slipway/services/builds/builder"
 )
@@ -360,4 +365,83 @@ func TestMessages(t *testing.T) {
 	if _, err := b.Messages(context.Background(), builder.Source{URL: repo.URL}, heads); err == nil || strings.Contains(err.Error(), "p4ssw0rd") {
 		t.Errorf("without credentials: %v", err)
 	}
+}
+
+// TestCloneSSH clones over ssh from a real OpenSSH server with a private
+// key, with and without the server's known host key; a wrong host key
+// or a wrong private key fails the build with a message that says so and
+// holds no key material.
+func TestCloneSSH(t *testing.T) {
+	srv := testenv.StartSSHD(t)
+	repo := gitserver.NewFileRepo(t, t.TempDir(), "app", 0)
+	sha := repo.Commit(t, "main", "c", site("over ssh"))
+	url := srv.URL(repo.Path)
+	otherKey, otherPub := testenv.SSHKey(t)
+	wrongHost := knownhosts.Line([]string{knownhosts.Normalize(fmt.Sprintf("127.0.0.1:%d", srv.Port))}, otherPub)
+	dir := t.TempDir()
+	b := newBuilder(t, builder.Config{Dir: dir})
+
+	// leaked reports whether a line of a private key's body is in s.
+	leaked := func(s string, keys ...string) bool {
+		for _, k := range keys {
+			for _, l := range strings.Split(k, "\n") {
+				if l = strings.TrimSpace(l); len(l) >= 16 && !strings.HasPrefix(l, "-----") && strings.Contains(s, l) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		name  string
+		creds builder.Credentials
+	}{
+		{"key, host key accepted", builder.Credentials{PrivateKey: srv.ClientKey}},
+		{"key and known host key", builder.Credentials{PrivateKey: srv.ClientKey, KnownHosts: "# the test server\n" + srv.KnownHosts + "\n"}},
+		{"known host key among others", builder.Credentials{PrivateKey: srv.ClientKey, KnownHosts: "git.example.com " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(otherPub))) + "\n" + srv.KnownHosts}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var l logs
+			res := build(t, b, request(builder.Source{URL: url, Branch: "main", Credentials: c.creds}, &l), &l)
+			if res.SHA != sha {
+				t.Errorf("SHA %s, want %s", res.SHA, sha)
+			}
+			if got := readFile(t, filepath.Join(res.Path, "index.html")); got != "over ssh" {
+				t.Errorf("index.html %q", got)
+			}
+			if leaked(l.String(), srv.ClientKey) {
+				t.Errorf("the private key is in the log:\n%s", l.String())
+			}
+			if err := b.Remove(context.Background(), res); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("refs with the known host key", func(t *testing.T) {
+		refs, err := b.Refs(context.Background(), builder.Source{URL: url, Credentials: builder.Credentials{PrivateKey: srv.ClientKey, KnownHosts: srv.KnownHosts}})
+		if err != nil || len(refs) != 1 || refs[0].Name != "main" || refs[0].SHA != sha {
+			t.Errorf("Refs = %v, %v", refs, err)
+		}
+	})
+	for _, c := range []struct {
+		name, want string
+		creds      builder.Credentials
+	}{
+		{"wrong host key", "host key", builder.Credentials{PrivateKey: srv.ClientKey, KnownHosts: wrongHost}},
+		{"host key of another host only", "host key", builder.Credentials{PrivateKey: srv.ClientKey, KnownHosts: "git.example.com " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey)))}},
+		{"wrong private key", "authentication failed", builder.Credentials{PrivateKey: otherKey, KnownHosts: srv.KnownHosts}},
+		{"no private key", "authentication failed", builder.Credentials{KnownHosts: srv.KnownHosts}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var l logs
+			e := buildErr(t, b, request(builder.Source{URL: url, Branch: "main", Credentials: c.creds}, &l))
+			if e.Kind != builder.KindSource || !strings.Contains(e.Message, c.want) {
+				t.Errorf("error %s %q, want %q\nlog:\n%s", e.Kind, e.Message, c.want, l.String())
+			}
+			if leaked(e.Error()+l.String(), srv.ClientKey, otherKey) {
+				t.Errorf("a private key leaked: %q\n%s", e.Error(), l.String())
+			}
+		})
+	}
+	noWorkDirs(t, dir)
 }
