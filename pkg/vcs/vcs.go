@@ -12,21 +12,35 @@ import (
 	"regexp"
 	"strings"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/slipwayhq/slipway/pkg/apierr"
 )
 
 // Credentials read a private repository: a user name with a password or
-// token for http(s), or an SSH private key. Secrets: stores keep them
+// token for http(s), or an SSH private key; for ssh, known_hosts lines
+// holding the server's host key(s) too. Secrets: stores keep them
 // encrypted at rest, and they are never returned, logged or put in an
 // event.
 type Credentials struct {
 	Username   string `json:"username,omitempty"`
 	Password   string `json:"password,omitempty"`
 	PrivateKey string `json:"privateKey,omitempty"`
+	// KnownHosts are known_hosts lines (as ssh-keyscan prints them) for
+	// the ssh server: with them a build connects only to a server
+	// holding one of these host keys.
+	KnownHosts string `json:"knownHosts,omitempty"`
 }
 
 // Empty reports whether no credential is set.
 func (c Credentials) Empty() bool { return c == Credentials{} }
+
+// Private reports whether the credentials open a private repository (a
+// user name, password or key): known hosts alone check a public one's
+// server.
+func (c *Credentials) Private() bool {
+	return c != nil && (c.Username != "" || c.Password != "" || c.PrivateKey != "")
+}
 
 // Transports a repository URL is reached over.
 const (
@@ -94,8 +108,32 @@ func CheckCredentials(field, transport string, c *Credentials) error {
 		return apierr.InvalidField(field+".privateKey", "is for ssh repository URLs (ssh://… or user@host:path)")
 	case c.Password != "" && transport == SSH:
 		return apierr.InvalidField(field+".password", "is for http(s) repository URLs; an ssh URL takes privateKey")
+	case c.KnownHosts != "" && transport != SSH:
+		return apierr.InvalidField(field+".knownHosts", "is for ssh repository URLs (ssh://… or user@host:path)")
 	case !c.Empty() && transport == File:
 		return apierr.InvalidField(field, "a file:// repository is read from this server's disk and takes no credentials")
+	}
+	return CheckKnownHosts(field+".knownHosts", c.KnownHosts)
+}
+
+// CheckKnownHosts checks known_hosts lines: each line that is not blank
+// or a comment must be "host[,host...] key-type base64-key [comment]"
+// (hosts may be hashed, or "[host]:port"; a @cert-authority or @revoked
+// marker may lead), as ssh-keyscan prints them. The error names the line
+// by number only.
+func CheckKnownHosts(field, lines string) error {
+	if strings.ContainsRune(lines, 0) {
+		return apierr.InvalidField(field, "may not contain NUL characters")
+	}
+	for i, line := range strings.Split(lines, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		_, hosts, _, _, _, err := ssh.ParseKnownHosts([]byte(line))
+		if err != nil || len(hosts) == 0 {
+			return apierr.InvalidField(field, fmt.Sprintf("line %d is not a known_hosts line: want \"host key-type base64-key\", as `ssh-keyscan host` prints it", i+1))
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package vcs_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/slipwayhq/slipway/pkg/apierr"
@@ -26,6 +27,13 @@ func TestCheckURL(t *testing.T) {
 	}
 }
 
+// hostKey is a public host key as known_hosts holds it; goodHosts a
+// line with hosts, as ssh-keyscan prints it.
+const (
+	hostKey   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	goodHosts = "github.com,[git.example.com]:2222 " + hostKey
+)
+
 func TestCheckCredentials(t *testing.T) {
 	for _, c := range []struct {
 		transport string
@@ -39,6 +47,15 @@ func TestCheckCredentials(t *testing.T) {
 		{vcs.SSH, &vcs.Credentials{Password: "t"}, false},
 		{vcs.File, &vcs.Credentials{Username: "u"}, false},
 		{vcs.File, &vcs.Credentials{}, true},
+		{vcs.SSH, &vcs.Credentials{PrivateKey: "k", KnownHosts: goodHosts}, true},
+		{vcs.SSH, &vcs.Credentials{KnownHosts: "\n# a comment\n" + goodHosts + "\n\n"}, true},
+		{vcs.SSH, &vcs.Credentials{KnownHosts: "|1|JfKTdBh7rNbXkVAQCRp4OQoPfmI=|USECr3SWf1JUPsms5AqfD5QfxkM= " + hostKey}, true},
+		{vcs.SSH, &vcs.Credentials{KnownHosts: "@cert-authority *.example.com " + hostKey}, true},
+		{vcs.HTTP, &vcs.Credentials{KnownHosts: goodHosts}, false},
+		{vcs.SSH, &vcs.Credentials{KnownHosts: goodHosts + "\nnot a key line"}, false},
+		{vcs.SSH, &vcs.Credentials{KnownHosts: hostKey}, false}, // no host
+		{vcs.SSH, &vcs.Credentials{KnownHosts: "git.example.com ssh-ed25519 bm90LWEta2V5"}, false},
+		{vcs.SSH, &vcs.Credentials{KnownHosts: "git.example.com ssh-ed25519"}, false},
 	} {
 		if err := vcs.CheckCredentials("credentials", c.transport, c.creds); (err == nil) != c.ok {
 			t.Errorf("CheckCredentials(%s, %+v) = %v, want ok %v", c.transport, c.creds, err, c.ok)
@@ -67,5 +84,18 @@ func TestKeepCredentials(t *testing.T) {
 	}
 	if got := vcs.KeepCredentials(a, b, stored, &vcs.Credentials{}); got != nil {
 		t.Errorf("empty given: %v", got)
+	}
+}
+
+// TestCheckKnownHostsNamesTheLine: a malformed line is named by number,
+// its content is not echoed.
+func TestCheckKnownHostsNamesTheLine(t *testing.T) {
+	err := vcs.CheckKnownHosts("vcsData.credentials.knownHosts", goodHosts+"\n\ngit.example.com garbage-s3cret")
+	e := apierr.From(err)
+	if e == nil || len(e.Fields["vcsData.credentials.knownHosts"]) != 1 {
+		t.Fatalf("CheckKnownHosts = %#v", err)
+	}
+	if msg := e.Fields["vcsData.credentials.knownHosts"][0]; !strings.Contains(msg, "line 3 ") || strings.Contains(msg, "s3cret") {
+		t.Errorf("message %q", msg)
 	}
 }

@@ -36,6 +36,8 @@ type Source struct {
 // Credentials reach a private repository.
 type Credentials struct {
 	Username, Password, PrivateKey string
+	// KnownHosts are known_hosts lines for an ssh server's host keys.
+	KnownHosts string
 }
 
 // Dockerfile says where a Dockerfile build finds its Dockerfile.

@@ -109,7 +109,7 @@ func (d DeploymentSources) sourceOf(kind string, s *deploymentsv1.BuildSource) S
 		Kind:       s.GetServiceType(),
 		URL:        vcs.GetProjectUrl(),
 		Credentials: Credentials{Username: vcs.GetCredentials().GetUsername(), Password: vcs.GetCredentials().GetPassword(),
-			PrivateKey: vcs.GetCredentials().GetPrivateKey()},
+			PrivateKey: vcs.GetCredentials().GetPrivateKey(), KnownHosts: vcs.GetCredentials().GetKnownHosts()},
 		Branch:     vcs.GetProjectBranch(),
 		Args:       s.GetBuildArguments(),
 		DisabledCI: s.GetDisabledCi(),

@@ -37,6 +37,41 @@ func builderSpec(name, url string) *deploymentsv1.BuildServiceSpec {
 	}
 }
 
+// testKnownHosts is a known_hosts line for git.example.com.
+const testKnownHosts = "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+// TestBuildServiceKnownHosts: vcsData.credentials.knownHosts is stored
+// with the other credentials (GetBuildSource hands it to the builds
+// component) and never answered; alone it keeps a repository public.
+func TestBuildServiceKnownHosts(t *testing.T) {
+	h := newHarnessOn(t, sqldb.SQLite)
+	spec := builderSpec("Keyed", "ssh://git@git.example.com/acme/app.git")
+	spec.VcsData.Credentials = &deploymentsv1.VcsCredentials{PrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n", KnownHosts: testKnownHosts}
+	created, err := h.client.CreateBuildService(as(adminCred), &deploymentsv1.CreateBuildServiceRequest{ProjectId: projectID, Spec: spec})
+	if err != nil {
+		t.Fatalf("CreateBuildService: %v %v", err, status.Convert(err).Details())
+	}
+	if strings.Contains(fmt.Sprint(created), "AAAAC3NzaC1lZDI1NTE5") || created.GetService().GetVcsData().GetPublicRepo() {
+		t.Fatalf("created %v", created)
+	}
+	src, err := h.client.GetBuildSource(internalCall(), &deploymentsv1.GetBuildSourceRequest{TeamId: teamID, ProjectId: projectID, ServiceId: "keyed"})
+	if err != nil || src.GetSource().GetVcsData().GetCredentials().GetKnownHosts() != testKnownHosts {
+		t.Fatalf("GetBuildSource: %v, %v", src, err)
+	}
+	got, err := h.client.GetService(as(adminCred), &deploymentsv1.GetServiceRequest{ProjectId: projectID, ServiceId: "keyed"})
+	if err != nil || strings.Contains(fmt.Sprint(got), "AAAAC3NzaC1lZDI1NTE5") {
+		t.Fatalf("GetService: %v, %v", got, err)
+	}
+
+	// Known hosts alone check a public repository's server.
+	pub := builderSpec("Public", "git@git.example.com:acme/app.git")
+	pub.VcsData.Credentials = &deploymentsv1.VcsCredentials{KnownHosts: testKnownHosts}
+	created, err = h.client.CreateBuildService(as(adminCred), &deploymentsv1.CreateBuildServiceRequest{ProjectId: projectID, Spec: pub})
+	if err != nil || !created.GetService().GetVcsData().GetPublicRepo() {
+		t.Fatalf("CreateBuildService with known hosts alone: %v, %v", created, err)
+	}
+}
+
 // TestBuildServices: a build service is created, put, patched, listed,
 // read and deleted in Northflank's shapes; its credentials are stored
 // (GetBuildSource hands them to the builds component) and never answered;
@@ -249,6 +284,12 @@ func TestBuildServiceBadInput(t *testing.T) {
 		{"a password for ssh", func(s *deploymentsv1.BuildServiceSpec) {
 			s.VcsData.ProjectUrl, s.VcsData.Credentials = "git@git.example.com:a/b.git", &deploymentsv1.VcsCredentials{Password: "p"}
 		}, "vcsData.credentials.password"},
+		{"known hosts for https", func(s *deploymentsv1.BuildServiceSpec) {
+			s.VcsData.Credentials = &deploymentsv1.VcsCredentials{KnownHosts: testKnownHosts}
+		}, "vcsData.credentials.knownHosts"},
+		{"malformed known hosts", func(s *deploymentsv1.BuildServiceSpec) {
+			s.VcsData.ProjectUrl, s.VcsData.Credentials = "git@git.example.com:a/b.git", &deploymentsv1.VcsCredentials{PrivateKey: "k", KnownHosts: testKnownHosts + "\nssh-ed25519 not-base64"}
+		}, "vcsData.credentials.knownHosts"},
 		{"a build argument key with a dash", func(s *deploymentsv1.BuildServiceSpec) { s.BuildArguments = map[string]string{"NODE-ENV": "x"} }, "buildArguments"},
 		{"oversized build arguments", func(s *deploymentsv1.BuildServiceSpec) {
 			s.BuildArguments = map[string]string{}

@@ -27,7 +27,7 @@ func credentialsFrom(in *deploymentsv1.VcsCredentials) *Credentials {
 	if in == nil {
 		return nil
 	}
-	return &Credentials{Username: in.GetUsername(), Password: in.GetPassword(), PrivateKey: in.GetPrivateKey()}
+	return &Credentials{Username: in.GetUsername(), Password: in.GetPassword(), PrivateKey: in.GetPrivateKey(), KnownHosts: in.GetKnownHosts()}
 }
 
 // filesFrom reads secret files.
@@ -240,9 +240,9 @@ func patchVcs(b *Build, p *deploymentsv1.VcsDataPatch) error {
 // sourceOf is the internal (decrypted) form of a service's build source.
 func sourceOf(sv Service) *deploymentsv1.BuildSource {
 	vcs := vcsOf(sv.Build)
-	vcs.PublicRepo = sv.Build.Credentials == nil
+	vcs.PublicRepo = !sv.Build.Credentials.Private()
 	if c := sv.Build.Credentials; c != nil {
-		vcs.Credentials = &deploymentsv1.VcsCredentials{Username: c.Username, Password: c.Password, PrivateKey: c.PrivateKey}
+		vcs.Credentials = &deploymentsv1.VcsCredentials{Username: c.Username, Password: c.Password, PrivateKey: c.PrivateKey, KnownHosts: c.KnownHosts}
 	}
 	args := maps.Clone(sv.Build.Arguments)
 	if args == nil {

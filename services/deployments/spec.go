@@ -424,7 +424,7 @@ func (s *Server) serviceOf(sv Service) *deploymentsv1.Service {
 	if sv.Kind.Builds() {
 		out.BuildSource = "git"
 		out.VcsData, out.BuildSettings, out.BuildConfiguration = vcsOf(sv.Build), settingsOf(sv.Build), configOf(sv.Build)
-		out.VcsData.PublicRepo = sv.Build.Credentials == nil
+		out.VcsData.PublicRepo = !sv.Build.Credentials.Private()
 		out.DisabledCi = sv.Build.DisabledCI
 	}
 	if sv.Kind == KindBuild {

@@ -52,7 +52,7 @@ func buildFrom(repo *deploymentsv1.VcsData, settings *deploymentsv1.BuildSetting
 	}
 	b := &Build{BuildPlan: plan, DisabledCI: disabledCI, Arguments: maps.Clone(args)}
 	if c := repo.GetCredentials(); c != nil {
-		b.Credentials = &vcs.Credentials{Username: c.GetUsername(), Password: c.GetPassword(), PrivateKey: c.GetPrivateKey()}
+		b.Credentials = &vcs.Credentials{Username: c.GetUsername(), Password: c.GetPassword(), PrivateKey: c.GetPrivateKey(), KnownHosts: c.GetKnownHosts()}
 		if b.Credentials.Empty() {
 			b.Credentials = nil
 		}
@@ -199,7 +199,7 @@ func checkBuiltDeployment(d Deployment) error {
 func keepCredentials(before, after *Build, given *deploymentsv1.VcsCredentials) {
 	var g *vcs.Credentials
 	if given != nil {
-		g = &vcs.Credentials{Username: given.GetUsername(), Password: given.GetPassword(), PrivateKey: given.GetPrivateKey()}
+		g = &vcs.Credentials{Username: given.GetUsername(), Password: given.GetPassword(), PrivateKey: given.GetPrivateKey(), KnownHosts: given.GetKnownHosts()}
 	}
 	var stored *vcs.Credentials
 	oldURL := ""
@@ -213,9 +213,9 @@ func keepCredentials(before, after *Build, given *deploymentsv1.VcsCredentials) 
 // the deployments service's form the builds component reads.
 func buildSourceOf(j Job) *deploymentsv1.BuildSource {
 	repo := vcsOf(j.Build)
-	repo.PublicRepo = j.Build.Credentials == nil
+	repo.PublicRepo = !j.Build.Credentials.Private()
 	if c := j.Build.Credentials; c != nil {
-		repo.Credentials = &deploymentsv1.VcsCredentials{Username: c.Username, Password: c.Password, PrivateKey: c.PrivateKey}
+		repo.Credentials = &deploymentsv1.VcsCredentials{Username: c.Username, Password: c.Password, PrivateKey: c.PrivateKey, KnownHosts: c.KnownHosts}
 	}
 	return &deploymentsv1.BuildSource{
 		TeamId: j.TeamID, ProjectId: j.ProjectID, ServiceId: j.ID, ServiceType: "job",

@@ -200,7 +200,7 @@ func jobOf(j Job, cluster string) *jobsv1.Job {
 	}
 	if b := j.Build; b != nil {
 		repo := vcsOf(b) // without its credentials, which are never shown
-		repo.PublicRepo = b.Credentials == nil
+		repo.PublicRepo = !b.Credentials.Private()
 		out.Deployment.Vcs = repo
 		out.BuildSettings, out.BuildConfiguration = settingsOf(b), configOf(b)
 		out.Billing.BuildPlan, out.DisabledCi = b.BuildPlan, b.DisabledCI

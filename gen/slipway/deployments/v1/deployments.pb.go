@@ -2171,7 +2171,8 @@ func (x *VcsData) GetPublicRepo() bool {
 }
 
 // VcsCredentials read a private repository (a Slipway extension): a user
-// name with a password or token for http(s), or an SSH private key.
+// name with a password or token for http(s), or an SSH private key and
+// the server's known host keys.
 type VcsCredentials struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// User name for http(s) (e.g. "x-access-token" or "oauth2").
@@ -2179,7 +2180,12 @@ type VcsCredentials struct {
 	// Password or access token for http(s).
 	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// PEM or OpenSSH private key for ssh URLs.
-	PrivateKey    string `protobuf:"bytes,3,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	PrivateKey string `protobuf:"bytes,3,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	// known_hosts lines (as `ssh-keyscan host` prints them) holding the ssh
+	// server's host key(s): with them a build connects only to a server
+	// that holds one of these keys; without them it accepts the key the
+	// server presents.
+	KnownHosts    string `protobuf:"bytes,4,opt,name=known_hosts,json=knownHosts,proto3" json:"known_hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2231,6 +2237,13 @@ func (x *VcsCredentials) GetPassword() string {
 func (x *VcsCredentials) GetPrivateKey() string {
 	if x != nil {
 		return x.PrivateKey
+	}
+	return ""
+}
+
+func (x *VcsCredentials) GetKnownHosts() string {
+	if x != nil {
+		return x.KnownHosts
 	}
 	return ""
 }
@@ -9982,12 +9995,14 @@ const file_slipway_deployments_v1_deployments_proto_rawDesc = "" +
 	"\x0eproject_branch\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\rprojectBranch\x12H\n" +
 	"\vcredentials\x18\a \x01(\v2&.slipway.deployments.v1.VcsCredentialsR\vcredentials\x12\x1f\n" +
 	"\vpublic_repo\x18\b \x01(\bR\n" +
-	"publicRepo\"\x88\x01\n" +
+	"publicRepo\"\xb4\x01\n" +
 	"\x0eVcsCredentials\x12$\n" +
 	"\busername\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\busername\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\bpassword\x12*\n" +
 	"\vprivate_key\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x01R\n" +
-	"privateKey\"\x9f\x03\n" +
+	"privateKey\x12*\n" +
+	"\vknown_hosts\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x04R\n" +
+	"knownHosts\"\x9f\x03\n" +
 	"\fVcsDataPatch\x12)\n" +
 	"\vproject_url\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\n" +
 	"projectUrl\x12Y\n" +
