@@ -277,6 +277,10 @@ func TestJobBuildSourceBadInput(t *testing.T) {
 	wantCode(t, create("bad-url", func(s *jobsv1.JobSpec) { s.Deployment.Vcs.ProjectUrl = "ftp://x/y" }), codes.InvalidArgument, "deployment.vcs.projectUrl")
 	wantCode(t, create("ssh-password", func(s *jobsv1.JobSpec) { s.Deployment.Vcs.ProjectUrl = "git@git.example.com:acme/tools.git" }),
 		codes.InvalidArgument, "deployment.vcs.credentials.password")
+	wantCode(t, create("bad-known-hosts", func(s *jobsv1.JobSpec) {
+		s.Deployment.Vcs.ProjectUrl = "git@git.example.com:acme/tools.git"
+		s.Deployment.Vcs.Credentials = &deploymentsv1.VcsCredentials{PrivateKey: "k", KnownHosts: "git.example.com not-a-key"}
+	}), codes.InvalidArgument, "deployment.vcs.credentials.knownHosts")
 	wantCode(t, create("and-image", func(s *jobsv1.JobSpec) {
 		s.Deployment.External = &jobsv1.ExternalImage{ImagePath: "busybox"}
 	}), codes.InvalidArgument, "deployment.external")
@@ -286,6 +290,28 @@ func TestJobBuildSourceBadInput(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestJobKnownHosts: a job's knownHosts reach the builds component and
+// are never answered; alone they keep the repository public.
+func TestJobKnownHosts(t *testing.T) {
+	h := newHarness(t)
+	ctx := as(adminCred)
+	const hosts = "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	spec := gitJob("keyed")
+	spec.Deployment.Vcs.ProjectUrl = "ssh://git@git.example.com/acme/tools.git"
+	spec.Deployment.Vcs.Credentials = &deploymentsv1.VcsCredentials{KnownHosts: hosts}
+	created, err := h.client.CreateManualJob(ctx, &jobsv1.CreateManualJobRequest{ProjectId: projectID, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := created.GetJob().GetDeployment().GetVcs(); !v.GetPublicRepo() || strings.Contains(created.String(), "AAAAC3NzaC1lZDI1NTE5") {
+		t.Fatalf("created %v", created)
+	}
+	src, err := h.client.GetBuildSource(internalCall(), &jobsv1.GetBuildSourceRequest{TeamId: teamID, ProjectId: projectID, JobId: "keyed"})
+	if err != nil || src.GetSource().GetVcsData().GetCredentials().GetKnownHosts() != hosts {
+		t.Fatalf("GetBuildSource: %v, %v", src, err)
+	}
+}
 
 // TestJobsRunServiceBuilds: a job with deployment.internal runs a build
 // of a build service of its project, announced through the real
