@@ -10,6 +10,7 @@ import (
 
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/buildoptions"
 	"github.com/slipwayhq/slipway/pkg/slug"
 )
 
@@ -189,68 +190,26 @@ func (s *Server) GetServiceBuildArgumentDetails(ctx context.Context, req *deploy
 	return resp, nil
 }
 
-// UpdateServiceBuildOptions implements DeploymentsService: the engine
-// given replaces the service's (its storage kept unless given), and the
-// options given replace theirs in the build configuration.
+// UpdateServiceBuildOptions implements DeploymentsService: the request is
+// merged into the service's build engine and configuration by
+// buildoptions.Merge, the rules jobs follow too.
 func (s *Server) UpdateServiceBuildOptions(ctx context.Context, req *deploymentsv1.UpdateServiceBuildOptionsRequest) (*deploymentsv1.UpdateServiceBuildOptionsResponse, error) {
-	if req.GetDockerfile() != nil && req.GetBuildpack() != nil {
-		return nil, apierr.InvalidField("buildpack", "give dockerfile or buildpack, not both")
+	opts := buildoptions.Request{
+		Dockerfile: req.GetDockerfile(), Buildpack: req.GetBuildpack(), Storage: req.GetStorage(),
+		PrRestrictions: req.GetPrRestrictions(), BranchRestrictions: req.GetBranchRestrictions(),
+		PathIgnoreRules: req.GetPathIgnoreRules(), CiIgnoreFlags: req.GetCiIgnoreFlags(), DockerCredentials: req.GetDockerCredentials(),
+		IsAllowList: req.IsAllowList, CiIgnoreFlagsEnabled: req.CiIgnoreFlagsEnabled, IncludeGitFolder: req.IncludeGitFolder,
+		FullGitClone: req.FullGitClone, EnableGitLfs: req.EnableGitLfs, DockerfileTarget: req.DockerfileTarget,
+	}
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	_, err := s.changeBuild(ctx, req, req.GetServiceId(), func(sv *Service) error {
-		settings := settingsOf(sv.Build)
-		switch {
-		case req.GetDockerfile() != nil:
-			settings.Dockerfile, settings.Buildpack = req.GetDockerfile(), nil
-		case req.GetBuildpack() != nil:
-			settings.Dockerfile, settings.Buildpack = nil, req.GetBuildpack()
-		}
-		if req.GetStorage() != nil {
-			settings.Storage = req.GetStorage()
-		}
+		settings, config := buildoptions.Merge(settingsOf(sv.Build), configOf(sv.Build), opts)
 		if err := setSettings(&sv.Build, settings); err != nil {
 			return err
 		}
-		c := configOf(sv.Build)
-		if c == nil {
-			c = &deploymentsv1.BuildConfiguration{}
-		}
-		if req.GetPrRestrictions() != nil {
-			c.PrRestrictions = req.GetPrRestrictions()
-		}
-		if req.GetBranchRestrictions() != nil {
-			c.BranchRestrictions = req.GetBranchRestrictions()
-		}
-		if req.GetPathIgnoreRules() != nil {
-			c.PathIgnoreRules = req.GetPathIgnoreRules()
-		}
-		if req.GetCiIgnoreFlags() != nil {
-			c.CiIgnoreFlags = req.GetCiIgnoreFlags()
-		}
-		if req.GetDockerCredentials() != nil {
-			c.DockerCredentials = req.GetDockerCredentials()
-		}
-		if req.IsAllowList != nil {
-			c.IsAllowList = req.GetIsAllowList()
-		}
-		if req.CiIgnoreFlagsEnabled != nil {
-			c.CiIgnoreFlagsEnabled = req.GetCiIgnoreFlagsEnabled()
-		}
-		if req.DockerfileTarget != nil {
-			c.DockerfileTarget = req.GetDockerfileTarget()
-		}
-		if req.IncludeGitFolder != nil {
-			c.IncludeGitFolder = req.GetIncludeGitFolder()
-		}
-		if req.FullGitClone != nil {
-			c.FullGitClone = req.GetFullGitClone()
-		}
-		if req.EnableGitLfs != nil {
-			c.EnableGitLfs = req.GetEnableGitLfs()
-		}
-		if req.GetStorage() != nil {
-			c.Storage = req.GetStorage()
-		}
-		return setConfig(&sv.Build, c)
+		return setConfig(&sv.Build, config)
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	deploymentsv1 "github.com/slipwayhq/slipway/gen/slipway/deployments/v1"
 	jobsv1 "github.com/slipwayhq/slipway/gen/slipway/jobs/v1"
 	"github.com/slipwayhq/slipway/pkg/apierr"
+	"github.com/slipwayhq/slipway/pkg/buildoptions"
 	"github.com/slipwayhq/slipway/pkg/events"
 	"github.com/slipwayhq/slipway/pkg/overrides"
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -293,56 +294,29 @@ func (s *Service) GetJobBuildArgumentDetails(ctx context.Context, req *jobsv1.Ge
 	return resp, nil
 }
 
-// UpdateJobBuildOptions implements JobsService: the engine given replaces
-// the job's (its storage kept), and the options given replace theirs in
-// the build configuration.
+// UpdateJobBuildOptions implements JobsService: the request is merged
+// into the job's build engine and configuration by buildoptions.Merge, the
+// rules services follow too. A job's request has no storage and no
+// branch or pull-request rules (a job builds its one branch), so those
+// are kept.
 func (s *Service) UpdateJobBuildOptions(ctx context.Context, req *jobsv1.UpdateJobBuildOptionsRequest) (*jobsv1.UpdateJobBuildOptionsResponse, error) {
-	if req.GetDockerfile() != nil && req.GetBuildpack() != nil {
-		return nil, apierr.InvalidField("buildpack", "give dockerfile or buildpack, not both")
+	opts := buildoptions.Request{
+		Dockerfile: req.GetDockerfile(), Buildpack: req.GetBuildpack(),
+		PathIgnoreRules: req.GetPathIgnoreRules(), CiIgnoreFlags: req.GetCiIgnoreFlags(),
+		IsAllowList: req.IsAllowList, CiIgnoreFlagsEnabled: req.CiIgnoreFlagsEnabled, IncludeGitFolder: req.IncludeGitFolder,
+		FullGitClone: req.FullGitClone, EnableGitLfs: req.EnableGitLfs, DockerfileTarget: req.DockerfileTarget,
+	}
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	err := s.changeBuild(ctx, req, req.GetJobId(), func(b *Build) error {
-		settings := settingsOf(b)
-		switch {
-		case req.GetDockerfile() != nil:
-			settings.Dockerfile, settings.Buildpack = req.GetDockerfile(), nil
-		case req.GetBuildpack() != nil:
-			settings.Dockerfile, settings.Buildpack = nil, req.GetBuildpack()
-		}
+		settings, config := buildoptions.Merge(settingsOf(b), configOf(b), opts)
 		raw, err := protojson.Marshal(settings)
 		if err != nil {
 			return err
 		}
 		b.BuildSettings = string(raw)
-		c := configOf(b)
-		if c == nil {
-			c = &deploymentsv1.BuildConfiguration{}
-		}
-		if req.GetPathIgnoreRules() != nil {
-			c.PathIgnoreRules = req.GetPathIgnoreRules()
-		}
-		if req.GetCiIgnoreFlags() != nil {
-			c.CiIgnoreFlags = req.GetCiIgnoreFlags()
-		}
-		if req.IsAllowList != nil {
-			c.IsAllowList = req.GetIsAllowList()
-		}
-		if req.CiIgnoreFlagsEnabled != nil {
-			c.CiIgnoreFlagsEnabled = req.GetCiIgnoreFlagsEnabled()
-		}
-		if req.DockerfileTarget != nil {
-			c.DockerfileTarget = req.GetDockerfileTarget()
-		}
-		if req.IncludeGitFolder != nil {
-			c.IncludeGitFolder = req.GetIncludeGitFolder()
-		}
-		if req.FullGitClone != nil {
-			c.FullGitClone = req.GetFullGitClone()
-		}
-		if req.EnableGitLfs != nil {
-			c.EnableGitLfs = req.GetEnableGitLfs()
-		}
-		raw, err = protojson.Marshal(c)
-		if err != nil {
+		if raw, err = protojson.Marshal(config); err != nil {
 			return err
 		}
 		b.BuildConfig = string(raw)

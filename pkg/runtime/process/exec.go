@@ -473,16 +473,29 @@ func nsOwner(path string) (*os.File, error) {
 	return os.NewFile(fd, "userns"), nil
 }
 
-// sandboxPID is the host pid of the run's sandbox's PID 1, once it runs
-// (a workload that just started may not have its sandbox yet).
+// sandboxPID is the host pid of the run's sandbox's PID 1 once the
+// sandbox is set up: a workload that just started may not have its
+// sandbox yet, or have one still being built. Bubblewrap writes its info
+// (the PID 1) right after creating the namespaces, before it mounts
+// anything, and the sandbox's PID 1 then execs, in turn, setpriv (as
+// root), the shell of envShell and the workload's command (--as-pid-1):
+// until that last exec the mount namespace lacks its mounts (or has not
+// even its root pivoted) and PID 1's environment is not the workload's,
+// so an exec entering it would run the wrong files with the wrong
+// environment. Exec waits for that, bounded by setupWait; a sandbox
+// still being set up then is refused, never entered half-made. Start
+// does not wait: nothing but an exec needs the finished sandbox.
 func (d *Driver) sandboxPID(ctx context.Context, id string, pf *pidFile) (int, error) {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(setupWait)
 	for {
-		if pid, ok := sandboxInit(d.path(id, "info"), pf); ok {
+		if pid, ok := sandboxInit(d.path(id, "info"), pf); ok && d.sb.setUp(pid) {
 			return pid, nil
 		}
-		if !alive(pf) || d.exited(id) || time.Now().After(deadline) {
+		if !alive(pf) || d.exited(id) {
 			return 0, runtime.ErrNotRunning
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%w: its sandbox was still being set up after %s", runtime.ErrNotRunning, setupWait)
 		}
 		select {
 		case <-ctx.Done():
@@ -490,6 +503,35 @@ func (d *Driver) sandboxPID(ctx context.Context, id string, pf *pidFile) (int, e
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// setupWait bounds how long an exec waits for a starting workload's
+// sandbox. A private network's set-up alone may take up to a minute (see
+// Start), but a workload whose sandbox takes longer than this to come up
+// is failing, and the caller is better told so than kept waiting. A
+// variable for the tests.
+var setupWait = 20 * time.Second
+
+// setUp reports whether the sandbox whose PID 1 is pid1 is finished: its
+// PID 1 runs the workload's command, not one of the steps before it
+// (bubblewrap, setpriv, the shell of envShell), as its command line
+// shows. A command that rewrites its own command line to look like one of
+// them only keeps execs out of itself.
+func (s *sandbox) setUp(pid1 int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid1) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return false // gone, or a zombie: the caller finds out
+	}
+	argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	switch {
+	case argv[0] == s.bwrap:
+		return false
+	case s.root && argv[0] == s.setpriv:
+		return false
+	case len(argv) >= 4 && argv[1] == "-c" && argv[2] == envShell(envFD) && argv[3] == "slipway-env":
+		return false
+	}
+	return true
 }
 
 // environ is the environment a process started with.

@@ -2,6 +2,7 @@ package process
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -254,5 +255,55 @@ func TestWorkloadEnvOnlyForTheCommand(t *testing.T) {
 		if !slices.Contains(lines, want) {
 			t.Errorf("exec: %q lacks %q", lines, want)
 		}
+	}
+}
+
+// TestExecRightAfterStart: an exec issued as soon as Start returns runs in
+// the finished sandbox — its mounts in place and the workload's
+// environment set — never in one bubblewrap is still building (where it
+// failed to find /usr/bin/prlimit, or ran without the environment).
+// Each round starts a workload and execs into it at once; several rounds,
+// bounded in count and time, because the window is short.
+func TestExecRightAfterStart(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "marker"), []byte("mounted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := sh("sleep 120")
+	spec.Mounts = []runtime.Mount{{Source: data, Target: "/data", ReadOnly: true}}
+	spec.Env = map[string]string{"GREETING": "hello"}
+	end := time.Now().Add(60 * time.Second)
+	for round := 0; round < 10 && time.Now().Before(end); round++ {
+		id := runtimetest.Start(t, d, spec)
+		code, out, errs := execOut(t, d, id, runtime.ExecSpec{Command: []string{"/bin/sh", "-c", `cat /data/marker && echo "$GREETING"`}})
+		stop(t, d, id)
+		if code != 0 || out != "mounted\nhello\n" {
+			t.Fatalf("round %d: exec right after Start: code %d, out %q, err %q", round, code, out, errs)
+		}
+	}
+}
+
+// TestExecRefusedUntilSetUp: an exec into a sandbox that is still being
+// set up when setupWait has passed is refused with ErrNotRunning and the
+// reason, not run in the half-made sandbox. A sandbox stuck in bubblewrap
+// is simulated by a workload that gives itself bubblewrap's command line.
+func TestExecRefusedUntilSetUp(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	defer func(w time.Duration) { setupWait = w }(setupWait)
+	setupWait = time.Second
+	id := runtimetest.Start(t, d, runtime.Spec{Command: []string{"bash", "-c", `echo ready; exec -a "$0" sleep 120`, d.sb.bwrap}})
+	defer stop(t, d, id)
+	waitReady(t, d, id)
+	started := time.Now()
+	_, err := d.Exec(runtimetest.Context(t), id, runtime.ExecSpec{Command: []string{"true"}})
+	if !errors.Is(err, runtime.ErrNotRunning) || !strings.Contains(err.Error(), "still being set up") {
+		t.Fatalf("Exec into a sandbox being set up: %v, want ErrNotRunning saying why", err)
+	}
+	if waited := time.Since(started); waited < setupWait || waited > setupWait+5*time.Second {
+		t.Errorf("Exec waited %s, want about %s", waited, setupWait)
 	}
 }
