@@ -161,17 +161,25 @@ func (s *Service) pollService(ctx context.Context, src Source) {
 		var msgs map[string]string
 		if len(moved) > 0 {
 			if msgs, err = s.opts.Engine.Messages(ctx, src, moved); err != nil {
-				s.log.Debug("polling: reading commit messages", "service", src.ServiceID, "error", err)
-				return // nothing remembered: the next round tries again
+				// A server that refuses the one-commit fetch (dumb HTTP,
+				// shallow fetches turned off) must not stop polling from
+				// building: decide without the messages, so skip markers
+				// are not seen there, as with webhooks that carry none.
+				s.log.Warn("polling: cannot read commit messages, CI-skip flags not applied", "service", src.ServiceID, "error", err)
+				msgs = nil
 			}
 		}
 		for _, r := range moved {
-			msg, ok := msgs[r.SHA]
-			if !ok {
-				forget(r) // it moved again meanwhile
-				continue
+			var messages []string
+			if msgs != nil {
+				msg, ok := msgs[r.SHA]
+				if !ok {
+					forget(r) // it moved again meanwhile
+					continue
+				}
+				messages = []string{msg}
 			}
-			if ok, why := s.allowed(src, r.Name, r.PullRequest, []string{msg}, nil); !ok {
+			if ok, why := s.allowed(src, r.Name, r.PullRequest, messages, nil); !ok {
 				s.log.Debug("polling: not building", "service", src.ServiceID, "ref", headKey(r), "sha", short(r.SHA), "why", why)
 				continue // seen, and not built
 			}

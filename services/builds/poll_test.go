@@ -2,6 +2,7 @@ package builds_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,7 @@ func (r *registry) All(context.Context) ([]builds.Source, error) {
 // builder on a sandboxed process driver.
 type pollEnv struct {
 	nc     *nats.Conn
-	engine builds.BuilderEngine
+	engine builds.Engine
 }
 
 func newPollEnv(t *testing.T) pollEnv {
@@ -136,6 +137,38 @@ func TestPollHonoursCISkipFlags(t *testing.T) {
 	bs := list()
 	if len(bs) != 1 || bs[0].SHA != next || bs[0].Branch != "main" || bs[0].Trigger != "poll" {
 		t.Fatalf("builds after a normal commit: %+v; want one of %s", bs, next)
+	}
+}
+
+// noMessages is the real engine on a git server that refuses the
+// one-commit fetch the poller reads messages with (dumb HTTP, shallow
+// fetches turned off).
+type noMessages struct{ builds.BuilderEngine }
+
+func (noMessages) Messages(context.Context, builds.Source, []builds.Ref) (map[string]string, error) {
+	return nil, errors.New("the server does not allow shallow fetches")
+}
+
+// TestPollBuildsWithoutMessages: where commit messages cannot be read,
+// polling still builds what moved (skip markers unseen), as it did before
+// it read them, rather than never building again.
+func TestPollBuildsWithoutMessages(t *testing.T) {
+	ctx := context.Background()
+	gs := gitserver.New(t)
+	repo := gs.Repo(t, "app")
+	repo.Commit(t, "main", "first", map[string]string{"index.html": "one"})
+	key := builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "site"}
+	reg := &registry{srcs: []builds.Source{{ServiceKey: key, Kind: "build", URL: repo.URL, Branch: "main",
+		Buildpack: &builds.Buildpack{Context: "/"}}}}
+	env := newPollEnv(t)
+	env.engine = noMessages{env.engine.(builds.BuilderEngine)}
+	svc, store := env.service(t, sqltest.Open(t, sqldb.SQLite, schema...), "r1", reg, time.Now)
+	builds.PollRound(ctx, svc) // the first look builds nothing
+	next := repo.Commit(t, "main", "A real change", map[string]string{"index.html": "two"})
+	builds.PollRound(ctx, svc)
+	bs, _, _, err := store.ListBuilds(ctx, key, paging.Page{Limit: 50})
+	if err != nil || len(bs) != 1 || bs[0].SHA != next || bs[0].Trigger != "poll" {
+		t.Fatalf("builds = %+v, %v; want one of %s", bs, err, next)
 	}
 }
 
