@@ -278,13 +278,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		free := cap(slots) - len(slots)
 		now := time.Now().UTC()
 		claims, err := d.store.Claim(ctx, d.owner, now, now.Add(d.lease()), free)
-		if err != nil && ctx.Err() == nil {
-			failures++
-			d.opts.Logger.Warn("notifications: claiming deliveries failed", "err", err)
-			sleepCtx(ctx, min(time.Duration(failures)*time.Second, 30*time.Second))
-			continue
-		}
-		failures = 0
+		// What Claim returns is leased to this replica even when it failed
+		// part way: send it now rather than let it wait out the lease.
 		for _, c := range claims {
 			slots <- struct{}{}
 			wg.Add(1)
@@ -295,6 +290,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				d.Wake()
 			}()
 		}
+		if err != nil && ctx.Err() == nil {
+			failures++
+			d.opts.Logger.Warn("notifications: claiming deliveries failed", "err", err)
+			sleepCtx(ctx, min(time.Duration(failures)*time.Second, 30*time.Second))
+			continue
+		}
+		failures = 0
 		if free > 0 && len(claims) == free {
 			continue // more may be due
 		}
@@ -339,8 +341,11 @@ func (d *Dispatcher) attempt(ctx context.Context, c Claim) {
 		}
 	}
 	res := d.opts.Sender.Send(ctx, req)
-	if ctx.Err() != nil {
-		return // shutting down: the claim lapses and the attempt is made again
+	if res.Err != nil && ctx.Err() != nil {
+		// Cut off by shutdown: the claim lapses and the attempt is made
+		// again. An answer that did arrive is recorded, so a receiver
+		// that took it is not sent it twice.
+		return
 	}
 	a := Attempt{At: req.Time, StatusCode: res.StatusCode, Latency: res.Latency, Succeeded: res.Err == nil}
 	if res.Err != nil {

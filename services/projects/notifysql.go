@@ -36,24 +36,6 @@ func NotificationBox(master []byte) (*secret.Box, error) {
 	return secret.NewBox(master, "projects-notification-secrets")
 }
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func nullMicros(t time.Time) sql.NullInt64 {
-	return sql.NullInt64{Int64: micros(t), Valid: !t.IsZero()}
-}
-
-func fromMicros(v sql.NullInt64) time.Time {
-	if !v.Valid || v.Int64 == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(v.Int64).UTC()
-}
-
 func (s *NotificationSQLStore) seal(secret string) []byte {
 	if secret == "" {
 		return nil
@@ -105,7 +87,7 @@ func (s *NotificationSQLStore) scanIntegration(row scanner) (Integration, error)
 		return Integration{}, err
 	}
 	in.Secret = secret
-	in.FirstFailedAt = fromMicros(firstFailed)
+	in.FirstFailedAt = sqldb.FromMicros(firstFailed.Int64) // NULL reads as 0
 	in.CreatedAt, in.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
 	return in, nil
 }
@@ -291,10 +273,12 @@ func (s *NotificationSQLStore) Enqueue(ctx context.Context, consumer, eventID, t
 	return n, err
 }
 
-// subscribers reads a team's integrations and webhooks in tx.
+// subscribers reads a team's integrations and webhooks in tx, without
+// their secrets: matching and rendering need none, and every lifecycle
+// event reads them (the secret is opened at send time, by claimed).
 func (s *NotificationSQLStore) subscribers(ctx context.Context, tx *sql.Tx, team string) (Subscribers, error) {
 	var subs Subscribers
-	rows, err := tx.QueryContext(ctx, `SELECT `+integrationColumns+` FROM notification_integrations WHERE team_id = $1 ORDER BY id`, team)
+	rows, err := tx.QueryContext(ctx, `SELECT `+withoutSecret(integrationColumns)+` FROM notification_integrations WHERE team_id = $1 ORDER BY id`, team)
 	if err != nil {
 		return subs, err
 	}
@@ -309,7 +293,7 @@ func (s *NotificationSQLStore) subscribers(ctx context.Context, tx *sql.Tx, team
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return subs, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT `+webhookColumns+` FROM app_webhooks WHERE team_id = $1 ORDER BY id`, team)
+	rows, err = tx.QueryContext(ctx, `SELECT `+withoutSecret(webhookColumns)+` FROM app_webhooks WHERE team_id = $1 ORDER BY id`, team)
 	if err != nil {
 		return subs, err
 	}
@@ -322,6 +306,12 @@ func (s *NotificationSQLStore) subscribers(ctx context.Context, tx *sql.Tx, team
 		subs.Webhooks = append(subs.Webhooks, w)
 	}
 	return subs, errors.Join(rows.Err(), rows.Close())
+}
+
+// withoutSecret is a column list with the sealed secret read as NULL,
+// which the scanners take for "no secret".
+func withoutSecret(columns string) string {
+	return strings.Replace(columns, " secret,", " NULL,", 1)
 }
 
 const deliveryColumns = `id, team_id, target_kind, target_id, event_id, event_type, body, status, attempts, next_attempt_at, retry_until,
@@ -338,7 +328,7 @@ func scanDelivery(row scanner) (Delivery, error) {
 		&next, &until, &d.LastStatusCode, &latency, &d.LastError, &last, &creat)
 	d.NextAttemptAt, d.RetryUntil = time.UnixMicro(next).UTC(), time.UnixMicro(until).UTC()
 	d.LastLatency = time.Duration(latency) * time.Millisecond
-	d.LastAttemptAt, d.CreatedAt = fromMicros(last), time.UnixMicro(creat).UTC()
+	d.LastAttemptAt, d.CreatedAt = sqldb.FromMicros(last.Int64), time.UnixMicro(creat).UTC() // NULL reads as 0
 	return d, err
 }
 

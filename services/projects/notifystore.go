@@ -149,7 +149,8 @@ type NotificationStore interface {
 
 	// Enqueue is the consumer's step, in one transaction: it records that
 	// consumer processed eventID (events.MarkProcessed) and, the first
-	// time only, passes the team's subscribers to deliveries and inserts
+	// time only, passes the team's subscribers (without their secrets,
+	// which only sending needs: Claim reads them) to deliveries and inserts
 	// the deliveries it returns. It reports how many were inserted.
 	Enqueue(ctx context.Context, consumer, eventID, team string, deliveries func(Subscribers) ([]Delivery, error)) (int, error)
 	// ListDeliveries returns a target's deliveries, newest first, and

@@ -180,7 +180,8 @@ func testEnqueueOnce(t *testing.T, s projects.NotificationStore) {
 	eventID := "ev-1"
 	build := func(subs projects.Subscribers) ([]projects.Delivery, error) {
 		calls++
-		if len(subs.Integrations) != 1 || len(subs.Webhooks) != 1 || subs.Integrations[0].Secret == "" {
+		// Matching needs no secret, and none is opened for it.
+		if len(subs.Integrations) != 1 || len(subs.Webhooks) != 1 || subs.Integrations[0].Secret != "" || subs.Webhooks[0].Secret != "" {
 			return nil, fmt.Errorf("subscribers = %+v", subs)
 		}
 		now := time.Now().UTC()
