@@ -153,6 +153,11 @@ func (g *Gateway) serveIdempotent(w http.ResponseWriter, r *http.Request, next h
 		case err != nil && ctx.Err() != nil:
 			g.handleError(ctx, nil, nil, w, r, status.Error(codes.Canceled, ""))
 			return
+		case errors.Is(err, apierr.ErrConflict):
+			// Begin lost every race for the key to other requests: one of
+			// them holds it, which is "in use", not a store outage.
+			writeError(w, keyInUse.Status, apierr.Reason(keyInUse.ID), keyInUse.Message, nil)
+			return
 		case err != nil:
 			g.log.ErrorContext(ctx, "idempotency key store", "error", err, "request_id", requestid.FromContext(ctx))
 			writeError(w, keyUnavailable.Status, apierr.Reason(keyUnavailable.ID), keyUnavailable.Message, nil)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/slipwayhq/slipway/gateway"
+	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/authz"
 	"github.com/slipwayhq/slipway/pkg/component"
 	"github.com/slipwayhq/slipway/pkg/idempotency"
@@ -397,4 +398,22 @@ func FuzzIdempotencyKey(f *testing.F) {
 			t.Fatalf("key %q body %q: retry %d %v %s, want %d %s replayed", key, body, again.StatusCode, again.Header, raw2, first.StatusCode, raw)
 		}
 	})
+}
+
+// racedStore is the real store whose Begin lost every race for the key,
+// as it reports after too many concurrent take-overs.
+type racedStore struct{ idempotency.Store }
+
+func (racedStore) Begin(context.Context, idempotency.Claim) (idempotency.Record, bool, error) {
+	return idempotency.Record{}, false, apierr.ErrConflict
+}
+
+// TestIdempotencyKeyLostRaceIsInUse: a key other requests keep winning is
+// in use (409), not a store outage (503).
+func TestIdempotencyKeyLostRaceIsInUse(t *testing.T) {
+	base := newIdempotentGateway(t, racedStore{keyStore(t, sqldb.SQLite)}, projectsBackend(t))
+	r := do(t, "POST", base+"/v1/projects", `{"name":"Raced"}`, "Idempotency-Key", "raced")
+	if r.status != http.StatusConflict || !strings.Contains(string(r.raw), "IDEMPOTENCY_KEY_IN_USE") {
+		t.Fatalf("lost race = %d %s, want 409 IDEMPOTENCY_KEY_IN_USE", r.status, r.raw)
+	}
 }
