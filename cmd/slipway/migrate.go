@@ -30,8 +30,12 @@ func migrate(ctx context.Context, cfg config) error {
 }
 
 // migrationSets are a component's migrations: its own, then the event
-// outbox and inbox every component with a database has.
+// outbox and inbox every component with a database has, except an
+// HTTPOnly one, which takes part in no events.
 func migrationSets(c component.Component) []sqldb.Migrations {
+	if c.HTTPOnly {
+		return c.Migrations
+	}
 	return append(append([]sqldb.Migrations{}, c.Migrations...), events.Migrations)
 }
 

@@ -264,16 +264,21 @@ func (p *process) start(ctx context.Context, c component.Component) (*component.
 			return nil, err
 		}
 		p.onClose(func() { _ = db.Close() })
-		relay := events.NewRelay(db, p.js, events.WithLogger(p.log))
-		env.Go(relay.Run)
-		env.DB, env.Notify = db, relay.Notify
-		checks = append(checks, func(service string) {
-			p.health.Add(service, c.Name+"-database", db.PingContext)
-			p.health.Add(service, "nats", func(ctx context.Context) error {
-				_, err := p.js.AccountInfo(ctx)
-				return err
+		env.DB = db
+		checks = append(checks, func(service string) { p.health.Add(service, c.Name+"-database", db.PingContext) })
+		// An HTTPOnly component (the gateway) publishes no events: its
+		// database has no outbox to relay.
+		if !c.HTTPOnly {
+			relay := events.NewRelay(db, p.js, events.WithLogger(p.log))
+			env.Go(relay.Run)
+			env.Notify = relay.Notify
+			checks = append(checks, func(service string) {
+				p.health.Add(service, "nats", func(ctx context.Context) error {
+					_, err := p.js.AccountInfo(ctx)
+					return err
+				})
 			})
-		})
+		}
 	}
 	var services []string
 	env.Health = func(check string, f func(context.Context) error) {

@@ -61,7 +61,8 @@ type Component struct {
 	API *API
 	// HTTPOnly marks a component that serves HTTP and no gRPC services
 	// (the gateway): other processes never reach it at `--<name>-addr`,
-	// even when it keeps a database of its own.
+	// even when it keeps a database of its own; and it takes part in no
+	// events, so that database gets no outbox and no relay polls it.
 	HTTPOnly bool
 }
 
