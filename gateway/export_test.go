@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/idempotency"
+	"github.com/slipwayhq/slipway/pkg/secret"
 )
 
 // SetTailInitTimeout sets how long gateways built afterwards wait for a
@@ -25,7 +26,7 @@ func SetIdempotencyWait(d time.Duration) (restore func()) {
 // IdempotencyRecordKey is the store's key of a client's Idempotency-Key
 // sent with the Authorization header value credential.
 func IdempotencyRecordKey(credential, key string) idempotency.Key {
-	return idempotency.Key{Scope: digest([]byte(credential)), ID: key}
+	return idempotency.Key{Scope: secret.Hash(credential), ID: key}
 }
 
 // IdempotencyFingerprint is the fingerprint of a request with that method,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/idempotency"
 	"github.com/slipwayhq/slipway/pkg/requestid"
+	"github.com/slipwayhq/slipway/pkg/secret"
 )
 
 // Idempotency-Key (the IETF httpapi draft's header, and Stripe's): a
@@ -97,7 +97,9 @@ func (g *Gateway) idempotent(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = &requestBody{Reader: bytes.NewReader(body)}
-		g.serveIdempotent(w, r, next, idempotency.Key{Scope: digest([]byte(credential)), ID: keys[0]},
+		// The credential is kept only as its SHA-256: a key's scope says
+		// whose it is without the store holding any secret.
+		g.serveIdempotent(w, r, next, idempotency.Key{Scope: secret.Hash(credential), ID: keys[0]},
 			fingerprint(r.Method, r.URL.RequestURI(), body))
 	})
 }
@@ -126,14 +128,7 @@ func checkIdempotencyKey(values []string) string {
 // fingerprint identifies a request for its key: a retry must be the same
 // method on the same target with the same body.
 func fingerprint(method, target string, body []byte) string {
-	return digest([]byte(method + "\n" + target + "\n" + digest(body)))
-}
-
-// digest is the hex SHA-256 of b. Credentials are kept only as this: a
-// key's scope says whose it is without the store holding any secret.
-func digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return secret.Hash(method + "\n" + target + "\n" + secret.Hash(string(body)))
 }
 
 // serveIdempotent claims the key and runs the request, or answers from

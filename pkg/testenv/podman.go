@@ -105,14 +105,16 @@ func Podman(t testing.TB) string {
 func lookBinary(t testing.TB, name string) string {
 	t.Helper()
 	if bin, err := exec.LookPath(name); err == nil {
-		return bin
+		if abs, err := filepath.Abs(bin); err == nil {
+			return abs // sshd insists on an absolute path to itself
+		}
 	}
 	for _, dir := range []string{"/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin"} {
 		if bin := filepath.Join(dir, name); isExecutable(bin) {
 			return bin
 		}
 	}
-	t.Fatalf("testenv: %s not found on PATH; %s", name, missingBinaryHelp)
+	t.Fatalf("testenv: %s not found on PATH or in the bin and sbin directories; %s", name, missingBinaryHelp)
 	return ""
 }
 

@@ -71,8 +71,8 @@ func SSHKey(t testing.TB) (private string, public ssh.PublicKey) {
 // is missing.
 func StartSSHD(t testing.TB) *SSHD {
 	t.Helper()
-	bin := findBinary(t, "sshd")
-	gitShell := findBinary(t, "git-shell")
+	bin := lookBinary(t, "sshd")
+	gitShell := lookBinary(t, "git-shell")
 	u, err := user.Current()
 	if err != nil {
 		t.Fatalf("testenv.StartSSHD: %v", err)
@@ -186,22 +186,4 @@ func startSSHDOn(bin, cfg string, port int, logPath string) (*process, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// findBinary finds a server binary on PATH or in the sbin directories a
-// trimmed PATH (sudo, IDE runners) lacks, as an absolute path.
-func findBinary(t testing.TB, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		if abs, err := filepath.Abs(p); err == nil {
-			return abs
-		}
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"} {
-		if p := filepath.Join(d, name); isExecutable(p) {
-			return p
-		}
-	}
-	t.Fatalf("testenv: %s not found on PATH or in the sbin directories; %s", name, missingBinaryHelp)
-	return ""
 }
