@@ -366,7 +366,9 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		body := fmt.Sprintf(`{"name":"Authz %s Svc %d","deployment":{"instances":1,"docker":{"configType":"customCommand","customCommand":"sleep 600"}}`, kind, next())
 		switch kind {
 		case "Combined":
-			body = fmt.Sprintf(`{"name":"Authz %s Svc %d","deployment":{"instances":1},"vcsData":{"projectUrl":"https://github.com/acme/app","projectType":"github","projectBranch":"main"},"buildSettings":{"dockerfile":{"dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}}`, kind, next())
+			// CI off: a new combined service would build its branch at
+			// once, and this repository is not on loopback.
+			body = fmt.Sprintf(`{"name":"Authz %s Svc %d","disabledCI":true,"deployment":{"instances":1},"vcsData":{"projectUrl":"https://github.com/acme/app","projectType":"github","projectBranch":"main"},"buildSettings":{"dockerfile":{"dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}}`, kind, next())
 		case "Build":
 			body = fmt.Sprintf(`{"name":"Authz %s Svc %d","billing":{},"vcsData":{"projectUrl":"https://github.com/acme/app","projectType":"github"},"buildSettings":{"dockerfile":{"dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}}`, kind, next())
 		}

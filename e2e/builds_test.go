@@ -219,7 +219,8 @@ func buildCount(t *testing.T, svcURL string) int {
 // a loopback git server (buildpack: a Procfile app) in the sandbox, a
 // deployment service follows its branch; a push announced by a signed
 // webhook builds and rolls out with no failed request; an older build is
-// deployed again (rollback to a commit); a [skip ci] commit, a branch
+// deployed again (rollback to a commit); a new combined service builds and
+// deploys its branch at once; a [skip ci] commit, a branch
 // outside the restrictions and a forged signature build nothing; a
 // failing build, an unknown branch and bad input say why.
 func TestBuildsFromGitOnTheProcessDriver(t *testing.T) {
@@ -333,6 +334,20 @@ func TestBuildsFromGitOnTheProcessDriver(t *testing.T) {
 	if in, _ := d["deployment"].(map[string]any)["internal"].(map[string]any); in["deployedSHA"] != sha1 {
 		t.Errorf("after deploying build %s, the service says %v", build1, in)
 	}
+
+	// A combined service builds its branch's head as soon as it is
+	// created, with no push and no start, and deploys it.
+	comboURL := inst.URL + "/v1/projects/shop/services/combo"
+	callJSON(t, "POST", inst.URL+"/v1/projects/shop/services/combined", fmt.Sprintf(`{"name":"combo",
+		"billing":{"deploymentPlan":"nf-compute-20","buildPlan":"nf-compute-20"},"deployment":{"instances":1},
+		"vcsData":{"projectUrl":%q,"projectType":"self-hosted","projectBranch":"main"},
+		"buildSettings":{"buildpack":{"buildContext":"/"}},
+		"ports":[{"name":"p01","internalPort":8080,"public":true,"protocol":"HTTP"}]}`, repo.URL)).data(t)
+	newIngressClient(ingressAddr, "p01--combo--shop.localhost").waitBody(t, "v2", 2*time.Minute)
+	if n := buildCount(t, comboURL); n != 1 {
+		t.Errorf("the new combined service has %d builds, want 1", n)
+	}
+	callJSON(t, "DELETE", comboURL, "").data(t)
 
 	// The CLI: list the builds and start one.
 	cli := newNorthflankCLI(t)

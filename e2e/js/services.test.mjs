@@ -116,11 +116,14 @@ test('a deployment service runs a command, answers through the ingress, scales a
   assertOk(after, 'get.service.deployment');
   assert.equal(after.data.instances, 2);
 
-  // A combined service waits for a build of its branch.
+  // A combined service waits for a build of its branch (CI off: with it
+  // on, a new combined service builds its branch at once, and this
+  // repository is not on loopback).
   const combined = await client.create.service.combined({
     parameters: { projectId },
     data: {
       name: 'Built App',
+      disabledCI: true,
       billing: { deploymentPlan: 'nf-compute-20' },
       deployment: { instances: 1 },
       vcsData: { projectUrl: 'https://github.com/acme/app', projectType: 'github', projectBranch: 'main' },

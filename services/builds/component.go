@@ -188,6 +188,7 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 			component.ProjectDeletedConsumer(ProjectsConsumer, svc.DeleteProjectBuilds),
 			{Config: events.ConsumerConfig{Durable: ServicesConsumer, Subjects: ServiceSubjects}, Handler: svc.ServiceHandler()},
 			{Config: events.ConsumerConfig{Durable: JobsConsumer, Subjects: JobSubjects}, Handler: svc.JobHandler()},
+			{Config: events.ConsumerConfig{Durable: CreatedConsumer, Subjects: CreatedSubjects}, Handler: svc.CreatedHandler()},
 		},
 	}, nil
 }

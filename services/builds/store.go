@@ -56,7 +56,8 @@ type Build struct {
 	Status      string
 	// Message says what happened, in words a user reads.
 	Message string
-	// Trigger says who started it: "api", "webhook" or "poll".
+	// Trigger says who started it: "api", "webhook", "poll" or "create"
+	// (the first build of a new combined service or job).
 	Trigger string
 	// Overrides are the build's own settings (sealed at rest: build
 	// arguments may be secrets).
