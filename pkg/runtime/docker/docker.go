@@ -14,7 +14,9 @@
 // Every container carries the spec's labels plus dev.slipway.managed=true,
 // dev.slipway.name=<spec.Name> and, when the spec has them,
 // dev.slipway.deadline=<Go duration> and dev.slipway.ports (which container
-// port each named port is; see ports.go for how ports are published). The
+// port each named port is; see ports.go for how ports are published), and
+// dev.slipway.network (the network on which they are reached instead of
+// published, with Driver.UseNetwork). The
 // driver only ever sees containers with the managed label (any other id
 // is runtime.ErrNotFound), and a restarted driver finds everything an
 // earlier one started with List. New re-arms the deadlines of the

@@ -150,6 +150,15 @@ func testNetwork(t *testing.T, host, img string) {
 	if err == nil || !strings.Contains(err.Error(), `network "slipway-no-such-network" does not exist`) {
 		t.Errorf("UseNetwork of a missing network: %v", err)
 	}
+	// Neither are host's or none, which give no address of its own (an
+	// engine that does not know them refuses them as missing).
+	for _, n := range []string{"host", "none"} {
+		if err := d.UseNetwork(ctx, n); err == nil {
+			t.Errorf("UseNetwork(%q) accepted", n)
+		} else {
+			t.Logf("UseNetwork(%q): %v", n, err)
+		}
+	}
 	if d.Network() != name {
 		t.Errorf("Network() = %q after a refused UseNetwork", d.Network())
 	}

@@ -59,14 +59,18 @@ func (d *Driver) UseNetwork(ctx context.Context, name string) error {
 		d.network = ""
 		return nil
 	}
+	noAddress := fmt.Errorf("docker: network %q gives containers no address of their own: name a user-defined bridge network", name)
+	if name == "host" || name == "none" {
+		return noAddress
+	}
 	nw, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	switch {
 	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("docker: network %q does not exist on the engine at %s: create it (docker network create %s) and attach the container of the server that runs the ingress to it, or leave the network setting empty to publish ports on 127.0.0.1", name, d.Host(), name)
 	case err != nil:
 		return fmt.Errorf("docker: inspecting network %q: %w", name, err)
-	case nw.Driver == "host" || nw.Driver == "null" || name == "host" || name == "none":
-		return fmt.Errorf("docker: network %q (driver %s) gives containers no address of their own: name a user-defined bridge network", name, nw.Driver)
+	case nw.Driver == "host" || nw.Driver == "null":
+		return noAddress
 	}
 	d.network = name
 	return nil
