@@ -262,6 +262,73 @@ var composeChecks = []composeCheck{
 	{"gateway publishes its HTTP port", checkGatewayPort},
 	{"healthchecks back service_healthy dependencies", checkHealthchecks},
 	{"each target has its database and the addresses of its dependencies", checkComponents},
+	{"the ingress reaches services' instances on a network of their own", checkInstancesNetwork},
+}
+
+// deploymentsTarget is the component whose ingress and health probes
+// reach services' instances.
+const deploymentsTarget = "deployments"
+
+// checkInstancesNetwork: in containers, the docker driver's default
+// 127.0.0.1 is the container's own, so the service that runs the
+// deployments component must set SLIPWAY_DOCKER_NETWORK. Every service
+// that sets it must name (by its explicit `name:`, which is what the
+// engine knows) a network this file declares, so that compose creates it
+// before the service starts, and join it besides the default network; and
+// no other service may join
+// that network, which holds tenants' instances: only the services that
+// reach instances.
+func checkInstancesNetwork(s *stack) []error {
+	var errs []error
+	const key = "SLIPWAY_DOCKER_NETWORK"
+	joiners := map[string][]string{} // network key -> services joined to it
+	for _, name := range sortedNames(s.p) {
+		for n := range s.p.Services[name].Networks {
+			joiners[n] = append(joiners[n], name)
+		}
+	}
+	instances := map[string]bool{} // network keys set as instances networks
+	setters := map[string]bool{}
+	for _, name := range sortedNames(s.p) {
+		svc := s.p.Services[name]
+		targets, _ := serveTargets(svc)
+		v, ok := env(svc, key)
+		if !ok || v == "" {
+			if slices.Contains(targets, deploymentsTarget) {
+				errs = append(errs, fmt.Errorf("%s: runs %s but does not set %s: its ingress would look for instances on its own 127.0.0.1", name, deploymentsTarget, key))
+			}
+			continue
+		}
+		setters[name] = true
+		netKey := ""
+		for k, n := range s.p.Networks {
+			if n.Name == v {
+				netKey = k
+			}
+		}
+		switch {
+		case netKey == "":
+			errs = append(errs, fmt.Errorf("%s: %s=%q names no network of this file (by its name:)", name, key, v))
+			continue
+		case bool(s.p.Networks[netKey].External):
+			errs = append(errs, fmt.Errorf("%s: %s=%q names an external network, which compose does not create", name, key, v))
+		}
+		instances[netKey] = true
+		if _, joined := svc.Networks[netKey]; !joined {
+			errs = append(errs, fmt.Errorf("%s: %s=%q but the service does not join network %s", name, key, v, netKey))
+		}
+		if _, joined := svc.Networks["default"]; !joined {
+			errs = append(errs, fmt.Errorf("%s: does not join the default network, on which its dependencies and callers are", name))
+		}
+	}
+	for netKey := range instances {
+		for _, name := range joiners[netKey] {
+			if !setters[name] {
+				errs = append(errs, fmt.Errorf("%s: joins network %s, which holds services' instances (only the services that set %s may)", name, netKey, key))
+			}
+		}
+	}
+	return errs
 }
 
 // checkComponents reads the component table: every service that runs a
@@ -416,7 +483,10 @@ func checkEnvDocumented(s *stack) []error {
 }
 
 // checkListeners: a container listening on loopback cannot be reached by the
-// other containers or through a published port.
+// other containers or through a published port. The one exception is the
+// HTTP listener (/health, /metrics: no credentials) of a container that
+// shares a network with services' instances (SLIPWAY_DOCKER_NETWORK): on
+// loopback, so that tenants' instances cannot read it.
 func checkListeners(s *stack) []error {
 	var errs []error
 	for _, name := range sortedNames(s.p) {
@@ -424,10 +494,17 @@ func checkListeners(s *stack) []error {
 		if !isSlipway(svc) {
 			continue
 		}
+		nw, _ := env(svc, "SLIPWAY_DOCKER_NETWORK")
 		for _, k := range listenEnv {
 			v, ok := env(svc, k)
 			if !ok {
 				continue // the image's default, 0.0.0.0
+			}
+			if k == "SLIPWAY_HTTP_ADDR" && nw != "" {
+				if host, _, err := net.SplitHostPort(v); err != nil || host != "127.0.0.1" {
+					errs = append(errs, fmt.Errorf("%s: %s=%q, want 127.0.0.1: instances on network %s would reach its /health and /metrics", name, k, v, nw))
+				}
+				continue
 			}
 			host, _, err := net.SplitHostPort(v)
 			if err != nil {
@@ -798,11 +875,53 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			wantErr: "listens on loopback only",
 		},
 		{
+			name:    "deployments' HTTP listener faces the instances",
+			old:     "SLIPWAY_HTTP_ADDR: 127.0.0.1:8080",
+			new:     "SLIPWAY_HTTP_ADDR: 0.0.0.0:8080",
+			check:   checkListeners,
+			wantErr: "deployments: SLIPWAY_HTTP_ADDR=\"0.0.0.0:8080\", want 127.0.0.1",
+		},
+		{
 			name:    "wrong gRPC port",
 			old:     "SLIPWAY_JOBS_ADDR: jobs:9090\n      SLIPWAY_DEPLOYMENTS_ADDR",
 			new:     "SLIPWAY_JOBS_ADDR: jobs:9091\n      SLIPWAY_DEPLOYMENTS_ADDR",
 			check:   checkAddresses,
 			wantErr: "listens for gRPC on",
+		},
+		{
+			name:    "deployments without the instances network setting",
+			old:     "      SLIPWAY_DOCKER_NETWORK: slipway-instances\n",
+			new:     "",
+			check:   checkInstancesNetwork,
+			wantErr: "deployments: runs deployments but does not set SLIPWAY_DOCKER_NETWORK",
+		},
+		{
+			name:    "setting names no network of the file",
+			old:     "SLIPWAY_DOCKER_NETWORK: slipway-instances",
+			new:     "SLIPWAY_DOCKER_NETWORK: slipway_instances",
+			check:   checkInstancesNetwork,
+			wantErr: `SLIPWAY_DOCKER_NETWORK="slipway_instances" names no network`,
+		},
+		{
+			name:    "deployments does not join the instances network",
+			old:     "      - instances\n",
+			new:     "",
+			check:   checkInstancesNetwork,
+			wantErr: "deployments: SLIPWAY_DOCKER_NETWORK=\"slipway-instances\" but the service does not join network instances",
+		},
+		{
+			name:    "deployments leaves the default network",
+			old:     "      - default # postgres",
+			new:     "      # postgres",
+			check:   checkInstancesNetwork,
+			wantErr: "deployments: does not join the default network",
+		},
+		{
+			name:    "another component joins the instances network",
+			old:     "    ports:\n      - \"8080:8080\"\n",
+			new:     "    ports:\n      - \"8080:8080\"\n    networks: [default, instances]\n",
+			check:   checkInstancesNetwork,
+			wantErr: "gateway: joins network instances",
 		},
 		{
 			name:    "healthy condition without healthcheck",

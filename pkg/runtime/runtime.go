@@ -117,7 +117,9 @@ type Status struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	// Ports maps each Spec port's name to where the server reaches it
-	// while the workload runs: a loopback "127.0.0.1:<port>".
+	// while the workload runs: a loopback "127.0.0.1:<port>", or, on the
+	// docker driver with a network set (docker.Driver.UseNetwork), the
+	// container's "<ip>:<container port>" on that network.
 	Ports map[string]string
 }
 

@@ -14,7 +14,9 @@
 // Every container carries the spec's labels plus dev.slipway.managed=true,
 // dev.slipway.name=<spec.Name> and, when the spec has them,
 // dev.slipway.deadline=<Go duration> and dev.slipway.ports (which container
-// port each named port is; see ports.go for how ports are published). The
+// port each named port is; see ports.go for how ports are published), and
+// dev.slipway.network (the network on which they are reached instead of
+// published, with Driver.UseNetwork). The
 // driver only ever sees containers with the managed label (any other id
 // is runtime.ErrNotFound), and a restarted driver finds everything an
 // earlier one started with List. New re-arms the deadlines of the
@@ -61,6 +63,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -73,6 +76,7 @@ const (
 	LabelName     = "dev.slipway.name"     // Spec.Name
 	LabelDeadline = "dev.slipway.deadline" // Spec.Deadline as a Go duration, counted from the container's StartedAt
 	LabelPorts    = "dev.slipway.ports"    // Spec.Ports as "<name>=<port>/<protocol>,…", so that any driver can name the published ports
+	LabelNetwork  = "dev.slipway.network"  // the network (Driver.UseNetwork) on which the ports are reached, instead of published
 )
 
 const (
@@ -121,6 +125,9 @@ type Driver struct {
 	// PidsLimit caps the processes (and threads) of every container, the
 	// engine's pids cgroup limit; New sets DefaultPidsLimit.
 	PidsLimit int64
+	// network is where workloads with ports are attached instead of
+	// publishing them ("": publish); see UseNetwork.
+	network string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -303,8 +310,12 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 	labels[LabelManaged] = "true"
 	labels[LabelName] = spec.Name
 	delete(labels, LabelPorts)
+	delete(labels, LabelNetwork)
 	if len(spec.Ports) > 0 {
 		labels[LabelPorts] = portsLabel(spec.Ports)
+		if d.network != "" {
+			labels[LabelNetwork] = d.network
+		}
 	}
 	if spec.Deadline > 0 {
 		labels[LabelDeadline] = spec.Deadline.String()
@@ -358,8 +369,16 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		}
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
-	cfg.ExposedPorts, host.PortBindings = portBindings(spec.Ports)
-	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
+	var endpoints *network.NetworkingConfig
+	if nw := labels[LabelNetwork]; nw != "" {
+		// Reached on the network, in place of the engine's default one:
+		// nothing is published.
+		host.NetworkMode = container.NetworkMode(nw)
+		endpoints = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nw: {}}}
+	} else {
+		cfg.ExposedPorts, host.PortBindings = portBindings(spec.Ports)
+	}
+	created, err := d.cli.ContainerCreate(ctx, cfg, host, endpoints, nil, spec.Name)
 	if err != nil {
 		return "", fmt.Errorf("docker: creating %q: %w", spec.Name, err)
 	}
@@ -558,7 +577,7 @@ func (d *Driver) status(ci container.InspectResponse) runtime.Status {
 	}
 	for k, v := range labels {
 		switch k {
-		case LabelManaged, LabelDeadline, LabelName, LabelPorts:
+		case LabelManaged, LabelDeadline, LabelName, LabelPorts, LabelNetwork:
 		default:
 			st.Labels[k] = v
 		}
@@ -574,7 +593,7 @@ func (d *Driver) status(ci container.InspectResponse) runtime.Status {
 	}
 	switch phaseOf(ci.State) {
 	case phaseRunning:
-		st.Ports = publishedPorts(labels[LabelPorts], ci.NetworkSettings)
+		st.Ports = publishedPorts(labels, ci.NetworkSettings)
 	case phaseCreated:
 		// Not (yet) started: running soon, unless its starter died
 		// before starting it.

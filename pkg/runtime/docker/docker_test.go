@@ -215,6 +215,10 @@ func TestDriver(t *testing.T) {
 		t.Parallel()
 		testPorts(t, img, d)
 	})
+	t.Run("PortsOnNetwork", func(t *testing.T) {
+		t.Parallel()
+		testNetwork(t, host, img)
+	})
 	for name, fn := range map[string]func(*testing.T, *Driver, string){
 		"ExecStreams": testExecStreams, "ExecBrokenWriter": testExecBrokenWriter, "ExecResizeLast": testExecResizeLast,
 		"UsageMeasured": testUsage, "ExecConmons": testExecConmons,

@@ -1,12 +1,15 @@
 package docker
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -26,9 +29,56 @@ import (
 // reads the ports back from the inspection, never from memory, so a
 // restarted driver reports the same addresses. Which container port is
 // which Spec port is kept in the LabelPorts label.
+//
+// With a network (Driver.UseNetwork), a workload with ports publishes
+// nothing: it joins that user-defined engine network instead of the
+// engine's default one, and each port's address is the container's IP on
+// that network with the container port. That is for a server that runs in
+// a container itself (docker-compose.yml), whose 127.0.0.1 is its own: it
+// joins the same network and reaches instances there, as Traefik or
+// Coolify's proxy do. The network is recorded in the LabelNetwork label,
+// so any driver reports the addresses of the network the container was
+// started on, whatever its own setting.
 
 // loopback is the only host address ports are published on.
 const loopback = "127.0.0.1"
+
+// UseNetwork makes the driver start every workload with ports on the
+// user-defined engine network name, its ports unpublished and reported at
+// its address there (see above); workloads without ports (jobs, addons)
+// stay on the engine's default network. "" is the default: publish on
+// 127.0.0.1. Call it before the first Start.
+//
+// The network must exist: the driver does not create it, because whoever
+// creates it (compose, or `docker network create`) must also attach the
+// server's own container to it, and a network the driver made up would
+// only hide a misspelt name behind instances that never become ready.
+// Networks without addresses of their own (host, none) are refused too.
+func (d *Driver) UseNetwork(ctx context.Context, name string) error {
+	if name == "" {
+		d.network = ""
+		return nil
+	}
+	noAddress := fmt.Errorf("docker: network %q gives containers no address of their own: name a user-defined bridge network", name)
+	if name == "host" || name == "none" {
+		return noAddress
+	}
+	nw, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("docker: network %q does not exist on the engine at %s: create it (docker network create %s) and attach the container of the server that runs the ingress to it, or leave the network setting empty to publish ports on 127.0.0.1", name, d.Host(), name)
+	case err != nil:
+		return fmt.Errorf("docker: inspecting network %q: %w", name, err)
+	case nw.Driver == "host" || nw.Driver == "null":
+		return noAddress
+	}
+	d.network = name
+	return nil
+}
+
+// Network is the network set by UseNetwork; "" when ports are published
+// on 127.0.0.1.
+func (d *Driver) Network() string { return d.network }
 
 // protocol is p's protocol as the engine spells it.
 func protocol(p runtime.Port) string {
@@ -92,12 +142,19 @@ func portsLabel(ports []runtime.Port) string {
 	return strings.Join(parts, ",")
 }
 
-// publishedPorts maps each port named in label (LabelPorts) to the
-// loopback address the engine published it at. A binding on any other
-// address is not reported: the server reaches workloads on loopback only.
-func publishedPorts(label string, ns *container.NetworkSettings) map[string]string {
+// publishedPorts maps each port named in the container's LabelPorts label
+// to where the server reaches it: with a LabelNetwork label, the
+// container's IP on that network and the container port; else the
+// loopback address the engine published it at (a binding on any other
+// address is not reported: the server reaches published ports on
+// loopback only).
+func publishedPorts(labels map[string]string, ns *container.NetworkSettings) map[string]string {
+	label := labels[LabelPorts]
 	if label == "" {
 		return nil
+	}
+	if name := labels[LabelNetwork]; name != "" {
+		return networkPorts(label, name, ns)
 	}
 	out := map[string]string{}
 	for _, part := range strings.Split(label, ",") {
@@ -110,6 +167,33 @@ func publishedPorts(label string, ns *container.NetworkSettings) map[string]stri
 				out[name] = net.JoinHostPort(loopback, b.HostPort)
 				break
 			}
+		}
+	}
+	return out
+}
+
+// networkPorts maps each port named in label (LabelPorts) to the
+// container's address on the network netName: none while it has no
+// address there.
+func networkPorts(label, netName string, ns *container.NetworkSettings) map[string]string {
+	var ep *network.EndpointSettings
+	if ns != nil {
+		ep = ns.Networks[netName]
+	}
+	if ep == nil {
+		return map[string]string{}
+	}
+	ip := ep.IPAddress
+	if ip == "" {
+		ip = ep.GlobalIPv6Address // an IPv6-only network
+	}
+	out := map[string]string{}
+	if ip == "" {
+		return out
+	}
+	for _, part := range strings.Split(label, ",") {
+		if name, cp, ok := strings.Cut(part, "="); ok {
+			out[name] = net.JoinHostPort(ip, nat.Port(cp).Port())
 		}
 	}
 	return out

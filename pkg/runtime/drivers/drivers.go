@@ -38,6 +38,12 @@ type Options struct {
 	// "unix:///run/podman/podman.sock"); "" means $DOCKER_HOST, else the
 	// first of Sockets that exists.
 	DockerHost string
+	// DockerNetwork, when set, is the user-defined engine network on which
+	// the docker driver attaches workloads with ports instead of
+	// publishing them on 127.0.0.1 (docker.Driver.UseNetwork): for a
+	// server that runs in a container on that network. The process driver
+	// ignores it (its ports are on the server's own loopback).
+	DockerNetwork string
 	// Process configures the process driver's sandbox.
 	Process process.Options
 	// MaxProcs, when positive, caps each workload's processes on either
@@ -112,8 +118,10 @@ func Open(ctx context.Context, opts Options) (runtime.Driver, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("runtime driver docker: %w", err)
 		}
-		setPids(d, opts)
-		return d, fmt.Sprintf("docker (requested; socket %s %s)", host, source), nil
+		if err := configure(ctx, d, opts); err != nil {
+			return nil, "", fmt.Errorf("runtime driver docker: %w", err)
+		}
+		return d, fmt.Sprintf("docker (requested; socket %s %s%s)", host, source, onNetwork(opts)), nil
 	case "":
 		host, source := dockerHost(opts)
 		if host == "" {
@@ -132,8 +140,10 @@ func Open(ctx context.Context, opts Options) (runtime.Driver, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("runtime driver docker (socket %s %s): %w", host, source, err)
 		}
-		setPids(d, opts)
-		return d, fmt.Sprintf("docker (socket %s %s)", host, source), nil
+		if err := configure(ctx, d, opts); err != nil {
+			return nil, "", fmt.Errorf("runtime driver docker (socket %s %s): %w", host, source, err)
+		}
+		return d, fmt.Sprintf("docker (socket %s %s%s)", host, source, onNetwork(opts)), nil
 	default:
 		return nil, "", fmt.Errorf("unknown runtime driver %q: valid are %q, %q and \"\" (auto)", opts.Name, Process, Docker)
 	}
@@ -154,8 +164,23 @@ func openProcess(opts Options, reason string) (runtime.Driver, string, error) {
 	return d, reason, nil
 }
 
-func setPids(d *docker.Driver, opts Options) {
+// configure applies opts to a docker driver just opened, closing it if
+// they cannot apply (a network that does not exist).
+func configure(ctx context.Context, d *docker.Driver, opts Options) error {
 	if opts.MaxProcs > 0 {
 		d.PidsLimit = int64(opts.MaxProcs)
 	}
+	if err := d.UseNetwork(ctx, opts.DockerNetwork); err != nil {
+		_ = d.Close()
+		return err
+	}
+	return nil
+}
+
+// onNetwork says, for Open's reason, where instances' ports are reached.
+func onNetwork(opts Options) string {
+	if opts.DockerNetwork == "" {
+		return ""
+	}
+	return "; workloads' ports reached on network " + opts.DockerNetwork
 }

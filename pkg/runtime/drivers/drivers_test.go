@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 	"github.com/slipwayhq/slipway/pkg/runtime/process"
@@ -191,6 +194,43 @@ func TestDocker(t *testing.T) {
 		d, _ := open(t, noSockets(t, Options{Name: "docker", DockerHost: host, MaxProcs: 9}))
 		if got := d.(*docker.Driver).PidsLimit; got != 9 {
 			t.Fatalf("PidsLimit %d, want 9", got)
+		}
+	})
+	t.Run("Network", func(t *testing.T) {
+		// The network setting reaches the docker driver and its reason; a
+		// network the engine does not have is refused at start-up, by
+		// name, in either mode.
+		cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		name := "slipway-drivers-test"
+		if _, err := cli.NetworkCreate(context.Background(), name, network.CreateOptions{Driver: "bridge"}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := cli.NetworkRemove(context.Background(), name); err != nil {
+				t.Errorf("removing network %s: %v", name, err)
+			}
+		})
+		d, reason := open(t, noSockets(t, Options{Name: "docker", DockerHost: host, DockerNetwork: name}))
+		if got := d.(*docker.Driver).Network(); got != name || !strings.Contains(reason, "network "+name) {
+			t.Fatalf("Network() %q, reason %q; want %s in both", got, reason, name)
+		}
+		explicit := noSockets(t, Options{Name: "docker", DockerHost: host})
+		auto := noSockets(t, Options{StateDir: t.TempDir()})
+		auto.Sockets = []string{sock}
+		for _, opts := range []Options{explicit, auto} {
+			opts.DockerNetwork = "slipway-missing"
+			if err := openErr(t, opts); !strings.Contains(err.Error(), `network "slipway-missing" does not exist`) {
+				t.Errorf("missing network: %v", err)
+			}
+		}
+		// Without it, ports are published as before.
+		d, _ = open(t, noSockets(t, Options{Name: "docker", DockerHost: host}))
+		if got := d.(*docker.Driver).Network(); got != "" {
+			t.Fatalf("Network() %q without the setting", got)
 		}
 	})
 	t.Run("AutoFromEnv", func(t *testing.T) {

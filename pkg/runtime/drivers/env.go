@@ -20,6 +20,8 @@ var Settings = []component.Setting{
 		Check: component.OneOf(Process, Docker)},
 	{Flag: "docker-host", Env: "SLIPWAY_DOCKER_HOST",
 		Help: "Docker Engine API address of the docker driver, e.g. unix:///run/podman/podman.sock (empty: $DOCKER_HOST, else the usual sockets)"},
+	{Flag: "docker-network", Env: "SLIPWAY_DOCKER_NETWORK",
+		Help: "existing user-defined engine network on which the docker driver attaches workloads with ports instead of publishing them on 127.0.0.1, reaching them at their address there: for a server that runs in a container joined to that network (empty: publish on 127.0.0.1)"},
 	{Flag: "runtime-max-procs", Env: "SLIPWAY_RUNTIME_MAX_PROCS", Default: "1024",
 		Help:  "most processes (and threads) one workload may have, on either driver",
 		Check: component.Positive},
@@ -69,7 +71,8 @@ func fromEnv(ctx context.Context, env *component.Env, stateDir, name string) (ru
 	portFirst, portLast, _ := process.ParsePortRange(env.Setting("process-ports"))
 	driver, why, err := Open(ctx, Options{
 		Name: name, StateDir: filepath.Join(env.DataDir, stateDir), DockerHost: env.Setting("docker-host"),
-		MaxProcs: maxProcs,
+		DockerNetwork: env.Setting("docker-network"),
+		MaxProcs:      maxProcs,
 		Process: process.Options{
 			Unsandboxed: env.Setting("process-unsandboxed") == "true",
 			UIDBase:     uidBase, UIDCount: uidCount, Cgroup: env.Setting("process-cgroup"),
