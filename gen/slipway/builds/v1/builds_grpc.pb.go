@@ -90,9 +90,13 @@ type BuildsServiceClient interface {
 	GetServicePullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuildWebhook(ctx context.Context, in *GetServiceBuildWebhookRequest, opts ...grpc.CallOption) (*GetServiceBuildWebhookResponse, error)
 	// RotateServiceBuildWebhook replaces the webhook's secret (a Slipway
 	// extension); the old secret stops working at once.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RotateServiceBuildWebhook(ctx context.Context, in *RotateServiceBuildWebhookRequest, opts ...grpc.CallOption) (*RotateServiceBuildWebhookResponse, error)
 	// GetJobBuildWebhook returns the URL and secret a git host signs push
 	// events to a job that builds from git with (a Slipway extension, as
@@ -470,9 +474,13 @@ type BuildsServiceServer interface {
 	GetServicePullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuildWebhook(context.Context, *GetServiceBuildWebhookRequest) (*GetServiceBuildWebhookResponse, error)
 	// RotateServiceBuildWebhook replaces the webhook's secret (a Slipway
 	// extension); the old secret stops working at once.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RotateServiceBuildWebhook(context.Context, *RotateServiceBuildWebhookRequest) (*RotateServiceBuildWebhookResponse, error)
 	// GetJobBuildWebhook returns the URL and secret a git host signs push
 	// events to a job that builds from git with (a Slipway extension, as
