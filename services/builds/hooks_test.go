@@ -49,7 +49,8 @@ func githubDelivery(hookID, secret, delivery, url, branch, sha, message string) 
 // its own, on the code path of services' (same URL shape, secret, checks):
 // a signed push of the job's branch queues a build of the job; a forged
 // signature is refused and builds nothing, as do a replay, a push to
-// another branch (a job builds its one branch) and a [skip ci] commit; a
+// another branch (a job builds its one branch), a push to another
+// repository (answered as the job's) and a [skip ci] commit; a
 // rotated secret replaces the old one. A service of the same id has no
 // webhook from it: the owner's kind is part of the webhook's key.
 func TestJobBuildWebhook(t *testing.T) {
@@ -121,6 +122,10 @@ func TestJobBuildWebhook(t *testing.T) {
 	if res, err := svc.ReceiveGitWebhook(ctx, githubDelivery(hookID, hook.GetSecret(), "d-4", repo.URL, "main", skipped, "docs [skip ci]")); err != nil ||
 		len(res.GetBuildIds()) != 0 || !strings.HasPrefix(res.GetResult(), "not built") {
 		t.Errorf("a [skip ci] push: %v, %v; want not built", res, err)
+	}
+	if res, err := svc.ReceiveGitWebhook(ctx, githubDelivery(hookID, hook.GetSecret(), "d-7", "http://127.0.0.1:1/other.git", "main", sha, "second")); err != nil ||
+		len(res.GetBuildIds()) != 0 || res.GetResult() != "ignored: the event is for another repository than the job's" {
+		t.Errorf("a push to another repository: %v, %v; want ignored", res, err)
 	}
 	if bs := list(); len(bs) != 1 {
 		t.Errorf("builds after the refused pushes: %+v; want the one", bs)
