@@ -528,6 +528,8 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	buildCases["GetJobBuildLogs"] = onGitJob("")
 	buildCases["GetJobBranches"] = onGitJob("")
 	buildCases["GetJobPullRequests"] = onGitJob("")
+	buildCases["GetJobBuildWebhook"] = onGitJob("")
+	buildCases["RotateJobBuildWebhook"] = onGitJob(`{}`)
 	buildCases["AbortJobBuild"] = func(t testing.TB) routeFixture {
 		f := params("projectId", project, "jobId", gitJob, "buildId", newJobBuild(t))
 		f.refused = "BUILD_CONCLUDED"

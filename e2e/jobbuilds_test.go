@@ -100,8 +100,9 @@ func runLog(t *testing.T, jobURL, id string) []string {
 // loopback git server (buildpack: a Procfile task in Python) through the
 // official JS client and runs the build on the process driver: a run
 // before any build is refused (409 NO_BUILD), the run after the build
-// prints the task's line, and after a push and a new build the next run
-// runs the new commit. Deleting the job deletes its builds.
+// prints the task's line, and after a push announced by the job's signed
+// webhook builds, the next run runs the new commit (a forged signature
+// gets 401 and builds nothing). Deleting the job deletes its builds.
 func TestJobBuildsFromGit(t *testing.T) {
 	dir := requireNodeSuite(t)
 	gs := gitserver.New(t)
@@ -154,10 +155,26 @@ func TestJobBuildsFromGit(t *testing.T) {
 		t.Fatalf("the run of build 1 printed %q", out)
 	}
 
-	// A push and a new build: the next run runs the new commit.
+	// A push announced by a signed GitHub webhook (the job's own) builds
+	// the job, and the next run runs the new commit; a forged signature
+	// builds nothing.
+	hook := callJSON(t, "GET", jobURL+"/build-webhook", "").data(t)
+	hookURL, secret := hook["url"].(string), hook["secret"].(string)
+	if !strings.HasPrefix(hookURL, inst.URL+"/v1/git-webhooks/") || secret == "" {
+		t.Fatalf("the job's build webhook: %v", hook)
+	}
 	sha2 := repo.Commit(t, "main", "v2", pyTask("report v2"))
-	b := callJSON(t, "POST", jobURL+"/build", `{}`).data(t)
-	build2, _ := b["id"].(string)
+	body := githubPush(repo.URL, "main", sha2, "v2")
+	call(t, "POST", hookURL, strings.NewReader(string(body)), signGitHub("not-the-secret", "job-delivery-1", body)...).apiErr(t, http.StatusUnauthorized)
+	if n := buildCount(t, jobURL); n != 1 {
+		t.Fatalf("after a forged delivery the job has %d builds, want 1", n)
+	}
+	res := call(t, "POST", hookURL, strings.NewReader(string(body)), signGitHub(secret, "job-delivery-2", body)...)
+	ids, _ := res.data(t)["buildIds"].([]any)
+	if len(ids) != 1 {
+		t.Fatalf("the job's webhook queued %v", res.Body)
+	}
+	build2, _ := ids[0].(string)
 	if got := awaitBuild(t, jobURL, build2, 2*time.Minute); got["status"] != "SUCCESS" || got["sha"] != sha2 {
 		t.Fatalf("the second build: %v\nlog:\n%s", got, buildLog(t, jobURL, build2))
 	}

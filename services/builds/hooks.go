@@ -14,10 +14,10 @@ import (
 )
 
 // ReceiveGitWebhook implements BuildsService: a git host's push or pull
-// request event for the service whose webhook id is in the URL. The
+// request event for the service (or job) whose webhook id is in the URL. The
 // event's signature (GitHub, Gitea) or token (GitLab) is checked against
 // the webhook's secret; a delivery id seen before is refused (a replay);
-// then the service's rules decide whether the pushed commit builds.
+// then the owner's rules decide whether the pushed commit builds.
 func (s *Service) ReceiveGitWebhook(ctx context.Context, req *apiv1.WebhookRequest) (*apiv1.WebhookResponse, error) {
 	// One answer for an unknown webhook and a bad signature, so that a
 	// caller without the secret learns nothing about which ids exist.
@@ -60,11 +60,15 @@ func (s *Service) ReceiveGitWebhook(ctx context.Context, req *apiv1.WebhookReque
 	if err != nil {
 		return nil, err
 	}
+	what := "service" // the answers name the webhook's owner
+	if w.Kind == KindJob {
+		what = "job"
+	}
 	if !sameRepo(src.URL, ev.RepoURLs) {
-		return &apiv1.WebhookResponse{Result: "ignored: the event is for another repository than the service's"}, nil
+		return &apiv1.WebhookResponse{Result: "ignored: the event is for another repository than the " + what + "'s"}, nil
 	}
 	if src.DisabledCI {
-		return &apiv1.WebhookResponse{Result: "ignored: continuous integration is disabled for this service"}, nil
+		return &apiv1.WebhookResponse{Result: "ignored: continuous integration is disabled for this " + what}, nil
 	}
 	b := Build{TeamID: src.TeamID, ProjectID: src.ProjectID, Kind: src.ServiceKey.Kind, ServiceID: src.ServiceID, Trigger: "webhook"}
 	var messages, paths []string

@@ -161,3 +161,35 @@ func (s *Service) TailJobBuildLogs(req *buildsv1.TailServiceBuildLogsRequest, st
 	}
 	return s.tailBuildLogs(KindJob, req, stream)
 }
+
+// GetServiceBuildWebhook implements BuildsService.
+func (s *Service) GetServiceBuildWebhook(ctx context.Context, req *buildsv1.GetServiceBuildWebhookRequest) (*buildsv1.GetServiceBuildWebhookResponse, error) {
+	if err := owner(KindService, req, func(id string) { req.ServiceId = id }); err != nil {
+		return nil, err
+	}
+	return s.buildWebhook(ctx, KindService, req)
+}
+
+// GetJobBuildWebhook implements BuildsService.
+func (s *Service) GetJobBuildWebhook(ctx context.Context, req *buildsv1.GetServiceBuildWebhookRequest) (*buildsv1.GetServiceBuildWebhookResponse, error) {
+	if err := owner(KindJob, req, func(id string) { req.ServiceId = id }); err != nil {
+		return nil, err
+	}
+	return s.buildWebhook(ctx, KindJob, req)
+}
+
+// RotateServiceBuildWebhook implements BuildsService.
+func (s *Service) RotateServiceBuildWebhook(ctx context.Context, req *buildsv1.RotateServiceBuildWebhookRequest) (*buildsv1.RotateServiceBuildWebhookResponse, error) {
+	if err := owner(KindService, req, func(id string) { req.ServiceId = id }); err != nil {
+		return nil, err
+	}
+	return s.rotateBuildWebhook(ctx, KindService, req)
+}
+
+// RotateJobBuildWebhook implements BuildsService.
+func (s *Service) RotateJobBuildWebhook(ctx context.Context, req *buildsv1.RotateServiceBuildWebhookRequest) (*buildsv1.RotateServiceBuildWebhookResponse, error) {
+	if err := owner(KindJob, req, func(id string) { req.ServiceId = id }); err != nil {
+		return nil, err
+	}
+	return s.rotateBuildWebhook(ctx, KindJob, req)
+}

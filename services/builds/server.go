@@ -439,9 +439,10 @@ func (s *Service) webhookOf(w Webhook) *buildsv1.BuildWebhook {
 	return &buildsv1.BuildWebhook{Url: s.opts.PublicURL + "/v1/git-webhooks/" + w.ID, Secret: w.Secret, ContentType: "application/json"}
 }
 
-// GetServiceBuildWebhook implements BuildsService.
-func (s *Service) GetServiceBuildWebhook(ctx context.Context, req *buildsv1.GetServiceBuildWebhookRequest) (*buildsv1.GetServiceBuildWebhookResponse, error) {
-	k, err := s.serviceKey(ctx, KindService, req)
+// buildWebhook serves GetServiceBuildWebhook and its job form: the
+// owner's webhook, made on first ask.
+func (s *Service) buildWebhook(ctx context.Context, kind string, req *buildsv1.GetServiceBuildWebhookRequest) (*buildsv1.GetServiceBuildWebhookResponse, error) {
+	k, err := s.serviceKey(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}
@@ -452,9 +453,9 @@ func (s *Service) GetServiceBuildWebhook(ctx context.Context, req *buildsv1.GetS
 	return &buildsv1.GetServiceBuildWebhookResponse{Webhook: s.webhookOf(w)}, nil
 }
 
-// RotateServiceBuildWebhook implements BuildsService.
-func (s *Service) RotateServiceBuildWebhook(ctx context.Context, req *buildsv1.RotateServiceBuildWebhookRequest) (*buildsv1.RotateServiceBuildWebhookResponse, error) {
-	k, err := s.serviceKey(ctx, KindService, req)
+// rotateBuildWebhook serves RotateServiceBuildWebhook and its job form.
+func (s *Service) rotateBuildWebhook(ctx context.Context, kind string, req *buildsv1.RotateServiceBuildWebhookRequest) (*buildsv1.RotateServiceBuildWebhookResponse, error) {
+	k, err := s.serviceKey(ctx, kind, req)
 	if err != nil {
 		return nil, err
 	}

@@ -2207,7 +2207,8 @@ func (x *GetServicePullRequestsResponse) GetPagination() *v1.Pagination {
 	return nil
 }
 
-// BuildWebhook is where a git host sends a service's push events.
+// BuildWebhook is where a git host sends a service's (or a job's) push
+// events.
 type BuildWebhook struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The URL to give the git host (under the API's public URL).
@@ -2271,7 +2272,7 @@ func (x *BuildWebhook) GetContentType() string {
 	return ""
 }
 
-// GetServiceBuildWebhookRequest names a service.
+// GetServiceBuildWebhookRequest names a service or a job.
 type GetServiceBuildWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
@@ -2279,8 +2280,11 @@ type GetServiceBuildWebhookRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
-	ServiceId     string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId         string `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2336,6 +2340,13 @@ func (x *GetServiceBuildWebhookRequest) GetServiceId() string {
 	return ""
 }
 
+func (x *GetServiceBuildWebhookRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
 // GetServiceBuildWebhookResponse is the webhook.
 type GetServiceBuildWebhookResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2382,7 +2393,7 @@ func (x *GetServiceBuildWebhookResponse) GetWebhook() *BuildWebhook {
 	return nil
 }
 
-// RotateServiceBuildWebhookRequest names a service.
+// RotateServiceBuildWebhookRequest names a service or a job.
 type RotateServiceBuildWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Team the call acts on (the /v1/teams/{teamId}/... routes); the
@@ -2390,8 +2401,11 @@ type RotateServiceBuildWebhookRequest struct {
 	TeamId string `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	// Project id.
 	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	// Service id.
-	ServiceId     string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Service id (the services' routes; empty on the jobs' routes, which
+	// give job_id).
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Job id (the jobs' routes; empty on the services' routes).
+	JobId         string `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2443,6 +2457,13 @@ func (x *RotateServiceBuildWebhookRequest) GetProjectId() string {
 func (x *RotateServiceBuildWebhookRequest) GetServiceId() string {
 	if x != nil {
 		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *RotateServiceBuildWebhookRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
 	}
 	return ""
 }
@@ -2703,23 +2724,25 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\fBuildWebhook\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12!\n" +
-	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\"\x95\x01\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\"\xb3\x01\n" +
 	"\x1dGetServiceBuildWebhookRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"[\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\"[\n" +
 	"\x1eGetServiceBuildWebhookResponse\x129\n" +
-	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook\"\x98\x01\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook\"\xb6\x01\n" +
 	" RotateServiceBuildWebhookRequest\x12 \n" +
 	"\ateam_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06teamId\x12(\n" +
 	"\n" +
-	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12(\n" +
+	"project_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tprojectId\x12&\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\tserviceId\"^\n" +
+	"service_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tserviceId\x12\x1e\n" +
+	"\x06job_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05jobId\"^\n" +
 	"!RotateServiceBuildWebhookResponse\x129\n" +
-	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook2\xd9,\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1f.slipway.builds.v1.BuildWebhookR\awebhook2\xea1\n" +
 	"\rBuildsService\x12\xb4\x02\n" +
 	"\x11StartServiceBuild\x12+.slipway.builds.v1.StartServiceBuildRequest\x1a,.slipway.builds.v1.StartServiceBuildResponse\"\xc3\x01\xa2\xbb\x182\n" +
 	".Project > Services > Deployment > Deploy Build\x10\x01\x82\xd3\xe4\x93\x02\x86\x01:\x01*ZJ:\x01*\"E/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build\"5/v1/projects/{project_id}/services/{service_id}/build\x12\xa3\x02\n" +
@@ -2740,7 +2763,11 @@ const file_slipway_builds_v1_builds_proto_rawDesc = "" +
 	"\x16GetServiceBuildWebhook\x120.slipway.builds.v1.GetServiceBuildWebhookRequest\x1a1.slipway.builds.v1.GetServiceBuildWebhookResponse\"\xd6\x01\xa2\xbb\x18)\n" +
 	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\xa2\x01ZXb\awebhook\x12M/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-webhookb\awebhook\x12=/v1/projects/{project_id}/services/{service_id}/build-webhook\x12\xe5\x02\n" +
 	"\x19RotateServiceBuildWebhook\x123.slipway.builds.v1.RotateServiceBuildWebhookRequest\x1a4.slipway.builds.v1.RotateServiceBuildWebhookResponse\"\xdc\x01\xa2\xbb\x18)\n" +
-	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\xa8\x01:\x01*Z[:\x01*b\awebhook\"M/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-webhookb\awebhook\"=/v1/projects/{project_id}/services/{service_id}/build-webhook\x12\xa6\x01\n" +
+	"%Project > Services > General > Update\x10\x01\x82\xd3\xe4\x93\x02\xa8\x01:\x01*Z[:\x01*b\awebhook\"M/v1/teams/{team_id}/projects/{project_id}/services/{service_id}/build-webhookb\awebhook\"=/v1/projects/{project_id}/services/{service_id}/build-webhook\x12\xbe\x02\n" +
+	"\x12GetJobBuildWebhook\x120.slipway.builds.v1.GetServiceBuildWebhookRequest\x1a1.slipway.builds.v1.GetServiceBuildWebhookResponse\"\xc2\x01\xa2\xbb\x18%\n" +
+	"!Project > Jobs > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x92\x01ZPb\awebhook\x12E/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-webhookb\awebhook\x125/v1/projects/{project_id}/jobs/{job_id}/build-webhook\x12\xcd\x02\n" +
+	"\x15RotateJobBuildWebhook\x123.slipway.builds.v1.RotateServiceBuildWebhookRequest\x1a4.slipway.builds.v1.RotateServiceBuildWebhookResponse\"\xc8\x01\xa2\xbb\x18%\n" +
+	"!Project > Jobs > General > Update\x10\x01\x82\xd3\xe4\x93\x02\x98\x01:\x01*ZS:\x01*b\awebhook\"E/v1/teams/{team_id}/projects/{project_id}/jobs/{job_id}/build-webhookb\awebhook\"5/v1/projects/{project_id}/jobs/{job_id}/build-webhook\x12\xa6\x01\n" +
 	"\x14TailServiceBuildLogs\x12..slipway.builds.v1.TailServiceBuildLogsRequest\x1a/.slipway.builds.v1.TailServiceBuildLogsResponse\"+\xa2\xbb\x18'\n" +
 	"#Project > Services > General > Read\x10\x010\x01\x12\x9b\x02\n" +
 	"\rStartJobBuild\x12+.slipway.builds.v1.StartServiceBuildRequest\x1a,.slipway.builds.v1.StartServiceBuildResponse\"\xae\x01\xa2\xbb\x18.\n" +
@@ -2854,38 +2881,42 @@ var file_slipway_builds_v1_builds_proto_depIdxs = []int32{
 	24, // 36: slipway.builds.v1.BuildsService.GetServicePullRequests:input_type -> slipway.builds.v1.GetServicePullRequestsRequest
 	28, // 37: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:input_type -> slipway.builds.v1.GetServiceBuildWebhookRequest
 	30, // 38: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:input_type -> slipway.builds.v1.RotateServiceBuildWebhookRequest
-	15, // 39: slipway.builds.v1.BuildsService.TailServiceBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
-	2,  // 40: slipway.builds.v1.BuildsService.StartJobBuild:input_type -> slipway.builds.v1.StartServiceBuildRequest
-	6,  // 41: slipway.builds.v1.BuildsService.ListJobBuilds:input_type -> slipway.builds.v1.ListServiceBuildsRequest
-	8,  // 42: slipway.builds.v1.BuildsService.GetJobBuild:input_type -> slipway.builds.v1.GetServiceBuildRequest
-	10, // 43: slipway.builds.v1.BuildsService.AbortJobBuild:input_type -> slipway.builds.v1.AbortServiceBuildRequest
-	13, // 44: slipway.builds.v1.BuildsService.GetJobBuildLogs:input_type -> slipway.builds.v1.GetServiceBuildLogsRequest
-	19, // 45: slipway.builds.v1.BuildsService.GetJobBranches:input_type -> slipway.builds.v1.GetServiceBranchesRequest
-	24, // 46: slipway.builds.v1.BuildsService.GetJobPullRequests:input_type -> slipway.builds.v1.GetServicePullRequestsRequest
-	15, // 47: slipway.builds.v1.BuildsService.TailJobBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
-	36, // 48: slipway.builds.v1.BuildsService.ReceiveGitWebhook:input_type -> slipway.api.v1.WebhookRequest
-	5,  // 49: slipway.builds.v1.BuildsService.StartServiceBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
-	7,  // 50: slipway.builds.v1.BuildsService.ListServiceBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
-	9,  // 51: slipway.builds.v1.BuildsService.GetServiceBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
-	11, // 52: slipway.builds.v1.BuildsService.AbortServiceBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
-	14, // 53: slipway.builds.v1.BuildsService.GetServiceBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
-	18, // 54: slipway.builds.v1.BuildsService.ResetServiceBuildCache:output_type -> slipway.builds.v1.ResetServiceBuildCacheResponse
-	23, // 55: slipway.builds.v1.BuildsService.GetServiceBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
-	26, // 56: slipway.builds.v1.BuildsService.GetServicePullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
-	29, // 57: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:output_type -> slipway.builds.v1.GetServiceBuildWebhookResponse
-	31, // 58: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:output_type -> slipway.builds.v1.RotateServiceBuildWebhookResponse
-	16, // 59: slipway.builds.v1.BuildsService.TailServiceBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
-	5,  // 60: slipway.builds.v1.BuildsService.StartJobBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
-	7,  // 61: slipway.builds.v1.BuildsService.ListJobBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
-	9,  // 62: slipway.builds.v1.BuildsService.GetJobBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
-	11, // 63: slipway.builds.v1.BuildsService.AbortJobBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
-	14, // 64: slipway.builds.v1.BuildsService.GetJobBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
-	23, // 65: slipway.builds.v1.BuildsService.GetJobBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
-	26, // 66: slipway.builds.v1.BuildsService.GetJobPullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
-	16, // 67: slipway.builds.v1.BuildsService.TailJobBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
-	37, // 68: slipway.builds.v1.BuildsService.ReceiveGitWebhook:output_type -> slipway.api.v1.WebhookResponse
-	49, // [49:69] is the sub-list for method output_type
-	29, // [29:49] is the sub-list for method input_type
+	28, // 39: slipway.builds.v1.BuildsService.GetJobBuildWebhook:input_type -> slipway.builds.v1.GetServiceBuildWebhookRequest
+	30, // 40: slipway.builds.v1.BuildsService.RotateJobBuildWebhook:input_type -> slipway.builds.v1.RotateServiceBuildWebhookRequest
+	15, // 41: slipway.builds.v1.BuildsService.TailServiceBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
+	2,  // 42: slipway.builds.v1.BuildsService.StartJobBuild:input_type -> slipway.builds.v1.StartServiceBuildRequest
+	6,  // 43: slipway.builds.v1.BuildsService.ListJobBuilds:input_type -> slipway.builds.v1.ListServiceBuildsRequest
+	8,  // 44: slipway.builds.v1.BuildsService.GetJobBuild:input_type -> slipway.builds.v1.GetServiceBuildRequest
+	10, // 45: slipway.builds.v1.BuildsService.AbortJobBuild:input_type -> slipway.builds.v1.AbortServiceBuildRequest
+	13, // 46: slipway.builds.v1.BuildsService.GetJobBuildLogs:input_type -> slipway.builds.v1.GetServiceBuildLogsRequest
+	19, // 47: slipway.builds.v1.BuildsService.GetJobBranches:input_type -> slipway.builds.v1.GetServiceBranchesRequest
+	24, // 48: slipway.builds.v1.BuildsService.GetJobPullRequests:input_type -> slipway.builds.v1.GetServicePullRequestsRequest
+	15, // 49: slipway.builds.v1.BuildsService.TailJobBuildLogs:input_type -> slipway.builds.v1.TailServiceBuildLogsRequest
+	36, // 50: slipway.builds.v1.BuildsService.ReceiveGitWebhook:input_type -> slipway.api.v1.WebhookRequest
+	5,  // 51: slipway.builds.v1.BuildsService.StartServiceBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
+	7,  // 52: slipway.builds.v1.BuildsService.ListServiceBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
+	9,  // 53: slipway.builds.v1.BuildsService.GetServiceBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
+	11, // 54: slipway.builds.v1.BuildsService.AbortServiceBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
+	14, // 55: slipway.builds.v1.BuildsService.GetServiceBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
+	18, // 56: slipway.builds.v1.BuildsService.ResetServiceBuildCache:output_type -> slipway.builds.v1.ResetServiceBuildCacheResponse
+	23, // 57: slipway.builds.v1.BuildsService.GetServiceBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
+	26, // 58: slipway.builds.v1.BuildsService.GetServicePullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
+	29, // 59: slipway.builds.v1.BuildsService.GetServiceBuildWebhook:output_type -> slipway.builds.v1.GetServiceBuildWebhookResponse
+	31, // 60: slipway.builds.v1.BuildsService.RotateServiceBuildWebhook:output_type -> slipway.builds.v1.RotateServiceBuildWebhookResponse
+	29, // 61: slipway.builds.v1.BuildsService.GetJobBuildWebhook:output_type -> slipway.builds.v1.GetServiceBuildWebhookResponse
+	31, // 62: slipway.builds.v1.BuildsService.RotateJobBuildWebhook:output_type -> slipway.builds.v1.RotateServiceBuildWebhookResponse
+	16, // 63: slipway.builds.v1.BuildsService.TailServiceBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
+	5,  // 64: slipway.builds.v1.BuildsService.StartJobBuild:output_type -> slipway.builds.v1.StartServiceBuildResponse
+	7,  // 65: slipway.builds.v1.BuildsService.ListJobBuilds:output_type -> slipway.builds.v1.ListServiceBuildsResponse
+	9,  // 66: slipway.builds.v1.BuildsService.GetJobBuild:output_type -> slipway.builds.v1.GetServiceBuildResponse
+	11, // 67: slipway.builds.v1.BuildsService.AbortJobBuild:output_type -> slipway.builds.v1.AbortServiceBuildResponse
+	14, // 68: slipway.builds.v1.BuildsService.GetJobBuildLogs:output_type -> slipway.builds.v1.GetServiceBuildLogsResponse
+	23, // 69: slipway.builds.v1.BuildsService.GetJobBranches:output_type -> slipway.builds.v1.GetServiceBranchesResponse
+	26, // 70: slipway.builds.v1.BuildsService.GetJobPullRequests:output_type -> slipway.builds.v1.GetServicePullRequestsResponse
+	16, // 71: slipway.builds.v1.BuildsService.TailJobBuildLogs:output_type -> slipway.builds.v1.TailServiceBuildLogsResponse
+	37, // 72: slipway.builds.v1.BuildsService.ReceiveGitWebhook:output_type -> slipway.api.v1.WebhookResponse
+	51, // [51:73] is the sub-list for method output_type
+	29, // [29:51] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name

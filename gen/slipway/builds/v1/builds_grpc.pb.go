@@ -34,6 +34,8 @@ const (
 	BuildsService_GetServicePullRequests_FullMethodName    = "/slipway.builds.v1.BuildsService/GetServicePullRequests"
 	BuildsService_GetServiceBuildWebhook_FullMethodName    = "/slipway.builds.v1.BuildsService/GetServiceBuildWebhook"
 	BuildsService_RotateServiceBuildWebhook_FullMethodName = "/slipway.builds.v1.BuildsService/RotateServiceBuildWebhook"
+	BuildsService_GetJobBuildWebhook_FullMethodName        = "/slipway.builds.v1.BuildsService/GetJobBuildWebhook"
+	BuildsService_RotateJobBuildWebhook_FullMethodName     = "/slipway.builds.v1.BuildsService/RotateJobBuildWebhook"
 	BuildsService_TailServiceBuildLogs_FullMethodName      = "/slipway.builds.v1.BuildsService/TailServiceBuildLogs"
 	BuildsService_StartJobBuild_FullMethodName             = "/slipway.builds.v1.BuildsService/StartJobBuild"
 	BuildsService_ListJobBuilds_FullMethodName             = "/slipway.builds.v1.BuildsService/ListJobBuilds"
@@ -88,10 +90,29 @@ type BuildsServiceClient interface {
 	GetServicePullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuildWebhook(ctx context.Context, in *GetServiceBuildWebhookRequest, opts ...grpc.CallOption) (*GetServiceBuildWebhookResponse, error)
 	// RotateServiceBuildWebhook replaces the webhook's secret (a Slipway
 	// extension); the old secret stops working at once.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RotateServiceBuildWebhook(ctx context.Context, in *RotateServiceBuildWebhookRequest, opts ...grpc.CallOption) (*RotateServiceBuildWebhookResponse, error)
+	// GetJobBuildWebhook returns the URL and secret a git host signs push
+	// events to a job that builds from git with (a Slipway extension, as
+	// GetServiceBuildWebhook). The job form of GetServiceBuildWebhook: the
+	// same messages, the job's id in job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBuildWebhook(ctx context.Context, in *GetServiceBuildWebhookRequest, opts ...grpc.CallOption) (*GetServiceBuildWebhookResponse, error)
+	// RotateJobBuildWebhook replaces a job's webhook secret (a Slipway
+	// extension); the old secret stops working at once. The job form of
+	// RotateServiceBuildWebhook: the same messages, the job's id in job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RotateJobBuildWebhook(ctx context.Context, in *RotateServiceBuildWebhookRequest, opts ...grpc.CallOption) (*RotateServiceBuildWebhookResponse, error)
 	// TailServiceBuildLogs streams a service's build log lines as they are
 	// written, after the recent ones the request selects. The gateway serves
 	// it as the WebSocket log tail of GET .../services/{serviceId}/build-logs.
@@ -273,6 +294,26 @@ func (c *buildsServiceClient) RotateServiceBuildWebhook(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *buildsServiceClient) GetJobBuildWebhook(ctx context.Context, in *GetServiceBuildWebhookRequest, opts ...grpc.CallOption) (*GetServiceBuildWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceBuildWebhookResponse)
+	err := c.cc.Invoke(ctx, BuildsService_GetJobBuildWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buildsServiceClient) RotateJobBuildWebhook(ctx context.Context, in *RotateServiceBuildWebhookRequest, opts ...grpc.CallOption) (*RotateServiceBuildWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateServiceBuildWebhookResponse)
+	err := c.cc.Invoke(ctx, BuildsService_RotateJobBuildWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *buildsServiceClient) TailServiceBuildLogs(ctx context.Context, in *TailServiceBuildLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceBuildLogsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &BuildsService_ServiceDesc.Streams[0], BuildsService_TailServiceBuildLogs_FullMethodName, cOpts...)
@@ -433,10 +474,29 @@ type BuildsServiceServer interface {
 	GetServicePullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetServiceBuildWebhook(context.Context, *GetServiceBuildWebhookRequest) (*GetServiceBuildWebhookResponse, error)
 	// RotateServiceBuildWebhook replaces the webhook's secret (a Slipway
 	// extension); the old secret stops working at once.
+	// (Its messages serve the job form too.)
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	RotateServiceBuildWebhook(context.Context, *RotateServiceBuildWebhookRequest) (*RotateServiceBuildWebhookResponse, error)
+	// GetJobBuildWebhook returns the URL and secret a git host signs push
+	// events to a job that builds from git with (a Slipway extension, as
+	// GetServiceBuildWebhook). The job form of GetServiceBuildWebhook: the
+	// same messages, the job's id in job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetJobBuildWebhook(context.Context, *GetServiceBuildWebhookRequest) (*GetServiceBuildWebhookResponse, error)
+	// RotateJobBuildWebhook replaces a job's webhook secret (a Slipway
+	// extension); the old secret stops working at once. The job form of
+	// RotateServiceBuildWebhook: the same messages, the job's id in job_id.
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	RotateJobBuildWebhook(context.Context, *RotateServiceBuildWebhookRequest) (*RotateServiceBuildWebhookResponse, error)
 	// TailServiceBuildLogs streams a service's build log lines as they are
 	// written, after the recent ones the request selects. The gateway serves
 	// it as the WebSocket log tail of GET .../services/{serviceId}/build-logs.
@@ -547,6 +607,12 @@ func (UnimplementedBuildsServiceServer) GetServiceBuildWebhook(context.Context, 
 }
 func (UnimplementedBuildsServiceServer) RotateServiceBuildWebhook(context.Context, *RotateServiceBuildWebhookRequest) (*RotateServiceBuildWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateServiceBuildWebhook not implemented")
+}
+func (UnimplementedBuildsServiceServer) GetJobBuildWebhook(context.Context, *GetServiceBuildWebhookRequest) (*GetServiceBuildWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJobBuildWebhook not implemented")
+}
+func (UnimplementedBuildsServiceServer) RotateJobBuildWebhook(context.Context, *RotateServiceBuildWebhookRequest) (*RotateServiceBuildWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateJobBuildWebhook not implemented")
 }
 func (UnimplementedBuildsServiceServer) TailServiceBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method TailServiceBuildLogs not implemented")
@@ -779,6 +845,42 @@ func _BuildsService_RotateServiceBuildWebhook_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuildsService_GetJobBuildWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceBuildWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).GetJobBuildWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_GetJobBuildWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).GetJobBuildWebhook(ctx, req.(*GetServiceBuildWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuildsService_RotateJobBuildWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateServiceBuildWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildsServiceServer).RotateJobBuildWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildsService_RotateJobBuildWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildsServiceServer).RotateJobBuildWebhook(ctx, req.(*RotateServiceBuildWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BuildsService_TailServiceBuildLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(TailServiceBuildLogsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -991,6 +1093,14 @@ var BuildsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateServiceBuildWebhook",
 			Handler:    _BuildsService_RotateServiceBuildWebhook_Handler,
+		},
+		{
+			MethodName: "GetJobBuildWebhook",
+			Handler:    _BuildsService_GetJobBuildWebhook_Handler,
+		},
+		{
+			MethodName: "RotateJobBuildWebhook",
+			Handler:    _BuildsService_RotateJobBuildWebhook_Handler,
 		},
 		{
 			MethodName: "StartJobBuild",
