@@ -158,8 +158,10 @@ type AddonsServiceClient interface {
 	// GET /v1/addon-backup-downloads/{token} (component.Download), passing
 	// the token as a param: the link's signature authenticates the call,
 	// not the API's credentials, hence the shared messages:
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// --)
 	DownloadBackup(ctx context.Context, in *v1.DownloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.DownloadChunk], error)
 }
 
@@ -698,8 +700,10 @@ type AddonsServiceServer interface {
 	// GET /v1/addon-backup-downloads/{token} (component.Download), passing
 	// the token as a param: the link's signature authenticates the call,
 	// not the API's credentials, hence the shared messages:
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// --)
 	DownloadBackup(*v1.DownloadRequest, grpc.ServerStreamingServer[v1.DownloadChunk]) error
 	mustEmbedUnimplementedAddonsServiceServer()
 }

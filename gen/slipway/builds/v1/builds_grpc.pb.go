@@ -57,123 +57,163 @@ type BuildsServiceClient interface {
 	// StartServiceBuild queues a build of a build or combined service: a commit
 	// (sha), the head of a branch, or of a pull request.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	StartServiceBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error)
 	// ListServiceBuilds lists a service's builds, newest first, paginated.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	ListServiceBuilds(ctx context.Context, in *ListServiceBuildsRequest, opts ...grpc.CallOption) (*ListServiceBuildsResponse, error)
 	// GetServiceBuild returns a build.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBuild(ctx context.Context, in *GetServiceBuildRequest, opts ...grpc.CallOption) (*GetServiceBuildResponse, error)
 	// AbortServiceBuild aborts a queued or running build: it ends ABORTED and
 	// leaves no artifact.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	AbortServiceBuild(ctx context.Context, in *AbortServiceBuildRequest, opts ...grpc.CallOption) (*AbortServiceBuildResponse, error)
 	// GetServiceBuildLogs returns log lines of a service's builds in a time range.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBuildLogs(ctx context.Context, in *GetServiceBuildLogsRequest, opts ...grpc.CallOption) (*GetServiceBuildLogsResponse, error)
 	// ResetServiceBuildCache clears a service's build cache.
 	ResetServiceBuildCache(ctx context.Context, in *ResetServiceBuildCacheRequest, opts ...grpc.CallOption) (*ResetServiceBuildCacheResponse, error)
 	// GetServiceBranches lists the branches of a service's repository, read from
 	// the remote, paginated.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBranches(ctx context.Context, in *GetServiceBranchesRequest, opts ...grpc.CallOption) (*GetServiceBranchesResponse, error)
 	// GetServicePullRequests lists the pull requests of a service's repository
 	// (their refs on the remote), paginated.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServicePullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBuildWebhook(ctx context.Context, in *GetServiceBuildWebhookRequest, opts ...grpc.CallOption) (*GetServiceBuildWebhookResponse, error)
 	// RotateServiceBuildWebhook replaces the webhook's secret (a Slipway
 	// extension); the old secret stops working at once.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	RotateServiceBuildWebhook(ctx context.Context, in *RotateServiceBuildWebhookRequest, opts ...grpc.CallOption) (*RotateServiceBuildWebhookResponse, error)
 	// GetJobBuildWebhook returns the URL and secret a git host signs push
 	// events to a job that builds from git with (a Slipway extension, as
 	// GetServiceBuildWebhook). The job form of GetServiceBuildWebhook: the
 	// same messages, the job's id in job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBuildWebhook(ctx context.Context, in *GetServiceBuildWebhookRequest, opts ...grpc.CallOption) (*GetServiceBuildWebhookResponse, error)
 	// RotateJobBuildWebhook replaces a job's webhook secret (a Slipway
 	// extension); the old secret stops working at once. The job form of
 	// RotateServiceBuildWebhook: the same messages, the job's id in job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	RotateJobBuildWebhook(ctx context.Context, in *RotateServiceBuildWebhookRequest, opts ...grpc.CallOption) (*RotateServiceBuildWebhookResponse, error)
 	// TailServiceBuildLogs streams a service's build log lines as they are
 	// written, after the recent ones the request selects. The gateway serves
 	// it as the WebSocket log tail of GET .../services/{serviceId}/build-logs.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	TailServiceBuildLogs(ctx context.Context, in *TailServiceBuildLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceBuildLogsResponse], error)
 	// StartJobBuild queues a build of a job that builds from git (its branch, or a commit of it).
 	// The job form of StartServiceBuild: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	StartJobBuild(ctx context.Context, in *StartServiceBuildRequest, opts ...grpc.CallOption) (*StartServiceBuildResponse, error)
 	// ListJobBuilds lists a job's builds, newest first, paginated.
 	// The job form of ListServiceBuilds: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	ListJobBuilds(ctx context.Context, in *ListServiceBuildsRequest, opts ...grpc.CallOption) (*ListServiceBuildsResponse, error)
 	// GetJobBuild returns a build of a job.
 	// The job form of GetServiceBuild: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBuild(ctx context.Context, in *GetServiceBuildRequest, opts ...grpc.CallOption) (*GetServiceBuildResponse, error)
 	// AbortJobBuild aborts a queued or running build of a job.
 	// The job form of AbortServiceBuild: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	AbortJobBuild(ctx context.Context, in *AbortServiceBuildRequest, opts ...grpc.CallOption) (*AbortServiceBuildResponse, error)
 	// GetJobBuildLogs returns log lines of a job's builds in a time range.
 	// The job form of GetServiceBuildLogs: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBuildLogs(ctx context.Context, in *GetServiceBuildLogsRequest, opts ...grpc.CallOption) (*GetServiceBuildLogsResponse, error)
 	// GetJobBranches lists the branches of a job's repository.
 	// The job form of GetServiceBranches: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBranches(ctx context.Context, in *GetServiceBranchesRequest, opts ...grpc.CallOption) (*GetServiceBranchesResponse, error)
 	// GetJobPullRequests lists the open pull requests of a job's repository.
 	// The job form of GetServicePullRequests: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobPullRequests(ctx context.Context, in *GetServicePullRequestsRequest, opts ...grpc.CallOption) (*GetServicePullRequestsResponse, error)
 	// TailJobBuildLogs streams a job's build log lines as they are written; the gateway serves it as the WebSocket tail of GET .../jobs/{jobId}/build-logs.
 	// The job form of TailServiceBuildLogs: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	TailJobBuildLogs(ctx context.Context, in *TailServiceBuildLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailServiceBuildLogsResponse], error)
 	// ReceiveGitWebhook takes a push or pull-request event from GitHub,
 	// GitLab or Gitea, POSTed to /v1/git-webhooks/{webhook_id}. It needs no
@@ -181,8 +221,10 @@ type BuildsServiceClient interface {
 	// against the service's webhook secret, and a delivery id seen before is
 	// refused. The gateway passes the body and headers unchanged (see
 	// component.Webhook), hence the shared messages:
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// --)
 	ReceiveGitWebhook(ctx context.Context, in *v1.WebhookRequest, opts ...grpc.CallOption) (*v1.WebhookResponse, error)
 }
 
@@ -441,123 +483,163 @@ type BuildsServiceServer interface {
 	// StartServiceBuild queues a build of a build or combined service: a commit
 	// (sha), the head of a branch, or of a pull request.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	StartServiceBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error)
 	// ListServiceBuilds lists a service's builds, newest first, paginated.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	ListServiceBuilds(context.Context, *ListServiceBuildsRequest) (*ListServiceBuildsResponse, error)
 	// GetServiceBuild returns a build.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBuild(context.Context, *GetServiceBuildRequest) (*GetServiceBuildResponse, error)
 	// AbortServiceBuild aborts a queued or running build: it ends ABORTED and
 	// leaves no artifact.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	AbortServiceBuild(context.Context, *AbortServiceBuildRequest) (*AbortServiceBuildResponse, error)
 	// GetServiceBuildLogs returns log lines of a service's builds in a time range.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBuildLogs(context.Context, *GetServiceBuildLogsRequest) (*GetServiceBuildLogsResponse, error)
 	// ResetServiceBuildCache clears a service's build cache.
 	ResetServiceBuildCache(context.Context, *ResetServiceBuildCacheRequest) (*ResetServiceBuildCacheResponse, error)
 	// GetServiceBranches lists the branches of a service's repository, read from
 	// the remote, paginated.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBranches(context.Context, *GetServiceBranchesRequest) (*GetServiceBranchesResponse, error)
 	// GetServicePullRequests lists the pull requests of a service's repository
 	// (their refs on the remote), paginated.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServicePullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error)
 	// GetServiceBuildWebhook returns the URL and secret a git host signs push
 	// events to this service with (a Slipway extension).
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetServiceBuildWebhook(context.Context, *GetServiceBuildWebhookRequest) (*GetServiceBuildWebhookResponse, error)
 	// RotateServiceBuildWebhook replaces the webhook's secret (a Slipway
 	// extension); the old secret stops working at once.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	RotateServiceBuildWebhook(context.Context, *RotateServiceBuildWebhookRequest) (*RotateServiceBuildWebhookResponse, error)
 	// GetJobBuildWebhook returns the URL and secret a git host signs push
 	// events to a job that builds from git with (a Slipway extension, as
 	// GetServiceBuildWebhook). The job form of GetServiceBuildWebhook: the
 	// same messages, the job's id in job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBuildWebhook(context.Context, *GetServiceBuildWebhookRequest) (*GetServiceBuildWebhookResponse, error)
 	// RotateJobBuildWebhook replaces a job's webhook secret (a Slipway
 	// extension); the old secret stops working at once. The job form of
 	// RotateServiceBuildWebhook: the same messages, the job's id in job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	RotateJobBuildWebhook(context.Context, *RotateServiceBuildWebhookRequest) (*RotateServiceBuildWebhookResponse, error)
 	// TailServiceBuildLogs streams a service's build log lines as they are
 	// written, after the recent ones the request selects. The gateway serves
 	// it as the WebSocket log tail of GET .../services/{serviceId}/build-logs.
 	// (Its messages serve the job form too.)
+	// (--
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	TailServiceBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error
 	// StartJobBuild queues a build of a job that builds from git (its branch, or a commit of it).
 	// The job form of StartServiceBuild: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	StartJobBuild(context.Context, *StartServiceBuildRequest) (*StartServiceBuildResponse, error)
 	// ListJobBuilds lists a job's builds, newest first, paginated.
 	// The job form of ListServiceBuilds: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	ListJobBuilds(context.Context, *ListServiceBuildsRequest) (*ListServiceBuildsResponse, error)
 	// GetJobBuild returns a build of a job.
 	// The job form of GetServiceBuild: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBuild(context.Context, *GetServiceBuildRequest) (*GetServiceBuildResponse, error)
 	// AbortJobBuild aborts a queued or running build of a job.
 	// The job form of AbortServiceBuild: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	AbortJobBuild(context.Context, *AbortServiceBuildRequest) (*AbortServiceBuildResponse, error)
 	// GetJobBuildLogs returns log lines of a job's builds in a time range.
 	// The job form of GetServiceBuildLogs: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBuildLogs(context.Context, *GetServiceBuildLogsRequest) (*GetServiceBuildLogsResponse, error)
 	// GetJobBranches lists the branches of a job's repository.
 	// The job form of GetServiceBranches: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobBranches(context.Context, *GetServiceBranchesRequest) (*GetServiceBranchesResponse, error)
 	// GetJobPullRequests lists the open pull requests of a job's repository.
 	// The job form of GetServicePullRequests: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	GetJobPullRequests(context.Context, *GetServicePullRequestsRequest) (*GetServicePullRequestsResponse, error)
 	// TailJobBuildLogs streams a job's build log lines as they are written; the gateway serves it as the WebSocket tail of GET .../jobs/{jobId}/build-logs.
 	// The job form of TailServiceBuildLogs: the same messages, the job's id in
 	// job_id.
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// --)
 	TailJobBuildLogs(*TailServiceBuildLogsRequest, grpc.ServerStreamingServer[TailServiceBuildLogsResponse]) error
 	// ReceiveGitWebhook takes a push or pull-request event from GitHub,
 	// GitLab or Gitea, POSTed to /v1/git-webhooks/{webhook_id}. It needs no
@@ -565,8 +647,10 @@ type BuildsServiceServer interface {
 	// against the service's webhook secret, and a delivery id seen before is
 	// refused. The gateway passes the body and headers unchanged (see
 	// component.Webhook), hence the shared messages:
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// --)
 	ReceiveGitWebhook(context.Context, *v1.WebhookRequest) (*v1.WebhookResponse, error)
 	mustEmbedUnimplementedBuildsServiceServer()
 }

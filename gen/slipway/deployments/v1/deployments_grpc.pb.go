@@ -192,8 +192,10 @@ type DeploymentsServiceClient interface {
 	// changing the deployment needs. Its messages are the shared exec
 	// session's (pkg/execstream serves every component's), hence the
 	// exception to the naming rules:
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// --)
 	ExecService(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[v1.ExecInput, v1.ExecOutput], error)
 	// TailServiceLogs streams a service's log lines as they are written,
 	// after the recent ones the request selects. The gateway serves it as
@@ -738,8 +740,10 @@ type DeploymentsServiceServer interface {
 	// changing the deployment needs. Its messages are the shared exec
 	// session's (pkg/execstream serves every component's), hence the
 	// exception to the naming rules:
+	// (--
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// --)
 	ExecService(grpc.BidiStreamingServer[v1.ExecInput, v1.ExecOutput]) error
 	// TailServiceLogs streams a service's log lines as they are written,
 	// after the recent ones the request selects. The gateway serves it as
