@@ -121,6 +121,10 @@ type Driver struct {
 	// PidsLimit caps the processes (and threads) of every container, the
 	// engine's pids cgroup limit; New sets DefaultPidsLimit.
 	PidsLimit int64
+	// Network is the network mode of every container: "" is the engine's
+	// default network; else a network's name, or a mode such as Podman's
+	// "slirp4netns:allow_host_loopback=true".
+	Network string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -357,6 +361,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 			continue
 		}
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	if d.Network != "" {
+		host.NetworkMode = container.NetworkMode(d.Network)
 	}
 	cfg.ExposedPorts, host.PortBindings = portBindings(spec.Ports)
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
