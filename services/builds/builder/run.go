@@ -27,8 +27,8 @@ type run struct {
 	// cloneUser is "uid:gid" of git in a clone container (CloneImage),
 	// found by handOver.
 	cloneUser string
-	mu   sync.Mutex
-	ids  []string // workloads started, removed by cleanup
+	mu        sync.Mutex
+	ids       []string // workloads started, removed by cleanup
 	// cleanups run at the end (images to remove on failure, ...).
 	cleanups []func()
 }
