@@ -1,17 +1,14 @@
 package builder_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"io"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	dockerbuild "github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -48,40 +45,6 @@ func (d *recordingDriver) started() []runtime.Spec {
 	return append([]runtime.Spec(nil), d.specs...)
 }
 
-// gitImage builds, from this machine's git, ssh and CA certificates, an
-// image like the clone stage of deploy/Dockerfile: with USER user when
-// user is not empty.
-func gitImage(t *testing.T, host string, api client.APIClient, ref, user string) string {
-	t.Helper()
-	base := testenv.BuildHostImage(t, host, "localhost/slipway-git-base:latest",
-		"/usr/bin/git", "/usr/lib/git-core", "/usr/share/git-core", "/usr/bin/git-lfs", "/usr/bin/ssh", "/etc/ssl/certs")
-	if user == "" {
-		return base
-	}
-	var ctxTar bytes.Buffer
-	tw := tar.NewWriter(&ctxTar)
-	df := "FROM " + base + "\nUSER " + user + "\n"
-	if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(df))}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write([]byte(df)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := api.ImageBuild(context.Background(), &ctxTar, dockerbuild.ImageBuildOptions{Tags: []string{ref}, Remove: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if bytes.Contains(out, []byte(`"error"`)) {
-		t.Fatalf("building %s: %s", ref, out)
-	}
-	return ref
-}
-
 // TestCloneInContainer clones with Config.CloneImage: git in a container
 // of a clone image on the docker driver (Podman), as docker-compose.yml
 // does, with the clone cases of the process driver's tests. HTTP
@@ -102,7 +65,7 @@ func TestCloneInContainer(t *testing.T) {
 	defer drv.Close()
 	drv.Network = "slirp4netns:allow_host_loopback=true"
 	rec := &recordingDriver{Driver: drv}
-	cloneImage := gitImage(t, host, api, "localhost/slipway-clone-test:latest", "999:999")
+	cloneImage := testenv.BuildCloneImage(t, host)
 	fileRoot := t.TempDir()
 	dir := t.TempDir()
 	newB := func(image string) *builder.Builder {
@@ -175,7 +138,7 @@ func TestCloneInContainer(t *testing.T) {
 			t.Fatal("no clone container started")
 		}
 		for _, s := range specs {
-			if s.Image != cloneImage || s.User != "999:999" || s.HostNetwork {
+			if s.Image != cloneImage || s.User != fmt.Sprintf("%d:%d", testenv.HostImageUID, testenv.HostImageUID) || s.HostNetwork {
 				t.Errorf("clone container %s: image %q user %q host network %v", s.Name, s.Image, s.User, s.HostNetwork)
 			}
 			all := strings.Join(s.Command, " ") + strings.Join(s.Entrypoint, " ")
@@ -218,7 +181,7 @@ func TestCloneInContainer(t *testing.T) {
 	})
 
 	t.Run("image without a non-root user", func(t *testing.T) {
-		rootImage := gitImage(t, host, api, "", "")
+		rootImage := testenv.BuildHostImage(t, host, "localhost/slipway-git-no-user:latest", "/usr/bin/git", "/usr/lib/git-core")
 		var l logs
 		e := buildErr(t, newB(rootImage), request(builder.Source{URL: viaHost(repo.URL), Branch: "main"}, &l))
 		if e.Kind != builder.KindInternal || !strings.Contains(errorsUnwrap(e), "not a numeric non-root user") {
