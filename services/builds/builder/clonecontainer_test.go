@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/docker/docker/client"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
@@ -167,6 +168,25 @@ func TestCloneInContainer(t *testing.T) {
 		}
 		if !ro {
 			t.Errorf("the repository is not mounted read-only: %+v", last.Mounts)
+		}
+	})
+
+	t.Run("ssh with a key and the known host key", func(t *testing.T) {
+		sshd := testenv.StartSSHD(t)
+		srepo := gitserver.NewFileRepo(t, t.TempDir(), "app", 0)
+		sha := srepo.Commit(t, "main", "c", site("over ssh"))
+		known := knownhosts.Line([]string{knownhosts.Normalize(fmt.Sprintf("%s:%d", hostLoopback, sshd.Port))}, sshd.HostKey)
+		var l logs
+		res := build(t, b, request(builder.Source{URL: viaHost(sshd.URL(srepo.Path)), Branch: "main",
+			Credentials: builder.Credentials{PrivateKey: sshd.ClientKey, KnownHosts: known}}, &l), &l)
+		if res.SHA != sha {
+			t.Errorf("SHA %s, want %s", res.SHA, sha)
+		}
+		_ = b.Remove(ctx, res)
+		for _, line := range strings.Split(sshd.ClientKey, "\n") {
+			if line = strings.TrimSpace(line); len(line) >= 16 && !strings.HasPrefix(line, "-----") && l.contains(line) {
+				t.Fatalf("the private key is in the log:\n%s", l.String())
+			}
 		}
 	})
 
