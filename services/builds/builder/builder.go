@@ -16,9 +16,9 @@
 // with Config.CloneImage, as a container of that image on the docker
 // driver (a non-root user, the engine's isolation and network).
 // Buildpack builds on the process driver run sandboxed with a private
-// network. Credentials reach git through its environment and an askpass
-// helper, never its command line, and are redacted from every log line and
-// message.
+// network. Credentials reach git through files of the work directory (an
+// askpass helper reading the password, the ssh key), never its command
+// line or environment, and are redacted from every log line and message.
 package builder
 
 import (
