@@ -3,11 +3,15 @@ package builder
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
@@ -20,6 +24,8 @@ import (
 // mount and the checks of the URL before it (netguard, the pinned address)
 // are the same; what differs is:
 //
+//   - the image must be on the engine, or be pulled (as the docker driver
+//     pulls images) before the first clone;
 //   - the container runs as a non-root user with the engine's isolation
 //     (namespaces, its default capabilities, which a non-root user does
 //     not hold, seccomp) and the docker driver's limits, on the engine's
@@ -85,6 +91,15 @@ func (r *run) handOver() error {
 // of the image is trusted to name it, and not root.
 func (b *Builder) imageUser(ctx context.Context) (int, int, error) {
 	insp, err := b.cfg.Docker.ImageInspect(ctx, b.cfg.CloneImage)
+	if cerrdefs.IsNotFound(err) {
+		// Pulled as the docker driver would on Start; a failed pull
+		// shows in the inspection after it.
+		if rc, perr := b.cfg.Docker.ImagePull(ctx, b.cfg.CloneImage, image.PullOptions{}); perr == nil {
+			_, _ = io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+		insp, err = b.cfg.Docker.ImageInspect(ctx, b.cfg.CloneImage)
+	}
 	if err != nil {
 		return 0, 0, internal(fmt.Errorf("clone image %s: %w", b.cfg.CloneImage, err))
 	}
