@@ -41,6 +41,8 @@ const (
 	goWorkPath     = "go.work"
 
 	slipwayImage   = "slipway:dev"
+	cloneImage     = "slipway-clone:dev" // deploy/Dockerfile's clone target
+	cloneTarget    = "clone"
 	slipwayBinary  = "/usr/local/bin/slipway"
 	slipwayMain    = "./cmd/slipway"
 	migrateService = "migrate"
@@ -198,7 +200,12 @@ func createdDatabases(sql string) map[string]bool {
 	return dbs
 }
 
+// isSlipway reports whether a service runs the slipway image (the clone
+// image, another target of the same Dockerfile, is not it).
 func isSlipway(s types.ServiceConfig) bool {
+	if s.Build != nil && s.Build.Target == cloneTarget {
+		return false
+	}
 	return s.Build != nil || s.Image == slipwayImage || strings.HasPrefix(s.Image, "slipway:")
 }
 
@@ -263,6 +270,7 @@ var composeChecks = []composeCheck{
 	{"healthchecks back service_healthy dependencies", checkHealthchecks},
 	{"each target has its database and the addresses of its dependencies", checkComponents},
 	{"the ingress reaches services' instances on a network of their own", checkInstancesNetwork},
+	{"builds on the docker driver clones in the clone image", checkCloneImage},
 }
 
 // deploymentsTarget is the component whose ingress and health probes
@@ -326,6 +334,68 @@ func checkInstancesNetwork(s *stack) []error {
 			if !setters[name] {
 				errs = append(errs, fmt.Errorf("%s: joins network %s, which holds services' instances (only the services that set %s may)", name, netKey, key))
 			}
+		}
+	}
+	return errs
+}
+
+// checkCloneImage: the builds service on the docker driver has no git or
+// sandbox of its own (distroless), so it clones in containers of the clone
+// image: that image is built by a one-shot service from deploy/Dockerfile's
+// clone target that builds waits for, and builds' data directory (the
+// clones' work directories, bind-mounted by the engine from its host) is a
+// host directory mounted at the same path.
+func checkCloneImage(s *stack) []error {
+	var errs []error
+	for _, name := range sortedNames(s.p) {
+		svc := s.p.Services[name]
+		targets, _ := serveTargets(svc)
+		if !slices.Contains(targets, "builds") {
+			continue
+		}
+		if d, _ := env(svc, "SLIPWAY_RUNTIME_DRIVER"); d != "docker" {
+			continue
+		}
+		img, _ := env(svc, "SLIPWAY_BUILD_CLONE_IMAGE")
+		if img == "" {
+			errs = append(errs, fmt.Errorf("%s: SLIPWAY_BUILD_CLONE_IMAGE is not set: the slipway image has no git to clone with", name))
+			continue
+		}
+		builder := ""
+		for _, other := range sortedNames(s.p) {
+			if o := s.p.Services[other]; o.Image == img && o.Build != nil {
+				builder = other
+			}
+		}
+		if builder == "" {
+			errs = append(errs, fmt.Errorf("%s: no service builds its clone image %q", name, img))
+		} else {
+			b := s.p.Services[builder]
+			df := b.Build.Dockerfile
+			if !filepath.IsAbs(df) {
+				df = filepath.Join(b.Build.Context, df)
+			}
+			if filepath.Clean(df) != filepath.Join(s.root, dockerfilePath) || b.Build.Target != cloneTarget {
+				errs = append(errs, fmt.Errorf("%s: builds %q from %s target %q, want %s target %q", builder, img, b.Build.Dockerfile, b.Build.Target, dockerfilePath, cloneTarget))
+			}
+			if b.Restart != "no" {
+				errs = append(errs, fmt.Errorf("%s: restart %q, want \"no\" (it is one-shot)", builder, b.Restart))
+			}
+			if dep, ok := svc.DependsOn[builder]; !ok || dep.Condition != types.ServiceConditionCompletedSuccessfully {
+				errs = append(errs, fmt.Errorf("%s: does not depend on %s with condition %q (its image must exist first)", name, builder, types.ServiceConditionCompletedSuccessfully))
+			}
+		}
+		data, _ := env(svc, "SLIPWAY_DATA_DIR")
+		if !path.IsAbs(data) {
+			errs = append(errs, fmt.Errorf("%s: SLIPWAY_DATA_DIR %q is not an absolute path", name, data))
+			continue
+		}
+		same := false
+		for _, v := range svc.Volumes {
+			same = same || v.Type == types.VolumeTypeBind && v.Source == data && v.Target == data
+		}
+		if !same {
+			errs = append(errs, fmt.Errorf("%s: its data directory %s is not a host directory mounted at the same path (the engine bind-mounts clones' work directories from its host)", name, data))
 		}
 	}
 	return errs
@@ -861,9 +931,37 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			wantErr: "does not publish 8080:8080",
 		},
 		{
+			name:    "builds does not wait for the clone image",
+			old:     "      clone-image:\n        condition: service_completed_successfully\n",
+			new:     "",
+			check:   checkCloneImage,
+			wantErr: "builds: does not depend on clone-image",
+		},
+		{
+			name:    "builds' data directory in a named volume",
+			old:     "      - /var/lib/slipway-builds:/var/lib/slipway-builds\n",
+			new:     "      - jobs-data:/var/lib/slipway-builds\n",
+			check:   checkCloneImage,
+			wantErr: "is not a host directory mounted at the same path",
+		},
+		{
+			name:    "clone image built from the slipway target",
+			old:     "      target: clone\n",
+			new:     "",
+			check:   checkCloneImage,
+			wantErr: `want deploy/Dockerfile target "clone"`,
+		},
+		{
+			name:    "no clone image",
+			old:     "      SLIPWAY_BUILD_CLONE_IMAGE: slipway-clone:dev\n",
+			new:     "",
+			check:   checkCloneImage,
+			wantErr: "SLIPWAY_BUILD_CLONE_IMAGE is not set",
+		},
+		{
 			name:    "other Dockerfile",
-			old:     "dockerfile: deploy/Dockerfile",
-			new:     "dockerfile: Dockerfile",
+			old:     "    dockerfile: deploy/Dockerfile\n  restart: unless-stopped",
+			new:     "    dockerfile: Dockerfile\n  restart: unless-stopped",
 			check:   checkSlipwayBuild,
 			wantErr: "dockerfile \"Dockerfile\"",
 		},
@@ -1027,6 +1125,47 @@ var dockerfileChecks = []dockerfileCheck{
 	{"workspace module files are copied before the download", checkWorkspaceCopied},
 	{"build image matches the go.work Go version", checkGoVersion},
 	{"SLIPWAY variables are documented", checkDockerfileEnv},
+	{"the clone stage has git and ssh and a non-root user", checkCloneStage},
+}
+
+// checkCloneStage: the clone target (docker-compose.yml's clone image,
+// what the builds component runs git in) exists before the final stage
+// (which stays the default target), installs git, git-lfs, openssh-client
+// and the CA certificates, and runs as a numeric non-root user, which the
+// builds component requires of it.
+func checkCloneStage(d *dockerfile, _ string) []error {
+	i, ok := d.stageIndex(cloneTarget, len(d.stages)-1)
+	if !ok {
+		return []error{fmt.Errorf("no stage %q before the final stage", cloneTarget)}
+	}
+	st := d.stages[i]
+	var errs []error
+	installed := map[string]bool{}
+	for _, r := range commandsOf[*instructions.RunCommand](st) {
+		for _, cmd := range strings.Split(strings.Join(r.CmdLine, " "), "&&") {
+			f := strings.Fields(cmd)
+			if len(f) > 2 && f[0] == "apt-get" && slices.Contains(f, "install") {
+				for _, p := range f {
+					installed[p] = true
+				}
+			}
+		}
+	}
+	for _, p := range []string{"git", "git-lfs", "openssh-client", "ca-certificates"} {
+		if !installed[p] {
+			errs = append(errs, fmt.Errorf("%s stage: apt-get install lacks %s", cloneTarget, p))
+		}
+	}
+	users := commandsOf[*instructions.UserCommand](st)
+	if len(users) == 0 {
+		return append(errs, fmt.Errorf("%s stage has no USER instruction", cloneTarget))
+	}
+	u := users[len(users)-1].User
+	uid, _, _ := strings.Cut(u, ":")
+	if n, err := strconv.Atoi(uid); err != nil || n <= 0 {
+		errs = append(errs, fmt.Errorf("%s stage runs as USER %q, want a numeric non-root uid[:gid]", cloneTarget, u))
+	}
+	return errs
 }
 
 func checkNoWarnings(d *dockerfile, _ string) []error {
@@ -1405,8 +1544,12 @@ func TestDockerfileChecksCatchMistakes(t *testing.T) {
 		check          func(*dockerfile, string) []error
 		wantErr        string
 	}{
-		{"runs as root", "USER 65532:65532", "USER root", checkNonRoot, `runs as USER "root"`},
-		{"no USER", "USER 65532:65532\n", "", checkNonRoot, "no USER"},
+		{"runs as root", "WORKDIR /var/lib/slipway\nUSER 65532:65532", "WORKDIR /var/lib/slipway\nUSER root", checkNonRoot, `runs as USER "root"`},
+		{"no USER", "WORKDIR /var/lib/slipway\nUSER 65532:65532\n", "WORKDIR /var/lib/slipway\n", checkNonRoot, "no USER"},
+		{"no clone stage", "AS clone", "AS cloner", checkCloneStage, `no stage "clone"`},
+		{"clone stage as root", "USER 65532:65532\n\n# ----", "USER 0\n\n# ----", checkCloneStage, `runs as USER "0"`},
+		{"clone stage by user name", "USER 65532:65532\n\n# ----", "USER nonroot\n\n# ----", checkCloneStage, `runs as USER "nonroot"`},
+		{"clone stage without ssh", "git git-lfs openssh-client", "git git-lfs", checkCloneStage, "lacks openssh-client"},
 		{"shell-form entrypoint", `ENTRYPOINT ["/usr/local/bin/slipway"]`, "ENTRYPOINT /usr/local/bin/slipway", checkEntrypoint, "shell form"},
 		{"other entrypoint", `ENTRYPOINT ["/usr/local/bin/slipway"]`, `ENTRYPOINT ["/slipway"]`, checkEntrypoint, "ENTRYPOINT"},
 		{"missing source", "COPY deploy/go.mod deploy/go.sum deploy/", "COPY deploy/go.mod deploy/go.lock deploy/", checkCopySources, "no such file"},

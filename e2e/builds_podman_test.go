@@ -335,3 +335,57 @@ func TestBuildsOnPodman(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestBuildsCloneImageOnPodman is the docker-compose.yml set-up through the
+// binary: on the docker driver with SLIPWAY_BUILD_CLONE_IMAGE, a build
+// service clones a private repository in a container of the clone image
+// (not in the process sandbox, which the server never opens) and builds
+// its Dockerfile; the password is nowhere in the build's log. The git
+// server is on loopback; the clone containers reach it through
+// slirp4netns's allow_host_loopback (SLIPWAY_BUILD_CLONE_NETWORK), where
+// the host's 127.0.0.1 is 10.0.2.2.
+func TestBuildsCloneImageOnPodman(t *testing.T) {
+	host := testenv.Podman(t)
+	base := testenv.BuildTestImage(t, host)
+	cloneImage := testenv.BuildCloneImage(t, host)
+	const user, pass = "builder", "clone-image-pa55word"
+	gs := gitserver.New(t, gitserver.WithBasicAuth(user, pass))
+	repo := gs.Repo(t, "private")
+	sha := repo.Commit(t, "main", "v1", map[string]string{"Dockerfile": podmanDockerfile(base), "version.txt": "v1\n"})
+	inst := startSlipway(t, "SLIPWAY_RUNTIME_DRIVER=docker", "SLIPWAY_DOCKER_HOST="+host,
+		"SLIPWAY_BUILD_CLONE_IMAGE="+cloneImage, "SLIPWAY_BUILD_CLONE_NETWORK=slirp4netns:allow_host_loopback=true",
+		"SLIPWAY_BUILD_ALLOW_HOSTS=10.0.2.2", "SLIPWAY_BUILD_POLL_INTERVAL=0")
+	callJSON(t, "POST", inst.URL+"/v1/projects", `{"name":"Cloned"}`).data(t)
+	svcURL := inst.URL + "/v1/projects/cloned/services/app"
+	callJSON(t, "POST", inst.URL+"/v1/projects/cloned/services/build", fmt.Sprintf(`{"name":"App","billing":{"buildPlan":"nf-compute-100-1"},
+		"vcsData":{"projectUrl":%q,"projectType":"self-hosted","credentials":{"username":%q,"password":%q}},
+		"buildSettings":{"dockerfile":{"buildEngine":"buildkit","dockerFilePath":"/Dockerfile","dockerWorkDir":"/"}},
+		"buildConfiguration":{"dockerfileTarget":"web"}}`, strings.Replace(repo.URL, "127.0.0.1", "10.0.2.2", 1), user, pass)).data(t)
+
+	id := callJSON(t, "POST", svcURL+"/build", `{"branch":"main"}`).data(t)["id"].(string)
+	b := awaitBuild(t, svcURL, id, 2*time.Minute)
+	log := buildLog(t, svcURL, id)
+	if b["status"] != "SUCCESS" || b["sha"] != sha {
+		t.Fatalf("the build: %v\nlog:\n%s", b, log)
+	}
+	if strings.Contains(log, pass) {
+		t.Errorf("the password is in the build log:\n%s", log)
+	}
+	// The branches are read (git ls-remote) in a clone container too.
+	branches, _ := callJSON(t, "GET", svcURL+"/branches", "").data(t)["branches"].([]any)
+	if len(branches) != 1 || branches[0].(map[string]any)["name"] != "main" {
+		t.Errorf("branches: %v", branches)
+	}
+	// Nothing ran in the process sandbox: its state directory was never
+	// made; and no clone container is left.
+	if _, err := os.Stat(filepath.Join(inst.DataDir, "builds-sandbox")); !os.IsNotExist(err) {
+		t.Errorf("the process sandbox was opened: %v", err)
+	}
+	var left []struct {
+		Names []string `json:"Names"`
+	}
+	engineGet(t, host, "/containers/json?all=true&filters="+url.QueryEscape(`{"label":["slipway.build"]}`), &left)
+	if len(left) != 0 {
+		t.Errorf("build containers left, running or not: %+v", left)
+	}
+}

@@ -39,6 +39,35 @@ var busyboxApplets = []string{"sh", "cat", "rm", "mv", "cp", "mkdir", "sed", "gr
 // one. The test fails (never skips) when busybox or ldd is missing.
 func BuildHostImage(t testing.TB, host, ref string, paths ...string) string {
 	t.Helper()
+	return buildHostImage(t, host, ref, nil, paths)
+}
+
+// CloneImage is the reference BuildCloneImage tags its image with.
+const CloneImage = "localhost/slipway-clone-test:latest"
+
+// BuildCloneImage makes, like BuildHostImage, an image to clone in as
+// deploy/Dockerfile's clone target does (the builds component's
+// SLIPWAY_BUILD_CLONE_IMAGE): this machine's git (with its helpers, such as
+// git-remote-http and its libcurl), git-lfs, ssh and CA certificates, and
+// USER HostImageUID:HostImageUID. It returns CloneImage.
+func BuildCloneImage(t testing.TB, host string) string {
+	t.Helper()
+	uid := fmt.Sprint(HostImageUID)
+	paths := []string{lookBinary(t, "git"), lookBinary(t, "git-lfs"), lookBinary(t, "ssh")}
+	// git's helpers and templates, and the CA certificates for https
+	// (tests clone over loopback http, so they may be missing).
+	for _, p := range []string{"/usr/lib/git-core", "/usr/share/git-core", "/etc/ssl/certs"} {
+		if _, err := os.Stat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	return buildHostImage(t, host, CloneImage, []string{"USER " + uid + ":" + uid}, paths)
+}
+
+// buildHostImage is BuildHostImage with Dockerfile instructions for the
+// image's configuration (podman import --change) after its CMD and PATH.
+func buildHostImage(t testing.TB, host, ref string, changes, paths []string) string {
+	t.Helper()
 	v, ok := podmanEnvs.Load(host)
 	if !ok {
 		t.Fatalf("testenv.BuildHostImage: %s is not a service started by testenv.Podman", host)
@@ -83,10 +112,12 @@ func BuildHostImage(t testing.TB, host, ref string, paths ...string) string {
 	if err := img.write(tarPath); err != nil {
 		t.Fatalf("testenv.BuildHostImage: %v", err)
 	}
-	out, err := podmanCLI(bin, env, 5*time.Minute, "import",
-		"--change", `CMD ["/bin/sh"]`,
-		"--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		tarPath, ref)
+	args := []string{"import", "--change", `CMD ["/bin/sh"]`,
+		"--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, c := range changes {
+		args = append(args, "--change", c)
+	}
+	out, err := podmanCLI(bin, env, 5*time.Minute, append(args, tarPath, ref)...)
 	if err != nil {
 		t.Fatalf("testenv.BuildHostImage: podman import: %v\n%s", err, out)
 	}

@@ -51,6 +51,10 @@ var Component = component.Component{
 			Help: "comma-separated directories under which file:// repositories may be built (none: file:// is refused)"},
 		{Flag: "build-allow-hosts", Env: "SLIPWAY_BUILD_ALLOW_HOSTS",
 			Help: "comma-separated git hosts (names, IPs or CIDRs) that may resolve to loopback or private addresses, such as a Gitea on this machine (none: such hosts are refused)"},
+		{Flag: "build-clone-image", Env: "SLIPWAY_BUILD_CLONE_IMAGE",
+			Help: "on the docker driver, an image with git, git-lfs, ssh and sh whose numeric non-root USER clones in containers of it (docker-compose.yml's slipway-clone:dev); none clones in the process driver's sandbox on this machine"},
+		{Flag: "build-clone-network", Env: "SLIPWAY_BUILD_CLONE_NETWORK",
+			Help: "network mode of the clone containers of SLIPWAY_BUILD_CLONE_IMAGE (a network's name, e.g. one a git server's container is on); none is the engine's default network"},
 		{Flag: "buildpack-image-go", Env: "SLIPWAY_BUILDPACK_IMAGE_GO", Default: builder.DefaultBaseImages[builder.StackGo],
 			Help: "base image of Go buildpack builds on the docker driver"},
 		{Flag: "buildpack-image-node", Env: "SLIPWAY_BUILDPACK_IMAGE_NODE", Default: builder.DefaultBaseImages[builder.StackNode],
@@ -101,8 +105,8 @@ func list(v string) []string {
 	return out
 }
 
-// start opens the runtime (the process driver for clones, and the
-// container engine when the runtime is docker), then starts the queue.
+// start opens the runtime (the driver clones run on, and the container
+// engine when the runtime is docker), then starts the queue.
 func start(ctx context.Context, env *component.Env) (*component.Instance, error) {
 	cat, err := catalog.Load(env.Setting("catalog-file"))
 	if err != nil {
@@ -133,19 +137,30 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 			builder.StackProcfile: env.Setting("buildpack-image-static"),
 		},
 	}
+	// Where git runs is chosen here, once: in containers of the clone
+	// image on the docker driver when one is set (a server in a container
+	// has no git or sandbox of its own), else in the process driver's
+	// sandbox on this machine.
+	cloneImage := env.Setting("build-clone-image")
 	if d, ok := runtimeDriver.(*docker.Driver); ok {
-		// Images are built by the engine that runs them; clones still run
-		// in the process driver's sandbox.
+		// Images are built by the engine that runs them.
 		cli, err := client.NewClientWithOpts(client.WithHost(d.Host()), client.WithAPIVersionNegotiation())
 		if err != nil {
 			return nil, fmt.Errorf("builds: docker client: %w", err)
 		}
 		env.OnClose(func() { _ = cli.Close() })
 		cfg.Docker = cli
-		if cfg.Process, err = drivers.ProcessFromEnv(ctx, env, "builds-sandbox"); err != nil {
+		if cloneImage != "" {
+			// The builds component starts no other container on d.
+			d.NetworkMode = env.Setting("build-clone-network")
+			cfg.Process, cfg.CloneImage = d, cloneImage
+		} else if cfg.Process, err = drivers.ProcessFromEnv(ctx, env, "builds-sandbox"); err != nil {
 			return nil, err
 		}
 	} else {
+		if cloneImage != "" {
+			return nil, fmt.Errorf("builds: SLIPWAY_BUILD_CLONE_IMAGE needs the docker runtime driver (SLIPWAY_RUNTIME_DRIVER=docker)")
+		}
 		cfg.Process = runtimeDriver
 	}
 	b, err := builder.New(cfg)

@@ -128,6 +128,11 @@ type Driver struct {
 	// network is where workloads with ports are attached instead of
 	// publishing them ("": publish); see UseNetwork.
 	network string
+	// NetworkMode is the network mode of every container not attached to
+	// network: "" is the engine's default network; else a network's
+	// name, or a mode such as Podman's
+	// "slirp4netns:allow_host_loopback=true".
+	NetworkMode string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -376,6 +381,9 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		host.NetworkMode = container.NetworkMode(nw)
 		endpoints = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nw: {}}}
 	} else {
+		if d.NetworkMode != "" {
+			host.NetworkMode = container.NetworkMode(d.NetworkMode)
+		}
 		cfg.ExposedPorts, host.PortBindings = portBindings(spec.Ports)
 	}
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, endpoints, nil, spec.Name)

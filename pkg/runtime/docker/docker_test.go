@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -153,6 +154,43 @@ func TestDriver(t *testing.T) {
 		}
 		if l, err := d.List(runtimetest.Context(t), labels); err != nil || len(l) != 0 {
 			t.Fatalf("List = %+v, %v; want nothing", l, err)
+		}
+	})
+
+	t.Run("Network", func(t *testing.T) {
+		t.Parallel()
+		// Driver.NetworkMode gives containers another network than the
+		// engine's default (a bridge, from which the host's loopback is
+		// out of reach; not tried here, since 10.0.2.2 is routed off the
+		// host there): slirp4netns with the host's loopback at 10.0.2.2,
+		// so the connection stays on loopback.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("from the host\n"))
+				_ = c.Close()
+			}
+		}()
+		port := l.Addr().(*net.TCPAddr).Port
+		read := func(d *Driver) []string {
+			t.Helper()
+			id := runtimetest.Start(t, d, runtime.Spec{Image: img, Command: []string{"/bin/sh", "-c",
+				"nc -w 5 10.0.2.2 " + strconv.Itoa(port) + " </dev/null 2>/dev/null || echo unreachable"}})
+			runtimetest.Wait(t, d, id)
+			return runtimetest.Texts(t, runtimetest.Logs(t, d, id, false), "stdout")
+		}
+		nd := newDriver(t, host)
+		nd.NetworkMode = "slirp4netns:allow_host_loopback=true"
+		if got := read(nd); !slices.Equal(got, []string{"from the host"}) {
+			t.Errorf("with NetworkMode %s: %q", nd.NetworkMode, got)
 		}
 	})
 

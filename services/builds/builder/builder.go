@@ -12,11 +12,13 @@
 // Nothing of a build runs with the server's privileges: git runs as a
 // workload of the process driver (its own uid, namespaces and limits), with
 // the host's network only so that it reaches a self-hosted git server, on a
-// URL checked beforehand (scheme, file:// roots, private addresses).
+// URL checked beforehand (scheme, file:// roots, private addresses) — or,
+// with Config.CloneImage, as a container of that image on the docker
+// driver (a non-root user, the engine's isolation and network).
 // Buildpack builds on the process driver run sandboxed with a private
-// network. Credentials reach git through its environment and an askpass
-// helper, never its command line, and are redacted from every log line and
-// message.
+// network. Credentials reach git through files of the work directory (an
+// askpass helper reading the password, the ssh key), never its command
+// line or environment, and are redacted from every log line and message.
 package builder
 
 import (
@@ -194,9 +196,18 @@ func internal(err error) *Error {
 
 // Config configures a Builder.
 type Config struct {
-	// Process is the process driver: clones always run on it, sandboxed,
-	// and buildpack builds too when Docker is nil.
+	// Process is the driver git (clones, ls-remote) runs on, and buildpack
+	// builds too when Docker is nil. Without CloneImage it is the process
+	// driver, whose sandbox git runs in with the host's network; with
+	// CloneImage it is the docker driver.
 	Process runtime.Driver
+	// CloneImage, when set, runs git in containers of this image on
+	// Process (the docker driver, with Docker set too) instead of in the
+	// process driver's sandbox: for a server that runs in a container
+	// itself, with no git, bubblewrap or user namespaces (see
+	// clonecontainer.go). The image must be on the engine and have git,
+	// git-lfs, ssh and sh.
+	CloneImage string
 	// Docker, when set, builds images through the Engine API (the docker
 	// driver's engine); nil builds process-driver artifacts.
 	Docker client.APIClient
@@ -260,6 +271,9 @@ func New(cfg Config) (*Builder, error) {
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("builder: no directory")
+	}
+	if cfg.CloneImage != "" && cfg.Docker == nil {
+		return nil, errors.New("builder: a clone image needs the docker driver's engine (Docker)")
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {

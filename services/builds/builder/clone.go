@@ -111,10 +111,13 @@ fi
 exec ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=%s -o UserKnownHostsFile=/build/.slipway/known_hosts -o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o UpdateHostKeys=no -o IdentitiesOnly=yes%s "$@"
 `
 
+// askpassScript answers git's prompts. The password is read from a file
+// of the work directory, not the environment, which a container engine
+// shows to anyone who can inspect the container.
 const askpassScript = `#!/bin/sh
 case "$1" in
 Username*|username*) printf '%s\n' "$SLIPWAY_GIT_USERNAME" ;;
-*) printf '%s\n' "$SLIPWAY_GIT_PASSWORD" ;;
+*) cat /build/.slipway/password ;;
 esac
 `
 
@@ -168,9 +171,11 @@ func (r *run) gitEnv() (map[string]string, error) {
 		if user == "" {
 			user = "x-access-token"
 		}
+		if err := os.WriteFile(filepath.Join(sl, "password"), []byte(c.Password+"\n"), 0o600); err != nil {
+			return nil, internal(err)
+		}
 		env["GIT_ASKPASS"] = buildMount + "/.slipway/askpass"
 		env["SLIPWAY_GIT_USERNAME"] = user
-		env["SLIPWAY_GIT_PASSWORD"] = c.Password
 	}
 	key := ""
 	if c.PrivateKey != "" {
@@ -198,6 +203,9 @@ func (r *run) gitEnv() (map[string]string, error) {
 	}
 	if err := os.WriteFile(filepath.Join(sl, "gitconfig"), []byte(cfg.String()), 0o600); err != nil {
 		return nil, internal(err)
+	}
+	if err := r.handOver(); err != nil {
+		return nil, err
 	}
 	return env, nil
 }
@@ -273,6 +281,7 @@ func (r *run) gitSpec(env map[string]string, script string) runtime.Spec {
 	if r.src.filePath != "" {
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: r.src.filePath, Target: repoMount, ReadOnly: true})
 	}
+	r.inContainer(&spec)
 	return spec
 }
 

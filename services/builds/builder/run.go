@@ -24,8 +24,11 @@ type run struct {
 	log      *redactor
 
 	work string // <Dir>/work/<build>: /build in the clone's sandbox
-	mu   sync.Mutex
-	ids  []string // workloads started, removed by cleanup
+	// cloneUser is "uid:gid" of git in a clone container (CloneImage),
+	// found by handOver.
+	cloneUser string
+	mu        sync.Mutex
+	ids       []string // workloads started, removed by cleanup
 	// cleanups run at the end (images to remove on failure, ...).
 	cleanups []func()
 }
