@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -216,6 +217,9 @@ type Config struct {
 	// AllowHosts are hosts (names, IPs or CIDRs) that may resolve to
 	// loopback or private addresses, refused otherwise.
 	AllowHosts []string
+	// Resolver resolves repository host names for the address check
+	// (whose answer git is then held to); nil is net.DefaultResolver.
+	Resolver *net.Resolver
 	// Timeout bounds a build whose Request has none; zero is
 	// DefaultTimeout.
 	Timeout time.Duration
@@ -243,6 +247,8 @@ type Builder struct {
 	dir   string
 	roots []string
 	allow *netguard.Rule
+	// resolver is Config.Resolver, or the system's.
+	resolver *net.Resolver
 
 	mu     sync.Mutex
 	caches map[string]chan struct{} // a service's cache, held by one build
@@ -307,7 +313,10 @@ func New(cfg Config) (*Builder, error) {
 	if cfg.Ulimits == nil {
 		cfg.Ulimits = docker.DefaultUlimits()
 	}
-	b := &Builder{cfg: cfg, dir: dir, roots: roots, allow: allow, caches: map[string]chan struct{}{}}
+	b := &Builder{cfg: cfg, dir: dir, roots: roots, allow: allow, resolver: cfg.Resolver, caches: map[string]chan struct{}{}}
+	if b.resolver == nil {
+		b.resolver = net.DefaultResolver
+	}
 	for _, pattern := range []string{"/usr/lib/*/libnss_wrapper.so", "/usr/lib64/libnss_wrapper.so", "/usr/lib/libnss_wrapper.so"} {
 		if m, _ := filepath.Glob(pattern); len(m) > 0 {
 			b.nssWrapper = m[0]

@@ -24,8 +24,11 @@ type run struct {
 	log      *redactor
 
 	work string // <Dir>/work/<build>: /build in the clone's sandbox
-	mu   sync.Mutex
-	ids  []string // workloads started, removed by cleanup
+	// sshHosts are the ssh servers git may connect to, each held to the
+	// address checked: the repository's, then its submodules'.
+	sshHosts []sshHost
+	mu       sync.Mutex
+	ids      []string // workloads started, removed by cleanup
 	// cleanups run at the end (images to remove on failure, ...).
 	cleanups []func()
 }
