@@ -115,6 +115,31 @@ func TestCloneSSHByName(t *testing.T) {
 			}
 		})
 	}
+	// Submodules over ssh, on the server's address and relative to the
+	// repository's URL (so by its name): each held to the address
+	// checked for it.
+	t.Run("submodules", func(t *testing.T) {
+		root := t.TempDir()
+		lib := gitserver.NewFileRepo(t, root, "lib", 0)
+		libSHA := lib.Commit(t, "main", "lib", map[string]string{"lib.txt": "from the submodule"})
+		app := gitserver.NewFileRepo(t, root, "with-submodules", 0)
+		app.Commit(t, "main", "app", site("app"))
+		app.Submodule(t, "main", "by address", "vendor/addr", srv.URL(lib.Path), libSHA)
+		app.Submodule(t, "main", "relative", "vendor/rel", "../lib.git", libSHA)
+		var l logs
+		res := build(t, b, request(builder.Source{
+			URL: fmt.Sprintf("ssh://%s@git.slipway.test:%d%s", srv.User, srv.Port, app.Path), Branch: "main", Submodules: true,
+			Credentials: builder.Credentials{PrivateKey: srv.ClientKey, KnownHosts: srv.KnownHostsFor("git.slipway.test") + "\n" + srv.KnownHosts},
+		}, &l), &l)
+		for _, p := range []string{"vendor/addr/lib.txt", "vendor/rel/lib.txt"} {
+			if got := readFile(t, filepath.Join(res.Path, p)); got != "from the submodule" {
+				t.Errorf("%s = %q", p, got)
+			}
+		}
+		if err := b.Remove(context.Background(), res); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("refs by name", func(t *testing.T) {
 		refs, err := b.Refs(context.Background(), builder.Source{URL: url, Credentials: builder.Credentials{PrivateKey: srv.ClientKey, KnownHosts: srv.KnownHostsFor("git.slipway.test")}})
 		if err != nil || len(refs) != 1 || refs[0].SHA != sha {
