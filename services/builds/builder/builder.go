@@ -37,6 +37,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/netguard"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // Phase is where a build is; the builds component maps it to the build's
@@ -50,24 +51,16 @@ const (
 	PhaseUploading Phase = "UPLOADING"
 )
 
-// Credentials open a private repository. Any may be empty.
-type Credentials struct {
-	// Username and Password (or a token) for http(s) URLs; a token alone
-	// is sent with the user name "x-access-token" (GitHub's, which GitLab
-	// and Gitea accept too).
-	Username, Password string
-	// PrivateKey is an SSH private key (PEM/OpenSSH) for ssh URLs.
-	PrivateKey string
-	// KnownHosts are known_hosts lines holding the ssh server's host
-	// key(s): with them ssh connects only to a server that proves it
-	// holds one (StrictHostKeyChecking=yes); without them a build
-	// accepts the key the server presents.
-	KnownHosts string
-}
-
-func (c Credentials) empty() bool {
-	return c.Username == "" && c.Password == "" && c.PrivateKey == "" && c.KnownHosts == ""
-}
+// Credentials open a private repository (Slipway's one model of them,
+// vcsData.credentials). Any field may be empty. Username and Password (or
+// a token) are for http(s) URLs; a token alone is sent with the user name
+// "x-access-token" (GitHub's, which GitLab and Gitea accept too).
+// PrivateKey is an SSH private key (PEM/OpenSSH) for ssh URLs. KnownHosts
+// are known_hosts lines holding the ssh server's host key(s): with them
+// ssh connects only to a server that proves it holds one
+// (StrictHostKeyChecking=yes); without them a build accepts the key the
+// server presents.
+type Credentials = vcs.Credentials
 
 // Source is what to clone.
 type Source struct {
