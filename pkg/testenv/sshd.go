@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,11 +22,14 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// SSHD is a throwaway OpenSSH server on 127.0.0.1 that serves git over
-// ssh, as a self-hosted git server does: every session runs through
-// git-shell, so a client may fetch and push but gets no shell.
+// SSHD is a throwaway OpenSSH server on a loopback address (127.0.0.1
+// unless SSHDOnPort says otherwise) that serves git over ssh, as a
+// self-hosted git server does: every session runs through git-shell, so
+// a client may fetch and push but gets no shell.
 type SSHD struct {
-	// Port is the server's port on 127.0.0.1.
+	// Host is the loopback address the server listens on.
+	Host string
+	// Port is the server's port on Host.
 	Port int
 	// User is the account clients log in as: the user running the test
 	// (root on the CI machine), the only one a test may serve as.
@@ -35,13 +39,63 @@ type SSHD struct {
 	// HostKey is the server's public host key.
 	HostKey ssh.PublicKey
 	// KnownHosts is a known_hosts line for the server's host key, as
-	// `ssh-keyscan -p PORT 127.0.0.1` prints it.
+	// `ssh-keyscan -p PORT HOST` prints it ("[HOST]:PORT", or HOST alone
+	// on port 22).
 	KnownHosts string
 }
 
 // URL is the ssh:// URL of the repository at the absolute path p.
 func (s *SSHD) URL(p string) string {
-	return fmt.Sprintf("ssh://%s@127.0.0.1:%d%s", s.User, s.Port, p)
+	return fmt.Sprintf("ssh://%s@%s%s", s.User, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), p)
+}
+
+// KnownHostsFor is a known_hosts line for the server's host key under
+// another name of it (a host name that resolves to Host), on its port.
+func (s *SSHD) KnownHostsFor(name string) string {
+	return knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort(name, strconv.Itoa(s.Port)))}, s.HostKey)
+}
+
+// SSHDOption changes where StartSSHD's server listens.
+type SSHDOption func(*sshdListen)
+
+type sshdListen struct{ port int }
+
+// SSHDOnPort makes the server listen on a fixed port (22, for the URLs
+// that cannot name one, such as git's scp-like user@host:path) of a
+// loopback address 127.x.y.z picked at random among those where that port
+// is free: all of 127.0.0.0/8 is loopback on Linux, so this works beside
+// a real sshd on 127.0.0.1:22, though not beside one listening on every
+// address (0.0.0.0:22), when the test fails saying so. A port below 1024
+// needs root (as CI runs) or CAP_NET_BIND_SERVICE.
+func SSHDOnPort(port int) SSHDOption {
+	return func(l *sshdListen) { l.port = port }
+}
+
+// loopbackWithFreePort returns a random loopback address other than
+// 127.0.0.1 on which port can be listened on, or an error that says why
+// none could be found.
+func loopbackWithFreePort(port int) (string, error) {
+	var last error
+	for range 32 {
+		var b [3]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		if b == [3]byte{0, 0, 1} || b == [3]byte{255, 255, 255} || b == [3]byte{} {
+			continue
+		}
+		host := fmt.Sprintf("127.%d.%d.%d", b[0], b[1], b[2])
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return host, nil
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return "", fmt.Errorf("listening on port %d needs root or CAP_NET_BIND_SERVICE: %w", port, err)
+		}
+		last = err
+	}
+	return "", fmt.Errorf("port %d is in use on every loopback address tried (a server listening on 0.0.0.0:%d or [::]:%d takes it on all of them; `ss -ltnp` shows which): %w", port, port, port, last)
 }
 
 // SSHKey returns a fresh Ed25519 key pair: the private key in OpenSSH's
@@ -66,10 +120,11 @@ func SSHKey(t testing.TB) (private string, public ssh.PublicKey) {
 // StartSSHD starts an sshd (`sshd -D -e -f <config>`) with its own
 // configuration, generated host key and authorized client key in a temp
 // dir: public-key login only (no password, no PAM), for the running user
-// alone, forced through git-shell. It is stopped and its files removed
+// alone, forced through git-shell. It listens on a free port of
+// 127.0.0.1, or where an option says. It is stopped and its files removed
 // when the test ends. The test fails (never skips) when sshd or git-shell
-// is missing.
-func StartSSHD(t testing.TB) *SSHD {
+// is missing, or the port asked for cannot be had.
+func StartSSHD(t testing.TB, opts ...SSHDOption) *SSHD {
 	t.Helper()
 	bin := lookBinary(t, "sshd")
 	gitShell := lookBinary(t, "git-shell")
@@ -108,12 +163,21 @@ func StartSSHD(t testing.TB) *SSHD {
 	hostKeyPath := write("host_ed25519", string(pem.EncodeToMemory(block)))
 	authKeys := write("authorized_keys", string(ssh.MarshalAuthorizedKey(clientPub)))
 
+	var listen sshdListen
+	for _, o := range opts {
+		o(&listen)
+	}
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		port := FreePort(t)
+		host, port := "127.0.0.1", listen.port
+		if port == 0 {
+			port = FreePort(t)
+		} else if host, err = loopbackWithFreePort(port); err != nil {
+			t.Fatalf("testenv.StartSSHD: %v", err)
+		}
 		cfg := write("sshd_config", strings.Join([]string{
 			"Port " + strconv.Itoa(port),
-			"ListenAddress 127.0.0.1",
+			"ListenAddress " + host,
 			"HostKey " + hostKeyPath,
 			"PidFile " + filepath.Join(dir, "sshd.pid"),
 			"AuthorizedKeysFile " + authKeys,
@@ -136,13 +200,12 @@ func StartSSHD(t testing.TB) *SSHD {
 			"",
 		}, "\n"))
 		logPath := filepath.Join(dir, "sshd.log")
-		proc, err := startSSHDOn(bin, cfg, port, logPath)
+		proc, err := startSSHDOn(bin, cfg, net.JoinHostPort(host, strconv.Itoa(port)), logPath)
 		if err == nil {
 			t.Cleanup(func() { proc.stop(syscall.SIGTERM, 10*time.Second) })
-			return &SSHD{
-				Port: port, User: u.Username, ClientKey: clientKey, HostKey: hostPub,
-				KnownHosts: knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))}, hostPub),
-			}
+			s := &SSHD{Host: host, Port: port, User: u.Username, ClientKey: clientKey, HostKey: hostPub}
+			s.KnownHosts = s.KnownHostsFor(host)
+			return s
 		}
 		tail := logTail(logPath)
 		if attempt < attempts && strings.Contains(tail, "in use") {
@@ -152,8 +215,8 @@ func StartSSHD(t testing.TB) *SSHD {
 	}
 }
 
-// startSSHDOn starts sshd and waits until it greets on port.
-func startSSHDOn(bin, cfg string, port int, logPath string) (*process, error) {
+// startSSHDOn starts sshd and waits until it greets on addr.
+func startSSHDOn(bin, cfg, addr, logPath string) (*process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -166,7 +229,6 @@ func startSSHDOn(bin, cfg string, port int, logPath string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if proc.exited() {

@@ -2,8 +2,10 @@ package testenv_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +17,32 @@ import (
 	"github.com/slipwayhq/slipway/pkg/testenv/gitserver"
 )
 
-// TestSSHD checks the ssh server: the client key logs in and reaches git
+// TestSSHD checks the ssh server, on a free port of 127.0.0.1 and on port
+// 22 of another loopback address: the client key logs in and reaches git
 // through git-shell (no shell), its host key matches KnownHosts, and
 // another key is refused.
 func TestSSHD(t *testing.T) {
-	s := testenv.StartSSHD(t)
+	t.Run("free port", func(t *testing.T) {
+		s := testenv.StartSSHD(t)
+		if s.Host != "127.0.0.1" || s.Port == 22 || !strings.HasPrefix(s.KnownHosts, fmt.Sprintf("[127.0.0.1]:%d ", s.Port)) {
+			t.Errorf("server on %s port %d, known hosts %q", s.Host, s.Port, s.KnownHosts)
+		}
+		checkSSHD(t, s)
+	})
+	t.Run("port 22", func(t *testing.T) {
+		s := testenv.StartSSHD(t, testenv.SSHDOnPort(22))
+		if s.Port != 22 || s.Host == "127.0.0.1" || !strings.HasPrefix(s.Host, "127.") || !strings.HasPrefix(s.KnownHosts, s.Host+" ") {
+			t.Errorf("server on %s port %d, known hosts %q", s.Host, s.Port, s.KnownHosts)
+		}
+		if want := "ssh://" + s.User + "@" + s.Host + ":22/r.git"; s.URL("/r.git") != want {
+			t.Errorf("URL %q, want %q", s.URL("/r.git"), want)
+		}
+		checkSSHD(t, s)
+	})
+}
+
+func checkSSHD(t *testing.T, s *testenv.SSHD) {
+	t.Helper()
 	repo := gitserver.NewFileRepo(t, t.TempDir(), "app", 0)
 	sha := repo.Commit(t, "main", "c", map[string]string{"a": "b"})
 
@@ -31,7 +54,7 @@ func TestSSHD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", s.Port)
+	addr := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 	connect := func(key string) (*ssh.Client, error) {
 		signer, err := ssh.ParsePrivateKey([]byte(key))
 		if err != nil {

@@ -2,7 +2,10 @@
 // them, as the services and jobs that build from git take them
 // (vcsData.projectUrl and the write-only vcsData.credentials, a Slipway
 // extension). The deployments and jobs services share it so that a
-// repository a service may build is one a job may build too.
+// repository a service may build is one a job may build too. Its
+// Credentials are Slipway's one model of those credentials, converted to
+// and from the API's message here alone, and what the builds component
+// and its builder take.
 package vcs
 
 import (

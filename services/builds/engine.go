@@ -40,7 +40,7 @@ func (e BuilderEngine) userError(err error, what string, attrs ...any) error {
 
 func (e BuilderEngine) source(src Source) builder.Source {
 	return builder.Source{
-		URL: src.URL, Credentials: builder.Credentials(src.Credentials), Branch: src.Branch,
+		URL: src.URL, Credentials: src.Credentials, Branch: src.Branch,
 		Submodules: true, LFS: src.Config.EnableGitLFS, IncludeGit: src.Config.IncludeGitFolder, FullClone: src.Config.FullGitClone,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // Source is what a service (or a job) builds, as the deployments service
@@ -33,12 +34,9 @@ type Source struct {
 	Resources runtime.Resources
 }
 
-// Credentials reach a private repository.
-type Credentials struct {
-	Username, Password, PrivateKey string
-	// KnownHosts are known_hosts lines for an ssh server's host keys.
-	KnownHosts string
-}
+// Credentials reach a private repository: Slipway's one model of them
+// (vcsData.credentials), which the builder takes as they are.
+type Credentials = vcs.Credentials
 
 // Dockerfile says where a Dockerfile build finds its Dockerfile.
 type Dockerfile struct {

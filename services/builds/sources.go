@@ -12,6 +12,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/apierr"
 	"github.com/slipwayhq/slipway/pkg/catalog"
 	"github.com/slipwayhq/slipway/pkg/runtime"
+	gitvcs "github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // DeploymentSources reads build sources through internal RPCs: services'
@@ -108,8 +109,6 @@ func (d DeploymentSources) sourceOf(kind string, s *deploymentsv1.BuildSource) S
 		ServiceKey: ServiceKey{TeamID: s.GetTeamId(), ProjectID: s.GetProjectId(), Kind: kind, ServiceID: s.GetServiceId()},
 		Kind:       s.GetServiceType(),
 		URL:        vcs.GetProjectUrl(),
-		Credentials: Credentials{Username: vcs.GetCredentials().GetUsername(), Password: vcs.GetCredentials().GetPassword(),
-			PrivateKey: vcs.GetCredentials().GetPrivateKey(), KnownHosts: vcs.GetCredentials().GetKnownHosts()},
 		Branch:     vcs.GetProjectBranch(),
 		Args:       s.GetBuildArguments(),
 		DisabledCI: s.GetDisabledCi(),
@@ -120,6 +119,9 @@ func (d DeploymentSources) sourceOf(kind string, s *deploymentsv1.BuildSource) S
 			DockerfileTarget: conf.GetDockerfileTarget(), IncludeGitFolder: conf.GetIncludeGitFolder(),
 			FullGitClone: conf.GetFullGitClone(), EnableGitLFS: conf.GetEnableGitLfs(),
 		},
+	}
+	if c := gitvcs.CredentialsFromProto(vcs.GetCredentials()); c != nil {
+		out.Credentials = *c
 	}
 	switch {
 	case set.GetBuildpack() != nil:

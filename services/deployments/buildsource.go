@@ -20,16 +20,6 @@ import (
 // build, and a build argument is no place for a large file.
 const maxBuildSecretBytes = 512 << 10
 
-// credentialsFrom reads credentials as a request gives them: nil when
-// none are given, an empty Credentials when every field is empty (which
-// removes the stored ones).
-func credentialsFrom(in *deploymentsv1.VcsCredentials) *Credentials {
-	if in == nil {
-		return nil
-	}
-	return &Credentials{Username: in.GetUsername(), Password: in.GetPassword(), PrivateKey: in.GetPrivateKey(), KnownHosts: in.GetKnownHosts()}
-}
-
 // filesFrom reads secret files.
 func filesFrom(in map[string]*deploymentsv1.SecretFile) map[string]SecretFile {
 	if len(in) == 0 {
@@ -77,7 +67,7 @@ func checkBuildSecrets(args map[string]string, files map[string]SecretFile) erro
 func buildFrom(plan string, vcs *deploymentsv1.VcsData, settings *deploymentsv1.BuildSettings, config *deploymentsv1.BuildConfiguration) (Build, error) {
 	b := Build{BuildPlan: plan}
 	if vcs != nil {
-		b.Credentials = credentialsFrom(vcs.GetCredentials())
+		b.Credentials = gitvcs.CredentialsFromProto(vcs.GetCredentials())
 		vcs = proto.CloneOf(vcs)
 		vcs.Credentials, vcs.PublicRepo = nil, false
 	}
@@ -233,7 +223,7 @@ func patchVcs(b *Build, p *deploymentsv1.VcsDataPatch) error {
 	if p.GetProjectBranch() != "" {
 		vcs.ProjectBranch = p.GetProjectBranch()
 	}
-	b.Credentials = gitvcs.KeepCredentials(vcsOf(*b).GetProjectUrl(), vcs.GetProjectUrl(), b.Credentials, credentialsFrom(p.GetCredentials()))
+	b.Credentials = gitvcs.KeepCredentials(vcsOf(*b).GetProjectUrl(), vcs.GetProjectUrl(), b.Credentials, gitvcs.CredentialsFromProto(p.GetCredentials()))
 	return setVcs(b, vcs)
 }
 
@@ -241,9 +231,7 @@ func patchVcs(b *Build, p *deploymentsv1.VcsDataPatch) error {
 func sourceOf(sv Service) *deploymentsv1.BuildSource {
 	vcs := vcsOf(sv.Build)
 	vcs.PublicRepo = !sv.Build.Credentials.Private()
-	if c := sv.Build.Credentials; c != nil {
-		vcs.Credentials = &deploymentsv1.VcsCredentials{Username: c.Username, Password: c.Password, PrivateKey: c.PrivateKey, KnownHosts: c.KnownHosts}
-	}
+	vcs.Credentials = sv.Build.Credentials.Proto()
 	args := maps.Clone(sv.Build.Arguments)
 	if args == nil {
 		args = map[string]string{}

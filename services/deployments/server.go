@@ -708,7 +708,7 @@ func (s *Server) patch(ctx context.Context, req request, id string, kind Kind, p
 				sv.Build.BuildConfig = b.BuildConfig
 			}
 			if p.GetVcsData() != nil {
-				sv.Build.Credentials = gitvcs.KeepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, credentialsFrom(p.GetVcsData().GetCredentials()))
+				sv.Build.Credentials = gitvcs.KeepCredentials(vcsOf(before).GetProjectUrl(), p.GetVcsData().GetProjectUrl(), before.Credentials, gitvcs.CredentialsFromProto(p.GetVcsData().GetCredentials()))
 			}
 		}
 		if sv.Kind == KindCombined {

@@ -52,11 +52,8 @@ func buildFrom(repo *deploymentsv1.VcsData, settings *deploymentsv1.BuildSetting
 		return nil, nil
 	}
 	b := &Build{BuildPlan: plan, DisabledCI: disabledCI, Arguments: maps.Clone(args)}
-	if c := repo.GetCredentials(); c != nil {
-		b.Credentials = &vcs.Credentials{Username: c.GetUsername(), Password: c.GetPassword(), PrivateKey: c.GetPrivateKey(), KnownHosts: c.GetKnownHosts()}
-		if b.Credentials.Empty() {
-			b.Credentials = nil
-		}
+	if b.Credentials = vcs.CredentialsFromProto(repo.GetCredentials()); b.Credentials != nil && b.Credentials.Empty() {
+		b.Credentials = nil
 	}
 	if err := setVcs(b, repo); err != nil {
 		return nil, err
@@ -198,10 +195,7 @@ func checkBuiltDeployment(d Deployment) error {
 // keepCredentials is what a new repository keeps of the stored
 // credentials (vcs.KeepCredentials).
 func keepCredentials(before, after *Build, given *deploymentsv1.VcsCredentials) {
-	var g *vcs.Credentials
-	if given != nil {
-		g = &vcs.Credentials{Username: given.GetUsername(), Password: given.GetPassword(), PrivateKey: given.GetPrivateKey(), KnownHosts: given.GetKnownHosts()}
-	}
+	g := vcs.CredentialsFromProto(given)
 	var stored *vcs.Credentials
 	oldURL := ""
 	if before != nil {
@@ -215,9 +209,7 @@ func keepCredentials(before, after *Build, given *deploymentsv1.VcsCredentials) 
 func buildSourceOf(j Job) *deploymentsv1.BuildSource {
 	repo := vcsOf(j.Build)
 	repo.PublicRepo = !j.Build.Credentials.Private()
-	if c := j.Build.Credentials; c != nil {
-		repo.Credentials = &deploymentsv1.VcsCredentials{Username: c.Username, Password: c.Password, PrivateKey: c.PrivateKey, KnownHosts: c.KnownHosts}
-	}
+	repo.Credentials = j.Build.Credentials.Proto()
 	return &deploymentsv1.BuildSource{
 		TeamId: j.TeamID, ProjectId: j.ProjectID, ServiceId: j.ID, ServiceType: "job",
 		VcsData: repo, BuildSettings: settingsOf(j.Build), BuildConfiguration: configOf(j.Build),

@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,6 +39,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/netguard"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
+	"github.com/slipwayhq/slipway/pkg/vcs"
 )
 
 // Phase is where a build is; the builds component maps it to the build's
@@ -51,24 +53,16 @@ const (
 	PhaseUploading Phase = "UPLOADING"
 )
 
-// Credentials open a private repository. Any may be empty.
-type Credentials struct {
-	// Username and Password (or a token) for http(s) URLs; a token alone
-	// is sent with the user name "x-access-token" (GitHub's, which GitLab
-	// and Gitea accept too).
-	Username, Password string
-	// PrivateKey is an SSH private key (PEM/OpenSSH) for ssh URLs.
-	PrivateKey string
-	// KnownHosts are known_hosts lines holding the ssh server's host
-	// key(s): with them ssh connects only to a server that proves it
-	// holds one (StrictHostKeyChecking=yes); without them a build
-	// accepts the key the server presents.
-	KnownHosts string
-}
-
-func (c Credentials) empty() bool {
-	return c.Username == "" && c.Password == "" && c.PrivateKey == "" && c.KnownHosts == ""
-}
+// Credentials open a private repository (Slipway's one model of them,
+// vcsData.credentials). Any field may be empty. Username and Password (or
+// a token) are for http(s) URLs; a token alone is sent with the user name
+// "x-access-token" (GitHub's, which GitLab and Gitea accept too).
+// PrivateKey is an SSH private key (PEM/OpenSSH) for ssh URLs. KnownHosts
+// are known_hosts lines holding the ssh server's host key(s): with them
+// ssh connects only to a server that proves it holds one
+// (StrictHostKeyChecking=yes); without them a build accepts the key the
+// server presents.
+type Credentials = vcs.Credentials
 
 // Source is what to clone.
 type Source struct {
@@ -227,6 +221,9 @@ type Config struct {
 	// AllowHosts are hosts (names, IPs or CIDRs) that may resolve to
 	// loopback or private addresses, refused otherwise.
 	AllowHosts []string
+	// Resolver resolves repository host names for the address check
+	// (whose answer git is then held to); nil is net.DefaultResolver.
+	Resolver *net.Resolver
 	// Timeout bounds a build whose Request has none; zero is
 	// DefaultTimeout.
 	Timeout time.Duration
@@ -254,6 +251,8 @@ type Builder struct {
 	dir   string
 	roots []string
 	allow *netguard.Rule
+	// resolver is Config.Resolver, or the system's.
+	resolver *net.Resolver
 
 	mu     sync.Mutex
 	caches map[string]chan struct{} // a service's cache, held by one build
@@ -321,7 +320,10 @@ func New(cfg Config) (*Builder, error) {
 	if cfg.Ulimits == nil {
 		cfg.Ulimits = docker.DefaultUlimits()
 	}
-	b := &Builder{cfg: cfg, dir: dir, roots: roots, allow: allow, caches: map[string]chan struct{}{}}
+	b := &Builder{cfg: cfg, dir: dir, roots: roots, allow: allow, resolver: cfg.Resolver, caches: map[string]chan struct{}{}}
+	if b.resolver == nil {
+		b.resolver = net.DefaultResolver
+	}
 	for _, pattern := range []string{"/usr/lib/*/libnss_wrapper.so", "/usr/lib64/libnss_wrapper.so", "/usr/lib/libnss_wrapper.so"} {
 		if m, _ := filepath.Glob(pattern); len(m) > 0 {
 			b.nssWrapper = m[0]

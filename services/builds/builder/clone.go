@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,13 +103,41 @@ fi
 // sshScript runs ssh for git. ssh refuses to run for a user id missing
 // from /etc/passwd ("No user exists for uid"), as a workload's is: with
 // nss_wrapper (libnss-wrapper) it gets a passwd entry of its own.
+//
+// git runs it as `ssh [-o SendEnv=GIT_PROTOCOL] [-p PORT] [user@]HOST
+// COMMAND` (git-lfs with a few more -o options). It connects only to an
+// ssh server the builder checked (the repository's, a submodule's), each
+// listed in /build/.slipway/ssh_hosts as "host port address alias": to
+// the address the check approved (HostName), so that ssh never resolves
+// the name again and a DNS answer that changed since (rebinding) cannot
+// send it elsewhere; and it checks the server's key under the name
+// known_hosts has for it (HostKeyAlias: "host", or "[host]:port" on
+// another port than 22), not under the address. Any other destination is
+// refused.
 const sshScript = `#!/bin/sh
 if [ -n "${SLIPWAY_NSS_WRAPPER:-}" ] && ! id -un >/dev/null 2>&1; then
 	printf 'build:x:%%s:%%s::/build/.slipway/home:/bin/sh\n' "$(id -u)" "$(id -g)" >/build/.slipway/passwd
 	printf 'build:x:%%s:\n' "$(id -g)" >/build/.slipway/group
 	export NSS_WRAPPER_PASSWD=/build/.slipway/passwd NSS_WRAPPER_GROUP=/build/.slipway/group LD_PRELOAD="$SLIPWAY_NSS_WRAPPER"
 fi
-exec ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=%s -o UserKnownHostsFile=/build/.slipway/known_hosts -o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o UpdateHostKeys=no -o IdentitiesOnly=yes%s "$@"
+destination() {
+	port=22
+	while getopts :1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy opt; do
+		[ "$opt" = p ] && port=$OPTARG
+	done
+	shift $((OPTIND - 1))
+	host=$(printf '%%s' "${1##*@}" | tr '[:upper:]' '[:lower:]')
+}
+destination "$@"
+checked=
+while read -r h p ip alias; do
+	if [ "$h" = "$host" ] && [ "$p" = "$port" ]; then checked=1; break; fi
+done </build/.slipway/ssh_hosts
+if [ -z "$checked" ]; then
+	echo "slipway: ssh to $host port $port refused: it is not a server this build checked" >&2
+	exit 255
+fi
+exec ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=%s -o UserKnownHostsFile=/build/.slipway/known_hosts -o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o UpdateHostKeys=no -o IdentitiesOnly=yes%s -o HostName="$ip" -o HostKeyAlias="$alias" "$@"
 `
 
 // askpassScript answers git's prompts. The password is read from a file
@@ -197,6 +226,13 @@ func (r *run) gitEnv() (map[string]string, error) {
 	if err := os.WriteFile(filepath.Join(sl, "ssh"), []byte(fmt.Sprintf(sshScript, strict, key)), 0o700); err != nil {
 		return nil, internal(err)
 	}
+	r.sshHosts = nil
+	if r.src.ssh.host != "" {
+		r.sshHosts = append(r.sshHosts, r.src.ssh)
+	}
+	if err := r.writeSSHHosts(); err != nil {
+		return nil, err
+	}
 	env["GIT_SSH_COMMAND"] = buildMount + "/.slipway/ssh"
 	if r.b.nssWrapper != "" {
 		env["SLIPWAY_NSS_WRAPPER"] = r.b.nssWrapper
@@ -208,6 +244,18 @@ func (r *run) gitEnv() (map[string]string, error) {
 		return nil, err
 	}
 	return env, nil
+}
+
+// writeSSHHosts writes the ssh servers the build checked, for sshScript.
+func (r *run) writeSSHHosts() error {
+	var b strings.Builder
+	for _, h := range r.sshHosts {
+		b.WriteString(h.line())
+	}
+	if err := os.WriteFile(filepath.Join(r.work, ".slipway", "ssh_hosts"), []byte(b.String()), 0o600); err != nil {
+		return internal(err)
+	}
+	return nil
 }
 
 // gitQuote quotes a value for a git configuration file.
@@ -444,11 +492,19 @@ func (r *run) checkSubmodules(rel string) error {
 		if u, err := url.Parse(v); err == nil && strings.EqualFold(u.Scheme, "file") || path.IsAbs(v) {
 			return errorf(KindInvalid, "submodule %q: file:// submodules are not supported", redactURL(v))
 		}
-		if _, err := r.b.checkURL(r.ctx, v, Credentials{}); err != nil {
+		sub, err := r.b.checkURL(r.ctx, v, Credentials{})
+		if err != nil {
 			if e, ok := err.(*Error); ok {
 				return &Error{Kind: e.Kind, Message: "submodule: " + e.Message}
 			}
 			return err
+		}
+		if sub.ssh.host != "" && !slices.Contains(r.sshHosts, sub.ssh) {
+			// Held to the address checked, like the repository's.
+			r.sshHosts = append(r.sshHosts, sub.ssh)
+			if err := r.writeSSHHosts(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

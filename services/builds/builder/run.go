@@ -27,8 +27,11 @@ type run struct {
 	// cloneUser is "uid:gid" of git in a clone container (CloneImage),
 	// found by handOver.
 	cloneUser string
-	mu        sync.Mutex
-	ids       []string // workloads started, removed by cleanup
+	// sshHosts are the ssh servers git may connect to, each held to the
+	// address checked: the repository's, then its submodules'.
+	sshHosts []sshHost
+	mu       sync.Mutex
+	ids      []string // workloads started, removed by cleanup
 	// cleanups run at the end (images to remove on failure, ...).
 	cleanups []func()
 }

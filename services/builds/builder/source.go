@@ -26,14 +26,48 @@ type source struct {
 	// pin is an http.curloptResolve entry ("host:port:ip") holding git to
 	// the address checked, so a second DNS answer cannot point elsewhere.
 	pin string
+	// ssh is the ssh server of an ssh URL, held to the address checked
+	// the same way (sshScript); zero for other schemes.
+	ssh sshHost
 	// creds are the credentials, those of the URL's user info included.
 	creds Credentials
 	// userinfo is the URL's password, redacted from logs like creds.
 	userinfo string
 }
 
+// sshHost is an ssh server a clone may connect to.
+type sshHost struct {
+	// host and port are what git gives ssh for the URL: its host name or
+	// address (lower-case, no brackets; ssh lower-cases it too) and port
+	// ("22" when the URL has none, as in scp-like URLs).
+	host, port string
+	// ip is the address the check approved, which ssh connects to.
+	ip netip.Addr
+}
+
+// alias is the name ssh looks the server's host key up under in
+// known_hosts: the one it would use by itself ("host", or "[host]:port"
+// on another port than 22), so that known_hosts lines written for the
+// URL's host keep matching although ssh connects to an address. (Given
+// HostKeyAlias, ssh looks up the alias alone, never adding the port.)
+func (h sshHost) alias() string {
+	if h.port == "22" {
+		return h.host
+	}
+	return "[" + h.host + "]:" + h.port
+}
+
+// line is h's line in the list sshScript reads: "host port ip alias".
+func (h sshHost) line() string {
+	return h.host + " " + h.port + " " + h.ip.String() + " " + h.alias() + "\n"
+}
+
 // scpLike is git's "user@host:path" form of an ssh URL.
 var scpLike = regexp.MustCompile(`^(?:([A-Za-z0-9._~-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([^/][^\\]*|/.*)$`)
+
+// sshHostRe is a host name or IP address that goes into the list of ssh
+// servers sshScript reads (one line, fields split on blanks) as it is.
+var sshHostRe = regexp.MustCompile(`^[A-Za-z0-9._:%-]+$`)
 
 var (
 	shaRe    = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
@@ -126,12 +160,24 @@ func (b *Builder) checkURL(ctx context.Context, raw string, creds Credentials) (
 		if u.RawQuery != "" || u.Fragment != "" {
 			return source{}, errorf(KindInvalid, "repository URL %q must not have a query or fragment", src.display)
 		}
+		port := u.Port()
+		if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port) {
+			return source{}, errorf(KindInvalid, "repository URL %q has an invalid port", src.display)
+		}
+		if src.scheme == "ssh" && !sshHostRe.MatchString(u.Hostname()) {
+			return source{}, errorf(KindInvalid, "repository URL %q has an invalid host", src.display)
+		}
 		ip, err := b.checkHost(ctx, u.Hostname())
 		if err != nil {
 			return source{}, err
 		}
+		if src.scheme == "ssh" {
+			src.ssh = sshHost{host: strings.ToLower(u.Hostname()), port: port, ip: ip}
+			if port == "" {
+				src.ssh.port = "22"
+			}
+		}
 		if src.scheme != "ssh" && ip.IsValid() && ip.Is4() && net.ParseIP(u.Hostname()) == nil {
-			port := u.Port()
 			if port == "" {
 				port = map[string]string{"http": "80", "https": "443"}[src.scheme]
 			}
@@ -185,13 +231,16 @@ func (b *Builder) underRoots(p string, roots []string) bool {
 // (netguard's rule, shared with every other connection Slipway makes on a
 // user's behalf). It resolves itself rather than through
 // netguard.Rule.CheckHost because it returns the address git is pinned
-// to (the first one): git connects outside Slipway's dialer.
+// to: git connects outside Slipway's dialer. That is the first IPv4
+// address, or the first address when there is none: a host without
+// IPv6 connectivity reaches it, and ssh, held to one address, cannot fall
+// back to another.
 func (b *Builder) checkHost(ctx context.Context, host string) (netip.Addr, error) {
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{ip}
 	} else {
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		ips, err := b.resolver.LookupNetIP(ctx, "ip", host)
 		if err != nil || len(ips) == 0 {
 			return netip.Addr{}, errorf(KindSource, "the repository host %q could not be resolved", host)
 		}
@@ -201,6 +250,11 @@ func (b *Builder) checkHost(ctx context.Context, host string) (netip.Addr, error
 		a = a.Unmap()
 		if !b.allow.Allows(host, a) {
 			return netip.Addr{}, errorf(KindInvalid, "the repository host %q is a loopback or private address, which this server does not allow (SLIPWAY_BUILD_ALLOW_HOSTS)", host)
+		}
+	}
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			return a.Unmap(), nil
 		}
 	}
 	return addrs[0].Unmap(), nil
