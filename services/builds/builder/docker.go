@@ -110,72 +110,24 @@ func (r *run) dockerfileBuild(sha string) (string, error) {
 // Dockerfile's content through the Engine API and returns its tag.
 func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target string) (string, error) {
 	api := r.b.cfg.Docker
-	tag := strings.ToLower(fmt.Sprintf("localhost/slipway/%s/%s:%s-%s", r.req.ProjectID, r.req.owner(), sha[:12], r.req.BuildID))
-	pr, pw := io.Pipe()
-	// The Dockerfile goes into the context under a name of its own, so
-	// one outside the context directory (allowed: it is in the
-	// repository) is found, and the context's own files are untouched.
-	const dfName = ".slipway.Dockerfile"
-	go func() { pw.CloseWithError(writeContext(pw, contextDir, dfName, dockerfile)) }()
-	args := map[string]*string{}
-	for k, v := range r.req.Args {
-		v := v
-		args[k] = &v
-	}
-	labels := r.labels("")
-	labels["slipway.commit"] = sha
-	q := url.Values{}
-	q.Set("t", tag)
-	q.Set("dockerfile", dfName)
-	q.Set("rm", "1")
-	q.Set("forcerm", "1")
-	if target != "" {
-		q.Set("target", target)
-	}
-	for k, v := range map[string]any{"buildargs": args, "labels": labels} {
-		j, _ := json.Marshal(v)
-		q.Set(k, string(j))
-	}
-	if m := r.req.Resources.MemoryMB; m > 0 {
-		q.Set("memory", strconv.FormatInt(m<<20, 10))
-	}
-	if c := r.req.Resources.MilliCPU; c > 0 {
-		q.Set("cpuperiod", "100000")
-		q.Set("cpuquota", strconv.FormatInt(c*100, 10))
-	}
-	if len(r.b.cfg.Ulimits) > 0 {
-		// Docker takes ulimit objects, Podman "name=soft:hard" strings.
-		var j []byte
-		if r.b.podman(r.ctx) {
-			var l []string
-			for _, u := range r.b.cfg.Ulimits {
-				l = append(l, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
-			}
-			j, _ = json.Marshal(l)
-		} else {
-			j, _ = json.Marshal(r.b.cfg.Ulimits)
-		}
-		q.Set("ulimits", string(j))
-	}
-	// Whatever ends this build other than success leaves no image under
-	// the tag, nor intermediate images of the build.
+	tag := r.imageTag(sha)
+	// Whatever ends this build other than success leaves no step running
+	// in the engine, no image under the tag, nor intermediate images of
+	// the build.
 	ok := false
 	r.onCleanup(func() {
 		if !ok {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			r.b.stopSteps(ctx, r.req.BuildID, 10*time.Second)
 			_ = removeImage(ctx, api, tag, true)
 			f := filters.NewArgs(filters.Arg("label", LabelBuild+"="+r.req.BuildID), filters.Arg("dangling", "true"))
 			_, _ = api.ImagesPrune(ctx, f)
 		}
 	})
 	r.log.info("building image %s", tag)
-	body, err := postBuild(r.ctx, api, pr, q)
+	body, err := r.startBuild(contextDir, dockerfile, r.buildQuery(tag, sha, target))
 	if err != nil {
-		pr.CloseWithError(err)
-		if r.ctx.Err() != nil {
-			return "", r.ctx.Err()
-		}
 		return "", err
 	}
 	defer body.Close()
@@ -192,6 +144,76 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 	ok = true
 	r.log.info("built image %s", tag)
 	return tag, nil
+}
+
+// imageTag is the tag of the image built from commit sha.
+func (r *run) imageTag(sha string) string {
+	return strings.ToLower(fmt.Sprintf("localhost/slipway/%s/%s:%s-%s", r.req.ProjectID, r.req.owner(), sha[:12], r.req.BuildID))
+}
+
+// dockerfileName is the name the Dockerfile has in the build context: one
+// of its own, so one outside the context directory (allowed: it is in the
+// repository) is found, and the context's own files are untouched.
+const dockerfileName = ".slipway.Dockerfile"
+
+// buildQuery is the query of the build's /build.
+func (r *run) buildQuery(tag, sha, target string) url.Values {
+	args := map[string]*string{}
+	for k, v := range r.req.Args {
+		v := v
+		args[k] = &v
+	}
+	labels := r.labels("")
+	labels["slipway.commit"] = sha
+	q := url.Values{}
+	q.Set("t", tag)
+	q.Set("dockerfile", dockerfileName)
+	q.Set("rm", "1")
+	q.Set("forcerm", "1")
+	if target != "" {
+		q.Set("target", target)
+	}
+	for k, v := range map[string]any{"buildargs": args, "labels": labels} {
+		j, _ := json.Marshal(v)
+		q.Set(k, string(j))
+	}
+	if m := r.req.Resources.MemoryMB; m > 0 {
+		q.Set("memory", strconv.FormatInt(m<<20, 10))
+	}
+	if c := r.req.Resources.MilliCPU; c > 0 {
+		q.Set("cpuperiod", "100000")
+		q.Set("cpuquota", strconv.FormatInt(c*100, 10))
+	}
+	// Docker takes ulimit objects, Podman "name=soft:hard" strings, and
+	// on Podman one more marks the build's processes (see podman.go).
+	if r.b.podman(r.ctx) {
+		l := []string{podmanUlimit(r.req.BuildID)}
+		for _, u := range r.b.cfg.Ulimits {
+			l = append(l, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
+		}
+		j, _ := json.Marshal(l)
+		q.Set("ulimits", string(j))
+	} else if len(r.b.cfg.Ulimits) > 0 {
+		j, _ := json.Marshal(r.b.cfg.Ulimits)
+		q.Set("ulimits", string(j))
+	}
+	return q
+}
+
+// startBuild posts the build of contextDir with dockerfile and returns
+// the engine's stream.
+func (r *run) startBuild(contextDir string, dockerfile []byte, q url.Values) (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeContext(pw, contextDir, dockerfileName, dockerfile)) }()
+	body, err := postBuild(r.ctx, r.b.cfg.Docker, pr, q)
+	if err != nil {
+		pr.CloseWithError(err)
+		if r.ctx.Err() != nil {
+			return nil, r.ctx.Err()
+		}
+		return nil, err
+	}
+	return body, nil
 }
 
 // postBuild posts a build to the engine's /build. The Engine API client's
@@ -393,6 +415,26 @@ func removeImage(ctx context.Context, api client.APIClient, ref string, force bo
 	_, err := api.ImageRemove(ctx, ref, image.RemoveOptions{Force: force, PruneChildren: true})
 	if err != nil && !client.IsErrNotFound(err) && !strings.Contains(strings.ToLower(err.Error()), "no such image") && !strings.Contains(strings.ToLower(err.Error()), "image not known") {
 		return fmt.Errorf("builder: removing image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// removeBuildImages removes every image labelled with buildID: what an
+// interrupted build may have tagged. None is in use: the build never
+// succeeded, so no release runs it.
+func (b *Builder) removeBuildImages(ctx context.Context, buildID string) error {
+	api := b.cfg.Docker
+	if api == nil {
+		return nil
+	}
+	imgs, err := api.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelBuild+"="+buildID))})
+	if err != nil {
+		return fmt.Errorf("builder: listing the images of build %s: %w", buildID, err)
+	}
+	for _, im := range imgs {
+		if err := removeImage(ctx, api, im.ID, true); err != nil {
+			return err
+		}
 	}
 	return nil
 }

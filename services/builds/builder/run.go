@@ -82,9 +82,15 @@ func (r *run) cleanup() {
 
 // Discard removes what a build interrupted by a crash of the server left:
 // its workloads (which outlive the server, like every process-driver
-// workload) and its work directory. The build itself is over; nothing of
-// it is kept.
+// workload), the step a Podman engine still runs for it (its working
+// container goes with it), any image of it (tagged, if the engine got
+// that far), and its work directory. The build itself is
+// over; nothing of it is kept.
 func (b *Builder) Discard(ctx context.Context, buildID string) error {
+	b.stopSteps(ctx, buildID, 10*time.Second)
+	if err := b.removeBuildImages(ctx, buildID); err != nil {
+		return err
+	}
 	stale, err := b.cfg.Process.List(ctx, map[string]string{LabelBuild: buildID})
 	if err != nil {
 		return err
