@@ -162,6 +162,24 @@ func TestDockerfile(t *testing.T) {
 		}
 		noStep(t, host, step)
 		noImages(t, api, req.BuildID)
+
+		// One that the engine finished and tagged after the crash: its
+		// image goes.
+		done := request(builder.Source{}, &l)
+		body, err = builder.StartImageBuild(ctx, b, done, t.TempDir(), []byte("FROM "+testenv.TestImage+"\nRUN echo built\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(body)
+		body.Close()
+		imgs, err := api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", builder.LabelBuild+"="+done.BuildID))})
+		if err != nil || len(imgs) != 1 || len(imgs[0].RepoTags) != 1 {
+			t.Fatalf("the finished build's images: %+v, %v\n%s", imgs, err, out)
+		}
+		if err := b.Discard(ctx, done.BuildID); err != nil {
+			t.Fatal(err)
+		}
+		noImages(t, api, done.BuildID)
 	})
 
 	t.Run("Dockerfile path leaving the repository", func(t *testing.T) {
