@@ -112,14 +112,17 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 	api := r.b.cfg.Docker
 	tag := r.imageTag(sha)
 	// Whatever ends this build other than success leaves no step running
-	// in the engine, no image under the tag, nor intermediate images of
+	// in the engine (if the engine did not end the stream itself, it may
+	// still run one), no image under the tag, nor intermediate images of
 	// the build.
-	ok := false
+	ok, ended := false, false
 	r.onCleanup(func() {
 		if !ok {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			r.b.stopSteps(ctx, r.req.BuildID, 10*time.Second)
+			if !ended {
+				r.b.stopSteps(ctx, r.req.BuildID)
+			}
 			_ = removeImage(ctx, api, tag, true)
 			f := filters.NewArgs(filters.Arg("label", LabelBuild+"="+r.req.BuildID), filters.Arg("dangling", "true"))
 			_, _ = api.ImagesPrune(ctx, f)
@@ -128,10 +131,14 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 	r.log.info("building image %s", tag)
 	body, err := r.startBuild(contextDir, dockerfile, r.buildQuery(tag, sha, target))
 	if err != nil {
+		// The engine refused the build or could not be reached; only a
+		// post cut off may have left it building.
+		ended = r.ctx.Err() == nil
 		return "", err
 	}
 	defer body.Close()
-	if err := r.readBuildStream(body); err != nil {
+	ended, err = r.readBuildStream(body)
+	if err != nil {
 		return "", err
 	}
 	if r.ctx.Err() != nil {
@@ -291,8 +298,10 @@ type buildMessage struct {
 
 // readBuildStream sends the stream's lines to the log and fails on an
 // error message: the engine answers 200 to a failing build and says so
-// in the stream only.
-func (r *run) readBuildStream(body io.Reader) error {
+// in the stream only. ended is whether the engine ended the stream (the
+// build is over there), rather than the build's context or a broken
+// connection.
+func (r *run) readBuildStream(body io.Reader) (ended bool, err error) {
 	dec := json.NewDecoder(bufio.NewReader(body))
 	var partial string
 	emit := func(s string) {
@@ -313,12 +322,12 @@ func (r *run) readBuildStream(body io.Reader) error {
 				r.log.line("stdout", partial)
 			}
 			if errors.Is(err, io.EOF) {
-				return nil
+				return true, nil
 			}
 			if r.ctx.Err() != nil {
-				return r.ctx.Err()
+				return false, r.ctx.Err()
 			}
-			return errorf(KindBuild, "the build stream of the container engine broke off")
+			return false, errorf(KindBuild, "the build stream of the container engine broke off")
 		}
 		switch {
 		case m.Error != "" || m.ErrorDetail != nil:
@@ -331,7 +340,7 @@ func (r *run) readBuildStream(body io.Reader) error {
 				msg = m.ErrorDetail.Message
 			}
 			r.log.line("stderr", msg)
-			return errorf(KindBuild, "the image build failed: %s", truncate(r.log.redact(msg), 300))
+			return true, errorf(KindBuild, "the image build failed: %s", truncate(r.log.redact(msg), 300))
 		case m.Stream != "":
 			emit(m.Stream)
 		case m.Status != "":

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,32 +105,41 @@ func TestDockerfile(t *testing.T) {
 		noImages(t, api, req.BuildID)
 	})
 
-	t.Run("abort mid-build", func(t *testing.T) {
-		// The step runs for five minutes unless stopped; its shell is
-		// named after the build, so that it is found by its command line.
-		repo := srv.Repo(t, "slow")
-		var l logs
-		req := dockerReq(repo, &l, builder.Dockerfile{})
-		step := "slow-step-" + req.BuildID
-		repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM " + testenv.TestImage +
-			"\nRUN sh -c 'echo started-sleeping; sleep 300; echo slept' " + step + "\nRUN echo never\n"})
-		bctx, cancel := context.WithCancel(ctx)
-		req.Log = func(stream, line string) {
-			l.add(stream, line)
-			if strings.TrimSpace(line) == "started-sleeping" {
-				cancel()
+	// Abort mid-build, when the engine announces the slow step (its
+	// process may not run yet) and while it runs.
+	for name, at := range map[string]func(line string) bool{
+		"abort mid-build at a step's start": func(line string) bool { return strings.Contains(line, "RUN sh -c") },
+		"abort mid-build":                   func(line string) bool { return strings.TrimSpace(line) == "started-sleeping" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			// The step runs for five minutes unless stopped; its shell is
+			// named after the build, so that it is found by its command
+			// line.
+			repo := srv.Repo(t, "slow")
+			var l logs
+			req := dockerReq(repo, &l, builder.Dockerfile{})
+			step := "slow-step-" + req.BuildID
+			repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM " + testenv.TestImage +
+				"\nRUN sh -c 'echo started-sleeping; sleep 300; echo slept' " + step + "\nRUN echo never\n"})
+			bctx, cancel := context.WithCancel(ctx)
+			req.Log = func(stream, line string) {
+				l.add(stream, line)
+				if at(line) {
+					cancel()
+				}
 			}
-		}
-		_, err := b.Build(bctx, req)
-		e, ok := err.(*builder.Error)
-		if !ok || e.Kind != builder.KindAborted {
-			t.Fatalf("error %v, want aborted\n%s", err, l.String())
-		}
-		// Podman goes on with a build whose client has gone: the step's
-		// processes and working container are gone all the same.
-		noStep(t, host, step)
-		noImages(t, api, req.BuildID)
-	})
+			_, err := b.Build(bctx, req)
+			e, ok := err.(*builder.Error)
+			if !ok || e.Kind != builder.KindAborted {
+				t.Fatalf("error %v, want aborted\n%s", err, l.String())
+			}
+			// Podman goes on with a build whose client has gone: the
+			// step's processes and working container are gone all the
+			// same.
+			noStep(t, host, step)
+			noImages(t, api, req.BuildID)
+		})
+	}
 
 	t.Run("discard an interrupted build", func(t *testing.T) {
 		// A build that Slipway started and then lost (a crash): its
@@ -311,6 +321,10 @@ func noStep(t *testing.T, host, step string) {
 			return
 		}
 		if time.Now().After(deadline) {
+			// Not left to run its five minutes after the test.
+			for _, pid := range testenv.Processes(t, step) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 			t.Fatalf("5s after the build ended: step running %v, working containers %v (%v)", running, cs, err)
 		}
 		time.Sleep(100 * time.Millisecond)

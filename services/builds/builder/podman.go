@@ -25,14 +25,16 @@ import (
 // that no build reaches and no two builds share: RLIMIT_RTTIME (the CPU
 // time a real-time scheduled process may use without blocking; ordinary
 // processes are never held to it) set to weeks plus a hash of the build's
-// id. Every process a step starts inherits it. An aborted build, or one
-// found interrupted at start-up, has its marked processes killed when
-// the engine runs on this machine (as the docker driver's killExec does
-// for an exec session). With its process gone the step fails, and buildah
-// removes the working container (forcerm) and commits and tags nothing.
-// A remote engine's processes cannot be seen: the step then runs to its
-// end (in trials with Podman 4.3.1 the build then failed, committing
-// nothing), and the tag is removed at the abort in any case.
+// id. Every process a step starts inherits it. A build whose stream was
+// cut off (aborted, timed out), or one found interrupted at start-up, has
+// its marked processes killed when the engine runs on this machine (as
+// the docker driver's killExec does for an exec session). With its
+// process gone the step fails; buildah then removes the working container
+// (forcerm) and commits and tags nothing, and with its client gone it
+// starts no later step. A remote engine's processes cannot be seen: the
+// step then runs to its end (in trials with Podman 4.3.1 the build then
+// failed, committing nothing), and the tag is removed at the abort in
+// any case.
 
 // markerBase and markerSpan bound the RLIMIT_RTTIME markers, in
 // microseconds: at least 2^42 µs (about 51 days), far beyond any build's
@@ -55,23 +57,36 @@ func podmanUlimit(buildID string) string {
 	return fmt.Sprintf("rttime=%d:%d", m, m)
 }
 
-// stopSteps kills what buildID's steps still run in a Podman engine on this
-// machine and waits (up to wait) until none is left. It reports whether
-// none is.
-func (b *Builder) stopSteps(ctx context.Context, buildID string, wait time.Duration) bool {
+// Bounds of stopSteps's watch.
+const (
+	// stepQuiet is how long no process of the build must be seen: an
+	// abort can come after the engine announced a RUN step and before its
+	// process starts (runc's set-up). No later step starts: with its
+	// client gone, the build fails when the step ends.
+	stepQuiet = 3 * time.Second
+	// stepWatch bounds the whole watch.
+	stepWatch = 15 * time.Second
+)
+
+// stopSteps kills what buildID's steps run in a Podman engine on this
+// machine, watching until none has been seen for stepQuiet (at most
+// stepWatch). It is for a build whose stream was cut off (aborted, timed
+// out, broken, or its server killed): one whose stream the engine ended
+// runs nothing more.
+func (b *Builder) stopSteps(ctx context.Context, buildID string) {
 	if b.cfg.Docker == nil || !b.podman(ctx) {
-		return true
+		return
 	}
 	marker := stepMarker(buildID)
-	deadline := time.Now().Add(wait)
-	for {
-		if killMarked(marker) == 0 {
-			return true
+	end := time.Now().Add(stepWatch)
+	quietFrom := time.Now()
+	for time.Now().Before(end) && ctx.Err() == nil {
+		if killMarked(marker) > 0 {
+			quietFrom = time.Now()
+		} else if time.Since(quietFrom) >= stepQuiet {
+			return
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -87,7 +87,7 @@ func (r *run) cleanup() {
 // that far), and its work directory. The build itself is over; nothing
 // of it is kept.
 func (b *Builder) Discard(ctx context.Context, buildID string) error {
-	b.stopSteps(ctx, buildID, 10*time.Second)
+	b.stopSteps(ctx, buildID)
 	return errors.Join(b.removeBuildImages(ctx, buildID), b.discardWork(ctx, buildID))
 }
 
