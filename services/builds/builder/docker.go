@@ -110,13 +110,61 @@ func (r *run) dockerfileBuild(sha string) (string, error) {
 // Dockerfile's content through the Engine API and returns its tag.
 func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target string) (string, error) {
 	api := r.b.cfg.Docker
-	tag := strings.ToLower(fmt.Sprintf("localhost/slipway/%s/%s:%s-%s", r.req.ProjectID, r.req.owner(), sha[:12], r.req.BuildID))
-	pr, pw := io.Pipe()
-	// The Dockerfile goes into the context under a name of its own, so
-	// one outside the context directory (allowed: it is in the
-	// repository) is found, and the context's own files are untouched.
-	const dfName = ".slipway.Dockerfile"
-	go func() { pw.CloseWithError(writeContext(pw, contextDir, dfName, dockerfile)) }()
+	tag := r.imageTag(sha)
+	// Whatever ends this build other than success leaves no step running
+	// in the engine (if the engine did not end the stream itself, it may
+	// still run one), no image under the tag, nor intermediate images of
+	// the build.
+	ok, ended := false, false
+	r.onCleanup(func() {
+		if !ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if !ended {
+				r.b.stopSteps(ctx, r.req.BuildID)
+			}
+			_ = removeImage(ctx, api, tag, true)
+			f := filters.NewArgs(filters.Arg("label", LabelBuild+"="+r.req.BuildID), filters.Arg("dangling", "true"))
+			_, _ = api.ImagesPrune(ctx, f)
+		}
+	})
+	r.log.info("building image %s", tag)
+	body, err := r.startBuild(contextDir, dockerfile, r.buildQuery(tag, sha, target))
+	if err != nil {
+		// The engine refused the build or could not be reached; only a
+		// post cut off may have left it building.
+		ended = r.ctx.Err() == nil
+		return "", err
+	}
+	defer body.Close()
+	ended, err = r.readBuildStream(body)
+	if err != nil {
+		return "", err
+	}
+	if r.ctx.Err() != nil {
+		return "", r.ctx.Err()
+	}
+	r.phase(PhaseUploading)
+	if _, err := api.ImageInspect(r.ctx, tag); err != nil {
+		return "", internal(fmt.Errorf("built image %s not found: %w", tag, err))
+	}
+	ok = true
+	r.log.info("built image %s", tag)
+	return tag, nil
+}
+
+// imageTag is the tag of the image built from commit sha.
+func (r *run) imageTag(sha string) string {
+	return strings.ToLower(fmt.Sprintf("localhost/slipway/%s/%s:%s-%s", r.req.ProjectID, r.req.owner(), sha[:12], r.req.BuildID))
+}
+
+// dockerfileName is the name the Dockerfile has in the build context: one
+// of its own, so one outside the context directory (allowed: it is in the
+// repository) is found, and the context's own files are untouched.
+const dockerfileName = ".slipway.Dockerfile"
+
+// buildQuery is the query of the build's /build.
+func (r *run) buildQuery(tag, sha, target string) url.Values {
 	args := map[string]*string{}
 	for k, v := range r.req.Args {
 		v := v
@@ -126,7 +174,7 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 	labels["slipway.commit"] = sha
 	q := url.Values{}
 	q.Set("t", tag)
-	q.Set("dockerfile", dfName)
+	q.Set("dockerfile", dockerfileName)
 	q.Set("rm", "1")
 	q.Set("forcerm", "1")
 	if target != "" {
@@ -143,55 +191,36 @@ func (r *run) imageBuild(sha, contextDir string, dockerfile []byte, target strin
 		q.Set("cpuperiod", "100000")
 		q.Set("cpuquota", strconv.FormatInt(c*100, 10))
 	}
-	if len(r.b.cfg.Ulimits) > 0 {
-		// Docker takes ulimit objects, Podman "name=soft:hard" strings.
-		var j []byte
-		if r.b.podman(r.ctx) {
-			var l []string
-			for _, u := range r.b.cfg.Ulimits {
-				l = append(l, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
-			}
-			j, _ = json.Marshal(l)
-		} else {
-			j, _ = json.Marshal(r.b.cfg.Ulimits)
+	// Docker takes ulimit objects, Podman "name=soft:hard" strings, and
+	// on Podman one more marks the build's processes (see podman.go).
+	if r.b.podman(r.ctx) {
+		l := []string{podmanUlimit(r.req.BuildID)}
+		for _, u := range r.b.cfg.Ulimits {
+			l = append(l, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
 		}
+		j, _ := json.Marshal(l)
+		q.Set("ulimits", string(j))
+	} else if len(r.b.cfg.Ulimits) > 0 {
+		j, _ := json.Marshal(r.b.cfg.Ulimits)
 		q.Set("ulimits", string(j))
 	}
-	// Whatever ends this build other than success leaves no image under
-	// the tag, nor intermediate images of the build.
-	ok := false
-	r.onCleanup(func() {
-		if !ok {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = removeImage(ctx, api, tag, true)
-			f := filters.NewArgs(filters.Arg("label", LabelBuild+"="+r.req.BuildID), filters.Arg("dangling", "true"))
-			_, _ = api.ImagesPrune(ctx, f)
-		}
-	})
-	r.log.info("building image %s", tag)
-	body, err := postBuild(r.ctx, api, pr, q)
+	return q
+}
+
+// startBuild posts the build of contextDir with dockerfile and returns
+// the engine's stream.
+func (r *run) startBuild(contextDir string, dockerfile []byte, q url.Values) (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeContext(pw, contextDir, dockerfileName, dockerfile)) }()
+	body, err := postBuild(r.ctx, r.b.cfg.Docker, pr, q)
 	if err != nil {
 		pr.CloseWithError(err)
 		if r.ctx.Err() != nil {
-			return "", r.ctx.Err()
+			return nil, r.ctx.Err()
 		}
-		return "", err
+		return nil, err
 	}
-	defer body.Close()
-	if err := r.readBuildStream(body); err != nil {
-		return "", err
-	}
-	if r.ctx.Err() != nil {
-		return "", r.ctx.Err()
-	}
-	r.phase(PhaseUploading)
-	if _, err := api.ImageInspect(r.ctx, tag); err != nil {
-		return "", internal(fmt.Errorf("built image %s not found: %w", tag, err))
-	}
-	ok = true
-	r.log.info("built image %s", tag)
-	return tag, nil
+	return body, nil
 }
 
 // postBuild posts a build to the engine's /build. The Engine API client's
@@ -269,8 +298,10 @@ type buildMessage struct {
 
 // readBuildStream sends the stream's lines to the log and fails on an
 // error message: the engine answers 200 to a failing build and says so
-// in the stream only.
-func (r *run) readBuildStream(body io.Reader) error {
+// in the stream only. ended is whether the engine ended the stream (the
+// build is over there), rather than the build's context or a broken
+// connection.
+func (r *run) readBuildStream(body io.Reader) (ended bool, err error) {
 	dec := json.NewDecoder(bufio.NewReader(body))
 	var partial string
 	emit := func(s string) {
@@ -291,12 +322,12 @@ func (r *run) readBuildStream(body io.Reader) error {
 				r.log.line("stdout", partial)
 			}
 			if errors.Is(err, io.EOF) {
-				return nil
+				return true, nil
 			}
 			if r.ctx.Err() != nil {
-				return r.ctx.Err()
+				return false, r.ctx.Err()
 			}
-			return errorf(KindBuild, "the build stream of the container engine broke off")
+			return false, errorf(KindBuild, "the build stream of the container engine broke off")
 		}
 		switch {
 		case m.Error != "" || m.ErrorDetail != nil:
@@ -309,7 +340,7 @@ func (r *run) readBuildStream(body io.Reader) error {
 				msg = m.ErrorDetail.Message
 			}
 			r.log.line("stderr", msg)
-			return errorf(KindBuild, "the image build failed: %s", truncate(r.log.redact(msg), 300))
+			return true, errorf(KindBuild, "the image build failed: %s", truncate(r.log.redact(msg), 300))
 		case m.Stream != "":
 			emit(m.Stream)
 		case m.Status != "":
@@ -393,6 +424,26 @@ func removeImage(ctx context.Context, api client.APIClient, ref string, force bo
 	_, err := api.ImageRemove(ctx, ref, image.RemoveOptions{Force: force, PruneChildren: true})
 	if err != nil && !client.IsErrNotFound(err) && !strings.Contains(strings.ToLower(err.Error()), "no such image") && !strings.Contains(strings.ToLower(err.Error()), "image not known") {
 		return fmt.Errorf("builder: removing image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// removeBuildImages removes every image labelled with buildID: what an
+// interrupted build may have tagged. None is in use: the build never
+// succeeded, so no release runs it.
+func (b *Builder) removeBuildImages(ctx context.Context, buildID string) error {
+	api := b.cfg.Docker
+	if api == nil {
+		return nil
+	}
+	imgs, err := api.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelBuild+"="+buildID))})
+	if err != nil {
+		return fmt.Errorf("builder: listing the images of build %s: %w", buildID, err)
+	}
+	for _, im := range imgs {
+		if err := removeImage(ctx, api, im.ID, true); err != nil {
+			return err
+		}
 	}
 	return nil
 }

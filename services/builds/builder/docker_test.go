@@ -2,9 +2,13 @@ package builder_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,26 +105,91 @@ func TestDockerfile(t *testing.T) {
 		noImages(t, api, req.BuildID)
 	})
 
-	t.Run("abort mid-build", func(t *testing.T) {
-		repo := srv.Repo(t, "slow")
-		repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM " + testenv.TestImage + "\nRUN echo started-sleeping && sleep 4\nRUN echo done\n"})
+	// Abort mid-build, when the engine announces the slow step (its
+	// process may not run yet) and while it runs.
+	for name, at := range map[string]func(line string) bool{
+		"abort mid-build at a step's start": func(line string) bool { return strings.Contains(line, "RUN sh -c") },
+		"abort mid-build":                   func(line string) bool { return strings.TrimSpace(line) == "started-sleeping" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			// The step runs for five minutes unless stopped; its shell is
+			// named after the build, so that it is found by its command
+			// line.
+			repo := srv.Repo(t, "slow")
+			var l logs
+			req := dockerReq(repo, &l, builder.Dockerfile{})
+			step := "slow-step-" + req.BuildID
+			repo.Commit(t, "main", "c", map[string]string{"Dockerfile": "FROM " + testenv.TestImage +
+				"\nRUN sh -c 'echo started-sleeping; sleep 300; echo slept' " + step + "\nRUN echo never\n"})
+			bctx, cancel := context.WithCancel(ctx)
+			req.Log = func(stream, line string) {
+				l.add(stream, line)
+				if at(line) {
+					cancel()
+				}
+			}
+			_, err := b.Build(bctx, req)
+			e, ok := err.(*builder.Error)
+			if !ok || e.Kind != builder.KindAborted {
+				t.Fatalf("error %v, want aborted\n%s", err, l.String())
+			}
+			// Podman goes on with a build whose client has gone: the
+			// step's processes and working container are gone all the
+			// same.
+			noStep(t, host, step)
+			noImages(t, api, req.BuildID)
+		})
+	}
+
+	t.Run("discard an interrupted build", func(t *testing.T) {
+		// A build that Slipway started and then lost (a crash): its
+		// /build posted as Build posts it, and its connection closed
+		// mid-step with nothing else done. Discard, at start-up, stops
+		// what the engine still runs of it.
 		var l logs
-		req := dockerReq(repo, &l, builder.Dockerfile{})
-		bctx, cancel := context.WithCancel(ctx)
-		req.Log = func(stream, line string) {
-			l.add(stream, line)
-			if strings.TrimSpace(line) == "started-sleeping" {
-				cancel()
+		req := request(builder.Source{}, &l)
+		step := "slow-step-" + req.BuildID
+		body, err := builder.StartImageBuild(ctx, b, req, t.TempDir(), []byte("FROM "+testenv.TestImage+
+			"\nRUN sh -c 'echo started-sleeping; sleep 300; echo slept' "+step+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen strings.Builder
+		for buf := make([]byte, 4096); !strings.Contains(seen.String(), "started-sleeping"); {
+			n, err := body.Read(buf)
+			seen.Write(buf[:n])
+			if err != nil {
+				t.Fatalf("the build ended before its step: %v\n%s", err, seen.String())
 			}
 		}
-		_, err := b.Build(bctx, req)
-		e, ok := err.(*builder.Error)
-		if !ok || e.Kind != builder.KindAborted {
-			t.Fatalf("error %v, want aborted\n%s", err, l.String())
+		body.Close()
+		time.Sleep(time.Second)
+		if !stepRuns(t, step) {
+			t.Fatal("the interrupted build's step does not run on: nothing to discard")
 		}
-		// Past the end of the RUN the engine would have reached.
-		time.Sleep(5 * time.Second)
+		if err := b.Discard(ctx, req.BuildID); err != nil {
+			t.Fatal(err)
+		}
+		noStep(t, host, step)
 		noImages(t, api, req.BuildID)
+
+		// One that the engine finished and tagged after the crash: its
+		// image goes.
+		done := request(builder.Source{}, &l)
+		body, err = builder.StartImageBuild(ctx, b, done, t.TempDir(), []byte("FROM "+testenv.TestImage+"\nRUN echo built\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(body)
+		body.Close()
+		imgs, err := api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", builder.LabelBuild+"="+done.BuildID))})
+		if err != nil || len(imgs) != 1 || len(imgs[0].RepoTags) != 1 {
+			t.Fatalf("the finished build's images: %+v, %v\n%s", imgs, err, out)
+		}
+		if err := b.Discard(ctx, done.BuildID); err != nil {
+			t.Fatal(err)
+		}
+		noImages(t, api, done.BuildID)
 	})
 
 	t.Run("Dockerfile path leaving the repository", func(t *testing.T) {
@@ -230,4 +299,70 @@ func httpGet(t *testing.T, addr func() string) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// stepRuns is whether a process whose command line holds step runs.
+func stepRuns(t *testing.T, step string) bool {
+	t.Helper()
+	return len(testenv.Processes(t, step)) > 0
+}
+
+// noStep checks, for a few seconds, that the step named step no longer
+// runs and that the engine has no working container of a build left
+// (buildah's containers, which only libpod's list with external=true
+// shows; no other build runs meanwhile).
+func noStep(t *testing.T, host, step string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cs, err := workingContainers(host)
+		running := stepRuns(t, step)
+		if err == nil && len(cs) == 0 && !running {
+			return
+		}
+		if time.Now().After(deadline) {
+			// Not left to run its five minutes after the test.
+			for _, pid := range testenv.Processes(t, step) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Fatalf("5s after the build ended: step running %v, working containers %v (%v)", running, cs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// workingContainers lists the engine's buildah containers. The list fails
+// now and then while one is being removed (Podman 4.3).
+func workingContainers(host string) ([]string, error) {
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", strings.TrimPrefix(host, "unix://"))
+		},
+	}}
+	defer hc.CloseIdleConnections()
+	res, err := hc.Get("http://engine/v4.0.0/libpod/containers/json?all=true&external=true")
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		return nil, fmt.Errorf("listing containers: %s: %s", res.Status, b)
+	}
+	var list []struct {
+		ID    string   `json:"Id"`
+		Names []string `json:"Names"`
+		State string   `json:"State"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&list); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range list {
+		if c.State == "storage" { // in c/storage only: a build's
+			out = append(out, fmt.Sprintf("%.12s %v", c.ID, c.Names))
+		}
+	}
+	return out, nil
 }

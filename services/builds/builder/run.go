@@ -57,7 +57,7 @@ func (r *run) prepare() error {
 	r.work = filepath.Join(r.b.dir, "work", r.req.BuildID)
 	// Workloads and a directory left under this id by a server that
 	// crashed during the build are stale.
-	if err := r.b.Discard(r.ctx, r.req.BuildID); err != nil {
+	if err := r.b.discardWork(r.ctx, r.req.BuildID); err != nil {
 		return internal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(r.work, ".slipway", "home"), 0o700); err != nil {
@@ -88,9 +88,17 @@ func (r *run) cleanup() {
 
 // Discard removes what a build interrupted by a crash of the server left:
 // its workloads (which outlive the server, like every process-driver
-// workload) and its work directory. The build itself is over; nothing of
-// it is kept.
+// workload), the step a Podman engine still runs for it (its working
+// container goes with it), any image of it (tagged, if the engine got
+// that far), and its work directory. The build itself is over; nothing
+// of it is kept.
 func (b *Builder) Discard(ctx context.Context, buildID string) error {
+	b.stopSteps(ctx, buildID)
+	return errors.Join(b.removeBuildImages(ctx, buildID), b.discardWork(ctx, buildID))
+}
+
+// discardWork removes buildID's workloads and work directory.
+func (b *Builder) discardWork(ctx context.Context, buildID string) error {
 	stale, err := b.cfg.Process.List(ctx, map[string]string{LabelBuild: buildID})
 	if err != nil {
 		return err
