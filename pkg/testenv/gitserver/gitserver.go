@@ -15,6 +15,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -28,8 +29,8 @@ import (
 	"testing"
 )
 
-// Server is a smart-HTTP git server on 127.0.0.1 serving the bare
-// repositories under Root.
+// Server is a smart-HTTP git server on 127.0.0.1 (or the address of
+// WithListenAddress) serving the bare repositories under Root.
 type Server struct {
 	// URL is the server's base URL (http://127.0.0.1:<port>); a
 	// repository named r is at URL + "/r.git".
@@ -38,6 +39,7 @@ type Server struct {
 	Root string
 
 	user, pass string
+	listen     string
 	requests   atomic.Int64
 }
 
@@ -48,6 +50,12 @@ type Option func(*Server)
 // basic-auth credentials, like a private repository on a git host.
 func WithBasicAuth(user, password string) Option {
 	return func(s *Server) { s.user, s.pass = user, password }
+}
+
+// WithListenAddress makes the server listen on addr (a loopback
+// host:port such as "[::1]:0") rather than 127.0.0.1.
+func WithListenAddress(addr string) Option {
+	return func(s *Server) { s.listen = addr }
 }
 
 // New starts a server for the test; it is closed at the end of the test.
@@ -66,7 +74,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
 		if s.user != "" || s.pass != "" {
 			u, p, ok := r.BasicAuth()
@@ -88,6 +96,15 @@ func New(t testing.TB, opts ...Option) *Server {
 		h := &cgi.Handler{Path: backend, Dir: s.Root, Env: env, InheritEnv: []string{"PATH"}, Stderr: io.Discard}
 		h.ServeHTTP(w, r)
 	}))
+	if s.listen != "" {
+		l, err := net.Listen("tcp", s.listen)
+		if err != nil {
+			t.Fatalf("gitserver: listen on %s: %v", s.listen, err)
+		}
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
 	return s

@@ -166,10 +166,6 @@ func (r *run) gitEnv() (map[string]string, error) {
 	// A global file, not "-c": git clears command-line configuration for
 	// the upload-pack it starts for a local repository.
 	cfg.WriteString("[safe]\n\tdirectory = *\n")
-	cfg.WriteString("[http]\n\tfollowRedirects = false\n")
-	if r.src.pin != "" {
-		fmt.Fprintf(&cfg, "\tcurloptResolve = %s\n", gitQuote(r.src.pin))
-	}
 	cfg.WriteString("[credential]\n\thelper =\n")
 	cfg.WriteString("[core]\n\thooksPath = /dev/null\n\tfsmonitor = false\n")
 	cfg.WriteString("[advice]\n\tdetachedHead = false\n")
@@ -237,8 +233,13 @@ func (r *run) gitEnv() (map[string]string, error) {
 	if r.b.nssWrapper != "" {
 		env["SLIPWAY_NSS_WRAPPER"] = r.b.nssWrapper
 	}
-	if err := os.WriteFile(filepath.Join(sl, "gitconfig"), []byte(cfg.String()), 0o600); err != nil {
-		return nil, internal(err)
+	r.gitConfig = cfg.String()
+	r.pins = nil
+	if r.src.pin != "" {
+		r.pins = append(r.pins, r.src.pin)
+	}
+	if err := r.writeGitConfig(); err != nil {
+		return nil, err
 	}
 	if err := r.handOver(); err != nil {
 		return nil, err
@@ -256,6 +257,38 @@ func (r *run) writeSSHHosts() error {
 		return internal(err)
 	}
 	return nil
+}
+
+// writeGitConfig writes git's global configuration with the pins: one
+// http.curloptResolve value each (git passes them all to curl), so that
+// git connects to each http(s) server at the address checked for it.
+func (r *run) writeGitConfig() error {
+	var cfg strings.Builder
+	cfg.WriteString(r.gitConfig)
+	cfg.WriteString("[http]\n\tfollowRedirects = false\n")
+	for _, p := range r.pins {
+		fmt.Fprintf(&cfg, "\tcurloptResolve = %s\n", gitQuote(p))
+	}
+	if err := os.WriteFile(filepath.Join(r.work, ".slipway", "gitconfig"), []byte(cfg.String()), 0o600); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// pinned reports whether the host:port of a curloptResolve value
+// ("host:port:addr", host a name) is pinned already: curl would take
+// only one of two entries for it, so the first check stands.
+func (r *run) pinned(pin string) bool {
+	hostPort := func(p string) string {
+		f := strings.SplitN(p, ":", 3)
+		return strings.ToLower(f[0]) + ":" + f[1]
+	}
+	for _, p := range r.pins {
+		if hostPort(p) == hostPort(pin) {
+			return true
+		}
+	}
+	return false
 }
 
 // gitQuote quotes a value for a git configuration file.
@@ -503,6 +536,13 @@ func (r *run) checkSubmodules(rel string) error {
 			// Held to the address checked, like the repository's.
 			r.sshHosts = append(r.sshHosts, sub.ssh)
 			if err := r.writeSSHHosts(); err != nil {
+				return err
+			}
+		}
+		if sub.pin != "" && !r.pinned(sub.pin) {
+			// Held to the address checked, like the repository's.
+			r.pins = append(r.pins, sub.pin)
+			if err := r.writeGitConfig(); err != nil {
 				return err
 			}
 		}

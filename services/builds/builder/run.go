@@ -30,8 +30,15 @@ type run struct {
 	// sshHosts are the ssh servers git may connect to, each held to the
 	// address checked: the repository's, then its submodules'.
 	sshHosts []sshHost
-	mu       sync.Mutex
-	ids      []string // workloads started, removed by cleanup
+	// pins are the http.curloptResolve values holding git to the address
+	// checked for each http(s) host:port: the repository's, then its
+	// submodules'.
+	pins []string
+	// gitConfig is git's global configuration without the pins, which
+	// writeGitConfig appends.
+	gitConfig string
+	mu        sync.Mutex
+	ids       []string // workloads started, removed by cleanup
 	// cleanups run at the end (images to remove on failure, ...).
 	cleanups []func()
 }

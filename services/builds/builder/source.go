@@ -23,8 +23,10 @@ type source struct {
 	// filePath is the real path of a file:// repository, bound read-only
 	// into the sandbox at the same path.
 	filePath string
-	// pin is an http.curloptResolve entry ("host:port:ip") holding git to
-	// the address checked, so a second DNS answer cannot point elsewhere.
+	// pin is an http.curloptResolve entry ("host:port:ip", the address
+	// in brackets for IPv6, as curl reads it) holding git to the address
+	// checked, so a second DNS answer cannot point elsewhere; empty for an
+	// address in the URL itself and for other schemes.
 	pin string
 	// ssh is the ssh server of an ssh URL, held to the address checked
 	// the same way (sshScript); zero for other schemes.
@@ -177,11 +179,17 @@ func (b *Builder) checkURL(ctx context.Context, raw string, creds Credentials) (
 				src.ssh.port = "22"
 			}
 		}
-		if src.scheme != "ssh" && ip.IsValid() && ip.Is4() && net.ParseIP(u.Hostname()) == nil {
+		if src.scheme != "ssh" && ip.IsValid() && net.ParseIP(u.Hostname()) == nil {
 			if port == "" {
 				port = map[string]string{"http": "80", "https": "443"}[src.scheme]
 			}
-			src.pin = u.Hostname() + ":" + port + ":" + ip.String()
+			addr := ip.String()
+			if ip.Is6() {
+				// curl reads an IPv6 address of CURLOPT_RESOLVE in
+				// brackets only.
+				addr = "[" + addr + "]"
+			}
+			src.pin = u.Hostname() + ":" + port + ":" + addr
 		}
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {
