@@ -259,8 +259,12 @@ type Builder struct {
 
 	nssWrapper string // libnss_wrapper.so, for ssh (see sshScript)
 
-	engineOnce sync.Once
-	isPodman   bool
+	// engineMu guards isPodman, which is only set (engineKnown) by an
+	// answer of the engine: an engine that does not answer yet (at
+	// start-up recovery) is asked again next time.
+	engineMu    sync.Mutex
+	engineKnown bool
+	isPodman    bool
 }
 
 // New returns a Builder for cfg.

@@ -269,19 +269,24 @@ func postBuild(ctx context.Context, api client.APIClient, tarball io.Reader, q u
 }
 
 // podman is whether the engine is Podman (its compatible API differs in
-// places), asked once.
+// places). Only an answer is remembered: while the engine does not
+// answer this is false (as for Docker), and it is asked again next time.
 func (b *Builder) podman(ctx context.Context) bool {
-	b.engineOnce.Do(func() {
-		v, err := b.cfg.Docker.ServerVersion(ctx)
-		if err != nil {
-			return
+	b.engineMu.Lock()
+	defer b.engineMu.Unlock()
+	if b.engineKnown {
+		return b.isPodman
+	}
+	v, err := b.cfg.Docker.ServerVersion(ctx)
+	if err != nil {
+		return false
+	}
+	for _, c := range v.Components {
+		if strings.Contains(strings.ToLower(c.Name), "podman") {
+			b.isPodman = true
 		}
-		for _, c := range v.Components {
-			if strings.Contains(strings.ToLower(c.Name), "podman") {
-				b.isPodman = true
-			}
-		}
-	})
+	}
+	b.engineKnown = true
 	return b.isPodman
 }
 

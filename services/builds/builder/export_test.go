@@ -21,3 +21,6 @@ func StartImageBuild(ctx context.Context, b *Builder, req Request, contextDir st
 	sha := strings.Repeat("0", 40)
 	return r.startBuild(contextDir, dockerfile, r.buildQuery(r.imageTag(sha), sha, ""))
 }
+
+// IsPodman is whether b takes its engine for Podman.
+func IsPodman(ctx context.Context, b *Builder) bool { return b.podman(ctx) }
