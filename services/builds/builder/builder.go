@@ -265,6 +265,10 @@ type Builder struct {
 	engineMu    sync.Mutex
 	engineKnown bool
 	isPodman    bool
+
+	// steps watches for the steps of aborted builds that a Podman engine
+	// starts late (see stopSteps).
+	steps stepWatcher
 }
 
 // New returns a Builder for cfg.

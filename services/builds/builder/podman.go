@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -57,36 +58,110 @@ func podmanUlimit(buildID string) string {
 	return fmt.Sprintf("rttime=%d:%d", m, m)
 }
 
-// Bounds of stopSteps's watch.
+// Bounds of the watch for a build's marked processes.
 const (
-	// stepQuiet is how long no process of the build must be seen: an
-	// abort can come after the engine announced a RUN step and before its
-	// process starts (runc's set-up). No later step starts: with its
-	// client gone, the build fails when the step ends.
+	// stepQuiet is how long no process of the build must be seen after
+	// one was killed: the killed step fails and, with its client gone,
+	// the build starts no later step.
 	stepQuiet = 3 * time.Second
-	// stepWatch bounds the whole watch.
-	stepWatch = 15 * time.Second
+	// stepWatch bounds the watch of a build of which nothing was killed
+	// yet: an abort can come after the engine announced a RUN step and
+	// before its process starts (runc's set-up, which can take seconds on
+	// a loaded machine), or while a step without a process (COPY, ADD)
+	// runs before one that has.
+	stepWatch = 60 * time.Second
+	// stepTick is how often the watch looks.
+	stepTick = 100 * time.Millisecond
 )
 
 // stopSteps kills what buildID's steps run in a Podman engine on this
-// machine, watching until none has been seen for stepQuiet (at most
-// stepWatch). It is for a build whose stream was cut off (aborted, timed
+// machine. It is for a build whose stream was cut off (aborted, timed
 // out, broken, or its server killed): one whose stream the engine ended
-// runs nothing more.
+// runs nothing more. What runs now is killed before it returns; a step
+// that starts later is watched for in the background (b.steps), so that
+// an abort, or start-up recovery of many builds, does not wait on it.
 func (b *Builder) stopSteps(ctx context.Context, buildID string) {
 	if b.cfg.Docker == nil || !b.podman(ctx) {
 		return
 	}
 	marker := stepMarker(buildID)
-	end := time.Now().Add(stepWatch)
-	quietFrom := time.Now()
-	for time.Now().Before(end) && ctx.Err() == nil {
-		if killMarked(marker) > 0 {
-			quietFrom = time.Now()
-		} else if time.Since(quietFrom) >= stepQuiet {
+	b.steps.watch(marker, killMarked(marker) > 0)
+}
+
+// stepWatcher watches for the marked processes of the builds stopSteps
+// stopped, in one goroutine for them all, while there are any: each
+// build's until none has been seen for stepQuiet after one was killed, or
+// for stepWatch at most.
+type stepWatcher struct {
+	mu      sync.Mutex
+	builds  map[uint64]*stepWatchState
+	running bool
+}
+
+// stepWatchState is one build's watch.
+type stepWatchState struct {
+	until     time.Time // the watch ends then in any case
+	killed    bool      // a process of the build was killed
+	quietFrom time.Time // when one was last killed
+}
+
+// watch adds marker's build to the watch (again: from now on).
+func (w *stepWatcher) watch(marker uint64, killed bool) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.builds == nil {
+		w.builds = map[uint64]*stepWatchState{}
+	}
+	w.builds[marker] = &stepWatchState{until: now.Add(stepWatch), killed: killed, quietFrom: now}
+	if !w.running {
+		w.running = true
+		go w.run()
+	}
+}
+
+// watching reports whether marker's build is still watched.
+func (w *stepWatcher) watching(marker uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.builds[marker]
+	return ok
+}
+
+// run kills the watched builds' processes every stepTick and ends when no
+// build is left to watch.
+func (w *stepWatcher) run() {
+	for {
+		time.Sleep(stepTick)
+		w.mu.Lock()
+		markers := make([]uint64, 0, len(w.builds))
+		for m := range w.builds {
+			markers = append(markers, m)
+		}
+		w.mu.Unlock()
+		found := map[uint64]bool{}
+		for _, m := range markers {
+			found[m] = killMarked(m) > 0
+		}
+		w.mu.Lock()
+		now := time.Now()
+		for _, m := range markers {
+			st := w.builds[m]
+			if st == nil {
+				continue
+			}
+			if found[m] {
+				st.killed, st.quietFrom = true, now
+			} else if st.killed && now.Sub(st.quietFrom) >= stepQuiet || now.After(st.until) {
+				delete(w.builds, m)
+			}
+		}
+		if len(w.builds) == 0 {
+			w.running = false
+			w.mu.Unlock()
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		w.mu.Unlock()
 	}
 }
 
