@@ -31,7 +31,9 @@ const triggerCreated = "create"
 // do jobs, which build when asked (a run before any build is 409
 // NO_BUILD); a service with CI disabled builds only when asked. A
 // redelivered event finds a build of the service already there and starts
-// none.
+// none, and one delivered twice at once (a redelivery while the first
+// waits on the owner's service) starts one: its event id is recorded
+// atomically (SeeDelivery) before the build starts.
 func (s *Service) CreatedHandler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
 		var data struct {
@@ -45,13 +47,18 @@ func (s *Service) CreatedHandler() events.Handler {
 		if data.TeamID == "" || data.ProjectID == "" || data.ID == "" {
 			return nil
 		}
-		return s.initialBuild(ctx, ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, Kind: KindService, ServiceID: data.ID})
+		return s.initialBuild(ctx, ev.ID, ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, Kind: KindService, ServiceID: data.ID})
 	}
 }
 
-// initialBuild queues the first build of k, if it is a combined service
-// with CI on and has no build yet.
-func (s *Service) initialBuild(ctx context.Context, k ServiceKey) error {
+// createdDeliveries is the "webhook" under which the ids of the events
+// CreatedHandler handled are recorded (SeeDelivery); no webhook has this
+// id.
+const createdDeliveries = "event:" + CreatedConsumer
+
+// initialBuild queues the first build of k for the event eventID, if it is
+// a combined service with CI on and has no build yet.
+func (s *Service) initialBuild(ctx context.Context, eventID string, k ServiceKey) error {
 	src, err := s.opts.Sources.Source(ctx, k)
 	if err != nil {
 		switch status.Code(err) {
@@ -74,7 +81,18 @@ func (s *Service) initialBuild(ctx context.Context, k ServiceKey) error {
 	if len(existing) > 0 {
 		return nil
 	}
-	_, err = s.start(ctx, Build{TeamID: src.TeamID, ProjectID: src.ProjectID, Kind: k.Kind, ServiceID: src.ServiceID,
-		Branch: src.Branch, Trigger: triggerCreated})
-	return err
+	// Only one delivery of the event gets past this; a failure below lets
+	// the next one through again.
+	first, err := s.store.SeeDelivery(ctx, createdDeliveries, eventID, s.opts.Clock(), s.opts.Clock().Add(-replayWindow))
+	if err != nil || !first {
+		return err
+	}
+	if _, err = s.start(ctx, Build{TeamID: src.TeamID, ProjectID: src.ProjectID, Kind: k.Kind, ServiceID: src.ServiceID,
+		Branch: src.Branch, Trigger: triggerCreated}); err != nil {
+		if ferr := s.store.ForgetDelivery(context.WithoutCancel(ctx), createdDeliveries, eventID); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		return err
+	}
+	return nil
 }

@@ -27,9 +27,15 @@ import (
 type registry struct {
 	srcs  []builds.Source
 	polls atomic.Int64
+	// slow, if set, runs at the start of each Source call (an owner's
+	// service that is slow to answer).
+	slow func()
 }
 
 func (r *registry) Source(_ context.Context, k builds.ServiceKey) (builds.Source, error) {
+	if r.slow != nil {
+		r.slow()
+	}
 	for _, s := range r.srcs {
 		if s.ServiceKey == k {
 			return s, nil

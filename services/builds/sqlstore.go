@@ -572,6 +572,12 @@ func (s *SQLStore) SeeDelivery(ctx context.Context, webhookID, deliveryID string
 	return err == nil, err
 }
 
+// ForgetDelivery implements Store.
+func (s *SQLStore) ForgetDelivery(ctx context.Context, webhookID, deliveryID string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM build_deliveries WHERE webhook_id = $1 AND delivery_id = $2`, webhookID, deliveryID)
+	return err
+}
+
 // PollState implements Store.
 func (s *SQLStore) PollState(ctx context.Context, k ServiceKey) (map[string]string, error) {
 	var raw string

@@ -213,6 +213,10 @@ type Store interface {
 	// SeeDelivery records a delivery id of a webhook; first is false when
 	// it was seen before (a replay). Ids older than before are forgotten.
 	SeeDelivery(ctx context.Context, webhookID, deliveryID string, at, before time.Time) (first bool, err error)
+	// ForgetDelivery forgets a delivery id SeeDelivery recorded, so that
+	// a delivery whose handling failed after it was seen is handled when
+	// it comes again.
+	ForgetDelivery(ctx context.Context, webhookID, deliveryID string) error
 
 	// PollState returns the heads the poller last saw of a service's
 	// remote (ref name → sha).

@@ -1342,6 +1342,16 @@ func testSeeDelivery(t *testing.T, s builds.Store, _ Outbox) {
 	if see("wh-1", "d-2", base.Add(3*time.Hour), base.Add(time.Hour)) {
 		t.Error("an id newer than before was forgotten")
 	}
+	// A forgotten id is first again; the others are kept.
+	if err := s.ForgetDelivery(ctx, "wh-1", "d-2"); err != nil {
+		t.Fatal(err)
+	}
+	if !see("wh-1", "d-2", base.Add(3*time.Hour), base.Add(time.Hour)) {
+		t.Error("a forgotten delivery is not first")
+	}
+	if see("wh-1", "d-3", base.Add(3*time.Hour), base.Add(time.Hour)) {
+		t.Error("ForgetDelivery forgot another delivery")
+	}
 }
 
 // testSeeDeliveryConcurrent: a delivery sent twice at once (a retry
