@@ -228,3 +228,33 @@ func errorsUnwrap(e *builder.Error) string {
 	}
 	return e.Err.Error()
 }
+
+// TestCloneImagePullFailure: a clone image that is not on the engine and
+// cannot be pulled (its registry, on a loopback port, refuses the
+// connection) fails the build with the pull's reason for the operator,
+// not the "not found" of the inspection after it, and with nothing of it
+// in the build's message.
+func TestCloneImagePullFailure(t *testing.T) {
+	host := testenv.Podman(t)
+	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	drv, err := docker.New(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	const missing = "127.0.0.1:1/slipway/no-such-clone-image:latest"
+	b := newBuilder(t, builder.Config{Process: drv, Docker: api, CloneImage: missing})
+	var l logs
+	e := buildErr(t, b, request(builder.Source{URL: "http://127.0.0.1:1/app.git", Branch: "main"}, &l))
+	reason := errorsUnwrap(e)
+	if e.Kind != builder.KindInternal || !strings.Contains(reason, "pulling it failed") || !strings.Contains(reason, "connection refused") {
+		t.Errorf("error %s %q (%s)", e.Kind, e.Message, reason)
+	}
+	if strings.Contains(e.Message, "127.0.0.1:1") || strings.Contains(l.String(), "connection refused") {
+		t.Errorf("the pull's failure reached the build's message or log: %q\n%s", e.Message, l.String())
+	}
+}
