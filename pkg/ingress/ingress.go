@@ -305,9 +305,12 @@ func (in *Ingress) Set(routes []Route) error {
 			keep[b.ID] = be
 			rt.backends = append(rt.backends, be)
 			if in.preconnect > 0 && !in.closed && t.pools[b.Addr] == nil {
+				// Spares belong to the instance they were opened to: a
+				// new instance given the address of one that is still
+				// stopping (a reused port) gets a pool of its own.
 				p := in.pools[b.Addr]
-				if p == nil {
-					p = newPool(b.Addr, in.dialer.DialContext, in.preconnect, in.spareAge)
+				if p == nil || p.id != b.ID {
+					p = newPool(b.ID, b.Addr, in.dialer.DialContext, in.preconnect, in.spareAge)
 				}
 				t.pools[b.Addr] = p
 			}
@@ -332,7 +335,7 @@ func (in *Ingress) Set(routes []Route) error {
 	// graceful stop (a server's shutdown waits for it, or for its own
 	// read timeout).
 	for addr, p := range in.pools {
-		if t.pools[addr] == nil {
+		if t.pools[addr] != p {
 			p.close()
 		}
 	}

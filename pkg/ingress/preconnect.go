@@ -52,6 +52,7 @@ type spare struct {
 // pool holds the spare connections of one instance address. It lives
 // while the address is in the route table; close ends it.
 type pool struct {
+	id     string // the instance's Backend.ID
 	addr   string
 	dial   dialFunc
 	most   int           // most spares
@@ -80,9 +81,9 @@ type pool struct {
 	armed  bool
 }
 
-func newPool(addr string, dial dialFunc, most int, maxAge time.Duration) *pool {
+func newPool(id, addr string, dial dialFunc, most int, maxAge time.Duration) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &pool{addr: addr, dial: dial, most: most, window: maxAge, maxAge: maxAge, target: 1, ctx: ctx, cancel: cancel}
+	return &pool{id: id, addr: addr, dial: dial, most: most, window: maxAge, maxAge: maxAge, target: 1, ctx: ctx, cancel: cancel}
 }
 
 // get returns a live spare, or dials. A dead or expired spare is closed

@@ -288,6 +288,18 @@ func TestPreconnectSparesClosedOnSet(t *testing.T) {
 	}
 }
 
+// TestPreconnectSparesOfInstance: spares opened to one instance are not
+// handed to another given the same address (a port reused while the
+// first is still stopping): they are closed when the instance changes.
+func TestPreconnectSparesOfInstance(t *testing.T) {
+	be := newConnBackend(t, "web", true, 0)
+	in, base := newIngress(t, ingress.Config{SpareMaxAge: time.Minute})
+	mustSet(t, in, route("demo", "web", "p01", be.Backend))
+	churn(t, be, base)
+	mustSet(t, in, route("demo", "web", "p01", ingress.Backend{ID: "web-2", Addr: be.Addr}))
+	waitOpen(t, be, true, 100*time.Millisecond)
+}
+
 // TestPreconnectSparesClosedOnClose: Ingress.Close closes every spare.
 func TestPreconnectSparesClosedOnClose(t *testing.T) {
 	be := newConnBackend(t, "web", true, 0)
