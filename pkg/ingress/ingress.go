@@ -14,6 +14,13 @@
 // WaitIdle tell a rollout when an old instance has none left and may be
 // stopped.
 //
+// Connections to instances are kept alive and reused. For an instance
+// that closes its connection after every response the ingress keeps a
+// few spare connections open ahead of the requests (preconnect.go), so
+// that a request does not wait for a connect; spares are not requests
+// (InFlight does not count them), and those of a backend that leaves the
+// table are closed at once.
+//
 // Failures are answered in the API's error envelope (apierr.WriteHTTP):
 // 404 ROUTE_NOT_FOUND for a host with no route, 503 UNAVAILABLE with
 // Retry-After when a route has no ready instance, 502 HTTP_502 when the
