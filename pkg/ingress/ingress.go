@@ -14,6 +14,13 @@
 // WaitIdle tell a rollout when an old instance has none left and may be
 // stopped.
 //
+// Connections to instances are kept alive and reused. For an instance
+// that closes its connection after every response the ingress keeps a
+// few spare connections open ahead of the requests (preconnect.go), so
+// that a request does not wait for a connect; spares are not requests
+// (InFlight does not count them), and those of a backend that leaves the
+// table are closed at once.
+//
 // Failures are answered in the API's error envelope (apierr.WriteHTTP):
 // 404 ROUTE_NOT_FOUND for a host with no route, 503 UNAVAILABLE with
 // Retry-After when a route has no ready instance, 502 HTTP_502 when the
@@ -69,6 +76,17 @@ type Config struct {
 	// RetryAfter is the Retry-After of a 503 for a route with no ready
 	// instance; default 5s.
 	RetryAfter time.Duration
+	// Preconnect is the most spare connections kept open to an instance
+	// that closes its connection after every response, so that a request
+	// to it need not wait for a connect (preconnect.go); default
+	// DefaultPreconnect, negative for none. An instance that keeps
+	// connections alive never gets spares. Off where the operating system
+	// gives no way to check a spare before use (Linux only).
+	Preconnect int
+	// SpareMaxAge is how long a spare connection is kept unused before it
+	// is closed; default DefaultSpareMaxAge. Servers close connections
+	// that bring no request after a while: this stays well below that.
+	SpareMaxAge time.Duration
 	// Registerer, if set, receives the per-route request counters.
 	Registerer prometheus.Registerer
 	// Logger receives proxy failures; default slog.Default().
@@ -116,6 +134,10 @@ type Ingress struct {
 	retryAfter string
 	log        *slog.Logger
 	proxy      *httputil.ReverseProxy
+	transport  *http.Transport
+	dialer     *net.Dialer
+	preconnect int           // most spares per instance; 0: none
+	spareAge   time.Duration // SpareMaxAge
 
 	table atomic.Pointer[table]
 
@@ -125,11 +147,17 @@ type Ingress struct {
 	mu       sync.Mutex
 	backends map[string]*backend
 	stats    map[routeKey]*routeStats
+	// pools are the spare connections by instance address, for the
+	// addresses in the table; closed stops making them (Close).
+	pools  map[string]*pool
+	closed bool
 }
 
-// table is one immutable route table, keyed by the host's first label.
+// table is one immutable route table, keyed by the host's first label,
+// with the spare connections of its instances by address.
 type table struct {
 	routes map[string]*route
+	pools  map[string]*pool
 }
 
 type route struct {
@@ -176,28 +204,44 @@ func New(cfg Config) (*Ingress, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	preconnect := cfg.Preconnect
+	switch {
+	case preconnect == 0:
+		preconnect = DefaultPreconnect
+	case preconnect < 0 || !preconnectSupported:
+		preconnect = 0
+	}
+	spareAge := cfg.SpareMaxAge
+	if spareAge <= 0 {
+		spareAge = DefaultSpareMaxAge
+	}
 	in := &Ingress{
 		suffix:     "." + base,
 		retryAfter: strconv.Itoa(int((retry + time.Second - 1) / time.Second)),
 		log:        log,
+		dialer:     &net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second},
+		preconnect: preconnect,
+		spareAge:   spareAge,
 		backends:   map[string]*backend{},
 		stats:      map[routeKey]*routeStats{},
+		pools:      map[string]*pool{},
 	}
 	in.table.Store(&table{routes: map[string]*route{}})
+	// Instances are plain HTTP/1.1 on loopback. Proxy is nil on purpose:
+	// an HTTP_PROXY in Slipway's environment must not carry the
+	// instances' traffic.
+	in.transport = &http.Transport{
+		DialContext:           in.dial,
+		ResponseHeaderTimeout: header,
+		MaxIdleConns:          1024,
+		// The default of 2 idle connections per host would make every
+		// burst above two concurrent requests open new connections.
+		MaxIdleConnsPerHost: 128,
+		IdleConnTimeout:     90 * time.Second,
+	}
 	in.proxy = &httputil.ReverseProxy{
-		Rewrite: rewrite,
-		// Instances are plain HTTP/1.1 on loopback. Proxy is nil on
-		// purpose: an HTTP_PROXY in Slipway's environment must not carry
-		// the instances' traffic.
-		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
-			ResponseHeaderTimeout: header,
-			MaxIdleConns:          1024,
-			// The default of 2 idle connections per host would make every
-			// burst above two concurrent requests open new connections.
-			MaxIdleConnsPerHost: 128,
-			IdleConnTimeout:     90 * time.Second,
-		},
+		Rewrite:   rewrite,
+		Transport: in.transport,
 		// Server-sent events and responses of unknown length (chunked
 		// progress, long polls) are flushed at every write whatever this
 		// says (ReverseProxy does so). A response with a declared length
@@ -208,7 +252,7 @@ func New(cfg Config) (*Ingress, error) {
 		// such a body whole by default).
 		FlushInterval:  flushInterval,
 		BufferPool:     copyBuffers{},
-		ModifyResponse: countResponse,
+		ModifyResponse: in.response,
 		ErrorHandler:   in.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -235,7 +279,7 @@ func (in *Ingress) Host(project, service, port string) string {
 func (in *Ingress) Set(routes []Route) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	t := &table{routes: make(map[string]*route, len(routes))}
+	t := &table{routes: make(map[string]*route, len(routes)), pools: map[string]*pool{}}
 	keep := make(map[string]*backend)
 	for _, r := range routes {
 		for _, part := range []string{r.Project, r.Service, r.Port} {
@@ -267,6 +311,16 @@ func (in *Ingress) Set(routes []Route) error {
 			}
 			keep[b.ID] = be
 			rt.backends = append(rt.backends, be)
+			if in.preconnect > 0 && !in.closed && t.pools[b.Addr] == nil {
+				// Spares belong to the instance they were opened to: a
+				// new instance given the address of one that is still
+				// stopping (a reused port) gets a pool of its own.
+				p := in.pools[b.Addr]
+				if p == nil || p.id != b.ID {
+					p = newPool(b.ID, b.Addr, in.dialer.DialContext, in.preconnect, in.spareAge)
+				}
+				t.pools[b.Addr] = p
+			}
 		}
 		t.routes[label] = rt
 	}
@@ -283,8 +337,43 @@ func (in *Ingress) Set(routes []Route) error {
 	for id, be := range keep {
 		in.backends[id] = be
 	}
+	// An instance that left the table loses its spares at once: a
+	// connection held open to it with no request would delay its
+	// graceful stop (a server's shutdown waits for it, or for its own
+	// read timeout).
+	for addr, p := range in.pools {
+		if t.pools[addr] != p {
+			p.close()
+		}
+	}
+	in.pools = t.pools
 	in.table.Store(t)
 	return nil
+}
+
+// Close closes every spare connection and the idle connections to
+// instances, and stops pre-connecting; requests still route (the caller
+// closes the listener first). Call it when the ingress is done.
+func (in *Ingress) Close() error {
+	in.mu.Lock()
+	in.closed = true
+	pools := in.pools
+	in.pools = map[string]*pool{}
+	in.mu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+	in.transport.CloseIdleConnections()
+	return nil
+}
+
+// dial is the transport's DialContext: a spare connection of the
+// instance if it has a live one, a new connection otherwise.
+func (in *Ingress) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if p := in.table.Load().pools[addr]; p != nil {
+		return p.get(ctx, network)
+	}
+	return in.dialer.DialContext(ctx, network, addr)
 }
 
 // InFlight is the number of requests backend id is serving now, counting
@@ -459,10 +548,18 @@ func (copyBuffers) Put(b []byte) {
 	}
 }
 
-// countResponse counts an instance's response in its route's stats.
-func countResponse(resp *http.Response) error {
+// response is the proxy's ModifyResponse: it counts an instance's
+// response in its route's stats, and tells the instance's spare
+// connections of a response after which the instance closes the
+// connection.
+func (in *Ingress) response(resp *http.Response) error {
 	if a, ok := resp.Request.Context().Value(attemptKey{}).(*attempt); ok {
 		a.route.stats.count(resp.StatusCode)
+	}
+	if resp.Close {
+		if p := in.table.Load().pools[resp.Request.URL.Host]; p != nil {
+			p.responseClosed()
+		}
 	}
 	return nil
 }

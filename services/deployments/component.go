@@ -51,6 +51,9 @@ var Component = component.Component{
 			Help: "PEM certificate (chain) the ingress serves HTTPS with, e.g. a wildcard for *.<ingress domain>; with the key, the ingress speaks only HTTPS (HTTP/2 and HTTP/1.1); reloaded when the file changes"},
 		{Flag: "ingress-tls-key", Env: "SLIPWAY_INGRESS_TLS_KEY",
 			Help: "PEM private key of that certificate"},
+		{Flag: "ingress-preconnect", Env: "SLIPWAY_INGRESS_PRECONNECT", Default: strconv.Itoa(ingress.DefaultPreconnect),
+			Help:  "most spare connections the ingress keeps open to an instance that closes its connection after every response, so that requests need not wait for a connect (each closed unused after 1 s; never for an instance that keeps connections alive; Linux only); 0 turns it off",
+			Check: nonNegative},
 		{Flag: "service-log-lines", Env: "SLIPWAY_SERVICE_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
 			Help:  "most log lines a service keeps (all its instances together); past it the oldest are dropped",
 			Check: component.Positive},
@@ -74,6 +77,14 @@ var Component = component.Component{
 func hostPort(v string) error {
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		return fmt.Errorf("want host:port: %w", err)
+	}
+	return nil
+}
+
+// nonNegative is a Setting check: an integer, 0 or more.
+func nonNegative(v string) error {
+	if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		return fmt.Errorf("%q: want an integer, 0 or more", v)
 	}
 	return nil
 }
@@ -120,7 +131,12 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 	if err != nil {
 		return nil, err
 	}
-	in, err := ingress.New(ingress.Config{BaseDomain: env.Setting("ingress-domain"), Registerer: env.Registerer, Logger: env.Log})
+	preconnect, _ := strconv.Atoi(env.Setting("ingress-preconnect")) // checked
+	if preconnect == 0 {
+		preconnect = -1 // the Config's "none"
+	}
+	in, err := ingress.New(ingress.Config{BaseDomain: env.Setting("ingress-domain"), Preconnect: preconnect,
+		Registerer: env.Registerer, Logger: env.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +165,10 @@ func start(ctx context.Context, env *component.Env) (*component.Instance, error)
 			env.Log.Error("ingress stopped", "error", err)
 		}
 	}()
-	env.OnClose(func() { _ = srv.Close() })
+	env.OnClose(func() {
+		_ = srv.Close()
+		_ = in.Close() // the spare connections to instances
+	})
 	_, port, _ := net.SplitHostPort(lis.Addr().String())
 	env.Log.Info("ingress listening", "addr", lis.Addr().String(), "domain", env.Setting("ingress-domain"), "tls", certs != nil)
 
