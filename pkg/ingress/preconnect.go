@@ -33,8 +33,18 @@ import (
 // DefaultPreconnect is the most spare connections kept per instance.
 const DefaultPreconnect = 4
 
-// DefaultSpareMaxAge is how long a spare connection is kept unused.
-const DefaultSpareMaxAge = time.Second
+// DefaultSpareMaxAge is how long a spare connection is kept unused. It is
+// short because a server that serves one connection at a time (Python's
+// http.server.HTTPServer, a single sync gunicorn worker) reads an idle
+// spare until it is used or closed, and its other clients (Slipway's
+// health probes, other services) wait meanwhile; it is also the churn
+// window, so that only an instance closing connections more than ~10
+// times a second gets spares.
+const DefaultSpareMaxAge = 100 * time.Millisecond
+
+// spareWait bounds how long a request that found no spare waits for a
+// pre-connect under way before it dials itself.
+const spareWait = 20 * time.Millisecond
 
 // minSpareAge is the shortest useful spare life: an instance found to
 // close unrequested connections sooner than twice this gets no more
@@ -79,6 +89,9 @@ type pool struct {
 	closed bool
 	timer  *time.Timer
 	armed  bool
+	// landed, when a request waits for a pre-connect under way, is
+	// closed when the next one ends.
+	landed chan struct{}
 }
 
 func newPool(id, addr string, dial dialFunc, most int, maxAge time.Duration) *pool {
@@ -87,11 +100,46 @@ func newPool(id, addr string, dial dialFunc, most int, maxAge time.Duration) *po
 }
 
 // get returns a live spare, or dials. A dead or expired spare is closed
-// and never returned.
+// and never returned. A request that finds no spare while one is being
+// opened waits for it (briefly) rather than dial past it, and one that
+// dials opens its connection before the spares that replace it: a server
+// that accepts one connection at a time takes them in order, and would
+// otherwise read an idle spare while the request waits behind it.
 func (p *pool) get(ctx context.Context, network string) (net.Conn, error) {
+	wait := time.NewTimer(spareWait)
+	defer wait.Stop()
+	for first := true; ; first = false {
+		conn, landed, refill := p.take(first)
+		if conn != nil {
+			return conn, nil
+		}
+		if landed == nil {
+			conn, err := p.dial(ctx, network, p.addr)
+			if refill {
+				p.mu.Lock()
+				p.fillLocked()
+				p.mu.Unlock()
+			}
+			return conn, err
+		}
+		select {
+		case <-landed:
+		case <-wait.C:
+			// The pre-connect is slow: dial, as without spares.
+			return p.dial(ctx, network, p.addr)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// take pops the oldest live spare. Without one, it returns a channel
+// closed when a pre-connect under way lands, if there is one; refill says
+// that the caller, dialling itself, should then replace what it used. A
+// request's first look that finds no spare raises the target.
+func (p *pool) take(first bool) (conn net.Conn, landed <-chan struct{}, refill bool) {
 	now := time.Now()
 	var stale []net.Conn
-	var conn net.Conn
 	p.mu.Lock()
 	// Oldest first: a server that accepts one connection at a time (a
 	// single-threaded one) serves its accept queue in order, and is
@@ -111,22 +159,28 @@ func (p *pool) get(ctx context.Context, network string) (net.Conn, error) {
 			p.closedAt(age)
 		}
 	}
-	if p.activeLocked(now) {
-		if conn == nil && p.target < p.most {
-			// A request found no spare: keep one more.
-			p.target++
-		}
+	active := p.activeLocked(now)
+	if conn == nil && active && first && p.target < p.most {
+		// A request found no spare: keep one more.
+		p.target++
+	}
+	switch {
+	case conn != nil && active:
 		// Replace what this request takes.
 		p.fillLocked()
+	case conn == nil && active && p.dialing > 0:
+		if p.landed == nil {
+			p.landed = make(chan struct{})
+		}
+		landed = p.landed
+	case conn == nil && active:
+		refill = true
 	}
 	p.mu.Unlock()
 	for _, c := range stale {
 		_ = c.Close()
 	}
-	if conn != nil {
-		return conn, nil
-	}
-	return p.dial(ctx, network, p.addr)
+	return conn, landed, refill
 }
 
 // responseClosed records a response after which the instance closes the
@@ -174,6 +228,10 @@ func (p *pool) preconnect() {
 	conn, err := p.dial(p.ctx, "tcp", p.addr)
 	p.mu.Lock()
 	p.dialing--
+	if p.landed != nil {
+		close(p.landed)
+		p.landed = nil
+	}
 	if err != nil || p.closed || p.off {
 		// A failed dial is not retried here: the next request dials
 		// itself and reports the failure.

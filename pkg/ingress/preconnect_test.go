@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -334,4 +335,89 @@ func TestPreconnectSparesExpire(t *testing.T) {
 	}
 	// Traffic again: spares again.
 	churn(t, be, base)
+}
+
+// serialBackend is an instance that serves one connection at a time and
+// closes it after the response, as Python's http.server.HTTPServer or a
+// single sync gunicorn worker does: while it reads a connection that
+// brings no request, every other connection waits in its accept queue.
+func serialBackend(t *testing.T) ingress.Backend {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lis.Close() })
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 4096)
+			n := 0
+			for n < len(buf) {
+				m, err := c.Read(buf[n:])
+				n += m
+				if err != nil || strings.Contains(string(buf[:n]), "\r\n\r\n") {
+					break
+				}
+			}
+			if strings.Contains(string(buf[:n]), "\r\n\r\n") {
+				_, _ = c.Write([]byte("HTTP/1.0 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nserial"))
+			}
+			_ = c.Close()
+		}
+	}()
+	return ingress.Backend{ID: "serial", Addr: lis.Addr().String()}
+}
+
+// TestPreconnectSerialBackend: spares do not hold up a server that serves
+// one connection at a time for long. Its other clients (Slipway's own
+// health probes, other services) wait behind a spare at most its short
+// age, and a burst of requests through the ingress is not queued behind
+// spares opened for it.
+func TestPreconnectSerialBackend(t *testing.T) {
+	be := serialBackend(t)
+	in, base := newIngress(t, ingress.Config{})
+	mustSet(t, in, route("demo", "web", "p01", be))
+	direct := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	var worstDirect, worstBurst time.Duration
+	for round := range 6 {
+		for range 5 {
+			sendStamped(t, base, churnHost)
+			time.Sleep(time.Millisecond)
+		}
+		// A probe straight to the instance, right after the ingress's
+		// traffic: a spare may be ahead of it in the accept queue.
+		start := time.Now()
+		resp, err := direct.Get("http://" + be.Addr + "/")
+		if err != nil {
+			t.Fatalf("round %d: direct: %v", round, err)
+		}
+		resp.Body.Close()
+		worstDirect = max(worstDirect, time.Since(start))
+
+		// A burst through the ingress.
+		start = time.Now()
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				if err := trySendStamped(base, churnHost); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		worstBurst = max(worstBurst, time.Since(start))
+		time.Sleep(time.Duration(150+100*round) * time.Millisecond)
+	}
+	t.Logf("worst direct request %v, worst burst of 6 through the ingress %v", worstDirect, worstBurst)
+	// The bound is the spare age (DefaultSpareMaxAge, 100 ms) plus
+	// scheduling slack; with spares kept 1 s, and a burst dialling past
+	// the spares under way, both were ~1 s.
+	if limit := 350 * time.Millisecond; worstDirect > limit || worstBurst > limit {
+		t.Errorf("worst direct request %v, worst burst of 6 through the ingress %v; want both under %v", worstDirect, worstBurst, limit)
+	}
 }

@@ -52,7 +52,7 @@ var Component = component.Component{
 		{Flag: "ingress-tls-key", Env: "SLIPWAY_INGRESS_TLS_KEY",
 			Help: "PEM private key of that certificate"},
 		{Flag: "ingress-preconnect", Env: "SLIPWAY_INGRESS_PRECONNECT", Default: strconv.Itoa(ingress.DefaultPreconnect),
-			Help:  "most spare connections the ingress keeps open to an instance that closes its connection after every response, so that requests need not wait for a connect (each closed unused after 1 s; never for an instance that keeps connections alive; Linux only); 0 turns it off",
+			Help:  "most spare connections the ingress keeps open to an instance that closes its connection after every response, so that requests need not wait for a connect (each closed unused after 100 ms; never for an instance that keeps connections alive; Linux only); 0 turns it off",
 			Check: nonNegative},
 		{Flag: "service-log-lines", Env: "SLIPWAY_SERVICE_LOG_LINES", Default: strconv.Itoa(DefaultLogLines),
 			Help:  "most log lines a service keeps (all its instances together); past it the oldest are dropped",
