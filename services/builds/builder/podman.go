@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"strings"
 	"time"
 )
 
@@ -88,18 +87,4 @@ func (b *Builder) stopSteps(ctx context.Context, buildID string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// rttimeSoft reads the soft RLIMIT_RTTIME of a /proc/<pid>/limits text.
-func rttimeSoft(limits string) (string, bool) {
-	for _, l := range strings.Split(limits, "\n") {
-		if rest, ok := strings.CutPrefix(l, "Max realtime timeout"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return "", false
-			}
-			return f[0], true
-		}
-	}
-	return "", false
 }

@@ -1,11 +1,11 @@
 package builder
 
 import (
-	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slipwayhq/slipway/pkg/procfs"
 )
 
 // killMarked sends SIGKILL to every live process of this machine whose
@@ -16,34 +16,28 @@ import (
 // goes through the pidfd: a pid reused meanwhile is never signalled.
 func killMarked(marker uint64) int {
 	want := strconv.FormatUint(marker, 10)
-	marked := func(pid string) bool {
-		limits, err := os.ReadFile("/proc/" + pid + "/limits")
-		if err != nil {
+	marked := func(pid int) bool {
+		soft, _, err := procfs.ReadLimit(pid, procfs.LimitRTTime)
+		if err != nil || soft != want {
 			return false
 		}
-		soft, ok := rttimeSoft(string(limits))
-		if !ok || soft != want {
-			return false
-		}
-		stat, err := os.ReadFile("/proc/" + pid + "/stat")
-		i := strings.LastIndexByte(string(stat), ')')
-		return err == nil && i > 0 && !strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
+		st, err := procfs.ReadStat(pid)
+		return err == nil && st.State != 'Z'
 	}
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		return 0
 	}
 	n := 0
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 1 || !marked(e.Name()) {
+	for _, pid := range pids {
+		if pid <= 1 || !marked(pid) {
 			continue
 		}
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue // gone
 		}
-		if marked(e.Name()) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
+		if marked(pid) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
 			n++
 		}
 		unix.Close(fd)
