@@ -73,28 +73,6 @@ func buildImages(t *testing.T, host, build, tag string) []engineImage {
 	return out
 }
 
-// buildContainers lists the containers the engine knows, running or not,
-// that are no workload of Slipway's: the containers of image builds
-// (libpod's external containers, which the Docker-compatible list omits),
-// by id, name and image.
-func buildContainers(t *testing.T, host string) []string {
-	t.Helper()
-	var list []struct {
-		ID     string            `json:"Id"`
-		Names  []string          `json:"Names"`
-		Image  string            `json:"Image"`
-		Labels map[string]string `json:"Labels"`
-	}
-	engineGet(t, host, "/v4.0.0/libpod/containers/json?all=true&external=true", &list)
-	var out []string
-	for _, c := range list {
-		if c.Labels["dev.slipway.managed"] != "true" {
-			out = append(out, fmt.Sprintf("%.12s %v %s", c.ID, c.Names, c.Image))
-		}
-	}
-	return out
-}
-
 // TestBuildsOnPodman is "push code, get a running app" on the docker
 // driver against Podman: a build service builds a multi-stage Dockerfile
 // (on the local test image, with a build argument and a target stage) of
@@ -197,18 +175,8 @@ func TestBuildsOnPodman(t *testing.T) {
 		t.Errorf("the aborted build: %v\nlog:\n%s", done, buildLog(t, svcURL, slow))
 	}
 	t.Logf("abort → ABORTED: %s", time.Since(stepStarted).Round(time.Millisecond))
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		procs := testenv.Processes(t, step)
-		cs := buildContainers(t, host)
-		if len(procs) == 0 && len(cs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("5s after the abort: the step's processes %v, build containers %v", procs, cs)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if left := testenv.AwaitBuildGone(t, host, step, 5*time.Second); left != "" {
+		t.Errorf("5s after the abort: %s", left)
 	}
 	t.Logf("abort → nothing of the build left: %s", time.Since(stepStarted).Round(time.Millisecond))
 	if ims := buildImages(t, host, slow, tagOf(shaSlow, slow)); len(ims) != 0 {

@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/procfs"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
@@ -117,15 +117,15 @@ func uniqueSeconds(t testing.TB, whole int) string {
 // as pgrep -f sees them) of the live processes that contain marker.
 func processesMatching(marker string) []string {
 	var found []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || len(b) == 0 { // gone, or a zombie
+	pids, _ := procfs.PIDs()
+	for _, pid := range pids {
+		cmdline, err := procfs.Cmdline(pid)
+		cmdline = strings.TrimSpace(cmdline)
+		if err != nil || cmdline == "" { // gone, or a zombie
 			continue
 		}
-		cmdline := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 		if strings.Contains(cmdline, marker) {
-			found = append(found, filepath.Base(d)+": "+cmdline)
+			found = append(found, strconv.Itoa(pid)+": "+cmdline)
 		}
 	}
 	return found

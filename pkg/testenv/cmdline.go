@@ -1,10 +1,11 @@
 package testenv
 
 import (
-	"bytes"
 	"os"
-	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/slipwayhq/slipway/pkg/procfs"
 )
 
 // Processes returns the pids of the processes of this machine whose
@@ -13,22 +14,17 @@ import (
 // when /proc cannot be read, so that "none" is never a blind answer.
 func Processes(t testing.TB, s string) []int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
+	all, err := procfs.PIDs()
 	if err != nil {
 		t.Fatalf("testenv.Processes: %v", err)
 	}
 	self := os.Getpid()
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+	for _, pid := range all {
+		if pid == self {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		if bytes.Contains(bytes.ReplaceAll(b, []byte{0}, []byte{' '}), []byte(s)) {
+		if cmd, err := procfs.Cmdline(pid); err == nil && strings.Contains(cmd, s) {
 			pids = append(pids, pid)
 		}
 	}

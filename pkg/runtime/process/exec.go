@@ -19,6 +19,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/slipwayhq/slipway/pkg/procfs"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
@@ -614,18 +615,14 @@ func killTree(pid int) {
 
 // descendants is pid and the processes descending from it.
 func descendants(pid int) []int {
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		return []int{pid}
 	}
 	parent := map[int]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp, err := readPPID(p); err == nil {
-			parent[p] = pp
+	for _, p := range pids {
+		if st, err := procfs.ReadStat(p); err == nil {
+			parent[p] = st.PPID
 		}
 	}
 	out := []int{pid}
@@ -641,20 +638,4 @@ func descendants(pid int) []int {
 		}
 	}
 	return out
-}
-
-func readPPID(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("bad stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, errors.New("bad stat")
-	}
-	return strconv.Atoi(f[1])
 }

@@ -61,6 +61,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/procfs"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
@@ -544,8 +545,8 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 		uidLock = nil
 	}
 	pf := pidFile{PID: cmd.Process.Pid, PGID: cmd.Process.Pid}
-	if st, err := readStat(pf.PID); err == nil {
-		pf.Start = st.start
+	if st, err := procfs.ReadStat(pf.PID); err == nil {
+		pf.Start = st.Start
 	}
 	b, _ = json.Marshal(pf)
 	if err := writeFileAtomic(filepath.Join(dir, "pid"), b); err != nil {
@@ -859,65 +860,26 @@ func (h *holder) tail(final bool) {
 	f.Close()
 }
 
-type procStat struct {
-	state byte
-	pgrp  int
-	start uint64
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, errors.New("bad stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); field 5 is pgrp, field 22 starttime.
-	if len(f) < 20 {
-		return procStat{}, errors.New("bad stat")
-	}
-	pgrp, _ := strconv.Atoi(f[2])
-	start, _ := strconv.ParseUint(f[19], 10, 64)
-	return procStat{state: f[0][0], pgrp: pgrp, start: start}, nil
-}
-
 // alive reports whether the shim still runs (and is still ours, not a
 // process that reused its pid).
 func alive(p *pidFile) bool {
-	st, err := readStat(p.PID)
-	if err != nil || st.state == 'Z' || st.state == 'X' {
+	st, err := procfs.ReadStat(p.PID)
+	if err != nil || st.State == 'Z' || st.State == 'X' {
 		return false
 	}
-	return p.Start == 0 || st.start == p.Start
+	return p.Start == 0 || st.Start == p.Start
 }
 
 // groupMembers counts the live (not zombie) processes of a process group.
 func groupMembers(pgid int) int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
-			n++
-		}
-	}
-	return n
+	return len(groupPIDs(pgid))
 }
 
 // killGroup signals the run's process group unless its id was reused: a
 // group id cannot be reused while the group has members, so it is ours
 // unless a different process now leads a group of that id.
 func killGroup(p *pidFile, sig syscall.Signal) {
-	if st, err := readStat(p.PGID); err == nil && p.Start != 0 && st.start != p.Start && st.state != 'Z' {
+	if st, err := procfs.ReadStat(p.PGID); err == nil && p.Start != 0 && st.Start != p.Start && st.State != 'Z' {
 		return
 	}
 	_ = syscall.Kill(-p.PGID, sig)
@@ -936,18 +898,8 @@ func signalSandbox(info string, p *pidFile, sig syscall.Signal) bool {
 	if !ok {
 		return false
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if got, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && got == ns {
-			_ = syscall.Kill(pid, sig)
-		}
+	for _, pid := range pidsInNS(ns) {
+		_ = syscall.Kill(pid, sig)
 	}
 	return true
 }
@@ -971,12 +923,12 @@ func sandboxInitNS(info string, p *pidFile) (int, string, bool) {
 		return 0, "", false
 	}
 	// Still ours: in the run's process group, started after its shim.
-	st, err := readStat(in.ChildPID)
-	if err != nil || st.pgrp != p.PGID || st.state == 'Z' || st.state == 'X' || st.start < p.Start {
+	st, err := procfs.ReadStat(in.ChildPID)
+	if err != nil || st.Pgrp != p.PGID || st.State == 'Z' || st.State == 'X' || st.Start < p.Start {
 		return 0, "", false
 	}
 	ns := "pid:[" + strconv.FormatUint(in.PIDNS, 10) + "]"
-	if got, err := os.Readlink("/proc/" + strconv.Itoa(in.ChildPID) + "/ns/pid"); err != nil || got != ns {
+	if got, err := procfs.NS(in.ChildPID, "pid"); err != nil || got != ns {
 		return 0, "", false
 	}
 	return in.ChildPID, ns, true

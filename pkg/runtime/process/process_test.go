@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/procfs"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/runtimetest"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
 func newDriver(t *testing.T, dir string) *Driver {
@@ -32,8 +34,8 @@ func sh(script string) runtime.Spec {
 // gone reports whether pid no longer runs (zombies count as gone: whoever
 // reparented them may not reap).
 func gone(pid int) bool {
-	st, err := readStat(pid)
-	return err != nil || st.state == 'Z' || st.state == 'X'
+	st, err := procfs.ReadStat(pid)
+	return err != nil || !st.Live()
 }
 
 // TestDefaultPath: a spec without PATH gets DefaultPath, so programs
@@ -118,7 +120,7 @@ func TestDeadlineKillsGroup(t *testing.T) {
 	if st.Reason != runtime.ReasonDeadline || st.ExitCode == 0 {
 		t.Fatalf("status %+v", st)
 	}
-	if n := len(processesMatching(marker)); n != 0 {
+	if n := len(testenv.Processes(t, marker)); n != 0 {
 		t.Fatalf("%d processes of the run survived", n)
 	}
 	var sf specFile
@@ -199,17 +201,13 @@ func TestRestartLost(t *testing.T) {
 // processesOf lists the live processes of host uid.
 func processesOf(t *testing.T, uid int) []int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+	for _, pid := range pids {
+		b, err := os.ReadFile(procfs.Path(pid, "status"))
 		if err != nil || gone(pid) {
 			continue
 		}
@@ -460,23 +458,6 @@ func TestHiddenUnderSystemDir(t *testing.T) {
 	if strings.Contains(out, "secret-key") || strings.Contains(out, "runtime") || !strings.Contains(out, "usr-visible") {
 		t.Fatalf("the workload sees:\n%s", out)
 	}
-}
-
-// processesMatching lists the live processes whose command line holds
-// marker.
-func processesMatching(marker string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || gone(pid) {
-			continue
-		}
-		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), marker) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // TestStopEndsPlainCommand: Stop's SIGTERM reaches the processes of the

@@ -2,9 +2,7 @@ package process
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/procfs"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
@@ -131,11 +130,12 @@ func readKV(path string) (map[string]int64, error) {
 	return out, sc.Err()
 }
 
-// pidsInNS are the live processes of PID namespace ns.
+// pidsInNS are the processes of PID namespace ns.
 func pidsInNS(ns string) []int {
+	pids, _ := procfs.PIDs()
 	var out []int
-	for _, pid := range allPIDs() {
-		if got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid"); err == nil && got == ns {
+	for _, pid := range pids {
+		if got, err := procfs.NS(pid, "pid"); err == nil && got == ns {
 			out = append(out, pid)
 		}
 	}
@@ -144,23 +144,10 @@ func pidsInNS(ns string) []int {
 
 // groupPIDs are the live processes of process group pgid.
 func groupPIDs(pgid int) []int {
+	pids, _ := procfs.PIDs()
 	var out []int
-	for _, pid := range allPIDs() {
-		if st, err := readStat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func allPIDs() []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
+	for _, pid := range pids {
+		if st, err := procfs.ReadStat(pid); err == nil && st.Pgrp == pgid && st.Live() {
 			out = append(out, pid)
 		}
 	}
@@ -170,24 +157,10 @@ func allPIDs() []int {
 // procUsage is a process's CPU time (its own and its reaped children's)
 // and resident pages.
 func procUsage(pid int) (time.Duration, int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, errors.New("bad stat")
-	}
-	// f[0] is field 3; utime..cstime are fields 14-17, rss field 24.
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 22 {
-		return 0, 0, errors.New("bad stat")
-	}
-	var ticks int64
-	for _, s := range f[11:15] {
-		n, _ := strconv.ParseInt(s, 10, 64)
-		ticks += n
-	}
-	rss, _ := strconv.ParseInt(f[21], 10, 64)
-	return time.Duration(ticks) * time.Second / clockTicks, rss, nil
+	ticks := st.UTime + st.STime + st.CUTime + st.CSTime
+	return time.Duration(ticks) * time.Second / clockTicks, st.RSS, nil
 }

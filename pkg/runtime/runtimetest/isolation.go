@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/procfs"
 	"github.com/slipwayhq/slipway/pkg/runtime"
 )
 
@@ -259,21 +260,14 @@ func testSetsidChild(t *testing.T, s *suite) {
 // hostProcesses lists the host's live processes whose command line holds
 // marker (a workload's processes, for drivers whose engine runs here).
 func hostProcesses(marker string) []int {
-	ents, _ := os.ReadDir("/proc")
+	pids, _ := procfs.PIDs()
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, pid := range pids {
+		if cmd, err := procfs.Cmdline(pid); err != nil || !strings.Contains(cmd, marker) {
 			continue
 		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !strings.Contains(string(cmd), marker) {
+		if st, err := procfs.ReadStat(pid); err == nil && !st.Live() {
 			continue
-		}
-		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			if i := strings.LastIndexByte(string(st), ')'); i > 0 && len(st) > i+2 && (st[i+2] == 'Z' || st[i+2] == 'X') {
-				continue
-			}
 		}
 		out = append(out, pid)
 	}

@@ -248,12 +248,40 @@ func (r *run) gitEnv() (map[string]string, error) {
 }
 
 // writeSSHHosts writes the ssh servers the build checked, for sshScript.
+//
+// It runs again after a clone container ran (for submodules), when the
+// clone user owns .slipway and may have left anything at its path, such
+// as a symbolic link to a file of the server's: so the file is written
+// within the work directory (os.Root: no link leads out of it) as a new
+// file (whatever was at its path removed first, O_EXCL: a link planted
+// meanwhile fails the write rather than being followed), then given to
+// the clone user through its descriptor.
 func (r *run) writeSSHHosts() error {
 	var b strings.Builder
 	for _, h := range r.sshHosts {
 		b.WriteString(h.line())
 	}
-	if err := os.WriteFile(filepath.Join(r.work, ".slipway", "ssh_hosts"), []byte(b.String()), 0o600); err != nil {
+	root, err := os.OpenRoot(r.work)
+	if err != nil {
+		return internal(err)
+	}
+	defer root.Close()
+	name := filepath.Join(".slipway", "ssh_hosts")
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return internal(err)
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return internal(err)
+	}
+	_, err = f.WriteString(b.String())
+	if err == nil && r.cloneUID > 0 {
+		err = f.Chown(r.cloneUID, r.cloneGID)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return internal(err)
 	}
 	return nil

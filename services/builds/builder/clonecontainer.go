@@ -76,6 +76,7 @@ func (r *run) handOver() error {
 		return err
 	}
 	r.cloneUser = fmt.Sprintf("%d:%d", uid, gid)
+	r.cloneUID, r.cloneGID = uid, gid
 	err = filepath.WalkDir(r.work, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -2,13 +2,9 @@ package builder_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -308,61 +304,11 @@ func stepRuns(t *testing.T, step string) bool {
 }
 
 // noStep checks, for a few seconds, that the step named step no longer
-// runs and that the engine has no working container of a build left
-// (buildah's containers, which only libpod's list with external=true
-// shows; no other build runs meanwhile).
+// runs and that the engine has no working container of a build left (no
+// other build runs meanwhile).
 func noStep(t *testing.T, host, step string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		cs, err := workingContainers(host)
-		running := stepRuns(t, step)
-		if err == nil && len(cs) == 0 && !running {
-			return
-		}
-		if time.Now().After(deadline) {
-			// Not left to run its five minutes after the test.
-			for _, pid := range testenv.Processes(t, step) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			t.Fatalf("5s after the build ended: step running %v, working containers %v (%v)", running, cs, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if left := testenv.AwaitBuildGone(t, host, step, 5*time.Second); left != "" {
+		t.Fatalf("5s after the build ended: %s", left)
 	}
-}
-
-// workingContainers lists the engine's buildah containers. The list fails
-// now and then while one is being removed (Podman 4.3).
-func workingContainers(host string) ([]string, error) {
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", strings.TrimPrefix(host, "unix://"))
-		},
-	}}
-	defer hc.CloseIdleConnections()
-	res, err := hc.Get("http://engine/v4.0.0/libpod/containers/json?all=true&external=true")
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(res.Body)
-		return nil, fmt.Errorf("listing containers: %s: %s", res.Status, b)
-	}
-	var list []struct {
-		ID    string   `json:"Id"`
-		Names []string `json:"Names"`
-		State string   `json:"State"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&list); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, c := range list {
-		if c.State == "storage" { // in c/storage only: a build's
-			out = append(out, fmt.Sprintf("%.12s %v", c.ID, c.Names))
-		}
-	}
-	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/slipwayhq/slipway/pkg/procfs"
 )
 
 // ErrInUse: an artifact a running workload uses is not removed unless
@@ -22,18 +24,15 @@ var ErrInUse = errors.New("in use by a running workload")
 // every one.
 func artifactInUse(dir string) bool {
 	suffix := string(filepath.Separator) + filepath.Join(filepath.Base(filepath.Dir(filepath.Dir(dir))), filepath.Base(filepath.Dir(dir)), filepath.Base(dir))
-	procs, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		return false
 	}
-	for _, p := range procs {
-		if p.Name()[0] < '0' || p.Name()[0] > '9' {
-			continue
-		}
-		if cwd, err := os.Readlink(filepath.Join("/proc", p.Name(), "cwd")); err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
+	for _, pid := range pids {
+		if cwd, err := os.Readlink(procfs.Path(pid, "cwd")); err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
 			return true
 		}
-		if mountsFrom(filepath.Join("/proc", p.Name(), "mountinfo"), suffix) {
+		if mountsFrom(procfs.Path(pid, "mountinfo"), suffix) {
 			return true
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -163,18 +162,4 @@ func (w *stepWatcher) run() {
 		}
 		w.mu.Unlock()
 	}
-}
-
-// rttimeSoft reads the soft RLIMIT_RTTIME of a /proc/<pid>/limits text.
-func rttimeSoft(limits string) (string, bool) {
-	for _, l := range strings.Split(limits, "\n") {
-		if rest, ok := strings.CutPrefix(l, "Max realtime timeout"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return "", false
-			}
-			return f[0], true
-		}
-	}
-	return "", false
 }

@@ -1,52 +1,96 @@
 package builder
 
 import (
-	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slipwayhq/slipway/pkg/procfs"
 )
 
 // killMarked sends SIGKILL to every live process of this machine whose
-// soft RLIMIT_RTTIME is marker and returns how many it found (killed but
-// not yet gone count too; zombies do not).
+// soft or hard RLIMIT_RTTIME is marker, and to the live processes
+// descending from one, and returns how many it found (killed but not yet
+// gone count too; zombies do not).
 //
-// A match is pinned with a pidfd and read again before the signal, which
-// goes through the pidfd: a pid reused meanwhile is never signalled.
+// The hard limit counts because a step may lower its soft limit (which
+// its children inherit) and raise it again; the descendants count because
+// a step may lower its hard limit too, for good, and start children
+// without the marker. That is best effort against a hostile step: one
+// whose marked ancestors all unmarked themselves is not found (a step's
+// first process is its PID namespace's init, and killing a marked init
+// kills all of its namespace).
+//
+// Every target is pinned with a pidfd and checked again before the
+// signal, which goes through the pidfd: a pid reused meanwhile is never
+// signalled. All are found before any is signalled, so that a child is
+// not lost to reparenting when its marked parent dies first.
 func killMarked(marker uint64) int {
 	want := strconv.FormatUint(marker, 10)
-	marked := func(pid string) bool {
-		limits, err := os.ReadFile("/proc/" + pid + "/limits")
-		if err != nil {
-			return false
-		}
-		soft, ok := rttimeSoft(string(limits))
-		if !ok || soft != want {
-			return false
-		}
-		stat, err := os.ReadFile("/proc/" + pid + "/stat")
-		i := strings.LastIndexByte(string(stat), ')')
-		return err == nil && i > 0 && !strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
+	isMarked := func(pid int) bool {
+		soft, hard, err := procfs.ReadLimit(pid, procfs.LimitRTTime)
+		return err == nil && (soft == want || hard == want)
 	}
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		return 0
 	}
-	n := 0
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 1 || !marked(e.Name()) {
+	stats := map[int]procfs.Stat{}
+	children := map[int][]int{}
+	var marked []int
+	for _, pid := range pids {
+		st, err := procfs.ReadStat(pid)
+		if err != nil || pid <= 1 || !st.Live() {
 			continue
 		}
+		stats[pid] = st
+		children[st.PPID] = append(children[st.PPID], pid)
+		if isMarked(pid) {
+			marked = append(marked, pid)
+		}
+	}
+	// The marked processes first, each checked for its marker again; then
+	// their descendants, each checked to be the process found (same start).
+	targets := map[int]bool{}
+	var order []int
+	var walk func(pid int, byMarker bool)
+	walk = func(pid int, byMarker bool) {
+		if _, ok := targets[pid]; ok {
+			return
+		}
+		targets[pid] = byMarker
+		order = append(order, pid)
+		for _, c := range children[pid] {
+			walk(c, false)
+		}
+	}
+	for _, pid := range marked {
+		walk(pid, true)
+	}
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	var pinned []int
+	for _, pid := range order {
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue // gone
 		}
-		if marked(e.Name()) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
+		fds = append(fds, fd)
+		st, err := procfs.ReadStat(pid)
+		if err != nil || !st.Live() || st.Start != stats[pid].Start || (targets[pid] && !isMarked(pid)) {
+			continue
+		}
+		pinned = append(pinned, fd)
+	}
+	n := 0
+	for _, fd := range pinned {
+		if unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
 			n++
 		}
-		unix.Close(fd)
 	}
 	return n
 }

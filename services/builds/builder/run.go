@@ -27,6 +27,9 @@ type run struct {
 	// cloneUser is "uid:gid" of git in a clone container (CloneImage),
 	// found by handOver.
 	cloneUser string
+	// cloneUID and cloneGID own the work directory when handOver gave it
+	// to the clone container's user (a root server); 0 when it did not.
+	cloneUID, cloneGID int
 	// sshHosts are the ssh servers git may connect to, each held to the
 	// address checked: the repository's, then its submodules'.
 	sshHosts []sshHost
