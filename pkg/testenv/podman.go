@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/client"
 )
 
 // TestImage is the reference BuildTestImage tags its image with.
@@ -310,4 +312,16 @@ func writeRootfsTar(path string, busybox []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// EngineClient is a Docker Engine API client of the engine at host (as
+// Podman returns it), closed when the test ends.
+func EngineClient(t testing.TB, host string) *client.Client {
+	t.Helper()
+	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("testenv: engine client: %v", err)
+	}
+	t.Cleanup(func() { _ = api.Close() })
+	return api
 }

@@ -3,7 +3,6 @@ package builds
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,18 +35,11 @@ const triggerCreated = "create"
 // atomically (SeeDelivery) before the build starts.
 func (s *Service) CreatedHandler() events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
-		var data struct {
-			TeamID    string `json:"teamId"`
-			ProjectID string `json:"projectId"`
-			ID        string `json:"id"`
+		k, ok, err := ownerOf(ev, KindService)
+		if err != nil || !ok {
+			return err
 		}
-		if err := ev.Decode(&data); err != nil {
-			return fmt.Errorf("builds: decode %s: %w", ev.Type, err)
-		}
-		if data.TeamID == "" || data.ProjectID == "" || data.ID == "" {
-			return nil
-		}
-		return s.initialBuild(ctx, ev.ID, ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, Kind: KindService, ServiceID: data.ID})
+		return s.initialBuild(ctx, ev.ID, k)
 	}
 }
 

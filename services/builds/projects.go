@@ -49,19 +49,30 @@ func (s *Service) JobHandler() events.Handler { return s.ownerHandler(KindJob) }
 // event names it as {teamId, projectId, id}.
 func (s *Service) ownerHandler(kind string) events.Handler {
 	return func(ctx context.Context, ev events.Event) error {
-		var data struct {
-			TeamID    string `json:"teamId"`
-			ProjectID string `json:"projectId"`
-			ID        string `json:"id"`
+		k, ok, err := ownerOf(ev, kind)
+		if err != nil || !ok {
+			return err
 		}
-		if err := ev.Decode(&data); err != nil {
-			return fmt.Errorf("builds: decode %s: %w", ev.Type, err)
-		}
-		if data.TeamID == "" || data.ProjectID == "" || data.ID == "" {
-			return nil
-		}
-		return s.deleteService(ctx, ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, Kind: kind, ServiceID: data.ID})
+		return s.deleteService(ctx, k)
 	}
+}
+
+// ownerOf is the service or job (kind) an event of the deployments or
+// jobs service names as {teamId, projectId, id}; false when it names
+// none.
+func ownerOf(ev events.Event, kind string) (ServiceKey, bool, error) {
+	var data struct {
+		TeamID    string `json:"teamId"`
+		ProjectID string `json:"projectId"`
+		ID        string `json:"id"`
+	}
+	if err := ev.Decode(&data); err != nil {
+		return ServiceKey{}, false, fmt.Errorf("builds: decode %s: %w", ev.Type, err)
+	}
+	if data.TeamID == "" || data.ProjectID == "" || data.ID == "" {
+		return ServiceKey{}, false, nil
+	}
+	return ServiceKey{TeamID: data.TeamID, ProjectID: data.ProjectID, Kind: kind, ServiceID: data.ID}, true, nil
 }
 
 // deleteService stops the service's running builds and deletes

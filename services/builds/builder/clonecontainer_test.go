@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/docker/docker/client"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
@@ -54,11 +53,7 @@ func (d *recordingDriver) started() []runtime.Spec {
 func TestCloneInContainer(t *testing.T) {
 	host := testenv.Podman(t)
 	testenv.BuildTestImage(t, host)
-	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
+	api := testenv.EngineClient(t, host)
 	drv, err := docker.New(host)
 	if err != nil {
 		t.Fatal(err)
@@ -236,11 +231,7 @@ func errorsUnwrap(e *builder.Error) string {
 // in the build's message.
 func TestCloneImagePullFailure(t *testing.T) {
 	host := testenv.Podman(t)
-	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
+	api := testenv.EngineClient(t, host)
 	drv, err := docker.New(host)
 	if err != nil {
 		t.Fatal(err)

@@ -34,11 +34,7 @@ RUN echo "stage=unused"
 func TestDockerfile(t *testing.T) {
 	host := testenv.Podman(t)
 	testenv.BuildTestImage(t, host)
-	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
+	api := testenv.EngineClient(t, host)
 	srv := gitserver.New(t)
 	dir := t.TempDir()
 	b := newBuilder(t, builder.Config{Dir: dir, Docker: api, BaseImages: map[string]string{"static": testenv.TestImage}})

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/client"
 	"golang.org/x/sys/unix"
 
 	"github.com/slipwayhq/slipway/pkg/runtime/process"
@@ -24,11 +23,7 @@ import (
 // the same; once it is, the watch ends.
 func TestStopStepsWatchesLateSteps(t *testing.T) {
 	host := testenv.Podman(t)
-	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
+	api := testenv.EngineClient(t, host)
 	procDir, err := os.MkdirTemp("", "builder-proc-")
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 
 	"github.com/slipwayhq/slipway/pkg/runtime"
 	"github.com/slipwayhq/slipway/pkg/runtime/docker"
@@ -25,11 +24,7 @@ import (
 func TestRemoveKeepsAnImageInUse(t *testing.T) {
 	host := testenv.Podman(t)
 	testenv.BuildTestImage(t, host)
-	api, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close()
+	api := testenv.EngineClient(t, host)
 	ctx := context.Background()
 	b := newBuilder(t, builder.Config{Dir: t.TempDir(), Docker: api})
 	repo := gitserver.New(t).Repo(t, "inuse")
