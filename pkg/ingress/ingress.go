@@ -140,6 +140,8 @@ type Ingress struct {
 	spareAge   time.Duration // SpareMaxAge
 
 	table atomic.Pointer[table]
+	// spares counts what became of pre-connecting (SpareStats).
+	spares spareCounters
 
 	// mu guards backends and stats, which outlive tables: a backend
 	// removed from the table keeps its in-flight count until it drains,
@@ -317,7 +319,7 @@ func (in *Ingress) Set(routes []Route) error {
 				// stopping (a reused port) gets a pool of its own.
 				p := in.pools[b.Addr]
 				if p == nil || p.id != b.ID {
-					p = newPool(b.ID, b.Addr, in.dialer.DialContext, in.preconnect, in.spareAge)
+					p = newPool(b.ID, b.Addr, in.dialer.DialContext, in.preconnect, in.spareAge, &in.spares)
 				}
 				t.pools[b.Addr] = p
 			}
@@ -374,6 +376,12 @@ func (in *Ingress) dial(ctx context.Context, network, addr string) (net.Conn, er
 		return p.get(ctx, network)
 	}
 	return in.dialer.DialContext(ctx, network, addr)
+}
+
+// SpareStats returns what became of pre-connecting so far.
+func (in *Ingress) SpareStats() SpareStats {
+	return SpareStats{Used: in.spares.used.Load(), Missed: in.spares.missed.Load(),
+		Expired: in.spares.expired.Load(), Dead: in.spares.dead.Load()}
 }
 
 // InFlight is the number of requests backend id is serving now, counting
@@ -627,6 +635,8 @@ var (
 		"Responses with a 4xx status to requests routed to a service port.", labels, nil)
 	desc5xx = prometheus.NewDesc("slipway_ingress_http_5xx_responses_total",
 		"Responses with a 5xx status to requests routed to a service port, the ingress's own 502, 503 and 504 included.", labels, nil)
+	descSpares = prometheus.NewDesc("slipway_ingress_preconnect_spares_total",
+		"What became of pre-connecting to instances that close every connection, by outcome: used (a request went out on a spare), missed (a request dialled itself), expired (closed unused), dead (found closed by the instance before use).", []string{"outcome"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -634,10 +644,18 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descReqs
 	ch <- desc4xx
 	ch <- desc5xx
+	ch <- descSpares
 }
 
 // Collect implements prometheus.Collector.
 func (c collector) Collect(ch chan<- prometheus.Metric) {
+	sp := c.in.SpareStats()
+	for _, m := range []struct {
+		outcome string
+		v       uint64
+	}{{"used", sp.Used}, {"missed", sp.Missed}, {"expired", sp.Expired}, {"dead", sp.Dead}} {
+		ch <- prometheus.MustNewConstMetric(descSpares, prometheus.CounterValue, float64(m.v), m.outcome)
+	}
 	c.in.mu.Lock()
 	defer c.in.mu.Unlock()
 	for k, s := range c.in.stats {

@@ -684,6 +684,24 @@ func TestCounters(t *testing.T) {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
 		}
 	}
+	// Pre-connecting's outcomes are exported too (all 0 here: the
+	// instance keeps its connections alive).
+	outcomes := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "slipway_ingress_preconnect_spares_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, p := range m.GetLabel() {
+				if p.GetName() == "outcome" {
+					outcomes[p.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if len(outcomes) != 4 || outcomes["used"]+outcomes["missed"]+outcomes["expired"]+outcomes["dead"] != 0 {
+		t.Errorf("slipway_ingress_preconnect_spares_total by outcome: %v, want used, missed, expired and dead, all 0", outcomes)
+	}
 }
 
 // TestProxyReusesCopyBuffers: proxying a small response allocates far

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,22 @@ const minSpareAge = 10 * time.Millisecond
 
 type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
+// SpareStats count what became of pre-connecting, over every instance
+// since the Ingress was made: a measure of whether it pays.
+type SpareStats struct {
+	// Used counts requests sent on a spare; Missed those that dialled
+	// themselves while their instance had pre-connecting on.
+	Used, Missed uint64
+	// Expired counts spares closed unused at their age; Dead those found
+	// closed by the instance before use (never sent a request).
+	Expired, Dead uint64
+}
+
+// spareCounters are SpareStats as they are counted.
+type spareCounters struct {
+	used, missed, expired, dead atomic.Uint64
+}
+
 // spare is a connection opened before any request needed it.
 type spare struct {
 	conn net.Conn
@@ -64,6 +81,7 @@ type spare struct {
 type pool struct {
 	id     string // the instance's Backend.ID
 	addr   string
+	count  *spareCounters
 	dial   dialFunc
 	most   int           // most spares
 	window time.Duration // the configured spare age: also the churn window
@@ -94,9 +112,9 @@ type pool struct {
 	landed chan struct{}
 }
 
-func newPool(id, addr string, dial dialFunc, most int, maxAge time.Duration) *pool {
+func newPool(id, addr string, dial dialFunc, most int, maxAge time.Duration, count *spareCounters) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &pool{id: id, addr: addr, dial: dial, most: most, window: maxAge, maxAge: maxAge, target: 1, ctx: ctx, cancel: cancel}
+	return &pool{id: id, addr: addr, count: count, dial: dial, most: most, window: maxAge, maxAge: maxAge, target: 1, ctx: ctx, cancel: cancel}
 }
 
 // get returns a live spare, or dials. A dead or expired spare is closed
@@ -114,6 +132,9 @@ func (p *pool) get(ctx context.Context, network string) (net.Conn, error) {
 			return conn, nil
 		}
 		if landed == nil {
+			if refill {
+				p.count.missed.Add(1)
+			}
 			conn, err := p.dial(ctx, network, p.addr)
 			if refill {
 				p.mu.Lock()
@@ -126,6 +147,7 @@ func (p *pool) get(ctx context.Context, network string) (net.Conn, error) {
 		case <-landed:
 		case <-wait.C:
 			// The pre-connect is slow: dial, as without spares.
+			p.count.missed.Add(1)
 			return p.dial(ctx, network, p.addr)
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -152,10 +174,13 @@ func (p *pool) take(first bool) (conn net.Conn, landed <-chan struct{}, refill b
 		switch {
 		case age >= p.maxAge:
 			stale = append(stale, s.conn) // the expiry timer is late
+			p.count.expired.Add(1)
 		case alive(s.conn):
 			conn = s.conn
+			p.count.used.Add(1)
 		default:
 			stale = append(stale, s.conn)
+			p.count.dead.Add(1)
 			p.closedAt(age)
 		}
 	}
@@ -272,6 +297,7 @@ func (p *pool) expire() {
 		p.spares = slices.Delete(p.spares, 0, 1)
 	}
 	p.target = max(1, p.target-len(old))
+	p.count.expired.Add(uint64(len(old)))
 	if !p.closed {
 		p.armLocked()
 	}

@@ -129,6 +129,9 @@ func TestPreconnectClosingBackend(t *testing.T) {
 	if pre := be.preconns.Load(); pre < n*9/10 {
 		t.Errorf("%d of %d sequential requests came on a pre-opened connection, want ≥ 90%%", pre, n)
 	}
+	if st := in.SpareStats(); st.Used < n*9/10 || st.Used+st.Missed > n || st.Dead != 0 {
+		t.Errorf("spare stats %+v after %d sequential requests: want ≥ 90%% used, none dead", st, n)
+	}
 	// Extra connections: the spares, at most the default 4 at a time.
 	if extra := be.accepts.Load() - be.requests.Load(); extra < 1 || extra > ingress.DefaultPreconnect {
 		t.Errorf("%d connections for %d requests: %d spares, want 1 to %d", be.accepts.Load(), be.requests.Load(), extra, ingress.DefaultPreconnect)
@@ -211,6 +214,9 @@ func TestPreconnectKeepAliveBackend(t *testing.T) {
 	// (Counting requests that came first on a connection opened before
 	// them says nothing here: the transport keeps a connection it dialed
 	// for a request that then found an idle one.)
+	if st := in.SpareStats(); st != (ingress.SpareStats{}) {
+		t.Errorf("spare stats %+v for a keep-alive instance, want all zero", st)
+	}
 }
 
 // TestPreconnectNeverUsesClosedSpare: an instance that closes
