@@ -407,20 +407,28 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (string, error) {
 
 // ensureImage pulls ref unless the engine has it.
 func (d *Driver) ensureImage(ctx context.Context, ref string) error {
-	_, err := d.cli.ImageInspect(ctx, ref)
+	return EnsureImage(ctx, d.cli, ref)
+}
+
+// EnsureImage pulls ref unless the engine cli talks to has it, as the
+// driver does before it creates a container; the error says why a pull
+// failed (the engine answers a failed pull 200, with the reason in its
+// progress stream).
+func EnsureImage(ctx context.Context, cli client.ImageAPIClient, ref string) error {
+	_, err := cli.ImageInspect(ctx, ref)
 	if err == nil {
 		return nil
 	}
 	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("docker: inspecting image %q: %w", ref, err)
 	}
-	rc, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
+	rc, err := cli.ImagePull(ctx, ref, image.PullOptions{})
 	if err == nil {
 		err = pullResult(rc)
 		rc.Close()
 	}
 	if err == nil {
-		if _, err = d.cli.ImageInspect(ctx, ref); err == nil {
+		if _, err = cli.ImageInspect(ctx, ref); err == nil {
 			return nil
 		}
 	}

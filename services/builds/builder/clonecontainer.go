@@ -2,20 +2,15 @@ package builder
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/image"
-
 	"github.com/slipwayhq/slipway/pkg/runtime"
+	"github.com/slipwayhq/slipway/pkg/runtime/docker"
 )
 
 // With Config.CloneImage, git runs as a container of that image on the
@@ -89,47 +84,17 @@ func (r *run) handOver() error {
 	return nil
 }
 
-// pullStreamError reads an image pull's stream to its end and returns the
-// error it reports, if any (the messages are those of a build's stream).
-func pullStreamError(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	for {
-		var m buildMessage
-		if err := dec.Decode(&m); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("reading the pull's progress: %w", err)
-		}
-		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return errors.New(m.ErrorDetail.Message)
-		}
-		if m.Error != "" {
-			return errors.New(m.Error)
-		}
-	}
-}
-
 // imageUser is the clone image's USER as uid and gid (the gid is the uid
 // when the USER names none). It must be numeric, so that no passwd file
 // of the image is trusted to name it, and not root.
 func (b *Builder) imageUser(ctx context.Context) (int, int, error) {
-	insp, err := b.cfg.Docker.ImageInspect(ctx, b.cfg.CloneImage)
-	if cerrdefs.IsNotFound(err) {
-		// Pulled as the docker driver would on Start. The reason a pull
-		// failed (refused, or an error message in its stream, which the
-		// engine answers 200) is what the operator needs, not the
-		// inspection's "not found" after it; it goes to the server's
-		// log (an internal error), never to the build's message.
-		rc, perr := b.cfg.Docker.ImagePull(ctx, b.cfg.CloneImage, image.PullOptions{})
-		if perr == nil {
-			perr = pullStreamError(rc)
-			rc.Close()
-		}
-		if perr != nil {
-			return 0, 0, internal(fmt.Errorf("clone image %s: not on the engine, and pulling it failed: %w", b.cfg.CloneImage, perr))
-		}
-		insp, err = b.cfg.Docker.ImageInspect(ctx, b.cfg.CloneImage)
+	// Pulled as the docker driver pulls on Start. Why a pull failed goes
+	// to the server's log (an internal error), never to the build's
+	// message.
+	if err := docker.EnsureImage(ctx, b.cfg.Docker, b.cfg.CloneImage); err != nil {
+		return 0, 0, internal(fmt.Errorf("clone image %s: %w", b.cfg.CloneImage, err))
 	}
+	insp, err := b.cfg.Docker.ImageInspect(ctx, b.cfg.CloneImage)
 	if err != nil {
 		return 0, 0, internal(fmt.Errorf("clone image %s: %w", b.cfg.CloneImage, err))
 	}
