@@ -97,18 +97,25 @@ func (e pollEnv) service(t *testing.T, db *sqldb.DB, owner string, reg *registry
 	return s, store
 }
 
+// polledRepo is a repository on the loopback git server with one commit
+// on main, and a registry holding one build service of it.
+func polledRepo(t *testing.T) (*gitserver.Repo, builds.ServiceKey, *registry) {
+	t.Helper()
+	repo := gitserver.New(t).Repo(t, "app")
+	repo.Commit(t, "main", "first", map[string]string{"index.html": "one"})
+	key := builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "site"}
+	reg := &registry{srcs: []builds.Source{{ServiceKey: key, Kind: "build", URL: repo.URL, Branch: "main",
+		Buildpack: &builds.Buildpack{Context: "/"}}}}
+	return repo, key, reg
+}
+
 // TestPollHonoursCISkipFlags: a commit found by polling whose message
 // carries a CI-skip flag is remembered as seen and not built, as a
 // webhook push of it would not be; the next commit builds. The git server
 // is the loopback one, read in the sandbox.
 func TestPollHonoursCISkipFlags(t *testing.T) {
 	ctx := context.Background()
-	gs := gitserver.New(t)
-	repo := gs.Repo(t, "app")
-	repo.Commit(t, "main", "first", map[string]string{"index.html": "one"})
-	key := builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "site"}
-	reg := &registry{srcs: []builds.Source{{ServiceKey: key, Kind: "build", URL: repo.URL, Branch: "main",
-		Buildpack: &builds.Buildpack{Context: "/"}}}}
+	repo, key, reg := polledRepo(t)
 	db := sqltest.Open(t, sqldb.SQLite, schema...)
 	svc, store := newPollEnv(t).service(t, db, "r1", reg, time.Now)
 	list := func() []builds.Build {
@@ -160,12 +167,7 @@ func (noMessages) Messages(context.Context, builds.Source, []builds.Ref) (map[st
 // it read them, rather than never building again.
 func TestPollBuildsWithoutMessages(t *testing.T) {
 	ctx := context.Background()
-	gs := gitserver.New(t)
-	repo := gs.Repo(t, "app")
-	repo.Commit(t, "main", "first", map[string]string{"index.html": "one"})
-	key := builds.ServiceKey{TeamID: "acme", ProjectID: "web", ServiceID: "site"}
-	reg := &registry{srcs: []builds.Source{{ServiceKey: key, Kind: "build", URL: repo.URL, Branch: "main",
-		Buildpack: &builds.Buildpack{Context: "/"}}}}
+	repo, key, reg := polledRepo(t)
 	env := newPollEnv(t)
 	env.engine = noMessages{env.engine.(builds.BuilderEngine)}
 	svc, store := env.service(t, sqltest.Open(t, sqldb.SQLite, schema...), "r1", reg, time.Now)
