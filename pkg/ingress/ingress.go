@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -484,7 +485,7 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.stats.requests.Add(1)
-	be := rt.pick(nil)
+	be := in.acquire(r.Host, rt, nil)
 	if be == nil {
 		rt.stats.http5xx.Add(1)
 		w.Header().Set("Retry-After", in.retryAfter)
@@ -501,7 +502,7 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// request that is safe to repeat and has no body (which was not read)
 	// goes to another ready instance, once.
 	if retryable(r) && isDialError(a.err) {
-		if next := rt.pick(be); next != nil {
+		if next := in.acquire(r.Host, rt, be); next != nil {
 			a.err = nil
 			in.forward(w, r, a, next)
 			if a.err == nil {
@@ -512,10 +513,41 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in.writeProxyError(w, r, a)
 }
 
-// forward proxies r to be, counting it in be's in-flight requests.
+// acquireTries bounds the picks of one request while Sets race it.
+const acquireTries = 8
+
+// acquire picks a backend of rt, not skip, and counts a request in flight
+// on it (forward releases it). A backend that Set removed between the
+// pick and the count may already have been found idle by a drain
+// (WaitIdle) and be stopping, with the request on its way to it (on a
+// pre-opened connection it would not even fail to connect, and be no
+// dial error to retry): so the count is made first and the current table
+// checked after it, and a backend no longer in it is released and the
+// pick made again from the current table. Nil when no backend is left.
+func (in *Ingress) acquire(host string, rt *route, skip *backend) *backend {
+	for range acquireTries {
+		be := rt.pick(skip)
+		if be == nil {
+			return nil
+		}
+		be.inFlight.Add(1)
+		cur := in.lookup(host)
+		if cur == rt || cur != nil && slices.Contains(cur.backends, be) {
+			return be
+		}
+		be.inFlight.Add(-1)
+		if cur == nil {
+			return nil
+		}
+		rt = cur
+	}
+	return nil
+}
+
+// forward proxies r to be, which acquire counted in flight, and releases
+// it.
 func (in *Ingress) forward(w http.ResponseWriter, r *http.Request, a *attempt, be *backend) {
 	a.backend = be
-	be.inFlight.Add(1)
 	defer be.inFlight.Add(-1)
 	in.proxy.ServeHTTP(w, r)
 }
